@@ -1,0 +1,824 @@
+// Config profile loader. A profile is what a network engineer edits at 3 a.m.;
+// every refusal therefore names file:line:column and the dotted setting, so the
+// fix never needs a look at this code. Validation happens here, once, so the
+// drivers and the data plane can trust every value they are handed.
+#include "config.h"
+
+// RTE_MAX_LCORE: an lcore id EAL cannot map must be refused here, not by a
+// confusing EAL failure at start-up.
+#include <rte_config.h>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <utility>
+
+namespace stentor::control {
+namespace {
+
+constexpr unsigned max_ports = 4;               // fan-out shards index ports in a small fixed array
+constexpr unsigned max_queues = 64;
+constexpr unsigned min_desc = 64;
+constexpr unsigned max_desc = 16384;            // largest ring the supported PMDs accept
+constexpr unsigned min_mtu = 68;                // RFC 791 minimum
+constexpr unsigned max_mtu = 9600;              // common jumbo limit across NICs
+constexpr unsigned max_line_rate_mbps = 800000;
+constexpr unsigned max_tier = 3;
+constexpr size_t min_token_len = 16;            // a shorter bearer token is guessable
+constexpr int64_t u32_max = std::numeric_limits<uint32_t>::max();
+
+// ---------------------------------------------------------------------------
+// Error reporting
+
+class context {
+public:
+    explicit context(std::string file) : file_(std::move(file)) {}
+
+    [[noreturn]] void fail(const toml::source_region& where, std::string_view setting,
+                           std::string_view what) const {
+        // Nodes toml++ did not read from text have line 0; clamp so the
+        // message keeps the file:line:col shape tools and tests rely on.
+        const auto line = std::max<uint32_t>(where.begin.line, 1);
+        const auto col = std::max<uint32_t>(where.begin.column, 1);
+        throw config_error(fmt::format("{}:{}:{}: {}: {}", file_, line, col, setting, what));
+    }
+
+    [[noreturn]] void fail(const toml::node& where, std::string_view setting,
+                           std::string_view what) const {
+        fail(where.source(), setting, what);
+    }
+
+private:
+    std::string file_;
+};
+
+std::string join(std::string_view parent, std::string_view key) {
+    if (parent.empty()) return std::string(key);
+    return fmt::format("{}.{}", parent, key);
+}
+
+std::string index(std::string_view parent, size_t i) { return fmt::format("{}[{}]", parent, i); }
+
+const char* type_name(toml::node_type t) {
+    switch (t) {
+        case toml::node_type::table: return "a table";
+        case toml::node_type::array: return "an array";
+        case toml::node_type::string: return "a string";
+        case toml::node_type::integer: return "an integer";
+        case toml::node_type::floating_point: return "a float";
+        case toml::node_type::boolean: return "a boolean";
+        case toml::node_type::date: return "a date";
+        case toml::node_type::time: return "a time";
+        case toml::node_type::date_time: return "a date-time";
+        case toml::node_type::none: break;
+    }
+    return "nothing";
+}
+
+[[noreturn]] void wrong_type(const context& c, const toml::node& n, std::string_view path,
+                             std::string_view expected) {
+    c.fail(n, path, fmt::format("expected {}, found {}", expected, type_name(n.type())));
+}
+
+int64_t read_int(const context& c, const toml::node& n, std::string_view path, int64_t min,
+                 int64_t max) {
+    const auto* v = n.as_integer();
+    if (v == nullptr) wrong_type(c, n, path, "an integer");
+    const int64_t x = v->get();
+    if (x < min || x > max) c.fail(n, path, fmt::format("{} is out of range {}..{}", x, min, max));
+    return x;
+}
+
+std::string read_string(const context& c, const toml::node& n, std::string_view path) {
+    const auto* v = n.as_string();
+    if (v == nullptr) wrong_type(c, n, path, "a string");
+    return v->get();
+}
+
+bool read_bool(const context& c, const toml::node& n, std::string_view path) {
+    const auto* v = n.as_boolean();
+    if (v == nullptr) wrong_type(c, n, path, "a boolean (true or false)");
+    return v->get();
+}
+
+// One TOML table with the set of keys it may hold. Unknown keys are refused
+// at construction: a misspelt setting silently falling back to its default is
+// the worst kind of config bug.
+class table_reader {
+public:
+    table_reader(const context& c, const toml::table& t, const toml::source_region& where,
+                 std::string path, std::initializer_list<std::string_view> allowed)
+        : c_(c), t_(t), where_(where), path_(std::move(path)) {
+        const toml::key* unknown = nullptr;
+        for (auto&& [k, v] : t_) {
+            (void)v;
+            if (std::find(allowed.begin(), allowed.end(), k.str()) != allowed.end()) continue;
+            // toml++ iterates in key order; report the first unknown key in
+            // the file so the message matches what the reader sees first.
+            const auto& s = k.source().begin;
+            if (unknown == nullptr || s.line < unknown->source().begin.line ||
+                (s.line == unknown->source().begin.line && s.column < unknown->source().begin.column))
+                unknown = &k;
+        }
+        if (unknown != nullptr) {
+            std::string known;
+            for (auto a : allowed) known += (known.empty() ? "" : ", ") + std::string(a);
+            c_.fail(unknown->source(), key_path(unknown->str()),
+                    fmt::format("unknown setting (known here: {})", known));
+        }
+    }
+
+    const std::string& path() const { return path_; }
+    std::string key_path(std::string_view k) const { return join(path_, k); }
+    const toml::node* find(std::string_view k) const { return t_.get(k); }
+
+    // Where to point for a setting: the value if present, else the enclosing table.
+    toml::source_region where(std::string_view k) const {
+        const auto* n = find(k);
+        return n != nullptr ? n->source() : where_;
+    }
+    const toml::source_region& where() const { return where_; }
+
+    const toml::node& require(std::string_view k) const {
+        const auto* n = find(k);
+        if (n == nullptr) c_.fail(where_, key_path(k), "required setting is missing");
+        return *n;
+    }
+
+    template <class T>
+    void opt_uint(std::string_view k, T& out, int64_t min, int64_t max) const {
+        if (const auto* n = find(k)) out = static_cast<T>(read_int(c_, *n, key_path(k), min, max));
+    }
+    template <class T>
+    T req_uint(std::string_view k, int64_t min, int64_t max) const {
+        return static_cast<T>(read_int(c_, require(k), key_path(k), min, max));
+    }
+    void opt_string(std::string_view k, std::string& out) const {
+        if (const auto* n = find(k)) out = read_string(c_, *n, key_path(k));
+    }
+    std::string req_string(std::string_view k) const {
+        return read_string(c_, require(k), key_path(k));
+    }
+    void opt_bool(std::string_view k, bool& out) const {
+        if (const auto* n = find(k)) out = read_bool(c_, *n, key_path(k));
+    }
+
+    [[noreturn]] void fail(std::string_view k, std::string_view what) const {
+        c_.fail(where(k), key_path(k), what);
+    }
+
+private:
+    const context& c_;
+    const toml::table& t_;
+    toml::source_region where_;
+    std::string path_;
+};
+
+// A [section] of the root; an absent section reads as an empty table so its
+// defaults apply and missing required keys point at the enclosing (root) table.
+table_reader section(const context& c, const toml::table& root, std::string_view name,
+                     std::initializer_list<std::string_view> allowed) {
+    static const toml::table empty;
+    const auto* n = root.get(name);
+    if (n == nullptr) return table_reader(c, empty, root.source(), std::string(name), allowed);
+    const auto* t = n->as_table();
+    if (t == nullptr) wrong_type(c, *n, name, fmt::format("a table ([{}])", name));
+    return table_reader(c, *t, t->source(), std::string(name), allowed);
+}
+
+// [[name]] arrays of tables (also accepted inline: name = [{...}, {...}]).
+void for_each_table(const context& c, const toml::node* n, std::string_view path,
+                    const std::function<void(const toml::table&, const std::string&, size_t)>& fn) {
+    if (n == nullptr) return;
+    const auto* arr = n->as_array();
+    if (arr == nullptr) wrong_type(c, *n, path, fmt::format("an array of tables ([[{}]])", path));
+    for (size_t i = 0; i < arr->size(); ++i) {
+        const auto& e = *arr->get(i);
+        const auto p = index(path, i);
+        const auto* t = e.as_table();
+        if (t == nullptr) wrong_type(c, e, p, "a table");
+        fn(*t, p, i);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Lcore lists: [1, 2, 3] or "1-3,6"
+
+struct lcore_list {
+    std::vector<unsigned> ids;
+    std::vector<toml::source_region> where;  // per id, for consistency errors
+    std::vector<std::string> paths;          // per id: "x[2]" for arrays, "x" for strings
+
+    bool contains(unsigned id) const { return std::find(ids.begin(), ids.end(), id) != ids.end(); }
+};
+
+std::optional<unsigned> parse_uint(std::string_view s) {
+    unsigned v = 0;
+    if (s.empty()) return std::nullopt;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+lcore_list read_lcores(const context& c, const toml::node& n, const std::string& path) {
+    lcore_list out;
+    auto add = [&](unsigned id, const toml::source_region& where, const std::string& p) {
+        if (id >= RTE_MAX_LCORE)
+            c.fail(where, p, fmt::format("lcore {} is out of range 0..{}", id, RTE_MAX_LCORE - 1));
+        if (out.contains(id)) c.fail(where, p, fmt::format("lcore {} is listed twice", id));
+        out.ids.push_back(id);
+        out.where.push_back(where);
+        out.paths.push_back(p);
+    };
+    if (const auto* s = n.as_string()) {
+        const std::string_view text = s->get();
+        if (trim(text).empty()) return out;
+        size_t start = 0;
+        while (start <= text.size()) {
+            size_t comma = text.find(',', start);
+            if (comma == std::string_view::npos) comma = text.size();
+            const auto item = trim(text.substr(start, comma - start));
+            const auto dash = item.find('-');
+            auto lo = parse_uint(trim(item.substr(0, dash)));
+            auto hi = dash == std::string_view::npos ? lo : parse_uint(trim(item.substr(dash + 1)));
+            if (!lo || !hi)
+                c.fail(n, path, fmt::format("malformed lcore list \"{}\" (expected e.g. \"0-3,6\")", text));
+            if (*lo > *hi)
+                c.fail(n, path, fmt::format("lcore range \"{}\" runs backwards", item));
+            if (*hi >= RTE_MAX_LCORE)
+                c.fail(n, path, fmt::format("lcore {} is out of range 0..{}", *hi, RTE_MAX_LCORE - 1));
+            for (unsigned id = *lo; id <= *hi; ++id) add(id, n.source(), path);
+            start = comma + 1;
+        }
+        return out;
+    }
+    const auto* arr = n.as_array();
+    if (arr == nullptr) wrong_type(c, n, path, "an array of lcore ids or a range string like \"0-3,6\"");
+    for (size_t i = 0; i < arr->size(); ++i) {
+        const auto& e = *arr->get(i);
+        const auto p = index(path, i);
+        add(static_cast<unsigned>(read_int(c, e, p, 0, RTE_MAX_LCORE - 1)), e.source(), p);
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------
+// Addresses
+
+constexpr uint32_t mask_of(unsigned prefix) {
+    return prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+}
+
+// /31 and /32 have no network or broadcast address (RFC 3021).
+constexpr bool has_broadcast(unsigned prefix) { return prefix <= 30; }
+
+std::string cidr(uint32_t ip, unsigned prefix) {
+    return fmt::format("{}/{}", format_ipv4(ip & mask_of(prefix)), prefix);
+}
+
+// Reasons an address can never be a unicast peer, independent of the profile.
+std::optional<std::string> special_address(uint32_t ip) {
+    if (ip == 0) return "unspecified address 0.0.0.0";
+    if ((ip >> 24) == 0) return "'this network' address (0.0.0.0/8)";
+    if ((ip >> 24) == 127) return "loopback address (127.0.0.0/8)";
+    if (ip == 0xffffffffu) return "limited broadcast address 255.255.255.255";
+    if ((ip >> 28) == 0xe) return "multicast address (224.0.0.0/4)";
+    if ((ip >> 28) == 0xf) return "reserved class E address (240.0.0.0/4)";
+    if ((ip >> 16) == 0xa9fe) return "link-local address (169.254.0.0/16)";
+    return std::nullopt;
+}
+
+uint32_t read_ipv4(const context& c, const toml::node& n, const std::string& path) {
+    const auto s = read_string(c, n, path);
+    const auto ip = parse_ipv4(s);
+    if (!ip) c.fail(n, path, fmt::format("\"{}\" is not a dotted-quad IPv4 address", s));
+    return *ip;
+}
+
+std::optional<std::array<uint8_t, 6>> parse_mac(std::string_view s) {
+    // Exactly "xx:xx:xx:xx:xx:xx": the one spelling ip(8) and DPDK logs print.
+    if (s.size() != 17) return std::nullopt;
+    std::array<uint8_t, 6> mac{};
+    for (size_t i = 0; i < 6; ++i) {
+        if (i > 0 && s[i * 3 - 1] != ':') return std::nullopt;
+        const char* b = s.data() + i * 3;
+        unsigned v = 0;
+        auto [p, ec] = std::from_chars(b, b + 2, v, 16);
+        if (ec != std::errc() || p != b + 2) return std::nullopt;
+        mac[i] = static_cast<uint8_t>(v);
+    }
+    return mac;
+}
+
+// PCI address as DPDK's -a takes it: [DDDD:]BB:DD.F (hex).
+bool valid_pci(std::string_view s) {
+    auto hex = [](std::string_view h, size_t n) {
+        return h.size() == n && std::all_of(h.begin(), h.end(), [](char ch) {
+                   return std::isxdigit(static_cast<unsigned char>(ch)) != 0;
+               });
+    };
+    const auto dot = s.rfind('.');
+    if (dot == std::string_view::npos || !hex(s.substr(dot + 1), 1) || s[dot + 1] > '7') return false;
+    const auto head = s.substr(0, dot);
+    const auto c2 = head.rfind(':');
+    if (c2 == std::string_view::npos || !hex(head.substr(c2 + 1), 2)) return false;
+    const auto bus = head.substr(0, c2);
+    const auto c1 = bus.rfind(':');
+    if (c1 == std::string_view::npos) return hex(bus, 2);
+    return hex(bus.substr(c1 + 1), 2) && hex(bus.substr(0, c1), 4);
+}
+
+bool valid_log_level(std::string_view s) {
+    static constexpr std::string_view levels[] = {"emergency", "alert", "critical", "error",
+                                                  "warning",   "notice", "info",    "debug"};
+    // DPDK also takes "pattern:level" (e.g. "pmd.net.af_packet:debug").
+    const auto colon = s.rfind(':');
+    if (colon != std::string_view::npos) {
+        if (colon == 0) return false;
+        s = s.substr(colon + 1);
+    }
+    return std::find(std::begin(levels), std::end(levels), s) != std::end(levels);
+}
+
+std::string vdev_name(std::string_view spec) { return std::string(spec.substr(0, spec.find(','))); }
+
+// ---------------------------------------------------------------------------
+// Sections
+
+void read_eal(const context& c, const toml::table& root, eal_config& eal) {
+    const auto r = section(c, root, "eal",
+                           {"lcores", "main_lcore", "memory_mb", "hugepages", "file_prefix",
+                            "pci_allow", "vdevs", "mbufs", "mbuf_cache", "log_level"});
+    const auto& lcores_node = r.require("lcores");
+    eal.lcores = read_lcores(c, lcores_node, r.key_path("lcores")).ids;
+    if (eal.lcores.empty()) c.fail(lcores_node, "eal.lcores", "needs at least one lcore");
+
+    r.opt_uint("main_lcore", eal.main_lcore, 0, RTE_MAX_LCORE - 1);
+    if (std::find(eal.lcores.begin(), eal.lcores.end(), eal.main_lcore) == eal.lcores.end())
+        r.fail("main_lcore", fmt::format("main lcore {} is not in eal.lcores", eal.main_lcore));
+
+    // Below 64 MB EAL cannot fit its own structures plus one mempool.
+    r.opt_uint("memory_mb", eal.memory_mb, 64, u32_max);
+    r.opt_bool("hugepages", eal.hugepages);
+
+    r.opt_string("file_prefix", eal.file_prefix);
+    // The prefix becomes a path component under /var/run/dpdk; keep it a plain name.
+    if (eal.file_prefix.empty() || eal.file_prefix.size() > 64 ||
+        !std::all_of(eal.file_prefix.begin(), eal.file_prefix.end(), [](char ch) {
+            return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '_' ||
+                   ch == '.';
+        }))
+        r.fail("file_prefix", "must be 1..64 characters of [A-Za-z0-9._-]");
+
+    auto read_strings = [&](std::string_view key, std::vector<std::string>& out,
+                            const std::function<void(const toml::node&, const std::string&,
+                                                     const std::string&)>& check) {
+        const auto* n = r.find(key);
+        if (n == nullptr) return;
+        const auto path = r.key_path(key);
+        const auto* arr = n->as_array();
+        if (arr == nullptr) wrong_type(c, *n, path, "an array of strings");
+        for (size_t i = 0; i < arr->size(); ++i) {
+            const auto& e = *arr->get(i);
+            const auto p = index(path, i);
+            auto s = read_string(c, e, p);
+            check(e, p, s);
+            out.push_back(std::move(s));
+        }
+    };
+    read_strings("pci_allow", eal.pci_allow, [&](const toml::node& e, const std::string& p,
+                                                 const std::string& s) {
+        if (!valid_pci(s))
+            c.fail(e, p, fmt::format("\"{}\" is not a PCI address (expected e.g. \"0000:3b:00.0\")", s));
+        if (std::find(eal.pci_allow.begin(), eal.pci_allow.end(), s) != eal.pci_allow.end())
+            c.fail(e, p, fmt::format("PCI address {} is listed twice", s));
+    });
+    read_strings("vdevs", eal.vdevs, [&](const toml::node& e, const std::string& p,
+                                         const std::string& s) {
+        const auto name = vdev_name(s);
+        if (name.empty()) c.fail(e, p, "vdev spec needs a driver name before the first ','");
+        for (const auto& v : eal.vdevs)
+            if (vdev_name(v) == name) c.fail(e, p, fmt::format("vdev {} is listed twice", name));
+    });
+    // Without hugepages PCI NICs still work through vfio (--no-huge), so only
+    // an empty device set is refused: EAL would start with nothing to forward on.
+    if (eal.pci_allow.empty() && eal.vdevs.empty())
+        c.fail(r.where(), "eal", "no ports to drive: eal.pci_allow and eal.vdevs are both empty");
+
+    // DPDK sizes pools best at 2^n - 1, but any count works; the floor keeps
+    // RX rings plus per-lcore caches from starving the pool at start.
+    r.opt_uint("mbufs", eal.mbufs, 1024, u32_max);
+    r.opt_uint("mbuf_cache", eal.mbuf_cache, 0, 512);  // RTE_MEMPOOL_CACHE_MAX_SIZE
+
+    r.opt_string("log_level", eal.log_level);
+    if (!valid_log_level(eal.log_level))
+        r.fail("log_level", fmt::format("\"{}\" is not a DPDK log level (emergency, alert, critical, "
+                                        "error, warning, notice, info, debug, or pattern:level)",
+                                        eal.log_level));
+}
+
+void read_dataplane(const context& c, const toml::table& root, const eal_config& eal,
+                    dataplane_config& dp) {
+    const auto r = section(c, root, "dataplane",
+                           {"rx_lcores", "fanout_lcores", "service_lcores", "burst",
+                            "frame_deadline_us", "tx_drain_us", "stats_interval_s"});
+    const auto& rx_node = r.require("rx_lcores");
+    const auto rx = read_lcores(c, rx_node, r.key_path("rx_lcores"));
+    if (rx.ids.empty()) c.fail(rx_node, "dataplane.rx_lcores", "no rx lcore: ingress needs at least one");
+    const auto& fo_node = r.require("fanout_lcores");
+    const auto fo = read_lcores(c, fo_node, r.key_path("fanout_lcores"));
+    if (fo.ids.empty())
+        c.fail(fo_node, "dataplane.fanout_lcores", "no fanout lcore: fan-out needs at least one");
+    lcore_list sv;
+    if (const auto* n = r.find("service_lcores")) sv = read_lcores(c, *n, r.key_path("service_lcores"));
+
+    const lcore_list* roles[] = {&rx, &fo, &sv};
+    // The main lcore runs the control plane; a worker loop there would starve the API and RCU.
+    for (const auto* l : roles)
+        for (size_t i = 0; i < l->ids.size(); ++i)
+            if (l->ids[i] == eal.main_lcore)
+                c.fail(l->where[i], l->paths[i],
+                       fmt::format("lcore {} is the main lcore (control plane); it cannot be a worker",
+                                   l->ids[i]));
+    std::set<unsigned> workers;
+    for (const auto* l : roles) workers.insert(l->ids.begin(), l->ids.end());
+    if (workers.size() > eal.lcores.size() - 1)
+        c.fail(r.where(), "dataplane",
+               fmt::format("{} lcores have worker roles but eal.lcores has only {} besides the main lcore",
+                           workers.size(), eal.lcores.size() - 1));
+    for (const auto* l : roles)
+        for (size_t i = 0; i < l->ids.size(); ++i)
+            if (std::find(eal.lcores.begin(), eal.lcores.end(), l->ids[i]) == eal.lcores.end())
+                c.fail(l->where[i], l->paths[i], fmt::format("lcore {} is not in eal.lcores", l->ids[i]));
+    // Service lcores are handed to DPDK's service-core framework, which then
+    // owns them; they cannot also run the rx/fan-out loops.
+    for (size_t i = 0; i < sv.ids.size(); ++i)
+        if (rx.contains(sv.ids[i]) || fo.contains(sv.ids[i]))
+            c.fail(sv.where[i], sv.paths[i],
+                   fmt::format("lcore {} is already an rx or fanout lcore", sv.ids[i]));
+    dp.rx_lcores = rx.ids;
+    dp.fanout_lcores = fo.ids;
+    dp.service_lcores = sv.ids;
+
+    r.opt_uint("burst", dp.burst, 1, 256);
+    // A deadline shorter than 1 ms would abandon almost every replica of a
+    // large session; longer than 1 s is no longer live audio.
+    r.opt_uint("frame_deadline_us", dp.frame_deadline_us, 1000, 1000000);
+    r.opt_uint("tx_drain_us", dp.tx_drain_us, 1, 100000);
+    r.opt_uint("stats_interval_s", dp.stats_interval_s, 0, 86400);
+}
+
+void read_ingress(const context& c, const toml::table& root, ingress_config& in) {
+    const auto r = section(c, root, "ingress", {"udp_port_min", "udp_port_max"});
+    r.opt_uint("udp_port_min", in.udp_port_min, 1, 65535);
+    r.opt_uint("udp_port_max", in.udp_port_max, 1, 65535);
+    if (in.udp_port_min > in.udp_port_max)
+        r.fail("udp_port_min", fmt::format("{} is greater than ingress.udp_port_max {}",
+                                           in.udp_port_min, in.udp_port_max));
+}
+
+void read_limits(const context& c, const toml::table& root, limits_config& l) {
+    const auto r = section(c, root, "limits",
+                           {"max_sessions", "max_speakers", "max_listeners",
+                            "max_listeners_per_session", "max_neighbours", "join_rate_per_s",
+                            "headroom_pct"});
+    r.opt_uint("max_sessions", l.max_sessions, 1, u32_max);
+    r.opt_uint("max_speakers", l.max_speakers, 1, u32_max);
+    r.opt_uint("max_listeners", l.max_listeners, 1, u32_max);
+    r.opt_uint("max_listeners_per_session", l.max_listeners_per_session, 1, u32_max);
+    r.opt_uint("max_neighbours", l.max_neighbours, 1, u32_max);
+    r.opt_uint("join_rate_per_s", l.join_rate_per_s, 1, u32_max);
+    // More than 90 % headroom leaves so little capacity that admission would
+    // refuse nearly everything; it is almost certainly a typo.
+    r.opt_uint("headroom_pct", l.headroom_pct, 0, 90);
+    if (l.max_listeners_per_session > l.max_listeners)
+        r.fail("max_listeners_per_session",
+               fmt::format("{} is greater than limits.max_listeners {}", l.max_listeners_per_session,
+                           l.max_listeners));
+}
+
+void read_api(const context& c, const toml::table& root, api_config& api) {
+    const auto r = section(c, root, "api", {"listen", "token"});
+    if (const auto* n = r.find("listen")) {
+        const auto path = r.key_path("listen");
+        const auto s = read_string(c, *n, path);
+        const auto colon = s.rfind(':');
+        const auto addr = colon == std::string::npos ? std::optional<uint32_t>{}
+                                                     : parse_ipv4(std::string_view(s).substr(0, colon));
+        const auto port = colon == std::string::npos ? std::optional<unsigned>{}
+                                                     : parse_uint(std::string_view(s).substr(colon + 1));
+        if (!addr || !port)
+            c.fail(*n, path, fmt::format("\"{}\" is not ADDRESS:PORT (e.g. \"127.0.0.1:8080\")", s));
+        if (*port > 65535) c.fail(*n, path, fmt::format("port {} is out of range 0..65535", *port));
+        api.listen_addr = format_ipv4(*addr);
+        api.listen_port = *port;
+    }
+    r.opt_string("token", api.token);
+    // The API can add listeners, i.e. point the relay's traffic anywhere; it
+    // must not be reachable with a guessable token. Port 0 disables it.
+    if (api.listen_port != 0 && api.token.size() < min_token_len)
+        r.fail("token", fmt::format("the API token must be at least {} characters (or set api.listen "
+                                    "port to 0 to disable the API)",
+                                    min_token_len));
+    if (!std::all_of(api.token.begin(), api.token.end(), [](char ch) { return ch > ' ' && ch < 0x7f; }))
+        r.fail("token", "the API token must be printable ASCII without spaces (it travels in an HTTP header)");
+}
+
+void read_port(const context& c, const table_reader& r, const profile& p, port_config& port) {
+    port.name = r.req_string("name");
+    if (port.name.empty()) r.fail("name", "must not be empty");
+    for (const auto& other : p.ports)
+        if (other.name == port.name) r.fail("name", fmt::format("port name \"{}\" is used twice", port.name));
+
+    port.device = r.req_string("device");
+    const bool is_vdev = std::any_of(p.eal.vdevs.begin(), p.eal.vdevs.end(),
+                                     [&](const std::string& v) { return vdev_name(v) == port.device; });
+    const bool is_pci = std::find(p.eal.pci_allow.begin(), p.eal.pci_allow.end(), port.device) !=
+                        p.eal.pci_allow.end();
+    if (!is_vdev && !is_pci)
+        r.fail("device", fmt::format("\"{}\" is neither a vdev name in eal.vdevs nor an address in "
+                                     "eal.pci_allow",
+                                     port.device));
+    for (const auto& other : p.ports)
+        if (other.device == port.device)
+            r.fail("device", fmt::format("device {} is already used by port \"{}\"", port.device, other.name));
+
+    r.opt_uint("rx_queues", port.rx_queues, 1, max_queues);
+    r.opt_uint("tx_queues", port.tx_queues, 1, max_queues);
+    // Each fan-out lcore owns one TX queue on every port so TX needs no lock.
+    if (port.tx_queues < p.dataplane.fanout_lcores.size())
+        r.fail("tx_queues", fmt::format("{} TX queues for {} fanout lcores; each fanout lcore owns one",
+                                        port.tx_queues, p.dataplane.fanout_lcores.size()));
+    for (const char* key : {"rx_desc", "tx_desc"}) {
+        unsigned& d = std::string_view(key) == "rx_desc" ? port.rx_desc : port.tx_desc;
+        r.opt_uint(key, d, min_desc, max_desc);
+        // PMDs round or refuse other sizes; refuse here with a clear message.
+        if ((d & (d - 1)) != 0) r.fail(key, fmt::format("{} is not a power of two", d));
+    }
+    r.opt_uint("mtu", port.mtu, min_mtu, max_mtu);
+
+    const auto& ip_node = r.require("ipv4");
+    const auto ip_path = r.key_path("ipv4");
+    const auto ip_text = read_string(c, ip_node, ip_path);
+    const auto slash = ip_text.find('/');
+    const auto ip = slash == std::string::npos ? std::optional<uint32_t>{}
+                                               : parse_ipv4(std::string_view(ip_text).substr(0, slash));
+    const auto prefix = slash == std::string::npos ? std::optional<unsigned>{}
+                                                   : parse_uint(std::string_view(ip_text).substr(slash + 1));
+    if (!ip || !prefix)
+        c.fail(ip_node, ip_path,
+               fmt::format("\"{}\" is not ADDRESS/PREFIX (e.g. \"198.18.0.1/24\")", ip_text));
+    if (*prefix < 1 || *prefix > 32)
+        c.fail(ip_node, ip_path, fmt::format("prefix length {} is out of range 1..32", *prefix));
+    if (auto why = special_address(*ip))
+        c.fail(ip_node, ip_path, fmt::format("{} cannot be the relay's address", *why));
+    const uint32_t mask = mask_of(*prefix);
+    if (has_broadcast(*prefix) && (*ip & ~mask) == 0)
+        c.fail(ip_node, ip_path, fmt::format("{} is the network address of {}", format_ipv4(*ip), cidr(*ip, *prefix)));
+    if (has_broadcast(*prefix) && (*ip | mask) == 0xffffffffu)
+        c.fail(ip_node, ip_path,
+               fmt::format("{} is the broadcast address of {}", format_ipv4(*ip), cidr(*ip, *prefix)));
+    // Overlapping subnets would make the egress port of a listener ambiguous.
+    for (const auto& other : p.ports) {
+        const uint32_t m = mask_of(std::min(*prefix, other.prefix_len));
+        if ((*ip & m) == (other.ipv4 & m))
+            c.fail(ip_node, ip_path,
+                   fmt::format("subnet {} overlaps port \"{}\" subnet {}", cidr(*ip, *prefix), other.name,
+                               cidr(other.ipv4, other.prefix_len)));
+    }
+    port.ipv4 = *ip;
+    port.prefix_len = *prefix;
+
+    if (const auto* n = r.find("gateway")) {
+        const auto path = r.key_path("gateway");
+        const auto gw = read_ipv4(c, *n, path);
+        // The gateway is resolved by ARP on this port, so it must be on-link.
+        if ((gw & mask) != (*ip & mask))
+            c.fail(*n, path, fmt::format("{} is outside the port's subnet {}", format_ipv4(gw), cidr(*ip, *prefix)));
+        if (gw == *ip) c.fail(*n, path, "the gateway cannot be the port's own address");
+        if (has_broadcast(*prefix) && ((gw & ~mask) == 0 || (gw | mask) == 0xffffffffu))
+            c.fail(*n, path, fmt::format("{} is the network or broadcast address of {}", format_ipv4(gw),
+                                         cidr(*ip, *prefix)));
+        port.gateway = gw;
+    }
+    if (const auto* n = r.find("mac")) {
+        const auto path = r.key_path("mac");
+        const auto s = read_string(c, *n, path);
+        const auto mac = parse_mac(s);
+        if (!mac) c.fail(*n, path, fmt::format("\"{}\" is not a MAC address like \"02:00:00:00:00:01\"", s));
+        if (((*mac)[0] & 1) != 0) c.fail(*n, path, fmt::format("{} is a multicast MAC address", s));
+        if (std::all_of(mac->begin(), mac->end(), [](uint8_t b) { return b == 0; }))
+            c.fail(*n, path, "the all-zero MAC address cannot be a port address");
+        port.mac = mac;
+    }
+    r.opt_uint("line_rate_mbps", port.line_rate_mbps, 0, max_line_rate_mbps);
+}
+
+void read_ports(const context& c, const toml::table& root, profile& p) {
+    const auto* n = root.get("port");
+    for_each_table(c, n, "port", [&](const toml::table& t, const std::string& path, size_t i) {
+        if (i >= max_ports)
+            c.fail(t.source(), path, fmt::format("at most {} ports are supported", max_ports));
+        const table_reader r(c, t, t.source(), path,
+                             {"name", "device", "rx_queues", "tx_queues", "rx_desc", "tx_desc", "mtu",
+                              "ipv4", "gateway", "mac", "line_rate_mbps"});
+        port_config port;
+        read_port(c, r, p, port);
+        p.ports.push_back(std::move(port));
+    });
+    if (p.ports.empty())
+        c.fail(n != nullptr ? n->source() : root.source(), "port",
+               "no ports: define at least one [[port]]");
+}
+
+void read_sessions(const context& c, const toml::table& root, profile& p) {
+    size_t speakers_total = 0;
+    size_t listeners_total = 0;
+    const bool has_gateway = std::any_of(p.ports.begin(), p.ports.end(),
+                                         [](const port_config& pc) { return pc.gateway.has_value(); });
+
+    auto peer_ip = [&](const table_reader& r, std::string_view role) {
+        const auto path = r.key_path("ip");
+        const auto& n = r.require("ip");
+        const auto ip = read_ipv4(c, n, path);
+        if (auto why = check_listener_ip(ip, p))
+            c.fail(n, path, fmt::format("{} address {} refused: {}", role, format_ipv4(ip), *why));
+        return ip;
+    };
+
+    for_each_table(c, root.get("session"), "session", [&](const toml::table& t, const std::string& path, size_t i) {
+        const table_reader r(c, t, t.source(), path,
+                             {"id", "name", "mode", "udp_port", "max_listeners", "recording", "speaker",
+                              "listener"});
+        if (i >= p.limits.max_sessions)
+            c.fail(t.source(), path, fmt::format("more than limits.max_sessions {} sessions", p.limits.max_sessions));
+        session_config s;
+        s.id = r.req_uint<uint32_t>("id", 1, u32_max);
+        for (size_t j = 0; j < p.sessions.size(); ++j)
+            if (p.sessions[j].id == s.id)
+                r.fail("id", fmt::format("duplicate session id {} (also session[{}])", s.id, j));
+        s.name = fmt::format("session-{}", s.id);
+        r.opt_string("name", s.name);
+        if (s.name.empty()) r.fail("name", "must not be empty");
+        r.opt_string("mode", s.mode);
+        if (s.mode != "forward" && s.mode != "mix")
+            r.fail("mode", fmt::format("\"{}\" is not a mode (forward or mix)", s.mode));
+        s.udp_port = r.req_uint<unsigned>("udp_port", 1, 65535);
+        if (s.udp_port < p.ingress.udp_port_min || s.udp_port > p.ingress.udp_port_max)
+            r.fail("udp_port", fmt::format("{} is outside the ingress range {}..{}", s.udp_port,
+                                           p.ingress.udp_port_min, p.ingress.udp_port_max));
+        // The UDP destination port is how ingress finds the session.
+        for (size_t j = 0; j < p.sessions.size(); ++j)
+            if (p.sessions[j].udp_port == s.udp_port)
+                r.fail("udp_port", fmt::format("udp_port {} is already used by session[{}]", s.udp_port, j));
+        r.opt_uint("max_listeners", s.max_listeners, 0, p.limits.max_listeners_per_session);
+        r.opt_bool("recording", s.recording);
+
+        for_each_table(c, r.find("speaker"), r.key_path("speaker"),
+                       [&](const toml::table& st, const std::string& sp, size_t) {
+            const table_reader sr(c, st, st.source(), sp, {"ip", "port", "ssrc"});
+            speaker_config spk;
+            spk.ip = peer_ip(sr, "speaker");
+            spk.port = sr.req_uint<unsigned>("port", 1, 65535);
+            if (const auto* n = sr.find("ssrc"))
+                spk.ssrc = static_cast<uint32_t>(read_int(c, *n, sr.key_path("ssrc"), 0, u32_max));
+            for (const auto& o : s.speakers)
+                if (o.ip == spk.ip && o.port == spk.port)
+                    c.fail(st.source(), sp, fmt::format("duplicate speaker {}:{}", format_ipv4(spk.ip), spk.port));
+            s.speakers.push_back(spk);
+        });
+        speakers_total += s.speakers.size();
+        if (speakers_total > p.limits.max_speakers)
+            c.fail(t.source(), path, fmt::format("static speakers exceed limits.max_speakers {}", p.limits.max_speakers));
+
+        const unsigned cap = s.max_listeners != 0 ? s.max_listeners : p.limits.max_listeners_per_session;
+        std::set<std::pair<uint32_t, unsigned>> seen;
+        for_each_table(c, r.find("listener"), r.key_path("listener"),
+                       [&](const toml::table& lt, const std::string& lp, size_t li) {
+            if (li >= cap)
+                c.fail(lt.source(), r.key_path("listener"),
+                       fmt::format("more static listeners than the session's max_listeners {}", cap));
+            const table_reader lr(c, lt, lt.source(), lp, {"ip", "port", "tier"});
+            listener_config l;
+            l.ip = peer_ip(lr, "listener");
+            // A listener neither on a port subnet nor behind a gateway could
+            // never be reached; refuse instead of dropping its audio silently.
+            const bool on_link = std::any_of(p.ports.begin(), p.ports.end(), [&](const port_config& pc) {
+                return (l.ip & mask_of(pc.prefix_len)) == (pc.ipv4 & mask_of(pc.prefix_len));
+            });
+            if (!on_link && !has_gateway)
+                lr.fail("ip", fmt::format("{} is on no port's subnet and no port has a gateway",
+                                          format_ipv4(l.ip)));
+            l.port = lr.req_uint<unsigned>("port", 1, 65535);
+            lr.opt_uint("tier", l.tier, 0, max_tier);
+            if (!seen.emplace(l.ip, l.port).second)
+                c.fail(lt.source(), lp, fmt::format("duplicate listener {}:{}", format_ipv4(l.ip), l.port));
+            s.listeners.push_back(l);
+        });
+        listeners_total += s.listeners.size();
+        if (listeners_total > p.limits.max_listeners)
+            c.fail(t.source(), path, fmt::format("static listeners exceed limits.max_listeners {}", p.limits.max_listeners));
+        p.sessions.push_back(std::move(s));
+    });
+}
+
+}  // namespace
+
+std::optional<uint32_t> parse_ipv4(std::string_view s) {
+    // Strict dotted quad: inet_aton's octal ("010") and short forms ("10.1")
+    // are refused because an operator never means them.
+    uint32_t ip = 0;
+    for (int part = 0; part < 4; ++part) {
+        if (part > 0) {
+            if (s.empty() || s.front() != '.') return std::nullopt;
+            s.remove_prefix(1);
+        }
+        size_t len = 0;
+        while (len < s.size() && len < 4 && s[len] >= '0' && s[len] <= '9') ++len;
+        if (len == 0 || len > 3 || (len > 1 && s[0] == '0')) return std::nullopt;
+        unsigned v = 0;
+        std::from_chars(s.data(), s.data() + len, v);
+        if (v > 255) return std::nullopt;
+        ip = (ip << 8) | v;
+        s.remove_prefix(len);
+    }
+    if (!s.empty()) return std::nullopt;
+    return ip;
+}
+
+std::string format_ipv4(uint32_t ip) {
+    return fmt::format("{}.{}.{}.{}", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
+}
+
+std::optional<std::string> check_listener_ip(uint32_t ip, const profile& p) {
+    // Anything but a plain remote unicast host would turn the relay into a
+    // reflector (broadcast, multicast) or loop traffic back into itself.
+    if (auto why = special_address(ip)) return why;
+    for (const auto& port : p.ports) {
+        if (ip == port.ipv4) return fmt::format("the relay's own address (port \"{}\")", port.name);
+        if (!has_broadcast(port.prefix_len)) continue;
+        const uint32_t mask = mask_of(port.prefix_len);
+        if ((ip & mask) != (port.ipv4 & mask)) continue;
+        if ((ip | mask) == 0xffffffffu)
+            return fmt::format("directed broadcast address of port \"{}\" subnet {}", port.name,
+                               cidr(port.ipv4, port.prefix_len));
+        if ((ip & ~mask) == 0)
+            return fmt::format("network address of port \"{}\" subnet {}", port.name,
+                               cidr(port.ipv4, port.prefix_len));
+    }
+    return std::nullopt;
+}
+
+profile parse_profile(std::string_view text, const std::string& path_for_messages) {
+    const context c(path_for_messages);
+    toml::table root;
+    try {
+        root = toml::parse(text, std::string_view(path_for_messages));
+    } catch (const toml::parse_error& e) {
+        c.fail(e.source(), "syntax", e.description());
+    }
+    const table_reader top(c, root, root.source(), "",
+                           {"eal", "dataplane", "port", "ingress", "limits", "api", "session"});
+    (void)top;
+
+    profile p;
+    p.path = path_for_messages;
+    // Sections are read in dependency order, not file order: ports need the
+    // EAL device lists and the fan-out lcores, sessions need ports and limits.
+    read_eal(c, root, p.eal);
+    read_dataplane(c, root, p.eal, p.dataplane);
+    read_ingress(c, root, p.ingress);
+    read_limits(c, root, p.limits);
+    read_api(c, root, p.api);
+    read_ports(c, root, p);
+    read_sessions(c, root, p);
+    return p;
+}
+
+profile load_profile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw config_error(fmt::format("{}:1:1: file: cannot open: {}", path, std::strerror(errno)));
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    if (in.bad()) throw config_error(fmt::format("{}:1:1: file: cannot read: {}", path, std::strerror(errno)));
+    return parse_profile(buf.str(), path);
+}
+
+}  // namespace stentor::control

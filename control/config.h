@@ -1,0 +1,127 @@
+// Config profiles: TOML files network engineers load (configs/*.toml).
+// Parsed with toml++; every error names file:line:column and the setting.
+// Addresses are kept in host byte order in the control plane.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace stentor::control {
+
+struct config_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct eal_config {
+    std::vector<unsigned> lcores;          // all lcores EAL gets (-l)
+    unsigned main_lcore = 0;               // control plane runs here
+    unsigned memory_mb = 512;              // -m
+    bool hugepages = false;                // false => --no-huge
+    std::string file_prefix = "stentor";   // --file-prefix
+    std::vector<std::string> pci_allow;    // -a <pci>; empty and no PCI => --no-pci
+    std::vector<std::string> vdevs;        // --vdev <spec>
+    unsigned mbufs = 16383;                // mbufs per mempool (one pool per NUMA socket)
+    unsigned mbuf_cache = 256;
+    std::string log_level = "notice";      // --log-level
+};
+
+struct dataplane_config {
+    std::vector<unsigned> rx_lcores;       // lcores that poll RX queues (ingress)
+    std::vector<unsigned> fanout_lcores;   // lcores that own listener shards (may equal rx)
+    std::vector<unsigned> service_lcores;  // mixer / recorder service lcores (optional)
+    unsigned burst = 32;                   // RX/TX burst size (1..256)
+    unsigned frame_deadline_us = 20000;    // replicas older than this are abandoned
+    unsigned tx_drain_us = 100;            // TX buffers flushed at least this often
+    unsigned stats_interval_s = 5;         // periodic counter print (0 = off)
+};
+
+struct port_config {
+    std::string name;                      // operator's name for the port ("uplink0")
+    std::string device;                    // vdev name ("net_af_packet0") or PCI address
+    unsigned rx_queues = 1;
+    unsigned tx_queues = 1;
+    unsigned rx_desc = 1024;
+    unsigned tx_desc = 1024;
+    unsigned mtu = 1500;
+    uint32_t ipv4 = 0;                     // relay's own address on this port
+    unsigned prefix_len = 24;
+    std::optional<uint32_t> gateway;       // next hop for off-link listeners
+    std::optional<std::array<uint8_t, 6>> mac;  // override the device MAC
+    unsigned line_rate_mbps = 0;           // 0 = take the reported link speed
+};
+
+struct ingress_config {
+    unsigned udp_port_min = 40000;         // speakers send to a port in this range
+    unsigned udp_port_max = 40999;
+};
+
+struct limits_config {
+    unsigned max_sessions = 1024;
+    unsigned max_speakers = 4096;
+    unsigned max_listeners = 2000000;      // whole relay
+    unsigned max_listeners_per_session = 2000000;
+    unsigned max_neighbours = 4096;        // ARP table entries
+    unsigned join_rate_per_s = 2000000;    // token bucket, whole relay
+    unsigned headroom_pct = 10;            // capacity kept free for admission
+};
+
+struct api_config {
+    std::string listen_addr = "127.0.0.1";
+    unsigned listen_port = 8080;
+    std::string token;                     // bearer token; empty = API disabled
+};
+
+struct speaker_config {
+    uint32_t ip = 0;
+    unsigned port = 0;                     // source UDP port of the speaker
+    std::optional<uint32_t> ssrc;          // when set, other SSRCs are dropped
+};
+
+struct listener_config {
+    uint32_t ip = 0;
+    unsigned port = 0;
+    unsigned tier = 0;                     // 0 is highest priority
+};
+
+struct session_config {
+    uint32_t id = 0;
+    std::string name;
+    std::string mode = "forward";          // "forward" | "mix"
+    unsigned udp_port = 0;                 // speakers send here; within ingress range
+    unsigned max_listeners = 0;            // 0 = limits.max_listeners_per_session
+    bool recording = false;
+    std::vector<speaker_config> speakers;
+    std::vector<listener_config> listeners;
+};
+
+struct profile {
+    std::string path;
+    eal_config eal;
+    dataplane_config dataplane;
+    std::vector<port_config> ports;
+    ingress_config ingress;
+    limits_config limits;
+    api_config api;
+    std::vector<session_config> sessions;  // optional static section (labs, tests)
+};
+
+// Parse and validate; throws config_error("file:line:col: setting: what").
+profile load_profile(const std::string& path);
+profile parse_profile(std::string_view text, const std::string& path_for_messages);
+
+// Dotted quad helpers (host byte order).
+std::optional<uint32_t> parse_ipv4(std::string_view s);
+std::string format_ipv4(uint32_t ip);
+
+// Why a listener address may not be registered, or nullopt if it may.
+// Refuses unspecified, loopback, multicast, broadcast (limited and the
+// directed broadcast of any relay subnet), link-local, class E, and the
+// relay's own addresses.
+std::optional<std::string> check_listener_ip(uint32_t ip, const profile& p);
+
+}  // namespace stentor::control

@@ -1,0 +1,253 @@
+#include "relay.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+
+#include "drivers.h"
+#include "worker.h"
+
+namespace stentor::control {
+
+struct relay::impl {
+    profile prof;
+    relay_options opt;
+    rte_mempool* pool = nullptr;
+    std::vector<drivers::port_state> ports;
+    dp::dp_shared shared;
+    dp::dp_neigh* neigh = nullptr;
+    rte_rcu_qsbr* rcu = nullptr;
+    std::vector<dp::worker_config> cfgs;
+    std::vector<rte_ring*> rings;
+    dp::lcore_counters* counters = nullptr;
+    std::vector<dp::worker*> local;      // launch=false
+    std::unique_ptr<relay_state> state;
+    bool running = false;
+    bool stopped = false;
+
+    ~impl() {
+        for (auto* w : local) dp::worker_destroy(w);
+        local.clear();
+        state.reset();
+        for (auto& p : ports) drivers::port_stop(p.port_id);
+        for (auto* r : rings) rte_ring_free(r);
+        rte_free(rcu);
+        std::free(neigh);
+        rte_free(counters);
+        if (pool) rte_mempool_free(pool);
+    }
+};
+
+namespace {
+
+std::string mac_str(const rte_ether_addr& m) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", m.addr_bytes[0], m.addr_bytes[1],
+                  m.addr_bytes[2], m.addr_bytes[3], m.addr_bytes[4], m.addr_bytes[5]);
+    return b;
+}
+
+}  // namespace
+
+relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<impl>()) {
+    auto& im = *_impl;
+    im.prof = p;
+    im.opt = o;
+    const auto& dpc = p.dataplane;
+
+    // Worker lcores: the union of RX and fan-out roles, in order.
+    std::vector<unsigned> lcores = dpc.rx_lcores;
+    for (unsigned l : dpc.fanout_lcores)
+        if (std::find(lcores.begin(), lcores.end(), l) == lcores.end()) lcores.push_back(l);
+    std::sort(lcores.begin(), lcores.end());
+    const unsigned nb_workers = static_cast<unsigned>(lcores.size());
+    if (nb_workers == 0) throw drivers::driver_error("no worker lcores (dataplane.rx_lcores/fanout_lcores)");
+
+    const int socket = static_cast<int>(rte_socket_id());
+    im.pool = drivers::make_pool("stentor_mbufs", p.eal.mbufs, p.eal.mbuf_cache, socket);
+
+    for (size_t i = 0; i < p.ports.size(); ++i) {
+        const auto& pc = p.ports[i];
+        if (pc.tx_queues < nb_workers)
+            throw drivers::driver_error("port " + pc.name + ": tx_queues=" + std::to_string(pc.tx_queues) +
+                                        " but " + std::to_string(nb_workers) +
+                                        " worker lcores each need their own TX queue");
+        if (pc.rx_queues < dpc.rx_lcores.size())
+            throw drivers::driver_error("port " + pc.name + ": rx_queues=" + std::to_string(pc.rx_queues) +
+                                        " but " + std::to_string(dpc.rx_lcores.size()) + " rx lcores");
+        drivers::port_params pp;
+        pp.name = pc.name;
+        pp.device = pc.device;
+        pp.rx_queues = pc.rx_queues;
+        pp.tx_queues = pc.tx_queues;
+        pp.rx_desc = pc.rx_desc;
+        pp.tx_desc = pc.tx_desc;
+        pp.mtu = pc.mtu;
+        if (pc.mac) {
+            pp.set_mac = true;
+            std::memcpy(pp.mac.addr_bytes, pc.mac->data(), 6);
+        }
+        im.ports.push_back(drivers::port_start(pp, im.pool));
+        auto& id = im.shared.ports[i];
+        std::memcpy(id.mac, im.ports.back().mac.addr_bytes, 6);
+        id.ip_be = __builtin_bswap32(pc.ipv4);
+        id.max_frame = static_cast<uint16_t>(pc.mtu + 14);
+        id.udp_port_min = static_cast<uint16_t>(p.ingress.udp_port_min);
+        id.udp_port_max = static_cast<uint16_t>(p.ingress.udp_port_max);
+    }
+    im.shared.nb_ports = static_cast<uint16_t>(p.ports.size());
+
+    im.shared.nb_neigh = p.limits.max_neighbours;
+    im.neigh = static_cast<dp::dp_neigh*>(std::aligned_alloc(64, ((sizeof(dp::dp_neigh) * p.limits.max_neighbours) + 63) & ~size_t{63}));
+    if (im.neigh == nullptr) throw std::bad_alloc();
+    std::memset(static_cast<void*>(im.neigh), 0, sizeof(dp::dp_neigh) * p.limits.max_neighbours);
+    im.shared.neigh = im.neigh;
+
+    if (o.launch) {
+        const size_t sz = rte_rcu_qsbr_get_memsize(nb_workers);
+        im.rcu = static_cast<rte_rcu_qsbr*>(rte_zmalloc("stentor_rcu", sz, RTE_CACHE_LINE_SIZE));
+        if (im.rcu == nullptr || rte_rcu_qsbr_init(im.rcu, nb_workers) != 0)
+            throw drivers::driver_error("RCU init failed");
+        im.shared.rcu = im.rcu;
+    }
+
+    im.counters = static_cast<dp::lcore_counters*>(
+        rte_zmalloc("stentor_counters", sizeof(dp::lcore_counters) * nb_workers, RTE_CACHE_LINE_SIZE));
+    if (im.counters == nullptr) throw std::bad_alloc();
+
+    const uint64_t hz = rte_get_tsc_hz();
+    const unsigned nb_shards = std::max<size_t>(1, dpc.fanout_lcores.size());
+    // One hand-off ring per fan-out lcore; single producer when one RX lcore.
+    std::vector<rte_ring*> shard_ring(nb_shards, nullptr);
+    for (unsigned s = 0; s < dpc.fanout_lcores.size(); ++s) {
+        const unsigned fl = dpc.fanout_lcores[s];
+        const bool only_local = dpc.rx_lcores.size() == 1 && dpc.rx_lcores[0] == fl;
+        if (only_local) continue;
+        const unsigned flags = RING_F_SC_DEQ | (dpc.rx_lcores.size() == 1 ? RING_F_SP_ENQ : 0);
+        const std::string name = "stentor_fan" + std::to_string(s);
+        rte_ring* r = rte_ring_create(name.c_str(), 1024, socket, flags);
+        if (r == nullptr) throw drivers::driver_error("ring " + name + " create failed");
+        im.rings.push_back(r);
+        shard_ring[s] = r;
+    }
+    for (unsigned t = 0; t < nb_workers; ++t) {
+        dp::worker_config c;
+        c.lcore_id = lcores[t];
+        c.thread_id = t;
+        auto rx_it = std::find(dpc.rx_lcores.begin(), dpc.rx_lcores.end(), lcores[t]);
+        auto fo_it = std::find(dpc.fanout_lcores.begin(), dpc.fanout_lcores.end(), lcores[t]);
+        c.do_rx = rx_it != dpc.rx_lcores.end();
+        c.rx_queue = c.do_rx ? static_cast<uint16_t>(rx_it - dpc.rx_lcores.begin()) : 0;
+        c.arp_owner = c.do_rx && c.rx_queue == 0;
+        c.do_fanout = fo_it != dpc.fanout_lcores.end();
+        c.fanout_shard = c.do_fanout ? static_cast<int>(fo_it - dpc.fanout_lcores.begin()) : -1;
+        c.tx_queue = static_cast<uint16_t>(t);
+        c.burst = dpc.burst;
+        c.deadline_cycles = hz * dpc.frame_deadline_us / 1000000;
+        c.drain_cycles = hz * dpc.tx_drain_us / 1000000;
+        c.replica_budget = o.replica_budget;
+        c.pool = im.pool;
+        c.in_ring = c.do_fanout ? shard_ring[static_cast<unsigned>(c.fanout_shard)] : nullptr;
+        if (c.do_rx)
+            for (unsigned s = 0; s < nb_shards; ++s) c.out_rings[s] = shard_ring[s];
+        c.counters = &im.counters[t];
+        c.shared = &im.shared;
+        im.cfgs.push_back(c);
+    }
+    im.state = std::make_unique<relay_state>(p, im.shared, nb_shards);
+    if (!o.launch)
+        for (auto& c : im.cfgs) {
+            dp::worker* w = dp::worker_create(c);
+            if (w == nullptr) throw std::bad_alloc();
+            im.local.push_back(w);
+        }
+}
+
+relay::~relay() { stop(); }
+
+void relay::start() {
+    auto& im = *_impl;
+    if (!im.opt.launch || im.running) return;
+    for (auto& c : im.cfgs) {
+        if (c.lcore_id == rte_get_main_lcore())
+            throw drivers::driver_error("lcore " + std::to_string(c.lcore_id) + " is the main lcore");
+        if (rte_eal_remote_launch(dp::worker_main, &c, c.lcore_id) != 0)
+            throw drivers::driver_error("cannot launch worker on lcore " + std::to_string(c.lcore_id));
+    }
+    im.running = true;
+}
+
+void relay::stop() {
+    auto& im = *_impl;
+    if (im.running) {
+        im.shared.stop.store(true, std::memory_order_relaxed);
+        for (auto& c : im.cfgs) rte_eal_wait_lcore(c.lcore_id);
+        im.running = false;
+    }
+}
+
+unsigned relay::poll() {
+    unsigned work = 0;
+    for (auto* w : _impl->local) work += dp::worker_poll(w);
+    return work;
+}
+
+void relay::flush() {
+    for (auto* w : _impl->local) dp::worker_flush(w);
+}
+
+relay_state& relay::state() { return *_impl->state; }
+rte_mempool* relay::pool() const { return _impl->pool; }
+
+dp::lcore_counters relay::totals() const {
+    dp::lcore_counters t{};
+    for (size_t i = 0; i < _impl->cfgs.size(); ++i) accumulate(t, _impl->counters[i]);
+    return t;
+}
+
+std::vector<dp::lcore_counters> relay::per_lcore() const {
+    std::vector<dp::lcore_counters> v;
+    for (size_t i = 0; i < _impl->cfgs.size(); ++i) v.push_back(snapshot_counters(_impl->counters[i]));
+    return v;
+}
+
+std::vector<unsigned> relay::worker_lcores() const {
+    std::vector<unsigned> v;
+    for (auto& c : _impl->cfgs) v.push_back(c.lcore_id);
+    return v;
+}
+
+counter_list relay::counters(bool include_zero) const {
+    std::vector<std::string> names;
+    for (auto& p : _impl->prof.ports) names.push_back(p.name);
+    return named_counters(totals(), names, include_zero);
+}
+
+counter_list relay::port_counters() const {
+    counter_list out;
+    for (auto& p : _impl->ports)
+        for (auto& [k, v] : drivers::port_stats(p.port_id)) out.emplace_back("port/" + p.name + "/" + k, v);
+    return out;
+}
+
+std::vector<port_report> relay::ports() const {
+    std::vector<port_report> out;
+    for (size_t i = 0; i < _impl->ports.size(); ++i) {
+        auto s = _impl->ports[i];
+        drivers::port_link(s);
+        out.push_back({s.name, _impl->prof.ports[i].device, s.driver, s.port_id, mac_str(s.mac), s.link_up,
+                       s.link_speed_mbps, s.rx_offloads, s.tx_offloads});
+    }
+    return out;
+}
+
+}  // namespace stentor::control

@@ -1,0 +1,64 @@
+// The running relay: mempool, ports, the state shared with the data plane,
+// the worker lcores and the control plane's model. stentord builds one after
+// EAL is up; integration tests build one on virtual ports and may drive the
+// workers on their own thread (launch = false) to stay deterministic.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "state.h"
+#include "stats.h"
+
+struct rte_mempool;
+
+namespace stentor::control {
+
+struct relay_options {
+    bool launch = true;                 // run workers on their lcores (else: poll())
+    uint32_t replica_budget = 0;        // test knob, see worker_config
+    unsigned nb_workers_override = 0;   // launch=false: number of worker contexts (default: from profile)
+};
+
+struct port_report {
+    std::string name;
+    std::string device;
+    std::string driver;
+    uint16_t port_id;
+    std::string mac;
+    bool link_up;
+    uint32_t speed_mbps;
+    uint64_t rx_offloads;
+    uint64_t tx_offloads;
+};
+
+class relay {
+public:
+    relay(const profile& p, const relay_options& o = {});
+    ~relay();
+    relay(const relay&) = delete;
+    relay& operator=(const relay&) = delete;
+
+    void start();                        // launch workers (launch=true)
+    void stop();                         // stop workers, drain, idempotent
+    unsigned poll();                     // launch=false: one iteration of every worker
+    void flush();                        // launch=false: drain TX buffers
+
+    relay_state& state();
+    rte_mempool* pool() const;
+    dp::lcore_counters totals() const;
+    std::vector<dp::lcore_counters> per_lcore() const;
+    std::vector<unsigned> worker_lcores() const;
+    counter_list counters(bool include_zero) const;
+    counter_list port_counters() const;  // ethdev basic + extended stats, prefixed port/<name>/
+    std::vector<port_report> ports() const;
+
+    struct impl;
+
+private:
+    std::unique_ptr<impl> _impl;
+};
+
+}  // namespace stentor::control

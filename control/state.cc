@@ -1,0 +1,610 @@
+#include "state.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+
+#include <rte_rcu_qsbr.h>
+
+#include "worker.h"
+
+namespace stentor::control {
+namespace {
+
+using dp::dp_listener;
+using dp::dp_listener_chunk;
+using dp::dp_listener_list;
+using dp::listener_chunk_size;
+using dp::max_tiers;
+
+template <typename T>
+T* alloc_zeroed(size_t bytes) {
+    const size_t rounded = (bytes + 63) & ~size_t{63};
+    void* p = std::aligned_alloc(64, rounded);
+    if (p == nullptr) throw std::bad_alloc();
+    std::memset(p, 0, rounded);
+    return static_cast<T*>(p);
+}
+
+inline uint64_t ep_key(uint32_t ip, unsigned port) { return (uint64_t{ip} << 16) | port; }
+
+inline uint16_t fold(uint32_t s) {
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    return static_cast<uint16_t>(s);
+}
+
+inline bool in_subnet(uint32_t ip, uint32_t net, unsigned prefix) {
+    const uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+    return (ip & mask) == (net & mask);
+}
+
+struct list_state {
+    std::vector<dp_listener_chunk*> chunks;
+    std::vector<bool> fresh;              // copied (private) since the last publish
+    std::vector<uint32_t> free_slots;
+    uint32_t nb_slots = 0;
+    uint32_t nb_live = 0;
+    bool dirty = false;
+    dp_listener_list* published = nullptr;
+};
+
+struct listener_rec {
+    uint8_t shard;
+    uint8_t tier;
+    uint32_t slot;
+    uint32_t neigh;
+    uint64_t seq;
+};
+
+struct session_state {
+    uint32_t id = 0;
+    uint32_t index = 0;
+    uint64_t generation = 0;
+    std::string name;
+    std::string mode;
+    unsigned udp_port = 0;
+    unsigned max_listeners = 0;
+    bool recording = false;
+    std::vector<speaker_view> speakers;
+    std::unordered_map<uint64_t, listener_rec> listeners;
+    std::vector<list_state> lists;        // [shard * max_tiers + tier]
+    std::vector<uint64_t> shard_live;
+    uint64_t tier_live[max_tiers]{};
+    bool dirty = true;
+    dp::dp_session* published = nullptr;
+};
+
+struct neigh_state {
+    uint32_t idx;
+    uint64_t refs;
+};
+
+}  // namespace
+
+struct relay_state::impl {
+    profile prof;
+    dp::dp_shared& sh;
+    unsigned nb_shards;
+    mutable std::mutex mu;
+
+    std::map<uint32_t, std::unique_ptr<session_state>> sessions;   // by id
+    std::vector<session_state*> by_index;
+    std::vector<uint32_t> free_index;
+    uint64_t nb_listeners = 0;
+    uint64_t next_seq = 1;
+    uint64_t next_generation = 1;
+    uint64_t version = 0;
+
+    std::unordered_map<uint32_t, neigh_state> neigh_by_ip;          // next hop (host order)
+    std::vector<uint32_t> neigh_free;
+    std::vector<uint32_t> neigh_release;                            // freed after the next grace period
+
+    bool flows_dirty = true;
+    bool neigh_dirty = true;
+    bool index_dirty = true;
+    dp::dp_flow* flows = nullptr;
+    uint32_t flow_mask = 0;
+    dp::dp_neigh_key* neigh_keys = nullptr;
+    uint32_t neigh_key_mask = 0;
+    dp::dp_session** sess_array = nullptr;
+    dp::dp_snapshot* root = nullptr;
+    dp::dp_session empty_session{};                                 // occupies free indexes
+
+    std::vector<void*> retired;
+
+    impl(const profile& p, dp::dp_shared& s, unsigned shards) : prof(p), sh(s), nb_shards(shards) {
+        for (uint32_t i = sh.nb_neigh; i-- > 0;) neigh_free.push_back(i);
+    }
+
+    ~impl() {
+        sh.snapshot.store(nullptr, std::memory_order_release);
+        if (sh.rcu != nullptr) rte_rcu_qsbr_synchronize(sh.rcu, RTE_QSBR_THRID_INVALID);
+        for (void* p : retired) std::free(p);
+        for (auto& [id, s] : sessions) {
+            for (auto& l : s->lists) {
+                for (auto* c : l.chunks) std::free(c);
+                std::free(l.published);
+            }
+            std::free(s->published);
+        }
+        std::free(flows);
+        std::free(neigh_keys);
+        std::free(sess_array);
+        std::free(root);
+    }
+
+    session_state& get(uint32_t id) {
+        auto it = sessions.find(id);
+        if (it == sessions.end())
+            throw action_error(404, "not_found", "no session " + std::to_string(id));
+        return *it->second;
+    }
+
+    // ---- neighbours
+
+    // Next hop for a listener: itself when on-link on a port, else the first
+    // port's gateway. Returns (next hop, port index).
+    std::pair<uint32_t, uint16_t> route(uint32_t ip) const {
+        for (size_t p = 0; p < prof.ports.size(); ++p)
+            if (in_subnet(ip, prof.ports[p].ipv4, prof.ports[p].prefix_len))
+                return {ip, static_cast<uint16_t>(p)};
+        for (size_t p = 0; p < prof.ports.size(); ++p)
+            if (prof.ports[p].gateway) return {*prof.ports[p].gateway, static_cast<uint16_t>(p)};
+        throw action_error(400, "invalid", "no route to " + format_ipv4(ip) +
+                                               ": not on a port's subnet and no gateway configured");
+    }
+
+    // Reserve the neighbour entry for a next hop (check only: no change).
+    bool neigh_available(uint32_t nexthop) const {
+        return neigh_by_ip.count(nexthop) != 0 || !neigh_free.empty();
+    }
+
+    // Unreferenced entries stay resolved (a listener that leaves and comes
+    // back needs no new ARP) until the table runs low; then they are
+    // released, and reused only after the grace period of the next publish.
+    void reclaim_idle() {
+        if (neigh_free.size() >= std::max<size_t>(1, sh.nb_neigh / 8)) return;
+        for (auto it = neigh_by_ip.begin(); it != neigh_by_ip.end();) {
+            if (it->second.refs == 0) {
+                neigh_release.push_back(it->second.idx);
+                it = neigh_by_ip.erase(it);
+                neigh_dirty = true;
+            } else {
+                ++it;
+            }
+        }
+    }
+
+    uint32_t neigh_ref(uint32_t nexthop, uint16_t port) {
+        auto it = neigh_by_ip.find(nexthop);
+        if (it != neigh_by_ip.end()) {
+            ++it->second.refs;
+            return it->second.idx;
+        }
+        const uint32_t idx = neigh_free.back();
+        neigh_free.pop_back();
+        dp::dp_neigh& e = sh.neigh[idx];
+        e.mac_word.store(0, std::memory_order_relaxed);
+        e.port_id = port;
+        e.ip_be = __builtin_bswap32(nexthop);
+        e.want.store(1, std::memory_order_relaxed);
+        neigh_by_ip.emplace(nexthop, neigh_state{idx, 1});
+        neigh_dirty = true;
+        return idx;
+    }
+
+    void neigh_unref(uint32_t nexthop) {
+        auto it = neigh_by_ip.find(nexthop);
+        if (it == neigh_by_ip.end()) return;
+        --it->second.refs;
+    }
+
+    // ---- listener slots (copy-on-write chunks)
+
+    dp_listener& writable_slot(list_state& l, uint32_t slot) {
+        const uint32_t ci = slot / listener_chunk_size;
+        while (l.chunks.size() <= ci) {
+            l.chunks.push_back(alloc_zeroed<dp_listener_chunk>(sizeof(dp_listener_chunk)));
+            l.fresh.push_back(true);
+        }
+        if (!l.fresh[ci]) {
+            auto* copy = alloc_zeroed<dp_listener_chunk>(sizeof(dp_listener_chunk));
+            std::memcpy(copy, l.chunks[ci], sizeof(dp_listener_chunk));
+            retired.push_back(l.chunks[ci]);
+            l.chunks[ci] = copy;
+            l.fresh[ci] = true;
+        }
+        l.dirty = true;
+        return l.chunks[ci]->l[slot % listener_chunk_size];
+    }
+
+    void add_listener(session_state& s, uint32_t ip, unsigned port, unsigned tier) {
+        const auto [nexthop, port_idx] = route(ip);
+        if (!neigh_available(nexthop))
+            throw action_error(503, "capacity", "neighbour table full (limits.max_neighbours)");
+        // pick the least loaded shard of this session
+        uint8_t shard = 0;
+        for (unsigned k = 1; k < nb_shards; ++k)
+            if (s.shard_live[k] < s.shard_live[shard]) shard = static_cast<uint8_t>(k);
+        list_state& l = s.lists[shard * max_tiers + tier];
+        uint32_t slot;
+        if (!l.free_slots.empty()) {
+            slot = l.free_slots.back();
+            l.free_slots.pop_back();
+        } else {
+            slot = l.nb_slots++;
+        }
+        const uint32_t nidx = neigh_ref(nexthop, port_idx);
+        dp_listener& r = writable_slot(l, slot);
+        r.ip_be = __builtin_bswap32(ip);
+        r.port_be = __builtin_bswap16(static_cast<uint16_t>(port));
+        r.tier = static_cast<uint8_t>(tier);
+        r.neigh_idx = nidx;
+        r.ip_sum = fold((ip >> 16) + (ip & 0xffff));
+        r.udp_sum = fold((ip >> 16) + (ip & 0xffff) + port);
+        r.flags = dp::listener_flag_live;
+        ++l.nb_live;
+        ++s.shard_live[shard];
+        ++s.tier_live[tier];
+        ++nb_listeners;
+        s.listeners.emplace(ep_key(ip, port), listener_rec{shard, static_cast<uint8_t>(tier), slot, nexthop, next_seq++});
+        s.dirty = true;
+    }
+
+    void remove_listener(session_state& s, std::unordered_map<uint64_t, listener_rec>::iterator it) {
+        const listener_rec rec = it->second;
+        list_state& l = s.lists[rec.shard * max_tiers + rec.tier];
+        dp_listener& r = writable_slot(l, rec.slot);
+        std::memset(&r, 0, sizeof r);
+        l.free_slots.push_back(rec.slot);
+        --l.nb_live;
+        --s.shard_live[rec.shard];
+        --s.tier_live[rec.tier];
+        --nb_listeners;
+        neigh_unref(rec.neigh);
+        s.listeners.erase(it);
+        s.dirty = true;
+    }
+
+    // ---- publish
+
+    void build_flows() {
+        size_t n = 0;
+        for (auto& [id, s] : sessions) n += s->speakers.size();
+        uint32_t size = 16;
+        while (size < 2 * n) size <<= 1;
+        auto* f = alloc_zeroed<dp::dp_flow>(sizeof(dp::dp_flow) * size);
+        uint32_t speaker_index = 0;
+        for (auto& [id, s] : sessions)
+            for (const auto& sp : s->speakers) {
+                const uint64_t key = dp::flow_key(__builtin_bswap32(sp.ip),
+                                                  __builtin_bswap16(static_cast<uint16_t>(sp.port)),
+                                                  __builtin_bswap16(static_cast<uint16_t>(s->udp_port)));
+                uint32_t i = dp::flow_hash(key) & (size - 1);
+                while (f[i].key != 0) i = (i + 1) & (size - 1);
+                f[i].key = key;
+                f[i].session_index = s->index;
+                f[i].has_ssrc = sp.ssrc.has_value();
+                f[i].ssrc_be = sp.ssrc ? __builtin_bswap32(*sp.ssrc) : 0;
+                f[i].speaker_index = speaker_index++;
+            }
+        if (flows) retired.push_back(flows);
+        flows = f;
+        flow_mask = size - 1;
+    }
+
+    void build_neigh_keys() {
+        uint32_t size = 16;
+        while (size < 2 * neigh_by_ip.size()) size <<= 1;
+        auto* k = alloc_zeroed<dp::dp_neigh_key>(sizeof(dp::dp_neigh_key) * size);
+        for (const auto& [ip, n] : neigh_by_ip) {
+            const uint32_t ip_be = __builtin_bswap32(ip);
+            uint32_t i = dp::flow_hash(ip_be) & (size - 1);
+            while (k[i].ip_be != 0) i = (i + 1) & (size - 1);
+            k[i].ip_be = ip_be;
+            k[i].neigh_idx = n.idx;
+        }
+        if (neigh_keys) retired.push_back(neigh_keys);
+        neigh_keys = k;
+        neigh_key_mask = size - 1;
+    }
+
+    void build_session(session_state& s) {
+        auto* d = alloc_zeroed<dp::dp_session>(sizeof(dp::dp_session));
+        d->id = s.id;
+        d->index = s.index;
+        d->udp_port_be = __builtin_bswap16(static_cast<uint16_t>(s.udp_port));
+        d->nb_listeners = static_cast<uint32_t>(s.listeners.size());
+        d->generation = s.generation;
+        for (unsigned sh_i = 0; sh_i < nb_shards; ++sh_i)
+            for (unsigned t = 0; t < max_tiers; ++t) {
+                list_state& l = s.lists[sh_i * max_tiers + t];
+                if (l.dirty) {
+                    if (l.published) retired.push_back(l.published);
+                    l.published = nullptr;
+                    if (l.nb_slots > 0) {
+                        auto* pl = alloc_zeroed<dp_listener_list>(sizeof(dp_listener_list) +
+                                                                  sizeof(void*) * l.chunks.size());
+                        pl->nb_slots = l.nb_slots;
+                        pl->nb_live = l.nb_live;
+                        pl->nb_chunks = static_cast<uint32_t>(l.chunks.size());
+                        for (size_t c = 0; c < l.chunks.size(); ++c) pl->chunks[c] = l.chunks[c];
+                        l.published = pl;
+                    }
+                    l.dirty = false;
+                    std::fill(l.fresh.begin(), l.fresh.end(), false);
+                }
+                d->lists[sh_i][t] = l.published;
+            }
+        if (s.published) retired.push_back(s.published);
+        s.published = d;
+        s.dirty = false;
+    }
+
+    void publish() {
+        reclaim_idle();
+        bool changed = flows_dirty || neigh_dirty || index_dirty;
+        for (auto& [id, s] : sessions)
+            if (s->dirty) {
+                build_session(*s);
+                changed = true;
+                index_dirty = true;
+            }
+        if (!changed && root != nullptr) return;
+        if (flows_dirty) build_flows();
+        if (neigh_dirty) build_neigh_keys();
+        if (index_dirty) {
+            auto* a = alloc_zeroed<dp::dp_session*>(sizeof(void*) * std::max<size_t>(1, by_index.size()));
+            for (size_t i = 0; i < by_index.size(); ++i)
+                a[i] = by_index[i] ? by_index[i]->published : &empty_session;
+            if (sess_array) retired.push_back(sess_array);
+            sess_array = a;
+        }
+        auto* r = alloc_zeroed<dp::dp_snapshot>(sizeof(dp::dp_snapshot));
+        r->version = ++version;
+        r->nb_sessions = static_cast<uint32_t>(by_index.size());
+        r->flow_mask = flow_mask;
+        r->neigh_key_mask = neigh_key_mask;
+        r->nb_fanout_shards = nb_shards;
+        r->flows = flows;
+        r->neigh_keys = neigh_keys;
+        r->sessions = sess_array;
+        if (root) retired.push_back(root);
+        root = r;
+        flows_dirty = neigh_dirty = index_dirty = false;
+        sh.snapshot.store(r, std::memory_order_release);
+        // Grace period: every online worker passes a quiescent state (one
+        // loop iteration) after the store; then nothing references the old.
+        if (sh.rcu != nullptr) rte_rcu_qsbr_synchronize(sh.rcu, RTE_QSBR_THRID_INVALID);
+        for (void* p : retired) std::free(p);
+        retired.clear();
+        for (uint32_t idx : neigh_release) {
+            dp::dp_neigh& e = sh.neigh[idx];
+            e.ip_be = 0;
+            e.mac_word.store(0, std::memory_order_relaxed);
+            e.want.store(0, std::memory_order_relaxed);
+            neigh_free.push_back(idx);
+        }
+        neigh_release.clear();
+    }
+
+    session_view view(const session_state& s) const {
+        session_view v{};
+        v.id = s.id;
+        v.name = s.name;
+        v.mode = s.mode;
+        v.udp_port = s.udp_port;
+        v.max_listeners = s.max_listeners;
+        v.recording = s.recording;
+        v.nb_listeners = s.listeners.size();
+        for (unsigned t = 0; t < max_tiers; ++t) v.listeners_per_tier[t] = s.tier_live[t];
+        v.speakers = s.speakers;
+        return v;
+    }
+};
+
+relay_state::relay_state(const profile& p, dp::dp_shared& shared, unsigned nb_fanout_shards)
+    : _impl(std::make_unique<impl>(p, shared, std::max(1u, nb_fanout_shards))) {
+    if (nb_fanout_shards > dp::max_fanout_shards)
+        throw std::invalid_argument("too many fan-out shards");
+}
+
+relay_state::~relay_state() = default;
+
+session_view relay_state::session_create(const session_params& sp) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    const auto& lim = im.prof.limits;
+    if (sp.mode != "forward" && sp.mode != "mix")
+        throw action_error(400, "invalid", "mode must be \"forward\" or \"mix\"");
+    if (im.sessions.size() >= lim.max_sessions)
+        throw action_error(503, "capacity", "session table full (limits.max_sessions)");
+    uint32_t id = sp.id;
+    if (id == 0) {
+        id = im.sessions.empty() ? 1 : im.sessions.rbegin()->first + 1;
+    } else if (im.sessions.count(id)) {
+        throw action_error(409, "exists", "session " + std::to_string(id) + " exists");
+    }
+    unsigned port = sp.udp_port;
+    auto port_used = [&](unsigned p) {
+        for (auto& [k, s] : im.sessions)
+            if (s->udp_port == p) return true;
+        return false;
+    };
+    if (port == 0) {
+        for (unsigned p = im.prof.ingress.udp_port_min; p <= im.prof.ingress.udp_port_max; ++p)
+            if (!port_used(p)) {
+                port = p;
+                break;
+            }
+        if (port == 0) throw action_error(503, "capacity", "no free speaker port in the ingress range");
+    } else if (port < im.prof.ingress.udp_port_min || port > im.prof.ingress.udp_port_max) {
+        throw action_error(400, "invalid", "udp_port " + std::to_string(port) + " outside the ingress range");
+    } else if (port_used(port)) {
+        throw action_error(409, "exists", "udp_port " + std::to_string(port) + " used by another session");
+    }
+    const unsigned max_l = sp.max_listeners == 0 ? lim.max_listeners_per_session : sp.max_listeners;
+    if (max_l > lim.max_listeners_per_session)
+        throw action_error(400, "invalid", "max_listeners above limits.max_listeners_per_session");
+
+    auto s = std::make_unique<session_state>();
+    s->id = id;
+    s->name = sp.name.empty() ? "session-" + std::to_string(id) : sp.name;
+    s->mode = sp.mode;
+    s->udp_port = port;
+    s->max_listeners = max_l;
+    s->recording = sp.recording;
+    s->generation = im.next_generation++;
+    s->lists.resize(size_t{im.nb_shards} * max_tiers);
+    s->shard_live.assign(im.nb_shards, 0);
+    if (!im.free_index.empty()) {
+        s->index = im.free_index.back();
+        im.free_index.pop_back();
+        im.by_index[s->index] = s.get();
+    } else {
+        s->index = static_cast<uint32_t>(im.by_index.size());
+        im.by_index.push_back(s.get());
+    }
+    im.index_dirty = true;
+    session_view v = im.view(*s);
+    im.sessions.emplace(id, std::move(s));
+    return v;
+}
+
+void relay_state::session_end(uint32_t id) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    session_state& s = im.get(id);
+    while (!s.listeners.empty()) im.remove_listener(s, s.listeners.begin());
+    for (auto& l : s.lists) {
+        for (auto* c : l.chunks) im.retired.push_back(c);
+        if (l.published) im.retired.push_back(l.published);
+    }
+    if (s.published) im.retired.push_back(s.published);
+    if (!s.speakers.empty()) im.flows_dirty = true;
+    im.by_index[s.index] = nullptr;
+    im.free_index.push_back(s.index);
+    im.index_dirty = true;
+    im.sessions.erase(id);
+}
+
+void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, std::optional<uint32_t> ssrc) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    session_state& s = im.get(session_id);
+    if (port == 0 || port > 65535) throw action_error(400, "invalid", "speaker port must be 1..65535");
+    if (auto why = check_listener_ip(ip, im.prof)) throw action_error(400, "invalid", "speaker address " + *why);
+    size_t total = 0;
+    for (auto& [k, o] : im.sessions) {
+        total += o->speakers.size();
+        for (const auto& sp : o->speakers)
+            if (sp.ip == ip && sp.port == port && o->udp_port == s.udp_port)
+                throw action_error(409, "exists", "speaker " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
+    }
+    if (total >= im.prof.limits.max_speakers)
+        throw action_error(503, "capacity", "speaker table full (limits.max_speakers)");
+    s.speakers.push_back({ip, port, ssrc});
+    im.flows_dirty = true;
+}
+
+void relay_state::speaker_del(uint32_t session_id, uint32_t ip, unsigned port) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    session_state& s = im.get(session_id);
+    auto it = std::find_if(s.speakers.begin(), s.speakers.end(),
+                           [&](const speaker_view& v) { return v.ip == ip && v.port == port; });
+    if (it == s.speakers.end())
+        throw action_error(404, "not_found", "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
+    s.speakers.erase(it);
+    im.flows_dirty = true;
+}
+
+void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, unsigned tier) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    session_state& s = im.get(session_id);
+    if (port == 0 || port > 65535) throw action_error(400, "invalid", "listener port must be 1..65535");
+    if (tier >= max_tiers) throw action_error(400, "invalid", "tier must be 0..3");
+    if (auto why = check_listener_ip(ip, im.prof)) throw action_error(400, "invalid", "listener address " + *why);
+    if (s.listeners.count(ep_key(ip, port)))
+        throw action_error(409, "exists", "listener " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
+    if (s.listeners.size() >= s.max_listeners)
+        throw action_error(409, "session_full", "session " + std::to_string(session_id) + " is full");
+    if (im.nb_listeners >= im.prof.limits.max_listeners)
+        throw action_error(503, "capacity", "relay listener limit reached (limits.max_listeners)");
+    im.add_listener(s, ip, port, tier);
+}
+
+void relay_state::listener_del(uint32_t session_id, uint32_t ip, unsigned port) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    session_state& s = im.get(session_id);
+    auto it = s.listeners.find(ep_key(ip, port));
+    if (it == s.listeners.end())
+        throw action_error(404, "not_found", "no listener " + format_ipv4(ip) + ":" + std::to_string(port));
+    im.remove_listener(s, it);
+}
+
+void relay_state::publish() {
+    std::lock_guard g(_impl->mu);
+    _impl->publish();
+}
+
+void relay_state::load_static(const profile& p) {
+    for (const auto& sc : p.sessions) {
+        session_params sp;
+        sp.id = sc.id;
+        sp.name = sc.name;
+        sp.mode = sc.mode;
+        sp.udp_port = sc.udp_port;
+        sp.max_listeners = sc.max_listeners;
+        sp.recording = sc.recording;
+        session_create(sp);
+        for (const auto& s : sc.speakers) speaker_add(sc.id, s.ip, s.port, s.ssrc);
+        for (const auto& l : sc.listeners) listener_add(sc.id, l.ip, l.port, l.tier);
+    }
+    publish();
+}
+
+std::vector<session_view> relay_state::sessions() const {
+    std::lock_guard g(_impl->mu);
+    std::vector<session_view> out;
+    for (auto& [id, s] : _impl->sessions) out.push_back(_impl->view(*s));
+    return out;
+}
+
+std::optional<session_view> relay_state::session(uint32_t id) const {
+    std::lock_guard g(_impl->mu);
+    auto it = _impl->sessions.find(id);
+    if (it == _impl->sessions.end()) return std::nullopt;
+    return _impl->view(*it->second);
+}
+
+std::vector<listener_view> relay_state::listeners(uint32_t session_id, size_t offset, size_t limit) const {
+    std::lock_guard g(_impl->mu);
+    auto it = _impl->sessions.find(session_id);
+    if (it == _impl->sessions.end()) throw action_error(404, "not_found", "no session " + std::to_string(session_id));
+    std::vector<listener_view> all;
+    all.reserve(it->second->listeners.size());
+    for (const auto& [k, r] : it->second->listeners)
+        all.push_back({static_cast<uint32_t>(k >> 16), static_cast<unsigned>(k & 0xffff), r.tier, r.seq});
+    // Stable paging: join order.
+    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
+    if (offset >= all.size()) return {};
+    const size_t end = std::min(all.size(), offset + limit);
+    return {all.begin() + static_cast<long>(offset), all.begin() + static_cast<long>(end)};
+}
+
+uint64_t relay_state::nb_listeners() const {
+    std::lock_guard g(_impl->mu);
+    return _impl->nb_listeners;
+}
+
+uint64_t relay_state::published_version() const {
+    std::lock_guard g(_impl->mu);
+    return _impl->version;
+}
+
+}  // namespace stentor::control

@@ -1,0 +1,132 @@
+// stentord: the relay daemon. Loads a profile, brings up EAL and the ports,
+// launches the data-plane lcores and runs the control plane on the main
+// lcore: publish ticks, periodic counters, clean stop on SIGINT/SIGTERM.
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <rte_cycles.h>
+
+#include "config.h"
+#include "drivers.h"
+#include "relay.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop.store(true); }
+
+void print_counters(const stentor::control::relay& r, bool include_zero) {
+    for (const auto& [k, v] : r.counters(include_zero)) std::printf("%s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
+    for (const auto& [k, v] : r.port_counters())
+        if (include_zero || v != 0) std::printf("%s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace stentor;
+    CLI::App app{"stentord: kernel-bypass relay for live audio"};
+    std::string config;
+    bool check = false;
+    double duration = 0;
+    std::string prefix;
+    app.add_option("-c,--config", config, "profile (TOML)")->required();
+    app.add_flag("--check", check, "validate the profile and exit (0 valid, 1 invalid); touches no device");
+    app.add_option("--duration", duration, "stop after this many seconds (0 = run until SIGINT/SIGTERM)");
+    app.add_option("--file-prefix", prefix, "override eal.file_prefix (several instances on one host)");
+    CLI11_PARSE(app, argc, argv);
+
+    control::profile prof;
+    try {
+        prof = control::load_profile(config);
+    } catch (const control::config_error& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 1;
+    }
+    if (check) {
+        std::printf("%s: ok\n", config.c_str());
+        return 0;
+    }
+    if (!prefix.empty()) prof.eal.file_prefix = prefix;
+
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    try {
+        drivers::eal_params ep;
+        ep.lcores = prof.eal.lcores;
+        ep.main_lcore = prof.eal.main_lcore;
+        ep.memory_mb = prof.eal.memory_mb;
+        ep.hugepages = prof.eal.hugepages;
+        ep.file_prefix = prof.eal.file_prefix;
+        ep.pci_allow = prof.eal.pci_allow;
+        ep.vdevs = prof.eal.vdevs;
+        ep.log_level = prof.eal.log_level;
+        drivers::eal_init(ep);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "stentord: %s\n", e.what());
+        return 1;
+    }
+
+    int rc = 0;
+    {
+        std::unique_ptr<control::relay> r;
+        try {
+            r = std::make_unique<control::relay>(prof);
+            r->state().load_static(prof);
+            r->start();
+        } catch (const control::action_error& e) {
+            std::fprintf(stderr, "stentord: %s: static section: %s\n", config.c_str(), e.what());
+            rc = 1;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "stentord: %s\n", e.what());
+            rc = 1;
+        }
+        if (rc == 0) {
+            for (const auto& p : r->ports())
+                std::printf("port %s (%s, %s) port_id=%u mac=%s link=%s speed=%uMbps rx_offloads=0x%llx tx_offloads=0x%llx\n",
+                            p.name.c_str(), p.device.c_str(), p.driver.c_str(), p.port_id, p.mac.c_str(),
+                            p.link_up ? "up" : "down", p.speed_mbps, static_cast<unsigned long long>(p.rx_offloads),
+                            static_cast<unsigned long long>(p.tx_offloads));
+            std::printf("stentord: ready\n");
+            std::fflush(stdout);
+            using clock = std::chrono::steady_clock;
+            const auto t0 = clock::now();
+            auto last_stats = t0;
+            auto prev = r->totals();
+            const unsigned interval = prof.dataplane.stats_interval_s;
+            while (!g_stop.load()) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                r->state().publish();
+                const auto now = clock::now();
+                if (duration > 0 && std::chrono::duration<double>(now - t0).count() >= duration) break;
+                if (interval > 0 && now - last_stats >= std::chrono::seconds(interval)) {
+                    const double dt = std::chrono::duration<double>(now - last_stats).count();
+                    const auto cur = r->totals();
+                    uint64_t drops = 0;
+                    for (size_t i = 0; i < dp::nb_drop_reasons; ++i) drops += cur.drops[i];
+                    std::printf("stats: rx %.0f pps, rtp_in %.0f pps, replicas_out %.0f pps, drops %llu total\n",
+                                static_cast<double>(cur.rx_packets - prev.rx_packets) / dt,
+                                static_cast<double>(cur.rtp_in - prev.rtp_in) / dt,
+                                static_cast<double>(cur.replicas_out - prev.replicas_out) / dt,
+                                static_cast<unsigned long long>(drops));
+                    std::fflush(stdout);
+                    prev = cur;
+                    last_stats = now;
+                }
+            }
+            r->stop();
+            std::printf("=== stentord final counters ===\n");
+            print_counters(*r, false);
+            std::printf("=== end ===\n");
+            std::fflush(stdout);
+        }
+    }
+    drivers::eal_cleanup();
+    return rc;
+}

@@ -1,0 +1,143 @@
+// The immutable view of the relay's state that the data plane reads.
+//
+// The control plane owns the truth and builds a new dp_snapshot whenever
+// something changes; it swaps the root pointer in (release store), waits for
+// an RCU grace period (rte_rcu_qsbr: every worker reports a quiescent state
+// once per loop iteration) and only then frees what the old version no longer
+// shares. Listener arrays are chunked so that a join or a leave copies one
+// 16 KiB chunk and one pointer array, not the world.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "stentor/dp_counters.h"
+
+namespace stentor::dp {
+
+inline constexpr uint32_t max_fanout_shards = 32;
+
+// One IPv4 listener as the fan-out loop streams it: 16 bytes, so one cache
+// line carries four listeners and 1 M listeners take 16 MB.
+struct alignas(16) dp_listener {
+    uint32_t ip_be;        // destination address, network order
+    uint16_t port_be;      // destination UDP port, network order
+    uint8_t tier;          // 0 = highest priority
+    uint8_t flags;         // listener_flag_*
+    uint32_t neigh_idx;    // next hop (itself or the gateway) in the neighbour table
+    uint16_t ip_sum;       // folded one's-complement sum of the two address words
+    uint16_t udp_sum;      // folded sum of address words + port (UDP pseudo header delta)
+};
+static_assert(sizeof(dp_listener) == 16);
+static_assert(alignof(dp_listener) == 16);
+
+inline constexpr uint8_t listener_flag_live = 0x01;   // a free slot has flags 0
+
+inline constexpr uint32_t listener_chunk_size = 1024;   // listeners per chunk (16 KiB)
+
+struct dp_listener_chunk {
+    dp_listener l[listener_chunk_size];
+};
+static_assert(sizeof(dp_listener_chunk) == 16384);
+
+// The listeners of one (session, fan-out shard, tier). Slots are stable: a
+// leave clears a slot's flags and a later join of the same tier reuses it, so a
+// fan-out in progress that resumes at slot N never skips or repeats a listener
+// that stayed. Tiers live in separate lists and are served in order, so when
+// time runs out the lowest tier misses the packet.
+struct dp_listener_list {
+    uint32_t nb_slots;                 // slots in use (live or free) across the chunks
+    uint32_t nb_live;                  // live listeners
+    uint32_t nb_chunks;
+    uint32_t pad_;
+    dp_listener_chunk* chunks[];       // nb_chunks pointers (flexible array)
+};
+
+struct dp_session {
+    uint32_t id;
+    uint32_t index;                    // position in dp_snapshot::sessions
+    uint16_t udp_port_be;              // relay's source port towards listeners (= speaker ingress port)
+    uint16_t pad_;
+    uint32_t nb_listeners;
+    uint64_t generation;               // changes when the session is recreated
+    // [fan-out shard][tier]; nullptr = no listeners there.
+    const dp_listener_list* lists[max_fanout_shards][max_tiers];
+};
+
+// Speaker flow table: (source ip, source port, destination port) -> session.
+// Open addressing, power-of-two size, at most half full, built whole by the
+// control plane (speakers are few; listeners are many).
+struct dp_flow {
+    uint64_t key;                      // flow_key(); 0 = empty slot
+    uint32_t session_index;
+    uint32_t ssrc_be;                  // expected SSRC when has_ssrc
+    uint32_t speaker_index;            // index into the policer array
+    uint8_t has_ssrc;
+    uint8_t pad_[3];
+};
+static_assert(sizeof(dp_flow) == 24);
+
+constexpr uint64_t flow_key(uint32_t src_ip_be, uint16_t src_port_be, uint16_t dst_port_be) noexcept {
+    // Never 0 for a valid flow: the parser refuses source 0.0.0.0.
+    return (uint64_t{src_ip_be} << 32) | (uint64_t{src_port_be} << 16) | dst_port_be;
+}
+
+constexpr uint32_t flow_hash(uint64_t key) noexcept {
+    key ^= key >> 29;
+    key *= 0xbf58476d1ce4e5b9ULL;
+    key ^= key >> 32;
+    return static_cast<uint32_t>(key);
+}
+
+// Neighbour IP -> neighbour index, for learning MACs from ARP. Same scheme.
+struct dp_neigh_key {
+    uint32_t ip_be;                    // 0 = empty
+    uint32_t neigh_idx;
+};
+
+struct dp_snapshot {
+    uint64_t version;
+    uint32_t nb_sessions;
+    uint32_t flow_mask;                // flows has flow_mask + 1 slots
+    uint32_t neigh_key_mask;           // neigh_keys has neigh_key_mask + 1 slots
+    uint32_t nb_fanout_shards;
+    const dp_flow* flows;
+    const dp_neigh_key* neigh_keys;
+    dp_session* const* sessions;       // nb_sessions pointers
+};
+
+inline const dp_flow* find_flow(const dp_snapshot& s, uint64_t key) noexcept {
+    uint32_t i = flow_hash(key) & s.flow_mask;
+    for (;;) {
+        const dp_flow& f = s.flows[i];
+        if (f.key == key) return &f;
+        if (f.key == 0) return nullptr;
+        i = (i + 1) & s.flow_mask;
+    }
+}
+
+inline int64_t find_neigh(const dp_snapshot& s, uint32_t ip_be) noexcept {
+    uint32_t i = flow_hash(ip_be) & s.neigh_key_mask;
+    for (;;) {
+        const dp_neigh_key& k = s.neigh_keys[i];
+        if (k.ip_be == ip_be) return k.neigh_idx;
+        if (k.ip_be == 0) return -1;
+        i = (i + 1) & s.neigh_key_mask;
+    }
+}
+
+// Neighbour table: written by the data plane (MACs learnt from ARP), entries
+// allocated by the control plane. One 64-bit word per entry so readers see a
+// MAC and its valid bit together.
+struct alignas(16) dp_neigh {
+    std::atomic<uint64_t> mac_word;    // bit 63 valid, bits 0..47 MAC (wire order in memory bytes 0..5)
+    uint32_t ip_be;                    // next-hop address (0 = unused entry)
+    uint16_t port_id;                  // egress port
+    std::atomic<uint16_t> want;        // control plane asks for resolution (ARP request pending)
+};
+static_assert(sizeof(dp_neigh) == 16);
+
+inline constexpr uint64_t neigh_valid = uint64_t{1} << 63;
+
+}  // namespace stentor::dp

@@ -1,0 +1,671 @@
+// Per-lcore loop. Shape borrowed from DPDK's l3fwd: rx_burst -> parse the
+// burst -> act -> stage TX -> drain on a TSC timer; every drop is a counter.
+//
+// Fan-out works on "jobs": one ingress packet to replicate to one shard's
+// listeners. A job owns a copy of the egress frame (the template, built once
+// per packet and egress port) and a position (tier, slot); it holds no pointer
+// into the snapshot across loop iterations, so the lcore can report an RCU
+// quiescent state every iteration even while a million-listener packet is
+// half done. Jobs are served in slices, round robin, so a small session's
+// packet is not stuck behind a huge one; a job past its deadline is abandoned
+// and the listeners it did not reach are counted per tier.
+#include "worker.h"
+
+#include <cstring>
+
+#include <rte_byteorder.h>
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_memcpy.h>
+#include <rte_prefetch.h>
+
+namespace stentor::dp {
+namespace {
+
+constexpr uint16_t eth_hdr_len = 14;
+constexpr uint16_t ipv4_hdr_len = 20;
+constexpr uint16_t udp_hdr_len = 8;
+constexpr uint16_t l2l3l4 = eth_hdr_len + ipv4_hdr_len + udp_hdr_len;   // 42
+
+// Offsets of the fields patched per replica in the egress frame.
+constexpr uint16_t off_ip_csum = eth_hdr_len + 10;
+constexpr uint16_t off_ip_dst = eth_hdr_len + 16;
+constexpr uint16_t off_udp_dport = eth_hdr_len + ipv4_hdr_len + 2;
+constexpr uint16_t off_udp_csum = eth_hdr_len + ipv4_hdr_len + 6;
+
+struct egress_template {
+    uint32_t ip_base;     // folded sum of the IPv4 header with dst = 0 and csum = 0
+    uint32_t udp_base;    // folded sum of pseudo header + UDP header + payload with dst ip/port = 0
+    uint16_t len;
+    alignas(64) uint8_t frame[max_frame_bytes];
+};
+
+struct fanout_job {
+    uint32_t session_index;
+    uint64_t generation;
+    uint64_t deadline_tsc;
+    uint32_t tier;
+    uint32_t slot;
+    uint32_t done;        // replicas built, for the test budget
+    egress_template* tmpl;   // [max_ports], owned by the worker's job pool
+};
+
+struct tx_buffer {
+    uint16_t n;
+    rte_mbuf* pkts[max_burst];
+};
+
+struct token_bucket {
+    uint64_t tokens;
+    uint64_t last_tsc;
+};
+
+}  // namespace
+
+struct alignas(cache_line) worker {
+    worker_config cfg;
+    lcore_counters* c;
+    dp_shared* sh;
+    uint64_t hz;
+
+    // job queue: `order` is a circular list of job ids, `free_ids` a stack
+    uint32_t order[max_jobs];
+    uint32_t order_head;
+    uint32_t order_count;
+    uint32_t free_ids[max_jobs];
+    uint32_t nb_free;
+    fanout_job jobs[max_jobs];
+    egress_template* tmpl_pool;   // max_jobs * max_ports, rte_malloc'ed
+
+    // preallocated mbufs for replicas (bulk alloc leftovers)
+    rte_mbuf* spare[max_burst];
+    uint32_t nb_spare;
+
+    tx_buffer tx[max_ports];
+    uint64_t last_drain_tsc;
+    uint64_t last_arp_tsc;
+    uint32_t arp_scan_pos;
+    token_bucket arp_tb;
+    token_bucket icmp_tb;
+};
+
+namespace {
+
+inline uint16_t load_be16(const uint8_t* p) noexcept {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return rte_be_to_cpu_16(v);
+}
+
+inline void store_be16(uint8_t* p, uint16_t v) noexcept {
+    v = rte_cpu_to_be_16(v);
+    std::memcpy(p, &v, 2);
+}
+
+inline uint32_t fold32(uint32_t s) noexcept {
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    return s;
+}
+
+// Reply budget: ARP and ICMP replies are capped so the relay cannot be used to
+// reflect a flood; 1000/s per lcore with a burst of 100.
+constexpr uint64_t reply_rate_per_s = 1000;
+constexpr uint64_t reply_burst = 100;
+
+inline bool take_token(token_bucket& tb, uint64_t now, uint64_t hz) noexcept {
+    uint64_t elapsed = now - tb.last_tsc;
+    uint64_t add = elapsed * reply_rate_per_s / hz;
+    if (add > 0) {
+        tb.tokens = std::min(reply_burst, tb.tokens + add);
+        tb.last_tsc = now;
+    }
+    if (tb.tokens == 0) return false;
+    --tb.tokens;
+    return true;
+}
+
+void tx_flush_port(worker* w, uint16_t port) noexcept {
+    tx_buffer& b = w->tx[port];
+    if (b.n == 0) return;
+    uint16_t sent = rte_eth_tx_burst(port, w->cfg.tx_queue, b.pkts, b.n);
+    // A full TX ring gets a few more tries (a few microseconds), then the
+    // remainder is dropped and counted: never spin forever, never leak.
+    for (unsigned tries = 0; sent < b.n && tries < 64; ++tries) {
+        rte_pause();
+        sent += rte_eth_tx_burst(port, w->cfg.tx_queue, b.pkts + sent, b.n - sent);
+    }
+    w->c->replicas_out += sent;
+    w->c->port_tx[port] += sent;
+    if (sent < b.n) {
+        w->c->drops[static_cast<unsigned>(drop_reason::tx_full)] += b.n - sent;
+        rte_pktmbuf_free_bulk(b.pkts + sent, b.n - sent);
+    }
+    b.n = 0;
+}
+
+inline void tx_stage(worker* w, uint16_t port, rte_mbuf* m) noexcept {
+    tx_buffer& b = w->tx[port];
+    b.pkts[b.n++] = m;
+    if (b.n == w->cfg.burst) tx_flush_port(w, port);
+}
+
+// ARP/ICMP replies and ARP requests: rare and rate limited, so they go out
+// at once on their own instead of sharing the replicas' TX buffers.
+void tx_control(worker* w, uint16_t port, rte_mbuf* m) noexcept {
+    if (rte_eth_tx_burst(port, w->cfg.tx_queue, &m, 1) == 1) {
+        ++w->c->port_tx[port];
+        return;
+    }
+    ++w->c->drops[static_cast<unsigned>(drop_reason::tx_full)];
+    rte_pktmbuf_free(m);
+}
+
+void flush_all(worker* w) noexcept {
+    for (uint16_t p = 0; p < w->sh->nb_ports; ++p) tx_flush_port(w, p);
+}
+
+// ---------------------------------------------------------------- templates
+
+void build_template(egress_template& t, const uint8_t* pkt, const parse_result& pr,
+                    const dp_shared& sh, uint16_t port, uint16_t src_port_be) noexcept {
+    uint8_t* f = t.frame;
+    // Ethernet: destination patched per replica
+    std::memset(f, 0, 6);
+    std::memcpy(f + 6, sh.ports[port].mac, 6);
+    store_be16(f + 12, 0x0800);
+    // IPv4
+    uint8_t* ip = f + eth_hdr_len;
+    const uint16_t ip_total = ipv4_hdr_len + udp_hdr_len + pr.rtp_len;
+    ip[0] = 0x45;
+    ip[1] = 0xb8;                         // DSCP EF (46): interactive audio
+    store_be16(ip + 2, ip_total);
+    store_be16(ip + 4, 0);                // id: DF set, never fragmented
+    store_be16(ip + 6, 0x4000);
+    ip[8] = 64;
+    ip[9] = 17;
+    store_be16(ip + 10, 0);
+    std::memcpy(ip + 12, &sh.ports[port].ip_be, 4);
+    std::memset(ip + 16, 0, 4);
+    // UDP
+    uint8_t* udp = ip + ipv4_hdr_len;
+    const uint16_t udp_len = udp_hdr_len + pr.rtp_len;
+    std::memcpy(udp, &src_port_be, 2);
+    store_be16(udp + 2, 0);
+    store_be16(udp + 4, udp_len);
+    store_be16(udp + 6, 0);
+    // RTP header and payload: byte-identical
+    rte_memcpy(udp + udp_hdr_len, pkt + pr.rtp_off, pr.rtp_len);
+    t.len = static_cast<uint16_t>(l2l3l4 + pr.rtp_len);
+
+    t.ip_base = csum_fold(csum_add(0, ip, ipv4_hdr_len));
+    uint32_t u = csum_add(0, ip + 12, 4);      // pseudo header: src (dst added per listener)
+    u += 17 + udp_len;                          // zero, protocol, UDP length
+    u = csum_add(u, udp, udp_len);              // header (dport 0, csum 0) + payload
+    t.udp_base = csum_fold(u);
+}
+
+// ---------------------------------------------------------------- jobs
+
+inline bool jobs_full(const worker* w) noexcept { return w->nb_free == 0; }
+
+// Create a fan-out job for one accepted speaker packet. Called with the
+// snapshot the caller loaded for this iteration.
+void start_job(worker* w, const dp_snapshot& s, const dp_flow& f, const uint8_t* pkt,
+               const parse_result& pr, uint64_t now) noexcept {
+    const dp_session* sess = s.sessions[f.session_index];
+    const int shard = w->cfg.fanout_shard;
+    bool any = false;
+    for (unsigned t = 0; t < max_tiers; ++t) any |= sess->lists[shard][t] != nullptr;
+    if (!any) return;
+    if (jobs_full(w)) {
+        ++w->c->drops[static_cast<unsigned>(drop_reason::ring_full)];
+        return;
+    }
+    const uint32_t id = w->free_ids[--w->nb_free];
+    fanout_job& j = w->jobs[id];
+    j.session_index = f.session_index;
+    j.generation = sess->generation;
+    j.deadline_tsc = now + w->cfg.deadline_cycles;
+    j.tier = 0;
+    j.slot = 0;
+    j.done = 0;
+    for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
+        build_template(j.tmpl[p], pkt, pr, *w->sh, p, sess->udp_port_be);
+    w->order[(w->order_head + w->order_count) % max_jobs] = id;
+    ++w->order_count;
+}
+
+void finish_front(worker* w) noexcept {
+    const uint32_t id = w->order[w->order_head];
+    w->order_head = (w->order_head + 1) % max_jobs;
+    --w->order_count;
+    w->free_ids[w->nb_free++] = id;
+}
+
+void rotate_front(worker* w) noexcept {
+    const uint32_t id = w->order[w->order_head];
+    w->order_head = (w->order_head + 1) % max_jobs;
+    w->order[(w->order_head + w->order_count - 1) % max_jobs] = id;
+}
+
+// The listeners this job did not reach: counted per tier as misses.
+void abandon(worker* w, const dp_session* sess, const fanout_job& j) noexcept {
+    const int shard = w->cfg.fanout_shard;
+    uint64_t total = 0;
+    for (uint32_t t = j.tier; t < max_tiers; ++t) {
+        const dp_listener_list* l = sess->lists[shard][t];
+        if (l == nullptr) continue;
+        uint64_t missed = 0;
+        for (uint32_t slot = (t == j.tier ? j.slot : 0); slot < l->nb_slots; ++slot) {
+            const dp_listener& r = l->chunks[slot / listener_chunk_size]->l[slot % listener_chunk_size];
+            missed += r.flags & listener_flag_live;
+        }
+        w->c->tier_misses[t] += missed;
+        total += missed;
+    }
+    w->c->drops[static_cast<unsigned>(drop_reason::deadline)] += total;
+}
+
+inline bool refill_spare(worker* w) noexcept {
+    if (w->nb_spare > 0) return true;
+    if (rte_pktmbuf_alloc_bulk(w->cfg.pool, w->spare, w->cfg.burst) != 0) return false;
+    w->nb_spare = w->cfg.burst;
+    return true;
+}
+
+// Build and stage up to `budget` replicas of the front job. Returns the
+// number of slots visited; sets *finished when the job has no slots left.
+uint32_t run_slice(worker* w, const dp_snapshot& s, uint32_t budget, bool* finished) noexcept {
+    fanout_job& j = w->jobs[w->order[w->order_head]];
+    *finished = false;
+    if (j.session_index >= s.nb_sessions || s.sessions[j.session_index]->generation != j.generation) {
+        *finished = true;     // session ended or replaced: nothing left to serve
+        return 0;
+    }
+    const dp_session* sess = s.sessions[j.session_index];
+    const int shard = w->cfg.fanout_shard;
+    const uint64_t now = rte_rdtsc();
+    if (now > j.deadline_tsc || (w->cfg.replica_budget != 0 && j.done >= w->cfg.replica_budget)) {
+        abandon(w, sess, j);
+        *finished = true;
+        return 0;
+    }
+    const dp_neigh* neigh = w->sh->neigh;
+    lcore_counters* c = w->c;
+    uint32_t visited = 0;
+    while (visited < budget && j.tier < max_tiers) {
+        const dp_listener_list* l = sess->lists[shard][j.tier];
+        if (l == nullptr || j.slot >= l->nb_slots) {
+            ++j.tier;
+            j.slot = 0;
+            continue;
+        }
+        uint32_t end = std::min(l->nb_slots, j.slot + (budget - visited));
+        if (w->cfg.replica_budget != 0)
+            end = std::min(end, j.slot + (w->cfg.replica_budget - j.done));
+        if (end == j.slot) break;   // budget reached: abandoned on the next slice
+        while (j.slot < end) {
+            const dp_listener_chunk* chunk = l->chunks[j.slot / listener_chunk_size];
+            const uint32_t base = j.slot & ~(listener_chunk_size - 1);
+            const uint32_t stop = std::min(end, base + listener_chunk_size);
+            for (uint32_t i = j.slot - base; i < stop - base; ++i) {
+                const dp_listener& r = chunk->l[i];
+                if (!(r.flags & listener_flag_live)) [[unlikely]]
+                    continue;
+                const dp_neigh& nb = neigh[r.neigh_idx];
+                const uint64_t mw = nb.mac_word.load(std::memory_order_relaxed);
+                if (!(mw & neigh_valid)) [[unlikely]] {
+                    ++c->drops[static_cast<unsigned>(drop_reason::neigh_unresolved)];
+                    continue;
+                }
+                if (!refill_spare(w)) [[unlikely]] {
+                    ++c->drops[static_cast<unsigned>(drop_reason::no_mbuf)];
+                    ++c->tier_misses[j.tier];
+                    continue;
+                }
+                rte_mbuf* m = w->spare[--w->nb_spare];
+                const uint16_t port = nb.port_id;
+                const egress_template& t = j.tmpl[port];
+                uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+                rte_memcpy(d, t.frame, t.len);
+                std::memcpy(d, &mw, 6);
+                std::memcpy(d + off_ip_dst, &r.ip_be, 4);
+                std::memcpy(d + off_udp_dport, &r.port_be, 2);
+                const uint16_t ipc = static_cast<uint16_t>(~fold32(t.ip_base + r.ip_sum));
+                store_be16(d + off_ip_csum, ipc);
+                uint16_t uc = static_cast<uint16_t>(~fold32(t.udp_base + r.udp_sum));
+                if (uc == 0) uc = 0xffff;
+                store_be16(d + off_udp_csum, uc);
+                m->data_len = t.len;
+                m->pkt_len = t.len;
+                m->port = port;
+                c->tx_bytes += t.len;
+                ++j.done;
+                tx_stage(w, port, m);
+            }
+            visited += stop - j.slot;
+            j.slot = stop;
+        }
+    }
+    if (j.tier >= max_tiers) *finished = true;
+    return visited;
+}
+
+// Serve the jobs round robin, one slice each, until `slices` slices ran or no
+// job is left.
+unsigned run_jobs(worker* w, const dp_snapshot& s, unsigned slices) noexcept {
+    unsigned work = 0;
+    while (w->order_count > 0 && slices-- > 0) {
+        bool finished = false;
+        work += run_slice(w, s, w->cfg.slice, &finished);
+        if (finished)
+            finish_front(w);
+        else if (w->order_count > 1)
+            rotate_front(w);
+        ++work;
+    }
+    return work;
+}
+
+// ---------------------------------------------------------------- ARP / ICMP
+
+void learn_neighbour(worker* w, const dp_snapshot& s, uint32_t ip_be, const uint8_t* mac,
+                     uint16_t port) noexcept {
+    const int64_t idx = find_neigh(s, ip_be);
+    if (idx < 0 || static_cast<uint32_t>(idx) >= w->sh->nb_neigh) return;
+    dp_neigh& n = w->sh->neigh[idx];
+    if (n.port_id != port) return;
+    uint64_t word = 0;
+    std::memcpy(&word, mac, 6);
+    word |= neigh_valid;
+    n.mac_word.store(word, std::memory_order_relaxed);
+}
+
+// Turn an ARP request for our address into the reply, in place (same size as
+// the request: never an amplifier).
+bool handle_arp(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port,
+                const parse_result& pr, uint64_t now) noexcept {
+    uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+    uint8_t* a = d + pr.l3_off;
+    const uint16_t op = load_be16(a + 6);
+    if (s != nullptr) learn_neighbour(w, *s, pr.src_ip_be, a + 8, port);
+    if (op != 1) return false;
+    if (!take_token(w->arp_tb, now, w->hz)) {
+        ++w->c->drops[static_cast<unsigned>(drop_reason::arp_rate)];
+        return false;
+    }
+    const uint8_t* mine = w->sh->ports[port].mac;
+    uint8_t sender_mac[6];
+    uint8_t sender_ip[4];
+    std::memcpy(sender_mac, a + 8, 6);
+    std::memcpy(sender_ip, a + 14, 4);
+    std::memcpy(d, sender_mac, 6);
+    std::memcpy(d + 6, mine, 6);
+    store_be16(a + 6, 2);
+    std::memcpy(a + 8, mine, 6);
+    std::memcpy(a + 14, &w->sh->ports[port].ip_be, 4);
+    std::memcpy(a + 18, sender_mac, 6);
+    std::memcpy(a + 24, sender_ip, 4);
+    ++w->c->arp_replies;
+    tx_control(w, port, m);
+    return true;
+}
+
+bool handle_icmp(worker* w, rte_mbuf* m, uint16_t port, const parse_result& pr,
+                 uint64_t now) noexcept {
+    if (!take_token(w->icmp_tb, now, w->hz)) {
+        ++w->c->drops[static_cast<unsigned>(drop_reason::icmp_rate)];
+        return false;
+    }
+    uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+    uint8_t tmp[6];
+    std::memcpy(tmp, d, 6);
+    std::memcpy(d, d + 6, 6);
+    std::memcpy(d + 6, tmp, 6);
+    uint8_t* ip = d + pr.l3_off;
+    uint8_t src[4];
+    std::memcpy(src, ip + 12, 4);
+    std::memcpy(ip + 12, ip + 16, 4);
+    std::memcpy(ip + 16, src, 4);
+    ip[8] = 64;
+    store_be16(ip + 10, 0);
+    store_be16(ip + 10, static_cast<uint16_t>(~csum_fold(csum_add(0, ip, ipv4_hdr_len))));
+    uint8_t* icmp = d + pr.l4_off;
+    icmp[0] = 0;   // echo reply
+    store_be16(icmp + 2, 0);
+    store_be16(icmp + 2, static_cast<uint16_t>(~csum_fold(csum_add(0, icmp, pr.icmp_len))));
+    // Drop Ethernet padding beyond the IP datagram: the reply is never larger.
+    const uint32_t len = pr.l3_off + load_be16(ip + 2);
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(m->pkt_len - len));
+    ++w->c->icmp_replies;
+    tx_control(w, port, m);
+    return true;
+}
+
+void send_arp_requests(worker* w, uint64_t now) noexcept {
+    // Every 100 ms look at up to 256 neighbour entries and ask for those not
+    // resolved yet (or flagged by the control plane): at most 2560 requests/s.
+    if (now - w->last_arp_tsc < w->hz / 10) return;
+    w->last_arp_tsc = now;
+    const uint32_t n = w->sh->nb_neigh;
+    if (n == 0) return;
+    for (uint32_t k = 0; k < std::min<uint32_t>(256, n); ++k) {
+        dp_neigh& e = w->sh->neigh[w->arp_scan_pos];
+        w->arp_scan_pos = (w->arp_scan_pos + 1) % n;
+        if (e.ip_be == 0) continue;
+        const bool valid = e.mac_word.load(std::memory_order_relaxed) & neigh_valid;
+        if (valid && e.want.load(std::memory_order_relaxed) == 0) continue;
+        e.want.store(0, std::memory_order_relaxed);
+        rte_mbuf* m = rte_pktmbuf_alloc(w->cfg.pool);
+        if (m == nullptr) {
+            ++w->c->drops[static_cast<unsigned>(drop_reason::no_mbuf)];
+            return;
+        }
+        const uint16_t port = e.port_id;
+        auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 60));
+        if (d == nullptr) {
+            rte_pktmbuf_free(m);
+            return;
+        }
+        std::memset(d, 0, 60);
+        std::memset(d, 0xff, 6);
+        std::memcpy(d + 6, w->sh->ports[port].mac, 6);
+        store_be16(d + 12, 0x0806);
+        uint8_t* a = d + 14;
+        store_be16(a, 1);
+        store_be16(a + 2, 0x0800);
+        a[4] = 6;
+        a[5] = 4;
+        store_be16(a + 6, 1);
+        std::memcpy(a + 8, w->sh->ports[port].mac, 6);
+        std::memcpy(a + 14, &w->sh->ports[port].ip_be, 4);
+        std::memcpy(a + 24, &e.ip_be, 4);
+        ++w->c->arp_requests;
+        tx_control(w, port, m);
+    }
+}
+
+// ---------------------------------------------------------------- ingress
+
+unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) noexcept {
+    rte_mbuf* pkts[max_burst];
+    const uint16_t nb_rx = rte_eth_rx_burst(port, w->cfg.rx_queue, pkts, w->cfg.burst);
+    if (nb_rx == 0) return 0;
+    lcore_counters* c = w->c;
+    c->rx_packets += nb_rx;
+    c->port_rx[port] += nb_rx;
+    rte_mbuf* to_free[max_burst];
+    unsigned nb_free = 0;
+    const port_identity& id = w->sh->ports[port];
+    for (uint16_t i = 0; i < nb_rx; ++i) {
+        if (i + 1 < nb_rx) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+        rte_mbuf* m = pkts[i];
+        c->rx_bytes += m->pkt_len;
+        // Multi-segment frames are never audio we accept: validate the first
+        // segment only and let the length checks drop what does not fit.
+        const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+        const parse_result pr = parse_packet(d, m->data_len, id);
+        bool consumed = false;
+        switch (pr.kind) {
+        case pkt_kind::rtp: {
+            const dp_flow* f = s ? find_flow(*s, flow_key(pr.src_ip_be, pr.src_port_be, pr.dst_port_be))
+                                 : nullptr;
+            if (f == nullptr) {
+                ++c->drops[static_cast<unsigned>(drop_reason::unknown_flow)];
+                break;
+            }
+            if (f->has_ssrc && f->ssrc_be != pr.ssrc_be) {
+                ++c->drops[static_cast<unsigned>(drop_reason::ssrc_mismatch)];
+                break;
+            }
+            ++c->rtp_in;
+            const dp_session* sess = s->sessions[f->session_index];
+            for (uint32_t shard = 0; shard < s->nb_fanout_shards; ++shard) {
+                if (static_cast<int>(shard) == w->cfg.fanout_shard && w->cfg.do_fanout) {
+                    start_job(w, *s, *f, d, pr, now);
+                    continue;
+                }
+                bool any = false;
+                for (unsigned t = 0; t < max_tiers; ++t) any |= sess->lists[shard][t] != nullptr;
+                rte_ring* r = w->cfg.out_rings[shard];
+                if (!any || r == nullptr) continue;
+                rte_mbuf_refcnt_update(m, 1);
+                if (rte_ring_enqueue(r, m) != 0) {
+                    rte_mbuf_refcnt_update(m, -1);
+                    ++c->drops[static_cast<unsigned>(drop_reason::ring_full)];
+                }
+            }
+            break;
+        }
+        case pkt_kind::arp:
+            consumed = handle_arp(w, s, m, port, pr, now);
+            break;
+        case pkt_kind::icmp_echo:
+            consumed = handle_icmp(w, m, port, pr, now);
+            break;
+        case pkt_kind::drop:
+            ++c->drops[static_cast<unsigned>(pr.reason)];
+            break;
+        }
+        if (!consumed) to_free[nb_free++] = m;
+    }
+    if (nb_free > 0) rte_pktmbuf_free_bulk(to_free, nb_free);
+    return nb_rx;
+}
+
+// Speaker packets handed over by an ingress lcore: parse again (read only,
+// cheap next to the fan-out it starts) and start a job for our shard.
+unsigned drain_in_ring(worker* w, const dp_snapshot* s, uint64_t now) noexcept {
+    if (w->cfg.in_ring == nullptr) return 0;
+    void* objs[max_burst];
+    const unsigned n = rte_ring_sc_dequeue_burst(w->cfg.in_ring, objs, w->cfg.burst, nullptr);
+    for (unsigned i = 0; i < n; ++i) {
+        rte_mbuf* m = static_cast<rte_mbuf*>(objs[i]);
+        const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+        const parse_result pr = parse_packet(d, m->data_len, w->sh->ports[m->port < w->sh->nb_ports ? m->port : 0]);
+        if (s != nullptr && pr.kind == pkt_kind::rtp) {
+            const dp_flow* f = find_flow(*s, flow_key(pr.src_ip_be, pr.src_port_be, pr.dst_port_be));
+            if (f != nullptr) start_job(w, *s, *f, d, pr, now);
+        }
+    }
+    if (n > 0) rte_pktmbuf_free_bulk(reinterpret_cast<rte_mbuf**>(objs), n);
+    return n;
+}
+
+}  // namespace
+
+worker* worker_create(const worker_config& cfg) {
+    auto* w = static_cast<worker*>(rte_zmalloc_socket("stentor_worker", sizeof(worker), cache_line,
+                                                      static_cast<int>(rte_lcore_to_socket_id(cfg.lcore_id))));
+    if (w == nullptr) return nullptr;
+    w->cfg = cfg;
+    if (w->cfg.burst == 0 || w->cfg.burst > max_burst) w->cfg.burst = 32;
+    if (w->cfg.slice == 0) w->cfg.slice = 256;
+    w->c = cfg.counters;
+    w->sh = cfg.shared;
+    w->hz = rte_get_tsc_hz();
+    w->tmpl_pool = static_cast<egress_template*>(
+        rte_zmalloc("stentor_tmpl", sizeof(egress_template) * max_jobs * max_ports, cache_line));
+    if (w->tmpl_pool == nullptr) {
+        rte_free(w);
+        return nullptr;
+    }
+    for (uint32_t i = 0; i < max_jobs; ++i) {
+        w->free_ids[i] = max_jobs - 1 - i;
+        w->jobs[i].tmpl = w->tmpl_pool + i * max_ports;
+    }
+    w->nb_free = max_jobs;
+    const uint64_t now = rte_rdtsc();
+    w->arp_tb = {reply_burst, now};
+    w->icmp_tb = {reply_burst, now};
+    w->last_drain_tsc = now;
+    return w;
+}
+
+void worker_destroy(worker* w) {
+    if (w == nullptr) return;
+    flush_all(w);
+    // Jobs hold no mbufs (templates are copies); spare mbufs go back.
+    if (w->nb_spare > 0) rte_pktmbuf_free_bulk(w->spare, w->nb_spare);
+    if (w->cfg.in_ring != nullptr) {
+        void* obj;
+        while (rte_ring_sc_dequeue(w->cfg.in_ring, &obj) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
+    }
+    rte_free(w->tmpl_pool);
+    rte_free(w);
+}
+
+unsigned worker_poll(worker* w) noexcept {
+    const uint64_t start = rte_rdtsc();
+    const dp_snapshot* s = w->sh->snapshot.load(std::memory_order_acquire);
+    unsigned work = 0;
+    if (w->cfg.do_rx)
+        for (uint16_t p = 0; p < w->sh->nb_ports; ++p) work += rx_port(w, s, p, start);
+    if (w->cfg.do_fanout) {
+        work += drain_in_ring(w, s, start);
+        if (s != nullptr) work += run_jobs(w, *s, 16);
+    }
+    if (w->cfg.arp_owner) send_arp_requests(w, start);
+    const uint64_t end = rte_rdtsc();
+    if (end - w->last_drain_tsc >= w->cfg.drain_cycles) {
+        flush_all(w);
+        w->last_drain_tsc = end;
+    }
+    if (w->cfg.shared->rcu != nullptr) rte_rcu_qsbr_quiescent(w->cfg.shared->rcu, w->cfg.thread_id);
+    if (work > 0)
+        w->c->busy_cycles += end - start;
+    else
+        w->c->idle_cycles += end - start;
+    return work;
+}
+
+void worker_flush(worker* w) noexcept {
+    flush_all(w);
+    if (w->nb_spare > 0) rte_pktmbuf_free_bulk(w->spare, w->nb_spare);
+    w->nb_spare = 0;
+}
+
+unsigned worker_jobs_pending(const worker* w) noexcept { return w->order_count; }
+
+int worker_main(void* arg) {
+    auto* cfg = static_cast<worker_config*>(arg);
+    worker* w = worker_create(*cfg);
+    if (w == nullptr) return -1;
+    rte_rcu_qsbr* rcu = cfg->shared->rcu;
+    if (rcu != nullptr) {
+        rte_rcu_qsbr_thread_register(rcu, cfg->thread_id);
+        rte_rcu_qsbr_thread_online(rcu, cfg->thread_id);
+    }
+    while (!cfg->shared->stop.load(std::memory_order_relaxed)) worker_poll(w);
+    worker_destroy(w);
+    if (rcu != nullptr) {
+        rte_rcu_qsbr_thread_offline(rcu, cfg->thread_id);
+        rte_rcu_qsbr_thread_unregister(rcu, cfg->thread_id);
+    }
+    return 0;
+}
+
+}  // namespace stentor::dp

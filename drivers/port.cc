@@ -1,0 +1,130 @@
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+
+#include "drivers.h"
+
+namespace stentor::drivers {
+namespace {
+
+[[noreturn]] void fail(const port_params& p, const std::string& what) {
+    throw driver_error("port " + p.name + " (" + p.device + "): " + what);
+}
+
+}  // namespace
+
+port_state port_start(const port_params& p, rte_mempool* pool) {
+    uint16_t port_id = 0;
+    if (rte_eth_dev_get_port_by_name(p.device.c_str(), &port_id) != 0)
+        fail(p, "no such ethdev (is it in eal.vdevs or eal.pci_allow, and bound to a DPDK driver?)");
+
+    rte_eth_dev_info info{};
+    if (int rc = rte_eth_dev_info_get(port_id, &info); rc != 0)
+        fail(p, std::string("dev_info_get: ") + rte_strerror(-rc));
+    if (p.rx_queues > info.max_rx_queues)
+        fail(p, "rx_queues=" + std::to_string(p.rx_queues) + " but the device supports " +
+                    std::to_string(info.max_rx_queues));
+    if (p.tx_queues > info.max_tx_queues)
+        fail(p, "tx_queues=" + std::to_string(p.tx_queues) + " but the device supports " +
+                    std::to_string(info.max_tx_queues));
+
+    rte_eth_conf conf{};
+    // Offloads only where reported. Replicas are built complete in software
+    // (checksums included) so nothing is required; fast-free is a pure win
+    // when available because every replica comes from one pool, refcount 1.
+    const uint64_t want_tx = RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
+    conf.txmode.offloads = info.tx_offload_capa & want_tx;
+    const uint64_t want_rx = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+    conf.rxmode.offloads = info.rx_offload_capa & want_rx;
+    if (p.rx_queues > 1) {
+        conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+    }
+    conf.rxmode.mtu = p.mtu;
+    if (p.mtu > info.max_mtu) fail(p, "mtu=" + std::to_string(p.mtu) + " above device max " + std::to_string(info.max_mtu));
+
+    if (int rc = rte_eth_dev_configure(port_id, static_cast<uint16_t>(p.rx_queues),
+                                       static_cast<uint16_t>(p.tx_queues), &conf); rc != 0)
+        fail(p, std::string("configure: ") + rte_strerror(-rc));
+    uint16_t nb_rxd = static_cast<uint16_t>(p.rx_desc);
+    uint16_t nb_txd = static_cast<uint16_t>(p.tx_desc);
+    if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &nb_rxd, &nb_txd); rc != 0)
+        fail(p, std::string("descriptor counts: ") + rte_strerror(-rc));
+    const int socket = rte_eth_dev_socket_id(port_id);
+    const unsigned sock = socket < 0 ? 0u : static_cast<unsigned>(socket);
+    rte_eth_rxconf rxc = info.default_rxconf;
+    rxc.offloads = conf.rxmode.offloads;
+    for (uint16_t q = 0; q < p.rx_queues; ++q)
+        if (int rc = rte_eth_rx_queue_setup(port_id, q, nb_rxd, sock, &rxc, pool); rc != 0)
+            fail(p, "rx queue " + std::to_string(q) + ": " + rte_strerror(-rc));
+    rte_eth_txconf txc = info.default_txconf;
+    txc.offloads = conf.txmode.offloads;
+    for (uint16_t q = 0; q < p.tx_queues; ++q)
+        if (int rc = rte_eth_tx_queue_setup(port_id, q, nb_txd, sock, &txc); rc != 0)
+            fail(p, "tx queue " + std::to_string(q) + ": " + rte_strerror(-rc));
+
+    port_state s;
+    s.port_id = port_id;
+    s.name = p.name;
+    s.driver = info.driver_name ? info.driver_name : "";
+    s.rx_offloads = conf.rxmode.offloads;
+    s.tx_offloads = conf.txmode.offloads;
+    if (p.set_mac) {
+        rte_ether_addr mac = p.mac;
+        if (int rc = rte_eth_dev_default_mac_addr_set(port_id, &mac); rc != 0 && rc != -ENOTSUP)
+            fail(p, std::string("set mac: ") + rte_strerror(-rc));
+        s.mac = p.mac;   // we answer ARP with it either way; promiscuous RX below
+    } else if (int rc = rte_eth_macaddr_get(port_id, &s.mac); rc != 0) {
+        fail(p, std::string("macaddr_get: ") + rte_strerror(-rc));
+    }
+    if (int rc = rte_eth_dev_start(port_id); rc != 0) fail(p, std::string("start: ") + rte_strerror(-rc));
+    // Promiscuous so a configured MAC that the device could not take still
+    // receives; the validator drops frames not addressed to us (eth_dst).
+    if (p.set_mac) rte_eth_promiscuous_enable(port_id);
+    port_link(s);
+    return s;
+}
+
+void port_link(port_state& s) noexcept {
+    rte_eth_link link{};
+    if (rte_eth_link_get_nowait(s.port_id, &link) == 0) {
+        s.link_up = link.link_status == RTE_ETH_LINK_UP;
+        s.link_speed_mbps = link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed;
+    }
+}
+
+void port_stop(uint16_t port_id) noexcept {
+    rte_eth_dev_stop(port_id);
+    rte_eth_dev_close(port_id);
+}
+
+std::vector<std::pair<std::string, uint64_t>> port_stats(uint16_t port_id) {
+    std::vector<std::pair<std::string, uint64_t>> out;
+    rte_eth_stats st{};
+    if (rte_eth_stats_get(port_id, &st) == 0) {
+        out.emplace_back("ipackets", st.ipackets);
+        out.emplace_back("opackets", st.opackets);
+        out.emplace_back("ibytes", st.ibytes);
+        out.emplace_back("obytes", st.obytes);
+        out.emplace_back("imissed", st.imissed);
+        out.emplace_back("ierrors", st.ierrors);
+        out.emplace_back("oerrors", st.oerrors);
+        out.emplace_back("rx_nombuf", st.rx_nombuf);
+    }
+    const int n = rte_eth_xstats_get_names(port_id, nullptr, 0);
+    if (n > 0) {
+        std::vector<rte_eth_xstat_name> names(static_cast<size_t>(n));
+        std::vector<rte_eth_xstat> vals(static_cast<size_t>(n));
+        if (rte_eth_xstats_get_names(port_id, names.data(), static_cast<unsigned>(n)) == n &&
+            rte_eth_xstats_get(port_id, vals.data(), static_cast<unsigned>(n)) == n)
+            for (int i = 0; i < n; ++i)
+                out.emplace_back(std::string("x/") + names[static_cast<size_t>(vals[static_cast<size_t>(i)].id)].name,
+                                 vals[static_cast<size_t>(i)].value);
+    }
+    return out;
+}
+
+}  // namespace stentor::drivers

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages Stentor needs to build, run and test.
+# Idempotent and silent when everything is already installed; runs
+# `apt-get update` only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  meson ninja-build pkg-config g++ clang libclang-rt-14-dev
+  libdpdk-dev dpdk dpdk-dev liburing-dev libopus-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libmicrohttpd-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libfmt-dev
+  libogg-dev libopusfile-dev libpcap-dev libnuma-dev
+  libcurl4-openssl-dev libcpp-httplib-dev
+  # real peers and tools for the demo and end-to-end tests
+  ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  sox opus-tools python3-scapy tshark iproute2 ethtool procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  if [[ "$status" != "installed" ]]; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo -E)
+  else
+    echo "deps.sh: missing packages (${missing[*]}) and not root; install them or run as root" >&2
+    exit 1
+  fi
+else
+  SUDO=()
+fi
+
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# tshark would otherwise ask whether non-root users may capture packets.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | "${SUDO[@]}" debconf-set-selections
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq \
+  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+  "${missing[@]}" >/dev/null
+echo "deps.sh: done"

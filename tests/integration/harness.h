@@ -1,0 +1,72 @@
+// Shared by the integration tests: EAL once per process, ring-backed ports
+// (packets in through one rte_ring, out through another), a packet builder
+// and a relay driven on the test thread so every run is deterministic.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <rte_ethdev.h>
+#include <rte_eth_ring.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "config.h"
+#include "relay.h"
+
+namespace stentor::test {
+
+using bytes = std::vector<uint8_t>;
+
+inline constexpr uint8_t relay_mac[6] = {0x02, 0x53, 0x54, 0x00, 0x00, 0x01};
+inline constexpr uint32_t relay_ip = 0xc6120001;      // 198.18.0.1
+inline constexpr uint32_t gateway_ip = 0xc61200fe;    // 198.18.0.254
+inline constexpr uint32_t speaker_ip = 0xc612000a;    // 198.18.0.10
+
+rte_mempool* test_pool();
+
+// A port whose RX reads `rx` and whose TX writes `tx`.
+struct ring_port {
+    std::string name;
+    rte_ring* rx = nullptr;
+    rte_ring* tx = nullptr;
+    uint16_t port_id = 0;
+};
+ring_port make_ring_port(const std::string& name);
+
+// Minimal profile: one port on `port_name`, 198.18.0.1/24 gw .254, ingress
+// 40000-40999, one fan-out lcore (or `shards`).
+control::profile base_profile(const std::string& port_name, unsigned shards = 1);
+
+struct frame_spec {
+    uint8_t dst_mac[6] = {0x02, 0x53, 0x54, 0x00, 0x00, 0x01};
+    uint8_t src_mac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x0a};
+    uint32_t src_ip = speaker_ip;
+    uint32_t dst_ip = relay_ip;
+    uint16_t src_port = 5004;
+    uint16_t dst_port = 40000;
+    uint32_t ssrc = 1234;
+    uint16_t seq = 1;
+    uint32_t ts = 960;
+    size_t payload = 80;
+};
+bytes rtp_frame(const frame_spec& f);
+bytes arp_frame(uint16_t op, const uint8_t* sender_mac, uint32_t sender_ip, const uint8_t* target_mac,
+                uint32_t target_ip, const uint8_t* eth_dst);
+
+void inject(const ring_port& p, const bytes& frame);
+std::vector<bytes> drain(const ring_port& p);
+
+uint16_t ip_checksum(const uint8_t* ip, size_t len);
+uint16_t be16(const uint8_t* p);
+uint32_t be32(const uint8_t* p);
+
+// Answer every ARP request the relay sent (found in `out`) for addresses in
+// the given (ip -> mac) table; returns the frames that were not ARP requests.
+std::vector<bytes> answer_arp(const ring_port& p, const std::vector<bytes>& out,
+                              const std::vector<std::pair<uint32_t, std::array<uint8_t, 6>>>& hosts);
+
+}  // namespace stentor::test

@@ -1,0 +1,376 @@
+// Integration: real EAL, ring-backed ethdev ports, the relay's own workers
+// polled on the test thread. Golden packets in, exact packets out.
+#include <array>
+#include <map>
+#include <set>
+
+#include <gtest/gtest.h>
+#include <rte_mempool.h>
+
+#include "harness.h"
+#include "stentor/dp_counters.h"
+
+namespace stentor::test {
+namespace {
+
+using control::relay;
+using control::relay_options;
+using mac_t = std::array<uint8_t, 6>;
+
+mac_t host_mac(uint32_t ip) {
+    return {0x02, 0x00, static_cast<uint8_t>(ip >> 24), static_cast<uint8_t>(ip >> 16), static_cast<uint8_t>(ip >> 8),
+            static_cast<uint8_t>(ip)};
+}
+
+uint64_t counter(const relay& r, const std::string& name) {
+    for (const auto& [k, v] : r.counters(true))
+        if (k == name) return v;
+    ADD_FAILURE() << "no counter " << name;
+    return 0;
+}
+
+struct listener_t {
+    uint32_t ip;
+    uint16_t port;
+    unsigned tier;
+};
+
+// Poll until nothing moves (bounded).
+void settle(relay& r) {
+    for (int i = 0; i < 64; ++i)
+        if (r.poll() == 0) break;
+    r.flush();
+}
+
+// The relay asks for its neighbours; answer like real hosts would.
+void resolve(relay& r, const ring_port& port, const std::vector<listener_t>& ls) {
+    std::vector<std::pair<uint32_t, mac_t>> hosts{{gateway_ip, host_mac(gateway_ip)}};
+    for (const auto& l : ls) hosts.emplace_back(l.ip, host_mac(l.ip));
+    for (int round = 0; round < 3; ++round) {
+        r.poll();
+        r.flush();
+        auto rest = answer_arp(port, drain(port), hosts);
+        EXPECT_TRUE(rest.empty()) << "unexpected non-ARP egress while resolving";
+        settle(r);
+        usleep(110 * 1000);   // the ARP owner asks every 100 ms
+    }
+}
+
+bool on_link(uint32_t ip) { return (ip & 0xffffff00) == (relay_ip & 0xffffff00); }
+
+void check_replica(const bytes& f, const bytes& in, const listener_t& l) {
+    ASSERT_EQ(f.size(), in.size()) << "frame length";
+    const mac_t want = on_link(l.ip) ? host_mac(l.ip) : host_mac(gateway_ip);
+    EXPECT_EQ(0, std::memcmp(f.data(), want.data(), 6)) << "dst mac";
+    EXPECT_EQ(0, std::memcmp(f.data() + 6, relay_mac, 6)) << "src mac";
+    EXPECT_EQ(0x0800, be16(f.data() + 12));
+    const uint8_t* ip = f.data() + 14;
+    EXPECT_EQ(0x45, ip[0]);
+    EXPECT_EQ(in.size() - 14, be16(ip + 2)) << "total length";
+    EXPECT_EQ(0x4000, be16(ip + 6)) << "DF, no fragment";
+    EXPECT_EQ(64, ip[8]);
+    EXPECT_EQ(17, ip[9]);
+    EXPECT_EQ(relay_ip, be32(ip + 12));
+    EXPECT_EQ(l.ip, be32(ip + 16));
+    EXPECT_EQ(0, ip_checksum(ip, 20)) << "IPv4 header checksum";
+    const uint8_t* udp = ip + 20;
+    EXPECT_EQ(be16(in.data() + 36), be16(udp)) << "source port = session port";
+    EXPECT_EQ(l.port, be16(udp + 2));
+    EXPECT_EQ(in.size() - 34, be16(udp + 4));
+    // UDP checksum over pseudo header + datagram must verify.
+    bytes ph(12 + (f.size() - 34));
+    std::memcpy(ph.data(), ip + 12, 8);
+    ph[9] = 17;
+    ph[10] = udp[4];
+    ph[11] = udp[5];
+    std::memcpy(ph.data() + 12, udp, f.size() - 34);
+    EXPECT_NE(0, be16(udp + 6)) << "UDP checksum present";
+    EXPECT_EQ(0, ip_checksum(ph.data(), ph.size())) << "UDP checksum";
+    EXPECT_EQ(0, std::memcmp(f.data() + 42, in.data() + 42, in.size() - 42)) << "RTP bytes identical";
+}
+
+class relay_test : public ::testing::Test {
+protected:
+    static int next_id() {
+        static int n = 0;
+        return n++;
+    }
+    ring_port port = make_ring_port("it" + std::to_string(next_id()));
+};
+
+TEST_F(relay_test, one_speaker_to_91_listeners_field_by_field) {
+    auto prof = base_profile(port.name);
+    control::session_config sc;
+    sc.id = 1;
+    sc.udp_port = 40000;
+    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    std::vector<listener_t> ls;
+    for (uint32_t i = 0; i < 60; ++i) ls.push_back({0xc6120064 + i, static_cast<uint16_t>(6000 + i), 0});   // 198.18.0.100+
+    for (uint32_t i = 0; i < 31; ++i) ls.push_back({0xcb007101 + i, static_cast<uint16_t>(7000 + i), 0});   // 203.0.113.1+ via gw
+    for (const auto& l : ls) sc.listeners.push_back({l.ip, l.port, l.tier});
+    prof.sessions.push_back(sc);
+
+    relay r(prof, relay_options{.launch = false});
+    const unsigned in_use0 = rte_mempool_in_use_count(r.pool());
+    r.state().load_static(prof);
+    resolve(r, port, ls);
+
+    // 7 packets of different payload sizes (odd, even, tiny, large).
+    const size_t sizes[] = {80, 81, 1, 160, 320, 999, 41};
+    for (uint16_t k = 0; k < 7; ++k) {
+        frame_spec fs;
+        fs.seq = static_cast<uint16_t>(100 + k);
+        fs.payload = sizes[k];
+        const bytes in = rtp_frame(fs);
+        inject(port, in);
+        settle(r);
+        const auto out = drain(port);
+        ASSERT_EQ(out.size(), ls.size()) << "packet " << k;
+        std::set<std::pair<uint32_t, uint16_t>> seen;
+        for (const auto& f : out) {
+            const uint32_t dst = be32(f.data() + 30);
+            const uint16_t dport = be16(f.data() + 36);
+            const listener_t* l = nullptr;
+            for (const auto& c : ls)
+                if (c.ip == dst && c.port == dport) l = &c;
+            ASSERT_NE(l, nullptr) << "egress to an unregistered address";
+            EXPECT_TRUE(seen.emplace(dst, dport).second) << "duplicate replica";
+            check_replica(f, in, *l);
+        }
+    }
+    EXPECT_EQ(7u, counter(r, "rtp_in"));
+    EXPECT_EQ(7u * 91u, counter(r, "replicas_out"));
+    EXPECT_EQ(0u, counter(r, "drop/egress/neigh_unresolved"));
+    r.flush();
+    EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool()));
+}
+
+struct bad_case {
+    const char* what;
+    frame_spec spec;
+    const char* counter;
+    void (*mangle)(bytes&);
+};
+
+TEST_F(relay_test, malformed_and_unknown_input_produces_no_egress) {
+    auto prof = base_profile(port.name);
+    control::session_config sc;
+    sc.id = 1;
+    sc.udp_port = 40000;
+    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    sc.listeners.push_back({0xc6120064, 6000, 0});
+    prof.sessions.push_back(sc);
+    relay r(prof, relay_options{.launch = false});
+    r.state().load_static(prof);
+    resolve(r, port, {{0xc6120064, 6000, 0}});
+    const unsigned in_use0 = rte_mempool_in_use_count(r.pool());
+
+    auto with = [](auto f) {
+        frame_spec s;
+        f(s);
+        return s;
+    };
+    const std::vector<bad_case> cases = {
+        {"unknown source port", with([](frame_spec& s) { s.src_port = 5006; }), "drop/ingress/unknown_flow", nullptr},
+        {"unknown source address", with([](frame_spec& s) { s.src_ip = 0xc6120063; }), "drop/ingress/unknown_flow", nullptr},
+        {"session port without speaker", with([](frame_spec& s) { s.dst_port = 40001; }), "drop/ingress/unknown_flow", nullptr},
+        {"wrong SSRC", with([](frame_spec& s) { s.ssrc = 99; }), "drop/ingress/ssrc_mismatch", nullptr},
+        {"port outside speaker range", with([](frame_spec& s) { s.dst_port = 5000; }), "drop/ingress/udp_port", nullptr},
+        {"not our address", with([](frame_spec& s) { s.dst_ip = 0xc6120002; }), "drop/ingress/ipv4_checksum", nullptr},
+        {"bad IPv4 checksum", {}, "drop/ingress/ipv4_checksum", [](bytes& b) { b[24] ^= 0xff; }},
+        {"fragment", {}, "drop/ingress/ipv4_checksum", [](bytes& b) { b[20] |= 0x20; }},
+        {"RTP version 1", {}, "drop/ingress/rtp_version", [](bytes& b) { b[42] = 0x40; }},
+        {"truncated to Ethernet", {}, "drop/ingress/eth_runt", [](bytes& b) { b.resize(10); }},
+        {"IPv6 ethertype", {}, "drop/ingress/eth_type", [](bytes& b) { b[12] = 0x86; b[13] = 0xdd; }},
+        {"not our MAC", {}, "drop/ingress/eth_dst", [](bytes& b) { b[5] = 0x77; }},
+        {"own source address", with([](frame_spec& s) { s.src_ip = relay_ip; }), "drop/ingress/ipv4_src", nullptr},
+    };
+    for (const auto& c : cases) {
+        bytes f = rtp_frame(c.spec);
+        if (c.mangle) c.mangle(f);
+        // "not our address" keeps a valid checksum via the builder; expect ipv4_dst
+        const std::string expect = std::string(c.what) == "not our address" ? "drop/ingress/ipv4_dst" : c.counter;
+        const uint64_t before = counter(r, expect);
+        inject(port, f);
+        settle(r);
+        EXPECT_TRUE(drain(port).empty()) << c.what;
+        EXPECT_EQ(before + 1, counter(r, expect)) << c.what;
+    }
+    EXPECT_EQ(0u, counter(r, "replicas_out"));
+    EXPECT_EQ(0u, counter(r, "rtp_in"));
+    r.flush();
+    EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool()));
+}
+
+TEST_F(relay_test, answers_arp_and_ping_for_its_address_only) {
+    auto prof = base_profile(port.name);
+    relay r(prof, relay_options{.launch = false});
+    r.state().load_static(prof);
+    const mac_t peer = host_mac(0xc6120005);
+    const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t zero[6] = {};
+    inject(port, arp_frame(1, peer.data(), 0xc6120005, zero, relay_ip, bcast));
+    settle(r);
+    auto out = drain(port);
+    ASSERT_EQ(1u, out.size());
+    const bytes& a = out[0];
+    EXPECT_EQ(60u, a.size()) << "reply no larger than the request";
+    EXPECT_EQ(0, std::memcmp(a.data(), peer.data(), 6));
+    EXPECT_EQ(2, be16(a.data() + 20));
+    EXPECT_EQ(0, std::memcmp(a.data() + 22, relay_mac, 6));
+    EXPECT_EQ(relay_ip, be32(a.data() + 28));
+    EXPECT_EQ(0xc6120005u, be32(a.data() + 38));
+
+    inject(port, arp_frame(1, peer.data(), 0xc6120005, zero, 0xc6120002, bcast));
+    settle(r);
+    EXPECT_TRUE(drain(port).empty());
+    EXPECT_EQ(1u, counter(r, "drop/ingress/arp_not_for_us"));
+
+    // ICMP echo request, 64 bytes of data
+    bytes p(14 + 20 + 8 + 64, 0);
+    std::memcpy(p.data(), relay_mac, 6);
+    std::memcpy(p.data() + 6, peer.data(), 6);
+    p[12] = 0x08;
+    p[14] = 0x45;
+    p[16] = 0;
+    p[17] = static_cast<uint8_t>(20 + 8 + 64);
+    p[22] = 64;
+    p[23] = 1;
+    const uint32_t src = 0xc6120005;
+    for (int i = 0; i < 4; ++i) p[26 + i] = static_cast<uint8_t>(src >> (24 - 8 * i));
+    for (int i = 0; i < 4; ++i) p[30 + i] = static_cast<uint8_t>(relay_ip >> (24 - 8 * i));
+    uint16_t c = ip_checksum(p.data() + 14, 20);
+    p[24] = static_cast<uint8_t>(c >> 8);
+    p[25] = static_cast<uint8_t>(c);
+    p[34] = 8;
+    p[38] = 0x12;
+    p[40] = 0;
+    p[41] = 1;
+    for (int i = 0; i < 64; ++i) p[42 + i] = static_cast<uint8_t>(i);
+    c = ip_checksum(p.data() + 34, 8 + 64);
+    p[36] = static_cast<uint8_t>(c >> 8);
+    p[37] = static_cast<uint8_t>(c);
+    inject(port, p);
+    settle(r);
+    out = drain(port);
+    ASSERT_EQ(1u, out.size());
+    const bytes& e = out[0];
+    ASSERT_EQ(p.size(), e.size());
+    EXPECT_EQ(0, e[34]) << "echo reply";
+    EXPECT_EQ(src, be32(e.data() + 30));
+    EXPECT_EQ(relay_ip, be32(e.data() + 26));
+    EXPECT_EQ(0, ip_checksum(e.data() + 14, 20));
+    EXPECT_EQ(0, ip_checksum(e.data() + 34, 8 + 64));
+    EXPECT_EQ(1u, counter(r, "icmp_replies"));
+    EXPECT_EQ(1u, counter(r, "arp_replies"));
+}
+
+TEST_F(relay_test, live_join_and_leave_take_effect_at_publish) {
+    auto prof = base_profile(port.name);
+    control::session_config sc;
+    sc.id = 1;
+    sc.udp_port = 40000;
+    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    prof.sessions.push_back(sc);
+    relay r(prof, relay_options{.launch = false});
+    r.state().load_static(prof);
+    const listener_t a{0xc6120064, 6000, 0}, b{0xc6120065, 6001, 1};
+    r.state().listener_add(1, a.ip, a.port, a.tier);
+    r.state().listener_add(1, b.ip, b.port, b.tier);
+    r.state().publish();
+    resolve(r, port, {a, b});
+    auto send = [&](uint16_t seq) {
+        frame_spec fs;
+        fs.seq = seq;
+        inject(port, rtp_frame(fs));
+        settle(r);
+        std::set<uint32_t> got;
+        for (const auto& f : drain(port)) got.insert(be32(f.data() + 30));
+        return got;
+    };
+    EXPECT_EQ((std::set<uint32_t>{a.ip, b.ip}), send(1));
+    r.state().listener_del(1, a.ip, a.port);
+    r.state().publish();
+    EXPECT_EQ((std::set<uint32_t>{b.ip}), send(2));
+    r.state().listener_add(1, a.ip, a.port, 2);
+    r.state().publish();
+    // The neighbour entry stayed cached while a was away: no new ARP needed.
+    EXPECT_EQ((std::set<uint32_t>{a.ip, b.ip}), send(3));
+    r.state().session_end(1);
+    r.state().publish();
+    EXPECT_TRUE(send(4).empty());
+    EXPECT_EQ(1u, counter(r, "drop/ingress/unknown_flow"));
+}
+
+TEST_F(relay_test, shards_and_tiers_every_listener_every_packet) {
+    auto prof = base_profile(port.name, 3);
+    control::session_config sc;
+    sc.id = 1;
+    sc.udp_port = 40000;
+    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    std::vector<listener_t> ls;
+    for (uint32_t i = 0; i < 120; ++i) ls.push_back({0xc6120020 + i, static_cast<uint16_t>(6000 + i), i % 4});
+    for (const auto& l : ls) sc.listeners.push_back({l.ip, l.port, l.tier});
+    prof.sessions.push_back(sc);
+    relay r(prof, relay_options{.launch = false});
+    r.state().load_static(prof);
+    resolve(r, port, ls);
+    const unsigned packets = 91;
+    std::map<uint32_t, unsigned> got;
+    for (unsigned k = 0; k < packets; ++k) {
+        frame_spec fs;
+        fs.seq = static_cast<uint16_t>(k);
+        inject(port, rtp_frame(fs));
+        if (k % 7 == 0) {   // let jobs pile up across shards in between
+            settle(r);
+            for (const auto& f : drain(port)) ++got[be32(f.data() + 30)];
+        }
+    }
+    for (int i = 0; i < 10; ++i) {
+        settle(r);
+        for (const auto& f : drain(port)) ++got[be32(f.data() + 30)];
+    }
+    ASSERT_EQ(ls.size(), got.size());
+    for (const auto& [ip, n] : got) EXPECT_EQ(packets, n) << std::hex << ip;
+    EXPECT_EQ(packets * ls.size(), counter(r, "replicas_out"));
+}
+
+TEST_F(relay_test, budget_exhaustion_misses_lowest_tier_only_and_counts_add_up) {
+    auto prof = base_profile(port.name, 3);
+    control::session_config sc;
+    sc.id = 1;
+    sc.udp_port = 40000;
+    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    std::vector<listener_t> ls;
+    // 30 tier-0 then 30 tier-3: each of the 3 shards gets 10 + 10
+    for (uint32_t i = 0; i < 30; ++i) ls.push_back({0xc6120020 + i, 6000, 0});
+    for (uint32_t i = 0; i < 30; ++i) ls.push_back({0xc6120050 + i, 6000, 3});
+    for (const auto& l : ls) sc.listeners.push_back({l.ip, l.port, l.tier});
+    prof.sessions.push_back(sc);
+    // Injected fan-out budget: 15 replicas per packet per shard.
+    relay r(prof, relay_options{.launch = false, .replica_budget = 15});
+    r.state().load_static(prof);
+    resolve(r, port, ls);
+    const unsigned packets = 11;
+    std::map<uint32_t, unsigned> got;
+    for (unsigned k = 0; k < packets; ++k) {
+        frame_spec fs;
+        fs.seq = static_cast<uint16_t>(k);
+        inject(port, rtp_frame(fs));
+        settle(r);
+        for (const auto& f : drain(port)) ++got[be32(f.data() + 30)];
+    }
+    for (const auto& l : ls) {
+        if (l.tier == 0) {
+            EXPECT_EQ(packets, got[l.ip]) << "tier 0 listener lost packets";
+        }
+    }
+    EXPECT_EQ(0u, counter(r, "tier_misses/0"));
+    EXPECT_EQ(0u, counter(r, "tier_misses/1"));
+    EXPECT_EQ(0u, counter(r, "tier_misses/2"));
+    EXPECT_EQ(packets * 15u, counter(r, "tier_misses/3"));
+    EXPECT_EQ(packets * ls.size(), counter(r, "replicas_out") + counter(r, "tier_misses/3"));
+}
+
+}  // namespace
+}  // namespace stentor::test

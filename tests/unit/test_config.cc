@@ -1,0 +1,505 @@
+// Config profile loader: shipped profiles load, every refusal names
+// file:line:col and the setting, and the address helpers agree with the
+// listener rules the relay enforces at run time.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "config.h"
+
+namespace stentor::control {
+namespace {
+
+#ifndef STENTOR_SOURCE_DIR
+#error "tests/unit/meson.build must define STENTOR_SOURCE_DIR"
+#endif
+
+// A minimal valid profile, built from pieces whose line counts are fixed so
+// the table below can name exact lines:
+//   lines 1-3 eal, 4-6 dataplane, 7-10 port, 11-12 api, 13.. appended text.
+const std::string k_eal = "[eal]\nlcores = [0, 1]\nvdevs = [\"net_null0\"]\n";
+const std::string k_dp = "[dataplane]\nrx_lcores = [1]\nfanout_lcores = [1]\n";
+const std::string k_port =
+    "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1/24\"\n";
+const std::string k_api = "[api]\ntoken = \"0123456789abcdef\"\n";
+const std::string k_base = k_eal + k_dp + k_port + k_api;
+// Appended after k_base: session at 13-15, speaker at 16-18.
+const std::string k_session = "[[session]]\nid = 1\nudp_port = 40000\n";
+const std::string k_speaker = "[[session.speaker]]\nip = \"198.18.0.10\"\nport = 5004\n";
+
+std::string listener(const std::string& ip, int port = 5004) {
+    return "[[session.listener]]\nip = \"" + ip + "\"\nport = " + std::to_string(port) + "\n";
+}
+
+profile parse(const std::string& text) { return parse_profile(text, "t.toml"); }
+
+std::string error_of(const std::string& text) {
+    try {
+        parse(text);
+    } catch (const config_error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+TEST(ConfigBase, MinimalProfileLoads) {
+    const auto p = parse(k_base + k_session + k_speaker + listener("198.18.0.21"));
+    EXPECT_EQ(p.path, "t.toml");
+    EXPECT_EQ(p.eal.lcores, (std::vector<unsigned>{0, 1}));
+    EXPECT_EQ(p.ports.size(), 1u);
+    EXPECT_EQ(p.ports[0].ipv4, 0xc6120001u);
+    EXPECT_EQ(p.ports[0].prefix_len, 24u);
+    ASSERT_EQ(p.sessions.size(), 1u);
+    EXPECT_EQ(p.sessions[0].name, "session-1");  // default name
+    EXPECT_EQ(p.sessions[0].listeners.size(), 1u);
+    EXPECT_EQ(p.sessions[0].listeners[0].tier, 0u);
+}
+
+// ---------------------------------------------------------------------------
+// Shipped profiles
+
+std::vector<std::filesystem::path> shipped_profiles() {
+    std::vector<std::filesystem::path> out;
+    for (const auto& e : std::filesystem::directory_iterator(std::string(STENTOR_SOURCE_DIR) + "/configs"))
+        if (e.path().extension() == ".toml") out.push_back(e.path());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+TEST(ConfigProfiles, EveryShippedProfileLoads) {
+    const auto files = shipped_profiles();
+    EXPECT_GE(files.size(), 4u);
+    for (const auto& f : files) {
+        SCOPED_TRACE(f.string());
+        EXPECT_NO_THROW(load_profile(f.string()));
+    }
+}
+
+std::string configs(const char* name) { return std::string(STENTOR_SOURCE_DIR) + "/configs/" + name; }
+
+TEST(ConfigProfiles, DevVethHasTheValuesTheDemoUses) {
+    const auto p = load_profile(configs("dev-veth.toml"));
+    EXPECT_EQ(p.eal.lcores, (std::vector<unsigned>{0, 1}));
+    EXPECT_EQ(p.eal.main_lcore, 0u);
+    EXPECT_FALSE(p.eal.hugepages);
+    EXPECT_EQ(p.eal.memory_mb, 512u);
+    EXPECT_EQ(p.eal.file_prefix, "stentor-dev");
+    EXPECT_EQ(p.eal.vdevs, (std::vector<std::string>{"net_af_packet0,iface=stv-relay"}));
+    EXPECT_EQ(p.dataplane.rx_lcores, (std::vector<unsigned>{1}));
+    EXPECT_EQ(p.dataplane.fanout_lcores, (std::vector<unsigned>{1}));
+    ASSERT_EQ(p.ports.size(), 1u);
+    EXPECT_EQ(p.ports[0].name, "lan0");
+    EXPECT_EQ(p.ports[0].device, "net_af_packet0");
+    EXPECT_EQ(format_ipv4(p.ports[0].ipv4), "198.18.0.1");
+    EXPECT_EQ(p.ports[0].prefix_len, 24u);
+    ASSERT_TRUE(p.ports[0].mac.has_value());
+    EXPECT_EQ(*p.ports[0].mac, (std::array<uint8_t, 6>{0x02, 0x53, 0x54, 0x00, 0x00, 0x01}));
+    EXPECT_EQ(p.ports[0].mtu, 1500u);
+    EXPECT_EQ(p.ingress.udp_port_min, 40000u);
+    EXPECT_EQ(p.ingress.udp_port_max, 40999u);
+    EXPECT_EQ(p.api.listen_addr, "127.0.0.1");
+    EXPECT_EQ(p.api.listen_port, 8080u);
+    EXPECT_EQ(p.api.token, "dev-token-change-me-please");
+    ASSERT_EQ(p.sessions.size(), 1u);
+    const auto& s = p.sessions[0];
+    EXPECT_EQ(s.id, 1u);
+    EXPECT_EQ(s.name, "demo");
+    EXPECT_EQ(s.udp_port, 40000u);
+    ASSERT_EQ(s.speakers.size(), 1u);
+    EXPECT_EQ(format_ipv4(s.speakers[0].ip), "198.18.0.10");
+    EXPECT_EQ(s.speakers[0].port, 5004u);
+    EXPECT_EQ(s.speakers[0].ssrc, std::optional<uint32_t>(1234));
+    ASSERT_EQ(s.listeners.size(), 3u);
+    for (size_t i = 0; i < 3; ++i) {
+        EXPECT_EQ(format_ipv4(s.listeners[i].ip), "198.18.0.2" + std::to_string(i + 1));
+        EXPECT_EQ(s.listeners[i].port, 5004u);
+        EXPECT_EQ(s.listeners[i].tier, 0u);
+    }
+}
+
+TEST(ConfigProfiles, RealNicProfilesHaveAQueuePerFanoutLcore) {
+    for (const char* name : {"lab-x710-10g.toml", "edge-cx6-100g.toml"}) {
+        SCOPED_TRACE(name);
+        const auto p = load_profile(configs(name));
+        EXPECT_TRUE(p.eal.hugepages);
+        EXPECT_FALSE(p.eal.pci_allow.empty());
+        EXPECT_GE(p.ports[0].tx_queues, p.dataplane.fanout_lcores.size());
+        EXPECT_TRUE(p.ports[0].gateway.has_value());
+    }
+    const auto lab = load_profile(configs("lab-x710-10g.toml"));
+    EXPECT_EQ(lab.dataplane.fanout_lcores, (std::vector<unsigned>{3, 4, 5, 6, 7, 8, 9}));
+    EXPECT_EQ(lab.eal.lcores.size(), 10u);
+}
+
+TEST(ConfigProfiles, MissingFileNamesThePath) {
+    try {
+        load_profile("/nonexistent/stentor.toml");
+        FAIL() << "no error";
+    } catch (const config_error& e) {
+        EXPECT_NE(std::string(e.what()).find("/nonexistent/stentor.toml:1:1: file: cannot open"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Lcore lists
+
+std::vector<unsigned> lcores_of(const std::string& spec) {
+    const auto p = parse("[eal]\nlcores = " + spec + "\nvdevs = [\"net_null0\"]\n" +
+                         "[dataplane]\nrx_lcores = [1]\nfanout_lcores = [1]\n" + k_port + k_api);
+    return p.eal.lcores;
+}
+
+TEST(ConfigLcores, RangeStrings) {
+    EXPECT_EQ(lcores_of("\"0-3,6\""), (std::vector<unsigned>{0, 1, 2, 3, 6}));
+    EXPECT_EQ(lcores_of("\"0-1\""), (std::vector<unsigned>{0, 1}));
+    EXPECT_EQ(lcores_of("\" 0 , 1-2 \""), (std::vector<unsigned>{0, 1, 2}));
+    EXPECT_EQ(lcores_of("\"1,0\""), (std::vector<unsigned>{1, 0}));
+    EXPECT_EQ(lcores_of("\"0-1,127\""), (std::vector<unsigned>{0, 1, 127}));
+    EXPECT_EQ(lcores_of("[0, 1, 5]"), (std::vector<unsigned>{0, 1, 5}));
+}
+
+TEST(ConfigLcores, RolesAcceptRangeStrings) {
+    const auto p = parse("[eal]\nlcores = \"0-9\"\nvdevs = [\"net_null0\"]\n"
+                         "[dataplane]\nrx_lcores = \"1-2\"\nfanout_lcores = \"3-9\"\n"
+                         "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1/24\"\n"
+                         "tx_queues = 7\n" +
+                         k_api);
+    EXPECT_EQ(p.dataplane.rx_lcores, (std::vector<unsigned>{1, 2}));
+    EXPECT_EQ(p.dataplane.fanout_lcores.size(), 7u);
+}
+
+// ---------------------------------------------------------------------------
+// Accepted corner cases
+
+TEST(ConfigAccepts, PciWithoutHugepages) {
+    const auto p = parse("[eal]\nlcores = [0, 1]\nhugepages = false\npci_allow = [\"0000:3b:00.0\"]\n" +
+                         k_dp +
+                         "[[port]]\nname = \"p0\"\ndevice = \"0000:3b:00.0\"\nipv4 = \"198.18.0.1/24\"\n" +
+                         k_api);
+    EXPECT_FALSE(p.eal.hugepages);
+    EXPECT_EQ(p.ports[0].device, "0000:3b:00.0");
+}
+
+TEST(ConfigAccepts, ApiDisabledNeedsNoToken) {
+    const auto p = parse(k_eal + k_dp + k_port + "[api]\nlisten = \"127.0.0.1:0\"\n");
+    EXPECT_EQ(p.api.listen_port, 0u);
+    EXPECT_TRUE(p.api.token.empty());
+}
+
+TEST(ConfigAccepts, VdevWithArgumentsMatchesByName) {
+    const auto p = parse("[eal]\nlcores = [0, 1]\nvdevs = [\"net_af_packet0,iface=x\", \"net_null0\"]\n" +
+                         k_dp + k_port + k_api);
+    EXPECT_EQ(p.eal.vdevs.size(), 2u);
+}
+
+TEST(ConfigAccepts, OffLinkListenerBehindGateway) {
+    const auto p = parse(k_eal + k_dp + k_port + "gateway = \"198.18.0.254\"\n" + k_api + k_session +
+                         listener("203.0.113.5"));
+    EXPECT_EQ(p.sessions[0].listeners.size(), 1u);
+}
+
+TEST(ConfigAccepts, InlineArraysOfTables) {
+    const auto p = parse(k_eal + k_dp + k_port + k_api +
+                         "[[session]]\nid = 7\nudp_port = 40007\nmode = \"mix\"\n"
+                         "speaker = [{ ip = \"198.18.0.10\", port = 5004, ssrc = 4294967295 }]\n"
+                         "listener = [{ ip = \"198.18.0.21\", port = 5004, tier = 3 },"
+                         " { ip = \"198.18.0.21\", port = 5006 }]\n");
+    ASSERT_EQ(p.sessions.size(), 1u);
+    EXPECT_EQ(p.sessions[0].mode, "mix");
+    EXPECT_EQ(p.sessions[0].speakers[0].ssrc, std::optional<uint32_t>(4294967295u));
+    EXPECT_EQ(p.sessions[0].listeners.size(), 2u);
+    EXPECT_EQ(p.sessions[0].listeners[0].tier, 3u);
+}
+
+TEST(ConfigAccepts, UnknownKeyInInlineTableIsRefused) {
+    EXPECT_NE(error_of(k_eal + k_dp + k_port + k_api +
+                       "[[session]]\nid = 7\nudp_port = 40007\n"
+                       "listener = [{ ip = \"198.18.0.21\", port = 5004, teir = 3 }]\n")
+                  .find("t.toml:16:48: session[0].listener[0].teir: unknown setting"),
+              std::string::npos);
+}
+
+// ---------------------------------------------------------------------------
+// Every refusal: TOML text -> expected "file:line:col: setting: what" substring
+
+struct error_row {
+    std::string name;
+    std::string toml;
+    std::string expect;
+};
+
+std::vector<error_row> error_rows() {
+    const std::string b = k_base;
+    const std::string bs = k_base + k_session;  // session table at line 13
+    return {
+        // Syntax
+        {"syntax", "[eal]\nlcores = [0,\n", "t.toml:2:14: syntax: "},
+        {"duplicate_key", "[eal]\nlcores = [0, 1]\nlcores = [0]\n", "t.toml:3:"},
+        // Unknown keys at every level
+        {"unknown_top", "colour = 1\n" + b, "t.toml:1:1: colour: unknown setting"},
+        {"unknown_table", b + "[ingres]\nudp_port_min = 1\n", "t.toml:13:2: ingres: unknown setting"},
+        {"unknown_eal", "[eal]\nlcores = [0, 1]\nvdevs = [\"net_null0\"]\nlcore = 3\n" + k_dp + k_port + k_api,
+         "t.toml:4:1: eal.lcore: unknown setting"},
+        {"unknown_port", k_eal + k_dp + k_port + "nmae = \"x\"\n" + k_api, "t.toml:11:1: port[0].nmae: unknown setting"},
+        {"unknown_session", bs + "speakers = 1\n", "t.toml:16:1: session[0].speakers: unknown setting"},
+        {"unknown_listener", bs + listener("198.18.0.21") + "prt = 1\n",
+         "t.toml:19:1: session[0].listener[0].prt: unknown setting"},
+        {"unknown_speaker", bs + k_speaker + "ssrcs = 1\n", "t.toml:19:1: session[0].speaker[0].ssrcs: unknown setting"},
+        {"unknown_limits", b + "[limits]\nmax_sessionz = 3\n", "t.toml:14:1: limits.max_sessionz: unknown setting"},
+        // Missing required keys point at the enclosing table
+        {"missing_lcores", "# dev\n\n[eal]\nvdevs = [\"net_null0\"]\n" + k_dp + k_port + k_api,
+         "t.toml:3:1: eal.lcores: required setting is missing"},
+        {"missing_eal", k_dp + k_port + k_api, "t.toml:1:1: eal.lcores: required setting is missing"},
+        {"missing_rx_lcores", k_eal + "[dataplane]\nfanout_lcores = [1]\n" + k_port + k_api,
+         "t.toml:4:1: dataplane.rx_lcores: required setting is missing"},
+        {"missing_port_ipv4", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\n" + k_api,
+         "t.toml:7:1: port[0].ipv4: required setting is missing"},
+        {"missing_session_id", b + "[[session]]\nudp_port = 40000\n", "t.toml:13:1: session[0].id: required setting is missing"},
+        {"missing_listener_port", bs + "[[session.listener]]\nip = \"198.18.0.21\"\n",
+         "t.toml:16:1: session[0].listener[0].port: required setting is missing"},
+        // Wrong types
+        {"type_memory", k_eal + "memory_mb = \"512\"\n" + k_dp + k_port + k_api,
+         "t.toml:4:13: eal.memory_mb: expected an integer, found a string"},
+        {"type_hugepages", k_eal + "hugepages = 1\n" + k_dp + k_port + k_api,
+         "t.toml:4:13: eal.hugepages: expected a boolean"},
+        {"type_lcores", "[eal]\nlcores = 5\n", "t.toml:2:10: eal.lcores: expected an array of lcore ids"},
+        {"type_lcore_elem", "[eal]\nlcores = [0, \"1\"]\n", "t.toml:2:14: eal.lcores[1]: expected an integer, found a string"},
+        {"type_float", k_eal + k_dp + "burst = 32.0\n" + k_port + k_api, "t.toml:7:9: dataplane.burst: expected an integer, found a float"},
+        {"type_section", "eal = 3\n", "t.toml:1:7: eal: expected a table"},
+        {"type_port_table", k_eal + k_dp + k_api + "[port]\nname = \"p0\"\n", "t.toml:9:1: port: expected an array of tables"},
+        {"type_vdevs", "[eal]\nlcores = [0, 1]\nvdevs = \"net_null0\"\n", "t.toml:3:9: eal.vdevs: expected an array of strings"},
+        // Out of range
+        {"range_memory", k_eal + "memory_mb = 32\n" + k_dp + k_port + k_api, "t.toml:4:13: eal.memory_mb: 32 is out of range 64.."},
+        {"range_mbufs", k_eal + "mbufs = 1000\n" + k_dp + k_port + k_api, "t.toml:4:9: eal.mbufs: 1000 is out of range 1024.."},
+        {"range_mbuf_cache", k_eal + "mbuf_cache = 513\n" + k_dp + k_port + k_api, "t.toml:4:14: eal.mbuf_cache: 513 is out of range 0..512"},
+        {"range_negative", k_eal + "mbufs = -1\n" + k_dp + k_port + k_api, "t.toml:4:9: eal.mbufs: -1 is out of range"},
+        {"range_lcore", "[eal]\nlcores = [0, 128]\n", "t.toml:2:14: eal.lcores[1]: 128 is out of range 0..127"},
+        {"range_burst_0", k_eal + k_dp + "burst = 0\n" + k_port + k_api, "t.toml:7:9: dataplane.burst: 0 is out of range 1..256"},
+        {"range_burst_257", k_eal + k_dp + "burst = 257\n" + k_port + k_api, "t.toml:7:9: dataplane.burst: 257 is out of range 1..256"},
+        {"range_mtu", k_eal + k_dp + k_port + "mtu = 9601\n" + k_api, "t.toml:11:7: port[0].mtu: 9601 is out of range 68..9600"},
+        {"range_mtu_low", k_eal + k_dp + k_port + "mtu = 67\n" + k_api, "t.toml:11:7: port[0].mtu: 67 is out of range 68..9600"},
+        {"range_rx_queues", k_eal + k_dp + k_port + "rx_queues = 0\n" + k_api, "t.toml:11:13: port[0].rx_queues: 0 is out of range 1..64"},
+        {"range_tx_queues", k_eal + k_dp + k_port + "tx_queues = 65\n" + k_api, "t.toml:11:13: port[0].tx_queues: 65 is out of range 1..64"},
+        {"range_desc_pow2", k_eal + k_dp + k_port + "rx_desc = 1000\n" + k_api, "t.toml:11:11: port[0].rx_desc: 1000 is not a power of two"},
+        {"range_desc_big", k_eal + k_dp + k_port + "tx_desc = 32768\n" + k_api, "t.toml:11:11: port[0].tx_desc: 32768 is out of range 64..16384"},
+        {"range_desc_small", k_eal + k_dp + k_port + "tx_desc = 32\n" + k_api, "t.toml:11:11: port[0].tx_desc: 32 is out of range 64..16384"},
+        {"range_prefix_0", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1/0\"\n" + k_api,
+         "t.toml:10:8: port[0].ipv4: prefix length 0 is out of range 1..32"},
+        {"range_prefix_33", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1/33\"\n" + k_api,
+         "t.toml:10:8: port[0].ipv4: prefix length 33 is out of range 1..32"},
+        {"range_line_rate", k_eal + k_dp + k_port + "line_rate_mbps = 900000\n" + k_api, "t.toml:11:18: port[0].line_rate_mbps: 900000 is out of range"},
+        {"range_tier", bs + listener("198.18.0.21") + "tier = 4\n", "t.toml:19:8: session[0].listener[0].tier: 4 is out of range 0..3"},
+        {"range_listener_port", bs + listener("198.18.0.21", 0), "t.toml:18:8: session[0].listener[0].port: 0 is out of range 1..65535"},
+        {"range_speaker_port", bs + "[[session.speaker]]\nip = \"198.18.0.10\"\nport = 65536\n",
+         "t.toml:18:8: session[0].speaker[0].port: 65536 is out of range 1..65535"},
+        {"range_ssrc", bs + k_speaker + "ssrc = 4294967296\n", "t.toml:19:8: session[0].speaker[0].ssrc: 4294967296 is out of range"},
+        {"range_session_port", b + "[[session]]\nid = 1\nudp_port = 0\n", "t.toml:15:12: session[0].udp_port: 0 is out of range 1..65535"},
+        {"range_session_id", b + "[[session]]\nid = 0\nudp_port = 40000\n", "t.toml:14:6: session[0].id: 0 is out of range 1..4294967295"},
+        {"range_ingress_port", b + "[ingress]\nudp_port_max = 70000\n", "t.toml:14:16: ingress.udp_port_max: 70000 is out of range 1..65535"},
+        {"range_headroom", b + "[limits]\nheadroom_pct = 91\n", "t.toml:14:16: limits.headroom_pct: 91 is out of range 0..90"},
+        {"range_limit_zero", b + "[limits]\nmax_sessions = 0\n", "t.toml:14:16: limits.max_sessions: 0 is out of range 1.."},
+        // Malformed addresses
+        {"ipv4_no_prefix", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1\"\n" + k_api,
+         "t.toml:10:8: port[0].ipv4: \"198.18.0.1\" is not ADDRESS/PREFIX"},
+        {"ipv4_five_parts", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1.5/24\"\n" + k_api,
+         "t.toml:10:8: port[0].ipv4: \"198.18.0.1.5/24\" is not ADDRESS/PREFIX"},
+        {"ipv4_octet", k_eal + k_dp + k_port + "gateway = \"198.18.0.300\"\n" + k_api,
+         "t.toml:11:11: port[0].gateway: \"198.18.0.300\" is not a dotted-quad IPv4 address"},
+        {"ipv4_listener", bs + listener("198.18.0"), "t.toml:17:6: session[0].listener[0].ip: \"198.18.0\" is not a dotted-quad"},
+        {"mac_short", k_eal + k_dp + k_port + "mac = \"02:53:54:00:00\"\n" + k_api, "t.toml:11:7: port[0].mac: \"02:53:54:00:00\" is not a MAC address"},
+        {"mac_dashes", k_eal + k_dp + k_port + "mac = \"02-53-54-00-00-01\"\n" + k_api, "t.toml:11:7: port[0].mac: \"02-53-54-00-00-01\" is not a MAC address"},
+        {"mac_hex", k_eal + k_dp + k_port + "mac = \"02:53:54:00:00:0g\"\n" + k_api, "t.toml:11:7: port[0].mac: \"02:53:54:00:00:0g\" is not a MAC address"},
+        {"mac_multicast", k_eal + k_dp + k_port + "mac = \"01:00:5e:00:00:01\"\n" + k_api, "t.toml:11:7: port[0].mac: 01:00:5e:00:00:01 is a multicast MAC"},
+        {"pci_malformed", "[eal]\nlcores = [0, 1]\npci_allow = [\"3b:00\"]\n", "t.toml:3:14: eal.pci_allow[0]: \"3b:00\" is not a PCI address"},
+        {"api_listen", k_eal + k_dp + k_port + "[api]\nlisten = \"localhost:8080\"\n", "t.toml:12:10: api.listen: \"localhost:8080\" is not ADDRESS:PORT"},
+        // Lcore lists and roles
+        {"lcores_string_bad", "[eal]\nlcores = \"0-3,x\"\n", "t.toml:2:10: eal.lcores: malformed lcore list \"0-3,x\""},
+        {"lcores_string_backwards", "[eal]\nlcores = \"3-1\"\n", "t.toml:2:10: eal.lcores: lcore range \"3-1\" runs backwards"},
+        {"lcores_string_twice", "[eal]\nlcores = \"0-2,1\"\n", "t.toml:2:10: eal.lcores: lcore 1 is listed twice"},
+        {"lcores_array_twice", "[eal]\nlcores = [0, 1, 1]\n", "t.toml:2:17: eal.lcores[2]: lcore 1 is listed twice"},
+        {"lcores_empty", "[eal]\nlcores = []\n", "t.toml:2:10: eal.lcores: needs at least one lcore"},
+        {"main_not_in_lcores", k_eal + "main_lcore = 2\n" + k_dp + k_port + k_api, "t.toml:4:14: eal.main_lcore: main lcore 2 is not in eal.lcores"},
+        {"more_roles_than_lcores", k_eal + "[dataplane]\nrx_lcores = [1, 2]\nfanout_lcores = [1]\n" + k_port + k_api,
+         "t.toml:4:1: dataplane: 2 lcores have worker roles but eal.lcores has only 1 besides the main lcore"},
+        {"role_not_in_lcores", "[eal]\nlcores = [0, 1, 2, 3]\nvdevs = [\"net_null0\"]\n[dataplane]\nrx_lcores = [1]\nfanout_lcores = [1, 5]\n" + k_port + k_api,
+         "t.toml:6:21: dataplane.fanout_lcores[1]: lcore 5 is not in eal.lcores"},
+        {"main_as_worker", k_eal + "[dataplane]\nrx_lcores = [0]\nfanout_lcores = [1]\n" + k_port + k_api,
+         "t.toml:5:14: dataplane.rx_lcores[0]: lcore 0 is the main lcore"},
+        {"main_as_worker_string", k_eal + "[dataplane]\nrx_lcores = [1]\nfanout_lcores = \"0-1\"\n" + k_port + k_api,
+         "t.toml:6:17: dataplane.fanout_lcores: lcore 0 is the main lcore"},
+        {"no_rx_lcore", k_eal + "[dataplane]\nrx_lcores = []\nfanout_lcores = [1]\n" + k_port + k_api,
+         "t.toml:5:13: dataplane.rx_lcores: no rx lcore"},
+        {"no_fanout_lcore", k_eal + "[dataplane]\nrx_lcores = [1]\nfanout_lcores = \"\"\n" + k_port + k_api,
+         "t.toml:6:17: dataplane.fanout_lcores: no fanout lcore"},
+        {"service_overlaps", "[eal]\nlcores = [0, 1, 2]\nvdevs = [\"net_null0\"]\n" + k_dp + "service_lcores = [2, 1]\n" + k_port + k_api,
+         "t.toml:7:22: dataplane.service_lcores[1]: lcore 1 is already an rx or fanout lcore"},
+        {"tx_queues_per_fanout", "[eal]\nlcores = \"0-3\"\nvdevs = [\"net_null0\"]\n[dataplane]\nrx_lcores = [1]\nfanout_lcores = \"1-3\"\n" + k_port + "tx_queues = 2\n" + k_api,
+         "t.toml:11:13: port[0].tx_queues: 2 TX queues for 3 fanout lcores"},
+        // EAL device set
+        {"no_ports_to_drive", "[eal]\nlcores = [0, 1]\nhugepages = true\n", "t.toml:1:1: eal: no ports to drive"},
+        {"log_level", k_eal + "log_level = \"loud\"\n" + k_dp + k_port + k_api, "t.toml:4:13: eal.log_level: \"loud\" is not a DPDK log level"},
+        {"file_prefix", k_eal + "file_prefix = \"../x\"\n" + k_dp + k_port + k_api, "t.toml:4:15: eal.file_prefix: must be 1..64 characters"},
+        {"vdev_twice", "[eal]\nlcores = [0, 1]\nvdevs = [\"net_null0\", \"net_null0,size=64\"]\n", "t.toml:3:23: eal.vdevs[1]: vdev net_null0 is listed twice"},
+        // Ports
+        {"no_ports", k_eal + k_dp + k_api, "t.toml:1:1: port: no ports"},
+        {"device_unknown", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null1\"\nipv4 = \"198.18.0.1/24\"\n" + k_api,
+         "t.toml:9:10: port[0].device: \"net_null1\" is neither a vdev name in eal.vdevs nor an address in eal.pci_allow"},
+        {"device_vdev_args_not_a_name", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0,size=64\"\nipv4 = \"198.18.0.1/24\"\n" + k_api,
+         "t.toml:9:10: port[0].device: \"net_null0,size=64\" is neither"},
+        {"too_many_ports", "[eal]\nlcores = [0, 1]\nvdevs = [\"net_null0\", \"net_null1\", \"net_null2\", \"net_null3\", \"net_null4\"]\n" + k_dp +
+                               "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1/24\"\n"
+                               "[[port]]\nname = \"p1\"\ndevice = \"net_null1\"\nipv4 = \"198.18.1.1/24\"\n"
+                               "[[port]]\nname = \"p2\"\ndevice = \"net_null2\"\nipv4 = \"198.18.2.1/24\"\n"
+                               "[[port]]\nname = \"p3\"\ndevice = \"net_null3\"\nipv4 = \"198.18.3.1/24\"\n"
+                               "[[port]]\nname = \"p4\"\ndevice = \"net_null4\"\nipv4 = \"198.18.4.1/24\"\n" + k_api,
+         "t.toml:23:1: port[4]: at most 4 ports"},
+        {"port_name_twice", "[eal]\nlcores = [0, 1]\nvdevs = [\"net_null0\", \"net_null1\"]\n" + k_dp + k_port +
+                                "[[port]]\nname = \"p0\"\ndevice = \"net_null1\"\nipv4 = \"198.18.1.1/24\"\n" + k_api,
+         "t.toml:12:8: port[1].name: port name \"p0\" is used twice"},
+        {"device_twice", "[eal]\nlcores = [0, 1]\nvdevs = [\"net_null0\"]\n" + k_dp + k_port +
+                             "[[port]]\nname = \"p1\"\ndevice = \"net_null0\"\nipv4 = \"198.18.1.1/24\"\n" + k_api,
+         "t.toml:13:10: port[1].device: device net_null0 is already used by port \"p0\""},
+        {"gateway_outside", k_eal + k_dp + k_port + "gateway = \"198.18.1.1\"\n" + k_api,
+         "t.toml:11:11: port[0].gateway: 198.18.1.1 is outside the port's subnet 198.18.0.0/24"},
+        {"gateway_is_self", k_eal + k_dp + k_port + "gateway = \"198.18.0.1\"\n" + k_api,
+         "t.toml:11:11: port[0].gateway: the gateway cannot be the port's own address"},
+        {"own_is_network", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.0/24\"\n" + k_api,
+         "t.toml:10:8: port[0].ipv4: 198.18.0.0 is the network address of 198.18.0.0/24"},
+        {"own_is_broadcast", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.255/24\"\n" + k_api,
+         "t.toml:10:8: port[0].ipv4: 198.18.0.255 is the broadcast address of 198.18.0.0/24"},
+        {"own_is_loopback", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"127.0.0.1/8\"\n" + k_api,
+         "t.toml:10:8: port[0].ipv4: loopback address"},
+        {"subnets_overlap", "[eal]\nlcores = [0, 1]\nvdevs = [\"net_null0\", \"net_null1\"]\n" + k_dp + k_port +
+                                "[[port]]\nname = \"p1\"\ndevice = \"net_null1\"\nipv4 = \"198.18.0.129/25\"\n" + k_api,
+         "t.toml:14:8: port[1].ipv4: subnet 198.18.0.128/25 overlaps port \"p0\" subnet 198.18.0.0/24"},
+        // Ingress, limits, API
+        {"ingress_min_gt_max", b + "[ingress]\nudp_port_min = 5000\nudp_port_max = 4000\n",
+         "t.toml:14:16: ingress.udp_port_min: 5000 is greater than ingress.udp_port_max 4000"},
+        {"limits_per_session", b + "[limits]\nmax_listeners = 10\nmax_listeners_per_session = 11\n",
+         "t.toml:15:29: limits.max_listeners_per_session: 11 is greater than limits.max_listeners 10"},
+        {"token_short", k_eal + k_dp + k_port + "[api]\ntoken = \"short\"\n", "t.toml:12:9: api.token: the API token must be at least 16 characters"},
+        {"token_missing", k_eal + k_dp + k_port, "t.toml:1:1: api.token: the API token must be at least 16 characters"},
+        {"token_space", k_eal + k_dp + k_port + "[api]\ntoken = \"0123456789 abcdef\"\n", "t.toml:12:9: api.token: the API token must be printable ASCII"},
+        // Sessions
+        {"mode", bs + "mode = \"forwrd\"\n", "t.toml:16:8: session[0].mode: \"forwrd\" is not a mode (forward or mix)"},
+        {"udp_port_outside_ingress", b + "[[session]]\nid = 1\nudp_port = 41000\n",
+         "t.toml:15:12: session[0].udp_port: 41000 is outside the ingress range 40000..40999"},
+        {"session_id_twice", bs + "[[session]]\nid = 1\nudp_port = 40001\n", "t.toml:17:6: session[1].id: duplicate session id 1"},
+        {"session_udp_port_twice", bs + "[[session]]\nid = 2\nudp_port = 40000\n",
+         "t.toml:18:12: session[1].udp_port: udp_port 40000 is already used by session[0]"},
+        {"session_max_listeners", bs + "max_listeners = 3000000\n", "t.toml:16:17: session[0].max_listeners: 3000000 is out of range 0..2000000"},
+        {"too_many_sessions", k_base + "[limits]\nmax_sessions = 1\n" + k_session + "[[session]]\nid = 2\nudp_port = 40001\n",
+         "t.toml:18:1: session[1]: more than limits.max_sessions 1 sessions"},
+        {"speaker_loopback", bs + "[[session.speaker]]\nip = \"127.0.0.1\"\nport = 5004\n",
+         "t.toml:17:6: session[0].speaker[0].ip: speaker address 127.0.0.1 refused: loopback"},
+        {"speaker_unspecified", bs + "[[session.speaker]]\nip = \"0.0.0.0\"\nport = 5004\n",
+         "t.toml:17:6: session[0].speaker[0].ip: speaker address 0.0.0.0 refused: unspecified"},
+        {"speaker_multicast", bs + "[[session.speaker]]\nip = \"239.1.1.1\"\nport = 5004\n",
+         "t.toml:17:6: session[0].speaker[0].ip: speaker address 239.1.1.1 refused: multicast"},
+        {"speaker_broadcast", bs + "[[session.speaker]]\nip = \"255.255.255.255\"\nport = 5004\n",
+         "t.toml:17:6: session[0].speaker[0].ip: speaker address 255.255.255.255 refused: limited broadcast"},
+        {"speaker_own", bs + "[[session.speaker]]\nip = \"198.18.0.1\"\nport = 5004\n",
+         "t.toml:17:6: session[0].speaker[0].ip: speaker address 198.18.0.1 refused: the relay's own address"},
+        {"speaker_twice", bs + k_speaker + k_speaker, "t.toml:19:1: session[0].speaker[1]: duplicate speaker 198.18.0.10:5004"},
+        {"listener_broadcast", bs + listener("198.18.0.255"),
+         "t.toml:17:6: session[0].listener[0].ip: listener address 198.18.0.255 refused: directed broadcast"},
+        {"listener_link_local", bs + listener("198.18.0.21") + listener("169.254.1.1"),
+         "t.toml:20:6: session[0].listener[1].ip: listener address 169.254.1.1 refused: link-local"},
+        {"listener_no_route", bs + listener("203.0.113.5"),
+         "t.toml:17:6: session[0].listener[0].ip: 203.0.113.5 is on no port's subnet and no port has a gateway"},
+        {"listener_twice", bs + listener("198.18.0.21") + listener("198.18.0.21"),
+         "t.toml:19:1: session[0].listener[1]: duplicate listener 198.18.0.21:5004"},
+        {"listener_same_ip_other_port_ok_then_dup",
+         bs + listener("198.18.0.21") + listener("198.18.0.21", 5006) + listener("198.18.0.21", 5006),
+         "t.toml:22:1: session[0].listener[2]: duplicate listener 198.18.0.21:5006"},
+        {"listeners_over_session_max", bs + "max_listeners = 1\n" + listener("198.18.0.21") + listener("198.18.0.22"),
+         "t.toml:20:1: session[0].listener: more static listeners than the session's max_listeners 1"},
+        {"listeners_over_limit_per_session",
+         b + "[limits]\nmax_listeners_per_session = 1\n" + k_session + listener("198.18.0.21") + listener("198.18.0.22"),
+         "t.toml:21:1: session[0].listener: more static listeners than the session's max_listeners 1"},
+    };
+}
+
+// Rows print by name, not as raw bytes.
+void PrintTo(const error_row& row, std::ostream* os) { *os << row.name; }
+
+class ConfigErrors : public ::testing::TestWithParam<error_row> {};
+
+TEST_P(ConfigErrors, Refused) {
+    const auto& row = GetParam();
+    const auto msg = error_of(row.toml);
+    EXPECT_NE(msg.find(row.expect), std::string::npos) << "got:      " << msg << "\nexpected: " << row.expect
+                                                       << "\nprofile:\n" << row.toml;
+}
+
+INSTANTIATE_TEST_SUITE_P(Config, ConfigErrors, ::testing::ValuesIn(error_rows()),
+                         [](const ::testing::TestParamInfo<error_row>& info) { return info.param.name; });
+
+TEST(ConfigErrorShape, EveryMessageStartsWithFileLineCol) {
+    // The shape is what editors and CI annotate from: FILE:LINE:COL: SETTING: what.
+    for (const auto& row : error_rows()) {
+        const auto msg = error_of(row.toml);
+        SCOPED_TRACE(row.name + ": " + msg);
+        ASSERT_EQ(msg.rfind("t.toml:", 0), 0u);
+        size_t pos = 7;
+        for (int field = 0; field < 2; ++field) {
+            const auto colon = msg.find(':', pos);
+            ASSERT_NE(colon, std::string::npos);
+            ASSERT_GT(colon, pos);
+            for (size_t i = pos; i < colon; ++i) ASSERT_TRUE(std::isdigit(static_cast<unsigned char>(msg[i])));
+            pos = colon + 1;
+        }
+        ASSERT_EQ(msg.substr(pos, 1), " ");
+        const auto sep = msg.find(": ", pos + 1);
+        ASSERT_NE(sep, std::string::npos);
+        EXPECT_GT(sep, pos + 1);  // non-empty setting
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Address helpers
+
+TEST(ConfigIpv4, ParseAndFormat) {
+    EXPECT_EQ(parse_ipv4("198.18.0.1"), std::optional<uint32_t>(0xc6120001u));
+    EXPECT_EQ(parse_ipv4("0.0.0.0"), std::optional<uint32_t>(0u));
+    EXPECT_EQ(parse_ipv4("255.255.255.255"), std::optional<uint32_t>(0xffffffffu));
+    for (const char* bad : {"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "1.2.3.4 ", " 1.2.3.4", "01.2.3.4",
+                            "1..3.4", "1.2.3.", "a.b.c.d", "1.2.3.4/24", "1.2.3.-4", "1234.1.1.1"})
+        EXPECT_FALSE(parse_ipv4(bad).has_value()) << bad;
+    EXPECT_EQ(format_ipv4(0xc6120001u), "198.18.0.1");
+    EXPECT_EQ(format_ipv4(0), "0.0.0.0");
+    EXPECT_EQ(format_ipv4(0xffffffffu), "255.255.255.255");
+    for (const char* s : {"10.0.0.1", "203.0.113.5", "1.2.3.4"}) EXPECT_EQ(format_ipv4(*parse_ipv4(s)), s);
+}
+
+TEST(ConfigListenerIp, RefusesSpecialAndOwnAddresses) {
+    const auto p = load_profile(configs("dev-veth.toml"));  // port lan0: 198.18.0.1/24
+    auto refused = [&](const char* ip) { return check_listener_ip(*parse_ipv4(ip), p).has_value(); };
+    for (const char* ip : {"0.0.0.0", "0.1.2.3", "127.0.0.1", "224.0.0.1", "239.255.255.250",
+                           "255.255.255.255", "169.254.1.1", "240.0.0.1", "198.18.0.1", "198.18.0.255",
+                           "198.18.0.0"})
+        EXPECT_TRUE(refused(ip)) << ip;
+    for (const char* ip : {"198.18.0.21", "203.0.113.5", "198.18.1.255", "10.0.0.1"})
+        EXPECT_FALSE(refused(ip)) << ip << ": " << check_listener_ip(*parse_ipv4(ip), p).value_or("");
+    EXPECT_NE(check_listener_ip(*parse_ipv4("198.18.0.1"), p)->find("own address"), std::string::npos);
+    EXPECT_NE(check_listener_ip(*parse_ipv4("198.18.0.255"), p)->find("broadcast"), std::string::npos);
+}
+
+TEST(ConfigListenerIp, NoBroadcastOnPointToPointPrefixes) {
+    // /31 links have no broadcast address (RFC 3021): both ends are hosts.
+    profile p;
+    port_config port;
+    port.name = "p2p";
+    port.ipv4 = *parse_ipv4("198.18.0.0");
+    port.prefix_len = 31;
+    p.ports.push_back(port);
+    EXPECT_FALSE(check_listener_ip(*parse_ipv4("198.18.0.1"), p).has_value());
+    EXPECT_TRUE(check_listener_ip(*parse_ipv4("198.18.0.0"), p).has_value());  // own
+}
+
+}  // namespace
+}  // namespace stentor::control
