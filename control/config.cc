@@ -665,8 +665,8 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
 
     for_each_table(c, root.get("session"), "session", [&](const toml::table& t, const std::string& path, size_t i) {
         const table_reader r(c, t, t.source(), path,
-                             {"id", "name", "mode", "udp_port", "max_listeners", "recording", "speaker",
-                              "listener"});
+                             {"id", "name", "mode", "udp_port", "max_listeners", "recording", "frame_ms",
+                              "max_bitrate_kbps", "speaker", "listener"});
         if (i >= p.limits.max_sessions)
             c.fail(t.source(), path, fmt::format("more than limits.max_sessions {} sessions", p.limits.max_sessions));
         session_config s;
@@ -690,6 +690,11 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
                 r.fail("udp_port", fmt::format("udp_port {} is already used by session[{}]", s.udp_port, j));
         r.opt_uint("max_listeners", s.max_listeners, 0, p.limits.max_listeners_per_session);
         r.opt_bool("recording", s.recording);
+        r.opt_uint("frame_ms", s.frame_ms, 5, 120);
+        if (s.frame_ms != 5 && s.frame_ms != 10 && s.frame_ms != 20 && s.frame_ms != 40 && s.frame_ms != 60 &&
+            s.frame_ms != 120)
+            r.fail("frame_ms", fmt::format("{} is not an Opus frame duration (5, 10, 20, 40, 60, 120)", s.frame_ms));
+        r.opt_uint("max_bitrate_kbps", s.max_bitrate_kbps, 6, 510);
 
         for_each_table(c, r.find("speaker"), r.key_path("speaker"),
                        [&](const toml::table& st, const std::string& sp, size_t) {

@@ -95,6 +95,8 @@ struct session_config {
     unsigned udp_port = 0;                 // speakers send here; within ingress range
     unsigned max_listeners = 0;            // 0 = limits.max_listeners_per_session
     bool recording = false;
+    unsigned frame_ms = 20;                // codec frame duration (stream rate, speaker policer)
+    unsigned max_bitrate_kbps = 256;       // highest speaker bitrate accepted (policer)
     std::vector<speaker_config> speakers;
     std::vector<listener_config> listeners;
 };

@@ -26,6 +26,7 @@ struct relay::impl {
     dp::dp_shared shared;
     dp::dp_neigh* neigh = nullptr;
     rte_rcu_qsbr* rcu = nullptr;
+    dp::dp_policer* policers = nullptr;
     std::vector<dp::worker_config> cfgs;
     std::vector<rte_ring*> rings;
     dp::lcore_counters* counters = nullptr;
@@ -39,7 +40,12 @@ struct relay::impl {
         local.clear();
         state.reset();
         for (auto& p : ports) drivers::port_stop(p.port_id);
-        for (auto* r : rings) rte_ring_free(r);
+        for (auto* r : rings) {
+            void* obj;
+            while (rte_ring_dequeue(r, &obj) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
+            rte_ring_free(r);
+        }
+        rte_free(policers);
         rte_free(rcu);
         std::free(neigh);
         rte_free(counters);
@@ -126,19 +132,23 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
 
     const uint64_t hz = rte_get_tsc_hz();
     const unsigned nb_shards = std::max<size_t>(1, dpc.fanout_lcores.size());
-    // One hand-off ring per fan-out lcore; single producer when one RX lcore.
+    // One message ring per fan-out lcore. Multi-producer: RX lcores and the
+    // mixer both hand speaker-packet messages to the shard owners.
     std::vector<rte_ring*> shard_ring(nb_shards, nullptr);
-    for (unsigned s = 0; s < dpc.fanout_lcores.size(); ++s) {
-        const unsigned fl = dpc.fanout_lcores[s];
-        const bool only_local = dpc.rx_lcores.size() == 1 && dpc.rx_lcores[0] == fl;
-        if (only_local) continue;
-        const unsigned flags = RING_F_SC_DEQ | (dpc.rx_lcores.size() == 1 ? RING_F_SP_ENQ : 0);
+    for (unsigned s = 0; s < nb_shards; ++s) {
         const std::string name = "stentor_fan" + std::to_string(s);
-        rte_ring* r = rte_ring_create(name.c_str(), 1024, socket, flags);
+        rte_ring* r = rte_ring_create(name.c_str(), 1024, socket, RING_F_SC_DEQ);
         if (r == nullptr) throw drivers::driver_error("ring " + name + " create failed");
         im.rings.push_back(r);
         shard_ring[s] = r;
+        im.shared.shard_rings[s] = r;
     }
+    im.shared.nb_shards = nb_shards;
+    im.policers = static_cast<dp::dp_policer*>(
+        rte_zmalloc("stentor_policers", sizeof(dp::dp_policer) * p.limits.max_speakers, RTE_CACHE_LINE_SIZE));
+    if (im.policers == nullptr) throw std::bad_alloc();
+    im.shared.policers = im.policers;
+    im.shared.nb_policers = p.limits.max_speakers;
     for (unsigned t = 0; t < nb_workers; ++t) {
         dp::worker_config c;
         c.lcore_id = lcores[t];
@@ -157,8 +167,6 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         c.replica_budget = o.replica_budget;
         c.pool = im.pool;
         c.in_ring = c.do_fanout ? shard_ring[static_cast<unsigned>(c.fanout_shard)] : nullptr;
-        if (c.do_rx)
-            for (unsigned s = 0; s < nb_shards; ++s) c.out_rings[s] = shard_ring[s];
         c.counters = &im.counters[t];
         c.shared = &im.shared;
         im.cfgs.push_back(c);

@@ -67,6 +67,8 @@ struct session_state {
     unsigned udp_port = 0;
     unsigned max_listeners = 0;
     bool recording = false;
+    unsigned frame_ms = 20;
+    unsigned max_bitrate_kbps = 256;
     std::vector<speaker_view> speakers;
     std::unordered_map<uint64_t, listener_rec> listeners;
     std::vector<list_state> lists;        // [shard * max_tiers + tier]
@@ -100,6 +102,8 @@ struct relay_state::impl {
     std::unordered_map<uint32_t, neigh_state> neigh_by_ip;          // next hop (host order)
     std::vector<uint32_t> neigh_free;
     std::vector<uint32_t> neigh_release;                            // freed after the next grace period
+    std::vector<uint32_t> speaker_free;                             // policer slots
+    std::vector<uint32_t> speaker_release;
 
     bool flows_dirty = true;
     bool neigh_dirty = true;
@@ -116,6 +120,7 @@ struct relay_state::impl {
 
     impl(const profile& p, dp::dp_shared& s, unsigned shards) : prof(p), sh(s), nb_shards(shards) {
         for (uint32_t i = sh.nb_neigh; i-- > 0;) neigh_free.push_back(i);
+        for (uint32_t i = p.limits.max_speakers; i-- > 0;) speaker_free.push_back(i);
     }
 
     ~impl() {
@@ -288,7 +293,14 @@ struct relay_state::impl {
                 f[i].session_index = s->index;
                 f[i].has_ssrc = sp.ssrc.has_value();
                 f[i].ssrc_be = sp.ssrc ? __builtin_bswap32(*sp.ssrc) : 0;
-                f[i].speaker_index = speaker_index++;
+                f[i].speaker_index = sp.slot;
+                // Policer: twice the stream's packet rate and the session's
+                // highest bitrate (plus RTP headers): room for FEC and jitter
+                // bursts, while a flood or a runaway encoder is cut off.
+                const uint32_t pps = 2 * (1000 / std::max(1u, s->frame_ms));
+                f[i].rate_pps = pps;
+                f[i].rate_bytes = 2 * (s->max_bitrate_kbps * 1000 / 8) + pps * 12;
+                ++speaker_index;
             }
         if (flows) retired.push_back(flows);
         flows = f;
@@ -316,6 +328,8 @@ struct relay_state::impl {
         d->id = s.id;
         d->index = s.index;
         d->udp_port_be = __builtin_bswap16(static_cast<uint16_t>(s.udp_port));
+        d->mode = s.mode == "mix" ? dp::session_mode_mix : dp::session_mode_forward;
+        d->record = s.recording ? 1 : 0;
         d->nb_listeners = static_cast<uint32_t>(s.listeners.size());
         d->generation = s.generation;
         for (unsigned sh_i = 0; sh_i < nb_shards; ++sh_i)
@@ -388,6 +402,8 @@ struct relay_state::impl {
             neigh_free.push_back(idx);
         }
         neigh_release.clear();
+        for (uint32_t slot : speaker_release) speaker_free.push_back(slot);
+        speaker_release.clear();
     }
 
     session_view view(const session_state& s) const {
@@ -398,6 +414,8 @@ struct relay_state::impl {
         v.udp_port = s.udp_port;
         v.max_listeners = s.max_listeners;
         v.recording = s.recording;
+        v.frame_ms = s.frame_ms;
+        v.max_bitrate_kbps = s.max_bitrate_kbps;
         v.nb_listeners = s.listeners.size();
         for (unsigned t = 0; t < max_tiers; ++t) v.listeners_per_tier[t] = s.tier_live[t];
         v.speakers = s.speakers;
@@ -419,6 +437,11 @@ session_view relay_state::session_create(const session_params& sp) {
     const auto& lim = im.prof.limits;
     if (sp.mode != "forward" && sp.mode != "mix")
         throw action_error(400, "invalid", "mode must be \"forward\" or \"mix\"");
+    if (sp.frame_ms != 5 && sp.frame_ms != 10 && sp.frame_ms != 20 && sp.frame_ms != 40 && sp.frame_ms != 60 &&
+        sp.frame_ms != 120)
+        throw action_error(400, "invalid", "frame_ms must be one of 5, 10, 20, 40, 60, 120 (Opus)");
+    if (sp.max_bitrate_kbps < 6 || sp.max_bitrate_kbps > 510)
+        throw action_error(400, "invalid", "max_bitrate_kbps must be 6..510 (Opus)");
     if (im.sessions.size() >= lim.max_sessions)
         throw action_error(503, "capacity", "session table full (limits.max_sessions)");
     uint32_t id = sp.id;
@@ -456,6 +479,8 @@ session_view relay_state::session_create(const session_params& sp) {
     s->udp_port = port;
     s->max_listeners = max_l;
     s->recording = sp.recording;
+    s->frame_ms = sp.frame_ms;
+    s->max_bitrate_kbps = sp.max_bitrate_kbps;
     s->generation = im.next_generation++;
     s->lists.resize(size_t{im.nb_shards} * max_tiers);
     s->shard_live.assign(im.nb_shards, 0);
@@ -484,6 +509,7 @@ void relay_state::session_end(uint32_t id) {
     }
     if (s.published) im.retired.push_back(s.published);
     if (!s.speakers.empty()) im.flows_dirty = true;
+    for (const auto& sp : s.speakers) im.speaker_release.push_back(sp.slot);
     im.by_index[s.index] = nullptr;
     im.free_index.push_back(s.index);
     im.index_dirty = true;
@@ -505,7 +531,13 @@ void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, s
     }
     if (total >= im.prof.limits.max_speakers)
         throw action_error(503, "capacity", "speaker table full (limits.max_speakers)");
-    s.speakers.push_back({ip, port, ssrc});
+    if (im.speaker_free.empty())
+        throw action_error(503, "capacity", "speaker slots busy; retry after the next publish");
+    const uint32_t slot = im.speaker_free.back();
+    im.speaker_free.pop_back();
+    // The slot was idle for a whole grace period: nobody writes it now.
+    im.sh.policers[slot] = dp::dp_policer{};
+    s.speakers.push_back({ip, port, ssrc, slot});
     im.flows_dirty = true;
 }
 
@@ -517,6 +549,7 @@ void relay_state::speaker_del(uint32_t session_id, uint32_t ip, unsigned port) {
                            [&](const speaker_view& v) { return v.ip == ip && v.port == port; });
     if (it == s.speakers.end())
         throw action_error(404, "not_found", "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
+    im.speaker_release.push_back(it->slot);
     s.speakers.erase(it);
     im.flows_dirty = true;
 }
@@ -561,6 +594,8 @@ void relay_state::load_static(const profile& p) {
         sp.udp_port = sc.udp_port;
         sp.max_listeners = sc.max_listeners;
         sp.recording = sc.recording;
+        sp.frame_ms = sc.frame_ms;
+        sp.max_bitrate_kbps = sc.max_bitrate_kbps;
         session_create(sp);
         for (const auto& s : sc.speakers) speaker_add(sc.id, s.ip, s.port, s.ssrc);
         for (const auto& l : sc.listeners) listener_add(sc.id, l.ip, l.port, l.tier);

@@ -39,6 +39,8 @@ struct session_params {
     unsigned udp_port = 0;           // 0 = allocate from the ingress range
     unsigned max_listeners = 0;      // 0 = limits.max_listeners_per_session
     bool recording = false;
+    unsigned frame_ms = 20;          // codec frame duration: stream rate = 1000/frame_ms packets/s
+    unsigned max_bitrate_kbps = 256; // highest codec bitrate a speaker may send (policer)
 };
 
 struct listener_view {
@@ -52,6 +54,7 @@ struct speaker_view {
     uint32_t ip;
     unsigned port;
     std::optional<uint32_t> ssrc;
+    uint32_t slot = 0;               // policer slot in the data plane
 };
 
 struct session_view {
@@ -61,6 +64,8 @@ struct session_view {
     unsigned udp_port;
     unsigned max_listeners;
     bool recording;
+    unsigned frame_ms;
+    unsigned max_bitrate_kbps;
     uint64_t nb_listeners;
     uint64_t listeners_per_tier[dp::max_tiers];
     std::vector<speaker_view> speakers;

@@ -169,7 +169,7 @@ void flush_all(worker* w) noexcept {
 
 // ---------------------------------------------------------------- templates
 
-void build_template(egress_template& t, const uint8_t* pkt, const parse_result& pr,
+void build_template(egress_template& t, const uint8_t* rtp, uint16_t rtp_len,
                     const dp_shared& sh, uint16_t port, uint16_t src_port_be) noexcept {
     uint8_t* f = t.frame;
     // Ethernet: destination patched per replica
@@ -178,7 +178,7 @@ void build_template(egress_template& t, const uint8_t* pkt, const parse_result& 
     store_be16(f + 12, 0x0800);
     // IPv4
     uint8_t* ip = f + eth_hdr_len;
-    const uint16_t ip_total = ipv4_hdr_len + udp_hdr_len + pr.rtp_len;
+    const uint16_t ip_total = ipv4_hdr_len + udp_hdr_len + rtp_len;
     ip[0] = 0x45;
     ip[1] = 0xb8;                         // DSCP EF (46): interactive audio
     store_be16(ip + 2, ip_total);
@@ -191,14 +191,14 @@ void build_template(egress_template& t, const uint8_t* pkt, const parse_result& 
     std::memset(ip + 16, 0, 4);
     // UDP
     uint8_t* udp = ip + ipv4_hdr_len;
-    const uint16_t udp_len = udp_hdr_len + pr.rtp_len;
+    const uint16_t udp_len = udp_hdr_len + rtp_len;
     std::memcpy(udp, &src_port_be, 2);
     store_be16(udp + 2, 0);
     store_be16(udp + 4, udp_len);
     store_be16(udp + 6, 0);
     // RTP header and payload: byte-identical
-    rte_memcpy(udp + udp_hdr_len, pkt + pr.rtp_off, pr.rtp_len);
-    t.len = static_cast<uint16_t>(l2l3l4 + pr.rtp_len);
+    rte_memcpy(udp + udp_hdr_len, rtp, rtp_len);
+    t.len = static_cast<uint16_t>(l2l3l4 + rtp_len);
 
     t.ip_base = csum_fold(csum_add(0, ip, ipv4_hdr_len));
     uint32_t u = csum_add(0, ip + 12, 4);      // pseudo header: src (dst added per listener)
@@ -211,29 +211,35 @@ void build_template(egress_template& t, const uint8_t* pkt, const parse_result& 
 
 inline bool jobs_full(const worker* w) noexcept { return w->nb_free == 0; }
 
-// Create a fan-out job for one accepted speaker packet. Called with the
-// snapshot the caller loaded for this iteration.
-void start_job(worker* w, const dp_snapshot& s, const dp_flow& f, const uint8_t* pkt,
-               const parse_result& pr, uint64_t now) noexcept {
-    const dp_session* sess = s.sessions[f.session_index];
-    const int shard = w->cfg.fanout_shard;
+inline bool has_listeners(const dp_session& sess, uint32_t shard) noexcept {
     bool any = false;
-    for (unsigned t = 0; t < max_tiers; ++t) any |= sess->lists[shard][t] != nullptr;
-    if (!any) return;
+    for (unsigned t = 0; t < max_tiers; ++t) any |= sess.lists[shard][t] != nullptr;
+    return any;
+}
+
+// Create a fan-out job for one speaker-packet message (RTP bytes of a
+// session). Called with the snapshot the caller loaded for this iteration.
+void start_job(worker* w, const dp_snapshot& s, uint32_t session_index, const uint8_t* rtp,
+               uint16_t rtp_len, uint64_t now) noexcept {
+    if (session_index >= s.nb_sessions) return;
+    const dp_session* sess = s.sessions[session_index];
+    const uint32_t shard = static_cast<uint32_t>(w->cfg.fanout_shard);
+    if (!has_listeners(*sess, shard)) return;
+    if (rtp_len > max_frame_bytes - l2l3l4) return;   // the validator already bounds it by the MTU
     if (jobs_full(w)) {
         ++w->c->drops[static_cast<unsigned>(drop_reason::ring_full)];
         return;
     }
     const uint32_t id = w->free_ids[--w->nb_free];
     fanout_job& j = w->jobs[id];
-    j.session_index = f.session_index;
+    j.session_index = session_index;
     j.generation = sess->generation;
     j.deadline_tsc = now + w->cfg.deadline_cycles;
     j.tier = 0;
     j.slot = 0;
     j.done = 0;
     for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
-        build_template(j.tmpl[p], pkt, pr, *w->sh, p, sess->udp_port_be);
+        build_template(j.tmpl[p], rtp, rtp_len, *w->sh, p, sess->udp_port_be);
     w->order[(w->order_head + w->order_count) % max_jobs] = id;
     ++w->order_count;
 }
@@ -490,6 +496,35 @@ void send_arp_requests(worker* w, uint64_t now) noexcept {
 
 // ---------------------------------------------------------------- ingress
 
+// Token bucket per speaker, in packets and bytes. Only speaker packets that
+// passed validation and flow lookup get here: a few hundred per second per
+// speaker, so the division is not on anyone's budget.
+bool police(worker* w, const dp_flow& f, uint16_t bytes, uint64_t now) noexcept {
+    if (f.rate_pps == 0 || f.speaker_index >= w->sh->nb_policers) return true;
+    dp_policer& b = w->sh->policers[f.speaker_index];
+    const uint64_t pkt_cap = uint64_t{f.rate_pps} * policer_scale * policer_burst_ms / 1000;
+    const uint64_t byte_cap = uint64_t{f.rate_bytes} * policer_scale * policer_burst_ms / 1000;
+    if (b.last_tsc == 0) {
+        b.pkt_tokens = pkt_cap;
+        b.byte_tokens = byte_cap;
+        b.last_tsc = now;
+    }
+    const uint64_t elapsed = now - b.last_tsc;
+    if (elapsed > 0) {
+        const uint64_t us = elapsed * 1000000 / w->hz;
+        if (us > 0) {
+            b.pkt_tokens = std::min(pkt_cap, b.pkt_tokens + us * f.rate_pps * policer_scale / 1000000);
+            b.byte_tokens = std::min(byte_cap, b.byte_tokens + us * f.rate_bytes * policer_scale / 1000000);
+            b.last_tsc += us * w->hz / 1000000;
+        }
+    }
+    const uint64_t need_b = uint64_t{bytes} * policer_scale;
+    if (b.pkt_tokens < policer_scale || b.byte_tokens < need_b) return false;
+    b.pkt_tokens -= policer_scale;
+    b.byte_tokens -= need_b;
+    return true;
+}
+
 unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) noexcept {
     rte_mbuf* pkts[max_burst];
     const uint16_t nb_rx = rte_eth_rx_burst(port, w->cfg.rx_queue, pkts, w->cfg.burst);
@@ -521,23 +556,29 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
                 ++c->drops[static_cast<unsigned>(drop_reason::ssrc_mismatch)];
                 break;
             }
-            ++c->rtp_in;
-            const dp_session* sess = s->sessions[f->session_index];
-            for (uint32_t shard = 0; shard < s->nb_fanout_shards; ++shard) {
-                if (static_cast<int>(shard) == w->cfg.fanout_shard && w->cfg.do_fanout) {
-                    start_job(w, *s, *f, d, pr, now);
-                    continue;
-                }
-                bool any = false;
-                for (unsigned t = 0; t < max_tiers; ++t) any |= sess->lists[shard][t] != nullptr;
-                rte_ring* r = w->cfg.out_rings[shard];
-                if (!any || r == nullptr) continue;
-                rte_mbuf_refcnt_update(m, 1);
-                if (rte_ring_enqueue(r, m) != 0) {
-                    rte_mbuf_refcnt_update(m, -1);
-                    ++c->drops[static_cast<unsigned>(drop_reason::ring_full)];
-                }
+            if (!police(w, *f, pr.rtp_len, now)) {
+                ++c->drops[static_cast<unsigned>(drop_reason::policed)];
+                break;
             }
+            ++c->rtp_in;
+            // From here on the mbuf is a speaker-packet message: RTP only.
+            rte_pktmbuf_adj(m, pr.rtp_off);
+            rte_pktmbuf_trim(m, static_cast<uint16_t>(m->pkt_len - pr.rtp_len));
+            set_message_session(m, f->session_index);
+            const dp_session* sess = s->sessions[f->session_index];
+            if (sess->mode == session_mode_mix) {
+                // The mixer owns it now; its output comes back as messages.
+                if (w->sh->mixer_ring == nullptr || rte_ring_enqueue(w->sh->mixer_ring, m) != 0) {
+                    ++c->drops[static_cast<unsigned>(drop_reason::ring_full)];
+                    break;
+                }
+                consumed = true;
+                break;
+            }
+            if (w->cfg.do_fanout)
+                start_job(w, *s, f->session_index, rte_pktmbuf_mtod(m, const uint8_t*), pr.rtp_len, now);
+            rte_mbuf_refcnt_update(m, 1);   // publish_message consumes one reference
+            publish_message(*w->sh, *s, m, sess->record != 0, c, w->cfg.do_fanout ? w->cfg.fanout_shard : -1);
             break;
         }
         case pkt_kind::arp:
@@ -556,26 +597,50 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
     return nb_rx;
 }
 
-// Speaker packets handed over by an ingress lcore: parse again (read only,
-// cheap next to the fan-out it starts) and start a job for our shard.
+// Speaker-packet messages from an ingress lcore or the mixer.
 unsigned drain_in_ring(worker* w, const dp_snapshot* s, uint64_t now) noexcept {
     if (w->cfg.in_ring == nullptr) return 0;
     void* objs[max_burst];
     const unsigned n = rte_ring_sc_dequeue_burst(w->cfg.in_ring, objs, w->cfg.burst, nullptr);
-    for (unsigned i = 0; i < n; ++i) {
-        rte_mbuf* m = static_cast<rte_mbuf*>(objs[i]);
-        const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
-        const parse_result pr = parse_packet(d, m->data_len, w->sh->ports[m->port < w->sh->nb_ports ? m->port : 0]);
-        if (s != nullptr && pr.kind == pkt_kind::rtp) {
-            const dp_flow* f = find_flow(*s, flow_key(pr.src_ip_be, pr.src_port_be, pr.dst_port_be));
-            if (f != nullptr) start_job(w, *s, *f, d, pr, now);
-        }
+    for (unsigned i = 0; s != nullptr && i < n; ++i) {
+        const rte_mbuf* m = static_cast<const rte_mbuf*>(objs[i]);
+        start_job(w, *s, message_session(m), rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, now);
     }
     if (n > 0) rte_pktmbuf_free_bulk(reinterpret_cast<rte_mbuf**>(objs), n);
     return n;
 }
 
 }  // namespace
+
+bool publish_message(dp_shared& sh, const dp_snapshot& s, rte_mbuf* m, bool to_recorder,
+                     lcore_counters* c, int skip_shard) noexcept {
+    bool ok = true;
+    const uint32_t si = message_session(m);
+    if (si < s.nb_sessions) {
+        const dp_session* sess = s.sessions[si];
+        for (uint32_t shard = 0; shard < s.nb_fanout_shards && shard < sh.nb_shards; ++shard) {
+            if (static_cast<int>(shard) == skip_shard || !has_listeners(*sess, shard)) continue;
+            rte_ring* r = sh.shard_rings[shard];
+            if (r == nullptr) continue;
+            rte_mbuf_refcnt_update(m, 1);
+            if (rte_ring_enqueue(r, m) != 0) {
+                rte_mbuf_refcnt_update(m, -1);
+                ++c->drops[static_cast<unsigned>(drop_reason::ring_full)];
+                ok = false;
+            }
+        }
+    }
+    if (to_recorder && sh.record_ring != nullptr) {
+        rte_mbuf_refcnt_update(m, 1);
+        if (rte_ring_enqueue(sh.record_ring, m) != 0) {
+            rte_mbuf_refcnt_update(m, -1);
+            ++c->drops[static_cast<unsigned>(drop_reason::ring_full)];
+            ok = false;
+        }
+    }
+    rte_pktmbuf_free(m);
+    return ok;
+}
 
 worker* worker_create(const worker_config& cfg) {
     auto* w = static_cast<worker*>(rte_zmalloc_socket("stentor_worker", sizeof(worker), cache_line,

@@ -29,8 +29,32 @@ struct dp_shared {
     uint32_t nb_neigh = 0;
     uint16_t nb_ports = 0;
     port_identity ports[max_ports]{};
+    dp_policer* policers = nullptr;               // limits.max_speakers entries
+    uint32_t nb_policers = 0;
+    // Speaker-packet messages (see below) for the service side: forwarded
+    // sessions with recording on go to record_ring, mix sessions to
+    // mixer_ring. nullptr = no consumer: such packets are not queued.
+    rte_ring* record_ring = nullptr;
+    rte_ring* mixer_ring = nullptr;
+    rte_ring* shard_rings[max_fanout_shards]{};   // in_ring of each fan-out shard (multi-producer)
+    uint32_t nb_shards = 0;
     std::atomic<bool> stop{false};
 };
+
+// A speaker-packet message is an mbuf whose data is exactly one RTP packet
+// (header .. padding) and whose hash.usr is the session index. RX lcores turn
+// accepted packets into messages; the mixer emits them; fan-out lcores and
+// the recorder consume them. One mbuf may be shared (refcount) by several
+// consumers, which only read it.
+inline void set_message_session(rte_mbuf* m, uint32_t session_index) noexcept { m->hash.usr = session_index; }
+inline uint32_t message_session(const rte_mbuf* m) noexcept { return m->hash.usr; }
+
+// Hand a message to every fan-out shard that has listeners for the session
+// (and, when record is set and a recorder is running, to the recorder).
+// Consumes the caller's reference. Returns false if some ring was full.
+// `skip_shard` (or -1) is a shard the caller already served directly.
+bool publish_message(dp_shared& sh, const dp_snapshot& s, rte_mbuf* m, bool to_recorder,
+                     lcore_counters* c, int skip_shard = -1) noexcept;
 
 struct worker_config {
     unsigned lcore_id = 0;
@@ -47,8 +71,7 @@ struct worker_config {
     uint32_t replica_budget = 0;                  // test knob: max replicas per packet (0 = none)
     uint32_t slice = 256;                         // replicas per job before rotating
     rte_mempool* pool = nullptr;
-    rte_ring* in_ring = nullptr;                  // speaker packets handed to this fan-out lcore
-    rte_ring* out_rings[max_fanout_shards]{};     // rings of the other shards' owners (do_rx)
+    rte_ring* in_ring = nullptr;                  // speaker-packet messages for this fan-out lcore
     lcore_counters* counters = nullptr;
     dp_shared* shared = nullptr;
 };

@@ -1,6 +1,7 @@
 // Integration: real EAL, ring-backed ethdev ports, the relay's own workers
 // polled on the test thread. Golden packets in, exact packets out.
 #include <array>
+#include <chrono>
 #include <map>
 #include <set>
 
@@ -306,6 +307,7 @@ TEST_F(relay_test, shards_and_tiers_every_listener_every_packet) {
     auto prof = base_profile(port.name, 3);
     control::session_config sc;
     sc.id = 1;
+    sc.frame_ms = 5;   // 400 packets/s, 200-packet bucket: the 91-packet burst is in profile
     sc.udp_port = 40000;
     sc.speakers.push_back({speaker_ip, 5004, 1234});
     std::vector<listener_t> ls;
@@ -370,6 +372,64 @@ TEST_F(relay_test, budget_exhaustion_misses_lowest_tier_only_and_counts_add_up) 
     EXPECT_EQ(0u, counter(r, "tier_misses/2"));
     EXPECT_EQ(packets * 15u, counter(r, "tier_misses/3"));
     EXPECT_EQ(packets * ls.size(), counter(r, "replicas_out") + counter(r, "tier_misses/3"));
+}
+
+}  // namespace
+}  // namespace stentor::test
+
+namespace stentor::test {
+namespace {
+
+TEST_F(relay_test, speaker_over_rate_is_policed_other_session_loses_nothing) {
+    auto prof = base_profile(port.name);
+    control::session_config a, b;
+    a.id = 1;
+    a.udp_port = 40000;
+    a.speakers.push_back({speaker_ip, 5004, 1234});
+    a.listeners.push_back({0xc6120064, 6000, 0});
+    b.id = 2;
+    b.udp_port = 40002;
+    b.frame_ms = 5;   // 400 pps allowed: the well-behaved speaker below stays inside
+    b.speakers.push_back({0xc612000b, 5004, 42});
+    b.listeners.push_back({0xc6120065, 6000, 0});
+    prof.sessions.push_back(a);
+    prof.sessions.push_back(b);
+    relay r(prof, relay_options{.launch = false});
+    r.state().load_static(prof);
+    resolve(r, port, {{0xc6120064, 6000, 0}, {0xc6120065, 6000, 0}});
+    // Speaker A floods 500 packets at once: 10x its 50 packets/s for a
+    // second, all in one go. The bucket holds 500 ms at twice the rate (50).
+    // Speaker B sends 100 packets interleaved.
+    const auto t0 = std::chrono::steady_clock::now();
+    std::map<uint32_t, unsigned> got;
+    unsigned b_sent = 0;
+    for (unsigned k = 0; k < 500; ++k) {
+        frame_spec fa;
+        fa.seq = static_cast<uint16_t>(k);
+        inject(port, rtp_frame(fa));
+        if (k % 5 == 0 && b_sent < 100) {
+            frame_spec fb;
+            fb.src_ip = 0xc612000b;
+            fb.dst_port = 40002;
+            fb.ssrc = 42;
+            fb.seq = static_cast<uint16_t>(b_sent++);
+            inject(port, rtp_frame(fb));
+        }
+        if (k % 16 == 0) {
+            settle(r);
+            for (const auto& f : drain(port)) ++got[be32(f.data() + 30)];
+        }
+    }
+    settle(r);
+    for (const auto& f : drain(port)) ++got[be32(f.data() + 30)];
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(100u, b_sent);
+    EXPECT_EQ(100u, got[0xc6120065]) << "the other session's listener lost packets";
+    const unsigned passed = got[0xc6120064];
+    // 50 from the bucket plus what 100 packets/s refilled while the test ran.
+    EXPECT_GE(passed, 50u);
+    EXPECT_LE(passed, 50u + static_cast<unsigned>(100 * secs) + 1);
+    EXPECT_EQ(500u - passed, counter(r, "drop/ingress/policed"));
 }
 
 }  // namespace

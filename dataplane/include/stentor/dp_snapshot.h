@@ -34,6 +34,9 @@ static_assert(alignof(dp_listener) == 16);
 
 inline constexpr uint8_t listener_flag_live = 0x01;   // a free slot has flags 0
 
+inline constexpr uint8_t session_mode_forward = 0;    // speaker packets fanned out unchanged
+inline constexpr uint8_t session_mode_mix = 1;        // speakers go to the mixer; its output is fanned out
+
 inline constexpr uint32_t listener_chunk_size = 1024;   // listeners per chunk (16 KiB)
 
 struct dp_listener_chunk {
@@ -58,7 +61,8 @@ struct dp_session {
     uint32_t id;
     uint32_t index;                    // position in dp_snapshot::sessions
     uint16_t udp_port_be;              // relay's source port towards listeners (= speaker ingress port)
-    uint16_t pad_;
+    uint8_t mode;                      // session_mode_*
+    uint8_t record;                    // 1: speaker packets (forward) or the mix go to the recorder
     uint32_t nb_listeners;
     uint64_t generation;               // changes when the session is recreated
     // [fan-out shard][tier]; nullptr = no listeners there.
@@ -72,11 +76,24 @@ struct dp_flow {
     uint64_t key;                      // flow_key(); 0 = empty slot
     uint32_t session_index;
     uint32_t ssrc_be;                  // expected SSRC when has_ssrc
-    uint32_t speaker_index;            // index into the policer array
+    uint32_t speaker_index;            // stable slot in dp_shared::policers
+    uint32_t rate_pps;                 // policer: packets per second
+    uint32_t rate_bytes;               // policer: UDP payload bytes per second
     uint8_t has_ssrc;
     uint8_t pad_[3];
 };
-static_assert(sizeof(dp_flow) == 24);
+static_assert(sizeof(dp_flow) == 32);
+
+// Token bucket per speaker; written only by the RX lcore that receives the
+// speaker's flow (RSS keeps a flow on one queue).
+struct alignas(32) dp_policer {
+    uint64_t last_tsc;
+    uint64_t pkt_tokens;               // scaled by policer_scale
+    uint64_t byte_tokens;              // scaled by policer_scale
+    uint64_t generation;               // reset the bucket when the slot gets a new speaker
+};
+inline constexpr uint64_t policer_scale = 1024;
+inline constexpr uint64_t policer_burst_ms = 500;   // bucket depth: half a second of stream
 
 constexpr uint64_t flow_key(uint32_t src_ip_be, uint16_t src_port_be, uint16_t dst_port_be) noexcept {
     // Never 0 for a valid flow: the parser refuses source 0.0.0.0.
