@@ -498,7 +498,8 @@ void read_limits(const context& c, const toml::table& root, limits_config& l) {
     const auto r = section(c, root, "limits",
                            {"max_sessions", "max_speakers", "max_listeners",
                             "max_listeners_per_session", "max_neighbours", "join_rate_per_s",
-                            "headroom_pct"});
+                            "headroom_pct", "session_join_rate_per_s", "fanout_pps_per_core",
+                            "tier0_reserve_pct", "tier1_reserve_pct", "tier2_reserve_pct"});
     r.opt_uint("max_sessions", l.max_sessions, 1, u32_max);
     r.opt_uint("max_speakers", l.max_speakers, 1, u32_max);
     r.opt_uint("max_listeners", l.max_listeners, 1, u32_max);
@@ -508,6 +509,17 @@ void read_limits(const context& c, const toml::table& root, limits_config& l) {
     // More than 90 % headroom leaves so little capacity that admission would
     // refuse nearly everything; it is almost certainly a typo.
     r.opt_uint("headroom_pct", l.headroom_pct, 0, 90);
+    r.opt_uint("session_join_rate_per_s", l.session_join_rate_per_s, 1, u32_max);
+    // Default 50 Mpps: what one core of this class built from a template in
+    // the fan-out benchmark (testpmd txonly reached 58-62 Mpps on the same core).
+    r.opt_uint("fanout_pps_per_core", l.fanout_pps_per_core, 1000, u32_max);
+    r.opt_uint("tier0_reserve_pct", l.tier0_reserve_pct, 0, 90);
+    r.opt_uint("tier1_reserve_pct", l.tier1_reserve_pct, 0, 90);
+    r.opt_uint("tier2_reserve_pct", l.tier2_reserve_pct, 0, 90);
+    // Tier 3 could use nothing at all past this: almost certainly a typo.
+    if (l.tier0_reserve_pct + l.tier1_reserve_pct + l.tier2_reserve_pct > 90)
+        r.fail("tier2_reserve_pct", fmt::format("tier reserves add up to {} %; at most 90 % may be reserved",
+                                                l.tier0_reserve_pct + l.tier1_reserve_pct + l.tier2_reserve_pct));
     if (l.max_listeners_per_session > l.max_listeners)
         r.fail("max_listeners_per_session",
                fmt::format("{} is greater than limits.max_listeners {}", l.max_listeners_per_session,
@@ -628,6 +640,17 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
             c.fail(*n, path, "the all-zero MAC address cannot be a port address");
         port.mac = mac;
     }
+    if (const auto* n = r.find("gateway_mac")) {
+        const auto path = r.key_path("gateway_mac");
+        if (!port.gateway) c.fail(*n, path, "set only together with gateway");
+        const auto s = read_string(c, *n, path);
+        const auto mac = parse_mac(s);
+        if (!mac) c.fail(*n, path, fmt::format("\"{}\" is not a MAC address like \"02:00:00:00:00:01\"", s));
+        if (((*mac)[0] & 1) != 0) c.fail(*n, path, fmt::format("{} is a multicast MAC address", s));
+        if (std::all_of(mac->begin(), mac->end(), [](uint8_t b) { return b == 0; }))
+            c.fail(*n, path, "the all-zero MAC address cannot be a next hop");
+        port.gateway_mac = mac;
+    }
     r.opt_uint("line_rate_mbps", port.line_rate_mbps, 0, max_line_rate_mbps);
 }
 
@@ -638,7 +661,7 @@ void read_ports(const context& c, const toml::table& root, profile& p) {
             c.fail(t.source(), path, fmt::format("at most {} ports are supported", max_ports));
         const table_reader r(c, t, t.source(), path,
                              {"name", "device", "rx_queues", "tx_queues", "rx_desc", "tx_desc", "mtu",
-                              "ipv4", "gateway", "mac", "line_rate_mbps"});
+                              "ipv4", "gateway", "gateway_mac", "mac", "line_rate_mbps"});
         port_config port;
         read_port(c, r, p, port);
         p.ports.push_back(std::move(port));

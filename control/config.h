@@ -51,6 +51,7 @@ struct port_config {
     uint32_t ipv4 = 0;                     // relay's own address on this port
     unsigned prefix_len = 24;
     std::optional<uint32_t> gateway;       // next hop for off-link listeners
+    std::optional<std::array<uint8_t, 6>> gateway_mac;  // static neighbour: never ARP for the gateway
     std::optional<std::array<uint8_t, 6>> mac;  // override the device MAC
     unsigned line_rate_mbps = 0;           // 0 = take the reported link speed
 };
@@ -68,6 +69,11 @@ struct limits_config {
     unsigned max_neighbours = 4096;        // ARP table entries
     unsigned join_rate_per_s = 2000000;    // token bucket, whole relay
     unsigned headroom_pct = 10;            // capacity kept free for admission
+    unsigned session_join_rate_per_s = 1000000;  // token bucket, per session
+    unsigned fanout_pps_per_core = 50000000;     // replicas/s one fan-out core is planned to build
+    unsigned tier0_reserve_pct = 0;        // capacity only tier 0 may use
+    unsigned tier1_reserve_pct = 0;        // capacity only tiers 0..1 may use
+    unsigned tier2_reserve_pct = 0;        // capacity only tiers 0..2 may use
 };
 
 struct api_config {

@@ -185,6 +185,7 @@ relay::~relay() { stop(); }
 void relay::start() {
     auto& im = *_impl;
     if (!im.opt.launch || im.running) return;
+    im.shared.stop.store(false, std::memory_order_relaxed);
     for (auto& c : im.cfgs) {
         if (c.lcore_id == rte_get_main_lcore())
             throw drivers::driver_error("lcore " + std::to_string(c.lcore_id) + " is the main lcore");
@@ -211,6 +212,29 @@ unsigned relay::poll() {
 
 void relay::flush() {
     for (auto* w : _impl->local) dp::worker_flush(w);
+}
+
+bool relay::inject_rtp(uint32_t session_id, const uint8_t* rtp, uint16_t len) {
+    auto& im = *_impl;
+    const dp::dp_snapshot* s = im.shared.snapshot.load(std::memory_order_acquire);
+    if (s == nullptr) return false;
+    uint32_t index = UINT32_MAX;
+    for (uint32_t i = 0; i < s->nb_sessions; ++i)
+        if (s->sessions[i]->generation != 0 && s->sessions[i]->id == session_id) index = i;
+    if (index == UINT32_MAX) return false;
+    rte_mbuf* m = rte_pktmbuf_alloc(im.pool);
+    if (m == nullptr) return false;
+    auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, len));
+    if (d == nullptr) {
+        rte_pktmbuf_free(m);
+        return false;
+    }
+    std::memcpy(d, rtp, len);
+    dp::set_message_session(m, index);
+    // Not a worker: no RCU thread id. The snapshot stays valid because the
+    // control plane publishes from this same thread in benchmarks and tools.
+    static dp::lcore_counters scratch{};
+    return dp::publish_message(im.shared, *s, m, false, &scratch);
 }
 
 relay_state& relay::state() { return *_impl->state; }

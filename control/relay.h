@@ -46,6 +46,12 @@ public:
     unsigned poll();                     // launch=false: one iteration of every worker
     void flush();                        // launch=false: drain TX buffers
 
+    // Hand one RTP packet (header .. padding) to a session's fan-out as a
+    // speaker-packet message, as the mixer does. For benchmarks and tools
+    // that feed the relay from inside the process. False if the session is
+    // unknown, the pool is empty or a ring was full.
+    bool inject_rtp(uint32_t session_id, const uint8_t* rtp, uint16_t len);
+
     relay_state& state();
     rte_mempool* pool() const;
     dp::lcore_counters totals() const;

@@ -195,6 +195,14 @@ struct relay_state::impl {
         e.port_id = port;
         e.ip_be = __builtin_bswap32(nexthop);
         e.want.store(1, std::memory_order_relaxed);
+        const auto& pc = prof.ports[port];
+        if (pc.gateway && *pc.gateway == nexthop && pc.gateway_mac) {
+            // Static neighbour: valid at once, never asked for.
+            uint64_t word = 0;
+            std::memcpy(&word, pc.gateway_mac->data(), 6);
+            e.want.store(0, std::memory_order_relaxed);
+            e.mac_word.store(word | dp::neigh_valid, std::memory_order_relaxed);
+        }
         neigh_by_ip.emplace(nexthop, neigh_state{idx, 1});
         neigh_dirty = true;
         return idx;

@@ -11,6 +11,8 @@
 // and the listeners it did not reach are counted per tier.
 #include "worker.h"
 
+#include "replica.h"
+
 #include <cstring>
 
 #include <rte_byteorder.h>
@@ -23,24 +25,6 @@
 
 namespace stentor::dp {
 namespace {
-
-constexpr uint16_t eth_hdr_len = 14;
-constexpr uint16_t ipv4_hdr_len = 20;
-constexpr uint16_t udp_hdr_len = 8;
-constexpr uint16_t l2l3l4 = eth_hdr_len + ipv4_hdr_len + udp_hdr_len;   // 42
-
-// Offsets of the fields patched per replica in the egress frame.
-constexpr uint16_t off_ip_csum = eth_hdr_len + 10;
-constexpr uint16_t off_ip_dst = eth_hdr_len + 16;
-constexpr uint16_t off_udp_dport = eth_hdr_len + ipv4_hdr_len + 2;
-constexpr uint16_t off_udp_csum = eth_hdr_len + ipv4_hdr_len + 6;
-
-struct egress_template {
-    uint32_t ip_base;     // folded sum of the IPv4 header with dst = 0 and csum = 0
-    uint32_t udp_base;    // folded sum of pseudo header + UDP header + payload with dst ip/port = 0
-    uint16_t len;
-    alignas(64) uint8_t frame[max_frame_bytes];
-};
 
 struct fanout_job {
     uint32_t session_index;
@@ -99,16 +83,6 @@ inline uint16_t load_be16(const uint8_t* p) noexcept {
     return rte_be_to_cpu_16(v);
 }
 
-inline void store_be16(uint8_t* p, uint16_t v) noexcept {
-    v = rte_cpu_to_be_16(v);
-    std::memcpy(p, &v, 2);
-}
-
-inline uint32_t fold32(uint32_t s) noexcept {
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    return s;
-}
 
 // Reply budget: ARP and ICMP replies are capped so the relay cannot be used to
 // reflect a flood; 1000/s per lcore with a burst of 100.
@@ -169,44 +143,6 @@ void flush_all(worker* w) noexcept {
 
 // ---------------------------------------------------------------- templates
 
-void build_template(egress_template& t, const uint8_t* rtp, uint16_t rtp_len,
-                    const dp_shared& sh, uint16_t port, uint16_t src_port_be) noexcept {
-    uint8_t* f = t.frame;
-    // Ethernet: destination patched per replica
-    std::memset(f, 0, 6);
-    std::memcpy(f + 6, sh.ports[port].mac, 6);
-    store_be16(f + 12, 0x0800);
-    // IPv4
-    uint8_t* ip = f + eth_hdr_len;
-    const uint16_t ip_total = ipv4_hdr_len + udp_hdr_len + rtp_len;
-    ip[0] = 0x45;
-    ip[1] = 0xb8;                         // DSCP EF (46): interactive audio
-    store_be16(ip + 2, ip_total);
-    store_be16(ip + 4, 0);                // id: DF set, never fragmented
-    store_be16(ip + 6, 0x4000);
-    ip[8] = 64;
-    ip[9] = 17;
-    store_be16(ip + 10, 0);
-    std::memcpy(ip + 12, &sh.ports[port].ip_be, 4);
-    std::memset(ip + 16, 0, 4);
-    // UDP
-    uint8_t* udp = ip + ipv4_hdr_len;
-    const uint16_t udp_len = udp_hdr_len + rtp_len;
-    std::memcpy(udp, &src_port_be, 2);
-    store_be16(udp + 2, 0);
-    store_be16(udp + 4, udp_len);
-    store_be16(udp + 6, 0);
-    // RTP header and payload: byte-identical
-    rte_memcpy(udp + udp_hdr_len, rtp, rtp_len);
-    t.len = static_cast<uint16_t>(l2l3l4 + rtp_len);
-
-    t.ip_base = csum_fold(csum_add(0, ip, ipv4_hdr_len));
-    uint32_t u = csum_add(0, ip + 12, 4);      // pseudo header: src (dst added per listener)
-    u += 17 + udp_len;                          // zero, protocol, UDP length
-    u = csum_add(u, udp, udp_len);              // header (dport 0, csum 0) + payload
-    t.udp_base = csum_fold(u);
-}
-
 // ---------------------------------------------------------------- jobs
 
 inline bool jobs_full(const worker* w) noexcept { return w->nb_free == 0; }
@@ -239,7 +175,7 @@ void start_job(worker* w, const dp_snapshot& s, uint32_t session_index, const ui
     j.slot = 0;
     j.done = 0;
     for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
-        build_template(j.tmpl[p], rtp, rtp_len, *w->sh, p, sess->udp_port_be);
+        build_template(j.tmpl[p], rtp, rtp_len, w->sh->ports[p].mac, w->sh->ports[p].ip_be, sess->udp_port_be);
     w->order[(w->order_head + w->order_count) % max_jobs] = id;
     ++w->order_count;
 }
@@ -317,40 +253,44 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, uint32_t budget, bool* finis
             const dp_listener_chunk* chunk = l->chunks[j.slot / listener_chunk_size];
             const uint32_t base = j.slot & ~(listener_chunk_size - 1);
             const uint32_t stop = std::min(end, base + listener_chunk_size);
-            for (uint32_t i = j.slot - base; i < stop - base; ++i) {
-                const dp_listener& r = chunk->l[i];
-                if (!(r.flags & listener_flag_live)) [[unlikely]]
-                    continue;
-                const dp_neigh& nb = neigh[r.neigh_idx];
-                const uint64_t mw = nb.mac_word.load(std::memory_order_relaxed);
-                if (!(mw & neigh_valid)) [[unlikely]] {
-                    ++c->drops[static_cast<unsigned>(drop_reason::neigh_unresolved)];
-                    continue;
-                }
-                if (!refill_spare(w)) [[unlikely]] {
-                    ++c->drops[static_cast<unsigned>(drop_reason::no_mbuf)];
-                    ++c->tier_misses[j.tier];
+            // Groups of one burst: mbufs for the group in one mempool call,
+            // unused ones (free slots, unresolved next hops) go back in one.
+            for (uint32_t i = j.slot - base; i < stop - base;) {
+                const uint32_t n = std::min<uint32_t>(w->cfg.burst, stop - base - i);
+                rte_mbuf* mb[max_burst];
+                if (rte_mempool_get_bulk(w->cfg.pool, reinterpret_cast<void**>(mb), n) != 0) [[unlikely]] {
+                    for (const uint32_t e = i + n; i < e; ++i)
+                        if (chunk->l[i].flags & listener_flag_live) {
+                            ++c->drops[static_cast<unsigned>(drop_reason::no_mbuf)];
+                            ++c->tier_misses[j.tier];
+                        }
                     continue;
                 }
-                rte_mbuf* m = w->spare[--w->nb_spare];
-                const uint16_t port = nb.port_id;
-                const egress_template& t = j.tmpl[port];
-                uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
-                rte_memcpy(d, t.frame, t.len);
-                std::memcpy(d, &mw, 6);
-                std::memcpy(d + off_ip_dst, &r.ip_be, 4);
-                std::memcpy(d + off_udp_dport, &r.port_be, 2);
-                const uint16_t ipc = static_cast<uint16_t>(~fold32(t.ip_base + r.ip_sum));
-                store_be16(d + off_ip_csum, ipc);
-                uint16_t uc = static_cast<uint16_t>(~fold32(t.udp_base + r.udp_sum));
-                if (uc == 0) uc = 0xffff;
-                store_be16(d + off_udp_csum, uc);
-                m->data_len = t.len;
-                m->pkt_len = t.len;
-                m->port = port;
-                c->tx_bytes += t.len;
-                ++j.done;
-                tx_stage(w, port, m);
+                uint32_t k = 0;
+                uint64_t bytes = 0;
+                for (uint32_t q = 0; q < n; ++q)
+                    rte_prefetch0(static_cast<uint8_t*>(mb[q]->buf_addr) + RTE_PKTMBUF_HEADROOM);
+                for (const uint32_t e = i + n; i < e; ++i) {
+                    const dp_listener& r = chunk->l[i];
+                    if (!(r.flags & listener_flag_live)) [[unlikely]]
+                        continue;
+                    const dp_neigh& nb = neigh[r.neigh_idx];
+                    const uint64_t mw = nb.mac_word.load(std::memory_order_relaxed);
+                    if (!(mw & neigh_valid)) [[unlikely]] {
+                        ++c->drops[static_cast<unsigned>(drop_reason::neigh_unresolved)];
+                        continue;
+                    }
+                    rte_mbuf* m = mb[k++];
+                    const uint16_t port = nb.port_id;
+                    const egress_template& t = j.tmpl[port];
+                    build_replica_copy(m, t, r, mw, port);
+                    bytes += t.len;
+                    tx_stage(w, port, m);
+                }
+                if (k < n) [[unlikely]]
+                    rte_mempool_put_bulk(w->cfg.pool, reinterpret_cast<void**>(mb + k), n - k);
+                j.done += k;
+                c->tx_bytes += bytes;
             }
             visited += stop - j.slot;
             j.slot = stop;

@@ -19,7 +19,6 @@ namespace stentor::dp {
 
 inline constexpr unsigned max_burst = 64;
 inline constexpr unsigned max_jobs = 64;          // packets in flight per fan-out lcore
-inline constexpr unsigned max_frame_bytes = 1536;
 
 // What every lcore shares; owned by the control plane, outlives the workers.
 struct dp_shared {

@@ -1,0 +1,270 @@
+// Fan-out harness: how many replicas per second one fan-out lcore builds and
+// sends, beside what dpdk-testpmd --forward-mode=txonly sends from the same
+// core in the same run (the cost of building a packet from a template and
+// sending it: the ceiling DESIGN.md names).
+//
+// EAL on net_null (no-rx: the lcore only fans out), one session of N
+// listeners (N = 1 k, 100 k, 1 M by default), one fan-out lcore (lcore 1).
+// Speaker packets are handed to the shard as messages from the main lcore,
+// kept a few deep so the fan-out lcore never idles. Repetitions give the
+// median and spread. The last line is
+//   RESULT fanout_mpps=<x> txonly_mpps=<y> ratio=<x/y> listeners=<N> lcores=1
+// for the largest N.
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <rte_mempool.h>
+
+#include "config.h"
+#include "drivers.h"
+#include "relay.h"
+
+namespace {
+
+using namespace stentor;
+using clock_type = std::chrono::steady_clock;
+
+struct stats {
+    double median;
+    double min;
+    double max;
+};
+
+stats summarise(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    const double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return {med, v.front(), v.back()};
+}
+
+// Run dpdk-testpmd txonly on lcore 1 for `secs`, return the Tx-pps figures it
+// printed (one per stats period), skipping the first (ramp-up).
+std::vector<double> run_testpmd(unsigned secs, unsigned frame) {
+    const std::string prefix = "stentor-ref-" + std::to_string(::getpid());
+    const std::string out = "/tmp/" + prefix + ".log";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        const std::string txpkts = "--txpkts=" + std::to_string(frame);
+        const std::string fp = "--file-prefix=" + prefix;
+        ::execlp("dpdk-testpmd", "dpdk-testpmd", "-l", "0-1", "--no-huge", "-m", "1024", "--no-pci",
+                 "--vdev=net_null0", fp.c_str(), "--log-level=error", "--", "--forward-mode=txonly",
+                 txpkts.c_str(), "--total-num-mbufs=16384", "--stats-period=1", "-a", nullptr);
+        std::_Exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(secs));
+    ::kill(pid, SIGINT);
+    int st = 0;
+    for (int i = 0; i < 50 && ::waitpid(pid, &st, WNOHANG) == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (::waitpid(pid, &st, WNOHANG) == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &st, 0);
+    }
+    std::vector<double> pps;
+    FILE* f = std::fopen(out.c_str(), "r");
+    if (f == nullptr) return pps;
+    char line[512];
+    const std::regex re(R"(Tx-pps:\s+(\d+))");
+    while (std::fgets(line, sizeof line, f)) {
+        std::cmatch m;
+        if (std::regex_search(line, m, re)) pps.push_back(std::stod(m[1]) / 1e6);
+    }
+    std::fclose(f);
+    ::unlink(out.c_str());
+    if (!pps.empty()) pps.erase(pps.begin());
+    // testpmd prints one line per port per period; a zero ends the run.
+    pps.erase(std::remove(pps.begin(), pps.end(), 0.0), pps.end());
+    return pps;
+}
+
+std::vector<uint8_t> rtp_packet(uint16_t seq, size_t payload) {
+    std::vector<uint8_t> p(12 + payload);
+    p[0] = 0x80;
+    p[1] = 111;
+    p[2] = static_cast<uint8_t>(seq >> 8);
+    p[3] = static_cast<uint8_t>(seq);
+    const uint32_t ts = seq * 960u;
+    p[4] = static_cast<uint8_t>(ts >> 24);
+    p[5] = static_cast<uint8_t>(ts >> 16);
+    p[6] = static_cast<uint8_t>(ts >> 8);
+    p[7] = static_cast<uint8_t>(ts);
+    p[11] = 1;
+    for (size_t i = 0; i < payload; ++i) p[12 + i] = static_cast<uint8_t>(i);
+    return p;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"Stentor fan-out harness"};
+    std::vector<unsigned> sizes{1000, 100000, 1000000};
+    unsigned reps = 5;
+    double window = 2.0;
+    unsigned ref_secs = 5;
+    size_t payload = 80;
+    app.add_option("--listeners", sizes, "session sizes to measure");
+    app.add_option("--reps", reps, "repetitions per size");
+    app.add_option("--window", window, "seconds per repetition");
+    app.add_option("--ref-seconds", ref_secs, "seconds of dpdk-testpmd txonly before each repetition of the largest size");
+    app.add_option("--payload", payload, "Opus payload bytes (80 -> 134-byte frames)");
+    CLI11_PARSE(app, argc, argv);
+    const unsigned frame = static_cast<unsigned>(14 + 20 + 8 + 12 + payload);
+
+    std::printf("# machine: %u CPUs; frame %u bytes; fan-out on lcore 1\n", std::thread::hardware_concurrency(), frame);
+    std::printf("# reference: dpdk-testpmd --forward-mode=txonly --txpkts=%u on lcore 1 (net_null)\n", frame);
+    std::fflush(stdout);
+    std::vector<double> ref;
+
+    control::profile p;
+    p.path = "fanout_harness";
+    p.eal.lcores = {0, 1};
+    p.eal.memory_mb = 1024;
+    p.eal.file_prefix = "stentor-fanout-" + std::to_string(::getpid());
+    p.eal.vdevs = {"net_null0,no-rx=1"};
+    p.eal.mbufs = 16383;
+    p.eal.mbuf_cache = 256;
+    p.eal.log_level = "error";
+    p.dataplane.rx_lcores = {1};
+    p.dataplane.fanout_lcores = {1};
+    p.dataplane.frame_deadline_us = 1000000;
+    p.dataplane.stats_interval_s = 0;
+    control::port_config pc;
+    pc.name = "null0";
+    pc.device = "net_null0";
+    pc.ipv4 = 0xc6120001;
+    pc.prefix_len = 24;
+    pc.gateway = 0xc61200fe;
+    pc.gateway_mac = std::array<uint8_t, 6>{0x02, 0, 0, 0, 0, 0xfe};
+    pc.tx_desc = 1024;
+    p.ports.push_back(pc);
+    p.limits.max_listeners = 4000000;
+    p.limits.max_listeners_per_session = 4000000;
+
+    drivers::eal_params ep{p.eal.lcores, 0, p.eal.memory_mb, false, p.eal.file_prefix, {}, p.eal.vdevs, "error"};
+    drivers::eal_init(ep);
+    double last_x = 0;
+    unsigned last_n = 0;
+    {
+        control::relay r(p);
+        r.start();
+        const auto pkt = rtp_packet(1, payload);
+        uint32_t session_id = 0;
+        uint32_t next_ip = 0x0a000001;   // listeners 10.0.0.1.. via the gateway
+        uint64_t have = 0;
+        for (unsigned n : sizes) {
+            // grow a fresh session to n listeners
+            if (session_id) r.state().session_end(session_id);
+            control::session_params sp;
+            sp.name = "bench";
+            sp.frame_ms = 20;
+            session_id = r.state().session_create(sp).id;
+            const auto t0 = clock_type::now();
+            for (unsigned i = 0; i < n; ++i) r.state().listener_add(session_id, next_ip++, 5004, 0);
+            r.state().publish();
+            const double join_s = std::chrono::duration<double>(clock_type::now() - t0).count();
+            have = n;
+
+            // latency: one packet alone, ingress to last replica
+            auto replicas = [&] { return r.totals().replicas_out; };
+            auto wait_for = [&](uint64_t target, double timeout) {
+                const auto t = clock_type::now();
+                while (replicas() < target) {
+                    if (std::chrono::duration<double>(clock_type::now() - t).count() > timeout) return false;
+                    std::this_thread::yield();
+                }
+                return true;
+            };
+            std::vector<double> lat;
+            for (int k = 0; k < 5; ++k) {
+                const uint64_t before = replicas();
+                const auto ts = clock_type::now();
+                if (!r.inject_rtp(session_id, pkt.data(), static_cast<uint16_t>(pkt.size()))) break;
+                if (!wait_for(before + have, 5.0)) break;
+                lat.push_back(std::chrono::duration<double, std::milli>(clock_type::now() - ts).count());
+            }
+
+            // throughput: keep 3 packets queued ahead of the fan-out lcore.
+            // For the largest session, each repetition is paired with a
+            // testpmd txonly run on the same core just before it (our
+            // workers stopped meanwhile), so load from other tenants of the
+            // machine hits both sides alike.
+            const bool paired = n == sizes.back();
+            std::vector<double> mpps;
+            for (unsigned rep = 0; rep < reps; ++rep) {
+                if (paired) {
+                    r.stop();
+                    const auto v = run_testpmd(ref_secs, frame);
+                    ref.insert(ref.end(), v.begin(), v.end());
+                    r.start();
+                }
+                const uint64_t start = replicas();
+                uint64_t injected = 0;
+                const auto ts = clock_type::now();
+                double el = 0;
+                while ((el = std::chrono::duration<double>(clock_type::now() - ts).count()) < window) {
+                    const uint64_t done = replicas() - start;
+                    if (injected * have < done + 3 * have) {
+                        if (r.inject_rtp(session_id, pkt.data(), static_cast<uint16_t>(pkt.size()))) ++injected;
+                    } else {
+                        std::this_thread::sleep_for(std::chrono::microseconds(n >= 100000 ? 200 : 20));
+                    }
+                }
+                const uint64_t sent = replicas() - start;
+                mpps.push_back(static_cast<double>(sent) / el / 1e6);
+                if (std::getenv("FANOUT_DEBUG")) {
+                    const auto t = r.totals();
+                    std::fprintf(stderr, "rep %u: injected=%llu sent=%llu deadline=%llu busy=%llu idle=%llu\n", rep,
+                                 (unsigned long long)injected, (unsigned long long)sent,
+                                 (unsigned long long)t.drops[static_cast<size_t>(dp::drop_reason::deadline)],
+                                 (unsigned long long)t.busy_cycles, (unsigned long long)t.idle_cycles);
+                }
+                wait_for(start + injected * have, 5.0);   // drain before the next repetition
+            }
+            const stats s = summarise(mpps);
+            const double bytes_per_listener = 16.0 + 8.0 / dp::listener_chunk_size;
+            std::printf("listeners=%u fanout_mpps median=%.2f min=%.2f max=%.2f reps=%u join_s=%.2f "
+                        "dp_bytes_per_listener=%.3f",
+                        n, s.median, s.min, s.max, reps, join_s, bytes_per_listener);
+            if (!lat.empty()) {
+                const stats l = summarise(lat);
+                std::printf(" ingress_to_last_replica_ms median=%.2f min=%.2f max=%.2f", l.median, l.min, l.max);
+            }
+            std::printf("\n");
+            std::fflush(stdout);
+            last_x = s.median;
+            last_n = n;
+        }
+        const auto t = r.totals();
+        std::printf("# drops: tx_full=%llu no_mbuf=%llu deadline=%llu ring_full=%llu\n",
+                    static_cast<unsigned long long>(t.drops[static_cast<size_t>(dp::drop_reason::tx_full)]),
+                    static_cast<unsigned long long>(t.drops[static_cast<size_t>(dp::drop_reason::no_mbuf)]),
+                    static_cast<unsigned long long>(t.drops[static_cast<size_t>(dp::drop_reason::deadline)]),
+                    static_cast<unsigned long long>(t.drops[static_cast<size_t>(dp::drop_reason::ring_full)]));
+        r.stop();
+    }
+    drivers::eal_cleanup();
+    if (ref.empty()) {
+        std::printf("testpmd printed no Tx-pps figures\n");
+        return 1;
+    }
+    const stats rs = summarise(ref);
+    std::printf("txonly_mpps median=%.2f min=%.2f max=%.2f samples=%zu\n", rs.median, rs.min, rs.max, ref.size());
+    std::printf("RESULT fanout_mpps=%.2f txonly_mpps=%.2f ratio=%.3f listeners=%u lcores=1\n", last_x, rs.median,
+                last_x / rs.median, last_n);
+    return 0;
+}
