@@ -16,12 +16,12 @@ rte_mempool* test_pool() {
     return p;
 }
 
-ring_port make_ring_port(const std::string& name) {
+ring_port make_ring_port(const std::string& name, unsigned tx_ring_size) {
     ring_port p;
     p.name = name;
     p.rx = rte_ring_create((name + "_r").c_str(), 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
     // Every TX queue writes the same ring (multi-producer): one place to read.
-    p.tx = rte_ring_create((name + "_t").c_str(), 16384, 0, RING_F_SC_DEQ);
+    p.tx = rte_ring_create((name + "_t").c_str(), tx_ring_size, 0, RING_F_SC_DEQ);
     if (!p.rx || !p.tx) throw std::runtime_error("ring create " + name);
     rte_ring* txs[8] = {p.tx, p.tx, p.tx, p.tx, p.tx, p.tx, p.tx, p.tx};
     const int id = rte_eth_from_rings(name.c_str(), &p.rx, 1, txs, 8, 0);

@@ -35,7 +35,7 @@ struct ring_port {
     rte_ring* tx = nullptr;
     uint16_t port_id = 0;
 };
-ring_port make_ring_port(const std::string& name);
+ring_port make_ring_port(const std::string& name, unsigned tx_ring_size = 16384);
 
 // Minimal profile: one port on `port_name`, 198.18.0.1/24 gw .254, ingress
 // 40000-40999, one fan-out lcore (or `shards`).

@@ -335,6 +335,8 @@ TEST_F(relay_test, shards_and_tiers_every_listener_every_packet) {
     ASSERT_EQ(ls.size(), got.size());
     for (const auto& [ip, n] : got) EXPECT_EQ(packets, n) << std::hex << ip;
     EXPECT_EQ(packets * ls.size(), counter(r, "replicas_out"));
+    r.flush();
+    EXPECT_EQ(0u, rte_mempool_in_use_count(r.pool())) << "mbuf leak";
 }
 
 TEST_F(relay_test, budget_exhaustion_misses_lowest_tier_only_and_counts_add_up) {
@@ -372,6 +374,8 @@ TEST_F(relay_test, budget_exhaustion_misses_lowest_tier_only_and_counts_add_up) 
     EXPECT_EQ(0u, counter(r, "tier_misses/2"));
     EXPECT_EQ(packets * 15u, counter(r, "tier_misses/3"));
     EXPECT_EQ(packets * ls.size(), counter(r, "replicas_out") + counter(r, "tier_misses/3"));
+    r.flush();
+    EXPECT_EQ(0u, rte_mempool_in_use_count(r.pool())) << "mbuf leak";
 }
 
 }  // namespace
@@ -430,6 +434,38 @@ TEST_F(relay_test, speaker_over_rate_is_policed_other_session_loses_nothing) {
     EXPECT_GE(passed, 50u);
     EXPECT_LE(passed, 50u + static_cast<unsigned>(100 * secs) + 1);
     EXPECT_EQ(500u - passed, counter(r, "drop/ingress/policed"));
+    r.flush();
+    EXPECT_EQ(0u, rte_mempool_in_use_count(r.pool())) << "mbuf leak";
+}
+
+}  // namespace
+}  // namespace stentor::test
+
+namespace stentor::test {
+namespace {
+
+TEST(relay_backpressure, full_tx_queue_is_retried_then_dropped_and_counted_without_leaks) {
+    // A TX ring of 64 slots (63 usable) that nobody drains: the NIC is stuck.
+    ring_port port = make_ring_port("bp0", 64);
+    auto prof = base_profile(port.name);
+    control::session_config sc;
+    sc.id = 1;
+    sc.udp_port = 40000;
+    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    std::vector<listener_t> ls;
+    for (uint32_t i = 0; i < 91; ++i) ls.push_back({0xcb007101 + i, 6000, 0});   // via the gateway
+    for (const auto& l : ls) sc.listeners.push_back({l.ip, l.port, l.tier});
+    prof.sessions.push_back(sc);
+    relay r(prof, relay_options{.launch = false});
+    r.state().load_static(prof);
+    resolve(r, port, ls);
+    inject(port, rtp_frame(frame_spec{}));
+    settle(r);   // bounded: returns although the queue stays full
+    EXPECT_EQ(63u, counter(r, "replicas_out"));
+    EXPECT_EQ(91u - 63u, counter(r, "drop/egress/tx_full"));
+    EXPECT_EQ(63u, drain(port).size());
+    r.flush();
+    EXPECT_EQ(0u, rte_mempool_in_use_count(r.pool())) << "mbuf leak";
 }
 
 }  // namespace
