@@ -122,13 +122,16 @@ int main(int argc, char** argv) {
     app.add_option("--window", window, "seconds per repetition");
     app.add_option("--ref-seconds", ref_secs, "seconds of dpdk-testpmd txonly before each repetition of the largest size");
     app.add_option("--payload", payload, "Opus payload bytes (80 -> 134-byte frames)");
+    unsigned inline_packets = 0;
+    app.add_option("--inline-packets", inline_packets,
+                   "instead: poll the worker on the main thread for this many packets of the first size "
+                   "(deterministic; for valgrind --tool=callgrind instruction counts per replica)");
     CLI11_PARSE(app, argc, argv);
     const unsigned frame = static_cast<unsigned>(14 + 20 + 8 + 12 + payload);
 
     std::printf("# machine: %u CPUs; frame %u bytes; fan-out on lcore 1\n", std::thread::hardware_concurrency(), frame);
     std::printf("# reference: dpdk-testpmd --forward-mode=txonly --txpkts=%u on lcore 1 (net_null)\n", frame);
     std::fflush(stdout);
-    std::vector<double> ref;
 
     control::profile p;
     p.path = "fanout_harness";
@@ -156,6 +159,28 @@ int main(int argc, char** argv) {
     p.limits.max_listeners_per_session = 4000000;
 
     drivers::eal_params ep{p.eal.lcores, 0, p.eal.memory_mb, false, p.eal.file_prefix, {}, p.eal.vdevs, "error"};
+    if (inline_packets > 0) {
+        drivers::eal_init(ep);
+        {
+            control::relay r(p, control::relay_options{.launch = false});
+            control::session_params sp;
+            const uint32_t id = r.state().session_create(sp).id;
+            for (unsigned i = 0; i < sizes.front(); ++i) r.state().listener_add(id, 0x0a000001 + i, 5004, 0);
+            r.state().publish();
+            const auto pkt = rtp_packet(1, payload);
+            for (unsigned k = 0; k < inline_packets; ++k) {
+                r.inject_rtp(id, pkt.data(), static_cast<uint16_t>(pkt.size()));
+                while (r.poll() > 0) {
+                }
+            }
+            r.flush();
+            std::printf("inline: packets=%u listeners=%u replicas_out=%llu\n", inline_packets, sizes.front(),
+                        static_cast<unsigned long long>(r.totals().replicas_out));
+        }
+        drivers::eal_cleanup();
+        return 0;
+    }
+    std::vector<double> ref;
     drivers::eal_init(ep);
     double last_x = 0;
     unsigned last_n = 0;

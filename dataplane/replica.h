@@ -55,6 +55,9 @@ inline uint32_t fold32(uint32_t s) noexcept {
     return s;
 }
 
+// Fold a sum of two folded 16-bit values (at most 0x1fffe): one round.
+inline uint32_t fold16x2(uint32_t s) noexcept { return (s & 0xffff) + (s >> 16); }
+
 // Build the egress frame for one speaker packet: Ethernet (source = port
 // MAC), IPv4 (source = relay, DSCP EF, DF, TTL 64), UDP (source = session
 // port), then the RTP bytes unchanged. Destination fields are zero; their
@@ -99,8 +102,9 @@ __attribute__((always_inline)) inline void patch_headers(uint8_t* d, const egres
     std::memcpy(d, &mac_word, 6);
     std::memcpy(d + off_ip_dst, &r.ip_be, 4);
     std::memcpy(d + off_udp_dport, &r.port_be, 2);
-    store_be16(d + off_ip_csum, static_cast<uint16_t>(~fold32(t.ip_base + r.ip_sum)));
-    uint16_t uc = static_cast<uint16_t>(~fold32(t.udp_base + r.udp_sum));
+    // Both terms are folded 16-bit sums, so one fold round is enough.
+    store_be16(d + off_ip_csum, static_cast<uint16_t>(~fold16x2(t.ip_base + r.ip_sum)));
+    uint16_t uc = static_cast<uint16_t>(~fold16x2(t.udp_base + r.udp_sum));
     if (uc == 0) uc = 0xffff;   // 0 means "no checksum" in UDP over IPv4
     store_be16(d + off_udp_csum, uc);
 }
@@ -117,10 +121,12 @@ __attribute__((always_inline)) inline void build_replica_copy(rte_mbuf* m, const
     m->ol_flags = 0;
     m->packet_type = 0;
     uint8_t* d = static_cast<uint8_t*>(m->buf_addr) + RTE_PKTMBUF_HEADROOM;
-    for (uint32_t off = 0; off < t.len; off += 64) __builtin_memcpy(d + off, t.frame + off, 64);
+    const uint32_t len = t.len;   // a local: stores to d must not make the compiler reload it
+    // rte_mov64 is one AVX-512 move, two AVX2 or four SSE moves, per -march.
+    for (uint32_t off = 0; off < len; off += 64) rte_mov64(d + off, t.frame + off);
     patch_headers(d, t, r, mac_word);
-    m->data_len = t.len;
-    m->pkt_len = t.len;
+    m->data_len = static_cast<uint16_t>(len);
+    m->pkt_len = len;
     m->port = port;
 }
 static_assert(max_frame_bytes % 64 == 0);

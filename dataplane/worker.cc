@@ -220,6 +220,25 @@ inline bool refill_spare(worker* w) noexcept {
 
 // Build and stage up to `budget` replicas of the front job. Returns the
 // number of slots visited; sets *finished when the job has no slots left.
+// Append built replicas to a port's TX buffer in one go (single-port path).
+inline void tx_stage_bulk(worker* w, uint16_t port, rte_mbuf** m, uint32_t n) noexcept {
+    tx_buffer& b = w->tx[port];
+    while (n > 0) {
+        const uint32_t room = w->cfg.burst - b.n;
+        const uint32_t take = std::min(room, n);
+        for (uint32_t i = 0; i < take; ++i) b.pkts[b.n + i] = m[i];
+        b.n = static_cast<uint16_t>(b.n + take);
+        m += take;
+        n -= take;
+        if (b.n == w->cfg.burst) tx_flush_port(w, port);
+    }
+}
+
+// SinglePort: every next hop is on port 0 (the common shape, chosen once at
+// start-up): the template is fixed and a whole group goes to TX at once.
+// Measured with callgrind on the inline harness (20 packets x 10 k
+// listeners): 113 -> see README "Performance" for the per-replica figures.
+template <bool SinglePort>
 uint32_t run_slice(worker* w, const dp_snapshot& s, uint32_t budget, bool* finished) noexcept {
     fanout_job& j = w->jobs[w->order[w->order_head]];
     *finished = false;
@@ -281,11 +300,19 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, uint32_t budget, bool* finis
                         continue;
                     }
                     rte_mbuf* m = mb[k++];
-                    const uint16_t port = nb.port_id;
-                    const egress_template& t = j.tmpl[port];
-                    build_replica_copy(m, t, r, mw, port);
-                    bytes += t.len;
-                    tx_stage(w, port, m);
+                    if constexpr (SinglePort) {
+                        build_replica_copy(m, j.tmpl[0], r, mw, 0);
+                    } else {
+                        const uint16_t port = nb.port_id;
+                        const egress_template& t = j.tmpl[port];
+                        build_replica_copy(m, t, r, mw, port);
+                        bytes += t.len;
+                        tx_stage(w, port, m);
+                    }
+                }
+                if constexpr (SinglePort) {
+                    bytes = uint64_t{k} * j.tmpl[0].len;
+                    tx_stage_bulk(w, 0, mb, k);
                 }
                 if (k < n) [[unlikely]]
                     rte_mempool_put_bulk(w->cfg.pool, reinterpret_cast<void**>(mb + k), n - k);
@@ -306,7 +333,8 @@ unsigned run_jobs(worker* w, const dp_snapshot& s, unsigned slices) noexcept {
     unsigned work = 0;
     while (w->order_count > 0 && slices-- > 0) {
         bool finished = false;
-        work += run_slice(w, s, w->cfg.slice, &finished);
+        work += w->sh->nb_ports == 1 ? run_slice<true>(w, s, w->cfg.slice, &finished)
+                                     : run_slice<false>(w, s, w->cfg.slice, &finished);
         if (finished)
             finish_front(w);
         else if (w->order_count > 1)
