@@ -816,6 +816,24 @@ std::optional<std::string> check_listener_ip(uint32_t ip, const profile& p) {
 
 profile parse_profile(std::string_view text, const std::string& path_for_messages) {
     const context c(path_for_messages);
+    // Profiles are ASCII. Refusing other bytes before toml++ sees them also
+    // keeps us clear of Debian's toml++ 3.3.0 undefined behaviour on some
+    // non-ASCII code points (found by fuzz/fuzz_profile; fixed upstream in
+    // marzer/tomlplusplus PR #305).
+    {
+        uint32_t line = 1, col = 1;
+        for (const char ch : text) {
+            if (static_cast<unsigned char>(ch) >= 0x80)
+                throw config_error(fmt::format("{}:{}:{}: syntax: non-ASCII byte 0x{:02x}; profiles are ASCII",
+                                               path_for_messages, line, col, static_cast<unsigned char>(ch)));
+            if (ch == '\n') {
+                ++line;
+                col = 1;
+            } else {
+                ++col;
+            }
+        }
+    }
     toml::table root;
     try {
         root = toml::parse(text, std::string_view(path_for_messages));

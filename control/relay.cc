@@ -103,6 +103,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
             std::memcpy(pp.mac.addr_bytes, pc.mac->data(), 6);
         }
         im.ports.push_back(drivers::port_start(pp, im.pool));
+        im.shared.ethdev[i] = im.ports.back().port_id;
         auto& id = im.shared.ports[i];
         std::memcpy(id.mac, im.ports.back().mac.addr_bytes, 6);
         id.ip_be = __builtin_bswap32(pc.ipv4);

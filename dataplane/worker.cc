@@ -104,12 +104,12 @@ inline bool take_token(token_bucket& tb, uint64_t now, uint64_t hz) noexcept {
 void tx_flush_port(worker* w, uint16_t port) noexcept {
     tx_buffer& b = w->tx[port];
     if (b.n == 0) return;
-    uint16_t sent = rte_eth_tx_burst(port, w->cfg.tx_queue, b.pkts, b.n);
+    uint16_t sent = rte_eth_tx_burst(w->sh->ethdev[port], w->cfg.tx_queue, b.pkts, b.n);
     // A full TX ring gets a few more tries (a few microseconds), then the
     // remainder is dropped and counted: never spin forever, never leak.
     for (unsigned tries = 0; sent < b.n && tries < 64; ++tries) {
         rte_pause();
-        sent += rte_eth_tx_burst(port, w->cfg.tx_queue, b.pkts + sent, b.n - sent);
+        sent += rte_eth_tx_burst(w->sh->ethdev[port], w->cfg.tx_queue, b.pkts + sent, b.n - sent);
     }
     w->c->replicas_out += sent;
     w->c->port_tx[port] += sent;
@@ -129,7 +129,7 @@ inline void tx_stage(worker* w, uint16_t port, rte_mbuf* m) noexcept {
 // ARP/ICMP replies and ARP requests: rare and rate limited, so they go out
 // at once on their own instead of sharing the replicas' TX buffers.
 void tx_control(worker* w, uint16_t port, rte_mbuf* m) noexcept {
-    if (rte_eth_tx_burst(port, w->cfg.tx_queue, &m, 1) == 1) {
+    if (rte_eth_tx_burst(w->sh->ethdev[port], w->cfg.tx_queue, &m, 1) == 1) {
         ++w->c->port_tx[port];
         return;
     }
@@ -301,11 +301,11 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, uint32_t budget, bool* finis
                     }
                     rte_mbuf* m = mb[k++];
                     if constexpr (SinglePort) {
-                        build_replica_copy(m, j.tmpl[0], r, mw, 0);
+                        build_replica_copy(m, j.tmpl[0], r, mw, w->sh->ethdev[0]);
                     } else {
                         const uint16_t port = nb.port_id;
                         const egress_template& t = j.tmpl[port];
-                        build_replica_copy(m, t, r, mw, port);
+                        build_replica_copy(m, t, r, mw, w->sh->ethdev[port]);
                         bytes += t.len;
                         tx_stage(w, port, m);
                     }
@@ -464,6 +464,23 @@ void send_arp_requests(worker* w, uint64_t now) noexcept {
 
 // ---------------------------------------------------------------- ingress
 
+// UDP checksum of a speaker packet: the NIC's verdict when it gave one, else
+// checked in software (only packets of registered flows get here, a few
+// hundred per second per speaker). We re-checksum what we forward, so a
+// corrupted payload must be stopped here or it leaves with a valid checksum.
+bool udp_checksum_ok(const rte_mbuf* m, const uint8_t* d, const parse_result& pr) noexcept {
+    const uint64_t f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+    if (f == RTE_MBUF_F_RX_L4_CKSUM_GOOD) return true;
+    if (f == RTE_MBUF_F_RX_L4_CKSUM_BAD) return false;
+    const uint8_t* udp = d + pr.l4_off;
+    if (udp[6] == 0 && udp[7] == 0) return true;   // no checksum (allowed over IPv4)
+    const uint16_t udp_len = static_cast<uint16_t>(8 + pr.rtp_len);
+    uint32_t sum = csum_add(0, d + pr.l3_off + 12, 8);   // source and destination addresses
+    sum += 17 + udp_len;
+    sum = csum_add(sum, udp, udp_len);
+    return csum_fold(sum) == 0xffff;
+}
+
 // Token bucket per speaker, in packets and bytes. Only speaker packets that
 // passed validation and flow lookup get here: a few hundred per second per
 // speaker, so the division is not on anyone's budget.
@@ -495,7 +512,7 @@ bool police(worker* w, const dp_flow& f, uint16_t bytes, uint64_t now) noexcept 
 
 unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) noexcept {
     rte_mbuf* pkts[max_burst];
-    const uint16_t nb_rx = rte_eth_rx_burst(port, w->cfg.rx_queue, pkts, w->cfg.burst);
+    const uint16_t nb_rx = rte_eth_rx_burst(w->sh->ethdev[port], w->cfg.rx_queue, pkts, w->cfg.burst);
     if (nb_rx == 0) return 0;
     lcore_counters* c = w->c;
     c->rx_packets += nb_rx;
@@ -522,6 +539,10 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
             }
             if (f->has_ssrc && f->ssrc_be != pr.ssrc_be) {
                 ++c->drops[static_cast<unsigned>(drop_reason::ssrc_mismatch)];
+                break;
+            }
+            if (!udp_checksum_ok(m, d, pr)) {
+                ++c->drops[static_cast<unsigned>(drop_reason::udp_checksum)];
                 break;
             }
             if (!police(w, *f, pr.rtp_len, now)) {

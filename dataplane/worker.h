@@ -27,7 +27,8 @@ struct dp_shared {
     dp_neigh* neigh = nullptr;                    // neighbour table
     uint32_t nb_neigh = 0;
     uint16_t nb_ports = 0;
-    port_identity ports[max_ports]{};
+    port_identity ports[max_ports]{};             // by port index (profile order)
+    uint16_t ethdev[max_ports]{};                 // port index -> ethdev port_id
     dp_policer* policers = nullptr;               // limits.max_speakers entries
     uint32_t nb_policers = 0;
     // Speaker-packet messages (see below) for the service side: forwarded

@@ -1,5 +1,6 @@
 #include "harness.h"
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
 #include <unistd.h>
@@ -102,6 +103,16 @@ bytes rtp_frame(const frame_spec& f) {
     put32(b, 46, f.ts);
     put32(b, 50, f.ssrc);
     for (size_t i = 0; i < f.payload; ++i) b[54 + i] = static_cast<uint8_t>(i * 7 + f.seq);
+    // A valid UDP checksum, as a real sender's kernel writes it.
+    bytes ph(12 + 8 + rtp_len);
+    std::memcpy(ph.data(), b.data() + 26, 8);
+    ph[9] = 17;
+    ph[10] = b[38];
+    ph[11] = b[39];
+    std::copy(b.begin() + 34, b.end(), ph.begin() + 12);
+    uint16_t c = ip_checksum(ph.data(), ph.size());
+    if (c == 0) c = 0xffff;
+    put16(b, 40, c);
     return b;
 }
 

@@ -185,6 +185,8 @@ TEST_F(relay_test, malformed_and_unknown_input_produces_no_egress) {
         {"IPv6 ethertype", {}, "drop/ingress/eth_type", [](bytes& b) { b[12] = 0x86; b[13] = 0xdd; }},
         {"not our MAC", {}, "drop/ingress/eth_dst", [](bytes& b) { b[5] = 0x77; }},
         {"own source address", with([](frame_spec& s) { s.src_ip = relay_ip; }), "drop/ingress/ipv4_src", nullptr},
+        {"registered flow, corrupted payload (UDP checksum wrong)", {}, "drop/ingress/udp_checksum",
+         [](bytes& b) { b[60] ^= 0x55; }},
     };
     for (const auto& c : cases) {
         bytes f = rtp_frame(c.spec);

@@ -503,3 +503,13 @@ TEST(ConfigListenerIp, NoBroadcastOnPointToPointPrefixes) {
 
 }  // namespace
 }  // namespace stentor::control
+
+TEST(ConfigAscii, non_ascii_byte_is_refused_with_its_position) {
+    try {
+        stentor::control::parse_profile("[eal]\nfile_prefix = \"caf\xc3\xa9\"\n", "t.toml");
+        FAIL() << "accepted a non-ASCII profile";
+    } catch (const stentor::control::config_error& e) {
+        EXPECT_NE(std::string(e.what()).find("t.toml:2:19: syntax: non-ASCII byte 0xc3"), std::string::npos)
+            << e.what();
+    }
+}
