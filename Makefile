@@ -1,7 +1,10 @@
 # Stentor: thin wrapper over meson/ninja and the scripts in scripts/.
 #   make run    - install deps, build, run the live demo (DEMO_SECONDS=10)
 #   make test   - install deps, build, run every test suite (non-zero on failure)
+#   make fuzz   - build the libFuzzer targets (clang) and run each for
+#                 FUZZ_SECONDS (default 300); prints executions and findings
 BUILD ?= build
+FUZZ_SECONDS ?= 300
 
 .PHONY: all deps build run test bench fuzz clean
 
@@ -23,8 +26,8 @@ test: build
 bench: build
 	bash scripts/run-bench.sh $(BUILD)
 
-fuzz:
-	@echo "no fuzz targets yet"
+fuzz: deps
+	FUZZ_OUT=$(abspath $(BUILD))/fuzz bash fuzz/run.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD)

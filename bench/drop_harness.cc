@@ -1,0 +1,297 @@
+// Unknown-traffic drop harness: how many packets per second one ingress
+// lcore receives and drops, beside what dpdk-testpmd --forward-mode=io moves
+// on the same core (net_null, same frame size) in the same run.
+//
+// EAL on net_null, the relay's own worker (RX + validate + flow lookup +
+// count + bulk free) polled on the main lcore, one core, as testpmd's one
+// forwarding lcore; no listeners reached. Two workloads:
+//   unknown_flow - every frame a well-formed IPv4/UDP/RTP packet to a
+//                  registered session port from an address nobody registered:
+//                  the whole validator and the flow lookup run, then the drop.
+//                  This is the flood a relay actually sees, and the RESULT.
+//   garbage      - net_null's own zeroed frames (dropped at the ethertype).
+// net_null's RX does not write packet data (copy=0): it hands out mbufs from
+// the pool as they are, so writing the unknown-flow frame into every mbuf of
+// the pool before the worker starts makes net_null "receive" it forever.
+//
+// Repetitions (1 s windows) give the median and the spread. Last line:
+//   RESULT drop_mpps=<x> testpmd_io_mpps=<y> ratio=<x/y> workload=unknown_flow garbage_mpps=<z>
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "config.h"
+#include "drivers.h"
+#include "relay.h"
+
+namespace {
+
+using namespace stentor;
+using clock_type = std::chrono::steady_clock;
+
+constexpr uint32_t relay_ip = 0xc6120001;   // 198.18.0.1
+constexpr std::array<uint8_t, 6> relay_mac{0x02, 0x53, 0x54, 0x00, 0x00, 0x01};
+
+struct stats {
+    double median;
+    double min;
+    double max;
+};
+
+stats summarise(std::vector<double> v) {
+    if (v.empty()) return {0, 0, 0};
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    const double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return {med, v.front(), v.back()};
+}
+
+void print_stats(const char* what, const stats& s) {
+    const double spread = s.median > 0 ? 100.0 * (s.max - s.min) / s.median : 0;
+    std::printf("%-34s median %6.2f Mpps  min %6.2f  max %6.2f  spread %4.1f%%\n", what, s.median, s.min, s.max,
+                spread);
+}
+
+// dpdk-testpmd io forwarding on lcore 1 for `secs`; the Rx-pps figures it
+// printed once a second, the first two (ramp-up) skipped. Stopped by pid.
+std::vector<double> run_testpmd(unsigned secs, unsigned frame) {
+    const std::string prefix = "stentor-dropref-" + std::to_string(::getpid());
+    const std::string out = "/tmp/" + prefix + ".log";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        const std::string vdev = "--vdev=net_null0,size=" + std::to_string(frame);
+        const std::string fp = "--file-prefix=" + prefix;
+        ::execlp("timeout", "timeout", "-s", "INT", std::to_string(secs + 30).c_str(), "dpdk-testpmd", "-l", "0-1",
+                 "--no-huge", "-m", "1024", "--no-pci", vdev.c_str(), fp.c_str(), "--log-level=error", "--",
+                 "--forward-mode=io", "--total-num-mbufs=16384", "--stats-period=1", "-a", nullptr);
+        std::_Exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(secs + 2));
+    ::kill(pid, SIGINT);
+    int st = 0;
+    for (int i = 0; i < 50 && ::waitpid(pid, &st, WNOHANG) == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (::waitpid(pid, &st, WNOHANG) == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &st, 0);
+    }
+    std::vector<double> pps;
+    FILE* f = std::fopen(out.c_str(), "r");
+    if (f == nullptr) return pps;
+    const std::regex re(R"(Rx-pps:\s+(\d+))");
+    char line[512];
+    unsigned seen = 0;
+    while (std::fgets(line, sizeof line, f)) {
+        std::cmatch m;
+        if (!std::regex_search(line, m, re)) continue;
+        if (seen++ < 2) continue;
+        const double v = std::stod(m[1]) / 1e6;
+        if (v > 0) pps.push_back(v);
+    }
+    std::fclose(f);
+    std::remove(out.c_str());
+    return pps;
+}
+
+void put16(uint8_t* p, uint16_t v) {
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
+}
+
+void put32(uint8_t* p, uint32_t v) {
+    put16(p, static_cast<uint16_t>(v >> 16));
+    put16(p + 2, static_cast<uint16_t>(v));
+}
+
+// A good RTP/UDP/IPv4 frame of `len` bytes from 203.0.113.7:5004 (never
+// registered) to session port 40000.
+std::vector<uint8_t> unknown_flow_frame(unsigned len) {
+    std::vector<uint8_t> b(len, 0);
+    std::memcpy(b.data(), relay_mac.data(), 6);
+    const uint8_t src_mac[6] = {0x02, 0, 0, 0, 0, 0x07};
+    std::memcpy(b.data() + 6, src_mac, 6);
+    put16(b.data() + 12, 0x0800);
+    uint8_t* ip = b.data() + 14;
+    ip[0] = 0x45;
+    put16(ip + 2, static_cast<uint16_t>(len - 14));
+    put16(ip + 6, 0x4000);
+    ip[8] = 64;
+    ip[9] = 17;
+    put32(ip + 12, 0xcb007107);
+    put32(ip + 16, relay_ip);
+    uint32_t s = 0;
+    for (int i = 0; i < 20; i += 2) s += static_cast<uint32_t>(ip[i] << 8 | ip[i + 1]);
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    put16(ip + 10, static_cast<uint16_t>(~s));
+    uint8_t* udp = ip + 20;
+    put16(udp, 5004);
+    put16(udp + 2, 40000);
+    put16(udp + 4, static_cast<uint16_t>(len - 34));
+    uint8_t* rtp = udp + 8;
+    rtp[0] = 0x80;
+    rtp[1] = 111;
+    put32(rtp + 8, 0x5354);
+    return b;
+}
+
+struct fill_arg {
+    const std::vector<uint8_t>* frame;
+};
+
+void fill_mbuf(rte_mempool*, void* opaque, void* obj, unsigned) {
+    auto* a = static_cast<fill_arg*>(opaque);
+    auto* m = static_cast<rte_mbuf*>(obj);
+    // Where rte_pktmbuf_reset() will put the data when net_null allocates it.
+    auto* d = static_cast<uint8_t*>(m->buf_addr) + RTE_PKTMBUF_HEADROOM;
+    std::memcpy(d, a->frame->data(), a->frame->size());
+}
+
+control::profile bench_profile(unsigned frame) {
+    control::profile p;
+    p.path = "drop_harness";
+    // The worker is polled on the main lcore: lcore 0 is enough.
+    p.eal.lcores = {0};
+    p.eal.memory_mb = 1024;
+    p.eal.file_prefix = "stentor-drop-" + std::to_string(::getpid());
+    p.eal.vdevs = {"net_null0,size=" + std::to_string(frame)};
+    p.eal.mbufs = 16383;
+    p.eal.mbuf_cache = 256;
+    p.eal.log_level = "error";
+    p.dataplane.rx_lcores = {0};
+    p.dataplane.fanout_lcores = {0};
+    p.dataplane.stats_interval_s = 0;
+    control::port_config pc;
+    pc.name = "null0";
+    pc.device = "net_null0";
+    pc.ipv4 = relay_ip;
+    pc.prefix_len = 24;
+    pc.gateway = 0xc61200fe;
+    pc.mac = relay_mac;
+    p.ports.push_back(pc);
+    // One registered session and speaker, so the flow lookup probes a real
+    // table and misses, as under attack.
+    control::session_config sc;
+    sc.id = 1;
+    sc.udp_port = 40000;
+    sc.speakers.push_back({0xc612000a, 5004, 1234});
+    p.sessions.push_back(sc);
+    return p;
+}
+
+// Polls the relay's worker on this (main) lcore for `reps` one-second
+// windows; returns Mpps received (= dropped) per window and checks that every
+// packet was dropped under `expect_counter`. launch=false: the same worker
+// code the lcores run, but the harness decides when it runs, so one relay
+// serves both workloads (the pool is refilled in between).
+std::vector<double> measure(control::relay& r, unsigned reps, const char* expect_counter) {
+    const auto count = [&](const char* name) {
+        for (const auto& [k, v] : r.counters(true))
+            if (k == name) return v;
+        return uint64_t{0};
+    };
+    const auto c0 = r.totals();
+    const uint64_t d0 = count(expect_counter);
+    const auto run_for = [&](std::chrono::milliseconds d) {
+        const auto end = clock_type::now() + d;
+        while (clock_type::now() < end)
+            for (int i = 0; i < 1024; ++i) r.poll();
+    };
+    run_for(std::chrono::milliseconds(300));   // warm-up: caches, branch predictors
+    std::vector<double> mpps;
+    for (unsigned i = 0; i < reps; ++i) {
+        const uint64_t rx0 = r.totals().rx_packets;
+        const auto t0 = clock_type::now();
+        run_for(std::chrono::milliseconds(1000));
+        const uint64_t rx1 = r.totals().rx_packets;
+        const double s = std::chrono::duration<double>(clock_type::now() - t0).count();
+        mpps.push_back(static_cast<double>(rx1 - rx0) / s / 1e6);
+    }
+    r.flush();
+    const auto t = r.totals();
+    const uint64_t rx = t.rx_packets - c0.rx_packets;
+    const uint64_t dropped = count(expect_counter) - d0;
+    std::printf("# %s: rx %llu, dropped %llu, rtp_in %llu, replicas_out %llu\n", expect_counter,
+                static_cast<unsigned long long>(rx), static_cast<unsigned long long>(dropped),
+                static_cast<unsigned long long>(t.rtp_in - c0.rtp_in),
+                static_cast<unsigned long long>(t.replicas_out - c0.replicas_out));
+    if (t.rtp_in != c0.rtp_in || t.replicas_out != c0.replicas_out || dropped != rx || rx == 0) {
+        std::printf("# ERROR: not everything received was dropped as %s\n", expect_counter);
+        std::exit(1);
+    }
+    return mpps;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    unsigned reps = 7;
+    unsigned frame = 134;   // one Opus listener stream's frame (DESIGN.md)
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string a = argv[i];
+        if (a == "--reps") reps = static_cast<unsigned>(std::atoi(argv[i + 1]));
+        if (a == "--frame") frame = static_cast<unsigned>(std::atoi(argv[i + 1]));
+    }
+    reps = std::max(3u, reps);
+    frame = std::clamp(frame, 60u, 1514u);
+    std::printf("# machine: %u CPUs; frame %u bytes; ingress worker on the main lcore; %u x 1 s windows\n",
+                std::thread::hardware_concurrency(), frame, reps);
+    std::fflush(stdout);
+
+    // The reference first, in a child process with its own EAL.
+    std::printf("# reference: dpdk-testpmd --forward-mode=io on lcore 1 (net_null,size=%u)\n", frame);
+    std::fflush(stdout);
+    const stats ref = summarise(run_testpmd(reps, frame));
+
+    const control::profile p = bench_profile(frame);
+    drivers::eal_params ep;
+    ep.lcores = p.eal.lcores;
+    ep.memory_mb = p.eal.memory_mb;
+    ep.file_prefix = p.eal.file_prefix;
+    ep.vdevs = p.eal.vdevs;
+    ep.log_level = "error";
+    drivers::eal_init(ep);
+    stats garbage{}, unknown{};
+    {
+        control::relay r(p, control::relay_options{.launch = false});
+        r.state().load_static(p);
+        const auto frame_bytes = unknown_flow_frame(frame);
+        fill_arg fa{&frame_bytes};
+        rte_mempool_obj_iter(r.pool(), fill_mbuf, &fa);
+        unknown = summarise(measure(r, reps, "drop/ingress/unknown_flow"));
+        // Then net_null's own garbage: zero every mbuf of the pool.
+        const std::vector<uint8_t> zeros(frame, 0);
+        fill_arg fz{&zeros};
+        rte_mempool_obj_iter(r.pool(), fill_mbuf, &fz);
+        garbage = summarise(measure(r, reps, "drop/ingress/eth_type"));
+    }
+    drivers::eal_cleanup();
+
+    print_stats("testpmd io forward (lcore 1)", ref);
+    print_stats("drop unknown_flow (1 lcore)", unknown);
+    print_stats("drop garbage/eth_type (1 lcore)", garbage);
+    if (ref.median <= 0) {
+        std::printf("testpmd printed no Rx-pps figures\n");
+        return 1;
+    }
+    std::printf("RESULT drop_mpps=%.2f testpmd_io_mpps=%.2f ratio=%.3f workload=unknown_flow garbage_mpps=%.2f\n",
+                unknown.median, ref.median, unknown.median / ref.median, garbage.median);
+    return 0;
+}
