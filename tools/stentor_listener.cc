@@ -1,0 +1,632 @@
+// stentor-listener: a listener probe for the relay. Opens N UDP sockets on
+// consecutive ports, receives them all from one thread through io_uring (one
+// recvmsg in flight per socket, completions reaped in batches), and measures
+// per listener what a real listener would suffer: loss, duplicates, reordering,
+// RFC 3550 jitter and, when the speaker stamps its packets, one-way latency.
+// Chosen listeners also get their audio decoded with libopus and written as WAV.
+#include <liburing.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <opus/opus.h>
+
+#include "net.h"
+#include "rtp.h"
+#include "rtp_stats.h"
+#include "wav.h"
+
+namespace stentor::tools {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop.store(true); }
+
+// A listener normally hears one SSRC per forwarded speaker (or one for a mix);
+// this caps what a stray sender can make us allocate.
+constexpr std::size_t max_streams_per_listener = 16;
+constexpr std::size_t recv_buf_len = 2048;
+// A timestamp jump longer than this is a discontinuity (sender restart), not
+// something to fill with concealment.
+constexpr int64_t max_fill_samples = 60 * 48000;
+// Bound on the audio kept for WAV output per stream (1 h of 20 ms frames).
+constexpr std::size_t max_stored_packets = 180'000;
+
+struct options {
+    std::string listen;
+    unsigned count = 1;
+    double seconds = 0;
+    double idle = 0;
+    bool latency = false;
+    std::string wav_dir;
+    std::string wav_listeners;
+    std::string json;
+    bool no_uring = false;
+    unsigned table_max = 50;
+    bool quiet = false;
+};
+
+struct latency_stats {
+    uint64_t count = 0;
+    int64_t min_ns = std::numeric_limits<int64_t>::max(), max_ns = std::numeric_limits<int64_t>::min();
+    double sum_ns = 0;
+    void add(int64_t ns) {
+        ++count;
+        min_ns = std::min(min_ns, ns);
+        max_ns = std::max(max_ns, ns);
+        sum_ns += static_cast<double>(ns);
+    }
+    void merge(const latency_stats& o) {
+        count += o.count;
+        min_ns = std::min(min_ns, o.min_ns);
+        max_ns = std::max(max_ns, o.max_ns);
+        sum_ns += o.sum_ns;
+    }
+    nlohmann::json to_json() const {
+        if (!count) return nullptr;
+        return {{"count", count}, {"min", static_cast<double>(min_ns) / 1e6}, {"avg", sum_ns / static_cast<double>(count) / 1e6},
+                {"max", static_cast<double>(max_ns) / 1e6}};
+    }
+};
+
+struct stored_packet {
+    uint64_t ext_seq;
+    uint32_t timestamp;
+    uint32_t offset, length;  // into stream::arena
+};
+
+// One SSRC heard by one listener.
+struct stream {
+    uint32_t ssrc = 0;
+    uint8_t payload_type = 0;
+    rtp_stream_stats stats;
+    uint64_t bytes = 0;
+    uint64_t stamped = 0;
+    uint64_t markers = 0;  // talkspurt starts: the first packet and the first after each DTX gap
+    latency_stats latency;
+    std::vector<stored_packet> stored;
+    std::vector<uint8_t> arena;
+    std::string wav_path;
+    double wav_seconds = 0;
+    uint64_t concealed_frames = 0;
+};
+
+struct listener {
+    int fd = -1;
+    uint16_t port = 0;
+    bool want_wav = false;
+    bool armed = false;
+    std::vector<stream> streams;
+    uint64_t invalid = 0, truncated = 0, overflow_ssrc = 0, recv_errors = 0;
+    int last_error = 0;
+    // Receive state for the one recvmsg in flight on this socket.
+    msghdr msg{};
+    iovec iov{};
+    sockaddr_in from{};
+    alignas(cmsghdr) uint8_t control[64]{};
+    uint8_t buf[recv_buf_len]{};
+
+    void reset_msg() {
+        iov = {buf, sizeof buf};
+        msg = {};
+        msg.msg_name = &from;
+        msg.msg_namelen = sizeof from;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+    }
+};
+
+class probe {
+public:
+    explicit probe(const options& o) : o_(o) {}
+
+    ~probe() {
+        for (auto& l : listeners_)
+            if (l.fd >= 0) ::close(l.fd);
+    }
+
+    void open() {
+        const endpoint ep = parse_endpoint(o_.listen, "--listen");
+        if (ep.port == 0) throw tool_error("--listen needs a port");
+        if (static_cast<uint32_t>(ep.port) + o_.count - 1 > 65535) throw tool_error("--listen port + --count runs past 65535");
+        base_ = ep;
+        if (raise_fd_limit() < o_.count + 64ull) throw tool_error("RLIMIT_NOFILE is too low for --count " + std::to_string(o_.count));
+        listeners_ = std::vector<listener>(o_.count);
+        for (unsigned i = 0; i < o_.count; ++i) {
+            listener& l = listeners_[i];
+            l.fd = open_udp_socket(ep, static_cast<uint16_t>(i));
+            l.port = static_cast<uint16_t>(ep.port + i);
+            // Kernel receive timestamps: jitter and latency then exclude the time a
+            // datagram waited in the socket for this thread.
+            const int on = 1;
+            setsockopt(l.fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+            // Room for a burst while the loop is busy with other sockets;
+            // SO_RCVBUFFORCE only works as root, SO_RCVBUF is the fallback.
+            const int sz = 1 << 20;
+            if (setsockopt(l.fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) != 0)
+                setsockopt(l.fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+        }
+        if (!o_.wav_dir.empty()) {
+            std::vector<uint64_t> chosen{0};
+            if (!o_.wav_listeners.empty()) chosen = parse_index_list(o_.wav_listeners, "--wav-listeners");
+            for (uint64_t i : chosen) {
+                if (i >= o_.count) throw tool_error("--wav-listeners: " + std::to_string(i) + " is not below --count");
+                listeners_[i].want_wav = true;
+            }
+            if (::mkdir(o_.wav_dir.c_str(), 0755) != 0 && errno != EEXIST)
+                throw tool_error("--wav-dir " + o_.wav_dir + ": " + std::strerror(errno));
+        } else if (!o_.wav_listeners.empty()) {
+            throw tool_error("--wav-listeners needs --wav-dir");
+        }
+    }
+
+    void run() {
+        start_mono_ = monotonic_ns();
+        if (!o_.no_uring) {
+            const int r = setup_uring();
+            if (r == 0) {
+                backend_ = "io_uring";
+                announce();
+                run_uring();
+                io_uring_queue_exit(&ring_);
+                finish_time();
+                return;
+            }
+            std::fprintf(stderr, "stentor-listener: io_uring setup failed (%s); falling back to poll() over the sockets\n", std::strerror(-r));
+        }
+        backend_ = "poll";
+        announce();
+        run_poll();
+        finish_time();
+    }
+
+    void write_wavs() {
+        for (std::size_t i = 0; i < listeners_.size(); ++i) {
+            listener& l = listeners_[i];
+            if (!l.want_wav) continue;
+            for (std::size_t s = 0; s < l.streams.size(); ++s) {
+                stream& st = l.streams[s];
+                // The first stream keeps the simple name the tests and docs use.
+                st.wav_path = o_.wav_dir + "/listener-" + std::to_string(i) +
+                              (s == 0 ? std::string() : "-ssrc-" + std::to_string(st.ssrc)) + ".wav";
+                decode_to_wav(st);
+            }
+        }
+    }
+
+    nlohmann::json report() const {
+        nlohmann::json j;
+        j["backend"] = backend_;
+        j["listen"] = base_.str();
+        j["count"] = o_.count;
+        j["duration_s"] = duration_s_;
+        j["clock_hz"] = opus_rtp_clock_hz;
+        nlohmann::json arr = nlohmann::json::array();
+        uint64_t packets = 0, bytes = 0, expected = 0, dups = 0, reord = 0, invalid = 0, receiving = 0;
+        int64_t lost = 0;
+        double jitter_max = 0, jitter_sum = 0;
+        latency_stats lat_all;
+        for (std::size_t i = 0; i < listeners_.size(); ++i) {
+            const listener& l = listeners_[i];
+            nlohmann::json lj;
+            uint64_t lp = 0, lb = 0, le = 0, ld = 0, lr = 0;
+            int64_t ll = 0;
+            double lj_ms = 0;
+            latency_stats llat;
+            nlohmann::json streams = nlohmann::json::array();
+            for (const stream& s : l.streams) {
+                lp += s.stats.received();
+                lb += s.bytes;
+                le += s.stats.expected();
+                ll += s.stats.lost();
+                ld += s.stats.duplicates();
+                lr += s.stats.reordered();
+                lj_ms = std::max(lj_ms, s.stats.jitter_ms(opus_rtp_clock_hz));
+                llat.merge(s.latency);
+                nlohmann::json sj{{"ssrc", s.ssrc},
+                                  {"payload_type", s.payload_type},
+                                  {"packets", s.stats.received()},
+                                  {"bytes", s.bytes},
+                                  {"expected", s.stats.expected()},
+                                  {"lost", s.stats.lost()},
+                                  {"duplicates", s.stats.duplicates()},
+                                  {"reordered", s.stats.reordered()},
+                                  {"jitter_ms", s.stats.jitter_ms(opus_rtp_clock_hz)},
+                                  {"markers", s.markers},
+                                  {"stamped", s.stamped},
+                                  {"latency_ms", s.latency.to_json()}};
+                if (!s.wav_path.empty()) {
+                    sj["wav"] = s.wav_path;
+                    sj["wav_seconds"] = s.wav_seconds;
+                    sj["concealed_frames"] = s.concealed_frames;
+                }
+                streams.push_back(std::move(sj));
+            }
+            lj["index"] = i;
+            lj["port"] = l.port;
+            lj["packets"] = lp;
+            lj["bytes"] = lb;
+            lj["expected"] = le;
+            lj["lost"] = ll;
+            lj["loss_pct"] = le ? 100.0 * static_cast<double>(ll) / static_cast<double>(le) : 0.0;
+            lj["duplicates"] = ld;
+            lj["reordered"] = lr;
+            lj["jitter_ms"] = lj_ms;
+            lj["latency_ms"] = llat.to_json();
+            lj["invalid"] = l.invalid;
+            lj["truncated"] = l.truncated;
+            lj["extra_ssrc_dropped"] = l.overflow_ssrc;
+            lj["recv_errors"] = l.recv_errors;
+            lj["streams"] = std::move(streams);
+            lj["wav"] = !l.streams.empty() && !l.streams[0].wav_path.empty() ? nlohmann::json(l.streams[0].wav_path) : nlohmann::json(nullptr);
+            arr.push_back(std::move(lj));
+            packets += lp;
+            bytes += lb;
+            expected += le;
+            lost += ll;
+            dups += ld;
+            reord += lr;
+            invalid += l.invalid;
+            receiving += lp ? 1 : 0;
+            jitter_max = std::max(jitter_max, lj_ms);
+            jitter_sum += lj_ms;
+            lat_all.merge(llat);
+        }
+        j["listeners"] = std::move(arr);
+        j["summary"] = {{"listeners", o_.count},
+                        {"receiving", receiving},
+                        {"packets", packets},
+                        {"bytes", bytes},
+                        {"expected", expected},
+                        {"lost", lost},
+                        {"loss_pct", expected ? 100.0 * static_cast<double>(lost) / static_cast<double>(expected) : 0.0},
+                        {"duplicates", dups},
+                        {"reordered", reord},
+                        {"invalid", invalid},
+                        {"jitter_ms_avg", receiving ? jitter_sum / static_cast<double>(receiving) : 0.0},
+                        {"jitter_ms_max", jitter_max},
+                        {"latency_ms", lat_all.to_json()}};
+        return j;
+    }
+
+    // rows == 0 prints the summary (and WAV) lines only.
+    void print_table(const nlohmann::json& r, unsigned rows) const {
+        const bool lat = o_.latency;
+        if (rows) std::printf("%6s %6s %10s %8s %8s %7s %6s %6s %9s%s\n", "idx", "port", "ssrc", "packets", "lost", "loss%", "dup", "reord",
+                    "jitter_ms", lat ? "  lat_avg_ms lat_max_ms" : "");
+        std::size_t shown = 0;
+        for (const auto& l : r["listeners"]) {
+            if (shown++ == rows) {
+                if (rows) std::printf("   ... %zu more listeners (all of them are in --json)\n", listeners_.size() - rows);
+                break;
+            }
+            std::string ssrc = "-";
+            if (!l["streams"].empty()) {
+                ssrc = std::to_string(l["streams"][0]["ssrc"].get<uint32_t>());
+                if (l["streams"].size() > 1) ssrc += "+" + std::to_string(l["streams"].size() - 1);
+            }
+            std::printf("%6zu %6u %10s %8llu %8lld %7.3f %6llu %6llu %9.3f", l["index"].get<std::size_t>(), l["port"].get<unsigned>(),
+                        ssrc.c_str(), l["packets"].get<unsigned long long>(), l["lost"].get<long long>(), l["loss_pct"].get<double>(),
+                        l["duplicates"].get<unsigned long long>(), l["reordered"].get<unsigned long long>(), l["jitter_ms"].get<double>());
+            if (lat) {
+                if (l["latency_ms"].is_null())
+                    std::printf("  %10s %10s", "n/a", "n/a");
+                else
+                    std::printf("  %10.3f %10.3f", l["latency_ms"]["avg"].get<double>(), l["latency_ms"]["max"].get<double>());
+            }
+            std::printf("\n");
+        }
+        const auto& s = r["summary"];
+        std::printf("summary: %u listeners (%llu receiving) on %s via %s for %.2f s: packets %llu, lost %lld (%.3f %%), "
+                    "duplicates %llu, reordered %llu, invalid %llu, jitter avg %.3f ms max %.3f ms",
+                    o_.count, s["receiving"].get<unsigned long long>(), base_.str().c_str(), backend_.c_str(), duration_s_,
+                    s["packets"].get<unsigned long long>(), s["lost"].get<long long>(), s["loss_pct"].get<double>(),
+                    s["duplicates"].get<unsigned long long>(), s["reordered"].get<unsigned long long>(),
+                    s["invalid"].get<unsigned long long>(), s["jitter_ms_avg"].get<double>(), s["jitter_ms_max"].get<double>());
+        if (lat) {
+            if (s["latency_ms"].is_null())
+                std::printf(", latency n/a (no packet carried a send time: run stentor-speaker with --embed-time)");
+            else
+                std::printf(", latency min %.3f avg %.3f max %.3f ms", s["latency_ms"]["min"].get<double>(), s["latency_ms"]["avg"].get<double>(),
+                            s["latency_ms"]["max"].get<double>());
+        }
+        std::printf("\n");
+        for (const auto& l : r["listeners"])
+            for (const auto& st : l["streams"])
+                if (st.contains("wav"))
+                    std::printf("wav: listener %zu ssrc %u -> %s (%.3f s, %llu frames concealed)\n", l["index"].get<std::size_t>(),
+                                st["ssrc"].get<uint32_t>(), st["wav"].get<std::string>().c_str(), st["wav_seconds"].get<double>(),
+                                st["concealed_frames"].get<unsigned long long>());
+    }
+
+private:
+    void announce() {
+        std::fprintf(stderr, "stentor-listener: ready: %u socket(s) on %s..%u via %s\n", o_.count, base_.str().c_str(),
+                     static_cast<unsigned>(base_.port + o_.count - 1), backend_.c_str());
+    }
+
+    void finish_time() { duration_s_ = static_cast<double>(monotonic_ns() - start_mono_) / 1e9; }
+
+    // Whether the run is over; also yields how long the next wait may block.
+    bool done(int64_t& wait_ns) const {
+        if (g_stop.load()) return true;
+        const int64_t now = monotonic_ns();
+        wait_ns = 100'000'000;  // re-check the stop flag at least every 100 ms
+        if (o_.seconds > 0) {
+            const int64_t end = start_mono_ + static_cast<int64_t>(o_.seconds * 1e9);
+            if (now >= end) return true;
+            wait_ns = std::min(wait_ns, end - now);
+        }
+        if (o_.idle > 0 && last_packet_mono_ != 0) {
+            const int64_t end = last_packet_mono_ + static_cast<int64_t>(o_.idle * 1e9);
+            if (now >= end) return true;
+            wait_ns = std::min(wait_ns, end - now);
+        }
+        return false;
+    }
+
+    int setup_uring() {
+        // Completions for every armed socket must fit, or the kernel would have
+        // to hold them back; the submission queue can be smaller (we submit when full).
+        const unsigned sq = std::min(4096u, std::max(8u, o_.count));
+        io_uring_params p{};
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = std::min(65536u, std::max(2 * sq, o_.count));
+        return io_uring_queue_init_params(sq, &ring_, &p);
+    }
+
+    void arm(std::size_t i) {
+        listener& l = listeners_[i];
+        l.reset_msg();
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+        if (!sqe) {
+            io_uring_submit(&ring_);
+            sqe = io_uring_get_sqe(&ring_);
+        }
+        if (!sqe) {  // cannot happen right after a submit; keep the socket quiet rather than crash
+            l.armed = false;
+            return;
+        }
+        io_uring_prep_recvmsg(sqe, l.fd, &l.msg, 0);
+        io_uring_sqe_set_data64(sqe, i);
+        l.armed = true;
+    }
+
+    void run_uring() {
+        for (std::size_t i = 0; i < listeners_.size(); ++i) arm(i);
+        int64_t wait_ns = 0;
+        while (!done(wait_ns)) {
+            __kernel_timespec ts{};
+            ts.tv_sec = wait_ns / 1'000'000'000;
+            ts.tv_nsec = wait_ns % 1'000'000'000;
+            io_uring_cqe* cqe = nullptr;
+            const int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+            if (r < 0 && r != -ETIME && r != -EINTR) throw tool_error(std::string("io_uring wait: ") + std::strerror(-r));
+            unsigned head = 0, seen = 0;
+            io_uring_for_each_cqe(&ring_, head, cqe) {
+                ++seen;
+                const auto i = static_cast<std::size_t>(io_uring_cqe_get_data64(cqe));
+                listener& l = listeners_[i];
+                if (cqe->res >= 0) {
+                    on_datagram(l, static_cast<std::size_t>(cqe->res));
+                    arm(i);
+                } else if (cqe->res == -EAGAIN || cqe->res == -EINTR || cqe->res == -ENOBUFS || cqe->res == -ECONNREFUSED ||
+                           cqe->res == -ENOMEM) {
+                    ++l.recv_errors;
+                    l.last_error = -cqe->res;
+                    arm(i);
+                } else {
+                    // A persistent error (EBADF, ...) would spin if re-armed: stop this socket.
+                    ++l.recv_errors;
+                    l.last_error = -cqe->res;
+                    l.armed = false;
+                }
+            }
+            io_uring_cq_advance(&ring_, seen);
+        }
+    }
+
+    void run_poll() {
+        std::vector<pollfd> fds(listeners_.size());
+        for (std::size_t i = 0; i < listeners_.size(); ++i) fds[i] = {listeners_[i].fd, POLLIN, 0};
+        int64_t wait_ns = 0;
+        while (!done(wait_ns)) {
+            const int r = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(1, wait_ns / 1'000'000)));
+            if (r < 0 && errno != EINTR) throw tool_error(std::string("poll: ") + std::strerror(errno));
+            if (r <= 0) continue;
+            for (std::size_t i = 0; i < fds.size(); ++i) {
+                if (!(fds[i].revents & POLLIN)) continue;
+                listener& l = listeners_[i];
+                for (int n = 0; n < 64; ++n) {  // drain a little, then be fair to the other sockets
+                    l.reset_msg();
+                    const ssize_t len = ::recvmsg(l.fd, &l.msg, MSG_DONTWAIT);
+                    if (len < 0) {
+                        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                            ++l.recv_errors;
+                            l.last_error = errno;
+                        }
+                        break;
+                    }
+                    on_datagram(l, static_cast<std::size_t>(len));
+                }
+            }
+        }
+    }
+
+    static int64_t arrival_time(const msghdr& msg) {
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                timespec ts{};
+                std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+            }
+        }
+        return realtime_ns();
+    }
+
+    void on_datagram(listener& l, std::size_t len) {
+        last_packet_mono_ = monotonic_ns();
+        if (l.msg.msg_flags & MSG_TRUNC) {
+            ++l.truncated;
+            return;
+        }
+        const int64_t rx_ns = arrival_time(l.msg);
+        const auto pkt = parse_rtp({l.buf, len});
+        if (!pkt) {
+            ++l.invalid;
+            return;
+        }
+        stream* s = nullptr;
+        for (auto& x : l.streams)
+            if (x.ssrc == pkt->header.ssrc) s = &x;
+        if (!s) {
+            if (l.streams.size() == max_streams_per_listener) {
+                ++l.overflow_ssrc;
+                return;
+            }
+            s = &l.streams.emplace_back();
+            s->ssrc = pkt->header.ssrc;
+            s->payload_type = pkt->header.payload_type;
+        }
+        const arrival_kind kind = s->stats.on_packet(pkt->header.seq, pkt->header.timestamp, rx_ns, opus_rtp_clock_hz);
+        s->bytes += len;
+        if (pkt->header.marker && kind != arrival_kind::duplicate) ++s->markers;
+        if (pkt->send_time_ns) {
+            ++s->stamped;
+            if (o_.latency && kind != arrival_kind::duplicate) s->latency.add(rx_ns - *pkt->send_time_ns);
+        }
+        if (l.want_wav && kind != arrival_kind::duplicate && s->stored.size() < max_stored_packets) {
+            s->stored.push_back({s->stats.last_ext_seq(), pkt->header.timestamp, static_cast<uint32_t>(s->arena.size()),
+                                 static_cast<uint32_t>(pkt->payload.size())});
+            s->arena.insert(s->arena.end(), pkt->payload.begin(), pkt->payload.end());
+        }
+    }
+
+    // Decoding happens after the run, from the packets in sequence order: the
+    // probe's job is to show what arrived, so it needs no jitter-buffer deadline,
+    // and reordered packets land where they belong. Gaps in the RTP timestamp
+    // (loss, or DTX where the sender sent nothing) are filled by libopus packet
+    // loss concealment, so the WAV keeps the sender's timeline.
+    void decode_to_wav(stream& st) {
+        if (st.stored.empty()) return;
+        std::stable_sort(st.stored.begin(), st.stored.end(), [](const auto& a, const auto& b) { return a.ext_seq < b.ext_seq; });
+        const uint8_t* first = st.arena.data() + st.stored[0].offset;
+        int channels = st.stored[0].length ? opus_packet_get_nb_channels(first) : 2;
+        if (channels != 1 && channels != 2) channels = 2;
+        int err = 0;
+        std::unique_ptr<OpusDecoder, void (*)(OpusDecoder*)> dec(opus_decoder_create(48000, channels, &err), &opus_decoder_destroy);
+        if (err != OPUS_OK || !dec) throw tool_error(std::string("opus_decoder_create: ") + opus_strerror(err));
+        pcm_audio out;
+        out.rate = 48000;
+        out.channels = static_cast<uint16_t>(channels);
+        constexpr int max_frame = 5760;  // 120 ms, the longest Opus packet
+        std::vector<int16_t> pcm(static_cast<std::size_t>(max_frame) * channels);
+        uint32_t next_ts = st.stored[0].timestamp;
+        for (const stored_packet& p : st.stored) {
+            int64_t gap = static_cast<int32_t>(p.timestamp - next_ts);
+            if (gap < 0) continue;  // overlaps audio already written (sender bug); skip it
+            if (gap > max_fill_samples) gap = 0;  // discontinuity: join, do not invent a minute of audio
+            while (gap > 0) {
+                // PLC works in multiples of 2.5 ms; the odd remainder (never seen
+                // from a 20 ms sender) is plain silence.
+                int n = static_cast<int>(std::min<int64_t>(gap, 960));
+                n -= n % 120;
+                if (n == 0) {
+                    out.samples.insert(out.samples.end(), static_cast<std::size_t>(gap) * channels, int16_t{0});
+                    break;
+                }
+                const int got = opus_decode(dec.get(), nullptr, 0, pcm.data(), n, 0);
+                if (got <= 0) break;
+                out.samples.insert(out.samples.end(), pcm.begin(), pcm.begin() + got * channels);
+                gap -= got;
+                ++st.concealed_frames;
+            }
+            const int got = opus_decode(dec.get(), st.arena.data() + p.offset, static_cast<opus_int32>(p.length), pcm.data(), max_frame, 0);
+            if (got < 0) {
+                // A corrupt packet: conceal one 20 ms frame in its place.
+                const int plc = opus_decode(dec.get(), nullptr, 0, pcm.data(), 960, 0);
+                if (plc > 0) out.samples.insert(out.samples.end(), pcm.begin(), pcm.begin() + plc * channels);
+                ++st.concealed_frames;
+                next_ts = p.timestamp + 960;
+                continue;
+            }
+            out.samples.insert(out.samples.end(), pcm.begin(), pcm.begin() + got * channels);
+            next_ts = p.timestamp + static_cast<uint32_t>(got);
+        }
+        write_wav(st.wav_path, out);
+        st.wav_seconds = static_cast<double>(out.frames()) / out.rate;
+    }
+
+    const options& o_;
+    endpoint base_;
+    std::vector<listener> listeners_;
+    io_uring ring_{};
+    std::string backend_;
+    int64_t start_mono_ = 0;
+    int64_t last_packet_mono_ = 0;
+    double duration_s_ = 0;
+};
+
+}  // namespace
+}  // namespace stentor::tools
+
+int main(int argc, char** argv) {
+    using namespace stentor::tools;
+    options o;
+    CLI::App app{"stentor-listener: receive RTP/Opus on many UDP ports and measure loss, reordering, jitter and latency"};
+    app.add_option("--listen", o.listen, "IP:PORT of listener 0; listener i uses PORT+i")->required();
+    app.add_option("--count", o.count, "listeners (UDP sockets on consecutive ports)")->check(CLI::Range(1u, 65535u))->capture_default_str();
+    app.add_option("--seconds", o.seconds, "stop after this many seconds (0: run until SIGINT/SIGTERM)")->capture_default_str();
+    app.add_option("--idle", o.idle, "stop once no packet arrived for this many seconds, counted from the first packet (0: off)")->capture_default_str();
+    app.add_flag("--latency", o.latency, "measure one-way latency from the send time stentor-speaker --embed-time puts in each packet");
+    app.add_option("--wav-dir", o.wav_dir, "decode audio and write DIR/listener-<i>.wav");
+    app.add_option("--wav-listeners", o.wav_listeners, "listener indices to decode, e.g. 0,3,5-7 (default 0)");
+    app.add_option("--json", o.json, "write the per-listener table and the summary to this file as JSON");
+    app.add_flag("--no-uring", o.no_uring, "receive with poll() instead of io_uring");
+    app.add_option("--table-max", o.table_max, "print at most this many listener rows")->capture_default_str();
+    app.add_flag("-q,--quiet", o.quiet, "print only the summary line");
+    CLI11_PARSE(app, argc, argv);
+
+    // No SA_RESTART: a signal must wake the blocking wait so the run ends promptly.
+    struct sigaction sa{};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    try {
+        probe p(o);
+        p.open();
+        p.run();
+        p.write_wavs();
+        const nlohmann::json r = p.report();
+        p.print_table(r, o.quiet ? 0 : o.table_max);
+        if (!o.json.empty()) {
+            std::ofstream f(o.json);
+            f << r.dump(2) << "\n";
+            if (!f) throw tool_error("--json " + o.json + ": write failed");
+        }
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "stentor-listener: %s\n", e.what());
+        return 1;
+    }
+}
