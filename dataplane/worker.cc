@@ -464,6 +464,25 @@ void send_arp_requests(worker* w, uint64_t now) noexcept {
 
 // ---------------------------------------------------------------- ingress
 
+// Dropped RX mbufs go back in one mempool put when they are plain: our pool,
+// refcount 1, one segment, direct. A received one-segment mbuf has next NULL
+// (the invariant every PMD keeps), so unlike rte_pktmbuf_free_bulk this never
+// touches the mbuf's second cache line. Anything else takes the general path.
+// Measured: drop harness 31.8 -> see README "Performance".
+void free_rx_bulk(rte_mempool* pool, rte_mbuf** m, unsigned n) noexcept {
+    void* plain[max_burst];
+    unsigned np = 0;
+    for (unsigned i = 0; i < n; ++i) {
+        rte_mbuf* b = m[i];
+        if (b->pool == pool && rte_mbuf_refcnt_read(b) == 1 && b->nb_segs == 1 &&
+            (b->ol_flags & (RTE_MBUF_F_INDIRECT | RTE_MBUF_F_EXTERNAL)) == 0) [[likely]]
+            plain[np++] = b;
+        else
+            rte_pktmbuf_free(b);
+    }
+    if (np > 0) rte_mempool_put_bulk(pool, plain, np);
+}
+
 // UDP checksum of a speaker packet: the NIC's verdict when it gave one, else
 // checked in software (only packets of registered flows get here, a few
 // hundred per second per speaker). We re-checksum what we forward, so a
@@ -520,8 +539,14 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
     rte_mbuf* to_free[max_burst];
     unsigned nb_free = 0;
     const port_identity& id = w->sh->ports[port];
+    // Validation reads every packet's headers: start all their cache lines
+    // coming before touching the first (l3fwd prefetches a few ahead; a
+    // whole burst measured better here: drop harness 31.8 -> see README).
+    constexpr uint16_t prefetch_ahead = 8;
+    for (uint16_t i = 0; i < std::min<uint16_t>(prefetch_ahead, nb_rx); ++i)
+        rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
     for (uint16_t i = 0; i < nb_rx; ++i) {
-        if (i + 1 < nb_rx) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+        if (i + prefetch_ahead < nb_rx) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + prefetch_ahead], void*));
         rte_mbuf* m = pkts[i];
         c->rx_bytes += m->pkt_len;
         // Multi-segment frames are never audio we accept: validate the first
@@ -582,7 +607,7 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
         }
         if (!consumed) to_free[nb_free++] = m;
     }
-    if (nb_free > 0) rte_pktmbuf_free_bulk(to_free, nb_free);
+    if (nb_free > 0) free_rx_bulk(w->cfg.pool, to_free, nb_free);
     return nb_rx;
 }
 
