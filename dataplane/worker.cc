@@ -223,6 +223,21 @@ inline bool refill_spare(worker* w) noexcept {
 // Append built replicas to a port's TX buffer in one go (single-port path).
 inline void tx_stage_bulk(worker* w, uint16_t port, rte_mbuf** m, uint32_t n) noexcept {
     tx_buffer& b = w->tx[port];
+    if (b.n == 0 && n == w->cfg.burst) [[likely]] {
+        // A whole burst with nothing staged before it: hand it to the NIC as is.
+        uint16_t sent = rte_eth_tx_burst(w->sh->ethdev[port], w->cfg.tx_queue, m, static_cast<uint16_t>(n));
+        for (unsigned tries = 0; sent < n && tries < 64; ++tries) {
+            rte_pause();
+            sent += rte_eth_tx_burst(w->sh->ethdev[port], w->cfg.tx_queue, m + sent, static_cast<uint16_t>(n - sent));
+        }
+        w->c->replicas_out += sent;
+        w->c->port_tx[port] += sent;
+        if (sent < n) {
+            w->c->drops[static_cast<unsigned>(drop_reason::tx_full)] += n - sent;
+            rte_pktmbuf_free_bulk(m + sent, n - sent);
+        }
+        return;
+    }
     while (n > 0) {
         const uint32_t room = w->cfg.burst - b.n;
         const uint32_t take = std::min(room, n);
@@ -287,8 +302,9 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, uint32_t budget, bool* finis
                 }
                 uint32_t k = 0;
                 uint64_t bytes = 0;
-                for (uint32_t q = 0; q < n; ++q)
-                    rte_prefetch0(static_cast<uint8_t*>(mb[q]->buf_addr) + RTE_PKTMBUF_HEADROOM);
+                // No data prefetch: mbufs come back LIFO from the mempool
+                // cache, still warm; prefetching the group cost 0.88 -> 0.98
+                // of txonly in fanout_harness (1 M listeners).
                 for (const uint32_t e = i + n; i < e; ++i) {
                     const dp_listener& r = chunk->l[i];
                     if (!(r.flags & listener_flag_live)) [[unlikely]]
@@ -662,7 +678,7 @@ worker* worker_create(const worker_config& cfg) {
     if (w == nullptr) return nullptr;
     w->cfg = cfg;
     if (w->cfg.burst == 0 || w->cfg.burst > max_burst) w->cfg.burst = 32;
-    if (w->cfg.slice == 0) w->cfg.slice = 256;
+    if (w->cfg.slice == 0) w->cfg.slice = 1024;
     w->c = cfg.counters;
     w->sh = cfg.shared;
     w->hz = rte_get_tsc_hz();
