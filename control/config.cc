@@ -553,6 +553,15 @@ void read_api(const context& c, const toml::table& root, api_config& api) {
         r.fail("token", "the API token must be printable ASCII without spaces (it travels in an HTTP header)");
 }
 
+void read_recording(const context& c, const toml::table& root, recording_config& rc) {
+    const auto r = section(c, root, "recording", {"dir"});
+    r.opt_string("dir", rc.dir);
+    // Absolute: the daemon's working directory is nobody's business, and a
+    // relative path would land recordings somewhere different per start-up.
+    if (rc.dir.empty() || rc.dir.front() != '/') r.fail("dir", fmt::format("\"{}\" is not an absolute path", rc.dir));
+    if (rc.dir.size() > 3000) r.fail("dir", "path longer than 3000 characters");
+}
+
 void read_port(const context& c, const table_reader& r, const profile& p, port_config& port) {
     port.name = r.req_string("name");
     if (port.name.empty()) r.fail("name", "must not be empty");
@@ -841,7 +850,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
         c.fail(e.source(), "syntax", e.description());
     }
     const table_reader top(c, root, root.source(), "",
-                           {"eal", "dataplane", "port", "ingress", "limits", "api", "session"});
+                           {"eal", "dataplane", "port", "ingress", "limits", "api", "recording", "session"});
     (void)top;
 
     profile p;
@@ -853,6 +862,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     read_ingress(c, root, p.ingress);
     read_limits(c, root, p.limits);
     read_api(c, root, p.api);
+    read_recording(c, root, p.recording);
     read_ports(c, root, p);
     read_sessions(c, root, p);
     return p;

@@ -82,6 +82,10 @@ struct api_config {
     std::string token;                     // bearer token; empty = API disabled
 };
 
+struct recording_config {
+    std::string dir = "/var/lib/stentor/recordings";   // Ogg Opus files of recorded sessions
+};
+
 struct speaker_config {
     uint32_t ip = 0;
     unsigned port = 0;                     // source UDP port of the speaker
@@ -115,6 +119,7 @@ struct profile {
     ingress_config ingress;
     limits_config limits;
     api_config api;
+    recording_config recording;
     std::vector<session_config> sessions;  // optional static section (labs, tests)
 };
 

@@ -1,9 +1,14 @@
 #include "relay.h"
 
+#include <pthread.h>
+#include <time.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -14,6 +19,7 @@
 #include <rte_ring.h>
 
 #include "drivers.h"
+#include "mixer.h"
 #include "worker.h"
 
 namespace stentor::control {
@@ -35,9 +41,26 @@ struct relay::impl {
     bool running = false;
     bool stopped = false;
 
+    // Service threads (mixer, recorder): plain threads off the fan-out cores.
+    std::unique_ptr<dp::mixer> mixer;
+    std::unique_ptr<recorder> rec;
+    std::thread mixer_thread;
+    std::thread recorder_thread;
+    std::atomic<bool> mixer_stop{false};
+    std::atomic<bool> recorder_stop{false};
+    bool services_running = false;
+    unsigned rcu_mixer_id = 0;
+    unsigned rcu_recorder_id = 0;
+
+    void on_session(uint32_t id, bool ended);
+    void stop_services();
+
     ~impl() {
         for (auto* w : local) dp::worker_destroy(w);
         local.clear();
+        stop_services();
+        mixer.reset();
+        rec.reset();
         state.reset();
         for (auto& p : ports) drivers::port_stop(p.port_id);
         for (auto* r : rings) {
@@ -62,7 +85,74 @@ std::string mac_str(const rte_ether_addr& m) {
     return b;
 }
 
+uint64_t mono_ns() {
+    timespec t{};
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
+}
+
+void sleep_until_ns(uint64_t t) {
+    timespec ts{static_cast<time_t>(t / 1000000000ull), static_cast<long>(t % 1000000000ull)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+    }
+}
+
+// Service threads run on the profile's service lcores' CPUs; without any,
+// on the main lcore's (the control plane's), never on a fan-out core where
+// they would steal time slices from a busy-polling worker.
+void pin_service(std::thread& t, const profile& p, size_t which) {
+    const auto& sv = p.dataplane.service_lcores;
+    const unsigned lcore = sv.empty() ? p.eal.main_lcore : sv[which % sv.size()];
+    if (lcore >= RTE_MAX_LCORE || !rte_lcore_is_enabled(lcore)) return;
+    rte_cpuset_t cs = rte_lcore_cpuset(lcore);
+    pthread_setaffinity_np(t.native_handle(), sizeof(cs), &cs);
+}
+
+// A service thread reads snapshots as an RCU reader that is online only while
+// it works: asleep between frame periods it never delays a publish.
+template <class Fn>
+void service_loop(rte_rcu_qsbr* rcu, unsigned rcu_id, const std::atomic<bool>& stop, Fn&& step) {
+    if (rcu != nullptr) rte_rcu_qsbr_thread_register(rcu, rcu_id);
+    while (!stop.load(std::memory_order_relaxed)) {
+        if (rcu != nullptr) rte_rcu_qsbr_thread_online(rcu, rcu_id);
+        const uint64_t wake = step();
+        if (rcu != nullptr) {
+            rte_rcu_qsbr_quiescent(rcu, rcu_id);
+            rte_rcu_qsbr_thread_offline(rcu, rcu_id);
+        }
+        sleep_until_ns(wake);
+    }
+    if (rcu != nullptr) rte_rcu_qsbr_thread_unregister(rcu, rcu_id);
+}
+
 }  // namespace
+
+void relay::impl::on_session(uint32_t id, bool ended) {
+    if (ended) {
+        rec->session_ended(id);
+        return;
+    }
+    const auto v = state->session(id);
+    if (!v) return;
+    if (v->mode == "mix") mixer->set_session_frame_ms(id, v->frame_ms);
+    if (v->recording) rec->session_started(id, v->name, v->mode);
+}
+
+void relay::impl::stop_services() {
+    if (services_running) {
+        mixer_stop.store(true);
+        if (mixer_thread.joinable()) mixer_thread.join();
+        // Close every recording while the recorder thread still runs (it is
+        // the RCU reader that may look at the snapshot), then stop it.
+        rec->finalise_all();
+        recorder_stop.store(true);
+        if (recorder_thread.joinable()) recorder_thread.join();
+        rec->set_threaded(false);
+        services_running = false;
+    } else if (rec) {
+        rec->finalise_all();
+    }
+}
 
 relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<impl>()) {
     auto& im = *_impl;
@@ -120,9 +210,12 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
     im.shared.neigh = im.neigh;
 
     if (o.launch) {
-        const size_t sz = rte_rcu_qsbr_get_memsize(nb_workers);
+        // Workers, then the mixer and the recorder threads (snapshot readers too).
+        im.rcu_mixer_id = nb_workers;
+        im.rcu_recorder_id = nb_workers + 1;
+        const size_t sz = rte_rcu_qsbr_get_memsize(nb_workers + 2);
         im.rcu = static_cast<rte_rcu_qsbr*>(rte_zmalloc("stentor_rcu", sz, RTE_CACHE_LINE_SIZE));
-        if (im.rcu == nullptr || rte_rcu_qsbr_init(im.rcu, nb_workers) != 0)
+        if (im.rcu == nullptr || rte_rcu_qsbr_init(im.rcu, nb_workers + 2) != 0)
             throw drivers::driver_error("RCU init failed");
         im.shared.rcu = im.rcu;
     }
@@ -145,6 +238,25 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         im.shared.shard_rings[s] = r;
     }
     im.shared.nb_shards = nb_shards;
+    // Service rings: many RX lcores produce, one service thread consumes.
+    // Sized for ~80 ms (mixer) and ~160 ms (recorder) of 1000 speakers.
+    {
+        rte_ring* mr = rte_ring_create("stentor_mixer", 4096, socket, RING_F_SC_DEQ);
+        rte_ring* rr = rte_ring_create("stentor_record", 8192, socket, RING_F_SC_DEQ);
+        if (mr == nullptr || rr == nullptr) throw drivers::driver_error("service ring create failed");
+        im.rings.push_back(mr);
+        im.rings.push_back(rr);
+        im.shared.mixer_ring = mr;
+        im.shared.record_ring = rr;
+        dp::mixer_config mc;
+        mc.pool = im.pool;
+        mc.shared = &im.shared;
+        mc.in_ring = mr;
+        im.mixer = std::make_unique<dp::mixer>(mc);
+        recorder_options ro;
+        ro.dir = o.recording_dir.empty() ? p.recording.dir : o.recording_dir;
+        im.rec = std::make_unique<recorder>(ro, im.shared, rr);
+    }
     im.policers = static_cast<dp::dp_policer*>(
         rte_zmalloc("stentor_policers", sizeof(dp::dp_policer) * p.limits.max_speakers, RTE_CACHE_LINE_SIZE));
     if (im.policers == nullptr) throw std::bad_alloc();
@@ -173,6 +285,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         im.cfgs.push_back(c);
     }
     im.state = std::make_unique<relay_state>(p, im.shared, nb_shards);
+    im.state->set_session_observer([&im](uint32_t id, bool ended) { im.on_session(id, ended); });
     if (!o.launch)
         for (auto& c : im.cfgs) {
             dp::worker* w = dp::worker_create(c);
@@ -194,6 +307,30 @@ void relay::start() {
             throw drivers::driver_error("cannot launch worker on lcore " + std::to_string(c.lcore_id));
     }
     im.running = true;
+    if (!im.services_running) {
+        im.mixer_stop.store(false);
+        im.recorder_stop.store(false);
+        im.rec->set_threaded(true);
+        im.mixer_thread = std::thread([&im] {
+            service_loop(im.rcu, im.rcu_mixer_id, im.mixer_stop, [&im] {
+                const uint64_t now = mono_ns();
+                im.mixer->poll(now);
+                // Wake for the next frame deadline, and at least every 5 ms
+                // to take speaker packets of sessions not yet ticking.
+                return std::min(im.mixer->next_deadline_ns(), now + 5000000);
+            });
+        });
+        pin_service(im.mixer_thread, im.prof, 0);
+        im.recorder_thread = std::thread([&im] {
+            service_loop(im.rcu, im.rcu_recorder_id, im.recorder_stop, [&im] {
+                const uint64_t now = mono_ns();
+                // Busy: come back at once; idle: 2 ms (the ring holds 8192).
+                return im.rec->poll() > 0 ? now : now + 2000000;
+            });
+        });
+        pin_service(im.recorder_thread, im.prof, 1);
+        im.services_running = true;
+    }
 }
 
 void relay::stop() {
@@ -203,7 +340,19 @@ void relay::stop() {
         for (auto& c : im.cfgs) rte_eal_wait_lcore(c.lcore_id);
         im.running = false;
     }
+    im.stop_services();
 }
+
+unsigned relay::poll_services(uint64_t now_ns) {
+    auto& im = *_impl;
+    if (im.services_running) return 0;
+    return im.mixer->poll(now_ns) + im.rec->poll();
+}
+
+std::vector<recording_info> relay::recordings() const { return _impl->rec->recordings(); }
+std::optional<recording_info> relay::recording(uint32_t session_id) const { return _impl->rec->recording(session_id); }
+dp::mixer_stats relay::mix_stats() const { return _impl->mixer->stats(); }
+recorder_stats relay::rec_stats() const { return _impl->rec->stats(); }
 
 unsigned relay::poll() {
     unsigned work = 0;
@@ -244,6 +393,7 @@ rte_mempool* relay::pool() const { return _impl->pool; }
 dp::lcore_counters relay::totals() const {
     dp::lcore_counters t{};
     for (size_t i = 0; i < _impl->cfgs.size(); ++i) accumulate(t, _impl->counters[i]);
+    if (_impl->mixer) accumulate(t, _impl->mixer->counters());   // its ring_full drops
     return t;
 }
 
@@ -262,7 +412,39 @@ std::vector<unsigned> relay::worker_lcores() const {
 counter_list relay::counters(bool include_zero) const {
     std::vector<std::string> names;
     for (auto& p : _impl->prof.ports) names.push_back(p.name);
-    return named_counters(totals(), names, include_zero);
+    counter_list out = named_counters(totals(), names, include_zero);
+    const auto add = [&](const char* k, uint64_t v) {
+        if (include_zero || v != 0) out.emplace_back(k, v);
+    };
+    const dp::mixer_stats m = _impl->mixer->stats();
+    add("mixer/packets_in", m.packets_in);
+    add("mixer/not_mix", m.not_mix);
+    add("mixer/bad_packets", m.bad_packets);
+    add("mixer/late", m.late);
+    add("mixer/duplicates", m.duplicates);
+    add("mixer/overflow", m.overflow);
+    add("mixer/decoded_frames", m.decoded_frames);
+    add("mixer/plc_frames", m.plc_frames);
+    add("mixer/silent_frames", m.silent_frames);
+    add("mixer/decode_errors", m.decode_errors);
+    add("mixer/speakers_added", m.speakers_added);
+    add("mixer/speakers_dropped", m.speakers_dropped);
+    add("mixer/frames_out", m.frames_out);
+    add("mixer/encode_errors", m.encode_errors);
+    add("mixer/no_mbuf", m.no_mbuf);
+    add("mixer/publish_failed", m.publish_failed);
+    add("mixer/ticks_skipped", m.ticks_skipped);
+    add("mixer/limited_frames", m.limited_frames);
+    const recorder_stats r = _impl->rec->stats();
+    add("recorder/messages", r.messages);
+    add("recorder/not_recording", r.not_recording);
+    add("recorder/after_end", r.after_end);
+    add("recorder/error_dropped", r.error_dropped);
+    add("recorder/write_errors", r.write_errors);
+    add("recorder/bytes_written", r.bytes_written);
+    add("recorder/files_opened", r.files_opened);
+    add("recorder/files_finalised", r.files_finalised);
+    return out;
 }
 
 counter_list relay::port_counters() const {

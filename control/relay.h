@@ -9,10 +9,15 @@
 #include <vector>
 
 #include "config.h"
+#include "recorder.h"
 #include "state.h"
 #include "stats.h"
 
 struct rte_mempool;
+
+namespace stentor::dp {
+struct mixer_stats;
+}
 
 namespace stentor::control {
 
@@ -20,6 +25,7 @@ struct relay_options {
     bool launch = true;                 // run workers on their lcores (else: poll())
     uint32_t replica_budget = 0;        // test knob, see worker_config
     unsigned nb_workers_override = 0;   // launch=false: number of worker contexts (default: from profile)
+    std::string recording_dir{};        // empty: the profile's [recording] dir
 };
 
 struct port_report {
@@ -51,6 +57,17 @@ public:
     // that feed the relay from inside the process. False if the session is
     // unknown, the pool is empty or a ring was full.
     bool inject_rtp(uint32_t session_id, const uint8_t* rtp, uint16_t len);
+
+    // Mixer and recorder (docs/audio.md). With launch=true they run on their
+    // own threads (started by start()); with launch=false the caller drives
+    // them: `now_ns` is CLOCK_MONOTONIC time as the mixer should see it.
+    unsigned poll_services(uint64_t now_ns);
+    // Recordings, newest last; finalised ones carry path and duration as soon
+    // as their session has ended (the session observer waits for the close).
+    std::vector<recording_info> recordings() const;
+    std::optional<recording_info> recording(uint32_t session_id) const;
+    dp::mixer_stats mix_stats() const;
+    recorder_stats rec_stats() const;
 
     relay_state& state();
     rte_mempool* pool() const;

@@ -1,12 +1,14 @@
 #include "state.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 
 #include <rte_rcu_qsbr.h>
 
+#include "admission.h"
 #include "worker.h"
 
 namespace stentor::control {
@@ -53,6 +55,7 @@ struct list_state {
 struct listener_rec {
     uint8_t shard;
     uint8_t tier;
+    uint8_t port_idx;     // egress port (admission accounts load per port)
     uint32_t slot;
     uint32_t neigh;
     uint64_t seq;
@@ -90,6 +93,14 @@ struct relay_state::impl {
     dp::dp_shared& sh;
     unsigned nb_shards;
     mutable std::mutex mu;
+    std::mutex publish_mu;                                          // one publish at a time
+    mutable std::condition_variable published_cv;                   // publish finished (grace period passed)
+    mutable std::condition_variable pending_cv;                     // something to publish
+    uint64_t changes = 0;                                           // bumped by every successful action
+    uint64_t built_changes = 0;                                     // `changes` covered by the last snapshot built
+    uint64_t published_changes = 0;                                 // ... and whose grace period has passed
+    std::shared_ptr<std::function<void(uint32_t, bool)>> observer;
+    admission* adm = nullptr;
 
     std::map<uint32_t, std::unique_ptr<session_state>> sessions;   // by id
     std::vector<session_state*> by_index;
@@ -138,6 +149,10 @@ struct relay_state::impl {
         std::free(neigh_keys);
         std::free(sess_array);
         std::free(root);
+    }
+
+    void mark_changed() {
+        if (changes++ == built_changes) pending_cv.notify_all();
     }
 
     session_state& get(uint32_t id) {
@@ -262,7 +277,8 @@ struct relay_state::impl {
         ++s.shard_live[shard];
         ++s.tier_live[tier];
         ++nb_listeners;
-        s.listeners.emplace(ep_key(ip, port), listener_rec{shard, static_cast<uint8_t>(tier), slot, nexthop, next_seq++});
+        s.listeners.emplace(ep_key(ip, port), listener_rec{shard, static_cast<uint8_t>(tier), static_cast<uint8_t>(port_idx),
+                                                           slot, nexthop, next_seq++});
         s.dirty = true;
     }
 
@@ -277,6 +293,7 @@ struct relay_state::impl {
         --s.tier_live[rec.tier];
         --nb_listeners;
         neigh_unref(rec.neigh);
+        if (adm != nullptr) adm->release(s.frame_ms, s.max_bitrate_kbps, rec.port_idx, rec.tier, 1);
         s.listeners.erase(it);
         s.dirty = true;
     }
@@ -365,6 +382,9 @@ struct relay_state::impl {
         s.dirty = false;
     }
 
+    // Build the next snapshot and swap it in; the caller waits for the grace
+    // period (without the state mutex, so actions keep flowing) and then
+    // frees `retired` and the released slots.
     void publish() {
         reclaim_idle();
         bool changed = flows_dirty || neigh_dirty || index_dirty;
@@ -397,21 +417,18 @@ struct relay_state::impl {
         root = r;
         flows_dirty = neigh_dirty = index_dirty = false;
         sh.snapshot.store(r, std::memory_order_release);
-        // Grace period: every online worker passes a quiescent state (one
-        // loop iteration) after the store; then nothing references the old.
-        if (sh.rcu != nullptr) rte_rcu_qsbr_synchronize(sh.rcu, RTE_QSBR_THRID_INVALID);
-        for (void* p : retired) std::free(p);
-        retired.clear();
-        for (uint32_t idx : neigh_release) {
+    }
+
+    // After the grace period of the snapshot that stopped using them.
+    void release_slots(const std::vector<uint32_t>& neighs, const std::vector<uint32_t>& speakers) {
+        for (uint32_t idx : neighs) {
             dp::dp_neigh& e = sh.neigh[idx];
             e.ip_be = 0;
             e.mac_word.store(0, std::memory_order_relaxed);
             e.want.store(0, std::memory_order_relaxed);
             neigh_free.push_back(idx);
         }
-        neigh_release.clear();
-        for (uint32_t slot : speaker_release) speaker_free.push_back(slot);
-        speaker_release.clear();
+        for (uint32_t slot : speakers) speaker_free.push_back(slot);
     }
 
     session_view view(const session_state& s) const {
@@ -440,7 +457,7 @@ relay_state::relay_state(const profile& p, dp::dp_shared& shared, unsigned nb_fa
 relay_state::~relay_state() = default;
 
 session_view relay_state::session_create(const session_params& sp) {
-    std::lock_guard g(_impl->mu);
+    std::unique_lock g(_impl->mu);
     auto& im = *_impl;
     const auto& lim = im.prof.limits;
     if (sp.mode != "forward" && sp.mode != "mix")
@@ -503,11 +520,15 @@ session_view relay_state::session_create(const session_params& sp) {
     im.index_dirty = true;
     session_view v = im.view(*s);
     im.sessions.emplace(id, std::move(s));
+    im.mark_changed();
+    const auto obs = im.observer;
+    g.unlock();
+    if (obs) (*obs)(id, false);
     return v;
 }
 
 void relay_state::session_end(uint32_t id) {
-    std::lock_guard g(_impl->mu);
+    std::unique_lock g(_impl->mu);
     auto& im = *_impl;
     session_state& s = im.get(id);
     while (!s.listeners.empty()) im.remove_listener(s, s.listeners.begin());
@@ -522,6 +543,11 @@ void relay_state::session_end(uint32_t id) {
     im.free_index.push_back(s.index);
     im.index_dirty = true;
     im.sessions.erase(id);
+    if (im.adm != nullptr) im.adm->session_ended(id);
+    im.mark_changed();
+    const auto obs = im.observer;
+    g.unlock();
+    if (obs) (*obs)(id, true);
 }
 
 void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, std::optional<uint32_t> ssrc) {
@@ -547,6 +573,7 @@ void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, s
     im.sh.policers[slot] = dp::dp_policer{};
     s.speakers.push_back({ip, port, ssrc, slot});
     im.flows_dirty = true;
+    im.mark_changed();
 }
 
 void relay_state::speaker_del(uint32_t session_id, uint32_t ip, unsigned port) {
@@ -560,22 +587,93 @@ void relay_state::speaker_del(uint32_t session_id, uint32_t ip, unsigned port) {
     im.speaker_release.push_back(it->slot);
     s.speakers.erase(it);
     im.flows_dirty = true;
+    im.mark_changed();
 }
 
 void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, unsigned tier) {
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
-    session_state& s = im.get(session_id);
-    if (port == 0 || port > 65535) throw action_error(400, "invalid", "listener port must be 1..65535");
-    if (tier >= max_tiers) throw action_error(400, "invalid", "tier must be 0..3");
-    if (auto why = check_listener_ip(ip, im.prof)) throw action_error(400, "invalid", "listener address " + *why);
-    if (s.listeners.count(ep_key(ip, port)))
-        throw action_error(409, "exists", "listener " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
-    if (s.listeners.size() >= s.max_listeners)
-        throw action_error(409, "session_full", "session " + std::to_string(session_id) + " is full");
-    if (im.nb_listeners >= im.prof.limits.max_listeners)
-        throw action_error(503, "capacity", "relay listener limit reached (limits.max_listeners)");
-    im.add_listener(s, ip, port, tier);
+    try {
+        session_state& s = im.get(session_id);
+        if (port == 0 || port > 65535) throw action_error(400, "invalid", "listener port must be 1..65535");
+        if (tier >= max_tiers) throw action_error(400, "invalid", "tier must be 0..3");
+        if (auto why = check_listener_ip(ip, im.prof)) throw action_error(400, "invalid", "listener address " + *why);
+        if (s.listeners.count(ep_key(ip, port)))
+            throw action_error(409, "exists", "listener " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
+        if (s.listeners.size() >= s.max_listeners)
+            throw action_error(409, "session_full", "session " + std::to_string(session_id) + " is full");
+        if (im.nb_listeners >= im.prof.limits.max_listeners)
+            throw action_error(503, "capacity", "relay listener limit reached (limits.max_listeners)");
+        const auto [nexthop, port_idx] = im.route(ip);
+        if (!im.neigh_available(nexthop))
+            throw action_error(503, "capacity", "neighbour table full (limits.max_neighbours)");
+        if (im.adm != nullptr) {
+            join_counts jc{};
+            jc[port_idx][tier] = 1;
+            im.adm->admit(session_id, s.frame_ms, s.max_bitrate_kbps, jc);
+        }
+        im.add_listener(s, ip, port, tier);
+        im.mark_changed();
+    } catch (const action_error& e) {
+        if (im.adm != nullptr) im.adm->count_refusal(e.code);
+        throw;
+    }
+}
+
+void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<listener_spec>& items) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    try {
+        session_state& s = im.get(session_id);
+        auto item_error = [&](size_t i, int status, const char* code, const std::string& why) {
+            return action_error(status, code, "listeners[" + std::to_string(i) + "]: " + why);
+        };
+        // Validate everything first: nothing changes unless all items pass.
+        join_counts jc{};
+        std::vector<uint64_t> keys;
+        keys.reserve(items.size());
+        std::unordered_map<uint32_t, bool> new_neigh;   // next hops not yet in the table
+        for (size_t i = 0; i < items.size(); ++i) {
+            const auto& it = items[i];
+            if (it.port == 0 || it.port > 65535) throw item_error(i, 400, "invalid", "listener port must be 1..65535");
+            if (it.tier >= max_tiers) throw item_error(i, 400, "invalid", "tier must be 0..3");
+            if (auto why = check_listener_ip(it.ip, im.prof))
+                throw item_error(i, 400, "invalid", "listener address " + *why);
+            const uint64_t k = ep_key(it.ip, it.port);
+            if (s.listeners.count(k))
+                throw item_error(i, 409, "exists",
+                                 "listener " + format_ipv4(it.ip) + ":" + std::to_string(it.port) + " exists");
+            keys.push_back(k);
+            const auto [nexthop, port_idx] = im.route(it.ip);
+            if (im.neigh_by_ip.count(nexthop) == 0) new_neigh.emplace(nexthop, true);
+            ++jc[port_idx][it.tier];
+        }
+        std::sort(keys.begin(), keys.end());
+        if (auto d = std::adjacent_find(keys.begin(), keys.end()); d != keys.end())
+            throw action_error(409, "exists",
+                               "listener " + format_ipv4(static_cast<uint32_t>(*d >> 16)) + ":" +
+                                   std::to_string(*d & 0xffff) + " appears twice in the request");
+        if (s.listeners.size() + items.size() > s.max_listeners)
+            throw action_error(409, "session_full",
+                               "session " + std::to_string(session_id) + " has room for " +
+                                   std::to_string(s.max_listeners - s.listeners.size()) + " more listeners, not " +
+                                   std::to_string(items.size()));
+        if (im.nb_listeners + items.size() > im.prof.limits.max_listeners)
+            throw action_error(503, "capacity", "relay listener limit reached (limits.max_listeners)");
+        if (new_neigh.size() > im.neigh_free.size())
+            throw action_error(503, "capacity", "neighbour table full (limits.max_neighbours)");
+        if (im.adm != nullptr) im.adm->admit(session_id, s.frame_ms, s.max_bitrate_kbps, jc);
+        // Grow geometrically: reserve(size + n) on every request would
+        // rehash the whole map each time (libstdc++ grows to exactly that).
+        const size_t want = s.listeners.size() + items.size();
+        if (want > s.listeners.bucket_count() * s.listeners.max_load_factor())
+            s.listeners.reserve(std::max(want, 2 * s.listeners.size()));
+        for (const auto& it : items) im.add_listener(s, it.ip, it.port, it.tier);
+        if (!items.empty()) im.mark_changed();
+    } catch (const action_error& e) {
+        if (im.adm != nullptr) im.adm->count_refusal(e.code);
+        throw;
+    }
 }
 
 void relay_state::listener_del(uint32_t session_id, uint32_t ip, unsigned port) {
@@ -586,11 +684,73 @@ void relay_state::listener_del(uint32_t session_id, uint32_t ip, unsigned port) 
     if (it == s.listeners.end())
         throw action_error(404, "not_found", "no listener " + format_ipv4(ip) + ":" + std::to_string(port));
     im.remove_listener(s, it);
+    im.mark_changed();
+}
+
+std::vector<shed_record> relay_state::shed_newest(unsigned tier, size_t k) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    std::vector<shed_record> out;
+    if (tier >= max_tiers || k == 0) return out;
+    struct cand {
+        uint64_t seq;
+        session_state* s;
+        uint64_t key;
+    };
+    std::vector<cand> c;
+    for (auto& [id, s] : im.sessions) {
+        if (s->tier_live[tier] == 0) continue;
+        for (const auto& [key, r] : s->listeners)
+            if (r.tier == tier) c.push_back({r.seq, s.get(), key});
+    }
+    k = std::min(k, c.size());
+    std::partial_sort(c.begin(), c.begin() + static_cast<long>(k), c.end(),
+                      [](const cand& a, const cand& b) { return a.seq > b.seq; });
+    for (size_t i = 0; i < k; ++i) {
+        auto it = c[i].s->listeners.find(c[i].key);
+        out.push_back({c[i].s->id, static_cast<uint32_t>(c[i].key >> 16), static_cast<unsigned>(c[i].key & 0xffff), tier});
+        im.remove_listener(*c[i].s, it);
+    }
+    if (k > 0) im.mark_changed();
+    return out;
+}
+
+void relay_state::set_session_observer(std::function<void(uint32_t session_id, bool ended)> fn) {
+    std::lock_guard g(_impl->mu);
+    _impl->observer = fn ? std::make_shared<std::function<void(uint32_t, bool)>>(std::move(fn)) : nullptr;
+}
+
+void relay_state::set_admission(admission* a) {
+    std::lock_guard g(_impl->mu);
+    _impl->adm = a;
 }
 
 void relay_state::publish() {
-    std::lock_guard g(_impl->mu);
-    _impl->publish();
+    auto& im = *_impl;
+    std::lock_guard pg(im.publish_mu);
+    std::vector<void*> retired;
+    std::vector<uint32_t> neighs, speakers;
+    uint64_t target;
+    {
+        std::lock_guard g(im.mu);
+        target = im.changes;
+        im.built_changes = target;
+        im.publish();
+        retired.swap(im.retired);
+        neighs.swap(im.neigh_release);
+        speakers.swap(im.speaker_release);
+    }
+    // Grace period outside the state mutex: actions go on meanwhile. Every
+    // online worker passes a quiescent state (one loop iteration) after the
+    // store; then nothing references the old version.
+    if (im.sh.rcu != nullptr) rte_rcu_qsbr_synchronize(im.sh.rcu, RTE_QSBR_THRID_INVALID);
+    for (void* p : retired) std::free(p);
+    {
+        std::lock_guard g(im.mu);
+        im.release_slots(neighs, speakers);
+        im.published_changes = std::max(im.published_changes, target);
+    }
+    im.published_cv.notify_all();
 }
 
 void relay_state::load_static(const profile& p) {
@@ -648,6 +808,34 @@ uint64_t relay_state::nb_listeners() const {
 uint64_t relay_state::published_version() const {
     std::lock_guard g(_impl->mu);
     return _impl->version;
+}
+
+std::array<uint64_t, dp::max_tiers> relay_state::listeners_per_tier() const {
+    std::lock_guard g(_impl->mu);
+    std::array<uint64_t, dp::max_tiers> t{};
+    for (const auto& [id, s] : _impl->sessions)
+        for (unsigned i = 0; i < max_tiers; ++i) t[i] += s->tier_live[i];
+    return t;
+}
+
+uint64_t relay_state::change_mark() const {
+    std::lock_guard g(_impl->mu);
+    return _impl->changes;
+}
+
+bool relay_state::wait_published(uint64_t mark, std::chrono::milliseconds timeout) const {
+    std::unique_lock g(_impl->mu);
+    return _impl->published_cv.wait_for(g, timeout, [&] { return _impl->published_changes >= mark; });
+}
+
+bool relay_state::wait_pending(std::chrono::milliseconds timeout) const {
+    std::unique_lock g(_impl->mu);
+    return _impl->pending_cv.wait_for(g, timeout, [&] { return _impl->changes != _impl->built_changes; });
+}
+
+bool relay_state::has_pending() const {
+    std::lock_guard g(_impl->mu);
+    return _impl->changes != _impl->built_changes;
 }
 
 }  // namespace stentor::control

@@ -7,7 +7,10 @@
 // throws action_error and changes nothing.
 #pragma once
 
+#include <array>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,8 +31,25 @@ namespace stentor::control {
 struct action_error : std::runtime_error {
     int status;            // HTTP status the API answers with (400, 404, 409, 429, 503)
     std::string code;      // machine-readable reason: "invalid", "not_found", "capacity", ...
-    action_error(int s, std::string c, const std::string& what)
-        : std::runtime_error(what), status(s), code(std::move(c)) {}
+    unsigned retry_after_s = 0;   // rate_limited: when the join-rate bucket will hold enough tokens
+    action_error(int s, std::string c, const std::string& what, unsigned retry_after = 0)
+        : std::runtime_error(what), status(s), code(std::move(c)), retry_after_s(retry_after) {}
+};
+
+class admission;
+
+struct listener_spec {
+    uint32_t ip = 0;
+    unsigned port = 0;
+    unsigned tier = 0;
+};
+
+// One listener removed by the overload controller (shed_newest).
+struct shed_record {
+    uint32_t session_id;
+    uint32_t ip;
+    unsigned port;
+    unsigned tier;
 };
 
 struct session_params {
@@ -87,6 +107,19 @@ public:
     void speaker_del(uint32_t session_id, uint32_t ip, unsigned port);
     void listener_add(uint32_t session_id, uint32_t ip, unsigned port, unsigned tier);
     void listener_del(uint32_t session_id, uint32_t ip, unsigned port);
+    // All or nothing: every item is validated (and admitted) before any is
+    // added, so a refusal names the first bad item and changes nothing.
+    void listener_add_bulk(uint32_t session_id, const std::vector<listener_spec>& items);
+    // Overload shedding: remove up to `k` listeners of `tier`, newest first,
+    // across all sessions. Speakers are never touched.
+    std::vector<shed_record> shed_newest(unsigned tier, size_t k);
+
+    // Called outside the state mutex after a session is created (ended=false)
+    // or ended (ended=true), so the observer may call back into this object.
+    void set_session_observer(std::function<void(uint32_t session_id, bool ended)> fn);
+    // Admission control consulted by listener_add/_bulk (under the state
+    // mutex) and told about every listener that leaves. nullptr = none.
+    void set_admission(admission* a);
 
     // Apply everything changed since the last call: build the next snapshot,
     // swap it in, wait for the grace period, free what is no longer shared.
@@ -101,6 +134,17 @@ public:
     std::vector<listener_view> listeners(uint32_t session_id, size_t offset, size_t limit) const;
     uint64_t nb_listeners() const;
     uint64_t published_version() const;
+    std::array<uint64_t, dp::max_tiers> listeners_per_tier() const;
+
+    // Publish batching. Every successful action bumps a change mark; an
+    // action's caller takes change_mark() afterwards and waits until a
+    // publish covering it has passed its grace period, i.e. the change is
+    // what the data plane forwards with. Many callers share one publish.
+    uint64_t change_mark() const;
+    bool wait_published(uint64_t mark, std::chrono::milliseconds timeout) const;
+    // The publisher sleeps here until something is pending (or timeout).
+    bool wait_pending(std::chrono::milliseconds timeout) const;
+    bool has_pending() const;
 
     struct impl;
 

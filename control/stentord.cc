@@ -11,9 +11,11 @@
 #include <CLI/CLI.hpp>
 #include <rte_cycles.h>
 
+#include "api.h"
 #include "config.h"
 #include "drivers.h"
 #include "relay.h"
+#include "telemetry.h"
 
 namespace {
 
@@ -76,10 +78,24 @@ int main(int argc, char** argv) {
     int rc = 0;
     {
         std::unique_ptr<control::relay> r;
+        std::unique_ptr<control::control_plane> cp;
+        std::unique_ptr<control::api_server> api;
         try {
             r = std::make_unique<control::relay>(prof);
+            // Admission must see the static listeners too: control plane first.
+            cp = std::make_unique<control::control_plane>(*r, prof);
             r->state().load_static(prof);
             r->start();
+            cp->start();
+            control::telemetry_attach(cp.get());
+            if (prof.api.listen_port != 0 && !prof.api.token.empty()) {
+                control::api_options ao;
+                ao.listen_addr = prof.api.listen_addr;
+                ao.listen_port = prof.api.listen_port;
+                ao.token = prof.api.token;
+                api = std::make_unique<control::api_server>(*cp, ao);
+                std::printf("api: http://%s:%u/api/v1 (bearer token from the profile)\n", ao.listen_addr.c_str(), api->port());
+            }
         } catch (const control::action_error& e) {
             std::fprintf(stderr, "stentord: %s: static section: %s\n", config.c_str(), e.what());
             rc = 1;
@@ -101,8 +117,9 @@ int main(int argc, char** argv) {
             auto prev = r->totals();
             const unsigned interval = prof.dataplane.stats_interval_s;
             while (!g_stop.load()) {
+                // Publishing and the overload controller run on the control
+                // plane's thread (publish as soon as changes are pending).
                 std::this_thread::sleep_for(std::chrono::milliseconds(100));
-                r->state().publish();
                 const auto now = clock::now();
                 if (duration > 0 && std::chrono::duration<double>(now - t0).count() >= duration) break;
                 if (interval > 0 && now - last_stats >= std::chrono::seconds(interval)) {
@@ -120,6 +137,9 @@ int main(int argc, char** argv) {
                     last_stats = now;
                 }
             }
+            api.reset();
+            cp->stop();
+            control::telemetry_detach(cp.get());
             r->stop();
             std::printf("=== stentord final counters ===\n");
             print_counters(*r, false);

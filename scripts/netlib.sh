@@ -11,6 +11,7 @@
 #   ${P}br     br0 (Linux bridge) with ports p-relay, p-spk, p-l1, p-l2, p-l3
 #        |
 #   ${P}spk    veth0 198.18.0.10/24   (speaker)
+#   ${P}spk2   veth0 198.18.0.11/24   (second speaker; only with NL_WITH_SPK2=1)
 #   ${P}l1     veth0 198.18.0.21/24   (listener 1)
 #   ${P}l2     veth0 198.18.0.22/24   (listener 2)
 #   ${P}l3     veth0 198.18.0.23/24   (listener 3)
@@ -28,6 +29,8 @@
 
 NL_RELAY_IP=198.18.0.1
 NL_SPK_IP=198.18.0.10
+NL_SPK2_IP=198.18.0.11
+NL_WITH_SPK2=${NL_WITH_SPK2:-0}   # 1: netlib_up also creates ${P}spk2 (mix-mode tests)
 NL_LISTENER_IPS=(198.18.0.21 198.18.0.22 198.18.0.23)
 NL_RELAY_IF=stv-relay
 
@@ -47,11 +50,12 @@ netlib_init() {
   NL_NS_BR="${NL_P}br"
   NL_NS_RELAY="${NL_P}relay"
   NL_NS_SPK="${NL_P}spk"
+  NL_NS_SPK2="${NL_P}spk2"
   NL_NS_L1="${NL_P}l1"
   NL_NS_L2="${NL_P}l2"
   NL_NS_L3="${NL_P}l3"
   NL_NS_LISTENERS=("$NL_NS_L1" "$NL_NS_L2" "$NL_NS_L3")
-  NL_ALL_NS=("$NL_NS_RELAY" "$NL_NS_SPK" "${NL_NS_LISTENERS[@]}" "$NL_NS_BR")
+  NL_ALL_NS=("$NL_NS_RELAY" "$NL_NS_SPK" "$NL_NS_SPK2" "${NL_NS_LISTENERS[@]}" "$NL_NS_BR")
 }
 
 nl_ns_exec() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
@@ -110,6 +114,9 @@ netlib_up() {
   nl_offload_off "$NL_NS_BR" p-relay tx off
 
   nl_add_host "$NL_NS_SPK" "$NL_SPK_IP" p-spk
+  if [[ "$NL_WITH_SPK2" == 1 ]]; then
+    nl_add_host "$NL_NS_SPK2" "$NL_SPK2_IP" p-spk2
+  fi
   local i
   for i in 0 1 2; do
     nl_add_host "${NL_NS_LISTENERS[$i]}" "${NL_LISTENER_IPS[$i]}" "p-l$((i + 1))"

@@ -175,6 +175,11 @@ TEST(ConfigLcores, RolesAcceptRangeStrings) {
 // ---------------------------------------------------------------------------
 // Accepted corner cases
 
+TEST(ConfigAccepts, RecordingDir) {
+    EXPECT_EQ(parse(k_base).recording.dir, "/var/lib/stentor/recordings");
+    EXPECT_EQ(parse(k_base + "[recording]\ndir = \"/srv/rec\"\n").recording.dir, "/srv/rec");
+}
+
 TEST(ConfigAccepts, PciWithoutHugepages) {
     const auto p = parse("[eal]\nlcores = [0, 1]\nhugepages = false\npci_allow = [\"0000:3b:00.0\"]\n" +
                          k_dp +
@@ -250,6 +255,9 @@ std::vector<error_row> error_rows() {
          "t.toml:19:1: session[0].listener[0].prt: unknown setting"},
         {"unknown_speaker", bs + k_speaker + "ssrcs = 1\n", "t.toml:19:1: session[0].speaker[0].ssrcs: unknown setting"},
         {"unknown_limits", b + "[limits]\nmax_sessionz = 3\n", "t.toml:14:1: limits.max_sessionz: unknown setting"},
+        {"unknown_recording", b + "[recording]\npath = \"/x\"\n", "t.toml:14:1: recording.path: unknown setting"},
+        {"recording_dir_relative", b + "[recording]\ndir = \"rec\"\n", "t.toml:14:7: recording.dir: \"rec\" is not an absolute path"},
+        {"recording_dir_type", b + "[recording]\ndir = 1\n", "t.toml:14:7: recording.dir: expected a string"},
         // Missing required keys point at the enclosing table
         {"missing_lcores", "# dev\n\n[eal]\nvdevs = [\"net_null0\"]\n" + k_dp + k_port + k_api,
          "t.toml:3:1: eal.lcores: required setting is missing"},
@@ -301,6 +309,11 @@ std::vector<error_row> error_rows() {
         {"range_session_id", b + "[[session]]\nid = 0\nudp_port = 40000\n", "t.toml:14:6: session[0].id: 0 is out of range 1..4294967295"},
         {"range_ingress_port", b + "[ingress]\nudp_port_max = 70000\n", "t.toml:14:16: ingress.udp_port_max: 70000 is out of range 1..65535"},
         {"range_headroom", b + "[limits]\nheadroom_pct = 91\n", "t.toml:14:16: limits.headroom_pct: 91 is out of range 0..90"},
+        {"range_tier_reserve", b + "[limits]\ntier0_reserve_pct = 91\n", "t.toml:14:21: limits.tier0_reserve_pct: 91 is out of range 0..90"},
+        {"tier_reserve_sum", b + "[limits]\ntier0_reserve_pct = 50\ntier1_reserve_pct = 30\ntier2_reserve_pct = 20\n",
+         "t.toml:16:21: limits.tier2_reserve_pct: tier reserves add up to 100 %; at most 90 % may be reserved"},
+        {"range_fanout_pps", b + "[limits]\nfanout_pps_per_core = 999\n", "t.toml:14:23: limits.fanout_pps_per_core: 999 is out of range 1000.."},
+        {"range_session_join_rate", b + "[limits]\nsession_join_rate_per_s = 0\n", "t.toml:14:27: limits.session_join_rate_per_s: 0 is out of range 1.."},
         {"range_limit_zero", b + "[limits]\nmax_sessions = 0\n", "t.toml:14:16: limits.max_sessions: 0 is out of range 1.."},
         // Malformed addresses
         {"ipv4_no_prefix", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1\"\n" + k_api,

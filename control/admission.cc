@@ -1,0 +1,178 @@
+#include "admission.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "state.h"
+
+namespace stentor::control {
+
+listener_cost cost_of(unsigned frame_ms, unsigned max_bitrate_kbps) {
+    listener_cost c{};
+    frame_ms = std::max(1u, frame_ms);
+    c.pps = 1000.0 / frame_ms;
+    // Admission plans for the session's highest bitrate (the speaker policer
+    // lets no more through), not for what speakers happen to send now.
+    c.payload = (max_bitrate_kbps * frame_ms + 7) / 8;
+    const unsigned frame = std::max(60u, 14 + 20 + 8 + 12 + c.payload);   // Ethernet minimum without FCS
+    c.wire_bytes = frame + 4 + 8 + 12;                                   // FCS, preamble+SFD, inter-frame gap
+    c.bps = c.pps * c.wire_bytes * 8.0;
+    return c;
+}
+
+admission_config admission_config_from(const profile& p, const std::vector<uint32_t>& reported_mbps) {
+    admission_config c;
+    for (size_t i = 0; i < p.ports.size(); ++i) {
+        c.port_names.push_back(p.ports[i].name);
+        double mbps = p.ports[i].line_rate_mbps;
+        if (mbps == 0 && i < reported_mbps.size()) mbps = reported_mbps[i];
+        if (mbps == 0) mbps = 10000;   // speed unknown (link down at start): plan for 10 GbE
+        c.line_rate_mbps.push_back(mbps);
+    }
+    c.nb_fanout_cores = static_cast<unsigned>(std::max<size_t>(1, p.dataplane.fanout_lcores.size()));
+    c.fanout_pps_per_core = p.limits.fanout_pps_per_core;
+    c.headroom_pct = p.limits.headroom_pct;
+    c.tier_reserve_pct = {p.limits.tier0_reserve_pct, p.limits.tier1_reserve_pct, p.limits.tier2_reserve_pct, 0};
+    c.join_rate_per_s = p.limits.join_rate_per_s;
+    c.session_join_rate_per_s = p.limits.session_join_rate_per_s;
+    return c;
+}
+
+admission::admission(admission_config c)
+    : _cfg(std::move(c)), _port_used_bps(_cfg.line_rate_mbps.size(), 0.0),
+      _global{static_cast<double>(_cfg.join_rate_per_s), clock::now()} {}
+
+void admission::refill(bucket& b, double rate, clock::time_point now) const {
+    const double dt = std::chrono::duration<double>(now - b.last).count();
+    if (dt > 0) {
+        b.tokens = std::min(rate, b.tokens + dt * rate);   // depth: one second of rate
+        b.last = now;
+    }
+}
+
+void admission::admit(uint32_t session_id, unsigned frame_ms, unsigned max_bitrate_kbps, const join_counts& n,
+                      clock::time_point now) {
+    std::lock_guard g(_mu);
+    const listener_cost c = cost_of(frame_ms, max_bitrate_kbps);
+    const double keep = (100.0 - _cfg.headroom_pct) / 100.0;
+    uint64_t total = 0;
+    double add_pps = 0;
+    unsigned lowest_tier = 0;   // the most restricted tier in the request decides
+    for (size_t p = 0; p < dp::max_ports; ++p)
+        for (unsigned t = 0; t < dp::max_tiers; ++t)
+            if (n[p][t] != 0) {
+                total += n[p][t];
+                lowest_tier = std::max(lowest_tier, t);
+            }
+    if (total == 0) return;
+    add_pps = c.pps * static_cast<double>(total);
+    double reserved = 0;
+    for (unsigned t = 0; t < lowest_tier; ++t) reserved += _cfg.tier_reserve_pct[t];
+    const double tier_share = std::max(0.0, (100.0 - reserved) / 100.0);
+    const std::string tier_note = lowest_tier > 0 && reserved > 0
+                                      ? " (tier " + std::to_string(lowest_tier) + " may use " +
+                                            std::to_string(static_cast<int>(100 - reserved)) + " % of it)"
+                                      : "";
+    for (size_t p = 0; p < _port_used_bps.size() && p < dp::max_ports; ++p) {
+        uint64_t np = 0;
+        for (unsigned t = 0; t < dp::max_tiers; ++t) np += n[p][t];
+        if (np == 0) continue;
+        const double cap = _cfg.line_rate_mbps[p] * 1e6 * keep * tier_share;
+        if (_port_used_bps[p] + c.bps * static_cast<double>(np) > cap + 1e-6)
+            throw action_error(503, "capacity",
+                               "port " + _cfg.port_names[p] + " is full: " +
+                                   std::to_string(static_cast<uint64_t>(_port_used_bps[p] / 1e6)) + " of " +
+                                   std::to_string(static_cast<uint64_t>(cap / 1e6)) + " Mbit/s planned" + tier_note);
+    }
+    double cap_pps = _cfg.nb_fanout_cores * _cfg.fanout_pps_per_core * keep;
+    if (_overload_cap) cap_pps = std::min(cap_pps, *_overload_cap);
+    cap_pps *= tier_share;
+    if (_used_pps + add_pps > cap_pps + 1e-6)
+        throw action_error(503, "capacity",
+                           std::string("fan-out is full") + (_overload_cap ? " (lowered after overload)" : "") + ": " +
+                               std::to_string(static_cast<uint64_t>(_used_pps)) + " of " +
+                               std::to_string(static_cast<uint64_t>(cap_pps)) + " replicas/s planned" + tier_note);
+    // Join rate: both buckets must hold `total` tokens. A request larger than
+    // a bucket can ever hold would wait forever: refuse it as invalid.
+    const double srate = _cfg.session_join_rate_per_s;
+    const double grate = _cfg.join_rate_per_s;
+    if (static_cast<double>(total) > std::min(srate, grate))
+        throw action_error(400, "invalid",
+                           std::to_string(total) + " joins in one request exceed the join-rate burst of " +
+                               std::to_string(static_cast<uint64_t>(std::min(srate, grate))));
+    refill(_global, grate, now);
+    auto it = _sessions.find(session_id);
+    bucket sb = it != _sessions.end() ? it->second : bucket{srate, now};
+    refill(sb, srate, now);
+    const double need_g = static_cast<double>(total) - _global.tokens;
+    const double need_s = static_cast<double>(total) - sb.tokens;
+    if (need_g > 0 || need_s > 0) {
+        const double wait = std::max(need_g / grate, need_s / srate);
+        const unsigned retry = static_cast<unsigned>(std::max(1.0, std::ceil(wait)));
+        if (it != _sessions.end()) it->second = sb;
+        throw action_error(429, "rate_limited",
+                           std::string("join rate over ") + (need_s > 0 ? "the session's" : "the relay's") +
+                               " limit; retry after " + std::to_string(retry) + " s",
+                           retry);
+    }
+    _global.tokens -= static_cast<double>(total);
+    sb.tokens -= static_cast<double>(total);
+    _sessions[session_id] = sb;
+    for (size_t p = 0; p < _port_used_bps.size() && p < dp::max_ports; ++p) {
+        uint64_t np = 0;
+        for (unsigned t = 0; t < dp::max_tiers; ++t) np += n[p][t];
+        _port_used_bps[p] += c.bps * static_cast<double>(np);
+    }
+    _used_pps += add_pps;
+    _admitted += total;
+}
+
+void admission::release(unsigned frame_ms, unsigned max_bitrate_kbps, unsigned port, unsigned /*tier*/, uint64_t n) {
+    std::lock_guard g(_mu);
+    const listener_cost c = cost_of(frame_ms, max_bitrate_kbps);
+    if (port < _port_used_bps.size()) _port_used_bps[port] = std::max(0.0, _port_used_bps[port] - c.bps * static_cast<double>(n));
+    _used_pps = std::max(0.0, _used_pps - c.pps * static_cast<double>(n));
+}
+
+void admission::session_ended(uint32_t session_id) {
+    std::lock_guard g(_mu);
+    _sessions.erase(session_id);
+}
+
+void admission::count_refusal(const std::string& reason) {
+    std::lock_guard g(_mu);
+    ++_refusals[reason];
+}
+
+void admission::set_overload_cap(std::optional<double> pps) {
+    std::lock_guard g(_mu);
+    _overload_cap = pps;
+}
+
+double admission::used_pps() const {
+    std::lock_guard g(_mu);
+    return _used_pps;
+}
+
+admission_report admission::report() const {
+    std::lock_guard g(_mu);
+    admission_report r{};
+    const double keep = (100.0 - _cfg.headroom_pct) / 100.0;
+    for (size_t p = 0; p < _port_used_bps.size(); ++p)
+        r.ports.push_back({_cfg.port_names[p], _cfg.line_rate_mbps[p], _cfg.line_rate_mbps[p] * 1e6 * keep, _port_used_bps[p]});
+    r.nb_fanout_cores = _cfg.nb_fanout_cores;
+    r.fanout_pps_per_core = _cfg.fanout_pps_per_core;
+    r.fanout_capacity_pps = _cfg.nb_fanout_cores * _cfg.fanout_pps_per_core * keep;
+    r.overload_cap_pps = _overload_cap;
+    r.used_pps = _used_pps;
+    r.headroom_pct = _cfg.headroom_pct;
+    r.tier_reserve_pct = _cfg.tier_reserve_pct;
+    r.join_rate_per_s = _cfg.join_rate_per_s;
+    r.session_join_rate_per_s = _cfg.session_join_rate_per_s;
+    for (const char* k : {"capacity", "session_full", "rate_limited", "invalid"}) r.refusals[k] = 0;
+    for (const auto& [k, v] : _refusals) r.refusals[k] = v;
+    r.admitted = _admitted;
+    return r;
+}
+
+}  // namespace stentor::control

@@ -1,0 +1,120 @@
+// Admission control: may this join be carried without hurting the listeners
+// already admitted? Capacity is planned per egress port (line rate, frame
+// size) and for the fan-out cores (replicas per second), whichever is
+// lower, minus headroom; tiers reserve capacity for the tiers above them;
+// token buckets bound the join rate per session and for the whole relay.
+//
+// The arithmetic (docs/api.md, "Admission"):
+//   stream rate      pps   = 1000 / frame_ms
+//   payload          bytes = ceil(max_bitrate_kbps * frame_ms / 8)
+//   frame on wire    bytes = max(60, 14 + 20 + 8 + 12 + payload) + 4 (FCS) + 8 (preamble/SFD) + 12 (IFG)
+//   port load        bit/s = pps * frame on wire * 8        (per listener)
+//   port capacity    bit/s = line_rate_mbps * 1e6 * (100 - headroom_pct) / 100
+//   fan-out capacity pps   = fanout cores * fanout_pps_per_core * (100 - headroom_pct) / 100
+//   tier t may fill capacity * (100 - sum of tier_reserve_pct of tiers < t) / 100
+// The overload controller may lower the fan-out capacity to what was carried
+// when it last shed (overload cap) until load has stayed low for its hold time.
+//
+// Called by relay_state under its mutex; has its own mutex for the readers
+// (stats, metrics, the overload controller). Lock order: state, then admission.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "stentor/dp_counters.h"
+
+namespace stentor::control {
+
+// New listeners of one request by [egress port][tier].
+using join_counts = std::array<std::array<uint64_t, dp::max_tiers>, dp::max_ports>;
+
+struct listener_cost {
+    double pps;            // packets/s towards one listener
+    unsigned payload;      // RTP payload bytes per packet (worst case, from max_bitrate_kbps)
+    unsigned wire_bytes;   // bytes on the wire per packet incl. FCS, preamble, IFG
+    double bps;            // bits/s on the wire
+};
+listener_cost cost_of(unsigned frame_ms, unsigned max_bitrate_kbps);
+
+struct admission_config {
+    std::vector<std::string> port_names;
+    std::vector<double> line_rate_mbps;        // effective, per port
+    unsigned nb_fanout_cores = 1;
+    double fanout_pps_per_core = 50e6;
+    unsigned headroom_pct = 10;
+    std::array<unsigned, dp::max_tiers> tier_reserve_pct{};   // last entry unused
+    unsigned join_rate_per_s = 2000000;
+    unsigned session_join_rate_per_s = 1000000;
+};
+
+// From the profile; `reported_mbps` is each port's link speed (used where
+// line_rate_mbps is 0; 0 there too means unknown: 10 Gbit/s is assumed).
+admission_config admission_config_from(const profile& p, const std::vector<uint32_t>& reported_mbps);
+
+struct admission_report {
+    struct port {
+        std::string name;
+        double line_rate_mbps;
+        double capacity_bps;     // after headroom
+        double used_bps;
+    };
+    std::vector<port> ports;
+    unsigned nb_fanout_cores;
+    double fanout_pps_per_core;
+    double fanout_capacity_pps;  // after headroom
+    std::optional<double> overload_cap_pps;
+    double used_pps;
+    unsigned headroom_pct;
+    std::array<unsigned, dp::max_tiers> tier_reserve_pct;
+    unsigned join_rate_per_s;
+    unsigned session_join_rate_per_s;
+    std::map<std::string, uint64_t> refusals;   // by reason
+    uint64_t admitted;                          // listeners admitted in total
+};
+
+class admission {
+public:
+    using clock = std::chrono::steady_clock;
+    explicit admission(admission_config c);
+
+    // Admit n listeners of one session (counts by port and tier); commits the
+    // load and takes the join tokens, or throws action_error (capacity,
+    // rate_limited with retry_after_s, invalid) and changes nothing.
+    void admit(uint32_t session_id, unsigned frame_ms, unsigned max_bitrate_kbps, const join_counts& n,
+               clock::time_point now = clock::now());
+    void release(unsigned frame_ms, unsigned max_bitrate_kbps, unsigned port, unsigned tier, uint64_t n);
+    void session_ended(uint32_t session_id);
+    void count_refusal(const std::string& reason);
+
+    // Overload controller: cap the fan-out load admitted (nullopt = no cap).
+    void set_overload_cap(std::optional<double> pps);
+    double used_pps() const;
+    admission_report report() const;
+
+private:
+    struct bucket {
+        double tokens;
+        clock::time_point last;
+    };
+    void refill(bucket& b, double rate, clock::time_point now) const;
+
+    admission_config _cfg;
+    mutable std::mutex _mu;
+    std::vector<double> _port_used_bps;
+    double _used_pps = 0;
+    std::optional<double> _overload_cap;
+    bucket _global;
+    std::map<uint32_t, bucket> _sessions;
+    std::map<std::string, uint64_t> _refusals;
+    uint64_t _admitted = 0;
+};
+
+}  // namespace stentor::control

@@ -1,0 +1,137 @@
+#include "overload.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "admission.h"
+#include "state.h"
+
+namespace stentor::control {
+
+overload_sample sample_delta(const dp::lcore_counters& prev, const dp::lcore_counters& cur) {
+    overload_sample d;
+    auto sub = [](uint64_t a, uint64_t b) { return a >= b ? a - b : 0; };
+    d.rtp_in = sub(cur.rtp_in, prev.rtp_in);
+    d.replicas_out = sub(cur.replicas_out, prev.replicas_out);
+    for (size_t t = 0; t < dp::max_tiers; ++t) d.tier_misses[t] = sub(cur.tier_misses[t], prev.tier_misses[t]);
+    const auto tx = static_cast<size_t>(dp::drop_reason::tx_full);
+    const auto ring = static_cast<size_t>(dp::drop_reason::ring_full);
+    d.tx_full = sub(cur.drops[tx], prev.drops[tx]);
+    d.ring_full = sub(cur.drops[ring], prev.drops[ring]);
+    d.busy_cycles = sub(cur.busy_cycles, prev.busy_cycles);
+    d.idle_cycles = sub(cur.idle_cycles, prev.idle_cycles);
+    return d;
+}
+
+overload_controller::overload_controller(relay_state& st, admission* adm, overload_options o)
+    : _st(st), _adm(adm), _o(o) {
+    _status.state = "normal";
+}
+
+uint64_t overload_controller::tick(const overload_sample& d, clock::time_point now) {
+    std::lock_guard g(_mu);
+    ++_status.ticks;
+    uint64_t missed = d.tx_full;
+    for (auto m : d.tier_misses) missed += m;
+    const double attempted = static_cast<double>(d.replicas_out + missed);
+    const double ratio = attempted > 0 ? static_cast<double>(missed) / attempted : 0.0;
+    // A full hand-off ring loses whole packets for a shard: always "missing".
+    const bool bad = ratio > _o.enter_miss_ratio || d.ring_full > 0;
+    const bool clean = ratio <= _o.exit_miss_ratio && d.ring_full == 0;
+    _status.last_miss_ratio = ratio;
+    const uint64_t cyc = d.busy_cycles + d.idle_cycles;
+    _status.busy_ratio = cyc > 0 ? static_cast<double>(d.busy_cycles) / static_cast<double>(cyc) : 0.0;
+    if (_cooldown > 0) --_cooldown;
+    uint64_t n = 0;
+    if (!_overloaded) {
+        _bad_streak = bad ? _bad_streak + 1 : 0;
+        if (_bad_streak >= _o.enter_ticks) {
+            _overloaded = true;
+            ++_status.enter_count;
+            _status.state = "overloaded";
+            _clean_since.reset();
+            n = shed(d, ratio);
+        }
+    } else if (bad) {
+        _clean_since.reset();
+        if (_cooldown == 0) n = shed(d, ratio);
+    } else if (clean) {
+        if (!_clean_since) _clean_since = now;
+        if (now - *_clean_since >= _o.min_hold) {
+            // Load stayed low: admit up to the planned capacity again.
+            _overloaded = false;
+            _bad_streak = 0;
+            _status.state = "normal";
+            _status.cap_pps.reset();
+            if (_adm != nullptr) _adm->set_overload_cap(std::nullopt);
+        }
+    } else {
+        _clean_since.reset();   // between the thresholds: neither shed nor count towards the hold
+    }
+    return n;
+}
+
+uint64_t overload_controller::shed(const overload_sample& d, double ratio) {
+    uint64_t missed = d.tx_full;
+    for (auto m : d.tier_misses) missed += m;
+    // Listeners not reached per speaker packet is how many are too many.
+    const double per_packet = static_cast<double>(missed) / static_cast<double>(std::max<uint64_t>(1, d.rtp_in));
+    size_t k = static_cast<size_t>(std::ceil(per_packet * (1.0 + _o.shed_margin)));
+    k = std::clamp<size_t>(k, 1, _o.max_shed_per_tick);
+    // Lowest populated tier only: the next tier up is touched only if misses
+    // persist after this one is gone (next shed, after the cooldown).
+    const auto per_tier = _st.listeners_per_tier();
+    int tier = -1;
+    for (int t = static_cast<int>(dp::max_tiers) - 1; t >= 0; --t)
+        if (per_tier[static_cast<size_t>(t)] > 0) {
+            tier = t;
+            break;
+        }
+    _cooldown = _o.cooldown_ticks;
+    if (tier < 0) return 0;
+    const auto recs = _st.shed_newest(static_cast<unsigned>(tier), k);
+    if (recs.empty()) return 0;
+    shed_event e{};
+    e.id = _next_event++;
+    e.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+    e.tier = static_cast<unsigned>(tier);
+    e.listeners = recs.size();
+    for (const auto& r : recs) ++e.by_session[r.session_id];
+    e.miss_ratio = ratio;
+    char why[160];
+    std::snprintf(why, sizeof why, "%.1f replicas/packet undelivered (miss ratio %.4f, tx_full %llu, ring_full %llu)",
+                  per_packet, ratio, static_cast<unsigned long long>(d.tx_full),
+                  static_cast<unsigned long long>(d.ring_full));
+    e.reason = why;
+    if (_adm != nullptr) {
+        // Admit no more than what is left after the shed until load falls.
+        const double cap = _adm->used_pps();
+        _adm->set_overload_cap(cap);
+        _status.cap_pps = cap;
+        e.cap_pps = cap;
+    }
+    ++_status.shed_events;
+    _status.listeners_shed += recs.size();
+    _status.shed_by_tier[e.tier] += recs.size();
+    _events.push_back(std::move(e));
+    while (_events.size() > _o.max_events) _events.pop_front();
+    return recs.size();
+}
+
+overload_status overload_controller::status() const {
+    std::lock_guard g(_mu);
+    return _status;
+}
+
+std::vector<shed_event> overload_controller::events(uint64_t after_id) const {
+    std::lock_guard g(_mu);
+    std::vector<shed_event> v;
+    for (const auto& e : _events)
+        if (e.id > after_id) v.push_back(e);
+    return v;
+}
+
+}  // namespace stentor::control

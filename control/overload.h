@@ -1,0 +1,106 @@
+// Drop-on-overload controller. Every tick (100 ms in stentord) it reads how
+// many replicas the data plane failed to deliver (deadline misses per tier,
+// TX-queue-full and hand-off-ring-full drops). Fan-out serves tiers in order,
+// so overload lands on the lowest populated tier first; when that keeps
+// happening the controller sheds whole listeners of the lowest tier, newest
+// first, and caps admission at the load that was carried, instead of letting
+// every listener's audio break up. When misses stay away for a minimum hold
+// time it lifts the cap (hysteresis: separate enter and exit thresholds).
+// Shed listeners are not re-added: clients rejoin (and are admitted again).
+// Speakers are never shed.
+//
+// tick() takes counter deltas and the time, so tests drive it without a
+// running daemon; sample() builds the deltas from a relay's counters.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "stentor/dp_counters.h"
+
+namespace stentor::control {
+
+class relay_state;
+class admission;
+
+struct overload_options {
+    double enter_miss_ratio = 0.001;     // undelivered / attempted replicas in a tick that counts as "missing"
+    unsigned enter_ticks = 3;            // consecutive missing ticks before shedding starts
+    double exit_miss_ratio = 0.0;        // a tick at or below this counts as "clean"
+    std::chrono::milliseconds min_hold{2000};   // clean for this long before the admission cap is lifted
+    unsigned cooldown_ticks = 2;         // after a shed, ticks to watch its effect before shedding again
+    double shed_margin = 0.0;            // shed this fraction more than the measured misses per packet
+    size_t max_shed_per_tick = 200000;
+    size_t max_events = 1024;            // events kept for GET /events
+};
+
+// Counter movement over one tick (relay totals, current minus previous).
+struct overload_sample {
+    uint64_t rtp_in = 0;                 // speaker packets accepted
+    uint64_t replicas_out = 0;
+    std::array<uint64_t, dp::max_tiers> tier_misses{};
+    uint64_t tx_full = 0;
+    uint64_t ring_full = 0;
+    uint64_t busy_cycles = 0;
+    uint64_t idle_cycles = 0;
+};
+overload_sample sample_delta(const dp::lcore_counters& prev, const dp::lcore_counters& cur);
+
+struct shed_event {
+    uint64_t id;
+    int64_t unix_ms;
+    unsigned tier;
+    uint64_t listeners;
+    std::map<uint32_t, uint64_t> by_session;
+    double miss_ratio;
+    double cap_pps;                      // admission cap set after the shed
+    std::string reason;                  // what the controller saw
+};
+
+struct overload_status {
+    std::string state;                   // "normal" | "overloaded"
+    uint64_t ticks;
+    uint64_t enter_count;                // times the controller entered overload
+    uint64_t shed_events;
+    uint64_t listeners_shed;
+    std::array<uint64_t, dp::max_tiers> shed_by_tier;
+    double last_miss_ratio;
+    double busy_ratio;
+    std::optional<double> cap_pps;
+};
+
+class overload_controller {
+public:
+    using clock = std::chrono::steady_clock;
+    overload_controller(relay_state& st, admission* adm, overload_options o = {});
+
+    // One control step; returns the listeners shed in this tick.
+    uint64_t tick(const overload_sample& d, clock::time_point now);
+
+    overload_status status() const;
+    std::vector<shed_event> events(uint64_t after_id = 0) const;
+
+private:
+    uint64_t shed(const overload_sample& d, double ratio);
+
+    relay_state& _st;
+    admission* _adm;
+    overload_options _o;
+    mutable std::mutex _mu;
+    bool _overloaded = false;
+    unsigned _bad_streak = 0;
+    unsigned _cooldown = 0;
+    std::optional<clock::time_point> _clean_since;
+    overload_status _status{};
+    std::deque<shed_event> _events;
+    uint64_t _next_event = 1;
+};
+
+}  // namespace stentor::control

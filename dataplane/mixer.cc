@@ -1,0 +1,489 @@
+#include "mixer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include <opus/opus.h>
+
+#include "worker.h"
+
+namespace stentor::dp {
+namespace {
+
+constexpr int sample_rate = 48000;
+constexpr unsigned jb_slots = 16;            // 320 ms of 20 ms frames
+constexpr unsigned max_payload = 1500;
+constexpr int max_packet_samples = 5760;     // 120 ms, the longest Opus packet
+constexpr unsigned max_speakers_per_session = 1024;
+constexpr float limiter_threshold = 0.966f;  // -0.3 dBFS
+constexpr double limiter_release_ms = 500.0;
+constexpr unsigned max_encoded = 1400;       // fits any MTU-1500 path with headers
+
+inline uint16_t rd16(const uint8_t* p) noexcept { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t rd32(const uint8_t* p) noexcept { return uint32_t{rd16(p)} << 16 | rd16(p + 2); }
+inline void wr16(uint8_t* p, uint16_t v) noexcept {
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
+}
+inline void wr32(uint8_t* p, uint32_t v) noexcept {
+    wr16(p, static_cast<uint16_t>(v >> 16));
+    wr16(p + 2, static_cast<uint16_t>(v));
+}
+
+// RTP timestamps are compared modulo 2^32.
+inline int32_t ts_diff(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b); }
+
+struct rtp_view {
+    uint16_t seq;
+    uint32_t ts;
+    uint32_t ssrc;
+    const uint8_t* payload;
+    uint32_t len;
+};
+
+// The data plane validated the message already; this only locates the payload.
+bool parse_rtp(const uint8_t* p, uint32_t n, rtp_view& v) noexcept {
+    if (n < 12 || (p[0] >> 6) != 2) return false;
+    uint32_t off = 12 + 4u * (p[0] & 0x0f);
+    if (p[0] & 0x10) {
+        if (off + 4 > n) return false;
+        off += 4 + 4u * rd16(p + off + 2);
+    }
+    uint32_t end = n;
+    if (p[0] & 0x20) {
+        if (n == 0 || p[n - 1] == 0 || p[n - 1] > n) return false;
+        end -= p[n - 1];
+    }
+    if (off >= end) return false;
+    v.seq = rd16(p + 2);
+    v.ts = rd32(p + 4);
+    v.ssrc = rd32(p + 8);
+    v.payload = p + off;
+    v.len = end - off;
+    return true;
+}
+
+struct jb_slot {
+    bool used;
+    uint16_t seq;
+    uint16_t len;
+    uint32_t ts;
+    uint8_t data[max_payload];
+};
+
+struct speaker {
+    uint32_t ssrc = 0;
+    OpusDecoder* dec = nullptr;
+    bool started = false;
+    bool have_seq = false;
+    uint32_t next_ts = 0;
+    uint16_t last_seq = 0;
+    uint64_t last_arrival_ns = 0;
+    uint64_t play_at_ns = 0;
+    int last_frame = 960;
+    unsigned plc_run = 0;
+    bool audible = false;              // the latest stretch produced was decoded or concealed audio
+    unsigned nb_used = 0;
+    size_t fifo_len = 0;               // samples per channel in fifo
+    std::vector<float> fifo;
+    jb_slot slots[jb_slots];
+
+    speaker(uint32_t s, unsigned channels) : ssrc(s), fifo(size_t{2} * max_packet_samples * channels) {
+        int err = 0;
+        dec = opus_decoder_create(sample_rate, static_cast<int>(channels), &err);
+        if (dec == nullptr || err != OPUS_OK) throw std::runtime_error("opus_decoder_create failed");
+        for (auto& sl : slots) sl.used = false;
+    }
+    ~speaker() { opus_decoder_destroy(dec); }
+    speaker(const speaker&) = delete;
+    speaker& operator=(const speaker&) = delete;
+
+    void restart(uint64_t play_at) noexcept {
+        started = false;
+        have_seq = false;
+        fifo_len = 0;
+        plc_run = 0;
+        play_at_ns = play_at;
+        opus_decoder_ctl(dec, OPUS_RESET_STATE);
+    }
+
+    // Slot with the earliest timestamp, or -1.
+    int earliest() const noexcept {
+        int best = -1;
+        for (unsigned i = 0; i < jb_slots; ++i)
+            if (slots[i].used && (best < 0 || ts_diff(slots[i].ts, slots[best].ts) < 0)) best = static_cast<int>(i);
+        return best;
+    }
+};
+
+}  // namespace
+
+struct mixer::session {
+    uint32_t index = 0;
+    uint32_t id = 0;
+    uint64_t generation = 0;
+    unsigned frame_samples = 960;
+    uint64_t frame_ns = 20000000;
+    OpusEncoder* enc = nullptr;
+    uint64_t next_deadline_ns = 0;
+    uint64_t tick_no = 0;
+    uint32_t ts_base = 0;
+    uint16_t seq = 0;
+    uint32_t ssrc = 0;
+    bool talking = false;              // the previous frame period emitted a packet
+    float gain = 1.0f;
+    float release_coef = 0.04f;
+    std::vector<std::unique_ptr<speaker>> speakers;
+    std::vector<float> mix;
+
+    ~session() {
+        if (enc != nullptr) opus_encoder_destroy(enc);
+    }
+};
+
+mixer::mixer(const mixer_config& cfg) : _cfg(cfg) {
+    if (_cfg.channels != 1 && _cfg.channels != 2) _cfg.channels = 2;
+    if (_cfg.default_frame_ms == 0) _cfg.default_frame_ms = 20;
+}
+
+mixer::~mixer() {
+    if (_cfg.in_ring != nullptr) {
+        void* obj;
+        while (rte_ring_dequeue(_cfg.in_ring, &obj) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
+    }
+}
+
+void mixer::set_session_frame_ms(uint32_t session_id, unsigned frame_ms) {
+    std::lock_guard lk(_frame_mu);
+    _frame_ms[session_id] = frame_ms;
+}
+
+unsigned mixer::frame_ms_of(uint32_t id) {
+    std::lock_guard lk(_frame_mu);
+    auto it = _frame_ms.find(id);
+    return it == _frame_ms.end() ? _cfg.default_frame_ms : it->second;
+}
+
+unsigned mixer::nb_sessions() const noexcept { return static_cast<unsigned>(_sessions.size()); }
+
+unsigned mixer::nb_speakers() const noexcept {
+    unsigned n = 0;
+    for (const auto& [i, s] : _sessions) n += static_cast<unsigned>(s->speakers.size());
+    return n;
+}
+
+uint64_t mixer::next_deadline_ns() const noexcept {
+    uint64_t d = UINT64_MAX;
+    for (const auto& [i, s] : _sessions) d = std::min(d, s->next_deadline_ns);
+    return d;
+}
+
+void mixer::take(rte_mbuf* m, uint64_t now_ns) {
+    ++_stats.packets_in;
+    const uint32_t idx = message_session(m);
+    const dp_snapshot* snap = _snap;
+    if (snap == nullptr || idx >= snap->nb_sessions) {
+        ++_stats.not_mix;
+        return;
+    }
+    const dp_session* ds = snap->sessions[idx];
+    if (ds->mode != session_mode_mix || ds->generation == 0) {
+        ++_stats.not_mix;
+        return;
+    }
+    rtp_view v{};
+    if (m->nb_segs != 1 || !parse_rtp(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, v) || v.len > max_payload) {
+        ++_stats.bad_packets;
+        return;
+    }
+    const int nb = opus_packet_get_nb_samples(v.payload, static_cast<opus_int32>(v.len), sample_rate);
+    if (nb <= 0 || nb > max_packet_samples) {
+        ++_stats.bad_packets;
+        return;
+    }
+
+    auto& sp_ref = _sessions[idx];
+    if (!sp_ref || sp_ref->generation != ds->generation) {
+        auto s = std::make_unique<session>();
+        s->index = idx;
+        s->id = ds->id;
+        s->generation = ds->generation;
+        const unsigned fms = frame_ms_of(ds->id);
+        s->frame_samples = static_cast<unsigned>(sample_rate / 1000 * fms);
+        s->frame_ns = uint64_t{fms} * 1000000;
+        s->release_coef = static_cast<float>(1.0 - std::exp(-static_cast<double>(fms) / limiter_release_ms));
+        int err = 0;
+        s->enc = opus_encoder_create(sample_rate, static_cast<int>(_cfg.channels), OPUS_APPLICATION_AUDIO, &err);
+        if (s->enc == nullptr || err != OPUS_OK) throw std::runtime_error("opus_encoder_create failed");
+        opus_encoder_ctl(s->enc, OPUS_SET_BITRATE(static_cast<opus_int32>(_cfg.bitrate)));
+        opus_encoder_ctl(s->enc, OPUS_SET_COMPLEXITY(static_cast<opus_int32>(_cfg.complexity)));
+        // RFC 3550: random initial sequence number and timestamp.
+        std::random_device rd;
+        s->seq = static_cast<uint16_t>(rd());
+        s->ts_base = rd();
+        s->ssrc = mix_ssrc(ds->id);
+        s->next_deadline_ns = now_ns + s->frame_ns;
+        s->mix.assign(size_t{s->frame_samples} * _cfg.channels, 0.0f);
+        sp_ref = std::move(s);
+    }
+    session& s = *sp_ref;
+
+    speaker* sp = nullptr;
+    for (auto& p : s.speakers)
+        if (p->ssrc == v.ssrc) sp = p.get();
+    if (sp == nullptr) {
+        if (s.speakers.size() >= max_speakers_per_session) {
+            ++_stats.overflow;
+            return;
+        }
+        s.speakers.push_back(std::make_unique<speaker>(v.ssrc, _cfg.channels));
+        sp = s.speakers.back().get();
+        sp->play_at_ns = now_ns + uint64_t{_cfg.jitter_ms} * 1000000;
+        ++_stats.speakers_added;
+    }
+    sp->last_arrival_ns = now_ns;
+
+    if (sp->started) {
+        const int32_t d = ts_diff(v.ts, sp->next_ts);
+        // Far behind or far ahead of the playout point: the sender restarted
+        // its clock (or the speaker came back after a long pause). Start the
+        // speaker over with a fresh playout delay instead of waiting.
+        if (d < -2 * sample_rate || d > 10 * sample_rate) {
+            for (auto& sl : sp->slots) sl.used = false;
+            sp->nb_used = 0;
+            sp->restart(now_ns + uint64_t{_cfg.jitter_ms} * 1000000);
+        } else if (d < 0) {
+            ++_stats.late;
+            return;
+        }
+    }
+    for (const auto& sl : sp->slots)
+        if (sl.used && sl.ts == v.ts) {
+            ++_stats.duplicates;
+            return;
+        }
+    jb_slot* free_slot = nullptr;
+    for (auto& sl : sp->slots)
+        if (!sl.used) {
+            free_slot = &sl;
+            break;
+        }
+    if (free_slot == nullptr) {
+        // Sender's clock runs faster than ours (or a burst): give up the
+        // oldest frame rather than the newest, so latency shrinks back.
+        const int e = sp->earliest();
+        free_slot = &sp->slots[e];
+        if (sp->started) sp->next_ts = free_slot->ts + static_cast<uint32_t>(
+            opus_packet_get_nb_samples(free_slot->data, free_slot->len, sample_rate));
+        free_slot->used = false;
+        --sp->nb_used;
+        ++_stats.overflow;
+    }
+    free_slot->used = true;
+    free_slot->seq = v.seq;
+    free_slot->ts = v.ts;
+    free_slot->len = static_cast<uint16_t>(v.len);
+    std::memcpy(free_slot->data, v.payload, v.len);
+    ++sp->nb_used;
+}
+
+namespace {
+
+// Append at least one sample period to the speaker's PCM fifo: the due
+// packet decoded, or silence for a DTX gap, or PLC/silence for a missing one.
+void produce(speaker& sp, unsigned channels, unsigned plc_max, mixer_stats& st) noexcept {
+    float* out = sp.fifo.data() + sp.fifo_len * channels;
+    int due = -1;
+    for (unsigned i = 0; i < jb_slots; ++i) {
+        jb_slot& sl = sp.slots[i];
+        if (!sl.used) continue;
+        const int32_t d = ts_diff(sl.ts, sp.next_ts);
+        if (d == 0) {
+            due = static_cast<int>(i);
+        } else if (d < 0) {
+            sl.used = false;    // its slot went by while we waited: concealed already
+            --sp.nb_used;
+            ++st.late;
+        }
+    }
+    if (due >= 0) {
+        jb_slot& sl = sp.slots[due];
+        const int n = opus_decode_float(sp.dec, sl.data, sl.len, out, max_packet_samples, 0);
+        sl.used = false;
+        --sp.nb_used;
+        if (n > 0) {
+            sp.fifo_len += static_cast<size_t>(n);
+            sp.next_ts += static_cast<uint32_t>(n);
+            sp.last_frame = n;
+            sp.last_seq = sl.seq;
+            sp.have_seq = true;
+            sp.plc_run = 0;
+            sp.audible = true;
+            ++st.decoded_frames;
+            return;
+        }
+        ++st.decode_errors;   // fall through: conceal this frame
+    }
+    int k = sp.last_frame;
+    const int e = sp.earliest();
+    if (e >= 0 && sp.have_seq && sp.slots[e].seq == static_cast<uint16_t>(sp.last_seq + 1)) {
+        // The next packet in sequence is here but later in time: the sender
+        // stopped sending (DTX) for this stretch. Silence, not concealment.
+        k = std::min<int>(k, ts_diff(sp.slots[e].ts, sp.next_ts));
+        std::fill(out, out + size_t(k) * channels, 0.0f);
+        sp.plc_run = 0;
+        sp.audible = false;
+        ++st.silent_frames;
+    } else if (sp.plc_run < plc_max) {
+        const int n = opus_decode_float(sp.dec, nullptr, 0, out, k, 0);
+        if (n <= 0) std::fill(out, out + size_t(k) * channels, 0.0f);
+        ++sp.plc_run;
+        sp.audible = true;
+        ++st.plc_frames;
+    } else {
+        std::fill(out, out + size_t(k) * channels, 0.0f);
+        sp.audible = false;
+        ++st.silent_frames;
+    }
+    sp.fifo_len += static_cast<size_t>(k);
+    sp.next_ts += static_cast<uint32_t>(k);
+}
+
+}  // namespace
+
+void mixer::tick(session& s, uint64_t now_ns) {
+    const unsigned ch = _cfg.channels;
+    const size_t n = size_t{s.frame_samples} * ch;
+    std::fill(s.mix.begin(), s.mix.end(), 0.0f);
+    unsigned active = 0;
+    const uint64_t timeout_ns = uint64_t{_cfg.speaker_timeout_ms} * 1000000;
+    for (size_t i = 0; i < s.speakers.size();) {
+        speaker& sp = *s.speakers[i];
+        if (now_ns - sp.last_arrival_ns > timeout_ns && now_ns > sp.last_arrival_ns) {
+            s.speakers.erase(s.speakers.begin() + static_cast<long>(i));
+            ++_stats.speakers_dropped;
+            continue;
+        }
+        ++i;
+        if (!sp.started) {
+            const int e = sp.earliest();
+            if (now_ns < sp.play_at_ns || e < 0) continue;
+            sp.started = true;
+            sp.next_ts = sp.slots[e].ts;
+            sp.have_seq = false;
+        }
+        while (sp.fifo_len < s.frame_samples) produce(sp, ch, _cfg.plc_max_frames, _stats);
+        const float* src = sp.fifo.data();
+        for (size_t k = 0; k < n; ++k) s.mix[k] += src[k];
+        sp.fifo_len -= s.frame_samples;
+        std::memmove(sp.fifo.data(), sp.fifo.data() + n, sp.fifo_len * ch * sizeof(float));
+        active += sp.audible ? 1 : 0;
+    }
+    const uint64_t tick_no = s.tick_no++;
+    s.next_deadline_ns += s.frame_ns;
+    if (active == 0) {
+        s.talking = false;
+        return;
+    }
+
+    // Peak limiter (see mixer.h).
+    float peak = 0.0f;
+    for (size_t k = 0; k < n; ++k) peak = std::max(peak, std::fabs(s.mix[k]));
+    const float target = peak > limiter_threshold ? limiter_threshold / peak : 1.0f;
+    const float g0 = s.gain;
+    const float g1 = std::min(g0 + (1.0f - g0) * s.release_coef, target);
+    if (g0 != 1.0f || g1 != 1.0f) {
+        const float step = (g1 - g0) / static_cast<float>(s.frame_samples);
+        for (unsigned i = 0; i < s.frame_samples; ++i) {
+            const float g = g0 + step * static_cast<float>(i + 1);
+            for (unsigned c = 0; c < ch; ++c) {
+                float& x = s.mix[size_t{i} * ch + c];
+                x = std::clamp(x * g, -1.0f, 1.0f);
+            }
+        }
+    }
+    if (target < 1.0f) ++_stats.limited_frames;
+    s.gain = g1;
+
+    const dp_snapshot* snap = _snap;
+    if (snap == nullptr || s.index >= snap->nb_sessions || snap->sessions[s.index]->generation != s.generation) return;
+    rte_mbuf* m = rte_pktmbuf_alloc(_cfg.pool);
+    if (m == nullptr) {
+        ++_stats.no_mbuf;
+        return;
+    }
+    auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 12 + max_encoded));
+    if (d == nullptr) {
+        rte_pktmbuf_free(m);
+        ++_stats.no_mbuf;
+        return;
+    }
+    const int len = opus_encode_float(s.enc, s.mix.data(), static_cast<int>(s.frame_samples), d + 12, max_encoded);
+    if (len <= 0) {
+        rte_pktmbuf_free(m);
+        ++_stats.encode_errors;
+        return;
+    }
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(max_encoded - static_cast<unsigned>(len)));
+    d[0] = 0x80;
+    // Marker on the first packet of a talkspurt (RFC 3551): after a period
+    // with no speaker the timestamp jumps with the clock.
+    d[1] = static_cast<uint8_t>((s.talking ? 0 : 0x80) | mix_payload_type);
+    wr16(d + 2, s.seq++);
+    wr32(d + 4, s.ts_base + static_cast<uint32_t>(tick_no * s.frame_samples));
+    wr32(d + 8, s.ssrc);
+    s.talking = true;
+    set_message_session(m, s.index);
+    const bool record = snap->sessions[s.index]->record != 0;
+    if (!publish_message(*_cfg.shared, *snap, m, record, &_counters)) ++_stats.publish_failed;
+    ++_stats.frames_out;
+}
+
+unsigned mixer::poll(uint64_t now_ns) {
+    _snap = _cfg.shared != nullptr ? _cfg.shared->snapshot.load(std::memory_order_acquire) : nullptr;
+    unsigned work = 0;
+    if (_cfg.in_ring != nullptr) {
+        void* objs[64];
+        unsigned nb;
+        do {
+            nb = rte_ring_dequeue_burst(_cfg.in_ring, objs, 64, nullptr);
+            for (unsigned i = 0; i < nb; ++i) take(static_cast<rte_mbuf*>(objs[i]), now_ns);
+            if (nb > 0) rte_pktmbuf_free_bulk(reinterpret_cast<rte_mbuf**>(objs), nb);
+            work += nb;
+        } while (nb == 64);
+    }
+    for (auto it = _sessions.begin(); it != _sessions.end();) {
+        session& s = *it->second;
+        const dp_snapshot* snap = _snap;
+        // Ended or replaced: drop its state (decoders, encoder) at once.
+        if (snap == nullptr || s.index >= snap->nb_sessions || snap->sessions[s.index]->generation != s.generation ||
+            snap->sessions[s.index]->mode != session_mode_mix) {
+            it = _sessions.erase(it);
+            continue;
+        }
+        if (now_ns >= s.next_deadline_ns && now_ns - s.next_deadline_ns > 5 * s.frame_ns) {
+            // The thread did not run for several frame periods: skip them on
+            // the timeline (timestamps keep pace with the clock) and re-anchor
+            // every speaker instead of bursting out stale frames.
+            const uint64_t missed = (now_ns - s.next_deadline_ns) / s.frame_ns;
+            s.tick_no += missed;
+            s.next_deadline_ns += missed * s.frame_ns;
+            _stats.ticks_skipped += missed;
+            for (auto& sp : s.speakers) sp->restart(now_ns);
+            s.talking = false;
+        }
+        while (now_ns >= s.next_deadline_ns) {
+            tick(s, now_ns);
+            ++work;
+        }
+        ++it;
+    }
+    _snap = nullptr;
+    return work;
+}
+
+}  // namespace stentor::dp

@@ -1,0 +1,147 @@
+// The mixer service: sessions in mix mode send their speaker-packet messages
+// here (dp_shared::mixer_ring) instead of to the fan-out lcores. Per session
+// and speaker (by SSRC) a jitter buffer and an Opus decoder; every frame
+// period the decoded speakers are summed, limited, encoded once with one
+// encoder per session and published as a new speaker-packet message with the
+// session's own SSRC, sequence numbers and timestamps, so fan-out (and the
+// recorder) treat the mix exactly like a forwarded stream.
+//
+// Pure logic over messages and a clock the caller passes in (CLOCK_MONOTONIC
+// nanoseconds): no ethdev calls, no threads. The relay runs it on a plain
+// service thread off the fan-out cores; tests drive it with a fake clock.
+//
+// Jitter buffer and concealment, per speaker:
+//   - playout of a new speaker starts jitter_ms after its first packet
+//     arrives; from then on the speaker's RTP timestamp advances by the frames
+//     played, independent of arrival times (CLOCK_MONOTONIC deadlines);
+//   - the packet whose timestamp is due is decoded; a due packet that is
+//     missing while the next one in sequence is already buffered with a later
+//     timestamp is a DTX gap (the sender sent nothing): silence;
+//   - a missing packet otherwise is lost or late: Opus PLC (opus_decode with
+//     no data) for up to plc_max_frames, then silence (a sender in DTX looks
+//     exactly like this until its next packet arrives);
+//   - a packet arriving after its slot was played is counted late and dropped;
+//   - a speaker without a packet for speaker_timeout_ms is dropped (its
+//     decoder is freed);
+//   - a frame period in which no speaker produced audio (all silent: DTX,
+//     gone quiet past concealment, or none left) emits nothing, like DTX on
+//     the mix: a million listeners are not sent silence. Timestamps keep
+//     running with the clock, so the next talkspurt (marker bit set) lands at
+//     the right place on the timeline (and in the recording).
+//
+// Clipping protection: the float sum of all speakers goes through a peak
+// limiter: per frame the gain needed to keep the peak under -0.3 dBFS is
+// applied at once (ramped across the frame from the previous gain, so no
+// click) and released towards unity with a ~0.5 s time constant; a hard clip
+// after the limiter only ever touches samples inside an attack ramp. Two
+// speakers at full level therefore come out 6 dB quieter instead of clipped,
+// and a lone speaker passes unchanged (gain 1).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "stentor/dp_counters.h"
+#include "stentor/dp_snapshot.h"
+
+namespace stentor::dp {
+
+struct dp_shared;
+
+// The mix's RTP SSRC: a fixed function of the session id (murmur3's 32-bit
+// finaliser of id ^ 'STNR'), so listeners and recordings see the same SSRC
+// for a session across relay restarts, and it never equals a small id.
+constexpr uint32_t mix_ssrc(uint32_t session_id) noexcept {
+    uint32_t h = session_id ^ 0x53544e52u;
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h == 0 ? 1 : h;
+}
+
+inline constexpr uint8_t mix_payload_type = 111;
+
+struct mixer_config {
+    rte_mempool* pool = nullptr;       // mbufs of the mixed packets
+    dp_shared* shared = nullptr;       // snapshot, shard rings, record ring
+    rte_ring* in_ring = nullptr;       // speaker-packet messages of mix sessions
+    unsigned channels = 2;             // decode, mix and encode channels (1 or 2), 48 kHz
+    unsigned bitrate = 64000;          // encoder bitrate, bit/s
+    unsigned complexity = 5;           // encoder complexity: one encode per session per frame
+    unsigned jitter_ms = 60;           // playout delay of a speaker after its first packet
+    unsigned plc_max_frames = 3;       // concealed frames before a missing speaker goes silent
+    unsigned speaker_timeout_ms = 5000;   // a speaker silent this long is dropped
+    unsigned default_frame_ms = 20;    // for sessions the control plane did not describe
+};
+
+// Counters of the mixer thread (one writer), read racily by the control plane.
+struct alignas(cache_line) mixer_stats {
+    uint64_t packets_in;       // speaker packets taken from the ring
+    uint64_t not_mix;          // message for a session that is not (or no longer) in mix mode
+    uint64_t bad_packets;      // RTP or Opus payload unusable
+    uint64_t late;             // arrived after its playout slot
+    uint64_t duplicates;       // same timestamp already buffered
+    uint64_t overflow;         // jitter buffer full or too deep: oldest frame skipped
+    uint64_t decoded_frames;
+    uint64_t plc_frames;       // concealed with Opus PLC
+    uint64_t silent_frames;    // DTX gaps or speakers missing past plc_max_frames
+    uint64_t decode_errors;
+    uint64_t speakers_added;
+    uint64_t speakers_dropped;
+    uint64_t frames_out;       // mixed packets published
+    uint64_t encode_errors;
+    uint64_t no_mbuf;
+    uint64_t publish_failed;   // some fan-out or record ring was full
+    uint64_t ticks_skipped;    // frame periods missed because the thread ran late
+    uint64_t limited_frames;   // frames where the limiter reduced the gain
+};
+
+class mixer {
+public:
+    explicit mixer(const mixer_config& cfg);
+    ~mixer();
+    mixer(const mixer&) = delete;
+    mixer& operator=(const mixer&) = delete;
+
+    // Control plane (any thread): frame duration of a session's mix. A
+    // session not described gets default_frame_ms.
+    void set_session_frame_ms(uint32_t session_id, unsigned frame_ms);
+
+    // Mixer thread: take queued messages into the jitter buffers, then run
+    // every session whose frame deadline is <= now_ns. Reads the snapshot
+    // once; the caller holds whatever RCU reader state it needs. Returns the
+    // work done (messages + frames).
+    unsigned poll(uint64_t now_ns);
+
+    // Earliest frame deadline of any active session, or UINT64_MAX.
+    uint64_t next_deadline_ns() const noexcept;
+
+    const mixer_stats& stats() const noexcept { return _stats; }
+    const lcore_counters& counters() const noexcept { return _counters; }
+    unsigned nb_sessions() const noexcept;
+    unsigned nb_speakers() const noexcept;
+
+    struct session;
+
+private:
+    void take(rte_mbuf* m, uint64_t now_ns);
+    void tick(session& s, uint64_t now_ns);
+    unsigned frame_ms_of(uint32_t id);
+
+    mixer_config _cfg;
+    const dp_snapshot* _snap = nullptr;   // loaded once per poll()
+    mixer_stats _stats{};
+    lcore_counters _counters{};        // publish_message's ring_full drops
+    std::unordered_map<uint32_t, std::unique_ptr<session>> _sessions;   // by session index
+    std::mutex _frame_mu;
+    std::unordered_map<uint32_t, unsigned> _frame_ms;                   // by session id
+};
+
+}  // namespace stentor::dp

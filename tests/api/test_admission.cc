@@ -1,0 +1,180 @@
+// Admission arithmetic and policy, as tables: frame sizes, capacity per port
+// and per fan-out core, headroom, tier reservations, join-rate buckets.
+#include <gtest/gtest.h>
+
+#include "admission.h"
+#include "state.h"
+
+namespace stentor::test {
+namespace {
+
+using control::admission;
+using control::admission_config;
+using control::join_counts;
+
+struct cost_case {
+    unsigned frame_ms, kbps;
+    unsigned payload, wire;
+    double pps;
+};
+
+TEST(admission, frame_size_and_rate_arithmetic) {
+    // wire = max(60, 54 + payload) + 4 FCS + 8 preamble/SFD + 12 IFG
+    const cost_case cases[] = {
+        {20, 32, 80, 158, 50},      // the design's 134-byte Opus frame: 8.1 Mpps... 7.9 Mpps with the FCS counted
+        {20, 256, 640, 718, 50},    // default session ceiling
+        {10, 6, 8, 86, 100},        // 62-byte frame
+        {5, 6, 4, 84, 200},         // 58 bytes padded to the 60-byte minimum
+        {60, 510, 3825, 3903, 1000.0 / 60},
+        {120, 6, 90, 168, 1000.0 / 120},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(std::to_string(c.frame_ms) + " ms " + std::to_string(c.kbps) + " kbit/s");
+        const auto k = control::cost_of(c.frame_ms, c.kbps);
+        EXPECT_EQ(c.payload, k.payload);
+        EXPECT_EQ(c.wire, k.wire_bytes);
+        EXPECT_DOUBLE_EQ(c.pps, k.pps);
+        EXPECT_DOUBLE_EQ(c.pps * c.wire * 8, k.bps);
+    }
+}
+
+admission_config cfg(double mbps, double pps_per_core, unsigned cores, unsigned headroom) {
+    admission_config c;
+    c.port_names = {"p0"};
+    c.line_rate_mbps = {mbps};
+    c.fanout_pps_per_core = pps_per_core;
+    c.nb_fanout_cores = cores;
+    c.headroom_pct = headroom;
+    // Deep buckets: the bisection below takes tokens on every probe.
+    c.join_rate_per_s = 4000000000u;
+    c.session_join_rate_per_s = 4000000000u;
+    return c;
+}
+
+join_counts at(unsigned tier, uint64_t n, unsigned port = 0) {
+    join_counts j{};
+    j[port][tier] = n;
+    return j;
+}
+
+// The largest n admitted in one request, by bisection (each probe either
+// commits and is released again, or changes nothing).
+uint64_t max_admitted(admission& a, unsigned tier, unsigned frame_ms, unsigned kbps) {
+    uint64_t lo = 0, hi = 3000000;
+    while (lo < hi) {
+        const uint64_t mid = (lo + hi + 1) / 2;
+        try {
+            a.admit(1, frame_ms, kbps, at(tier, mid));
+            a.release(frame_ms, kbps, 0, tier, mid);
+            lo = mid;
+        } catch (const control::action_error&) {
+            hi = mid - 1;
+        }
+    }
+    return lo;
+}
+
+struct cap_case {
+    const char* what;
+    double mbps, pps_per_core;
+    unsigned cores, headroom, frame_ms, kbps;
+    uint64_t listeners;
+};
+
+TEST(admission, capacity_is_the_lower_of_line_rate_and_fanout_minus_headroom) {
+    const cap_case cases[] = {
+        // 10e9 * 0.9 / (50 * 158 * 8) = 142405.06
+        {"10 GbE, 32 kbit/s, line rate binds", 10000, 50e6, 1, 10, 20, 32, 142405},
+        // 100e9 / 63200 = 1582278.48; fan-out 2 x 50 Mpps / 50 = 2 M
+        {"100 GbE, no headroom, line rate binds", 100000, 50e6, 2, 0, 20, 32, 1582278},
+        // fan-out 1 core x 1 Mpps x 0.9 / 50 pps = 18000
+        {"slow core binds", 100000, 1e6, 1, 10, 20, 32, 18000},
+        // two cores double it
+        {"two cores", 100000, 1e6, 2, 10, 20, 32, 36000},
+        // 10e9 * 0.5 / (50 * 718 * 8) = 17409.47
+        {"50 % headroom, 256 kbit/s", 10000, 50e6, 1, 50, 20, 256, 17409},
+        // 10 ms frames: 100 pps x 86 B x 8 = 68800 bit/s -> 130813.95
+        {"10 ms, 6 kbit/s", 10000, 50e6, 1, 10, 10, 6, 130813},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.what);
+        admission a(cfg(c.mbps, c.pps_per_core, c.cores, c.headroom));
+        EXPECT_EQ(c.listeners, max_admitted(a, 0, c.frame_ms, c.kbps));
+    }
+}
+
+TEST(admission, tiers_reserve_capacity_for_the_tiers_above) {
+    auto c = cfg(100000, 1e6, 1, 0);   // 1 Mpps = 20000 listeners of 50 pps
+    c.tier_reserve_pct = {20, 10, 10, 0};
+    admission a(c);
+    EXPECT_EQ(20000u, max_admitted(a, 0, 20, 32));   // tier 0: everything
+    EXPECT_EQ(16000u, max_admitted(a, 1, 20, 32));   // not the 20 % kept for tier 0
+    EXPECT_EQ(14000u, max_admitted(a, 2, 20, 32));   // nor the 10 % kept for tiers 0..1
+    EXPECT_EQ(12000u, max_admitted(a, 3, 20, 32));
+    // Tier 3 fills its share; tier 0 can still join into the reserve.
+    a.admit(1, 20, 32, at(3, 12000));
+    EXPECT_THROW(a.admit(1, 20, 32, at(3, 1)), control::action_error);
+    EXPECT_THROW(a.admit(1, 20, 32, at(2, 2001)), control::action_error);
+    a.admit(1, 20, 32, at(2, 2000));
+    a.admit(1, 20, 32, at(0, 6000));
+    try {
+        a.admit(1, 20, 32, at(0, 1));
+        FAIL() << "over capacity";
+    } catch (const control::action_error& e) {
+        EXPECT_EQ("capacity", e.code);
+        EXPECT_EQ(503, e.status);
+    }
+}
+
+TEST(admission, join_rate_buckets_per_session_and_overall) {
+    auto c = cfg(100000, 50e6, 1, 0);
+    c.join_rate_per_s = 100;
+    c.session_join_rate_per_s = 60;
+    admission a(c);
+    const auto t0 = admission::clock::now();
+    a.admit(1, 20, 32, at(0, 60), t0);
+    try {
+        a.admit(1, 20, 32, at(0, 1), t0);
+        FAIL() << "session bucket empty";
+    } catch (const control::action_error& e) {
+        EXPECT_EQ(429, e.status);
+        EXPECT_EQ("rate_limited", e.code);
+        EXPECT_EQ(1u, e.retry_after_s);
+    }
+    a.admit(2, 20, 32, at(0, 40), t0);                  // overall bucket: 40 left
+    try {
+        a.admit(3, 20, 32, at(0, 30), t0);
+        FAIL() << "relay bucket empty";
+    } catch (const control::action_error& e) {
+        EXPECT_EQ(429, e.status);
+        EXPECT_EQ(1u, e.retry_after_s);                 // 30 tokens at 100/s: 0.3 s -> 1
+    }
+    // Refill: after half a second the relay has 50 tokens, session 3 its 60.
+    a.admit(3, 20, 32, at(0, 30), t0 + std::chrono::milliseconds(500));
+    // A request larger than a bucket's depth can never pass.
+    try {
+        a.admit(4, 20, 32, at(0, 61), t0 + std::chrono::seconds(10));
+        FAIL() << "bigger than the burst";
+    } catch (const control::action_error& e) {
+        EXPECT_EQ("invalid", e.code);
+    }
+    // A refused request consumed nothing: the earlier bucket state stands.
+    a.admit(4, 20, 32, at(0, 60), t0 + std::chrono::seconds(10));
+}
+
+TEST(admission, overload_cap_lowers_and_restores_capacity) {
+    admission a(cfg(100000, 1e6, 1, 0));
+    a.admit(1, 20, 32, at(0, 1000));
+    a.set_overload_cap(a.used_pps());
+    EXPECT_THROW(a.admit(1, 20, 32, at(0, 1)), control::action_error);
+    a.release(20, 32, 0, 0, 10);
+    a.admit(1, 20, 32, at(0, 10));                      // back under the cap
+    a.set_overload_cap(std::nullopt);
+    a.admit(1, 20, 32, at(0, 5000));
+    const auto r = a.report();
+    EXPECT_DOUBLE_EQ(6000 * 50.0, r.used_pps);
+    EXPECT_FALSE(r.overload_cap_pps.has_value());
+}
+
+}  // namespace
+}  // namespace stentor::test

@@ -1,0 +1,382 @@
+// API contract: every endpoint and every error through a real HTTP client
+// against the real server, with the relay's worker running on lcore 1.
+// After every refused request the state (sessions, speakers, listeners) is
+// exactly what it was before.
+#include <gtest/gtest.h>
+
+#include "fixture.h"
+#include "telemetry.h"
+
+namespace stentor::test {
+namespace {
+
+using nlohmann::json;
+
+int next_port_id() {
+    static int n = 0;
+    return n++;
+}
+
+class api_test : public ::testing::Test {
+protected:
+    ring_port port = make_ring_port("api" + std::to_string(next_port_id()));
+    std::unique_ptr<api_env> env;
+
+    void start(control::profile p, control::api_options ao = {}) {
+        if (env) {
+            // A stopped relay has closed its ethdev: restart on a fresh one.
+            env.reset();
+            port = make_ring_port("api" + std::to_string(next_port_id()));
+            p.ports[0].device = port.name;
+        }
+        control::relay_options ro;
+        ro.launch = true;
+        env = std::make_unique<api_env>(p, ro, control::control_options{}, ao);
+    }
+    void SetUp() override {
+        auto p = api_profile(port.name);
+        control::session_config sc;
+        sc.id = 1;
+        sc.udp_port = 40000;
+        sc.speakers.push_back({speaker_ip, 5004, 1234});
+        p.sessions.push_back(sc);
+        start(p);
+    }
+    void TearDown() override { env.reset(); }
+
+    // Everything a refused request must leave alone.
+    json world() {
+        json w = env->get("/api/v1/sessions").body;
+        for (const auto& s : w["sessions"])
+            w["listeners"][std::to_string(s["id"].get<unsigned>())] =
+                env->get("/api/v1/sessions/" + std::to_string(s["id"].get<unsigned>()) + "/listeners?limit=100000").body;
+        return w;
+    }
+};
+
+TEST_F(api_test, health_needs_no_token_everything_else_does) {
+    auto h = env->call("GET", "/api/v1/health", "", "");
+    EXPECT_EQ(200, h.status);
+    EXPECT_EQ("ok", h.body["status"]);
+    const char* paths[] = {"/api/v1/sessions", "/api/v1/sessions/1", "/api/v1/sessions/1/listeners", "/api/v1/stats",
+                           "/api/v1/ports", "/api/v1/lcores", "/api/v1/drops", "/api/v1/events", "/api/v1/capacity",
+                           "/metrics"};
+    for (const char* p : paths) {
+        SCOPED_TRACE(p);
+        auto none = env->call("GET", p, "", "");
+        EXPECT_EQ(401, none.status);
+        EXPECT_EQ("unauthorized", none.body["error"]);
+        EXPECT_EQ(401, env->call("GET", p, "", "wrong-token-0123456789abcdef").status);
+        EXPECT_EQ(401, env->call("GET", p, "", std::string(test_token) + "x").status);
+        EXPECT_EQ(401, env->call("GET", p, "", std::string(test_token).substr(1)).status);
+        EXPECT_EQ(200, env->get(p).status);
+    }
+    const json before = world();
+    // Writes without the token change nothing either.
+    EXPECT_EQ(401, env->call("POST", "/api/v1/sessions/1/listeners", R"({"ip":"203.0.113.5","port":6000})", "").status);
+    EXPECT_EQ(401, env->call("DELETE", "/api/v1/sessions/1", "", "nope").status);
+    EXPECT_EQ(before, world());
+}
+
+TEST_F(api_test, token_compare_is_exact) {
+    EXPECT_TRUE(control::token_equal("abc", "abc"));
+    EXPECT_FALSE(control::token_equal("abd", "abc"));
+    EXPECT_FALSE(control::token_equal("ab", "abc"));
+    EXPECT_FALSE(control::token_equal("abcd", "abc"));
+    EXPECT_FALSE(control::token_equal("", ""));
+}
+
+TEST_F(api_test, sessions_create_list_show_end) {
+    auto c = env->post("/api/v1/sessions", {{"name", "talk"}, {"mode", "forward"}, {"udp_port", 40010},
+                                            {"max_listeners", 500}, {"recording", false}, {"frame_ms", 20},
+                                            {"max_bitrate_kbps", 64}});
+    ASSERT_EQ(201, c.status) << c.text;
+    const unsigned id = c.body["id"];
+    EXPECT_EQ("talk", c.body["name"]);
+    EXPECT_EQ(40010u, c.body["udp_port"]);
+    EXPECT_EQ(500u, c.body["max_listeners"]);
+    auto l = env->get("/api/v1/sessions");
+    ASSERT_EQ(200, l.status);
+    EXPECT_EQ(2u, l.body["sessions"].size());
+    auto s = env->get("/api/v1/sessions/" + std::to_string(id));
+    ASSERT_EQ(200, s.status);
+    EXPECT_EQ(64u, s.body["max_bitrate_kbps"]);
+    // Defaults: port allocated from the ingress range.
+    auto d = env->post("/api/v1/sessions", json::object());
+    ASSERT_EQ(201, d.status) << d.text;
+    EXPECT_GE(d.body["udp_port"].get<unsigned>(), 40000u);
+    EXPECT_EQ(200, env->del("/api/v1/sessions/" + std::to_string(id)).status);
+    EXPECT_EQ(404, env->get("/api/v1/sessions/" + std::to_string(id)).status);
+    EXPECT_EQ(404, env->del("/api/v1/sessions/" + std::to_string(id)).status);
+}
+
+TEST_F(api_test, speakers_add_and_remove) {
+    auto a = env->post("/api/v1/sessions/1/speakers", {{"ip", "198.18.0.11"}, {"port", 5006}, {"ssrc", 77}});
+    ASSERT_EQ(201, a.status) << a.text;
+    auto s = env->get("/api/v1/sessions/1");
+    EXPECT_EQ(2u, s.body["speakers"].size());
+    const json before = world();
+    EXPECT_EQ(409, env->post("/api/v1/sessions/1/speakers", {{"ip", "198.18.0.11"}, {"port", 5006}}).status);
+    EXPECT_EQ(400, env->post("/api/v1/sessions/1/speakers", {{"ip", "198.18.0.11"}, {"port", 0}}).status);
+    EXPECT_EQ(400, env->post("/api/v1/sessions/1/speakers", {{"ip", "224.0.0.5"}, {"port", 5008}}).status);
+    EXPECT_EQ(400, env->post("/api/v1/sessions/1/speakers", {{"ip", "198.18.0.12"}, {"port", 5008}, {"color", 1}}).status);
+    EXPECT_EQ(404, env->post("/api/v1/sessions/9/speakers", {{"ip", "198.18.0.12"}, {"port", 5008}}).status);
+    EXPECT_EQ(404, env->del("/api/v1/sessions/1/speakers/198.18.0.99:5006").status);
+    EXPECT_EQ(400, env->del("/api/v1/sessions/1/speakers/198.18.0.11").status);
+    EXPECT_EQ(before, world());
+    EXPECT_EQ(200, env->del("/api/v1/sessions/1/speakers/198.18.0.11:5006").status);
+    EXPECT_EQ(1u, env->get("/api/v1/sessions/1").body["speakers"].size());
+}
+
+TEST_F(api_test, listeners_add_list_page_remove) {
+    for (unsigned i = 0; i < 25; ++i) {
+        auto a = env->post("/api/v1/sessions/1/listeners",
+                           {{"ip", "203.0.113." + std::to_string(i + 1)}, {"port", 6000 + i}, {"tier", i % 4}});
+        ASSERT_EQ(201, a.status) << a.text;
+    }
+    auto all = env->get("/api/v1/sessions/1/listeners?limit=1000");
+    ASSERT_EQ(200, all.status);
+    EXPECT_EQ(25u, all.body["total"]);
+    ASSERT_EQ(25u, all.body["listeners"].size());
+    EXPECT_EQ("203.0.113.1", all.body["listeners"][0]["ip"]);   // join order
+    auto page = env->get("/api/v1/sessions/1/listeners?offset=10&limit=5");
+    ASSERT_EQ(5u, page.body["listeners"].size());
+    EXPECT_EQ("203.0.113.11", page.body["listeners"][0]["ip"]);
+    EXPECT_EQ(6010u, page.body["listeners"][0]["port"]);
+    EXPECT_EQ(0u, env->get("/api/v1/sessions/1/listeners?offset=100").body["listeners"].size());
+    EXPECT_EQ(400, env->get("/api/v1/sessions/1/listeners?offset=-1").status);
+    auto s = env->get("/api/v1/sessions/1");
+    EXPECT_EQ(25u, s.body["listeners"]);
+    EXPECT_EQ(7u, s.body["listeners_per_tier"][0]);
+    EXPECT_EQ(200, env->del("/api/v1/sessions/1/listeners/203.0.113.1:6000").status);
+    EXPECT_EQ(404, env->del("/api/v1/sessions/1/listeners/203.0.113.1:6000").status);
+    EXPECT_EQ(24u, env->get("/api/v1/sessions/1").body["listeners"]);
+}
+
+struct bad_request {
+    const char* what;
+    const char* method;
+    const char* path;
+    std::string body;
+    int status;
+    const char* code;
+};
+
+TEST_F(api_test, every_error_is_json_with_a_reason_and_changes_nothing) {
+    ASSERT_EQ(201, env->post("/api/v1/sessions/1/listeners", {{"ip", "203.0.113.9"}, {"port", 6000}}).status);
+    auto listener = [](const std::string& ip, int port = 6001) {
+        return json{{"ip", ip}, {"port", port}}.dump();
+    };
+    std::string deep = R"({"ip":"203.0.113.7","port":6001,"tier":)";
+    for (int i = 0; i < 40; ++i) deep += "[";
+    for (int i = 0; i < 40; ++i) deep += "]";
+    deep += "}";
+    const std::string big_bulk = R"({"listeners":[)" + std::string(9 * 1024 * 1024, ' ') + "]}";
+    const std::vector<bad_request> cases = {
+        {"bad JSON", "POST", "/api/v1/sessions/1/listeners", "{\"ip\": ", 400, "invalid"},
+        {"not an object", "POST", "/api/v1/sessions/1/listeners", "[1,2]", 400, "invalid"},
+        {"empty body", "POST", "/api/v1/sessions/1/listeners", "", 400, "invalid"},
+        {"too deep JSON", "POST", "/api/v1/sessions/1/listeners", deep, 400, "invalid"},
+        {"oversized body", "POST", "/api/v1/sessions/1/listeners", std::string(70 * 1024, ' '), 413, "invalid"},
+        {"oversized bulk body", "POST", "/api/v1/sessions/1/listeners/bulk", big_bulk, 413, "invalid"},
+        {"unknown field", "POST", "/api/v1/sessions/1/listeners", R"({"ip":"203.0.113.7","port":6001,"prio":1})", 400, "invalid"},
+        {"port as string", "POST", "/api/v1/sessions/1/listeners", R"({"ip":"203.0.113.7","port":"6001"})", 400, "invalid"},
+        {"missing port", "POST", "/api/v1/sessions/1/listeners", R"({"ip":"203.0.113.7"})", 400, "invalid"},
+        {"port 0", "POST", "/api/v1/sessions/1/listeners", listener("203.0.113.7", 0), 400, "invalid"},
+        {"port 65536", "POST", "/api/v1/sessions/1/listeners", listener("203.0.113.7", 65536), 400, "invalid"},
+        {"tier 4", "POST", "/api/v1/sessions/1/listeners", R"({"ip":"203.0.113.7","port":6001,"tier":4})", 400, "invalid"},
+        {"not an address", "POST", "/api/v1/sessions/1/listeners", listener("203.0.113"), 400, "invalid"},
+        {"unspecified", "POST", "/api/v1/sessions/1/listeners", listener("0.0.0.0"), 400, "invalid"},
+        {"loopback", "POST", "/api/v1/sessions/1/listeners", listener("127.0.0.1"), 400, "invalid"},
+        {"multicast", "POST", "/api/v1/sessions/1/listeners", listener("239.1.2.3"), 400, "invalid"},
+        {"broadcast", "POST", "/api/v1/sessions/1/listeners", listener("255.255.255.255"), 400, "invalid"},
+        {"directed broadcast", "POST", "/api/v1/sessions/1/listeners", listener("198.18.0.255"), 400, "invalid"},
+        {"link-local", "POST", "/api/v1/sessions/1/listeners", listener("169.254.10.1"), 400, "invalid"},
+        {"relay's own", "POST", "/api/v1/sessions/1/listeners", listener("198.18.0.1"), 400, "invalid"},
+        {"duplicate listener", "POST", "/api/v1/sessions/1/listeners", listener("203.0.113.9", 6000), 409, "exists"},
+        {"unknown session", "POST", "/api/v1/sessions/77/listeners", listener("203.0.113.7"), 404, "not_found"},
+        {"session id not a number", "GET", "/api/v1/sessions/abc", "", 404, "not_found"},
+        {"unknown session show", "GET", "/api/v1/sessions/77", "", 404, "not_found"},
+        {"unknown session end", "DELETE", "/api/v1/sessions/77", "", 404, "not_found"},
+        {"unknown listener", "DELETE", "/api/v1/sessions/1/listeners/203.0.113.8:6000", "", 404, "not_found"},
+        {"listener path without port", "DELETE", "/api/v1/sessions/1/listeners/203.0.113.9", "", 400, "invalid"},
+        {"unknown resource", "GET", "/api/v1/nothing", "", 404, "not_found"},
+        {"outside the API", "GET", "/index.html", "", 404, "not_found"},
+        {"wrong method", "PUT", "/api/v1/sessions/1", "", 405, "method_not_allowed"},
+        {"session bad mode", "POST", "/api/v1/sessions", R"({"mode":"broadcast"})", 400, "invalid"},
+        {"session bad frame_ms", "POST", "/api/v1/sessions", R"({"frame_ms":7})", 400, "invalid"},
+        {"session unknown field", "POST", "/api/v1/sessions", R"({"codec":"mp3"})", 400, "invalid"},
+        {"session recording not bool", "POST", "/api/v1/sessions", R"({"recording":1})", 400, "invalid"},
+        {"session port taken", "POST", "/api/v1/sessions", R"({"udp_port":40000})", 409, "exists"},
+        {"session port outside range", "POST", "/api/v1/sessions", R"({"udp_port":5000})", 400, "invalid"},
+        {"bulk not an array", "POST", "/api/v1/sessions/1/listeners/bulk", R"({"listeners":{}})", 400, "invalid"},
+        {"bulk unknown field", "POST", "/api/v1/sessions/1/listeners/bulk", R"({"listeners":[],"x":1})", 400, "invalid"},
+        {"bulk one bad item", "POST", "/api/v1/sessions/1/listeners/bulk",
+         R"({"listeners":[{"ip":"203.0.113.20","port":7000},{"ip":"127.0.0.1","port":7001},{"ip":"203.0.113.21","port":7002}]})",
+         400, "invalid"},
+        {"bulk duplicate inside", "POST", "/api/v1/sessions/1/listeners/bulk",
+         R"({"listeners":[{"ip":"203.0.113.20","port":7000},{"ip":"203.0.113.20","port":7000}]})", 409, "exists"},
+        {"bulk duplicate of existing", "POST", "/api/v1/sessions/1/listeners/bulk",
+         R"({"listeners":[{"ip":"203.0.113.20","port":7000},{"ip":"203.0.113.9","port":6000}]})", 409, "exists"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.what);
+        const json before = world();
+        auto r = env->call(c.method, c.path, c.body);
+        EXPECT_EQ(c.status, r.status) << r.text;
+        if (c.status >= 400) {
+            ASSERT_TRUE(r.body.is_object()) << r.text;
+            EXPECT_EQ(c.code, r.body.value("error", "")) << r.text;
+            EXPECT_FALSE(r.body.value("reason", "").empty());
+        }
+        EXPECT_EQ(before, world());
+    }
+    // A bulk error names the item.
+    auto r = env->call("POST", "/api/v1/sessions/1/listeners/bulk",
+                       R"({"listeners":[{"ip":"203.0.113.20","port":7000},{"ip":"224.1.1.1","port":7001}]})");
+    EXPECT_NE(std::string::npos, r.body.value("reason", "").find("listeners[1]")) << r.text;
+}
+
+TEST_F(api_test, bulk_is_all_or_nothing_and_bounded) {
+    json items = json::array();
+    for (unsigned i = 0; i < 5000; ++i)
+        items.push_back({{"ip", "10." + std::to_string(1 + i / 60000) + "." + std::to_string((i / 250) % 250) + "." +
+                                    std::to_string(1 + i % 250)},
+                         {"port", 7000 + i % 1000},
+                         {"tier", i % 4}});
+    auto r = env->post("/api/v1/sessions/1/listeners/bulk", {{"listeners", items}});
+    ASSERT_EQ(201, r.status) << r.text;
+    EXPECT_EQ(5000u, r.body["added"]);
+    EXPECT_EQ(5000u, env->get("/api/v1/sessions/1").body["listeners"]);
+    // Everything again: all are duplicates, nothing added.
+    EXPECT_EQ(409, env->post("/api/v1/sessions/1/listeners/bulk", {{"listeners", items}}).status);
+    EXPECT_EQ(5000u, env->get("/api/v1/sessions/1").body["listeners"]);
+}
+
+TEST_F(api_test, bulk_item_limit) {
+    control::api_options ao;
+    ao.max_bulk_items = 10;
+    auto p = env->prof;
+    start(p, ao);
+    json items = json::array();
+    for (unsigned i = 0; i < 11; ++i) items.push_back({{"ip", "203.0.113." + std::to_string(i + 1)}, {"port", 7000}});
+    auto r = env->post("/api/v1/sessions/1/listeners/bulk", {{"listeners", items}});
+    EXPECT_EQ(400, r.status);
+    EXPECT_EQ(0u, env->get("/api/v1/sessions/1").body["listeners"]);
+}
+
+TEST_F(api_test, stats_ports_lcores_drops_events_capacity_metrics) {
+    ASSERT_EQ(201, env->post("/api/v1/sessions/1/listeners", {{"ip", "203.0.113.9"}, {"port", 6000}, {"tier", 2}}).status);
+    EXPECT_EQ(400, env->post("/api/v1/sessions/1/listeners", {{"ip", "127.0.0.1"}, {"port", 6000}}).status);
+    auto s = env->get("/api/v1/stats");
+    ASSERT_EQ(200, s.status);
+    EXPECT_EQ(1u, s.body["sessions"]);
+    EXPECT_EQ(1u, s.body["listeners"]);
+    EXPECT_EQ(1u, s.body["listeners_per_tier"][2]);
+    EXPECT_EQ(1u, s.body["refusals"]["invalid"]);
+    EXPECT_EQ(0u, s.body["refusals"]["capacity"]);
+    EXPECT_TRUE(s.body["counters"].contains("drop/ingress/udp_port"));
+    EXPECT_TRUE(s.body["capacity"]["fanout_capacity_pps"].is_number());
+    EXPECT_EQ("normal", s.body["overload"]["state"]);
+    auto p = env->get("/api/v1/ports");
+    ASSERT_EQ(1u, p.body["ports"].size());
+    EXPECT_EQ("lan0", p.body["ports"][0]["name"]);
+    auto l = env->get("/api/v1/lcores");
+    ASSERT_EQ(1u, l.body["lcores"].size());
+    EXPECT_EQ(1u, l.body["lcores"][0]["lcore"]);
+    auto d = env->get("/api/v1/drops");
+    EXPECT_TRUE(d.body["drops"].contains("ingress/unknown_flow"));
+    EXPECT_EQ(4u, d.body["tier_misses"].size());
+    auto e = env->get("/api/v1/events");
+    EXPECT_TRUE(e.body["events"].is_array());
+    auto c = env->get("/api/v1/capacity");
+    EXPECT_EQ(10000.0, c.body["ports"][0]["line_rate_mbps"].get<double>());
+    auto m = env->call("GET", "/metrics");
+    ASSERT_EQ(200, m.status);
+    for (const char* name : {"stentor_port_tx_pps{port=\"lan0\"}", "stentor_lcore_tx_pps{lcore=\"1\"}",
+                             "stentor_drops_total{reason=\"ingress/udp_port\"}", "stentor_sessions 1",
+                             "stentor_listeners{tier=\"2\"} 1", "stentor_admission_refusals_total{reason=\"invalid\"} 1",
+                             "stentor_shed_events_total 0", "stentor_listeners_shed_total{tier=\"3\"} 0",
+                             "stentor_port_rx_bps{port=\"lan0\"}", "stentor_admission_capacity_pps"})
+        EXPECT_NE(std::string::npos, m.text.find(name)) << name;
+    // Telemetry serves the same numbers.
+    control::telemetry_attach(env->cp.get());
+    auto t = control::telemetry_query("/stentor/stats");
+    EXPECT_EQ(1u, t["listeners"]);
+    EXPECT_EQ(1u, t["refusals/invalid"]);
+    auto td = control::telemetry_query("/stentor/drops");
+    EXPECT_TRUE(td.contains("drops/ingress/udp_port"));
+    EXPECT_EQ(1u, control::telemetry_query("/stentor/sessions")["sessions/0/listeners"]);
+    EXPECT_TRUE(control::telemetry_query("/stentor/capacity").contains("fanout_capacity_pps"));
+    control::telemetry_detach(env->cp.get());
+}
+
+TEST_F(api_test, join_rate_limit_answers_429_with_retry_after) {
+    auto p = env->prof;
+    p.limits.join_rate_per_s = 1000;
+    p.limits.session_join_rate_per_s = 5;
+    start(p);
+    // One bulk request takes the whole bucket (5 tokens) at once.
+    json five = json::array();
+    for (unsigned i = 0; i < 5; ++i) five.push_back({{"ip", "203.0.113." + std::to_string(i + 1)}, {"port", 6000}});
+    ASSERT_EQ(201, env->post("/api/v1/sessions/1/listeners/bulk", {{"listeners", five}}).status);
+    const json before = world();
+    auto r = env->post("/api/v1/sessions/1/listeners", {{"ip", "203.0.113.50"}, {"port", 6000}});
+    EXPECT_EQ(429, r.status);
+    EXPECT_EQ("rate_limited", r.body["error"]);
+    EXPECT_FALSE(r.retry_after.empty());
+    EXPECT_GE(std::stoi(r.retry_after), 1);
+    EXPECT_EQ(before, world());
+    EXPECT_EQ(1u, env->get("/api/v1/stats").body["refusals"]["rate_limited"]);
+    // Larger than the bucket can ever hold: invalid, not "retry later".
+    json items = json::array();
+    for (unsigned i = 0; i < 6; ++i) items.push_back({{"ip", "203.0.113." + std::to_string(100 + i)}, {"port", 6000}});
+    EXPECT_EQ(400, env->post("/api/v1/sessions/1/listeners/bulk", {{"listeners", items}}).status);
+}
+
+TEST_F(api_test, session_full_and_capacity_refusals) {
+    auto c = env->post("/api/v1/sessions", {{"max_listeners", 2}});
+    ASSERT_EQ(201, c.status);
+    const std::string base = "/api/v1/sessions/" + std::to_string(c.body["id"].get<unsigned>()) + "/listeners";
+    ASSERT_EQ(201, env->post(base, {{"ip", "203.0.113.1"}, {"port", 6000}}).status);
+    ASSERT_EQ(201, env->post(base, {{"ip", "203.0.113.2"}, {"port", 6000}}).status);
+    auto f = env->post(base, {{"ip", "203.0.113.3"}, {"port", 6000}});
+    EXPECT_EQ(409, f.status);
+    EXPECT_EQ("session_full", f.body["error"]);
+    // Capacity: a tiny line rate (1 Mbit/s, 10 % headroom: 900 kbit/s) holds
+    // three 256 kbit/s listeners (287.2 kbit/s each on the wire).
+    auto p = env->prof;
+    p.ports[0].line_rate_mbps = 1;
+    start(p);
+    for (unsigned i = 0; i < 3; ++i)
+        ASSERT_EQ(201, env->post("/api/v1/sessions/1/listeners", {{"ip", "203.0.113." + std::to_string(i + 1)}, {"port", 6000}}).status);
+    auto r = env->post("/api/v1/sessions/1/listeners", {{"ip", "203.0.113.9"}, {"port", 6000}});
+    EXPECT_EQ(503, r.status);
+    EXPECT_EQ("capacity", r.body["error"]);
+    EXPECT_EQ(1u, env->get("/api/v1/stats").body["refusals"]["capacity"]);
+    // A leave frees its capacity.
+    ASSERT_EQ(200, env->del("/api/v1/sessions/1/listeners/203.0.113.1:6000").status);
+    EXPECT_EQ(201, env->post("/api/v1/sessions/1/listeners", {{"ip", "203.0.113.9"}, {"port", 6000}}).status);
+}
+
+TEST_F(api_test, session_observer_hears_create_and_end) {
+    std::vector<std::pair<uint32_t, bool>> seen;
+    std::mutex mu;
+    env->r->state().set_session_observer([&](uint32_t id, bool ended) {
+        std::lock_guard g(mu);
+        seen.emplace_back(id, ended);
+        // Outside the state mutex: calling back in must not deadlock.
+        (void)env->r->state().session(id);
+    });
+    auto c = env->post("/api/v1/sessions", json::object());
+    ASSERT_EQ(201, c.status);
+    const uint32_t id = c.body["id"];
+    ASSERT_EQ(200, env->del("/api/v1/sessions/" + std::to_string(id)).status);
+    std::lock_guard g(mu);
+    ASSERT_GE(seen.size(), 2u);
+    EXPECT_EQ(std::make_pair(id, false), seen[seen.size() - 2]);
+    EXPECT_EQ(std::make_pair(id, true), seen.back());
+}
+
+}  // namespace
+}  // namespace stentor::test

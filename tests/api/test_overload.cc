@@ -1,0 +1,232 @@
+// Drop-on-overload: a deliberately small fan-out budget (replicas per packet
+// per shard) and more listeners than it carries. Workers are polled on the
+// test thread and the controller is fed the counter deltas with a simulated
+// clock, so every run is the same.
+#include <map>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "fixture.h"
+#include "overload.h"
+#include "worker.h"
+
+namespace stentor::test {
+namespace {
+
+using control::control_plane;
+using control::relay;
+using clk = std::chrono::steady_clock;
+
+int next_id() {
+    static int n = 0;
+    return n++;
+}
+
+struct lst {
+    uint32_t ip;
+    unsigned port;
+    unsigned tier;
+};
+
+class overload_test : public ::testing::Test {
+protected:
+    ring_port port = make_ring_port("ovl" + std::to_string(next_id()));
+    std::unique_ptr<relay> r;
+    std::unique_ptr<control_plane> cp;
+    std::vector<lst> ls;
+    std::map<uint64_t, uint64_t> received;   // (ip << 16 | port) -> replicas
+    uint16_t seq = 1;
+    clk::time_point now = clk::now();
+    dp::lcore_counters prev{};
+
+    void build(uint32_t budget) {
+        auto p = api_profile(port.name);
+        control::session_config sc;
+        sc.id = 1;
+        sc.udp_port = 40000;
+        sc.speakers.push_back({speaker_ip, 5004, 1234});
+        // 5 ms frames: the speaker policer allows 400 packets/s, and the
+        // test sends one every 3 ms (real time: the policer reads the TSC).
+        sc.frame_ms = 5;
+        p.sessions.push_back(sc);
+        control::relay_options ro;
+        ro.launch = false;
+        ro.replica_budget = budget;
+        r = std::make_unique<relay>(p, ro);
+        control::control_options co;
+        co.publisher = false;
+        r->state().load_static(p);
+        cp = std::make_unique<control_plane>(*r, p, co);
+    }
+    void join(unsigned n, unsigned tier) {
+        for (unsigned i = 0; i < n; ++i) {
+            const uint32_t ip = 0xcb007101 + static_cast<uint32_t>(ls.size());   // 203.0.113.1+, via the gateway
+            r->state().listener_add(1, ip, 6000, tier);
+            ls.push_back({ip, 6000, tier});
+        }
+        cp->commit();
+    }
+    static uint64_t key(uint32_t ip, unsigned port) { return uint64_t{ip} << 16 | port; }
+    void settle() {
+        for (int i = 0; i < 256; ++i)
+            if (r->poll() == 0) break;
+        r->flush();
+    }
+    // One controller tick: `packets` speaker packets, then the counters.
+    uint64_t tick(unsigned packets) {
+        for (unsigned k = 0; k < packets; ++k) {
+            frame_spec fs;
+            fs.seq = seq++;
+            inject(port, rtp_frame(fs));
+            std::this_thread::sleep_for(std::chrono::milliseconds(3));
+            settle();
+            for (const auto& f : drain(port))
+                if (f.size() > 42 && be16(f.data() + 12) == 0x0800) ++received[key(be32(f.data() + 30), be16(f.data() + 36))];
+        }
+        const auto cur = r->totals();
+        const uint64_t shed = cp->overload().tick(control::sample_delta(prev, cur), now);
+        prev = cur;
+        now += std::chrono::milliseconds(100);
+        cp->commit();
+        return shed;
+    }
+    bool present(const lst& l) {
+        for (const auto& v : r->state().listeners(1, 0, 1000000))
+            if (v.ip == l.ip && v.port == l.port) return true;
+        return false;
+    }
+};
+
+TEST_F(overload_test, sheds_lowest_tier_newest_first_then_recovers_without_flapping) {
+    build(40);
+    join(20, 0);
+    join(15, 1);
+    join(30, 2);
+    unsigned packets = 0;
+    std::vector<uint64_t> shed_at;
+    for (int t = 0; t < 45; ++t) {
+        shed_at.push_back(tick(5));
+        packets += 5;
+    }
+    // Tier 0 and tier 1 fit the budget (served first): they lost nothing.
+    for (const auto& l : ls)
+        if (l.tier < 2) {
+            EXPECT_EQ(packets, received[key(l.ip, l.port)]) << "tier " << l.tier << " listener lost packets";
+        }
+    // Shed once, after 3 missing ticks: the 25 newest tier-2 listeners.
+    EXPECT_EQ(25u, shed_at[2]);
+    uint64_t total = 0;
+    for (auto s : shed_at) total += s;
+    EXPECT_EQ(25u, total);
+    for (size_t i = 0; i < ls.size(); ++i) {
+        const bool shed = ls[i].tier == 2 && i >= 20 + 15 + 5;
+        EXPECT_EQ(!shed, present(ls[i])) << "listener " << i;
+    }
+    // The 5 tier-2 listeners that stayed get every packet after the shed.
+    // The 5 oldest tier-2 listeners fit the budget all along.
+    for (size_t i = 35; i < 40; ++i) EXPECT_EQ(packets, received[key(ls[i].ip, ls[i].port)]) << "kept tier-2 listener " << i;
+    const auto st = cp->overload().status();
+    EXPECT_EQ(1u, st.enter_count) << "no flapping";
+    EXPECT_EQ(1u, st.shed_events);
+    EXPECT_EQ(25u, st.shed_by_tier[2]);
+    EXPECT_EQ("normal", st.state) << "service returned after the hold time";
+    EXPECT_FALSE(cp->adm().report().overload_cap_pps.has_value());
+    const auto ev = cp->overload().events();
+    ASSERT_EQ(1u, ev.size());
+    EXPECT_EQ(2u, ev[0].tier);
+    EXPECT_EQ(25u, ev[0].listeners);
+    EXPECT_EQ(25u, ev[0].by_session.at(1));
+    // Capacity is admitted again: a rejoin is accepted.
+    r->state().listener_add(1, ls.back().ip, ls.back().port, 2);
+    EXPECT_EQ(1u, r->state().session(1)->speakers.size()) << "speakers are never shed";
+}
+
+TEST_F(overload_test, admission_is_capped_while_overloaded) {
+    build(10);
+    join(10, 0);
+    join(10, 3);
+    // Shed happens on the third tick; capacity is capped to what is left.
+    for (int t = 0; t < 3; ++t) tick(3);
+    EXPECT_EQ("overloaded", cp->overload().status().state);
+    ASSERT_TRUE(cp->adm().report().overload_cap_pps.has_value());
+    try {
+        r->state().listener_add(1, 0xcb0071f0, 6000, 0);
+        FAIL() << "join admitted while overloaded";
+    } catch (const control::action_error& e) {
+        EXPECT_EQ("capacity", e.code);
+    }
+    // Clean ticks for the hold time (2 s of simulated clock) lift the cap.
+    for (int t = 0; t < 22; ++t) tick(1);
+    EXPECT_EQ("normal", cp->overload().status().state);
+    r->state().listener_add(1, 0xcb0071f0, 6000, 0);
+}
+
+TEST_F(overload_test, next_tier_only_after_the_lowest_is_gone) {
+    build(30);
+    join(20, 0);
+    join(15, 1);
+    join(10, 2);
+    unsigned packets = 0;
+    for (int t = 0; t < 40; ++t) {
+        tick(4);
+        packets += 4;
+    }
+    for (size_t i = 0; i < 20; ++i) EXPECT_EQ(packets, received[key(ls[i].ip, ls[i].port)]) << "tier 0 lost packets";
+    const auto ev = cp->overload().events();
+    ASSERT_EQ(2u, ev.size());
+    EXPECT_EQ(2u, ev[0].tier);
+    EXPECT_EQ(10u, ev[0].listeners);
+    EXPECT_EQ(1u, ev[1].tier);
+    EXPECT_EQ(5u, ev[1].listeners);
+    // Tier 1: the 5 newest went, the 10 oldest stayed.
+    for (size_t i = 20; i < 35; ++i) EXPECT_EQ(i < 30, present(ls[i])) << "tier-1 listener " << i;
+    EXPECT_EQ(1u, cp->overload().status().enter_count);
+    EXPECT_EQ("normal", cp->overload().status().state);
+}
+
+TEST(overload_unit, thresholds_and_hold) {
+    // Controller alone, on a state with no listeners: never sheds, but its
+    // state machine follows the thresholds.
+    dp::dp_shared sh;
+    std::vector<dp::dp_neigh> neigh(16);
+    sh.neigh = neigh.data();
+    sh.nb_neigh = 16;
+    control::profile p = api_profile("none");
+    p.limits.max_speakers = 4;
+    control::relay_state st(p, sh, 1);
+    control::overload_options o;
+    o.enter_ticks = 2;
+    control::overload_controller c(st, nullptr, o);
+    auto t = clk::now();
+    control::overload_sample bad;
+    bad.replicas_out = 1000;
+    bad.tier_misses[3] = 10;   // 1 % > 0.1 %
+    control::overload_sample good;
+    good.replicas_out = 1000;
+    control::overload_sample slight = good;
+    slight.tier_misses[3] = 1;   // 0.1 %: not enough to enter, too much to count as clean
+    c.tick(bad, t);
+    c.tick(good, t);
+    c.tick(bad, t);
+    EXPECT_EQ("normal", c.status().state) << "needs consecutive missing ticks";
+    c.tick(bad, t);
+    EXPECT_EQ("overloaded", c.status().state);
+    c.tick(good, t += std::chrono::milliseconds(100));
+    c.tick(slight, t += std::chrono::seconds(3));
+    EXPECT_EQ("overloaded", c.status().state) << "not clean: the hold restarts";
+    c.tick(good, t += std::chrono::milliseconds(100));
+    c.tick(good, t += std::chrono::milliseconds(1900));
+    EXPECT_EQ("overloaded", c.status().state);
+    c.tick(good, t += std::chrono::milliseconds(100));
+    EXPECT_EQ("normal", c.status().state);
+    control::overload_sample ring;
+    ring.ring_full = 1;
+    c.tick(ring, t);
+    c.tick(ring, t);
+    EXPECT_EQ("overloaded", c.status().state) << "a full hand-off ring always counts";
+    EXPECT_EQ(2u, c.status().enter_count);
+}
+
+}  // namespace
+}  // namespace stentor::test

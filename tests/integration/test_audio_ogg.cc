@@ -1,0 +1,165 @@
+// The Ogg Opus track writer on its own (no EAL, no I/O): RTP packets in,
+// pages out, read back with libogg and decoded with opusfile. Each case is a
+// stream shape a recording meets: clean, loss, DTX gap, timestamp wrap,
+// reordering, duplicates, a sender that restarts its clock.
+#include <gtest/gtest.h>
+
+#include "audio_util.h"
+#include "recorder.h"
+
+namespace stentor::test {
+namespace {
+
+using control::ogg_opus_track;
+
+struct pkt {
+    uint16_t seq;
+    uint32_t ts;
+    size_t frame;       // index into the tone
+    uint64_t at_ns;     // arrival
+};
+
+struct result {
+    ogg_file_info file;
+    control::track_stats st;
+    uint64_t granule;
+    double duration;
+};
+
+result run(const std::vector<pkt>& in, size_t tone_frames = 200) {
+    static const auto tone = opus_tone(440, 200);
+    (void)tone_frames;
+    ogg_opus_track t(0x1234, 2, 312, {{"TITLE", "test"}});
+    for (const auto& p : in) {
+        const auto& f = tone[p.frame % tone.size()];
+        t.push(p.seq, p.ts, f.data(), static_cast<uint32_t>(f.size()), p.at_ns);
+    }
+    t.finish();
+    const std::string& s = t.pending();
+    result r;
+    r.file = read_ogg_opus(std::vector<uint8_t>(s.begin(), s.end()));
+    r.st = t.stats();
+    r.granule = t.granule();
+    r.duration = t.duration_s();
+    return r;
+}
+
+std::vector<pkt> clean(size_t n, uint16_t seq0 = 100, uint32_t ts0 = 5000) {
+    std::vector<pkt> v;
+    for (size_t i = 0; i < n; ++i)
+        v.push_back({static_cast<uint16_t>(seq0 + i), static_cast<uint32_t>(ts0 + 960 * i), i, 20000000ull * i});
+    return v;
+}
+
+// Structure every recording must have (RFC 7845).
+void check_structure(const result& r) {
+    ASSERT_TRUE(r.file.ok) << r.file.why;
+    ASSERT_GE(r.file.pages.size(), 3u);
+    EXPECT_TRUE(r.file.pages[0].bos) << "OpusHead alone on a BOS page";
+    EXPECT_EQ(r.file.pages[0].packets, 1);
+    EXPECT_EQ(r.file.pages[0].granule, 0);
+    EXPECT_EQ(r.file.pages[1].granule, 0) << "OpusTags page";
+    EXPECT_FALSE(r.file.pages[1].bos);
+    EXPECT_TRUE(r.file.pages.back().eos);
+    for (size_t i = 0; i + 1 < r.file.pages.size(); ++i) EXPECT_FALSE(r.file.pages[i].eos) << "page " << i;
+    for (size_t i = 1; i < r.file.pages.size(); ++i)
+        EXPECT_GE(r.file.pages[i].granule, r.file.pages[i - 1].granule) << "granule decreases at page " << i;
+    for (const auto& p : r.file.pages) EXPECT_EQ(p.serial, 0x1234u);
+    EXPECT_EQ(r.file.channels, 2u);
+    EXPECT_EQ(r.file.pre_skip, 312u);
+    EXPECT_EQ(r.file.vendor, "stentor");
+    EXPECT_EQ(r.file.pages.back().granule, static_cast<int64_t>(r.granule));
+    // What a player plays equals the timeline: every sample is decodable.
+    EXPECT_EQ(r.file.pcm_total, static_cast<int64_t>(r.granule) - 312);
+    EXPECT_EQ(r.file.decoded, r.file.pcm_total);
+}
+
+TEST(ogg_track, clean_stream_of_91_packets) {
+    const auto r = run(clean(91));
+    check_structure(r);
+    EXPECT_EQ(r.granule, 91u * 960);
+    EXPECT_NEAR(r.duration, (91 * 960 - 312) / 48000.0, 1e-9);
+    EXPECT_EQ(r.st.packets, 91u);
+    EXPECT_EQ(r.st.fillers, 0u);
+    EXPECT_EQ(r.st.lost, 0u);
+    EXPECT_GT(r.file.rms_first_second, 0.1) << "the tone is there";
+    // Pages are cut at least once per second of audio.
+    EXPECT_GE(r.file.pages.size(), 2u + 2u);
+}
+
+TEST(ogg_track, loss_is_filled_and_counted) {
+    auto in = clean(100);
+    in.erase(in.begin() + 40, in.begin() + 43);   // 3 lost
+    in.erase(in.begin() + 10);                    // 1 lost
+    const auto r = run(in);
+    check_structure(r);
+    EXPECT_EQ(r.granule, 100u * 960) << "the timeline keeps its length";
+    EXPECT_EQ(r.st.lost, 4u);
+    EXPECT_EQ(r.st.fillers, 4u);
+    EXPECT_EQ(r.st.packets, 96u);
+}
+
+TEST(ogg_track, dtx_gap_keeps_the_timeline) {
+    // 50 packets, then the sender is silent for 3 s (no packets, sequence
+    // numbers continue), then 50 more.
+    std::vector<pkt> in;
+    for (uint32_t i = 0; i < 50; ++i) in.push_back({static_cast<uint16_t>(i), 960 * i, i, 20000000ull * i});
+    for (uint32_t i = 50; i < 100; ++i)
+        in.push_back({static_cast<uint16_t>(i), 960 * (i + 150), i, 20000000ull * (i + 150)});
+    const auto r = run(in);
+    check_structure(r);
+    EXPECT_EQ(r.granule, 250u * 960);
+    EXPECT_NEAR(r.duration, 5.0 - 312 / 48000.0, 1e-9);
+    EXPECT_EQ(r.st.lost, 0u) << "DTX is not loss";
+    EXPECT_EQ(r.st.fillers, 150u);
+}
+
+TEST(ogg_track, timestamp_wrap) {
+    const auto r = run(clean(60, 65500, 0xffffffffu - 960 * 20));
+    check_structure(r);
+    EXPECT_EQ(r.granule, 60u * 960);
+    EXPECT_EQ(r.st.fillers, 0u);
+    EXPECT_EQ(r.st.lost, 0u) << "sequence wrap is not loss";
+}
+
+TEST(ogg_track, reordering_within_the_window_is_undone) {
+    auto in = clean(50);
+    std::swap(in[20], in[21]);
+    std::swap(in[30], in[33]);
+    const auto r = run(in);
+    check_structure(r);
+    EXPECT_EQ(r.granule, 50u * 960);
+    EXPECT_EQ(r.st.fillers, 0u);
+    EXPECT_EQ(r.st.lost, 0u);
+    EXPECT_GE(r.st.reordered, 2u);
+    // Packet order in the file follows the timestamps: packet k+2 (after the
+    // two headers) is frame k of the tone.
+    static const auto tone = opus_tone(440, 200);
+    ASSERT_EQ(r.file.packets.size(), 52u);
+    for (size_t k = 0; k < 50; ++k) EXPECT_EQ(r.file.packets[k + 2], tone[k]) << "frame " << k;
+}
+
+TEST(ogg_track, duplicates_are_dropped) {
+    auto in = clean(30);
+    in.insert(in.begin() + 11, in[10]);
+    in.insert(in.begin() + 20, in[5]);   // far behind: already written
+    const auto r = run(in);
+    check_structure(r);
+    EXPECT_EQ(r.granule, 30u * 960);
+    EXPECT_EQ(r.st.packets, 30u);
+    EXPECT_EQ(r.st.duplicates + r.st.late, 2u);
+}
+
+TEST(ogg_track, clock_restart_follows_arrival_time) {
+    // After 25 packets the sender restarts with a random timestamp; arrival
+    // times say the stream simply went on.
+    std::vector<pkt> in = clean(25);
+    for (uint32_t i = 25; i < 50; ++i)
+        in.push_back({static_cast<uint16_t>(100 + i), 0x40000000u + 960 * i, i, 20000000ull * i});
+    const auto r = run(in);
+    check_structure(r);
+    EXPECT_EQ(r.granule, 50u * 960);
+}
+
+}  // namespace
+}  // namespace stentor::test
