@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <tuple>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +20,7 @@
 #include <rte_ring.h>
 
 #include "drivers.h"
+#include "flow.h"
 #include "mixer.h"
 #include "worker.h"
 
@@ -49,6 +51,11 @@ struct relay::impl {
     std::atomic<bool> mixer_stop{false};
     std::atomic<bool> recorder_stop{false};
     bool services_running = false;
+    // Hardware ingress filters (rte_flow), one per port, and the speaker set
+    // they were built for; refresh_flow_filters() re-installs on change.
+    std::vector<drivers::flow_filter> filters;
+    std::vector<drivers::speaker_flow> filtered_speakers;
+    bool filters_tried = false;
     unsigned rcu_mixer_id = 0;
     unsigned rcu_recorder_id = 0;
 
@@ -62,6 +69,7 @@ struct relay::impl {
         mixer.reset();
         rec.reset();
         state.reset();
+        for (auto& f : filters) drivers::remove_ingress_filter(f);
         for (auto& p : ports) drivers::port_stop(p.port_id);
         for (auto* r : rings) {
             void* obj;
@@ -385,6 +393,46 @@ bool relay::inject_rtp(uint32_t session_id, const uint8_t* rtp, uint16_t len) {
     // control plane publishes from this same thread in benchmarks and tools.
     static dp::lcore_counters scratch{};
     return dp::publish_message(im.shared, *s, m, false, &scratch);
+}
+
+std::vector<std::string> relay::refresh_flow_filters() {
+    auto& im = *_impl;
+    std::vector<drivers::speaker_flow> want;
+    for (const auto& sv : im.state->sessions())
+        for (const auto& sp : sv.speakers)
+            want.push_back({sp.ip, static_cast<uint16_t>(sp.port), static_cast<uint16_t>(sv.udp_port)});
+    std::sort(want.begin(), want.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.src_ip, a.src_port, a.dst_port) < std::tie(b.src_ip, b.src_port, b.dst_port);
+    });
+    const bool same = im.filters_tried && want.size() == im.filtered_speakers.size() &&
+                      std::equal(want.begin(), want.end(), im.filtered_speakers.begin(), [](const auto& a, const auto& b) {
+                          return a.src_ip == b.src_ip && a.src_port == b.src_port && a.dst_port == b.dst_port;
+                      });
+    std::vector<std::string> status;
+    if (!same) {
+        const bool first = !im.filters_tried;
+        im.filters.resize(im.ports.size());
+        for (size_t i = 0; i < im.ports.size(); ++i) {
+            // A port that refused the rules once (no rte_flow, or not these
+            // patterns) keeps refusing: the software path does the work.
+            if (!first && !im.filters[i].active) continue;
+            drivers::remove_ingress_filter(im.filters[i]);
+            drivers::flow_filter_spec spec;
+            spec.relay_ip = im.prof.ports[i].ipv4;
+            spec.udp_port_min = static_cast<uint16_t>(im.prof.ingress.udp_port_min);
+            spec.udp_port_max = static_cast<uint16_t>(im.prof.ingress.udp_port_max);
+            spec.queue_id = 0;   // rx lcore 0 owns the speakers' queue
+            spec.speakers = want;
+            im.filters[i] = drivers::install_ingress_filter(im.ports[i].port_id, spec);
+        }
+        im.filtered_speakers = std::move(want);
+        im.filters_tried = true;
+    }
+    for (size_t i = 0; i < im.filters.size(); ++i)
+        status.push_back(im.prof.ports[i].name + ": " +
+                         (im.filters[i].active ? "hardware filter active (" + std::to_string(im.filters[i].rules.size()) + " rules)"
+                                               : "software filter only (" + im.filters[i].reason + ")"));
+    return status;
 }
 
 relay_state& relay::state() { return *_impl->state; }

@@ -69,6 +69,12 @@ public:
     dp::mixer_stats mix_stats() const;
     recorder_stats rec_stats() const;
 
+    // Install (or re-install, when the speaker set changed) the rte_flow
+    // ingress filter on every port that supports it; the software validator
+    // always runs regardless. Returns one status line per port. Slow path:
+    // stentord calls it after start and on its 100 ms tick.
+    std::vector<std::string> refresh_flow_filters();
+
     relay_state& state();
     rte_mempool* pool() const;
     dp::lcore_counters totals() const;

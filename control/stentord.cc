@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <string>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -109,6 +110,7 @@ int main(int argc, char** argv) {
                             p.name.c_str(), p.device.c_str(), p.driver.c_str(), p.port_id, p.mac.c_str(),
                             p.link_up ? "up" : "down", p.speed_mbps, static_cast<unsigned long long>(p.rx_offloads),
                             static_cast<unsigned long long>(p.tx_offloads));
+            for (const auto& line : r->refresh_flow_filters()) std::printf("ingress filter: %s\n", line.c_str());
             std::printf("stentord: ready\n");
             std::fflush(stdout);
             using clock = std::chrono::steady_clock;
@@ -120,18 +122,31 @@ int main(int argc, char** argv) {
                 // Publishing and the overload controller run on the control
                 // plane's thread (publish as soon as changes are pending).
                 std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                r->refresh_flow_filters();
                 const auto now = clock::now();
                 if (duration > 0 && std::chrono::duration<double>(now - t0).count() >= duration) break;
                 if (interval > 0 && now - last_stats >= std::chrono::seconds(interval)) {
                     const double dt = std::chrono::duration<double>(now - last_stats).count();
                     const auto cur = r->totals();
-                    uint64_t drops = 0;
-                    for (size_t i = 0; i < dp::nb_drop_reasons; ++i) drops += cur.drops[i];
-                    std::printf("stats: rx %.0f pps, rtp_in %.0f pps, replicas_out %.0f pps, drops %llu total\n",
-                                static_cast<double>(cur.rx_packets - prev.rx_packets) / dt,
-                                static_cast<double>(cur.rtp_in - prev.rtp_in) / dt,
-                                static_cast<double>(cur.replicas_out - prev.replicas_out) / dt,
-                                static_cast<unsigned long long>(drops));
+                    auto rate = [&](uint64_t a, uint64_t b) { return static_cast<double>(a - b) / dt; };
+                    std::printf("stats: rx %.0f pps, rtp_in %.0f pps, replicas_out %.0f pps\n",
+                                rate(cur.rx_packets, prev.rx_packets), rate(cur.rtp_in, prev.rtp_in),
+                                rate(cur.replicas_out, prev.replicas_out));
+                    for (size_t i = 0; i < prof.ports.size() && i < dp::max_ports; ++i)
+                        std::printf("stats: port %s rx %.0f pps tx %.0f pps\n", prof.ports[i].name.c_str(),
+                                    rate(cur.port_rx[i], prev.port_rx[i]), rate(cur.port_tx[i], prev.port_tx[i]));
+                    // Every reason that moved in this interval, with its total.
+                    for (size_t i = 0; i < dp::nb_drop_reasons; ++i)
+                        if (cur.drops[i] != prev.drops[i])
+                            std::printf("stats: drop/%s +%llu (%.0f/s) total %llu\n",
+                                        std::string(dp::drop_reason_names[i]).c_str(),
+                                        static_cast<unsigned long long>(cur.drops[i] - prev.drops[i]),
+                                        rate(cur.drops[i], prev.drops[i]),
+                                        static_cast<unsigned long long>(cur.drops[i]));
+                    for (size_t t = 0; t < dp::max_tiers; ++t)
+                        if (cur.tier_misses[t] != prev.tier_misses[t])
+                            std::printf("stats: tier_misses/%zu +%llu\n", t,
+                                        static_cast<unsigned long long>(cur.tier_misses[t] - prev.tier_misses[t]));
                     std::fflush(stdout);
                     prev = cur;
                     last_stats = now;
