@@ -4,7 +4,7 @@
 // lower, minus headroom; tiers reserve capacity for the tiers above them;
 // token buckets bound the join rate per session and for the whole relay.
 //
-// The arithmetic (docs/api.md, "Admission"):
+// The arithmetic (README.md, "Admission"):
 //   stream rate      pps   = 1000 / frame_ms
 //   payload          bytes = ceil(max_bitrate_kbps * frame_ms / 8)
 //   frame on wire    bytes = max(60, 14 + 20 + 8 + 12 + payload) + 4 (FCS) + 8 (preamble/SFD) + 12 (IFG)

@@ -58,7 +58,7 @@ public:
     // unknown, the pool is empty or a ring was full.
     bool inject_rtp(uint32_t session_id, const uint8_t* rtp, uint16_t len);
 
-    // Mixer and recorder (docs/audio.md). With launch=true they run on their
+    // Mixer and recorder (README.md, "Audio: mix mode and recordings"). With launch=true they run on their
     // own threads (started by start()); with launch=false the caller drives
     // them: `now_ns` is CLOCK_MONOTONIC time as the mixer should see it.
     unsigned poll_services(uint64_t now_ns);

@@ -215,7 +215,7 @@ struct relay_state::impl {
             // Static neighbour: valid at once, never asked for.
             uint64_t word = 0;
             std::memcpy(&word, pc.gateway_mac->data(), 6);
-            e.want.store(0, std::memory_order_relaxed);
+            e.want.store(dp::neigh_static, std::memory_order_relaxed);
             e.mac_word.store(word | dp::neigh_valid, std::memory_order_relaxed);
         }
         neigh_by_ip.emplace(nexthop, neigh_state{idx, 1});

@@ -368,6 +368,7 @@ void learn_neighbour(worker* w, const dp_snapshot& s, uint32_t ip_be, const uint
     if (idx < 0 || static_cast<uint32_t>(idx) >= w->sh->nb_neigh) return;
     dp_neigh& n = w->sh->neigh[idx];
     if (n.port_id != port) return;
+    if (n.want.load(std::memory_order_relaxed) & neigh_static) return;   // pinned by the profile
     uint64_t word = 0;
     std::memcpy(&word, mac, 6);
     word |= neigh_valid;
@@ -447,7 +448,9 @@ void send_arp_requests(worker* w, uint64_t now) noexcept {
         w->arp_scan_pos = (w->arp_scan_pos + 1) % n;
         if (e.ip_be == 0) continue;
         const bool valid = e.mac_word.load(std::memory_order_relaxed) & neigh_valid;
-        if (valid && e.want.load(std::memory_order_relaxed) == 0) continue;
+        const uint16_t want = e.want.load(std::memory_order_relaxed);
+        if (want & neigh_static) continue;
+        if (valid && !(want & neigh_want)) continue;
         e.want.store(0, std::memory_order_relaxed);
         rte_mbuf* m = rte_pktmbuf_alloc(w->cfg.pool);
         if (m == nullptr) {

@@ -472,3 +472,36 @@ TEST(relay_backpressure, full_tx_queue_is_retried_then_dropped_and_counted_witho
 
 }  // namespace
 }  // namespace stentor::test
+
+namespace stentor::test {
+namespace {
+
+TEST(relay_static_neighbour, pinned_gateway_mac_is_used_never_asked_for_never_overwritten) {
+    ring_port port = make_ring_port("static0");
+    auto prof = base_profile(port.name);
+    const mac_t pinned{0x02, 0x00, 0x00, 0x00, 0x00, 0xfe};
+    prof.ports[0].gateway_mac = pinned;
+    control::session_config sc;
+    sc.id = 1;
+    sc.udp_port = 40000;
+    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    sc.listeners.push_back({0xcb007101, 6000, 0});   // 203.0.113.1, via the gateway
+    prof.sessions.push_back(sc);
+    relay r(prof, relay_options{.launch = false});
+    r.state().load_static(prof);
+    settle(r);
+    EXPECT_TRUE(drain(port).empty()) << "no ARP request for a pinned gateway";
+    // A gateway that claims another MAC does not move the pinned one.
+    const mac_t other = host_mac(gateway_ip);
+    inject(port, arp_frame(2, other.data(), gateway_ip, relay_mac, relay_ip, relay_mac));
+    settle(r);
+    inject(port, rtp_frame(frame_spec{}));
+    settle(r);
+    const auto out = drain(port);
+    ASSERT_EQ(1u, out.size());
+    EXPECT_EQ(0, std::memcmp(out[0].data(), pinned.data(), 6));
+    EXPECT_EQ(0u, counter(r, "arp_requests"));
+}
+
+}  // namespace
+}  // namespace stentor::test

@@ -151,10 +151,12 @@ struct alignas(16) dp_neigh {
     std::atomic<uint64_t> mac_word;    // bit 63 valid, bits 0..47 MAC (wire order in memory bytes 0..5)
     uint32_t ip_be;                    // next-hop address (0 = unused entry)
     uint16_t port_id;                  // egress port
-    std::atomic<uint16_t> want;        // control plane asks for resolution (ARP request pending)
+    std::atomic<uint16_t> want;        // neigh_want: ARP request pending; neigh_static: pinned MAC, never learnt
 };
 static_assert(sizeof(dp_neigh) == 16);
 
 inline constexpr uint64_t neigh_valid = uint64_t{1} << 63;
+inline constexpr uint16_t neigh_want = 0x0001;
+inline constexpr uint16_t neigh_static = 0x8000;
 
 }  // namespace stentor::dp
