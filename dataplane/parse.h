@@ -46,6 +46,38 @@ struct parse_result {
 // Classify one frame. `len` is the number of bytes received (data_len).
 parse_result parse_packet(const uint8_t* data, uint32_t len, const port_identity& self) noexcept;
 
+// First stage of ingress. For a plain IPv4/UDP frame to us and to the
+// speaker port range, sets *key to flow_key(source, source port, destination
+// port) and returns true; the caller drops it as unknown_flow when no speaker
+// has that key, before the IPv4 checksum, the UDP length and the RTP header
+// are looked at: only registered flows pay for full validation. Everything
+// parse_packet checks before the ports (frame size, MACs, ethertype,
+// version, IHL, total length, fragments, source and destination addresses,
+// protocol) is checked here the same way, so the only change for an unknown
+// flow is that a corrupt one is counted as unknown_flow rather than by its
+// corruption. Returns false for anything else: parse_packet decides.
+inline bool ingress_flow_key(const uint8_t* d, uint32_t len, const port_identity& self, uint64_t* key) noexcept {
+    if (len < 42 || len > self.max_frame) return false;
+    if ((d[6] & 1) || d[12] != 0x08 || d[13] != 0x00) return false;
+    if (__builtin_memcmp(d, self.mac, 6) != 0) return false;
+    const uint8_t* ip = d + 14;
+    if (ip[0] != 0x45 || ip[9] != 17) return false;
+    const uint32_t total = uint32_t{ip[2]} << 8 | ip[3];
+    if (total < 28 || total > len - 14) return false;
+    if (((ip[6] << 8) | ip[7]) & 0x3fff) return false;
+    uint32_t src, dst;
+    __builtin_memcpy(&src, ip + 12, 4);
+    __builtin_memcpy(&dst, ip + 16, 4);
+    if (dst != self.ip_be || src == self.ip_be || ip[12] == 0 || ip[12] == 127 || ip[12] >= 224) return false;
+    const uint16_t dport = static_cast<uint16_t>(ip[22] << 8 | ip[23]);
+    if (dport < self.udp_port_min || dport > self.udp_port_max) return false;
+    uint16_t sport_be, dport_be;
+    __builtin_memcpy(&sport_be, ip + 20, 2);
+    __builtin_memcpy(&dport_be, ip + 22, 2);
+    *key = (uint64_t{src} << 32) | (uint64_t{sport_be} << 16) | dport_be;   // = flow_key()
+    return true;
+}
+
 // RFC 1071 one's-complement sum helpers shared with the fan-out.
 uint32_t csum_add(uint32_t sum, const uint8_t* p, uint32_t len) noexcept;
 uint16_t csum_fold(uint32_t sum) noexcept;

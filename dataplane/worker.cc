@@ -558,19 +558,23 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
     rte_mbuf* to_free[max_burst];
     unsigned nb_free = 0;
     const port_identity& id = w->sh->ports[port];
-    // Validation reads every packet's headers: start all their cache lines
-    // coming before touching the first (l3fwd prefetches a few ahead; a
-    // whole burst measured better here: drop harness 31.8 -> see README).
-    constexpr uint16_t prefetch_ahead = 8;
-    for (uint16_t i = 0; i < std::min<uint16_t>(prefetch_ahead, nb_rx); ++i)
-        rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+    // No software prefetch of packet headers: on this machine (net_null, warm
+    // mempool cache) prefetching 1 or 8 ahead measured slower than none
+    // (drop harness 39.5 -> see README); a NIC with DDIO places received
+    // headers in the cache as well.
     for (uint16_t i = 0; i < nb_rx; ++i) {
-        if (i + prefetch_ahead < nb_rx) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + prefetch_ahead], void*));
         rte_mbuf* m = pkts[i];
         c->rx_bytes += m->pkt_len;
         // Multi-segment frames are never audio we accept: validate the first
         // segment only and let the length checks drop what does not fit.
         const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+        // First stage: unknown flows go by their key alone (see parse.h).
+        uint64_t key;
+        if (s != nullptr && ingress_flow_key(d, m->data_len, id, &key) && find_flow(*s, key) == nullptr) {
+            ++c->drops[static_cast<unsigned>(drop_reason::unknown_flow)];
+            to_free[nb_free++] = m;
+            continue;
+        }
         const parse_result pr = parse_packet(d, m->data_len, id);
         bool consumed = false;
         switch (pr.kind) {
