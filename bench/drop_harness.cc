@@ -37,6 +37,7 @@
 
 #include "config.h"
 #include "drivers.h"
+#include "reference.h"
 #include "relay.h"
 
 namespace {
@@ -47,19 +48,8 @@ using clock_type = std::chrono::steady_clock;
 constexpr uint32_t relay_ip = 0xc6120001;   // 198.18.0.1
 constexpr std::array<uint8_t, 6> relay_mac{0x02, 0x53, 0x54, 0x00, 0x00, 0x01};
 
-struct stats {
-    double median;
-    double min;
-    double max;
-};
-
-stats summarise(std::vector<double> v) {
-    if (v.empty()) return {0, 0, 0};
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    const double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-    return {med, v.front(), v.back()};
-}
+using bench::stats;
+using bench::summarise;
 
 void print_stats(const char* what, const stats& s) {
     const double spread = s.median > 0 ? 100.0 * (s.max - s.min) / s.median : 0;
@@ -68,47 +58,10 @@ void print_stats(const char* what, const stats& s) {
 }
 
 // dpdk-testpmd io forwarding on lcore 1 for `secs`; the Rx-pps figures it
-// printed once a second, the first two (ramp-up) skipped. Stopped by pid.
+// printed once a second, the first two (ramp-up) skipped.
 std::vector<double> run_testpmd(unsigned secs, unsigned frame) {
-    const std::string prefix = "stentor-dropref-" + std::to_string(::getpid());
-    const std::string out = "/tmp/" + prefix + ".log";
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-        const std::string vdev = "--vdev=net_null0,size=" + std::to_string(frame);
-        const std::string fp = "--file-prefix=" + prefix;
-        ::execlp("timeout", "timeout", "-s", "INT", std::to_string(secs + 30).c_str(), "dpdk-testpmd", "-l", "0-1",
-                 "--no-huge", "-m", "1024", "--no-pci", vdev.c_str(), fp.c_str(), "--log-level=error", "--",
-                 "--forward-mode=io", "--total-num-mbufs=16384", "--stats-period=1", "-a", nullptr);
-        std::_Exit(127);
-    }
-    std::this_thread::sleep_for(std::chrono::seconds(secs + 2));
-    ::kill(pid, SIGINT);
-    int st = 0;
-    for (int i = 0; i < 50 && ::waitpid(pid, &st, WNOHANG) == 0; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (::waitpid(pid, &st, WNOHANG) == 0) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &st, 0);
-    }
-    std::vector<double> pps;
-    FILE* f = std::fopen(out.c_str(), "r");
-    if (f == nullptr) return pps;
-    const std::regex re(R"(Rx-pps:\s+(\d+))");
-    char line[512];
-    unsigned seen = 0;
-    while (std::fgets(line, sizeof line, f)) {
-        std::cmatch m;
-        if (!std::regex_search(line, m, re)) continue;
-        if (seen++ < 2) continue;
-        const double v = std::stod(m[1]) / 1e6;
-        if (v > 0) pps.push_back(v);
-    }
-    std::fclose(f);
-    std::remove(out.c_str());
-    return pps;
+    return bench::run_testpmd(
+        {"io", "net_null0,size=" + std::to_string(frame), {}, "Rx-pps", secs + 2, 2});
 }
 
 void put16(uint8_t* p, uint16_t v) {

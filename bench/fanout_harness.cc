@@ -29,6 +29,7 @@
 
 #include "config.h"
 #include "drivers.h"
+#include "reference.h"
 #include "relay.h"
 
 namespace {
@@ -36,60 +37,11 @@ namespace {
 using namespace stentor;
 using clock_type = std::chrono::steady_clock;
 
-struct stats {
-    double median;
-    double min;
-    double max;
-};
+using bench::stats;
+using bench::summarise;
 
-stats summarise(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    const double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-    return {med, v.front(), v.back()};
-}
-
-// Run dpdk-testpmd txonly on lcore 1 for `secs`, return the Tx-pps figures it
-// printed (one per stats period), skipping the first (ramp-up).
 std::vector<double> run_testpmd(unsigned secs, unsigned frame) {
-    const std::string prefix = "stentor-ref-" + std::to_string(::getpid());
-    const std::string out = "/tmp/" + prefix + ".log";
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-        const std::string txpkts = "--txpkts=" + std::to_string(frame);
-        const std::string fp = "--file-prefix=" + prefix;
-        ::execlp("dpdk-testpmd", "dpdk-testpmd", "-l", "0-1", "--no-huge", "-m", "1024", "--no-pci",
-                 "--vdev=net_null0", fp.c_str(), "--log-level=error", "--", "--forward-mode=txonly",
-                 txpkts.c_str(), "--total-num-mbufs=16384", "--stats-period=1", "-a", nullptr);
-        std::_Exit(127);
-    }
-    std::this_thread::sleep_for(std::chrono::seconds(secs));
-    ::kill(pid, SIGINT);
-    int st = 0;
-    for (int i = 0; i < 50 && ::waitpid(pid, &st, WNOHANG) == 0; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (::waitpid(pid, &st, WNOHANG) == 0) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &st, 0);
-    }
-    std::vector<double> pps;
-    FILE* f = std::fopen(out.c_str(), "r");
-    if (f == nullptr) return pps;
-    char line[512];
-    const std::regex re(R"(Tx-pps:\s+(\d+))");
-    while (std::fgets(line, sizeof line, f)) {
-        std::cmatch m;
-        if (std::regex_search(line, m, re)) pps.push_back(std::stod(m[1]) / 1e6);
-    }
-    std::fclose(f);
-    ::unlink(out.c_str());
-    if (!pps.empty()) pps.erase(pps.begin());
-    // testpmd prints one line per port per period; a zero ends the run.
-    pps.erase(std::remove(pps.begin(), pps.end(), 0.0), pps.end());
-    return pps;
+    return bench::run_testpmd({"txonly", "net_null0", {"--txpkts=" + std::to_string(frame)}, "Tx-pps", secs, 1});
 }
 
 std::vector<uint8_t> rtp_packet(uint16_t seq, size_t payload) {
