@@ -1,13 +1,12 @@
 #include "api.h"
+#include "api_parse.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 #include <optional>
-#include <set>
 #include <string_view>
 
 #include <microhttpd.h>
@@ -155,6 +154,15 @@ struct api_fail {
     throw api_fail{status, code, reason};
 }
 
+[[noreturn]] void fail(const parse_error& e) { throw api_fail{e.status, e.code, e.reason}; }
+
+// The typed request, or the parse layer's error as the answer.
+template <class T>
+T need(parse_result<T> r) {
+    if (!r) fail(r.error());
+    return std::move(r.value());
+}
+
 struct reply {
     int status = 200;
     std::string body;
@@ -162,9 +170,16 @@ struct reply {
     unsigned retry_after = 0;
 };
 
-reply json_reply(int status, const json& j) { return {status, j.dump(), "application/json", 0}; }
+// replace: a string that is not UTF-8 must not make dump() throw.
+reply json_reply(int status, const json& j) {
+    return {status, j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json", 0};
+}
 
-// A recording as the API and stentorctl show it (docs/audio.md).
+reply error_reply(int status, const std::string& code, const std::string& reason) {
+    return {status, error_body(code, reason), "application/json", 0};
+}
+
+// A recording as the API and stentorctl show it (README.md, "Audio: mix mode and recordings").
 json recording_json(const recording_info& r) {
     json tracks = json::array();
     for (const auto& t : r.tracks)
@@ -189,108 +204,6 @@ json recording_json(const recording_info& r) {
             {"tracks", tracks}};
 }
 
-// Nesting depth of a JSON text, counted before parsing so a hostile body
-// cannot make the parser recurse; strings (with escapes) are skipped.
-unsigned json_depth(std::string_view s) {
-    unsigned depth = 0, max_depth = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < s.size(); ++i) {
-        const char c = s[i];
-        if (in_str) {
-            if (c == '\\') ++i;
-            else if (c == '"') in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '{' || c == '[') {
-            max_depth = std::max(max_depth, ++depth);
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            --depth;
-        }
-    }
-    return max_depth;
-}
-
-json parse_body(const std::string& body, unsigned max_depth) {
-    if (body.empty()) fail(400, "invalid", "a JSON body is required");
-    if (json_depth(body) > max_depth) fail(400, "invalid", "JSON nested deeper than " + std::to_string(max_depth));
-    json j = json::parse(body, nullptr, false);
-    if (j.is_discarded()) fail(400, "invalid", "body is not valid JSON");
-    if (!j.is_object()) fail(400, "invalid", "body must be a JSON object");
-    return j;
-}
-
-void only_fields(const json& j, std::initializer_list<const char*> allowed, const std::string& where = "") {
-    for (auto it = j.begin(); it != j.end(); ++it)
-        if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) { return it.key() == a; }) == allowed.end())
-            fail(400, "invalid", where + "unknown field \"" + it.key() + "\"");
-}
-
-uint64_t get_uint(const json& j, const char* k, uint64_t def, uint64_t max, const std::string& where = "") {
-    auto it = j.find(k);
-    if (it == j.end()) return def;
-    if (!it->is_number_unsigned() || it->get<uint64_t>() > max)
-        fail(400, "invalid", where + "\"" + k + "\" must be an integer 0.." + std::to_string(max));
-    return it->get<uint64_t>();
-}
-
-uint64_t req_uint(const json& j, const char* k, uint64_t max, const std::string& where = "") {
-    if (!j.contains(k)) fail(400, "invalid", where + "\"" + k + "\" is required");
-    return get_uint(j, k, 0, max, where);
-}
-
-std::string get_string(const json& j, const char* k, const std::string& def, const std::string& where = "") {
-    auto it = j.find(k);
-    if (it == j.end()) return def;
-    if (!it->is_string()) fail(400, "invalid", where + "\"" + k + "\" must be a string");
-    return it->get<std::string>();
-}
-
-uint32_t req_ip(const json& j, const char* k, const std::string& where = "") {
-    auto it = j.find(k);
-    if (it == j.end()) fail(400, "invalid", where + "\"" + k + "\" is required");
-    if (!it->is_string()) fail(400, "invalid", where + "\"" + k + "\" must be a dotted-quad string");
-    auto ip = parse_ipv4(it->get_ref<const std::string&>());
-    if (!ip) fail(400, "invalid", where + "\"" + it->get<std::string>() + "\" is not an IPv4 address");
-    return *ip;
-}
-
-std::optional<uint64_t> to_uint(std::string_view s) {
-    uint64_t v = 0;
-    if (s.empty()) return std::nullopt;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-    return v;
-}
-
-uint32_t path_session(const std::string& seg) {
-    auto v = to_uint(seg);
-    if (!v || *v == 0 || *v > 0xffffffffULL) fail(404, "not_found", "no session " + seg);
-    return static_cast<uint32_t>(*v);
-}
-
-// "198.18.0.5:6000" in a path.
-std::pair<uint32_t, unsigned> path_endpoint(const std::string& seg) {
-    const auto colon = seg.rfind(':');
-    if (colon == std::string::npos) fail(400, "invalid", "expected ADDRESS:PORT, got \"" + seg + "\"");
-    auto ip = parse_ipv4(std::string_view(seg).substr(0, colon));
-    auto port = to_uint(std::string_view(seg).substr(colon + 1));
-    if (!ip || !port || *port == 0 || *port > 65535) fail(400, "invalid", "expected ADDRESS:PORT, got \"" + seg + "\"");
-    return {*ip, static_cast<unsigned>(*port)};
-}
-
-std::vector<std::string> split_path(const std::string& url) {
-    std::vector<std::string> v;
-    size_t i = 0;
-    while (i < url.size()) {
-        while (i < url.size() && url[i] == '/') ++i;
-        size_t j = i;
-        while (j < url.size() && url[j] != '/') ++j;
-        if (j > i) v.emplace_back(url.substr(i, j - i));
-        i = j;
-    }
-    return v;
-}
-
 struct conn_ctx {
     std::string body;
     size_t limit = 0;
@@ -312,11 +225,9 @@ struct api_server::impl {
         auto* ctx = static_cast<conn_ctx*>(*con_cls);
         if (ctx == nullptr) {
             ctx = new conn_ctx;
-            const std::string u = url;
-            ctx->limit = u.size() >= 15 && u.compare(u.size() - 15, 15, "/listeners/bulk") == 0 ? self->opt.max_bulk_body
-                                                                                              : self->opt.max_body;
+            ctx->limit = body_limit_for(url, self->limits());
             if (const char* cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
-                auto n = to_uint(cl);
+                auto n = parse_uint(cl);
                 if (n && *n > ctx->limit) ctx->too_large = true;
                 else if (n) ctx->body.reserve(*n);
             }
@@ -333,17 +244,16 @@ struct api_server::impl {
         }
         reply r;
         try {
-            if (ctx->too_large)
-                fail(413, "invalid", "body larger than " + std::to_string(ctx->limit) + " bytes");
+            if (ctx->too_large) fail(body_too_large(ctx->limit));
             r = self->dispatch(c, url, method, ctx->body);
         } catch (const api_fail& f) {
-            r = json_reply(f.status, json{{"error", f.code}, {"reason", f.reason}});
+            r = error_reply(f.status, f.code, f.reason);
             r.retry_after = f.retry_after;
         } catch (const action_error& e) {
-            r = json_reply(e.status, json{{"error", e.code}, {"reason", e.what()}});
+            r = error_reply(e.status, e.code, e.what());
             r.retry_after = e.retry_after_s;
         } catch (const std::exception& e) {
-            r = json_reply(500, json{{"error", "internal"}, {"reason", e.what()}});
+            r = error_reply(500, "internal", e.what());
         }
         MHD_Response* resp =
             MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
@@ -373,176 +283,94 @@ struct api_server::impl {
     static std::optional<uint64_t> query_uint(MHD_Connection* c, const char* k) {
         const char* v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, k);
         if (v == nullptr) return std::nullopt;
-        auto n = to_uint(v);
-        if (!n) fail(400, "invalid", std::string("query parameter ") + k + " must be a non-negative integer");
-        return n;
+        return need(parse_query_uint(k, v));
     }
 
+    parse_limits limits() const { return {opt.max_body, opt.max_bulk_body, opt.max_depth, opt.max_bulk_items}; }
+
     reply dispatch(MHD_Connection* c, const std::string& url, const std::string& method, const std::string& body) {
-        const auto seg = split_path(url);
-        const bool get = method == "GET", post = method == "POST", del = method == "DELETE";
-        auto no_body = [&] {
-            if (!body.empty()) fail(400, "invalid", "this request takes no body");
-        };
-        if (seg.size() == 3 && seg[0] == "api" && seg[1] == "v1" && seg[2] == "health") {
-            if (!get) fail(405, "method_not_allowed", "GET only");
+        // Paths outside the API are answered 404 before the token check.
+        if (route_needs_auth(url) && !authorized(c)) fail(401, "unauthorized", "missing or wrong bearer token");
+        const route rt = need(parse_route(method, url, !body.empty()));
+        const uint32_t sid = rt.session;
+        switch (rt.kind) {
+        case route_kind::health:
             return json_reply(200, {{"status", "ok"}, {"published_version", cp.state().published_version()}});
+        case route_kind::metrics: return {200, prometheus_text(cp), "text/plain; version=0.0.4", 0};
+        case route_kind::stats: return json_reply(200, stats_json(cp));
+        case route_kind::ports: return json_reply(200, ports_json(cp));
+        case route_kind::lcores: return json_reply(200, lcores_json(cp));
+        case route_kind::drops: return json_reply(200, drops_json(cp));
+        case route_kind::capacity: return json_reply(200, capacity_json(cp));
+        case route_kind::events: return json_reply(200, events_json(cp, query_uint(c, "after").value_or(0)));
+        case route_kind::sessions_list: return json_reply(200, sessions_json(cp));
+        case route_kind::recordings_list: {
+            json a = json::array();
+            for (const auto& r : cp.rel().recordings()) a.push_back(recording_json(r));
+            return json_reply(200, {{"recordings", a}});
         }
-        const bool is_metrics = seg.size() == 1 && seg[0] == "metrics";
-        if (!is_metrics && (seg.size() < 3 || seg[0] != "api" || seg[1] != "v1"))
-            fail(404, "not_found", "no resource " + url);
-        if (!authorized(c)) fail(401, "unauthorized", "missing or wrong bearer token");
-        if (is_metrics) {
-            if (!get) fail(405, "method_not_allowed", "GET only");
-            return {200, prometheus_text(cp), "text/plain; version=0.0.4", 0};
+        case route_kind::session_create: {
+            const session_params sp = need(parse_session_create(body, limits()));
+            const session_view v = cp.state().session_create(sp);
+            cp.commit();
+            return json_reply(201, session_json(v));
         }
-        const std::string& res = seg[2];
-        const size_t n = seg.size();
-        if (n == 3 && get) {
-            no_body();
-            if (res == "stats") return json_reply(200, stats_json(cp));
-            if (res == "ports") return json_reply(200, ports_json(cp));
-            if (res == "lcores") return json_reply(200, lcores_json(cp));
-            if (res == "drops") return json_reply(200, drops_json(cp));
-            if (res == "capacity") return json_reply(200, capacity_json(cp));
-            if (res == "events") return json_reply(200, events_json(cp, query_uint(c, "after").value_or(0)));
-            if (res == "sessions") return json_reply(200, sessions_json(cp));
-            if (res == "recordings") {
-                json a = json::array();
-                for (const auto& r : cp.rel().recordings()) a.push_back(recording_json(r));
-                return json_reply(200, {{"recordings", a}});
-            }
+        case route_kind::session_get: {
+            auto v = cp.state().session(sid);
+            if (!v) fail(404, "not_found", "no session " + std::to_string(sid));
+            return json_reply(200, session_json(*v));
         }
-        if (res != "sessions") fail(404, "not_found", "no resource " + url);
-        if (n == 3) {
-            if (!post) fail(405, "method_not_allowed", "GET or POST");
-            return session_create(body);
-        }
-        const uint32_t sid = path_session(seg[3]);
-        if (n == 4) {
-            no_body();
-            if (get) {
-                auto v = cp.state().session(sid);
-                if (!v) fail(404, "not_found", "no session " + std::to_string(sid));
-                return json_reply(200, session_json(*v));
-            }
-            if (del) {
-                cp.state().session_end(sid);
-                cp.commit();
-                return json_reply(200, {{"ended", sid}});
-            }
-            fail(405, "method_not_allowed", "GET or DELETE");
-        }
-        const std::string& sub = seg[4];
-        if (sub == "recording") {
-            if (n != 5 || !get) fail(405, "method_not_allowed", "GET .../recording");
-            no_body();
+        case route_kind::session_end:
+            cp.state().session_end(sid);
+            cp.commit();
+            return json_reply(200, {{"ended", sid}});
+        case route_kind::recording_get: {
             const auto r = cp.rel().recording(sid);
             if (!r) fail(404, "not_found", "session " + std::to_string(sid) + " has no recording");
             return json_reply(200, recording_json(*r));
         }
-        if (sub == "speakers") {
-            if (n == 5 && post) {
-                const json j = parse_body(body, opt.max_depth);
-                only_fields(j, {"ip", "port", "ssrc"});
-                const uint32_t ip = req_ip(j, "ip");
-                const auto port = static_cast<unsigned>(req_uint(j, "port", 65535));
-                std::optional<uint32_t> ssrc;
-                if (j.contains("ssrc") && !j["ssrc"].is_null()) ssrc = static_cast<uint32_t>(req_uint(j, "ssrc", 0xffffffffULL));
-                cp.state().speaker_add(sid, ip, port, ssrc);
-                cp.commit();
-                json o{{"session", sid}, {"ip", format_ipv4(ip)}, {"port", port}};
-                o["ssrc"] = ssrc ? json(*ssrc) : json(nullptr);
-                return json_reply(201, o);
-            }
-            if (n == 6 && del) {
-                no_body();
-                const auto [ip, port] = path_endpoint(seg[5]);
-                cp.state().speaker_del(sid, ip, port);
-                cp.commit();
-                return json_reply(200, {{"removed", seg[5]}});
-            }
-            fail(405, "method_not_allowed", "POST .../speakers or DELETE .../speakers/IP:PORT");
+        case route_kind::speaker_add: {
+            const speaker_request s = need(parse_speaker_add(body, limits()));
+            cp.state().speaker_add(sid, s.ip, s.port, s.ssrc);
+            cp.commit();
+            json o{{"session", sid}, {"ip", format_ipv4(s.ip)}, {"port", s.port}};
+            o["ssrc"] = s.ssrc ? json(*s.ssrc) : json(nullptr);
+            return json_reply(201, o);
         }
-        if (sub == "listeners") {
-            if (n == 5 && get) {
-                no_body();
-                const uint64_t offset = query_uint(c, "offset").value_or(0);
-                const uint64_t limit = std::min<uint64_t>(query_uint(c, "limit").value_or(1000), 100000);
-                auto v = cp.state().session(sid);
-                if (!v) fail(404, "not_found", "no session " + std::to_string(sid));
-                json a = json::array();
-                for (const auto& l : cp.state().listeners(sid, offset, limit))
-                    a.push_back({{"ip", format_ipv4(l.ip)}, {"port", l.port}, {"tier", l.tier}});
-                return json_reply(200, {{"session", sid}, {"total", v->nb_listeners}, {"offset", offset}, {"listeners", a}});
-            }
-            if (n == 5 && post) {
-                const json j = parse_body(body, opt.max_depth);
-                const listener_spec l = listener_of(j, "");
-                cp.state().listener_add(sid, l.ip, l.port, l.tier);
-                cp.commit();
-                return json_reply(201, {{"session", sid}, {"ip", format_ipv4(l.ip)}, {"port", l.port}, {"tier", l.tier}});
-            }
-            if (n == 6 && post && seg[5] == "bulk") return listener_bulk(sid, body);
-            if (n == 6 && del) {
-                no_body();
-                const auto [ip, port] = path_endpoint(seg[5]);
-                cp.state().listener_del(sid, ip, port);
-                cp.commit();
-                return json_reply(200, {{"removed", seg[5]}});
-            }
-            fail(405, "method_not_allowed", "GET/POST .../listeners, POST .../listeners/bulk, DELETE .../listeners/IP:PORT");
+        case route_kind::speaker_del:
+            cp.state().speaker_del(sid, rt.ep.ip, rt.ep.port);
+            cp.commit();
+            return json_reply(200, {{"removed", rt.ep_text}});
+        case route_kind::listeners_list: {
+            const uint64_t offset = query_uint(c, "offset").value_or(0);
+            const uint64_t limit = std::min<uint64_t>(query_uint(c, "limit").value_or(1000), 100000);
+            auto v = cp.state().session(sid);
+            if (!v) fail(404, "not_found", "no session " + std::to_string(sid));
+            json a = json::array();
+            for (const auto& l : cp.state().listeners(sid, offset, limit))
+                a.push_back({{"ip", format_ipv4(l.ip)}, {"port", l.port}, {"tier", l.tier}});
+            return json_reply(200, {{"session", sid}, {"total", v->nb_listeners}, {"offset", offset}, {"listeners", a}});
         }
-        fail(404, "not_found", "no resource " + url);
-    }
-
-    static listener_spec listener_of(const json& j, const std::string& where) {
-        if (!j.is_object()) fail(400, "invalid", where + "a listener must be an object");
-        only_fields(j, {"ip", "port", "tier"}, where);
-        listener_spec l;
-        l.ip = req_ip(j, "ip", where);
-        l.port = static_cast<unsigned>(req_uint(j, "port", 65535, where));
-        l.tier = static_cast<unsigned>(get_uint(j, "tier", 0, 255, where));
-        return l;
-    }
-
-    reply session_create(const std::string& body) {
-        const json j = parse_body(body, opt.max_depth);
-        only_fields(j, {"id", "name", "mode", "udp_port", "max_listeners", "recording", "frame_ms", "max_bitrate_kbps"});
-        session_params sp;
-        sp.id = static_cast<uint32_t>(get_uint(j, "id", 0, 0xffffffffULL));
-        sp.name = get_string(j, "name", "");
-        sp.mode = get_string(j, "mode", "forward");
-        sp.udp_port = static_cast<unsigned>(get_uint(j, "udp_port", 0, 65535));
-        sp.max_listeners = static_cast<unsigned>(get_uint(j, "max_listeners", 0, 0xffffffffULL));
-        if (auto it = j.find("recording"); it != j.end()) {
-            if (!it->is_boolean()) fail(400, "invalid", "\"recording\" must be true or false");
-            sp.recording = it->get<bool>();
+        case route_kind::listener_add: {
+            const listener_spec l = need(parse_listener_add(body, limits()));
+            cp.state().listener_add(sid, l.ip, l.port, l.tier);
+            cp.commit();
+            return json_reply(201, {{"session", sid}, {"ip", format_ipv4(l.ip)}, {"port", l.port}, {"tier", l.tier}});
         }
-        sp.frame_ms = static_cast<unsigned>(get_uint(j, "frame_ms", 20, 1000));
-        sp.max_bitrate_kbps = static_cast<unsigned>(get_uint(j, "max_bitrate_kbps", 256, 100000));
-        if (sp.name.size() > 128) fail(400, "invalid", "\"name\" longer than 128 characters");
-        const session_view v = cp.state().session_create(sp);
-        cp.commit();
-        return json_reply(201, session_json(v));
-    }
-
-    // All or nothing (see relay_state::listener_add_bulk): one bad item
-    // refuses the request with its index, and nothing is added.
-    reply listener_bulk(uint32_t sid, const std::string& body) {
-        const json j = parse_body(body, opt.max_depth);
-        only_fields(j, {"listeners"});
-        auto it = j.find("listeners");
-        if (it == j.end() || !it->is_array()) fail(400, "invalid", "\"listeners\" must be an array");
-        if (it->size() > opt.max_bulk_items)
-            fail(400, "invalid", "at most " + std::to_string(opt.max_bulk_items) + " listeners per request");
-        std::vector<listener_spec> items;
-        items.reserve(it->size());
-        for (size_t i = 0; i < it->size(); ++i)
-            items.push_back(listener_of((*it)[i], "listeners[" + std::to_string(i) + "]: "));
-        cp.state().listener_add_bulk(sid, items);
-        cp.commit();
-        return json_reply(201, {{"session", sid}, {"added", items.size()}});
+        case route_kind::listener_bulk: {
+            // All or nothing (see relay_state::listener_add_bulk): one bad
+            // item refuses the request with its index, and nothing is added.
+            const std::vector<listener_spec> items = need(parse_listener_bulk(body, limits()));
+            cp.state().listener_add_bulk(sid, items);
+            cp.commit();
+            return json_reply(201, {{"session", sid}, {"added", items.size()}});
+        }
+        case route_kind::listener_del:
+            cp.state().listener_del(sid, rt.ep.ip, rt.ep.port);
+            cp.commit();
+            return json_reply(200, {{"removed", rt.ep_text}});
+        }
+        fail(500, "internal", "unhandled route");
     }
 };
 

@@ -27,19 +27,24 @@ COMMON=(-std=c++20 -g -O1 -fno-omit-frame-pointer
 
 build() {
   local name=$1; shift
-  # Only rebuild when a source is newer than the binary.
+  # Only rebuild when a source (or a header listed in DEPS) is newer than
+  # the binary.
   local newest
-  newest=$(ls -t "$@" "$REPO/fuzz/build.sh" | head -n1)
+  # shellcheck disable=SC2086
+  newest=$(ls -t "$@" ${DEPS:-} "$REPO/fuzz/build.sh" | head -n1)
   if [[ -x "$OUT/$name" && "$OUT/$name" -nt "$newest" ]]; then
     echo "fuzz/build.sh: $name up to date"
     return
   fi
   echo "fuzz/build.sh: building $name"
+  # In the background: the targets build in parallel (see the wait below).
   # shellcheck disable=SC2086
-  "$CXX" "${COMMON[@]}" $EXTRA -o "$OUT/$name" "$@" $LIBS
+  "$CXX" "${COMMON[@]}" $EXTRA -o "$OUT/$name" "$@" $LIBS &
+  pids+=($!)
 }
+pids=()
 
-EXTRA="" LIBS="" build fuzz_parse "$REPO/fuzz/fuzz_parse.cc" "$REPO/dataplane/parse.cc"
+EXTRA="" LIBS="" DEPS="" build fuzz_parse "$REPO/fuzz/fuzz_parse.cc" "$REPO/dataplane/parse.cc"
 
 # toml++ 3.3.0 has a debug-only assertion in parse_key() that a header such
 # as "[\x11dataplane]" trips (upstream marzer/tomlplusplus PR #301); release
@@ -49,7 +54,16 @@ EXTRA="" LIBS="" build fuzz_parse "$REPO/fuzz/fuzz_parse.cc" "$REPO/dataplane/pa
 TOML_FLAGS="-DTOML_HEADER_ONLY=1"
 [[ "${FUZZ_TOML_ASSERTS:-0}" = 1 ]] || TOML_FLAGS+=" -DTOML_ASSERT(expr)=static_assert(true)"
 
-EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt" \
+EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt" DEPS="$REPO/control/config.h" \
   build fuzz_profile "$REPO/fuzz/fuzz_profile.cc" "$REPO/control/config.cc"
 
+# The API request parser (control/api_parse.cc) with the IPv4 helpers it
+# shares with the profile loader (control/config.cc).
+EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt" \
+  DEPS="$REPO/control/api_parse.h $REPO/control/config.h $REPO/control/state.h" \
+  build fuzz_api "$REPO/fuzz/fuzz_api.cc" "$REPO/control/api_parse.cc" "$REPO/control/config.cc"
+
+status=0
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+(( status == 0 )) || { echo "fuzz/build.sh: build failed" >&2; exit 1; }
 echo "fuzz/build.sh: targets in $OUT"

@@ -378,5 +378,25 @@ TEST_F(api_test, session_observer_hears_create_and_end) {
     EXPECT_EQ(std::make_pair(id, true), seen.back());
 }
 
+// A path that is not UTF-8 ("%FF" unescapes to byte 0xff) is quoted in the
+// 404's reason. nlohmann's dump() throws on invalid UTF-8; that used to
+// happen inside the error handler, out of libmicrohttpd's callback, and
+// terminate the daemon, before any token check (found while writing
+// fuzz/fuzz_api, whose UTF-8 contract check trips on the old behaviour).
+TEST_F(api_test, non_utf8_path_gets_a_json_error_and_the_server_stays_up) {
+    const char* paths[] = {"/%FF", "/api/v1/%C3", "/api/v1/sessions/%FF%FE", "/api/v1/sessions/1/listeners/%FF:1"};
+    for (const char* p : paths) {
+        SCOPED_TRACE(p);
+        for (const std::string& token : {std::string(""), std::string(test_token)}) {
+            auto r = env->call("DELETE", p, "", token);
+            ASSERT_NE(0, r.status) << "no answer: the server died";
+            EXPECT_GE(r.status, 400);
+            ASSERT_TRUE(r.body.is_object()) << r.text;
+            EXPECT_FALSE(r.body.value("reason", "").empty());
+        }
+    }
+    EXPECT_EQ(200, env->get("/api/v1/health").status);
+}
+
 }  // namespace
 }  // namespace stentor::test

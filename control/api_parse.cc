@@ -1,0 +1,389 @@
+#include "api_parse.h"
+
+#include <algorithm>
+#include <charconv>
+#include <initializer_list>
+
+#include "config.h"
+
+namespace stentor::control {
+
+using nlohmann::json;
+
+namespace {
+
+// Internal control flow: the helpers below stop at the first problem by
+// throwing this; every public function catches it and returns it. It never
+// leaves this file.
+struct bad_request {
+    parse_error e;
+};
+
+[[noreturn]] void fail(int status, const char* code, std::string reason) {
+    throw bad_request{parse_error{status, code, std::move(reason)}};
+}
+
+template <class F>
+auto guarded(F&& f) -> parse_result<decltype(f())> {
+    try {
+        return f();
+    } catch (bad_request& b) {
+        return std::move(b.e);
+    }
+}
+
+json object_or_fail(std::string_view body, size_t max_size, unsigned max_depth) {
+    if (body.empty()) fail(400, "invalid", "a JSON body is required");
+    if (body.size() > max_size) throw bad_request{body_too_large(max_size)};
+    if (json_depth(body) > max_depth) fail(400, "invalid", "JSON nested deeper than " + std::to_string(max_depth));
+    json j = json::parse(body.begin(), body.end(), nullptr, false);
+    if (j.is_discarded()) fail(400, "invalid", "body is not valid JSON");
+    if (!j.is_object()) fail(400, "invalid", "body must be a JSON object");
+    return j;
+}
+
+void only_fields(const json& j, std::initializer_list<const char*> allowed, const std::string& where = "") {
+    for (auto it = j.begin(); it != j.end(); ++it)
+        if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) { return it.key() == a; }) == allowed.end())
+            fail(400, "invalid", where + "unknown field \"" + utf8_safe(it.key()) + "\"");
+}
+
+uint64_t get_uint(const json& j, const char* k, uint64_t def, uint64_t max, const std::string& where = "") {
+    auto it = j.find(k);
+    if (it == j.end()) return def;
+    if (!it->is_number_unsigned() || it->get<uint64_t>() > max)
+        fail(400, "invalid", where + "\"" + k + "\" must be an integer 0.." + std::to_string(max));
+    return it->get<uint64_t>();
+}
+
+uint64_t req_uint(const json& j, const char* k, uint64_t max, const std::string& where = "") {
+    if (!j.contains(k)) fail(400, "invalid", where + "\"" + k + "\" is required");
+    return get_uint(j, k, 0, max, where);
+}
+
+std::string get_string(const json& j, const char* k, const std::string& def) {
+    auto it = j.find(k);
+    if (it == j.end()) return def;
+    if (!it->is_string()) fail(400, "invalid", std::string("\"") + k + "\" must be a string");
+    return it->get<std::string>();
+}
+
+uint32_t req_ip(const json& j, const char* k, const std::string& where = "") {
+    auto it = j.find(k);
+    if (it == j.end()) fail(400, "invalid", where + "\"" + k + "\" is required");
+    if (!it->is_string()) fail(400, "invalid", where + "\"" + k + "\" must be a dotted-quad string");
+    const auto& s = it->get_ref<const std::string&>();
+    auto ip = parse_ipv4(s);
+    if (!ip) fail(400, "invalid", where + "\"" + utf8_safe(s) + "\" is not an IPv4 address");
+    return *ip;
+}
+
+listener_spec listener_of(const json& j, const std::string& where) {
+    if (!j.is_object()) fail(400, "invalid", where + "a listener must be an object");
+    only_fields(j, {"ip", "port", "tier"}, where);
+    listener_spec l;
+    l.ip = req_ip(j, "ip", where);
+    l.port = static_cast<unsigned>(req_uint(j, "port", 65535, where));
+    l.tier = static_cast<unsigned>(get_uint(j, "tier", 0, 255, where));
+    return l;
+}
+
+uint32_t session_or_fail(std::string_view seg) {
+    auto v = parse_uint(seg);
+    if (!v || *v == 0 || *v > 0xffffffffULL) fail(404, "not_found", "no session " + utf8_safe(seg));
+    return static_cast<uint32_t>(*v);
+}
+
+endpoint endpoint_or_fail(std::string_view seg) {
+    const auto colon = seg.rfind(':');
+    std::optional<uint32_t> ip;
+    std::optional<uint64_t> port;
+    if (colon != std::string_view::npos) {
+        ip = parse_ipv4(seg.substr(0, colon));
+        port = parse_uint(seg.substr(colon + 1));
+    }
+    if (!ip || !port || *port == 0 || *port > 65535)
+        fail(400, "invalid", "expected ADDRESS:PORT, got \"" + utf8_safe(seg) + "\"");
+    return {*ip, static_cast<unsigned>(*port)};
+}
+
+[[noreturn]] void no_resource(std::string_view url) { fail(404, "not_found", "no resource " + utf8_safe(url)); }
+
+bool is_api(const std::vector<std::string>& seg) { return seg.size() >= 3 && seg[0] == "api" && seg[1] == "v1"; }
+bool is_health(const std::vector<std::string>& seg) { return seg.size() == 3 && is_api(seg) && seg[2] == "health"; }
+bool is_metrics(const std::vector<std::string>& seg) { return seg.size() == 1 && seg[0] == "metrics"; }
+
+}  // namespace
+
+// ------------------------------------------------------------ bodies
+
+unsigned json_depth(std::string_view s) noexcept {
+    unsigned depth = 0, max_depth = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        if (in_str) {
+            if (c == '\\') ++i;
+            else if (c == '"') in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            max_depth = std::max(max_depth, ++depth);
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            --depth;
+        }
+    }
+    return max_depth;
+}
+
+parse_result<json> parse_json_object(std::string_view body, size_t max_size, unsigned max_depth) {
+    return guarded([&] { return object_or_fail(body, max_size, max_depth); });
+}
+
+parse_result<session_params> parse_session_create(std::string_view body, const parse_limits& lim) {
+    return guarded([&] {
+        const json j = object_or_fail(body, lim.max_body, lim.max_depth);
+        only_fields(j, {"id", "name", "mode", "udp_port", "max_listeners", "recording", "frame_ms", "max_bitrate_kbps"});
+        session_params sp;
+        sp.id = static_cast<uint32_t>(get_uint(j, "id", 0, 0xffffffffULL));
+        sp.name = get_string(j, "name", "");
+        sp.mode = get_string(j, "mode", "forward");
+        sp.udp_port = static_cast<unsigned>(get_uint(j, "udp_port", 0, 65535));
+        sp.max_listeners = static_cast<unsigned>(get_uint(j, "max_listeners", 0, 0xffffffffULL));
+        if (auto it = j.find("recording"); it != j.end()) {
+            if (!it->is_boolean()) fail(400, "invalid", "\"recording\" must be true or false");
+            sp.recording = it->get<bool>();
+        }
+        sp.frame_ms = static_cast<unsigned>(get_uint(j, "frame_ms", 20, 1000));
+        sp.max_bitrate_kbps = static_cast<unsigned>(get_uint(j, "max_bitrate_kbps", 256, 100000));
+        if (sp.name.size() > 128) fail(400, "invalid", "\"name\" longer than 128 characters");
+        return sp;
+    });
+}
+
+parse_result<speaker_request> parse_speaker_add(std::string_view body, const parse_limits& lim) {
+    return guarded([&] {
+        const json j = object_or_fail(body, lim.max_body, lim.max_depth);
+        only_fields(j, {"ip", "port", "ssrc"});
+        speaker_request r;
+        r.ip = req_ip(j, "ip");
+        r.port = static_cast<unsigned>(req_uint(j, "port", 65535));
+        if (auto it = j.find("ssrc"); it != j.end() && !it->is_null())
+            r.ssrc = static_cast<uint32_t>(req_uint(j, "ssrc", 0xffffffffULL));
+        return r;
+    });
+}
+
+parse_result<listener_spec> parse_listener_add(std::string_view body, const parse_limits& lim) {
+    return guarded([&] { return listener_of(object_or_fail(body, lim.max_body, lim.max_depth), ""); });
+}
+
+parse_result<std::vector<listener_spec>> parse_listener_bulk(std::string_view body, const parse_limits& lim) {
+    return guarded([&] {
+        const json j = object_or_fail(body, lim.max_bulk_body, lim.max_depth);
+        only_fields(j, {"listeners"});
+        auto it = j.find("listeners");
+        if (it == j.end() || !it->is_array()) fail(400, "invalid", "\"listeners\" must be an array");
+        if (it->size() > lim.max_bulk_items)
+            fail(400, "invalid", "at most " + std::to_string(lim.max_bulk_items) + " listeners per request");
+        std::vector<listener_spec> items;
+        items.reserve(it->size());
+        for (size_t i = 0; i < it->size(); ++i)
+            items.push_back(listener_of((*it)[i], "listeners[" + std::to_string(i) + "]: "));
+        return items;
+    });
+}
+
+size_t body_limit_for(std::string_view url, const parse_limits& lim) noexcept {
+    return url.ends_with("/listeners/bulk") ? lim.max_bulk_body : lim.max_body;
+}
+
+parse_error body_too_large(size_t limit) {
+    return {413, "invalid", "body larger than " + std::to_string(limit) + " bytes"};
+}
+
+// ------------------------------------------------------------ paths
+
+std::optional<uint64_t> parse_uint(std::string_view s) noexcept {
+    uint64_t v = 0;
+    if (s.empty()) return std::nullopt;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+std::vector<std::string> split_path(std::string_view url) {
+    std::vector<std::string> v;
+    size_t i = 0;
+    while (i < url.size()) {
+        while (i < url.size() && url[i] == '/') ++i;
+        size_t j = i;
+        while (j < url.size() && url[j] != '/') ++j;
+        if (j > i) v.emplace_back(url.substr(i, j - i));
+        i = j;
+    }
+    return v;
+}
+
+parse_result<uint32_t> parse_session_segment(std::string_view seg) {
+    return guarded([&] { return session_or_fail(seg); });
+}
+
+parse_result<endpoint> parse_endpoint_segment(std::string_view seg) {
+    return guarded([&] { return endpoint_or_fail(seg); });
+}
+
+parse_result<uint64_t> parse_query_uint(std::string_view name, std::string_view value) {
+    if (auto n = parse_uint(value)) return *n;
+    return parse_error{400, "invalid", "query parameter " + utf8_safe(name) + " must be a non-negative integer"};
+}
+
+bool route_needs_auth(std::string_view url) {
+    const auto seg = split_path(url);
+    return !is_health(seg) && (is_metrics(seg) || is_api(seg));
+}
+
+parse_result<route> parse_route(std::string_view method, std::string_view url, bool has_body) {
+    return guarded([&] {
+        const auto seg = split_path(url);
+        const bool get = method == "GET", post = method == "POST", del = method == "DELETE";
+        const auto no_body = [&] {
+            if (has_body) fail(400, "invalid", "this request takes no body");
+        };
+        route r;
+        if (is_health(seg)) {
+            if (!get) fail(405, "method_not_allowed", "GET only");
+            r.kind = route_kind::health;
+            return r;
+        }
+        if (is_metrics(seg)) {
+            if (!get) fail(405, "method_not_allowed", "GET only");
+            r.kind = route_kind::metrics;
+            return r;
+        }
+        if (!is_api(seg)) no_resource(url);
+        const std::string& res = seg[2];
+        const size_t n = seg.size();
+        if (n == 3 && get) {
+            no_body();
+            static const std::pair<const char*, route_kind> reads[] = {
+                {"stats", route_kind::stats},       {"ports", route_kind::ports},
+                {"lcores", route_kind::lcores},     {"drops", route_kind::drops},
+                {"capacity", route_kind::capacity}, {"events", route_kind::events},
+                {"sessions", route_kind::sessions_list}, {"recordings", route_kind::recordings_list},
+            };
+            for (const auto& [name, kind] : reads)
+                if (res == name) {
+                    r.kind = kind;
+                    return r;
+                }
+        }
+        if (res != "sessions") no_resource(url);
+        if (n == 3) {
+            if (!post) fail(405, "method_not_allowed", "GET or POST");
+            r.kind = route_kind::session_create;
+            return r;
+        }
+        r.session = session_or_fail(seg[3]);
+        if (n == 4) {
+            no_body();
+            if (get) r.kind = route_kind::session_get;
+            else if (del) r.kind = route_kind::session_end;
+            else fail(405, "method_not_allowed", "GET or DELETE");
+            return r;
+        }
+        const std::string& sub = seg[4];
+        if (sub == "recording") {
+            if (n != 5 || !get) fail(405, "method_not_allowed", "GET .../recording");
+            no_body();
+            r.kind = route_kind::recording_get;
+            return r;
+        }
+        if (sub == "speakers") {
+            if (n == 5 && post) {
+                r.kind = route_kind::speaker_add;
+                return r;
+            }
+            if (n == 6 && del) {
+                no_body();
+                r.kind = route_kind::speaker_del;
+                r.ep = endpoint_or_fail(seg[5]);
+                r.ep_text = seg[5];
+                return r;
+            }
+            fail(405, "method_not_allowed", "POST .../speakers or DELETE .../speakers/IP:PORT");
+        }
+        if (sub == "listeners") {
+            if (n == 5 && get) {
+                no_body();
+                r.kind = route_kind::listeners_list;
+                return r;
+            }
+            if (n == 5 && post) {
+                r.kind = route_kind::listener_add;
+                return r;
+            }
+            if (n == 6 && post && seg[5] == "bulk") {
+                r.kind = route_kind::listener_bulk;
+                return r;
+            }
+            if (n == 6 && del) {
+                no_body();
+                r.kind = route_kind::listener_del;
+                r.ep = endpoint_or_fail(seg[5]);
+                r.ep_text = seg[5];
+                return r;
+            }
+            fail(405, "method_not_allowed",
+                 "GET/POST .../listeners, POST .../listeners/bulk, DELETE .../listeners/IP:PORT");
+        }
+        no_resource(url);
+    });
+}
+
+// ------------------------------------------------------------ errors
+
+std::string utf8_safe(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const size_t n = s.size();
+    size_t i = 0;
+    while (i < n) {
+        const unsigned char c = p[i];
+        size_t len = 0;
+        unsigned char lo = 0x80, hi = 0xbf;   // allowed range of the second byte
+        if (c < 0x80) len = 1;
+        else if (c >= 0xc2 && c <= 0xdf) len = 2;
+        else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            if (c == 0xe0) lo = 0xa0;          // no overlongs
+            if (c == 0xed) hi = 0x9f;          // no surrogates
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            if (c == 0xf0) lo = 0x90;          // no overlongs
+            if (c == 0xf4) hi = 0x8f;          // nothing above U+10FFFF
+        }
+        bool ok = len != 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; ++k) {
+            const unsigned char b = p[i + k];
+            ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xbf);
+        }
+        if (ok) {
+            out.append(s.substr(i, len));
+            i += len;
+        } else {
+            out += "\xef\xbf\xbd";   // U+FFFD, one per bad byte
+            ++i;
+        }
+    }
+    return out;
+}
+
+std::string error_body(const std::string& code, const std::string& reason) {
+    // replace: even a reason that escaped utf8_safe() cannot make dump() throw
+    // (the API answers errors from inside a catch handler).
+    return json{{"error", code}, {"reason", reason}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace stentor::control

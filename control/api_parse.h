@@ -1,0 +1,163 @@
+// The HTTP API's request parsing, without a server: JSON bodies (size and
+// nesting bounds, unknown fields refused, every field's type and range
+// checked) into typed requests, and URL paths into routes. Nothing here
+// touches the relay; every function returns either the typed request or the
+// error the API answers with ({status, code, reason}). api.cc calls these;
+// tests/api/test_api_parse.cc and fuzz/fuzz_api.cc drive them directly.
+//
+// Inputs are hostile (anything a client sends). None of these functions
+// throws for any input (only std::bad_alloc could escape); every reason is
+// valid UTF-8 so it can always be put in a JSON error body.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "state.h"
+
+namespace stentor::control {
+
+struct parse_error {
+    int status = 400;       // HTTP status: 400, 404, 405, 413
+    std::string code;       // "invalid", "not_found", "method_not_allowed"
+    std::string reason;     // human-readable, valid UTF-8
+    bool operator==(const parse_error&) const = default;
+};
+
+// Either the typed request or the error.
+template <class T>
+class parse_result {
+public:
+    parse_result(T v) : _v(std::in_place_index<0>, std::move(v)) {}
+    parse_result(parse_error e) : _v(std::in_place_index<1>, std::move(e)) {}
+    bool ok() const { return _v.index() == 0; }
+    explicit operator bool() const { return ok(); }
+    const T& value() const { return std::get<0>(_v); }
+    T& value() { return std::get<0>(_v); }
+    const parse_error& error() const { return std::get<1>(_v); }
+
+private:
+    std::variant<T, parse_error> _v;
+};
+
+struct parse_limits {
+    size_t max_body = 64 * 1024;             // every request but bulk
+    size_t max_bulk_body = 8 * 1024 * 1024;  // POST .../listeners/bulk
+    unsigned max_depth = 16;                 // JSON nesting
+    size_t max_bulk_items = 100000;
+};
+
+// ------------------------------------------------------------ bodies
+
+// Nesting depth of a JSON text, counted without parsing (strings and their
+// escapes skipped) so a hostile body cannot make the parser recurse.
+unsigned json_depth(std::string_view s) noexcept;
+
+// A JSON object body: non-empty, at most max_size bytes (413 beyond),
+// nested at most max_depth, valid JSON, an object.
+parse_result<nlohmann::json> parse_json_object(std::string_view body, size_t max_size, unsigned max_depth);
+
+// POST /api/v1/sessions
+parse_result<session_params> parse_session_create(std::string_view body, const parse_limits& lim);
+
+// POST /api/v1/sessions/{id}/speakers
+struct speaker_request {
+    uint32_t ip = 0;
+    unsigned port = 0;
+    std::optional<uint32_t> ssrc;
+    bool operator==(const speaker_request&) const = default;
+};
+parse_result<speaker_request> parse_speaker_add(std::string_view body, const parse_limits& lim);
+
+// POST /api/v1/sessions/{id}/listeners
+parse_result<listener_spec> parse_listener_add(std::string_view body, const parse_limits& lim);
+
+// POST /api/v1/sessions/{id}/listeners/bulk: all or nothing, the first bad
+// item refuses the request with its index ("listeners[7]: ...").
+parse_result<std::vector<listener_spec>> parse_listener_bulk(std::string_view body, const parse_limits& lim);
+
+// The body limit that applies to a URL (the bulk one for .../listeners/bulk).
+size_t body_limit_for(std::string_view url, const parse_limits& lim) noexcept;
+// 413 "body larger than N bytes".
+parse_error body_too_large(size_t limit);
+
+// ------------------------------------------------------------ paths
+
+// A decimal unsigned integer, whole string, no sign, no spaces.
+std::optional<uint64_t> parse_uint(std::string_view s) noexcept;
+
+// Non-empty segments of a path ("/api//v1/" -> {"api", "v1"}).
+std::vector<std::string> split_path(std::string_view url);
+
+// A session id segment: 1..2^32-1, else 404.
+parse_result<uint32_t> parse_session_segment(std::string_view seg);
+
+// "198.18.0.5:6000" (strict dotted quad, port 1..65535), else 400.
+struct endpoint {
+    uint32_t ip = 0;
+    unsigned port = 0;
+    bool operator==(const endpoint&) const = default;
+};
+parse_result<endpoint> parse_endpoint_segment(std::string_view seg);
+
+// A query parameter that must be a non-negative integer.
+parse_result<uint64_t> parse_query_uint(std::string_view name, std::string_view value);
+
+enum class route_kind {
+    health,
+    metrics,
+    stats,
+    ports,
+    lcores,
+    drops,
+    capacity,
+    events,
+    sessions_list,
+    recordings_list,
+    session_create,
+    session_get,
+    session_end,
+    recording_get,
+    speaker_add,
+    speaker_del,
+    listeners_list,
+    listener_add,
+    listener_bulk,
+    listener_del,
+};
+
+struct route {
+    route_kind kind = route_kind::health;
+    uint32_t session = 0;       // session_* (but create), recording_get, speaker_*, listener*
+    endpoint ep{};              // speaker_del, listener_del
+    std::string ep_text;        // the IP:PORT segment as given (speaker_del, listener_del)
+};
+
+// Whether the path needs the bearer token: everything but /api/v1/health,
+// and paths that are not the API at all (answered 404 without one).
+bool route_needs_auth(std::string_view url);
+
+// Method and path into a route. has_body: whether the request carried a
+// body (refused by requests that take none). The caller checks the token
+// (route_needs_auth) first: then errors come out in the same order as the
+// API has always answered them.
+parse_result<route> parse_route(std::string_view method, std::string_view url, bool has_body);
+
+// ------------------------------------------------------------ errors
+
+// Bytes of s that are not valid UTF-8 replaced by U+FFFD, so text quoted
+// from a request can always go into a JSON reason.
+std::string utf8_safe(std::string_view s);
+
+// The API's error body: {"error": code, "reason": reason}.
+std::string error_body(const std::string& code, const std::string& reason);
+
+}  // namespace stentor::control
