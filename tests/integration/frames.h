@@ -15,7 +15,7 @@
 
 namespace stentor::test::frames {
 
-using mac_t = std::array<uint8_t, 6>;
+// mac_t comes from harness.h.
 
 inline constexpr mac_t our_mac{0x02, 0x53, 0x54, 0x00, 0x00, 0x01};
 inline constexpr mac_t peer_mac{0x02, 0x00, 0x00, 0x00, 0x00, 0x0a};

@@ -171,6 +171,44 @@ std::vector<bytes> answer_arp(const ring_port& p, const std::vector<bytes>& out,
     return rest;
 }
 
+mac_t host_mac(uint32_t ip) {
+    return {0x02, 0x00, static_cast<uint8_t>(ip >> 24), static_cast<uint8_t>(ip >> 16), static_cast<uint8_t>(ip >> 8),
+            static_cast<uint8_t>(ip)};
+}
+
+std::map<std::string, uint64_t> all_counters(const control::relay& r) {
+    std::map<std::string, uint64_t> m;
+    for (const auto& [k, v] : r.counters(true)) m[k] = v;
+    return m;
+}
+
+uint64_t counter(const control::relay& r, const std::string& name) {
+    for (const auto& [k, v] : r.counters(true))
+        if (k == name) return v;
+    ADD_FAILURE() << "no counter " << name;
+    return 0;
+}
+
+void settle(control::relay& r) {
+    for (int i = 0; i < 8192; ++i)
+        if (r.poll() == 0) break;
+    r.flush();
+}
+
+std::vector<bytes> resolve(control::relay& r, const ring_port& port, const std::vector<uint32_t>& hosts) {
+    std::vector<std::pair<uint32_t, mac_t>> table{{gateway_ip, host_mac(gateway_ip)}};
+    for (uint32_t ip : hosts) table.emplace_back(ip, host_mac(ip));
+    std::vector<bytes> other;
+    for (int round = 0; round < 3; ++round) {
+        r.poll();
+        r.flush();
+        for (auto& f : answer_arp(port, drain(port), table)) other.push_back(std::move(f));
+        settle(r);
+        usleep(110 * 1000);   // the ARP owner asks every 100 ms
+    }
+    return other;
+}
+
 }  // namespace stentor::test
 
 namespace {

@@ -3,8 +3,10 @@
 // and a relay driven on the test thread so every run is deterministic.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +22,7 @@
 namespace stentor::test {
 
 using bytes = std::vector<uint8_t>;
+using mac_t = std::array<uint8_t, 6>;
 
 inline constexpr uint8_t relay_mac[6] = {0x02, 0x53, 0x54, 0x00, 0x00, 0x01};
 inline constexpr uint32_t relay_ip = 0xc6120001;      // 198.18.0.1
@@ -68,5 +71,22 @@ uint32_t be32(const uint8_t* p);
 // the given (ip -> mac) table; returns the frames that were not ARP requests.
 std::vector<bytes> answer_arp(const ring_port& p, const std::vector<bytes>& out,
                               const std::vector<std::pair<uint32_t, std::array<uint8_t, 6>>>& hosts);
+
+// The MAC a test host at `ip` answers ARP with: 02:00:<ip bytes>.
+mac_t host_mac(uint32_t ip);
+
+// Counters by their exported names (control/stats.h).
+std::map<std::string, uint64_t> all_counters(const control::relay& r);
+// One counter; a name that does not exist fails the test.
+uint64_t counter(const control::relay& r, const std::string& name);
+
+// Poll the relay's workers until a round does no work (bounded), then drain
+// their TX buffers.
+void settle(control::relay& r);
+
+// Answer the relay's ARP requests for the gateway and `hosts` like real hosts
+// would, over three of the ARP owner's 100 ms rounds. Returns every frame
+// that was not an ARP request (callers decide whether any is allowed).
+std::vector<bytes> resolve(control::relay& r, const ring_port& port, const std::vector<uint32_t>& hosts);
 
 }  // namespace stentor::test

@@ -30,36 +30,6 @@ constexpr uint32_t listener_ip = 0xc6120064;   // 198.18.0.100
 constexpr uint16_t listener_port = 6000;
 constexpr uint32_t stranger_ip = 0xc6120005;   // 198.18.0.5: on-link, never registered
 
-mac_t host_mac(uint32_t ip) {
-    return {0x02, 0x00, static_cast<uint8_t>(ip >> 24), static_cast<uint8_t>(ip >> 16), static_cast<uint8_t>(ip >> 8),
-            static_cast<uint8_t>(ip)};
-}
-
-std::map<std::string, uint64_t> all_counters(const relay& r) {
-    std::map<std::string, uint64_t> m;
-    for (const auto& [k, v] : r.counters(true)) m[k] = v;
-    return m;
-}
-
-// Poll until a whole round does nothing (bounded), then drain TX buffers.
-void settle(relay& r) {
-    for (int i = 0; i < 4096; ++i)
-        if (r.poll() == 0) break;
-    r.flush();
-}
-
-void resolve(relay& r, const ring_port& port) {
-    const std::vector<std::pair<uint32_t, mac_t>> hosts{{gateway_ip, host_mac(gateway_ip)},
-                                                        {listener_ip, host_mac(listener_ip)}};
-    for (int round = 0; round < 3; ++round) {
-        r.poll();
-        r.flush();
-        EXPECT_TRUE(answer_arp(port, drain(port), hosts).empty()) << "non-ARP egress while resolving";
-        settle(r);
-        usleep(110 * 1000);   // the ARP owner asks every 100 ms
-    }
-}
-
 // Counters whose movement is the point of a row or that move for every
 // received frame; everything else must stay exactly where it was.
 bool moves_per_frame(const std::string& name) {
@@ -330,7 +300,7 @@ protected:
         prof.sessions.push_back(sc2);
         r = std::make_unique<relay>(prof, relay_options{.launch = false});
         r->state().load_static(prof);
-        resolve(*r, port);
+        EXPECT_TRUE(resolve(*r, port, {listener_ip}).empty()) << "non-ARP egress while resolving";
         pool_in_use0 = rte_mempool_in_use_count(r->pool());
         test_in_use0 = rte_mempool_in_use_count(test_pool());
         // Positive control: the good frame does reach the listener, so a row

@@ -16,45 +16,17 @@ namespace {
 
 using control::relay;
 using control::relay_options;
-using mac_t = std::array<uint8_t, 6>;
-
-mac_t host_mac(uint32_t ip) {
-    return {0x02, 0x00, static_cast<uint8_t>(ip >> 24), static_cast<uint8_t>(ip >> 16), static_cast<uint8_t>(ip >> 8),
-            static_cast<uint8_t>(ip)};
-}
-
-uint64_t counter(const relay& r, const std::string& name) {
-    for (const auto& [k, v] : r.counters(true))
-        if (k == name) return v;
-    ADD_FAILURE() << "no counter " << name;
-    return 0;
-}
-
 struct listener_t {
     uint32_t ip;
     uint16_t port;
     unsigned tier;
 };
 
-// Poll until nothing moves (bounded).
-void settle(relay& r) {
-    for (int i = 0; i < 64; ++i)
-        if (r.poll() == 0) break;
-    r.flush();
-}
-
-// The relay asks for its neighbours; answer like real hosts would.
-void resolve(relay& r, const ring_port& port, const std::vector<listener_t>& ls) {
-    std::vector<std::pair<uint32_t, mac_t>> hosts{{gateway_ip, host_mac(gateway_ip)}};
-    for (const auto& l : ls) hosts.emplace_back(l.ip, host_mac(l.ip));
-    for (int round = 0; round < 3; ++round) {
-        r.poll();
-        r.flush();
-        auto rest = answer_arp(port, drain(port), hosts);
-        EXPECT_TRUE(rest.empty()) << "unexpected non-ARP egress while resolving";
-        settle(r);
-        usleep(110 * 1000);   // the ARP owner asks every 100 ms
-    }
+// The relay asks for its listeners' neighbours; nothing else may leave meanwhile.
+void resolve_listeners(relay& r, const ring_port& port, const std::vector<listener_t>& ls) {
+    std::vector<uint32_t> ips;
+    for (const auto& l : ls) ips.push_back(l.ip);
+    EXPECT_TRUE(resolve(r, port, ips).empty()) << "unexpected non-ARP egress while resolving";
 }
 
 bool on_link(uint32_t ip) { return (ip & 0xffffff00) == (relay_ip & 0xffffff00); }
@@ -114,7 +86,7 @@ TEST_F(relay_test, one_speaker_to_91_listeners_field_by_field) {
     relay r(prof, relay_options{.launch = false});
     const unsigned in_use0 = rte_mempool_in_use_count(r.pool());
     r.state().load_static(prof);
-    resolve(r, port, ls);
+    resolve_listeners(r, port, ls);
 
     // 7 packets of different payload sizes (odd, even, tiny, large).
     const size_t sizes[] = {80, 81, 1, 160, 320, 999, 41};
@@ -163,7 +135,7 @@ TEST_F(relay_test, malformed_and_unknown_input_produces_no_egress) {
     prof.sessions.push_back(sc);
     relay r(prof, relay_options{.launch = false});
     r.state().load_static(prof);
-    resolve(r, port, {{0xc6120064, 6000, 0}});
+    resolve_listeners(r, port, {{0xc6120064, 6000, 0}});
     const unsigned in_use0 = rte_mempool_in_use_count(r.pool());
 
     auto with = [](auto f) {
@@ -281,7 +253,7 @@ TEST_F(relay_test, live_join_and_leave_take_effect_at_publish) {
     r.state().listener_add(1, a.ip, a.port, a.tier);
     r.state().listener_add(1, b.ip, b.port, b.tier);
     r.state().publish();
-    resolve(r, port, {a, b});
+    resolve_listeners(r, port, {a, b});
     auto send = [&](uint16_t seq) {
         frame_spec fs;
         fs.seq = seq;
@@ -318,7 +290,7 @@ TEST_F(relay_test, shards_and_tiers_every_listener_every_packet) {
     prof.sessions.push_back(sc);
     relay r(prof, relay_options{.launch = false});
     r.state().load_static(prof);
-    resolve(r, port, ls);
+    resolve_listeners(r, port, ls);
     const unsigned packets = 91;
     std::map<uint32_t, unsigned> got;
     for (unsigned k = 0; k < packets; ++k) {
@@ -356,7 +328,7 @@ TEST_F(relay_test, budget_exhaustion_misses_lowest_tier_only_and_counts_add_up) 
     // Injected fan-out budget: 15 replicas per packet per shard.
     relay r(prof, relay_options{.launch = false, .replica_budget = 15});
     r.state().load_static(prof);
-    resolve(r, port, ls);
+    resolve_listeners(r, port, ls);
     const unsigned packets = 11;
     std::map<uint32_t, unsigned> got;
     for (unsigned k = 0; k < packets; ++k) {
@@ -402,7 +374,7 @@ TEST_F(relay_test, speaker_over_rate_is_policed_other_session_loses_nothing) {
     prof.sessions.push_back(b);
     relay r(prof, relay_options{.launch = false});
     r.state().load_static(prof);
-    resolve(r, port, {{0xc6120064, 6000, 0}, {0xc6120065, 6000, 0}});
+    resolve_listeners(r, port, {{0xc6120064, 6000, 0}, {0xc6120065, 6000, 0}});
     // Speaker A floods 500 packets at once: 10x its 50 packets/s for a
     // second, all in one go. The bucket holds 500 ms at twice the rate (50).
     // Speaker B sends 100 packets interleaved.
@@ -460,7 +432,7 @@ TEST(relay_backpressure, full_tx_queue_is_retried_then_dropped_and_counted_witho
     prof.sessions.push_back(sc);
     relay r(prof, relay_options{.launch = false});
     r.state().load_static(prof);
-    resolve(r, port, ls);
+    resolve_listeners(r, port, ls);
     inject(port, rtp_frame(frame_spec{}));
     settle(r);   // bounded: returns although the queue stays full
     EXPECT_EQ(63u, counter(r, "replicas_out"));
