@@ -214,6 +214,23 @@ netlib_relay_cmd() {
     -c "$config" --file-prefix "stentor-$NL_P" --duration "$duration")
 }
 
+# netlib_start_relay BUILD_DIR CONFIG DURATION LOG TIMEOUT_S: start the relay
+# (netlib_relay_cmd) with its output in LOG, track it, set RELAY_PID and wait
+# for "stentord: ready". Returns 0 when ready; otherwise shows the end of LOG
+# on stderr and returns 1 (timeout) or 2 (stentord exited first).
+netlib_start_relay() {
+  local build=$1 config=$2 duration=$3 log=$4 timeout_s=$5 rc=0
+  netlib_relay_cmd "$build" "$config" "$duration"
+  "${NL_RELAY_CMD[@]}" >"$log" 2>&1 &
+  RELAY_PID=$!
+  netlib_track "$RELAY_PID"
+  netlib_wait_for_line "$log" '^stentord: ready' "$timeout_s" "$RELAY_PID" || rc=$?
+  if (( rc != 0 )); then
+    echo "--- stentord output ---" >&2; tail -n 30 "$log" >&2 || true
+  fi
+  return "$rc"
+}
+
 # netlib_counter FILE NAME: value of a counter line "<name> <value>" from the
 # relay's final counters block (empty if absent).
 netlib_counter() {

@@ -43,14 +43,9 @@ if ! netlib_up >"$WORK/netlib.log" 2>&1; then
 fi
 
 RELAY_LOG="$WORK/stentord.log"
-netlib_relay_cmd "$BUILD_DIR" "$CONFIG" 40
-"${NL_RELAY_CMD[@]}" >"$RELAY_LOG" 2>&1 &
-RELAY_PID=$!
-netlib_track "$RELAY_PID"
 rc=0
-netlib_wait_for_line "$RELAY_LOG" '^stentord: ready' 15 "$RELAY_PID" || rc=$?
+netlib_start_relay "$BUILD_DIR" "$CONFIG" 40 "$RELAY_LOG" 15 || rc=$?
 if (( rc != 0 )); then
-  echo "--- stentord output ---" >&2; tail -n 30 "$RELAY_LOG" >&2 || true
   if (( rc == 2 )); then
     fail "${T}_relay_ready" "stentord exited before 'stentord: ready'"
   else

@@ -52,14 +52,9 @@ sed -e 's/^recording = false/recording = true/' \
 printf '\n[recording]\ndir = "%s"\n' "$WORK/rec" >>"$WORK/mix.toml"
 
 RELAY_LOG="$WORK/stentord.log"
-netlib_relay_cmd "$BUILD_DIR" "$WORK/mix.toml" 40
-"${NL_RELAY_CMD[@]}" >"$RELAY_LOG" 2>&1 &
-RELAY_PID=$!
-netlib_track "$RELAY_PID"
 rc=0
-netlib_wait_for_line "$RELAY_LOG" '^stentord: ready' 15 "$RELAY_PID" || rc=$?
+netlib_start_relay "$BUILD_DIR" "$WORK/mix.toml" 40 "$RELAY_LOG" 15 || rc=$?
 if (( rc != 0 )); then
-  echo "--- stentord output ---" >&2; tail -n 30 "$RELAY_LOG" >&2 || true
   fail "${T}_relay_ready" "stentord not ready (rc $rc)"; exit 1
 fi
 pass "${T}_relay_ready"

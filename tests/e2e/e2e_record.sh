@@ -65,13 +65,8 @@ make_profile() {
 run_relay() {
   local tag=$1 rc=0
   RELAY_LOG="$WORK/$tag.stentord.log"
-  netlib_relay_cmd "$BUILD_DIR" "$WORK/$tag.toml" 60
-  "${NL_RELAY_CMD[@]}" >"$RELAY_LOG" 2>&1 &
-  RELAY_PID=$!
-  netlib_track "$RELAY_PID"
-  netlib_wait_for_line "$RELAY_LOG" '^stentord: ready' 15 "$RELAY_PID" || rc=$?
+  netlib_start_relay "$BUILD_DIR" "$WORK/$tag.toml" 60 "$RELAY_LOG" 15 || rc=$?
   if (( rc != 0 )); then
-    echo "--- stentord output ---" >&2; tail -n 30 "$RELAY_LOG" >&2 || true
     fail "${T}_${tag}_relay_ready" "stentord not ready (rc $rc)"
     return 1
   fi
