@@ -63,9 +63,6 @@ struct alignas(cache_line) worker {
     fanout_job jobs[max_jobs];
     egress_template* tmpl_pool;   // max_jobs * max_ports, rte_malloc'ed
 
-    // preallocated mbufs for replicas (bulk alloc leftovers)
-    rte_mbuf* spare[max_burst];
-    uint32_t nb_spare;
 
     tx_buffer tx[max_ports];
     uint64_t last_drain_tsc;
@@ -211,12 +208,6 @@ void abandon(worker* w, const dp_session* sess, const fanout_job& j) noexcept {
     w->c->drops[static_cast<unsigned>(drop_reason::deadline)] += total;
 }
 
-inline bool refill_spare(worker* w) noexcept {
-    if (w->nb_spare > 0) return true;
-    if (rte_pktmbuf_alloc_bulk(w->cfg.pool, w->spare, w->cfg.burst) != 0) return false;
-    w->nb_spare = w->cfg.burst;
-    return true;
-}
 
 // Build and stage up to `budget` replicas of the front job. Returns the
 // number of slots visited; sets *finished when the job has no slots left.
@@ -710,8 +701,7 @@ worker* worker_create(const worker_config& cfg) {
 void worker_destroy(worker* w) {
     if (w == nullptr) return;
     flush_all(w);
-    // Jobs hold no mbufs (templates are copies); spare mbufs go back.
-    if (w->nb_spare > 0) rte_pktmbuf_free_bulk(w->spare, w->nb_spare);
+    // Jobs hold no mbufs (templates are copies).
     if (w->cfg.in_ring != nullptr) {
         void* obj;
         while (rte_ring_sc_dequeue(w->cfg.in_ring, &obj) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
@@ -746,8 +736,6 @@ unsigned worker_poll(worker* w) noexcept {
 
 void worker_flush(worker* w) noexcept {
     flush_all(w);
-    if (w->nb_spare > 0) rte_pktmbuf_free_bulk(w->spare, w->nb_spare);
-    w->nb_spare = 0;
 }
 
 unsigned worker_jobs_pending(const worker* w) noexcept { return w->order_count; }
