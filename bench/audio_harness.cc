@@ -35,7 +35,8 @@
 #include "drivers.h"
 #include "mixer.h"
 #include "recorder.h"
-#include "worker.h"
+#include "stentor/dp_shared.h"
+#include "stentor/dp_worker.h"
 
 namespace {
 

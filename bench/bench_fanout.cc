@@ -33,8 +33,8 @@ dp_listener make_listener(uint32_t i) {
     r.ip_be = __builtin_bswap32(ip);
     r.port_be = __builtin_bswap16(5004);
     r.flags = listener_flag_live;
-    r.ip_sum = static_cast<uint16_t>(fold32((ip >> 16) + (ip & 0xffff)));
-    r.udp_sum = static_cast<uint16_t>(fold32((ip >> 16) + (ip & 0xffff) + 5004));
+    r.ip_sum = static_cast<uint16_t>(csum_fold((ip >> 16) + (ip & 0xffff)));
+    r.udp_sum = static_cast<uint16_t>(csum_fold((ip >> 16) + (ip & 0xffff) + 5004));
     return r;
 }
 

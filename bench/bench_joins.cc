@@ -9,7 +9,8 @@
 
 #include "admission.h"
 #include "state.h"
-#include "worker.h"
+#include "stentor/dp_shared.h"
+#include "stentor/dp_worker.h"
 
 namespace {
 

@@ -15,10 +15,12 @@ overload_sample sample_delta(const dp::lcore_counters& prev, const dp::lcore_cou
     d.rtp_in = sub(cur.rtp_in, prev.rtp_in);
     d.replicas_out = sub(cur.replicas_out, prev.replicas_out);
     for (size_t t = 0; t < dp::max_tiers; ++t) d.tier_misses[t] = sub(cur.tier_misses[t], prev.tier_misses[t]);
-    const auto tx = static_cast<size_t>(dp::drop_reason::tx_full);
-    const auto ring = static_cast<size_t>(dp::drop_reason::ring_full);
-    d.tx_full = sub(cur.drops[tx], prev.drops[tx]);
-    d.ring_full = sub(cur.drops[ring], prev.drops[ring]);
+    d.tx_full = sub(cur.drop(dp::drop_reason::tx_full), prev.drop(dp::drop_reason::tx_full));
+    // Only the fan-out's own queues: a late mixer or a slow recording disk
+    // (mixer_ring_full, record_ring_full) is no reason to shed listeners.
+    for (size_t r = 0; r < dp::nb_drop_reasons; ++r)
+        if (dp::is_fanout_overload(static_cast<dp::drop_reason>(r)))
+            d.fanout_full += sub(cur.drops[r], prev.drops[r]);
     d.busy_cycles = sub(cur.busy_cycles, prev.busy_cycles);
     d.idle_cycles = sub(cur.idle_cycles, prev.idle_cycles);
     return d;
@@ -36,9 +38,9 @@ uint64_t overload_controller::tick(const overload_sample& d, clock::time_point n
     for (auto m : d.tier_misses) missed += m;
     const double attempted = static_cast<double>(d.replicas_out + missed);
     const double ratio = attempted > 0 ? static_cast<double>(missed) / attempted : 0.0;
-    // A full hand-off ring loses whole packets for a shard: always "missing".
-    const bool bad = ratio > _o.enter_miss_ratio || d.ring_full > 0;
-    const bool clean = ratio <= _o.exit_miss_ratio && d.ring_full == 0;
+    // A full fan-out hand-off loses whole packets for a shard: always "missing".
+    const bool bad = ratio > _o.enter_miss_ratio || d.fanout_full > 0;
+    const bool clean = ratio <= _o.exit_miss_ratio && d.fanout_full == 0;
     _status.last_miss_ratio = ratio;
     const uint64_t cyc = d.busy_cycles + d.idle_cycles;
     _status.busy_ratio = cyc > 0 ? static_cast<double>(d.busy_cycles) / static_cast<double>(cyc) : 0.0;
@@ -102,9 +104,9 @@ uint64_t overload_controller::shed(const overload_sample& d, double ratio) {
     for (const auto& r : recs) ++e.by_session[r.session_id];
     e.miss_ratio = ratio;
     char why[160];
-    std::snprintf(why, sizeof why, "%.1f replicas/packet undelivered (miss ratio %.4f, tx_full %llu, ring_full %llu)",
+    std::snprintf(why, sizeof why, "%.1f replicas/packet undelivered (miss ratio %.4f, tx_full %llu, fanout_full %llu)",
                   per_packet, ratio, static_cast<unsigned long long>(d.tx_full),
-                  static_cast<unsigned long long>(d.ring_full));
+                  static_cast<unsigned long long>(d.fanout_full));
     e.reason = why;
     if (_adm != nullptr) {
         // Admit no more than what is left after the shed until load falls.

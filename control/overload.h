@@ -1,6 +1,7 @@
 // Drop-on-overload controller. Every tick (100 ms in stentord) it reads how
 // many replicas the data plane failed to deliver (deadline misses per tier,
-// TX-queue-full and hand-off-ring-full drops). Fan-out serves tiers in order,
+// TX-queue-full drops and the fan-out's own hand-off queues, never the
+// mixer's or the recorder's). Fan-out serves tiers in order,
 // so overload lands on the lowest populated tier first; when that keeps
 // happening the controller sheds whole listeners of the lowest tier, newest
 // first, and caps admission at the load that was carried, instead of letting
@@ -47,7 +48,7 @@ struct overload_sample {
     uint64_t replicas_out = 0;
     std::array<uint64_t, dp::max_tiers> tier_misses{};
     uint64_t tx_full = 0;
-    uint64_t ring_full = 0;
+    uint64_t fanout_full = 0;            // fan-out shard rings and job tables full (dp::is_fanout_overload)
     uint64_t busy_cycles = 0;
     uint64_t idle_cycles = 0;
 };

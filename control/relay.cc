@@ -22,7 +22,8 @@
 #include "drivers.h"
 #include "flow.h"
 #include "mixer.h"
-#include "worker.h"
+#include "stentor/dp_shared.h"
+#include "stentor/dp_worker.h"
 
 namespace stentor::control {
 
@@ -247,10 +248,9 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
     }
     im.shared.nb_shards = nb_shards;
     // Service rings: many RX lcores produce, one service thread consumes.
-    // Sized for ~80 ms (mixer) and ~160 ms (recorder) of 1000 speakers.
     {
-        rte_ring* mr = rte_ring_create("stentor_mixer", 4096, socket, RING_F_SC_DEQ);
-        rte_ring* rr = rte_ring_create("stentor_record", 8192, socket, RING_F_SC_DEQ);
+        rte_ring* mr = rte_ring_create("stentor_mixer", o.mixer_ring_size, socket, RING_F_SC_DEQ);
+        rte_ring* rr = rte_ring_create("stentor_record", o.record_ring_size, socket, RING_F_SC_DEQ);
         if (mr == nullptr || rr == nullptr) throw drivers::driver_error("service ring create failed");
         im.rings.push_back(mr);
         im.rings.push_back(rr);
@@ -359,7 +359,7 @@ unsigned relay::poll_services(uint64_t now_ns) {
 
 std::vector<recording_info> relay::recordings() const { return _impl->rec->recordings(); }
 std::optional<recording_info> relay::recording(uint32_t session_id) const { return _impl->rec->recording(session_id); }
-dp::mixer_stats relay::mix_stats() const { return _impl->mixer->stats(); }
+dp::mixer_stats relay::mix_stats() const { return _impl->mixer->stats().snapshot(); }
 recorder_stats relay::rec_stats() const { return _impl->rec->stats(); }
 
 unsigned relay::poll() {
@@ -440,14 +440,14 @@ rte_mempool* relay::pool() const { return _impl->pool; }
 
 dp::lcore_counters relay::totals() const {
     dp::lcore_counters t{};
-    for (size_t i = 0; i < _impl->cfgs.size(); ++i) accumulate(t, _impl->counters[i]);
-    if (_impl->mixer) accumulate(t, _impl->mixer->counters());   // its ring_full drops
+    for (size_t i = 0; i < _impl->cfgs.size(); ++i) dp::accumulate(t, _impl->counters[i]);
+    if (_impl->mixer) dp::accumulate(t, _impl->mixer->counters());   // its ring_full drops
     return t;
 }
 
 std::vector<dp::lcore_counters> relay::per_lcore() const {
     std::vector<dp::lcore_counters> v;
-    for (size_t i = 0; i < _impl->cfgs.size(); ++i) v.push_back(snapshot_counters(_impl->counters[i]));
+    for (size_t i = 0; i < _impl->cfgs.size(); ++i) v.push_back(dp::snapshot(_impl->counters[i]));
     return v;
 }
 
@@ -461,37 +461,8 @@ counter_list relay::counters(bool include_zero) const {
     std::vector<std::string> names;
     for (auto& p : _impl->prof.ports) names.push_back(p.name);
     counter_list out = named_counters(totals(), names, include_zero);
-    const auto add = [&](const char* k, uint64_t v) {
-        if (include_zero || v != 0) out.emplace_back(k, v);
-    };
-    const dp::mixer_stats m = _impl->mixer->stats();
-    add("mixer/packets_in", m.packets_in);
-    add("mixer/not_mix", m.not_mix);
-    add("mixer/bad_packets", m.bad_packets);
-    add("mixer/late", m.late);
-    add("mixer/duplicates", m.duplicates);
-    add("mixer/overflow", m.overflow);
-    add("mixer/decoded_frames", m.decoded_frames);
-    add("mixer/plc_frames", m.plc_frames);
-    add("mixer/silent_frames", m.silent_frames);
-    add("mixer/decode_errors", m.decode_errors);
-    add("mixer/speakers_added", m.speakers_added);
-    add("mixer/speakers_dropped", m.speakers_dropped);
-    add("mixer/frames_out", m.frames_out);
-    add("mixer/encode_errors", m.encode_errors);
-    add("mixer/no_mbuf", m.no_mbuf);
-    add("mixer/publish_failed", m.publish_failed);
-    add("mixer/ticks_skipped", m.ticks_skipped);
-    add("mixer/limited_frames", m.limited_frames);
-    const recorder_stats r = _impl->rec->stats();
-    add("recorder/messages", r.messages);
-    add("recorder/not_recording", r.not_recording);
-    add("recorder/after_end", r.after_end);
-    add("recorder/error_dropped", r.error_dropped);
-    add("recorder/write_errors", r.write_errors);
-    add("recorder/bytes_written", r.bytes_written);
-    add("recorder/files_opened", r.files_opened);
-    add("recorder/files_finalised", r.files_finalised);
+    append_stats(out, "mixer", _impl->mixer->stats().snapshot(), include_zero);
+    append_stats(out, "recorder", _impl->rec->stats(), include_zero);
     return out;
 }
 

@@ -26,6 +26,10 @@ struct relay_options {
     uint32_t replica_budget = 0;        // test knob, see worker_config
     unsigned nb_workers_override = 0;   // launch=false: number of worker contexts (default: from profile)
     std::string recording_dir{};        // empty: the profile's [recording] dir
+    // Service hand-off rings (powers of two). Sized for ~80 ms (mixer) and
+    // ~160 ms (recorder) of 1000 speakers; tests shrink them to overflow.
+    unsigned mixer_ring_size = 4096;
+    unsigned record_ring_size = 8192;
 };
 
 struct port_report {

@@ -9,7 +9,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "admission.h"
-#include "worker.h"
+#include "stentor/dp_worker.h"
 
 namespace stentor::control {
 namespace {

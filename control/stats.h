@@ -1,6 +1,6 @@
 // Sums the per-lcore counters (one writer each) into named totals, the one
 // place that turns dp_counters.h into the names exported by the CLI, the
-// API, /metrics and telemetry.
+// API, /metrics and telemetry. Names come from the X-macro lists there.
 #pragma once
 
 #include <cstdint>
@@ -14,13 +14,17 @@ namespace stentor::control {
 
 using counter_list = std::vector<std::pair<std::string, uint64_t>>;
 
-// Relaxed reads of counters that workers are still writing.
-dp::lcore_counters snapshot_counters(const dp::lcore_counters& c) noexcept;
-void accumulate(dp::lcore_counters& total, const dp::lcore_counters& c) noexcept;
-
 // Names: rx_packets, rtp_in, replicas_out, ..., drop/ingress/<reason>,
 // drop/egress/<reason>, tier_misses/<t>, port/<name>/rx_packets|tx_packets.
 counter_list named_counters(const dp::lcore_counters& total, const std::vector<std::string>& port_names,
                             bool include_zero);
+
+// A service's stats struct (STENTOR_STAT_FIELDS) as <prefix>/<field>.
+template <class Stats>
+void append_stats(counter_list& out, const char* prefix, const Stats& s, bool include_zero) {
+    s.for_each([&](const char* name, const char*, uint64_t v) {
+        if (include_zero || v != 0) out.emplace_back(std::string(prefix) + "/" + name, v);
+    });
+}
 
 }  // namespace stentor::control

@@ -6,135 +6,17 @@
 // IPv4 total length, which is itself bounded by the bytes received).
 #include "parse.h"
 
-#include <bit>
 #include <cstring>
 
 namespace stentor::dp {
 namespace {
 
-constexpr uint32_t eth_hdr_len = 14;
-constexpr uint32_t ipv4_hdr_len = 20;   // IHL 5: the only header length accepted
-constexpr uint32_t udp_hdr_len = 8;
-constexpr uint32_t icmp_hdr_len = 8;
-constexpr uint32_t rtp_hdr_len = 12;
-constexpr uint32_t arp_ipv4_len = 28;   // Ethernet/IPv4 ARP body (RFC 826)
-
-constexpr uint16_t ethertype_ipv4 = 0x0800;
-constexpr uint16_t ethertype_arp = 0x0806;
-constexpr uint16_t ethertype_vlan = 0x8100;
-constexpr uint16_t ethertype_qinq = 0x88a8;
-constexpr uint16_t ethertype_qinq_old = 0x9100;   // pre-802.1ad QinQ, still seen on some switches
-
-constexpr uint8_t ipproto_icmp = 1;
-constexpr uint8_t ipproto_udp = 17;
-
-// Frames land wherever the NIC put them; the IPv4 header is only 2-byte
-// aligned behind a 14-byte Ethernet header. Byte loads / memcpy keep every
-// read defined; GCC turns these into single (movbe-style) loads.
-inline uint16_t load_be16(const uint8_t* p) noexcept {
-    return static_cast<uint16_t>((static_cast<uint32_t>(p[0]) << 8) | p[1]);
-}
-
-// Raw 32-bit load: the value stays in network order, as the _be fields want.
-inline uint32_t load_raw32(const uint8_t* p) noexcept {
-    uint32_t v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-
-inline uint16_t load_raw16(const uint8_t* p) noexcept {
-    uint16_t v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-
-// Branch-free 6-byte compare: this runs on every frame.
-inline bool mac_equal(const uint8_t* a, const uint8_t* b) noexcept {
-    return ((load_raw32(a) ^ load_raw32(b)) | static_cast<uint32_t>(load_raw16(a + 4) ^ load_raw16(b + 4))) == 0;
-}
-
-inline bool mac_is_broadcast(const uint8_t* a) noexcept {
-    return ((load_raw32(a) ^ 0xffffffffu) | (load_raw16(a + 4) ^ 0xffffu)) == 0;
-}
-
-// Addresses no legitimate unicast peer uses as its source: "this network"
-// 0/8 (RFC 1122 3.2.1.3, only valid while a host boots), loopback 127/8,
-// and everything from 224/4 up (multicast, class E, limited broadcast).
-// Accepting them would let a spoofer make the relay answer or forward to
-// places it must never send to.
-inline bool ipv4_src_unusable(uint8_t first_octet) noexcept {
-    return first_octet == 0 || first_octet == 127 || first_octet >= 224;
-}
+using namespace wire;
 
 constexpr parse_result drop(drop_reason r) noexcept {
     parse_result res;
     res.reason = r;
     return res;
-}
-
-// One's-complement sum of `len` bytes, loaded in host order. RFC 1071 2(B):
-// the sum is byte-order independent up to a final swap, so summing native
-// 64-bit words and swapping once at the end avoids a bswap per word. Each
-// 8-byte word is added as two 32-bit halves into a 64-bit accumulator, which
-// cannot overflow for any length a uint32_t can express in 8-byte steps
-// (< 2^30 words * 2^33). Returns the sum folded to 16 bits (native order).
-inline uint16_t sum_native(const uint8_t* p, uint32_t len) noexcept {
-    uint64_t acc = 0;
-    while (len >= 8) {
-        uint64_t w;
-        std::memcpy(&w, p, sizeof w);
-        acc += (w & 0xffffffffu) + (w >> 32);
-        p += 8;
-        len -= 8;
-    }
-    if (len & 4) {
-        uint32_t w;
-        std::memcpy(&w, p, sizeof w);
-        acc += w;
-        p += 4;
-    }
-    if (len & 2) {
-        uint16_t w;
-        std::memcpy(&w, p, sizeof w);
-        acc += w;
-        p += 2;
-    }
-    if (len & 1) {
-        // The odd byte sits at an even offset, i.e. the high-order byte of a
-        // network-order word padded with zero (RFC 1071): low byte in memory
-        // of a little-endian lane.
-        if constexpr (std::endian::native == std::endian::little)
-            acc += *p;
-        else
-            acc += static_cast<uint32_t>(*p) << 8;
-    }
-    // 2^16 == 1 (mod 0xffff): folding the wide accumulator keeps the sum.
-    acc = (acc & 0xffffffffu) + (acc >> 32);
-    acc = (acc & 0xffffffffu) + (acc >> 32);
-    acc = (acc & 0xffffu) + (acc >> 16);
-    acc = (acc & 0xffffu) + (acc >> 16);
-    acc = (acc & 0xffffu) + (acc >> 16);
-    return static_cast<uint16_t>(acc);
-}
-
-// A received header/message carrying a correct checksum sums to 0xffff; the
-// pattern is its own byte swap, so no swap is needed to verify.
-inline bool csum_ok(const uint8_t* p, uint32_t len) noexcept {
-    return sum_native(p, len) == 0xffff;
-}
-
-// The IPv4 header without options: five 32-bit words summed in a 64-bit
-// accumulator, folded once. Every received speaker packet pays this, so it
-// is spelled out rather than left to the general loop.
-inline bool ipv4_hdr_csum_ok(const uint8_t* ip) noexcept {
-    uint32_t w[5];
-    std::memcpy(w, ip, sizeof w);
-    uint64_t acc = uint64_t{w[0]} + w[1] + w[2] + w[3] + w[4];
-    acc = (acc & 0xffffffffu) + (acc >> 32);
-    acc = (acc & 0xffffffffu) + (acc >> 32);
-    acc = (acc & 0xffffu) + (acc >> 16);
-    acc = (acc & 0xffffu) + (acc >> 16);
-    return acc == 0xffff;
 }
 
 parse_result parse_rtp(const uint8_t* d, uint32_t udp_len, parse_result res) noexcept {
@@ -327,30 +209,6 @@ parse_result parse_packet(const uint8_t* data, uint32_t len, const port_identity
     if (type == ethertype_vlan || type == ethertype_qinq || type == ethertype_qinq_old)
         return drop(drop_reason::eth_vlan);
     return drop(drop_reason::eth_type);
-}
-
-// Returns the running sum in host order: the 16-bit words of `p` are read as
-// network order (big-endian) numbers, so `csum_add(0, {0x12, 0x34}, 2) ==
-// 0x1234`. An odd length pads the last byte with zero (RFC 1071); only the
-// final chunk of a chained sum may have odd length. `sum` may be any value
-// (end-around carry is applied), so partial sums chain freely.
-uint32_t csum_add(uint32_t sum, const uint8_t* p, uint32_t len) noexcept {
-    uint16_t s = sum_native(p, len);
-    if constexpr (std::endian::native == std::endian::little)
-        s = static_cast<uint16_t>((s << 8) | (s >> 8));
-    const uint64_t t = static_cast<uint64_t>(sum) + s;
-    return static_cast<uint32_t>((t & 0xffffffffu) + (t >> 32));
-}
-
-// Folds a running sum to 16 bits WITHOUT the final complement: callers that
-// write a checksum field store `~csum_fold(sum)` (as big-endian), callers that
-// verify compare the fold of the whole message with 0xffff. Keeping the
-// complement out lets the fan-out derive per-listener checksums incrementally
-// (RFC 1624) from one folded template sum.
-uint16_t csum_fold(uint32_t sum) noexcept {
-    sum = (sum & 0xffffu) + (sum >> 16);
-    sum = (sum & 0xffffu) + (sum >> 16);
-    return static_cast<uint16_t>(sum);
 }
 
 }  // namespace stentor::dp

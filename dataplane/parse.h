@@ -7,18 +7,10 @@
 #include <cstdint>
 
 #include "stentor/dp_counters.h"
+#include "stentor/dp_port.h"
+#include "stentor/wire.h"
 
 namespace stentor::dp {
-
-// The relay's own identity on one port, as the validator needs it.
-// Multi-byte fields in network byte order where marked _be.
-struct port_identity {
-    uint8_t mac[6];
-    uint32_t ip_be;            // relay address on this port
-    uint16_t max_frame;        // MTU + 14 (+4 if VLAN ever allowed); longer frames are dropped
-    uint16_t udp_port_min;     // host order: speaker ingress range
-    uint16_t udp_port_max;
-};
 
 enum class pkt_kind : uint8_t {
     drop,       // see parse_result::reason
@@ -57,29 +49,21 @@ parse_result parse_packet(const uint8_t* data, uint32_t len, const port_identity
 // flow is that a corrupt one is counted as unknown_flow rather than by its
 // corruption. Returns false for anything else: parse_packet decides.
 inline bool ingress_flow_key(const uint8_t* d, uint32_t len, const port_identity& self, uint64_t* key) noexcept {
-    if (len < 42 || len > self.max_frame) return false;
-    if ((d[6] & 1) || d[12] != 0x08 || d[13] != 0x00) return false;
-    if (__builtin_memcmp(d, self.mac, 6) != 0) return false;
-    const uint8_t* ip = d + 14;
-    if (ip[0] != 0x45 || ip[9] != 17) return false;
-    const uint32_t total = uint32_t{ip[2]} << 8 | ip[3];
-    if (total < 28 || total > len - 14) return false;
-    if (((ip[6] << 8) | ip[7]) & 0x3fff) return false;
-    uint32_t src, dst;
-    __builtin_memcpy(&src, ip + 12, 4);
-    __builtin_memcpy(&dst, ip + 16, 4);
-    if (dst != self.ip_be || src == self.ip_be || ip[12] == 0 || ip[12] == 127 || ip[12] >= 224) return false;
-    const uint16_t dport = static_cast<uint16_t>(ip[22] << 8 | ip[23]);
+    using namespace wire;
+    if (len < l2l3l4 || len > self.max_frame) return false;
+    if ((d[off_eth_src] & 1) || load_be16(d + off_eth_type) != ethertype_ipv4) return false;
+    if (!mac_equal(d + off_eth_dst, self.mac)) return false;
+    if (d[off_ip] != ipv4_version_ihl5 || d[off_ip_proto] != ipproto_udp) return false;
+    const uint32_t total = load_be16(d + off_ip_total_len);
+    if (total < ipv4_hdr_len + udp_hdr_len || total > len - eth_hdr_len) return false;
+    if (load_be16(d + off_ip_frag) & ipv4_frag_mask) return false;
+    const uint32_t src = load_raw32(d + off_ip_src);
+    if (load_raw32(d + off_ip_dst) != self.ip_be || src == self.ip_be || ipv4_src_unusable(d[off_ip_src]))
+        return false;
+    const uint16_t dport = load_be16(d + off_udp_dport);
     if (dport < self.udp_port_min || dport > self.udp_port_max) return false;
-    uint16_t sport_be, dport_be;
-    __builtin_memcpy(&sport_be, ip + 20, 2);
-    __builtin_memcpy(&dport_be, ip + 22, 2);
-    *key = (uint64_t{src} << 32) | (uint64_t{sport_be} << 16) | dport_be;   // = flow_key()
+    *key = (uint64_t{src} << 32) | (uint64_t{load_raw16(d + off_udp_sport)} << 16) | load_raw16(d + off_udp_dport);   // = flow_key()
     return true;
 }
-
-// RFC 1071 one's-complement sum helpers shared with the fan-out.
-uint32_t csum_add(uint32_t sum, const uint8_t* p, uint32_t len) noexcept;
-uint16_t csum_fold(uint32_t sum) noexcept;
 
 }  // namespace stentor::dp

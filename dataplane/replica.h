@@ -20,22 +20,25 @@
 #include <rte_mbuf.h>
 #include <rte_memcpy.h>
 
-#include "parse.h"
+#include "stentor/wire.h"
 #include "stentor/dp_snapshot.h"
 
 namespace stentor::dp {
 
 inline constexpr unsigned max_frame_bytes = 1536;
-inline constexpr uint16_t eth_hdr_len = 14;
-inline constexpr uint16_t ipv4_hdr_len = 20;
-inline constexpr uint16_t udp_hdr_len = 8;
-inline constexpr uint16_t l2l3l4 = eth_hdr_len + ipv4_hdr_len + udp_hdr_len;   // 42
 
-// Offsets of the fields patched per replica in the egress frame.
-inline constexpr uint16_t off_ip_csum = eth_hdr_len + 10;
-inline constexpr uint16_t off_ip_dst = eth_hdr_len + 16;
-inline constexpr uint16_t off_udp_dport = eth_hdr_len + ipv4_hdr_len + 2;
-inline constexpr uint16_t off_udp_csum = eth_hdr_len + ipv4_hdr_len + 6;
+using wire::csum_add;
+using wire::csum_fold;
+using wire::fold16x2;
+using wire::store_be16;
+using wire::eth_hdr_len;
+using wire::ipv4_hdr_len;
+using wire::udp_hdr_len;
+using wire::l2l3l4;
+using wire::off_ip_csum;
+using wire::off_ip_dst;
+using wire::off_udp_dport;
+using wire::off_udp_csum;
 
 struct egress_template {
     uint32_t ip_base;     // folded sum of the IPv4 header with dst = 0 and csum = 0
@@ -43,20 +46,6 @@ struct egress_template {
     uint16_t len;
     alignas(64) uint8_t frame[max_frame_bytes];
 };
-
-inline void store_be16(uint8_t* p, uint16_t v) noexcept {
-    v = rte_cpu_to_be_16(v);
-    std::memcpy(p, &v, 2);
-}
-
-inline uint32_t fold32(uint32_t s) noexcept {
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    return s;
-}
-
-// Fold a sum of two folded 16-bit values (at most 0x1fffe): one round.
-inline uint32_t fold16x2(uint32_t s) noexcept { return (s & 0xffff) + (s >> 16); }
 
 // Build the egress frame for one speaker packet: Ethernet (source = port
 // MAC), IPv4 (source = relay, DSCP EF, DF, TTL 64), UDP (source = session

@@ -9,7 +9,8 @@
 
 #include "fixture.h"
 #include "overload.h"
-#include "worker.h"
+#include "stentor/dp_shared.h"
+#include "stentor/dp_worker.h"
 
 namespace stentor::test {
 namespace {
@@ -40,8 +41,9 @@ protected:
     clk::time_point now = clk::now();
     dp::lcore_counters prev{};
 
-    void build(uint32_t budget) {
+    void build(uint32_t budget, bool recording = false, unsigned record_ring = 8192) {
         auto p = api_profile(port.name);
+        p.recording.dir = ::testing::TempDir();
         control::session_config sc;
         sc.id = 1;
         sc.udp_port = 40000;
@@ -49,10 +51,12 @@ protected:
         // 5 ms frames: the speaker policer allows 400 packets/s, and the
         // test sends one every 3 ms (real time: the policer reads the TSC).
         sc.frame_ms = 5;
+        sc.recording = recording;
         p.sessions.push_back(sc);
         control::relay_options ro;
         ro.launch = false;
         ro.replica_budget = budget;
+        ro.record_ring_size = record_ring;
         r = std::make_unique<relay>(p, ro);
         control::control_options co;
         co.publisher = false;
@@ -185,6 +189,39 @@ TEST_F(overload_test, next_tier_only_after_the_lowest_is_gone) {
     EXPECT_EQ("normal", cp->overload().status().state);
 }
 
+// A recorder that falls behind (slow disk; here: never polled) fills its
+// ring. That loses recording data, counted as record_ring_full, and must not
+// make the controller shed listeners: the fan-out kept up.
+TEST_F(overload_test, full_record_ring_sheds_nobody) {
+    build(0, /*recording=*/true, /*record_ring=*/16);
+    join(10, 0);
+    join(10, 3);
+    unsigned packets = 0;
+    uint64_t shed = 0;
+    for (int t = 0; t < 8; ++t) {
+        shed += tick(5);
+        packets += 5;
+    }
+    const auto tot = r->totals();
+    EXPECT_GE(tot.drop(dp::drop_reason::record_ring_full), packets - 16u) << "the record ring overflowed";
+    EXPECT_EQ(0u, tot.drop(dp::drop_reason::ring_full));
+    EXPECT_EQ(0u, tot.drop(dp::drop_reason::jobs_full));
+    EXPECT_EQ(0u, shed);
+    EXPECT_EQ(0u, cp->overload().status().enter_count);
+    EXPECT_EQ("normal", cp->overload().status().state);
+    for (const auto& l : ls) EXPECT_EQ(packets, received[key(l.ip, l.port)]) << "every listener got every packet";
+}
+
+TEST(overload_unit, service_queues_are_not_fanout_overload) {
+    dp::lcore_counters prev{}, cur{};
+    cur.drop(dp::drop_reason::record_ring_full) = 500;
+    cur.drop(dp::drop_reason::mixer_ring_full) = 70;
+    EXPECT_EQ(0u, control::sample_delta(prev, cur).fanout_full);
+    cur.drop(dp::drop_reason::ring_full) = 3;
+    cur.drop(dp::drop_reason::jobs_full) = 4;
+    EXPECT_EQ(7u, control::sample_delta(prev, cur).fanout_full);
+}
+
 TEST(overload_unit, thresholds_and_hold) {
     // Controller alone, on a state with no listeners: never sheds, but its
     // state machine follows the thresholds.
@@ -221,7 +258,7 @@ TEST(overload_unit, thresholds_and_hold) {
     c.tick(good, t += std::chrono::milliseconds(100));
     EXPECT_EQ("normal", c.status().state);
     control::overload_sample ring;
-    ring.ring_full = 1;
+    ring.fanout_full = 1;
     c.tick(ring, t);
     c.tick(ring, t);
     EXPECT_EQ("overloaded", c.status().state) << "a full hand-off ring always counts";

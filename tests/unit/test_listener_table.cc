@@ -11,7 +11,8 @@
 #include "config.h"
 #include "state.h"
 #include "stentor/dp_snapshot.h"
-#include "worker.h"
+#include "stentor/dp_shared.h"
+#include "stentor/dp_worker.h"
 
 namespace {
 

@@ -29,6 +29,8 @@ namespace {
 using bytes = std::vector<uint8_t>;
 using mac_t = std::array<uint8_t, 6>;
 using R = drop_reason;
+using wire::csum_add;
+using wire::csum_fold;
 
 constexpr uint32_t ip4(uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
     return (a << 24) | (b << 16) | (c << 8) | d;

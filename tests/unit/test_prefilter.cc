@@ -42,7 +42,7 @@ std::vector<uint8_t> frame() {
     const uint8_t src[4] = {198, 18, 0, 10}, dst[4] = {198, 18, 0, 1};
     std::memcpy(&b[26], src, 4);
     std::memcpy(&b[30], dst, 4);
-    const uint16_t c = static_cast<uint16_t>(~csum_fold(csum_add(0, &b[14], 20)));
+    const uint16_t c = static_cast<uint16_t>(~stentor::wire::csum_fold(stentor::wire::csum_add(0, &b[14], 20)));
     b[24] = static_cast<uint8_t>(c >> 8);
     b[25] = static_cast<uint8_t>(c);
     b[34] = 5004 >> 8;

@@ -1,9 +1,16 @@
 // Counters and drop reasons, declared once. Both planes interpret this file:
 // the data plane increments (one writer per lcore), the control plane sums and
-// exports under the stable names below (`/drop/<stage>/<reason>`).
+// exports under the stable names below (`drop/<stage>/<reason>`).
+//
+// Each list is an X-macro in the manner of VPP's foreach_ip4_error: the list
+// generates the enum, the exported names, the help text, the struct fields,
+// the relaxed snapshot, the summation and every export, so adding a counter
+// is one line. Names are append-only: dashboards and tests key on them.
+// One name, one cause: a counter that several queues share tells nothing.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -12,108 +19,194 @@ namespace stentor::dp {
 
 inline constexpr std::size_t cache_line = 64;
 
-// Every reason a packet can be dropped. Append only: names are exported.
+// _(enum name, exported name, help). Append only.
+#define STENTOR_FOREACH_DROP_REASON(_)                                                                   \
+    /* ingress: Ethernet */                                                                              \
+    _(eth_runt, "ingress/eth_runt", "frame shorter than an Ethernet header")                             \
+    _(eth_dst, "ingress/eth_dst", "destination MAC neither ours nor broadcast")                          \
+    _(eth_src, "ingress/eth_src", "multicast/broadcast source MAC")                                      \
+    _(eth_vlan, "ingress/eth_vlan", "802.1Q / QinQ tagged (not configured)")                            \
+    _(eth_type, "ingress/eth_type", "ethertype we do not serve (IPv6, LLDP, ...)")                      \
+    _(oversize, "ingress/oversize", "frame longer than the port MTU allows")                             \
+    /* ingress: IPv4 */                                                                                  \
+    _(ipv4_runt, "ingress/ipv4_runt", "shorter than a minimal IPv4 header")                              \
+    _(ipv4_version, "ingress/ipv4_version", "IP version is not 4")                                       \
+    _(ipv4_ihl, "ingress/ipv4_ihl", "IHL < 5")                                                           \
+    _(ipv4_options, "ingress/ipv4_options", "IHL > 5: options are not accepted")                         \
+    _(ipv4_total_length, "ingress/ipv4_total_length", "total length < IHL*4 or beyond the bytes received") \
+    _(ipv4_checksum, "ingress/ipv4_checksum", "IPv4 header checksum wrong")                             \
+    _(ipv4_fragment, "ingress/ipv4_fragment", "MF set or fragment offset not 0")                        \
+    _(ipv4_src, "ingress/ipv4_src", "source address unusable (0/8, loopback, multicast, broadcast, ours)") \
+    _(ipv4_dst, "ingress/ipv4_dst", "destination address is not the relay's")                          \
+    _(ipv4_proto, "ingress/ipv4_proto", "neither UDP nor ICMP")                                          \
+    /* ingress: UDP */                                                                                   \
+    _(udp_runt, "ingress/udp_runt", "shorter than a UDP header")                                         \
+    _(udp_length, "ingress/udp_length", "UDP length disagrees with the IPv4 payload length")            \
+    _(udp_port, "ingress/udp_port", "destination port outside the speaker range")                       \
+    _(udp_checksum, "ingress/udp_checksum", "bad UDP checksum (NIC verdict or software)")               \
+    /* ingress: RTP */                                                                                   \
+    _(rtp_runt, "ingress/rtp_runt", "shorter than the 12-byte RTP header")                              \
+    _(rtp_version, "ingress/rtp_version", "RTP version is not 2 (also STUN, DTLS, ZRTP, TURN data)")   \
+    _(rtp_csrc, "ingress/rtp_csrc", "CSRC list runs past the end")                                       \
+    _(rtp_extension, "ingress/rtp_extension", "header extension runs past the end")                     \
+    _(rtp_padding, "ingress/rtp_padding", "padding count 0 or past the payload")                        \
+    _(rtp_empty, "ingress/rtp_empty", "no payload after header, CSRCs, extension, padding")             \
+    _(rtp_rtcp, "ingress/rtp_rtcp", "RTCP (payload type 72..76) on the media port")                     \
+    /* ingress: flow */                                                                                  \
+    _(unknown_flow, "ingress/unknown_flow", "no registered speaker for (src ip, src port, dst port)")   \
+    _(ssrc_mismatch, "ingress/ssrc_mismatch", "speaker registered with another SSRC")                   \
+    _(policed, "ingress/policed", "speaker over its rate (token bucket)")                               \
+    /* ingress: ARP / ICMP */                                                                            \
+    _(arp_invalid, "ingress/arp_invalid", "malformed ARP")                                               \
+    _(arp_not_for_us, "ingress/arp_not_for_us", "ARP for an address we do not own")                     \
+    _(icmp_invalid, "ingress/icmp_invalid", "malformed ICMP or bad checksum")                           \
+    _(icmp_not_echo, "ingress/icmp_not_echo", "ICMP type we do not answer")                             \
+    _(icmp_rate, "ingress/icmp_rate", "echo replies over their rate limit")                             \
+    _(arp_rate, "ingress/arp_rate", "ARP replies over their rate limit")                                \
+    /* egress */                                                                                         \
+    _(no_mbuf, "egress/no_mbuf", "mempool empty when building replicas or replies")                     \
+    _(tx_full, "egress/tx_full", "TX queue full after retries")                                          \
+    _(neigh_unresolved, "egress/neigh_unresolved", "next hop MAC not known yet")                        \
+    _(deadline, "egress/deadline", "frame deadline passed before this replica was built")               \
+    _(ring_full, "egress/ring_full", "hand-off ring to a fan-out shard full (fan-out overload)")        \
+    _(jobs_full, "egress/jobs_full", "fan-out lcore's job table full: packet not fanned out on that shard") \
+    _(mixer_ring_full, "egress/mixer_ring_full", "hand-off ring to the mixer full (mixer late)")        \
+    _(record_ring_full, "egress/record_ring_full", "hand-off ring to the recorder full (recorder late)")
+
 enum class drop_reason : uint16_t {
-    // ingress: Ethernet
-    eth_runt,              // frame shorter than an Ethernet header
-    eth_dst,               // destination MAC neither ours nor broadcast
-    eth_src,               // multicast/broadcast source MAC
-    eth_vlan,              // 802.1Q / QinQ tagged (not configured)
-    eth_type,              // ethertype we do not serve (IPv6, LLDP, ...)
-    oversize,              // frame longer than the port MTU allows
-    // ingress: IPv4
-    ipv4_runt,             // shorter than a minimal IPv4 header
-    ipv4_version,          // version != 4
-    ipv4_ihl,              // IHL < 5
-    ipv4_options,          // IHL > 5: options are not accepted
-    ipv4_total_length,     // total length < IHL*4 or beyond the bytes received
-    ipv4_checksum,         // header checksum wrong
-    ipv4_fragment,         // MF set or fragment offset != 0
-    ipv4_src,              // source address unusable (0, loopback, multicast, broadcast, ours)
-    ipv4_dst,              // destination address is not the relay's
-    ipv4_proto,            // neither UDP nor ICMP
-    // ingress: UDP
-    udp_runt,              // shorter than a UDP header
-    udp_length,            // UDP length field disagrees with the IPv4 payload length
-    udp_port,              // destination port outside the speaker range
-    udp_checksum,          // NIC reported a bad L4 checksum
-    // ingress: RTP
-    rtp_runt,              // shorter than the 12-byte RTP header
-    rtp_version,           // version != 2
-    rtp_csrc,              // CSRC list runs past the end
-    rtp_extension,         // header extension runs past the end
-    rtp_padding,           // padding count 0 or past the payload
-    rtp_empty,             // no payload left after header, CSRCs, extension, padding
-    rtp_rtcp,              // RTCP (payload type 72..76) on the media port
-    // ingress: flow
-    unknown_flow,          // no registered speaker for (src ip, src port, dst port)
-    ssrc_mismatch,         // speaker registered with another SSRC
-    policed,               // speaker over its rate (token bucket)
-    // ingress: ARP / ICMP
-    arp_invalid,           // malformed ARP
-    arp_not_for_us,        // ARP for an address we do not own
-    icmp_invalid,          // malformed ICMP or bad checksum
-    icmp_not_echo,         // ICMP type we do not answer
-    icmp_rate,             // echo replies over their rate limit
-    arp_rate,              // ARP replies over their rate limit
-    // egress
-    no_mbuf,               // mempool empty when building replicas
-    tx_full,               // TX queue full after retries within the deadline
-    neigh_unresolved,      // next hop MAC not known yet
-    deadline,              // frame deadline passed before this replica was built
-    ring_full,             // hand-off ring to a fan-out lcore was full
+#define STENTOR_X(e, name, help) e,
+    STENTOR_FOREACH_DROP_REASON(STENTOR_X)
+#undef STENTOR_X
     count_
 };
 
 inline constexpr std::size_t nb_drop_reasons = static_cast<std::size_t>(drop_reason::count_);
 
-// Stable names, in enum order. The static_assert below keeps them in step.
 inline constexpr std::array<std::string_view, nb_drop_reasons> drop_reason_names = {
-    "ingress/eth_runt",       "ingress/eth_dst",           "ingress/eth_src",
-    "ingress/eth_vlan",       "ingress/eth_type",          "ingress/oversize",
-    "ingress/ipv4_runt",      "ingress/ipv4_version",      "ingress/ipv4_ihl",
-    "ingress/ipv4_options",   "ingress/ipv4_total_length", "ingress/ipv4_checksum",
-    "ingress/ipv4_fragment",  "ingress/ipv4_src",          "ingress/ipv4_dst",
-    "ingress/ipv4_proto",     "ingress/udp_runt",          "ingress/udp_length",
-    "ingress/udp_port",       "ingress/udp_checksum",      "ingress/rtp_runt",
-    "ingress/rtp_version",    "ingress/rtp_csrc",          "ingress/rtp_extension",
-    "ingress/rtp_padding",    "ingress/rtp_empty",         "ingress/rtp_rtcp",
-    "ingress/unknown_flow",   "ingress/ssrc_mismatch",     "ingress/policed",
-    "ingress/arp_invalid",    "ingress/arp_not_for_us",    "ingress/icmp_invalid",
-    "ingress/icmp_not_echo",  "ingress/icmp_rate",         "ingress/arp_rate",
-    "egress/no_mbuf",         "egress/tx_full",            "egress/neigh_unresolved",
-    "egress/deadline",        "egress/ring_full",
+#define STENTOR_X(e, name, help) name,
+    STENTOR_FOREACH_DROP_REASON(STENTOR_X)
+#undef STENTOR_X
 };
-static_assert(drop_reason_names.size() == nb_drop_reasons);
-static_assert(drop_reason_names.back() == "egress/ring_full", "name table out of step with enum");
+
+inline constexpr std::array<std::string_view, nb_drop_reasons> drop_reason_help = {
+#define STENTOR_X(e, name, help) help,
+    STENTOR_FOREACH_DROP_REASON(STENTOR_X)
+#undef STENTOR_X
+};
 
 constexpr std::string_view name_of(drop_reason r) noexcept {
     return drop_reason_names[static_cast<std::size_t>(r)];
 }
 
+// The drop reasons that mean "the fan-out could not keep up": the only ones
+// the overload controller sheds listeners for. A late mixer or a slow disk
+// (mixer_ring_full, record_ring_full) is a service problem, not a reason to
+// cut listeners in every session.
+constexpr bool is_fanout_overload(drop_reason r) noexcept {
+    return r == drop_reason::ring_full || r == drop_reason::jobs_full;
+}
+
 inline constexpr std::size_t max_tiers = 4;
 inline constexpr std::size_t max_ports = 4;
+
+// Scalar per-lcore counters: _(field, help). Append only.
+#define STENTOR_FOREACH_LCORE_COUNTER(_)                                      \
+    _(rx_packets, "packets received from ports by this lcore")                \
+    _(rx_bytes, "bytes received from ports")                                  \
+    _(rtp_in, "accepted speaker packets")                                      \
+    _(replicas_out, "egress replicas handed to the NIC")                      \
+    _(tx_bytes, "egress replica bytes handed to the NIC")                     \
+    _(arp_replies, "ARP replies sent for the relay's addresses")              \
+    _(arp_requests, "ARP requests sent to resolve next hops")                 \
+    _(icmp_replies, "ICMP echo replies sent")                                 \
+    _(busy_cycles, "TSC cycles in loop iterations that did work")             \
+    _(idle_cycles, "TSC cycles in empty polls")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control
 // plane reads them with relaxed atomic loads via std::atomic_ref.
 struct alignas(cache_line) lcore_counters {
-    uint64_t rx_packets;          // packets received from ports by this lcore
-    uint64_t rx_bytes;
-    uint64_t rtp_in;              // accepted speaker packets
-    uint64_t replicas_out;        // egress packets handed to the NIC
-    uint64_t tx_bytes;
-    uint64_t arp_replies;
-    uint64_t arp_requests;        // requests we sent to resolve neighbours
-    uint64_t icmp_replies;
-    uint64_t busy_cycles;         // TSC cycles in iterations that did work
-    uint64_t idle_cycles;         // TSC cycles in empty polls
+#define STENTOR_X(f, help) uint64_t f;
+    STENTOR_FOREACH_LCORE_COUNTER(STENTOR_X)
+#undef STENTOR_X
     uint64_t drops[nb_drop_reasons];
     uint64_t tier_misses[max_tiers];   // replicas not sent, by listener tier
     uint64_t port_rx[max_ports];
     uint64_t port_tx[max_ports];
+
+    uint64_t& drop(drop_reason r) noexcept { return drops[static_cast<std::size_t>(r)]; }
+    uint64_t drop(drop_reason r) const noexcept { return drops[static_cast<std::size_t>(r)]; }
+
+    // Visit every scalar counter: f(name, help, value).
+    template <class F>
+    void for_each_scalar(F&& f) const {
+#define STENTOR_X(field, help) f(#field, help, field);
+        STENTOR_FOREACH_LCORE_COUNTER(STENTOR_X)
+#undef STENTOR_X
+    }
 };
 static_assert(alignof(lcore_counters) == cache_line);
 static_assert(sizeof(lcore_counters) % cache_line == 0);
+
+namespace detail {
+inline uint64_t relaxed(const uint64_t& v) noexcept {
+    return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(v)).load(std::memory_order_relaxed);
+}
+}  // namespace detail
+
+// Relaxed reads of counters that their writer is still writing.
+inline lcore_counters snapshot(const lcore_counters& c) noexcept {
+    lcore_counters s{};
+#define STENTOR_X(f, help) s.f = detail::relaxed(c.f);
+    STENTOR_FOREACH_LCORE_COUNTER(STENTOR_X)
+#undef STENTOR_X
+    for (std::size_t i = 0; i < nb_drop_reasons; ++i) s.drops[i] = detail::relaxed(c.drops[i]);
+    for (std::size_t i = 0; i < max_tiers; ++i) s.tier_misses[i] = detail::relaxed(c.tier_misses[i]);
+    for (std::size_t i = 0; i < max_ports; ++i) {
+        s.port_rx[i] = detail::relaxed(c.port_rx[i]);
+        s.port_tx[i] = detail::relaxed(c.port_tx[i]);
+    }
+    return s;
+}
+
+// t += snapshot(c)
+inline void accumulate(lcore_counters& t, const lcore_counters& c) noexcept {
+    const lcore_counters s = snapshot(c);
+#define STENTOR_X(f, help) t.f += s.f;
+    STENTOR_FOREACH_LCORE_COUNTER(STENTOR_X)
+#undef STENTOR_X
+    for (std::size_t i = 0; i < nb_drop_reasons; ++i) t.drops[i] += s.drops[i];
+    for (std::size_t i = 0; i < max_tiers; ++i) t.tier_misses[i] += s.tier_misses[i];
+    for (std::size_t i = 0; i < max_ports; ++i) {
+        t.port_rx[i] += s.port_rx[i];
+        t.port_tx[i] += s.port_tx[i];
+    }
+}
+
+// Statistics structs of the services (mixer, recorder) use the same scheme:
+//   #define FOREACH_X_STAT(_) _(field, "help") ...
+//   struct x_stats { STENTOR_STAT_FIELDS(FOREACH_X_STAT) };
+// which gives each struct its fields (zero-initialised), a visitor
+// for_each(f(name, help, value)) and operator+= for summing.
+#define STENTOR_STAT_FIELD_(f, help) uint64_t f = 0;
+#define STENTOR_STAT_VISIT_(f, help) fn(#f, help, f);
+#define STENTOR_STAT_ADD_(f, help) f += o.f;
+#define STENTOR_STAT_RELAXED_(f, help) s.f = ::stentor::dp::detail::relaxed(f);
+#define STENTOR_STAT_FIELDS(LIST, TYPE)                                            \
+    LIST(STENTOR_STAT_FIELD_)                                                     \
+    template <class F>                                                            \
+    void for_each(F&& fn) const {                                                 \
+        LIST(STENTOR_STAT_VISIT_)                                                 \
+    }                                                                             \
+    TYPE& operator+=(const TYPE& o) noexcept {                                    \
+        LIST(STENTOR_STAT_ADD_)                                                   \
+        return *this;                                                             \
+    }                                                                             \
+    /* relaxed reads while the owning thread still writes */                      \
+    TYPE snapshot() const noexcept {                                              \
+        TYPE s;                                                                   \
+        LIST(STENTOR_STAT_RELAXED_)                                               \
+        return s;                                                                 \
+    }
 
 }  // namespace stentor::dp

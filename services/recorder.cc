@@ -18,8 +18,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
-#include "mixer.h"
-#include "worker.h"
+#include "stentor/dp_shared.h"
 
 namespace stentor::control {
 

@@ -9,7 +9,7 @@
 
 #include <opus/opus.h>
 
-#include "worker.h"
+#include "stentor/dp_shared.h"
 
 namespace stentor::dp {
 namespace {

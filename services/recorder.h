@@ -33,6 +33,8 @@
 #include <utility>
 #include <vector>
 
+#include "stentor/dp_counters.h"
+
 struct rte_ring;
 
 namespace stentor::dp {
@@ -131,15 +133,18 @@ struct recording_info {
     std::vector<recording_track> tracks;
 };
 
+#define STENTOR_FOREACH_RECORDER_STAT(_) \
+    _(messages, "taken from the ring") \
+    _(not_recording, "session unknown or not recording") \
+    _(after_end, "arrived after the recording was finalised") \
+    _(error_dropped, "recording in error state: not written") \
+    _(write_errors, "failed or short writes, open failures") \
+    _(bytes_written, "bytes of Ogg pages written to disk") \
+    _(files_opened, "track files created") \
+    _(files_finalised, "track files closed with their end-of-stream page")
+
 struct recorder_stats {
-    uint64_t messages = 0;       // taken from the ring
-    uint64_t not_recording = 0;  // session unknown or not recording
-    uint64_t after_end = 0;      // arrived after the recording was finalised
-    uint64_t error_dropped = 0;  // recording in error state: not written
-    uint64_t write_errors = 0;   // failed or short writes, open failures
-    uint64_t bytes_written = 0;
-    uint64_t files_opened = 0;
-    uint64_t files_finalised = 0;
+    STENTOR_STAT_FIELDS(STENTOR_FOREACH_RECORDER_STAT, recorder_stats)
 };
 
 struct recorder_options {

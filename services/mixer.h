@@ -47,26 +47,10 @@
 #include <rte_ring.h>
 
 #include "stentor/dp_counters.h"
+#include "stentor/dp_shared.h"
 #include "stentor/dp_snapshot.h"
 
 namespace stentor::dp {
-
-struct dp_shared;
-
-// The mix's RTP SSRC: a fixed function of the session id (murmur3's 32-bit
-// finaliser of id ^ 'STNR'), so listeners and recordings see the same SSRC
-// for a session across relay restarts, and it never equals a small id.
-constexpr uint32_t mix_ssrc(uint32_t session_id) noexcept {
-    uint32_t h = session_id ^ 0x53544e52u;
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    h ^= h >> 16;
-    return h == 0 ? 1 : h;
-}
-
-inline constexpr uint8_t mix_payload_type = 111;
 
 struct mixer_config {
     rte_mempool* pool = nullptr;       // mbufs of the mixed packets
@@ -81,26 +65,30 @@ struct mixer_config {
     unsigned default_frame_ms = 20;    // for sessions the control plane did not describe
 };
 
-// Counters of the mixer thread (one writer), read racily by the control plane.
+// Counters of the mixer thread (one writer), read racily by the control plane
+// (snapshot()). _(field, help), append only: exported as mixer/<field>.
+#define STENTOR_FOREACH_MIXER_STAT(_) \
+    _(packets_in, "speaker packets taken from the ring") \
+    _(not_mix, "message for a session that is not (or no longer) in mix mode") \
+    _(bad_packets, "RTP or Opus payload unusable") \
+    _(late, "arrived after its playout slot") \
+    _(duplicates, "same timestamp already buffered") \
+    _(overflow, "jitter buffer full or too deep: oldest frame skipped") \
+    _(decoded_frames, "speaker frames decoded") \
+    _(plc_frames, "concealed with Opus PLC") \
+    _(silent_frames, "DTX gaps or speakers missing past plc_max_frames") \
+    _(decode_errors, "Opus decoder errors") \
+    _(speakers_added, "speakers (SSRCs) that got a decoder") \
+    _(speakers_dropped, "speakers dropped after speaker_timeout_ms of silence") \
+    _(frames_out, "mixed packets published") \
+    _(encode_errors, "Opus encoder errors") \
+    _(no_mbuf, "mempool empty for a mixed packet") \
+    _(publish_failed, "some fan-out or record ring was full") \
+    _(ticks_skipped, "frame periods missed because the thread ran late") \
+    _(limited_frames, "frames where the limiter reduced the gain")
+
 struct alignas(cache_line) mixer_stats {
-    uint64_t packets_in;       // speaker packets taken from the ring
-    uint64_t not_mix;          // message for a session that is not (or no longer) in mix mode
-    uint64_t bad_packets;      // RTP or Opus payload unusable
-    uint64_t late;             // arrived after its playout slot
-    uint64_t duplicates;       // same timestamp already buffered
-    uint64_t overflow;         // jitter buffer full or too deep: oldest frame skipped
-    uint64_t decoded_frames;
-    uint64_t plc_frames;       // concealed with Opus PLC
-    uint64_t silent_frames;    // DTX gaps or speakers missing past plc_max_frames
-    uint64_t decode_errors;
-    uint64_t speakers_added;
-    uint64_t speakers_dropped;
-    uint64_t frames_out;       // mixed packets published
-    uint64_t encode_errors;
-    uint64_t no_mbuf;
-    uint64_t publish_failed;   // some fan-out or record ring was full
-    uint64_t ticks_skipped;    // frame periods missed because the thread ran late
-    uint64_t limited_frames;   // frames where the limiter reduced the gain
+    STENTOR_STAT_FIELDS(STENTOR_FOREACH_MIXER_STAT, mixer_stats)
 };
 
 class mixer {

@@ -1,0 +1,38 @@
+// Fan-out: replicate each speaker packet to this lcore's shard of the
+// session's listeners.
+//
+// Fan-out works on "jobs": one ingress packet to replicate to one shard's
+// listeners. A job owns a copy of the egress frame (the template, built once
+// per packet and egress port) and a position (tier, slot); it holds no pointer
+// into the snapshot across loop iterations, so the lcore can report an RCU
+// quiescent state every iteration even while a million-listener packet is
+// half done. Jobs are served in slices, round robin, so a small session's
+// packet is not stuck behind a huge one; a job past its deadline is abandoned
+// and the listeners it did not reach are counted per tier.
+#pragma once
+
+#include <cstdint>
+
+#include "lcore.h"
+
+namespace stentor::dp {
+
+inline bool has_listeners(const dp_session& sess, uint32_t shard) noexcept {
+    bool any = false;
+    for (unsigned t = 0; t < max_tiers; ++t) any |= sess.lists[shard][t] != nullptr;
+    return any;
+}
+
+// Create a fan-out job for one speaker-packet message (RTP bytes of a
+// session) on this lcore's shard. `s` is the snapshot loaded this iteration.
+void fanout_start_job(worker* w, const dp_snapshot& s, uint32_t session_index, const uint8_t* rtp,
+                      uint16_t rtp_len, uint64_t now) noexcept;
+
+// Take messages from the lcore's in_ring and serve the jobs round robin, one
+// slice each, for up to `slices` slices. Returns the work done.
+unsigned fanout_poll(worker* w, const dp_snapshot* s, uint64_t now, unsigned slices) noexcept;
+
+void fanout_init(worker* w) noexcept;
+void fanout_release(worker* w) noexcept;   // free what is left in the in_ring
+
+}  // namespace stentor::dp

@@ -1,0 +1,72 @@
+// The runtime state every lcore, service thread and the control plane share,
+// and the speaker-packet message that travels between them. Owned by the
+// control plane (relay.cc), which outlives the workers and the services.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+
+#include "stentor/dp_counters.h"
+#include "stentor/dp_port.h"
+#include "stentor/dp_snapshot.h"
+
+namespace stentor::dp {
+
+struct dp_shared {
+    std::atomic<const dp_snapshot*> snapshot{nullptr};
+    rte_rcu_qsbr* rcu = nullptr;
+    dp_neigh* neigh = nullptr;                    // neighbour table
+    uint32_t nb_neigh = 0;
+    uint16_t nb_ports = 0;
+    port_identity ports[max_ports]{};             // by port index (profile order)
+    uint16_t ethdev[max_ports]{};                 // port index -> ethdev port_id
+    dp_policer* policers = nullptr;               // limits.max_speakers entries
+    uint32_t nb_policers = 0;
+    // Speaker-packet messages (see below) for the services: forwarded
+    // sessions with recording on go to record_ring, mix sessions to
+    // mixer_ring. nullptr = no consumer: such packets are not queued.
+    rte_ring* record_ring = nullptr;
+    rte_ring* mixer_ring = nullptr;
+    rte_ring* shard_rings[max_fanout_shards]{};   // in_ring of each fan-out shard (multi-producer)
+    uint32_t nb_shards = 0;
+    std::atomic<bool> stop{false};
+};
+
+// A speaker-packet message is an mbuf whose data is exactly one RTP packet
+// (header .. padding) and whose hash.usr is the session index. RX lcores turn
+// accepted packets into messages; the mixer emits them; fan-out lcores and
+// the recorder consume them. One mbuf may be shared (refcount) by several
+// consumers, which only read it.
+inline void set_message_session(rte_mbuf* m, uint32_t session_index) noexcept { m->hash.usr = session_index; }
+inline uint32_t message_session(const rte_mbuf* m) noexcept { return m->hash.usr; }
+
+// Where a message may go. Each queue has its own full counter, so an
+// operator (and the overload controller) can tell which consumer fell behind.
+//
+// Hand a message to every fan-out shard that has listeners for the session
+// (and, when to_recorder is set and a recorder is running, to the recorder).
+// Consumes the caller's reference. Returns false if some ring was full.
+// `skip_shard` (or -1) is a shard the caller already served directly.
+bool publish_message(dp_shared& sh, const dp_snapshot& s, rte_mbuf* m, bool to_recorder,
+                     lcore_counters* c, int skip_shard = -1) noexcept;
+
+// The mix's RTP SSRC: a fixed function of the session id (murmur3's 32-bit
+// finaliser of id ^ 'STNR'), so listeners and recordings see the same SSRC
+// for a session across relay restarts, and it never equals a small id.
+constexpr uint32_t mix_ssrc(uint32_t session_id) noexcept {
+    uint32_t h = session_id ^ 0x53544e52u;
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h == 0 ? 1 : h;
+}
+
+inline constexpr uint8_t mix_payload_type = 111;
+
+}  // namespace stentor::dp

@@ -1,0 +1,51 @@
+// How the control plane starts the data plane: one worker per lcore, each
+// configured here and launched with rte_eal_remote_launch(worker_main). The
+// loop itself (ingress, fan-out, neighbours, TX) is private to dataplane/.
+#pragma once
+
+#include <cstdint>
+
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#include "stentor/dp_counters.h"
+#include "stentor/dp_shared.h"
+
+namespace stentor::dp {
+
+inline constexpr unsigned max_burst = 64;
+inline constexpr unsigned max_jobs = 64;          // packets in flight per fan-out lcore
+
+struct worker_config {
+    unsigned lcore_id = 0;
+    unsigned thread_id = 0;                       // RCU thread id and counters index
+    bool do_rx = false;
+    bool do_fanout = false;
+    bool arp_owner = false;                       // sends ARP requests for wanted neighbours
+    uint16_t rx_queue = 0;                        // polled on every port when do_rx
+    uint16_t tx_queue = 0;                        // this lcore's TX queue on every port
+    int fanout_shard = -1;                        // listener shard served when do_fanout
+    unsigned burst = 32;
+    uint64_t deadline_cycles = 0;                 // frame deadline in TSC cycles
+    uint64_t drain_cycles = 0;                    // TX buffers flushed at least this often
+    uint32_t replica_budget = 0;                  // test knob: max replicas per packet (0 = none)
+    uint32_t slice = 1024;                        // replicas per job before rotating (~18 us at 57 Mpps)
+    rte_mempool* pool = nullptr;
+    rte_ring* in_ring = nullptr;                  // speaker-packet messages for this fan-out lcore
+    lcore_counters* counters = nullptr;
+    dp_shared* shared = nullptr;
+};
+
+// Entry point for rte_eal_remote_launch; arg is a worker_config*.
+int worker_main(void* arg);
+
+// One iteration of the loop; exposed so tests can drive a worker
+// deterministically on the calling thread. Returns the work done.
+struct worker;
+worker* worker_create(const worker_config& cfg);
+void worker_destroy(worker* w);
+unsigned worker_poll(worker* w) noexcept;
+void worker_flush(worker* w) noexcept;            // drain TX buffers now
+unsigned worker_jobs_pending(const worker* w) noexcept;
+
+}  // namespace stentor::dp

@@ -1,0 +1,62 @@
+// The per-lcore context: everything one worker owns, cache-aligned, written
+// only by its lcore. Each stage (ingress.cc, fanout.cc, neigh.cc, tx.h) reads
+// and writes its own part; loop.cc creates it and runs the iteration.
+#pragma once
+
+#include <cstdint>
+
+#include "replica.h"
+#include "stentor/dp_counters.h"
+#include "stentor/dp_shared.h"
+#include "stentor/dp_worker.h"
+
+namespace stentor::dp {
+
+// One ingress packet to replicate to this lcore's shard of a session.
+struct fanout_job {
+    uint32_t session_index;
+    uint64_t generation;
+    uint64_t deadline_tsc;
+    uint32_t tier;
+    uint32_t slot;
+    uint32_t done;           // replicas built, for the test budget
+    egress_template* tmpl;   // [max_ports], owned by the worker's template pool
+};
+
+struct tx_buffer {
+    uint16_t n;
+    rte_mbuf* pkts[max_burst];
+};
+
+struct token_bucket {
+    uint64_t tokens;
+    uint64_t last_tsc;
+};
+
+struct alignas(cache_line) worker {
+    worker_config cfg;
+    lcore_counters* c;
+    dp_shared* sh;
+    uint64_t hz;
+
+    // fan-out jobs: `order` is a circular list of job ids, `free_ids` a stack
+    uint32_t order[max_jobs];
+    uint32_t order_head;
+    uint32_t order_count;
+    uint32_t free_ids[max_jobs];
+    uint32_t nb_free;
+    fanout_job jobs[max_jobs];
+    egress_template* tmpl_pool;   // max_jobs * max_ports, rte_malloc'ed
+
+    // TX
+    tx_buffer tx[max_ports];
+    uint64_t last_drain_tsc;
+
+    // neighbours and control replies
+    uint64_t last_arp_tsc;
+    uint32_t arp_scan_pos;
+    token_bucket arp_tb;
+    token_bucket icmp_tb;
+};
+
+}  // namespace stentor::dp

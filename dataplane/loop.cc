@@ -1,0 +1,92 @@
+// The per-lcore loop. Shape borrowed from DPDK's l3fwd: rx_burst -> parse the
+// burst -> act -> stage TX -> drain on a TSC timer -> report an RCU quiescent
+// state; every drop is a counter. The stages live in their own files:
+// ingress.cc, fanout.cc, neigh.cc (ARP/ICMP and neighbours) and tx.h.
+#include <rte_cycles.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+
+#include "fanout.h"
+#include "ingress.h"
+#include "lcore.h"
+#include "neigh.h"
+#include "stentor/dp_worker.h"
+#include "tx.h"
+
+namespace stentor::dp {
+
+worker* worker_create(const worker_config& cfg) {
+    auto* w = static_cast<worker*>(rte_zmalloc_socket("stentor_worker", sizeof(worker), cache_line,
+                                                      static_cast<int>(rte_lcore_to_socket_id(cfg.lcore_id))));
+    if (w == nullptr) return nullptr;
+    w->cfg = cfg;
+    if (w->cfg.burst == 0 || w->cfg.burst > max_burst) w->cfg.burst = 32;
+    if (w->cfg.slice == 0) w->cfg.slice = 1024;
+    w->c = cfg.counters;
+    w->sh = cfg.shared;
+    w->hz = rte_get_tsc_hz();
+    w->tmpl_pool = static_cast<egress_template*>(
+        rte_zmalloc("stentor_tmpl", sizeof(egress_template) * max_jobs * max_ports, cache_line));
+    if (w->tmpl_pool == nullptr) {
+        rte_free(w);
+        return nullptr;
+    }
+    fanout_init(w);
+    const uint64_t now = rte_rdtsc();
+    neigh_init(w, now);
+    w->last_drain_tsc = now;
+    return w;
+}
+
+void worker_destroy(worker* w) {
+    if (w == nullptr) return;
+    tx_flush_all(w);
+    fanout_release(w);
+    rte_free(w->tmpl_pool);
+    rte_free(w);
+}
+
+unsigned worker_poll(worker* w) noexcept {
+    const uint64_t start = rte_rdtsc();
+    const dp_snapshot* s = w->sh->snapshot.load(std::memory_order_acquire);
+    unsigned work = 0;
+    if (w->cfg.do_rx) work += ingress_poll(w, s, start);
+    if (w->cfg.do_fanout) work += fanout_poll(w, s, start, 16);
+    if (w->cfg.arp_owner) neigh_solicit(w, start);
+    const uint64_t end = rte_rdtsc();
+    if (end - w->last_drain_tsc >= w->cfg.drain_cycles) {
+        tx_flush_all(w);
+        w->last_drain_tsc = end;
+    }
+    if (w->sh->rcu != nullptr) rte_rcu_qsbr_quiescent(w->sh->rcu, w->cfg.thread_id);
+    if (work > 0)
+        w->c->busy_cycles += end - start;
+    else
+        w->c->idle_cycles += end - start;
+    return work;
+}
+
+void worker_flush(worker* w) noexcept { tx_flush_all(w); }
+
+unsigned worker_jobs_pending(const worker* w) noexcept { return w->order_count; }
+
+int worker_main(void* arg) {
+    auto* cfg = static_cast<worker_config*>(arg);
+    worker* w = worker_create(*cfg);
+    if (w == nullptr) return -1;
+    rte_rcu_qsbr* rcu = cfg->shared->rcu;
+    if (rcu != nullptr) {
+        rte_rcu_qsbr_thread_register(rcu, cfg->thread_id);
+        rte_rcu_qsbr_thread_online(rcu, cfg->thread_id);
+    }
+    while (!cfg->shared->stop.load(std::memory_order_relaxed)) worker_poll(w);
+    worker_destroy(w);
+    if (rcu != nullptr) {
+        rte_rcu_qsbr_thread_offline(rcu, cfg->thread_id);
+        rte_rcu_qsbr_thread_unregister(rcu, cfg->thread_id);
+    }
+    return 0;
+}
+
+}  // namespace stentor::dp
