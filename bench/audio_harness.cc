@@ -88,7 +88,7 @@ rte_mbuf* message(rte_mempool* pool, uint32_t session_index, uint16_t seq, uint3
     for (int i = 0; i < 4; ++i) d[4 + i] = static_cast<uint8_t>(ts >> (24 - 8 * i));
     for (int i = 0; i < 4; ++i) d[8 + i] = static_cast<uint8_t>(ssrc >> (24 - 8 * i));
     std::memcpy(d + 12, opus.data(), opus.size());
-    dp::set_message_session(m, session_index);
+    dp::set_message_session(m, session_index, session_index + 1);   // fake_snapshot: generation = index + 1
     return m;
 }
 

@@ -388,7 +388,7 @@ bool relay::inject_rtp(uint32_t session_id, const uint8_t* rtp, uint16_t len) {
         return false;
     }
     std::memcpy(d, rtp, len);
-    dp::set_message_session(m, index);
+    dp::set_message_session(m, index, s->sessions[index]->generation);
     // Not a worker: no RCU thread id. The snapshot stays valid because the
     // control plane publishes from this same thread in benchmarks and tools.
     static dp::lcore_counters scratch{};

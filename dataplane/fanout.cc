@@ -165,7 +165,12 @@ unsigned drain_in_ring(worker* w, const dp_snapshot* s, uint64_t now) noexcept {
     const unsigned n = rte_ring_sc_dequeue_burst(w->cfg.in_ring, objs, w->cfg.burst, nullptr);
     for (unsigned i = 0; s != nullptr && i < n; ++i) {
         const rte_mbuf* m = static_cast<const rte_mbuf*>(objs[i]);
-        fanout_start_job(w, *s, message_session(m), rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, now);
+        const dp_session* sess = message_session_of(*s, m);
+        if (sess == nullptr) [[unlikely]] {
+            ++w->c->drop(drop_reason::stale_session);
+            continue;
+        }
+        fanout_start_job(w, *sess, rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, now);
     }
     if (n > 0) rte_pktmbuf_free_bulk(reinterpret_cast<rte_mbuf**>(objs), n);
     return n;
@@ -173,12 +178,10 @@ unsigned drain_in_ring(worker* w, const dp_snapshot* s, uint64_t now) noexcept {
 
 }  // namespace
 
-void fanout_start_job(worker* w, const dp_snapshot& s, uint32_t session_index, const uint8_t* rtp,
-                      uint16_t rtp_len, uint64_t now) noexcept {
-    if (session_index >= s.nb_sessions) return;
-    const dp_session* sess = s.sessions[session_index];
+void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uint16_t rtp_len,
+                      uint64_t now) noexcept {
     const uint32_t shard = static_cast<uint32_t>(w->cfg.fanout_shard);
-    if (!has_listeners(*sess, shard)) return;
+    if (!has_listeners(sess, shard)) return;
     if (rtp_len > max_frame_bytes - wire::l2l3l4) return;   // the validator already bounds it by the MTU
     if (jobs_full(w)) {
         ++w->c->drop(drop_reason::jobs_full);
@@ -186,14 +189,14 @@ void fanout_start_job(worker* w, const dp_snapshot& s, uint32_t session_index, c
     }
     const uint32_t id = w->free_ids[--w->nb_free];
     fanout_job& j = w->jobs[id];
-    j.session_index = session_index;
-    j.generation = sess->generation;
+    j.session_index = sess.index;
+    j.generation = sess.generation;
     j.deadline_tsc = now + w->cfg.deadline_cycles;
     j.tier = 0;
     j.slot = 0;
     j.done = 0;
     for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
-        build_template(j.tmpl[p], rtp, rtp_len, w->sh->ports[p].mac, w->sh->ports[p].ip_be, sess->udp_port_be);
+        build_template(j.tmpl[p], rtp, rtp_len, w->sh->ports[p].mac, w->sh->ports[p].ip_be, sess.udp_port_be);
     w->order[(w->order_head + w->order_count) % max_jobs] = id;
     ++w->order_count;
 }
@@ -224,9 +227,7 @@ void fanout_release(worker* w) noexcept {
 bool publish_message(dp_shared& sh, const dp_snapshot& s, rte_mbuf* m, bool to_recorder,
                      lcore_counters* c, int skip_shard) noexcept {
     bool ok = true;
-    const uint32_t si = message_session(m);
-    if (si < s.nb_sessions) {
-        const dp_session* sess = s.sessions[si];
+    if (const dp_session* sess = message_session_of(s, m)) {
         for (uint32_t shard = 0; shard < s.nb_fanout_shards && shard < sh.nb_shards; ++shard) {
             if (static_cast<int>(shard) == skip_shard || !has_listeners(*sess, shard)) continue;
             rte_ring* r = sh.shard_rings[shard];

@@ -23,10 +23,10 @@ inline bool has_listeners(const dp_session& sess, uint32_t shard) noexcept {
     return any;
 }
 
-// Create a fan-out job for one speaker-packet message (RTP bytes of a
-// session) on this lcore's shard. `s` is the snapshot loaded this iteration.
-void fanout_start_job(worker* w, const dp_snapshot& s, uint32_t session_index, const uint8_t* rtp,
-                      uint16_t rtp_len, uint64_t now) noexcept;
+// Create a fan-out job for one speaker packet (RTP bytes) of `sess` on this
+// lcore's shard; `sess` comes from the snapshot loaded this iteration.
+void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uint16_t rtp_len,
+                      uint64_t now) noexcept;
 
 // Take messages from the lcore's in_ring and serve the jobs round robin, one
 // slice each, for up to `slices` slices. Returns the work done.

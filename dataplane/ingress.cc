@@ -106,8 +106,8 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
     // From here on the mbuf is a speaker-packet message: RTP only.
     rte_pktmbuf_adj(m, pr.rtp_off);
     rte_pktmbuf_trim(m, static_cast<uint16_t>(m->pkt_len - pr.rtp_len));
-    set_message_session(m, f->session_index);
     const dp_session* sess = s.sessions[f->session_index];
+    set_message_session(m, f->session_index, sess->generation);
     if (sess->mode == session_mode_mix) {
         // The mixer owns it now; its output comes back as messages.
         if (w->sh->mixer_ring == nullptr || rte_ring_enqueue(w->sh->mixer_ring, m) != 0) {
@@ -117,7 +117,7 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
         return true;
     }
     if (w->cfg.do_fanout)
-        fanout_start_job(w, s, f->session_index, rte_pktmbuf_mtod(m, const uint8_t*), pr.rtp_len, now);
+        fanout_start_job(w, *sess, rte_pktmbuf_mtod(m, const uint8_t*), pr.rtp_len, now);
     rte_mbuf_refcnt_update(m, 1);   // publish_message consumes one reference
     publish_message(*w->sh, s, m, sess->record != 0, c, w->cfg.do_fanout ? w->cfg.fanout_shard : -1);
     return false;

@@ -186,12 +186,12 @@ void mixer::take(rte_mbuf* m, uint64_t now_ns) {
     ++_stats.packets_in;
     const uint32_t idx = message_session(m);
     const dp_snapshot* snap = _snap;
-    if (snap == nullptr || idx >= snap->nb_sessions) {
-        ++_stats.not_mix;
+    const dp_session* ds = snap != nullptr ? message_session_of(*snap, m) : nullptr;
+    if (ds == nullptr) {
+        ++_stats.stale;
         return;
     }
-    const dp_session* ds = snap->sessions[idx];
-    if (ds->mode != session_mode_mix || ds->generation == 0) {
+    if (ds->mode != session_mode_mix) {
         ++_stats.not_mix;
         return;
     }
@@ -448,7 +448,7 @@ void mixer::tick(session& s, uint64_t now_ns) {
     wr32(d + 4, s.ts_base + static_cast<uint32_t>(tick_no * s.frame_samples));
     wr32(d + 8, s.ssrc);
     s.talking = true;
-    set_message_session(m, s.index);
+    set_message_session(m, s.index, s.generation);
     const bool record = snap->sessions[s.index]->record != 0;
     if (!publish_message(*_cfg.shared, *snap, m, record, &_counters)) ++_stats.publish_failed;
     ++_stats.frames_out;

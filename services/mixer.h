@@ -85,7 +85,8 @@ struct mixer_config {
     _(no_mbuf, "mempool empty for a mixed packet") \
     _(publish_failed, "some fan-out or record ring was full") \
     _(ticks_skipped, "frame periods missed because the thread ran late") \
-    _(limited_frames, "frames where the limiter reduced the gain")
+    _(limited_frames, "frames where the limiter reduced the gain") \
+    _(stale, "message whose session ended or was replaced while it was queued")
 
 struct alignas(cache_line) mixer_stats {
     STENTOR_STAT_FIELDS(STENTOR_FOREACH_MIXER_STAT, mixer_stats)

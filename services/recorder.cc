@@ -577,12 +577,12 @@ struct recorder::impl {
 
     void take(rte_mbuf* m, const dp::dp_snapshot* snap, uint64_t now) {
         ++st.messages;
-        const uint32_t idx = dp::message_session(m);
-        if (snap == nullptr || idx >= snap->nb_sessions || snap->sessions[idx]->generation == 0) {
-            ++st.not_recording;
+        const dp::dp_session* dsp = snap != nullptr ? dp::message_session_of(*snap, m) : nullptr;
+        if (dsp == nullptr) {
+            ++st.stale;
             return;
         }
-        const dp::dp_session& ds = *snap->sessions[idx];
+        const dp::dp_session& ds = *dsp;
         if (closed_generations.count(ds.generation) != 0) {
             ++st.after_end;
             return;

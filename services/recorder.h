@@ -141,7 +141,8 @@ struct recording_info {
     _(write_errors, "failed or short writes, open failures") \
     _(bytes_written, "bytes of Ogg pages written to disk") \
     _(files_opened, "track files created") \
-    _(files_finalised, "track files closed with their end-of-stream page")
+    _(files_finalised, "track files closed with their end-of-stream page") \
+    _(stale, "message whose session ended or was replaced while it was queued")
 
 struct recorder_stats {
     STENTOR_STAT_FIELDS(STENTOR_FOREACH_RECORDER_STAT, recorder_stats)

@@ -355,3 +355,61 @@ TEST_F(audio_test, disk_full_is_an_error_state_not_a_stall) {
 
 }  // namespace
 }  // namespace stentor::test
+
+namespace stentor::test {
+namespace {
+
+// A session slot is reused as soon as its session ends. Packets of the old
+// session still queued (here: one in the fan-out shard ring, one in the
+// record ring) must not be fanned out to, or recorded into, the session that
+// took the slot: every message carries its session's generation.
+TEST_F(audio_test, queued_packets_of_an_ended_session_never_reach_its_successor) {
+    auto prof = base_profile(port.name);
+    relay r(prof, relay_options{.launch = false, .recording_dir = dir});
+    control::session_params sp;
+    sp.id = 3;
+    sp.udp_port = 40000;
+    sp.recording = true;
+    r.state().session_create(sp);
+    r.state().speaker_add(3, speaker_ip, 5004, 1234);
+    r.state().listener_add(3, listener_ip, listener_port + 1, 0);
+    r.state().publish();
+    resolve_listener(r, port);
+    const auto tone = opus_tone(440, 3, 2, 0.3);
+    // Session 3 ends while two of its packets are still queued: one in the
+    // record ring (accepted by RX from the snapshot that still had session
+    // 3) and one in the fan-out shard ring (handed over, not yet polled).
+    r.state().session_end(3);
+    inject(port, speaker_frame(speaker_ip, 10, 9600, 1234, tone[0]));
+    r.poll();
+    r.flush();
+    EXPECT_EQ(1u, drain(port).size()) << "session 3's listener, before the end is published";
+    const bytes queued = speaker_frame(speaker_ip, 11, 10560, 1234, tone[1]);
+    ASSERT_TRUE(r.inject_rtp(3, queued.data() + 42, static_cast<uint16_t>(queued.size() - 42)));
+    r.state().publish();
+    // The successor reuses the slot: same port, same speaker, a listener.
+    sp.id = 4;
+    r.state().session_create(sp);
+    r.state().speaker_add(4, speaker_ip, 5004, 1234);
+    r.state().listener_add(4, listener_ip, listener_port, 0);
+    r.state().publish();
+    settle(r);
+    r.poll_services(1000 * ms);
+    settle(r);
+    EXPECT_TRUE(drain(port).empty()) << "a packet of session 3 reached session 4's listener";
+    EXPECT_EQ(1u, counter(r, "drop/egress/stale_session")) << "the shard ring's packet of session 3";
+    EXPECT_EQ(1u, r.rec_stats().stale) << "the record ring's packet of session 3";
+    // Session 4's own audio flows and is recorded; nothing of session 3 is.
+    inject(port, speaker_frame(speaker_ip, 12, 11520, 1234, tone[2]));
+    settle(r);
+    r.poll_services(1020 * ms);
+    EXPECT_EQ(1u, to_listener(drain(port)).size());
+    r.state().session_end(4);
+    const auto rec = r.recording(4);
+    ASSERT_TRUE(rec.has_value());
+    ASSERT_EQ(1u, rec->tracks.size());
+    EXPECT_EQ(1u, rec->tracks[0].stats.packets) << "session 3's queued packet was recorded into session 4";
+}
+
+}  // namespace
+}  // namespace stentor::test

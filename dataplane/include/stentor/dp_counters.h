@@ -71,7 +71,8 @@ inline constexpr std::size_t cache_line = 64;
     _(ring_full, "egress/ring_full", "hand-off ring to a fan-out shard full (fan-out overload)")        \
     _(jobs_full, "egress/jobs_full", "fan-out lcore's job table full: packet not fanned out on that shard") \
     _(mixer_ring_full, "egress/mixer_ring_full", "hand-off ring to the mixer full (mixer late)")        \
-    _(record_ring_full, "egress/record_ring_full", "hand-off ring to the recorder full (recorder late)")
+    _(record_ring_full, "egress/record_ring_full", "hand-off ring to the recorder full (recorder late)") \
+    _(stale_session, "egress/stale_session", "queued packet whose session ended or was replaced before fan-out")
 
 enum class drop_reason : uint16_t {
 #define STENTOR_X(e, name, help) e,

@@ -37,12 +37,34 @@ struct dp_shared {
 };
 
 // A speaker-packet message is an mbuf whose data is exactly one RTP packet
-// (header .. padding) and whose hash.usr is the session index. RX lcores turn
-// accepted packets into messages; the mixer emits them; fan-out lcores and
-// the recorder consume them. One mbuf may be shared (refcount) by several
-// consumers, which only read it.
-inline void set_message_session(rte_mbuf* m, uint32_t session_index) noexcept { m->hash.usr = session_index; }
-inline uint32_t message_session(const rte_mbuf* m) noexcept { return m->hash.usr; }
+// (header .. padding), tagged with the session it belongs to: the session's
+// index in the snapshot and the low 32 bits of its generation. RX lcores
+// turn accepted packets into messages; the mixer emits them; fan-out lcores
+// and the services consume them. One mbuf may be shared (refcount) by
+// several consumers, which only read it.
+//
+// The generation is what keeps audio from crossing sessions: a session slot
+// is reused as soon as its session ends, and a message may still sit in a
+// ring when that happens. Every consumer resolves the tag with
+// message_session_of() and drops (and counts) a message whose session is
+// gone or was replaced. The tag lives in mbuf->hash (8 bytes, free once the
+// RX path is done with RSS): fdir.lo = index, fdir.hi = generation.
+inline void set_message_session(rte_mbuf* m, uint32_t session_index, uint64_t generation) noexcept {
+    m->hash.fdir.lo = session_index;
+    m->hash.fdir.hi = static_cast<uint32_t>(generation);
+}
+inline uint32_t message_session(const rte_mbuf* m) noexcept { return m->hash.fdir.lo; }
+inline uint32_t message_generation(const rte_mbuf* m) noexcept { return m->hash.fdir.hi; }
+
+// The session a message was accepted for, as the snapshot `s` has it now;
+// nullptr when it ended or its slot now holds another session.
+inline const dp_session* message_session_of(const dp_snapshot& s, const rte_mbuf* m) noexcept {
+    const uint32_t i = message_session(m);
+    if (i >= s.nb_sessions) return nullptr;
+    const dp_session* sess = s.sessions[i];
+    if (sess->generation == 0 || static_cast<uint32_t>(sess->generation) != message_generation(m)) return nullptr;
+    return sess;
+}
 
 // Where a message may go. Each queue has its own full counter, so an
 // operator (and the overload controller) can tell which consumer fell behind.
