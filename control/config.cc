@@ -660,6 +660,19 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
             c.fail(*n, path, "the all-zero MAC address cannot be a next hop");
         port.gateway_mac = mac;
     }
+    if (const auto* n = r.find("gateway_learnt")) {
+        const auto path = r.key_path("gateway_learnt");
+        const auto v = n->value<bool>();
+        if (!v) c.fail(*n, path, "must be true or false");
+        if (*v && !port.gateway) c.fail(*n, path, "set only together with gateway");
+        if (*v && port.gateway_mac) c.fail(*n, path, "the gateway is either pinned (gateway_mac) or learnt, not both");
+        port.gateway_learnt = *v;
+    }
+    // One ARP frame about the gateway could redirect every off-link
+    // listener: a deployment says how its gateway's MAC is known.
+    if (port.gateway && !port.gateway_mac && !port.gateway_learnt)
+        c.fail(*r.find("gateway"), r.key_path("gateway"),
+               "set gateway_mac (pinned, recommended) or gateway_learnt = true (learnt by ARP, see docs/security.md)");
     r.opt_uint("line_rate_mbps", port.line_rate_mbps, 0, max_line_rate_mbps);
 }
 
@@ -670,7 +683,7 @@ void read_ports(const context& c, const toml::table& root, profile& p) {
             c.fail(t.source(), path, fmt::format("at most {} ports are supported", max_ports));
         const table_reader r(c, t, t.source(), path,
                              {"name", "device", "rx_queues", "tx_queues", "rx_desc", "tx_desc", "mtu",
-                              "ipv4", "gateway", "gateway_mac", "mac", "line_rate_mbps"});
+                              "ipv4", "gateway", "gateway_mac", "gateway_learnt", "mac", "line_rate_mbps"});
         port_config port;
         read_port(c, r, p, port);
         p.ports.push_back(std::move(port));

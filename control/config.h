@@ -52,6 +52,7 @@ struct port_config {
     unsigned prefix_len = 24;
     std::optional<uint32_t> gateway;       // next hop for off-link listeners
     std::optional<std::array<uint8_t, 6>> gateway_mac;  // static neighbour: never ARP for the gateway
+    bool gateway_learnt = false;           // explicit: the gateway's MAC is learnt by ARP (no gateway_mac)
     std::optional<std::array<uint8_t, 6>> mac;  // override the device MAC
     unsigned line_rate_mbps = 0;           // 0 = take the reported link speed
 };

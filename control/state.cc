@@ -123,6 +123,9 @@ struct relay_state::impl {
     uint32_t flow_mask = 0;
     dp::dp_neigh_key* neigh_keys = nullptr;
     uint32_t neigh_key_mask = 0;
+    uint32_t* neigh_active = nullptr;                               // published: indices some listener uses
+    uint32_t nb_neigh_active = 0;
+    std::vector<uint32_t> neigh_fresh;                              // allocated since the last publish
     dp::dp_session** sess_array = nullptr;
     dp::dp_snapshot* root = nullptr;
     dp::dp_session empty_session{};                                 // occupies free indexes
@@ -147,7 +150,9 @@ struct relay_state::impl {
         }
         std::free(flows);
         std::free(neigh_keys);
+        std::free(neigh_active);
         std::free(sess_array);
+        if (root) std::free(const_cast<uint32_t*>(root->neigh_fresh));
         std::free(root);
     }
 
@@ -200,25 +205,30 @@ struct relay_state::impl {
     uint32_t neigh_ref(uint32_t nexthop, uint16_t port) {
         auto it = neigh_by_ip.find(nexthop);
         if (it != neigh_by_ip.end()) {
-            ++it->second.refs;
+            if (it->second.refs++ == 0) neigh_dirty = true;   // back in the active list
             return it->second.idx;
         }
         const uint32_t idx = neigh_free.back();
         neigh_free.pop_back();
+        // The entry is in no published snapshot (fresh, or released after a
+        // grace period): the control plane is its only writer until publish.
         dp::dp_neigh& e = sh.neigh[idx];
         e.mac_word.store(0, std::memory_order_relaxed);
+        e.cand_word = e.probe_tsc = e.confirmed_tsc = 0;
+        e.outstanding = e.saw_current = e.saw_cand = e.confirming = e.unanswered = e.resolved_now = e.conflict = 0;
         e.port_id = port;
         e.ip_be = __builtin_bswap32(nexthop);
-        e.want.store(1, std::memory_order_relaxed);
+        e.flags = 0;
         const auto& pc = prof.ports[port];
         if (pc.gateway && *pc.gateway == nexthop && pc.gateway_mac) {
-            // Static neighbour: valid at once, never asked for.
+            // Static neighbour: valid at once, never asked for, never learnt.
             uint64_t word = 0;
             std::memcpy(&word, pc.gateway_mac->data(), 6);
-            e.want.store(dp::neigh_static, std::memory_order_relaxed);
+            e.flags = dp::neigh_static;
             e.mac_word.store(word | dp::neigh_valid, std::memory_order_relaxed);
         }
         neigh_by_ip.emplace(nexthop, neigh_state{idx, 1});
+        neigh_fresh.push_back(idx);
         neigh_dirty = true;
         return idx;
     }
@@ -226,7 +236,7 @@ struct relay_state::impl {
     void neigh_unref(uint32_t nexthop) {
         auto it = neigh_by_ip.find(nexthop);
         if (it == neigh_by_ip.end()) return;
-        --it->second.refs;
+        if (--it->second.refs == 0) neigh_dirty = true;   // out of the active list: no longer asked for
     }
 
     // ---- listener slots (copy-on-write chunks)
@@ -346,6 +356,13 @@ struct relay_state::impl {
         if (neigh_keys) retired.push_back(neigh_keys);
         neigh_keys = k;
         neigh_key_mask = size - 1;
+        auto* a = alloc_zeroed<uint32_t>(sizeof(uint32_t) * std::max<size_t>(1, neigh_by_ip.size()));
+        uint32_t n = 0;
+        for (const auto& [ip, ns] : neigh_by_ip)
+            if (ns.refs > 0) a[n++] = ns.idx;
+        if (neigh_active) retired.push_back(neigh_active);
+        neigh_active = a;
+        nb_neigh_active = n;
     }
 
     void build_session(session_state& s) {
@@ -413,7 +430,19 @@ struct relay_state::impl {
         r->flows = flows;
         r->neigh_keys = neigh_keys;
         r->sessions = sess_array;
-        if (root) retired.push_back(root);
+        r->neigh_active = neigh_active;
+        r->nb_neigh_active = nb_neigh_active;
+        if (!neigh_fresh.empty()) {
+            auto* f = alloc_zeroed<uint32_t>(sizeof(uint32_t) * neigh_fresh.size());
+            std::memcpy(f, neigh_fresh.data(), sizeof(uint32_t) * neigh_fresh.size());
+            r->neigh_fresh = f;
+            r->nb_neigh_fresh = static_cast<uint32_t>(neigh_fresh.size());
+            neigh_fresh.clear();
+        }
+        if (root) {
+            if (root->neigh_fresh) retired.push_back(const_cast<uint32_t*>(root->neigh_fresh));
+            retired.push_back(root);
+        }
         root = r;
         flows_dirty = neigh_dirty = index_dirty = false;
         sh.snapshot.store(r, std::memory_order_release);
@@ -424,8 +453,8 @@ struct relay_state::impl {
         for (uint32_t idx : neighs) {
             dp::dp_neigh& e = sh.neigh[idx];
             e.ip_be = 0;
+            e.flags = 0;
             e.mac_word.store(0, std::memory_order_relaxed);
-            e.want.store(0, std::memory_order_relaxed);
             neigh_free.push_back(idx);
         }
         for (uint32_t slot : speakers) speaker_free.push_back(slot);

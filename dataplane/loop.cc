@@ -43,6 +43,7 @@ void worker_destroy(worker* w) {
     if (w == nullptr) return;
     tx_flush_all(w);
     fanout_release(w);
+    neigh_release(w);
     rte_free(w->tmpl_pool);
     rte_free(w);
 }
@@ -53,7 +54,7 @@ unsigned worker_poll(worker* w) noexcept {
     unsigned work = 0;
     if (w->cfg.do_rx) work += ingress_poll(w, s, start);
     if (w->cfg.do_fanout) work += fanout_poll(w, s, start, 16);
-    if (w->cfg.arp_owner) neigh_solicit(w, start);
+    if (w->cfg.arp_owner) work += neigh_poll(w, s, start);
     const uint64_t end = rte_rdtsc();
     if (end - w->last_drain_tsc >= w->cfg.drain_cycles) {
         tx_flush_all(w);

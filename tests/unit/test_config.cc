@@ -202,8 +202,8 @@ TEST(ConfigAccepts, VdevWithArgumentsMatchesByName) {
 }
 
 TEST(ConfigAccepts, OffLinkListenerBehindGateway) {
-    const auto p = parse(k_eal + k_dp + k_port + "gateway = \"198.18.0.254\"\n" + k_api + k_session +
-                         listener("203.0.113.5"));
+    const auto p = parse(k_eal + k_dp + k_port + "gateway = \"198.18.0.254\"\ngateway_learnt = true\n" + k_api +
+                         k_session + listener("203.0.113.5"));
     EXPECT_EQ(p.sessions[0].listeners.size(), 1u);
 }
 
@@ -380,6 +380,13 @@ std::vector<error_row> error_rows() {
          "t.toml:11:11: port[0].gateway: 198.18.1.1 is outside the port's subnet 198.18.0.0/24"},
         {"gateway_is_self", k_eal + k_dp + k_port + "gateway = \"198.18.0.1\"\n" + k_api,
          "t.toml:11:11: port[0].gateway: the gateway cannot be the port's own address"},
+        {"gateway_unsaid", k_eal + k_dp + k_port + "gateway = \"198.18.0.254\"\n" + k_api,
+         "t.toml:11:11: port[0].gateway: set gateway_mac (pinned, recommended) or gateway_learnt = true (learnt by ARP, see docs/security.md)"},
+        {"gateway_pinned_and_learnt", k_eal + k_dp + k_port +
+             "gateway = \"198.18.0.254\"\ngateway_mac = \"02:00:00:00:00:fe\"\ngateway_learnt = true\n" + k_api,
+         "t.toml:13:18: port[0].gateway_learnt: the gateway is either pinned (gateway_mac) or learnt, not both"},
+        {"gateway_learnt_alone", k_eal + k_dp + k_port + "gateway_learnt = true\n" + k_api,
+         "t.toml:11:18: port[0].gateway_learnt: set only together with gateway"},
         {"own_is_network", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.0/24\"\n" + k_api,
          "t.toml:10:8: port[0].ipv4: 198.18.0.0 is the network address of 198.18.0.0/24"},
         {"own_is_broadcast", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.255/24\"\n" + k_api,
