@@ -52,6 +52,10 @@ struct alignas(cache_line) worker {
     tx_buffer tx[max_ports];
     uint64_t last_drain_tsc;
 
+    // stalls: the loop notices time it did not run (loop.cc)
+    uint64_t prev_end_tsc;          // 0 outside worker_main (tests poll at their own pace)
+    uint64_t stall_threshold;       // TSC cycles
+
     // neighbours (ARP owner) and control replies
     uint64_t last_arp_tsc;
     uint32_t arp_scan_pos;          // in the snapshot's neigh_active list

@@ -130,6 +130,8 @@ inline constexpr std::size_t max_ports = 4;
     _(neigh_mac_confirmed, "MAC changes confirmed by a fresh probe and applied")  \
     _(neigh_mac_kept, "MAC changes refused: the neighbour's current MAC answered the confirming probe") \
     _(neigh_expired, "neighbours invalidated after unanswered re-probes") \
+    _(stalls, "times the lcore did not run for longer than stall_us (preempted, steal time, page faults)") \
+    _(stall_cycles, "TSC cycles of those stalls: neither busy nor idle") \
     _(neigh_conflict, "two MACs answered for a next hop being resolved: left unresolved, asked again")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
