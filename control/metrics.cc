@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "api.h"
+#include "control_plane.h"
 #include "stats.h"
 
 namespace stentor::control {

@@ -6,7 +6,7 @@
 
 #include <rte_telemetry.h>
 
-#include "api.h"
+#include "control_plane.h"
 #include "metrics.h"
 
 namespace stentor::control {

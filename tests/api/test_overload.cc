@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "control_plane.h"
 #include "fixture.h"
 #include "overload.h"
 #include "stentor/dp_shared.h"
