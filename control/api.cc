@@ -140,7 +140,7 @@ struct api_server::impl {
             r = error_reply(f.status, f.code, f.reason);
             r.retry_after = f.retry_after;
         } catch (const action_error& e) {
-            r = error_reply(e.status, e.code, e.what());
+            r = error_reply(http_status_of(e.code), std::string(name_of(e.code)), e.what());
             r.retry_after = e.retry_after_s;
         } catch (const std::exception& e) {
             r = error_reply(500, "internal", e.what());

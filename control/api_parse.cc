@@ -386,4 +386,16 @@ std::string error_body(const std::string& code, const std::string& reason) {
     return json{{"error", code}, {"reason", reason}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+int http_status_of(error_code c) noexcept {
+    switch (c) {
+    case error_code::invalid: return 400;
+    case error_code::not_found: return 404;
+    case error_code::exists: return 409;
+    case error_code::session_full: return 409;
+    case error_code::capacity: return 503;
+    case error_code::rate_limited: return 429;
+    }
+    return 500;
+}
+
 }  // namespace stentor::control

@@ -160,4 +160,8 @@ std::string utf8_safe(std::string_view s);
 // The API's error body: {"error": code, "reason": reason}.
 std::string error_body(const std::string& code, const std::string& reason);
 
+// The HTTP status the API answers a refused action with (its code's name
+// is the body's "error"): the only place a model error code meets HTTP.
+int http_status_of(error_code c) noexcept;
+
 }  // namespace stentor::control

@@ -158,7 +158,7 @@ struct relay_state::impl {
     session_state& get(uint32_t id) {
         auto it = sessions.find(id);
         if (it == sessions.end())
-            throw action_error(404, "not_found", "no session " + std::to_string(id));
+            throw action_error(error_code::not_found, "no session " + std::to_string(id));
         return *it->second;
     }
 
@@ -172,7 +172,7 @@ struct relay_state::impl {
                 return {ip, static_cast<uint16_t>(p)};
         for (size_t p = 0; p < prof.ports.size(); ++p)
             if (prof.ports[p].gateway) return {*prof.ports[p].gateway, static_cast<uint16_t>(p)};
-        throw action_error(400, "invalid", "no route to " + format_ipv4(ip) +
+        throw action_error(error_code::invalid, "no route to " + format_ipv4(ip) +
                                                ": not on a port's subnet and no gateway configured");
     }
 
@@ -251,7 +251,7 @@ struct relay_state::impl {
     void add_listener(session_state& s, uint32_t ip, unsigned port, unsigned tier) {
         const auto [nexthop, port_idx] = route(ip);
         if (!neigh_available(nexthop))
-            throw action_error(503, "capacity", "neighbour table full (limits.max_neighbours)");
+            throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
         // pick the least loaded shard of this session
         uint8_t shard = 0;
         for (unsigned k = 1; k < nb_shards; ++k)
@@ -461,19 +461,19 @@ session_view relay_state::session_create(const session_params& sp) {
     auto& im = *_impl;
     const auto& lim = im.prof.limits;
     if (sp.mode != "forward" && sp.mode != "mix")
-        throw action_error(400, "invalid", "mode must be \"forward\" or \"mix\"");
+        throw action_error(error_code::invalid, "mode must be \"forward\" or \"mix\"");
     if (sp.frame_ms != 5 && sp.frame_ms != 10 && sp.frame_ms != 20 && sp.frame_ms != 40 && sp.frame_ms != 60 &&
         sp.frame_ms != 120)
-        throw action_error(400, "invalid", "frame_ms must be one of 5, 10, 20, 40, 60, 120 (Opus)");
+        throw action_error(error_code::invalid, "frame_ms must be one of 5, 10, 20, 40, 60, 120 (Opus)");
     if (sp.max_bitrate_kbps < 6 || sp.max_bitrate_kbps > 510)
-        throw action_error(400, "invalid", "max_bitrate_kbps must be 6..510 (Opus)");
+        throw action_error(error_code::invalid, "max_bitrate_kbps must be 6..510 (Opus)");
     if (im.sessions.size() >= lim.max_sessions)
-        throw action_error(503, "capacity", "session table full (limits.max_sessions)");
+        throw action_error(error_code::capacity, "session table full (limits.max_sessions)");
     uint32_t id = sp.id;
     if (id == 0) {
         id = im.sessions.empty() ? 1 : im.sessions.rbegin()->first + 1;
     } else if (im.sessions.count(id)) {
-        throw action_error(409, "exists", "session " + std::to_string(id) + " exists");
+        throw action_error(error_code::exists, "session " + std::to_string(id) + " exists");
     }
     unsigned port = sp.udp_port;
     auto port_used = [&](unsigned p) {
@@ -487,15 +487,15 @@ session_view relay_state::session_create(const session_params& sp) {
                 port = p;
                 break;
             }
-        if (port == 0) throw action_error(503, "capacity", "no free speaker port in the ingress range");
+        if (port == 0) throw action_error(error_code::capacity, "no free speaker port in the ingress range");
     } else if (port < im.prof.ingress.udp_port_min || port > im.prof.ingress.udp_port_max) {
-        throw action_error(400, "invalid", "udp_port " + std::to_string(port) + " outside the ingress range");
+        throw action_error(error_code::invalid, "udp_port " + std::to_string(port) + " outside the ingress range");
     } else if (port_used(port)) {
-        throw action_error(409, "exists", "udp_port " + std::to_string(port) + " used by another session");
+        throw action_error(error_code::exists, "udp_port " + std::to_string(port) + " used by another session");
     }
     const unsigned max_l = sp.max_listeners == 0 ? lim.max_listeners_per_session : sp.max_listeners;
     if (max_l > lim.max_listeners_per_session)
-        throw action_error(400, "invalid", "max_listeners above limits.max_listeners_per_session");
+        throw action_error(error_code::invalid, "max_listeners above limits.max_listeners_per_session");
 
     auto s = std::make_unique<session_state>();
     s->id = id;
@@ -554,19 +554,19 @@ void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, s
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
     session_state& s = im.get(session_id);
-    if (port == 0 || port > 65535) throw action_error(400, "invalid", "speaker port must be 1..65535");
-    if (auto why = check_listener_ip(ip, im.prof)) throw action_error(400, "invalid", "speaker address " + *why);
+    if (port == 0 || port > 65535) throw action_error(error_code::invalid, "speaker port must be 1..65535");
+    if (auto why = check_listener_ip(ip, im.prof)) throw action_error(error_code::invalid, "speaker address " + *why);
     size_t total = 0;
     for (auto& [k, o] : im.sessions) {
         total += o->speakers.size();
         for (const auto& sp : o->speakers)
             if (sp.ip == ip && sp.port == port && o->udp_port == s.udp_port)
-                throw action_error(409, "exists", "speaker " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
+                throw action_error(error_code::exists, "speaker " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
     }
     if (total >= im.prof.limits.max_speakers)
-        throw action_error(503, "capacity", "speaker table full (limits.max_speakers)");
+        throw action_error(error_code::capacity, "speaker table full (limits.max_speakers)");
     if (im.speaker_free.empty())
-        throw action_error(503, "capacity", "speaker slots busy; retry after the next publish");
+        throw action_error(error_code::capacity, "speaker slots busy; retry after the next publish");
     const uint32_t slot = im.speaker_free.back();
     im.speaker_free.pop_back();
     // The slot was idle for a whole grace period: nobody writes it now.
@@ -583,7 +583,7 @@ void relay_state::speaker_del(uint32_t session_id, uint32_t ip, unsigned port) {
     auto it = std::find_if(s.speakers.begin(), s.speakers.end(),
                            [&](const speaker_view& v) { return v.ip == ip && v.port == port; });
     if (it == s.speakers.end())
-        throw action_error(404, "not_found", "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
+        throw action_error(error_code::not_found, "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
     im.speaker_release.push_back(it->slot);
     s.speakers.erase(it);
     im.flows_dirty = true;
@@ -595,18 +595,18 @@ void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, 
     auto& im = *_impl;
     try {
         session_state& s = im.get(session_id);
-        if (port == 0 || port > 65535) throw action_error(400, "invalid", "listener port must be 1..65535");
-        if (tier >= max_tiers) throw action_error(400, "invalid", "tier must be 0..3");
-        if (auto why = check_listener_ip(ip, im.prof)) throw action_error(400, "invalid", "listener address " + *why);
+        if (port == 0 || port > 65535) throw action_error(error_code::invalid, "listener port must be 1..65535");
+        if (tier >= max_tiers) throw action_error(error_code::invalid, "tier must be 0..3");
+        if (auto why = check_listener_ip(ip, im.prof)) throw action_error(error_code::invalid, "listener address " + *why);
         if (s.listeners.count(ep_key(ip, port)))
-            throw action_error(409, "exists", "listener " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
+            throw action_error(error_code::exists, "listener " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
         if (s.listeners.size() >= s.max_listeners)
-            throw action_error(409, "session_full", "session " + std::to_string(session_id) + " is full");
+            throw action_error(error_code::session_full, "session " + std::to_string(session_id) + " is full");
         if (im.nb_listeners >= im.prof.limits.max_listeners)
-            throw action_error(503, "capacity", "relay listener limit reached (limits.max_listeners)");
+            throw action_error(error_code::capacity, "relay listener limit reached (limits.max_listeners)");
         const auto [nexthop, port_idx] = im.route(ip);
         if (!im.neigh_available(nexthop))
-            throw action_error(503, "capacity", "neighbour table full (limits.max_neighbours)");
+            throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
         if (im.adm != nullptr) {
             join_counts jc{};
             jc[port_idx][tier] = 1;
@@ -625,8 +625,8 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
     auto& im = *_impl;
     try {
         session_state& s = im.get(session_id);
-        auto item_error = [&](size_t i, int status, const char* code, const std::string& why) {
-            return action_error(status, code, "listeners[" + std::to_string(i) + "]: " + why);
+        auto item_error = [&](size_t i, error_code code, const std::string& why) {
+            return action_error(code, "listeners[" + std::to_string(i) + "]: " + why);
         };
         // Validate everything first: nothing changes unless all items pass.
         join_counts jc{};
@@ -635,13 +635,13 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
         std::unordered_map<uint32_t, bool> new_neigh;   // next hops not yet in the table
         for (size_t i = 0; i < items.size(); ++i) {
             const auto& it = items[i];
-            if (it.port == 0 || it.port > 65535) throw item_error(i, 400, "invalid", "listener port must be 1..65535");
-            if (it.tier >= max_tiers) throw item_error(i, 400, "invalid", "tier must be 0..3");
+            if (it.port == 0 || it.port > 65535) throw item_error(i, error_code::invalid, "listener port must be 1..65535");
+            if (it.tier >= max_tiers) throw item_error(i, error_code::invalid, "tier must be 0..3");
             if (auto why = check_listener_ip(it.ip, im.prof))
-                throw item_error(i, 400, "invalid", "listener address " + *why);
+                throw item_error(i, error_code::invalid, "listener address " + *why);
             const uint64_t k = ep_key(it.ip, it.port);
             if (s.listeners.count(k))
-                throw item_error(i, 409, "exists",
+                throw item_error(i, error_code::exists,
                                  "listener " + format_ipv4(it.ip) + ":" + std::to_string(it.port) + " exists");
             keys.push_back(k);
             const auto [nexthop, port_idx] = im.route(it.ip);
@@ -650,18 +650,18 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
         }
         std::sort(keys.begin(), keys.end());
         if (auto d = std::adjacent_find(keys.begin(), keys.end()); d != keys.end())
-            throw action_error(409, "exists",
+            throw action_error(error_code::exists,
                                "listener " + format_ipv4(static_cast<uint32_t>(*d >> 16)) + ":" +
                                    std::to_string(*d & 0xffff) + " appears twice in the request");
         if (s.listeners.size() + items.size() > s.max_listeners)
-            throw action_error(409, "session_full",
+            throw action_error(error_code::session_full,
                                "session " + std::to_string(session_id) + " has room for " +
                                    std::to_string(s.max_listeners - s.listeners.size()) + " more listeners, not " +
                                    std::to_string(items.size()));
         if (im.nb_listeners + items.size() > im.prof.limits.max_listeners)
-            throw action_error(503, "capacity", "relay listener limit reached (limits.max_listeners)");
+            throw action_error(error_code::capacity, "relay listener limit reached (limits.max_listeners)");
         if (new_neigh.size() > im.neigh_free.size())
-            throw action_error(503, "capacity", "neighbour table full (limits.max_neighbours)");
+            throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
         if (im.adm != nullptr) im.adm->admit(session_id, s.frame_ms, s.max_bitrate_kbps, jc);
         // Grow geometrically: reserve(size + n) on every request would
         // rehash the whole map each time (libstdc++ grows to exactly that).
@@ -682,7 +682,7 @@ void relay_state::listener_del(uint32_t session_id, uint32_t ip, unsigned port) 
     session_state& s = im.get(session_id);
     auto it = s.listeners.find(ep_key(ip, port));
     if (it == s.listeners.end())
-        throw action_error(404, "not_found", "no listener " + format_ipv4(ip) + ":" + std::to_string(port));
+        throw action_error(error_code::not_found, "no listener " + format_ipv4(ip) + ":" + std::to_string(port));
     im.remove_listener(s, it);
     im.mark_changed();
 }
@@ -788,7 +788,7 @@ std::optional<session_view> relay_state::session(uint32_t id) const {
 std::vector<listener_view> relay_state::listeners(uint32_t session_id, size_t offset, size_t limit) const {
     std::lock_guard g(_impl->mu);
     auto it = _impl->sessions.find(session_id);
-    if (it == _impl->sessions.end()) throw action_error(404, "not_found", "no session " + std::to_string(session_id));
+    if (it == _impl->sessions.end()) throw action_error(error_code::not_found, "no session " + std::to_string(session_id));
     std::vector<listener_view> all;
     all.reserve(it->second->listeners.size());
     for (const auto& [k, r] : it->second->listeners)

@@ -14,11 +14,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "action_error.h"
 #include "config.h"
 #include "stentor/dp_snapshot.h"
 
@@ -27,14 +27,6 @@ struct dp_shared;
 }
 
 namespace stentor::control {
-
-struct action_error : std::runtime_error {
-    int status;            // HTTP status the API answers with (400, 404, 409, 429, 503)
-    std::string code;      // machine-readable reason: "invalid", "not_found", "capacity", ...
-    unsigned retry_after_s = 0;   // rate_limited: when the join-rate bucket will hold enough tokens
-    action_error(int s, std::string c, const std::string& what, unsigned retry_after = 0)
-        : std::runtime_error(what), status(s), code(std::move(c)), retry_after_s(retry_after) {}
-};
 
 class admission;
 

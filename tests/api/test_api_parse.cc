@@ -288,5 +288,27 @@ TEST(api_parse, reasons_are_always_utf8) {
     EXPECT_NO_THROW(error_body("x", "\xff\xfe"));
 }
 
+// The model's error codes are transport-free; this table is the API's whole
+// mapping, with the names its JSON bodies have always carried.
+TEST(api_parse, action_error_codes_to_http) {
+    const struct {
+        error_code code;
+        const char* name;
+        int status;
+    } rows[] = {
+        {error_code::invalid, "invalid", 400},
+        {error_code::not_found, "not_found", 404},
+        {error_code::exists, "exists", 409},
+        {error_code::session_full, "session_full", 409},
+        {error_code::capacity, "capacity", 503},
+        {error_code::rate_limited, "rate_limited", 429},
+    };
+    static_assert(std::size(rows) == nb_error_codes, "a row for every code");
+    for (const auto& r : rows) {
+        EXPECT_EQ(r.name, name_of(r.code));
+        EXPECT_EQ(r.status, http_status_of(r.code)) << r.name;
+    }
+}
+
 }  // namespace
 }  // namespace stentor::control

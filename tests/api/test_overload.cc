@@ -159,7 +159,7 @@ TEST_F(overload_test, admission_is_capped_while_overloaded) {
         r->state().listener_add(1, 0xcb0071f0, 6000, 0);
         FAIL() << "join admitted while overloaded";
     } catch (const control::action_error& e) {
-        EXPECT_EQ("capacity", e.code);
+        EXPECT_EQ("capacity", name_of(e.code));
     }
     // Clean ticks for the hold time (2 s of simulated clock) lift the cap.
     for (int t = 0; t < 22; ++t) tick(1);
