@@ -147,7 +147,7 @@ parse_result<session_params> parse_session_create(std::string_view body, const p
         session_params sp;
         sp.id = static_cast<uint32_t>(get_uint(j, "id", 0, 0xffffffffULL));
         sp.name = get_string(j, "name", "");
-        sp.mode = get_string(j, "mode", "forward");
+        const std::string mode = get_string(j, "mode", "forward");
         sp.udp_port = static_cast<unsigned>(get_uint(j, "udp_port", 0, 65535));
         sp.max_listeners = static_cast<unsigned>(get_uint(j, "max_listeners", 0, 0xffffffffULL));
         if (auto it = j.find("recording"); it != j.end()) {
@@ -157,6 +157,9 @@ parse_result<session_params> parse_session_create(std::string_view body, const p
         sp.frame_ms = static_cast<unsigned>(get_uint(j, "frame_ms", 20, 1000));
         sp.max_bitrate_kbps = static_cast<unsigned>(get_uint(j, "max_bitrate_kbps", 256, 100000));
         if (sp.name.size() > 128) fail(400, "invalid", "\"name\" longer than 128 characters");
+        const auto m = parse_session_mode(mode);
+        if (!m) fail(400, "invalid", "mode must be \"forward\" or \"mix\"");
+        sp.mode = *m;
         return sp;
     });
 }

@@ -709,9 +709,12 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
         s.name = fmt::format("session-{}", s.id);
         r.opt_string("name", s.name);
         if (s.name.empty()) r.fail("name", "must not be empty");
-        r.opt_string("mode", s.mode);
-        if (s.mode != "forward" && s.mode != "mix")
-            r.fail("mode", fmt::format("\"{}\" is not a mode (forward or mix)", s.mode));
+        if (const auto* n = r.find("mode")) {
+            const auto text = read_string(c, *n, r.key_path("mode"));
+            const auto mode = parse_session_mode(text);
+            if (!mode) r.fail("mode", fmt::format("\"{}\" is not a mode (forward or mix)", text));
+            s.mode = *mode;
+        }
         s.udp_port = r.req_uint<unsigned>("udp_port", 1, 65535);
         if (s.udp_port < p.ingress.udp_port_min || s.udp_port > p.ingress.udp_port_max)
             r.fail("udp_port", fmt::format("{} is outside the ingress range {}..{}", s.udp_port,

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "session.h"
+
 namespace stentor::control {
 
 struct config_error : std::runtime_error {
@@ -101,7 +103,7 @@ struct listener_config {
 struct session_config {
     uint32_t id = 0;
     std::string name;
-    std::string mode = "forward";          // "forward" | "mix"
+    session_mode mode = session_mode::forward;
     unsigned udp_port = 0;                 // speakers send here; within ingress range
     unsigned max_listeners = 0;            // 0 = limits.max_listeners_per_session
     bool recording = false;

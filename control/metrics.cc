@@ -20,7 +20,7 @@ json session_json(const session_view& v) {
     for (unsigned t = 0; t < dp::max_tiers; ++t) tiers.push_back(v.listeners_per_tier[t]);
     return {{"id", v.id},
             {"name", v.name},
-            {"mode", v.mode},
+            {"mode", name_of(v.mode)},
             {"udp_port", v.udp_port},
             {"max_listeners", v.max_listeners},
             {"recording", v.recording},

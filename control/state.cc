@@ -66,7 +66,7 @@ struct session_state {
     uint32_t index = 0;
     uint64_t generation = 0;
     std::string name;
-    std::string mode;
+    session_mode mode = session_mode::forward;
     unsigned udp_port = 0;
     unsigned max_listeners = 0;
     bool recording = false;
@@ -353,7 +353,7 @@ struct relay_state::impl {
         d->id = s.id;
         d->index = s.index;
         d->udp_port_be = __builtin_bswap16(static_cast<uint16_t>(s.udp_port));
-        d->mode = s.mode == "mix" ? dp::session_mode_mix : dp::session_mode_forward;
+        d->mode = s.mode == session_mode::mix ? dp::session_mode_mix : dp::session_mode_forward;
         d->record = s.recording ? 1 : 0;
         d->nb_listeners = static_cast<uint32_t>(s.listeners.size());
         d->generation = s.generation;
@@ -460,8 +460,6 @@ session_view relay_state::session_create(const session_params& sp) {
     std::unique_lock g(_impl->mu);
     auto& im = *_impl;
     const auto& lim = im.prof.limits;
-    if (sp.mode != "forward" && sp.mode != "mix")
-        throw action_error(error_code::invalid, "mode must be \"forward\" or \"mix\"");
     if (sp.frame_ms != 5 && sp.frame_ms != 10 && sp.frame_ms != 20 && sp.frame_ms != 40 && sp.frame_ms != 60 &&
         sp.frame_ms != 120)
         throw action_error(error_code::invalid, "frame_ms must be one of 5, 10, 20, 40, 60, 120 (Opus)");

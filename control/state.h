@@ -20,6 +20,7 @@
 
 #include "action_error.h"
 #include "config.h"
+#include "session.h"
 #include "stentor/dp_snapshot.h"
 
 namespace stentor::dp {
@@ -44,17 +45,6 @@ struct shed_record {
     unsigned tier;
 };
 
-struct session_params {
-    uint32_t id = 0;                 // 0 = allocate
-    std::string name;
-    std::string mode = "forward";
-    unsigned udp_port = 0;           // 0 = allocate from the ingress range
-    unsigned max_listeners = 0;      // 0 = limits.max_listeners_per_session
-    bool recording = false;
-    unsigned frame_ms = 20;          // codec frame duration: stream rate = 1000/frame_ms packets/s
-    unsigned max_bitrate_kbps = 256; // highest codec bitrate a speaker may send (policer)
-};
-
 struct listener_view {
     uint32_t ip;
     unsigned port;
@@ -72,7 +62,7 @@ struct speaker_view {
 struct session_view {
     uint32_t id;
     std::string name;
-    std::string mode;
+    session_mode mode;
     unsigned udp_port;
     unsigned max_listeners;
     bool recording;

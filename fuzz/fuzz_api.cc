@@ -91,7 +91,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 0:
         check_result(parse_session_create(in, lim), [](const session_params& s) {
             check(s.name.size() <= 128, "name length");
-            check(is_utf8(s.name) && is_utf8(s.mode), "strings from JSON are UTF-8");
+            check(is_utf8(s.name), "strings from JSON are UTF-8");
+            check(s.mode == session_mode::forward || s.mode == session_mode::mix, "mode");
             check(s.udp_port <= 65535, "udp_port");
             check(s.frame_ms <= 1000, "frame_ms");
             check(s.max_bitrate_kbps <= 100000, "max_bitrate_kbps");

@@ -95,6 +95,7 @@ TEST_F(api_test, sessions_create_list_show_end) {
     EXPECT_EQ("talk", c.body["name"]);
     EXPECT_EQ(40010u, c.body["udp_port"]);
     EXPECT_EQ(500u, c.body["max_listeners"]);
+    EXPECT_EQ("forward", c.body["mode"]);
     auto l = env->get("/api/v1/sessions");
     ASSERT_EQ(200, l.status);
     EXPECT_EQ(2u, l.body["sessions"].size());
@@ -105,6 +106,12 @@ TEST_F(api_test, sessions_create_list_show_end) {
     auto d = env->post("/api/v1/sessions", json::object());
     ASSERT_EQ(201, d.status) << d.text;
     EXPECT_GE(d.body["udp_port"].get<unsigned>(), 40000u);
+    EXPECT_EQ("forward", d.body["mode"]);
+    // The mode is an enum in the model; the API prints the name it was given.
+    auto m = env->post("/api/v1/sessions", {{"mode", "mix"}});
+    ASSERT_EQ(201, m.status) << m.text;
+    EXPECT_EQ("mix", m.body["mode"]);
+    EXPECT_EQ("mix", env->get("/api/v1/sessions/" + m.body["id"].dump()).body["mode"]);
     EXPECT_EQ(200, env->del("/api/v1/sessions/" + std::to_string(id)).status);
     EXPECT_EQ(404, env->get("/api/v1/sessions/" + std::to_string(id)).status);
     EXPECT_EQ(404, env->del("/api/v1/sessions/" + std::to_string(id)).status);

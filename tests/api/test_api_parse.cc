@@ -72,6 +72,9 @@ TEST(api_parse, session_create) {
             {"name too long", "{\"name\":\"" + std::string(129, 'a') + "\"}", 400, "longer than 128"},
             {"name 128", "{\"name\":\"" + std::string(128, 'a') + "\"}", 0, ""},
             {"mode not a string", R"({"mode":null})", 400, "\"mode\" must be a string"},
+            {"mode unknown", R"({"mode":"broadcast"})", 400, "mode must be \"forward\" or \"mix\""},
+            {"mode is case-sensitive", R"({"mode":"Mix"})", 400, "mode must be"},
+            {"mode forward", R"({"mode":"forward"})", 0, ""},
             {"udp_port 65536", R"({"udp_port":65536})", 400, "\"udp_port\" must be an integer 0..65535"},
             {"recording not bool", R"({"recording":1})", 400, "\"recording\" must be true or false"},
             {"frame_ms 1001", R"({"frame_ms":1001})", 400, "\"frame_ms\" must be an integer 0..1000"},
@@ -81,7 +84,7 @@ TEST(api_parse, session_create) {
     const auto d = parse_session_create("{}", lim);
     ASSERT_TRUE(d.ok());
     EXPECT_EQ(0u, d.value().id);
-    EXPECT_EQ("forward", d.value().mode);
+    EXPECT_EQ(session_mode::forward, d.value().mode);
     EXPECT_EQ(20u, d.value().frame_ms);
     EXPECT_EQ(256u, d.value().max_bitrate_kbps);
     EXPECT_FALSE(d.value().recording);
@@ -91,7 +94,7 @@ TEST(api_parse, session_create) {
     ASSERT_TRUE(f.ok());
     EXPECT_EQ(7u, f.value().id);
     EXPECT_EQ("n", f.value().name);
-    EXPECT_EQ("mix", f.value().mode);
+    EXPECT_EQ(session_mode::mix, f.value().mode);
     EXPECT_EQ(40002u, f.value().udp_port);
     EXPECT_EQ(10u, f.value().max_listeners);
     EXPECT_TRUE(f.value().recording);

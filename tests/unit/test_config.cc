@@ -214,7 +214,7 @@ TEST(ConfigAccepts, InlineArraysOfTables) {
                          "listener = [{ ip = \"198.18.0.21\", port = 5004, tier = 3 },"
                          " { ip = \"198.18.0.21\", port = 5006 }]\n");
     ASSERT_EQ(p.sessions.size(), 1u);
-    EXPECT_EQ(p.sessions[0].mode, "mix");
+    EXPECT_EQ(p.sessions[0].mode, session_mode::mix);
     EXPECT_EQ(p.sessions[0].speakers[0].ssrc, std::optional<uint32_t>(4294967295u));
     EXPECT_EQ(p.sessions[0].listeners.size(), 2u);
     EXPECT_EQ(p.sessions[0].listeners[0].tier, 3u);
