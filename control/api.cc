@@ -220,7 +220,7 @@ struct api_server::impl {
             return json_reply(200, recording_json(*r));
         }
         case route_kind::speaker_add: {
-            const speaker_request s = need(parse_speaker_add(body, limits()));
+            const speaker_spec s = need(parse_speaker_add(body, limits()));
             cp.state().speaker_add(sid, s.ip, s.port, s.ssrc);
             cp.commit();
             json o{{"session", sid}, {"ip", format_ipv4(s.ip)}, {"port", s.port}};

@@ -156,7 +156,6 @@ parse_result<session_params> parse_session_create(std::string_view body, const p
         }
         sp.frame_ms = static_cast<unsigned>(get_uint(j, "frame_ms", 20, 1000));
         sp.max_bitrate_kbps = static_cast<unsigned>(get_uint(j, "max_bitrate_kbps", 256, 100000));
-        if (sp.name.size() > 128) fail(400, "invalid", "\"name\" longer than 128 characters");
         const auto m = parse_session_mode(mode);
         if (!m) fail(400, "invalid", "mode must be \"forward\" or \"mix\"");
         sp.mode = *m;
@@ -164,11 +163,11 @@ parse_result<session_params> parse_session_create(std::string_view body, const p
     });
 }
 
-parse_result<speaker_request> parse_speaker_add(std::string_view body, const parse_limits& lim) {
+parse_result<speaker_spec> parse_speaker_add(std::string_view body, const parse_limits& lim) {
     return guarded([&] {
         const json j = object_or_fail(body, lim.max_body, lim.max_depth);
         only_fields(j, {"ip", "port", "ssrc"});
-        speaker_request r;
+        speaker_spec r;
         r.ip = req_ip(j, "ip");
         r.port = static_cast<unsigned>(req_uint(j, "port", 65535));
         if (auto it = j.find("ssrc"); it != j.end() && !it->is_null())

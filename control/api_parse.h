@@ -69,13 +69,7 @@ parse_result<nlohmann::json> parse_json_object(std::string_view body, size_t max
 parse_result<session_params> parse_session_create(std::string_view body, const parse_limits& lim);
 
 // POST /api/v1/sessions/{id}/speakers
-struct speaker_request {
-    uint32_t ip = 0;
-    unsigned port = 0;
-    std::optional<uint32_t> ssrc;
-    bool operator==(const speaker_request&) const = default;
-};
-parse_result<speaker_request> parse_speaker_add(std::string_view body, const parse_limits& lim);
+parse_result<speaker_spec> parse_speaker_add(std::string_view body, const parse_limits& lim);
 
 // POST /api/v1/sessions/{id}/listeners
 parse_result<listener_spec> parse_listener_add(std::string_view body, const parse_limits& lim);

@@ -1,7 +1,9 @@
 // Config profile loader. A profile is what a network engineer edits at 3 a.m.;
 // every refusal therefore names file:line:column and the dotted setting, so the
 // fix never needs a look at this code. Validation happens here, once, so the
-// drivers and the data plane can trust every value they are handed.
+// drivers and the data plane can trust every value they are handed; the rules
+// for sessions, speakers and listeners (check_session & co.) are also the
+// ones the API's actions apply.
 #include "config.h"
 
 // RTE_MAX_LCORE: an lcore id EAL cannot map must be refused here, not by a
@@ -24,6 +26,8 @@
 #include <sstream>
 #include <utility>
 
+#include "stentor/dp_counters.h"
+
 namespace stentor::control {
 namespace {
 
@@ -34,7 +38,11 @@ constexpr unsigned max_desc = 16384;            // largest ring the supported PM
 constexpr unsigned min_mtu = 68;                // RFC 791 minimum
 constexpr unsigned max_mtu = 9600;              // common jumbo limit across NICs
 constexpr unsigned max_line_rate_mbps = 800000;
-constexpr unsigned max_tier = 3;
+// Sessions: Opus frame durations (RFC 6716) and bitrates (6..510 kbit/s).
+constexpr std::array<unsigned, 6> opus_frame_ms = {5, 10, 20, 40, 60, 120};
+constexpr unsigned min_opus_kbps = 6;
+constexpr unsigned max_opus_kbps = 510;
+constexpr size_t max_session_name = 128;
 constexpr size_t min_token_len = 16;            // a shorter bearer token is guessable
 constexpr int64_t u32_max = std::numeric_limits<uint32_t>::max();
 
@@ -680,19 +688,22 @@ void read_ports(const context& c, const toml::table& root, profile& p) {
                "no ports: define at least one [[port]]");
 }
 
+// A static section builds the API's session_params, speaker_spec and
+// listener_spec and runs the same checks (check_session & co.); what is left
+// here is what only a file has: required keys, the TOML types, duplicates
+// within the file and the totals against the limits.
 void read_sessions(const context& c, const toml::table& root, profile& p) {
     size_t speakers_total = 0;
     size_t listeners_total = 0;
-    const bool has_gateway = std::any_of(p.ports.begin(), p.ports.end(),
-                                         [](const port_config& pc) { return pc.gateway.has_value(); });
 
-    auto peer_ip = [&](const table_reader& r, std::string_view role) {
-        const auto path = r.key_path("ip");
-        const auto& n = r.require("ip");
-        const auto ip = read_ipv4(c, n, path);
-        if (auto why = check_listener_ip(ip, p))
-            c.fail(n, path, fmt::format("{} address {} refused: {}", role, format_ipv4(ip), *why));
-        return ip;
+    // Integers are read for their type only (anything an unsigned holds);
+    // their ranges are the shared checks'.
+    const auto uint_of = [&](const table_reader& r, std::string_view k, unsigned& out) {
+        r.opt_uint(k, out, 0, u32_max);
+    };
+    const auto ip_of = [&](const table_reader& r) { return read_ipv4(c, r.require("ip"), r.key_path("ip")); };
+    const auto checked = [](const table_reader& r, const std::optional<setting_error>& e) {
+        if (e) r.fail(e->setting, e->reason);
     };
 
     for_each_table(c, root.get("session"), "session", [&](const toml::table& t, const std::string& path, size_t i) {
@@ -715,30 +726,27 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
             if (!mode) r.fail("mode", fmt::format("\"{}\" is not a mode (forward or mix)", text));
             s.mode = *mode;
         }
+        // Static sessions name their port (the API may leave it to the relay).
         s.udp_port = r.req_uint<unsigned>("udp_port", 1, 65535);
-        if (s.udp_port < p.ingress.udp_port_min || s.udp_port > p.ingress.udp_port_max)
-            r.fail("udp_port", fmt::format("{} is outside the ingress range {}..{}", s.udp_port,
-                                           p.ingress.udp_port_min, p.ingress.udp_port_max));
+        uint_of(r, "max_listeners", s.max_listeners);
+        r.opt_bool("recording", s.recording);
+        uint_of(r, "frame_ms", s.frame_ms);
+        uint_of(r, "max_bitrate_kbps", s.max_bitrate_kbps);
+        checked(r, check_session(s, p));
         // The UDP destination port is how ingress finds the session.
         for (size_t j = 0; j < p.sessions.size(); ++j)
             if (p.sessions[j].udp_port == s.udp_port)
                 r.fail("udp_port", fmt::format("udp_port {} is already used by session[{}]", s.udp_port, j));
-        r.opt_uint("max_listeners", s.max_listeners, 0, p.limits.max_listeners_per_session);
-        r.opt_bool("recording", s.recording);
-        r.opt_uint("frame_ms", s.frame_ms, 5, 120);
-        if (s.frame_ms != 5 && s.frame_ms != 10 && s.frame_ms != 20 && s.frame_ms != 40 && s.frame_ms != 60 &&
-            s.frame_ms != 120)
-            r.fail("frame_ms", fmt::format("{} is not an Opus frame duration (5, 10, 20, 40, 60, 120)", s.frame_ms));
-        r.opt_uint("max_bitrate_kbps", s.max_bitrate_kbps, 6, 510);
 
         for_each_table(c, r.find("speaker"), r.key_path("speaker"),
                        [&](const toml::table& st, const std::string& sp, size_t) {
             const table_reader sr(c, st, st.source(), sp, {"ip", "port", "ssrc"});
-            speaker_config spk;
-            spk.ip = peer_ip(sr, "speaker");
-            spk.port = sr.req_uint<unsigned>("port", 1, 65535);
+            speaker_spec spk;
+            spk.ip = ip_of(sr);
+            spk.port = sr.req_uint<unsigned>("port", 0, u32_max);
             if (const auto* n = sr.find("ssrc"))
                 spk.ssrc = static_cast<uint32_t>(read_int(c, *n, sr.key_path("ssrc"), 0, u32_max));
+            checked(sr, check_speaker(spk, p));
             for (const auto& o : s.speakers)
                 if (o.ip == spk.ip && o.port == spk.port)
                     c.fail(st.source(), sp, fmt::format("duplicate speaker {}:{}", format_ipv4(spk.ip), spk.port));
@@ -756,18 +764,11 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
                 c.fail(lt.source(), r.key_path("listener"),
                        fmt::format("more static listeners than the session's max_listeners {}", cap));
             const table_reader lr(c, lt, lt.source(), lp, {"ip", "port", "tier"});
-            listener_config l;
-            l.ip = peer_ip(lr, "listener");
-            // A listener neither on a port subnet nor behind a gateway could
-            // never be reached; refuse instead of dropping its audio silently.
-            const bool on_link = std::any_of(p.ports.begin(), p.ports.end(), [&](const port_config& pc) {
-                return (l.ip & mask_of(pc.prefix_len)) == (pc.ipv4 & mask_of(pc.prefix_len));
-            });
-            if (!on_link && !has_gateway)
-                lr.fail("ip", fmt::format("{} is on no port's subnet and no port has a gateway",
-                                          format_ipv4(l.ip)));
-            l.port = lr.req_uint<unsigned>("port", 1, 65535);
-            lr.opt_uint("tier", l.tier, 0, max_tier);
+            listener_spec l;
+            l.ip = ip_of(lr);
+            l.port = lr.req_uint<unsigned>("port", 0, u32_max);
+            uint_of(lr, "tier", l.tier);
+            checked(lr, check_listener(l, p));
             if (!seen.emplace(l.ip, l.port).second)
                 c.fail(lt.source(), lp, fmt::format("duplicate listener {}:{}", format_ipv4(l.ip), l.port));
             s.listeners.push_back(l);
@@ -823,6 +824,55 @@ std::optional<std::string> check_listener_ip(uint32_t ip, const profile& p) {
             return fmt::format("network address of port \"{}\" subnet {}", port.name,
                                cidr(port.ipv4, port.prefix_len));
     }
+    return std::nullopt;
+}
+
+std::optional<setting_error> check_session(const session_params& s, const profile& p) {
+    if (s.name.size() > max_session_name)
+        return setting_error{"name", fmt::format("longer than {} characters", max_session_name)};
+    if (std::find(opus_frame_ms.begin(), opus_frame_ms.end(), s.frame_ms) == opus_frame_ms.end())
+        return setting_error{"frame_ms",
+                             fmt::format("{} is not an Opus frame duration (5, 10, 20, 40, 60, 120)", s.frame_ms)};
+    if (s.max_bitrate_kbps < min_opus_kbps || s.max_bitrate_kbps > max_opus_kbps)
+        return setting_error{"max_bitrate_kbps", fmt::format("{} is out of range {}..{} (Opus)", s.max_bitrate_kbps,
+                                                             min_opus_kbps, max_opus_kbps)};
+    if (s.udp_port != 0 && (s.udp_port < p.ingress.udp_port_min || s.udp_port > p.ingress.udp_port_max))
+        return setting_error{"udp_port", fmt::format("{} is outside the ingress range {}..{}", s.udp_port,
+                                                     p.ingress.udp_port_min, p.ingress.udp_port_max)};
+    if (s.max_listeners > p.limits.max_listeners_per_session)
+        return setting_error{"max_listeners", fmt::format("{} is above limits.max_listeners_per_session {}",
+                                                          s.max_listeners, p.limits.max_listeners_per_session)};
+    return std::nullopt;
+}
+
+namespace {
+
+std::optional<setting_error> check_peer(std::string_view role, uint32_t ip, unsigned port, const profile& p) {
+    if (auto why = check_listener_ip(ip, p))
+        return setting_error{"ip", fmt::format("{} address {} refused: {}", role, format_ipv4(ip), *why)};
+    if (port == 0 || port > 65535) return setting_error{"port", fmt::format("{} is out of range 1..65535", port)};
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<setting_error> check_speaker(const speaker_spec& s, const profile& p) {
+    return check_peer("speaker", s.ip, s.port, p);
+}
+
+std::optional<setting_error> check_listener(const listener_spec& l, const profile& p) {
+    if (auto e = check_peer("listener", l.ip, l.port, p)) return e;
+    // A listener neither on a port subnet nor behind a gateway could never
+    // be reached; refuse instead of dropping its audio silently.
+    const bool on_link = std::any_of(p.ports.begin(), p.ports.end(), [&](const port_config& pc) {
+        return (l.ip & mask_of(pc.prefix_len)) == (pc.ipv4 & mask_of(pc.prefix_len));
+    });
+    const bool has_gateway =
+        std::any_of(p.ports.begin(), p.ports.end(), [](const port_config& pc) { return pc.gateway.has_value(); });
+    if (!on_link && !has_gateway)
+        return setting_error{"ip", fmt::format("{} is on no port's subnet and no port has a gateway", format_ipv4(l.ip))};
+    if (l.tier >= dp::max_tiers)
+        return setting_error{"tier", fmt::format("{} is out of range 0..{}", l.tier, dp::max_tiers - 1)};
     return std::nullopt;
 }
 

@@ -1,6 +1,7 @@
-// What a session is, as every face gives it: the API's POST body
-// (api_parse), a static [[session]] of the profile (config) and the model
-// (relay_state) all speak session_params.
+// What a session, a speaker and a listener are, as every face gives them:
+// the API's POST bodies (api_parse), a static [[session]] of the profile
+// (config) and the model (relay_state) all speak these; the rules they must
+// meet are one set too (check_session & co. in config.h).
 #pragma once
 
 #include <array>
@@ -37,6 +38,20 @@ struct session_params {
     bool recording = false;
     unsigned frame_ms = 20;          // codec frame duration: stream rate = 1000/frame_ms packets/s
     unsigned max_bitrate_kbps = 256; // highest codec bitrate a speaker may send (policer)
+};
+
+struct speaker_spec {
+    uint32_t ip = 0;                 // host order
+    unsigned port = 0;               // the speaker's source UDP port
+    std::optional<uint32_t> ssrc;    // when set, other SSRCs are dropped
+    bool operator==(const speaker_spec&) const = default;
+};
+
+struct listener_spec {
+    uint32_t ip = 0;                 // host order
+    unsigned port = 0;
+    unsigned tier = 0;               // 0 is the highest priority
+    bool operator==(const listener_spec&) const = default;
 };
 
 }  // namespace stentor::control

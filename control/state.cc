@@ -37,6 +37,10 @@ inline uint16_t fold(uint32_t s) {
     return static_cast<uint16_t>(s);
 }
 
+// A setting the shared rules refused (config.h), as the action says it.
+std::string describe(const setting_error& e) { return e.setting + ": " + e.reason; }
+action_error invalid(const setting_error& e) { return action_error(error_code::invalid, describe(e)); }
+
 inline bool in_subnet(uint32_t ip, uint32_t net, unsigned prefix) {
     const uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
     return (ip & mask) == (net & mask);
@@ -61,17 +65,10 @@ struct listener_rec {
     uint64_t seq;
 };
 
-struct session_state {
-    uint32_t id = 0;
+// The session as created (id, name, port and limit resolved) and its state.
+struct session_state : session_params {
     uint32_t index = 0;
     uint64_t generation = 0;
-    std::string name;
-    session_mode mode = session_mode::forward;
-    unsigned udp_port = 0;
-    unsigned max_listeners = 0;
-    bool recording = false;
-    unsigned frame_ms = 20;
-    unsigned max_bitrate_kbps = 256;
     std::vector<speaker_view> speakers;
     std::unordered_map<uint64_t, listener_rec> listeners;
     std::vector<list_state> lists;        // [shard * max_tiers + tier]
@@ -433,14 +430,7 @@ struct relay_state::impl {
 
     session_view view(const session_state& s) const {
         session_view v{};
-        v.id = s.id;
-        v.name = s.name;
-        v.mode = s.mode;
-        v.udp_port = s.udp_port;
-        v.max_listeners = s.max_listeners;
-        v.recording = s.recording;
-        v.frame_ms = s.frame_ms;
-        v.max_bitrate_kbps = s.max_bitrate_kbps;
+        static_cast<session_params&>(v) = s;
         v.nb_listeners = s.listeners.size();
         for (unsigned t = 0; t < max_tiers; ++t) v.listeners_per_tier[t] = s.tier_live[t];
         v.speakers = s.speakers;
@@ -460,11 +450,7 @@ session_view relay_state::session_create(const session_params& sp) {
     std::unique_lock g(_impl->mu);
     auto& im = *_impl;
     const auto& lim = im.prof.limits;
-    if (sp.frame_ms != 5 && sp.frame_ms != 10 && sp.frame_ms != 20 && sp.frame_ms != 40 && sp.frame_ms != 60 &&
-        sp.frame_ms != 120)
-        throw action_error(error_code::invalid, "frame_ms must be one of 5, 10, 20, 40, 60, 120 (Opus)");
-    if (sp.max_bitrate_kbps < 6 || sp.max_bitrate_kbps > 510)
-        throw action_error(error_code::invalid, "max_bitrate_kbps must be 6..510 (Opus)");
+    if (auto e = check_session(sp, im.prof)) throw invalid(*e);
     if (im.sessions.size() >= lim.max_sessions)
         throw action_error(error_code::capacity, "session table full (limits.max_sessions)");
     uint32_t id = sp.id;
@@ -486,24 +472,15 @@ session_view relay_state::session_create(const session_params& sp) {
                 break;
             }
         if (port == 0) throw action_error(error_code::capacity, "no free speaker port in the ingress range");
-    } else if (port < im.prof.ingress.udp_port_min || port > im.prof.ingress.udp_port_max) {
-        throw action_error(error_code::invalid, "udp_port " + std::to_string(port) + " outside the ingress range");
     } else if (port_used(port)) {
         throw action_error(error_code::exists, "udp_port " + std::to_string(port) + " used by another session");
     }
-    const unsigned max_l = sp.max_listeners == 0 ? lim.max_listeners_per_session : sp.max_listeners;
-    if (max_l > lim.max_listeners_per_session)
-        throw action_error(error_code::invalid, "max_listeners above limits.max_listeners_per_session");
-
     auto s = std::make_unique<session_state>();
+    static_cast<session_params&>(*s) = sp;
     s->id = id;
-    s->name = sp.name.empty() ? "session-" + std::to_string(id) : sp.name;
-    s->mode = sp.mode;
+    if (s->name.empty()) s->name = "session-" + std::to_string(id);
     s->udp_port = port;
-    s->max_listeners = max_l;
-    s->recording = sp.recording;
-    s->frame_ms = sp.frame_ms;
-    s->max_bitrate_kbps = sp.max_bitrate_kbps;
+    if (s->max_listeners == 0) s->max_listeners = lim.max_listeners_per_session;
     s->generation = im.next_generation++;
     s->lists.resize(size_t{im.nb_shards} * max_tiers);
     s->shard_live.assign(im.nb_shards, 0);
@@ -552,8 +529,7 @@ void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, s
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
     session_state& s = im.get(session_id);
-    if (port == 0 || port > 65535) throw action_error(error_code::invalid, "speaker port must be 1..65535");
-    if (auto why = check_listener_ip(ip, im.prof)) throw action_error(error_code::invalid, "speaker address " + *why);
+    if (auto e = check_speaker({ip, port, ssrc}, im.prof)) throw invalid(*e);
     size_t total = 0;
     for (auto& [k, o] : im.sessions) {
         total += o->speakers.size();
@@ -593,9 +569,7 @@ void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, 
     auto& im = *_impl;
     try {
         session_state& s = im.get(session_id);
-        if (port == 0 || port > 65535) throw action_error(error_code::invalid, "listener port must be 1..65535");
-        if (tier >= max_tiers) throw action_error(error_code::invalid, "tier must be 0..3");
-        if (auto why = check_listener_ip(ip, im.prof)) throw action_error(error_code::invalid, "listener address " + *why);
+        if (auto e = check_listener({ip, port, tier}, im.prof)) throw invalid(*e);
         if (s.listeners.count(ep_key(ip, port)))
             throw action_error(error_code::exists, "listener " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
         if (s.listeners.size() >= s.max_listeners)
@@ -633,10 +607,7 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
         std::unordered_map<uint32_t, bool> new_neigh;   // next hops not yet in the table
         for (size_t i = 0; i < items.size(); ++i) {
             const auto& it = items[i];
-            if (it.port == 0 || it.port > 65535) throw item_error(i, error_code::invalid, "listener port must be 1..65535");
-            if (it.tier >= max_tiers) throw item_error(i, error_code::invalid, "tier must be 0..3");
-            if (auto why = check_listener_ip(it.ip, im.prof))
-                throw item_error(i, error_code::invalid, "listener address " + *why);
+            if (auto e = check_listener(it, im.prof)) throw item_error(i, error_code::invalid, describe(*e));
             const uint64_t k = ep_key(it.ip, it.port);
             if (s.listeners.count(k))
                 throw item_error(i, error_code::exists,
@@ -753,16 +724,7 @@ void relay_state::publish() {
 
 void relay_state::load_static(const profile& p) {
     for (const auto& sc : p.sessions) {
-        session_params sp;
-        sp.id = sc.id;
-        sp.name = sc.name;
-        sp.mode = sc.mode;
-        sp.udp_port = sc.udp_port;
-        sp.max_listeners = sc.max_listeners;
-        sp.recording = sc.recording;
-        sp.frame_ms = sc.frame_ms;
-        sp.max_bitrate_kbps = sc.max_bitrate_kbps;
-        session_create(sp);
+        session_create(sc);
         for (const auto& s : sc.speakers) speaker_add(sc.id, s.ip, s.port, s.ssrc);
         for (const auto& l : sc.listeners) listener_add(sc.id, l.ip, l.port, l.tier);
     }

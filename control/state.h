@@ -31,12 +31,6 @@ namespace stentor::control {
 
 class admission;
 
-struct listener_spec {
-    uint32_t ip = 0;
-    unsigned port = 0;
-    unsigned tier = 0;
-};
-
 // One listener removed by the overload controller (shed_newest).
 struct shed_record {
     uint32_t session_id;
@@ -59,15 +53,9 @@ struct speaker_view {
     uint32_t slot = 0;               // policer slot in the data plane
 };
 
-struct session_view {
-    uint32_t id;
-    std::string name;
-    session_mode mode;
-    unsigned udp_port;
-    unsigned max_listeners;
-    bool recording;
-    unsigned frame_ms;
-    unsigned max_bitrate_kbps;
+// A session as created: its params with the id, name, udp_port and
+// max_listeners resolved, and what it holds now.
+struct session_view : session_params {
     uint64_t nb_listeners;
     uint64_t listeners_per_tier[dp::max_tiers];
     std::vector<speaker_view> speakers;

@@ -212,6 +212,11 @@ TEST_F(api_test, every_error_is_json_with_a_reason_and_changes_nothing) {
         {"wrong method", "PUT", "/api/v1/sessions/1", "", 405, "method_not_allowed"},
         {"session bad mode", "POST", "/api/v1/sessions", R"({"mode":"broadcast"})", 400, "invalid"},
         {"session bad frame_ms", "POST", "/api/v1/sessions", R"({"frame_ms":7})", 400, "invalid"},
+        {"session name too long", "POST", "/api/v1/sessions", json{{"name", std::string(129, 'n')}}.dump(), 400, "invalid"},
+        {"session bitrate over Opus", "POST", "/api/v1/sessions", R"({"max_bitrate_kbps":511})", 400, "invalid"},
+        {"session max_listeners over the limit", "POST", "/api/v1/sessions", R"({"max_listeners":4000000})", 400, "invalid"},
+        {"speaker port 0", "POST", "/api/v1/sessions/1/speakers", R"({"ip":"198.18.0.40","port":0})", 400, "invalid"},
+        {"speaker loopback", "POST", "/api/v1/sessions/1/speakers", R"({"ip":"127.0.0.1","port":5004})", 400, "invalid"},
         {"session unknown field", "POST", "/api/v1/sessions", R"({"codec":"mp3"})", 400, "invalid"},
         {"session recording not bool", "POST", "/api/v1/sessions", R"({"recording":1})", 400, "invalid"},
         {"session port taken", "POST", "/api/v1/sessions", R"({"udp_port":40000})", 409, "exists"},
@@ -242,6 +247,9 @@ TEST_F(api_test, every_error_is_json_with_a_reason_and_changes_nothing) {
     auto r = env->call("POST", "/api/v1/sessions/1/listeners/bulk",
                        R"({"listeners":[{"ip":"203.0.113.20","port":7000},{"ip":"224.1.1.1","port":7001}]})");
     EXPECT_NE(std::string::npos, r.body.value("reason", "").find("listeners[1]")) << r.text;
+    // The model's rules answer "<setting>: <reason>", as a profile names them.
+    EXPECT_EQ("frame_ms: 7 is not an Opus frame duration (5, 10, 20, 40, 60, 120)",
+              env->call("POST", "/api/v1/sessions", R"({"frame_ms":7})").body.value("reason", ""));
 }
 
 TEST_F(api_test, bulk_is_all_or_nothing_and_bounded) {
