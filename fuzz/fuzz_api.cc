@@ -67,7 +67,7 @@ void check_result(const parse_result<T>& r, F&& on_ok) {
     else check_error(r.error());
 }
 
-void check_listener(const listener_spec& l) {
+void check_parsed_listener(const listener_spec& l) {
     check(l.port <= 65535, "listener port");
     check(l.tier <= 255, "listener tier");
     check_ip(l.ip);
@@ -104,12 +104,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         });
         break;
     case 2:
-        check_result(parse_listener_add(in, lim), check_listener);
+        check_result(parse_listener_add(in, lim), check_parsed_listener);
         break;
     case 3:
         check_result(parse_listener_bulk(in, lim), [&](const std::vector<listener_spec>& v) {
             check(v.size() <= lim.max_bulk_items, "bulk item limit");
-            for (const auto& l : v) check_listener(l);
+            for (const auto& l : v) check_parsed_listener(l);
         });
         break;
     case 4: {
