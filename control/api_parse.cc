@@ -109,6 +109,32 @@ endpoint endpoint_or_fail(std::string_view seg) {
 
 [[noreturn]] void no_resource(std::string_view url) { fail(404, "not_found", "no resource " + utf8_safe(url)); }
 
+// The routes under /api/v1/sessions/{id}/: sub-resource, the segment after
+// it (none, a literal, or IP:PORT naming a member), method, whether the
+// request takes a body. A sub-resource with no matching row answers 405.
+constexpr const char* endpoint_tail = "IP:PORT";
+struct session_route {
+    const char* sub;
+    const char* tail;
+    const char* method;
+    route_kind kind;
+    bool body;
+};
+constexpr session_route session_routes[] = {
+    {"recording", nullptr, "GET", route_kind::recording_get, false},
+    {"speakers", nullptr, "POST", route_kind::speaker_add, true},
+    {"speakers", endpoint_tail, "DELETE", route_kind::speaker_del, false},
+    {"listeners", nullptr, "GET", route_kind::listeners_list, false},
+    {"listeners", nullptr, "POST", route_kind::listener_add, true},
+    {"listeners", "bulk", "POST", route_kind::listener_bulk, true},
+    {"listeners", endpoint_tail, "DELETE", route_kind::listener_del, false},
+};
+constexpr std::pair<const char*, const char*> session_route_methods[] = {
+    {"recording", "GET .../recording"},
+    {"speakers", "POST .../speakers or DELETE .../speakers/IP:PORT"},
+    {"listeners", "GET/POST .../listeners, POST .../listeners/bulk, DELETE .../listeners/IP:PORT"},
+};
+
 bool is_api(const std::vector<std::string>& seg) { return seg.size() >= 3 && seg[0] == "api" && seg[1] == "v1"; }
 bool is_health(const std::vector<std::string>& seg) { return seg.size() == 3 && is_api(seg) && seg[2] == "health"; }
 bool is_metrics(const std::vector<std::string>& seg) { return seg.size() == 1 && seg[0] == "metrics"; }
@@ -295,50 +321,21 @@ parse_result<route> parse_route(std::string_view method, std::string_view url, b
             return r;
         }
         const std::string& sub = seg[4];
-        if (sub == "recording") {
-            if (n != 5 || !get) fail(405, "method_not_allowed", "GET .../recording");
-            no_body();
-            r.kind = route_kind::recording_get;
+        for (const auto& sr : session_routes) {
+            if (sub != sr.sub) continue;
+            const bool tail = sr.tail != nullptr;
+            if (n != (tail ? 6u : 5u) || method != sr.method) continue;
+            if (tail && sr.tail != endpoint_tail && seg[5] != sr.tail) continue;
+            if (!sr.body) no_body();
+            r.kind = sr.kind;
+            if (sr.tail == endpoint_tail) {
+                r.ep = endpoint_or_fail(seg[5]);
+                r.ep_text = seg[5];
+            }
             return r;
         }
-        if (sub == "speakers") {
-            if (n == 5 && post) {
-                r.kind = route_kind::speaker_add;
-                return r;
-            }
-            if (n == 6 && del) {
-                no_body();
-                r.kind = route_kind::speaker_del;
-                r.ep = endpoint_or_fail(seg[5]);
-                r.ep_text = seg[5];
-                return r;
-            }
-            fail(405, "method_not_allowed", "POST .../speakers or DELETE .../speakers/IP:PORT");
-        }
-        if (sub == "listeners") {
-            if (n == 5 && get) {
-                no_body();
-                r.kind = route_kind::listeners_list;
-                return r;
-            }
-            if (n == 5 && post) {
-                r.kind = route_kind::listener_add;
-                return r;
-            }
-            if (n == 6 && post && seg[5] == "bulk") {
-                r.kind = route_kind::listener_bulk;
-                return r;
-            }
-            if (n == 6 && del) {
-                no_body();
-                r.kind = route_kind::listener_del;
-                r.ep = endpoint_or_fail(seg[5]);
-                r.ep_text = seg[5];
-                return r;
-            }
-            fail(405, "method_not_allowed",
-                 "GET/POST .../listeners, POST .../listeners/bulk, DELETE .../listeners/IP:PORT");
-        }
+        for (const auto& [s, allowed] : session_route_methods)
+            if (sub == s) fail(405, "method_not_allowed", allowed);
         no_resource(url);
     });
 }

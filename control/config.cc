@@ -239,6 +239,16 @@ std::optional<unsigned> parse_uint(std::string_view s) {
     return v;
 }
 
+// "ADDRESS<sep>NUMBER" ("198.18.0.1/24", "127.0.0.1:8080"): both parts, or nothing.
+std::optional<std::pair<uint32_t, unsigned>> address_and_number(std::string_view s, char sep) {
+    const auto at = s.rfind(sep);
+    if (at == std::string_view::npos) return std::nullopt;
+    const auto addr = parse_ipv4(s.substr(0, at));
+    const auto n = parse_uint(s.substr(at + 1));
+    if (!addr || !n) return std::nullopt;
+    return std::pair{*addr, *n};
+}
+
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -336,6 +346,19 @@ std::optional<std::array<uint8_t, 6>> parse_mac(std::string_view s) {
 }
 
 // PCI address as DPDK's -a takes it: [DDDD:]BB:DD.F (hex).
+// A MAC address setting that can name one host: not multicast, not zero.
+// `role` says what it would be ("a port address").
+std::array<uint8_t, 6> read_unicast_mac(const context& c, const toml::node& n, const std::string& path,
+                                        std::string_view role) {
+    const auto s = read_string(c, n, path);
+    const auto mac = parse_mac(s);
+    if (!mac) c.fail(n, path, fmt::format("\"{}\" is not a MAC address like \"02:00:00:00:00:01\"", s));
+    if (((*mac)[0] & 1) != 0) c.fail(n, path, fmt::format("{} is a multicast MAC address", s));
+    if (std::all_of(mac->begin(), mac->end(), [](uint8_t b) { return b == 0; }))
+        c.fail(n, path, fmt::format("the all-zero MAC address cannot be {}", role));
+    return *mac;
+}
+
 bool valid_pci(std::string_view s) {
     auto hex = [](std::string_view h, size_t n) {
         return h.size() == n && std::all_of(h.begin(), h.end(), [](char ch) {
@@ -539,16 +562,12 @@ void read_api(const context& c, const toml::table& root, api_config& api) {
     if (const auto* n = r.find("listen")) {
         const auto path = r.key_path("listen");
         const auto s = read_string(c, *n, path);
-        const auto colon = s.rfind(':');
-        const auto addr = colon == std::string::npos ? std::optional<uint32_t>{}
-                                                     : parse_ipv4(std::string_view(s).substr(0, colon));
-        const auto port = colon == std::string::npos ? std::optional<unsigned>{}
-                                                     : parse_uint(std::string_view(s).substr(colon + 1));
-        if (!addr || !port)
-            c.fail(*n, path, fmt::format("\"{}\" is not ADDRESS:PORT (e.g. \"127.0.0.1:8080\")", s));
-        if (*port > 65535) c.fail(*n, path, fmt::format("port {} is out of range 0..65535", *port));
-        api.listen_addr = format_ipv4(*addr);
-        api.listen_port = *port;
+        const auto ap = address_and_number(s, ':');
+        if (!ap) c.fail(*n, path, fmt::format("\"{}\" is not ADDRESS:PORT (e.g. \"127.0.0.1:8080\")", s));
+        const auto [addr, port] = *ap;
+        if (port > 65535) c.fail(*n, path, fmt::format("port {} is out of range 0..65535", port));
+        api.listen_addr = format_ipv4(addr);
+        api.listen_port = port;
     }
     r.opt_string("token", api.token);
     // The API can add listeners, i.e. point the relay's traffic anywhere; it
@@ -606,67 +625,48 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
     const auto& ip_node = r.require("ipv4");
     const auto ip_path = r.key_path("ipv4");
     const auto ip_text = read_string(c, ip_node, ip_path);
-    const auto slash = ip_text.find('/');
-    const auto ip = slash == std::string::npos ? std::optional<uint32_t>{}
-                                               : parse_ipv4(std::string_view(ip_text).substr(0, slash));
-    const auto prefix = slash == std::string::npos ? std::optional<unsigned>{}
-                                                   : parse_uint(std::string_view(ip_text).substr(slash + 1));
-    if (!ip || !prefix)
+    const auto ip_prefix = address_and_number(ip_text, '/');
+    if (!ip_prefix)
         c.fail(ip_node, ip_path,
                fmt::format("\"{}\" is not ADDRESS/PREFIX (e.g. \"198.18.0.1/24\")", ip_text));
-    if (*prefix < 1 || *prefix > 32)
-        c.fail(ip_node, ip_path, fmt::format("prefix length {} is out of range 1..32", *prefix));
-    if (auto why = special_address(*ip))
+    const auto [ip, prefix] = *ip_prefix;
+    if (prefix < 1 || prefix > 32)
+        c.fail(ip_node, ip_path, fmt::format("prefix length {} is out of range 1..32", prefix));
+    if (auto why = special_address(ip))
         c.fail(ip_node, ip_path, fmt::format("{} cannot be the relay's address", *why));
-    const uint32_t mask = mask_of(*prefix);
-    if (has_broadcast(*prefix) && (*ip & ~mask) == 0)
-        c.fail(ip_node, ip_path, fmt::format("{} is the network address of {}", format_ipv4(*ip), cidr(*ip, *prefix)));
-    if (has_broadcast(*prefix) && (*ip | mask) == 0xffffffffu)
+    const uint32_t mask = mask_of(prefix);
+    if (has_broadcast(prefix) && (ip & ~mask) == 0)
+        c.fail(ip_node, ip_path, fmt::format("{} is the network address of {}", format_ipv4(ip), cidr(ip, prefix)));
+    if (has_broadcast(prefix) && (ip | mask) == 0xffffffffu)
         c.fail(ip_node, ip_path,
-               fmt::format("{} is the broadcast address of {}", format_ipv4(*ip), cidr(*ip, *prefix)));
+               fmt::format("{} is the broadcast address of {}", format_ipv4(ip), cidr(ip, prefix)));
     // Overlapping subnets would make the egress port of a listener ambiguous.
     for (const auto& other : p.ports) {
-        const uint32_t m = mask_of(std::min(*prefix, other.prefix_len));
-        if ((*ip & m) == (other.ipv4 & m))
+        const uint32_t m = mask_of(std::min(prefix, other.prefix_len));
+        if ((ip & m) == (other.ipv4 & m))
             c.fail(ip_node, ip_path,
-                   fmt::format("subnet {} overlaps port \"{}\" subnet {}", cidr(*ip, *prefix), other.name,
+                   fmt::format("subnet {} overlaps port \"{}\" subnet {}", cidr(ip, prefix), other.name,
                                cidr(other.ipv4, other.prefix_len)));
     }
-    port.ipv4 = *ip;
-    port.prefix_len = *prefix;
+    port.ipv4 = ip;
+    port.prefix_len = prefix;
 
     if (const auto* n = r.find("gateway")) {
         const auto path = r.key_path("gateway");
         const auto gw = read_ipv4(c, *n, path);
         // The gateway is resolved by ARP on this port, so it must be on-link.
-        if ((gw & mask) != (*ip & mask))
-            c.fail(*n, path, fmt::format("{} is outside the port's subnet {}", format_ipv4(gw), cidr(*ip, *prefix)));
-        if (gw == *ip) c.fail(*n, path, "the gateway cannot be the port's own address");
-        if (has_broadcast(*prefix) && ((gw & ~mask) == 0 || (gw | mask) == 0xffffffffu))
+        if ((gw & mask) != (ip & mask))
+            c.fail(*n, path, fmt::format("{} is outside the port's subnet {}", format_ipv4(gw), cidr(ip, prefix)));
+        if (gw == ip) c.fail(*n, path, "the gateway cannot be the port's own address");
+        if (has_broadcast(prefix) && ((gw & ~mask) == 0 || (gw | mask) == 0xffffffffu))
             c.fail(*n, path, fmt::format("{} is the network or broadcast address of {}", format_ipv4(gw),
-                                         cidr(*ip, *prefix)));
+                                         cidr(ip, prefix)));
         port.gateway = gw;
     }
-    if (const auto* n = r.find("mac")) {
-        const auto path = r.key_path("mac");
-        const auto s = read_string(c, *n, path);
-        const auto mac = parse_mac(s);
-        if (!mac) c.fail(*n, path, fmt::format("\"{}\" is not a MAC address like \"02:00:00:00:00:01\"", s));
-        if (((*mac)[0] & 1) != 0) c.fail(*n, path, fmt::format("{} is a multicast MAC address", s));
-        if (std::all_of(mac->begin(), mac->end(), [](uint8_t b) { return b == 0; }))
-            c.fail(*n, path, "the all-zero MAC address cannot be a port address");
-        port.mac = mac;
-    }
+    if (const auto* n = r.find("mac")) port.mac = read_unicast_mac(c, *n, r.key_path("mac"), "a port address");
     if (const auto* n = r.find("gateway_mac")) {
-        const auto path = r.key_path("gateway_mac");
-        if (!port.gateway) c.fail(*n, path, "set only together with gateway");
-        const auto s = read_string(c, *n, path);
-        const auto mac = parse_mac(s);
-        if (!mac) c.fail(*n, path, fmt::format("\"{}\" is not a MAC address like \"02:00:00:00:00:01\"", s));
-        if (((*mac)[0] & 1) != 0) c.fail(*n, path, fmt::format("{} is a multicast MAC address", s));
-        if (std::all_of(mac->begin(), mac->end(), [](uint8_t b) { return b == 0; }))
-            c.fail(*n, path, "the all-zero MAC address cannot be a next hop");
-        port.gateway_mac = mac;
+        if (!port.gateway) c.fail(*n, r.key_path("gateway_mac"), "set only together with gateway");
+        port.gateway_mac = read_unicast_mac(c, *n, r.key_path("gateway_mac"), "a next hop");
     }
     r.opt_uint("line_rate_mbps", port.line_rate_mbps, 0, max_line_rate_mbps);
 }

@@ -44,10 +44,7 @@ protected:
     }
     void SetUp() override {
         auto p = api_profile(port.name);
-        control::session_config sc;
-        sc.id = 1;
-        sc.udp_port = 40000;
-        sc.speakers.push_back({speaker_ip, 5004, 1234});
+        control::session_config sc = speaker_session();
         p.sessions.push_back(sc);
         start(p);
     }

@@ -45,10 +45,7 @@ protected:
     void build(uint32_t budget, bool recording = false, unsigned record_ring = 8192) {
         auto p = api_profile(port.name);
         p.recording.dir = ::testing::TempDir();
-        control::session_config sc;
-        sc.id = 1;
-        sc.udp_port = 40000;
-        sc.speakers.push_back({speaker_ip, 5004, 1234});
+        control::session_config sc = speaker_session();
         // 5 ms frames: the speaker policer allows 400 packets/s, and the
         // test sends one every 3 ms (real time: the policer reads the TSC).
         sc.frame_ms = 5;
