@@ -1,6 +1,7 @@
 // The HTTP/JSON API: one face of the control plane (control_plane.h). It
 // parses requests (api_parse.h), calls the model's actions and maps their
-// errors to HTTP statuses; nothing else in the tree knows about HTTP.
+// error codes to HTTP statuses (http_status_of); the model itself
+// (relay_state, admission) knows nothing of HTTP.
 #pragma once
 
 #include <cstddef>
