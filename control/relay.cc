@@ -143,8 +143,8 @@ void relay::impl::on_session(uint32_t id, bool ended) {
     }
     const auto v = state->session(id);
     if (!v) return;
-    if (v->mode == "mix") mixer->set_session_frame_ms(id, v->frame_ms);
-    if (v->recording) rec->session_started(id, v->name, v->mode);
+    if (v->mode == session_mode::mix) mixer->set_session_frame_ms(id, v->frame_ms);
+    if (v->recording) rec->session_started(id, v->name, std::string(name_of(v->mode)));
 }
 
 void relay::impl::stop_services() {

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "control_plane.h"
 #include "fixture.h"
 #include "overload.h"
 #include "stentor/dp_shared.h"
@@ -50,10 +51,7 @@ protected:
     void build(uint32_t budget, bool recording = false, unsigned record_ring = 8192) {
         auto p = api_profile(port.name);
         p.recording.dir = ::testing::TempDir();
-        control::session_config sc;
-        sc.id = 1;
-        sc.udp_port = 40000;
-        sc.speakers.push_back({speaker_ip, 5004, 1234});
+        control::session_config sc = speaker_session();
         // 5 ms frames: the speaker policer allows 400 packets/s, and the
         // test sends one every 3 ms (real time: the policer reads the TSC).
         sc.frame_ms = 5;
@@ -183,7 +181,7 @@ TEST_F(overload_test, admission_is_capped_while_overloaded) {
         r->state().listener_add(1, 0xcb0071f0, 6000, 0);
         FAIL() << "join admitted while overloaded";
     } catch (const control::action_error& e) {
-        EXPECT_EQ("capacity", e.code);
+        EXPECT_EQ("capacity", name_of(e.code));
     }
     // Clean ticks for the hold time (2 s of simulated clock), then the cap
     // rises over the ramp (5 s) and is lifted.

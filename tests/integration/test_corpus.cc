@@ -289,10 +289,7 @@ protected:
 
     void SetUp() override {
         prof = base_profile(port.name);
-        control::session_config sc;
-        sc.id = 1;
-        sc.udp_port = 40000;
-        sc.speakers.push_back({speaker_ip, 5004, 1234});
+        control::session_config sc = speaker_session();
         sc.listeners.push_back({listener_ip, listener_port, 0});
         prof.sessions.push_back(sc);
         control::session_config sc2;   // a second session without this speaker
