@@ -569,8 +569,9 @@ void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, s
         throw action_error(503, "capacity", "speaker slots busy; retry after the next publish");
     const uint32_t slot = im.speaker_free.back();
     im.speaker_free.pop_back();
-    // The slot was idle for a whole grace period: nobody writes it now.
-    im.sh.policers[slot] = dp::dp_policer{};
+    // The slot was idle for a whole grace period: no RX lcore writes any of
+    // its per-queue entries now.
+    for (uint32_t q = 0; q < im.sh.nb_rx_queues; ++q) dp::policer_of(im.sh, q, slot) = dp::dp_policer{};
     s.speakers.push_back({ip, port, ssrc, slot});
     im.flows_dirty = true;
     im.mark_changed();

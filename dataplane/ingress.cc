@@ -51,12 +51,13 @@ bool udp_checksum_ok(const rte_mbuf* m, const uint8_t* d, const parse_result& pr
     return wire::csum_fold(sum) == 0xffff;
 }
 
-// Token bucket per speaker, in packets and bytes. Only speaker packets that
-// passed validation and flow lookup get here: a few hundred per second per
-// speaker, so the division is not on anyone's budget.
+// Token bucket per (speaker, RX queue), in packets and bytes: this lcore's
+// own entry (see dp_policer), so no other lcore writes it. Only speaker
+// packets that passed validation and flow lookup get here: a few hundred per
+// second per speaker, so the division is not on anyone's budget.
 bool police(worker* w, const dp_flow& f, uint16_t bytes, uint64_t now) noexcept {
     if (f.rate_pps == 0 || f.speaker_index >= w->sh->nb_policers) return true;
-    dp_policer& b = w->sh->policers[f.speaker_index];
+    dp_policer& b = policer_of(*w->sh, w->cfg.rx_queue, f.speaker_index);
     const uint64_t pkt_cap = uint64_t{f.rate_pps} * policer_scale * policer_burst_ms / 1000;
     const uint64_t byte_cap = uint64_t{f.rate_bytes} * policer_scale * policer_burst_ms / 1000;
     if (b.last_tsc == 0) {

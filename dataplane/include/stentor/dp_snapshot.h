@@ -84,13 +84,21 @@ struct dp_flow {
 };
 static_assert(sizeof(dp_flow) == 32);
 
-// Token bucket per speaker; written only by the RX lcore that receives the
-// speaker's flow (RSS keeps a flow on one queue).
+// Token bucket of one speaker as one RX queue sees it: entry
+// [rx_queue * nb_policers + speaker_index] of dp_shared::policers
+// (policer_of()). RX lcore q polls queue q of every port and is the only one
+// that writes queue q's entries, so each entry has exactly one writer and
+// needs neither a lock nor an atomic; queue-major order keeps two lcores off
+// each other's cache lines. RSS keeps a flow on one queue; if a RETA change
+// moves it, the flow meets its entry for the new queue (a fresh bucket) and
+// the old entry goes idle. The control plane resets a slot's entries only
+// after a grace period in which no snapshot named the slot
+// (relay_state::speaker_add).
 struct alignas(32) dp_policer {
-    uint64_t last_tsc;
+    uint64_t last_tsc;                 // 0 = fresh: the bucket fills on first use
     uint64_t pkt_tokens;               // scaled by policer_scale
     uint64_t byte_tokens;              // scaled by policer_scale
-    uint64_t generation;               // reset the bucket when the slot gets a new speaker
+    uint64_t pad_;
 };
 inline constexpr uint64_t policer_scale = 1024;
 inline constexpr uint64_t policer_burst_ms = 500;   // bucket depth: half a second of stream
