@@ -486,9 +486,10 @@ void read_dataplane(const context& c, const toml::table& root, const eal_config&
 }
 
 void read_ingress(const context& c, const toml::table& root, ingress_config& in) {
-    const auto r = section(c, root, "ingress", {"udp_port_min", "udp_port_max"});
+    const auto r = section(c, root, "ingress", {"udp_port_min", "udp_port_max", "require_ssrc"});
     r.opt_uint("udp_port_min", in.udp_port_min, 1, 65535);
     r.opt_uint("udp_port_max", in.udp_port_max, 1, 65535);
+    r.opt_bool("require_ssrc", in.require_ssrc);
     if (in.udp_port_min > in.udp_port_max)
         r.fail("udp_port_min", fmt::format("{} is greater than ingress.udp_port_max {}",
                                            in.udp_port_min, in.udp_port_max));
@@ -736,6 +737,15 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
             spk.port = sr.req_uint<unsigned>("port", 1, 65535);
             if (const auto* n = sr.find("ssrc"))
                 spk.ssrc = static_cast<uint32_t>(read_int(c, *n, sr.key_path("ssrc"), 0, u32_max));
+            else if (s.recording || s.mode == "mix")
+                c.fail(st.source(), sr.key_path("ssrc"),
+                       fmt::format("required: session {} is {} (one {} per SSRC)", s.id,
+                                   s.mode == "mix" ? "mixed" : "recorded",
+                                   s.mode == "mix" ? "decoder" : "recording track"));
+            else if (p.ingress.require_ssrc)
+                c.fail(st.source(), sr.key_path("ssrc"),
+                       "required while ingress.require_ssrc = true (without one, anyone who knows the "
+                       "speaker's address and port can speak)");
             for (const auto& o : s.speakers)
                 if (o.ip == spk.ip && o.port == spk.port)
                     c.fail(st.source(), sp, fmt::format("duplicate speaker {}:{}", format_ipv4(spk.ip), spk.port));

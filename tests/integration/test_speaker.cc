@@ -1,5 +1,12 @@
-// Speaker state in the data plane: real EAL, ring ports, the relay's own
-// workers polled on the test thread.
+// Speakers in the data plane: real EAL, ring ports, the relay's own workers
+// polled on the test thread.
+//
+// Spoofed speakers (issue 10 item 4): a spoofer that knows the speaker's
+// address, ports and SSRC but cannot see the stream (a blind spoofer) floods
+// packets with guessed sequence numbers and timestamps. Before the RTP
+// plausibility check (dataplane/rtp_track.h) those packets reached every
+// listener and spent the real speaker's policer budget; now each is dropped
+// before the policer and counted by why it was implausible.
 #include <chrono>
 #include <random>
 #include <thread>
@@ -21,6 +28,93 @@ constexpr uint32_t listener_ip = 0xc6120064;   // 198.18.0.100
 constexpr uint16_t listener_port = 6000;
 constexpr size_t real_payload = 80;
 constexpr size_t spoof_payload = 81;           // tells a spoof apart on the listener's side
+
+TEST(spoofed_speaker, blind_400pps_spoofer_neither_reaches_listeners_nor_drains_the_real_speaker) {
+    const ring_port port = make_ring_port("spoof0");
+    auto prof = base_profile(port.name);
+    control::session_config sc;
+    sc.id = 1;
+    sc.udp_port = 40000;   // frame_ms 20: 50 packets/s, policer 100 packets/s, 50 deep
+    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    sc.listeners.push_back({listener_ip, listener_port, 0});
+    prof.sessions.push_back(sc);
+    relay r(prof, relay_options{.launch = false});
+    r.state().load_static(prof);
+    EXPECT_TRUE(resolve(r, port, {listener_ip}).empty());
+    const unsigned pool0 = rte_mempool_in_use_count(r.pool());
+    const auto before = all_counters(r);
+
+    // The real speaker: 300 packets at its own rate (one per 20 ms), random
+    // first sequence number and timestamp as RFC 3550 asks. The spoofer: 8
+    // packets between two real ones (400 packets/s) from the same address and
+    // ports with the same SSRC, each with a guessed sequence number and
+    // timestamp. Fixed seed: a failure replays.
+    std::mt19937_64 rng(0x73706f6f66ULL);
+    constexpr unsigned real_n = 300, spoof_per_real = 8;
+    const uint16_t seq0 = static_cast<uint16_t>(rng());
+    const uint32_t ts0 = static_cast<uint32_t>(rng());
+    std::vector<uint16_t> got_real;
+    unsigned got_spoof = 0;
+    auto collect = [&] {
+        for (const auto& f : drain(port)) {
+            ASSERT_GE(f.size(), 54u);
+            ASSERT_EQ(listener_ip, be32(f.data() + 30));
+            if (f.size() == 54 + spoof_payload)
+                ++got_spoof;
+            else
+                got_real.push_back(be16(f.data() + 44));
+        }
+    };
+    auto last = std::chrono::steady_clock::now();
+    for (unsigned k = 0; k < real_n; ++k) {
+        // Pacing only (nothing asserts on time): the policer refills by the
+        // clock, so the real speaker must keep to its rate.
+        std::this_thread::sleep_until(last + std::chrono::milliseconds(20));
+        last = std::chrono::steady_clock::now();
+        // The real packet lands at a random place among the spoofs: the
+        // spoofer does not know when the speaker sends either.
+        const unsigned at = static_cast<unsigned>(rng() % (spoof_per_real + 1));
+        for (unsigned s = 0; s <= spoof_per_real; ++s) {
+            if (s == at) {
+                frame_spec real;
+                real.seq = static_cast<uint16_t>(seq0 + k);
+                real.ts = ts0 + 960 * k;
+                real.payload = real_payload;
+                inject(port, rtp_frame(real));
+                continue;
+            }
+            frame_spec spoof;   // same address, ports and SSRC as the real speaker
+            spoof.seq = static_cast<uint16_t>(rng());
+            spoof.ts = static_cast<uint32_t>(rng());
+            spoof.payload = spoof_payload;
+            inject(port, rtp_frame(spoof));
+        }
+        settle(r);
+        collect();
+    }
+    settle(r);
+    collect();
+
+    const auto after = all_counters(r);
+    auto moved = [&](const std::string& n) { return after.at(n) - before.at(n); };
+    EXPECT_EQ(real_n, got_real.size()) << "real packets lost: the spoofer drained the real speaker's bucket";
+    for (unsigned k = 0; got_real.size() == real_n && k < real_n; ++k)
+        EXPECT_EQ(static_cast<uint16_t>(seq0 + k), got_real[k]) << "order";
+    EXPECT_EQ(0u, got_spoof) << "spoofed audio reached the listener";
+    EXPECT_EQ(0u, moved("drop/ingress/policed"));
+    EXPECT_EQ(real_n, moved("rtp_in"));
+    EXPECT_EQ(uint64_t{real_n} * spoof_per_real, moved("drop/ingress/rtp_seq_jump") +
+                                                     moved("drop/ingress/rtp_ts_jump") +
+                                                     moved("drop/ingress/rtp_duplicate"))
+        << "every spoof counted under one of the plausibility reasons";
+    EXPECT_EQ(0u, moved("rtp_resyncs")) << "the live speaker's stream was never given up";
+    std::printf("[ spoof    ] real %zu/%u, spoofs forwarded %u; seq_jump %llu ts_jump %llu duplicate %llu\n",
+                got_real.size(), real_n, got_spoof, static_cast<unsigned long long>(moved("drop/ingress/rtp_seq_jump")),
+                static_cast<unsigned long long>(moved("drop/ingress/rtp_ts_jump")),
+                static_cast<unsigned long long>(moved("drop/ingress/rtp_duplicate")));
+    r.flush();
+    EXPECT_EQ(pool0, rte_mempool_in_use_count(r.pool())) << "mbuf leak";
+}
 
 // Issue 10 item 9: the policer entry of a speaker is written by one RX lcore
 // only. Two RX lcores (queues 0 and 1 of one port) each receive a burst of

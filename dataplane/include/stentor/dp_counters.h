@@ -72,7 +72,12 @@ inline constexpr std::size_t cache_line = 64;
     _(jobs_full, "egress/jobs_full", "fan-out lcore's job table full: packet not fanned out on that shard") \
     _(mixer_ring_full, "egress/mixer_ring_full", "hand-off ring to the mixer full (mixer late)")        \
     _(record_ring_full, "egress/record_ring_full", "hand-off ring to the recorder full (recorder late)") \
-    _(stale_session, "egress/stale_session", "queued packet whose session ended or was replaced before fan-out")
+    _(stale_session, "egress/stale_session", "queued packet whose session ended or was replaced before fan-out") \
+    /* ingress: RTP plausibility of a registered speaker, before the policer (rtp_track.h) */           \
+    _(rtp_seq_jump, "ingress/rtp_seq_jump", "sequence number far from the speaker's stream (guessed, or a restart)") \
+    _(rtp_ts_jump, "ingress/rtp_ts_jump", "timestamp implausible for the sequence number and the time elapsed") \
+    _(rtp_duplicate, "ingress/rtp_duplicate", "sequence number already accepted, or older than the reorder window") \
+    _(rtp_ssrc_change, "ingress/rtp_ssrc_change", "SSRC other than the stream's (speaker without a registered SSRC)")
 
 enum class drop_reason : uint16_t {
 #define STENTOR_X(e, name, help) e,
@@ -121,7 +126,8 @@ inline constexpr std::size_t max_ports = 4;
     _(arp_requests, "ARP requests sent to resolve next hops")                 \
     _(icmp_replies, "ICMP echo replies sent")                                 \
     _(busy_cycles, "TSC cycles in loop iterations that did work")             \
-    _(idle_cycles, "TSC cycles in empty polls")
+    _(idle_cycles, "TSC cycles in empty polls")                               \
+    _(rtp_resyncs, "speaker streams re-locked onto a new sequence (restart, or back after going quiet)")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control
