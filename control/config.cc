@@ -7,6 +7,9 @@
 // RTE_MAX_LCORE: an lcore id EAL cannot map must be refused here, not by a
 // confusing EAL failure at start-up.
 #include <rte_config.h>
+// RTE_MBUF_DEFAULT_DATAROOM: what one mbuf of the relay's pools holds
+// (drivers::make_pool creates them with RTE_MBUF_DEFAULT_BUF_SIZE).
+#include <rte_mbuf_core.h>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -33,6 +36,13 @@ constexpr unsigned min_desc = 64;
 constexpr unsigned max_desc = 16384;            // largest ring the supported PMDs accept
 constexpr unsigned min_mtu = 68;                // RFC 791 minimum
 constexpr unsigned max_mtu = 9600;              // common jumbo limit across NICs
+// A NIC may place up to MTU + Ethernet header + FCS + two VLAN tags in a
+// receive buffer (the overhead DPDK's Intel PMDs use for max_rx_pkt_len).
+// Every frame must fit one mbuf: the data plane parses one segment and drops
+// chains (ingress/multi_segment), so an MTU the mbuf cannot hold would drop
+// every large frame.
+constexpr unsigned mtu_frame_overhead = 14 + 4 + 2 * 4;
+constexpr unsigned mbuf_frame_room = RTE_MBUF_DEFAULT_DATAROOM;
 constexpr unsigned max_line_rate_mbps = 800000;
 constexpr unsigned max_tier = 3;
 constexpr size_t min_token_len = 16;            // a shorter bearer token is guessable
@@ -595,6 +605,12 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
         if ((d & (d - 1)) != 0) r.fail(key, fmt::format("{} is not a power of two", d));
     }
     r.opt_uint("mtu", port.mtu, min_mtu, max_mtu);
+    if (port.mtu + mtu_frame_overhead > mbuf_frame_room)
+        r.fail("mtu", fmt::format("{} needs receive buffers of up to {} bytes (MTU + Ethernet header, FCS and two "
+                                  "VLAN tags) but one mbuf holds {}: frames would arrive in several segments, "
+                                  "which the relay drops; at most {}",
+                                  port.mtu, port.mtu + mtu_frame_overhead, mbuf_frame_room,
+                                  mbuf_frame_room - mtu_frame_overhead));
 
     const auto& ip_node = r.require("ipv4");
     const auto ip_path = r.key_path("ipv4");

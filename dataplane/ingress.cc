@@ -99,6 +99,13 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
         ++c->drop(drop_reason::udp_checksum);
         return false;
     }
+    // The fan-out builds every replica from a fixed-size template (one
+    // 1536-byte frame, replica.h); a larger packet cannot be forwarded, so it
+    // is dropped here, counted, before it moves the stream or the bucket.
+    if (pr.rtp_len > max_frame_bytes - wire::l2l3l4) [[unlikely]] {
+        ++c->drop(drop_reason::rtp_too_large);
+        return false;
+    }
     // The slot is always in range (the control plane allocates slots below
     // limits.max_speakers); a flow outside it would be neither checked nor
     // policed, so refuse it rather than trust it.
@@ -172,8 +179,16 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
     for (uint16_t i = 0; i < nb_rx; ++i) {
         rte_mbuf* m = pkts[i];
         c->rx_bytes += m->pkt_len;
-        // Multi-segment frames are never audio we accept: validate the first
-        // segment only and let the length checks drop what does not fit.
+        // A frame in more than one segment (only possible if a PMD scatters:
+        // profiles refuse an MTU one mbuf cannot hold) is dropped before any
+        // parsing. Parsed on its first segment it could be answered: an ARP
+        // or ICMP reply built in place on a chain would leave with its tail
+        // and break the TX path's one-segment fast-free assumption.
+        if (m->nb_segs != 1) [[unlikely]] {
+            ++c->drop(drop_reason::multi_segment);
+            to_free[nb_free++] = m;
+            continue;
+        }
         const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
         // First stage: unknown flows go by their key alone (see parse.h).
         uint64_t key;

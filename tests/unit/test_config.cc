@@ -231,6 +231,11 @@ TEST(ConfigAccepts, UnknownKeyInInlineTableIsRefused) {
               std::string::npos);
 }
 
+TEST(ConfigBase, LargestMtuThatOneMbufHoldsLoads) {
+    // 2022 + 14 (Ethernet) + 4 (FCS) + 8 (two VLAN tags) = 2048: one mbuf.
+    EXPECT_EQ(2022u, parse(k_eal + k_dp + k_port + "mtu = 2022\n" + k_api).ports.at(0).mtu);
+}
+
 TEST(ConfigBase, RequireSsrcFalseLetsOnlyPlainForwardSpeakersGoWithout) {
     const auto p = parse(k_base + "[ingress]\nrequire_ssrc = false\n" + k_session + k_speaker_no_ssrc);
     EXPECT_FALSE(p.ingress.require_ssrc);
@@ -301,6 +306,14 @@ std::vector<error_row> error_rows() {
         {"range_burst_257", k_eal + k_dp + "burst = 257\n" + k_port + k_api, "t.toml:7:9: dataplane.burst: 257 is out of range 1..256"},
         {"range_mtu", k_eal + k_dp + k_port + "mtu = 9601\n" + k_api, "t.toml:11:7: port[0].mtu: 9601 is out of range 68..9600"},
         {"range_mtu_low", k_eal + k_dp + k_port + "mtu = 67\n" + k_api, "t.toml:11:7: port[0].mtu: 67 is out of range 68..9600"},
+        // Issue 10 item 8: every frame must fit one mbuf (2048 bytes of data room).
+        {"mtu_jumbo_9000", k_eal + k_dp + k_port + "mtu = 9000\n" + k_api,
+         "t.toml:11:7: port[0].mtu: 9000 needs receive buffers of up to 9026 bytes (MTU + Ethernet header, FCS and "
+         "two VLAN tags) but one mbuf holds 2048: frames would arrive in several segments, which the relay drops; "
+         "at most 2022"},
+        {"mtu_jumbo_9600", k_eal + k_dp + k_port + "mtu = 9600\n" + k_api, "t.toml:11:7: port[0].mtu: 9600 needs"},
+        {"mtu_one_over_the_mbuf", k_eal + k_dp + k_port + "mtu = 2023\n" + k_api,
+         "t.toml:11:7: port[0].mtu: 2023 needs receive buffers of up to 2049 bytes"},
         {"range_rx_queues", k_eal + k_dp + k_port + "rx_queues = 0\n" + k_api, "t.toml:11:13: port[0].rx_queues: 0 is out of range 1..64"},
         {"range_tx_queues", k_eal + k_dp + k_port + "tx_queues = 65\n" + k_api, "t.toml:11:13: port[0].tx_queues: 65 is out of range 1..64"},
         {"range_desc_pow2", k_eal + k_dp + k_port + "rx_desc = 1000\n" + k_api, "t.toml:11:11: port[0].rx_desc: 1000 is not a power of two"},

@@ -77,7 +77,10 @@ inline constexpr std::size_t cache_line = 64;
     _(rtp_seq_jump, "ingress/rtp_seq_jump", "sequence number far from the speaker's stream (guessed, or a restart)") \
     _(rtp_ts_jump, "ingress/rtp_ts_jump", "timestamp implausible for the sequence number and the time elapsed") \
     _(rtp_duplicate, "ingress/rtp_duplicate", "sequence number already accepted, or older than the reorder window") \
-    _(rtp_ssrc_change, "ingress/rtp_ssrc_change", "SSRC other than the stream's (speaker without a registered SSRC)")
+    _(rtp_ssrc_change, "ingress/rtp_ssrc_change", "SSRC other than the stream's (speaker without a registered SSRC)") \
+    /* ingress: frames the relay does not forward whatever their content (issue 10 item 8) */           \
+    _(multi_segment, "ingress/multi_segment", "frame received in more than one mbuf: dropped before any parsing") \
+    _(rtp_too_large, "ingress/rtp_too_large", "speaker RTP larger than the fan-out template holds (replica.h max_frame_bytes)")
 
 enum class drop_reason : uint16_t {
 #define STENTOR_X(e, name, help) e,
