@@ -9,6 +9,9 @@
 // RTE_MAX_LCORE: an lcore id EAL cannot map must be refused here, not by a
 // confusing EAL failure at start-up.
 #include <rte_config.h>
+// RTE_MBUF_DEFAULT_DATAROOM: what one mbuf of the relay's pools holds
+// (drivers::make_pool creates them with RTE_MBUF_DEFAULT_BUF_SIZE).
+#include <rte_mbuf_core.h>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -37,6 +40,13 @@ constexpr unsigned min_desc = 64;
 constexpr unsigned max_desc = 16384;            // largest ring the supported PMDs accept
 constexpr unsigned min_mtu = 68;                // RFC 791 minimum
 constexpr unsigned max_mtu = 9600;              // common jumbo limit across NICs
+// A NIC may place up to MTU + Ethernet header + FCS + two VLAN tags in a
+// receive buffer (the overhead DPDK's Intel PMDs use for max_rx_pkt_len).
+// Every frame must fit one mbuf: the data plane parses one segment and drops
+// chains (ingress/multi_segment), so an MTU the mbuf cannot hold would drop
+// every large frame.
+constexpr unsigned mtu_frame_overhead = 14 + 4 + 2 * 4;
+constexpr unsigned mbuf_frame_room = RTE_MBUF_DEFAULT_DATAROOM;
 constexpr unsigned max_line_rate_mbps = 800000;
 // Sessions: Opus frame durations (RFC 6716) and bitrates (6..510 kbit/s).
 constexpr std::array<unsigned, 6> opus_frame_ms = {5, 10, 20, 40, 60, 120};
@@ -517,9 +527,10 @@ void read_dataplane(const context& c, const toml::table& root, const eal_config&
 }
 
 void read_ingress(const context& c, const toml::table& root, ingress_config& in) {
-    const auto r = section(c, root, "ingress", {"udp_port_min", "udp_port_max"});
+    const auto r = section(c, root, "ingress", {"udp_port_min", "udp_port_max", "require_ssrc"});
     r.opt_uint("udp_port_min", in.udp_port_min, 1, 65535);
     r.opt_uint("udp_port_max", in.udp_port_max, 1, 65535);
+    r.opt_bool("require_ssrc", in.require_ssrc);
     if (in.udp_port_min > in.udp_port_max)
         r.fail("udp_port_min", fmt::format("{} is greater than ingress.udp_port_max {}",
                                            in.udp_port_min, in.udp_port_max));
@@ -621,6 +632,12 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
         if ((d & (d - 1)) != 0) r.fail(key, fmt::format("{} is not a power of two", d));
     }
     r.opt_uint("mtu", port.mtu, min_mtu, max_mtu);
+    if (port.mtu + mtu_frame_overhead > mbuf_frame_room)
+        r.fail("mtu", fmt::format("{} needs receive buffers of up to {} bytes (MTU + Ethernet header, FCS and two "
+                                  "VLAN tags) but one mbuf holds {}: frames would arrive in several segments, "
+                                  "which the relay drops; at most {}",
+                                  port.mtu, port.mtu + mtu_frame_overhead, mbuf_frame_room,
+                                  mbuf_frame_room - mtu_frame_overhead));
 
     const auto& ip_node = r.require("ipv4");
     const auto ip_path = r.key_path("ipv4");
@@ -760,6 +777,15 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
             if (const auto* n = sr.find("ssrc"))
                 spk.ssrc = static_cast<uint32_t>(read_int(c, *n, sr.key_path("ssrc"), 0, u32_max));
             checked(sr, check_speaker(spk, p));
+            if (!spk.ssrc && (s.recording || s.mode == session_mode::mix))
+                c.fail(st.source(), sr.key_path("ssrc"),
+                       fmt::format("required: session {} is {} (one {} per SSRC)", s.id,
+                                   s.mode == session_mode::mix ? "mixed" : "recorded",
+                                   s.mode == session_mode::mix ? "decoder" : "recording track"));
+            else if (!spk.ssrc && p.ingress.require_ssrc)
+                c.fail(st.source(), sr.key_path("ssrc"),
+                       "required while ingress.require_ssrc = true (without one, anyone who knows the "
+                       "speaker's address and port can speak)");
             for (const auto& o : s.speakers)
                 if (o.ip == spk.ip && o.port == spk.port)
                     c.fail(st.source(), sp, fmt::format("duplicate speaker {}:{}", format_ipv4(spk.ip), spk.port));

@@ -62,6 +62,11 @@ struct port_config {
 struct ingress_config {
     unsigned udp_port_min = 40000;         // speakers send to a port in this range
     unsigned udp_port_max = 40999;
+    // Every speaker must be registered with its RTP SSRC. false lets speakers
+    // of forward sessions without recording go without one (then anyone who
+    // knows the address and port can speak); recorded and mixed sessions
+    // always need one (issue 10 items 2 and 4).
+    bool require_ssrc = true;
 };
 
 struct limits_config {

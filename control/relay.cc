@@ -273,10 +273,13 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         im.rec = std::make_unique<recorder>(ro, im.shared, rr);
     }
     im.policers = static_cast<dp::dp_policer*>(
-        rte_zmalloc("stentor_policers", sizeof(dp::dp_policer) * p.limits.max_speakers, RTE_CACHE_LINE_SIZE));
+        rte_zmalloc("stentor_policers",
+                    sizeof(dp::dp_policer) * p.limits.max_speakers * std::max<size_t>(1, dpc.rx_lcores.size()),
+                    RTE_CACHE_LINE_SIZE));
     if (im.policers == nullptr) throw std::bad_alloc();
     im.shared.policers = im.policers;
     im.shared.nb_policers = p.limits.max_speakers;
+    im.shared.nb_rx_queues = static_cast<uint32_t>(std::max<size_t>(1, dpc.rx_lcores.size()));
     for (unsigned t = 0; t < nb_workers; ++t) {
         dp::worker_config c;
         c.lcore_id = lcores[t];

@@ -182,7 +182,12 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
                       uint64_t now) noexcept {
     const uint32_t shard = static_cast<uint32_t>(w->cfg.fanout_shard);
     if (!has_listeners(sess, shard)) return;
-    if (rtp_len > max_frame_bytes - wire::l2l3l4) return;   // the validator already bounds it by the MTU
+    // The ingress drops larger speaker packets (same reason); this keeps a
+    // message from another producer from overrunning the template.
+    if (rtp_len > max_frame_bytes - wire::l2l3l4) [[unlikely]] {
+        ++w->c->drop(drop_reason::rtp_too_large);
+        return;
+    }
     if (jobs_full(w)) {
         ++w->c->drop(drop_reason::jobs_full);
         return;

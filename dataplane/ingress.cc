@@ -10,6 +10,7 @@
 #include "fanout.h"
 #include "neigh.h"
 #include "parse.h"
+#include "rtp_track.h"
 #include "stentor/wire.h"
 
 namespace stentor::dp {
@@ -51,12 +52,12 @@ bool udp_checksum_ok(const rte_mbuf* m, const uint8_t* d, const parse_result& pr
     return wire::csum_fold(sum) == 0xffff;
 }
 
-// Token bucket per speaker, in packets and bytes. Only speaker packets that
-// passed validation and flow lookup get here: a few hundred per second per
-// speaker, so the division is not on anyone's budget.
-bool police(worker* w, const dp_flow& f, uint16_t bytes, uint64_t now) noexcept {
-    if (f.rate_pps == 0 || f.speaker_index >= w->sh->nb_policers) return true;
-    dp_policer& b = w->sh->policers[f.speaker_index];
+// Token bucket per (speaker, RX queue), in packets and bytes: this lcore's
+// own entry (see dp_policer), so no other lcore writes it. Only speaker
+// packets that passed validation and flow lookup get here: a few hundred per
+// second per speaker, so the division is not on anyone's budget.
+bool police(worker* w, dp_policer& b, const dp_flow& f, uint16_t bytes, uint64_t now) noexcept {
+    if (f.rate_pps == 0) return true;
     const uint64_t pkt_cap = uint64_t{f.rate_pps} * policer_scale * policer_burst_ms / 1000;
     const uint64_t byte_cap = uint64_t{f.rate_bytes} * policer_scale * policer_burst_ms / 1000;
     if (b.last_tsc == 0) {
@@ -98,7 +99,45 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
         ++c->drop(drop_reason::udp_checksum);
         return false;
     }
-    if (!police(w, *f, pr.rtp_len, now)) {
+    // The fan-out builds every replica from a fixed-size template (one
+    // 1536-byte frame, replica.h); a larger packet cannot be forwarded, so it
+    // is dropped here, counted, before it moves the stream or the bucket.
+    if (pr.rtp_len > max_frame_bytes - wire::l2l3l4) [[unlikely]] {
+        ++c->drop(drop_reason::rtp_too_large);
+        return false;
+    }
+    // The slot is always in range (the control plane allocates slots below
+    // limits.max_speakers); a flow outside it would be neither checked nor
+    // policed, so refuse it rather than trust it.
+    if (f->speaker_index >= w->sh->nb_policers) [[unlikely]] {
+        ++c->drop(drop_reason::unknown_flow);
+        return false;
+    }
+    dp_policer& e = policer_of(*w->sh, w->cfg.rx_queue, f->speaker_index);
+    // Before the policer: a blind spoofer's guesses must not spend the real
+    // speaker's bucket (rtp_track.h).
+    const uint8_t* rtp = d + pr.rtp_off;
+    switch (rtp_track_check(e.rtp, wire::load_be16(rtp + 2), wire::load_be32(rtp + 4), pr.ssrc_be, now, w->hz,
+                            f->rate_pps)) {
+    case rtp_verdict::accept:
+        break;
+    case rtp_verdict::resync:
+        ++c->rtp_resyncs;
+        break;
+    case rtp_verdict::seq_jump:
+        ++c->drop(drop_reason::rtp_seq_jump);
+        return false;
+    case rtp_verdict::ts_jump:
+        ++c->drop(drop_reason::rtp_ts_jump);
+        return false;
+    case rtp_verdict::duplicate:
+        ++c->drop(drop_reason::rtp_duplicate);
+        return false;
+    case rtp_verdict::ssrc_change:
+        ++c->drop(drop_reason::rtp_ssrc_change);
+        return false;
+    }
+    if (!police(w, e, *f, pr.rtp_len, now)) {
         ++c->drop(drop_reason::policed);
         return false;
     }
@@ -140,8 +179,16 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
     for (uint16_t i = 0; i < nb_rx; ++i) {
         rte_mbuf* m = pkts[i];
         c->rx_bytes += m->pkt_len;
-        // Multi-segment frames are never audio we accept: validate the first
-        // segment only and let the length checks drop what does not fit.
+        // A frame in more than one segment (only possible if a PMD scatters:
+        // profiles refuse an MTU one mbuf cannot hold) is dropped before any
+        // parsing. Parsed on its first segment it could be answered: an ARP
+        // or ICMP reply built in place on a chain would leave with its tail
+        // and break the TX path's one-segment fast-free assumption.
+        if (m->nb_segs != 1) [[unlikely]] {
+            ++c->drop(drop_reason::multi_segment);
+            to_free[nb_free++] = m;
+            continue;
+        }
         const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
         // First stage: unknown flows go by their key alone (see parse.h).
         uint64_t key;

@@ -141,6 +141,55 @@ TEST_F(api_test, speakers_add_and_remove) {
     EXPECT_EQ(1u, env->get("/api/v1/sessions/1").body["speakers"].size());
 }
 
+// Issue 10 items 2 and 4: an SSRC is mandatory by default; a profile may
+// relax that (ingress.require_ssrc = false) only for forward sessions without
+// recording. Every refusal is a 400 with a reason and changes nothing.
+TEST_F(api_test, speaker_ssrc_is_mandatory_unless_the_profile_relaxes_it_for_plain_forward_sessions) {
+    struct ssrc_row {
+        const char* what;
+        bool require_ssrc;
+        json session;    // body of the session create
+        json speaker;    // body of the speaker add
+        int status;
+        const char* reason;   // substring of the refusal's reason
+    };
+    const json no_ssrc = {{"ip", "198.18.0.12"}, {"port", 5008}};
+    const json null_ssrc = {{"ip", "198.18.0.12"}, {"port", 5008}, {"ssrc", nullptr}};
+    const json with_ssrc = {{"ip", "198.18.0.12"}, {"port", 5008}, {"ssrc", 4321}};
+    const json forward = json::object();
+    const json recorded = {{"recording", true}};
+    const json mixed = {{"mode", "mix"}};
+    const std::vector<ssrc_row> rows = {
+        {"default profile, forward, no ssrc", true, forward, no_ssrc, 400, "ssrc is required (ingress.require_ssrc = true)"},
+        {"default profile, forward, ssrc null", true, forward, null_ssrc, 400, "ssrc is required"},
+        {"default profile, recorded, no ssrc", true, recorded, no_ssrc, 400, "is recorded (one track per SSRC)"},
+        {"default profile, forward, with ssrc", true, forward, with_ssrc, 201, ""},
+        {"require_ssrc = false, forward, no ssrc", false, forward, no_ssrc, 201, ""},
+        {"require_ssrc = false, recorded, no ssrc", false, recorded, no_ssrc, 400, "is recorded (one track per SSRC)"},
+        {"require_ssrc = false, mixed, no ssrc", false, mixed, null_ssrc, 400, "is mixed (one decoder per SSRC)"},
+        {"require_ssrc = false, mixed, with ssrc", false, mixed, with_ssrc, 201, ""},
+    };
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.what);
+        auto p = api_profile(port.name);
+        p.ingress.require_ssrc = row.require_ssrc;
+        start(p);
+        auto s = env->post("/api/v1/sessions", row.session);
+        ASSERT_EQ(201, s.status) << s.text;
+        const std::string path = "/api/v1/sessions/" + std::to_string(s.body["id"].get<unsigned>()) + "/speakers";
+        const json before = world();
+        auto a = env->post(path, row.speaker);
+        EXPECT_EQ(row.status, a.status) << a.text;
+        if (row.status == 400) {
+            EXPECT_EQ("invalid", a.body["error"]);
+            EXPECT_NE(std::string::npos, a.body["reason"].get<std::string>().find(row.reason)) << a.text;
+            EXPECT_EQ(before, world()) << "a refused speaker changed the state";
+        } else {
+            EXPECT_NE(before, world());
+        }
+    }
+}
+
 TEST_F(api_test, listeners_add_list_page_remove) {
     for (unsigned i = 0; i < 25; ++i) {
         auto a = env->post("/api/v1/sessions/1/listeners",

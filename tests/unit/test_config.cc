@@ -28,9 +28,11 @@ const std::string k_port =
     "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1/24\"\n";
 const std::string k_api = "[api]\ntoken = \"0123456789abcdef\"\n";
 const std::string k_base = k_eal + k_dp + k_port + k_api;
-// Appended after k_base: session at 13-15, speaker at 16-18.
+// Appended after k_base: session at 13-15, speaker at 16-19 (16-18 without
+// its SSRC).
 const std::string k_session = "[[session]]\nid = 1\nudp_port = 40000\n";
-const std::string k_speaker = "[[session.speaker]]\nip = \"198.18.0.10\"\nport = 5004\n";
+const std::string k_speaker_no_ssrc = "[[session.speaker]]\nip = \"198.18.0.10\"\nport = 5004\n";
+const std::string k_speaker = k_speaker_no_ssrc + "ssrc = 1234\n";
 
 std::string listener(const std::string& ip, int port = 5004) {
     return "[[session.listener]]\nip = \"" + ip + "\"\nport = " + std::to_string(port) + "\n";
@@ -102,6 +104,7 @@ TEST(ConfigProfiles, DevVethHasTheValuesTheDemoUses) {
     EXPECT_EQ(p.ports[0].mtu, 1500u);
     EXPECT_EQ(p.ingress.udp_port_min, 40000u);
     EXPECT_EQ(p.ingress.udp_port_max, 40999u);
+    EXPECT_TRUE(p.ingress.require_ssrc) << "an SSRC is mandatory unless a profile says otherwise";
     EXPECT_EQ(p.api.listen_addr, "127.0.0.1");
     EXPECT_EQ(p.api.listen_port, 8080u);
     EXPECT_EQ(p.api.token, "dev-token-change-me-please");
@@ -231,6 +234,19 @@ TEST(ConfigAccepts, UnknownKeyInInlineTableIsRefused) {
               std::string::npos);
 }
 
+TEST(ConfigBase, LargestMtuThatOneMbufHoldsLoads) {
+    // 2022 + 14 (Ethernet) + 4 (FCS) + 8 (two VLAN tags) = 2048: one mbuf.
+    EXPECT_EQ(2022u, parse(k_eal + k_dp + k_port + "mtu = 2022\n" + k_api).ports.at(0).mtu);
+}
+
+TEST(ConfigBase, RequireSsrcFalseLetsOnlyPlainForwardSpeakersGoWithout) {
+    const auto p = parse(k_base + "[ingress]\nrequire_ssrc = false\n" + k_session + k_speaker_no_ssrc);
+    EXPECT_FALSE(p.ingress.require_ssrc);
+    ASSERT_EQ(p.sessions.at(0).speakers.size(), 1u);
+    EXPECT_FALSE(p.sessions[0].speakers[0].ssrc.has_value());
+    // Recorded and mixed sessions still need one: error rows ssrc_required_*.
+}
+
 // ---------------------------------------------------------------------------
 // Every refusal: TOML text -> expected "file:line:col: setting: what" substring
 
@@ -256,7 +272,7 @@ std::vector<error_row> error_rows() {
         {"unknown_session", bs + "speakers = 1\n", "t.toml:16:1: session[0].speakers: unknown setting"},
         {"unknown_listener", bs + listener("198.18.0.21") + "prt = 1\n",
          "t.toml:19:1: session[0].listener[0].prt: unknown setting"},
-        {"unknown_speaker", bs + k_speaker + "ssrcs = 1\n", "t.toml:19:1: session[0].speaker[0].ssrcs: unknown setting"},
+        {"unknown_speaker", bs + k_speaker + "ssrcs = 1\n", "t.toml:20:1: session[0].speaker[0].ssrcs: unknown setting"},
         {"unknown_limits", b + "[limits]\nmax_sessionz = 3\n", "t.toml:14:1: limits.max_sessionz: unknown setting"},
         {"unknown_recording", b + "[recording]\npath = \"/x\"\n", "t.toml:14:1: recording.path: unknown setting"},
         {"recording_dir_relative", b + "[recording]\ndir = \"rec\"\n", "t.toml:14:7: recording.dir: \"rec\" is not an absolute path"},
@@ -293,6 +309,14 @@ std::vector<error_row> error_rows() {
         {"range_burst_257", k_eal + k_dp + "burst = 257\n" + k_port + k_api, "t.toml:7:9: dataplane.burst: 257 is out of range 1..256"},
         {"range_mtu", k_eal + k_dp + k_port + "mtu = 9601\n" + k_api, "t.toml:11:7: port[0].mtu: 9601 is out of range 68..9600"},
         {"range_mtu_low", k_eal + k_dp + k_port + "mtu = 67\n" + k_api, "t.toml:11:7: port[0].mtu: 67 is out of range 68..9600"},
+        // Issue 10 item 8: every frame must fit one mbuf (2048 bytes of data room).
+        {"mtu_jumbo_9000", k_eal + k_dp + k_port + "mtu = 9000\n" + k_api,
+         "t.toml:11:7: port[0].mtu: 9000 needs receive buffers of up to 9026 bytes (MTU + Ethernet header, FCS and "
+         "two VLAN tags) but one mbuf holds 2048: frames would arrive in several segments, which the relay drops; "
+         "at most 2022"},
+        {"mtu_jumbo_9600", k_eal + k_dp + k_port + "mtu = 9600\n" + k_api, "t.toml:11:7: port[0].mtu: 9600 needs"},
+        {"mtu_one_over_the_mbuf", k_eal + k_dp + k_port + "mtu = 2023\n" + k_api,
+         "t.toml:11:7: port[0].mtu: 2023 needs receive buffers of up to 2049 bytes"},
         {"range_rx_queues", k_eal + k_dp + k_port + "rx_queues = 0\n" + k_api, "t.toml:11:13: port[0].rx_queues: 0 is out of range 1..64"},
         {"range_tx_queues", k_eal + k_dp + k_port + "tx_queues = 65\n" + k_api, "t.toml:11:13: port[0].tx_queues: 65 is out of range 1..64"},
         {"range_desc_pow2", k_eal + k_dp + k_port + "rx_desc = 1000\n" + k_api, "t.toml:11:11: port[0].rx_desc: 1000 is not a power of two"},
@@ -307,7 +331,7 @@ std::vector<error_row> error_rows() {
         {"range_listener_port", bs + listener("198.18.0.21", 0), "t.toml:18:8: session[0].listener[0].port: 0 is out of range 1..65535"},
         {"range_speaker_port", bs + "[[session.speaker]]\nip = \"198.18.0.10\"\nport = 65536\n",
          "t.toml:18:8: session[0].speaker[0].port: 65536 is out of range 1..65535"},
-        {"range_ssrc", bs + k_speaker + "ssrc = 4294967296\n", "t.toml:19:8: session[0].speaker[0].ssrc: 4294967296 is out of range"},
+        {"range_ssrc", bs + k_speaker_no_ssrc + "ssrc = 4294967296\n", "t.toml:19:8: session[0].speaker[0].ssrc: 4294967296 is out of range"},
         {"range_session_port", b + "[[session]]\nid = 1\nudp_port = 0\n", "t.toml:15:12: session[0].udp_port: 0 is out of range 1..65535"},
         {"range_session_id", b + "[[session]]\nid = 0\nudp_port = 40000\n", "t.toml:14:6: session[0].id: 0 is out of range 1..4294967295"},
         {"range_ingress_port", b + "[ingress]\nudp_port_max = 70000\n", "t.toml:14:16: ingress.udp_port_max: 70000 is out of range 1..65535"},
@@ -437,7 +461,18 @@ std::vector<error_row> error_rows() {
          "t.toml:17:6: session[0].speaker[0].ip: speaker address 255.255.255.255 refused: limited broadcast"},
         {"speaker_own", bs + "[[session.speaker]]\nip = \"198.18.0.1\"\nport = 5004\n",
          "t.toml:17:6: session[0].speaker[0].ip: speaker address 198.18.0.1 refused: the relay's own address"},
-        {"speaker_twice", bs + k_speaker + k_speaker, "t.toml:19:1: session[0].speaker[1]: duplicate speaker 198.18.0.10:5004"},
+        {"speaker_twice", bs + k_speaker + k_speaker, "t.toml:20:1: session[0].speaker[1]: duplicate speaker 198.18.0.10:5004"},
+        // SSRC: mandatory by default; recorded and mixed sessions always need one (issue 10 items 2, 4)
+        {"ssrc_required_by_default", bs + k_speaker_no_ssrc,
+         "t.toml:16:1: session[0].speaker[0].ssrc: required while ingress.require_ssrc = true"},
+        {"ssrc_required_recorded", b + "[ingress]\nrequire_ssrc = false\n" + k_session + "recording = true\n" +
+                                       k_speaker_no_ssrc,
+         "t.toml:19:1: session[0].speaker[0].ssrc: required: session 1 is recorded (one recording track per SSRC)"},
+        {"ssrc_required_mixed", b + "[ingress]\nrequire_ssrc = false\n" + k_session + "mode = \"mix\"\n" +
+                                    k_speaker_no_ssrc,
+         "t.toml:19:1: session[0].speaker[0].ssrc: required: session 1 is mixed (one decoder per SSRC)"},
+        {"require_ssrc_not_a_boolean", b + "[ingress]\nrequire_ssrc = 0\n",
+         "t.toml:14:16: ingress.require_ssrc: expected a boolean (true or false), found an integer"},
         {"listener_broadcast", bs + listener("198.18.0.255"),
          "t.toml:17:6: session[0].listener[0].ip: listener address 198.18.0.255 refused: directed broadcast"},
         {"listener_link_local", bs + listener("198.18.0.21") + listener("169.254.1.1"),

@@ -75,7 +75,15 @@ inline constexpr std::size_t cache_line = 64;
     _(stale_session, "egress/stale_session", "queued packet whose session ended or was replaced before fan-out") \
     _(arp_unsolicited, "ingress/arp_unsolicited", "ARP reply to no request of ours (or for a pinned neighbour): not learnt") \
     _(arp_late, "ingress/arp_late", "ARP reply after its request's window closed: not learnt") \
-    _(arp_ring_full, "ingress/arp_ring_full", "ARP reply for the ARP-owner lcore dropped: hand-off ring full")
+    _(arp_ring_full, "ingress/arp_ring_full", "ARP reply for the ARP-owner lcore dropped: hand-off ring full") \
+    /* ingress: RTP plausibility of a registered speaker, before the policer (rtp_track.h) */           \
+    _(rtp_seq_jump, "ingress/rtp_seq_jump", "sequence number far from the speaker's stream (guessed, or a restart)") \
+    _(rtp_ts_jump, "ingress/rtp_ts_jump", "timestamp implausible for the sequence number and the time elapsed") \
+    _(rtp_duplicate, "ingress/rtp_duplicate", "sequence number already accepted, or older than the reorder window") \
+    _(rtp_ssrc_change, "ingress/rtp_ssrc_change", "SSRC other than the stream's (speaker without a registered SSRC)") \
+    /* ingress: frames the relay does not forward whatever their content (issue 10 item 8) */           \
+    _(multi_segment, "ingress/multi_segment", "frame received in more than one mbuf: dropped before any parsing") \
+    _(rtp_too_large, "ingress/rtp_too_large", "speaker RTP larger than the fan-out template holds (replica.h max_frame_bytes)")
 
 enum class drop_reason : uint16_t {
 #define STENTOR_X(e, name, help) e,
@@ -132,7 +140,8 @@ inline constexpr std::size_t max_ports = 4;
     _(neigh_expired, "neighbours invalidated after unanswered re-probes") \
     _(stalls, "times the lcore did not run for longer than stall_us (preempted, steal time, page faults)") \
     _(stall_cycles, "TSC cycles of those stalls: neither busy nor idle") \
-    _(neigh_conflict, "two MACs answered for a next hop being resolved: left unresolved, asked again")
+    _(neigh_conflict, "two MACs answered for a next hop being resolved: left unresolved, asked again") \
+    _(rtp_resyncs, "speaker streams re-locked onto a new sequence (restart, or back after going quiet)")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control

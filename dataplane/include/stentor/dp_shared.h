@@ -24,8 +24,9 @@ struct dp_shared {
     uint16_t nb_ports = 0;
     port_identity ports[max_ports]{};             // by port index (profile order)
     uint16_t ethdev[max_ports]{};                 // port index -> ethdev port_id
-    dp_policer* policers = nullptr;               // limits.max_speakers entries
-    uint32_t nb_policers = 0;
+    dp_policer* policers = nullptr;               // nb_rx_queues * nb_policers entries (see dp_policer)
+    uint32_t nb_policers = 0;                     // speaker slots: limits.max_speakers
+    uint32_t nb_rx_queues = 1;                    // RX lcores, one RX queue index each
     // Speaker-packet messages (see below) for the services: forwarded
     // sessions with recording on go to record_ring, mix sessions to
     // mixer_ring. nullptr = no consumer: such packets are not queued.
@@ -39,6 +40,11 @@ struct dp_shared {
     uint32_t nb_shards = 0;
     std::atomic<bool> stop{false};
 };
+
+// The entry of speaker slot `slot` that the RX lcore of queue `rx_queue` owns.
+inline dp_policer& policer_of(dp_shared& sh, uint32_t rx_queue, uint32_t slot) noexcept {
+    return sh.policers[size_t{rx_queue} * sh.nb_policers + slot];
+}
 
 // A speaker-packet message is an mbuf whose data is exactly one RTP packet
 // (header .. padding), tagged with the session it belongs to: the session's

@@ -84,13 +84,45 @@ struct dp_flow {
 };
 static_assert(sizeof(dp_flow) == 32);
 
-// Token bucket per speaker; written only by the RX lcore that receives the
-// speaker's flow (RSS keeps a flow on one queue).
-struct alignas(32) dp_policer {
-    uint64_t last_tsc;
+// Where one speaker's RTP stream stands, as one RX queue has seen it: what
+// dataplane/rtp_track.h needs to tell the speaker's next packet from a
+// guessed one (docs/security.md, "Spoofed speakers"). Plain data, zeroed by
+// the control plane with the rest of the entry.
+struct dp_rtp_track {
+    uint64_t last_tsc;                 // arrival of the packet that set max_seq; 0 = no stream yet
+    uint64_t seen;                     // bit i: sequence number max_seq - i was accepted
+    uint64_t prev_tsc;                 // the newest packet before it (second timestamp reference)
+    uint64_t cand_tsc;                 // candidate new stream: arrival of its newest packet
+    uint32_t max_ts;                   // RTP timestamp of max_seq (host order)
+    uint32_t prev_ts;
+    uint32_t ssrc_be;                  // the stream's SSRC
+    uint32_t cand_ts;
+    uint32_t cand_ssrc_be;
+    uint16_t max_seq;                  // newest sequence number accepted (host order)
+    uint16_t cand_seq;
+    uint16_t cand_count;               // consecutive packets of the candidate; 0 = none
+    uint16_t pad16_;
+    uint32_t pad32_;
+};
+static_assert(sizeof(dp_rtp_track) == 64);
+
+// Token bucket of one speaker as one RX queue sees it: entry
+// [rx_queue * nb_policers + speaker_index] of dp_shared::policers
+// (policer_of()). RX lcore q polls queue q of every port and is the only one
+// that writes queue q's entries, so each entry has exactly one writer and
+// needs neither a lock nor an atomic; queue-major order keeps two lcores off
+// each other's cache lines. RSS keeps a flow on one queue; if a RETA change
+// moves it, the flow meets its entry for the new queue (a fresh bucket) and
+// the old entry goes idle. The control plane resets a slot's entries only
+// after a grace period in which no snapshot named the slot
+// (relay_state::speaker_add).
+// The speaker's RTP stream state lives in the same entry: same single writer,
+// and it is checked right before the bucket is charged.
+struct alignas(8) dp_policer {
+    uint64_t last_tsc;                 // 0 = fresh: the bucket fills on first use
     uint64_t pkt_tokens;               // scaled by policer_scale
     uint64_t byte_tokens;              // scaled by policer_scale
-    uint64_t generation;               // reset the bucket when the slot gets a new speaker
+    dp_rtp_track rtp;
 };
 inline constexpr uint64_t policer_scale = 1024;
 inline constexpr uint64_t policer_burst_ms = 500;   // bucket depth: half a second of stream
