@@ -21,21 +21,16 @@ namespace {
 
 using nlohmann::json;
 
-int next_port_id() {
-    static int n = 0;
-    return n++;
-}
-
 class api_test : public ::testing::Test {
 protected:
-    ring_port port = make_ring_port("api" + std::to_string(next_port_id()));
+    ring_port port = fresh_ring_port("api");
     std::unique_ptr<api_env> env;
 
     void start(control::profile p, control::api_options ao = {}) {
         if (env) {
             // A stopped relay has closed its ethdev: restart on a fresh one.
             env.reset();
-            port = make_ring_port("api" + std::to_string(next_port_id()));
+            port = fresh_ring_port("api");
             p.ports[0].device = port.name;
         }
         control::relay_options ro;

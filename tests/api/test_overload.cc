@@ -26,10 +26,18 @@ using control::control_plane;
 using control::relay;
 using clk = std::chrono::steady_clock;
 
-int next_id() {
-    static int n = 0;
-    return n++;
-}
+// The controller alone, on a state with no listeners: it never sheds, but
+// its state machine follows the samples it is given.
+struct unit_state {
+    dp::dp_shared sh;
+    std::vector<dp::dp_neigh> neigh = std::vector<dp::dp_neigh>(16);
+    control::profile p = [] {
+        auto q = api_profile("none");
+        q.limits.max_speakers = 4;
+        return q;
+    }();
+    control::relay_state st{p, (sh.neigh = neigh.data(), sh.nb_neigh = 16, sh), 1};
+};
 
 struct lst {
     uint32_t ip;
@@ -39,7 +47,7 @@ struct lst {
 
 class overload_test : public ::testing::Test {
 protected:
-    ring_port port = make_ring_port("ovl" + std::to_string(next_id()));
+    ring_port port = fresh_ring_port("ovl");
     std::unique_ptr<relay> r;
     std::unique_ptr<control_plane> cp;
     std::vector<lst> ls;
@@ -250,13 +258,8 @@ TEST(overload_unit, service_queues_are_not_fanout_overload) {
 // run for part of it (a stall); a stall neither counts towards shedding nor
 // resets a streak.
 TEST(overload_unit, misses_during_a_stall_shed_nobody) {
-    dp::dp_shared sh;
-    std::vector<dp::dp_neigh> neigh(16);
-    sh.neigh = neigh.data();
-    sh.nb_neigh = 16;
-    control::profile p = api_profile("none");
-    p.limits.max_speakers = 4;
-    control::relay_state st(p, sh, 1);
+    unit_state u;
+    auto& st = u.st;
     control::overload_controller c(st, nullptr, {});
     auto t = clk::now();
     control::overload_sample stalled;
@@ -282,13 +285,8 @@ TEST(overload_unit, misses_during_a_stall_shed_nobody) {
 TEST(overload_unit, thresholds_and_hold) {
     // Controller alone, on a state with no listeners: never sheds, but its
     // state machine follows the thresholds.
-    dp::dp_shared sh;
-    std::vector<dp::dp_neigh> neigh(16);
-    sh.neigh = neigh.data();
-    sh.nb_neigh = 16;
-    control::profile p = api_profile("none");
-    p.limits.max_speakers = 4;
-    control::relay_state st(p, sh, 1);
+    unit_state u;
+    auto& st = u.st;
     control::overload_options o;
     o.enter_ticks = 2;
     control::overload_controller c(st, nullptr, o);

@@ -116,6 +116,11 @@ bytes rtp_frame(const frame_spec& f) {
     return b;
 }
 
+ring_port fresh_ring_port(const std::string& prefix) {
+    static int n = 0;
+    return make_ring_port(prefix + std::to_string(n++));
+}
+
 bytes arp_frame(uint16_t op, const uint8_t* sender_mac, uint32_t sender_ip, const uint8_t* target_mac,
                 uint32_t target_ip, const uint8_t* eth_dst) {
     bytes b(60, 0);

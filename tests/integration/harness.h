@@ -28,6 +28,8 @@ inline constexpr uint8_t relay_mac[6] = {0x02, 0x53, 0x54, 0x00, 0x00, 0x01};
 inline constexpr uint32_t relay_ip = 0xc6120001;      // 198.18.0.1
 inline constexpr uint32_t gateway_ip = 0xc61200fe;    // 198.18.0.254
 inline constexpr uint32_t speaker_ip = 0xc612000a;    // 198.18.0.10
+inline constexpr uint32_t listener_ip = 0xc6120064;   // 198.18.0.100: the tests' on-link listener
+inline constexpr uint16_t listener_port = 6000;
 
 rte_mempool* test_pool();
 
@@ -39,6 +41,8 @@ struct ring_port {
     uint16_t port_id = 0;
 };
 ring_port make_ring_port(const std::string& name, unsigned tx_ring_size = 16384);
+// A port named `prefix` + a number never used before in this process.
+ring_port fresh_ring_port(const std::string& prefix);
 
 // Minimal profile: one port on `port_name`, 198.18.0.1/24 gw .254, ingress
 // 40000-40999, one fan-out lcore (or `shards`).

@@ -23,8 +23,6 @@ namespace {
 using control::relay;
 using control::relay_options;
 
-constexpr uint32_t listener_ip = 0xc6120064;   // 198.18.0.100
-constexpr uint16_t listener_port = 6000;
 constexpr uint32_t speaker2_ip = 0xc612000b;   // 198.18.0.11
 constexpr uint64_t ms = 1000000;
 
@@ -109,10 +107,6 @@ std::vector<uint8_t> slurp(const std::string& path) {
 
 class audio_test : public ::testing::Test {
 protected:
-    static int next_id() {
-        static int n = 0;
-        return n++;
-    }
     void SetUp() override {
         char tmpl[] = "/tmp/stentor-audio-XXXXXX";
         ASSERT_NE(mkdtemp(tmpl), nullptr);
@@ -123,7 +117,7 @@ protected:
         std::error_code ec;
         std::filesystem::remove_all(dir, ec);
     }
-    ring_port port = make_ring_port("au" + std::to_string(next_id()));
+    ring_port port = fresh_ring_port("au");
     std::string dir;
     bool mounted = false;
 };

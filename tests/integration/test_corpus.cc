@@ -26,8 +26,6 @@ using namespace frames;
 using control::relay;
 using control::relay_options;
 
-constexpr uint32_t listener_ip = 0xc6120064;   // 198.18.0.100
-constexpr uint16_t listener_port = 6000;
 constexpr uint32_t stranger_ip = 0xc6120005;   // 198.18.0.5: on-link, never registered
 
 // Counters whose movement is the point of a row or that move for every
@@ -282,10 +280,6 @@ std::vector<corpus_row> corpus() {
 
 class corpus_test : public ::testing::Test {
 protected:
-    static int next_id() {
-        static int n = 0;
-        return n++;
-    }
 
     void SetUp() override {
         prof = base_profile(port.name);
@@ -347,7 +341,7 @@ protected:
         }
     }
 
-    ring_port port = make_ring_port("corpus" + std::to_string(next_id()));
+    ring_port port = fresh_ring_port("corpus");
     control::profile prof;
     std::unique_ptr<relay> r;
     unsigned pool_in_use0 = 0;

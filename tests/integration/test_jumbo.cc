@@ -21,8 +21,6 @@ namespace {
 using control::relay;
 using control::relay_options;
 
-constexpr uint32_t listener_ip = 0xc6120064;   // 198.18.0.100
-constexpr uint16_t listener_port = 6000;
 constexpr uint32_t peer_ip = 0xc6120005;       // 198.18.0.5
 
 // Puts `frame` into the port's RX ring as a chain of mbufs cut at `cuts`.
@@ -79,10 +77,6 @@ bytes echo_request(size_t data) {
 
 class jumbo_test : public ::testing::Test {
 protected:
-    static int next_id() {
-        static int n = 0;
-        return n++;
-    }
     void start(unsigned mtu) {
         prof = base_profile(port.name);
         prof.ports[0].mtu = mtu;
@@ -104,7 +98,7 @@ protected:
         EXPECT_EQ(test_pool0, rte_mempool_in_use_count(test_pool())) << "received mbufs (or their segments) leaked";
         r.reset();
     }
-    ring_port port = make_ring_port("jumbo" + std::to_string(next_id()));
+    ring_port port = fresh_ring_port("jumbo");
     control::profile prof;
     std::unique_ptr<relay> r;
     unsigned pool0 = 0, test_pool0 = 0;

@@ -21,18 +21,11 @@ namespace {
 using control::relay;
 using control::relay_options;
 
-constexpr uint32_t listener_ip = 0xc6120064;   // 198.18.0.100, on-link
-constexpr uint16_t listener_port = 6000;
 constexpr mac_t attacker_mac = {0x02, 0xba, 0xd0, 0x00, 0x00, 0x01};
-
-int next_id() {
-    static int n = 0;
-    return n++;
-}
 
 class neigh_test : public ::testing::Test {
 protected:
-    ring_port port = make_ring_port("ng" + std::to_string(next_id()));
+    ring_port port = fresh_ring_port("ng");
     std::unique_ptr<relay> r;
     uint16_t seq = 1;
 

@@ -64,11 +64,7 @@ void check_replica(const bytes& f, const bytes& in, const listener_t& l) {
 
 class relay_test : public ::testing::Test {
 protected:
-    static int next_id() {
-        static int n = 0;
-        return n++;
-    }
-    ring_port port = make_ring_port("it" + std::to_string(next_id()));
+    ring_port port = fresh_ring_port("it");
 };
 
 TEST_F(relay_test, one_speaker_to_91_listeners_field_by_field) {

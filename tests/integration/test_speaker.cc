@@ -24,8 +24,6 @@ namespace {
 using control::relay;
 using control::relay_options;
 
-constexpr uint32_t listener_ip = 0xc6120064;   // 198.18.0.100
-constexpr uint16_t listener_port = 6000;
 constexpr size_t real_payload = 80;
 constexpr size_t spoof_payload = 81;           // tells a spoof apart on the listener's side
 
