@@ -29,6 +29,7 @@
 #include <rte_ring.h>
 
 #include "api.h"
+#include "control_plane.h"
 #include "drivers.h"
 #include "relay.h"
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "state.h"
+#include "action_error.h"
 
 namespace stentor::control {
 
@@ -79,7 +79,7 @@ void admission::admit(uint32_t session_id, unsigned frame_ms, unsigned max_bitra
         if (np == 0) continue;
         const double cap = _cfg.line_rate_mbps[p] * 1e6 * keep * tier_share;
         if (_port_used_bps[p] + c.bps * static_cast<double>(np) > cap + 1e-6)
-            throw action_error(503, "capacity",
+            throw action_error(error_code::capacity,
                                "port " + _cfg.port_names[p] + " is full: " +
                                    std::to_string(static_cast<uint64_t>(_port_used_bps[p] / 1e6)) + " of " +
                                    std::to_string(static_cast<uint64_t>(cap / 1e6)) + " Mbit/s planned" + tier_note);
@@ -88,7 +88,7 @@ void admission::admit(uint32_t session_id, unsigned frame_ms, unsigned max_bitra
     if (_overload_cap) cap_pps = std::min(cap_pps, *_overload_cap);
     cap_pps *= tier_share;
     if (_used_pps + add_pps > cap_pps + 1e-6)
-        throw action_error(503, "capacity",
+        throw action_error(error_code::capacity,
                            std::string("fan-out is full") + (_overload_cap ? " (lowered after overload)" : "") + ": " +
                                std::to_string(static_cast<uint64_t>(_used_pps)) + " of " +
                                std::to_string(static_cast<uint64_t>(cap_pps)) + " replicas/s planned" + tier_note);
@@ -97,7 +97,7 @@ void admission::admit(uint32_t session_id, unsigned frame_ms, unsigned max_bitra
     const double srate = _cfg.session_join_rate_per_s;
     const double grate = _cfg.join_rate_per_s;
     if (static_cast<double>(total) > std::min(srate, grate))
-        throw action_error(400, "invalid",
+        throw action_error(error_code::invalid,
                            std::to_string(total) + " joins in one request exceed the join-rate burst of " +
                                std::to_string(static_cast<uint64_t>(std::min(srate, grate))));
     refill(_global, grate, now);
@@ -110,7 +110,7 @@ void admission::admit(uint32_t session_id, unsigned frame_ms, unsigned max_bitra
         const double wait = std::max(need_g / grate, need_s / srate);
         const unsigned retry = static_cast<unsigned>(std::max(1.0, std::ceil(wait)));
         if (it != _sessions.end()) it->second = sb;
-        throw action_error(429, "rate_limited",
+        throw action_error(error_code::rate_limited,
                            std::string("join rate over ") + (need_s > 0 ? "the session's" : "the relay's") +
                                " limit; retry after " + std::to_string(retry) + " s",
                            retry);
@@ -139,9 +139,9 @@ void admission::session_ended(uint32_t session_id) {
     _sessions.erase(session_id);
 }
 
-void admission::count_refusal(const std::string& reason) {
+void admission::count_refusal(error_code code) {
     std::lock_guard g(_mu);
-    ++_refusals[reason];
+    ++_refusals[std::string(name_of(code))];
 }
 
 void admission::set_overload_cap(std::optional<double> pps) {
@@ -169,7 +169,8 @@ admission_report admission::report() const {
     r.tier_reserve_pct = _cfg.tier_reserve_pct;
     r.join_rate_per_s = _cfg.join_rate_per_s;
     r.session_join_rate_per_s = _cfg.session_join_rate_per_s;
-    for (const char* k : {"capacity", "session_full", "rate_limited", "invalid"}) r.refusals[k] = 0;
+    for (const error_code c : {error_code::capacity, error_code::session_full, error_code::rate_limited, error_code::invalid})
+        r.refusals[std::string(name_of(c))] = 0;
     for (const auto& [k, v] : _refusals) r.refusals[k] = v;
     r.admitted = _admitted;
     return r;

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "action_error.h"
 #include "config.h"
 #include "stentor/dp_counters.h"
 
@@ -92,7 +93,7 @@ public:
                clock::time_point now = clock::now());
     void release(unsigned frame_ms, unsigned max_bitrate_kbps, unsigned port, unsigned tier, uint64_t n);
     void session_ended(uint32_t session_id);
-    void count_refusal(const std::string& reason);
+    void count_refusal(error_code code);
 
     // Overload controller: cap the fan-out load admitted (nullopt = no cap).
     void set_overload_cap(std::optional<double> pps);

@@ -109,6 +109,32 @@ endpoint endpoint_or_fail(std::string_view seg) {
 
 [[noreturn]] void no_resource(std::string_view url) { fail(404, "not_found", "no resource " + utf8_safe(url)); }
 
+// The routes under /api/v1/sessions/{id}/: sub-resource, the segment after
+// it (none, a literal, or IP:PORT naming a member), method, whether the
+// request takes a body. A sub-resource with no matching row answers 405.
+constexpr const char* endpoint_tail = "IP:PORT";
+struct session_route {
+    const char* sub;
+    const char* tail;
+    const char* method;
+    route_kind kind;
+    bool body;
+};
+constexpr session_route session_routes[] = {
+    {"recording", nullptr, "GET", route_kind::recording_get, false},
+    {"speakers", nullptr, "POST", route_kind::speaker_add, true},
+    {"speakers", endpoint_tail, "DELETE", route_kind::speaker_del, false},
+    {"listeners", nullptr, "GET", route_kind::listeners_list, false},
+    {"listeners", nullptr, "POST", route_kind::listener_add, true},
+    {"listeners", "bulk", "POST", route_kind::listener_bulk, true},
+    {"listeners", endpoint_tail, "DELETE", route_kind::listener_del, false},
+};
+constexpr std::pair<const char*, const char*> session_route_methods[] = {
+    {"recording", "GET .../recording"},
+    {"speakers", "POST .../speakers or DELETE .../speakers/IP:PORT"},
+    {"listeners", "GET/POST .../listeners, POST .../listeners/bulk, DELETE .../listeners/IP:PORT"},
+};
+
 bool is_api(const std::vector<std::string>& seg) { return seg.size() >= 3 && seg[0] == "api" && seg[1] == "v1"; }
 bool is_health(const std::vector<std::string>& seg) { return seg.size() == 3 && is_api(seg) && seg[2] == "health"; }
 bool is_metrics(const std::vector<std::string>& seg) { return seg.size() == 1 && seg[0] == "metrics"; }
@@ -147,7 +173,7 @@ parse_result<session_params> parse_session_create(std::string_view body, const p
         session_params sp;
         sp.id = static_cast<uint32_t>(get_uint(j, "id", 0, 0xffffffffULL));
         sp.name = get_string(j, "name", "");
-        sp.mode = get_string(j, "mode", "forward");
+        const std::string mode = get_string(j, "mode", "forward");
         sp.udp_port = static_cast<unsigned>(get_uint(j, "udp_port", 0, 65535));
         sp.max_listeners = static_cast<unsigned>(get_uint(j, "max_listeners", 0, 0xffffffffULL));
         if (auto it = j.find("recording"); it != j.end()) {
@@ -156,16 +182,18 @@ parse_result<session_params> parse_session_create(std::string_view body, const p
         }
         sp.frame_ms = static_cast<unsigned>(get_uint(j, "frame_ms", 20, 1000));
         sp.max_bitrate_kbps = static_cast<unsigned>(get_uint(j, "max_bitrate_kbps", 256, 100000));
-        if (sp.name.size() > 128) fail(400, "invalid", "\"name\" longer than 128 characters");
+        const auto m = parse_session_mode(mode);
+        if (!m) fail(400, "invalid", "mode must be \"forward\" or \"mix\"");
+        sp.mode = *m;
         return sp;
     });
 }
 
-parse_result<speaker_request> parse_speaker_add(std::string_view body, const parse_limits& lim) {
+parse_result<speaker_spec> parse_speaker_add(std::string_view body, const parse_limits& lim) {
     return guarded([&] {
         const json j = object_or_fail(body, lim.max_body, lim.max_depth);
         only_fields(j, {"ip", "port", "ssrc"});
-        speaker_request r;
+        speaker_spec r;
         r.ip = req_ip(j, "ip");
         r.port = static_cast<unsigned>(req_uint(j, "port", 65535));
         if (auto it = j.find("ssrc"); it != j.end() && !it->is_null())
@@ -293,50 +321,21 @@ parse_result<route> parse_route(std::string_view method, std::string_view url, b
             return r;
         }
         const std::string& sub = seg[4];
-        if (sub == "recording") {
-            if (n != 5 || !get) fail(405, "method_not_allowed", "GET .../recording");
-            no_body();
-            r.kind = route_kind::recording_get;
+        for (const auto& sr : session_routes) {
+            if (sub != sr.sub) continue;
+            const bool tail = sr.tail != nullptr;
+            if (n != (tail ? 6u : 5u) || method != sr.method) continue;
+            if (tail && sr.tail != endpoint_tail && seg[5] != sr.tail) continue;
+            if (!sr.body) no_body();
+            r.kind = sr.kind;
+            if (sr.tail == endpoint_tail) {
+                r.ep = endpoint_or_fail(seg[5]);
+                r.ep_text = seg[5];
+            }
             return r;
         }
-        if (sub == "speakers") {
-            if (n == 5 && post) {
-                r.kind = route_kind::speaker_add;
-                return r;
-            }
-            if (n == 6 && del) {
-                no_body();
-                r.kind = route_kind::speaker_del;
-                r.ep = endpoint_or_fail(seg[5]);
-                r.ep_text = seg[5];
-                return r;
-            }
-            fail(405, "method_not_allowed", "POST .../speakers or DELETE .../speakers/IP:PORT");
-        }
-        if (sub == "listeners") {
-            if (n == 5 && get) {
-                no_body();
-                r.kind = route_kind::listeners_list;
-                return r;
-            }
-            if (n == 5 && post) {
-                r.kind = route_kind::listener_add;
-                return r;
-            }
-            if (n == 6 && post && seg[5] == "bulk") {
-                r.kind = route_kind::listener_bulk;
-                return r;
-            }
-            if (n == 6 && del) {
-                no_body();
-                r.kind = route_kind::listener_del;
-                r.ep = endpoint_or_fail(seg[5]);
-                r.ep_text = seg[5];
-                return r;
-            }
-            fail(405, "method_not_allowed",
-                 "GET/POST .../listeners, POST .../listeners/bulk, DELETE .../listeners/IP:PORT");
-        }
+        for (const auto& [s, allowed] : session_route_methods)
+            if (sub == s) fail(405, "method_not_allowed", allowed);
         no_resource(url);
     });
 }
@@ -384,6 +383,18 @@ std::string error_body(const std::string& code, const std::string& reason) {
     // replace: even a reason that escaped utf8_safe() cannot make dump() throw
     // (the API answers errors from inside a catch handler).
     return json{{"error", code}, {"reason", reason}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+int http_status_of(error_code c) noexcept {
+    switch (c) {
+    case error_code::invalid: return 400;
+    case error_code::not_found: return 404;
+    case error_code::exists: return 409;
+    case error_code::session_full: return 409;
+    case error_code::capacity: return 503;
+    case error_code::rate_limited: return 429;
+    }
+    return 500;
 }
 
 }  // namespace stentor::control

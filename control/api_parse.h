@@ -69,13 +69,7 @@ parse_result<nlohmann::json> parse_json_object(std::string_view body, size_t max
 parse_result<session_params> parse_session_create(std::string_view body, const parse_limits& lim);
 
 // POST /api/v1/sessions/{id}/speakers
-struct speaker_request {
-    uint32_t ip = 0;
-    unsigned port = 0;
-    std::optional<uint32_t> ssrc;
-    bool operator==(const speaker_request&) const = default;
-};
-parse_result<speaker_request> parse_speaker_add(std::string_view body, const parse_limits& lim);
+parse_result<speaker_spec> parse_speaker_add(std::string_view body, const parse_limits& lim);
 
 // POST /api/v1/sessions/{id}/listeners
 parse_result<listener_spec> parse_listener_add(std::string_view body, const parse_limits& lim);
@@ -159,5 +153,9 @@ std::string utf8_safe(std::string_view s);
 
 // The API's error body: {"error": code, "reason": reason}.
 std::string error_body(const std::string& code, const std::string& reason);
+
+// The HTTP status the API answers a refused action with (its code's name
+// is the body's "error"): the only place a model error code meets HTTP.
+int http_status_of(error_code c) noexcept;
 
 }  // namespace stentor::control

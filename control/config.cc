@@ -1,7 +1,9 @@
 // Config profile loader. A profile is what a network engineer edits at 3 a.m.;
 // every refusal therefore names file:line:column and the dotted setting, so the
 // fix never needs a look at this code. Validation happens here, once, so the
-// drivers and the data plane can trust every value they are handed.
+// drivers and the data plane can trust every value they are handed; the rules
+// for sessions, speakers and listeners (check_session & co.) are also the
+// ones the API's actions apply.
 #include "config.h"
 
 // RTE_MAX_LCORE: an lcore id EAL cannot map must be refused here, not by a
@@ -27,6 +29,8 @@
 #include <sstream>
 #include <utility>
 
+#include "stentor/dp_counters.h"
+
 namespace stentor::control {
 namespace {
 
@@ -44,7 +48,11 @@ constexpr unsigned max_mtu = 9600;              // common jumbo limit across NIC
 constexpr unsigned mtu_frame_overhead = 14 + 4 + 2 * 4;
 constexpr unsigned mbuf_frame_room = RTE_MBUF_DEFAULT_DATAROOM;
 constexpr unsigned max_line_rate_mbps = 800000;
-constexpr unsigned max_tier = 3;
+// Sessions: Opus frame durations (RFC 6716) and bitrates (6..510 kbit/s).
+constexpr std::array<unsigned, 6> opus_frame_ms = {5, 10, 20, 40, 60, 120};
+constexpr unsigned min_opus_kbps = 6;
+constexpr unsigned max_opus_kbps = 510;
+constexpr size_t max_session_name = 128;
 constexpr size_t min_token_len = 16;            // a shorter bearer token is guessable
 constexpr int64_t u32_max = std::numeric_limits<uint32_t>::max();
 
@@ -241,6 +249,16 @@ std::optional<unsigned> parse_uint(std::string_view s) {
     return v;
 }
 
+// "ADDRESS<sep>NUMBER" ("198.18.0.1/24", "127.0.0.1:8080"): both parts, or nothing.
+std::optional<std::pair<uint32_t, unsigned>> address_and_number(std::string_view s, char sep) {
+    const auto at = s.rfind(sep);
+    if (at == std::string_view::npos) return std::nullopt;
+    const auto addr = parse_ipv4(s.substr(0, at));
+    const auto n = parse_uint(s.substr(at + 1));
+    if (!addr || !n) return std::nullopt;
+    return std::pair{*addr, *n};
+}
+
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -338,6 +356,19 @@ std::optional<std::array<uint8_t, 6>> parse_mac(std::string_view s) {
 }
 
 // PCI address as DPDK's -a takes it: [DDDD:]BB:DD.F (hex).
+// A MAC address setting that can name one host: not multicast, not zero.
+// `role` says what it would be ("a port address").
+std::array<uint8_t, 6> read_unicast_mac(const context& c, const toml::node& n, const std::string& path,
+                                        std::string_view role) {
+    const auto s = read_string(c, n, path);
+    const auto mac = parse_mac(s);
+    if (!mac) c.fail(n, path, fmt::format("\"{}\" is not a MAC address like \"02:00:00:00:00:01\"", s));
+    if (((*mac)[0] & 1) != 0) c.fail(n, path, fmt::format("{} is a multicast MAC address", s));
+    if (std::all_of(mac->begin(), mac->end(), [](uint8_t b) { return b == 0; }))
+        c.fail(n, path, fmt::format("the all-zero MAC address cannot be {}", role));
+    return *mac;
+}
+
 bool valid_pci(std::string_view s) {
     auto hex = [](std::string_view h, size_t n) {
         return h.size() == n && std::all_of(h.begin(), h.end(), [](char ch) {
@@ -542,16 +573,12 @@ void read_api(const context& c, const toml::table& root, api_config& api) {
     if (const auto* n = r.find("listen")) {
         const auto path = r.key_path("listen");
         const auto s = read_string(c, *n, path);
-        const auto colon = s.rfind(':');
-        const auto addr = colon == std::string::npos ? std::optional<uint32_t>{}
-                                                     : parse_ipv4(std::string_view(s).substr(0, colon));
-        const auto port = colon == std::string::npos ? std::optional<unsigned>{}
-                                                     : parse_uint(std::string_view(s).substr(colon + 1));
-        if (!addr || !port)
-            c.fail(*n, path, fmt::format("\"{}\" is not ADDRESS:PORT (e.g. \"127.0.0.1:8080\")", s));
-        if (*port > 65535) c.fail(*n, path, fmt::format("port {} is out of range 0..65535", *port));
-        api.listen_addr = format_ipv4(*addr);
-        api.listen_port = *port;
+        const auto ap = address_and_number(s, ':');
+        if (!ap) c.fail(*n, path, fmt::format("\"{}\" is not ADDRESS:PORT (e.g. \"127.0.0.1:8080\")", s));
+        const auto [addr, port] = *ap;
+        if (port > 65535) c.fail(*n, path, fmt::format("port {} is out of range 0..65535", port));
+        api.listen_addr = format_ipv4(addr);
+        api.listen_port = port;
     }
     r.opt_string("token", api.token);
     // The API can add listeners, i.e. point the relay's traffic anywhere; it
@@ -615,68 +642,62 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
     const auto& ip_node = r.require("ipv4");
     const auto ip_path = r.key_path("ipv4");
     const auto ip_text = read_string(c, ip_node, ip_path);
-    const auto slash = ip_text.find('/');
-    const auto ip = slash == std::string::npos ? std::optional<uint32_t>{}
-                                               : parse_ipv4(std::string_view(ip_text).substr(0, slash));
-    const auto prefix = slash == std::string::npos ? std::optional<unsigned>{}
-                                                   : parse_uint(std::string_view(ip_text).substr(slash + 1));
-    if (!ip || !prefix)
+    const auto ip_prefix = address_and_number(ip_text, '/');
+    if (!ip_prefix)
         c.fail(ip_node, ip_path,
                fmt::format("\"{}\" is not ADDRESS/PREFIX (e.g. \"198.18.0.1/24\")", ip_text));
-    if (*prefix < 1 || *prefix > 32)
-        c.fail(ip_node, ip_path, fmt::format("prefix length {} is out of range 1..32", *prefix));
-    if (auto why = special_address(*ip))
+    const auto [ip, prefix] = *ip_prefix;
+    if (prefix < 1 || prefix > 32)
+        c.fail(ip_node, ip_path, fmt::format("prefix length {} is out of range 1..32", prefix));
+    if (auto why = special_address(ip))
         c.fail(ip_node, ip_path, fmt::format("{} cannot be the relay's address", *why));
-    const uint32_t mask = mask_of(*prefix);
-    if (has_broadcast(*prefix) && (*ip & ~mask) == 0)
-        c.fail(ip_node, ip_path, fmt::format("{} is the network address of {}", format_ipv4(*ip), cidr(*ip, *prefix)));
-    if (has_broadcast(*prefix) && (*ip | mask) == 0xffffffffu)
+    const uint32_t mask = mask_of(prefix);
+    if (has_broadcast(prefix) && (ip & ~mask) == 0)
+        c.fail(ip_node, ip_path, fmt::format("{} is the network address of {}", format_ipv4(ip), cidr(ip, prefix)));
+    if (has_broadcast(prefix) && (ip | mask) == 0xffffffffu)
         c.fail(ip_node, ip_path,
-               fmt::format("{} is the broadcast address of {}", format_ipv4(*ip), cidr(*ip, *prefix)));
+               fmt::format("{} is the broadcast address of {}", format_ipv4(ip), cidr(ip, prefix)));
     // Overlapping subnets would make the egress port of a listener ambiguous.
     for (const auto& other : p.ports) {
-        const uint32_t m = mask_of(std::min(*prefix, other.prefix_len));
-        if ((*ip & m) == (other.ipv4 & m))
+        const uint32_t m = mask_of(std::min(prefix, other.prefix_len));
+        if ((ip & m) == (other.ipv4 & m))
             c.fail(ip_node, ip_path,
-                   fmt::format("subnet {} overlaps port \"{}\" subnet {}", cidr(*ip, *prefix), other.name,
+                   fmt::format("subnet {} overlaps port \"{}\" subnet {}", cidr(ip, prefix), other.name,
                                cidr(other.ipv4, other.prefix_len)));
     }
-    port.ipv4 = *ip;
-    port.prefix_len = *prefix;
+    port.ipv4 = ip;
+    port.prefix_len = prefix;
 
     if (const auto* n = r.find("gateway")) {
         const auto path = r.key_path("gateway");
         const auto gw = read_ipv4(c, *n, path);
         // The gateway is resolved by ARP on this port, so it must be on-link.
-        if ((gw & mask) != (*ip & mask))
-            c.fail(*n, path, fmt::format("{} is outside the port's subnet {}", format_ipv4(gw), cidr(*ip, *prefix)));
-        if (gw == *ip) c.fail(*n, path, "the gateway cannot be the port's own address");
-        if (has_broadcast(*prefix) && ((gw & ~mask) == 0 || (gw | mask) == 0xffffffffu))
+        if ((gw & mask) != (ip & mask))
+            c.fail(*n, path, fmt::format("{} is outside the port's subnet {}", format_ipv4(gw), cidr(ip, prefix)));
+        if (gw == ip) c.fail(*n, path, "the gateway cannot be the port's own address");
+        if (has_broadcast(prefix) && ((gw & ~mask) == 0 || (gw | mask) == 0xffffffffu))
             c.fail(*n, path, fmt::format("{} is the network or broadcast address of {}", format_ipv4(gw),
-                                         cidr(*ip, *prefix)));
+                                         cidr(ip, prefix)));
         port.gateway = gw;
     }
-    if (const auto* n = r.find("mac")) {
-        const auto path = r.key_path("mac");
-        const auto s = read_string(c, *n, path);
-        const auto mac = parse_mac(s);
-        if (!mac) c.fail(*n, path, fmt::format("\"{}\" is not a MAC address like \"02:00:00:00:00:01\"", s));
-        if (((*mac)[0] & 1) != 0) c.fail(*n, path, fmt::format("{} is a multicast MAC address", s));
-        if (std::all_of(mac->begin(), mac->end(), [](uint8_t b) { return b == 0; }))
-            c.fail(*n, path, "the all-zero MAC address cannot be a port address");
-        port.mac = mac;
-    }
+    if (const auto* n = r.find("mac")) port.mac = read_unicast_mac(c, *n, r.key_path("mac"), "a port address");
     if (const auto* n = r.find("gateway_mac")) {
-        const auto path = r.key_path("gateway_mac");
-        if (!port.gateway) c.fail(*n, path, "set only together with gateway");
-        const auto s = read_string(c, *n, path);
-        const auto mac = parse_mac(s);
-        if (!mac) c.fail(*n, path, fmt::format("\"{}\" is not a MAC address like \"02:00:00:00:00:01\"", s));
-        if (((*mac)[0] & 1) != 0) c.fail(*n, path, fmt::format("{} is a multicast MAC address", s));
-        if (std::all_of(mac->begin(), mac->end(), [](uint8_t b) { return b == 0; }))
-            c.fail(*n, path, "the all-zero MAC address cannot be a next hop");
-        port.gateway_mac = mac;
+        if (!port.gateway) c.fail(*n, r.key_path("gateway_mac"), "set only together with gateway");
+        port.gateway_mac = read_unicast_mac(c, *n, r.key_path("gateway_mac"), "a next hop");
     }
+    if (const auto* n = r.find("gateway_learnt")) {
+        const auto path = r.key_path("gateway_learnt");
+        const auto v = n->value<bool>();
+        if (!v) c.fail(*n, path, "must be true or false");
+        if (*v && !port.gateway) c.fail(*n, path, "set only together with gateway");
+        if (*v && port.gateway_mac) c.fail(*n, path, "the gateway is either pinned (gateway_mac) or learnt, not both");
+        port.gateway_learnt = *v;
+    }
+    // One ARP frame about the gateway could redirect every off-link
+    // listener: a deployment says how its gateway's MAC is known.
+    if (port.gateway && !port.gateway_mac && !port.gateway_learnt)
+        c.fail(*r.find("gateway"), r.key_path("gateway"),
+               "set gateway_mac (pinned, recommended) or gateway_learnt = true (learnt by ARP, see docs/security.md)");
     r.opt_uint("line_rate_mbps", port.line_rate_mbps, 0, max_line_rate_mbps);
 }
 
@@ -687,7 +708,7 @@ void read_ports(const context& c, const toml::table& root, profile& p) {
             c.fail(t.source(), path, fmt::format("at most {} ports are supported", max_ports));
         const table_reader r(c, t, t.source(), path,
                              {"name", "device", "rx_queues", "tx_queues", "rx_desc", "tx_desc", "mtu",
-                              "ipv4", "gateway", "gateway_mac", "mac", "line_rate_mbps"});
+                              "ipv4", "gateway", "gateway_mac", "gateway_learnt", "mac", "line_rate_mbps"});
         port_config port;
         read_port(c, r, p, port);
         p.ports.push_back(std::move(port));
@@ -697,19 +718,22 @@ void read_ports(const context& c, const toml::table& root, profile& p) {
                "no ports: define at least one [[port]]");
 }
 
+// A static section builds the API's session_params, speaker_spec and
+// listener_spec and runs the same checks (check_session & co.); what is left
+// here is what only a file has: required keys, the TOML types, duplicates
+// within the file and the totals against the limits.
 void read_sessions(const context& c, const toml::table& root, profile& p) {
     size_t speakers_total = 0;
     size_t listeners_total = 0;
-    const bool has_gateway = std::any_of(p.ports.begin(), p.ports.end(),
-                                         [](const port_config& pc) { return pc.gateway.has_value(); });
 
-    auto peer_ip = [&](const table_reader& r, std::string_view role) {
-        const auto path = r.key_path("ip");
-        const auto& n = r.require("ip");
-        const auto ip = read_ipv4(c, n, path);
-        if (auto why = check_listener_ip(ip, p))
-            c.fail(n, path, fmt::format("{} address {} refused: {}", role, format_ipv4(ip), *why));
-        return ip;
+    // Integers are read for their type only (anything an unsigned holds);
+    // their ranges are the shared checks'.
+    const auto uint_of = [&](const table_reader& r, std::string_view k, unsigned& out) {
+        r.opt_uint(k, out, 0, u32_max);
+    };
+    const auto ip_of = [&](const table_reader& r) { return read_ipv4(c, r.require("ip"), r.key_path("ip")); };
+    const auto checked = [](const table_reader& r, const std::optional<setting_error>& e) {
+        if (e) r.fail(e->setting, e->reason);
     };
 
     for_each_table(c, root.get("session"), "session", [&](const toml::table& t, const std::string& path, size_t i) {
@@ -726,42 +750,34 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
         s.name = fmt::format("session-{}", s.id);
         r.opt_string("name", s.name);
         if (s.name.empty()) r.fail("name", "must not be empty");
-        r.opt_string("mode", s.mode);
-        if (s.mode != "forward" && s.mode != "mix")
-            r.fail("mode", fmt::format("\"{}\" is not a mode (forward or mix)", s.mode));
+        if (const auto* n = r.find("mode")) {
+            const auto text = read_string(c, *n, r.key_path("mode"));
+            const auto mode = parse_session_mode(text);
+            if (!mode) r.fail("mode", fmt::format("\"{}\" is not a mode (forward or mix)", text));
+            s.mode = *mode;
+        }
+        // Static sessions name their port (the API may leave it to the relay).
         s.udp_port = r.req_uint<unsigned>("udp_port", 1, 65535);
-        if (s.udp_port < p.ingress.udp_port_min || s.udp_port > p.ingress.udp_port_max)
-            r.fail("udp_port", fmt::format("{} is outside the ingress range {}..{}", s.udp_port,
-                                           p.ingress.udp_port_min, p.ingress.udp_port_max));
+        uint_of(r, "max_listeners", s.max_listeners);
+        r.opt_bool("recording", s.recording);
+        uint_of(r, "frame_ms", s.frame_ms);
+        uint_of(r, "max_bitrate_kbps", s.max_bitrate_kbps);
+        checked(r, check_session(s, p));
         // The UDP destination port is how ingress finds the session.
         for (size_t j = 0; j < p.sessions.size(); ++j)
             if (p.sessions[j].udp_port == s.udp_port)
                 r.fail("udp_port", fmt::format("udp_port {} is already used by session[{}]", s.udp_port, j));
-        r.opt_uint("max_listeners", s.max_listeners, 0, p.limits.max_listeners_per_session);
-        r.opt_bool("recording", s.recording);
-        r.opt_uint("frame_ms", s.frame_ms, 5, 120);
-        if (s.frame_ms != 5 && s.frame_ms != 10 && s.frame_ms != 20 && s.frame_ms != 40 && s.frame_ms != 60 &&
-            s.frame_ms != 120)
-            r.fail("frame_ms", fmt::format("{} is not an Opus frame duration (5, 10, 20, 40, 60, 120)", s.frame_ms));
-        r.opt_uint("max_bitrate_kbps", s.max_bitrate_kbps, 6, 510);
 
         for_each_table(c, r.find("speaker"), r.key_path("speaker"),
                        [&](const toml::table& st, const std::string& sp, size_t) {
             const table_reader sr(c, st, st.source(), sp, {"ip", "port", "ssrc"});
-            speaker_config spk;
-            spk.ip = peer_ip(sr, "speaker");
-            spk.port = sr.req_uint<unsigned>("port", 1, 65535);
+            speaker_spec spk;
+            spk.ip = ip_of(sr);
+            spk.port = sr.req_uint<unsigned>("port", 0, u32_max);
             if (const auto* n = sr.find("ssrc"))
                 spk.ssrc = static_cast<uint32_t>(read_int(c, *n, sr.key_path("ssrc"), 0, u32_max));
-            else if (s.recording || s.mode == "mix")
-                c.fail(st.source(), sr.key_path("ssrc"),
-                       fmt::format("required: session {} is {} (one {} per SSRC)", s.id,
-                                   s.mode == "mix" ? "mixed" : "recorded",
-                                   s.mode == "mix" ? "decoder" : "recording track"));
-            else if (p.ingress.require_ssrc)
-                c.fail(st.source(), sr.key_path("ssrc"),
-                       "required while ingress.require_ssrc = true (without one, anyone who knows the "
-                       "speaker's address and port can speak)");
+            checked(sr, check_speaker(spk, p));
+            checked(sr, check_speaker_ssrc(spk, s, p));
             for (const auto& o : s.speakers)
                 if (o.ip == spk.ip && o.port == spk.port)
                     c.fail(st.source(), sp, fmt::format("duplicate speaker {}:{}", format_ipv4(spk.ip), spk.port));
@@ -779,18 +795,11 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
                 c.fail(lt.source(), r.key_path("listener"),
                        fmt::format("more static listeners than the session's max_listeners {}", cap));
             const table_reader lr(c, lt, lt.source(), lp, {"ip", "port", "tier"});
-            listener_config l;
-            l.ip = peer_ip(lr, "listener");
-            // A listener neither on a port subnet nor behind a gateway could
-            // never be reached; refuse instead of dropping its audio silently.
-            const bool on_link = std::any_of(p.ports.begin(), p.ports.end(), [&](const port_config& pc) {
-                return (l.ip & mask_of(pc.prefix_len)) == (pc.ipv4 & mask_of(pc.prefix_len));
-            });
-            if (!on_link && !has_gateway)
-                lr.fail("ip", fmt::format("{} is on no port's subnet and no port has a gateway",
-                                          format_ipv4(l.ip)));
-            l.port = lr.req_uint<unsigned>("port", 1, 65535);
-            lr.opt_uint("tier", l.tier, 0, max_tier);
+            listener_spec l;
+            l.ip = ip_of(lr);
+            l.port = lr.req_uint<unsigned>("port", 0, u32_max);
+            uint_of(lr, "tier", l.tier);
+            checked(lr, check_listener(l, p));
             if (!seen.emplace(l.ip, l.port).second)
                 c.fail(lt.source(), lp, fmt::format("duplicate listener {}:{}", format_ipv4(l.ip), l.port));
             s.listeners.push_back(l);
@@ -846,6 +855,70 @@ std::optional<std::string> check_listener_ip(uint32_t ip, const profile& p) {
             return fmt::format("network address of port \"{}\" subnet {}", port.name,
                                cidr(port.ipv4, port.prefix_len));
     }
+    return std::nullopt;
+}
+
+std::optional<setting_error> check_session(const session_params& s, const profile& p) {
+    if (s.name.size() > max_session_name)
+        return setting_error{"name", fmt::format("longer than {} characters", max_session_name)};
+    if (std::find(opus_frame_ms.begin(), opus_frame_ms.end(), s.frame_ms) == opus_frame_ms.end())
+        return setting_error{"frame_ms",
+                             fmt::format("{} is not an Opus frame duration (5, 10, 20, 40, 60, 120)", s.frame_ms)};
+    if (s.max_bitrate_kbps < min_opus_kbps || s.max_bitrate_kbps > max_opus_kbps)
+        return setting_error{"max_bitrate_kbps", fmt::format("{} is out of range {}..{} (Opus)", s.max_bitrate_kbps,
+                                                             min_opus_kbps, max_opus_kbps)};
+    if (s.udp_port != 0 && (s.udp_port < p.ingress.udp_port_min || s.udp_port > p.ingress.udp_port_max))
+        return setting_error{"udp_port", fmt::format("{} is outside the ingress range {}..{}", s.udp_port,
+                                                     p.ingress.udp_port_min, p.ingress.udp_port_max)};
+    if (s.max_listeners > p.limits.max_listeners_per_session)
+        return setting_error{"max_listeners", fmt::format("{} is above limits.max_listeners_per_session {}",
+                                                          s.max_listeners, p.limits.max_listeners_per_session)};
+    return std::nullopt;
+}
+
+namespace {
+
+std::optional<setting_error> check_peer(std::string_view role, uint32_t ip, unsigned port, const profile& p) {
+    if (auto why = check_listener_ip(ip, p))
+        return setting_error{"ip", fmt::format("{} address {} refused: {}", role, format_ipv4(ip), *why)};
+    if (port == 0 || port > 65535) return setting_error{"port", fmt::format("{} is out of range 1..65535", port)};
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<setting_error> check_speaker(const speaker_spec& s, const profile& p) {
+    return check_peer("speaker", s.ip, s.port, p);
+}
+
+std::optional<setting_error> check_speaker_ssrc(const speaker_spec& s, const session_params& session,
+                                                const profile& p) {
+    if (s.ssrc) return std::nullopt;
+    // A recorder track and a mixer decoder exist per SSRC: a speaker without
+    // one could make the relay open them without bound (issue 10 item 2).
+    if (session.mode == session_mode::mix)
+        return setting_error{"ssrc", "required: the session is mixed (one decoder per SSRC)"};
+    if (session.recording)
+        return setting_error{"ssrc", "required: the session is recorded (one recording track per SSRC)"};
+    if (p.ingress.require_ssrc)
+        return setting_error{"ssrc", "required while ingress.require_ssrc = true (without one, anyone who knows "
+                                     "the speaker's address and port can speak)"};
+    return std::nullopt;
+}
+
+std::optional<setting_error> check_listener(const listener_spec& l, const profile& p) {
+    if (auto e = check_peer("listener", l.ip, l.port, p)) return e;
+    // A listener neither on a port subnet nor behind a gateway could never
+    // be reached; refuse instead of dropping its audio silently.
+    const bool on_link = std::any_of(p.ports.begin(), p.ports.end(), [&](const port_config& pc) {
+        return (l.ip & mask_of(pc.prefix_len)) == (pc.ipv4 & mask_of(pc.prefix_len));
+    });
+    const bool has_gateway =
+        std::any_of(p.ports.begin(), p.ports.end(), [](const port_config& pc) { return pc.gateway.has_value(); });
+    if (!on_link && !has_gateway)
+        return setting_error{"ip", fmt::format("{} is on no port's subnet and no port has a gateway", format_ipv4(l.ip))};
+    if (l.tier >= dp::max_tiers)
+        return setting_error{"tier", fmt::format("{} is out of range 0..{}", l.tier, dp::max_tiers - 1)};
     return std::nullopt;
 }
 

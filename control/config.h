@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "session.h"
+
 namespace stentor::control {
 
 struct config_error : std::runtime_error {
@@ -52,6 +54,7 @@ struct port_config {
     unsigned prefix_len = 24;
     std::optional<uint32_t> gateway;       // next hop for off-link listeners
     std::optional<std::array<uint8_t, 6>> gateway_mac;  // static neighbour: never ARP for the gateway
+    bool gateway_learnt = false;           // explicit: the gateway's MAC is learnt by ARP (no gateway_mac)
     std::optional<std::array<uint8_t, 6>> mac;  // override the device MAC
     unsigned line_rate_mbps = 0;           // 0 = take the reported link speed
 };
@@ -91,29 +94,11 @@ struct recording_config {
     std::string dir = "/var/lib/stentor/recordings";   // Ogg Opus files of recorded sessions
 };
 
-struct speaker_config {
-    uint32_t ip = 0;
-    unsigned port = 0;                     // source UDP port of the speaker
-    std::optional<uint32_t> ssrc;          // when set, other SSRCs are dropped
-};
-
-struct listener_config {
-    uint32_t ip = 0;
-    unsigned port = 0;
-    unsigned tier = 0;                     // 0 is highest priority
-};
-
-struct session_config {
-    uint32_t id = 0;
-    std::string name;
-    std::string mode = "forward";          // "forward" | "mix"
-    unsigned udp_port = 0;                 // speakers send here; within ingress range
-    unsigned max_listeners = 0;            // 0 = limits.max_listeners_per_session
-    bool recording = false;
-    unsigned frame_ms = 20;                // codec frame duration (stream rate, speaker policer)
-    unsigned max_bitrate_kbps = 256;       // highest speaker bitrate accepted (policer)
-    std::vector<speaker_config> speakers;
-    std::vector<listener_config> listeners;
+// A static [[session]]: the API's session_params (udp_port required here)
+// with its speakers and listeners; loaded through the same actions.
+struct session_config : session_params {
+    std::vector<speaker_spec> speakers;
+    std::vector<listener_spec> listeners;
 };
 
 struct profile {
@@ -141,5 +126,21 @@ std::string format_ipv4(uint32_t ip);
 // directed broadcast of any relay subnet), link-local, class E, and the
 // relay's own addresses.
 std::optional<std::string> check_listener_ip(uint32_t ip, const profile& p);
+
+// The rules a session, a speaker and a listener meet against a profile, the
+// same for a static [[session]] and for the API: the profile names
+// file:line:col of `setting`, the API answers 400 "<setting>: <reason>".
+// `setting` is the key both spell alike ("frame_ms", "ip", "tier").
+struct setting_error {
+    std::string setting;
+    std::string reason;
+};
+std::optional<setting_error> check_session(const session_params& s, const profile& p);
+std::optional<setting_error> check_speaker(const speaker_spec& s, const profile& p);
+// The SSRC rule needs the session too: mandatory unless ingress.require_ssrc
+// is false, and always for recorded or mixed sessions (issue 10 items 2, 4).
+std::optional<setting_error> check_speaker_ssrc(const speaker_spec& s, const session_params& session,
+                                                const profile& p);
+std::optional<setting_error> check_listener(const listener_spec& l, const profile& p);
 
 }  // namespace stentor::control

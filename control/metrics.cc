@@ -1,13 +1,56 @@
 #include "metrics.h"
 
+#include <cctype>
 #include <cstdio>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
-#include "api.h"
+#include "control_plane.h"
+#include "mixer.h"
+#include "recorder.h"
 #include "stats.h"
 
 namespace stentor::control {
 
 using nlohmann::json;
+
+namespace {
+
+// The rate view's fields, named once for the JSON (key) and for /metrics
+// (stentor_port_<key>, stentor_lcore_<key>).
+template <class Item>
+struct rate_field {
+    const char* key;
+    const char* help;
+    double Item::*field;
+};
+
+using port_rate = rate_view::port;
+using lcore_rate = rate_view::lcore;
+
+constexpr rate_field<port_rate> port_rates[] = {
+    {"rx_pps", "Receive packets/s per port over the last tick.", &port_rate::rx_pps},
+    {"tx_pps", "Transmit packets/s per port over the last tick.", &port_rate::tx_pps},
+    {"rx_bps", "Receive bits/s per port (ethdev bytes).", &port_rate::rx_bps},
+    {"tx_bps", "Transmit bits/s per port (ethdev bytes).", &port_rate::tx_bps},
+};
+
+constexpr rate_field<lcore_rate> lcore_rates[] = {
+    {"rx_pps", "Packets/s received per worker lcore.", &lcore_rate::rx_pps},
+    {"tx_pps", "Replicas/s sent per worker lcore.", &lcore_rate::tx_pps},
+    {"tx_bps", "Bits/s sent per worker lcore.", &lcore_rate::tx_bps},
+    {"busy_ratio", "Share of cycles in iterations that did work.", &lcore_rate::busy_ratio},
+};
+
+template <class Item, size_t N>
+void add_rates(json& o, const rate_field<Item> (&fields)[N], const Item& item) {
+    for (const auto& f : fields) o[f.key] = item.*f.field;
+}
+
+}  // namespace
 
 json session_json(const session_view& v) {
     json sp = json::array();
@@ -20,7 +63,7 @@ json session_json(const session_view& v) {
     for (unsigned t = 0; t < dp::max_tiers; ++t) tiers.push_back(v.listeners_per_tier[t]);
     return {{"id", v.id},
             {"name", v.name},
-            {"mode", v.mode},
+            {"mode", name_of(v.mode)},
             {"udp_port", v.udp_port},
             {"max_listeners", v.max_listeners},
             {"recording", v.recording},
@@ -100,12 +143,7 @@ json ports_json(control_plane& cp) {
                {"speed_mbps", p.speed_mbps}};
         o["rx_packets"] = i < dp::max_ports ? t.port_rx[i] : 0;
         o["tx_packets"] = i < dp::max_ports ? t.port_tx[i] : 0;
-        if (i < rates.ports.size()) {
-            o["rx_pps"] = rates.ports[i].rx_pps;
-            o["tx_pps"] = rates.ports[i].tx_pps;
-            o["rx_bps"] = rates.ports[i].rx_bps;
-            o["tx_bps"] = rates.ports[i].tx_bps;
-        }
+        if (i < rates.ports.size()) add_rates(o, port_rates, rates.ports[i]);
         a.push_back(std::move(o));
     }
     return {{"ports", a}, {"interval_s", rates.interval_s}};
@@ -117,19 +155,9 @@ json lcores_json(control_plane& cp) {
     const auto ids = cp.rel().worker_lcores();
     json a = json::array();
     for (size_t i = 0; i < per.size(); ++i) {
-        json o{{"lcore", ids[i]},
-               {"rx_packets", per[i].rx_packets},
-               {"rtp_in", per[i].rtp_in},
-               {"replicas_out", per[i].replicas_out},
-               {"tx_bytes", per[i].tx_bytes},
-               {"busy_cycles", per[i].busy_cycles},
-               {"idle_cycles", per[i].idle_cycles}};
-        if (i < rates.lcores.size()) {
-            o["rx_pps"] = rates.lcores[i].rx_pps;
-            o["tx_pps"] = rates.lcores[i].tx_pps;
-            o["tx_bps"] = rates.lcores[i].tx_bps;
-            o["busy_ratio"] = rates.lcores[i].busy_ratio;
-        }
+        json o{{"lcore", ids[i]}};
+        per[i].for_each_scalar([&](const char* name, const char*, uint64_t v) { o[name] = v; });
+        if (i < rates.lcores.size()) add_rates(o, lcore_rates, rates.lcores[i]);
         a.push_back(std::move(o));
     }
     return {{"lcores", a}, {"interval_s", rates.interval_s}};
@@ -162,123 +190,195 @@ json events_json(control_plane& cp, uint64_t after_id) {
     return {{"events", a}};
 }
 
+json counter_help_json() {
+    json h = json::object();
+    for_each_named(dp::lcore_counters{}, {}, [&](const std::string& name, std::string_view help, uint64_t, bool) {
+        h[name] = help;
+    });
+    const auto services = [&](const char* prefix, const auto& stats) {
+        stats.for_each([&](const char* name, const char* help, uint64_t) { h[std::string(prefix) + "/" + name] = help; });
+    };
+    services("mixer", dp::mixer_stats{});
+    services("recorder", recorder_stats{});
+    return h;
+}
+
 namespace {
 
-void line(std::string& o, const char* name, const std::string& labels, double v) {
-    char b[64];
-    std::snprintf(b, sizeof b, "%.17g", v);
-    o += name;
-    if (!labels.empty()) o += "{" + labels + "}";
-    o += " ";
-    o += b;
-    o += "\n";
-}
+// Prometheus text exposition format 0.0.4: a family's HELP and TYPE once,
+// then its samples.
+class exposition {
+public:
+    explicit exposition(std::string& o) : _o(o) {}
 
-void head(std::string& o, const char* name, const char* type, const char* help) {
-    o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
-}
+    exposition& family(std::string_view name, const char* type, std::string_view help) {
+        _name = name;
+        _o += "# HELP ";
+        _o += name;
+        _o += ' ';
+        // HELP escapes backslash and newline; a list's help starts lower-case.
+        for (size_t i = 0; i < help.size(); ++i) {
+            const char c = help[i];
+            if (c == '\\') _o += "\\\\";
+            else if (c == '\n') _o += "\\n";
+            else _o += i == 0 ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+        }
+        if (!help.empty() && help.back() != '.') _o += '.';
+        _o += "\n# TYPE ";
+        _o += name;
+        _o += ' ';
+        _o += type;
+        _o += '\n';
+        return *this;
+    }
+
+    exposition& sample(double v, const std::string& labels = "") {
+        char b[64];
+        std::snprintf(b, sizeof b, "%.17g", v);
+        return put(b, labels);
+    }
+
+    // Counts exactly (a double loses them past 2^53).
+    template <class T>
+    exposition& sample(T v, const std::string& labels = "") requires std::is_integral_v<T> {
+        return put(std::to_string(v), labels);
+    }
+
+private:
+    exposition& put(const std::string& value, const std::string& labels) {
+        _o += _name;
+        if (!labels.empty()) _o += "{" + labels + "}";
+        _o += ' ';
+        _o += value;
+        _o += '\n';
+        return *this;
+    }
+
+    std::string& _o;
+    std::string _name;
+};
 
 std::string lbl(const char* k, const std::string& v) {
     std::string e;
     for (char c : v) {
         if (c == '"' || c == '\\') e += '\\';
-        if (c == '\n') { e += "\\n"; continue; }
+        if (c == '\n') {
+            e += "\\n";
+            continue;
+        }
         e += c;
     }
     return std::string(k) + "=\"" + e + "\"";
+}
+
+// Counters of a list-generated struct (dp_counters.h, a service's stats):
+// one family <prefix><field>_total per field, HELP from the list, one sample
+// per labelled instance. visit(s, f) runs f(name, help, value) over s.
+template <class T, class Visit>
+void list_families(exposition& x, const std::string& prefix, std::string_view help_prefix,
+                   const std::vector<std::pair<std::string, T>>& instances, Visit&& visit) {
+    struct column {
+        std::string name, help;
+        std::vector<uint64_t> values;
+    };
+    std::vector<column> cols;
+    visit(T{}, [&](const char* name, const char* help, uint64_t) {
+        cols.push_back({prefix + name + "_total", std::string(help_prefix) + help, {}});
+    });
+    for (const auto& inst : instances) {
+        size_t i = 0;
+        visit(inst.second, [&](const char*, const char*, uint64_t v) { cols[i++].values.push_back(v); });
+    }
+    for (const auto& c : cols) {
+        x.family(c.name, "counter", c.help);
+        for (size_t i = 0; i < instances.size(); ++i) x.sample(c.values[i], instances[i].first);
+    }
+}
+
+const auto scalars = [](const dp::lcore_counters& c, auto&& f) { c.for_each_scalar(f); };
+const auto stats = [](const auto& s, auto&& f) { s.for_each(f); };
+
+// Gauges from the rate view: one family per field, one sample per item.
+template <class Item, size_t N, class Label>
+void gauges(exposition& x, const char* prefix, const rate_field<Item> (&fields)[N], const std::vector<Item>& items,
+            Label&& label) {
+    for (const auto& f : fields) {
+        x.family(std::string(prefix) + f.key, "gauge", f.help);
+        for (const auto& it : items) x.sample(it.*f.field, label(it));
+    }
 }
 
 }  // namespace
 
 std::string prometheus_text(control_plane& cp) {
     std::string o;
-    o.reserve(16384);
+    o.reserve(32768);
+    exposition x(o);
     const auto t = cp.totals();
     const auto rates = cp.rates();
     const auto ports = cp.prof().ports;
     const auto per = cp.rel().per_lcore();
     const auto ids = cp.rel().worker_lcores();
 
-    head(o, "stentor_rx_packets_total", "counter", "Packets received from all ports.");
-    line(o, "stentor_rx_packets_total", "", static_cast<double>(t.rx_packets));
-    head(o, "stentor_rtp_in_total", "counter", "Speaker packets accepted.");
-    line(o, "stentor_rtp_in_total", "", static_cast<double>(t.rtp_in));
-    head(o, "stentor_replicas_out_total", "counter", "Listener packets handed to the NICs.");
-    line(o, "stentor_replicas_out_total", "", static_cast<double>(t.replicas_out));
+    // Every lcore counter of dp_counters.h, summed and per worker lcore.
+    list_families(x, "stentor_", "sum over the worker lcores: ", std::vector{std::pair{std::string(), t}}, scalars);
+    std::vector<std::pair<std::string, dp::lcore_counters>> by_lcore;
+    for (size_t i = 0; i < per.size(); ++i) by_lcore.emplace_back(lbl("lcore", std::to_string(ids[i])), per[i]);
+    list_families(x, "stentor_lcore_", "", by_lcore, scalars);
 
-    head(o, "stentor_port_rx_packets_total", "counter", "Packets received per port.");
-    for (size_t i = 0; i < ports.size() && i < dp::max_ports; ++i)
-        line(o, "stentor_port_rx_packets_total", lbl("port", ports[i].name), static_cast<double>(t.port_rx[i]));
-    head(o, "stentor_port_tx_packets_total", "counter", "Packets sent per port.");
-    for (size_t i = 0; i < ports.size() && i < dp::max_ports; ++i)
-        line(o, "stentor_port_tx_packets_total", lbl("port", ports[i].name), static_cast<double>(t.port_tx[i]));
-    struct g {
-        const char* name;
-        const char* help;
-        double rate_view::port::*f;
-    };
-    for (const g& x : {g{"stentor_port_rx_pps", "Receive packets/s per port over the last tick.", &rate_view::port::rx_pps},
-                       g{"stentor_port_tx_pps", "Transmit packets/s per port over the last tick.", &rate_view::port::tx_pps},
-                       g{"stentor_port_rx_bps", "Receive bits/s per port (ethdev bytes).", &rate_view::port::rx_bps},
-                       g{"stentor_port_tx_bps", "Transmit bits/s per port (ethdev bytes).", &rate_view::port::tx_bps}}) {
-        head(o, x.name, "gauge", x.help);
-        for (const auto& p : rates.ports) line(o, x.name, lbl("port", p.name), p.*x.f);
+    using port_counts = uint64_t(dp::lcore_counters::*)[dp::max_ports];
+    for (const auto& [name, help, counts] :
+         {std::tuple{"stentor_port_rx_packets_total", "Packets received per port.", port_counts{&dp::lcore_counters::port_rx}},
+          std::tuple{"stentor_port_tx_packets_total", "Packets sent per port.", port_counts{&dp::lcore_counters::port_tx}}}) {
+        x.family(name, "counter", help);
+        for (size_t i = 0; i < ports.size() && i < dp::max_ports; ++i) x.sample((t.*counts)[i], lbl("port", ports[i].name));
     }
-    struct gl {
-        const char* name;
-        const char* help;
-        double rate_view::lcore::*f;
-    };
-    for (const gl& x : {gl{"stentor_lcore_rx_pps", "Packets/s received per worker lcore.", &rate_view::lcore::rx_pps},
-                        gl{"stentor_lcore_tx_pps", "Replicas/s sent per worker lcore.", &rate_view::lcore::tx_pps},
-                        gl{"stentor_lcore_tx_bps", "Bits/s sent per worker lcore.", &rate_view::lcore::tx_bps},
-                        gl{"stentor_lcore_busy_ratio", "Share of cycles in iterations that did work.", &rate_view::lcore::busy_ratio}}) {
-        head(o, x.name, "gauge", x.help);
-        for (const auto& l : rates.lcores) line(o, x.name, lbl("lcore", std::to_string(l.lcore_id)), l.*x.f);
-    }
-    head(o, "stentor_lcore_replicas_out_total", "counter", "Replicas sent per worker lcore.");
-    for (size_t i = 0; i < per.size(); ++i)
-        line(o, "stentor_lcore_replicas_out_total", lbl("lcore", std::to_string(ids[i])), static_cast<double>(per[i].replicas_out));
+    gauges(x, "stentor_port_", port_rates, rates.ports, [](const port_rate& p) { return lbl("port", p.name); });
+    gauges(x, "stentor_lcore_", lcore_rates, rates.lcores,
+           [](const lcore_rate& l) { return lbl("lcore", std::to_string(l.lcore_id)); });
 
-    head(o, "stentor_drops_total", "counter", "Packets dropped, by reason (stage/reason).");
+    // Drop reasons: one family labelled by the stable name; what each means
+    // (the list's help) as an info series, joinable on `reason`.
+    x.family("stentor_drops_total", "counter", "Packets dropped, by reason (stage/reason).");
+    for (size_t i = 0; i < dp::nb_drop_reasons; ++i) x.sample(t.drops[i], lbl("reason", std::string(dp::drop_reason_names[i])));
+    x.family("stentor_drop_reason_info", "gauge", "What each drop reason means (value always 1).");
     for (size_t i = 0; i < dp::nb_drop_reasons; ++i)
-        line(o, "stentor_drops_total", lbl("reason", std::string(dp::drop_reason_names[i])), static_cast<double>(t.drops[i]));
-    head(o, "stentor_tier_misses_total", "counter", "Replicas not delivered, by listener tier.");
-    for (size_t i = 0; i < dp::max_tiers; ++i)
-        line(o, "stentor_tier_misses_total", lbl("tier", std::to_string(i)), static_cast<double>(t.tier_misses[i]));
+        x.sample(1, lbl("reason", std::string(dp::drop_reason_names[i])) + "," +
+                        lbl("help", std::string(dp::drop_reason_help[i])));
+    x.family("stentor_tier_misses_total", "counter", "Replicas not delivered, by listener tier.");
+    for (size_t i = 0; i < dp::max_tiers; ++i) x.sample(t.tier_misses[i], lbl("tier", std::to_string(i)));
+
+    // The services' stats lists (services/mixer.h, services/recorder.h).
+    list_families(x, "stentor_mixer_", "mixer: ", std::vector{std::pair{std::string(), cp.rel().mix_stats()}}, stats);
+    list_families(x, "stentor_recorder_", "recorder: ", std::vector{std::pair{std::string(), cp.rel().rec_stats()}}, stats);
 
     const auto sessions = cp.state().sessions();
     size_t speakers = 0;
     for (const auto& s : sessions) speakers += s.speakers.size();
-    head(o, "stentor_sessions", "gauge", "Sessions.");
-    line(o, "stentor_sessions", "", static_cast<double>(sessions.size()));
-    head(o, "stentor_speakers", "gauge", "Registered speakers.");
-    line(o, "stentor_speakers", "", static_cast<double>(speakers));
+    x.family("stentor_sessions", "gauge", "Sessions.").sample(sessions.size());
+    x.family("stentor_speakers", "gauge", "Registered speakers.").sample(speakers);
     const auto tiers = cp.state().listeners_per_tier();
-    head(o, "stentor_listeners", "gauge", "Listeners, by tier.");
-    for (size_t i = 0; i < dp::max_tiers; ++i) line(o, "stentor_listeners", lbl("tier", std::to_string(i)), static_cast<double>(tiers[i]));
+    x.family("stentor_listeners", "gauge", "Listeners, by tier.");
+    for (size_t i = 0; i < dp::max_tiers; ++i) x.sample(tiers[i], lbl("tier", std::to_string(i)));
 
     const auto rep = cp.adm().report();
-    head(o, "stentor_admission_refusals_total", "counter", "Refused joins, by reason.");
-    for (const auto& [k, v] : rep.refusals) line(o, "stentor_admission_refusals_total", lbl("reason", k), static_cast<double>(v));
-    head(o, "stentor_admission_capacity_pps", "gauge", "Fan-out replicas/s admission plans with (after headroom and any overload cap).");
-    line(o, "stentor_admission_capacity_pps", "",
-         rep.overload_cap_pps ? std::min(*rep.overload_cap_pps, rep.fanout_capacity_pps) : rep.fanout_capacity_pps);
-    head(o, "stentor_admission_planned_pps", "gauge", "Replicas/s of the admitted listeners.");
-    line(o, "stentor_admission_planned_pps", "", rep.used_pps);
-    head(o, "stentor_admission_port_capacity_bps", "gauge", "Egress bits/s admission plans with per port.");
-    for (const auto& p : rep.ports) line(o, "stentor_admission_port_capacity_bps", lbl("port", p.name), p.capacity_bps);
-    head(o, "stentor_admission_port_planned_bps", "gauge", "Egress bits/s of the admitted listeners per port.");
-    for (const auto& p : rep.ports) line(o, "stentor_admission_port_planned_bps", lbl("port", p.name), p.used_bps);
+    x.family("stentor_admission_refusals_total", "counter", "Refused joins, by reason.");
+    for (const auto& [k, v] : rep.refusals) x.sample(v, lbl("reason", k));
+    x.family("stentor_admission_capacity_pps", "gauge",
+             "Fan-out replicas/s admission plans with (after headroom and any overload cap).")
+        .sample(rep.overload_cap_pps ? std::min(*rep.overload_cap_pps, rep.fanout_capacity_pps) : rep.fanout_capacity_pps);
+    x.family("stentor_admission_planned_pps", "gauge", "Replicas/s of the admitted listeners.").sample(rep.used_pps);
+    x.family("stentor_admission_port_capacity_bps", "gauge", "Egress bits/s admission plans with per port.");
+    for (const auto& p : rep.ports) x.sample(p.capacity_bps, lbl("port", p.name));
+    x.family("stentor_admission_port_planned_bps", "gauge", "Egress bits/s of the admitted listeners per port.");
+    for (const auto& p : rep.ports) x.sample(p.used_bps, lbl("port", p.name));
 
     const auto ov = cp.overload().status();
-    head(o, "stentor_overload_active", "gauge", "1 while the overload controller holds capacity down.");
-    line(o, "stentor_overload_active", "", ov.state == "overloaded" ? 1 : 0);
-    head(o, "stentor_shed_events_total", "counter", "Shed actions of the overload controller.");
-    line(o, "stentor_shed_events_total", "", static_cast<double>(ov.shed_events));
-    head(o, "stentor_listeners_shed_total", "counter", "Listeners shed, by tier.");
-    for (size_t i = 0; i < dp::max_tiers; ++i)
-        line(o, "stentor_listeners_shed_total", lbl("tier", std::to_string(i)), static_cast<double>(ov.shed_by_tier[i]));
+    x.family("stentor_overload_active", "gauge", "1 while the overload controller holds capacity down.")
+        .sample(ov.state == "overloaded" ? 1 : 0);
+    x.family("stentor_shed_events_total", "counter", "Shed actions of the overload controller.").sample(ov.shed_events);
+    x.family("stentor_listeners_shed_total", "counter", "Listeners shed, by tier.");
+    for (size_t i = 0; i < dp::max_tiers; ++i) x.sample(ov.shed_by_tier[i], lbl("tier", std::to_string(i)));
     return o;
 }
 

@@ -23,7 +23,16 @@ nlohmann::json drops_json(control_plane& cp);
 nlohmann::json events_json(control_plane& cp, uint64_t after_id);
 nlohmann::json capacity_json(control_plane& cp);
 
-// Prometheus text exposition format 0.0.4.
+// Every counter name /api/v1/stats and telemetry show (lcore counters,
+// drop/<reason>, mixer/..., recorder/...) with its help, from the lists.
+nlohmann::json counter_help_json();
+
+// Prometheus text exposition format 0.0.4. The counters of dp_counters.h
+// and of the services' stats are generated from their lists (names
+// stentor_<field>_total, stentor_lcore_<field>_total{lcore},
+// stentor_mixer_<field>_total, stentor_recorder_<field>_total; HELP from
+// the list); drop reasons are stentor_drops_total{reason} with their help
+// in stentor_drop_reason_info{reason,help}.
 std::string prometheus_text(control_plane& cp);
 
 }  // namespace stentor::control

@@ -22,6 +22,8 @@ overload_sample sample_delta(const dp::lcore_counters& prev, const dp::lcore_cou
         if (dp::is_fanout_overload(static_cast<dp::drop_reason>(r)))
             d.fanout_full += sub(cur.drops[r], prev.drops[r]);
     d.busy_cycles = sub(cur.busy_cycles, prev.busy_cycles);
+    d.stalls = sub(cur.stalls, prev.stalls);
+    d.stall_cycles = sub(cur.stall_cycles, prev.stall_cycles);
     d.idle_cycles = sub(cur.idle_cycles, prev.idle_cycles);
     return d;
 }
@@ -39,14 +41,32 @@ uint64_t overload_controller::tick(const overload_sample& d, clock::time_point n
     const double attempted = static_cast<double>(d.replicas_out + missed);
     const double ratio = attempted > 0 ? static_cast<double>(missed) / attempted : 0.0;
     // A full fan-out hand-off loses whole packets for a shard: always "missing".
-    const bool bad = ratio > _o.enter_miss_ratio || d.fanout_full > 0;
+    bool bad = ratio > _o.enter_miss_ratio || d.fanout_full > 0;
+    // A stall that took a tenth of the tick or more explains its misses; a
+    // few short preemptions inside a saturated tick do not.
+    const uint64_t all_cycles = d.busy_cycles + d.idle_cycles + d.stall_cycles;
+    const bool stalled = bad && d.stalls > 0 && d.stall_cycles * 10 >= all_cycles;
+    // Misses in a tick where the fan-out did not run are a stall, not
+    // saturation: count it, say it, shed nobody (the stall is over by the
+    // time we see it, and cutting listeners would not have helped).
+    if (stalled) {
+        bad = false;
+        ++_status.stall_ticks;
+        char why[128];
+        std::snprintf(why, sizeof why, "%llu stall(s), %.1f Mcycles not run, miss ratio %.4f: nobody shed",
+                      static_cast<unsigned long long>(d.stalls), static_cast<double>(d.stall_cycles) / 1e6, ratio);
+        _status.last_stall = why;
+        std::fprintf(stderr, "overload: stall: %s\n", why);
+    }
     const bool clean = ratio <= _o.exit_miss_ratio && d.fanout_full == 0;
     _status.last_miss_ratio = ratio;
     const uint64_t cyc = d.busy_cycles + d.idle_cycles;
     _status.busy_ratio = cyc > 0 ? static_cast<double>(d.busy_cycles) / static_cast<double>(cyc) : 0.0;
     if (_cooldown > 0) --_cooldown;
     uint64_t n = 0;
-    if (!_overloaded) {
+    if (stalled) {
+        // neither counts towards shedding nor towards the hold
+    } else if (!_overloaded) {
         _bad_streak = bad ? _bad_streak + 1 : 0;
         if (_bad_streak >= _o.enter_ticks) {
             _overloaded = true;
@@ -57,16 +77,38 @@ uint64_t overload_controller::tick(const overload_sample& d, clock::time_point n
         }
     } else if (bad) {
         _clean_since.reset();
+        if (_ramp_since) {
+            _ramp_since.reset();   // missing again on the way up: hold the cap where it is
+            _status.state = "overloaded";
+        }
         if (_cooldown == 0) n = shed(d, ratio);
     } else if (clean) {
         if (!_clean_since) _clean_since = now;
         if (now - *_clean_since >= _o.min_hold) {
-            // Load stayed low: admit up to the planned capacity again.
-            _overloaded = false;
-            _bad_streak = 0;
-            _status.state = "normal";
-            _status.cap_pps.reset();
-            if (_adm != nullptr) _adm->set_overload_cap(std::nullopt);
+            // Load stayed low: the cap rises linearly to the planned
+            // capacity over `ramp`, then is lifted. A miss on the way up
+            // re-enters overload at what was carried then.
+            if (!_ramp_since) {
+                _ramp_since = now;
+                _ramp_from = _status.cap_pps.value_or(0);
+                _status.state = "recovering";
+            }
+            const double f = _o.ramp.count() > 0
+                                 ? std::chrono::duration<double>(now - *_ramp_since) / std::chrono::duration<double>(_o.ramp)
+                                 : 1.0;
+            const double full = _adm != nullptr ? _adm->report().fanout_capacity_pps : 0;
+            if (f >= 1.0 || _ramp_from >= full) {
+                _overloaded = false;
+                _bad_streak = 0;
+                _ramp_since.reset();
+                _status.state = "normal";
+                _status.cap_pps.reset();
+                if (_adm != nullptr) _adm->set_overload_cap(std::nullopt);
+            } else {
+                const double cap = _ramp_from + (full - _ramp_from) * f;
+                _status.cap_pps = cap;
+                if (_adm != nullptr) _adm->set_overload_cap(cap);
+            }
         }
     } else {
         _clean_since.reset();   // between the thresholds: neither shed nor count towards the hold

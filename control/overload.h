@@ -37,9 +37,15 @@ struct overload_options {
     double exit_miss_ratio = 0.0;        // a tick at or below this counts as "clean"
     std::chrono::milliseconds min_hold{2000};   // clean for this long before the admission cap is lifted
     unsigned cooldown_ticks = 2;         // after a shed, ticks to watch its effect before shedding again
-    double shed_margin = 0.0;            // shed this fraction more than the measured misses per packet
+    double shed_margin = 0.0;
+    // Misses in a tick where the fan-out was stalled (did not run) for at
+    // least a tenth of it are a stall, not saturation: nobody is shed.            // shed this fraction more than the measured misses per packet
     size_t max_shed_per_tick = 200000;
     size_t max_events = 1024;            // events kept for GET /events
+    // After the hold, the admission cap rises linearly to the computed
+    // capacity over this time (then it is lifted): back to full capacity at
+    // most min_hold + ramp after the last missing tick.
+    std::chrono::milliseconds ramp{5000};
 };
 
 // Counter movement over one tick (relay totals, current minus previous).
@@ -51,6 +57,8 @@ struct overload_sample {
     uint64_t fanout_full = 0;            // fan-out shard rings and job tables full (dp::is_fanout_overload)
     uint64_t busy_cycles = 0;
     uint64_t idle_cycles = 0;
+    uint64_t stalls = 0;                 // the fan-out did not run for a while (dp: stall_us)
+    uint64_t stall_cycles = 0;
 };
 overload_sample sample_delta(const dp::lcore_counters& prev, const dp::lcore_counters& cur);
 
@@ -66,7 +74,9 @@ struct shed_event {
 };
 
 struct overload_status {
-    std::string state;                   // "normal" | "overloaded"
+    std::string state;                   // "normal" | "overloaded" | "recovering"
+    uint64_t stall_ticks = 0;            // ticks with misses while the fan-out was stalled: nobody shed
+    std::string last_stall;              // when and how long, for the operator
     uint64_t ticks;
     uint64_t enter_count;                // times the controller entered overload
     uint64_t shed_events;
@@ -99,6 +109,8 @@ private:
     unsigned _bad_streak = 0;
     unsigned _cooldown = 0;
     std::optional<clock::time_point> _clean_since;
+    std::optional<clock::time_point> _ramp_since;   // recovering: cap rising since
+    double _ramp_from = 0;
     overload_status _status{};
     std::deque<shed_event> _events;
     uint64_t _next_event = 1;

@@ -143,8 +143,8 @@ void relay::impl::on_session(uint32_t id, bool ended) {
     }
     const auto v = state->session(id);
     if (!v) return;
-    if (v->mode == "mix") mixer->set_session_frame_ms(id, v->frame_ms);
-    if (v->recording) rec->session_started(id, v->name, v->mode);
+    if (v->mode == session_mode::mix) mixer->set_session_frame_ms(id, v->frame_ms);
+    if (v->recording) rec->session_started(id, v->name, std::string(name_of(v->mode)));
 }
 
 void relay::impl::stop_services() {
@@ -247,6 +247,13 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         im.shared.shard_rings[s] = r;
     }
     im.shared.nb_shards = nb_shards;
+    {
+        // ARP replies from RX lcores other than the ARP owner (neigh.h).
+        rte_ring* ar = rte_ring_create("stentor_arp", 256, socket, RING_F_SC_DEQ);
+        if (ar == nullptr) throw drivers::driver_error("ring stentor_arp create failed");
+        im.rings.push_back(ar);
+        im.shared.arp_ring = ar;
+    }
     // Service rings: many RX lcores produce, one service thread consumes.
     {
         rte_ring* mr = rte_ring_create("stentor_mixer", o.mixer_ring_size, socket, RING_F_SC_DEQ);
@@ -289,6 +296,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         c.deadline_cycles = hz * dpc.frame_deadline_us / 1000000;
         c.drain_cycles = hz * dpc.tx_drain_us / 1000000;
         c.replica_budget = o.replica_budget;
+        c.arp_reachable_ms = o.arp_reachable_ms;
         c.pool = im.pool;
         c.in_ring = c.do_fanout ? shard_ring[static_cast<unsigned>(c.fanout_shard)] : nullptr;
         c.counters = &im.counters[t];

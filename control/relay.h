@@ -24,6 +24,7 @@ namespace stentor::control {
 struct relay_options {
     bool launch = true;                 // run workers on their lcores (else: poll())
     uint32_t replica_budget = 0;        // test knob, see worker_config
+    uint32_t arp_reachable_ms = 0;      // test knob, see worker_config
     unsigned nb_workers_override = 0;   // launch=false: number of worker contexts (default: from profile)
     std::string recording_dir{};        // empty: the profile's [recording] dir
     // Service hand-off rings (powers of two). Sized for ~80 ms (mixer) and

@@ -37,6 +37,10 @@ inline uint16_t fold(uint32_t s) {
     return static_cast<uint16_t>(s);
 }
 
+// A setting the shared rules refused (config.h), as the action says it.
+std::string describe(const setting_error& e) { return e.setting + ": " + e.reason; }
+action_error invalid(const setting_error& e) { return action_error(error_code::invalid, describe(e)); }
+
 inline bool in_subnet(uint32_t ip, uint32_t net, unsigned prefix) {
     const uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
     return (ip & mask) == (net & mask);
@@ -61,17 +65,10 @@ struct listener_rec {
     uint64_t seq;
 };
 
-struct session_state {
-    uint32_t id = 0;
+// The session as created (id, name, port and limit resolved) and its state.
+struct session_state : session_params {
     uint32_t index = 0;
     uint64_t generation = 0;
-    std::string name;
-    std::string mode;
-    unsigned udp_port = 0;
-    unsigned max_listeners = 0;
-    bool recording = false;
-    unsigned frame_ms = 20;
-    unsigned max_bitrate_kbps = 256;
     std::vector<speaker_view> speakers;
     std::unordered_map<uint64_t, listener_rec> listeners;
     std::vector<list_state> lists;        // [shard * max_tiers + tier]
@@ -123,6 +120,9 @@ struct relay_state::impl {
     uint32_t flow_mask = 0;
     dp::dp_neigh_key* neigh_keys = nullptr;
     uint32_t neigh_key_mask = 0;
+    uint32_t* neigh_active = nullptr;                               // published: indices some listener uses
+    uint32_t nb_neigh_active = 0;
+    std::vector<uint32_t> neigh_fresh;                              // allocated since the last publish
     dp::dp_session** sess_array = nullptr;
     dp::dp_snapshot* root = nullptr;
     dp::dp_session empty_session{};                                 // occupies free indexes
@@ -147,7 +147,9 @@ struct relay_state::impl {
         }
         std::free(flows);
         std::free(neigh_keys);
+        std::free(neigh_active);
         std::free(sess_array);
+        if (root) std::free(const_cast<uint32_t*>(root->neigh_fresh));
         std::free(root);
     }
 
@@ -158,7 +160,7 @@ struct relay_state::impl {
     session_state& get(uint32_t id) {
         auto it = sessions.find(id);
         if (it == sessions.end())
-            throw action_error(404, "not_found", "no session " + std::to_string(id));
+            throw action_error(error_code::not_found, "no session " + std::to_string(id));
         return *it->second;
     }
 
@@ -172,7 +174,7 @@ struct relay_state::impl {
                 return {ip, static_cast<uint16_t>(p)};
         for (size_t p = 0; p < prof.ports.size(); ++p)
             if (prof.ports[p].gateway) return {*prof.ports[p].gateway, static_cast<uint16_t>(p)};
-        throw action_error(400, "invalid", "no route to " + format_ipv4(ip) +
+        throw action_error(error_code::invalid, "no route to " + format_ipv4(ip) +
                                                ": not on a port's subnet and no gateway configured");
     }
 
@@ -200,25 +202,30 @@ struct relay_state::impl {
     uint32_t neigh_ref(uint32_t nexthop, uint16_t port) {
         auto it = neigh_by_ip.find(nexthop);
         if (it != neigh_by_ip.end()) {
-            ++it->second.refs;
+            if (it->second.refs++ == 0) neigh_dirty = true;   // back in the active list
             return it->second.idx;
         }
         const uint32_t idx = neigh_free.back();
         neigh_free.pop_back();
+        // The entry is in no published snapshot (fresh, or released after a
+        // grace period): the control plane is its only writer until publish.
         dp::dp_neigh& e = sh.neigh[idx];
         e.mac_word.store(0, std::memory_order_relaxed);
+        e.cand_word = e.probe_tsc = e.confirmed_tsc = 0;
+        e.outstanding = e.saw_current = e.saw_cand = e.confirming = e.unanswered = e.resolved_now = e.conflict = 0;
         e.port_id = port;
         e.ip_be = __builtin_bswap32(nexthop);
-        e.want.store(1, std::memory_order_relaxed);
+        e.flags = 0;
         const auto& pc = prof.ports[port];
         if (pc.gateway && *pc.gateway == nexthop && pc.gateway_mac) {
-            // Static neighbour: valid at once, never asked for.
+            // Static neighbour: valid at once, never asked for, never learnt.
             uint64_t word = 0;
             std::memcpy(&word, pc.gateway_mac->data(), 6);
-            e.want.store(dp::neigh_static, std::memory_order_relaxed);
+            e.flags = dp::neigh_static;
             e.mac_word.store(word | dp::neigh_valid, std::memory_order_relaxed);
         }
         neigh_by_ip.emplace(nexthop, neigh_state{idx, 1});
+        neigh_fresh.push_back(idx);
         neigh_dirty = true;
         return idx;
     }
@@ -226,7 +233,7 @@ struct relay_state::impl {
     void neigh_unref(uint32_t nexthop) {
         auto it = neigh_by_ip.find(nexthop);
         if (it == neigh_by_ip.end()) return;
-        --it->second.refs;
+        if (--it->second.refs == 0) neigh_dirty = true;   // out of the active list: no longer asked for
     }
 
     // ---- listener slots (copy-on-write chunks)
@@ -251,7 +258,7 @@ struct relay_state::impl {
     void add_listener(session_state& s, uint32_t ip, unsigned port, unsigned tier) {
         const auto [nexthop, port_idx] = route(ip);
         if (!neigh_available(nexthop))
-            throw action_error(503, "capacity", "neighbour table full (limits.max_neighbours)");
+            throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
         // pick the least loaded shard of this session
         uint8_t shard = 0;
         for (unsigned k = 1; k < nb_shards; ++k)
@@ -346,6 +353,13 @@ struct relay_state::impl {
         if (neigh_keys) retired.push_back(neigh_keys);
         neigh_keys = k;
         neigh_key_mask = size - 1;
+        auto* a = alloc_zeroed<uint32_t>(sizeof(uint32_t) * std::max<size_t>(1, neigh_by_ip.size()));
+        uint32_t n = 0;
+        for (const auto& [ip, ns] : neigh_by_ip)
+            if (ns.refs > 0) a[n++] = ns.idx;
+        if (neigh_active) retired.push_back(neigh_active);
+        neigh_active = a;
+        nb_neigh_active = n;
     }
 
     void build_session(session_state& s) {
@@ -353,7 +367,7 @@ struct relay_state::impl {
         d->id = s.id;
         d->index = s.index;
         d->udp_port_be = __builtin_bswap16(static_cast<uint16_t>(s.udp_port));
-        d->mode = s.mode == "mix" ? dp::session_mode_mix : dp::session_mode_forward;
+        d->mode = s.mode == session_mode::mix ? dp::session_mode_mix : dp::session_mode_forward;
         d->record = s.recording ? 1 : 0;
         d->nb_listeners = static_cast<uint32_t>(s.listeners.size());
         d->generation = s.generation;
@@ -413,7 +427,19 @@ struct relay_state::impl {
         r->flows = flows;
         r->neigh_keys = neigh_keys;
         r->sessions = sess_array;
-        if (root) retired.push_back(root);
+        r->neigh_active = neigh_active;
+        r->nb_neigh_active = nb_neigh_active;
+        if (!neigh_fresh.empty()) {
+            auto* f = alloc_zeroed<uint32_t>(sizeof(uint32_t) * neigh_fresh.size());
+            std::memcpy(f, neigh_fresh.data(), sizeof(uint32_t) * neigh_fresh.size());
+            r->neigh_fresh = f;
+            r->nb_neigh_fresh = static_cast<uint32_t>(neigh_fresh.size());
+            neigh_fresh.clear();
+        }
+        if (root) {
+            if (root->neigh_fresh) retired.push_back(const_cast<uint32_t*>(root->neigh_fresh));
+            retired.push_back(root);
+        }
         root = r;
         flows_dirty = neigh_dirty = index_dirty = false;
         sh.snapshot.store(r, std::memory_order_release);
@@ -424,8 +450,8 @@ struct relay_state::impl {
         for (uint32_t idx : neighs) {
             dp::dp_neigh& e = sh.neigh[idx];
             e.ip_be = 0;
+            e.flags = 0;
             e.mac_word.store(0, std::memory_order_relaxed);
-            e.want.store(0, std::memory_order_relaxed);
             neigh_free.push_back(idx);
         }
         for (uint32_t slot : speakers) speaker_free.push_back(slot);
@@ -433,14 +459,7 @@ struct relay_state::impl {
 
     session_view view(const session_state& s) const {
         session_view v{};
-        v.id = s.id;
-        v.name = s.name;
-        v.mode = s.mode;
-        v.udp_port = s.udp_port;
-        v.max_listeners = s.max_listeners;
-        v.recording = s.recording;
-        v.frame_ms = s.frame_ms;
-        v.max_bitrate_kbps = s.max_bitrate_kbps;
+        static_cast<session_params&>(v) = s;
         v.nb_listeners = s.listeners.size();
         for (unsigned t = 0; t < max_tiers; ++t) v.listeners_per_tier[t] = s.tier_live[t];
         v.speakers = s.speakers;
@@ -460,20 +479,14 @@ session_view relay_state::session_create(const session_params& sp) {
     std::unique_lock g(_impl->mu);
     auto& im = *_impl;
     const auto& lim = im.prof.limits;
-    if (sp.mode != "forward" && sp.mode != "mix")
-        throw action_error(400, "invalid", "mode must be \"forward\" or \"mix\"");
-    if (sp.frame_ms != 5 && sp.frame_ms != 10 && sp.frame_ms != 20 && sp.frame_ms != 40 && sp.frame_ms != 60 &&
-        sp.frame_ms != 120)
-        throw action_error(400, "invalid", "frame_ms must be one of 5, 10, 20, 40, 60, 120 (Opus)");
-    if (sp.max_bitrate_kbps < 6 || sp.max_bitrate_kbps > 510)
-        throw action_error(400, "invalid", "max_bitrate_kbps must be 6..510 (Opus)");
+    if (auto e = check_session(sp, im.prof)) throw invalid(*e);
     if (im.sessions.size() >= lim.max_sessions)
-        throw action_error(503, "capacity", "session table full (limits.max_sessions)");
+        throw action_error(error_code::capacity, "session table full (limits.max_sessions)");
     uint32_t id = sp.id;
     if (id == 0) {
         id = im.sessions.empty() ? 1 : im.sessions.rbegin()->first + 1;
     } else if (im.sessions.count(id)) {
-        throw action_error(409, "exists", "session " + std::to_string(id) + " exists");
+        throw action_error(error_code::exists, "session " + std::to_string(id) + " exists");
     }
     unsigned port = sp.udp_port;
     auto port_used = [&](unsigned p) {
@@ -487,25 +500,16 @@ session_view relay_state::session_create(const session_params& sp) {
                 port = p;
                 break;
             }
-        if (port == 0) throw action_error(503, "capacity", "no free speaker port in the ingress range");
-    } else if (port < im.prof.ingress.udp_port_min || port > im.prof.ingress.udp_port_max) {
-        throw action_error(400, "invalid", "udp_port " + std::to_string(port) + " outside the ingress range");
+        if (port == 0) throw action_error(error_code::capacity, "no free speaker port in the ingress range");
     } else if (port_used(port)) {
-        throw action_error(409, "exists", "udp_port " + std::to_string(port) + " used by another session");
+        throw action_error(error_code::exists, "udp_port " + std::to_string(port) + " used by another session");
     }
-    const unsigned max_l = sp.max_listeners == 0 ? lim.max_listeners_per_session : sp.max_listeners;
-    if (max_l > lim.max_listeners_per_session)
-        throw action_error(400, "invalid", "max_listeners above limits.max_listeners_per_session");
-
     auto s = std::make_unique<session_state>();
+    static_cast<session_params&>(*s) = sp;
     s->id = id;
-    s->name = sp.name.empty() ? "session-" + std::to_string(id) : sp.name;
-    s->mode = sp.mode;
+    if (s->name.empty()) s->name = "session-" + std::to_string(id);
     s->udp_port = port;
-    s->max_listeners = max_l;
-    s->recording = sp.recording;
-    s->frame_ms = sp.frame_ms;
-    s->max_bitrate_kbps = sp.max_bitrate_kbps;
+    if (s->max_listeners == 0) s->max_listeners = lim.max_listeners_per_session;
     s->generation = im.next_generation++;
     s->lists.resize(size_t{im.nb_shards} * max_tiers);
     s->shard_live.assign(im.nb_shards, 0);
@@ -554,27 +558,19 @@ void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, s
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
     session_state& s = im.get(session_id);
-    if (port == 0 || port > 65535) throw action_error(400, "invalid", "speaker port must be 1..65535");
-    if (auto why = check_listener_ip(ip, im.prof)) throw action_error(400, "invalid", "speaker address " + *why);
+    if (auto e = check_speaker({ip, port, ssrc}, im.prof)) throw invalid(*e);
     size_t total = 0;
     for (auto& [k, o] : im.sessions) {
         total += o->speakers.size();
         for (const auto& sp : o->speakers)
             if (sp.ip == ip && sp.port == port && o->udp_port == s.udp_port)
-                throw action_error(409, "exists", "speaker " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
+                throw action_error(error_code::exists, "speaker " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
     }
-    // Without an SSRC anyone who knows the address and port can speak, and a
-    // recorder or mixer would open a track or a decoder per invented SSRC.
-    if (!ssrc && (s.recording || s.mode == "mix"))
-        throw action_error(400, "invalid",
-                           "ssrc is required: session " + std::to_string(session_id) + " is " +
-                               (s.mode == "mix" ? "mixed (one decoder per SSRC)" : "recorded (one track per SSRC)"));
-    if (!ssrc && im.prof.ingress.require_ssrc)
-        throw action_error(400, "invalid", "ssrc is required (ingress.require_ssrc = true)");
+    if (auto e = check_speaker_ssrc({ip, port, ssrc}, s, im.prof)) throw invalid(*e);
     if (total >= im.prof.limits.max_speakers)
-        throw action_error(503, "capacity", "speaker table full (limits.max_speakers)");
+        throw action_error(error_code::capacity, "speaker table full (limits.max_speakers)");
     if (im.speaker_free.empty())
-        throw action_error(503, "capacity", "speaker slots busy; retry after the next publish");
+        throw action_error(error_code::capacity, "speaker slots busy; retry after the next publish");
     const uint32_t slot = im.speaker_free.back();
     im.speaker_free.pop_back();
     // The slot was idle for a whole grace period: no RX lcore writes any of
@@ -592,7 +588,7 @@ void relay_state::speaker_del(uint32_t session_id, uint32_t ip, unsigned port) {
     auto it = std::find_if(s.speakers.begin(), s.speakers.end(),
                            [&](const speaker_view& v) { return v.ip == ip && v.port == port; });
     if (it == s.speakers.end())
-        throw action_error(404, "not_found", "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
+        throw action_error(error_code::not_found, "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
     im.speaker_release.push_back(it->slot);
     s.speakers.erase(it);
     im.flows_dirty = true;
@@ -604,18 +600,16 @@ void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, 
     auto& im = *_impl;
     try {
         session_state& s = im.get(session_id);
-        if (port == 0 || port > 65535) throw action_error(400, "invalid", "listener port must be 1..65535");
-        if (tier >= max_tiers) throw action_error(400, "invalid", "tier must be 0..3");
-        if (auto why = check_listener_ip(ip, im.prof)) throw action_error(400, "invalid", "listener address " + *why);
+        if (auto e = check_listener({ip, port, tier}, im.prof)) throw invalid(*e);
         if (s.listeners.count(ep_key(ip, port)))
-            throw action_error(409, "exists", "listener " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
+            throw action_error(error_code::exists, "listener " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
         if (s.listeners.size() >= s.max_listeners)
-            throw action_error(409, "session_full", "session " + std::to_string(session_id) + " is full");
+            throw action_error(error_code::session_full, "session " + std::to_string(session_id) + " is full");
         if (im.nb_listeners >= im.prof.limits.max_listeners)
-            throw action_error(503, "capacity", "relay listener limit reached (limits.max_listeners)");
+            throw action_error(error_code::capacity, "relay listener limit reached (limits.max_listeners)");
         const auto [nexthop, port_idx] = im.route(ip);
         if (!im.neigh_available(nexthop))
-            throw action_error(503, "capacity", "neighbour table full (limits.max_neighbours)");
+            throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
         if (im.adm != nullptr) {
             join_counts jc{};
             jc[port_idx][tier] = 1;
@@ -634,8 +628,8 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
     auto& im = *_impl;
     try {
         session_state& s = im.get(session_id);
-        auto item_error = [&](size_t i, int status, const char* code, const std::string& why) {
-            return action_error(status, code, "listeners[" + std::to_string(i) + "]: " + why);
+        auto item_error = [&](size_t i, error_code code, const std::string& why) {
+            return action_error(code, "listeners[" + std::to_string(i) + "]: " + why);
         };
         // Validate everything first: nothing changes unless all items pass.
         join_counts jc{};
@@ -644,13 +638,10 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
         std::unordered_map<uint32_t, bool> new_neigh;   // next hops not yet in the table
         for (size_t i = 0; i < items.size(); ++i) {
             const auto& it = items[i];
-            if (it.port == 0 || it.port > 65535) throw item_error(i, 400, "invalid", "listener port must be 1..65535");
-            if (it.tier >= max_tiers) throw item_error(i, 400, "invalid", "tier must be 0..3");
-            if (auto why = check_listener_ip(it.ip, im.prof))
-                throw item_error(i, 400, "invalid", "listener address " + *why);
+            if (auto e = check_listener(it, im.prof)) throw item_error(i, error_code::invalid, describe(*e));
             const uint64_t k = ep_key(it.ip, it.port);
             if (s.listeners.count(k))
-                throw item_error(i, 409, "exists",
+                throw item_error(i, error_code::exists,
                                  "listener " + format_ipv4(it.ip) + ":" + std::to_string(it.port) + " exists");
             keys.push_back(k);
             const auto [nexthop, port_idx] = im.route(it.ip);
@@ -659,18 +650,18 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
         }
         std::sort(keys.begin(), keys.end());
         if (auto d = std::adjacent_find(keys.begin(), keys.end()); d != keys.end())
-            throw action_error(409, "exists",
+            throw action_error(error_code::exists,
                                "listener " + format_ipv4(static_cast<uint32_t>(*d >> 16)) + ":" +
                                    std::to_string(*d & 0xffff) + " appears twice in the request");
         if (s.listeners.size() + items.size() > s.max_listeners)
-            throw action_error(409, "session_full",
+            throw action_error(error_code::session_full,
                                "session " + std::to_string(session_id) + " has room for " +
                                    std::to_string(s.max_listeners - s.listeners.size()) + " more listeners, not " +
                                    std::to_string(items.size()));
         if (im.nb_listeners + items.size() > im.prof.limits.max_listeners)
-            throw action_error(503, "capacity", "relay listener limit reached (limits.max_listeners)");
+            throw action_error(error_code::capacity, "relay listener limit reached (limits.max_listeners)");
         if (new_neigh.size() > im.neigh_free.size())
-            throw action_error(503, "capacity", "neighbour table full (limits.max_neighbours)");
+            throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
         if (im.adm != nullptr) im.adm->admit(session_id, s.frame_ms, s.max_bitrate_kbps, jc);
         // Grow geometrically: reserve(size + n) on every request would
         // rehash the whole map each time (libstdc++ grows to exactly that).
@@ -691,7 +682,7 @@ void relay_state::listener_del(uint32_t session_id, uint32_t ip, unsigned port) 
     session_state& s = im.get(session_id);
     auto it = s.listeners.find(ep_key(ip, port));
     if (it == s.listeners.end())
-        throw action_error(404, "not_found", "no listener " + format_ipv4(ip) + ":" + std::to_string(port));
+        throw action_error(error_code::not_found, "no listener " + format_ipv4(ip) + ":" + std::to_string(port));
     im.remove_listener(s, it);
     im.mark_changed();
 }
@@ -764,16 +755,7 @@ void relay_state::publish() {
 
 void relay_state::load_static(const profile& p) {
     for (const auto& sc : p.sessions) {
-        session_params sp;
-        sp.id = sc.id;
-        sp.name = sc.name;
-        sp.mode = sc.mode;
-        sp.udp_port = sc.udp_port;
-        sp.max_listeners = sc.max_listeners;
-        sp.recording = sc.recording;
-        sp.frame_ms = sc.frame_ms;
-        sp.max_bitrate_kbps = sc.max_bitrate_kbps;
-        session_create(sp);
+        session_create(sc);
         for (const auto& s : sc.speakers) speaker_add(sc.id, s.ip, s.port, s.ssrc);
         for (const auto& l : sc.listeners) listener_add(sc.id, l.ip, l.port, l.tier);
     }
@@ -797,7 +779,7 @@ std::optional<session_view> relay_state::session(uint32_t id) const {
 std::vector<listener_view> relay_state::listeners(uint32_t session_id, size_t offset, size_t limit) const {
     std::lock_guard g(_impl->mu);
     auto it = _impl->sessions.find(session_id);
-    if (it == _impl->sessions.end()) throw action_error(404, "not_found", "no session " + std::to_string(session_id));
+    if (it == _impl->sessions.end()) throw action_error(error_code::not_found, "no session " + std::to_string(session_id));
     std::vector<listener_view> all;
     all.reserve(it->second->listeners.size());
     for (const auto& [k, r] : it->second->listeners)

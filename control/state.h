@@ -14,12 +14,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "action_error.h"
 #include "config.h"
+#include "session.h"
 #include "stentor/dp_snapshot.h"
 
 namespace stentor::dp {
@@ -28,21 +29,7 @@ struct dp_shared;
 
 namespace stentor::control {
 
-struct action_error : std::runtime_error {
-    int status;            // HTTP status the API answers with (400, 404, 409, 429, 503)
-    std::string code;      // machine-readable reason: "invalid", "not_found", "capacity", ...
-    unsigned retry_after_s = 0;   // rate_limited: when the join-rate bucket will hold enough tokens
-    action_error(int s, std::string c, const std::string& what, unsigned retry_after = 0)
-        : std::runtime_error(what), status(s), code(std::move(c)), retry_after_s(retry_after) {}
-};
-
 class admission;
-
-struct listener_spec {
-    uint32_t ip = 0;
-    unsigned port = 0;
-    unsigned tier = 0;
-};
 
 // One listener removed by the overload controller (shed_newest).
 struct shed_record {
@@ -50,17 +37,6 @@ struct shed_record {
     uint32_t ip;
     unsigned port;
     unsigned tier;
-};
-
-struct session_params {
-    uint32_t id = 0;                 // 0 = allocate
-    std::string name;
-    std::string mode = "forward";
-    unsigned udp_port = 0;           // 0 = allocate from the ingress range
-    unsigned max_listeners = 0;      // 0 = limits.max_listeners_per_session
-    bool recording = false;
-    unsigned frame_ms = 20;          // codec frame duration: stream rate = 1000/frame_ms packets/s
-    unsigned max_bitrate_kbps = 256; // highest codec bitrate a speaker may send (policer)
 };
 
 struct listener_view {
@@ -77,15 +53,9 @@ struct speaker_view {
     uint32_t slot = 0;               // policer slot in the data plane
 };
 
-struct session_view {
-    uint32_t id;
-    std::string name;
-    std::string mode;
-    unsigned udp_port;
-    unsigned max_listeners;
-    bool recording;
-    unsigned frame_ms;
-    unsigned max_bitrate_kbps;
+// A session as created: its params with the id, name, udp_port and
+// max_listeners resolved, and what it holds now.
+struct session_view : session_params {
     uint64_t nb_listeners;
     uint64_t listeners_per_tier[dp::max_tiers];
     std::vector<speaker_view> speakers;

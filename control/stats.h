@@ -1,10 +1,12 @@
 // Sums the per-lcore counters (one writer each) into named totals, the one
 // place that turns dp_counters.h into the names exported by the CLI, the
-// API, /metrics and telemetry. Names come from the X-macro lists there.
+// API, /metrics and telemetry. Names and help come from the X-macro lists
+// there (and from the services' stats lists), never from a hand-kept copy.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -14,8 +16,25 @@ namespace stentor::control {
 
 using counter_list = std::vector<std::pair<std::string, uint64_t>>;
 
-// Names: rx_packets, rtp_in, replicas_out, ..., drop/ingress/<reason>,
-// drop/egress/<reason>, tier_misses/<t>, port/<name>/rx_packets|tx_packets.
+// Every named counter of a sum with its help,
+// f(std::string name, std::string_view help, uint64_t value, bool sparse):
+// the lcore scalars (rx_packets, ...), port/<name>/rx_packets|tx_packets,
+// drop/<stage>/<reason> and tier_misses/<t>. Sparse ones (drops, tier
+// misses) are the ones listings may leave out while they are zero.
+template <class F>
+void for_each_named(const dp::lcore_counters& t, const std::vector<std::string>& port_names, F&& f) {
+    t.for_each_scalar([&](const char* name, const char* help, uint64_t v) { f(std::string(name), help, v, false); });
+    for (size_t p = 0; p < port_names.size() && p < dp::max_ports; ++p) {
+        f("port/" + port_names[p] + "/rx_packets", "packets received on this port", t.port_rx[p], false);
+        f("port/" + port_names[p] + "/tx_packets", "packets sent on this port", t.port_tx[p], false);
+    }
+    for (size_t i = 0; i < dp::nb_drop_reasons; ++i)
+        f("drop/" + std::string(dp::drop_reason_names[i]), dp::drop_reason_help[i], t.drops[i], true);
+    for (size_t i = 0; i < dp::max_tiers; ++i)
+        f("tier_misses/" + std::to_string(i), "replicas of this listener tier not sent", t.tier_misses[i], true);
+}
+
+// Names: see for_each_named.
 counter_list named_counters(const dp::lcore_counters& total, const std::vector<std::string>& port_names,
                             bool include_zero);
 

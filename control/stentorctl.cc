@@ -294,29 +294,23 @@ int main(int argc, char** argv) {
         std::printf("ended session %u\n", sid);
         return 0;
     }
-    if (*l_add) {
-        json b{{"tier", tier}};
+    // Members of a session (listeners, speakers): add POSTs IP:PORT with
+    // the options, del DELETEs .../IP:PORT.
+    const char* member = *l_add || *l_del ? "listener" : "speaker";
+    const std::string members = v1 + "/sessions/" + std::to_string(sid) + "/" + member + "s";
+    if (*l_add || *sp_add) {
+        json b = json::object();
+        if (*l_add) b["tier"] = tier;
+        if (*sp_add && ssrc >= 0) b["ssrc"] = ssrc;
         ep_json(b);
-        c.call("POST", v1 + "/sessions/" + std::to_string(sid) + "/listeners", &b);
-        std::printf("added listener %s to session %u (tier %u)\n", endpoint.c_str(), sid, tier);
+        c.call("POST", members, &b);
+        const std::string note = *l_add ? " (tier " + std::to_string(tier) + ")" : "";
+        std::printf("added %s %s to session %u%s\n", member, endpoint.c_str(), sid, note.c_str());
         return 0;
     }
-    if (*l_del) {
-        c.call("DELETE", v1 + "/sessions/" + std::to_string(sid) + "/listeners/" + ep_path());
-        std::printf("removed listener %s from session %u\n", endpoint.c_str(), sid);
-        return 0;
-    }
-    if (*sp_add) {
-        json b;
-        ep_json(b);
-        if (ssrc >= 0) b["ssrc"] = ssrc;
-        c.call("POST", v1 + "/sessions/" + std::to_string(sid) + "/speakers", &b);
-        std::printf("added speaker %s to session %u\n", endpoint.c_str(), sid);
-        return 0;
-    }
-    if (*sp_del) {
-        c.call("DELETE", v1 + "/sessions/" + std::to_string(sid) + "/speakers/" + ep_path());
-        std::printf("removed speaker %s from session %u\n", endpoint.c_str(), sid);
+    if (*l_del || *sp_del) {
+        c.call("DELETE", members + "/" + ep_path());
+        std::printf("removed %s %s from session %u\n", member, endpoint.c_str(), sid);
         return 0;
     }
     if (*stats) {

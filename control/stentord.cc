@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "control_plane.h"
 #include "drivers.h"
 #include "relay.h"
 #include "telemetry.h"

@@ -6,7 +6,7 @@
 
 #include <rte_telemetry.h>
 
-#include "api.h"
+#include "control_plane.h"
 #include "metrics.h"
 
 namespace stentor::control {
@@ -27,6 +27,8 @@ void flatten_into(const nlohmann::json& j, const std::string& prefix, nlohmann::
 }
 
 nlohmann::json build(const std::string& cmd) {
+    // The counters' meanings come from the lists and need no relay.
+    if (cmd == "/stentor/help") return counter_help_json();
     std::lock_guard g(g_mu);
     if (g_cp == nullptr) return nlohmann::json::object();
     control_plane& cp = *g_cp;
@@ -104,6 +106,7 @@ void telemetry_attach(control_plane* cp) {
             {"/stentor/lcores", "Stentor worker lcores with packets/s and busy ratio"},
             {"/stentor/capacity", "Stentor admission capacity"},
             {"/stentor/events", "Stentor overload shed events"},
+            {"/stentor/help", "Stentor counters: what each name in /stentor/stats and /stentor/drops means"},
         };
         for (const auto& c : cmds) rte_telemetry_register_cmd(c.cmd, on_cmd, c.help);
     });

@@ -1,7 +1,7 @@
 // The control plane's numbers as DPDK telemetry commands, readable with
 // `dpdk-telemetry.py -f <file-prefix>` next to the EAL's own (/ethdev/...):
 //   /stentor/stats /stentor/drops /stentor/sessions /stentor/ports
-//   /stentor/lcores /stentor/capacity /stentor/events
+//   /stentor/lcores /stentor/capacity /stentor/events /stentor/help
 // Each answers a flat dict ("capacity/planned_pps": 1234, ...): telemetry
 // in DPDK 22.11 nests containers only one level deep and caps a dict at 256
 // entries, so nested JSON is flattened with '/'-joined keys.

@@ -52,9 +52,19 @@ struct alignas(cache_line) worker {
     tx_buffer tx[max_ports];
     uint64_t last_drain_tsc;
 
-    // neighbours and control replies
+    // stalls: the loop notices time it did not run (loop.cc)
+    uint64_t prev_end_tsc;          // 0 outside worker_main (tests poll at their own pace)
+    uint64_t stall_threshold;       // TSC cycles
+
+    // neighbours (ARP owner) and control replies
     uint64_t last_arp_tsc;
-    uint32_t arp_scan_pos;
+    uint32_t arp_scan_pos;          // in the snapshot's neigh_active list
+    uint32_t arp_fresh_pos;         // in the snapshot's neigh_fresh list
+    uint64_t arp_version;           // snapshot version the fresh list came from
+    uint64_t arp_window;            // reply window, TSC cycles
+    uint64_t arp_retry;             // between probes of an unanswered or stale entry
+    uint64_t arp_reachable;         // a confirmed MAC is re-probed after this
+    token_bucket arp_req_tb;        // requests we send (arp_request_rate, arp_request_burst)
     token_bucket arp_tb;
     token_bucket icmp_tb;
 };

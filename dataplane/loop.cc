@@ -16,6 +16,15 @@
 
 namespace stentor::dp {
 
+// An iteration does a bounded amount of work (one RX burst per port, 16
+// fan-out slices of 1024 replicas: a few hundred microseconds at most).
+// Time between iterations, or an iteration far longer than that, is time
+// the lcore did not run: preemption, steal time on a VM, a page-fault
+// storm. It is counted as a stall, not as busy time, so the overload
+// controller can tell "could not run" from "ran and could not keep up".
+inline constexpr uint64_t stall_us = 2000;
+
+
 worker* worker_create(const worker_config& cfg) {
     auto* w = static_cast<worker*>(rte_zmalloc_socket("stentor_worker", sizeof(worker), cache_line,
                                                       static_cast<int>(rte_lcore_to_socket_id(cfg.lcore_id))));
@@ -36,6 +45,7 @@ worker* worker_create(const worker_config& cfg) {
     const uint64_t now = rte_rdtsc();
     neigh_init(w, now);
     w->last_drain_tsc = now;
+    w->stall_threshold = w->hz * stall_us / 1000000;
     return w;
 }
 
@@ -43,27 +53,37 @@ void worker_destroy(worker* w) {
     if (w == nullptr) return;
     tx_flush_all(w);
     fanout_release(w);
+    neigh_release(w);
     rte_free(w->tmpl_pool);
     rte_free(w);
 }
 
 unsigned worker_poll(worker* w) noexcept {
     const uint64_t start = rte_rdtsc();
+    if (w->prev_end_tsc != 0 && start - w->prev_end_tsc > w->stall_threshold) [[unlikely]] {
+        ++w->c->stalls;
+        w->c->stall_cycles += start - w->prev_end_tsc;
+    }
     const dp_snapshot* s = w->sh->snapshot.load(std::memory_order_acquire);
     unsigned work = 0;
     if (w->cfg.do_rx) work += ingress_poll(w, s, start);
     if (w->cfg.do_fanout) work += fanout_poll(w, s, start, 16);
-    if (w->cfg.arp_owner) neigh_solicit(w, start);
+    if (w->cfg.arp_owner) work += neigh_poll(w, s, start);
     const uint64_t end = rte_rdtsc();
     if (end - w->last_drain_tsc >= w->cfg.drain_cycles) {
         tx_flush_all(w);
         w->last_drain_tsc = end;
     }
     if (w->sh->rcu != nullptr) rte_rcu_qsbr_quiescent(w->sh->rcu, w->cfg.thread_id);
-    if (work > 0)
+    if (end - start > w->stall_threshold) [[unlikely]] {
+        ++w->c->stalls;
+        w->c->stall_cycles += end - start;
+    } else if (work > 0) {
         w->c->busy_cycles += end - start;
-    else
+    } else {
         w->c->idle_cycles += end - start;
+    }
+    if (w->prev_end_tsc != 0) w->prev_end_tsc = end;
     return work;
 }
 
@@ -80,6 +100,7 @@ int worker_main(void* arg) {
         rte_rcu_qsbr_thread_register(rcu, cfg->thread_id);
         rte_rcu_qsbr_thread_online(rcu, cfg->thread_id);
     }
+    w->prev_end_tsc = rte_rdtsc();   // from here on, gaps between iterations are stalls
     while (!cfg->shared->stop.load(std::memory_order_relaxed)) worker_poll(w);
     worker_destroy(w);
     if (rcu != nullptr) {

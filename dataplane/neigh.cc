@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 
 #include "stentor/wire.h"
 #include "tx.h"
@@ -14,11 +15,12 @@ namespace {
 using wire::load_be16;
 using wire::store_be16;
 
-inline bool take_token(token_bucket& tb, uint64_t now, uint64_t hz) noexcept {
+inline bool take_token(token_bucket& tb, uint64_t now, uint64_t hz, uint64_t rate = reply_rate_per_s,
+                       uint64_t burst = reply_burst) noexcept {
     uint64_t elapsed = now - tb.last_tsc;
-    uint64_t add = elapsed * reply_rate_per_s / hz;
+    uint64_t add = elapsed * rate / hz;
     if (add > 0) {
-        tb.tokens = std::min(reply_burst, tb.tokens + add);
+        tb.tokens = std::min(burst, tb.tokens + add);
         tb.last_tsc = now;
     }
     if (tb.tokens == 0) return false;
@@ -26,17 +28,157 @@ inline bool take_token(token_bucket& tb, uint64_t now, uint64_t hz) noexcept {
     return true;
 }
 
-void learn_neighbour(worker* w, const dp_snapshot& s, uint32_t ip_be, const uint8_t* mac,
-                     uint16_t port) noexcept {
-    const int64_t idx = find_neigh(s, ip_be);
-    if (idx < 0 || static_cast<uint32_t>(idx) >= w->sh->nb_neigh) return;
-    dp_neigh& n = w->sh->neigh[idx];
-    if (n.port_id != port) return;
-    if (n.want.load(std::memory_order_relaxed) & neigh_static) return;   // pinned by the profile
+inline uint64_t mac_word_of(const uint8_t* mac) noexcept {
     uint64_t word = 0;
     std::memcpy(&word, mac, 6);
-    word |= neigh_valid;
-    n.mac_word.store(word, std::memory_order_relaxed);
+    return word | neigh_valid;
+}
+
+// A reply (op 2) from `spa` offering `sha`, received on port index `port`.
+// Runs on the ARP-owner lcore only.
+void arp_learn(worker* w, const dp_snapshot& s, uint32_t spa_be, const uint8_t* sha, uint16_t port,
+               uint64_t now) noexcept {
+    lcore_counters* c = w->c;
+    const int64_t idx = find_neigh(s, spa_be);
+    if (idx < 0 || static_cast<uint32_t>(idx) >= w->sh->nb_neigh) {
+        ++c->drop(drop_reason::arp_unsolicited);
+        return;
+    }
+    dp_neigh& n = w->sh->neigh[idx];
+    if (n.port_id != port || (n.flags & neigh_static) || n.probe_tsc == 0) {
+        ++c->drop(drop_reason::arp_unsolicited);
+        return;
+    }
+    if (!n.outstanding || now - n.probe_tsc > w->arp_window) {
+        ++c->drop(drop_reason::arp_late);
+        return;
+    }
+    const uint64_t word = mac_word_of(sha);
+    const uint64_t cur = n.mac_word.load(std::memory_order_relaxed);
+    if (n.conflict) return;   // this window already brought two MACs: nothing in it is believed
+    if (n.resolved_now && word != cur) {
+        // Two hosts answered for one address while it was being resolved (a
+        // spoofer racing the real host): send to neither until a request's
+        // window brings one MAC only. Unreachable beats redirected.
+        n.mac_word.store(0, std::memory_order_relaxed);
+        n.conflict = 1;
+        n.resolved_now = 0;
+        ++c->neigh_conflict;
+        return;
+    }
+    if (!(cur & neigh_valid) && !n.confirming) {
+        // Unresolved: the first answer to our question resolves it at once
+        // (a join is heard within milliseconds).
+        n.mac_word.store(word, std::memory_order_relaxed);
+        n.resolved_now = 1;
+        n.saw_current = 1;
+        n.confirmed_tsc = now;
+        n.unanswered = 0;
+        return;
+    }
+    if (word == cur) {
+        n.saw_current = 1;
+        n.confirmed_tsc = now;
+        n.unanswered = 0;
+        return;
+    }
+    if (n.cand_word != word) {
+        n.cand_word = word;
+        ++c->neigh_mac_changed;
+    }
+    n.saw_cand = 1;
+}
+
+void send_request(worker* w, dp_neigh& e, uint64_t now) noexcept {
+    rte_mbuf* m = rte_pktmbuf_alloc(w->cfg.pool);
+    if (m == nullptr) {
+        ++w->c->drop(drop_reason::no_mbuf);
+        return;
+    }
+    const uint16_t port = e.port_id;
+    auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 60));
+    if (d == nullptr) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    std::memset(d, 0, 60);
+    std::memset(d, 0xff, 6);
+    std::memcpy(d + 6, w->sh->ports[port].mac, 6);
+    store_be16(d + 12, wire::ethertype_arp);
+    uint8_t* a = d + wire::eth_hdr_len;
+    store_be16(a, 1);
+    store_be16(a + 2, wire::ethertype_ipv4);
+    a[4] = 6;
+    a[5] = 4;
+    store_be16(a + 6, 1);
+    std::memcpy(a + 8, w->sh->ports[port].mac, 6);
+    std::memcpy(a + 14, &w->sh->ports[port].ip_be, 4);
+    std::memcpy(a + 24, &e.ip_be, 4);
+    e.probe_tsc = now;
+    e.outstanding = 1;
+    e.resolved_now = 0;
+    e.conflict = 0;
+    e.saw_current = 0;
+    e.saw_cand = 0;
+    ++w->c->arp_requests;
+    tx_control(w, port, m);
+}
+
+// The end of a request's reply window.
+void close_window(worker* w, dp_neigh& e) noexcept {
+    e.outstanding = 0;
+    e.resolved_now = 0;
+    if (e.conflict) {
+        e.conflict = 0;
+        e.cand_word = 0;
+        e.confirming = 0;
+        return;   // unresolved: visit() asks again after the retry interval
+    }
+    if (e.confirming) {
+        // The fresh request sent for a candidate: switch only if the
+        // candidate answered and the current MAC did not.
+        if (e.saw_cand && !e.saw_current) {
+            e.mac_word.store(e.cand_word, std::memory_order_relaxed);
+            e.confirmed_tsc = e.probe_tsc;
+            ++w->c->neigh_mac_confirmed;
+        } else if (e.saw_current) {
+            ++w->c->neigh_mac_kept;
+        }
+        e.cand_word = 0;
+        e.confirming = 0;
+    } else if (e.saw_cand) {
+        e.confirming = 1;   // ask again now: visit() sends the confirming request
+    }
+    if (!e.saw_current && !e.saw_cand) ++e.unanswered;
+}
+
+// One entry's state machine; sends at most one request.
+void visit(worker* w, dp_neigh& e, uint64_t now) noexcept {
+    if ((e.flags & neigh_static) || e.ip_be == 0) return;
+    if (e.outstanding) {
+        if (now - e.probe_tsc <= w->arp_window) return;   // still waiting for replies
+        close_window(w, e);
+    }
+    const uint64_t cur = e.mac_word.load(std::memory_order_relaxed);
+    bool due;
+    if (e.confirming) {
+        due = true;
+    } else if (!(cur & neigh_valid)) {
+        due = e.probe_tsc == 0 || now - e.probe_tsc >= w->arp_retry;
+    } else if (now - e.confirmed_tsc >= w->arp_reachable) {
+        if (e.unanswered >= arp_max_unanswered) {
+            // Gone: stop sending to a MAC nobody confirms (the fan-out counts
+            // neigh_unresolved); keep asking while a listener uses it.
+            e.mac_word.store(0, std::memory_order_relaxed);
+            e.unanswered = 0;
+            ++w->c->neigh_expired;
+        }
+        due = now - e.probe_tsc >= w->arp_retry;
+    } else {
+        due = false;
+    }
+    if (!due || !take_token(w->arp_req_tb, now, w->hz, arp_request_rate, arp_request_burst)) return;
+    send_request(w, e, now);
 }
 
 }  // namespace
@@ -44,6 +186,11 @@ void learn_neighbour(worker* w, const dp_snapshot& s, uint32_t ip_be, const uint
 void neigh_init(worker* w, uint64_t now) noexcept {
     w->arp_tb = {reply_burst, now};
     w->icmp_tb = {reply_burst, now};
+    w->arp_window = w->hz * arp_window_ms / 1000;
+    w->arp_retry = w->hz * arp_retry_ms / 1000;
+    w->arp_reachable = w->hz * (w->cfg.arp_reachable_ms != 0 ? w->cfg.arp_reachable_ms : arp_reachable_ms) / 1000;
+    w->arp_version = UINT64_MAX;
+    w->arp_req_tb = {arp_request_burst, now};
 }
 
 // Turn an ARP request for our address into the reply, in place (same size as
@@ -53,8 +200,21 @@ bool arp_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, cons
     uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
     uint8_t* a = d + pr.l3_off;
     const uint16_t op = load_be16(a + 6);
-    if (s != nullptr) learn_neighbour(w, *s, pr.src_ip_be, a + 8, port);
-    if (op != 1) return false;
+    if (op == 2) {
+        if (!w->cfg.arp_owner) {
+            // Neighbour state has one writer: hand the reply to the owner.
+            m->hash.fdir.lo = port;
+            if (w->sh->arp_ring != nullptr && rte_ring_mp_enqueue(w->sh->arp_ring, m) == 0) return true;
+            ++w->c->drop(drop_reason::arp_ring_full);
+            return false;
+        }
+        if (s != nullptr) arp_learn(w, *s, pr.src_ip_be, a + 8, port, now);
+        else ++w->c->drop(drop_reason::arp_unsolicited);
+        return false;
+    }
+    // A request for our address: answered, never learnt from (anyone can
+    // send one with any sender address and MAC).
+    ++w->c->arp_requests_in;
     if (!take_token(w->arp_tb, now, w->hz)) {
         ++w->c->drop(drop_reason::arp_rate);
         return false;
@@ -107,49 +267,44 @@ bool icmp_input(worker* w, rte_mbuf* m, uint16_t port, const parse_result& pr, u
     return true;
 }
 
-void neigh_solicit(worker* w, uint64_t now) noexcept {
-    // Every 100 ms look at up to 256 neighbour entries and ask for those not
-    // resolved yet (or flagged by the control plane): at most 2560 requests/s.
-    if (now - w->last_arp_tsc < w->hz / 10) return;
-    w->last_arp_tsc = now;
-    const uint32_t n = w->sh->nb_neigh;
-    if (n == 0) return;
-    for (uint32_t k = 0; k < std::min<uint32_t>(256, n); ++k) {
-        dp_neigh& e = w->sh->neigh[w->arp_scan_pos];
-        w->arp_scan_pos = (w->arp_scan_pos + 1) % n;
-        if (e.ip_be == 0) continue;
-        const bool valid = e.mac_word.load(std::memory_order_relaxed) & neigh_valid;
-        const uint16_t want = e.want.load(std::memory_order_relaxed);
-        if (want & neigh_static) continue;
-        if (valid && !(want & neigh_want)) continue;
-        e.want.store(0, std::memory_order_relaxed);
-        rte_mbuf* m = rte_pktmbuf_alloc(w->cfg.pool);
-        if (m == nullptr) {
-            ++w->c->drop(drop_reason::no_mbuf);
-            return;
-        }
-        const uint16_t port = e.port_id;
-        auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 60));
-        if (d == nullptr) {
+unsigned neigh_poll(worker* w, const dp_snapshot* s, uint64_t now) noexcept {
+    unsigned work = 0;
+    if (w->sh->arp_ring != nullptr && !rte_ring_empty(w->sh->arp_ring)) {
+        void* objs[max_burst];
+        const unsigned n = rte_ring_sc_dequeue_burst(w->sh->arp_ring, objs, max_burst, nullptr);
+        for (unsigned i = 0; i < n; ++i) {
+            auto* m = static_cast<rte_mbuf*>(objs[i]);
+            const uint8_t* a = rte_pktmbuf_mtod(m, const uint8_t*) + wire::eth_hdr_len;
+            if (s != nullptr)
+                arp_learn(w, *s, wire::load_raw32(a + 14), a + 8, static_cast<uint16_t>(m->hash.fdir.lo), now);
             rte_pktmbuf_free(m);
-            return;
         }
-        std::memset(d, 0, 60);
-        std::memset(d, 0xff, 6);
-        std::memcpy(d + 6, w->sh->ports[port].mac, 6);
-        store_be16(d + 12, wire::ethertype_arp);
-        uint8_t* a = d + wire::eth_hdr_len;
-        store_be16(a, 1);
-        store_be16(a + 2, wire::ethertype_ipv4);
-        a[4] = 6;
-        a[5] = 4;
-        store_be16(a + 6, 1);
-        std::memcpy(a + 8, w->sh->ports[port].mac, 6);
-        std::memcpy(a + 14, &w->sh->ports[port].ip_be, 4);
-        std::memcpy(a + 24, &e.ip_be, 4);
-        ++w->c->arp_requests;
-        tx_control(w, port, m);
+        work += n;
     }
+    if (s == nullptr || now - w->last_arp_tsc < w->hz * arp_tick_us / 1000000) return work;
+    w->last_arp_tsc = now;
+    // Next hops new in this version first: a join is heard within a tick.
+    if (s->version != w->arp_version) {
+        w->arp_version = s->version;
+        w->arp_fresh_pos = 0;
+    }
+    while (w->arp_fresh_pos < s->nb_neigh_fresh && w->arp_req_tb.tokens > 0) {
+        const uint32_t idx = s->neigh_fresh[w->arp_fresh_pos++];
+        if (idx < w->sh->nb_neigh) visit(w, w->sh->neigh[idx], now);
+    }
+    const uint32_t n = s->nb_neigh_active;
+    for (uint32_t k = 0; k < std::min<uint32_t>(arp_visits_per_tick, n); ++k) {
+        if (w->arp_scan_pos >= n) w->arp_scan_pos = 0;
+        const uint32_t idx = s->neigh_active[w->arp_scan_pos++];
+        if (idx < w->sh->nb_neigh) visit(w, w->sh->neigh[idx], now);
+    }
+    return work;
+}
+
+void neigh_release(worker* w) noexcept {
+    if (!w->cfg.arp_owner || w->sh->arp_ring == nullptr) return;
+    void* obj;
+    while (rte_ring_sc_dequeue(w->sh->arp_ring, &obj) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
 }
 
 }  // namespace stentor::dp

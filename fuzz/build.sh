@@ -54,13 +54,13 @@ EXTRA="" LIBS="" DEPS="" build fuzz_parse "$REPO/fuzz/fuzz_parse.cc" "$REPO/data
 TOML_FLAGS="-DTOML_HEADER_ONLY=1"
 [[ "${FUZZ_TOML_ASSERTS:-0}" = 1 ]] || TOML_FLAGS+=" -DTOML_ASSERT(expr)=static_assert(true)"
 
-EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt" DEPS="$REPO/control/config.h" \
+EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt" DEPS="$REPO/control/config.h $REPO/control/session.h" \
   build fuzz_profile "$REPO/fuzz/fuzz_profile.cc" "$REPO/control/config.cc"
 
 # The API request parser (control/api_parse.cc) with the IPv4 helpers it
 # shares with the profile loader (control/config.cc).
 EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt" \
-  DEPS="$REPO/control/api_parse.h $REPO/control/config.h $REPO/control/state.h" \
+  DEPS="$REPO/control/api_parse.h $REPO/control/config.h $REPO/control/state.h $REPO/control/session.h $REPO/control/action_error.h" \
   build fuzz_api "$REPO/fuzz/fuzz_api.cc" "$REPO/control/api_parse.cc" "$REPO/control/config.cc"
 
 status=0

@@ -11,6 +11,7 @@
 
 #include "../integration/harness.h"
 #include "api.h"
+#include "control_plane.h"
 #include "relay.h"
 
 namespace stentor::test {

@@ -4,7 +4,16 @@
 // exactly what it was before.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "control_plane.h"
 #include "fixture.h"
+#include "metrics.h"
+#include "mixer.h"
+#include "recorder.h"
 #include "telemetry.h"
 
 namespace stentor::test {
@@ -35,10 +44,7 @@ protected:
     }
     void SetUp() override {
         auto p = api_profile(port.name);
-        control::session_config sc;
-        sc.id = 1;
-        sc.udp_port = 40000;
-        sc.speakers.push_back({speaker_ip, 5004, 1234});
+        control::session_config sc = speaker_session();
         p.sessions.push_back(sc);
         start(p);
     }
@@ -95,6 +101,7 @@ TEST_F(api_test, sessions_create_list_show_end) {
     EXPECT_EQ("talk", c.body["name"]);
     EXPECT_EQ(40010u, c.body["udp_port"]);
     EXPECT_EQ(500u, c.body["max_listeners"]);
+    EXPECT_EQ("forward", c.body["mode"]);
     auto l = env->get("/api/v1/sessions");
     ASSERT_EQ(200, l.status);
     EXPECT_EQ(2u, l.body["sessions"].size());
@@ -105,6 +112,12 @@ TEST_F(api_test, sessions_create_list_show_end) {
     auto d = env->post("/api/v1/sessions", json::object());
     ASSERT_EQ(201, d.status) << d.text;
     EXPECT_GE(d.body["udp_port"].get<unsigned>(), 40000u);
+    EXPECT_EQ("forward", d.body["mode"]);
+    // The mode is an enum in the model; the API prints the name it was given.
+    auto m = env->post("/api/v1/sessions", {{"mode", "mix"}});
+    ASSERT_EQ(201, m.status) << m.text;
+    EXPECT_EQ("mix", m.body["mode"]);
+    EXPECT_EQ("mix", env->get("/api/v1/sessions/" + m.body["id"].dump()).body["mode"]);
     EXPECT_EQ(200, env->del("/api/v1/sessions/" + std::to_string(id)).status);
     EXPECT_EQ(404, env->get("/api/v1/sessions/" + std::to_string(id)).status);
     EXPECT_EQ(404, env->del("/api/v1/sessions/" + std::to_string(id)).status);
@@ -147,13 +160,13 @@ TEST_F(api_test, speaker_ssrc_is_mandatory_unless_the_profile_relaxes_it_for_pla
     const json recorded = {{"recording", true}};
     const json mixed = {{"mode", "mix"}};
     const std::vector<ssrc_row> rows = {
-        {"default profile, forward, no ssrc", true, forward, no_ssrc, 400, "ssrc is required (ingress.require_ssrc = true)"},
-        {"default profile, forward, ssrc null", true, forward, null_ssrc, 400, "ssrc is required"},
-        {"default profile, recorded, no ssrc", true, recorded, no_ssrc, 400, "is recorded (one track per SSRC)"},
+        {"default profile, forward, no ssrc", true, forward, no_ssrc, 400, "ssrc: required while ingress.require_ssrc = true"},
+        {"default profile, forward, ssrc null", true, forward, null_ssrc, 400, "ssrc: required"},
+        {"default profile, recorded, no ssrc", true, recorded, no_ssrc, 400, "ssrc: required: the session is recorded (one recording track per SSRC)"},
         {"default profile, forward, with ssrc", true, forward, with_ssrc, 201, ""},
         {"require_ssrc = false, forward, no ssrc", false, forward, no_ssrc, 201, ""},
-        {"require_ssrc = false, recorded, no ssrc", false, recorded, no_ssrc, 400, "is recorded (one track per SSRC)"},
-        {"require_ssrc = false, mixed, no ssrc", false, mixed, null_ssrc, 400, "is mixed (one decoder per SSRC)"},
+        {"require_ssrc = false, recorded, no ssrc", false, recorded, no_ssrc, 400, "ssrc: required: the session is recorded"},
+        {"require_ssrc = false, mixed, no ssrc", false, mixed, null_ssrc, 400, "ssrc: required: the session is mixed (one decoder per SSRC)"},
         {"require_ssrc = false, mixed, with ssrc", false, mixed, with_ssrc, 201, ""},
     };
     for (const auto& row : rows) {
@@ -254,6 +267,11 @@ TEST_F(api_test, every_error_is_json_with_a_reason_and_changes_nothing) {
         {"wrong method", "PUT", "/api/v1/sessions/1", "", 405, "method_not_allowed"},
         {"session bad mode", "POST", "/api/v1/sessions", R"({"mode":"broadcast"})", 400, "invalid"},
         {"session bad frame_ms", "POST", "/api/v1/sessions", R"({"frame_ms":7})", 400, "invalid"},
+        {"session name too long", "POST", "/api/v1/sessions", json{{"name", std::string(129, 'n')}}.dump(), 400, "invalid"},
+        {"session bitrate over Opus", "POST", "/api/v1/sessions", R"({"max_bitrate_kbps":511})", 400, "invalid"},
+        {"session max_listeners over the limit", "POST", "/api/v1/sessions", R"({"max_listeners":4000000})", 400, "invalid"},
+        {"speaker port 0", "POST", "/api/v1/sessions/1/speakers", R"({"ip":"198.18.0.40","port":0})", 400, "invalid"},
+        {"speaker loopback", "POST", "/api/v1/sessions/1/speakers", R"({"ip":"127.0.0.1","port":5004})", 400, "invalid"},
         {"session unknown field", "POST", "/api/v1/sessions", R"({"codec":"mp3"})", 400, "invalid"},
         {"session recording not bool", "POST", "/api/v1/sessions", R"({"recording":1})", 400, "invalid"},
         {"session port taken", "POST", "/api/v1/sessions", R"({"udp_port":40000})", 409, "exists"},
@@ -284,6 +302,9 @@ TEST_F(api_test, every_error_is_json_with_a_reason_and_changes_nothing) {
     auto r = env->call("POST", "/api/v1/sessions/1/listeners/bulk",
                        R"({"listeners":[{"ip":"203.0.113.20","port":7000},{"ip":"224.1.1.1","port":7001}]})");
     EXPECT_NE(std::string::npos, r.body.value("reason", "").find("listeners[1]")) << r.text;
+    // The model's rules answer "<setting>: <reason>", as a profile names them.
+    EXPECT_EQ("frame_ms: 7 is not an Opus frame duration (5, 10, 20, 40, 60, 120)",
+              env->call("POST", "/api/v1/sessions", R"({"frame_ms":7})").body.value("reason", ""));
 }
 
 TEST_F(api_test, bulk_is_all_or_nothing_and_bounded) {
@@ -358,6 +379,147 @@ TEST_F(api_test, stats_ports_lcores_drops_events_capacity_metrics) {
     EXPECT_EQ(1u, control::telemetry_query("/stentor/sessions")["sessions/0/listeners"]);
     EXPECT_TRUE(control::telemetry_query("/stentor/capacity").contains("fanout_capacity_pps"));
     control::telemetry_detach(env->cp.get());
+}
+
+// The text format's rules a scraper relies on (promtool is not installed
+// here): each family's HELP then TYPE once, before its samples; every sample
+// of the family just declared; names and quoted labels well formed; no
+// series twice; counters named *_total. Gives family -> {help, type}, the
+// series' values and what broke a rule, line by line.
+struct exposition_view {
+    std::map<std::string, std::pair<std::string, std::string>> families;
+    std::map<std::string, std::string> series;
+    std::vector<std::string> problems;
+};
+
+exposition_view parse_exposition(const std::string& text) {
+    exposition_view v;
+    const std::regex help_re(R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$)");
+    const std::regex type_re(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge)$)");
+    const std::regex sample_re(
+        R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*\})? ([0-9][0-9.e+-]*)$)");
+    std::istringstream in(text);
+    std::string line, family, pending_help;
+    auto problem = [&](const char* what) { v.problems.push_back(std::string(what) + ": " + line); };
+    std::smatch m;
+    while (std::getline(in, line)) {
+        if (std::regex_match(line, m, help_re)) {
+            if (!pending_help.empty()) problem("HELP after a HELP without TYPE");
+            if (v.families.count(m[1])) problem("family declared twice");
+            family = m[1];
+            pending_help = m[2];
+        } else if (std::regex_match(line, m, type_re)) {
+            if (family != m[1] || pending_help.empty()) problem("TYPE without its HELP");
+            if (m[2] == "counter" && !family.ends_with("_total")) problem("counter not named *_total");
+            v.families[family] = {pending_help, m[2]};
+            pending_help.clear();
+        } else if (std::regex_match(line, m, sample_re)) {
+            if (family != m[1] || !pending_help.empty()) problem("sample outside its declared family");
+            if (!v.series.emplace(std::string(m[1]) + std::string(m[2]), m[3]).second) problem("series twice");
+        } else {
+            problem("not a HELP, TYPE or sample line");
+        }
+    }
+    if (!pending_help.empty()) problem("HELP without TYPE at the end");
+    return v;
+}
+
+// The checker itself: it accepts a well-formed exposition and refuses each
+// way of breaking one.
+TEST(exposition, checker_refuses_what_a_scraper_would) {
+    const std::string ok = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1\"} 2\na_total{x=\"q\\\"\"} 3\n";
+    const auto v = parse_exposition(ok);
+    EXPECT_TRUE(v.problems.empty()) << v.problems[0];
+    EXPECT_EQ(1u, v.families.size());
+    EXPECT_EQ("3", v.series.at("a_total{x=\"q\\\"\"}"));
+    for (const char* bad : {
+             "a_total 1\n",                                                    // no family
+             "# HELP a_total A.\na_total 1\n",                                 // HELP without TYPE
+             "# HELP a_total A.\n# TYPE b_total counter\nb_total 1\n",        // TYPE of another
+             "# HELP a A.\n# TYPE a counter\na 1\n",                          // counter without _total
+             "# HELP a_total A.\n# TYPE a_total counter\na_total 1\na_total 2\n",  // series twice
+             "# HELP a_total A.\n# TYPE a_total counter\na_total{x=1} 1\n",   // unquoted label
+             "# HELP a_total A.\n# TYPE a_total counter\n# HELP a_total A.\n# TYPE a_total counter\n",
+             "# HELP a_total A.\n# TYPE a_total counter\nb_total 1\n",        // sample of another family
+         })
+        EXPECT_FALSE(parse_exposition(bad).problems.empty()) << bad;
+}
+
+TEST_F(api_test, metrics_and_telemetry_are_generated_from_the_counter_lists) {
+    auto m = env->call("GET", "/metrics");
+    ASSERT_EQ(200, m.status);
+    const exposition_view x = parse_exposition(m.text);
+    EXPECT_TRUE(x.problems.empty()) << x.problems.size() << " problems, first: " << x.problems[0];
+    // Names already exported stay (append-only): the families of the tree
+    // before they were generated.
+    for (const char* f :
+         {"stentor_admission_capacity_pps", "stentor_admission_planned_pps", "stentor_admission_port_capacity_bps",
+          "stentor_admission_port_planned_bps", "stentor_admission_refusals_total", "stentor_drops_total",
+          "stentor_lcore_busy_ratio", "stentor_lcore_replicas_out_total", "stentor_lcore_rx_pps", "stentor_lcore_tx_bps",
+          "stentor_lcore_tx_pps", "stentor_listeners", "stentor_listeners_shed_total", "stentor_overload_active",
+          "stentor_port_rx_bps", "stentor_port_rx_packets_total", "stentor_port_rx_pps", "stentor_port_tx_bps",
+          "stentor_port_tx_packets_total", "stentor_port_tx_pps", "stentor_replicas_out_total", "stentor_rtp_in_total",
+          "stentor_rx_packets_total", "stentor_sessions", "stentor_shed_events_total", "stentor_speakers",
+          "stentor_tier_misses_total"})
+        EXPECT_EQ(1u, x.families.count(f)) << f;
+    // Every lcore counter of dp_counters.h, summed and per lcore, its HELP
+    // from the list.
+    auto help_has = [&](const std::string& family, const std::string& help) {
+        const auto it = x.families.find(family);
+        if (it == x.families.end()) return ::testing::AssertionFailure() << family << " missing";
+        std::string h = help;
+        h[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(h[0])));
+        if (it->second.first.find(help) == std::string::npos && it->second.first.find(h) == std::string::npos)
+            return ::testing::AssertionFailure() << family << ": HELP \"" << it->second.first << "\" lacks \"" << help << "\"";
+        return ::testing::AssertionSuccess();
+    };
+    size_t scalars = 0;
+    dp::lcore_counters{}.for_each_scalar([&](const char* name, const char* help, uint64_t) {
+        ++scalars;
+        EXPECT_TRUE(help_has(std::string("stentor_") + name + "_total", help));
+        EXPECT_TRUE(help_has(std::string("stentor_lcore_") + name + "_total", help));
+        EXPECT_EQ(1u, x.series.count(std::string("stentor_lcore_") + name + "_total{lcore=\"1\"}")) << name;
+    });
+#define STENTOR_COUNT_(f, h) +1
+    EXPECT_EQ(size_t{0 STENTOR_FOREACH_LCORE_COUNTER(STENTOR_COUNT_)}, scalars);
+    // Every drop reason, with its meaning from the list.
+    for (size_t i = 0; i < dp::nb_drop_reasons; ++i) {
+        const std::string r(dp::drop_reason_names[i]);
+        EXPECT_EQ(1u, x.series.count("stentor_drops_total{reason=\"" + r + "\"}")) << r;
+        EXPECT_EQ(1u, x.series.count("stentor_drop_reason_info{reason=\"" + r + "\",help=\"" +
+                                     std::string(dp::drop_reason_help[i]) + "\"}"))
+            << r;
+    }
+    // The mixer's and the recorder's stats (the README promised them here),
+    // with the values /api/v1/stats shows (both idle: no audio in this test).
+    const json counters = env->get("/api/v1/stats").body["counters"];
+    auto service = [&](const char* prefix, const auto& stats) {
+        size_t n = 0;
+        stats.for_each([&](const char* name, const char* help, uint64_t) {
+            ++n;
+            const std::string family = std::string("stentor_") + prefix + "_" + name + "_total";
+            EXPECT_TRUE(help_has(family, help));
+            ASSERT_EQ(1u, x.series.count(family)) << family;
+            EXPECT_EQ(counters[std::string(prefix) + "/" + name].dump(), x.series.at(family)) << family;
+        });
+        return n;
+    };
+    EXPECT_EQ(size_t{0 STENTOR_FOREACH_MIXER_STAT(STENTOR_COUNT_)}, service("mixer", dp::mixer_stats{}));
+    EXPECT_EQ(size_t{0 STENTOR_FOREACH_RECORDER_STAT(STENTOR_COUNT_)}, service("recorder", control::recorder_stats{}));
+#undef STENTOR_COUNT_
+    // /api/v1/lcores: every lcore counter of the list.
+    const json l = env->get("/api/v1/lcores").body["lcores"][0];
+    dp::lcore_counters{}.for_each_scalar([&](const char* name, const char*, uint64_t) {
+        EXPECT_TRUE(l.contains(name)) << name;
+    });
+    // Telemetry: the same names with their help, from the lists.
+    const json h = control::telemetry_query("/stentor/help");
+    EXPECT_EQ("frame shorter than an Ethernet header", h.value("drop/ingress/eth_runt", ""));
+    EXPECT_EQ("speaker packets taken from the ring", h.value("mixer/packets_in", ""));
+    EXPECT_EQ("bytes of Ogg pages written to disk", h.value("recorder/bytes_written", ""));
+    EXPECT_EQ("accepted speaker packets", h.value("rtp_in", ""));
+    for (auto it = counters.begin(); it != counters.end(); ++it)
+        EXPECT_TRUE(it.key().starts_with("port/") || h.contains(it.key())) << it.key() << " has no help";
 }
 
 TEST_F(api_test, join_rate_limit_answers_429_with_retry_after) {

@@ -69,9 +69,13 @@ TEST(api_parse, session_create) {
             {"id too big", R"({"id":4294967296})", 400, "\"id\" must be an integer"},
             {"id float", R"({"id":1.5})", 400, "\"id\" must be an integer"},
             {"name not a string", R"({"name":5})", 400, "\"name\" must be a string"},
-            {"name too long", "{\"name\":\"" + std::string(129, 'a') + "\"}", 400, "longer than 128"},
-            {"name 128", "{\"name\":\"" + std::string(128, 'a') + "\"}", 0, ""},
+            // Lengths and ranges are the model's rules (check_session), not the parser's.
+            {"name 129", "{\"name\":\"" + std::string(129, 'a') + "\"}", 0, ""},
+            {"frame_ms 7", R"({"frame_ms":7})", 0, ""},
             {"mode not a string", R"({"mode":null})", 400, "\"mode\" must be a string"},
+            {"mode unknown", R"({"mode":"broadcast"})", 400, "mode must be \"forward\" or \"mix\""},
+            {"mode is case-sensitive", R"({"mode":"Mix"})", 400, "mode must be"},
+            {"mode forward", R"({"mode":"forward"})", 0, ""},
             {"udp_port 65536", R"({"udp_port":65536})", 400, "\"udp_port\" must be an integer 0..65535"},
             {"recording not bool", R"({"recording":1})", 400, "\"recording\" must be true or false"},
             {"frame_ms 1001", R"({"frame_ms":1001})", 400, "\"frame_ms\" must be an integer 0..1000"},
@@ -81,7 +85,7 @@ TEST(api_parse, session_create) {
     const auto d = parse_session_create("{}", lim);
     ASSERT_TRUE(d.ok());
     EXPECT_EQ(0u, d.value().id);
-    EXPECT_EQ("forward", d.value().mode);
+    EXPECT_EQ(session_mode::forward, d.value().mode);
     EXPECT_EQ(20u, d.value().frame_ms);
     EXPECT_EQ(256u, d.value().max_bitrate_kbps);
     EXPECT_FALSE(d.value().recording);
@@ -91,7 +95,7 @@ TEST(api_parse, session_create) {
     ASSERT_TRUE(f.ok());
     EXPECT_EQ(7u, f.value().id);
     EXPECT_EQ("n", f.value().name);
-    EXPECT_EQ("mix", f.value().mode);
+    EXPECT_EQ(session_mode::mix, f.value().mode);
     EXPECT_EQ(40002u, f.value().udp_port);
     EXPECT_EQ(10u, f.value().max_listeners);
     EXPECT_TRUE(f.value().recording);
@@ -116,7 +120,7 @@ TEST(api_parse, speaker_add) {
         [](const std::string& b) { return parse_speaker_add(b, lim); });
     const auto s = parse_speaker_add(R"({"ip":"198.18.0.10","port":5004,"ssrc":4294967295})", lim);
     ASSERT_TRUE(s.ok());
-    EXPECT_EQ((speaker_request{ip("198.18.0.10"), 5004, 4294967295u}), s.value());
+    EXPECT_EQ((speaker_spec{ip("198.18.0.10"), 5004, 4294967295u}), s.value());
     EXPECT_FALSE(parse_speaker_add(R"({"ip":"198.18.0.10","port":5004,"ssrc":null})", lim).value().ssrc);
 }
 
@@ -286,6 +290,28 @@ TEST(api_parse, reasons_are_always_utf8) {
     EXPECT_EQ(R"({"error":"not_found","reason":"no resource /)" + r + "\"}", error_body(e.error().code, e.error().reason));
     // Even a raw invalid reason renders (replaced), never throws.
     EXPECT_NO_THROW(error_body("x", "\xff\xfe"));
+}
+
+// The model's error codes are transport-free; this table is the API's whole
+// mapping, with the names its JSON bodies have always carried.
+TEST(api_parse, action_error_codes_to_http) {
+    const struct {
+        error_code code;
+        const char* name;
+        int status;
+    } rows[] = {
+        {error_code::invalid, "invalid", 400},
+        {error_code::not_found, "not_found", 404},
+        {error_code::exists, "exists", 409},
+        {error_code::session_full, "session_full", 409},
+        {error_code::capacity, "capacity", 503},
+        {error_code::rate_limited, "rate_limited", 429},
+    };
+    static_assert(std::size(rows) == nb_error_codes, "a row for every code");
+    for (const auto& r : rows) {
+        EXPECT_EQ(r.name, name_of(r.code));
+        EXPECT_EQ(r.status, http_status_of(r.code)) << r.name;
+    }
 }
 
 }  // namespace

@@ -26,10 +26,7 @@ struct life {
 TEST(churn, every_admitted_listener_gets_every_packet_after_its_ack_and_none_after_leave) {
     ring_port port = make_ring_port("churn0");
     auto p = api_profile(port.name);
-    control::session_config sc;
-    sc.id = 1;
-    sc.udp_port = 40000;
-    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    control::session_config sc = speaker_session();
     sc.frame_ms = 5;   // the speaker policer allows 400 packets/s; the pump sends ~333/s
     for (uint32_t i = 0; i < 4; ++i) sc.listeners.push_back({0xcb007101 + i, 6000, i});
     p.sessions.push_back(sc);

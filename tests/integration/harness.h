@@ -44,6 +44,16 @@ ring_port make_ring_port(const std::string& name, unsigned tx_ring_size = 16384)
 // 40000-40999, one fan-out lcore (or `shards`).
 control::profile base_profile(const std::string& port_name, unsigned shards = 1);
 
+// Session 1 on UDP 40000 with the speaker rtp_frame() sends as by default
+// (speaker_ip:5004, SSRC 1234); tests add listeners and settings.
+inline control::session_config speaker_session() {
+    control::session_config sc;
+    sc.id = 1;
+    sc.udp_port = 40000;
+    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    return sc;
+}
+
 struct frame_spec {
     uint8_t dst_mac[6] = {0x02, 0x53, 0x54, 0x00, 0x00, 0x01};
     uint8_t src_mac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x0a};

@@ -137,7 +137,7 @@ TEST_F(audio_test, mixer_output_is_one_continuous_stream_with_both_speakers) {
     relay r(prof, relay_options{.launch = false, .recording_dir = dir});
     control::session_params sp;
     sp.id = 7;
-    sp.mode = "mix";
+    sp.mode = control::session_mode::mix;
     sp.udp_port = 40000;
     sp.recording = true;
     r.state().session_create(sp);

@@ -119,10 +119,7 @@ private:
 TEST(flood_test, registered_stream_loses_nothing_under_100k_unknown_packets) {
     const ring_port port = make_ring_port("flood0");
     auto prof = base_profile(port.name, 2);
-    control::session_config sc;
-    sc.id = 1;
-    sc.udp_port = 40000;
-    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    control::session_config sc = speaker_session();
     std::vector<listener_t> ls;
     for (uint32_t i = 0; i < 50; ++i) ls.push_back({0xc6120064 + i, static_cast<uint16_t>(6000 + i)});
     for (size_t i = 0; i < ls.size(); ++i) sc.listeners.push_back({ls[i].ip, ls[i].port, static_cast<unsigned>(i % 4)});

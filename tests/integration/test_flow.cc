@@ -35,10 +35,7 @@ TEST(flow_filter, port_range_masks_cover_the_range_exactly) {
 TEST(flow_filter, ring_port_reports_not_supported_and_software_path_filters) {
     const ring_port port = make_ring_port("flow0");
     auto prof = base_profile(port.name);
-    control::session_config sc;
-    sc.id = 1;
-    sc.udp_port = 40000;
-    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    control::session_config sc = speaker_session();
     sc.listeners.push_back({0xc6120064, 6000, 0});
     prof.sessions.push_back(sc);
     control::relay r(prof, control::relay_options{.launch = false});

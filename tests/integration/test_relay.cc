@@ -73,10 +73,7 @@ protected:
 
 TEST_F(relay_test, one_speaker_to_91_listeners_field_by_field) {
     auto prof = base_profile(port.name);
-    control::session_config sc;
-    sc.id = 1;
-    sc.udp_port = 40000;
-    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    control::session_config sc = speaker_session();
     std::vector<listener_t> ls;
     for (uint32_t i = 0; i < 60; ++i) ls.push_back({0xc6120064 + i, static_cast<uint16_t>(6000 + i), 0});   // 198.18.0.100+
     for (uint32_t i = 0; i < 31; ++i) ls.push_back({0xcb007101 + i, static_cast<uint16_t>(7000 + i), 0});   // 203.0.113.1+ via gw
@@ -127,10 +124,7 @@ struct bad_case {
 
 TEST_F(relay_test, malformed_and_unknown_input_produces_no_egress) {
     auto prof = base_profile(port.name);
-    control::session_config sc;
-    sc.id = 1;
-    sc.udp_port = 40000;
-    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    control::session_config sc = speaker_session();
     sc.listeners.push_back({0xc6120064, 6000, 0});
     prof.sessions.push_back(sc);
     relay r(prof, relay_options{.launch = false});
@@ -242,10 +236,7 @@ TEST_F(relay_test, answers_arp_and_ping_for_its_address_only) {
 
 TEST_F(relay_test, live_join_and_leave_take_effect_at_publish) {
     auto prof = base_profile(port.name);
-    control::session_config sc;
-    sc.id = 1;
-    sc.udp_port = 40000;
-    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    control::session_config sc = speaker_session();
     prof.sessions.push_back(sc);
     relay r(prof, relay_options{.launch = false});
     r.state().load_static(prof);
@@ -279,11 +270,8 @@ TEST_F(relay_test, live_join_and_leave_take_effect_at_publish) {
 
 TEST_F(relay_test, shards_and_tiers_every_listener_every_packet) {
     auto prof = base_profile(port.name, 3);
-    control::session_config sc;
-    sc.id = 1;
+    control::session_config sc = speaker_session();
     sc.frame_ms = 5;   // 400 packets/s, 200-packet bucket: the 91-packet burst is in profile
-    sc.udp_port = 40000;
-    sc.speakers.push_back({speaker_ip, 5004, 1234});
     std::vector<listener_t> ls;
     for (uint32_t i = 0; i < 120; ++i) ls.push_back({0xc6120020 + i, static_cast<uint16_t>(6000 + i), i % 4});
     for (const auto& l : ls) sc.listeners.push_back({l.ip, l.port, l.tier});
@@ -315,10 +303,7 @@ TEST_F(relay_test, shards_and_tiers_every_listener_every_packet) {
 
 TEST_F(relay_test, budget_exhaustion_misses_lowest_tier_only_and_counts_add_up) {
     auto prof = base_profile(port.name, 3);
-    control::session_config sc;
-    sc.id = 1;
-    sc.udp_port = 40000;
-    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    control::session_config sc = speaker_session();
     std::vector<listener_t> ls;
     // 30 tier-0 then 30 tier-3: each of the 3 shards gets 10 + 10
     for (uint32_t i = 0; i < 30; ++i) ls.push_back({0xc6120020 + i, 6000, 0});
@@ -422,10 +407,7 @@ TEST(relay_backpressure, full_tx_queue_is_retried_then_dropped_and_counted_witho
     // A TX ring of 64 slots (63 usable) that nobody drains: the NIC is stuck.
     ring_port port = make_ring_port("bp0", 64);
     auto prof = base_profile(port.name);
-    control::session_config sc;
-    sc.id = 1;
-    sc.udp_port = 40000;
-    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    control::session_config sc = speaker_session();
     std::vector<listener_t> ls;
     for (uint32_t i = 0; i < 91; ++i) ls.push_back({0xcb007101 + i, 6000, 0});   // via the gateway
     for (const auto& l : ls) sc.listeners.push_back({l.ip, l.port, l.tier});
@@ -453,10 +435,7 @@ TEST(relay_static_neighbour, pinned_gateway_mac_is_used_never_asked_for_never_ov
     auto prof = base_profile(port.name);
     const mac_t pinned{0x02, 0x00, 0x00, 0x00, 0x00, 0xfe};
     prof.ports[0].gateway_mac = pinned;
-    control::session_config sc;
-    sc.id = 1;
-    sc.udp_port = 40000;
-    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    control::session_config sc = speaker_session();
     sc.listeners.push_back({0xcb007101, 6000, 0});   // 203.0.113.1, via the gateway
     prof.sessions.push_back(sc);
     relay r(prof, relay_options{.launch = false});

@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "config.h"
+#include "state.h"
+#include "stentor/dp_shared.h"
 
 namespace stentor::control {
 namespace {
@@ -205,8 +208,8 @@ TEST(ConfigAccepts, VdevWithArgumentsMatchesByName) {
 }
 
 TEST(ConfigAccepts, OffLinkListenerBehindGateway) {
-    const auto p = parse(k_eal + k_dp + k_port + "gateway = \"198.18.0.254\"\n" + k_api + k_session +
-                         listener("203.0.113.5"));
+    const auto p = parse(k_eal + k_dp + k_port + "gateway = \"198.18.0.254\"\ngateway_learnt = true\n" + k_api +
+                         k_session + listener("203.0.113.5"));
     EXPECT_EQ(p.sessions[0].listeners.size(), 1u);
 }
 
@@ -217,7 +220,7 @@ TEST(ConfigAccepts, InlineArraysOfTables) {
                          "listener = [{ ip = \"198.18.0.21\", port = 5004, tier = 3 },"
                          " { ip = \"198.18.0.21\", port = 5006 }]\n");
     ASSERT_EQ(p.sessions.size(), 1u);
-    EXPECT_EQ(p.sessions[0].mode, "mix");
+    EXPECT_EQ(p.sessions[0].mode, session_mode::mix);
     EXPECT_EQ(p.sessions[0].speakers[0].ssrc, std::optional<uint32_t>(4294967295u));
     EXPECT_EQ(p.sessions[0].listeners.size(), 2u);
     EXPECT_EQ(p.sessions[0].listeners[0].tier, 3u);
@@ -404,6 +407,13 @@ std::vector<error_row> error_rows() {
          "t.toml:11:11: port[0].gateway: 198.18.1.1 is outside the port's subnet 198.18.0.0/24"},
         {"gateway_is_self", k_eal + k_dp + k_port + "gateway = \"198.18.0.1\"\n" + k_api,
          "t.toml:11:11: port[0].gateway: the gateway cannot be the port's own address"},
+        {"gateway_unsaid", k_eal + k_dp + k_port + "gateway = \"198.18.0.254\"\n" + k_api,
+         "t.toml:11:11: port[0].gateway: set gateway_mac (pinned, recommended) or gateway_learnt = true (learnt by ARP, see docs/security.md)"},
+        {"gateway_pinned_and_learnt", k_eal + k_dp + k_port +
+             "gateway = \"198.18.0.254\"\ngateway_mac = \"02:00:00:00:00:fe\"\ngateway_learnt = true\n" + k_api,
+         "t.toml:13:18: port[0].gateway_learnt: the gateway is either pinned (gateway_mac) or learnt, not both"},
+        {"gateway_learnt_alone", k_eal + k_dp + k_port + "gateway_learnt = true\n" + k_api,
+         "t.toml:11:18: port[0].gateway_learnt: set only together with gateway"},
         {"own_is_network", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.0/24\"\n" + k_api,
          "t.toml:10:8: port[0].ipv4: 198.18.0.0 is the network address of 198.18.0.0/24"},
         {"own_is_broadcast", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.255/24\"\n" + k_api,
@@ -428,7 +438,17 @@ std::vector<error_row> error_rows() {
         {"session_id_twice", bs + "[[session]]\nid = 1\nudp_port = 40001\n", "t.toml:17:6: session[1].id: duplicate session id 1"},
         {"session_udp_port_twice", bs + "[[session]]\nid = 2\nudp_port = 40000\n",
          "t.toml:18:12: session[1].udp_port: udp_port 40000 is already used by session[0]"},
-        {"session_max_listeners", bs + "max_listeners = 3000000\n", "t.toml:16:17: session[0].max_listeners: 3000000 is out of range 0..2000000"},
+        {"session_max_listeners", bs + "max_listeners = 3000000\n",
+         "t.toml:16:17: session[0].max_listeners: 3000000 is above limits.max_listeners_per_session 2000000"},
+        {"session_frame_ms", bs + "frame_ms = 7\n",
+         "t.toml:16:12: session[0].frame_ms: 7 is not an Opus frame duration (5, 10, 20, 40, 60, 120)"},
+        {"session_frame_ms_type", bs + "frame_ms = \"20\"\n", "t.toml:16:12: session[0].frame_ms: expected an integer"},
+        {"session_frame_ms_negative", bs + "frame_ms = -20\n", "t.toml:16:12: session[0].frame_ms: -20 is out of range 0.."},
+        {"session_bitrate", bs + "max_bitrate_kbps = 511\n", "t.toml:16:20: session[0].max_bitrate_kbps: 511 is out of range 6..510 (Opus)"},
+        {"session_name_long", bs + "name = \"" + std::string(129, 'n') + "\"\n",
+         "t.toml:16:8: session[0].name: longer than 128 characters"},
+        {"speaker_port_zero", bs + "[[session.speaker]]\nip = \"198.18.0.10\"\nport = 0\n",
+         "t.toml:18:8: session[0].speaker[0].port: 0 is out of range 1..65535"},
         {"too_many_sessions", k_base + "[limits]\nmax_sessions = 1\n" + k_session + "[[session]]\nid = 2\nudp_port = 40001\n",
          "t.toml:18:1: session[1]: more than limits.max_sessions 1 sessions"},
         {"speaker_loopback", bs + "[[session.speaker]]\nip = \"127.0.0.1\"\nport = 5004\n",
@@ -447,10 +467,10 @@ std::vector<error_row> error_rows() {
          "t.toml:16:1: session[0].speaker[0].ssrc: required while ingress.require_ssrc = true"},
         {"ssrc_required_recorded", b + "[ingress]\nrequire_ssrc = false\n" + k_session + "recording = true\n" +
                                        k_speaker_no_ssrc,
-         "t.toml:19:1: session[0].speaker[0].ssrc: required: session 1 is recorded (one recording track per SSRC)"},
+         "t.toml:19:1: session[0].speaker[0].ssrc: required: the session is recorded (one recording track per SSRC)"},
         {"ssrc_required_mixed", b + "[ingress]\nrequire_ssrc = false\n" + k_session + "mode = \"mix\"\n" +
                                     k_speaker_no_ssrc,
-         "t.toml:19:1: session[0].speaker[0].ssrc: required: session 1 is mixed (one decoder per SSRC)"},
+         "t.toml:19:1: session[0].speaker[0].ssrc: required: the session is mixed (one decoder per SSRC)"},
         {"require_ssrc_not_a_boolean", b + "[ingress]\nrequire_ssrc = 0\n",
          "t.toml:14:16: ingress.require_ssrc: expected a boolean (true or false), found an integer"},
         {"listener_broadcast", bs + listener("198.18.0.255"),
@@ -507,6 +527,101 @@ TEST(ConfigErrorShape, EveryMessageStartsWithFileLineCol) {
         EXPECT_GT(sep, pos + 1);  // non-empty setting
     }
 }
+
+// ---------------------------------------------------------------------------
+// One set of rules, two faces: a static [[session]] and the model's actions
+// (what the API calls) refuse the same settings with the same reason; the
+// profile adds file:line:col and the path, the action "<setting>: <reason>".
+
+struct rule_row {
+    std::string name;
+    std::string toml;      // appended to k_base (session 1 on udp 40000 where needed)
+    std::string table;     // the profile names "<table>.<setting>: <reason>"
+    std::function<void(relay_state&)> act;
+    std::string expect;    // "<setting>: <reason>"
+    std::string prefix{};  // the action's own (bulk: "listeners[i]: ")
+};
+
+std::vector<rule_row> rule_rows() {
+    const std::string bs = k_session;
+    const auto session = [](auto set) {
+        return [set](relay_state& st) {
+            session_params sp;
+            set(sp);
+            st.session_create(sp);
+        };
+    };
+    const auto ip = [](const char* s) { return *parse_ipv4(s); };
+    return {
+        {"frame_ms", bs + "frame_ms = 7\n", "session[0]", session([](auto& s) { s.frame_ms = 7; }),
+         "frame_ms: 7 is not an Opus frame duration (5, 10, 20, 40, 60, 120)"},
+        {"bitrate_low", bs + "max_bitrate_kbps = 5\n", "session[0]",
+         session([](auto& s) { s.max_bitrate_kbps = 5; }), "max_bitrate_kbps: 5 is out of range 6..510 (Opus)"},
+        {"udp_port_outside", "[[session]]\nid = 1\nudp_port = 41000\n", "session[0]",
+         session([](auto& s) { s.udp_port = 41000; }), "udp_port: 41000 is outside the ingress range 40000..40999"},
+        {"max_listeners", bs + "max_listeners = 2000001\n", "session[0]",
+         session([](auto& s) { s.max_listeners = 2000001; }),
+         "max_listeners: 2000001 is above limits.max_listeners_per_session 2000000"},
+        {"name_long", bs + "name = \"" + std::string(129, 'n') + "\"\n", "session[0]",
+         session([](auto& s) { s.name = std::string(129, 'n'); }), "name: longer than 128 characters"},
+        {"speaker_loopback", bs + "[[session.speaker]]\nip = \"127.0.0.1\"\nport = 5004\n", "session[0].speaker[0]",
+         [=](relay_state& st) { st.speaker_add(1, ip("127.0.0.1"), 5004, std::nullopt); },
+         "ip: speaker address 127.0.0.1 refused: loopback address (127.0.0.0/8)"},
+        {"speaker_port", bs + "[[session.speaker]]\nip = \"198.18.0.10\"\nport = 70000\n", "session[0].speaker[0]",
+         [=](relay_state& st) { st.speaker_add(1, ip("198.18.0.10"), 70000, std::nullopt); },
+         "port: 70000 is out of range 1..65535"},
+        {"listener_tier", bs + listener("198.18.0.21") + "tier = 4\n", "session[0].listener[0]",
+         [=](relay_state& st) { st.listener_add(1, ip("198.18.0.21"), 5004, 4); }, "tier: 4 is out of range 0..3"},
+        {"listener_port", bs + listener("198.18.0.21", 0), "session[0].listener[0]",
+         [=](relay_state& st) { st.listener_add(1, ip("198.18.0.21"), 0, 0); }, "port: 0 is out of range 1..65535"},
+        {"listener_broadcast", bs + listener("198.18.0.255"), "session[0].listener[0]",
+         [=](relay_state& st) { st.listener_add(1, ip("198.18.0.255"), 5004, 0); },
+         "ip: listener address 198.18.0.255 refused: directed broadcast address of port \"p0\" subnet 198.18.0.0/24"},
+        {"listener_no_route", bs + listener("203.0.113.5"), "session[0].listener[0]",
+         [=](relay_state& st) { st.listener_add(1, ip("203.0.113.5"), 5004, 0); },
+         "ip: 203.0.113.5 is on no port's subnet and no port has a gateway"},
+        {"listener_bulk_item", bs + listener("198.18.0.21") + listener("198.18.0.22") + "tier = 9\n",
+         "session[0].listener[1]",
+         [=](relay_state& st) { st.listener_add_bulk(1, {{ip("198.18.0.21"), 5004, 0}, {ip("198.18.0.22"), 5004, 9}}); },
+         "tier: 9 is out of range 0..3", "listeners[1]: "},
+    };
+}
+
+void PrintTo(const rule_row& row, std::ostream* os) { *os << row.name; }
+
+class SessionRules : public ::testing::TestWithParam<rule_row> {};
+
+TEST_P(SessionRules, ProfileAndActionRefuseAlike) {
+    const auto& row = GetParam();
+    const auto msg = error_of(k_base + row.toml);
+    EXPECT_NE(msg.find(row.table + "." + row.expect), std::string::npos) << "got: " << msg;
+    // The action, on a model built from the same profile without the section.
+    const profile p = parse(k_base + k_session);
+    profile base = p;
+    base.sessions.clear();
+    std::vector<dp::dp_neigh> neigh(64);
+    dp::dp_shared shared;
+    shared.neigh = neigh.data();
+    shared.nb_neigh = static_cast<uint32_t>(neigh.size());
+    relay_state st(base, shared, 1);
+    st.session_create(p.sessions[0]);
+    st.publish();
+    const uint64_t version = st.published_version();
+    try {
+        row.act(st);
+        ADD_FAILURE() << "accepted";
+    } catch (const action_error& e) {
+        EXPECT_EQ("invalid", name_of(e.code));
+        EXPECT_EQ(row.prefix + row.expect, e.what());
+    }
+    st.publish();
+    EXPECT_EQ(version, st.published_version()) << "a refusal changes nothing";
+    EXPECT_EQ(1u, st.sessions().size());
+    EXPECT_EQ(0u, st.nb_listeners());
+}
+
+INSTANTIATE_TEST_SUITE_P(Config, SessionRules, ::testing::ValuesIn(rule_rows()),
+                         [](const ::testing::TestParamInfo<rule_row>& info) { return info.param.name; });
 
 // ---------------------------------------------------------------------------
 // Address helpers

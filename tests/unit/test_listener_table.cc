@@ -170,7 +170,7 @@ TEST(ListenerTable, refusals_change_nothing) {
             t.st->listener_add(id, r.ip, r.port, r.tier);
             ADD_FAILURE() << "accepted " << std::hex << r.ip;
         } catch (const action_error& e) {
-            EXPECT_EQ(r.code, e.code) << std::hex << r.ip << " " << e.what();
+            EXPECT_EQ(r.code, name_of(e.code)) << std::hex << r.ip << " " << e.what();
         }
     }
     EXPECT_THROW(t.st->listener_add(id + 100, 0xc6120011, 5004, 0), action_error);
@@ -191,7 +191,7 @@ TEST(ListenerTable, neighbour_table_is_bounded_and_never_evicts_a_used_entry) {
             t.st->listener_add(id, 0xc6120002 + i, 5004, 0);
             ++added;
         } catch (const action_error& e) {
-            EXPECT_EQ("capacity", e.code);
+            EXPECT_EQ("capacity", name_of(e.code));
         }
     }
     EXPECT_EQ(64u, added);

@@ -73,6 +73,9 @@ inline constexpr std::size_t cache_line = 64;
     _(mixer_ring_full, "egress/mixer_ring_full", "hand-off ring to the mixer full (mixer late)")        \
     _(record_ring_full, "egress/record_ring_full", "hand-off ring to the recorder full (recorder late)") \
     _(stale_session, "egress/stale_session", "queued packet whose session ended or was replaced before fan-out") \
+    _(arp_unsolicited, "ingress/arp_unsolicited", "ARP reply to no request of ours (or for a pinned neighbour): not learnt") \
+    _(arp_late, "ingress/arp_late", "ARP reply after its request's window closed: not learnt") \
+    _(arp_ring_full, "ingress/arp_ring_full", "ARP reply for the ARP-owner lcore dropped: hand-off ring full") \
     /* ingress: RTP plausibility of a registered speaker, before the policer (rtp_track.h) */           \
     _(rtp_seq_jump, "ingress/rtp_seq_jump", "sequence number far from the speaker's stream (guessed, or a restart)") \
     _(rtp_ts_jump, "ingress/rtp_ts_jump", "timestamp implausible for the sequence number and the time elapsed") \
@@ -130,6 +133,14 @@ inline constexpr std::size_t max_ports = 4;
     _(icmp_replies, "ICMP echo replies sent")                                 \
     _(busy_cycles, "TSC cycles in loop iterations that did work")             \
     _(idle_cycles, "TSC cycles in empty polls")                               \
+    _(arp_requests_in, "ARP requests for the relay's addresses received (answered, never learnt from)") \
+    _(neigh_mac_changed, "replies in a request's window offered a known neighbour a different MAC (held until confirmed)") \
+    _(neigh_mac_confirmed, "MAC changes confirmed by a fresh probe and applied")  \
+    _(neigh_mac_kept, "MAC changes refused: the neighbour's current MAC answered the confirming probe") \
+    _(neigh_expired, "neighbours invalidated after unanswered re-probes") \
+    _(stalls, "times the lcore did not run for longer than stall_us (preempted, steal time, page faults)") \
+    _(stall_cycles, "TSC cycles of those stalls: neither busy nor idle") \
+    _(neigh_conflict, "two MACs answered for a next hop being resolved: left unresolved, asked again") \
     _(rtp_resyncs, "speaker streams re-locked onto a new sequence (restart, or back after going quiet)")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the

@@ -32,6 +32,10 @@ struct dp_shared {
     // mixer_ring. nullptr = no consumer: such packets are not queued.
     rte_ring* record_ring = nullptr;
     rte_ring* mixer_ring = nullptr;
+    // ARP replies received by an RX lcore that is not the ARP owner, handed
+    // to the owner (multi-producer, single consumer): neighbour state has
+    // one writer.
+    rte_ring* arp_ring = nullptr;
     rte_ring* shard_rings[max_fanout_shards]{};   // in_ring of each fan-out shard (multi-producer)
     uint32_t nb_shards = 0;
     std::atomic<bool> stop{false};

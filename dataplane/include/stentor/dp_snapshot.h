@@ -152,8 +152,16 @@ struct dp_snapshot {
     uint32_t neigh_key_mask;           // neigh_keys has neigh_key_mask + 1 slots
     uint32_t nb_fanout_shards;
     const dp_flow* flows;
-    const dp_neigh_key* neigh_keys;
+    const dp_neigh_key* neigh_keys;    // every neighbour in the table (replies are matched here)
     dp_session* const* sessions;       // nb_sessions pointers
+    // Neighbours some listener uses now: the ARP owner keeps these resolved
+    // and fresh, and asks for nothing else (a next hop no listener uses any
+    // more is not probed). `neigh_fresh`: allocated since the previous
+    // version, probed first so a join is heard within milliseconds.
+    const uint32_t* neigh_active;
+    const uint32_t* neigh_fresh;
+    uint32_t nb_neigh_active;
+    uint32_t nb_neigh_fresh;
 };
 
 inline const dp_flow* find_flow(const dp_snapshot& s, uint64_t key) noexcept {
@@ -176,19 +184,37 @@ inline int64_t find_neigh(const dp_snapshot& s, uint32_t ip_be) noexcept {
     }
 }
 
-// Neighbour table: written by the data plane (MACs learnt from ARP), entries
-// allocated by the control plane. One 64-bit word per entry so readers see a
-// MAC and its valid bit together.
-struct alignas(16) dp_neigh {
+// Neighbour table. Who writes what (docs/architecture.md, "Shared writes"):
+//  - ip_be, port_id, flags: the control plane, only while the entry is in no
+//    published snapshot (allocated from the free list after the grace period
+//    of its release); immutable while any snapshot references it.
+//  - mac_word: the MAC in use, read by every fan-out lcore. Written by the
+//    control plane before publication (0, or a pinned MAC for a static
+//    neighbour) and afterwards only by the ARP-owner lcore.
+//  - everything else: the ARP-owner lcore only. ARP replies that another RX
+//    lcore receives are handed to it over dp_shared::arp_ring.
+// The control plane reads mac_word (atomically) to know when a join's next
+// hop is resolved. One cache line per entry.
+struct alignas(64) dp_neigh {
     std::atomic<uint64_t> mac_word;    // bit 63 valid, bits 0..47 MAC (wire order in memory bytes 0..5)
     uint32_t ip_be;                    // next-hop address (0 = unused entry)
-    uint16_t port_id;                  // egress port
-    std::atomic<uint16_t> want;        // neigh_want: ARP request pending; neigh_static: pinned MAC, never learnt
+    uint16_t port_id;                  // egress port (index)
+    uint16_t flags;                    // neigh_static: pinned MAC, never asked for, never learnt
+    // ARP owner's state machine (neigh.cc)
+    uint64_t cand_word;                // a different MAC offered by a reply, held until a fresh probe confirms it
+    uint64_t probe_tsc;                // last request sent (0 = never)
+    uint64_t confirmed_tsc;            // last reply that confirmed mac_word
+    uint8_t outstanding;               // a request is out and its reply window open
+    uint8_t saw_current;               // in this window: a reply with mac_word's MAC
+    uint8_t saw_cand;                  // in this window: a reply with cand_word's MAC
+    uint8_t confirming;                // this window's request was sent to confirm cand_word
+    uint8_t unanswered;                // probes in a row without a reply
+    uint8_t resolved_now;              // this window's first reply resolved the entry
+    uint8_t conflict;                  // this window brought two MACs for an unresolved entry
 };
-static_assert(sizeof(dp_neigh) == 16);
+static_assert(sizeof(dp_neigh) == 64);
 
 inline constexpr uint64_t neigh_valid = uint64_t{1} << 63;
-inline constexpr uint16_t neigh_want = 0x0001;
 inline constexpr uint16_t neigh_static = 0x8000;
 
 }  // namespace stentor::dp

@@ -29,6 +29,7 @@ struct worker_config {
     uint64_t deadline_cycles = 0;                 // frame deadline in TSC cycles
     uint64_t drain_cycles = 0;                    // TX buffers flushed at least this often
     uint32_t replica_budget = 0;                  // test knob: max replicas per packet (0 = none)
+    uint32_t arp_reachable_ms = 0;                // confirmed neighbours re-probed after this (0 = 30 s, neigh.h)
     uint32_t slice = 1024;                        // replicas per job before rotating (~18 us at 57 Mpps)
     rte_mempool* pool = nullptr;
     rte_ring* in_ring = nullptr;                  // speaker-packet messages for this fan-out lcore

@@ -1,0 +1,117 @@
+#include "control_plane.h"
+
+#include <algorithm>
+
+#include "telemetry.h"
+
+namespace stentor::control {
+
+using clock_t_ = std::chrono::steady_clock;
+
+control_plane::control_plane(relay& r, const profile& p, control_options o) : _r(r), _p(p), _o(o) {
+    std::vector<uint32_t> speeds;
+    for (const auto& pr : r.ports()) speeds.push_back(pr.speed_mbps);
+    _adm = std::make_unique<admission>(admission_config_from(p, speeds));
+    _ovl = std::make_unique<overload_controller>(r.state(), _adm.get(), o.overload);
+    r.state().set_admission(_adm.get());
+    // Rates read 0 until the first tick has two samples to compare.
+    for (const auto& pc : p.ports) _rates.ports.push_back({pc.name, 0, 0, 0, 0});
+    for (unsigned l : r.worker_lcores()) _rates.lcores.push_back({l, 0, 0, 0, 0});
+}
+
+control_plane::~control_plane() {
+    stop();
+    telemetry_detach(this);
+    _r.state().set_admission(nullptr);
+}
+
+void control_plane::start() {
+    if (!_o.publisher || _thr.joinable()) return;
+    _stop.store(false);
+    _thr = std::thread([this] { run(); });
+}
+
+void control_plane::stop() {
+    _stop.store(true);
+    if (_thr.joinable()) _thr.join();
+}
+
+void control_plane::run() {
+    auto next_tick = clock_t_::now() + _o.tick;
+    while (!_stop.load(std::memory_order_relaxed)) {
+        auto now = clock_t_::now();
+        if (now >= next_tick) {
+            tick(now);
+            next_tick += _o.tick;
+            if (next_tick < now) next_tick = now + _o.tick;
+        }
+        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now) +
+                          std::chrono::milliseconds(1);
+        if (state().wait_pending(std::min<std::chrono::milliseconds>(wait, std::chrono::milliseconds(100)))) {
+            state().publish();
+            _publishes.fetch_add(1, std::memory_order_relaxed);
+            // Batch window: whatever arrives in the next moment rides the next
+            // publish together instead of one publish per request.
+            std::this_thread::sleep_for(_o.min_publish_gap);
+        }
+    }
+}
+
+void control_plane::commit() {
+    const uint64_t mark = state().change_mark();
+    if (!_thr.joinable()) {
+        state().publish();
+        _publishes.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    state().wait_published(mark, std::chrono::seconds(10));
+}
+
+void control_plane::tick(clock_t_::time_point now) {
+    const auto total = _r.totals();
+    const auto per = _r.per_lcore();
+    const auto ids = _r.worker_lcores();
+    std::vector<std::pair<uint64_t, uint64_t>> bytes;
+    for (const auto& pc : _p.ports) {
+        uint64_t ib = 0, ob = 0;
+        for (const auto& [k, v] : _r.port_counters()) {
+            if (k == "port/" + pc.name + "/ibytes") ib = v;
+            if (k == "port/" + pc.name + "/obytes") ob = v;
+        }
+        bytes.emplace_back(ib, ob);
+    }
+    if (_have_prev) {
+        _ovl->tick(sample_delta(_prev_total, total), now);
+        const double dt = std::max(1e-6, std::chrono::duration<double>(now - _prev_at).count());
+        rate_view rv;
+        rv.interval_s = dt;
+        auto rate = [dt](uint64_t a, uint64_t b) { return a >= b ? static_cast<double>(a - b) / dt : 0.0; };
+        for (size_t i = 0; i < _p.ports.size() && i < dp::max_ports; ++i)
+            rv.ports.push_back({_p.ports[i].name, rate(total.port_rx[i], _prev_total.port_rx[i]),
+                                rate(total.port_tx[i], _prev_total.port_tx[i]),
+                                8 * rate(bytes[i].first, _prev_port_bytes[i].first),
+                                8 * rate(bytes[i].second, _prev_port_bytes[i].second)});
+        for (size_t i = 0; i < per.size() && i < _prev_lcore.size(); ++i) {
+            const auto& c = per[i];
+            const auto& q = _prev_lcore[i];
+            const double cyc = static_cast<double>((c.busy_cycles - q.busy_cycles) + (c.idle_cycles - q.idle_cycles));
+            rv.lcores.push_back({ids[i], rate(c.rx_packets, q.rx_packets), rate(c.replicas_out, q.replicas_out),
+                                 8 * rate(c.tx_bytes, q.tx_bytes),
+                                 cyc > 0 ? static_cast<double>(c.busy_cycles - q.busy_cycles) / cyc : 0.0});
+        }
+        std::lock_guard g(_rates_mu);
+        _rates = std::move(rv);
+    }
+    _prev_total = total;
+    _prev_lcore = per;
+    _prev_port_bytes = bytes;
+    _prev_at = now;
+    _have_prev = true;
+}
+
+rate_view control_plane::rates() const {
+    std::lock_guard g(_rates_mu);
+    return _rates;
+}
+
+}  // namespace stentor::control

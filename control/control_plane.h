@@ -1,0 +1,99 @@
+// The control plane around a running relay: admission, the overload
+// controller, counter rates and the publisher. No transport here: the HTTP
+// API (api.h), /metrics (metrics.h) and telemetry (telemetry.h) are faces
+// that read it.
+//
+// Publishing: actions change the model under the state mutex and return; a
+// publisher thread wakes as soon as something is pending and publishes it
+// (build, swap, RCU grace period) so that everything that arrived meanwhile
+// rides the same publish (group commit). A write is acknowledged once the
+// publish covering it has passed its grace period: acknowledged means
+// forwarding. Every 100 ms the same thread runs the overload controller and
+// samples counter rates.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "admission.h"
+#include "config.h"
+#include "overload.h"
+#include "relay.h"
+#include "stentor/dp_counters.h"
+
+namespace stentor::control {
+
+struct rate_view {
+    struct port {
+        std::string name;
+        double rx_pps, tx_pps, rx_bps, tx_bps;
+    };
+    struct lcore {
+        unsigned lcore_id;
+        double rx_pps, tx_pps, tx_bps, busy_ratio;
+    };
+    double interval_s = 0;
+    std::vector<port> ports;
+    std::vector<lcore> lcores;
+};
+
+struct control_options {
+    bool publisher = true;                              // run the publisher/tick thread
+    std::chrono::milliseconds tick{100};                // overload controller and rates
+    std::chrono::microseconds min_publish_gap{500};     // batch window between publishes
+    overload_options overload{};
+};
+
+class control_plane {
+public:
+    control_plane(relay& r, const profile& p, control_options o = {});
+    ~control_plane();
+    control_plane(const control_plane&) = delete;
+    control_plane& operator=(const control_plane&) = delete;
+
+    void start();
+    void stop();
+
+    // Wait until the changes made so far are published (acknowledge = forwarding).
+    // With no publisher thread (tests on launch=false relays) publishes inline.
+    void commit();
+    // One controller tick from the relay's counters (the thread calls it
+    // every `tick`; tests may call it themselves).
+    void tick(std::chrono::steady_clock::time_point now);
+
+    relay& rel() { return _r; }
+    relay_state& state() { return _r.state(); }
+    admission& adm() { return *_adm; }
+    overload_controller& overload() { return *_ovl; }
+    const profile& prof() const { return _p; }
+    rate_view rates() const;
+    dp::lcore_counters totals() const { return _r.totals(); }
+    uint64_t publishes() const { return _publishes.load(); }
+
+private:
+    void run();
+
+    relay& _r;
+    profile _p;
+    control_options _o;
+    std::unique_ptr<admission> _adm;
+    std::unique_ptr<overload_controller> _ovl;
+    std::thread _thr;
+    std::atomic<bool> _stop{false};
+    std::atomic<uint64_t> _publishes{0};
+    mutable std::mutex _rates_mu;
+    rate_view _rates;
+    dp::lcore_counters _prev_total{};
+    std::vector<dp::lcore_counters> _prev_lcore;
+    std::vector<std::pair<uint64_t, uint64_t>> _prev_port_bytes;   // ibytes, obytes
+    std::chrono::steady_clock::time_point _prev_at{};
+    bool _have_prev = false;
+};
+
+}  // namespace stentor::control

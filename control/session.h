@@ -1,0 +1,57 @@
+// What a session, a speaker and a listener are, as every face gives them:
+// the API's POST bodies (api_parse), a static [[session]] of the profile
+// (config) and the model (relay_state) all speak these; the rules they must
+// meet are one set too (check_session & co. in config.h).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace stentor::control {
+
+// forward: speakers' packets go to every listener as they are; mix: the
+// mixer decodes the speakers and listeners get one mixed stream.
+enum class session_mode : uint8_t { forward, mix };
+
+// The names the API and the profile parse and print.
+inline constexpr std::array<std::string_view, 2> session_mode_names = {"forward", "mix"};
+
+constexpr std::string_view name_of(session_mode m) noexcept {
+    return session_mode_names[static_cast<std::size_t>(m)];
+}
+
+constexpr std::optional<session_mode> parse_session_mode(std::string_view s) noexcept {
+    for (std::size_t i = 0; i < session_mode_names.size(); ++i)
+        if (s == session_mode_names[i]) return static_cast<session_mode>(i);
+    return std::nullopt;
+}
+
+struct session_params {
+    uint32_t id = 0;                 // 0 = allocate
+    std::string name;                // empty = "session-<id>"
+    session_mode mode = session_mode::forward;
+    unsigned udp_port = 0;           // 0 = allocate from the ingress range
+    unsigned max_listeners = 0;      // 0 = limits.max_listeners_per_session
+    bool recording = false;
+    unsigned frame_ms = 20;          // codec frame duration: stream rate = 1000/frame_ms packets/s
+    unsigned max_bitrate_kbps = 256; // highest codec bitrate a speaker may send (policer)
+};
+
+struct speaker_spec {
+    uint32_t ip = 0;                 // host order
+    unsigned port = 0;               // the speaker's source UDP port
+    std::optional<uint32_t> ssrc;    // when set, other SSRCs are dropped
+    bool operator==(const speaker_spec&) const = default;
+};
+
+struct listener_spec {
+    uint32_t ip = 0;                 // host order
+    unsigned port = 0;
+    unsigned tier = 0;               // 0 is the highest priority
+    bool operator==(const listener_spec&) const = default;
+};
+
+}  // namespace stentor::control
