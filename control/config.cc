@@ -777,15 +777,7 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
             if (const auto* n = sr.find("ssrc"))
                 spk.ssrc = static_cast<uint32_t>(read_int(c, *n, sr.key_path("ssrc"), 0, u32_max));
             checked(sr, check_speaker(spk, p));
-            if (!spk.ssrc && (s.recording || s.mode == session_mode::mix))
-                c.fail(st.source(), sr.key_path("ssrc"),
-                       fmt::format("required: session {} is {} (one {} per SSRC)", s.id,
-                                   s.mode == session_mode::mix ? "mixed" : "recorded",
-                                   s.mode == session_mode::mix ? "decoder" : "recording track"));
-            else if (!spk.ssrc && p.ingress.require_ssrc)
-                c.fail(st.source(), sr.key_path("ssrc"),
-                       "required while ingress.require_ssrc = true (without one, anyone who knows the "
-                       "speaker's address and port can speak)");
+            checked(sr, check_speaker_ssrc(spk, s, p));
             for (const auto& o : s.speakers)
                 if (o.ip == spk.ip && o.port == spk.port)
                     c.fail(st.source(), sp, fmt::format("duplicate speaker {}:{}", format_ipv4(spk.ip), spk.port));
@@ -897,6 +889,21 @@ std::optional<setting_error> check_peer(std::string_view role, uint32_t ip, unsi
 
 std::optional<setting_error> check_speaker(const speaker_spec& s, const profile& p) {
     return check_peer("speaker", s.ip, s.port, p);
+}
+
+std::optional<setting_error> check_speaker_ssrc(const speaker_spec& s, const session_params& session,
+                                                const profile& p) {
+    if (s.ssrc) return std::nullopt;
+    // A recorder track and a mixer decoder exist per SSRC: a speaker without
+    // one could make the relay open them without bound (issue 10 item 2).
+    if (session.mode == session_mode::mix)
+        return setting_error{"ssrc", "required: the session is mixed (one decoder per SSRC)"};
+    if (session.recording)
+        return setting_error{"ssrc", "required: the session is recorded (one recording track per SSRC)"};
+    if (p.ingress.require_ssrc)
+        return setting_error{"ssrc", "required while ingress.require_ssrc = true (without one, anyone who knows "
+                                     "the speaker's address and port can speak)"};
+    return std::nullopt;
 }
 
 std::optional<setting_error> check_listener(const listener_spec& l, const profile& p) {

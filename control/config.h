@@ -137,6 +137,10 @@ struct setting_error {
 };
 std::optional<setting_error> check_session(const session_params& s, const profile& p);
 std::optional<setting_error> check_speaker(const speaker_spec& s, const profile& p);
+// The SSRC rule needs the session too: mandatory unless ingress.require_ssrc
+// is false, and always for recorded or mixed sessions (issue 10 items 2, 4).
+std::optional<setting_error> check_speaker_ssrc(const speaker_spec& s, const session_params& session,
+                                                const profile& p);
 std::optional<setting_error> check_listener(const listener_spec& l, const profile& p);
 
 }  // namespace stentor::control

@@ -566,14 +566,7 @@ void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, s
             if (sp.ip == ip && sp.port == port && o->udp_port == s.udp_port)
                 throw action_error(error_code::exists, "speaker " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
     }
-    // Without an SSRC anyone who knows the address and port can speak, and a
-    // recorder or mixer would open a track or a decoder per invented SSRC.
-    if (!ssrc && (s.recording || s.mode == session_mode::mix))
-        throw action_error(error_code::invalid,
-                           "ssrc is required: session " + std::to_string(session_id) + " is " +
-                               (s.mode == session_mode::mix ? "mixed (one decoder per SSRC)" : "recorded (one track per SSRC)"));
-    if (!ssrc && im.prof.ingress.require_ssrc)
-        throw action_error(error_code::invalid, "ssrc is required (ingress.require_ssrc = true)");
+    if (auto e = check_speaker_ssrc({ip, port, ssrc}, s, im.prof)) throw invalid(*e);
     if (total >= im.prof.limits.max_speakers)
         throw action_error(error_code::capacity, "speaker table full (limits.max_speakers)");
     if (im.speaker_free.empty())

@@ -155,13 +155,13 @@ TEST_F(api_test, speaker_ssrc_is_mandatory_unless_the_profile_relaxes_it_for_pla
     const json recorded = {{"recording", true}};
     const json mixed = {{"mode", "mix"}};
     const std::vector<ssrc_row> rows = {
-        {"default profile, forward, no ssrc", true, forward, no_ssrc, 400, "ssrc is required (ingress.require_ssrc = true)"},
-        {"default profile, forward, ssrc null", true, forward, null_ssrc, 400, "ssrc is required"},
-        {"default profile, recorded, no ssrc", true, recorded, no_ssrc, 400, "is recorded (one track per SSRC)"},
+        {"default profile, forward, no ssrc", true, forward, no_ssrc, 400, "ssrc: required while ingress.require_ssrc = true"},
+        {"default profile, forward, ssrc null", true, forward, null_ssrc, 400, "ssrc: required"},
+        {"default profile, recorded, no ssrc", true, recorded, no_ssrc, 400, "ssrc: required: the session is recorded (one recording track per SSRC)"},
         {"default profile, forward, with ssrc", true, forward, with_ssrc, 201, ""},
         {"require_ssrc = false, forward, no ssrc", false, forward, no_ssrc, 201, ""},
-        {"require_ssrc = false, recorded, no ssrc", false, recorded, no_ssrc, 400, "is recorded (one track per SSRC)"},
-        {"require_ssrc = false, mixed, no ssrc", false, mixed, null_ssrc, 400, "is mixed (one decoder per SSRC)"},
+        {"require_ssrc = false, recorded, no ssrc", false, recorded, no_ssrc, 400, "ssrc: required: the session is recorded"},
+        {"require_ssrc = false, mixed, no ssrc", false, mixed, null_ssrc, 400, "ssrc: required: the session is mixed (one decoder per SSRC)"},
         {"require_ssrc = false, mixed, with ssrc", false, mixed, with_ssrc, 201, ""},
     };
     for (const auto& row : rows) {

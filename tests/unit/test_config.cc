@@ -467,10 +467,10 @@ std::vector<error_row> error_rows() {
          "t.toml:16:1: session[0].speaker[0].ssrc: required while ingress.require_ssrc = true"},
         {"ssrc_required_recorded", b + "[ingress]\nrequire_ssrc = false\n" + k_session + "recording = true\n" +
                                        k_speaker_no_ssrc,
-         "t.toml:19:1: session[0].speaker[0].ssrc: required: session 1 is recorded (one recording track per SSRC)"},
+         "t.toml:19:1: session[0].speaker[0].ssrc: required: the session is recorded (one recording track per SSRC)"},
         {"ssrc_required_mixed", b + "[ingress]\nrequire_ssrc = false\n" + k_session + "mode = \"mix\"\n" +
                                     k_speaker_no_ssrc,
-         "t.toml:19:1: session[0].speaker[0].ssrc: required: session 1 is mixed (one decoder per SSRC)"},
+         "t.toml:19:1: session[0].speaker[0].ssrc: required: the session is mixed (one decoder per SSRC)"},
         {"require_ssrc_not_a_boolean", b + "[ingress]\nrequire_ssrc = 0\n",
          "t.toml:14:16: ingress.require_ssrc: expected a boolean (true or false), found an integer"},
         {"listener_broadcast", bs + listener("198.18.0.255"),
