@@ -33,8 +33,8 @@
 #include <rte_ring.h>
 
 #include "drivers.h"
-#include "mixer.h"
-#include "recorder.h"
+#include "stentor/services/mixer.h"
+#include "stentor/services/recorder.h"
 #include "stentor/dp_shared.h"
 #include "stentor/dp_worker.h"
 

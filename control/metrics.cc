@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "control_plane.h"
-#include "mixer.h"
-#include "recorder.h"
+#include "stentor/services/mixer.h"
+#include "stentor/services/recorder.h"
 #include "stats.h"
 
 namespace stentor::control {

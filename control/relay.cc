@@ -21,7 +21,7 @@
 
 #include "drivers.h"
 #include "flow.h"
-#include "mixer.h"
+#include "stentor/services/mixer.h"
 #include "stentor/dp_shared.h"
 #include "stentor/dp_worker.h"
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "config.h"
-#include "recorder.h"
+#include "stentor/services/recorder.h"
 #include "state.h"
 #include "stats.h"
 

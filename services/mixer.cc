@@ -1,4 +1,4 @@
-#include "mixer.h"
+#include "stentor/services/mixer.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "recorder.h"
+#include "stentor/services/recorder.h"
 
 #include <fcntl.h>
 #include <sys/resource.h>

@@ -12,8 +12,8 @@
 #include "control_plane.h"
 #include "fixture.h"
 #include "metrics.h"
-#include "mixer.h"
-#include "recorder.h"
+#include "stentor/services/mixer.h"
+#include "stentor/services/recorder.h"
 #include "telemetry.h"
 
 namespace stentor::test {

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "audio_util.h"
-#include "recorder.h"
+#include "stentor/services/recorder.h"
 
 namespace stentor::test {
 namespace {
