@@ -125,14 +125,14 @@ mix_result bench_mixer(rte_mempool* pool, unsigned n, const std::vector<std::vec
     dp::dp_shared sh;
     sh.snapshot.store(&fs.snap);
     rte_ring* ring = rte_ring_create(("bench_mix" + std::to_string(n)).c_str(), 4096, 0, RING_F_SC_DEQ);
-    dp::mixer_config mc;
+    svc::mixer_config mc;
     mc.pool = pool;
     mc.shared = &sh;
     mc.in_ring = ring;
     std::vector<double> per_tick;
     uint64_t frames = 0, late = 0, plc = 0;
     {
-        dp::mixer mx(mc);
+        svc::mixer mx(mc);
         const uint64_t period = 20000000;
         uint64_t now = 1000000000;
         const unsigned warm = 10, measured = 250;
@@ -173,11 +173,11 @@ rec_result bench_recorder(rte_mempool* pool, unsigned k, double seconds, const s
     sh.record_ring = ring;
     char tmpl[] = "/tmp/stentor-bench-rec-XXXXXX";
     const std::string dir = mkdtemp(tmpl);
-    control::recorder_options ro;
+    svc::recorder_options ro;
     ro.dir = dir;
     rec_result res{k, 0, 0, 0, 0, 0};
     {
-        control::recorder rec(ro, sh, ring);
+        svc::recorder rec(ro, sh, ring);
         rec.set_threaded(true);
         std::atomic<bool> stop{false};
         // The recorder thread exactly as the relay runs it: poll, and sleep

@@ -198,8 +198,8 @@ json counter_help_json() {
     const auto services = [&](const char* prefix, const auto& stats) {
         stats.for_each([&](const char* name, const char* help, uint64_t) { h[std::string(prefix) + "/" + name] = help; });
     };
-    services("mixer", dp::mixer_stats{});
-    services("recorder", recorder_stats{});
+    services("mixer", svc::mixer_stats{});
+    services("recorder", svc::recorder_stats{});
     return h;
 }
 

@@ -45,8 +45,8 @@ struct relay::impl {
     bool stopped = false;
 
     // Service threads (mixer, recorder): plain threads off the fan-out cores.
-    std::unique_ptr<dp::mixer> mixer;
-    std::unique_ptr<recorder> rec;
+    std::unique_ptr<svc::mixer> mixer;
+    std::unique_ptr<svc::recorder> rec;
     std::thread mixer_thread;
     std::thread recorder_thread;
     std::atomic<bool> mixer_stop{false};
@@ -263,14 +263,14 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         im.rings.push_back(rr);
         im.shared.mixer_ring = mr;
         im.shared.record_ring = rr;
-        dp::mixer_config mc;
+        svc::mixer_config mc;
         mc.pool = im.pool;
         mc.shared = &im.shared;
         mc.in_ring = mr;
-        im.mixer = std::make_unique<dp::mixer>(mc);
-        recorder_options ro;
+        im.mixer = std::make_unique<svc::mixer>(mc);
+        svc::recorder_options ro;
         ro.dir = o.recording_dir.empty() ? p.recording.dir : o.recording_dir;
-        im.rec = std::make_unique<recorder>(ro, im.shared, rr);
+        im.rec = std::make_unique<svc::recorder>(ro, im.shared, rr);
     }
     im.policers = static_cast<dp::dp_policer*>(
         rte_zmalloc("stentor_policers", sizeof(dp::dp_policer) * p.limits.max_speakers, RTE_CACHE_LINE_SIZE));
@@ -367,7 +367,7 @@ unsigned relay::poll_services(uint64_t now_ns) {
 
 std::vector<recording_info> relay::recordings() const { return _impl->rec->recordings(); }
 std::optional<recording_info> relay::recording(uint32_t session_id) const { return _impl->rec->recording(session_id); }
-dp::mixer_stats relay::mix_stats() const { return _impl->mixer->stats().snapshot(); }
+svc::mixer_stats relay::mix_stats() const { return _impl->mixer->stats().snapshot(); }
 recorder_stats relay::rec_stats() const { return _impl->rec->stats(); }
 
 unsigned relay::poll() {

@@ -15,11 +15,18 @@
 
 struct rte_mempool;
 
-namespace stentor::dp {
+namespace stentor::svc {
 struct mixer_stats;
 }
 
 namespace stentor::control {
+
+// What the services report, as the control plane's faces (API, CLI,
+// metrics) name them.
+using svc::recorder_stats;
+using svc::recording_info;
+using svc::recording_track;
+using svc::track_stats;
 
 struct relay_options {
     bool launch = true;                 // run workers on their lcores (else: poll())
@@ -71,7 +78,7 @@ public:
     // as their session has ended (the session observer waits for the close).
     std::vector<recording_info> recordings() const;
     std::optional<recording_info> recording(uint32_t session_id) const;
-    dp::mixer_stats mix_stats() const;
+    svc::mixer_stats mix_stats() const;
     recorder_stats rec_stats() const;
 
     // Install (or re-install, when the speaker set changed) the rte_flow

@@ -11,7 +11,7 @@
 
 #include "stentor/dp_shared.h"
 
-namespace stentor::dp {
+namespace stentor::svc {
 namespace {
 
 constexpr int sample_rate = 48000;
@@ -184,14 +184,14 @@ uint64_t mixer::next_deadline_ns() const noexcept {
 
 void mixer::take(rte_mbuf* m, uint64_t now_ns) {
     ++_stats.packets_in;
-    const uint32_t idx = message_session(m);
-    const dp_snapshot* snap = _snap;
-    const dp_session* ds = snap != nullptr ? message_session_of(*snap, m) : nullptr;
+    const uint32_t idx = dp::message_session(m);
+    const dp::dp_snapshot* snap = _snap;
+    const dp::dp_session* ds = snap != nullptr ? dp::message_session_of(*snap, m) : nullptr;
     if (ds == nullptr) {
         ++_stats.stale;
         return;
     }
-    if (ds->mode != session_mode_mix) {
+    if (ds->mode != dp::session_mode_mix) {
         ++_stats.not_mix;
         return;
     }
@@ -225,7 +225,7 @@ void mixer::take(rte_mbuf* m, uint64_t now_ns) {
         std::random_device rd;
         s->seq = static_cast<uint16_t>(rd());
         s->ts_base = rd();
-        s->ssrc = mix_ssrc(ds->id);
+        s->ssrc = dp::mix_ssrc(ds->id);
         s->next_deadline_ns = now_ns + s->frame_ns;
         s->mix.assign(size_t{s->frame_samples} * _cfg.channels, 0.0f);
         sp_ref = std::move(s);
@@ -420,7 +420,7 @@ void mixer::tick(session& s, uint64_t now_ns) {
     if (target < 1.0f) ++_stats.limited_frames;
     s.gain = g1;
 
-    const dp_snapshot* snap = _snap;
+    const dp::dp_snapshot* snap = _snap;
     if (snap == nullptr || s.index >= snap->nb_sessions || snap->sessions[s.index]->generation != s.generation) return;
     rte_mbuf* m = rte_pktmbuf_alloc(_cfg.pool);
     if (m == nullptr) {
@@ -443,14 +443,14 @@ void mixer::tick(session& s, uint64_t now_ns) {
     d[0] = 0x80;
     // Marker on the first packet of a talkspurt (RFC 3551): after a period
     // with no speaker the timestamp jumps with the clock.
-    d[1] = static_cast<uint8_t>((s.talking ? 0 : 0x80) | mix_payload_type);
+    d[1] = static_cast<uint8_t>((s.talking ? 0 : 0x80) | dp::mix_payload_type);
     wr16(d + 2, s.seq++);
     wr32(d + 4, s.ts_base + static_cast<uint32_t>(tick_no * s.frame_samples));
     wr32(d + 8, s.ssrc);
     s.talking = true;
-    set_message_session(m, s.index, s.generation);
+    dp::set_message_session(m, s.index, s.generation);
     const bool record = snap->sessions[s.index]->record != 0;
-    if (!publish_message(*_cfg.shared, *snap, m, record, &_counters)) ++_stats.publish_failed;
+    if (!dp::publish_message(*_cfg.shared, *snap, m, record, &_counters)) ++_stats.publish_failed;
     ++_stats.frames_out;
 }
 
@@ -469,10 +469,10 @@ unsigned mixer::poll(uint64_t now_ns) {
     }
     for (auto it = _sessions.begin(); it != _sessions.end();) {
         session& s = *it->second;
-        const dp_snapshot* snap = _snap;
+        const dp::dp_snapshot* snap = _snap;
         // Ended or replaced: drop its state (decoders, encoder) at once.
         if (snap == nullptr || s.index >= snap->nb_sessions || snap->sessions[s.index]->generation != s.generation ||
-            snap->sessions[s.index]->mode != session_mode_mix) {
+            snap->sessions[s.index]->mode != dp::session_mode_mix) {
             it = _sessions.erase(it);
             continue;
         }
@@ -497,4 +497,4 @@ unsigned mixer::poll(uint64_t now_ns) {
     return work;
 }
 
-}  // namespace stentor::dp
+}  // namespace stentor::svc

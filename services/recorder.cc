@@ -20,7 +20,7 @@
 
 #include "stentor/dp_shared.h"
 
-namespace stentor::control {
+namespace stentor::svc {
 
 // ================================================================ ogg_opus_track
 
@@ -760,4 +760,4 @@ recorder_stats recorder::stats() const {
     return _impl->st;
 }
 
-}  // namespace stentor::control
+}  // namespace stentor::svc

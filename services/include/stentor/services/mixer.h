@@ -50,11 +50,11 @@
 #include "stentor/dp_shared.h"
 #include "stentor/dp_snapshot.h"
 
-namespace stentor::dp {
+namespace stentor::svc {
 
 struct mixer_config {
     rte_mempool* pool = nullptr;       // mbufs of the mixed packets
-    dp_shared* shared = nullptr;       // snapshot, shard rings, record ring
+    dp::dp_shared* shared = nullptr;       // snapshot, shard rings, record ring
     rte_ring* in_ring = nullptr;       // speaker-packet messages of mix sessions
     unsigned channels = 2;             // decode, mix and encode channels (1 or 2), 48 kHz
     unsigned bitrate = 64000;          // encoder bitrate, bit/s
@@ -88,7 +88,7 @@ struct mixer_config {
     _(limited_frames, "frames where the limiter reduced the gain") \
     _(stale, "message whose session ended or was replaced while it was queued")
 
-struct alignas(cache_line) mixer_stats {
+struct alignas(dp::cache_line) mixer_stats {
     STENTOR_STAT_FIELDS(STENTOR_FOREACH_MIXER_STAT, mixer_stats)
 };
 
@@ -113,7 +113,7 @@ public:
     uint64_t next_deadline_ns() const noexcept;
 
     const mixer_stats& stats() const noexcept { return _stats; }
-    const lcore_counters& counters() const noexcept { return _counters; }
+    const dp::lcore_counters& counters() const noexcept { return _counters; }
     unsigned nb_sessions() const noexcept;
     unsigned nb_speakers() const noexcept;
 
@@ -125,12 +125,12 @@ private:
     unsigned frame_ms_of(uint32_t id);
 
     mixer_config _cfg;
-    const dp_snapshot* _snap = nullptr;   // loaded once per poll()
+    const dp::dp_snapshot* _snap = nullptr;   // loaded once per poll()
     mixer_stats _stats{};
-    lcore_counters _counters{};        // publish_message's ring_full drops
+    dp::lcore_counters _counters{};        // publish_message's drops (which ring was full)
     std::unordered_map<uint32_t, std::unique_ptr<session>> _sessions;   // by session index
     std::mutex _frame_mu;
     std::unordered_map<uint32_t, unsigned> _frame_ms;                   // by session id
 };
 
-}  // namespace stentor::dp
+}  // namespace stentor::svc

@@ -3,7 +3,7 @@
 // hand speaker-packet messages to dp_shared::record_ring; the recorder thread
 // turns them into Ogg pages (libogg) and writes the pages with io_uring. The
 // data plane never waits for it: a full ring drops the message (counted as
-// drop/egress/ring_full by the lcore that tried) and the track shows the gap
+// drop/egress/record_ring_full by the lcore that tried) and the track shows the gap
 // as lost packets.
 //
 // File layout: one Ogg Opus file per track, one track per speaker SSRC
@@ -41,7 +41,7 @@ namespace stentor::dp {
 struct dp_shared;
 }
 
-namespace stentor::control {
+namespace stentor::svc {
 
 // ---------------------------------------------------------------- one stream
 
@@ -189,4 +189,4 @@ private:
     std::unique_ptr<impl> _impl;
 };
 
-}  // namespace stentor::control
+}  // namespace stentor::svc
