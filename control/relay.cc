@@ -21,9 +21,10 @@
 
 #include "drivers.h"
 #include "flow.h"
-#include "stentor/services/mixer.h"
 #include "stentor/dp_shared.h"
 #include "stentor/dp_worker.h"
+#include "stentor/services/clock.h"
+#include "stentor/services/mixer.h"
 
 namespace stentor::control {
 
@@ -92,12 +93,6 @@ std::string mac_str(const rte_ether_addr& m) {
     std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", m.addr_bytes[0], m.addr_bytes[1],
                   m.addr_bytes[2], m.addr_bytes[3], m.addr_bytes[4], m.addr_bytes[5]);
     return b;
-}
-
-uint64_t mono_ns() {
-    timespec t{};
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
 }
 
 void sleep_until_ns(uint64_t t) {
@@ -329,7 +324,7 @@ void relay::start() {
         im.rec->set_threaded(true);
         im.mixer_thread = std::thread([&im] {
             service_loop(im.rcu, im.rcu_mixer_id, im.mixer_stop, [&im] {
-                const uint64_t now = mono_ns();
+                const uint64_t now = svc::mono_ns();
                 im.mixer->poll(now);
                 // Wake for the next frame deadline, and at least every 5 ms
                 // to take speaker packets of sessions not yet ticking.
@@ -339,7 +334,7 @@ void relay::start() {
         pin_service(im.mixer_thread, im.prof, 0);
         im.recorder_thread = std::thread([&im] {
             service_loop(im.rcu, im.rcu_recorder_id, im.recorder_stop, [&im] {
-                const uint64_t now = mono_ns();
+                const uint64_t now = svc::mono_ns();
                 // Busy: come back at once; idle: 2 ms (the ring holds 8192).
                 return im.rec->poll() > 0 ? now : now + 2000000;
             });

@@ -9,7 +9,10 @@
 
 #include <opus/opus.h>
 
+#include "messages.h"
 #include "stentor/dp_shared.h"
+#include "stentor/rtp.h"
+#include "stentor/wire.h"
 
 namespace stentor::svc {
 namespace {
@@ -22,50 +25,6 @@ constexpr unsigned max_speakers_per_session = 1024;
 constexpr float limiter_threshold = 0.966f;  // -0.3 dBFS
 constexpr double limiter_release_ms = 500.0;
 constexpr unsigned max_encoded = 1400;       // fits any MTU-1500 path with headers
-
-inline uint16_t rd16(const uint8_t* p) noexcept { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-inline uint32_t rd32(const uint8_t* p) noexcept { return uint32_t{rd16(p)} << 16 | rd16(p + 2); }
-inline void wr16(uint8_t* p, uint16_t v) noexcept {
-    p[0] = static_cast<uint8_t>(v >> 8);
-    p[1] = static_cast<uint8_t>(v);
-}
-inline void wr32(uint8_t* p, uint32_t v) noexcept {
-    wr16(p, static_cast<uint16_t>(v >> 16));
-    wr16(p + 2, static_cast<uint16_t>(v));
-}
-
-// RTP timestamps are compared modulo 2^32.
-inline int32_t ts_diff(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b); }
-
-struct rtp_view {
-    uint16_t seq;
-    uint32_t ts;
-    uint32_t ssrc;
-    const uint8_t* payload;
-    uint32_t len;
-};
-
-// The data plane validated the message already; this only locates the payload.
-bool parse_rtp(const uint8_t* p, uint32_t n, rtp_view& v) noexcept {
-    if (n < 12 || (p[0] >> 6) != 2) return false;
-    uint32_t off = 12 + 4u * (p[0] & 0x0f);
-    if (p[0] & 0x10) {
-        if (off + 4 > n) return false;
-        off += 4 + 4u * rd16(p + off + 2);
-    }
-    uint32_t end = n;
-    if (p[0] & 0x20) {
-        if (n == 0 || p[n - 1] == 0 || p[n - 1] > n) return false;
-        end -= p[n - 1];
-    }
-    if (off >= end) return false;
-    v.seq = rd16(p + 2);
-    v.ts = rd32(p + 4);
-    v.ssrc = rd32(p + 8);
-    v.payload = p + off;
-    v.len = end - off;
-    return true;
-}
 
 struct jb_slot {
     bool used;
@@ -115,7 +74,7 @@ struct speaker {
     int earliest() const noexcept {
         int best = -1;
         for (unsigned i = 0; i < jb_slots; ++i)
-            if (slots[i].used && (best < 0 || ts_diff(slots[i].ts, slots[best].ts) < 0)) best = static_cast<int>(i);
+            if (slots[i].used && (best < 0 || rtp::ts_diff(slots[i].ts, slots[best].ts) < 0)) best = static_cast<int>(i);
         return best;
     }
 };
@@ -182,7 +141,7 @@ uint64_t mixer::next_deadline_ns() const noexcept {
     return d;
 }
 
-void mixer::take(rte_mbuf* m, uint64_t now_ns) {
+void mixer::take(const rte_mbuf* m, uint64_t now_ns) {
     ++_stats.packets_in;
     const uint32_t idx = dp::message_session(m);
     const dp::dp_snapshot* snap = _snap;
@@ -195,8 +154,8 @@ void mixer::take(rte_mbuf* m, uint64_t now_ns) {
         ++_stats.not_mix;
         return;
     }
-    rtp_view v{};
-    if (m->nb_segs != 1 || !parse_rtp(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, v) || v.len > max_payload) {
+    rtp::view v{};
+    if (m->nb_segs != 1 || !rtp::parse(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, v) || v.len > max_payload) {
         ++_stats.bad_packets;
         return;
     }
@@ -252,7 +211,7 @@ void mixer::take(rte_mbuf* m, uint64_t now_ns) {
     sp->last_arrival_ns = now_ns;
 
     if (sp->started) {
-        const int32_t d = ts_diff(v.ts, sp->next_ts);
+        const int32_t d = rtp::ts_diff(v.ts, sp->next_ts);
         // Far behind or far ahead of the playout point: the sender restarted
         // its clock (or the speaker came back after a long pause). Start the
         // speaker over with a fresh playout delay instead of waiting.
@@ -305,7 +264,7 @@ void produce(speaker& sp, unsigned channels, unsigned plc_max, mixer_stats& st) 
     for (unsigned i = 0; i < jb_slots; ++i) {
         jb_slot& sl = sp.slots[i];
         if (!sl.used) continue;
-        const int32_t d = ts_diff(sl.ts, sp.next_ts);
+        const int32_t d = rtp::ts_diff(sl.ts, sp.next_ts);
         if (d == 0) {
             due = static_cast<int>(i);
         } else if (d < 0) {
@@ -337,7 +296,7 @@ void produce(speaker& sp, unsigned channels, unsigned plc_max, mixer_stats& st) 
     if (e >= 0 && sp.have_seq && sp.slots[e].seq == static_cast<uint16_t>(sp.last_seq + 1)) {
         // The next packet in sequence is here but later in time: the sender
         // stopped sending (DTX) for this stretch. Silence, not concealment.
-        k = std::min<int>(k, ts_diff(sp.slots[e].ts, sp.next_ts));
+        k = std::min<int>(k, rtp::ts_diff(sp.slots[e].ts, sp.next_ts));
         std::fill(out, out + size_t(k) * channels, 0.0f);
         sp.plc_run = 0;
         sp.audible = false;
@@ -444,9 +403,9 @@ void mixer::tick(session& s, uint64_t now_ns) {
     // Marker on the first packet of a talkspurt (RFC 3551): after a period
     // with no speaker the timestamp jumps with the clock.
     d[1] = static_cast<uint8_t>((s.talking ? 0 : 0x80) | dp::mix_payload_type);
-    wr16(d + 2, s.seq++);
-    wr32(d + 4, s.ts_base + static_cast<uint32_t>(tick_no * s.frame_samples));
-    wr32(d + 8, s.ssrc);
+    wire::store_be16(d + 2, s.seq++);
+    wire::store_be32(d + 4, s.ts_base + static_cast<uint32_t>(tick_no * s.frame_samples));
+    wire::store_be32(d + 8, s.ssrc);
     s.talking = true;
     dp::set_message_session(m, s.index, s.generation);
     const bool record = snap->sessions[s.index]->record != 0;
@@ -456,17 +415,7 @@ void mixer::tick(session& s, uint64_t now_ns) {
 
 unsigned mixer::poll(uint64_t now_ns) {
     _snap = _cfg.shared != nullptr ? _cfg.shared->snapshot.load(std::memory_order_acquire) : nullptr;
-    unsigned work = 0;
-    if (_cfg.in_ring != nullptr) {
-        void* objs[64];
-        unsigned nb;
-        do {
-            nb = rte_ring_dequeue_burst(_cfg.in_ring, objs, 64, nullptr);
-            for (unsigned i = 0; i < nb; ++i) take(static_cast<rte_mbuf*>(objs[i]), now_ns);
-            if (nb > 0) rte_pktmbuf_free_bulk(reinterpret_cast<rte_mbuf**>(objs), nb);
-            work += nb;
-        } while (nb == 64);
-    }
+    unsigned work = drain_messages(_cfg.in_ring, [&](const rte_mbuf* m) { take(m, now_ns); });
     for (auto it = _sessions.begin(); it != _sessions.end();) {
         session& s = *it->second;
         const dp::dp_snapshot* snap = _snap;

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "audio_util.h"
-#include "stentor/services/recorder.h"
+#include "ogg_opus_track.h"
 
 namespace stentor::test {
 namespace {

@@ -120,7 +120,7 @@ public:
     struct session;
 
 private:
-    void take(rte_mbuf* m, uint64_t now_ns);
+    void take(const rte_mbuf* m, uint64_t now_ns);
     void tick(session& s, uint64_t now_ns);
     unsigned frame_ms_of(uint32_t id);
 
