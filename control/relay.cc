@@ -332,6 +332,7 @@ unsigned relay::poll_services(uint64_t now_ns) {
 std::vector<recording_info> relay::recordings() const { return _impl->rec->recordings(); }
 std::optional<recording_info> relay::recording(uint32_t session_id) const { return _impl->rec->recording(session_id); }
 svc::mixer_stats relay::mix_stats() const { return _impl->mixer->stats().snapshot(); }
+std::optional<std::string> relay::mix_error(uint32_t session_id) const { return _impl->mixer->session_error(session_id); }
 recorder_stats relay::rec_stats() const { return _impl->rec->stats(); }
 
 unsigned relay::poll() {
@@ -435,6 +436,12 @@ counter_list relay::counters(bool include_zero) const {
     counter_list out = named_counters(totals(), names, include_zero);
     append_stats(out, "mixer", _impl->mixer->stats().snapshot(), include_zero);
     append_stats(out, "recorder", _impl->rec->stats(), include_zero);
+    // Without threads (launch=false) the caller steps the services: zeros.
+    const auto thread_stats = [](const std::unique_ptr<svc::service_thread>& t) {
+        return t ? t->stats() : svc::service_thread_stats{};
+    };
+    append_stats(out, "mixer/thread", thread_stats(_impl->mixer_thread), include_zero);
+    append_stats(out, "recorder/thread", thread_stats(_impl->recorder_thread), include_zero);
     return out;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,9 @@ public:
     std::vector<recording_info> recordings() const;
     std::optional<recording_info> recording(uint32_t session_id) const;
     svc::mixer_stats mix_stats() const;
+    // Why the mix of this session failed, if it did (the mixer dropped its
+    // state and its packets; other sessions go on). See svc::mixer.
+    std::optional<std::string> mix_error(uint32_t session_id) const;
     recorder_stats rec_stats() const;
 
     // Install (or re-install, when the speaker set changed) the rte_flow

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <cstdio>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <opus/opus.h>
@@ -94,6 +96,7 @@ struct mixer::session {
     uint16_t seq = 0;
     uint32_t ssrc = 0;
     bool talking = false;              // the previous frame period emitted a packet
+    bool failed = false;               // see fail(): no state, packets dropped until the session ends
     float gain = 1.0f;
     float release_coef = 0.04f;
     std::vector<std::unique_ptr<speaker>> speakers;
@@ -117,14 +120,109 @@ mixer::~mixer() {
 }
 
 void mixer::set_session_frame_ms(uint32_t session_id, unsigned frame_ms) {
-    std::lock_guard lk(_frame_mu);
+    std::lock_guard lk(_ctl_mu);
     _frame_ms[session_id] = frame_ms;
 }
 
 unsigned mixer::frame_ms_of(uint32_t id) {
-    std::lock_guard lk(_frame_mu);
+    std::lock_guard lk(_ctl_mu);
     auto it = _frame_ms.find(id);
     return it == _frame_ms.end() ? _cfg.default_frame_ms : it->second;
+}
+
+std::optional<std::string> mixer::session_error(uint32_t session_id) const {
+    std::lock_guard lk(_ctl_mu);
+    auto it = _errors.find(session_id);
+    if (it == _errors.end()) return std::nullopt;
+    return it->second;
+}
+
+void mixer::fail(session& s, const char* why) noexcept {
+    // Its decoders and encoder go at once; the entry stays (with the
+    // session's generation) so that its next packets are dropped by one
+    // lookup instead of failing again each.
+    s.failed = true;
+    s.speakers.clear();
+    if (s.enc != nullptr) opus_encoder_destroy(s.enc);
+    s.enc = nullptr;
+    std::vector<float>().swap(s.mix);
+    s.next_deadline_ns = UINT64_MAX;
+    ++_stats.session_errors;
+    try {
+        std::lock_guard lk(_ctl_mu);
+        _errors[s.id] = why;
+    } catch (...) {
+        // No memory for the text: the counter and the log line still say it.
+    }
+    std::fprintf(stderr, "stentor: mixer: session %u failed, its packets are dropped until it ends: %s\n", s.id, why);
+}
+
+void mixer::fail(const dp::dp_session& ds, uint32_t idx, const char* why) noexcept {
+    try {
+        auto& ref = _sessions[idx];
+        if (!ref || ref->generation != ds.generation) {
+            ref = std::make_unique<session>();
+            ref->index = idx;
+            ref->id = ds.id;
+            ref->generation = ds.generation;
+        }
+        fail(*ref, why);
+    } catch (...) {
+        // Not even a placeholder fits: forget the session; its next packet
+        // tries again.
+        _sessions.erase(idx);
+        ++_stats.session_errors;
+    }
+}
+
+namespace {
+
+// Frame durations libopus encodes at 48 kHz, in whole milliseconds (2.5 ms
+// is not expressible here). Anything else cannot be mixed: 0 would never
+// move the frame deadline, more than 120 ms would not fit a speaker's fifo.
+bool opus_frame_ms(unsigned ms) noexcept {
+    switch (ms) {
+    case 5: case 10: case 20: case 40: case 60: case 80: case 100: case 120: return true;
+    default: return false;
+    }
+}
+
+}  // namespace
+
+mixer::session& mixer::session_of(const dp::dp_session& ds, uint32_t idx, uint64_t now_ns) {
+    auto& sp_ref = _sessions[idx];
+    if (sp_ref && sp_ref->generation == ds.generation) return *sp_ref;
+    const unsigned fms = frame_ms_of(ds.id);
+    if (!opus_frame_ms(fms))
+        throw std::invalid_argument("frame_ms " + std::to_string(fms) +
+                                    " is not an Opus frame duration (5, 10, 20, 40, 60, 80, 100 or 120 ms)");
+    auto s = std::make_unique<session>();
+    s->index = idx;
+    s->id = ds.id;
+    s->generation = ds.generation;
+    s->frame_samples = static_cast<unsigned>(sample_rate / 1000 * fms);
+    s->frame_ns = uint64_t{fms} * 1000000;
+    s->release_coef = static_cast<float>(1.0 - std::exp(-static_cast<double>(fms) / limiter_release_ms));
+    int err = 0;
+    s->enc = opus_encoder_create(sample_rate, static_cast<int>(_cfg.channels), OPUS_APPLICATION_AUDIO, &err);
+    if (s->enc == nullptr || err != OPUS_OK)
+        throw std::runtime_error(std::string("opus_encoder_create: ") + opus_strerror(err));
+    opus_encoder_ctl(s->enc, OPUS_SET_BITRATE(static_cast<opus_int32>(_cfg.bitrate)));
+    opus_encoder_ctl(s->enc, OPUS_SET_COMPLEXITY(static_cast<opus_int32>(_cfg.complexity)));
+    // RFC 3550: random initial sequence number and timestamp.
+    std::random_device rd;
+    s->seq = static_cast<uint16_t>(rd());
+    s->ts_base = rd();
+    s->ssrc = dp::mix_ssrc(ds.id);
+    s->next_deadline_ns = now_ns + s->frame_ns;
+    s->mix.assign(size_t{s->frame_samples} * _cfg.channels, 0.0f);
+    {
+        // A new session under this id mixes: an error of an earlier one is history.
+        std::lock_guard lk(_ctl_mu);
+        _errors.erase(ds.id);
+    }
+    sp_ref = std::move(s);
+    return *sp_ref;
 }
 
 unsigned mixer::nb_sessions() const noexcept { return static_cast<unsigned>(_sessions.size()); }
@@ -141,7 +239,7 @@ uint64_t mixer::next_deadline_ns() const noexcept {
     return d;
 }
 
-void mixer::take(const rte_mbuf* m, uint64_t now_ns) {
+void mixer::take(const rte_mbuf* m, uint64_t now_ns) noexcept {
     ++_stats.packets_in;
     const uint32_t idx = dp::message_session(m);
     const dp::dp_snapshot* snap = _snap;
@@ -165,32 +263,26 @@ void mixer::take(const rte_mbuf* m, uint64_t now_ns) {
         return;
     }
 
-    auto& sp_ref = _sessions[idx];
-    if (!sp_ref || sp_ref->generation != ds->generation) {
-        auto s = std::make_unique<session>();
-        s->index = idx;
-        s->id = ds->id;
-        s->generation = ds->generation;
-        const unsigned fms = frame_ms_of(ds->id);
-        s->frame_samples = static_cast<unsigned>(sample_rate / 1000 * fms);
-        s->frame_ns = uint64_t{fms} * 1000000;
-        s->release_coef = static_cast<float>(1.0 - std::exp(-static_cast<double>(fms) / limiter_release_ms));
-        int err = 0;
-        s->enc = opus_encoder_create(sample_rate, static_cast<int>(_cfg.channels), OPUS_APPLICATION_AUDIO, &err);
-        if (s->enc == nullptr || err != OPUS_OK) throw std::runtime_error("opus_encoder_create failed");
-        opus_encoder_ctl(s->enc, OPUS_SET_BITRATE(static_cast<opus_int32>(_cfg.bitrate)));
-        opus_encoder_ctl(s->enc, OPUS_SET_COMPLEXITY(static_cast<opus_int32>(_cfg.complexity)));
-        // RFC 3550: random initial sequence number and timestamp.
-        std::random_device rd;
-        s->seq = static_cast<uint16_t>(rd());
-        s->ts_base = rd();
-        s->ssrc = dp::mix_ssrc(ds->id);
-        s->next_deadline_ns = now_ns + s->frame_ns;
-        s->mix.assign(size_t{s->frame_samples} * _cfg.channels, 0.0f);
-        sp_ref = std::move(s);
+    // Whatever one session's state throws (a decoder or encoder libopus
+    // cannot create, a frame setting it cannot encode, no memory) fails that
+    // session only.
+    try {
+        session& s = session_of(*ds, idx, now_ns);
+        if (s.failed) {
+            ++_stats.failed_session_packets;
+            return;
+        }
+        buffer(s, v, now_ns);
+    } catch (const std::exception& e) {
+        fail(*ds, idx, e.what());
+        ++_stats.failed_session_packets;
+    } catch (...) {
+        fail(*ds, idx, "unknown exception");
+        ++_stats.failed_session_packets;
     }
-    session& s = *sp_ref;
+}
 
+void mixer::buffer(session& s, const rtp::view& v, uint64_t now_ns) {
     speaker* sp = nullptr;
     for (auto& p : s.speakers)
         if (p->ssrc == v.ssrc) sp = p.get();
@@ -417,8 +509,12 @@ unsigned mixer::poll(uint64_t now_ns) {
     _snap = _cfg.shared != nullptr ? _cfg.shared->snapshot.load(std::memory_order_acquire) : nullptr;
     unsigned work = drain_messages(_cfg.in_ring, [&](const rte_mbuf* m) { take(m, now_ns); });
     for (auto it = _sessions.begin(); it != _sessions.end();) {
-        session& s = *it->second;
         const dp::dp_snapshot* snap = _snap;
+        if (!it->second) {   // a failure left no placeholder (see fail())
+            it = _sessions.erase(it);
+            continue;
+        }
+        session& s = *it->second;
         // Ended or replaced: drop its state (decoders, encoder) at once.
         if (snap == nullptr || s.index >= snap->nb_sessions || snap->sessions[s.index]->generation != s.generation ||
             snap->sessions[s.index]->mode != dp::session_mode_mix) {
@@ -436,9 +532,15 @@ unsigned mixer::poll(uint64_t now_ns) {
             for (auto& sp : s.speakers) sp->restart(now_ns);
             s.talking = false;
         }
-        while (now_ns >= s.next_deadline_ns) {
-            tick(s, now_ns);
-            ++work;
+        try {
+            while (now_ns >= s.next_deadline_ns) {
+                tick(s, now_ns);
+                ++work;
+            }
+        } catch (const std::exception& e) {
+            fail(s, e.what());
+        } catch (...) {
+            fail(s, "unknown exception");
         }
         ++it;
     }

@@ -114,6 +114,27 @@ struct recorder::impl {
         }
     }
 
+    // An exception out of one recording's work (no memory, in practice)
+    // fails that recording, as an I/O error would, and the recorder goes on
+    // with the others.
+    void failed(rec* r, uint32_t session_id, const char* what) noexcept {
+        ++st.session_errors;
+        std::fprintf(stderr, "stentor: recorder: recording of session %u failed: %s\n", session_id, what);
+        if (r == nullptr || r->failed) return;
+        r->failed = true;
+        try {
+            r->info.state = "error";
+            r->info.error = std::string("recorder: ") + what;
+        } catch (...) {
+            // The state stays as it was; failed, the counter and the log say it.
+        }
+    }
+
+    rec* active_rec(uint32_t id) noexcept {
+        auto it = active.find(id);
+        return it != active.end() ? it->second.get() : nullptr;
+    }
+
     // Only when a write fails: a linear search is fine there.
     rec* find_rec_of_file(const uring_file* f) {
         for (auto& [id, r] : active)
@@ -235,6 +256,16 @@ struct recorder::impl {
         r.info.bytes = bytes;
     }
 
+    // finalise() threw: close what is open, so no fd outlives the recording.
+    void give_up(rec& r, const char* what) noexcept {
+        failed(&r, r.info.session_id, what);
+        for (auto& t : r.tracks) {
+            std::string why;
+            if (t->file.fd >= 0 && writer.close(t->file, false, why)) ++st.files_finalised;
+        }
+        r.closed = true;
+    }
+
     void finalise(rec& r) {
         if (r.closed) return;
         for (auto& t : r.tracks) t->ogg->finish();
@@ -255,7 +286,13 @@ struct recorder::impl {
     void end(uint32_t id) {
         auto it = active.find(id);
         if (it == active.end()) return;
-        finalise(*it->second);
+        try {
+            finalise(*it->second);
+        } catch (const std::exception& e) {
+            give_up(*it->second, e.what());
+        } catch (...) {
+            give_up(*it->second, "unknown exception");
+        }
         done.push_back(std::move(it->second));
         active.erase(it);
         if (done.size() > max_listed) done.erase(done.begin());
@@ -307,36 +344,69 @@ struct recorder::impl {
 
     void run_commands() {
         for (auto& c : cmds) {
-            switch (c.kind) {
-            case cmd_kind::started:
-                if (active.count(c.id) == 0) start_rec(c.id, c.name, c.mode);
-                else {
-                    active[c.id]->info.name = c.name;
-                    active[c.id]->info.mode = c.mode;
-                }
-                break;
-            case cmd_kind::ended:
-                end(c.id);
-                break;
-            case cmd_kind::all:
-                while (!active.empty()) end(active.begin()->first);
-                break;
+            try {
+                run(c);
+            } catch (const std::exception& e) {
+                failed(active_rec(c.id), c.id, e.what());
+            } catch (...) {
+                failed(active_rec(c.id), c.id, "unknown exception");
             }
         }
         cmds.clear();
     }
 
+    void run(const command& c) {
+        switch (c.kind) {
+        case cmd_kind::started:
+            if (active.count(c.id) == 0) start_rec(c.id, c.name, c.mode);
+            else {
+                active[c.id]->info.name = c.name;
+                active[c.id]->info.mode = c.mode;
+            }
+            break;
+        case cmd_kind::ended:
+            end(c.id);
+            break;
+        case cmd_kind::all:
+            while (!active.empty()) end(active.begin()->first);
+            break;
+        }
+    }
+
+    void take_guarded(const rte_mbuf* m, const dp::dp_snapshot* snap, uint64_t now) noexcept {
+        try {
+            take(m, snap, now);
+        } catch (const std::exception& e) {
+            take_failed(m, snap, e.what());
+        } catch (...) {
+            take_failed(m, snap, "unknown exception");
+        }
+    }
+
+    void take_failed(const rte_mbuf* m, const dp::dp_snapshot* snap, const char* what) noexcept {
+        const dp::dp_session* ds = snap != nullptr ? dp::message_session_of(*snap, m) : nullptr;
+        const uint32_t id = ds != nullptr ? ds->id : 0;
+        failed(ds != nullptr ? active_rec(id) : nullptr, id, what);
+    }
+
     unsigned poll_locked() {
         const uint64_t now = mono_ns();
         const dp::dp_snapshot* snap = sh.snapshot.load(std::memory_order_acquire);
-        unsigned work = drain_messages(ring, [&](const rte_mbuf* m) { take(m, snap, now); });
+        unsigned work = drain_messages(ring, [&](const rte_mbuf* m) { take_guarded(m, snap, now); });
         if (!cmds.empty()) {
             run_commands();
             ++work;
         }
         if (writer.ok()) {
-            for (auto& [id, r] : active)
-                for (auto& t : r->tracks) flush_track(*r, *t);
+            for (auto& [id, r] : active) {
+                try {
+                    for (auto& t : r->tracks) flush_track(*r, *t);
+                } catch (const std::exception& e) {
+                    failed(r.get(), id, e.what());
+                } catch (...) {
+                    failed(r.get(), id, "unknown exception");
+                }
+            }
             writer.submit();
             work += writer.reap();
         }

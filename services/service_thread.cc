@@ -64,7 +64,7 @@ std::string service_thread::last_error() const {
 }
 
 void service_thread::failed(const char* what) {
-    const uint64_t n = _failures.fetch_add(1, std::memory_order_relaxed) + 1;
+    const uint64_t n = ++_stats.failures;
     {
         std::lock_guard lk(_mu);
         _last_error = what;
@@ -106,7 +106,7 @@ void service_thread::run(std::vector<unsigned> cpus) {
             rte_rcu_qsbr_quiescent(rcu, id);
             rte_rcu_qsbr_thread_offline(rcu, id);
         }
-        _steps.fetch_add(1, std::memory_order_relaxed);
+        ++_stats.steps;
         lk.lock();
         const uint64_t after = mono_ns();
         if (wake > after && !_stop)

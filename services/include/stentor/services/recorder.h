@@ -51,7 +51,8 @@ namespace stentor::svc {
     _(bytes_written, "bytes of Ogg pages written to disk") \
     _(files_opened, "track files created") \
     _(files_finalised, "track files closed with their end-of-stream page") \
-    _(stale, "message whose session ended or was replaced while it was queued")
+    _(stale, "message whose session ended or was replaced while it was queued") \
+    _(session_errors, "recordings failed by an exception (recording_info.error says why); the others go on")
 
 struct recorder_stats {
     STENTOR_STAT_FIELDS(STENTOR_FOREACH_RECORDER_STAT, recorder_stats)

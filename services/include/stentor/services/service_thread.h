@@ -13,7 +13,6 @@
 // net below that.
 #pragma once
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -24,7 +23,19 @@
 
 #include <rte_rcu_qsbr.h>
 
+#include "stentor/dp_counters.h"
+
 namespace stentor::svc {
+
+// Counters of one service thread (its writer), read racily by the control
+// plane: exported as <service>/thread/<field>. Append only.
+#define STENTOR_FOREACH_SERVICE_THREAD_STAT(_) \
+    _(steps, "steps run: online as a snapshot reader, the service's work, offline again") \
+    _(failures, "steps that threw: counted, logged on stderr, and the thread went on")
+
+struct alignas(dp::cache_line) service_thread_stats {
+    STENTOR_STAT_FIELDS(STENTOR_FOREACH_SERVICE_THREAD_STAT, service_thread_stats)
+};
 
 struct service_thread_config {
     std::string name;                   // thread name (top, perf; first 15 characters)
@@ -56,8 +67,7 @@ public:
     void stop();
     bool running() const noexcept { return _thread.joinable(); }
 
-    uint64_t steps() const noexcept { return _steps.load(std::memory_order_relaxed); }
-    uint64_t failures() const noexcept { return _failures.load(std::memory_order_relaxed); }
+    service_thread_stats stats() const noexcept { return _stats.snapshot(); }
     std::string last_error() const;
     const std::string& name() const noexcept { return _cfg.name; }
 
@@ -72,8 +82,7 @@ private:
     std::condition_variable _cv;
     bool _stop = false;
     std::string _last_error;
-    std::atomic<uint64_t> _steps{0};
-    std::atomic<uint64_t> _failures{0};
+    service_thread_stats _stats{};
 };
 
 }  // namespace stentor::svc
