@@ -33,10 +33,11 @@
 #include <rte_ring.h>
 
 #include "drivers.h"
-#include "mixer.h"
-#include "recorder.h"
 #include "stentor/dp_shared.h"
 #include "stentor/dp_worker.h"
+#include "stentor/services/clock.h"
+#include "stentor/services/mixer.h"
+#include "stentor/services/recorder.h"
 
 namespace {
 
@@ -45,12 +46,6 @@ using namespace stentor;
 uint64_t cpu_ns() {
     timespec t{};
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
-}
-
-uint64_t mono_ns() {
-    timespec t{};
-    clock_gettime(CLOCK_MONOTONIC, &t);
     return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
 }
 
@@ -125,14 +120,14 @@ mix_result bench_mixer(rte_mempool* pool, unsigned n, const std::vector<std::vec
     dp::dp_shared sh;
     sh.snapshot.store(&fs.snap);
     rte_ring* ring = rte_ring_create(("bench_mix" + std::to_string(n)).c_str(), 4096, 0, RING_F_SC_DEQ);
-    dp::mixer_config mc;
+    svc::mixer_config mc;
     mc.pool = pool;
     mc.shared = &sh;
     mc.in_ring = ring;
     std::vector<double> per_tick;
     uint64_t frames = 0, late = 0, plc = 0;
     {
-        dp::mixer mx(mc);
+        svc::mixer mx(mc);
         const uint64_t period = 20000000;
         uint64_t now = 1000000000;
         const unsigned warm = 10, measured = 250;
@@ -173,11 +168,11 @@ rec_result bench_recorder(rte_mempool* pool, unsigned k, double seconds, const s
     sh.record_ring = ring;
     char tmpl[] = "/tmp/stentor-bench-rec-XXXXXX";
     const std::string dir = mkdtemp(tmpl);
-    control::recorder_options ro;
+    svc::recorder_options ro;
     ro.dir = dir;
     rec_result res{k, 0, 0, 0, 0, 0};
     {
-        control::recorder rec(ro, sh, ring);
+        svc::recorder rec(ro, sh, ring);
         rec.set_threaded(true);
         std::atomic<bool> stop{false};
         // The recorder thread exactly as the relay runs it: poll, and sleep
@@ -188,11 +183,11 @@ rec_result bench_recorder(rte_mempool* pool, unsigned k, double seconds, const s
             }
         });
         const uint64_t period = 20000000;
-        const uint64_t t0 = mono_ns();
+        const uint64_t t0 = svc::mono_ns();
         const unsigned periods = static_cast<unsigned>(seconds * 50);
         for (unsigned p = 0; p < periods; ++p) {
             const uint64_t due = t0 + p * period;
-            while (mono_ns() < due) std::this_thread::sleep_for(std::chrono::microseconds(200));
+            while (svc::mono_ns() < due) std::this_thread::sleep_for(std::chrono::microseconds(200));
             for (unsigned s = 0; s < k; ++s) {
                 rte_mbuf* m = message(pool, s, static_cast<uint16_t>(p), 960 * p, 5000 + s, tone[p % tone.size()]);
                 ++res.sent;

@@ -9,8 +9,9 @@
 #include <vector>
 
 #include "control_plane.h"
-#include "mixer.h"
-#include "recorder.h"
+#include "stentor/services/mixer.h"
+#include "stentor/services/recorder.h"
+#include "stentor/services/service_thread.h"
 #include "stats.h"
 
 namespace stentor::control {
@@ -198,8 +199,10 @@ json counter_help_json() {
     const auto services = [&](const char* prefix, const auto& stats) {
         stats.for_each([&](const char* name, const char* help, uint64_t) { h[std::string(prefix) + "/" + name] = help; });
     };
-    services("mixer", dp::mixer_stats{});
-    services("recorder", recorder_stats{});
+    services("mixer", svc::mixer_stats{});
+    services("recorder", svc::recorder_stats{});
+    services("mixer/thread", svc::service_thread_stats{});
+    services("recorder/thread", svc::service_thread_stats{});
     return h;
 }
 
@@ -348,7 +351,7 @@ std::string prometheus_text(control_plane& cp) {
     x.family("stentor_tier_misses_total", "counter", "Replicas not delivered, by listener tier.");
     for (size_t i = 0; i < dp::max_tiers; ++i) x.sample(t.tier_misses[i], lbl("tier", std::to_string(i)));
 
-    // The services' stats lists (services/mixer.h, services/recorder.h).
+    // The services' stats lists (stentor/services/mixer.h, recorder.h).
     list_families(x, "stentor_mixer_", "mixer: ", std::vector{std::pair{std::string(), cp.rel().mix_stats()}}, stats);
     list_families(x, "stentor_recorder_", "recorder: ", std::vector{std::pair{std::string(), cp.rel().rec_stats()}}, stats);
 

@@ -1,15 +1,10 @@
 #include "relay.h"
 
-#include <pthread.h>
-#include <time.h>
-
 #include <algorithm>
-#include <tuple>
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
+#include <tuple>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -21,9 +16,10 @@
 
 #include "drivers.h"
 #include "flow.h"
-#include "mixer.h"
 #include "stentor/dp_shared.h"
 #include "stentor/dp_worker.h"
+#include "stentor/services/mixer.h"
+#include "stentor/services/service_thread.h"
 
 namespace stentor::control {
 
@@ -44,13 +40,11 @@ struct relay::impl {
     bool running = false;
     bool stopped = false;
 
-    // Service threads (mixer, recorder): plain threads off the fan-out cores.
-    std::unique_ptr<dp::mixer> mixer;
-    std::unique_ptr<recorder> rec;
-    std::thread mixer_thread;
-    std::thread recorder_thread;
-    std::atomic<bool> mixer_stop{false};
-    std::atomic<bool> recorder_stop{false};
+    // Services (mixer, recorder), each on a service thread off the fan-out cores.
+    std::unique_ptr<svc::mixer> mixer;
+    std::unique_ptr<svc::recorder> rec;
+    std::unique_ptr<svc::service_thread> mixer_thread;
+    std::unique_ptr<svc::service_thread> recorder_thread;
     bool services_running = false;
     // Hardware ingress filters (rte_flow), one per port, and the speaker set
     // they were built for; refresh_flow_filters() re-installs on change.
@@ -94,44 +88,12 @@ std::string mac_str(const rte_ether_addr& m) {
     return b;
 }
 
-uint64_t mono_ns() {
-    timespec t{};
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
-}
-
-void sleep_until_ns(uint64_t t) {
-    timespec ts{static_cast<time_t>(t / 1000000000ull), static_cast<long>(t % 1000000000ull)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
-    }
-}
-
 // Service threads run on the profile's service lcores' CPUs; without any,
 // on the main lcore's (the control plane's), never on a fan-out core where
 // they would steal time slices from a busy-polling worker.
-void pin_service(std::thread& t, const profile& p, size_t which) {
+std::vector<unsigned> service_lcores(const profile& p, size_t which) {
     const auto& sv = p.dataplane.service_lcores;
-    const unsigned lcore = sv.empty() ? p.eal.main_lcore : sv[which % sv.size()];
-    if (lcore >= RTE_MAX_LCORE || !rte_lcore_is_enabled(lcore)) return;
-    rte_cpuset_t cs = rte_lcore_cpuset(lcore);
-    pthread_setaffinity_np(t.native_handle(), sizeof(cs), &cs);
-}
-
-// A service thread reads snapshots as an RCU reader that is online only while
-// it works: asleep between frame periods it never delays a publish.
-template <class Fn>
-void service_loop(rte_rcu_qsbr* rcu, unsigned rcu_id, const std::atomic<bool>& stop, Fn&& step) {
-    if (rcu != nullptr) rte_rcu_qsbr_thread_register(rcu, rcu_id);
-    while (!stop.load(std::memory_order_relaxed)) {
-        if (rcu != nullptr) rte_rcu_qsbr_thread_online(rcu, rcu_id);
-        const uint64_t wake = step();
-        if (rcu != nullptr) {
-            rte_rcu_qsbr_quiescent(rcu, rcu_id);
-            rte_rcu_qsbr_thread_offline(rcu, rcu_id);
-        }
-        sleep_until_ns(wake);
-    }
-    if (rcu != nullptr) rte_rcu_qsbr_thread_unregister(rcu, rcu_id);
+    return {sv.empty() ? p.eal.main_lcore : sv[which % sv.size()]};
 }
 
 }  // namespace
@@ -149,13 +111,11 @@ void relay::impl::on_session(uint32_t id, bool ended) {
 
 void relay::impl::stop_services() {
     if (services_running) {
-        mixer_stop.store(true);
-        if (mixer_thread.joinable()) mixer_thread.join();
+        mixer_thread->stop();
         // Close every recording while the recorder thread still runs (it is
         // the RCU reader that may look at the snapshot), then stop it.
         rec->finalise_all();
-        recorder_stop.store(true);
-        if (recorder_thread.joinable()) recorder_thread.join();
+        recorder_thread->stop();
         rec->set_threaded(false);
         services_running = false;
     } else if (rec) {
@@ -263,14 +223,14 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         im.rings.push_back(rr);
         im.shared.mixer_ring = mr;
         im.shared.record_ring = rr;
-        dp::mixer_config mc;
+        svc::mixer_config mc;
         mc.pool = im.pool;
         mc.shared = &im.shared;
         mc.in_ring = mr;
-        im.mixer = std::make_unique<dp::mixer>(mc);
-        recorder_options ro;
+        im.mixer = std::make_unique<svc::mixer>(mc);
+        svc::recorder_options ro;
         ro.dir = o.recording_dir.empty() ? p.recording.dir : o.recording_dir;
-        im.rec = std::make_unique<recorder>(ro, im.shared, rr);
+        im.rec = std::make_unique<svc::recorder>(ro, im.shared, rr);
     }
     im.policers = static_cast<dp::dp_policer*>(
         rte_zmalloc("stentor_policers",
@@ -327,27 +287,31 @@ void relay::start() {
     }
     im.running = true;
     if (!im.services_running) {
-        im.mixer_stop.store(false);
-        im.recorder_stop.store(false);
-        im.rec->set_threaded(true);
-        im.mixer_thread = std::thread([&im] {
-            service_loop(im.rcu, im.rcu_mixer_id, im.mixer_stop, [&im] {
-                const uint64_t now = mono_ns();
+        im.mixer_thread = std::make_unique<svc::service_thread>(
+            svc::service_thread_config{.name = "stentor-mixer", .lcores = service_lcores(im.prof, 0),
+                                       .rcu = im.rcu, .rcu_thread_id = im.rcu_mixer_id},
+            [&im](uint64_t now) {
                 im.mixer->poll(now);
                 // Wake for the next frame deadline, and at least every 5 ms
                 // to take speaker packets of sessions not yet ticking.
                 return std::min(im.mixer->next_deadline_ns(), now + 5000000);
             });
-        });
-        pin_service(im.mixer_thread, im.prof, 0);
-        im.recorder_thread = std::thread([&im] {
-            service_loop(im.rcu, im.rcu_recorder_id, im.recorder_stop, [&im] {
-                const uint64_t now = mono_ns();
+        im.recorder_thread = std::make_unique<svc::service_thread>(
+            svc::service_thread_config{.name = "stentor-recorder", .lcores = service_lcores(im.prof, 1),
+                                       .rcu = im.rcu, .rcu_thread_id = im.rcu_recorder_id},
+            [&im](uint64_t now) {
                 // Busy: come back at once; idle: 2 ms (the ring holds 8192).
                 return im.rec->poll() > 0 ? now : now + 2000000;
             });
-        });
-        pin_service(im.recorder_thread, im.prof, 1);
+        try {
+            im.mixer_thread->start();
+            im.rec->set_threaded(true);
+            im.recorder_thread->start();
+        } catch (...) {
+            im.mixer_thread->stop();
+            im.rec->set_threaded(false);
+            throw;
+        }
         im.services_running = true;
     }
 }
@@ -370,7 +334,8 @@ unsigned relay::poll_services(uint64_t now_ns) {
 
 std::vector<recording_info> relay::recordings() const { return _impl->rec->recordings(); }
 std::optional<recording_info> relay::recording(uint32_t session_id) const { return _impl->rec->recording(session_id); }
-dp::mixer_stats relay::mix_stats() const { return _impl->mixer->stats().snapshot(); }
+svc::mixer_stats relay::mix_stats() const { return _impl->mixer->stats().snapshot(); }
+std::optional<std::string> relay::mix_error(uint32_t session_id) const { return _impl->mixer->session_error(session_id); }
 recorder_stats relay::rec_stats() const { return _impl->rec->stats(); }
 
 unsigned relay::poll() {
@@ -474,6 +439,12 @@ counter_list relay::counters(bool include_zero) const {
     counter_list out = named_counters(totals(), names, include_zero);
     append_stats(out, "mixer", _impl->mixer->stats().snapshot(), include_zero);
     append_stats(out, "recorder", _impl->rec->stats(), include_zero);
+    // Without threads (launch=false) the caller steps the services: zeros.
+    const auto thread_stats = [](const std::unique_ptr<svc::service_thread>& t) {
+        return t ? t->stats() : svc::service_thread_stats{};
+    };
+    append_stats(out, "mixer/thread", thread_stats(_impl->mixer_thread), include_zero);
+    append_stats(out, "recorder/thread", thread_stats(_impl->recorder_thread), include_zero);
     return out;
 }
 

@@ -5,21 +5,29 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "config.h"
-#include "recorder.h"
+#include "stentor/services/recorder.h"
 #include "state.h"
 #include "stats.h"
 
 struct rte_mempool;
 
-namespace stentor::dp {
+namespace stentor::svc {
 struct mixer_stats;
 }
 
 namespace stentor::control {
+
+// What the services report, as the control plane's faces (API, CLI,
+// metrics) name them.
+using svc::recorder_stats;
+using svc::recording_info;
+using svc::recording_track;
+using svc::track_stats;
 
 struct relay_options {
     bool launch = true;                 // run workers on their lcores (else: poll())
@@ -71,7 +79,10 @@ public:
     // as their session has ended (the session observer waits for the close).
     std::vector<recording_info> recordings() const;
     std::optional<recording_info> recording(uint32_t session_id) const;
-    dp::mixer_stats mix_stats() const;
+    svc::mixer_stats mix_stats() const;
+    // Why the mix of this session failed, if it did (the mixer dropped its
+    // state and its packets; other sessions go on). See svc::mixer.
+    std::optional<std::string> mix_error(uint32_t session_id) const;
     recorder_stats rec_stats() const;
 
     // Install (or re-install, when the speaker set changed) the rte_flow

@@ -1,17 +1,22 @@
-#include "mixer.h"
+#include "stentor/services/mixer.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <cstdio>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <opus/opus.h>
 
+#include "messages.h"
 #include "stentor/dp_shared.h"
+#include "stentor/rtp.h"
+#include "stentor/wire.h"
 
-namespace stentor::dp {
+namespace stentor::svc {
 namespace {
 
 constexpr int sample_rate = 48000;
@@ -22,50 +27,6 @@ constexpr unsigned max_speakers_per_session = 1024;
 constexpr float limiter_threshold = 0.966f;  // -0.3 dBFS
 constexpr double limiter_release_ms = 500.0;
 constexpr unsigned max_encoded = 1400;       // fits any MTU-1500 path with headers
-
-inline uint16_t rd16(const uint8_t* p) noexcept { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-inline uint32_t rd32(const uint8_t* p) noexcept { return uint32_t{rd16(p)} << 16 | rd16(p + 2); }
-inline void wr16(uint8_t* p, uint16_t v) noexcept {
-    p[0] = static_cast<uint8_t>(v >> 8);
-    p[1] = static_cast<uint8_t>(v);
-}
-inline void wr32(uint8_t* p, uint32_t v) noexcept {
-    wr16(p, static_cast<uint16_t>(v >> 16));
-    wr16(p + 2, static_cast<uint16_t>(v));
-}
-
-// RTP timestamps are compared modulo 2^32.
-inline int32_t ts_diff(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b); }
-
-struct rtp_view {
-    uint16_t seq;
-    uint32_t ts;
-    uint32_t ssrc;
-    const uint8_t* payload;
-    uint32_t len;
-};
-
-// The data plane validated the message already; this only locates the payload.
-bool parse_rtp(const uint8_t* p, uint32_t n, rtp_view& v) noexcept {
-    if (n < 12 || (p[0] >> 6) != 2) return false;
-    uint32_t off = 12 + 4u * (p[0] & 0x0f);
-    if (p[0] & 0x10) {
-        if (off + 4 > n) return false;
-        off += 4 + 4u * rd16(p + off + 2);
-    }
-    uint32_t end = n;
-    if (p[0] & 0x20) {
-        if (n == 0 || p[n - 1] == 0 || p[n - 1] > n) return false;
-        end -= p[n - 1];
-    }
-    if (off >= end) return false;
-    v.seq = rd16(p + 2);
-    v.ts = rd32(p + 4);
-    v.ssrc = rd32(p + 8);
-    v.payload = p + off;
-    v.len = end - off;
-    return true;
-}
 
 struct jb_slot {
     bool used;
@@ -115,7 +76,7 @@ struct speaker {
     int earliest() const noexcept {
         int best = -1;
         for (unsigned i = 0; i < jb_slots; ++i)
-            if (slots[i].used && (best < 0 || ts_diff(slots[i].ts, slots[best].ts) < 0)) best = static_cast<int>(i);
+            if (slots[i].used && (best < 0 || rtp::ts_diff(slots[i].ts, slots[best].ts) < 0)) best = static_cast<int>(i);
         return best;
     }
 };
@@ -135,6 +96,7 @@ struct mixer::session {
     uint16_t seq = 0;
     uint32_t ssrc = 0;
     bool talking = false;              // the previous frame period emitted a packet
+    bool failed = false;               // see fail(): no state, packets dropped until the session ends
     float gain = 1.0f;
     float release_coef = 0.04f;
     std::vector<std::unique_ptr<speaker>> speakers;
@@ -158,14 +120,109 @@ mixer::~mixer() {
 }
 
 void mixer::set_session_frame_ms(uint32_t session_id, unsigned frame_ms) {
-    std::lock_guard lk(_frame_mu);
+    std::lock_guard lk(_ctl_mu);
     _frame_ms[session_id] = frame_ms;
 }
 
 unsigned mixer::frame_ms_of(uint32_t id) {
-    std::lock_guard lk(_frame_mu);
+    std::lock_guard lk(_ctl_mu);
     auto it = _frame_ms.find(id);
     return it == _frame_ms.end() ? _cfg.default_frame_ms : it->second;
+}
+
+std::optional<std::string> mixer::session_error(uint32_t session_id) const {
+    std::lock_guard lk(_ctl_mu);
+    auto it = _errors.find(session_id);
+    if (it == _errors.end()) return std::nullopt;
+    return it->second;
+}
+
+void mixer::fail(session& s, const char* why) noexcept {
+    // Its decoders and encoder go at once; the entry stays (with the
+    // session's generation) so that its next packets are dropped by one
+    // lookup instead of failing again each.
+    s.failed = true;
+    s.speakers.clear();
+    if (s.enc != nullptr) opus_encoder_destroy(s.enc);
+    s.enc = nullptr;
+    std::vector<float>().swap(s.mix);
+    s.next_deadline_ns = UINT64_MAX;
+    ++_stats.session_errors;
+    try {
+        std::lock_guard lk(_ctl_mu);
+        _errors[s.id] = why;
+    } catch (...) {
+        // No memory for the text: the counter and the log line still say it.
+    }
+    std::fprintf(stderr, "stentor: mixer: session %u failed, its packets are dropped until it ends: %s\n", s.id, why);
+}
+
+void mixer::fail(const dp::dp_session& ds, uint32_t idx, const char* why) noexcept {
+    try {
+        auto& ref = _sessions[idx];
+        if (!ref || ref->generation != ds.generation) {
+            ref = std::make_unique<session>();
+            ref->index = idx;
+            ref->id = ds.id;
+            ref->generation = ds.generation;
+        }
+        fail(*ref, why);
+    } catch (...) {
+        // Not even a placeholder fits: forget the session; its next packet
+        // tries again.
+        _sessions.erase(idx);
+        ++_stats.session_errors;
+    }
+}
+
+namespace {
+
+// Frame durations libopus encodes at 48 kHz, in whole milliseconds (2.5 ms
+// is not expressible here). Anything else cannot be mixed: 0 would never
+// move the frame deadline, more than 120 ms would not fit a speaker's fifo.
+bool opus_frame_ms(unsigned ms) noexcept {
+    switch (ms) {
+    case 5: case 10: case 20: case 40: case 60: case 80: case 100: case 120: return true;
+    default: return false;
+    }
+}
+
+}  // namespace
+
+mixer::session& mixer::session_of(const dp::dp_session& ds, uint32_t idx, uint64_t now_ns) {
+    auto& sp_ref = _sessions[idx];
+    if (sp_ref && sp_ref->generation == ds.generation) return *sp_ref;
+    const unsigned fms = frame_ms_of(ds.id);
+    if (!opus_frame_ms(fms))
+        throw std::invalid_argument("frame_ms " + std::to_string(fms) +
+                                    " is not an Opus frame duration (5, 10, 20, 40, 60, 80, 100 or 120 ms)");
+    auto s = std::make_unique<session>();
+    s->index = idx;
+    s->id = ds.id;
+    s->generation = ds.generation;
+    s->frame_samples = static_cast<unsigned>(sample_rate / 1000 * fms);
+    s->frame_ns = uint64_t{fms} * 1000000;
+    s->release_coef = static_cast<float>(1.0 - std::exp(-static_cast<double>(fms) / limiter_release_ms));
+    int err = 0;
+    s->enc = opus_encoder_create(sample_rate, static_cast<int>(_cfg.channels), OPUS_APPLICATION_AUDIO, &err);
+    if (s->enc == nullptr || err != OPUS_OK)
+        throw std::runtime_error(std::string("opus_encoder_create: ") + opus_strerror(err));
+    opus_encoder_ctl(s->enc, OPUS_SET_BITRATE(static_cast<opus_int32>(_cfg.bitrate)));
+    opus_encoder_ctl(s->enc, OPUS_SET_COMPLEXITY(static_cast<opus_int32>(_cfg.complexity)));
+    // RFC 3550: random initial sequence number and timestamp.
+    std::random_device rd;
+    s->seq = static_cast<uint16_t>(rd());
+    s->ts_base = rd();
+    s->ssrc = dp::mix_ssrc(ds.id);
+    s->next_deadline_ns = now_ns + s->frame_ns;
+    s->mix.assign(size_t{s->frame_samples} * _cfg.channels, 0.0f);
+    {
+        // A new session under this id mixes: an error of an earlier one is history.
+        std::lock_guard lk(_ctl_mu);
+        _errors.erase(ds.id);
+    }
+    sp_ref = std::move(s);
+    return *sp_ref;
 }
 
 unsigned mixer::nb_sessions() const noexcept { return static_cast<unsigned>(_sessions.size()); }
@@ -182,21 +239,21 @@ uint64_t mixer::next_deadline_ns() const noexcept {
     return d;
 }
 
-void mixer::take(rte_mbuf* m, uint64_t now_ns) {
+void mixer::take(const rte_mbuf* m, uint64_t now_ns) noexcept {
     ++_stats.packets_in;
-    const uint32_t idx = message_session(m);
-    const dp_snapshot* snap = _snap;
-    const dp_session* ds = snap != nullptr ? message_session_of(*snap, m) : nullptr;
+    const uint32_t idx = dp::message_session(m);
+    const dp::dp_snapshot* snap = _snap;
+    const dp::dp_session* ds = snap != nullptr ? dp::message_session_of(*snap, m) : nullptr;
     if (ds == nullptr) {
         ++_stats.stale;
         return;
     }
-    if (ds->mode != session_mode_mix) {
+    if (ds->mode != dp::session_mode_mix) {
         ++_stats.not_mix;
         return;
     }
-    rtp_view v{};
-    if (m->nb_segs != 1 || !parse_rtp(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, v) || v.len > max_payload) {
+    rtp::view v{};
+    if (m->nb_segs != 1 || !rtp::parse(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, v) || v.len > max_payload) {
         ++_stats.bad_packets;
         return;
     }
@@ -206,32 +263,26 @@ void mixer::take(rte_mbuf* m, uint64_t now_ns) {
         return;
     }
 
-    auto& sp_ref = _sessions[idx];
-    if (!sp_ref || sp_ref->generation != ds->generation) {
-        auto s = std::make_unique<session>();
-        s->index = idx;
-        s->id = ds->id;
-        s->generation = ds->generation;
-        const unsigned fms = frame_ms_of(ds->id);
-        s->frame_samples = static_cast<unsigned>(sample_rate / 1000 * fms);
-        s->frame_ns = uint64_t{fms} * 1000000;
-        s->release_coef = static_cast<float>(1.0 - std::exp(-static_cast<double>(fms) / limiter_release_ms));
-        int err = 0;
-        s->enc = opus_encoder_create(sample_rate, static_cast<int>(_cfg.channels), OPUS_APPLICATION_AUDIO, &err);
-        if (s->enc == nullptr || err != OPUS_OK) throw std::runtime_error("opus_encoder_create failed");
-        opus_encoder_ctl(s->enc, OPUS_SET_BITRATE(static_cast<opus_int32>(_cfg.bitrate)));
-        opus_encoder_ctl(s->enc, OPUS_SET_COMPLEXITY(static_cast<opus_int32>(_cfg.complexity)));
-        // RFC 3550: random initial sequence number and timestamp.
-        std::random_device rd;
-        s->seq = static_cast<uint16_t>(rd());
-        s->ts_base = rd();
-        s->ssrc = mix_ssrc(ds->id);
-        s->next_deadline_ns = now_ns + s->frame_ns;
-        s->mix.assign(size_t{s->frame_samples} * _cfg.channels, 0.0f);
-        sp_ref = std::move(s);
+    // Whatever one session's state throws (a decoder or encoder libopus
+    // cannot create, a frame setting it cannot encode, no memory) fails that
+    // session only.
+    try {
+        session& s = session_of(*ds, idx, now_ns);
+        if (s.failed) {
+            ++_stats.failed_session_packets;
+            return;
+        }
+        buffer(s, v, now_ns);
+    } catch (const std::exception& e) {
+        fail(*ds, idx, e.what());
+        ++_stats.failed_session_packets;
+    } catch (...) {
+        fail(*ds, idx, "unknown exception");
+        ++_stats.failed_session_packets;
     }
-    session& s = *sp_ref;
+}
 
+void mixer::buffer(session& s, const rtp::view& v, uint64_t now_ns) {
     speaker* sp = nullptr;
     for (auto& p : s.speakers)
         if (p->ssrc == v.ssrc) sp = p.get();
@@ -252,7 +303,7 @@ void mixer::take(rte_mbuf* m, uint64_t now_ns) {
     sp->last_arrival_ns = now_ns;
 
     if (sp->started) {
-        const int32_t d = ts_diff(v.ts, sp->next_ts);
+        const int32_t d = rtp::ts_diff(v.ts, sp->next_ts);
         // Far behind or far ahead of the playout point: the sender restarted
         // its clock (or the speaker came back after a long pause). Start the
         // speaker over with a fresh playout delay instead of waiting.
@@ -305,7 +356,7 @@ void produce(speaker& sp, unsigned channels, unsigned plc_max, mixer_stats& st) 
     for (unsigned i = 0; i < jb_slots; ++i) {
         jb_slot& sl = sp.slots[i];
         if (!sl.used) continue;
-        const int32_t d = ts_diff(sl.ts, sp.next_ts);
+        const int32_t d = rtp::ts_diff(sl.ts, sp.next_ts);
         if (d == 0) {
             due = static_cast<int>(i);
         } else if (d < 0) {
@@ -337,7 +388,7 @@ void produce(speaker& sp, unsigned channels, unsigned plc_max, mixer_stats& st) 
     if (e >= 0 && sp.have_seq && sp.slots[e].seq == static_cast<uint16_t>(sp.last_seq + 1)) {
         // The next packet in sequence is here but later in time: the sender
         // stopped sending (DTX) for this stretch. Silence, not concealment.
-        k = std::min<int>(k, ts_diff(sp.slots[e].ts, sp.next_ts));
+        k = std::min<int>(k, rtp::ts_diff(sp.slots[e].ts, sp.next_ts));
         std::fill(out, out + size_t(k) * channels, 0.0f);
         sp.plc_run = 0;
         sp.audible = false;
@@ -420,7 +471,7 @@ void mixer::tick(session& s, uint64_t now_ns) {
     if (target < 1.0f) ++_stats.limited_frames;
     s.gain = g1;
 
-    const dp_snapshot* snap = _snap;
+    const dp::dp_snapshot* snap = _snap;
     if (snap == nullptr || s.index >= snap->nb_sessions || snap->sessions[s.index]->generation != s.generation) return;
     rte_mbuf* m = rte_pktmbuf_alloc(_cfg.pool);
     if (m == nullptr) {
@@ -443,36 +494,30 @@ void mixer::tick(session& s, uint64_t now_ns) {
     d[0] = 0x80;
     // Marker on the first packet of a talkspurt (RFC 3551): after a period
     // with no speaker the timestamp jumps with the clock.
-    d[1] = static_cast<uint8_t>((s.talking ? 0 : 0x80) | mix_payload_type);
-    wr16(d + 2, s.seq++);
-    wr32(d + 4, s.ts_base + static_cast<uint32_t>(tick_no * s.frame_samples));
-    wr32(d + 8, s.ssrc);
+    d[1] = static_cast<uint8_t>((s.talking ? 0 : 0x80) | dp::mix_payload_type);
+    wire::store_be16(d + 2, s.seq++);
+    wire::store_be32(d + 4, s.ts_base + static_cast<uint32_t>(tick_no * s.frame_samples));
+    wire::store_be32(d + 8, s.ssrc);
     s.talking = true;
-    set_message_session(m, s.index, s.generation);
+    dp::set_message_session(m, s.index, s.generation);
     const bool record = snap->sessions[s.index]->record != 0;
-    if (!publish_message(*_cfg.shared, *snap, m, record, &_counters)) ++_stats.publish_failed;
+    if (!dp::publish_message(*_cfg.shared, *snap, m, record, &_counters)) ++_stats.publish_failed;
     ++_stats.frames_out;
 }
 
 unsigned mixer::poll(uint64_t now_ns) {
     _snap = _cfg.shared != nullptr ? _cfg.shared->snapshot.load(std::memory_order_acquire) : nullptr;
-    unsigned work = 0;
-    if (_cfg.in_ring != nullptr) {
-        void* objs[64];
-        unsigned nb;
-        do {
-            nb = rte_ring_dequeue_burst(_cfg.in_ring, objs, 64, nullptr);
-            for (unsigned i = 0; i < nb; ++i) take(static_cast<rte_mbuf*>(objs[i]), now_ns);
-            if (nb > 0) rte_pktmbuf_free_bulk(reinterpret_cast<rte_mbuf**>(objs), nb);
-            work += nb;
-        } while (nb == 64);
-    }
+    unsigned work = drain_messages(_cfg.in_ring, [&](const rte_mbuf* m) { take(m, now_ns); });
     for (auto it = _sessions.begin(); it != _sessions.end();) {
+        const dp::dp_snapshot* snap = _snap;
+        if (!it->second) {   // a failure left no placeholder (see fail())
+            it = _sessions.erase(it);
+            continue;
+        }
         session& s = *it->second;
-        const dp_snapshot* snap = _snap;
         // Ended or replaced: drop its state (decoders, encoder) at once.
         if (snap == nullptr || s.index >= snap->nb_sessions || snap->sessions[s.index]->generation != s.generation ||
-            snap->sessions[s.index]->mode != session_mode_mix) {
+            snap->sessions[s.index]->mode != dp::session_mode_mix) {
             it = _sessions.erase(it);
             continue;
         }
@@ -487,9 +532,15 @@ unsigned mixer::poll(uint64_t now_ns) {
             for (auto& sp : s.speakers) sp->restart(now_ns);
             s.talking = false;
         }
-        while (now_ns >= s.next_deadline_ns) {
-            tick(s, now_ns);
-            ++work;
+        try {
+            while (now_ns >= s.next_deadline_ns) {
+                tick(s, now_ns);
+                ++work;
+            }
+        } catch (const std::exception& e) {
+            fail(s, e.what());
+        } catch (...) {
+            fail(s, "unknown exception");
         }
         ++it;
     }
@@ -497,4 +548,4 @@ unsigned mixer::poll(uint64_t now_ns) {
     return work;
 }
 
-}  // namespace stentor::dp
+}  // namespace stentor::svc

@@ -1,237 +1,34 @@
-#include "recorder.h"
+#include "stentor/services/recorder.h"
 
-#include <fcntl.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
+#include <condition_variable>
+#include <cstdio>
 #include <ctime>
-#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
 
-#include <liburing.h>
-#include <ogg/ogg.h>
-#include <opus/opus.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "messages.h"
+#include "ogg_opus_track.h"
+#include "record_input.h"
 #include "stentor/dp_shared.h"
+#include "stentor/services/clock.h"
+#include "uring_writer.h"
 
-namespace stentor::control {
-
-// ================================================================ ogg_opus_track
+namespace stentor::svc {
 
 namespace {
 
-constexpr int sample_rate = 48000;
-// Pages are cut at least every second of audio even at low bitrates, so a
-// crash loses at most about a second and a half-written file still plays.
-constexpr uint64_t page_interval_samples = sample_rate;
-// A gap in RTP timestamps that disagrees with the arrival times by more than
-// this is a sender that restarted its clock, not silence: trust the clock.
-constexpr int64_t max_ts_wall_disagreement = int64_t{10} * sample_rate;
+// The API lists the latest finalised recordings; older ones stay on disk.
 constexpr size_t max_listed = 4096;
-
-void put_le16(std::string& b, uint16_t v) {
-    b.push_back(static_cast<char>(v & 0xff));
-    b.push_back(static_cast<char>(v >> 8));
-}
-void put_le32(std::string& b, uint32_t v) {
-    put_le16(b, static_cast<uint16_t>(v));
-    put_le16(b, static_cast<uint16_t>(v >> 16));
-}
-
-}  // namespace
-
-struct ogg_opus_track::ogg_state {
-    ogg_stream_state os;
-};
-
-ogg_opus_track::ogg_opus_track(uint32_t serial, unsigned channels, unsigned pre_skip,
-                               const std::vector<std::pair<std::string, std::string>>& tags, unsigned reorder_window)
-    : _ogg(std::make_unique<ogg_state>()), _window_max(std::max(1u, reorder_window)), _pre_skip(pre_skip) {
-    ogg_stream_init(&_ogg->os, static_cast<int>(serial));
-    // RFC 7845 5.1: identification header, alone on the first page.
-    std::string head = "OpusHead";
-    head.push_back(1);                                   // version
-    head.push_back(static_cast<char>(channels));
-    put_le16(head, static_cast<uint16_t>(pre_skip));
-    put_le32(head, sample_rate);                         // input rate: informational
-    put_le16(head, 0);                                   // output gain
-    head.push_back(0);                                   // mapping family 0: mono/stereo
-    ogg_packet op{};
-    op.packet = reinterpret_cast<unsigned char*>(head.data());
-    op.bytes = static_cast<long>(head.size());
-    op.b_o_s = 1;
-    op.granulepos = 0;
-    op.packetno = _packetno++;
-    ogg_stream_packetin(&_ogg->os, &op);
-    drain_pages(true);
-    // RFC 7845 5.2: comment header, ending its own page(s).
-    std::string t = "OpusTags";
-    const std::string vendor = "stentor";
-    put_le32(t, static_cast<uint32_t>(vendor.size()));
-    t += vendor;
-    put_le32(t, static_cast<uint32_t>(tags.size()));
-    for (const auto& [k, v] : tags) {
-        const std::string c = k + "=" + v;
-        put_le32(t, static_cast<uint32_t>(c.size()));
-        t += c;
-    }
-    op = ogg_packet{};
-    op.packet = reinterpret_cast<unsigned char*>(t.data());
-    op.bytes = static_cast<long>(t.size());
-    op.granulepos = 0;
-    op.packetno = _packetno++;
-    ogg_stream_packetin(&_ogg->os, &op);
-    drain_pages(true);
-}
-
-ogg_opus_track::~ogg_opus_track() { ogg_stream_clear(&_ogg->os); }
-
-double ogg_opus_track::duration_s() const {
-    return _written > _pre_skip ? static_cast<double>(_written - _pre_skip) / sample_rate : 0.0;
-}
-
-void ogg_opus_track::drain_pages(bool force) {
-    ogg_page og;
-    for (;;) {
-        const int r = force ? ogg_stream_flush(&_ogg->os, &og) : ogg_stream_pageout(&_ogg->os, &og);
-        if (r == 0) break;
-        _out.append(reinterpret_cast<const char*>(og.header), static_cast<size_t>(og.header_len));
-        _out.append(reinterpret_cast<const char*>(og.body), static_cast<size_t>(og.body_len));
-        _last_page_granule = _written;
-    }
-}
-
-void ogg_opus_track::packet_in(const uint8_t* p, long len, bool eos) {
-    ogg_packet op{};
-    op.packet = const_cast<unsigned char*>(p);
-    op.bytes = len;
-    op.e_o_s = eos ? 1 : 0;
-    op.granulepos = static_cast<ogg_int64_t>(_written);
-    op.packetno = _packetno++;
-    ogg_stream_packetin(&_ogg->os, &op);
-}
-
-void ogg_opus_track::write(const held& h, bool eos) {
-    const int64_t written = static_cast<int64_t>(_written);
-    if (h.rel + h.samples <= written) {
-        ++_st.late;   // its stretch of the timeline is already on disk
-        if (eos) {
-            // Still end the stream properly: one filler carries the EOS flag.
-            _written += static_cast<uint64_t>(_filler_samples);
-            packet_in(&_filler_toc, 1, true);
-            ++_st.fillers;
-            drain_pages(true);
-        }
-        return;
-    }
-    // Fill the gap (DTX or loss) with "frame missing" packets; the remainder
-    // smaller than a frame stays in the cumulative gap of the next packet.
-    int64_t gap = h.rel - written;
-    while (gap >= _filler_samples) {
-        _written += static_cast<uint64_t>(_filler_samples);
-        gap -= _filler_samples;
-        packet_in(&_filler_toc, 1, false);
-        ++_st.fillers;
-        if (_written - _last_page_granule >= page_interval_samples) drain_pages(true);
-        else drain_pages(false);
-    }
-    _written += static_cast<uint64_t>(h.samples);
-    packet_in(h.data.data(), static_cast<long>(h.data.size()), eos);
-    ++_st.packets;
-    // Code-0 TOC of the latest packet: fillers keep its mode, bandwidth,
-    // channels and frame size.
-    _filler_toc = static_cast<uint8_t>(h.data[0] & 0xfc);
-    _filler_samples = opus_packet_get_samples_per_frame(&_filler_toc, sample_rate);
-    if (eos || _written - _last_page_granule >= page_interval_samples)
-        drain_pages(true);
-    else
-        drain_pages(false);
-}
-
-void ogg_opus_track::push(uint16_t seq, uint32_t ts, const uint8_t* payload, uint32_t len, uint64_t arrival_ns) {
-    if (_finished) return;
-    const int n = len > 0 ? opus_packet_get_nb_samples(payload, static_cast<opus_int32>(len), sample_rate) : -1;
-    if (n <= 0) {
-        ++_st.invalid;
-        return;
-    }
-    int64_t rel;
-    if (!_started) {
-        _started = true;
-        rel = 0;
-        _max_seq = static_cast<uint16_t>(seq - 1);
-        _filler_toc = static_cast<uint8_t>(payload[0] & 0xfc);
-        _filler_samples = opus_packet_get_samples_per_frame(&_filler_toc, sample_rate);
-    } else {
-        // Extend the 32-bit timestamp: the signed difference to the latest
-        // arrival survives wrap-around and modest reordering.
-        rel = _last_rel + static_cast<int32_t>(ts - _last_ts);
-        if (arrival_ns > _last_arrival_ns) {
-            const int64_t wall = static_cast<int64_t>((arrival_ns - _last_arrival_ns) * sample_rate / 1000000000ull);
-            if (std::llabs((rel - _last_rel) - wall) > max_ts_wall_disagreement) rel = _last_rel + wall;
-        }
-    }
-    _last_ts = ts;
-    _last_rel = rel;
-    _last_arrival_ns = arrival_ns;
-    // Loss: sequence numbers skipped past the highest seen.
-    const int16_t ds = static_cast<int16_t>(seq - _max_seq);
-    if (ds > 0) {
-        _st.lost += static_cast<uint64_t>(ds - 1);
-        _max_seq = seq;
-    } else if (_st.lost > 0) {
-        --_st.lost;   // a late packet fills a hole counted as lost
-    }
-
-    // Insert in timestamp order; equal timestamps are duplicates.
-    auto it = _window.end();
-    while (it != _window.begin() && std::prev(it)->rel > rel) --it;
-    if (it != _window.begin() && std::prev(it)->rel == rel) {
-        ++_st.duplicates;
-        if (ds <= 0 && _st.lost > 0) ++_st.lost;   // undo: not a hole filled
-        return;
-    }
-    if (it != _window.end()) ++_st.reordered;
-    _window.insert(it, held{rel, seq, n, std::vector<uint8_t>(payload, payload + len)});
-    while (_window.size() > _window_max) {
-        write(_window.front(), false);
-        _window.pop_front();
-    }
-}
-
-void ogg_opus_track::finish() {
-    if (_finished) return;
-    _finished = true;
-    if (_window.empty()) {
-        // Nothing held (cannot happen after a first packet): end with a filler.
-        packet_in(&_filler_toc, 1, true);
-        _written += static_cast<uint64_t>(_filler_samples);
-        ++_st.fillers;
-        drain_pages(true);
-        return;
-    }
-    while (!_window.empty()) {
-        write(_window.front(), _window.size() == 1);
-        _window.pop_front();
-    }
-    drain_pages(true);
-}
-
-// ================================================================ recorder
-
-namespace {
-
-uint64_t mono_ns() {
-    timespec t{};
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
-}
+// Writes in flight per file; the rest of its pages waits in memory.
+constexpr unsigned max_inflight_per_file = 8;
 
 int64_t unix_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -247,30 +44,10 @@ std::string utc_stamp() {
     return b;
 }
 
-inline uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-inline uint32_t rd32(const uint8_t* p) { return uint32_t{rd16(p)} << 16 | rd16(p + 2); }
-
-struct write_req;
-
-struct file_out {
-    int fd = -1;
-    std::string path;
-    uint64_t offset = 0;          // next write position
-    uint64_t written = 0;         // bytes confirmed on disk
-    unsigned inflight = 0;
-};
-
-struct write_req {
-    file_out* f;
-    std::string buf;
-    size_t done;
-    uint64_t off;
-};
-
 struct track {
     uint32_t ssrc;
     std::unique_ptr<ogg_opus_track> ogg;
-    file_out file;
+    uring_file file;
     double start_offset_s = 0;
 };
 
@@ -281,7 +58,6 @@ struct rec {
     std::string stamp;
     bool failed = false;
     bool closed = false;
-    bool dir_ready = false;
     std::vector<std::unique_ptr<track>> tracks;
 };
 
@@ -300,9 +76,7 @@ struct recorder::impl {
     recorder_options opt;
     dp::dp_shared& sh;
     rte_ring* ring;
-    io_uring uring{};
-    bool uring_ok = false;
-    std::string uring_error;
+    uring_writer writer;
 
     mutable std::mutex mu;
     std::condition_variable cv;
@@ -316,7 +90,12 @@ struct recorder::impl {
     std::set<uint64_t> closed_generations;
     recorder_stats st;
 
-    impl(const recorder_options& o, dp::dp_shared& s, rte_ring* r) : opt(o), sh(s), ring(r) {
+    impl(const recorder_options& o, dp::dp_shared& s, rte_ring* r)
+        : opt(o), sh(s), ring(r), writer(o.queue_depth, [this](uring_file& f, const std::string& why) {
+              rec* fr = find_rec_of_file(&f);
+              if (fr != nullptr) fail(*fr, "write " + f.path + ": " + why);
+              else ++st.write_errors;
+          }) {
         // Every recorded track holds a file open until its session ends; the
         // default soft limit (1024) would cap a relay at ~1000 tracks.
         rlimit rl{};
@@ -324,16 +103,6 @@ struct recorder::impl {
             rl.rlim_cur = rl.rlim_max;
             setrlimit(RLIMIT_NOFILE, &rl);
         }
-        const int e = io_uring_queue_init(std::max(8u, opt.queue_depth), &uring, 0);
-        if (e < 0) {
-            uring_error = std::string("io_uring_queue_init: ") + std::strerror(-e);
-        } else {
-            uring_ok = true;
-        }
-    }
-
-    ~impl() {
-        if (uring_ok) io_uring_queue_exit(&uring);
     }
 
     void fail(rec& r, const std::string& what) {
@@ -345,7 +114,29 @@ struct recorder::impl {
         }
     }
 
-    rec* find_rec_of_file(const file_out* f) {
+    // An exception out of one recording's work (no memory, in practice)
+    // fails that recording, as an I/O error would, and the recorder goes on
+    // with the others.
+    void failed(rec* r, uint32_t session_id, const char* what) noexcept {
+        ++st.session_errors;
+        std::fprintf(stderr, "stentor: recorder: recording of session %u failed: %s\n", session_id, what);
+        if (r == nullptr || r->failed) return;
+        r->failed = true;
+        try {
+            r->info.state = "error";
+            r->info.error = std::string("recorder: ") + what;
+        } catch (...) {
+            // The state stays as it was; failed, the counter and the log say it.
+        }
+    }
+
+    rec* active_rec(uint32_t id) noexcept {
+        auto it = active.find(id);
+        return it != active.end() ? it->second.get() : nullptr;
+    }
+
+    // Only when a write fails: a linear search is fine there.
+    rec* find_rec_of_file(const uring_file* f) {
         for (auto& [id, r] : active)
             for (auto& t : r->tracks)
                 if (&t->file == f) return r.get();
@@ -355,68 +146,9 @@ struct recorder::impl {
         return nullptr;
     }
 
-    // ---- io_uring
+    // ---- pages to disk
 
-    bool submit_write(file_out& f, std::string&& bytes, size_t done_bytes, uint64_t off) {
-        io_uring_sqe* sqe = io_uring_get_sqe(&uring);
-        if (sqe == nullptr) {
-            io_uring_submit(&uring);
-            sqe = io_uring_get_sqe(&uring);
-            if (sqe == nullptr) return false;
-        }
-        auto* req = new write_req{&f, std::move(bytes), done_bytes, off};
-        io_uring_prep_write(sqe, f.fd, req->buf.data() + req->done, static_cast<unsigned>(req->buf.size() - req->done),
-                            req->off);
-        io_uring_sqe_set_data(sqe, req);
-        ++f.inflight;
-        return true;
-    }
-
-    void complete(io_uring_cqe* cqe) {
-        auto* req = static_cast<write_req*>(io_uring_cqe_get_data(cqe));
-        const int res = cqe->res;
-        io_uring_cqe_seen(&uring, cqe);
-        if (req == nullptr) return;
-        file_out& f = *req->f;
-        --f.inflight;
-        const size_t want = req->buf.size() - req->done;
-        if (res < 0 || res == 0) {
-            rec* r = find_rec_of_file(&f);
-            const std::string why = res < 0 ? std::strerror(-res) : "wrote 0 bytes";
-            if (r != nullptr) fail(*r, "write " + f.path + ": " + why);
-            else ++st.write_errors;
-            delete req;
-            return;
-        }
-        f.written += static_cast<uint64_t>(res);
-        st.bytes_written += static_cast<uint64_t>(res);
-        if (static_cast<size_t>(res) < want) {
-            // Short write: the rest goes out again from where it stopped (the
-            // next attempt reports the real error if the disk is full).
-            const size_t nd = req->done + static_cast<size_t>(res);
-            const uint64_t noff = req->off + static_cast<uint64_t>(res);
-            std::string b = std::move(req->buf);
-            delete req;
-            if (!submit_write(f, std::move(b), nd, noff)) {
-                rec* r = find_rec_of_file(&f);
-                if (r != nullptr) fail(*r, "write " + f.path + ": submission queue full");
-            }
-            return;
-        }
-        delete req;
-    }
-
-    unsigned reap() {
-        unsigned n = 0;
-        io_uring_cqe* cqe = nullptr;
-        while (io_uring_peek_cqe(&uring, &cqe) == 0 && cqe != nullptr) {
-            complete(cqe);
-            ++n;
-        }
-        return n;
-    }
-
-    // Hand a track's finished pages to io_uring (no wait).
+    // Hand a track's finished pages to the writer (no wait).
     void flush_track(rec& r, track& t) {
         std::string& p = t.ogg->pending();
         if (p.empty() || t.file.fd < 0) return;
@@ -430,25 +162,18 @@ struct recorder::impl {
             p.clear();
             return;
         }
-        // Bound in-flight writes per file; the rest waits in memory.
-        if (t.file.inflight >= 8) return;
-        const uint64_t off = t.file.offset;
-        const size_t len = p.size();
+        if (t.file.inflight >= max_inflight_per_file) return;
         std::string bytes;
         bytes.swap(p);
-        if (submit_write(t.file, std::move(bytes), 0, off)) {
-            t.file.offset += len;
-        } else {
-            fail(r, "write " + t.file.path + ": submission queue full");
-        }
+        if (!writer.append(t.file, std::move(bytes))) fail(r, "write " + t.file.path + ": submission queue full");
     }
 
     void wait_idle(rec& r) {
         // Bounded: a dead disk cannot hold the control plane for long.
         const uint64_t deadline = mono_ns() + 10ull * 1000000000ull;
         for (;;) {
-            io_uring_submit(&uring);
-            reap();
+            writer.submit();
+            writer.reap();
             bool busy = false;
             for (auto& t : r.tracks) {
                 flush_track(r, *t);
@@ -459,10 +184,8 @@ struct recorder::impl {
                 fail(r, "write: no completion within 10 s");
                 return;
             }
-            io_uring_submit(&uring);
-            io_uring_cqe* cqe = nullptr;
-            __kernel_timespec ts{0, 100000000};
-            if (io_uring_wait_cqe_timeout(&uring, &cqe, &ts) == 0 && cqe != nullptr) complete(cqe);
+            writer.submit();
+            writer.wait_one(100000000);
         }
     }
 
@@ -477,7 +200,7 @@ struct recorder::impl {
         r->info.started_unix_ms = unix_ms();
         r->start_ns = mono_ns();
         r->stamp = utc_stamp();
-        if (!uring_ok) fail(*r, uring_error);
+        if (!writer.ok()) fail(*r, writer.error());
         if (active.count(id) != 0) end(id);
         auto& slot = active[id];
         slot = std::move(r);
@@ -493,26 +216,12 @@ struct recorder::impl {
             std::snprintf(suffix, sizeof suffix, "mix");
         else
             std::snprintf(suffix, sizeof suffix, "%08x", ssrc);
-        if (!r.dir_ready) {
-            std::error_code ec;
-            std::filesystem::create_directories(opt.dir, ec);
-            r.dir_ready = true;
-        }
-        const std::string base = opt.dir + "/session-" + std::to_string(r.info.session_id) + "-" + r.stamp + "-" + suffix;
-        std::string path = base + ".opus";
-        int fd = -1;
-        for (int k = 1; k < 100; ++k) {
-            fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-            if (fd >= 0 || errno != EEXIST) break;
-            path = base + "-" + std::to_string(k) + ".opus";
-        }
-        t->file.path = path;
-        if (fd < 0) {
-            fail(r, "open " + path + ": " + std::strerror(errno));
-        } else {
-            t->file.fd = fd;
+        const std::string base = "session-" + std::to_string(r.info.session_id) + "-" + r.stamp + "-" + suffix;
+        std::string why;
+        if (writer.create(t->file, opt.dir, base, ".opus", why))
             ++st.files_opened;
-        }
+        else
+            fail(r, why);
         std::vector<std::pair<std::string, std::string>> tags{
             {"ENCODER", r.info.mode == "mix" ? "stentor mixer (libopus)" : "stentor relay (RTP payload unchanged)"},
             {"TITLE", r.info.name},
@@ -522,7 +231,7 @@ struct recorder::impl {
         };
         // The serial is the SSRC: unique within the file, as Ogg requires.
         t->ogg = std::make_unique<ogg_opus_track>(ssrc, channels, opt.pre_skip, tags, opt.reorder_window);
-        if (r.info.path.empty()) r.info.path = path;
+        if (r.info.path.empty()) r.info.path = t->file.path;
         r.tracks.push_back(std::move(t));
         return r.tracks.back().get();
     }
@@ -547,15 +256,24 @@ struct recorder::impl {
         r.info.bytes = bytes;
     }
 
+    // finalise() threw: close what is open, so no fd outlives the recording.
+    void give_up(rec& r, const char* what) noexcept {
+        failed(&r, r.info.session_id, what);
+        for (auto& t : r.tracks) {
+            std::string why;
+            if (t->file.fd >= 0 && writer.close(t->file, false, why)) ++st.files_finalised;
+        }
+        r.closed = true;
+    }
+
     void finalise(rec& r) {
         if (r.closed) return;
         for (auto& t : r.tracks) t->ogg->finish();
-        if (uring_ok) wait_idle(r);
+        if (writer.ok()) wait_idle(r);
         for (auto& t : r.tracks) {
             if (t->file.fd < 0) continue;
-            if (!r.failed && ::fsync(t->file.fd) != 0) fail(r, "fsync " + t->file.path + ": " + std::strerror(errno));
-            ::close(t->file.fd);
-            t->file.fd = -1;
+            std::string why;
+            if (!writer.close(t->file, !r.failed, why)) fail(r, why);
             ++st.files_finalised;
         }
         r.closed = true;
@@ -568,21 +286,28 @@ struct recorder::impl {
     void end(uint32_t id) {
         auto it = active.find(id);
         if (it == active.end()) return;
-        finalise(*it->second);
+        try {
+            finalise(*it->second);
+        } catch (const std::exception& e) {
+            give_up(*it->second, e.what());
+        } catch (...) {
+            give_up(*it->second, "unknown exception");
+        }
         done.push_back(std::move(it->second));
         active.erase(it);
-        // The API lists the latest finalised recordings; older ones stay on disk.
         if (done.size() > max_listed) done.erase(done.begin());
     }
 
-    void take(rte_mbuf* m, const dp::dp_snapshot* snap, uint64_t now) {
+    // One message off the record ring (record_input.h says what it is).
+    void take(const rte_mbuf* m, const dp::dp_snapshot* snap, uint64_t now) {
         ++st.messages;
-        const dp::dp_session* dsp = snap != nullptr ? dp::message_session_of(*snap, m) : nullptr;
-        if (dsp == nullptr) {
+        record_packet pk;
+        const record_verdict v = read_record_message(snap, m, pk);
+        if (v == record_verdict::stale) {
             ++st.stale;
             return;
         }
-        const dp::dp_session& ds = *dsp;
+        const dp::dp_session& ds = *pk.session;
         if (closed_generations.count(ds.generation) != 0) {
             ++st.after_end;
             return;
@@ -594,91 +319,96 @@ struct recorder::impl {
             end(ds.id);
             r = nullptr;
         }
-        const std::string mode = ds.mode == dp::session_mode_mix ? "mix" : "forward";
-        if (r == nullptr) r = &start_rec(ds.id, "", mode);
+        if (r == nullptr) r = &start_rec(ds.id, "", ds.mode == dp::session_mode_mix ? "mix" : "forward");
         r->generation = ds.generation;
         if (r->failed) {
             ++st.error_dropped;
             return;
         }
-        const uint8_t* p = rte_pktmbuf_mtod(m, const uint8_t*);
-        const uint32_t n = m->data_len;
-        if (n < 12 || (p[0] >> 6) != 2) {
-            ++st.not_recording;
-            return;
-        }
-        uint32_t off = 12 + 4u * (p[0] & 0x0f);
-        if ((p[0] & 0x10) && off + 4 <= n) off += 4 + 4u * rd16(p + off + 2);
-        uint32_t end_off = n;
-        if ((p[0] & 0x20) && p[n - 1] <= n) end_off -= p[n - 1];
-        if (off >= end_off) {
-            ++st.not_recording;
-            return;
-        }
-        const uint32_t ssrc = rd32(p + 8);
-        // In mix mode only the mixer's own stream is the recording.
-        if (ds.mode == dp::session_mode_mix && ssrc != dp::mix_ssrc(ds.id)) {
+        if (v == record_verdict::not_recorded) {
             ++st.not_recording;
             return;
         }
         track* t = nullptr;
         for (auto& x : r->tracks)
-            if (x->ssrc == ssrc) t = x.get();
+            if (x->ssrc == pk.rtp.ssrc) t = x.get();
         if (t == nullptr) {
-            const unsigned channels = (p[off] & 0x04) ? 2 : 1;   // TOC stereo flag of the first packet
-            t = open_track(*r, ssrc, channels);
+            t = open_track(*r, pk.rtp.ssrc, pk.channels);
             if (r->failed) {
                 ++st.error_dropped;
                 return;
             }
         }
-        t->ogg->push(rd16(p + 2), rd32(p + 4), p + off, end_off - off, now);
+        t->ogg->push(pk.rtp.seq, pk.rtp.ts, pk.rtp.payload, pk.rtp.len, now);
     }
 
     void run_commands() {
         for (auto& c : cmds) {
-            switch (c.kind) {
-            case cmd_kind::started:
-                if (active.count(c.id) == 0) start_rec(c.id, c.name, c.mode);
-                else {
-                    active[c.id]->info.name = c.name;
-                    active[c.id]->info.mode = c.mode;
-                }
-                break;
-            case cmd_kind::ended:
-                end(c.id);
-                break;
-            case cmd_kind::all:
-                while (!active.empty()) end(active.begin()->first);
-                break;
+            try {
+                run(c);
+            } catch (const std::exception& e) {
+                failed(active_rec(c.id), c.id, e.what());
+            } catch (...) {
+                failed(active_rec(c.id), c.id, "unknown exception");
             }
         }
         cmds.clear();
     }
 
-    unsigned poll_locked() {
-        unsigned work = 0;
-        const uint64_t now = mono_ns();
-        if (ring != nullptr) {
-            const dp::dp_snapshot* snap = sh.snapshot.load(std::memory_order_acquire);
-            void* objs[64];
-            unsigned nb;
-            do {
-                nb = rte_ring_dequeue_burst(ring, objs, 64, nullptr);
-                for (unsigned i = 0; i < nb; ++i) take(static_cast<rte_mbuf*>(objs[i]), snap, now);
-                if (nb > 0) rte_pktmbuf_free_bulk(reinterpret_cast<rte_mbuf**>(objs), nb);
-                work += nb;
-            } while (nb == 64);
+    void run(const command& c) {
+        switch (c.kind) {
+        case cmd_kind::started:
+            if (active.count(c.id) == 0) start_rec(c.id, c.name, c.mode);
+            else {
+                active[c.id]->info.name = c.name;
+                active[c.id]->info.mode = c.mode;
+            }
+            break;
+        case cmd_kind::ended:
+            end(c.id);
+            break;
+        case cmd_kind::all:
+            while (!active.empty()) end(active.begin()->first);
+            break;
         }
+    }
+
+    void take_guarded(const rte_mbuf* m, const dp::dp_snapshot* snap, uint64_t now) noexcept {
+        try {
+            take(m, snap, now);
+        } catch (const std::exception& e) {
+            take_failed(m, snap, e.what());
+        } catch (...) {
+            take_failed(m, snap, "unknown exception");
+        }
+    }
+
+    void take_failed(const rte_mbuf* m, const dp::dp_snapshot* snap, const char* what) noexcept {
+        const dp::dp_session* ds = snap != nullptr ? dp::message_session_of(*snap, m) : nullptr;
+        const uint32_t id = ds != nullptr ? ds->id : 0;
+        failed(ds != nullptr ? active_rec(id) : nullptr, id, what);
+    }
+
+    unsigned poll_locked() {
+        const uint64_t now = mono_ns();
+        const dp::dp_snapshot* snap = sh.snapshot.load(std::memory_order_acquire);
+        unsigned work = drain_messages(ring, [&](const rte_mbuf* m) { take_guarded(m, snap, now); });
         if (!cmds.empty()) {
             run_commands();
             ++work;
         }
-        if (uring_ok) {
-            for (auto& [id, r] : active)
-                for (auto& t : r->tracks) flush_track(*r, *t);
-            io_uring_submit(&uring);
-            work += reap();
+        if (writer.ok()) {
+            for (auto& [id, r] : active) {
+                try {
+                    for (auto& t : r->tracks) flush_track(*r, *t);
+                } catch (const std::exception& e) {
+                    failed(r.get(), id, e.what());
+                } catch (...) {
+                    failed(r.get(), id, "unknown exception");
+                }
+            }
+            writer.submit();
+            work += writer.reap();
         }
         // Track figures are copied into recording_info only when someone asks
         // (recordings()): per poll it would cost O(tracks) string copies.
@@ -757,7 +487,9 @@ std::optional<recording_info> recorder::recording(uint32_t session_id) const {
 
 recorder_stats recorder::stats() const {
     std::lock_guard lk(_impl->mu);
-    return _impl->st;
+    recorder_stats s = _impl->st;
+    s.bytes_written = _impl->writer.bytes_written();
+    return s;
 }
 
-}  // namespace stentor::control
+}  // namespace stentor::svc

@@ -12,8 +12,8 @@
 #include "control_plane.h"
 #include "fixture.h"
 #include "metrics.h"
-#include "mixer.h"
-#include "recorder.h"
+#include "stentor/services/mixer.h"
+#include "stentor/services/recorder.h"
 #include "telemetry.h"
 
 namespace stentor::test {
@@ -499,7 +499,7 @@ TEST_F(api_test, metrics_and_telemetry_are_generated_from_the_counter_lists) {
         });
         return n;
     };
-    EXPECT_EQ(size_t{0 STENTOR_FOREACH_MIXER_STAT(STENTOR_COUNT_)}, service("mixer", dp::mixer_stats{}));
+    EXPECT_EQ(size_t{0 STENTOR_FOREACH_MIXER_STAT(STENTOR_COUNT_)}, service("mixer", svc::mixer_stats{}));
     EXPECT_EQ(size_t{0 STENTOR_FOREACH_RECORDER_STAT(STENTOR_COUNT_)}, service("recorder", control::recorder_stats{}));
 #undef STENTOR_COUNT_
     // /api/v1/lcores: every lcore counter of the list.

@@ -15,7 +15,7 @@
 
 #include "audio_util.h"
 #include "harness.h"
-#include "mixer.h"
+#include "stentor/services/mixer.h"
 
 namespace stentor::test {
 namespace {

@@ -5,12 +5,12 @@
 #include <gtest/gtest.h>
 
 #include "audio_util.h"
-#include "recorder.h"
+#include "ogg_opus_track.h"
 
 namespace stentor::test {
 namespace {
 
-using control::ogg_opus_track;
+using svc::ogg_opus_track;
 
 struct pkt {
     uint16_t seq;
@@ -21,7 +21,7 @@ struct pkt {
 
 struct result {
     ogg_file_info file;
-    control::track_stats st;
+    svc::track_stats st;
     uint64_t granule;
     double duration;
 };

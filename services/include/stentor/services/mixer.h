@@ -41,6 +41,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <unordered_map>
 
 #include <rte_mbuf.h>
@@ -49,12 +51,13 @@
 #include "stentor/dp_counters.h"
 #include "stentor/dp_shared.h"
 #include "stentor/dp_snapshot.h"
+#include "stentor/rtp.h"
 
-namespace stentor::dp {
+namespace stentor::svc {
 
 struct mixer_config {
     rte_mempool* pool = nullptr;       // mbufs of the mixed packets
-    dp_shared* shared = nullptr;       // snapshot, shard rings, record ring
+    dp::dp_shared* shared = nullptr;       // snapshot, shard rings, record ring
     rte_ring* in_ring = nullptr;       // speaker-packet messages of mix sessions
     unsigned channels = 2;             // decode, mix and encode channels (1 or 2), 48 kHz
     unsigned bitrate = 64000;          // encoder bitrate, bit/s
@@ -86,9 +89,11 @@ struct mixer_config {
     _(publish_failed, "some fan-out or record ring was full") \
     _(ticks_skipped, "frame periods missed because the thread ran late") \
     _(limited_frames, "frames where the limiter reduced the gain") \
-    _(stale, "message whose session ended or was replaced while it was queued")
+    _(stale, "message whose session ended or was replaced while it was queued") \
+    _(session_errors, "sessions whose mix failed (session_error() says why); the others go on") \
+    _(failed_session_packets, "speaker packets of a failed session, dropped until it ends")
 
-struct alignas(cache_line) mixer_stats {
+struct alignas(dp::cache_line) mixer_stats {
     STENTOR_STAT_FIELDS(STENTOR_FOREACH_MIXER_STAT, mixer_stats)
 };
 
@@ -100,8 +105,18 @@ public:
     mixer& operator=(const mixer&) = delete;
 
     // Control plane (any thread): frame duration of a session's mix. A
-    // session not described gets default_frame_ms.
+    // session not described gets default_frame_ms. Checked when the
+    // session's mix starts: a duration Opus cannot encode fails that session.
     void set_session_frame_ms(uint32_t session_id, unsigned frame_ms);
+
+    // Control plane (any thread): why the latest session under this id
+    // failed, if it did. A session fails alone: whatever its state throws
+    // (a decoder or encoder libopus cannot create, a frame duration it
+    // cannot encode, no memory) frees its state, counts session_errors, logs
+    // one line on stderr, and drops its packets (failed_session_packets)
+    // until it ends; every other session goes on. Cleared when a session
+    // under the same id starts mixing.
+    std::optional<std::string> session_error(uint32_t session_id) const;
 
     // Mixer thread: take queued messages into the jitter buffers, then run
     // every session whose frame deadline is <= now_ns. Reads the snapshot
@@ -113,24 +128,29 @@ public:
     uint64_t next_deadline_ns() const noexcept;
 
     const mixer_stats& stats() const noexcept { return _stats; }
-    const lcore_counters& counters() const noexcept { return _counters; }
+    const dp::lcore_counters& counters() const noexcept { return _counters; }
     unsigned nb_sessions() const noexcept;
     unsigned nb_speakers() const noexcept;
 
     struct session;
 
 private:
-    void take(rte_mbuf* m, uint64_t now_ns);
+    void take(const rte_mbuf* m, uint64_t now_ns) noexcept;
+    session& session_of(const dp::dp_session& ds, uint32_t idx, uint64_t now_ns);
+    void buffer(session& s, const rtp::view& v, uint64_t now_ns);
     void tick(session& s, uint64_t now_ns);
+    void fail(session& s, const char* why) noexcept;
+    void fail(const dp::dp_session& ds, uint32_t idx, const char* why) noexcept;
     unsigned frame_ms_of(uint32_t id);
 
     mixer_config _cfg;
-    const dp_snapshot* _snap = nullptr;   // loaded once per poll()
+    const dp::dp_snapshot* _snap = nullptr;   // loaded once per poll()
     mixer_stats _stats{};
-    lcore_counters _counters{};        // publish_message's ring_full drops
+    dp::lcore_counters _counters{};        // publish_message's drops (which ring was full)
     std::unordered_map<uint32_t, std::unique_ptr<session>> _sessions;   // by session index
-    std::mutex _frame_mu;
-    std::unordered_map<uint32_t, unsigned> _frame_ms;                   // by session id
+    mutable std::mutex _ctl_mu;                                         // what the control plane reads or sets:
+    std::unordered_map<uint32_t, unsigned> _frame_ms;                   //   by session id
+    std::unordered_map<uint32_t, std::string> _errors;                  //   by session id
 };
 
-}  // namespace stentor::dp
+}  // namespace stentor::svc

@@ -1,0 +1,102 @@
+// Recordings: sessions with recording on are written as Ogg Opus files, off
+// the data-plane cores. The RX lcores (forward mode) and the mixer (mix mode)
+// hand speaker-packet messages to dp_shared::record_ring; the recorder thread
+// turns them into Ogg pages (libogg) and writes the pages with io_uring. The
+// data plane never waits for it: a full ring drops the message (counted as
+// drop/egress/record_ring_full by the lcore that tried) and the track shows the gap
+// as lost packets.
+//
+// File layout: one Ogg Opus file per track, one track per speaker SSRC
+// (forward) or one for the mix. Ogg only multiplexes streams whose first
+// pages all come before any audio page, and speakers join sessions at any
+// time, so one file per track is the only layout every player reads right.
+// Files are named <dir>/session-<id>-<UTC start>-<ssrc hex | mix>.opus.
+//
+// Timeline: granule positions are 48 kHz samples from the track's first RTP
+// timestamp (32-bit wrap handled). A gap in timestamps (DTX: the sender sent
+// nothing; loss: packets missing) is filled with one-byte Opus packets (TOC
+// only, code 0: "frame missing", RFC 6716 3.2.1) so that every decoder plays
+// silence or concealment there and the file lasts exactly as long as the
+// session, and granule positions always equal the samples decoded. A small
+// reorder window puts late packets back in order; duplicates are dropped.
+//
+// Inside the wing (services/): record_input reads a message, ogg_opus_track
+// pages one stream, uring_writer does the file I/O, recorder.cc runs the
+// recordings' lifecycle and the control plane's commands.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "stentor/dp_counters.h"
+#include "stentor/services/recording.h"
+
+struct rte_ring;
+
+namespace stentor::dp {
+struct dp_shared;
+}
+
+namespace stentor::svc {
+
+#define STENTOR_FOREACH_RECORDER_STAT(_) \
+    _(messages, "taken from the ring") \
+    _(not_recording, "session unknown or not recording") \
+    _(after_end, "arrived after the recording was finalised") \
+    _(error_dropped, "recording in error state: not written") \
+    _(write_errors, "failed or short writes, open failures") \
+    _(bytes_written, "bytes of Ogg pages written to disk") \
+    _(files_opened, "track files created") \
+    _(files_finalised, "track files closed with their end-of-stream page") \
+    _(stale, "message whose session ended or was replaced while it was queued") \
+    _(session_errors, "recordings failed by an exception (recording_info.error says why); the others go on")
+
+struct recorder_stats {
+    STENTOR_STAT_FIELDS(STENTOR_FOREACH_RECORDER_STAT, recorder_stats)
+};
+
+struct recorder_options {
+    std::string dir = "/var/lib/stentor/recordings";
+    unsigned queue_depth = 256;                  // io_uring entries
+    size_t max_backlog_bytes = size_t{16} << 20; // unwritten pages per track before it is failed
+    unsigned reorder_window = 5;                 // packets held to undo reordering (100 ms at 20 ms)
+    // OpusHead pre-skip: libopus' encoder delay at 48 kHz outside the
+    // restricted-low-delay mode, which is what the mixer's encoder and
+    // nearly every sender use; the RTP stream does not say.
+    unsigned pre_skip = 312;
+};
+
+class recorder {
+public:
+    recorder(const recorder_options& o, dp::dp_shared& shared, rte_ring* ring);
+    ~recorder();
+    recorder(const recorder&) = delete;
+    recorder& operator=(const recorder&) = delete;
+
+    // Recorder thread (or the test thread when there is none): take
+    // messages, write pages, reap completions, run control requests. The
+    // caller is an RCU reader of the snapshot. Returns the work done.
+    unsigned poll();
+
+    // Control plane. With a thread running (set_threaded(true)) these hand
+    // the work to it and wait until it is done, so the files are closed and
+    // the duration known when they return; without, they do it inline.
+    void set_threaded(bool threaded);
+    void session_started(uint32_t id, const std::string& name, const std::string& mode);
+    void session_ended(uint32_t id);
+    void finalise_all();
+
+    std::vector<recording_info> recordings() const;
+    std::optional<recording_info> recording(uint32_t session_id) const;   // the latest of that session
+    recorder_stats stats() const;
+
+    struct impl;
+
+private:
+    std::unique_ptr<impl> _impl;
+};
+
+}  // namespace stentor::svc
