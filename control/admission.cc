@@ -163,6 +163,15 @@ void admission::release_load(const listener_cost& c, const join_counts& n) {
     add_load(c, n, -1);
 }
 
+void admission::reconfigure(const admission_config& c) {
+    std::lock_guard g(_mu);
+    if (c.line_rate_mbps.size() != _cfg.line_rate_mbps.size())
+        throw action_error(error_code::invalid, "the number of ports cannot change without a restart");
+    _cfg = c;
+    _global.tokens = std::min(_global.tokens, static_cast<double>(_cfg.join_rate_per_s));
+    for (auto& [id, b] : _sessions) b.tokens = std::min(b.tokens, static_cast<double>(_cfg.session_join_rate_per_s));
+}
+
 void admission::session_ended(uint32_t session_id) {
     std::lock_guard g(_mu);
     _sessions.erase(session_id);

@@ -103,6 +103,11 @@ public:
     void session_ended(uint32_t session_id);
     void count_refusal(error_code code);
 
+    // New limits (SIGHUP reload): what is admitted stays admitted (a lower
+    // capacity refuses joins until the load is under it); the join buckets
+    // keep their tokens, clamped to the new depth.
+    void reconfigure(const admission_config& c);
+
     // Overload controller: cap the fan-out load admitted (nullopt = no cap).
     void set_overload_cap(std::optional<double> pps);
     double used_pps() const;

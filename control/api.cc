@@ -181,7 +181,7 @@ struct api_server::impl {
         json hops = json::array();
         for (const uint32_t ip : unresolved) hops.push_back(format_ipv4(ip));
         body["unresolved_next_hops"] = hops;
-        body["reason"] = "next hop did not answer ARP within " + std::to_string(cp.prof().limits.join_resolve_ms) +
+        body["reason"] = "next hop did not answer ARP within " + std::to_string(cp.join_resolve_ms()) +
                          " ms; the listener is added and hears the session once it answers";
         return json_reply(202, body);
     }

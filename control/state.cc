@@ -796,6 +796,14 @@ std::vector<shed_record> relay_state::shed_newest(unsigned tier, size_t k) {
     return out;
 }
 
+void relay_state::set_limits(const limits_config& l) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    im.prof.limits = l;
+    im.flows_dirty = true;   // policer rates
+    im.mark_changed();
+}
+
 void relay_state::set_session_observer(std::function<void(uint32_t session_id, bool ended)> fn) {
     std::lock_guard g(_impl->mu);
     _impl->observer = fn ? std::make_shared<std::function<void(uint32_t, bool)>>(std::move(fn)) : nullptr;

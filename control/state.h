@@ -91,6 +91,12 @@ public:
     // mutex) and told about every listener that leaves. nullptr = none.
     void set_admission(admission* a);
 
+    // New [limits] (SIGHUP reload). Sizes of tables allocated at start
+    // (max_sessions, max_speakers, max_neighbours) cannot change: the caller
+    // refuses those. Speaker policers follow speaker_burst_pct from the next
+    // publish; lower listener limits refuse joins, they remove nobody.
+    void set_limits(const limits_config& l);
+
     // Apply everything changed since the last call: build the next snapshot,
     // swap it in, wait for the grace period, free what is no longer shared.
     void publish();

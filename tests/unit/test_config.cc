@@ -345,6 +345,11 @@ std::vector<error_row> error_rows() {
         {"burst_default_over_zero_headroom", b + "[limits]\nheadroom_pct = 0\n",
          "t.toml:13:1: limits.speaker_burst_pct: 10 % is more than limits.headroom_pct (0 %): speakers at their "
          "policer limit would use capacity admission gave to listeners"},
+        {"overload_exit_not_below_enter", b + "[overload]\nexit_miss_ratio = 0.01\n",
+         "t.toml:14:19: overload.exit_miss_ratio: 0.01 is not below overload.enter_miss_ratio 0.001"},
+        {"overload_ratio_type", b + "[overload]\nenter_miss_ratio = \"high\"\n",
+         "t.toml:14:20: overload.enter_miss_ratio: expected a number, found a string"},
+        {"range_mixer_channels", b + "[mixer]\nchannels = 3\n", "t.toml:14:12: mixer.channels: 3 is out of range 1..2"},
         {"range_join_resolve", b + "[limits]\njoin_resolve_ms = 10001\n",
          "t.toml:14:19: limits.join_resolve_ms: 10001 is out of range 0..10000"},
         {"range_fanout_pps", b + "[limits]\nfanout_pps_per_core = 999\n", "t.toml:14:23: limits.fanout_pps_per_core: 999 is out of range 1000.."},
@@ -682,5 +687,31 @@ TEST(ConfigAscii, non_ascii_byte_is_refused_with_its_position) {
     } catch (const stentor::control::config_error& e) {
         EXPECT_NE(std::string(e.what()).find("t.toml:2:19: syntax: non-ASCII byte 0xc3"), std::string::npos)
             << e.what();
+    }
+}
+
+// SIGHUP's diff: which settings differ between two profile texts.
+TEST(ConfigReload, changed_settings_names_every_difference_by_path) {
+    struct diff_case {
+        const char* what;
+        const char* before;
+        const char* after;
+        std::vector<std::string> changed;
+    };
+    const diff_case cases[] = {
+        {"same text", "[limits]\nheadroom_pct = 10\n", "[limits]\nheadroom_pct = 10\n", {}},
+        {"comments and spacing only", "[limits]\nheadroom_pct = 10\n", "# x\n[limits]\nheadroom_pct   =   10 # y\n", {}},
+        {"a value", "[limits]\nheadroom_pct = 10\n", "[limits]\nheadroom_pct = 20\n", {"limits.headroom_pct"}},
+        {"a key added (even at its default)", "[limits]\n", "[limits]\nheadroom_pct = 10\n", {"limits.headroom_pct"}},
+        {"a key removed", "[overload]\nenter_ticks = 5\n", "", {"overload.enter_ticks"}},
+        {"an array element", "[eal]\nlcores = [0, 1]\n", "[eal]\nlcores = [0, 1, 2]\n", {"eal.lcores"}},
+        {"inside an array of tables", "[[port]]\nname = \"a\"\nmtu = 1500\n", "[[port]]\nname = \"a\"\nmtu = 9000\n",
+         {"port[0].mtu"}},
+        {"several, sorted", "[limits]\nheadroom_pct = 10\n[overload]\nenter_ticks = 3\n",
+         "[limits]\nheadroom_pct = 20\n[overload]\nenter_ticks = 4\n", {"limits.headroom_pct", "overload.enter_ticks"}},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.what);
+        EXPECT_EQ(c.changed, stentor::control::changed_settings(c.before, c.after));
     }
 }
