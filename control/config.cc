@@ -677,10 +677,15 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
 
     r.opt_uint("rx_queues", port.rx_queues, 1, max_queues);
     r.opt_uint("tx_queues", port.tx_queues, 1, max_queues);
-    // Each fan-out lcore owns one TX queue on every port so TX needs no lock.
-    if (port.tx_queues < p.dataplane.fanout_lcores.size())
-        r.fail("tx_queues", fmt::format("{} TX queues for {} fanout lcores; each fanout lcore owns one",
-                                        port.tx_queues, p.dataplane.fanout_lcores.size()));
+    // Each worker lcore (fan-out, and RX: ARP/ICMP replies, requests) owns
+    // one TX queue on every port so TX needs no lock. stentord used to find
+    // this out only at start ("worker lcores each need their own TX queue").
+    std::set<unsigned> workers(p.dataplane.rx_lcores.begin(), p.dataplane.rx_lcores.end());
+    workers.insert(p.dataplane.fanout_lcores.begin(), p.dataplane.fanout_lcores.end());
+    if (port.tx_queues < workers.size())
+        r.fail("tx_queues", fmt::format("{} TX queues for {} worker lcores (rx_lcores and fanout_lcores); each "
+                                        "owns one",
+                                        port.tx_queues, workers.size()));
     for (const char* key : {"rx_desc", "tx_desc"}) {
         unsigned& d = std::string_view(key) == "rx_desc" ? port.rx_desc : port.tx_desc;
         r.opt_uint(key, d, min_desc, max_desc);

@@ -131,7 +131,7 @@ TEST(ConfigProfiles, RealNicProfilesHaveAQueuePerFanoutLcore) {
         const auto p = load_profile(configs(name));
         EXPECT_TRUE(p.eal.hugepages);
         EXPECT_FALSE(p.eal.pci_allow.empty());
-        EXPECT_GE(p.ports[0].tx_queues, p.dataplane.fanout_lcores.size());
+        EXPECT_GE(p.ports[0].tx_queues, p.dataplane.fanout_lcores.size() + p.dataplane.rx_lcores.size());
         EXPECT_TRUE(p.ports[0].gateway.has_value());
     }
     const auto lab = load_profile(configs("lab-x710-10g.toml"));
@@ -172,7 +172,7 @@ TEST(ConfigLcores, RolesAcceptRangeStrings) {
     const auto p = parse("[eal]\nlcores = \"0-9\"\nvdevs = [\"net_null0\"]\n"
                          "[dataplane]\nrx_lcores = \"1-2\"\nfanout_lcores = \"3-9\"\n"
                          "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1/24\"\n"
-                         "tx_queues = 7\n" +
+                         "tx_queues = 9\n" +
                          k_api);
     EXPECT_EQ(p.dataplane.rx_lcores, (std::vector<unsigned>{1, 2}));
     EXPECT_EQ(p.dataplane.fanout_lcores.size(), 7u);
@@ -391,7 +391,9 @@ std::vector<error_row> error_rows() {
         {"service_overlaps", "[eal]\nlcores = [0, 1, 2]\nvdevs = [\"net_null0\"]\n" + k_dp + "service_lcores = [2, 1]\n" + k_port + k_api,
          "t.toml:7:22: dataplane.service_lcores[1]: lcore 1 is already an rx or fanout lcore"},
         {"tx_queues_per_fanout", "[eal]\nlcores = \"0-3\"\nvdevs = [\"net_null0\"]\n[dataplane]\nrx_lcores = [1]\nfanout_lcores = \"1-3\"\n" + k_port + "tx_queues = 2\n" + k_api,
-         "t.toml:11:13: port[0].tx_queues: 2 TX queues for 3 fanout lcores"},
+         "t.toml:11:13: port[0].tx_queues: 2 TX queues for 3 worker lcores"},
+        {"tx_queues_per_worker", "[eal]\nlcores = \"0-3\"\nvdevs = [\"net_null0\"]\n[dataplane]\nrx_lcores = [1]\nfanout_lcores = \"2-3\"\n" + k_port + "tx_queues = 2\n" + k_api,
+         "t.toml:11:13: port[0].tx_queues: 2 TX queues for 3 worker lcores (rx_lcores and fanout_lcores)"},
         // EAL device set
         {"no_ports_to_drive", "[eal]\nlcores = [0, 1]\nhugepages = true\n", "t.toml:1:1: eal: no ports to drive"},
         {"log_level", k_eal + "log_level = \"loud\"\n" + k_dp + k_port + k_api, "t.toml:4:13: eal.log_level: \"loud\" is not a DPDK log level"},
