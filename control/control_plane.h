@@ -60,9 +60,14 @@ public:
     void start();
     void stop();
 
-    // Wait until the changes made so far are published (acknowledge = forwarding).
-    // With no publisher thread (tests on launch=false relays) publishes inline.
-    void commit();
+    // Wait until the changes made so far are published (acknowledge =
+    // forwarding), at most `wait`. True once they are; false if the wait ran
+    // out first (a reader holding up the grace period, a stalled publisher):
+    // the changes stay accepted and go out with the next publish that
+    // completes, so the caller must say "accepted, not yet forwarding".
+    // With no publisher thread (tests on launch=false relays) publishes
+    // inline and returns true.
+    bool commit(std::chrono::milliseconds wait = std::chrono::seconds(10));
     // One controller tick from the relay's counters (the thread calls it
     // every `tick`; tests may call it themselves).
     void tick(std::chrono::steady_clock::time_point now);
