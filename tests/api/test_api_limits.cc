@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -67,13 +68,27 @@ fd_guard connect_from(const std::string& src, unsigned port) {
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port));
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    // The source port is picked at connect(), for the whole 4-tuple: a
+    // bind() to port 0 would take a port for the address alone, and runs
+    // of hundreds of connections (and other processes) exhaust them.
+    const int one = 1;
+    setsockopt(s.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (::bind(s.fd, reinterpret_cast<sockaddr*>(&b), sizeof b) != 0) return fd_guard();
+    if (::connect(s.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        // A signal (the test's own, to hold a worker) may interrupt the
+        // connect; the handshake goes on: wait for its outcome.
+        if (errno != EINTR) return fd_guard();
+        pollfd p{s.fd, POLLOUT, 0};
+        int err = 0;
+        socklen_t len = sizeof err;
+        while (::poll(&p, 1, 30000) < 0 && errno == EINTR) {
+        }
+        if (getsockopt(s.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) return fd_guard();
+    }
     // A guard against a server that never answers, not a timing assertion.
     timeval tv{30, 0};
     setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(s.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (::bind(s.fd, reinterpret_cast<sockaddr*>(&b), sizeof b) != 0 ||
-        ::connect(s.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-        return fd_guard();
     return s;
 }
 
@@ -81,6 +96,7 @@ bool send_all(int fd, const std::string& data) {
     size_t off = 0;
     while (off < data.size()) {
         const ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return false;
         off += static_cast<size_t>(n);
     }
@@ -93,6 +109,7 @@ std::string read_to_end(int fd) {
     char buf[4096];
     for (;;) {
         const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         out.append(buf, static_cast<size_t>(n));
     }
@@ -389,7 +406,10 @@ TEST_F(api_limits, one_address_holding_idle_connections_does_not_lock_out_anothe
     // after the idle timeout (the read guard is 30 s; the review saw 60).
     for (size_t i = 0; i < idle.size(); ++i) {
         char b;
-        const ssize_t n = ::recv(idle[i].fd, &b, 1, 0);
+        ssize_t n;
+        do {
+            n = ::recv(idle[i].fd, &b, 1, 0);
+        } while (n < 0 && errno == EINTR);
         const int e = errno;
         ASSERT_TRUE(n == 0 || (n < 0 && e == ECONNRESET)) << "connection " << i << " still open: " << std::strerror(e);
     }
@@ -464,6 +484,7 @@ struct stalled_worker {
         if (tid <= 0) return;
         struct sigaction sa{};
         sa.sa_handler = hold_worker;
+        sa.sa_flags = SA_RESTART;
         sigemptyset(&sa.sa_mask);
         sigaction(SIGUSR2, &sa, nullptr);
         g_hold.store(true);

@@ -46,7 +46,7 @@ run_result run_env(const std::string& env_assignments, const std::string& args) 
 }
 
 TEST(stentorctl, drives_the_api) {
-    ring_port port = make_ring_port("cli0");
+    ring_port port = fresh_ring_port("cli");
     auto p = api_profile(port.name);
     control::relay_options ro;
     ro.launch = true;
@@ -119,7 +119,7 @@ TEST(stentorctl, drives_the_api) {
 // (--token-file) or the environment; argv still works, and its help says
 // why not to.
 TEST(stentorctl, takes_its_token_from_a_file_or_the_environment) {
-    ring_port port = make_ring_port("cli1");
+    ring_port port = fresh_ring_port("cli");
     auto p = api_profile(port.name);
     control::relay_options ro;
     ro.launch = true;
