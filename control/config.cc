@@ -594,7 +594,9 @@ void read_limits(const context& c, const toml::table& root, limits_config& l) {
 }
 
 void read_api(const context& c, const toml::table& root, api_config& api) {
-    const auto r = section(c, root, "api", {"listen", "token"});
+    const auto r = section(c, root, "api",
+                           {"listen", "token", "threads", "max_connections", "max_connections_per_ip",
+                            "idle_timeout_s", "body_timeout_s", "bodies_in_flight_mib", "publish_wait_ms"});
     if (const auto* n = r.find("listen")) {
         const auto path = r.key_path("listen");
         const auto s = read_string(c, *n, path);
@@ -614,6 +616,19 @@ void read_api(const context& c, const toml::table& root, api_config& api) {
                                     min_token_len));
     if (!std::all_of(api.token.begin(), api.token.end(), [](char ch) { return ch > ' ' && ch < 0x7f; }))
         r.fail("token", "the API token must be printable ASCII without spaces (it travels in an HTTP header)");
+    // Handlers never wait for a publish on a pool thread (api.cc), so a few
+    // threads serve any load; more than 64 only costs memory.
+    r.opt_uint("threads", api.threads, 1, 64);
+    r.opt_uint("max_connections", api.max_connections, 1, 65536);
+    r.opt_uint("max_connections_per_ip", api.max_connections_per_ip, 1, 65536);
+    if (api.max_connections_per_ip > api.max_connections)
+        r.fail("max_connections_per_ip", fmt::format("{} is greater than api.max_connections {}",
+                                                     api.max_connections_per_ip, api.max_connections));
+    r.opt_uint("idle_timeout_s", api.idle_timeout_s, 1, 3600);
+    r.opt_uint("body_timeout_s", api.body_timeout_s, 1, 3600);
+    // One bulk body (8 MiB) must fit, or bulk joins could never succeed.
+    r.opt_uint("bodies_in_flight_mib", api.bodies_in_flight_mib, 8, 65536);
+    r.opt_uint("publish_wait_ms", api.publish_wait_ms, 10, 600000);
 }
 
 void read_recording(const context& c, const toml::table& root, recording_config& rc) {

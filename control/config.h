@@ -96,6 +96,15 @@ struct api_config {
     std::string listen_addr = "127.0.0.1";
     unsigned listen_port = 8080;
     std::string token;                     // bearer token; empty = API disabled
+    // What an unauthenticated or slow client can hold (issue 10 item 3;
+    // docs/api.md "Limits"). Every refusal is counted (stentor_api_*).
+    unsigned threads = 4;                  // libmicrohttpd pool threads (epoll)
+    unsigned max_connections = 128;        // open connections, all clients
+    unsigned max_connections_per_ip = 16;  // open connections from one address
+    unsigned idle_timeout_s = 10;          // a connection silent this long is closed
+    unsigned body_timeout_s = 30;          // a whole request body, first to last byte
+    unsigned bodies_in_flight_mib = 32;    // request bodies buffered at once, all connections
+    unsigned publish_wait_ms = 2000;       // a write waits this long for its publish, then 503
 };
 
 // The overload controller's thresholds (docs/admission.md, "Overload");

@@ -130,10 +130,7 @@ int main(int argc, char** argv) {
             cp->start();
             control::telemetry_attach(cp.get());
             if (prof.api.listen_port != 0 && !prof.api.token.empty()) {
-                control::api_options ao;
-                ao.listen_addr = prof.api.listen_addr;
-                ao.listen_port = prof.api.listen_port;
-                ao.token = prof.api.token;
+                const control::api_options ao = control::api_options_from(prof.api);
                 api = std::make_unique<control::api_server>(*cp, ao);
                 std::printf("api: http://%s:%u/api/v1 (bearer token from the profile)\n", ao.listen_addr.c_str(), api->port());
             }
