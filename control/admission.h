@@ -95,6 +95,11 @@ public:
     void session_ended(uint32_t session_id);
     void count_refusal(error_code code);
 
+    // Journal replay at start (relay_state::set_replay): listeners that
+    // joined before the restart are planned against capacity but take no
+    // join tokens and meet no join-rate burst limit.
+    void set_replay(bool on);
+
     // Overload controller: cap the fan-out load admitted (nullopt = no cap).
     void set_overload_cap(std::optional<double> pps);
     double used_pps() const;
@@ -116,6 +121,7 @@ private:
     std::map<uint32_t, bucket> _sessions;
     std::map<std::string, uint64_t> _refusals;
     uint64_t _admitted = 0;
+    bool _replay = false;
 };
 
 }  // namespace stentor::control
