@@ -600,6 +600,18 @@ void read_recording(const context& c, const toml::table& root, recording_config&
     if (rc.dir.size() > 3000) r.fail("dir", "path longer than 3000 characters");
 }
 
+void read_journal(const context& c, const toml::table& root, journal_config& jc) {
+    const auto r = section(c, root, "journal", {"dir", "fsync", "compact_mib"});
+    r.opt_string("dir", jc.dir);
+    // Empty is the way to say "off"; anything else must not depend on the
+    // working directory (see read_recording).
+    if (!jc.dir.empty() && jc.dir.front() != '/')
+        r.fail("dir", fmt::format("\"{}\" is not an absolute path (or \"\" for no journal)", jc.dir));
+    if (jc.dir.size() > 3000) r.fail("dir", "path longer than 3000 characters");
+    r.opt_bool("fsync", jc.fsync);
+    r.opt_uint("compact_mib", jc.compact_mib, 1, 65536);
+}
+
 void read_port(const context& c, const table_reader& r, const profile& p, port_config& port) {
     port.name = r.req_string("name");
     if (port.name.empty()) r.fail("name", "must not be empty");
@@ -949,7 +961,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
         c.fail(e.source(), "syntax", e.description());
     }
     const table_reader top(c, root, root.source(), "",
-                           {"eal", "dataplane", "port", "ingress", "limits", "api", "recording", "session"});
+                           {"eal", "dataplane", "port", "ingress", "limits", "api", "recording", "journal", "session"});
     (void)top;
 
     profile p;
@@ -962,6 +974,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     read_limits(c, root, p.limits);
     read_api(c, root, p.api);
     read_recording(c, root, p.recording);
+    read_journal(c, root, p.journal);
     read_ports(c, root, p);
     read_sessions(c, root, p);
     return p;
