@@ -802,6 +802,7 @@ void relay_state::publish() {
     uint64_t target;
     std::string records;
     std::optional<state_image> img;
+    journal* jr;
     {
         std::lock_guard g(im.mu);
         target = im.changes;
@@ -810,17 +811,18 @@ void relay_state::publish() {
         retired.swap(im.retired);
         neighs.swap(im.neigh_release);
         speakers.swap(im.speaker_release);
-        if (im.jr != nullptr) {
+        jr = im.jr;
+        if (jr != nullptr) {
             records.swap(im.jr_pending);
             // The copy is taken with the records it reflects, all of which
             // are written below before the new epoch starts.
-            if (im.jr->compaction_due()) img = im.image();
+            if (jr->compaction_due()) img = im.image();
         }
     }
     // Group commit: one write and one sync for every action since the last
     // publish, outside the state mutex.
-    const bool durable = im.jr == nullptr || im.jr->append(records);
-    if (durable && img) im.jr->compact(std::move(*img));
+    const bool durable = jr == nullptr || jr->append(records);
+    if (durable && img) jr->compact(std::move(*img));
     // Grace period outside the state mutex: actions go on meanwhile. Every
     // online worker passes a quiescent state (one loop iteration) after the
     // store; then nothing references the old version.
@@ -837,7 +839,7 @@ void relay_state::publish() {
             // stay first in line for the next publish, which retries.
             records.append(im.jr_pending);
             im.jr_pending.swap(records);
-            im.jr_error = im.jr->error();
+            im.jr_error = jr->error();
         }
     }
     im.published_cv.notify_all();
