@@ -541,7 +541,8 @@ void read_limits(const context& c, const toml::table& root, limits_config& l) {
                            {"max_sessions", "max_speakers", "max_listeners",
                             "max_listeners_per_session", "max_neighbours", "join_rate_per_s",
                             "headroom_pct", "session_join_rate_per_s", "fanout_pps_per_core",
-                            "tier0_reserve_pct", "tier1_reserve_pct", "tier2_reserve_pct"});
+                            "tier0_reserve_pct", "tier1_reserve_pct", "tier2_reserve_pct",
+                            "speaker_burst_pct", "join_resolve_ms"});
     r.opt_uint("max_sessions", l.max_sessions, 1, u32_max);
     r.opt_uint("max_speakers", l.max_speakers, 1, u32_max);
     r.opt_uint("max_listeners", l.max_listeners, 1, u32_max);
@@ -562,6 +563,17 @@ void read_limits(const context& c, const toml::table& root, limits_config& l) {
     if (l.tier0_reserve_pct + l.tier1_reserve_pct + l.tier2_reserve_pct > 90)
         r.fail("tier2_reserve_pct", fmt::format("tier reserves add up to {} %; at most 90 % may be reserved",
                                                 l.tier0_reserve_pct + l.tier1_reserve_pct + l.tier2_reserve_pct));
+    r.opt_uint("speaker_burst_pct", l.speaker_burst_pct, 0, 100);
+    // An API client holds its connection (and a server thread) meanwhile.
+    r.opt_uint("join_resolve_ms", l.join_resolve_ms, 0, 10000);
+    // Admission plans every stream at its nominal rate; the policer lets a
+    // speaker send up to speaker_burst_pct more. Past the headroom, speakers
+    // within their policer could load the relay beyond its capacity and the
+    // overload controller would shed listeners admission let in.
+    if (l.speaker_burst_pct > l.headroom_pct)
+        r.fail("speaker_burst_pct", fmt::format("{} % is more than limits.headroom_pct ({} %): speakers at their policer "
+                                                "limit would use capacity admission gave to listeners",
+                                                l.speaker_burst_pct, l.headroom_pct));
     if (l.max_listeners_per_session > l.max_listeners)
         r.fail("max_listeners_per_session",
                fmt::format("{} is greater than limits.max_listeners {}", l.max_listeners_per_session,

@@ -82,6 +82,14 @@ struct limits_config {
     unsigned tier0_reserve_pct = 0;        // capacity only tier 0 may use
     unsigned tier1_reserve_pct = 0;        // capacity only tiers 0..1 may use
     unsigned tier2_reserve_pct = 0;        // capacity only tiers 0..2 may use
+    // How far above its stream rate a speaker's policer lets it send, as a
+    // sustained rate (packets and bytes). Must fit inside headroom_pct: then
+    // every speaker at its policer limit still fits the capacity admission
+    // planned at the nominal rate (docs/admission.md).
+    unsigned speaker_burst_pct = 10;
+    // How long a join's answer waits for its next hop to answer ARP (0: do
+    // not wait). Past it the join is answered 202, not yet heard.
+    unsigned join_resolve_ms = 1000;
 };
 
 struct api_config {

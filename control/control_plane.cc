@@ -67,6 +67,18 @@ void control_plane::commit() {
     state().wait_published(mark, std::chrono::seconds(10));
 }
 
+std::vector<uint32_t> control_plane::wait_resolved(const std::vector<uint32_t>& listener_ips) {
+    auto left = state().unresolved_next_hops(listener_ips);
+    const auto deadline = clock_t_::now() + std::chrono::milliseconds(_p.limits.join_resolve_ms);
+    // The ARP lcore asks for a new next hop within one ARP tick of the
+    // publish; a neighbour on the LAN answers in well under a millisecond.
+    while (!left.empty() && clock_t_::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        left = state().unresolved_next_hops(left);   // a next hop routes to itself
+    }
+    return left;
+}
+
 void control_plane::tick(clock_t_::time_point now) {
     const auto total = _r.totals();
     const auto per = _r.per_lcore();

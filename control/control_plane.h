@@ -63,6 +63,11 @@ public:
     // Wait until the changes made so far are published (acknowledge = forwarding).
     // With no publisher thread (tests on launch=false relays) publishes inline.
     void commit();
+    // After commit() of a join: wait, at most limits.join_resolve_ms, until
+    // the next hops of these listener addresses have answered ARP, so that
+    // an acknowledged join hears the next packet. Returns the next hops
+    // still unresolved (empty: every listener is heard).
+    std::vector<uint32_t> wait_resolved(const std::vector<uint32_t>& listener_ips);
     // One controller tick from the relay's counters (the thread calls it
     // every `tick`; tests may call it themselves).
     void tick(std::chrono::steady_clock::time_point now);

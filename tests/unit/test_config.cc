@@ -356,6 +356,14 @@ std::vector<error_row> error_rows() {
         {"range_tier_reserve", b + "[limits]\ntier0_reserve_pct = 91\n", "t.toml:14:21: limits.tier0_reserve_pct: 91 is out of range 0..90"},
         {"tier_reserve_sum", b + "[limits]\ntier0_reserve_pct = 50\ntier1_reserve_pct = 30\ntier2_reserve_pct = 20\n",
          "t.toml:16:21: limits.tier2_reserve_pct: tier reserves add up to 100 %; at most 90 % may be reserved"},
+        {"burst_over_headroom", b + "[limits]\nheadroom_pct = 10\nspeaker_burst_pct = 20\n",
+         "t.toml:15:21: limits.speaker_burst_pct: 20 % is more than limits.headroom_pct (10 %): speakers at their "
+         "policer limit would use capacity admission gave to listeners"},
+        {"burst_default_over_zero_headroom", b + "[limits]\nheadroom_pct = 0\n",
+         "t.toml:13:1: limits.speaker_burst_pct: 10 % is more than limits.headroom_pct (0 %): speakers at their "
+         "policer limit would use capacity admission gave to listeners"},
+        {"range_join_resolve", b + "[limits]\njoin_resolve_ms = 10001\n",
+         "t.toml:14:19: limits.join_resolve_ms: 10001 is out of range 0..10000"},
         {"range_fanout_pps", b + "[limits]\nfanout_pps_per_core = 999\n", "t.toml:14:23: limits.fanout_pps_per_core: 999 is out of range 1000.."},
         {"range_session_join_rate", b + "[limits]\nsession_join_rate_per_s = 0\n", "t.toml:14:27: limits.session_join_rate_per_s: 0 is out of range 1.."},
         {"range_limit_zero", b + "[limits]\nmax_sessions = 0\n", "t.toml:14:16: limits.max_sessions: 0 is out of range 1.."},
