@@ -601,7 +601,11 @@ void journal::background() {
         _job.reset();
         g.unlock();
         try {
-            write_snapshot(job.first, job.second);
+            const size_t listeners = job.first.listeners.size();
+            const uint64_t bytes = write_snapshot(job.first, job.second);
+            std::fprintf(stderr, "journal: compacted: snapshot.%llu of %zu listeners (%llu bytes) written in %.3f s\n",
+                         static_cast<unsigned long long>(job.second), listeners,
+                         static_cast<unsigned long long>(bytes), stats().last_snapshot_s);
         } catch (const std::exception& e) {
             // The chain is still whole (older snapshot + journals); the next
             // compaction writes a newer snapshot.
