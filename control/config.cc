@@ -671,6 +671,18 @@ void read_mixer(const context& c, const toml::table& root, mixer_settings& m) {
     r.opt_uint("speaker_timeout_ms", m.speaker_timeout_ms, 100, 600000);
 }
 
+void read_journal(const context& c, const toml::table& root, journal_config& jc) {
+    const auto r = section(c, root, "journal", {"dir", "fsync", "compact_mib"});
+    r.opt_string("dir", jc.dir);
+    // Empty is the way to say "off"; anything else must not depend on the
+    // working directory (see read_recording).
+    if (!jc.dir.empty() && jc.dir.front() != '/')
+        r.fail("dir", fmt::format("\"{}\" is not an absolute path (or \"\" for no journal)", jc.dir));
+    if (jc.dir.size() > 3000) r.fail("dir", "path longer than 3000 characters");
+    r.opt_bool("fsync", jc.fsync);
+    r.opt_uint("compact_mib", jc.compact_mib, 1, 65536);
+}
+
 void read_port(const context& c, const table_reader& r, const profile& p, port_config& port) {
     port.name = r.req_string("name");
     if (port.name.empty()) r.fail("name", "must not be empty");
@@ -1054,7 +1066,8 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
         c.fail(e.source(), "syntax", e.description());
     }
     const table_reader top(c, root, root.source(), "",
-                           {"eal", "dataplane", "port", "ingress", "limits", "api", "recording", "overload", "mixer", "session"});
+                           {"eal", "dataplane", "port", "ingress", "limits", "api", "recording", "overload", "mixer",
+                            "journal", "session"});
     (void)top;
 
     profile p;
@@ -1069,6 +1082,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     read_recording(c, root, p.recording);
     read_overload(c, root, p.overload);
     read_mixer(c, root, p.mixer);
+    read_journal(c, root, p.journal);
     read_ports(c, root, p);
     read_sessions(c, root, p);
     return p;

@@ -135,6 +135,15 @@ struct recording_config {
     std::string dir = "/var/lib/stentor/recordings";   // Ogg Opus files of recorded sessions
 };
 
+// The write-ahead journal of the API's actions (control/journal.h). Off by
+// default: without it, sessions, speakers and listeners added through the
+// API are gone after a restart.
+struct journal_config {
+    std::string dir;                       // empty = no journal
+    bool fsync = true;                     // sync every group commit
+    unsigned compact_mib = 64;             // snapshot + new journal past this size
+};
+
 // A static [[session]]: the API's session_params (udp_port required here)
 // with its speakers and listeners; loaded through the same actions.
 struct session_config : session_params {
@@ -153,6 +162,7 @@ struct profile {
     recording_config recording;
     overload_config overload;
     mixer_settings mixer;
+    journal_config journal;
     std::vector<session_config> sessions;  // optional static section (labs, tests)
 };
 

@@ -186,6 +186,18 @@ TEST(ConfigAccepts, RecordingDir) {
     EXPECT_EQ(parse(k_base + "[recording]\ndir = \"/srv/rec\"\n").recording.dir, "/srv/rec");
 }
 
+TEST(ConfigAccepts, JournalOffByDefaultAndItsKeys) {
+    const auto off = parse(k_base).journal;
+    EXPECT_EQ(off.dir, "");
+    EXPECT_TRUE(off.fsync);
+    EXPECT_EQ(off.compact_mib, 64u);
+    const auto on = parse(k_base + "[journal]\ndir = \"/var/lib/stentor/journal\"\nfsync = false\ncompact_mib = 8\n").journal;
+    EXPECT_EQ(on.dir, "/var/lib/stentor/journal");
+    EXPECT_FALSE(on.fsync);
+    EXPECT_EQ(on.compact_mib, 8u);
+    EXPECT_EQ(parse(k_base + "[journal]\ndir = \"\"\n").journal.dir, "");
+}
+
 TEST(ConfigAccepts, PciWithoutHugepages) {
     const auto p = parse("[eal]\nlcores = [0, 1]\nhugepages = false\npci_allow = [\"0000:3b:00.0\"]\n" +
                          k_dp +
@@ -277,6 +289,11 @@ std::vector<error_row> error_rows() {
         {"unknown_recording", b + "[recording]\npath = \"/x\"\n", "t.toml:14:1: recording.path: unknown setting"},
         {"recording_dir_relative", b + "[recording]\ndir = \"rec\"\n", "t.toml:14:7: recording.dir: \"rec\" is not an absolute path"},
         {"recording_dir_type", b + "[recording]\ndir = 1\n", "t.toml:14:7: recording.dir: expected a string"},
+        {"unknown_journal", b + "[journal]\npath = \"/x\"\n", "t.toml:14:1: journal.path: unknown setting"},
+        {"journal_dir_relative", b + "[journal]\ndir = \"j\"\n",
+         "t.toml:14:7: journal.dir: \"j\" is not an absolute path (or \"\" for no journal)"},
+        {"journal_fsync_type", b + "[journal]\ndir = \"/j\"\nfsync = \"yes\"\n", "t.toml:15:9: journal.fsync: expected a boolean"},
+        {"journal_compact_zero", b + "[journal]\ndir = \"/j\"\ncompact_mib = 0\n", "t.toml:15:15: journal.compact_mib: 0 is out of range 1..65536"},
         // Missing required keys point at the enclosing table
         {"missing_lcores", "# dev\n\n[eal]\nvdevs = [\"net_null0\"]\n" + k_dp + k_port + k_api,
          "t.toml:3:1: eal.lcores: required setting is missing"},
