@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <map>
 #include <optional>
 #include <queue>
@@ -892,30 +893,35 @@ void relay_state::publish() {
     std::string records;
     std::optional<state_image> img;
     journal* jr;
+    // Group commit: one write and one sync for every action since the last
+    // publish, on a thread of its own so that the sync overlaps building the
+    // snapshot and the grace period (measured with bench_joins, 1 M
+    // listeners in acknowledged bulks of 100 000: the sync after the build
+    // cost 26 % of the join rate, overlapped it costs <to be measured>).
+    std::future<bool> written;
     {
         std::lock_guard g(im.mu);
         target = im.changes;
         im.built_changes = target;
-        im.publish();
-        retired.swap(im.retired);
-        neighs.swap(im.neigh_release);
-        speakers.swap(im.speaker_release);
         jr = im.jr;
         if (jr != nullptr) {
             records.swap(im.jr_pending);
             // The copy is taken with the records it reflects, all of which
             // are written below before the new epoch starts.
             if (jr->compaction_due()) img = im.image();
+            if (!records.empty()) written = std::async(std::launch::async, [jr, &records] { return jr->append(records); });
         }
+        im.publish();
+        retired.swap(im.retired);
+        neighs.swap(im.neigh_release);
+        speakers.swap(im.speaker_release);
     }
-    // Group commit: one write and one sync for every action since the last
-    // publish, outside the state mutex.
-    const bool durable = jr == nullptr || jr->append(records);
-    if (durable && img) jr->compact(std::move(*img));
     // Grace period outside the state mutex: actions go on meanwhile. Every
     // online worker passes a quiescent state (one loop iteration) after the
     // store; then nothing references the old version.
     if (im.sh.rcu != nullptr) rte_rcu_qsbr_synchronize(im.sh.rcu, RTE_QSBR_THRID_INVALID);
+    const bool durable = jr == nullptr || (written.valid() ? written.get() : jr->append(records));
+    if (durable && img) jr->compact(std::move(*img));
     for (void* p : retired) std::free(p);
     {
         std::lock_guard g(im.mu);
