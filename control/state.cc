@@ -895,9 +895,9 @@ void relay_state::publish() {
     journal* jr;
     // Group commit: one write and one sync for every action since the last
     // publish, on a thread of its own so that the sync overlaps building the
-    // snapshot and the grace period (measured with bench_joins, 1 M
-    // listeners in acknowledged bulks of 100 000: the sync after the build
-    // cost 26 % of the join rate, overlapped it costs <to be measured>).
+    // snapshot and the grace period (bench_joins --journal-only, 1 M
+    // listeners in acknowledged bulks of 100 000, shared VM: journal on/off
+    // 0.744 with the sync after the build, 0.790 overlapped).
     std::future<bool> written;
     {
         std::lock_guard g(im.mu);
