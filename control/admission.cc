@@ -154,10 +154,11 @@ void admission::admit_load(const listener_cost& c, const join_counts& n) {
 }
 
 void admission::release(const listener_cost& c, unsigned port, uint64_t n) {
+    // Every leave comes here: no join_counts to build and walk.
     std::lock_guard g(_mu);
-    join_counts jc{};
-    if (port < dp::max_ports) jc[port][0] = n;
-    add_load(c, jc, -1);
+    const double k = static_cast<double>(n);
+    if (port < _port_used_bps.size()) _port_used_bps[port] = std::max(0.0, _port_used_bps[port] - c.bps * k);
+    _used_pps = std::max(0.0, _used_pps - c.pps * k);
 }
 
 void admission::release_load(const listener_cost& c, const join_counts& n) {
