@@ -541,7 +541,8 @@ void read_limits(const context& c, const toml::table& root, limits_config& l) {
                            {"max_sessions", "max_speakers", "max_listeners",
                             "max_listeners_per_session", "max_neighbours", "join_rate_per_s",
                             "headroom_pct", "session_join_rate_per_s", "fanout_pps_per_core",
-                            "tier0_reserve_pct", "tier1_reserve_pct", "tier2_reserve_pct"});
+                            "tier0_reserve_pct", "tier1_reserve_pct", "tier2_reserve_pct",
+                            "max_mix_decoders_per_session"});
     r.opt_uint("max_sessions", l.max_sessions, 1, u32_max);
     r.opt_uint("max_speakers", l.max_speakers, 1, u32_max);
     r.opt_uint("max_listeners", l.max_listeners, 1, u32_max);
@@ -558,6 +559,9 @@ void read_limits(const context& c, const toml::table& root, limits_config& l) {
     r.opt_uint("tier0_reserve_pct", l.tier0_reserve_pct, 0, 90);
     r.opt_uint("tier1_reserve_pct", l.tier1_reserve_pct, 0, 90);
     r.opt_uint("tier2_reserve_pct", l.tier2_reserve_pct, 0, 90);
+    // Each decoder costs ~19 us of the mixer's core per 20 ms frame while
+    // its speaker talks (docs/audio.md); 1024 is already 100 % of a core.
+    r.opt_uint("max_mix_decoders_per_session", l.max_mix_decoders_per_session, 1, 1024);
     // Tier 3 could use nothing at all past this: almost certainly a typo.
     if (l.tier0_reserve_pct + l.tier1_reserve_pct + l.tier2_reserve_pct > 90)
         r.fail("tier2_reserve_pct", fmt::format("tier reserves add up to {} %; at most 90 % may be reserved",
@@ -592,8 +596,11 @@ void read_api(const context& c, const toml::table& root, api_config& api) {
 }
 
 void read_recording(const context& c, const toml::table& root, recording_config& rc) {
-    const auto r = section(c, root, "recording", {"dir"});
+    const auto r = section(c, root, "recording", {"dir", "max_tracks_per_recording", "max_tracks"});
     r.opt_string("dir", rc.dir);
+    // Each track holds a file descriptor while its session records.
+    r.opt_uint("max_tracks_per_recording", rc.max_tracks_per_recording, 1, 65536);
+    r.opt_uint("max_tracks", rc.max_tracks, 1, 65536);
     // Absolute: the daemon's working directory is nobody's business, and a
     // relative path would land recordings somewhere different per start-up.
     if (rc.dir.empty() || rc.dir.front() != '/') r.fail("dir", fmt::format("\"{}\" is not an absolute path", rc.dir));

@@ -82,6 +82,7 @@ struct limits_config {
     unsigned tier0_reserve_pct = 0;        // capacity only tier 0 may use
     unsigned tier1_reserve_pct = 0;        // capacity only tiers 0..1 may use
     unsigned tier2_reserve_pct = 0;        // capacity only tiers 0..2 may use
+    unsigned max_mix_decoders_per_session = 16;  // Opus decoders (speaker SSRCs) per mixed session
 };
 
 struct api_config {
@@ -92,6 +93,8 @@ struct api_config {
 
 struct recording_config {
     std::string dir = "/var/lib/stentor/recordings";   // Ogg Opus files of recorded sessions
+    unsigned max_tracks_per_recording = 32;            // track files (speaker SSRCs) per recording
+    unsigned max_tracks = 1024;                        // track files open in the whole relay
 };
 
 // A static [[session]]: the API's session_params (udp_port required here)

@@ -360,3 +360,49 @@ TEST(mixer_session_failure, a_new_session_under_the_same_id_mixes_again) {
 
 }  // namespace
 }  // namespace stentor::test
+
+// ---------------------------------------------------------------- SSRC churn in a mix
+
+namespace stentor::test {
+namespace {
+
+// A mixer counter by its exported name (mixer/<name>); nullopt if the mixer
+// has no such counter.
+std::optional<uint64_t> mixer_stat(const svc::mixer_stats& s, const std::string& name) {
+    std::optional<uint64_t> v;
+    s.for_each([&](const char* n, const char*, uint64_t x) {
+        if (name == n) v = x;
+    });
+    return v;
+}
+
+// Issue 10, item 2: every new SSRC of a mixed session got an Opus decoder
+// (up to 1024 per session). 100 invented SSRCs, two packets each: the
+// default cap (16 decoders per mixed session) holds, the refused SSRCs are
+// counted once each and logged once each, their packets counted apart.
+TEST(mixer_caps, ssrc_churn_gets_at_most_the_cap_of_decoders) {
+    const auto a = opus_tone(440, 2, 2, 0.3);
+    const unsigned nb_ssrc = 100, cap = 16;
+    two_sessions t("churn");
+    testing::internal::CaptureStderr();
+    svc::mixer mx(t.config());
+    uint64_t now = 1000 * ms;
+    for (uint32_t k = 0; k < 2; ++k) {
+        for (uint32_t s = 0; s < nb_ssrc; ++s) t.speak(0, static_cast<uint16_t>(k), 960 * k, 0x5000 + s, a[k]);
+        mx.poll(now);
+        now += 20 * ms;
+        t.published();
+    }
+    const std::string log = testing::internal::GetCapturedStderr();
+    const auto st = mx.stats().snapshot();
+    EXPECT_EQ(mx.nb_speakers(), cap);
+    EXPECT_EQ(st.speakers_added, cap);
+    EXPECT_EQ(mixer_stat(st, "speakers_refused"), nb_ssrc - cap) << "one per refused SSRC";
+    EXPECT_EQ(mixer_stat(st, "refused_packets"), 2 * (nb_ssrc - cap)) << "every packet of a refused SSRC";
+    size_t lines = 0;
+    for (size_t p = log.find("refused"); p != std::string::npos; p = log.find("refused", p + 1)) ++lines;
+    EXPECT_EQ(lines, nb_ssrc - cap) << "logged once per refused SSRC, not per packet:\n" << log;
+}
+
+}  // namespace
+}  // namespace stentor::test
