@@ -5,6 +5,10 @@
 // - SSRC churn: a recorded session fed with packets of 100 invented SSRCs
 //   opens at most the cap of files; the rest are refused, counted once per
 //   SSRC and logged once per SSRC; the process' fd count stays bounded.
+// - A recording cut off (what a SIGKILL leaves: the bytes that reached the
+//   kernel, maybe a torn last page, no end-of-stream) is closed by the next
+//   recorder that starts on the directory and listed as recovered; a file a
+//   live recorder still holds is left alone.
 // - A stalled disk (slow_fs.h: open, fsync, rename held in the kernel):
 //   the recorder thread sits in those calls offline as a snapshot reader,
 //   so a publish (its RCU grace period) and the API's reads go on.
@@ -14,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <thread>
@@ -243,6 +248,114 @@ TEST(recorder_offline_io, a_stalled_disk_holds_no_publish_and_no_api_read) {
     ASSERT_EQ(rec->tracks.size(), 1u);
     EXPECT_EQ(rec->tracks[0].stats.packets, 61u);
     EXPECT_GT(fs->calls(slow_fs::op::fsync), 0u);
+}
+
+std::vector<uint8_t> slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void spit(const std::string& path, const std::vector<uint8_t>& b) {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+}
+
+// What is left of a recording when its process dies, as the next start finds it.
+struct cut_case {
+    const char* what;
+    size_t cut_bytes;              // taken off the end of what the recorder had written
+    bool recoverable;
+};
+
+const cut_case cut_cases[] = {
+    {"killed between two writes: whole pages, no end-of-stream", 0, true},
+    {"killed in the middle of a write: the last page torn", 37, true},
+};
+
+// Issue 10, "Nothing lost across a restart": before, a file cut off this
+// way had no end-of-stream page and nothing closed it. A recorder writes
+// 4 s of audio; while it still records, its .part file is copied (the
+// bytes a SIGKILL leaves: what reached the kernel) into a directory of its
+// own, cut as the case says; a recorder started there closes it, renames it
+// and lists it as recovered, and it plays up to its last whole page.
+TEST(recorder_recovery, a_recording_cut_off_is_closed_at_start_and_listed_recovered) {
+    recorded_session t("cut");
+    ASSERT_FALSE(t.dir.empty());
+    const auto tone = opus_tone(440, 200, 2, 0.3);
+    svc::recorder rec(t.options(), t.sh, t.ring);
+    for (uint32_t k = 0; k < 200; ++k) t.speak(static_cast<uint16_t>(k), 960 * k, 1234, tone[k]);
+    rec.poll();
+    // Pages out and written, up to the once-a-second flush and fdatasync
+    // that puts the last stretch on a page of its own.
+    uint64_t last = ~uint64_t{0};
+    ASSERT_TRUE(eventually([&] {
+        rec.io(svc::mono_ns());
+        const auto st = rec.stats();
+        const bool stable = st.bytes_written == last && st.syncs > 0;
+        last = st.bytes_written;
+        return stable;
+    }));
+    const auto live = rec.recording(t.sess.id);
+    ASSERT_TRUE(live.has_value());
+    ASSERT_EQ(live->tracks.size(), 1u);
+    const std::string part = live->tracks[0].path;
+    ASSERT_NE(part.find(".opus.part"), std::string::npos) << part;
+    const auto written = slurp(part);
+    ASSERT_EQ(written.size(), live->tracks[0].bytes);
+
+    // A recorder starting on the live directory leaves the locked file alone.
+    {
+        svc::recorder other(t.options(), t.sh, nullptr);
+        EXPECT_TRUE(other.recordings().empty()) << "took a file a live recorder holds";
+        EXPECT_EQ(other.stats().recovered, 0u);
+    }
+    EXPECT_TRUE(std::filesystem::exists(part));
+
+    for (const auto& c : cut_cases) {
+        SCOPED_TRACE(c.what);
+        char tmpl[] = "/tmp/stentor-crash-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        const std::string crash = tmpl;
+        const std::string name = std::filesystem::path(part).filename();
+        std::vector<uint8_t> left(written.begin(), written.end() - static_cast<long>(c.cut_bytes));
+        spit(crash + "/" + name, left);
+        // What a player could make of it: the whole pages (libogg's view).
+        const auto before = read_ogg_opus(left);
+        ASSERT_FALSE(before.pages.empty());
+        EXPECT_FALSE(before.pages.back().eos) << "a file cut off has no end-of-stream page";
+        const int64_t want_granule = before.pages.back().granule;
+
+        svc::recorder_options o = t.options();
+        o.dir = crash;
+        svc::recorder next(o, t.sh, nullptr);
+        const auto all = next.recordings();
+        ASSERT_EQ(all.size(), 1u);
+        const auto& r = all[0];
+        EXPECT_EQ(r.state, "recovered") << r.error;
+        EXPECT_EQ(r.session_id, t.sess.id);
+        ASSERT_EQ(r.tracks.size(), 1u);
+        EXPECT_EQ(r.tracks[0].ssrc, 1234u);
+        EXPECT_EQ(r.path, crash + "/" + name.substr(0, name.size() - 5)) << "renamed without .part";
+        EXPECT_FALSE(std::filesystem::exists(crash + "/" + name));
+        EXPECT_EQ(next.stats().recovered, 1u);
+        EXPECT_NEAR(r.duration_s, static_cast<double>(want_granule - 312) / 48000.0, 1e-9);
+        EXPECT_GT(r.duration_s, 4.0 - 1.1) << "at most about a second lost of 4 s";
+        EXPECT_EQ(r.bytes, std::filesystem::file_size(r.path));
+        const auto f = read_ogg_opus(slurp(r.path));
+        ASSERT_TRUE(f.ok) << f.why;
+        EXPECT_TRUE(f.pages.back().eos);
+        EXPECT_EQ(f.pages.back().granule, want_granule);
+        EXPECT_EQ(f.pcm_total, want_granule - 312);
+        EXPECT_EQ(f.decoded, f.pcm_total);
+        std::error_code ec;
+        std::filesystem::remove_all(crash, ec);
+    }
+    rec.session_ended(t.sess.id);
+    const auto fin = rec.recording(t.sess.id);
+    ASSERT_TRUE(fin.has_value());
+    EXPECT_EQ(fin->state, "finalised") << fin->error;
+    EXPECT_EQ(fin->path.find(".part"), std::string::npos) << fin->path;
+    EXPECT_FALSE(std::filesystem::exists(part)) << "renamed at the end";
 }
 
 }  // namespace
