@@ -152,6 +152,39 @@ TEST(recorder_caps, ssrc_churn_opens_at_most_the_cap_of_files) {
     EXPECT_LE(open_fds(), fds0 + 1) << "every track file closed at the end";
 }
 
+// The relay-wide cap (recording.max_tracks: every open track file) holds
+// too, and says which cap refused; a refused SSRC gets its track once the
+// files it waited for are closed (here: the session is recreated).
+TEST(recorder_caps, the_relay_cap_counts_open_files_and_frees_them_at_the_end) {
+    recorded_session t("relaycap");
+    ASSERT_FALSE(t.dir.empty());
+    const auto tone = opus_tone(440, 1, 2, 0.3);
+    auto o = t.options();
+    o.max_tracks = 10;
+    testing::internal::CaptureStderr();
+    svc::recorder rec(o, t.sh, t.ring);
+    for (uint32_t s = 0; s < 100; ++s) t.speak(0, 0, 0x5000 + s, tone[0]);
+    rec.poll();
+    rec.io(svc::mono_ns());
+    EXPECT_EQ(rec.recording(t.sess.id)->tracks.size(), 10u);
+    EXPECT_EQ(rec.stats().tracks_refused, 90u);
+    // The session ends and is created again (next generation): its old
+    // files close, and SSRCs refused before get tracks in the new recording.
+    rec.session_ended(t.sess.id);
+    t.sess.generation = 201;
+    for (uint32_t s = 90; s < 95; ++s) t.speak(1, 960, 0x5000 + s, tone[0]);
+    rec.poll();
+    rec.io(svc::mono_ns());
+    const std::string log = testing::internal::GetCapturedStderr();
+    const auto again = rec.recording(t.sess.id);
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(again->state, "recording");
+    EXPECT_EQ(again->tracks.size(), 5u);
+    EXPECT_EQ(rec.stats().tracks_refused, 90u) << "nothing refused the second time";
+    EXPECT_EQ(rec.stats().files_opened, 15u);
+    EXPECT_NE(log.find("the relay has recording.max_tracks open (10 tracks)"), std::string::npos) << log;
+}
+
 // Bounded wait for a condition another thread makes true; false on timeout.
 bool eventually(const std::function<bool()>& pred, std::chrono::seconds limit = std::chrono::seconds(20)) {
     const auto end = std::chrono::steady_clock::now() + limit;

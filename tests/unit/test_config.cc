@@ -186,6 +186,19 @@ TEST(ConfigAccepts, RecordingDir) {
     EXPECT_EQ(parse(k_base + "[recording]\ndir = \"/srv/rec\"\n").recording.dir, "/srv/rec");
 }
 
+// Issue 10 item 2: the recorder's and the mixer's caps per SSRC.
+TEST(ConfigAccepts, RecorderAndMixerCaps) {
+    const auto d = parse(k_base);
+    EXPECT_EQ(d.recording.max_tracks_per_recording, 32u);
+    EXPECT_EQ(d.recording.max_tracks, 1024u);
+    EXPECT_EQ(d.limits.max_mix_decoders_per_session, 16u);
+    const auto p = parse(k_base + "[limits]\nmax_mix_decoders_per_session = 4\n"
+                                  "[recording]\nmax_tracks_per_recording = 8\nmax_tracks = 100\n");
+    EXPECT_EQ(p.recording.max_tracks_per_recording, 8u);
+    EXPECT_EQ(p.recording.max_tracks, 100u);
+    EXPECT_EQ(p.limits.max_mix_decoders_per_session, 4u);
+}
+
 TEST(ConfigAccepts, PciWithoutHugepages) {
     const auto p = parse("[eal]\nlcores = [0, 1]\nhugepages = false\npci_allow = [\"0000:3b:00.0\"]\n" +
                          k_dp +
@@ -277,6 +290,12 @@ std::vector<error_row> error_rows() {
         {"unknown_recording", b + "[recording]\npath = \"/x\"\n", "t.toml:14:1: recording.path: unknown setting"},
         {"recording_dir_relative", b + "[recording]\ndir = \"rec\"\n", "t.toml:14:7: recording.dir: \"rec\" is not an absolute path"},
         {"recording_dir_type", b + "[recording]\ndir = 1\n", "t.toml:14:7: recording.dir: expected a string"},
+        {"recording_tracks_zero", b + "[recording]\nmax_tracks_per_recording = 0\n",
+         "t.toml:14:28: recording.max_tracks_per_recording: 0 is out of range 1..65536"},
+        {"recording_max_tracks_big", b + "[recording]\nmax_tracks = 65537\n",
+         "t.toml:14:14: recording.max_tracks: 65537 is out of range 1..65536"},
+        {"mix_decoders_big", b + "[limits]\nmax_mix_decoders_per_session = 1025\n",
+         "t.toml:14:32: limits.max_mix_decoders_per_session: 1025 is out of range 1..1024"},
         // Missing required keys point at the enclosing table
         {"missing_lcores", "# dev\n\n[eal]\nvdevs = [\"net_null0\"]\n" + k_dp + k_port + k_api,
          "t.toml:3:1: eal.lcores: required setting is missing"},
