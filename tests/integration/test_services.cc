@@ -15,6 +15,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdlib>
 #include <functional>
 #include <new>
@@ -128,6 +130,49 @@ TEST(service_thread, sleeps_offline_between_steps_and_stop_wakes_it) {
     t.stop();
     EXPECT_FALSE(t.running());
     t.stop();   // idempotent
+}
+
+// The offline step (where the recorder does its disk I/O) runs after the
+// thread went offline as a reader: while it is blocked, a publish's grace
+// period ends; and its wake time counts (here: the online step asks for an
+// hour, the offline one for 1 ms, and the thread keeps stepping).
+TEST(service_thread, the_offline_step_runs_offline_and_its_wake_time_counts) {
+    qsbr rcu(1);
+    std::atomic<unsigned> online{0}, offline{0};
+    std::mutex m;
+    std::condition_variable cv;
+    bool blocked = false, release = false;
+    service_thread t(
+        service_thread_config{.name = "test-offline", .lcores = {}, .rcu = rcu.v, .rcu_thread_id = 0},
+        [&](uint64_t now) -> uint64_t {
+            ++online;
+            return now + 3600 * 1000 * ms;
+        },
+        [&](uint64_t now) -> uint64_t {
+            if (++offline == 3) {
+                std::unique_lock lk(m);
+                blocked = true;
+                cv.notify_all();
+                cv.wait(lk, [&] { return release; });
+            }
+            return now + 1 * ms;
+        });
+    t.start();
+    {
+        std::unique_lock lk(m);
+        ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(20), [&] { return blocked; }))
+            << "the offline step's wake time was not honoured: " << offline.load() << " offline steps";
+    }
+    EXPECT_TRUE(rcu.grace_period_ends()) << "the thread was online during its offline step";
+    {
+        std::lock_guard lk(m);
+        release = true;
+    }
+    cv.notify_all();
+    ASSERT_TRUE(eventually([&] { return offline.load() >= 4; }));
+    t.stop();
+    EXPECT_EQ(online.load(), offline.load()) << "one offline step after each step";
+    EXPECT_EQ(t.stats().failures, 0u);
 }
 
 // Pinned to the CPUs of the lcores it was given, from its first step on.
