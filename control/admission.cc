@@ -7,10 +7,10 @@
 
 namespace stentor::control {
 
-listener_cost cost_of(unsigned frame_ms, unsigned max_bitrate_kbps) {
+listener_cost cost_of(unsigned frame_ms, unsigned max_bitrate_kbps, unsigned streams) {
     listener_cost c{};
     frame_ms = std::max(1u, frame_ms);
-    c.pps = 1000.0 / frame_ms;
+    c.pps = static_cast<double>(streams) * 1000.0 / frame_ms;
     // Admission plans for the session's highest bitrate (the speaker policer
     // lets no more through), not for what speakers happen to send now.
     c.payload = (max_bitrate_kbps * frame_ms + 7) / 8;
@@ -50,13 +50,19 @@ void admission::refill(bucket& b, double rate, clock::time_point now) const {
     }
 }
 
-void admission::admit(uint32_t session_id, unsigned frame_ms, unsigned max_bitrate_kbps, const join_counts& n,
-                      clock::time_point now) {
-    std::lock_guard g(_mu);
-    const listener_cost c = cost_of(frame_ms, max_bitrate_kbps);
+namespace {
+
+uint64_t listeners_at_port(const join_counts& n, size_t p) {
+    uint64_t np = 0;
+    for (unsigned t = 0; t < dp::max_tiers; ++t) np += n[p][t];
+    return np;
+}
+
+}  // namespace
+
+void admission::check_capacity(const listener_cost& c, const join_counts& n, const char* what) const {
     const double keep = (100.0 - _cfg.headroom_pct) / 100.0;
     uint64_t total = 0;
-    double add_pps = 0;
     unsigned lowest_tier = 0;   // the most restricted tier in the request decides
     for (size_t p = 0; p < dp::max_ports; ++p)
         for (unsigned t = 0; t < dp::max_tiers; ++t)
@@ -65,7 +71,6 @@ void admission::admit(uint32_t session_id, unsigned frame_ms, unsigned max_bitra
                 lowest_tier = std::max(lowest_tier, t);
             }
     if (total == 0) return;
-    add_pps = c.pps * static_cast<double>(total);
     double reserved = 0;
     for (unsigned t = 0; t < lowest_tier; ++t) reserved += _cfg.tier_reserve_pct[t];
     const double tier_share = std::max(0.0, (100.0 - reserved) / 100.0);
@@ -74,24 +79,42 @@ void admission::admit(uint32_t session_id, unsigned frame_ms, unsigned max_bitra
                                             std::to_string(static_cast<int>(100 - reserved)) + " % of it)"
                                       : "";
     for (size_t p = 0; p < _port_used_bps.size() && p < dp::max_ports; ++p) {
-        uint64_t np = 0;
-        for (unsigned t = 0; t < dp::max_tiers; ++t) np += n[p][t];
+        const uint64_t np = listeners_at_port(n, p);
         if (np == 0) continue;
         const double cap = _cfg.line_rate_mbps[p] * 1e6 * keep * tier_share;
         if (_port_used_bps[p] + c.bps * static_cast<double>(np) > cap + 1e-6)
             throw action_error(error_code::capacity,
-                               "port " + _cfg.port_names[p] + " is full: " +
+                               std::string(what) + "port " + _cfg.port_names[p] + " is full: " +
                                    std::to_string(static_cast<uint64_t>(_port_used_bps[p] / 1e6)) + " of " +
                                    std::to_string(static_cast<uint64_t>(cap / 1e6)) + " Mbit/s planned" + tier_note);
     }
     double cap_pps = _cfg.nb_fanout_cores * _cfg.fanout_pps_per_core * keep;
     if (_overload_cap) cap_pps = std::min(cap_pps, *_overload_cap);
     cap_pps *= tier_share;
-    if (_used_pps + add_pps > cap_pps + 1e-6)
+    if (_used_pps + c.pps * static_cast<double>(total) > cap_pps + 1e-6)
         throw action_error(error_code::capacity,
-                           std::string("fan-out is full") + (_overload_cap ? " (lowered after overload)" : "") + ": " +
-                               std::to_string(static_cast<uint64_t>(_used_pps)) + " of " +
+                           std::string(what) + "fan-out is full" + (_overload_cap ? " (lowered after overload)" : "") +
+                               ": " + std::to_string(static_cast<uint64_t>(_used_pps)) + " of " +
                                std::to_string(static_cast<uint64_t>(cap_pps)) + " replicas/s planned" + tier_note);
+}
+
+void admission::add_load(const listener_cost& c, const join_counts& n, double sign) {
+    uint64_t total = 0;
+    for (size_t p = 0; p < dp::max_ports; ++p) {
+        const uint64_t np = listeners_at_port(n, p);
+        total += np;
+        if (p < _port_used_bps.size())
+            _port_used_bps[p] = std::max(0.0, _port_used_bps[p] + sign * c.bps * static_cast<double>(np));
+    }
+    _used_pps = std::max(0.0, _used_pps + sign * c.pps * static_cast<double>(total));
+}
+
+void admission::admit(uint32_t session_id, const listener_cost& c, const join_counts& n, clock::time_point now) {
+    std::lock_guard g(_mu);
+    uint64_t total = 0;
+    for (size_t p = 0; p < dp::max_ports; ++p) total += listeners_at_port(n, p);
+    if (total == 0) return;
+    check_capacity(c, n, "");
     // Join rate: both buckets must hold `total` tokens. A request larger than
     // a bucket can ever hold would wait forever: refuse it as invalid.
     const double srate = _cfg.session_join_rate_per_s;
@@ -118,20 +141,35 @@ void admission::admit(uint32_t session_id, unsigned frame_ms, unsigned max_bitra
     _global.tokens -= static_cast<double>(total);
     sb.tokens -= static_cast<double>(total);
     _sessions[session_id] = sb;
-    for (size_t p = 0; p < _port_used_bps.size() && p < dp::max_ports; ++p) {
-        uint64_t np = 0;
-        for (unsigned t = 0; t < dp::max_tiers; ++t) np += n[p][t];
-        _port_used_bps[p] += c.bps * static_cast<double>(np);
-    }
-    _used_pps += add_pps;
+    add_load(c, n, +1);
     _admitted += total;
 }
 
-void admission::release(unsigned frame_ms, unsigned max_bitrate_kbps, unsigned port, unsigned /*tier*/, uint64_t n) {
+void admission::admit_load(const listener_cost& c, const join_counts& n) {
     std::lock_guard g(_mu);
-    const listener_cost c = cost_of(frame_ms, max_bitrate_kbps);
-    if (port < _port_used_bps.size()) _port_used_bps[port] = std::max(0.0, _port_used_bps[port] - c.bps * static_cast<double>(n));
-    _used_pps = std::max(0.0, _used_pps - c.pps * static_cast<double>(n));
+    check_capacity(c, n, "one more stream for the session's listeners: ");
+    add_load(c, n, +1);
+}
+
+void admission::release(const listener_cost& c, unsigned port, uint64_t n) {
+    std::lock_guard g(_mu);
+    join_counts jc{};
+    if (port < dp::max_ports) jc[port][0] = n;
+    add_load(c, jc, -1);
+}
+
+void admission::release_load(const listener_cost& c, const join_counts& n) {
+    std::lock_guard g(_mu);
+    add_load(c, n, -1);
+}
+
+void admission::reconfigure(const admission_config& c) {
+    std::lock_guard g(_mu);
+    if (c.line_rate_mbps.size() != _cfg.line_rate_mbps.size())
+        throw action_error(error_code::invalid, "the number of ports cannot change without a restart");
+    _cfg = c;
+    _global.tokens = std::min(_global.tokens, static_cast<double>(_cfg.join_rate_per_s));
+    for (auto& [id, b] : _sessions) b.tokens = std::min(b.tokens, static_cast<double>(_cfg.session_join_rate_per_s));
 }
 
 void admission::session_ended(uint32_t session_id) {

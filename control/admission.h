@@ -4,11 +4,12 @@
 // lower, minus headroom; tiers reserve capacity for the tiers above them;
 // token buckets bound the join rate per session and for the whole relay.
 //
-// The arithmetic (README.md, "Admission"):
+// The arithmetic (docs/admission.md):
 //   stream rate      pps   = 1000 / frame_ms
+//   streams                = speakers of a forward session (at least 1); 1 for a mix session
 //   payload          bytes = ceil(max_bitrate_kbps * frame_ms / 8)
 //   frame on wire    bytes = max(60, 14 + 20 + 8 + 12 + payload) + 4 (FCS) + 8 (preamble/SFD) + 12 (IFG)
-//   port load        bit/s = pps * frame on wire * 8        (per listener)
+//   port load        bit/s = streams * pps * frame on wire * 8   (per listener)
 //   port capacity    bit/s = line_rate_mbps * 1e6 * (100 - headroom_pct) / 100
 //   fan-out capacity pps   = fanout cores * fanout_pps_per_core * (100 - headroom_pct) / 100
 //   tier t may fill capacity * (100 - sum of tier_reserve_pct of tiers < t) / 100
@@ -37,13 +38,15 @@ namespace stentor::control {
 // New listeners of one request by [egress port][tier].
 using join_counts = std::array<std::array<uint64_t, dp::max_tiers>, dp::max_ports>;
 
+// What one listener costs: `streams` streams of one session's codec
+// settings. A listener of a forward session gets every speaker's stream.
 struct listener_cost {
-    double pps;            // packets/s towards one listener
+    double pps;            // packets/s towards one listener (all streams)
     unsigned payload;      // RTP payload bytes per packet (worst case, from max_bitrate_kbps)
     unsigned wire_bytes;   // bytes on the wire per packet incl. FCS, preamble, IFG
-    double bps;            // bits/s on the wire
+    double bps;            // bits/s on the wire (all streams)
 };
-listener_cost cost_of(unsigned frame_ms, unsigned max_bitrate_kbps);
+listener_cost cost_of(unsigned frame_ms, unsigned max_bitrate_kbps, unsigned streams = 1);
 
 struct admission_config {
     std::vector<std::string> port_names;
@@ -86,14 +89,24 @@ public:
     using clock = std::chrono::steady_clock;
     explicit admission(admission_config c);
 
-    // Admit n listeners of one session (counts by port and tier); commits the
-    // load and takes the join tokens, or throws action_error (capacity,
-    // rate_limited with retry_after_s, invalid) and changes nothing.
-    void admit(uint32_t session_id, unsigned frame_ms, unsigned max_bitrate_kbps, const join_counts& n,
-               clock::time_point now = clock::now());
-    void release(unsigned frame_ms, unsigned max_bitrate_kbps, unsigned port, unsigned tier, uint64_t n);
+    // Admit n listeners of one session (counts by port and tier), each
+    // costing `c`; commits the load and takes the join tokens, or throws
+    // action_error (capacity, rate_limited with retry_after_s, invalid) and
+    // changes nothing.
+    void admit(uint32_t session_id, const listener_cost& c, const join_counts& n, clock::time_point now = clock::now());
+    // More load for listeners already admitted (a speaker joining a forward
+    // session adds its stream to each of them): capacity only, no join
+    // tokens. Throws capacity and changes nothing.
+    void admit_load(const listener_cost& c, const join_counts& n);
+    void release(const listener_cost& c, unsigned port, uint64_t n);
+    void release_load(const listener_cost& c, const join_counts& n);
     void session_ended(uint32_t session_id);
     void count_refusal(error_code code);
+
+    // New limits (SIGHUP reload): what is admitted stays admitted (a lower
+    // capacity refuses joins until the load is under it); the join buckets
+    // keep their tokens, clamped to the new depth.
+    void reconfigure(const admission_config& c);
 
     // Overload controller: cap the fan-out load admitted (nullopt = no cap).
     void set_overload_cap(std::optional<double> pps);
@@ -106,6 +119,9 @@ private:
         clock::time_point last;
     };
     void refill(bucket& b, double rate, clock::time_point now) const;
+    // Throws capacity unless n listeners costing c fit (caller holds _mu).
+    void check_capacity(const listener_cost& c, const join_counts& n, const char* what) const;
+    void add_load(const listener_cost& c, const join_counts& n, double sign);
 
     admission_config _cfg;
     mutable std::mutex _mu;

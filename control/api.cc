@@ -170,6 +170,22 @@ struct api_server::impl {
         return token_equal(std::string(v.substr(7)), opt.token);
     }
 
+    // A join is acknowledged (201) once it is forwarded to and its next hop
+    // resolved: the listener hears the next packet. If the next hop has not
+    // answered ARP within limits.join_resolve_ms the join stands but is
+    // answered 202 with the next hops still unresolved: its packets are
+    // dropped (drop/egress/neigh_unresolved) until they answer.
+    reply join_reply(json body, const std::vector<uint32_t>& unresolved) const {
+        body["resolved"] = unresolved.empty();
+        if (unresolved.empty()) return json_reply(201, body);
+        json hops = json::array();
+        for (const uint32_t ip : unresolved) hops.push_back(format_ipv4(ip));
+        body["unresolved_next_hops"] = hops;
+        body["reason"] = "next hop did not answer ARP within " + std::to_string(cp.join_resolve_ms()) +
+                         " ms; the listener is added and hears the session once it answers";
+        return json_reply(202, body);
+    }
+
     static std::optional<uint64_t> query_uint(MHD_Connection* c, const char* k) {
         const char* v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, k);
         if (v == nullptr) return std::nullopt;
@@ -236,16 +252,22 @@ struct api_server::impl {
             const uint64_t limit = std::min<uint64_t>(query_uint(c, "limit").value_or(1000), 100000);
             auto v = cp.state().session(sid);
             if (!v) fail(404, "not_found", "no session " + std::to_string(sid));
+            // `after` is the cursor the previous page returned as `next`.
+            const std::optional<uint64_t> after = query_uint(c, "after");
             json a = json::array();
-            for (const auto& l : cp.state().listeners(sid, offset, limit))
-                a.push_back({{"ip", format_ipv4(l.ip)}, {"port", l.port}, {"tier", l.tier}});
-            return json_reply(200, {{"session", sid}, {"total", v->nb_listeners}, {"offset", offset}, {"listeners", a}});
+            const auto page = cp.state().listeners(sid, offset, limit, after);
+            for (const auto& l : page) a.push_back({{"ip", format_ipv4(l.ip)}, {"port", l.port}, {"tier", l.tier}});
+            json out = {{"session", sid}, {"total", v->nb_listeners}, {"offset", offset}, {"listeners", a}};
+            if (after) out["after"] = *after;
+            out["next"] = page.size() == limit && limit != 0 ? json(page.back().seq) : json(nullptr);
+            return json_reply(200, out);
         }
         case route_kind::listener_add: {
             const listener_spec l = need(parse_listener_add(body, limits()));
             cp.state().listener_add(sid, l.ip, l.port, l.tier);
             cp.commit();
-            return json_reply(201, {{"session", sid}, {"ip", format_ipv4(l.ip)}, {"port", l.port}, {"tier", l.tier}});
+            return join_reply({{"session", sid}, {"ip", format_ipv4(l.ip)}, {"port", l.port}, {"tier", l.tier}},
+                              cp.wait_resolved({l.ip}));
         }
         case route_kind::listener_bulk: {
             // All or nothing (see relay_state::listener_add_bulk): one bad
@@ -253,7 +275,10 @@ struct api_server::impl {
             const std::vector<listener_spec> items = need(parse_listener_bulk(body, limits()));
             cp.state().listener_add_bulk(sid, items);
             cp.commit();
-            return json_reply(201, {{"session", sid}, {"added", items.size()}});
+            std::vector<uint32_t> ips;
+            ips.reserve(items.size());
+            for (const auto& it : items) ips.push_back(it.ip);
+            return join_reply({{"session", sid}, {"added", items.size()}}, cp.wait_resolved(ips));
         }
         case route_kind::listener_del:
             cp.state().listener_del(sid, rt.ep.ip, rt.ep.port);

@@ -25,6 +25,7 @@
 #include <functional>
 #include <initializer_list>
 #include <limits>
+#include <map>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -118,6 +119,15 @@ int64_t read_int(const context& c, const toml::node& n, std::string_view path, i
     return x;
 }
 
+double read_double(const context& c, const toml::node& n, std::string_view path, double min, double max) {
+    double x = 0;
+    if (const auto* f = n.as_floating_point()) x = f->get();
+    else if (const auto* i = n.as_integer()) x = static_cast<double>(i->get());
+    else wrong_type(c, n, path, "a number");
+    if (!(x >= min && x <= max)) c.fail(n, path, fmt::format("{} is out of range {}..{}", x, min, max));
+    return x;
+}
+
 std::string read_string(const context& c, const toml::node& n, std::string_view path) {
     const auto* v = n.as_string();
     if (v == nullptr) wrong_type(c, n, path, "a string");
@@ -181,6 +191,9 @@ public:
     template <class T>
     T req_uint(std::string_view k, int64_t min, int64_t max) const {
         return static_cast<T>(read_int(c_, require(k), key_path(k), min, max));
+    }
+    void opt_double(std::string_view k, double& out, double min, double max) const {
+        if (const auto* n = find(k)) out = read_double(c_, *n, key_path(k), min, max);
     }
     void opt_string(std::string_view k, std::string& out) const {
         if (const auto* n = find(k)) out = read_string(c_, *n, key_path(k));
@@ -542,7 +555,7 @@ void read_limits(const context& c, const toml::table& root, limits_config& l) {
                             "max_listeners_per_session", "max_neighbours", "join_rate_per_s",
                             "headroom_pct", "session_join_rate_per_s", "fanout_pps_per_core",
                             "tier0_reserve_pct", "tier1_reserve_pct", "tier2_reserve_pct",
-                            "max_mix_decoders_per_session"});
+                            "speaker_burst_pct", "join_resolve_ms"});
     r.opt_uint("max_sessions", l.max_sessions, 1, u32_max);
     r.opt_uint("max_speakers", l.max_speakers, 1, u32_max);
     r.opt_uint("max_listeners", l.max_listeners, 1, u32_max);
@@ -559,13 +572,21 @@ void read_limits(const context& c, const toml::table& root, limits_config& l) {
     r.opt_uint("tier0_reserve_pct", l.tier0_reserve_pct, 0, 90);
     r.opt_uint("tier1_reserve_pct", l.tier1_reserve_pct, 0, 90);
     r.opt_uint("tier2_reserve_pct", l.tier2_reserve_pct, 0, 90);
-    // Each decoder costs ~19 us of the mixer's core per 20 ms frame while
-    // its speaker talks (docs/audio.md); 1024 is already 100 % of a core.
-    r.opt_uint("max_mix_decoders_per_session", l.max_mix_decoders_per_session, 1, 1024);
     // Tier 3 could use nothing at all past this: almost certainly a typo.
     if (l.tier0_reserve_pct + l.tier1_reserve_pct + l.tier2_reserve_pct > 90)
         r.fail("tier2_reserve_pct", fmt::format("tier reserves add up to {} %; at most 90 % may be reserved",
                                                 l.tier0_reserve_pct + l.tier1_reserve_pct + l.tier2_reserve_pct));
+    r.opt_uint("speaker_burst_pct", l.speaker_burst_pct, 0, 100);
+    // An API client holds its connection (and a server thread) meanwhile.
+    r.opt_uint("join_resolve_ms", l.join_resolve_ms, 0, 10000);
+    // Admission plans every stream at its nominal rate; the policer lets a
+    // speaker send up to speaker_burst_pct more. Past the headroom, speakers
+    // within their policer could load the relay beyond its capacity and the
+    // overload controller would shed listeners admission let in.
+    if (l.speaker_burst_pct > l.headroom_pct)
+        r.fail("speaker_burst_pct", fmt::format("{} % is more than limits.headroom_pct ({} %): speakers at their policer "
+                                                "limit would use capacity admission gave to listeners",
+                                                l.speaker_burst_pct, l.headroom_pct));
     if (l.max_listeners_per_session > l.max_listeners)
         r.fail("max_listeners_per_session",
                fmt::format("{} is greater than limits.max_listeners {}", l.max_listeners_per_session,
@@ -607,6 +628,40 @@ void read_recording(const context& c, const toml::table& root, recording_config&
     if (rc.dir.size() > 3000) r.fail("dir", "path longer than 3000 characters");
 }
 
+void read_overload(const context& c, const toml::table& root, overload_config& o) {
+    const auto r = section(c, root, "overload",
+                           {"enter_miss_ratio", "enter_ticks", "exit_miss_ratio", "hold_ms", "ramp_ms",
+                            "cooldown_ticks", "shed_margin", "max_shed_per_tick"});
+    r.opt_double("enter_miss_ratio", o.enter_miss_ratio, 0.0, 0.5);
+    r.opt_uint("enter_ticks", o.enter_ticks, 1, 100);
+    r.opt_double("exit_miss_ratio", o.exit_miss_ratio, 0.0, 0.5);
+    r.opt_uint("hold_ms", o.hold_ms, 0, 600000);
+    r.opt_uint("ramp_ms", o.ramp_ms, 0, 600000);
+    r.opt_uint("cooldown_ticks", o.cooldown_ticks, 0, 100);
+    r.opt_double("shed_margin", o.shed_margin, 0.0, 1.0);
+    r.opt_uint("max_shed_per_tick", o.max_shed_per_tick, 1, u32_max);
+    // A clean tick must be below a missing one, or the controller would
+    // both enter and leave on the same tick.
+    if (o.exit_miss_ratio >= o.enter_miss_ratio && o.enter_miss_ratio > 0)
+        r.fail("exit_miss_ratio", fmt::format("{} is not below overload.enter_miss_ratio {}", o.exit_miss_ratio,
+                                              o.enter_miss_ratio));
+}
+
+void read_mixer(const context& c, const toml::table& root, mixer_settings& m) {
+    const auto r = section(c, root, "mixer",
+                           {"channels", "bitrate_kbps", "complexity", "jitter_ms", "plc_max_frames",
+                            "speaker_timeout_ms", "max_decoders_per_session"});
+    r.opt_uint("channels", m.channels, 1, 2);
+    r.opt_uint("bitrate_kbps", m.bitrate_kbps, 6, 510);   // Opus's range
+    r.opt_uint("complexity", m.complexity, 0, 10);
+    r.opt_uint("jitter_ms", m.jitter_ms, 0, 1000);
+    r.opt_uint("plc_max_frames", m.plc_max_frames, 0, 50);
+    r.opt_uint("speaker_timeout_ms", m.speaker_timeout_ms, 100, 600000);
+    // Each decoder costs ~19 us of the mixer's core per 20 ms frame while
+    // its speaker talks (docs/audio.md); 1024 is already 100 % of a core.
+    r.opt_uint("max_decoders_per_session", m.max_decoders_per_session, 1, 1024);
+}
+
 void read_port(const context& c, const table_reader& r, const profile& p, port_config& port) {
     port.name = r.req_string("name");
     if (port.name.empty()) r.fail("name", "must not be empty");
@@ -628,10 +683,15 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
 
     r.opt_uint("rx_queues", port.rx_queues, 1, max_queues);
     r.opt_uint("tx_queues", port.tx_queues, 1, max_queues);
-    // Each fan-out lcore owns one TX queue on every port so TX needs no lock.
-    if (port.tx_queues < p.dataplane.fanout_lcores.size())
-        r.fail("tx_queues", fmt::format("{} TX queues for {} fanout lcores; each fanout lcore owns one",
-                                        port.tx_queues, p.dataplane.fanout_lcores.size()));
+    // Each worker lcore (fan-out, and RX: ARP/ICMP replies, requests) owns
+    // one TX queue on every port so TX needs no lock. stentord used to find
+    // this out only at start ("worker lcores each need their own TX queue").
+    std::set<unsigned> workers(p.dataplane.rx_lcores.begin(), p.dataplane.rx_lcores.end());
+    workers.insert(p.dataplane.fanout_lcores.begin(), p.dataplane.fanout_lcores.end());
+    if (port.tx_queues < workers.size())
+        r.fail("tx_queues", fmt::format("{} TX queues for {} worker lcores (rx_lcores and fanout_lcores); each "
+                                        "owns one",
+                                        port.tx_queues, workers.size()));
     for (const char* key : {"rx_desc", "tx_desc"}) {
         unsigned& d = std::string_view(key) == "rx_desc" ? port.rx_desc : port.tx_desc;
         r.opt_uint(key, d, min_desc, max_desc);
@@ -820,6 +880,35 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
 
 }  // namespace
 
+namespace {
+
+void flatten(const toml::node& n, const std::string& path, std::map<std::string, std::string>& out) {
+    if (const auto* t = n.as_table()) {
+        for (const auto& [k, v] : *t) flatten(v, path.empty() ? std::string(k.str()) : path + "." + std::string(k.str()), out);
+    } else if (const auto* a = n.as_array(); a != nullptr && !a->empty() && a->is_array_of_tables()) {
+        for (size_t i = 0; i < a->size(); ++i) flatten(*a->get(i), path + "[" + std::to_string(i) + "]", out);
+    } else {
+        std::ostringstream os;
+        n.visit([&os](const auto& v) { os << toml::json_formatter{v}; });
+        out[path] = os.str();
+    }
+}
+
+}  // namespace
+
+std::vector<std::string> changed_settings(std::string_view old_text, std::string_view new_text) {
+    std::map<std::string, std::string> a, b;
+    flatten(toml::parse(old_text), "", a);
+    flatten(toml::parse(new_text), "", b);
+    std::vector<std::string> out;
+    for (const auto& [k, v] : a)
+        if (auto it = b.find(k); it == b.end() || it->second != v) out.push_back(k);
+    for (const auto& [k, v] : b)
+        if (!a.count(k)) out.push_back(k);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 std::optional<uint32_t> parse_ipv4(std::string_view s) {
     // Strict dotted quad: inet_aton's octal ("010") and short forms ("10.1")
     // are refused because an operator never means them.
@@ -956,7 +1045,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
         c.fail(e.source(), "syntax", e.description());
     }
     const table_reader top(c, root, root.source(), "",
-                           {"eal", "dataplane", "port", "ingress", "limits", "api", "recording", "session"});
+                           {"eal", "dataplane", "port", "ingress", "limits", "api", "recording", "overload", "mixer", "session"});
     (void)top;
 
     profile p;
@@ -969,18 +1058,22 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     read_limits(c, root, p.limits);
     read_api(c, root, p.api);
     read_recording(c, root, p.recording);
+    read_overload(c, root, p.overload);
+    read_mixer(c, root, p.mixer);
     read_ports(c, root, p);
     read_sessions(c, root, p);
     return p;
 }
 
-profile load_profile(const std::string& path) {
+profile load_profile(const std::string& path, std::string* text) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw config_error(fmt::format("{}:1:1: file: cannot open: {}", path, std::strerror(errno)));
     std::ostringstream buf;
     buf << in.rdbuf();
     if (in.bad()) throw config_error(fmt::format("{}:1:1: file: cannot read: {}", path, std::strerror(errno)));
-    return parse_profile(buf.str(), path);
+    profile p = parse_profile(buf.str(), path);
+    if (text != nullptr) *text = buf.str();
+    return p;
 }
 
 }  // namespace stentor::control

@@ -82,13 +82,45 @@ struct limits_config {
     unsigned tier0_reserve_pct = 0;        // capacity only tier 0 may use
     unsigned tier1_reserve_pct = 0;        // capacity only tiers 0..1 may use
     unsigned tier2_reserve_pct = 0;        // capacity only tiers 0..2 may use
-    unsigned max_mix_decoders_per_session = 16;  // Opus decoders (speaker SSRCs) per mixed session
+    // How far above its stream rate a speaker's policer lets it send, as a
+    // sustained rate (packets and bytes). Must fit inside headroom_pct: then
+    // every speaker at its policer limit still fits the capacity admission
+    // planned at the nominal rate (docs/admission.md).
+    unsigned speaker_burst_pct = 10;
+    // How long a join's answer waits for its next hop to answer ARP (0: do
+    // not wait). Past it the join is answered 202, not yet heard.
+    unsigned join_resolve_ms = 1000;
 };
 
 struct api_config {
     std::string listen_addr = "127.0.0.1";
     unsigned listen_port = 8080;
     std::string token;                     // bearer token; empty = API disabled
+};
+
+// The overload controller's thresholds (docs/admission.md, "Overload");
+// control/overload.h reads them as overload_options. Reloadable (SIGHUP).
+struct overload_config {
+    double enter_miss_ratio = 0.001;      // a tick above this misses
+    unsigned enter_ticks = 3;             // consecutive missing ticks before shedding
+    double exit_miss_ratio = 0.0;         // a tick at or below this is clean
+    unsigned hold_ms = 2000;              // clean this long before the cap rises
+    unsigned ramp_ms = 5000;              // the cap rises to full capacity over this time
+    unsigned cooldown_ticks = 2;          // after a shed, ticks to watch its effect
+    double shed_margin = 0.0;             // shed this fraction more than measured
+    unsigned max_shed_per_tick = 200000;
+};
+
+// The mixer of mix sessions (docs/audio.md). Reloadable (SIGHUP): applies to
+// sessions the mixer starts after the reload.
+struct mixer_settings {
+    unsigned channels = 2;                // 1 or 2, 48 kHz
+    unsigned bitrate_kbps = 64;           // encoder bitrate of the mixed stream
+    unsigned complexity = 5;              // Opus encoder complexity 0..10
+    unsigned jitter_ms = 60;              // playout delay of a speaker after its first packet
+    unsigned plc_max_frames = 3;          // concealed frames before a missing speaker goes silent
+    unsigned speaker_timeout_ms = 5000;   // a speaker silent this long is dropped
+    unsigned max_decoders_per_session = 16;  // Opus decoders (speaker SSRCs) per mixed session
 };
 
 struct recording_config {
@@ -113,12 +145,21 @@ struct profile {
     limits_config limits;
     api_config api;
     recording_config recording;
+    overload_config overload;
+    mixer_settings mixer;
     std::vector<session_config> sessions;  // optional static section (labs, tests)
 };
 
 // Parse and validate; throws config_error("file:line:col: setting: what").
-profile load_profile(const std::string& path);
+// `text`, if given, receives the text that was parsed (SIGHUP diffs it).
+profile load_profile(const std::string& path, std::string* text = nullptr);
 profile parse_profile(std::string_view text, const std::string& path_for_messages);
+
+// The settings that differ between two profile texts, as dotted paths
+// ("limits.headroom_pct", "port[0].mtu", "session[1].listener[0].ip"): a
+// key present in one and not the other counts as changed (even if it holds
+// the default). Both texts must parse (load them first).
+std::vector<std::string> changed_settings(std::string_view old_text, std::string_view new_text);
 
 // Dotted quad helpers (host byte order).
 std::optional<uint32_t> parse_ipv4(std::string_view s);

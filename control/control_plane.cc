@@ -1,6 +1,8 @@
 #include "control_plane.h"
 
 #include <algorithm>
+#include <optional>
+#include <string>
 
 #include "telemetry.h"
 
@@ -9,9 +11,9 @@ namespace stentor::control {
 using clock_t_ = std::chrono::steady_clock;
 
 control_plane::control_plane(relay& r, const profile& p, control_options o) : _r(r), _p(p), _o(o) {
-    std::vector<uint32_t> speeds;
-    for (const auto& pr : r.ports()) speeds.push_back(pr.speed_mbps);
-    _adm = std::make_unique<admission>(admission_config_from(p, speeds));
+    for (const auto& pr : r.ports()) _port_speeds.push_back(pr.speed_mbps);
+    _adm = std::make_unique<admission>(admission_config_from(p, _port_speeds));
+    _join_resolve_ms.store(p.limits.join_resolve_ms);
     _ovl = std::make_unique<overload_controller>(r.state(), _adm.get(), o.overload);
     r.state().set_admission(_adm.get());
     // Rates read 0 until the first tick has two samples to compare.
@@ -65,6 +67,54 @@ void control_plane::commit() {
         return;
     }
     state().wait_published(mark, std::chrono::seconds(10));
+}
+
+std::vector<uint32_t> control_plane::wait_resolved(const std::vector<uint32_t>& listener_ips) {
+    auto left = state().unresolved_next_hops(listener_ips);
+    const auto deadline = clock_t_::now() + std::chrono::milliseconds(join_resolve_ms());
+    // The ARP lcore asks for a new next hop within one ARP tick of the
+    // publish; a neighbour on the LAN answers in well under a millisecond.
+    while (!left.empty() && clock_t_::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        left = state().unresolved_next_hops(left);   // a next hop routes to itself
+    }
+    return left;
+}
+
+namespace {
+
+// Why a setting cannot change while the relay runs; nullopt if it can.
+std::optional<std::string> why_not_live(const std::string& key) {
+    static const char* const live_limits[] = {
+        "limits.join_rate_per_s",   "limits.session_join_rate_per_s", "limits.headroom_pct",
+        "limits.fanout_pps_per_core", "limits.tier0_reserve_pct",     "limits.tier1_reserve_pct",
+        "limits.tier2_reserve_pct", "limits.speaker_burst_pct",        "limits.join_resolve_ms",
+        "limits.max_listeners",     "limits.max_listeners_per_session"};
+    for (const char* k : live_limits)
+        if (key == k) return std::nullopt;
+    if (key.starts_with("overload.")) return std::nullopt;
+    if (key.starts_with("limits.")) return "a table size allocated at start: needs a restart";
+    if (key.starts_with("session[") || key == "session") return "static sessions are loaded at start: use the API, or restart";
+    if (key.starts_with("mixer.")) return "the mixer reads its settings at start: needs a restart";
+    if (key.starts_with("api.")) return "the API listens with the settings it started with: needs a restart";
+    return "needs a restart (EAL, ports, lcores, ingress, recording and journal are set up at start)";
+}
+
+}  // namespace
+
+control_plane::reload_result control_plane::reload(const profile& next, const std::vector<std::string>& changed) {
+    reload_result out;
+    for (const auto& k : changed)
+        if (auto why = why_not_live(k)) out.refused.push_back(k + ": " + *why);
+    if (!out.refused.empty()) return out;
+    // Checked before anything changes: admission refuses a port count change.
+    auto ac = admission_config_from(next, _port_speeds);
+    _adm->reconfigure(ac);
+    state().set_limits(next.limits);
+    _ovl->set_options(overload_options_from(next.overload));
+    _join_resolve_ms.store(next.limits.join_resolve_ms);
+    out.applied = changed;
+    return out;
 }
 
 void control_plane::tick(clock_t_::time_point now) {

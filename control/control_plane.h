@@ -63,9 +63,27 @@ public:
     // Wait until the changes made so far are published (acknowledge = forwarding).
     // With no publisher thread (tests on launch=false relays) publishes inline.
     void commit();
+    // After commit() of a join: wait, at most limits.join_resolve_ms, until
+    // the next hops of these listener addresses have answered ARP, so that
+    // an acknowledged join hears the next packet. Returns the next hops
+    // still unresolved (empty: every listener is heard).
+    std::vector<uint32_t> wait_resolved(const std::vector<uint32_t>& listener_ips);
     // One controller tick from the relay's counters (the thread calls it
     // every `tick`; tests may call it themselves).
     void tick(std::chrono::steady_clock::time_point now);
+
+    // SIGHUP: apply `next`, a profile whose `changed` settings (dotted
+    // paths, changed_settings()) differ from the running one. All or
+    // nothing: if any changed setting cannot change live the reload is
+    // refused, each such setting with its reason, and nothing changes.
+    // Live: [limits] except table sizes, [overload]. Everything else needs a
+    // restart.
+    struct reload_result {
+        std::vector<std::string> applied;    // settings now in effect
+        std::vector<std::string> refused;    // "setting: why", when the reload was refused
+    };
+    reload_result reload(const profile& next, const std::vector<std::string>& changed);
+    unsigned join_resolve_ms() const { return _join_resolve_ms.load(std::memory_order_relaxed); }
 
     relay& rel() { return _r; }
     relay_state& state() { return _r.state(); }
@@ -87,6 +105,8 @@ private:
     std::thread _thr;
     std::atomic<bool> _stop{false};
     std::atomic<uint64_t> _publishes{0};
+    std::atomic<unsigned> _join_resolve_ms{0};
+    std::vector<uint32_t> _port_speeds;                 // reported at start (admission)
     mutable std::mutex _rates_mu;
     rate_view _rates;
     dp::lcore_counters _prev_total{};

@@ -28,6 +28,24 @@ overload_sample sample_delta(const dp::lcore_counters& prev, const dp::lcore_cou
     return d;
 }
 
+overload_options overload_options_from(const overload_config& c) {
+    overload_options o;
+    o.enter_miss_ratio = c.enter_miss_ratio;
+    o.enter_ticks = c.enter_ticks;
+    o.exit_miss_ratio = c.exit_miss_ratio;
+    o.min_hold = std::chrono::milliseconds(c.hold_ms);
+    o.ramp = std::chrono::milliseconds(c.ramp_ms);
+    o.cooldown_ticks = c.cooldown_ticks;
+    o.shed_margin = c.shed_margin;
+    o.max_shed_per_tick = c.max_shed_per_tick;
+    return o;
+}
+
+void overload_controller::set_options(const overload_options& o) {
+    std::lock_guard g(_mu);
+    _o = o;
+}
+
 overload_controller::overload_controller(relay_state& st, admission* adm, overload_options o)
     : _st(st), _adm(adm), _o(o) {
     _status.state = "normal";

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "config.h"
 #include "stentor/dp_counters.h"
 
 namespace stentor::control {
@@ -47,6 +48,9 @@ struct overload_options {
     // most min_hold + ramp after the last missing tick.
     std::chrono::milliseconds ramp{5000};
 };
+
+// The profile's [overload] section as controller options.
+overload_options overload_options_from(const overload_config& c);
 
 // Counter movement over one tick (relay totals, current minus previous).
 struct overload_sample {
@@ -96,6 +100,9 @@ public:
     uint64_t tick(const overload_sample& d, clock::time_point now);
 
     overload_status status() const;
+    // New thresholds (SIGHUP reload): from the next tick on; the state
+    // (overloaded, streaks, cap) carries over.
+    void set_options(const overload_options& o);
     std::vector<shed_event> events(uint64_t after_id = 0) const;
 
 private:

@@ -228,7 +228,13 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         mc.pool = im.pool;
         mc.shared = &im.shared;
         mc.in_ring = mr;
-        mc.max_decoders_per_session = p.limits.max_mix_decoders_per_session;
+        mc.channels = p.mixer.channels;
+        mc.bitrate = p.mixer.bitrate_kbps * 1000;
+        mc.complexity = p.mixer.complexity;
+        mc.jitter_ms = p.mixer.jitter_ms;
+        mc.plc_max_frames = p.mixer.plc_max_frames;
+        mc.speaker_timeout_ms = p.mixer.speaker_timeout_ms;
+        mc.max_decoders_per_session = p.mixer.max_decoders_per_session;
         im.mixer = std::make_unique<svc::mixer>(mc);
         svc::recorder_options ro;
         ro.dir = o.recording_dir.empty() ? p.recording.dir : o.recording_dir;

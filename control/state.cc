@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
+#include <queue>
 
 #include <rte_rcu_qsbr.h>
 
@@ -65,17 +67,59 @@ struct listener_rec {
     uint64_t seq;
 };
 
+// The join order of one (session, tier): appended on join (seq only grows,
+// so the vector stays sorted), a leave punches a hole found by binary
+// search, holes are squeezed out once they outnumber the live entries
+// (amortised O(1) per leave). Paging and shedding read it in place: no copy
+// or sort of a session under the state mutex (issue 10 item 10: at 1 M
+// listeners that copy+sort held the mutex for ~0.3 s per page request and
+// every join waited behind it).
+struct join_order {
+    static constexpr uint64_t hole = ~uint64_t{0};   // ep_key() is 48 bits: never a key
+    struct entry {
+        uint64_t seq;
+        uint64_t key;
+    };
+    std::vector<entry> e;
+    size_t holes = 0;
+
+    void add(uint64_t seq, uint64_t key) { e.push_back({seq, key}); }
+    std::vector<entry>::iterator find(uint64_t seq) {
+        return std::lower_bound(e.begin(), e.end(), seq, [](const entry& a, uint64_t v) { return a.seq < v; });
+    }
+    void remove(uint64_t seq) {
+        auto it = find(seq);
+        if (it == e.end() || it->seq != seq || it->key == hole) return;
+        it->key = hole;
+        if (++holes > 64 && holes * 2 > e.size()) {
+            std::erase_if(e, [](const entry& x) { return x.key == hole; });
+            holes = 0;
+        }
+    }
+    size_t live() const { return e.size() - holes; }
+};
+
 // The session as created (id, name, port and limit resolved) and its state.
 struct session_state : session_params {
     uint32_t index = 0;
     uint64_t generation = 0;
     std::vector<speaker_view> speakers;
     std::unordered_map<uint64_t, listener_rec> listeners;
+    std::array<join_order, max_tiers> order;   // per tier, oldest first
     std::vector<list_state> lists;        // [shard * max_tiers + tier]
     std::vector<uint64_t> shard_live;
     uint64_t tier_live[max_tiers]{};
+    join_counts live{};                   // [egress port][tier]: what admission holds for this session
     bool dirty = true;
     dp::dp_session* published = nullptr;
+
+    // Streams each listener receives: every speaker's in a forward session
+    // (planned as one before the first speaker arrives), the mix otherwise.
+    unsigned streams() const {
+        return mode == session_mode::mix ? 1u : static_cast<unsigned>(std::max<size_t>(1, speakers.size()));
+    }
+    listener_cost per_listener() const { return cost_of(frame_ms, max_bitrate_kbps, streams()); }
+    listener_cost one_stream() const { return cost_of(frame_ms, max_bitrate_kbps, 1); }
 };
 
 struct neigh_state {
@@ -283,9 +327,12 @@ struct relay_state::impl {
         ++l.nb_live;
         ++s.shard_live[shard];
         ++s.tier_live[tier];
+        ++s.live[port_idx][tier];
         ++nb_listeners;
+        const uint64_t seq = next_seq++;
         s.listeners.emplace(ep_key(ip, port), listener_rec{shard, static_cast<uint8_t>(tier), static_cast<uint8_t>(port_idx),
-                                                           slot, nexthop, next_seq++});
+                                                           slot, nexthop, seq});
+        s.order[tier].add(seq, ep_key(ip, port));
         s.dirty = true;
     }
 
@@ -298,9 +345,11 @@ struct relay_state::impl {
         --l.nb_live;
         --s.shard_live[rec.shard];
         --s.tier_live[rec.tier];
+        --s.live[rec.port_idx][rec.tier];
         --nb_listeners;
         neigh_unref(rec.neigh);
-        if (adm != nullptr) adm->release(s.frame_ms, s.max_bitrate_kbps, rec.port_idx, rec.tier, 1);
+        if (adm != nullptr) adm->release(s.per_listener(), rec.port_idx, 1);
+        s.order[rec.tier].remove(rec.seq);
         s.listeners.erase(it);
         s.dirty = true;
     }
@@ -326,12 +375,17 @@ struct relay_state::impl {
                 f[i].has_ssrc = sp.ssrc.has_value();
                 f[i].ssrc_be = sp.ssrc ? __builtin_bswap32(*sp.ssrc) : 0;
                 f[i].speaker_index = sp.slot;
-                // Policer: twice the stream's packet rate and the session's
-                // highest bitrate (plus RTP headers): room for FEC and jitter
-                // bursts, while a flood or a runaway encoder is cut off.
-                const uint32_t pps = 2 * (1000 / std::max(1u, s->frame_ms));
+                // Policer: the stream's packet rate and the session's
+                // highest bitrate (plus RTP headers), speaker_burst_pct
+                // above them, sustained; the bucket (dp::policer_burst_ms
+                // deep) absorbs jitter. Admission plans the nominal rate
+                // and keeps the burst inside its headroom (config check).
+                const uint64_t pct = 100 + prof.limits.speaker_burst_pct;
+                const uint32_t pps =
+                    static_cast<uint32_t>((uint64_t{1000} * pct + 100 * std::max(1u, s->frame_ms) - 1) /
+                                          (100 * std::max(1u, s->frame_ms)));
                 f[i].rate_pps = pps;
-                f[i].rate_bytes = 2 * (s->max_bitrate_kbps * 1000 / 8) + pps * 12;
+                f[i].rate_bytes = static_cast<uint32_t>(uint64_t{s->max_bitrate_kbps} * 1000 / 8 * pct / 100) + pps * 12;
                 ++speaker_index;
             }
         if (flows) retired.push_back(flows);
@@ -571,6 +625,18 @@ void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, s
         throw action_error(error_code::capacity, "speaker table full (limits.max_speakers)");
     if (im.speaker_free.empty())
         throw action_error(error_code::capacity, "speaker slots busy; retry after the next publish");
+    // A forward session's listeners each receive every speaker's stream: a
+    // second speaker doubles what they cost (admission plans it, or the
+    // speaker is refused and nothing changes).
+    const bool adds_stream = s.mode == session_mode::forward && !s.speakers.empty();
+    if (adds_stream && im.adm != nullptr) {
+        try {
+            im.adm->admit_load(s.one_stream(), s.live);
+        } catch (const action_error& e) {
+            im.adm->count_refusal(e.code);
+            throw;
+        }
+    }
     const uint32_t slot = im.speaker_free.back();
     im.speaker_free.pop_back();
     // The slot was idle for a whole grace period: no RX lcore writes any of
@@ -590,6 +656,8 @@ void relay_state::speaker_del(uint32_t session_id, uint32_t ip, unsigned port) {
     if (it == s.speakers.end())
         throw action_error(error_code::not_found, "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
     im.speaker_release.push_back(it->slot);
+    if (s.mode == session_mode::forward && s.speakers.size() > 1 && im.adm != nullptr)
+        im.adm->release_load(s.one_stream(), s.live);
     s.speakers.erase(it);
     im.flows_dirty = true;
     im.mark_changed();
@@ -613,7 +681,7 @@ void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, 
         if (im.adm != nullptr) {
             join_counts jc{};
             jc[port_idx][tier] = 1;
-            im.adm->admit(session_id, s.frame_ms, s.max_bitrate_kbps, jc);
+            im.adm->admit(session_id, s.per_listener(), jc);
         }
         im.add_listener(s, ip, port, tier);
         im.mark_changed();
@@ -662,7 +730,7 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
             throw action_error(error_code::capacity, "relay listener limit reached (limits.max_listeners)");
         if (new_neigh.size() > im.neigh_free.size())
             throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
-        if (im.adm != nullptr) im.adm->admit(session_id, s.frame_ms, s.max_bitrate_kbps, jc);
+        if (im.adm != nullptr) im.adm->admit(session_id, s.per_listener(), jc);
         // Grow geometrically: reserve(size + n) on every request would
         // rehash the whole map each time (libstdc++ grows to exactly that).
         const size_t want = s.listeners.size() + items.size();
@@ -692,27 +760,48 @@ std::vector<shed_record> relay_state::shed_newest(unsigned tier, size_t k) {
     auto& im = *_impl;
     std::vector<shed_record> out;
     if (tier >= max_tiers || k == 0) return out;
-    struct cand {
+    // Newest first across sessions: a max-heap of each session's newest live
+    // entry of this tier, walked back from the end of its join order. k
+    // removals cost O(k log sessions), whatever the sessions hold.
+    struct head {
         uint64_t seq;
         session_state* s;
-        uint64_t key;
+        size_t pos;   // index in s->order[tier].e
+        bool operator<(const head& o) const { return seq < o.seq; }
     };
-    std::vector<cand> c;
-    for (auto& [id, s] : im.sessions) {
-        if (s->tier_live[tier] == 0) continue;
-        for (const auto& [key, r] : s->listeners)
-            if (r.tier == tier) c.push_back({r.seq, s.get(), key});
+    auto newest_from = [tier](session_state* s, size_t end) -> std::optional<head> {
+        const auto& e = s->order[tier].e;
+        for (size_t i = end; i-- > 0;)
+            if (e[i].key != join_order::hole) return head{e[i].seq, s, i};
+        return std::nullopt;
+    };
+    std::priority_queue<head> q;
+    for (auto& [id, s] : im.sessions)
+        if (s->tier_live[tier] != 0)
+            if (auto h = newest_from(s.get(), s->order[tier].e.size())) q.push(*h);
+    std::vector<std::pair<session_state*, uint64_t>> victims;
+    while (victims.size() < k && !q.empty()) {
+        const head h = q.top();
+        q.pop();
+        victims.emplace_back(h.s, h.s->order[tier].e[h.pos].key);
+        if (auto n = newest_from(h.s, h.pos)) q.push(*n);
     }
-    k = std::min(k, c.size());
-    std::partial_sort(c.begin(), c.begin() + static_cast<long>(k), c.end(),
-                      [](const cand& a, const cand& b) { return a.seq > b.seq; });
-    for (size_t i = 0; i < k; ++i) {
-        auto it = c[i].s->listeners.find(c[i].key);
-        out.push_back({c[i].s->id, static_cast<uint32_t>(c[i].key >> 16), static_cast<unsigned>(c[i].key & 0xffff), tier});
-        im.remove_listener(*c[i].s, it);
+    // Removing compacts the order vectors: only after the walk.
+    for (const auto& [s, key] : victims) {
+        auto it = s->listeners.find(key);
+        out.push_back({s->id, static_cast<uint32_t>(key >> 16), static_cast<unsigned>(key & 0xffff), tier});
+        im.remove_listener(*s, it);
     }
-    if (k > 0) im.mark_changed();
+    if (!victims.empty()) im.mark_changed();
     return out;
+}
+
+void relay_state::set_limits(const limits_config& l) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    im.prof.limits = l;
+    im.flows_dirty = true;   // policer rates
+    im.mark_changed();
 }
 
 void relay_state::set_session_observer(std::function<void(uint32_t session_id, bool ended)> fn) {
@@ -776,19 +865,61 @@ std::optional<session_view> relay_state::session(uint32_t id) const {
     return _impl->view(*it->second);
 }
 
-std::vector<listener_view> relay_state::listeners(uint32_t session_id, size_t offset, size_t limit) const {
+std::vector<listener_view> relay_state::listeners(uint32_t session_id, size_t offset, size_t limit,
+                                                  std::optional<uint64_t> after) const {
     std::lock_guard g(_impl->mu);
     auto it = _impl->sessions.find(session_id);
     if (it == _impl->sessions.end()) throw action_error(error_code::not_found, "no session " + std::to_string(session_id));
-    std::vector<listener_view> all;
-    all.reserve(it->second->listeners.size());
-    for (const auto& [k, r] : it->second->listeners)
-        all.push_back({static_cast<uint32_t>(k >> 16), static_cast<unsigned>(k & 0xffff), r.tier, r.seq});
-    // Stable paging: join order.
-    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
-    if (offset >= all.size()) return {};
-    const size_t end = std::min(all.size(), offset + limit);
-    return {all.begin() + static_cast<long>(offset), all.begin() + static_cast<long>(end)};
+    const session_state& s = *it->second;
+    // Join order across tiers: a merge of the (at most four) tier orders,
+    // started at the cursor (binary search) or at the beginning, skipping
+    // `offset` live entries. With a cursor a page costs O(log n + limit);
+    // an offset walks (not copies) what it skips.
+    std::array<size_t, max_tiers> pos{};
+    for (unsigned t = 0; t < max_tiers; ++t) {
+        const auto& e = s.order[t].e;
+        pos[t] = after ? static_cast<size_t>(std::upper_bound(e.begin(), e.end(), *after,
+                                                              [](uint64_t v, const join_order::entry& a) {
+                                                                  return v < a.seq;
+                                                              }) -
+                                             e.begin())
+                       : 0;
+    }
+    auto next_entry = [&]() -> std::optional<std::pair<unsigned, const join_order::entry*>> {
+        std::optional<std::pair<unsigned, const join_order::entry*>> best;
+        for (unsigned t = 0; t < max_tiers; ++t) {
+            const auto& e = s.order[t].e;
+            while (pos[t] < e.size() && e[pos[t]].key == join_order::hole) ++pos[t];
+            if (pos[t] < e.size() && (!best || e[pos[t]].seq < best->second->seq)) best.emplace(t, &e[pos[t]]);
+        }
+        if (best) ++pos[best->first];
+        return best;
+    };
+    for (size_t skipped = 0; skipped < offset; ++skipped)
+        if (!next_entry()) return {};
+    std::vector<listener_view> out;
+    out.reserve(std::min(limit, s.listeners.size()));
+    while (out.size() < limit) {
+        const auto n = next_entry();
+        if (!n) break;
+        const uint64_t k = n->second->key;
+        out.push_back({static_cast<uint32_t>(k >> 16), static_cast<unsigned>(k & 0xffff), n->first, n->second->seq});
+    }
+    return out;
+}
+
+std::vector<uint32_t> relay_state::unresolved_next_hops(const std::vector<uint32_t>& ips) const {
+    std::lock_guard g(_impl->mu);
+    const auto& im = *_impl;
+    std::vector<uint32_t> out;
+    for (const uint32_t ip : ips) {
+        const uint32_t nexthop = im.route(ip).first;
+        auto it = im.neigh_by_ip.find(nexthop);
+        if (it == im.neigh_by_ip.end()) continue;
+        if (im.sh.neigh[it->second.idx].mac_word.load(std::memory_order_acquire) & dp::neigh_valid) continue;
+        if (std::find(out.begin(), out.end(), nexthop) == out.end()) out.push_back(nexthop);
+    }
+    return out;
 }
 
 uint64_t relay_state::nb_listeners() const {

@@ -91,6 +91,12 @@ public:
     // mutex) and told about every listener that leaves. nullptr = none.
     void set_admission(admission* a);
 
+    // New [limits] (SIGHUP reload). Sizes of tables allocated at start
+    // (max_sessions, max_speakers, max_neighbours) cannot change: the caller
+    // refuses those. Speaker policers follow speaker_burst_pct from the next
+    // publish; lower listener limits refuse joins, they remove nobody.
+    void set_limits(const limits_config& l);
+
     // Apply everything changed since the last call: build the next snapshot,
     // swap it in, wait for the grace period, free what is no longer shared.
     void publish();
@@ -101,8 +107,16 @@ public:
     // --- queries -----------------------------------------------------------
     std::vector<session_view> sessions() const;
     std::optional<session_view> session(uint32_t id) const;
-    std::vector<listener_view> listeners(uint32_t session_id, size_t offset, size_t limit) const;
+    // A page of a session's listeners in join order: after the listener
+    // whose seq is `after` (a cursor: the last seq of the previous page;
+    // O(log n + limit)), then skipping `offset` more (walked, not copied).
+    std::vector<listener_view> listeners(uint32_t session_id, size_t offset, size_t limit,
+                                         std::optional<uint64_t> after = std::nullopt) const;
     uint64_t nb_listeners() const;
+    // The next hops (host order, deduplicated) of these listener addresses
+    // whose neighbour entry holds no MAC yet: ARP not answered. A join is
+    // heard only once its next hop is resolved (control_plane::wait_resolved).
+    std::vector<uint32_t> unresolved_next_hops(const std::vector<uint32_t>& ips) const;
     uint64_t published_version() const;
     std::array<uint64_t, dp::max_tiers> listeners_per_tier() const;
 

@@ -22,8 +22,43 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
 
 void on_signal(int) { g_stop.store(true); }
+void on_hup(int) { g_reload.store(true); }
+
+// SIGHUP: read the profile again; apply what can change live, or refuse the
+// whole reload naming each setting that cannot (the relay runs on as it was).
+void reload(const std::string& path, std::string& running_text, stentor::control::control_plane& cp) {
+    using namespace stentor;
+    std::string text;
+    control::profile next;
+    try {
+        next = control::load_profile(path, &text);
+    } catch (const control::config_error& e) {
+        std::printf("reload: refused: %s\n", e.what());
+        return;
+    }
+    const auto changed = control::changed_settings(running_text, text);
+    if (changed.empty()) {
+        std::printf("reload: %s: nothing changed\n", path.c_str());
+        return;
+    }
+    try {
+        const auto r = cp.reload(next, changed);
+        if (!r.refused.empty()) {
+            std::printf("reload: refused, nothing changed (%zu setting(s) cannot change live):\n", r.refused.size());
+            for (const auto& why : r.refused) std::printf("reload:   %s\n", why.c_str());
+            return;
+        }
+        running_text = text;
+        std::printf("reload: applied %zu setting(s):", r.applied.size());
+        for (const auto& k : r.applied) std::printf(" %s", k.c_str());
+        std::printf("\n");
+    } catch (const std::exception& e) {
+        std::printf("reload: refused, nothing changed: %s\n", e.what());
+    }
+}
 
 void print_counters(const stentor::control::relay& r, bool include_zero) {
     for (const auto& [k, v] : r.counters(include_zero)) std::printf("%s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
@@ -47,8 +82,9 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
 
     control::profile prof;
+    std::string running_text;
     try {
-        prof = control::load_profile(config);
+        prof = control::load_profile(config, &running_text);
     } catch (const control::config_error& e) {
         std::fprintf(stderr, "%s\n", e.what());
         return 1;
@@ -61,6 +97,7 @@ int main(int argc, char** argv) {
 
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+    std::signal(SIGHUP, on_hup);
     try {
         drivers::eal_params ep;
         ep.lcores = prof.eal.lcores;
@@ -85,7 +122,9 @@ int main(int argc, char** argv) {
         try {
             r = std::make_unique<control::relay>(prof);
             // Admission must see the static listeners too: control plane first.
-            cp = std::make_unique<control::control_plane>(*r, prof);
+            control::control_options co;
+            co.overload = control::overload_options_from(prof.overload);
+            cp = std::make_unique<control::control_plane>(*r, prof, co);
             r->state().load_static(prof);
             r->start();
             cp->start();
@@ -123,6 +162,10 @@ int main(int argc, char** argv) {
                 // Publishing and the overload controller run on the control
                 // plane's thread (publish as soon as changes are pending).
                 std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                if (g_reload.exchange(false)) {
+                    reload(config, running_text, *cp);
+                    std::fflush(stdout);
+                }
                 r->refresh_flow_filters();
                 const auto now = clock::now();
                 if (duration > 0 && std::chrono::duration<double>(now - t0).count() >= duration) break;
@@ -153,10 +196,19 @@ int main(int argc, char** argv) {
                     last_stats = now;
                 }
             }
+            // Drain: stop accepting (the API closes first, so no change
+            // arrives after the last publish), let the publisher finish, stop
+            // the workers, close every recording (finalised: last page,
+            // fsync, rename), then the final counters.
+            std::printf("stentord: draining: API closed\n");
+            std::fflush(stdout);
             api.reset();
             cp->stop();
             control::telemetry_detach(cp.get());
             r->stop();
+            for (const auto& rec : r->recordings())
+                std::printf("stentord: recording of session %u: %s, %.1f s, %s\n", rec.session_id, rec.state.c_str(),
+                            rec.duration_s, rec.path.c_str());
             std::printf("=== stentord final counters ===\n");
             print_counters(*r, false);
             std::printf("=== end ===\n");

@@ -12,7 +12,7 @@
 //
 //  - ahead by d (1..32767): accepted when d <= seq_slack + elapsed * rate_pps
 //    (elapsed: since the newest accepted packet arrived; rate_pps: the flow's
-//    policer rate, twice the stream's) and its timestamp moved forward by at
+//    policer rate, limits.speaker_burst_pct over the stream's) and its timestamp moved forward by at
 //    most ts_slack + elapsed at 48 kHz (Opus RTP clock, RFC 7587). Loss,
 //    network outages and DTX gaps (timestamps jump by the silent time,
 //    sequence numbers stay contiguous) all fit: the window grows with the

@@ -300,7 +300,7 @@ void mixer::buffer(session& s, const rtp::view& v, uint64_t now_ns) {
                 s.refused.insert(v.ssrc);
                 ++_stats.speakers_refused;
                 std::fprintf(stderr, "stentor: mixer: session %u: SSRC %08x refused: the session has %u decoders "
-                                     "(limits.max_mix_decoders_per_session); its packets are not mixed\n",
+                                     "(mixer.max_decoders_per_session); its packets are not mixed\n",
                              s.id, v.ssrc, _cfg.max_decoders_per_session);
             } else if (!s.refused_overflow) {
                 s.refused_overflow = true;

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "admission.h"
+#include "control_plane.h"
+#include "fixture.h"
+#include "relay.h"
 #include "state.h"
 
 namespace stentor::test {
@@ -64,8 +67,8 @@ uint64_t max_admitted(admission& a, unsigned tier, unsigned frame_ms, unsigned k
     while (lo < hi) {
         const uint64_t mid = (lo + hi + 1) / 2;
         try {
-            a.admit(1, frame_ms, kbps, at(tier, mid));
-            a.release(frame_ms, kbps, 0, tier, mid);
+            a.admit(1, control::cost_of(frame_ms, kbps), at(tier, mid));
+            a.release(control::cost_of(frame_ms, kbps), 0, mid);
             lo = mid;
         } catch (const control::action_error&) {
             hi = mid - 1;
@@ -112,13 +115,13 @@ TEST(admission, tiers_reserve_capacity_for_the_tiers_above) {
     EXPECT_EQ(14000u, max_admitted(a, 2, 20, 32));   // nor the 10 % kept for tiers 0..1
     EXPECT_EQ(12000u, max_admitted(a, 3, 20, 32));
     // Tier 3 fills its share; tier 0 can still join into the reserve.
-    a.admit(1, 20, 32, at(3, 12000));
-    EXPECT_THROW(a.admit(1, 20, 32, at(3, 1)), control::action_error);
-    EXPECT_THROW(a.admit(1, 20, 32, at(2, 2001)), control::action_error);
-    a.admit(1, 20, 32, at(2, 2000));
-    a.admit(1, 20, 32, at(0, 6000));
+    a.admit(1, control::cost_of(20, 32), at(3, 12000));
+    EXPECT_THROW(a.admit(1, control::cost_of(20, 32), at(3, 1)), control::action_error);
+    EXPECT_THROW(a.admit(1, control::cost_of(20, 32), at(2, 2001)), control::action_error);
+    a.admit(1, control::cost_of(20, 32), at(2, 2000));
+    a.admit(1, control::cost_of(20, 32), at(0, 6000));
     try {
-        a.admit(1, 20, 32, at(0, 1));
+        a.admit(1, control::cost_of(20, 32), at(0, 1));
         FAIL() << "over capacity";
     } catch (const control::action_error& e) {
         EXPECT_EQ("capacity", name_of(e.code));
@@ -131,47 +134,134 @@ TEST(admission, join_rate_buckets_per_session_and_overall) {
     c.session_join_rate_per_s = 60;
     admission a(c);
     const auto t0 = admission::clock::now();
-    a.admit(1, 20, 32, at(0, 60), t0);
+    a.admit(1, control::cost_of(20, 32), at(0, 60), t0);
     try {
-        a.admit(1, 20, 32, at(0, 1), t0);
+        a.admit(1, control::cost_of(20, 32), at(0, 1), t0);
         FAIL() << "session bucket empty";
     } catch (const control::action_error& e) {
         EXPECT_EQ("rate_limited", name_of(e.code));
         EXPECT_EQ(1u, e.retry_after_s);
     }
-    a.admit(2, 20, 32, at(0, 40), t0);                  // overall bucket: 40 left
+    a.admit(2, control::cost_of(20, 32), at(0, 40), t0);                  // overall bucket: 40 left
     try {
-        a.admit(3, 20, 32, at(0, 30), t0);
+        a.admit(3, control::cost_of(20, 32), at(0, 30), t0);
         FAIL() << "relay bucket empty";
     } catch (const control::action_error& e) {
         EXPECT_EQ("rate_limited", name_of(e.code));
         EXPECT_EQ(1u, e.retry_after_s);                 // 30 tokens at 100/s: 0.3 s -> 1
     }
     // Refill: after half a second the relay has 50 tokens, session 3 its 60.
-    a.admit(3, 20, 32, at(0, 30), t0 + std::chrono::milliseconds(500));
+    a.admit(3, control::cost_of(20, 32), at(0, 30), t0 + std::chrono::milliseconds(500));
     // A request larger than a bucket's depth can never pass.
     try {
-        a.admit(4, 20, 32, at(0, 61), t0 + std::chrono::seconds(10));
+        a.admit(4, control::cost_of(20, 32), at(0, 61), t0 + std::chrono::seconds(10));
         FAIL() << "bigger than the burst";
     } catch (const control::action_error& e) {
         EXPECT_EQ("invalid", name_of(e.code));
     }
     // A refused request consumed nothing: the earlier bucket state stands.
-    a.admit(4, 20, 32, at(0, 60), t0 + std::chrono::seconds(10));
+    a.admit(4, control::cost_of(20, 32), at(0, 60), t0 + std::chrono::seconds(10));
 }
 
 TEST(admission, overload_cap_lowers_and_restores_capacity) {
     admission a(cfg(100000, 1e6, 1, 0));
-    a.admit(1, 20, 32, at(0, 1000));
+    a.admit(1, control::cost_of(20, 32), at(0, 1000));
     a.set_overload_cap(a.used_pps());
-    EXPECT_THROW(a.admit(1, 20, 32, at(0, 1)), control::action_error);
-    a.release(20, 32, 0, 0, 10);
-    a.admit(1, 20, 32, at(0, 10));                      // back under the cap
+    EXPECT_THROW(a.admit(1, control::cost_of(20, 32), at(0, 1)), control::action_error);
+    a.release(control::cost_of(20, 32), 0, 10);
+    a.admit(1, control::cost_of(20, 32), at(0, 10));                      // back under the cap
     a.set_overload_cap(std::nullopt);
-    a.admit(1, 20, 32, at(0, 5000));
+    a.admit(1, control::cost_of(20, 32), at(0, 5000));
     const auto r = a.report();
     EXPECT_DOUBLE_EQ(6000 * 50.0, r.used_pps);
     EXPECT_FALSE(r.overload_cap_pps.has_value());
+}
+
+// Issue 10 item 7: a listener of a forward session receives every speaker's
+// stream, so admission plans one stream per speaker (a mix session is one
+// stream whatever its speakers). Before this change every listener was
+// planned as one stream: on the 1 Mbit/s port below, three listeners of a
+// three-speaker session were admitted, 2.6 Mbit/s on a 0.9 Mbit/s plan.
+// 256 kbit/s, 20 ms: 287.2 kbit/s per stream on the wire; 900 kbit/s planned.
+TEST(admission_plan, a_forward_listener_costs_every_speaker_stream_a_mix_listener_one) {
+    struct plan_case {
+        const char* what;
+        control::session_mode mode;
+        unsigned speakers;
+        unsigned admitted;   // listeners that fit
+    };
+    const plan_case cases[] = {
+        {"forward, no speaker yet: planned as one stream", control::session_mode::forward, 0, 3},
+        {"forward, one speaker", control::session_mode::forward, 1, 3},
+        {"forward, two speakers", control::session_mode::forward, 2, 1},
+        {"forward, three speakers", control::session_mode::forward, 3, 1},
+        {"forward, four speakers: not even one listener", control::session_mode::forward, 4, 0},
+        {"mix, three speakers: one mixed stream", control::session_mode::mix, 3, 3},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.what);
+        ring_port port = fresh_ring_port("admplan");
+        auto p = api_profile(port.name);
+        p.ports[0].line_rate_mbps = 1;
+        control::relay r(p, control::relay_options{.launch = false});
+        control::control_options co;
+        co.publisher = false;
+        control::control_plane cp(r, p, co);
+        control::session_params sp;
+        sp.mode = c.mode;
+        const uint32_t id = r.state().session_create(sp).id;
+        for (unsigned k = 0; k < c.speakers; ++k) r.state().speaker_add(id, speaker_ip + k, 5004, 1000 + k);
+        unsigned admitted = 0;
+        for (unsigned i = 0; i < 5; ++i) {
+            try {
+                r.state().listener_add(id, 0xcb007101 + i, 6000, 0);
+                ++admitted;
+            } catch (const control::action_error& e) {
+                EXPECT_EQ(control::error_code::capacity, e.code);
+                break;
+            }
+        }
+        EXPECT_EQ(c.admitted, admitted);
+        const unsigned streams = c.mode == control::session_mode::mix ? 1 : std::max(1u, c.speakers);
+        EXPECT_DOUBLE_EQ(admitted * streams * 50.0, cp.adm().used_pps());
+        r.state().session_end(id);
+        EXPECT_DOUBLE_EQ(0.0, cp.adm().used_pps()) << "an ended session holds no load";
+    }
+}
+
+// A speaker joining a forward session adds its stream to every listener:
+// admission plans it or refuses the speaker, and the session is unchanged.
+TEST(admission_plan, a_speaker_that_would_overfill_the_port_is_refused_and_changes_nothing) {
+    ring_port port = fresh_ring_port("admspk");
+    auto p = api_profile(port.name);
+    p.ports[0].line_rate_mbps = 1;
+    control::relay r(p, control::relay_options{.launch = false});
+    control::control_options co;
+    co.publisher = false;
+    control::control_plane cp(r, p, co);
+    const uint32_t id = r.state().session_create({}).id;
+    r.state().speaker_add(id, speaker_ip, 5004, 1000);
+    for (unsigned i = 0; i < 3; ++i) r.state().listener_add(id, 0xcb007101 + i, 6000, 0);
+    EXPECT_DOUBLE_EQ(150.0, cp.adm().used_pps());
+    try {
+        r.state().speaker_add(id, speaker_ip + 1, 5004, 1001);
+        FAIL() << "a second stream to 3 listeners (1.7 Mbit/s) was admitted on a 0.9 Mbit/s plan";
+    } catch (const control::action_error& e) {
+        EXPECT_EQ(control::error_code::capacity, e.code);
+        EXPECT_NE(std::string::npos, std::string(e.what()).find("one more stream")) << e.what();
+    }
+    EXPECT_EQ(1u, r.state().session(id)->speakers.size());
+    EXPECT_DOUBLE_EQ(150.0, cp.adm().used_pps());
+    EXPECT_EQ(1u, cp.adm().report().refusals.at("capacity"));
+    // With one listener left the second speaker fits; removing it frees its stream.
+    r.state().listener_del(id, 0xcb007102, 6000);
+    r.state().listener_del(id, 0xcb007103, 6000);
+    r.state().speaker_add(id, speaker_ip + 1, 5004, 1001);
+    EXPECT_DOUBLE_EQ(100.0, cp.adm().used_pps());
+    r.state().speaker_del(id, speaker_ip + 1, 5004);
+    EXPECT_DOUBLE_EQ(50.0, cp.adm().used_pps());
+    r.state().speaker_del(id, speaker_ip, 5004);
+    EXPECT_DOUBLE_EQ(50.0, cp.adm().used_pps()) << "the last speaker leaves: still planned as one stream";
 }
 
 }  // namespace

@@ -26,9 +26,9 @@ using control::relay_options;
 constexpr uint32_t speaker2_ip = 0xc612000b;   // 198.18.0.11
 constexpr uint64_t ms = 1000000;
 
-// Speakers are policed at twice their stream rate with half a second of
-// burst: the test sends no faster than that (10 ms per packet).
-void pace() { usleep(10 * 1000); }
+// Speakers are policed at their stream rate plus limits.speaker_burst_pct
+// (10 %), with a second of burst: the test sends at the stream rate.
+void pace() { usleep(20 * 1000); }
 
 // Answer the relay's ARP for the listener and the gateway; anything else
 // that left meanwhile is not this test's business.

@@ -32,7 +32,7 @@ TEST(spoofed_speaker, blind_400pps_spoofer_neither_reaches_listeners_nor_drains_
     auto prof = base_profile(port.name);
     control::session_config sc;
     sc.id = 1;
-    sc.udp_port = 40000;   // frame_ms 20: 50 packets/s, policer 100 packets/s, 50 deep
+    sc.udp_port = 40000;   // frame_ms 20: 50 packets/s, policer 55 packets/s, 55 deep
     sc.speakers.push_back({speaker_ip, 5004, 1234});
     sc.listeners.push_back({listener_ip, listener_port, 0});
     prof.sessions.push_back(sc);

@@ -131,7 +131,7 @@ TEST(ConfigProfiles, RealNicProfilesHaveAQueuePerFanoutLcore) {
         const auto p = load_profile(configs(name));
         EXPECT_TRUE(p.eal.hugepages);
         EXPECT_FALSE(p.eal.pci_allow.empty());
-        EXPECT_GE(p.ports[0].tx_queues, p.dataplane.fanout_lcores.size());
+        EXPECT_GE(p.ports[0].tx_queues, p.dataplane.fanout_lcores.size() + p.dataplane.rx_lcores.size());
         EXPECT_TRUE(p.ports[0].gateway.has_value());
     }
     const auto lab = load_profile(configs("lab-x710-10g.toml"));
@@ -172,7 +172,7 @@ TEST(ConfigLcores, RolesAcceptRangeStrings) {
     const auto p = parse("[eal]\nlcores = \"0-9\"\nvdevs = [\"net_null0\"]\n"
                          "[dataplane]\nrx_lcores = \"1-2\"\nfanout_lcores = \"3-9\"\n"
                          "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1/24\"\n"
-                         "tx_queues = 7\n" +
+                         "tx_queues = 9\n" +
                          k_api);
     EXPECT_EQ(p.dataplane.rx_lcores, (std::vector<unsigned>{1, 2}));
     EXPECT_EQ(p.dataplane.fanout_lcores.size(), 7u);
@@ -191,12 +191,12 @@ TEST(ConfigAccepts, RecorderAndMixerCaps) {
     const auto d = parse(k_base);
     EXPECT_EQ(d.recording.max_tracks_per_recording, 32u);
     EXPECT_EQ(d.recording.max_tracks, 1024u);
-    EXPECT_EQ(d.limits.max_mix_decoders_per_session, 16u);
-    const auto p = parse(k_base + "[limits]\nmax_mix_decoders_per_session = 4\n"
+    EXPECT_EQ(d.mixer.max_decoders_per_session, 16u);
+    const auto p = parse(k_base + "[mixer]\nmax_decoders_per_session = 4\n"
                                   "[recording]\nmax_tracks_per_recording = 8\nmax_tracks = 100\n");
     EXPECT_EQ(p.recording.max_tracks_per_recording, 8u);
     EXPECT_EQ(p.recording.max_tracks, 100u);
-    EXPECT_EQ(p.limits.max_mix_decoders_per_session, 4u);
+    EXPECT_EQ(p.mixer.max_decoders_per_session, 4u);
 }
 
 TEST(ConfigAccepts, PciWithoutHugepages) {
@@ -294,8 +294,8 @@ std::vector<error_row> error_rows() {
          "t.toml:14:28: recording.max_tracks_per_recording: 0 is out of range 1..65536"},
         {"recording_max_tracks_big", b + "[recording]\nmax_tracks = 65537\n",
          "t.toml:14:14: recording.max_tracks: 65537 is out of range 1..65536"},
-        {"mix_decoders_big", b + "[limits]\nmax_mix_decoders_per_session = 1025\n",
-         "t.toml:14:32: limits.max_mix_decoders_per_session: 1025 is out of range 1..1024"},
+        {"mix_decoders_big", b + "[mixer]\nmax_decoders_per_session = 1025\n",
+         "t.toml:14:28: mixer.max_decoders_per_session: 1025 is out of range 1..1024"},
         // Missing required keys point at the enclosing table
         {"missing_lcores", "# dev\n\n[eal]\nvdevs = [\"net_null0\"]\n" + k_dp + k_port + k_api,
          "t.toml:3:1: eal.lcores: required setting is missing"},
@@ -358,6 +358,19 @@ std::vector<error_row> error_rows() {
         {"range_tier_reserve", b + "[limits]\ntier0_reserve_pct = 91\n", "t.toml:14:21: limits.tier0_reserve_pct: 91 is out of range 0..90"},
         {"tier_reserve_sum", b + "[limits]\ntier0_reserve_pct = 50\ntier1_reserve_pct = 30\ntier2_reserve_pct = 20\n",
          "t.toml:16:21: limits.tier2_reserve_pct: tier reserves add up to 100 %; at most 90 % may be reserved"},
+        {"burst_over_headroom", b + "[limits]\nheadroom_pct = 10\nspeaker_burst_pct = 20\n",
+         "t.toml:15:21: limits.speaker_burst_pct: 20 % is more than limits.headroom_pct (10 %): speakers at their "
+         "policer limit would use capacity admission gave to listeners"},
+        {"burst_default_over_zero_headroom", b + "[limits]\nheadroom_pct = 0\n",
+         "t.toml:13:1: limits.speaker_burst_pct: 10 % is more than limits.headroom_pct (0 %): speakers at their "
+         "policer limit would use capacity admission gave to listeners"},
+        {"overload_exit_not_below_enter", b + "[overload]\nexit_miss_ratio = 0.01\n",
+         "t.toml:14:19: overload.exit_miss_ratio: 0.01 is not below overload.enter_miss_ratio 0.001"},
+        {"overload_ratio_type", b + "[overload]\nenter_miss_ratio = \"high\"\n",
+         "t.toml:14:20: overload.enter_miss_ratio: expected a number, found a string"},
+        {"range_mixer_channels", b + "[mixer]\nchannels = 3\n", "t.toml:14:12: mixer.channels: 3 is out of range 1..2"},
+        {"range_join_resolve", b + "[limits]\njoin_resolve_ms = 10001\n",
+         "t.toml:14:19: limits.join_resolve_ms: 10001 is out of range 0..10000"},
         {"range_fanout_pps", b + "[limits]\nfanout_pps_per_core = 999\n", "t.toml:14:23: limits.fanout_pps_per_core: 999 is out of range 1000.."},
         {"range_session_join_rate", b + "[limits]\nsession_join_rate_per_s = 0\n", "t.toml:14:27: limits.session_join_rate_per_s: 0 is out of range 1.."},
         {"range_limit_zero", b + "[limits]\nmax_sessions = 0\n", "t.toml:14:16: limits.max_sessions: 0 is out of range 1.."},
@@ -397,7 +410,9 @@ std::vector<error_row> error_rows() {
         {"service_overlaps", "[eal]\nlcores = [0, 1, 2]\nvdevs = [\"net_null0\"]\n" + k_dp + "service_lcores = [2, 1]\n" + k_port + k_api,
          "t.toml:7:22: dataplane.service_lcores[1]: lcore 1 is already an rx or fanout lcore"},
         {"tx_queues_per_fanout", "[eal]\nlcores = \"0-3\"\nvdevs = [\"net_null0\"]\n[dataplane]\nrx_lcores = [1]\nfanout_lcores = \"1-3\"\n" + k_port + "tx_queues = 2\n" + k_api,
-         "t.toml:11:13: port[0].tx_queues: 2 TX queues for 3 fanout lcores"},
+         "t.toml:11:13: port[0].tx_queues: 2 TX queues for 3 worker lcores"},
+        {"tx_queues_per_worker", "[eal]\nlcores = \"0-3\"\nvdevs = [\"net_null0\"]\n[dataplane]\nrx_lcores = [1]\nfanout_lcores = \"2-3\"\n" + k_port + "tx_queues = 2\n" + k_api,
+         "t.toml:11:13: port[0].tx_queues: 2 TX queues for 3 worker lcores (rx_lcores and fanout_lcores)"},
         // EAL device set
         {"no_ports_to_drive", "[eal]\nlcores = [0, 1]\nhugepages = true\n", "t.toml:1:1: eal: no ports to drive"},
         {"log_level", k_eal + "log_level = \"loud\"\n" + k_dp + k_port + k_api, "t.toml:4:13: eal.log_level: \"loud\" is not a DPDK log level"},
@@ -693,5 +708,31 @@ TEST(ConfigAscii, non_ascii_byte_is_refused_with_its_position) {
     } catch (const stentor::control::config_error& e) {
         EXPECT_NE(std::string(e.what()).find("t.toml:2:19: syntax: non-ASCII byte 0xc3"), std::string::npos)
             << e.what();
+    }
+}
+
+// SIGHUP's diff: which settings differ between two profile texts.
+TEST(ConfigReload, changed_settings_names_every_difference_by_path) {
+    struct diff_case {
+        const char* what;
+        const char* before;
+        const char* after;
+        std::vector<std::string> changed;
+    };
+    const diff_case cases[] = {
+        {"same text", "[limits]\nheadroom_pct = 10\n", "[limits]\nheadroom_pct = 10\n", {}},
+        {"comments and spacing only", "[limits]\nheadroom_pct = 10\n", "# x\n[limits]\nheadroom_pct   =   10 # y\n", {}},
+        {"a value", "[limits]\nheadroom_pct = 10\n", "[limits]\nheadroom_pct = 20\n", {"limits.headroom_pct"}},
+        {"a key added (even at its default)", "[limits]\n", "[limits]\nheadroom_pct = 10\n", {"limits.headroom_pct"}},
+        {"a key removed", "[overload]\nenter_ticks = 5\n", "", {"overload.enter_ticks"}},
+        {"an array element", "[eal]\nlcores = [0, 1]\n", "[eal]\nlcores = [0, 1, 2]\n", {"eal.lcores"}},
+        {"inside an array of tables", "[[port]]\nname = \"a\"\nmtu = 1500\n", "[[port]]\nname = \"a\"\nmtu = 9000\n",
+         {"port[0].mtu"}},
+        {"several, sorted", "[limits]\nheadroom_pct = 10\n[overload]\nenter_ticks = 3\n",
+         "[limits]\nheadroom_pct = 20\n[overload]\nenter_ticks = 4\n", {"limits.headroom_pct", "overload.enter_ticks"}},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.what);
+        EXPECT_EQ(c.changed, stentor::control::changed_settings(c.before, c.after));
     }
 }

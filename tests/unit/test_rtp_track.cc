@@ -19,7 +19,7 @@ using V = rtp_verdict;
 constexpr uint64_t hz = 1000000000;   // 1 tick = 1 ns
 constexpr uint64_t ms = hz / 1000;
 constexpr uint32_t ssrc = 0x01020304;
-constexpr uint32_t rate_20ms = 100;   // the flow's policer rate: twice 50 packets/s
+constexpr uint32_t rate_20ms = 100;   // a policer rate (speaker_burst_pct 100: twice 50 packets/s)
 
 struct step {
     uint64_t at_ms;   // arrival, absolute (t = 0 is never used: 0 means "no stream")

@@ -125,7 +125,7 @@ struct alignas(8) dp_policer {
     dp_rtp_track rtp;
 };
 inline constexpr uint64_t policer_scale = 1024;
-inline constexpr uint64_t policer_burst_ms = 500;   // bucket depth: half a second of stream
+inline constexpr uint64_t policer_burst_ms = 1000;  // bucket depth: a second of stream at the policer rate
 
 constexpr uint64_t flow_key(uint32_t src_ip_be, uint16_t src_port_be, uint16_t dst_port_be) noexcept {
     // Never 0 for a valid flow: the parser refuses source 0.0.0.0.

@@ -69,7 +69,7 @@ struct mixer_config {
     // Opus decoders (speakers, by SSRC) per mixed session: a new SSRC past
     // it is refused, counted once (speakers_refused) and logged once, its
     // packets counted (refused_packets). A speaker silent for
-    // speaker_timeout_ms frees its place. Profile: limits.max_mix_decoders_per_session.
+    // speaker_timeout_ms frees its place. Profile: [mixer] max_decoders_per_session.
     unsigned max_decoders_per_session = 16;
 };
 
