@@ -42,9 +42,11 @@ uring_writer::~uring_writer() {
     // their buffers: wait for what completes soon, then let them go.
     io_uring_cqe* cqe = nullptr;
     __kernel_timespec ts{0, 100000000};
-    while (io_uring_wait_cqe_timeout(&_ring, &cqe, &ts) == 0 && cqe != nullptr) {
+    if (_inflight > 0) io_uring_submit(&_ring);
+    while (_inflight > 0 && io_uring_wait_cqe_timeout(&_ring, &cqe, &ts) == 0 && cqe != nullptr) {
         delete static_cast<request*>(io_uring_cqe_get_data(cqe));
         io_uring_cqe_seen(&_ring, cqe);
+        --_inflight;
     }
     io_uring_queue_exit(&_ring);
 }
@@ -72,6 +74,7 @@ bool uring_writer::pump(uring_file& f) {
     io_uring_prep_write(s, f.fd, req->buf.data(), static_cast<unsigned>(req->buf.size()), f.written);
     io_uring_sqe_set_data(s, req);
     f.write_inflight = true;
+    ++_inflight;
     return true;
 }
 
@@ -82,6 +85,7 @@ bool uring_writer::sync(uring_file& f) {
     io_uring_prep_fsync(s, f.fd, IORING_FSYNC_DATASYNC);
     io_uring_sqe_set_data(s, new request{&f, op::sync, {}});
     f.sync_inflight = true;
+    ++_inflight;
     f.sync_target = f.written;
     return true;
 }
@@ -95,6 +99,7 @@ void uring_writer::complete(io_uring_cqe* cqe) {
     const int res = cqe->res;
     io_uring_cqe_seen(&_ring, cqe);
     if (req == nullptr) return;
+    --_inflight;
     uring_file& f = *req->f;
     if (req->kind == op::sync) {
         f.sync_inflight = false;

@@ -80,6 +80,7 @@ private:
     error_fn _on_error;
     uint64_t _bytes = 0;
     uint64_t _syncs = 0;
+    unsigned _inflight = 0;       // requests submitted or queued, not completed
 };
 
 // ---- blocking calls: offline, no lock held
