@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdarg>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -124,6 +125,10 @@ struct recorder::impl {
     std::set<uint64_t> closed_generations;
     unsigned open_tracks = 0;                                // tracks of active or retiring recordings not closed
     uint64_t now_ns = 0;                                     // io()'s clock, for the writer's callbacks
+    // Lines logged by poll() (online): written to stderr by io(), offline
+    // and without the lock, since a stalled log pipe blocks like a disk.
+    std::vector<std::string> log_lines;
+    uint64_t log_dropped = 0;
     recorder_stats st;
 
     impl(const recorder_options& o, dp::dp_shared& s, rte_ring* r)
@@ -141,6 +146,35 @@ struct recorder::impl {
 
     // ---- states
 
+    void log_later(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
+        if (log_lines.size() >= 1024) {
+            ++log_dropped;
+            return;
+        }
+        char b[512];
+        va_list ap;
+        va_start(ap, fmt);
+        std::vsnprintf(b, sizeof b, fmt, ap);
+        va_end(ap);
+        log_lines.emplace_back(b);
+    }
+
+    // Under the lock; the caller writes them after releasing it.
+    std::vector<std::string> take_log() {
+        std::vector<std::string> v;
+        v.swap(log_lines);
+        if (log_dropped > 0) {
+            v.push_back("stentor: recorder: " + std::to_string(log_dropped) + " log lines dropped (more than 1024 per step)");
+            log_dropped = 0;
+        }
+        return v;
+    }
+
+    static void write_log(const std::vector<std::string>& lines) {
+        for (const auto& l : lines) std::fprintf(stderr, "%s\n", l.c_str());
+    }
+
+
     void fail(rec& r, const std::string& what) {
         ++st.write_errors;
         if (!r.failed) {
@@ -155,7 +189,11 @@ struct recorder::impl {
     // with the others.
     void failed(rec* r, uint32_t session_id, const char* what) noexcept {
         ++st.session_errors;
-        std::fprintf(stderr, "stentor: recorder: recording of session %u failed: %s\n", session_id, what);
+        try {
+            log_later("stentor: recorder: recording of session %u failed: %s", session_id, what);
+        } catch (...) {
+            // No memory for the line: the counter says it.
+        }
         if (r == nullptr || r->failed) return;
         r->failed = true;
         try {
@@ -175,7 +213,7 @@ struct recorder::impl {
         ++st.write_errors;
         if (!r.failed) r.info.state = "paused";
         if (r.info.error.empty()) r.info.error = why;
-        std::fprintf(stderr, "stentor: recorder: session %u track %08x paused (%s); retrying every %llu ms\n",
+        log_later("stentor: recorder: session %u track %08x paused (%s); retrying every %llu ms",
                      r.info.session_id, t.ssrc, why.c_str(),
                      static_cast<unsigned long long>(opt.retry_interval_ns / 1000000));
     }
@@ -184,7 +222,7 @@ struct recorder::impl {
         if (!t.paused) return;
         t.paused = false;
         t.paused_ns += now_ns - t.paused_since_ns;
-        std::fprintf(stderr, "stentor: recorder: session %u track %08x resumed after %.1f s (%llu packets not recorded)\n",
+        log_later("stentor: recorder: session %u track %08x resumed after %.1f s (%llu packets not recorded)",
                      r.info.session_id, t.ssrc, static_cast<double>(now_ns - t.paused_since_ns) / 1e9,
                      static_cast<unsigned long long>(t.paused_packets));
         if (r.failed) return;
@@ -246,16 +284,16 @@ struct recorder::impl {
             r.refused.insert(ssrc);
             ++st.tracks_refused;
             const bool per_rec = r.tracks.size() >= opt.max_tracks_per_recording;
-            std::fprintf(stderr, "stentor: recorder: session %u: SSRC %08x refused: %s (%u tracks); its packets are not recorded\n",
-                         r.info.session_id, ssrc,
-                         per_rec ? "the recording has recording.max_tracks_per_recording"
-                                 : "the relay has recording.max_tracks open",
-                         per_rec ? opt.max_tracks_per_recording : opt.max_tracks);
+            log_later("stentor: recorder: session %u: SSRC %08x refused: %s (%u tracks); its packets are not recorded",
+                      r.info.session_id, ssrc,
+                      per_rec ? "the recording has recording.max_tracks_per_recording"
+                              : "the relay has recording.max_tracks open",
+                      per_rec ? opt.max_tracks_per_recording : opt.max_tracks);
         } else if (!r.refused_overflow) {
             r.refused_overflow = true;
-            std::fprintf(stderr, "stentor: recorder: session %u: more than %zu SSRCs refused; the next ones are counted "
-                                 "in recorder/refused_packets only\n",
-                         r.info.session_id, max_refused_remembered);
+            log_later("stentor: recorder: session %u: more than %zu SSRCs refused; the next ones are counted "
+                      "in recorder/refused_packets only",
+                      r.info.session_id, max_refused_remembered);
         }
     }
 
@@ -416,7 +454,7 @@ struct recorder::impl {
         }
         if (!dir_ok) {
             ++st.write_errors;
-            std::fprintf(stderr, "stentor: recorder: %s\n", dir_why.c_str());
+            log_later("stentor: recorder: %s", dir_why.c_str());
         }
         return static_cast<unsigned>(jobs.size());
     }
@@ -646,6 +684,9 @@ struct recorder::impl {
         const uint64_t seq = ++cmd_seq;
         if (!threaded) {
             io_locked(lk, mono_ns());
+            const auto lines = take_log();
+            lk.unlock();
+            write_log(lines);
             return;
         }
         // The recorder thread runs it on its next step (within milliseconds);
@@ -778,6 +819,7 @@ recorder::~recorder() {
     _impl->cmds.push_back({cmd_kind::all, 0});
     ++_impl->cmd_seq;
     _impl->io_locked(lk, mono_ns());
+    impl::write_log(_impl->take_log());
 }
 
 unsigned recorder::poll() {
@@ -787,7 +829,11 @@ unsigned recorder::poll() {
 
 unsigned recorder::io(uint64_t now_ns) {
     std::unique_lock lk(_impl->mu);
-    return _impl->io_locked(lk, now_ns);
+    const unsigned work = _impl->io_locked(lk, now_ns);
+    const auto lines = _impl->take_log();
+    lk.unlock();
+    impl::write_log(lines);
+    return work;
 }
 
 void recorder::set_threaded(bool threaded) {
