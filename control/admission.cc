@@ -119,7 +119,7 @@ void admission::admit(uint32_t session_id, const listener_cost& c, const join_co
     // a bucket can ever hold would wait forever: refuse it as invalid.
     const double srate = _cfg.session_join_rate_per_s;
     const double grate = _cfg.join_rate_per_s;
-    if (static_cast<double>(total) > std::min(srate, grate))
+    if (!_replay && static_cast<double>(total) > std::min(srate, grate))
         throw action_error(error_code::invalid,
                            std::to_string(total) + " joins in one request exceed the join-rate burst of " +
                                std::to_string(static_cast<uint64_t>(std::min(srate, grate))));
@@ -129,7 +129,7 @@ void admission::admit(uint32_t session_id, const listener_cost& c, const join_co
     refill(sb, srate, now);
     const double need_g = static_cast<double>(total) - _global.tokens;
     const double need_s = static_cast<double>(total) - sb.tokens;
-    if (need_g > 0 || need_s > 0) {
+    if (!_replay && (need_g > 0 || need_s > 0)) {
         const double wait = std::max(need_g / grate, need_s / srate);
         const unsigned retry = static_cast<unsigned>(std::max(1.0, std::ceil(wait)));
         if (it != _sessions.end()) it->second = sb;
@@ -138,8 +138,10 @@ void admission::admit(uint32_t session_id, const listener_cost& c, const join_co
                                " limit; retry after " + std::to_string(retry) + " s",
                            retry);
     }
-    _global.tokens -= static_cast<double>(total);
-    sb.tokens -= static_cast<double>(total);
+    if (!_replay) {
+        _global.tokens -= static_cast<double>(total);
+        sb.tokens -= static_cast<double>(total);
+    }
     _sessions[session_id] = sb;
     add_load(c, n, +1);
     _admitted += total;
@@ -180,6 +182,11 @@ void admission::session_ended(uint32_t session_id) {
 void admission::count_refusal(error_code code) {
     std::lock_guard g(_mu);
     ++_refusals[std::string(name_of(code))];
+}
+
+void admission::set_replay(bool on) {
+    std::lock_guard g(_mu);
+    _replay = on;
 }
 
 void admission::set_overload_cap(std::optional<double> pps) {

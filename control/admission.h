@@ -107,6 +107,10 @@ public:
     // capacity refuses joins until the load is under it); the join buckets
     // keep their tokens, clamped to the new depth.
     void reconfigure(const admission_config& c);
+    // Journal replay at start (relay_state::set_replay): listeners that
+    // joined before the restart are planned against capacity but take no
+    // join tokens and meet no join-rate burst limit.
+    void set_replay(bool on);
 
     // Overload controller: cap the fan-out load admitted (nullopt = no cap).
     void set_overload_cap(std::optional<double> pps);
@@ -132,6 +136,7 @@ private:
     std::map<uint32_t, bucket> _sessions;
     std::map<std::string, uint64_t> _refusals;
     uint64_t _admitted = 0;
+    bool _replay = false;
 };
 
 }  // namespace stentor::control

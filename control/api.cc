@@ -5,9 +5,16 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <optional>
 #include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include <microhttpd.h>
 #include <nlohmann/json.hpp>
@@ -58,15 +65,34 @@ struct reply {
     std::string body;
     std::string content_type = "application/json";
     unsigned retry_after = 0;
+    bool commit = false;   // a write: answered once its publish completes
+    // A join: answered once, after its publish, these listeners' next hops
+    // have answered ARP (or limits.join_resolve_ms has passed: 202).
+    std::vector<uint32_t> resolve;
 };
 
 // replace: a string that is not UTF-8 must not make dump() throw.
 reply json_reply(int status, const json& j) {
-    return {status, j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json", 0};
+    return {status, j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json", 0, false, {}};
+}
+
+// The answer of a write that changed the model: sent once the change is
+// published (api_server::impl::wait_for_publish).
+reply write_reply(int status, const json& j) {
+    reply r = json_reply(status, j);
+    r.commit = true;
+    return r;
+}
+
+// A join: a write whose answer also waits for the listeners' next hops.
+reply join_write(const json& j, std::vector<uint32_t> listener_ips) {
+    reply r = write_reply(201, j);
+    r.resolve = std::move(listener_ips);
+    return r;
 }
 
 reply error_reply(int status, const std::string& code, const std::string& reason) {
-    return {status, error_body(code, reason), "application/json", 0};
+    return {status, error_body(code, reason), "application/json", 0, false, {}};
 }
 
 // A recording as the API and stentorctl show it (README.md, "Audio: mix mode and recordings").
@@ -94,11 +120,46 @@ json recording_json(const recording_info& r) {
             {"tracks", tracks}};
 }
 
+using steady = std::chrono::steady_clock;
+
+// One connection, from accept to close (libmicrohttpd's socket context).
+// Touched only by the pool thread that owns the connection.
+struct conn_info {
+    uint32_t ip = 0;                 // host order
+    bool reserved = false;           // holds a slot of the connection limits
+    bool in_request = false;
+    steady::time_point quiet_since;  // opened, or its last request finished
+};
+
+// One request (libmicrohttpd's con_cls).
 struct conn_ctx {
     std::string body;
     size_t limit = 0;
+    size_t reserved = 0;             // bytes of the body budget this request holds
     bool too_large = false;
+    bool over_budget = false;
+    steady::time_point body_deadline;
+    bool suspended = false;          // waiting for its publish (see wait_for_publish)
+    reply answer;                    // a write's answer, sent when its wait ends
 };
+
+// A write whose connection is suspended until its publish completes.
+struct waiting_write {
+    MHD_Connection* c;
+    conn_ctx* ctx;
+    steady::time_point deadline;
+};
+
+// The accept policy and the connection's STARTED notification run on the
+// same pool thread, one right after the other (libmicrohttpd accepts, asks
+// the policy, then sets the connection up; checked with 300 concurrent
+// connects on 0.9.75): the slot the policy reserved is handed over here, so
+// the limits are exact even when several pool threads accept at once.
+struct accept_slot {
+    const void* owner = nullptr;
+    uint32_t ip = 0;
+};
+thread_local accept_slot t_accepted;
 
 }  // namespace
 
@@ -107,7 +168,119 @@ struct api_server::impl {
     api_options opt;
     MHD_Daemon* d = nullptr;
 
+    api_stats stats;                 // bumped with atomic_ref from any pool thread
+    std::atomic<uint64_t> connections{0};
+    std::atomic<uint64_t> body_bytes{0};
+    std::atomic<uint64_t> body_peak{0};
+    std::atomic<uint64_t> suspended{0};
+
+    // Connection limits: open connections in all and per address.
+    std::mutex conn_mu;
+    std::unordered_map<uint32_t, unsigned> per_ip;
+    unsigned total = 0;
+
+    // Writes waiting for their publish, and the thread that waits for them.
+    std::mutex wmu;
+    std::condition_variable wcv;
+    std::deque<waiting_write> waiting;
+    std::deque<waiting_write> resolving;   // published joins waiting for ARP (waiter thread only)
+    bool wstop = false;
+    std::thread waiter;
+
     impl(control_plane& c, api_options o) : cp(c), opt(std::move(o)) {}
+
+    void count(uint64_t api_stats::*f) { std::atomic_ref<uint64_t>(stats.*f).fetch_add(1, std::memory_order_relaxed); }
+
+    // ------------------------------------------------------ connections
+
+    void release_slot_locked(uint32_t ip) {
+        auto it = per_ip.find(ip);
+        if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
+        --total;
+    }
+
+    static MHD_Result on_accept(void* cls, const sockaddr* sa, socklen_t len) {
+        auto* self = static_cast<impl*>(cls);
+        if (sa == nullptr || sa->sa_family != AF_INET || len < sizeof(sockaddr_in)) return MHD_NO;   // IPv4 listener
+        const uint32_t ip = ntohl(reinterpret_cast<const sockaddr_in*>(sa)->sin_addr.s_addr);
+        std::lock_guard g(self->conn_mu);
+        // A slot never claimed: libmicrohttpd failed to set that connection up.
+        if (t_accepted.owner == self) self->release_slot_locked(t_accepted.ip);
+        t_accepted.owner = nullptr;
+        if (self->total >= self->opt.max_connections) {
+            self->count(&api_stats::too_many_connections);
+            return MHD_NO;
+        }
+        auto it = self->per_ip.find(ip);
+        if (it != self->per_ip.end() && it->second >= self->opt.max_connections_per_ip) {
+            self->count(&api_stats::too_many_connections_per_ip);
+            return MHD_NO;
+        }
+        ++self->per_ip[ip];
+        ++self->total;
+        t_accepted = {self, ip};
+        return MHD_YES;
+    }
+
+    static void on_connection(void* cls, MHD_Connection* /*c*/, void** socket_ctx, MHD_ConnectionNotificationCode code) {
+        auto* self = static_cast<impl*>(cls);
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+            auto* ci = new conn_info;
+            ci->quiet_since = steady::now();
+            if (t_accepted.owner == self) {
+                ci->ip = t_accepted.ip;
+                ci->reserved = true;
+                t_accepted.owner = nullptr;
+            }
+            *socket_ctx = ci;
+            self->connections.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        auto* ci = static_cast<conn_info*>(*socket_ctx);
+        if (ci == nullptr) return;
+        *socket_ctx = nullptr;
+        // libmicrohttpd does not say why it closes a connection. One with no
+        // request in progress that stayed quiet the whole idle timeout was
+        // closed by it (a client hanging up earlier is not counted).
+        if (!ci->in_request && steady::now() - ci->quiet_since >= std::chrono::seconds(self->opt.idle_timeout_s))
+            self->count(&api_stats::idle_timeouts);
+        if (ci->reserved) {
+            std::lock_guard g(self->conn_mu);
+            self->release_slot_locked(ci->ip);
+        }
+        delete ci;
+        self->connections.fetch_sub(1, std::memory_order_relaxed);
+    }
+
+    static conn_info* info_of(MHD_Connection* c) {
+        const MHD_ConnectionInfo* i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return i != nullptr ? static_cast<conn_info*>(i->socket_context) : nullptr;
+    }
+
+    // ------------------------------------------------------ body budget
+
+    // Take the request's share of the bodies in flight up to `want` bytes.
+    bool reserve(conn_ctx& ctx, size_t want) {
+        if (want <= ctx.reserved) return true;
+        const uint64_t extra = want - ctx.reserved;
+        uint64_t cur = body_bytes.load(std::memory_order_relaxed);
+        do {
+            if (cur + extra > opt.bodies_in_flight) return false;
+        } while (!body_bytes.compare_exchange_weak(cur, cur + extra, std::memory_order_relaxed));
+        uint64_t peak = body_peak.load(std::memory_order_relaxed);
+        while (cur + extra > peak && !body_peak.compare_exchange_weak(peak, cur + extra, std::memory_order_relaxed)) {
+        }
+        ctx.reserved = want;
+        return true;
+    }
+
+    void release(conn_ctx& ctx) {
+        ctx.body = std::string();
+        body_bytes.fetch_sub(ctx.reserved, std::memory_order_relaxed);
+        ctx.reserved = 0;
+    }
+
+    // ------------------------------------------------------ requests
 
     static MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char* method,
                                  const char* /*version*/, const char* upload, size_t* upload_size, void** con_cls) {
@@ -115,36 +288,141 @@ struct api_server::impl {
         auto* ctx = static_cast<conn_ctx*>(*con_cls);
         if (ctx == nullptr) {
             ctx = new conn_ctx;
-            ctx->limit = body_limit_for(url, self->limits());
-            if (const char* cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
-                auto n = parse_uint(cl);
-                if (n && *n > ctx->limit) ctx->too_large = true;
-                else if (n) ctx->body.reserve(*n);
-            }
             *con_cls = ctx;
-            return MHD_YES;
+            return self->on_headers(c, url, method, *ctx);
         }
         if (*upload_size != 0) {
-            // Over the limit: keep reading (and discarding) so the client
-            // gets the 413 rather than a reset connection.
-            if (!ctx->too_large && ctx->body.size() + *upload_size <= ctx->limit) ctx->body.append(upload, *upload_size);
-            else ctx->too_large = true;
+            const size_t n = *upload_size;
             *upload_size = 0;
+            return self->on_body(*ctx, upload, n);
+        }
+        if (ctx->suspended) {
+            // Resumed by the waiter: the publish completed, or the wait ended.
+            self->unsuspend(*ctx);
+            return send(c, ctx->answer);
+        }
+        return self->on_complete(c, url, method, *ctx);
+    }
+
+    // First call: the headers are in, no body byte has been read. Everything
+    // an unauthenticated client can get is answered here, so nothing it
+    // sends after its headers is ever buffered.
+    MHD_Result on_headers(MHD_Connection* c, const char* url, const char* method, conn_ctx& ctx) {
+        if (auto* ci = info_of(c)) ci->in_request = true;
+        if (!route_needs_auth(url)) {
+            // Health and paths outside the API take no body: answered now.
+            const bool has_body = announced_body(c);
+            return send(c, handle([&] { return dispatch(c, url, method, "", has_body); }));
+        }
+        if (!authorized(c)) {
+            count(&api_stats::unauthorized);
+            return send(c, error_reply(401, "unauthorized", "missing or wrong bearer token"));
+        }
+        ctx.limit = body_limit_for(url, limits());
+        ctx.body_deadline = steady::now() + std::chrono::seconds(opt.body_timeout_s);
+        if (const char* cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+            const auto n = parse_uint(cl);
+            if (n && *n > ctx.limit) {
+                ctx.too_large = true;
+            } else if (n && *n > 0) {
+                if (reserve(ctx, *n)) ctx.body.reserve(*n);
+                else refuse_budget(ctx);
+            }
+        }
+        return MHD_YES;
+    }
+
+    MHD_Result on_body(conn_ctx& ctx, const char* data, size_t n) {
+        if (steady::now() > ctx.body_deadline) {
+            count(&api_stats::slow_bodies);
+            return MHD_NO;   // closes the connection
+        }
+        // Over a limit: keep reading (and discarding) so the client gets its
+        // 413 or 503 rather than a reset connection.
+        if (ctx.too_large || ctx.over_budget) return MHD_YES;
+        const size_t need = ctx.body.size() + n;
+        if (need > ctx.limit) {
+            ctx.too_large = true;
+            release(ctx);
             return MHD_YES;
         }
-        reply r;
-        try {
-            if (ctx->too_large) fail(body_too_large(ctx->limit));
-            r = self->dispatch(c, url, method, ctx->body);
-        } catch (const api_fail& f) {
-            r = error_reply(f.status, f.code, f.reason);
-            r.retry_after = f.retry_after;
-        } catch (const action_error& e) {
-            r = error_reply(http_status_of(e.code), std::string(name_of(e.code)), e.what());
-            r.retry_after = e.retry_after_s;
-        } catch (const std::exception& e) {
-            r = error_reply(500, "internal", e.what());
+        if (need > ctx.reserved) {
+            // No Content-Length (chunked) or more than it said: grow the
+            // share by doubling, so the string's capacity is what is counted.
+            const size_t want = std::min(ctx.limit, std::max(need, 2 * ctx.reserved));
+            if (!reserve(ctx, want)) {
+                refuse_budget(ctx);
+                return MHD_YES;
+            }
+            ctx.body.reserve(want);
         }
+        ctx.body.append(data, n);
+        return MHD_YES;
+    }
+
+    void refuse_budget(conn_ctx& ctx) {
+        ctx.over_budget = true;
+        release(ctx);
+        count(&api_stats::body_budget);
+    }
+
+    MHD_Result on_complete(MHD_Connection* c, const char* url, const char* method, conn_ctx& ctx) {
+        reply r = handle([&] {
+            if (ctx.too_large) {
+                count(&api_stats::body_too_large);
+                fail(body_too_large(ctx.limit));
+            }
+            if (ctx.over_budget)
+                throw api_fail{503, "body_budget",
+                               "request bodies being received would exceed api.bodies_in_flight_mib (" +
+                                   std::to_string(opt.bodies_in_flight >> 20) + " MiB); retry",
+                               1};
+            return dispatch(c, url, method, ctx.body, !ctx.body.empty());
+        });
+        release(ctx);
+        if (r.commit) return wait_for_publish(c, ctx, std::move(r));
+        return send(c, r);
+    }
+
+    static void on_done(void* cls, MHD_Connection* c, void** con_cls, MHD_RequestTerminationCode t) {
+        auto* self = static_cast<impl*>(cls);
+        if (auto* ci = info_of(c)) {
+            ci->in_request = false;
+            ci->quiet_since = steady::now();
+        }
+        if (t == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED) self->count(&api_stats::stalled_requests);
+        auto* ctx = static_cast<conn_ctx*>(*con_cls);
+        if (ctx == nullptr) return;
+        self->unsuspend(*ctx);
+        self->release(*ctx);
+        delete ctx;
+        *con_cls = nullptr;
+    }
+
+    static bool announced_body(MHD_Connection* c) {
+        const char* cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl != nullptr && parse_uint(cl).value_or(1) != 0) return true;
+        return MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != nullptr;
+    }
+
+    template <class F>
+    static reply handle(F&& f) {
+        try {
+            return f();
+        } catch (const api_fail& e) {
+            reply r = error_reply(e.status, e.code, e.reason);
+            r.retry_after = e.retry_after;
+            return r;
+        } catch (const action_error& e) {
+            reply r = error_reply(http_status_of(e.code), std::string(name_of(e.code)), e.what());
+            r.retry_after = e.retry_after_s;
+            return r;
+        } catch (const std::exception& e) {
+            return error_reply(500, "internal", e.what());
+        }
+    }
+
+    static MHD_Result send(MHD_Connection* c, const reply& r) {
         MHD_Response* resp =
             MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
         if (resp == nullptr) return MHD_NO;
@@ -157,10 +435,130 @@ struct api_server::impl {
         return ret;
     }
 
-    static void on_done(void* /*cls*/, MHD_Connection* /*c*/, void** con_cls, MHD_RequestTerminationCode /*t*/) {
-        delete static_cast<conn_ctx*>(*con_cls);
-        *con_cls = nullptr;
+    // ------------------------------------------------------ publish waits
+
+    // A write is acknowledged once its publish has passed the grace period
+    // (acknowledged = forwarding). The wait happens off the pool: the
+    // connection is suspended and the waiter thread resumes it, so a
+    // publish held up for seconds (a reader stalling the grace period)
+    // never holds a pool thread, and /health and reads go on meanwhile.
+    MHD_Result wait_for_publish(MHD_Connection* c, conn_ctx& ctx, reply r) {
+        std::unique_lock lk(wmu);
+        if (wstop) {
+            // Shutting down: no waiter any more; wait here.
+            lk.unlock();
+            if (!cp.commit(opt.publish_wait)) r = publish_timeout(r);
+            else if (!r.resolve.empty()) r = join_reply(r, cp.wait_resolved(r.resolve));
+            return send(c, r);
+        }
+        ctx.answer = std::move(r);
+        ctx.suspended = true;
+        suspended.fetch_add(1, std::memory_order_relaxed);
+        MHD_suspend_connection(c);
+        waiting.push_back({c, &ctx, steady::now() + opt.publish_wait});
+        lk.unlock();
+        wcv.notify_one();
+        return MHD_YES;
     }
+
+    void unsuspend(conn_ctx& ctx) {
+        if (!ctx.suspended) return;
+        ctx.suspended = false;
+        suspended.fetch_sub(1, std::memory_order_relaxed);
+    }
+
+    reply publish_timeout(const reply& accepted) {
+        count(&api_stats::publish_timeouts);
+        json j{{"error", "publish_timeout"},
+               {"reason", "accepted but not yet forwarding: the publish carrying this change did not complete within " +
+                              std::to_string(opt.publish_wait.count()) +
+                              " ms; it goes out with the next publish that completes"}};
+        j["accepted"] = json::parse(accepted.body, nullptr, false);
+        reply r = json_reply(503, j);
+        r.retry_after = 1;
+        return r;
+    }
+
+    // Every write queued before a commit() call is covered by it: one wait
+    // serves the whole queue (the publisher batches the same way). A
+    // published join then waits in `resolving` (this thread's own list)
+    // until its next hops answer ARP or limits.join_resolve_ms passes,
+    // polled every millisecond while any is there.
+    void waiter_run() {
+        std::unique_lock lk(wmu);
+        for (;;) {
+            wcv.wait(lk, [&] { return wstop || !waiting.empty() || !resolving.empty(); });
+            const size_t n = waiting.size();
+            const bool stopping = wstop;
+            steady::time_point first = steady::time_point::max();
+            for (size_t i = 0; i < n; ++i) first = std::min(first, waiting[i].deadline);
+            lk.unlock();
+            bool published = false;
+            if (n > 0) {
+                // In slices, so that shutting down never waits for a long
+                // publish_wait; a publish that completes ends the wait at once.
+                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(first - steady::now());
+                auto slice = std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(100));
+                if (!resolving.empty()) slice = std::min(slice, std::chrono::milliseconds(1));
+                published = cp.commit(stopping ? std::chrono::milliseconds(0) : slice);
+            } else {
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
+            const auto now = steady::now();
+            std::vector<MHD_Connection*> resume;
+            auto resolved_or_due = [&](conn_ctx& ctx, steady::time_point due) {
+                const auto left = cp.state().unresolved_next_hops(ctx.answer.resolve);
+                if (!left.empty() && !stopping && now < due) return false;
+                ctx.answer = join_reply(ctx.answer, left);
+                return true;
+            };
+            for (auto it = resolving.begin(); it != resolving.end();) {
+                if (resolved_or_due(*it->ctx, it->deadline)) {
+                    resume.push_back(it->c);
+                    it = resolving.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+            lk.lock();
+            std::deque<waiting_write> keep;
+            for (size_t i = 0; i < waiting.size(); ++i) {
+                waiting_write& w = waiting[i];
+                if (i < n && published) {
+                    if (w.ctx->answer.resolve.empty()) {
+                        resume.push_back(w.c);
+                    } else {
+                        const auto due = now + std::chrono::milliseconds(cp.join_resolve_ms());
+                        if (resolved_or_due(*w.ctx, due)) resume.push_back(w.c);
+                        else resolving.push_back({w.c, w.ctx, due});
+                    }
+                } else if (i < n && (stopping || now >= w.deadline)) {
+                    w.ctx->answer = publish_timeout(w.ctx->answer);
+                    resume.push_back(w.c);
+                } else {
+                    keep.push_back(w);
+                }
+            }
+            waiting.swap(keep);
+            const bool done = stopping && waiting.empty() && resolving.empty();
+            lk.unlock();
+            for (MHD_Connection* c : resume) MHD_resume_connection(c);
+            if (done) return;
+            lk.lock();
+        }
+    }
+
+    api_status status() const {
+        api_status s;
+        s.counters = stats.snapshot();
+        s.connections = connections.load(std::memory_order_relaxed);
+        s.body_bytes = body_bytes.load(std::memory_order_relaxed);
+        s.body_bytes_peak = body_peak.load(std::memory_order_relaxed);
+        s.writes_waiting = suspended.load(std::memory_order_relaxed);
+        return s;
+    }
+
+    // ------------------------------------------------------ routes
 
     bool authorized(MHD_Connection* c) const {
         const char* h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -175,9 +573,11 @@ struct api_server::impl {
     // answered ARP within limits.join_resolve_ms the join stands but is
     // answered 202 with the next hops still unresolved: its packets are
     // dropped (drop/egress/neigh_unresolved) until they answer.
-    reply join_reply(json body, const std::vector<uint32_t>& unresolved) const {
+    reply join_reply(const reply& accepted, const std::vector<uint32_t>& unresolved) {
+        json body = json::parse(accepted.body, nullptr, false);
         body["resolved"] = unresolved.empty();
         if (unresolved.empty()) return json_reply(201, body);
+        count(&api_stats::joins_unresolved);
         json hops = json::array();
         for (const uint32_t ip : unresolved) hops.push_back(format_ipv4(ip));
         body["unresolved_next_hops"] = hops;
@@ -194,16 +594,22 @@ struct api_server::impl {
 
     parse_limits limits() const { return {opt.max_body, opt.max_bulk_body, opt.max_depth, opt.max_bulk_items}; }
 
-    reply dispatch(MHD_Connection* c, const std::string& url, const std::string& method, const std::string& body) {
-        // Paths outside the API are answered 404 before the token check.
-        if (route_needs_auth(url) && !authorized(c)) fail(401, "unauthorized", "missing or wrong bearer token");
-        const route rt = need(parse_route(method, url, !body.empty()));
+    // The token has been checked (on_headers) when a route needs it.
+    reply dispatch(MHD_Connection* c, const std::string& url, const std::string& method, const std::string& body,
+                   bool has_body) {
+        const route rt = need(parse_route(method, url, has_body));
         const uint32_t sid = rt.session;
         switch (rt.kind) {
         case route_kind::health:
             return json_reply(200, {{"status", "ok"}, {"published_version", cp.state().published_version()}});
-        case route_kind::metrics: return {200, prometheus_text(cp), "text/plain; version=0.0.4", 0};
-        case route_kind::stats: return json_reply(200, stats_json(cp));
+        case route_kind::metrics: {
+            const api_status st = status();
+            return {200, prometheus_text(cp, &st), "text/plain; version=0.0.4", 0, false, {}};
+        }
+        case route_kind::stats: {
+            const api_status st = status();
+            return json_reply(200, stats_json(cp, &st));
+        }
         case route_kind::ports: return json_reply(200, ports_json(cp));
         case route_kind::lcores: return json_reply(200, lcores_json(cp));
         case route_kind::drops: return json_reply(200, drops_json(cp));
@@ -218,8 +624,7 @@ struct api_server::impl {
         case route_kind::session_create: {
             const session_params sp = need(parse_session_create(body, limits()));
             const session_view v = cp.state().session_create(sp);
-            cp.commit();
-            return json_reply(201, session_json(v));
+            return write_reply(201, session_json(v));
         }
         case route_kind::session_get: {
             auto v = cp.state().session(sid);
@@ -228,8 +633,7 @@ struct api_server::impl {
         }
         case route_kind::session_end:
             cp.state().session_end(sid);
-            cp.commit();
-            return json_reply(200, {{"ended", sid}});
+            return write_reply(200, {{"ended", sid}});
         case route_kind::recording_get: {
             const auto r = cp.rel().recording(sid);
             if (!r) fail(404, "not_found", "session " + std::to_string(sid) + " has no recording");
@@ -238,15 +642,13 @@ struct api_server::impl {
         case route_kind::speaker_add: {
             const speaker_spec s = need(parse_speaker_add(body, limits()));
             cp.state().speaker_add(sid, s.ip, s.port, s.ssrc);
-            cp.commit();
             json o{{"session", sid}, {"ip", format_ipv4(s.ip)}, {"port", s.port}};
             o["ssrc"] = s.ssrc ? json(*s.ssrc) : json(nullptr);
-            return json_reply(201, o);
+            return write_reply(201, o);
         }
         case route_kind::speaker_del:
             cp.state().speaker_del(sid, rt.ep.ip, rt.ep.port);
-            cp.commit();
-            return json_reply(200, {{"removed", rt.ep_text}});
+            return write_reply(200, {{"removed", rt.ep_text}});
         case route_kind::listeners_list: {
             const uint64_t offset = query_uint(c, "offset").value_or(0);
             const uint64_t limit = std::min<uint64_t>(query_uint(c, "limit").value_or(1000), 100000);
@@ -265,56 +667,98 @@ struct api_server::impl {
         case route_kind::listener_add: {
             const listener_spec l = need(parse_listener_add(body, limits()));
             cp.state().listener_add(sid, l.ip, l.port, l.tier);
-            cp.commit();
-            return join_reply({{"session", sid}, {"ip", format_ipv4(l.ip)}, {"port", l.port}, {"tier", l.tier}},
-                              cp.wait_resolved({l.ip}));
+            return join_write({{"session", sid}, {"ip", format_ipv4(l.ip)}, {"port", l.port}, {"tier", l.tier}}, {l.ip});
         }
         case route_kind::listener_bulk: {
             // All or nothing (see relay_state::listener_add_bulk): one bad
             // item refuses the request with its index, and nothing is added.
             const std::vector<listener_spec> items = need(parse_listener_bulk(body, limits()));
             cp.state().listener_add_bulk(sid, items);
-            cp.commit();
             std::vector<uint32_t> ips;
             ips.reserve(items.size());
             for (const auto& it : items) ips.push_back(it.ip);
-            return join_reply({{"session", sid}, {"added", items.size()}}, cp.wait_resolved(ips));
+            return join_write({{"session", sid}, {"added", items.size()}}, std::move(ips));
         }
         case route_kind::listener_del:
             cp.state().listener_del(sid, rt.ep.ip, rt.ep.port);
-            cp.commit();
-            return json_reply(200, {{"removed", rt.ep_text}});
+            return write_reply(200, {{"removed", rt.ep_text}});
         }
         fail(500, "internal", "unhandled route");
     }
 };
 
+api_options api_options_from(const api_config& c) {
+    api_options o;
+    o.listen_addr = c.listen_addr;
+    o.listen_port = c.listen_port;
+    o.token = c.token;
+    o.threads = c.threads;
+    o.max_connections = c.max_connections;
+    o.max_connections_per_ip = c.max_connections_per_ip;
+    o.idle_timeout_s = c.idle_timeout_s;
+    o.body_timeout_s = c.body_timeout_s;
+    o.bodies_in_flight = size_t{c.bodies_in_flight_mib} << 20;
+    o.publish_wait = std::chrono::milliseconds(c.publish_wait_ms);
+    return o;
+}
+
 api_server::api_server(control_plane& cp, api_options o) : _impl(std::make_unique<impl>(cp, std::move(o))) {
     auto& im = *_impl;
     if (im.opt.token.empty()) throw std::invalid_argument("api: a bearer token is required");
+    if (im.opt.threads == 0 || im.opt.max_connections == 0 || im.opt.max_connections_per_ip == 0 ||
+        im.opt.idle_timeout_s == 0 || im.opt.body_timeout_s == 0)
+        throw std::invalid_argument("api: threads, connection limits and timeouts must be at least 1");
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(static_cast<uint16_t>(im.opt.listen_port));
     if (inet_pton(AF_INET, im.opt.listen_addr.c_str(), &sa.sin_addr) != 1)
         throw std::invalid_argument("api: listen address \"" + im.opt.listen_addr + "\" is not IPv4");
-    // One thread per connection: a write blocks its connection until its
-    // publish passes the grace period, and must not hold up other clients
-    // (their writes are what batches into the same publish).
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
-    im.d = MHD_start_daemon(flags, static_cast<uint16_t>(im.opt.listen_port), nullptr, nullptr, &impl::on_request, &im,
-                            MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(&sa),
-                            MHD_OPTION_NOTIFY_COMPLETED, &impl::on_done, nullptr,
-                            MHD_OPTION_CONNECTION_LIMIT, 256u,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+    // epoll, not select(): select() cannot watch a descriptor past
+    // FD_SETSIZE (1024), and a relay with many recordings holds more than
+    // that, which refused every API connection (issue 10 item 2). A small
+    // pool serves everything: no handler waits for a publish on a pool
+    // thread (wait_for_publish suspends the connection instead).
+    const unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    // Our accept policy enforces the connection limits exactly and counts
+    // each refusal; libmicrohttpd checks its own limits before asking it
+    // and refuses silently, so they are set above ours, as a backstop
+    // only. Its total is split evenly across the pool threads, whichever
+    // thread accepts: each gets room for all of ours.
+    const unsigned mhd_total = (im.opt.max_connections + 1) * im.opt.threads;
+    const unsigned mhd_per_ip = im.opt.max_connections_per_ip + im.opt.threads;
+    im.d = MHD_start_daemon(flags, static_cast<uint16_t>(im.opt.listen_port), &impl::on_accept, &im, &impl::on_request,
+                            &im, MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(&sa),
+                            MHD_OPTION_THREAD_POOL_SIZE, im.opt.threads,
+                            MHD_OPTION_NOTIFY_COMPLETED, &impl::on_done, &im,
+                            MHD_OPTION_NOTIFY_CONNECTION, &impl::on_connection, &im,
+                            MHD_OPTION_CONNECTION_LIMIT, mhd_total,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, mhd_per_ip,
+                            MHD_OPTION_CONNECTION_TIMEOUT, im.opt.idle_timeout_s,
                             MHD_OPTION_END);
     if (im.d == nullptr)
         throw std::runtime_error("api: cannot listen on " + im.opt.listen_addr + ":" + std::to_string(im.opt.listen_port));
     const MHD_DaemonInfo* info = MHD_get_daemon_info(im.d, MHD_DAEMON_INFO_BIND_PORT);
     _port = info != nullptr ? info->port : im.opt.listen_port;
+    im.waiter = std::thread([&im] { im.waiter_run(); });
 }
 
 api_server::~api_server() {
-    if (_impl->d != nullptr) MHD_stop_daemon(_impl->d);
+    auto& im = *_impl;
+    {
+        std::lock_guard lk(im.wmu);
+        im.wstop = true;
+    }
+    im.wcv.notify_all();
+    // The waiter answers every write still waiting (published, or 503
+    // publish_timeout) and resumes its connection.
+    if (im.waiter.joinable()) im.waiter.join();
+    if (im.d == nullptr) return;
+    // libmicrohttpd aborts when stopped with a suspended connection: wait
+    // until every resumed one has been back through on_request (or closed).
+    for (int i = 0; i < 10000 && im.suspended.load() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    MHD_stop_daemon(im.d);
 }
+
+api_status api_server::status() const { return _impl->status(); }
 
 }  // namespace stentor::control

@@ -594,7 +594,9 @@ void read_limits(const context& c, const toml::table& root, limits_config& l) {
 }
 
 void read_api(const context& c, const toml::table& root, api_config& api) {
-    const auto r = section(c, root, "api", {"listen", "token"});
+    const auto r = section(c, root, "api",
+                           {"listen", "token", "threads", "max_connections", "max_connections_per_ip",
+                            "idle_timeout_s", "body_timeout_s", "bodies_in_flight_mib", "publish_wait_ms"});
     if (const auto* n = r.find("listen")) {
         const auto path = r.key_path("listen");
         const auto s = read_string(c, *n, path);
@@ -614,6 +616,19 @@ void read_api(const context& c, const toml::table& root, api_config& api) {
                                     min_token_len));
     if (!std::all_of(api.token.begin(), api.token.end(), [](char ch) { return ch > ' ' && ch < 0x7f; }))
         r.fail("token", "the API token must be printable ASCII without spaces (it travels in an HTTP header)");
+    // Handlers never wait for a publish on a pool thread (api.cc), so a few
+    // threads serve any load; more than 64 only costs memory.
+    r.opt_uint("threads", api.threads, 1, 64);
+    r.opt_uint("max_connections", api.max_connections, 1, 65536);
+    r.opt_uint("max_connections_per_ip", api.max_connections_per_ip, 1, 65536);
+    if (api.max_connections_per_ip > api.max_connections)
+        r.fail("max_connections_per_ip", fmt::format("{} is greater than api.max_connections {}",
+                                                     api.max_connections_per_ip, api.max_connections));
+    r.opt_uint("idle_timeout_s", api.idle_timeout_s, 1, 3600);
+    r.opt_uint("body_timeout_s", api.body_timeout_s, 1, 3600);
+    // One bulk body (8 MiB) must fit, or bulk joins could never succeed.
+    r.opt_uint("bodies_in_flight_mib", api.bodies_in_flight_mib, 8, 65536);
+    r.opt_uint("publish_wait_ms", api.publish_wait_ms, 10, 600000);
 }
 
 void read_recording(const context& c, const toml::table& root, recording_config& rc) {
@@ -660,6 +675,18 @@ void read_mixer(const context& c, const toml::table& root, mixer_settings& m) {
     // Each decoder costs ~19 us of the mixer's core per 20 ms frame while
     // its speaker talks (docs/audio.md); 1024 is already 100 % of a core.
     r.opt_uint("max_decoders_per_session", m.max_decoders_per_session, 1, 1024);
+}
+
+void read_journal(const context& c, const toml::table& root, journal_config& jc) {
+    const auto r = section(c, root, "journal", {"dir", "fsync", "compact_mib"});
+    r.opt_string("dir", jc.dir);
+    // Empty is the way to say "off"; anything else must not depend on the
+    // working directory (see read_recording).
+    if (!jc.dir.empty() && jc.dir.front() != '/')
+        r.fail("dir", fmt::format("\"{}\" is not an absolute path (or \"\" for no journal)", jc.dir));
+    if (jc.dir.size() > 3000) r.fail("dir", "path longer than 3000 characters");
+    r.opt_bool("fsync", jc.fsync);
+    r.opt_uint("compact_mib", jc.compact_mib, 1, 65536);
 }
 
 void read_port(const context& c, const table_reader& r, const profile& p, port_config& port) {
@@ -1045,7 +1072,8 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
         c.fail(e.source(), "syntax", e.description());
     }
     const table_reader top(c, root, root.source(), "",
-                           {"eal", "dataplane", "port", "ingress", "limits", "api", "recording", "overload", "mixer", "session"});
+                           {"eal", "dataplane", "port", "ingress", "limits", "api", "recording", "overload", "mixer",
+                            "journal", "session"});
     (void)top;
 
     profile p;
@@ -1060,6 +1088,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     read_recording(c, root, p.recording);
     read_overload(c, root, p.overload);
     read_mixer(c, root, p.mixer);
+    read_journal(c, root, p.journal);
     read_ports(c, root, p);
     read_sessions(c, root, p);
     return p;

@@ -96,6 +96,15 @@ struct api_config {
     std::string listen_addr = "127.0.0.1";
     unsigned listen_port = 8080;
     std::string token;                     // bearer token; empty = API disabled
+    // What an unauthenticated or slow client can hold (issue 10 item 3;
+    // docs/api.md "Limits"). Every refusal is counted (stentor_api_*).
+    unsigned threads = 4;                  // libmicrohttpd pool threads (epoll)
+    unsigned max_connections = 128;        // open connections, all clients
+    unsigned max_connections_per_ip = 16;  // open connections from one address
+    unsigned idle_timeout_s = 10;          // a connection silent this long is closed
+    unsigned body_timeout_s = 30;          // a whole request body, first to last byte
+    unsigned bodies_in_flight_mib = 32;    // request bodies buffered at once, all connections
+    unsigned publish_wait_ms = 2000;       // a write waits this long for its publish, then 503
 };
 
 // The overload controller's thresholds (docs/admission.md, "Overload");
@@ -129,6 +138,15 @@ struct recording_config {
     unsigned max_tracks = 1024;                        // track files open in the whole relay
 };
 
+// The write-ahead journal of the API's actions (control/journal.h). Off by
+// default: without it, sessions, speakers and listeners added through the
+// API are gone after a restart.
+struct journal_config {
+    std::string dir;                       // empty = no journal
+    bool fsync = true;                     // sync every group commit
+    unsigned compact_mib = 64;             // snapshot + new journal past this size
+};
+
 // A static [[session]]: the API's session_params (udp_port required here)
 // with its speakers and listeners; loaded through the same actions.
 struct session_config : session_params {
@@ -147,6 +165,7 @@ struct profile {
     recording_config recording;
     overload_config overload;
     mixer_settings mixer;
+    journal_config journal;
     std::vector<session_config> sessions;  // optional static section (labs, tests)
 };
 

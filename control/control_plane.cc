@@ -59,14 +59,14 @@ void control_plane::run() {
     }
 }
 
-void control_plane::commit() {
+bool control_plane::commit(std::chrono::milliseconds wait) {
     const uint64_t mark = state().change_mark();
     if (!_thr.joinable()) {
         state().publish();
         _publishes.fetch_add(1, std::memory_order_relaxed);
-        return;
+        return true;
     }
-    state().wait_published(mark, std::chrono::seconds(10));
+    return state().wait_published(mark, wait);
 }
 
 std::vector<uint32_t> control_plane::wait_resolved(const std::vector<uint32_t>& listener_ips) {

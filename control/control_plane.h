@@ -60,9 +60,14 @@ public:
     void start();
     void stop();
 
-    // Wait until the changes made so far are published (acknowledge = forwarding).
-    // With no publisher thread (tests on launch=false relays) publishes inline.
-    void commit();
+    // Wait until the changes made so far are published (acknowledge =
+    // forwarding), at most `wait`. True once they are; false if the wait ran
+    // out first (a reader holding up the grace period, a stalled publisher):
+    // the changes stay accepted and go out with the next publish that
+    // completes, so the caller must say "accepted, not yet forwarding".
+    // With no publisher thread (tests on launch=false relays) publishes
+    // inline and returns true.
+    bool commit(std::chrono::milliseconds wait = std::chrono::seconds(10));
     // After commit() of a join: wait, at most limits.join_resolve_ms, until
     // the next hops of these listener addresses have answered ARP, so that
     // an acknowledged join hears the next packet. Returns the next hops

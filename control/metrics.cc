@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "api.h"
 #include "control_plane.h"
 #include "stentor/services/mixer.h"
 #include "stentor/services/recorder.h"
@@ -103,9 +104,11 @@ json capacity_json(control_plane& cp) {
     return c;
 }
 
-json stats_json(control_plane& cp) {
+json stats_json(control_plane& cp, const api_status* api) {
     json counters = json::object();
     for (const auto& [k, v] : cp.rel().counters(true)) counters[k] = v;
+    if (api != nullptr)
+        api->counters.for_each([&](const char* name, const char*, uint64_t v) { counters[std::string("api/") + name] = v; });
     const auto tiers = cp.state().listeners_per_tier();
     const auto sessions = cp.state().sessions();
     size_t speakers = 0;
@@ -203,6 +206,7 @@ json counter_help_json() {
     services("recorder", svc::recorder_stats{});
     services("mixer/thread", svc::service_thread_stats{});
     services("recorder/thread", svc::service_thread_stats{});
+    services("api", api_stats{});
     return h;
 }
 
@@ -313,7 +317,7 @@ void gauges(exposition& x, const char* prefix, const rate_field<Item> (&fields)[
 
 }  // namespace
 
-std::string prometheus_text(control_plane& cp) {
+std::string prometheus_text(control_plane& cp, const api_status* api) {
     std::string o;
     o.reserve(32768);
     exposition x(o);
@@ -382,6 +386,17 @@ std::string prometheus_text(control_plane& cp) {
     x.family("stentor_shed_events_total", "counter", "Shed actions of the overload controller.").sample(ov.shed_events);
     x.family("stentor_listeners_shed_total", "counter", "Listeners shed, by tier.");
     for (size_t i = 0; i < dp::max_tiers; ++i) x.sample(ov.shed_by_tier[i], lbl("tier", std::to_string(i)));
+
+    // The API's own refusals and timeouts (api.h), and what it holds now.
+    if (api != nullptr) {
+        list_families(x, "stentor_api_", "api: ", std::vector{std::pair{std::string(), api->counters}}, stats);
+        x.family("stentor_api_connections", "gauge", "Open API connections.").sample(api->connections);
+        x.family("stentor_api_body_bytes", "gauge", "Bytes of request bodies the API holds now.").sample(api->body_bytes);
+        x.family("stentor_api_body_bytes_peak", "gauge", "The most bytes of request bodies the API ever held at once.")
+            .sample(api->body_bytes_peak);
+        x.family("stentor_api_writes_waiting", "gauge", "Writes whose publish has not completed yet.")
+            .sample(api->writes_waiting);
+    }
     return o;
 }
 

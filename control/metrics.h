@@ -13,10 +13,12 @@
 namespace stentor::control {
 
 class control_plane;
+struct api_status;
 
 nlohmann::json session_json(const session_view& v);
 nlohmann::json sessions_json(control_plane& cp);
-nlohmann::json stats_json(control_plane& cp);
+// With `api` (the API serving the request), its counters too (api/<name>).
+nlohmann::json stats_json(control_plane& cp, const api_status* api = nullptr);
 nlohmann::json ports_json(control_plane& cp);
 nlohmann::json lcores_json(control_plane& cp);
 nlohmann::json drops_json(control_plane& cp);
@@ -32,7 +34,8 @@ nlohmann::json counter_help_json();
 // stentor_<field>_total, stentor_lcore_<field>_total{lcore},
 // stentor_mixer_<field>_total, stentor_recorder_<field>_total; HELP from
 // the list); drop reasons are stentor_drops_total{reason} with their help
-// in stentor_drop_reason_info{reason,help}.
-std::string prometheus_text(control_plane& cp);
+// in stentor_drop_reason_info{reason,help}. With `api`, the API's counters
+// (stentor_api_<field>_total, from STENTOR_FOREACH_API_STAT) and gauges.
+std::string prometheus_text(control_plane& cp, const api_status* api = nullptr);
 
 }  // namespace stentor::control

@@ -11,6 +11,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "admission.h"
+#include "journal.h"
 #include "stentor/dp_worker.h"
 
 namespace stentor::control {
@@ -142,6 +143,9 @@ struct relay_state::impl {
     uint64_t published_changes = 0;                                 // ... and whose grace period has passed
     std::shared_ptr<std::function<void(uint32_t, bool)>> observer;
     admission* adm = nullptr;
+    journal* jr = nullptr;
+    std::string jr_pending;                                         // records since the last publish took them
+    std::string jr_error;                                           // the journal cannot write: actions refused
 
     std::map<uint32_t, std::unique_ptr<session_state>> sessions;   // by id
     std::vector<session_state*> by_index;
@@ -199,6 +203,15 @@ struct relay_state::impl {
 
     void mark_changed() {
         if (changes++ == built_changes) pending_cv.notify_all();
+    }
+
+    // An action that cannot be made durable is not accepted (nothing changes).
+    void check_journal() const {
+        if (!jr_error.empty())
+            throw action_error(error_code::capacity, "journal: " + jr_error + "; changes are refused until it can write again");
+    }
+    void journal_record(const jr::record& r) {
+        if (jr != nullptr) jr::encode(r, jr_pending);
     }
 
     session_state& get(uint32_t id) {
@@ -511,6 +524,20 @@ struct relay_state::impl {
         for (uint32_t slot : speakers) speaker_free.push_back(slot);
     }
 
+    state_image image() const {
+        state_image img;
+        img.sessions.reserve(sessions.size());
+        img.listeners.reserve(nb_listeners);
+        for (const auto& [id, s] : sessions) {
+            auto& o = img.sessions.emplace_back();
+            o.p = static_cast<const session_params&>(*s);
+            for (const auto& sp : s->speakers) o.speakers.push_back({sp.ip, sp.port, sp.ssrc});
+            for (const auto& [k, r] : s->listeners)
+                img.listeners.push_back({r.seq, id, static_cast<uint32_t>(k >> 16), static_cast<uint16_t>(k & 0xffff), r.tier});
+        }
+        return img;
+    }
+
     session_view view(const session_state& s) const {
         session_view v{};
         static_cast<session_params&>(v) = s;
@@ -533,6 +560,7 @@ session_view relay_state::session_create(const session_params& sp) {
     std::unique_lock g(_impl->mu);
     auto& im = *_impl;
     const auto& lim = im.prof.limits;
+    im.check_journal();
     if (auto e = check_session(sp, im.prof)) throw invalid(*e);
     if (im.sessions.size() >= lim.max_sessions)
         throw action_error(error_code::capacity, "session table full (limits.max_sessions)");
@@ -577,6 +605,7 @@ session_view relay_state::session_create(const session_params& sp) {
     }
     im.index_dirty = true;
     session_view v = im.view(*s);
+    im.journal_record(jr::rec_session_create{static_cast<const session_params&>(*s)});
     im.sessions.emplace(id, std::move(s));
     im.mark_changed();
     const auto obs = im.observer;
@@ -588,6 +617,7 @@ session_view relay_state::session_create(const session_params& sp) {
 void relay_state::session_end(uint32_t id) {
     std::unique_lock g(_impl->mu);
     auto& im = *_impl;
+    im.check_journal();
     session_state& s = im.get(id);
     while (!s.listeners.empty()) im.remove_listener(s, s.listeners.begin());
     for (auto& l : s.lists) {
@@ -602,6 +632,7 @@ void relay_state::session_end(uint32_t id) {
     im.index_dirty = true;
     im.sessions.erase(id);
     if (im.adm != nullptr) im.adm->session_ended(id);
+    im.journal_record(jr::rec_session_end{id});
     im.mark_changed();
     const auto obs = im.observer;
     g.unlock();
@@ -611,6 +642,7 @@ void relay_state::session_end(uint32_t id) {
 void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, std::optional<uint32_t> ssrc) {
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
+    im.check_journal();
     session_state& s = im.get(session_id);
     if (auto e = check_speaker({ip, port, ssrc}, im.prof)) throw invalid(*e);
     size_t total = 0;
@@ -644,12 +676,14 @@ void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, s
     for (uint32_t q = 0; q < im.sh.nb_rx_queues; ++q) dp::policer_of(im.sh, q, slot) = dp::dp_policer{};
     s.speakers.push_back({ip, port, ssrc, slot});
     im.flows_dirty = true;
+    im.journal_record(jr::rec_speaker_add{session_id, {ip, port, ssrc}});
     im.mark_changed();
 }
 
 void relay_state::speaker_del(uint32_t session_id, uint32_t ip, unsigned port) {
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
+    im.check_journal();
     session_state& s = im.get(session_id);
     auto it = std::find_if(s.speakers.begin(), s.speakers.end(),
                            [&](const speaker_view& v) { return v.ip == ip && v.port == port; });
@@ -660,6 +694,7 @@ void relay_state::speaker_del(uint32_t session_id, uint32_t ip, unsigned port) {
         im.adm->release_load(s.one_stream(), s.live);
     s.speakers.erase(it);
     im.flows_dirty = true;
+    im.journal_record(jr::rec_speaker_del{session_id, ip, port});
     im.mark_changed();
 }
 
@@ -667,6 +702,7 @@ void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, 
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
     try {
+        im.check_journal();
         session_state& s = im.get(session_id);
         if (auto e = check_listener({ip, port, tier}, im.prof)) throw invalid(*e);
         if (s.listeners.count(ep_key(ip, port)))
@@ -684,6 +720,7 @@ void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, 
             im.adm->admit(session_id, s.per_listener(), jc);
         }
         im.add_listener(s, ip, port, tier);
+        if (im.jr != nullptr) jr::encode_listener_add(session_id, {ip, port, tier}, im.jr_pending);
         im.mark_changed();
     } catch (const action_error& e) {
         if (im.adm != nullptr) im.adm->count_refusal(e.code);
@@ -695,6 +732,7 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
     try {
+        im.check_journal();
         session_state& s = im.get(session_id);
         auto item_error = [&](size_t i, error_code code, const std::string& why) {
             return action_error(code, "listeners[" + std::to_string(i) + "]: " + why);
@@ -737,7 +775,10 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
         if (want > s.listeners.bucket_count() * s.listeners.max_load_factor())
             s.listeners.reserve(std::max(want, 2 * s.listeners.size()));
         for (const auto& it : items) im.add_listener(s, it.ip, it.port, it.tier);
-        if (!items.empty()) im.mark_changed();
+        if (!items.empty()) {
+            if (im.jr != nullptr) jr::encode_listener_add_bulk(session_id, items, im.jr_pending);
+            im.mark_changed();
+        }
     } catch (const action_error& e) {
         if (im.adm != nullptr) im.adm->count_refusal(e.code);
         throw;
@@ -747,11 +788,13 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
 void relay_state::listener_del(uint32_t session_id, uint32_t ip, unsigned port) {
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
+    im.check_journal();
     session_state& s = im.get(session_id);
     auto it = s.listeners.find(ep_key(ip, port));
     if (it == s.listeners.end())
         throw action_error(error_code::not_found, "no listener " + format_ipv4(ip) + ":" + std::to_string(port));
     im.remove_listener(s, it);
+    im.journal_record(jr::rec_listener_del{session_id, ip, port});
     im.mark_changed();
 }
 
@@ -792,7 +835,16 @@ std::vector<shed_record> relay_state::shed_newest(unsigned tier, size_t k) {
         out.push_back({s->id, static_cast<uint32_t>(key >> 16), static_cast<unsigned>(key & 0xffff), tier});
         im.remove_listener(*s, it);
     }
-    if (!victims.empty()) im.mark_changed();
+    if (!victims.empty()) {
+        // Shedding protects the listeners that stay: it goes on while the
+        // journal cannot write, and its record waits with the others.
+        if (im.jr != nullptr) {
+            jr::rec_listeners_removed r;
+            for (const auto& o : out) r.items.push_back({o.session_id, o.ip, o.port});
+            jr::encode(r, im.jr_pending);
+        }
+        im.mark_changed();
+    }
     return out;
 }
 
@@ -814,12 +866,32 @@ void relay_state::set_admission(admission* a) {
     _impl->adm = a;
 }
 
+void relay_state::set_journal(journal* j) {
+    std::lock_guard g(_impl->mu);
+    _impl->jr = j;
+    _impl->jr_pending.clear();
+    _impl->jr_error.clear();
+}
+
+void relay_state::set_replay(bool on) {
+    std::lock_guard g(_impl->mu);
+    if (_impl->adm != nullptr) _impl->adm->set_replay(on);
+}
+
+state_image relay_state::image() const {
+    std::lock_guard g(_impl->mu);
+    return _impl->image();
+}
+
 void relay_state::publish() {
     auto& im = *_impl;
     std::lock_guard pg(im.publish_mu);
     std::vector<void*> retired;
     std::vector<uint32_t> neighs, speakers;
     uint64_t target;
+    std::string records;
+    std::optional<state_image> img;
+    journal* jr;
     {
         std::lock_guard g(im.mu);
         target = im.changes;
@@ -828,7 +900,18 @@ void relay_state::publish() {
         retired.swap(im.retired);
         neighs.swap(im.neigh_release);
         speakers.swap(im.speaker_release);
+        jr = im.jr;
+        if (jr != nullptr) {
+            records.swap(im.jr_pending);
+            // The copy is taken with the records it reflects, all of which
+            // are written below before the new epoch starts.
+            if (jr->compaction_due()) img = im.image();
+        }
     }
+    // Group commit: one write and one sync for every action since the last
+    // publish, outside the state mutex.
+    const bool durable = jr == nullptr || jr->append(records);
+    if (durable && img) jr->compact(std::move(*img));
     // Grace period outside the state mutex: actions go on meanwhile. Every
     // online worker passes a quiescent state (one loop iteration) after the
     // store; then nothing references the old version.
@@ -837,7 +920,16 @@ void relay_state::publish() {
     {
         std::lock_guard g(im.mu);
         im.release_slots(neighs, speakers);
-        im.published_changes = std::max(im.published_changes, target);
+        if (durable) {
+            im.published_changes = std::max(im.published_changes, target);
+            im.jr_error.clear();
+        } else {
+            // Forwarding already, not durable: not acknowledged. The records
+            // stay first in line for the next publish, which retries.
+            records.append(im.jr_pending);
+            im.jr_pending.swap(records);
+            im.jr_error = jr->error();
+        }
     }
     im.published_cv.notify_all();
 }
@@ -952,12 +1044,13 @@ bool relay_state::wait_published(uint64_t mark, std::chrono::milliseconds timeou
 
 bool relay_state::wait_pending(std::chrono::milliseconds timeout) const {
     std::unique_lock g(_impl->mu);
-    return _impl->pending_cv.wait_for(g, timeout, [&] { return _impl->changes != _impl->built_changes; });
+    return _impl->pending_cv.wait_for(
+        g, timeout, [&] { return _impl->changes != _impl->built_changes || !_impl->jr_pending.empty(); });
 }
 
 bool relay_state::has_pending() const {
     std::lock_guard g(_impl->mu);
-    return _impl->changes != _impl->built_changes;
+    return _impl->changes != _impl->built_changes || !_impl->jr_pending.empty();
 }
 
 }  // namespace stentor::control

@@ -30,6 +30,8 @@ struct dp_shared;
 namespace stentor::control {
 
 class admission;
+class journal;
+struct state_image;
 
 // One listener removed by the overload controller (shed_newest).
 struct shed_record {
@@ -96,9 +98,21 @@ public:
     // refuses those. Speaker policers follow speaker_burst_pct from the next
     // publish; lower listener limits refuse joins, they remove nobody.
     void set_limits(const limits_config& l);
+    // Write-ahead journal (journal.h): from now on every accepted action is
+    // encoded under the state mutex and publish() writes and syncs it before
+    // the change counts as published; while the journal cannot write,
+    // actions are refused (capacity). nullptr = none.
+    void set_journal(journal* j);
+    // Journal replay at start: admission plans the replayed listeners (a
+    // smaller profile refuses them) but takes no join tokens: they joined
+    // before the restart.
+    void set_replay(bool on);
+    // The whole model, copied under the mutex (snapshots, tests).
+    state_image image() const;
 
     // Apply everything changed since the last call: build the next snapshot,
-    // swap it in, wait for the grace period, free what is no longer shared.
+    // swap it in, write the journal, wait for the grace period, free what is
+    // no longer shared.
     void publish();
 
     // Load the static section of the profile (sessions, speakers, listeners).
@@ -123,7 +137,8 @@ public:
     // Publish batching. Every successful action bumps a change mark; an
     // action's caller takes change_mark() afterwards and waits until a
     // publish covering it has passed its grace period, i.e. the change is
-    // what the data plane forwards with. Many callers share one publish.
+    // what the data plane forwards with (and, with a journal, on disk).
+    // Many callers share one publish.
     uint64_t change_mark() const;
     bool wait_published(uint64_t mark, std::chrono::milliseconds timeout) const;
     // The publisher sleeps here until something is pending (or timeout).

@@ -1,11 +1,20 @@
 // stentorctl: the operator's command line for a running stentord. Every
 // command is one call of the HTTP API (which runs the same action functions
 // as everything else), so the CLI can do nothing the API cannot.
-//   stentorctl [--api 127.0.0.1:8080] [--token T | $STENTOR_TOKEN] COMMAND
+//   stentorctl [--api 127.0.0.1:8080] [--token-file PATH | $STENTOR_TOKEN | --token T] COMMAND
+// The token is best given in a file or the environment: a command line is
+// readable by every user of the machine (ps, /proc/<pid>/cmdline).
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -101,6 +110,37 @@ void print_lcores(const json& j) {
                     num(d(l, "tx_pps")).c_str(), num(d(l, "tx_bps")).c_str(), 100.0 * d(l, "busy_ratio"));
 }
 
+// The token in `path`: the whole file, one line, a final newline allowed.
+// Nullopt (with the reason printed) if it cannot be used.
+std::optional<std::string> read_token_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) {
+        std::fprintf(stderr, "stentorctl: --token-file %s: cannot read: %s\n", path.c_str(), std::strerror(errno));
+        return std::nullopt;
+    }
+    std::stringstream ss;
+    ss << f.rdbuf();
+    std::string t = ss.str();
+    while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
+    if (t.empty()) {
+        std::fprintf(stderr, "stentorctl: --token-file %s: the file is empty\n", path.c_str());
+        return std::nullopt;
+    }
+    for (char ch : t)
+        if (ch <= ' ' || ch >= 0x7f) {
+            std::fprintf(stderr,
+                         "stentorctl: --token-file %s: the token must be alone on one line, printable ASCII "
+                         "without spaces\n",
+                         path.c_str());
+            return std::nullopt;
+        }
+    struct stat st{};
+    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 0077) != 0)
+        std::fprintf(stderr, "stentorctl: warning: %s is readable by other users (mode %03o); chmod 600 it\n",
+                     path.c_str(), static_cast<unsigned>(st.st_mode & 0777));
+    return t;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -110,7 +150,13 @@ int main(int argc, char** argv) {
     std::string token;
     bool as_json = false;
     app.add_option("--api", api, "API address HOST:PORT (api.listen of the profile)");
-    app.add_option("--token", token, "bearer token (default: $STENTOR_TOKEN)");
+    std::string token_file;
+    auto* token_opt = app.add_option("--token", token,
+                                     "bearer token; visible to every user of the machine in ps and "
+                                     "/proc/<pid>/cmdline: prefer --token-file or $STENTOR_TOKEN");
+    app.add_option("--token-file", token_file,
+                   "file holding the bearer token alone on one line (mode 0600); default: $STENTOR_TOKEN")
+        ->excludes(token_opt);
     app.add_flag("--json", as_json, "print the API's JSON instead of a table");
 
     auto* show = app.add_subcommand("show", "show sessions | session ID | listeners ID | ports | lcores | drops | events | capacity | recordings | recording ID");
@@ -192,8 +238,17 @@ int main(int argc, char** argv) {
     }
     c.host = api.substr(0, colon);
     c.port = std::atoi(api.c_str() + colon + 1);
+    if (!token_file.empty()) {
+        const auto t = read_token_file(token_file);
+        if (!t) return 2;
+        token = *t;
+    }
     if (token.empty())
         if (const char* t = std::getenv("STENTOR_TOKEN")) token = t;
+    if (token.empty()) {
+        std::fprintf(stderr, "stentorctl: no bearer token: give --token-file PATH or set STENTOR_TOKEN\n");
+        return 2;
+    }
     c.token = token;
     auto out = [&](const json& j) { std::printf("%s\n", j.dump(2).c_str()); };
     const std::string v1 = "/api/v1";

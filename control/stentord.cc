@@ -16,6 +16,7 @@
 #include "config.h"
 #include "control_plane.h"
 #include "drivers.h"
+#include "journal.h"
 #include "relay.h"
 #include "telemetry.h"
 
@@ -75,10 +76,13 @@ int main(int argc, char** argv) {
     bool check = false;
     double duration = 0;
     std::string prefix;
+    bool fresh = false;
     app.add_option("-c,--config", config, "profile (TOML)")->required();
     app.add_flag("--check", check, "validate the profile and exit (0 valid, 1 invalid); touches no device");
     app.add_option("--duration", duration, "stop after this many seconds (0 = run until SIGINT/SIGTERM)");
     app.add_option("--file-prefix", prefix, "override eal.file_prefix (several instances on one host)");
+    app.add_flag("--fresh", fresh,
+                 "discard the journal ([journal] dir) and start from the profile's static section");
     CLI11_PARSE(app, argc, argv);
 
     control::profile prof;
@@ -116,6 +120,8 @@ int main(int argc, char** argv) {
 
     int rc = 0;
     {
+        // Declared first: destroyed after the relay state that writes to it.
+        std::unique_ptr<control::journal> jr;
         std::unique_ptr<control::relay> r;
         std::unique_ptr<control::control_plane> cp;
         std::unique_ptr<control::api_server> api;
@@ -125,15 +131,41 @@ int main(int argc, char** argv) {
             control::control_options co;
             co.overload = control::overload_options_from(prof.overload);
             cp = std::make_unique<control::control_plane>(*r, prof, co);
-            r->state().load_static(prof);
+            // The journal, once it holds anything, is the truth: the static
+            // section seeds only an empty (or absent) one.
+            bool seed = true;
+            if (!prof.journal.dir.empty()) {
+                if (fresh) {
+                    uint64_t bytes = 0;
+                    const size_t n = control::journal::discard(prof.journal.dir, &bytes);
+                    std::printf("journal: --fresh: discarded %zu files (%llu bytes) in %s; the profile's static "
+                                "section seeds the state\n",
+                                n, static_cast<unsigned long long>(bytes), prof.journal.dir.c_str());
+                }
+                control::journal_options jo;
+                jo.dir = prof.journal.dir;
+                jo.fsync = prof.journal.fsync;
+                jo.compact_bytes = uint64_t{prof.journal.compact_mib} << 20;
+                jr = std::make_unique<control::journal>(jo);
+                const auto rep = jr->restore(r->state());
+                for (const auto& l : rep.lines) std::printf("%s\n", l.c_str());
+                std::fflush(stdout);
+                seed = rep.empty;
+                if (seed)
+                    std::printf("journal: empty: the profile's static section (%zu sessions) seeds the state\n",
+                                prof.sessions.size());
+                else
+                    std::printf("journal: the journal is the truth: the profile's static section is not loaded\n");
+                r->state().set_journal(jr.get());
+            } else if (fresh) {
+                std::printf("journal: --fresh: no [journal] dir in the profile; nothing to discard\n");
+            }
+            if (seed) r->state().load_static(prof);
             r->start();
             cp->start();
             control::telemetry_attach(cp.get());
             if (prof.api.listen_port != 0 && !prof.api.token.empty()) {
-                control::api_options ao;
-                ao.listen_addr = prof.api.listen_addr;
-                ao.listen_port = prof.api.listen_port;
-                ao.token = prof.api.token;
+                const control::api_options ao = control::api_options_from(prof.api);
                 api = std::make_unique<control::api_server>(*cp, ao);
                 std::printf("api: http://%s:%u/api/v1 (bearer token from the profile)\n", ao.listen_addr.c_str(), api->port());
             }
@@ -204,11 +236,18 @@ int main(int argc, char** argv) {
             std::fflush(stdout);
             api.reset();
             cp->stop();
+            // What the overload controller shed since the last publish is
+            // written too (every acknowledged action already is).
+            if (jr) r->state().publish();
             control::telemetry_detach(cp.get());
             r->stop();
             for (const auto& rec : r->recordings())
                 std::printf("stentord: recording of session %u: %s, %.1f s, %s\n", rec.session_id, rec.state.c_str(),
                             rec.duration_s, rec.path.c_str());
+            if (jr) {
+                r->state().set_journal(nullptr);
+                jr->wait_compaction();
+            }
             std::printf("=== stentord final counters ===\n");
             print_counters(*r, false);
             std::printf("=== end ===\n");

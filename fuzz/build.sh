@@ -63,6 +63,12 @@ EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt" \
   DEPS="$REPO/control/api_parse.h $REPO/control/config.h $REPO/control/state.h $REPO/control/session.h $REPO/control/action_error.h" \
   build fuzz_api "$REPO/fuzz/fuzz_api.cc" "$REPO/control/api_parse.cc" "$REPO/control/config.cc"
 
+# The journal reader (control/journal_format.cc); CRC32C is DPDK's
+# rte_hash_crc, whose CPU-flag probe lives in librte_eal.
+EXTRA="$DPDK_CFLAGS" LIBS="-lrte_eal" \
+  DEPS="$REPO/control/journal_format.h $REPO/control/session.h" \
+  build fuzz_journal "$REPO/fuzz/fuzz_journal.cc" "$REPO/control/journal_format.cc"
+
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 (( status == 0 )) || { echo "fuzz/build.sh: build failed" >&2; exit 1; }

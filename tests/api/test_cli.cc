@@ -1,7 +1,10 @@
 // stentorctl against the real API server: every command, its JSON, its
 // exit status on refusals.
-#include <cstdio>
+#include <sys/stat.h>
 #include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
 
 #include <gtest/gtest.h>
 
@@ -28,8 +31,22 @@ run_result run(const std::string& args) {
     return r;
 }
 
+// stentorctl with only the given environment variables changed.
+run_result run_env(const std::string& env_assignments, const std::string& args) {
+    const std::string cmd = "env " + env_assignments + " " + STENTORCTL_PATH + " " + args + " 2>&1";
+    FILE* f = popen(cmd.c_str(), "r");
+    run_result r{-1, ""};
+    if (f == nullptr) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) r.out.append(buf, n);
+    const int st = pclose(f);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
 TEST(stentorctl, drives_the_api) {
-    ring_port port = make_ring_port("cli0");
+    ring_port port = fresh_ring_port("cli");
     auto p = api_profile(port.name);
     control::relay_options ro;
     ro.launch = true;
@@ -85,15 +102,82 @@ TEST(stentorctl, drives_the_api) {
     r = run(api + "--token wrong-token-0123456789 show sessions");
     EXPECT_EQ(1, r.status);
     EXPECT_NE(std::string::npos, r.out.find("401")) << r.out;
-    // Token from the environment.
-    r = run("env STENTOR_TOKEN=" + std::string(test_token) + " " + STENTORCTL_PATH + " " + api + "show sessions");
-    r = run(std::string("") + api + "show sessions");
-    EXPECT_EQ(1, r.status) << "no token";
+    // Token from the environment (more ways: takes_its_token_from_a_file_or_the_environment).
+    r = run_env("STENTOR_TOKEN=" + std::string(test_token), api + "show sessions");
+    EXPECT_EQ(0, r.status) << r.out;
+    r = run_env("STENTOR_TOKEN=", api + "show sessions");
+    EXPECT_EQ(2, r.status) << "no token: " << r.out;
     r = run(base + "listener del 1 203.0.113.5:6000");
     EXPECT_EQ(0, r.status) << r.out;
     r = run(base + "session end 1");
     EXPECT_EQ(0, r.status) << r.out;
     EXPECT_EQ(0u, env.r->state().sessions().size());
+}
+
+// Issue 10 item 3: a token on the command line is readable by every user
+// of the machine (ps, /proc/<pid>/cmdline). stentorctl takes it from a file
+// (--token-file) or the environment; argv still works, and its help says
+// why not to.
+TEST(stentorctl, takes_its_token_from_a_file_or_the_environment) {
+    ring_port port = fresh_ring_port("cli");
+    auto p = api_profile(port.name);
+    control::relay_options ro;
+    ro.launch = true;
+    api_env env(p, ro);
+    const std::string api = "--api 127.0.0.1:" + std::to_string(env.api->port()) + " ";
+    char dir_tmpl[] = "/tmp/stentorctl-token.XXXXXX";
+    ASSERT_NE(nullptr, mkdtemp(dir_tmpl));
+    const std::string dir = dir_tmpl;
+    auto file = [&](const std::string& name, const std::string& content, mode_t mode = 0600) {
+        const std::string path = dir + "/" + name;
+        FILE* f = std::fopen(path.c_str(), "wb");
+        if (f != nullptr) {
+            std::fwrite(content.data(), 1, content.size(), f);
+            std::fclose(f);
+        }
+        chmod(path.c_str(), mode);
+        return path;
+    };
+    const std::string tok(test_token);
+    struct row {
+        const char* what;
+        std::string env;    // assignments for env(1); STENTOR_TOKEN cleared unless set here
+        std::string args;   // before the command
+        int status;
+        const char* says;   // substring of the output
+    };
+    const std::vector<row> rows = {
+        {"file with a newline", "", "--token-file " + file("nl", tok + "\n"), 0, "LISTENERS"},
+        {"file without a newline", "", "--token-file " + file("bare", tok), 0, "LISTENERS"},
+        {"file with CRLF", "", "--token-file " + file("crlf", tok + "\r\n"), 0, "LISTENERS"},
+        {"environment", "STENTOR_TOKEN=" + tok, "", 0, "LISTENERS"},
+        {"file wins over the environment", "STENTOR_TOKEN=wrong-token-0123456789",
+         "--token-file " + file("win", tok + "\n"), 0, "LISTENERS"},
+        {"argv still works", "", "--token " + tok, 0, "LISTENERS"},
+        {"wrong token in the file", "", "--token-file " + file("wrong", "wrong-token-0123456789\n"), 1, "HTTP 401"},
+        {"missing file", "", "--token-file " + dir + "/none", 2, "cannot read"},
+        {"empty file", "", "--token-file " + file("empty", "\n"), 2, "the file is empty"},
+        {"two lines", "", "--token-file " + file("two", tok + "\n" + tok + "\n"), 2, "alone on one line"},
+        {"token with a space", "", "--token-file " + file("space", "abc def0123456789\n"), 2, "alone on one line"},
+        {"readable by others: works, with a warning", "", "--token-file " + file("open", tok + "\n", 0644), 0,
+         "readable by other users (mode 644)"},
+        {"no token anywhere", "", "", 2, "no bearer token"},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        const auto out = run_env("STENTOR_TOKEN= " + r.env, api + r.args + " show sessions");
+        EXPECT_EQ(r.status, out.status) << out.out;
+        EXPECT_NE(std::string::npos, out.out.find(r.says)) << out.out;
+    }
+    // --token and --token-file together: refused, nothing sent.
+    auto both = run_env("STENTOR_TOKEN=", api + "--token " + tok + " --token-file " + file("both", tok) + " show sessions");
+    EXPECT_NE(0, both.status) << both.out;
+    EXPECT_NE(std::string::npos, both.out.find("excludes")) << both.out;
+    // The help says why argv is the worst place for it.
+    auto help = run_env("STENTOR_TOKEN=", "--help");
+    EXPECT_NE(std::string::npos, help.out.find("--token-file")) << help.out;
+    EXPECT_NE(std::string::npos, help.out.find("visible to every user of the machine in ps")) << help.out;
+    std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -199,6 +199,18 @@ TEST(ConfigAccepts, RecorderAndMixerCaps) {
     EXPECT_EQ(p.mixer.max_decoders_per_session, 4u);
 }
 
+TEST(ConfigAccepts, JournalOffByDefaultAndItsKeys) {
+    const auto off = parse(k_base).journal;
+    EXPECT_EQ(off.dir, "");
+    EXPECT_TRUE(off.fsync);
+    EXPECT_EQ(off.compact_mib, 64u);
+    const auto on = parse(k_base + "[journal]\ndir = \"/var/lib/stentor/journal\"\nfsync = false\ncompact_mib = 8\n").journal;
+    EXPECT_EQ(on.dir, "/var/lib/stentor/journal");
+    EXPECT_FALSE(on.fsync);
+    EXPECT_EQ(on.compact_mib, 8u);
+    EXPECT_EQ(parse(k_base + "[journal]\ndir = \"\"\n").journal.dir, "");
+}
+
 TEST(ConfigAccepts, PciWithoutHugepages) {
     const auto p = parse("[eal]\nlcores = [0, 1]\nhugepages = false\npci_allow = [\"0000:3b:00.0\"]\n" +
                          k_dp +
@@ -296,6 +308,11 @@ std::vector<error_row> error_rows() {
          "t.toml:14:14: recording.max_tracks: 65537 is out of range 1..65536"},
         {"mix_decoders_big", b + "[mixer]\nmax_decoders_per_session = 1025\n",
          "t.toml:14:28: mixer.max_decoders_per_session: 1025 is out of range 1..1024"},
+        {"unknown_journal", b + "[journal]\npath = \"/x\"\n", "t.toml:14:1: journal.path: unknown setting"},
+        {"journal_dir_relative", b + "[journal]\ndir = \"j\"\n",
+         "t.toml:14:7: journal.dir: \"j\" is not an absolute path (or \"\" for no journal)"},
+        {"journal_fsync_type", b + "[journal]\ndir = \"/j\"\nfsync = \"yes\"\n", "t.toml:15:9: journal.fsync: expected a boolean"},
+        {"journal_compact_zero", b + "[journal]\ndir = \"/j\"\ncompact_mib = 0\n", "t.toml:15:15: journal.compact_mib: 0 is out of range 1..65536"},
         // Missing required keys point at the enclosing table
         {"missing_lcores", "# dev\n\n[eal]\nvdevs = [\"net_null0\"]\n" + k_dp + k_port + k_api,
          "t.toml:3:1: eal.lcores: required setting is missing"},

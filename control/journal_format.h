@@ -1,0 +1,147 @@
+// The journal's bytes: a versioned file header and framed records, one per
+// accepted action of relay_state. Pure (no I/O, no state): the journal
+// (journal.h), the unit tests and fuzz/fuzz_journal.cc share it.
+//
+// Little-endian, fixed layout:
+//
+//   file header (32 bytes)
+//     0  magic "STNTRJNL"
+//     8  u32 version (1)
+//    12  u32 kind (1 journal, 2 snapshot)
+//    16  u64 epoch (snapshot.N is the state journal.N starts from)
+//    24  u32 reserved (0)
+//    28  u32 CRC32C of bytes 0..27
+//   record
+//     0  u32 payload length n (<= max_payload)
+//     4  u8  type (record_type)
+//     5  n bytes of payload (below, per type)
+//   5+n  u32 CRC32C of bytes 0..4+n
+//
+// The reader stops at the first record that is incomplete (torn: a crash
+// during the write) or wrong (CRC, unknown type, a payload whose shape does
+// not match its type); everything before it is good. Whether a good record
+// still applies (a port the profile no longer has, a session that is gone)
+// is for the actions to say, not the reader.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "session.h"
+
+namespace stentor::control::jr {
+
+inline constexpr size_t header_size = 32;
+inline constexpr uint32_t format_version = 1;
+inline constexpr size_t record_overhead = 9;          // length, type, CRC
+// A bulk join of the API is at most 100 000 listeners (700 kB); the encoder
+// splits anything larger than this into several records of one write.
+inline constexpr uint32_t max_payload = 64u << 20;
+inline constexpr size_t bulk_item_bytes = 7;           // ip, port, tier
+inline constexpr size_t max_bulk_items = (max_payload - 8) / bulk_item_bytes;
+
+enum class file_kind : uint32_t { journal = 1, snapshot = 2 };
+
+enum class record_type : uint8_t {
+    session_create = 1,     // the session as created: id, name, port, limit resolved
+    session_end = 2,
+    speaker_add = 3,
+    speaker_del = 4,
+    listener_add = 5,
+    listener_del = 6,
+    listener_add_bulk = 7,  // one record per bulk action (all or nothing)
+    listeners_removed = 8,  // shed_newest: (session, ip, port) across sessions
+    snapshot_end = 9,       // last record of a snapshot: what it holds
+};
+
+struct rec_session_create {
+    session_params p;       // id, name, udp_port, max_listeners resolved
+};
+struct rec_session_end {
+    uint32_t session_id;
+};
+struct rec_speaker_add {
+    uint32_t session_id;
+    speaker_spec s;
+};
+struct rec_speaker_del {
+    uint32_t session_id;
+    uint32_t ip;
+    unsigned port;
+};
+struct rec_listener_add {
+    uint32_t session_id;
+    listener_spec l;
+};
+struct rec_listener_del {
+    uint32_t session_id;
+    uint32_t ip;
+    unsigned port;
+};
+struct rec_listener_add_bulk {
+    uint32_t session_id;
+    std::vector<listener_spec> items;
+};
+struct removed_listener {
+    uint32_t session_id;
+    uint32_t ip;
+    unsigned port;
+    bool operator==(const removed_listener&) const = default;
+};
+struct rec_listeners_removed {
+    std::vector<removed_listener> items;
+};
+struct rec_snapshot_end {
+    uint32_t sessions;
+    uint32_t speakers;
+    uint64_t listeners;
+};
+
+using record = std::variant<rec_session_create, rec_session_end, rec_speaker_add, rec_speaker_del, rec_listener_add,
+                            rec_listener_del, rec_listener_add_bulk, rec_listeners_removed, rec_snapshot_end>;
+
+// CRC32C (Castagnoli), as in iSCSI/ext4: DPDK's rte_hash_crc (SSE4.2 when
+// the CPU has it) with the standard pre- and post-inversion.
+uint32_t crc32c(const uint8_t* p, size_t n) noexcept;
+
+struct file_header {
+    file_kind kind;
+    uint64_t epoch;
+};
+void encode_header(file_kind kind, uint64_t epoch, std::string& out);
+// nullopt and `why` set if the bytes are not a header this version writes.
+std::optional<file_header> decode_header(std::span<const uint8_t> bytes, std::string& why);
+
+// Append one framed record to `out`.
+void encode(const record& r, std::string& out);
+// The hot ones without building a record first (they run under the state
+// mutex): a bulk join costs one pass over its items.
+void encode_listener_add(uint32_t session_id, const listener_spec& l, std::string& out);
+void encode_listener_add_bulk(uint32_t session_id, std::span<const listener_spec> items, std::string& out);
+
+// Reads the records after a file header, one by one.
+class reader {
+public:
+    enum class status { record, end, torn, corrupt };
+
+    explicit reader(std::span<const uint8_t> body) noexcept : _b(body) {}
+    // record: `out` holds the next one. end: all bytes read. torn/corrupt:
+    // stop; why() says what, good_bytes() is where the good part ends.
+    status next(record& out);
+    size_t good_bytes() const noexcept { return _pos; }
+    const std::string& why() const noexcept { return _why; }
+
+private:
+    std::span<const uint8_t> _b;
+    size_t _pos = 0;
+    std::string _why;
+};
+
+const char* name_of(record_type t) noexcept;
+
+}  // namespace stentor::control::jr

@@ -1,0 +1,839 @@
+// The write-ahead journal: its byte format (round trips and corrupt inputs,
+// as tables), and relay_state with a journal, destroyed and restored from
+// the same directory into a new relay_state (no EAL: the snapshot is plain
+// memory and RCU is off, as in test_listener_table).
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "admission.h"
+#include "config.h"
+#include "journal.h"
+#include "journal_format.h"
+#include "state.h"
+#include "stentor/dp_shared.h"
+#include "stentor/dp_worker.h"
+
+namespace {
+
+using namespace stentor;
+using namespace stentor::control;
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------
+// Format
+
+std::span<const uint8_t> bytes_of(const std::string& s) {
+    return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+void put32(std::string& o, uint32_t v) {
+    for (int i = 0; i < 4; ++i) o.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+// A record framed by hand (length, type, payload, CRC32C): how the tests
+// make records the encoder never writes.
+std::string frame(uint8_t type, const std::string& payload) {
+    std::string o;
+    put32(o, static_cast<uint32_t>(payload.size()));
+    o.push_back(static_cast<char>(type));
+    o += payload;
+    put32(o, jr::crc32c(reinterpret_cast<const uint8_t*>(o.data()), o.size()));
+    return o;
+}
+
+TEST(JournalFormat, crc32c_matches_the_published_check_values) {
+    // RFC 3720 B.4 (iSCSI) and the CRC catalogue's check value.
+    const std::string check = "123456789";
+    EXPECT_EQ(0xe3069283u, jr::crc32c(reinterpret_cast<const uint8_t*>(check.data()), check.size()));
+    const std::vector<uint8_t> zeros(32, 0x00), ones(32, 0xff);
+    EXPECT_EQ(0x8a9136aau, jr::crc32c(zeros.data(), zeros.size()));
+    EXPECT_EQ(0x62a8ab43u, jr::crc32c(ones.data(), ones.size()));
+    std::vector<uint8_t> inc(32);
+    for (size_t i = 0; i < 32; ++i) inc[i] = static_cast<uint8_t>(i);
+    EXPECT_EQ(0x46dd794eu, jr::crc32c(inc.data(), inc.size()));
+    EXPECT_EQ(0u, jr::crc32c(nullptr, 0));
+}
+
+struct round_trip_row {
+    std::string name;
+    jr::record rec;
+};
+
+session_params params(uint32_t id, std::string name, unsigned port) {
+    session_params p;
+    p.id = id;
+    p.name = std::move(name);
+    p.udp_port = port;
+    p.max_listeners = 5000;
+    p.mode = session_mode::mix;
+    p.recording = true;
+    p.frame_ms = 10;
+    p.max_bitrate_kbps = 510;
+    return p;
+}
+
+std::vector<round_trip_row> round_trip_rows() {
+    std::vector<listener_spec> many;
+    for (uint32_t i = 0; i < 1000; ++i) many.push_back({0x0a000000u + i, 1 + i % 65535, i % 4});
+    return {
+        {"session_create_all_fields", jr::rec_session_create{params(7, "room \"7\"", 40007)}},
+        {"session_create_empty_name_defaults", jr::rec_session_create{session_params{}}},
+        {"session_create_long_name", jr::rec_session_create{params(4294967295u, std::string(300, 'x'), 65535)}},
+        {"session_end", jr::rec_session_end{4294967295u}},
+        {"speaker_add_with_ssrc", jr::rec_speaker_add{3, {0xc612000a, 5004, 0xffffffffu}}},
+        {"speaker_add_ssrc_zero", jr::rec_speaker_add{3, {0xc612000a, 5004, 0u}}},
+        {"speaker_add_without_ssrc", jr::rec_speaker_add{3, {0xc612000a, 65535, std::nullopt}}},
+        {"speaker_del", jr::rec_speaker_del{3, 0xc612000a, 5004}},
+        {"listener_add", jr::rec_listener_add{9, {0xcb007105, 6000, 3}}},
+        {"listener_del", jr::rec_listener_del{9, 0xcb007105, 6000}},
+        {"listener_add_bulk_1000", jr::rec_listener_add_bulk{2, many}},
+        {"listener_add_bulk_empty", jr::rec_listener_add_bulk{2, {}}},
+        {"listeners_removed", jr::rec_listeners_removed{{{1, 0x0a000001, 1}, {2, 0x0a000002, 65535}}}},
+        {"listeners_removed_none", jr::rec_listeners_removed{{}}},
+        {"snapshot_end", jr::rec_snapshot_end{3, 4, 1ull << 40}},
+    };
+}
+
+bool same(const jr::record& a, const jr::record& b) {
+    if (a.index() != b.index()) return false;
+    return std::visit(
+        [&](const auto& x) {
+            using T = std::decay_t<decltype(x)>;
+            const auto& y = std::get<T>(b);
+            if constexpr (std::is_same_v<T, jr::rec_session_create>) {
+                const auto &p = x.p, &q = y.p;
+                return p.id == q.id && p.name == q.name && p.mode == q.mode && p.udp_port == q.udp_port &&
+                       p.max_listeners == q.max_listeners && p.recording == q.recording && p.frame_ms == q.frame_ms &&
+                       p.max_bitrate_kbps == q.max_bitrate_kbps;
+            } else if constexpr (std::is_same_v<T, jr::rec_session_end>) {
+                return x.session_id == y.session_id;
+            } else if constexpr (std::is_same_v<T, jr::rec_speaker_add>) {
+                return x.session_id == y.session_id && x.s == y.s;
+            } else if constexpr (std::is_same_v<T, jr::rec_speaker_del> || std::is_same_v<T, jr::rec_listener_del>) {
+                return x.session_id == y.session_id && x.ip == y.ip && x.port == y.port;
+            } else if constexpr (std::is_same_v<T, jr::rec_listener_add>) {
+                return x.session_id == y.session_id && x.l == y.l;
+            } else if constexpr (std::is_same_v<T, jr::rec_listener_add_bulk>) {
+                return x.session_id == y.session_id && x.items == y.items;
+            } else if constexpr (std::is_same_v<T, jr::rec_listeners_removed>) {
+                return x.items == y.items;
+            } else {
+                return x.sessions == y.sessions && x.speakers == y.speakers && x.listeners == y.listeners;
+            }
+        },
+        a);
+}
+
+TEST(JournalFormat, every_record_type_round_trips) {
+    std::string all;
+    for (const auto& row : round_trip_rows()) {
+        SCOPED_TRACE(row.name);
+        std::string one;
+        jr::encode(row.rec, one);
+        all += one;
+        jr::reader rd(bytes_of(one));
+        jr::record back;
+        ASSERT_EQ(jr::reader::status::record, rd.next(back)) << rd.why();
+        EXPECT_TRUE(same(row.rec, back));
+        EXPECT_EQ(jr::reader::status::end, rd.next(back));
+        EXPECT_EQ(one.size(), rd.good_bytes());
+    }
+    // And all of them in one stream, in order.
+    jr::reader rd(bytes_of(all));
+    jr::record back;
+    for (const auto& row : round_trip_rows()) {
+        ASSERT_EQ(jr::reader::status::record, rd.next(back)) << row.name << ": " << rd.why();
+        EXPECT_TRUE(same(row.rec, back)) << row.name;
+    }
+    EXPECT_EQ(jr::reader::status::end, rd.next(back));
+}
+
+TEST(JournalFormat, the_hot_encoders_write_what_encode_writes) {
+    std::vector<listener_spec> items = {{0x0a000001, 1, 0}, {0x0a000002, 2, 3}};
+    std::string a, b, c, d;
+    jr::encode_listener_add_bulk(5, items, a);
+    jr::encode(jr::rec_listener_add_bulk{5, items}, b);
+    EXPECT_EQ(a, b);
+    jr::encode_listener_add(5, items[1], c);
+    jr::encode(jr::rec_listener_add{5, items[1]}, d);
+    EXPECT_EQ(c, d);
+    EXPECT_EQ(jr::record_overhead + 8 + 2 * jr::bulk_item_bytes, a.size());
+}
+
+struct corrupt_row {
+    std::string name;
+    std::string bytes;
+    jr::reader::status want;
+    size_t good_records;     // read before the stop
+    std::string why;         // substring of reader::why()
+};
+
+std::vector<corrupt_row> corrupt_rows() {
+    std::string two;
+    jr::encode(jr::rec_session_end{1}, two);
+    jr::encode(jr::rec_listener_add{1, {0x0a000001, 5000, 0}}, two);
+    std::string bulk;
+    jr::encode(jr::rec_listener_add_bulk{1, {{0x0a000001, 5000, 0}, {0x0a000002, 5000, 1}}}, bulk);
+    std::string flipped = two;
+    flipped[two.size() - 6] ^= 0x01;                       // a payload bit of the second record
+    std::string bad_crc = two;
+    bad_crc[two.size() - 1] ^= 0x80;                       // its CRC
+    auto le32 = [](uint32_t v) {
+        std::string s;
+        put32(s, v);
+        return s;
+    };
+    return {
+        {"empty", "", jr::reader::status::end, 0, ""},
+        {"shorter_than_a_frame", two + std::string("\x05\x00\x00", 3), jr::reader::status::torn, 2, "shorter than a record frame"},
+        {"torn_inside_payload", two + bulk.substr(0, bulk.size() - 3), jr::reader::status::torn, 2, "payload bytes left"},
+        {"torn_after_length", two + bulk.substr(0, 9), jr::reader::status::torn, 2, "payload bytes left"},
+        {"length_over_maximum", two + le32(jr::max_payload + 1) + std::string(8, '\0'), jr::reader::status::corrupt, 2,
+         "exceeds the maximum"},
+        {"payload_bit_flipped", flipped, jr::reader::status::corrupt, 1, "CRC mismatch"},
+        {"crc_bit_flipped", bad_crc, jr::reader::status::corrupt, 1, "CRC mismatch"},
+        {"zero_filled_tail", two + std::string(4096, '\0'), jr::reader::status::corrupt, 2, "CRC mismatch"},
+        {"unknown_type", frame(0, "abcd"), jr::reader::status::corrupt, 0, "unknown record type 0"},
+        {"unknown_type_high", frame(200, ""), jr::reader::status::corrupt, 0, "unknown record type 200"},
+        {"session_end_short", frame(2, "abc"), jr::reader::status::corrupt, 0, "malformed session_end"},
+        {"session_end_long", frame(2, "abcde"), jr::reader::status::corrupt, 0, "malformed session_end"},
+        {"listener_add_short", frame(5, std::string(10, '\0')), jr::reader::status::corrupt, 0, "malformed listener_add"},
+        {"bulk_count_lies", frame(7, le32(1) + le32(1000) + std::string(7, '\0')), jr::reader::status::corrupt, 0,
+         "malformed listener_add_bulk"},
+        {"bulk_count_huge", frame(7, le32(1) + le32(0xffffffffu)), jr::reader::status::corrupt, 0,
+         "malformed listener_add_bulk"},
+        {"removed_count_lies", frame(8, le32(2) + std::string(10, '\0')), jr::reader::status::corrupt, 0,
+         "malformed listeners_removed"},
+        {"speaker_flag_two", frame(3, le32(1) + le32(2) + std::string("\x01\x00", 2) + "\x02" + le32(0)),
+         jr::reader::status::corrupt, 0, "malformed speaker_add"},
+        {"speaker_no_ssrc_but_value", frame(3, le32(1) + le32(2) + std::string("\x01\x00", 2) + std::string(1, '\0') + le32(9)),
+         jr::reader::status::corrupt, 0, "malformed speaker_add"},
+        {"session_mode_unknown",
+         frame(1, le32(1) + le32(40000) + le32(0) + le32(20) + le32(64) + "\x07" + std::string(3, '\0')),
+         jr::reader::status::corrupt, 0, "malformed session_create"},
+        {"session_recording_flag_two",
+         frame(1, le32(1) + le32(40000) + le32(0) + le32(20) + le32(64) + std::string(1, '\0') + "\x02" +
+                      std::string(2, '\0')),
+         jr::reader::status::corrupt, 0, "malformed session_create"},
+        {"session_name_past_payload",
+         frame(1, le32(1) + le32(40000) + le32(0) + le32(20) + le32(64) + std::string(2, '\0') + "\x10\x00" + "ab"),
+         jr::reader::status::corrupt, 0, "malformed session_create"},
+    };
+}
+
+void PrintTo(const corrupt_row& row, std::ostream* os) { *os << row.name; }
+
+class JournalCorrupt : public ::testing::TestWithParam<corrupt_row> {};
+
+TEST_P(JournalCorrupt, reader_stops_at_the_first_bad_record) {
+    const auto& row = GetParam();
+    jr::reader rd(bytes_of(row.bytes));
+    jr::record r;
+    size_t n = 0, good = 0;
+    jr::reader::status s;
+    while ((s = rd.next(r)) == jr::reader::status::record) {
+        ++n;
+        good = rd.good_bytes();
+    }
+    EXPECT_EQ(row.want, s);
+    EXPECT_EQ(row.good_records, n);
+    EXPECT_EQ(good, rd.good_bytes());   // nothing of the bad record counts as read
+    EXPECT_NE(std::string::npos, rd.why().find(row.why)) << rd.why();
+    // Stopping is final: asking again gives the same answer.
+    EXPECT_EQ(s, rd.next(r));
+}
+
+INSTANTIATE_TEST_SUITE_P(Journal, JournalCorrupt, ::testing::ValuesIn(corrupt_rows()),
+                         [](const ::testing::TestParamInfo<corrupt_row>& info) { return info.param.name; });
+
+TEST(JournalFormat, header_table) {
+    std::string good;
+    jr::encode_header(jr::file_kind::snapshot, 42, good);
+    ASSERT_EQ(jr::header_size, good.size());
+    std::string why;
+    const auto h = jr::decode_header(bytes_of(good), why);
+    ASSERT_TRUE(h.has_value()) << why;
+    EXPECT_EQ(jr::file_kind::snapshot, h->kind);
+    EXPECT_EQ(42u, h->epoch);
+
+    auto with_crc = [](std::string s) {   // rewrite the CRC after a change
+        s.resize(28);
+        put32(s, jr::crc32c(reinterpret_cast<const uint8_t*>(s.data()), 28));
+        return s;
+    };
+    std::string v2 = good, k3 = good, magic = good, flipped = good;
+    v2[8] = 2;
+    k3[12] = 3;
+    magic[0] = 'X';
+    flipped[20] ^= 1;
+    const struct {
+        const char* name;
+        std::string bytes;
+        const char* why;
+    } rows[] = {
+        {"short", good.substr(0, 31), "shorter than its 32-byte header"},
+        {"empty", "", "shorter than its 32-byte header"},
+        {"bad_magic", with_crc(magic), "bad magic"},
+        {"bit_flipped", flipped, "header CRC mismatch"},
+        {"newer_version", with_crc(v2), "format version 2"},
+        {"unknown_kind", with_crc(k3), "unknown file kind 3"},
+    };
+    for (const auto& row : rows) {
+        std::string w;
+        EXPECT_FALSE(jr::decode_header(bytes_of(row.bytes), w).has_value()) << row.name;
+        EXPECT_NE(std::string::npos, w.find(row.why)) << row.name << ": " << w;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// relay_state with a journal, restored into a new relay_state
+
+profile journal_profile() {
+    profile p;
+    port_config pc;
+    pc.name = "lan0";
+    pc.device = "net_null0";
+    pc.ipv4 = 0xc6120001;   // 198.18.0.1/24
+    pc.prefix_len = 24;
+    pc.gateway = 0xc61200fe;
+    pc.line_rate_mbps = 100000;
+    p.ports.push_back(pc);
+    p.dataplane.fanout_lcores = {1};
+    p.limits.max_neighbours = 256;
+    p.limits.max_listeners = 200000;
+    p.limits.max_listeners_per_session = 200000;
+    p.limits.fanout_pps_per_core = 100000000;
+    return p;
+}
+
+// A temporary directory, removed with everything in it.
+struct temp_dir {
+    fs::path path;
+    temp_dir() {
+        std::string t = (fs::temp_directory_path() / "stentor-journal-XXXXXX").string();
+        if (::mkdtemp(t.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+        path = t;
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    std::vector<std::string> files() const {
+        std::vector<std::string> out;
+        for (const auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+};
+
+// One relay_state with admission and (optionally) a journal, as stentord
+// builds them: journal restored first, then attached.
+struct node {
+    profile prof;
+    std::unique_ptr<dp::dp_neigh[]> neigh;
+    std::vector<dp::dp_policer> policers;
+    dp::dp_shared shared;
+    std::unique_ptr<admission> adm;
+    std::unique_ptr<journal> jr;
+    std::unique_ptr<relay_state> st;
+    restore_report rep;
+
+    node(const profile& p, const std::string& dir, uint64_t compact_bytes = 64ull << 20) : prof(p) {
+        neigh.reset(new dp::dp_neigh[prof.limits.max_neighbours]);
+        shared.neigh = neigh.get();
+        shared.nb_neigh = prof.limits.max_neighbours;
+        policers.resize(prof.limits.max_speakers);
+        shared.policers = policers.data();
+        shared.nb_policers = prof.limits.max_speakers;
+        st = std::make_unique<relay_state>(prof, shared, 2);
+        adm = std::make_unique<admission>(admission_config_from(prof, {}));
+        st->set_admission(adm.get());
+        if (!dir.empty()) {
+            journal_options o;
+            o.dir = dir;
+            o.compact_bytes = compact_bytes;
+            jr = std::make_unique<journal>(o);
+            rep = jr->restore(*st);
+            st->set_journal(jr.get());
+        }
+    }
+    ~node() {
+        st->set_journal(nullptr);
+        st->set_admission(nullptr);
+    }
+};
+
+// Everything a restart must keep, in a stable order: sessions as created,
+// speakers, and listeners in join order (what the API pages through).
+std::string describe(relay_state& st) {
+    std::ostringstream o;
+    for (const auto& s : st.sessions()) {
+        o << "session " << s.id << " '" << s.name << "' " << name_of(s.mode) << " port " << s.udp_port << " max "
+          << s.max_listeners << " rec " << s.recording << " frame " << s.frame_ms << " kbps " << s.max_bitrate_kbps
+          << " listeners " << s.nb_listeners << " tiers";
+        for (auto t : s.listeners_per_tier) o << ' ' << t;
+        o << '\n';
+        for (const auto& sp : s.speakers)
+            o << "  speaker " << format_ipv4(sp.ip) << ':' << sp.port << " ssrc "
+              << (sp.ssrc ? std::to_string(*sp.ssrc) : "-") << '\n';
+        for (const auto& l : st.listeners(s.id, 0, ~size_t{0}))
+            o << "  listener " << format_ipv4(l.ip) << ':' << l.port << " tier " << l.tier << '\n';
+    }
+    return o.str();
+}
+
+std::vector<listener_spec> block(uint32_t first_ip, size_t n, unsigned tier) {
+    std::vector<listener_spec> v;
+    for (size_t i = 0; i < n; ++i) v.push_back({first_ip + static_cast<uint32_t>(i / 16), 5000 + static_cast<unsigned>(i % 16), tier});
+    return v;
+}
+
+// Every kind of action, in an order where ids and ports are reused.
+void churn(relay_state& st) {
+    session_params a;                                     // id 1, port 40000, name "session-1"
+    st.session_create(a);
+    session_params b;
+    b.name = "big";
+    b.max_listeners = 100000;
+    b.frame_ms = 10;
+    b.max_bitrate_kbps = 64;
+    st.session_create(b);                                 // id 2, port 40001
+    session_params c;
+    c.id = 9;
+    c.udp_port = 40500;
+    c.mode = session_mode::mix;
+    c.recording = true;
+    st.session_create(c);
+    st.speaker_add(1, 0xc612000a, 5004, 1234);
+    st.speaker_add(1, 0xc612000b, 5004, 99);
+    st.speaker_add(9, 0xc612000c, 6000, 7);
+    st.speaker_del(1, 0xc612000a, 5004);
+    st.listener_add(1, 0xc6120015, 5004, 0);              // on-link
+    st.listener_add(1, 0xcb007105, 6000, 3);              // via the gateway
+    st.listener_add_bulk(2, block(0x0a000001, 3000, 1));
+    st.publish();
+    st.listener_add_bulk(2, block(0x0b000001, 500, 2));
+    st.listener_del(2, 0x0a000001, 5003);
+    st.listener_add(9, 0xc6120016, 5004, 2);
+    session_params d;                                     // id 10, port 40002; ended, then its id is reused
+    st.session_create(d);
+    st.listener_add(10, 0xc6120017, 5004, 0);
+    st.session_end(10);
+    st.session_create(d);                                 // id 10 again
+    st.listener_add(10, 0xc6120018, 5004, 1);
+    // The overload controller's cut: newest tier-2 listeners, across sessions.
+    EXPECT_EQ(5u, st.shed_newest(2, 5).size());
+    st.publish();
+}
+
+TEST(JournalState, restart_restores_sessions_speakers_and_listeners_exactly) {
+    temp_dir d;
+    std::string before;
+    double used_pps = 0;
+    {
+        node n(journal_profile(), d.path);
+        EXPECT_TRUE(n.rep.empty);
+        churn(*n.st);
+        before = describe(*n.st);
+        used_pps = n.adm->used_pps();
+    }
+    node n(journal_profile(), d.path);
+    EXPECT_FALSE(n.rep.empty);
+    EXPECT_EQ(0u, n.rep.records_skipped);
+    EXPECT_EQ(0u, n.rep.bytes_dropped);
+    EXPECT_EQ(before, describe(*n.st));
+    // Admission sees the restored listeners as it saw them before.
+    EXPECT_DOUBLE_EQ(used_pps, n.adm->used_pps());
+    // New ids continue after the restored ones.
+    EXPECT_EQ(11u, n.st->session_create(session_params{}).id);
+}
+
+TEST(JournalState, restore_then_more_actions_then_restore_again) {
+    temp_dir d;
+    std::string before;
+    {
+        node n(journal_profile(), d.path);
+        churn(*n.st);
+    }
+    {
+        node n(journal_profile(), d.path);
+        n.st->listener_add(1, 0xc6120030, 5004, 1);
+        n.st->session_end(9);
+        n.st->publish();
+        before = describe(*n.st);
+    }
+    node n(journal_profile(), d.path);
+    EXPECT_EQ(before, describe(*n.st));
+    EXPECT_EQ(1u, n.rep.epoch);
+}
+
+TEST(JournalState, without_publish_nothing_is_written) {
+    // Acknowledged = published: an action whose publish never ran was never
+    // acknowledged and is not on disk.
+    temp_dir d;
+    {
+        node n(journal_profile(), d.path);
+        n.st->session_create(session_params{});
+        n.st->publish();
+        n.st->listener_add(1, 0xc6120015, 5004, 0);
+    }
+    node n(journal_profile(), d.path);
+    ASSERT_EQ(1u, n.st->sessions().size());
+    EXPECT_EQ(0u, n.st->sessions()[0].nb_listeners);
+}
+
+TEST(JournalState, empty_directory_restores_nothing_and_says_so) {
+    temp_dir d;
+    node n(journal_profile(), d.path);
+    EXPECT_TRUE(n.rep.empty);
+    EXPECT_TRUE(n.st->sessions().empty());
+    EXPECT_EQ((std::vector<std::string>{"journal.1"}), d.files());
+    // A journal holding only its header (nothing was ever accepted) is empty too.
+    node again(journal_profile(), d.path);
+    EXPECT_TRUE(again.rep.empty);
+}
+
+TEST(JournalState, torn_tail_is_cut_and_counted) {
+    temp_dir d;
+    std::string before;
+    {
+        node n(journal_profile(), d.path);
+        churn(*n.st);
+        before = describe(*n.st);
+    }
+    const auto j = d.path / "journal.1";
+    const auto good_size = fs::file_size(j);
+    // A crash in the middle of the next group commit: half a bulk record.
+    std::string next;
+    jr::encode(jr::rec_listener_add_bulk{1, block(0x0c000001, 100, 0)}, next);
+    {
+        std::ofstream f(j, std::ios::binary | std::ios::app);
+        f.write(next.data(), static_cast<std::streamsize>(next.size() / 2));
+    }
+    node n(journal_profile(), d.path);
+    EXPECT_EQ(before, describe(*n.st));
+    EXPECT_EQ(next.size() / 2, n.rep.bytes_dropped);
+    EXPECT_EQ(good_size, fs::file_size(j));
+    bool logged = false;
+    for (const auto& l : n.rep.lines)
+        logged |= l.find("journal.1: torn tail at byte " + std::to_string(good_size)) != std::string::npos &&
+                  l.find(std::to_string(next.size() / 2) + " bytes dropped") != std::string::npos;
+    EXPECT_TRUE(logged);
+    // Appending goes on after the good part.
+    n.st->listener_add(1, 0xc6120031, 5004, 0);
+    n.st->publish();
+    const std::string after = describe(*n.st);
+    node m(journal_profile(), d.path);
+    EXPECT_EQ(after, describe(*m.st));
+    EXPECT_EQ(0u, m.rep.bytes_dropped);
+}
+
+TEST(JournalState, corrupt_record_stops_the_replay_there) {
+    temp_dir d;
+    {
+        node n(journal_profile(), d.path);
+        n.st->session_create(session_params{});
+        n.st->publish();
+        n.st->listener_add(1, 0xc6120015, 5004, 0);
+        n.st->publish();
+        n.st->listener_add(1, 0xc6120016, 5004, 0);
+        n.st->publish();
+    }
+    // Flip a bit inside the second listener_add (the last record).
+    const auto j = d.path / "journal.1";
+    const auto size = fs::file_size(j);
+    {
+        std::fstream f(j, std::ios::binary | std::ios::in | std::ios::out);
+        f.seekg(static_cast<std::streamoff>(size - 8));
+        char c;
+        f.read(&c, 1);
+        c ^= 0x10;
+        f.seekp(static_cast<std::streamoff>(size - 8));
+        f.write(&c, 1);
+    }
+    node n(journal_profile(), d.path);
+    ASSERT_EQ(1u, n.st->sessions().size());
+    EXPECT_EQ(1u, n.st->sessions()[0].nb_listeners);
+    EXPECT_EQ(jr::record_overhead + 11, n.rep.bytes_dropped);
+    bool logged = false;
+    for (const auto& l : n.rep.lines) logged |= l.find("corrupt record") != std::string::npos;
+    EXPECT_TRUE(logged);
+}
+
+TEST(JournalState, a_record_the_profile_no_longer_allows_is_skipped_with_its_reason) {
+    temp_dir d;
+    {
+        node n(journal_profile(), d.path);
+        session_params a;
+        a.udp_port = 40000;
+        n.st->session_create(a);
+        session_params b;
+        b.udp_port = 40900;
+        n.st->session_create(b);
+        n.st->listener_add(1, 0xc6120015, 5004, 0);
+        n.st->listener_add(2, 0xc6120016, 5004, 0);
+        n.st->publish();
+    }
+    // The operator narrowed the speaker port range: session 2 cannot come back.
+    auto p = journal_profile();
+    p.ingress.udp_port_max = 40099;
+    std::string restored;
+    {
+        node n(p, d.path);
+        EXPECT_EQ(2u, n.rep.records_skipped);    // session 2 and its listener
+        EXPECT_EQ(2u, n.rep.records_applied);
+        ASSERT_EQ(1u, n.st->sessions().size());
+        EXPECT_EQ(1u, n.st->sessions()[0].id);
+        std::string lines;
+        for (const auto& l : n.rep.lines) lines += l + "\n";
+        EXPECT_NE(std::string::npos, lines.find("skipped session_create record (journal.1 byte")) << lines;
+        EXPECT_NE(std::string::npos, lines.find("udp_port")) << lines;
+        EXPECT_NE(std::string::npos, lines.find("skipped listener_add record")) << lines;
+        EXPECT_NE(std::string::npos, lines.find("no session 2")) << lines;
+        EXPECT_NE(std::string::npos, lines.find("wrote snapshot.2 of the restored state")) << lines;
+        // The snapshot is the truth now: a new session 2 may take the id.
+        EXPECT_EQ(2u, n.st->session_create(session_params{}).id);
+        n.st->publish();
+        restored = describe(*n.st);
+    }
+    EXPECT_EQ((std::vector<std::string>{"journal.2", "snapshot.2"}), d.files());
+    node n(p, d.path);
+    EXPECT_EQ(0u, n.rep.records_skipped);
+    EXPECT_EQ(restored, describe(*n.st));
+}
+
+TEST(JournalState, compaction_writes_a_snapshot_and_a_new_journal) {
+    temp_dir d;
+    std::string before;
+    {
+        node n(journal_profile(), d.path, 16 * 1024);
+        churn(*n.st);                              // > 16 kB of journal
+        n.st->publish();                           // the first publish past the size compacts
+        n.jr->wait_compaction();
+        EXPECT_EQ((std::vector<std::string>{"journal.2", "snapshot.2"}), d.files());
+        EXPECT_EQ(1u, n.jr->stats().compactions);
+        // Later actions land in journal.2.
+        n.st->listener_add(1, 0xc6120040, 5004, 2);
+        n.st->listener_del(2, 0x0a000002, 5000);
+        n.st->publish();
+        before = describe(*n.st);
+    }
+    node n(journal_profile(), d.path, 16 * 1024);
+    EXPECT_EQ(before, describe(*n.st));
+    EXPECT_EQ(2u, n.rep.epoch);
+    EXPECT_EQ(0u, n.rep.records_skipped);
+}
+
+TEST(JournalState, snapshot_keeps_join_order_across_sessions_for_shedding) {
+    temp_dir d;
+    std::vector<shed_record> want;
+    {
+        node n(journal_profile(), d.path, 1024);
+        n.st->session_create(session_params{});
+        n.st->session_create(session_params{});
+        // Interleaved joins: 1, 2, 1, 2, ...
+        for (uint32_t i = 0; i < 200; ++i) n.st->listener_add(1 + i % 2, 0x0a000001 + i, 5000, 3);
+        n.st->publish();
+        n.st->publish();
+        n.jr->wait_compaction();
+        ASSERT_EQ(1u, n.jr->stats().compactions);
+    }
+    {
+        node n(journal_profile(), "");
+        n.st->session_create(session_params{});
+        n.st->session_create(session_params{});
+        for (uint32_t i = 0; i < 200; ++i) n.st->listener_add(1 + i % 2, 0x0a000001 + i, 5000, 3);
+        want = n.st->shed_newest(3, 7);
+    }
+    node n(journal_profile(), d.path, 1024);
+    const auto got = n.st->shed_newest(3, 7);
+    ASSERT_EQ(want.size(), got.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+        EXPECT_EQ(want[i].session_id, got[i].session_id);
+        EXPECT_EQ(want[i].ip, got[i].ip);
+    }
+}
+
+TEST(JournalState, crash_during_compaction_leaves_a_chain_that_restores) {
+    temp_dir d;
+    std::string before;
+    {
+        node n(journal_profile(), d.path);
+        churn(*n.st);
+        before = describe(*n.st);
+    }
+    // journal.2 started, snapshot.2 never finished: its .tmp is left over.
+    {
+        std::string h;
+        jr::encode_header(jr::file_kind::journal, 2, h);
+        jr::encode(jr::rec_listener_add{1, {0xc6120050, 5004, 1}}, h);
+        std::ofstream(d.path / "journal.2", std::ios::binary) << h;
+        std::ofstream(d.path / "snapshot.2.tmp", std::ios::binary) << "half a snapshot";
+    }
+    {
+        node n(journal_profile(), d.path);
+        EXPECT_EQ(0u, n.rep.records_skipped);
+        n.st->listener_del(1, 0xc6120050, 5004);
+        n.st->publish();
+        EXPECT_EQ(before, describe(*n.st));
+        EXPECT_EQ(2u, n.rep.epoch);
+    }
+    EXPECT_EQ((std::vector<std::string>{"journal.1", "journal.2"}), d.files());
+    // A snapshot that did land, with journal.1 not yet removed: journal.1 is
+    // stale (the snapshot holds it) and must not be applied again.
+    {
+        node n(journal_profile(), d.path, 1);   // compacts at the first publish
+        n.st->publish();
+        n.st->session_create(session_params{});   // something for journal.3
+        n.st->publish();
+        n.jr->wait_compaction();
+        before = describe(*n.st);
+    }
+    std::string old;
+    jr::encode_header(jr::file_kind::journal, 1, old);
+    jr::encode(jr::rec_session_create{params(77, "stale", 40077)}, old);
+    std::ofstream(d.path / "journal.1", std::ios::binary) << old;
+    node n(journal_profile(), d.path);
+    EXPECT_EQ(before, describe(*n.st));
+    EXPECT_FALSE(fs::exists(d.path / "journal.1"));
+}
+
+TEST(JournalState, unusable_snapshot_is_set_aside_and_the_older_chain_is_used) {
+    temp_dir d;
+    {
+        node n(journal_profile(), d.path);
+        n.st->session_create(session_params{});
+        n.st->publish();
+    }
+    // A snapshot.2 with a bad record and nothing before it: no usable
+    // snapshot, and journal.1 is still there.
+    std::string s;
+    jr::encode_header(jr::file_kind::snapshot, 2, s);
+    s += "garbage, not a record";
+    std::ofstream(d.path / "snapshot.2", std::ios::binary) << s;
+    node n(journal_profile(), d.path);
+    ASSERT_EQ(1u, n.st->sessions().size());
+    std::string lines;
+    for (const auto& l : n.rep.lines) lines += l + "\n";
+    EXPECT_NE(std::string::npos, lines.find("snapshot.2 unusable")) << lines;
+    EXPECT_TRUE(fs::exists(d.path / "snapshot.2.bad"));
+}
+
+TEST(JournalState, replay_takes_no_join_tokens) {
+    // 3000 listeners joined over 3 s at 1000/s must come back at once, and
+    // leave the bucket full for the joins after the restart.
+    temp_dir d;
+    auto p = journal_profile();
+    p.limits.join_rate_per_s = 1000;
+    p.limits.session_join_rate_per_s = 1000;
+    {
+        node n(journal_profile(), d.path);
+        n.st->session_create(session_params{});
+        n.st->listener_add_bulk(1, block(0x0a000001, 3000, 1));
+        n.st->publish();
+    }
+    node n(p, d.path);
+    EXPECT_EQ(0u, n.rep.records_skipped);
+    EXPECT_EQ(3000u, n.st->nb_listeners());
+    EXPECT_NO_THROW(n.st->listener_add_bulk(1, block(0x0b000001, 1000, 1)));
+}
+
+TEST(JournalState, restored_listeners_count_against_capacity) {
+    temp_dir d;
+    {
+        node n(journal_profile(), d.path);
+        n.st->session_create(session_params{});
+        n.st->listener_add_bulk(1, block(0x0a000001, 1000, 1));
+        n.st->publish();
+    }
+    // The same relay with a port 100 times slower: the bulk record no longer
+    // fits and is skipped whole (all or nothing, like the action).
+    auto p = journal_profile();
+    p.ports[0].line_rate_mbps = 1;
+    node n(p, d.path);
+    EXPECT_EQ(1u, n.rep.records_skipped);
+    EXPECT_EQ(0u, n.st->nb_listeners());
+    std::string lines;
+    for (const auto& l : n.rep.lines) lines += l + "\n";
+    EXPECT_NE(std::string::npos, lines.find("skipped listener_add_bulk record")) << lines;
+    EXPECT_NE(std::string::npos, lines.find("is full")) << lines;
+}
+
+TEST(JournalState, a_write_that_fails_is_not_acknowledged_and_later_actions_are_refused) {
+    // A real write error: the file size limit (EFBIG) instead of a full disk.
+    temp_dir d;
+    std::string before;
+    struct rlimit old {};
+    ASSERT_EQ(0, ::getrlimit(RLIMIT_FSIZE, &old));
+    auto prev = std::signal(SIGXFSZ, SIG_IGN);
+    {
+        node n(journal_profile(), d.path);
+        n.st->session_create(session_params{});
+        n.st->publish();
+        const auto size = fs::file_size(d.path / "journal.1");
+        struct rlimit lim = old;
+        lim.rlim_cur = size + 100;
+        ASSERT_EQ(0, ::setrlimit(RLIMIT_FSIZE, &lim));
+        n.st->listener_add_bulk(1, block(0x0a000001, 100, 1));   // 700+ bytes: does not fit
+        const uint64_t mark = n.st->change_mark();
+        n.st->publish();
+        EXPECT_FALSE(n.st->wait_published(mark, std::chrono::milliseconds(0)));
+        EXPECT_TRUE(n.st->has_pending());                        // the records wait for a retry
+        EXPECT_EQ(size, fs::file_size(d.path / "journal.1"));    // the partial write was cut off
+        EXPECT_EQ(1u, n.jr->stats().write_errors);
+        try {
+            n.st->listener_add(1, 0x0b000001, 5000, 1);
+            ADD_FAILURE() << "accepted while the journal cannot write";
+        } catch (const action_error& e) {
+            EXPECT_EQ(error_code::capacity, e.code);
+            EXPECT_NE(std::string::npos, std::string(e.what()).find("File too large")) << e.what();
+        }
+        EXPECT_EQ(100u, n.st->nb_listeners());                    // the refusal changed nothing
+        // Space again: the next publish (after the 100 ms back-off) writes it all.
+        ASSERT_EQ(0, ::setrlimit(RLIMIT_FSIZE, &old));
+        std::this_thread::sleep_for(std::chrono::milliseconds(120));
+        n.st->publish();
+        EXPECT_TRUE(n.st->wait_published(mark, std::chrono::milliseconds(0)));
+        EXPECT_FALSE(n.st->has_pending());
+        n.st->listener_add(1, 0x0b000001, 5000, 1);
+        n.st->publish();
+        before = describe(*n.st);
+    }
+    ::setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, prev);
+    node n(journal_profile(), d.path);
+    EXPECT_EQ(before, describe(*n.st));
+    EXPECT_EQ(101u, n.st->nb_listeners());
+}
+
+TEST(JournalState, discard_removes_only_journal_files) {
+    temp_dir d;
+    {
+        node n(journal_profile(), d.path);
+        n.st->session_create(session_params{});
+        n.st->publish();
+    }
+    std::ofstream(d.path / "notes.txt") << "operator's";
+    std::ofstream(d.path / "snapshot.3.tmp") << "x";
+    uint64_t bytes = 0;
+    EXPECT_EQ(2u, journal::discard(d.path.string(), &bytes));
+    EXPECT_GT(bytes, jr::header_size);
+    EXPECT_EQ((std::vector<std::string>{"notes.txt"}), d.files());
+    node n(journal_profile(), d.path);
+    EXPECT_TRUE(n.rep.empty);
+}
+
+}  // namespace
