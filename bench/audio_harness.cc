@@ -170,16 +170,20 @@ rec_result bench_recorder(rte_mempool* pool, unsigned k, double seconds, const s
     const std::string dir = mkdtemp(tmpl);
     svc::recorder_options ro;
     ro.dir = dir;
+    // Capacity, not the profile's cap (recording.max_tracks, 1024 by default).
+    ro.max_tracks = 1u << 20;
     rec_result res{k, 0, 0, 0, 0, 0};
     {
         svc::recorder rec(ro, sh, ring);
         rec.set_threaded(true);
         std::atomic<bool> stop{false};
-        // The recorder thread exactly as the relay runs it: poll, and sleep
-        // 2 ms when there was nothing to do.
+        // The recorder thread exactly as the relay runs it: poll (online),
+        // io (offline: files, writes, syncs), and sleep 2 ms when there was
+        // nothing to do.
         std::thread thr([&] {
             while (!stop.load()) {
-                if (rec.poll() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+                const unsigned w = rec.poll() + rec.io(svc::mono_ns());
+                if (w == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
             }
         });
         const uint64_t period = 20000000;

@@ -632,8 +632,11 @@ void read_api(const context& c, const toml::table& root, api_config& api) {
 }
 
 void read_recording(const context& c, const toml::table& root, recording_config& rc) {
-    const auto r = section(c, root, "recording", {"dir"});
+    const auto r = section(c, root, "recording", {"dir", "max_tracks_per_recording", "max_tracks"});
     r.opt_string("dir", rc.dir);
+    // Each track holds a file descriptor while its session records.
+    r.opt_uint("max_tracks_per_recording", rc.max_tracks_per_recording, 1, 65536);
+    r.opt_uint("max_tracks", rc.max_tracks, 1, 65536);
     // Absolute: the daemon's working directory is nobody's business, and a
     // relative path would land recordings somewhere different per start-up.
     if (rc.dir.empty() || rc.dir.front() != '/') r.fail("dir", fmt::format("\"{}\" is not an absolute path", rc.dir));
@@ -662,13 +665,16 @@ void read_overload(const context& c, const toml::table& root, overload_config& o
 void read_mixer(const context& c, const toml::table& root, mixer_settings& m) {
     const auto r = section(c, root, "mixer",
                            {"channels", "bitrate_kbps", "complexity", "jitter_ms", "plc_max_frames",
-                            "speaker_timeout_ms"});
+                            "speaker_timeout_ms", "max_decoders_per_session"});
     r.opt_uint("channels", m.channels, 1, 2);
     r.opt_uint("bitrate_kbps", m.bitrate_kbps, 6, 510);   // Opus's range
     r.opt_uint("complexity", m.complexity, 0, 10);
     r.opt_uint("jitter_ms", m.jitter_ms, 0, 1000);
     r.opt_uint("plc_max_frames", m.plc_max_frames, 0, 50);
     r.opt_uint("speaker_timeout_ms", m.speaker_timeout_ms, 100, 600000);
+    // Each decoder costs ~19 us of the mixer's core per 20 ms frame while
+    // its speaker talks (docs/audio.md); 1024 is already 100 % of a core.
+    r.opt_uint("max_decoders_per_session", m.max_decoders_per_session, 1, 1024);
 }
 
 void read_journal(const context& c, const toml::table& root, journal_config& jc) {

@@ -129,10 +129,13 @@ struct mixer_settings {
     unsigned jitter_ms = 60;              // playout delay of a speaker after its first packet
     unsigned plc_max_frames = 3;          // concealed frames before a missing speaker goes silent
     unsigned speaker_timeout_ms = 5000;   // a speaker silent this long is dropped
+    unsigned max_decoders_per_session = 16;  // Opus decoders (speaker SSRCs) per mixed session
 };
 
 struct recording_config {
     std::string dir = "/var/lib/stentor/recordings";   // Ogg Opus files of recorded sessions
+    unsigned max_tracks_per_recording = 32;            // track files (speaker SSRCs) per recording
+    unsigned max_tracks = 1024;                        // track files open in the whole relay
 };
 
 // The write-ahead journal of the API's actions (control/journal.h). Off by

@@ -18,6 +18,7 @@
 #include "flow.h"
 #include "stentor/dp_shared.h"
 #include "stentor/dp_worker.h"
+#include "stentor/services/clock.h"
 #include "stentor/services/mixer.h"
 #include "stentor/services/service_thread.h"
 
@@ -233,9 +234,12 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         mc.jitter_ms = p.mixer.jitter_ms;
         mc.plc_max_frames = p.mixer.plc_max_frames;
         mc.speaker_timeout_ms = p.mixer.speaker_timeout_ms;
+        mc.max_decoders_per_session = p.mixer.max_decoders_per_session;
         im.mixer = std::make_unique<svc::mixer>(mc);
         svc::recorder_options ro;
         ro.dir = o.recording_dir.empty() ? p.recording.dir : o.recording_dir;
+        ro.max_tracks_per_recording = p.recording.max_tracks_per_recording;
+        ro.max_tracks = p.recording.max_tracks;
         im.rec = std::make_unique<svc::recorder>(ro, im.shared, rr);
     }
     im.policers = static_cast<dp::dp_policer*>(
@@ -308,7 +312,10 @@ void relay::start() {
             [&im](uint64_t now) {
                 // Busy: come back at once; idle: 2 ms (the ring holds 8192).
                 return im.rec->poll() > 0 ? now : now + 2000000;
-            });
+            },
+            // The disk, offline as a reader: a stalled open or fsync holds
+            // no publish (issue 10, item 6).
+            [&im](uint64_t now) { return im.rec->io(now) > 0 ? now : now + 2000000; });
         try {
             im.mixer_thread->start();
             im.rec->set_threaded(true);
@@ -335,7 +342,7 @@ void relay::stop() {
 unsigned relay::poll_services(uint64_t now_ns) {
     auto& im = *_impl;
     if (im.services_running) return 0;
-    return im.mixer->poll(now_ns) + im.rec->poll();
+    return im.mixer->poll(now_ns) + im.rec->poll() + im.rec->io(svc::mono_ns());
 }
 
 std::vector<recording_info> relay::recordings() const { return _impl->rec->recordings(); }

@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libmicrohttpd-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libfmt-dev
   libogg-dev libopusfile-dev libpcap-dev libnuma-dev
+  libfuse3-dev   # tests: slow_fs, a FUSE disk whose calls the recorder tests hold
   libcurl4-openssl-dev libcpp-httplib-dev
   # real peers and tools for the demo and end-to-end tests
   ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good

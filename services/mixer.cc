@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include <opus/opus.h>
@@ -23,7 +24,9 @@ constexpr int sample_rate = 48000;
 constexpr unsigned jb_slots = 16;            // 320 ms of 20 ms frames
 constexpr unsigned max_payload = 1500;
 constexpr int max_packet_samples = 5760;     // 120 ms, the longest Opus packet
-constexpr unsigned max_speakers_per_session = 1024;
+// Refused SSRCs a session remembers, so that each is counted and logged
+// once; past that, their packets are still counted (16 KiB per session).
+constexpr size_t max_refused_remembered = 4096;
 constexpr float limiter_threshold = 0.966f;  // -0.3 dBFS
 constexpr double limiter_release_ms = 500.0;
 constexpr unsigned max_encoded = 1400;       // fits any MTU-1500 path with headers
@@ -101,6 +104,8 @@ struct mixer::session {
     float release_coef = 0.04f;
     std::vector<std::unique_ptr<speaker>> speakers;
     std::vector<float> mix;
+    std::unordered_set<uint32_t> refused;   // SSRCs over the decoder cap (counted and logged once)
+    bool refused_overflow = false;
 
     ~session() {
         if (enc != nullptr) opus_encoder_destroy(enc);
@@ -287,10 +292,26 @@ void mixer::buffer(session& s, const rtp::view& v, uint64_t now_ns) {
     for (auto& p : s.speakers)
         if (p->ssrc == v.ssrc) sp = p.get();
     if (sp == nullptr) {
-        if (s.speakers.size() >= max_speakers_per_session) {
-            ++_stats.overflow;
+        const bool known = s.refused.count(v.ssrc) != 0;
+        if (s.speakers.size() >= _cfg.max_decoders_per_session) {
+            ++_stats.refused_packets;
+            if (known) return;
+            if (s.refused.size() < max_refused_remembered) {
+                s.refused.insert(v.ssrc);
+                ++_stats.speakers_refused;
+                std::fprintf(stderr, "stentor: mixer: session %u: SSRC %08x refused: the session has %u decoders "
+                                     "(mixer.max_decoders_per_session); its packets are not mixed\n",
+                             s.id, v.ssrc, _cfg.max_decoders_per_session);
+            } else if (!s.refused_overflow) {
+                s.refused_overflow = true;
+                std::fprintf(stderr, "stentor: mixer: session %u: more than %zu SSRCs refused; the next ones are "
+                                     "counted in mixer/refused_packets only\n",
+                             s.id, max_refused_remembered);
+            }
             return;
         }
+        // A place freed since (a speaker timed out).
+        if (known) s.refused.erase(v.ssrc);
         // Speakers are decoded to mono and sit in the centre of the mix: a
         // voice room has no use for each speaker's stereo image, and libopus
         // synthesises one channel instead of two (audio_harness: 100 stereo

@@ -186,6 +186,17 @@ void ogg_opus_track::push(uint16_t seq, uint32_t ts, const uint8_t* payload, uin
     }
 }
 
+void ogg_opus_track::flush(uint64_t now_ns, uint64_t hold_ns) {
+    if (!_started || _finished) return;
+    if (now_ns >= _last_arrival_ns + hold_ns) {
+        while (!_window.empty()) {
+            write(_window.front(), false);
+            _window.pop_front();
+        }
+    }
+    drain_pages(true);
+}
+
 void ogg_opus_track::finish() {
     if (_finished) return;
     _finished = true;

@@ -31,6 +31,12 @@ public:
 
     void push(uint16_t seq, uint32_t ts, const uint8_t* payload, uint32_t len, uint64_t arrival_ns);
     void finish();                                   // write what is held, end of stream
+    // Called at least every second by the recorder: if no packet arrived for
+    // `hold_ns`, the reorder window is written out (a packet that comes
+    // later for that stretch counts as late); then whatever audio is not on
+    // a page yet goes on one. So a crash, or a speaker going quiet (DTX),
+    // leaves at most about a second of audio only in memory.
+    void flush(uint64_t now_ns, uint64_t hold_ns);
 
     std::string& pending() { return _out; }          // pages not yet taken by the writer
     uint64_t granule() const { return _written; }    // samples written, incl. pre-skip

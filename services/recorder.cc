@@ -1,21 +1,31 @@
 #include "stentor/services/recorder.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdarg>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <map>
 #include <mutex>
 #include <set>
+#include <unordered_set>
 
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
 #include "messages.h"
 #include "ogg_opus_track.h"
+#include "ogg_repair.h"
 #include "record_input.h"
 #include "stentor/dp_shared.h"
 #include "stentor/services/clock.h"
@@ -27,8 +37,15 @@ namespace {
 
 // The API lists the latest finalised recordings; older ones stay on disk.
 constexpr size_t max_listed = 4096;
-// Writes in flight per file; the rest of its pages waits in memory.
-constexpr unsigned max_inflight_per_file = 8;
+// Refused SSRCs a recording remembers, so that each is counted and logged
+// once; past that, refused packets are still counted (refused_packets)
+// but not their SSRCs: 16 KiB per recording at most.
+constexpr size_t max_refused_remembered = 4096;
+// A speaker's packets held for reordering are written out once it has
+// sent nothing for this long (DTX), so that they reach the disk too.
+constexpr uint64_t reorder_hold_ns = 200000000;
+// Bounded: a dead disk cannot hold the end of a session for long.
+constexpr uint64_t finalise_timeout_ns = 10000000000ull;
 
 int64_t unix_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -44,30 +61,44 @@ std::string utc_stamp() {
     return b;
 }
 
+bool disk_full(int err) { return err == ENOSPC || err == EDQUOT; }
+
+struct rec;
+
 struct track {
-    uint32_t ssrc;
+    rec* owner = nullptr;
+    uint32_t ssrc = 0;
     std::unique_ptr<ogg_opus_track> ogg;
     uring_file file;
     double start_offset_s = 0;
+    bool open_pending = true;      // its file is created by io(), offline
+    bool closed = false;
+    bool paused = false;           // disk full: packets dropped until a write succeeds again
+    uint64_t paused_since_ns = 0;
+    uint64_t paused_ns = 0;        // pauses that ended
+    uint64_t paused_packets = 0;
+    uint64_t next_retry_ns = 0;
+    uint64_t next_flush_ns = 0;
+    bool sync_due = false;
 };
 
 struct rec {
     recording_info info;
-    uint64_t generation = 0;      // 0: announced, no packet yet
+    uint64_t generation = 0;       // 0: announced, no packet yet
     uint64_t start_ns = 0;
     std::string stamp;
     bool failed = false;
     bool closed = false;
     std::vector<std::unique_ptr<track>> tracks;
+    std::unordered_set<uint32_t> refused;
+    bool refused_overflow = false;
 };
 
-enum class cmd_kind { started, ended, all };
+enum class cmd_kind { ended, all };
 
 struct command {
     cmd_kind kind;
     uint32_t id;
-    std::string name;
-    std::string mode;
 };
 
 }  // namespace
@@ -78,6 +109,9 @@ struct recorder::impl {
     rte_ring* ring;
     uring_writer writer;
 
+    // Guards everything below. The recorder thread holds it while it works
+    // in memory and releases it around every blocking call; the control
+    // plane's reads and session_started take it briefly.
     mutable std::mutex mu;
     std::condition_variable cv;
     bool threaded = false;
@@ -86,16 +120,20 @@ struct recorder::impl {
     uint64_t cmd_done = 0;
 
     std::map<uint32_t, std::unique_ptr<rec>> active;         // by session id
-    std::vector<std::unique_ptr<rec>> done;                  // finalised, oldest first
+    std::vector<std::unique_ptr<rec>> retiring;              // ended, being finalised by io()
+    std::vector<std::unique_ptr<rec>> done;                  // finalised or recovered, oldest first
     std::set<uint64_t> closed_generations;
+    unsigned open_tracks = 0;                                // tracks of active or retiring recordings not closed
+    uint64_t now_ns = 0;                                     // io()'s clock, for the writer's callbacks
+    // Lines logged by poll() (online): written to stderr by io(), offline
+    // and without the lock, since a stalled log pipe blocks like a disk.
+    std::vector<std::string> log_lines;
+    uint64_t log_dropped = 0;
     recorder_stats st;
 
     impl(const recorder_options& o, dp::dp_shared& s, rte_ring* r)
-        : opt(o), sh(s), ring(r), writer(o.queue_depth, [this](uring_file& f, const std::string& why) {
-              rec* fr = find_rec_of_file(&f);
-              if (fr != nullptr) fail(*fr, "write " + f.path + ": " + why);
-              else ++st.write_errors;
-          }) {
+        : opt(o), sh(s), ring(r),
+          writer(o.queue_depth, [this](uring_file& f, uring_writer::op op, int err) { io_error(f, op, err); }) {
         // Every recorded track holds a file open until its session ends; the
         // default soft limit (1024) would cap a relay at ~1000 tracks.
         rlimit rl{};
@@ -103,7 +141,39 @@ struct recorder::impl {
             rl.rlim_cur = rl.rlim_max;
             setrlimit(RLIMIT_NOFILE, &rl);
         }
+        recover();
     }
+
+    // ---- states
+
+    void log_later(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
+        if (log_lines.size() >= 1024) {
+            ++log_dropped;
+            return;
+        }
+        char b[512];
+        va_list ap;
+        va_start(ap, fmt);
+        std::vsnprintf(b, sizeof b, fmt, ap);
+        va_end(ap);
+        log_lines.emplace_back(b);
+    }
+
+    // Under the lock; the caller writes them after releasing it.
+    std::vector<std::string> take_log() {
+        std::vector<std::string> v;
+        v.swap(log_lines);
+        if (log_dropped > 0) {
+            v.push_back("stentor: recorder: " + std::to_string(log_dropped) + " log lines dropped (more than 1024 per step)");
+            log_dropped = 0;
+        }
+        return v;
+    }
+
+    static void write_log(const std::vector<std::string>& lines) {
+        for (const auto& l : lines) std::fprintf(stderr, "%s\n", l.c_str());
+    }
+
 
     void fail(rec& r, const std::string& what) {
         ++st.write_errors;
@@ -119,7 +189,11 @@ struct recorder::impl {
     // with the others.
     void failed(rec* r, uint32_t session_id, const char* what) noexcept {
         ++st.session_errors;
-        std::fprintf(stderr, "stentor: recorder: recording of session %u failed: %s\n", session_id, what);
+        try {
+            log_later("stentor: recorder: recording of session %u failed: %s", session_id, what);
+        } catch (...) {
+            // No memory for the line: the counter says it.
+        }
         if (r == nullptr || r->failed) return;
         r->failed = true;
         try {
@@ -130,66 +204,52 @@ struct recorder::impl {
         }
     }
 
+    void pause(rec& r, track& t, const std::string& why) {
+        if (t.paused) return;      // a retry that failed again
+        t.paused = true;
+        t.paused_since_ns = now_ns;
+        t.next_retry_ns = now_ns + opt.retry_interval_ns;
+        ++st.disk_full_pauses;
+        ++st.write_errors;
+        if (!r.failed) r.info.state = "paused";
+        if (r.info.error.empty()) r.info.error = why;
+        log_later("stentor: recorder: session %u track %08x paused (%s); retrying every %llu ms",
+                     r.info.session_id, t.ssrc, why.c_str(),
+                     static_cast<unsigned long long>(opt.retry_interval_ns / 1000000));
+    }
+
+    void resume(rec& r, track& t) {
+        if (!t.paused) return;
+        t.paused = false;
+        t.paused_ns += now_ns - t.paused_since_ns;
+        log_later("stentor: recorder: session %u track %08x resumed after %.1f s (%llu packets not recorded)",
+                     r.info.session_id, t.ssrc, static_cast<double>(now_ns - t.paused_since_ns) / 1e9,
+                     static_cast<unsigned long long>(t.paused_packets));
+        if (r.failed) return;
+        for (const auto& x : r.tracks)
+            if (x->paused) return;
+        r.info.state = "recording";
+    }
+
+    void io_error(uring_file& f, uring_writer::op op, int err) {
+        auto* t = static_cast<track*>(f.owner);
+        if (t == nullptr) {
+            ++st.write_errors;
+            return;
+        }
+        rec& r = *t->owner;
+        const std::string why = std::string(op == uring_writer::op::write ? "write " : "fdatasync ") + f.path + ": " +
+                                std::strerror(err);
+        if (op == uring_writer::op::write && disk_full(err)) pause(r, *t, why);
+        else fail(r, why);
+    }
+
     rec* active_rec(uint32_t id) noexcept {
         auto it = active.find(id);
         return it != active.end() ? it->second.get() : nullptr;
     }
 
-    // Only when a write fails: a linear search is fine there.
-    rec* find_rec_of_file(const uring_file* f) {
-        for (auto& [id, r] : active)
-            for (auto& t : r->tracks)
-                if (&t->file == f) return r.get();
-        for (auto& r : done)
-            for (auto& t : r->tracks)
-                if (&t->file == f) return r.get();
-        return nullptr;
-    }
-
-    // ---- pages to disk
-
-    // Hand a track's finished pages to the writer (no wait).
-    void flush_track(rec& r, track& t) {
-        std::string& p = t.ogg->pending();
-        if (p.empty() || t.file.fd < 0) return;
-        if (r.failed) {
-            p.clear();
-            return;
-        }
-        if (p.size() > opt.max_backlog_bytes) {
-            fail(r, "write " + t.file.path + ": more than " + std::to_string(opt.max_backlog_bytes >> 20) +
-                        " MiB not written yet (disk too slow)");
-            p.clear();
-            return;
-        }
-        if (t.file.inflight >= max_inflight_per_file) return;
-        std::string bytes;
-        bytes.swap(p);
-        if (!writer.append(t.file, std::move(bytes))) fail(r, "write " + t.file.path + ": submission queue full");
-    }
-
-    void wait_idle(rec& r) {
-        // Bounded: a dead disk cannot hold the control plane for long.
-        const uint64_t deadline = mono_ns() + 10ull * 1000000000ull;
-        for (;;) {
-            writer.submit();
-            writer.reap();
-            bool busy = false;
-            for (auto& t : r.tracks) {
-                flush_track(r, *t);
-                busy |= t->file.inflight > 0 || (!t->ogg->pending().empty() && !r.failed);
-            }
-            if (!busy) return;
-            if (mono_ns() > deadline) {
-                fail(r, "write: no completion within 10 s");
-                return;
-            }
-            writer.submit();
-            writer.wait_one(100000000);
-        }
-    }
-
-    // ---- recordings
+    // ---- recordings, in memory (poll() and the control plane)
 
     rec& start_rec(uint32_t id, const std::string& name, const std::string& mode) {
         auto r = std::make_unique<rec>();
@@ -201,27 +261,49 @@ struct recorder::impl {
         r->start_ns = mono_ns();
         r->stamp = utc_stamp();
         if (!writer.ok()) fail(*r, writer.error());
-        if (active.count(id) != 0) end(id);
         auto& slot = active[id];
         slot = std::move(r);
         return *slot;
     }
 
-    track* open_track(rec& r, uint32_t ssrc, unsigned channels) {
+    // Off the active list: io() finalises it (the files are closed there).
+    void retire(uint32_t id) {
+        auto it = active.find(id);
+        if (it == active.end()) return;
+        retiring.push_back(std::move(it->second));
+        active.erase(it);
+    }
+
+    bool room_for_track(const rec& r) const noexcept {
+        return r.tracks.size() < opt.max_tracks_per_recording && open_tracks < opt.max_tracks;
+    }
+
+    // Over a cap: counted and logged once per SSRC, not per packet.
+    void refuse(rec& r, uint32_t ssrc) {
+        if (r.refused.size() < max_refused_remembered) {
+            r.refused.insert(ssrc);
+            ++st.tracks_refused;
+            const bool per_rec = r.tracks.size() >= opt.max_tracks_per_recording;
+            log_later("stentor: recorder: session %u: SSRC %08x refused: %s (%u tracks); its packets are not recorded",
+                      r.info.session_id, ssrc,
+                      per_rec ? "the recording has recording.max_tracks_per_recording"
+                              : "the relay has recording.max_tracks open",
+                      per_rec ? opt.max_tracks_per_recording : opt.max_tracks);
+        } else if (!r.refused_overflow) {
+            r.refused_overflow = true;
+            log_later("stentor: recorder: session %u: more than %zu SSRCs refused; the next ones are counted "
+                      "in recorder/refused_packets only",
+                      r.info.session_id, max_refused_remembered);
+        }
+    }
+
+    // In memory only: io() creates the file.
+    track* add_track(rec& r, uint32_t ssrc, unsigned channels) {
         auto t = std::make_unique<track>();
+        t->owner = &r;
         t->ssrc = ssrc;
+        t->file.owner = t.get();
         t->start_offset_s = static_cast<double>(mono_ns() - r.start_ns) / 1e9;
-        char suffix[16];
-        if (r.info.mode == "mix")
-            std::snprintf(suffix, sizeof suffix, "mix");
-        else
-            std::snprintf(suffix, sizeof suffix, "%08x", ssrc);
-        const std::string base = "session-" + std::to_string(r.info.session_id) + "-" + r.stamp + "-" + suffix;
-        std::string why;
-        if (writer.create(t->file, opt.dir, base, ".opus", why))
-            ++st.files_opened;
-        else
-            fail(r, why);
         std::vector<std::pair<std::string, std::string>> tags{
             {"ENCODER", r.info.mode == "mix" ? "stentor mixer (libopus)" : "stentor relay (RTP payload unchanged)"},
             {"TITLE", r.info.name},
@@ -231,71 +313,9 @@ struct recorder::impl {
         };
         // The serial is the SSRC: unique within the file, as Ogg requires.
         t->ogg = std::make_unique<ogg_opus_track>(ssrc, channels, opt.pre_skip, tags, opt.reorder_window);
-        if (r.info.path.empty()) r.info.path = t->file.path;
         r.tracks.push_back(std::move(t));
+        ++open_tracks;
         return r.tracks.back().get();
-    }
-
-    void refresh(rec& r) {
-        double dur = 0;
-        uint64_t bytes = 0;
-        r.info.tracks.clear();
-        for (auto& t : r.tracks) {
-            recording_track rt;
-            rt.ssrc = t->ssrc;
-            rt.path = t->file.path;
-            rt.start_offset_s = t->start_offset_s;
-            rt.duration_s = t->ogg->duration_s();
-            rt.bytes = t->file.written;
-            rt.stats = t->ogg->stats();
-            dur = std::max(dur, rt.duration_s);
-            bytes += rt.bytes;
-            r.info.tracks.push_back(rt);
-        }
-        r.info.duration_s = dur;
-        r.info.bytes = bytes;
-    }
-
-    // finalise() threw: close what is open, so no fd outlives the recording.
-    void give_up(rec& r, const char* what) noexcept {
-        failed(&r, r.info.session_id, what);
-        for (auto& t : r.tracks) {
-            std::string why;
-            if (t->file.fd >= 0 && writer.close(t->file, false, why)) ++st.files_finalised;
-        }
-        r.closed = true;
-    }
-
-    void finalise(rec& r) {
-        if (r.closed) return;
-        for (auto& t : r.tracks) t->ogg->finish();
-        if (writer.ok()) wait_idle(r);
-        for (auto& t : r.tracks) {
-            if (t->file.fd < 0) continue;
-            std::string why;
-            if (!writer.close(t->file, !r.failed, why)) fail(r, why);
-            ++st.files_finalised;
-        }
-        r.closed = true;
-        if (!r.failed) r.info.state = "finalised";
-        r.info.ended_unix_ms = unix_ms();
-        refresh(r);
-        if (r.generation != 0) closed_generations.insert(r.generation);
-    }
-
-    void end(uint32_t id) {
-        auto it = active.find(id);
-        if (it == active.end()) return;
-        try {
-            finalise(*it->second);
-        } catch (const std::exception& e) {
-            give_up(*it->second, e.what());
-        } catch (...) {
-            give_up(*it->second, "unknown exception");
-        }
-        done.push_back(std::move(it->second));
-        active.erase(it);
-        if (done.size() > max_listed) done.erase(done.begin());
     }
 
     // One message off the record ring (record_input.h says what it is).
@@ -312,11 +332,10 @@ struct recorder::impl {
             ++st.after_end;
             return;
         }
-        auto it = active.find(ds.id);
-        rec* r = it != active.end() ? it->second.get() : nullptr;
+        rec* r = active_rec(ds.id);
         if (r != nullptr && r->generation != 0 && r->generation != ds.generation) {
             // The session was recreated without the control plane telling us.
-            end(ds.id);
+            retire(ds.id);
             r = nullptr;
         }
         if (r == nullptr) r = &start_rec(ds.id, "", ds.mode == dp::session_mode_mix ? "mix" : "forward");
@@ -333,44 +352,22 @@ struct recorder::impl {
         for (auto& x : r->tracks)
             if (x->ssrc == pk.rtp.ssrc) t = x.get();
         if (t == nullptr) {
-            t = open_track(*r, pk.rtp.ssrc, pk.channels);
-            if (r->failed) {
-                ++st.error_dropped;
+            const bool known = r->refused.count(pk.rtp.ssrc) != 0;
+            if (!room_for_track(*r)) {
+                if (!known) refuse(*r, pk.rtp.ssrc);
+                ++st.refused_packets;
                 return;
             }
+            // A cap that had no room before (another recording ended since).
+            if (known) r->refused.erase(pk.rtp.ssrc);
+            t = add_track(*r, pk.rtp.ssrc, pk.channels);
+        }
+        if (t->paused) {
+            ++t->paused_packets;
+            ++st.paused_packets;
+            return;
         }
         t->ogg->push(pk.rtp.seq, pk.rtp.ts, pk.rtp.payload, pk.rtp.len, now);
-    }
-
-    void run_commands() {
-        for (auto& c : cmds) {
-            try {
-                run(c);
-            } catch (const std::exception& e) {
-                failed(active_rec(c.id), c.id, e.what());
-            } catch (...) {
-                failed(active_rec(c.id), c.id, "unknown exception");
-            }
-        }
-        cmds.clear();
-    }
-
-    void run(const command& c) {
-        switch (c.kind) {
-        case cmd_kind::started:
-            if (active.count(c.id) == 0) start_rec(c.id, c.name, c.mode);
-            else {
-                active[c.id]->info.name = c.name;
-                active[c.id]->info.mode = c.mode;
-            }
-            break;
-        case cmd_kind::ended:
-            end(c.id);
-            break;
-        case cmd_kind::all:
-            while (!active.empty()) end(active.begin()->first);
-            break;
-        }
     }
 
     void take_guarded(const rte_mbuf* m, const dp::dp_snapshot* snap, uint64_t now) noexcept {
@@ -392,41 +389,425 @@ struct recorder::impl {
     unsigned poll_locked() {
         const uint64_t now = mono_ns();
         const dp::dp_snapshot* snap = sh.snapshot.load(std::memory_order_acquire);
-        unsigned work = drain_messages(ring, [&](const rte_mbuf* m) { take_guarded(m, snap, now); });
-        if (!cmds.empty()) {
-            run_commands();
-            ++work;
+        return drain_messages(ring, [&](const rte_mbuf* m) { take_guarded(m, snap, now); });
+    }
+
+    // ---- the disk (io(): offline as a reader; blocking calls without `mu`)
+
+    static std::string base_name(const rec& r, const track& t) {
+        char suffix[16];
+        if (r.info.mode == "mix")
+            std::snprintf(suffix, sizeof suffix, "mix");
+        else
+            std::snprintf(suffix, sizeof suffix, "%08x", t.ssrc);
+        return "session-" + std::to_string(r.info.session_id) + "-" + r.stamp + "-" + suffix;
+    }
+
+    // Create the files of tracks that have none yet (all recordings, or only
+    // `only`), then fsync the directory once.
+    unsigned open_pending(std::unique_lock<std::mutex>& lk, rec* only) {
+        struct job {
+            rec* r;
+            track* t;
+            std::string base;
+            part_file out;
+            int err = 0;
+            std::string why;
+            bool ok = false;
+        };
+        std::vector<job> jobs;
+        auto collect = [&](rec& r, bool now_or_never) {
+            if (r.failed || r.closed) return;
+            for (auto& t : r.tracks)
+                if (t->open_pending && !t->closed && (!t->paused || now_or_never || now_ns >= t->next_retry_ns))
+                    jobs.push_back({&r, t.get(), base_name(r, *t), {}, 0, {}, false});
+        };
+        if (only != nullptr) {
+            collect(*only, true);
+        } else {
+            for (auto& [id, r] : active) collect(*r, false);
         }
-        if (writer.ok()) {
-            for (auto& [id, r] : active) {
-                try {
-                    for (auto& t : r->tracks) flush_track(*r, *t);
-                } catch (const std::exception& e) {
-                    failed(r.get(), id, e.what());
-                } catch (...) {
-                    failed(r.get(), id, "unknown exception");
-                }
+        if (jobs.empty()) return 0;
+        lk.unlock();
+        bool any = false;
+        for (auto& j : jobs) any |= j.ok = create_part(opt.dir, j.base, ".opus", j.out, j.err, j.why);
+        std::string dir_why;
+        const bool dir_ok = !any || sync_dir(opt.dir, dir_why);
+        lk.lock();
+        for (auto& j : jobs) {
+            track& t = *j.t;
+            if (j.ok) {
+                t.file.fd = j.out.fd;
+                t.file.path = j.out.path;
+                t.file.final_path = j.out.final_path;
+                t.open_pending = false;
+                t.next_flush_ns = now_ns + opt.sync_interval_ns;
+                ++st.files_opened;
+                if (j.r->info.path.empty()) j.r->info.path = t.file.path;
+                resume(*j.r, t);
+            } else if (disk_full(j.err)) {
+                pause(*j.r, t, j.why);
+                t.next_retry_ns = now_ns + opt.retry_interval_ns;
+            } else {
+                fail(*j.r, j.why);
             }
-            writer.submit();
-            work += writer.reap();
         }
+        if (!dir_ok) {
+            ++st.write_errors;
+            log_later("stentor: recorder: %s", dir_why.c_str());
+        }
+        return static_cast<unsigned>(jobs.size());
+    }
+
+    // Pages to the writer, writes and syncs submitted; no wait.
+    void service_track(rec& r, track& t, uint64_t now) {
+        if (t.file.fd < 0 || t.closed) return;
+        std::string& pages = t.ogg->pending();
+        if (r.failed) {
+            pages.clear();
+            t.file.queue.clear();
+            return;
+        }
+        if (now >= t.next_flush_ns) {
+            t.ogg->flush(now, reorder_hold_ns);
+            t.next_flush_ns = now + opt.sync_interval_ns;
+            t.sync_due = true;
+        }
+        if (!pages.empty()) {
+            if (t.file.queue.size() + pages.size() > opt.max_backlog_bytes) {
+                fail(r, "write " + t.file.path + ": more than " + std::to_string(opt.max_backlog_bytes >> 20) +
+                            " MiB not written yet (disk too slow)");
+                pages.clear();
+                t.file.queue.clear();
+                return;
+            }
+            t.file.queue += pages;
+            pages.clear();
+        }
+        if (t.paused) {
+            if (now < t.next_retry_ns || t.file.write_inflight) return;
+            t.next_retry_ns = now + opt.retry_interval_ns;
+        }
+        if (!writer.pump(t.file)) fail(r, "write " + t.file.path + ": submission queue full");
+        if (t.sync_due && !t.paused && !t.file.write_inflight) {
+            if (!writer.sync(t.file)) fail(r, "fdatasync " + t.file.path + ": submission queue full");
+            t.sync_due = false;
+        }
+    }
+
+    // A paused track whose retried write went through resumes.
+    void resume_written(rec& r) {
+        for (auto& t : r.tracks)
+            if (t->paused && !t->open_pending && t->file.error == 0 && !t->file.write_inflight) resume(r, *t);
+    }
+
+    void finalise(rec& r, std::unique_lock<std::mutex>& lk) {
+        if (r.closed) return;
+        for (auto& t : r.tracks) t->ogg->finish();
+        open_pending(lk, &r);      // a track whose first packet came just now
+        // Everything to the kernel (a paused track tries once more), then
+        // wait for the writes and syncs in flight.
+        const uint64_t deadline = mono_ns() + finalise_timeout_ns;
+        bool first = true;
+        for (;;) {
+            writer.reap();
+            resume_written(r);
+            bool busy = false;
+            for (auto& t : r.tracks) {
+                if (t->file.fd < 0) continue;
+                std::string& pages = t->ogg->pending();
+                if (r.failed) {
+                    pages.clear();
+                    t->file.queue.clear();
+                } else {
+                    t->file.queue += pages;
+                    pages.clear();
+                    if (!t->paused || first) writer.pump(t->file);
+                }
+                busy |= t->file.write_inflight || t->file.sync_inflight ||
+                        (!t->file.queue.empty() && !r.failed && !t->paused);
+            }
+            first = false;
+            writer.submit();
+            if (!busy) break;
+            if (mono_ns() > deadline) {
+                fail(r, "write: no completion within 10 s");
+                break;
+            }
+            lk.unlock();
+            writer.wait_ready(100000000);
+            lk.lock();
+        }
+        // fsync, close, rename (or, for a file that missed bytes, cut it
+        // back to its last whole page and close the stream there).
+        struct job {
+            track* t;
+            int fd;
+            bool whole;
+            bool empty;
+            std::string part, final_path, now_path, why;
+            bool ok = false;
+        };
+        std::vector<job> jobs;
+        for (auto& t : r.tracks) {
+            if (t->closed) continue;
+            if (t->file.fd < 0) {
+                t->closed = true;  // never created: nothing on disk
+                --open_tracks;
+                continue;
+            }
+            const bool whole = !r.failed && !t->paused && t->file.queue.empty() && !t->file.write_inflight;
+            jobs.push_back({t.get(), t->file.fd, whole, t->file.written == 0, t->file.path, t->file.final_path, {}, {}});
+        }
+        lk.unlock();
+        for (auto& j : jobs) {
+            if (j.whole) {
+                j.ok = finish_part(j.fd, true, j.part, j.final_path, j.now_path, j.why);
+            } else if (j.empty) {
+                ::close(j.fd);
+                ::unlink(j.part.c_str());
+                j.ok = true;
+            } else {
+                const repair_result rep = repair_ogg_opus(j.fd);
+                ::close(j.fd);
+                if (rep.ok) j.ok = rename_noreplace(j.part, j.final_path, j.now_path, j.why);
+                else j.why = "close " + j.part + ": " + rep.why;
+                if (!j.ok) j.now_path = j.part;
+            }
+        }
+        std::string dir_why;
+        const bool dir_ok = jobs.empty() || sync_dir(opt.dir, dir_why);
+        lk.lock();
+        now_ns = std::max(now_ns, mono_ns());
+        for (auto& j : jobs) {
+            track& t = *j.t;
+            t.file.fd = -1;
+            t.file.path = j.now_path;
+            t.closed = true;
+            --open_tracks;
+            ++st.files_finalised;
+            if (!j.ok) fail(r, j.why);
+        }
+        for (auto& t : r.tracks)
+            if (t->paused) {
+                t->paused = false;
+                t->paused_ns += now_ns - t->paused_since_ns;
+            }
+        if (!dir_ok) fail(r, dir_why);
+        r.closed = true;
+        if (!r.failed) r.info.state = "finalised";
+        r.info.path.clear();
+        for (auto& t : r.tracks)
+            if (!t->file.path.empty()) {
+                r.info.path = t->file.path;
+                break;
+            }
+        r.info.ended_unix_ms = unix_ms();
+        refresh(r);
+        if (r.generation != 0) closed_generations.insert(r.generation);
+    }
+
+    // finalise() threw: close what is open, so no fd outlives the recording.
+    void give_up(rec& r, const char* what) noexcept {
+        failed(&r, r.info.session_id, what);
+        for (auto& t : r.tracks) {
+            if (t->closed) continue;
+            if (t->file.fd >= 0) {
+                ::close(t->file.fd);
+                t->file.fd = -1;
+                ++st.files_finalised;
+            }
+            t->closed = true;
+            --open_tracks;
+        }
+        r.closed = true;
+    }
+
+    void finalise_retiring(std::unique_lock<std::mutex>& lk) {
+        while (!retiring.empty()) {
+            rec* r = retiring.front().get();
+            try {
+                finalise(*r, lk);
+            } catch (const std::exception& e) {
+                give_up(*r, e.what());
+            } catch (...) {
+                give_up(*r, "unknown exception");
+            }
+            done.push_back(std::move(retiring.front()));
+            retiring.erase(retiring.begin());
+            if (done.size() > max_listed) done.erase(done.begin());
+        }
+    }
+
+    unsigned io_locked(std::unique_lock<std::mutex>& lk, uint64_t now) {
+        now_ns = now;
+        unsigned work = 0;
+        std::vector<command> todo;
+        todo.swap(cmds);
+        const uint64_t seq = cmd_seq;
+        for (const auto& c : todo) {
+            if (c.kind == cmd_kind::ended) {
+                retire(c.id);
+            } else {
+                while (!active.empty()) retire(active.begin()->first);
+            }
+        }
+        work += static_cast<unsigned>(todo.size() + retiring.size());
+        finalise_retiring(lk);
+        if (cmd_done < seq) {
+            cmd_done = seq;
+            cv.notify_all();
+        }
+        now_ns = std::max(now_ns, mono_ns());
+        if (!writer.ok()) return work;
+        work += open_pending(lk, nullptr);
+        work += writer.reap();
+        for (auto& [id, r] : active) {
+            try {
+                resume_written(*r);
+                for (auto& t : r->tracks) service_track(*r, *t, now_ns);
+            } catch (const std::exception& e) {
+                failed(r.get(), id, e.what());
+            } catch (...) {
+                failed(r.get(), id, "unknown exception");
+            }
+        }
+        writer.submit();
         // Track figures are copied into recording_info only when someone asks
-        // (recordings()): per poll it would cost O(tracks) string copies.
-        cmd_done = cmd_seq;
+        // (recordings()): per step it would cost O(tracks) string copies.
         return work;
     }
 
     void request(command c) {
         std::unique_lock lk(mu);
-        cmds.push_back(std::move(c));
+        cmds.push_back(c);
         const uint64_t seq = ++cmd_seq;
         if (!threaded) {
-            poll_locked();
+            io_locked(lk, mono_ns());
+            const auto lines = take_log();
+            lk.unlock();
+            write_log(lines);
             return;
         }
-        // The recorder thread runs it on its next poll (within milliseconds);
+        // The recorder thread runs it on its next step (within milliseconds);
         // bounded so a wedged thread cannot hang the API.
         cv.wait_for(lk, std::chrono::seconds(15), [&] { return cmd_done >= seq; });
+    }
+
+    void refresh(rec& r) const {
+        double dur = 0, paused = 0;
+        uint64_t bytes = 0, paused_packets = 0;
+        r.info.tracks.clear();
+        const uint64_t now = mono_ns();
+        for (auto& t : r.tracks) {
+            recording_track rt;
+            rt.ssrc = t->ssrc;
+            rt.path = t->file.path;
+            rt.start_offset_s = t->start_offset_s;
+            rt.duration_s = t->ogg->duration_s();
+            rt.bytes = t->file.written;
+            rt.stats = t->ogg->stats();
+            rt.paused_s = static_cast<double>(t->paused_ns + (t->paused && now > t->paused_since_ns ? now - t->paused_since_ns : 0)) / 1e9;
+            rt.paused_packets = t->paused_packets;
+            dur = std::max(dur, rt.duration_s);
+            paused = std::max(paused, rt.paused_s);
+            bytes += rt.bytes;
+            paused_packets += rt.paused_packets;
+            r.info.tracks.push_back(rt);
+        }
+        r.info.duration_s = dur;
+        r.info.bytes = bytes;
+        r.info.paused_s = paused;
+        r.info.paused_packets = paused_packets;
+    }
+
+    // ---- start-up: the .part files of a recorder that died
+
+    void recover() {
+        DIR* d = opendir(opt.dir.c_str());
+        if (d == nullptr) return;  // nothing recorded here yet
+        std::vector<std::string> parts;
+        while (const dirent* e = readdir(d)) {
+            const std::string n = e->d_name;
+            static const std::string ext = ".opus.part";
+            if (n.rfind("session-", 0) == 0 && n.size() > ext.size() && n.compare(n.size() - ext.size(), ext.size(), ext) == 0)
+                parts.push_back(n);
+        }
+        closedir(d);
+        std::sort(parts.begin(), parts.end());
+        std::map<std::pair<uint32_t, std::string>, std::unique_ptr<rec>> found;
+        bool renamed = false;
+        for (const auto& n : parts) {
+            const std::string path = opt.dir + "/" + n;
+            const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+            if (fd < 0) continue;
+            // A live recorder (another process on this directory) holds its
+            // files locked: not ours to close.
+            if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+                ::close(fd);
+                continue;
+            }
+            const repair_result rep = repair_ogg_opus(fd);
+            struct stat sb{};
+            ::fstat(fd, &sb);
+            std::string now_path = path, why = rep.why;
+            bool ok = rep.ok;
+            if (ok) {
+                ok = rename_noreplace(path, path.substr(0, path.size() - 5), now_path, why);
+                renamed |= ok;
+            }
+            ::close(fd);
+            // session-<id>-<stamp>-<ssrc hex | mix>[-k].opus.part
+            unsigned id = 0;
+            char stamp[32] = {0}, suffix[32] = {0};
+            if (std::sscanf(n.c_str(), "session-%u-%16[0-9TZ]-%15[0-9a-fmix]", &id, stamp, suffix) < 2) continue;
+            auto& r = found[{id, stamp}];
+            if (!r) {
+                r = std::make_unique<rec>();
+                r->closed = true;
+                r->info.session_id = id;
+                r->info.name = "session-" + std::to_string(id);
+                r->info.mode = std::strcmp(suffix, "mix") == 0 ? "mix" : "forward";
+                r->info.state = "recovered";
+                std::tm tm{};
+                if (strptime(stamp, "%Y%m%dT%H%M%SZ", &tm) != nullptr) r->info.started_unix_ms = int64_t{timegm(&tm)} * 1000;
+            }
+            for (const auto& [k, v] : rep.tags)
+                if (k == "TITLE") r->info.name = v;
+            recording_track rt;
+            rt.ssrc = r->info.mode == "mix" ? 0 : static_cast<uint32_t>(std::strtoul(suffix, nullptr, 16));
+            for (const auto& [k, v] : rep.tags)
+                if (k == "STENTOR_SSRC") rt.ssrc = static_cast<uint32_t>(std::strtoul(v.c_str(), nullptr, 10));
+            rt.path = now_path;
+            rt.duration_s = rep.duration_s();
+            rt.bytes = rep.ok ? rep.bytes : static_cast<uint64_t>(sb.st_size);
+            r->info.tracks.push_back(rt);
+            r->info.duration_s = std::max(r->info.duration_s, rt.duration_s);
+            r->info.bytes += rt.bytes;
+            if (r->info.path.empty()) r->info.path = now_path;
+            r->info.ended_unix_ms = std::max<int64_t>(r->info.ended_unix_ms,
+                                                      int64_t{sb.st_mtim.tv_sec} * 1000 + sb.st_mtim.tv_nsec / 1000000);
+            if (ok) {
+                ++st.recovered;
+                std::fprintf(stderr, "stentor: recorder: recovered %s: %.3f s%s\n", now_path.c_str(), rt.duration_s,
+                             rep.dropped_bytes > 0 ? " (torn last page cut off)" : "");
+            } else {
+                r->info.state = "error";
+                if (r->info.error.empty()) r->info.error = "recover " + path + ": " + why;
+                ++st.write_errors;
+                std::fprintf(stderr, "stentor: recorder: cannot recover %s: %s\n", path.c_str(), why.c_str());
+            }
+        }
+        if (renamed) {
+            std::string why;
+            if (!sync_dir(opt.dir, why)) std::fprintf(stderr, "stentor: recorder: %s\n", why.c_str());
+        }
+        std::vector<std::unique_ptr<rec>> v;
+        for (auto& [k, r] : found) v.push_back(std::move(r));
+        std::sort(v.begin(), v.end(),
+                  [](const auto& a, const auto& b) { return a->info.started_unix_ms < b->info.started_unix_ms; });
+        for (auto& r : v) done.push_back(std::move(r));
+        while (done.size() > max_listed) done.erase(done.begin());
     }
 };
 
@@ -434,19 +815,25 @@ recorder::recorder(const recorder_options& o, dp::dp_shared& shared, rte_ring* r
     : _impl(std::make_unique<impl>(o, shared, ring)) {}
 
 recorder::~recorder() {
-    std::lock_guard lk(_impl->mu);
-    _impl->cmds.push_back({cmd_kind::all, 0, {}, {}});
-    _impl->run_commands();
+    std::unique_lock lk(_impl->mu);
+    _impl->cmds.push_back({cmd_kind::all, 0});
+    ++_impl->cmd_seq;
+    _impl->io_locked(lk, mono_ns());
+    impl::write_log(_impl->take_log());
 }
 
 unsigned recorder::poll() {
-    unsigned w;
-    {
-        std::lock_guard lk(_impl->mu);
-        w = _impl->poll_locked();
-    }
-    _impl->cv.notify_all();
-    return w;
+    std::lock_guard lk(_impl->mu);
+    return _impl->poll_locked();
+}
+
+unsigned recorder::io(uint64_t now_ns) {
+    std::unique_lock lk(_impl->mu);
+    const unsigned work = _impl->io_locked(lk, now_ns);
+    const auto lines = _impl->take_log();
+    lk.unlock();
+    impl::write_log(lines);
+    return work;
 }
 
 void recorder::set_threaded(bool threaded) {
@@ -455,17 +842,27 @@ void recorder::set_threaded(bool threaded) {
 }
 
 void recorder::session_started(uint32_t id, const std::string& name, const std::string& mode) {
-    _impl->request({cmd_kind::started, id, name, mode});
+    std::lock_guard lk(_impl->mu);
+    if (rec* r = _impl->active_rec(id)) {
+        r->info.name = name.empty() ? r->info.name : name;
+        r->info.mode = mode;
+        return;
+    }
+    _impl->start_rec(id, name, mode);
 }
 
-void recorder::session_ended(uint32_t id) { _impl->request({cmd_kind::ended, id, {}, {}}); }
+void recorder::session_ended(uint32_t id) { _impl->request({cmd_kind::ended, id}); }
 
-void recorder::finalise_all() { _impl->request({cmd_kind::all, 0, {}, {}}); }
+void recorder::finalise_all() { _impl->request({cmd_kind::all, 0}); }
 
 std::vector<recording_info> recorder::recordings() const {
     std::lock_guard lk(_impl->mu);
     std::vector<recording_info> v;
     for (const auto& r : _impl->done) v.push_back(r->info);
+    for (const auto& r : _impl->retiring) {
+        _impl->refresh(*r);
+        v.push_back(r->info);
+    }
     for (const auto& [id, r] : _impl->active) {
         _impl->refresh(*r);
         v.push_back(r->info);
@@ -480,6 +877,11 @@ std::optional<recording_info> recorder::recording(uint32_t session_id) const {
         _impl->refresh(*it->second);
         return it->second->info;
     }
+    for (auto r = _impl->retiring.rbegin(); r != _impl->retiring.rend(); ++r)
+        if ((*r)->info.session_id == session_id) {
+            _impl->refresh(**r);
+            return (*r)->info;
+        }
     for (auto r = _impl->done.rbegin(); r != _impl->done.rend(); ++r)
         if ((*r)->info.session_id == session_id) return (*r)->info;
     return std::nullopt;
@@ -489,6 +891,7 @@ recorder_stats recorder::stats() const {
     std::lock_guard lk(_impl->mu);
     recorder_stats s = _impl->st;
     s.bytes_written = _impl->writer.bytes_written();
+    s.syncs = _impl->writer.syncs();
     return s;
 }
 

@@ -15,7 +15,8 @@
 
 namespace stentor::svc {
 
-service_thread::service_thread(service_thread_config cfg, step_fn step) : _cfg(std::move(cfg)), _step(std::move(step)) {}
+service_thread::service_thread(service_thread_config cfg, step_fn step, step_fn offline)
+    : _cfg(std::move(cfg)), _step(std::move(step)), _offline(std::move(offline)) {}
 
 service_thread::~service_thread() { stop(); }
 
@@ -105,6 +106,18 @@ void service_thread::run(std::vector<unsigned> cpus) {
         if (rcu != nullptr) {
             rte_rcu_qsbr_quiescent(rcu, id);
             rte_rcu_qsbr_thread_offline(rcu, id);
+        }
+        if (_offline) {
+            const uint64_t t = mono_ns();
+            try {
+                wake = std::min(wake, _offline(t));
+            } catch (const std::exception& e) {
+                failed(e.what());
+                wake = std::min(wake, t + _cfg.failure_backoff_ns);
+            } catch (...) {
+                failed("unknown exception");
+                wake = std::min(wake, t + _cfg.failure_backoff_ns);
+            }
         }
         ++_stats.steps;
         lk.lock();

@@ -1,20 +1,30 @@
 #include "uring_writer.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
 namespace stentor::svc {
 
-struct uring_writer::write_req {
+namespace {
+
+// One write hands at most this much of a file's queue to the kernel; the
+// rest goes with the next (a file's queue is about a second of pages).
+constexpr size_t max_write = size_t{1} << 20;
+
+}  // namespace
+
+struct uring_writer::request {
     uring_file* f;
-    std::string buf;
-    size_t done;                  // bytes of buf already written (short writes)
-    uint64_t off;
+    op kind;
+    std::string buf;              // write: the bytes, from f->written on
 };
 
 uring_writer::uring_writer(unsigned queue_depth, error_fn on_error) : _on_error(std::move(on_error)) {
@@ -27,61 +37,56 @@ uring_writer::uring_writer(unsigned queue_depth, error_fn on_error) : _on_error(
 }
 
 uring_writer::~uring_writer() {
-    if (_ok) io_uring_queue_exit(&_ring);
+    if (!_ok) return;
+    // Requests still in flight (a recording given up on a dead disk) own
+    // their buffers: wait for what completes soon, then let them go.
+    io_uring_cqe* cqe = nullptr;
+    __kernel_timespec ts{0, 100000000};
+    if (_inflight > 0) io_uring_submit(&_ring);
+    while (_inflight > 0 && io_uring_wait_cqe_timeout(&_ring, &cqe, &ts) == 0 && cqe != nullptr) {
+        delete static_cast<request*>(io_uring_cqe_get_data(cqe));
+        io_uring_cqe_seen(&_ring, cqe);
+        --_inflight;
+    }
+    io_uring_queue_exit(&_ring);
 }
 
-bool uring_writer::create(uring_file& f, const std::string& dir, const std::string& base, const std::string& ext,
-                          std::string& why) {
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);   // an error shows in open() below
-    std::string path = dir + "/" + base + ext;
-    int fd = -1;
-    for (int k = 1; k < 100; ++k) {
-        fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd >= 0 || errno != EEXIST) break;
-        path = dir + "/" + base + "-" + std::to_string(k) + ext;
-    }
-    f.path = path;
-    if (fd < 0) {
-        why = "open " + path + ": " + std::strerror(errno);
-        return false;
-    }
-    f.fd = fd;
-    return true;
-}
-
-bool uring_writer::close(uring_file& f, bool sync, std::string& why) {
-    if (f.fd < 0) return true;
-    bool ok = true;
-    if (sync && ::fsync(f.fd) != 0) {
-        why = "fsync " + f.path + ": " + std::strerror(errno);
-        ok = false;
-    }
-    ::close(f.fd);
-    f.fd = -1;
-    return ok;
-}
-
-bool uring_writer::queue(uring_file& f, std::string&& bytes, size_t done, uint64_t off) {
-    io_uring_sqe* sqe = io_uring_get_sqe(&_ring);
-    if (sqe == nullptr) {
+io_uring_sqe* uring_writer::sqe() {
+    io_uring_sqe* s = io_uring_get_sqe(&_ring);
+    if (s == nullptr) {
         io_uring_submit(&_ring);
-        sqe = io_uring_get_sqe(&_ring);
-        if (sqe == nullptr) return false;
+        s = io_uring_get_sqe(&_ring);
     }
-    auto* req = new write_req{&f, std::move(bytes), done, off};
-    io_uring_prep_write(sqe, f.fd, req->buf.data() + req->done, static_cast<unsigned>(req->buf.size() - req->done),
-                        req->off);
-    io_uring_sqe_set_data(sqe, req);
-    ++f.inflight;
+    return s;
+}
+
+bool uring_writer::pump(uring_file& f) {
+    if (!_ok || f.fd < 0 || f.write_inflight || f.queue.empty()) return true;
+    io_uring_sqe* s = sqe();
+    if (s == nullptr) return false;
+    auto* req = new request{&f, op::write, {}};
+    if (f.queue.size() <= max_write) {
+        req->buf.swap(f.queue);
+    } else {
+        req->buf.assign(f.queue, 0, max_write);
+        f.queue.erase(0, max_write);
+    }
+    io_uring_prep_write(s, f.fd, req->buf.data(), static_cast<unsigned>(req->buf.size()), f.written);
+    io_uring_sqe_set_data(s, req);
+    f.write_inflight = true;
+    ++_inflight;
     return true;
 }
 
-bool uring_writer::append(uring_file& f, std::string&& bytes) {
-    if (!_ok) return false;
-    const size_t len = bytes.size();
-    if (!queue(f, std::move(bytes), 0, f.offset)) return false;
-    f.offset += len;
+bool uring_writer::sync(uring_file& f) {
+    if (!_ok || f.fd < 0 || f.write_inflight || f.sync_inflight || f.written <= f.synced) return true;
+    io_uring_sqe* s = sqe();
+    if (s == nullptr) return false;
+    io_uring_prep_fsync(s, f.fd, IORING_FSYNC_DATASYNC);
+    io_uring_sqe_set_data(s, new request{&f, op::sync, {}});
+    f.sync_inflight = true;
+    ++_inflight;
+    f.sync_target = f.written;
     return true;
 }
 
@@ -90,32 +95,41 @@ void uring_writer::submit() {
 }
 
 void uring_writer::complete(io_uring_cqe* cqe) {
-    auto* req = static_cast<write_req*>(io_uring_cqe_get_data(cqe));
+    auto* req = static_cast<request*>(io_uring_cqe_get_data(cqe));
     const int res = cqe->res;
     io_uring_cqe_seen(&_ring, cqe);
     if (req == nullptr) return;
+    --_inflight;
     uring_file& f = *req->f;
-    --f.inflight;
-    const size_t want = req->buf.size() - req->done;
-    if (res <= 0) {
-        const std::string why = res < 0 ? std::strerror(-res) : "wrote 0 bytes";
+    if (req->kind == op::sync) {
+        f.sync_inflight = false;
         delete req;
-        _on_error(f, why);
+        if (res < 0) _on_error(f, op::sync, -res);
+        else {
+            f.synced = std::max(f.synced, f.sync_target);
+            ++_syncs;
+        }
         return;
     }
-    f.written += static_cast<uint64_t>(res);
-    _bytes += static_cast<uint64_t>(res);
-    if (static_cast<size_t>(res) < want) {
-        // Short write: the rest goes out again from where it stopped (the
-        // next attempt reports the real error if the disk is full).
-        const size_t nd = req->done + static_cast<size_t>(res);
-        const uint64_t noff = req->off + static_cast<uint64_t>(res);
-        std::string b = std::move(req->buf);
-        delete req;
-        if (!queue(f, std::move(b), nd, noff)) _on_error(f, "submission queue full");
-        return;
+    f.write_inflight = false;
+    const size_t done = res > 0 ? std::min(static_cast<size_t>(res), req->buf.size()) : 0;
+    f.written += done;
+    _bytes += done;
+    if (done < req->buf.size()) {
+        // Short or failed: what is left goes first next time, from f.written,
+        // so the file never has a hole (the next attempt reports the real
+        // error if the disk is full).
+        req->buf.erase(0, done);
+        req->buf += f.queue;
+        f.queue.swap(req->buf);
     }
     delete req;
+    if (res <= 0) {
+        f.error = res < 0 ? -res : EIO;
+        _on_error(f, op::write, f.error);
+    } else {
+        f.error = 0;
+    }
 }
 
 unsigned uring_writer::reap() {
@@ -129,15 +143,115 @@ unsigned uring_writer::reap() {
     return n;
 }
 
-unsigned uring_writer::wait_one(uint64_t timeout_ns) {
-    if (!_ok) return 0;
+bool uring_writer::wait_ready(uint64_t timeout_ns) {
+    if (!_ok) return false;
     io_uring_cqe* cqe = nullptr;
-    __kernel_timespec ts{static_cast<long long>(timeout_ns / 1000000000ull), static_cast<long long>(timeout_ns % 1000000000ull)};
-    if (io_uring_wait_cqe_timeout(&_ring, &cqe, &ts) == 0 && cqe != nullptr) {
-        complete(cqe);
-        return 1;
+    __kernel_timespec ts{static_cast<long long>(timeout_ns / 1000000000ull),
+                         static_cast<long long>(timeout_ns % 1000000000ull)};
+    return io_uring_wait_cqe_timeout(&_ring, &cqe, &ts) == 0 && cqe != nullptr;
+}
+
+// ---- blocking calls
+
+bool create_part(const std::string& dir, const std::string& base, const std::string& ext, part_file& out, int& err,
+                 std::string& why) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);   // an error shows in open() below
+    for (int k = 0; k < 100; ++k) {
+        std::string name = dir + "/" + base;
+        if (k > 0) {
+            name += '-';
+            name += std::to_string(k);
+        }
+        name += ext;
+        struct stat st{};
+        if (::stat(name.c_str(), &st) == 0) continue;   // a finished file of that name
+        const std::string part = name + ".part";
+        // Read too: a file the disk filled up is cut back to its last whole page.
+        const int fd = ::open(part.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            if (errno == EEXIST) continue;
+            err = errno;
+            why = "open " + part + ": " + std::strerror(err);
+            return false;
+        }
+        // Cannot fail on a new file nobody else knows yet, except where the
+        // file system has no locks at all; then the scan at start-up cannot
+        // tell this file from one cut off, and says so in its log.
+        if (::flock(fd, LOCK_EX | LOCK_NB) != 0)
+            std::fprintf(stderr, "stentor: recorder: flock %s: %s\n", part.c_str(), std::strerror(errno));
+        out.fd = fd;
+        out.path = part;
+        out.final_path = name;
+        return true;
     }
-    return 0;
+    err = EEXIST;
+    why = "open " + dir + "/" + base + "-99" + ext + ".part: 100 names taken";
+    return false;
+}
+
+bool rename_noreplace(const std::string& from, const std::string& to, std::string& now_path, std::string& why) {
+    const size_t dot = to.rfind('.');
+    const size_t slash = to.rfind('/');
+    const bool has_ext = dot != std::string::npos && (slash == std::string::npos || dot > slash);
+    const std::string stem = has_ext ? to.substr(0, dot) : to;
+    const std::string ext = has_ext ? to.substr(dot) : "";
+    for (int k = 0; k < 100; ++k) {
+        std::string name = to;
+        if (k > 0) {
+            name = stem;
+            name += '-';
+            name += std::to_string(k);
+            name += ext;
+        }
+        if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, name.c_str(), RENAME_NOREPLACE) == 0) {
+            now_path = name;
+            return true;
+        }
+        if (errno == EEXIST) continue;
+        if (errno == EINVAL) {
+            // A file system without RENAME_NOREPLACE: check, then rename.
+            struct stat st{};
+            if (::stat(name.c_str(), &st) == 0) continue;
+            if (::rename(from.c_str(), name.c_str()) == 0) {
+                now_path = name;
+                return true;
+            }
+        }
+        why = "rename " + from + " -> " + name + ": " + std::strerror(errno);
+        now_path = from;
+        return false;
+    }
+    why = "rename " + from + ": 100 names taken";
+    now_path = from;
+    return false;
+}
+
+bool finish_part(int fd, bool sync, const std::string& part, const std::string& final_path, std::string& now_path,
+                 std::string& why) {
+    now_path = part;
+    bool ok = true;
+    if (fd >= 0) {
+        if (sync && ::fsync(fd) != 0) {
+            why = "fsync " + part + ": " + std::strerror(errno);
+            ok = false;
+        }
+        ::close(fd);
+    }
+    if (!ok) return false;
+    return rename_noreplace(part, final_path, now_path, why);
+}
+
+bool sync_dir(const std::string& dir, std::string& why) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        why = "open " + dir + ": " + std::strerror(errno);
+        return false;
+    }
+    const bool ok = ::fsync(fd) == 0;
+    if (!ok) why = "fsync " + dir + ": " + std::strerror(errno);
+    ::close(fd);
+    return ok;
 }
 
 }  // namespace stentor::svc

@@ -7,6 +7,11 @@
 #   2. stentor-speaker sends 3 s tone, 4 s silence, 3 s tone with DTX on (the
 #      silence is mostly not sent at all): the file still lasts 10 s and the
 #      tone comes back at 7 s.
+#   3. ffmpeg sends a tone, stentord is killed with SIGKILL 4 s after the
+#      recording's file appeared (<name>.opus.part); the next stentord on the
+#      same directory closes the file, renames it <name>.opus and lists it as
+#      "recovered"; opusinfo, ffprobe and ffmpeg accept it, and it lasts to
+#      within one second of the kill.
 # Prints "PASS <name>" / "FAIL <name> <reason>" lines. Bounded (< 90 s).
 #
 # Environment: BUILD_DIR (default build).
@@ -209,6 +214,75 @@ if run_relay dtx; then
   # 500 frames of 960 samples, no encoder delay frame: 10 s less the 312
   # samples of pre-skip, well within a frame.
   check_file dtx "$WORK/rec-dtx" 10
+fi
+
+# ---- 3. SIGKILL while recording, then a new start ---------------------------
+mkdir -p "$WORK/rec-kill"
+make_profile "$WORK/kill.toml" "$WORK/rec-kill"
+cp "$WORK/kill.toml" "$WORK/kill2.toml"
+if run_relay kill; then
+  netlib_speaker_cmd 12
+  "${NL_SPEAKER_CMD[@]}" >"$WORK/kill.speaker.log" 2>&1 &
+  SPK_PID=$!
+  netlib_track "$SPK_PID"
+  # The recording starts with the first packet: its .part file appears then.
+  t0=""
+  for ((i = 0; i < 500; i++)); do
+    if compgen -G "$WORK/rec-kill/*.opus.part" >/dev/null; then t0=$(date +%s.%N); break; fi
+    sleep 0.01
+  done
+  if [[ -z "$t0" ]]; then
+    fail "${T}_kill_part_file" "no .part file in $WORK/rec-kill within 5 s: $(ls "$WORK/rec-kill" 2>&1 | tr '\n' ' ')"
+  else
+    pass "${T}_kill_part_file"
+    sleep 4
+    kill -KILL "$RELAY_PID"
+    t_kill=$(date +%s.%N)
+    wait "$RELAY_PID" 2>/dev/null || true
+    netlib_stop_pid "$SPK_PID" INT 5
+    elapsed=$(awk -v a="$t0" -v b="$t_kill" 'BEGIN { printf "%.3f", b - a }')
+    parts=("$WORK"/rec-kill/*.opus.part)
+    echo "# kill: SIGKILL ${elapsed} s after the file appeared; left: $(ls "$WORK/rec-kill" | tr '\n' ' ')"
+    if run_relay kill2; then
+      ctl=(ip netns exec "$NL_NS_RELAY" "$STENTORCTL" --api 127.0.0.1:8080 --token "$TOKEN")
+      if "${ctl[@]}" show recordings --json >"$WORK/kill.recordings.json" 2>"$WORK/kill.ctl.log"; then
+        read -r st dur path < <("$PY" -c '
+import json, sys
+r = [x for x in json.load(open(sys.argv[1]))["recordings"] if x["state"] != "recording"]
+print(r[0]["state"], r[0]["duration_s"], r[0]["path"]) if len(r) == 1 else print("? ? ?")' "$WORK/kill.recordings.json")
+        echo "# api after restart: state $st, duration_s $dur, path $path"
+        if [[ "$st" == recovered && -s "$path" && "$path" != *.part && ${#parts[@]} -eq 1 && ! -e "${parts[0]}" ]]; then
+          pass "${T}_kill_listed_recovered"
+        else
+          cat "$WORK/kill.recordings.json" >&2
+          fail "${T}_kill_listed_recovered" "state $st, path $path, .part before: ${parts[*]}"
+        fi
+        # Within one second of the kill (and never longer than the time it ran).
+        if awk -v d="$dur" -v e="$elapsed" 'BEGIN { exit !(d >= e - 1.0 && d <= e + 0.1) }'; then
+          pass "${T}_kill_within_a_second"
+        else
+          fail "${T}_kill_within_a_second" "recovered duration $dur s, killed $elapsed s after the recording started"
+        fi
+        if [[ -s "$path" ]]; then
+          pdur=$(ffprobe -v error -show_entries format=duration -of default=nw=1:nk=1 "$path" 2>"$WORK/kill.ffprobe.err" || true)
+          if opusinfo "$path" >"$WORK/kill.opusinfo" 2>&1 && ! grep -qiE 'error|warning' "$WORK/kill.opusinfo" &&
+             [[ "$pdur" =~ ^[0-9.]+$ && ! -s "$WORK/kill.ffprobe.err" ]] &&
+             awk -v p="$pdur" -v d="$dur" 'BEGIN { exit !(p >= d - 0.001 && p <= d + 0.0075) }' &&
+             ffmpeg -hide_banner -nostdin -loglevel error -i "$path" -f null - 2>"$WORK/kill.dec.err" && [[ ! -s "$WORK/kill.dec.err" ]]; then
+            pass "${T}_kill_plays"
+          else
+            sed 's/^/[opusinfo] /' "$WORK/kill.opusinfo" >&2
+            cat "$WORK/kill.ffprobe.err" "$WORK/kill.dec.err" >&2 2>/dev/null || true
+            fail "${T}_kill_plays" "opusinfo, ffprobe (${pdur:-?} s) or ffmpeg rejected the recovered file"
+          fi
+        fi
+      else
+        cat "$WORK/kill.ctl.log" >&2
+        fail "${T}_kill_listed_recovered" "stentorctl failed"
+      fi
+      stop_relay
+    fi
+  fi
 fi
 
 (( FAILS == 0 ))

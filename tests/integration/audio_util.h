@@ -14,6 +14,8 @@
 #include <opus/opus.h>
 #include <opus/opusfile.h>
 
+#include "harness.h"
+
 namespace stentor::test {
 
 // 20 ms Opus frames (48 kHz, `channels`) of a sine at `hz`, `level` 0..1.
@@ -151,6 +153,32 @@ inline ogg_file_info read_ogg_opus(const std::vector<uint8_t>& bytes) {
     info.rms_first_second = std::sqrt(sum / 48000.0);
     info.ok = info.why.empty();
     return info;
+}
+
+// An Ethernet/IPv4/UDP frame around an RTP packet with a real Opus payload.
+inline bytes speaker_frame(uint32_t src_ip, uint16_t seq, uint32_t ts, uint32_t ssrc, const std::vector<uint8_t>& opus) {
+    frame_spec fs;
+    fs.src_ip = src_ip;
+    fs.seq = seq;
+    fs.ts = ts;
+    fs.ssrc = ssrc;
+    fs.payload = opus.size();
+    bytes f = rtp_frame(fs);
+    std::memcpy(f.data() + 54, opus.data(), opus.size());
+    // The payload changed: UDP checksum again (pseudo header + datagram).
+    const size_t udp_len = f.size() - 34;
+    bytes ph(12 + udp_len);
+    std::memcpy(ph.data(), f.data() + 26, 8);
+    ph[9] = 17;
+    ph[10] = static_cast<uint8_t>(udp_len >> 8);
+    ph[11] = static_cast<uint8_t>(udp_len);
+    f[40] = f[41] = 0;
+    std::memcpy(ph.data() + 12, f.data() + 34, udp_len);
+    uint16_t c = ip_checksum(ph.data(), ph.size());
+    if (c == 0) c = 0xffff;
+    f[40] = static_cast<uint8_t>(c >> 8);
+    f[41] = static_cast<uint8_t>(c);
+    return f;
 }
 
 }  // namespace stentor::test

@@ -2,10 +2,20 @@
 // pages out, read back with libogg and decoded with opusfile. Each case is a
 // stream shape a recording meets: clean, loss, DTX gap, timestamp wrap,
 // reordering, duplicates, a sender that restarts its clock.
+//
+// Then ogg_repair (closing a file that was cut off) over a table of what a
+// crash or a full disk leaves, on real files.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+
 #include <gtest/gtest.h>
 
 #include "audio_util.h"
 #include "ogg_opus_track.h"
+#include "ogg_repair.h"
 
 namespace stentor::test {
 namespace {
@@ -159,6 +169,102 @@ TEST(ogg_track, clock_restart_follows_arrival_time) {
     const auto r = run(in);
     check_structure(r);
     EXPECT_EQ(r.granule, 50u * 960);
+}
+
+// The recorder's once-a-second flush: with the speaker quiet past the hold
+// time, the reorder window and the open page reach pending() without the
+// stream ending; with packets still coming, the window stays held.
+TEST(ogg_track, flush_puts_held_audio_on_a_page_without_ending_the_stream) {
+    static const auto tone = opus_tone(440, 20);
+    ogg_opus_track t(0x1234, 2, 312, {{"TITLE", "test"}}, 5);
+    const uint64_t ms = 1000000;
+    for (uint32_t i = 0; i < 20; ++i) t.push(static_cast<uint16_t>(i), 960 * i, tone[i].data(), static_cast<uint32_t>(tone[i].size()), 20 * ms * i);
+    t.flush(19 * 20 * ms + 100 * ms, 200 * ms);   // 100 ms after the last packet: window held
+    auto r = read_ogg_opus(std::vector<uint8_t>(t.pending().begin(), t.pending().end()));
+    EXPECT_EQ(r.pages.back().granule, 15 * 960) << "the 5 held packets are not written yet";
+    EXPECT_FALSE(r.pages.back().eos);
+    t.flush(19 * 20 * ms + 300 * ms, 200 * ms);   // 300 ms: the speaker went quiet
+    r = read_ogg_opus(std::vector<uint8_t>(t.pending().begin(), t.pending().end()));
+    EXPECT_EQ(r.pages.back().granule, 20 * 960);
+    EXPECT_FALSE(r.pages.back().eos);
+    EXPECT_EQ(r.pcm_total, 20 * 960 - 312) << "what is on pages plays";
+    EXPECT_FALSE(t.finished());
+}
+
+// A file as a crash or a full disk leaves it, repaired in place.
+struct repair_case {
+    const char* what;
+    size_t keep;                   // bytes of the 60-packet stream kept (0: all)
+    bool garbage;                  // not Ogg at all
+    bool finish;                   // the writer ended the stream itself
+    bool ok;
+    const char* why;               // !ok
+};
+
+TEST(ogg_repair, closes_what_a_crash_leaves_and_refuses_what_is_not_a_recording) {
+    static const auto tone = opus_tone(440, 60);
+    std::string whole, unfinished;
+    size_t headers = 0;
+    {
+        ogg_opus_track t(0x1234, 2, 312, {{"TITLE", "repair"}}, 5);
+        headers = t.pending().size();
+        for (uint32_t i = 0; i < 60; ++i)
+            t.push(static_cast<uint16_t>(i), 960 * i, tone[i].data(), static_cast<uint32_t>(tone[i].size()), 20000000ull * i);
+        t.flush(60 * 20000000ull + 1000000000ull, 200000000);
+        unfinished = t.pending();
+        t.finish();
+        whole = t.pending();
+    }
+    const repair_case cases[] = {
+        {"whole pages, no end-of-stream", 0, false, false, true, ""},
+        {"last page torn", unfinished.size() - 20, false, false, true, ""},
+        {"only the headers", headers, false, false, true, ""},
+        {"finished already: left as it is", 0, false, true, true, ""},
+        {"empty", 1, false, false, false, "empty file"},
+        {"OpusHead torn", 20, false, false, false, "no complete Ogg page"},
+        {"not Ogg", 0, true, false, false, "no complete Ogg page"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.what);
+        std::string bytes = c.garbage ? std::string(4000, 'x') : c.finish ? whole : unfinished;
+        if (c.keep > 0) bytes.resize(c.keep == 1 ? 0 : c.keep);
+        char path[] = "/tmp/stentor-repair-XXXXXX";
+        const int fd = mkstemp(path);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+        const auto before = read_ogg_opus(std::vector<uint8_t>(bytes.begin(), bytes.end()));
+        const svc::repair_result r = svc::repair_ogg_opus(fd);
+        close(fd);
+        std::vector<uint8_t> after;
+        {
+            std::ifstream in(path, std::ios::binary);
+            after.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        }
+        unlink(path);
+        EXPECT_EQ(r.ok, c.ok) << r.why;
+        if (!c.ok) {
+            EXPECT_EQ(r.why, c.why);
+            EXPECT_EQ(after.size(), bytes.size()) << "a file that is not a recording is left as it is";
+            continue;
+        }
+        EXPECT_EQ(r.changed, !c.finish);
+        EXPECT_EQ(r.pre_skip, 312u);
+        EXPECT_EQ(r.channels, 2u);
+        EXPECT_EQ(r.bytes, after.size());
+        const auto f = read_ogg_opus(after);
+        ASSERT_FALSE(f.pages.empty());
+        EXPECT_TRUE(f.pages.back().eos);
+        EXPECT_EQ(f.pages.back().granule, before.pages.back().granule) << "ends at the last whole page";
+        EXPECT_EQ(r.granule, before.pages.back().granule);
+        if (before.pages.back().granule > 0) {
+            ASSERT_TRUE(f.ok) << f.why;
+            EXPECT_EQ(f.pcm_total, before.pages.back().granule - 312);
+            EXPECT_EQ(f.decoded, f.pcm_total);
+        }
+        bool titled = false;
+        for (const auto& [k, v] : r.tags) titled |= k == "TITLE" && v == "repair";
+        EXPECT_TRUE(titled);
+    }
 }
 
 }  // namespace

@@ -15,6 +15,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdlib>
 #include <functional>
 #include <new>
@@ -128,6 +130,49 @@ TEST(service_thread, sleeps_offline_between_steps_and_stop_wakes_it) {
     t.stop();
     EXPECT_FALSE(t.running());
     t.stop();   // idempotent
+}
+
+// The offline step (where the recorder does its disk I/O) runs after the
+// thread went offline as a reader: while it is blocked, a publish's grace
+// period ends; and its wake time counts (here: the online step asks for an
+// hour, the offline one for 1 ms, and the thread keeps stepping).
+TEST(service_thread, the_offline_step_runs_offline_and_its_wake_time_counts) {
+    qsbr rcu(1);
+    std::atomic<unsigned> online{0}, offline{0};
+    std::mutex m;
+    std::condition_variable cv;
+    bool blocked = false, release = false;
+    service_thread t(
+        service_thread_config{.name = "test-offline", .lcores = {}, .rcu = rcu.v, .rcu_thread_id = 0},
+        [&](uint64_t now) -> uint64_t {
+            ++online;
+            return now + 3600 * 1000 * ms;
+        },
+        [&](uint64_t now) -> uint64_t {
+            if (++offline == 3) {
+                std::unique_lock lk(m);
+                blocked = true;
+                cv.notify_all();
+                cv.wait(lk, [&] { return release; });
+            }
+            return now + 1 * ms;
+        });
+    t.start();
+    {
+        std::unique_lock lk(m);
+        ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(20), [&] { return blocked; }))
+            << "the offline step's wake time was not honoured: " << offline.load() << " offline steps";
+    }
+    EXPECT_TRUE(rcu.grace_period_ends()) << "the thread was online during its offline step";
+    {
+        std::lock_guard lk(m);
+        release = true;
+    }
+    cv.notify_all();
+    ASSERT_TRUE(eventually([&] { return offline.load() >= 4; }));
+    t.stop();
+    EXPECT_EQ(online.load(), offline.load()) << "one offline step after each step";
+    EXPECT_EQ(t.stats().failures, 0u);
 }
 
 // Pinned to the CPUs of the lcores it was given, from its first step on.
@@ -356,6 +401,52 @@ TEST(mixer_session_failure, a_new_session_under_the_same_id_mixes_again) {
     EXPECT_EQ(mx.session_error(8), std::nullopt);
     EXPECT_GT(out, 0u);
     EXPECT_EQ(mx.stats().session_errors, 1u);
+}
+
+}  // namespace
+}  // namespace stentor::test
+
+// ---------------------------------------------------------------- SSRC churn in a mix
+
+namespace stentor::test {
+namespace {
+
+// A mixer counter by its exported name (mixer/<name>); nullopt if the mixer
+// has no such counter.
+std::optional<uint64_t> mixer_stat(const svc::mixer_stats& s, const std::string& name) {
+    std::optional<uint64_t> v;
+    s.for_each([&](const char* n, const char*, uint64_t x) {
+        if (name == n) v = x;
+    });
+    return v;
+}
+
+// Issue 10, item 2: every new SSRC of a mixed session got an Opus decoder
+// (up to 1024 per session). 100 invented SSRCs, two packets each: the
+// default cap (16 decoders per mixed session) holds, the refused SSRCs are
+// counted once each and logged once each, their packets counted apart.
+TEST(mixer_caps, ssrc_churn_gets_at_most_the_cap_of_decoders) {
+    const auto a = opus_tone(440, 2, 2, 0.3);
+    const unsigned nb_ssrc = 100, cap = 16;
+    two_sessions t("churn");
+    testing::internal::CaptureStderr();
+    svc::mixer mx(t.config());
+    uint64_t now = 1000 * ms;
+    for (uint32_t k = 0; k < 2; ++k) {
+        for (uint32_t s = 0; s < nb_ssrc; ++s) t.speak(0, static_cast<uint16_t>(k), 960 * k, 0x5000 + s, a[k]);
+        mx.poll(now);
+        now += 20 * ms;
+        t.published();
+    }
+    const std::string log = testing::internal::GetCapturedStderr();
+    const auto st = mx.stats().snapshot();
+    EXPECT_EQ(mx.nb_speakers(), cap);
+    EXPECT_EQ(st.speakers_added, cap);
+    EXPECT_EQ(mixer_stat(st, "speakers_refused"), nb_ssrc - cap) << "one per refused SSRC";
+    EXPECT_EQ(mixer_stat(st, "refused_packets"), 2 * (nb_ssrc - cap)) << "every packet of a refused SSRC";
+    size_t lines = 0;
+    for (size_t p = log.find("refused"); p != std::string::npos; p = log.find("refused", p + 1)) ++lines;
+    EXPECT_EQ(lines, nb_ssrc - cap) << "logged once per refused SSRC, not per packet:\n" << log;
 }
 
 }  // namespace

@@ -186,6 +186,19 @@ TEST(ConfigAccepts, RecordingDir) {
     EXPECT_EQ(parse(k_base + "[recording]\ndir = \"/srv/rec\"\n").recording.dir, "/srv/rec");
 }
 
+// Issue 10 item 2: the recorder's and the mixer's caps per SSRC.
+TEST(ConfigAccepts, RecorderAndMixerCaps) {
+    const auto d = parse(k_base);
+    EXPECT_EQ(d.recording.max_tracks_per_recording, 32u);
+    EXPECT_EQ(d.recording.max_tracks, 1024u);
+    EXPECT_EQ(d.mixer.max_decoders_per_session, 16u);
+    const auto p = parse(k_base + "[mixer]\nmax_decoders_per_session = 4\n"
+                                  "[recording]\nmax_tracks_per_recording = 8\nmax_tracks = 100\n");
+    EXPECT_EQ(p.recording.max_tracks_per_recording, 8u);
+    EXPECT_EQ(p.recording.max_tracks, 100u);
+    EXPECT_EQ(p.mixer.max_decoders_per_session, 4u);
+}
+
 TEST(ConfigAccepts, JournalOffByDefaultAndItsKeys) {
     const auto off = parse(k_base).journal;
     EXPECT_EQ(off.dir, "");
@@ -289,6 +302,12 @@ std::vector<error_row> error_rows() {
         {"unknown_recording", b + "[recording]\npath = \"/x\"\n", "t.toml:14:1: recording.path: unknown setting"},
         {"recording_dir_relative", b + "[recording]\ndir = \"rec\"\n", "t.toml:14:7: recording.dir: \"rec\" is not an absolute path"},
         {"recording_dir_type", b + "[recording]\ndir = 1\n", "t.toml:14:7: recording.dir: expected a string"},
+        {"recording_tracks_zero", b + "[recording]\nmax_tracks_per_recording = 0\n",
+         "t.toml:14:28: recording.max_tracks_per_recording: 0 is out of range 1..65536"},
+        {"recording_max_tracks_big", b + "[recording]\nmax_tracks = 65537\n",
+         "t.toml:14:14: recording.max_tracks: 65537 is out of range 1..65536"},
+        {"mix_decoders_big", b + "[mixer]\nmax_decoders_per_session = 1025\n",
+         "t.toml:14:28: mixer.max_decoders_per_session: 1025 is out of range 1..1024"},
         {"unknown_journal", b + "[journal]\npath = \"/x\"\n", "t.toml:14:1: journal.path: unknown setting"},
         {"journal_dir_relative", b + "[journal]\ndir = \"j\"\n",
          "t.toml:14:7: journal.dir: \"j\" is not an absolute path (or \"\" for no journal)"},

@@ -66,6 +66,11 @@ struct mixer_config {
     unsigned plc_max_frames = 3;       // concealed frames before a missing speaker goes silent
     unsigned speaker_timeout_ms = 5000;   // a speaker silent this long is dropped
     unsigned default_frame_ms = 20;    // for sessions the control plane did not describe
+    // Opus decoders (speakers, by SSRC) per mixed session: a new SSRC past
+    // it is refused, counted once (speakers_refused) and logged once, its
+    // packets counted (refused_packets). A speaker silent for
+    // speaker_timeout_ms frees its place. Profile: [mixer] max_decoders_per_session.
+    unsigned max_decoders_per_session = 16;
 };
 
 // Counters of the mixer thread (one writer), read racily by the control plane
@@ -91,7 +96,9 @@ struct mixer_config {
     _(limited_frames, "frames where the limiter reduced the gain") \
     _(stale, "message whose session ended or was replaced while it was queued") \
     _(session_errors, "sessions whose mix failed (session_error() says why); the others go on") \
-    _(failed_session_packets, "speaker packets of a failed session, dropped until it ends")
+    _(failed_session_packets, "speaker packets of a failed session, dropped until it ends") \
+    _(speakers_refused, "new SSRCs refused: the session had max_decoders_per_session decoders (logged once per SSRC)") \
+    _(refused_packets, "packets of refused SSRCs, not mixed")
 
 struct alignas(dp::cache_line) mixer_stats {
     STENTOR_STAT_FIELDS(STENTOR_FOREACH_MIXER_STAT, mixer_stats)

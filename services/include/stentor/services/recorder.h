@@ -20,9 +20,33 @@
 // session, and granule positions always equal the samples decoded. A small
 // reorder window puts late packets back in order; duplicates are dropped.
 //
+// Durability: a track's file is <name>.opus.part (locked with flock) while
+// it is written; pages are cut and fdatasynced at least every second; at
+// the end the file is fsynced, renamed to <name>.opus and the directory
+// fsynced (after each create too). A recorder starting finds the .part
+// files nobody holds a lock on (their recorder died), closes each
+// (ogg_repair.h: torn tail cut, end-of-stream set on the last whole page),
+// renames it and lists it as "recovered".
+//
+// Threads: poll() is the online step (messages into Ogg pages, in memory,
+// no system call but the ring's), io() the offline one: every open, fsync,
+// close, rename runs there, without the lock the control plane's reads
+// take, so a stalled disk holds neither a publish's grace period nor an
+// API read (issue 10, item 6).
+//
+// Caps (issue 10, item 2): at most max_tracks_per_recording tracks per
+// recording and max_tracks open in the relay; a new SSRC over a cap is
+// refused, counted once (tracks_refused) and logged once, its packets
+// counted in refused_packets. A full disk (ENOSPC, EDQUOT) pauses the track
+// instead of failing it: its packets are counted (paused_packets) and not
+// recorded, the unwritten pages are tried again every retry_interval_ns,
+// and on success recording resumes; the gap is filled like DTX, so the
+// timeline stays right.
+//
 // Inside the wing (services/): record_input reads a message, ogg_opus_track
-// pages one stream, uring_writer does the file I/O, recorder.cc runs the
-// recordings' lifecycle and the control plane's commands.
+// pages one stream, uring_writer does the file I/O, ogg_repair closes a file
+// that was cut off, recorder.cc runs the recordings' lifecycle and the
+// control plane's commands.
 #pragma once
 
 #include <cstdint>
@@ -52,7 +76,13 @@ namespace stentor::svc {
     _(files_opened, "track files created") \
     _(files_finalised, "track files closed with their end-of-stream page") \
     _(stale, "message whose session ended or was replaced while it was queued") \
-    _(session_errors, "recordings failed by an exception (recording_info.error says why); the others go on")
+    _(session_errors, "recordings failed by an exception (recording_info.error says why); the others go on") \
+    _(tracks_refused, "new SSRCs refused: the recording or the relay had its cap of tracks (logged once per SSRC)") \
+    _(refused_packets, "packets of refused SSRCs, not recorded") \
+    _(disk_full_pauses, "tracks paused by a full disk (ENOSPC, EDQUOT); they resume once a write succeeds again") \
+    _(paused_packets, "packets not recorded while their track was paused (the gap is filled with silence)") \
+    _(syncs, "fdatasyncs completed (each track with new bytes, at least once a second)") \
+    _(recovered, "unfinished files (.part) of a recorder that died, closed at start and listed as recovered")
 
 struct recorder_stats {
     STENTOR_STAT_FIELDS(STENTOR_FOREACH_RECORDER_STAT, recorder_stats)
@@ -63,6 +93,13 @@ struct recorder_options {
     unsigned queue_depth = 256;                  // io_uring entries
     size_t max_backlog_bytes = size_t{16} << 20; // unwritten pages per track before it is failed
     unsigned reorder_window = 5;                 // packets held to undo reordering (100 ms at 20 ms)
+    // Profile [recording] max_tracks_per_recording / max_tracks: a room has
+    // a handful of speakers; 1024 files leave room under the process's fd
+    // limit for everything else.
+    unsigned max_tracks_per_recording = 32;
+    unsigned max_tracks = 1024;                  // open track files in the whole relay
+    uint64_t sync_interval_ns = 1000000000;      // page cut + fdatasync of every track with new audio
+    uint64_t retry_interval_ns = 1000000000;     // a paused (disk full) track tries its write again
     // OpusHead pre-skip: libopus' encoder delay at 48 kHz outside the
     // restricted-low-delay mode, which is what the mixer's encoder and
     // nearly every sender use; the RTP stream does not say.
@@ -71,19 +108,27 @@ struct recorder_options {
 
 class recorder {
 public:
+    // Scans o.dir for the .part files of a recorder that died and closes
+    // them (blocking: before the threads start).
     recorder(const recorder_options& o, dp::dp_shared& shared, rte_ring* ring);
     ~recorder();
     recorder(const recorder&) = delete;
     recorder& operator=(const recorder&) = delete;
 
-    // Recorder thread (or the test thread when there is none): take
-    // messages, write pages, reap completions, run control requests. The
-    // caller is an RCU reader of the snapshot. Returns the work done.
+    // Recorder thread (or the test thread when there is none), online as an
+    // RCU reader of the snapshot: take messages into the tracks' Ogg pages.
+    // Memory only. Returns the messages taken.
     unsigned poll();
+    // Recorder thread, offline as a reader (the service thread's offline
+    // step): the control requests, file creation, writes, syncs, closes,
+    // pause and resume. `now_ns` is CLOCK_MONOTONIC. Returns the work done.
+    unsigned io(uint64_t now_ns);
 
-    // Control plane. With a thread running (set_threaded(true)) these hand
-    // the work to it and wait until it is done, so the files are closed and
-    // the duration known when they return; without, they do it inline.
+    // Control plane. session_started only takes note (no I/O, no wait).
+    // session_ended and finalise_all: with a thread running
+    // (set_threaded(true)) they hand the work to it and wait until it is
+    // done (bounded), so the files are closed and the duration known when
+    // they return; without, they do it inline.
     void set_threaded(bool threaded);
     void session_started(uint32_t id, const std::string& name, const std::string& mode);
     void session_ended(uint32_t id);

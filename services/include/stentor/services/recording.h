@@ -27,19 +27,23 @@ struct recording_track {
     double duration_s = 0;
     uint64_t bytes = 0;          // written to disk
     track_stats stats;
+    double paused_s = 0;         // time paused because the disk was full (filled with silence on resume)
+    uint64_t paused_packets = 0; // packets not recorded meanwhile
 };
 
 struct recording_info {
     uint32_t session_id = 0;
     std::string name;
     std::string mode;            // "forward" | "mix"
-    std::string state;           // "recording" | "finalised" | "error"
+    std::string state;           // "recording" | "paused" (disk full) | "finalised" | "error" | "recovered"
     std::string path;            // first track's file (the mix in mix mode); empty before audio
     double duration_s = 0;       // longest track
     uint64_t bytes = 0;          // all tracks
-    std::string error;           // first I/O error, empty if none
+    std::string error;           // first I/O error (a disk-full pause included), empty if none
     int64_t started_unix_ms = 0;
-    int64_t ended_unix_ms = 0;   // 0 while recording
+    int64_t ended_unix_ms = 0;   // 0 while recording; recovered: the file's last write
+    double paused_s = 0;         // longest track's time paused because the disk was full
+    uint64_t paused_packets = 0; // all tracks' packets not recorded meanwhile
     std::vector<recording_track> tracks;
 };
 

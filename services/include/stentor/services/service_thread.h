@@ -5,6 +5,12 @@
 // a service thread never busy-polls; it runs again when its step asks to,
 // and a stop() wakes it at once.
 //
+// A service may split its step in two: the step proper, online as a
+// reader, and an offline step run right after the thread went offline, for
+// work that blocks (the recorder's open, fsync, close, rename): a reader
+// that blocks while online holds every publish's grace period for as long
+// as the disk takes (issue 10, item 6).
+//
 // A step that throws does not end the thread (and with it the process, via
 // std::terminate): the exception is counted, kept as last_error(), logged
 // on stderr, and the thread goes on after failure_backoff_ns. Services
@@ -30,7 +36,7 @@ namespace stentor::svc {
 // Counters of one service thread (its writer), read racily by the control
 // plane: exported as <service>/thread/<field>. Append only.
 #define STENTOR_FOREACH_SERVICE_THREAD_STAT(_) \
-    _(steps, "steps run: online as a snapshot reader, the service's work, offline again") \
+    _(steps, "steps run: online as a snapshot reader, the service's work, offline again (then its offline work)") \
     _(failures, "steps that threw: counted, logged on stderr, and the thread went on")
 
 struct alignas(dp::cache_line) service_thread_stats {
@@ -53,7 +59,10 @@ public:
     using step_fn = std::function<uint64_t(uint64_t now_ns)>;
     static constexpr uint64_t max_sleep_ns = 1000000000;
 
-    service_thread(service_thread_config cfg, step_fn step);
+    // `offline` (may be empty) runs after every `step`, with the thread
+    // offline as a reader; it returns a wake time too, and the thread sleeps
+    // until the earlier of the two.
+    service_thread(service_thread_config cfg, step_fn step, step_fn offline = {});
     ~service_thread();
     service_thread(const service_thread&) = delete;
     service_thread& operator=(const service_thread&) = delete;
@@ -77,6 +86,7 @@ private:
 
     service_thread_config _cfg;
     step_fn _step;
+    step_fn _offline;
     std::thread _thread;
     mutable std::mutex _mu;             // _stop and _last_error; the sleep waits on _cv
     std::condition_variable _cv;

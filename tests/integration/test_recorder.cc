@@ -1,0 +1,395 @@
+// The recorder on its own (stentor/services/recorder.h), with real EAL, a
+// real record ring and mbufs, real Opus and real files: what an attacker or
+// a failing disk can do to it (issue 10).
+//
+// - SSRC churn: a recorded session fed with packets of 100 invented SSRCs
+//   opens at most the cap of files; the rest are refused, counted once per
+//   SSRC and logged once per SSRC; the process' fd count stays bounded.
+// - A recording cut off (what a SIGKILL leaves: the bytes that reached the
+//   kernel, maybe a torn last page, no end-of-stream) is closed by the next
+//   recorder that starts on the directory and listed as recovered; a file a
+//   live recorder still holds is left alone.
+// - A stalled disk (slow_fs.h: open, fsync, rename held in the kernel):
+//   the recorder thread sits in those calls offline as a snapshot reader,
+//   so a publish (its RCU grace period) and the API's reads go on.
+#include <dirent.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <thread>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "audio_util.h"
+#include "harness.h"
+#include "slow_fs.h"
+#include "stentor/dp_shared.h"
+#include "stentor/services/clock.h"
+#include "stentor/services/recorder.h"
+
+namespace stentor::test {
+namespace {
+
+// Entries of /proc/self/fd: every file the process holds open.
+size_t open_fds() {
+    size_t n = 0;
+    DIR* d = opendir("/proc/self/fd");
+    if (d == nullptr) return 0;
+    while (const dirent* e = readdir(d))
+        if (e->d_name[0] != '.') ++n;
+    closedir(d);
+    return n - 1;   // the DIR's own
+}
+
+size_t files_in(const std::string& dir) {
+    size_t n = 0;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) n += e.is_regular_file() ? 1 : 0;
+    return n;
+}
+
+// A recorder counter by its exported name (recorder/<name>); nullopt if the
+// recorder has no such counter.
+std::optional<uint64_t> stat_of(const svc::recorder_stats& s, const std::string& name) {
+    std::optional<uint64_t> v;
+    s.for_each([&](const char* n, const char*, uint64_t x) {
+        if (name == n) v = x;
+    });
+    return v;
+}
+
+// One forward session with recording on, as the data plane's snapshot shows
+// it, and the record ring the RX lcores would hand its packets to.
+struct recorded_session {
+    dp::dp_session sess{};
+    dp::dp_session* ptrs[1]{&sess};
+    dp::dp_snapshot snap{};
+    dp::dp_shared sh;
+    rte_ring* ring = nullptr;
+    std::string dir;
+
+    explicit recorded_session(const std::string& tag, uint32_t id = 9) {
+        sess.id = id;
+        sess.index = 0;
+        sess.mode = dp::session_mode_forward;
+        sess.record = 1;
+        sess.generation = 200;
+        snap.version = 1;
+        snap.nb_sessions = 1;
+        snap.sessions = ptrs;
+        ring = rte_ring_create(("rec_" + tag).c_str(), 8192, SOCKET_ID_ANY, RING_F_SC_DEQ);
+        sh.snapshot.store(&snap);
+        sh.record_ring = ring;
+        char tmpl[] = "/tmp/stentor-rec-XXXXXX";
+        if (mkdtemp(tmpl) != nullptr) dir = tmpl;
+    }
+    ~recorded_session() {
+        void* obj;
+        while (rte_ring_dequeue(ring, &obj) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
+        rte_ring_free(ring);
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+    void speak(uint16_t seq, uint32_t ts, uint32_t ssrc, const std::vector<uint8_t>& opus) {
+        const auto p = rtp_packet(seq, ts, ssrc, opus);
+        rte_mbuf* m = rte_pktmbuf_alloc(test_pool());
+        ASSERT_NE(m, nullptr);
+        std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(p.size())), p.data(), p.size());
+        dp::set_message_session(m, sess.index, sess.generation);
+        ASSERT_EQ(rte_ring_enqueue(ring, m), 0);
+    }
+    svc::recorder_options options() const {
+        svc::recorder_options o;
+        o.dir = dir;
+        return o;
+    }
+};
+
+// Issue 10, item 2: one file, fd and Ogg track per new SSRC without a cap
+// (1500 invented SSRCs took a relay's API down with FD_SETSIZE). Each
+// invented SSRC sends two packets; the cap (32 per recording, the default)
+// holds, the refused SSRCs are counted once each and their packets apart.
+TEST(recorder_caps, ssrc_churn_opens_at_most_the_cap_of_files) {
+    recorded_session t("churn");
+    ASSERT_FALSE(t.dir.empty());
+    const auto tone = opus_tone(440, 2, 2, 0.3);
+    const unsigned nb_ssrc = 100, cap = 32;
+    const size_t fds0 = open_fds();
+    testing::internal::CaptureStderr();
+    {
+        svc::recorder rec(t.options(), t.sh, t.ring);
+        for (unsigned k = 0; k < 2; ++k) {
+            for (uint32_t s = 0; s < nb_ssrc; ++s) t.speak(static_cast<uint16_t>(k), 960 * k, 0x5000 + s, tone[k]);
+            rec.poll();
+            rec.io(svc::mono_ns());   // what the recorder thread does offline: the files
+        }
+        // Twice the cap would be one fd per track plus the recorder's own few.
+        EXPECT_LE(open_fds(), fds0 + cap + 4) << "fds grew with the invented SSRCs";
+        const auto info = rec.recording(t.sess.id);
+        ASSERT_TRUE(info.has_value());
+        EXPECT_EQ(info->tracks.size(), cap);
+        const auto st = rec.stats();
+        EXPECT_EQ(st.files_opened, cap);
+        EXPECT_EQ(stat_of(st, "tracks_refused"), nb_ssrc - cap) << "one per refused SSRC";
+        EXPECT_EQ(stat_of(st, "refused_packets"), 2 * (nb_ssrc - cap)) << "every packet of a refused SSRC";
+        rec.session_ended(t.sess.id);
+        EXPECT_EQ(rec.stats().files_finalised, cap);
+    }
+    const std::string log = testing::internal::GetCapturedStderr();
+    size_t lines = 0;
+    for (size_t p = log.find("refused"); p != std::string::npos; p = log.find("refused", p + 1)) ++lines;
+    EXPECT_EQ(lines, nb_ssrc - cap) << "logged once per refused SSRC, not per packet:\n" << log;
+    EXPECT_EQ(files_in(t.dir), cap);
+    EXPECT_LE(open_fds(), fds0 + 1) << "every track file closed at the end";
+}
+
+// The relay-wide cap (recording.max_tracks: every open track file) holds
+// too, and says which cap refused; a refused SSRC gets its track once the
+// files it waited for are closed (here: the session is recreated).
+TEST(recorder_caps, the_relay_cap_counts_open_files_and_frees_them_at_the_end) {
+    recorded_session t("relaycap");
+    ASSERT_FALSE(t.dir.empty());
+    const auto tone = opus_tone(440, 1, 2, 0.3);
+    auto o = t.options();
+    o.max_tracks = 10;
+    testing::internal::CaptureStderr();
+    svc::recorder rec(o, t.sh, t.ring);
+    for (uint32_t s = 0; s < 100; ++s) t.speak(0, 0, 0x5000 + s, tone[0]);
+    rec.poll();
+    rec.io(svc::mono_ns());
+    EXPECT_EQ(rec.recording(t.sess.id)->tracks.size(), 10u);
+    EXPECT_EQ(rec.stats().tracks_refused, 90u);
+    // The session ends and is created again (next generation): its old
+    // files close, and SSRCs refused before get tracks in the new recording.
+    rec.session_ended(t.sess.id);
+    t.sess.generation = 201;
+    for (uint32_t s = 90; s < 95; ++s) t.speak(1, 960, 0x5000 + s, tone[0]);
+    rec.poll();
+    rec.io(svc::mono_ns());
+    const std::string log = testing::internal::GetCapturedStderr();
+    const auto again = rec.recording(t.sess.id);
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(again->state, "recording");
+    EXPECT_EQ(again->tracks.size(), 5u);
+    EXPECT_EQ(rec.stats().tracks_refused, 90u) << "nothing refused the second time";
+    EXPECT_EQ(rec.stats().files_opened, 15u);
+    EXPECT_NE(log.find("the relay has recording.max_tracks open (10 tracks)"), std::string::npos) << log;
+}
+
+// Bounded wait for a condition another thread makes true; false on timeout.
+bool eventually(const std::function<bool()>& pred, std::chrono::seconds limit = std::chrono::seconds(20)) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > end) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
+// `fn` on a thread of its own; done() once it returned. The destructor
+// joins: whoever holds the disk must have released it by then.
+struct background {
+    std::atomic<bool> finished{false};
+    std::thread t;
+    explicit background(std::function<void()> fn) : t([this, fn = std::move(fn)] { fn(); finished = true; }) {}
+    ~background() { t.join(); }
+    bool done() const { return finished.load(); }
+};
+
+// Issue 10, item 6: the recorder thread blocked in open()/fsync() (up to
+// 10 s) while it was online as an RCU reader, so every publish (a join, a
+// leave, a session change) waited for the disk. Here the relay runs for
+// real (worker on its lcore, recorder on its service thread, RCU), the
+// recordings go to a FUSE file system whose create, fsync and rename the
+// test holds in the kernel, and while each is held a publish must complete
+// and the API's read of the recordings must answer.
+TEST(recorder_offline_io, a_stalled_disk_holds_no_publish_and_no_api_read) {
+    std::string why;
+    auto fs = slow_fs::mount(why);
+    ASSERT_NE(fs, nullptr) << why;
+    ring_port port = fresh_ring_port("rio");
+    auto prof = base_profile(port.name);
+    control::relay r(prof, control::relay_options{.launch = true, .recording_dir = fs->dir()});
+    // Destroyed before the relay: whatever the outcome, the disk answers
+    // again before the relay finalises its recordings on the way out.
+    struct release_guard {
+        slow_fs& f;
+        ~release_guard() { f.release_all(); }
+    } guard{*fs};
+    control::session_params sp;
+    sp.id = 3;
+    sp.udp_port = 40000;
+    sp.recording = true;
+    r.state().session_create(sp);
+    r.state().speaker_add(3, speaker_ip, 5004, 1234);
+    // The publishes below carry joins to another session (3 ends meanwhile).
+    control::session_params other;
+    other.id = 4;
+    other.udp_port = 40001;
+    r.state().session_create(other);
+    r.state().publish();
+    r.start();
+    const auto tone = opus_tone(440, 100, 2, 0.3);
+    uint16_t seq = 0;
+    auto speak = [&](unsigned n) {
+        for (unsigned k = 0; k < n; ++k, ++seq) {
+            inject(port, speaker_frame(speaker_ip, seq, 960u * seq, 1234, tone[seq % tone.size()]));
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));   // within the speaker's policer
+        }
+    };
+    uint32_t next_listener = 0;
+    // While `o` is held: one publish with a change in it, and one API read.
+    auto publish_and_read_while_held = [&](slow_fs::op o, const char* what) {
+        SCOPED_TRACE(what);
+        ASSERT_TRUE(fs->wait_held(o)) << "the recorder never reached the held call";
+        r.state().listener_add(4, 0xc6120080 + next_listener++, listener_port, 0);
+        background pub([&] { r.state().publish(); });
+        background read([&] { (void)r.recordings(); });
+        EXPECT_TRUE(eventually([&] { return pub.done(); }, std::chrono::seconds(10)))
+            << "a publish waited for the disk: the recorder was an online RCU reader in " << what;
+        EXPECT_TRUE(eventually([&] { return read.done(); }, std::chrono::seconds(10)))
+            << "reading the recordings waited for the disk in " << what;
+        fs->release(o);
+    };
+
+    // 1. The track's file is created (open with O_CREAT) when its first
+    //    packet arrives.
+    fs->hold(slow_fs::op::create);
+    speak(1);
+    publish_and_read_while_held(slow_fs::op::create, "open(O_CREAT)");
+    speak(60);   // more than a second of audio: pages reach the file
+    // 2. The session ends: its file is fsynced (and renamed) before the end
+    //    answers. Ending waits for that by design; publishes do not.
+    fs->hold(slow_fs::op::fsync);
+    {
+        background end([&] { r.state().session_end(3); });
+        publish_and_read_while_held(slow_fs::op::fsync, "fsync");
+    }
+    r.stop();
+    const auto rec = r.recording(3);
+    ASSERT_TRUE(rec.has_value());
+    EXPECT_EQ(rec->state, "finalised") << rec->error;
+    ASSERT_EQ(rec->tracks.size(), 1u);
+    EXPECT_EQ(rec->tracks[0].stats.packets, 61u);
+    EXPECT_GT(fs->calls(slow_fs::op::fsync), 0u);
+}
+
+std::vector<uint8_t> slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void spit(const std::string& path, const std::vector<uint8_t>& b) {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+}
+
+// What is left of a recording when its process dies, as the next start finds it.
+struct cut_case {
+    const char* what;
+    size_t cut_bytes;              // taken off the end of what the recorder had written
+    bool recoverable;
+};
+
+const cut_case cut_cases[] = {
+    {"killed between two writes: whole pages, no end-of-stream", 0, true},
+    {"killed in the middle of a write: the last page torn", 37, true},
+};
+
+// Issue 10, "Nothing lost across a restart": before, a file cut off this
+// way had no end-of-stream page and nothing closed it. A recorder writes
+// 4 s of audio; while it still records, its .part file is copied (the
+// bytes a SIGKILL leaves: what reached the kernel) into a directory of its
+// own, cut as the case says; a recorder started there closes it, renames it
+// and lists it as recovered, and it plays up to its last whole page.
+TEST(recorder_recovery, a_recording_cut_off_is_closed_at_start_and_listed_recovered) {
+    recorded_session t("cut");
+    ASSERT_FALSE(t.dir.empty());
+    const auto tone = opus_tone(440, 200, 2, 0.3);
+    svc::recorder rec(t.options(), t.sh, t.ring);
+    for (uint32_t k = 0; k < 200; ++k) t.speak(static_cast<uint16_t>(k), 960 * k, 1234, tone[k]);
+    rec.poll();
+    // Pages out and written, up to the once-a-second flush and fdatasync
+    // that puts the last stretch on a page of its own.
+    uint64_t last = ~uint64_t{0};
+    ASSERT_TRUE(eventually([&] {
+        rec.io(svc::mono_ns());
+        const auto st = rec.stats();
+        const bool stable = st.bytes_written == last && st.syncs > 0;
+        last = st.bytes_written;
+        return stable;
+    }));
+    const auto live = rec.recording(t.sess.id);
+    ASSERT_TRUE(live.has_value());
+    ASSERT_EQ(live->tracks.size(), 1u);
+    const std::string part = live->tracks[0].path;
+    ASSERT_NE(part.find(".opus.part"), std::string::npos) << part;
+    const auto written = slurp(part);
+    ASSERT_EQ(written.size(), live->tracks[0].bytes);
+
+    // A recorder starting on the live directory leaves the locked file alone.
+    {
+        svc::recorder other(t.options(), t.sh, nullptr);
+        EXPECT_TRUE(other.recordings().empty()) << "took a file a live recorder holds";
+        EXPECT_EQ(other.stats().recovered, 0u);
+    }
+    EXPECT_TRUE(std::filesystem::exists(part));
+
+    for (const auto& c : cut_cases) {
+        SCOPED_TRACE(c.what);
+        char tmpl[] = "/tmp/stentor-crash-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        const std::string crash = tmpl;
+        const std::string name = std::filesystem::path(part).filename();
+        std::vector<uint8_t> left(written.begin(), written.end() - static_cast<long>(c.cut_bytes));
+        spit(crash + "/" + name, left);
+        // What a player could make of it: the whole pages (libogg's view).
+        const auto before = read_ogg_opus(left);
+        ASSERT_FALSE(before.pages.empty());
+        EXPECT_FALSE(before.pages.back().eos) << "a file cut off has no end-of-stream page";
+        const int64_t want_granule = before.pages.back().granule;
+
+        svc::recorder_options o = t.options();
+        o.dir = crash;
+        svc::recorder next(o, t.sh, nullptr);
+        const auto all = next.recordings();
+        ASSERT_EQ(all.size(), 1u);
+        const auto& r = all[0];
+        EXPECT_EQ(r.state, "recovered") << r.error;
+        EXPECT_EQ(r.session_id, t.sess.id);
+        ASSERT_EQ(r.tracks.size(), 1u);
+        EXPECT_EQ(r.tracks[0].ssrc, 1234u);
+        EXPECT_EQ(r.path, crash + "/" + name.substr(0, name.size() - 5)) << "renamed without .part";
+        EXPECT_FALSE(std::filesystem::exists(crash + "/" + name));
+        EXPECT_EQ(next.stats().recovered, 1u);
+        EXPECT_NEAR(r.duration_s, static_cast<double>(want_granule - 312) / 48000.0, 1e-9);
+        EXPECT_GT(r.duration_s, 4.0 - 1.1) << "at most about a second lost of 4 s";
+        EXPECT_EQ(r.bytes, std::filesystem::file_size(r.path));
+        const auto f = read_ogg_opus(slurp(r.path));
+        ASSERT_TRUE(f.ok) << f.why;
+        EXPECT_TRUE(f.pages.back().eos);
+        EXPECT_EQ(f.pages.back().granule, want_granule);
+        EXPECT_EQ(f.pcm_total, want_granule - 312);
+        EXPECT_EQ(f.decoded, f.pcm_total);
+        std::error_code ec;
+        std::filesystem::remove_all(crash, ec);
+    }
+    rec.session_ended(t.sess.id);
+    const auto fin = rec.recording(t.sess.id);
+    ASSERT_TRUE(fin.has_value());
+    EXPECT_EQ(fin->state, "finalised") << fin->error;
+    EXPECT_EQ(fin->path.find(".part"), std::string::npos) << fin->path;
+    EXPECT_FALSE(std::filesystem::exists(part)) << "renamed at the end";
+}
+
+}  // namespace
+}  // namespace stentor::test
