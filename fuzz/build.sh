@@ -63,6 +63,12 @@ EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt" \
   DEPS="$REPO/control/api_parse.h $REPO/control/config.h $REPO/control/state.h $REPO/control/session.h $REPO/control/action_error.h" \
   build fuzz_api "$REPO/fuzz/fuzz_api.cc" "$REPO/control/api_parse.cc" "$REPO/control/config.cc"
 
+# The neighbour state machine (dataplane/neigh_fsm.h): header-only, so the
+# target compiles the very functions neigh.cc calls.
+EXTRA="" LIBS="" \
+  DEPS="$REPO/dataplane/neigh_fsm.h $REPO/dataplane/include/stentor/dp_snapshot.h $REPO/dataplane/include/stentor/dp_counters.h" \
+  build fuzz_arp "$REPO/fuzz/fuzz_arp.cc"
+
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 (( status == 0 )) || { echo "fuzz/build.sh: build failed" >&2; exit 1; }
