@@ -139,9 +139,13 @@ inline reply_verdict neigh_on_reply(dp_neigh& n, uint16_t port, uint64_t word, u
     return reply_verdict::candidate;
 }
 
-// The request for `e` left at `now`: its reply window opens.
+// The request for `e` left at `now`: its reply window opens. probe_tsc 0
+// means "never asked", so a request sent when the (wrapped) TSC reads 0 is
+// dated one cycle earlier: its window is a cycle shorter, its retry a cycle
+// sooner. Dated 0, its reply was counted unsolicited and the entry asked
+// again as soon as the window closed (fuzz_arp's first finding).
 inline void neigh_request_sent(dp_neigh& e, uint64_t now) noexcept {
-    e.probe_tsc = now;
+    e.probe_tsc = now != 0 ? now : now - 1;
     e.outstanding = 1;
     e.resolved_now = 0;
     e.conflict = 0;

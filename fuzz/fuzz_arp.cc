@@ -349,7 +349,8 @@ void run::visit(unsigned i) {
     neigh_request_sent(fsm[i], now());
     e.prev = e.cur;
     e.cur = window_rec{};
-    e.cur.sent = real;
+    // A request at TSC 0 counts from the cycle before (0 means "never asked").
+    e.cur.sent = now() != 0 ? real : real - 1;
     e.cur.confirming = confirm_pending;
     e.resolved_in_cur = false;
     e.conflict_in_cur = false;
