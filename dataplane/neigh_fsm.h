@@ -45,6 +45,8 @@ inline constexpr uint64_t arp_tick_us = 10000;          // the owner's neighbour
 inline constexpr uint64_t arp_request_rate = 2560;      // requests we send per second at most
 inline constexpr uint64_t arp_request_burst = 256;
 inline constexpr unsigned arp_visits_per_tick = 256;    // active entries looked at per tick
+static_assert(reply_rate_per_s >= reply_burst && arp_request_rate >= arp_request_burst,
+              "bucket_take() refills at most `rate` tokens after a second");
 
 // The timing above in TSC cycles.
 struct neigh_timing {
@@ -60,11 +62,14 @@ constexpr neigh_timing neigh_timing_of(uint64_t hz, uint64_t reachable_ms) noexc
 }
 
 // Token bucket: one token per grant, `rate` per second refilled up to
-// `burst`.
+// `burst`. A second or more refills `rate` tokens (a full bucket: every
+// budget here has rate >= burst): elapsed x rate wraps past 2^64 after
+// 2^64 / rate cycles (38 days of a 2.2 GHz TSC at the request rate), and the
+// wrapped refill could be 0 (fuzz_arp's second finding).
 inline bool bucket_take(uint64_t& tokens, uint64_t& last_tsc, uint64_t now, uint64_t hz, uint64_t rate,
                         uint64_t burst) noexcept {
     const uint64_t elapsed = now - last_tsc;
-    const uint64_t add = elapsed * rate / hz;
+    const uint64_t add = elapsed >= hz ? rate : elapsed * rate / hz;
     if (add > 0) {
         tokens = tokens + add < burst ? tokens + add : burst;
         last_tsc = now;

@@ -193,5 +193,20 @@ TEST(neigh_bucket, burst_then_rate) {
     EXPECT_FALSE(bucket_take(tokens, last, hz + 100 * ms, hz, 10, 3));
 }
 
+// A budget spent, then silence long enough that elapsed x rate no longer
+// fits in 64 bits: 2^56 cycles (a year at 2.2 GHz) x 2560 is 10 x 2^64, which
+// wrapped to a refill of 0 and refused the next request (fuzz_arp's second
+// finding, there with a smaller TSC rate and a jump of 2^61).
+TEST(neigh_bucket, refills_after_any_silence) {
+    constexpr uint64_t tsc_hz = 2200000000;
+    for (const uint64_t silence : {uint64_t{1} << 56, uint64_t{1} << 62, tsc_hz, 2 * tsc_hz + 1}) {
+        uint64_t tokens = 0;
+        uint64_t last = 5;
+        EXPECT_TRUE(bucket_take(tokens, last, 5 + silence, tsc_hz, arp_request_rate, arp_request_burst))
+            << "after " << silence << " cycles";
+        EXPECT_EQ(arp_request_burst - 1, tokens);
+    }
+}
+
 }  // namespace
 }  // namespace stentor::dp
