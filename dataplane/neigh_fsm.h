@@ -5,7 +5,7 @@
 // window; a reply inside the window resolves an unresolved entry or confirms
 // the known MAC; a reply offering a known neighbour a different MAC is held
 // as a candidate (neigh_mac_changed) and applied only if a fresh request's
-// window brings that MAC and not the current one. Requests from
+// window brings that MAC, no other, and not the current one. Requests from
 // others, replies nobody asked for and replies after their window change
 // nothing and are counted. Confirmed entries are re-probed after
 // `reachable`; re-probes left unanswered arp_max_unanswered times invalidate
@@ -94,6 +94,7 @@ enum class reply_verdict : uint8_t {
     confirmed,     // the current MAC answered
     conflict,      // a second MAC in the window that resolved the entry: unresolved again (neigh_conflict)
     candidate,     // a different MAC for a known neighbour: held (neigh_mac_changed when it is a new one)
+    refused,       // in the window confirming a candidate, yet another MAC: the change is refused (neigh_mac_changed)
 };
 
 // A reply offering `word` (neigh_mac_word) for entry `n`, received on port
@@ -136,6 +137,24 @@ inline reply_verdict neigh_on_reply(dp_neigh& n, uint16_t port, uint64_t word, u
         n.unanswered = 0;
         return reply_verdict::confirmed;
     }
+    if (n.confirming) {
+        // The window of the request that confirms cand_word. Another MAC in
+        // it (a third party, or a spoofer who raced the re-probe with one MAC
+        // and the confirming request with another) refuses the change:
+        // cand_word 0 until the window closes. Before, the last MAC of this
+        // window replaced the candidate and was applied when it closed,
+        // though no earlier window had offered it (fuzz_arp's third finding).
+        if (word == n.cand_word) {
+            n.saw_cand = 1;
+            return reply_verdict::candidate;
+        }
+        if (n.cand_word != 0) {
+            n.cand_word = 0;
+            ++c.neigh_mac_changed;
+        }
+        n.saw_cand = 1;   // answered, if not by the MAC in use: not an unanswered probe
+        return reply_verdict::refused;
+    }
     if (n.cand_word != word) {
         n.cand_word = word;
         ++c.neigh_mac_changed;
@@ -170,8 +189,8 @@ inline void neigh_close_window(dp_neigh& e, lcore_counters& c) noexcept {
     }
     if (e.confirming) {
         // The fresh request sent for a candidate: switch only if the
-        // candidate answered and the current MAC did not.
-        if (e.saw_cand && !e.saw_current) {
+        // candidate answered, and neither the current MAC nor any other did.
+        if (e.saw_cand && !e.saw_current && e.cand_word != 0) {
             e.mac_word.store(e.cand_word, std::memory_order_relaxed);
             e.confirmed_tsc = e.probe_tsc;
             ++c.neigh_mac_confirmed;

@@ -119,6 +119,23 @@ std::vector<row> table() {
                     {ask(0), reply(1, host, V::learnt, host), ask(30001, host), reply(30002, spoof, V::candidate, host),
                      ask(30502, host), idle(31003, host), ask(31502, host)},
                     {.changed = 1}});
+    rows.push_back({"the confirming request is answered by a MAC never offered before, alone: the change is refused, "
+                    "the old MAC stays and is re-probed a second later",
+                    false, 0,
+                    {ask(0), reply(1, host, V::learnt, host), ask(30001, host), reply(30002, spoof, V::candidate, host),
+                     ask(30502, host), reply(30503, other, V::refused, host), reply(30504, spoof, V::refused, host),
+                     idle(31003, host), ask(31502, host)},
+                    {.changed = 2}});
+    rows.push_back({"the candidate and another MAC answer the confirming request: refused, whatever the order", false, 0,
+                    {ask(0), reply(1, host, V::learnt, host), ask(30001, host), reply(30002, spoof, V::candidate, host),
+                     ask(30502, host), reply(30503, spoof, V::candidate, host), reply(30504, other, V::refused, host),
+                     reply(30505, spoof, V::refused, host), idle(31003, host)},
+                    {.changed = 2}});
+    rows.push_back({"two candidates in the re-probe: the last one is held, the confirming request decides on it", false, 0,
+                    {ask(0), reply(1, host, V::learnt, host), ask(30001, host), reply(30002, other, V::candidate, host),
+                     reply(30003, spoof, V::candidate, host), ask(30502, host), reply(30503, spoof, V::candidate, host),
+                     idle(31003, spoof)},
+                    {.changed = 2, .confirmed = 1}});
     rows.push_back({"three re-probes in a row unanswered: invalidated at the next visit and asked for again", false, 0,
                     {ask(0), reply(1, host, V::learnt, host), ask(30001, host), idle(30502, host), ask(31001, host),
                      idle(32000, host), ask(32001, host), ask(33001, none), reply(33002, host, V::learnt, host)},
