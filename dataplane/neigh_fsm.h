@@ -191,8 +191,13 @@ inline void neigh_close_window(dp_neigh& e, lcore_counters& c) noexcept {
         // The fresh request sent for a candidate: switch only if the
         // candidate answered, and neither the current MAC nor any other did.
         if (e.saw_cand && !e.saw_current && e.cand_word != 0) {
+            // The new MAC starts with no unanswered probes: its
+            // predecessor's (the re-probes that found the host gone) used
+            // to carry over and invalidate it after one (fuzz_arp's fourth
+            // finding).
             e.mac_word.store(e.cand_word, std::memory_order_relaxed);
             e.confirmed_tsc = e.probe_tsc;
+            e.unanswered = 0;
             ++c.neigh_mac_confirmed;
         } else if (e.saw_current) {
             ++c.neigh_mac_kept;

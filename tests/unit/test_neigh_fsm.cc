@@ -136,6 +136,13 @@ std::vector<row> table() {
                      reply(30003, spoof, V::candidate, host), ask(30502, host), reply(30503, spoof, V::candidate, host),
                      idle(31003, spoof)},
                     {.changed = 2, .confirmed = 1}});
+    rows.push_back({"two re-probes unanswered, then the host moved (candidate, confirmed): the new MAC starts with no "
+                    "unanswered probes: invalidated after its own three unanswered re-probes, not after one",
+                    false, 0,
+                    {ask(0), reply(1, host, V::learnt, host), ask(30001, host), ask(31001, host), ask(32001, host),
+                     reply(32002, spoof, V::candidate, host), ask(32502, host), reply(32503, spoof, V::candidate, host),
+                     idle(33003, spoof), ask(62502, spoof), ask(63502, spoof), ask(64502, spoof), ask(65502, none)},
+                    {.changed = 1, .confirmed = 1, .expired = 1}});
     rows.push_back({"three re-probes in a row unanswered: invalidated at the next visit and asked for again", false, 0,
                     {ask(0), reply(1, host, V::learnt, host), ask(30001, host), idle(30502, host), ask(31001, host),
                      idle(32000, host), ask(32001, host), ask(33001, none), reply(33002, host, V::learnt, host)},
