@@ -17,76 +17,23 @@ using wire::store_be16;
 
 inline bool take_token(token_bucket& tb, uint64_t now, uint64_t hz, uint64_t rate = reply_rate_per_s,
                        uint64_t burst = reply_burst) noexcept {
-    uint64_t elapsed = now - tb.last_tsc;
-    uint64_t add = elapsed * rate / hz;
-    if (add > 0) {
-        tb.tokens = std::min(burst, tb.tokens + add);
-        tb.last_tsc = now;
-    }
-    if (tb.tokens == 0) return false;
-    --tb.tokens;
-    return true;
+    return bucket_take(tb.tokens, tb.last_tsc, now, hz, rate, burst);
 }
 
-inline uint64_t mac_word_of(const uint8_t* mac) noexcept {
-    uint64_t word = 0;
-    std::memcpy(&word, mac, 6);
-    return word | neigh_valid;
+inline neigh_timing timing_of(const worker* w) noexcept {
+    return {w->arp_window, w->arp_retry, w->arp_reachable};
 }
 
 // A reply (op 2) from `spa` offering `sha`, received on port index `port`.
 // Runs on the ARP-owner lcore only.
 void arp_learn(worker* w, const dp_snapshot& s, uint32_t spa_be, const uint8_t* sha, uint16_t port,
                uint64_t now) noexcept {
-    lcore_counters* c = w->c;
     const int64_t idx = find_neigh(s, spa_be);
     if (idx < 0 || static_cast<uint32_t>(idx) >= w->sh->nb_neigh) {
-        ++c->drop(drop_reason::arp_unsolicited);
+        ++w->c->drop(drop_reason::arp_unsolicited);
         return;
     }
-    dp_neigh& n = w->sh->neigh[idx];
-    if (n.port_id != port || (n.flags & neigh_static) || n.probe_tsc == 0) {
-        ++c->drop(drop_reason::arp_unsolicited);
-        return;
-    }
-    if (!n.outstanding || now - n.probe_tsc > w->arp_window) {
-        ++c->drop(drop_reason::arp_late);
-        return;
-    }
-    const uint64_t word = mac_word_of(sha);
-    const uint64_t cur = n.mac_word.load(std::memory_order_relaxed);
-    if (n.conflict) return;   // this window already brought two MACs: nothing in it is believed
-    if (n.resolved_now && word != cur) {
-        // Two hosts answered for one address while it was being resolved (a
-        // spoofer racing the real host): send to neither until a request's
-        // window brings one MAC only. Unreachable beats redirected.
-        n.mac_word.store(0, std::memory_order_relaxed);
-        n.conflict = 1;
-        n.resolved_now = 0;
-        ++c->neigh_conflict;
-        return;
-    }
-    if (!(cur & neigh_valid) && !n.confirming) {
-        // Unresolved: the first answer to our question resolves it at once
-        // (a join is heard within milliseconds).
-        n.mac_word.store(word, std::memory_order_relaxed);
-        n.resolved_now = 1;
-        n.saw_current = 1;
-        n.confirmed_tsc = now;
-        n.unanswered = 0;
-        return;
-    }
-    if (word == cur) {
-        n.saw_current = 1;
-        n.confirmed_tsc = now;
-        n.unanswered = 0;
-        return;
-    }
-    if (n.cand_word != word) {
-        n.cand_word = word;
-        ++c->neigh_mac_changed;
-    }
-    n.saw_cand = 1;
+    neigh_on_reply(w->sh->neigh[idx], port, neigh_mac_word(sha), now, timing_of(w), *w->c);
 }
 
 void send_request(worker* w, dp_neigh& e, uint64_t now) noexcept {
@@ -114,70 +61,15 @@ void send_request(worker* w, dp_neigh& e, uint64_t now) noexcept {
     std::memcpy(a + 8, w->sh->ports[port].mac, 6);
     std::memcpy(a + 14, &w->sh->ports[port].ip_be, 4);
     std::memcpy(a + 24, &e.ip_be, 4);
-    e.probe_tsc = now;
-    e.outstanding = 1;
-    e.resolved_now = 0;
-    e.conflict = 0;
-    e.saw_current = 0;
-    e.saw_cand = 0;
+    neigh_request_sent(e, now);
     ++w->c->arp_requests;
     tx_control(w, port, m);
 }
 
-// The end of a request's reply window.
-void close_window(worker* w, dp_neigh& e) noexcept {
-    e.outstanding = 0;
-    e.resolved_now = 0;
-    if (e.conflict) {
-        e.conflict = 0;
-        e.cand_word = 0;
-        e.confirming = 0;
-        return;   // unresolved: visit() asks again after the retry interval
-    }
-    if (e.confirming) {
-        // The fresh request sent for a candidate: switch only if the
-        // candidate answered and the current MAC did not.
-        if (e.saw_cand && !e.saw_current) {
-            e.mac_word.store(e.cand_word, std::memory_order_relaxed);
-            e.confirmed_tsc = e.probe_tsc;
-            ++w->c->neigh_mac_confirmed;
-        } else if (e.saw_current) {
-            ++w->c->neigh_mac_kept;
-        }
-        e.cand_word = 0;
-        e.confirming = 0;
-    } else if (e.saw_cand) {
-        e.confirming = 1;   // ask again now: visit() sends the confirming request
-    }
-    if (!e.saw_current && !e.saw_cand) ++e.unanswered;
-}
-
-// One entry's state machine; sends at most one request.
+// One entry: at most one request.
 void visit(worker* w, dp_neigh& e, uint64_t now) noexcept {
-    if ((e.flags & neigh_static) || e.ip_be == 0) return;
-    if (e.outstanding) {
-        if (now - e.probe_tsc <= w->arp_window) return;   // still waiting for replies
-        close_window(w, e);
-    }
-    const uint64_t cur = e.mac_word.load(std::memory_order_relaxed);
-    bool due;
-    if (e.confirming) {
-        due = true;
-    } else if (!(cur & neigh_valid)) {
-        due = e.probe_tsc == 0 || now - e.probe_tsc >= w->arp_retry;
-    } else if (now - e.confirmed_tsc >= w->arp_reachable) {
-        if (e.unanswered >= arp_max_unanswered) {
-            // Gone: stop sending to a MAC nobody confirms (the fan-out counts
-            // neigh_unresolved); keep asking while a listener uses it.
-            e.mac_word.store(0, std::memory_order_relaxed);
-            e.unanswered = 0;
-            ++w->c->neigh_expired;
-        }
-        due = now - e.probe_tsc >= w->arp_retry;
-    } else {
-        due = false;
-    }
-    if (!due || !take_token(w->arp_req_tb, now, w->hz, arp_request_rate, arp_request_burst)) return;
+    if (!neigh_visit(e, now, timing_of(w), *w->c)) return;
+    if (!take_token(w->arp_req_tb, now, w->hz, arp_request_rate, arp_request_burst)) return;
     send_request(w, e, now);
 }
 
@@ -186,9 +78,10 @@ void visit(worker* w, dp_neigh& e, uint64_t now) noexcept {
 void neigh_init(worker* w, uint64_t now) noexcept {
     w->arp_tb = {reply_burst, now};
     w->icmp_tb = {reply_burst, now};
-    w->arp_window = w->hz * arp_window_ms / 1000;
-    w->arp_retry = w->hz * arp_retry_ms / 1000;
-    w->arp_reachable = w->hz * (w->cfg.arp_reachable_ms != 0 ? w->cfg.arp_reachable_ms : arp_reachable_ms) / 1000;
+    const neigh_timing t = neigh_timing_of(w->hz, w->cfg.arp_reachable_ms);
+    w->arp_window = t.window;
+    w->arp_retry = t.retry;
+    w->arp_reachable = t.reachable;
     w->arp_version = UINT64_MAX;
     w->arp_req_tb = {arp_request_burst, now};
 }

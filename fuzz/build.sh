@@ -69,6 +69,12 @@ EXTRA="$DPDK_CFLAGS" LIBS="-lrte_eal" \
   DEPS="$REPO/control/journal_format.h $REPO/control/session.h" \
   build fuzz_journal "$REPO/fuzz/fuzz_journal.cc" "$REPO/control/journal_format.cc"
 
+# The neighbour state machine (dataplane/neigh_fsm.h): header-only, so the
+# target compiles the very functions neigh.cc calls.
+EXTRA="" LIBS="" \
+  DEPS="$REPO/dataplane/neigh_fsm.h $REPO/dataplane/include/stentor/dp_snapshot.h $REPO/dataplane/include/stentor/dp_counters.h" \
+  build fuzz_arp "$REPO/fuzz/fuzz_arp.cc"
+
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 (( status == 0 )) || { echo "fuzz/build.sh: build failed" >&2; exit 1; }
