@@ -177,6 +177,28 @@ TEST(admission, overload_cap_lowers_and_restores_capacity) {
     EXPECT_FALSE(r.overload_cap_pps.has_value());
 }
 
+// A relay (no workers) with its control plane on a 1 Mbit/s port: 900
+// kbit/s planned after the 10 % headroom.
+control::control_options no_publisher() {
+    control::control_options co;
+    co.publisher = false;
+    return co;
+}
+
+struct one_mbit_relay {
+    ring_port port;
+    control::profile p;
+    control::relay r;
+    control::control_plane cp;
+    explicit one_mbit_relay(const std::string& prefix)
+        : port(fresh_ring_port(prefix)), p(one_mbit(api_profile(port.name))),
+          r(p, control::relay_options{.launch = false}), cp(r, p, no_publisher()) {}
+    static control::profile one_mbit(control::profile q) {
+        q.ports[0].line_rate_mbps = 1;
+        return q;
+    }
+};
+
 // Issue 10 item 7: a listener of a forward session receives every speaker's
 // stream, so admission plans one stream per speaker (a mix session is one
 // stream whatever its speakers). Before this change every listener was
@@ -200,13 +222,9 @@ TEST(admission_plan, a_forward_listener_costs_every_speaker_stream_a_mix_listene
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.what);
-        ring_port port = fresh_ring_port("admplan");
-        auto p = api_profile(port.name);
-        p.ports[0].line_rate_mbps = 1;
-        control::relay r(p, control::relay_options{.launch = false});
-        control::control_options co;
-        co.publisher = false;
-        control::control_plane cp(r, p, co);
+        one_mbit_relay env("admplan");
+        auto& r = env.r;
+        auto& cp = env.cp;
         control::session_params sp;
         sp.mode = c.mode;
         const uint32_t id = r.state().session_create(sp).id;
@@ -232,13 +250,9 @@ TEST(admission_plan, a_forward_listener_costs_every_speaker_stream_a_mix_listene
 // A speaker joining a forward session adds its stream to every listener:
 // admission plans it or refuses the speaker, and the session is unchanged.
 TEST(admission_plan, a_speaker_that_would_overfill_the_port_is_refused_and_changes_nothing) {
-    ring_port port = fresh_ring_port("admspk");
-    auto p = api_profile(port.name);
-    p.ports[0].line_rate_mbps = 1;
-    control::relay r(p, control::relay_options{.launch = false});
-    control::control_options co;
-    co.publisher = false;
-    control::control_plane cp(r, p, co);
+    one_mbit_relay env("admspk");
+    auto& r = env.r;
+    auto& cp = env.cp;
     const uint32_t id = r.state().session_create({}).id;
     r.state().speaker_add(id, speaker_ip, 5004, 1000);
     for (unsigned i = 0; i < 3; ++i) r.state().listener_add(id, 0xcb007101 + i, 6000, 0);
