@@ -258,6 +258,12 @@ std::optional<file_header> decode_header(std::span<const uint8_t> b, std::string
         why = "unknown file kind " + std::to_string(kind);
         return std::nullopt;
     }
+    // Reserved for a later version, which would also bump the version: a
+    // version-1 header with anything there was not written by a writer.
+    if (const uint32_t reserved = get32(b.data() + 24); reserved != 0) {
+        why = "reserved header word is " + std::to_string(reserved) + ", not 0";
+        return std::nullopt;
+    }
     return file_header{static_cast<file_kind>(kind), get64(b.data() + 16)};
 }
 

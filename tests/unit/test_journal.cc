@@ -274,8 +274,9 @@ TEST(JournalFormat, header_table) {
         put32(s, jr::crc32c(reinterpret_cast<const uint8_t*>(s.data()), 28));
         return s;
     };
-    std::string v2 = good, k3 = good, magic = good, flipped = good;
+    std::string v2 = good, k3 = good, magic = good, flipped = good, reserved = good;
     v2[8] = 2;
+    reserved[24] = 5;   // found by fuzz/fuzz_journal: accepted, not canonical
     k3[12] = 3;
     magic[0] = 'X';
     flipped[20] ^= 1;
@@ -290,6 +291,7 @@ TEST(JournalFormat, header_table) {
         {"bit_flipped", flipped, "header CRC mismatch"},
         {"newer_version", with_crc(v2), "format version 2"},
         {"unknown_kind", with_crc(k3), "unknown file kind 3"},
+        {"reserved_not_zero", with_crc(reserved), "reserved header word is 5"},
     };
     for (const auto& row : rows) {
         std::string w;
