@@ -13,9 +13,11 @@ PACKAGES=(
   libogg-dev libopusfile-dev libpcap-dev libnuma-dev
   libfuse3-dev   # tests: slow_fs, a FUSE disk whose calls the recorder tests hold
   libcurl4-openssl-dev libcpp-httplib-dev
+  libssl-dev     # join tokens (HMAC-SHA256) and STUN MESSAGE-INTEGRITY (HMAC-SHA1)
   # real peers and tools for the demo and end-to-end tests
   ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   sox opus-tools python3-scapy tshark iproute2 ethtool procps
+  python3-aioice coturn nftables   # join: a STUN peer we did not write, coturn's stunclient, NAT
 )
 
 missing=()
