@@ -8,6 +8,7 @@
 #include <rte_ring.h>
 
 #include "fanout.h"
+#include "join.h"
 #include "neigh.h"
 #include "parse.h"
 #include "rtp_track.h"
@@ -211,6 +212,9 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
             break;
         case pkt_kind::icmp_echo:
             consumed = icmp_input(w, m, port, pr, now);
+            break;
+        case pkt_kind::stun:
+            consumed = join_input(w, s, m, port, pr, now);
             break;
         case pkt_kind::drop:
             ++c->drops[static_cast<unsigned>(pr.reason)];

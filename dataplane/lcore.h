@@ -67,6 +67,10 @@ struct alignas(cache_line) worker {
     token_bucket arp_req_tb;        // requests we send (arp_request_rate, arp_request_burst)
     token_bucket arp_tb;
     token_bucket icmp_tb;
+
+    // join requests (join.cc): MAC verifications this lcore may spend
+    token_bucket join_tb;
+    uint64_t join_burst;            // bucket depth: 50 ms of dp_shared::join_verify_per_s
 };
 
 }  // namespace stentor::dp

@@ -2,6 +2,8 @@
 // burst -> act -> stage TX -> drain on a TSC timer -> report an RCU quiescent
 // state; every drop is a counter. The stages live in their own files:
 // ingress.cc, fanout.cc, neigh.cc (ARP/ICMP and neighbours) and tx.h.
+#include <algorithm>
+
 #include <rte_cycles.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
@@ -9,6 +11,7 @@
 
 #include "fanout.h"
 #include "ingress.h"
+#include "join.h"
 #include "lcore.h"
 #include "neigh.h"
 #include "stentor/dp_worker.h"
@@ -44,6 +47,9 @@ worker* worker_create(const worker_config& cfg) {
     fanout_init(w);
     const uint64_t now = rte_rdtsc();
     neigh_init(w, now);
+    w->join_burst = std::max<uint64_t>(1, uint64_t{w->sh->join_verify_per_s} / 20);
+    w->join_tb.tokens = w->join_burst;
+    w->join_tb.last_tsc = now;
     w->last_drain_tsc = now;
     w->stall_threshold = w->hz * stall_us / 1000000;
     return w;
@@ -68,7 +74,7 @@ unsigned worker_poll(worker* w) noexcept {
     unsigned work = 0;
     if (w->cfg.do_rx) work += ingress_poll(w, s, start);
     if (w->cfg.do_fanout) work += fanout_poll(w, s, start, 16);
-    if (w->cfg.arp_owner) work += neigh_poll(w, s, start);
+    if (w->cfg.arp_owner) work += neigh_poll(w, s, start) + join_reply_poll(w);
     const uint64_t end = rte_rdtsc();
     if (end - w->last_drain_tsc >= w->cfg.drain_cycles) {
         tx_flush_all(w);

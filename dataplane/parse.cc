@@ -27,9 +27,9 @@ parse_result parse_rtp(const uint8_t* d, uint32_t udp_len, parse_result res) noe
     if (rtp_len < rtp_hdr_len)
         return drop(drop_reason::rtp_runt);
     const uint8_t b0 = r[0];
-    // Also what rejects STUN (first byte 0..3), ZRTP (16..19), DTLS (20..63)
-    // and TURN channel data (64..79) sent to a speaker port (RFC 7983 7):
-    // their top two bits read as version 0 or 1.
+    // Also what rejects ZRTP (16..19), DTLS (20..63) and TURN channel data
+    // (64..79) sent to a speaker port (RFC 7983 7): their top two bits read
+    // as version 0 or 1. STUN (0..3) went to the join stage before.
     if ((b0 >> 6) != 2)
         return drop(drop_reason::rtp_version);
     // RTCP SR/RR/SDES/BYE/APP (200..204) with the marker bit masked off read
@@ -86,6 +86,14 @@ parse_result parse_udp(const uint8_t* d, uint32_t ip_payload_len, const port_ide
     res.l4_off = static_cast<uint16_t>(l4_off);
     res.src_port_be = load_raw16(u);
     res.dst_port_be = load_raw16(u + 2);
+    // A listener's join request (RFC 7983: STUN starts 0..3). The STUN
+    // message is the join stage's to check (stun.h): only its place here.
+    if (udp_len > udp_hdr_len && u[udp_hdr_len] < 4) {
+        res.kind = pkt_kind::stun;
+        res.rtp_off = static_cast<uint16_t>(l4_off + udp_hdr_len);
+        res.rtp_len = static_cast<uint16_t>(udp_len - udp_hdr_len);
+        return res;
+    }
     return parse_rtp(d, udp_len, res);
 }
 

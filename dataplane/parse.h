@@ -17,6 +17,7 @@ enum class pkt_kind : uint8_t {
     rtp,        // a well-formed RTP packet to a speaker port: look up the flow next
     arp,        // a well-formed ARP request/reply (Ethernet/IPv4) to consider
     icmp_echo,  // a well-formed ICMP echo request to the relay's address
+    stun,       // UDP to a session port whose payload starts 0..3 (RFC 7983): a join request to verify
 };
 
 struct parse_result {
@@ -24,7 +25,7 @@ struct parse_result {
     drop_reason reason = drop_reason::count_;   // valid when kind == drop
     uint16_t l3_off = 0;       // IPv4 / ARP header offset
     uint16_t l4_off = 0;       // UDP / ICMP header offset
-    uint16_t rtp_off = 0;      // RTP header offset (= UDP payload)
+    uint16_t rtp_off = 0;      // RTP header offset (= UDP payload); for stun, the STUN message
     uint16_t rtp_len = 0;      // whole UDP payload length (RTP header .. padding), forwarded byte-identical
     uint16_t payload_off = 0;  // first byte of the codec payload (after CSRCs and extension)
     uint16_t payload_len = 0;  // codec payload length (excluding padding)
@@ -62,6 +63,9 @@ inline bool ingress_flow_key(const uint8_t* d, uint32_t len, const port_identity
         return false;
     const uint16_t dport = load_be16(d + off_udp_dport);
     if (dport < self.udp_port_min || dport > self.udp_port_max) return false;
+    // STUN (first byte 0..3, RFC 7983) is a listener's join request, not a
+    // speaker flow: parse_packet takes it to the join stage.
+    if (len > l2l3l4 && d[l2l3l4] < 4) return false;
     *key = (uint64_t{src} << 32) | (uint64_t{load_raw16(d + off_udp_sport)} << 16) | load_raw16(d + off_udp_dport);   // = flow_key()
     return true;
 }

@@ -83,7 +83,19 @@ inline constexpr std::size_t cache_line = 64;
     _(rtp_ssrc_change, "ingress/rtp_ssrc_change", "SSRC other than the stream's (speaker without a registered SSRC)") \
     /* ingress: frames the relay does not forward whatever their content (issue 10 item 8) */           \
     _(multi_segment, "ingress/multi_segment", "frame received in more than one mbuf: dropped before any parsing") \
-    _(rtp_too_large, "ingress/rtp_too_large", "speaker RTP larger than the fan-out template holds (replica.h max_frame_bytes)")
+    _(rtp_too_large, "ingress/rtp_too_large", "speaker RTP larger than the fan-out template holds (replica.h max_frame_bytes)") \
+    /* join: STUN Binding Requests to a session port (join.cc, docs/join.md); nothing is sent for any of these */ \
+    _(join_off, "join/off", "STUN to a session port but joins are not configured ([join] has no keys)") \
+    _(join_malformed, "join/malformed", "not a well-formed Binding Request with USERNAME, MESSAGE-INTEGRITY and FINGERPRINT") \
+    _(join_bad_token, "join/bad_token", "USERNAME is not a join token of this version") \
+    _(join_unknown_key, "join/unknown_key", "token signed with a key id the relay does not hold") \
+    _(join_expired, "join/expired", "token past its expiry") \
+    _(join_no_session, "join/no_session", "no session on the port the request was sent to") \
+    _(join_wrong_session, "join/wrong_session", "token for another session than the port's") \
+    _(join_budget, "join/budget", "this lcore's verification budget spent: dropped before any MAC") \
+    _(join_forged, "join/forged", "token tag wrong: forged or damaged (one MAC spent)") \
+    _(join_bad_integrity, "join/bad_integrity", "MESSAGE-INTEGRITY wrong: not signed with the token's password") \
+    _(join_ring_full, "join/ring_full", "verified request dropped: hand-off ring to the join desk full")
 
 enum class drop_reason : uint16_t {
 #define STENTOR_X(e, name, help) e,
@@ -141,7 +153,9 @@ inline constexpr std::size_t max_ports = 4;
     _(stalls, "times the lcore did not run for longer than stall_us (preempted, steal time, page faults)") \
     _(stall_cycles, "TSC cycles of those stalls: neither busy nor idle") \
     _(neigh_conflict, "two MACs answered for a next hop being resolved: left unresolved, asked again") \
-    _(rtp_resyncs, "speaker streams re-locked onto a new sequence (restart, or back after going quiet)")
+    _(rtp_resyncs, "speaker streams re-locked onto a new sequence (restart, or back after going quiet)") \
+    _(join_verified, "join requests that passed both MACs, handed to the join desk") \
+    _(join_replies, "STUN responses the join desk built, sent")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control

@@ -13,6 +13,7 @@
 #include "stentor/dp_counters.h"
 #include "stentor/dp_port.h"
 #include "stentor/dp_snapshot.h"
+#include "stentor/join_token.h"
 
 namespace stentor::dp {
 
@@ -36,6 +37,17 @@ struct dp_shared {
     // to the owner (multi-producer, single consumer): neighbour state has
     // one writer.
     rte_ring* arp_ring = nullptr;
+    // Listener joins (dp_join.h, docs/join.md). join_ring == nullptr: joins
+    // are off ([join] has no keys) and STUN is dropped as join/off.
+    // join_ring: verified requests, RX lcores -> the join desk (MP/SC);
+    // join_reply_ring: responses, the desk -> the ARP owner, which sends them.
+    rte_ring* join_ring = nullptr;
+    rte_ring* join_reply_ring = nullptr;
+    // Token keys by key id (nullptr: not held). Set before the workers start
+    // and immutable while they run.
+    const join::token_key* const* join_keys = nullptr;
+    uint32_t join_verify_per_s = 0;               // MAC verifications per second, per RX lcore
+    std::atomic<uint32_t> unix_now{0};            // wall clock (s) for token expiry, set by the control plane
     rte_ring* shard_rings[max_fanout_shards]{};   // in_ring of each fan-out shard (multi-producer)
     uint32_t nb_shards = 0;
     std::atomic<bool> stop{false};

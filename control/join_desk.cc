@@ -1,0 +1,296 @@
+#include "join_desk.h"
+
+#include <cstring>
+#include <ctime>
+#include <string>
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "action_error.h"
+#include "control_plane.h"
+#include "stentor/dp_join.h"
+#include "stentor/dp_shared.h"
+#include "stentor/stun.h"
+#include "stentor/wire.h"
+
+namespace stentor::control {
+
+using clock_t_ = std::chrono::steady_clock;
+
+namespace {
+
+uint32_t ip_of(const dp::dp_join_request& r) { return __builtin_bswap32(r.src_ip_be); }
+uint16_t port_of(const dp::dp_join_request& r) { return __builtin_bswap16(r.src_port_be); }
+
+// The request frame turned around into the response: addresses and ports
+// swapped, lengths and checksums for a STUN message of `len` bytes.
+void turn_around(rte_mbuf* m, const dp::dp_join_request& r, uint16_t len) {
+    using namespace wire;
+    uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+    uint8_t mac[6];
+    std::memcpy(mac, d, 6);
+    std::memcpy(d, d + 6, 6);
+    std::memcpy(d + 6, mac, 6);
+    uint8_t* ip = d + eth_hdr_len;
+    uint8_t a[4];
+    std::memcpy(a, ip + 12, 4);
+    std::memcpy(ip + 12, ip + 16, 4);
+    std::memcpy(ip + 16, a, 4);
+    const auto udp_len = static_cast<uint16_t>(udp_hdr_len + len);
+    store_be16(ip + 2, static_cast<uint16_t>(ipv4_hdr_len + udp_len));
+    store_be16(ip + 4, 0);
+    ip[8] = 64;
+    store_be16(ip + 10, 0);
+    store_be16(ip + 10, static_cast<uint16_t>(~csum_fold(csum_add(0, ip, ipv4_hdr_len))));
+    uint8_t* u = ip + ipv4_hdr_len;
+    uint8_t p[2];
+    std::memcpy(p, u, 2);
+    std::memcpy(u, u + 2, 2);
+    std::memcpy(u + 2, p, 2);
+    store_be16(u + 4, udp_len);
+    store_be16(u + 6, 0);
+    uint32_t sum = csum_add(0, ip + 12, 8);
+    sum += ipproto_udp + udp_len;
+    sum = csum_add(sum, u, udp_len);
+    uint16_t c = static_cast<uint16_t>(~csum_fold(sum));
+    store_be16(u + 6, c == 0 ? 0xffff : c);
+    const uint32_t frame = r.stun_off + len;
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(m->pkt_len - frame));
+    m->port = r.port;
+}
+
+}  // namespace
+
+join_desk::join_desk(control_plane& cp, dp::dp_shared& sh, const join_desk_config& cfg)
+    : _cp(cp), _sh(sh), _cfg(cfg) {
+    _sh.unix_now.store(static_cast<uint32_t>(std::time(nullptr)), std::memory_order_relaxed);
+}
+
+join_desk::~join_desk() { stop(); }
+
+void join_desk::start() {
+    if (_thr.joinable()) return;
+    _stop.store(false);
+    _thr = std::thread([this] { run(); });
+}
+
+void join_desk::stop() {
+    _stop.store(true);
+    if (_thr.joinable()) _thr.join();
+}
+
+void join_desk::run() {
+    while (!_stop.load(std::memory_order_relaxed)) {
+        // Not a busy poll: several relays share small machines, and a join
+        // waits for a publish anyway (a millisecond is in the noise).
+        if (poll(clock_t_::now()) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
+join_stats join_desk::stats() const {
+    std::lock_guard lk(_stats_mu);
+    return _published;
+}
+
+size_t join_desk::bindings() const { return _nb_bindings.load(std::memory_order_relaxed); }
+
+unsigned join_desk::poll(clock_t_::time_point now) {
+    _sh.unix_now.store(static_cast<uint32_t>(std::time(nullptr)), std::memory_order_relaxed);
+    unsigned taken = 0;
+    std::vector<pending_reply> wait;
+    if (_sh.join_ring != nullptr) {
+        void* objs[256];
+        while (taken < _cfg.batch) {
+            const unsigned n = rte_ring_sc_dequeue_burst(_sh.join_ring, objs, 256, nullptr);
+            if (n == 0) break;
+            for (unsigned i = 0; i < n; ++i) handle(static_cast<rte_mbuf*>(objs[i]), now, wait);
+            taken += n;
+        }
+    }
+    _stats.requests += taken;
+    if (!wait.empty()) {
+        // One publish covers every join of the pass; the answer waits for it
+        // (and for the next hops), as an API join's 201 does.
+        _cp.commit();
+        std::vector<uint32_t> ips;
+        ips.reserve(wait.size());
+        for (const auto& p : wait) ips.push_back(p.ip);
+        const auto left = _cp.wait_resolved(ips);
+        if (!left.empty()) _stats.unresolved += left.size();
+        for (const auto& p : wait) reply_success(p.m);
+    }
+    if (now >= _next_sweep) {
+        sweep(now);
+        _next_sweep = now + std::chrono::seconds(1);
+    }
+    _nb_bindings.store(_by_token.size(), std::memory_order_relaxed);
+    {
+        std::lock_guard lk(_stats_mu);
+        _published = _stats;
+    }
+    return taken;
+}
+
+void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pending_reply>& wait) {
+    const dp::dp_join_request r = dp::load_join_request(m);
+    const token_ref tok{r.nonce, r.key_id};
+    const addr_ref at{r.session_id, ip_of(r), port_of(r)};
+    auto it = _by_token.find(tok);
+
+    if (r.leave) {
+        if (it == _by_token.end() || !(it->second.addr == at)) {
+            ++_stats.leave_unknown;
+            reply_error(m, 404, "not joined from this address");
+            return;
+        }
+        try {
+            _cp.state().listener_del(at.session_id, at.ip, at.port);
+        } catch (const action_error&) {
+            // gone already (session ended): the binding goes all the same
+        }
+        unbind(tok);
+        ++_stats.left;
+        reply_success(m);
+        return;
+    }
+
+    if (it != _by_token.end()) {
+        binding& b = it->second;
+        if (b.addr == at) {
+            b.last_seen = now;
+            ++_stats.refreshed;
+            reply_success(m);
+            return;
+        }
+        if (now - b.last_seen < std::chrono::seconds(_cfg.rebind_after_s)) {
+            ++_stats.refused_in_use;
+            reply_error(m, 409, "token in use at another address");
+            return;
+        }
+        // The old address stopped asking: a NAT rebinding (or the listener
+        // moved). The old listener goes, the new address joins below.
+        try {
+            _cp.state().listener_del(b.addr.session_id, b.addr.ip, b.addr.port);
+        } catch (const action_error&) {
+        }
+        unbind(tok);
+        ++_stats.rebound;
+    }
+
+    if (auto a = _by_addr.find(at); a != _by_addr.end()) {
+        // This address is joined with another token of the session: the
+        // listener renews its token; one listener, the newer token.
+        const token_ref old = a->second;
+        auto o = _by_token.find(old);
+        const uint8_t tier = o != _by_token.end() ? o->second.tier : r.tier;
+        _by_token.erase(old);
+        a->second = tok;
+        _by_token[tok] = binding{at, tier, now};
+        ++_stats.renewed;
+        reply_success(m);
+        return;
+    }
+
+    try {
+        _cp.state().listener_add(at.session_id, at.ip, at.port, r.tier);
+    } catch (const action_error& e) {
+        switch (e.code) {
+        case error_code::exists:
+            // Registered already (by the operator, or restored from the
+            // journal): from now on it is under consent like any join.
+            break;
+        case error_code::capacity:
+            ++_stats.refused_capacity;
+            reply_error(m, 503, "relay at capacity");
+            return;
+        case error_code::session_full:
+            ++_stats.refused_session_full;
+            reply_error(m, 486, "session full");
+            return;
+        case error_code::rate_limited: {
+            ++_stats.refused_rate_limited;
+            const unsigned s = std::max(1u, e.retry_after_s);
+            const std::string why = "rate limited, retry in " + std::to_string(s) + " s";
+            reply_error(m, 429, why.c_str(), s * 1000);
+            return;
+        }
+        case error_code::not_found:
+            ++_stats.refused_gone;
+            reply_error(m, 404, "session ended");
+            return;
+        case error_code::invalid:
+            ++_stats.refused_invalid;
+            reply_error(m, 400, e.what());
+            return;
+        }
+    }
+    _by_token[tok] = binding{at, r.tier, now};
+    _by_addr[at] = tok;
+    ++_stats.joined;
+    wait.push_back({m, at.ip});
+}
+
+void join_desk::unbind(const token_ref& t) {
+    auto it = _by_token.find(t);
+    if (it == _by_token.end()) return;
+    _by_addr.erase(it->second.addr);
+    _by_token.erase(it);
+}
+
+void join_desk::sweep(clock_t_::time_point now) {
+    const auto limit = std::chrono::seconds(_cfg.consent_timeout_s);
+    std::vector<token_ref> gone;
+    for (const auto& [t, b] : _by_token)
+        if (now - b.last_seen >= limit) gone.push_back(t);
+    for (const auto& t : gone) {
+        const addr_ref a = _by_token[t].addr;
+        try {
+            _cp.state().listener_del(a.session_id, a.ip, a.port);
+        } catch (const action_error&) {
+        }
+        unbind(t);
+        ++_stats.consent_expired;
+    }
+}
+
+void join_desk::reply_success(rte_mbuf* m) {
+    const dp::dp_join_request r = dp::load_join_request(m);
+    uint8_t* msg = rte_pktmbuf_mtod(m, uint8_t*) + r.stun_off;
+    uint8_t txid[stun::txid_len];
+    std::memcpy(txid, msg + 8, sizeof txid);
+    const size_t len = stun::build_success(msg, r.stun_len, txid, ip_of(r), port_of(r), r.password,
+                                           dp::join_password_len);
+    if (len == 0) {
+        ++_stats.reply_unbuildable;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    turn_around(m, r, static_cast<uint16_t>(len));
+    send(m);
+}
+
+void join_desk::reply_error(rte_mbuf* m, unsigned code, const char* reason, uint32_t retry_after_ms) {
+    const dp::dp_join_request r = dp::load_join_request(m);
+    uint8_t* msg = rte_pktmbuf_mtod(m, uint8_t*) + r.stun_off;
+    uint8_t txid[stun::txid_len];
+    std::memcpy(txid, msg + 8, sizeof txid);
+    const size_t len = stun::build_error(msg, r.stun_len, txid, static_cast<uint16_t>(code), reason,
+                                         retry_after_ms, r.password, dp::join_password_len);
+    if (len == 0) {
+        ++_stats.reply_unbuildable;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    turn_around(m, r, static_cast<uint16_t>(len));
+    send(m);
+}
+
+void join_desk::send(rte_mbuf* m) {
+    if (_sh.join_reply_ring == nullptr || rte_ring_sp_enqueue(_sh.join_reply_ring, m) != 0) {
+        ++_stats.reply_ring_full;
+        rte_pktmbuf_free(m);
+    }
+}
+
+}  // namespace stentor::control

@@ -1,0 +1,146 @@
+// The join desk: the control plane's side of a listener joining by itself
+// (docs/join.md). The RX lcores verify each STUN Binding Request (both MACs,
+// dataplane/join.cc) and hand it over on dp_shared::join_ring; the desk
+// decides what it means and answers through dp_shared::join_reply_ring.
+//
+//   - a new token: admission and the listener table (relay_state's
+//     listener_add, the same action the API calls); answered once the join
+//     is published and its next hop resolved, so that the answer means
+//     "you are hearing the stream", as an API join does;
+//   - the token's own address again: consent refreshed (no state mutex);
+//   - the token from another address: refused while the first address
+//     keeps refreshing, moved there once it has been silent for
+//     rebind_after_s (a NAT rebinding); a replayed request therefore only
+//     refreshes, and a captured one cannot add an address;
+//   - a new token from an address already joined to the session: the
+//     listener renews its token (the old one is forgotten);
+//   - STENTOR-LEAVE: removed at once.
+// A joined listener that sends nothing for consent_timeout_s is removed
+// (RFC 7675 in spirit): the relay never streams to an address that stopped
+// asking. The desk owns its tables (one thread); it holds one binding per
+// admitted listener, so admission bounds its size.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "stentor/dp_counters.h"
+
+struct rte_mbuf;
+
+namespace stentor::dp {
+struct dp_shared;
+}
+
+namespace stentor::control {
+
+class control_plane;
+
+struct join_desk_config {
+    unsigned consent_timeout_s = 30;   // a joined listener silent this long is removed
+    unsigned rebind_after_s = 10;      // a token may move to a new address once its old one is silent this long
+    unsigned batch = 4096;             // requests taken per pass (one publish covers them)
+};
+
+// _(field, help). Exported as join_<field> (metrics, telemetry, stats).
+#define STENTOR_FOREACH_JOIN_STAT(_)                                                                  \
+    _(requests, "verified requests taken from the data plane")                                         \
+    _(joined, "listeners added by a join request")                                                     \
+    _(refreshed, "consent refreshes of a joined listener")                                             \
+    _(renewed, "joined listeners that moved to a new token of the same session")                       \
+    _(rebound, "tokens moved to a new address after the old one stopped refreshing (NAT rebinding)")   \
+    _(left, "listeners removed by an explicit leave")                                                  \
+    _(consent_expired, "joined listeners removed after consent_timeout_s without a request")           \
+    _(refused_in_use, "token in use at another address that still refreshes (409)")                    \
+    _(refused_capacity, "join refused: relay at capacity (503)")                                       \
+    _(refused_session_full, "join refused: session full (486)")                                        \
+    _(refused_rate_limited, "join refused: join rate limit (429, with a retry time)")                  \
+    _(refused_gone, "join refused: the session ended meanwhile (404)")                                 \
+    _(refused_invalid, "join refused: the token's tier or address is not acceptable (400)")            \
+    _(leave_unknown, "leave for a token not joined at that address (404)")                             \
+    _(unresolved, "joins answered before their next hop answered ARP (join_resolve_ms passed)")        \
+    _(reply_ring_full, "responses dropped: the ring to the data plane was full")                      \
+    _(reply_unbuildable, "responses not sent: they would not fit in their request")
+
+struct join_stats {
+    STENTOR_STAT_FIELDS(STENTOR_FOREACH_JOIN_STAT, join_stats)
+};
+
+class join_desk {
+public:
+    join_desk(control_plane& cp, dp::dp_shared& sh, const join_desk_config& cfg);
+    ~join_desk();
+    join_desk(const join_desk&) = delete;
+    join_desk& operator=(const join_desk&) = delete;
+
+    void start();   // the desk's thread: polls the ring, sleeps 1 ms when it is empty
+    void stop();
+
+    // One pass: take up to cfg.batch requests, answer them, sweep consent
+    // once a second. Tests drive it themselves. Returns requests taken.
+    unsigned poll(std::chrono::steady_clock::time_point now);
+
+    join_stats stats() const;
+    size_t bindings() const;
+
+    struct token_ref {
+        uint64_t nonce;
+        uint32_t key_id;
+        bool operator==(const token_ref&) const = default;
+    };
+    struct addr_ref {
+        uint32_t session_id;
+        uint32_t ip;
+        uint16_t port;
+        bool operator==(const addr_ref&) const = default;
+    };
+
+private:
+    struct binding {
+        addr_ref addr;
+        uint8_t tier;
+        std::chrono::steady_clock::time_point last_seen;
+    };
+    struct token_hash {
+        size_t operator()(const token_ref& t) const noexcept { return t.nonce ^ (uint64_t{t.key_id} << 56); }
+    };
+    struct addr_hash {
+        size_t operator()(const addr_ref& a) const noexcept {
+            uint64_t k = (uint64_t{a.ip} << 16 | a.port) ^ (uint64_t{a.session_id} << 40);
+            k ^= k >> 29;
+            k *= 0xbf58476d1ce4e5b9ULL;
+            return k ^ (k >> 32);
+        }
+    };
+    struct pending_reply {
+        rte_mbuf* m;
+        uint32_t ip;
+    };
+
+    void run();
+    void handle(rte_mbuf* m, std::chrono::steady_clock::time_point now, std::vector<pending_reply>& wait);
+    void sweep(std::chrono::steady_clock::time_point now);
+    void unbind(const token_ref& t);
+    void reply_success(rte_mbuf* m);
+    void reply_error(rte_mbuf* m, unsigned code, const char* reason, uint32_t retry_after_ms = 0);
+    void send(rte_mbuf* m);
+
+    control_plane& _cp;
+    dp::dp_shared& _sh;
+    join_desk_config _cfg;
+    std::unordered_map<token_ref, binding, token_hash> _by_token;
+    std::unordered_map<addr_ref, token_ref, addr_hash> _by_addr;
+    std::chrono::steady_clock::time_point _next_sweep{};
+    mutable std::mutex _stats_mu;   // stats() from other threads; the desk updates under it once per pass
+    join_stats _stats, _published;
+    std::atomic<size_t> _nb_bindings{0};
+    std::thread _thr;
+    std::atomic<bool> _stop{false};
+};
+
+}  // namespace stentor::control
