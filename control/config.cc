@@ -16,6 +16,10 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -689,6 +693,101 @@ void read_journal(const context& c, const toml::table& root, journal_config& jc)
     r.opt_uint("compact_mib", jc.compact_mib, 1, 65536);
 }
 
+// A join key file (docs/join.md "Keys"): the secret as hex digits (at
+// least 64: 32 bytes), surrounding whitespace ignored, e.g. from
+// `openssl rand -hex 32`. Opened without blocking (a FIFO named here must
+// not hang the start-up), refused unless it is a small regular file that
+// neither group nor others can read: whoever reads it can mint tokens.
+std::vector<uint8_t> read_key_file(const table_reader& r, std::string_view setting, const std::string& path) {
+    constexpr size_t max_file = 4096;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) r.fail(setting, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    struct fd_guard {
+        int fd;
+        ~fd_guard() { ::close(fd); }
+    } guard{fd};
+    struct stat st{};
+    if (::fstat(fd, &st) != 0) r.fail(setting, fmt::format("{}: cannot stat: {}", path, std::strerror(errno)));
+    if (!S_ISREG(st.st_mode)) r.fail(setting, fmt::format("{}: not a regular file", path));
+    if ((st.st_mode & 077) != 0)
+        r.fail(setting, fmt::format("{}: readable or writable by group or others (mode {:04o}); whoever reads it can "
+                                    "mint join tokens: chmod 600 it",
+                                    path, static_cast<unsigned>(st.st_mode & 07777)));
+    std::string text(max_file + 1, '\0');
+    size_t got = 0;
+    while (got < text.size()) {
+        const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) r.fail(setting, fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
+        if (n == 0) break;
+        got += static_cast<size_t>(n);
+    }
+    if (got > max_file) r.fail(setting, fmt::format("{}: larger than {} bytes: not a key file", path, max_file));
+    text.resize(got);
+    std::string_view hex = text;
+    const auto space = [](char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; };
+    while (!hex.empty() && space(hex.front())) hex.remove_prefix(1);
+    while (!hex.empty() && space(hex.back())) hex.remove_suffix(1);
+    const auto digit = [](char ch) -> int {
+        if (ch >= '0' && ch <= '9') return ch - '0';
+        if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+        if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+        return -1;
+    };
+    for (size_t i = 0; i < hex.size(); ++i)
+        if (digit(hex[i]) < 0)
+            r.fail(setting, fmt::format("{}: byte {} is not a hex digit: the file holds the secret as hex "
+                                        "(e.g. openssl rand -hex 32)",
+                                        path, (hex.data() - text.data()) + i + 1));
+    if (hex.size() % 2 != 0) r.fail(setting, fmt::format("{}: odd number of hex digits ({})", path, hex.size()));
+    const size_t bytes = hex.size() / 2;
+    if (bytes < join_secret_min || bytes > join_secret_max)
+        r.fail(setting, fmt::format("{}: the secret is {} bytes; it must be {}..{} bytes ({}..{} hex digits)", path,
+                                    bytes, join_secret_min, join_secret_max, 2 * join_secret_min, 2 * join_secret_max));
+    std::vector<uint8_t> out(bytes);
+    for (size_t i = 0; i < bytes; ++i) out[i] = static_cast<uint8_t>(digit(hex[2 * i]) << 4 | digit(hex[2 * i + 1]));
+    std::fill(text.begin(), text.end(), '\0');
+    return out;
+}
+
+void read_join(const context& c, const toml::table& root, join_config& jc) {
+    const auto r = section(c, root, "join", {"keys", "mint_key_id", "token_ttl_s"});
+    for_each_table(c, r.find("keys"), r.key_path("keys"), [&](const toml::table& t, const std::string& path, size_t) {
+        const table_reader kr(c, t, t.source(), path, {"id", "secret_file"});
+        join_key k;
+        k.id = kr.req_uint<unsigned>("id", 1, 255);
+        for (size_t j = 0; j < jc.keys.size(); ++j)
+            if (jc.keys[j].id == k.id) kr.fail("id", fmt::format("key id {} is used twice (also join.keys[{}])", k.id, j));
+        k.secret_file = kr.req_string("secret_file");
+        if (k.secret_file.empty() || k.secret_file.front() != '/')
+            kr.fail("secret_file", fmt::format("\"{}\" is not an absolute path", k.secret_file));
+        if (k.secret_file.size() > 3000) kr.fail("secret_file", "path longer than 3000 characters");
+        k.secret = read_key_file(kr, "secret_file", k.secret_file);
+        // A rotation that reuses a secret rotates nothing.
+        for (size_t j = 0; j < jc.keys.size(); ++j)
+            if (jc.keys[j].secret == k.secret)
+                kr.fail("secret_file", fmt::format("{} holds the same secret as join.keys[{}] ({}): each key id needs "
+                                                   "its own secret",
+                                                   k.secret_file, j, jc.keys[j].secret_file));
+        jc.keys.push_back(std::move(k));
+    });
+    if (const auto* n = r.find("mint_key_id")) {
+        jc.mint_key_id = static_cast<unsigned>(read_int(c, *n, r.key_path("mint_key_id"), 1, 255));
+        if (jc.keys.empty()) r.fail("mint_key_id", "no join.keys to mint with");
+        if (jc.key(jc.mint_key_id) == nullptr) {
+            std::string ids;
+            for (const auto& k : jc.keys) ids += (ids.empty() ? "" : ", ") + std::to_string(k.id);
+            r.fail("mint_key_id", fmt::format("{} is not the id of one of join.keys ({})", jc.mint_key_id, ids));
+        }
+    } else if (jc.keys.size() == 1) {
+        jc.mint_key_id = jc.keys[0].id;
+    } else if (jc.keys.size() > 1) {
+        r.fail("mint_key_id", fmt::format("required with {} join.keys: say which one new tokens are signed with",
+                                          jc.keys.size()));
+    }
+    r.opt_uint("token_ttl_s", jc.token_ttl_s, 1, join_max_ttl_s);
+}
+
 void read_port(const context& c, const table_reader& r, const profile& p, port_config& port) {
     port.name = r.req_string("name");
     if (port.name.empty()) r.fail("name", "must not be empty");
@@ -1073,7 +1172,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     }
     const table_reader top(c, root, root.source(), "",
                            {"eal", "dataplane", "port", "ingress", "limits", "api", "recording", "overload", "mixer",
-                            "journal", "session"});
+                            "journal", "join", "session"});
     (void)top;
 
     profile p;
@@ -1089,6 +1188,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     read_overload(c, root, p.overload);
     read_mixer(c, root, p.mixer);
     read_journal(c, root, p.journal);
+    read_join(c, root, p.join);
     read_ports(c, root, p);
     read_sessions(c, root, p);
     return p;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -147,6 +148,29 @@ struct journal_config {
     unsigned compact_mib = 64;             // snapshot + new journal past this size
 };
 
+// [join] (docs/join.md): the secrets join tokens are signed with, by key
+// id. Several keys at once are a rotation with overlap: tokens of every key
+// verify, new ones are minted with mint_key_id. Read at start (a change
+// needs a restart).
+inline constexpr unsigned join_max_ttl_s = 7 * 24 * 3600;
+inline constexpr size_t join_secret_min = 32;     // bytes (join::token_secret_min)
+inline constexpr size_t join_secret_max = 1024;   // bytes
+struct join_key {
+    unsigned id = 0;                 // 1..255: the token's key_id byte
+    std::string secret_file;         // absolute path; hex, not readable by group or others
+    std::vector<uint8_t> secret;     // its bytes, join_secret_min..join_secret_max
+};
+struct join_config {
+    std::vector<join_key> keys;      // empty: tokens can be neither minted nor verified
+    unsigned mint_key_id = 0;        // one of keys (the only one by default); 0 without keys
+    unsigned token_ttl_s = 3600;     // a minted token's life unless the request says; 1..join_max_ttl_s
+    const join_key* key(unsigned id) const {
+        for (const auto& k : keys)
+            if (k.id == id) return &k;
+        return nullptr;
+    }
+};
+
 // A static [[session]]: the API's session_params (udp_port required here)
 // with its speakers and listeners; loaded through the same actions.
 struct session_config : session_params {
@@ -166,6 +190,7 @@ struct profile {
     overload_config overload;
     mixer_settings mixer;
     journal_config journal;
+    join_config join;
     std::vector<session_config> sessions;  // optional static section (labs, tests)
 };
 

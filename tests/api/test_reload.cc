@@ -35,6 +35,8 @@ TEST(reload, live_settings_apply_the_rest_refuse_everything) {
         {"ports, lcores, mixer, static sessions", [](auto&) {},
          {"port[0].mtu", "eal.lcores", "mixer.bitrate_kbps", "session[0].udp_port"}, false,
          {"port[0].mtu", "eal.lcores", "mixer.bitrate_kbps", "session[0].udp_port"}},
+        {"join keys and token life", [](auto&) {}, {"join.keys[1].id", "join.token_ttl_s"}, false,
+         {"join.keys[1].id", "join.token_ttl_s"}},
     };
     unsigned want_headroom = p.limits.headroom_pct;
     unsigned want_wait = p.limits.join_resolve_ms;

@@ -3,6 +3,11 @@
 // listener rules the relay enforces at run time.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -273,6 +278,131 @@ TEST(ConfigBase, RequireSsrcFalseLetsOnlyPlainForwardSpeakersGoWithout) {
 }
 
 // ---------------------------------------------------------------------------
+// [join]: key files on disk (docs/join.md "Keys"). The rows that need no
+// file are in error_rows() below.
+
+class ConfigJoin : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/stentor-join-keys.XXXXXX";
+        ASSERT_NE(nullptr, mkdtemp(tmpl));
+        dir = tmpl;
+    }
+    void TearDown() override { std::filesystem::remove_all(dir); }
+
+    std::string file(const std::string& name, const std::string& content, mode_t mode = 0600) {
+        const std::string path = dir + "/" + name;
+        FILE* f = std::fopen(path.c_str(), "wb");
+        EXPECT_NE(nullptr, f);
+        if (f != nullptr) {
+            std::fwrite(content.data(), 1, content.size(), f);
+            std::fclose(f);
+        }
+        EXPECT_EQ(0, chmod(path.c_str(), mode));
+        return path;
+    }
+
+    // [join] with one key per (id, path), then `extra` lines; [join] is line 13.
+    static std::string join_section(const std::vector<std::pair<int, std::string>>& keys, const std::string& extra = "") {
+        std::string t = k_base + "[join]\n" + extra + "keys = [\n";
+        for (const auto& [id, path] : keys)
+            t += "  { id = " + std::to_string(id) + ", secret_file = \"" + path + "\" },\n";
+        return t + "]\n";
+    }
+
+    std::string dir;
+};
+
+const std::string hex_a = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const std::string hex_b = "F0E1D2C3B4A5968778695A4B3C2D1E0F00112233445566778899AABBCCDDEEFF";
+
+std::vector<uint8_t> bytes_of(const std::string& hex) {
+    std::vector<uint8_t> out;
+    for (size_t i = 0; i < hex.size(); i += 2) out.push_back(static_cast<uint8_t>(std::stoul(hex.substr(i, 2), nullptr, 16)));
+    return out;
+}
+
+TEST_F(ConfigJoin, KeysLoadAndTheOnlyOneMints) {
+    EXPECT_TRUE(parse(k_base).join.keys.empty()) << "no [join]: no tokens";
+    EXPECT_EQ(0u, parse(k_base).join.mint_key_id);
+    EXPECT_EQ(3600u, parse(k_base).join.token_ttl_s);
+    const auto one = parse(join_section({{7, file("k7", hex_a + "\n")}})).join;
+    ASSERT_EQ(1u, one.keys.size());
+    EXPECT_EQ(7u, one.keys[0].id);
+    EXPECT_EQ(dir + "/k7", one.keys[0].secret_file);
+    EXPECT_EQ(bytes_of(hex_a), one.keys[0].secret);
+    EXPECT_EQ(7u, one.mint_key_id) << "the only key mints by default";
+    EXPECT_EQ(3600u, one.token_ttl_s);
+}
+
+TEST_F(ConfigJoin, RotationHoldsSeveralKeysAndNamesTheMintingOne) {
+    const std::string long_hex(2048, 'a');   // 1024 bytes, the most
+    const auto j = parse(join_section({{1, file("k1", hex_a)}, {2, file("k2", "  " + hex_b + "\r\n", 0400)},
+                                       {255, file("k255", "\n" + long_hex + "\n")}},
+                                      "mint_key_id = 2\ntoken_ttl_s = 604800\n"))
+                       .join;
+    ASSERT_EQ(3u, j.keys.size());
+    EXPECT_EQ(2u, j.mint_key_id);
+    EXPECT_EQ(604800u, j.token_ttl_s);
+    EXPECT_EQ(bytes_of(hex_b), j.keys[1].secret) << "upper-case hex, surrounding whitespace";
+    EXPECT_EQ(1024u, j.keys[2].secret.size());
+    ASSERT_NE(nullptr, j.key(255));
+    EXPECT_EQ(nullptr, j.key(3));
+    // [[join.keys]] tables, and a symlink to the file (how secret stores mount them).
+    const std::string target = file("real", hex_a);
+    const std::string link = dir + "/link";
+    ASSERT_EQ(0, symlink(target.c_str(), link.c_str()));
+    const auto t = parse(k_base + "[[join.keys]]\nid = 3\nsecret_file = \"" + link + "\"\n").join;
+    ASSERT_EQ(1u, t.keys.size());
+    EXPECT_EQ(bytes_of(hex_a), t.keys[0].secret);
+}
+
+TEST_F(ConfigJoin, BadKeyFilesAreRefusedNamingFileLineAndSetting) {
+    const std::string fifo = dir + "/fifo";
+    ASSERT_EQ(0, mkfifo(fifo.c_str(), 0600));
+    const std::string subdir = dir + "/sub";
+    ASSERT_EQ(0, mkdir(subdir.c_str(), 0700));
+    const std::string ok1 = file("ok1", hex_a), ok2 = file("ok2", hex_b);
+    struct row {
+        const char* name;
+        std::string toml;
+        std::string expect;
+    };
+    // keys[0] on line 15, keys[1] on 16; secret_file's value at column 27.
+    const std::string at0 = "t.toml:15:27: join.keys[0].secret_file: ", at1 = "t.toml:16:27: join.keys[1].secret_file: ";
+    const std::vector<row> rows = {
+        {"group-readable", join_section({{1, file("g", hex_a, 0640)}}),
+         at0 + dir + "/g: readable or writable by group or others (mode 0640); whoever reads it can mint join tokens: chmod 600 it"},
+        {"world-readable", join_section({{1, file("w", hex_a, 0604)}}), at0 + dir + "/w: readable or writable by group or others (mode 0604)"},
+        {"group-writable", join_section({{1, file("gw", hex_a, 0620)}}), "(mode 0620)"},
+        {"a directory", join_section({{1, subdir}}), at0 + subdir + ": not a regular file"},
+        {"a FIFO (must not hang)", join_section({{1, fifo}}), at0 + fifo + ": not a regular file"},
+        {"empty", join_section({{1, file("e", "")}}), at0 + dir + "/e: the secret is 0 bytes; it must be 32..1024 bytes (64..2048 hex digits)"},
+        {"31 bytes", join_section({{1, file("s", hex_a.substr(0, 62))}}), at0 + dir + "/s: the secret is 31 bytes"},
+        {"1025 bytes", join_section({{1, file("l", std::string(2050, 'b'))}}), at0 + dir + "/l: the secret is 1025 bytes"},
+        {"odd digits", join_section({{1, file("o", hex_a + "a")}}), at0 + dir + "/o: odd number of hex digits (65)"},
+        {"not hex", join_section({{1, file("x", "0x" + hex_a)}}),
+         at0 + dir + "/x: byte 2 is not a hex digit: the file holds the secret as hex (e.g. openssl rand -hex 32)"},
+        {"space inside", join_section({{1, file("sp", hex_a.substr(0, 32) + " " + hex_a.substr(32))}}), "/sp: byte 33 is not a hex digit"},
+        {"raw bytes", join_section({{1, file("raw", std::string(32, '\x01'))}}), "/raw: byte 1 is not a hex digit"},
+        {"larger than a key file", join_section({{1, file("big", std::string(5000, 'a'))}}), at0 + dir + "/big: larger than 4096 bytes: not a key file"},
+        {"missing", join_section({{1, dir + "/none"}}), at0 + dir + "/none: cannot open: No such file or directory"},
+        {"duplicate id", join_section({{1, ok1}, {1, ok2}}), "t.toml:16:10: join.keys[1].id: key id 1 is used twice (also join.keys[0])"},
+        {"same secret twice", join_section({{1, ok1}, {2, file("copy", hex_a + "\n")}}),
+         at1 + dir + "/copy holds the same secret as join.keys[0] (" + ok1 + "): each key id needs its own secret"},
+        {"mint key not among them", join_section({{1, ok1}, {2, ok2}}, "mint_key_id = 3\n"),
+         "t.toml:14:15: join.mint_key_id: 3 is not the id of one of join.keys (1, 2)"},
+        {"two keys and no mint key", join_section({{1, ok1}, {2, ok2}}),
+         "t.toml:13:1: join.mint_key_id: required with 2 join.keys: say which one new tokens are signed with"},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.name);
+        const auto msg = error_of(r.toml);
+        EXPECT_NE(msg.find(r.expect), std::string::npos) << "got:      " << msg << "\nexpected: " << r.expect;
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Every refusal: TOML text -> expected "file:line:col: setting: what" substring
 
 struct error_row {
@@ -313,6 +443,28 @@ std::vector<error_row> error_rows() {
          "t.toml:14:7: journal.dir: \"j\" is not an absolute path (or \"\" for no journal)"},
         {"journal_fsync_type", b + "[journal]\ndir = \"/j\"\nfsync = \"yes\"\n", "t.toml:15:9: journal.fsync: expected a boolean"},
         {"journal_compact_zero", b + "[journal]\ndir = \"/j\"\ncompact_mib = 0\n", "t.toml:15:15: journal.compact_mib: 0 is out of range 1..65536"},
+        // [join] (the rows that need key files on disk: ConfigJoin below)
+        {"unknown_join", b + "[join]\nkey = 1\n", "t.toml:14:1: join.key: unknown setting (known here: keys, mint_key_id, token_ttl_s)"},
+        {"join_ttl_zero", b + "[join]\ntoken_ttl_s = 0\n", "t.toml:14:15: join.token_ttl_s: 0 is out of range 1..604800"},
+        {"join_ttl_over_a_week", b + "[join]\ntoken_ttl_s = 604801\n",
+         "t.toml:14:15: join.token_ttl_s: 604801 is out of range 1..604800"},
+        {"join_mint_without_keys", b + "[join]\nmint_key_id = 1\n", "t.toml:14:15: join.mint_key_id: no join.keys to mint with"},
+        {"join_mint_key_zero", b + "[join]\nmint_key_id = 0\n", "t.toml:14:15: join.mint_key_id: 0 is out of range 1..255"},
+        {"join_keys_type", b + "[join]\nkeys = 1\n", "t.toml:14:8: join.keys: expected an array of tables"},
+        {"join_key_id_zero", b + "[join]\nkeys = [{ id = 0, secret_file = \"/k\" }]\n",
+         "t.toml:14:16: join.keys[0].id: 0 is out of range 1..255"},
+        {"join_key_id_256", b + "[join]\nkeys = [{ id = 256, secret_file = \"/k\" }]\n",
+         "t.toml:14:16: join.keys[0].id: 256 is out of range 1..255"},
+        {"join_key_without_id", b + "[join]\nkeys = [{ secret_file = \"/k\" }]\n",
+         "t.toml:14:9: join.keys[0].id: required setting is missing"},
+        {"join_key_without_file", b + "[join]\nkeys = [{ id = 1 }]\n",
+         "t.toml:14:9: join.keys[0].secret_file: required setting is missing"},
+        {"join_key_unknown", b + "[join]\nkeys = [{ id = 1, file = \"/k\" }]\n",
+         "t.toml:14:19: join.keys[0].file: unknown setting (known here: id, secret_file)"},
+        {"join_key_relative", b + "[join]\nkeys = [{ id = 1, secret_file = \"join-1.key\" }]\n",
+         "t.toml:14:33: join.keys[0].secret_file: \"join-1.key\" is not an absolute path"},
+        {"join_key_file_missing", b + "[[join.keys]]\nid = 1\nsecret_file = \"/nonexistent/join-1.key\"\n",
+         "t.toml:15:15: join.keys[0].secret_file: /nonexistent/join-1.key: cannot open: No such file or directory"},
         // Missing required keys point at the enclosing table
         {"missing_lcores", "# dev\n\n[eal]\nvdevs = [\"net_null0\"]\n" + k_dp + k_port + k_api,
          "t.toml:3:1: eal.lcores: required setting is missing"},
