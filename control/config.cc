@@ -751,7 +751,9 @@ std::vector<uint8_t> read_key_file(const table_reader& r, std::string_view setti
 }
 
 void read_join(const context& c, const toml::table& root, join_config& jc) {
-    const auto r = section(c, root, "join", {"keys", "mint_key_id", "token_ttl_s"});
+    const auto r = section(c, root, "join",
+                           {"keys", "mint_key_id", "token_ttl_s", "verify_per_s", "consent_timeout_s",
+                            "rebind_after_s", "mode"});
     for_each_table(c, r.find("keys"), r.key_path("keys"), [&](const toml::table& t, const std::string& path, size_t) {
         const table_reader kr(c, t, t.source(), path, {"id", "secret_file"});
         join_key k;
@@ -786,6 +788,21 @@ void read_join(const context& c, const toml::table& root, join_config& jc) {
                                           jc.keys.size()));
     }
     r.opt_uint("token_ttl_s", jc.token_ttl_s, 1, join_max_ttl_s);
+    r.opt_uint("verify_per_s", jc.verify_per_s, 1, 100000000);
+    r.opt_uint("consent_timeout_s", jc.consent_timeout_s, 5, 3600);
+    r.opt_uint("rebind_after_s", jc.rebind_after_s, 1, 3600);
+    if (jc.rebind_after_s >= jc.consent_timeout_s)
+        r.fail("rebind_after_s", fmt::format("{} is not below consent_timeout_s ({}): a NAT rebinding would lose "
+                                             "the listener before it could move",
+                                             jc.rebind_after_s, jc.consent_timeout_s));
+    std::string mode = "token+static";
+    r.opt_string("mode", mode);
+    if (mode != "token" && mode != "token+static")
+        r.fail("mode", fmt::format("\"{}\": must be \"token\" (listeners join only by token) or \"token+static\" "
+                                   "(operators may also register listeners)",
+                                   mode));
+    jc.static_listeners = mode == "token+static";
+    if (!jc.static_listeners && jc.keys.empty()) r.fail("mode", "\"token\" without join.keys: nobody could listen");
 }
 
 void read_port(const context& c, const table_reader& r, const profile& p, port_config& port) {

@@ -164,6 +164,11 @@ struct join_config {
     std::vector<join_key> keys;      // empty: tokens can be neither minted nor verified
     unsigned mint_key_id = 0;        // one of keys (the only one by default); 0 without keys
     unsigned token_ttl_s = 3600;     // a minted token's life unless the request says; 1..join_max_ttl_s
+    // Verification (dataplane/join.cc) and consent (control/join_desk.h).
+    unsigned verify_per_s = 1000000; // MAC verifications per second per RX lcore; beyond: dropped before any MAC
+    unsigned consent_timeout_s = 30; // a joined listener silent this long is removed
+    unsigned rebind_after_s = 10;    // a token moves to a new address once its old one is silent this long
+    bool static_listeners = true;    // mode "token+static" (default); "token": the API and profiles add none
     const join_key* key(unsigned id) const {
         for (const auto& k : keys)
             if (k.id == id) return &k;

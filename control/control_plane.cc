@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include "stentor/dp_shared.h"
 #include "telemetry.h"
 
 namespace stentor::control {
@@ -19,6 +20,12 @@ control_plane::control_plane(relay& r, const profile& p, control_options o) : _r
     // Rates read 0 until the first tick has two samples to compare.
     for (const auto& pc : p.ports) _rates.ports.push_back({pc.name, 0, 0, 0, 0});
     for (unsigned l : r.worker_lcores()) _rates.lcores.push_back({l, 0, 0, 0, 0});
+    if (r.shared().join_ring != nullptr) {
+        join_desk_config jc;
+        jc.consent_timeout_s = p.join.consent_timeout_s;
+        jc.rebind_after_s = p.join.rebind_after_s;
+        _desk = std::make_unique<join_desk>(*this, r.shared(), jc);
+    }
 }
 
 control_plane::~control_plane() {
@@ -29,11 +36,13 @@ control_plane::~control_plane() {
 
 void control_plane::start() {
     if (!_o.publisher || _thr.joinable()) return;
+    if (_desk) _desk->start();
     _stop.store(false);
     _thr = std::thread([this] { run(); });
 }
 
 void control_plane::stop() {
+    if (_desk) _desk->stop();
     _stop.store(true);
     if (_thr.joinable()) _thr.join();
 }

@@ -23,6 +23,7 @@
 
 #include "admission.h"
 #include "config.h"
+#include "join_desk.h"
 #include "overload.h"
 #include "relay.h"
 #include "stentor/dp_counters.h"
@@ -94,6 +95,8 @@ public:
     relay_state& state() { return _r.state(); }
     admission& adm() { return *_adm; }
     overload_controller& overload() { return *_ovl; }
+    // The join desk when [join] has keys (listeners join by token), else nullptr.
+    join_desk* desk() { return _desk.get(); }
     const profile& prof() const { return _p; }
     rate_view rates() const;
     dp::lcore_counters totals() const { return _r.totals(); }
@@ -107,6 +110,7 @@ private:
     control_options _o;
     std::unique_ptr<admission> _adm;
     std::unique_ptr<overload_controller> _ovl;
+    std::unique_ptr<join_desk> _desk;
     std::thread _thr;
     std::atomic<bool> _stop{false};
     std::atomic<uint64_t> _publishes{0};

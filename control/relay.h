@@ -92,6 +92,8 @@ public:
     std::vector<std::string> refresh_flow_filters();
 
     relay_state& state();
+    // What the planes share (the join desk takes requests from its rings).
+    dp::dp_shared& shared();
     rte_mempool* pool() const;
     dp::lcore_counters totals() const;
     std::vector<dp::lcore_counters> per_lcore() const;

@@ -81,14 +81,14 @@ uint16_t ip_checksum(const uint8_t* ip, size_t len) {
     return static_cast<uint16_t>(~s);
 }
 
-bytes rtp_frame(const frame_spec& f) {
-    const size_t rtp_len = 12 + f.payload;
-    bytes b(14 + 20 + 8 + rtp_len, 0);
+bytes udp_frame(const frame_spec& f, const bytes& payload) {
+    const size_t n = payload.size();
+    bytes b(14 + 20 + 8 + n, 0);
     std::memcpy(b.data(), f.dst_mac, 6);
     std::memcpy(b.data() + 6, f.src_mac, 6);
     put16(b, 12, 0x0800);
     b[14] = 0x45;
-    put16(b, 16, static_cast<uint16_t>(20 + 8 + rtp_len));
+    put16(b, 16, static_cast<uint16_t>(20 + 8 + n));
     b[22] = 64;
     b[23] = 17;
     put32(b, 26, f.src_ip);
@@ -96,15 +96,10 @@ bytes rtp_frame(const frame_spec& f) {
     put16(b, 24, ip_checksum(b.data() + 14, 20));
     put16(b, 34, f.src_port);
     put16(b, 36, f.dst_port);
-    put16(b, 38, static_cast<uint16_t>(8 + rtp_len));
-    b[42] = 0x80;
-    b[43] = 111;
-    put16(b, 44, f.seq);
-    put32(b, 46, f.ts);
-    put32(b, 50, f.ssrc);
-    for (size_t i = 0; i < f.payload; ++i) b[54 + i] = static_cast<uint8_t>(i * 7 + f.seq);
+    put16(b, 38, static_cast<uint16_t>(8 + n));
+    std::copy(payload.begin(), payload.end(), b.begin() + 42);
     // A valid UDP checksum, as a real sender's kernel writes it.
-    bytes ph(12 + 8 + rtp_len);
+    bytes ph(12 + 8 + n);
     std::memcpy(ph.data(), b.data() + 26, 8);
     ph[9] = 17;
     ph[10] = b[38];
@@ -114,6 +109,17 @@ bytes rtp_frame(const frame_spec& f) {
     if (c == 0) c = 0xffff;
     put16(b, 40, c);
     return b;
+}
+
+bytes rtp_frame(const frame_spec& f) {
+    bytes rtp(12 + f.payload, 0);
+    rtp[0] = 0x80;
+    rtp[1] = 111;
+    put16(rtp, 2, f.seq);
+    put32(rtp, 4, f.ts);
+    put32(rtp, 8, f.ssrc);
+    for (size_t i = 0; i < f.payload; ++i) rtp[12 + i] = static_cast<uint8_t>(i * 7 + f.seq);
+    return udp_frame(f, rtp);
 }
 
 ring_port fresh_ring_port(const std::string& prefix) {

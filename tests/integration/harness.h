@@ -71,6 +71,8 @@ struct frame_spec {
     size_t payload = 80;
 };
 bytes rtp_frame(const frame_spec& f);
+// Any UDP payload with f's addresses and ports (checksums valid).
+bytes udp_frame(const frame_spec& f, const bytes& payload);
 bytes arp_frame(uint16_t op, const uint8_t* sender_mac, uint32_t sender_ip, const uint8_t* target_mac,
                 uint32_t target_ip, const uint8_t* eth_dst);
 

@@ -1,0 +1,328 @@
+// Issue 11: listeners join by themselves. A table of STUN Binding Requests
+// through the real data plane (EAL, a ring ethdev, the RX lcore's join stage)
+// and the control plane's join desk: what each request must add, refresh,
+// move or remove, what it must be answered (a response that verifies with
+// the token's password, never larger than the request) and, for everything
+// that fails the cheap checks or the MACs, that nothing at all is sent and
+// the reason is counted.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <optional>
+#include <string>
+
+#include "fixture.h"
+#include "join_desk.h"
+#include "stentor/dp_shared.h"
+#include "stentor/join_token.h"
+#include "stentor/stun.h"
+
+using namespace stentor;
+using namespace stentor::test;
+using clock_t_ = std::chrono::steady_clock;
+
+namespace {
+
+// An off-link listener routed through the pinned gateway MAC: its next hop is
+// resolved from the start, so a join is answered in the same pass.
+constexpr uint32_t nat_ip = 0xc6130064;   // 198.19.0.100
+constexpr uint16_t nat_port = 50000;
+
+const std::vector<uint8_t> secret_1(40, 0x11);
+const std::vector<uint8_t> secret_9(40, 0x99);   // a key the relay does not hold
+
+control::profile join_profile(const std::string& port) {
+    auto p = api_profile(port);
+    control::join_key k;
+    k.id = 1;
+    k.secret = secret_1;
+    p.join.keys.push_back(k);
+    p.join.mint_key_id = 1;
+    p.limits.join_resolve_ms = 0;
+    auto sc = speaker_session();
+    p.sessions.push_back(sc);
+    return p;
+}
+
+struct credentials {
+    std::string token;
+    std::string password;
+};
+
+credentials mint(uint32_t session, int64_t ttl_s = 600, const std::vector<uint8_t>& secret = secret_1,
+                 uint8_t key_id = 1, uint8_t tier = 0, uint64_t nonce = 0) {
+    static uint64_t next_nonce = 1000;
+    join::token_key key(secret.data(), secret.size());
+    join::token_fields f;
+    f.key_id = key_id;
+    f.session_id = session;
+    f.tier = tier;
+    f.expiry = static_cast<uint32_t>(std::time(nullptr) + ttl_s);
+    f.nonce = nonce != 0 ? nonce : next_nonce++;
+    credentials c;
+    c.token = join::mint_token(key, f, c.password);
+    return c;
+}
+
+bytes request(const credentials& c, bool leave = false, uint8_t txid_seed = 1) {
+    uint8_t txid[stun::txid_len];
+    for (size_t i = 0; i < sizeof txid; ++i) txid[i] = static_cast<uint8_t>(txid_seed + i);
+    stun::request_options o;
+    o.leave = leave;
+    bytes msg(stun::max_request_len);
+    const size_t n = stun::build_request(msg.data(), msg.size(), txid, c.token, c.password.data(), c.password.size(), o);
+    EXPECT_GT(n, 0u);
+    msg.resize(n);
+    return msg;
+}
+
+bytes frame_from(const bytes& stun_msg, uint32_t ip = nat_ip, uint16_t port = nat_port, uint16_t dst_port = 40000) {
+    frame_spec f;
+    f.src_ip = ip;
+    f.src_port = port;
+    f.dst_port = dst_port;
+    return udp_frame(f, stun_msg);
+}
+
+struct answer {
+    uint16_t type = 0;
+    uint16_t code = 0;
+    std::string reason;
+    uint32_t mapped_ip = 0;
+    uint16_t mapped_port = 0;
+    uint32_t retry_after_ms = 0;
+};
+
+struct join_env {
+    ring_port port;
+    std::unique_ptr<api_env> env;
+    clock_t_::time_point now = clock_t_::now();
+
+    join_env(std::function<void(control::profile&)> tweak = {}) : port(fresh_ring_port("join")) {
+        auto p = join_profile(port.name);
+        if (tweak) tweak(p);
+        control::relay_options ro;
+        ro.launch = false;
+        control::control_options co;
+        co.publisher = false;
+        env = std::make_unique<api_env>(p, ro, co);
+        env->r->poll();
+        env->r->flush();
+        drain(port);
+    }
+    control::relay& r() { return *env->r; }
+    control::join_desk& desk() { return *env->cp->desk(); }
+
+    // One exchange: the frame in, the RX lcore's verdict, the desk's
+    // decision, the ARP owner's send. Returns every frame the relay sent.
+    std::vector<bytes> send(const bytes& frame) {
+        inject(port, frame);
+        r().poll();
+        desk().poll(now);
+        r().poll();
+        r().flush();
+        return drain(port);
+    }
+
+    // The answer to `req` (sent as `frame`), verified as a client would.
+    std::optional<answer> ask(const bytes& req, const bytes& frame, const credentials& c) {
+        const auto out = send(frame);
+        if (out.empty()) return std::nullopt;
+        EXPECT_EQ(1u, out.size());
+        const bytes& f = out[0];
+        EXPECT_LE(f.size(), frame.size()) << "a response larger than its request";
+        // Addressed back to where the request came from, from the session port.
+        EXPECT_EQ(be32(frame.data() + 26), be32(f.data() + 30));
+        EXPECT_EQ(be16(frame.data() + 34), be16(f.data() + 36));
+        EXPECT_EQ(be16(frame.data() + 36), be16(f.data() + 34));
+        EXPECT_EQ(0, std::memcmp(f.data(), frame.data() + 6, 6)) << "sent back to the requester's MAC";
+        EXPECT_EQ(0xffff, ip_checksum(f.data() + 14, 20) ^ 0xffff ? 0xffff : 0) << "IPv4 checksum";
+        const uint8_t* msg = f.data() + 42;
+        const size_t n = f.size() - 42;
+        stun::response_view v;
+        EXPECT_EQ(stun::stun_error::ok, stun::parse_response(msg, n, v));
+        EXPECT_TRUE(stun::check_integrity(msg, v.integrity_offset, c.password.data(), c.password.size()))
+            << "response not signed with the token's password";
+        EXPECT_EQ(0, std::memcmp(v.txid, req.data() + 8, stun::txid_len)) << "transaction id";
+        answer a;
+        a.type = v.type;
+        a.code = v.error_code;
+        a.reason = std::string(v.reason_phrase());
+        a.mapped_ip = v.mapped_ipv4;
+        a.mapped_port = v.mapped_port;
+        a.retry_after_ms = v.retry_after_ms;
+        return a;
+    }
+    std::optional<answer> ask(const credentials& c, uint32_t ip = nat_ip, uint16_t p = nat_port, bool leave = false,
+                              uint8_t txid_seed = 1) {
+        const bytes req = request(c, leave, txid_seed);
+        return ask(req, frame_from(req, ip, p), c);
+    }
+
+    uint64_t listeners(uint32_t session = 1) {
+        const auto s = r().state().session(session);
+        return s ? s->nb_listeners : 0;
+    }
+    bool has_listener(uint32_t ip, uint16_t p, uint32_t session = 1) {
+        for (const auto& l : r().state().listeners(session, 0, 1000))
+            if (l.ip == ip && l.port == p) return true;
+        return false;
+    }
+    control::join_stats stats() { return desk().stats(); }
+};
+
+}  // namespace
+
+TEST(join, a_token_joins_at_the_address_it_was_seen_from_and_refreshes) {
+    join_env e;
+    const auto c = mint(1);
+    const auto a = e.ask(c);
+    ASSERT_TRUE(a.has_value()) << "no answer to a valid join";
+    EXPECT_EQ(stun::binding_success, a->type);
+    EXPECT_EQ(nat_ip, a->mapped_ip) << "XOR-MAPPED-ADDRESS is the source as seen";
+    EXPECT_EQ(nat_port, a->mapped_port);
+    EXPECT_TRUE(e.has_listener(nat_ip, nat_port));
+    EXPECT_EQ(1u, e.listeners());
+    EXPECT_EQ(1u, counter(e.r(), "join_verified"));
+    EXPECT_EQ(1u, e.stats().joined);
+
+    // The same request again (a replay, or the next consent check): refresh.
+    const auto b = e.ask(c);
+    ASSERT_TRUE(b.has_value());
+    EXPECT_EQ(stun::binding_success, b->type);
+    EXPECT_EQ(1u, e.listeners());
+    EXPECT_EQ(1u, e.stats().refreshed);
+    EXPECT_EQ(1u, e.desk().bindings());
+}
+
+TEST(join, refused_requests_add_nobody_send_nothing_and_count_their_reason) {
+    join_env e;
+    const auto good = mint(1);
+    auto forged = good;
+    forged.token[40] = forged.token[40] == 'A' ? 'B' : 'A';   // inside the tag
+    auto wrong_password = good;
+    wrong_password.password[0] = wrong_password.password[0] == 'A' ? 'B' : 'A';
+    const auto expired = mint(1, -5);
+    const auto other_session = mint(2);
+    const auto unknown_key = mint(1, 600, secret_9, 9);
+    bytes truncated = request(good);
+    truncated.resize(truncated.size() - 8);   // FINGERPRINT cut off
+    bytes plain(20, 0);                        // a bare Binding Request, as turnutils_stunclient sends
+    plain[1] = 1;
+    plain[4] = 0x21;
+    plain[5] = 0x12;
+    plain[6] = 0xa4;
+    plain[7] = 0x42;
+    plain[8] = 7;
+
+    const struct {
+        const char* what;
+        bytes frame;
+        const char* counter;
+    } rows[] = {
+        {"forged token (tag changed)", frame_from(request(forged)), "drop/join/forged"},
+        {"signed with the wrong password", frame_from(request(wrong_password)), "drop/join/bad_integrity"},
+        {"expired token", frame_from(request(expired)), "drop/join/expired"},
+        {"token of another session", frame_from(request(other_session)), "drop/join/wrong_session"},
+        {"key id the relay does not hold", frame_from(request(unknown_key)), "drop/join/unknown_key"},
+        {"truncated request", frame_from(truncated), "drop/join/malformed"},
+        {"unauthenticated Binding Request", frame_from(plain), "drop/join/malformed"},
+        {"valid token to a port without a session", frame_from(request(good), nat_ip, nat_port, 40001),
+         "drop/join/no_session"},
+    };
+    for (const auto& row : rows) {
+        const uint64_t before = counter(e.r(), row.counter);
+        const auto out = e.send(row.frame);
+        EXPECT_TRUE(out.empty()) << row.what << ": " << out.size() << " frames sent";
+        EXPECT_EQ(before + 1, counter(e.r(), row.counter)) << row.what;
+        EXPECT_EQ(0u, e.listeners()) << row.what;
+    }
+    EXPECT_EQ(0u, counter(e.r(), "join_verified"));
+    EXPECT_EQ(0u, e.stats().requests);
+}
+
+TEST(join, one_token_one_address_a_captured_request_cannot_add_another) {
+    join_env e;
+    const auto c = mint(1);
+    const bytes req = request(c);
+    ASSERT_TRUE(e.ask(req, frame_from(req), c).has_value());
+    // The captured request replayed from another address while the first
+    // keeps refreshing: refused, counted, nobody added.
+    const auto a = e.ask(req, frame_from(req, nat_ip + 1, 4444), c);
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(409, a->code);
+    EXPECT_EQ(1u, e.stats().refused_in_use);
+    EXPECT_EQ(1u, e.listeners());
+    EXPECT_FALSE(e.has_listener(nat_ip + 1, 4444));
+}
+
+TEST(join, a_nat_rebinding_moves_the_listener_once_the_old_mapping_is_silent) {
+    join_env e;
+    const auto c = mint(1);
+    ASSERT_TRUE(e.ask(c).has_value());
+    e.now += std::chrono::seconds(11);   // past rebind_after_s (10), before consent_timeout_s (30)
+    const auto a = e.ask(c, nat_ip, nat_port + 1);
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(stun::binding_success, a->type);
+    EXPECT_EQ(nat_port + 1, a->mapped_port);
+    EXPECT_TRUE(e.has_listener(nat_ip, nat_port + 1));
+    EXPECT_FALSE(e.has_listener(nat_ip, nat_port));
+    EXPECT_EQ(1u, e.stats().rebound);
+}
+
+TEST(join, a_silent_listener_is_removed_after_the_consent_timeout_and_a_leave_at_once) {
+    join_env e;
+    const auto quiet = mint(1);
+    const auto leaver = mint(1);
+    ASSERT_TRUE(e.ask(quiet).has_value());
+    ASSERT_TRUE(e.ask(leaver, nat_ip, nat_port + 7).has_value());
+    EXPECT_EQ(2u, e.listeners());
+
+    const auto l = e.ask(leaver, nat_ip, nat_port + 7, true, 9);
+    ASSERT_TRUE(l.has_value());
+    EXPECT_EQ(stun::binding_success, l->type);
+    EXPECT_EQ(1u, e.stats().left);
+    EXPECT_FALSE(e.has_listener(nat_ip, nat_port + 7));
+
+    // A leave for a token that is not joined there says so.
+    const auto again = e.ask(leaver, nat_ip, nat_port + 7, true, 10);
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(404, again->code);
+
+    e.now += std::chrono::seconds(29);
+    e.desk().poll(e.now);
+    EXPECT_TRUE(e.has_listener(nat_ip, nat_port)) << "removed before consent_timeout_s";
+    e.now += std::chrono::seconds(2);
+    e.desk().poll(e.now);
+    EXPECT_FALSE(e.has_listener(nat_ip, nat_port)) << "still listening after consent_timeout_s";
+    EXPECT_EQ(1u, e.stats().consent_expired);
+    EXPECT_EQ(0u, e.desk().bindings());
+}
+
+TEST(join, admission_refusals_are_answered_with_a_stun_error_and_change_nothing) {
+    join_env e([](control::profile& p) {
+        p.sessions[0].max_listeners = 1;
+        p.limits.session_join_rate_per_s = 1;
+    });
+    ASSERT_TRUE(e.ask(mint(1)).has_value());
+    const auto full = e.ask(mint(1), nat_ip, nat_port + 1);
+    ASSERT_TRUE(full.has_value());
+    EXPECT_EQ(486, full->code) << full->reason;
+    EXPECT_EQ(1u, e.stats().refused_session_full);
+    EXPECT_EQ(1u, e.listeners());
+}
+
+TEST(join, a_listener_renews_its_token_from_the_same_address) {
+    join_env e;
+    const auto first = mint(1);
+    const auto second = mint(1);
+    ASSERT_TRUE(e.ask(first).has_value());
+    const auto a = e.ask(second);
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(stun::binding_success, a->type);
+    EXPECT_EQ(1u, e.stats().renewed);
+    EXPECT_EQ(1u, e.listeners());
+    EXPECT_EQ(1u, e.desk().bindings());
+}
