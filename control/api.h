@@ -62,7 +62,8 @@ api_options api_options_from(const api_config& c);
     _(publish_timeouts, "writes answered 503 publish_timeout: accepted, but their publish did not complete "     \
                         "within api.publish_wait_ms")                                                            \
     _(joins_unresolved, "joins answered 202: added, but a next hop had not answered ARP within "                  \
-                        "limits.join_resolve_ms")
+                        "limits.join_resolve_ms")                                                                   \
+    _(tokens_minted, "join tokens minted (POST /api/v1/sessions/{id}/tokens), not requests")
 
 struct api_stats {
     STENTOR_STAT_FIELDS(STENTOR_FOREACH_API_STAT, api_stats)

@@ -5,6 +5,7 @@
 #include <initializer_list>
 
 #include "config.h"
+#include "stentor/dp_counters.h"
 
 namespace stentor::control {
 
@@ -128,11 +129,13 @@ constexpr session_route session_routes[] = {
     {"listeners", nullptr, "POST", route_kind::listener_add, true},
     {"listeners", "bulk", "POST", route_kind::listener_bulk, true},
     {"listeners", endpoint_tail, "DELETE", route_kind::listener_del, false},
+    {"tokens", nullptr, "POST", route_kind::token_mint, true},
 };
 constexpr std::pair<const char*, const char*> session_route_methods[] = {
     {"recording", "GET .../recording"},
     {"speakers", "POST .../speakers or DELETE .../speakers/IP:PORT"},
     {"listeners", "GET/POST .../listeners, POST .../listeners/bulk, DELETE .../listeners/IP:PORT"},
+    {"tokens", "POST .../tokens"},
 };
 
 bool is_api(const std::vector<std::string>& seg) { return seg.size() >= 3 && seg[0] == "api" && seg[1] == "v1"; }
@@ -219,6 +222,27 @@ parse_result<std::vector<listener_spec>> parse_listener_bulk(std::string_view bo
         for (size_t i = 0; i < it->size(); ++i)
             items.push_back(listener_of((*it)[i], "listeners[" + std::to_string(i) + "]: "));
         return items;
+    });
+}
+
+parse_result<token_mint_request> parse_token_mint(std::string_view body, const parse_limits& lim) {
+    return guarded([&] {
+        const json j = object_or_fail(body, lim.max_body, lim.max_depth);
+        only_fields(j, {"count", "tier", "ttl_s"});
+        token_mint_request r;
+        if (!j.contains("count")) fail(400, "invalid", "\"count\" is required");
+        const auto it = j.find("count");
+        if (!it->is_number_unsigned() || it->get<uint64_t>() == 0 || it->get<uint64_t>() > max_tokens_per_request)
+            fail(400, "invalid", "\"count\" must be an integer 1.." + std::to_string(max_tokens_per_request));
+        r.count = static_cast<uint32_t>(it->get<uint64_t>());
+        r.tier = static_cast<unsigned>(get_uint(j, "tier", 0, dp::max_tiers - 1));
+        if (j.contains("ttl_s")) {
+            const auto t = j.find("ttl_s");
+            if (!t->is_number_unsigned() || t->get<uint64_t>() == 0 || t->get<uint64_t>() > join_max_ttl_s)
+                fail(400, "invalid", "\"ttl_s\" must be an integer 1.." + std::to_string(join_max_ttl_s) + " (7 days)");
+            r.ttl_s = static_cast<uint32_t>(t->get<uint64_t>());
+        }
+        return r;
     });
 }
 

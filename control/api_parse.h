@@ -78,6 +78,17 @@ parse_result<listener_spec> parse_listener_add(std::string_view body, const pars
 // item refuses the request with its index ("listeners[7]: ...").
 parse_result<std::vector<listener_spec>> parse_listener_bulk(std::string_view body, const parse_limits& lim);
 
+// POST /api/v1/sessions/{id}/tokens: how many join tokens, for which tier,
+// living how long (docs/join.md).
+inline constexpr uint64_t max_tokens_per_request = 100000;
+struct token_mint_request {
+    uint32_t count = 0;                 // 1..max_tokens_per_request
+    unsigned tier = 0;                  // 0..3 (dp::max_tiers - 1)
+    std::optional<uint32_t> ttl_s;      // 1..join_max_ttl_s; absent: join.token_ttl_s
+    bool operator==(const token_mint_request&) const = default;
+};
+parse_result<token_mint_request> parse_token_mint(std::string_view body, const parse_limits& lim);
+
 // The body limit that applies to a URL (the bulk one for .../listeners/bulk).
 size_t body_limit_for(std::string_view url, const parse_limits& lim) noexcept;
 // 413 "body larger than N bytes".
@@ -126,6 +137,7 @@ enum class route_kind {
     listener_add,
     listener_bulk,
     listener_del,
+    token_mint,
 };
 
 struct route {

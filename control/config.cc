@@ -695,18 +695,23 @@ void read_journal(const context& c, const toml::table& root, journal_config& jc)
 
 // A join key file (docs/join.md "Keys"): the secret as hex digits (at
 // least 64: 32 bytes), surrounding whitespace ignored, e.g. from
-// `openssl rand -hex 32`. Opened without blocking (a FIFO named here must
-// not hang the start-up), refused unless it is a small regular file that
-// neither group nor others can read: whoever reads it can mint tokens.
+// `openssl rand -hex 32`. Refused unless it is a small regular file that
+// neither group nor others can read or write: whoever reads it can mint
+// tokens. Never a device or a FIFO (stat first, then opened without
+// blocking): a profile naming one must not hang or poke the start-up.
 std::vector<uint8_t> read_key_file(const table_reader& r, std::string_view setting, const std::string& path) {
     constexpr size_t max_file = 4096;
+    // stat() first so that a device is never opened (opening some has
+    // effects of its own); fstat() again on what was opened.
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) r.fail(setting, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    if (!S_ISREG(st.st_mode)) r.fail(setting, fmt::format("{}: not a regular file", path));
     const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) r.fail(setting, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
     struct fd_guard {
         int fd;
         ~fd_guard() { ::close(fd); }
     } guard{fd};
-    struct stat st{};
     if (::fstat(fd, &st) != 0) r.fail(setting, fmt::format("{}: cannot stat: {}", path, std::strerror(errno)));
     if (!S_ISREG(st.st_mode)) r.fail(setting, fmt::format("{}: not a regular file", path));
     if ((st.st_mode & 077) != 0)

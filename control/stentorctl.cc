@@ -221,6 +221,17 @@ int main(int argc, char** argv) {
     sp_del->add_option("session", sid)->required();
     sp_del->add_option("endpoint", endpoint, "IP:PORT")->required();
 
+    auto* tokens = app.add_subcommand("tokens", "tokens mint: join tokens for listeners (docs/join.md)");
+    tokens->require_subcommand(1);
+    auto* t_mint = tokens->add_subcommand("mint", "mint join tokens: one \"TOKEN PASSWORD\" line each (--json: the API's JSON)");
+    uint32_t count = 1;
+    unsigned ttl_s = 0;
+    t_mint->add_option("--session", sid, "session id")->required();
+    t_mint->add_option("--count", count, "how many, 1..100000")->required();
+    t_mint->add_option("--tier", tier, "listener tier of the tokens, 0 (highest priority) .. 3");
+    auto* ttl_opt = t_mint->add_option("--ttl", ttl_s, "life in seconds, 1..604800 (default: join.token_ttl_s of the profile)");
+    t_mint->add_flag("--json", as_json, "print JSON");
+
     auto* stats = app.add_subcommand("stats", "counters, capacity, refusals, sheds");
     stats->add_flag("--json", as_json, "print JSON");
     auto* top = app.add_subcommand("top", "live packets/s per port and lcore");
@@ -366,6 +377,19 @@ int main(int argc, char** argv) {
     if (*l_del || *sp_del) {
         c.call("DELETE", members + "/" + ep_path());
         std::printf("removed %s %s from session %u\n", member, endpoint.c_str(), sid);
+        return 0;
+    }
+    if (*t_mint) {
+        json b{{"count", count}, {"tier", tier}};
+        if (ttl_opt->count() > 0) b["ttl_s"] = ttl_s;   // 0 too: the API says why not
+        const json j = c.call("POST", v1 + "/sessions/" + std::to_string(sid) + "/tokens", &b);
+        if (as_json) return out(j), 0;
+        // Both are base64url: one space between them is an unambiguous split.
+        std::string lines;
+        lines.reserve(j["tokens"].size() * 72);
+        for (const auto& t : j["tokens"])
+            lines += t["token"].get<std::string>() + " " + t["password"].get<std::string>() + "\n";
+        std::fwrite(lines.data(), 1, lines.size(), stdout);
         return 0;
     }
     if (*stats) {

@@ -169,6 +169,14 @@ int main(int argc, char** argv) {
                 api = std::make_unique<control::api_server>(*cp, ao);
                 std::printf("api: http://%s:%u/api/v1 (bearer token from the profile)\n", ao.listen_addr.c_str(), api->port());
             }
+            if (prof.join.keys.empty()) {
+                std::printf("join: no [join] keys: join tokens can be neither minted nor verified\n");
+            } else {
+                std::string ids;
+                for (const auto& k : prof.join.keys) ids += (ids.empty() ? "" : ", ") + std::to_string(k.id);
+                std::printf("join: keys %s live, minting with key %u, tokens live %u s by default\n", ids.c_str(),
+                            prof.join.mint_key_id, prof.join.token_ttl_s);
+            }
         } catch (const control::action_error& e) {
             std::fprintf(stderr, "stentord: %s: static section: %s\n", config.c_str(), e.what());
             rc = 1;

@@ -1,6 +1,6 @@
 // libFuzzer target for the HTTP API's request parsing (control/api_parse.h):
 // the JSON bodies of session create / speaker add / listener add / bulk
-// listener add, URL paths into routes, IP:PORT and session-id segments,
+// listener add / token mint, URL paths into routes, IP:PORT and session-id segments,
 // query integers, and the strict IPv4 parser they share.
 //
 // Input: the first byte selects what the rest is fed to (low 3 bits) and a
@@ -105,6 +105,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
     case 2:
         check_result(parse_listener_add(in, lim), check_parsed_listener);
+        // The other small object body with a tier: join tokens to mint.
+        check_result(parse_token_mint(in, lim), [](const token_mint_request& q) {
+            check(q.count >= 1 && q.count <= max_tokens_per_request, "token count");
+            check(q.tier <= 3, "token tier");
+            check(!q.ttl_s || (*q.ttl_s >= 1 && *q.ttl_s <= join_max_ttl_s), "token ttl");
+        });
         break;
     case 3:
         check_result(parse_listener_bulk(in, lim), [&](const std::vector<listener_spec>& v) {
@@ -127,7 +133,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             // Bodies only where a body is read.
             const bool takes_body = r.kind == route_kind::session_create || r.kind == route_kind::speaker_add ||
                                     r.kind == route_kind::listener_add || r.kind == route_kind::listener_bulk ||
-                                    r.kind == route_kind::health || r.kind == route_kind::metrics;
+                                    r.kind == route_kind::token_mint || r.kind == route_kind::health || r.kind == route_kind::metrics;
             check(!has_body || takes_body, "body accepted by a request that takes none");
         });
         break;

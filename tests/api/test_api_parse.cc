@@ -178,6 +178,33 @@ TEST(api_parse, listener_bulk) {
     EXPECT_EQ(lim.max_body, body_limit_for("/api/v1/sessions/1/listeners", lim));
 }
 
+TEST(api_parse, token_mint) {
+    run_table(
+        {
+            {"one", R"({"count":1})", 0, ""},
+            {"the most, tier 3, a week", R"({"count":100000,"tier":3,"ttl_s":604800})", 0, ""},
+            {"count missing", R"({"tier":1})", 400, "\"count\" is required"},
+            {"count 0", R"({"count":0})", 400, "\"count\" must be an integer 1..100000"},
+            {"count 100001", R"({"count":100001})", 400, "\"count\" must be an integer 1..100000"},
+            {"count negative", R"({"count":-1})", 400, "\"count\" must be an integer 1..100000"},
+            {"count string", R"({"count":"5"})", 400, "\"count\" must be an integer 1..100000"},
+            {"count float", R"({"count":2.5})", 400, "\"count\" must be an integer 1..100000"},
+            {"tier 4", R"({"count":1,"tier":4})", 400, "\"tier\" must be an integer 0..3"},
+            {"ttl 0", R"({"count":1,"ttl_s":0})", 400, "\"ttl_s\" must be an integer 1..604800 (7 days)"},
+            {"ttl over a week", R"({"count":1,"ttl_s":604801})", 400, "\"ttl_s\" must be an integer 1..604800"},
+            {"ttl null", R"({"count":1,"ttl_s":null})", 400, "\"ttl_s\" must be an integer"},
+            {"unknown field", R"({"count":1,"session":3})", 400, "unknown field \"session\""},
+            {"no body", "", 400, "a JSON body is required"},
+        },
+        [](const std::string& b) { return parse_token_mint(b, lim); });
+    const auto d = parse_token_mint(R"({"count":7})", lim);
+    ASSERT_TRUE(d.ok());
+    EXPECT_EQ((token_mint_request{7, 0, std::nullopt}), d.value()) << "tier 0 and the profile's ttl by default";
+    const auto f = parse_token_mint(R"({"count":9,"tier":2,"ttl_s":60})", lim);
+    ASSERT_TRUE(f.ok());
+    EXPECT_EQ((token_mint_request{9, 2, 60u}), f.value());
+}
+
 TEST(api_parse, segments) {
     EXPECT_EQ((std::vector<std::string>{"api", "v1", "x"}), split_path("//api/v1//x/"));
     EXPECT_TRUE(split_path("///").empty());
@@ -254,6 +281,10 @@ TEST(api_parse, routes) {
         {"POST", "/api/v1/sessions/3/listeners/other", true, true, k::listener_bulk, 405},
         {"DELETE", "/api/v1/sessions/3/listeners/203.0.113.7:6001", false, true, k::listener_del, 0, 3},
         {"DELETE", "/api/v1/sessions/3/listeners/203.0.113.7:6001/x", false, true, k::listener_del, 405},
+        {"POST", "/api/v1/sessions/3/tokens", true, true, k::token_mint, 0, 3},
+        {"GET", "/api/v1/sessions/3/tokens", false, true, k::token_mint, 405},
+        {"POST", "/api/v1/sessions/3/tokens/x", true, true, k::token_mint, 405},
+        {"POST", "/api/v1/sessions/0/tokens", true, true, k::token_mint, 404},
         {"GET", "/api/v1/sessions/3/other", false, true, k::listener_del, 404},
         {"GET", "/\xff", false, false, k::health, 404},
     };

@@ -5,10 +5,12 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
 #include "fixture.h"
+#include "stentor/join_token.h"
 
 namespace stentor::test {
 namespace {
@@ -178,6 +180,81 @@ TEST(stentorctl, takes_its_token_from_a_file_or_the_environment) {
     EXPECT_NE(std::string::npos, help.out.find("--token-file")) << help.out;
     EXPECT_NE(std::string::npos, help.out.find("visible to every user of the machine in ps")) << help.out;
     std::filesystem::remove_all(dir);
+}
+
+// Join tokens (docs/join.md): one "TOKEN PASSWORD" line per token, each
+// verifying with the profile's key; --json is the API's answer; refusals
+// exit 1 with the API's reason.
+TEST(stentorctl, mints_join_tokens) {
+    ring_port port = fresh_ring_port("cli");
+    auto p = api_profile(port.name);
+    p.sessions.push_back(speaker_session());   // session 1
+    std::vector<uint8_t> secret(32);
+    for (size_t i = 0; i < secret.size(); ++i) secret[i] = static_cast<uint8_t>(0xa0 + i);
+    p.join.keys.push_back({4, "/etc/stentor/join-4.key", secret});
+    p.join.mint_key_id = 4;
+    control::relay_options ro;
+    ro.launch = true;
+    api_env env(p, ro);
+    const std::string base = "--api 127.0.0.1:" + std::to_string(env.api->port()) + " --token " + test_token + " ";
+    const join::token_key key(secret.data(), secret.size());
+
+    auto r = run(base + "tokens mint --session 1 --count 7 --tier 2 --ttl 120");
+    ASSERT_EQ(0, r.status) << r.out;
+    std::istringstream lines(r.out);
+    std::string line;
+    size_t n = 0;
+    while (std::getline(lines, line)) {
+        SCOPED_TRACE(line);
+        ++n;
+        const auto sp = line.find(' ');
+        ASSERT_EQ(join::token_text_len, sp);
+        const std::string token = line.substr(0, sp), password = line.substr(sp + 1);
+        uint8_t raw[join::token_raw_len];
+        join::token_fields f;
+        ASSERT_TRUE(join::decode_token(token.data(), token.size(), raw, f));
+        EXPECT_EQ(4, f.key_id);
+        EXPECT_EQ(1u, f.session_id);
+        EXPECT_EQ(2, f.tier);
+        uint8_t mac[join::token_mac_len];
+        join::token_mac(key, raw, mac);
+        EXPECT_TRUE(join::check_tag(raw, mac));
+        char pw[join::token_password_len];
+        join::password_of(mac, pw);
+        EXPECT_EQ(std::string(pw, sizeof pw), password);
+    }
+    EXPECT_EQ(7u, n) << r.out;
+
+    r = run(base + "tokens mint --session 1 --count 2 --json");
+    ASSERT_EQ(0, r.status) << r.out;
+    const auto j = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.out;
+    EXPECT_EQ(4u, j["key_id"]);
+    EXPECT_EQ(0u, j["tier"]);
+    EXPECT_EQ(2u, j["tokens"].size());
+
+    struct row {
+        const char* what;
+        std::string args;
+        int status;
+        const char* says;
+    };
+    const std::vector<row> rows = {
+        {"unknown session", "tokens mint --session 9 --count 1", 1, "HTTP 404 not_found: no session 9"},
+        {"count 0", "tokens mint --session 1 --count 0", 1, "HTTP 400 invalid: \"count\" must be an integer 1..100000"},
+        {"count past the most", "tokens mint --session 1 --count 100001", 1, "\"count\" must be an integer 1..100000"},
+        {"tier 4", "tokens mint --session 1 --count 1 --tier 4", 1, "\"tier\" must be an integer 0..3"},
+        {"ttl 0", "tokens mint --session 1 --count 1 --ttl 0", 1, "\"ttl_s\" must be an integer 1..604800"},
+        {"no session", "tokens mint --count 1", 106, "--session is required"},
+        {"no count", "tokens mint --session 1", 106, "--count is required"},
+    };
+    for (const auto& rw : rows) {
+        SCOPED_TRACE(rw.what);
+        const auto out = run(base + rw.args);
+        EXPECT_EQ(rw.status, out.status) << out.out;
+        EXPECT_NE(std::string::npos, out.out.find(rw.says)) << out.out;
+    }
+    EXPECT_EQ(9u, env.api->status().counters.tokens_minted);
 }
 
 }  // namespace

@@ -21,6 +21,9 @@ if [[ ! -x "$STENTORD" || ! -x "$CTL" ]]; then fail "${T}_setup" "stentord/stent
 # The bench profile on a free port of its own.
 PORT=$(( 20000 + $$ % 20000 ))
 sed -e "s/^listen = .*/listen = \"127.0.0.1:$PORT\"/" configs/bench-null.toml >"$WORK/p.toml"
+# Join tokens (docs/join.md): one key, readable by its owner only.
+(umask 077; printf '%s\n' 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f >"$WORK/join-3.key")
+printf '\n[join]\nkeys = [ { id = 3, secret_file = "%s" } ]\n' "$WORK/join-3.key" >>"$WORK/p.toml"
 export STENTOR_TOKEN=bench-token-change-me-please
 "$STENTORD" -c "$WORK/p.toml" --file-prefix "$PREFIX" --duration 25 >"$WORK/d.log" 2>&1 &
 PID=$!
@@ -47,3 +50,31 @@ if command -v dpdk-telemetry.py >/dev/null; then
 fi
 if "${CTLA[@]}" listener del 1 203.0.113.5:6000 >/dev/null && [[ $("${CTLA[@]}" show session 1 --json) == *'"listeners": 0'* ]]; then
   pass "${T}_cli_listener_del"; else fail "${T}_cli_listener_del" "listener not removed"; fi
+# Tokens minted by the daemon verify with an implementation that is not the
+# relay's (Python's hmac), and their passwords are the derived ones.
+if "${CTLA[@]}" tokens mint --session 1 --count 1000 --tier 2 --ttl 300 >"$WORK/tokens" 2>"$WORK/err" &&
+   /usr/bin/python3 - "$WORK/join-3.key" "$WORK/tokens" <<'PY'
+import base64, hashlib, hmac, struct, sys, time
+key = bytes.fromhex(open(sys.argv[1]).read().strip())
+lines = open(sys.argv[2]).read().split("\n")[:-1]
+assert len(lines) == 1000, len(lines)
+nonces = set()
+for line in lines:
+    token, password = line.split(" ")
+    raw = base64.urlsafe_b64decode(token + "==")
+    v, kid, sid, tier, flags, exp, nonce = struct.unpack(">BBIBBIQ", raw[:20])
+    mac = hmac.new(key, b"stentor-join-v1" + raw[:20], hashlib.sha256).digest()
+    assert (v, kid, sid, tier, flags) == (1, 3, 1, 2, 0), (v, kid, sid, tier, flags)
+    assert abs(exp - (time.time() + 300)) < 30, exp
+    assert raw[20:] == mac[:16], token
+    assert password == base64.urlsafe_b64encode(mac[16:]).rstrip(b"=").decode(), password
+    nonces.add(nonce)
+assert len(nonces) == 1000
+PY
+then pass "${T}_cli_tokens_mint"; else fail "${T}_cli_tokens_mint" "$(head -c 300 "$WORK/err")"; fi
+grep -q "join: keys 3 live, minting with key 3" "$WORK/d.log" && pass "${T}_join_keys_logged" || fail "${T}_join_keys_logged" "no join line"
+# A key file others can read is refused at start, naming the file and the setting.
+chmod 644 "$WORK/join-3.key"
+if out=$("$STENTORD" -c "$WORK/p.toml" --check 2>&1); then fail "${T}_join_key_mode" "accepted a 0644 key file"
+elif grep -q "join.keys\[0\].secret_file: $WORK/join-3.key: readable or writable by group or others (mode 0644)" <<<"$out"; then
+  pass "${T}_join_key_mode"; else fail "${T}_join_key_mode" "unexpected: ${out:0:300}"; fi

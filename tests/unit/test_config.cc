@@ -377,6 +377,7 @@ TEST_F(ConfigJoin, BadKeyFilesAreRefusedNamingFileLineAndSetting) {
         {"group-writable", join_section({{1, file("gw", hex_a, 0620)}}), "(mode 0620)"},
         {"a directory", join_section({{1, subdir}}), at0 + subdir + ": not a regular file"},
         {"a FIFO (must not hang)", join_section({{1, fifo}}), at0 + fifo + ": not a regular file"},
+        {"a device (never opened)", join_section({{1, "/dev/null"}}), at0 + "/dev/null: not a regular file"},
         {"empty", join_section({{1, file("e", "")}}), at0 + dir + "/e: the secret is 0 bytes; it must be 32..1024 bytes (64..2048 hex digits)"},
         {"31 bytes", join_section({{1, file("s", hex_a.substr(0, 62))}}), at0 + dir + "/s: the secret is 31 bytes"},
         {"1025 bytes", join_section({{1, file("l", std::string(2050, 'b'))}}), at0 + dir + "/l: the secret is 1025 bytes"},
