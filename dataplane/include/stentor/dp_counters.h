@@ -83,7 +83,8 @@ inline constexpr std::size_t cache_line = 64;
     _(rtp_ssrc_change, "ingress/rtp_ssrc_change", "SSRC other than the stream's (speaker without a registered SSRC)") \
     /* ingress: frames the relay does not forward whatever their content (issue 10 item 8) */           \
     _(multi_segment, "ingress/multi_segment", "frame received in more than one mbuf: dropped before any parsing") \
-    _(rtp_too_large, "ingress/rtp_too_large", "speaker RTP larger than the fan-out template holds (replica.h max_frame_bytes)")
+    _(rtp_too_large, "ingress/rtp_too_large", "speaker RTP larger than the fan-out template holds (replica.h max_frame_bytes)") \
+    _(arp_conflict, "ingress/arp_conflict", "ARP reply in a window that already brought two MACs for that next hop: not believed")
 
 enum class drop_reason : uint16_t {
 #define STENTOR_X(e, name, help) e,
