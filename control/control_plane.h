@@ -81,7 +81,10 @@ public:
     // paths, changed_settings()) differ from the running one. All or
     // nothing: if any changed setting cannot change live the reload is
     // refused, each such setting with its reason, and nothing changes.
-    // Live: [limits] except table sizes, [overload]. Everything else needs a
+    // Live: [limits] except table sizes, [overload], [mixer] (running
+    // mixes take the new bitrate, complexity, jitter, concealment, timeout
+    // and decoder cap at their next frame boundary; `channels` applies to
+    // sessions whose mix starts afterwards). Everything else needs a
     // restart.
     struct reload_result {
         std::vector<std::string> applied;    // settings now in effect
