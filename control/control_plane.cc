@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include "stentor/services/mixer.h"
 #include "telemetry.h"
 
 namespace stentor::control {

@@ -10,12 +10,19 @@
 #include <vector>
 
 #include "config.h"
-#include "stentor/services/mixer.h"
 #include "stentor/services/recorder.h"
 #include "state.h"
 #include "stats.h"
 
 struct rte_mempool;
+
+// stentor/services/mixer.h (kept out of this header: it brings the data
+// plane's rtp and wire namespaces to every file that includes the relay).
+namespace stentor::svc {
+struct mixer_stats;
+struct mix_settings;
+struct mix_encoder_report;
+}  // namespace stentor::svc
 
 namespace stentor::control {
 

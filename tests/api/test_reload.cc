@@ -10,6 +10,7 @@
 #include <functional>
 
 #include "fixture.h"
+#include "stentor/services/mixer.h"
 
 namespace stentor::test {
 namespace {
