@@ -127,6 +127,9 @@ control_plane::reload_result control_plane::reload(const profile& next, const st
     _ovl->set_options(overload_options_from(next.overload));
     _join_resolve_ms.store(next.limits.join_resolve_ms);
     out.applied = changed;
+    for (const auto& k : changed)
+        if (k == "mixer.channels")
+            out.notes.push_back(k + ": for mixes that start from now on; a running mix keeps its channel count");
     return out;
 }
 

@@ -89,6 +89,7 @@ public:
     struct reload_result {
         std::vector<std::string> applied;    // settings now in effect
         std::vector<std::string> refused;    // "setting: why", when the reload was refused
+        std::vector<std::string> notes;      // "setting: when", applied settings that do not act at once
     };
     reload_result reload(const profile& next, const std::vector<std::string>& changed);
     unsigned join_resolve_ms() const { return _join_resolve_ms.load(std::memory_order_relaxed); }

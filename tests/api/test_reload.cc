@@ -39,8 +39,8 @@ TEST(reload, live_settings_apply_the_rest_refuse_everything) {
         {"mixer bitrate, complexity, decoder cap: a new mixer version",
          [](auto& q) { q.mixer.bitrate_kbps = 24; q.mixer.complexity = 3; q.mixer.max_decoders_per_session = 4; },
          {"mixer.bitrate_kbps", "mixer.complexity", "mixer.max_decoders_per_session"}, true, {}},
-        {"mixer channels: applied (to mixes that start afterwards)", [](auto& q) { q.mixer.channels = 1; },
-         {"mixer.channels"}, true, {}},
+        {"mixer channels: applied (to mixes that start afterwards, and the result says so)",
+         [](auto& q) { q.mixer.channels = 1; }, {"mixer.channels"}, true, {}},
         {"a mixer setting with a restart one: all refused, only the restart one named",
          [](auto& q) { q.mixer.bitrate_kbps = 96; q.eal.lcores = {0, 1, 2}; }, {"eal.lcores", "mixer.bitrate_kbps"},
          false, {"eal.lcores"}},
@@ -62,6 +62,11 @@ TEST(reload, live_settings_apply_the_rest_refuse_everything) {
         if (c.applies) {
             EXPECT_TRUE(res.refused.empty());
             EXPECT_EQ(c.changed, res.applied);
+            const bool channels = std::find(c.changed.begin(), c.changed.end(), "mixer.channels") != c.changed.end();
+            ASSERT_EQ(channels ? 1u : 0u, res.notes.size());
+            if (channels) {
+                EXPECT_EQ(0u, res.notes[0].rfind("mixer.channels: for mixes that start from now on", 0));
+            }
             want_headroom = next.limits.headroom_pct;
             want_wait = next.limits.join_resolve_ms;
             want_mix = control::mix_settings_of(next.mixer);
