@@ -96,31 +96,6 @@ reply error_reply(int status, const std::string& code, const std::string& reason
     return {status, error_body(code, reason), "application/json", 0, false, {}};
 }
 
-// A recording as the API and stentorctl show it (README.md, "Audio: mix mode and recordings").
-json recording_json(const recording_info& r) {
-    json tracks = json::array();
-    for (const auto& t : r.tracks)
-        tracks.push_back({{"ssrc", t.ssrc},
-                          {"path", t.path},
-                          {"start_offset_s", t.start_offset_s},
-                          {"duration_s", t.duration_s},
-                          {"bytes", t.bytes},
-                          {"packets", t.stats.packets},
-                          {"lost", t.stats.lost},
-                          {"filled", t.stats.fillers}});
-    return {{"session", r.session_id},
-            {"name", r.name},
-            {"mode", r.mode},
-            {"state", r.state},
-            {"path", r.path.empty() ? json(nullptr) : json(r.path)},
-            {"duration_s", r.duration_s},
-            {"bytes", r.bytes},
-            {"error", r.error.empty() ? json(nullptr) : json(r.error)},
-            {"started_unix_ms", r.started_unix_ms},
-            {"ended_unix_ms", r.ended_unix_ms == 0 ? json(nullptr) : json(r.ended_unix_ms)},
-            {"tracks", tracks}};
-}
-
 using steady = std::chrono::steady_clock;
 
 // One connection, from accept to close (libmicrohttpd's socket context).
@@ -668,12 +643,12 @@ struct api_server::impl {
         case route_kind::session_create: {
             const session_params sp = need(parse_session_create(body, limits()));
             const session_view v = cp.state().session_create(sp);
-            return write_reply(201, session_json(v));
+            return write_reply(201, session_json(v, &cp.rel()));
         }
         case route_kind::session_get: {
             auto v = cp.state().session(sid);
             if (!v) fail(404, "not_found", "no session " + std::to_string(sid));
-            return json_reply(200, session_json(*v));
+            return json_reply(200, session_json(*v, &cp.rel()));
         }
         case route_kind::session_end:
             cp.state().session_end(sid);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "stentor/dp_shared.h"
+#include "stentor/services/mixer.h"
 #include "telemetry.h"
 
 namespace stentor::control {
@@ -101,10 +102,12 @@ std::optional<std::string> why_not_live(const std::string& key) {
         "limits.max_listeners",     "limits.max_listeners_per_session"};
     for (const char* k : live_limits)
         if (key == k) return std::nullopt;
-    if (key.starts_with("overload.")) return std::nullopt;
+    // Every [mixer] key (svc::mix_settings): running encoders take the new
+    // version at their next frame boundary; `channels` applies to sessions
+    // whose mix starts afterwards (an encoder's channel count is fixed).
+    if (key.starts_with("overload.") || key.starts_with("mixer.")) return std::nullopt;
     if (key.starts_with("limits.")) return "a table size allocated at start: needs a restart";
     if (key.starts_with("session[") || key == "session") return "static sessions are loaded at start: use the API, or restart";
-    if (key.starts_with("mixer.")) return "the mixer reads its settings at start: needs a restart";
     if (key.starts_with("api.")) return "the API listens with the settings it started with: needs a restart";
     // Minting and verifying both hold the keys read at start; a key file's
     // content is not in the profile text, so a SIGHUP would not see it change.
@@ -119,13 +122,26 @@ control_plane::reload_result control_plane::reload(const profile& next, const st
     for (const auto& k : changed)
         if (auto why = why_not_live(k)) out.refused.push_back(k + ": " + *why);
     if (!out.refused.empty()) return out;
-    // Checked before anything changes: admission refuses a port count change.
+    // Checked before anything changes: admission refuses a port count change,
+    // the mixer settings libopus cannot run with (the profile loader checks
+    // the same ranges, so this is a second line).
+    const bool mixer_changed = std::any_of(changed.begin(), changed.end(),
+                                           [](const std::string& k) { return k.starts_with("mixer."); });
+    if (mixer_changed)
+        if (auto why = svc::check(mix_settings_of(next.mixer))) {
+            out.refused.push_back("mixer: " + *why);
+            return out;
+        }
     auto ac = admission_config_from(next, _port_speeds);
     _adm->reconfigure(ac);
+    if (mixer_changed) _r.set_mix_settings(next.mixer);
     state().set_limits(next.limits);
     _ovl->set_options(overload_options_from(next.overload));
     _join_resolve_ms.store(next.limits.join_resolve_ms);
     out.applied = changed;
+    for (const auto& k : changed)
+        if (k == "mixer.channels")
+            out.notes.push_back(k + ": for mixes that start from now on; a running mix keeps its channel count");
     return out;
 }
 

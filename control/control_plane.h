@@ -82,11 +82,15 @@ public:
     // paths, changed_settings()) differ from the running one. All or
     // nothing: if any changed setting cannot change live the reload is
     // refused, each such setting with its reason, and nothing changes.
-    // Live: [limits] except table sizes, [overload]. Everything else needs a
+    // Live: [limits] except table sizes, [overload], [mixer] (running
+    // mixes take the new bitrate, complexity, jitter, concealment, timeout
+    // and decoder cap at their next frame boundary; `channels` applies to
+    // sessions whose mix starts afterwards). Everything else needs a
     // restart.
     struct reload_result {
         std::vector<std::string> applied;    // settings now in effect
         std::vector<std::string> refused;    // "setting: why", when the reload was refused
+        std::vector<std::string> notes;      // "setting: when", applied settings that do not act at once
     };
     reload_result reload(const profile& next, const std::vector<std::string>& changed);
     unsigned join_resolve_ms() const { return _join_resolve_ms.load(std::memory_order_relaxed); }

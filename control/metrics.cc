@@ -54,7 +54,7 @@ void add_rates(json& o, const rate_field<Item> (&fields)[N], const Item& item) {
 
 }  // namespace
 
-json session_json(const session_view& v) {
+json session_json(const session_view& v, const relay* r) {
     json sp = json::array();
     for (const auto& s : v.speakers) {
         json o{{"ip", format_ipv4(s.ip)}, {"port", s.port}};
@@ -63,22 +63,66 @@ json session_json(const session_view& v) {
     }
     json tiers = json::array();
     for (unsigned t = 0; t < dp::max_tiers; ++t) tiers.push_back(v.listeners_per_tier[t]);
-    return {{"id", v.id},
-            {"name", v.name},
-            {"mode", name_of(v.mode)},
-            {"udp_port", v.udp_port},
-            {"max_listeners", v.max_listeners},
-            {"recording", v.recording},
-            {"frame_ms", v.frame_ms},
-            {"max_bitrate_kbps", v.max_bitrate_kbps},
-            {"listeners", v.nb_listeners},
-            {"listeners_per_tier", tiers},
-            {"speakers", sp}};
+    json o{{"id", v.id},
+           {"name", v.name},
+           {"mode", name_of(v.mode)},
+           {"udp_port", v.udp_port},
+           {"max_listeners", v.max_listeners},
+           {"recording", v.recording},
+           {"frame_ms", v.frame_ms},
+           {"max_bitrate_kbps", v.max_bitrate_kbps},
+           {"listeners", v.nb_listeners},
+           {"listeners_per_tier", tiers},
+           {"speakers", sp}};
+    if (r != nullptr && v.mode == session_mode::mix) {
+        // What the mixer's encoder runs with (libopus' own answer), null
+        // until the session's first frame; the reason if the mix failed.
+        json enc = nullptr;
+        if (const auto e = r->mix_encoder(v.id))
+            enc = {{"channels", e->channels},
+                   {"bitrate_bps", e->bitrate},
+                   {"complexity", e->complexity},
+                   {"settings_version", e->settings_version}};
+        const auto err = r->mix_error(v.id);
+        o["mix"] = {{"encoder", enc}, {"error", err ? json(*err) : json(nullptr)}};
+    }
+    return o;
+}
+
+// A recording as the API and stentorctl show it (docs/api.md, docs/audio.md).
+json recording_json(const recording_info& r) {
+    json tracks = json::array();
+    for (const auto& t : r.tracks)
+        tracks.push_back({{"ssrc", t.ssrc},
+                          {"path", t.path},
+                          {"start_offset_s", t.start_offset_s},
+                          {"duration_s", t.duration_s},
+                          {"bytes", t.bytes},
+                          {"packets", t.stats.packets},
+                          {"lost", t.stats.lost},
+                          {"filled", t.stats.fillers},
+                          {"paused_s", t.paused_s},
+                          {"paused_packets", t.paused_packets}});
+    return {{"session", r.session_id},
+            {"name", r.name},
+            {"mode", r.mode},
+            {"state", r.state},
+            {"path", r.path.empty() ? json(nullptr) : json(r.path)},
+            {"duration_s", r.duration_s},
+            {"bytes", r.bytes},
+            {"error", r.error.empty() ? json(nullptr) : json(r.error)},
+            {"started_unix_ms", r.started_unix_ms},
+            {"ended_unix_ms", r.ended_unix_ms == 0 ? json(nullptr) : json(r.ended_unix_ms)},
+            // The span lost while the disk was full (filled with silence on
+            // resume): the longest track's time, all tracks' packets.
+            {"paused_s", r.paused_s},
+            {"paused_packets", r.paused_packets},
+            {"tracks", tracks}};
 }
 
 json sessions_json(control_plane& cp) {
     json a = json::array();
-    for (const auto& v : cp.state().sessions()) a.push_back(session_json(v));
+    for (const auto& v : cp.state().sessions()) a.push_back(session_json(v, &cp.rel()));
     return {{"sessions", a}};
 }
 

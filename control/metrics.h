@@ -9,14 +9,18 @@
 #include <nlohmann/json.hpp>
 
 #include "state.h"
+#include "stentor/services/recording.h"
 
 namespace stentor::control {
 
 class control_plane;
+class relay;
 struct api_status;
 
-nlohmann::json session_json(const session_view& v);
+// With `r`, a mix session also shows its mixer state ("mix": encoder, error).
+nlohmann::json session_json(const session_view& v, const relay* r = nullptr);
 nlohmann::json sessions_json(control_plane& cp);
+nlohmann::json recording_json(const svc::recording_info& r);
 // With `api` (the API serving the request), its counters too (api/<name>).
 nlohmann::json stats_json(control_plane& cp, const api_status* api = nullptr);
 nlohmann::json ports_json(control_plane& cp);

@@ -104,6 +104,18 @@ std::vector<unsigned> service_lcores(const profile& p, size_t which) {
 
 }  // namespace
 
+svc::mix_settings mix_settings_of(const mixer_settings& m) {
+    svc::mix_settings s;
+    s.channels = m.channels;
+    s.bitrate = m.bitrate_kbps * 1000;
+    s.complexity = m.complexity;
+    s.jitter_ms = m.jitter_ms;
+    s.plc_max_frames = m.plc_max_frames;
+    s.speaker_timeout_ms = m.speaker_timeout_ms;
+    s.max_decoders_per_session = m.max_decoders_per_session;
+    return s;
+}
+
 void relay::impl::on_session(uint32_t id, bool ended) {
     if (ended) {
         rec->session_ended(id);
@@ -111,7 +123,10 @@ void relay::impl::on_session(uint32_t id, bool ended) {
     }
     const auto v = state->session(id);
     if (!v) return;
-    if (v->mode == session_mode::mix) mixer->set_session_frame_ms(id, v->frame_ms);
+    if (v->mode == session_mode::mix) {
+        mixer->set_session_frame_ms(id, v->frame_ms);
+        mixer->set_session_max_bitrate(id, v->max_bitrate_kbps * 1000);
+    }
     if (v->recording) rec->session_started(id, v->name, std::string(name_of(v->mode)));
 }
 
@@ -251,13 +266,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         mc.pool = im.pool;
         mc.shared = &im.shared;
         mc.in_ring = mr;
-        mc.channels = p.mixer.channels;
-        mc.bitrate = p.mixer.bitrate_kbps * 1000;
-        mc.complexity = p.mixer.complexity;
-        mc.jitter_ms = p.mixer.jitter_ms;
-        mc.plc_max_frames = p.mixer.plc_max_frames;
-        mc.speaker_timeout_ms = p.mixer.speaker_timeout_ms;
-        mc.max_decoders_per_session = p.mixer.max_decoders_per_session;
+        mc.settings = mix_settings_of(p.mixer);
         im.mixer = std::make_unique<svc::mixer>(mc);
         svc::recorder_options ro;
         ro.dir = o.recording_dir.empty() ? p.recording.dir : o.recording_dir;
@@ -372,6 +381,12 @@ std::vector<recording_info> relay::recordings() const { return _impl->rec->recor
 std::optional<recording_info> relay::recording(uint32_t session_id) const { return _impl->rec->recording(session_id); }
 svc::mixer_stats relay::mix_stats() const { return _impl->mixer->stats().snapshot(); }
 std::optional<std::string> relay::mix_error(uint32_t session_id) const { return _impl->mixer->session_error(session_id); }
+std::optional<svc::mix_encoder_report> relay::mix_encoder(uint32_t session_id) const {
+    return _impl->mixer->encoder_report(session_id);
+}
+uint64_t relay::set_mix_settings(const mixer_settings& m) { return _impl->mixer->set_settings(mix_settings_of(m)); }
+svc::mix_settings relay::mix_settings() const { return _impl->mixer->settings(); }
+uint64_t relay::mix_settings_version() const { return _impl->mixer->settings_version(); }
 recorder_stats relay::rec_stats() const { return _impl->rec->stats(); }
 
 unsigned relay::poll() {

@@ -16,9 +16,13 @@
 
 struct rte_mempool;
 
+// stentor/services/mixer.h (kept out of this header: it brings the data
+// plane's rtp and wire namespaces to every file that includes the relay).
 namespace stentor::svc {
 struct mixer_stats;
-}
+struct mix_settings;
+struct mix_encoder_report;
+}  // namespace stentor::svc
 
 namespace stentor::control {
 
@@ -53,6 +57,9 @@ struct port_report {
     uint64_t tx_offloads;
 };
 
+// The profile's [mixer] section as the mixer takes it.
+svc::mix_settings mix_settings_of(const mixer_settings& m);
+
 class relay {
 public:
     relay(const profile& p, const relay_options& o = {});
@@ -83,6 +90,17 @@ public:
     // Why the mix of this session failed, if it did (the mixer dropped its
     // state and its packets; other sessions go on). See svc::mixer.
     std::optional<std::string> mix_error(uint32_t session_id) const;
+    // The encoder of the session's mix as libopus reports it (bitrate,
+    // complexity, channels, the settings version it took); nullopt while
+    // the session does not mix. See svc::mixer::encoder_report.
+    std::optional<svc::mix_encoder_report> mix_encoder(uint32_t session_id) const;
+    // SIGHUP: a new version of the [mixer] settings (svc::mixer::set_settings:
+    // running encoders take it at their next frame boundary, `channels` only
+    // sessions whose mix starts after). Throws std::invalid_argument and
+    // changes nothing if the mixer cannot run with it. Returns its version.
+    uint64_t set_mix_settings(const mixer_settings& m);
+    svc::mix_settings mix_settings() const;
+    uint64_t mix_settings_version() const;
     recorder_stats rec_stats() const;
 
     // Install (or re-install, when the speaker set changed) the rte_flow

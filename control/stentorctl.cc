@@ -91,6 +91,18 @@ void print_session(const json& s) {
     for (const auto& sp : s["speakers"])
         std::printf("  speaker %s:%u ssrc=%s\n", sp["ip"].get<std::string>().c_str(), sp["port"].get<unsigned>(),
                     sp["ssrc"].is_null() ? "any" : std::to_string(sp["ssrc"].get<uint32_t>()).c_str());
+    if (s.contains("mix")) {
+        const auto& m = s["mix"];
+        if (!m["error"].is_null())
+            std::printf("  mix failed: %s\n", m["error"].get<std::string>().c_str());
+        else if (m["encoder"].is_null())
+            std::printf("  mix: not started (no speaker packet yet)\n");
+        else
+            std::printf("  mix: %u channel(s), %d bit/s, complexity %d (mixer settings version %llu)\n",
+                        m["encoder"]["channels"].get<unsigned>(), m["encoder"]["bitrate_bps"].get<int>(),
+                        m["encoder"]["complexity"].get<int>(),
+                        static_cast<unsigned long long>(m["encoder"]["settings_version"].get<uint64_t>()));
+    }
 }
 
 void print_ports(const json& j) {
@@ -338,10 +350,14 @@ int main(int argc, char** argv) {
                             where.c_str());
                 if (*show_recording)
                     for (const auto& t : r["tracks"])
-                        std::printf("  track ssrc %u: %.3f s from +%.3f s, %llu packets, %llu lost, %s\n", t["ssrc"].get<unsigned>(),
-                                    t["duration_s"].get<double>(), t["start_offset_s"].get<double>(),
+                        std::printf("  track ssrc %u: %.3f s from +%.3f s, %llu packets, %llu lost, %llu not recorded "
+                                    "(disk full, %.3f s), %s\n",
+                                    t["ssrc"].get<unsigned>(), t["duration_s"].get<double>(),
+                                    t["start_offset_s"].get<double>(),
                                     static_cast<unsigned long long>(t["packets"].get<uint64_t>()),
-                                    static_cast<unsigned long long>(t["lost"].get<uint64_t>()), t["path"].get<std::string>().c_str());
+                                    static_cast<unsigned long long>(t["lost"].get<uint64_t>()),
+                                    static_cast<unsigned long long>(t.value("paused_packets", uint64_t{0})),
+                                    d(t, "paused_s"), t["path"].get<std::string>().c_str());
             }
         }
         return 0;

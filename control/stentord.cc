@@ -56,6 +56,7 @@ void reload(const std::string& path, std::string& running_text, stentor::control
         std::printf("reload: applied %zu setting(s):", r.applied.size());
         for (const auto& k : r.applied) std::printf(" %s", k.c_str());
         std::printf("\n");
+        for (const auto& n : r.notes) std::printf("reload:   %s\n", n.c_str());
     } catch (const std::exception& e) {
         std::printf("reload: refused, nothing changed: %s\n", e.what());
     }

@@ -7,7 +7,9 @@
 // as a candidate (neigh_mac_changed) and applied only if a fresh request's
 // window brings that MAC, no other, and not the current one. Requests from
 // others, replies nobody asked for and replies after their window change
-// nothing and are counted. Confirmed entries are re-probed after
+// nothing and are counted; so do replies in a window that brought two MACs
+// while it resolved the entry (neigh_conflict, then arp_conflict for each
+// later one). Confirmed entries are re-probed after
 // `reachable`; re-probes left unanswered arp_max_unanswered times invalidate
 // them.
 //
@@ -89,7 +91,7 @@ inline uint64_t neigh_mac_word(const uint8_t* mac) noexcept {
 enum class reply_verdict : uint8_t {
     unsolicited,   // never asked (pinned, other port, no request yet): drop/ingress/arp_unsolicited
     late,          // no reply window open: drop/ingress/arp_late
-    in_conflict,   // the window already brought two MACs: nothing in it is believed
+    in_conflict,   // the window already brought two MACs: nothing in it is believed: drop/ingress/arp_conflict
     learnt,        // resolved an unresolved entry
     confirmed,     // the current MAC answered
     conflict,      // a second MAC in the window that resolved the entry: unresolved again (neigh_conflict)
@@ -110,7 +112,13 @@ inline reply_verdict neigh_on_reply(dp_neigh& n, uint16_t port, uint64_t word, u
         return reply_verdict::late;
     }
     const uint64_t cur = n.mac_word.load(std::memory_order_relaxed);
-    if (n.conflict) return reply_verdict::in_conflict;
+    if (n.conflict) {
+        // Whichever MAC it offers, the real host's or the spoofer's: the
+        // window is not believed any more (counted, so that a spoofer who
+        // keeps answering shows beyond the one neigh_conflict).
+        ++c.drop(drop_reason::arp_conflict);
+        return reply_verdict::in_conflict;
+    }
     if (n.resolved_now && word != cur) {
         // Two hosts answered for one address while it was being resolved (a
         // spoofer racing the real host): send to neither until a request's

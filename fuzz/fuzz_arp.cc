@@ -171,16 +171,18 @@ struct run {
 // what the model says (a decrease shows as a huge difference); every other
 // counter must still be 0 when the input ends (check_untouched()).
 struct fsm_counts {
-    uint64_t unsolicited, late, conflict, changed, confirmed, kept, expired;
+    uint64_t unsolicited, late, conflict, changed, confirmed, kept, expired, in_conflict;
 };
 
 fsm_counts counts_of(const lcore_counters& c) {
     return {c.drop(drop_reason::arp_unsolicited), c.drop(drop_reason::arp_late), c.neigh_conflict,
-            c.neigh_mac_changed, c.neigh_mac_confirmed, c.neigh_mac_kept, c.neigh_expired};
+            c.neigh_mac_changed, c.neigh_mac_confirmed, c.neigh_mac_kept, c.neigh_expired,
+            c.drop(drop_reason::arp_conflict)};
 }
 
 struct deltas {
-    uint64_t unsolicited = 0, late = 0, conflict = 0, changed_max = 0, confirmed = 0, kept = 0, expired = 0;
+    uint64_t unsolicited = 0, late = 0, conflict = 0, changed_max = 0, confirmed = 0, kept = 0, expired = 0,
+             in_conflict = 0;
 };
 
 void check_deltas(const fsm_counts& a, const lcore_counters& now, const deltas& d, unsigned i) {
@@ -192,6 +194,7 @@ void check_deltas(const fsm_counts& a, const lcore_counters& now, const deltas& 
     check(b.confirmed - a.confirmed == d.confirmed, "neigh_mac_confirmed moved by the wrong amount", i);
     check(b.kept - a.kept == d.kept, "neigh_mac_kept moved by the wrong amount", i);
     check(b.expired - a.expired == d.expired, "neigh_expired moved by the wrong amount", i);
+    check(b.in_conflict - a.in_conflict == d.in_conflict, "arp_conflict moved by the wrong amount", i);
 }
 
 void check_untouched(const lcore_counters& c) {
@@ -202,7 +205,8 @@ void check_untouched(const lcore_counters& c) {
     for (uint64_t v : c.tier_misses) all += v;
     for (std::size_t k = 0; k < max_ports; ++k) all += c.port_rx[k] + c.port_tx[k];
     const uint64_t mine =
-        own.unsolicited + own.late + own.conflict + own.changed + own.confirmed + own.kept + own.expired;
+        own.unsolicited + own.late + own.conflict + own.changed + own.confirmed + own.kept + own.expired +
+        own.in_conflict;
     check(all == mine, "a counter outside the state machine's moved");
 }
 
@@ -233,6 +237,7 @@ void run::reply(unsigned i, int mac, bool wrong_port) {
 
     if (heard && e.conflict_in_cur) {
         check(v == reply_verdict::in_conflict, "a reply in a window with two MACs is believed", i);
+        d.in_conflict = 1;
     } else if (heard && before == none) {
         // The first answer to our question resolves the entry at once.
         check(e.cur.macs == 0, "an unresolved entry in a window that brought a MAC already", i);

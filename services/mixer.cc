@@ -90,6 +90,9 @@ struct mixer::session {
     uint32_t index = 0;
     uint32_t id = 0;
     uint64_t generation = 0;
+    unsigned channels = 2;             // of its encoder and mix, fixed for the session's life
+    unsigned max_bitrate = 0;          // the session's cap, bit/s (0: none)
+    uint64_t settings_seq = 0;         // the mixer's settings its encoder was configured from
     unsigned frame_samples = 960;
     uint64_t frame_ns = 20000000;
     OpusEncoder* enc = nullptr;
@@ -112,9 +115,22 @@ struct mixer::session {
     }
 };
 
+std::optional<std::string> check(const mix_settings& s) {
+    // libopus' own ranges (opus_encoder_ctl refuses anything else); the
+    // profile loader checks the same ranges with the file and line.
+    if (s.channels != 1 && s.channels != 2) return "channels " + std::to_string(s.channels) + " is not 1 or 2";
+    if (s.bitrate < 6000 || s.bitrate > 510000)
+        return "bitrate " + std::to_string(s.bitrate) + " bit/s is out of Opus' range 6000..510000";
+    if (s.complexity > 10) return "complexity " + std::to_string(s.complexity) + " is out of range 0..10";
+    if (s.max_decoders_per_session == 0) return "max_decoders_per_session must be at least 1";
+    return std::nullopt;
+}
+
 mixer::mixer(const mixer_config& cfg) : _cfg(cfg) {
-    if (_cfg.channels != 1 && _cfg.channels != 2) _cfg.channels = 2;
     if (_cfg.default_frame_ms == 0) _cfg.default_frame_ms = 20;
+    set_settings(cfg.settings);
+    _set = cfg.settings;
+    _set_seq = _cell.seq.load(std::memory_order_relaxed);
 }
 
 mixer::~mixer() {
@@ -127,6 +143,94 @@ mixer::~mixer() {
 void mixer::set_session_frame_ms(uint32_t session_id, unsigned frame_ms) {
     std::lock_guard lk(_ctl_mu);
     _frame_ms[session_id] = frame_ms;
+}
+
+void mixer::set_session_max_bitrate(uint32_t session_id, unsigned bps) {
+    std::lock_guard lk(_ctl_mu);
+    _max_bitrate[session_id] = bps;
+}
+
+uint64_t mixer::set_settings(const mix_settings& v) {
+    if (auto why = check(v)) throw std::invalid_argument("mixer: " + *why);
+    std::lock_guard lk(_ctl_mu);
+    // Sequence lock, writer side (Boehm, "Can seqlocks get along with
+    // programming language memory models?", 2012): odd, fence, fields, even.
+    const uint64_t seq = _cell.seq.load(std::memory_order_relaxed);
+    _cell.seq.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+#define STENTOR_X(f, what) _cell.f.store(v.f, std::memory_order_relaxed);
+    STENTOR_FOREACH_MIX_SETTING(STENTOR_X)
+#undef STENTOR_X
+    _cell.seq.store(seq + 2, std::memory_order_release);
+    return (seq + 2) / 2;
+}
+
+mix_settings mixer::settings() const {
+    std::lock_guard lk(_ctl_mu);   // writers hold it: no torn read here
+    mix_settings v;
+#define STENTOR_X(f, what) v.f = _cell.f.load(std::memory_order_relaxed);
+    STENTOR_FOREACH_MIX_SETTING(STENTOR_X)
+#undef STENTOR_X
+    return v;
+}
+
+uint64_t mixer::settings_version() const noexcept { return _cell.seq.load(std::memory_order_acquire) / 2; }
+
+void mixer::load_settings() noexcept {
+    // Sequence lock, reader side: once per poll, no lock, no allocation. A
+    // read that raced a writer is dropped; the next poll reads again.
+    const uint64_t seq = _cell.seq.load(std::memory_order_acquire);
+    if (seq == _set_seq || (seq & 1) != 0) return;
+    mix_settings v;
+#define STENTOR_X(f, what) v.f = _cell.f.load(std::memory_order_relaxed);
+    STENTOR_FOREACH_MIX_SETTING(STENTOR_X)
+#undef STENTOR_X
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (_cell.seq.load(std::memory_order_relaxed) != seq) return;
+    _set = v;
+    _set_seq = seq;
+    ++_stats.settings_loaded;
+}
+
+std::optional<mix_encoder_report> mixer::encoder_report(uint32_t session_id) const {
+    std::lock_guard lk(_ctl_mu);
+    auto it = _reports.find(session_id);
+    if (it == _reports.end()) return std::nullopt;
+    return it->second.second;
+}
+
+// Mixer thread, when a session's encoder was (re)configured: at its first
+// frame and once per settings version, never per frame.
+void mixer::report(const session& s) noexcept {
+    mix_encoder_report r;
+    r.channels = s.channels;
+    opus_int32 v = 0;
+    if (opus_encoder_ctl(s.enc, OPUS_GET_BITRATE(&v)) == OPUS_OK) r.bitrate = v;
+    if (opus_encoder_ctl(s.enc, OPUS_GET_COMPLEXITY(&v)) == OPUS_OK) r.complexity = v;
+    r.settings_version = s.settings_seq / 2;
+    try {
+        std::lock_guard lk(_ctl_mu);
+        _reports[s.id] = {s.generation, r};
+    } catch (...) {
+        // No memory for the entry: the encoder runs with its settings anyway.
+    }
+}
+
+void mixer::forget(const session& s) noexcept {
+    std::lock_guard lk(_ctl_mu);
+    if (auto it = _reports.find(s.id); it != _reports.end() && it->second.first == s.generation) _reports.erase(it);
+}
+
+// Mixer thread: the session's encoder takes the settings in use. At the
+// session's start and at a frame boundary (before a tick); opus_encoder_ctl
+// neither allocates nor blocks.
+void mixer::configure(session& s) {
+    const unsigned bps = s.max_bitrate != 0 ? std::min(_set.bitrate, s.max_bitrate) : _set.bitrate;
+    int err = opus_encoder_ctl(s.enc, OPUS_SET_BITRATE(static_cast<opus_int32>(bps)));
+    if (err == OPUS_OK) err = opus_encoder_ctl(s.enc, OPUS_SET_COMPLEXITY(static_cast<opus_int32>(_set.complexity)));
+    if (err != OPUS_OK) throw std::runtime_error(std::string("opus_encoder_ctl: ") + opus_strerror(err));
+    s.settings_seq = _set_seq;
+    report(s);
 }
 
 unsigned mixer::frame_ms_of(uint32_t id) {
@@ -153,6 +257,7 @@ void mixer::fail(session& s, const char* why) noexcept {
     std::vector<float>().swap(s.mix);
     s.next_deadline_ns = UINT64_MAX;
     ++_stats.session_errors;
+    forget(s);
     try {
         std::lock_guard lk(_ctl_mu);
         _errors[s.id] = why;
@@ -201,31 +306,37 @@ mixer::session& mixer::session_of(const dp::dp_session& ds, uint32_t idx, uint64
     if (!opus_frame_ms(fms))
         throw std::invalid_argument("frame_ms " + std::to_string(fms) +
                                     " is not an Opus frame duration (5, 10, 20, 40, 60, 80, 100 or 120 ms)");
+    unsigned max_bitrate = 0;
+    {
+        std::lock_guard lk(_ctl_mu);
+        if (auto it = _max_bitrate.find(ds.id); it != _max_bitrate.end()) max_bitrate = it->second;
+    }
     auto s = std::make_unique<session>();
     s->index = idx;
     s->id = ds.id;
     s->generation = ds.generation;
+    s->channels = _set.channels;
+    s->max_bitrate = max_bitrate;
     s->frame_samples = static_cast<unsigned>(sample_rate / 1000 * fms);
     s->frame_ns = uint64_t{fms} * 1000000;
     s->release_coef = static_cast<float>(1.0 - std::exp(-static_cast<double>(fms) / limiter_release_ms));
     int err = 0;
-    s->enc = opus_encoder_create(sample_rate, static_cast<int>(_cfg.channels), OPUS_APPLICATION_AUDIO, &err);
+    s->enc = opus_encoder_create(sample_rate, static_cast<int>(s->channels), OPUS_APPLICATION_AUDIO, &err);
     if (s->enc == nullptr || err != OPUS_OK)
         throw std::runtime_error(std::string("opus_encoder_create: ") + opus_strerror(err));
-    opus_encoder_ctl(s->enc, OPUS_SET_BITRATE(static_cast<opus_int32>(_cfg.bitrate)));
-    opus_encoder_ctl(s->enc, OPUS_SET_COMPLEXITY(static_cast<opus_int32>(_cfg.complexity)));
     // RFC 3550: random initial sequence number and timestamp.
     std::random_device rd;
     s->seq = static_cast<uint16_t>(rd());
     s->ts_base = rd();
     s->ssrc = dp::mix_ssrc(ds.id);
     s->next_deadline_ns = now_ns + s->frame_ns;
-    s->mix.assign(size_t{s->frame_samples} * _cfg.channels, 0.0f);
+    s->mix.assign(size_t{s->frame_samples} * s->channels, 0.0f);
     {
         // A new session under this id mixes: an error of an earlier one is history.
         std::lock_guard lk(_ctl_mu);
         _errors.erase(ds.id);
     }
+    configure(*s);
     sp_ref = std::move(s);
     return *sp_ref;
 }
@@ -293,7 +404,7 @@ void mixer::buffer(session& s, const rtp::view& v, uint64_t now_ns) {
         if (p->ssrc == v.ssrc) sp = p.get();
     if (sp == nullptr) {
         const bool known = s.refused.count(v.ssrc) != 0;
-        if (s.speakers.size() >= _cfg.max_decoders_per_session) {
+        if (s.speakers.size() >= _set.max_decoders_per_session) {
             ++_stats.refused_packets;
             if (known) return;
             if (s.refused.size() < max_refused_remembered) {
@@ -301,7 +412,7 @@ void mixer::buffer(session& s, const rtp::view& v, uint64_t now_ns) {
                 ++_stats.speakers_refused;
                 std::fprintf(stderr, "stentor: mixer: session %u: SSRC %08x refused: the session has %u decoders "
                                      "(mixer.max_decoders_per_session); its packets are not mixed\n",
-                             s.id, v.ssrc, _cfg.max_decoders_per_session);
+                             s.id, v.ssrc, _set.max_decoders_per_session);
             } else if (!s.refused_overflow) {
                 s.refused_overflow = true;
                 std::fprintf(stderr, "stentor: mixer: session %u: more than %zu SSRCs refused; the next ones are "
@@ -318,7 +429,7 @@ void mixer::buffer(session& s, const rtp::view& v, uint64_t now_ns) {
         // 64 kbit/s speakers 19.0 % -> see README "Performance").
         s.speakers.push_back(std::make_unique<speaker>(v.ssrc, 1u));
         sp = s.speakers.back().get();
-        sp->play_at_ns = now_ns + uint64_t{_cfg.jitter_ms} * 1000000;
+        sp->play_at_ns = now_ns + uint64_t{_set.jitter_ms} * 1000000;
         ++_stats.speakers_added;
     }
     sp->last_arrival_ns = now_ns;
@@ -331,7 +442,7 @@ void mixer::buffer(session& s, const rtp::view& v, uint64_t now_ns) {
         if (d < -2 * sample_rate || d > 10 * sample_rate) {
             for (auto& sl : sp->slots) sl.used = false;
             sp->nb_used = 0;
-            sp->restart(now_ns + uint64_t{_cfg.jitter_ms} * 1000000);
+            sp->restart(now_ns + uint64_t{_set.jitter_ms} * 1000000);
         } else if (d < 0) {
             ++_stats.late;
             return;
@@ -432,11 +543,11 @@ void produce(speaker& sp, unsigned channels, unsigned plc_max, mixer_stats& st) 
 }  // namespace
 
 void mixer::tick(session& s, uint64_t now_ns) {
-    const unsigned ch = _cfg.channels;
+    const unsigned ch = s.channels;
     const size_t n = size_t{s.frame_samples} * ch;
     std::fill(s.mix.begin(), s.mix.end(), 0.0f);
     unsigned active = 0;
-    const uint64_t timeout_ns = uint64_t{_cfg.speaker_timeout_ms} * 1000000;
+    const uint64_t timeout_ns = uint64_t{_set.speaker_timeout_ms} * 1000000;
     for (size_t i = 0; i < s.speakers.size();) {
         speaker& sp = *s.speakers[i];
         if (now_ns - sp.last_arrival_ns > timeout_ns && now_ns > sp.last_arrival_ns) {
@@ -452,7 +563,7 @@ void mixer::tick(session& s, uint64_t now_ns) {
             sp.next_ts = sp.slots[e].ts;
             sp.have_seq = false;
         }
-        while (sp.fifo_len < s.frame_samples) produce(sp, 1, _cfg.plc_max_frames, _stats);
+        while (sp.fifo_len < s.frame_samples) produce(sp, 1, _set.plc_max_frames, _stats);
         const float* src = sp.fifo.data();
         if (ch == 1) {
             for (size_t k = 0; k < s.frame_samples; ++k) s.mix[k] += src[k];
@@ -527,6 +638,7 @@ void mixer::tick(session& s, uint64_t now_ns) {
 }
 
 unsigned mixer::poll(uint64_t now_ns) {
+    load_settings();
     _snap = _cfg.shared != nullptr ? _cfg.shared->snapshot.load(std::memory_order_acquire) : nullptr;
     unsigned work = drain_messages(_cfg.in_ring, [&](const rte_mbuf* m) { take(m, now_ns); });
     for (auto it = _sessions.begin(); it != _sessions.end();) {
@@ -539,6 +651,7 @@ unsigned mixer::poll(uint64_t now_ns) {
         // Ended or replaced: drop its state (decoders, encoder) at once.
         if (snap == nullptr || s.index >= snap->nb_sessions || snap->sessions[s.index]->generation != s.generation ||
             snap->sessions[s.index]->mode != dp::session_mode_mix) {
+            forget(s);
             it = _sessions.erase(it);
             continue;
         }
@@ -555,6 +668,11 @@ unsigned mixer::poll(uint64_t now_ns) {
         }
         try {
             while (now_ns >= s.next_deadline_ns) {
+                // A frame boundary: a new settings version reaches the encoder here.
+                if (s.settings_seq != _set_seq && !s.failed) {
+                    configure(s);
+                    ++_stats.encoders_retuned;
+                }
                 tick(s, now_ns);
                 ++work;
             }

@@ -15,6 +15,7 @@
 
 #include "audio_util.h"
 #include "harness.h"
+#include "metrics.h"
 #include "stentor/services/mixer.h"
 
 namespace stentor::test {
@@ -332,6 +333,11 @@ TEST_F(audio_test, disk_full_pauses_the_recording_and_it_resumes_when_space_retu
         const auto rec = r.recording(4);
         EXPECT_NE(rec->error.find("No space left on device"), std::string::npos) << rec->error;
         EXPECT_GT(rec->paused_packets, 0u);
+        // The API shows the span being lost while it is lost.
+        const auto j = control::recording_json(*rec);
+        EXPECT_EQ(j.at("state"), "paused");
+        EXPECT_EQ(j.at("paused_packets").get<uint64_t>(), rec->paused_packets);
+        EXPECT_EQ(j.at("tracks").at(0).at("paused_packets").get<uint64_t>(), rec->paused_packets);
     }
     EXPECT_EQ(counter(r, "recorder/disk_full_pauses"), 1u);
     EXPECT_EQ(counter(r, "recorder/error_dropped"), 0u) << "paused, not failed";
@@ -352,6 +358,14 @@ TEST_F(audio_test, disk_full_pauses_the_recording_and_it_resumes_when_space_retu
     EXPECT_EQ(rec->paused_packets, counter(r, "recorder/paused_packets"));
     EXPECT_GT(rec->paused_s, 0.0);
     EXPECT_EQ(t.stats.fillers, t.paused_packets) << "the lost stretch is filled, frame for frame";
+    // What the API answers for it (GET /api/v1/sessions/4/recording): the
+    // lost span, for the recording and for its track.
+    const auto j = control::recording_json(*rec);
+    EXPECT_EQ(j.at("paused_packets").get<uint64_t>(), rec->paused_packets);
+    EXPECT_EQ(j.at("paused_s").get<double>(), rec->paused_s);
+    EXPECT_EQ(j.at("tracks").at(0).at("paused_packets").get<uint64_t>(), t.paused_packets);
+    EXPECT_EQ(j.at("tracks").at(0).at("paused_s").get<double>(), t.paused_s);
+    EXPECT_GT(j.at("tracks").at(0).at("paused_s").get<double>(), 0.0);
     EXPECT_NEAR(rec->duration_s, (k * 960 - 312) / 48000.0, 1e-9) << "the timeline holds across the pause";
     const auto f = read_ogg_opus(slurp(rec->path));
     ASSERT_TRUE(f.ok) << f.why;

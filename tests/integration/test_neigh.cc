@@ -160,6 +160,17 @@ TEST_F(neigh_test, a_race_for_a_new_next_hop_leaves_it_unresolved_not_redirected
     reply(attacker_mac);   // a spoofer racing the first resolution
     EXPECT_EQ(1u, counter(*r, "neigh_conflict"));
     EXPECT_TRUE(macs_for().empty()) << "two MACs for one address: sent to neither";
+    // Whatever else that window brings is not believed, and each is counted:
+    // the spoofer insisting, the real host again, a third MAC.
+    const mac_t third = {0x02, 0xba, 0xd0, 0x00, 0x00, 0x02};
+    uint64_t in_conflict = counter(*r, "drop/ingress/arp_conflict");
+    EXPECT_EQ(0u, in_conflict);
+    for (const mac_t* m : {&attacker_mac, &first, &third}) {
+        reply(*m);
+        EXPECT_EQ(++in_conflict, counter(*r, "drop/ingress/arp_conflict"));
+        EXPECT_TRUE(macs_for().empty()) << "a reply after the conflict made the next hop resolved";
+    }
+    EXPECT_EQ(1u, counter(*r, "neigh_conflict")) << "one conflict per window";
     // The next request is answered by the real host alone: resolved.
     ASSERT_TRUE(wait_request());
     reply(first);

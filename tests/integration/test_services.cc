@@ -24,6 +24,8 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <rte_lcore.h>
@@ -447,6 +449,190 @@ TEST(mixer_caps, ssrc_churn_gets_at_most_the_cap_of_decoders) {
     size_t lines = 0;
     for (size_t p = log.find("refused"); p != std::string::npos; p = log.find("refused", p + 1)) ++lines;
     EXPECT_EQ(lines, nb_ssrc - cap) << "logged once per refused SSRC, not per packet:\n" << log;
+}
+
+}  // namespace
+}  // namespace stentor::test
+
+// ---------------------------------------------------------------- new settings while sessions mix
+
+namespace stentor::test {
+namespace {
+
+// One mixed packet as a listener gets it: whose, how large, and whether
+// its TOC says stereo (RFC 6716 3.1, bit 2).
+struct mixed_packet {
+    uint32_t ssrc;
+    size_t payload;
+    bool stereo;
+};
+
+std::vector<mixed_packet> drain_mixed(rte_ring* out) {
+    std::vector<mixed_packet> v;
+    void* obj;
+    while (rte_ring_dequeue(out, &obj) == 0) {
+        auto* m = static_cast<rte_mbuf*>(obj);
+        rtp::view rv;
+        EXPECT_TRUE(rtp::parse(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, rv));
+        v.push_back({rv.ssrc, rv.len, rv.len > 0 && (rv.payload[0] & 0x04) != 0});
+        rte_pktmbuf_free(m);
+    }
+    return v;
+}
+
+double mean_payload(const std::vector<mixed_packet>& v, uint32_t ssrc, size_t skip) {
+    size_t n = 0, sum = 0, seen = 0;
+    for (const auto& p : v)
+        if (p.ssrc == ssrc && seen++ >= skip) {
+            sum += p.payload;
+            ++n;
+        }
+    return n == 0 ? 0.0 : static_cast<double>(sum) / static_cast<double>(n);
+}
+
+// Issue 10, "SIGHUP reloads ... mixer settings": a new settings version
+// reaches the encoder of a session that is mixing at its next frame
+// boundary, read back from libopus (OPUS_GET_BITRATE, OPUS_GET_COMPLEXITY)
+// and seen in what it sends (64 -> 16 kbit/s: the packets shrink to a
+// quarter); its channel count stays (an encoder's is fixed) while a session
+// whose mix starts after the reload gets the new one; a session's
+// max_bitrate_kbps caps its encoder; a lowered decoder cap refuses the next
+// new SSRC; settings libopus cannot run with are refused and change nothing.
+// Before this change the mixer read its settings once, at start.
+TEST(mixer_reload, new_settings_reach_running_encoders_at_the_next_frame) {
+    const size_t frames = 200;
+    const auto a = opus_tone(440, frames, 2, 0.3);
+    const auto b = opus_tone(660, frames, 2, 0.3);
+    two_sessions t("reload");
+    svc::mixer mx(t.config());
+    const uint32_t mix7 = dp::mix_ssrc(7), mix8 = dp::mix_ssrc(8);
+    EXPECT_EQ(1u, mx.settings_version());
+    uint64_t now = 1000 * ms;
+    std::vector<mixed_packet> before, after;
+    size_t k = 0;
+    auto run = [&](size_t until, bool with_8, std::vector<mixed_packet>& out) {
+        for (; k < until; ++k) {
+            t.speak(0, static_cast<uint16_t>(k), 960 * uint32_t(k), 1234, a[k]);
+            if (with_8) t.speak(1, static_cast<uint16_t>(k), 960 * uint32_t(k), 5678, b[k]);
+            mx.poll(now);
+            now += 20 * ms;
+            for (const auto& p : drain_mixed(t.out)) out.push_back(p);
+        }
+    };
+    run(60, false, before);
+    const svc::mix_encoder_report at_start{2, 64000, 5, 1};
+    EXPECT_EQ(mx.encoder_report(7), at_start);
+    EXPECT_EQ(mx.encoder_report(8), std::nullopt) << "session 8 has not started mixing";
+
+    // Refused: nothing changes, not even the version.
+    for (const auto& [what, bad] : std::vector<std::pair<std::string, svc::mix_settings>>{
+             {"bitrate below Opus' 6 kbit/s", {.bitrate = 5999}},
+             {"three channels", {.channels = 3}},
+             {"complexity 11", {.complexity = 11}},
+             {"no decoder at all", {.max_decoders_per_session = 0}}}) {
+        SCOPED_TRACE(what);
+        EXPECT_THROW(mx.set_settings(bad), std::invalid_argument);
+        EXPECT_EQ(1u, mx.settings_version());
+        EXPECT_EQ(svc::mix_settings{}, mx.settings());
+    }
+
+    svc::mix_settings next;
+    next.channels = 1;
+    next.bitrate = 16000;
+    next.complexity = 2;
+    next.max_decoders_per_session = 1;
+    EXPECT_EQ(2u, mx.set_settings(next));
+    EXPECT_EQ(next, mx.settings());
+    EXPECT_EQ(mx.encoder_report(7), at_start) << "the mixer thread has not polled since";
+    mx.set_session_max_bitrate(8, 12000);   // session 8's max_bitrate_kbps = 12
+    run(200, true, after);
+
+    const auto st = mx.stats().snapshot();
+    EXPECT_EQ(1u, st.settings_loaded);
+    EXPECT_EQ(1u, st.encoders_retuned) << "session 7 once; session 8 started with version 2";
+    const svc::mix_encoder_report retuned{2, 16000, 2, 2};
+    EXPECT_EQ(mx.encoder_report(7), retuned) << "channels stay, bitrate and complexity follow";
+    const svc::mix_encoder_report started_after{1, 12000, 2, 2};
+    EXPECT_EQ(mx.encoder_report(8), started_after) << "new channel count; capped at its max_bitrate_kbps";
+    // What listeners get: 64 kbit/s is 160 bytes per 20 ms frame, 16 kbit/s
+    // 40 (VBR varies around it; the first frames after a change settle).
+    const double b7 = mean_payload(before, mix7, 10), a7 = mean_payload(after, mix7, 10);
+    std::printf("[ reload   ] session 7 mean payload %.1f B at 64 kbit/s, %.1f B at 16 kbit/s\n", b7, a7);
+    EXPECT_GT(b7, 120.0);
+    EXPECT_LT(a7, 60.0);
+    // A stereo encoder may code a frame as mono at 16 kbit/s (libopus
+    // decides per frame), a mono one never codes stereo: session 8's TOCs
+    // all say mono.
+    for (const auto& p : before) EXPECT_TRUE(p.stereo);
+    size_t n8 = 0;
+    for (const auto& p : after)
+        if (p.ssrc == mix8) {
+            EXPECT_FALSE(p.stereo) << "session 8 started after the reload: mono";
+            ++n8;
+        }
+    EXPECT_GT(n8, 100u);
+    EXPECT_EQ(0u, st.encode_errors);
+
+    // The decoder cap of the new version (1): a second SSRC in session 7 is refused.
+    const auto c = opus_tone(550, 2, 2, 0.3);
+    t.speak(0, 0, 0, 4321, c[0]);
+    mx.poll(now);
+    drain_mixed(t.out);
+    EXPECT_EQ(1u, mx.stats().snapshot().speakers_refused);
+}
+
+// The sequence lock under a real race: a control thread writes versions as
+// fast as it can while the mixer thread polls (no session: a poll is then
+// little more than the settings read, so the two race millions of times);
+// every version the mixer takes was written whole (its seven fields derive
+// from one number), never a mix of two. Without the sequence check (reading
+// whenever seq moved) this run counted over a million polls that ran with a
+// torn version, on one CPU (the writer preempted mid-write) as on two.
+TEST(mixer_reload, a_version_is_taken_whole_or_not_at_all) {
+    two_sessions t("seqlock");
+    svc::mixer mx(t.config());
+    auto of = [](unsigned j) {
+        svc::mix_settings s;
+        s.channels = 1 + j % 2;
+        s.bitrate = 6000 + j * 1000;
+        s.complexity = j % 11;
+        s.jitter_ms = j;
+        s.plc_max_frames = j % 50;
+        s.speaker_timeout_ms = 1000 + j;
+        s.max_decoders_per_session = 1 + j;
+        return s;
+    };
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+        // EAL pinned this process's main thread to one CPU and a new thread
+        // inherits that: let the writer run on any CPU, so that it races
+        // the poll loop for real where the host has more than one.
+        cpu_set_t all;
+        CPU_ZERO(&all);
+        for (long c = 0; c < sysconf(_SC_NPROCESSORS_ONLN) && c < CPU_SETSIZE; ++c) CPU_SET(c, &all);
+        pthread_setaffinity_np(pthread_self(), sizeof all, &all);
+        for (unsigned i = 0; !stop.load(std::memory_order_relaxed); ++i) mx.set_settings(of(i % 500));
+    });
+    ASSERT_TRUE(eventually([&] { return mx.settings_version() > 100; })) << "the writer runs";
+    const uint64_t v0 = mx.settings_version();
+    uint64_t torn = 0, polls = 0;
+    // Until 10 000 versions were taken, at most 20 M polls (about a second).
+    for (; polls < 20000000 && mx.stats().settings_loaded < 10000; ++polls) {
+        mx.poll(1000 * ms + polls);
+        const svc::mix_settings& s = mx.settings_in_use();
+        if (s == svc::mix_settings{}) continue;   // the constructor's version
+        if (!(s == of((s.bitrate - 6000) / 1000))) ++torn;
+    }
+    const uint64_t written = mx.settings_version() - v0;
+    stop.store(true);
+    writer.join();
+    const auto taken = mx.stats().snapshot().settings_loaded;
+    std::printf("[ seqlock  ] %llu polls, %llu versions written meanwhile, %llu taken, %llu torn\n",
+                static_cast<unsigned long long>(polls), static_cast<unsigned long long>(written),
+                static_cast<unsigned long long>(taken), static_cast<unsigned long long>(torn));
+    EXPECT_EQ(0u, torn);
+    EXPECT_GT(written, 1000u) << "the race was run";
+    EXPECT_GT(taken, 0u) << "a writer that never stops still leaves the reader gaps";
 }
 
 }  // namespace

@@ -41,7 +41,8 @@ struct step {
 };
 
 struct counts {
-    uint64_t unsolicited = 0, late = 0, conflict = 0, changed = 0, confirmed = 0, kept = 0, expired = 0;
+    uint64_t unsolicited = 0, late = 0, conflict = 0, changed = 0, confirmed = 0, kept = 0, expired = 0,
+             in_conflict = 0;   // drop/ingress/arp_conflict
     bool operator==(const counts&) const = default;
 };
 
@@ -87,7 +88,16 @@ std::vector<row> table() {
                     false, 0,
                     {ask(0), reply(1, host, V::learnt, host), reply(2, spoof, V::conflict, none),
                      reply(3, host, V::in_conflict, none), idle(501), ask(1000), reply(1001, host, V::learnt, host)},
-                    {.conflict = 1}});
+                    {.conflict = 1, .in_conflict = 1}});
+    rows.push_back({"after the conflict every reply in that window is counted and ignored, the spoofer's, the host's, "
+                    "a third MAC's; the next window is clean again",
+                    false, 0,
+                    {ask(0), reply(1, spoof, V::learnt, spoof), reply(2, host, V::conflict, none),
+                     reply(3, spoof, V::in_conflict, none), reply(4, host, V::in_conflict, none),
+                     reply(5, other, V::in_conflict, none), reply(499, spoof, V::in_conflict, none),
+                     reply(501, host, V::late, none), idle(600), ask(1000), reply(1001, host, V::learnt, host),
+                     reply(1002, host, V::confirmed, host)},
+                    {.late = 1, .conflict = 1, .in_conflict = 4}});
     rows.push_back({"the same MAC twice in the resolving window is no conflict", false, 0,
                     {ask(0), reply(1, host, V::learnt, host), reply(2, host, V::confirmed, host)},
                     {}});
@@ -189,10 +199,12 @@ TEST_P(fsm_test, table) {
                 << "in use: want " << name(s.in_use);
         }
         const counts got{c.drop(drop_reason::arp_unsolicited), c.drop(drop_reason::arp_late), c.neigh_conflict,
-                         c.neigh_mac_changed, c.neigh_mac_confirmed, c.neigh_mac_kept, c.neigh_expired};
+                         c.neigh_mac_changed, c.neigh_mac_confirmed, c.neigh_mac_kept, c.neigh_expired,
+                         c.drop(drop_reason::arp_conflict)};
         EXPECT_EQ(r.want, got) << "counters: unsolicited " << got.unsolicited << " late " << got.late << " conflict "
                                << got.conflict << " changed " << got.changed << " confirmed " << got.confirmed
-                               << " kept " << got.kept << " expired " << got.expired;
+                               << " kept " << got.kept << " expired " << got.expired << " in_conflict "
+                               << got.in_conflict;
     }
 }
 

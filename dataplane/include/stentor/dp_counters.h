@@ -84,6 +84,7 @@ inline constexpr std::size_t cache_line = 64;
     /* ingress: frames the relay does not forward whatever their content (issue 10 item 8) */           \
     _(multi_segment, "ingress/multi_segment", "frame received in more than one mbuf: dropped before any parsing") \
     _(rtp_too_large, "ingress/rtp_too_large", "speaker RTP larger than the fan-out template holds (replica.h max_frame_bytes)") \
+    _(arp_conflict, "ingress/arp_conflict", "ARP reply in a window that already brought two MACs for that next hop: not believed") \
     /* join: STUN Binding Requests to a session port (join.cc, docs/join.md); nothing is sent for any of these */ \
     _(join_off, "join/off", "STUN to a session port but joins are not configured ([join] has no keys)") \
     _(join_malformed, "join/malformed", "not a well-formed Binding Request with USERNAME, MESSAGE-INTEGRITY and FINGERPRINT") \
