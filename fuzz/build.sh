@@ -75,6 +75,12 @@ EXTRA="" LIBS="" \
   DEPS="$REPO/dataplane/neigh_fsm.h $REPO/dataplane/include/stentor/dp_snapshot.h $REPO/dataplane/include/stentor/dp_counters.h" \
   build fuzz_arp "$REPO/fuzz/fuzz_arp.cc"
 
+# The STUN codec of the token join (dataplane/stun.cc): HMAC-SHA1 from
+# libcrypto, CRC-32 from zlib, as in the meson build.
+EXTRA="" LIBS="-lcrypto -lz" \
+  DEPS="$REPO/dataplane/include/stentor/stun.h $REPO/dataplane/include/stentor/wire.h" \
+  build fuzz_stun "$REPO/fuzz/fuzz_stun.cc" "$REPO/dataplane/stun.cc"
+
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 (( status == 0 )) || { echo "fuzz/build.sh: build failed" >&2; exit 1; }
