@@ -477,11 +477,17 @@ TEST(StunRfc5769, SampleIpv4ResponseParsesAndVerifies) {
     EXPECT_EQ(name(parse_request(g.data(), rfc5769_response.size(), rv)), "wrong_type");
 }
 
+// The CRC is ISA-L's vector assembly, which ASan does not instrument: every
+// length runs on bytes that end exactly at a PROT_NONE page, so a read past
+// the end faults here.
 TEST(StunRfc5769, FingerprintMatchesTheReferenceCrcAtEveryLength) {
-    bytes b(300);
+    bytes b(600);
     for (size_t i = 0; i < b.size(); ++i) b[i] = uint8_t(i * 131 + 7);
-    for (size_t n = 0; n <= b.size(); ++n)
-        ASSERT_EQ(fingerprint(b.data(), n), ref_crc32(b.data(), n) ^ 0x5354554eu) << n;
+    for (size_t n = 0; n <= b.size(); ++n) {
+        const bytes part(b.begin(), b.begin() + ptrdiff_t(n));
+        const guarded g(part);
+        ASSERT_EQ(fingerprint(g.data(), n), ref_crc32(part.data(), n) ^ 0x5354554eu) << n;
+    }
 }
 
 // HMAC keys longer than the 64-byte block are hashed first (RFC 2104).
