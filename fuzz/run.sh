@@ -16,7 +16,7 @@ SECONDS_EACH=${1:-${FUZZ_SECONDS:-300}}
 shift || true
 OUT=${FUZZ_OUT:-$REPO/build-fuzz}
 TARGETS=("$@")
-(( ${#TARGETS[@]} > 0 )) || TARGETS=(fuzz_parse fuzz_profile fuzz_api fuzz_journal fuzz_arp)
+(( ${#TARGETS[@]} > 0 )) || TARGETS=(fuzz_parse fuzz_profile fuzz_api fuzz_journal fuzz_arp fuzz_stun)
 
 bash "$REPO/fuzz/build.sh" "$OUT" >/dev/null
 

@@ -4,8 +4,14 @@
 // per listener what a real listener would suffer: loss, duplicates, reordering,
 // RFC 3550 jitter and, when the speaker stamps its packets, one-way latency.
 // Chosen listeners also get their audio decoded with libopus and written as WAV.
+//
+// With --join it is a token-join client (docs/join.md): it asks the relay for
+// the stream with an authenticated STUN Binding Request from its receive
+// socket, keeps consent by repeating it, and leaves with STENTOR-LEAVE.
+#include <arpa/inet.h>
 #include <liburing.h>
 #include <poll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,6 +36,7 @@
 #include "net.h"
 #include "rtp.h"
 #include "rtp_stats.h"
+#include "stentor/stun.h"
 #include "wav.h"
 
 namespace stentor::tools {
@@ -61,6 +68,35 @@ struct options {
     bool no_uring = false;
     unsigned table_max = 50;
     bool quiet = false;
+    // --join
+    bool join = false;
+    std::string relay;
+    std::string token;
+    std::string password;
+    double consent_interval = 5;
+};
+
+// Exit status when the relay refused the join for good (4xx other than 429).
+constexpr int exit_join_refused = 3;
+
+// The token-join client state: one socket (listener 0), one relay.
+struct join_client {
+    endpoint relay;
+    sockaddr_in relay_sa{};
+    int64_t next_send = 0;           // monotonic ns
+    int64_t backoff_ns = 0;          // before the first answer: 0.5 s doubling up to the consent interval
+    // Transaction ids of the last requests: a late answer to one of them
+    // still counts (RFC 8489 keeps a transaction open across retransmissions).
+    std::array<std::array<uint8_t, stun::txid_len>, 4> txids{};
+    unsigned next_txid = 0;
+    std::array<uint8_t, stun::txid_len> leave_txid{};
+    bool joined = false, fatal = false, leave_sent = false, left = false;
+    uint64_t requests = 0, successes = 0, errors = 0, invalid = 0, stale = 0, foreign = 0, send_errors = 0;
+    std::string mapped;              // the relay's view of our address (XOR-MAPPED-ADDRESS)
+    unsigned last_code = 0;
+    std::string last_reason;
+    std::string last_invalid;        // stun_error name or "bad_integrity" of the last invalid answer
+    int64_t last_success = 0;
 };
 
 struct latency_stats {
@@ -146,7 +182,20 @@ public:
 
     void open() {
         const endpoint ep = parse_endpoint(o_.listen, "--listen");
-        if (ep.port == 0) throw tool_error("--listen needs a port");
+        // A joining client may let the kernel pick its port: the relay
+        // answers whatever address the request came from.
+        if (ep.port == 0 && !o_.join) throw tool_error("--listen needs a port");
+        if (o_.join) {
+            if (o_.count != 1) throw tool_error("--join works with --count 1 (one token admits one address)");
+            if (o_.token.empty() || o_.token.size() > stun::max_username_len)
+                throw tool_error("--token must be 1.." + std::to_string(stun::max_username_len) + " characters");
+            if (o_.password.empty()) throw tool_error("--password must not be empty");
+            if (!(o_.consent_interval >= 0.2 && o_.consent_interval <= 3600))
+                throw tool_error("--consent-interval must be between 0.2 and 3600 seconds");
+            join_.relay = parse_endpoint(o_.relay, "--relay");
+            if (join_.relay.port == 0) throw tool_error("--relay needs a port");
+            join_.relay_sa = join_.relay.sockaddr();
+        }
         if (static_cast<uint32_t>(ep.port) + o_.count - 1 > 65535) throw tool_error("--listen port + --count runs past 65535");
         base_ = ep;
         if (raise_fd_limit() < o_.count + 64ull) throw tool_error("RLIMIT_NOFILE is too low for --count " + std::to_string(o_.count));
@@ -164,6 +213,14 @@ public:
             const int sz = 1 << 20;
             if (setsockopt(l.fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) != 0)
                 setsockopt(l.fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+        }
+        if (base_.port == 0) {   // --join with port 0: learn the port the kernel chose
+            sockaddr_in sa{};
+            socklen_t sl = sizeof sa;
+            if (getsockname(listeners_[0].fd, reinterpret_cast<sockaddr*>(&sa), &sl) != 0)
+                throw tool_error(std::string("getsockname: ") + std::strerror(errno));
+            base_.port = ntohs(sa.sin_port);
+            listeners_[0].port = base_.port;
         }
         if (!o_.wav_dir.empty()) {
             std::vector<uint64_t> chosen{0};
@@ -188,6 +245,7 @@ public:
                 announce();
                 run_uring();
                 io_uring_queue_exit(&ring_);
+                leave();
                 finish_time();
                 return;
             }
@@ -196,8 +254,12 @@ public:
         backend_ = "poll";
         announce();
         run_poll();
+        leave();
         finish_time();
     }
+
+    // The run ended because the relay refused the join for good.
+    bool join_refused() const { return o_.join && join_.fatal; }
 
     void write_wavs() {
         for (std::size_t i = 0; i < listeners_.size(); ++i) {
@@ -305,6 +367,21 @@ public:
                         {"jitter_ms_avg", receiving ? jitter_sum / static_cast<double>(receiving) : 0.0},
                         {"jitter_ms_max", jitter_max},
                         {"latency_ms", lat_all.to_json()}};
+        if (o_.join) {
+            j["join"] = {{"relay", join_.relay.str()},
+                         {"joined", join_.joined},
+                         {"mapped", join_.mapped.empty() ? nlohmann::json(nullptr) : nlohmann::json(join_.mapped)},
+                         {"requests", join_.requests},
+                         {"successes", join_.successes},
+                         {"errors", join_.errors},
+                         {"last_error", join_.last_code ? nlohmann::json{{"code", join_.last_code}, {"reason", join_.last_reason}}
+                                                        : nlohmann::json(nullptr)},
+                         {"invalid", join_.invalid},
+                         {"stale", join_.stale},
+                         {"foreign", join_.foreign},
+                         {"send_errors", join_.send_errors},
+                         {"left", join_.left}};
+        }
         return j;
     }
 
@@ -350,6 +427,15 @@ public:
                             s["latency_ms"]["max"].get<double>());
         }
         std::printf("\n");
+        if (r.contains("join")) {
+            const auto& jn = r["join"];
+            std::printf("join: relay %s, %s%s, requests %llu, successes %llu, errors %llu, invalid %llu, stale %llu, left %s\n",
+                        jn["relay"].get<std::string>().c_str(), jn["joined"].get<bool>() ? "joined as " : "not joined",
+                        jn["mapped"].is_null() ? "" : jn["mapped"].get<std::string>().c_str(),
+                        jn["requests"].get<unsigned long long>(), jn["successes"].get<unsigned long long>(),
+                        jn["errors"].get<unsigned long long>(), jn["invalid"].get<unsigned long long>(),
+                        jn["stale"].get<unsigned long long>(), jn["left"].get<bool>() ? "yes" : "no");
+        }
         for (const auto& l : r["listeners"])
             for (const auto& st : l["streams"])
                 if (st.contains("wav"))
@@ -415,6 +501,7 @@ private:
         for (std::size_t i = 0; i < listeners_.size(); ++i) arm(i);
         int64_t wait_ns = 0;
         while (!done(wait_ns)) {
+            join_tick(wait_ns);
             __kernel_timespec ts{};
             ts.tv_sec = wait_ns / 1'000'000'000;
             ts.tv_nsec = wait_ns % 1'000'000'000;
@@ -450,6 +537,7 @@ private:
         for (std::size_t i = 0; i < listeners_.size(); ++i) fds[i] = {listeners_[i].fd, POLLIN, 0};
         int64_t wait_ns = 0;
         while (!done(wait_ns)) {
+            join_tick(wait_ns);
             const int r = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(1, wait_ns / 1'000'000)));
             if (r < 0 && errno != EINTR) throw tool_error(std::string("poll: ") + std::strerror(errno));
             if (r <= 0) continue;
@@ -484,11 +572,17 @@ private:
     }
 
     void on_datagram(listener& l, std::size_t len) {
-        last_packet_mono_ = monotonic_ns();
         if (l.msg.msg_flags & MSG_TRUNC) {
+            last_packet_mono_ = monotonic_ns();
             ++l.truncated;
             return;
         }
+        // RFC 7983: a first byte of 0..3 is STUN, the relay's answers.
+        if (o_.join && len > 0 && l.buf[0] < 4) {
+            on_stun(l.buf, len, l.from);
+            return;
+        }
+        last_packet_mono_ = monotonic_ns();
         const int64_t rx_ns = arrival_time(l.msg);
         const auto pkt = parse_rtp({l.buf, len});
         if (!pkt) {
@@ -519,6 +613,147 @@ private:
                                  static_cast<uint32_t>(pkt->payload.size())});
             s->arena.insert(s->arena.end(), pkt->payload.begin(), pkt->payload.end());
         }
+    }
+
+    // ---- the token join (docs/join.md) ----
+
+    void send_request(const listener& l, bool leave) {
+        std::array<uint8_t, stun::txid_len> txid{};
+        if (getrandom(txid.data(), txid.size(), 0) != static_cast<ssize_t>(txid.size()))
+            throw tool_error(std::string("getrandom: ") + std::strerror(errno));
+        stun::request_options opt;
+        opt.leave = leave;
+        // SOFTWARE names the client in the relay's captures and leaves room
+        // for a longer reason phrase (an error answer is never larger than
+        // the request).
+        opt.software = "stentor-listener";
+        uint8_t buf[stun::max_request_len];
+        const std::size_t n =
+            stun::build_request(buf, sizeof buf, txid.data(), o_.token, o_.password.data(), o_.password.size(), opt);
+        if (n == 0) throw tool_error("cannot build the join request (token too long?)");
+        if (leave) join_.leave_txid = txid;
+        join_.txids[join_.next_txid++ % join_.txids.size()] = txid;
+        ++join_.requests;
+        if (::sendto(l.fd, buf, n, 0, reinterpret_cast<const sockaddr*>(&join_.relay_sa), sizeof join_.relay_sa) < 0) {
+            if (join_.send_errors++ == 0)
+                std::fprintf(stderr, "stentor-listener: join: sendto %s: %s\n", join_.relay.str().c_str(), std::strerror(errno));
+        }
+    }
+
+    // Sends the next join / consent request when it is due; bounds the wait.
+    void join_tick(int64_t& wait_ns) {
+        if (!o_.join || join_.fatal) return;
+        const int64_t now = monotonic_ns();
+        const int64_t interval = static_cast<int64_t>(o_.consent_interval * 1e9);
+        if (now >= join_.next_send) {
+            send_request(listeners_[0], false);
+            if (join_.joined) {
+                join_.next_send = now + interval;
+            } else {
+                // Unanswered so far: RFC 8489 6.2.1-style backoff from 500 ms.
+                join_.backoff_ns = join_.backoff_ns ? std::min(2 * join_.backoff_ns, interval) : std::min<int64_t>(500'000'000, interval);
+                join_.next_send = now + join_.backoff_ns;
+            }
+            // Consent is the relay's to judge; we only say when it went quiet.
+            if (join_.joined && join_.last_success && now - join_.last_success > 3 * interval)
+                std::fprintf(stderr, "stentor-listener: join: no answer from %s for %.1f s\n", join_.relay.str().c_str(),
+                             static_cast<double>(now - join_.last_success) / 1e9);
+        }
+        wait_ns = std::max<int64_t>(0, std::min(wait_ns, join_.next_send - now));
+    }
+
+    bool ours(const uint8_t* txid) const {
+        for (const auto& t : join_.txids)
+            if (std::memcmp(t.data(), txid, t.size()) == 0) return true;
+        return false;
+    }
+
+    void on_stun(const uint8_t* p, std::size_t n, const sockaddr_in& from) {
+        if (from.sin_addr.s_addr != join_.relay_sa.sin_addr.s_addr || from.sin_port != join_.relay_sa.sin_port) {
+            ++join_.foreign;
+            return;
+        }
+        stun::response_view v;
+        const stun::stun_error e = stun::parse_response(p, n, v);
+        if (e != stun::stun_error::ok) {
+            ++join_.invalid;
+            join_.last_invalid = stun::error_name(e);
+            return;
+        }
+        if (!stun::check_integrity(p, v.integrity_offset, o_.password.data(), o_.password.size())) {
+            ++join_.invalid;
+            join_.last_invalid = "bad_integrity";
+            return;
+        }
+        if (!ours(v.txid)) {
+            ++join_.stale;
+            return;
+        }
+        const int64_t now = monotonic_ns();
+        const bool is_leave = join_.leave_sent && std::memcmp(v.txid, join_.leave_txid.data(), stun::txid_len) == 0;
+        if (v.type == stun::binding_success) {
+            ++join_.successes;
+            join_.last_success = now;
+            join_.backoff_ns = 0;
+            if (is_leave) {
+                join_.left = true;
+                return;
+            }
+            std::string mapped = "?";
+            if (v.has_mapped) {
+                in_addr a{htonl(v.mapped_ipv4)};
+                char ip[INET_ADDRSTRLEN] = {};
+                inet_ntop(AF_INET, &a, ip, sizeof ip);
+                mapped = std::string(ip) + ":" + std::to_string(v.mapped_port);
+            }
+            if (!join_.joined || mapped != join_.mapped)
+                std::fprintf(stderr, "stentor-listener: join: %s via %s as %s\n", join_.joined ? "address changed" : "joined",
+                             join_.relay.str().c_str(), mapped.c_str());
+            if (!join_.joined) join_.next_send = now + static_cast<int64_t>(o_.consent_interval * 1e9);
+            join_.joined = true;
+            join_.mapped = mapped;
+            return;
+        }
+        ++join_.errors;
+        join_.last_code = v.error_code;
+        join_.last_reason = std::string(v.reason_phrase());
+        const bool again = v.error_code == 429 || v.error_code >= 500;
+        std::fprintf(stderr, "stentor-listener: join: %s refused%s: %u %s%s\n", join_.relay.str().c_str(), is_leave ? " the leave" : "",
+                     v.error_code, join_.last_reason.c_str(),
+                     is_leave ? "" : !again ? " (giving up)" : v.retry_after_ms ? " (retrying as told)" : " (retrying)");
+        if (is_leave) return;
+        if (!again) {
+            join_.fatal = true;
+            g_stop.store(true);
+            return;
+        }
+        // 429 says when; 5xx (capacity) is tried again after one interval.
+        join_.next_send = now + (v.retry_after_ms ? int64_t{v.retry_after_ms} * 1'000'000
+                                                  : static_cast<int64_t>(o_.consent_interval * 1e9));
+    }
+
+    // After the receive loop: one request with STENTOR-LEAVE, and up to 1 s
+    // for its answer (audio may still arrive meanwhile; it is not counted).
+    void leave() {
+        if (!o_.join || join_.fatal || join_.requests == 0) return;
+        const listener& l = listeners_[0];
+        join_.leave_sent = true;
+        send_request(l, true);
+        const int64_t end = monotonic_ns() + 1'000'000'000;
+        uint8_t buf[recv_buf_len];
+        while (!join_.left) {
+            const int64_t left_ns = end - monotonic_ns();
+            if (left_ns <= 0) break;
+            pollfd pfd{l.fd, POLLIN, 0};
+            const int r = ::poll(&pfd, 1, static_cast<int>(std::max<int64_t>(1, left_ns / 1'000'000)));
+            if (r < 0 && errno != EINTR) break;
+            if (r <= 0) continue;
+            sockaddr_in from{};
+            socklen_t fl = sizeof from;
+            const ssize_t n = ::recvfrom(l.fd, buf, sizeof buf, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &fl);
+            if (n > 0 && buf[0] < 4) on_stun(buf, static_cast<std::size_t>(n), from);
+        }
+        std::fprintf(stderr, "stentor-listener: join: %s\n", join_.left ? "left" : "leave not confirmed within 1 s");
     }
 
     // Decoding happens after the run, from the packets in sequence order: the
@@ -584,6 +819,7 @@ private:
     int64_t start_mono_ = 0;
     int64_t last_packet_mono_ = 0;
     double duration_s_ = 0;
+    join_client join_;
 };
 
 }  // namespace
@@ -604,6 +840,13 @@ int main(int argc, char** argv) {
     app.add_flag("--no-uring", o.no_uring, "receive with poll() instead of io_uring");
     app.add_option("--table-max", o.table_max, "print at most this many listener rows")->capture_default_str();
     app.add_flag("-q,--quiet", o.quiet, "print only the summary line");
+    auto* join = app.add_flag("--join", o.join, "join the session by token (STUN Binding Request to --relay), keep consent, leave on exit");
+    auto* relay = app.add_option("--relay", o.relay, "--join: the relay's IP:PORT (the session's UDP port)");
+    auto* token = app.add_option("--token", o.token, "--join: the join token (STUN USERNAME)");
+    auto* password = app.add_option("--password", o.password, "--join: the token's password (MESSAGE-INTEGRITY key)");
+    auto* consent = app.add_option("--consent-interval", o.consent_interval, "--join: seconds between consent requests")->capture_default_str();
+    join->needs(relay)->needs(token)->needs(password);
+    for (auto* opt : {relay, token, password, consent}) opt->needs(join);
     CLI11_PARSE(app, argc, argv);
 
     // No SA_RESTART: a signal must wake the blocking wait so the run ends promptly.
@@ -624,7 +867,7 @@ int main(int argc, char** argv) {
             f << r.dump(2) << "\n";
             if (!f) throw tool_error("--json " + o.json + ": write failed");
         }
-        return 0;
+        return p.join_refused() ? exit_join_refused : 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "stentor-listener: %s\n", e.what());
         return 1;

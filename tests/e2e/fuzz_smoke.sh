@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Short libFuzzer smoke of every fuzz target (clang, ASan + UBSan): builds
 # them with fuzz/build.sh and runs each for at most 200 k inputs or 15 s,
-# whichever comes first (the five together stay around a minute once
+# whichever comes first (the six together stay around a minute once
 # built). The long runs (>= 10 M executions) are `make fuzz`,
 # outside CI. Prints "PASS <target>_smoke" / "FAIL <target>_smoke <reason>".
 # Environment: BUILD_DIR (default build); binaries and the working corpus go
@@ -13,7 +13,7 @@ REPO=$(pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$REPO/$BUILD_DIR"
 OUT="$BUILD_DIR/fuzz"
-TARGETS=(fuzz_parse fuzz_profile fuzz_api fuzz_journal fuzz_arp)
+TARGETS=(fuzz_parse fuzz_profile fuzz_api fuzz_journal fuzz_arp fuzz_stun)
 
 if ! bash "$REPO/fuzz/build.sh" "$OUT" >"$BUILD_DIR/fuzz-build.log" 2>&1; then
   for t in "${TARGETS[@]}"; do echo "FAIL ${t}_smoke build failed (see $BUILD_DIR/fuzz-build.log)"; done

@@ -226,7 +226,8 @@ struct response_view {
 // view.integrity_offset, ...) and compare the transaction id.
 stun_error parse_response(const uint8_t* p, std::size_t n, response_view& out) noexcept;
 
-// FINGERPRINT value over `n` bytes: CRC-32 (ISO-HDLC, zlib's) XOR 0x5354554E.
+// FINGERPRINT value over `n` bytes: CRC-32 (ISO-HDLC, as zlib's and gzip's;
+// computed by ISA-L) XOR 0x5354554E.
 uint32_t fingerprint(const uint8_t* p, std::size_t n) noexcept;
 
 }  // namespace stentor::stun
