@@ -153,6 +153,8 @@ json stats_json(control_plane& cp, const api_status* api) {
     for (const auto& [k, v] : cp.rel().counters(true)) counters[k] = v;
     if (api != nullptr)
         api->counters.for_each([&](const char* name, const char*, uint64_t v) { counters[std::string("api/") + name] = v; });
+    if (auto* d = cp.desk())
+        d->stats().for_each([&](const char* name, const char*, uint64_t v) { counters[std::string("join/") + name] = v; });
     const auto tiers = cp.state().listeners_per_tier();
     const auto sessions = cp.state().sessions();
     size_t speakers = 0;
@@ -402,6 +404,10 @@ std::string prometheus_text(control_plane& cp, const api_status* api) {
     // The services' stats lists (stentor/services/mixer.h, recorder.h).
     list_families(x, "stentor_mixer_", "mixer: ", std::vector{std::pair{std::string(), cp.rel().mix_stats()}}, stats);
     list_families(x, "stentor_recorder_", "recorder: ", std::vector{std::pair{std::string(), cp.rel().rec_stats()}}, stats);
+    if (auto* d = cp.desk()) {
+        list_families(x, "stentor_join_", "join desk: ", std::vector{std::pair{std::string(), d->stats()}}, stats);
+        x.family("stentor_join_bindings", "gauge", "Listeners joined by token and under consent.").sample(d->bindings());
+    }
 
     const auto sessions = cp.state().sessions();
     size_t speakers = 0;

@@ -437,6 +437,9 @@ row good_arp(std::string what, bytes pkt, expect e = {}) {
 row good_icmp(std::string what, bytes pkt, expect e = {}) {
     return {std::move(what), std::move(pkt), pkt_kind::icmp_echo, R::count_, e};
 }
+row good_stun(std::string what, bytes pkt, expect e = {}) {
+    return {std::move(what), std::move(pkt), pkt_kind::stun, R::count_, e};
+}
 row bad(std::string what, bytes pkt, drop_reason r) {
     return {std::move(what), std::move(pkt), pkt_kind::drop, r, std::nullopt};
 }
@@ -676,11 +679,14 @@ const std::vector<row>& table() {
             bad("RTCP RR without report blocks (8 bytes) is a runt first",
                 rtp_with([](frame_spec& f) { f.udp_payload = bytes{0x80, 201, 0, 1, 0x53, 0x54, 0xe7, 0x01}; }),
                 R::rtp_runt),
-            bad("RTP version 0", rtp_with([](frame_spec& f) { f.rtp.version = 0; }), R::rtp_version),
+            // Version 0 with CC 0 starts 0x00: that is STUN (row below); CC 4 keeps it RTP-shaped.
+            bad("RTP version 0", rtp_with([](frame_spec& f) { f.rtp.version = 0; f.rtp.cc = 4; }), R::rtp_version),
             bad("RTP version 1", rtp_with([](frame_spec& f) { f.rtp.version = 1; }), R::rtp_version),
             bad("RTP version 3", rtp_with([](frame_spec& f) { f.rtp.version = 3; }), R::rtp_version),
-            bad("STUN binding request to a speaker port",
-                rtp_with([](frame_spec& f) { f.udp_payload = stun_binding_request(); }), R::rtp_version),
+            // A listener's join request (RFC 7983: first byte 0..3): the join
+            // stage checks the STUN message itself (stun.h, join.cc).
+            good_stun("STUN binding request to a session port",
+                      rtp_with([](frame_spec& f) { f.udp_payload = stun_binding_request(); })),
             bad("RTCP SR (PT 200)", rtp_with([](frame_spec& f) { f.udp_payload = rtcp_sr(); }), R::rtp_rtcp),
             bad("RTCP RR (PT 201) with a report block", rtp_with([](frame_spec& f) { f.udp_payload = rtcp_rr(); }),
                 R::rtp_rtcp),
@@ -904,6 +910,12 @@ TEST(ParseTable, Rows) {
         } else if (r.kind == pkt_kind::icmp_echo) {
             EXPECT_EQ(res.l4_off, e.l4_off);
             EXPECT_EQ(res.icmp_len, e.icmp_len);
+        } else if (r.kind == pkt_kind::stun) {
+            EXPECT_EQ(res.l4_off, e.l4_off);
+            EXPECT_EQ(res.rtp_off, e.rtp_off);   // the STUN message
+            EXPECT_EQ(res.rtp_off + res.rtp_len, 42 + (r.pkt[38] << 8 | r.pkt[39]) - 8);
+            EXPECT_EQ(res.src_port_be, be16(e.sport));
+            EXPECT_EQ(res.dst_port_be, be16(e.dport));
         }
     }
 }
@@ -927,11 +939,12 @@ TEST(ParseTable, CoversEveryIngressReason) {
     }
     for (auto i = size_t(R::no_mbuf); i < nb_drop_reasons; ++i)
         EXPECT_FALSE(seen.contains(drop_reason(i))) << name_of(drop_reason(i));
-    // All three accepted kinds are in the table as well.
+    // All four accepted kinds (rtp, arp, icmp_echo, stun) are in the table
+    // as well, and drop.
     std::set<pkt_kind> kinds;
     for (const row& r : table())
         kinds.insert(r.kind);
-    EXPECT_EQ(kinds.size(), 4u);
+    EXPECT_EQ(kinds.size(), 5u);
 }
 
 // ---- truncation -----------------------------------------------------------
