@@ -613,6 +613,15 @@ struct api_server::impl {
 
     parse_limits limits() const { return {opt.max_body, opt.max_bulk_body, opt.max_depth, opt.max_bulk_items}; }
 
+    // join.mode = "token": every listener joins by itself (docs/join.md); an
+    // address given over the API is exactly what the mode rules out.
+    void refuse_static_listeners() const {
+        if (!cp.prof().join.static_listeners)
+            fail(403, "token_only",
+                 "listeners join by token on this relay (join.mode = \"token\"): mint tokens with POST "
+                 "/api/v1/sessions/{id}/tokens");
+    }
+
     // The token has been checked (on_headers) when a route needs it.
     reply dispatch(MHD_Connection* c, const std::string& url, const std::string& method, const std::string& body,
                    bool has_body) {
@@ -684,6 +693,7 @@ struct api_server::impl {
             return json_reply(200, out);
         }
         case route_kind::listener_add: {
+            refuse_static_listeners();
             const listener_spec l = need(parse_listener_add(body, limits()));
             cp.state().listener_add(sid, l.ip, l.port, l.tier);
             return join_write({{"session", sid}, {"ip", format_ipv4(l.ip)}, {"port", l.port}, {"tier", l.tier}}, {l.ip});
@@ -691,6 +701,7 @@ struct api_server::impl {
         case route_kind::listener_bulk: {
             // All or nothing (see relay_state::listener_add_bulk): one bad
             // item refuses the request with its index, and nothing is added.
+            refuse_static_listeners();
             const std::vector<listener_spec> items = need(parse_listener_bulk(body, limits()));
             cp.state().listener_add_bulk(sid, items);
             std::vector<uint32_t> ips;

@@ -1006,6 +1006,8 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
         std::set<std::pair<uint32_t, unsigned>> seen;
         for_each_table(c, r.find("listener"), r.key_path("listener"),
                        [&](const toml::table& lt, const std::string& lp, size_t li) {
+            if (!p.join.static_listeners)
+                c.fail(lt.source(), lp, "a static listener, but join.mode = \"token\": listeners join by token");
             if (li >= cap)
                 c.fail(lt.source(), r.key_path("listener"),
                        fmt::format("more static listeners than the session's max_listeners {}", cap));

@@ -327,3 +327,16 @@ TEST(join, a_listener_renews_its_token_from_the_same_address) {
     EXPECT_EQ(1u, e.listeners());
     EXPECT_EQ(1u, e.desk().bindings());
 }
+
+TEST(join, in_token_mode_the_api_adds_no_listener_and_a_token_still_joins) {
+    join_env e([](control::profile& p) { p.join.static_listeners = false; });
+    const auto one = e.env->call("POST", "/api/v1/sessions/1/listeners", R"({"ip":"198.19.0.7","port":7000})");
+    EXPECT_EQ(403, one.status) << one.text;
+    EXPECT_EQ("token_only", one.body.value("error", ""));
+    const auto bulk = e.env->call("POST", "/api/v1/sessions/1/listeners/bulk",
+                                  R"({"listeners":[{"ip":"198.19.0.7","port":7000}]})");
+    EXPECT_EQ(403, bulk.status) << bulk.text;
+    EXPECT_EQ(0u, e.listeners());
+    ASSERT_TRUE(e.ask(mint(1)).has_value());
+    EXPECT_EQ(1u, e.listeners());
+}
