@@ -37,7 +37,12 @@ control_plane::~control_plane() {
 
 void control_plane::start() {
     if (!_o.publisher || _thr.joinable()) return;
-    if (_desk) _desk->start();
+    if (_desk) {
+        // Token mode: whatever the journal restored joined by token and is
+        // put under consent before the first request is taken.
+        if (!_p.join.static_listeners) _desk->adopt_existing(clock_t_::now());
+        _desk->start();
+    }
     _stop.store(false);
     _thr = std::thread([this] { run(); });
 }

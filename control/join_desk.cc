@@ -1,6 +1,7 @@
 #include "join_desk.h"
 
 #include <cstring>
+#include <optional>
 #include <ctime>
 #include <string>
 
@@ -68,6 +69,28 @@ join_desk::join_desk(control_plane& cp, dp::dp_shared& sh, const join_desk_confi
 }
 
 join_desk::~join_desk() { stop(); }
+
+size_t join_desk::adopt_existing(clock_t_::time_point now) {
+    size_t n = 0;
+    for (const auto& sv : _cp.state().sessions()) {
+        std::optional<uint64_t> after;
+        for (;;) {
+            const auto page = _cp.state().listeners(sv.id, 0, 65536, after);
+            for (const auto& l : page) {
+                const addr_ref at{sv.id, l.ip, static_cast<uint16_t>(l.port)};
+                if (_by_addr.contains(at)) continue;
+                const token_ref t{_next_placeholder++, 0};
+                _by_token[t] = binding{at, static_cast<uint8_t>(l.tier), now};
+                _by_addr[at] = t;
+                ++n;
+            }
+            if (page.size() < 65536) break;
+            after = page.back().seq;
+        }
+    }
+    _nb_bindings.store(_by_token.size(), std::memory_order_relaxed);
+    return n;
+}
 
 void join_desk::start() {
     if (_thr.joinable()) return;

@@ -78,6 +78,15 @@ public:
     join_desk(const join_desk&) = delete;
     join_desk& operator=(const join_desk&) = delete;
 
+    // With join.mode = "token" every listener joined by token, so the
+    // listeners already in the table (restored from the journal after a
+    // restart) are put under consent as if they had just refreshed: each
+    // must send its next request within consent_timeout_s (its token binds
+    // to it then) or it is removed. Returns how many. With "token+static"
+    // the table cannot tell a token listener from an operator's: only those
+    // that send a request again come under consent (docs/join.md).
+    size_t adopt_existing(std::chrono::steady_clock::time_point now);
+
     void start();   // the desk's thread: polls the ring, sleeps 1 ms when it is empty
     void stop();
 
@@ -136,6 +145,7 @@ private:
     std::unordered_map<token_ref, binding, token_hash> _by_token;
     std::unordered_map<addr_ref, token_ref, addr_hash> _by_addr;
     std::chrono::steady_clock::time_point _next_sweep{};
+    uint64_t _next_placeholder = 1;   // adopted listeners' token refs: key id 0 (never a real token's)
     mutable std::mutex _stats_mu;   // stats() from other threads; the desk updates under it once per pass
     join_stats _stats, _published;
     std::atomic<size_t> _nb_bindings{0};

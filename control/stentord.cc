@@ -177,6 +177,12 @@ int main(int argc, char** argv) {
                 for (const auto& k : prof.join.keys) ids += (ids.empty() ? "" : ", ") + std::to_string(k.id);
                 std::printf("join: keys %s live, minting with key %u, tokens live %u s by default\n", ids.c_str(),
                             prof.join.mint_key_id, prof.join.token_ttl_s);
+                std::printf("join: mode %s, consent timeout %u s, %u verifications/s per RX lcore",
+                            prof.join.static_listeners ? "token+static" : "token", prof.join.consent_timeout_s,
+                            prof.join.verify_per_s);
+                if (!prof.join.static_listeners && cp->desk() != nullptr)
+                    std::printf(", %zu restored listeners under consent", cp->desk()->bindings());
+                std::printf("\n");
             }
         } catch (const control::action_error& e) {
             std::fprintf(stderr, "stentord: %s: static section: %s\n", config.c_str(), e.what());

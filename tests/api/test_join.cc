@@ -340,3 +340,23 @@ TEST(join, in_token_mode_the_api_adds_no_listener_and_a_token_still_joins) {
     ASSERT_TRUE(e.ask(mint(1)).has_value());
     EXPECT_EQ(1u, e.listeners());
 }
+
+TEST(join, in_token_mode_restored_listeners_come_under_consent) {
+    // A relay whose table already holds listeners when its control plane
+    // starts (as after a journal restore): in token mode each must refresh
+    // within consent_timeout_s or go.
+    join_env e([](control::profile& p) { p.join.static_listeners = false; });
+    e.r().state().listener_add(1, nat_ip, 9000, 0);   // as the journal would restore it
+    e.r().state().listener_add(1, nat_ip, 9001, 0);
+    EXPECT_EQ(2u, e.desk().adopt_existing(e.now));
+    // One of them refreshes with its token: it binds and stays.
+    ASSERT_TRUE(e.ask(mint(1), nat_ip, 9001).has_value());
+    EXPECT_EQ(1u, e.stats().renewed);
+    e.now += std::chrono::seconds(20);
+    ASSERT_TRUE(e.ask(mint(1), nat_ip, 9001).has_value());   // a new token from the same address: still one
+    e.now += std::chrono::seconds(11);
+    e.desk().poll(e.now);
+    EXPECT_FALSE(e.has_listener(nat_ip, 9000)) << "a restored listener that never asked again still listens";
+    EXPECT_TRUE(e.has_listener(nat_ip, 9001));
+    EXPECT_EQ(1u, e.stats().consent_expired);
+}
