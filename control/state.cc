@@ -66,16 +66,22 @@ struct listener_rec {
     uint8_t port_idx;     // egress port (admission accounts load per port)
     uint32_t slot;
     uint32_t neigh;
+    uint32_t order_pos;   // index in its session's join_order for its tier (kept by compaction)
     uint64_t seq;
 };
+static_assert(sizeof(listener_rec) == 24, "listener_rec grew: 1 M listeners pay for every byte");
 
 // The join order of one (session, tier): appended on join (seq only grows,
-// so the vector stays sorted), a leave punches a hole found by binary
-// search, holes are squeezed out once they outnumber the live entries
-// (amortised O(1) per leave). Paging and shedding read it in place: no copy
-// or sort of a session under the state mutex (issue 10 item 10: at 1 M
-// listeners that copy+sort held the mutex for ~0.3 s per page request and
-// every join waited behind it).
+// so the vector stays sorted). Each listener knows its entry's index
+// (listener_rec::order_pos), so a leave punches its hole in O(1), without a
+// search; holes are squeezed out once they are three quarters of the
+// entries, and the entries that move tell their listener their new index
+// (amortised: at most one map update per three leaves). Paging and shedding
+// read it in place: no copy or sort of a session under the state mutex
+// (issue 10 item 10: at 1 M listeners that copy+sort held the mutex for
+// ~0.3 s per page request and every join waited behind it).
+// (A search per leave instead, binary then interpolated, cost bench_joins
+// BM_listener_del_publish 13 -> 6.5, then -> ~9.5 M leaves/s at 1 M.)
 struct join_order {
     static constexpr uint64_t hole = ~uint64_t{0};   // ep_key() is 48 bits: never a key
     struct entry {
@@ -85,49 +91,27 @@ struct join_order {
     std::vector<entry> e;
     size_t holes = 0;
 
-    void add(uint64_t seq, uint64_t key) { e.push_back({seq, key}); }
-    // The first entry with seq >= `seq`. Seqs of one (session, tier) are
-    // spread about evenly over the global join counter, so the first probe
-    // interpolates and an exponential search brackets the answer from
-    // there: a leave costs a few cache lines, not the ~20 misses of a plain
-    // binary search over 16 MB (bench_joins BM_listener_del_publish, 1 M:
-    // binary search halved the leave rate, 13 -> 6.5 M/s).
-    std::vector<entry>::iterator find(uint64_t seq) {
-        const auto less = [](const entry& a, uint64_t v) { return a.seq < v; };
-        const size_t n = e.size();
-        if (n == 0 || seq <= e.front().seq) return e.begin();
-        if (seq > e.back().seq) return e.end();
-        const uint64_t span = e.back().seq - e.front().seq;   // > 0 here
-        // In double: a 128-bit division here cost more than the search.
-        const double f = static_cast<double>(seq - e.front().seq) / static_cast<double>(span);
-        const size_t g = std::min(n - 1, static_cast<size_t>(f * static_cast<double>(n - 1)));
-        size_t lo, hi;   // answer in (lo, hi]: e[lo].seq < seq <= e[hi].seq
-        if (e[g].seq < seq) {
-            lo = g;
-            size_t step = 1;
-            while (lo + step < n - 1 && e[lo + step].seq < seq) {
-                lo += step;
-                step *= 2;
-            }
-            hi = std::min(lo + step, n - 1);
-        } else {
-            hi = g;
-            size_t step = 1;
-            while (hi >= step && e[hi - step].seq >= seq) {
-                hi -= step;
-                step *= 2;
-            }
-            lo = hi >= step ? hi - step : 0;
-            if (e[lo].seq >= seq) return e.begin() + static_cast<long>(lo);   // only when lo == 0
-        }
-        return std::lower_bound(e.begin() + static_cast<long>(lo) + 1, e.begin() + static_cast<long>(hi) + 1, seq, less);
+    uint32_t add(uint64_t seq, uint64_t key) {
+        e.push_back({seq, key});
+        return static_cast<uint32_t>(e.size() - 1);
     }
-    void remove(uint64_t seq) {
-        auto it = find(seq);
-        if (it == e.end() || it->seq != seq || it->key == hole) return;
-        it->key = hole;
-        if (++holes > 64 && holes * 2 > e.size()) {
-            std::erase_if(e, [](const entry& x) { return x.key == hole; });
+    // Punch the hole at `pos`; `moved(key, new_pos)` is told of every live
+    // entry a compaction moves.
+    template <class Moved>
+    void remove(uint32_t pos, Moved&& moved) {
+        if (pos >= e.size() || e[pos].key == hole) return;
+        e[pos].key = hole;
+        if (++holes > 64 && holes * 4 > e.size() * 3) {
+            size_t j = 0;
+            for (size_t i = 0; i < e.size(); ++i) {
+                if (e[i].key == hole) continue;
+                if (i != j) {
+                    e[j] = e[i];
+                    moved(e[j].key, static_cast<uint32_t>(j));
+                }
+                ++j;
+            }
+            e.resize(j);
             holes = 0;
         }
     }
@@ -377,9 +361,9 @@ struct relay_state::impl {
         ++s.live[port_idx][tier];
         ++nb_listeners;
         const uint64_t seq = next_seq++;
+        const uint32_t pos = s.order[tier].add(seq, ep_key(ip, port));
         s.listeners.emplace(ep_key(ip, port), listener_rec{shard, static_cast<uint8_t>(tier), static_cast<uint8_t>(port_idx),
-                                                           slot, nexthop, seq});
-        s.order[tier].add(seq, ep_key(ip, port));
+                                                           slot, nexthop, pos, seq});
         s.dirty = true;
     }
 
@@ -396,8 +380,8 @@ struct relay_state::impl {
         --nb_listeners;
         neigh_unref(rec.neigh);
         if (adm != nullptr) adm->release(s.per_listener(), rec.port_idx, 1);
-        s.order[rec.tier].remove(rec.seq);
         s.listeners.erase(it);
+        s.order[rec.tier].remove(rec.order_pos, [&](uint64_t key, uint32_t pos) { s.listeners.find(key)->second.order_pos = pos; });
         s.dirty = true;
     }
 

@@ -128,5 +128,39 @@ TEST(paging, pages_and_sheds_follow_join_order_without_copying_the_session) {
     EXPECT_EQ(of(s1).size(), r.state().listeners(s1, 0, 100000).size());
 }
 
+
+// Each listener knows where its entry is in the join order; a compaction
+// (holes past three quarters of a tier's entries) moves entries and must tell
+// their listeners. Leaves in random order through several compactions, the
+// join order checked against the model after each round.
+TEST(paging, leaves_through_compactions_keep_the_join_order) {
+    ring_port port = fresh_ring_port("compact");
+    auto p = api_profile(port.name);
+    control::relay r(p, control::relay_options{.launch = false});
+    const uint32_t sid = r.state().session_create({}).id;
+    std::mt19937 rng(11);
+    std::vector<model_listener> model;
+    std::vector<control::listener_spec> items;
+    for (uint32_t i = 0; i < 4000; ++i) {
+        const unsigned tier = rng() % 2;
+        items.push_back({0xcb100000 + i, 6000, tier});
+        model.push_back({sid, 0xcb100000 + i, tier});
+    }
+    r.state().listener_add_bulk(sid, items);
+    for (const size_t keep : {3000u, 900u, 200u, 40u, 0u}) {
+        SCOPED_TRACE("keep " + std::to_string(keep));
+        std::vector<model_listener> order = model;
+        std::shuffle(order.begin(), order.end(), rng);
+        for (size_t i = keep; i < order.size(); ++i) r.state().listener_del(sid, order[i].ip, 6000);
+        order.resize(keep);
+        std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.ip < b.ip; });
+        model = order;
+        const auto got = r.state().listeners(sid, 0, 100000);
+        ASSERT_EQ(model.size(), got.size());
+        for (size_t i = 0; i < model.size(); ++i) ASSERT_EQ(model[i].ip, got[i].ip) << i;
+        EXPECT_EQ(model.size(), r.state().nb_listeners());
+    }
+}
+
 }  // namespace
 }  // namespace stentor::test
