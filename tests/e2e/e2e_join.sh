@@ -24,7 +24,7 @@
 #                         kernel drops the masqueraded mappings): the token
 #                         moves to the new mapping (join/rebound) and the
 #                         listener keeps hearing the stream
-# Prints "PASS <name>" / "FAIL <name> <reason>". Needs root. Bounded (~60 s).
+# Prints "PASS <name>" / "FAIL <name> <reason>". Needs root. About 30 s.
 # Environment: BUILD_DIR (default build).
 set -euo pipefail
 
@@ -353,7 +353,8 @@ if mapped=$(joined_as rebind 5) && [[ -n "$mapped" ]]; then
     u0=$(netlib_udp_in "$NS_PRIV"); sleep 2; u1=$(netlib_udp_in "$NS_PRIV")
     b1=$(counter join/rebound)
     table=$(listeners | tr '\n' ' ')
-    echo "# $name: moved to $NAT_OUT_IP2 $(elapsed "$t_move" "$moved") s after the change; $((u1 - u0)) datagrams in the next 2 s; table: $table"
+    n409=$(grep -c 'refused: 409' "$WORK/rebind.err" || true)
+    echo "# $name: moved to $NAT_OUT_IP2 $(elapsed "$t_move" "$moved") s after the change (after $n409 answers 409); $((u1 - u0)) datagrams in the next 2 s; table: $table"
     if (( b1 != b0 + 1 )); then
       fail "$name" "join/rebound $b0 -> $b1, want +1"
     elif grep -q -- "$mapped" <<<"$table"; then
