@@ -76,7 +76,7 @@ struct options {
     double consent_interval = 5;
 };
 
-// Exit status when the relay refused the join for good (4xx other than 429).
+// Exit status when the relay refused the join for good (4xx other than 409 and 429).
 constexpr int exit_join_refused = 3;
 
 // The token-join client state: one socket (listener 0), one relay.
@@ -717,7 +717,11 @@ private:
         ++join_.errors;
         join_.last_code = v.error_code;
         join_.last_reason = std::string(v.reason_phrase());
-        const bool again = v.error_code == 429 || v.error_code >= 500;
+        // 409: the token is joined at another address that still refreshed
+        // less than rebind_after_s ago. That address is our own old NAT
+        // mapping after a rebinding: ask again, the relay moves the token
+        // once the old mapping has been silent long enough (docs/join.md).
+        const bool again = v.error_code == 429 || v.error_code == 409 || v.error_code >= 500;
         std::fprintf(stderr, "stentor-listener: join: %s refused%s: %u %s%s\n", join_.relay.str().c_str(), is_leave ? " the leave" : "",
                      v.error_code, join_.last_reason.c_str(),
                      is_leave ? "" : !again ? " (giving up)" : v.retry_after_ms ? " (retrying as told)" : " (retrying)");
@@ -727,7 +731,7 @@ private:
             g_stop.store(true);
             return;
         }
-        // 429 says when; 5xx (capacity) is tried again after one interval.
+        // 429 says when; 409 and 5xx (capacity) are tried again after one interval.
         join_.next_send = now + (v.retry_after_ms ? int64_t{v.retry_after_ms} * 1'000'000
                                                   : static_cast<int64_t>(o_.consent_interval * 1e9));
     }

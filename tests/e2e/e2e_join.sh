@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# End-to-end: listeners join by token (issue 11, docs/join.md) against the
+# real relay (stentord, DPDK net_af_packet on a veth), with real peers:
+#   e2e_join_nat          stentor-listener --join in a namespace behind a
+#                         second one doing nftables MASQUERADE hears the
+#                         speaker's 440 Hz (WAV), and the relay's listener
+#                         table holds the NAT's outside address, not the
+#                         private one
+#   e2e_join_aioice       aioice (python3-aioice) asks with a minted token:
+#                         the answer's MESSAGE-INTEGRITY and FINGERPRINT
+#                         verify in aioice, XOR-MAPPED-ADDRESS is its own;
+#                         then its STENTOR-LEAVE is answered the same way
+#   e2e_join_stunclient_unanswered  coturn's turnutils_stunclient (a plain
+#                         Binding Request) gets nothing; drop/join/malformed
+#   e2e_join_forged_silent  forged token, wrong password, expired token: no
+#                         byte back, drop/join/{forged,bad_integrity,expired}
+#   e2e_join_consent      a joined listener killed by SIGKILL (no leave) is
+#                         removed within consent_timeout_s + the 1 s sweep
+#                         (+ 1 s slack), join/consent_expired, and its port
+#                         receives nothing more
+#   e2e_join_leave        SIGTERM: the listener's STENTOR-LEAVE removes it at
+#                         once (join/left)
+#   e2e_join_rebind       the NAT's outside address changes mid-stream (the
+#                         kernel drops the masqueraded mappings): the token
+#                         moves to the new mapping (join/rebound) and the
+#                         listener keeps hearing the stream
+# Prints "PASS <name>" / "FAIL <name> <reason>". Needs root. About 30 s.
+# Environment: BUILD_DIR (default build).
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+REPO=$(pwd)
+BUILD_DIR=${BUILD_DIR:-build}
+[[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$REPO/$BUILD_DIR"
+STENTORD="$BUILD_DIR/control/stentord"
+LISTENER="$BUILD_DIR/tools/stentor-listener"
+PEER="$REPO/tests/tools/join_peer.py"
+PY=/usr/bin/python3
+T="e2e_join"
+CONSENT_S=5
+REBIND_S=2
+SESSION_PORT=40000
+NAT_OUT_IP=198.18.0.30       # the NAT's outside address (on the relay's LAN)
+NAT_OUT_IP2=198.18.0.31      # ... after the "rebinding"
+NAT_IN_IP=198.19.0.1         # private side (198.18.0.0/15: never routed)
+PRIV_IP=198.19.0.2
+
+FAILS=0
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1 $2"; FAILS=$((FAILS + 1)); }
+
+if [[ $(id -u) -ne 0 ]]; then
+  fail "${T}_setup" "needs root (network namespaces)"; exit 1
+fi
+for b in "$STENTORD" "$LISTENER"; do
+  [[ -x "$b" ]] || { fail "${T}_setup" "$b not built"; exit 1; }
+done
+for tool in jq curl nft ffmpeg sox turnutils_stunclient; do
+  command -v "$tool" >/dev/null || { fail "${T}_setup" "$tool not installed (scripts/deps.sh)"; exit 1; }
+done
+if ! "$PY" -c 'import aioice.stun' 2>/dev/null; then
+  fail "${T}_setup" "python3-aioice missing (scripts/deps.sh installs it)"; exit 1
+fi
+
+# shellcheck source=scripts/netlib.sh
+source "$REPO/scripts/netlib.sh"
+netlib_init ""
+NS_NAT="${NL_P}nat"
+NS_PRIV="${NL_P}priv"
+NL_ALL_NS+=("$NS_PRIV" "$NS_NAT")   # netlib_down removes them too
+WORK=$(mktemp -d "/tmp/${NL_P}.XXXXXX")
+e2e_hook() { rm -rf "$WORK"; }
+netlib_trap e2e_hook
+
+# --- the network: netlib's LAN, plus a listener behind a NAT -----------------
+#   ${P}priv veth0 198.19.0.2/24 --- veth1 198.19.0.1/24 ${P}nat veth0 198.18.0.30/24 --- br0
+nat_up() {
+  nl_ns_add "$NS_NAT"
+  nl_ns_add "$NS_PRIV"
+  ip link add veth0 netns "$NS_NAT" type veth peer name p-nat netns "$NL_NS_BR"
+  nl_ns_exec "$NL_NS_BR" ip link set p-nat master br0 up
+  nl_ns_exec "$NS_NAT" ip addr add "$NAT_OUT_IP/24" dev veth0
+  nl_ns_exec "$NS_NAT" ip link set veth0 up
+  ip link add veth1 netns "$NS_NAT" type veth peer name veth0 netns "$NS_PRIV"
+  nl_ns_exec "$NS_NAT" ip addr add "$NAT_IN_IP/24" dev veth1
+  nl_ns_exec "$NS_NAT" ip link set veth1 up
+  nl_ns_exec "$NS_PRIV" ip addr add "$PRIV_IP/24" dev veth0
+  nl_ns_exec "$NS_PRIV" ip link set veth0 up
+  nl_ns_exec "$NS_PRIV" ip route add default via "$NAT_IN_IP"
+  nl_offload_off "$NS_PRIV" veth0 tx off
+  nl_offload_off "$NS_NAT" veth0 tx off
+  nl_offload_off "$NS_NAT" veth1 tx off
+  nl_ns_exec "$NS_NAT" sysctl -q -w net.ipv4.ip_forward=1 >/dev/null
+  nl_ns_exec "$NS_NAT" nft -f - <<EOF
+table ip nat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "veth0" masquerade
+  }
+}
+EOF
+}
+if ! { netlib_up && nat_up; } >"$WORK/netlib.log" 2>&1; then
+  cat "$WORK/netlib.log" >&2
+  fail "${T}_setup" "could not build the namespace topology"; exit 1
+fi
+
+# --- the relay: dev-veth with [join] ------------------------------------------
+umask 077
+openssl rand -hex 32 >"$WORK/join-1.key"
+umask 022
+CONFIG="$WORK/join.toml"
+cp configs/dev-veth.toml "$CONFIG"
+cat >>"$CONFIG" <<EOF
+
+[join]
+keys = [{ id = 1, secret_file = "$WORK/join-1.key" }]
+consent_timeout_s = $CONSENT_S
+rebind_after_s = $REBIND_S
+EOF
+if ! "$STENTORD" --check -c "$CONFIG" >"$WORK/check.log" 2>&1; then
+  cat "$WORK/check.log" >&2
+  fail "${T}_setup" "profile does not validate"; exit 1
+fi
+API_TOKEN=$(awk -F'"' '/^token = /{ print $2 }' "$CONFIG")
+API_PORT=$(sed -n 's/^listen = "[^:]*:\([0-9]*\)".*/\1/p' "$CONFIG")
+API="http://127.0.0.1:$API_PORT/api/v1"
+
+api() {  # METHOD PATH [BODY] -> reply in $WORK/reply, prints the HTTP status
+  local method=$1 path=$2 body=${3:-}
+  local args=(-s -o "$WORK/reply" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $API_TOKEN")
+  [[ -n "$body" ]] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+  ip netns exec "$NL_NS_RELAY" curl "${args[@]}" "$API$path"
+}
+counter() {  # NAME: a counter of GET /stats (0 when absent)
+  api GET /stats >/dev/null
+  jq -r --arg n "$1" '.counters[$n] // 0' "$WORK/reply"
+}
+listeners() {  # session 1's listeners, one "ip:port" a line
+  api GET "/sessions/1/listeners?limit=1000" >/dev/null
+  jq -r '.listeners[] | "\(.ip):\(.port)"' "$WORK/reply"
+}
+has_listener() { listeners | grep -qx -- "$1"; }
+nb_listeners() { listeners | wc -l; }
+mint() {  # COUNT [TTL_S] -> "TOKEN PASSWORD" lines
+  local body="{\"count\":$1,\"tier\":0${2:+,\"ttl_s\":$2}}" code
+  code=$(api POST /sessions/1/tokens "$body")
+  [[ "$code" == 201 ]] || { echo "mint answered $code: $(head -c 200 "$WORK/reply")" >&2; return 1; }
+  jq -r '.tokens[] | "\(.token) \(.password)"' "$WORK/reply"
+}
+
+RELAY_LOG="$WORK/stentord.log"
+rc=0
+netlib_start_relay "$BUILD_DIR" "$CONFIG" 120 "$RELAY_LOG" 20 || rc=$?
+if (( rc != 0 )); then
+  fail "${T}_setup" "stentord not ready (rc $rc)"; exit 1
+fi
+# An expired token first, so that it has expired by the time it is used.
+if ! mint 1 1 >"$WORK/expired.tok" || ! mint 8 >"$WORK/tokens"; then
+  fail "${T}_setup" "could not mint tokens"; exit 1
+fi
+mapfile -t TOKS <"$WORK/tokens"
+tok() { cut -d' ' -f1 <<<"${TOKS[$1]}"; }
+pw() { cut -d' ' -f2 <<<"${TOKS[$1]}"; }
+
+# The speaker: 440 Hz for the whole run (it is stopped at the end).
+netlib_speaker_cmd 90
+"${NL_SPEAKER_CMD[@]}" >"$WORK/speaker.log" 2>&1 &
+SPK_PID=$!
+netlib_track "$SPK_PID"
+
+# run_listener NAME NS LISTEN TOKEN_INDEX SECONDS [ARGS...]: stentor-listener
+# --join in the background; sets LPID.
+run_listener() {
+  local name=$1 ns=$2 listen=$3 i=$4 secs=$5; shift 5
+  ip netns exec "$ns" "$LISTENER" --listen "$listen" --join --relay "$NL_RELAY_IP:$SESSION_PORT" \
+    --token "$(tok "$i")" --password "$(pw "$i")" --consent-interval 1 --seconds "$secs" \
+    --json "$WORK/$name.json" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  LPID=$!
+  netlib_track "$LPID"
+}
+# joined_as NAME [TIMEOUT_S]: waits for "join: joined via ... as IP:PORT"; prints IP:PORT.
+joined_as() {
+  local name=$1 t=${2:-5}
+  netlib_wait_for_line "$WORK/$name.err" 'join: joined via .* as ' "$t" "$LPID" || return 1
+  sed -n 's/^stentor-listener: join: joined via .* as \([0-9.]*:[0-9]*\)$/\1/p' "$WORK/$name.err" | head -n1
+}
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# --- 1. nat ---------------------------------------------------------------------
+name="${T}_nat"
+run_listener nat "$NS_PRIV" "$PRIV_IP:0" 0 4 --wav-dir "$WORK/natwav"
+if mapped=$(joined_as nat 5) && [[ -n "$mapped" ]]; then
+  table=$(listeners | tr '\n' ' ')
+  rc=0; wait "$LPID" || rc=$?
+  read -r dur freq < <(netlib_wav_info "$WORK/natwav/listener-0.wav")
+  echo "# $name: joined as $mapped; table: $table; WAV $dur s, ~$freq Hz"
+  if [[ "${mapped%:*}" != "$NAT_OUT_IP" ]]; then
+    fail "$name" "relay saw $mapped, not the NAT's outside address $NAT_OUT_IP"
+  elif ! grep -qw -- "$mapped" <<<"$table" || grep -q -- "$PRIV_IP" <<<"$table"; then
+    fail "$name" "listener table '$table' lacks $mapped or holds the private $PRIV_IP"
+  elif (( rc != 0 )); then
+    fail "$name" "listener exited $rc: $(tail -n3 "$WORK/nat.err" | tr '\n' ' ')"
+  elif [[ "$freq" == "?" ]] || ! awk -v f="$freq" 'BEGIN { exit !(f >= 435 && f <= 445) }'; then
+    fail "$name" "WAV ($dur s) rough frequency $freq Hz, not 440 +- 5"
+  else
+    pass "$name"
+  fi
+else
+  fail "$name" "never joined: $(tr '\n' ' ' <"$WORK/nat.err")"
+fi
+
+# --- 2. aioice --------------------------------------------------------------------
+name="${T}_aioice"
+before=$(counter join/joined)
+out=$(ip netns exec "${NL_NS_LISTENERS[2]}" "$PY" "$PEER" ask "${NL_LISTENER_IPS[2]}" "$NL_RELAY_IP" \
+        "$SESSION_PORT" "$(tok 1)" "$(pw 1)" 1.5 leave 2>&1) && rc=0 || rc=$?
+after=$(counter join/joined)
+echo "# $name: $out"
+if (( rc != 0 )) || [[ "$out" != "ok RESPONSE ${NL_LISTENER_IPS[2]}:"*" left" ]]; then
+  fail "$name" "aioice: $out"
+elif (( after != before + 1 )); then
+  fail "$name" "join/joined went $before -> $after, want +1"
+elif listeners | grep "^${NL_LISTENER_IPS[2]}:" | grep -qv ":5004$"; then
+  fail "$name" "still listed after its leave"
+else
+  pass "$name"
+fi
+
+# --- 3. turnutils_stunclient: a plain Binding Request ---------------------------
+name="${T}_stunclient_unanswered"
+n0=$(nb_listeners); m0=$(counter drop/join/malformed); r0=$(counter join_replies)
+ip netns exec "${NL_NS_LISTENERS[2]}" timeout 4 turnutils_stunclient -p "$SESSION_PORT" "$NL_RELAY_IP" \
+  >"$WORK/stunclient.out" 2>&1 && rc=0 || rc=$?
+n1=$(nb_listeners); m1=$(counter drop/join/malformed); r1=$(counter join_replies)
+echo "# $name: stunclient exit $rc, drop/join/malformed $m0 -> $m1, join_replies $r0 -> $r1, listeners $n0 -> $n1"
+if grep -qiE 'XOR-MAPPED|Success|mapped' "$WORK/stunclient.out"; then
+  fail "$name" "stunclient got an answer: $(tr '\n' ' ' <"$WORK/stunclient.out" | head -c 300)"
+elif (( m1 <= m0 )); then
+  fail "$name" "drop/join/malformed did not move ($m0 -> $m1)"
+elif (( r1 != r0 || n1 != n0 )); then
+  fail "$name" "join_replies $r0 -> $r1, listeners $n0 -> $n1 (want no change)"
+else
+  pass "$name"
+fi
+
+# --- 4. forged token, wrong password, expired token: silence ---------------------
+name="${T}_forged_silent"
+t2=$(tok 2); p2=$(pw 2)
+c=${t2:40:1}; [[ "$c" == A ]] && c=B || c=A
+forged="${t2:0:40}$c${t2:41}"                 # a tag character changed
+read -r exp_tok exp_pw <"$WORK/expired.tok"
+n0=$(nb_listeners); r0=$(counter join_replies)
+bad=""
+for row in "forged $forged $p2" "bad_integrity $t2 ${p2:0:21}x" "expired $exp_tok $exp_pw"; do
+  read -r reason t p <<<"$row"
+  c0=$(counter "drop/join/$reason")
+  out=$(ip netns exec "${NL_NS_LISTENERS[2]}" "$PY" "$PEER" ask "${NL_LISTENER_IPS[2]}" "$NL_RELAY_IP" \
+          "$SESSION_PORT" "$t" "$p" 1.0 2>&1) || true
+  c1=$(counter "drop/join/$reason")
+  echo "# $name: $reason: $out; drop/join/$reason $c0 -> $c1"
+  [[ "$out" == silent* ]] || bad+=" $reason answered ($out);"
+  (( c1 == c0 + 1 )) || bad+=" drop/join/$reason $c0 -> $c1;"
+done
+n1=$(nb_listeners); r1=$(counter join_replies)
+(( r1 == r0 && n1 == n0 )) || bad+=" join_replies $r0 -> $r1, listeners $n0 -> $n1;"
+if [[ -z "$bad" ]]; then pass "$name"; else fail "$name" "$bad"; fi
+
+# --- 5. consent: SIGKILL, no leave -----------------------------------------------
+name="${T}_consent"
+L1_IP=${NL_LISTENER_IPS[0]}
+run_listener consent "${NL_NS_LISTENERS[0]}" "$L1_IP:6000" 3 30
+if joined_as consent 5 >/dev/null && has_listener "$L1_IP:6000"; then
+  e0=$(counter join/consent_expired)
+  sleep 1
+  kill -KILL "$LPID"; wait "$LPID" 2>/dev/null || true
+  t_kill=$(now)
+  # The same port, now a plain socket: packets keep coming until consent expires.
+  ip netns exec "${NL_NS_LISTENERS[0]}" "$PY" "$PEER" count "$L1_IP" 6000 12 "$WORK/consent.count" &
+  CPID=$!; netlib_track "$CPID"
+  gone=""
+  for _ in $(seq 100); do
+    if ! has_listener "$L1_IP:6000"; then gone=$(now); break; fi
+    sleep 0.1
+  done
+  if [[ -n "$gone" ]]; then
+    sleep 2
+    netlib_stop_pid "$CPID" TERM 1
+    e1=$(counter join/consent_expired)
+    took=$(elapsed "$t_kill" "$gone")
+    n_before=$(awk -v g="$gone" '$1 != "ready" && $1 <= g' "$WORK/consent.count" | wc -l)
+    n_after=$(awk -v g="$gone" '$1 != "ready" && $1 > g + 0.1' "$WORK/consent.count" | wc -l)
+    echo "# $name: removed $took s after SIGKILL; port heard $n_before packets before, $n_after after"
+    if ! awk -v t="$took" -v c="$CONSENT_S" 'BEGIN { exit !(t <= c + 2) }'; then
+      fail "$name" "removed $took s after SIGKILL, want <= $((CONSENT_S + 2)) s"
+    elif (( e1 != e0 + 1 )); then
+      fail "$name" "join/consent_expired $e0 -> $e1, want +1"
+    elif (( n_before == 0 )); then
+      fail "$name" "the port heard nothing before the removal (the count cannot be trusted)"
+    elif (( n_after != 0 )); then
+      fail "$name" "$n_after packets reached the port after the removal"
+    else
+      pass "$name"
+    fi
+  else
+    fail "$name" "still listed 10 s after SIGKILL"
+  fi
+else
+  fail "$name" "never joined: $(tr '\n' ' ' <"$WORK/consent.err")"
+fi
+
+# --- 6. leave: SIGTERM -----------------------------------------------------------------
+name="${T}_leave"
+L2_IP=${NL_LISTENER_IPS[1]}
+run_listener leave "${NL_NS_LISTENERS[1]}" "$L2_IP:6000" 4 30
+if joined_as leave 5 >/dev/null && has_listener "$L2_IP:6000"; then
+  l0=$(counter join/left)
+  kill -TERM "$LPID"
+  rc=0; wait "$LPID" || rc=$?
+  l1=$(counter join/left)
+  if has_listener "$L2_IP:6000"; then
+    fail "$name" "still listed after the listener exited"
+  elif (( l1 != l0 + 1 )); then
+    fail "$name" "join/left $l0 -> $l1, want +1"
+  elif ! grep -q '^stentor-listener: join: left$' "$WORK/leave.err" || (( rc != 0 )); then
+    fail "$name" "listener exited $rc: $(tail -n2 "$WORK/leave.err" | tr '\n' ' ')"
+  else
+    pass "$name"
+  fi
+else
+  fail "$name" "never joined: $(tr '\n' ' ' <"$WORK/leave.err")"
+fi
+
+# --- 7. rebind: the NAT's mapping changes mid-stream -------------------------------
+name="${T}_rebind"
+run_listener rebind "$NS_PRIV" "$PRIV_IP:0" 5 20
+if mapped=$(joined_as rebind 5) && [[ -n "$mapped" ]]; then
+  sleep 1
+  b0=$(counter join/rebound)
+  # Removing the address the mappings use makes the kernel drop them
+  # (masquerade's address notifier); the next request goes out from the new one.
+  nl_ns_exec "$NS_NAT" ip addr del "$NAT_OUT_IP/24" dev veth0
+  nl_ns_exec "$NS_NAT" ip addr add "$NAT_OUT_IP2/24" dev veth0
+  t_move=$(now)
+  moved=""
+  for _ in $(seq 100); do
+    if listeners | grep -q "^$NAT_OUT_IP2:"; then moved=$(now); break; fi
+    kill -0 "$LPID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -n "$moved" ]]; then
+    u0=$(netlib_udp_in "$NS_PRIV"); sleep 2; u1=$(netlib_udp_in "$NS_PRIV")
+    b1=$(counter join/rebound)
+    table=$(listeners | tr '\n' ' ')
+    n409=$(grep -c 'refused: 409' "$WORK/rebind.err" || true)
+    echo "# $name: moved to $NAT_OUT_IP2 $(elapsed "$t_move" "$moved") s after the change (after $n409 answers 409); $((u1 - u0)) datagrams in the next 2 s; table: $table"
+    if (( b1 != b0 + 1 )); then
+      fail "$name" "join/rebound $b0 -> $b1, want +1"
+    elif grep -q -- "$mapped" <<<"$table"; then
+      fail "$name" "the old mapping $mapped is still listed"
+    elif (( u1 - u0 < 80 )); then
+      fail "$name" "only $((u1 - u0)) datagrams in 2 s after the rebinding (want >= 80 of 100)"
+    else
+      pass "$name"
+    fi
+  else
+    fail "$name" "not moved to $NAT_OUT_IP2 within 10 s: $(tail -n3 "$WORK/rebind.err" | tr '\n' ' ')"
+  fi
+  netlib_stop_pid "$LPID" TERM 3
+else
+  fail "$name" "never joined: $(tr '\n' ' ' <"$WORK/rebind.err")"
+fi
+
+netlib_stop_pid "$SPK_PID" TERM 3
+netlib_stop_pid "$RELAY_PID" INT 10
+(( FAILS == 0 ))
