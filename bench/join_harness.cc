@@ -350,6 +350,7 @@ struct wire_counts {
 };
 
 struct reader {
+    explicit reader(relay_env& env) : e(env) {}
     relay_env& e;
     wire_counts c;
     uint32_t static_from = 0;                 // count static replicas with seq > this
@@ -475,7 +476,7 @@ flood_result flood(relay_env& e, const request_set& forged, unsigned nb_static, 
         std::memcpy(rte_pktmbuf_append(ms[i], static_cast<uint16_t>(forged.len)), forged.at(i), forged.len);
         ms[i]->port = e.port_id;
     }
-    reader rd{e};
+    reader rd(e);
     rd.nb_static = nb_static;
     uint32_t seq = 0;
     rd.seq_now = &seq;
@@ -539,7 +540,7 @@ flash_result flash(relay_env& e, const request_set& reqs, unsigned nb_static, do
     flash_result fr;
     std::vector<uint32_t> mark(reqs.n, UINT32_MAX), got(reqs.n, 0);
     uint32_t seq = 0;
-    reader rd{e};
+    reader rd(e);
     rd.nb_static = nb_static;
     rd.mark = &mark;
     rd.got = &got;
@@ -612,7 +613,7 @@ flash_result flash(relay_env& e, const request_set& reqs, unsigned nb_static, do
 // The first n clients (joined) send their request again: a consent refresh
 // each. Seconds for all n answered, no stream meanwhile.
 double refresh(relay_env& e, const request_set& reqs, uint32_t n, uint64_t& refreshed) {
-    reader rd{e};
+    reader rd(e);
     uint32_t seq = 0;
     rd.seq_now = &seq;
     const uint64_t r0 = e.desk().stats().refreshed;
