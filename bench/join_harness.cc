@@ -779,7 +779,9 @@ int main(int argc, char** argv) {
         std::printf("\n1. join verification, one core (%u x %.1f s windows)\n", reps, window);
         print_rate("join_verified (RX stage, both MACs, ring)", verify, "M/s", 1e6);
         print_rate("reference: HMAC() SHA-1 one-shot, same size", ref, "M/s", 1e6);
-        std::printf("   goal >= 2.000 M/s; verify/reference %.2f\n", ref.median > 0 ? verify.median / ref.median : 0);
+        std::printf("   goal >= 2.000 M/s; verify/reference %.2f (OpenSSL 3's HMAC() fetches the digest on every call;\n"
+                    "   join.cc keeps SHA-256 pad states per key and runs SHA1_* directly, so it can beat the reference)\n",
+                    ref.median > 0 ? verify.median / ref.median : 0);
         std::fflush(stdout);
 
         // 2. Forged flood while streaming; then with a small verify budget.
@@ -849,11 +851,8 @@ int main(int argc, char** argv) {
             k.session_join_rate_per_s = bucket;
             relay_env e(k);
             // Offered at 4 x the bucket, evenly over the run.
-            const uint32_t offer = std::min<uint32_t>(crowd.n, static_cast<uint32_t>(bucket * bucket_s * 4 + 64));
-            request_set part;
-            part.len = crowd.len;
-            part.n = offer;
-            part.buf.assign(crowd.buf.begin(), crowd.buf.begin() + static_cast<std::ptrdiff_t>(size_t{offer} * crowd.len));
+            const auto offer = static_cast<uint32_t>(bucket * bucket_s * 4 + 64);
+            const request_set part = build_requests(0, offer, false, false, uint64_t{1} << 40);
             fb = flash(e, part, k.nb_static, bucket_s, 4096, 0, 4.0 * bucket);
             const auto st = e.desk().stats();
             std::printf("\n3b. session join bucket %u/s (burst: 1 s of it), %u joins offered evenly over %.1f s: %llu admitted, "
