@@ -550,11 +550,13 @@ struct flash_result {
     uint64_t success = 0, errors = 0, err_429 = 0;
     bool complete = false;
     double steady_per_s = 0;   // stop_after runs: joined per second from stop_after/3 to the end
+    uint64_t resent = 0;       // requests sent again by clients whose answer was lost
 };
 
-// Clients send their request once and wait for the answer (at most
-// `window` unanswered, as a crowd behind NATs would be paced by its own
-// retransmission timers); the speaker sends 50 packets/s throughout.
+// Clients send their request and wait for the answer (at most `window`
+// unanswered, as a crowd behind NATs would be paced by its own
+// retransmission timers), and send it again when the answer was lost; the
+// speaker sends 50 packets/s throughout.
 // `stop_after` > 0: run for that many seconds instead of until all joined.
 // `offer_per_s` > 0: the clients' requests are spread evenly at that rate.
 flash_result flash(relay_env& e, const request_set& reqs, unsigned nb_static, double stop_after, unsigned window,
@@ -574,6 +576,9 @@ flash_result flash(relay_env& e, const request_set& reqs, unsigned nb_static, do
     clk::time_point t_done{};
     double t_mid = -1;
     uint64_t joined_mid = 0;
+    uint64_t last_answered = 0;
+    uint32_t resend_pos = UINT32_MAX;   // >= sent: no retransmission sweep under way
+    auto last_progress = t0;
     while (true) {
         const auto now = clk::now();
         const double el = secs(t0, now);
@@ -596,6 +601,36 @@ flash_result flash(relay_env& e, const request_set& reqs, unsigned nb_static, do
             const unsigned k = e.inject(n, reqs.len, [&](unsigned i) { return reqs.at(sent + i); });
             if (k == 0) break;
             sent += k;
+        }
+        // Clients retransmit (RFC 8489 6.2.1: a request whose answer does not
+        // come is sent again): an answer can be lost like any datagram, here
+        // when the stream to the crowd fills the TX ring. No new answer for
+        // 100 ms: every client still waiting sends its request again (the
+        // relay answers a joined one as a refresh). Unlimited buckets only:
+        // with a bucket the offered rate is the experiment.
+        if (offer_per_s <= 0) {
+            if (answered != last_answered) {
+                last_answered = answered;
+                last_progress = now;
+            } else if (now - last_progress > std::chrono::milliseconds(100) && resend_pos >= sent) {
+                resend_pos = 0;
+                last_progress = now;
+            }
+            while (resend_pos < sent && rte_ring_free_count(e.rx) > 64) {
+                uint32_t idx[64];
+                unsigned n = 0;
+                while (resend_pos < sent && n < 64) {
+                    if (mark[resend_pos] == UINT32_MAX) idx[n++] = resend_pos;
+                    ++resend_pos;
+                }
+                if (n == 0) continue;
+                const unsigned k = e.inject(n, reqs.len, [&](unsigned i) { return reqs.at(idx[i]); });
+                fr.resent += k;
+                if (k < n) {
+                    resend_pos = idx[k];
+                    break;
+                }
+            }
         }
         pump(e, rd);
         e.desk().poll(clk::now());
@@ -744,7 +779,7 @@ int main(int argc, char** argv) {
     double refresh_s = 0;
     uint64_t refreshed = 0;
     uint32_t nb_refresh = 0;
-    uint64_t ring_full = 0, tier1_misses = 0, deadline = 0;
+    uint64_t ring_full = 0, tier1_misses = 0, deadline = 0, tx_full = 0, reply_full = 0;
     int rc = 0;
     try {
         // 1. Verifications per second, interleaved with the HMAC reference.
@@ -823,16 +858,21 @@ int main(int argc, char** argv) {
             ring_full = e.counter("drop/join/ring_full");
             tier1_misses = t.tier_misses[1];
             deadline = e.counter("drop/egress/deadline");
+            tx_full = e.counter("drop/egress/tx_full");
+            reply_full = e.desk().stats().reply_ring_full;
             nb_refresh = static_cast<uint32_t>(std::min<uint64_t>(fa.joined, 200000));
             refresh_s = refresh(e, crowd, nb_refresh, refreshed);
         }
         std::printf("\n3. flash crowd: %u token joins, distinct ip:port, unlimited join buckets, stream 50 packets/s\n",
                     crowd.n);
         std::printf("   %s: %llu joined in %.3f s (%.0f joins/s); answers: %llu success, %llu error; "
-                    "join/ring_full %llu\n",
+                    "join/ring_full %llu; requests sent again after a lost answer %llu (egress/tx_full %llu, "
+                    "join/reply_ring_full %llu)\n",
                     fa.complete ? "all admitted" : "INCOMPLETE", static_cast<unsigned long long>(fa.joined),
                     fa.seconds, fa.joined / std::max(fa.seconds, 1e-9), static_cast<unsigned long long>(fa.success),
-                    static_cast<unsigned long long>(fa.errors), static_cast<unsigned long long>(ring_full));
+                    static_cast<unsigned long long>(fa.errors), static_cast<unsigned long long>(ring_full),
+                    static_cast<unsigned long long>(fa.resent),
+                    static_cast<unsigned long long>(tx_full), static_cast<unsigned long long>(reply_full));
         std::printf("   tier-0 listeners (100 static + %llu joined probes): owed %llu packets, lost %llu (goal 0); "
                     "tier-1 joiners: %llu replicas abandoned at the frame deadline (%llu deadline drops)\n",
                     static_cast<unsigned long long>(fa.probes), static_cast<unsigned long long>(fa.expected),
