@@ -63,6 +63,14 @@ void check(const parse_result& r, uint32_t len) {
     case pkt_kind::arp:
         if (r.l3_off + 28u > len) contract_broken();
         break;
+    case pkt_kind::stun: {
+        // The STUN message (the join stage checks its content): a non-empty
+        // UDP payload starting 0..3, inside the frame.
+        const uint32_t end = uint32_t{r.rtp_off} + r.rtp_len;
+        if (r.rtp_len == 0 || end > len || r.l4_off + 8u != r.rtp_off || r.src_ip_be == 0) contract_broken();
+        if (r.rtp_off >= len || r.rtp_off >= end || r.rtp_off == 0) contract_broken();
+        break;
+    }
     default:
         contract_broken();
     }
