@@ -797,8 +797,10 @@ int main(int argc, char** argv) {
             }
             verify = summarise(v);
             ref = summarise(h);
-            const uint64_t malformed = e.counter("drop/join/malformed") + e.counter("drop/join/forged") +
-                                       e.counter("drop/join/bad_integrity") + e.counter("drop/join/ring_full");
+            uint64_t malformed = e.counter("drop/join/forged") + e.counter("drop/join/bad_integrity") +
+                                 e.counter("drop/join/ring_full");
+            for (auto r = static_cast<size_t>(dp::drop_reason::join_stun_too_short); r < dp::nb_drop_reasons; ++r)
+                malformed += e.counter(("drop/" + std::string(dp::drop_reason_names[r])).c_str());
             if (malformed != 0) {
                 std::printf("# ERROR: %llu requests of the valid set were dropped\n",
                             static_cast<unsigned long long>(malformed));

@@ -34,8 +34,8 @@ bool join_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, con
     }
     const uint8_t* msg = rte_pktmbuf_mtod(m, const uint8_t*) + pr.rtp_off;
     stun::request_view v;
-    if (stun::parse_request(msg, pr.rtp_len, v) != stun::stun_error::ok) {
-        ++c->drop(drop_reason::join_malformed);
+    if (const auto e = stun::parse_request(msg, pr.rtp_len, v); e != stun::stun_error::ok) {
+        ++c->drop(join_drop_of(e));
         return false;
     }
     uint8_t raw[join::token_raw_len];
@@ -65,7 +65,7 @@ bool join_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, con
     // The headroom carries the verdict to the desk; a PMD leaves at least
     // RTE_PKTMBUF_HEADROOM, so this only fails on a damaged mbuf.
     if (rte_pktmbuf_headroom(m) < sizeof(dp_join_request)) [[unlikely]] {
-        ++c->drop(drop_reason::join_malformed);
+        ++c->drop(drop_reason::join_no_headroom);
         return false;
     }
     // Everything above is a handful of compares; from here on each request

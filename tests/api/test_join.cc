@@ -228,8 +228,8 @@ TEST(join, refused_requests_add_nobody_send_nothing_and_count_their_reason) {
         {"expired token", frame_from(request(expired)), "drop/join/expired"},
         {"token of another session", frame_from(request(other_session)), "drop/join/wrong_session"},
         {"key id the relay does not hold", frame_from(request(unknown_key)), "drop/join/unknown_key"},
-        {"truncated request", frame_from(truncated), "drop/join/malformed"},
-        {"unauthenticated Binding Request", frame_from(plain), "drop/join/malformed"},
+        {"truncated request (header length says more)", frame_from(truncated), "drop/join/bad_length"},
+        {"unauthenticated Binding Request", frame_from(plain), "drop/join/no_username"},
         {"valid token to a port without a session", frame_from(request(good), nat_ip, nat_port, 40001),
          "drop/join/no_session"},
     };

@@ -11,7 +11,7 @@
 #                         verify in aioice, XOR-MAPPED-ADDRESS is its own;
 #                         then its STENTOR-LEAVE is answered the same way
 #   e2e_join_stunclient_unanswered  coturn's turnutils_stunclient (a plain
-#                         Binding Request) gets nothing; drop/join/malformed
+#                         Binding Request) gets nothing; a drop/join/<parser reason>
 #   e2e_join_forged_silent  forged token, wrong password, expired token: no
 #                         byte back, drop/join/{forged,bad_integrity,expired}
 #   e2e_join_consent      a joined listener killed by SIGKILL (no leave) is
@@ -136,6 +136,10 @@ counter() {  # NAME: a counter of GET /stats (0 when absent)
   api GET /stats >/dev/null
   jq -r --arg n "$1" '.counters[$n] // 0' "$WORK/reply"
 }
+parser_refusals() {  # the STUN parser's refusals: the sum of drop/join/<reason> over stun.h's reasons
+  api GET /stats >/dev/null
+  jq -r '[.counters | to_entries[] | select(.key | test("^drop/join/(too_short|too_long|not_stun|bad_cookie|bad_length|wrong_type|bad_attribute|attribute_after_fingerprint|attribute_after_integrity|unknown_comprehension_required|duplicate_attribute|bad_attribute_value|no_username|username_too_long|no_integrity|no_fingerprint|bad_fingerprint)$")) | .value] | add // 0' "$WORK/reply"
+}
 listeners() {  # session 1's listeners, one "ip:port" a line
   api GET "/sessions/1/listeners?limit=1000" >/dev/null
   jq -r '.listeners[] | "\(.ip):\(.port)"' "$WORK/reply"
@@ -230,15 +234,15 @@ fi
 
 # --- 3. turnutils_stunclient: a plain Binding Request ---------------------------
 name="${T}_stunclient_unanswered"
-n0=$(nb_listeners); m0=$(counter drop/join/malformed); r0=$(counter join_replies)
+n0=$(nb_listeners); m0=$(parser_refusals); r0=$(counter join_replies)
 ip netns exec "${NL_NS_LISTENERS[2]}" timeout 4 turnutils_stunclient -p "$SESSION_PORT" "$NL_RELAY_IP" \
   >"$WORK/stunclient.out" 2>&1 && rc=0 || rc=$?
-n1=$(nb_listeners); m1=$(counter drop/join/malformed); r1=$(counter join_replies)
-echo "# $name: stunclient exit $rc, drop/join/malformed $m0 -> $m1, join_replies $r0 -> $r1, listeners $n0 -> $n1"
+n1=$(nb_listeners); m1=$(parser_refusals); r1=$(counter join_replies)
+echo "# $name: stunclient exit $rc, STUN parser refusals (drop/join/<reason>) $m0 -> $m1, join_replies $r0 -> $r1, listeners $n0 -> $n1"
 if grep -qiE 'XOR-MAPPED|Success|mapped' "$WORK/stunclient.out"; then
   fail "$name" "stunclient got an answer: $(tr '\n' ' ' <"$WORK/stunclient.out" | head -c 300)"
 elif (( m1 <= m0 )); then
-  fail "$name" "drop/join/malformed did not move ($m0 -> $m1)"
+  fail "$name" "no drop/join/<parser reason> moved ($m0 -> $m1)"
 elif (( r1 != r0 || n1 != n0 )); then
   fail "$name" "join_replies $r0 -> $r1, listeners $n0 -> $n1 (want no change)"
 else

@@ -12,6 +12,8 @@
 // writes into a buffer whose bytes past `cap` are checked untouched.
 #include "stentor/stun.h"
 
+#include "stentor/dp_counters.h"
+
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -816,3 +818,13 @@ TEST(StunResponse, Rows) {
 
 }  // namespace
 }  // namespace stentor::stun
+
+// The data plane counts each parser refusal under its own name,
+// drop/join/<name> (dp_counters.h generates them from stun.h's list).
+TEST(StunCounters, every_refusal_has_its_drop_reason) {
+    for (auto i = size_t{1}; i < static_cast<size_t>(stentor::stun::stun_error::count_); ++i) {
+        const auto e = static_cast<stentor::stun::stun_error>(i);
+        EXPECT_EQ("join/" + std::string(stentor::stun::error_name(e)),
+                  std::string(stentor::dp::name_of(stentor::dp::join_drop_of(e))));
+    }
+}

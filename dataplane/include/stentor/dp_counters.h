@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "stentor/stun.h"
+
 namespace stentor::dp {
 
 inline constexpr std::size_t cache_line = 64;
@@ -87,7 +89,7 @@ inline constexpr std::size_t cache_line = 64;
     _(arp_conflict, "ingress/arp_conflict", "ARP reply in a window that already brought two MACs for that next hop: not believed") \
     /* join: STUN Binding Requests to a session port (join.cc, docs/join.md); nothing is sent for any of these */ \
     _(join_off, "join/off", "STUN to a session port but joins are not configured ([join] has no keys)") \
-    _(join_malformed, "join/malformed", "not a well-formed Binding Request with USERNAME, MESSAGE-INTEGRITY and FINGERPRINT") \
+    _(join_no_headroom, "join/no_headroom", "request mbuf without the headroom the hand-off to the join desk needs (a PMD's data_off)") \
     _(join_bad_token, "join/bad_token", "USERNAME is not a join token of this version") \
     _(join_unknown_key, "join/unknown_key", "token signed with a key id the relay does not hold") \
     _(join_expired, "join/expired", "token past its expiry") \
@@ -98,9 +100,17 @@ inline constexpr std::size_t cache_line = 64;
     _(join_bad_integrity, "join/bad_integrity", "MESSAGE-INTEGRITY wrong: not signed with the token's password") \
     _(join_ring_full, "join/ring_full", "verified request dropped: hand-off ring to the join desk full")
 
+// Then one reason per refusal of the STUN parser (stun.h's list, in its
+// order, as join/<name>): a request the parser refuses is counted by why.
+#define STENTOR_FOREACH_ALL_DROP_REASONS(X, STUN_X) \
+    STENTOR_FOREACH_DROP_REASON(X)                   \
+    STENTOR_FOREACH_STUN_ERROR(STUN_X)
+
 enum class drop_reason : uint16_t {
 #define STENTOR_X(e, name, help) e,
-    STENTOR_FOREACH_DROP_REASON(STENTOR_X)
+#define STENTOR_STUN_X(n, text) join_stun_##n,
+    STENTOR_FOREACH_ALL_DROP_REASONS(STENTOR_X, STENTOR_STUN_X)
+#undef STENTOR_STUN_X
 #undef STENTOR_X
     count_
 };
@@ -109,15 +119,29 @@ inline constexpr std::size_t nb_drop_reasons = static_cast<std::size_t>(drop_rea
 
 inline constexpr std::array<std::string_view, nb_drop_reasons> drop_reason_names = {
 #define STENTOR_X(e, name, help) name,
-    STENTOR_FOREACH_DROP_REASON(STENTOR_X)
+#define STENTOR_STUN_X(n, text) "join/" #n,
+    STENTOR_FOREACH_ALL_DROP_REASONS(STENTOR_X, STENTOR_STUN_X)
+#undef STENTOR_STUN_X
 #undef STENTOR_X
 };
 
 inline constexpr std::array<std::string_view, nb_drop_reasons> drop_reason_help = {
 #define STENTOR_X(e, name, help) help,
-    STENTOR_FOREACH_DROP_REASON(STENTOR_X)
+#define STENTOR_STUN_X(n, text) "join request refused by the STUN parser: " text,
+    STENTOR_FOREACH_ALL_DROP_REASONS(STENTOR_X, STENTOR_STUN_X)
+#undef STENTOR_STUN_X
 #undef STENTOR_X
 };
+
+// The drop reason of a STUN parser refusal (never stun_error::ok).
+constexpr drop_reason join_drop_of(stun::stun_error e) noexcept {
+    return static_cast<drop_reason>(static_cast<std::size_t>(drop_reason::join_stun_too_short) +
+                                    static_cast<std::size_t>(e) - 1);
+}
+static_assert(static_cast<std::size_t>(stun::stun_error::too_short) == 1 &&
+                  static_cast<std::size_t>(drop_reason::count_) - static_cast<std::size_t>(drop_reason::join_stun_too_short) ==
+                      static_cast<std::size_t>(stun::stun_error::count_) - 1,
+              "the STUN refusals follow the drop reasons one for one, in stun.h's order");
 
 constexpr std::string_view name_of(drop_reason r) noexcept {
     return drop_reason_names[static_cast<std::size_t>(r)];
