@@ -68,7 +68,10 @@ join_desk::join_desk(control_plane& cp, dp::dp_shared& sh, const join_desk_confi
     _sh.unix_now.store(static_cast<uint32_t>(std::time(nullptr)), std::memory_order_relaxed);
 }
 
-join_desk::~join_desk() { stop(); }
+join_desk::~join_desk() {
+    stop();
+    for (auto& p : _pending) rte_pktmbuf_free(p.m);
+}
 
 size_t join_desk::adopt_existing(clock_t_::time_point now) {
     size_t n = 0;
@@ -134,15 +137,15 @@ unsigned join_desk::poll(clock_t_::time_point now) {
     _stats.requests += taken;
     if (!wait.empty()) {
         // One publish covers every join of the pass; the answer waits for it
-        // (and for the next hops), as an API join's 201 does.
+        // and for the next hop, as an API join's 201 does.
         _cp.commit();
-        std::vector<uint32_t> ips;
-        ips.reserve(wait.size());
-        for (const auto& p : wait) ips.push_back(p.ip);
-        const auto left = _cp.wait_resolved(ips);
-        if (!left.empty()) _stats.unresolved += left.size();
-        for (const auto& p : wait) reply_success(p.m);
+        const auto deadline = now + std::chrono::milliseconds(_cp.join_resolve_ms());
+        for (auto& p : wait) {
+            p.deadline = deadline;
+            _pending.push_back(p);
+        }
     }
+    if (!_pending.empty()) answer_resolved(now);
     if (now >= _next_sweep) {
         sweep(now);
         _next_sweep = now + std::chrono::seconds(1);
@@ -251,7 +254,25 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
     _by_token[tok] = binding{at, r.tier, now};
     _by_addr[at] = tok;
     ++_stats.joined;
-    wait.push_back({m, at.ip});
+    wait.push_back({m, at.ip, {}});
+}
+
+void join_desk::answer_resolved(clock_t_::time_point now) {
+    std::vector<uint32_t> ips;
+    ips.reserve(_pending.size());
+    for (const auto& p : _pending) ips.push_back(p.ip);
+    const bool all = _cp.state().unresolved_next_hops(ips).empty();
+    size_t keep = 0;
+    for (auto& p : _pending) {
+        const bool resolved = all || _cp.state().unresolved_next_hops({p.ip}).empty();
+        if (resolved || now >= p.deadline) {
+            if (!resolved) ++_stats.unresolved;
+            reply_success(p.m);
+        } else {
+            _pending[keep++] = p;
+        }
+    }
+    _pending.resize(keep);
 }
 
 void join_desk::unbind(const token_ref& t) {

@@ -129,11 +129,13 @@ private:
     struct pending_reply {
         rte_mbuf* m;
         uint32_t ip;
+        std::chrono::steady_clock::time_point deadline;   // answered then even if its next hop is still unresolved
     };
 
     void run();
     void handle(rte_mbuf* m, std::chrono::steady_clock::time_point now, std::vector<pending_reply>& wait);
     void sweep(std::chrono::steady_clock::time_point now);
+    void answer_resolved(std::chrono::steady_clock::time_point now);
     void unbind(const token_ref& t);
     void reply_success(rte_mbuf* m);
     void reply_error(rte_mbuf* m, unsigned code, const char* reason, uint32_t retry_after_ms = 0);
@@ -144,6 +146,10 @@ private:
     join_desk_config _cfg;
     std::unordered_map<token_ref, binding, token_hash> _by_token;
     std::unordered_map<addr_ref, token_ref, addr_hash> _by_addr;
+    // Joins published, their answers waiting for the next hop (at most
+    // limits.join_resolve_ms): the desk goes on meanwhile, so one listener
+    // whose next hop never answers ARP holds up nobody else's answer.
+    std::vector<pending_reply> _pending;
     std::chrono::steady_clock::time_point _next_sweep{};
     uint64_t _next_placeholder = 1;   // adopted listeners' token refs: key id 0 (never a real token's)
     mutable std::mutex _stats_mu;   // stats() from other threads; the desk updates under it once per pass

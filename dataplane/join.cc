@@ -53,6 +53,14 @@ bool join_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, con
         ++c->drop(drop_reason::join_expired);
         return false;
     }
+    // Everything above is a handful of compares on the packet alone; from
+    // here on each request costs a scan of the sessions and MACs, so a flood
+    // of well-shaped requests is cut to the budget first.
+    if (!bucket_take(w->join_tb.tokens, w->join_tb.last_tsc, now, w->hz, sh.join_verify_per_s,
+                     w->join_burst)) {
+        ++c->drop(drop_reason::join_budget);
+        return false;
+    }
     const dp_session* sess = session_of_port(*s, pr.dst_port_be);
     if (sess == nullptr) {
         ++c->drop(drop_reason::join_no_session);
@@ -66,13 +74,6 @@ bool join_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, con
     // RTE_PKTMBUF_HEADROOM, so this only fails on a damaged mbuf.
     if (rte_pktmbuf_headroom(m) < sizeof(dp_join_request)) [[unlikely]] {
         ++c->drop(drop_reason::join_no_headroom);
-        return false;
-    }
-    // Everything above is a handful of compares; from here on each request
-    // costs MACs, so a flood is cut to the budget first.
-    if (!bucket_take(w->join_tb.tokens, w->join_tb.last_tsc, now, w->hz, sh.join_verify_per_s,
-                     w->join_burst)) {
-        ++c->drop(drop_reason::join_budget);
         return false;
     }
     uint8_t mac[join::token_mac_len];

@@ -5,8 +5,9 @@
 // Order, and what each failure costs the relay (all counted as drop/join/*,
 // none answered):
 //   STUN shape and FINGERPRINT (stun.h) ........ a CRC
-//   token shape, key id, expiry, session/port ... a few compares
+//   token shape, key id, expiry ................. a few compares
 //   this lcore's verification budget ............ a token bucket
+//   session of the port, the token's session .... a scan of the sessions
 //   token tag (HMAC-SHA256) ..................... one MAC: all a forged token costs
 //   MESSAGE-INTEGRITY (HMAC-SHA1, the password) . a second MAC: needs a real token
 #pragma once

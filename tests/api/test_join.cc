@@ -128,7 +128,9 @@ struct join_env {
 
     // The answer to `req` (sent as `frame`), verified as a client would.
     std::optional<answer> ask(const bytes& req, const bytes& frame, const credentials& c) {
-        const auto out = send(frame);
+        auto out = send(frame);
+        // The relay's own ARP requests (a next hop being resolved) are not answers.
+        std::erase_if(out, [](const bytes& f) { return f.size() >= 14 && be16(f.data() + 12) == 0x0806; });
         if (out.empty()) return std::nullopt;
         EXPECT_EQ(1u, out.size());
         const bytes& f = out[0];
@@ -359,4 +361,26 @@ TEST(join, in_token_mode_restored_listeners_come_under_consent) {
     EXPECT_FALSE(e.has_listener(nat_ip, 9000)) << "a restored listener that never asked again still listens";
     EXPECT_TRUE(e.has_listener(nat_ip, 9001));
     EXPECT_EQ(1u, e.stats().consent_expired);
+}
+
+TEST(join, a_next_hop_that_never_answers_holds_up_only_its_own_answer) {
+    join_env e([](control::profile& p) { p.limits.join_resolve_ms = 200; });
+    constexpr uint32_t mute = 0xc612004d;   // 198.18.0.77: on-link, never answers ARP
+    const auto quiet = mint(1);
+    EXPECT_FALSE(e.ask(quiet, mute, 7000).has_value()) << "answered before its next hop resolved or the deadline";
+    // Another listener meanwhile (through the pinned gateway): answered at once.
+    const auto other = e.ask(mint(1));
+    ASSERT_TRUE(other.has_value());
+    EXPECT_EQ(stun::binding_success, other->type);
+    // At the deadline the first is answered too, and counted.
+    e.now += std::chrono::milliseconds(250);
+    e.desk().poll(e.now);
+    e.r().poll();
+    e.r().flush();
+    size_t answers = 0;
+    for (const auto& f : drain(e.port))
+        if (be16(f.data() + 12) == 0x0800 && be32(f.data() + 30) == mute) ++answers;
+    EXPECT_EQ(1u, answers);
+    EXPECT_EQ(1u, e.stats().unresolved);
+    EXPECT_EQ(2u, e.listeners());
 }
