@@ -17,7 +17,7 @@ PACKAGES=(
   libisal-dev    # STUN FINGERPRINT: CRC-32 with PCLMULQDQ (also a dependency of libdpdk-dev)
   # real peers and tools for the demo and end-to-end tests
   ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  sox opus-tools python3-scapy tshark iproute2 ethtool procps
+  sox opus-tools python3-scapy tshark iproute2 ethtool procps jq
   python3-aioice coturn nftables   # join: a STUN peer we did not write, coturn's stunclient, NAT
 )
 
