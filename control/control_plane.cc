@@ -38,9 +38,9 @@ control_plane::~control_plane() {
 void control_plane::start() {
     if (!_o.publisher || _thr.joinable()) return;
     if (_desk) {
-        // Token mode: whatever the journal restored joined by token and is
-        // put under consent before the first request is taken.
-        if (!_p.join.static_listeners) _desk->adopt_existing(clock_t_::now());
+        // Whatever the journal restored that joined by token (in token mode:
+        // everything) is put under consent before the first request is taken.
+        _desk->adopt_existing(clock_t_::now(), !_p.join.static_listeners);
         _desk->start();
     }
     _stop.store(false);

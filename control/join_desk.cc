@@ -73,23 +73,28 @@ join_desk::~join_desk() {
     for (auto& p : _pending) rte_pktmbuf_free(p.m);
 }
 
-size_t join_desk::adopt_existing(clock_t_::time_point now) {
+size_t join_desk::adopt_existing(clock_t_::time_point now, bool all) {
     size_t n = 0;
-    for (const auto& sv : _cp.state().sessions()) {
-        std::optional<uint64_t> after;
-        for (;;) {
-            const auto page = _cp.state().listeners(sv.id, 0, 65536, after);
-            for (const auto& l : page) {
-                const addr_ref at{sv.id, l.ip, static_cast<uint16_t>(l.port)};
-                if (_by_addr.contains(at)) continue;
-                const token_ref t{_next_placeholder++, 0};
-                _by_token[t] = binding{at, static_cast<uint8_t>(l.tier), now};
-                _by_addr[at] = t;
-                ++n;
+    auto adopt = [&](uint32_t session_id, uint32_t ip, unsigned port, unsigned tier) {
+        const addr_ref at{session_id, ip, static_cast<uint16_t>(port)};
+        if (_by_addr.contains(at)) return;
+        const token_ref t{_next_placeholder++, 0};
+        _by_token[t] = binding{at, static_cast<uint8_t>(tier), now};
+        _by_addr[at] = t;
+        ++n;
+    };
+    if (all) {
+        for (const auto& sv : _cp.state().sessions()) {
+            std::optional<uint64_t> after;
+            for (;;) {
+                const auto page = _cp.state().listeners(sv.id, 0, 65536, after);
+                for (const auto& l : page) adopt(sv.id, l.ip, l.port, l.tier);
+                if (page.size() < 65536) break;
+                after = page.back().seq;
             }
-            if (page.size() < 65536) break;
-            after = page.back().seq;
         }
+    } else {
+        for (const auto& l : _cp.state().token_listeners()) adopt(l.session_id, l.ip, l.port, l.tier);
     }
     _nb_bindings.store(_by_token.size(), std::memory_order_relaxed);
     return n;
@@ -219,7 +224,7 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
     }
 
     try {
-        _cp.state().listener_add(at.session_id, at.ip, at.port, r.tier);
+        _cp.state().listener_add(at.session_id, at.ip, at.port, r.tier, true);
     } catch (const action_error& e) {
         switch (e.code) {
         case error_code::exists:

@@ -78,14 +78,13 @@ public:
     join_desk(const join_desk&) = delete;
     join_desk& operator=(const join_desk&) = delete;
 
-    // With join.mode = "token" every listener joined by token, so the
-    // listeners already in the table (restored from the journal after a
-    // restart) are put under consent as if they had just refreshed: each
-    // must send its next request within consent_timeout_s (its token binds
-    // to it then) or it is removed. Returns how many. With "token+static"
-    // the table cannot tell a token listener from an operator's: only those
-    // that send a request again come under consent (docs/join.md).
-    size_t adopt_existing(std::chrono::steady_clock::time_point now);
+    // The listeners already in the table when the desk starts (restored from
+    // the journal after a restart) that joined by token are put under
+    // consent as if they had just refreshed: each must send its next
+    // request within consent_timeout_s (its token binds to it then) or it is
+    // removed. `all` (join.mode = "token"): every listener, whatever the
+    // journal says. Returns how many.
+    size_t adopt_existing(std::chrono::steady_clock::time_point now, bool all);
 
     void start();   // the desk's thread: polls the ring, sleeps 1 ms when it is empty
     void stop();

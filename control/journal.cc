@@ -118,7 +118,7 @@ std::optional<std::string> apply(relay_state& st, const jr::record& rec) {
                 } else if constexpr (std::is_same_v<T, jr::rec_speaker_del>) {
                     st.speaker_del(r.session_id, r.ip, r.port);
                 } else if constexpr (std::is_same_v<T, jr::rec_listener_add>) {
-                    st.listener_add(r.session_id, r.l.ip, r.l.port, r.l.tier);
+                    st.listener_add(r.session_id, r.l.ip, r.l.port, r.l.tier, r.l.by_token);
                 } else if constexpr (std::is_same_v<T, jr::rec_listener_del>) {
                     st.listener_del(r.session_id, r.ip, r.port);
                 } else if constexpr (std::is_same_v<T, jr::rec_listener_add_bulk>) {
@@ -562,7 +562,7 @@ uint64_t journal::write_snapshot(state_image& img, uint64_t epoch) {
         const uint32_t sid = img.listeners[i].session_id;
         run.clear();
         for (; i < img.listeners.size() && img.listeners[i].session_id == sid && run.size() < snapshot_chunk; ++i)
-            run.push_back({img.listeners[i].ip, img.listeners[i].port, img.listeners[i].tier});
+            run.push_back({img.listeners[i].ip, img.listeners[i].port, img.listeners[i].tier, img.listeners[i].by_token});
         jr::encode_listener_add_bulk(sid, run, buf);
     }
     jr::encode(jr::rec_snapshot_end{static_cast<uint32_t>(img.sessions.size()), nb_speakers, img.listeners.size()},

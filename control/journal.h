@@ -59,6 +59,7 @@ struct state_image {
         uint32_t ip;
         uint16_t port;
         uint8_t tier;
+        bool by_token;                     // joined by token (journaled in the tier byte's bit 7)
     };
     std::vector<session> sessions;
     std::vector<listener> listeners;       // any order: the writer sorts by seq

@@ -26,6 +26,11 @@ void put64(std::string& o, uint64_t v) {
     put32(o, static_cast<uint32_t>(v >> 32));
 }
 
+// A listener's tier byte: the tier (0..3) and, in bit 7, "joined by token".
+uint8_t tier_byte(const listener_spec& l) {
+    return static_cast<uint8_t>((l.tier & 0x7f) | (l.by_token ? 0x80 : 0));
+}
+
 uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
 uint32_t get32(const uint8_t* p) { return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24; }
 uint64_t get64(const uint8_t* p) { return uint64_t{get32(p)} | uint64_t{get32(p + 4)} << 32; }
@@ -134,7 +139,9 @@ std::optional<record> decode_payload(record_type t, const uint8_t* p, size_t n, 
         r.session_id = c.u32();
         r.l.ip = c.u32();
         r.l.port = c.u16();
-        r.l.tier = c.u8();
+        const uint8_t t = c.u8();   // tier, bit 7: joined by token
+        r.l.tier = t & 0x7f;
+        r.l.by_token = (t & 0x80) != 0;
         out = r;
         break;
     }
@@ -159,7 +166,9 @@ std::optional<record> decode_payload(record_type t, const uint8_t* p, size_t n, 
             for (auto& l : r.items) {
                 l.ip = c.u32();
                 l.port = c.u16();
-                l.tier = c.u8();
+                const uint8_t t = c.u8();
+                l.tier = t & 0x7f;
+                l.by_token = (t & 0x80) != 0;
             }
         }
         out = std::move(r);
@@ -343,7 +352,7 @@ void encode_listener_add(uint32_t session_id, const listener_spec& l, std::strin
     put32(out, session_id);
     put32(out, l.ip);
     put16(out, static_cast<uint16_t>(l.port));
-    put8(out, static_cast<uint8_t>(l.tier));
+    put8(out, tier_byte(l));
     f.finish();
 }
 
@@ -369,7 +378,7 @@ void encode_listener_add_bulk(uint32_t session_id, std::span<const listener_spec
             d[3] = static_cast<uint8_t>(ip >> 24);
             d[4] = static_cast<uint8_t>(port);
             d[5] = static_cast<uint8_t>(port >> 8);
-            d[6] = static_cast<uint8_t>(items[i].tier);
+            d[6] = tier_byte(items[i]);
         }
         f.finish();
         at += k;

@@ -17,6 +17,11 @@
 //     5  n bytes of payload (below, per type)
 //   5+n  u32 CRC32C of bytes 0..4+n
 //
+// A listener's tier byte (listener_add, listener_add_bulk items; the
+// snapshot's listeners are bulk items too) carries
+// the tier in bits 0..6 and, in bit 7, whether it joined by token (it is
+// under consent after a restart too).
+//
 // The reader stops at the first record that is incomplete (torn: a crash
 // during the write) or wrong (CRC, unknown type, a payload whose shape does
 // not match its type); everything before it is good. Whether a good record

@@ -51,6 +51,7 @@ struct listener_spec {
     uint32_t ip = 0;                 // host order
     unsigned port = 0;
     unsigned tier = 0;               // 0 is the highest priority
+    bool by_token = false;           // joined by token: under consent (control/join_desk.h)
     bool operator==(const listener_spec&) const = default;
 };
 

@@ -64,6 +64,7 @@ struct listener_rec {
     uint8_t shard;
     uint8_t tier;
     uint8_t port_idx;     // egress port (admission accounts load per port)
+    uint8_t by_token;     // joined by token: under consent (join_desk.h)
     uint32_t slot;
     uint32_t neigh;
     uint32_t order_pos;   // index in its session's join_order for its tier (kept by compaction)
@@ -330,7 +331,7 @@ struct relay_state::impl {
         return l.chunks[ci]->l[slot % listener_chunk_size];
     }
 
-    void add_listener(session_state& s, uint32_t ip, unsigned port, unsigned tier) {
+    void add_listener(session_state& s, uint32_t ip, unsigned port, unsigned tier, bool by_token) {
         const auto [nexthop, port_idx] = route(ip);
         if (!neigh_available(nexthop))
             throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
@@ -363,7 +364,7 @@ struct relay_state::impl {
         const uint64_t seq = next_seq++;
         const uint32_t pos = s.order[tier].add(seq, ep_key(ip, port));
         s.listeners.emplace(ep_key(ip, port), listener_rec{shard, static_cast<uint8_t>(tier), static_cast<uint8_t>(port_idx),
-                                                           slot, nexthop, pos, seq});
+                                                           static_cast<uint8_t>(by_token), slot, nexthop, pos, seq});
         s.dirty = true;
     }
 
@@ -551,7 +552,8 @@ struct relay_state::impl {
             o.p = static_cast<const session_params&>(*s);
             for (const auto& sp : s->speakers) o.speakers.push_back({sp.ip, sp.port, sp.ssrc});
             for (const auto& [k, r] : s->listeners)
-                img.listeners.push_back({r.seq, id, static_cast<uint32_t>(k >> 16), static_cast<uint16_t>(k & 0xffff), r.tier});
+                img.listeners.push_back(
+                    {r.seq, id, static_cast<uint32_t>(k >> 16), static_cast<uint16_t>(k & 0xffff), r.tier, r.by_token != 0});
         }
         return img;
     }
@@ -716,7 +718,7 @@ void relay_state::speaker_del(uint32_t session_id, uint32_t ip, unsigned port) {
     im.mark_changed();
 }
 
-void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, unsigned tier) {
+void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, unsigned tier, bool by_token) {
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
     try {
@@ -737,8 +739,8 @@ void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, 
             jc[port_idx][tier] = 1;
             im.adm->admit(session_id, s.per_listener(), jc);
         }
-        im.add_listener(s, ip, port, tier);
-        if (im.jr != nullptr) jr::encode_listener_add(session_id, {ip, port, tier}, im.jr_pending);
+        im.add_listener(s, ip, port, tier, by_token);
+        if (im.jr != nullptr) jr::encode_listener_add(session_id, {ip, port, tier, by_token}, im.jr_pending);
         im.mark_changed();
     } catch (const action_error& e) {
         if (im.adm != nullptr) im.adm->count_refusal(e.code);
@@ -792,7 +794,7 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
         const size_t want = s.listeners.size() + items.size();
         if (want > s.listeners.bucket_count() * s.listeners.max_load_factor())
             s.listeners.reserve(std::max(want, 2 * s.listeners.size()));
-        for (const auto& it : items) im.add_listener(s, it.ip, it.port, it.tier);
+        for (const auto& it : items) im.add_listener(s, it.ip, it.port, it.tier, it.by_token);
         if (!items.empty()) {
             if (im.jr != nullptr) jr::encode_listener_add_bulk(session_id, items, im.jr_pending);
             im.mark_changed();
@@ -1034,6 +1036,15 @@ std::vector<uint32_t> relay_state::unresolved_next_hops(const std::vector<uint32
         if (im.sh.neigh[it->second.idx].mac_word.load(std::memory_order_acquire) & dp::neigh_valid) continue;
         if (std::find(out.begin(), out.end(), nexthop) == out.end()) out.push_back(nexthop);
     }
+    return out;
+}
+
+std::vector<shed_record> relay_state::token_listeners() const {
+    std::lock_guard g(_impl->mu);
+    std::vector<shed_record> out;
+    for (const auto& [id, s] : _impl->sessions)
+        for (const auto& [k, r] : s->listeners)
+            if (r.by_token) out.push_back({id, static_cast<uint32_t>(k >> 16), static_cast<unsigned>(k & 0xffff), r.tier});
     return out;
 }
 

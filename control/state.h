@@ -77,7 +77,9 @@ public:
     void session_end(uint32_t id);
     void speaker_add(uint32_t session_id, uint32_t ip, unsigned port, std::optional<uint32_t> ssrc);
     void speaker_del(uint32_t session_id, uint32_t ip, unsigned port);
-    void listener_add(uint32_t session_id, uint32_t ip, unsigned port, unsigned tier);
+    // by_token: the listener joined by token (the join desk); journaled
+    // with it, so that after a restart it is under consent again.
+    void listener_add(uint32_t session_id, uint32_t ip, unsigned port, unsigned tier, bool by_token = false);
     void listener_del(uint32_t session_id, uint32_t ip, unsigned port);
     // All or nothing: every item is validated (and admitted) before any is
     // added, so a refusal names the first bad item and changes nothing.
@@ -127,6 +129,8 @@ public:
     std::vector<listener_view> listeners(uint32_t session_id, size_t offset, size_t limit,
                                          std::optional<uint64_t> after = std::nullopt) const;
     uint64_t nb_listeners() const;
+    // Every listener that joined by token (session, ip, port, tier).
+    std::vector<shed_record> token_listeners() const;
     // The next hops (host order, deduplicated) of these listener addresses
     // whose neighbour entry holds no MAC yet: ARP not answered. A join is
     // heard only once its next hop is resolved (control_plane::wait_resolved).

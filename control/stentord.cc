@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
                 std::printf("join: mode %s, consent timeout %u s, %u verifications/s per RX lcore",
                             prof.join.static_listeners ? "token+static" : "token", prof.join.consent_timeout_s,
                             prof.join.verify_per_s);
-                if (!prof.join.static_listeners && cp->desk() != nullptr)
+                if (cp->desk() != nullptr)
                     std::printf(", %zu restored listeners under consent", cp->desk()->bindings());
                 std::printf("\n");
             }

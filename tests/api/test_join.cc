@@ -350,7 +350,7 @@ TEST(join, in_token_mode_restored_listeners_come_under_consent) {
     join_env e([](control::profile& p) { p.join.static_listeners = false; });
     e.r().state().listener_add(1, nat_ip, 9000, 0);   // as the journal would restore it
     e.r().state().listener_add(1, nat_ip, 9001, 0);
-    EXPECT_EQ(2u, e.desk().adopt_existing(e.now));
+    EXPECT_EQ(2u, e.desk().adopt_existing(e.now, true));
     // One of them refreshes with its token: it binds and stays.
     ASSERT_TRUE(e.ask(mint(1), nat_ip, 9001).has_value());
     EXPECT_EQ(1u, e.stats().renewed);
@@ -383,4 +383,18 @@ TEST(join, a_next_hop_that_never_answers_holds_up_only_its_own_answer) {
     EXPECT_EQ(1u, answers);
     EXPECT_EQ(1u, e.stats().unresolved);
     EXPECT_EQ(2u, e.listeners());
+}
+
+TEST(join, in_token_static_mode_only_restored_token_listeners_come_under_consent) {
+    // What the journal restores says which listeners joined by token: those
+    // come under consent at start, the operator's stay.
+    join_env e;
+    e.r().state().listener_add(1, nat_ip, 9000, 0, true);    // joined by token before the restart
+    e.r().state().listener_add(1, nat_ip, 9001, 0, false);   // the operator's
+    EXPECT_EQ(1u, e.desk().adopt_existing(e.now, false));
+    e.now += std::chrono::seconds(31);
+    e.desk().poll(e.now);
+    EXPECT_FALSE(e.has_listener(nat_ip, 9000)) << "a restored token listener that never asked again still listens";
+    EXPECT_TRUE(e.has_listener(nat_ip, 9001)) << "an operator's listener was put under consent";
+    EXPECT_EQ(1u, e.stats().consent_expired);
 }

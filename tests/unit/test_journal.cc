@@ -87,7 +87,7 @@ session_params params(uint32_t id, std::string name, unsigned port) {
 
 std::vector<round_trip_row> round_trip_rows() {
     std::vector<listener_spec> many;
-    for (uint32_t i = 0; i < 1000; ++i) many.push_back({0x0a000000u + i, 1 + i % 65535, i % 4});
+    for (uint32_t i = 0; i < 1000; ++i) many.push_back({0x0a000000u + i, 1 + i % 65535, i % 4, i % 3 == 0});
     return {
         {"session_create_all_fields", jr::rec_session_create{params(7, "room \"7\"", 40007)}},
         {"session_create_empty_name_defaults", jr::rec_session_create{session_params{}}},
@@ -98,6 +98,7 @@ std::vector<round_trip_row> round_trip_rows() {
         {"speaker_add_without_ssrc", jr::rec_speaker_add{3, {0xc612000a, 65535, std::nullopt}}},
         {"speaker_del", jr::rec_speaker_del{3, 0xc612000a, 5004}},
         {"listener_add", jr::rec_listener_add{9, {0xcb007105, 6000, 3}}},
+        {"listener_add_by_token", jr::rec_listener_add{9, {0xcb007106, 6001, 2, true}}},
         {"listener_del", jr::rec_listener_del{9, 0xcb007105, 6000}},
         {"listener_add_bulk_1000", jr::rec_listener_add_bulk{2, many}},
         {"listener_add_bulk_empty", jr::rec_listener_add_bulk{2, {}}},
@@ -439,6 +440,30 @@ void churn(relay_state& st) {
     // The overload controller's cut: newest tier-2 listeners, across sessions.
     EXPECT_EQ(5u, st.shed_newest(2, 5).size());
     st.publish();
+}
+
+// A listener that joined by token comes back as one (under consent again,
+// join_desk::adopt_existing), from the snapshot and from the journal alike.
+TEST(JournalState, token_listeners_stay_token_listeners_across_a_snapshot_and_a_restart) {
+    temp_dir d;
+    {
+        node n(journal_profile(), d.path);
+        churn(*n.st);
+        n.st->listener_add(1, 0xc61200f1, 5004, 1, true);    // in the snapshot below
+        n.st->publish();
+        n.jr->compact(n.st->image());                         // what a publish past compact_bytes does
+        n.jr->wait_compaction();
+        ASSERT_EQ(1u, n.jr->stats().compactions);
+        n.st->listener_add(1, 0xc61200f2, 5004, 0, true);    // in the journal after it
+        n.st->publish();
+    }
+    node n(journal_profile(), d.path);
+    auto t = n.st->token_listeners();
+    std::sort(t.begin(), t.end(), [](const auto& a, const auto& b) { return a.ip < b.ip; });
+    ASSERT_EQ(2u, t.size()) << "restored token listeners (operator-registered ones must not count)";
+    EXPECT_EQ(0xc61200f1u, t[0].ip);
+    EXPECT_EQ(1u, t[0].tier);
+    EXPECT_EQ(0xc61200f2u, t[1].ip);
 }
 
 TEST(JournalState, restart_restores_sessions_speakers_and_listeners_exactly) {
