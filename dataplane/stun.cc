@@ -171,6 +171,31 @@ uint32_t fingerprint(const uint8_t* p, std::size_t n) noexcept {
     return crc32_gzip_refl(0, p, n) ^ fingerprint_xor;
 }
 
+namespace {
+
+// One attribute at `pos`, after the checks every message shares: it fits,
+// nothing follows FINGERPRINT, only FINGERPRINT follows MESSAGE-INTEGRITY.
+// n - pos >= 4 (the callers' loops keep n and every step multiples of 4).
+struct attr_at {
+    uint16_t type;
+    std::size_t len;
+    std::size_t padded;
+    const uint8_t* v;
+};
+inline stun_error read_attr(const uint8_t* p, std::size_t n, std::size_t pos, std::size_t mi_off, std::size_t fp_off,
+                            attr_at& a) noexcept {
+    a.type = load_be16(p + pos);
+    a.len = load_be16(p + pos + 2);
+    a.padded = pad4(a.len);
+    if (a.padded > n - pos - attr_header_len) return stun_error::bad_attribute;
+    if (fp_off) return stun_error::attribute_after_fingerprint;
+    if (mi_off && a.type != attr::fingerprint) return stun_error::attribute_after_integrity;
+    a.v = p + pos + attr_header_len;
+    return stun_error::ok;
+}
+
+}  // namespace
+
 stun_error parse_request(const uint8_t* p, std::size_t n, request_view& out) noexcept {
     if (const stun_error e = check_header(p, n, max_request_len); e != stun_error::ok) return e;
     if (load_be16(p) != binding_request) return stun_error::wrong_type;
@@ -180,13 +205,12 @@ stun_error parse_request(const uint8_t* p, std::size_t n, request_view& out) noe
     std::size_t user_off = 0, user_len = 0, mi_off = 0, fp_off = 0;
     bool leave = false, use_candidate = false;
     for (std::size_t pos = header_len; pos < n;) {
-        const uint16_t type = load_be16(p + pos);
-        const std::size_t len = load_be16(p + pos + 2);
-        const std::size_t padded = pad4(len);
-        if (padded > n - pos - attr_header_len) return stun_error::bad_attribute;
-        if (fp_off) return stun_error::attribute_after_fingerprint;
-        if (mi_off && type != attr::fingerprint) return stun_error::attribute_after_integrity;
-        const uint8_t* v = p + pos + attr_header_len;
+        attr_at a;
+        if (const stun_error e = read_attr(p, n, pos, mi_off, fp_off, a); e != stun_error::ok) return e;
+        const uint16_t type = a.type;
+        const std::size_t len = a.len;
+        const std::size_t padded = a.padded;
+        const uint8_t* v = a.v;
         switch (type) {
         case attr::username:
             if (user_off) return stun_error::duplicate_attribute;
@@ -341,13 +365,12 @@ stun_error parse_response(const uint8_t* p, std::size_t n, response_view& out) n
     std::size_t mi_off = 0, fp_off = 0;
     bool seen_retry = false;
     for (std::size_t pos = header_len; pos < n;) {
-        const uint16_t type = load_be16(p + pos);
-        const std::size_t len = load_be16(p + pos + 2);
-        const std::size_t padded = pad4(len);
-        if (padded > n - pos - attr_header_len) return stun_error::bad_attribute;
-        if (fp_off) return stun_error::attribute_after_fingerprint;
-        if (mi_off && type != attr::fingerprint) return stun_error::attribute_after_integrity;
-        const uint8_t* v = p + pos + attr_header_len;
+        attr_at a;
+        if (const stun_error e = read_attr(p, n, pos, mi_off, fp_off, a); e != stun_error::ok) return e;
+        const uint16_t type = a.type;
+        const std::size_t len = a.len;
+        const std::size_t padded = a.padded;
+        const uint8_t* v = a.v;
         switch (type) {
         case attr::xor_mapped_address:
             if (r.has_mapped) return stun_error::duplicate_attribute;
