@@ -1,7 +1,6 @@
 #include "join_desk.h"
 
 #include <cstring>
-#include <optional>
 #include <ctime>
 #include <string>
 
@@ -75,26 +74,15 @@ join_desk::~join_desk() {
 
 size_t join_desk::adopt_existing(clock_t_::time_point now, bool all) {
     size_t n = 0;
-    auto adopt = [&](uint32_t session_id, uint32_t ip, unsigned port, unsigned tier) {
-        const addr_ref at{session_id, ip, static_cast<uint16_t>(port)};
-        if (_by_addr.contains(at)) return;
-        const token_ref t{_next_placeholder++, 0};
-        _by_token[t] = binding{at, static_cast<uint8_t>(tier), now};
+    for (const auto& l : _cp.state().listener_refs(!all)) {
+        const addr_ref at{l.session_id, l.ip, static_cast<uint16_t>(l.port)};
+        if (_by_addr.contains(at)) continue;
+        // Its token is not known until its next request (the renewal path
+        // binds it then): a ref no real token has, key id 0, unique per listener.
+        const token_ref t{_next_adopted++, 0};
+        _by_token[t] = binding{at, static_cast<uint8_t>(l.tier), now};
         _by_addr[at] = t;
         ++n;
-    };
-    if (all) {
-        for (const auto& sv : _cp.state().sessions()) {
-            std::optional<uint64_t> after;
-            for (;;) {
-                const auto page = _cp.state().listeners(sv.id, 0, 65536, after);
-                for (const auto& l : page) adopt(sv.id, l.ip, l.port, l.tier);
-                if (page.size() < 65536) break;
-                after = page.back().seq;
-            }
-        }
-    } else {
-        for (const auto& l : _cp.state().token_listeners()) adopt(l.session_id, l.ip, l.port, l.tier);
     }
     _nb_bindings.store(_by_token.size(), std::memory_order_relaxed);
     return n;
@@ -172,7 +160,7 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
     if (r.leave) {
         if (it == _by_token.end() || !(it->second.addr == at)) {
             ++_stats.leave_unknown;
-            reply_error(m, 404, "not joined from this address");
+            reply(m, 404, "not joined from this address");
             return;
         }
         try {
@@ -182,7 +170,7 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
         }
         unbind(tok);
         ++_stats.left;
-        reply_success(m);
+        reply(m);
         return;
     }
 
@@ -191,12 +179,12 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
         if (b.addr == at) {
             b.last_seen = now;
             ++_stats.refreshed;
-            reply_success(m);
+            reply(m);
             return;
         }
         if (now - b.last_seen < std::chrono::seconds(_cfg.rebind_after_s)) {
             ++_stats.refused_in_use;
-            reply_error(m, 409, "token in use at another address");
+            reply(m, 409, "token in use at another address");
             return;
         }
         // The old address stopped asking: a NAT rebinding (or the listener
@@ -219,7 +207,7 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
         a->second = tok;
         _by_token[tok] = binding{at, tier, now};
         ++_stats.renewed;
-        reply_success(m);
+        reply(m);
         return;
     }
 
@@ -233,26 +221,26 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
             break;
         case error_code::capacity:
             ++_stats.refused_capacity;
-            reply_error(m, 503, "relay at capacity");
+            reply(m, 503, "relay at capacity");
             return;
         case error_code::session_full:
             ++_stats.refused_session_full;
-            reply_error(m, 486, "session full");
+            reply(m, 486, "session full");
             return;
         case error_code::rate_limited: {
             ++_stats.refused_rate_limited;
             const unsigned s = std::max(1u, e.retry_after_s);
             const std::string why = "rate limited, retry in " + std::to_string(s) + " s";
-            reply_error(m, 429, why.c_str(), s * 1000);
+            reply(m, 429, why.c_str(), s * 1000);
             return;
         }
         case error_code::not_found:
             ++_stats.refused_gone;
-            reply_error(m, 404, "session ended");
+            reply(m, 404, "session ended");
             return;
         case error_code::invalid:
             ++_stats.refused_invalid;
-            reply_error(m, 400, e.what());
+            reply(m, 400, e.what());
             return;
         }
     }
@@ -272,7 +260,7 @@ void join_desk::answer_resolved(clock_t_::time_point now) {
         const bool resolved = all || _cp.state().unresolved_next_hops({p.ip}).empty();
         if (resolved || now >= p.deadline) {
             if (!resolved) ++_stats.unresolved;
-            reply_success(p.m);
+            reply(p.m);
         } else {
             _pending[keep++] = p;
         }
@@ -303,29 +291,17 @@ void join_desk::sweep(clock_t_::time_point now) {
     }
 }
 
-void join_desk::reply_success(rte_mbuf* m) {
+// The answer, built in the request's own mbuf: a success (code 0) or an
+// error response, never longer than the request, signed with its password.
+void join_desk::reply(rte_mbuf* m, unsigned code, const char* reason, uint32_t retry_after_ms) {
     const dp::dp_join_request r = dp::load_join_request(m);
     uint8_t* msg = rte_pktmbuf_mtod(m, uint8_t*) + r.stun_off;
     uint8_t txid[stun::txid_len];
     std::memcpy(txid, msg + 8, sizeof txid);
-    const size_t len = stun::build_success(msg, r.stun_len, txid, ip_of(r), port_of(r), r.password,
-                                           dp::join_password_len);
-    if (len == 0) {
-        ++_stats.reply_unbuildable;
-        rte_pktmbuf_free(m);
-        return;
-    }
-    turn_around(m, r, static_cast<uint16_t>(len));
-    send(m);
-}
-
-void join_desk::reply_error(rte_mbuf* m, unsigned code, const char* reason, uint32_t retry_after_ms) {
-    const dp::dp_join_request r = dp::load_join_request(m);
-    uint8_t* msg = rte_pktmbuf_mtod(m, uint8_t*) + r.stun_off;
-    uint8_t txid[stun::txid_len];
-    std::memcpy(txid, msg + 8, sizeof txid);
-    const size_t len = stun::build_error(msg, r.stun_len, txid, static_cast<uint16_t>(code), reason,
-                                         retry_after_ms, r.password, dp::join_password_len);
+    const size_t len =
+        code == 0 ? stun::build_success(msg, r.stun_len, txid, ip_of(r), port_of(r), r.password, dp::join_password_len)
+                  : stun::build_error(msg, r.stun_len, txid, static_cast<uint16_t>(code), reason, retry_after_ms,
+                                      r.password, dp::join_password_len);
     if (len == 0) {
         ++_stats.reply_unbuildable;
         rte_pktmbuf_free(m);

@@ -136,8 +136,7 @@ private:
     void sweep(std::chrono::steady_clock::time_point now);
     void answer_resolved(std::chrono::steady_clock::time_point now);
     void unbind(const token_ref& t);
-    void reply_success(rte_mbuf* m);
-    void reply_error(rte_mbuf* m, unsigned code, const char* reason, uint32_t retry_after_ms = 0);
+    void reply(rte_mbuf* m, unsigned code = 0, const char* reason = nullptr, uint32_t retry_after_ms = 0);
     void send(rte_mbuf* m);
 
     control_plane& _cp;
@@ -150,7 +149,7 @@ private:
     // whose next hop never answers ARP holds up nobody else's answer.
     std::vector<pending_reply> _pending;
     std::chrono::steady_clock::time_point _next_sweep{};
-    uint64_t _next_placeholder = 1;   // adopted listeners' token refs: key id 0 (never a real token's)
+    uint64_t _next_adopted = 1;       // token refs of adopted listeners (key id 0: never a real token's)
     mutable std::mutex _stats_mu;   // stats() from other threads; the desk updates under it once per pass
     join_stats _stats, _published;
     std::atomic<size_t> _nb_bindings{0};

@@ -1039,12 +1039,12 @@ std::vector<uint32_t> relay_state::unresolved_next_hops(const std::vector<uint32
     return out;
 }
 
-std::vector<shed_record> relay_state::token_listeners() const {
+std::vector<shed_record> relay_state::listener_refs(bool by_token_only) const {
     std::lock_guard g(_impl->mu);
     std::vector<shed_record> out;
     for (const auto& [id, s] : _impl->sessions)
         for (const auto& [k, r] : s->listeners)
-            if (r.by_token) out.push_back({id, static_cast<uint32_t>(k >> 16), static_cast<unsigned>(k & 0xffff), r.tier});
+            if (r.by_token || !by_token_only) out.push_back({id, static_cast<uint32_t>(k >> 16), static_cast<unsigned>(k & 0xffff), r.tier});
     return out;
 }
 

@@ -129,8 +129,9 @@ public:
     std::vector<listener_view> listeners(uint32_t session_id, size_t offset, size_t limit,
                                          std::optional<uint64_t> after = std::nullopt) const;
     uint64_t nb_listeners() const;
-    // Every listener that joined by token (session, ip, port, tier).
-    std::vector<shed_record> token_listeners() const;
+    // The listeners (session, ip, port, tier): those that joined by token
+    // when by_token_only, else all.
+    std::vector<shed_record> listener_refs(bool by_token_only) const;
     // The next hops (host order, deduplicated) of these listener addresses
     // whose neighbour entry holds no MAC yet: ARP not answered. A join is
     // heard only once its next hop is resolved (control_plane::wait_resolved).

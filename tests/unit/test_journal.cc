@@ -458,7 +458,7 @@ TEST(JournalState, token_listeners_stay_token_listeners_across_a_snapshot_and_a_
         n.st->publish();
     }
     node n(journal_profile(), d.path);
-    auto t = n.st->token_listeners();
+    auto t = n.st->listener_refs(true);
     std::sort(t.begin(), t.end(), [](const auto& a, const auto& b) { return a.ip < b.ip; });
     ASSERT_EQ(2u, t.size()) << "restored token listeners (operator-registered ones must not count)";
     EXPECT_EQ(0xc61200f1u, t[0].ip);
