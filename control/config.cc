@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
@@ -1219,6 +1220,10 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
 }
 
 profile load_profile(const std::string& path, std::string* text) {
+    // std::ifstream opens a directory and reads it as empty (issue 14).
+    if (std::error_code ec; std::filesystem::is_directory(path, ec))
+        throw config_error(fmt::format("{}:1:1: file: is a directory; give a profile file (e.g. {}/dev-veth.toml)",
+                                       path, path == "/" ? "" : path));
     std::ifstream in(path, std::ios::binary);
     if (!in) throw config_error(fmt::format("{}:1:1: file: cannot open: {}", path, std::strerror(errno)));
     std::ostringstream buf;

@@ -1,3 +1,8 @@
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -88,11 +93,38 @@ port_state port_start(const port_params& p, rte_mempool* pool) {
     return s;
 }
 
+namespace {
+
+// net_af_packet reports its link up from start to stop whatever the kernel
+// interface does (22.11: a static link struct). Ask the kernel: up means
+// administratively up and running (carrier). Slow path: once a second and
+// per API read.
+bool kernel_link(unsigned if_index, bool& up) noexcept {
+    char name[IF_NAMESIZE] = {};
+    if (if_indextoname(if_index, name) == nullptr) return false;
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    ifreq ifr{};
+    std::memcpy(ifr.ifr_name, name, sizeof ifr.ifr_name);
+    const bool ok = ::ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
+    ::close(fd);
+    if (ok) up = (ifr.ifr_flags & IFF_UP) != 0 && (ifr.ifr_flags & IFF_RUNNING) != 0;
+    return ok;
+}
+
+}  // namespace
+
 void port_link(port_state& s) noexcept {
     rte_eth_link link{};
     if (rte_eth_link_get_nowait(s.port_id, &link) == 0) {
         s.link_up = link.link_status == RTE_ETH_LINK_UP;
         s.link_speed_mbps = link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed;
+    }
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_info_get(s.port_id, &info) == 0 && info.if_index != 0 && info.driver_name != nullptr &&
+        std::strcmp(info.driver_name, "net_af_packet") == 0) {
+        bool up = false;
+        if (kernel_link(info.if_index, up)) s.link_up = s.link_up && up;
     }
 }
 
