@@ -496,7 +496,8 @@ void read_dataplane(const context& c, const toml::table& root, const eal_config&
                     dataplane_config& dp) {
     const auto r = section(c, root, "dataplane",
                            {"rx_lcores", "fanout_lcores", "service_lcores", "burst",
-                            "frame_deadline_us", "tx_drain_us", "stats_interval_s"});
+                            "frame_deadline_us", "tx_drain_us", "stats_interval_s", "idle",
+                            "idle_sleep_max_us"});
     const auto& rx_node = r.require("rx_lcores");
     const auto rx = read_lcores(c, rx_node, r.key_path("rx_lcores"));
     if (rx.ids.empty()) c.fail(rx_node, "dataplane.rx_lcores", "no rx lcore: ingress needs at least one");
@@ -541,6 +542,18 @@ void read_dataplane(const context& c, const toml::table& root, const eal_config&
     r.opt_uint("frame_deadline_us", dp.frame_deadline_us, 1000, 1000000);
     r.opt_uint("tx_drain_us", dp.tx_drain_us, 1, 100000);
     r.opt_uint("stats_interval_s", dp.stats_interval_s, 0, 86400);
+    std::string idle = "poll";
+    r.opt_string("idle", idle);
+    if (idle != "poll" && idle != "adaptive")
+        r.fail("idle", fmt::format("\"{}\": must be \"poll\" (workers busy-poll: dedicated cores) or \"adaptive\" "
+                                   "(idle workers sleep: cores shared with other relays)",
+                                   idle));
+    dp.idle_adaptive = idle == "adaptive";
+    // Below 10 us a sleep costs more than it saves; above 10 ms an idle
+    // relay's first packet would wait half an audio frame.
+    r.opt_uint("idle_sleep_max_us", dp.idle_sleep_max_us, 10, 10000);
+    if (!dp.idle_adaptive && r.find("idle_sleep_max_us") != nullptr)
+        r.fail("idle_sleep_max_us", "only meaningful with idle = \"adaptive\"");
 }
 
 void read_ingress(const context& c, const toml::table& root, ingress_config& in) {

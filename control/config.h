@@ -41,6 +41,12 @@ struct dataplane_config {
     unsigned frame_deadline_us = 20000;    // replicas older than this are abandoned
     unsigned tx_drain_us = 100;            // TX buffers flushed at least this often
     unsigned stats_interval_s = 5;         // periodic counter print (0 = off)
+    // "poll" (false): workers busy-poll, the bare-metal choice. "adaptive"
+    // (true): a worker that found no work for a while sleeps (Rx interrupt
+    // where the PMD has them, else a sleep that backs off up to
+    // idle_sleep_max_us) so relays can share cores (docs/profiles.md).
+    bool idle_adaptive = false;
+    unsigned idle_sleep_max_us = 1000;     // longest sleep of an idle worker (adaptive)
 };
 
 struct port_config {

@@ -197,6 +197,11 @@ int main(int argc, char** argv) {
                             p.name.c_str(), p.device.c_str(), p.driver.c_str(), p.port_id, p.mac.c_str(),
                             p.link_up ? "up" : "down", p.speed_mbps, static_cast<unsigned long long>(p.rx_offloads),
                             static_cast<unsigned long long>(p.tx_offloads));
+            if (prof.dataplane.idle_adaptive)
+                for (const auto& p : r->ports())
+                    std::printf("idle: adaptive, port %s: %s\n", p.name.c_str(),
+                                p.rx_intr ? "Rx interrupts" : "no Rx interrupts in its PMD: sleeps of 10 us.."
+                                                              "idle_sleep_max_us");
             for (const auto& line : r->refresh_flow_filters()) std::printf("ingress filter: %s\n", line.c_str());
             std::printf("stentord: ready\n");
             std::fflush(stdout);

@@ -130,6 +130,30 @@ TEST(ConfigProfiles, DevVethHasTheValuesTheDemoUses) {
     }
 }
 
+// Relays that share a machine's cores sleep when idle; bare-metal profiles
+// own their cores and keep polling (issue 13 item 7).
+TEST(ConfigProfiles, DevProfilesSleepWhenIdleBareMetalOnesPoll) {
+    for (const auto& f : shipped_profiles()) {
+        SCOPED_TRACE(f.string());
+        const auto p = load_profile(f.string());
+        const auto name = f.filename().string();
+        if (name.rfind("dev-", 0) == 0 || name.rfind("fleet-", 0) == 0) {
+            EXPECT_TRUE(p.dataplane.idle_adaptive);
+        } else if (name.rfind("lab-", 0) == 0 || name.rfind("edge-", 0) == 0 || name.rfind("bench-", 0) == 0) {
+            EXPECT_FALSE(p.dataplane.idle_adaptive);
+        }
+    }
+}
+
+TEST(ConfigAccepts, IdleModes) {
+    EXPECT_FALSE(parse(k_base).dataplane.idle_adaptive) << "poll is the default";
+    EXPECT_EQ(parse(k_base).dataplane.idle_sleep_max_us, 1000u);
+    EXPECT_FALSE(parse(k_eal + k_dp + "idle = \"poll\"\n" + k_port + k_api).dataplane.idle_adaptive);
+    const auto a = parse(k_eal + k_dp + "idle = \"adaptive\"\nidle_sleep_max_us = 250\n" + k_port + k_api);
+    EXPECT_TRUE(a.dataplane.idle_adaptive);
+    EXPECT_EQ(a.dataplane.idle_sleep_max_us, 250u);
+}
+
 TEST(ConfigProfiles, RealNicProfilesHaveAQueuePerFanoutLcore) {
     for (const char* name : {"lab-x710-10g.toml", "edge-cx6-100g.toml"}) {
         SCOPED_TRACE(name);
@@ -502,6 +526,16 @@ std::vector<error_row> error_rows() {
         {"range_lcore", "[eal]\nlcores = [0, 128]\n", "t.toml:2:14: eal.lcores[1]: 128 is out of range 0..127"},
         {"range_burst_0", k_eal + k_dp + "burst = 0\n" + k_port + k_api, "t.toml:7:9: dataplane.burst: 0 is out of range 1..256"},
         {"range_burst_257", k_eal + k_dp + "burst = 257\n" + k_port + k_api, "t.toml:7:9: dataplane.burst: 257 is out of range 1..256"},
+        {"idle_unknown_mode", k_eal + k_dp + "idle = \"sleep\"\n" + k_port + k_api,
+         "t.toml:7:8: dataplane.idle: \"sleep\": must be \"poll\""},
+        {"idle_not_a_string", k_eal + k_dp + "idle = true\n" + k_port + k_api,
+         "t.toml:7:8: dataplane.idle: expected a string"},
+        {"idle_sleep_max_low", k_eal + k_dp + "idle = \"adaptive\"\nidle_sleep_max_us = 9\n" + k_port + k_api,
+         "t.toml:8:21: dataplane.idle_sleep_max_us: 9 is out of range 10..10000"},
+        {"idle_sleep_max_high", k_eal + k_dp + "idle = \"adaptive\"\nidle_sleep_max_us = 10001\n" + k_port + k_api,
+         "t.toml:8:21: dataplane.idle_sleep_max_us: 10001 is out of range 10..10000"},
+        {"idle_sleep_max_without_adaptive", k_eal + k_dp + "idle_sleep_max_us = 500\n" + k_port + k_api,
+         "t.toml:7:21: dataplane.idle_sleep_max_us: only meaningful with idle = \"adaptive\""},
         {"range_mtu", k_eal + k_dp + k_port + "mtu = 9601\n" + k_api, "t.toml:11:7: port[0].mtu: 9601 is out of range 68..9600"},
         {"range_mtu_low", k_eal + k_dp + k_port + "mtu = 67\n" + k_api, "t.toml:11:7: port[0].mtu: 67 is out of range 68..9600"},
         // Issue 10 item 8: every frame must fit one mbuf (2048 bytes of data room).
