@@ -16,6 +16,7 @@
 #include "config.h"
 #include "control_plane.h"
 #include "drivers.h"
+#include "fleet_member.h"
 #include "journal.h"
 #include "relay.h"
 #include "telemetry.h"
@@ -126,6 +127,7 @@ int main(int argc, char** argv) {
         std::unique_ptr<control::relay> r;
         std::unique_ptr<control::control_plane> cp;
         std::unique_ptr<control::api_server> api;
+        std::unique_ptr<fleet::registrar> fleet_reg;   // [fleet]: the registry entry (docs/fleet.md)
         try {
             r = std::make_unique<control::relay>(prof);
             // Admission must see the static listeners too: control plane first.
@@ -203,6 +205,11 @@ int main(int argc, char** argv) {
                                 p.rx_intr ? "Rx interrupts" : "no Rx interrupts in its PMD: sleeps of 10 us.."
                                                               "idle_sleep_max_us");
             for (const auto& line : r->refresh_flow_filters()) std::printf("ingress filter: %s\n", line.c_str());
+            fleet_reg = control::fleet_join(prof, *r, *cp);
+            if (fleet_reg)
+                std::printf("fleet: registering %s as %s (%s) in etcd %s, lease %u s\n", prof.fleet.relay_id.c_str(),
+                            prof.fleet.role.c_str(), fleet_reg->key().c_str(), prof.fleet.etcd.front().c_str(),
+                            prof.fleet.lease_ttl_s);
             std::printf("stentord: ready\n");
             std::fflush(stdout);
             using clock = std::chrono::steady_clock;
@@ -252,6 +259,12 @@ int main(int argc, char** argv) {
             // arrives after the last publish), let the publisher finish, stop
             // the workers, close every recording (finalised: last page,
             // fsync, rename), then the final counters.
+            if (fleet_reg) {
+                // Directors stop placing here before anything else stops.
+                const bool ok = fleet_reg->drain(std::chrono::milliseconds(1000));
+                std::printf("fleet: draining: %s\n", ok ? "the registry says so" : "etcd did not take it (within 1 s)");
+                std::fflush(stdout);
+            }
             std::printf("stentord: draining: API closed\n");
             std::fflush(stdout);
             api.reset();
@@ -267,6 +280,10 @@ int main(int argc, char** argv) {
             if (jr) {
                 r->state().set_journal(nullptr);
                 jr->wait_compaction();
+            }
+            if (fleet_reg) {
+                fleet_reg->stop(true);   // lease revoked: the key goes now, not after the TTL
+                std::printf("fleet: left the registry\n");
             }
             std::printf("=== stentord final counters ===\n");
             print_counters(*r, false);
