@@ -144,6 +144,7 @@ void idle_sleep(worker* w, rte_rcu_qsbr* rcu) noexcept {
     // The next poll loads the snapshot again after coming back online.
     if (rcu != nullptr) rte_rcu_qsbr_thread_offline(rcu, w->cfg.thread_id);
     if (w->intr_ports != 0) {
+        // -ENOTSUP from PMDs whose queue interrupt is always armed (net_tap).
         for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
             rte_eth_dev_rx_intr_enable(w->sh->ethdev[p], w->cfg.rx_queue);
         rte_epoll_event ev[max_ports];

@@ -1,7 +1,7 @@
 #include "placement.h"
 
 #include <algorithm>
-#include <queue>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -19,15 +19,17 @@ const char* place_error_name(place_error e) {
     return "?";
 }
 
+uint64_t placement_core::expire(pending_list& p, steady::time_point now) const {
+    while (!p.q.empty() && now - p.q.front().at >= _hold) {
+        p.sum -= p.q.front().n;
+        p.q.pop_front();
+    }
+    return p.sum;
+}
+
 uint64_t placement_core::pending(const std::string& edge, steady::time_point now) {
     auto it = _pending.find(edge);
-    if (it == _pending.end()) return 0;
-    auto& v = it->second;
-    v.erase(v.begin(), std::find_if(v.begin(), v.end(), [&](const batch& b) { return now - b.at < _hold; }));
-    uint64_t n = 0;
-    for (const auto& b : v) n += b.n;
-    if (v.empty()) _pending.erase(it);
-    return n;
+    return it == _pending.end() ? 0 : expire(it->second, now);
 }
 
 uint64_t placement_core::room(const relay_record& edge, steady::time_point now) {
@@ -58,20 +60,28 @@ plan_result placement_core::place(uint32_t session, uint32_t count, const std::s
         out.reason = fmt::format("session {} is on no live origin (none registered, draining or lease gone)", session);
         return out;
     }
-    struct cand {
-        const relay_record* r;
-        uint64_t room;
-        uint64_t load;   // listeners + this director's pending + placed now
-        uint32_t placed;
-    };
-    std::vector<cand> cands;
+    // One lookup of the edge's pending list each (a request of one
+    // listener is dominated by this walk over the edges: bench_director).
+    auto& cands = _cands;
+    cands.clear();
     uint64_t total = 0;
     for (const auto& [id, r] : _relays) {
         if (r.role != "edge" || r.draining || r.slots == 0 || r.addresses.empty()) continue;
         if (!region.empty() && r.region != region) continue;
-        const uint64_t room_now = room(r, now);
+        pending_list* pl = nullptr;
+        uint64_t pend = 0, since = 0;
+        if (auto it = _pending.find(id); it != _pending.end()) {
+            pl = &it->second;
+            pend = expire(*pl, now);
+            since = pl->since_report;
+        }
+        const uint64_t free = r.slots > r.listeners ? r.slots - r.listeners : 0;
+        const uint64_t share = free / _directors;
+        const uint64_t room_now = share > pend ? share - pend : 0;
         if (room_now == 0) continue;
-        cands.push_back({&r, room_now, r.listeners + pending(id, now), 0});
+        // The other directors placed about as many since that report (an
+        // application's load balancer spreads requests over directors).
+        cands.push_back({&r, room_now, r.listeners + since * _directors, 0, pl});
         total += room_now;
     }
     if (total < count) {
@@ -84,24 +94,28 @@ plan_result placement_core::place(uint32_t session, uint32_t count, const std::s
     }
     // Least loaded first, by (load / slots); ties by id for repeatability.
     // One heap step per listener: ~30 ns with a few hundred edges.
+    // Ties by index: cands are in id order (the map's), so placements repeat.
     auto worse = [&](size_t a, size_t b) {
         const auto& x = cands[a];
         const auto& y = cands[b];
         const double lx = static_cast<double>(x.load) / static_cast<double>(x.r->slots);
         const double ly = static_cast<double>(y.load) / static_cast<double>(y.r->slots);
         if (lx != ly) return lx > ly;
-        return x.r->id > y.r->id;
+        return a > b;
     };
-    std::priority_queue<size_t, std::vector<size_t>, decltype(worse)> heap(worse);
-    for (size_t i = 0; i < cands.size(); ++i) heap.push(i);
+    auto& heap = _heap;   // a max-heap under `worse`: the least loaded on top
+    heap.resize(cands.size());
+    for (size_t i = 0; i < cands.size(); ++i) heap[i] = i;
+    std::make_heap(heap.begin(), heap.end(), worse);
     for (uint32_t left = count; left > 0;) {
-        const size_t i = heap.top();
-        heap.pop();
+        std::pop_heap(heap.begin(), heap.end(), worse);
+        const size_t i = heap.back();
+        heap.pop_back();
         auto& c = cands[i];
         // Up to the next edge's level in one step, at most what is left.
         uint32_t step = 1;
         if (!heap.empty()) {
-            const auto& n = cands[heap.top()];
+            const auto& n = cands[heap.front()];
             const double target = static_cast<double>(n.load) / static_cast<double>(n.r->slots);
             const double gap = target * static_cast<double>(c.r->slots) - static_cast<double>(c.load);
             if (gap > 1) step = static_cast<uint32_t>(std::min<double>(gap, left));
@@ -112,7 +126,10 @@ plan_result placement_core::place(uint32_t session, uint32_t count, const std::s
         c.placed += step;
         c.load += step;
         left -= step;
-        if (c.placed < c.room) heap.push(i);
+        if (c.placed < c.room) {
+            heap.push_back(i);
+            std::push_heap(heap.begin(), heap.end(), worse);
+        }
     }
     for (auto& c : cands) {
         if (c.placed == 0) continue;
@@ -123,7 +140,10 @@ plan_result placement_core::place(uint32_t session, uint32_t count, const std::s
         p.count = c.placed;
         p.carries = std::any_of(c.r->sessions.begin(), c.r->sessions.end(),
                                 [&](const auto& s) { return s.first == session; });
-        _pending[p.edge].push_back({now, c.placed});
+        auto& pl = c.pl != nullptr ? *c.pl : _pending[p.edge];
+        pl.q.push_back({now, c.placed});
+        pl.sum += c.placed;
+        pl.since_report += c.placed;
         out.picks.push_back(std::move(p));
     }
     return out;
@@ -133,10 +153,12 @@ void placement_core::forget(const plan_result& p, steady::time_point placed_at) 
     for (const auto& pick : p.picks) {
         auto it = _pending.find(pick.edge);
         if (it == _pending.end()) continue;
-        auto& v = it->second;
-        for (auto b = v.begin(); b != v.end(); ++b)
+        auto& pl = it->second;
+        for (auto b = pl.q.rbegin(); b != pl.q.rend(); ++b)
             if (b->at == placed_at && b->n == pick.count) {
-                v.erase(b);
+                pl.sum -= b->n;
+                pl.since_report -= std::min<uint64_t>(pl.since_report, b->n);
+                pl.q.erase(std::next(b).base());
                 break;
             }
     }

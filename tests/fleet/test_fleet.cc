@@ -197,6 +197,24 @@ TEST(Placement, own_placements_count_until_hold_passes_and_draining_edges_get_no
     EXPECT_EQ(core.place(5, 1, "", t0 + 3001ms).error, place_error::none) << "the hold passed";
 }
 
+// An edge's report that already counts this director's placements must not
+// count them twice for the balance (the room keeps them for hold_ms).
+TEST(Placement, a_report_that_includes_our_placements_is_not_counted_twice_for_balance) {
+    placement_core core(3000ms);
+    core.upsert(origin("o", 5, 40005));
+    core.upsert(edge("a", 100, 0));
+    core.upsert(edge("b", 100, 0));
+    const auto t0 = steady::now();
+    const auto first = core.place(5, 10, "", t0);
+    ASSERT_EQ(placed_on(first, "a"), 5u);
+    ASSERT_EQ(placed_on(first, "b"), 5u);
+    core.upsert(edge("a", 100, 5));   // a reports its 5 joins; b's report is not here yet
+    const auto next = core.place(5, 4, "", t0 + 10ms);
+    EXPECT_EQ(placed_on(next, "a"), 2u);
+    EXPECT_EQ(placed_on(next, "b"), 2u);
+    EXPECT_EQ(core.room(edge("a", 100, 5), t0 + 10ms), 100u - 5 - 7) << "the room still holds all 7 placed on a";
+}
+
 TEST(Planner, eight_million_listeners_on_100g_edges) {
     plan_inputs in;
     in.listeners = 8000000;
