@@ -32,6 +32,24 @@ fleet::relay_record fleet_record(const profile& p, relay& r, control_plane& cp) 
     return rec;
 }
 
+std::optional<std::string> fleet_log::poll(const fleet::registrar& reg) {
+    const auto st = reg.status();
+    std::optional<std::string> line;
+    if (st.registered && (!_registered || st.lease != _lease)) {
+        line = "fleet: registered in etcd as " + reg.key() + (_first ? "" : " (again)") + ", lease " +
+               std::to_string(st.lease);
+        _first = false;
+    } else if (!st.registered && _registered) {
+        line = "fleet: etcd unreachable or refusing (" + st.last_error +
+               "); forwarding goes on, retrying every refresh";
+    }
+    if (line) {
+        _registered = st.registered;
+        _lease = st.lease;
+    }
+    return line;
+}
+
 std::unique_ptr<fleet::registrar> fleet_join(const profile& p, relay& r, control_plane& cp) {
     if (!p.fleet.enabled) return nullptr;
     fleet::registrar_options o;

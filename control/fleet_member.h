@@ -4,6 +4,8 @@
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "config.h"
 #include "registrar.h"
@@ -21,5 +23,18 @@ fleet::relay_record fleet_record(const profile& p, relay& r, control_plane& cp);
 
 // A started registrar for this relay; nullptr without [fleet].
 std::unique_ptr<fleet::registrar> fleet_join(const profile& p, relay& r, control_plane& cp);
+
+// What the log says about the registration: a line when it changes
+// (registered, etcd lost with the reason, registered again under a new
+// lease), nothing otherwise. Called from stentord's loop.
+class fleet_log {
+public:
+    std::optional<std::string> poll(const fleet::registrar& reg);
+
+private:
+    bool _registered = false;
+    int64_t _lease = 0;
+    bool _first = true;
+};
 
 }  // namespace stentor::control

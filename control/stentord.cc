@@ -217,6 +217,7 @@ int main(int argc, char** argv) {
             auto last_stats = t0;
             auto prev = r->totals();
             const unsigned interval = prof.dataplane.stats_interval_s;
+            control::fleet_log fleet_lines;
             while (!g_stop.load()) {
                 // Publishing and the overload controller run on the control
                 // plane's thread (publish as soon as changes are pending).
@@ -226,6 +227,11 @@ int main(int argc, char** argv) {
                     std::fflush(stdout);
                 }
                 r->refresh_flow_filters();
+                if (fleet_reg)
+                    if (auto line = fleet_lines.poll(*fleet_reg)) {
+                        std::printf("%s\n", line->c_str());
+                        std::fflush(stdout);
+                    }
                 const auto now = clock::now();
                 if (duration > 0 && std::chrono::duration<double>(now - t0).count() >= duration) break;
                 if (interval > 0 && now - last_stats >= std::chrono::seconds(interval)) {

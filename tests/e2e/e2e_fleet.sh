@@ -149,6 +149,12 @@ else
 fi
 code=$(place 3)
 if [[ "$code" == 200 ]] && jq -e '.trunks_created == 0' "$WORK/place.json" >/dev/null; then pass "${T}_trunk_once"; else fail "${T}_trunk_once" "HTTP $code: $(head -c 200 "$WORK/place.json")"; fi
+if curl -s -m 5 -H "Authorization: Bearer $DTOKEN" "http://127.0.0.1:$DP/v1/registry" \
+   | jq -e '(.relays | map(.id) | sort) == ["edge-1", "origin-1"] and .directors == 1 and .trunks == 1 and .stale == false' >/dev/null; then
+  pass "${T}_registry_view"
+else
+  fail "${T}_registry_view" "GET /v1/registry does not show the two relays, one director, one trunk"
+fi
 code=$(place 1 9)
 if [[ "$code" == 404 ]] && jq -e '.error == "unknown_session"' "$WORK/place.json" >/dev/null; then pass "${T}_unknown_session"; else fail "${T}_unknown_session" "HTTP $code"; fi
 code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -d '{"session":1,"listeners":1}' "http://127.0.0.1:$DP/v1/place" || echo 000)
@@ -170,6 +176,7 @@ if [[ "$code" == 503 ]] && jq -e '.error == "registry_stale"' "$WORK/place.json"
 else
   fail "${T}_director_refuses_when_stale" "HTTP $code: $(head -c 200 "$WORK/place.json")"
 fi
+if grep -q '^fleet: etcd unreachable' "$WORK/edge.log"; then pass "${T}_relay_logs_etcd_lost"; else fail "${T}_relay_logs_etcd_lost" "no 'fleet: etcd unreachable' line"; fi
 if ! start_etcd; then fail "${T}_etcd_restart" "etcd did not start again"; exit 1; fi
 if wait_for 10 has_key "$EK" && wait_for 10 has_key "$OK"; then pass "${T}_keys_back_after_etcd_restart"; else fail "${T}_keys_back_after_etcd_restart" "keys missing"; fi
 if wait_for 10 bash -c "[[ \$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$DP/healthz) == 200 ]]"; then
