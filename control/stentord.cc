@@ -21,6 +21,7 @@
 #include "config.h"
 #include "control_plane.h"
 #include "drivers.h"
+#include "fleet_member.h"
 #include "host_check.h"
 #include "journal.h"
 #include "log.h"
@@ -190,6 +191,7 @@ int main(int argc, char** argv) {
         std::unique_ptr<control::relay> r;
         std::unique_ptr<control::control_plane> cp;
         std::unique_ptr<control::api_server> api;
+        std::unique_ptr<fleet::registrar> fleet_reg;   // [fleet]: the registry entry (docs/fleet.md)
         try {
             r = std::make_unique<control::relay>(prof);
             // Admission must see the static listeners too: control plane first.
@@ -261,6 +263,15 @@ int main(int argc, char** argv) {
                              p.name, p.device, p.driver, p.port_id, p.mac, p.link_up ? "up" : "down", p.speed_mbps,
                              p.rx_offloads, p.tx_offloads);
             for (const auto& line : r->refresh_flow_filters()) spdlog::info("ingress filter: {}", line);
+            if (prof.dataplane.idle_adaptive)
+                for (const auto& p : r->ports())
+                    spdlog::info("idle: adaptive, port {}: {}", p.name,
+                                 p.rx_intr ? "Rx interrupts" : "no Rx interrupts in its PMD: sleeps of 10 us.."
+                                                               "idle_sleep_max_us");
+            fleet_reg = control::fleet_join(prof, *r, *cp);
+            if (fleet_reg)
+                spdlog::info("fleet: registering {} as {} ({}) in etcd {}, lease {} s", prof.fleet.relay_id,
+                             prof.fleet.role, fleet_reg->key(), prof.fleet.etcd.front(), prof.fleet.lease_ttl_s);
             spdlog::info("stentord: ready");
             // Ports up, workers running, API listening: systemd may start
             // what is ordered after us.
@@ -284,6 +295,7 @@ int main(int argc, char** argv) {
             auto last_stats = t0;
             auto prev = r->totals();
             const unsigned interval = prof.dataplane.stats_interval_s;
+            control::fleet_log fleet_lines;
             while (!g_stop.load()) {
                 // Publishing and the overload controller run on the control
                 // plane's thread (publish as soon as changes are pending).
@@ -297,6 +309,8 @@ int main(int argc, char** argv) {
                     notifier.ready("ready (reloaded)");
                 }
                 r->refresh_flow_filters();
+                if (fleet_reg)
+                    if (auto line = fleet_lines.poll(*fleet_reg)) spdlog::info("{}", *line);
                 const auto now = clock::now();
                 watch.poll(now);
                 if (duration > 0 && std::chrono::duration<double>(now - t0).count() >= duration) break;
@@ -329,6 +343,11 @@ int main(int argc, char** argv) {
             // fsync, rename), then the final counters.
             notifier.stopping();
             notifier.stop_watchdog();
+            if (fleet_reg) {
+                // Directors stop placing here before anything else stops.
+                const bool ok = fleet_reg->drain(std::chrono::milliseconds(1000));
+                spdlog::info("fleet: draining: {}", ok ? "the registry says so" : "etcd did not take it (within 1 s)");
+            }
             spdlog::info("stentord: draining: API closed");
             api.reset();
             cp->stop();
@@ -343,6 +362,10 @@ int main(int argc, char** argv) {
             if (jr) {
                 r->state().set_journal(nullptr);
                 jr->wait_compaction();
+            }
+            if (fleet_reg) {
+                fleet_reg->stop(true);   // lease revoked: the key goes now, not after the TTL
+                spdlog::info("fleet: left the registry");
             }
             // A report, not log lines: tests and operators read the block.
             std::printf("=== stentord final counters ===\n");

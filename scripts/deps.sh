@@ -21,6 +21,7 @@ PACKAGES=(
   ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   sox opus-tools python3-scapy tshark iproute2 ethtool procps jq
   python3-aioice coturn nftables   # join: a STUN peer we did not write, coturn's stunclient, NAT
+  etcd-server etcd-client          # fleet: the registry the relays and directors share (tests start their own)
 )
 
 missing=()
