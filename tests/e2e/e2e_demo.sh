@@ -124,8 +124,8 @@ if grep -q '^=== stentord final counters ===' "$RELAY_LOG" && grep -q '^=== end 
   # The dev profile shares cores: its worker sleeps when idle (issue 13).
   if grep -q '^idle = "adaptive"' "$CONFIG"; then
     sleeps=$(netlib_counter "$RELAY_LOG" idle_sleeps)
-    echo "# relay: $(grep -m1 '^idle: ' "$RELAY_LOG" || echo 'no idle line'), idle_sleeps=${sleeps:-?}"
-    if grep -q '^idle: adaptive' "$RELAY_LOG" && [[ "$sleeps" =~ ^[0-9]+$ ]] && (( sleeps > 0 )); then
+    echo "# relay: $(grep -m1 'idle: ' "$RELAY_LOG" || echo 'no idle line'), idle_sleeps=${sleeps:-?}"
+    if grep -q 'idle: adaptive' "$RELAY_LOG" && [[ "$sleeps" =~ ^[0-9]+$ ]] && (( sleeps > 0 )); then
       pass "${T}_relay_idle_adaptive"
     else
       fail "${T}_relay_idle_adaptive" "profile says idle = adaptive but the relay logged no 'idle: adaptive' or idle_sleeps=${sleeps:-missing}"
