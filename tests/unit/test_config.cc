@@ -774,6 +774,17 @@ std::vector<rule_row> rule_rows() {
          "max_listeners: 2000001 is above limits.max_listeners_per_session 2000000"},
         {"name_long", bs + "name = \"" + std::string(129, 'n') + "\"\n", "session[0]",
          session([](auto& s) { s.name = std::string(129, 'n'); }), "name: longer than 128 characters"},
+        // Issue 14: a NUL (or any control character) in a name is refused
+        // alike in a profile and over the API.
+        {"name_nul", bs + "name = \"talk\\u0000x\"\n", "session[0]",
+         session([](auto& s) { s.name = std::string("talk\0x", 6); }),
+         "name: control character U+0000 at byte 4: names are shown in logs, tables and JSON as they are"},
+        {"name_escape", bs + "name = \"\\u001b[2J\"\n", "session[0]", session([](auto& s) { s.name = "\x1b[2J"; }),
+         "name: control character U+001B at byte 0: names are shown in logs, tables and JSON as they are"},
+        {"name_newline", bs + "name = \"a\\nb\"\n", "session[0]", session([](auto& s) { s.name = "a\nb"; }),
+         "name: control character U+000A at byte 1: names are shown in logs, tables and JSON as they are"},
+        {"name_c1", bs + "name = \"a\\u0085\"\n", "session[0]", session([](auto& s) { s.name = "a\xc2\x85"; }),
+         "name: control character U+0085 at byte 1: names are shown in logs, tables and JSON as they are"},
         {"speaker_loopback", bs + "[[session.speaker]]\nip = \"127.0.0.1\"\nport = 5004\n", "session[0].speaker[0]",
          [=](relay_state& st) { st.speaker_add(1, ip("127.0.0.1"), 5004, std::nullopt); },
          "ip: speaker address 127.0.0.1 refused: loopback address (127.0.0.0/8)"},
