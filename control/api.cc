@@ -712,6 +712,13 @@ struct api_server::impl {
         case route_kind::listener_del:
             cp.state().listener_del(sid, rt.ep.ip, rt.ep.port);
             return write_reply(200, {{"removed", rt.ep_text}});
+        case route_kind::listener_bulk_delete: {
+            // All or nothing, like the bulk join: one missing or repeated
+            // item refuses the request and nothing is removed.
+            const std::vector<listener_addr> items = need(parse_listener_bulk_delete(body, limits()));
+            cp.state().listener_del_bulk(sid, items);
+            return write_reply(200, {{"session", sid}, {"removed", items.size()}});
+        }
         case route_kind::token_mint: return mint_tokens(sid, body);
         }
         fail(500, "internal", "unhandled route");
