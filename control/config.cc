@@ -914,6 +914,7 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
         c.fail(*r.find("gateway"), r.key_path("gateway"),
                "set gateway_mac (pinned, recommended) or gateway_learnt = true (learnt by ARP, see docs/security.md)");
     r.opt_uint("line_rate_mbps", port.line_rate_mbps, 0, max_line_rate_mbps);
+    r.opt_uint("dscp", port.dscp, 0, 63);
 }
 
 void read_ports(const context& c, const toml::table& root, profile& p) {
@@ -923,7 +924,7 @@ void read_ports(const context& c, const toml::table& root, profile& p) {
             c.fail(t.source(), path, fmt::format("at most {} ports are supported", max_ports));
         const table_reader r(c, t, t.source(), path,
                              {"name", "device", "rx_queues", "tx_queues", "rx_desc", "tx_desc", "mtu",
-                              "ipv4", "gateway", "gateway_mac", "gateway_learnt", "mac", "line_rate_mbps"});
+                              "ipv4", "gateway", "gateway_mac", "gateway_learnt", "mac", "line_rate_mbps", "dscp"});
         port_config port;
         read_port(c, r, p, port);
         p.ports.push_back(std::move(port));

@@ -58,6 +58,7 @@ struct port_config {
     bool gateway_learnt = false;           // explicit: the gateway's MAC is learnt by ARP (no gateway_mac)
     std::optional<std::array<uint8_t, 6>> mac;  // override the device MAC
     unsigned line_rate_mbps = 0;           // 0 = take the reported link speed
+    unsigned dscp = 46;                    // DSCP of the replicas sent on this port (46 = EF, RFC 3246)
 };
 
 struct ingress_config {

@@ -184,6 +184,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         }
         im.ports.push_back(drivers::port_start(pp, im.pool));
         im.shared.ethdev[i] = im.ports.back().port_id;
+        im.shared.egress_tos[i] = static_cast<uint8_t>(pc.dscp << 2);   // ECN bits 0: not ECN-capable
         auto& id = im.shared.ports[i];
         std::memcpy(id.mac, im.ports.back().mac.addr_bytes, 6);
         id.ip_be = __builtin_bswap32(pc.ipv4);

@@ -504,6 +504,7 @@ std::vector<error_row> error_rows() {
         {"range_burst_257", k_eal + k_dp + "burst = 257\n" + k_port + k_api, "t.toml:7:9: dataplane.burst: 257 is out of range 1..256"},
         {"range_mtu", k_eal + k_dp + k_port + "mtu = 9601\n" + k_api, "t.toml:11:7: port[0].mtu: 9601 is out of range 68..9600"},
         {"range_mtu_low", k_eal + k_dp + k_port + "mtu = 67\n" + k_api, "t.toml:11:7: port[0].mtu: 67 is out of range 68..9600"},
+        {"range_dscp", k_eal + k_dp + k_port + "dscp = 64\n" + k_api, "t.toml:11:8: port[0].dscp: 64 is out of range 0..63"},
         // Issue 10 item 8: every frame must fit one mbuf (2048 bytes of data room).
         {"mtu_jumbo_9000", k_eal + k_dp + k_port + "mtu = 9000\n" + k_api,
          "t.toml:11:7: port[0].mtu: 9000 needs receive buffers of up to 9026 bytes (MTU + Ethernet header, FCS and "
