@@ -19,6 +19,7 @@
 #include <microhttpd.h>
 #include <nlohmann/json.hpp>
 
+#include "counter_clear.h"
 #include "join_mint.h"
 #include "metrics.h"
 
@@ -165,6 +166,9 @@ struct api_server::impl {
 
     // Join tokens: the [join] key the relay started with (restart to change).
     const token_minter minter;
+
+    // `clear counters`: what the reads subtract (never written into a counter).
+    counter_baseline baseline;
 
     impl(control_plane& c, api_options o) : cp(c), opt(std::move(o)), minter(c.prof().join) {}
 
@@ -634,13 +638,33 @@ struct api_server::impl {
             const api_status st = status();
             return {200, prometheus_text(cp, &st), "text/plain; version=0.0.4", 0, false, {}};
         }
+        // Counters read since the last clear (counter_clear.h); /metrics
+        // and telemetry stay monotonic.
         case route_kind::stats: {
             const api_status st = status();
-            return json_reply(200, stats_json(cp, &st));
+            json j = stats_json(cp, &st);
+            baseline.stats(j);
+            return json_reply(200, j);
         }
-        case route_kind::ports: return json_reply(200, ports_json(cp));
-        case route_kind::lcores: return json_reply(200, lcores_json(cp));
-        case route_kind::drops: return json_reply(200, drops_json(cp));
+        case route_kind::ports: {
+            json j = ports_json(cp);
+            baseline.ports(j);
+            return json_reply(200, j);
+        }
+        case route_kind::lcores: {
+            json j = lcores_json(cp);
+            baseline.lcores(j);
+            return json_reply(200, j);
+        }
+        case route_kind::drops: {
+            json j = drops_json(cp);
+            baseline.drops(j);
+            return json_reply(200, j);
+        }
+        case route_kind::counters_clear: {
+            const api_status st = status();
+            return json_reply(200, {{"cleared_unix_ms", baseline.clear(cp, &st)}});
+        }
         case route_kind::capacity: return json_reply(200, capacity_json(cp));
         case route_kind::events: return json_reply(200, events_json(cp, query_uint(c, "after").value_or(0)));
         case route_kind::sessions_list: return json_reply(200, sessions_json(cp));

@@ -355,6 +355,12 @@ parse_result<route> parse_route(std::string_view method, std::string_view url, b
                     return r;
                 }
         }
+        if (res == "counters" && n == 4 && seg[3] == "clear") {
+            if (!post) fail(405, "method_not_allowed", "POST only");
+            no_body();
+            r.kind = route_kind::counters_clear;
+            return r;
+        }
         if (res != "sessions") no_resource(url);
         if (n == 3) {
             if (!post) fail(405, "method_not_allowed", "GET or POST");

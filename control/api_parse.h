@@ -133,6 +133,7 @@ enum class route_kind {
     events,
     sessions_list,
     recordings_list,
+    counters_clear,
     session_create,
     session_get,
     session_end,

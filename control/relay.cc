@@ -509,6 +509,19 @@ counter_list relay::port_counters() const {
     return out;
 }
 
+std::vector<std::optional<port_nic_counters>> relay::nic_counters() const {
+    std::vector<std::optional<port_nic_counters>> out;
+    for (const auto& p : _impl->ports) {
+        drivers::nic_counters n;
+        if (drivers::port_nic_counters(p.port_id, n))
+            out.push_back(port_nic_counters{n.ipackets, n.opackets, n.ibytes, n.obytes, n.imissed, n.ierrors, n.oerrors,
+                                            n.rx_nombuf});
+        else
+            out.emplace_back();
+    }
+    return out;
+}
+
 std::vector<port_report> relay::ports() const {
     std::vector<port_report> out;
     for (size_t i = 0; i < _impl->ports.size(); ++i) {

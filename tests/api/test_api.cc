@@ -8,6 +8,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "control_plane.h"
 #include "fixture.h"
@@ -631,6 +632,68 @@ TEST_F(api_test, session_full_and_capacity_refusals) {
     // A leave frees its capacity.
     ASSERT_EQ(200, env->del("/api/v1/sessions/1/listeners/203.0.113.1:6000").status);
     EXPECT_EQ(201, env->post("/api/v1/sessions/1/listeners", {{"ip", "203.0.113.9"}, {"port", 6000}}).status);
+}
+
+// Issue 14 item 7: `clear counters` records a baseline that the API's
+// reads subtract; no counter is written (each lcore is its counters' only
+// writer) and /metrics stays monotonic for Prometheus. Ports show the NIC's
+// own counters (testpmd's missed, errors, nombuf).
+TEST_F(api_test, clear_counters_is_a_baseline_the_reads_subtract) {
+    auto wait_rx = [&](uint64_t n) {
+        for (int i = 0; i < 5000; ++i) {
+            if (env->r->totals().rx_packets >= n) return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        return false;
+    };
+    frame_spec wrong_port;
+    wrong_port.dst_port = 41999;   // outside the ingress range: drop/ingress/udp_port
+    const uint64_t rx0 = env->r->totals().rx_packets;
+    for (int i = 0; i < 7; ++i) inject(port, rtp_frame(wrong_port));
+    ASSERT_TRUE(wait_rx(rx0 + 7));
+    auto stats = env->get("/api/v1/stats").body;
+    EXPECT_TRUE(stats["cleared_unix_ms"].is_null());
+    EXPECT_EQ(rx0 + 7, stats["counters"]["rx_packets"]);
+    const uint64_t udp_drops = env->get("/api/v1/drops").body["drops"]["ingress/udp_port"];
+    EXPECT_LE(7u, udp_drops);
+    auto ports = env->get("/api/v1/ports").body;
+    ASSERT_TRUE(ports["ports"][0]["nic"].is_object()) << ports.dump();
+    for (const char* k : {"ipackets", "opackets", "ibytes", "obytes", "imissed", "ierrors", "oerrors", "rx_nombuf"})
+        EXPECT_TRUE(ports["ports"][0]["nic"][k].is_number_unsigned()) << k;
+    EXPECT_LE(7u, ports["ports"][0]["nic"]["ipackets"].get<uint64_t>());
+
+    auto c = env->call("POST", "/api/v1/counters/clear");
+    ASSERT_EQ(200, c.status) << c.text;
+    const int64_t at = c.body["cleared_unix_ms"];
+    EXPECT_LT(1600000000000, at);
+    for (int i = 0; i < 5; ++i) inject(port, rtp_frame(wrong_port));
+    ASSERT_TRUE(wait_rx(rx0 + 12));
+    stats = env->get("/api/v1/stats").body;
+    EXPECT_EQ(at, stats["cleared_unix_ms"]);
+    EXPECT_EQ(5u, stats["counters"]["rx_packets"]);
+    EXPECT_EQ(5u, stats["counters"]["drop/ingress/udp_port"]);
+    EXPECT_EQ(0u, stats["counters"]["api/unauthorized"]);
+    EXPECT_EQ(1u, stats["sessions"]) << "gauges untouched";
+    auto drops = env->get("/api/v1/drops").body;
+    EXPECT_EQ(5u, drops["drops"]["ingress/udp_port"]);
+    EXPECT_EQ(0u, drops["drops"]["ingress/eth_type"]);
+    ports = env->get("/api/v1/ports").body;
+    EXPECT_EQ(5u, ports["ports"][0]["rx_packets"]);
+    EXPECT_EQ(5u, ports["ports"][0]["nic"]["ipackets"]);
+    EXPECT_EQ(at, ports["cleared_unix_ms"]);
+    auto lcores = env->get("/api/v1/lcores").body;
+    EXPECT_EQ(5u, lcores["lcores"][0]["rx_packets"]);
+    EXPECT_GE(5u, lcores["lcores"][0]["ingress_calls"].get<uint64_t>());
+    EXPECT_LE(1u, lcores["lcores"][0]["ingress_calls"].get<uint64_t>());
+    EXPECT_EQ(at, lcores["cleared_unix_ms"]);
+    // The workers' counters and /metrics never went back.
+    EXPECT_EQ(rx0 + 12, env->r->totals().rx_packets);
+    const std::string m = env->call("GET", "/metrics").text;
+    EXPECT_NE(std::string::npos, m.find("stentor_rx_packets_total " + std::to_string(rx0 + 12))) << m.substr(0, 2000);
+    // A second clear moves the baseline.
+    ASSERT_EQ(200, env->call("POST", "/api/v1/counters/clear").status);
+    EXPECT_EQ(0u, env->get("/api/v1/stats").body["counters"]["rx_packets"]);
+    EXPECT_EQ(401, env->call("POST", "/api/v1/counters/clear", "", "").status);
 }
 
 TEST_F(api_test, session_observer_hears_create_and_end) {
