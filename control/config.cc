@@ -35,6 +35,7 @@
 #include <utility>
 
 #include "stentor/dp_counters.h"
+#include "tls_files.h"
 
 namespace stentor::control {
 namespace {
@@ -597,10 +598,44 @@ void read_limits(const context& c, const toml::table& root, limits_config& l) {
                            l.max_listeners));
 }
 
+// HTTPS, or plain HTTP said explicitly and only on loopback (issue 12 item
+// 4). The files are read and loaded with GnuTLS here too, so a wrong path,
+// a group-readable key, a key of another certificate or an encrypted key is
+// a --check error naming the setting, not a start-up failure.
+void check_api_transport(const table_reader& r, const api_config& api) {
+    const bool tls = !api.tls_cert.empty() || !api.tls_key.empty();
+    if (tls) {
+        if (api.tls_cert.empty()) r.fail("tls_key", "set together with api.tls_cert (the certificate it belongs to)");
+        if (api.tls_key.empty()) r.fail("tls_cert", "set together with api.tls_key (its private key)");
+        if (api.plain_http)
+            r.fail("plain_http", "true, but api.tls_cert and api.tls_key are set: the API serves HTTPS or plain HTTP, "
+                                 "not both");
+        const pem_file cert = read_pem_file(api.tls_cert, false);
+        if (!cert.error.empty()) r.fail("tls_cert", cert.error);
+        pem_file key = read_pem_file(api.tls_key, true);
+        const wiped guard{key.text};
+        if (!key.error.empty()) r.fail("tls_key", key.error);
+        if (const auto bad = check_tls_pair(cert.text, key.text)) r.fail(bad->first, fmt::format("{}: {}", bad->first == "tls_cert" ? api.tls_cert : api.tls_key, bad->second));
+        return;
+    }
+    const auto ip = parse_ipv4(api.listen_addr);
+    const bool loopback = ip && (*ip >> 24) == 127;
+    if (!api.plain_http)
+        r.fail("listen", fmt::format("the API on {}:{} needs HTTPS (api.tls_cert and api.tls_key) or, on a loopback "
+                                     "address only, plain_http = true said explicitly",
+                                     api.listen_addr, api.listen_port));
+    if (!loopback)
+        r.fail("plain_http", fmt::format("plain HTTP only on a loopback address (127.0.0.0/8): {} is reachable from other "
+                                         "hosts, and the token and everything set through the API would cross the "
+                                         "network in clear; serve HTTPS there (api.tls_cert, api.tls_key)",
+                                         api.listen_addr));
+}
+
 void read_api(const context& c, const toml::table& root, api_config& api) {
     const auto r = section(c, root, "api",
                            {"listen", "token", "threads", "max_connections", "max_connections_per_ip",
-                            "idle_timeout_s", "body_timeout_s", "bodies_in_flight_mib", "publish_wait_ms"});
+                            "idle_timeout_s", "body_timeout_s", "bodies_in_flight_mib", "publish_wait_ms", "tls_cert",
+                            "tls_key", "plain_http"});
     if (const auto* n = r.find("listen")) {
         const auto path = r.key_path("listen");
         const auto s = read_string(c, *n, path);
@@ -633,6 +668,10 @@ void read_api(const context& c, const toml::table& root, api_config& api) {
     // One bulk body (8 MiB) must fit, or bulk joins could never succeed.
     r.opt_uint("bodies_in_flight_mib", api.bodies_in_flight_mib, 8, 65536);
     r.opt_uint("publish_wait_ms", api.publish_wait_ms, 10, 600000);
+    r.opt_string("tls_cert", api.tls_cert);
+    r.opt_string("tls_key", api.tls_key);
+    r.opt_bool("plain_http", api.plain_http);
+    if (api.listen_port != 0) check_api_transport(r, api);
 }
 
 void read_recording(const context& c, const toml::table& root, recording_config& rc) {

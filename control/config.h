@@ -107,6 +107,14 @@ struct api_config {
     unsigned body_timeout_s = 30;          // a whole request body, first to last byte
     unsigned bodies_in_flight_mib = 32;    // request bodies buffered at once, all connections
     unsigned publish_wait_ms = 2000;       // a write waits this long for its publish, then 503
+    // HTTPS (issue 12 item 4): PEM files of the certificate (chain) and its
+    // private key (mode 0600), read when the API starts. Without them the
+    // API speaks plain HTTP, which the profile must ask for (plain_http =
+    // true) and only on a loopback address: the token, the listeners and
+    // keys set through the API must not cross a network in clear.
+    std::string tls_cert;
+    std::string tls_key;
+    bool plain_http = false;
 };
 
 // The overload controller's thresholds (docs/admission.md, "Overload");

@@ -168,7 +168,8 @@ int main(int argc, char** argv) {
             if (prof.api.listen_port != 0 && !prof.api.token.empty()) {
                 const control::api_options ao = control::api_options_from(prof.api);
                 api = std::make_unique<control::api_server>(*cp, ao);
-                std::printf("api: http://%s:%u/api/v1 (bearer token from the profile)\n", ao.listen_addr.c_str(), api->port());
+                std::printf("api: %s://%s:%u/api/v1 (bearer token from the profile)\n", api->tls() ? "https" : "http",
+                            ao.listen_addr.c_str(), api->port());
             }
             if (prof.join.keys.empty()) {
                 std::printf("join: no [join] keys: join tokens can be neither minted nor verified\n");
