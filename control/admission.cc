@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <string>
 
 #include "action_error.h"
 
@@ -52,6 +54,15 @@ void admission::refill(bucket& b, double rate, clock::time_point now) const {
 
 namespace {
 
+// A rate in a refusal: whole units from 10 up, else three significant
+// digits (one 64 kbit/s listener needs 0.0776 Mbit/s, not "0").
+std::string rate_text(double v) {
+    char b[32];
+    if (v >= 10.0 || v == 0.0) std::snprintf(b, sizeof b, "%.0f", std::floor(v));   // never "free" more than is
+    else std::snprintf(b, sizeof b, "%.3g", v);
+    return b;
+}
+
 uint64_t listeners_at_port(const join_counts& n, size_t p) {
     uint64_t np = 0;
     for (unsigned t = 0; t < dp::max_tiers; ++t) np += n[p][t];
@@ -82,20 +93,24 @@ void admission::check_capacity(const listener_cost& c, const join_counts& n, con
         const uint64_t np = listeners_at_port(n, p);
         if (np == 0) continue;
         const double cap = _cfg.line_rate_mbps[p] * 1e6 * keep * tier_share;
-        if (_port_used_bps[p] + c.bps * static_cast<double>(np) > cap + 1e-6)
+        const double need = c.bps * static_cast<double>(np);
+        if (_port_used_bps[p] + need > cap + 1e-6)
             throw action_error(error_code::capacity,
-                               std::string(what) + "port " + _cfg.port_names[p] + " is full: " +
-                                   std::to_string(static_cast<uint64_t>(_port_used_bps[p] / 1e6)) + " of " +
-                                   std::to_string(static_cast<uint64_t>(cap / 1e6)) + " Mbit/s planned" + tier_note);
+                               std::string(what) + "port " + _cfg.port_names[p] + " is full: the request needs " +
+                                   rate_text(need / 1e6) + " Mbit/s, " + rate_text(std::max(0.0, cap - _port_used_bps[p]) / 1e6) +
+                                   " of " + rate_text(cap / 1e6) + " Mbit/s free (" + rate_text(_port_used_bps[p] / 1e6) +
+                                   " planned)" + tier_note);
     }
     double cap_pps = _cfg.nb_fanout_cores * _cfg.fanout_pps_per_core * keep;
     if (_overload_cap) cap_pps = std::min(cap_pps, *_overload_cap);
     cap_pps *= tier_share;
-    if (_used_pps + c.pps * static_cast<double>(total) > cap_pps + 1e-6)
+    const double need_pps = c.pps * static_cast<double>(total);
+    if (_used_pps + need_pps > cap_pps + 1e-6)
         throw action_error(error_code::capacity,
                            std::string(what) + "fan-out is full" + (_overload_cap ? " (lowered after overload)" : "") +
-                               ": " + std::to_string(static_cast<uint64_t>(_used_pps)) + " of " +
-                               std::to_string(static_cast<uint64_t>(cap_pps)) + " replicas/s planned" + tier_note);
+                               ": the request needs " + rate_text(need_pps) + " replicas/s, " +
+                               rate_text(std::max(0.0, cap_pps - _used_pps)) + " of " + rate_text(cap_pps) +
+                               " replicas/s free (" + rate_text(_used_pps) + " planned)" + tier_note);
 }
 
 void admission::add_load(const listener_cost& c, const join_counts& n, double sign) {

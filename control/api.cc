@@ -20,8 +20,10 @@
 #include <nlohmann/json.hpp>
 
 #include "audit.h"
+#include "counter_clear.h"
 #include "join_mint.h"
 #include "metrics.h"
+#include "tls_files.h"
 
 namespace stentor::control {
 
@@ -170,6 +172,13 @@ struct api_server::impl {
 
     // Join tokens: the [join] key the relay started with (restart to change).
     const token_minter minter;
+
+    // `clear counters`: what the reads subtract (never written into a counter).
+    counter_baseline baseline;
+
+    // HTTPS: the PEM text libmicrohttpd serves with, kept until the daemon
+    // stops; the key is wiped then (tls_files.h).
+    std::string tls_cert_pem, tls_key_pem;
 
     impl(control_plane& c, api_options o) : cp(c), opt(std::move(o)), minter(c.prof().join) {}
 
@@ -650,13 +659,33 @@ struct api_server::impl {
             const api_status st = status();
             return {200, prometheus_text(cp, &st), "text/plain; version=0.0.4", 0, false, {}};
         }
+        // Counters read since the last clear (counter_clear.h); /metrics
+        // and telemetry stay monotonic.
         case route_kind::stats: {
             const api_status st = status();
-            return json_reply(200, stats_json(cp, &st));
+            json j = stats_json(cp, &st);
+            baseline.stats(j);
+            return json_reply(200, j);
         }
-        case route_kind::ports: return json_reply(200, ports_json(cp));
-        case route_kind::lcores: return json_reply(200, lcores_json(cp));
-        case route_kind::drops: return json_reply(200, drops_json(cp));
+        case route_kind::ports: {
+            json j = ports_json(cp);
+            baseline.ports(j);
+            return json_reply(200, j);
+        }
+        case route_kind::lcores: {
+            json j = lcores_json(cp);
+            baseline.lcores(j);
+            return json_reply(200, j);
+        }
+        case route_kind::drops: {
+            json j = drops_json(cp);
+            baseline.drops(j);
+            return json_reply(200, j);
+        }
+        case route_kind::counters_clear: {
+            const api_status st = status();
+            return json_reply(200, {{"cleared_unix_ms", baseline.clear(cp, &st)}});
+        }
         case route_kind::capacity: return json_reply(200, capacity_json(cp));
         case route_kind::events: return json_reply(200, events_json(cp, query_uint(c, "after").value_or(0)));
         case route_kind::sessions_list: return json_reply(200, sessions_json(cp));
@@ -728,6 +757,13 @@ struct api_server::impl {
         case route_kind::listener_del:
             cp.state().listener_del(sid, rt.ep.ip, rt.ep.port);
             return write_reply(200, {{"removed", rt.ep_text}});
+        case route_kind::listener_bulk_delete: {
+            // All or nothing, like the bulk join: one missing or repeated
+            // item refuses the request and nothing is removed.
+            const std::vector<listener_addr> items = need(parse_listener_bulk_delete(body, limits()));
+            cp.state().listener_del_bulk(sid, items);
+            return write_reply(200, {{"session", sid}, {"removed", items.size()}});
+        }
         case route_kind::token_mint: return mint_tokens(sid, body);
         }
         fail(500, "internal", "unhandled route");
@@ -746,6 +782,8 @@ api_options api_options_from(const api_config& c) {
     o.body_timeout_s = c.body_timeout_s;
     o.bodies_in_flight = size_t{c.bodies_in_flight_mib} << 20;
     o.publish_wait = std::chrono::milliseconds(c.publish_wait_ms);
+    o.tls_cert_file = c.tls_cert;
+    o.tls_key_file = c.tls_key;
     return o;
 }
 
@@ -765,7 +803,34 @@ api_server::api_server(control_plane& cp, api_options o) : _impl(std::make_uniqu
     // that, which refused every API connection (issue 10 item 2). A small
     // pool serves everything: no handler waits for a publish on a pool
     // thread (wait_for_publish suspends the connection instead).
-    const unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    // HTTPS, or plain HTTP on loopback only (the profile check says the
+    // same with file and line; this holds for every caller).
+    const bool tls = !im.opt.tls_cert_file.empty() || !im.opt.tls_key_file.empty();
+    MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, nullptr}, {MHD_OPTION_END, 0, nullptr},
+                                  {MHD_OPTION_END, 0, nullptr}, {MHD_OPTION_END, 0, nullptr}};
+    if (!tls && (ntohl(sa.sin_addr.s_addr) >> 24) != 127)
+        throw std::invalid_argument("api: plain HTTP only on a loopback address (127.0.0.0/8), not " + im.opt.listen_addr +
+                                    ": give a certificate and key (api.tls_cert, api.tls_key)");
+    if (tls) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+            throw std::runtime_error("api: this libmicrohttpd was built without TLS");
+        const pem_file cert = read_pem_file(im.opt.tls_cert_file, false);
+        if (!cert.error.empty()) throw std::invalid_argument("api: api.tls_cert: " + cert.error);
+        pem_file key = read_pem_file(im.opt.tls_key_file, true);
+        const wiped guard{key.text};
+        if (!key.error.empty()) throw std::invalid_argument("api: api.tls_key: " + key.error);
+        if (const auto bad = check_tls_pair(cert.text, key.text))
+            throw std::invalid_argument("api: api." + bad->first + ": " + bad->second);
+        im.tls_cert_pem = cert.text;
+        im.tls_key_pem = key.text;
+        flags |= MHD_USE_TLS;
+        // TLS 1.2 and 1.3 only (RFC 8996 deprecates 1.0 and 1.1).
+        static const char priorities[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+        tls_opts[0] = {MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(im.tls_cert_pem.c_str())};
+        tls_opts[1] = {MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(im.tls_key_pem.c_str())};
+        tls_opts[2] = {MHD_OPTION_HTTPS_PRIORITIES, 0, const_cast<char*>(priorities)};
+    }
     // Our accept policy enforces the connection limits exactly and counts
     // each refusal; libmicrohttpd checks its own limits before asking it
     // and refuses silently, so they are set above ours, as a backstop
@@ -781,9 +846,13 @@ api_server::api_server(control_plane& cp, api_options o) : _impl(std::make_uniqu
                             MHD_OPTION_CONNECTION_LIMIT, mhd_total,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, mhd_per_ip,
                             MHD_OPTION_CONNECTION_TIMEOUT, im.opt.idle_timeout_s,
+                            MHD_OPTION_ARRAY, tls_opts,
                             MHD_OPTION_END);
-    if (im.d == nullptr)
-        throw std::runtime_error("api: cannot listen on " + im.opt.listen_addr + ":" + std::to_string(im.opt.listen_port));
+    if (im.d == nullptr) {
+        wipe(im.tls_key_pem);
+        throw std::runtime_error("api: cannot listen on " + im.opt.listen_addr + ":" + std::to_string(im.opt.listen_port) +
+                                 (tls ? " with TLS" : ""));
+    }
     const MHD_DaemonInfo* info = MHD_get_daemon_info(im.d, MHD_DAEMON_INFO_BIND_PORT);
     _port = info != nullptr ? info->port : im.opt.listen_port;
     im.waiter = std::thread([&im] { im.waiter_run(); });
@@ -804,8 +873,11 @@ api_server::~api_server() {
     // until every resumed one has been back through on_request (or closed).
     for (int i = 0; i < 10000 && im.suspended.load() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     MHD_stop_daemon(im.d);
+    wipe(im.tls_key_pem);
 }
 
 api_status api_server::status() const { return _impl->status(); }
+
+bool api_server::tls() const { return !_impl->tls_cert_pem.empty(); }
 
 }  // namespace stentor::control

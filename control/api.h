@@ -39,6 +39,11 @@ struct api_options {
     unsigned body_timeout_s = 30;
     size_t bodies_in_flight = size_t{32} << 20;   // bytes
     std::chrono::milliseconds publish_wait{2000};
+    // HTTPS (docs/api.md "HTTPS"): PEM files of the certificate (chain)
+    // and its private key, read when the server starts. Empty: plain HTTP,
+    // which the server refuses on any address but loopback (127.0.0.0/8).
+    std::string tls_cert_file;
+    std::string tls_key_file;
 };
 
 // The options a profile's [api] section asks for.
@@ -85,6 +90,7 @@ public:
     api_server(const api_server&) = delete;
     api_server& operator=(const api_server&) = delete;
     unsigned port() const { return _port; }
+    bool tls() const;                  // serves HTTPS
     api_status status() const;
 
     struct impl;

@@ -128,13 +128,14 @@ constexpr session_route session_routes[] = {
     {"listeners", nullptr, "GET", route_kind::listeners_list, false},
     {"listeners", nullptr, "POST", route_kind::listener_add, true},
     {"listeners", "bulk", "POST", route_kind::listener_bulk, true},
+    {"listeners", "bulk_delete", "POST", route_kind::listener_bulk_delete, true},
     {"listeners", endpoint_tail, "DELETE", route_kind::listener_del, false},
     {"tokens", nullptr, "POST", route_kind::token_mint, true},
 };
 constexpr std::pair<const char*, const char*> session_route_methods[] = {
     {"recording", "GET .../recording"},
     {"speakers", "POST .../speakers or DELETE .../speakers/IP:PORT"},
-    {"listeners", "GET/POST .../listeners, POST .../listeners/bulk, DELETE .../listeners/IP:PORT"},
+    {"listeners", "GET/POST .../listeners, POST .../listeners/bulk or .../listeners/bulk_delete, DELETE .../listeners/IP:PORT"},
     {"tokens", "POST .../tokens"},
 };
 
@@ -225,6 +226,30 @@ parse_result<std::vector<listener_spec>> parse_listener_bulk(std::string_view bo
     });
 }
 
+parse_result<std::vector<listener_addr>> parse_listener_bulk_delete(std::string_view body, const parse_limits& lim) {
+    return guarded([&] {
+        const json j = object_or_fail(body, lim.max_bulk_body, lim.max_depth);
+        only_fields(j, {"listeners"});
+        auto it = j.find("listeners");
+        if (it == j.end() || !it->is_array()) fail(400, "invalid", "\"listeners\" must be an array");
+        if (it->size() > lim.max_bulk_items)
+            fail(400, "invalid", "at most " + std::to_string(lim.max_bulk_items) + " listeners per request");
+        std::vector<listener_addr> items;
+        items.reserve(it->size());
+        for (size_t i = 0; i < it->size(); ++i) {
+            const std::string where = "listeners[" + std::to_string(i) + "]: ";
+            const json& l = (*it)[i];
+            if (!l.is_object()) fail(400, "invalid", where + "a listener must be an object");
+            only_fields(l, {"ip", "port"}, where);
+            listener_addr a;
+            a.ip = req_ip(l, "ip", where);
+            a.port = static_cast<unsigned>(req_uint(l, "port", 65535, where));
+            items.push_back(a);
+        }
+        return items;
+    });
+}
+
 parse_result<token_mint_request> parse_token_mint(std::string_view body, const parse_limits& lim) {
     return guarded([&] {
         const json j = object_or_fail(body, lim.max_body, lim.max_depth);
@@ -247,7 +272,7 @@ parse_result<token_mint_request> parse_token_mint(std::string_view body, const p
 }
 
 size_t body_limit_for(std::string_view url, const parse_limits& lim) noexcept {
-    return url.ends_with("/listeners/bulk") ? lim.max_bulk_body : lim.max_body;
+    return url.ends_with("/listeners/bulk") || url.ends_with("/listeners/bulk_delete") ? lim.max_bulk_body : lim.max_body;
 }
 
 parse_error body_too_large(size_t limit) {
@@ -329,6 +354,12 @@ parse_result<route> parse_route(std::string_view method, std::string_view url, b
                     r.kind = kind;
                     return r;
                 }
+        }
+        if (res == "counters" && n == 4 && seg[3] == "clear") {
+            if (!post) fail(405, "method_not_allowed", "POST only");
+            no_body();
+            r.kind = route_kind::counters_clear;
+            return r;
         }
         if (res != "sessions") no_resource(url);
         if (n == 3) {

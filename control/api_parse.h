@@ -78,6 +78,11 @@ parse_result<listener_spec> parse_listener_add(std::string_view body, const pars
 // item refuses the request with its index ("listeners[7]: ...").
 parse_result<std::vector<listener_spec>> parse_listener_bulk(std::string_view body, const parse_limits& lim);
 
+// POST /api/v1/sessions/{id}/listeners/bulk_delete: {"listeners":[{ip,
+// port},...]}, at most max_bulk_items; a bad item refuses the request with
+// its index.
+parse_result<std::vector<listener_addr>> parse_listener_bulk_delete(std::string_view body, const parse_limits& lim);
+
 // POST /api/v1/sessions/{id}/tokens: how many join tokens, for which tier,
 // living how long (docs/join.md).
 inline constexpr uint64_t max_tokens_per_request = 100000;
@@ -89,7 +94,8 @@ struct token_mint_request {
 };
 parse_result<token_mint_request> parse_token_mint(std::string_view body, const parse_limits& lim);
 
-// The body limit that applies to a URL (the bulk one for .../listeners/bulk).
+// The body limit that applies to a URL (the bulk one for .../listeners/bulk
+// and .../listeners/bulk_delete).
 size_t body_limit_for(std::string_view url, const parse_limits& lim) noexcept;
 // 413 "body larger than N bytes".
 parse_error body_too_large(size_t limit);
@@ -127,6 +133,7 @@ enum class route_kind {
     events,
     sessions_list,
     recordings_list,
+    counters_clear,
     session_create,
     session_get,
     session_end,
@@ -137,6 +144,7 @@ enum class route_kind {
     listener_add,
     listener_bulk,
     listener_del,
+    listener_bulk_delete,
     token_mint,
 };
 

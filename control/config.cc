@@ -36,6 +36,7 @@
 #include <utility>
 
 #include "stentor/dp_counters.h"
+#include "tls_files.h"
 
 namespace stentor::control {
 namespace {
@@ -611,10 +612,44 @@ void read_limits(const context& c, const toml::table& root, limits_config& l) {
                            l.max_listeners));
 }
 
+// HTTPS, or plain HTTP said explicitly and only on loopback (issue 12 item
+// 4). The files are read and loaded with GnuTLS here too, so a wrong path,
+// a group-readable key, a key of another certificate or an encrypted key is
+// a --check error naming the setting, not a start-up failure.
+void check_api_transport(const table_reader& r, const api_config& api) {
+    const bool tls = !api.tls_cert.empty() || !api.tls_key.empty();
+    if (tls) {
+        if (api.tls_cert.empty()) r.fail("tls_key", "set together with api.tls_cert (the certificate it belongs to)");
+        if (api.tls_key.empty()) r.fail("tls_cert", "set together with api.tls_key (its private key)");
+        if (api.plain_http)
+            r.fail("plain_http", "true, but api.tls_cert and api.tls_key are set: the API serves HTTPS or plain HTTP, "
+                                 "not both");
+        const pem_file cert = read_pem_file(api.tls_cert, false);
+        if (!cert.error.empty()) r.fail("tls_cert", cert.error);
+        pem_file key = read_pem_file(api.tls_key, true);
+        const wiped guard{key.text};
+        if (!key.error.empty()) r.fail("tls_key", key.error);
+        if (const auto bad = check_tls_pair(cert.text, key.text)) r.fail(bad->first, fmt::format("{}: {}", bad->first == "tls_cert" ? api.tls_cert : api.tls_key, bad->second));
+        return;
+    }
+    const auto ip = parse_ipv4(api.listen_addr);
+    const bool loopback = ip && (*ip >> 24) == 127;
+    if (!api.plain_http)
+        r.fail("listen", fmt::format("the API on {}:{} needs HTTPS (api.tls_cert and api.tls_key) or, on a loopback "
+                                     "address only, plain_http = true said explicitly",
+                                     api.listen_addr, api.listen_port));
+    if (!loopback)
+        r.fail("plain_http", fmt::format("plain HTTP only on a loopback address (127.0.0.0/8): {} is reachable from other "
+                                         "hosts, and the token and everything set through the API would cross the "
+                                         "network in clear; serve HTTPS there (api.tls_cert, api.tls_key)",
+                                         api.listen_addr));
+}
+
 void read_api(const context& c, const toml::table& root, api_config& api) {
     const auto r = section(c, root, "api",
                            {"listen", "token", "threads", "max_connections", "max_connections_per_ip",
-                            "idle_timeout_s", "body_timeout_s", "bodies_in_flight_mib", "publish_wait_ms"});
+                            "idle_timeout_s", "body_timeout_s", "bodies_in_flight_mib", "publish_wait_ms", "tls_cert",
+                            "tls_key", "plain_http"});
     if (const auto* n = r.find("listen")) {
         const auto path = r.key_path("listen");
         const auto s = read_string(c, *n, path);
@@ -647,6 +682,10 @@ void read_api(const context& c, const toml::table& root, api_config& api) {
     // One bulk body (8 MiB) must fit, or bulk joins could never succeed.
     r.opt_uint("bodies_in_flight_mib", api.bodies_in_flight_mib, 8, 65536);
     r.opt_uint("publish_wait_ms", api.publish_wait_ms, 10, 600000);
+    r.opt_string("tls_cert", api.tls_cert);
+    r.opt_string("tls_key", api.tls_key);
+    r.opt_bool("plain_http", api.plain_http);
+    if (api.listen_port != 0) check_api_transport(r, api);
 }
 
 void read_recording(const context& c, const toml::table& root, recording_config& rc) {
@@ -928,6 +967,7 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
         c.fail(*r.find("gateway"), r.key_path("gateway"),
                "set gateway_mac (pinned, recommended) or gateway_learnt = true (learnt by ARP, see docs/security.md)");
     r.opt_uint("line_rate_mbps", port.line_rate_mbps, 0, max_line_rate_mbps);
+    r.opt_uint("dscp", port.dscp, 0, 63);
 }
 
 void read_ports(const context& c, const toml::table& root, profile& p) {
@@ -937,7 +977,7 @@ void read_ports(const context& c, const toml::table& root, profile& p) {
             c.fail(t.source(), path, fmt::format("at most {} ports are supported", max_ports));
         const table_reader r(c, t, t.source(), path,
                              {"name", "device", "rx_queues", "tx_queues", "rx_desc", "tx_desc", "mtu",
-                              "ipv4", "gateway", "gateway_mac", "gateway_learnt", "mac", "line_rate_mbps"});
+                              "ipv4", "gateway", "gateway_mac", "gateway_learnt", "mac", "line_rate_mbps", "dscp"});
         port_config port;
         read_port(c, r, p, port);
         p.ports.push_back(std::move(port));
@@ -1207,9 +1247,41 @@ std::optional<std::string> check_listener_ip(uint32_t ip, const profile& p) {
     return std::nullopt;
 }
 
+namespace {
+
+// Why a session name cannot be shown as it is, if it cannot: a name goes
+// into logs, tables, the journal and JSON, where a control character (a NUL
+// that ends a C string, an escape that rewrites a terminal, a newline that
+// forges a log line) or bytes that are not UTF-8 would do damage.
+std::optional<std::string> name_problem(std::string_view n) {
+    const auto* p = reinterpret_cast<const unsigned char*>(n.data());
+    for (size_t i = 0; i < n.size();) {
+        const unsigned c = p[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
+        bool ok = len != 0 && i + len <= n.size();
+        for (size_t k = 1; ok && k < len; ++k) {
+            ok = (p[i + k] & 0xc0) == 0x80;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        // No overlong forms, surrogates or code points past U+10FFFF.
+        static constexpr uint32_t min_of_len[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (!ok || cp < min_of_len[len] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+            return fmt::format("byte {} is not UTF-8", i);
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+            return fmt::format("control character U+{:04X} at byte {}", cp, i);
+        i += len;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<setting_error> check_session(const session_params& s, const profile& p) {
     if (s.name.size() > max_session_name)
         return setting_error{"name", fmt::format("longer than {} characters", max_session_name)};
+    if (auto why = name_problem(s.name))
+        return setting_error{"name", *why + ": names are shown in logs, tables and JSON as they are"};
     if (std::find(opus_frame_ms.begin(), opus_frame_ms.end(), s.frame_ms) == opus_frame_ms.end())
         return setting_error{"frame_ms",
                              fmt::format("{} is not an Opus frame duration (5, 10, 20, 40, 60, 120)", s.frame_ms)};

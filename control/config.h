@@ -64,6 +64,7 @@ struct port_config {
     bool gateway_learnt = false;           // explicit: the gateway's MAC is learnt by ARP (no gateway_mac)
     std::optional<std::array<uint8_t, 6>> mac;  // override the device MAC
     unsigned line_rate_mbps = 0;           // 0 = take the reported link speed
+    unsigned dscp = 46;                    // DSCP of the replicas sent on this port (46 = EF, RFC 3246)
 };
 
 struct ingress_config {
@@ -112,6 +113,14 @@ struct api_config {
     unsigned body_timeout_s = 30;          // a whole request body, first to last byte
     unsigned bodies_in_flight_mib = 32;    // request bodies buffered at once, all connections
     unsigned publish_wait_ms = 2000;       // a write waits this long for its publish, then 503
+    // HTTPS (issue 12 item 4): PEM files of the certificate (chain) and its
+    // private key (mode 0600), read when the API starts. Without them the
+    // API speaks plain HTTP, which the profile must ask for (plain_http =
+    // true) and only on a loopback address: the token, the listeners and
+    // keys set through the API must not cross a network in clear.
+    std::string tls_cert;
+    std::string tls_key;
+    bool plain_http = false;
 };
 
 // The overload controller's thresholds (docs/admission.md, "Overload");

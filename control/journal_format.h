@@ -60,7 +60,7 @@ enum class record_type : uint8_t {
     listener_add = 5,
     listener_del = 6,
     listener_add_bulk = 7,  // one record per bulk action (all or nothing)
-    listeners_removed = 8,  // shed_newest: (session, ip, port) across sessions
+    listeners_removed = 8,  // shed_newest, listener_del_bulk: (session, ip, port) across sessions
     snapshot_end = 9,       // last record of a snapshot: what it holds
 };
 

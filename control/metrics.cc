@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "control_plane.h"
+#include "counter_clear.h"
 #include "stentor/services/mixer.h"
 #include "stentor/services/recorder.h"
 #include "stentor/services/service_thread.h"
@@ -186,6 +187,7 @@ json ports_json(control_plane& cp) {
     const auto t = cp.totals();
     json a = json::array();
     const auto reps = cp.rel().ports();
+    const auto nics = cp.rel().nic_counters();
     for (size_t i = 0; i < reps.size(); ++i) {
         const auto& p = reps[i];
         json o{{"name", p.name},       {"device", p.device},     {"driver", p.driver},
@@ -194,6 +196,7 @@ json ports_json(control_plane& cp) {
         o["rx_packets"] = i < dp::max_ports ? t.port_rx[i] : 0;
         o["tx_packets"] = i < dp::max_ports ? t.port_tx[i] : 0;
         if (i < rates.ports.size()) add_rates(o, port_rates, rates.ports[i]);
+        o["nic"] = i < nics.size() ? nic_json(nics[i]) : json(nullptr);   // counter_clear.h
         a.push_back(std::move(o));
     }
     return {{"ports", a}, {"interval_s", rates.interval_s}};

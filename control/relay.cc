@@ -185,6 +185,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         }
         im.ports.push_back(drivers::port_start(pp, im.pool));
         im.shared.ethdev[i] = im.ports.back().port_id;
+        im.shared.egress_tos[i] = static_cast<uint8_t>(pc.dscp << 2);   // ECN bits 0: not ECN-capable
         auto& id = im.shared.ports[i];
         std::memcpy(id.mac, im.ports.back().mac.addr_bytes, 6);
         id.ip_be = __builtin_bswap32(pc.ipv4);
@@ -510,6 +511,19 @@ counter_list relay::port_counters() const {
     counter_list out;
     for (auto& p : _impl->ports)
         for (auto& [k, v] : drivers::port_stats(p.port_id)) out.emplace_back("port/" + p.name + "/" + k, v);
+    return out;
+}
+
+std::vector<std::optional<port_nic_counters>> relay::nic_counters() const {
+    std::vector<std::optional<port_nic_counters>> out;
+    for (const auto& p : _impl->ports) {
+        drivers::nic_counters n;
+        if (drivers::port_nic_counters(p.port_id, n))
+            out.push_back(port_nic_counters{n.ipackets, n.opackets, n.ibytes, n.obytes, n.imissed, n.ierrors, n.oerrors,
+                                            n.rx_nombuf});
+        else
+            out.emplace_back();
+    }
     return out;
 }
 

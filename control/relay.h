@@ -58,6 +58,13 @@ struct port_report {
     bool rx_intr = false;       // idle workers wait for its Rx interrupt (dataplane.idle = "adaptive")
 };
 
+// A port's own counters as its PMD keeps them (rte_eth_stats): what
+// testpmd's "show port stats" prints. `missed`: frames the NIC dropped for
+// want of a free RX descriptor; `rx_nombuf`: RX mbuf allocation failures.
+struct port_nic_counters {
+    uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf;
+};
+
 // The profile's [mixer] section as the mixer takes it.
 svc::mix_settings mix_settings_of(const mixer_settings& m);
 
@@ -120,6 +127,8 @@ public:
     counter_list counters(bool include_zero) const;
     counter_list port_counters() const;  // ethdev basic + extended stats, prefixed port/<name>/
     std::vector<port_report> ports() const;
+    // By port index; nullopt for a port whose PMD keeps no counters.
+    std::vector<std::optional<port_nic_counters>> nic_counters() const;
 
     struct impl;
 

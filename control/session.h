@@ -55,4 +55,11 @@ struct listener_spec {
     bool operator==(const listener_spec&) const = default;
 };
 
+// A listener as a leave names it: its address and port.
+struct listener_addr {
+    uint32_t ip = 0;                 // host order
+    unsigned port = 0;
+    bool operator==(const listener_addr&) const = default;
+};
+
 }  // namespace stentor::control

@@ -818,6 +818,37 @@ void relay_state::listener_del(uint32_t session_id, uint32_t ip, unsigned port) 
     im.mark_changed();
 }
 
+void relay_state::listener_del_bulk(uint32_t session_id, const std::vector<listener_addr>& items) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    im.check_journal();
+    session_state& s = im.get(session_id);
+    std::vector<uint64_t> keys;
+    keys.reserve(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+        const uint64_t k = ep_key(items[i].ip, items[i].port);
+        if (s.listeners.count(k) == 0)
+            throw action_error(error_code::not_found, "listeners[" + std::to_string(i) + "]: no listener " +
+                                                          format_ipv4(items[i].ip) + ":" + std::to_string(items[i].port));
+        keys.push_back(k);
+    }
+    std::vector<uint64_t> sorted = keys;
+    std::sort(sorted.begin(), sorted.end());
+    if (auto d = std::adjacent_find(sorted.begin(), sorted.end()); d != sorted.end())
+        throw action_error(error_code::invalid, "listener " + format_ipv4(static_cast<uint32_t>(*d >> 16)) + ":" +
+                                                    std::to_string(*d & 0xffff) + " appears twice in the request");
+    if (items.empty()) return;
+    for (const uint64_t k : keys) im.remove_listener(s, s.listeners.find(k));
+    // The record sheds use: (session, ip, port) removals, replayed one by one.
+    if (im.jr != nullptr) {
+        jr::rec_listeners_removed r;
+        r.items.reserve(items.size());
+        for (const auto& it : items) r.items.push_back({session_id, it.ip, it.port});
+        jr::encode(r, im.jr_pending);
+    }
+    im.mark_changed();
+}
+
 std::vector<shed_record> relay_state::shed_newest(unsigned tier, size_t k) {
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;

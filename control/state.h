@@ -84,6 +84,10 @@ public:
     // All or nothing: every item is validated (and admitted) before any is
     // added, so a refusal names the first bad item and changes nothing.
     void listener_add_bulk(uint32_t session_id, const std::vector<listener_spec>& items);
+    // All or nothing too: every item must be a listener of the session, at
+    // most once; the first that is not refuses the request ("listeners[i]:
+    // ...") and nothing is removed. One journal record, one publish.
+    void listener_del_bulk(uint32_t session_id, const std::vector<listener_addr>& items);
     // Overload shedding: remove up to `k` listeners of `tier`, newest first,
     // across all sessions. Speakers are never touched.
     std::vector<shed_record> shed_newest(unsigned tier, size_t k);

@@ -233,7 +233,8 @@ int main(int argc, char** argv) {
             if (prof.api.listen_port != 0 && !prof.api.token.empty()) {
                 const control::api_options ao = control::api_options_from(prof.api);
                 api = std::make_unique<control::api_server>(*cp, ao);
-                spdlog::info("api: http://{}:{}/api/v1 (bearer token from the profile)", ao.listen_addr, api->port());
+                spdlog::info("api: {}://{}:{}/api/v1 (bearer token from the profile)", api->tls() ? "https" : "http",
+                             ao.listen_addr, api->port());
             }
             if (prof.join.keys.empty()) {
                 spdlog::info("join: no [join] keys: join tokens can be neither minted nor verified");

@@ -143,12 +143,15 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, uint32_t budget, bool* finis
     return visited;
 }
 
-unsigned run_jobs(worker* w, const dp_snapshot& s, unsigned slices) noexcept {
+unsigned run_jobs(worker* w, const dp_snapshot& s, unsigned slices, uint32_t* built) noexcept {
     unsigned work = 0;
     while (w->order_count > 0 && slices-- > 0) {
         bool finished = false;
+        const fanout_job& j = w->jobs[w->order[w->order_head]];
+        const uint32_t done = j.done;
         work += w->sh->nb_ports == 1 ? run_slice<true>(w, s, w->cfg.slice, &finished)
                                      : run_slice<false>(w, s, w->cfg.slice, &finished);
+        *built += j.done - done;   // read before finish_front hands the job back
         if (finished)
             finish_front(w);
         else if (w->order_count > 1)
@@ -201,14 +204,15 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
     j.slot = 0;
     j.done = 0;
     for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
-        build_template(j.tmpl[p], rtp, rtp_len, w->sh->ports[p].mac, w->sh->ports[p].ip_be, sess.udp_port_be);
+        build_template(j.tmpl[p], rtp, rtp_len, w->sh->ports[p].mac, w->sh->ports[p].ip_be, sess.udp_port_be,
+                       w->sh->egress_tos[p]);
     w->order[(w->order_head + w->order_count) % max_jobs] = id;
     ++w->order_count;
 }
 
-unsigned fanout_poll(worker* w, const dp_snapshot* s, uint64_t now, unsigned slices) noexcept {
+unsigned fanout_poll(worker* w, const dp_snapshot* s, uint64_t now, unsigned slices, uint32_t* built) noexcept {
     unsigned work = drain_in_ring(w, s, now);
-    if (s != nullptr) work += run_jobs(w, *s, slices);
+    if (s != nullptr) work += run_jobs(w, *s, slices, built);
     return work;
 }
 

@@ -29,8 +29,9 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
                       uint64_t now) noexcept;
 
 // Take messages from the lcore's in_ring and serve the jobs round robin, one
-// slice each, for up to `slices` slices. Returns the work done.
-unsigned fanout_poll(worker* w, const dp_snapshot* s, uint64_t now, unsigned slices) noexcept;
+// slice each, for up to `slices` slices. Returns the work done (messages
+// taken, slots visited, slices run); adds the replicas built to *built.
+unsigned fanout_poll(worker* w, const dp_snapshot* s, uint64_t now, unsigned slices, uint32_t* built) noexcept;
 
 void fanout_init(worker* w) noexcept;
 void fanout_release(worker* w) noexcept;   // free what is left in the in_ring

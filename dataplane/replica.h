@@ -48,11 +48,13 @@ struct egress_template {
 };
 
 // Build the egress frame for one speaker packet: Ethernet (source = port
-// MAC), IPv4 (source = relay, DSCP EF, DF, TTL 64), UDP (source = session
-// port), then the RTP bytes unchanged. Destination fields are zero; their
-// checksum contribution is added per listener.
+// MAC), IPv4 (source = relay, `tos`: the port's DSCP, by default EF, ECN 0;
+// DF, TTL 64), UDP (source = session port), then the RTP bytes unchanged.
+// Destination fields are zero; their checksum contribution is added per
+// listener.
+inline constexpr uint8_t tos_dscp_ef = 46 << 2;   // RFC 3246, what RFC 4594 gives telephony and interactive audio
 inline void build_template(egress_template& t, const uint8_t* rtp, uint16_t rtp_len, const uint8_t* src_mac,
-                           uint32_t src_ip_be, uint16_t src_port_be) noexcept {
+                           uint32_t src_ip_be, uint16_t src_port_be, uint8_t tos = tos_dscp_ef) noexcept {
     uint8_t* f = t.frame;
     std::memset(f, 0, 6);
     std::memcpy(f + 6, src_mac, 6);
@@ -60,7 +62,7 @@ inline void build_template(egress_template& t, const uint8_t* rtp, uint16_t rtp_
     uint8_t* ip = f + eth_hdr_len;
     const uint16_t ip_total = static_cast<uint16_t>(ipv4_hdr_len + udp_hdr_len + rtp_len);
     ip[0] = 0x45;
-    ip[1] = 0xb8;                         // DSCP EF (46): interactive audio
+    ip[1] = tos;                          // DSCP (port.dscp, default EF), ECN not-ECT
     store_be16(ip + 2, ip_total);
     store_be16(ip + 4, 0);                // id 0 with DF: never fragmented (RFC 6864)
     store_be16(ip + 6, 0x4000);

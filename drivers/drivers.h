@@ -71,4 +71,13 @@ void port_link(port_state& s) noexcept;
 // Basic and extended statistics as (name, value) pairs.
 std::vector<std::pair<std::string, uint64_t>> port_stats(uint16_t port_id);
 
+// The basic ethdev counters (rte_eth_stats), the ones testpmd's "show port
+// stats" prints: packets, bytes, missed (no RX descriptor free), errors,
+// RX mbuf allocation failures. False if the PMD cannot say.
+struct nic_counters {
+    uint64_t ipackets = 0, opackets = 0, ibytes = 0, obytes = 0;
+    uint64_t imissed = 0, ierrors = 0, oerrors = 0, rx_nombuf = 0;
+};
+bool port_nic_counters(uint16_t port_id, nic_counters& out) noexcept;
+
 }  // namespace stentor::drivers

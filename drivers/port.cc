@@ -145,6 +145,13 @@ void port_stop(uint16_t port_id) noexcept {
     rte_eth_dev_close(port_id);
 }
 
+bool port_nic_counters(uint16_t port_id, nic_counters& out) noexcept {
+    rte_eth_stats st{};
+    if (rte_eth_stats_get(port_id, &st) != 0) return false;
+    out = {st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed, st.ierrors, st.oerrors, st.rx_nombuf};
+    return true;
+}
+
 std::vector<std::pair<std::string, uint64_t>> port_stats(uint16_t port_id) {
     std::vector<std::pair<std::string, uint64_t>> out;
     rte_eth_stats st{};

@@ -117,6 +117,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             check(v.size() <= lim.max_bulk_items, "bulk item limit");
             for (const auto& l : v) check_parsed_listener(l);
         });
+        check_result(parse_listener_bulk_delete(in, lim), [&](const std::vector<listener_addr>& v) {
+            check(v.size() <= lim.max_bulk_items, "bulk delete item limit");
+            for (const auto& l : v) {
+                check(l.port <= 65535, "bulk delete port");
+                check_ip(l.ip);
+            }
+        });
         break;
     case 4: {
         const char* method = methods[(sel >> 3) & 3];
@@ -133,7 +140,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             // Bodies only where a body is read.
             const bool takes_body = r.kind == route_kind::session_create || r.kind == route_kind::speaker_add ||
                                     r.kind == route_kind::listener_add || r.kind == route_kind::listener_bulk ||
-                                    r.kind == route_kind::token_mint || r.kind == route_kind::health || r.kind == route_kind::metrics;
+                                    r.kind == route_kind::listener_bulk_delete || r.kind == route_kind::token_mint || r.kind == route_kind::health || r.kind == route_kind::metrics;
             check(!has_body || takes_body, "body accepted by a request that takes none");
         });
         break;

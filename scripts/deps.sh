@@ -13,7 +13,8 @@ PACKAGES=(
   libogg-dev libopusfile-dev libpcap-dev libnuma-dev
   libfuse3-dev   # tests: slow_fs, a FUSE disk whose calls the recorder tests hold
   libcurl4-openssl-dev libcpp-httplib-dev
-  libssl-dev     # join tokens (HMAC-SHA256) and STUN MESSAGE-INTEGRITY (HMAC-SHA1)
+  libssl-dev     # join tokens (HMAC-SHA256) and STUN MESSAGE-INTEGRITY (HMAC-SHA1); stentorctl's HTTPS
+  libgnutls28-dev  # the API's HTTPS: libmicrohttpd serves TLS with GnuTLS; the profile check loads the certificate with it
   libisal-dev    # STUN FINGERPRINT: CRC-32 with PCLMULQDQ (also a dependency of libdpdk-dev)
   libspdlog-dev  # the daemon's log (control/log.h)
   libsystemd-dev # sd_notify: readiness, watchdog, reload under systemd (control/service_notify.h)
@@ -22,6 +23,8 @@ PACKAGES=(
   sox opus-tools python3-scapy tshark iproute2 ethtool procps jq
   python3-aioice coturn nftables   # join: a STUN peer we did not write, coturn's stunclient, NAT
   etcd-server etcd-client          # fleet: the registry the relays and directors share (tests start their own)
+  openssl curl   # e2e_api_tls: a throwaway CA and certificate, a TLS client we did not write
+  groff-base     # ctl_doc test: the generated man page renders without warnings
 )
 
 missing=()

@@ -128,6 +128,40 @@ TEST(admission, tiers_reserve_capacity_for_the_tiers_above) {
     }
 }
 
+// Issue 14: a refusal says what the request needs and what is free, not
+// only what is planned ("port lan0 is full: 1 of 9000 Mbit/s planned" for a
+// request of 9.2 Gbit/s told the operator nothing).
+TEST(admission, a_refusal_says_what_the_request_needs_and_what_is_free) {
+    struct row {
+        const char* what;
+        double mbps, pps_per_core;
+        uint64_t admitted, asked;   // 256 kbit/s listeners: 0.2872 Mbit/s, 50 replicas/s each
+        const char* reason;
+    };
+    const row rows[] = {
+        {"port: 3000 admitted, 200 more", 1000, 50e6, 3000, 200,
+         "port p0 is full: the request needs 57 Mbit/s, 38 of 900 Mbit/s free (861 planned)"},
+        {"port: nothing planned, 32000 asked (9.2 Gbit/s)", 10000, 50e6, 0, 32000,
+         "port p0 is full: the request needs 9190 Mbit/s, 9000 of 9000 Mbit/s free (0 planned)"},
+        {"port: under ten Mbit/s shows three digits", 2, 50e6, 6, 1,
+         "port p0 is full: the request needs 0.287 Mbit/s, 0.0768 of 1.8 Mbit/s free (1.72 planned)"},
+        {"fan-out: 900 replicas/s, all planned", 100000, 1000, 18, 2,
+         "fan-out is full: the request needs 100 replicas/s, 0 of 900 replicas/s free (900 planned)"},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        admission a(cfg(r.mbps, r.pps_per_core, 1, 10));
+        if (r.admitted != 0) a.admit(1, control::cost_of(20, 256), at(0, r.admitted));
+        try {
+            a.admit(1, control::cost_of(20, 256), at(0, r.asked));
+            ADD_FAILURE() << "admitted";
+        } catch (const control::action_error& e) {
+            EXPECT_EQ("capacity", name_of(e.code));
+            EXPECT_STREQ(r.reason, e.what());
+        }
+    }
+}
+
 TEST(admission, join_rate_buckets_per_session_and_overall) {
     auto c = cfg(100000, 50e6, 1, 0);
     c.join_rate_per_s = 100;

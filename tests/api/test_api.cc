@@ -8,6 +8,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "control_plane.h"
 #include "fixture.h"
@@ -263,6 +264,10 @@ TEST_F(api_test, every_error_is_json_with_a_reason_and_changes_nothing) {
         {"session bad mode", "POST", "/api/v1/sessions", R"({"mode":"broadcast"})", 400, "invalid"},
         {"session bad frame_ms", "POST", "/api/v1/sessions", R"({"frame_ms":7})", 400, "invalid"},
         {"session name too long", "POST", "/api/v1/sessions", json{{"name", std::string(129, 'n')}}.dump(), 400, "invalid"},
+        {"session name with a NUL", "POST", "/api/v1/sessions", R"({"name":"talk\u0000x"})", 400, "invalid"},
+        {"session name with an escape", "POST", "/api/v1/sessions", R"({"name":"\u001b[2Jtalk"})", 400, "invalid"},
+        {"session name with a newline", "POST", "/api/v1/sessions", R"({"name":"talk\nINFO forged"})", 400, "invalid"},
+        {"session name not UTF-8", "POST", "/api/v1/sessions", "{\"name\":\"talk\xff\"}", 400, "invalid"},
         {"session bitrate over Opus", "POST", "/api/v1/sessions", R"({"max_bitrate_kbps":511})", 400, "invalid"},
         {"session max_listeners over the limit", "POST", "/api/v1/sessions", R"({"max_listeners":4000000})", 400, "invalid"},
         {"speaker port 0", "POST", "/api/v1/sessions/1/speakers", R"({"ip":"198.18.0.40","port":0})", 400, "invalid"},
@@ -318,6 +323,63 @@ TEST_F(api_test, bulk_is_all_or_nothing_and_bounded) {
     EXPECT_EQ(5000u, env->get("/api/v1/sessions/1").body["listeners"]);
 }
 
+// Issue 14: 90 000 listeners left one DELETE at a time in 11 s. A bulk
+// delete is one request, one journal record and one publish; like the bulk
+// join it is all or nothing.
+TEST_F(api_test, bulk_delete_is_all_or_nothing_and_bounded) {
+    json items = json::array();
+    for (unsigned i = 0; i < 3000; ++i)
+        items.push_back({{"ip", "10.1." + std::to_string(i / 250) + "." + std::to_string(1 + i % 250)}, {"port", 7000 + i % 7}});
+    ASSERT_EQ(201, env->post("/api/v1/sessions/1/listeners/bulk", {{"listeners", items}}).status);
+    json half = json::array();
+    for (unsigned i = 0; i < 3000; i += 2) half.push_back(items[i]);
+    auto r = env->post("/api/v1/sessions/1/listeners/bulk_delete", {{"listeners", half}});
+    ASSERT_EQ(200, r.status) << r.text;
+    EXPECT_EQ(1500u, r.body["removed"]);
+    EXPECT_EQ(1500u, env->get("/api/v1/sessions/1").body["listeners"]);
+    // The ones left are exactly the odd ones.
+    const json left = env->get("/api/v1/sessions/1/listeners?limit=100000").body["listeners"];
+    ASSERT_EQ(1500u, left.size());
+    EXPECT_EQ(items[1]["ip"], left[0]["ip"]);
+    EXPECT_EQ(items[2999]["ip"], left[1499]["ip"]);
+    struct row {
+        const char* what;
+        std::string body;
+        int status;
+        const char* code;
+        const char* reason;   // substring
+    };
+    const std::string odd0 = items[1].dump(), odd1 = items[3].dump(), gone = items[0].dump();
+    const std::vector<row> rows = {
+        {"one already gone", R"({"listeners":[)" + odd0 + "," + gone + "]}", 404, "not_found",
+         "listeners[1]: no listener 10.1.0.1:7000"},
+        {"twice in the request", R"({"listeners":[)" + odd0 + "," + odd1 + "," + odd0 + "]}", 400, "invalid",
+         "appears twice in the request"},
+        {"a tier is not a way to name a listener", R"({"listeners":[{"ip":"10.1.0.2","port":7001,"tier":1}]})", 400,
+         "invalid", "listeners[0]: unknown field \"tier\""},
+        {"not an array", R"({"listeners":{}})", 400, "invalid", "\"listeners\" must be an array"},
+        {"bad address", R"({"listeners":[{"ip":"10.1.0","port":7001}]})", 400, "invalid", "listeners[0]: "},
+        {"no body", "", 400, "invalid", "a JSON body is required"},
+    };
+    for (const auto& rw : rows) {
+        SCOPED_TRACE(rw.what);
+        const json before = world();
+        auto e = env->call("POST", "/api/v1/sessions/1/listeners/bulk_delete", rw.body);
+        EXPECT_EQ(rw.status, e.status) << e.text;
+        EXPECT_EQ(rw.code, e.body.value("error", "")) << e.text;
+        EXPECT_NE(std::string::npos, e.body.value("reason", "").find(rw.reason)) << e.text;
+        EXPECT_EQ(before, world());
+    }
+    EXPECT_EQ(404, env->post("/api/v1/sessions/77/listeners/bulk_delete", {{"listeners", json::array()}}).status);
+    EXPECT_EQ(405, env->call("GET", "/api/v1/sessions/1/listeners/bulk_delete").status);
+    // The rest in one go; an empty list is a no-op.
+    json rest = json::array();
+    for (unsigned i = 1; i < 3000; i += 2) rest.push_back(items[i]);
+    EXPECT_EQ(200, env->post("/api/v1/sessions/1/listeners/bulk_delete", {{"listeners", rest}}).status);
+    EXPECT_EQ(0u, env->get("/api/v1/sessions/1").body["listeners"]);
+    EXPECT_EQ(200, env->post("/api/v1/sessions/1/listeners/bulk_delete", {{"listeners", json::array()}}).status);
+}
+
 TEST_F(api_test, bulk_item_limit) {
     control::api_options ao;
     ao.max_bulk_items = 10;
@@ -328,6 +390,13 @@ TEST_F(api_test, bulk_item_limit) {
     auto r = env->post("/api/v1/sessions/1/listeners/bulk", {{"listeners", items}});
     EXPECT_EQ(400, r.status);
     EXPECT_EQ(0u, env->get("/api/v1/sessions/1").body["listeners"]);
+    items.erase(items.begin());
+    ASSERT_EQ(201, env->post("/api/v1/sessions/1/listeners/bulk", {{"listeners", items}}).status);
+    items.push_back({{"ip", "203.0.113.99"}, {"port", 7000}});
+    r = env->post("/api/v1/sessions/1/listeners/bulk_delete", {{"listeners", items}});
+    EXPECT_EQ(400, r.status);
+    EXPECT_NE(std::string::npos, r.body.value("reason", "").find("at most 10 listeners per request")) << r.text;
+    EXPECT_EQ(10u, env->get("/api/v1/sessions/1").body["listeners"]);
 }
 
 TEST_F(api_test, stats_ports_lcores_drops_events_capacity_metrics) {
@@ -563,6 +632,68 @@ TEST_F(api_test, session_full_and_capacity_refusals) {
     // A leave frees its capacity.
     ASSERT_EQ(200, env->del("/api/v1/sessions/1/listeners/203.0.113.1:6000").status);
     EXPECT_EQ(201, env->post("/api/v1/sessions/1/listeners", {{"ip", "203.0.113.9"}, {"port", 6000}}).status);
+}
+
+// Issue 14 item 7: `clear counters` records a baseline that the API's
+// reads subtract; no counter is written (each lcore is its counters' only
+// writer) and /metrics stays monotonic for Prometheus. Ports show the NIC's
+// own counters (testpmd's missed, errors, nombuf).
+TEST_F(api_test, clear_counters_is_a_baseline_the_reads_subtract) {
+    auto wait_rx = [&](uint64_t n) {
+        for (int i = 0; i < 5000; ++i) {
+            if (env->r->totals().rx_packets >= n) return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        return false;
+    };
+    frame_spec wrong_port;
+    wrong_port.dst_port = 41999;   // outside the ingress range: drop/ingress/udp_port
+    const uint64_t rx0 = env->r->totals().rx_packets;
+    for (int i = 0; i < 7; ++i) inject(port, rtp_frame(wrong_port));
+    ASSERT_TRUE(wait_rx(rx0 + 7));
+    auto stats = env->get("/api/v1/stats").body;
+    EXPECT_TRUE(stats["cleared_unix_ms"].is_null());
+    EXPECT_EQ(rx0 + 7, stats["counters"]["rx_packets"]);
+    const uint64_t udp_drops = env->get("/api/v1/drops").body["drops"]["ingress/udp_port"];
+    EXPECT_LE(7u, udp_drops);
+    auto ports = env->get("/api/v1/ports").body;
+    ASSERT_TRUE(ports["ports"][0]["nic"].is_object()) << ports.dump();
+    for (const char* k : {"ipackets", "opackets", "ibytes", "obytes", "imissed", "ierrors", "oerrors", "rx_nombuf"})
+        EXPECT_TRUE(ports["ports"][0]["nic"][k].is_number_unsigned()) << k;
+    EXPECT_LE(7u, ports["ports"][0]["nic"]["ipackets"].get<uint64_t>());
+
+    auto c = env->call("POST", "/api/v1/counters/clear");
+    ASSERT_EQ(200, c.status) << c.text;
+    const int64_t at = c.body["cleared_unix_ms"];
+    EXPECT_LT(1600000000000, at);
+    for (int i = 0; i < 5; ++i) inject(port, rtp_frame(wrong_port));
+    ASSERT_TRUE(wait_rx(rx0 + 12));
+    stats = env->get("/api/v1/stats").body;
+    EXPECT_EQ(at, stats["cleared_unix_ms"]);
+    EXPECT_EQ(5u, stats["counters"]["rx_packets"]);
+    EXPECT_EQ(5u, stats["counters"]["drop/ingress/udp_port"]);
+    EXPECT_EQ(0u, stats["counters"]["api/unauthorized"]);
+    EXPECT_EQ(1u, stats["sessions"]) << "gauges untouched";
+    auto drops = env->get("/api/v1/drops").body;
+    EXPECT_EQ(5u, drops["drops"]["ingress/udp_port"]);
+    EXPECT_EQ(0u, drops["drops"]["ingress/eth_type"]);
+    ports = env->get("/api/v1/ports").body;
+    EXPECT_EQ(5u, ports["ports"][0]["rx_packets"]);
+    EXPECT_EQ(5u, ports["ports"][0]["nic"]["ipackets"]);
+    EXPECT_EQ(at, ports["cleared_unix_ms"]);
+    auto lcores = env->get("/api/v1/lcores").body;
+    EXPECT_EQ(5u, lcores["lcores"][0]["rx_packets"]);
+    EXPECT_GE(5u, lcores["lcores"][0]["ingress_calls"].get<uint64_t>());
+    EXPECT_LE(1u, lcores["lcores"][0]["ingress_calls"].get<uint64_t>());
+    EXPECT_EQ(at, lcores["cleared_unix_ms"]);
+    // The workers' counters and /metrics never went back.
+    EXPECT_EQ(rx0 + 12, env->r->totals().rx_packets);
+    const std::string m = env->call("GET", "/metrics").text;
+    EXPECT_NE(std::string::npos, m.find("stentor_rx_packets_total " + std::to_string(rx0 + 12))) << m.substr(0, 2000);
+    // A second clear moves the baseline.
+    ASSERT_EQ(200, env->call("POST", "/api/v1/counters/clear").status);
+    EXPECT_EQ(0u, env->get("/api/v1/stats").body["counters"]["rx_packets"]);
+    EXPECT_EQ(401, env->call("POST", "/api/v1/counters/clear", "", "").status);
 }
 
 TEST_F(api_test, session_observer_hears_create_and_end) {

@@ -171,7 +171,9 @@ const std::string k_head =
     "[api]\ntoken = \"0123456789abcdef\"\n";   // [api] on line 11, its keys from line 13 on
 
 TEST(api_profile_keys, defaults_values_and_refusals_name_file_line_and_setting) {
-    const auto d = control::parse_profile(k_head, "t.toml").api;
+    // plain_http last: the rows below keep their line numbers.
+    const std::string plain = "plain_http = true\n";
+    const auto d = control::parse_profile(k_head + plain, "t.toml").api;
     EXPECT_EQ(4u, d.threads);
     EXPECT_EQ(128u, d.max_connections);
     EXPECT_EQ(16u, d.max_connections_per_ip);
@@ -182,7 +184,7 @@ TEST(api_profile_keys, defaults_values_and_refusals_name_file_line_and_setting) 
     const auto set = control::parse_profile(k_head +
                                                 "threads = 2\nmax_connections = 64\nmax_connections_per_ip = 8\n"
                                                 "idle_timeout_s = 5\nbody_timeout_s = 20\nbodies_in_flight_mib = 16\n"
-                                                "publish_wait_ms = 500\n",
+                                                "publish_wait_ms = 500\n" + plain,
                                             "t.toml")
                          .api;
     const control::api_options o = control::api_options_from(set);
@@ -217,7 +219,7 @@ TEST(api_profile_keys, defaults_values_and_refusals_name_file_line_and_setting) 
         SCOPED_TRACE(r.what);
         std::string err = "(no error)";
         try {
-            control::parse_profile(k_head + r.text, "t.toml");
+            control::parse_profile(k_head + r.text + plain, "t.toml");
         } catch (const control::config_error& e) {
             err = e.what();
         }

@@ -178,6 +178,31 @@ TEST(api_parse, listener_bulk) {
     EXPECT_EQ(lim.max_body, body_limit_for("/api/v1/sessions/1/listeners", lim));
 }
 
+TEST(api_parse, listener_bulk_delete) {
+    parse_limits small = lim;
+    small.max_bulk_items = 2;
+    run_table(
+        {
+            {"empty list", R"({"listeners":[]})", 0, ""},
+            {"two", R"({"listeners":[{"ip":"203.0.113.1","port":1},{"ip":"203.0.113.2","port":2}]})", 0, ""},
+            {"three", R"({"listeners":[{"ip":"203.0.113.1","port":1},{"ip":"203.0.113.2","port":2},{"ip":"203.0.113.3","port":3}]})",
+             400, "at most 2 listeners per request"},
+            {"missing", "{}", 400, "\"listeners\" must be an array"},
+            {"unknown", R"({"listeners":[],"x":1})", 400, "unknown field \"x\""},
+            {"item not an object", R"({"listeners":[7]})", 400, "listeners[0]: a listener must be an object"},
+            {"no port", R"({"listeners":[{"ip":"203.0.113.1","port":1},{"ip":"203.0.113.2"}]})", 400,
+             "listeners[1]: \"port\" is required"},
+            {"tier", R"({"listeners":[{"ip":"203.0.113.1","port":1,"tier":0}]})", 400, "listeners[0]: unknown field \"tier\""},
+            {"port as a string", R"({"listeners":[{"ip":"203.0.113.1","port":"1"}]})", 400,
+             "listeners[0]: \"port\" must be an integer 0..65535"},
+        },
+        [&](const std::string& b) { return parse_listener_bulk_delete(b, small); });
+    const auto v = parse_listener_bulk_delete(R"({"listeners":[{"ip":"203.0.113.1","port":1},{"ip":"203.0.113.2","port":2}]})", lim);
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ((std::vector<listener_addr>{{ip("203.0.113.1"), 1}, {ip("203.0.113.2"), 2}}), v.value());
+    EXPECT_EQ(lim.max_bulk_body, body_limit_for("/api/v1/sessions/1/listeners/bulk_delete", lim));
+}
+
 TEST(api_parse, token_mint) {
     run_table(
         {
@@ -260,6 +285,10 @@ TEST(api_parse, routes) {
         {"GET", "/api/v1/events", false, true, k::events, 0},
         {"GET", "/api/v1/recordings", false, true, k::recordings_list, 0},
         {"GET", "/api/v1/sessions", false, true, k::sessions_list, 0},
+        {"POST", "/api/v1/counters/clear", false, true, k::counters_clear, 0},
+        {"POST", "/api/v1/counters/clear", true, true, k::counters_clear, 400},
+        {"GET", "/api/v1/counters/clear", false, true, k::counters_clear, 405},
+        {"POST", "/api/v1/counters", false, true, k::counters_clear, 404},
         {"POST", "/api/v1/sessions", true, true, k::session_create, 0},
         {"DELETE", "/api/v1/sessions", false, true, k::session_create, 405},
         {"POST", "/api/v1/stats", false, true, k::stats, 404},
@@ -279,6 +308,9 @@ TEST(api_parse, routes) {
         {"POST", "/api/v1/sessions/3/listeners", true, true, k::listener_add, 0, 3},
         {"POST", "/api/v1/sessions/3/listeners/bulk", true, true, k::listener_bulk, 0, 3},
         {"POST", "/api/v1/sessions/3/listeners/other", true, true, k::listener_bulk, 405},
+        {"POST", "/api/v1/sessions/3/listeners/bulk_delete", true, true, k::listener_bulk_delete, 0, 3},
+        {"DELETE", "/api/v1/sessions/3/listeners/bulk_delete", true, true, k::listener_bulk_delete, 400},
+        {"POST", "/api/v1/sessions/3/listeners/bulk_delete/x", true, true, k::listener_bulk_delete, 405},
         {"DELETE", "/api/v1/sessions/3/listeners/203.0.113.7:6001", false, true, k::listener_del, 0, 3},
         {"DELETE", "/api/v1/sessions/3/listeners/203.0.113.7:6001/x", false, true, k::listener_del, 405},
         {"POST", "/api/v1/sessions/3/tokens", true, true, k::token_mint, 0, 3},

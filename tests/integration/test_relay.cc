@@ -31,7 +31,7 @@ void resolve_listeners(relay& r, const ring_port& port, const std::vector<listen
 
 bool on_link(uint32_t ip) { return (ip & 0xffffff00) == (relay_ip & 0xffffff00); }
 
-void check_replica(const bytes& f, const bytes& in, const listener_t& l) {
+void check_replica(const bytes& f, const bytes& in, const listener_t& l, uint8_t tos = 46 << 2) {
     ASSERT_EQ(f.size(), in.size()) << "frame length";
     const mac_t want = on_link(l.ip) ? host_mac(l.ip) : host_mac(gateway_ip);
     EXPECT_EQ(0, std::memcmp(f.data(), want.data(), 6)) << "dst mac";
@@ -39,6 +39,7 @@ void check_replica(const bytes& f, const bytes& in, const listener_t& l) {
     EXPECT_EQ(0x0800, be16(f.data() + 12));
     const uint8_t* ip = f.data() + 14;
     EXPECT_EQ(0x45, ip[0]);
+    EXPECT_EQ(tos, ip[1]) << "DSCP (port.dscp, EF by default), ECN 0";
     EXPECT_EQ(in.size() - 14, be16(ip + 2)) << "total length";
     EXPECT_EQ(0x4000, be16(ip + 6)) << "DF, no fragment";
     EXPECT_EQ(64, ip[8]);
@@ -109,6 +110,49 @@ TEST_F(relay_test, one_speaker_to_91_listeners_field_by_field) {
     EXPECT_EQ(0u, counter(r, "drop/egress/neigh_unresolved"));
     r.flush();
     EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool()));
+}
+
+// Replicas carry the port's DSCP (default EF, tested above); a profile may
+// set another. And the loop counts, per stage, what `stentorctl show
+// runtime` shows: iterations with work, packets, cycles.
+TEST_F(relay_test, dscp_from_the_profile_and_runtime_counters_per_stage) {
+    auto prof = base_profile(port.name);
+    prof.ports[0].dscp = 34;   // AF41
+    control::session_config sc = speaker_session();
+    std::vector<listener_t> ls;
+    for (uint32_t i = 0; i < 13; ++i) ls.push_back({0xc6120064 + i, static_cast<uint16_t>(6000 + i), 0});
+    for (const auto& l : ls) sc.listeners.push_back({l.ip, l.port, l.tier});
+    prof.sessions.push_back(sc);
+    relay r(prof, relay_options{.launch = false});
+    r.state().load_static(prof);
+    resolve_listeners(r, port, ls);
+    const auto before = r.totals();
+    for (uint16_t k = 0; k < 5; ++k) {
+        frame_spec fs;
+        fs.seq = static_cast<uint16_t>(300 + k);
+        const bytes in = rtp_frame(fs);
+        inject(port, in);
+        settle(r);
+        const auto out = drain(port);
+        ASSERT_EQ(ls.size(), out.size());
+        for (const auto& f : out) {
+            const listener_t* l = nullptr;
+            for (const auto& c : ls)
+                if (c.ip == be32(f.data() + 30)) l = &c;
+            ASSERT_NE(nullptr, l);
+            check_replica(f, in, *l, 34 << 2);
+        }
+    }
+    const auto t = r.totals();
+    EXPECT_EQ(5u * 13u, t.fanout_replicas - before.fanout_replicas);
+    EXPECT_EQ(5u, t.rx_packets - before.rx_packets);
+    EXPECT_LE(1u, t.ingress_calls - before.ingress_calls);
+    EXPECT_GE(5u, t.ingress_calls - before.ingress_calls);
+    EXPECT_LE(1u, t.fanout_calls - before.fanout_calls);
+    EXPECT_LT(0u, t.ingress_cycles - before.ingress_cycles);
+    EXPECT_LT(0u, t.fanout_cycles - before.fanout_cycles);
+    EXPECT_LE(t.ingress_calls - before.ingress_calls, t.loops - before.loops);
+    EXPECT_LE(t.fanout_calls - before.fanout_calls, t.loops - before.loops);
 }
 
 struct bad_case {

@@ -430,6 +430,7 @@ void churn(relay_state& st) {
     st.publish();
     st.listener_add_bulk(2, block(0x0b000001, 500, 2));
     st.listener_del(2, 0x0a000001, 5003);
+    st.listener_del_bulk(2, {{0x0b000001, 5000}, {0x0a000002, 5001}, {0x0b000001, 5001}});   // one record
     st.listener_add(9, 0xc6120016, 5004, 2);
     session_params d;                                     // id 10, port 40002; ended, then its id is reused
     st.session_create(d);

@@ -182,7 +182,17 @@ inline constexpr std::size_t max_ports = 4;
     _(join_verified, "join requests that passed both MACs, handed to the join desk") \
     _(join_replies, "STUN responses the join desk built, sent") \
     _(idle_sleeps, "times an idle worker slept (dataplane.idle = adaptive)") \
-    _(idle_rx_wakeups, "sleeps ended by an Rx interrupt (adaptive, PMDs with Rx interrupts)")
+    _(idle_rx_wakeups, "sleeps ended by an Rx interrupt (adaptive, PMDs with Rx interrupts)") \
+    /* show runtime (vppctl's): per stage, the iterations it did work in, what it did, the cycles it took */ \
+    _(loops, "iterations of the lcore's loop, idle or not") \
+    _(ingress_calls, "iterations whose ingress stage received packets (its packets: rx_packets)") \
+    _(ingress_cycles, "TSC cycles of the ingress stage in those iterations: RX burst, parse, police, hand-off") \
+    _(fanout_calls, "iterations whose fan-out stage took speaker packets or served jobs") \
+    _(fanout_replicas, "replicas the fan-out stage built (replicas_out: those the NIC took)") \
+    _(fanout_cycles, "TSC cycles of the fan-out stage in those iterations") \
+    _(neigh_calls, "iterations whose neighbour stage learnt ARP replies or sent join replies") \
+    _(neigh_packets, "ARP replies learnt from and join replies sent by the neighbour stage") \
+    _(neigh_cycles, "TSC cycles of the neighbour stage in those iterations")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control
