@@ -12,7 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#include <memory>
+
 #include "session.h"
+#include "srtp_keys.h"
 
 namespace stentor::control {
 
@@ -176,11 +179,32 @@ struct join_config {
     }
 };
 
+// [srtp] (docs/srtp.md): the modes sessions get when they do not say, and
+// the suite of keys that do not say.
+struct srtp_config {
+    srtp_ingress_mode ingress = srtp_ingress_mode::off;
+    srtp_egress_mode egress = srtp_egress_mode::off;
+    srtp::suite suite = srtp::suite::aes_cm_128_hmac_sha1_80;
+};
+// A key of a static session or speaker ([[session.srtp_key]],
+// [[session.speaker.srtp_key]]): read from key_file (base64 of master key
+// and salt, mode 0600) at load; the bytes are wiped when the last copy of
+// the profile goes.
+struct srtp_key_config {
+    std::string id;
+    std::string key_file;
+    srtp::suite suite = srtp::suite::aes_cm_128_hmac_sha1_80;
+    srtp_mki mki;
+    std::shared_ptr<const secure_bytes> master;
+};
+
 // A static [[session]]: the API's session_params (udp_port required here)
 // with its speakers and listeners; loaded through the same actions.
 struct session_config : session_params {
     std::vector<speaker_spec> speakers;
     std::vector<listener_spec> listeners;
+    std::vector<srtp_key_config> srtp_keys;                  // egress keys, the first active
+    std::vector<std::vector<srtp_key_config>> speaker_srtp_keys;   // per speaker (same order)
 };
 
 struct profile {
@@ -196,6 +220,7 @@ struct profile {
     mixer_settings mixer;
     journal_config journal;
     join_config join;
+    srtp_config srtp;
     std::vector<session_config> sessions;  // optional static section (labs, tests)
 };
 
