@@ -175,6 +175,7 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
             return false;
         }
         srtp::rx_commit(e.srtp_rx, plan, pr.ssrc_be);
+        ++c->srtp_authenticated;
         rtp_len = static_cast<uint16_t>(plan.hdr_len + plan.body_len);   // plaintext: tag and MKI gone
     }
     e.rtp = track;

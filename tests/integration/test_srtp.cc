@@ -141,6 +141,9 @@ struct srtp_relay {
     srtp_relay(const std::string& name, control::srtp_ingress_mode in, control::srtp_egress_mode eg, bool second_speaker = false)
         : port(fresh_ring_port(name)), prof(base_profile(port.name)) {
         control::session_config sc = speaker_session();
+        // 5 ms frames: a policer of 220 packets/s and as deep, so a test can
+        // send its 91 packets back to back (the spoof test paces anyway).
+        sc.frame_ms = 5;
         sc.srtp_ingress = in;
         sc.srtp_egress = eg;
         if (second_speaker) sc.speakers.push_back({speaker_ip, 5006, 5678});
@@ -273,6 +276,124 @@ TEST(srtp_ingress, a_spoofer_without_the_key_gets_nothing_through_and_costs_the_
     EXPECT_EQ(after.at("drop/ingress/srtp_auth") - before.at("drop/ingress/srtp_auth"), uint64_t{n} * per);
     EXPECT_EQ(after.at("drop/ingress/policed") - before.at("drop/ingress/policed"), 0u);
     EXPECT_EQ(after.at("rtp_in") - before.at("rtp_in"), n);
+}
+
+// Egress: two listeners, 91 packets; each packet is protected once (not once
+// per listener), both listeners get the same ciphertext, and it decrypts
+// (libsrtp2 with the session key) to what the speaker sent: plain RTP, or
+// SRTP under the speaker's own key.
+TEST(srtp_egress, every_listener_gets_the_same_ciphertext_protected_once) {
+    for (const bool in : {false, true}) {
+        SCOPED_TRACE(in ? "speaker sends SRTP" : "speaker sends RTP");
+        srtp_relay t(in ? "srtpeg1" : "srtpeg0", in ? control::srtp_ingress_mode::required : control::srtp_ingress_mode::off,
+                     control::srtp_egress_mode::session_key);
+        t.r->state().listener_add(1, listener_ip, listener_port + 2, 0);
+        t.r->state().publish();
+        t.session_key(spec_of("s1", 50, 0x01));
+        if (in) t.speaker_key(spec_of("a", 1, 0x07));
+        peer speaker({{1, 0x07}}, true);
+        peer listener_a({{50, 0x01}}, false), listener_b({{50, 0x01}}, false);
+        settle(*t.r);
+        (void)drain(t.port);
+        const auto before = all_counters(*t.r);
+        constexpr unsigned n = 91;
+        for (unsigned k = 0; k < n; ++k) {
+            const uint16_t seq = static_cast<uint16_t>(65500 + k);   // across the ROC wrap
+            const bytes plain = rtp_of(seq, 960u * k);
+            t.send(frame_of(in ? speaker.protect(plain) : plain));
+            std::vector<bytes> to_a, to_b;
+            for (const auto& f : drain(t.port)) {
+                const bytes rtp(f.begin() + 42, f.end());
+                (be16(f.data() + 36) == listener_port ? to_a : to_b).push_back(rtp);
+            }
+            ASSERT_EQ(to_a.size(), 1u) << k;
+            ASSERT_EQ(to_b.size(), 1u) << k;
+            EXPECT_EQ(to_a[0], to_b[0]) << "the same ciphertext for every listener";
+            EXPECT_EQ(to_a[0].size(), plain.size() + 1 + 10) << "MKI and tag added";
+            EXPECT_NE(0, std::memcmp(to_a[0].data() + 12, plain.data() + 12, 80)) << "sent in clear";
+            EXPECT_EQ(listener_a.unprotect(to_a[0]), plain) << k;
+            EXPECT_EQ(listener_b.unprotect(to_b[0]), plain) << k;
+        }
+        const auto after = all_counters(*t.r);
+        EXPECT_EQ(after.at("srtp_protected") - before.at("srtp_protected"), n) << "once per packet, not per listener";
+        EXPECT_EQ(after.at("replicas_out") - before.at("replicas_out"), 2 * n);
+        EXPECT_EQ(after.at("srtp_authenticated") - before.at("srtp_authenticated"), in ? n : 0u);
+    }
+}
+
+// A session that protects but holds no key sends nothing (fails closed).
+TEST(srtp_egress, without_a_session_key_nothing_is_sent_in_clear) {
+    srtp_relay t("srtpnokey", control::srtp_ingress_mode::off, control::srtp_egress_mode::session_key);
+    const auto before = all_counters(*t.r);
+    for (uint16_t k = 0; k < 7; ++k) t.send(frame_of(rtp_of(k, 960u * k)));
+    EXPECT_TRUE(drain(t.port).empty());
+    const auto after = all_counters(*t.r);
+    EXPECT_EQ(after.at("drop/egress/srtp_no_key") - before.at("drop/egress/srtp_no_key"), 7u);
+}
+
+// Rotation of the session key under a running stream: k1 (MKI 01) active;
+// k2 (MKI 02) announced at packet 30, activated at 60, k1 removed at 80. A
+// listener given both keys decrypts every packet: sequence numbers
+// contiguous, none lost; the MKI switches at the activation.
+TEST(srtp_rotation, session_key_switch_loses_no_packet) {
+    srtp_relay t("srtprot", control::srtp_ingress_mode::off, control::srtp_egress_mode::session_key);
+    t.session_key(spec_of("k1", 50, 0x01));
+    peer listener({{50, 0x01}, {60, 0x02}}, false);
+    peer old_only({{50, 0x01}}, false);
+    std::vector<uint16_t> got;
+    std::vector<uint8_t> mki;
+    unsigned old_key_ok = 0;
+    for (unsigned k = 0; k < 91; ++k) {
+        if (k == 30) t.session_key(spec_of("k2", 60, 0x02));
+        if (k == 60) {
+            t.r->state().srtp_key_activate(1, "k2");
+            t.r->state().publish();
+        }
+        if (k == 80) {
+            t.r->state().srtp_key_del({1, std::nullopt}, "k1");
+            t.r->state().publish();
+        }
+        const uint16_t seq = static_cast<uint16_t>(7000 + k);
+        const bytes plain = rtp_of(seq, 960u * k);
+        t.send(frame_of(plain));
+        for (const auto& rtp : listener_rtp(t.port)) {
+            mki.push_back(rtp[rtp.size() - 11]);
+            old_key_ok += !old_only.unprotect(rtp).empty();
+            const bytes p = listener.unprotect(rtp);
+            ASSERT_EQ(p, plain) << "packet " << k;
+            got.push_back(static_cast<uint16_t>(p[2] << 8 | p[3]));
+        }
+    }
+    ASSERT_EQ(got.size(), 91u);
+    for (unsigned k = 0; k < 91; ++k) EXPECT_EQ(got[k], 7000 + k);
+    for (unsigned k = 0; k < 91; ++k) EXPECT_EQ(mki[k], k < 60 ? 0x01 : 0x02) << k;
+    EXPECT_EQ(old_key_ok, 60u) << "a listener with only the old key hears up to the switch";
+}
+
+// Rotation of a speaker's key: the relay holds a (MKI 01), b (MKI 02) is
+// added, the speaker switches to it at packet 40, a is removed at 70: all 91
+// packets arrive in order; a packet under a after that is refused by MKI.
+TEST(srtp_rotation, speaker_key_switch_loses_no_packet) {
+    srtp_relay t("srtpspk", control::srtp_ingress_mode::required, control::srtp_egress_mode::off);
+    t.speaker_key(spec_of("a", 1, 0x01));
+    peer speaker({{1, 0x01}, {2, 0x02}}, true);
+    std::vector<uint16_t> got;
+    for (unsigned k = 0; k < 91; ++k) {
+        if (k == 20) t.speaker_key(spec_of("b", 2, 0x02));
+        if (k == 70) {
+            t.r->state().srtp_key_del({1, std::make_pair(speaker_ip, 5004u)}, "a");
+            t.r->state().publish();
+        }
+        const uint16_t seq = static_cast<uint16_t>(100 + k);
+        t.send(frame_of(speaker.protect(rtp_of(seq, 960u * k), k < 40 ? 0 : 1)));
+        for (const auto& rtp : listener_rtp(t.port)) got.push_back(static_cast<uint16_t>(rtp[2] << 8 | rtp[3]));
+    }
+    ASSERT_EQ(got.size(), 91u);
+    for (unsigned k = 0; k < 91; ++k) EXPECT_EQ(got[k], 100 + k);
+    const auto before = all_counters(*t.r);
+    t.send(frame_of(speaker.protect(rtp_of(191, 960u * 91), 0)));
+    EXPECT_TRUE(listener_rtp(t.port).empty());
+    EXPECT_EQ(all_counters(*t.r).at("drop/ingress/srtp_mki") - before.at("drop/ingress/srtp_mki"), 1u);
 }
 
 }  // namespace

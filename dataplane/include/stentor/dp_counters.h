@@ -188,7 +188,9 @@ inline constexpr std::size_t max_ports = 4;
     _(neigh_conflict, "two MACs answered for a next hop being resolved: left unresolved, asked again") \
     _(rtp_resyncs, "speaker streams re-locked onto a new sequence (restart, or back after going quiet)") \
     _(join_verified, "join requests that passed both MACs, handed to the join desk") \
-    _(join_replies, "STUN responses the join desk built, sent")
+    _(join_replies, "STUN responses the join desk built, sent") \
+    _(srtp_authenticated, "speaker SRTP packets authenticated and decrypted (docs/srtp.md)") \
+    _(srtp_protected, "packets protected with a session key, once each before fan-out (docs/srtp.md)")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control

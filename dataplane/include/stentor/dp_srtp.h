@@ -58,6 +58,7 @@ inline rte_mbuf* protect_message(const dp_session& sess, rte_mbuf* m, uint64_t i
     }
     out->data_len = static_cast<uint16_t>(n);
     out->pkt_len = n;
+    ++c->srtp_protected;
     return out;
 }
 
