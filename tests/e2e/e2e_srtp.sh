@@ -118,7 +118,9 @@ import os, random, sys, time
 from scapy.all import IP, UDP, Raw, conf, send, sniff
 conf.verb = 0
 secs = float(sys.argv[1])
-first = sniff(iface="veth0", filter="udp and src port 5004 and dst port 40000", count=1, timeout=10)
+# lfilter, not a BPF filter: scapy compiles those with tcpdump, not installed.
+first = sniff(iface="veth0", lfilter=lambda p: UDP in p and p[UDP].sport == 5004 and p[UDP].dport == 40000,
+              count=1, timeout=10)
 if not first:
     print("spoof: no stream seen"); sys.exit(1)
 p = bytes(first[0][UDP].payload)
@@ -143,7 +145,7 @@ ip netns exec "$NL_NS_SPK" tshark -q -i veth0 -f "udp dst port 40000 and udp[4:2
 TSHARK_SPK=$!
 netlib_track "$TSHARK_SPK"
 sleep 1
-ip netns exec "$NL_NS_SPK" timeout 20 python3 "$WORK/spoof.py" "$((SECS - 2))" >"$WORK/spoof.log" 2>&1 &
+ip netns exec "$NL_NS_SPK" timeout 20 /usr/bin/python3 "$WORK/spoof.py" "$((SECS - 2))" >"$WORK/spoof.log" 2>&1 &
 SPOOF_PID=$!
 netlib_track "$SPOOF_PID"
 sleep 1   # scapy loaded and sniffing

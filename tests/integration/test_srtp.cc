@@ -19,7 +19,10 @@
 #include <rte_mempool.h>
 #include <srtp2/srtp.h>
 
+#include "audio_util.h"
 #include "harness.h"
+#include "stentor/services/mixer.h"
+#include "stentor/srtp.h"
 
 namespace stentor::test {
 namespace {
@@ -394,6 +397,95 @@ TEST(srtp_rotation, speaker_key_switch_loses_no_packet) {
     t.send(frame_of(speaker.protect(rtp_of(191, 960u * 91), 0)));
     EXPECT_TRUE(listener_rtp(t.port).empty());
     EXPECT_EQ(all_counters(*t.r).at("drop/ingress/srtp_mki") - before.at("drop/ingress/srtp_mki"), 1u);
+}
+
+// A mix session that protects: the mixer encrypts each mixed packet once on
+// its own thread (crypto user nb_rx_queues), the fan-out shard gets the
+// ciphertext, the recorder the plaintext; the ciphertext decrypts (libsrtp2)
+// to exactly what was recorded.
+TEST(srtp_egress, the_mixer_protects_each_mixed_packet_once_and_records_the_plaintext) {
+    constexpr uint64_t ms = 1000000;
+    const bytes key = key_bytes(50);
+    srtp::key* k = srtp::key_create(srtp::suite::aes_cm_128_hmac_sha1_80, key.data(), key.size(), 2);
+    ASSERT_NE(k, nullptr);
+    srtp::keyset ks{};
+    ks.nb_keys = 1;
+    ks.mki_len = 1;
+    ks.mki[0] = 0x01;
+    ks.suite_id = static_cast<uint8_t>(srtp::suite::aes_cm_128_hmac_sha1_80);
+    ks.keys[0] = k;
+    dp::dp_listener_list someone{};            // has_listeners() looks for a list
+    dp::dp_session sess{};
+    sess.id = 7;
+    sess.mode = dp::session_mode_mix;
+    sess.record = 1;
+    sess.generation = 100;
+    sess.srtp_egress = 1;
+    sess.srtp_tx = &ks;
+    sess.lists[0][0] = &someone;
+    dp::dp_session* ptrs[1] = {&sess};
+    dp::dp_snapshot snap{};
+    snap.version = 1;
+    snap.nb_sessions = 1;
+    snap.nb_fanout_shards = 1;
+    snap.sessions = ptrs;
+    dp::dp_shared sh;
+    rte_ring* in = rte_ring_create("srtp_mixin", 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    rte_ring* rec = rte_ring_create("srtp_mixrec", 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    rte_ring* shard = rte_ring_create("srtp_mixshard", 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    sh.snapshot.store(&snap);
+    sh.record_ring = rec;
+    sh.shard_rings[0] = shard;
+    sh.nb_shards = 1;
+    sh.nb_rx_queues = 1;                       // the mixer is crypto user 1
+    const unsigned in_use0 = rte_mempool_in_use_count(test_pool());
+    auto take = [](rte_ring* r) {
+        std::vector<bytes> v;
+        void* obj;
+        while (rte_ring_dequeue(r, &obj) == 0) {
+            auto* m = static_cast<rte_mbuf*>(obj);
+            v.emplace_back(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_mtod(m, const uint8_t*) + m->data_len);
+            rte_pktmbuf_free(m);
+        }
+        return v;
+    };
+    std::vector<bytes> recorded, sent;
+    uint64_t protected_n = 0;
+    {
+        svc::mixer_config mc;
+        mc.pool = test_pool();
+        mc.shared = &sh;
+        mc.in_ring = in;
+        svc::mixer mx(mc);
+        mx.set_session_frame_ms(7, 20);
+        const auto tone = opus_tone(440, 40, 2, 0.3);
+        for (size_t f = 0; f < tone.size() + 10; ++f) {
+            if (f < tone.size()) {
+                const auto p = rtp_packet(static_cast<uint16_t>(f), 960 * uint32_t(f), 1234, tone[f]);
+                rte_mbuf* m = rte_pktmbuf_alloc(test_pool());
+                ASSERT_NE(m, nullptr);
+                std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(p.size())), p.data(), p.size());
+                dp::set_message_session(m, 0, sess.generation);
+                ASSERT_EQ(rte_ring_enqueue(in, m), 0);
+            }
+            mx.poll(1000 * ms + f * 20 * ms);
+            for (auto& b : take(rec)) recorded.push_back(std::move(b));
+            for (auto& b : take(shard)) sent.push_back(std::move(b));
+        }
+        protected_n = mx.counters().srtp_protected;
+    }
+    peer listener({{50, 0x01}}, false);
+    ASSERT_GT(recorded.size(), 30u);
+    ASSERT_EQ(sent.size(), recorded.size());
+    EXPECT_EQ(protected_n, sent.size()) << "once per mixed packet";
+    for (size_t i = 0; i < sent.size(); ++i) {
+        EXPECT_EQ(sent[i].size(), recorded[i].size() + 11);
+        EXPECT_NE(0, std::memcmp(sent[i].data() + 12, recorded[i].data() + 12, recorded[i].size() - 12)) << "in clear";
+        EXPECT_EQ(listener.unprotect(sent[i]), recorded[i]) << i;
+    }
+    EXPECT_EQ(in_use0, rte_mempool_in_use_count(test_pool())) << "mbufs leaked";
+    for (rte_ring* r : {in, rec, shard}) rte_ring_free(r);
+    srtp::key_free(k);
 }
 
 }  // namespace
