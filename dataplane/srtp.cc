@@ -33,9 +33,6 @@ constexpr unsigned sha1_block = 64;
 constexpr unsigned auth_key_len = 20;  // RFC 3711 4.2: n_a = 160
 
 inline uint16_t be16(const uint8_t* p) noexcept { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-inline uint32_t be32(const uint8_t* p) noexcept {
-    return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
-}
 inline void put_be32(uint8_t* p, uint32_t v) noexcept {
     p[0] = static_cast<uint8_t>(v >> 24);
     p[1] = static_cast<uint8_t>(v >> 16);

@@ -134,7 +134,7 @@ static_assert(sizeof(dp_rtp_track) == 64);
 // towards listeners, the ROC of the packets it protects (srtp_tx). A
 // speaker's flow that RSS moves to another queue meets fresh SRTP state
 // there: its ROC restarts at 0 (wrong only after 65 536 packets, ~22 min
-// at 50 packets/s, until the next key change; docs/srtp.md "Lcores").
+// at 50 packets/s; docs/srtp.md "How it runs").
 struct alignas(8) dp_policer {
     uint64_t last_tsc;                 // 0 = fresh: the bucket fills on first use
     uint64_t pkt_tokens;               // scaled by policer_scale
