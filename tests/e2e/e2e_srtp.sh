@@ -114,7 +114,7 @@ for i in 0 1 2; do
     sleep 0.1
   done
 done
-sleep 1   # tshark up
+netlib_wait_for_line "$WORK/tshark.log" "Capturing on" 15 "$TSHARK_PID" || fail "${T}_setup" "tshark (listener 2) did not start"
 
 # The spoofer: learns the stream from the speaker's own interface and forges
 # sequence numbers and timestamps a few packets ahead of it (plausible: they
@@ -151,7 +151,7 @@ EOF
 ip netns exec "$NL_NS_SPK" tshark -q -i veth0 -f "udp dst port 40000 and udp[4:2] != 120" -F pcap -w "$WORK/spk.pcap" >"$WORK/tshark-spk.log" 2>&1 &
 TSHARK_SPK=$!
 netlib_track "$TSHARK_SPK"
-sleep 1
+netlib_wait_for_line "$WORK/tshark-spk.log" "Capturing on" 15 "$TSHARK_SPK" || fail "${T}_setup" "tshark (speaker) did not start"
 ip netns exec "$NL_NS_SPK" timeout 20 /usr/bin/python3 "$WORK/spoof.py" "$((SECS - 2))" >"$WORK/spoof.log" 2>&1 &
 SPOOF_PID=$!
 netlib_track "$SPOOF_PID"

@@ -189,6 +189,8 @@ inline constexpr std::size_t max_ports = 4;
     _(rtp_resyncs, "speaker streams re-locked onto a new sequence (restart, or back after going quiet)") \
     _(join_verified, "join requests that passed both MACs, handed to the join desk") \
     _(join_replies, "STUN responses the join desk built, sent") \
+    _(idle_sleeps, "times an idle worker slept (dataplane.idle = adaptive)") \
+    _(idle_rx_wakeups, "sleeps ended by an Rx interrupt (adaptive, PMDs with Rx interrupts)") \
     _(srtp_authenticated, "speaker SRTP packets authenticated and decrypted (docs/srtp.md)") \
     _(srtp_protected, "packets protected with a session key, once each before fan-out (docs/srtp.md)")
 
