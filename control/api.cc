@@ -268,6 +268,7 @@ struct api_server::impl {
     }
 
     void release(conn_ctx& ctx) {
+        wipe(ctx.body);   // it may have held an SRTP key (docs/srtp.md)
         ctx.body = std::string();
         body_bytes.fetch_sub(ctx.reserved, std::memory_order_relaxed);
         ctx.reserved = 0;
@@ -765,6 +766,32 @@ struct api_server::impl {
             return write_reply(200, {{"session", sid}, {"removed", items.size()}});
         }
         case route_kind::token_mint: return mint_tokens(sid, body);
+        case route_kind::srtp_key_add: {
+            // The body held a key: wiped once parsed, whatever the outcome.
+            auto parsed = parse_srtp_key(body, limits(), cp.prof().srtp.suite);
+            wipe(const_cast<std::string&>(body));
+            srtp_key_spec k = need(std::move(parsed));
+            const std::string id = k.id;
+            srtp_key_owner o{sid, std::nullopt};
+            if (rt.speaker) o.speaker = std::make_pair(rt.ep.ip, rt.ep.port);
+            cp.state().srtp_key_add(o, std::move(k));
+            json out{{"session", sid}, {"key", id}};
+            if (rt.speaker) out["speaker"] = rt.ep_text;
+            return write_reply(201, out);
+        }
+        case route_kind::srtp_key_activate: {
+            const std::string id = need(parse_srtp_activate(body, limits()));
+            cp.state().srtp_key_activate(sid, id);
+            return write_reply(200, {{"session", sid}, {"active", id}});
+        }
+        case route_kind::srtp_key_del: {
+            srtp_key_owner o{sid, std::nullopt};
+            if (rt.speaker) o.speaker = std::make_pair(rt.ep.ip, rt.ep.port);
+            cp.state().srtp_key_del(o, rt.key_id);
+            json out{{"session", sid}, {"removed", rt.key_id}};
+            if (rt.speaker) out["speaker"] = rt.ep_text;
+            return write_reply(200, out);
+        }
         }
         fail(500, "internal", "unhandled route");
     }

@@ -173,7 +173,8 @@ parse_result<json> parse_json_object(std::string_view body, size_t max_size, uns
 parse_result<session_params> parse_session_create(std::string_view body, const parse_limits& lim) {
     return guarded([&] {
         const json j = object_or_fail(body, lim.max_body, lim.max_depth);
-        only_fields(j, {"id", "name", "mode", "udp_port", "max_listeners", "recording", "frame_ms", "max_bitrate_kbps"});
+        only_fields(j, {"id", "name", "mode", "udp_port", "max_listeners", "recording", "frame_ms", "max_bitrate_kbps",
+                        "srtp"});
         session_params sp;
         sp.id = static_cast<uint32_t>(get_uint(j, "id", 0, 0xffffffffULL));
         sp.name = get_string(j, "name", "");
@@ -189,6 +190,22 @@ parse_result<session_params> parse_session_create(std::string_view body, const p
         const auto m = parse_session_mode(mode);
         if (!m) fail(400, "invalid", "mode must be \"forward\" or \"mix\"");
         sp.mode = *m;
+        // "srtp": {"ingress": "off"|"required", "egress": "off"|"session_key"};
+        // what is left out takes the profile's [srtp] default.
+        if (auto it = j.find("srtp"); it != j.end()) {
+            if (!it->is_object()) fail(400, "invalid", "\"srtp\" must be an object");
+            only_fields(*it, {"ingress", "egress"}, "srtp: ");
+            if (it->contains("ingress")) {
+                const auto v = parse_srtp_ingress(get_string(*it, "ingress", ""));
+                if (!v) fail(400, "invalid", "srtp: \"ingress\" must be \"off\" or \"required\"");
+                sp.srtp_ingress = *v;
+            }
+            if (it->contains("egress")) {
+                const auto v = parse_srtp_egress(get_string(*it, "egress", ""));
+                if (!v) fail(400, "invalid", "srtp: \"egress\" must be \"off\" or \"session_key\"");
+                sp.srtp_egress = *v;
+            }
+        }
         return sp;
     });
 }
@@ -203,6 +220,58 @@ parse_result<speaker_spec> parse_speaker_add(std::string_view body, const parse_
         if (auto it = j.find("ssrc"); it != j.end() && !it->is_null())
             r.ssrc = static_cast<uint32_t>(req_uint(j, "ssrc", 0xffffffffULL));
         return r;
+    });
+}
+
+parse_result<srtp_key_spec> parse_srtp_key(std::string_view body, const parse_limits& lim, srtp::suite default_suite) {
+    return guarded([&] {
+        json j = object_or_fail(body, lim.max_body, lim.max_depth);
+        // Whatever happens next, the key's text in the JSON is wiped.
+        struct wipe_key {
+            json& j;
+            ~wipe_key() {
+                if (auto it = j.find("key"); it != j.end() && it->is_string()) wipe(it->get_ref<std::string&>());
+            }
+        } guard{j};
+        only_fields(j, {"id", "key", "suite", "mki", "active"});
+        srtp_key_spec k;
+        k.id = get_string(j, "id", "");
+        if (auto e = check_key_id(k.id)) fail(400, "invalid", "\"id\" " + *e);
+        k.suite = default_suite;
+        if (j.contains("suite")) {
+            const auto su = srtp::parse_suite(get_string(j, "suite", ""));
+            if (!su) fail(400, "invalid", "\"suite\" must be \"AES_CM_128_HMAC_SHA1_80\" or \"AEAD_AES_128_GCM\"");
+            k.suite = *su;
+        }
+        if (j.contains("mki")) {
+            const auto m = parse_mki(get_string(j, "mki", ""));
+            if (!m) fail(400, "invalid", "\"mki\" must be 1..4 bytes as 2..8 hex digits");
+            k.mki = *m;
+        }
+        if (auto it = j.find("active"); it != j.end()) {
+            if (!it->is_boolean()) fail(400, "invalid", "\"active\" must be true or false");
+            k.activate = it->get<bool>();
+        }
+        auto it = j.find("key");
+        if (it == j.end() || !it->is_string()) fail(400, "invalid", "\"key\" is required: base64 of master key and salt");
+        auto bytes = decode_base64_key(it->get_ref<const std::string&>());
+        if (!bytes) fail(400, "invalid", "\"key\" is not base64");
+        if (bytes->size() != srtp::master_len(k.suite))
+            fail(400, "invalid", "\"key\" must be " + std::to_string(srtp::master_len(k.suite)) +
+                                     " bytes of master key and salt for " + std::string(srtp::name_of(k.suite)) +
+                                     ", got " + std::to_string(bytes->size()));
+        k.master = std::move(*bytes);
+        return k;
+    });
+}
+
+parse_result<std::string> parse_srtp_activate(std::string_view body, const parse_limits& lim) {
+    return guarded([&] {
+        const json j = object_or_fail(body, lim.max_body, lim.max_depth);
+        only_fields(j, {"id"});
+        std::string id = get_string(j, "id", "");
+        if (auto e = check_key_id(id)) fail(400, "invalid", "\"id\" " + *e);
+        return id;
     });
 }
 
@@ -376,6 +445,39 @@ parse_result<route> parse_route(std::string_view method, std::string_view url, b
             return r;
         }
         const std::string& sub = seg[4];
+        // SRTP keys (docs/srtp.md): .../srtp/keys[/ID], .../srtp/active,
+        // .../speakers/IP:PORT/srtp/keys[/ID].
+        {
+            size_t at = 0;
+            if (sub == "srtp") at = 5;
+            else if (sub == "speakers" && n >= 7 && seg[6] == "srtp") at = 7;
+            if (at != 0) {
+                if (at == 7) {
+                    r.ep = endpoint_or_fail(seg[5]);
+                    r.ep_text = seg[5];
+                    r.speaker = true;
+                }
+                if (n == at + 1 && seg[at] == "keys") {
+                    if (!post) fail(405, "method_not_allowed", "POST .../srtp/keys or DELETE .../srtp/keys/ID");
+                    r.kind = route_kind::srtp_key_add;
+                    return r;
+                }
+                if (n == at + 2 && seg[at] == "keys") {
+                    if (!del) fail(405, "method_not_allowed", "POST .../srtp/keys or DELETE .../srtp/keys/ID");
+                    no_body();
+                    r.kind = route_kind::srtp_key_del;
+                    r.key_id = seg[at + 1];
+                    if (auto e = check_key_id(r.key_id)) fail(400, "invalid", "key id " + *e);
+                    return r;
+                }
+                if (at == 5 && n == 6 && seg[5] == "active") {
+                    if (!post) fail(405, "method_not_allowed", "POST .../srtp/active");
+                    r.kind = route_kind::srtp_key_activate;
+                    return r;
+                }
+                no_resource(url);
+            }
+        }
         for (const auto& sr : session_routes) {
             if (sub != sr.sub) continue;
             const bool tail = sr.tail != nullptr;

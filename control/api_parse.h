@@ -94,6 +94,13 @@ struct token_mint_request {
 };
 parse_result<token_mint_request> parse_token_mint(std::string_view body, const parse_limits& lim);
 
+// POST .../srtp/keys: {"id", "key" (base64 master key || salt), "suite"?,
+// "mki"? (hex), "active"? (session keys)}. The key's bytes end up in wiped
+// memory and the JSON's copy is wiped; no error ever quotes the key.
+parse_result<srtp_key_spec> parse_srtp_key(std::string_view body, const parse_limits& lim, srtp::suite default_suite);
+// POST .../srtp/active: {"id"}.
+parse_result<std::string> parse_srtp_activate(std::string_view body, const parse_limits& lim);
+
 // The body limit that applies to a URL (the bulk one for .../listeners/bulk
 // and .../listeners/bulk_delete).
 size_t body_limit_for(std::string_view url, const parse_limits& lim) noexcept;
@@ -146,6 +153,9 @@ enum class route_kind {
     listener_del,
     listener_bulk_delete,
     token_mint,
+    srtp_key_add,          // POST .../srtp/keys, POST .../speakers/IP:PORT/srtp/keys
+    srtp_key_activate,     // POST .../srtp/active
+    srtp_key_del,          // DELETE .../srtp/keys/ID, DELETE .../speakers/IP:PORT/srtp/keys/ID
 };
 
 struct route {
@@ -153,6 +163,8 @@ struct route {
     uint32_t session = 0;       // session_* (but create), recording_get, speaker_*, listener*
     endpoint ep{};              // speaker_del, listener_del
     std::string ep_text;        // the IP:PORT segment as given (speaker_del, listener_del)
+    bool speaker = false;       // srtp_key_*: a speaker's key set (ep), else the session's
+    std::string key_id;         // srtp_key_del
 };
 
 // Whether the path needs the bearer token: everything but /api/v1/health,

@@ -752,7 +752,10 @@ void read_journal(const context& c, const toml::table& root, journal_config& jc)
 // neither group nor others can read or write: whoever reads it can mint
 // tokens. Never a device or a FIFO (stat first, then opened without
 // blocking): a profile naming one must not hang or poke the start-up.
-std::vector<uint8_t> read_key_file(const table_reader& r, std::string_view setting, const std::string& path) {
+// The text of a secret file, whitespace around it trimmed; `what` says
+// what whoever reads it could do. The caller wipes what it returns.
+std::string read_secret_text(const table_reader& r, std::string_view setting, const std::string& path,
+                             std::string_view what) {
     constexpr size_t max_file = 4096;
     // stat() first so that a device is never opened (opening some has
     // effects of its own); fstat() again on what was opened.
@@ -769,8 +772,8 @@ std::vector<uint8_t> read_key_file(const table_reader& r, std::string_view setti
     if (!S_ISREG(st.st_mode)) r.fail(setting, fmt::format("{}: not a regular file", path));
     if ((st.st_mode & 077) != 0)
         r.fail(setting, fmt::format("{}: readable or writable by group or others (mode {:04o}); whoever reads it can "
-                                    "mint join tokens: chmod 600 it",
-                                    path, static_cast<unsigned>(st.st_mode & 07777)));
+                                    "{}: chmod 600 it",
+                                    path, static_cast<unsigned>(st.st_mode & 07777), what));
     std::string text(max_file + 1, '\0');
     size_t got = 0;
     while (got < text.size()) {
@@ -782,10 +785,18 @@ std::vector<uint8_t> read_key_file(const table_reader& r, std::string_view setti
     }
     if (got > max_file) r.fail(setting, fmt::format("{}: larger than {} bytes: not a key file", path, max_file));
     text.resize(got);
-    std::string_view hex = text;
     const auto space = [](char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; };
-    while (!hex.empty() && space(hex.front())) hex.remove_prefix(1);
-    while (!hex.empty() && space(hex.back())) hex.remove_suffix(1);
+    size_t b = 0, e = text.size();
+    while (b < e && space(text[b])) ++b;
+    while (e > b && space(text[e - 1])) --e;
+    std::string out = text.substr(b, e - b);
+    std::fill(text.begin(), text.end(), '\0');
+    return out;
+}
+
+std::vector<uint8_t> read_key_file(const table_reader& r, std::string_view setting, const std::string& path) {
+    std::string text = read_secret_text(r, setting, path, "mint join tokens");
+    std::string_view hex = text;
     const auto digit = [](char ch) -> int {
         if (ch >= '0' && ch <= '9') return ch - '0';
         if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
@@ -805,6 +816,82 @@ std::vector<uint8_t> read_key_file(const table_reader& r, std::string_view setti
     std::vector<uint8_t> out(bytes);
     for (size_t i = 0; i < bytes; ++i) out[i] = static_cast<uint8_t>(digit(hex[2 * i]) << 4 | digit(hex[2 * i + 1]));
     std::fill(text.begin(), text.end(), '\0');
+    return out;
+}
+
+void read_srtp(const context& c, const toml::table& root, srtp_config& sc) {
+    const auto r = section(c, root, "srtp", {"ingress", "egress", "suite"});
+    if (const auto* n = r.find("ingress")) {
+        const auto text = read_string(c, *n, r.key_path("ingress"));
+        const auto m = parse_srtp_ingress(text);
+        if (!m) r.fail("ingress", fmt::format("\"{}\" is not a mode (off or required)", text));
+        sc.ingress = *m;
+    }
+    if (const auto* n = r.find("egress")) {
+        const auto text = read_string(c, *n, r.key_path("egress"));
+        const auto m = parse_srtp_egress(text);
+        if (!m) r.fail("egress", fmt::format("\"{}\" is not a mode (off or session_key)", text));
+        sc.egress = *m;
+    }
+    if (const auto* n = r.find("suite")) {
+        const auto text = read_string(c, *n, r.key_path("suite"));
+        const auto su = srtp::parse_suite(text);
+        if (!su) r.fail("suite", fmt::format("\"{}\" is not a suite (AES_CM_128_HMAC_SHA1_80 or AEAD_AES_128_GCM)", text));
+        sc.suite = *su;
+    }
+}
+
+// [[...srtp_key]] tables of a static session or speaker: id, key_file,
+// suite, mki; the same rules as the API's (srtp_keyset_model::add), checked
+// here once so that a bad profile names its file, line and key.
+std::vector<srtp_key_config> read_srtp_keys(const context& c, const table_reader& parent, const srtp_config& sc) {
+    std::vector<srtp_key_config> out;
+    srtp_keyset_model trial;
+    for_each_table(c, parent.find("srtp_key"), parent.key_path("srtp_key"),
+                   [&](const toml::table& t, const std::string& path, size_t) {
+        const table_reader kr(c, t, t.source(), path, {"id", "key_file", "suite", "mki"});
+        srtp_key_config k;
+        k.id = kr.req_string("id");
+        k.suite = sc.suite;
+        if (const auto* n = kr.find("suite")) {
+            const auto text = read_string(c, *n, kr.key_path("suite"));
+            const auto su = srtp::parse_suite(text);
+            if (!su) kr.fail("suite", fmt::format("\"{}\" is not a suite (AES_CM_128_HMAC_SHA1_80 or AEAD_AES_128_GCM)", text));
+            k.suite = *su;
+        }
+        if (const auto* n = kr.find("mki")) {
+            const auto text = read_string(c, *n, kr.key_path("mki"));
+            const auto m = parse_mki(text);
+            if (!m) kr.fail("mki", fmt::format("\"{}\" is not an MKI: 1..4 bytes as 2..8 hex digits", text));
+            k.mki = *m;
+        }
+        k.key_file = kr.req_string("key_file");
+        if (k.key_file.empty() || k.key_file.front() != '/')
+            kr.fail("key_file", fmt::format("\"{}\" is not an absolute path", k.key_file));
+        if (k.key_file.size() > 3000) kr.fail("key_file", "path longer than 3000 characters");
+        std::string text = read_secret_text(kr, "key_file", k.key_file, "decrypt or forge this audio");
+        auto bytes = decode_base64_key(text);
+        wipe(text);
+        if (!bytes)
+            kr.fail("key_file", fmt::format("{}: not base64 (the file holds master key and salt as base64, e.g. "
+                                            "openssl rand -base64 30)",
+                                            k.key_file));
+        auto master = std::make_shared<secure_bytes>(std::move(*bytes));
+        srtp_key_spec spec;
+        spec.id = k.id;
+        spec.suite = k.suite;
+        spec.mki = k.mki;
+        spec.master = secure_bytes(master->size());
+        std::memcpy(spec.master.data(), master->data(), master->size());
+        std::string why;
+        if (trial.add(std::move(spec), 1, &why) != srtp_keyset_model::refusal::none) {
+            const std::string setting = why.rfind("key:", 0) == 0 ? "key_file" : why.substr(0, why.find(':'));
+            kr.fail(setting == "id" || setting == "mki" || setting == "suite" || setting == "key_file" ? setting : "id",
+                    why);
+        }
+        k.master = std::move(master);
+        out.push_back(std::move(k));
+    });
     return out;
 }
 
@@ -1008,7 +1095,7 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
     for_each_table(c, root.get("session"), "session", [&](const toml::table& t, const std::string& path, size_t i) {
         const table_reader r(c, t, t.source(), path,
                              {"id", "name", "mode", "udp_port", "max_listeners", "recording", "frame_ms",
-                              "max_bitrate_kbps", "speaker", "listener"});
+                              "max_bitrate_kbps", "speaker", "listener", "srtp_ingress", "srtp_egress", "srtp_key"});
         if (i >= p.limits.max_sessions)
             c.fail(t.source(), path, fmt::format("more than limits.max_sessions {} sessions", p.limits.max_sessions));
         session_config s;
@@ -1031,6 +1118,19 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
         r.opt_bool("recording", s.recording);
         uint_of(r, "frame_ms", s.frame_ms);
         uint_of(r, "max_bitrate_kbps", s.max_bitrate_kbps);
+        if (const auto* n = r.find("srtp_ingress")) {
+            const auto text = read_string(c, *n, r.key_path("srtp_ingress"));
+            const auto m = parse_srtp_ingress(text);
+            if (!m) r.fail("srtp_ingress", fmt::format("\"{}\" is not a mode (off or required)", text));
+            s.srtp_ingress = *m;
+        }
+        if (const auto* n = r.find("srtp_egress")) {
+            const auto text = read_string(c, *n, r.key_path("srtp_egress"));
+            const auto m = parse_srtp_egress(text);
+            if (!m) r.fail("srtp_egress", fmt::format("\"{}\" is not a mode (off or session_key)", text));
+            s.srtp_egress = *m;
+        }
+        s.srtp_keys = read_srtp_keys(c, r, p.srtp);
         checked(r, check_session(s, p));
         // The UDP destination port is how ingress finds the session.
         for (size_t j = 0; j < p.sessions.size(); ++j)
@@ -1039,7 +1139,7 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
 
         for_each_table(c, r.find("speaker"), r.key_path("speaker"),
                        [&](const toml::table& st, const std::string& sp, size_t) {
-            const table_reader sr(c, st, st.source(), sp, {"ip", "port", "ssrc"});
+            const table_reader sr(c, st, st.source(), sp, {"ip", "port", "ssrc", "srtp_key"});
             speaker_spec spk;
             spk.ip = ip_of(sr);
             spk.port = sr.req_uint<unsigned>("port", 0, u32_max);
@@ -1051,6 +1151,7 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
                 if (o.ip == spk.ip && o.port == spk.port)
                     c.fail(st.source(), sp, fmt::format("duplicate speaker {}:{}", format_ipv4(spk.ip), spk.port));
             s.speakers.push_back(spk);
+            s.speaker_srtp_keys.push_back(read_srtp_keys(c, sr, p.srtp));
         });
         speakers_total += s.speakers.size();
         if (speakers_total > p.limits.max_speakers)
@@ -1380,7 +1481,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     const toml::table root = parse_toml(c, text, path_for_messages);
     const table_reader top(c, root, root.source(), "",
                            {"eal", "dataplane", "port", "ingress", "limits", "api", "recording", "overload", "mixer",
-                            "journal", "join", "fleet", "session"});
+                            "journal", "join", "fleet", "srtp", "session"});
     (void)top;
 
     profile p;
@@ -1397,6 +1498,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     read_mixer(c, root, p.mixer);
     read_journal(c, root, p.journal);
     read_join(c, root, p.join);
+    read_srtp(c, root, p.srtp);
     read_ports(c, root, p);
     read_sessions(c, root, p);
     read_fleet(c, root, p.fleet, true);

@@ -12,7 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#include <memory>
+
 #include "session.h"
+#include "srtp_keys.h"
 
 namespace stentor::control {
 
@@ -191,6 +194,25 @@ struct join_config {
     }
 };
 
+// [srtp] (docs/srtp.md): the modes sessions get when they do not say, and
+// the suite of keys that do not say.
+struct srtp_config {
+    srtp_ingress_mode ingress = srtp_ingress_mode::off;
+    srtp_egress_mode egress = srtp_egress_mode::off;
+    srtp::suite suite = srtp::suite::aes_cm_128_hmac_sha1_80;
+};
+// A key of a static session or speaker ([[session.srtp_key]],
+// [[session.speaker.srtp_key]]): read from key_file (base64 of master key
+// and salt, mode 0600) at load; the bytes are wiped when the last copy of
+// the profile goes.
+struct srtp_key_config {
+    std::string id;
+    std::string key_file;
+    srtp::suite suite = srtp::suite::aes_cm_128_hmac_sha1_80;
+    srtp_mki mki;
+    std::shared_ptr<const secure_bytes> master;
+};
+
 // [fleet] (docs/fleet.md): the relay registers itself in the fleet's etcd
 // under a lease. Absent section: a standalone relay, nothing registered.
 struct fleet_config {
@@ -232,6 +254,8 @@ director_profile load_director_profile(const std::string& path);
 struct session_config : session_params {
     std::vector<speaker_spec> speakers;
     std::vector<listener_spec> listeners;
+    std::vector<srtp_key_config> srtp_keys;                  // egress keys, the first active
+    std::vector<std::vector<srtp_key_config>> speaker_srtp_keys;   // per speaker (same order)
 };
 
 struct profile {
@@ -247,6 +271,7 @@ struct profile {
     mixer_settings mixer;
     journal_config journal;
     join_config join;
+    srtp_config srtp;
     fleet_config fleet;
     std::vector<session_config> sessions;  // optional static section (labs, tests)
 };

@@ -108,6 +108,18 @@ std::optional<record> decode_payload(record_type t, const uint8_t* p, size_t n, 
             r.p.name.assign(reinterpret_cast<const char*>(p + c.at), len);
             c.at += len;
         }
+        // SRTP modes: two bytes, written only when one is on (so a record
+        // stays canonical and older records read as both off).
+        if (!c.bad && c.at < n) {
+            const uint8_t in = c.u8();
+            const uint8_t eg = c.u8();
+            if (in > 1 || eg > 1 || (in == 0 && eg == 0)) c.bad = true;
+            r.p.srtp_ingress = static_cast<srtp_ingress_mode>(in);
+            r.p.srtp_egress = static_cast<srtp_egress_mode>(eg);
+        } else {
+            r.p.srtp_ingress = srtp_ingress_mode::off;
+            r.p.srtp_egress = srtp_egress_mode::off;
+        }
         out = std::move(r);
         break;
     }
@@ -292,6 +304,12 @@ void encode(const record& r, std::string& out) {
                 const auto len = static_cast<uint16_t>(std::min<size_t>(v.p.name.size(), 0xffff));
                 put16(out, len);
                 out.append(v.p.name.data(), len);
+                const bool in = v.p.srtp_ingress == srtp_ingress_mode::required;
+                const bool eg = v.p.srtp_egress == srtp_egress_mode::session_key;
+                if (in || eg) {
+                    put8(out, in ? 1 : 0);
+                    put8(out, eg ? 1 : 0);
+                }
                 f.finish();
             } else if constexpr (std::is_same_v<T, rec_session_end>) {
                 frame f(out, record_type::session_end);

@@ -55,11 +55,23 @@ void add_rates(json& o, const rate_field<Item> (&fields)[N], const Item& item) {
 
 }  // namespace
 
+json srtp_keys_json(const std::vector<srtp_key_info>& keys) {
+    json a = json::array();
+    for (const auto& k : keys) {
+        json o{{"id", k.id}, {"suite", srtp::name_of(k.suite)}};
+        o["mki"] = k.mki.len > 0 ? json(format_mki(k.mki)) : json(nullptr);
+        o["active"] = k.active;
+        a.push_back(std::move(o));
+    }
+    return a;
+}
+
 json session_json(const session_view& v, const relay* r) {
     json sp = json::array();
     for (const auto& s : v.speakers) {
         json o{{"ip", format_ipv4(s.ip)}, {"port", s.port}};
         o["ssrc"] = s.ssrc ? json(*s.ssrc) : json(nullptr);
+        o["srtp_keys"] = srtp_keys_json(s.srtp_keys);
         sp.push_back(std::move(o));
     }
     json tiers = json::array();
@@ -75,6 +87,11 @@ json session_json(const session_view& v, const relay* r) {
            {"listeners", v.nb_listeners},
            {"listeners_per_tier", tiers},
            {"speakers", sp}};
+    // SRTP: the modes and which keys are held (id, suite, MKI, active):
+    // never a key's bytes (docs/srtp.md).
+    o["srtp"] = {{"ingress", name_of(v.srtp_ingress.value_or(srtp_ingress_mode::off))},
+                 {"egress", name_of(v.srtp_egress.value_or(srtp_egress_mode::off))},
+                 {"keys", srtp_keys_json(v.srtp_keys)}};
     if (r != nullptr && v.mode == session_mode::mix) {
         // What the mixer's encoder runs with (libopus' own answer), null
         // until the session's first frame; the reason if the mix failed.

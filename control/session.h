@@ -29,6 +29,24 @@ constexpr std::optional<session_mode> parse_session_mode(std::string_view s) noe
     return std::nullopt;
 }
 
+// SRTP (docs/srtp.md). ingress required: a speaker's packets are dropped
+// unless they authenticate with one of its keys; egress session_key: every
+// packet to listeners is protected once with the session's active key.
+enum class srtp_ingress_mode : uint8_t { off, required };
+enum class srtp_egress_mode : uint8_t { off, session_key };
+constexpr std::string_view name_of(srtp_ingress_mode m) noexcept { return m == srtp_ingress_mode::required ? "required" : "off"; }
+constexpr std::string_view name_of(srtp_egress_mode m) noexcept { return m == srtp_egress_mode::session_key ? "session_key" : "off"; }
+constexpr std::optional<srtp_ingress_mode> parse_srtp_ingress(std::string_view s) noexcept {
+    if (s == "off") return srtp_ingress_mode::off;
+    if (s == "required") return srtp_ingress_mode::required;
+    return std::nullopt;
+}
+constexpr std::optional<srtp_egress_mode> parse_srtp_egress(std::string_view s) noexcept {
+    if (s == "off") return srtp_egress_mode::off;
+    if (s == "session_key") return srtp_egress_mode::session_key;
+    return std::nullopt;
+}
+
 struct session_params {
     uint32_t id = 0;                 // 0 = allocate
     std::string name;                // empty = "session-<id>"
@@ -38,6 +56,9 @@ struct session_params {
     bool recording = false;
     unsigned frame_ms = 20;          // codec frame duration: stream rate = 1000/frame_ms packets/s
     unsigned max_bitrate_kbps = 256; // highest codec bitrate a speaker may send (policer)
+    // Unset: the profile's [srtp] defaults (resolved when the session is created).
+    std::optional<srtp_ingress_mode> srtp_ingress;
+    std::optional<srtp_egress_mode> srtp_egress;
 };
 
 struct speaker_spec {

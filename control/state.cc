@@ -132,6 +132,10 @@ struct session_state : session_params {
     join_counts live{};                   // [egress port][tier]: what admission holds for this session
     bool dirty = true;
     dp::dp_session* published = nullptr;
+    // SRTP keys (never journaled: keys do not rest on disk, docs/srtp.md).
+    srtp_keyset_model srtp_tx;                          // egress: the session key(s)
+    std::map<uint32_t, srtp_keyset_model> speaker_keys; // ingress, by speaker slot
+    srtp::keyset* srtp_tx_published = nullptr;
 
     // Streams each listener receives: every speaker's in a forward session
     // (planned as one before the first speaker arrives), the mix otherwise.
@@ -195,10 +199,27 @@ struct relay_state::impl {
     dp::dp_session empty_session{};                                 // occupies free indexes
 
     std::vector<void*> retired;
+    // SRTP: keys replaced or removed, freed (wiped) after the grace period;
+    // the published keysets by speaker slot and their array.
+    std::vector<srtp::key*> retired_keys;
+    std::vector<srtp::keyset*> speaker_keysets;                     // by slot (limits.max_speakers)
+    const srtp::keyset** speaker_keys_arr = nullptr;
+    bool keys_dirty = true;
+    unsigned srtp_users() const { return sh.nb_rx_queues + 1; }     // RX lcores + the mixer
+
+    // The keys of a set that goes away (its session or speaker), freed
+    // after the grace period; the next snapshot stops naming them.
+    void drop_keys(srtp_keyset_model& m) {
+        for (auto* k : m.release_all()) retired_keys.push_back(k);
+    }
+    void take_retired(srtp_keyset_model& m) {
+        for (auto* k : m.retire()) retired_keys.push_back(k);
+    }
 
     impl(const profile& p, dp::dp_shared& s, unsigned shards) : prof(p), sh(s), nb_shards(shards) {
         for (uint32_t i = sh.nb_neigh; i-- > 0;) neigh_free.push_back(i);
         for (uint32_t i = p.limits.max_speakers; i-- > 0;) speaker_free.push_back(i);
+        speaker_keysets.assign(p.limits.max_speakers, nullptr);
     }
 
     ~impl() {
@@ -211,7 +232,11 @@ struct relay_state::impl {
                 std::free(l.published);
             }
             std::free(s->published);
+            std::free(s->srtp_tx_published);
         }
+        for (auto* ks : speaker_keysets) std::free(ks);
+        std::free(speaker_keys_arr);
+        for (auto* k : retired_keys) srtp::key_free(k);
         std::free(flows);
         std::free(neigh_keys);
         std::free(neigh_active);
@@ -405,6 +430,7 @@ struct relay_state::impl {
                 f[i].key = key;
                 f[i].session_index = s->index;
                 f[i].has_ssrc = sp.ssrc.has_value();
+                f[i].srtp_in = s->srtp_ingress == srtp_ingress_mode::required ? 1 : 0;
                 f[i].ssrc_be = sp.ssrc ? __builtin_bswap32(*sp.ssrc) : 0;
                 f[i].speaker_index = sp.slot;
                 // Policer: the stream's packet rate and the session's
@@ -423,6 +449,21 @@ struct relay_state::impl {
         if (flows) retired.push_back(flows);
         flows = f;
         flow_mask = size - 1;
+    }
+
+    // Every speaker slot's keyset anew (speakers are few; key changes rare).
+    void build_speaker_keys() {
+        for (auto*& ks : speaker_keysets) {
+            if (ks) retired.push_back(ks);
+            ks = nullptr;
+        }
+        for (auto& [id, s] : sessions)
+            for (auto& [slot, m] : s->speaker_keys)
+                if (slot < speaker_keysets.size()) speaker_keysets[slot] = m.build();
+        auto* a = alloc_zeroed<const srtp::keyset*>(sizeof(void*) * std::max<size_t>(1, speaker_keysets.size()));
+        for (size_t i = 0; i < speaker_keysets.size(); ++i) a[i] = speaker_keysets[i];
+        if (speaker_keys_arr) retired.push_back(speaker_keys_arr);
+        speaker_keys_arr = a;
     }
 
     void build_neigh_keys() {
@@ -457,6 +498,11 @@ struct relay_state::impl {
         d->record = s.recording ? 1 : 0;
         d->nb_listeners = static_cast<uint32_t>(s.listeners.size());
         d->generation = s.generation;
+        d->srtp_ingress = s.srtp_ingress == srtp_ingress_mode::required ? 1 : 0;
+        d->srtp_egress = s.srtp_egress == srtp_egress_mode::session_key ? 1 : 0;
+        if (s.srtp_tx_published) retired.push_back(s.srtp_tx_published);
+        s.srtp_tx_published = s.srtp_tx.build();
+        d->srtp_tx = s.srtp_tx_published;
         for (unsigned sh_i = 0; sh_i < nb_shards; ++sh_i)
             for (unsigned t = 0; t < max_tiers; ++t) {
                 list_state& l = s.lists[sh_i * max_tiers + t];
@@ -487,7 +533,7 @@ struct relay_state::impl {
     // frees `retired` and the released slots.
     void publish() {
         reclaim_idle();
-        bool changed = flows_dirty || neigh_dirty || index_dirty;
+        bool changed = flows_dirty || neigh_dirty || index_dirty || keys_dirty;
         for (auto& [id, s] : sessions)
             if (s->dirty) {
                 build_session(*s);
@@ -497,6 +543,7 @@ struct relay_state::impl {
         if (!changed && root != nullptr) return;
         if (flows_dirty) build_flows();
         if (neigh_dirty) build_neigh_keys();
+        if (keys_dirty) build_speaker_keys();
         if (index_dirty) {
             auto* a = alloc_zeroed<dp::dp_session*>(sizeof(void*) * std::max<size_t>(1, by_index.size()));
             for (size_t i = 0; i < by_index.size(); ++i)
@@ -515,6 +562,8 @@ struct relay_state::impl {
         r->sessions = sess_array;
         r->neigh_active = neigh_active;
         r->nb_neigh_active = nb_neigh_active;
+        r->speaker_keys = speaker_keys_arr;
+        r->nb_speaker_keys = static_cast<uint32_t>(speaker_keysets.size());
         if (!neigh_fresh.empty()) {
             auto* f = alloc_zeroed<uint32_t>(sizeof(uint32_t) * neigh_fresh.size());
             std::memcpy(f, neigh_fresh.data(), sizeof(uint32_t) * neigh_fresh.size());
@@ -527,7 +576,7 @@ struct relay_state::impl {
             retired.push_back(root);
         }
         root = r;
-        flows_dirty = neigh_dirty = index_dirty = false;
+        flows_dirty = neigh_dirty = index_dirty = keys_dirty = false;
         sh.snapshot.store(r, std::memory_order_release);
     }
 
@@ -564,6 +613,9 @@ struct relay_state::impl {
         v.nb_listeners = s.listeners.size();
         for (unsigned t = 0; t < max_tiers; ++t) v.listeners_per_tier[t] = s.tier_live[t];
         v.speakers = s.speakers;
+        for (auto& sp : v.speakers)
+            if (auto it = s.speaker_keys.find(sp.slot); it != s.speaker_keys.end()) sp.srtp_keys = it->second.info(false);
+        v.srtp_keys = s.srtp_tx.info(true);
         return v;
     }
 };
@@ -612,6 +664,8 @@ session_view relay_state::session_create(const session_params& sp) {
     if (s->name.empty()) s->name = "session-" + std::to_string(id);
     s->udp_port = port;
     if (s->max_listeners == 0) s->max_listeners = lim.max_listeners_per_session;
+    if (!s->srtp_ingress) s->srtp_ingress = im.prof.srtp.ingress;
+    if (!s->srtp_egress) s->srtp_egress = im.prof.srtp.egress;
     s->generation = im.next_generation++;
     s->lists.resize(size_t{im.nb_shards} * max_tiers);
     s->shard_live.assign(im.nb_shards, 0);
@@ -647,6 +701,12 @@ void relay_state::session_end(uint32_t id) {
     if (s.published) im.retired.push_back(s.published);
     if (!s.speakers.empty()) im.flows_dirty = true;
     for (const auto& sp : s.speakers) im.speaker_release.push_back(sp.slot);
+    if (s.srtp_tx_published) im.retired.push_back(s.srtp_tx_published);
+    s.srtp_tx_published = nullptr;
+    im.drop_keys(s.srtp_tx);
+    for (auto& [slot, m] : s.speaker_keys) im.drop_keys(m);
+    if (!s.speaker_keys.empty()) im.keys_dirty = true;
+    s.speaker_keys.clear();
     im.by_index[s.index] = nullptr;
     im.free_index.push_back(s.index);
     im.index_dirty = true;
@@ -694,7 +754,7 @@ void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, s
     // The slot was idle for a whole grace period: no RX lcore writes any of
     // its per-queue entries now.
     for (uint32_t q = 0; q < im.sh.nb_rx_queues; ++q) dp::policer_of(im.sh, q, slot) = dp::dp_policer{};
-    s.speakers.push_back({ip, port, ssrc, slot});
+    s.speakers.push_back({ip, port, ssrc, slot, {}});
     im.flows_dirty = true;
     im.journal_record(jr::rec_speaker_add{session_id, {ip, port, ssrc}});
     im.mark_changed();
@@ -710,6 +770,11 @@ void relay_state::speaker_del(uint32_t session_id, uint32_t ip, unsigned port) {
     if (it == s.speakers.end())
         throw action_error(error_code::not_found, "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
     im.speaker_release.push_back(it->slot);
+    if (auto k = s.speaker_keys.find(it->slot); k != s.speaker_keys.end()) {
+        im.drop_keys(k->second);
+        s.speaker_keys.erase(k);
+        im.keys_dirty = true;
+    }
     if (s.mode == session_mode::forward && s.speakers.size() > 1 && im.adm != nullptr)
         im.adm->release_load(s.one_stream(), s.live);
     s.speakers.erase(it);
@@ -938,6 +1003,7 @@ void relay_state::publish() {
     auto& im = *_impl;
     std::lock_guard pg(im.publish_mu);
     std::vector<void*> retired;
+    std::vector<srtp::key*> retired_keys;
     std::vector<uint32_t> neighs, speakers;
     uint64_t target;
     std::string records;
@@ -963,6 +1029,7 @@ void relay_state::publish() {
         }
         im.publish();
         retired.swap(im.retired);
+        retired_keys.swap(im.retired_keys);
         neighs.swap(im.neigh_release);
         speakers.swap(im.speaker_release);
     }
@@ -973,6 +1040,7 @@ void relay_state::publish() {
     const bool durable = jr == nullptr || (written.valid() ? written.get() : jr->append(records));
     if (durable && img) jr->compact(std::move(*img));
     for (void* p : retired) std::free(p);
+    for (auto* k : retired_keys) srtp::key_free(k);
     {
         std::lock_guard g(im.mu);
         im.release_slots(neighs, speakers);
@@ -996,7 +1064,107 @@ void relay_state::load_static(const profile& p) {
         for (const auto& s : sc.speakers) speaker_add(sc.id, s.ip, s.port, s.ssrc);
         for (const auto& l : sc.listeners) listener_add(sc.id, l.ip, l.port, l.tier);
     }
+    load_static_keys(p);
     publish();
+}
+
+namespace {
+action_error srtp_refused(srtp_keyset_model::refusal r, const std::string& why) {
+    switch (r) {
+    case srtp_keyset_model::refusal::exists: return action_error(error_code::exists, why);
+    case srtp_keyset_model::refusal::not_found: return action_error(error_code::not_found, why);
+    case srtp_keyset_model::refusal::full: return action_error(error_code::invalid, why);
+    default: return action_error(error_code::invalid, why);
+    }
+}
+}  // namespace
+
+void relay_state::srtp_key_add(const srtp_key_owner& o, srtp_key_spec&& k) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    session_state& s = im.get(o.session_id);
+    std::string why;
+    if (!o.speaker) {
+        if (const auto r = s.srtp_tx.add(std::move(k), im.srtp_users(), &why); r != srtp_keyset_model::refusal::none)
+            throw srtp_refused(r, why);
+        s.dirty = true;
+    } else {
+        const auto [ip, port] = *o.speaker;
+        auto it = std::find_if(s.speakers.begin(), s.speakers.end(),
+                               [&](const speaker_view& v) { return v.ip == ip && v.port == port; });
+        if (it == s.speakers.end())
+            throw action_error(error_code::not_found, "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
+        if (k.activate) throw action_error(error_code::invalid, "activate: a speaker's keys are all accepted; only session keys are activated");
+        auto& m = s.speaker_keys[it->slot];
+        if (const auto r = m.add(std::move(k), im.srtp_users(), &why); r != srtp_keyset_model::refusal::none) {
+            if (m.empty()) s.speaker_keys.erase(it->slot);
+            throw srtp_refused(r, why);
+        }
+        im.keys_dirty = true;
+    }
+    im.mark_changed();
+}
+
+void relay_state::srtp_key_activate(uint32_t session_id, const std::string& id) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    session_state& s = im.get(session_id);
+    std::string why;
+    if (const auto r = s.srtp_tx.activate(id, &why); r != srtp_keyset_model::refusal::none) throw srtp_refused(r, why);
+    s.dirty = true;
+    im.mark_changed();
+}
+
+void relay_state::srtp_key_del(const srtp_key_owner& o, const std::string& id) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    session_state& s = im.get(o.session_id);
+    std::string why;
+    if (!o.speaker) {
+        if (const auto r = s.srtp_tx.remove(id, true, &why); r != srtp_keyset_model::refusal::none)
+            throw srtp_refused(r, why);
+        im.take_retired(s.srtp_tx);
+        s.dirty = true;
+    } else {
+        const auto [ip, port] = *o.speaker;
+        auto it = std::find_if(s.speakers.begin(), s.speakers.end(),
+                               [&](const speaker_view& v) { return v.ip == ip && v.port == port; });
+        if (it == s.speakers.end())
+            throw action_error(error_code::not_found, "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
+        auto m = s.speaker_keys.find(it->slot);
+        if (m == s.speaker_keys.end()) throw action_error(error_code::not_found, "no key \"" + id + "\"");
+        if (const auto r = m->second.remove(id, false, &why); r != srtp_keyset_model::refusal::none)
+            throw srtp_refused(r, why);
+        im.take_retired(m->second);
+        if (m->second.empty()) s.speaker_keys.erase(m);
+        im.keys_dirty = true;
+    }
+    im.mark_changed();
+}
+
+void relay_state::load_static_keys(const profile& p) {
+    const auto copy = [](const srtp_key_config& kc, bool activate) {
+        srtp_key_spec k;
+        k.id = kc.id;
+        k.suite = kc.suite;
+        k.mki = kc.mki;
+        k.master = secure_bytes(kc.master->size());
+        std::memcpy(k.master.data(), kc.master->data(), kc.master->size());
+        k.activate = activate;
+        return k;
+    };
+    for (const auto& sc : p.sessions) {
+        if (!session(sc.id)) continue;   // ended through the API since (journal)
+        for (size_t i = 0; i < sc.srtp_keys.size(); ++i) srtp_key_add({sc.id, std::nullopt}, copy(sc.srtp_keys[i], i == 0));
+        for (size_t i = 0; i < sc.speakers.size() && i < sc.speaker_srtp_keys.size(); ++i)
+            for (const auto& kc : sc.speaker_srtp_keys[i]) {
+                try {
+                    srtp_key_add({sc.id, std::make_pair(sc.speakers[i].ip, sc.speakers[i].port)}, copy(kc, false));
+                } catch (const action_error& e) {
+                    if (e.code != error_code::not_found) throw;   // speaker removed through the API since
+                }
+            }
+    }
 }
 
 std::vector<session_view> relay_state::sessions() const {

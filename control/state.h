@@ -53,6 +53,7 @@ struct speaker_view {
     unsigned port;
     std::optional<uint32_t> ssrc;
     uint32_t slot = 0;               // policer slot in the data plane
+    std::vector<srtp_key_info> srtp_keys;   // ids, suites, MKIs: never the keys
 };
 
 // A session as created: its params with the id, name, udp_port and
@@ -61,6 +62,14 @@ struct session_view : session_params {
     uint64_t nb_listeners;
     uint64_t listeners_per_tier[dp::max_tiers];
     std::vector<speaker_view> speakers;
+    std::vector<srtp_key_info> srtp_keys;   // egress (session) keys, the active one marked
+};
+
+// Which key set an SRTP key action is about: the session's (egress) or a
+// speaker's (ingress).
+struct srtp_key_owner {
+    uint32_t session_id = 0;
+    std::optional<std::pair<uint32_t, unsigned>> speaker;   // (ip, port); nullopt = the session
 };
 
 class relay_state {
@@ -91,6 +100,19 @@ public:
     // Overload shedding: remove up to `k` listeners of `tier`, newest first,
     // across all sessions. Speakers are never touched.
     std::vector<shed_record> shed_newest(unsigned tier, size_t k);
+
+    // SRTP keys (docs/srtp.md): never journaled, never shown. Adding a key
+    // to a set announces it (packets under it are accepted, or, for the
+    // session, listeners can be given it); activating the session's key
+    // makes the relay protect with it from the next publish; removing ends
+    // the overlap. The key bytes are wiped when the key is freed.
+    void srtp_key_add(const srtp_key_owner& o, srtp_key_spec&& k);
+    void srtp_key_activate(uint32_t session_id, const std::string& id);
+    void srtp_key_del(const srtp_key_owner& o, const std::string& id);
+    // The profile's static keys for the sessions and speakers that exist
+    // (at every start: keys are not in the journal). Throws action_error
+    // naming the session and key.
+    void load_static_keys(const profile& p);
 
     // Called outside the state mutex after a session is created (ended=false)
     // or ended (ended=true), so the observer may call back into this object.

@@ -343,9 +343,24 @@ void print_session(const json& s) {
     std::printf("  listeners %llu / %u (tiers %llu %llu %llu %llu)\n", ull(s["listeners"].get<uint64_t>()),
                 s["max_listeners"].get<unsigned>(), ull(t[0].get<uint64_t>()), ull(t[1].get<uint64_t>()),
                 ull(t[2].get<uint64_t>()), ull(t[3].get<uint64_t>()));
+    // SRTP: the modes and the keys' ids and MKIs (the API never returns a key).
+    const auto key_list = [](const json& keys) {
+        std::string out;
+        for (const auto& k : keys) {
+            out += out.empty() ? " keys " : ",";
+            out += k["id"].get<std::string>();
+            if (!k["mki"].is_null()) out += "(mki " + k["mki"].get<std::string>() + ")";
+            if (k["active"].get<bool>()) out += "*";
+        }
+        return out;
+    };
+    if (s.contains("srtp"))
+        std::printf("  srtp ingress=%s egress=%s%s\n", s["srtp"]["ingress"].get<std::string>().c_str(),
+                    s["srtp"]["egress"].get<std::string>().c_str(), key_list(s["srtp"]["keys"]).c_str());
     for (const auto& sp : s["speakers"])
-        std::printf("  speaker %s:%u ssrc=%s\n", sp["ip"].get<std::string>().c_str(), sp["port"].get<unsigned>(),
-                    sp["ssrc"].is_null() ? "any" : std::to_string(sp["ssrc"].get<uint32_t>()).c_str());
+        std::printf("  speaker %s:%u ssrc=%s%s\n", sp["ip"].get<std::string>().c_str(), sp["port"].get<unsigned>(),
+                    sp["ssrc"].is_null() ? "any" : std::to_string(sp["ssrc"].get<uint32_t>()).c_str(),
+                    sp.contains("srtp_keys") ? key_list(sp["srtp_keys"]).c_str() : "");
     if (s.contains("mix")) {
         const auto& m = s["mix"];
         if (!m["error"].is_null())

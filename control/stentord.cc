@@ -227,6 +227,7 @@ int main(int argc, char** argv) {
                 spdlog::info("journal: --fresh: no [journal] dir in the profile; nothing to discard");
             }
             if (seed) r->state().load_static(prof);
+            else r->state().load_static_keys(prof);   // SRTP keys are never journaled (docs/srtp.md)
             r->start();
             cp->start();
             control::telemetry_attach(cp.get());

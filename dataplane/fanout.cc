@@ -261,4 +261,16 @@ bool publish_message(dp_shared& sh, const dp_snapshot& s, rte_mbuf* m, bool to_r
     return ok;
 }
 
+bool publish_record(dp_shared& sh, rte_mbuf* m, lcore_counters* c) noexcept {
+    bool ok = true;
+    if (sh.record_ring == nullptr || rte_ring_enqueue(sh.record_ring, m) != 0) {
+        if (sh.record_ring != nullptr) {
+            ++c->drop(drop_reason::record_ring_full);
+            ok = false;
+        }
+        rte_pktmbuf_free(m);
+    }
+    return ok;
+}
+
 }  // namespace stentor::dp

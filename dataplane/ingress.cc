@@ -12,6 +12,8 @@
 #include "neigh.h"
 #include "parse.h"
 #include "rtp_track.h"
+#include "stentor/dp_srtp.h"
+#include "stentor/srtp.h"
 #include "stentor/wire.h"
 
 namespace stentor::dp {
@@ -102,8 +104,10 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
     }
     // The fan-out builds every replica from a fixed-size template (one
     // 1536-byte frame, replica.h); a larger packet cannot be forwarded, so it
-    // is dropped here, counted, before it moves the stream or the bucket.
-    if (pr.rtp_len > max_frame_bytes - wire::l2l3l4) [[unlikely]] {
+    // is dropped here, counted, before it moves the stream or the bucket
+    // (with room for the SRTP tag and MKI when the session protects).
+    const dp_session* sess = s.sessions[f->session_index];
+    if (pr.rtp_len > max_frame_bytes - wire::l2l3l4 - (sess->srtp_egress ? srtp::max_trailer : 0)) [[unlikely]] {
         ++c->drop(drop_reason::rtp_too_large);
         return false;
     }
@@ -115,15 +119,42 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
         return false;
     }
     dp_policer& e = policer_of(*w->sh, w->cfg.rx_queue, f->speaker_index);
+    uint8_t* rtp = rte_pktmbuf_mtod_offset(m, uint8_t*, pr.rtp_off);
+    uint16_t rtp_len = pr.rtp_len;
+    // SRTP (docs/srtp.md): the cheap checks first (length, MKI, replay
+    // window: no MAC), then the plausibility of the sequence number on a
+    // copy of the stream state, then one MAC; only an authentic packet moves
+    // any state or reaches the policer, so a forger spends neither the
+    // speaker's bucket nor its stream.
+    const srtp::keyset* ks = nullptr;
+    srtp::rx_plan plan;
+    if (f->srtp_in) {
+        ks = f->speaker_index < s.nb_speaker_keys ? s.speaker_keys[f->speaker_index] : nullptr;
+        if (ks == nullptr) {
+            ++c->drop(drop_reason::srtp_no_key);
+            return false;
+        }
+        switch (srtp::rx_check(*ks, e.srtp_rx, rtp, rtp_len, pr.payload_off - pr.rtp_off, &plan)) {
+        case srtp::verdict::ok: break;
+        case srtp::verdict::truncated: ++c->drop(drop_reason::srtp_truncated); return false;
+        case srtp::verdict::unknown_mki: ++c->drop(drop_reason::srtp_mki); return false;
+        case srtp::verdict::replay: ++c->drop(drop_reason::srtp_replay); return false;
+        case srtp::verdict::auth: ++c->drop(drop_reason::srtp_auth); return false;
+        }
+    }
     // Before the policer: a blind spoofer's guesses must not spend the real
-    // speaker's bucket (rtp_track.h).
-    const uint8_t* rtp = d + pr.rtp_off;
-    switch (rtp_track_check(e.rtp, wire::load_be16(rtp + 2), wire::load_be32(rtp + 4), pr.ssrc_be, now, w->hz,
-                            f->rate_pps)) {
+    // speaker's bucket (rtp_track.h). With SRTP the verdict is taken on a
+    // copy: a rejected packet may move only the candidate-stream fields (as
+    // without SRTP; a candidate takes over only through an authenticated
+    // packet), an accepted one commits after its MAC.
+    dp_rtp_track track = e.rtp;
+    const rtp_verdict rv = rtp_track_check(track, wire::load_be16(rtp + 2), wire::load_be32(rtp + 4), pr.ssrc_be,
+                                           now, w->hz, f->rate_pps);
+    if (rv != rtp_verdict::accept && rv != rtp_verdict::resync) e.rtp = track;
+    switch (rv) {
     case rtp_verdict::accept:
         break;
     case rtp_verdict::resync:
-        ++c->rtp_resyncs;
         break;
     case rtp_verdict::seq_jump:
         ++c->drop(drop_reason::rtp_seq_jump);
@@ -138,15 +169,25 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
         ++c->drop(drop_reason::rtp_ssrc_change);
         return false;
     }
-    if (!police(w, e, *f, pr.rtp_len, now)) {
+    if (ks != nullptr) {
+        if (srtp::rx_unprotect(*ks, w->cfg.rx_queue, rtp, plan) != srtp::verdict::ok) {
+            ++c->drop(drop_reason::srtp_auth);
+            return false;
+        }
+        srtp::rx_commit(e.srtp_rx, plan, pr.ssrc_be);
+        ++c->srtp_authenticated;
+        rtp_len = static_cast<uint16_t>(plan.hdr_len + plan.body_len);   // plaintext: tag and MKI gone
+    }
+    e.rtp = track;
+    if (rv == rtp_verdict::resync) ++c->rtp_resyncs;
+    if (!police(w, e, *f, rtp_len, now)) {
         ++c->drop(drop_reason::policed);
         return false;
     }
     ++c->rtp_in;
     // From here on the mbuf is a speaker-packet message: RTP only.
     rte_pktmbuf_adj(m, pr.rtp_off);
-    rte_pktmbuf_trim(m, static_cast<uint16_t>(m->pkt_len - pr.rtp_len));
-    const dp_session* sess = s.sessions[f->session_index];
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(m->pkt_len - rtp_len));
     set_message_session(m, f->session_index, sess->generation);
     if (sess->mode == session_mode_mix) {
         // The mixer owns it now; its output comes back as messages.
@@ -156,10 +197,32 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
         }
         return true;
     }
+    bool record = sess->record != 0;
+    rte_mbuf* fan = m;
+    if (sess->srtp_egress) {
+        // Encrypt once (dp_srtp.h): the listeners' copy is protected here,
+        // the recorder keeps the plaintext. The index is the one just
+        // authenticated, else this speaker's own count (same SSRC, same
+        // sequence numbers as it sent).
+        const uint64_t index = ks != nullptr ? plan.index
+                                             : srtp::tx_index(e.srtp_tx, wire::load_be16(rtp + 2), pr.ssrc_be);
+        if (record) {
+            rte_mbuf_refcnt_update(m, 1);   // publish_record consumes one reference
+            publish_record(*w->sh, m, c);
+        }
+        fan = protect_message(*sess, m, index, w->cfg.rx_queue, record, w->cfg.pool, c);
+        if (fan == nullptr) return false;
+        record = false;
+    }
     if (w->cfg.do_fanout)
-        fanout_start_job(w, *sess, rte_pktmbuf_mtod(m, const uint8_t*), pr.rtp_len, now);
+        fanout_start_job(w, *sess, rte_pktmbuf_mtod(fan, const uint8_t*), fan->data_len, now);
+    if (fan != m) {
+        // A copy: the caller frees m; publish_message consumes the copy.
+        publish_message(*w->sh, s, fan, false, c, w->cfg.do_fanout ? w->cfg.fanout_shard : -1);
+        return false;
+    }
     rte_mbuf_refcnt_update(m, 1);   // publish_message consumes one reference
-    publish_message(*w->sh, s, m, sess->record != 0, c, w->cfg.do_fanout ? w->cfg.fanout_shard : -1);
+    publish_message(*w->sh, s, m, record, c, w->cfg.do_fanout ? w->cfg.fanout_shard : -1);
     return false;
 }
 

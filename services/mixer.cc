@@ -15,6 +15,7 @@
 
 #include "messages.h"
 #include "stentor/dp_shared.h"
+#include "stentor/dp_srtp.h"
 #include "stentor/rtp.h"
 #include "stentor/wire.h"
 
@@ -102,6 +103,7 @@ struct mixer::session {
     uint32_t ts_base = 0;
     uint16_t seq = 0;
     uint32_t ssrc = 0;
+    srtp::stream srtp_tx{};            // ROC of the mix's SSRC when the session protects (dp_srtp.h)
     bool talking = false;              // the previous frame period emitted a packet
     bool failed = false;               // see fail(): no state, packets dropped until the session ends
     float gain = 1.0f;
@@ -633,7 +635,25 @@ void mixer::tick(session& s, uint64_t now_ns) {
     wire::store_be32(d + 8, s.ssrc);
     s.talking = true;
     dp::set_message_session(m, s.index, s.generation);
-    const bool record = snap->sessions[s.index]->record != 0;
+    const dp::dp_session& ds = *snap->sessions[s.index];
+    bool record = ds.record != 0;
+    if (ds.srtp_egress) {
+        // Encrypt once (dp_srtp.h): the listeners get the mix protected with
+        // the session key; the recording keeps the plaintext.
+        const uint64_t index = srtp::tx_index(s.srtp_tx, static_cast<uint16_t>(s.seq - 1), __builtin_bswap32(s.ssrc));
+        if (record) {
+            rte_mbuf_refcnt_update(m, 1);
+            if (!dp::publish_record(*_cfg.shared, m, &_counters)) ++_stats.publish_failed;
+        }
+        rte_mbuf* ct = dp::protect_message(ds, m, index, _cfg.shared->nb_rx_queues, record, _cfg.pool, &_counters);
+        if (ct != m) rte_pktmbuf_free(m);
+        if (ct == nullptr) {
+            ++_stats.publish_failed;
+            return;
+        }
+        m = ct;
+        record = false;
+    }
     if (!dp::publish_message(*_cfg.shared, *snap, m, record, &_counters)) ++_stats.publish_failed;
     ++_stats.frames_out;
 }

@@ -74,6 +74,7 @@ TEST(stentorctl, drives_the_api) {
     EXPECT_EQ(99u, nlohmann::json::parse(r.out)["speakers"][0]["ssrc"]);
     r = run(base + "show session 1");
     EXPECT_NE(std::string::npos, r.out.find("speaker 198.18.0.10:5004 ssrc=99")) << r.out;
+    EXPECT_NE(std::string::npos, r.out.find("  srtp ingress=off egress=off\n")) << r.out;
     r = run(base + "show listeners 1");
     EXPECT_NE(std::string::npos, r.out.find("203.0.113.5:6000 tier 2")) << r.out;
     r = run(base + "show listeners 1 --json");

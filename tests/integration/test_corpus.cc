@@ -385,7 +385,9 @@ TEST_F(corpus_test, at_least_40_kinds_each_counted_once_under_its_reason) {
                                     // the mbuf, or an MTU above this profile's: tests/integration/test_jumbo.cc
                                     reason == dp::drop_reason::multi_segment || reason == dp::drop_reason::rtp_too_large ||
                                     // a relay with [join] keys: tests/api/test_join.cc
-                                    (n.rfind("drop/join/", 0) == 0 && reason != dp::drop_reason::join_off);
+                                    (n.rfind("drop/join/", 0) == 0 && reason != dp::drop_reason::join_off) ||
+                                    // a session that requires SRTP, keys: tests/integration/test_srtp.cc
+                                    n.rfind("drop/ingress/srtp_", 0) == 0;
         if (!not_from_bytes) {
             EXPECT_TRUE(reasons.count(n)) << "no corpus row for " << n;
         }

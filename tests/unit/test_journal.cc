@@ -92,6 +92,17 @@ std::vector<round_trip_row> round_trip_rows() {
         {"session_create_all_fields", jr::rec_session_create{params(7, "room \"7\"", 40007)}},
         {"session_create_empty_name_defaults", jr::rec_session_create{session_params{}}},
         {"session_create_long_name", jr::rec_session_create{params(4294967295u, std::string(300, 'x'), 65535)}},
+        {"session_create_srtp_both", jr::rec_session_create{[] {
+             auto p = params(8, "enc", 40008);
+             p.srtp_ingress = srtp_ingress_mode::required;
+             p.srtp_egress = srtp_egress_mode::session_key;
+             return p;
+         }()}},
+        {"session_create_srtp_egress_only", jr::rec_session_create{[] {
+             auto p = params(9, "enc", 40009);
+             p.srtp_egress = srtp_egress_mode::session_key;
+             return p;
+         }()}},
         {"session_end", jr::rec_session_end{4294967295u}},
         {"speaker_add_with_ssrc", jr::rec_speaker_add{3, {0xc612000a, 5004, 0xffffffffu}}},
         {"speaker_add_ssrc_zero", jr::rec_speaker_add{3, {0xc612000a, 5004, 0u}}},
@@ -118,7 +129,9 @@ bool same(const jr::record& a, const jr::record& b) {
                 const auto &p = x.p, &q = y.p;
                 return p.id == q.id && p.name == q.name && p.mode == q.mode && p.udp_port == q.udp_port &&
                        p.max_listeners == q.max_listeners && p.recording == q.recording && p.frame_ms == q.frame_ms &&
-                       p.max_bitrate_kbps == q.max_bitrate_kbps;
+                       p.max_bitrate_kbps == q.max_bitrate_kbps &&
+                       p.srtp_ingress.value_or(srtp_ingress_mode::off) == q.srtp_ingress.value_or(srtp_ingress_mode::off) &&
+                       p.srtp_egress.value_or(srtp_egress_mode::off) == q.srtp_egress.value_or(srtp_egress_mode::off);
             } else if constexpr (std::is_same_v<T, jr::rec_session_end>) {
                 return x.session_id == y.session_id;
             } else if constexpr (std::is_same_v<T, jr::rec_speaker_add>) {

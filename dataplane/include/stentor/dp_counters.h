@@ -98,7 +98,15 @@ inline constexpr std::size_t cache_line = 64;
     _(join_budget, "join/budget", "this lcore's verification budget spent: dropped before any MAC") \
     _(join_forged, "join/forged", "token tag wrong: forged or damaged (one MAC spent)") \
     _(join_bad_integrity, "join/bad_integrity", "MESSAGE-INTEGRITY wrong: not signed with the token's password") \
-    _(join_ring_full, "join/ring_full", "verified request dropped: hand-off ring to the join desk full")
+    _(join_ring_full, "join/ring_full", "verified request dropped: hand-off ring to the join desk full") \
+    /* SRTP (docs/srtp.md): ingress in the order checked, before the policer; then egress */ \
+    _(srtp_no_key, "ingress/srtp_no_key", "SRTP required but the speaker holds no key: dropped before any MAC") \
+    _(srtp_truncated, "ingress/srtp_truncated", "SRTP packet shorter than RTP header, MKI, authentication tag and one payload byte") \
+    _(srtp_mki, "ingress/srtp_mki", "MKI that none of the speaker's keys has (a wrong or retired key)") \
+    _(srtp_replay, "ingress/srtp_replay", "SRTP index already accepted, or older than the 64-packet replay window") \
+    _(srtp_auth, "ingress/srtp_auth", "SRTP authentication failed: forged, damaged or another key (one MAC spent)") \
+    _(srtp_egress_no_key, "egress/srtp_no_key", "session protects its packets (srtp.egress) but holds no key yet: not sent") \
+    _(srtp_protect_failed, "egress/srtp_protect_failed", "SRTP protection failed (cipher error): not sent")
 
 // Then one reason per refusal of the STUN parser (stun.h's list, in its
 // order, as join/<name>): a request the parser refuses is counted by why.
@@ -192,7 +200,9 @@ inline constexpr std::size_t max_ports = 4;
     _(fanout_cycles, "TSC cycles of the fan-out stage in those iterations") \
     _(neigh_calls, "iterations whose neighbour stage learnt ARP replies or sent join replies") \
     _(neigh_packets, "ARP replies learnt from and join replies sent by the neighbour stage") \
-    _(neigh_cycles, "TSC cycles of the neighbour stage in those iterations")
+    _(neigh_cycles, "TSC cycles of the neighbour stage in those iterations") \
+    _(srtp_authenticated, "speaker SRTP packets authenticated and decrypted (docs/srtp.md)") \
+    _(srtp_protected, "packets protected with a session key, once each before fan-out (docs/srtp.md)")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control

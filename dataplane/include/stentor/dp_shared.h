@@ -99,6 +99,11 @@ inline const dp_session* message_session_of(const dp_snapshot& s, const rte_mbuf
 bool publish_message(dp_shared& sh, const dp_snapshot& s, rte_mbuf* m, bool to_recorder,
                      lcore_counters* c, int skip_shard = -1) noexcept;
 
+// Hand a message to the recorder only (a session whose listeners get
+// another mbuf: the SRTP ciphertext, dp_srtp.h). Consumes the caller's
+// reference. Returns false if the ring was full (counted).
+bool publish_record(dp_shared& sh, rte_mbuf* m, lcore_counters* c) noexcept;
+
 // The mix's RTP SSRC: a fixed function of the session id (murmur3's 32-bit
 // finaliser of id ^ 'STNR'), so listeners and recordings see the same SSRC
 // for a session across relay restarts, and it never equals a small id.

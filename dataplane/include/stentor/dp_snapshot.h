@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "stentor/dp_counters.h"
+#include "stentor/srtp.h"
 
 namespace stentor::dp {
 
@@ -65,6 +66,15 @@ struct dp_session {
     uint8_t record;                    // 1: speaker packets (forward) or the mix go to the recorder
     uint32_t nb_listeners;
     uint64_t generation;               // changes when the session is recreated
+    // SRTP (docs/srtp.md). srtp_egress: every packet to the listeners is
+    // protected once with srtp_tx's active key; with srtp_tx nullptr (no
+    // key yet) nothing is sent (egress/srtp_no_key). srtp_ingress: every
+    // speaker's packets must authenticate (dp_flow::srtp_in says the same
+    // per flow; the session's flag is for the API's view).
+    const srtp::keyset* srtp_tx;
+    uint8_t srtp_ingress;
+    uint8_t srtp_egress;
+    uint8_t pad_[6];
     // [fan-out shard][tier]; nullptr = no listeners there.
     const dp_listener_list* lists[max_fanout_shards][max_tiers];
 };
@@ -80,7 +90,8 @@ struct dp_flow {
     uint32_t rate_pps;                 // policer: packets per second
     uint32_t rate_bytes;               // policer: UDP payload bytes per second
     uint8_t has_ssrc;
-    uint8_t pad_[3];
+    uint8_t srtp_in;                   // 1: packets must authenticate with dp_snapshot::speaker_keys[speaker_index]
+    uint8_t pad_[2];
 };
 static_assert(sizeof(dp_flow) == 32);
 
@@ -118,11 +129,19 @@ static_assert(sizeof(dp_rtp_track) == 64);
 // (relay_state::speaker_add).
 // The speaker's RTP stream state lives in the same entry: same single writer,
 // and it is checked right before the bucket is charged.
+// The SRTP state of the speaker's stream lives here too (same writer): the
+// ingress replay window and ROC (srtp_rx) and, for a session that protects
+// towards listeners, the ROC of the packets it protects (srtp_tx). A
+// speaker's flow that RSS moves to another queue meets fresh SRTP state
+// there: its ROC restarts at 0 (wrong only after 65 536 packets, ~22 min
+// at 50 packets/s; docs/srtp.md "How it runs").
 struct alignas(8) dp_policer {
     uint64_t last_tsc;                 // 0 = fresh: the bucket fills on first use
     uint64_t pkt_tokens;               // scaled by policer_scale
     uint64_t byte_tokens;              // scaled by policer_scale
     dp_rtp_track rtp;
+    srtp::stream srtp_rx;
+    srtp::stream srtp_tx;
 };
 inline constexpr uint64_t policer_scale = 1024;
 inline constexpr uint64_t policer_burst_ms = 1000;  // bucket depth: a second of stream at the policer rate
@@ -162,6 +181,11 @@ struct dp_snapshot {
     const uint32_t* neigh_fresh;
     uint32_t nb_neigh_active;
     uint32_t nb_neigh_fresh;
+    // Speakers' SRTP keys by speaker slot (dp_flow::speaker_index);
+    // nb_speaker_keys entries, nullptr = no key (a flow that needs one
+    // drops its packets as ingress/srtp_no_key).
+    const srtp::keyset* const* speaker_keys;
+    uint32_t nb_speaker_keys;
 };
 
 inline const dp_flow* find_flow(const dp_snapshot& s, uint64_t key) noexcept {

@@ -1,0 +1,492 @@
+// SRTP through the data plane (docs/srtp.md): real EAL, ring ports, the
+// relay's workers polled on the test thread; the speakers' and listeners'
+// side is libsrtp2, an SRTP we did not write.
+//
+//  - ingress: a table of packets (authentic, replayed, truncated, bit-flipped,
+//    wrong MKI, wrong key, a speaker without a key), each dropped and counted
+//    by its reason, the stream undisturbed for the next authentic packet;
+//  - a spoofer who knows the addresses, the SSRC and even the next sequence
+//    number but not the key: nothing of it reaches the listener, the speaker
+//    loses nothing and is never policed;
+//  - egress: listeners get the session-key ciphertext, encrypted once;
+//  - rotation of session and speaker keys under a running stream.
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <rte_mempool.h>
+#include <srtp2/srtp.h>
+
+#include "audio_util.h"
+#include "harness.h"
+#include "stentor/services/mixer.h"
+#include "stentor/srtp.h"
+
+namespace stentor::test {
+namespace {
+
+using control::relay;
+using control::relay_options;
+
+struct srtp_lib {
+    srtp_lib() { srtp_init(); }
+};
+const srtp_lib lib_once;
+
+bytes key_bytes(uint8_t seed, size_t n = 30) {
+    bytes k(n);
+    for (size_t i = 0; i < n; ++i) k[i] = static_cast<uint8_t>(seed + i * 11);
+    return k;
+}
+
+// One libsrtp2 context (a speaker's sender, or a listener's receiver):
+// AES_CM_128_HMAC_SHA1_80, keys with 1-byte MKIs (or one key without).
+struct peer {
+    srtp_t ctx = nullptr;
+    std::vector<bytes> keys;
+    std::vector<std::array<uint8_t, 1>> mkis;
+    std::vector<srtp_master_key_t> mk;
+    std::vector<srtp_master_key_t*> mkp;
+    bool use_mki;
+    peer(const std::vector<std::pair<uint8_t, uint8_t>>& seed_mki, bool outbound, bool with_mki = true) : use_mki(with_mki) {
+        srtp_policy_t pol;
+        std::memset(&pol, 0, sizeof pol);
+        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&pol.rtp);
+        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&pol.rtcp);
+        pol.ssrc.type = outbound ? ssrc_any_outbound : ssrc_any_inbound;
+        pol.window_size = 128;
+        pol.allow_repeat_tx = 1;   // a forger sends the same sequence number again
+        for (auto [seed, mki] : seed_mki) {
+            keys.push_back(key_bytes(seed));
+            mkis.push_back({mki});
+        }
+        if (!with_mki) {
+            pol.key = keys[0].data();
+        } else {
+            mk.resize(keys.size());
+            for (size_t i = 0; i < keys.size(); ++i) {
+                mk[i] = {keys[i].data(), mkis[i].data(), 1};
+                mkp.push_back(&mk[i]);
+            }
+            pol.keys = mkp.data();
+            pol.num_master_keys = mkp.size();
+        }
+        EXPECT_EQ(srtp_create(&ctx, &pol), srtp_err_status_ok);
+    }
+    ~peer() {
+        if (ctx) srtp_dealloc(ctx);
+    }
+    bytes protect(const bytes& rtp, unsigned key_index = 0) {
+        bytes b(rtp.size() + 64);
+        std::memcpy(b.data(), rtp.data(), rtp.size());
+        int len = static_cast<int>(rtp.size());
+        const auto st = use_mki ? srtp_protect_mki(ctx, b.data(), &len, 1, key_index) : srtp_protect(ctx, b.data(), &len);
+        EXPECT_EQ(st, srtp_err_status_ok);
+        b.resize(static_cast<size_t>(len));
+        return b;
+    }
+    // The plaintext RTP, or empty when it does not authenticate.
+    bytes unprotect(bytes p) {
+        int len = static_cast<int>(p.size());
+        const auto st = use_mki ? srtp_unprotect_mki(ctx, p.data(), &len, 1) : srtp_unprotect(ctx, p.data(), &len);
+        if (st != srtp_err_status_ok) return {};
+        p.resize(static_cast<size_t>(len));
+        return p;
+    }
+};
+
+bytes rtp_of(uint16_t seq, uint32_t ts, uint32_t ssrc = 1234, size_t payload = 80) {
+    bytes rtp(12 + payload);
+    rtp[0] = 0x80;
+    rtp[1] = 111;
+    rtp[2] = static_cast<uint8_t>(seq >> 8);
+    rtp[3] = static_cast<uint8_t>(seq);
+    for (int i = 0; i < 4; ++i) rtp[4 + i] = static_cast<uint8_t>(ts >> (24 - 8 * i));
+    for (int i = 0; i < 4; ++i) rtp[8 + i] = static_cast<uint8_t>(ssrc >> (24 - 8 * i));
+    for (size_t i = 0; i < payload; ++i) rtp[12 + i] = static_cast<uint8_t>(i * 7 + seq);
+    return rtp;
+}
+
+bytes frame_of(const bytes& udp_payload, uint16_t src_port = 5004) {
+    frame_spec f;
+    f.src_port = src_port;
+    return udp_frame(f, udp_payload);
+}
+
+control::srtp_key_spec spec_of(const std::string& id, uint8_t seed, uint8_t mki, bool activate = false) {
+    control::srtp_key_spec k;
+    k.id = id;
+    k.mki = {mki, 1};
+    const bytes b = key_bytes(seed);
+    k.master = control::secure_bytes(b.size());
+    std::memcpy(k.master.data(), b.data(), b.size());
+    k.activate = activate;
+    return k;
+}
+
+// The RTP bytes of the frames sent to the listener.
+std::vector<bytes> listener_rtp(const ring_port& port) {
+    std::vector<bytes> out;
+    for (const auto& f : drain(port)) {
+        EXPECT_EQ(listener_ip, be32(f.data() + 30));
+        out.emplace_back(f.begin() + 42, f.end());
+    }
+    return out;
+}
+
+struct srtp_relay {
+    ring_port port;
+    control::profile prof;
+    std::unique_ptr<relay> r;
+    unsigned pool0 = 0;
+    srtp_relay(const std::string& name, control::srtp_ingress_mode in, control::srtp_egress_mode eg, bool second_speaker = false)
+        : port(fresh_ring_port(name)), prof(base_profile(port.name)) {
+        control::session_config sc = speaker_session();
+        // 5 ms frames: a policer of 220 packets/s and as deep, so a test can
+        // send its 91 packets back to back (the spoof test paces anyway).
+        sc.frame_ms = 5;
+        sc.srtp_ingress = in;
+        sc.srtp_egress = eg;
+        if (second_speaker) sc.speakers.push_back({speaker_ip, 5006, 5678});
+        sc.listeners.push_back({listener_ip, listener_port, 0});
+        prof.sessions.push_back(sc);
+        r = std::make_unique<relay>(prof, relay_options{.launch = false});
+        r->state().load_static(prof);
+        EXPECT_TRUE(resolve(*r, port, {listener_ip}).empty());
+        pool0 = rte_mempool_in_use_count(r->pool());
+    }
+    void speaker_key(control::srtp_key_spec&& k, uint16_t sport = 5004) {
+        r->state().srtp_key_add({1, std::make_pair(speaker_ip, unsigned{sport})}, std::move(k));
+        r->state().publish();
+    }
+    void session_key(control::srtp_key_spec&& k) {
+        r->state().srtp_key_add({1, std::nullopt}, std::move(k));
+        r->state().publish();
+    }
+    void send(const bytes& frame) {
+        inject(port, frame);
+        settle(*r);
+    }
+    ~srtp_relay() {
+        r->flush();
+        EXPECT_EQ(pool0, rte_mempool_in_use_count(r->pool())) << "mbuf leak";
+    }
+};
+
+// Ingress: each row sends one packet after an authentic stream of 20; the
+// counter named must move by exactly one, the listener must get nothing for
+// it (or the plaintext for the authentic rows), and an authentic packet
+// after it must still pass (the stream was not disturbed).
+TEST(srtp_ingress, each_bad_packet_is_dropped_and_counted_by_reason) {
+    srtp_relay t("srtpin", control::srtp_ingress_mode::required, control::srtp_egress_mode::off, true);
+    t.speaker_key(spec_of("a", 1, 0x01));
+    peer speaker({{1, 0x01}}, true);
+    peer forger({{9, 0x01}}, true);       // right MKI, another key
+    peer stranger({{1, 0x02}}, true);     // the speaker's key under an MKI the relay does not hold
+    std::vector<bytes> sent;
+    uint16_t seq = 1000;
+    auto next = [&] {
+        const bytes p = rtp_of(seq, 960u * seq);
+        ++seq;
+        return p;
+    };
+    for (int i = 0; i < 20; ++i) {
+        const bytes plain = next();
+        const bytes s = speaker.protect(plain);
+        sent.push_back(s);
+        t.send(frame_of(s));
+        const auto got = listener_rtp(t.port);
+        ASSERT_EQ(got.size(), 1u) << i;
+        EXPECT_EQ(got[0], plain) << "the listener gets the authenticated plaintext";
+    }
+    struct row {
+        const char* what;
+        std::function<bytes()> make;   // the UDP payload
+        const char* counter;
+        uint16_t sport = 5004;
+    };
+    const std::vector<row> rows = {
+        {"replay of the newest packet", [&] { return sent.back(); }, "drop/ingress/srtp_replay"},
+        {"replay of an older packet in the window", [&] { return sent[5]; }, "drop/ingress/srtp_replay"},
+        {"truncated below header + MKI + tag", [&] { bytes p = speaker.protect(next()); p.resize(12 + 10); return p; },
+         "drop/ingress/srtp_truncated"},
+        {"payload bit flipped", [&] { bytes p = speaker.protect(next()); p[30] ^= 0x10; return p; }, "drop/ingress/srtp_auth"},
+        {"tag bit flipped", [&] { bytes p = speaker.protect(next()); p.back() ^= 0x01; return p; }, "drop/ingress/srtp_auth"},
+        {"MKI the relay does not hold", [&] { return stranger.protect(next()); }, "drop/ingress/srtp_mki"},
+        {"right MKI, wrong key", [&] { return forger.protect(next()); }, "drop/ingress/srtp_auth"},
+        {"plain RTP where SRTP is required (its byte at the MKI's place happens to be 01)",
+         [&] { bytes p = next(); p[p.size() - 11] = 0x01; return p; }, "drop/ingress/srtp_auth"},
+        {"a speaker with no key", [&] { return speaker.protect(rtp_of(1, 960, 5678)); }, "drop/ingress/srtp_no_key", 5006},
+    };
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.what);
+        const auto before = all_counters(*t.r);
+        t.send(frame_of(row.make(), row.sport));
+        EXPECT_TRUE(listener_rtp(t.port).empty()) << "a bad packet reached the listener";
+        const auto after = all_counters(*t.r);
+        for (const auto& [name, v] : after) {
+            const uint64_t d = v - before.at(name);
+            if (name == row.counter) {
+                EXPECT_EQ(d, 1u) << name;
+            } else if (name.rfind("drop/", 0) == 0) {
+                EXPECT_EQ(d, 0u) << name << " moved too";
+            }
+        }
+        EXPECT_EQ(after.at("drop/ingress/policed"), 0u);
+        // The stream goes on: the next authentic packet passes.
+        const bytes plain = next();
+        t.send(frame_of(speaker.protect(plain)));
+        const auto got = listener_rtp(t.port);
+        ASSERT_EQ(got.size(), 1u) << "the authentic packet after it was lost";
+        EXPECT_EQ(got[0], plain);
+    }
+}
+
+// A spoofer with the speaker's addresses and SSRC, who even knows the next
+// sequence number and timestamp (it can watch the stream), but not the key:
+// 4 forgeries before every real packet, each one MAC, none forwarded; the
+// speaker's 91 packets all reach the listener, none policed.
+TEST(srtp_ingress, a_spoofer_without_the_key_gets_nothing_through_and_costs_the_speaker_nothing) {
+    srtp_relay t("srtpspoof", control::srtp_ingress_mode::required, control::srtp_egress_mode::off);
+    t.speaker_key(spec_of("a", 1, 0x01));
+    peer speaker({{1, 0x01}}, true);
+    peer spoofer({{77, 0x01}}, true);
+    const auto before = all_counters(*t.r);
+    constexpr unsigned n = 91, per = 4;
+    std::vector<uint16_t> got;
+    auto last = std::chrono::steady_clock::now();
+    for (unsigned k = 0; k < n; ++k) {
+        // Pacing only: the policer refills by the clock.
+        std::this_thread::sleep_until(last + std::chrono::milliseconds(20));
+        last = std::chrono::steady_clock::now();
+        const uint16_t seq = static_cast<uint16_t>(40000 + k);
+        for (unsigned s = 0; s < per; ++s) {
+            bytes forged = rtp_of(seq, 960u * seq, 1234, 81);
+            inject(t.port, frame_of(spoofer.protect(forged)));
+        }
+        inject(t.port, frame_of(speaker.protect(rtp_of(seq, 960u * seq))));
+        settle(*t.r);
+        for (const auto& p : listener_rtp(t.port)) {
+            EXPECT_EQ(p.size(), 12u + 80u) << "a forgery reached the listener";
+            got.push_back(static_cast<uint16_t>(p[2] << 8 | p[3]));
+        }
+    }
+    const auto after = all_counters(*t.r);
+    ASSERT_EQ(got.size(), n) << "the real speaker lost packets";
+    for (unsigned k = 0; k < n; ++k) EXPECT_EQ(got[k], static_cast<uint16_t>(40000 + k));
+    EXPECT_EQ(after.at("drop/ingress/srtp_auth") - before.at("drop/ingress/srtp_auth"), uint64_t{n} * per);
+    EXPECT_EQ(after.at("drop/ingress/policed") - before.at("drop/ingress/policed"), 0u);
+    EXPECT_EQ(after.at("rtp_in") - before.at("rtp_in"), n);
+}
+
+// Egress: two listeners, 91 packets; each packet is protected once (not once
+// per listener), both listeners get the same ciphertext, and it decrypts
+// (libsrtp2 with the session key) to what the speaker sent: plain RTP, or
+// SRTP under the speaker's own key.
+TEST(srtp_egress, every_listener_gets_the_same_ciphertext_protected_once) {
+    for (const bool in : {false, true}) {
+        SCOPED_TRACE(in ? "speaker sends SRTP" : "speaker sends RTP");
+        srtp_relay t(in ? "srtpeg1" : "srtpeg0", in ? control::srtp_ingress_mode::required : control::srtp_ingress_mode::off,
+                     control::srtp_egress_mode::session_key);
+        t.r->state().listener_add(1, listener_ip, listener_port + 2, 0);
+        t.r->state().publish();
+        t.session_key(spec_of("s1", 50, 0x01));
+        if (in) t.speaker_key(spec_of("a", 1, 0x07));
+        peer speaker({{1, 0x07}}, true);
+        peer listener_a({{50, 0x01}}, false), listener_b({{50, 0x01}}, false);
+        settle(*t.r);
+        (void)drain(t.port);
+        const auto before = all_counters(*t.r);
+        constexpr unsigned n = 91;
+        for (unsigned k = 0; k < n; ++k) {
+            const uint16_t seq = static_cast<uint16_t>(65500 + k);   // across the ROC wrap
+            const bytes plain = rtp_of(seq, 960u * k);
+            t.send(frame_of(in ? speaker.protect(plain) : plain));
+            std::vector<bytes> to_a, to_b;
+            for (const auto& f : drain(t.port)) {
+                const bytes rtp(f.begin() + 42, f.end());
+                (be16(f.data() + 36) == listener_port ? to_a : to_b).push_back(rtp);
+            }
+            ASSERT_EQ(to_a.size(), 1u) << k;
+            ASSERT_EQ(to_b.size(), 1u) << k;
+            EXPECT_EQ(to_a[0], to_b[0]) << "the same ciphertext for every listener";
+            EXPECT_EQ(to_a[0].size(), plain.size() + 1 + 10) << "MKI and tag added";
+            EXPECT_NE(0, std::memcmp(to_a[0].data() + 12, plain.data() + 12, 80)) << "sent in clear";
+            EXPECT_EQ(listener_a.unprotect(to_a[0]), plain) << k;
+            EXPECT_EQ(listener_b.unprotect(to_b[0]), plain) << k;
+        }
+        const auto after = all_counters(*t.r);
+        EXPECT_EQ(after.at("srtp_protected") - before.at("srtp_protected"), n) << "once per packet, not per listener";
+        EXPECT_EQ(after.at("replicas_out") - before.at("replicas_out"), 2 * n);
+        EXPECT_EQ(after.at("srtp_authenticated") - before.at("srtp_authenticated"), in ? n : 0u);
+    }
+}
+
+// A session that protects but holds no key sends nothing (fails closed).
+TEST(srtp_egress, without_a_session_key_nothing_is_sent_in_clear) {
+    srtp_relay t("srtpnokey", control::srtp_ingress_mode::off, control::srtp_egress_mode::session_key);
+    const auto before = all_counters(*t.r);
+    for (uint16_t k = 0; k < 7; ++k) t.send(frame_of(rtp_of(k, 960u * k)));
+    EXPECT_TRUE(drain(t.port).empty());
+    const auto after = all_counters(*t.r);
+    EXPECT_EQ(after.at("drop/egress/srtp_no_key") - before.at("drop/egress/srtp_no_key"), 7u);
+}
+
+// Rotation of the session key under a running stream: k1 (MKI 01) active;
+// k2 (MKI 02) announced at packet 30, activated at 60, k1 removed at 80. A
+// listener given both keys decrypts every packet: sequence numbers
+// contiguous, none lost; the MKI switches at the activation.
+TEST(srtp_rotation, session_key_switch_loses_no_packet) {
+    srtp_relay t("srtprot", control::srtp_ingress_mode::off, control::srtp_egress_mode::session_key);
+    t.session_key(spec_of("k1", 50, 0x01));
+    peer listener({{50, 0x01}, {60, 0x02}}, false);
+    peer old_only({{50, 0x01}}, false);
+    std::vector<uint16_t> got;
+    std::vector<uint8_t> mki;
+    unsigned old_key_ok = 0;
+    for (unsigned k = 0; k < 91; ++k) {
+        if (k == 30) t.session_key(spec_of("k2", 60, 0x02));
+        if (k == 60) {
+            t.r->state().srtp_key_activate(1, "k2");
+            t.r->state().publish();
+        }
+        if (k == 80) {
+            t.r->state().srtp_key_del({1, std::nullopt}, "k1");
+            t.r->state().publish();
+        }
+        const uint16_t seq = static_cast<uint16_t>(7000 + k);
+        const bytes plain = rtp_of(seq, 960u * k);
+        t.send(frame_of(plain));
+        for (const auto& rtp : listener_rtp(t.port)) {
+            mki.push_back(rtp[rtp.size() - 11]);
+            old_key_ok += !old_only.unprotect(rtp).empty();
+            const bytes p = listener.unprotect(rtp);
+            ASSERT_EQ(p, plain) << "packet " << k;
+            got.push_back(static_cast<uint16_t>(p[2] << 8 | p[3]));
+        }
+    }
+    ASSERT_EQ(got.size(), 91u);
+    for (unsigned k = 0; k < 91; ++k) EXPECT_EQ(got[k], 7000 + k);
+    for (unsigned k = 0; k < 91; ++k) EXPECT_EQ(mki[k], k < 60 ? 0x01 : 0x02) << k;
+    EXPECT_EQ(old_key_ok, 60u) << "a listener with only the old key hears up to the switch";
+}
+
+// Rotation of a speaker's key: the relay holds a (MKI 01), b (MKI 02) is
+// added, the speaker switches to it at packet 40, a is removed at 70: all 91
+// packets arrive in order; a packet under a after that is refused by MKI.
+TEST(srtp_rotation, speaker_key_switch_loses_no_packet) {
+    srtp_relay t("srtpspk", control::srtp_ingress_mode::required, control::srtp_egress_mode::off);
+    t.speaker_key(spec_of("a", 1, 0x01));
+    peer speaker({{1, 0x01}, {2, 0x02}}, true);
+    std::vector<uint16_t> got;
+    for (unsigned k = 0; k < 91; ++k) {
+        if (k == 20) t.speaker_key(spec_of("b", 2, 0x02));
+        if (k == 70) {
+            t.r->state().srtp_key_del({1, std::make_pair(speaker_ip, 5004u)}, "a");
+            t.r->state().publish();
+        }
+        const uint16_t seq = static_cast<uint16_t>(100 + k);
+        t.send(frame_of(speaker.protect(rtp_of(seq, 960u * k), k < 40 ? 0 : 1)));
+        for (const auto& rtp : listener_rtp(t.port)) got.push_back(static_cast<uint16_t>(rtp[2] << 8 | rtp[3]));
+    }
+    ASSERT_EQ(got.size(), 91u);
+    for (unsigned k = 0; k < 91; ++k) EXPECT_EQ(got[k], 100 + k);
+    const auto before = all_counters(*t.r);
+    t.send(frame_of(speaker.protect(rtp_of(191, 960u * 91), 0)));
+    EXPECT_TRUE(listener_rtp(t.port).empty());
+    EXPECT_EQ(all_counters(*t.r).at("drop/ingress/srtp_mki") - before.at("drop/ingress/srtp_mki"), 1u);
+}
+
+// A mix session that protects: the mixer encrypts each mixed packet once on
+// its own thread (crypto user nb_rx_queues), the fan-out shard gets the
+// ciphertext, the recorder the plaintext; the ciphertext decrypts (libsrtp2)
+// to exactly what was recorded.
+TEST(srtp_egress, the_mixer_protects_each_mixed_packet_once_and_records_the_plaintext) {
+    constexpr uint64_t ms = 1000000;
+    const bytes key = key_bytes(50);
+    srtp::key* k = srtp::key_create(srtp::suite::aes_cm_128_hmac_sha1_80, key.data(), key.size(), 2);
+    ASSERT_NE(k, nullptr);
+    srtp::keyset ks{};
+    ks.nb_keys = 1;
+    ks.mki_len = 1;
+    ks.mki[0] = 0x01;
+    ks.suite_id = static_cast<uint8_t>(srtp::suite::aes_cm_128_hmac_sha1_80);
+    ks.keys[0] = k;
+    dp::dp_listener_list someone{};            // has_listeners() looks for a list
+    dp::dp_session sess{};
+    sess.id = 7;
+    sess.mode = dp::session_mode_mix;
+    sess.record = 1;
+    sess.generation = 100;
+    sess.srtp_egress = 1;
+    sess.srtp_tx = &ks;
+    sess.lists[0][0] = &someone;
+    dp::dp_session* ptrs[1] = {&sess};
+    dp::dp_snapshot snap{};
+    snap.version = 1;
+    snap.nb_sessions = 1;
+    snap.nb_fanout_shards = 1;
+    snap.sessions = ptrs;
+    dp::dp_shared sh;
+    rte_ring* in = rte_ring_create("srtp_mixin", 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    rte_ring* rec = rte_ring_create("srtp_mixrec", 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    rte_ring* shard = rte_ring_create("srtp_mixshard", 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    sh.snapshot.store(&snap);
+    sh.record_ring = rec;
+    sh.shard_rings[0] = shard;
+    sh.nb_shards = 1;
+    sh.nb_rx_queues = 1;                       // the mixer is crypto user 1
+    const unsigned in_use0 = rte_mempool_in_use_count(test_pool());
+    auto take = [](rte_ring* r) {
+        std::vector<bytes> v;
+        void* obj;
+        while (rte_ring_dequeue(r, &obj) == 0) {
+            auto* m = static_cast<rte_mbuf*>(obj);
+            v.emplace_back(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_mtod(m, const uint8_t*) + m->data_len);
+            rte_pktmbuf_free(m);
+        }
+        return v;
+    };
+    std::vector<bytes> recorded, sent;
+    uint64_t protected_n = 0;
+    {
+        svc::mixer_config mc;
+        mc.pool = test_pool();
+        mc.shared = &sh;
+        mc.in_ring = in;
+        svc::mixer mx(mc);
+        mx.set_session_frame_ms(7, 20);
+        const auto tone = opus_tone(440, 40, 2, 0.3);
+        for (size_t f = 0; f < tone.size() + 10; ++f) {
+            if (f < tone.size()) {
+                const auto p = rtp_packet(static_cast<uint16_t>(f), 960 * uint32_t(f), 1234, tone[f]);
+                rte_mbuf* m = rte_pktmbuf_alloc(test_pool());
+                ASSERT_NE(m, nullptr);
+                std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(p.size())), p.data(), p.size());
+                dp::set_message_session(m, 0, sess.generation);
+                ASSERT_EQ(rte_ring_enqueue(in, m), 0);
+            }
+            mx.poll(1000 * ms + f * 20 * ms);
+            for (auto& b : take(rec)) recorded.push_back(std::move(b));
+            for (auto& b : take(shard)) sent.push_back(std::move(b));
+        }
+        protected_n = mx.counters().srtp_protected;
+    }
+    peer listener({{50, 0x01}}, false);
+    ASSERT_GT(recorded.size(), 30u);
+    ASSERT_EQ(sent.size(), recorded.size());
+    EXPECT_EQ(protected_n, sent.size()) << "once per mixed packet";
+    for (size_t i = 0; i < sent.size(); ++i) {
+        EXPECT_EQ(sent[i].size(), recorded[i].size() + 11);
+        EXPECT_NE(0, std::memcmp(sent[i].data() + 12, recorded[i].data() + 12, recorded[i].size() - 12)) << "in clear";
+        EXPECT_EQ(listener.unprotect(sent[i]), recorded[i]) << i;
+    }
+    EXPECT_EQ(in_use0, rte_mempool_in_use_count(test_pool())) << "mbufs leaked";
+    for (rte_ring* r : {in, rec, shard}) rte_ring_free(r);
+    srtp::key_free(k);
+}
+
+}  // namespace
+}  // namespace stentor::test
