@@ -21,11 +21,7 @@ std::string gnutls_reason(int rc) { return std::string(gnutls_strerror(rc)); }
 
 }  // namespace
 
-void wipe(std::string& s) noexcept {
-    if (!s.empty()) explicit_bzero(s.data(), s.size());
-    s.clear();
-    s.shrink_to_fit();
-}
+// wipe(std::string&) is defined once, in srtp_keys.cc (OPENSSL_cleanse).
 
 pem_file read_pem_file(const std::string& path, bool secret) {
     pem_file out;
