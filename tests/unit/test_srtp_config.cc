@@ -20,7 +20,7 @@ const std::string k_base =
     "[eal]\nlcores = [0, 1]\nvdevs = [\"net_null0\"]\n"
     "[dataplane]\nrx_lcores = [1]\nfanout_lcores = [1]\n"
     "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1/24\"\n"
-    "[api]\ntoken = \"0123456789abcdef\"\n";
+    "[api]\ntoken = \"0123456789abcdef\"\nplain_http = true\n";
 
 // 30 bytes (AES-CM master key + salt) and 28 (GCM), as base64.
 const std::string b64_30 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
@@ -97,18 +97,18 @@ TEST_F(ConfigSrtp, RefusalsNameFileLineAndSetting) {
     };
     const std::string key_at_16 = "[[session.srtp_key]]\nid = \"k\"\nkey_file = \"";   // key_file on line 18
     const std::vector<row> rows = {
-        {"ingress mode", k_base + "[srtp]\ningress = \"maybe\"\n", "t.toml:14:11: srtp.ingress: \"maybe\" is not a mode (off or required)"},
-        {"egress mode", k_base + "[srtp]\negress = \"per_listener\"\n", "t.toml:14:10: srtp.egress: \"per_listener\" is not a mode (off or session_key)"},
-        {"suite", k_base + "[srtp]\nsuite = \"AES_256\"\n", "t.toml:14:9: srtp.suite: \"AES_256\" is not a suite"},
+        {"ingress mode", k_base + "[srtp]\ningress = \"maybe\"\n", "t.toml:15:11: srtp.ingress: \"maybe\" is not a mode (off or required)"},
+        {"egress mode", k_base + "[srtp]\negress = \"per_listener\"\n", "t.toml:15:10: srtp.egress: \"per_listener\" is not a mode (off or session_key)"},
+        {"suite", k_base + "[srtp]\nsuite = \"AES_256\"\n", "t.toml:15:9: srtp.suite: \"AES_256\" is not a suite"},
         {"unknown key", k_base + "[srtp]\nkey = \"x\"\n", "srtp.key"},
-        {"session mode", session("srtp_ingress = \"on\"\n"), "t.toml:16:16: session[0].srtp_ingress: \"on\" is not a mode (off or required)"},
+        {"session mode", session("srtp_ingress = \"on\"\n"), "t.toml:17:16: session[0].srtp_ingress: \"on\" is not a mode (off or required)"},
         {"group-readable key file", session(key_at_16 + file("g", b64_30, 0640) + "\"\n"),
-         "t.toml:18:12: session[0].srtp_key[0].key_file: " + dir + "/g: readable or writable by group or others (mode 0640); whoever reads it can decrypt or forge this audio: chmod 600 it"},
+         "t.toml:19:12: session[0].srtp_key[0].key_file: " + dir + "/g: readable or writable by group or others (mode 0640); whoever reads it can decrypt or forge this audio: chmod 600 it"},
         {"not base64", session(key_at_16 + file("x", "not base64!") + "\"\n"), "session[0].srtp_key[0].key_file: " + dir + "/x: not base64"},
         {"wrong length for the suite", session(key_at_16 + file("s", b64_28) + "\"\n"),
-         "t.toml:18:12: session[0].srtp_key[0].key_file: key: AES_CM_128_HMAC_SHA1_80 takes 30 bytes of master key and salt (base64), got 28"},
+         "t.toml:19:12: session[0].srtp_key[0].key_file: key: AES_CM_128_HMAC_SHA1_80 takes 30 bytes of master key and salt (base64), got 28"},
         {"relative path", session(key_at_16 + "k.b64\"\n"), "session[0].srtp_key[0].key_file: \"k.b64\" is not an absolute path"},
-        {"bad MKI", session(key_at_16 + ok + "\"\nmki = \"123\"\n"), "t.toml:19:7: session[0].srtp_key[0].mki: \"123\" is not an MKI"},
+        {"bad MKI", session(key_at_16 + ok + "\"\nmki = \"123\"\n"), "t.toml:20:7: session[0].srtp_key[0].mki: \"123\" is not an MKI"},
         {"bad id", session("[[session.srtp_key]]\nid = \"a b\"\nkey_file = \"" + ok + "\"\n"),
          "session[0].srtp_key[0].id: id: only letters, digits"},
         {"same id twice", session(key_at_16 + ok + "\"\n" + key_at_16 + ok + "\"\n"), "session[0].srtp_key[1].id: key id \"k\" exists"},
