@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "control_plane.h"
+#include "metrics.h"
 #include "stentor/dp_counters.h"
 
 namespace stentor::control {
@@ -39,6 +40,11 @@ struct api_options {
     unsigned body_timeout_s = 30;
     size_t bodies_in_flight = size_t{32} << 20;   // bytes
     std::chrono::milliseconds publish_wait{2000};
+    // /metrics (docs/metrics.md): a read-only token for it alone, scrapes
+    // from loopback without a token, and how many labelled series it shows.
+    std::string metrics_token;
+    bool metrics_loopback_open = false;
+    metrics_options metrics{};
 };
 
 // The options a profile's [api] section asks for.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config.h"
+#include "drivers.h"
 #include "stentor/services/recorder.h"
 #include "state.h"
 #include "stats.h"
@@ -22,6 +23,7 @@ namespace stentor::svc {
 struct mixer_stats;
 struct mix_settings;
 struct mix_encoder_report;
+struct service_thread_stats;
 }  // namespace stentor::svc
 
 namespace stentor::control {
@@ -118,6 +120,11 @@ public:
     std::vector<unsigned> worker_lcores() const;
     counter_list counters(bool include_zero) const;
     counter_list port_counters() const;  // ethdev basic + extended stats, prefixed port/<name>/
+    // The NIC's basic counters of each port, in profile order.
+    std::vector<drivers::nic_stats> nic_stats() const;
+    // The mixer's and the recorder's service threads (zeros with launch=false).
+    svc::service_thread_stats mixer_thread_stats() const;
+    svc::service_thread_stats recorder_thread_stats() const;
     std::vector<port_report> ports() const;
 
     struct impl;

@@ -132,6 +132,7 @@ struct session_state : session_params {
     join_counts live{};                   // [egress port][tier]: what admission holds for this session
     bool dirty = true;
     dp::dp_session* published = nullptr;
+    session_tally tally{};                // joins, leaves, ... (the speakers' counts come from the data plane)
 
     // Streams each listener receives: every speaker's in a forward session
     // (planned as one before the first speaker arrives), the mix otherwise.
@@ -169,6 +170,7 @@ struct relay_state::impl {
     std::map<uint32_t, std::unique_ptr<session_state>> sessions;   // by id
     std::vector<session_state*> by_index;
     std::vector<uint32_t> free_index;
+    bool replay = false;                                            // journal replay: not counted in session tallies
     uint64_t nb_listeners = 0;
     uint64_t next_seq = 1;
     uint64_t next_generation = 1;
@@ -564,6 +566,13 @@ struct relay_state::impl {
         v.nb_listeners = s.listeners.size();
         for (unsigned t = 0; t < max_tiers; ++t) v.listeners_per_tier[t] = s.tier_live[t];
         v.speakers = s.speakers;
+        // Read under the mutex: a slot's entries are zeroed (speaker_add)
+        // only under it, so these are this speaker's.
+        if (sh.policers != nullptr)
+            for (auto& sp : v.speakers)
+                for (uint32_t q = 0; q < sh.nb_rx_queues; ++q) sp.counts += dp::speaker_counts_of(dp::policer_of(sh, q, sp.slot));
+        v.tally = s.tally;
+        v.tally.speakers = dp::session_counts_of(sh, s.index, s.generation);
         return v;
     }
 };
@@ -740,6 +749,7 @@ void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, 
             im.adm->admit(session_id, s.per_listener(), jc);
         }
         im.add_listener(s, ip, port, tier, by_token);
+        if (!im.replay) ++s.tally.joins;
         if (im.jr != nullptr) jr::encode_listener_add(session_id, {ip, port, tier, by_token}, im.jr_pending);
         im.mark_changed();
     } catch (const action_error& e) {
@@ -795,6 +805,7 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
         if (want > s.listeners.bucket_count() * s.listeners.max_load_factor())
             s.listeners.reserve(std::max(want, 2 * s.listeners.size()));
         for (const auto& it : items) im.add_listener(s, it.ip, it.port, it.tier, it.by_token);
+        if (!im.replay) s.tally.joins += items.size();
         if (!items.empty()) {
             if (im.jr != nullptr) jr::encode_listener_add_bulk(session_id, items, im.jr_pending);
             im.mark_changed();
@@ -805,7 +816,7 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
     }
 }
 
-void relay_state::listener_del(uint32_t session_id, uint32_t ip, unsigned port) {
+void relay_state::listener_del(uint32_t session_id, uint32_t ip, unsigned port, listener_removal why) {
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
     im.check_journal();
@@ -814,6 +825,7 @@ void relay_state::listener_del(uint32_t session_id, uint32_t ip, unsigned port) 
     if (it == s.listeners.end())
         throw action_error(error_code::not_found, "no listener " + format_ipv4(ip) + ":" + std::to_string(port));
     im.remove_listener(s, it);
+    if (!im.replay) ++(why == listener_removal::consent_expired ? s.tally.consent_expired : s.tally.leaves);
     im.journal_record(jr::rec_listener_del{session_id, ip, port});
     im.mark_changed();
 }
@@ -854,6 +866,7 @@ std::vector<shed_record> relay_state::shed_newest(unsigned tier, size_t k) {
         auto it = s->listeners.find(key);
         out.push_back({s->id, static_cast<uint32_t>(key >> 16), static_cast<unsigned>(key & 0xffff), tier});
         im.remove_listener(*s, it);
+        ++s->tally.shed;
     }
     if (!victims.empty()) {
         // Shedding protects the listeners that stay: it goes on while the
@@ -895,6 +908,7 @@ void relay_state::set_journal(journal* j) {
 
 void relay_state::set_replay(bool on) {
     std::lock_guard g(_impl->mu);
+    _impl->replay = on;
     if (_impl->adm != nullptr) _impl->adm->set_replay(on);
 }
 

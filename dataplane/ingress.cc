@@ -82,6 +82,16 @@ bool police(worker* w, dp_policer& b, const dp_flow& f, uint16_t bytes, uint64_t
     return true;
 }
 
+// The drop reason of an RTP stream verdict other than accept/resync.
+constexpr drop_reason implausible_reason(rtp_verdict v) noexcept {
+    switch (v) {
+    case rtp_verdict::ts_jump: return drop_reason::rtp_ts_jump;
+    case rtp_verdict::duplicate: return drop_reason::rtp_duplicate;
+    case rtp_verdict::ssrc_change: return drop_reason::rtp_ssrc_change;
+    default: return drop_reason::rtp_seq_jump;
+    }
+}
+
 // An accepted RTP packet of a registered flow. Returns true when the mbuf
 // was handed on (the mixer owns it), false when the caller frees it.
 bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, const parse_result& pr,
@@ -92,8 +102,25 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
         ++c->drop(drop_reason::unknown_flow);
         return false;
     }
+    // The slot is always in range (the control plane allocates slots below
+    // limits.max_speakers); a flow outside it would be neither checked nor
+    // policed, so refuse it rather than trust it.
+    if (f->speaker_index >= w->sh->nb_policers) [[unlikely]] {
+        ++c->drop(drop_reason::unknown_flow);
+        return false;
+    }
+    // The speaker's entry (bucket, stream, counts) and its session's counts:
+    // this lcore's own (one writer each, dp_snapshot.h / dp_shared.h).
+    dp_policer& e = policer_of(*w->sh, w->cfg.rx_queue, f->speaker_index);
+    const dp_session* sess = s.sessions[f->session_index];
+    dp_speaker_counts* sc = session_counts_for(*w->sh, w->cfg.rx_queue, sess->index, sess->generation);
+    dp_speaker_counts scratch;
+    if (sc == nullptr) [[unlikely]]
+        sc = &scratch;
     if (f->has_ssrc && f->ssrc_be != pr.ssrc_be) {
         ++c->drop(drop_reason::ssrc_mismatch);
+        ++e.counts.auth_drops;
+        ++sc->auth_drops;
         return false;
     }
     if (!udp_checksum_ok(m, d, pr)) {
@@ -107,46 +134,33 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
         ++c->drop(drop_reason::rtp_too_large);
         return false;
     }
-    // The slot is always in range (the control plane allocates slots below
-    // limits.max_speakers); a flow outside it would be neither checked nor
-    // policed, so refuse it rather than trust it.
-    if (f->speaker_index >= w->sh->nb_policers) [[unlikely]] {
-        ++c->drop(drop_reason::unknown_flow);
-        return false;
-    }
-    dp_policer& e = policer_of(*w->sh, w->cfg.rx_queue, f->speaker_index);
     // Before the policer: a blind spoofer's guesses must not spend the real
     // speaker's bucket (rtp_track.h).
     const uint8_t* rtp = d + pr.rtp_off;
-    switch (rtp_track_check(e.rtp, wire::load_be16(rtp + 2), wire::load_be32(rtp + 4), pr.ssrc_be, now, w->hz,
-                            f->rate_pps)) {
-    case rtp_verdict::accept:
-        break;
-    case rtp_verdict::resync:
+    const rtp_verdict v = rtp_track_check(e.rtp, wire::load_be16(rtp + 2), wire::load_be32(rtp + 4), pr.ssrc_be, now,
+                                          w->hz, f->rate_pps);
+    if (v == rtp_verdict::resync) {
         ++c->rtp_resyncs;
-        break;
-    case rtp_verdict::seq_jump:
-        ++c->drop(drop_reason::rtp_seq_jump);
-        return false;
-    case rtp_verdict::ts_jump:
-        ++c->drop(drop_reason::rtp_ts_jump);
-        return false;
-    case rtp_verdict::duplicate:
-        ++c->drop(drop_reason::rtp_duplicate);
-        return false;
-    case rtp_verdict::ssrc_change:
-        ++c->drop(drop_reason::rtp_ssrc_change);
+    } else if (v != rtp_verdict::accept) {
+        ++c->drop(implausible_reason(v));
+        ++e.counts.auth_drops;
+        ++sc->auth_drops;
         return false;
     }
     if (!police(w, e, *f, pr.rtp_len, now)) {
         ++c->drop(drop_reason::policed);
+        ++e.counts.policed;
+        ++sc->policed;
         return false;
     }
     ++c->rtp_in;
+    ++e.counts.packets;
+    e.counts.bytes += pr.rtp_len;
+    ++sc->packets;
+    sc->bytes += pr.rtp_len;
     // From here on the mbuf is a speaker-packet message: RTP only.
     rte_pktmbuf_adj(m, pr.rtp_off);
     rte_pktmbuf_trim(m, static_cast<uint16_t>(m->pkt_len - pr.rtp_len));
-    const dp_session* sess = s.sessions[f->session_index];
     set_message_session(m, f->session_index, sess->generation);
     if (sess->mode == session_mode_mix) {
         // The mixer owns it now; its output comes back as messages.

@@ -69,4 +69,18 @@ void port_link(port_state& s) noexcept;
 // Basic and extended statistics as (name, value) pairs.
 std::vector<std::pair<std::string, uint64_t>> port_stats(uint16_t port_id);
 
+// The NIC's own basic counters (rte_eth_stats), as testpmd shows them:
+// what the NIC received and sent, what it missed (no RX descriptor free:
+// the rx lcores did not poll in time), errors, and receive mbuf
+// allocation failures. valid = false if the PMD gave none.
+struct nic_stats {
+    bool valid = false;
+    uint64_t rx_packets = 0, tx_packets = 0;    // ipackets, opackets
+    uint64_t rx_bytes = 0, tx_bytes = 0;        // ibytes, obytes
+    uint64_t rx_missed = 0;                     // imissed
+    uint64_t rx_errors = 0, tx_errors = 0;      // ierrors, oerrors
+    uint64_t rx_nombuf = 0;                     // rx_nombuf
+};
+nic_stats port_nic_stats(uint16_t port_id) noexcept;
+
 }  // namespace stentor::drivers

@@ -127,4 +127,20 @@ std::vector<std::pair<std::string, uint64_t>> port_stats(uint16_t port_id) {
     return out;
 }
 
+nic_stats port_nic_stats(uint16_t port_id) noexcept {
+    nic_stats n;
+    rte_eth_stats st{};
+    if (rte_eth_stats_get(port_id, &st) != 0) return n;
+    n.valid = true;
+    n.rx_packets = st.ipackets;
+    n.tx_packets = st.opackets;
+    n.rx_bytes = st.ibytes;
+    n.tx_bytes = st.obytes;
+    n.rx_missed = st.imissed;
+    n.rx_errors = st.ierrors;
+    n.tx_errors = st.oerrors;
+    n.rx_nombuf = st.rx_nombuf;
+    return n;
+}
+
 }  // namespace stentor::drivers

@@ -180,7 +180,8 @@ inline constexpr std::size_t max_ports = 4;
     _(neigh_conflict, "two MACs answered for a next hop being resolved: left unresolved, asked again") \
     _(rtp_resyncs, "speaker streams re-locked onto a new sequence (restart, or back after going quiet)") \
     _(join_verified, "join requests that passed both MACs, handed to the join desk") \
-    _(join_replies, "STUN responses the join desk built, sent")
+    _(join_replies, "STUN responses the join desk built, sent")                   \
+    _(icmp_requests_in, "ICMP echo requests for the relay's addresses received (answered unless over the rate limit)")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control
