@@ -182,5 +182,22 @@ TEST_F(counts_test, listener_tallies_count_each_way_in_and_out) {
     EXPECT_EQ(9u - 4, v.nb_listeners);
 }
 
+// busy_polls and idle_polls count loop iterations (vppctl's calls): every
+// iteration is busy, idle or stalled, so the three add up to the polls.
+TEST_F(counts_test, every_loop_iteration_is_counted_busy_idle_or_stalled) {
+    relay r(prof, relay_options{.launch = false});
+    r.state().load_static(prof);
+    const auto before = all_counters(r);
+    constexpr unsigned polls = 37;
+    for (uint16_t i = 0; i < 5; ++i) inject(port, rtp_frame(from(speaker2_ip, 5006, 777, static_cast<uint16_t>(10 + i))));
+    for (unsigned i = 0; i < polls; ++i) r.poll();
+    r.flush();
+    drain(port);
+    const auto after = all_counters(r);
+    auto moved = [&](const std::string& n) { return after.at(n) - before.at(n); };
+    EXPECT_EQ(polls, moved("busy_polls") + moved("idle_polls") + moved("stalls"));
+    EXPECT_GE(moved("busy_polls"), 1u) << "the iteration that took the packets";
+}
+
 }  // namespace
 }  // namespace stentor::test

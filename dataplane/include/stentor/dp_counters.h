@@ -181,7 +181,9 @@ inline constexpr std::size_t max_ports = 4;
     _(rtp_resyncs, "speaker streams re-locked onto a new sequence (restart, or back after going quiet)") \
     _(join_verified, "join requests that passed both MACs, handed to the join desk") \
     _(join_replies, "STUN responses the join desk built, sent")                   \
-    _(icmp_requests_in, "ICMP echo requests for the relay's addresses received (answered unless over the rate limit)")
+    _(icmp_requests_in, "ICMP echo requests for the relay's addresses received (answered unless over the rate limit)") \
+    _(busy_polls, "loop iterations that did work (vppctl's calls): busy_cycles over these is cycles per call") \
+    _(idle_polls, "loop iterations that found nothing to do")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control
