@@ -143,17 +143,26 @@ print(r[0]["value"][1] if d.get("status") == "success" and r else "")'
 REPL=$(value_at 'rate(stentor_replicas_out_total[5s])')
 UP=$(value 'up{job="stentor"}')
 [[ "$UP" == 1 ]] && pass "${T}_target_up" || fail "${T}_target_up" "up = '$UP'"
-# ffmpeg sends 50 packets/s (20 ms frames); three listeners: 150 replicas/s.
-if [[ -n "$REPL" ]] && "$PY" -c "import sys; r = float('$REPL'); sys.exit(0 if 100 <= r <= 200 else 1)"; then
-  pass "${T}_rate_replicas"; else fail "${T}_rate_replicas" "rate(stentor_replicas_out_total[5s]) = '$REPL', expected ~150"; fi
-# Over the same scrapes, three replicas per accepted speaker packet.
-RATIO=$(value_at 'increase(stentor_replicas_out_total[5s]) / increase(stentor_rtp_in_total[5s])')
+# ffmpeg sends 50 packets/s (20 ms frames); three listeners: 150 replicas/s,
+# less what a worker that lost its core abandoned (tier misses: deadline,
+# mempool) or could not send (tx_full, unresolved next hop). On a quiet host
+# that is nothing; on a loaded one it is counted, and the sum stays 3 per
+# accepted speaker packet.
+MISSED='(sum(increase(stentor_tier_misses_total[5s])) + sum(increase(stentor_drops_total{reason=~"egress/(tx_full|neigh_unresolved)"}[5s])))'
+LOST=$(value_at "$MISSED")
+if [[ -n "$REPL" && -n "$LOST" ]] && "$PY" -c "import sys; r, m = float('$REPL'), float('$LOST') / 5; sys.exit(0 if 100 <= r + m <= 200 and r > 0 else 1)"; then
+  pass "${T}_rate_replicas"; else fail "${T}_rate_replicas" "rate(stentor_replicas_out_total[5s]) = '$REPL' (+ '$LOST' missed in 5 s), expected ~150"; fi
+# Over the same scrapes, three replicas (sent or counted as missed) per
+# accepted speaker packet.
+RATIO=$(value_at "(sum(increase(stentor_replicas_out_total[5s])) + $MISSED) / sum(increase(stentor_rtp_in_total[5s]))")
 if [[ -n "$RATIO" ]] && "$PY" -c "import sys; r = float('$RATIO'); sys.exit(0 if 2.9 <= r <= 3.1 else 1)"; then
   pass "${T}_replicas_per_packet"; else fail "${T}_replicas_per_packet" "ratio '$RATIO', expected 3"; fi
 SESS=$(value_at 'rate(stentor_session_packets_in_total{session="1"}[5s])')
 SPKR=$(value_at 'rate(stentor_speaker_packets_in_total{session="1",speaker="198.18.0.10:5004"}[5s])')
 RTP=$(value_at 'rate(stentor_rtp_in_total[5s])')
-if [[ -n "$SESS" && -n "$SPKR" ]] && "$PY" -c "import sys; a, b, c = float('$SESS'), float('$SPKR'), float('$RTP'); sys.exit(0 if 35 <= a <= 65 and abs(a - b) < 0.01 and abs(a - c) < 0.01 else 1)"; then
+# The session's, the speaker's and the relay's counts are read one after the
+# other in one scrape: a packet may fall between them.
+if [[ -n "$SESS" && -n "$SPKR" && -n "$RTP" ]] && "$PY" -c "import sys; a, b, c = float('$SESS'), float('$SPKR'), float('$RTP'); sys.exit(0 if 35 <= a <= 65 and abs(a - b) <= 1 and abs(a - c) <= 1 else 1)"; then
   pass "${T}_rate_per_session_and_speaker"; else fail "${T}_rate_per_session_and_speaker" "session '$SESS', speaker '$SPKR', relay '$RTP', expected ~50 each"; fi
 if (( FAILS > 0 )); then
   in_relay curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "$API/api/v1/stats" | "$PY" -c 'import json,sys
