@@ -32,6 +32,7 @@ constexpr uint32_t stranger_ip = 0xc6120005;   // 198.18.0.5: on-link, never reg
 // received frame; everything else must stay exactly where it was.
 bool moves_per_frame(const std::string& name) {
     return name == "rx_packets" || name == "rx_bytes" || name == "busy_cycles" || name == "idle_cycles" ||
+           name == "busy_polls" || name == "idle_polls" ||
            (name.rfind("port/", 0) == 0 && name.size() > 11 && name.compare(name.size() - 11, 11, "/rx_packets") == 0);
 }
 
