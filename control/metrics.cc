@@ -15,12 +15,12 @@
 #include <rte_cycles.h>
 
 #include "api.h"
-#include "build_info.h"
 #include "control_plane.h"
 #include "stentor/services/mixer.h"
 #include "stentor/services/recorder.h"
 #include "stentor/services/service_thread.h"
 #include "stats.h"
+#include "version.h"
 
 namespace stentor::control {
 
@@ -400,10 +400,10 @@ const double g_start_unix_s =
 // and what this binary is.
 void base_unit_families(exposition& x, control_plane& cp, const std::vector<dp::lcore_counters>& per,
                         const std::vector<unsigned>& ids) {
-    const auto& b = stentor_build_info();
+    const build_info b = build();
     x.family("stentor_build_info", "gauge",
              "Version, git revision and DPDK version of the running stentord (value always 1).")
-        .sample(1, lbl("version", b.version) + "," + lbl("revision", b.revision) + "," + lbl("dpdk", b.dpdk));
+        .sample(1, lbl("version", b.version) + "," + lbl("revision", b.git_revision) + "," + lbl("dpdk", b.dpdk_runtime));
     x.family("stentor_start_time_seconds", "gauge", "When this stentord started, Unix time in seconds.")
         .sample(g_start_unix_s);
 

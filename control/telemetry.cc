@@ -12,9 +12,9 @@
 
 #include <rte_telemetry.h>
 
-#include "build_info.h"
 #include "control_plane.h"
 #include "metrics.h"
+#include "version.h"
 
 namespace stentor::control {
 namespace {
@@ -222,9 +222,9 @@ json answer_of(const std::string& cmd, const std::string& p, size_t budget) {
     if (cmd == "/stentor/help") return help_answer(p);
     if (cmd == "/stentor/build") {
         no_param(cmd, p);
-        const auto& b = stentor_build_info();
-        return {{"version", b.version}, {"revision", b.revision}, {"dpdk", b.dpdk}, {"buildtype", b.buildtype},
-                {"cpu_arch", b.cpu_arch}};
+        const build_info b = build();
+        return {{"version", b.version},       {"revision", b.git_revision}, {"dpdk", b.dpdk_runtime},
+                {"dpdk_build", b.dpdk_build}, {"buildtype", b.build_type},  {"cpu_arch", b.cpu_arch}};
     }
     if (g_cp == nullptr) refuse("unavailable", "no relay is running in this process");
     control_plane& cp = *g_cp;

@@ -71,6 +71,12 @@ struct alignas(cache_line) worker {
     // join requests (join.cc): MAC verifications this lcore may spend
     token_bucket join_tb;
     uint64_t join_burst;            // bucket depth: 50 ms of dp_shared::join_verify_per_s
+
+    // adaptive idle (loop.cc): empty polls in a row, the next sleep, and
+    // the ports whose RX queue interrupt this lcore's epoll watches
+    uint32_t empty_polls;
+    uint32_t sleep_us;
+    uint32_t intr_ports;
 };
 
 }  // namespace stentor::dp

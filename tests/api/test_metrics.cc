@@ -11,7 +11,6 @@
 #include <set>
 #include <sstream>
 
-#include "build_info.h"
 #include "config.h"
 #include "fixture.h"
 #include "metrics.h"
@@ -19,6 +18,7 @@
 #include "stentor/services/recorder.h"
 #include "stentor/services/service_thread.h"
 #include "telemetry.h"
+#include "version.h"
 
 namespace stentor::test {
 namespace {
@@ -183,11 +183,11 @@ TEST_F(metrics_test, exposition_passes_promtool) {
 
 TEST_F(metrics_test, build_info_and_base_unit_counters) {
     const std::string text = scrape();
-    const auto& b = control::stentor_build_info();
-    EXPECT_EQ("1", series(text, "stentor_build_info{version=\"" + b.version + "\",revision=\"" + b.revision +
-                                    "\",dpdk=\"" + b.dpdk + "\"}"));
-    EXPECT_FALSE(b.revision.empty());
-    EXPECT_NE(std::string::npos, b.dpdk.find("DPDK"));
+    const control::build_info b = control::build();
+    EXPECT_EQ("1", series(text, "stentor_build_info{version=\"" + b.version + "\",revision=\"" + b.git_revision +
+                                    "\",dpdk=\"" + b.dpdk_runtime + "\"}"));
+    EXPECT_FALSE(b.git_revision.empty());
+    EXPECT_NE(std::string::npos, b.dpdk_runtime.find("DPDK"));
     for (const char* f : {"stentor_lcore_busy_seconds_total", "stentor_lcore_idle_seconds_total",
                           "stentor_lcore_stall_seconds_total"})
         EXPECT_EQ(1u, samples_of(text, f)) << f << ": one worker lcore";

@@ -180,7 +180,9 @@ inline constexpr std::size_t max_ports = 4;
     _(neigh_conflict, "two MACs answered for a next hop being resolved: left unresolved, asked again") \
     _(rtp_resyncs, "speaker streams re-locked onto a new sequence (restart, or back after going quiet)") \
     _(join_verified, "join requests that passed both MACs, handed to the join desk") \
-    _(join_replies, "STUN responses the join desk built, sent")                   \
+    _(join_replies, "STUN responses the join desk built, sent") \
+    _(idle_sleeps, "times an idle worker slept (dataplane.idle = adaptive)") \
+    _(idle_rx_wakeups, "sleeps ended by an Rx interrupt (adaptive, PMDs with Rx interrupts)") \
     _(icmp_requests_in, "ICMP echo requests for the relay's addresses received (answered unless over the rate limit)") \
     _(busy_polls, "loop iterations that did work (vppctl's calls): busy_cycles over these is cycles per call") \
     _(idle_polls, "loop iterations that found nothing to do")
