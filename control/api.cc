@@ -314,7 +314,7 @@ struct api_server::impl {
             ctx.audit_method = method;
             ctx.audit_url = url;
         }
-        if (!authorized(c)) {
+        if (route_is_metrics(url) ? !scrape_authorized(c) : !authorized(c)) {
             count(&api_stats::unauthorized);
             return send_audited(c, ctx, error_reply(401, "unauthorized", "missing or wrong bearer token"));
         }
@@ -573,6 +573,17 @@ struct api_server::impl {
         return token_equal(std::string(v.substr(7)), opt.token);
     }
 
+    // /metrics: the admin token, the read-only metrics token, or nothing
+    // from a loopback address if the profile says so (docs/metrics.md).
+    bool scrape_authorized(MHD_Connection* c) const {
+        const char* h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        bool loopback = false;
+        if (const auto* ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+            ci != nullptr && ci->client_addr != nullptr && ci->client_addr->sa_family == AF_INET)
+            loopback = (ntohl(reinterpret_cast<const sockaddr_in*>(ci->client_addr)->sin_addr.s_addr) >> 24) == 127;
+        return scrape_allowed(h, loopback, opt.token, opt.metrics_token, opt.metrics_loopback_open);
+    }
+
     // A join is acknowledged (201) once it is forwarded to and its next hop
     // resolved: the listener hears the next packet. If the next hop has not
     // answered ARP within limits.join_resolve_ms the join stands but is
@@ -658,7 +669,7 @@ struct api_server::impl {
             return json_reply(200, {{"status", "ok"}, {"published_version", cp.state().published_version()}});
         case route_kind::metrics: {
             const api_status st = status();
-            return {200, prometheus_text(cp, &st), "text/plain; version=0.0.4", 0, false, {}};
+            return {200, prometheus_text(cp, &st, opt.metrics), "text/plain; version=0.0.4", 0, false, {}};
         }
         // Counters read since the last clear (counter_clear.h); /metrics
         // and telemetry stay monotonic.
@@ -811,6 +822,9 @@ api_options api_options_from(const api_config& c) {
     o.publish_wait = std::chrono::milliseconds(c.publish_wait_ms);
     o.tls_cert_file = c.tls_cert;
     o.tls_key_file = c.tls_key;
+    o.metrics_token = c.metrics_token;
+    o.metrics_loopback_open = c.metrics_loopback_open;
+    o.metrics = {c.metrics_top_sessions, c.metrics_top_speakers};
     return o;
 }
 

@@ -389,6 +389,8 @@ bool route_needs_auth(std::string_view url) {
     return !is_health(seg) && (is_metrics(seg) || is_api(seg));
 }
 
+bool route_is_metrics(std::string_view url) { return is_metrics(split_path(url)); }
+
 parse_result<route> parse_route(std::string_view method, std::string_view url, bool has_body) {
     return guarded([&] {
         const auto seg = split_path(url);

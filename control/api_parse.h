@@ -170,6 +170,8 @@ struct route {
 // Whether the path needs the bearer token: everything but /api/v1/health,
 // and paths that are not the API at all (answered 404 without one).
 bool route_needs_auth(std::string_view url);
+// True for /metrics (it takes the metrics token too: docs/metrics.md).
+bool route_is_metrics(std::string_view url);
 
 // Method and path into a route. has_body: whether the request carried a
 // body (refused by requests that take none). The caller checks the token

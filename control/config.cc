@@ -645,11 +645,36 @@ void check_api_transport(const table_reader& r, const api_config& api) {
                                          api.listen_addr));
 }
 
+// [api] metrics_*: who may scrape /metrics and how many labelled series
+// it shows (docs/metrics.md).
+void read_api_metrics(const table_reader& r, api_config& api) {
+    r.opt_string("metrics_token", api.metrics_token);
+    if (!api.metrics_token.empty()) {
+        if (api.metrics_token.size() < min_token_len)
+            r.fail("metrics_token", fmt::format("the metrics token must be at least {} characters", min_token_len));
+        if (!std::all_of(api.metrics_token.begin(), api.metrics_token.end(), [](char ch) { return ch > ' ' && ch < 0x7f; }))
+            r.fail("metrics_token", "the metrics token must be printable ASCII without spaces (it travels in an HTTP header)");
+        // One token for both would make the read-only one an admin token.
+        if (api.metrics_token == api.token)
+            r.fail("metrics_token", "must differ from api.token: the metrics token only reads /metrics");
+    }
+    std::string auth = "token";
+    r.opt_string("metrics_auth", auth);
+    if (auth != "token" && auth != "loopback")
+        r.fail("metrics_auth", fmt::format("\"{}\": must be \"token\" (every scrape presents api.token or "
+                                           "api.metrics_token) or \"loopback\" (scrapes from 127.0.0.0/8 need none)",
+                                           auth));
+    api.metrics_loopback_open = auth == "loopback";
+    r.opt_uint("metrics_top_sessions", api.metrics_top_sessions, 0, 1000);
+    r.opt_uint("metrics_top_speakers", api.metrics_top_speakers, 0, 10000);
+}
+
 void read_api(const context& c, const toml::table& root, api_config& api) {
     const auto r = section(c, root, "api",
                            {"listen", "token", "threads", "max_connections", "max_connections_per_ip",
                             "idle_timeout_s", "body_timeout_s", "bodies_in_flight_mib", "publish_wait_ms", "tls_cert",
-                            "tls_key", "plain_http"});
+                            "tls_key", "plain_http", "metrics_token", "metrics_auth", "metrics_top_sessions",
+                            "metrics_top_speakers"});
     if (const auto* n = r.find("listen")) {
         const auto path = r.key_path("listen");
         const auto s = read_string(c, *n, path);
@@ -686,6 +711,7 @@ void read_api(const context& c, const toml::table& root, api_config& api) {
     r.opt_string("tls_key", api.tls_key);
     r.opt_bool("plain_http", api.plain_http);
     if (api.listen_port != 0) check_api_transport(r, api);
+    read_api_metrics(r, api);
 }
 
 void read_recording(const context& c, const toml::table& root, recording_config& rc) {

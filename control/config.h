@@ -124,6 +124,15 @@ struct api_config {
     std::string tls_cert;
     std::string tls_key;
     bool plain_http = false;
+    // Scraping /metrics (docs/metrics.md): a read-only token that opens
+    // /metrics and nothing else (empty: only the admin token does), and
+    // whether a scrape from a loopback address needs a token at all.
+    std::string metrics_token;
+    bool metrics_loopback_open = false;    // metrics_auth = "loopback"
+    // Label cardinality: per-session series for the sessions with the
+    // most listeners, per-speaker series for their speakers, at most this many.
+    unsigned metrics_top_sessions = 20;
+    unsigned metrics_top_speakers = 100;
 };
 
 // The overload controller's thresholds (docs/admission.md, "Overload");

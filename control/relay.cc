@@ -35,6 +35,7 @@ struct relay::impl {
     dp::dp_neigh* neigh = nullptr;
     rte_rcu_qsbr* rcu = nullptr;
     dp::dp_policer* policers = nullptr;
+    dp::dp_session_counts* session_counts = nullptr;
     std::vector<dp::worker_config> cfgs;
     std::vector<rte_ring*> rings;
     dp::lcore_counters* counters = nullptr;
@@ -78,6 +79,7 @@ struct relay::impl {
             rte_ring_free(r);
         }
         rte_free(policers);
+        rte_free(session_counts);
         rte_free(rcu);
         std::free(neigh);
         rte_free(counters);
@@ -284,6 +286,12 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
     im.shared.policers = im.policers;
     im.shared.nb_policers = p.limits.max_speakers;
     im.shared.nb_rx_queues = static_cast<uint32_t>(std::max<size_t>(1, dpc.rx_lcores.size()));
+    im.session_counts = static_cast<dp::dp_session_counts*>(
+        rte_zmalloc("stentor_session_counts",
+                    sizeof(dp::dp_session_counts) * p.limits.max_sessions * im.shared.nb_rx_queues, RTE_CACHE_LINE_SIZE));
+    if (im.session_counts == nullptr) throw std::bad_alloc();
+    im.shared.session_counts = im.session_counts;
+    im.shared.nb_session_counts = p.limits.max_sessions;
     for (unsigned t = 0; t < nb_workers; ++t) {
         dp::worker_config c;
         c.lcore_id = lcores[t];
@@ -514,17 +522,18 @@ counter_list relay::port_counters() const {
     return out;
 }
 
-std::vector<std::optional<port_nic_counters>> relay::nic_counters() const {
-    std::vector<std::optional<port_nic_counters>> out;
-    for (const auto& p : _impl->ports) {
-        drivers::nic_counters n;
-        if (drivers::port_nic_counters(p.port_id, n))
-            out.push_back(port_nic_counters{n.ipackets, n.opackets, n.ibytes, n.obytes, n.imissed, n.ierrors, n.oerrors,
-                                            n.rx_nombuf});
-        else
-            out.emplace_back();
-    }
+std::vector<drivers::nic_stats> relay::nic_stats() const {
+    std::vector<drivers::nic_stats> out;
+    for (auto& p : _impl->ports) out.push_back(drivers::port_nic_stats(p.port_id));
     return out;
+}
+
+svc::service_thread_stats relay::mixer_thread_stats() const {
+    return _impl->mixer_thread ? _impl->mixer_thread->stats() : svc::service_thread_stats{};
+}
+
+svc::service_thread_stats relay::recorder_thread_stats() const {
+    return _impl->recorder_thread ? _impl->recorder_thread->stats() : svc::service_thread_stats{};
 }
 
 std::vector<port_report> relay::ports() const {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config.h"
+#include "drivers.h"
 #include "stentor/services/recorder.h"
 #include "state.h"
 #include "stats.h"
@@ -22,6 +23,7 @@ namespace stentor::svc {
 struct mixer_stats;
 struct mix_settings;
 struct mix_encoder_report;
+struct service_thread_stats;
 }  // namespace stentor::svc
 
 namespace stentor::control {
@@ -56,13 +58,6 @@ struct port_report {
     uint64_t rx_offloads;
     uint64_t tx_offloads;
     bool rx_intr = false;       // idle workers wait for its Rx interrupt (dataplane.idle = "adaptive")
-};
-
-// A port's own counters as its PMD keeps them (rte_eth_stats): what
-// testpmd's "show port stats" prints. `missed`: frames the NIC dropped for
-// want of a free RX descriptor; `rx_nombuf`: RX mbuf allocation failures.
-struct port_nic_counters {
-    uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf;
 };
 
 // The profile's [mixer] section as the mixer takes it.
@@ -126,9 +121,13 @@ public:
     std::vector<unsigned> worker_lcores() const;
     counter_list counters(bool include_zero) const;
     counter_list port_counters() const;  // ethdev basic + extended stats, prefixed port/<name>/
+    // The NIC's basic counters of each port, in profile order.
+    std::vector<drivers::nic_stats> nic_stats() const;
+    // The mixer's and the recorder's service threads (zeros with launch=false).
+    svc::service_thread_stats mixer_thread_stats() const;
+    svc::service_thread_stats recorder_thread_stats() const;
     std::vector<port_report> ports() const;
     // By port index; nullopt for a port whose PMD keeps no counters.
-    std::vector<std::optional<port_nic_counters>> nic_counters() const;
 
     struct impl;
 

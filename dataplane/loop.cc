@@ -129,8 +129,10 @@ unsigned worker_poll(worker* w) noexcept {
         w->c->stall_cycles += end - start;
     } else if (work > 0) {
         w->c->busy_cycles += end - start;
+        ++w->c->busy_polls;
     } else {
         w->c->idle_cycles += end - start;
+        ++w->c->idle_polls;
     }
     if (w->prev_end_tsc != 0) w->prev_end_tsc = end;
     return work;

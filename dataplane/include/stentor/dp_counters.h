@@ -202,7 +202,10 @@ inline constexpr std::size_t max_ports = 4;
     _(neigh_packets, "ARP replies learnt from and join replies sent by the neighbour stage") \
     _(neigh_cycles, "TSC cycles of the neighbour stage in those iterations") \
     _(srtp_authenticated, "speaker SRTP packets authenticated and decrypted (docs/srtp.md)") \
-    _(srtp_protected, "packets protected with a session key, once each before fan-out (docs/srtp.md)")
+    _(srtp_protected, "packets protected with a session key, once each before fan-out (docs/srtp.md)") \
+    _(icmp_requests_in, "ICMP echo requests for the relay's addresses received (answered unless over the rate limit)") \
+    _(busy_polls, "loop iterations that did work (vppctl's calls): busy_cycles over these is cycles per call") \
+    _(idle_polls, "loop iterations that found nothing to do")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control
