@@ -52,11 +52,11 @@ struct token_fields {
     bool operator==(const token_fields&) const = default;
 };
 
-// One key id's HMAC-SHA256 key, as the two SHA-256 states after the ipad
-// and the opad block (nothing else absorbed). Built once (control plane, at
-// start-up); a MAC copies the states and never touches the secret again.
-// The states are opaque bytes here so that this contract needs no OpenSSL
-// header; join_token.cc checks they are OpenSSL's SHA256_CTX.
+// One key id's HMAC-SHA256 key, as the two SHA-256 chaining values after
+// the ipad and the opad block (nothing else absorbed). Built once (control
+// plane, when the keys load); a MAC copies the states and never touches the
+// secret again. The states are opaque bytes here so that this contract
+// needs no OpenSSL header; join_token.cc checks they are SHA256_CTX::h.
 class token_key {
 public:
     // The secret: at least token_secret_min bytes (a longer one is hashed
@@ -67,12 +67,12 @@ public:
     token_key(const token_key&) = default;
     token_key& operator=(const token_key&) = default;
 
-    static constexpr size_t state_bytes = 112;   // sizeof(SHA256_CTX), checked in join_token.cc
+    static constexpr size_t state_bytes = 32;   // SHA256_CTX::h, eight 32-bit words; checked in join_token.cc
 
 private:
     friend void token_mac(const token_key&, const uint8_t*, uint8_t*) noexcept;
-    alignas(8) unsigned char _inner[state_bytes];
-    alignas(8) unsigned char _outer[state_bytes];
+    alignas(16) unsigned char _inner[state_bytes];
+    alignas(16) unsigned char _outer[state_bytes];
 };
 
 // Cheap checks only, no MAC: exactly token_text_len chars of the base64url
