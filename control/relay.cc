@@ -150,22 +150,30 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
     im.opt = o;
     const auto& dpc = p.dataplane;
 
-    // Worker lcores: the union of RX and fan-out roles, in order.
+    // Worker lcores: the union of RX and fan-out roles, in order (each owns
+    // TX queue <its index> on every port), then the dedicated join lcores
+    // (which never send).
     std::vector<unsigned> lcores = dpc.rx_lcores;
     for (unsigned l : dpc.fanout_lcores)
         if (std::find(lcores.begin(), lcores.end(), l) == lcores.end()) lcores.push_back(l);
     std::sort(lcores.begin(), lcores.end());
+    const unsigned nb_tx_workers = static_cast<unsigned>(lcores.size());
+    if (nb_tx_workers == 0) throw drivers::driver_error("no worker lcores (dataplane.rx_lcores/fanout_lcores)");
+    static_assert(max_join_lcores == dp::max_join_lcores);
+    if (dpc.join_lcores.size() > dp::max_join_lcores) throw drivers::driver_error("too many join lcores");
+    if (!dpc.join_lcores.empty() && p.join.keys.empty())
+        throw drivers::driver_error("dataplane.join_lcores without join.keys");
+    lcores.insert(lcores.end(), dpc.join_lcores.begin(), dpc.join_lcores.end());
     const unsigned nb_workers = static_cast<unsigned>(lcores.size());
-    if (nb_workers == 0) throw drivers::driver_error("no worker lcores (dataplane.rx_lcores/fanout_lcores)");
 
     const int socket = static_cast<int>(rte_socket_id());
     im.pool = drivers::make_pool("stentor_mbufs", p.eal.mbufs, p.eal.mbuf_cache, socket);
 
     for (size_t i = 0; i < p.ports.size(); ++i) {
         const auto& pc = p.ports[i];
-        if (pc.tx_queues < nb_workers)
+        if (pc.tx_queues < nb_tx_workers)
             throw drivers::driver_error("port " + pc.name + ": tx_queues=" + std::to_string(pc.tx_queues) +
-                                        " but " + std::to_string(nb_workers) +
+                                        " but " + std::to_string(nb_tx_workers) +
                                         " worker lcores each need their own TX queue");
         if (pc.rx_queues < dpc.rx_lcores.size())
             throw drivers::driver_error("port " + pc.name + ": rx_queues=" + std::to_string(pc.rx_queues) +
@@ -252,6 +260,15 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         im.shared.join_reply_ring = jo;
         im.shared.join_keys = im.join_key_by_id.data();
         im.shared.join_verify_per_s = p.join.verify_per_s;
+        // One hand-off ring per dedicated join lcore (RX lcores produce).
+        for (size_t j = 0; j < dpc.join_lcores.size(); ++j) {
+            const std::string name = "stentor_jv" + std::to_string(j);
+            rte_ring* r = rte_ring_create(name.c_str(), o.join_handoff_ring_size, socket, RING_F_SC_DEQ);
+            if (r == nullptr) throw drivers::driver_error("ring " + name + " create failed");
+            im.rings.push_back(r);
+            im.shared.join_handoff[j] = r;
+        }
+        im.shared.nb_join_lcores = static_cast<uint32_t>(dpc.join_lcores.size());
     }
     // Service rings: many RX lcores produce, one service thread consumes.
     {
@@ -293,7 +310,11 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         c.arp_owner = c.do_rx && c.rx_queue == 0;
         c.do_fanout = fo_it != dpc.fanout_lcores.end();
         c.fanout_shard = c.do_fanout ? static_cast<int>(fo_it - dpc.fanout_lcores.begin()) : -1;
-        c.tx_queue = static_cast<uint16_t>(t);
+        c.tx_queue = static_cast<uint16_t>(t < nb_tx_workers ? t : 0);   // a join lcore never sends
+        if (t >= nb_tx_workers) {
+            c.do_join = true;
+            c.join_in = im.shared.join_handoff[t - nb_tx_workers];
+        }
         c.burst = dpc.burst;
         c.deadline_cycles = hz * dpc.frame_deadline_us / 1000000;
         c.drain_cycles = hz * dpc.tx_drain_us / 1000000;

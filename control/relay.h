@@ -43,6 +43,9 @@ struct relay_options {
     // ~160 ms (recorder) of 1000 speakers; tests shrink them to overflow.
     unsigned mixer_ring_size = 4096;
     unsigned record_ring_size = 8192;
+    // Each dedicated join lcore's hand-off ring (dataplane.join_lcores): ~2 ms
+    // of what one join lcore verifies; tests shrink it to overflow.
+    unsigned join_handoff_ring_size = 4096;
 };
 
 struct port_report {

@@ -194,6 +194,11 @@ bool decode_token(const char* s, size_t n, uint8_t raw[token_raw_len], token_fie
     const uint32_t last = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(y2, 8)));   // 32..35
     std::memcpy(raw + 32, &last, 4);
     if (raw[0] != token_version || raw[1] == 0 || raw[7] != 0) return false;
+    fields_of(raw, f);
+    return true;
+}
+
+void fields_of(const uint8_t raw[token_raw_len], token_fields& f) noexcept {
     f.version = raw[0];
     f.key_id = raw[1];
     f.session_id = load_be32(raw + 2);
@@ -201,7 +206,6 @@ bool decode_token(const char* s, size_t n, uint8_t raw[token_raw_len], token_fie
     f.flags = raw[7];
     f.expiry = load_be32(raw + 8);
     f.nonce = uint64_t{load_be32(raw + 12)} << 32 | load_be32(raw + 16);
-    return true;
 }
 
 void pack_token(const token_fields& f, uint8_t raw[token_raw_len]) noexcept {

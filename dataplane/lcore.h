@@ -71,6 +71,10 @@ struct alignas(cache_line) worker {
     // join requests (join.cc): MAC verifications this lcore may spend
     token_bucket join_tb;
     uint64_t join_burst;            // bucket depth: 50 ms of dp_shared::join_verify_per_s
+    // requests of this RX burst that passed the cheap checks, verified
+    // together once the burst is parsed (join_flush)
+    uint16_t nb_join_batch;
+    rte_mbuf* join_batch[max_burst];
 };
 
 }  // namespace stentor::dp

@@ -74,6 +74,7 @@ unsigned worker_poll(worker* w) noexcept {
     unsigned work = 0;
     if (w->cfg.do_rx) work += ingress_poll(w, s, start);
     if (w->cfg.do_fanout) work += fanout_poll(w, s, start, 16);
+    if (w->cfg.do_join) work += join_poll(w, s);
     if (w->cfg.arp_owner) work += neigh_poll(w, s, start) + join_reply_poll(w);
     const uint64_t end = rte_rdtsc();
     if (end - w->last_drain_tsc >= w->cfg.drain_cycles) {

@@ -98,7 +98,8 @@ inline constexpr std::size_t cache_line = 64;
     _(join_budget, "join/budget", "this lcore's verification budget spent: dropped before any MAC") \
     _(join_forged, "join/forged", "token tag wrong: forged or damaged (one MAC spent)") \
     _(join_bad_integrity, "join/bad_integrity", "MESSAGE-INTEGRITY wrong: not signed with the token's password") \
-    _(join_ring_full, "join/ring_full", "verified request dropped: hand-off ring to the join desk full")
+    _(join_ring_full, "join/ring_full", "verified request dropped: hand-off ring to the join desk full") \
+    _(join_handoff_full, "join/handoff_full", "request dropped after the cheap checks: hand-off ring to its join lcore full (dataplane.join_lcores)")
 
 // Then one reason per refusal of the STUN parser (stun.h's list, in its
 // order, as join/<name>): a request the parser refuses is counted by why.
@@ -180,7 +181,8 @@ inline constexpr std::size_t max_ports = 4;
     _(neigh_conflict, "two MACs answered for a next hop being resolved: left unresolved, asked again") \
     _(rtp_resyncs, "speaker streams re-locked onto a new sequence (restart, or back after going quiet)") \
     _(join_verified, "join requests that passed both MACs, handed to the join desk") \
-    _(join_replies, "STUN responses the join desk built, sent")
+    _(join_replies, "STUN responses the join desk built, sent") \
+    _(join_handoffs, "join requests handed to a join lcore after the cheap checks and the budget (dataplane.join_lcores)")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control

@@ -17,6 +17,8 @@
 
 namespace stentor::dp {
 
+inline constexpr unsigned max_join_lcores = 16;
+
 struct dp_shared {
     std::atomic<const dp_snapshot*> snapshot{nullptr};
     rte_rcu_qsbr* rcu = nullptr;
@@ -47,6 +49,13 @@ struct dp_shared {
     // and immutable while they run.
     const join::token_key* const* join_keys = nullptr;
     uint32_t join_verify_per_s = 0;               // MAC verifications per second, per RX lcore
+    // Dedicated join lcores (dataplane.join_lcores; docs/join.md "Who checks
+    // what"). nb_join_lcores == 0: each RX lcore verifies what it receives.
+    // Otherwise an RX lcore runs only the cheap checks and its budget and
+    // hands the request to join lcore hash(source) % nb_join_lcores over
+    // join_handoff[i] (MP/SC); that lcore runs the MACs.
+    rte_ring* join_handoff[max_join_lcores]{};
+    uint32_t nb_join_lcores = 0;
     std::atomic<uint32_t> unix_now{0};            // wall clock (s) for token expiry, set by the control plane
     rte_ring* shard_rings[max_fanout_shards]{};   // in_ring of each fan-out shard (multi-producer)
     uint32_t nb_shards = 0;

@@ -33,6 +33,8 @@ struct worker_config {
     uint32_t slice = 1024;                        // replicas per job before rotating (~18 us at 57 Mpps)
     rte_mempool* pool = nullptr;
     rte_ring* in_ring = nullptr;                  // speaker-packet messages for this fan-out lcore
+    bool do_join = false;                         // a dedicated join lcore: verifies what join_in brings
+    rte_ring* join_in = nullptr;                  // its dp_shared::join_handoff ring
     lcore_counters* counters = nullptr;
     dp_shared* shared = nullptr;
 };

@@ -80,6 +80,9 @@ private:
 // f. Expiry, session and key id's existence are the caller's to check.
 bool decode_token(const char* s, size_t n, uint8_t raw[token_raw_len], token_fields& f) noexcept;
 
+// The fields of a token decode_token accepted (no checks).
+void fields_of(const uint8_t raw[token_raw_len], token_fields& f) noexcept;
+
 // The 20 signed bytes of f into raw[0..19]; raw[20..35] (the tag) zeroed.
 void pack_token(const token_fields& f, uint8_t raw[token_raw_len]) noexcept;
 
