@@ -157,8 +157,9 @@ struct journal_config {
 
 // [join] (docs/join.md): the secrets join tokens are signed with, by key
 // id. Several keys at once are a rotation with overlap: tokens of every key
-// verify, new ones are minted with mint_key_id. Read at start (a change
-// needs a restart).
+// verify, new ones are minted with mint_key_id. keys, mint_key_id and
+// token_ttl_s reload live on SIGHUP (control_plane::reload); the rest is
+// read at start.
 inline constexpr unsigned join_max_ttl_s = 7 * 24 * 3600;
 inline constexpr size_t join_secret_min = 32;     // bytes (join::token_secret_min)
 inline constexpr size_t join_secret_max = 1024;   // bytes

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <stdexcept>
 #include <tuple>
 
 #include <rte_cycles.h>
@@ -25,6 +27,26 @@
 #include "stentor/services/service_thread.h"
 
 namespace stentor::control {
+
+namespace {
+
+// One published set of join keys: the table the lcores read and the keys it
+// points to, built and freed together.
+struct join_key_table {
+    std::vector<std::unique_ptr<join::token_key>> keys;
+    dp::dp_join_keys table{};
+};
+
+std::unique_ptr<join_key_table> make_join_key_table(const join_config& jc) {
+    auto t = std::make_unique<join_key_table>();
+    for (const auto& k : jc.keys) {
+        t->keys.push_back(std::make_unique<join::token_key>(k.secret.data(), k.secret.size()));
+        t->table.by_id[k.id] = t->keys.back().get();
+    }
+    return t;
+}
+
+}  // namespace
 
 struct relay::impl {
     profile prof;
@@ -56,9 +78,9 @@ struct relay::impl {
     bool filters_tried = false;
     unsigned rcu_mixer_id = 0;
     unsigned rcu_recorder_id = 0;
-    // Join token keys by key id, as the RX lcores read them (dp_shared::join_keys).
-    std::vector<std::unique_ptr<join::token_key>> join_keys;
-    std::array<const join::token_key*, 256> join_key_by_id{};
+    // Join token keys by key id, as the lcores read them (dp_shared::join_keys).
+    std::unique_ptr<join_key_table> join_keys;
+    std::mutex join_keys_mu;   // one writer at a time (SIGHUP)
 
     void on_session(uint32_t id, bool ended);
     void stop_services();
@@ -247,10 +269,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         // Joins (dp_join.h): verified requests to the control plane's join
         // desk, responses back to the ARP owner. 16 Ki entries hold 80 ms
         // of a 200 k/s consent load with the desk stalled on a publish.
-        for (const auto& k : p.join.keys) {
-            im.join_keys.push_back(std::make_unique<join::token_key>(k.secret.data(), k.secret.size()));
-            im.join_key_by_id[k.id] = im.join_keys.back().get();
-        }
+        im.join_keys = make_join_key_table(p.join);
         rte_ring* jr = rte_ring_create("stentor_join", 16384, socket, RING_F_SC_DEQ);
         rte_ring* jo = rte_ring_create("stentor_join_out", 16384, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
         if (jr == nullptr || jo == nullptr) throw drivers::driver_error("join ring create failed");
@@ -258,7 +277,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         im.rings.push_back(jo);
         im.shared.join_ring = jr;
         im.shared.join_reply_ring = jo;
-        im.shared.join_keys = im.join_key_by_id.data();
+        im.shared.join_keys.store(&im.join_keys->table, std::memory_order_release);
         im.shared.join_verify_per_s = p.join.verify_per_s;
         // One hand-off ring per dedicated join lcore (RX lcores produce).
         for (size_t j = 0; j < dpc.join_lcores.size(); ++j) {
@@ -409,6 +428,23 @@ uint64_t relay::set_mix_settings(const mixer_settings& m) { return _impl->mixer-
 svc::mix_settings relay::mix_settings() const { return _impl->mixer->settings(); }
 uint64_t relay::mix_settings_version() const { return _impl->mixer->settings_version(); }
 recorder_stats relay::rec_stats() const { return _impl->rec->stats(); }
+
+std::vector<unsigned> relay::set_join_keys(const join_config& jc) {
+    auto& im = *_impl;
+    if (im.join_keys == nullptr) throw std::logic_error("joins are off: the relay started without join keys");
+    if (jc.keys.empty()) throw std::logic_error("no join keys: joins cannot be switched off while the relay runs");
+    auto next = make_join_key_table(jc);   // throws before anything changes
+    std::lock_guard g(im.join_keys_mu);
+    im.shared.join_keys.store(&next->table, std::memory_order_release);
+    // Every lcore that could hold the old table passes a quiescent state
+    // first (without RCU, launch=false, the workers run on this thread).
+    if (im.rcu != nullptr) rte_rcu_qsbr_synchronize(im.rcu, RTE_QSBR_THRID_INVALID);
+    im.join_keys = std::move(next);   // the old keys' destructors wipe them
+    std::vector<unsigned> ids;
+    for (unsigned id = 0; id < 256; ++id)
+        if (im.join_keys->table.by_id[id] != nullptr) ids.push_back(id);
+    return ids;
+}
 
 unsigned relay::poll() {
     unsigned work = 0;

@@ -106,6 +106,15 @@ public:
     uint64_t mix_settings_version() const;
     recorder_stats rec_stats() const;
 
+    // SIGHUP: the join token keys the data plane verifies with, replaced
+    // whole (docs/join.md "Keys and rotation"): the new table is published,
+    // an RCU grace period passes (no lcore still reads the old one), then
+    // the old keys are wiped and freed. Only on a relay that started with
+    // keys, and `jc` must hold at least one (throws std::logic_error, and
+    // std::invalid_argument for a secret token_key refuses; nothing changes
+    // then). Returns the key ids now held.
+    std::vector<unsigned> set_join_keys(const join_config& jc);
+
     // Install (or re-install, when the speaker set changed) the rte_flow
     // ingress filter on every port that supports it; the software validator
     // always runs regardless. Returns one status line per port. Slow path:

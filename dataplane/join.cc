@@ -63,11 +63,14 @@ unsigned join_verify_burst(worker* w, const dp_snapshot* s, rte_mbuf* const* mbu
     rte_mbuf* failed[max_burst];
     unsigned nb_failed = 0;
     unsigned verified = 0;
+    // Not necessarily the table join_input saw: a reload in between may
+    // have removed the key (counted unknown_key here).
+    const dp_join_keys* keys = sh.join_keys.load(std::memory_order_acquire);
     for (unsigned i = 0; i < n; ++i) {
         rte_mbuf* m = mbufs[i];
         const dp_join_pending p = load_pending(m);
         const drop_reason why = [&]() noexcept {
-            const join::token_key* key = sh.join_keys[p.raw[1]];
+            const join::token_key* key = keys != nullptr ? keys->by_id[p.raw[1]] : nullptr;
             if (key == nullptr) return drop_reason::join_unknown_key;
             const dp_session* sess = s != nullptr ? session_of_port(*s, p.dst_port_be) : nullptr;
             if (sess == nullptr) return drop_reason::join_no_session;
@@ -115,7 +118,8 @@ bool join_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, con
                 uint64_t now) noexcept {
     lcore_counters* c = w->c;
     const dp_shared& sh = *w->sh;
-    if (sh.join_ring == nullptr || sh.join_keys == nullptr || s == nullptr) {
+    const dp_join_keys* keys = sh.join_keys.load(std::memory_order_acquire);
+    if (sh.join_ring == nullptr || keys == nullptr || s == nullptr) {
         ++c->drop(drop_reason::join_off);
         return false;
     }
@@ -131,7 +135,7 @@ bool join_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, con
         ++c->drop(drop_reason::join_bad_token);
         return false;
     }
-    if (sh.join_keys[f.key_id] == nullptr) {
+    if (keys->by_id[f.key_id] == nullptr) {
         ++c->drop(drop_reason::join_unknown_key);
         return false;
     }

@@ -466,3 +466,56 @@ TEST(join, a_full_hand_off_ring_drops_and_counts_what_it_cannot_take) {
     EXPECT_EQ(3u, counter(e.r(), "join_verified"));
     EXPECT_EQ(3u, e.listeners());
 }
+
+// SIGHUP key rotation (docs/join.md "Keys and rotation"): tokens minted by
+// the API under key 1; a reload adds key 2 and mints with it, and tokens of
+// both join; a reload that drops key 1 refuses its tokens (counted, nothing
+// sent) while key 2's go on refreshing.
+TEST(join, keys_rotate_on_reload_a_kept_key_goes_on_a_removed_one_is_refused) {
+    join_env e;
+    auto mint_api = [&e](uint8_t want_key) {
+        const auto res = e.env->call("POST", "/api/v1/sessions/1/tokens", R"({"count":1})");
+        EXPECT_EQ(201, res.status) << res.text;
+        EXPECT_EQ(want_key, res.body.value("key_id", 0));
+        credentials c;
+        c.token = res.body["tokens"][0].value("token", "");
+        c.password = res.body["tokens"][0].value("password", "");
+        return c;
+    };
+    const auto a = mint_api(1);
+    ASSERT_TRUE(e.ask(a).has_value());
+
+    const std::vector<uint8_t> secret_2(32, 0x22);
+    auto next = e.env->prof;
+    control::join_key k2;
+    k2.id = 2;
+    k2.secret = secret_2;
+    next.join.keys.push_back(k2);
+    next.join.mint_key_id = 2;
+    auto res = e.env->cp->reload(next, {"join.keys[1].id", "join.keys[1].secret_file", "join.mint_key_id"});
+    ASSERT_TRUE(res.refused.empty()) << res.refused[0];
+    const auto b = mint_api(2);
+    const auto b_joined = e.ask(b, nat_ip, nat_port + 1);
+    ASSERT_TRUE(b_joined.has_value());
+    EXPECT_EQ(stun::binding_success, b_joined->type);
+    const auto a_again = e.ask(a, nat_ip, nat_port, false, 2);
+    ASSERT_TRUE(a_again.has_value()) << "key 1 is still held: its token refreshes";
+    EXPECT_EQ(stun::binding_success, a_again->type);
+    EXPECT_EQ(2u, e.listeners());
+
+    auto only_b = next;
+    only_b.join.keys = {k2};
+    res = e.env->cp->reload(only_b, {"join.keys[0].id", "join.keys[0].secret_file", "join.keys[1].id",
+                                     "join.keys[1].secret_file"});
+    ASSERT_TRUE(res.refused.empty()) << res.refused[0];
+    ASSERT_EQ(2u, res.notes.size());
+    EXPECT_NE(std::string::npos, res.notes[1].find("tokens of key 1 are refused")) << res.notes[1];
+    const uint64_t unknown = counter(e.r(), "drop/join/unknown_key");
+    EXPECT_TRUE(e.send(frame_from(request(a, false, 3))).empty()) << "an answer to a token of a removed key";
+    EXPECT_EQ(unknown + 1, counter(e.r(), "drop/join/unknown_key"));
+    const auto b_again = e.ask(b, nat_ip, nat_port + 1, false, 4);
+    ASSERT_TRUE(b_again.has_value()) << "key 2's token stopped working";
+    EXPECT_EQ(stun::binding_success, b_again->type);
+    EXPECT_EQ(2u, e.stats().refreshed);
+    EXPECT_FALSE(mint_api(2).token.empty()) << "minting goes on with key 2";
+}
