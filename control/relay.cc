@@ -339,6 +339,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         c.drain_cycles = hz * dpc.tx_drain_us / 1000000;
         c.replica_budget = o.replica_budget;
         c.arp_reachable_ms = o.arp_reachable_ms;
+        c.mi_mode = o.join_mi_mode;
         c.pool = im.pool;
         c.in_ring = c.do_fanout ? shard_ring[static_cast<unsigned>(c.fanout_shard)] : nullptr;
         c.counters = &im.counters[t];

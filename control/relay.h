@@ -46,6 +46,9 @@ struct relay_options {
     // Each dedicated join lcore's hand-off ring (dataplane.join_lcores): ~2 ms
     // of what one join lcore verifies; tests shrink it to overflow.
     unsigned join_handoff_ring_size = 4096;
+    // MESSAGE-INTEGRITY of a burst (dp::worker_config::mi_mode): 0 in the
+    // widest lanes the CPU has, 1 one by one (benchmarks compare the two).
+    uint8_t join_mi_mode = 0;
 };
 
 struct port_report {

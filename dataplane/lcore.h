@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "join_mac.h"
 #include "replica.h"
 #include "stentor/dp_counters.h"
 #include "stentor/dp_shared.h"
@@ -75,6 +76,7 @@ struct alignas(cache_line) worker {
     // together once the burst is parsed (join_flush)
     uint16_t nb_join_batch;
     rte_mbuf* join_batch[max_burst];
+    mi_batcher* mi;                 // MESSAGE-INTEGRITY in lanes (join_mac.h); nullptr: one by one
 };
 
 }  // namespace stentor::dp

@@ -50,6 +50,9 @@ worker* worker_create(const worker_config& cfg) {
     w->join_burst = std::max<uint64_t>(1, uint64_t{w->sh->join_verify_per_s} / 20);
     w->join_tb.tokens = w->join_burst;
     w->join_tb.last_tsc = now;
+    // Only where joins are verified: an RX lcore, or a join lcore.
+    if (w->sh->join_ring != nullptr && (w->cfg.do_rx || w->cfg.do_join))
+        w->mi = mi_batcher_create(static_cast<mi_mode>(w->cfg.mi_mode));   // nullptr: one by one
     w->last_drain_tsc = now;
     w->stall_threshold = w->hz * stall_us / 1000000;
     return w;
@@ -60,6 +63,7 @@ void worker_destroy(worker* w) {
     tx_flush_all(w);
     fanout_release(w);
     neigh_release(w);
+    mi_batcher_destroy(w->mi);
     rte_free(w->tmpl_pool);
     rte_free(w);
 }

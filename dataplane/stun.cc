@@ -32,6 +32,7 @@
 #include <cstring>
 
 #include "sha_block.h"
+#include "stun_mac.h"
 #include "stentor/wire.h"
 
 namespace stentor::stun {
@@ -83,8 +84,8 @@ inline void set_state(SHA_CTX& c, sha::v128 h0_3, uint32_t h4) noexcept {
     c.h4 = h4;
 }
 
-void hmac_sha1_to_integrity(const uint8_t* msg, std::size_t mi_off, const char* key, std::size_t key_len,
-                            uint8_t mac[hmac_sha1_len]) noexcept {
+// The key's ipad and opad states into ci and co.
+void key_states(const char* key, std::size_t key_len, SHA_CTX& ci, SHA_CTX& co) noexcept {
     constexpr std::size_t block = sha::block_len;
     // The key block: the key, zero-padded; a key longer than a block is
     // hashed first (never a token's password, which is 22 bytes).
@@ -102,7 +103,6 @@ void hmac_sha1_to_integrity(const uint8_t* msg, std::size_t mi_off, const char* 
     const sha::v128 iv0_3 = _mm_set_epi32(static_cast<int>(0x10325476), static_cast<int>(0x98badcfe),
                                           static_cast<int>(0xefcdab89), 0x67452301);   // FIPS 180-4 5.3.1
     constexpr uint32_t iv4 = 0xc3d2e1f0;
-    SHA_CTX ci, co;
     sha::block b;
     const sha::v128 ipad = _mm_set1_epi8(0x36), opad = _mm_set1_epi8(0x5c);
     for (int i = 0; i < 4; ++i) b.lane[i] = _mm_xor_si128(sha::load(k + 16 * i), ipad);
@@ -111,6 +111,14 @@ void hmac_sha1_to_integrity(const uint8_t* msg, std::size_t mi_off, const char* 
     for (int i = 0; i < 4; ++i) b.lane[i] = _mm_xor_si128(sha::load(k + 16 * i), opad);
     set_state(co, iv0_3, iv4);
     SHA1_Transform(&co, b.bytes());
+}
+
+void hmac_sha1_to_integrity(const uint8_t* msg, std::size_t mi_off, const char* key, std::size_t key_len,
+                            uint8_t mac[hmac_sha1_len]) noexcept {
+    constexpr std::size_t block = sha::block_len;
+    SHA_CTX ci, co;
+    key_states(key, key_len, ci, co);
+    sha::block b;
 
     // Bytes 2..3 of the first block: the length as if MESSAGE-INTEGRITY
     // ended the message (word 1 of lane 0, big-endian).
@@ -212,6 +220,15 @@ std::size_t utf8_prefix(std::string_view s, std::size_t max_bytes) noexcept {
 }
 
 }  // namespace
+
+void hmac_sha1_key_states(const char* key, std::size_t key_len, uint32_t ipad[5], uint32_t opad[5]) noexcept {
+    SHA_CTX ci, co;
+    key_states(key, key_len, ci, co);
+    const uint32_t i5[5] = {ci.h0, ci.h1, ci.h2, ci.h3, ci.h4};
+    const uint32_t o5[5] = {co.h0, co.h1, co.h2, co.h3, co.h4};
+    std::memcpy(ipad, i5, sizeof i5);
+    std::memcpy(opad, o5, sizeof o5);
+}
 
 std::string_view error_name(stun_error e) noexcept {
     const auto i = static_cast<std::size_t>(e);

@@ -15,6 +15,7 @@ PACKAGES=(
   libcurl4-openssl-dev libcpp-httplib-dev
   libssl-dev     # join tokens (HMAC-SHA256) and STUN MESSAGE-INTEGRITY (HMAC-SHA1)
   libisal-dev    # STUN FINGERPRINT: CRC-32 with PCLMULQDQ (also a dependency of libdpdk-dev)
+  libipsec-mb-dev   # join: MESSAGE-INTEGRITY of a burst in AVX-512/AVX2 lanes (also a dependency of libdpdk-dev)
   # real peers and tools for the demo and end-to-end tests
   ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   sox opus-tools python3-scapy tshark iproute2 ethtool procps jq

@@ -519,3 +519,34 @@ TEST(join, keys_rotate_on_reload_a_kept_key_goes_on_a_removed_one_is_refused) {
     EXPECT_EQ(2u, e.stats().refreshed);
     EXPECT_FALSE(mint_api(2).token.empty()) << "minting goes on with key 2";
 }
+
+// A burst of requests is verified together (join_verify_burst): token MACs
+// one by one, MESSAGE-INTEGRITY of the survivors in ipsec-mb's lanes where
+// the CPU has AVX2/AVX-512 (whole groups of 8 or 16, the rest one by one).
+// 36 requests in one go (an RX burst of 32, then 4), every fourth signed
+// with a wrong password: exactly those are refused, the rest join, whichever
+// lane each one fell into.
+TEST(join, a_burst_is_verified_together_and_each_request_judged_on_its_own) {
+    join_env e;
+    std::vector<bool> good;
+    for (uint16_t i = 0; i < 36; ++i) {
+        auto c = mint(1);
+        if (i % 4 == 3) c.password[5] = c.password[5] == 'A' ? 'B' : 'A';
+        good.push_back(i % 4 != 3);
+        inject(e.port, frame_from(request(c), nat_ip, static_cast<uint16_t>(nat_port + i)));
+    }
+    e.r().poll();
+    e.r().poll();
+    e.desk().poll(e.now);
+    e.r().poll();
+    e.r().flush();
+    size_t answers = 0;
+    for (const auto& f : drain(e.port))
+        if (be16(f.data() + 12) == 0x0800) ++answers;
+    EXPECT_EQ(27u, answers);
+    EXPECT_EQ(27u, counter(e.r(), "join_verified"));
+    EXPECT_EQ(9u, counter(e.r(), "drop/join/bad_integrity"));
+    EXPECT_EQ(27u, e.listeners());
+    for (uint16_t i = 0; i < 36; ++i)
+        EXPECT_EQ(static_cast<bool>(good[i]), e.has_listener(nat_ip, static_cast<uint16_t>(nat_port + i))) << i;
+}
