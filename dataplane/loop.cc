@@ -50,8 +50,9 @@ worker* worker_create(const worker_config& cfg) {
     w->join_burst = std::max<uint64_t>(1, uint64_t{w->sh->join_verify_per_s} / 20);
     w->join_tb.tokens = w->join_burst;
     w->join_tb.last_tsc = now;
-    // Only where joins are verified: an RX lcore, or a join lcore.
-    if (w->sh->join_ring != nullptr && (w->cfg.do_rx || w->cfg.do_join))
+    // Only where joins are verified: a join lcore, or an RX lcore when
+    // there is none.
+    if (w->sh->join_ring != nullptr && (w->cfg.do_join || (w->cfg.do_rx && w->sh->nb_join_lcores == 0)))
         w->mi = mi_batcher_create(static_cast<mi_mode>(w->cfg.mi_mode));   // nullptr: one by one
     w->last_drain_tsc = now;
     w->stall_threshold = w->hz * stall_us / 1000000;
