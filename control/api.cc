@@ -19,6 +19,7 @@
 #include <microhttpd.h>
 #include <nlohmann/json.hpp>
 
+#include "audit.h"
 #include "join_mint.h"
 #include "metrics.h"
 
@@ -117,6 +118,10 @@ struct conn_ctx {
     steady::time_point body_deadline;
     bool suspended = false;          // waiting for its publish (see wait_for_publish)
     reply answer;                    // a write's answer, sent when its wait ends
+    // A mutating call: its audit line is logged with its answer (audit.h).
+    bool audit = false;
+    uint32_t audit_ip = 0;
+    std::string audit_method, audit_url;
 };
 
 // A write whose connection is suspended until its publish completes.
@@ -275,7 +280,7 @@ struct api_server::impl {
         if (ctx->suspended) {
             // Resumed by the waiter: the publish completed, or the wait ended.
             self->unsuspend(*ctx);
-            return send(c, ctx->answer);
+            return send_audited(c, *ctx, ctx->answer);
         }
         return self->on_complete(c, url, method, *ctx);
     }
@@ -290,9 +295,15 @@ struct api_server::impl {
             const bool has_body = announced_body(c);
             return send(c, handle([&] { return dispatch(c, url, method, "", has_body); }));
         }
+        if (is_mutating(method)) {
+            ctx.audit = true;
+            if (auto* ci = info_of(c)) ctx.audit_ip = ci->ip;
+            ctx.audit_method = method;
+            ctx.audit_url = url;
+        }
         if (!authorized(c)) {
             count(&api_stats::unauthorized);
-            return send(c, error_reply(401, "unauthorized", "missing or wrong bearer token"));
+            return send_audited(c, ctx, error_reply(401, "unauthorized", "missing or wrong bearer token"));
         }
         ctx.limit = body_limit_for(url, limits());
         ctx.body_deadline = steady::now() + std::chrono::seconds(opt.body_timeout_s);
@@ -357,7 +368,7 @@ struct api_server::impl {
         });
         release(ctx);
         if (r.commit) return wait_for_publish(c, ctx, std::move(r));
-        return send(c, r);
+        return send_audited(c, ctx, r);
     }
 
     static void on_done(void* cls, MHD_Connection* c, void** con_cls, MHD_RequestTerminationCode t) {
@@ -398,6 +409,11 @@ struct api_server::impl {
         }
     }
 
+    static MHD_Result send_audited(MHD_Connection* c, const conn_ctx& ctx, const reply& r) {
+        if (ctx.audit) audit_api_call(ctx.audit_ip, ctx.audit_method, ctx.audit_url, r.status, r.body);
+        return send(c, r);
+    }
+
     static MHD_Result send(MHD_Connection* c, const reply& r) {
         MHD_Response* resp =
             MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
@@ -425,7 +441,7 @@ struct api_server::impl {
             lk.unlock();
             if (!cp.commit(opt.publish_wait)) r = publish_timeout(r);
             else if (!r.resolve.empty()) r = join_reply(r, cp.wait_resolved(r.resolve));
-            return send(c, r);
+            return send_audited(c, ctx, r);
         }
         ctx.answer = std::move(r);
         ctx.suspended = true;

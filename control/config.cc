@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
@@ -496,7 +497,8 @@ void read_dataplane(const context& c, const toml::table& root, const eal_config&
                     dataplane_config& dp) {
     const auto r = section(c, root, "dataplane",
                            {"rx_lcores", "fanout_lcores", "service_lcores", "join_lcores", "burst",
-                            "frame_deadline_us", "tx_drain_us", "stats_interval_s"});
+                            "frame_deadline_us", "tx_drain_us", "stats_interval_s", "idle",
+                            "idle_sleep_max_us"});
     const auto& rx_node = r.require("rx_lcores");
     const auto rx = read_lcores(c, rx_node, r.key_path("rx_lcores"));
     if (rx.ids.empty()) c.fail(rx_node, "dataplane.rx_lcores", "no rx lcore: ingress needs at least one");
@@ -557,6 +559,18 @@ void read_dataplane(const context& c, const toml::table& root, const eal_config&
     r.opt_uint("frame_deadline_us", dp.frame_deadline_us, 1000, 1000000);
     r.opt_uint("tx_drain_us", dp.tx_drain_us, 1, 100000);
     r.opt_uint("stats_interval_s", dp.stats_interval_s, 0, 86400);
+    std::string idle = "poll";
+    r.opt_string("idle", idle);
+    if (idle != "poll" && idle != "adaptive")
+        r.fail("idle", fmt::format("\"{}\": must be \"poll\" (workers busy-poll: dedicated cores) or \"adaptive\" "
+                                   "(idle workers sleep: cores shared with other relays)",
+                                   idle));
+    dp.idle_adaptive = idle == "adaptive";
+    // Below 10 us a sleep costs more than it saves; above 10 ms an idle
+    // relay's first packet would wait half an audio frame.
+    r.opt_uint("idle_sleep_max_us", dp.idle_sleep_max_us, 10, 10000);
+    if (!dp.idle_adaptive && r.find("idle_sleep_max_us") != nullptr)
+        r.fail("idle_sleep_max_us", "only meaningful with idle = \"adaptive\"");
 }
 
 void read_ingress(const context& c, const toml::table& root, ingress_config& in) {
@@ -1044,6 +1058,95 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
     });
 }
 
+bool fleet_name_ok(const std::string& s) {
+    return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '_' || ch == '.';
+    });
+}
+
+// [fleet]: the etcd endpoints and key prefix (relays and directors), and what
+// a relay registers (relay_id, role, region, lease, advertised addresses).
+void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool relay) {
+    const auto* present = root.get("fleet");
+    const auto r = relay ? section(c, root, "fleet",
+                                   {"etcd", "prefix", "relay_id", "role", "region", "lease_ttl_s", "refresh_ms",
+                                    "advertise"})
+                         : section(c, root, "fleet", {"etcd", "prefix"});
+    if (present == nullptr) {
+        if (!relay) c.fail(root.source(), "fleet", "required section is missing (etcd endpoints)");
+        return;
+    }
+    f.enabled = true;
+    const auto& en = r.require("etcd");
+    const auto* arr = en.as_array();
+    if (arr == nullptr || arr->empty()) wrong_type(c, en, r.key_path("etcd"), "a non-empty array of URLs");
+    for (size_t i = 0; i < arr->size(); ++i) {
+        const auto p = index(r.key_path("etcd"), i);
+        auto url = read_string(c, *arr->get(i), p);
+        // The JSON gateway is plain HTTP here; TLS to etcd is not built.
+        if (url.rfind("http://", 0) != 0 || url.size() <= 7 || url.size() > 256 ||
+            url.find_first_of(" \t\r\n") != std::string::npos)
+            c.fail(*arr->get(i), p, fmt::format("\"{}\" is not an http:// URL (e.g. \"http://127.0.0.1:2379\")", url));
+        f.etcd.push_back(std::move(url));
+    }
+    r.opt_string("prefix", f.prefix);
+    if (f.prefix.size() < 2 || f.prefix.size() > 128 || f.prefix.front() != '/' || f.prefix.back() == '/' ||
+        !std::all_of(f.prefix.begin() + 1, f.prefix.end(), [](char ch) {
+            return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '_' || ch == '.' || ch == '/';
+        }))
+        r.fail("prefix", fmt::format("\"{}\": must start with '/', not end with one, and hold only [A-Za-z0-9._/-] "
+                                     "(2..128 characters)",
+                                     f.prefix));
+    if (!relay) return;
+    f.relay_id = r.req_string("relay_id");
+    if (!fleet_name_ok(f.relay_id)) r.fail("relay_id", "must be 1..64 characters of [A-Za-z0-9._-]");
+    f.role = r.req_string("role");
+    if (f.role != "origin" && f.role != "edge")
+        r.fail("role", fmt::format("\"{}\": must be \"origin\" (takes speakers) or \"edge\" (serves listeners)", f.role));
+    r.opt_string("region", f.region);
+    if (!f.region.empty() && !fleet_name_ok(f.region)) r.fail("region", "must be 1..64 characters of [A-Za-z0-9._-]");
+    r.opt_uint("lease_ttl_s", f.lease_ttl_s, 1, 60);
+    r.opt_uint("refresh_ms", f.refresh_ms, 50, 10000);
+    // Three keep-alives per TTL: one lost answer does not cost the lease.
+    if (f.refresh_ms * 3 > f.lease_ttl_s * 1000)
+        r.fail("refresh_ms", fmt::format("{} ms leaves fewer than 3 refreshes per lease_ttl_s ({} s)", f.refresh_ms,
+                                         f.lease_ttl_s));
+    if (const auto* n = r.find("advertise")) {
+        const auto* a = n->as_array();
+        if (a == nullptr) wrong_type(c, *n, r.key_path("advertise"), "an array of IPv4 addresses");
+        for (size_t i = 0; i < a->size(); ++i) {
+            const auto p = index(r.key_path("advertise"), i);
+            const auto s = read_string(c, *a->get(i), p);
+            const auto ip = parse_ipv4(s);
+            if (!ip || *ip == 0) c.fail(*a->get(i), p, fmt::format("\"{}\" is not an IPv4 address", s));
+            f.advertise.push_back(*ip);
+        }
+    }
+}
+
+void read_director(const context& c, const toml::table& root, director_config& d) {
+    const auto r = section(c, root, "director",
+                           {"listen", "director_id", "stale_s", "hold_ms", "max_per_request", "threads", "token"});
+    if (const auto* n = r.find("listen")) {
+        const auto s = read_string(c, *n, r.key_path("listen"));
+        const auto at = address_and_number(s, ':');
+        if (!at || at->second == 0 || at->second > 65535)
+            c.fail(*n, r.key_path("listen"), fmt::format("\"{}\" is not ADDRESS:PORT (e.g. \"127.0.0.1:8090\")", s));
+        d.listen_addr = format_ipv4(at->first);
+        d.listen_port = at->second;
+    }
+    d.director_id = r.req_string("director_id");
+    if (!fleet_name_ok(d.director_id)) r.fail("director_id", "must be 1..64 characters of [A-Za-z0-9._-]");
+    r.opt_uint("stale_s", d.stale_s, 1, 3600);
+    r.opt_uint("hold_ms", d.hold_ms, 100, 600000);
+    r.opt_uint("max_per_request", d.max_per_request, 1, 1000000);
+    r.opt_uint("threads", d.threads, 1, 64);
+    // It hands out join tokens: nobody may ask without the bearer token.
+    d.token = r.req_string("token");
+    if (d.token.size() < 16 || !std::all_of(d.token.begin(), d.token.end(), [](char ch) { return ch > ' ' && ch < 127; }))
+        r.fail("token", "must be at least 16 printable characters (no spaces)");
+}
+
 }  // namespace
 
 namespace {
@@ -1184,12 +1287,13 @@ std::optional<setting_error> check_listener(const listener_spec& l, const profil
     return std::nullopt;
 }
 
-profile parse_profile(std::string_view text, const std::string& path_for_messages) {
-    const context c(path_for_messages);
-    // Profiles are ASCII. Refusing other bytes before toml++ sees them also
-    // keeps us clear of Debian's toml++ 3.3.0 undefined behaviour on some
-    // non-ASCII code points (found by fuzz/fuzz_profile; fixed upstream in
-    // marzer/tomlplusplus PR #305).
+namespace {
+
+// Profiles are ASCII. Refusing other bytes before toml++ sees them also
+// keeps us clear of Debian's toml++ 3.3.0 undefined behaviour on some
+// non-ASCII code points (found by fuzz/fuzz_profile; fixed upstream in
+// marzer/tomlplusplus PR #305).
+toml::table parse_toml(const context& c, std::string_view text, const std::string& path_for_messages) {
     {
         uint32_t line = 1, col = 1;
         for (const char ch : text) {
@@ -1210,9 +1314,17 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     } catch (const toml::parse_error& e) {
         c.fail(e.source(), "syntax", e.description());
     }
+    return root;
+}
+
+}  // namespace
+
+profile parse_profile(std::string_view text, const std::string& path_for_messages) {
+    const context c(path_for_messages);
+    const toml::table root = parse_toml(c, text, path_for_messages);
     const table_reader top(c, root, root.source(), "",
                            {"eal", "dataplane", "port", "ingress", "limits", "api", "recording", "overload", "mixer",
-                            "journal", "join", "session"});
+                            "journal", "join", "fleet", "session"});
     (void)top;
 
     profile p;
@@ -1235,10 +1347,39 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     }
     read_ports(c, root, p);
     read_sessions(c, root, p);
+    read_fleet(c, root, p.fleet, true);
+    if (p.fleet.enabled && p.fleet.advertise.empty())
+        for (const auto& port : p.ports) p.fleet.advertise.push_back(port.ipv4);
     return p;
 }
 
+director_profile parse_director_profile(const std::string& text, const std::string& path_for_messages) {
+    const context c(path_for_messages);
+    const toml::table root = parse_toml(c, text, path_for_messages);
+    const table_reader top(c, root, root.source(), "", {"fleet", "join", "director"});
+    (void)top;
+    director_profile d;
+    d.path = path_for_messages;
+    read_fleet(c, root, d.fleet, false);
+    read_join(c, root, d.join);
+    if (d.join.keys.empty()) c.fail(root.source(), "join.keys", "required: a director mints join tokens");
+    read_director(c, root, d.director);
+    return d;
+}
+
+director_profile load_director_profile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw config_error(fmt::format("{}:1:1: file: cannot open: {}", path, std::strerror(errno)));
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    return parse_director_profile(buf.str(), path);
+}
+
 profile load_profile(const std::string& path, std::string* text) {
+    // std::ifstream opens a directory and reads it as empty (issue 14).
+    if (std::error_code ec; std::filesystem::is_directory(path, ec))
+        throw config_error(fmt::format("{}:1:1: file: is a directory; give a profile file (e.g. {}/dev-veth.toml)",
+                                       path, path == "/" ? "" : path));
     std::ifstream in(path, std::ios::binary);
     if (!in) throw config_error(fmt::format("{}:1:1: file: cannot open: {}", path, std::strerror(errno)));
     std::ostringstream buf;

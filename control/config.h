@@ -48,6 +48,12 @@ struct dataplane_config {
     unsigned frame_deadline_us = 20000;    // replicas older than this are abandoned
     unsigned tx_drain_us = 100;            // TX buffers flushed at least this often
     unsigned stats_interval_s = 5;         // periodic counter print (0 = off)
+    // "poll" (false): workers busy-poll, the bare-metal choice. "adaptive"
+    // (true): a worker that found no work for a while sleeps (Rx interrupt
+    // where the PMD has them, else a sleep that backs off up to
+    // idle_sleep_max_us) so relays can share cores (docs/profiles.md).
+    bool idle_adaptive = false;
+    unsigned idle_sleep_max_us = 1000;     // longest sleep of an idle worker (adaptive)
 };
 
 struct port_config {
@@ -184,6 +190,42 @@ struct join_config {
     }
 };
 
+// [fleet] (docs/fleet.md): the relay registers itself in the fleet's etcd
+// under a lease. Absent section: a standalone relay, nothing registered.
+struct fleet_config {
+    bool enabled = false;                 // the profile has a [fleet] section
+    std::vector<std::string> etcd;        // client URLs, "http://host:port"
+    std::string prefix = "/stentor";      // every fleet key starts with it
+    std::string relay_id;                 // unique in the fleet: [A-Za-z0-9._-], 1..64
+    std::string role;                     // "origin" or "edge"
+    std::string region;                   // label directors may place by ("" = none)
+    unsigned lease_ttl_s = 2;             // the relay's key is gone this long after it dies
+    unsigned refresh_ms = 250;            // keep-alive and load refresh period
+    std::vector<uint32_t> advertise;      // addresses listeners send joins to (default: the ports')
+};
+
+// stentor-director's profile (fleet/director_main.cc): [fleet] (etcd, prefix),
+// [join] (the fleet's shared join keys, as the relays have them) and
+// [director].
+struct director_config {
+    std::string listen_addr = "127.0.0.1";
+    unsigned listen_port = 8090;
+    std::string director_id;              // unique among directors ([A-Za-z0-9._-])
+    unsigned stale_s = 10;                // serve from the last registry view this long with etcd down
+    unsigned hold_ms = 3000;              // a placement counts against its edge this long
+    unsigned max_per_request = 100000;    // listeners one request may place
+    unsigned threads = 4;                 // HTTP worker threads
+    std::string token;                    // bearer token callers present (>= 16 printable characters)
+};
+struct director_profile {
+    std::string path;
+    fleet_config fleet;
+    join_config join;
+    director_config director;
+};
+director_profile parse_director_profile(const std::string& text, const std::string& path_for_messages);
+director_profile load_director_profile(const std::string& path);
+
 // A static [[session]]: the API's session_params (udp_port required here)
 // with its speakers and listeners; loaded through the same actions.
 struct session_config : session_params {
@@ -204,6 +246,7 @@ struct profile {
     mixer_settings mixer;
     journal_config journal;
     join_config join;
+    fleet_config fleet;
     std::vector<session_config> sessions;  // optional static section (labs, tests)
 };
 

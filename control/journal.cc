@@ -12,6 +12,7 @@
 #include <map>
 #include <stdexcept>
 #include <type_traits>
+#include <spdlog/spdlog.h>
 
 #include "action_error.h"
 #include "state.h"
@@ -500,12 +501,12 @@ bool journal::append(std::string_view bytes) {
         _error = "cannot write " + _o.dir + "/" + file_name(jr::file_kind::journal, _epoch) + ": " + errno_text(e);
         _failed_at = now;
         ++_stats.write_errors;
-        if (first) std::fprintf(stderr, "journal: %s; changes are refused until it can write again\n", _error.c_str());
+        if (first) spdlog::error("journal: {}; changes are refused until it can write again", _error);
         return false;
     }
     _size += bytes.size();
     std::lock_guard g(_mu);
-    if (!_error.empty()) std::fprintf(stderr, "journal: writing again after: %s\n", _error.c_str());
+    if (!_error.empty()) spdlog::warn("journal: writing again after: {}", _error);
     _error.clear();
     ++_stats.writes;
     _stats.bytes_written += bytes.size();
@@ -528,7 +529,7 @@ void journal::compact(state_image img) {
         std::lock_guard g(_mu);
         // The current journal stays in use; try again later, not on every publish.
         _compact_not_before = clock_type::now() + std::chrono::seconds(10);
-        std::fprintf(stderr, "%s; compaction postponed\n", ex.what());
+        spdlog::error("{}; compaction postponed", ex.what());
         return;
     }
     {
@@ -603,13 +604,12 @@ void journal::background() {
         try {
             const size_t listeners = job.first.listeners.size();
             const uint64_t bytes = write_snapshot(job.first, job.second);
-            std::fprintf(stderr, "journal: compacted: snapshot.%llu of %zu listeners (%llu bytes) written in %.3f s\n",
-                         static_cast<unsigned long long>(job.second), listeners,
-                         static_cast<unsigned long long>(bytes), stats().last_snapshot_s);
+            spdlog::info("journal: compacted: snapshot.{} of {} listeners ({} bytes) written in {:.3f} s", job.second,
+                         listeners, bytes, stats().last_snapshot_s);
         } catch (const std::exception& e) {
             // The chain is still whole (older snapshot + journals); the next
             // compaction writes a newer snapshot.
-            std::fprintf(stderr, "%s; the older snapshot and journals stay in use\n", e.what());
+            spdlog::error("{}; the older snapshot and journals stay in use", e.what());
         }
         g.lock();
         _compacting = false;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <spdlog/spdlog.h>
 
 #include "admission.h"
 #include "state.h"
@@ -74,7 +75,7 @@ uint64_t overload_controller::tick(const overload_sample& d, clock::time_point n
         std::snprintf(why, sizeof why, "%llu stall(s), %.1f Mcycles not run, miss ratio %.4f: nobody shed",
                       static_cast<unsigned long long>(d.stalls), static_cast<double>(d.stall_cycles) / 1e6, ratio);
         _status.last_stall = why;
-        std::fprintf(stderr, "overload: stall: %s\n", why);
+        spdlog::warn("overload: stall: {}", why);
     }
     const bool clean = ratio <= _o.exit_miss_ratio && d.fanout_full == 0;
     _status.last_miss_ratio = ratio;

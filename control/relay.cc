@@ -208,6 +208,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         pp.rx_desc = pc.rx_desc;
         pp.tx_desc = pc.tx_desc;
         pp.mtu = pc.mtu;
+        pp.rx_intr = dpc.idle_adaptive;
         if (pc.mac) {
             pp.set_mac = true;
             std::memcpy(pp.mac.addr_bytes, pc.mac->data(), 6);
@@ -340,6 +341,10 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         c.replica_budget = o.replica_budget;
         c.arp_reachable_ms = o.arp_reachable_ms;
         c.mi_mode = o.join_mi_mode;
+        c.idle_adaptive = dpc.idle_adaptive;
+        c.idle_sleep_max_us = dpc.idle_sleep_max_us;
+        for (size_t i = 0; i < im.ports.size(); ++i)
+            if (im.ports[i].rx_intr) c.rx_intr_ports |= 1u << i;
         c.pool = im.pool;
         c.in_ring = c.do_fanout ? shard_ring[static_cast<unsigned>(c.fanout_shard)] : nullptr;
         c.counters = &im.counters[t];
@@ -572,7 +577,7 @@ std::vector<port_report> relay::ports() const {
         auto s = _impl->ports[i];
         drivers::port_link(s);
         out.push_back({s.name, _impl->prof.ports[i].device, s.driver, s.port_id, mac_str(s.mac), s.link_up,
-                       s.link_speed_mbps, s.rx_offloads, s.tx_offloads});
+                       s.link_speed_mbps, s.rx_offloads, s.tx_offloads, s.rx_intr});
     }
     return out;
 }

@@ -61,6 +61,7 @@ struct port_report {
     uint32_t speed_mbps;
     uint64_t rx_offloads;
     uint64_t tx_offloads;
+    bool rx_intr = false;       // idle workers wait for its Rx interrupt (dataplane.idle = "adaptive")
 };
 
 // The profile's [mixer] section as the mixer takes it.

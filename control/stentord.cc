@@ -1,6 +1,9 @@
-// stentord: the relay daemon. Loads a profile, brings up EAL and the ports,
-// launches the data-plane lcores and runs the control plane on the main
-// lcore: publish ticks, periodic counters, clean stop on SIGINT/SIGTERM.
+// stentord: the relay daemon. Loads a profile, checks the host, brings up
+// EAL and the ports, launches the data-plane lcores and runs the control
+// plane on the main lcore: publish ticks, periodic counters, operator
+// events, clean stop on SIGINT/SIGTERM, reload (and log reopen) on SIGHUP.
+// Logs through spdlog (control/log.h); the final counters are a report on
+// stdout. docs/operations.md runs it as a systemd service.
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -11,14 +14,23 @@
 
 #include <CLI/CLI.hpp>
 #include <rte_cycles.h>
+#include <rte_eal.h>
+#include <spdlog/spdlog.h>
 
 #include "api.h"
 #include "config.h"
 #include "control_plane.h"
 #include "drivers.h"
+#include "fleet_member.h"
+#include "host_check.h"
 #include "journal.h"
+#include "log.h"
+#include "ops_watch.h"
 #include "relay.h"
+#include "service_notify.h"
+#include "startup.h"
 #include "telemetry.h"
+#include "version.h"
 
 namespace {
 
@@ -37,30 +49,30 @@ void reload(const std::string& path, std::string& running_text, stentor::control
     try {
         next = control::load_profile(path, &text);
     } catch (const control::config_error& e) {
-        std::printf("reload: refused: %s\n", e.what());
+        spdlog::error("reload: refused: {}", e.what());
         return;
     }
     auto changed = control::changed_settings(running_text, text);
     // A key file rewritten in place changes no text; its secret does count.
     for (auto& k : control::join_secret_changes(cp.running_join(), next.join)) changed.push_back(std::move(k));
     if (changed.empty()) {
-        std::printf("reload: %s: nothing changed\n", path.c_str());
+        spdlog::info("reload: {}: nothing changed", path);
         return;
     }
     try {
         const auto r = cp.reload(next, changed);
         if (!r.refused.empty()) {
-            std::printf("reload: refused, nothing changed (%zu setting(s) cannot change live):\n", r.refused.size());
-            for (const auto& why : r.refused) std::printf("reload:   %s\n", why.c_str());
+            spdlog::warn("reload: refused, nothing changed ({} setting(s) cannot change live):", r.refused.size());
+            for (const auto& why : r.refused) spdlog::warn("reload:   {}", why);
             return;
         }
         running_text = text;
-        std::printf("reload: applied %zu setting(s):", r.applied.size());
-        for (const auto& k : r.applied) std::printf(" %s", k.c_str());
-        std::printf("\n");
-        for (const auto& n : r.notes) std::printf("reload:   %s\n", n.c_str());
+        std::string keys;
+        for (const auto& k : r.applied) keys += " " + k;
+        spdlog::info("reload: applied {} setting(s):{}", r.applied.size(), keys);
+        for (const auto& n : r.notes) spdlog::info("reload:   {}", n);
     } catch (const std::exception& e) {
-        std::printf("reload: refused, nothing changed: %s\n", e.what());
+        spdlog::error("reload: refused, nothing changed: {}", e.what());
     }
 }
 
@@ -77,47 +89,100 @@ int main(int argc, char** argv) {
     CLI::App app{"stentord: kernel-bypass relay for live audio"};
     std::string config;
     bool check = false;
+    bool check_host = false;
+    std::string host_root = "/";
     double duration = 0;
     std::string prefix;
     bool fresh = false;
+    log::options lo;
+    app.set_version_flag("--version", [] { return control::version_text(); },
+                         "print version, git revision, DPDK version and build options, and exit");
     app.add_option("-c,--config", config, "profile (TOML)")->required();
     app.add_flag("--check", check, "validate the profile and exit (0 valid, 1 invalid); touches no device");
+    app.add_flag("--host", check_host,
+                 "with --check: also check this host against the profile (CPUs, NUMA, hugepages, PCI binding, "
+                 "IOMMU, MTU, locks, tuning); see docs/operations.md");
+    app.add_option("--host-root", host_root,
+                   "read /sys, /proc and /run under this directory instead of / (tests: a fake host)")
+        ->capture_default_str();
     app.add_option("--duration", duration, "stop after this many seconds (0 = run until SIGINT/SIGTERM)");
     app.add_option("--file-prefix", prefix, "override eal.file_prefix (several instances on one host)");
     app.add_flag("--fresh", fresh,
                  "discard the journal ([journal] dir) and start from the profile's static section");
+    app.add_option("--log-file", lo.file,
+                   "append the log to this file (reopened on SIGHUP) instead of stderr");
+    app.add_option("--log-level", lo.level, "trace, debug, info, warning, error or critical")->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     control::profile prof;
     std::string running_text;
+    if (check) {
+        // A CLI answer, not a log: plain lines on stdout/stderr.
+        try {
+            prof = control::load_profile(config, &running_text);
+        } catch (const control::config_error& e) {
+            std::fprintf(stderr, "%s\n", e.what());
+            return 1;
+        }
+        if (!prefix.empty()) prof.eal.file_prefix = prefix;
+        for (const auto& f : control::profile_warnings(prof))
+            std::printf("warn  %s\n", control::format_finding(f, config, running_text).c_str());
+        if (!check_host) {
+            std::printf("%s: ok\n", config.c_str());
+            return 0;
+        }
+        control::host_check_options ho;
+        ho.root = host_root;
+        unsigned fails = 0, warns = 0;
+        for (const auto& f : control::check_host(prof, ho)) {
+            const char* tag = f.lvl == control::host_finding::level::fail   ? "FAIL"
+                              : f.lvl == control::host_finding::level::warn ? "warn"
+                                                                            : "ok  ";
+            fails += f.lvl == control::host_finding::level::fail;
+            warns += f.lvl == control::host_finding::level::warn;
+            std::printf("%s  %s\n", tag, control::format_finding(f, config, running_text).c_str());
+        }
+        std::printf("%s: profile ok; host%s%s: %u failed, %u warning(s)\n", config.c_str(),
+                    host_root == "/" ? "" : " ", host_root == "/" ? "" : host_root.c_str(), fails, warns);
+        return fails == 0 ? 0 : 1;
+    }
+    if (check_host) {
+        std::fprintf(stderr, "--host goes with --check (stentord checks the host at every start anyway)\n");
+        return 2;
+    }
+
+    try {
+        log::init(lo);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "stentord: %s\n", e.what());
+        return 1;
+    }
     try {
         prof = control::load_profile(config, &running_text);
     } catch (const control::config_error& e) {
-        std::fprintf(stderr, "%s\n", e.what());
+        spdlog::critical("{}", e.what());
         return 1;
     }
-    if (check) {
-        std::printf("%s: ok\n", config.c_str());
-        return 0;
-    }
     if (!prefix.empty()) prof.eal.file_prefix = prefix;
+    spdlog::info("stentord {} starting: profile {}", control::build().version + " (" + control::build().git_revision + ")",
+                 config);
 
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGHUP, on_hup);
+    control::service_notifier notifier;
+    std::vector<int> lock_fds;   // interface and PCI locks: held until exit
+    std::string runtime_dir;
     try {
-        drivers::eal_params ep;
-        ep.lcores = prof.eal.lcores;
-        ep.main_lcore = prof.eal.main_lcore;
-        ep.memory_mb = prof.eal.memory_mb;
-        ep.hugepages = prof.eal.hugepages;
-        ep.file_prefix = prof.eal.file_prefix;
-        ep.pci_allow = prof.eal.pci_allow;
-        ep.vdevs = prof.eal.vdevs;
-        ep.log_level = prof.eal.log_level;
-        drivers::eal_init(ep);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "stentord: %s\n", e.what());
+        control::startup_options so;
+        so.host.root = host_root;
+        so.profile_text = running_text;
+        control::start_eal(prof, so, lock_fds);
+        runtime_dir = rte_eal_get_runtime_dir();
+    } catch (const control::startup_error& e) {
+        for (const auto& l : e.lines) spdlog::critical("{}", l);
+        spdlog::critical("stentord: not started (stentord --check --host -c {} checks the host)", config);
+        notifier.status("start-up failed: " + std::string(e.what()));
         return 1;
     }
 
@@ -128,6 +193,7 @@ int main(int argc, char** argv) {
         std::unique_ptr<control::relay> r;
         std::unique_ptr<control::control_plane> cp;
         std::unique_ptr<control::api_server> api;
+        std::unique_ptr<fleet::registrar> fleet_reg;   // [fleet]: the registry entry (docs/fleet.md)
         try {
             r = std::make_unique<control::relay>(prof);
             // Admission must see the static listeners too: control plane first.
@@ -141,9 +207,9 @@ int main(int argc, char** argv) {
                 if (fresh) {
                     uint64_t bytes = 0;
                     const size_t n = control::journal::discard(prof.journal.dir, &bytes);
-                    std::printf("journal: --fresh: discarded %zu files (%llu bytes) in %s; the profile's static "
-                                "section seeds the state\n",
-                                n, static_cast<unsigned long long>(bytes), prof.journal.dir.c_str());
+                    spdlog::warn("journal: --fresh: discarded {} files ({} bytes) in {}; the profile's static "
+                                 "section seeds the state",
+                                 n, bytes, prof.journal.dir);
                 }
                 control::journal_options jo;
                 jo.dir = prof.journal.dir;
@@ -151,17 +217,16 @@ int main(int argc, char** argv) {
                 jo.compact_bytes = uint64_t{prof.journal.compact_mib} << 20;
                 jr = std::make_unique<control::journal>(jo);
                 const auto rep = jr->restore(r->state());
-                for (const auto& l : rep.lines) std::printf("%s\n", l.c_str());
-                std::fflush(stdout);
+                for (const auto& l : rep.lines) spdlog::info("{}", l);
                 seed = rep.empty;
                 if (seed)
-                    std::printf("journal: empty: the profile's static section (%zu sessions) seeds the state\n",
-                                prof.sessions.size());
+                    spdlog::info("journal: empty: the profile's static section ({} sessions) seeds the state",
+                                 prof.sessions.size());
                 else
-                    std::printf("journal: the journal is the truth: the profile's static section is not loaded\n");
+                    spdlog::info("journal: the journal is the truth: the profile's static section is not loaded");
                 r->state().set_journal(jr.get());
             } else if (fresh) {
-                std::printf("journal: --fresh: no [journal] dir in the profile; nothing to discard\n");
+                spdlog::info("journal: --fresh: no [journal] dir in the profile; nothing to discard");
             }
             if (seed) r->state().load_static(prof);
             r->start();
@@ -170,77 +235,106 @@ int main(int argc, char** argv) {
             if (prof.api.listen_port != 0 && !prof.api.token.empty()) {
                 const control::api_options ao = control::api_options_from(prof.api);
                 api = std::make_unique<control::api_server>(*cp, ao);
-                std::printf("api: http://%s:%u/api/v1 (bearer token from the profile)\n", ao.listen_addr.c_str(), api->port());
+                spdlog::info("api: http://{}:{}/api/v1 (bearer token from the profile)", ao.listen_addr, api->port());
             }
             if (prof.join.keys.empty()) {
-                std::printf("join: no [join] keys: join tokens can be neither minted nor verified\n");
+                spdlog::info("join: no [join] keys: join tokens can be neither minted nor verified");
             } else {
                 std::string ids;
                 for (const auto& k : prof.join.keys) ids += (ids.empty() ? "" : ", ") + std::to_string(k.id);
-                std::printf("join: keys %s live, minting with key %u, tokens live %u s by default\n", ids.c_str(),
-                            prof.join.mint_key_id, prof.join.token_ttl_s);
-                std::printf("join: mode %s, consent timeout %u s, %u verifications/s per RX lcore",
-                            prof.join.static_listeners ? "token+static" : "token", prof.join.consent_timeout_s,
-                            prof.join.verify_per_s);
-                if (cp->desk() != nullptr)
-                    std::printf(", %zu restored listeners under consent", cp->desk()->bindings());
-                std::printf("\n");
+                spdlog::info("join: keys {} live, minting with key {}, tokens live {} s by default", ids,
+                             prof.join.mint_key_id, prof.join.token_ttl_s);
+                spdlog::info("join: mode {}, consent timeout {} s, {} verifications/s per RX lcore{}",
+                             prof.join.static_listeners ? "token+static" : "token", prof.join.consent_timeout_s,
+                             prof.join.verify_per_s,
+                             cp->desk() != nullptr
+                                 ? ", " + std::to_string(cp->desk()->bindings()) + " restored listeners under consent"
+                                 : std::string());
             }
         } catch (const control::action_error& e) {
-            std::fprintf(stderr, "stentord: %s: static section: %s\n", config.c_str(), e.what());
+            spdlog::critical("stentord: {}: static section: {}", config, e.what());
             rc = 1;
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "stentord: %s\n", e.what());
+            spdlog::critical("stentord: {}", e.what());
             rc = 1;
         }
         if (rc == 0) {
             for (const auto& p : r->ports())
-                std::printf("port %s (%s, %s) port_id=%u mac=%s link=%s speed=%uMbps rx_offloads=0x%llx tx_offloads=0x%llx\n",
-                            p.name.c_str(), p.device.c_str(), p.driver.c_str(), p.port_id, p.mac.c_str(),
-                            p.link_up ? "up" : "down", p.speed_mbps, static_cast<unsigned long long>(p.rx_offloads),
-                            static_cast<unsigned long long>(p.tx_offloads));
-            for (const auto& line : r->refresh_flow_filters()) std::printf("ingress filter: %s\n", line.c_str());
-            std::printf("stentord: ready\n");
-            std::fflush(stdout);
+                spdlog::info("port {} ({}, {}) port_id={} mac={} link={} speed={}Mbps rx_offloads={:#x} "
+                             "tx_offloads={:#x}",
+                             p.name, p.device, p.driver, p.port_id, p.mac, p.link_up ? "up" : "down", p.speed_mbps,
+                             p.rx_offloads, p.tx_offloads);
+            for (const auto& line : r->refresh_flow_filters()) spdlog::info("ingress filter: {}", line);
+            if (prof.dataplane.idle_adaptive)
+                for (const auto& p : r->ports())
+                    spdlog::info("idle: adaptive, port {}: {}", p.name,
+                                 p.rx_intr ? "Rx interrupts" : "no Rx interrupts in its PMD: sleeps of 10 us.."
+                                                               "idle_sleep_max_us");
+            fleet_reg = control::fleet_join(prof, *r, *cp);
+            if (fleet_reg)
+                spdlog::info("fleet: registering {} as {} ({}) in etcd {}, lease {} s", prof.fleet.relay_id,
+                             prof.fleet.role, fleet_reg->key(), prof.fleet.etcd.front(), prof.fleet.lease_ttl_s);
+            spdlog::info("stentord: ready");
+            // Ports up, workers running, API listening: systemd may start
+            // what is ordered after us.
+            notifier.ready(fmt::format("ready: {} port(s), API {}", r->ports().size(),
+                                       api ? "on " + prof.api.listen_addr + ":" + std::to_string(api->port())
+                                           : std::string("off")));
+            std::atomic<uint64_t> main_loops{0};
+            const auto lcores = r->worker_lcores();
+            notifier.start_watchdog(
+                [&] {
+                    control::liveness_sample s;
+                    for (const auto& c : r->per_lcore()) s.worker_cycles.push_back(c.busy_cycles + c.idle_cycles + c.stall_cycles);
+                    s.control_ticks = cp->overload().status().ticks;
+                    s.main_loops = main_loops.load(std::memory_order_relaxed);
+                    return s;
+                },
+                lcores);
+            control::ops_watch watch(*cp);
             using clock = std::chrono::steady_clock;
             const auto t0 = clock::now();
             auto last_stats = t0;
             auto prev = r->totals();
             const unsigned interval = prof.dataplane.stats_interval_s;
+            control::fleet_log fleet_lines;
             while (!g_stop.load()) {
                 // Publishing and the overload controller run on the control
                 // plane's thread (publish as soon as changes are pending).
                 std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                main_loops.fetch_add(1, std::memory_order_relaxed);
                 if (g_reload.exchange(false)) {
+                    notifier.reloading();
+                    std::string why;
+                    if (!log::reopen(&why)) spdlog::error("log: cannot reopen: {}; still writing to the old file", why);
                     reload(config, running_text, *cp);
-                    std::fflush(stdout);
+                    notifier.ready("ready (reloaded)");
                 }
                 r->refresh_flow_filters();
+                if (fleet_reg)
+                    if (auto line = fleet_lines.poll(*fleet_reg)) spdlog::info("{}", *line);
                 const auto now = clock::now();
+                watch.poll(now);
                 if (duration > 0 && std::chrono::duration<double>(now - t0).count() >= duration) break;
                 if (interval > 0 && now - last_stats >= std::chrono::seconds(interval)) {
                     const double dt = std::chrono::duration<double>(now - last_stats).count();
                     const auto cur = r->totals();
                     auto rate = [&](uint64_t a, uint64_t b) { return static_cast<double>(a - b) / dt; };
-                    std::printf("stats: rx %.0f pps, rtp_in %.0f pps, replicas_out %.0f pps\n",
-                                rate(cur.rx_packets, prev.rx_packets), rate(cur.rtp_in, prev.rtp_in),
-                                rate(cur.replicas_out, prev.replicas_out));
+                    spdlog::info("stats: rx {:.0f} pps, rtp_in {:.0f} pps, replicas_out {:.0f} pps",
+                                 rate(cur.rx_packets, prev.rx_packets), rate(cur.rtp_in, prev.rtp_in),
+                                 rate(cur.replicas_out, prev.replicas_out));
                     for (size_t i = 0; i < prof.ports.size() && i < dp::max_ports; ++i)
-                        std::printf("stats: port %s rx %.0f pps tx %.0f pps\n", prof.ports[i].name.c_str(),
-                                    rate(cur.port_rx[i], prev.port_rx[i]), rate(cur.port_tx[i], prev.port_tx[i]));
+                        spdlog::info("stats: port {} rx {:.0f} pps tx {:.0f} pps", prof.ports[i].name,
+                                     rate(cur.port_rx[i], prev.port_rx[i]), rate(cur.port_tx[i], prev.port_tx[i]));
                     // Every reason that moved in this interval, with its total.
                     for (size_t i = 0; i < dp::nb_drop_reasons; ++i)
                         if (cur.drops[i] != prev.drops[i])
-                            std::printf("stats: drop/%s +%llu (%.0f/s) total %llu\n",
-                                        std::string(dp::drop_reason_names[i]).c_str(),
-                                        static_cast<unsigned long long>(cur.drops[i] - prev.drops[i]),
-                                        rate(cur.drops[i], prev.drops[i]),
-                                        static_cast<unsigned long long>(cur.drops[i]));
+                            spdlog::info("stats: drop/{} +{} ({:.0f}/s) total {}", dp::drop_reason_names[i],
+                                         cur.drops[i] - prev.drops[i], rate(cur.drops[i], prev.drops[i]),
+                                         cur.drops[i]);
                     for (size_t t = 0; t < dp::max_tiers; ++t)
                         if (cur.tier_misses[t] != prev.tier_misses[t])
-                            std::printf("stats: tier_misses/%zu +%llu\n", t,
-                                        static_cast<unsigned long long>(cur.tier_misses[t] - prev.tier_misses[t]));
-                    std::fflush(stdout);
+                            spdlog::info("stats: tier_misses/{} +{}", t, cur.tier_misses[t] - prev.tier_misses[t]);
                     prev = cur;
                     last_stats = now;
                 }
@@ -249,8 +343,14 @@ int main(int argc, char** argv) {
             // arrives after the last publish), let the publisher finish, stop
             // the workers, close every recording (finalised: last page,
             // fsync, rename), then the final counters.
-            std::printf("stentord: draining: API closed\n");
-            std::fflush(stdout);
+            notifier.stopping();
+            notifier.stop_watchdog();
+            if (fleet_reg) {
+                // Directors stop placing here before anything else stops.
+                const bool ok = fleet_reg->drain(std::chrono::milliseconds(1000));
+                spdlog::info("fleet: draining: {}", ok ? "the registry says so" : "etcd did not take it (within 1 s)");
+            }
+            spdlog::info("stentord: draining: API closed");
             api.reset();
             cp->stop();
             // What the overload controller shed since the last publish is
@@ -259,12 +359,17 @@ int main(int argc, char** argv) {
             control::telemetry_detach(cp.get());
             r->stop();
             for (const auto& rec : r->recordings())
-                std::printf("stentord: recording of session %u: %s, %.1f s, %s\n", rec.session_id, rec.state.c_str(),
-                            rec.duration_s, rec.path.c_str());
+                spdlog::info("stentord: recording of session {}: {}, {:.1f} s, {}", rec.session_id, rec.state,
+                             rec.duration_s, rec.path);
             if (jr) {
                 r->state().set_journal(nullptr);
                 jr->wait_compaction();
             }
+            if (fleet_reg) {
+                fleet_reg->stop(true);   // lease revoked: the key goes now, not after the TTL
+                spdlog::info("fleet: left the registry");
+            }
+            // A report, not log lines: tests and operators read the block.
             std::printf("=== stentord final counters ===\n");
             print_counters(*r, false);
             std::printf("=== end ===\n");
@@ -272,5 +377,9 @@ int main(int argc, char** argv) {
         }
     }
     drivers::eal_cleanup();
+    std::string why;
+    if (!runtime_dir.empty() && !control::remove_runtime_dir(runtime_dir, &why))
+        spdlog::warn("stentord: DPDK runtime directory left behind: {}", why);
+    spdlog::info("stentord: stopped (exit {})", rc);
     return rc;
 }

@@ -77,6 +77,12 @@ struct alignas(cache_line) worker {
     uint16_t nb_join_batch;
     rte_mbuf* join_batch[max_burst];
     mi_batcher* mi;                 // MESSAGE-INTEGRITY in lanes (join_mac.h); nullptr: one by one
+
+    // adaptive idle (loop.cc): empty polls in a row, the next sleep, and
+    // the ports whose RX queue interrupt this lcore's epoll watches
+    uint32_t empty_polls;
+    uint32_t sleep_us;
+    uint32_t intr_ports;
 };
 
 }  // namespace stentor::dp

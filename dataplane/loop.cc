@@ -3,8 +3,14 @@
 // state; every drop is a counter. The stages live in their own files:
 // ingress.cc, fanout.cc, neigh.cc (ARP/ICMP and neighbours) and tx.h.
 #include <algorithm>
+#include <cerrno>
+#include <ctime>
+
+#include <sys/prctl.h>
 
 #include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_interrupts.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
@@ -103,6 +109,72 @@ void worker_flush(worker* w) noexcept { tx_flush_all(w); }
 
 unsigned worker_jobs_pending(const worker* w) noexcept { return w->order_count; }
 
+// ---------------------------------------------------------------------------
+// Adaptive idle (dataplane.idle = "adaptive", docs/profiles.md "Idle
+// workers"). Only worker_main's idle branch runs this: a poll that found
+// work pays one compare more, never a syscall.
+
+// Empty polls in a row before the first sleep: ~5 us of spinning on this
+// class of VM (an empty poll of one port is ~80 ns), so a burst's tail or
+// the next packet of a busy stream does not pay a sleep.
+inline constexpr uint32_t idle_polls = 64;
+inline constexpr uint32_t idle_sleep_min_us = 10;
+
+namespace {
+
+// Once on the worker's own thread: RTE_EPOLL_PER_THREAD is this thread's
+// epoll instance. A port whose queue cannot be added stays on sleeps.
+void idle_init(worker* w) noexcept {
+    // The default 50 us timer slack would stretch every short sleep.
+    ::prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
+    w->sleep_us = idle_sleep_min_us;
+    w->intr_ports = 0;
+    if (!w->cfg.do_rx) return;
+    uint32_t ok = 0;
+    for (uint16_t p = 0; p < w->sh->nb_ports; ++p) {
+        if ((w->cfg.rx_intr_ports & (1u << p)) == 0) continue;
+        if (rte_eth_dev_rx_intr_ctl_q(w->sh->ethdev[p], w->cfg.rx_queue, RTE_EPOLL_PER_THREAD,
+                                      RTE_INTR_EVENT_ADD, nullptr) == 0)
+            ok |= 1u << p;
+    }
+    // Interrupts help only if every port this lcore polls can raise one:
+    // otherwise a packet on the silent port would wait the whole timeout.
+    const uint32_t all = w->sh->nb_ports >= 32 ? ~0u : (1u << w->sh->nb_ports) - 1;
+    if (ok == all) w->intr_ports = ok;
+}
+
+void idle_sleep(worker* w, rte_rcu_qsbr* rcu) noexcept {
+    tx_flush_all(w);   // nothing staged waits for the sleep
+    const uint64_t t0 = rte_rdtsc();
+    // Offline while asleep: a publish's grace period does not wait for us.
+    // The next poll loads the snapshot again after coming back online.
+    if (rcu != nullptr) rte_rcu_qsbr_thread_offline(rcu, w->cfg.thread_id);
+    if (w->intr_ports != 0) {
+        // -ENOTSUP from PMDs whose queue interrupt is always armed (net_tap).
+        for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
+            rte_eth_dev_rx_intr_enable(w->sh->ethdev[p], w->cfg.rx_queue);
+        rte_epoll_event ev[max_ports];
+        // Whole milliseconds: work that other lcores hand over by ring
+        // raises no interrupt, and waits at most this long.
+        const int timeout_ms = static_cast<int>((w->cfg.idle_sleep_max_us + 999) / 1000);
+        const int n = rte_epoll_wait(RTE_EPOLL_PER_THREAD, ev, static_cast<int>(max_ports), timeout_ms);
+        for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
+            rte_eth_dev_rx_intr_disable(w->sh->ethdev[p], w->cfg.rx_queue);
+        if (n > 0) ++w->c->idle_rx_wakeups;
+    } else {
+        timespec ts{0, static_cast<long>(w->sleep_us) * 1000};
+        ::clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);
+        w->sleep_us = std::min(w->sleep_us * 2, std::max(w->cfg.idle_sleep_max_us, idle_sleep_min_us));
+    }
+    if (rcu != nullptr) rte_rcu_qsbr_thread_online(rcu, w->cfg.thread_id);
+    const uint64_t t1 = rte_rdtsc();
+    ++w->c->idle_sleeps;
+    w->c->idle_cycles += t1 - t0;   // asleep is idle, not a stall
+    w->prev_end_tsc = t1;
+}
+
+}  // namespace
+
 int worker_main(void* arg) {
     auto* cfg = static_cast<worker_config*>(arg);
     worker* w = worker_create(*cfg);
@@ -113,7 +185,22 @@ int worker_main(void* arg) {
         rte_rcu_qsbr_thread_online(rcu, cfg->thread_id);
     }
     w->prev_end_tsc = rte_rdtsc();   // from here on, gaps between iterations are stalls
-    while (!cfg->shared->stop.load(std::memory_order_relaxed)) worker_poll(w);
+    if (!cfg->idle_adaptive) {
+        while (!cfg->shared->stop.load(std::memory_order_relaxed)) worker_poll(w);
+    } else {
+        idle_init(w);
+        while (!cfg->shared->stop.load(std::memory_order_relaxed)) {
+            if (worker_poll(w) != 0) {
+                w->empty_polls = 0;
+                w->sleep_us = idle_sleep_min_us;
+            } else if (++w->empty_polls >= idle_polls && w->order_count == 0) {
+                // Stays at idle_polls: after a sleep one empty poll is
+                // enough to sleep again (the backoff grows meanwhile).
+                w->empty_polls = idle_polls;
+                idle_sleep(w, rcu);
+            }
+        }
+    }
     worker_destroy(w);
     if (rcu != nullptr) {
         rte_rcu_qsbr_thread_offline(rcu, cfg->thread_id);

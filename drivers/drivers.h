@@ -47,6 +47,7 @@ struct port_params {
     unsigned mtu = 1500;
     bool set_mac = false;
     rte_ether_addr mac{};
+    bool rx_intr = false;      // ask for Rx queue interrupts (dataplane.idle = "adaptive")
 };
 
 struct port_state {
@@ -58,6 +59,7 @@ struct port_state {
     uint64_t tx_offloads = 0;
     uint32_t link_speed_mbps = 0;
     bool link_up = false;
+    bool rx_intr = false;       // Rx queue interrupts asked for and the PMD arms them
 };
 
 // Find the ethdev, configure queues from its reported limits, start it.

@@ -1,3 +1,8 @@
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -44,11 +49,20 @@ port_state port_start(const port_params& p, rte_mempool* pool) {
         conf.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
     }
     conf.rxmode.mtu = p.mtu;
+    // Rx interrupts: no capability flag says whether a PMD has them; PMDs
+    // without ignore intr_conf.rxq and have no per-queue event fd, which is
+    // probed after the start below.
+    conf.intr_conf.rxq = p.rx_intr ? 1 : 0;
     if (p.mtu > info.max_mtu) fail(p, "mtu=" + std::to_string(p.mtu) + " above device max " + std::to_string(info.max_mtu));
 
     if (int rc = rte_eth_dev_configure(port_id, static_cast<uint16_t>(p.rx_queues),
-                                       static_cast<uint16_t>(p.tx_queues), &conf); rc != 0)
-        fail(p, std::string("configure: ") + rte_strerror(-rc));
+                                       static_cast<uint16_t>(p.tx_queues), &conf); rc != 0) {
+        // A PMD that refuses the interrupt request still polls.
+        conf.intr_conf.rxq = 0;
+        if (!p.rx_intr || rte_eth_dev_configure(port_id, static_cast<uint16_t>(p.rx_queues),
+                                                static_cast<uint16_t>(p.tx_queues), &conf) != 0)
+            fail(p, std::string("configure: ") + rte_strerror(-rc));
+    }
     uint16_t nb_rxd = static_cast<uint16_t>(p.rx_desc);
     uint16_t nb_txd = static_cast<uint16_t>(p.tx_desc);
     if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &nb_rxd, &nb_txd); rc != 0)
@@ -84,15 +98,45 @@ port_state port_start(const port_params& p, rte_mempool* pool) {
     // Promiscuous so a configured MAC that the device could not take still
     // receives; the validator drops frames not addressed to us (eth_dst).
     if (p.set_mac) rte_eth_promiscuous_enable(port_id);
+    // A queue with an event fd can wake an epoll. Some PMDs keep it armed
+    // and have no enable/disable (net_tap: -ENOTSUP), so that is not the test.
+    if (conf.intr_conf.rxq != 0 && rte_eth_dev_rx_intr_ctl_q_get_fd(port_id, 0) >= 0) s.rx_intr = true;
     port_link(s);
     return s;
 }
+
+namespace {
+
+// net_af_packet reports its link up from start to stop whatever the kernel
+// interface does (22.11: a static link struct). Ask the kernel: up means
+// administratively up and running (carrier). Slow path: once a second and
+// per API read.
+bool kernel_link(unsigned if_index, bool& up) noexcept {
+    char name[IF_NAMESIZE] = {};
+    if (if_indextoname(if_index, name) == nullptr) return false;
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    ifreq ifr{};
+    std::memcpy(ifr.ifr_name, name, sizeof ifr.ifr_name);
+    const bool ok = ::ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
+    ::close(fd);
+    if (ok) up = (ifr.ifr_flags & IFF_UP) != 0 && (ifr.ifr_flags & IFF_RUNNING) != 0;
+    return ok;
+}
+
+}  // namespace
 
 void port_link(port_state& s) noexcept {
     rte_eth_link link{};
     if (rte_eth_link_get_nowait(s.port_id, &link) == 0) {
         s.link_up = link.link_status == RTE_ETH_LINK_UP;
         s.link_speed_mbps = link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed;
+    }
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_info_get(s.port_id, &info) == 0 && info.if_index != 0 && info.driver_name != nullptr &&
+        std::strcmp(info.driver_name, "net_af_packet") == 0) {
+        bool up = false;
+        if (kernel_link(info.if_index, up)) s.link_up = s.link_up && up;
     }
 }
 

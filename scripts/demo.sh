@@ -56,7 +56,7 @@ tail -n +1 -f --pid="$RELAY_PID" "$RELAY_LOG" 2>/dev/null | sed -u 's/^/  [stent
 netlib_track $!
 
 rc=0
-netlib_wait_for_line "$RELAY_LOG" '^stentord: ready' 30 "$RELAY_PID" || rc=$?
+netlib_wait_for_line "$RELAY_LOG" '(^|[> ])stentord: ready' 30 "$RELAY_PID" || rc=$?
 if (( rc != 0 )); then
   if (( rc == 2 )); then
     say "FAILED: stentord exited before printing 'stentord: ready'"

@@ -16,10 +16,13 @@ PACKAGES=(
   libssl-dev     # join tokens (HMAC-SHA256) and STUN MESSAGE-INTEGRITY (HMAC-SHA1)
   libisal-dev    # STUN FINGERPRINT: CRC-32 with PCLMULQDQ (also a dependency of libdpdk-dev)
   libipsec-mb-dev   # join: MESSAGE-INTEGRITY of a burst in AVX-512/AVX2 lanes (also a dependency of libdpdk-dev)
+  libspdlog-dev  # the daemon's log (control/log.h)
+  libsystemd-dev # sd_notify: readiness, watchdog, reload under systemd (control/service_notify.h)
   # real peers and tools for the demo and end-to-end tests
   ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   sox opus-tools python3-scapy tshark iproute2 ethtool procps jq
   python3-aioice coturn nftables   # join: a STUN peer we did not write, coturn's stunclient, NAT
+  etcd-server etcd-client          # fleet: the registry the relays and directors share (tests start their own)
 )
 
 missing=()

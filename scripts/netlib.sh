@@ -224,7 +224,7 @@ netlib_start_relay() {
   "${NL_RELAY_CMD[@]}" >"$log" 2>&1 &
   RELAY_PID=$!
   netlib_track "$RELAY_PID"
-  netlib_wait_for_line "$log" '^stentord: ready' "$timeout_s" "$RELAY_PID" || rc=$?
+  netlib_wait_for_line "$log" '(^|[> ])stentord: ready' "$timeout_s" "$RELAY_PID" || rc=$?
   if (( rc != 0 )); then
     echo "--- stentord output ---" >&2; tail -n 30 "$log" >&2 || true
   fi

@@ -27,7 +27,7 @@ FAILED_NAMES=()
 banner() { printf '\n==================== %s ====================\n' "$*"; }
 
 # --- GoogleTest binaries ------------------------------------------------------
-GTESTS=(tests/unit/unit_tests tests/integration/integration_tests tests/api/api_tests)
+GTESTS=(tests/unit/unit_tests tests/integration/integration_tests tests/api/api_tests tests/fleet/fleet_tests)
 for rel in "${GTESTS[@]}"; do
   bin="$BUILD_DIR/$rel"
   name=$(basename "$rel")

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <opus/opus.h>
+#include <spdlog/spdlog.h>
 
 #include "messages.h"
 #include "stentor/dp_shared.h"
@@ -264,7 +265,7 @@ void mixer::fail(session& s, const char* why) noexcept {
     } catch (...) {
         // No memory for the text: the counter and the log line still say it.
     }
-    std::fprintf(stderr, "stentor: mixer: session %u failed, its packets are dropped until it ends: %s\n", s.id, why);
+    spdlog::error("stentor: mixer: session {} failed, its packets are dropped until it ends: {}", s.id, why);
 }
 
 void mixer::fail(const dp::dp_session& ds, uint32_t idx, const char* why) noexcept {
@@ -410,13 +411,13 @@ void mixer::buffer(session& s, const rtp::view& v, uint64_t now_ns) {
             if (s.refused.size() < max_refused_remembered) {
                 s.refused.insert(v.ssrc);
                 ++_stats.speakers_refused;
-                std::fprintf(stderr, "stentor: mixer: session %u: SSRC %08x refused: the session has %u decoders "
-                                     "(mixer.max_decoders_per_session); its packets are not mixed\n",
+                spdlog::warn("stentor: mixer: session {}: SSRC {:08x} refused: the session has {} decoders "
+                             "(mixer.max_decoders_per_session); its packets are not mixed",
                              s.id, v.ssrc, _set.max_decoders_per_session);
             } else if (!s.refused_overflow) {
                 s.refused_overflow = true;
-                std::fprintf(stderr, "stentor: mixer: session %u: more than %zu SSRCs refused; the next ones are "
-                                     "counted in mixer/refused_packets only\n",
+                spdlog::warn("stentor: mixer: session {}: more than {} SSRCs refused; the next ones are "
+                             "counted in mixer/refused_packets only",
                              s.id, max_refused_remembered);
             }
             return;

@@ -22,6 +22,7 @@
 
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+#include <spdlog/spdlog.h>
 
 #include "messages.h"
 #include "ogg_opus_track.h"
@@ -127,7 +128,7 @@ struct recorder::impl {
     uint64_t now_ns = 0;                                     // io()'s clock, for the writer's callbacks
     // Lines logged by poll() (online): written to stderr by io(), offline
     // and without the lock, since a stalled log pipe blocks like a disk.
-    std::vector<std::string> log_lines;
+    std::vector<std::pair<spdlog::level::level_enum, std::string>> log_lines;   // written outside the lock
     uint64_t log_dropped = 0;
     recorder_stats st;
 
@@ -146,7 +147,7 @@ struct recorder::impl {
 
     // ---- states
 
-    void log_later(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
+    void log_later(spdlog::level::level_enum lvl, const char* fmt, ...) __attribute__((format(printf, 3, 4))) {
         if (log_lines.size() >= 1024) {
             ++log_dropped;
             return;
@@ -156,22 +157,23 @@ struct recorder::impl {
         va_start(ap, fmt);
         std::vsnprintf(b, sizeof b, fmt, ap);
         va_end(ap);
-        log_lines.emplace_back(b);
+        log_lines.emplace_back(lvl, b);
     }
 
     // Under the lock; the caller writes them after releasing it.
-    std::vector<std::string> take_log() {
-        std::vector<std::string> v;
+    std::vector<std::pair<spdlog::level::level_enum, std::string>> take_log() {
+        std::vector<std::pair<spdlog::level::level_enum, std::string>> v;
         v.swap(log_lines);
         if (log_dropped > 0) {
-            v.push_back("stentor: recorder: " + std::to_string(log_dropped) + " log lines dropped (more than 1024 per step)");
+            v.emplace_back(spdlog::level::warn, "stentor: recorder: " + std::to_string(log_dropped) +
+                                                    " log lines dropped (more than 1024 per step)");
             log_dropped = 0;
         }
         return v;
     }
 
-    static void write_log(const std::vector<std::string>& lines) {
-        for (const auto& l : lines) std::fprintf(stderr, "%s\n", l.c_str());
+    static void write_log(const std::vector<std::pair<spdlog::level::level_enum, std::string>>& lines) {
+        for (const auto& [lvl, l] : lines) spdlog::log(lvl, "{}", l);
     }
 
 
@@ -190,7 +192,7 @@ struct recorder::impl {
     void failed(rec* r, uint32_t session_id, const char* what) noexcept {
         ++st.session_errors;
         try {
-            log_later("stentor: recorder: recording of session %u failed: %s", session_id, what);
+            log_later(spdlog::level::err, "stentor: recorder: recording of session %u failed: %s", session_id, what);
         } catch (...) {
             // No memory for the line: the counter says it.
         }
@@ -213,7 +215,7 @@ struct recorder::impl {
         ++st.write_errors;
         if (!r.failed) r.info.state = "paused";
         if (r.info.error.empty()) r.info.error = why;
-        log_later("stentor: recorder: session %u track %08x paused (%s); retrying every %llu ms",
+        log_later(spdlog::level::warn, "stentor: recorder: session %u track %08x paused (%s); retrying every %llu ms",
                      r.info.session_id, t.ssrc, why.c_str(),
                      static_cast<unsigned long long>(opt.retry_interval_ns / 1000000));
     }
@@ -222,7 +224,7 @@ struct recorder::impl {
         if (!t.paused) return;
         t.paused = false;
         t.paused_ns += now_ns - t.paused_since_ns;
-        log_later("stentor: recorder: session %u track %08x resumed after %.1f s (%llu packets not recorded)",
+        log_later(spdlog::level::info, "stentor: recorder: session %u track %08x resumed after %.1f s (%llu packets not recorded)",
                      r.info.session_id, t.ssrc, static_cast<double>(now_ns - t.paused_since_ns) / 1e9,
                      static_cast<unsigned long long>(t.paused_packets));
         if (r.failed) return;
@@ -284,14 +286,14 @@ struct recorder::impl {
             r.refused.insert(ssrc);
             ++st.tracks_refused;
             const bool per_rec = r.tracks.size() >= opt.max_tracks_per_recording;
-            log_later("stentor: recorder: session %u: SSRC %08x refused: %s (%u tracks); its packets are not recorded",
+            log_later(spdlog::level::warn, "stentor: recorder: session %u: SSRC %08x refused: %s (%u tracks); its packets are not recorded",
                       r.info.session_id, ssrc,
                       per_rec ? "the recording has recording.max_tracks_per_recording"
                               : "the relay has recording.max_tracks open",
                       per_rec ? opt.max_tracks_per_recording : opt.max_tracks);
         } else if (!r.refused_overflow) {
             r.refused_overflow = true;
-            log_later("stentor: recorder: session %u: more than %zu SSRCs refused; the next ones are counted "
+            log_later(spdlog::level::warn, "stentor: recorder: session %u: more than %zu SSRCs refused; the next ones are counted "
                       "in recorder/refused_packets only",
                       r.info.session_id, max_refused_remembered);
         }
@@ -454,7 +456,7 @@ struct recorder::impl {
         }
         if (!dir_ok) {
             ++st.write_errors;
-            log_later("stentor: recorder: %s", dir_why.c_str());
+            log_later(spdlog::level::err, "stentor: recorder: %s", dir_why.c_str());
         }
         return static_cast<unsigned>(jobs.size());
     }
@@ -789,18 +791,18 @@ struct recorder::impl {
                                                       int64_t{sb.st_mtim.tv_sec} * 1000 + sb.st_mtim.tv_nsec / 1000000);
             if (ok) {
                 ++st.recovered;
-                std::fprintf(stderr, "stentor: recorder: recovered %s: %.3f s%s\n", now_path.c_str(), rt.duration_s,
+                spdlog::warn("stentor: recorder: recovered {}: {:.3f} s{}", now_path, rt.duration_s,
                              rep.dropped_bytes > 0 ? " (torn last page cut off)" : "");
             } else {
                 r->info.state = "error";
                 if (r->info.error.empty()) r->info.error = "recover " + path + ": " + why;
                 ++st.write_errors;
-                std::fprintf(stderr, "stentor: recorder: cannot recover %s: %s\n", path.c_str(), why.c_str());
+                spdlog::error("stentor: recorder: cannot recover {}: {}", path, why);
             }
         }
         if (renamed) {
             std::string why;
-            if (!sync_dir(opt.dir, why)) std::fprintf(stderr, "stentor: recorder: %s\n", why.c_str());
+            if (!sync_dir(opt.dir, why)) spdlog::error("stentor: recorder: {}", why);
         }
         std::vector<std::unique_ptr<rec>> v;
         for (auto& [k, r] : found) v.push_back(std::move(r));

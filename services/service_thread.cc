@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include <rte_lcore.h>
+#include <spdlog/spdlog.h>
 
 #include "stentor/services/clock.h"
 
@@ -70,8 +71,7 @@ void service_thread::failed(const char* what) {
         std::lock_guard lk(_mu);
         _last_error = what;
     }
-    std::fprintf(stderr, "stentor: service thread %s: step failed (%llu so far), going on: %s\n", _cfg.name.c_str(),
-                 static_cast<unsigned long long>(n), what);
+    spdlog::error("stentor: service thread {}: step failed ({} so far), going on: {}", _cfg.name, n, what);
 }
 
 void service_thread::run(std::vector<unsigned> cpus) {

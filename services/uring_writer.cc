@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <spdlog/spdlog.h>
 
 namespace stentor::svc {
 
@@ -179,7 +180,7 @@ bool create_part(const std::string& dir, const std::string& base, const std::str
         // file system has no locks at all; then the scan at start-up cannot
         // tell this file from one cut off, and says so in its log.
         if (::flock(fd, LOCK_EX | LOCK_NB) != 0)
-            std::fprintf(stderr, "stentor: recorder: flock %s: %s\n", part.c_str(), std::strerror(errno));
+            spdlog::warn("stentor: recorder: flock {}: {}", part, std::strerror(errno));
         out.fd = fd;
         out.path = part;
         out.final_path = name;

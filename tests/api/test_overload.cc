@@ -7,12 +7,16 @@
 
 #include <atomic>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "control_plane.h"
 #include "fixture.h"
+#include "ops_watch.h"
 #include "overload.h"
 #include "stentor/dp_shared.h"
 #include "stentor/dp_worker.h"
@@ -417,6 +421,84 @@ TEST(overload_stall, a_stalled_fanout_lcore_sheds_nobody) {
     std::printf("[ stall    ] stalls %llu, %.0f ms not run, tier-3 misses %llu, stall ticks %llu\n",
                 static_cast<unsigned long long>(tot.stalls), 1e3 * double(tot.stall_cycles) / double(rte_get_tsc_hz()),
                 static_cast<unsigned long long>(tot.tier_misses[3]), static_cast<unsigned long long>(st.stall_ticks));
+}
+
+}  // namespace
+}  // namespace stentor::test
+
+// The operator's log (control/ops_watch.cc, docs/operations.md "Logs"): the
+// shed, the entry into overload and the re-admission each make one line;
+// a neighbour whose MAC the ARP owner replaced makes one line naming both.
+namespace stentor::test {
+namespace {
+
+struct captured_log {
+    std::ostringstream out;
+    std::shared_ptr<spdlog::logger> saved = spdlog::default_logger();
+    captured_log() {
+        spdlog::set_default_logger(
+            std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(out)));
+    }
+    ~captured_log() { spdlog::set_default_logger(saved); }
+    size_t count(const std::string& s) const {
+        const auto t = out.str();
+        size_t n = 0;
+        for (auto p = t.find(s); p != std::string::npos; p = t.find(s, p + 1)) ++n;
+        return n;
+    }
+};
+
+TEST_F(overload_test, shed_overload_and_readmission_are_logged_once_each) {
+    captured_log log;
+    build(40);
+    join(20, 0);
+    join(15, 1);
+    join(30, 2);
+    control::ops_watch w(*cp);
+    auto t = clk::now();
+    w.poll(t);
+    for (int i = 0; i < 6; ++i) {
+        tick(5);
+        w.poll(t += std::chrono::milliseconds(100));
+    }
+    for (int i = 0; i < 100 && cp->overload().status().state != "normal"; ++i) {
+        tick(5);
+        w.poll(t += std::chrono::milliseconds(100));
+    }
+    ASSERT_EQ("normal", cp->overload().status().state);
+    EXPECT_EQ(1u, log.count("overload: entered: miss ratio")) << log.out.str();
+    EXPECT_EQ(1u, log.count("overload: shed 25 listener(s) of tier 2 (by session 1: 25):")) << log.out.str();
+    EXPECT_EQ(1u, log.count("overload: recovering: clean for the hold time")) << log.out.str();
+    EXPECT_EQ(1u, log.count("overload: over: admission re-opened to full capacity (re-admit)")) << log.out.str();
+}
+
+TEST_F(overload_test, a_neighbour_mac_change_is_logged_with_both_macs) {
+    captured_log log;
+    build(1000);
+    join(1, 0);   // 203.0.113.1 via the gateway: its neighbour entry exists
+    auto& sh = r->shared();
+    ASSERT_NE(nullptr, sh.neigh);
+    // Entry 0 as the ARP owner leaves it: the gateway, valid MAC a, then b.
+    dp::dp_neigh* e = nullptr;
+    for (uint32_t i = 0; i < sh.nb_neigh && e == nullptr; ++i)
+        if (sh.neigh[i].ip_be != 0) e = &sh.neigh[i];
+    ASSERT_NE(nullptr, e) << "no neighbour entry for the gateway";
+    const uint64_t valid = uint64_t{1} << 63;
+    const uint64_t a = valid | 0x0a0000000002ull, b = valid | 0x0b0000000002ull;   // 02:00:00:00:00:0a / 0b
+    const uint64_t before = e->mac_word.load();
+    control::ops_watch w(*cp);
+    auto t = clk::now();
+    e->mac_word.store(a);
+    w.poll(t);
+    e->mac_word.store(a);
+    w.poll(t += std::chrono::seconds(1));
+    EXPECT_EQ(0u, log.count("neighbour ")) << log.out.str();
+    e->mac_word.store(b);
+    w.poll(t += std::chrono::seconds(1));
+    e->mac_word.store(before);
+    EXPECT_EQ(1u, log.count("neighbour 198.18.0.254 (port lan0): MAC changed 02:00:00:00:00:0a -> 02:00:00:00:00:0b (confirmed by a "
+                        "fresh probe)"))
+        << log.out.str();
 }
 
 }  // namespace

@@ -121,6 +121,16 @@ if grep -q '^=== stentord final counters ===' "$RELAY_LOG" && grep -q '^=== end 
   else
     fail "${T}_relay_no_drops_registered_flow" "rtp_in=${rtp_in:-missing} replicas_out=${replicas:-missing}; want rtp_in >= 90% of sent and replicas_out >= 3*rtp_in*0.99"
   fi
+  # The dev profile shares cores: its worker sleeps when idle (issue 13).
+  if grep -q '^idle = "adaptive"' "$CONFIG"; then
+    sleeps=$(netlib_counter "$RELAY_LOG" idle_sleeps)
+    echo "# relay: $(grep -m1 'idle: ' "$RELAY_LOG" || echo 'no idle line'), idle_sleeps=${sleeps:-?}"
+    if grep -q 'idle: adaptive' "$RELAY_LOG" && [[ "$sleeps" =~ ^[0-9]+$ ]] && (( sleeps > 0 )); then
+      pass "${T}_relay_idle_adaptive"
+    else
+      fail "${T}_relay_idle_adaptive" "profile says idle = adaptive but the relay logged no 'idle: adaptive' or idle_sleeps=${sleeps:-missing}"
+    fi
+  fi
 else
   echo "--- stentord output ---" >&2; tail -n 30 "$RELAY_LOG" >&2 || true
   fail "${T}_relay_final_counters" "stentord did not print its final counters block"

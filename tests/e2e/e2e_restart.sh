@@ -98,10 +98,10 @@ netlib_start_relay "$BUILD_DIR" "$CONFIG" 300 "$RELAY_LOG" 15 || rc=$?
 if (( rc != 0 )); then
   fail "${T}_relay_ready" "first stentord not ready (rc $rc)"; exit 1
 fi
-if grep -q "^journal: empty: the profile's static section (1 sessions) seeds the state" "$RELAY_LOG"; then
+if grep -q " journal: empty: the profile's static section (1 sessions) seeds the state" "$RELAY_LOG"; then
   pass "${T}_first_start_seeds_static"
 else
-  fail "${T}_first_start_seeds_static" "no seeding line: $(grep '^journal' "$RELAY_LOG" | tr '\n' ' ')"
+  fail "${T}_first_start_seeds_static" "no seeding line: $(grep ' journal: ' "$RELAY_LOG" | tr '\n' ' ')"
 fi
 
 # --- accepted actions -----------------------------------------------------
@@ -152,13 +152,13 @@ if (( rc != 0 )); then
   fail "${T}_relay_ready_again" "second stentord not ready (rc $rc)"; exit 1
 fi
 pass "${T}_relay_ready_again"
-grep '^journal' "$RELAY_LOG" | sed 's/^/# /'
-if grep -q "^journal: restored 2 sessions, 2 speakers, $((NB_LISTENERS + 2)) listeners" "$RELAY_LOG" \
-   && grep -q "^journal: the journal is the truth: the profile's static section is not loaded" "$RELAY_LOG" \
+grep ' journal: ' "$RELAY_LOG" | sed 's/^/# /'
+if grep -q " journal: restored 2 sessions, 2 speakers, $((NB_LISTENERS + 2)) listeners" "$RELAY_LOG" \
+   && grep -q " journal: the journal is the truth: the profile's static section is not loaded" "$RELAY_LOG" \
    && grep -q "(22 records applied, 0 skipped, 0 bytes dropped)" "$RELAY_LOG"; then   # 5 static + 17 API actions
   pass "${T}_restore_logged"
 else
-  fail "${T}_restore_logged" "unexpected journal lines: $(grep '^journal' "$RELAY_LOG" | tr '\n' ' ')"
+  fail "${T}_restore_logged" "unexpected journal lines: $(grep ' journal: ' "$RELAY_LOG" | tr '\n' ' ')"
 fi
 dump_state "$WORK/after.json"
 if cmp -s "$WORK/before.json" "$WORK/after.json"; then

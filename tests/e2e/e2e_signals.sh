@@ -119,7 +119,7 @@ enc_before=$(encoder)
 t_hup=$(date +%s.%N)
 sed -i -e 's/^bitrate_kbps = 64$/bitrate_kbps = 16/' "$MIX"
 kill -HUP "$RELAY_PID"
-netlib_wait_for_line "$RELAY_LOG" '^reload: applied 1 setting\(s\): mixer.bitrate_kbps' 5 "$RELAY_PID"
+netlib_wait_for_line "$RELAY_LOG" ' reload: applied 1 setting\(s\): mixer.bitrate_kbps' 5 "$RELAY_PID"
 applied=$?
 sleep 4
 enc_after=$(encoder)
@@ -135,5 +135,5 @@ if (( applied == 0 )) && [[ "$enc_before" == "2 64000 5 v1" ]] &&
    [[ "$retuned" == 1 ]] && awk -v b="$before" -v a="$after" 'BEGIN { exit !(b > 120 && a > 0 && a < 60) }'; then
   pass "$M"
 else
-  fail "$M" "reload applied: $([[ $applied == 0 ]] && echo yes || echo no) ($(grep '^reload' "$RELAY_LOG" | tail -2 | tr '\n' ' ')), encoder $enc_before -> $enc_after, retuned $retuned, payload $before -> $after B"
+  fail "$M" "reload applied: $([[ $applied == 0 ]] && echo yes || echo no) ($(grep ' reload: ' "$RELAY_LOG" | tail -2 | tr '\n' ' ')), encoder $enc_before -> $enc_after, retuned $retuned, payload $before -> $after B"
 fi

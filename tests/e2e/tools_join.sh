@@ -168,6 +168,10 @@ name="${T}_refused"
 if start_relay refused 6 403; then
   run_listener refused --password "$PASSWORD" --consent-interval 0.5 --seconds 5
   rc=0; wait "$LPID" || rc=$?
+  # The peer logs after it sends: on a loaded machine its line can land a
+  # moment after the listener has exited.
+  for i in $(seq 40); do grep -q ' refused 403' "$WORK/refused.relay" && break; sleep 0.05; done
+  sleep 0.2
   refusals=$(grep -c ' refused 403' "$WORK/refused.relay" || true)
   if (( rc != 3 )); then
     fail "$name" "listener exited $rc, want 3"

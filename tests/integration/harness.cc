@@ -7,10 +7,20 @@
 
 #include <gtest/gtest.h>
 #include <rte_eal.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "drivers.h"
 
 namespace stentor::test {
+
+// The services and the control plane log through spdlog's default logger
+// (stentord installs control/log.h's); in the tests it writes to stderr,
+// where the tests that capture log lines read them.
+[[maybe_unused]] const bool log_to_stderr = [] {
+    spdlog::set_default_logger(spdlog::stderr_logger_mt("tests"));
+    return true;
+}();
 
 rte_mempool* test_pool() {
     static rte_mempool* p = drivers::make_pool("it_pool", 8191, 0, 0);

@@ -29,9 +29,12 @@ using control::relay_options;
 constexpr uint32_t stranger_ip = 0xc6120005;   // 198.18.0.5: on-link, never registered
 
 // Counters whose movement is the point of a row or that move for every
-// received frame; everything else must stay exactly where it was.
+// received frame, and the lcore's time accounting (how the scheduler treated
+// it: stalls on a loaded machine, sleeps in adaptive idle); everything else
+// must stay exactly where it was.
 bool moves_per_frame(const std::string& name) {
     return name == "rx_packets" || name == "rx_bytes" || name == "busy_cycles" || name == "idle_cycles" ||
+           name == "stalls" || name == "stall_cycles" || name == "idle_sleeps" || name == "idle_rx_wakeups" ||
            (name.rfind("port/", 0) == 0 && name.size() > 11 && name.compare(name.size() - 11, 11, "/rx_packets") == 0);
 }
 

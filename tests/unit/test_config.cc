@@ -130,6 +130,49 @@ TEST(ConfigProfiles, DevVethHasTheValuesTheDemoUses) {
     }
 }
 
+// Relays that share a machine's cores sleep when idle; bare-metal profiles
+// own their cores and keep polling (issue 13 item 7).
+TEST(ConfigProfiles, DevProfilesSleepWhenIdleBareMetalOnesPoll) {
+    for (const auto& f : shipped_profiles()) {
+        SCOPED_TRACE(f.string());
+        const auto p = load_profile(f.string());
+        const auto name = f.filename().string();
+        if (name.rfind("dev-", 0) == 0 || name.rfind("fleet-", 0) == 0) {
+            EXPECT_TRUE(p.dataplane.idle_adaptive);
+        } else if (name.rfind("lab-", 0) == 0 || name.rfind("edge-", 0) == 0 || name.rfind("bench-", 0) == 0) {
+            EXPECT_FALSE(p.dataplane.idle_adaptive);
+        }
+    }
+}
+
+TEST(ConfigAccepts, FleetSectionAndItsDefaults) {
+    EXPECT_FALSE(parse(k_base).fleet.enabled) << "no [fleet]: a standalone relay";
+    const auto p = parse(k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\", \"http://127.0.0.1:22379\"]\n"
+                                  "relay_id = \"edge-1\"\nrole = \"edge\"\nregion = \"eu-west\"\n");
+    EXPECT_TRUE(p.fleet.enabled);
+    EXPECT_EQ(p.fleet.etcd.size(), 2u);
+    EXPECT_EQ(p.fleet.prefix, "/stentor");
+    EXPECT_EQ(p.fleet.relay_id, "edge-1");
+    EXPECT_EQ(p.fleet.role, "edge");
+    EXPECT_EQ(p.fleet.region, "eu-west");
+    EXPECT_EQ(p.fleet.lease_ttl_s, 2u);
+    EXPECT_EQ(p.fleet.refresh_ms, 250u);
+    EXPECT_EQ(p.fleet.advertise, (std::vector<uint32_t>{0xc6120001})) << "the ports' addresses by default";
+    const auto q = parse(k_base + "[fleet]\netcd = [\"http://e:2379\"]\nrelay_id = \"o1\"\nrole = \"origin\"\n"
+                                  "advertise = [\"203.0.113.7\"]\nlease_ttl_s = 1\nrefresh_ms = 300\n");
+    EXPECT_EQ(q.fleet.advertise, (std::vector<uint32_t>{0xcb007107}));
+    EXPECT_EQ(q.fleet.lease_ttl_s, 1u);
+}
+
+TEST(ConfigAccepts, IdleModes) {
+    EXPECT_FALSE(parse(k_base).dataplane.idle_adaptive) << "poll is the default";
+    EXPECT_EQ(parse(k_base).dataplane.idle_sleep_max_us, 1000u);
+    EXPECT_FALSE(parse(k_eal + k_dp + "idle = \"poll\"\n" + k_port + k_api).dataplane.idle_adaptive);
+    const auto a = parse(k_eal + k_dp + "idle = \"adaptive\"\nidle_sleep_max_us = 250\n" + k_port + k_api);
+    EXPECT_TRUE(a.dataplane.idle_adaptive);
+    EXPECT_EQ(a.dataplane.idle_sleep_max_us, 250u);
+}
+
 TEST(ConfigProfiles, RealNicProfilesHaveAQueuePerFanoutLcore) {
     for (const char* name : {"lab-x710-10g.toml", "edge-cx6-100g.toml"}) {
         SCOPED_TRACE(name);
@@ -314,6 +357,46 @@ protected:
 };
 
 const std::string hex_a = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+// stentor-director's profile: [fleet] (etcd only), [join] as the relays
+// have it, [director].
+TEST_F(ConfigJoin, DirectorProfileLoadsAndRefusesNamingFileLineAndSetting) {
+    const auto key = file("k1", hex_a);
+    const std::string fleet = "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\n";
+    const std::string join = "[join]\nkeys = [{ id = 4, secret_file = \"" + key + "\" }]\n";
+    const std::string dir = "[director]\ndirector_id = \"d1\"\ntoken = \"0123456789abcdef\"\n";
+    const auto d = parse_director_profile(fleet + join + dir + "stale_s = 5\nlisten = \"127.0.0.1:9000\"\n", "d.toml");
+    EXPECT_EQ(d.fleet.etcd, (std::vector<std::string>{"http://127.0.0.1:2379"}));
+    EXPECT_EQ(d.join.mint_key_id, 4u);
+    EXPECT_EQ(d.director.director_id, "d1");
+    EXPECT_EQ(d.director.stale_s, 5u);
+    EXPECT_EQ(d.director.listen_port, 9000u);
+    EXPECT_EQ(d.director.hold_ms, 3000u);
+    struct row {
+        std::string text;
+        std::string error;
+    };
+    const row rows[] = {
+        {join + dir, "d.toml:1:1: fleet: required section is missing"},
+        {fleet + dir, "d.toml:1:1: join.keys: required: a director mints join tokens"},
+        {fleet + join + "[director]\ntoken = \"0123456789abcdef\"\n", "d.toml:5:1: director.director_id: required"},
+        {fleet + join + "[director]\ndirector_id = \"d1\"\ntoken = \"short\"\n",
+         "d.toml:7:9: director.token: must be at least 16 printable characters"},
+        {fleet + join + dir + "stale_s = 0\n", "d.toml:8:11: director.stale_s: 0 is out of range 1..3600"},
+        {fleet + join + dir + "listen = \"nowhere\"\n", "d.toml:8:10: director.listen: \"nowhere\" is not ADDRESS:PORT"},
+        {fleet + "relay_id = \"x\"\n" + join + dir, "d.toml:3:1: fleet.relay_id: unknown setting"},
+        {fleet + join + dir + "[limits]\n", "d.toml:8:2: limits: unknown setting"},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.error);
+        try {
+            parse_director_profile(r.text, "d.toml");
+            ADD_FAILURE() << "accepted";
+        } catch (const config_error& e) {
+            EXPECT_EQ(std::string(e.what()).substr(0, r.error.size()), r.error) << e.what();
+        }
+    }
+}
 const std::string hex_b = "F0E1D2C3B4A5968778695A4B3C2D1E0F00112233445566778899AABBCCDDEEFF";
 
 std::vector<uint8_t> bytes_of(const std::string& hex) {
@@ -511,6 +594,37 @@ std::vector<error_row> error_rows() {
         {"range_lcore", "[eal]\nlcores = [0, 128]\n", "t.toml:2:14: eal.lcores[1]: 128 is out of range 0..127"},
         {"range_burst_0", k_eal + k_dp + "burst = 0\n" + k_port + k_api, "t.toml:7:9: dataplane.burst: 0 is out of range 1..256"},
         {"range_burst_257", k_eal + k_dp + "burst = 257\n" + k_port + k_api, "t.toml:7:9: dataplane.burst: 257 is out of range 1..256"},
+        // [fleet] is line 13 (docs/fleet.md)
+        {"fleet_no_etcd", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\n",
+         "t.toml:13:1: fleet.etcd: required setting is missing"},
+        {"fleet_etcd_not_http", k_base + "[fleet]\netcd = [\"https://x:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\n",
+         "t.toml:14:9: fleet.etcd[0]: \"https://x:2379\" is not an http:// URL"},
+        {"fleet_role", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"mixer\"\n",
+         "t.toml:16:8: fleet.role: \"mixer\": must be \"origin\" (takes speakers) or \"edge\""},
+        {"fleet_relay_id", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e 1\"\nrole = \"edge\"\n",
+         "t.toml:15:12: fleet.relay_id: must be 1..64 characters of [A-Za-z0-9._-]"},
+        {"fleet_no_relay_id", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrole = \"edge\"\n",
+         "t.toml:13:1: fleet.relay_id: required setting is missing"},
+        {"fleet_ttl_range", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nlease_ttl_s = 0\n",
+         "t.toml:17:15: fleet.lease_ttl_s: 0 is out of range 1..60"},
+        {"fleet_refresh_vs_ttl", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nrefresh_ms = 800\n",
+         "t.toml:17:14: fleet.refresh_ms: 800 ms leaves fewer than 3 refreshes per lease_ttl_s (2 s)"},
+        {"fleet_advertise", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nadvertise = [\"1.2.3\"]\n",
+         "t.toml:17:14: fleet.advertise[0]: \"1.2.3\" is not an IPv4 address"},
+        {"fleet_prefix", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nprefix = \"stentor/\"\n",
+         "t.toml:17:10: fleet.prefix: \"stentor/\": must start with '/'"},
+        {"fleet_unknown_key", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nttl = 2\n",
+         "t.toml:17:1: fleet.ttl: unknown setting"},
+        {"idle_unknown_mode", k_eal + k_dp + "idle = \"sleep\"\n" + k_port + k_api,
+         "t.toml:7:8: dataplane.idle: \"sleep\": must be \"poll\""},
+        {"idle_not_a_string", k_eal + k_dp + "idle = true\n" + k_port + k_api,
+         "t.toml:7:8: dataplane.idle: expected a string"},
+        {"idle_sleep_max_low", k_eal + k_dp + "idle = \"adaptive\"\nidle_sleep_max_us = 9\n" + k_port + k_api,
+         "t.toml:8:21: dataplane.idle_sleep_max_us: 9 is out of range 10..10000"},
+        {"idle_sleep_max_high", k_eal + k_dp + "idle = \"adaptive\"\nidle_sleep_max_us = 10001\n" + k_port + k_api,
+         "t.toml:8:21: dataplane.idle_sleep_max_us: 10001 is out of range 10..10000"},
+        {"idle_sleep_max_without_adaptive", k_eal + k_dp + "idle_sleep_max_us = 500\n" + k_port + k_api,
+         "t.toml:7:21: dataplane.idle_sleep_max_us: only meaningful with idle = \"adaptive\""},
         {"range_mtu", k_eal + k_dp + k_port + "mtu = 9601\n" + k_api, "t.toml:11:7: port[0].mtu: 9601 is out of range 68..9600"},
         {"range_mtu_low", k_eal + k_dp + k_port + "mtu = 67\n" + k_api, "t.toml:11:7: port[0].mtu: 67 is out of range 68..9600"},
         // Issue 10 item 8: every frame must fit one mbuf (2048 bytes of data room).

@@ -182,6 +182,8 @@ inline constexpr std::size_t max_ports = 4;
     _(rtp_resyncs, "speaker streams re-locked onto a new sequence (restart, or back after going quiet)") \
     _(join_verified, "join requests that passed both MACs, handed to the join desk") \
     _(join_replies, "STUN responses the join desk built, sent") \
+    _(idle_sleeps, "times an idle worker slept (dataplane.idle = adaptive)") \
+    _(idle_rx_wakeups, "sleeps ended by an Rx interrupt (adaptive, PMDs with Rx interrupts)") \
     _(join_handoffs, "join requests handed to a join lcore after the cheap checks and the budget (dataplane.join_lcores)")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the

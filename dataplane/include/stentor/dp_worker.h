@@ -31,6 +31,12 @@ struct worker_config {
     uint32_t replica_budget = 0;                  // test knob: max replicas per packet (0 = none)
     uint32_t arp_reachable_ms = 0;                // confirmed neighbours re-probed after this (0 = 30 s, neigh.h)
     uint32_t slice = 1024;                        // replicas per job before rotating (~18 us at 57 Mpps)
+    // dataplane.idle = "adaptive": worker_main sleeps after idle_polls empty
+    // polls in a row (loop.cc). rx_intr_ports: port indexes (bit i = port i)
+    // whose RX queues were configured with Rx interrupts.
+    bool idle_adaptive = false;
+    uint32_t idle_sleep_max_us = 1000;
+    uint32_t rx_intr_ports = 0;
     rte_mempool* pool = nullptr;
     rte_ring* in_ring = nullptr;                  // speaker-packet messages for this fan-out lcore
     bool do_join = false;                         // a dedicated join lcore: verifies what join_in brings

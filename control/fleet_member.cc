@@ -1,0 +1,66 @@
+#include "fleet_member.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "control_plane.h"
+#include "relay.h"
+
+namespace stentor::control {
+
+fleet::relay_record fleet_record(const profile& p, relay& r, control_plane& cp) {
+    fleet::relay_record rec;
+    rec.id = p.fleet.relay_id;
+    rec.role = p.fleet.role;
+    rec.region = p.fleet.region;
+    for (uint32_t ip : p.fleet.advertise) rec.addresses.push_back(format_ipv4(ip));
+    const admission_report a = cp.adm().report();
+    double port_bps = 0, line = 0;
+    for (const auto& port : a.ports) {
+        port_bps += port.capacity_bps;
+        line += port.line_rate_mbps;
+    }
+    // Slots: what admission lets in, counted in nominal Opus listeners, by
+    // whichever runs out first (the ports' bits or the fan-out cores' packets).
+    const double slots = std::min(port_bps / fleet::nominal_listener_bps,
+                                  a.fanout_capacity_pps / fleet::nominal_listener_pps);
+    rec.slots = static_cast<uint64_t>(std::max(0.0, std::floor(slots)));
+    rec.line_rate_mbps = static_cast<uint64_t>(line);
+    rec.listeners = r.state().nb_listeners();
+    for (const auto& s : r.state().sessions()) rec.sessions.emplace_back(s.id, static_cast<uint16_t>(s.udp_port));
+    std::sort(rec.sessions.begin(), rec.sessions.end());
+    return rec;
+}
+
+std::optional<std::string> fleet_log::poll(const fleet::registrar& reg) {
+    const auto st = reg.status();
+    std::optional<std::string> line;
+    if (st.registered && (!_registered || st.lease != _lease)) {
+        line = "fleet: registered in etcd as " + reg.key() + (_first ? "" : " (again)") + ", lease " +
+               std::to_string(st.lease);
+        _first = false;
+    } else if (!st.registered && _registered) {
+        line = "fleet: etcd unreachable or refusing (" + st.last_error +
+               "); forwarding goes on, retrying every refresh";
+    }
+    if (line) {
+        _registered = st.registered;
+        _lease = st.lease;
+    }
+    return line;
+}
+
+std::unique_ptr<fleet::registrar> fleet_join(const profile& p, relay& r, control_plane& cp) {
+    if (!p.fleet.enabled) return nullptr;
+    fleet::registrar_options o;
+    o.etcd = p.fleet.etcd;
+    o.prefix = p.fleet.prefix;
+    o.relay_id = p.fleet.relay_id;
+    o.lease_ttl_s = p.fleet.lease_ttl_s;
+    o.refresh_ms = p.fleet.refresh_ms;
+    auto reg = std::make_unique<fleet::registrar>(o, [&p, &r, &cp] { return fleet_record(p, r, cp); });
+    reg->start();
+    return reg;
+}
+
+}  // namespace stentor::control

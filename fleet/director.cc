@@ -1,0 +1,231 @@
+#include "director.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "etcd_client.h"
+
+namespace stentor::fleet {
+
+director::director(director_options o, mint_fn mint)
+    : _o(std::move(o)), _mint(std::move(mint)), _core(_o.hold),
+      _txn(std::make_unique<etcd_client>(_o.etcd, std::chrono::milliseconds(1000))) {}
+
+director::~director() { stop(); }
+
+void director::start(std::chrono::milliseconds wait) {
+    _stop = false;
+    _lease_thread = std::thread([this] { lease_loop(); });
+    _watch_thread = std::thread([this] { watch_loop(); });
+    std::unique_lock lk(_mu);
+    _cv.wait_for(lk, wait, [this] { return _loaded; });
+}
+
+void director::stop() {
+    _stop = true;
+    _cv.notify_all();
+    if (_watch_thread.joinable()) _watch_thread.join();
+    if (_lease_thread.joinable()) _lease_thread.join();
+}
+
+void director::touch() { _contact = steady::now(); }
+
+void director::apply(const std::string& key, const std::string* value) {
+    const std::string relays = relays_prefix(_o.prefix), dirs = directors_prefix(_o.prefix),
+                      trunks = trunks_prefix(_o.prefix);
+    if (key.rfind(relays, 0) == 0) {
+        const std::string id = key.substr(relays.size());
+        if (value == nullptr) {
+            _core.erase(id);
+            return;
+        }
+        std::string why;
+        if (auto r = relay_record::from_json(*value, &why)) {
+            _core.upsert(*r);
+        } else {
+            _core.erase(id);   // an unreadable record places nothing
+            _last_error = fmt::format("registry key {}: {}", key, why);
+        }
+    } else if (key.rfind(dirs, 0) == 0) {
+        const std::string id = key.substr(dirs.size());
+        if (value == nullptr) _directors.erase(id);
+        else _directors.insert(id);
+        _core.set_directors(static_cast<unsigned>(_directors.size()));
+    } else if (key.rfind(trunks, 0) == 0) {
+        // <session>/<edge>
+        const std::string rest = key.substr(trunks.size());
+        const auto slash = rest.find('/');
+        if (slash == std::string::npos) return;
+        const uint32_t s = static_cast<uint32_t>(std::strtoul(rest.substr(0, slash).c_str(), nullptr, 10));
+        const std::string edge = rest.substr(slash + 1);
+        if (value == nullptr) _trunks.erase({s, edge});
+        else _trunks.insert({s, edge});
+    }
+}
+
+void director::load_full(etcd_client& c, int64_t* revision) {
+    // One range over the whole prefix: relays, directors and trunks at one
+    // revision (a few thousand keys at most).
+    const auto kvs = c.range_prefix(_o.prefix + "/", revision);
+    std::lock_guard lk(_mu);
+    _core.clear();
+    _trunks.clear();
+    _directors.clear();
+    _directors.insert(_o.director_id);   // ourselves, even before our key is there
+    for (const auto& kv : kvs) apply(kv.key, &kv.value);
+    _core.set_directors(static_cast<unsigned>(_directors.size()));
+    touch();
+    _loaded = true;
+    _cv.notify_all();
+}
+
+void director::watch_loop() {
+    etcd_client c(_o.etcd, std::chrono::milliseconds(1000));
+    while (!_stop) {
+        try {
+            int64_t rev = 0;
+            load_full(c, &rev);
+            c.watch_prefix(
+                _o.prefix + "/", rev + 1,
+                [this](const std::vector<etcd_event>& evs, int64_t) {
+                    std::lock_guard lk(_mu);
+                    for (const auto& e : evs) apply(e.kv.key, e.deleted ? nullptr : &e.kv.value);
+                    touch();
+                    return true;
+                },
+                _stop);
+        } catch (const std::exception& e) {
+            std::lock_guard lk(_mu);
+            _last_error = e.what();
+        }
+        if (_stop) break;
+        {
+            std::lock_guard lk(_mu);
+            ++_watch_restarts;
+        }
+        // etcd away or the stream broke: read the whole view again soon.
+        std::unique_lock lk(_mu);
+        _cv.wait_for(lk, std::chrono::milliseconds(200), [this] { return _stop.load(); });
+    }
+}
+
+void director::lease_loop() {
+    const auto period = std::chrono::milliseconds(_o.lease_ttl_s * 1000 / 3);
+    etcd_client c(_o.etcd, std::chrono::milliseconds(std::min<int64_t>(period.count(), 1000)));
+    const std::string key = directors_prefix(_o.prefix) + _o.director_id;
+    int64_t lease = 0;
+    while (!_stop) {
+        try {
+            if (lease != 0 && c.lease_keepalive(lease) == 0) lease = 0;
+            if (lease == 0) {
+                lease = c.lease_grant(_o.lease_ttl_s);
+                c.put(key, nlohmann::json{{"id", _o.director_id}}.dump(), lease);
+            }
+            std::lock_guard lk(_mu);
+            touch();   // etcd answers: the view the watch keeps is current
+        } catch (const std::exception& e) {
+            std::lock_guard lk(_mu);
+            _last_error = e.what();
+        }
+        std::unique_lock lk(_mu);
+        _cv.wait_for(lk, period, [this] { return _stop.load(); });
+    }
+    if (lease != 0) {
+        try {
+            c.lease_revoke(lease);
+        } catch (const std::exception&) {
+        }
+    }
+}
+
+place_answer director::place(const place_request& req) {
+    place_answer out;
+    const auto now = steady::now();
+    plan_result plan;
+    std::vector<std::pair<uint32_t, std::string>> want;   // trunks to create
+    {
+        std::lock_guard lk(_mu);
+        if (!_loaded || now - _contact > _o.stale) {
+            out.error = place_error::registry_stale;
+            out.reason = _loaded ? fmt::format("etcd has not answered for {:.1f} s (limit {} s): refusing to place from "
+                                               "a stale registry view; last error: {}",
+                                               std::chrono::duration<double>(now - _contact).count(),
+                                               _o.stale.count(), _last_error)
+                                 : fmt::format("no registry view yet (etcd unreachable?): {}", _last_error);
+            return out;
+        }
+        plan = _core.place(req.session, req.count, req.region, now);
+        if (plan.error != place_error::none) {
+            out.error = plan.error;
+            out.reason = plan.reason;
+            return out;
+        }
+        for (const auto& p : plan.picks)
+            if (!p.carries && _trunks.count({req.session, p.edge}) == 0) want.emplace_back(req.session, p.edge);
+    }
+    // Trunks: one transaction per (session, edge) this director has not seen
+    // in etcd yet; the first director's wins, the others find it there.
+    if (!want.empty()) {
+        std::lock_guard tl(_txn_mu);
+        for (const auto& [s, edge] : want) {
+            trunk_record t;
+            t.session = s;
+            t.edge = edge;
+            t.origin = plan.origins.front();
+            t.udp_port = plan.port;
+            t.created_by = _o.director_id;
+            try {
+                if (_txn->create_if_absent(trunk_key(_o.prefix, s, edge), t.to_json())) ++out.trunks_created;
+                std::lock_guard lk(_mu);
+                _trunks.insert({s, edge});
+            } catch (const std::exception& e) {
+                std::lock_guard lk(_mu);
+                _core.forget(plan, now);
+                out.error = place_error::registry_write;
+                out.reason = fmt::format("trunk for session {} to edge {} could not be recorded: {}; nothing placed", s,
+                                         edge, e.what());
+                return out;
+            }
+        }
+    }
+    std::vector<minted> tokens;
+    try {
+        tokens = _mint(req.session, req.tier, req.count);
+    } catch (const std::exception& e) {
+        std::lock_guard lk(_mu);
+        _core.forget(plan, now);
+        out.error = place_error::registry_write;
+        out.reason = fmt::format("minting {} join tokens failed: {}", req.count, e.what());
+        return out;
+    }
+    out.placements.reserve(req.count);
+    size_t k = 0;
+    for (const auto& p : plan.picks)
+        for (uint32_t i = 0; i < p.count; ++i, ++k)
+            out.placements.push_back({p.edge, p.address, p.port, std::move(tokens[k].token), std::move(tokens[k].password)});
+    return out;
+}
+
+director_status director::status() const {
+    std::lock_guard lk(_mu);
+    director_status s;
+    s.relays = _core.relays().size();
+    for (const auto& [id, r] : _core.relays())
+        if (r.role == "edge" && !r.draining) ++s.edges_live;
+    s.directors = _core.directors();
+    s.trunks = _trunks.size();
+    s.view_age_s = _loaded ? std::chrono::duration<double>(steady::now() - _contact).count() : -1;
+    s.stale = !_loaded || steady::now() - _contact > _o.stale;
+    s.watch_restarts = _watch_restarts;
+    s.last_error = _last_error;
+    return s;
+}
+
+std::vector<relay_record> director::relays() const {
+    std::lock_guard lk(_mu);
+    std::vector<relay_record> out;
+    for (const auto& [id, r] : _core.relays()) out.push_back(r);
+    return out;
+}
+
+}  // namespace stentor::fleet

@@ -1,0 +1,346 @@
+#include "etcd_client.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <sstream>
+
+#include <curl/curl.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+namespace stentor::fleet {
+
+using json = nlohmann::json;
+
+namespace {
+
+void global_init() {
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+size_t append_body(char* p, size_t size, size_t n, void* out) {
+    static_cast<std::string*>(out)->append(p, size * n);
+    return size * n;
+}
+
+// grpc-gateway writes int64 as a JSON string; absent means 0 (proto3).
+int64_t i64(const json& j, const char* field) {
+    const auto it = j.find(field);
+    if (it == j.end() || it->is_null()) return 0;
+    if (it->is_string()) return std::strtoll(it->get<std::string>().c_str(), nullptr, 10);
+    if (it->is_number_integer()) return it->get<int64_t>();
+    throw etcd_error(fmt::format("etcd: field {} is neither a number nor a string", field));
+}
+
+etcd_kv kv_of(const json& j) {
+    etcd_kv kv;
+    kv.key = base64_decode(j.value("key", ""));
+    kv.value = base64_decode(j.value("value", ""));
+    kv.create_revision = i64(j, "create_revision");
+    kv.mod_revision = i64(j, "mod_revision");
+    kv.lease = i64(j, "lease");
+    return kv;
+}
+
+json parse(const std::string& body, const std::string& what) {
+    json j = json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        throw etcd_error(fmt::format("etcd: {}: answer is not a JSON object: {:.200}", what, body));
+    // The gateway's error shape: {"error": "...", "code": N, "message": "..."}
+    if (j.contains("error") && !j.contains("result")) {
+        const auto& e = j["error"];
+        throw etcd_error(fmt::format("etcd: {}: {}", what,
+                                     e.is_string() ? e.get<std::string>() : j.value("message", e.dump())));
+    }
+    return j;
+}
+
+}  // namespace
+
+std::string prefix_end(const std::string& prefix) {
+    std::string end = prefix;
+    while (!end.empty()) {
+        auto& last = end.back();
+        if (static_cast<unsigned char>(last) < 0xff) {
+            last = static_cast<char>(static_cast<unsigned char>(last) + 1);
+            return end;
+        }
+        end.pop_back();
+    }
+    return std::string(1, '\0');   // every key (etcd's "\0" range end)
+}
+
+std::string base64_encode(const std::string& bytes) {
+    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+    out.resize(static_cast<size_t>(n));
+    return out;
+}
+
+std::string base64_decode(const std::string& text) {
+    if (text.empty()) return {};
+    if (text.size() % 4 != 0) throw etcd_error("etcd: base64 text of a length not a multiple of 4");
+    std::string out(text.size() / 4 * 3, '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+    if (n < 0) throw etcd_error("etcd: text is not base64");
+    size_t len = static_cast<size_t>(n);
+    // EVP_DecodeBlock counts the padding's zero bytes.
+    if (text.size() >= 1 && text[text.size() - 1] == '=') --len;
+    if (text.size() >= 2 && text[text.size() - 2] == '=') --len;
+    out.resize(len);
+    return out;
+}
+
+etcd_client::etcd_client(std::vector<std::string> endpoints, std::chrono::milliseconds timeout)
+    : _endpoints(std::move(endpoints)), _timeout(timeout) {
+    if (_endpoints.empty()) throw etcd_error("etcd: no endpoint");
+    for (auto& e : _endpoints)
+        while (!e.empty() && e.back() == '/') e.pop_back();
+    global_init();
+    _curl = curl_easy_init();
+    if (_curl == nullptr) throw etcd_error("etcd: curl_easy_init failed");
+}
+
+etcd_client::~etcd_client() { curl_easy_cleanup(static_cast<CURL*>(_curl)); }
+
+std::string etcd_client::request(const std::string& url, const std::string* body) {
+    CURL* c = static_cast<CURL*>(_curl);
+    curl_easy_reset(c);
+    std::string out;
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(_timeout.count()));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(_timeout.count()));
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+    curl_slist* hdr = nullptr;
+    if (body != nullptr) {
+        hdr = curl_slist_append(hdr, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->data());
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body->size()));
+    }
+    const CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hdr);
+    if (rc != CURLE_OK) throw etcd_error(fmt::format("etcd: {}: {}", url, curl_easy_strerror(rc)));
+    if (status != 200) {
+        // grpc-gateway answers errors with a JSON body that says why.
+        json j = json::parse(out, nullptr, false);
+        std::string why = out.substr(0, 200);
+        if (!j.is_discarded() && j.is_object()) why = j.value("message", j.value("error", why));
+        throw etcd_error(fmt::format("etcd: {}: HTTP {}: {}", url, status, why));
+    }
+    return out;
+}
+
+std::string etcd_client::post(const std::string& path, const std::string& body) {
+    std::string last;
+    for (size_t i = 0; i < _endpoints.size(); ++i) {
+        const size_t at = (_current + i) % _endpoints.size();
+        try {
+            std::string out = request(_endpoints[at] + path, &body);
+            _current = at;
+            return out;
+        } catch (const etcd_error& e) {
+            last = e.what();
+            // An HTTP answer is etcd's own verdict: another member would say the same.
+            if (last.find(": HTTP ") != std::string::npos) throw;
+        }
+    }
+    throw etcd_error(last);
+}
+
+int64_t etcd_client::lease_grant(int64_t ttl_s) {
+    const json j = parse(post("/v3/lease/grant", json{{"TTL", std::to_string(ttl_s)}}.dump()), "lease grant");
+    const int64_t id = i64(j, "ID");
+    if (id == 0) throw etcd_error(fmt::format("etcd: lease grant: no lease id ({})", j.value("error", "")));
+    return id;
+}
+
+int64_t etcd_client::lease_keepalive(int64_t id) {
+    const json j = parse(post("/v3/lease/keepalive", json{{"ID", std::to_string(id)}}.dump()), "lease keepalive");
+    if (!j.contains("result")) throw etcd_error("etcd: lease keepalive: no result");
+    return i64(j["result"], "TTL");
+}
+
+void etcd_client::lease_revoke(int64_t id) {
+    // Revoking a lease that is gone is not an error for us: the keys are gone.
+    try {
+        parse(post("/v3/lease/revoke", json{{"ID", std::to_string(id)}}.dump()), "lease revoke");
+    } catch (const etcd_error& e) {
+        if (std::string(e.what()).find("not found") == std::string::npos) throw;
+    }
+}
+
+int64_t etcd_client::put(const std::string& key, const std::string& value, int64_t lease) {
+    json req{{"key", base64_encode(key)}, {"value", base64_encode(value)}};
+    if (lease != 0) req["lease"] = std::to_string(lease);
+    const json j = parse(post("/v3/kv/put", req.dump()), "put " + key);
+    return j.contains("header") ? i64(j["header"], "revision") : 0;
+}
+
+std::optional<etcd_kv> etcd_client::get(const std::string& key) {
+    const json j = parse(post("/v3/kv/range", json{{"key", base64_encode(key)}}.dump()), "get " + key);
+    if (!j.contains("kvs") || j["kvs"].empty()) return std::nullopt;
+    return kv_of(j["kvs"][0]);
+}
+
+std::vector<etcd_kv> etcd_client::range_prefix(const std::string& prefix, int64_t* revision) {
+    const json j = parse(
+        post("/v3/kv/range", json{{"key", base64_encode(prefix)}, {"range_end", base64_encode(prefix_end(prefix))}}.dump()),
+        "range " + prefix);
+    std::vector<etcd_kv> out;
+    if (j.contains("kvs"))
+        for (const auto& k : j["kvs"]) out.push_back(kv_of(k));
+    if (revision != nullptr) *revision = j.contains("header") ? i64(j["header"], "revision") : 0;
+    return out;
+}
+
+int64_t etcd_client::del(const std::string& key) {
+    const json j = parse(post("/v3/kv/deleterange", json{{"key", base64_encode(key)}}.dump()), "delete " + key);
+    return i64(j, "deleted");
+}
+
+bool etcd_client::create_if_absent(const std::string& key, const std::string& value, int64_t lease) {
+    json put{{"key", base64_encode(key)}, {"value", base64_encode(value)}};
+    if (lease != 0) put["lease"] = std::to_string(lease);
+    const json req{
+        {"compare", json::array({json{{"key", base64_encode(key)},
+                                      {"target", "CREATE"},
+                                      {"result", "EQUAL"},
+                                      {"create_revision", "0"}}})},
+        {"success", json::array({json{{"request_put", put}}})}};
+    const json j = parse(post("/v3/kv/txn", req.dump()), "txn create " + key);
+    return j.value("succeeded", false);
+}
+
+void etcd_client::watch_prefix(const std::string& prefix, int64_t start_revision,
+                               const std::function<bool(const std::vector<etcd_event>&, int64_t)>& on_events,
+                               const std::atomic<bool>& stop) {
+    json create{{"key", base64_encode(prefix)}, {"range_end", base64_encode(prefix_end(prefix))}};
+    if (start_revision > 0) create["start_revision"] = std::to_string(start_revision);
+    const std::string body = json{{"create_request", create}}.dump();
+    const std::string url = _endpoints[_current] + "/v3/watch";
+
+    struct stream {
+        std::string buf;
+        std::string error;
+        bool done = false;
+        const std::function<bool(const std::vector<etcd_event>&, int64_t)>* cb;
+    } st;
+    st.cb = &on_events;
+    // One JSON object per line; a line may arrive in pieces.
+    auto on_bytes = +[](char* p, size_t size, size_t n, void* arg) -> size_t {
+        auto* s = static_cast<stream*>(arg);
+        s->buf.append(p, size * n);
+        size_t nl;
+        while (!s->done && (nl = s->buf.find('\n')) != std::string::npos) {
+            const std::string line = s->buf.substr(0, nl);
+            s->buf.erase(0, nl + 1);
+            if (line.empty()) continue;
+            json j = json::parse(line, nullptr, false);
+            if (j.is_discarded() || !j.is_object()) {
+                s->error = "watch: a line that is not JSON: " + line.substr(0, 200);
+                s->done = true;
+                break;
+            }
+            if (j.contains("error")) {
+                s->error = "watch: " + j["error"].dump();
+                s->done = true;
+                break;
+            }
+            const json& r = j.value("result", json::object());
+            if (r.value("canceled", false)) {
+                s->error = fmt::format("watch canceled (compact_revision {}): {}", i64(r, "compact_revision"),
+                                       r.value("cancel_reason", ""));
+                s->done = true;
+                break;
+            }
+            std::vector<etcd_event> events;
+            try {
+                for (const auto& e : r.value("events", json::array())) {
+                    etcd_event ev;
+                    ev.deleted = e.value("type", "PUT") == "DELETE";
+                    ev.kv = kv_of(e.value("kv", json::object()));
+                    events.push_back(std::move(ev));
+                }
+            } catch (const std::exception& ex) {
+                s->error = std::string("watch: ") + ex.what();
+                s->done = true;
+                break;
+            }
+            const int64_t rev = r.contains("header") ? i64(r["header"], "revision") : 0;
+            if (!(*s->cb)(events, rev)) s->done = true;
+        }
+        return s->done ? 0 : size * n;   // 0 ends the transfer
+    };
+
+    CURL* c = curl_easy_init();
+    CURLM* m = curl_multi_init();
+    if (c == nullptr || m == nullptr) {
+        if (c != nullptr) curl_easy_cleanup(c);
+        if (m != nullptr) curl_multi_cleanup(m);
+        throw etcd_error("etcd: watch: curl init failed");
+    }
+    curl_slist* hdr = curl_slist_append(nullptr, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(_timeout.count()));
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_bytes);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &st);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_multi_add_handle(m, c);
+    std::string failure;
+    for (;;) {
+        int running = 0;
+        if (curl_multi_perform(m, &running) != CURLM_OK) {
+            failure = "curl_multi_perform failed";
+            break;
+        }
+        if (running == 0) {
+            int left = 0;
+            while (CURLMsg* msg = curl_multi_info_read(m, &left))
+                if (msg->msg == CURLMSG_DONE && msg->data.result != CURLE_OK && !st.done)
+                    failure = curl_easy_strerror(msg->data.result);
+            if (failure.empty() && !st.done) failure = "the stream ended";
+            break;
+        }
+        if (stop.load(std::memory_order_relaxed) || st.done) break;
+        curl_multi_poll(m, nullptr, 0, 100, nullptr);
+    }
+    curl_multi_remove_handle(m, c);
+    curl_easy_cleanup(c);
+    curl_multi_cleanup(m);
+    curl_slist_free_all(hdr);
+    if (!st.error.empty()) throw etcd_error("etcd: " + st.error);
+    if (!failure.empty() && !stop.load()) throw etcd_error(fmt::format("etcd: {}: {}", url, failure));
+}
+
+std::optional<double> etcd_client::metric(const std::string& name) {
+    const std::string text = request(_endpoints[_current] + "/metrics", nullptr);
+    std::istringstream in(text);
+    std::string line;
+    double sum = 0;
+    bool found = false;
+    while (std::getline(in, line)) {
+        if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
+        const char next = line[name.size()];
+        if (next != ' ' && next != '{') continue;
+        const auto sp = line.rfind(' ');
+        sum += std::strtod(line.c_str() + sp + 1, nullptr);
+        found = true;
+    }
+    if (!found) return std::nullopt;
+    return sum;
+}
+
+}  // namespace stentor::fleet

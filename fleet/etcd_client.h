@@ -1,0 +1,101 @@
+// A small etcd v3 client over etcd's JSON gateway (grpc-gateway: plain HTTP
+// POSTs, keys and values base64, 64-bit integers as JSON strings), with
+// libcurl and nlohmann-json. Enough for the fleet registry (docs/fleet.md):
+// leases, put, range, delete, create-if-absent transactions and a watch.
+//
+// One client is one libcurl handle and is used by one thread at a time (the
+// registrar and the director each own theirs; a watch runs on its own
+// client). Every call has a timeout and throws etcd_error when no endpoint
+// answered or etcd refused; nothing is retried behind the caller's back
+// except trying the next endpoint of the list.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace stentor::fleet {
+
+struct etcd_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct etcd_kv {
+    std::string key;
+    std::string value;
+    int64_t create_revision = 0;
+    int64_t mod_revision = 0;
+    int64_t lease = 0;
+};
+
+struct etcd_event {
+    bool deleted = false;    // DELETE (a lease expired, a key removed); else PUT
+    etcd_kv kv;              // for a DELETE: key and mod_revision only
+};
+
+// The smallest key greater than every key starting with `prefix`: etcd's
+// range_end for a prefix query.
+std::string prefix_end(const std::string& prefix);
+
+std::string base64_encode(const std::string& bytes);
+// Throws etcd_error on text that is not base64.
+std::string base64_decode(const std::string& text);
+
+class etcd_client {
+public:
+    // endpoints: "http://127.0.0.1:2379", tried in order, the last one that
+    // answered first. timeout: per request, connection included.
+    explicit etcd_client(std::vector<std::string> endpoints,
+                         std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
+    ~etcd_client();
+    etcd_client(const etcd_client&) = delete;
+    etcd_client& operator=(const etcd_client&) = delete;
+
+    const std::vector<std::string>& endpoints() const { return _endpoints; }
+
+    // A lease of ttl_s seconds; returns its id.
+    int64_t lease_grant(int64_t ttl_s);
+    // One keep-alive; returns the TTL now left, 0 if the lease is gone
+    // (expired or revoked): its keys are gone with it.
+    int64_t lease_keepalive(int64_t id);
+    void lease_revoke(int64_t id);
+
+    // Returns the store's revision after the put.
+    int64_t put(const std::string& key, const std::string& value, int64_t lease = 0);
+    std::optional<etcd_kv> get(const std::string& key);
+    // Every key under `prefix`, sorted by key; *revision (if given) is the
+    // store's revision the answer is from (start a watch at revision + 1).
+    std::vector<etcd_kv> range_prefix(const std::string& prefix, int64_t* revision = nullptr);
+    // Returns the number of keys deleted.
+    int64_t del(const std::string& key);
+    // A transaction: if `key` does not exist, put it (with `lease`); true if
+    // this call created it. Two callers racing: exactly one gets true.
+    bool create_if_absent(const std::string& key, const std::string& value, int64_t lease = 0);
+
+    // Watch every key under `prefix` from `start_revision` (0: from now).
+    // Blocks, calling on_events for each batch, until `stop` is set (checked
+    // at least every 100 ms), on_events returns false, or the stream ends or
+    // fails (throws etcd_error; a compacted start revision is an error too).
+    void watch_prefix(const std::string& prefix, int64_t start_revision,
+                      const std::function<bool(const std::vector<etcd_event>&, int64_t revision)>& on_events,
+                      const std::atomic<bool>& stop);
+
+    // A counter from etcd's own /metrics (e.g.
+    // "etcd_server_proposals_committed_total"): nullopt if absent.
+    std::optional<double> metric(const std::string& name);
+
+private:
+    std::string post(const std::string& path, const std::string& body);
+    std::string request(const std::string& url, const std::string* body);
+    std::vector<std::string> _endpoints;
+    std::chrono::milliseconds _timeout;
+    size_t _current = 0;
+    void* _curl = nullptr;   // CURL*
+};
+
+}  // namespace stentor::fleet

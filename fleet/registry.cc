@@ -1,0 +1,80 @@
+#include "registry.h"
+
+#include <nlohmann/json.hpp>
+
+namespace stentor::fleet {
+
+using json = nlohmann::json;
+
+std::string relay_record::to_json() const {
+    json s = json::array();
+    for (const auto& [id, port] : sessions) s.push_back(json::array({id, port}));
+    return json{{"id", id},
+                {"role", role},
+                {"region", region},
+                {"addresses", addresses},
+                {"slots", slots},
+                {"line_rate_mbps", line_rate_mbps},
+                {"listeners", listeners},
+                {"draining", draining},
+                {"sessions", s},
+                {"seq", seq}}
+        .dump();
+}
+
+std::optional<relay_record> relay_record::from_json(const std::string& text, std::string* why) {
+    const json j = json::parse(text, nullptr, false);
+    auto bad = [why](const std::string& w) -> std::optional<relay_record> {
+        if (why != nullptr) *why = w;
+        return std::nullopt;
+    };
+    if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
+    try {
+        relay_record r;
+        r.id = j.at("id").get<std::string>();
+        r.role = j.at("role").get<std::string>();
+        if (r.role != "origin" && r.role != "edge") return bad("role \"" + r.role + "\" is neither origin nor edge");
+        r.region = j.value("region", "");
+        r.addresses = j.at("addresses").get<std::vector<std::string>>();
+        // nlohmann converts -1 to a huge unsigned without a word: check the kind.
+        for (const char* k : {"slots", "listeners"})
+            if (!j.at(k).is_number_unsigned()) return bad(std::string(k) + " is not a non-negative integer");
+        if (j.contains("line_rate_mbps") && !j["line_rate_mbps"].is_number_unsigned())
+            return bad("line_rate_mbps is not a non-negative integer");
+        r.slots = j.at("slots").get<uint64_t>();
+        r.line_rate_mbps = j.value("line_rate_mbps", uint64_t{0});
+        r.listeners = j.at("listeners").get<uint64_t>();
+        r.draining = j.value("draining", false);
+        for (const auto& s : j.value("sessions", json::array()))
+            r.sessions.emplace_back(s.at(0).get<uint32_t>(), s.at(1).get<uint16_t>());
+        r.seq = j.value("seq", uint64_t{0});
+        if (r.id.empty()) return bad("empty id");
+        return r;
+    } catch (const json::exception& e) {
+        return bad(e.what());
+    }
+}
+
+std::string trunk_record::to_json() const {
+    return json{{"session", session}, {"edge", edge}, {"origin", origin}, {"udp_port", udp_port}, {"created_by", created_by}}
+        .dump();
+}
+
+std::optional<trunk_record> trunk_record::from_json(const std::string& text, std::string* why) {
+    const json j = json::parse(text, nullptr, false);
+    try {
+        if (j.is_discarded() || !j.is_object()) throw json::other_error::create(501, "not a JSON object", nullptr);
+        trunk_record t;
+        t.session = j.at("session").get<uint32_t>();
+        t.edge = j.at("edge").get<std::string>();
+        t.origin = j.at("origin").get<std::string>();
+        t.udp_port = j.at("udp_port").get<uint16_t>();
+        t.created_by = j.value("created_by", "");
+        return t;
+    } catch (const json::exception& e) {
+        if (why != nullptr) *why = e.what();
+        return std::nullopt;
+    }
+}
+
+}  // namespace stentor::fleet

@@ -1,0 +1,62 @@
+// The fleet's registry in etcd (docs/fleet.md): what lives under which key
+// and the JSON of a relay's record. A few keys per relay and per session,
+// never one per listener (8 M keys would be far past etcd's limits).
+//
+//   <prefix>/relays/<relay_id>             relay_record, under the relay's lease
+//   <prefix>/directors/<director_id>       {"id":...}, under the director's lease
+//   <prefix>/trunks/<session>/<edge_id>    trunk_record, created once (txn)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace stentor::fleet {
+
+// What a relay advertises. Listener slots and load are counted in nominal
+// Opus listeners: one 20 ms stream of 134-byte frames (50 packets/s).
+struct relay_record {
+    std::string id;
+    std::string role;                          // "origin" | "edge"
+    std::string region;                        // "" = none
+    std::vector<std::string> addresses;        // IPv4 addresses joins are sent to
+    uint64_t slots = 0;                        // listener slots after headroom (admission)
+    uint64_t line_rate_mbps = 0;               // sum over ports
+    uint64_t listeners = 0;                    // listeners now
+    bool draining = false;                     // place nothing here; listeners are moving away
+    std::vector<std::pair<uint32_t, uint16_t>> sessions;   // (session id, UDP port) it carries
+    uint64_t seq = 0;                          // the registrar's write counter (fresh value each put)
+
+    std::string to_json() const;
+    // nullopt and *why on anything that is not a well-formed record.
+    static std::optional<relay_record> from_json(const std::string& text, std::string* why);
+    bool operator==(const relay_record&) const = default;
+};
+
+struct trunk_record {
+    uint32_t session = 0;
+    std::string edge;
+    std::string origin;
+    uint16_t udp_port = 0;
+    std::string created_by;                    // the director that created it
+
+    std::string to_json() const;
+    static std::optional<trunk_record> from_json(const std::string& text, std::string* why);
+};
+
+inline std::string relays_prefix(const std::string& prefix) { return prefix + "/relays/"; }
+inline std::string relay_key(const std::string& prefix, const std::string& id) { return relays_prefix(prefix) + id; }
+inline std::string directors_prefix(const std::string& prefix) { return prefix + "/directors/"; }
+inline std::string trunks_prefix(const std::string& prefix) { return prefix + "/trunks/"; }
+inline std::string trunk_key(const std::string& prefix, uint32_t session, const std::string& edge) {
+    return trunks_prefix(prefix) + std::to_string(session) + "/" + edge;
+}
+
+// A nominal Opus listener on the wire: 134-byte frame + 20 bytes of
+// preamble, inter-frame gap and FCS, 50 packets/s (docs/fleet.md, DESIGN).
+inline constexpr double nominal_listener_pps = 50.0;
+inline constexpr double nominal_listener_bps = 50.0 * (134 + 20) * 8;
+
+}  // namespace stentor::fleet

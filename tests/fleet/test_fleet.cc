@@ -1,0 +1,652 @@
+// The fleet's registry and director against a real etcd (issue 13 items 3
+// and 4): the etcd client, a relay's registrar (leases, drain, etcd down and
+// back), the director's placement (capacity, draining, leases gone, two
+// directors at once, etcd down) and the capacity plan.
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "config.h"
+#include "director.h"
+#include "etcd_client.h"
+#include "etcd_fixture.h"
+#include "join_mint.h"
+#include "placement.h"
+#include "planner.h"
+#include "registrar.h"
+#include "registry.h"
+#include "stentor/join_token.h"
+
+namespace stentor::fleet {
+namespace {
+
+using namespace std::chrono_literals;
+using test::etcd_server;
+using test::eventually;
+
+// One etcd for the suites that do not stop it; each test has its prefix.
+// Started on first use, stopped and its data dir removed after the last test.
+std::unique_ptr<etcd_server>& shared_slot() {
+    static std::unique_ptr<etcd_server> e;
+    return e;
+}
+etcd_server& shared_etcd() {
+    auto& e = shared_slot();
+    if (!e) e = std::make_unique<etcd_server>();
+    return *e;
+}
+
+class etcd_env : public ::testing::Environment {
+public:
+    void TearDown() override { shared_slot().reset(); }
+};
+const auto* const g_env = ::testing::AddGlobalTestEnvironment(new etcd_env);
+
+std::string unique_prefix() {
+    static int n = 0;
+    return "/t" + std::to_string(::getpid()) + "-" + std::to_string(++n);
+}
+
+// ---------------------------------------------------------------------------
+// Pure pieces
+
+TEST(EtcdCodec, base64_round_trips_and_prefix_end) {
+    struct row {
+        std::string bytes;
+        std::string b64;
+    };
+    const row rows[] = {{"", ""},
+                        {"f", "Zg=="},
+                        {"fo", "Zm8="},
+                        {"foo", "Zm9v"},
+                        {std::string("\0\xff\x10", 3), "AP8Q"},
+                        {"/stentor/relays/edge-1", "L3N0ZW50b3IvcmVsYXlzL2VkZ2UtMQ=="}};
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.b64);
+        EXPECT_EQ(base64_encode(r.bytes), r.b64);
+        EXPECT_EQ(base64_decode(r.b64), r.bytes);
+    }
+    EXPECT_THROW(base64_decode("abc"), etcd_error) << "length not a multiple of 4";
+    EXPECT_THROW(base64_decode("a!b="), etcd_error) << "not the alphabet";
+    EXPECT_EQ(prefix_end("/a/"), "/a0");
+    EXPECT_EQ(prefix_end("ab\xff"), "ac");
+    EXPECT_EQ(prefix_end(std::string("\xff\xff")), std::string(1, '\0'));
+}
+
+TEST(RegistryRecord, json_round_trip_and_refusals) {
+    relay_record r;
+    r.id = "edge-1";
+    r.role = "edge";
+    r.region = "eu";
+    r.addresses = {"198.18.0.1"};
+    r.slots = 1000;
+    r.line_rate_mbps = 10000;
+    r.listeners = 7;
+    r.draining = true;
+    r.sessions = {{1, 40000}, {9, 40009}};
+    r.seq = 3;
+    std::string why;
+    const auto back = relay_record::from_json(r.to_json(), &why);
+    ASSERT_TRUE(back.has_value()) << why;
+    EXPECT_EQ(*back, r);
+    struct row {
+        const char* text;
+        const char* what;
+    };
+    const row bad[] = {{"", "not JSON"},
+                       {"[]", "not an object"},
+                       {R"({"id":"x","role":"mixer","addresses":[],"slots":1,"listeners":0})", "unknown role"},
+                       {R"({"id":"x","role":"edge","addresses":[],"listeners":0})", "no slots"},
+                       {R"({"id":"","role":"edge","addresses":[],"slots":1,"listeners":0})", "empty id"},
+                       {R"({"id":"x","role":"edge","addresses":[],"slots":-1,"listeners":0})", "negative slots"}};
+    for (const auto& b : bad) {
+        SCOPED_TRACE(b.what);
+        EXPECT_FALSE(relay_record::from_json(b.text, &why).has_value());
+        EXPECT_FALSE(why.empty());
+    }
+}
+
+relay_record edge(const std::string& id, uint64_t slots, uint64_t listeners, const std::string& region = "") {
+    relay_record r;
+    r.id = id;
+    r.role = "edge";
+    r.region = region;
+    r.addresses = {"198.18.1." + std::to_string(id.size())};
+    r.slots = slots;
+    r.listeners = listeners;
+    return r;
+}
+relay_record origin(const std::string& id, uint32_t session, uint16_t port) {
+    relay_record r;
+    r.id = id;
+    r.role = "origin";
+    r.addresses = {"198.18.2.1"};
+    r.slots = 1000;
+    r.sessions = {{session, port}};
+    return r;
+}
+
+uint32_t placed_on(const plan_result& p, const std::string& e) {
+    for (const auto& x : p.picks)
+        if (x.edge == e) return x.count;
+    return 0;
+}
+
+TEST(Placement, least_loaded_first_within_room_and_all_or_nothing) {
+    const auto t0 = steady::now();
+    struct row {
+        const char* what;
+        std::vector<relay_record> relays;
+        unsigned directors;
+        uint32_t count;
+        std::string region;
+        place_error error;
+        std::map<std::string, uint32_t> want;   // edge -> placed
+    };
+    const row rows[] = {
+        {"spread evenly over equal edges", {origin("o", 5, 40005), edge("a", 100, 0), edge("b", 100, 0)}, 1, 10, "",
+         place_error::none, {{"a", 5}, {"b", 5}}},
+        {"the emptier edge first, then level", {origin("o", 5, 40005), edge("a", 100, 50), edge("b", 100, 0)}, 1, 60,
+         "", place_error::none, {{"a", 5}, {"b", 55}}},
+        // b fills to a's 10 %, then both rise together: (100 + 9) / 1000 = (0 + 11) / 100 nearly.
+        {"by load over slots, not by count", {origin("o", 5, 40005), edge("a", 1000, 100), edge("b", 100, 0)}, 1, 20,
+         "", place_error::none, {{"a", 9}, {"b", 11}}},
+        {"more than the room: nothing", {origin("o", 5, 40005), edge("a", 10, 5), edge("b", 10, 8)}, 1, 8, "",
+         place_error::no_capacity, {}},
+        {"exactly the room", {origin("o", 5, 40005), edge("a", 10, 5), edge("b", 10, 8)}, 1, 7, "", place_error::none,
+         {{"a", 5}, {"b", 2}}},
+        {"two directors halve the free slots", {origin("o", 5, 40005), edge("a", 10, 0)}, 2, 6, "",
+         place_error::no_capacity, {}},
+        {"two directors: their half fits", {origin("o", 5, 40005), edge("a", 10, 0)}, 2, 5, "", place_error::none,
+         {{"a", 5}}},
+        {"region label filters", {origin("o", 5, 40005), edge("a", 100, 0, "eu"), edge("b", 100, 0, "us")}, 1, 30,
+         "us", place_error::none, {{"b", 30}}},
+        {"no origin has the session", {origin("o", 6, 40006), edge("a", 100, 0)}, 1, 1, "",
+         place_error::unknown_session, {}},
+        {"zero listeners", {origin("o", 5, 40005), edge("a", 100, 0)}, 1, 0, "", place_error::bad_request, {}},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        placement_core core(3000ms);
+        for (const auto& x : r.relays) core.upsert(x);
+        core.set_directors(r.directors);
+        const auto p = core.place(5, r.count, r.region, t0);
+        EXPECT_EQ(p.error, r.error) << p.reason;
+        if (r.error != place_error::none) {
+            EXPECT_TRUE(p.picks.empty());
+            continue;
+        }
+        EXPECT_EQ(p.port, 40005);
+        uint32_t sum = 0;
+        for (const auto& x : p.picks) sum += x.count;
+        EXPECT_EQ(sum, r.count);
+        for (const auto& [e, n] : r.want) EXPECT_EQ(placed_on(p, e), n) << e;
+    }
+}
+
+TEST(Placement, own_placements_count_until_hold_passes_and_draining_edges_get_none) {
+    placement_core core(3000ms);
+    core.upsert(origin("o", 5, 40005));
+    core.upsert(edge("a", 10, 0));
+    auto b = edge("b", 10, 0);
+    b.draining = true;
+    core.upsert(b);
+    const auto t0 = steady::now();
+    EXPECT_EQ(core.place(5, 10, "", t0).error, place_error::none);
+    EXPECT_EQ(placed_on(core.place(5, 1, "", t0), "a"), 0u);
+    EXPECT_EQ(core.place(5, 1, "", t0 + 2999ms).error, place_error::no_capacity) << "a's room is pending";
+    EXPECT_EQ(core.place(5, 1, "", t0 + 3001ms).error, place_error::none) << "the hold passed";
+}
+
+// An edge's report that already counts this director's placements must not
+// count them twice for the balance (the room keeps them for hold_ms).
+TEST(Placement, a_report_that_includes_our_placements_is_not_counted_twice_for_balance) {
+    placement_core core(3000ms);
+    core.upsert(origin("o", 5, 40005));
+    core.upsert(edge("a", 100, 0));
+    core.upsert(edge("b", 100, 0));
+    const auto t0 = steady::now();
+    const auto first = core.place(5, 10, "", t0);
+    ASSERT_EQ(placed_on(first, "a"), 5u);
+    ASSERT_EQ(placed_on(first, "b"), 5u);
+    core.upsert(edge("a", 100, 5));   // a reports its 5 joins; b's report is not here yet
+    const auto next = core.place(5, 4, "", t0 + 10ms);
+    EXPECT_EQ(placed_on(next, "a"), 2u);
+    EXPECT_EQ(placed_on(next, "b"), 2u);
+    EXPECT_EQ(core.room(edge("a", 100, 5), t0 + 10ms), 100u - 5 - 7) << "the room still holds all 7 placed on a";
+}
+
+TEST(Planner, eight_million_listeners_on_100g_edges) {
+    plan_inputs in;
+    in.listeners = 8000000;
+    const auto o = make_plan(in);
+    // 100 Gbit/s * 0.9 / (154 B * 8 * 50/s) = 1 461 038 listeners an edge (line-bound).
+    EXPECT_EQ(o.per_edge, 1461038u);
+    EXPECT_EQ(o.edges, 6u);
+    EXPECT_EQ(o.origins, 2u);
+    EXPECT_EQ(o.depth, 1u);
+    EXPECT_EQ(o.ports, 8u);
+    EXPECT_EQ(o.cores, 12u) << "1.33 M listeners = 66.7 Mpps an edge: 2 cores at 57.3 Mpps";
+    EXPECT_NEAR(o.edge_egress_gbps, 492.8, 0.1);
+    EXPECT_NEAR(o.etcd_writes_per_s, 8, 1e-9);
+    const auto text = format_plan(in, o);
+    EXPECT_NE(text.find("assumptions"), std::string::npos);
+    EXPECT_NE(text.find("63.7 Mpps per core"), std::string::npos);
+    // Tiny relays (100 Mbit/s: 1461 listeners each) for a big crowd: 6845
+    // edges, more trunks than an origin's 1461 slots: a middle tier of
+    // ceil(6845 / 1461) = 5 relays per origin.
+    in.line_rate_gbps = 0.1;
+    in.listeners = 10000000;
+    const auto small = make_plan(in);
+    EXPECT_EQ(small.per_edge, 1461u);
+    EXPECT_EQ(small.edges, 6845u);
+    EXPECT_EQ(small.depth, 2u);
+    EXPECT_EQ(small.mid_relays, 10u);
+}
+
+// ---------------------------------------------------------------------------
+// The etcd client
+
+TEST(EtcdClient, put_get_range_delete_and_create_if_absent) {
+    etcd_client c(shared_etcd().endpoints());
+    const auto p = unique_prefix();
+    EXPECT_GT(c.put(p + "/a", "1"), 0);
+    c.put(p + "/b", std::string("\0two", 4));
+    c.put(p + "0", "outside the prefix");
+    ASSERT_TRUE(c.get(p + "/a").has_value());
+    EXPECT_EQ(c.get(p + "/b")->value, std::string("\0two", 4));
+    EXPECT_FALSE(c.get(p + "/none").has_value());
+    int64_t rev = 0;
+    const auto kvs = c.range_prefix(p + "/", &rev);
+    ASSERT_EQ(kvs.size(), 2u);
+    EXPECT_EQ(kvs[0].key, p + "/a");
+    EXPECT_GT(rev, 0);
+    EXPECT_EQ(c.del(p + "/a"), 1);
+    EXPECT_EQ(c.del(p + "/a"), 0);
+    EXPECT_TRUE(c.create_if_absent(p + "/t", "first"));
+    EXPECT_FALSE(c.create_if_absent(p + "/t", "second"));
+    EXPECT_EQ(c.get(p + "/t")->value, "first");
+}
+
+TEST(EtcdClient, racing_creators_exactly_one_wins) {
+    const auto p = unique_prefix();
+    std::atomic<int> wins{0};
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 8; ++i)
+        ts.emplace_back([&, i] {
+            etcd_client c(shared_etcd().endpoints());
+            for (int k = 0; k < 20; ++k)
+                if (c.create_if_absent(p + "/k" + std::to_string(k), std::to_string(i))) ++wins;
+        });
+    for (auto& t : ts) t.join();
+    EXPECT_EQ(wins.load(), 20);
+}
+
+TEST(EtcdClient, a_lease_takes_its_keys_with_it) {
+    etcd_client c(shared_etcd().endpoints());
+    const auto p = unique_prefix();
+    const int64_t kept = c.lease_grant(5);
+    c.put(p + "/kept", "x", kept);
+    EXPECT_GT(c.lease_keepalive(kept), 0);
+    c.lease_revoke(kept);
+    EXPECT_FALSE(c.get(p + "/kept").has_value()) << "revoked: gone at once";
+    EXPECT_EQ(c.lease_keepalive(kept), 0) << "a revoked lease cannot be kept alive";
+    const int64_t lapsing = c.lease_grant(1);
+    c.put(p + "/lapsing", "x", lapsing);
+    EXPECT_TRUE(eventually([&] { return !c.get(p + "/lapsing").has_value(); }))
+        << "no keep-alive: etcd deletes the key when the 1 s lease lapses";
+}
+
+TEST(EtcdClient, watch_sees_puts_and_deletes_and_stops) {
+    const auto p = unique_prefix();
+    etcd_client c(shared_etcd().endpoints());
+    const int64_t from = c.put(p + "/before", "0");
+    std::mutex mu;
+    std::vector<etcd_event> seen;
+    std::atomic<bool> stop{false};
+    std::thread w([&] {
+        etcd_client wc(shared_etcd().endpoints());
+        wc.watch_prefix(p + "/", from + 1,
+                        [&](const std::vector<etcd_event>& evs, int64_t) {
+                            std::lock_guard lk(mu);
+                            seen.insert(seen.end(), evs.begin(), evs.end());
+                            return true;
+                        },
+                        stop);
+    });
+    c.put(p + "/x", "1");
+    c.del(p + "/x");
+    c.put(p + "0", "outside");
+    EXPECT_TRUE(eventually([&] {
+        std::lock_guard lk(mu);
+        return seen.size() >= 2;
+    }));
+    stop = true;
+    w.join();
+    std::lock_guard lk(mu);
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_FALSE(seen[0].deleted);
+    EXPECT_EQ(seen[0].kv.key, p + "/x");
+    EXPECT_EQ(seen[0].kv.value, "1");
+    EXPECT_TRUE(seen[1].deleted);
+    EXPECT_EQ(seen[1].kv.key, p + "/x");
+}
+
+TEST(EtcdClient, nobody_listening_is_an_error_naming_the_endpoint) {
+    etcd_client c({"http://127.0.0.1:" + std::to_string(test::free_port())}, 300ms);
+    try {
+        c.put("/x", "y");
+        FAIL() << "no error";
+    } catch (const etcd_error& e) {
+        EXPECT_NE(std::string(e.what()).find("127.0.0.1"), std::string::npos) << e.what();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A relay's registrar
+
+registrar_options reg_options(const etcd_server& e, const std::string& prefix, const std::string& id) {
+    registrar_options o;
+    o.etcd = e.endpoints();
+    o.prefix = prefix;
+    o.relay_id = id;
+    o.lease_ttl_s = 1;
+    o.refresh_ms = 100;
+    o.min_put_ms = 200;
+    return o;
+}
+
+// A relay's report without a data plane (the registry does not care who
+// fills it): an edge with `slots` and a load the test moves.
+struct fake_load {
+    std::atomic<uint64_t> listeners{0};
+    relay_record operator()(const std::string& role, uint64_t slots, std::vector<std::pair<uint32_t, uint16_t>> s) {
+        relay_record r;
+        r.role = role;
+        r.addresses = {"198.18.0.1"};
+        r.slots = slots;
+        r.listeners = listeners.load();
+        r.sessions = std::move(s);
+        return r;
+    }
+};
+
+std::optional<relay_record> registered(etcd_client& c, const std::string& prefix, const std::string& id) {
+    const auto kv = c.get(relay_key(prefix, id));
+    if (!kv) return std::nullopt;
+    return relay_record::from_json(kv->value, nullptr);
+}
+
+TEST(Registrar, registers_refreshes_load_drains_and_leaves) {
+    const auto p = unique_prefix();
+    fake_load load;
+    registrar reg(reg_options(shared_etcd(), p, "edge-1"), [&] { return load("edge", 500, {}); });
+    reg.start();
+    etcd_client c(shared_etcd().endpoints());
+    ASSERT_TRUE(eventually([&] { return registered(c, p, "edge-1").has_value(); }));
+    auto r = registered(c, p, "edge-1");
+    EXPECT_EQ(r->id, "edge-1");
+    EXPECT_EQ(r->role, "edge");
+    EXPECT_EQ(r->slots, 500u);
+    EXPECT_FALSE(r->draining);
+    EXPECT_NE(c.get(relay_key(p, "edge-1"))->lease, 0) << "under a lease";
+    load.listeners = 42;
+    EXPECT_TRUE(eventually([&] { return registered(c, p, "edge-1")->listeners == 42; })) << "the load is refreshed";
+    EXPECT_TRUE(reg.drain(2s));
+    EXPECT_TRUE(registered(c, p, "edge-1")->draining) << "drain() returns once etcd has it";
+    reg.stop(true);
+    EXPECT_FALSE(registered(c, p, "edge-1").has_value()) << "a clean stop revokes the lease: the key goes at once";
+}
+
+TEST(Registrar, a_lease_lost_is_registered_again) {
+    const auto p = unique_prefix();
+    fake_load load;
+    registrar reg(reg_options(shared_etcd(), p, "edge-2"), [&] { return load("edge", 500, {}); });
+    reg.start();
+    etcd_client c(shared_etcd().endpoints());
+    ASSERT_TRUE(eventually([&] { return registered(c, p, "edge-2").has_value(); }));
+    const int64_t first = c.get(relay_key(p, "edge-2"))->lease;
+    c.lease_revoke(first);   // as if etcd had expired it
+    EXPECT_TRUE(eventually([&] {
+        const auto kv = c.get(relay_key(p, "edge-2"));
+        return kv && kv->lease != first;
+    })) << "re-registered under a new lease";
+    EXPECT_TRUE(eventually([&] { return reg.status().grants == 2; })) << "one lease more, no more";
+    EXPECT_EQ(reg.status().grants, 2u);
+    reg.stop(true);
+}
+
+TEST(Registrar, stopped_without_revoking_the_key_lapses_with_its_lease) {
+    // What a SIGKILL leaves: no revoke, no more keep-alives.
+    const auto p = unique_prefix();
+    fake_load load;
+    registrar reg(reg_options(shared_etcd(), p, "edge-3"), [&] { return load("edge", 500, {}); });
+    reg.start();
+    etcd_client c(shared_etcd().endpoints());
+    ASSERT_TRUE(eventually([&] { return registered(c, p, "edge-3").has_value(); }));
+    reg.stop(false);
+    EXPECT_TRUE(registered(c, p, "edge-3").has_value()) << "not revoked: still there right after";
+    EXPECT_TRUE(eventually([&] { return !registered(c, p, "edge-3").has_value(); }, 5s)) << "gone with the lease";
+}
+
+TEST(Registrar, etcd_down_and_back_the_key_is_back) {
+    etcd_server e;
+    const std::string p = "/stentor";
+    fake_load load;
+    registrar reg(reg_options(e, p, "edge-4"), [&] { return load("edge", 500, {}); });
+    reg.start();
+    etcd_client c(e.endpoints(), 500ms);
+    ASSERT_TRUE(eventually([&] { return registered(c, p, "edge-4").has_value(); }));
+    e.stop(SIGKILL);
+    const auto failures = reg.status().failures;
+    EXPECT_TRUE(eventually([&] { return reg.status().failures > failures + 2; })) << "rounds fail while etcd is away";
+    EXPECT_FALSE(reg.status().registered);
+    std::this_thread::sleep_for(1500ms);   // longer than the 1 s lease
+    load.listeners = 9;
+    e.start();
+    EXPECT_TRUE(eventually([&] {
+        try {
+            const auto r = registered(c, p, "edge-4");
+            return r && r->listeners == 9;
+        } catch (const etcd_error&) {
+            return false;
+        }
+    })) << "the key is back, with the current load";
+    // The status is set once the round that wrote the key ends.
+    EXPECT_TRUE(eventually([&] { return reg.status().registered; }));
+    reg.stop(true);
+}
+
+// ---------------------------------------------------------------------------
+// The director
+
+const std::vector<uint8_t> k_secret(32, 0x5a);
+
+control::join_config join_keys() {
+    control::join_config jc;
+    control::join_key k;
+    k.id = 3;
+    k.secret = k_secret;
+    jc.keys.push_back(k);
+    jc.mint_key_id = 3;
+    return jc;
+}
+
+mint_fn minter_for(const control::token_minter& m) {
+    return [&m](uint32_t s, uint8_t tier, size_t n) {
+        std::vector<minted> out;
+        for (auto& t : m.mint(s, tier, 2000000000u, n)) out.push_back({t.token, t.password});
+        return out;
+    };
+}
+
+director_options dir_options(const etcd_server& e, const std::string& prefix, const std::string& id) {
+    director_options o;
+    o.etcd = e.endpoints();
+    o.prefix = prefix;
+    o.director_id = id;
+    o.lease_ttl_s = 1;
+    o.stale = 2s;
+    o.hold = 60s;   // longer than any test: every placement stays counted
+    return o;
+}
+
+// A small fleet in etcd: one origin with session 7 on UDP 40007, edges
+// with the given slots, each kept by its own registrar.
+struct fleet_fixture {
+    std::string prefix = unique_prefix();
+    std::vector<std::unique_ptr<registrar>> regs;
+    std::map<std::string, std::shared_ptr<std::atomic<bool>>> draining;
+    void add(const etcd_server& e, const std::string& id, const std::string& role, uint64_t slots,
+             std::vector<std::pair<uint32_t, uint16_t>> sessions = {}) {
+        auto o = reg_options(e, prefix, id);
+        regs.push_back(std::make_unique<registrar>(o, [role, slots, sessions] {
+            relay_record r;
+            r.role = role;
+            r.addresses = {role == "origin" ? "198.18.2.1" : "198.18.1.1"};
+            r.slots = slots;
+            r.sessions = sessions;
+            return r;
+        }));
+        regs.back()->start();
+    }
+};
+
+TEST(Director, places_within_capacity_with_tokens_that_verify_and_records_each_trunk_once) {
+    fleet_fixture f;
+    f.add(shared_etcd(), "o1", "origin", 1000, {{7, 40007}});
+    f.add(shared_etcd(), "e1", "edge", 100);
+    f.add(shared_etcd(), "e2", "edge", 100);
+    const control::token_minter m(join_keys());
+    director d(dir_options(shared_etcd(), f.prefix, "d1"), minter_for(m));
+    d.start();
+    ASSERT_TRUE(eventually([&] { return d.status().relays == 3; }));
+    const auto a = d.place({7, 150, "", 1});
+    ASSERT_EQ(a.error, place_error::none) << a.reason;
+    ASSERT_EQ(a.placements.size(), 150u);
+    EXPECT_EQ(a.trunks_created, 2u) << "session 7 to e1 and to e2";
+    std::map<std::string, int> per_edge;
+    const join::token_key key(k_secret.data(), k_secret.size());
+    for (const auto& p : a.placements) {
+        ++per_edge[p.edge];
+        EXPECT_EQ(p.port, 40007);
+        EXPECT_EQ(p.address, "198.18.1.1");
+        uint8_t raw[join::token_raw_len];
+        join::token_fields tf;
+        ASSERT_TRUE(join::decode_token(p.token.data(), p.token.size(), raw, tf));
+        EXPECT_EQ(tf.session_id, 7u);
+        EXPECT_EQ(tf.key_id, 3u);
+        uint8_t mac[join::token_mac_len];
+        join::token_mac(key, raw, mac);
+        EXPECT_TRUE(join::check_tag(raw, mac)) << "minted with the fleet's key";
+        char pw[join::token_password_len];
+        join::password_of(mac, pw);
+        EXPECT_EQ(p.password, std::string(pw, sizeof pw));
+    }
+    EXPECT_EQ(per_edge["e1"], 75);
+    EXPECT_EQ(per_edge["e2"], 75);
+    const auto more = d.place({7, 60, "", 1});
+    EXPECT_EQ(more.error, place_error::no_capacity) << "50 slots left of 200";
+    EXPECT_TRUE(more.placements.empty());
+    EXPECT_EQ(d.place({7, 50, "", 1}).trunks_created, 0u) << "the trunks exist";
+    etcd_client c(shared_etcd().endpoints());
+    EXPECT_EQ(c.range_prefix(trunks_prefix(f.prefix)).size(), 2u);
+    EXPECT_EQ(d.place({8, 1, "", 1}).error, place_error::unknown_session);
+    d.stop();
+}
+
+TEST(Director, stops_placing_on_draining_edges_and_on_edges_whose_lease_is_gone) {
+    fleet_fixture f;
+    f.add(shared_etcd(), "o1", "origin", 1000, {{7, 40007}});
+    f.add(shared_etcd(), "e1", "edge", 1000);
+    f.add(shared_etcd(), "e2", "edge", 1000);
+    f.add(shared_etcd(), "e3", "edge", 1000);
+    const control::token_minter m(join_keys());
+    director d(dir_options(shared_etcd(), f.prefix, "d1"), minter_for(m));
+    d.start();
+    ASSERT_TRUE(eventually([&] { return d.status().edges_live == 3; }));
+    ASSERT_TRUE(f.regs[1]->drain(2s));                 // e1 drains
+    f.regs[2]->stop(false);                            // e2 "SIGKILLed": its lease lapses
+    ASSERT_TRUE(eventually([&] { return d.status().relays == 3; }, 5s)) << "e2's key gone within its TTL";
+    ASSERT_EQ(d.status().edges_live, 1u);
+    const auto a = d.place({7, 30, "", 1});
+    ASSERT_EQ(a.error, place_error::none) << a.reason;
+    for (const auto& p : a.placements) EXPECT_EQ(p.edge, "e3");
+    d.stop();
+}
+
+TEST(Director, two_directors_at_once_never_overshoot_nor_duplicate_a_trunk) {
+    fleet_fixture f;
+    f.add(shared_etcd(), "o1", "origin", 1000, {{7, 40007}});
+    for (int i = 0; i < 4; ++i) f.add(shared_etcd(), "e" + std::to_string(i), "edge", 101 + i);
+    const control::token_minter m(join_keys());
+    director d1(dir_options(shared_etcd(), f.prefix, "d1"), minter_for(m));
+    director d2(dir_options(shared_etcd(), f.prefix, "d2"), minter_for(m));
+    d1.start();
+    d2.start();
+    ASSERT_TRUE(eventually([&] { return d1.status().directors == 2 && d2.status().directors == 2 &&
+                                        d1.status().relays == 5 && d2.status().relays == 5; }));
+    std::map<std::string, int> per_edge;
+    std::mutex mu;
+    unsigned trunks = 0;
+    auto crowd = [&](director& d) {
+        // A flash crowd: requests of 7 until refused 20 times in a row.
+        for (int refused = 0; refused < 20;) {
+            const auto a = d.place({7, 7, "", 1});
+            if (a.error != place_error::none) {
+                ++refused;
+                continue;
+            }
+            refused = 0;
+            std::lock_guard lk(mu);
+            trunks += a.trunks_created;
+            for (const auto& p : a.placements) ++per_edge[p.edge];
+        }
+    };
+    std::thread t1(crowd, std::ref(d1)), t2(crowd, std::ref(d2));
+    t1.join();
+    t2.join();
+    int total = 0;
+    for (int i = 0; i < 4; ++i) {
+        const auto e = "e" + std::to_string(i);
+        EXPECT_LE(per_edge[e], 101 + i) << e << " pushed past its slots";
+        total += per_edge[e];
+    }
+    EXPECT_GT(total, 300) << "most of the 410 slots are used (each director its half, in requests of 7)";
+    etcd_client c(shared_etcd().endpoints());
+    const auto keys = c.range_prefix(trunks_prefix(f.prefix));
+    EXPECT_EQ(keys.size(), 4u) << "one trunk key per (session, edge)";
+    EXPECT_EQ(trunks, 4u) << "and each created by exactly one transaction";
+    d1.stop();
+    d2.stop();
+}
+
+TEST(Director, etcd_down_serves_the_last_view_for_stale_s_then_refuses) {
+    etcd_server e;
+    fleet_fixture f;
+    f.add(e, "o1", "origin", 1000, {{7, 40007}});
+    f.add(e, "e1", "edge", 1000, {{7, 40007}});   // carries the session: no trunk needed
+    const control::token_minter m(join_keys());
+    director d(dir_options(e, f.prefix, "d1"), minter_for(m));
+    d.start();
+    ASSERT_TRUE(eventually([&] { return d.status().relays == 2; }));
+    e.stop(SIGKILL);
+    EXPECT_EQ(d.place({7, 5, "", 1}).error, place_error::none) << "etcd just went: the last view serves";
+    ASSERT_TRUE(eventually([&] { return d.status().stale; }, 10s));
+    const auto a = d.place({7, 5, "", 1});
+    EXPECT_EQ(a.error, place_error::registry_stale);
+    EXPECT_NE(a.reason.find("etcd has not answered"), std::string::npos) << a.reason;
+    e.start();
+    EXPECT_TRUE(eventually([&] { return !d.status().stale; }, 10s)) << "fresh again once etcd answers";
+    EXPECT_EQ(d.place({7, 5, "", 1}).error, place_error::none);
+    d.stop();
+    for (auto& r : f.regs) r->stop(true);
+}
+
+}  // namespace
+}  // namespace stentor::fleet
