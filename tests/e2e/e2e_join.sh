@@ -400,14 +400,14 @@ ask_key() {  # TOKEN PASSWORD -> the peer's verdict line (it leaves again when j
 old_tok=$(tok 6); old_pw=$(pw 6)
 bad=""
 set_keys "{ id = 1, secret_file = \"$WORK/join-1.key\" }, { id = 2, secret_file = \"$WORK/join-2.key\" }" 2
-if netlib_wait_for_line "$RELAY_LOG" '^reload:   join.keys: keys 1, 2 live, minting with key 2' 5 "$RELAY_PID"; then
+if netlib_wait_for_line "$RELAY_LOG" ' reload:   join.keys: keys 1, 2 live, minting with key 2' 5 "$RELAY_PID"; then
   if read -r new_tok new_pw < <(mint 1) && [[ $(jq -r .key_id "$WORK/reply") == 2 ]]; then
     out_old=$(ask_key "$old_tok" "$old_pw"); out_new=$(ask_key "$new_tok" "$new_pw")
     echo "# $name: keys 1, 2: key-1 token: $out_old; key-2 token: $out_new"
     [[ "$out_old" == "ok RESPONSE "* ]] || bad+=" key-1 token refused while key 1 is live;"
     [[ "$out_new" == "ok RESPONSE "* ]] || bad+=" key-2 token refused;"
     set_keys "{ id = 2, secret_file = \"$WORK/join-2.key\" }" 2
-    if netlib_wait_for_line "$RELAY_LOG" '^reload:   join.keys: tokens of key 1 are refused' 5 "$RELAY_PID"; then
+    if netlib_wait_for_line "$RELAY_LOG" ' reload:   join.keys: tokens of key 1 are refused' 5 "$RELAY_PID"; then
       u0=$(counter drop/join/unknown_key)
       out_old=$(ask_key "$old_tok" "$old_pw"); out_new=$(ask_key "$new_tok" "$new_pw")
       u1=$(counter drop/join/unknown_key)
@@ -416,13 +416,13 @@ if netlib_wait_for_line "$RELAY_LOG" '^reload:   join.keys: keys 1, 2 live, mint
       (( u1 > u0 )) || bad+=" drop/join/unknown_key $u0 -> $u1;"
       [[ "$out_new" == "ok RESPONSE "* ]] || bad+=" key-2 token refused after the second reload;"
     else
-      bad+=" second reload not applied: $(grep '^reload' "$RELAY_LOG" | tail -n3 | tr '\n' ' ');"
+      bad+=" second reload not applied: $(grep ' reload:' "$RELAY_LOG" | tail -n3 | tr '\n' ' ');"
     fi
   else
     bad+=" minting after the reload: key $(jq -r .key_id "$WORK/reply" 2>/dev/null);"
   fi
 else
-  bad+=" first reload not applied: $(grep '^reload' "$RELAY_LOG" | tail -n3 | tr '\n' ' ');"
+  bad+=" first reload not applied: $(grep ' reload:' "$RELAY_LOG" | tail -n3 | tr '\n' ' ');"
 fi
 if [[ -z "$bad" ]]; then pass "$name"; else fail "$name" "$bad"; fi
 
