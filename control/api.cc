@@ -170,9 +170,6 @@ struct api_server::impl {
     bool wstop = false;
     std::thread waiter;
 
-    // Join tokens: the [join] key the relay started with (restart to change).
-    const token_minter minter;
-
     // `clear counters`: what the reads subtract (never written into a counter).
     counter_baseline baseline;
 
@@ -180,7 +177,7 @@ struct api_server::impl {
     // stops; the key is wiped then (tls_files.h).
     std::string tls_cert_pem, tls_key_pem;
 
-    impl(control_plane& c, api_options o) : cp(c), opt(std::move(o)), minter(c.prof().join) {}
+    impl(control_plane& c, api_options o) : cp(c), opt(std::move(o)) {}
 
     void count(uint64_t api_stats::*f) { std::atomic_ref<uint64_t>(stats.*f).fetch_add(1, std::memory_order_relaxed); }
 
@@ -614,6 +611,9 @@ struct api_server::impl {
     // session exists; the MACs run outside it, one token_key for the batch
     // (100 000 tokens: about 0.1 s of one core, most of it the JSON).
     reply mint_tokens(uint32_t sid, const std::string& body) {
+        // The running minting key (a SIGHUP may rotate it), one for the batch.
+        const std::shared_ptr<const token_minter> held = cp.minter();
+        const token_minter& minter = *held;
         if (!minter.configured())
             fail(503, "not_configured", "join tokens are not configured: no [join] keys in the profile");
         const token_mint_request q = need(parse_token_mint(body, limits()));

@@ -497,7 +497,7 @@ void read_eal(const context& c, const toml::table& root, eal_config& eal) {
 void read_dataplane(const context& c, const toml::table& root, const eal_config& eal,
                     dataplane_config& dp) {
     const auto r = section(c, root, "dataplane",
-                           {"rx_lcores", "fanout_lcores", "service_lcores", "burst",
+                           {"rx_lcores", "fanout_lcores", "service_lcores", "join_lcores", "burst",
                             "frame_deadline_us", "tx_drain_us", "stats_interval_s", "idle",
                             "idle_sleep_max_us"});
     const auto& rx_node = r.require("rx_lcores");
@@ -509,8 +509,15 @@ void read_dataplane(const context& c, const toml::table& root, const eal_config&
         c.fail(fo_node, "dataplane.fanout_lcores", "no fanout lcore: fan-out needs at least one");
     lcore_list sv;
     if (const auto* n = r.find("service_lcores")) sv = read_lcores(c, *n, r.key_path("service_lcores"));
+    lcore_list jl;
+    if (const auto* n = r.find("join_lcores")) {
+        jl = read_lcores(c, *n, r.key_path("join_lcores"));
+        if (jl.ids.size() > max_join_lcores)
+            c.fail(*n, r.key_path("join_lcores"),
+                   fmt::format("{} join lcores; at most {}", jl.ids.size(), max_join_lcores));
+    }
 
-    const lcore_list* roles[] = {&rx, &fo, &sv};
+    const lcore_list* roles[] = {&rx, &fo, &sv, &jl};
     // The main lcore runs the control plane; a worker loop there would starve the API and RCU.
     for (const auto* l : roles)
         for (size_t i = 0; i < l->ids.size(); ++i)
@@ -534,9 +541,18 @@ void read_dataplane(const context& c, const toml::table& root, const eal_config&
         if (rx.contains(sv.ids[i]) || fo.contains(sv.ids[i]))
             c.fail(sv.where[i], sv.paths[i],
                    fmt::format("lcore {} is already an rx or fanout lcore", sv.ids[i]));
+    // A join lcore verifies what the RX lcores hand it and runs nothing
+    // else: on an rx or fan-out lcore it would be the very lcore it relieves,
+    // and a service lcore belongs to DPDK's service cores.
+    for (size_t i = 0; i < jl.ids.size(); ++i)
+        if (rx.contains(jl.ids[i]) || fo.contains(jl.ids[i]) || sv.contains(jl.ids[i]))
+            c.fail(jl.where[i], jl.paths[i],
+                   fmt::format("lcore {} is already an rx, fanout or service lcore; a join lcore is dedicated",
+                               jl.ids[i]));
     dp.rx_lcores = rx.ids;
     dp.fanout_lcores = fo.ids;
     dp.service_lcores = sv.ids;
+    dp.join_lcores = jl.ids;
 
     r.opt_uint("burst", dp.burst, 1, 256);
     // A deadline shorter than 1 ms would abandon almost every replica of a
@@ -1525,6 +1541,10 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     read_journal(c, root, p.journal);
     read_join(c, root, p.join);
     read_srtp(c, root, p.srtp);
+    if (!p.dataplane.join_lcores.empty() && p.join.keys.empty()) {
+        const auto* n = root["dataplane"]["join_lcores"].node();
+        c.fail(n->source(), "dataplane.join_lcores", "join lcores but no join.keys: there are no joins to verify");
+    }
     read_ports(c, root, p);
     read_sessions(c, root, p);
     read_fleet(c, root, p.fleet, true);

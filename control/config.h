@@ -36,10 +36,17 @@ struct eal_config {
     std::string log_level = "notice";      // --log-level
 };
 
+inline constexpr unsigned max_join_lcores = 16;   // dp::max_join_lcores (checked in relay.cc)
+
 struct dataplane_config {
     std::vector<unsigned> rx_lcores;       // lcores that poll RX queues (ingress)
     std::vector<unsigned> fanout_lcores;   // lcores that own listener shards (may equal rx)
     std::vector<unsigned> service_lcores;  // mixer / recorder service lcores (optional)
+    // Dedicated join lcores (optional; docs/join.md "Who checks what"):
+    // empty, RX lcores verify join requests themselves; else they hand
+    // them, after the cheap checks and their budget, to these lcores, which
+    // run the MACs. Each is its own lcore: no rx, fan-out or service role.
+    std::vector<unsigned> join_lcores;
     unsigned burst = 32;                   // RX/TX burst size (1..256)
     unsigned frame_deadline_us = 20000;    // replicas older than this are abandoned
     unsigned tx_drain_us = 100;            // TX buffers flushed at least this often
@@ -177,8 +184,9 @@ struct journal_config {
 
 // [join] (docs/join.md): the secrets join tokens are signed with, by key
 // id. Several keys at once are a rotation with overlap: tokens of every key
-// verify, new ones are minted with mint_key_id. Read at start (a change
-// needs a restart).
+// verify, new ones are minted with mint_key_id. keys, mint_key_id and
+// token_ttl_s reload live on SIGHUP (control_plane::reload); the rest is
+// read at start.
 inline constexpr unsigned join_max_ttl_s = 7 * 24 * 3600;
 inline constexpr size_t join_secret_min = 32;     // bytes (join::token_secret_min)
 inline constexpr size_t join_secret_max = 1024;   // bytes

@@ -45,6 +45,12 @@ struct relay_options {
     // ~160 ms (recorder) of 1000 speakers; tests shrink them to overflow.
     unsigned mixer_ring_size = 4096;
     unsigned record_ring_size = 8192;
+    // Each dedicated join lcore's hand-off ring (dataplane.join_lcores): ~2 ms
+    // of what one join lcore verifies; tests shrink it to overflow.
+    unsigned join_handoff_ring_size = 4096;
+    // MESSAGE-INTEGRITY of a burst (dp::worker_config::mi_mode): 0 in the
+    // widest lanes the CPU has, 1 one by one (benchmarks compare the two).
+    uint8_t join_mi_mode = 0;
 };
 
 struct port_report {
@@ -105,6 +111,15 @@ public:
     svc::mix_settings mix_settings() const;
     uint64_t mix_settings_version() const;
     recorder_stats rec_stats() const;
+
+    // SIGHUP: the join token keys the data plane verifies with, replaced
+    // whole (docs/join.md "Keys and rotation"): the new table is published,
+    // an RCU grace period passes (no lcore still reads the old one), then
+    // the old keys are wiped and freed. Only on a relay that started with
+    // keys, and `jc` must hold at least one (throws std::logic_error, and
+    // std::invalid_argument for a secret token_key refuses; nothing changes
+    // then). Returns the key ids now held.
+    std::vector<unsigned> set_join_keys(const join_config& jc);
 
     // Install (or re-install, when the speaker set changed) the rte_flow
     // ingress filter on every port that supports it; the software validator

@@ -422,6 +422,7 @@ void print_runtime(const json& j) {
         {"ingress", "ingress_calls", "rx_packets", "ingress_cycles"},
         {"fanout", "fanout_calls", "fanout_replicas", "fanout_cycles"},
         {"neigh", "neigh_calls", "neigh_packets", "neigh_cycles"},
+        {"join", "join_calls", "join_requests", "join_cycles"},
     };
     bool first = true;
     for (const auto& l : j["lcores"]) {

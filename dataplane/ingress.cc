@@ -310,6 +310,7 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
         if (!consumed) to_free[nb_free++] = m;
     }
     if (nb_free > 0) free_rx_bulk(w->cfg.pool, to_free, nb_free);
+    join_flush(w, s);   // the join requests of this burst, together (join.h)
     return nb_rx;
 }
 

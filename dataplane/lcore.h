@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "join_mac.h"
 #include "replica.h"
 #include "stentor/dp_counters.h"
 #include "stentor/dp_shared.h"
@@ -71,6 +72,11 @@ struct alignas(cache_line) worker {
     // join requests (join.cc): MAC verifications this lcore may spend
     token_bucket join_tb;
     uint64_t join_burst;            // bucket depth: 50 ms of dp_shared::join_verify_per_s
+    // requests of this RX burst that passed the cheap checks, verified
+    // together once the burst is parsed (join_flush)
+    uint16_t nb_join_batch;
+    rte_mbuf* join_batch[max_burst];
+    mi_batcher* mi;                 // MESSAGE-INTEGRITY in lanes (join_mac.h); nullptr: one by one
 
     // adaptive idle (loop.cc): empty polls in a row, the next sleep, and
     // the ports whose RX queue interrupt this lcore's epoll watches

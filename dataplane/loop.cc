@@ -56,6 +56,10 @@ worker* worker_create(const worker_config& cfg) {
     w->join_burst = std::max<uint64_t>(1, uint64_t{w->sh->join_verify_per_s} / 20);
     w->join_tb.tokens = w->join_burst;
     w->join_tb.last_tsc = now;
+    // Only where joins are verified: a join lcore, or an RX lcore when
+    // there is none.
+    if (w->sh->join_ring != nullptr && (w->cfg.do_join || (w->cfg.do_rx && w->sh->nb_join_lcores == 0)))
+        w->mi = mi_batcher_create(static_cast<mi_mode>(w->cfg.mi_mode));   // nullptr: one by one
     w->last_drain_tsc = now;
     w->stall_threshold = w->hz * stall_us / 1000000;
     return w;
@@ -66,6 +70,7 @@ void worker_destroy(worker* w) {
     tx_flush_all(w);
     fanout_release(w);
     neigh_release(w);
+    mi_batcher_destroy(w->mi);
     rte_free(w->tmpl_pool);
     rte_free(w);
 }
@@ -103,6 +108,17 @@ unsigned worker_poll(worker* w) noexcept {
             ++c->fanout_calls;
             c->fanout_replicas += built;
             c->fanout_cycles += now - t;
+        }
+        t = now;
+        work += n;
+    }
+    if (w->cfg.do_join) {
+        const unsigned n = join_poll(w, s);
+        const uint64_t now = rte_rdtsc();
+        if (n != 0) {
+            ++c->join_calls;
+            c->join_requests += n;
+            c->join_cycles += now - t;
         }
         t = now;
         work += n;

@@ -17,6 +17,7 @@ PACKAGES=(
   libgnutls28-dev  # the API's HTTPS: libmicrohttpd serves TLS with GnuTLS; the profile check loads the certificate with it
   libsrtp2-dev   # SRTP: the reference peer of the unit tests and bench/srtp_harness
   libisal-dev    # STUN FINGERPRINT: CRC-32 with PCLMULQDQ (also a dependency of libdpdk-dev)
+  libipsec-mb-dev   # join: MESSAGE-INTEGRITY of a burst in AVX-512/AVX2 lanes (also a dependency of libdpdk-dev)
   libspdlog-dev  # the daemon's log (control/log.h)
   libsystemd-dev # sd_notify: readiness, watchdog, reload under systemd (control/service_notify.h)
   # real peers and tools for the demo and end-to-end tests

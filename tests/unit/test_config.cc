@@ -440,6 +440,15 @@ TEST_F(ConfigJoin, RotationHoldsSeveralKeysAndNamesTheMintingOne) {
     EXPECT_EQ(bytes_of(hex_a), t.keys[0].secret);
 }
 
+TEST_F(ConfigJoin, DedicatedJoinLcoresLoadWithKeys) {
+    EXPECT_TRUE(parse(k_base).dataplane.join_lcores.empty()) << "default: RX lcores verify";
+    const std::string text = "[eal]\nlcores = \"0-3\"\nvdevs = [\"net_null0\"]\n" + k_dp + "join_lcores = \"2-3\"\n" + k_port +
+                             k_api + "[join]\nkeys = [ { id = 1, secret_file = \"" + file("k1", hex_a) + "\" } ]\n";
+    const auto p = parse(text);
+    EXPECT_EQ((std::vector<unsigned>{2, 3}), p.dataplane.join_lcores);
+    EXPECT_EQ(1u, p.ports[0].tx_queues) << "a join lcore never sends: no TX queue of its own";
+}
+
 TEST_F(ConfigJoin, BadKeyFilesAreRefusedNamingFileLineAndSetting) {
     const std::string fifo = dir + "/fifo";
     ASSERT_EQ(0, mkfifo(fifo.c_str(), 0600));
@@ -700,6 +709,24 @@ std::vector<error_row> error_rows() {
          "t.toml:6:17: dataplane.fanout_lcores: no fanout lcore"},
         {"service_overlaps", "[eal]\nlcores = [0, 1, 2]\nvdevs = [\"net_null0\"]\n" + k_dp + "service_lcores = [2, 1]\n" + k_port + k_api,
          "t.toml:7:22: dataplane.service_lcores[1]: lcore 1 is already an rx or fanout lcore"},
+        // Dedicated join lcores (dataplane.join_lcores): own lcores only, in
+        // eal.lcores, not main; the rows with keys are ConfigJoin's.
+        {"join_lcore_is_rx", "[eal]\nlcores = [0, 1, 2]\nvdevs = [\"net_null0\"]\n" + k_dp + "join_lcores = [2, 1]\n" + k_port + k_api,
+         "t.toml:7:19: dataplane.join_lcores[1]: lcore 1 is already an rx, fanout or service lcore; a join lcore is dedicated"},
+        {"join_lcore_is_service", "[eal]\nlcores = [0, 1, 2]\nvdevs = [\"net_null0\"]\n" + k_dp + "service_lcores = [2]\njoin_lcores = [2]\n" + k_port + k_api,
+         "t.toml:8:16: dataplane.join_lcores[0]: lcore 2 is already an rx, fanout or service lcore"},
+        {"join_lcore_is_main", k_eal + k_dp + "join_lcores = [0]\n" + k_port + k_api,
+         "t.toml:7:16: dataplane.join_lcores[0]: lcore 0 is the main lcore (control plane); it cannot be a worker"},
+        {"join_lcore_not_in_eal", "[eal]\nlcores = [0, 1, 3]\nvdevs = [\"net_null0\"]\n" + k_dp + "join_lcores = \"2\"\n" + k_port + k_api,
+         "t.toml:7:15: dataplane.join_lcores: lcore 2 is not in eal.lcores"},
+        {"join_lcores_listed_twice", "[eal]\nlcores = [0, 1, 2]\nvdevs = [\"net_null0\"]\n" + k_dp + "join_lcores = [2, 2]\n" + k_port + k_api,
+         "t.toml:7:19: dataplane.join_lcores[1]: lcore 2 is listed twice"},
+        {"join_lcores_too_many", "[eal]\nlcores = \"0-20\"\nvdevs = [\"net_null0\"]\n" + k_dp + "join_lcores = \"2-18\"\n" + k_port + k_api,
+         "t.toml:7:15: dataplane.join_lcores: 17 join lcores; at most 16"},
+        {"join_lcores_without_keys", "[eal]\nlcores = [0, 1, 2]\nvdevs = [\"net_null0\"]\n" + k_dp + "join_lcores = [2]\n" + k_port + k_api,
+         "t.toml:7:15: dataplane.join_lcores: join lcores but no join.keys: there are no joins to verify"},
+        {"join_lcores_more_than_lcores", k_eal + "[dataplane]\nrx_lcores = [1]\nfanout_lcores = [1]\njoin_lcores = [1]\n" + k_port + k_api,
+         "t.toml:7:16: dataplane.join_lcores[0]: lcore 1 is already an rx, fanout or service lcore"},
         {"tx_queues_per_fanout", "[eal]\nlcores = \"0-3\"\nvdevs = [\"net_null0\"]\n[dataplane]\nrx_lcores = [1]\nfanout_lcores = \"1-3\"\n" + k_port + "tx_queues = 2\n" + k_api,
          "t.toml:11:13: port[0].tx_queues: 2 TX queues for 3 worker lcores"},
         {"tx_queues_per_worker", "[eal]\nlcores = \"0-3\"\nvdevs = [\"net_null0\"]\n[dataplane]\nrx_lcores = [1]\nfanout_lcores = \"2-3\"\n" + k_port + "tx_queues = 2\n" + k_api,

@@ -106,7 +106,8 @@ inline constexpr std::size_t cache_line = 64;
     _(srtp_replay, "ingress/srtp_replay", "SRTP index already accepted, or older than the 64-packet replay window") \
     _(srtp_auth, "ingress/srtp_auth", "SRTP authentication failed: forged, damaged or another key (one MAC spent)") \
     _(srtp_egress_no_key, "egress/srtp_no_key", "session protects its packets (srtp.egress) but holds no key yet: not sent") \
-    _(srtp_protect_failed, "egress/srtp_protect_failed", "SRTP protection failed (cipher error): not sent")
+    _(srtp_protect_failed, "egress/srtp_protect_failed", "SRTP protection failed (cipher error): not sent") \
+    _(join_handoff_full, "join/handoff_full", "request dropped after the cheap checks: hand-off ring to its join lcore full (dataplane.join_lcores)")
 
 // Then one reason per refusal of the STUN parser (stun.h's list, in its
 // order, as join/<name>): a request the parser refuses is counted by why.
@@ -205,7 +206,11 @@ inline constexpr std::size_t max_ports = 4;
     _(srtp_protected, "packets protected with a session key, once each before fan-out (docs/srtp.md)") \
     _(icmp_requests_in, "ICMP echo requests for the relay's addresses received (answered unless over the rate limit)") \
     _(busy_polls, "loop iterations that did work (vppctl's calls): busy_cycles over these is cycles per call") \
-    _(idle_polls, "loop iterations that found nothing to do")
+    _(idle_polls, "loop iterations that found nothing to do") \
+    _(join_handoffs, "join requests handed to a join lcore after the cheap checks and the budget (dataplane.join_lcores)") \
+    _(join_calls, "iterations whose join stage (a join lcore) verified requests") \
+    _(join_requests, "requests the join stage verified") \
+    _(join_cycles, "TSC cycles of the join stage in those iterations")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control

@@ -31,6 +31,14 @@ struct alignas(cache_line) dp_session_counts {
     dp_speaker_counts c;
 };
 static_assert(sizeof(dp_session_counts) == cache_line);
+inline constexpr unsigned max_join_lcores = 16;
+
+// The join token keys the data plane verifies with (docs/join.md "Keys and
+// rotation"): by key id, nullptr where no key is held. Immutable once
+// published (dp_shared::join_keys).
+struct dp_join_keys {
+    const join::token_key* by_id[256];
+};
 
 struct dp_shared {
     std::atomic<const dp_snapshot*> snapshot{nullptr};
@@ -64,10 +72,20 @@ struct dp_shared {
     // join_reply_ring: responses, the desk -> the ARP owner, which sends them.
     rte_ring* join_ring = nullptr;
     rte_ring* join_reply_ring = nullptr;
-    // Token keys by key id (nullptr: not held). Set before the workers start
-    // and immutable while they run.
-    const join::token_key* const* join_keys = nullptr;
+    // Token keys by key id (join_keys == nullptr: joins are off). Replaced
+    // as a whole when a SIGHUP changes join.keys, like a snapshot: the
+    // control plane stores the new table, waits an RCU grace period, frees
+    // the old one; an lcore loads it once per join_input or per verified
+    // burst and never keeps it past its quiescent state.
+    std::atomic<const dp_join_keys*> join_keys{nullptr};
     uint32_t join_verify_per_s = 0;               // MAC verifications per second, per RX lcore
+    // Dedicated join lcores (dataplane.join_lcores; docs/join.md "Who checks
+    // what"). nb_join_lcores == 0: each RX lcore verifies what it receives.
+    // Otherwise an RX lcore runs only the cheap checks and its budget and
+    // hands the request to join lcore hash(source) % nb_join_lcores over
+    // join_handoff[i] (MP/SC); that lcore runs the MACs.
+    rte_ring* join_handoff[max_join_lcores]{};
+    uint32_t nb_join_lcores = 0;
     std::atomic<uint32_t> unix_now{0};            // wall clock (s) for token expiry, set by the control plane
     rte_ring* shard_rings[max_fanout_shards]{};   // in_ring of each fan-out shard (multi-producer)
     uint32_t nb_shards = 0;

@@ -39,6 +39,11 @@ struct worker_config {
     uint32_t rx_intr_ports = 0;
     rte_mempool* pool = nullptr;
     rte_ring* in_ring = nullptr;                  // speaker-packet messages for this fan-out lcore
+    bool do_join = false;                         // a dedicated join lcore: verifies what join_in brings
+    // How MESSAGE-INTEGRITY of a burst is computed (dataplane/join_mac.h's
+    // mi_mode: 0 best lanes the CPU has, 1 one by one); tests and benchmarks.
+    uint8_t mi_mode = 0;
+    rte_ring* join_in = nullptr;                  // its dp_shared::join_handoff ring
     lcore_counters* counters = nullptr;
     dp_shared* shared = nullptr;
 };
