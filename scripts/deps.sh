@@ -27,6 +27,7 @@ PACKAGES=(
   etcd-server etcd-client          # fleet: the registry the relays and directors share (tests start their own)
   openssl curl   # e2e_api_tls: a throwaway CA and certificate, a TLS client we did not write
   groff-base     # ctl_doc test: the generated man page renders without warnings
+  valgrind       # bench/count_instructions.sh: instructions per replica (callgrind)
 )
 
 missing=()
