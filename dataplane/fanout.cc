@@ -14,8 +14,6 @@
 namespace stentor::dp {
 namespace {
 
-inline bool jobs_full(const worker* w) noexcept { return w->nb_free == 0; }
-
 // The two circular lists of job ids (lcore.h): short jobs in arrival order,
 // long jobs round robin.
 inline void list_push(uint32_t* q, uint32_t head, uint32_t& count, uint32_t id) noexcept {
@@ -215,7 +213,8 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
         ++w->c->drop(drop_reason::rtp_too_large);
         return;
     }
-    if (jobs_full(w)) {
+    const bool is_short = slots <= w->cfg.slice;
+    if (w->nb_free <= (is_short ? 0u : short_job_reserve)) {
         ++w->c->drop(drop_reason::jobs_full);
         return;
     }
@@ -230,7 +229,7 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
     for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
         build_template(j.tmpl[p], rtp, rtp_len, w->sh->ports[p].mac, w->sh->ports[p].ip_be, sess.udp_port_be,
                        w->sh->egress_tos[p]);
-    if (slots <= w->cfg.slice)
+    if (is_short)
         list_push(w->fresh, w->fresh_head, w->fresh_count, id);
     else
         list_push(w->order, w->order_head, w->order_count, id);
