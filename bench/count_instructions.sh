@@ -9,6 +9,15 @@
 # why they guide performance work on a shared machine (docs/performance.md).
 #
 #   bench/count_instructions.sh BUILD_DIR [sizes...]     (default 10 100 1000 10000 1000000)
+#   bench/count_instructions.sh BUILD_DIR mix            the Zipf mix of workload_harness, scaled to
+#                                                        1 000 sessions and 200 000 listeners
+#
+# `mix` runs `workload_harness --part mix --inline-ms` (virtual time: the
+# speaker packets due each millisecond arrive through the worker's RX queue
+# and the real ingress, the worker is polled until idle, joins and leaves
+# every 100 ms): instructions per replica of the mix, without overload. The
+# harness's RX callback runs inside worker_poll; its cost is printed apart and
+# taken out of the figure.
 #
 # BUILD_DIR must hold a build without AVX-512 instructions: valgrind 3.19
 # (Debian 12) cannot decode them, and the default -march=native emits them
@@ -43,6 +52,33 @@ run() {   # size packets sessions -> callgrind file; prints replicas_out
 }
 
 total() { callgrind_annotate --auto=no "$1" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,; }
+
+if [[ "${sizes[0]}" == mix ]]; then
+    wl="$BUILD_DIR/bench/workload_harness"
+    [[ -x "$wl" ]] || { echo "$wl not built" >&2; exit 1; }
+    MIX_ARGS=${MIX_ARGS:---mix-sessions 1000 --mix-listeners 200000}
+    declare -A rep
+    for ms in 100 300; do
+        out="$tmp/cg.mix.$ms"
+        # shellcheck disable=SC2086
+        valgrind --tool=callgrind --callgrind-out-file="$out" --collect-atstart=no \
+            --toggle-collect='stentor::dp::worker_poll(*' \
+            "$wl" --part mix --inline-ms "$ms" $MIX_ARGS 2>"$out.err" >"$out.log" || { cat "$out.log" "$out.err" >&2; exit 1; }
+        grep -q "Unrecognised instruction" "$out.err" && { echo "valgrind cannot run $wl (AVX-512?)" >&2; exit 1; }
+        rep[$ms]=$(sed -n 's/.*replicas_out=\([0-9]*\).*/\1/p' "$out.log")
+        grep "^# mix\|^PART" "$out.log" | sed 's/^/# /'
+    done
+    # The ethdev callbacks the harness installs (its packet source and the
+    # latency probe's TX hook), inclusive.
+    incl() { callgrind_annotate --auto=no --inclusive=yes --threshold=100 "$1" 2>/dev/null |
+             awk '/rte_eth_call_(rx|tx)_callbacks/ { gsub(",", "", $1); s += $1 } END { print s + 0 }'; }
+    a=$(total "$tmp/cg.mix.100"); b=$(total "$tmp/cg.mix.300")
+    ca=$(incl "$tmp/cg.mix.100"); cb=$(incl "$tmp/cg.mix.300")
+    awk -v a="$a" -v b="$b" -v ca="${ca:-0}" -v cb="${cb:-0}" -v ra="${rep[100]}" -v rb="${rep[300]}" 'BEGIN {
+        n = rb - ra
+        printf "mix instructions_per_replica=%.2f (the harness ethdev callbacks: %.2f more, not counted) replicas=%d\n", (b - a - (cb - ca)) / n, (cb - ca) / n, n }'
+    exit 0
+fi
 
 echo "# instructions per replica inside worker_poll (callgrind, burst $BURST, $(basename "$BUILD_DIR"))"
 for n in "${sizes[@]}"; do
