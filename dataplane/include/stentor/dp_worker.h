@@ -47,10 +47,10 @@ struct worker_config {
     uint32_t idle_sleep_max_us = 1000;
     uint32_t rx_intr_ports = 0;
     // Replicas of fan-out per loop iteration, between two RX polls: bounds
-    // how long a speaker packet waits in its RX queue (2048: ~35 us at
+    // how long a speaker packet waits in its RX queue (1024: ~17 us at
     // 60 Mpps) and amortises the iteration's fixed cost (~0.1 instruction
     // per replica; bench/count_instructions.sh).
-    uint32_t iteration_budget = 2048;
+    uint32_t iteration_budget = 1024;
     rte_mempool* pool = nullptr;
     rte_ring* in_ring = nullptr;                  // speaker-packet messages for this fan-out lcore
     lcore_counters* counters = nullptr;
