@@ -97,6 +97,11 @@ constexpr frame_case frame_cases[] = {
     {"ipv6", false, "the data plane does not forward IPv6 yet (issue 15 item 1)"},
 };
 
+// SIGINT/SIGTERM in the parent: the children get it too and end; the parent
+// finishes the part it is in (so the sink namespace is deleted) and stops.
+volatile sig_atomic_t interrupted = 0;
+void on_signal(int) { interrupted = 1; }
+
 double secs_since(clk::time_point t) { return std::chrono::duration<double>(clk::now() - t).count(); }
 
 void put16(uint8_t* p, uint16_t v) {
@@ -718,7 +723,7 @@ kernel_figures run_kernel_peers(const std::string& bin_dir, unsigned clients, un
         client_list += "10.99." + std::to_string((i + 1) >> 8) + "." + std::to_string((i + 1) & 0xff) + ":5004";
     }
     const bool have_gst = sink_namespace::sh("command -v gst-launch-1.0");
-    for (unsigned rep = 0; rep < reps; ++rep) {
+    for (unsigned rep = 0; rep < reps && !interrupted; ++rep) {
         const uint64_t d0 = ns.dropped();
         for (const auto& l : run_lines(in_ns + bin_dir + "/kernel_fanout --clients " + std::to_string(clients) +
                                         " --seconds " + std::to_string(seconds) + " 2>&1")) {
@@ -842,6 +847,8 @@ int main(int argc, char** argv) {
     }
 
     ::signal(SIGPIPE, SIG_IGN);
+    ::signal(SIGINT, on_signal);
+    ::signal(SIGTERM, on_signal);
     std::printf("# machine: %u CPUs; frame %u bytes (%u-byte Opus payload); worker on lcore %u; "
                 "testpmd txonly on the same lcore before each part\n",
                 std::thread::hardware_concurrency(), frame_len, opus_payload, worker_lcore);
@@ -874,6 +881,7 @@ int main(int argc, char** argv) {
         if (l.rfind("PART sizes ", 0) == 0)
             by_size[static_cast<unsigned>(field(l, "listeners").value_or(0))] = field(l, "mpps_median").value_or(0);
 
+    if (interrupted) return 130;
     // 2. kernel peers, same core
     testpmd();
     char exe[4096];
@@ -882,6 +890,7 @@ int main(int argc, char** argv) {
     bin_dir = bin_dir.substr(0, bin_dir.find_last_of('/'));
     const kernel_figures kf = run_kernel_peers(bin_dir, kernel_clients, reps, kernel_seconds);
 
+    if (interrupted) return 130;
     // 3. Zipf mix and latency
     testpmd();
     auto m = common();
@@ -891,6 +900,7 @@ int main(int argc, char** argv) {
                        "--latency-seconds", std::to_string(mo.latency_seconds), "--probes", std::to_string(mo.probes),
                        "--probe-listeners", std::to_string(mo.probe_listeners)});
     const part_output pm = run_part(m);
+    if (interrupted) return 130;
     std::optional<double> zipf_mpps, p99;
     for (const auto& l : pm.lines) {
         if (l.rfind("PART mix ", 0) == 0) zipf_mpps = field(l, "delivered_mpps_median");
