@@ -199,14 +199,23 @@ int part_sizes(const std::vector<unsigned>& sizes, unsigned reps, double window,
             r.state().publish();
             bench::message_feeder feeder(r.pool(), r.shared().shard_rings[0], rtp_packet());
             feeder.set_sessions(bench::resolve_sessions(r.shared(), ids));
-            const uint64_t ahead = std::max<uint64_t>(uint64_t{4} * n, 128 * 1024);
+            const uint64_t ahead = std::max<uint64_t>(uint64_t{4} * n, 256 * 1024);
             std::vector<double> mpps;
             const auto before = r.totals();
             for (unsigned rep = 0; rep < reps; ++rep) {
                 const uint64_t start = replicas();
                 const auto t0 = clk::now();
-                feeder.run(window, ahead, 960, replicas);
+                const uint64_t fed = feeder.run(window, ahead, 960, replicas);
                 const double el = secs_since(t0);
+                if (std::getenv("WORKLOAD_DEBUG")) {
+                    const auto t = r.totals();
+                    std::fprintf(stderr, "size %u rep %u: fed=%llu sent=%llu busy=%llu idle=%llu stall=%llu\n", n, rep,
+                                 static_cast<unsigned long long>(fed),
+                                 static_cast<unsigned long long>(replicas() - start),
+                                 static_cast<unsigned long long>(t.busy_cycles),
+                                 static_cast<unsigned long long>(t.idle_cycles),
+                                 static_cast<unsigned long long>(t.stall_cycles));
+                }
                 mpps.push_back(static_cast<double>(replicas() - start) / el / 1e6);
                 for (uint64_t prev = replicas();;) {   // drain: ring empty, nothing sent for 10 ms
                     std::this_thread::sleep_for(std::chrono::milliseconds(10));
