@@ -225,7 +225,7 @@ int worker_main(void* arg) {
             if (worker_poll(w) != 0) {
                 w->empty_polls = 0;
                 w->sleep_us = idle_sleep_min_us;
-            } else if (++w->empty_polls >= idle_polls && w->order_count == 0) {
+            } else if (++w->empty_polls >= idle_polls && w->fresh_count + w->order_count == 0) {
                 // Stays at idle_polls: after a sleep one empty poll is
                 // enough to sleep again (the backoff grows meanwhile).
                 w->empty_polls = idle_polls;
