@@ -148,6 +148,7 @@ control::profile base_profile(const std::string& prefix, const std::string& vdev
     p.dataplane.rx_lcores = {worker_lcore};
     p.dataplane.fanout_lcores = {worker_lcore};
     p.dataplane.stats_interval_s = 0;
+    p.dataplane.idle_adaptive = false;   // busy polling: a sleeping worker would add its wake-up to the latency
     control::port_config pc;
     pc.name = "null0";
     pc.device = "net_null0";
