@@ -178,11 +178,12 @@ unsigned run_jobs(worker* w, const dp_snapshot& s, uint64_t now, uint32_t budget
 // Speaker-packet messages from an ingress lcore or the mixer.
 unsigned drain_in_ring(worker* w, const dp_snapshot* s, uint64_t now) noexcept {
     if (w->cfg.in_ring == nullptr) return 0;
-    // No more than the free job slots: the rest wait in the ring (whose
-    // producers count ring_full) instead of being taken and dropped as
-    // jobs_full.
-    const unsigned want = std::min(w->cfg.burst, w->nb_free);
-    if (want == 0) return 0;
+    // No more than the job slots any packet may take (the reserve is for
+    // short jobs, and a message's size is known only once it is taken): the
+    // rest wait in the ring (whose producers count ring_full) instead of
+    // being taken and dropped as jobs_full.
+    if (w->nb_free <= short_job_reserve) return 0;
+    const unsigned want = std::min(w->cfg.burst, w->nb_free - short_job_reserve);
     void* objs[max_burst];
     const unsigned n = rte_ring_sc_dequeue_burst(w->cfg.in_ring, objs, want, nullptr);
     for (unsigned i = 0; s != nullptr && i < n; ++i) {
