@@ -120,7 +120,11 @@ unsigned worker_poll(worker* w) noexcept {
         work += n;
     }
     const uint64_t end = t != start ? t : rte_rdtsc();
-    if (end - w->last_drain_tsc >= w->cfg.drain_cycles) {
+    // TX buffers go out when the drain interval has passed, or at once when
+    // no fan-out job is left: nothing would fill them soon, so a small
+    // session's last replicas would wait up to tx_drain_us (100 us) for
+    // company. A loaded lcore always has jobs and keeps full bursts.
+    if (end - w->last_drain_tsc >= w->cfg.drain_cycles || w->fresh_count + w->order_count == 0) {
         tx_flush_all(w);
         w->last_drain_tsc = end;
     }
