@@ -40,7 +40,12 @@ struct alignas(cache_line) worker {
     dp_shared* sh;
     uint64_t hz;
 
-    // fan-out jobs: `order` is a circular list of job ids, `free_ids` a stack
+    // fan-out jobs (fanout.cc): `fresh` holds short jobs (one slice or less)
+    // in arrival order, served before any long one; `order` is the round
+    // robin of long jobs; both circular lists of job ids. `free_ids` a stack.
+    uint32_t fresh[max_jobs];
+    uint32_t fresh_head;
+    uint32_t fresh_count;
     uint32_t order[max_jobs];
     uint32_t order_head;
     uint32_t order_count;

@@ -29,6 +29,7 @@ PACKAGES=(
   openssl curl   # e2e_api_tls: a throwaway CA and certificate, a TLS client we did not write
   groff-base     # ctl_doc test: the generated man page renders without warnings
   prometheus     # e2e_metrics: a real Prometheus scrapes stentord; promtool checks /metrics
+  valgrind       # bench/count_instructions.sh: instructions per replica (callgrind)
 )
 
 missing=()
