@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "capture.h"
 #include "state.h"
 
 namespace stentor::control {
@@ -89,6 +90,12 @@ struct token_mint_request {
 };
 parse_result<token_mint_request> parse_token_mint(std::string_view body, const parse_limits& lim);
 
+// POST /api/v1/captures (docs/capture.md): {"port": NAME, "direction":
+// "rx"|"tx"} or {"session": ID}, and optional bounds. The values are checked
+// here for shape and range; against the relay (the port exists, the bounds
+// are within the profile's) by capture_manager::start.
+parse_result<capture_request> parse_capture_start(std::string_view body, const parse_limits& lim);
+
 // The body limit that applies to a URL (the bulk one for .../listeners/bulk).
 size_t body_limit_for(std::string_view url, const parse_limits& lim) noexcept;
 // 413 "body larger than N bytes".
@@ -138,6 +145,12 @@ enum class route_kind {
     listener_bulk,
     listener_del,
     token_mint,
+    captures_list,
+    capture_start,
+    capture_get,
+    capture_stop,
+    capture_file,
+    capture_delete,
 };
 
 struct route {
@@ -145,6 +158,7 @@ struct route {
     uint32_t session = 0;       // session_* (but create), recording_get, speaker_*, listener*
     endpoint ep{};              // speaker_del, listener_del
     std::string ep_text;        // the IP:PORT segment as given (speaker_del, listener_del)
+    uint32_t capture = 0;       // capture_get, capture_stop, capture_file, capture_delete
 };
 
 // Whether the path needs the bearer token: everything but /api/v1/health,

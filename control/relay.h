@@ -26,6 +26,8 @@ struct mix_encoder_report;
 
 namespace stentor::control {
 
+class capture_manager;
+
 // What the services report, as the control plane's faces (API, CLI,
 // metrics) name them.
 using svc::recorder_stats;
@@ -110,6 +112,8 @@ public:
     std::vector<std::string> refresh_flow_filters();
 
     relay_state& state();
+    // Packet captures (capture.h, docs/capture.md).
+    capture_manager& captures();
     // What the planes share (the join desk takes requests from its rings).
     dp::dp_shared& shared();
     rte_mempool* pool() const;

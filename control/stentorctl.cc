@@ -22,6 +22,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "stentorctl_capture.h"
+
 namespace {
 
 using nlohmann::json;
@@ -251,6 +253,9 @@ int main(int argc, char** argv) {
     top->add_option("--interval-ms", interval_ms, "refresh period");
     top->add_option("--iterations", iterations, "stop after N refreshes (0 = until interrupted)");
 
+    stentorctl::capture_args capture;
+    stentorctl::add_capture_command(app, capture);
+
     CLI11_PARSE(app, argc, argv);
 
     api_client c;
@@ -289,6 +294,7 @@ int main(int argc, char** argv) {
         j["port"] = std::strtoul(p.c_str() + col + 1, nullptr, 10);
     };
 
+    if (*capture.cmd) return stentorctl::run_capture(capture, c.host, c.port, c.token, as_json);
     if (*show) {
         if (*show_sessions) {
             const json j = c.call("GET", v1 + "/sessions");

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "replica.h"
+#include "stentor/dp_capture.h"
 #include "stentor/dp_counters.h"
 #include "stentor/dp_shared.h"
 #include "stentor/dp_worker.h"
@@ -37,6 +38,9 @@ struct alignas(cache_line) worker {
     worker_config cfg;
     lcore_counters* c;
     dp_shared* sh;
+    const dp_capture* cap;          // sh->capture, or one that is always off
+    uint32_t cap_id;                // the capture cap_seen counts for
+    uint64_t cap_seen;              // its matched packets on this lcore (sampling)
     uint64_t hz;
 
     // fan-out jobs: `order` is a circular list of job ids, `free_ids` a stack

@@ -10,6 +10,7 @@
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
+#include "stentor/dp_capture.h"
 #include "stentor/dp_counters.h"
 #include "stentor/dp_port.h"
 #include "stentor/dp_snapshot.h"
@@ -48,6 +49,9 @@ struct dp_shared {
     const join::token_key* const* join_keys = nullptr;
     uint32_t join_verify_per_s = 0;               // MAC verifications per second, per RX lcore
     std::atomic<uint32_t> unix_now{0};            // wall clock (s) for token expiry, set by the control plane
+    // Packet capture (dp_capture.h); nullptr: never (workers then test one
+    // that is always off).
+    dp_capture* capture = nullptr;
     rte_ring* shard_rings[max_fanout_shards]{};   // in_ring of each fan-out shard (multi-producer)
     uint32_t nb_shards = 0;
     std::atomic<bool> stop{false};
