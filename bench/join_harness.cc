@@ -56,6 +56,7 @@
 
 #include "control_plane.h"
 #include "drivers.h"
+#include "jsonl.h"
 #include "join_desk.h"
 #include "reference.h"
 #include "relay.h"
@@ -727,6 +728,7 @@ int main(int argc, char** argv) {
     double flood_s = 3.0;
     unsigned bucket = 20000;
     double bucket_s = 3.0;
+    std::string json_path;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -740,15 +742,19 @@ int main(int argc, char** argv) {
         else if (a == "--flood-seconds") flood_s = std::atof(v);
         else if (a == "--bucket") bucket = static_cast<unsigned>(std::atoi(v));
         else if (a == "--bucket-seconds") bucket_s = std::atof(v);
+        else if (a == "--json") json_path = v;
         else {
             std::printf("usage: join_harness [--joins N (1000000)] [--reps R (7)] [--window S (1)]\n"
-                        "                    [--flood-seconds S (3)] [--bucket J/s (20000)] [--bucket-seconds S (3)]\n");
+                        "                    [--flood-seconds S (3)] [--bucket J/s (20000)] [--bucket-seconds S (3)]\n"
+                        "                    [--json FILE (every measure as JSON lines, scripts/bench-report.py)]\n");
             return a == "--help" ? 0 : 2;
         }
         ++i;
     }
     reps = std::max(5u, reps);
     joins = std::max(joins, 1000u);
+    bench::jsonl out;
+    if (!out.open(json_path)) return 2;
 
     machine_facts();
     std::printf("# one core (EAL main lcore) runs the relay's worker, the join desk and the harness's clients\n");
@@ -774,6 +780,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
 
     stats verify{}, ref{};
+    std::vector<double> verify_v, ref_v;
     flood_result fl_a{}, fl_b{};
     flash_result fa{}, fb{};
     double refresh_s = 0;
@@ -797,6 +804,8 @@ int main(int argc, char** argv) {
             }
             verify = summarise(v);
             ref = summarise(h);
+            verify_v = v;
+            ref_v = h;
             uint64_t malformed = e.counter("drop/join/forged") + e.counter("drop/join/bad_integrity") +
                                  e.counter("drop/join/ring_full");
             for (auto r = static_cast<size_t>(dp::drop_reason::join_stun_too_short); r < dp::nb_drop_reasons; ++r)
@@ -909,6 +918,17 @@ int main(int argc, char** argv) {
         rc = 1;
     }
     drivers::eal_cleanup();
+    out.write({{"bench", "join"}, {"kind", "verify"}, {"what", "token join requests verified per second, one core"},
+               {"per_s", bench::series(verify_v, verify.median, verify.min, verify.max)}});
+    out.write({{"bench", "join"}, {"kind", "hmac_ref"}, {"what", "OpenSSL HMAC() SHA-1 one-shot of the same size, same core"},
+               {"per_s", bench::series(ref_v, ref.median, ref.min, ref.max)}});
+    out.write({{"bench", "join"}, {"kind", "flash"}, {"joins", fa.joined}, {"offered", crowd.n}, {"seconds", fa.seconds},
+               {"per_s", fa.joined / std::max(fa.seconds, 1e-9)}, {"lost", fa.lost},
+               {"what", "token joins from distinct ip:port, unlimited buckets, one core"}});
+    out.write({{"bench", "join"}, {"kind", "bucket"}, {"bucket_per_s", bucket}, {"admitted_per_s", fb.steady_per_s},
+               {"refused_429", fb.err_429}});
+    out.write({{"bench", "join"}, {"kind", "result"}, {"join_verify_per_s", verify.median}, {"hmac_ref_per_s", ref.median},
+               {"flash_1m_joins_s", fa.seconds}, {"flash_lost", fa.lost}, {"forged_flood_lost", fl_a.lost + fl_b.lost}});
     std::printf("RESULT join_verify_per_s=%.0f hmac_ref_per_s=%.0f flash_1m_joins_s=%.3f flash_lost=%llu "
                 "forged_flood_lost=%llu\n",
                 verify.median, ref.median, fa.seconds, static_cast<unsigned long long>(fa.lost),

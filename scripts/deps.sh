@@ -19,6 +19,7 @@ PACKAGES=(
   ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   sox opus-tools python3-scapy tshark iproute2 ethtool procps jq
   python3-aioice coturn nftables   # join: a STUN peer we did not write, coturn's stunclient, NAT
+  python3-matplotlib               # scripts/bench-report.py: the benchmark report's plots
 )
 
 missing=()
