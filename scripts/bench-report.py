@@ -178,7 +178,7 @@ def plot_drop(plt, rows, out_dir):
     err = [[r[1]["median"] - r[1]["min"] for r in rows], [r[1]["max"] - r[1]["median"] for r in rows]]
     colors = ["tab:red" if "testpmd" in r[0] else "tab:blue" for r in rows]
     ax.barh(labels, med, xerr=err, color=colors, capsize=3)
-    ax.set_xlabel("packets per second received and dropped / forwarded (M), one lcore (median, min–max)")
+    ax.set_xlabel("Mpps on one lcore (median, min–max)")
     ax.invert_yaxis()
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title("Unknown-traffic drop rate beside dpdk-testpmd io")
@@ -281,7 +281,7 @@ def report(d, out_dir, label):
         if tx:
             t = tx["mpps"]
             md.append(f"| testpmd txonly | {t['median']:.2f} M | {t['min']:.2f} – {t['max']:.2f} | "
-                      f"{len(t['samples'])} samples | |" + (" 1 |" if tx else ""))
+                      f"{len(t['samples'])} sample{'' if len(t['samples']) == 1 else 's'} | |" + (" 1 |" if tx else ""))
         md.append("")
         if not tx:
             md.append("The dpdk-testpmd txonly reference was not run (`--no-reference`).\n")
