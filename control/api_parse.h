@@ -134,6 +134,13 @@ enum class route_kind {
     events,
     sessions_list,
     recordings_list,
+    // /api/v1/captures: before session_get, the routes that name no session
+    captures_list,
+    capture_start,
+    capture_get,
+    capture_stop,
+    capture_file,
+    capture_delete,
     session_create,
     session_get,
     session_end,
@@ -145,12 +152,6 @@ enum class route_kind {
     listener_bulk,
     listener_del,
     token_mint,
-    captures_list,
-    capture_start,
-    capture_get,
-    capture_stop,
-    capture_file,
-    capture_delete,
 };
 
 struct route {
