@@ -688,8 +688,10 @@ void capture_manager::hold_writer(bool held) { _impl->held.store(held, std::memo
 
 capture_stats capture_manager::stats() const { return _impl->st.snapshot(); }
 
+dp::capture_lcore_stats capture_manager::worker_stats() const { return sum(_impl->lcores, _impl->nb_workers); }
+
 void capture_manager::append_counters(counter_list& out, bool include_zero) const {
-    const dp::capture_lcore_stats w = sum(_impl->lcores, _impl->nb_workers);
+    const dp::capture_lcore_stats w = worker_stats();
     append_stats(out, "capture", w, include_zero);
     append_stats(out, "capture", stats(), include_zero);
 }

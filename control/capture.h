@@ -36,6 +36,7 @@
 namespace stentor::dp {
 struct dp_shared;
 struct dp_capture;
+struct capture_lcore_stats;
 }  // namespace stentor::dp
 
 namespace stentor::control {
@@ -147,6 +148,8 @@ public:
     void hold_writer(bool held);
 
     capture_stats stats() const;
+    // The workers' counters summed (stentor/dp_capture.h has the type).
+    dp::capture_lcore_stats worker_stats() const;
     // The workers' totals and the writer's, as capture/<name>.
     void append_counters(counter_list& out, bool include_zero) const;
 

@@ -176,11 +176,11 @@ void add_capture_command(CLI::App& app, capture_args& a) {
     auto* ses = a.cmd->add_option("--session", a.session, "capture session ID's ingress (every frame to its UDP port)");
     rx->excludes(tx)->excludes(ses);
     tx->excludes(ses);
-    a.cmd->add_option("-c,--count", a.count, "stop after this many packets (default and most: the relay's capture.max_packets)");
-    a.cmd->add_option("--duration", a.seconds, "stop after this many seconds (default and most: capture.max_seconds)");
-    a.cmd->add_option("--bytes", a.bytes, "stop before the packets written pass this many bytes (default and most: capture.max_mib)");
-    a.cmd->add_option("-s,--snaplen", a.snaplen, "bytes kept of each frame, 64..65535 (default: whole frames)");
-    a.cmd->add_option("--sample", a.sample, "keep 1 in N matching packets (default 1: all)");
+    a.count_opt = a.cmd->add_option("-c,--count", a.count, "stop after this many packets (default and most: the relay's capture.max_packets)");
+    a.seconds_opt = a.cmd->add_option("--duration", a.seconds, "stop after this many seconds (default and most: capture.max_seconds)");
+    a.bytes_opt = a.cmd->add_option("--bytes", a.bytes, "stop before the packets written pass this many bytes (default and most: capture.max_mib)");
+    a.snaplen_opt = a.cmd->add_option("-s,--snaplen", a.snaplen, "bytes kept of each frame, 64..65535 (default: whole frames)");
+    a.sample_opt = a.cmd->add_option("--sample", a.sample, "keep 1 in N matching packets (default 1: all)");
     a.cmd->add_option("-w,--write", a.out,
                       "write the pcapng here when it is done (\"-\": standard output); default: the relay's file "
                       "name in the current directory");
@@ -238,11 +238,11 @@ int run_capture(const capture_args& a, const std::string& host, int port, const 
         std::fprintf(stderr, "stentorctl: capture: say what to capture: --rx PORT, --tx PORT or --session ID\n");
         return 2;
     }
-    if (a.count != 0) body["max_packets"] = a.count;
-    if (a.seconds != 0) body["max_seconds"] = a.seconds;
-    if (a.bytes != 0) body["max_bytes"] = a.bytes;
-    if (a.snaplen != 0) body["snaplen"] = a.snaplen;
-    if (a.sample != 0) body["sample"] = a.sample;
+    if (a.count_opt->count() > 0) body["max_packets"] = a.count;
+    if (a.seconds_opt->count() > 0) body["max_seconds"] = a.seconds;
+    if (a.bytes_opt->count() > 0) body["max_bytes"] = a.bytes;
+    if (a.snaplen_opt->count() > 0) body["snaplen"] = a.snaplen;
+    if (a.sample_opt->count() > 0) body["sample"] = a.sample;
     const auto started = c.call("POST", base, &body);
     if (!started) return 1;
     const uint32_t id = (*started)["id"].get<uint32_t>();

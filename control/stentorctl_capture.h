@@ -21,6 +21,9 @@ struct capture_args {
     uint32_t session = 0;
     uint64_t count = 0, seconds = 0, bytes = 0;
     uint32_t snaplen = 0, sample = 0;
+    // Given on the command line (0 included: the relay says why not).
+    CLI::Option *count_opt = nullptr, *seconds_opt = nullptr, *bytes_opt = nullptr, *snaplen_opt = nullptr,
+                *sample_opt = nullptr;
     std::string out;                 // -w FILE ("-": standard output)
     bool detach = false;
     bool json = false;

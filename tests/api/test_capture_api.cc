@@ -278,6 +278,9 @@ TEST_F(capture_api, stentorctl_capture_writes_the_file_where_its_operator_says) 
     EXPECT_NE(std::string::npos, r.out.find("HTTP 400 invalid: port: no port named \"wan9\"")) << r.out;
     r = run(base + "capture --count 5");
     EXPECT_EQ(2, r.status) << r.out;
+    r = run(base + "capture --session 1 --count 0");
+    EXPECT_EQ(1, r.status) << r.out;
+    EXPECT_NE(std::string::npos, r.out.find("\"max_packets\" must be an integer 1..")) << r.out;
     r = run(base + "capture fetch 999 -w " + local + ".none");
     EXPECT_EQ(1, r.status) << r.out;
     for (const char* ext : {"", ".tx", ".rx"}) ::unlink((local + ext).c_str());

@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
