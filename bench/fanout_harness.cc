@@ -4,13 +4,15 @@
 // sending it: the ceiling DESIGN.md names).
 //
 // EAL on net_null (no-rx: the lcore only fans out), sessions of N listeners
-// (N = 1 k, 100 k, 1 M by default), one fan-out lcore (lcore 1). Speaker
+// (N = 1 k, 10 k, 100 k, 1 M by default), one fan-out lcore (lcore 1). Speaker
 // packets are handed to the shard as messages from the main lcore in bursts
 // of 32, as an RX lcore hands them over (bench/feeder.h), with a few
 // milliseconds of work queued ahead so the fan-out lcore never idles.
 // Repetitions give the median and spread. The last line is
 //   RESULT fanout_mpps=<x> txonly_mpps=<y> ratio=<x/y> listeners=<N> lcores=1
-// for the largest N.
+// for the largest N. --json FILE also writes every series (samples
+// included) as JSON lines for scripts/bench-report.py (bench/jsonl.h);
+// --no-reference skips testpmd (and the RESULT line).
 //
 // --inline-packets K: no threads; the main thread feeds bursts of
 // --inline-burst messages and polls the worker until it is idle, K packets in
@@ -36,6 +38,7 @@
 #include "config.h"
 #include "drivers.h"
 #include "feeder.h"
+#include "jsonl.h"
 #include "reference.h"
 #include "relay.h"
 
@@ -71,7 +74,7 @@ std::vector<uint8_t> rtp_packet(uint16_t seq, size_t payload) {
 
 int main(int argc, char** argv) {
     CLI::App app{"Stentor fan-out harness"};
-    std::vector<unsigned> sizes{1000, 100000, 1000000};
+    std::vector<unsigned> sizes{1000, 10000, 100000, 1000000};
     unsigned reps = 5;
     double window = 2.0;
     unsigned ref_secs = 5;
@@ -81,6 +84,14 @@ int main(int argc, char** argv) {
     app.add_option("--window", window, "seconds per repetition");
     app.add_option("--ref-seconds", ref_secs, "seconds of dpdk-testpmd txonly before each repetition of the largest size");
     app.add_option("--payload", payload, "Opus payload bytes (80 -> 134-byte frames)");
+    unsigned latency_samples = 20;
+    app.add_option("--latency-samples", latency_samples,
+                   "packets sent one at a time per size, each timed from ingress to its last replica");
+    std::string json_path;
+    app.add_option("--json", json_path, "also write every series as JSON lines here (scripts/bench-report.py)");
+    bool no_reference = false;
+    app.add_flag("--no-reference", no_reference,
+                 "skip dpdk-testpmd (and the RESULT line that needs it): quick runs that only exercise the harness");
     unsigned inline_packets = 0;
     unsigned inline_burst = 32;
     unsigned nb_sessions = 1;
@@ -91,6 +102,8 @@ int main(int argc, char** argv) {
     app.add_option("--sessions", nb_sessions, "sessions of each size, fed round robin");
     CLI11_PARSE(app, argc, argv);
     const unsigned frame = static_cast<unsigned>(14 + 20 + 8 + 12 + payload);
+    bench::jsonl out;
+    if (!out.open(json_path)) return 2;
 
     std::printf("# machine: %u CPUs; frame %u bytes; fan-out on lcore 1\n", std::thread::hardware_concurrency(), frame);
     std::printf("# reference: dpdk-testpmd --forward-mode=txonly --txpkts=%u on lcore 1 (net_null)\n", frame);
@@ -192,7 +205,7 @@ int main(int argc, char** argv) {
                 return true;
             };
             std::vector<double> lat;
-            for (int k = 0; k < 5; ++k) {
+            for (unsigned k = 0; k < latency_samples; ++k) {
                 const uint64_t before = replicas();
                 const auto ts = clock_type::now();
                 if (feeder.feed(1) != 1) break;
@@ -205,7 +218,7 @@ int main(int argc, char** argv) {
             // repetition is paired with a testpmd txonly run on the same core
             // just before it (our workers stopped meanwhile), so load from
             // other tenants of the machine hits both sides alike.
-            const bool paired = n == sizes.back();
+            const bool paired = n == sizes.back() && !no_reference;
             const uint64_t ahead = std::max<uint64_t>(uint64_t{4} * n, 256 * 1024);
             std::vector<double> mpps;
             for (unsigned rep = 0; rep < reps; ++rep) {
@@ -249,6 +262,14 @@ int main(int argc, char** argv) {
             }
             std::printf("\n");
             std::fflush(stdout);
+            out.write({{"bench", "fanout"}, {"kind", "fanout"}, {"listeners", n}, {"frame", frame}, {"window_s", window},
+                       {"join_s", join_s}, {"mpps", bench::series(mpps, s.median, s.min, s.max)}});
+            if (!lat.empty()) {
+                const stats l = summarise(lat);
+                out.write({{"bench", "fanout"}, {"kind", "latency"}, {"listeners", n},
+                           {"what", "ingress to last replica, one packet alone"},
+                           {"ms", bench::series(lat, l.median, l.min, l.max)}});
+            }
             last_x = s.median;
             last_n = n;
         }
@@ -261,11 +282,21 @@ int main(int argc, char** argv) {
         r.stop();
     }
     drivers::eal_cleanup();
+    if (no_reference) {
+        out.write({{"bench", "fanout"}, {"kind", "result"}, {"fanout_mpps", last_x}, {"txonly_mpps", nullptr},
+                   {"listeners", last_n}, {"lcores", 1}});
+        std::printf("# --no-reference: dpdk-testpmd not run, no RESULT line\n");
+        return 0;
+    }
     if (ref.empty()) {
         std::printf("testpmd printed no Tx-pps figures\n");
         return 1;
     }
     const stats rs = summarise(ref);
+    out.write({{"bench", "fanout"}, {"kind", "txonly"}, {"frame", frame}, {"mpps", bench::series(ref, rs.median, rs.min, rs.max)},
+               {"what", "dpdk-testpmd --forward-mode=txonly --txpkts=" + std::to_string(frame) + " on lcore 1 (net_null)"}});
+    out.write({{"bench", "fanout"}, {"kind", "result"}, {"fanout_mpps", last_x}, {"txonly_mpps", rs.median},
+               {"ratio", last_x / rs.median}, {"listeners", last_n}, {"lcores", 1}});
     std::printf("txonly_mpps median=%.2f min=%.2f max=%.2f samples=%zu\n", rs.median, rs.min, rs.max, ref.size());
     std::printf("RESULT fanout_mpps=%.2f txonly_mpps=%.2f ratio=%.3f listeners=%u lcores=1\n", last_x, rs.median,
                 last_x / rs.median, last_n);

@@ -72,6 +72,7 @@
 
 #include "control_plane.h"
 #include "drivers.h"
+#include "jsonl.h"
 #include "join_desk.h"
 #include "reference.h"
 #include "relay.h"
@@ -863,6 +864,7 @@ int main(int argc, char** argv) {
     double split_joins = 20000;
     std::string split_lcores;   // EAL --lcores map; default below
     bool split_only = false;
+    std::string json_path;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -883,17 +885,21 @@ int main(int argc, char** argv) {
         else if (a == "--split-seconds") split_s = std::atof(v);
         else if (a == "--split-joins") split_joins = std::atof(v);
         else if (a == "--split-lcores") split_lcores = v;
+        else if (a == "--json") json_path = v;
         else {
             std::printf("usage: join_harness [--joins N (1000000)] [--reps R (7)] [--window S (1)]\n"
                         "                    [--flood-seconds S (3)] [--bucket J/s (20000)] [--bucket-seconds S (3)]\n"
                         "                    [--split-seconds S (3)] [--split-joins J/s (20000)]\n"
-                        "                    [--split-lcores EAL-LCORES-MAP (0@0,1@1,2@2; 2@1 below 3 CPUs)] [--split-only]\n");
+                        "                    [--split-lcores EAL-LCORES-MAP (0@0,1@1,2@2; 2@1 below 3 CPUs)] [--split-only]\n"
+                        "                    [--json FILE (every measure as JSON lines, scripts/bench-report.py)]\n");
             return a == "--help" ? 0 : 2;
         }
         ++i;
     }
     reps = std::max(5u, reps);
     joins = std::max(joins, 1000u);
+    bench::jsonl out;
+    if (!out.open(json_path)) return 2;
 
     machine_facts();
     std::printf("# one core (EAL main lcore) runs the relay's worker, the join desk and the harness's clients\n");
@@ -934,6 +940,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
 
     stats verify{}, ref{}, verify_single{};
+    std::vector<double> verify_v, ref_v;
     flood_result fl_a{}, fl_b{};
     flash_result fa{}, fb{};
     double refresh_s = 0;
@@ -963,6 +970,8 @@ int main(int argc, char** argv) {
             if (mi_mode == 0) {
                 verify = summarise(v);
                 ref = summarise(h);
+                verify_v = v;
+                ref_v = h;
             } else {
                 verify_single = summarise(v);
             }
@@ -1114,6 +1123,17 @@ int main(int argc, char** argv) {
         rc = 1;
     }
     drivers::eal_cleanup();
+    out.write({{"bench", "join"}, {"kind", "verify"}, {"what", "token join requests verified per second, one core"},
+               {"per_s", bench::series(verify_v, verify.median, verify.min, verify.max)}});
+    out.write({{"bench", "join"}, {"kind", "hmac_ref"}, {"what", "OpenSSL HMAC() SHA-1 one-shot of the same size, same core"},
+               {"per_s", bench::series(ref_v, ref.median, ref.min, ref.max)}});
+    out.write({{"bench", "join"}, {"kind", "flash"}, {"joins", fa.joined}, {"offered", crowd.n}, {"seconds", fa.seconds},
+               {"per_s", fa.joined / std::max(fa.seconds, 1e-9)}, {"lost", fa.lost},
+               {"what", "token joins from distinct ip:port, unlimited buckets, one core"}});
+    out.write({{"bench", "join"}, {"kind", "bucket"}, {"bucket_per_s", bucket}, {"admitted_per_s", fb.steady_per_s},
+               {"refused_429", fb.err_429}});
+    out.write({{"bench", "join"}, {"kind", "result"}, {"join_verify_per_s", verify.median}, {"hmac_ref_per_s", ref.median},
+               {"flash_1m_joins_s", fa.seconds}, {"flash_lost", fa.lost}, {"forged_flood_lost", fl_a.lost + fl_b.lost}});
     std::printf("RESULT join_verify_per_s=%.0f hmac_ref_per_s=%.0f flash_1m_joins_s=%.3f flash_lost=%llu "
                 "forged_flood_lost=%llu split_lost_rx=%llu split_lost_join=%llu split_joins_rx=%.0f "
                 "split_joins_join=%.0f\n",

@@ -2,7 +2,10 @@
 #include "api_parse.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -20,9 +23,11 @@
 #include <nlohmann/json.hpp>
 
 #include "audit.h"
+#include "capture.h"
 #include "counter_clear.h"
 #include "join_mint.h"
 #include "metrics.h"
+#include "relay.h"
 #include "tls_files.h"
 
 namespace stentor::control {
@@ -73,6 +78,16 @@ struct reply {
     // A join: answered once, after its publish, these listeners' next hops
     // have answered ARP (or limits.join_resolve_ms has passed: 202).
     std::vector<uint32_t> resolve;
+    // A file sent as the body (a capture's pcapng): libmicrohttpd reads it
+    // from the descriptor, which it closes.
+    int file_fd = -1;
+    uint64_t file_size = 0;
+    std::string file_name;     // Content-Disposition: attachment; filename=...
+
+    // The fields above in order, as every answer but a file gives them.
+    reply(int s = 200, std::string b = {}, std::string ct = "application/json", unsigned ra = 0, bool c = false,
+          std::vector<uint32_t> res = {})
+        : status(s), body(std::move(b)), content_type(std::move(ct)), retry_after(ra), commit(c), resolve(std::move(res)) {}
 };
 
 // replace: a string that is not UTF-8 must not make dump() throw.
@@ -426,8 +441,15 @@ struct api_server::impl {
 
     static MHD_Result send(MHD_Connection* c, const reply& r) {
         MHD_Response* resp =
-            MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
-        if (resp == nullptr) return MHD_NO;
+            r.file_fd >= 0
+                ? MHD_create_response_from_fd64(r.file_size, r.file_fd)
+                : MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
+        if (resp == nullptr) {
+            if (r.file_fd >= 0) ::close(r.file_fd);
+            return MHD_NO;
+        }
+        if (!r.file_name.empty())
+            MHD_add_response_header(resp, "Content-Disposition", ("attachment; filename=\"" + r.file_name + "\"").c_str());
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
         if (r.retry_after != 0)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, std::to_string(r.retry_after).c_str());
@@ -659,6 +681,47 @@ struct api_server::impl {
                  "/api/v1/sessions/{id}/tokens");
     }
 
+    // /api/v1/captures (docs/capture.md). Stopping waits for the capture's
+    // file to be closed (a grace period and the last writes: milliseconds).
+    reply capture_route(const route& rt, const std::string& body) {
+        capture_manager& cm = cp.rel().captures();
+        switch (rt.kind) {
+        case route_kind::captures_list: {
+            json a = json::array();
+            for (const auto& ci : cm.list()) a.push_back(capture_json(ci));
+            return json_reply(200, {{"captures", a}});
+        }
+        case route_kind::capture_start:
+            return json_reply(201, capture_json(cm.start(need(parse_capture_start(body, limits())))));
+        case route_kind::capture_get: {
+            const auto ci = cm.info(rt.capture);
+            if (!ci) fail(404, "not_found", "no capture " + std::to_string(rt.capture));
+            return json_reply(200, capture_json(*ci));
+        }
+        case route_kind::capture_stop: return json_reply(200, capture_json(cm.stop(rt.capture)));
+        case route_kind::capture_delete: return json_reply(200, capture_json(cm.remove(rt.capture)));
+        case route_kind::capture_file: {
+            std::string why;
+            const auto path = cm.finished_file(rt.capture, &why);
+            if (!path) fail(cm.info(rt.capture) ? 409 : 404, cm.info(rt.capture) ? "not_ready" : "not_found", why);
+            // The path is the relay's own (capture.dir + a name it made).
+            const int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+            struct stat sb{};
+            if (fd < 0 || ::fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+                if (fd >= 0) ::close(fd);
+                fail(404, "not_found", "capture " + std::to_string(rt.capture) + ": its file is gone");
+            }
+            reply r{200, "", "application/x-pcapng"};
+            r.file_fd = fd;
+            r.file_size = static_cast<uint64_t>(sb.st_size);
+            r.file_name = path->substr(path->rfind('/') + 1);
+            return r;
+        }
+        default: break;
+        }
+        fail(500, "internal", "unhandled capture route");
+    }
+
     // The token has been checked (on_headers) when a route needs it.
     reply dispatch(MHD_Connection* c, const std::string& url, const std::string& method, const std::string& body,
                    bool has_body) {
@@ -803,6 +866,12 @@ struct api_server::impl {
             if (rt.speaker) out["speaker"] = rt.ep_text;
             return write_reply(200, out);
         }
+        case route_kind::captures_list:
+        case route_kind::capture_start:
+        case route_kind::capture_get:
+        case route_kind::capture_stop:
+        case route_kind::capture_delete:
+        case route_kind::capture_file: return capture_route(rt, body);
         }
         fail(500, "internal", "unhandled route");
     }

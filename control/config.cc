@@ -788,6 +788,30 @@ void read_journal(const context& c, const toml::table& root, journal_config& jc)
     r.opt_uint("compact_mib", jc.compact_mib, 1, 65536);
 }
 
+void read_capture(const context& c, const toml::table& root, const eal_config& eal, capture_config& cc) {
+    const auto r = section(c, root, "capture",
+                           {"dir", "pdump", "max_packets", "max_seconds", "max_mib", "ring_size", "mbufs", "keep"});
+    r.opt_string("dir", cc.dir);
+    // Absolute, as recording.dir: the API names a capture, never a path.
+    if (cc.dir.empty() || cc.dir.front() != '/') r.fail("dir", fmt::format("\"{}\" is not an absolute path", cc.dir));
+    if (cc.dir.size() > 3000) r.fail("dir", "path longer than 3000 characters");
+    r.opt_bool("pdump", cc.pdump);
+    // dpdk-dumpcap is a DPDK secondary process: it maps the primary's memory
+    // through the hugepage files under /dev/hugepages and the runtime
+    // directory. A --no-huge primary has neither to share.
+    if (cc.pdump && !eal.hugepages)
+        r.fail("pdump", "dpdk-dumpcap attaches as a DPDK secondary process, which needs eal.hugepages = true "
+                        "(a --no-huge relay has no shared memory to attach to); use `stentorctl capture` instead");
+    r.opt_uint("max_packets", cc.max_packets, 1, int64_t{1} << 40);
+    r.opt_uint("max_seconds", cc.max_seconds, 1, 86400);
+    r.opt_uint("max_mib", cc.max_mib, 1, 65536);
+    r.opt_uint("ring_size", cc.ring_size, 64, 1 << 20);
+    if ((cc.ring_size & (cc.ring_size - 1)) != 0)
+        r.fail("ring_size", fmt::format("{} is not a power of two", cc.ring_size));
+    r.opt_uint("mbufs", cc.mbufs, 63, 1 << 20);
+    r.opt_uint("keep", cc.keep, 1, 100000);
+}
+
 // A join key file (docs/join.md "Keys"): the secret as hex digits (at
 // least 64: 32 bytes), surrounding whitespace ignored, e.g. from
 // `openssl rand -hex 32`. Refused unless it is a small regular file that
@@ -1523,7 +1547,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     const toml::table root = parse_toml(c, text, path_for_messages);
     const table_reader top(c, root, root.source(), "",
                            {"eal", "dataplane", "port", "ingress", "limits", "api", "recording", "overload", "mixer",
-                            "journal", "join", "fleet", "srtp", "session"});
+                            "journal", "join", "fleet", "srtp", "capture", "session"});
     (void)top;
 
     profile p;
@@ -1545,6 +1569,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
         const auto* n = root["dataplane"]["join_lcores"].node();
         c.fail(n->source(), "dataplane.join_lcores", "join lcores but no join.keys: there are no joins to verify");
     }
+    read_capture(c, root, p.eal, p.capture);
     read_ports(c, root, p);
     read_sessions(c, root, p);
     read_fleet(c, root, p.fleet, true);

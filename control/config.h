@@ -173,6 +173,20 @@ struct recording_config {
     unsigned max_tracks = 1024;                        // track files open in the whole relay
 };
 
+// [capture] (docs/capture.md): where `stentorctl capture` files are written,
+// the bounds every capture request is held to, and dpdk-dumpcap. Read at
+// start (a change needs a restart).
+struct capture_config {
+    std::string dir = "/var/lib/stentor/captures";   // pcapng files; the API names none
+    bool pdump = false;                 // rte_pdump_init: dpdk-dumpcap may attach (needs eal.hugepages)
+    uint64_t max_packets = 100000;      // a request may ask for fewer, never more
+    unsigned max_seconds = 60;
+    unsigned max_mib = 64;              // packet bytes written to one file
+    unsigned ring_size = 1024;          // copies in flight, workers -> writer (power of two)
+    unsigned mbufs = 2047;              // the copies' own mempool
+    unsigned keep = 16;                 // finished capture files kept; older ones are removed
+};
+
 // The write-ahead journal of the API's actions (control/journal.h). Off by
 // default: without it, sessions, speakers and listeners added through the
 // API are gone after a restart.
@@ -290,6 +304,7 @@ struct profile {
     join_config join;
     srtp_config srtp;
     fleet_config fleet;
+    capture_config capture;
     std::vector<session_config> sessions;  // optional static section (labs, tests)
 };
 

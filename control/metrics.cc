@@ -15,8 +15,10 @@
 #include <rte_cycles.h>
 
 #include "api.h"
+#include "capture.h"
 #include "control_plane.h"
 #include "counter_clear.h"
+#include "stentor/dp_capture.h"
 #include "stentor/services/mixer.h"
 #include "stentor/services/recorder.h"
 #include "stentor/services/service_thread.h"
@@ -294,6 +296,8 @@ json counter_help_json() {
     services("mixer/thread", svc::service_thread_stats{});
     services("recorder/thread", svc::service_thread_stats{});
     services("api", api_stats{});
+    services("capture", dp::capture_lcore_stats{});
+    services("capture", capture_stats{});
     return h;
 }
 
@@ -579,6 +583,10 @@ std::string prometheus_text(control_plane& cp, const api_status* api, const metr
     // The services' stats lists (stentor/services/mixer.h, recorder.h).
     list_families(x, "stentor_mixer_", "mixer: ", std::vector{std::pair{std::string(), cp.rel().mix_stats()}}, stats);
     list_families(x, "stentor_recorder_", "recorder: ", std::vector{std::pair{std::string(), cp.rel().rec_stats()}}, stats);
+    // Packet capture (docs/capture.md): the workers' copies and the writer's.
+    list_families(x, "stentor_capture_", "capture: ",
+                  std::vector{std::pair{std::string(), cp.rel().captures().worker_stats()}}, stats);
+    list_families(x, "stentor_capture_", "capture: ", std::vector{std::pair{std::string(), cp.rel().captures().stats()}}, stats);
     if (auto* d = cp.desk()) {
         list_families(x, "stentor_join_", "join desk: ", std::vector{std::pair{std::string(), d->stats()}}, stats);
         x.family("stentor_join_bindings", "gauge", "Listeners joined by token and under consent.").sample(d->bindings());

@@ -18,6 +18,7 @@
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
+#include "capture.h"
 #include "drivers.h"
 #include "flow.h"
 #include "stentor/dp_shared.h"
@@ -82,6 +83,10 @@ struct relay::impl {
     // Join token keys by key id, as the lcores read them (dp_shared::join_keys).
     std::unique_ptr<join_key_table> join_keys;
     std::mutex join_keys_mu;   // one writer at a time (SIGHUP)
+    // Packet capture: its writer and the workers' dp_capture. Destroyed
+    // before the workers' state it reads and after the workers stopped.
+    std::unique_ptr<capture_manager> capture;
+    bool pdump = false;   // rte_pdump_init was called (capture.pdump)
 
     void on_session(uint32_t id, bool ended);
     void stop_services();
@@ -89,6 +94,8 @@ struct relay::impl {
     ~impl() {
         for (auto* w : local) dp::worker_destroy(w);
         local.clear();
+        capture.reset();
+        if (pdump) drivers::pdump_uninit();
         stop_services();
         mixer.reset();
         rec.reset();
@@ -142,6 +149,7 @@ svc::mix_settings mix_settings_of(const mixer_settings& m) {
 
 void relay::impl::on_session(uint32_t id, bool ended) {
     if (ended) {
+        if (capture) capture->session_ended(id);
         rec->session_ended(id);
         return;
     }
@@ -361,6 +369,25 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         c.shared = &im.shared;
         im.cfgs.push_back(c);
     }
+    {
+        std::vector<std::string> names;
+        for (const auto& pc : p.ports) names.push_back(pc.name);
+        im.capture = std::make_unique<capture_manager>(
+            p.capture, capture_identity{"stentord", p.eal.file_prefix}, im.shared, nb_workers,
+            std::move(names), [&im](uint32_t sid) -> std::optional<unsigned> {
+                if (!im.state) return std::nullopt;
+                const auto v = im.state->session(sid);
+                if (!v) return std::nullopt;
+                return v->udp_port;
+            });
+        im.shared.capture = im.capture->dp();
+    }
+    if (p.capture.pdump) {
+        // dpdk-dumpcap (a secondary process) asks this process over EAL's
+        // IPC to copy a queue's packets to it; nothing runs until it does.
+        drivers::pdump_init();
+        im.pdump = true;
+    }
     im.state = std::make_unique<relay_state>(p, im.shared, nb_shards);
     im.state->set_session_observer([&im](uint32_t id, bool ended) { im.on_session(id, ended); });
     if (!o.launch)
@@ -419,6 +446,9 @@ void relay::start() {
 
 void relay::stop() {
     auto& im = *_impl;
+    // A running capture is closed first, while the workers still report
+    // quiescent states (its writer waits for a grace period).
+    if (im.capture) im.capture->stop_all("relay_stopping");
     if (im.running) {
         im.shared.stop.store(true, std::memory_order_relaxed);
         for (auto& c : im.cfgs) rte_eal_wait_lcore(c.lcore_id);
@@ -538,6 +568,7 @@ std::vector<std::string> relay::refresh_flow_filters() {
 dp::dp_shared& relay::shared() { return _impl->shared; }
 
 relay_state& relay::state() { return *_impl->state; }
+capture_manager& relay::captures() { return *_impl->capture; }
 rte_mempool* relay::pool() const { return _impl->pool; }
 
 dp::lcore_counters relay::totals() const {
@@ -571,6 +602,7 @@ counter_list relay::counters(bool include_zero) const {
     };
     append_stats(out, "mixer/thread", thread_stats(_impl->mixer_thread), include_zero);
     append_stats(out, "recorder/thread", thread_stats(_impl->recorder_thread), include_zero);
+    _impl->capture->append_counters(out, include_zero);
     return out;
 }
 

@@ -28,6 +28,8 @@ struct service_thread_stats;
 
 namespace stentor::control {
 
+class capture_manager;
+
 // What the services report, as the control plane's faces (API, CLI,
 // metrics) name them.
 using svc::recorder_stats;
@@ -129,6 +131,8 @@ public:
     std::vector<std::string> refresh_flow_filters();
 
     relay_state& state();
+    // Packet captures (capture.h, docs/capture.md).
+    capture_manager& captures();
     // What the planes share (the join desk takes requests from its rings).
     dp::dp_shared& shared();
     rte_mempool* pool() const;

@@ -7,6 +7,7 @@
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
+#include "capture.h"
 #include "fanout.h"
 #include "join.h"
 #include "neigh.h"
@@ -254,6 +255,9 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
     rte_mbuf* pkts[max_burst];
     const uint16_t nb_rx = rte_eth_rx_burst(w->sh->ethdev[port], w->cfg.rx_queue, pkts, w->cfg.burst);
     if (nb_rx == 0) return 0;
+    // Before anything reads or rewrites the packets (replies are built in place).
+    if (capture_wanted(w, capture_rx_bit(port))) [[unlikely]]
+        capture_burst(w, port, pkts, nb_rx, capture_dir::rx, w->cfg.rx_queue);
     lcore_counters* c = w->c;
     c->rx_packets += nb_rx;
     c->port_rx[port] += nb_rx;

@@ -7,6 +7,7 @@
 
 #include "join_mac.h"
 #include "replica.h"
+#include "stentor/dp_capture.h"
 #include "stentor/dp_counters.h"
 #include "stentor/dp_shared.h"
 #include "stentor/dp_worker.h"
@@ -38,6 +39,9 @@ struct alignas(cache_line) worker {
     worker_config cfg;
     lcore_counters* c;
     dp_shared* sh;
+    const dp_capture* cap;          // sh->capture, or one that is always off
+    uint32_t cap_id;                // the capture cap_seen counts for
+    uint64_t cap_seen;              // its matched packets on this lcore (sampling)
     uint64_t hz;
 
     // fan-out jobs (fanout.cc): `fresh` holds short jobs (one slice or less)

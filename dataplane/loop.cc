@@ -44,6 +44,8 @@ worker* worker_create(const worker_config& cfg) {
     if (w->cfg.iteration_budget == 0) w->cfg.iteration_budget = 1024;
     w->c = cfg.counters;
     w->sh = cfg.shared;
+    static const dp_capture never{};
+    w->cap = w->sh->capture != nullptr ? w->sh->capture : &never;
     w->hz = rte_get_tsc_hz();
     w->tmpl_pool = static_cast<egress_template*>(
         rte_zmalloc("stentor_tmpl", sizeof(egress_template) * max_jobs * max_ports, cache_line));

@@ -35,6 +35,11 @@ std::vector<std::string> eal_argv(const eal_params& p);
 void eal_init(const eal_params& p);
 void eal_cleanup() noexcept;
 
+// dpdk-dumpcap support (rte_pdump_init): call after EAL init, in a primary
+// process whose memory a secondary can map (hugepages). Throws driver_error.
+void pdump_init();
+void pdump_uninit() noexcept;
+
 rte_mempool* make_pool(const std::string& name, unsigned nb_mbufs, unsigned cache, int socket);
 
 struct port_params {

@@ -30,6 +30,7 @@ PACKAGES=(
   groff-base     # ctl_doc test: the generated man page renders without warnings
   prometheus     # e2e_metrics: a real Prometheus scrapes stentord; promtool checks /metrics
   valgrind       # bench/count_instructions.sh: instructions per replica (callgrind)
+  python3-matplotlib               # scripts/bench-report.py: the benchmark report's plots
 )
 
 missing=()

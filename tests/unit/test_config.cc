@@ -259,6 +259,26 @@ TEST(ConfigAccepts, JournalOffByDefaultAndItsKeys) {
     EXPECT_EQ(parse(k_base + "[journal]\ndir = \"\"\n").journal.dir, "");
 }
 
+TEST(ConfigAccepts, CaptureDefaultsAndPdumpWithHugepages) {
+    const auto d = parse(k_base).capture;
+    EXPECT_EQ(d.dir, "/var/lib/stentor/captures");
+    EXPECT_FALSE(d.pdump);
+    EXPECT_EQ(d.max_packets, 100000u);
+    EXPECT_EQ(d.max_seconds, 60u);
+    EXPECT_EQ(d.max_mib, 64u);
+    const auto p = parse("[eal]\nlcores = [0, 1]\nhugepages = true\nvdevs = [\"net_null0\"]\n" + k_dp + k_port + k_api +
+                         "[capture]\ndir = \"/srv/cap\"\npdump = true\nmax_packets = 10\nmax_seconds = 5\nmax_mib = 2\n"
+                         "ring_size = 256\nmbufs = 511\nkeep = 3\n");
+    EXPECT_TRUE(p.capture.pdump);
+    EXPECT_EQ(p.capture.dir, "/srv/cap");
+    EXPECT_EQ(p.capture.max_packets, 10u);
+    EXPECT_EQ(p.capture.max_seconds, 5u);
+    EXPECT_EQ(p.capture.max_mib, 2u);
+    EXPECT_EQ(p.capture.ring_size, 256u);
+    EXPECT_EQ(p.capture.mbufs, 511u);
+    EXPECT_EQ(p.capture.keep, 3u);
+}
+
 TEST(ConfigAccepts, PciWithoutHugepages) {
     const auto p = parse("[eal]\nlcores = [0, 1]\nhugepages = false\npci_allow = [\"0000:3b:00.0\"]\n" +
                          k_dp +
@@ -536,6 +556,14 @@ std::vector<error_row> error_rows() {
          "t.toml:15:7: journal.dir: \"j\" is not an absolute path (or \"\" for no journal)"},
         {"journal_fsync_type", b + "[journal]\ndir = \"/j\"\nfsync = \"yes\"\n", "t.toml:16:9: journal.fsync: expected a boolean"},
         {"journal_compact_zero", b + "[journal]\ndir = \"/j\"\ncompact_mib = 0\n", "t.toml:16:15: journal.compact_mib: 0 is out of range 1..65536"},
+        // [capture] (docs/capture.md)
+        {"unknown_capture", b + "[capture]\npath = \"/x\"\n", "t.toml:15:1: capture.path: unknown setting"},
+        {"capture_dir_relative", b + "[capture]\ndir = \"caps\"\n", "t.toml:15:7: capture.dir: \"caps\" is not an absolute path"},
+        {"capture_pdump_without_hugepages", b + "[capture]\npdump = true\n",
+         "t.toml:15:9: capture.pdump: dpdk-dumpcap attaches as a DPDK secondary process, which needs eal.hugepages = true"},
+        {"capture_ring_not_pow2", b + "[capture]\nring_size = 1000\n", "t.toml:15:13: capture.ring_size: 1000 is not a power of two"},
+        {"capture_max_seconds_zero", b + "[capture]\nmax_seconds = 0\n",
+         "t.toml:15:15: capture.max_seconds: 0 is out of range 1..86400"},
         // [join] (the rows that need key files on disk: ConfigJoin below)
         {"unknown_join", b + "[join]\nkey = 1\n", "t.toml:15:1: join.key: unknown setting (known here: keys, mint_key_id, token_ttl_s, verify_per_s, consent_timeout_s, rebind_after_s, mode)"},
         {"join_ttl_zero", b + "[join]\ntoken_ttl_s = 0\n", "t.toml:15:15: join.token_ttl_s: 0 is out of range 1..604800"},

@@ -10,6 +10,7 @@
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
+#include "stentor/dp_capture.h"
 #include "stentor/dp_counters.h"
 #include "stentor/dp_port.h"
 #include "stentor/dp_snapshot.h"
@@ -87,6 +88,9 @@ struct dp_shared {
     rte_ring* join_handoff[max_join_lcores]{};
     uint32_t nb_join_lcores = 0;
     std::atomic<uint32_t> unix_now{0};            // wall clock (s) for token expiry, set by the control plane
+    // Packet capture (dp_capture.h); nullptr: never (workers then test one
+    // that is always off).
+    dp_capture* capture = nullptr;
     rte_ring* shard_rings[max_fanout_shards]{};   // in_ring of each fan-out shard (multi-producer)
     uint32_t nb_shards = 0;
     std::atomic<bool> stop{false};
