@@ -202,9 +202,9 @@ void add_capture_command(CLI::App& app, capture_args& a) {
     a.rm->add_option("id", a.id, "capture id")->required();
 }
 
-int run_capture(const capture_args& a, const std::string& base, const std::string& token, const std::string& cacert,
+int run_capture(const capture_args& a, const std::string& api_base, const std::string& token, const std::string& cacert,
                 bool as_json) {
-    const client c{base, token, cacert};
+    const client c{api_base, token, cacert};
     const bool json_out = as_json;
     const std::string base = "/api/v1/captures";
     const auto out_json = [](const json& j) { std::printf("%s\n", j.dump(2).c_str()); };
