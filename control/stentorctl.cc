@@ -423,7 +423,7 @@ void print_runtime(const json& j) {
         {"ingress", "ingress_calls", "rx_packets", "ingress_cycles"},
         {"fanout", "fanout_calls", "fanout_replicas", "fanout_cycles"},
         {"neigh", "neigh_calls", "neigh_packets", "neigh_cycles"},
-        {"join", "join_calls", "join_requests", "join_cycles"},
+        {"verify", "verify_calls", "verify_requests", "verify_cycles"},
     };
     bool first = true;
     for (const auto& l : j["lcores"]) {
@@ -638,7 +638,7 @@ void build(CLI::App& app, options& o, std::vector<command>& commands, CLI::Optio
         print_lcores(j);
         return exit_ok;
     });
-    cmd(show, "runtime", "per worker lcore and stage (ingress, fanout, neigh): calls, packets, cycles per packet, "
+    cmd(show, "runtime", "per worker lcore and stage (ingress, fanout, neigh, verify): calls, packets, cycles per packet, "
                          "packets per call, as vppctl's show runtime",
         [&o, v1](const api_client& c) {
             const json j = c.call("GET", v1 + "/lcores");

@@ -119,9 +119,9 @@ unsigned worker_poll(worker* w) noexcept {
         const unsigned n = join_poll(w, s);
         const uint64_t now = rte_rdtsc();
         if (n != 0) {
-            ++c->join_calls;
-            c->join_requests += n;
-            c->join_cycles += now - t;
+            ++c->verify_calls;
+            c->verify_requests += n;
+            c->verify_cycles += now - t;
         }
         t = now;
         work += n;

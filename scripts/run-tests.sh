@@ -4,7 +4,8 @@
 # Suites: GoogleTest binaries (unit, integration) and tests/e2e/*.sh scripts
 # (each prints "PASS <name>" / "FAIL <name> <reason>" lines).
 # Exit status: 1 if anything failed or nothing ran.
-# Environment: GTEST_TIMEOUT (s, default 1200), E2E_TIMEOUT (s, default 300).
+# Environment: GTEST_TIMEOUT (s, default 1200), E2E_TIMEOUT (s, default 300;
+# a script's own "# e2e-timeout: S" line may raise it for that script).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -87,7 +88,11 @@ for script in tests/e2e/*.sh; do
   banner "$name"
   out="$TMP/$name.out"
   set +e
-  timeout --foreground -k 10 "$E2E_TIMEOUT" bash "$script" 2>&1 | tee "$out"
+  # A script that builds what it runs (fuzz_smoke: clang with sanitizers)
+  # may ask for more time with a "# e2e-timeout: SECONDS" line.
+  limit=$(grep -m1 -oP '^# e2e-timeout: \K[0-9]+' "$script" || true)
+  (( ${limit:-0} > E2E_TIMEOUT )) || limit=$E2E_TIMEOUT
+  timeout --foreground -k 10 "$limit" bash "$script" 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
   set -e
   p=$(grep -c '^PASS ' "$out" || true)

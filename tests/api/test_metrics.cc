@@ -130,7 +130,7 @@ TEST_F(metrics_test, scrape_auth_table) {
 
 // The profile's keys: validated, each refusal naming its key.
 TEST(metrics_profile, api_metrics_keys_are_validated) {
-    const std::string head = "[api]\nlisten = \"127.0.0.1:8080\"\ntoken = \"admin-token-0123456789\"\n";
+    const std::string head = "[api]\nlisten = \"127.0.0.1:8080\"\nplain_http = true\ntoken = \"admin-token-0123456789\"\n";
     struct row {
         const char* what;
         std::string keys;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-timeout: 900   (the clang builds of the targets count: slow on a loaded 2-core host)
 # Short libFuzzer smoke of every fuzz target (clang, ASan + UBSan): builds
 # them with fuzz/build.sh and runs each for at most 200 k inputs or 15 s,
 # whichever comes first (the six together stay around a minute once

@@ -208,9 +208,9 @@ inline constexpr std::size_t max_ports = 4;
     _(busy_polls, "loop iterations that did work (vppctl's calls): busy_cycles over these is cycles per call") \
     _(idle_polls, "loop iterations that found nothing to do") \
     _(join_handoffs, "join requests handed to a join lcore after the cheap checks and the budget (dataplane.join_lcores)") \
-    _(join_calls, "iterations whose join stage (a join lcore) verified requests") \
-    _(join_requests, "requests the join stage verified") \
-    _(join_cycles, "TSC cycles of the join stage in those iterations")
+    _(verify_calls, "iterations whose verify stage (a join lcore) checked join requests") \
+    _(verify_requests, "join requests the verify stage checked") \
+    _(verify_cycles, "TSC cycles of the verify stage in those iterations")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control
