@@ -106,11 +106,13 @@ constexpr drop_reason srtp_reason(srtp::verdict v) noexcept {
 }
 
 // An accepted RTP packet of a registered flow. Returns true when the mbuf
-// was handed on (the mixer owns it), false when the caller frees it.
+// was handed on (the mixer owns it), false when the caller frees it. `f`:
+// the flow rx_port's first stage found for the packet's key, nullptr when
+// that stage did not key it (then it is looked up here).
 bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, const parse_result& pr,
-               uint64_t now) noexcept {
+               uint64_t now, const dp_flow* f) noexcept {
     lcore_counters* c = w->c;
-    const dp_flow* f = find_flow(s, flow_key(pr.src_ip_be, pr.src_port_be, pr.dst_port_be));
+    if (f == nullptr) f = find_flow(s, flow_key(pr.src_ip_be, pr.src_port_be, pr.dst_port_be));
     if (f == nullptr) {
         ++c->drop(drop_reason::unknown_flow);
         return false;
@@ -282,9 +284,13 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
             continue;
         }
         const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
-        // First stage: unknown flows go by their key alone (see parse.h).
+        // First stage: unknown flows go by their key alone (see parse.h). The
+        // flow found here is the one rtp_input uses (it looked it up a
+        // second time before).
         uint64_t key;
-        if (s != nullptr && ingress_flow_key(d, m->data_len, id, &key) && find_flow(*s, key) == nullptr) {
+        const bool keyed = s != nullptr && ingress_flow_key(d, m->data_len, id, &key);
+        const dp_flow* flow = keyed ? find_flow(*s, key) : nullptr;
+        if (keyed && flow == nullptr) {
             ++c->drop(drop_reason::unknown_flow);
             to_free[nb_free++] = m;
             continue;
@@ -296,7 +302,7 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
             if (s == nullptr)
                 ++c->drop(drop_reason::unknown_flow);
             else
-                consumed = rtp_input(w, *s, m, d, pr, now);
+                consumed = rtp_input(w, *s, m, d, pr, now, flow);
             break;
         case pkt_kind::arp:
             consumed = arp_input(w, s, m, port, pr, now);
