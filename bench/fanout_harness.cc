@@ -230,7 +230,7 @@ int main(int argc, char** argv) {
                 }
                 const uint64_t start = replicas();
                 const auto ts = clock_type::now();
-                const uint64_t injected = feeder.run(window, ahead, 960, replicas);
+                const uint64_t injected = feeder.run(window, ahead, 960, [&] { return bench::replicas_disposed(r.totals()); });
                 const double el = std::chrono::duration<double>(clock_type::now() - ts).count();
                 const uint64_t sent = replicas() - start;
                 mpps.push_back(static_cast<double>(sent) / el / 1e6);

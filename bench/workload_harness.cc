@@ -206,7 +206,7 @@ int part_sizes(const std::vector<unsigned>& sizes, unsigned reps, double window,
             for (unsigned rep = 0; rep < reps; ++rep) {
                 const uint64_t start = replicas();
                 const auto t0 = clk::now();
-                const uint64_t fed = feeder.run(window, ahead, 960, replicas);
+                const uint64_t fed = feeder.run(window, ahead, 960, [&] { return bench::replicas_disposed(r.totals()); });
                 const double el = secs_since(t0);
                 if (std::getenv("WORKLOAD_DEBUG")) {
                     const auto t = r.totals();
@@ -623,6 +623,7 @@ int part_mix(const mix_options& o) {
             run_for(0.5);
             const auto lb = r.totals();
             const uint64_t r0 = lb.replicas_out;
+            const uint64_t missed0 = src->missed.load();
             src->nb_samples.store(0);
             src->sample.store(true);
             const auto t = clk::now();
@@ -639,12 +640,27 @@ int part_mix(const mix_options& o) {
                 const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
                 return static_cast<double>(v[i]) * 1e6 / static_cast<double>(hz);
             };
+            // What a long tail can come from, so a run says which it was:
+            // the worker not running (stalls: a gap or an iteration over
+            // 2 ms, i.e. preemption or steal), the RX queue overrun (the
+            // "NIC" lost packets due over 2 ms ago), the job table full, and
+            // deadline misses (the core was overloaded after all).
             std::printf("PART latency samples=%zu p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f load_mpps=%.2f "
-                        "load_share=%.2f deadline_misses=%llu\n",
+                        "load_share=%.2f deadline_misses=%llu jobs_full=%llu rx_missed=%llu stalls=%llu stall_ms=%.1f "
+                        "busy_share=%.2f\n",
                         v.size(), pct(0.5), pct(0.99), pct(0.999), v.empty() ? 0.0 : pct(1.0), load_mpps,
                         d.median > 0 ? load_mpps / d.median : 0.0,
                         static_cast<unsigned long long>(drop_of(la, dp::drop_reason::deadline) -
-                                                        drop_of(lb, dp::drop_reason::deadline)));
+                                                        drop_of(lb, dp::drop_reason::deadline)),
+                        static_cast<unsigned long long>(drop_of(la, dp::drop_reason::jobs_full) -
+                                                        drop_of(lb, dp::drop_reason::jobs_full)),
+                        static_cast<unsigned long long>(src->missed.load() - missed0),
+                        static_cast<unsigned long long>(la.stalls - lb.stalls),
+                        1e3 * static_cast<double>(la.stall_cycles - lb.stall_cycles) / static_cast<double>(hz),
+                        static_cast<double>(la.busy_cycles - lb.busy_cycles) /
+                            std::max(1.0, static_cast<double>((la.busy_cycles - lb.busy_cycles) +
+                                                              (la.idle_cycles - lb.idle_cycles) +
+                                                              (la.stall_cycles - lb.stall_cycles))));
             std::fflush(stdout);
             src->running.store(false);
             r.stop();

@@ -26,17 +26,34 @@ inline void list_pop(uint32_t& head, uint32_t& count) noexcept {
     --count;
 }
 
-// The listeners this job did not reach: counted per tier as misses.
+// The listeners this job did not reach: counted per tier as misses. The
+// tiers after the job's are whole (their nb_live); in the job's own tier the
+// live slots are counted over the shorter side of the job's position (what
+// is left, or nb_live minus what was passed). Walking what was left cost a
+// big session's abandoned packet a read of its whole list: at 200 000
+// listeners 3 MB in one loop iteration, every other job waiting behind it.
+uint64_t live_in(const dp_listener_list& l, uint32_t from, uint32_t to) noexcept {
+    uint64_t n = 0;
+    for (uint32_t slot = from; slot < to; ++slot)
+        n += l.chunks[slot / listener_chunk_size]->l[slot % listener_chunk_size].flags & listener_flag_live;
+    return n;
+}
+
 void abandon(worker* w, const dp_session* sess, const fanout_job& j) noexcept {
     const int shard = w->cfg.fanout_shard;
     uint64_t total = 0;
     for (uint32_t t = j.tier; t < max_tiers; ++t) {
         const dp_listener_list* l = sess->lists[shard][t];
         if (l == nullptr) continue;
-        uint64_t missed = 0;
-        for (uint32_t slot = (t == j.tier ? j.slot : 0); slot < l->nb_slots; ++slot) {
-            const dp_listener& r = l->chunks[slot / listener_chunk_size]->l[slot % listener_chunk_size];
-            missed += r.flags & listener_flag_live;
+        uint64_t missed = l->nb_live;
+        if (t == j.tier && j.slot > 0) {
+            const uint32_t at = std::min(j.slot, l->nb_slots);
+            if (at > l->nb_slots - at) {
+                missed = live_in(*l, at, l->nb_slots);
+            } else {
+                const uint64_t passed = live_in(*l, 0, at);
+                missed = passed < missed ? missed - passed : 0;
+            }
         }
         w->c->tier_misses[t] += missed;
         total += missed;

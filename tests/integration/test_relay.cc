@@ -496,4 +496,57 @@ TEST(relay_static_neighbour, pinned_gateway_mac_is_used_never_asked_for_never_ov
 }
 
 }  // namespace
+// A packet given up part way (here by the injected per-packet budget; the
+// frame deadline takes the same path) counts each live listener it did not
+// reach once, whether it stopped before or after the middle of the list
+// (the two ways fanout.cc counts) and with leavers' empty slots on both
+// sides of where it stopped. 40 tier-0 slots on one shard, every 4th from
+// slot 3 left: 30 live.
+TEST(relay_abandon, each_missed_live_listener_is_counted_once) {
+    struct row {
+        unsigned budget;
+        const char* what;
+    };
+    const row rows[] = {
+        {5, "stops in the first half: counted as nb_live minus those passed"},
+        {25, "stops in the second half: counted over what is left"},
+        {29, "stops one live listener short of the end"},
+        {30, "reaches every live listener: nothing missed"},
+    };
+    for (const row& t : rows) {
+        ring_port port = fresh_ring_port("abandon");
+        auto prof = base_profile(port.name, 1);
+        control::session_config sc = speaker_session();
+        std::vector<listener_t> ls;
+        for (uint32_t i = 0; i < 40; ++i) ls.push_back({0xc6120020 + i, 6000, 0});
+        for (const auto& l : ls) sc.listeners.push_back({l.ip, l.port, l.tier});
+        prof.sessions.push_back(sc);
+        relay r(prof, relay_options{.launch = false, .replica_budget = t.budget});
+        r.state().load_static(prof);
+        std::vector<listener_t> live;
+        for (uint32_t i = 0; i < 40; ++i) {
+            if (i % 4 == 3)
+                r.state().listener_del(1, ls[i].ip, ls[i].port);
+            else
+                live.push_back(ls[i]);
+        }
+        r.state().publish();
+        resolve_listeners(r, port, live);
+        const unsigned packets = 7;
+        for (unsigned k = 0; k < packets; ++k) {
+            frame_spec fs;
+            fs.seq = static_cast<uint16_t>(k);
+            inject(port, rtp_frame(fs));
+            settle(r);
+            drain(port);
+        }
+        const uint64_t missed = packets * (30u - std::min(30u, t.budget));
+        EXPECT_EQ(missed, counter(r, "tier_misses/0")) << t.what;
+        EXPECT_EQ(missed, counter(r, "drop/egress/deadline")) << t.what;
+        EXPECT_EQ(packets * 30u, counter(r, "replicas_out") + counter(r, "tier_misses/0")) << t.what;
+        r.flush();
+        EXPECT_EQ(0u, rte_mempool_in_use_count(r.pool())) << "mbuf leak: " << t.what;
+    }
+}
+
 }  // namespace stentor::test
