@@ -138,7 +138,7 @@ void director::lease_loop() {
     }
 }
 
-place_answer director::place(const place_request& req) {
+place_answer director::place(const place_request& req, const std::vector<std::string>& exclude) {
     place_answer out;
     const auto now = steady::now();
     plan_result plan;
@@ -154,7 +154,7 @@ place_answer director::place(const place_request& req) {
                                  : fmt::format("no registry view yet (etcd unreachable?): {}", _last_error);
             return out;
         }
-        plan = _core.place(req.session, req.count, req.region, now);
+        plan = _core.place(req.session, req.count, req.region, now, exclude);
         if (plan.error != place_error::none) {
             out.error = plan.error;
             out.reason = plan.reason;

@@ -203,6 +203,37 @@ TEST(Placement, own_placements_count_until_hold_passes_and_draining_edges_get_no
     EXPECT_EQ(core.place(5, 1, "", t0 + 3001ms).error, place_error::none) << "the hold passed";
 }
 
+// A client that lost its edge names it (docs/fleet.md "Failover"): the edge
+// may still be in the registry until its lease lapses.
+TEST(Placement, an_excluded_edge_gets_nobody_while_its_key_is_still_there) {
+    const auto t0 = steady::now();
+    struct row {
+        const char* what;
+        std::vector<std::string> exclude;
+        place_error error;
+        std::map<std::string, uint32_t> want;
+    };
+    const row rows[] = {
+        {"nothing excluded: spread", {}, place_error::none, {{"a", 2}, {"b", 2}, {"c", 2}}},
+        {"the dead edge excluded", {"a"}, place_error::none, {{"a", 0}, {"b", 3}, {"c", 3}}},
+        {"an unknown id changes nothing", {"zz"}, place_error::none, {{"a", 2}, {"b", 2}, {"c", 2}}},
+        {"every edge excluded: no capacity, nothing placed", {"a", "b", "c"}, place_error::no_capacity, {}},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        placement_core core(3000ms);
+        core.upsert(origin("o", 5, 40005));
+        for (const char* id : {"a", "b", "c"}) core.upsert(edge(id, 100, 0));
+        const auto p = core.place(5, 6, "", t0, r.exclude);
+        EXPECT_EQ(p.error, r.error) << p.reason;
+        for (const auto& [e, n] : r.want) EXPECT_EQ(placed_on(p, e), n) << e;
+        if (r.error == place_error::no_capacity) {
+            EXPECT_TRUE(p.picks.empty());
+            EXPECT_NE(p.reason.find("3 excluded by the request"), std::string::npos) << p.reason;
+        }
+    }
+}
+
 // An edge's report that already counts this director's placements must not
 // count them twice for the balance (the room keeps them for hold_ms).
 TEST(Placement, a_report_that_includes_our_placements_is_not_counted_twice_for_balance) {
