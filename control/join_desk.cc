@@ -174,6 +174,15 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
         return;
     }
 
+    if (_draining.load(std::memory_order_relaxed)) {
+        // Make before break: the listener keeps hearing us while it asks a
+        // director and joins elsewhere, then leaves (the branch above).
+        if (it != _by_token.end() && it->second.addr == at) it->second.last_seen = now;
+        ++_stats.told_to_move;
+        reply(m, 300, "draining: ask the director again");
+        return;
+    }
+
     if (it != _by_token.end()) {
         binding& b = it->second;
         if (b.addr == at) {

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "control_plane.h"
 #include "drivers.h"
+#include "fleet_drain.h"
 #include "fleet_member.h"
 #include "host_check.h"
 #include "journal.h"
@@ -349,6 +350,16 @@ int main(int argc, char** argv) {
                 // Directors stop placing here before anything else stops.
                 const bool ok = fleet_reg->drain(std::chrono::milliseconds(1000));
                 spdlog::info("fleet: draining: {}", ok ? "the registry says so" : "etcd did not take it (within 1 s)");
+                if (cp->desk() != nullptr && prof.fleet.drain_s > 0) {
+                    // Joined listeners move (make before break), then we stop.
+                    const auto d = control::drain_joined_listeners(*cp->desk(), std::chrono::seconds(prof.fleet.drain_s));
+                    spdlog::info("fleet: draining: {} joined listener(s) told to move; {} after {:.2f} s ({} request(s) "
+                                 "answered 300)",
+                                 d.joined_at_start,
+                                 d.still_joined == 0 ? std::string("all gone")
+                                                     : fmt::format("{} still joined at drain_s", d.still_joined),
+                                 d.seconds, d.told);
+                }
             }
             spdlog::info("stentord: draining: API closed");
             api.reset();

@@ -398,3 +398,46 @@ TEST(join, in_token_static_mode_only_restored_token_listeners_come_under_consent
     EXPECT_TRUE(e.has_listener(nat_ip, 9001)) << "an operator's listener was put under consent";
     EXPECT_EQ(1u, e.stats().consent_expired);
 }
+
+// A fleet relay draining (SIGTERM, docs/fleet.md "Failover"): a joined
+// listener's next request is answered 300 and still refreshes its consent
+// (it keeps the stream until it has joined elsewhere), a new token gets in
+// nowhere, and a leave works as always.
+TEST(join, a_draining_relay_tells_its_listeners_to_move_keeps_them_until_they_leave_and_admits_nobody) {
+    join_env e;
+    const auto c = mint(1);
+    ASSERT_TRUE(e.ask(c).has_value());
+    ASSERT_EQ(1u, e.listeners());
+    e.desk().set_draining(true);
+
+    const auto moved = e.ask(c, nat_ip, nat_port, false, 2);
+    ASSERT_TRUE(moved.has_value());
+    EXPECT_EQ(stun::binding_error, moved->type);
+    EXPECT_EQ(300, moved->code) << moved->reason;
+    EXPECT_EQ("draining: ask the director again", moved->reason);
+    EXPECT_EQ(1u, e.stats().told_to_move);
+    EXPECT_EQ(0u, e.stats().refreshed) << "a 300 is not a success";
+    EXPECT_TRUE(e.has_listener(nat_ip, nat_port)) << "told to move, not dropped";
+
+    // Its requests keep its consent while it moves.
+    e.now += std::chrono::seconds(29);
+    ASSERT_TRUE(e.ask(c, nat_ip, nat_port, false, 3).has_value());
+    e.now += std::chrono::seconds(2);
+    e.desk().poll(e.now);
+    EXPECT_TRUE(e.has_listener(nat_ip, nat_port)) << "consent lapsed although it asked while draining";
+
+    // A new token is told to move as well and added nowhere.
+    const auto fresh = e.ask(mint(1), nat_ip, nat_port + 1);
+    ASSERT_TRUE(fresh.has_value());
+    EXPECT_EQ(300, fresh->code);
+    EXPECT_FALSE(e.has_listener(nat_ip, nat_port + 1));
+    EXPECT_EQ(1u, e.stats().joined) << "only the first join added anyone";
+    EXPECT_EQ(3u, e.stats().told_to_move);
+
+    // The listener joined elsewhere and leaves: gone at once.
+    const auto l = e.ask(c, nat_ip, nat_port, true, 4);
+    ASSERT_TRUE(l.has_value());
+    EXPECT_EQ(stun::binding_success, l->type);
+    EXPECT_EQ(0u, e.listeners());
+    EXPECT_EQ(0u, e.desk().bindings());
+}
