@@ -1,0 +1,294 @@
+# shellcheck shell=bash
+# The FL_* variables are used by the scripts that source this file.
+# shellcheck disable=SC2034
+# A fleet of real relays in network namespaces, for the fleet's end-to-end
+# tests and the failover benchmark (tests/e2e/e2e_failover.sh,
+# bench/failover_bench.sh). Sourced after scripts/netlib.sh (its namespace,
+# PID and cleanup helpers).
+#
+#   ${P}br    br0: the data LAN 198.18.0.0/24     br1: the control LAN 198.19.0.0/24
+#   ${P}ctl   d0 198.18.0.5 (br0: listeners ask the directors here)
+#             c0 198.19.0.5 (br1: etcd for the relays; the directors use it too)
+#   ${P}o1    origin-1: stv-relay on br0, DPDK owns 198.18.0.1; c0 198.19.0.11 (etcd, kernel)
+#   ${P}e<i>  edge-<i>:  stv-relay on br0, DPDK owns 198.18.0.(1+i); c0 198.19.0.(11+i)
+#   ${P}spk   veth0 198.18.0.10 (ffmpeg, the speaker: to the origin, from :5004, SSRC 1234)
+#   ${P}l1-3  veth0 198.18.0.21-23 (stentor-listener --director clients, many per namespace)
+#
+# The relays' control traffic (etcd) goes over the control LAN so that the
+# data LAN carries only what a relay's DPDK port must see. Every relay
+# runs with its own API on its namespace's loopback, its own DPDK file
+# prefix, idle workers sleeping (several relays share 2 cores).
+#
+# Trunks origin -> edge: FL_TRUNKS=static (the default until the data
+# plane's trunks exist) gives the origin each edge as a static listener
+# (edge address, session port) and each edge the origin as the session's
+# speaker flow: the same packets a trunk carries (RTP unchanged, from the
+# origin's session port), set up by the profiles instead of the registry.
+
+FL_DATA_NET=198.18.0
+FL_CTL_NET=198.19.0
+FL_CTL_IP=198.19.0.5          # etcd
+FL_DIR_IP=198.18.0.5          # directors
+FL_ORIGIN_IP=198.18.0.1
+FL_SPK_IP=198.18.0.10
+FL_LISTENER_IPS=(198.18.0.21 198.18.0.22 198.18.0.23)
+FL_SESSION_PORT=40000
+FL_ETCD_URL="http://$FL_CTL_IP:2379"
+FL_API_TOKEN=fleet-e2e-api-token-000
+FL_DIRECTOR_TOKEN=fleet-e2e-director-token
+FL_TRUNKS=${FL_TRUNKS:-static}
+
+# fleetnet_init PREFIX NB_EDGES WORKDIR: names; call after netlib_init PREFIX.
+fleetnet_init() {
+  FL_P=$1 FL_NB_EDGES=$2 FL_WORK=$3
+  FL_NS_BR="${FL_P}br"
+  FL_NS_CTL="${FL_P}ctl"
+  FL_NS_SPK="${FL_P}spk"
+  FL_NS_L=("${FL_P}l1" "${FL_P}l2" "${FL_P}l3")
+  FL_NS_RELAY=()
+  FL_NS_RELAY[0]="${FL_P}o1"
+  local i
+  for ((i = 1; i <= FL_NB_EDGES; i++)); do FL_NS_RELAY[i]="${FL_P}e$i"; done
+  # netlib_down removes exactly these.
+  NL_ALL_NS=("${FL_NS_RELAY[@]}" "$FL_NS_CTL" "$FL_NS_SPK" "${FL_NS_L[@]}" "$FL_NS_BR")
+  FL_KEY="$FL_WORK/join-1.key"
+}
+
+fl_relay_name() { if (( $1 == 0 )); then echo origin-1; else echo "edge-$1"; fi; }
+fl_relay_ip() { echo "$FL_DATA_NET.$((1 + $1))"; }
+fl_relay_ctl_ip() { echo "$FL_CTL_NET.$((11 + $1))"; }
+
+# fl_port NS IF BRIDGE PEER [IP]: a veth from NS into the bridge namespace's BRIDGE.
+fl_port() {
+  local ns=$1 ifname=$2 bridge=$3 peer=$4 addr=${5:-}
+  ip link add "$ifname" netns "$ns" type veth peer name "$peer" netns "$FL_NS_BR"
+  nl_ns_exec "$FL_NS_BR" ip link set "$peer" master "$bridge" up
+  if [[ -n "$addr" ]]; then
+    nl_ns_exec "$ns" ip addr add "$addr/24" dev "$ifname"
+    nl_offload_off "$ns" "$ifname" tx off
+  fi
+  nl_ns_exec "$ns" ip link set "$ifname" up
+}
+
+# fleetnet_up: the namespaces and links above. Fails on any error.
+fleetnet_up() {
+  local i ns
+  nl_ns_add "$FL_NS_BR"
+  for b in br0 br1; do
+    nl_ns_exec "$FL_NS_BR" ip link add "$b" type bridge stp_state 0 forward_delay 0 mcast_snooping 0
+    nl_ns_exec "$FL_NS_BR" ip link set "$b" up
+  done
+  nl_ns_add "$FL_NS_CTL"
+  fl_port "$FL_NS_CTL" d0 br0 p-ctl "$FL_DIR_IP"
+  fl_port "$FL_NS_CTL" c0 br1 q-ctl "$FL_CTL_IP"
+  for ((i = 0; i <= FL_NB_EDGES; i++)); do
+    ns=${FL_NS_RELAY[i]}
+    nl_ns_add "$ns"
+    ip link add stv-relay netns "$ns" type veth peer name "p-r$i" netns "$FL_NS_BR"
+    nl_ns_exec "$FL_NS_BR" ip link set "p-r$i" master br0 up
+    nl_ns_exec "$ns" ip link set stv-relay promisc on up
+    nl_offload_off "$ns" stv-relay tx off rx off
+    nl_offload_off "$FL_NS_BR" "p-r$i" tx off
+    fl_port "$ns" c0 br1 "q-r$i" "$(fl_relay_ctl_ip "$i")"
+  done
+  nl_ns_add "$FL_NS_SPK"
+  fl_port "$FL_NS_SPK" veth0 br0 p-spk "$FL_SPK_IP"
+  for i in 0 1 2; do
+    nl_ns_add "${FL_NS_L[i]}"
+    fl_port "${FL_NS_L[i]}" veth0 br0 "p-l$i" "${FL_LISTENER_IPS[i]}"
+  done
+  (umask 077; openssl rand -hex 32 >"$FL_KEY")
+}
+
+# fleetnet_cleanup_dpdk: the relays' DPDK runtime directories.
+fleetnet_cleanup_dpdk() { rm -rf /var/run/dpdk/stentor-"${FL_P}"* 2>/dev/null || true; }
+
+fl_ectl() {
+  ETCDCTL_API=3 nl_ns_exec "$FL_NS_CTL" timeout 5 etcdctl --endpoints=http://127.0.0.1:2379 --dial-timeout=1s \
+    --command-timeout=2s "$@"
+}
+
+# fleetnet_start_etcd: one member in ${P}ctl, tuned for 1 s leases (etcd
+# grants nothing below 1.5 x its election timeout: docs/fleet.md). Its data
+# stays in $FL_WORK/etcd across restarts; sets FL_ETCD_PID.
+fleetnet_start_etcd() {
+  ip netns exec "$FL_NS_CTL" etcd --name default --data-dir "$FL_WORK/etcd" \
+    --listen-client-urls "http://127.0.0.1:2379,$FL_ETCD_URL" --advertise-client-urls "$FL_ETCD_URL" \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster default=http://127.0.0.1:2380 --heartbeat-interval 50 --election-timeout 500 \
+    --log-level warn >>"$FL_WORK/etcd.log" 2>&1 &
+  FL_ETCD_PID=$!
+  netlib_track "$FL_ETCD_PID"
+  local i
+  for ((i = 0; i < 100; i++)); do
+    fl_ectl endpoint health >/dev/null 2>&1 && return 0
+    kill -0 "$FL_ETCD_PID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# fleetnet_relay_profile I OUT [LEASE_TTL_S] [DRAIN_S]: relay I's profile (0: the origin).
+fleetnet_relay_profile() {
+  local i=$1 out=$2 ttl=${3:-1} drain=${4:-10} name role
+  name=$(fl_relay_name "$i")
+  role=edge; (( i == 0 )) && role=origin
+  cat >"$out" <<EOF
+# $name for the namespace fleet (scripts/fleetnet.sh).
+[eal]
+lcores = [0, 1]
+main_lcore = 0
+memory_mb = 256
+hugepages = false
+file_prefix = "stentor-${FL_P}r$i"
+pci_allow = []
+vdevs = ["net_af_packet0,iface=stv-relay"]
+mbufs = 8191
+mbuf_cache = 256
+log_level = "notice"
+
+[dataplane]
+rx_lcores = [1]
+fanout_lcores = [1]
+burst = 32
+stats_interval_s = 0
+idle = "adaptive"
+
+[[port]]
+name = "lan0"
+device = "net_af_packet0"
+rx_queues = 1
+tx_queues = 1
+ipv4 = "$(fl_relay_ip "$i")/24"
+mac = "02:53:54:00:01:$(printf '%02x' "$i")"
+line_rate_mbps = 1000
+
+[ingress]
+udp_port_min = 40000
+udp_port_max = 40999
+require_ssrc = true
+
+[limits]
+max_sessions = 16
+max_speakers = 16
+max_listeners = 20000
+max_listeners_per_session = 20000
+join_rate_per_s = 100000
+headroom_pct = 10
+
+[api]
+listen = "127.0.0.1:8080"
+token = "$FL_API_TOKEN"
+plain_http = true
+
+[join]
+keys = [{ id = 1, secret_file = "$FL_KEY" }]
+consent_timeout_s = 5
+rebind_after_s = 2
+
+[fleet]
+etcd = ["$FL_ETCD_URL"]
+relay_id = "$name"
+role = "$role"
+region = "dev"
+lease_ttl_s = $ttl
+refresh_ms = 250
+drain_s = $drain
+EOF
+  if (( i == 0 )); then
+    cat >>"$out" <<EOF
+
+[[session]]
+id = 1
+name = "fleet"
+mode = "forward"
+udp_port = $FL_SESSION_PORT
+  [[session.speaker]]
+  ip = "$FL_SPK_IP"
+  port = 5004
+  ssrc = 1234
+EOF
+    if [[ "$FL_TRUNKS" == static ]]; then
+      local e
+      for ((e = 1; e <= FL_NB_EDGES; e++)); do
+        printf '  [[session.listener]]\n  ip = "%s"\n  port = %s\n  tier = 0\n' "$(fl_relay_ip "$e")" "$FL_SESSION_PORT" >>"$out"
+      done
+    fi
+  elif [[ "$FL_TRUNKS" == static ]]; then
+    cat >>"$out" <<EOF
+
+[[session]]
+id = 1
+name = "fleet"
+mode = "forward"
+udp_port = $FL_SESSION_PORT
+  [[session.speaker]]
+  ip = "$FL_ORIGIN_IP"
+  port = $FL_SESSION_PORT
+  ssrc = 1234
+EOF
+  fi
+}
+
+# fleetnet_start_relay I LOG: start relay I in its namespace; sets FL_PID[I].
+# Returns 0 once it is ready, else shows the end of LOG.
+fleetnet_start_relay() {
+  local i=$1 log=$2 rc=0
+  ip netns exec "${FL_NS_RELAY[i]}" stdbuf -oL -eL "$FL_BUILD/control/stentord" -c "$FL_WORK/relay-$i.toml" \
+    --file-prefix "stentor-${FL_P}r$i" >"$log" 2>&1 &
+  FL_PID[i]=$!
+  netlib_track "${FL_PID[i]}"
+  netlib_wait_for_line "$log" 'stentord: ready' 30 "${FL_PID[i]}" || rc=$?
+  if (( rc != 0 )); then echo "--- $(fl_relay_name "$i") ---" >&2; tail -n 20 "$log" >&2; fi
+  return "$rc"
+}
+
+# fleetnet_start_director N: director-N on $FL_DIR_IP:(8089+N); sets FL_DIR_PID[N].
+fleetnet_start_director() {
+  local n=$1
+  cat >"$FL_WORK/director-$n.toml" <<EOF
+[fleet]
+etcd = ["http://127.0.0.1:2379"]
+[join]
+keys = [{ id = 1, secret_file = "$FL_KEY" }]
+token_ttl_s = 600
+[director]
+listen = "$FL_DIR_IP:$((8089 + n))"
+director_id = "director-$n"
+token = "$FL_DIRECTOR_TOKEN"
+stale_s = 30
+hold_ms = 1000
+threads = 2
+EOF
+  ip netns exec "$FL_NS_CTL" "$FL_BUILD/control/stentor-director" serve -c "$FL_WORK/director-$n.toml" \
+    >"$FL_WORK/director-$n.log" 2>&1 &
+  FL_DIR_PID[n]=$!
+  netlib_track "${FL_DIR_PID[n]}"
+  netlib_wait_for_line "$FL_WORK/director-$n.log" '^director: ready' 15 "${FL_DIR_PID[n]}"
+}
+fl_director_url() { echo "http://$FL_DIR_IP:$((8089 + $1))"; }
+
+# fleetnet_start_listener K SECONDS [ARGS...]: listener K (0-based) in
+# ${P}l(K%3+1) placed by the directors (half of them ask director 2 first);
+# output in $FL_WORK/lst-K.{out,err,json}; sets FL_LPID[K].
+fleetnet_start_listener() {
+  local k=$1 secs=$2; shift 2
+  local ns=${FL_NS_L[k % 3]} ip=${FL_LISTENER_IPS[k % 3]} first=1 second=2
+  (( k % 2 == 1 )) && { first=2; second=1; }
+  ip netns exec "$ns" env STENTOR_DIRECTOR_TOKEN="$FL_DIRECTOR_TOKEN" "$FL_BUILD/tools/stentor-listener" \
+    --listen "$ip:0" --director "$(fl_director_url $first)" --director "$(fl_director_url $second)" \
+    --session 1 --consent-interval 1 --failover-after 1 --seconds "$secs" --json "$FL_WORK/lst-$k.json" -q "$@" \
+    >"$FL_WORK/lst-$k.out" 2>"$FL_WORK/lst-$k.err" &
+  FL_LPID[k]=$!
+  netlib_track "${FL_LPID[k]}"
+}
+
+# fl_listener_edge K: the edge listener K was last placed on ("" if none).
+fl_listener_edge() {
+  sed -n 's/.*placed on edge \([^ ]*\) .*/\1/p' "$FL_WORK/lst-$1.err" 2>/dev/null | tail -n1
+}
+
+# fl_api I METHOD PATH: relay I's API (in its namespace); the body on stdout.
+fl_api() {
+  nl_ns_exec "${FL_NS_RELAY[$1]}" curl -s -m 5 -X "$2" -H "Authorization: Bearer $FL_API_TOKEN" "http://127.0.0.1:8080/api/v1$3"
+}
