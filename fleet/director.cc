@@ -171,7 +171,7 @@ place_answer director::place(const place_request& req) {
             trunk_record t;
             t.session = s;
             t.edge = edge;
-            t.origin = plan.origins.front();
+            t.origins = plan.origins;   // every live origin: the edge subscribes to each (ST 2022-7)
             t.udp_port = plan.port;
             t.created_by = _o.director_id;
             try {
