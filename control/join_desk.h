@@ -66,7 +66,8 @@ struct join_desk_config {
     _(unresolved, "joins answered before their next hop answered ARP (join_resolve_ms passed)")        \
     _(reply_ring_full, "responses dropped: the ring to the data plane was full")                      \
     _(reply_unbuildable, "responses not sent: they would not fit in their request")                    \
-    _(told_to_move, "requests answered 300 while the relay drains (fleet): the listener asks a director again")
+    _(told_to_move, "requests answered 300 while the relay drains (fleet): the listener asks a director again") \
+    _(session_gone, "bindings dropped because their session ended (their listeners went with it)")
 
 struct join_stats {
     STENTOR_STAT_FIELDS(STENTOR_FOREACH_JOIN_STAT, join_stats)

@@ -23,6 +23,7 @@
 #include "drivers.h"
 #include "fleet_drain.h"
 #include "fleet_member.h"
+#include "fleet_trunks.h"
 #include "host_check.h"
 #include "journal.h"
 #include "log.h"
@@ -193,6 +194,7 @@ int main(int argc, char** argv) {
         std::unique_ptr<control::control_plane> cp;
         std::unique_ptr<control::api_server> api;
         std::unique_ptr<fleet::registrar> fleet_reg;   // [fleet]: the registry entry (docs/fleet.md)
+        std::unique_ptr<control::fleet_trunks> fleet_tr;   // [fleet]: the trunks to and from this relay
         try {
             r = std::make_unique<control::relay>(prof);
             // Admission must see the static listeners too: control plane first.
@@ -275,6 +277,7 @@ int main(int argc, char** argv) {
             if (fleet_reg)
                 spdlog::info("fleet: registering {} as {} ({}) in etcd {}, lease {} s", prof.fleet.relay_id,
                              prof.fleet.role, fleet_reg->key(), prof.fleet.etcd.front(), prof.fleet.lease_ttl_s);
+            fleet_tr = control::fleet_trunks_start(prof, r->state());
             spdlog::info("stentord: ready");
             // Ports up, workers running, API listening: systemd may start
             // what is ordered after us.
@@ -363,6 +366,7 @@ int main(int argc, char** argv) {
             }
             spdlog::info("stentord: draining: API closed");
             api.reset();
+            fleet_tr.reset();   // no trunk change after this: the last publish covers them
             cp->stop();
             // What the overload controller shed since the last publish is
             // written too (every acknowledged action already is).

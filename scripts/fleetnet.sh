@@ -19,11 +19,13 @@
 # runs with its own API on its namespace's loopback, its own DPDK file
 # prefix, idle workers sleeping (several relays share 2 cores).
 #
-# Trunks origin -> edge: FL_TRUNKS=static (the default until the data
-# plane's trunks exist) gives the origin each edge as a static listener
-# (edge address, session port) and each edge the origin as the session's
-# speaker flow: the same packets a trunk carries (RTP unchanged, from the
-# origin's session port), set up by the profiles instead of the registry.
+# Trunks origin -> edge: FL_TRUNKS=real (the default) leaves them to the
+# fleet: the director records a trunk when it first places a listener on an
+# edge, the edge takes the session and the origin sends it there
+# (fleet/trunks.h). FL_TRUNKS=static gives the origin each edge as a static
+# listener and each edge the origin as the session's speaker flow instead:
+# the same packets, set up by the profiles (how these tests ran before the
+# data plane had trunks).
 
 FL_DATA_NET=198.18.0
 FL_CTL_NET=198.19.0
@@ -36,7 +38,7 @@ FL_SESSION_PORT=40000
 FL_ETCD_URL="http://$FL_CTL_IP:2379"
 FL_API_TOKEN=fleet-e2e-api-token-000
 FL_DIRECTOR_TOKEN=fleet-e2e-director-token
-FL_TRUNKS=${FL_TRUNKS:-static}
+FL_TRUNKS=${FL_TRUNKS:-real}
 
 # fleetnet_init PREFIX NB_EDGES WORKDIR: names; call after netlib_init PREFIX.
 fleetnet_init() {
@@ -291,4 +293,27 @@ fl_listener_edge() {
 # fl_api I METHOD PATH: relay I's API (in its namespace); the body on stdout.
 fl_api() {
   nl_ns_exec "${FL_NS_RELAY[$1]}" curl -s -m 5 -X "$2" -H "Authorization: Bearer $FL_API_TOKEN" "http://127.0.0.1:8080/api/v1$3"
+}
+
+# fleetnet_warm_trunks EDGE_INDEX...: with real trunks, make each edge carry
+# the session before listeners are placed there: a placement of one
+# listener on that edge alone (the director records the trunk), then wait
+# until the edge's record lists session 1. The placement's token is unused.
+fleetnet_warm_trunks() {
+  [[ "$FL_TRUNKS" == real ]] || return 0
+  local i e others all=() rec k
+  for ((e = 1; e <= FL_NB_EDGES; e++)); do all+=("\"edge-$e\""); done
+  for i in "$@"; do
+    others=$(printf '%s\n' "${all[@]}" | grep -vx "\"edge-$i\"" | paste -sd,)
+    nl_ns_exec "$FL_NS_CTL" curl -s -m 5 -o /dev/null -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" \
+      -d "{\"session\": 1, \"listeners\": 1, \"exclude\": [$others]}" "$(fl_director_url 1)/v1/place" || return 1
+  done
+  for i in "$@"; do
+    for ((k = 0; k < 100; k++)); do
+      rec=$(fl_ectl get --print-value-only "/stentor/relays/edge-$i" 2>/dev/null || true)
+      jq -e '[.sessions[][0]] | index(1) != null' <<<"$rec" >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    (( k < 100 )) || { echo "fleetnet: edge-$i does not carry session 1 after its trunk was recorded" >&2; return 1; }
+  done
 }

@@ -441,3 +441,29 @@ TEST(join, a_draining_relay_tells_its_listeners_to_move_keeps_them_until_they_le
     EXPECT_EQ(0u, e.listeners());
     EXPECT_EQ(0u, e.desk().bindings());
 }
+
+// A fleet edge ends its trunk session when the trunk key goes and creates it
+// again when the key comes back: a listener renewing its token from the same
+// address must be in the new session's table (a success means it hears the
+// stream), and bindings of a session that ended for good are dropped.
+TEST(join, a_listener_whose_session_ended_and_came_back_is_added_again_when_it_renews) {
+    join_env e;
+    const auto c = mint(1);
+    ASSERT_TRUE(e.ask(c).has_value());
+    const control::session_params sp = *e.r().state().session(1);
+    e.r().state().session_end(1);
+    e.r().state().session_create(sp);
+    EXPECT_FALSE(e.has_listener(nat_ip, nat_port)) << "the new session starts empty";
+    const auto a = e.ask(mint(1), nat_ip, nat_port, false, 2);   // a new token, the same address: a renewal
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(stun::binding_success, a->type);
+    EXPECT_TRUE(e.has_listener(nat_ip, nat_port)) << "answered success, so it must be in the table";
+    EXPECT_EQ(1u, e.stats().renewed);
+
+    e.r().state().session_end(1);
+    e.now += std::chrono::seconds(1);
+    e.desk().poll(e.now);
+    EXPECT_EQ(0u, e.desk().bindings()) << "a binding outlived its session";
+    EXPECT_EQ(1u, e.stats().session_gone);
+    EXPECT_EQ(0u, e.stats().consent_expired);
+}

@@ -591,6 +591,28 @@ TEST(Director, places_within_capacity_with_tokens_that_verify_and_records_each_t
     d.stop();
 }
 
+// An edge has a session only through its trunk key; one that still has it
+// while the key is gone (etcd lost its data, or the key was deleted) would go
+// silent once its origins drop the trunk: the director records it again.
+TEST(Director, an_edge_that_carries_the_session_but_lost_its_trunk_key_gets_it_again) {
+    fleet_fixture f;
+    f.add(shared_etcd(), "o1", "origin", 1000, {{7, 40007}});
+    f.add(shared_etcd(), "e1", "edge", 1000, {{7, 40007}});
+    const control::token_minter m(join_keys());
+    director d(dir_options(shared_etcd(), f.prefix, "d1"), minter_for(m));
+    d.start();
+    ASSERT_TRUE(eventually([&] { return d.status().relays == 2; }));
+    EXPECT_EQ(d.place({7, 3, "", 1}).trunks_created, 1u) << "carried, yet no trunk key: recorded";
+    etcd_client c(shared_etcd().endpoints());
+    ASSERT_TRUE(c.get(trunk_key(f.prefix, 7, "e1")).has_value());
+    EXPECT_EQ(d.place({7, 3, "", 1}).trunks_created, 0u) << "seen: not asked again";
+    c.del(trunk_key(f.prefix, 7, "e1"));
+    ASSERT_TRUE(eventually([&] { return d.status().trunks == 0; })) << "the watch saw the delete";
+    EXPECT_EQ(d.place({7, 3, "", 1}).trunks_created, 1u) << "recorded again";
+    EXPECT_TRUE(c.get(trunk_key(f.prefix, 7, "e1")).has_value());
+    d.stop();
+}
+
 TEST(Director, stops_placing_on_draining_edges_and_on_edges_whose_lease_is_gone) {
     fleet_fixture f;
     f.add(shared_etcd(), "o1", "origin", 1000, {{7, 40007}});
