@@ -3,25 +3,30 @@
 # (scripts/fleetnet.sh) a real etcd tuned for 1 s leases, an origin, two
 # edges with lease_ttl_s = 1, two directors, ffmpeg speaking to the origin,
 # and N stentor-listener --director clients (--failover-after 1) all placed
-# on edge-1 (edge-2 starts after them). edge-1 is SIGKILLed; every listener
+# on edge-1 (edge-2 starts after them; by default it already carries the
+# session, as an edge of a popular session does: its trunk is recorded
+# before the kill; --cold leaves that to the first failover placement, so
+# the gap then includes the trunk's setup). edge-1 is SIGKILLed; every listener
 # notices the silence, asks a director again (naming edge-1), joins edge-2
 # and prints the audio gap it heard (the receive times of the last packet
 # before and the first after). Prints the gaps' p50, p99 and max over the
 # listeners, and one machine-readable line:
 #   FAILOVER_BENCH listeners=N moved=M without_audio=K p50_s=.. p99_s=.. max_s=.. detect_p50_s=..
 #
-#   failover_bench.sh [--listeners N] [--build DIR]
+#   failover_bench.sh [--listeners N] [--cold] [--build DIR]
 # Needs root; prints "FAILOVER_BENCH skipped=<why>" and exits 0 otherwise.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 N=50
 BUILD=""
+COLD=0
 while (( $# )); do
   case $1 in
     --listeners) N=$2; shift 2 ;;
+    --cold) COLD=1; shift ;;
     --build) BUILD=$2; shift 2 ;;
-    *) echo "usage: failover_bench.sh [--listeners N] [--build DIR]" >&2; exit 2 ;;
+    *) echo "usage: failover_bench.sh [--listeners N] [--cold] [--build DIR]" >&2; exit 2 ;;
   esac
 done
 # Run from the build tree (meson copies this script to BUILD/bench) or the source tree.
@@ -74,6 +79,7 @@ fleetnet_start_relay 0 "$WORK/relay-0.log" || exit 1
 fleetnet_start_director 1 || exit 1
 fleetnet_start_director 2 || exit 1
 wait_for 10 sees origin-1 edge-1 || { echo "failover: the directors do not see origin-1 and edge-1" >&2; exit 1; }
+fleetnet_warm_trunks 1 || { echo "failover: no trunk to edge-1" >&2; exit 1; }
 ip netns exec "$FL_NS_SPK" ffmpeg -hide_banner -nostdin -loglevel warning -re \
   -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=600" -ac 2 -c:a libopus -b:a 64k -frame_duration 20 \
   -application audio -f rtp -payload_type 111 -ssrc 1234 \
@@ -85,6 +91,7 @@ joined() { local k; for ((k = 0; k < N; k++)); do grep -q 'join: joined via' "$W
 wait_for 30 joined || { echo "failover: not every listener joined edge-1" >&2; exit 1; }
 fleetnet_start_relay 2 "$WORK/relay-2.log" || exit 1
 wait_for 10 sees origin-1 edge-1 edge-2 || { echo "failover: the directors do not see edge-2" >&2; exit 1; }
+if (( ! COLD )); then fleetnet_warm_trunks 2 || { echo "failover: no trunk to edge-2" >&2; exit 1; }; fi
 sleep 2   # audio flowing everywhere; edge-2's origin trunk up
 
 kill -KILL "${FL_PID[1]}"
@@ -102,6 +109,6 @@ moved_n=$(grep -c . <<<"$gaps" || true)
 # Nearest-rank percentiles over the sorted gaps.
 pct() { awk -v p="$1" '{ v[NR] = $1 } END { if (NR == 0) { print "na"; exit } i = int(p / 100 * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; print v[i] }'; }
 p50=$(pct 50 <<<"$gaps"); p99=$(pct 99 <<<"$gaps"); max=$(pct 100 <<<"$gaps"); d50=$(pct 50 <<<"$detects")
-echo "failover: edge-1 SIGKILLed under $N listeners (lease_ttl_s 1, --failover-after 1): $moved_n moved, $without without audio"
+echo "failover: edge-1 SIGKILLed under $N listeners (lease_ttl_s 1, --failover-after 1, trunks $FL_TRUNKS, edge-2 $( ((COLD)) && echo cold || echo 'carrying the session')): $moved_n moved, $without without audio"
 echo "failover: audio gap p50 $p50 s, p99 $p99 s, max $max s (silence noticed after a median $d50 s)"
-echo "FAILOVER_BENCH listeners=$N moved=$moved_n without_audio=$without p50_s=$p50 p99_s=$p99 max_s=$max detect_p50_s=$d50"
+echo "FAILOVER_BENCH listeners=$N cold=$COLD moved=$moved_n without_audio=$without p50_s=$p50 p99_s=$p99 max_s=$max detect_p50_s=$d50"
