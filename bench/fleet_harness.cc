@@ -11,10 +11,11 @@
 // Then the rest of the fleet's figures, so that the fleet benchmark ends
 // with one line: placements per second on one core with tokens (the
 // director's arithmetic and minting, as bench_director, requests of 100),
-// and the failover gap's p99 from bench/failover_bench.sh (real relays in
+// the failover gap's p99 from bench/failover_bench.sh (real relays in
 // namespaces, an edge SIGKILLed under --failover-listeners listeners; "na"
-// without root). hop_p99_us, the added latency per trunk hop, is "na" until
-// the data plane's trunks exist (their harness provides it).
+// without root), and the added latency per trunk hop from
+// bench/trunk_hop_harness (both run from here; their own RESULT lines are
+// shown behind "# ").
 //
 //   fleet_harness [--listeners 8000000] [--slots 200000] [--request 1000]
 //                 [--failover-listeners 50 | --no-failover]
@@ -90,27 +91,34 @@ double placements_per_s_one_core() {
     return static_cast<double>(n) / std::chrono::duration<double>(t - t0).count();
 }
 
-// bench/failover_bench.sh next to this binary: its p99, or "na" (printed why).
-std::string failover_p99(const char* argv0, unsigned listeners) {
-    std::string dir = argv0;
-    const auto slash = dir.rfind('/');
-    dir = slash == std::string::npos ? "." : dir.substr(0, slash);
-    const std::string cmd = "bash '" + dir + "/failover_bench.sh' --listeners " + std::to_string(listeners) + " 2>&1";
-    std::FILE* f = ::popen(cmd.c_str(), "r");
+// Runs `cmd`, shows its output (a line starting "RESULT" behind "# ", so
+// that this harness ends with the one RESULT line), and returns the value of
+// ` <field>=` on the first line starting with `tag`, or "na".
+std::string child_figure(const std::string& cmd, const char* tag, const char* field) {
+    std::FILE* f = ::popen((cmd + " 2>&1").c_str(), "r");
     if (f == nullptr) return "na";
-    std::string p99 = "na";
+    std::string value = "na";
+    const std::string key = std::string(" ") + field + "=";
     char line[1024];
     while (std::fgets(line, sizeof line, f) != nullptr) {
-        std::fputs(line, stdout);   // its own lines, for the report
-        if (std::strncmp(line, "FAILOVER_BENCH ", 15) != 0) continue;
-        if (const char* v = std::strstr(line, " p99_s=")) {
-            p99.assign(v + 7, std::strcspn(v + 7, " \n"));
-            if (p99.empty()) p99 = "na";
+        const bool result = std::strncmp(line, "RESULT ", 7) == 0;
+        std::printf("%s%s", result ? "# " : "", line);
+        if (value != "na" || std::strncmp(line, tag, std::strlen(tag)) != 0) continue;
+        if (const char* v = std::strstr(line, key.c_str())) {
+            value.assign(v + key.size(), std::strcspn(v + key.size(), " \n"));
+            if (value.empty()) value = "na";
         }
     }
     const int rc = ::pclose(f);
-    if (rc != 0) std::printf("failover_bench.sh exited with status %d\n", rc);
-    return p99;
+    if (rc != 0) std::printf("# %s exited with status %d\n", cmd.c_str(), rc);
+    std::fflush(stdout);
+    return value;
+}
+
+std::string dir_of(const char* argv0) {
+    const std::string p = argv0;
+    const auto slash = p.rfind('/');
+    return slash == std::string::npos ? "." : p.substr(0, slash);
 }
 
 }  // namespace
@@ -258,11 +266,15 @@ int main(int argc, char** argv) {
     }
     std::printf("director: %.0f placements/s on one core with tokens (requests of 100 over 50 edges)\n", pps);
     std::fflush(stdout);
-    const std::string p99 = failover ? failover_p99(argv[0], failover_listeners) : "na";
-    // The added latency per trunk hop comes from the trunks' own harness
-    // (the data plane's trunks are another branch's work): na until then.
+    const std::string dir = dir_of(argv[0]);
+    const std::string p99 =
+        failover ? child_figure("bash '" + dir + "/failover_bench.sh' --listeners " + std::to_string(failover_listeners),
+                                "FAILOVER_BENCH ", "p99_s")
+                 : "na";
+    // The added latency per trunk hop: the trunks' own harness, run here too.
+    const std::string hop = child_figure("'" + dir + "/trunk_hop_harness'", "RESULT ", "hop_p99_us");
     std::printf("RESULT placements_per_s=%.0f fleet_8m_s=%.2f imbalance_pct=%.2f etcd_writes_per_s=%.1f failover_p99_s=%s "
-                "hop_p99_us=na\n",
-                pps, fleet_s, imbalance_pct, writes_per_s, p99.c_str());
+                "hop_p99_us=%s\n",
+                pps, fleet_s, imbalance_pct, writes_per_s, p99.c_str(), hop.c_str());
     return 0;
 }

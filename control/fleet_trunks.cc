@@ -11,7 +11,8 @@ namespace {
 std::string ep(uint32_t ip, unsigned port) { return format_ipv4(ip) + ":" + std::to_string(port); }
 }  // namespace
 
-trunk_reconciler::trunk_reconciler(relay_state& st) : _st(st) {}
+trunk_reconciler::trunk_reconciler(relay_state& st, std::chrono::seconds idle, delete_fn delete_key)
+    : _st(st), _idle(idle), _delete_key(std::move(delete_key)) {}
 
 trunk_apply_stats trunk_reconciler::stats() const {
     std::lock_guard lk(_mu);
@@ -148,6 +149,33 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
             refused(fmt::format("trunk of session {} to {} ({})", s, edge_of[k], ep(ip, port)), e.what());
         }
     }
+    // An edge session nobody listens to: after `_idle`, this edge deletes
+    // its trunk key (a transaction on the revision it saw: a key a director
+    // re-created meanwhile stays); the watch then undoes the trunk on every
+    // side. A middle tier's trunk listeners count as listeners.
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = _empty_since.begin(); it != _empty_since.end();)
+        it = want.sessions.count(it->first) ? std::next(it) : _empty_since.erase(it);
+    if (_idle.count() > 0 && _delete_key)
+        for (const auto& [id, port] : want.sessions) {
+            const auto v = _st.session(id);
+            if (!v || v->nb_listeners > 0) {
+                _empty_since.erase(id);
+                continue;
+            }
+            const auto [it, fresh] = _empty_since.emplace(id, now);
+            if (fresh || now - it->second < _idle) continue;
+            it->second = now;   // once per idle period, whatever the answer
+            try {
+                if (_delete_key(id)) {
+                    ++_stats.idle_deleted;
+                    spdlog::info("fleet: trunk: session {} had no listener for {} s: its trunk key deleted", id,
+                                 _idle.count());
+                }
+            } catch (const std::exception& e) {
+                refused(fmt::format("deleting the idle trunk of session {}", id), e.what());
+            }
+        }
     for (const auto& p : want.problems)
         if (_told.insert("problem: " + p).second) spdlog::warn("fleet: trunk: {}", p);
     _stats.sends = _sends.size();
@@ -158,11 +186,13 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
 std::unique_ptr<fleet_trunks> fleet_trunks_start(const profile& p, relay_state& st) {
     if (!p.fleet.enabled) return nullptr;
     auto t = std::make_unique<fleet_trunks>();
-    t->reconciler = std::make_unique<trunk_reconciler>(st);
     fleet::trunk_watch_options o;
     o.etcd = p.fleet.etcd;
     o.prefix = p.fleet.prefix;
     o.relay_id = p.fleet.relay_id;
+    t->reconciler = std::make_unique<trunk_reconciler>(
+        st, std::chrono::seconds(p.fleet.trunk_idle_s),
+        [w = &t->watch, id = p.fleet.relay_id](uint32_t session) { return (*w)->delete_trunk(session, id); });
     t->watch = std::make_unique<fleet::trunk_watch>(o, [r = t->reconciler.get()](const fleet::trunk_plan& plan) {
         r->apply(plan);
     });

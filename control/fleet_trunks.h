@@ -16,7 +16,9 @@
 // session that already existed (the API made it) is used, never ended.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,11 +40,17 @@ struct trunk_apply_stats {
     size_t sessions = 0;       // edge sessions in place (made or used)
     size_t flows = 0;          // origin flows in place
     uint64_t refusals = 0;     // actions refused (retried at the next apply)
+    uint64_t idle_deleted = 0; // trunk keys this edge deleted after trunk_idle_s without a listener
 };
 
 class trunk_reconciler {
 public:
-    explicit trunk_reconciler(relay_state& st);
+    // `delete_key(session)`: delete this edge's trunk key of the session (a
+    // transaction; true if deleted); called when a session the trunks feed
+    // has had no listener for `idle` (0: never). May throw.
+    using delete_fn = std::function<bool(uint32_t session)>;
+    explicit trunk_reconciler(relay_state& st, std::chrono::seconds idle = std::chrono::seconds(0),
+                              delete_fn delete_key = nullptr);
     // Make the relay do `want`: undo what it no longer has, then add what is
     // missing. One log line per change and per new refusal.
     void apply(const fleet::trunk_plan& want);
@@ -59,6 +67,9 @@ private:
     std::map<uint32_t, bool> _sessions;     // id -> made by the trunks (false: used, not ours to end)
     std::set<flow_key> _flows;
     std::set<std::string> _told;            // refusals already logged (once each until they clear)
+    std::chrono::seconds _idle;
+    delete_fn _delete_key;
+    std::map<uint32_t, std::chrono::steady_clock::time_point> _empty_since;   // edge sessions without a listener
     trunk_apply_stats _stats;
 };
 

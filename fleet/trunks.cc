@@ -93,7 +93,7 @@ trunk_watch_status trunk_watch::status() const {
     return s;
 }
 
-void trunk_watch::on_key(const std::string& key, const std::string* value) {
+void trunk_watch::on_key(const std::string& key, const std::string* value, int64_t mod_revision) {
     const std::string relays = relays_prefix(_o.prefix), trunks = trunks_prefix(_o.prefix);
     if (key.rfind(relays, 0) == 0) {
         const std::string id = key.substr(relays.size());
@@ -123,8 +123,10 @@ void trunk_watch::on_key(const std::string& key, const std::string* value) {
         }
         if (t) {
             _trunks[k] = std::move(*t);
+            _trunk_rev[k] = mod_revision;
         } else {
             _trunks.erase(k);
+            _trunk_rev.erase(k);
             if (value != nullptr) _st.last_error = fmt::format("trunk key {}: {}", key, why);
         }
     }
@@ -152,8 +154,9 @@ void trunk_watch::load_full(etcd_client& c, int64_t* revision) {
     std::lock_guard lk(_mu);
     _relays.clear();
     _trunks.clear();
-    for (const auto& kv : relays) on_key(kv.key, &kv.value);
-    for (const auto& kv : trunks) on_key(kv.key, &kv.value);
+    _trunk_rev.clear();
+    for (const auto& kv : relays) on_key(kv.key, &kv.value, kv.mod_revision);
+    for (const auto& kv : trunks) on_key(kv.key, &kv.value, kv.mod_revision);
     replan();
     _st.loaded = true;
 }
@@ -170,7 +173,7 @@ void trunk_watch::watch_loop() {
                 _o.prefix + "/", rev + 1,
                 [this](const std::vector<etcd_event>& evs, int64_t) {
                     std::lock_guard lk(_mu);
-                    for (const auto& e : evs) on_key(e.kv.key, e.deleted ? nullptr : &e.kv.value);
+                    for (const auto& e : evs) on_key(e.kv.key, e.deleted ? nullptr : &e.kv.value, e.kv.mod_revision);
                     replan();
                     return true;
                 },
@@ -186,6 +189,19 @@ void trunk_watch::watch_loop() {
         ++_st.watch_restarts;
         _cv.wait_for(lk, std::chrono::milliseconds(200), [this] { return _stop.load(); });
     }
+}
+
+bool trunk_watch::delete_trunk(uint32_t session, const std::string& edge) {
+    int64_t rev = 0;
+    {
+        std::lock_guard lk(_mu);
+        auto it = _trunk_rev.find({session, edge});
+        if (it == _trunk_rev.end()) return false;
+        rev = it->second;
+    }
+    // Rare (once per idle trunk): a client of its own, not the watch's.
+    etcd_client c(_o.etcd, std::chrono::milliseconds(1000));
+    return c.delete_if_unchanged(trunk_key(_o.prefix, session, edge), rev);
 }
 
 void trunk_watch::apply_loop() {

@@ -104,12 +104,17 @@ public:
     void start();
     void stop();
     trunk_watch_status status() const;
+    // Delete the trunk key (session, edge) with a transaction comparing its
+    // revision as this watch last saw it, so a key a director re-created
+    // meanwhile stays. True if this call deleted it; false if it was gone
+    // or changed. Throws etcd_error when etcd does not answer.
+    bool delete_trunk(uint32_t session, const std::string& edge);
 
 private:
     void watch_loop();
     void apply_loop();
     void load_full(etcd_client& c, int64_t* revision);
-    void on_key(const std::string& key, const std::string* value);   // nullptr: deleted; under _mu
+    void on_key(const std::string& key, const std::string* value, int64_t mod_revision);   // value nullptr: deleted; under _mu
     void replan();                                                   // under _mu
 
     trunk_watch_options _o;
@@ -118,6 +123,7 @@ private:
     std::condition_variable _cv;
     std::map<std::string, relay_record> _relays;
     std::map<std::pair<uint32_t, std::string>, trunk_record> _trunks;
+    std::map<std::pair<uint32_t, std::string>, int64_t> _trunk_rev;   // mod_revision of each trunk key
     trunk_plan _plan;
     uint64_t _plan_version = 0;     // bumped when _plan changes
     trunk_watch_status _st;

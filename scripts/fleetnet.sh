@@ -10,8 +10,11 @@
 #   ${P}ctl   d0 198.18.0.5 (br0: listeners ask the directors here)
 #             c0 198.19.0.5 (br1: etcd for the relays; the directors use it too)
 #   ${P}o1    origin-1: stv-relay on br0, DPDK owns 198.18.0.1; c0 198.19.0.11 (etcd, kernel)
+#   ${P}o2    origin-2 (two origins): DPDK 198.18.0.9; c0 198.19.0.20
 #   ${P}e<i>  edge-<i>:  stv-relay on br0, DPDK owns 198.18.0.(1+i); c0 198.19.0.(11+i)
-#   ${P}spk   veth0 198.18.0.10 (ffmpeg, the speaker: to the origin, from :5004, SSRC 1234)
+#   ${P}spk   veth0 198.18.0.10 (ffmpeg, the speaker: from :5004, SSRC 1234, to
+#             origin-1; with two origins through a tee that sends every packet
+#             to both, same SSRC and sequence numbers, as a dual-homed speaker)
 #   ${P}l1-3  veth0 198.18.0.21-23 (stentor-listener --director clients, many per namespace)
 #
 # The relays' control traffic (etcd) goes over the control LAN so that the
@@ -40,9 +43,11 @@ FL_API_TOKEN=fleet-e2e-api-token-000
 FL_DIRECTOR_TOKEN=fleet-e2e-director-token
 FL_TRUNKS=${FL_TRUNKS:-real}
 
-# fleetnet_init PREFIX NB_EDGES WORKDIR: names; call after netlib_init PREFIX.
+# fleetnet_init PREFIX NB_EDGES WORKDIR [NB_ORIGINS]: names; call after
+# netlib_init PREFIX. Relay indices: 0 origin-1, 1..NB_EDGES the edges, 9
+# origin-2 (FL_RELAYS lists those in use).
 fleetnet_init() {
-  FL_P=$1 FL_NB_EDGES=$2 FL_WORK=$3
+  FL_P=$1 FL_NB_EDGES=$2 FL_WORK=$3 FL_NB_ORIGINS=${4:-1}
   FL_NS_BR="${FL_P}br"
   FL_NS_CTL="${FL_P}ctl"
   FL_NS_SPK="${FL_P}spk"
@@ -50,14 +55,16 @@ fleetnet_init() {
   FL_NS_RELAY=()
   FL_NS_RELAY[0]="${FL_P}o1"
   local i
-  for ((i = 1; i <= FL_NB_EDGES; i++)); do FL_NS_RELAY[i]="${FL_P}e$i"; done
+  FL_RELAYS=(0)
+  for ((i = 1; i <= FL_NB_EDGES; i++)); do FL_NS_RELAY[i]="${FL_P}e$i"; FL_RELAYS+=("$i"); done
+  if (( FL_NB_ORIGINS == 2 )); then FL_NS_RELAY[9]="${FL_P}o2"; FL_RELAYS+=(9); fi
   # netlib_down removes exactly these.
   NL_ALL_NS=("${FL_NS_RELAY[@]}" "$FL_NS_CTL" "$FL_NS_SPK" "${FL_NS_L[@]}" "$FL_NS_BR")
   FL_KEY="$FL_WORK/join-1.key"
 }
 
-fl_relay_name() { if (( $1 == 0 )); then echo origin-1; else echo "edge-$1"; fi; }
-fl_relay_ip() { echo "$FL_DATA_NET.$((1 + $1))"; }
+fl_relay_name() { if (( $1 == 0 )); then echo origin-1; elif (( $1 == 9 )); then echo origin-2; else echo "edge-$1"; fi; }
+fl_relay_ip() { if (( $1 == 9 )); then echo "$FL_DATA_NET.9"; else echo "$FL_DATA_NET.$((1 + $1))"; fi; }
 fl_relay_ctl_ip() { echo "$FL_CTL_NET.$((11 + $1))"; }
 
 # fl_port NS IF BRIDGE PEER [IP]: a veth from NS into the bridge namespace's BRIDGE.
@@ -83,7 +90,7 @@ fleetnet_up() {
   nl_ns_add "$FL_NS_CTL"
   fl_port "$FL_NS_CTL" d0 br0 p-ctl "$FL_DIR_IP"
   fl_port "$FL_NS_CTL" c0 br1 q-ctl "$FL_CTL_IP"
-  for ((i = 0; i <= FL_NB_EDGES; i++)); do
+  for i in "${FL_RELAYS[@]}"; do
     ns=${FL_NS_RELAY[i]}
     nl_ns_add "$ns"
     ip link add stv-relay netns "$ns" type veth peer name "p-r$i" netns "$FL_NS_BR"
@@ -134,7 +141,7 @@ fleetnet_start_etcd() {
 fleetnet_relay_profile() {
   local i=$1 out=$2 ttl=${3:-1} drain=${4:-10} name role
   name=$(fl_relay_name "$i")
-  role=edge; (( i == 0 )) && role=origin
+  role=edge; (( i == 0 || i == 9 )) && role=origin
   cat >"$out" <<EOF
 # $name for the namespace fleet (scripts/fleetnet.sh).
 [eal]
@@ -197,7 +204,7 @@ lease_ttl_s = $ttl
 refresh_ms = 250
 drain_s = $drain
 EOF
-  if (( i == 0 )); then
+  if (( i == 0 || i == 9 )); then
     cat >>"$out" <<EOF
 
 [[session]]
@@ -316,4 +323,41 @@ fleetnet_warm_trunks() {
     done
     (( k < 100 )) || { echo "fleetnet: edge-$i does not carry session 1 after its trunk was recorded" >&2; return 1; }
   done
+}
+
+# fleetnet_start_speaker SECONDS: ffmpeg, 440 Hz Opus 20 ms, SSRC 1234, from
+# 198.18.0.10:5004 to origin-1, or (two origins) to a tee that sends each
+# packet to both, same SSRC and sequence numbers. Sets FL_SPK_PIDS.
+fleetnet_start_speaker() {
+  local secs=$1 dest="$FL_ORIGIN_IP:$FL_SESSION_PORT" local_port=5004
+  FL_SPK_PIDS=()
+  if (( FL_NB_ORIGINS == 2 )); then
+    printf '%s\n' \
+      'import socket, sys' \
+      'rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); rx.bind(("127.0.0.1", 6000)); rx.settimeout(30)' \
+      'tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); tx.bind((sys.argv[1], 5004))' \
+      'dests = [(a, int(sys.argv[4])) for a in sys.argv[2:4]]' \
+      'n = 0' \
+      'try:' \
+      '    while True:' \
+      '        d = rx.recv(2048)' \
+      '        for a in dests: tx.sendto(d, a)' \
+      '        n += 1' \
+      'except socket.timeout:' \
+      '    pass' \
+      'print("tee: %d packets, two copies each" % n)' >"$FL_WORK/tee.py"
+    nl_ns_exec "$FL_NS_SPK" ip link set lo up
+    ip netns exec "$FL_NS_SPK" /usr/bin/python3 "$FL_WORK/tee.py" "$FL_SPK_IP" "$FL_ORIGIN_IP" "$(fl_relay_ip 9)" \
+      "$FL_SESSION_PORT" >"$FL_WORK/tee.log" 2>&1 &
+    FL_SPK_PIDS+=("$!")
+    netlib_track "$!"
+    dest=127.0.0.1:6000 local_port=6002
+    sleep 0.3
+  fi
+  ip netns exec "$FL_NS_SPK" ffmpeg -hide_banner -nostdin -loglevel warning -re \
+    -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=$secs" -ac 2 -c:a libopus -b:a 64k -frame_duration 20 \
+    -application audio -f rtp -payload_type 111 -ssrc 1234 \
+    "rtp://$dest?pkt_size=1200&localrtpport=$local_port" >"$FL_WORK/speaker.log" 2>&1 &
+  FL_SPK_PIDS+=("$!")
+  netlib_track "$!"
 }

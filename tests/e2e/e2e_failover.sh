@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end: failover and drain in a fleet of real relays (issue 13 items 5
-# and 6, docs/fleet.md "Failover"). Namespaces (scripts/fleetnet.sh): a real
-# etcd tuned for 1 s leases, an origin and three edges (stentord on
-# net_af_packet veths), two stentor-directors, ffmpeg speaking 440 Hz to the
-# origin, and 12 stentor-listener --director clients placed by the directors.
+# and 6, docs/fleet.md "Failover"): the issue's whole fleet in namespaces
+# (scripts/fleetnet.sh): a real etcd tuned for 1 s leases, two origins and
+# three edges (stentord on net_af_packet veths, real trunks origin -> edge),
+# two stentor-directors, ffmpeg speaking 440 Hz to both origins (through a
+# tee: same SSRC and sequence numbers), and 30 stentor-listener --director
+# clients placed by the directors.
 #   e2e_failover_exclude       POST /v1/place checks "exclude" and places nobody on an excluded edge
 #   e2e_failover_placed        every listener is placed, joins and is in its edge's table
 #   e2e_failover_sigkill       edge-1 SIGKILLed: every listener it had moves
@@ -12,6 +14,8 @@
 #   e2e_failover_drain         edge-2 SIGTERMed: draining in the registry, its
 #                              listeners told to move (300), each joins edge-3
 #                              and leaves edge-2 before it stops
+#   e2e_failover_origin_sigkill  origin-2 SIGKILLed: 0 packets lost at the
+#                              listeners (the edges keep origin-1's copies)
 #   e2e_failover_etcd_restart  etcd stopped and started again during the
 #                              stream: 0 packets lost at any listener, no move,
 #                              every live relay's key back
@@ -20,7 +24,9 @@
 #                              directors see the whole fleet, every listener
 #                              hears audio again (the trunk keys went with
 #                              the data: loss printed, not asserted)
-# Prints "PASS <name>" / "FAIL <name> <reason>". Needs root. About 60-90 s.
+#   e2e_failover_wav_440       three listeners' audio, decoded over the whole
+#                              run (moves included), is 440 +- 5 Hz
+# Prints "PASS <name>" / "FAIL <name> <reason>". Needs root. About 90 s.
 # Environment: BUILD_DIR (default build).
 set -euo pipefail
 
@@ -30,7 +36,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$REPO/$BUILD_DIR"
 FL_BUILD=$BUILD_DIR
 T="e2e_failover"
-NB_LISTENERS=12
+NB_LISTENERS=30
 
 FAILS=0
 pass() { echo "PASS $1"; }
@@ -52,7 +58,7 @@ P="fo$$"
 P=${P:0:8}
 netlib_init "$P"
 WORK=$(mktemp -d "/tmp/stentor-failover.XXXXXX")
-fleetnet_init "$P" 3 "$WORK"
+fleetnet_init "$P" 3 "$WORK" 2
 e2e_hook() { fleetnet_cleanup_dpdk; if [[ -n "${KEEP_WORK:-}" ]]; then echo "# kept $WORK" >&2; else rm -rf "$WORK"; fi; }
 netlib_trap e2e_hook
 
@@ -62,14 +68,14 @@ fi
 if ! fleetnet_start_etcd; then
   tail -20 "$WORK/etcd.log" >&2; fail "${T}_setup" "etcd did not start"; exit 1
 fi
-for i in 0 1 2 3; do
+for i in "${FL_RELAYS[@]}"; do
   fleetnet_relay_profile "$i" "$WORK/relay-$i.toml" 1 10
   if ! "$BUILD_DIR/control/stentord" --check -c "$WORK/relay-$i.toml" >"$WORK/check-$i.log" 2>&1; then
     cat "$WORK/check-$i.log" >&2; fail "${T}_setup" "relay $i's profile does not validate"; exit 1
   fi
 done
 # Edges first: the origin's first packets to them find them there.
-for i in 1 2 3 0; do
+for i in 1 2 3 0 9; do
   if ! fleetnet_start_relay "$i" "$WORK/relay-$i.log"; then fail "${T}_setup" "$(fl_relay_name "$i") not ready"; exit 1; fi
 done
 for n in 1 2; do
@@ -92,11 +98,11 @@ director_sees() {   # N RELAYS...: director N's view holds exactly these relays
         | jq -r '[.relays[].id] | sort | join(",")' 2>/dev/null || true)
   [[ "$got" == "$want" ]]
 }
-for r in origin-1 edge-1 edge-2 edge-3; do
+for r in origin-1 origin-2 edge-1 edge-2 edge-3; do
   wait_for 10 has_key "$r" || { fail "${T}_setup" "$r not registered"; exit 1; }
 done
-wait_for 10 director_sees 1 origin-1 edge-1 edge-2 edge-3 || { fail "${T}_setup" "director-1 does not see the fleet"; exit 1; }
-wait_for 10 director_sees 2 origin-1 edge-1 edge-2 edge-3 || { fail "${T}_setup" "director-2 does not see the fleet"; exit 1; }
+wait_for 10 director_sees 1 origin-1 origin-2 edge-1 edge-2 edge-3 || { fail "${T}_setup" "director-1 does not see the fleet"; exit 1; }
+wait_for 10 director_sees 2 origin-1 origin-2 edge-1 edge-2 edge-3 || { fail "${T}_setup" "director-2 does not see the fleet"; exit 1; }
 # Every edge carries the session before listeners come (real trunks: the
 # director records one at the first placement on an edge).
 fleetnet_warm_trunks 1 2 3 || { fail "${T}_setup" "trunks origin -> edges not up"; exit 1; }
@@ -112,18 +118,17 @@ c3=$(dplace '{"session": 1, "listeners": 1, "exclude": ["edge-1", "edge-2", "edg
 if [[ "$c1 $e1 $c2 $e2 $c3 $e3" == "400 bad_request 200 edge-3 503 no_capacity" ]]; then pass "${T}_exclude"; else
   fail "${T}_exclude" "got: $c1 $e1 / $c2 $e2 / $c3 $e3"; fi
 
-# The speaker: 440 Hz to the origin for longer than the test.
-ip netns exec "$FL_NS_SPK" ffmpeg -hide_banner -nostdin -loglevel warning -re \
-  -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=300" -ac 2 -c:a libopus -b:a 64k -frame_duration 20 \
-  -application audio -f rtp -payload_type 111 -ssrc 1234 \
-  "rtp://$FL_ORIGIN_IP:$FL_SESSION_PORT?pkt_size=1200&localrtpport=5004" >"$WORK/speaker.log" 2>&1 &
-netlib_track $!
+# The speaker: 440 Hz to both origins for longer than the test.
+fleetnet_start_speaker 600
 
 # --- placed --------------------------------------------------------------------
-for ((k = 0; k < NB_LISTENERS; k++)); do fleetnet_start_listener "$k" 600; done
+# Three of them decode what they hear into a WAV (moves included).
+for ((k = 0; k < NB_LISTENERS; k++)); do
+  if (( k < 3 )); then fleetnet_start_listener "$k" 600 --wav-dir "$WORK/wav-$k"; else fleetnet_start_listener "$k" 600; fi
+done
 hears() { grep -q 'join: joined via' "$WORK/lst-$1.err" 2>/dev/null; }
 all_joined() { local k; for ((k = 0; k < NB_LISTENERS; k++)); do hears "$k" || return 1; done; }
-wait_for 15 all_joined || true
+wait_for 20 all_joined || true
 declare -A ON=()
 missing=0
 for ((k = 0; k < NB_LISTENERS; k++)); do
@@ -214,7 +219,7 @@ else
   fail "${T}_drain" "${#DRAINED[@]} listener(s) on edge-2, $bad problem(s), exit $rc, relay: ${drain_line:-no drain line}"
 fi
 
-# --- etcd stopped and started again --------------------------------------------------
+# Fresh listeners for the phases below --------------------------------------------------
 moves_total() { local k t=0; for ((k = 0; k < NB_LISTENERS; k++)); do t=$((t + $(moves "$k"))); done; echo "$t"; }
 # start_fresh FROM TO: listeners FROM..TO-1, which measure loss over exactly
 # one outage (the 12 above carry the losses of their moves in their totals).
@@ -235,8 +240,23 @@ stop_count() {
     LOST=$((LOST + l)); PK=$((PK + p))
   done
 }
+# --- SIGKILL origin-2 -----------------------------------------------------------------------
 m0=$(moves_total)
-A=$NB_LISTENERS B=$((NB_LISTENERS + 3)) C=$((NB_LISTENERS + 6))
+O=$NB_LISTENERS A=$((NB_LISTENERS + 3)) B=$((NB_LISTENERS + 6)) C=$((NB_LISTENERS + 9))
+start_fresh "$O" "$A" || fail "${T}_origin_sigkill" "fresh listeners did not join"
+sleep 1
+kill -KILL "${FL_PID[9]}" 2>/dev/null || true; wait "${FL_PID[9]}" 2>/dev/null || true
+# Its key lapses, the edge removes its flow; origin-1's copies go on.
+wait_for 10 no_key origin-2 || true
+sleep 1
+stop_count "$O" "$A"
+m1=$(moves_total)
+echo "# origin-2 SIGKILLed: $PK packets at 3 fresh listeners, $LOST lost; moves meanwhile: $((m1 - m0))"
+if (( LOST == 0 && PK > 0 && m1 == m0 )) && no_key origin-2; then pass "${T}_origin_sigkill"; else
+  fail "${T}_origin_sigkill" "lost $LOST of $PK packets, $((m1 - m0)) move(s)"; fi
+
+# --- etcd stopped and started again --------------------------------------------------
+m0=$(moves_total)
 start_fresh "$A" "$B" || fail "${T}_etcd_restart" "fresh listeners did not join"
 sleep 1
 kill -TERM "$FL_ETCD_PID" 2>/dev/null || true; wait "$FL_ETCD_PID" 2>/dev/null || true
@@ -300,5 +320,14 @@ for ((k = 0; k < C; k++)); do
 done
 if (( none == 0 && nohear == 0 )); then pass "${T}_none_without_audio"; else
   fail "${T}_none_without_audio" "$none listener(s) ended a move without audio, $nohear heard nothing at all"; fi
+
+# What three listeners heard over the whole run, moves included.
+wav_bad=""
+for k in 0 1 2; do
+  read -r dur freq <<<"$(netlib_wav_info "$WORK/wav-$k/listener-0.wav")"
+  echo "# listener $k: WAV $dur s at $freq Hz"
+  awk -v f="$freq" -v d="$dur" 'BEGIN { exit !(f != "?" && f >= 435 && f <= 445 && d != "?" && d > 10) }' || wav_bad+=" $k:${dur}s@${freq}Hz"
+done
+if [[ -z "$wav_bad" ]]; then pass "${T}_wav_440"; else fail "${T}_wav_440" "not 440 +- 5 Hz:$wav_bad"; fi
 
 (( FAILS == 0 ))

@@ -215,7 +215,7 @@ struct fleet_relay {
     std::unique_ptr<trunk_watch> watch;
 
     fleet_relay(const etcd_server& e, const std::string& prefix, std::string relay_id, const std::string& role,
-                uint32_t own_ip)
+                uint32_t own_ip, std::chrono::seconds idle = std::chrono::seconds(0))
         : id(std::move(relay_id)), prof(relay_profile(own_ip)) {
         neigh.reset(new dp::dp_neigh[prof.limits.max_neighbours]);
         shared.neigh = neigh.get();
@@ -243,7 +243,8 @@ struct fleet_relay {
             control::fleet_sessions_of(*st, r);
             return r;
         });
-        rec = std::make_unique<control::trunk_reconciler>(*st);
+        rec = std::make_unique<control::trunk_reconciler>(
+            *st, idle, [this](uint32_t s) { return watch->delete_trunk(s, id); });
         trunk_watch_options wo;
         wo.etcd = e.endpoints();
         wo.prefix = prefix;
@@ -323,6 +324,7 @@ TEST(Trunks, watch_to_trunk_lifecycle_two_origins_a_middle_tier_and_back_to_noth
         << "one flow per origin, with the speaker's SSRC";
     // The trunk listener is admitted and never shed.
     EXPECT_EQ(o1->st->nb_listeners(), 1u);
+    EXPECT_GT(o1->adm->report().used_pps, 0.0) << "admission counts the trunk listener";
     EXPECT_TRUE(o1->st->shed_newest(0, 10).empty()) << "the overload controller's shedding skips it";
     EXPECT_TRUE(o1->sends_to(7, e1_ip, 40007));
     EXPECT_EQ(o1->rec->stats().sends, 1u);
@@ -375,6 +377,44 @@ TEST(Trunks, an_edge_that_already_carries_the_session_uses_it_and_never_ends_it)
     std::this_thread::sleep_for(500ms);
     EXPECT_TRUE(e1.session(9).has_value()) << "the session the API made stays";
     EXPECT_FALSE(e1.session(9)->trunk);
+}
+
+TEST(Trunks, an_edge_without_listeners_deletes_its_trunk_key_after_the_idle_time) {
+    etcd_server& e = trunk_etcd();
+    const std::string p = fresh_prefix();
+    fleet_relay o1(e, p, "o1", "origin", ip_of(198, 18, 0, 1));
+    fleet_relay e1(e, p, "e1", "edge", ip_of(198, 18, 0, 3), 1s);
+    fleet_relay e2(e, p, "e2", "edge", ip_of(198, 18, 0, 4), 1s);
+    control::session_params sp;
+    sp.id = 5;
+    sp.udp_port = 40005;
+    o1.st->session_create(sp);
+    o1.st->speaker_add(5, ip_of(198, 18, 0, 10), 5004, 55u);
+    etcd_client c(e.endpoints());
+    ASSERT_TRUE(eventually([&] {
+        const auto kv = c.get(relay_key(p, "o1"));
+        return kv && kv->value.find("[5,40005,[55]]") != std::string::npos;
+    }));
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 5, "e1"), trunk(5, "e1", {"o1"}, 40005).to_json()));
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 5, "e2"), trunk(5, "e2", {"o1"}, 40005).to_json()));
+    ASSERT_TRUE(eventually([&] { return e1.session(5).has_value() && e2.session(5).has_value(); }));
+    e2.st->listener_add(5, ip_of(198, 18, 0, 40), 6000, 1);   // e2 has a listener, e1 none
+    EXPECT_TRUE(eventually([&] { return !c.get(trunk_key(p, 5, "e1")).has_value(); }))
+        << "e1 deletes its trunk key once it has had no listener for 1 s";
+    EXPECT_TRUE(eventually([&] { return !e1.session(5).has_value(); })) << "and then undoes the trunk";
+    EXPECT_TRUE(eventually([&] { return !o1.sends_to(5, ip_of(198, 18, 0, 3), 40005); }));
+    EXPECT_EQ(e1.rec->stats().idle_deleted, 1u);
+    std::this_thread::sleep_for(1500ms);
+    EXPECT_TRUE(c.get(trunk_key(p, 5, "e2")).has_value()) << "an edge with a listener keeps its trunk";
+    EXPECT_TRUE(o1.sends_to(5, ip_of(198, 18, 0, 4), 40005));
+    // A key re-created (new revision) is not deleted by a stale transaction.
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "ex"), trunk(7, "ex", {"o1"}, 40007).to_json()));
+    const int64_t old_rev = c.get(trunk_key(p, 7, "ex"))->mod_revision;
+    c.put(trunk_key(p, 7, "ex"), trunk(7, "ex", {"o1", "o2"}, 40007).to_json());
+    EXPECT_FALSE(c.delete_if_unchanged(trunk_key(p, 7, "ex"), old_rev));
+    EXPECT_TRUE(c.get(trunk_key(p, 7, "ex")).has_value());
+    EXPECT_TRUE(c.delete_if_unchanged(trunk_key(p, 7, "ex"), c.get(trunk_key(p, 7, "ex"))->mod_revision));
+    EXPECT_FALSE(c.get(trunk_key(p, 7, "ex")).has_value());
 }
 
 }  // namespace

@@ -159,9 +159,11 @@ TEST(ConfigAccepts, FleetSectionAndItsDefaults) {
     EXPECT_EQ(p.fleet.refresh_ms, 250u);
     EXPECT_EQ(p.fleet.advertise, (std::vector<uint32_t>{0xc6120001})) << "the ports' addresses by default";
     EXPECT_EQ(p.fleet.drain_s, 10u);
+    EXPECT_EQ(p.fleet.trunk_idle_s, 60u);
     const auto q = parse(k_base + "[fleet]\netcd = [\"http://e:2379\"]\nrelay_id = \"o1\"\nrole = \"origin\"\n"
-                                  "advertise = [\"203.0.113.7\"]\nlease_ttl_s = 1\nrefresh_ms = 300\ndrain_s = 0\n");
+                                  "advertise = [\"203.0.113.7\"]\nlease_ttl_s = 1\nrefresh_ms = 300\ntrunk_idle_s = 0\ndrain_s = 0\n");
     EXPECT_EQ(q.fleet.advertise, (std::vector<uint32_t>{0xcb007107}));
+    EXPECT_EQ(q.fleet.trunk_idle_s, 0u) << "0: never";
     EXPECT_EQ(q.fleet.lease_ttl_s, 1u);
     EXPECT_EQ(q.fleet.drain_s, 0u) << "0: stop without waiting for the listeners to move";
 }
