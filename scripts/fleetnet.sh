@@ -239,18 +239,23 @@ EOF
   fi
 }
 
-# fleetnet_start_relay I LOG: start relay I in its namespace; sets FL_PID[I].
-# Returns 0 once it is ready, else shows the end of LOG.
-fleetnet_start_relay() {
-  local i=$1 log=$2 rc=0
+# fleetnet_launch_relay I LOG: start relay I in its namespace; sets FL_PID[I].
+fleetnet_launch_relay() {
+  local i=$1 log=$2
   ip netns exec "${FL_NS_RELAY[i]}" stdbuf -oL -eL "$FL_BUILD/control/stentord" -c "$FL_WORK/relay-$i.toml" \
     --file-prefix "stentor-${FL_P}r$i" >"$log" 2>&1 &
   FL_PID[i]=$!
   netlib_track "${FL_PID[i]}"
+}
+# fleetnet_wait_relay I LOG: 0 once it is ready, else shows the end of LOG.
+fleetnet_wait_relay() {
+  local i=$1 log=$2 rc=0
   netlib_wait_for_line "$log" 'stentord: ready' 30 "${FL_PID[i]}" || rc=$?
   if (( rc != 0 )); then echo "--- $(fl_relay_name "$i") ---" >&2; tail -n 20 "$log" >&2; fi
   return "$rc"
 }
+# fleetnet_start_relay I LOG: both.
+fleetnet_start_relay() { fleetnet_launch_relay "$1" "$2"; fleetnet_wait_relay "$1" "$2"; }
 
 # fleetnet_start_director N: director-N on $FL_DIR_IP:(8089+N); sets FL_DIR_PID[N].
 fleetnet_start_director() {

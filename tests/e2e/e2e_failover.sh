@@ -74,9 +74,10 @@ for i in "${FL_RELAYS[@]}"; do
     cat "$WORK/check-$i.log" >&2; fail "${T}_setup" "relay $i's profile does not validate"; exit 1
   fi
 done
-# Edges first: the origin's first packets to them find them there.
-for i in 1 2 3 0 9; do
-  if ! fleetnet_start_relay "$i" "$WORK/relay-$i.log"; then fail "${T}_setup" "$(fl_relay_name "$i") not ready"; exit 1; fi
+# All at once (each initialises its EAL on its own; idle workers sleep).
+for i in "${FL_RELAYS[@]}"; do fleetnet_launch_relay "$i" "$WORK/relay-$i.log"; done
+for i in "${FL_RELAYS[@]}"; do
+  if ! fleetnet_wait_relay "$i" "$WORK/relay-$i.log"; then fail "${T}_setup" "$(fl_relay_name "$i") not ready"; exit 1; fi
 done
 for n in 1 2; do
   if ! fleetnet_start_director "$n"; then
