@@ -1261,7 +1261,7 @@ void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool
     const auto* present = root.get("fleet");
     const auto r = relay ? section(c, root, "fleet",
                                    {"etcd", "prefix", "relay_id", "role", "region", "lease_ttl_s", "refresh_ms",
-                                    "advertise"})
+                                    "advertise", "drain_s", "trunk_idle_s"})
                          : section(c, root, "fleet", {"etcd", "prefix"});
     if (present == nullptr) {
         if (!relay) c.fail(root.source(), "fleet", "required section is missing (etcd endpoints)");
@@ -1298,6 +1298,8 @@ void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool
     if (!f.region.empty() && !fleet_name_ok(f.region)) r.fail("region", "must be 1..64 characters of [A-Za-z0-9._-]");
     r.opt_uint("lease_ttl_s", f.lease_ttl_s, 1, 60);
     r.opt_uint("refresh_ms", f.refresh_ms, 50, 10000);
+    r.opt_uint("drain_s", f.drain_s, 0, 3600);
+    r.opt_uint("trunk_idle_s", f.trunk_idle_s, 0, 86400);
     // Three keep-alives per TTL: one lost answer does not cost the lease.
     if (f.refresh_ms * 3 > f.lease_ttl_s * 1000)
         r.fail("refresh_ms", fmt::format("{} ms leaves fewer than 3 refreshes per lease_ttl_s ({} s)", f.refresh_ms,

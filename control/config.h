@@ -256,6 +256,8 @@ struct fleet_config {
     unsigned lease_ttl_s = 2;             // the relay's key is gone this long after it dies
     unsigned refresh_ms = 250;            // keep-alive and load refresh period
     std::vector<uint32_t> advertise;      // addresses listeners send joins to (default: the ports')
+    unsigned drain_s = 10;                // SIGTERM: wait this long for joined listeners to move (0: do not wait)
+    unsigned trunk_idle_s = 60;           // an edge deletes its trunk key after this long without a listener (0: never)
 };
 
 // stentor-director's profile (fleet/director_main.cc): [fleet] (etcd, prefix),

@@ -5,6 +5,7 @@
 
 #include "control_plane.h"
 #include "relay.h"
+#include "state.h"
 
 namespace stentor::control {
 
@@ -27,9 +28,24 @@ fleet::relay_record fleet_record(const profile& p, relay& r, control_plane& cp) 
     rec.slots = static_cast<uint64_t>(std::max(0.0, std::floor(slots)));
     rec.line_rate_mbps = static_cast<uint64_t>(line);
     rec.listeners = r.state().nb_listeners();
-    for (const auto& s : r.state().sessions()) rec.sessions.emplace_back(s.id, static_cast<uint16_t>(s.udp_port));
-    std::sort(rec.sessions.begin(), rec.sessions.end());
+    fleet_sessions_of(r.state(), rec);
     return rec;
+}
+
+void fleet_sessions_of(const relay_state& st, fleet::relay_record& rec) {
+    for (const auto& s : st.sessions()) {
+        rec.sessions.emplace_back(s.id, static_cast<uint16_t>(s.udp_port));
+        // The SSRCs its speakers registered with: an edge's trunk flow from
+        // this relay expects them (docs/fleet.md, "Trunks"). A relay's trunk
+        // flows pass on their origins' SSRCs, so a middle tier lists them too.
+        std::vector<uint32_t> ss;
+        for (const auto& sp : s.speakers)
+            if (sp.ssrc) ss.push_back(*sp.ssrc);
+        std::sort(ss.begin(), ss.end());
+        ss.erase(std::unique(ss.begin(), ss.end()), ss.end());
+        if (!ss.empty()) rec.ssrcs[s.id] = std::move(ss);
+    }
+    std::sort(rec.sessions.begin(), rec.sessions.end());
 }
 
 std::optional<std::string> fleet_log::poll(const fleet::registrar& reg) {

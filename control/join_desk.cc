@@ -1,5 +1,6 @@
 #include "join_desk.h"
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <string>
@@ -174,6 +175,15 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
         return;
     }
 
+    if (_draining.load(std::memory_order_relaxed)) {
+        // Make before break: the listener keeps hearing us while it asks a
+        // director and joins elsewhere, then leaves (the branch above).
+        if (it != _by_token.end() && it->second.addr == at) it->second.last_seen = now;
+        ++_stats.told_to_move;
+        reply(m, 300, "draining: ask the director again");
+        return;
+    }
+
     if (it != _by_token.end()) {
         binding& b = it->second;
         if (b.addr == at) {
@@ -199,16 +209,30 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
 
     if (auto a = _by_addr.find(at); a != _by_addr.end()) {
         // This address is joined with another token of the session: the
-        // listener renews its token; one listener, the newer token.
+        // listener renews its token; one listener, the newer token. It must
+        // still be in the table: its session may have ended and come back
+        // since (a fleet edge's trunk session, when the trunk key went and
+        // came again), and then it is added again and answered as a join.
         const token_ref old = a->second;
         auto o = _by_token.find(old);
         const uint8_t tier = o != _by_token.end() ? o->second.tier : r.tier;
-        _by_token.erase(old);
-        a->second = tok;
-        _by_token[tok] = binding{at, tier, now};
-        ++_stats.renewed;
-        reply(m);
-        return;
+        bool added = false, gone = false;
+        try {
+            _cp.state().listener_add(at.session_id, at.ip, at.port, tier, true);
+            added = true;
+        } catch (const action_error& e) {
+            gone = e.code != error_code::exists;   // refused now: handled as a new join below
+        }
+        if (!gone) {
+            _by_token.erase(old);
+            a->second = tok;
+            _by_token[tok] = binding{at, tier, now};
+            ++_stats.renewed;
+            if (added) wait.push_back({m, at.ip, {}});
+            else reply(m);
+            return;
+        }
+        unbind(old);
     }
 
     try {
@@ -278,8 +302,28 @@ void join_desk::unbind(const token_ref& t) {
 void join_desk::sweep(clock_t_::time_point now) {
     const auto limit = std::chrono::seconds(_cfg.consent_timeout_s);
     std::vector<token_ref> gone;
-    for (const auto& [t, b] : _by_token)
-        if (now - b.last_seen >= limit) gone.push_back(t);
+    // Bindings of a session that ended go too: their refreshes must not be
+    // answered success for a stream that is not there (a fleet edge ends a
+    // session when its trunk goes). One lookup per distinct session.
+    std::vector<uint32_t> ended;
+    {
+        std::vector<uint32_t> ids;
+        for (const auto& [t, b] : _by_token)
+            if (std::find(ids.begin(), ids.end(), b.addr.session_id) == ids.end()) ids.push_back(b.addr.session_id);
+        for (uint32_t id : ids)
+            if (!_cp.state().session(id)) ended.push_back(id);
+    }
+    std::vector<token_ref> orphaned;
+    for (const auto& [t, b] : _by_token) {
+        if (!ended.empty() && std::find(ended.begin(), ended.end(), b.addr.session_id) != ended.end())
+            orphaned.push_back(t);
+        else if (now - b.last_seen >= limit)
+            gone.push_back(t);
+    }
+    for (const auto& t : orphaned) {
+        unbind(t);   // its listener went with the session
+        ++_stats.session_gone;
+    }
     for (const auto& t : gone) {
         const addr_ref a = _by_token[t].addr;
         try {

@@ -65,7 +65,9 @@ struct join_desk_config {
     _(leave_unknown, "leave for a token not joined at that address (404)")                             \
     _(unresolved, "joins answered before their next hop answered ARP (join_resolve_ms passed)")        \
     _(reply_ring_full, "responses dropped: the ring to the data plane was full")                      \
-    _(reply_unbuildable, "responses not sent: they would not fit in their request")
+    _(reply_unbuildable, "responses not sent: they would not fit in their request")                    \
+    _(told_to_move, "requests answered 300 while the relay drains (fleet): the listener asks a director again") \
+    _(session_gone, "bindings dropped because their session ended (their listeners went with it)")
 
 struct join_stats {
     STENTOR_STAT_FIELDS(STENTOR_FOREACH_JOIN_STAT, join_stats)
@@ -95,6 +97,13 @@ public:
 
     join_stats stats() const;
     size_t bindings() const;
+
+    // A fleet relay draining (SIGTERM, docs/fleet.md "Failover"): every
+    // request but a leave is answered 300 "draining" (a joined listener's
+    // consent is still refreshed, so it keeps the stream until it has joined
+    // elsewhere and left here); no new listener is let in.
+    void set_draining(bool on) { _draining.store(on, std::memory_order_relaxed); }
+    bool draining() const { return _draining.load(std::memory_order_relaxed); }
 
     struct token_ref {
         uint64_t nonce;
@@ -155,6 +164,7 @@ private:
     std::atomic<size_t> _nb_bindings{0};
     std::thread _thr;
     std::atomic<bool> _stop{false};
+    std::atomic<bool> _draining{false};
 };
 
 }  // namespace stentor::control

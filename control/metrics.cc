@@ -86,6 +86,7 @@ json session_json(const session_view& v, const relay* r) {
         o["ssrc"] = s.ssrc ? json(*s.ssrc) : json(nullptr);
         o["srtp_keys"] = srtp_keys_json(s.srtp_keys);
         o["counters"] = traffic(s.counts);
+        if (s.trunk) o["trunk"] = true;   // an origin's trunk flow (docs/fleet.md)
         sp.push_back(std::move(o));
     }
     json tiers = json::array();
@@ -101,6 +102,7 @@ json session_json(const session_view& v, const relay* r) {
            {"listeners", v.nb_listeners},
            {"listeners_per_tier", tiers},
            {"speakers", sp}};
+    if (v.trunk) o["trunk"] = true;   // made by the fleet's trunks, not the API (docs/fleet.md)
     // SRTP: the modes and which keys are held (id, suite, MKI, active):
     // never a key's bytes (docs/srtp.md).
     o["srtp"] = {{"ingress", name_of(v.srtp_ingress.value_or(srtp_ingress_mode::off))},

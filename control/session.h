@@ -59,12 +59,16 @@ struct session_params {
     // Unset: the profile's [srtp] defaults (resolved when the session is created).
     std::optional<srtp_ingress_mode> srtp_ingress;
     std::optional<srtp_egress_mode> srtp_egress;
+    // Created by the fleet's trunks (docs/fleet.md), not by the API or the
+    // profile: what etcd says, never journaled (rebuilt from etcd at start).
+    bool trunk = false;
 };
 
 struct speaker_spec {
     uint32_t ip = 0;                 // host order
     unsigned port = 0;               // the speaker's source UDP port
     std::optional<uint32_t> ssrc;    // when set, other SSRCs are dropped
+    bool trunk = false;              // an origin's trunk flow (docs/fleet.md): first copy wins, not journaled
     bool operator==(const speaker_spec&) const = default;
 };
 

@@ -64,13 +64,15 @@ struct listener_rec {
     uint8_t shard;
     uint8_t tier;
     uint8_t port_idx;     // egress port (admission accounts load per port)
-    uint8_t by_token;     // joined by token: under consent (join_desk.h)
+    uint8_t flags;        // lrec_by_token: under consent (join_desk.h); lrec_trunk: a fleet trunk
     uint32_t slot;
     uint32_t neigh;
     uint32_t order_pos;   // index in its session's join_order for its tier (kept by compaction)
     uint64_t seq;
 };
 static_assert(sizeof(listener_rec) == 24, "listener_rec grew: 1 M listeners pay for every byte");
+constexpr uint8_t lrec_by_token = 0x01;
+constexpr uint8_t lrec_trunk = 0x02;   // never shed, never journaled (docs/fleet.md)
 
 // The join order of one (session, tier): appended on join (seq only grows,
 // so the vector stays sorted). Each listener knows its entry's index
@@ -136,12 +138,30 @@ struct session_state : session_params {
     srtp_keyset_model srtp_tx;                          // egress: the session key(s)
     std::map<uint32_t, srtp_keyset_model> speaker_keys; // ingress, by speaker slot
     srtp::keyset* srtp_tx_published = nullptr;
+    // First-copy table of the session's trunk flows (dp_dedup), allocated
+    // with the first one, freed after the grace period of the session's end.
+    dp::dp_dedup* dedup = nullptr;
     session_tally tally{};                // joins, leaves, ... (the speakers' counts come from the data plane)
 
+    // Distinct streams the speakers bring: each speaker's, but the trunk
+    // flows of a session (its origins) carry one stream together (the
+    // edge forwards the first copy of each packet).
+    unsigned speaker_streams() const {
+        unsigned n = 0;
+        bool trunk = false;
+        for (const auto& sp : speakers) {
+            if (sp.trunk) trunk = true;
+            else ++n;
+        }
+        return n + (trunk ? 1 : 0);
+    }
+    bool has_trunk_flow() const {
+        return std::any_of(speakers.begin(), speakers.end(), [](const speaker_view& v) { return v.trunk; });
+    }
     // Streams each listener receives: every speaker's in a forward session
     // (planned as one before the first speaker arrives), the mix otherwise.
     unsigned streams() const {
-        return mode == session_mode::mix ? 1u : static_cast<unsigned>(std::max<size_t>(1, speakers.size()));
+        return mode == session_mode::mix ? 1u : std::max(1u, speaker_streams());
     }
     listener_cost per_listener() const { return cost_of(frame_ms, max_bitrate_kbps, streams()); }
     listener_cost one_stream() const { return cost_of(frame_ms, max_bitrate_kbps, 1); }
@@ -235,6 +255,7 @@ struct relay_state::impl {
             }
             std::free(s->published);
             std::free(s->srtp_tx_published);
+            std::free(s->dedup);
         }
         for (auto* ks : speaker_keysets) std::free(ks);
         std::free(speaker_keys_arr);
@@ -358,7 +379,7 @@ struct relay_state::impl {
         return l.chunks[ci]->l[slot % listener_chunk_size];
     }
 
-    void add_listener(session_state& s, uint32_t ip, unsigned port, unsigned tier, bool by_token) {
+    void add_listener(session_state& s, uint32_t ip, unsigned port, unsigned tier, bool by_token, bool trunk = false) {
         const auto [nexthop, port_idx] = route(ip);
         if (!neigh_available(nexthop))
             throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
@@ -391,7 +412,8 @@ struct relay_state::impl {
         const uint64_t seq = next_seq++;
         const uint32_t pos = s.order[tier].add(seq, ep_key(ip, port));
         s.listeners.emplace(ep_key(ip, port), listener_rec{shard, static_cast<uint8_t>(tier), static_cast<uint8_t>(port_idx),
-                                                           static_cast<uint8_t>(by_token), slot, nexthop, pos, seq});
+                                                           static_cast<uint8_t>((by_token ? lrec_by_token : 0) | (trunk ? lrec_trunk : 0)),
+                                                           slot, nexthop, pos, seq});
         s.dirty = true;
     }
 
@@ -433,6 +455,7 @@ struct relay_state::impl {
                 f[i].session_index = s->index;
                 f[i].has_ssrc = sp.ssrc.has_value();
                 f[i].srtp_in = s->srtp_ingress == srtp_ingress_mode::required ? 1 : 0;
+                f[i].dedup = sp.trunk && s->dedup != nullptr ? 1 : 0;
                 f[i].ssrc_be = sp.ssrc ? __builtin_bswap32(*sp.ssrc) : 0;
                 f[i].speaker_index = sp.slot;
                 // Policer: the stream's packet rate and the session's
@@ -505,6 +528,7 @@ struct relay_state::impl {
         if (s.srtp_tx_published) retired.push_back(s.srtp_tx_published);
         s.srtp_tx_published = s.srtp_tx.build();
         d->srtp_tx = s.srtp_tx_published;
+        d->dedup = s.dedup;
         for (unsigned sh_i = 0; sh_i < nb_shards; ++sh_i)
             for (unsigned t = 0; t < max_tiers; ++t) {
                 list_state& l = s.lists[sh_i * max_tiers + t];
@@ -598,13 +622,18 @@ struct relay_state::impl {
         state_image img;
         img.sessions.reserve(sessions.size());
         img.listeners.reserve(nb_listeners);
+        // What the fleet's trunks made (sessions, flows, listeners) is not
+        // journaled: etcd holds it and the trunk watch rebuilds it at start.
         for (const auto& [id, s] : sessions) {
+            if (s->trunk) continue;
             auto& o = img.sessions.emplace_back();
             o.p = static_cast<const session_params&>(*s);
-            for (const auto& sp : s->speakers) o.speakers.push_back({sp.ip, sp.port, sp.ssrc});
+            for (const auto& sp : s->speakers)
+                if (!sp.trunk) o.speakers.push_back({sp.ip, sp.port, sp.ssrc});
             for (const auto& [k, r] : s->listeners)
-                img.listeners.push_back(
-                    {r.seq, id, static_cast<uint32_t>(k >> 16), static_cast<uint16_t>(k & 0xffff), r.tier, r.by_token != 0});
+                if (!(r.flags & lrec_trunk))
+                    img.listeners.push_back({r.seq, id, static_cast<uint32_t>(k >> 16), static_cast<uint16_t>(k & 0xffff),
+                                             r.tier, (r.flags & lrec_by_token) != 0});
         }
         return img;
     }
@@ -688,7 +717,7 @@ session_view relay_state::session_create(const session_params& sp) {
     }
     im.index_dirty = true;
     session_view v = im.view(*s);
-    im.journal_record(jr::rec_session_create{static_cast<const session_params&>(*s)});
+    if (!s->trunk) im.journal_record(jr::rec_session_create{static_cast<const session_params&>(*s)});
     im.sessions.emplace(id, std::move(s));
     im.mark_changed();
     const auto obs = im.observer;
@@ -712,6 +741,8 @@ void relay_state::session_end(uint32_t id) {
     for (const auto& sp : s.speakers) im.speaker_release.push_back(sp.slot);
     if (s.srtp_tx_published) im.retired.push_back(s.srtp_tx_published);
     s.srtp_tx_published = nullptr;
+    if (s.dedup) im.retired.push_back(s.dedup);   // RX lcores may hold it until the grace period
+    s.dedup = nullptr;
     im.drop_keys(s.srtp_tx);
     for (auto& [slot, m] : s.speaker_keys) im.drop_keys(m);
     if (!s.speaker_keys.empty()) im.keys_dirty = true;
@@ -719,16 +750,18 @@ void relay_state::session_end(uint32_t id) {
     im.by_index[s.index] = nullptr;
     im.free_index.push_back(s.index);
     im.index_dirty = true;
+    const bool trunk = s.trunk;
     im.sessions.erase(id);
     if (im.adm != nullptr) im.adm->session_ended(id);
-    im.journal_record(jr::rec_session_end{id});
+    if (!trunk) im.journal_record(jr::rec_session_end{id});
     im.mark_changed();
     const auto obs = im.observer;
     g.unlock();
     if (obs) (*obs)(id, true);
 }
 
-void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, std::optional<uint32_t> ssrc) {
+void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, std::optional<uint32_t> ssrc,
+                              bool trunk) {
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
     im.check_journal();
@@ -749,7 +782,9 @@ void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, s
     // A forward session's listeners each receive every speaker's stream: a
     // second speaker doubles what they cost (admission plans it, or the
     // speaker is refused and nothing changes).
-    const bool adds_stream = s.mode == session_mode::forward && !s.speakers.empty();
+    const unsigned before = s.speaker_streams();
+    const unsigned after = before + (trunk && s.has_trunk_flow() ? 0 : 1);
+    const bool adds_stream = s.mode == session_mode::forward && std::max(1u, after) > std::max(1u, before);
     if (adds_stream && im.adm != nullptr) {
         try {
             im.adm->admit_load(s.one_stream(), s.live);
@@ -763,9 +798,14 @@ void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, s
     // The slot was idle for a whole grace period: no RX lcore writes any of
     // its per-queue entries now.
     for (uint32_t q = 0; q < im.sh.nb_rx_queues; ++q) dp::policer_of(im.sh, q, slot) = dp::dp_policer{};
-    s.speakers.push_back({ip, port, ssrc, slot, {}});
+    if (trunk && s.dedup == nullptr) {
+        // Zeroed: no tag matches. Published with the session (build_session).
+        s.dedup = alloc_zeroed<dp::dp_dedup>(sizeof(dp::dp_dedup));
+        s.dirty = true;
+    }
+    s.speakers.push_back({ip, port, ssrc, slot, {}, trunk});
     im.flows_dirty = true;
-    im.journal_record(jr::rec_speaker_add{session_id, {ip, port, ssrc}});
+    if (!trunk) im.journal_record(jr::rec_speaker_add{session_id, {ip, port, ssrc}});
     im.mark_changed();
 }
 
@@ -784,15 +824,18 @@ void relay_state::speaker_del(uint32_t session_id, uint32_t ip, unsigned port) {
         s.speaker_keys.erase(k);
         im.keys_dirty = true;
     }
-    if (s.mode == session_mode::forward && s.speakers.size() > 1 && im.adm != nullptr)
-        im.adm->release_load(s.one_stream(), s.live);
+    const unsigned before = s.speaker_streams();
+    const bool trunk = it->trunk;
     s.speakers.erase(it);
+    if (s.mode == session_mode::forward && std::max(1u, s.speaker_streams()) < std::max(1u, before) && im.adm != nullptr)
+        im.adm->release_load(s.one_stream(), s.live);
     im.flows_dirty = true;
-    im.journal_record(jr::rec_speaker_del{session_id, ip, port});
+    if (!trunk) im.journal_record(jr::rec_speaker_del{session_id, ip, port});
     im.mark_changed();
 }
 
-void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, unsigned tier, bool by_token) {
+void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, unsigned tier, bool by_token,
+                                bool trunk) {
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
     try {
@@ -813,9 +856,9 @@ void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, 
             jc[port_idx][tier] = 1;
             im.adm->admit(session_id, s.per_listener(), jc);
         }
-        im.add_listener(s, ip, port, tier, by_token);
+        im.add_listener(s, ip, port, tier, by_token, trunk);
         if (!im.replay) ++s.tally.joins;
-        if (im.jr != nullptr) jr::encode_listener_add(session_id, {ip, port, tier, by_token}, im.jr_pending);
+        if (im.jr != nullptr && !trunk) jr::encode_listener_add(session_id, {ip, port, tier, by_token}, im.jr_pending);
         im.mark_changed();
     } catch (const action_error& e) {
         if (im.adm != nullptr) im.adm->count_refusal(e.code);
@@ -889,9 +932,10 @@ void relay_state::listener_del(uint32_t session_id, uint32_t ip, unsigned port, 
     auto it = s.listeners.find(ep_key(ip, port));
     if (it == s.listeners.end())
         throw action_error(error_code::not_found, "no listener " + format_ipv4(ip) + ":" + std::to_string(port));
+    const bool trunk = (it->second.flags & lrec_trunk) != 0;
     im.remove_listener(s, it);
     if (!im.replay) ++(why == listener_removal::consent_expired ? s.tally.consent_expired : s.tally.leaves);
-    im.journal_record(jr::rec_listener_del{session_id, ip, port});
+    if (!trunk) im.journal_record(jr::rec_listener_del{session_id, ip, port});
     im.mark_changed();
 }
 
@@ -915,13 +959,16 @@ void relay_state::listener_del_bulk(uint32_t session_id, const std::vector<liste
         throw action_error(error_code::invalid, "listener " + format_ipv4(static_cast<uint32_t>(*d >> 16)) + ":" +
                                                     std::to_string(*d & 0xffff) + " appears twice in the request");
     if (items.empty()) return;
+    std::vector<bool> trunk(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) trunk[i] = (s.listeners.find(keys[i])->second.flags & lrec_trunk) != 0;
     for (const uint64_t k : keys) im.remove_listener(s, s.listeners.find(k));
     // The record sheds use: (session, ip, port) removals, replayed one by one.
     if (im.jr != nullptr) {
         jr::rec_listeners_removed r;
         r.items.reserve(items.size());
-        for (const auto& it : items) r.items.push_back({session_id, it.ip, it.port});
-        jr::encode(r, im.jr_pending);
+        for (size_t i = 0; i < items.size(); ++i)
+            if (!trunk[i]) r.items.push_back({session_id, items[i].ip, items[i].port});
+        if (!r.items.empty()) jr::encode(r, im.jr_pending);
     }
     im.mark_changed();
 }
@@ -940,10 +987,12 @@ std::vector<shed_record> relay_state::shed_newest(unsigned tier, size_t k) {
         size_t pos;   // index in s->order[tier].e
         bool operator<(const head& o) const { return seq < o.seq; }
     };
+    // A fleet trunk is never shed: it carries a whole edge's listeners.
     auto newest_from = [tier](session_state* s, size_t end) -> std::optional<head> {
         const auto& e = s->order[tier].e;
         for (size_t i = end; i-- > 0;)
-            if (e[i].key != join_order::hole) return head{e[i].seq, s, i};
+            if (e[i].key != join_order::hole && !(s->listeners.find(e[i].key)->second.flags & lrec_trunk))
+                return head{e[i].seq, s, i};
         return std::nullopt;
     };
     std::priority_queue<head> q;
@@ -1257,7 +1306,7 @@ std::vector<shed_record> relay_state::listener_refs(bool by_token_only) const {
     std::vector<shed_record> out;
     for (const auto& [id, s] : _impl->sessions)
         for (const auto& [k, r] : s->listeners)
-            if (r.by_token || !by_token_only) out.push_back({id, static_cast<uint32_t>(k >> 16), static_cast<unsigned>(k & 0xffff), r.tier});
+            if ((r.flags & lrec_by_token) || !by_token_only) out.push_back({id, static_cast<uint32_t>(k >> 16), static_cast<unsigned>(k & 0xffff), r.tier});
     return out;
 }
 

@@ -54,6 +54,7 @@ struct speaker_view {
     std::optional<uint32_t> ssrc;
     uint32_t slot = 0;               // policer slot in the data plane
     std::vector<srtp_key_info> srtp_keys;   // ids, suites, MKIs: never the keys
+    bool trunk = false;              // an origin's trunk flow (docs/fleet.md)
     // What the data plane counted for this speaker since it was added
     // (its policer entries, summed over the RX queues; docs/metrics.md).
     dp::dp_speaker_counts counts{};
@@ -101,11 +102,18 @@ public:
     // --- actions (one per operation) -------------------------------------
     session_view session_create(const session_params& sp);
     void session_end(uint32_t id);
-    void speaker_add(uint32_t session_id, uint32_t ip, unsigned port, std::optional<uint32_t> ssrc);
+    // trunk: an origin's flow of a fleet trunk (docs/fleet.md): the
+    // session's trunk flows share one first-copy table (ST 2022-7), count
+    // as one stream for admission, and are not journaled.
+    void speaker_add(uint32_t session_id, uint32_t ip, unsigned port, std::optional<uint32_t> ssrc, bool trunk = false);
     void speaker_del(uint32_t session_id, uint32_t ip, unsigned port);
     // by_token: the listener joined by token (the join desk); journaled
     // with it, so that after a restart it is under consent again.
-    void listener_add(uint32_t session_id, uint32_t ip, unsigned port, unsigned tier, bool by_token = false);
+    // trunk: a fleet trunk to an edge (docs/fleet.md): admitted and counted
+    // like any listener, never shed by the overload controller, not journaled
+    // (the trunk keys in etcd are its truth).
+    void listener_add(uint32_t session_id, uint32_t ip, unsigned port, unsigned tier, bool by_token = false,
+                      bool trunk = false);
     void listener_del(uint32_t session_id, uint32_t ip, unsigned port,
                       listener_removal why = listener_removal::leave);
     // All or nothing: every item is validated (and admitted) before any is

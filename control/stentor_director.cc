@@ -1,7 +1,8 @@
 // stentor-director: places listeners on the fleet's edges (docs/fleet.md).
 //
 //   stentor-director serve -c director.toml
-//       POST /v1/place    {"session": S, "listeners": N, "region": "eu", "tier": 1}
+//       POST /v1/place    {"session": S, "listeners": N, "region": "eu", "tier": 1,
+//                          "exclude": ["edge-3"]}
 //                         -> 200 {"session": S, "placements": [{"edge", "address",
 //                            "port", "token", "password"}, ...], "trunks_created": n}
 //                         4xx/503 {"error": <code>, "reason": "..."}: nothing placed
@@ -54,6 +55,7 @@ struct body {
 };
 
 constexpr size_t max_body = 4096;
+constexpr size_t max_exclude = 16;
 
 MHD_Result reply(MHD_Connection* c, unsigned status, const std::string& text) {
     MHD_Response* r = MHD_create_response_from_buffer(text.size(), const_cast<char*>(text.data()), MHD_RESPMEM_MUST_COPY);
@@ -84,8 +86,9 @@ MHD_Result on_place(server& s, MHD_Connection* c, const std::string& text) {
     if (j.is_discarded() || !j.is_object()) return error(c, 400, "bad_request", "body is not a JSON object");
     for (const auto& [k, v] : j.items()) {
         (void)v;
-        if (k != "session" && k != "listeners" && k != "region" && k != "tier")
-            return error(c, 400, "bad_request", "unknown field \"" + k + "\" (known: session, listeners, region, tier)");
+        if (k != "session" && k != "listeners" && k != "region" && k != "tier" && k != "exclude")
+            return error(c, 400, "bad_request",
+                         "unknown field \"" + k + "\" (known: session, listeners, region, tier, exclude)");
     }
     fleet::place_request req;
     const auto uint_field = [&](const char* k, uint64_t min, uint64_t max, uint64_t& out) -> std::string {
@@ -109,7 +112,20 @@ MHD_Result on_place(server& s, MHD_Connection* c, const std::string& text) {
         if (!j["region"].is_string()) return error(c, 400, "bad_request", "region must be a string");
         req.region = j["region"].get<std::string>();
     }
-    const auto a = s.dir->place(req);
+    // A client that lost its edge names it (docs/fleet.md "Failover"): the
+    // registry may hold it until its lease lapses. A hint, bounded.
+    std::vector<std::string> exclude;
+    if (j.contains("exclude")) {
+        const auto& e = j["exclude"];
+        if (!e.is_array() || e.size() > max_exclude)
+            return error(c, 400, "bad_request", fmt::format("exclude must be an array of at most {} edge ids", max_exclude));
+        for (const auto& id : e) {
+            if (!id.is_string() || id.get_ref<const std::string&>().empty() || id.get_ref<const std::string&>().size() > 64)
+                return error(c, 400, "bad_request", "exclude: each entry must be an edge id (a string of 1..64 characters)");
+            exclude.push_back(id.get<std::string>());
+        }
+    }
+    const auto a = s.dir->place(req, exclude);
     if (a.error != fleet::place_error::none)
         return error(c, status_of(a.error), fleet::place_error_name(a.error), a.reason);
     json out{{"session", req.session}, {"trunks_created", a.trunks_created}};

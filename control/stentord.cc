@@ -21,7 +21,9 @@
 #include "config.h"
 #include "control_plane.h"
 #include "drivers.h"
+#include "fleet_drain.h"
 #include "fleet_member.h"
+#include "fleet_trunks.h"
 #include "host_check.h"
 #include "journal.h"
 #include "log.h"
@@ -194,6 +196,7 @@ int main(int argc, char** argv) {
         std::unique_ptr<control::control_plane> cp;
         std::unique_ptr<control::api_server> api;
         std::unique_ptr<fleet::registrar> fleet_reg;   // [fleet]: the registry entry (docs/fleet.md)
+        std::unique_ptr<control::fleet_trunks> fleet_tr;   // [fleet]: the trunks to and from this relay
         try {
             r = std::make_unique<control::relay>(prof);
             // Admission must see the static listeners too: control plane first.
@@ -276,6 +279,7 @@ int main(int argc, char** argv) {
             if (fleet_reg)
                 spdlog::info("fleet: registering {} as {} ({}) in etcd {}, lease {} s", prof.fleet.relay_id,
                              prof.fleet.role, fleet_reg->key(), prof.fleet.etcd.front(), prof.fleet.lease_ttl_s);
+            fleet_tr = control::fleet_trunks_start(prof, r->state());
             spdlog::info("stentord: ready");
             // Ports up, workers running, API listening: systemd may start
             // what is ordered after us.
@@ -351,9 +355,20 @@ int main(int argc, char** argv) {
                 // Directors stop placing here before anything else stops.
                 const bool ok = fleet_reg->drain(std::chrono::milliseconds(1000));
                 spdlog::info("fleet: draining: {}", ok ? "the registry says so" : "etcd did not take it (within 1 s)");
+                if (cp->desk() != nullptr && prof.fleet.drain_s > 0) {
+                    // Joined listeners move (make before break), then we stop.
+                    const auto d = control::drain_joined_listeners(*cp->desk(), std::chrono::seconds(prof.fleet.drain_s));
+                    spdlog::info("fleet: draining: {} joined listener(s) told to move; {} after {:.2f} s ({} request(s) "
+                                 "answered 300)",
+                                 d.joined_at_start,
+                                 d.still_joined == 0 ? std::string("all gone")
+                                                     : fmt::format("{} still joined at drain_s", d.still_joined),
+                                 d.seconds, d.told);
+                }
             }
             spdlog::info("stentord: draining: API closed");
             api.reset();
+            fleet_tr.reset();   // no trunk change after this: the last publish covers them
             cp->stop();
             // What the overload controller shed since the last publish is
             // written too (every acknowledged action already is).

@@ -8,6 +8,7 @@
 #include <rte_ring.h>
 
 #include "capture.h"
+#include "dedup.h"
 #include "fanout.h"
 #include "join.h"
 #include "neigh.h"
@@ -205,6 +206,15 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
         ++c->drop(drop_reason::policed);
         ++e.counts.policed;
         ++sc->policed;
+        return false;
+    }
+    // ST 2022-7 (dedup.h, docs/fleet.md): a trunk flow's packet is claimed
+    // last, once every per-flow check passed, so each origin's flow keeps
+    // its own stream state and bucket whole (when an origin goes, the other
+    // flow is already in step) and a copy that fails a check never takes
+    // the place of the one that would pass.
+    if (f->dedup && sess->dedup != nullptr && !dedup_first(*sess->dedup, pr.ssrc_be, wire::load_be16(rtp + 2))) {
+        ++c->drop(drop_reason::trunk_duplicate);
         return false;
     }
     ++c->rtp_in;

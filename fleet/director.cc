@@ -138,11 +138,16 @@ void director::lease_loop() {
     }
 }
 
-place_answer director::place(const place_request& req) {
+place_answer director::place(const place_request& req, const std::vector<std::string>& exclude) {
     place_answer out;
     const auto now = steady::now();
     plan_result plan;
-    std::vector<std::pair<uint32_t, std::string>> want;   // trunks to create
+    struct wanted {
+        uint32_t session;
+        std::string edge;
+        bool carries;   // the edge has the session already: a failed record is retried later, not fatal
+    };
+    std::vector<wanted> want;   // trunks to record
     {
         std::lock_guard lk(_mu);
         if (!_loaded || now - _contact > _o.stale) {
@@ -154,24 +159,33 @@ place_answer director::place(const place_request& req) {
                                  : fmt::format("no registry view yet (etcd unreachable?): {}", _last_error);
             return out;
         }
-        plan = _core.place(req.session, req.count, req.region, now);
+        plan = _core.place(req.session, req.count, req.region, now, exclude);
         if (plan.error != place_error::none) {
             out.error = plan.error;
             out.reason = plan.reason;
             return out;
         }
+        // An edge carries a session only through its trunk keys: one that
+        // still carries it while its key is gone (etcd lost its data, the
+        // key was reaped) would go silent, so the key is recorded whenever
+        // this director has not seen it. For such an edge a record that
+        // fails is not the placement's failure (the stream is there now),
+        // and with etcd silent for a second it is not even tried: placing
+        // from the last view must not wait for etcd's timeout.
+        const bool etcd_answers = now - _contact < std::chrono::seconds(1);
         for (const auto& p : plan.picks)
-            if (!p.carries && _trunks.count({req.session, p.edge}) == 0) want.emplace_back(req.session, p.edge);
+            if (_trunks.count({req.session, p.edge}) == 0 && (!p.carries || etcd_answers))
+                want.push_back({req.session, p.edge, p.carries});
     }
     // Trunks: one transaction per (session, edge) this director has not seen
     // in etcd yet; the first director's wins, the others find it there.
     if (!want.empty()) {
         std::lock_guard tl(_txn_mu);
-        for (const auto& [s, edge] : want) {
+        for (const auto& [s, edge, carries] : want) {
             trunk_record t;
             t.session = s;
             t.edge = edge;
-            t.origin = plan.origins.front();
+            t.origins = plan.origins;   // every live origin: the edge subscribes to each (ST 2022-7)
             t.udp_port = plan.port;
             t.created_by = _o.director_id;
             try {
@@ -180,6 +194,12 @@ place_answer director::place(const place_request& req) {
                 _trunks.insert({s, edge});
             } catch (const std::exception& e) {
                 std::lock_guard lk(_mu);
+                if (carries) {
+                    _last_error = fmt::format("trunk for session {} to edge {} not recorded (the edge has the session; "
+                                              "tried again at the next placement there): {}",
+                                              s, edge, e.what());
+                    continue;
+                }
                 _core.forget(plan, now);
                 out.error = place_error::registry_write;
                 out.reason = fmt::format("trunk for session {} to edge {} could not be recorded: {}; nothing placed", s,

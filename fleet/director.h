@@ -88,7 +88,9 @@ public:
     void start(std::chrono::milliseconds wait = std::chrono::seconds(5));
     void stop();
 
-    place_answer place(const place_request& req);
+    // `exclude`: edges the caller does not want (a client that lost its
+    // edge names it: the registry may still hold it until its lease lapses).
+    place_answer place(const place_request& req, const std::vector<std::string>& exclude = {});
     director_status status() const;
     // The view, for GET /v1/registry.
     std::vector<relay_record> relays() const;

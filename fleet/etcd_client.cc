@@ -220,6 +220,17 @@ bool etcd_client::create_if_absent(const std::string& key, const std::string& va
     return j.value("succeeded", false);
 }
 
+bool etcd_client::delete_if_unchanged(const std::string& key, int64_t mod_revision) {
+    const json req{
+        {"compare", json::array({json{{"key", base64_encode(key)},
+                                      {"target", "MOD"},
+                                      {"result", "EQUAL"},
+                                      {"mod_revision", std::to_string(mod_revision)}}})},
+        {"success", json::array({json{{"request_delete_range", json{{"key", base64_encode(key)}}}}})}};
+    const json j = parse(post("/v3/kv/txn", req.dump()), "txn delete " + key);
+    return j.value("succeeded", false);
+}
+
 void etcd_client::watch_prefix(const std::string& prefix, int64_t start_revision,
                                const std::function<bool(const std::vector<etcd_event>&, int64_t)>& on_events,
                                const std::atomic<bool>& stop) {

@@ -76,6 +76,10 @@ public:
     // A transaction: if `key` does not exist, put it (with `lease`); true if
     // this call created it. Two callers racing: exactly one gets true.
     bool create_if_absent(const std::string& key, const std::string& value, int64_t lease = 0);
+    // A transaction: delete `key` if its mod_revision is still
+    // `mod_revision` (nobody rewrote or re-created it since it was read);
+    // true if this call deleted it.
+    bool delete_if_unchanged(const std::string& key, int64_t mod_revision);
 
     // Watch every key under `prefix` from `start_revision` (0: from now).
     // Blocks, calling on_events for each batch, until `stop` is set (checked

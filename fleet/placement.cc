@@ -40,7 +40,7 @@ uint64_t placement_core::room(const relay_record& edge, steady::time_point now) 
 }
 
 plan_result placement_core::place(uint32_t session, uint32_t count, const std::string& region,
-                                  steady::time_point now) {
+                                  steady::time_point now, const std::vector<std::string>& exclude) {
     plan_result out;
     if (count == 0) {
         out.error = place_error::bad_request;
@@ -68,6 +68,7 @@ plan_result placement_core::place(uint32_t session, uint32_t count, const std::s
     for (const auto& [id, r] : _relays) {
         if (r.role != "edge" || r.draining || r.slots == 0 || r.addresses.empty()) continue;
         if (!region.empty() && r.region != region) continue;
+        if (!exclude.empty() && std::find(exclude.begin(), exclude.end(), id) != exclude.end()) continue;
         pending_list* pl = nullptr;
         uint64_t pend = 0, since = 0;
         if (auto it = _pending.find(id); it != _pending.end()) {
@@ -86,9 +87,10 @@ plan_result placement_core::place(uint32_t session, uint32_t count, const std::s
     }
     if (total < count) {
         out.error = place_error::no_capacity;
-        out.reason = fmt::format("{} listeners asked, this director may place {} now ({} edges with room{}, {} "
+        out.reason = fmt::format("{} listeners asked, this director may place {} now ({} edges with room{}{}, {} "
                                  "directors share the free slots); nothing placed",
                                  count, total, cands.size(), region.empty() ? "" : " in region " + region,
+                                 exclude.empty() ? "" : fmt::format(", {} excluded by the request", exclude.size()),
                                  _directors);
         return out;
     }

@@ -76,9 +76,12 @@ public:
     const std::map<std::string, relay_record>& relays() const { return _relays; }
 
     // Choose edges for `count` listeners of `session` (only edges labelled
-    // `region` unless empty), least loaded first (estimated load over
-    // slots, above), and count them as pending. All or nothing.
-    plan_result place(uint32_t session, uint32_t count, const std::string& region, steady::time_point now);
+    // `region` unless empty, never one named in `exclude`), least loaded
+    // first (estimated load over slots, above), and count them as pending.
+    // All or nothing. `exclude` is a client's hint after a failover: the
+    // edge it just lost may still be in the registry until its lease lapses.
+    plan_result place(uint32_t session, uint32_t count, const std::string& region, steady::time_point now,
+                      const std::vector<std::string>& exclude = {});
     // Undo a plan's pending counts (its trunk could not be recorded).
     void forget(const plan_result& p, steady::time_point placed_at);
 

@@ -84,7 +84,7 @@ void registrar::run() {
             rec.seq = _last_rec.seq;
             if (!(rec == _last_rec)) {
                 // At once: what directors must know now; else at most every min_put_ms.
-                if (rec.draining != _last_rec.draining || rec.sessions != _last_rec.sessions ||
+                if (rec.draining != _last_rec.draining || rec.sessions != _last_rec.sessions || rec.ssrcs != _last_rec.ssrcs ||
                     rec.addresses != _last_rec.addresses || now - _last_put >= std::chrono::milliseconds(_o.min_put_ms))
                     must_put = true;
             }

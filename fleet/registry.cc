@@ -8,7 +8,11 @@ using json = nlohmann::json;
 
 std::string relay_record::to_json() const {
     json s = json::array();
-    for (const auto& [id, port] : sessions) s.push_back(json::array({id, port}));
+    for (const auto& [id, port] : sessions) {
+        json e = json::array({id, port});
+        if (auto it = ssrcs.find(id); it != ssrcs.end() && !it->second.empty()) e.push_back(it->second);
+        s.push_back(std::move(e));
+    }
     return json{{"id", id},
                 {"role", role},
                 {"region", region},
@@ -45,8 +49,18 @@ std::optional<relay_record> relay_record::from_json(const std::string& text, std
         r.line_rate_mbps = j.value("line_rate_mbps", uint64_t{0});
         r.listeners = j.at("listeners").get<uint64_t>();
         r.draining = j.value("draining", false);
-        for (const auto& s : j.value("sessions", json::array()))
-            r.sessions.emplace_back(s.at(0).get<uint32_t>(), s.at(1).get<uint16_t>());
+        for (const auto& s : j.value("sessions", json::array())) {
+            if (!s.is_array() || s.size() < 2 || s.size() > 3) return bad("a sessions entry is not [id, port] or [id, port, [ssrc, ...]]");
+            const uint32_t id = s.at(0).get<uint32_t>();
+            r.sessions.emplace_back(id, s.at(1).get<uint16_t>());
+            if (s.size() == 3) {
+                if (!s[2].is_array()) return bad("session " + std::to_string(id) + ": ssrcs is not an array");
+                for (const auto& x : s[2])
+                    if (!x.is_number_unsigned() || x.get<uint64_t>() > 0xffffffffu)
+                        return bad("session " + std::to_string(id) + ": an SSRC is not a 32-bit unsigned integer");
+                r.ssrcs[id] = s[2].get<std::vector<uint32_t>>();
+            }
+        }
         r.seq = j.value("seq", uint64_t{0});
         if (r.id.empty()) return bad("empty id");
         return r;
@@ -56,7 +70,12 @@ std::optional<relay_record> relay_record::from_json(const std::string& text, std
 }
 
 std::string trunk_record::to_json() const {
-    return json{{"session", session}, {"edge", edge}, {"origin", origin}, {"udp_port", udp_port}, {"created_by", created_by}}
+    return json{{"session", session},
+                {"edge", edge},
+                {"origins", origins},
+                {"origin", origins.empty() ? std::string() : origins.front()},
+                {"udp_port", udp_port},
+                {"created_by", created_by}}
         .dump();
 }
 
@@ -67,7 +86,11 @@ std::optional<trunk_record> trunk_record::from_json(const std::string& text, std
         trunk_record t;
         t.session = j.at("session").get<uint32_t>();
         t.edge = j.at("edge").get<std::string>();
-        t.origin = j.at("origin").get<std::string>();
+        if (j.contains("origins")) t.origins = j.at("origins").get<std::vector<std::string>>();
+        else t.origins.push_back(j.at("origin").get<std::string>());
+        std::erase(t.origins, std::string());
+        if (t.origins.empty()) throw json::other_error::create(501, "no origin", nullptr);
+        if (t.edge.empty()) throw json::other_error::create(501, "empty edge", nullptr);
         t.udp_port = j.at("udp_port").get<uint16_t>();
         t.created_by = j.value("created_by", "");
         return t;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -27,6 +28,10 @@ struct relay_record {
     uint64_t listeners = 0;                    // listeners now
     bool draining = false;                     // place nothing here; listeners are moving away
     std::vector<std::pair<uint32_t, uint16_t>> sessions;   // (session id, UDP port) it carries
+    // The registered speakers' SSRCs of each session it carries (a third
+    // element of the session's JSON entry: [id, port, [ssrc, ...]]): what an
+    // edge registers the relay's trunk flow with. Absent = none registered.
+    std::map<uint32_t, std::vector<uint32_t>> ssrcs;
     uint64_t seq = 0;                          // the registrar's write counter (fresh value each put)
 
     std::string to_json() const;
@@ -35,10 +40,14 @@ struct relay_record {
     bool operator==(const relay_record&) const = default;
 };
 
+// A trunk: `edge` wants `session` from each of `origins` (the relays that
+// send it: every live origin of the session when the director created it,
+// or a middle tier). Written as {"origins": [...], "origin": origins[0]};
+// a record with only "origin" (before origins) reads as one origin.
 struct trunk_record {
     uint32_t session = 0;
     std::string edge;
-    std::string origin;
+    std::vector<std::string> origins;
     uint16_t udp_port = 0;
     std::string created_by;                    // the director that created it
 

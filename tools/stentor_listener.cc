@@ -8,6 +8,14 @@
 // With --join it is a token-join client (docs/join.md): it asks the relay for
 // the stream with an authenticated STUN Binding Request from its receive
 // socket, keeps consent by repeating it, and leaves with STENTOR-LEAVE.
+//
+// With --director it asks stentor-director where to join (docs/fleet.md),
+// joins there, and moves when its edge fails: silence (no packet and no
+// consent answer for --failover-after) or a 300 "draining" answer make it
+// ask a director again (naming the edge it leaves), join the new edge and
+// leave the old one. Each move's audio gap, from the receive timestamps of
+// the last new packet before it and the first after it, is printed
+// (a FAILOVER line) and kept in --json.
 #include <arpa/inet.h>
 #include <liburing.h>
 #include <poll.h>
@@ -33,6 +41,7 @@
 #include <nlohmann/json.hpp>
 #include <opus/opus.h>
 
+#include "director_client.h"
 #include "net.h"
 #include "rtp.h"
 #include "rtp_stats.h"
@@ -74,10 +83,33 @@ struct options {
     std::string token;
     std::string password;
     double consent_interval = 5;
+    // --director (implies the token join; the placement brings relay, token, password)
+    std::vector<std::string> directors;
+    std::string director_token;
+    uint32_t session = 0;
+    unsigned tier = 1;
+    std::string region;
+    double failover_after = 1.0;
+    double director_timeout = 1.0;
 };
 
 // Exit status when the relay refused the join for good (4xx other than 409 and 429).
 constexpr int exit_join_refused = 3;
+
+// One move from an edge to another (--director).
+struct failover_event {
+    std::string reason;           // "silence", "drain" or "refused"
+    std::string from, to;
+    int64_t last_before_ns = 0;   // receive time (CLOCK_REALTIME) of the last new packet before the move
+    int64_t detected_ns = 0;      // CLOCK_REALTIME when the move began
+    double place_ms = 0;          // the directors' answers, over every attempt
+    unsigned attempts = 0;        // placement requests (retries and further moves included)
+    unsigned hops = 0;            // edges tried before audio came back
+    int64_t placed_mono = 0, joined_mono = 0;
+    int64_t first_after_ns = 0;   // the first new packet after the join at the new edge
+    int64_t max_gap_ns = 0;       // the longest wait for a new packet during the move
+    bool closed = false;
+};
 
 // The token-join client state: one socket (listener 0), one relay.
 struct join_client {
@@ -97,6 +129,29 @@ struct join_client {
     std::string last_reason;
     std::string last_invalid;        // stun_error name or "bad_integrity" of the last invalid answer
     int64_t last_success = 0;
+    std::string token, password;     // --token/--password, or the director's placement
+    // --director
+    std::string edge;                // the edge we are placed on
+    bool placed = false;
+    int64_t last_heard = 0;          // monotonic: the current edge's last packet or success answer (or its placement)
+    int64_t probe_sent = 0;          // a consent request sent because the edge went quiet
+    bool need_place = false;
+    int64_t next_place = 0;
+    unsigned place_backoff_ms = 0;
+    unsigned moves_since_audio = 0;
+    std::vector<std::string> exclude;
+    uint64_t placements = 0, place_errors = 0;
+    std::string last_place_error;
+    struct previous {                // the edge left by a move: it gets a leave once the new edge answered
+        bool active = false;
+        endpoint relay;
+        sockaddr_in sa{};
+        std::string token, password, edge;
+        std::array<uint8_t, stun::txid_len> leave_txid{};
+        bool leave_sent = false;
+    } prev;
+    std::vector<failover_event> failovers;
+    bool event_open = false;
 };
 
 struct latency_stats {
@@ -185,7 +240,18 @@ public:
         // A joining client may let the kernel pick its port: the relay
         // answers whatever address the request came from.
         if (ep.port == 0 && !o_.join) throw tool_error("--listen needs a port");
-        if (o_.join) {
+        if (director_mode()) {
+            if (o_.count != 1) throw tool_error("--director works with --count 1 (one token admits one address)");
+            if (o_.session == 0) throw tool_error("--director needs --session (1..4294967295)");
+            if (o_.director_token.empty()) throw tool_error("--director needs --director-token (or STENTOR_DIRECTOR_TOKEN)");
+            if (!(o_.consent_interval >= 0.2 && o_.consent_interval <= 3600))
+                throw tool_error("--consent-interval must be between 0.2 and 3600 seconds");
+            if (!(o_.failover_after >= 0.1 && o_.failover_after <= 600))
+                throw tool_error("--failover-after must be between 0.1 and 600 seconds");
+            director_ = std::make_unique<director_client>(o_.directors, o_.director_token,
+                                                          static_cast<long>(o_.director_timeout * 1000));
+            join_.need_place = true;
+        } else if (o_.join) {
             if (o_.count != 1) throw tool_error("--join works with --count 1 (one token admits one address)");
             if (o_.token.empty() || o_.token.size() > stun::max_username_len)
                 throw tool_error("--token must be 1.." + std::to_string(stun::max_username_len) + " characters");
@@ -195,6 +261,8 @@ public:
             join_.relay = parse_endpoint(o_.relay, "--relay");
             if (join_.relay.port == 0) throw tool_error("--relay needs a port");
             join_.relay_sa = join_.relay.sockaddr();
+            join_.token = o_.token;
+            join_.password = o_.password;
         }
         if (static_cast<uint32_t>(ep.port) + o_.count - 1 > 65535) throw tool_error("--listen port + --count runs past 65535");
         base_ = ep;
@@ -382,6 +450,17 @@ public:
                          {"send_errors", join_.send_errors},
                          {"left", join_.left}};
         }
+        if (director_mode()) {
+            nlohmann::json fo = nlohmann::json::array();
+            for (const auto& e : join_.failovers) fo.push_back(event_json(e));
+            j["director"] = {{"session", o_.session},
+                             {"edge", join_.edge.empty() ? nlohmann::json(nullptr) : nlohmann::json(join_.edge)},
+                             {"placements", join_.placements},
+                             {"place_errors", join_.place_errors},
+                             {"last_place_error", join_.last_place_error.empty() ? nlohmann::json(nullptr)
+                                                                                : nlohmann::json(join_.last_place_error)},
+                             {"failovers", std::move(fo)}};
+        }
         return j;
     }
 
@@ -435,6 +514,20 @@ public:
                         jn["requests"].get<unsigned long long>(), jn["successes"].get<unsigned long long>(),
                         jn["errors"].get<unsigned long long>(), jn["invalid"].get<unsigned long long>(),
                         jn["stale"].get<unsigned long long>(), jn["left"].get<bool>() ? "yes" : "no");
+        }
+        if (r.contains("director")) {
+            const auto& d = r["director"];
+            double worst = -1;
+            unsigned silent = 0;
+            for (const auto& e : d["failovers"]) {
+                if (e["gap_s"].is_null()) ++silent;
+                else worst = std::max(worst, e["gap_s"].get<double>());
+            }
+            std::printf("director: session %u, on %s, placements %llu, placement errors %llu, failovers %zu (worst gap %s, "
+                        "%u without audio since)\n",
+                        o_.session, d["edge"].is_null() ? "no edge" : d["edge"].get<std::string>().c_str(),
+                        d["placements"].get<unsigned long long>(), d["place_errors"].get<unsigned long long>(),
+                        d["failovers"].size(), worst < 0 ? "-" : fmt_seconds(worst).c_str(), silent);
         }
         for (const auto& l : r["listeners"])
             for (const auto& st : l["streams"])
@@ -602,6 +695,7 @@ private:
             s->payload_type = pkt->header.payload_type;
         }
         const arrival_kind kind = s->stats.on_packet(pkt->header.seq, pkt->header.timestamp, rx_ns, opus_rtp_clock_hz);
+        if (director_mode()) on_heard(l.from, rx_ns, kind != arrival_kind::duplicate);
         s->bytes += len;
         if (pkt->header.marker && kind != arrival_kind::duplicate) ++s->markers;
         if (pkt->send_time_ns) {
@@ -617,7 +711,11 @@ private:
 
     // ---- the token join (docs/join.md) ----
 
-    void send_request(const listener& l, bool leave) {
+    // One Binding Request from listener 0's socket; its transaction id goes
+    // to *txid_out when asked for.
+    void send_stun(const sockaddr_in& to, const endpoint& to_ep, const std::string& token, const std::string& password,
+                   bool leave, std::array<uint8_t, stun::txid_len>* txid_out) {
+        const listener& l = listeners_[0];
         std::array<uint8_t, stun::txid_len> txid{};
         if (getrandom(txid.data(), txid.size(), 0) != static_cast<ssize_t>(txid.size()))
             throw tool_error(std::string("getrandom: ") + std::strerror(errno));
@@ -629,24 +727,30 @@ private:
         opt.software = "stentor-listener";
         uint8_t buf[stun::max_request_len];
         const std::size_t n =
-            stun::build_request(buf, sizeof buf, txid.data(), o_.token, o_.password.data(), o_.password.size(), opt);
+            stun::build_request(buf, sizeof buf, txid.data(), token, password.data(), password.size(), opt);
         if (n == 0) throw tool_error("cannot build the join request (token too long?)");
-        if (leave) join_.leave_txid = txid;
+        if (txid_out) *txid_out = txid;
         join_.txids[join_.next_txid++ % join_.txids.size()] = txid;
         ++join_.requests;
-        if (::sendto(l.fd, buf, n, 0, reinterpret_cast<const sockaddr*>(&join_.relay_sa), sizeof join_.relay_sa) < 0) {
+        if (::sendto(l.fd, buf, n, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to) < 0) {
             if (join_.send_errors++ == 0)
-                std::fprintf(stderr, "stentor-listener: join: sendto %s: %s\n", join_.relay.str().c_str(), std::strerror(errno));
+                std::fprintf(stderr, "stentor-listener: join: sendto %s: %s\n", to_ep.str().c_str(), std::strerror(errno));
         }
+    }
+
+    void send_request(bool leave) {
+        send_stun(join_.relay_sa, join_.relay, join_.token, join_.password, leave, leave ? &join_.leave_txid : nullptr);
     }
 
     // Sends the next join / consent request when it is due; bounds the wait.
     void join_tick(int64_t& wait_ns) {
         if (!o_.join || join_.fatal) return;
-        const int64_t now = monotonic_ns();
+        int64_t now = monotonic_ns();
+        if (director_mode() && !director_tick(now, wait_ns)) return;
+        now = monotonic_ns();
         const int64_t interval = static_cast<int64_t>(o_.consent_interval * 1e9);
         if (now >= join_.next_send) {
-            send_request(listeners_[0], false);
+            send_request(false);
             if (join_.joined) {
                 join_.next_send = now + interval;
             } else {
@@ -668,9 +772,14 @@ private:
         return false;
     }
 
+    static bool same_sa(const sockaddr_in& a, const sockaddr_in& b) {
+        return a.sin_addr.s_addr == b.sin_addr.s_addr && a.sin_port == b.sin_port;
+    }
+
     void on_stun(const uint8_t* p, std::size_t n, const sockaddr_in& from) {
-        if (from.sin_addr.s_addr != join_.relay_sa.sin_addr.s_addr || from.sin_port != join_.relay_sa.sin_port) {
-            ++join_.foreign;
+        if (!same_sa(from, join_.relay_sa)) {
+            if (join_.prev.active && same_sa(from, join_.prev.sa)) on_prev_stun(p, n);
+            else ++join_.foreign;
             return;
         }
         stun::response_view v;
@@ -680,7 +789,7 @@ private:
             join_.last_invalid = stun::error_name(e);
             return;
         }
-        if (!stun::check_integrity(p, v.integrity_offset, o_.password.data(), o_.password.size())) {
+        if (!stun::check_integrity(p, v.integrity_offset, join_.password.data(), join_.password.size())) {
             ++join_.invalid;
             join_.last_invalid = "bad_integrity";
             return;
@@ -691,9 +800,12 @@ private:
         }
         const int64_t now = monotonic_ns();
         const bool is_leave = join_.leave_sent && std::memcmp(v.txid, join_.leave_txid.data(), stun::txid_len) == 0;
+        if (join_.need_place) return;   // a move is under way: this edge's answers no longer matter
         if (v.type == stun::binding_success) {
             ++join_.successes;
             join_.last_success = now;
+            join_.last_heard = now;
+            join_.probe_sent = 0;
             join_.backoff_ns = 0;
             if (is_leave) {
                 join_.left = true;
@@ -707,9 +819,14 @@ private:
                 mapped = std::string(ip) + ":" + std::to_string(v.mapped_port);
             }
             if (!join_.joined || mapped != join_.mapped)
-                std::fprintf(stderr, "stentor-listener: join: %s via %s as %s\n", join_.joined ? "address changed" : "joined",
-                             join_.relay.str().c_str(), mapped.c_str());
-            if (!join_.joined) join_.next_send = now + static_cast<int64_t>(o_.consent_interval * 1e9);
+                std::fprintf(stderr, "stentor-listener: join: %s via %s%s%s as %s\n", join_.joined ? "address changed" : "joined",
+                             join_.relay.str().c_str(), join_.edge.empty() ? "" : " edge ", join_.edge.c_str(), mapped.c_str());
+            if (!join_.joined) {
+                join_.next_send = now + static_cast<int64_t>(o_.consent_interval * 1e9);
+                if (join_.event_open && join_.failovers.back().joined_mono == 0) join_.failovers.back().joined_mono = now;
+                // Make before break: the edge we left hears from us only now.
+                if (join_.prev.active && !join_.prev.leave_sent) send_prev_leave();
+            }
             join_.joined = true;
             join_.mapped = mapped;
             return;
@@ -717,15 +834,28 @@ private:
         ++join_.errors;
         join_.last_code = v.error_code;
         join_.last_reason = std::string(v.reason_phrase());
+        // 300: the relay drains (a fleet edge on SIGTERM, docs/fleet.md):
+        // with a director, ask it for another edge now.
+        if (v.error_code == 300 && !is_leave && director_mode()) {
+            std::fprintf(stderr, "stentor-listener: join: %s (edge %s) answered 300 %s: moving\n", join_.relay.str().c_str(),
+                         join_.edge.c_str(), join_.last_reason.c_str());
+            start_move("drain", now);
+            return;
+        }
         // 409: the token is joined at another address that still refreshed
         // less than rebind_after_s ago. That address is our own old NAT
         // mapping after a rebinding: ask again, the relay moves the token
         // once the old mapping has been silent long enough (docs/join.md).
         const bool again = v.error_code == 429 || v.error_code == 409 || v.error_code >= 500;
+        const bool move = !again && !is_leave && director_mode();
         std::fprintf(stderr, "stentor-listener: join: %s refused%s: %u %s%s\n", join_.relay.str().c_str(), is_leave ? " the leave" : "",
                      v.error_code, join_.last_reason.c_str(),
-                     is_leave ? "" : !again ? " (giving up)" : v.retry_after_ms ? " (retrying as told)" : " (retrying)");
+                     is_leave ? "" : move ? " (asking a director for another edge)" : !again ? " (giving up)" : v.retry_after_ms ? " (retrying as told)" : " (retrying)");
         if (is_leave) return;
+        if (move) {
+            start_move("refused", now);
+            return;
+        }
         if (!again) {
             join_.fatal = true;
             g_stop.store(true);
@@ -736,13 +866,237 @@ private:
                                                   : static_cast<int64_t>(o_.consent_interval * 1e9));
     }
 
+    // An answer from the edge we moved away from: only our leave's matters.
+    void on_prev_stun(const uint8_t* p, std::size_t n) {
+        auto& pv = join_.prev;
+        stun::response_view v;
+        if (stun::parse_response(p, n, v) != stun::stun_error::ok ||
+            !stun::check_integrity(p, v.integrity_offset, pv.password.data(), pv.password.size())) {
+            ++join_.invalid;
+            return;
+        }
+        if (!pv.leave_sent || std::memcmp(v.txid, pv.leave_txid.data(), stun::txid_len) != 0) {
+            ++join_.stale;   // a late answer to a consent request sent before the move
+            return;
+        }
+        std::fprintf(stderr, "stentor-listener: join: left edge %s (%s)%s\n", pv.edge.c_str(), pv.relay.str().c_str(),
+                     v.type == stun::binding_success ? "" : " (it did not know us any more)");
+        pv.active = false;
+    }
+
+    void send_prev_leave() {
+        auto& pv = join_.prev;
+        send_stun(pv.sa, pv.relay, pv.token, pv.password, true, &pv.leave_txid);
+        pv.leave_sent = true;
+    }
+
+    // ---- the director (docs/fleet.md "Failover") ----
+
+    bool director_mode() const { return !o_.directors.empty(); }
+
+    // Placement and failure detection; false while no edge is known (the
+    // join must not run).
+    bool director_tick(int64_t now, int64_t& wait_ns) {
+        if (join_.need_place) {
+            if (now >= join_.next_place) place_now(now);
+            if (join_.need_place) {
+                wait_ns = std::max<int64_t>(0, std::min(wait_ns, join_.next_place - now));
+                return false;
+            }
+            now = monotonic_ns();
+        }
+        const auto after = static_cast<int64_t>(o_.failover_after * 1e9);
+        const int64_t quiet = now - join_.last_heard;
+        if (quiet >= after) {
+            std::fprintf(stderr, "stentor-listener: failover: nothing from edge %s (%s) for %.2f s: moving\n", join_.edge.c_str(),
+                         join_.relay.str().c_str(), static_cast<double>(quiet) / 1e9);
+            start_move("silence", now);
+            wait_ns = 0;
+            return false;
+        }
+        // A quiet stream (DTX, a paused speaker) is not a dead edge: halfway
+        // to the limit, a consent request makes a live edge answer in time.
+        if (join_.joined && join_.probe_sent == 0 && quiet >= after / 2) {
+            send_request(false);
+            join_.probe_sent = now;
+        }
+        const int64_t next = join_.joined && join_.probe_sent == 0 ? join_.last_heard + after / 2 : join_.last_heard + after;
+        wait_ns = std::max<int64_t>(0, std::min(wait_ns, next - now));
+        return true;
+    }
+
+    void start_move(const char* reason, int64_t now) {
+        if (join_.need_place) return;
+        if (!join_.event_open) {
+            failover_event e;
+            e.reason = reason;
+            e.from = join_.edge;
+            e.last_before_ns = last_new_rx_ns_;
+            e.detected_ns = realtime_ns();
+            join_.failovers.push_back(std::move(e));
+            join_.event_open = true;
+        }
+        ++join_.failovers.back().hops;
+        if (!join_.edge.empty()) join_.exclude = {join_.edge};
+        join_.need_place = true;
+        join_.joined = false;   // the move ends with the next edge's answer
+        // Moves that never brought audio back (an edge that refuses, or dies
+        // in turn) back off from 100 ms up to 2 s; the first is at once.
+        const unsigned m = join_.moves_since_audio++;
+        join_.next_place = m == 0 ? now : now + std::min<int64_t>(2'000'000'000, int64_t{100'000'000} << std::min(m - 1, 5u));
+        join_.place_backoff_ms = 0;
+    }
+
+    void place_now(int64_t now) {
+        place_query q;
+        q.session = o_.session;
+        q.tier = static_cast<uint8_t>(o_.tier);
+        q.region = o_.region;
+        q.exclude = join_.exclude;
+        const director_answer a = director_->place(q);
+        if (join_.event_open) {
+            join_.failovers.back().place_ms += a.ms;
+            ++join_.failovers.back().attempts;
+        }
+        now = monotonic_ns();
+        endpoint ep{};
+        std::string why = a.error;
+        if (a.ok) {
+            try {
+                ep = parse_endpoint(a.placement.address + ":" + std::to_string(a.placement.port), "placement address");
+            } catch (const tool_error& e) {
+                why = e.what();
+            }
+        }
+        if (!a.ok || ep.port == 0) {
+            ++join_.place_errors;
+            join_.last_place_error = why;
+            // The exclusion is a hint: with no room elsewhere, take the same edge rather than nothing.
+            if (!join_.exclude.empty() && why.rfind("no_capacity", 0) == 0) join_.exclude.clear();
+            join_.place_backoff_ms = join_.place_backoff_ms ? std::min(2 * join_.place_backoff_ms, 2000u) : 250u;
+            std::fprintf(stderr, "stentor-listener: director %s: %s (HTTP %ld); asking again in %.2f s\n", a.director.c_str(),
+                         why.c_str(), a.http, join_.place_backoff_ms / 1e3);
+            // Our own mistake (a wrong token or request) will not heal.
+            if (a.http == 400 || a.http == 401) {
+                join_.fatal = true;
+                g_stop.store(true);
+            }
+            join_.next_place = now + int64_t{join_.place_backoff_ms} * 1'000'000;
+            return;
+        }
+        if (join_.placed && a.placement.edge != join_.edge) {
+            auto& pv = join_.prev;
+            if (pv.active && !pv.leave_sent) send_prev_leave();   // two moves in a row: the first edge left now
+            pv = {};
+            pv.active = true;
+            pv.relay = join_.relay;
+            pv.sa = join_.relay_sa;
+            pv.token = join_.token;
+            pv.password = join_.password;
+            pv.edge = join_.edge;
+        }
+        join_.relay = ep;
+        join_.relay_sa = ep.sockaddr();
+        join_.token = a.placement.token;
+        join_.password = a.placement.password;
+        join_.edge = a.placement.edge;
+        join_.placed = true;
+        join_.joined = false;
+        join_.leave_sent = false;
+        join_.left = false;
+        join_.mapped.clear();
+        join_.backoff_ns = 0;
+        join_.next_send = now;
+        join_.last_heard = now;
+        join_.probe_sent = 0;
+        join_.need_place = false;
+        join_.place_backoff_ms = 0;
+        ++join_.placements;
+        if (join_.event_open) {
+            join_.failovers.back().to = join_.edge;
+            join_.failovers.back().placed_mono = now;
+            join_.failovers.back().joined_mono = 0;
+        }
+        std::fprintf(stderr, "stentor-listener: director %s: placed on edge %s (%s) in %.1f ms\n", a.director.c_str(),
+                     join_.edge.c_str(), ep.str().c_str(), a.ms);
+    }
+
+    // Every RTP packet, in director mode: what it tells about the edge, and
+    // the audio gap of a move.
+    void on_heard(const sockaddr_in& from, int64_t rx_ns, bool is_new) {
+        // Packets from the edge we are leaving do not show that the new one works.
+        if (!(join_.prev.active && from.sin_addr.s_addr == join_.prev.sa.sin_addr.s_addr &&
+              from.sin_addr.s_addr != join_.relay_sa.sin_addr.s_addr)) {
+            join_.last_heard = monotonic_ns();
+            join_.probe_sent = 0;
+        }
+        if (!is_new) return;
+        if (join_.event_open) {
+            auto& e = join_.failovers.back();
+            if (last_new_rx_ns_ != 0) e.max_gap_ns = std::max(e.max_gap_ns, rx_ns - last_new_rx_ns_);
+            if (join_.joined) {
+                e.first_after_ns = rx_ns;
+                e.closed = true;
+                join_.event_open = false;
+                join_.moves_since_audio = 0;
+                print_failover(e);
+            }
+        } else {
+            join_.moves_since_audio = 0;
+        }
+        last_new_rx_ns_ = rx_ns;
+    }
+
+    static std::string fmt_seconds(double s) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%.3f s", s);
+        return b;
+    }
+
+    static nlohmann::json event_json(const failover_event& e) {
+        const auto ms = [](int64_t a, int64_t b) { return a && b ? nlohmann::json(static_cast<double>(b - a) / 1e6) : nlohmann::json(nullptr); };
+        return {{"reason", e.reason},
+                {"from", e.from},
+                {"to", e.to.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.to)},
+                {"gap_s", e.closed ? nlohmann::json(static_cast<double>(e.max_gap_ns) / 1e9) : nlohmann::json(nullptr)},
+                {"detect_s", e.last_before_ns ? nlohmann::json(static_cast<double>(e.detected_ns - e.last_before_ns) / 1e9)
+                                              : nlohmann::json(nullptr)},
+                {"place_ms", e.place_ms},
+                {"join_ms", ms(e.placed_mono, e.joined_mono)},
+                {"attempts", e.attempts},
+                {"hops", e.hops}};
+    }
+
+    // One line a person reads (stderr) and one a script parses (stdout).
+    static void print_failover(const failover_event& e) {
+        const nlohmann::json j = event_json(e);
+        const auto num = [&](const char* k, double scale, const char* f) {
+            if (j[k].is_null()) return std::string("none");
+            char b[32];
+            std::snprintf(b, sizeof b, f, j[k].get<double>() * scale);
+            return std::string(b);
+        };
+        std::fprintf(stderr, "stentor-listener: failover: %s -> %s (%s): audio gap %s (detected after %s s, placed in %s ms, joined in %s ms)\n",
+                     e.from.c_str(), e.to.empty() ? "nowhere" : e.to.c_str(), e.reason.c_str(),
+                     e.closed ? fmt_seconds(static_cast<double>(e.max_gap_ns) / 1e9).c_str() : "unknown: no audio since",
+                     num("detect_s", 1, "%.3f").c_str(), num("place_ms", 1, "%.1f").c_str(), num("join_ms", 1, "%.1f").c_str());
+        std::printf("FAILOVER reason=%s from=%s to=%s gap_s=%s detect_s=%s place_ms=%s join_ms=%s hops=%u\n", e.reason.c_str(),
+                    e.from.empty() ? "-" : e.from.c_str(), e.to.empty() ? "-" : e.to.c_str(), num("gap_s", 1, "%.3f").c_str(),
+                    num("detect_s", 1, "%.3f").c_str(), num("place_ms", 1, "%.1f").c_str(), num("join_ms", 1, "%.1f").c_str(),
+                    e.hops);
+        std::fflush(stdout);
+    }
+
     // After the receive loop: one request with STENTOR-LEAVE, and up to 1 s
     // for its answer (audio may still arrive meanwhile; it is not counted).
+    // A move still in progress leaves the edge it was leaving too.
     void leave() {
-        if (!o_.join || join_.fatal || join_.requests == 0) return;
+        if (director_mode() && join_.event_open) print_failover(join_.failovers.back());   // no audio came back
+        if (!o_.join || join_.fatal || join_.requests == 0 || !join_.relay_sa.sin_port) return;
         const listener& l = listeners_[0];
+        if (join_.prev.active && !join_.prev.leave_sent) send_prev_leave();
         join_.leave_sent = true;
-        send_request(l, true);
+        send_request(true);
         const int64_t end = monotonic_ns() + 1'000'000'000;
         uint8_t buf[recv_buf_len];
         while (!join_.left) {
@@ -824,6 +1178,8 @@ private:
     int64_t last_packet_mono_ = 0;
     double duration_s_ = 0;
     join_client join_;
+    std::unique_ptr<director_client> director_;
+    int64_t last_new_rx_ns_ = 0;   // receive time of the last packet that was not a duplicate
 };
 
 }  // namespace
@@ -848,10 +1204,31 @@ int main(int argc, char** argv) {
     auto* relay = app.add_option("--relay", o.relay, "--join: the relay's IP:PORT (the session's UDP port)");
     auto* token = app.add_option("--token", o.token, "--join: the join token (STUN USERNAME)");
     auto* password = app.add_option("--password", o.password, "--join: the token's password (MESSAGE-INTEGRITY key)");
-    auto* consent = app.add_option("--consent-interval", o.consent_interval, "--join: seconds between consent requests")->capture_default_str();
+    auto* consent = app.add_option("--consent-interval", o.consent_interval, "--join, --director: seconds between consent requests")->capture_default_str();
+    auto* director = app.add_option("--director", o.directors,
+                                    "ask stentor-director at this URL (http://host:port; repeat for more, tried in order) "
+                                    "where to join, and again when the edge fails or drains (docs/fleet.md)");
+    auto* dtoken = app.add_option("--director-token", o.director_token, "--director: the director's bearer token")
+                       ->envname("STENTOR_DIRECTOR_TOKEN");
+    auto* session = app.add_option("--session", o.session, "--director: the session to listen to")->check(CLI::Range(1u, 4294967295u));
+    auto* tier = app.add_option("--tier", o.tier, "--director: priority tier asked for (0 = highest)")->check(CLI::Range(0u, 3u))->capture_default_str();
+    auto* region = app.add_option("--region", o.region, "--director: only edges with this region label");
+    auto* after = app.add_option("--failover-after", o.failover_after,
+                                 "--director: seconds without a packet or a consent answer from the edge before asking "
+                                 "a director again")->capture_default_str();
+    auto* dtimeout = app.add_option("--director-timeout", o.director_timeout, "--director: seconds to wait for each director's answer")
+                         ->check(CLI::Range(0.05, 60.0))->capture_default_str();
     join->needs(relay)->needs(token)->needs(password);
-    for (auto* opt : {relay, token, password, consent}) opt->needs(join);
+    for (auto* opt : {relay, token, password}) opt->needs(join);
+    director->excludes(join);
+    for (auto* opt : {session, tier, region, after, dtimeout}) opt->needs(director);
+    (void)dtoken;   // may come from the environment: not tied to --director
     CLI11_PARSE(app, argc, argv);
+    if (!o.directors.empty()) o.join = true;   // the placement brings the relay, token and password
+    else if (!o.join && consent->count() > 0) {
+        std::fprintf(stderr, "--consent-interval needs --join or --director\n");
+        return 2;
+    }
 
     // No SA_RESTART: a signal must wake the blocking wait so the run ends promptly.
     struct sigaction sa{};

@@ -549,4 +549,71 @@ TEST(join, a_burst_is_verified_together_and_each_request_judged_on_its_own) {
     EXPECT_EQ(27u, e.listeners());
     for (uint16_t i = 0; i < 36; ++i)
         EXPECT_EQ(static_cast<bool>(good[i]), e.has_listener(nat_ip, static_cast<uint16_t>(nat_port + i))) << i;
+// A fleet relay draining (SIGTERM, docs/fleet.md "Failover"): a joined
+// listener's next request is answered 300 and still refreshes its consent
+// (it keeps the stream until it has joined elsewhere), a new token gets in
+// nowhere, and a leave works as always.
+TEST(join, a_draining_relay_tells_its_listeners_to_move_keeps_them_until_they_leave_and_admits_nobody) {
+    join_env e;
+    const auto c = mint(1);
+    ASSERT_TRUE(e.ask(c).has_value());
+    ASSERT_EQ(1u, e.listeners());
+    e.desk().set_draining(true);
+
+    const auto moved = e.ask(c, nat_ip, nat_port, false, 2);
+    ASSERT_TRUE(moved.has_value());
+    EXPECT_EQ(stun::binding_error, moved->type);
+    EXPECT_EQ(300, moved->code) << moved->reason;
+    EXPECT_EQ("draining: ask the director again", moved->reason);
+    EXPECT_EQ(1u, e.stats().told_to_move);
+    EXPECT_EQ(0u, e.stats().refreshed) << "a 300 is not a success";
+    EXPECT_TRUE(e.has_listener(nat_ip, nat_port)) << "told to move, not dropped";
+
+    // Its requests keep its consent while it moves.
+    e.now += std::chrono::seconds(29);
+    ASSERT_TRUE(e.ask(c, nat_ip, nat_port, false, 3).has_value());
+    e.now += std::chrono::seconds(2);
+    e.desk().poll(e.now);
+    EXPECT_TRUE(e.has_listener(nat_ip, nat_port)) << "consent lapsed although it asked while draining";
+
+    // A new token is told to move as well and added nowhere.
+    const auto fresh = e.ask(mint(1), nat_ip, nat_port + 1);
+    ASSERT_TRUE(fresh.has_value());
+    EXPECT_EQ(300, fresh->code);
+    EXPECT_FALSE(e.has_listener(nat_ip, nat_port + 1));
+    EXPECT_EQ(1u, e.stats().joined) << "only the first join added anyone";
+    EXPECT_EQ(3u, e.stats().told_to_move);
+
+    // The listener joined elsewhere and leaves: gone at once.
+    const auto l = e.ask(c, nat_ip, nat_port, true, 4);
+    ASSERT_TRUE(l.has_value());
+    EXPECT_EQ(stun::binding_success, l->type);
+    EXPECT_EQ(0u, e.listeners());
+    EXPECT_EQ(0u, e.desk().bindings());
+}
+
+// A fleet edge ends its trunk session when the trunk key goes and creates it
+// again when the key comes back: a listener renewing its token from the same
+// address must be in the new session's table (a success means it hears the
+// stream), and bindings of a session that ended for good are dropped.
+TEST(join, a_listener_whose_session_ended_and_came_back_is_added_again_when_it_renews) {
+    join_env e;
+    const auto c = mint(1);
+    ASSERT_TRUE(e.ask(c).has_value());
+    const control::session_params sp = *e.r().state().session(1);
+    e.r().state().session_end(1);
+    e.r().state().session_create(sp);
+    EXPECT_FALSE(e.has_listener(nat_ip, nat_port)) << "the new session starts empty";
+    const auto a = e.ask(mint(1), nat_ip, nat_port, false, 2);   // a new token, the same address: a renewal
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(stun::binding_success, a->type);
+    EXPECT_TRUE(e.has_listener(nat_ip, nat_port)) << "answered success, so it must be in the table";
+    EXPECT_EQ(1u, e.stats().renewed);
+
+    e.r().state().session_end(1);
+    e.now += std::chrono::seconds(1);
+    e.desk().poll(e.now);
+    EXPECT_EQ(0u, e.desk().bindings()) << "a binding outlived its session";
+    EXPECT_EQ(1u, e.stats().session_gone);
+    EXPECT_EQ(0u, e.stats().consent_expired);
 }

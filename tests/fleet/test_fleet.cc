@@ -203,6 +203,37 @@ TEST(Placement, own_placements_count_until_hold_passes_and_draining_edges_get_no
     EXPECT_EQ(core.place(5, 1, "", t0 + 3001ms).error, place_error::none) << "the hold passed";
 }
 
+// A client that lost its edge names it (docs/fleet.md "Failover"): the edge
+// may still be in the registry until its lease lapses.
+TEST(Placement, an_excluded_edge_gets_nobody_while_its_key_is_still_there) {
+    const auto t0 = steady::now();
+    struct row {
+        const char* what;
+        std::vector<std::string> exclude;
+        place_error error;
+        std::map<std::string, uint32_t> want;
+    };
+    const row rows[] = {
+        {"nothing excluded: spread", {}, place_error::none, {{"a", 2}, {"b", 2}, {"c", 2}}},
+        {"the dead edge excluded", {"a"}, place_error::none, {{"a", 0}, {"b", 3}, {"c", 3}}},
+        {"an unknown id changes nothing", {"zz"}, place_error::none, {{"a", 2}, {"b", 2}, {"c", 2}}},
+        {"every edge excluded: no capacity, nothing placed", {"a", "b", "c"}, place_error::no_capacity, {}},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        placement_core core(3000ms);
+        core.upsert(origin("o", 5, 40005));
+        for (const char* id : {"a", "b", "c"}) core.upsert(edge(id, 100, 0));
+        const auto p = core.place(5, 6, "", t0, r.exclude);
+        EXPECT_EQ(p.error, r.error) << p.reason;
+        for (const auto& [e, n] : r.want) EXPECT_EQ(placed_on(p, e), n) << e;
+        if (r.error == place_error::no_capacity) {
+            EXPECT_TRUE(p.picks.empty());
+            EXPECT_NE(p.reason.find("3 excluded by the request"), std::string::npos) << p.reason;
+        }
+    }
+}
+
 // An edge's report that already counts this director's placements must not
 // count them twice for the balance (the room keeps them for hold_ms).
 TEST(Placement, a_report_that_includes_our_placements_is_not_counted_twice_for_balance) {
@@ -557,6 +588,28 @@ TEST(Director, places_within_capacity_with_tokens_that_verify_and_records_each_t
     etcd_client c(shared_etcd().endpoints());
     EXPECT_EQ(c.range_prefix(trunks_prefix(f.prefix)).size(), 2u);
     EXPECT_EQ(d.place({8, 1, "", 1}).error, place_error::unknown_session);
+    d.stop();
+}
+
+// An edge has a session only through its trunk key; one that still has it
+// while the key is gone (etcd lost its data, or the key was deleted) would go
+// silent once its origins drop the trunk: the director records it again.
+TEST(Director, an_edge_that_carries_the_session_but_lost_its_trunk_key_gets_it_again) {
+    fleet_fixture f;
+    f.add(shared_etcd(), "o1", "origin", 1000, {{7, 40007}});
+    f.add(shared_etcd(), "e1", "edge", 1000, {{7, 40007}});
+    const control::token_minter m(join_keys());
+    director d(dir_options(shared_etcd(), f.prefix, "d1"), minter_for(m));
+    d.start();
+    ASSERT_TRUE(eventually([&] { return d.status().relays == 2; }));
+    EXPECT_EQ(d.place({7, 3, "", 1}).trunks_created, 1u) << "carried, yet no trunk key: recorded";
+    etcd_client c(shared_etcd().endpoints());
+    ASSERT_TRUE(c.get(trunk_key(f.prefix, 7, "e1")).has_value());
+    EXPECT_EQ(d.place({7, 3, "", 1}).trunks_created, 0u) << "seen: not asked again";
+    c.del(trunk_key(f.prefix, 7, "e1"));
+    ASSERT_TRUE(eventually([&] { return d.status().trunks == 0; })) << "the watch saw the delete";
+    EXPECT_EQ(d.place({7, 3, "", 1}).trunks_created, 1u) << "recorded again";
+    EXPECT_TRUE(c.get(trunk_key(f.prefix, 7, "e1")).has_value());
     d.stop();
 }
 

@@ -383,6 +383,8 @@ TEST_F(corpus_test, at_least_40_kinds_each_counted_once_under_its_reason) {
                                     // the stream's state, not the bytes: tests/integration/test_speaker.cc
                                     reason == dp::drop_reason::rtp_seq_jump || reason == dp::drop_reason::rtp_ts_jump ||
                                     reason == dp::drop_reason::rtp_duplicate || reason == dp::drop_reason::rtp_ssrc_change ||
+                                    // two origins' copies of a packet: tests/integration/test_trunk.cc
+                                    reason == dp::drop_reason::trunk_duplicate ||
                                     // the mbuf, or an MTU above this profile's: tests/integration/test_jumbo.cc
                                     reason == dp::drop_reason::multi_segment || reason == dp::drop_reason::rtp_too_large ||
                                     // a relay with [join] keys: tests/api/test_join.cc

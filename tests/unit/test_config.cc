@@ -158,10 +158,14 @@ TEST(ConfigAccepts, FleetSectionAndItsDefaults) {
     EXPECT_EQ(p.fleet.lease_ttl_s, 2u);
     EXPECT_EQ(p.fleet.refresh_ms, 250u);
     EXPECT_EQ(p.fleet.advertise, (std::vector<uint32_t>{0xc6120001})) << "the ports' addresses by default";
+    EXPECT_EQ(p.fleet.drain_s, 10u);
+    EXPECT_EQ(p.fleet.trunk_idle_s, 60u);
     const auto q = parse(k_base + "[fleet]\netcd = [\"http://e:2379\"]\nrelay_id = \"o1\"\nrole = \"origin\"\n"
-                                  "advertise = [\"203.0.113.7\"]\nlease_ttl_s = 1\nrefresh_ms = 300\n");
+                                  "advertise = [\"203.0.113.7\"]\nlease_ttl_s = 1\nrefresh_ms = 300\ntrunk_idle_s = 0\ndrain_s = 0\n");
     EXPECT_EQ(q.fleet.advertise, (std::vector<uint32_t>{0xcb007107}));
+    EXPECT_EQ(q.fleet.trunk_idle_s, 0u) << "0: never";
     EXPECT_EQ(q.fleet.lease_ttl_s, 1u);
+    EXPECT_EQ(q.fleet.drain_s, 0u) << "0: stop without waiting for the listeners to move";
 }
 
 TEST(ConfigAccepts, IdleModes) {
@@ -641,6 +645,8 @@ std::vector<error_row> error_rows() {
          "t.toml:18:14: fleet.advertise[0]: \"1.2.3\" is not an IPv4 address"},
         {"fleet_prefix", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nprefix = \"stentor/\"\n",
          "t.toml:18:10: fleet.prefix: \"stentor/\": must start with '/'"},
+        {"fleet_drain_range", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\ndrain_s = 3601\n",
+         "t.toml:18:11: fleet.drain_s: 3601 is out of range 0..3600"},
         {"fleet_unknown_key", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nttl = 2\n",
          "t.toml:18:1: fleet.ttl: unknown setting"},
         {"idle_unknown_mode", k_eal + k_dp + "idle = \"sleep\"\n" + k_port + k_api,

@@ -107,7 +107,9 @@ inline constexpr std::size_t cache_line = 64;
     _(srtp_auth, "ingress/srtp_auth", "SRTP authentication failed: forged, damaged or another key (one MAC spent)") \
     _(srtp_egress_no_key, "egress/srtp_no_key", "session protects its packets (srtp.egress) but holds no key yet: not sent") \
     _(srtp_protect_failed, "egress/srtp_protect_failed", "SRTP protection failed (cipher error): not sent") \
-    _(join_handoff_full, "join/handoff_full", "request dropped after the cheap checks: hand-off ring to its join lcore full (dataplane.join_lcores)")
+    _(join_handoff_full, "join/handoff_full", "request dropped after the cheap checks: hand-off ring to its join lcore full (dataplane.join_lcores)") \
+    /* fleet (docs/fleet.md): ST 2022-7 style origin protection on an edge, after every per-flow check */ \
+    _(trunk_duplicate, "ingress/trunk_duplicate", "second copy of an (SSRC, sequence number) already forwarded from another origin's trunk")
 
 // Then one reason per refusal of the STUN parser (stun.h's list, in its
 // order, as join/<name>): a request the parser refuses is counted by why.

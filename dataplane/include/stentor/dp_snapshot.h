@@ -58,6 +58,8 @@ struct dp_listener_list {
     dp_listener_chunk* chunks[];       // nb_chunks pointers (flexible array)
 };
 
+struct dp_dedup;   // below
+
 struct dp_session {
     uint32_t id;
     uint32_t index;                    // position in dp_snapshot::sessions
@@ -75,6 +77,9 @@ struct dp_session {
     uint8_t srtp_ingress;
     uint8_t srtp_egress;
     uint8_t pad_[6];
+    // The session's first-copy table when trunk flows feed it (dp_flow::dedup);
+    // nullptr otherwise. Mutable (atomics): the session's lifetime, not a version's.
+    dp_dedup* dedup;
     // [fan-out shard][tier]; nullptr = no listeners there.
     const dp_listener_list* lists[max_fanout_shards][max_tiers];
 };
@@ -91,9 +96,31 @@ struct dp_flow {
     uint32_t rate_bytes;               // policer: UDP payload bytes per second
     uint8_t has_ssrc;
     uint8_t srtp_in;                   // 1: packets must authenticate with dp_snapshot::speaker_keys[speaker_index]
-    uint8_t pad_[2];
+    uint8_t dedup;                     // 1: a trunk flow from an origin: first copy wins (dp_session::dedup)
+    uint8_t pad_[1];
 };
 static_assert(sizeof(dp_flow) == 32);
+
+// ST 2022-7 style origin protection (docs/fleet.md): an edge receives a
+// session from two (or more) origins over trunk flows, each a flow of its
+// own (own policer, own RTP stream state, maybe on another RX queue). The
+// copies of one packet share an (SSRC, sequence number); the first to pass
+// every per-flow check is forwarded, a later one is dropped
+// (drop/ingress/trunk_duplicate). One table per session, shared by all its
+// trunk flows whichever RX lcore receives them: slot (seq ^ ssrc) % window
+// holds the tag (SSRC, 1, seq) of the last packet that claimed it, and a
+// claim is one atomic exchange (dataplane/dedup.h), so two lcores racing
+// with the two copies of a packet agree on exactly one first. A slot is
+// overwritten `dedup_window` packets later: a copy that arrives later than
+// that (5.1 s of 20 ms frames) counts as new. Written by RX lcores only
+// (atomics); the control plane allocates it zeroed with the session's first
+// trunk flow and frees it after the grace period of the session's end.
+inline constexpr uint32_t dedup_window = 256;
+struct alignas(64) dp_dedup {
+    std::atomic<uint64_t> slot[dedup_window];
+};
+static_assert(sizeof(dp_dedup) == dedup_window * 8);
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
 
 // Where one speaker's RTP stream stands, as one RX queue has seen it: what
 // dataplane/rtp_track.h needs to tell the speaker's next packet from a

@@ -1,0 +1,203 @@
+#include "fleet_trunks.h"
+
+#include <spdlog/spdlog.h>
+
+#include "action_error.h"
+#include "state.h"
+
+namespace stentor::control {
+
+namespace {
+std::string ep(uint32_t ip, unsigned port) { return format_ipv4(ip) + ":" + std::to_string(port); }
+}  // namespace
+
+trunk_reconciler::trunk_reconciler(relay_state& st, std::chrono::seconds idle, delete_fn delete_key)
+    : _st(st), _idle(idle), _delete_key(std::move(delete_key)) {}
+
+trunk_apply_stats trunk_reconciler::stats() const {
+    std::lock_guard lk(_mu);
+    return _stats;
+}
+
+void trunk_reconciler::refused(const std::string& what, const std::string& why) {
+    ++_stats.refusals;
+    const std::string line = what + ": " + why;
+    if (_told.insert(line).second) spdlog::warn("fleet: trunk: {} refused ({}); retrying", what, why);
+}
+
+void trunk_reconciler::apply(const fleet::trunk_plan& want) {
+    std::lock_guard lk(_mu);
+    ++_stats.applies;
+    std::set<send_key> want_sends;
+    std::map<send_key, std::string> edge_of;
+    for (const auto& s : want.sends) {
+        want_sends.insert({s.session, s.ip, s.port});
+        edge_of[{s.session, s.ip, s.port}] = s.edge;
+    }
+    std::set<flow_key> want_flows;
+    std::map<flow_key, std::string> origin_of;
+    for (const auto& f : want.flows) {
+        want_flows.insert({f.session, f.ip, f.port, f.ssrc});
+        origin_of[{f.session, f.ip, f.port, f.ssrc}] = f.origin;
+    }
+
+    // Undo first: a flow whose SSRC changed goes before it comes back.
+    for (auto it = _sends.begin(); it != _sends.end();) {
+        if (want_sends.count(*it)) {
+            ++it;
+            continue;
+        }
+        const auto [s, ip, port] = *it;
+        try {
+            _st.listener_del(s, ip, port);
+            spdlog::info("fleet: trunk: session {} no longer sent to {}", s, ep(ip, port));
+        } catch (const action_error& e) {
+            if (e.code != error_code::not_found) {   // gone already (its session ended): done
+                refused(fmt::format("removing trunk listener {} of session {}", ep(ip, port), s), e.what());
+                ++it;
+                continue;
+            }
+        }
+        it = _sends.erase(it);
+    }
+    for (auto it = _flows.begin(); it != _flows.end();) {
+        if (want_flows.count(*it)) {
+            ++it;
+            continue;
+        }
+        const auto& [s, ip, port, ssrc] = *it;
+        try {
+            _st.speaker_del(s, ip, port);
+            spdlog::info("fleet: trunk: session {} no longer taken from {}", s, ep(ip, port));
+        } catch (const action_error& e) {
+            if (e.code != error_code::not_found) {
+                refused(fmt::format("removing trunk flow {} of session {}", ep(ip, port), s), e.what());
+                ++it;
+                continue;
+            }
+        }
+        it = _flows.erase(it);
+    }
+    for (auto it = _sessions.begin(); it != _sessions.end();) {
+        if (want.sessions.count(it->first)) {
+            ++it;
+            continue;
+        }
+        if (it->second) {
+            try {
+                _st.session_end(it->first);
+                spdlog::info("fleet: trunk: session {} ended (no trunk to this relay any more)", it->first);
+            } catch (const action_error& e) {
+                if (e.code != error_code::not_found) {
+                    refused(fmt::format("ending trunk session {}", it->first), e.what());
+                    ++it;
+                    continue;
+                }
+            }
+        }
+        it = _sessions.erase(it);
+    }
+
+    // Then add what is missing.
+    for (const auto& [id, port] : want.sessions) {
+        if (_sessions.count(id)) continue;
+        session_params sp;
+        sp.id = id;
+        sp.udp_port = port;
+        sp.name = "trunk-" + std::to_string(id);
+        sp.trunk = true;
+        // The origins' packets go on as they came: with SRTP egress on the
+        // origin they are ciphertext, forwarded without decrypting.
+        sp.srtp_ingress = srtp_ingress_mode::off;
+        sp.srtp_egress = srtp_egress_mode::off;
+        try {
+            _st.session_create(sp);
+            _sessions[id] = true;
+            spdlog::info("fleet: trunk: session {} created on UDP {} to receive its trunks", id, port);
+        } catch (const action_error& e) {
+            const auto have = _st.session(id);
+            if (e.code == error_code::exists && have && have->udp_port == port) {
+                _sessions[id] = false;   // made by the API or the profile: used, never ended by us
+                spdlog::info("fleet: trunk: session {} exists on UDP {}: its trunks feed it", id, port);
+            } else {
+                refused(fmt::format("creating trunk session {} on UDP {}", id, port), e.what());
+            }
+        }
+    }
+    for (const auto& k : want_flows) {
+        if (_flows.count(k)) continue;
+        const auto& [s, ip, port, ssrc] = k;
+        if (!_sessions.count(s)) continue;   // its session could not be made: refused above
+        try {
+            _st.speaker_add(s, ip, port, ssrc, true);
+            _flows.insert(k);
+            spdlog::info("fleet: trunk: session {} taken from {} ({}{})", s, origin_of[k], ep(ip, port),
+                         ssrc ? fmt::format(", SSRC {}", *ssrc) : std::string(", any SSRC"));
+        } catch (const action_error& e) {
+            refused(fmt::format("trunk flow of session {} from {} ({})", s, origin_of[k], ep(ip, port)), e.what());
+        }
+    }
+    for (const auto& k : want_sends) {
+        if (_sends.count(k)) continue;
+        const auto& [s, ip, port] = k;
+        try {
+            _st.listener_add(s, ip, port, 0, false, true);
+            _sends.insert(k);
+            spdlog::info("fleet: trunk: session {} sent to {} ({}) as a tier-0 trunk listener", s, edge_of[k],
+                         ep(ip, port));
+        } catch (const action_error& e) {
+            refused(fmt::format("trunk of session {} to {} ({})", s, edge_of[k], ep(ip, port)), e.what());
+        }
+    }
+    // An edge session nobody listens to: after `_idle`, this edge deletes
+    // its trunk key (a transaction on the revision it saw: a key a director
+    // re-created meanwhile stays); the watch then undoes the trunk on every
+    // side. A middle tier's trunk listeners count as listeners.
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = _empty_since.begin(); it != _empty_since.end();)
+        it = want.sessions.count(it->first) ? std::next(it) : _empty_since.erase(it);
+    if (_idle.count() > 0 && _delete_key)
+        for (const auto& [id, port] : want.sessions) {
+            const auto v = _st.session(id);
+            if (!v || v->nb_listeners > 0) {
+                _empty_since.erase(id);
+                continue;
+            }
+            const auto [it, fresh] = _empty_since.emplace(id, now);
+            if (fresh || now - it->second < _idle) continue;
+            it->second = now;   // once per idle period, whatever the answer
+            try {
+                if (_delete_key(id)) {
+                    ++_stats.idle_deleted;
+                    spdlog::info("fleet: trunk: session {} had no listener for {} s: its trunk key deleted", id,
+                                 _idle.count());
+                }
+            } catch (const std::exception& e) {
+                refused(fmt::format("deleting the idle trunk of session {}", id), e.what());
+            }
+        }
+    for (const auto& p : want.problems)
+        if (_told.insert("problem: " + p).second) spdlog::warn("fleet: trunk: {}", p);
+    _stats.sends = _sends.size();
+    _stats.sessions = _sessions.size();
+    _stats.flows = _flows.size();
+}
+
+std::unique_ptr<fleet_trunks> fleet_trunks_start(const profile& p, relay_state& st) {
+    if (!p.fleet.enabled) return nullptr;
+    auto t = std::make_unique<fleet_trunks>();
+    fleet::trunk_watch_options o;
+    o.etcd = p.fleet.etcd;
+    o.prefix = p.fleet.prefix;
+    o.relay_id = p.fleet.relay_id;
+    t->reconciler = std::make_unique<trunk_reconciler>(
+        st, std::chrono::seconds(p.fleet.trunk_idle_s),
+        [w = &t->watch, id = p.fleet.relay_id](uint32_t session) { return (*w)->delete_trunk(session, id); });
+    t->watch = std::make_unique<fleet::trunk_watch>(o, [r = t->reconciler.get()](const fleet::trunk_plan& plan) {
+        r->apply(plan);
+    });
+    t->watch->start();
+    return t;
+}
+
+}  // namespace stentor::control

@@ -1,0 +1,83 @@
+// A fleet relay's trunks (docs/fleet.md, "Trunks"): the plan that
+// fleet::trunk_watch derives from etcd, applied through relay_state's
+// actions, the same ones the API calls:
+//
+//  - a send: listener_add(session, edge address, port, tier 0, trunk) —
+//    admitted like any listener, never shed, not journaled;
+//  - an edge session: session_create(id, UDP port, trunk, SRTP off both
+//    ways: an origin's SRTP ciphertext passes through unchanged, the fleet
+//    encrypts each packet once and the edge's listeners decrypt with the
+//    origin's session key);
+//  - a flow: speaker_add(session, origin address, port, SSRC, trunk).
+//
+// The reconciler remembers what it made and undoes exactly that when the
+// plan drops it; an action that fails stays out of what it made and is
+// tried again at the next apply (trunk_watch applies every second). A
+// session that already existed (the API made it) is used, never ended.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "config.h"
+#include "trunks.h"
+
+namespace stentor::control {
+
+class relay_state;
+
+struct trunk_apply_stats {
+    uint64_t applies = 0;
+    size_t sends = 0;          // trunk listeners in place
+    size_t sessions = 0;       // edge sessions in place (made or used)
+    size_t flows = 0;          // origin flows in place
+    uint64_t refusals = 0;     // actions refused (retried at the next apply)
+    uint64_t idle_deleted = 0; // trunk keys this edge deleted after trunk_idle_s without a listener
+};
+
+class trunk_reconciler {
+public:
+    // `delete_key(session)`: delete this edge's trunk key of the session (a
+    // transaction; true if deleted); called when a session the trunks feed
+    // has had no listener for `idle` (0: never). May throw.
+    using delete_fn = std::function<bool(uint32_t session)>;
+    explicit trunk_reconciler(relay_state& st, std::chrono::seconds idle = std::chrono::seconds(0),
+                              delete_fn delete_key = nullptr);
+    // Make the relay do `want`: undo what it no longer has, then add what is
+    // missing. One log line per change and per new refusal.
+    void apply(const fleet::trunk_plan& want);
+    trunk_apply_stats stats() const;
+
+private:
+    using send_key = std::tuple<uint32_t, uint32_t, uint16_t>;                      // session, ip, port
+    using flow_key = std::tuple<uint32_t, uint32_t, uint16_t, std::optional<uint32_t>>;   // + ssrc
+    void refused(const std::string& what, const std::string& why);
+
+    relay_state& _st;
+    mutable std::mutex _mu;
+    std::set<send_key> _sends;
+    std::map<uint32_t, bool> _sessions;     // id -> made by the trunks (false: used, not ours to end)
+    std::set<flow_key> _flows;
+    std::set<std::string> _told;            // refusals already logged (once each until they clear)
+    std::chrono::seconds _idle;
+    delete_fn _delete_key;
+    std::map<uint32_t, std::chrono::steady_clock::time_point> _empty_since;   // edge sessions without a listener
+    trunk_apply_stats _stats;
+};
+
+// The relay's trunk watch with its reconciler; nullptr without [fleet].
+struct fleet_trunks {
+    std::unique_ptr<trunk_reconciler> reconciler;
+    std::unique_ptr<fleet::trunk_watch> watch;
+};
+std::unique_ptr<fleet_trunks> fleet_trunks_start(const profile& p, relay_state& st);
+
+}  // namespace stentor::control

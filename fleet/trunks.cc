@@ -1,0 +1,227 @@
+#include "trunks.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "etcd_client.h"
+
+namespace stentor::fleet {
+
+std::optional<uint32_t> parse_ipv4(const std::string& s) {
+    in_addr a{};
+    if (inet_pton(AF_INET, s.c_str(), &a) != 1) return std::nullopt;
+    return ntohl(a.s_addr);
+}
+
+trunk_plan plan_trunks(const std::string& self, const std::map<std::string, relay_record>& relays,
+                       const std::vector<trunk_record>& trunks) {
+    trunk_plan p;
+    auto first_address = [&](const relay_record& r, std::optional<uint32_t>* ip) {
+        if (r.addresses.empty()) {
+            p.problems.push_back(fmt::format("relay {} advertises no address", r.id));
+            return false;
+        }
+        *ip = parse_ipv4(r.addresses.front());
+        if (!*ip) p.problems.push_back(fmt::format("relay {}: address \"{}\" is not IPv4", r.id, r.addresses.front()));
+        return ip->has_value();
+    };
+    for (const auto& t : trunks) {
+        if (t.udp_port == 0) {
+            p.problems.push_back(fmt::format("trunk {}/{}: UDP port 0", t.session, t.edge));
+            continue;
+        }
+        const bool source = std::find(t.origins.begin(), t.origins.end(), self) != t.origins.end();
+        if (source && t.edge != self) {
+            if (auto e = relays.find(t.edge); e != relays.end()) {
+                std::optional<uint32_t> ip;
+                if (first_address(e->second, &ip)) p.sends.push_back({t.session, *ip, t.udp_port, t.edge});
+            }
+        }
+        if (t.edge != self) continue;
+        if (auto [it, fresh] = p.sessions.emplace(t.session, t.udp_port); !fresh && it->second != t.udp_port) {
+            p.problems.push_back(fmt::format("trunk {}/{}: UDP port {} differs from {}", t.session, t.edge, t.udp_port,
+                                             it->second));
+            continue;
+        }
+        for (const auto& o : t.origins) {
+            if (o == self) continue;   // a record naming the edge as its own origin: nothing to receive
+            auto r = relays.find(o);
+            if (r == relays.end()) continue;   // not live: its flow goes; it comes back when the relay does
+            std::optional<uint32_t> ip;
+            if (!first_address(r->second, &ip)) continue;
+            trunk_flow f{t.session, *ip, t.udp_port, std::nullopt, o};
+            // The SSRC its speakers registered with, when it is one: else the
+            // flow takes any (a session with several speakers, or none known).
+            if (auto s = r->second.ssrcs.find(t.session); s != r->second.ssrcs.end() && s->second.size() == 1)
+                f.ssrc = s->second.front();
+            p.flows.push_back(std::move(f));
+        }
+    }
+    std::sort(p.sends.begin(), p.sends.end());
+    p.sends.erase(std::unique(p.sends.begin(), p.sends.end()), p.sends.end());
+    std::sort(p.flows.begin(), p.flows.end());
+    p.flows.erase(std::unique(p.flows.begin(), p.flows.end()), p.flows.end());
+    return p;
+}
+
+trunk_watch::trunk_watch(trunk_watch_options o, std::function<void(const trunk_plan&)> apply)
+    : _o(std::move(o)), _apply(std::move(apply)) {}
+
+trunk_watch::~trunk_watch() { stop(); }
+
+void trunk_watch::start() {
+    _stop = false;
+    _watch_thread = std::thread([this] { watch_loop(); });
+    _apply_thread = std::thread([this] { apply_loop(); });
+}
+
+void trunk_watch::stop() {
+    _stop = true;
+    _cv.notify_all();
+    if (_watch_thread.joinable()) _watch_thread.join();
+    if (_apply_thread.joinable()) _apply_thread.join();
+}
+
+trunk_watch_status trunk_watch::status() const {
+    std::lock_guard lk(_mu);
+    trunk_watch_status s = _st;
+    s.relays = _relays.size();
+    s.trunks = _trunks.size();
+    return s;
+}
+
+void trunk_watch::on_key(const std::string& key, const std::string* value, int64_t mod_revision) {
+    const std::string relays = relays_prefix(_o.prefix), trunks = trunks_prefix(_o.prefix);
+    if (key.rfind(relays, 0) == 0) {
+        const std::string id = key.substr(relays.size());
+        std::string why;
+        std::optional<relay_record> r;
+        if (value != nullptr) r = relay_record::from_json(*value, &why);
+        if (r) {
+            _relays[id] = std::move(*r);
+        } else {
+            _relays.erase(id);   // gone, or unreadable: neither sent to nor received from
+            if (value != nullptr) _st.last_error = fmt::format("registry key {}: {}", key, why);
+        }
+    } else if (key.rfind(trunks, 0) == 0) {
+        const std::string rest = key.substr(trunks.size());   // <session>/<edge>
+        const auto slash = rest.find('/');
+        if (slash == std::string::npos || slash == 0) return;
+        char* end = nullptr;
+        const unsigned long s = std::strtoul(rest.c_str(), &end, 10);
+        if (end != rest.c_str() + slash || s == 0 || s > 0xffffffffu) return;
+        const std::pair<uint32_t, std::string> k{static_cast<uint32_t>(s), rest.substr(slash + 1)};
+        std::string why;
+        std::optional<trunk_record> t;
+        if (value != nullptr) t = trunk_record::from_json(*value, &why);
+        if (t && (t->session != k.first || t->edge != k.second)) {
+            why = fmt::format("the record says session {} edge {}", t->session, t->edge);
+            t.reset();
+        }
+        if (t) {
+            _trunks[k] = std::move(*t);
+            _trunk_rev[k] = mod_revision;
+        } else {
+            _trunks.erase(k);
+            _trunk_rev.erase(k);
+            if (value != nullptr) _st.last_error = fmt::format("trunk key {}: {}", key, why);
+        }
+    }
+}
+
+void trunk_watch::replan() {
+    std::vector<trunk_record> ts;
+    ts.reserve(_trunks.size());
+    for (const auto& [k, t] : _trunks) ts.push_back(t);
+    trunk_plan p = plan_trunks(_o.relay_id, _relays, ts);
+    if (!(p == _plan) || !_st.loaded) {
+        _plan = std::move(p);
+        ++_plan_version;
+        _cv.notify_all();
+    }
+}
+
+void trunk_watch::load_full(etcd_client& c, int64_t* revision) {
+    const auto relays = c.range_prefix(relays_prefix(_o.prefix), revision);
+    int64_t rev2 = 0;
+    const auto trunks = c.range_prefix(trunks_prefix(_o.prefix), &rev2);
+    // Two ranges: the watch starts after the older revision, so nothing
+    // between them is missed (a key seen twice is applied twice: harmless).
+    *revision = std::min(*revision, rev2);
+    std::lock_guard lk(_mu);
+    _relays.clear();
+    _trunks.clear();
+    _trunk_rev.clear();
+    for (const auto& kv : relays) on_key(kv.key, &kv.value, kv.mod_revision);
+    for (const auto& kv : trunks) on_key(kv.key, &kv.value, kv.mod_revision);
+    replan();
+    _st.loaded = true;
+}
+
+void trunk_watch::watch_loop() {
+    etcd_client c(_o.etcd, std::chrono::milliseconds(1000));
+    while (!_stop) {
+        try {
+            int64_t rev = 0;
+            load_full(c, &rev);
+            // One watch over the whole prefix (relays and trunks; directors'
+            // keys are ignored): a few keys per relay, never one per listener.
+            c.watch_prefix(
+                _o.prefix + "/", rev + 1,
+                [this](const std::vector<etcd_event>& evs, int64_t) {
+                    std::lock_guard lk(_mu);
+                    for (const auto& e : evs) on_key(e.kv.key, e.deleted ? nullptr : &e.kv.value, e.kv.mod_revision);
+                    replan();
+                    return true;
+                },
+                _stop);
+        } catch (const std::exception& e) {
+            std::lock_guard lk(_mu);
+            _st.last_error = e.what();
+        }
+        if (_stop) break;
+        // etcd away or the stream broke: the plan applied last stays (the
+        // relay keeps forwarding its trunks); read the whole view again soon.
+        std::unique_lock lk(_mu);
+        ++_st.watch_restarts;
+        _cv.wait_for(lk, std::chrono::milliseconds(200), [this] { return _stop.load(); });
+    }
+}
+
+bool trunk_watch::delete_trunk(uint32_t session, const std::string& edge) {
+    int64_t rev = 0;
+    {
+        std::lock_guard lk(_mu);
+        auto it = _trunk_rev.find({session, edge});
+        if (it == _trunk_rev.end()) return false;
+        rev = it->second;
+    }
+    // Rare (once per idle trunk): a client of its own, not the watch's.
+    etcd_client c(_o.etcd, std::chrono::milliseconds(1000));
+    return c.delete_if_unchanged(trunk_key(_o.prefix, session, edge), rev);
+}
+
+void trunk_watch::apply_loop() {
+    uint64_t applied = 0;
+    auto last = std::chrono::steady_clock::now();
+    std::unique_lock lk(_mu);
+    while (!_stop) {
+        _cv.wait_for(lk, _o.retry, [&] { return _stop || _plan_version != applied; });
+        if (_stop) break;
+        if (_plan_version == 0) continue;   // no view yet: nothing to apply (never an empty plan by default)
+        const auto now = std::chrono::steady_clock::now();
+        if (_plan_version == applied && now - last < _o.retry) continue;
+        const trunk_plan p = _plan;
+        applied = _plan_version;
+        last = now;
+        lk.unlock();
+        _apply(p);
+        lk.lock();
+        ++_st.applies;
+    }
+}
+
+}  // namespace stentor::fleet

@@ -1,0 +1,135 @@
+// Trunks in the data plane (docs/fleet.md, "Trunks"): what a relay does for
+// the trunk keys <prefix>/trunks/<session>/<edge> of the registry.
+//
+//  - As a source (its id among a trunk's origins): send the session to the
+//    edge's first advertised address, port = the session's UDP port, as a
+//    reserved tier-0 listener (flagged trunk: never shed, admitted).
+//  - As the edge: carry the session on the same UDP port (the fleet's
+//    convention) and take each live origin's packets as a speaker flow of
+//    it (SSRC from the origin's record when it lists exactly one); the
+//    edge keeps the first copy of each packet (ST 2022-7, dataplane/dedup.h).
+//  - Both (a middle tier): both, so trees of depth 2+ need nothing more.
+//
+// plan_trunks() is the arithmetic, pure and table-tested; trunk_watch keeps
+// the registry view from etcd (one range, then a watch, on its own thread)
+// and hands the plan to the relay (control/fleet_trunks.cc), which applies
+// it through relay_state's actions. The watch thread never touches a worker.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <compare>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "registry.h"
+
+namespace stentor::fleet {
+
+class etcd_client;
+
+// Source side: send `session` to the edge at ip:port (host order).
+struct trunk_send {
+    uint32_t session = 0;
+    uint32_t ip = 0;
+    uint16_t port = 0;
+    std::string edge;
+    auto operator<=>(const trunk_send&) const = default;
+};
+
+// Edge side: a speaker flow of `session` from an origin at ip:port.
+struct trunk_flow {
+    uint32_t session = 0;
+    uint32_t ip = 0;
+    uint16_t port = 0;
+    std::optional<uint32_t> ssrc;
+    std::string origin;
+    auto operator<=>(const trunk_flow&) const = default;
+};
+
+struct trunk_plan {
+    std::vector<trunk_send> sends;                // sorted
+    std::map<uint32_t, uint16_t> sessions;        // edge side: session id -> UDP port
+    std::vector<trunk_flow> flows;                // sorted
+    std::vector<std::string> problems;            // trunks that cannot be acted on, and why
+    bool operator==(const trunk_plan&) const = default;
+};
+
+// What relay `self` must do, given the live relays (key = relay id) and the
+// trunk records. A relay whose key is gone is neither sent to nor received
+// from (its lease lapsed: dead or cut off); when it registers again, the
+// plan has it again.
+trunk_plan plan_trunks(const std::string& self, const std::map<std::string, relay_record>& relays,
+                       const std::vector<trunk_record>& trunks);
+
+// "198.18.0.1" -> host-order address; nullopt if not dotted-quad IPv4.
+std::optional<uint32_t> parse_ipv4(const std::string& s);
+
+struct trunk_watch_options {
+    std::vector<std::string> etcd;
+    std::string prefix = "/stentor";
+    std::string relay_id;
+    // The plan is applied again this often even if nothing changed, so an
+    // action that failed (a session not created yet on a source) is retried.
+    std::chrono::milliseconds retry{1000};
+};
+
+struct trunk_watch_status {
+    bool loaded = false;            // a whole view has been read at least once
+    size_t relays = 0;
+    size_t trunks = 0;
+    uint64_t watch_restarts = 0;
+    uint64_t applies = 0;
+    std::string last_error;
+};
+
+class trunk_watch {
+public:
+    // `apply` runs on the watch's apply thread, never concurrently with
+    // itself, with the whole plan: at the first view, at every change of the
+    // plan, and every `retry`.
+    trunk_watch(trunk_watch_options o, std::function<void(const trunk_plan&)> apply);
+    ~trunk_watch();   // stop()
+    trunk_watch(const trunk_watch&) = delete;
+    trunk_watch& operator=(const trunk_watch&) = delete;
+
+    void start();
+    void stop();
+    trunk_watch_status status() const;
+    // Delete the trunk key (session, edge) with a transaction comparing its
+    // revision as this watch last saw it, so a key a director re-created
+    // meanwhile stays. True if this call deleted it; false if it was gone
+    // or changed. Throws etcd_error when etcd does not answer.
+    bool delete_trunk(uint32_t session, const std::string& edge);
+
+private:
+    void watch_loop();
+    void apply_loop();
+    void load_full(etcd_client& c, int64_t* revision);
+    void on_key(const std::string& key, const std::string* value, int64_t mod_revision);   // value nullptr: deleted; under _mu
+    void replan();                                                   // under _mu
+
+    trunk_watch_options _o;
+    std::function<void(const trunk_plan&)> _apply;
+    mutable std::mutex _mu;
+    std::condition_variable _cv;
+    std::map<std::string, relay_record> _relays;
+    std::map<std::pair<uint32_t, std::string>, trunk_record> _trunks;
+    std::map<std::pair<uint32_t, std::string>, int64_t> _trunk_rev;   // mod_revision of each trunk key
+    trunk_plan _plan;
+    uint64_t _plan_version = 0;     // bumped when _plan changes
+    trunk_watch_status _st;
+    std::atomic<bool> _stop{false};
+    std::thread _watch_thread;
+    std::thread _apply_thread;
+};
+
+}  // namespace stentor::fleet

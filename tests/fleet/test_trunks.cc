@@ -1,0 +1,421 @@
+// Trunks (issue 13 items 1 and 2, docs/fleet.md "Trunks"): the plan a relay
+// derives from the registry (a table), the records' new fields, and the whole
+// lifecycle against a real etcd: relays (relay_state with admission, as
+// stentord has them, no data plane) registered by their registrars, each
+// with its trunk watch and reconciler, and trunk keys written as a director
+// writes them. Watch -> trunk listener on the origins, session and flows on
+// the edge, a middle tier, an origin gone, the key gone.
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "admission.h"
+#include "config.h"
+#include "etcd_client.h"
+#include "etcd_fixture.h"
+#include "fleet_member.h"
+#include "fleet_trunks.h"
+#include "registrar.h"
+#include "registry.h"
+#include "state.h"
+#include "stentor/dp_shared.h"
+#include "trunks.h"
+
+namespace stentor::fleet {
+namespace {
+
+using namespace std::chrono_literals;
+using test::etcd_server;
+using test::eventually;
+
+constexpr uint32_t ip_of(unsigned a, unsigned b, unsigned c, unsigned d) { return (a << 24) | (b << 16) | (c << 8) | d; }
+
+relay_record rec(const std::string& id, const std::string& role, const std::string& addr,
+                 std::map<uint32_t, std::vector<uint32_t>> ssrcs = {}) {
+    relay_record r;
+    r.id = id;
+    r.role = role;
+    r.addresses = {addr};
+    r.slots = 1000;
+    r.ssrcs = std::move(ssrcs);
+    return r;
+}
+trunk_record trunk(uint32_t s, const std::string& edge, std::vector<std::string> origins, uint16_t port) {
+    trunk_record t;
+    t.session = s;
+    t.edge = edge;
+    t.origins = std::move(origins);
+    t.udp_port = port;
+    return t;
+}
+
+TEST(TrunkRecords, origins_and_ssrcs_round_trip_and_the_older_form_reads) {
+    trunk_record t = trunk(7, "e1", {"o1", "o2"}, 40007);
+    t.created_by = "d1";
+    std::string why;
+    auto back = trunk_record::from_json(t.to_json(), &why);
+    ASSERT_TRUE(back) << why;
+    EXPECT_EQ(back->origins, (std::vector<std::string>{"o1", "o2"}));
+    EXPECT_EQ(back->udp_port, 40007);
+    back = trunk_record::from_json(R"({"session":7,"edge":"e1","origin":"o1","udp_port":40007})", &why);
+    ASSERT_TRUE(back) << why;
+    EXPECT_EQ(back->origins, std::vector<std::string>{"o1"}) << "a record written before origins";
+    EXPECT_FALSE(trunk_record::from_json(R"({"session":7,"edge":"e1","origins":[],"udp_port":40007})", &why))
+        << "no origin at all";
+    EXPECT_FALSE(trunk_record::from_json(R"({"session":7,"edge":"","origins":["o1"],"udp_port":40007})", &why));
+
+    relay_record r = rec("o1", "origin", "198.18.0.1", {{7, {1234, 99}}});
+    r.sessions = {{7, 40007}, {8, 40008}};
+    auto rb = relay_record::from_json(r.to_json(), &why);
+    ASSERT_TRUE(rb) << why;
+    EXPECT_EQ(*rb, r);
+    EXPECT_NE(r.to_json().find("[7,40007,[1234,99]]"), std::string::npos) << r.to_json();
+    EXPECT_NE(r.to_json().find("[8,40008]"), std::string::npos) << "no SSRC: the older two-element form";
+    struct row {
+        const char* text;
+        const char* what;
+    };
+    const row bad[] = {
+        {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[1]]})", "entry of one"},
+        {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[1,2,3]]})", "ssrcs not a list"},
+        {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[1,2,[-1]]]})", "negative SSRC"},
+        {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[1,2,[4294967296]]]})",
+         "SSRC past 32 bits"}};
+    for (const auto& b : bad) {
+        SCOPED_TRACE(b.what);
+        why.clear();
+        EXPECT_FALSE(relay_record::from_json(b.text, &why).has_value());
+        EXPECT_FALSE(why.empty());
+    }
+}
+
+TEST(TrunkPlan, what_each_relay_does_for_the_trunks_it_sees) {
+    const std::map<std::string, relay_record> live = {
+        {"o1", rec("o1", "origin", "198.18.0.1", {{7, {1234}}})},
+        {"o2", rec("o2", "origin", "198.18.0.2", {{7, {1234}}})},
+        {"o3", rec("o3", "origin", "198.18.0.9", {{7, {1, 2}}})},   // two speakers: any SSRC
+        {"m1", rec("m1", "edge", "198.18.0.5", {{7, {1234}}})},
+        {"e1", rec("e1", "edge", "198.18.0.3")},
+        {"e2", rec("e2", "edge", "198.18.0.4")},
+        {"bad", rec("bad", "edge", "not-an-address")},
+    };
+    struct row {
+        const char* what;
+        std::string self;
+        std::vector<trunk_record> trunks;
+        std::vector<trunk_send> sends;
+        std::map<uint32_t, uint16_t> sessions;
+        std::vector<trunk_flow> flows;
+        size_t problems;
+    };
+    const row rows[] = {
+        {"an origin sends to the edge of each trunk naming it", "o1",
+         {trunk(7, "e1", {"o1", "o2"}, 40007), trunk(7, "e2", {"o1"}, 40007), trunk(8, "e1", {"o2"}, 40008)},
+         {{7, ip_of(198, 18, 0, 3), 40007, "e1"}, {7, ip_of(198, 18, 0, 4), 40007, "e2"}},
+         {},
+         {},
+         0},
+        {"the edge takes the session from each live origin, with its one SSRC", "e1",
+         {trunk(7, "e1", {"o1", "o2"}, 40007), trunk(7, "e2", {"o1"}, 40007)},
+         {},
+         {{7, 40007}},
+         {{7, ip_of(198, 18, 0, 1), 40007, 1234u, "o1"}, {7, ip_of(198, 18, 0, 2), 40007, 1234u, "o2"}},
+         0},
+        {"an origin whose key is gone is not received from; the session stays", "e1",
+         {trunk(7, "e1", {"o1", "gone"}, 40007)},
+         {},
+         {{7, 40007}},
+         {{7, ip_of(198, 18, 0, 1), 40007, 1234u, "o1"}},
+         0},
+        {"an origin with two SSRCs: the flow takes any", "e1",
+         {trunk(7, "e1", {"o3"}, 40007)},
+         {},
+         {{7, 40007}},
+         {{7, ip_of(198, 18, 0, 9), 40007, std::nullopt, "o3"}},
+         0},
+        {"a middle tier receives from the origin and sends to the leaf", "m1",
+         {trunk(7, "m1", {"o1"}, 40007), trunk(7, "e2", {"m1"}, 40007)},
+         {{7, ip_of(198, 18, 0, 4), 40007, "e2"}},
+         {{7, 40007}},
+         {{7, ip_of(198, 18, 0, 1), 40007, 1234u, "o1"}},
+         0},
+        {"nothing is sent to an edge whose key is gone", "o1", {trunk(7, "gone", {"o1"}, 40007)}, {}, {}, {}, 0},
+        {"a relay not named does nothing", "e2", {trunk(7, "e1", {"o1"}, 40007)}, {}, {}, {}, 0},
+        {"an edge without a usable address: a problem, nothing sent", "o1",
+         {trunk(7, "bad", {"o1"}, 40007)}, {}, {}, {}, 1},
+        {"port 0: a problem", "e1", {trunk(7, "e1", {"o1"}, 0)}, {}, {}, {}, 1},
+        {"a trunk naming its edge as origin receives from the others only", "e1",
+         {trunk(7, "e1", {"e1", "o2"}, 40007)},
+         {},
+         {{7, 40007}},
+         {{7, ip_of(198, 18, 0, 2), 40007, 1234u, "o2"}},
+         0},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        const trunk_plan p = plan_trunks(r.self, live, r.trunks);
+        EXPECT_EQ(p.sends, r.sends);
+        EXPECT_EQ(p.sessions, r.sessions);
+        EXPECT_EQ(p.flows, r.flows);
+        EXPECT_EQ(p.problems.size(), r.problems);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Against etcd: relays with their state, registrar, watch and reconciler.
+
+std::unique_ptr<etcd_server>& etcd_slot() {
+    static std::unique_ptr<etcd_server> e;
+    return e;
+}
+etcd_server& trunk_etcd() {
+    auto& e = etcd_slot();
+    if (!e) e = std::make_unique<etcd_server>();
+    return *e;
+}
+class trunk_env : public ::testing::Environment {
+public:
+    void TearDown() override { etcd_slot().reset(); }
+};
+const auto* const g_env = ::testing::AddGlobalTestEnvironment(new trunk_env);
+
+control::profile relay_profile(uint32_t own_ip) {
+    control::profile p;
+    control::port_config pc;
+    pc.name = "lan0";
+    pc.device = "net_null0";
+    pc.ipv4 = own_ip;   // 198.18.0.x/24
+    pc.prefix_len = 24;
+    pc.gateway = ip_of(198, 18, 0, 254);
+    pc.line_rate_mbps = 10000;
+    p.ports.push_back(pc);
+    p.dataplane.fanout_lcores = {1};
+    p.limits.max_neighbours = 256;
+    p.limits.max_speakers = 64;
+    p.limits.max_listeners = 1000;
+    p.limits.max_listeners_per_session = 1000;
+    p.limits.fanout_pps_per_core = 100000000;
+    return p;
+}
+
+// A relay as stentord assembles it for the fleet, minus ports and workers.
+struct fleet_relay {
+    std::string id;
+    control::profile prof;
+    std::unique_ptr<dp::dp_neigh[]> neigh;
+    std::vector<dp::dp_policer> policers;
+    dp::dp_shared shared;
+    std::unique_ptr<control::admission> adm;
+    std::unique_ptr<control::relay_state> st;
+    std::unique_ptr<registrar> reg;
+    std::unique_ptr<control::trunk_reconciler> rec;
+    std::unique_ptr<trunk_watch> watch;
+
+    fleet_relay(const etcd_server& e, const std::string& prefix, std::string relay_id, const std::string& role,
+                uint32_t own_ip, std::chrono::seconds idle = std::chrono::seconds(0))
+        : id(std::move(relay_id)), prof(relay_profile(own_ip)) {
+        neigh.reset(new dp::dp_neigh[prof.limits.max_neighbours]);
+        shared.neigh = neigh.get();
+        shared.nb_neigh = prof.limits.max_neighbours;
+        policers.resize(prof.limits.max_speakers);
+        shared.policers = policers.data();
+        shared.nb_policers = prof.limits.max_speakers;
+        st = std::make_unique<control::relay_state>(prof, shared, 1);
+        adm = std::make_unique<control::admission>(control::admission_config_from(prof, {}));
+        st->set_admission(adm.get());
+        registrar_options ro;
+        ro.etcd = e.endpoints();
+        ro.prefix = prefix;
+        ro.relay_id = id;
+        ro.lease_ttl_s = 1;
+        ro.refresh_ms = 100;
+        ro.min_put_ms = 200;
+        const std::string addr = control::format_ipv4(own_ip);
+        reg = std::make_unique<registrar>(ro, [this, role, addr] {
+            relay_record r;
+            r.role = role;
+            r.addresses = {addr};
+            r.slots = 1000;
+            r.listeners = st->nb_listeners();
+            control::fleet_sessions_of(*st, r);
+            return r;
+        });
+        rec = std::make_unique<control::trunk_reconciler>(
+            *st, idle, [this](uint32_t s) { return watch->delete_trunk(s, id); });
+        trunk_watch_options wo;
+        wo.etcd = e.endpoints();
+        wo.prefix = prefix;
+        wo.relay_id = id;
+        wo.retry = 200ms;
+        watch = std::make_unique<trunk_watch>(wo, [this](const trunk_plan& p) { rec->apply(p); });
+        reg->start();
+        watch->start();
+    }
+    ~fleet_relay() {
+        watch->stop();
+        reg->stop(true);
+        st->set_admission(nullptr);
+    }
+    std::optional<control::session_view> session(uint32_t id_) const { return st->session(id_); }
+    std::vector<control::listener_view> listeners(uint32_t s) const {
+        if (!st->session(s)) return {};
+        return st->listeners(s, 0, 100);
+    }
+    bool sends_to(uint32_t s, uint32_t ip, unsigned port) const {
+        for (const auto& l : listeners(s))
+            if (l.ip == ip && l.port == port && l.tier == 0) return true;
+        return false;
+    }
+    // The trunk flows of session s: (ip, port, ssrc).
+    std::vector<std::tuple<uint32_t, unsigned, std::optional<uint32_t>>> flows(uint32_t s) const {
+        std::vector<std::tuple<uint32_t, unsigned, std::optional<uint32_t>>> out;
+        if (auto v = st->session(s))
+            for (const auto& sp : v->speakers)
+                if (sp.trunk) out.emplace_back(sp.ip, sp.port, sp.ssrc);
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+};
+
+std::string fresh_prefix() {
+    static int n = 0;
+    return "/tr" + std::to_string(::getpid()) + "-" + std::to_string(++n);
+}
+
+TEST(Trunks, watch_to_trunk_lifecycle_two_origins_a_middle_tier_and_back_to_nothing) {
+    etcd_server& e = trunk_etcd();
+    const std::string p = fresh_prefix();
+    const uint32_t o1_ip = ip_of(198, 18, 0, 1), o2_ip = ip_of(198, 18, 0, 2), e1_ip = ip_of(198, 18, 0, 3),
+                   e2_ip = ip_of(198, 18, 0, 4);
+    auto o1 = std::make_unique<fleet_relay>(e, p, "o1", "origin", o1_ip);
+    auto o2 = std::make_unique<fleet_relay>(e, p, "o2", "origin", o2_ip);
+    fleet_relay e1(e, p, "e1", "edge", e1_ip);
+    fleet_relay e2(e, p, "e2", "edge", e2_ip);
+    // Session 7 on both origins, its speaker registered with SSRC 1234.
+    for (auto* o : {o1.get(), o2.get()}) {
+        control::session_params sp;
+        sp.id = 7;
+        sp.udp_port = 40007;
+        o->st->session_create(sp);
+        o->st->speaker_add(7, ip_of(198, 18, 0, 10), 5004, 1234u);
+    }
+    etcd_client c(e.endpoints());
+    ASSERT_TRUE(eventually([&] {
+        const auto kv = c.get(relay_key(p, "o2"));
+        return kv && kv->value.find("[7,40007,[1234]]") != std::string::npos;
+    })) << "the origins' records list the session's SSRC";
+
+    // A director's transaction: session 7 to e1 from both origins.
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "e1"), trunk(7, "e1", {"o1", "o2"}, 40007).to_json()));
+    EXPECT_TRUE(eventually([&] { return o1->sends_to(7, e1_ip, 40007) && o2->sends_to(7, e1_ip, 40007); }))
+        << "each origin sends session 7 to e1 as a tier-0 listener";
+    EXPECT_TRUE(eventually([&] { return e1.flows(7).size() == 2; }));
+    const auto s7 = e1.session(7);
+    ASSERT_TRUE(s7.has_value()) << "the edge carries the session";
+    EXPECT_EQ(s7->udp_port, 40007u) << "on the same UDP port";
+    EXPECT_TRUE(s7->trunk);
+    EXPECT_EQ(s7->srtp_ingress, control::srtp_ingress_mode::off) << "ciphertext passes through";
+    EXPECT_EQ(s7->srtp_egress, control::srtp_egress_mode::off);
+    using fl = std::tuple<uint32_t, unsigned, std::optional<uint32_t>>;
+    EXPECT_EQ(e1.flows(7), (std::vector<fl>{{o1_ip, 40007, 1234u}, {o2_ip, 40007, 1234u}}))
+        << "one flow per origin, with the speaker's SSRC";
+    // The trunk listener is admitted and never shed.
+    EXPECT_EQ(o1->st->nb_listeners(), 1u);
+    EXPECT_GT(o1->adm->report().used_pps, 0.0) << "admission counts the trunk listener";
+    EXPECT_TRUE(o1->st->shed_newest(0, 10).empty()) << "the overload controller's shedding skips it";
+    EXPECT_TRUE(o1->sends_to(7, e1_ip, 40007));
+    EXPECT_EQ(o1->rec->stats().sends, 1u);
+
+    // A middle tier: e2 takes session 7 from e1, which passes it on.
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "e2"), trunk(7, "e2", {"e1"}, 40007).to_json()));
+    EXPECT_TRUE(eventually([&] { return e1.sends_to(7, e2_ip, 40007); })) << "e1 sends to e2";
+    EXPECT_TRUE(eventually([&] { return e2.flows(7) == std::vector<fl>{{e1_ip, 40007, 1234u}}; }))
+        << "e2 takes it from e1, SSRC from e1's record (its trunk flows' SSRC)";
+    EXPECT_FALSE(o1->sends_to(7, e2_ip, 40007)) << "the origin is not named by e2's trunk";
+
+    // o2 leaves the registry (a clean stop revokes its lease; a SIGKILL would
+    // wait for the TTL): e1 stops taking from it, the o1 flow stays.
+    o2.reset();
+    EXPECT_TRUE(eventually([&] { return e1.flows(7) == std::vector<fl>{{o1_ip, 40007, 1234u}}; }))
+        << "the flow from the origin whose key is gone is removed";
+    ASSERT_TRUE(e1.session(7).has_value()) << "the session stays while an origin is live";
+
+    // The trunk keys go: every side undoes what it made.
+    c.del(trunk_key(p, 7, "e2"));
+    EXPECT_TRUE(eventually([&] { return !e2.session(7).has_value(); })) << "e2 ends its trunk session";
+    EXPECT_TRUE(eventually([&] { return !e1.sends_to(7, e2_ip, 40007); }));
+    c.del(trunk_key(p, 7, "e1"));
+    EXPECT_TRUE(eventually([&] { return !o1->sends_to(7, e1_ip, 40007); })) << "the origin removes its trunk listener";
+    EXPECT_TRUE(eventually([&] { return !e1.session(7).has_value(); })) << "the edge ends the session";
+    EXPECT_TRUE(o1->session(7).has_value()) << "the origin's own session is untouched";
+    EXPECT_EQ(o1->st->nb_listeners(), 0u);
+}
+
+TEST(Trunks, an_edge_that_already_carries_the_session_uses_it_and_never_ends_it) {
+    etcd_server& e = trunk_etcd();
+    const std::string p = fresh_prefix();
+    fleet_relay o1(e, p, "o1", "origin", ip_of(198, 18, 0, 1));
+    fleet_relay e1(e, p, "e1", "edge", ip_of(198, 18, 0, 3));
+    control::session_params sp;
+    sp.id = 9;
+    sp.udp_port = 40009;
+    o1.st->session_create(sp);
+    o1.st->speaker_add(9, ip_of(198, 18, 0, 10), 5004, 77u);
+    e1.st->session_create(sp);   // the API made it on the edge too
+    etcd_client c(e.endpoints());
+    ASSERT_TRUE(eventually([&] {
+        const auto kv = c.get(relay_key(p, "o1"));
+        return kv && kv->value.find("[9,40009,[77]]") != std::string::npos;
+    }));
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 9, "e1"), trunk(9, "e1", {"o1"}, 40009).to_json()));
+    EXPECT_TRUE(eventually([&] { return e1.flows(9).size() == 1; })) << "its trunk feeds the existing session";
+    c.del(trunk_key(p, 9, "e1"));
+    EXPECT_TRUE(eventually([&] { return e1.flows(9).empty(); })) << "the flow goes with the key";
+    std::this_thread::sleep_for(500ms);
+    EXPECT_TRUE(e1.session(9).has_value()) << "the session the API made stays";
+    EXPECT_FALSE(e1.session(9)->trunk);
+}
+
+TEST(Trunks, an_edge_without_listeners_deletes_its_trunk_key_after_the_idle_time) {
+    etcd_server& e = trunk_etcd();
+    const std::string p = fresh_prefix();
+    fleet_relay o1(e, p, "o1", "origin", ip_of(198, 18, 0, 1));
+    fleet_relay e1(e, p, "e1", "edge", ip_of(198, 18, 0, 3), 1s);
+    fleet_relay e2(e, p, "e2", "edge", ip_of(198, 18, 0, 4), 1s);
+    control::session_params sp;
+    sp.id = 5;
+    sp.udp_port = 40005;
+    o1.st->session_create(sp);
+    o1.st->speaker_add(5, ip_of(198, 18, 0, 10), 5004, 55u);
+    etcd_client c(e.endpoints());
+    ASSERT_TRUE(eventually([&] {
+        const auto kv = c.get(relay_key(p, "o1"));
+        return kv && kv->value.find("[5,40005,[55]]") != std::string::npos;
+    }));
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 5, "e1"), trunk(5, "e1", {"o1"}, 40005).to_json()));
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 5, "e2"), trunk(5, "e2", {"o1"}, 40005).to_json()));
+    ASSERT_TRUE(eventually([&] { return e1.session(5).has_value() && e2.session(5).has_value(); }));
+    e2.st->listener_add(5, ip_of(198, 18, 0, 40), 6000, 1);   // e2 has a listener, e1 none
+    EXPECT_TRUE(eventually([&] { return !c.get(trunk_key(p, 5, "e1")).has_value(); }))
+        << "e1 deletes its trunk key once it has had no listener for 1 s";
+    EXPECT_TRUE(eventually([&] { return !e1.session(5).has_value(); })) << "and then undoes the trunk";
+    EXPECT_TRUE(eventually([&] { return !o1.sends_to(5, ip_of(198, 18, 0, 3), 40005); }));
+    EXPECT_EQ(e1.rec->stats().idle_deleted, 1u);
+    std::this_thread::sleep_for(1500ms);
+    EXPECT_TRUE(c.get(trunk_key(p, 5, "e2")).has_value()) << "an edge with a listener keeps its trunk";
+    EXPECT_TRUE(o1.sends_to(5, ip_of(198, 18, 0, 4), 40005));
+    // A key re-created (new revision) is not deleted by a stale transaction.
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "ex"), trunk(7, "ex", {"o1"}, 40007).to_json()));
+    const int64_t old_rev = c.get(trunk_key(p, 7, "ex"))->mod_revision;
+    c.put(trunk_key(p, 7, "ex"), trunk(7, "ex", {"o1", "o2"}, 40007).to_json());
+    EXPECT_FALSE(c.delete_if_unchanged(trunk_key(p, 7, "ex"), old_rev));
+    EXPECT_TRUE(c.get(trunk_key(p, 7, "ex")).has_value());
+    EXPECT_TRUE(c.delete_if_unchanged(trunk_key(p, 7, "ex"), c.get(trunk_key(p, 7, "ex"))->mod_revision));
+    EXPECT_FALSE(c.get(trunk_key(p, 7, "ex")).has_value());
+}
+
+}  // namespace
+}  // namespace stentor::fleet
