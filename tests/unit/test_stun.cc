@@ -493,16 +493,27 @@ TEST(StunRfc5769, FingerprintMatchesTheReferenceCrcAtEveryLength) {
 }
 
 // HMAC keys longer than the 64-byte block are hashed first (RFC 2104).
+// Each key byte differs from its neighbours, and for the join password's
+// 22 bytes (loaded in lanes, stun.cc key_states) a change of any one byte
+// must fail.
 TEST(StunIntegrity, KeysOfEveryLengthMatchTheReference) {
-    for (size_t klen : {0, 1, 22, 63, 64, 65, 200}) {
+    for (size_t klen : {0, 1, 21, 22, 23, 63, 64, 65, 200}) {
         SCOPED_TRACE(klen);
-        const std::string key(klen, 'k');
+        std::string key(klen, 'k');
+        for (size_t i = 0; i < klen; ++i) key[i] = static_cast<char>('A' + (i * 7) % 58);
         const bytes m = build(with([&](msg_spec& s) { s.key = key; }));
         request_view v;
         ASSERT_EQ(name(parse_request(m.data(), m.size(), v)), "ok");
         EXPECT_TRUE(check_integrity(m.data(), v, key.data(), key.size()));
         const std::string other = key + "x";
         EXPECT_FALSE(check_integrity(m.data(), v, other.data(), other.size()));
+        if (klen == 22) {
+            for (size_t i = 0; i < klen; ++i) {
+                std::string edited = key;
+                edited[i] = static_cast<char>(edited[i] ^ 1);
+                EXPECT_FALSE(check_integrity(m.data(), v, edited.data(), edited.size())) << "byte " << i;
+            }
+        }
     }
 }
 
