@@ -17,6 +17,8 @@
 namespace stentor::dp {
 namespace {
 
+static_assert(stun::fixed_username_len == join::token_text_len, "parse_request's fixed layout is a join token's");
+
 // The session a port serves. Sessions are few (limits.max_sessions, 1024 at
 // most by default) and join requests a small share of traffic; a linear scan
 // of the snapshot's session pointers keeps the snapshot free of another index.

@@ -263,6 +263,26 @@ const std::vector<row>& table() {
             r.username = {};
             t.push_back(r);
         }
+        // ---- the join request's own layout (104 or 112 bytes: USERNAME of 48,
+        // STENTOR-LEAVE, MI, FP) is recognised without the attribute walk
+        // (stun.cc fixed_layout); these have its size but not its words, and
+        // must come out as the walk decides.
+        {
+            static const std::string u45(token.substr(0, 45));
+            row r = good("104 bytes, USERNAME of 45 bytes (+3 padding)", with([](msg_spec& s) { s.attrs = {user(u45)}; }));
+            r.username = u45;
+            t.push_back(r);
+        }
+        t.push_back(good("112 bytes, a comprehension-optional 0x8055 of 4 bytes where STENTOR-LEAVE goes",
+                         with([](msg_spec& s) { s.attrs.push_back(u32_attr(0x8055, 0)); })));
+        {
+            row r = good("112 bytes, STENTOR-LEAVE before USERNAME",
+                         with([](msg_spec& s) { s.attrs.insert(s.attrs.begin(), leave_attr()); }));
+            r.leave = true;
+            t.push_back(r);
+        }
+        t.push_back(bad("104 bytes, a comprehension-optional 0x8006 of 48 bytes instead of USERNAME",
+                        with([](msg_spec& s) { s.attrs = {text_attr(0x8006, token)}; }), E::no_username));
         // ---- refused: header
         t.push_back(bad("empty datagram", bytes{}, E::too_short));
         t.push_back(bad("19 bytes", bytes(19, 0), E::too_short));
