@@ -499,6 +499,37 @@ double hmac_window(size_t len, double window) {
     return static_cast<double>(n) / el;
 }
 
+// --count-verified K: exactly K verifications (about: whole bursts) through
+// the worker, no clock, then exit. For callgrind (bench/count_join_instructions.sh):
+// two runs of K and 3K, whose difference inside worker_poll is the
+// instructions of 2K verified requests, set-up and warm-up cancelled.
+// mi_mode as relay_options::join_mi_mode (0 lanes, 1 one by one).
+int count_verified(const request_set& set, uint64_t k, uint8_t mi_mode) {
+    knobs kn;
+    kn.mi_mode = mi_mode;
+    relay_env e(kn);
+    const uint32_t n = std::min<uint32_t>(4096, set.n);
+    for (uint32_t i = 0; i < n; ++i) e.inject(1, set.len, [&](unsigned) { return set.at(i); });
+    rte_ring* jr = e.r->shared().join_ring;
+    const uint64_t v0 = e.r->totals().join_verified;
+    void* objs[256];
+    uint64_t polls = 0;
+    while (e.r->totals().join_verified - v0 < k) {
+        for (int i = 0; i < 16; ++i, ++polls) e.r->poll();
+        unsigned got;
+        while ((got = rte_ring_sc_dequeue_burst(jr, objs, 256, nullptr)) > 0)
+            rte_ring_sp_enqueue_burst(e.rx, objs, got, nullptr);
+    }
+    const uint64_t verified = e.r->totals().join_verified - v0;
+    std::printf("COUNT verified=%llu polls=%llu\n", static_cast<unsigned long long>(verified),
+                static_cast<unsigned long long>(polls));
+    while (rte_ring_count(e.rx) > 0) e.r->poll();
+    unsigned got;
+    while ((got = rte_ring_sc_dequeue_burst(jr, objs, 256, nullptr)) > 0)
+        rte_pktmbuf_free_bulk(reinterpret_cast<rte_mbuf**>(objs), got);
+    return verified >= k ? 0 : 1;
+}
+
 void print_rate(const char* what, const stats& s, const char* unit, double scale) {
     const double spread = s.median > 0 ? 100.0 * (s.max - s.min) / s.median : 0;
     std::printf("%-44s median %8.3f %s  min %8.3f  max %8.3f  spread %5.1f%%\n", what, s.median / scale, unit,
@@ -864,6 +895,8 @@ int main(int argc, char** argv) {
     double split_joins = 20000;
     std::string split_lcores;   // EAL --lcores map; default below
     bool split_only = false;
+    uint64_t count_k = 0;          // --count-verified
+    uint8_t count_mi = 0;          // --count-mi lanes|single
     std::string json_path;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -886,12 +919,17 @@ int main(int argc, char** argv) {
         else if (a == "--split-joins") split_joins = std::atof(v);
         else if (a == "--split-lcores") split_lcores = v;
         else if (a == "--json") json_path = v;
+        else if (a == "--count-verified") count_k = std::strtoull(v, nullptr, 10);
+        else if (a == "--count-mi" && (std::strcmp(v, "lanes") == 0 || std::strcmp(v, "single") == 0))
+            count_mi = std::strcmp(v, "single") == 0 ? 1 : 0;
         else {
             std::printf("usage: join_harness [--joins N (1000000)] [--reps R (7)] [--window S (1)]\n"
                         "                    [--flood-seconds S (3)] [--bucket J/s (20000)] [--bucket-seconds S (3)]\n"
                         "                    [--split-seconds S (3)] [--split-joins J/s (20000)]\n"
                         "                    [--split-lcores EAL-LCORES-MAP (0@0,1@1,2@2; 2@1 below 3 CPUs)] [--split-only]\n"
-                        "                    [--json FILE (every measure as JSON lines, scripts/bench-report.py)]\n");
+                        "                    [--json FILE (every measure as JSON lines, scripts/bench-report.py)]\n"
+                        "                    [--count-verified K [--count-mi lanes|single]] (K verifications, no clock,\n"
+                        "                     for callgrind: bench/count_join_instructions.sh)\n");
             return a == "--help" ? 0 : 2;
         }
         ++i;
@@ -932,6 +970,17 @@ int main(int argc, char** argv) {
         }
     }
     harness_pool();
+
+    if (count_k > 0) {
+        int crc = 1;
+        try {
+            crc = count_verified(build_requests(0, 4096, false, false, 1u << 20), count_k, count_mi);
+        } catch (const std::exception& ex) {
+            std::fprintf(stderr, "join_harness: %s\n", ex.what());
+        }
+        drivers::eal_cleanup();
+        return crc;
+    }
 
     const auto b0 = clk::now();
     const request_set crowd = build_requests(0, split_only ? 1000 : joins, false, false, 1u << 20);

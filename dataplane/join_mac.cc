@@ -30,10 +30,35 @@ struct mi_batcher {
     uint8_t saved_len[mi_max_batch][2];
 };
 
+namespace {
+
+// Every job's fields but the message (src, length), set once: the hash
+// burst only reads them (and writes `status`), so mi_check sets two fields
+// per request instead of clearing and filling a whole IMB_JOB (callgrind:
+// 35 instructions a request for the memset alone).
+void init_jobs(mi_batcher* b) noexcept {
+    for (unsigned i = 0; i < mi_max_batch; ++i) {
+        IMB_JOB& j = b->jobs[i];
+        std::memset(&j, 0, sizeof j);
+        j.hash_alg = IMB_AUTH_HMAC_SHA_1;
+        j.cipher_mode = IMB_CIPHER_NULL;
+        j.chain_order = IMB_ORDER_HASH_CIPHER;
+        j.cipher_direction = IMB_DIR_ENCRYPT;
+        j.hash_start_src_offset_in_bytes = 0;
+        j.auth_tag_output = b->tag[i];
+        j.auth_tag_output_len_in_bytes = stun::hmac_sha1_len;
+        j.u.HMAC._hashed_auth_key_xor_ipad = reinterpret_cast<const uint8_t*>(b->ipad[i]);
+        j.u.HMAC._hashed_auth_key_xor_opad = reinterpret_cast<const uint8_t*>(b->opad[i]);
+    }
+}
+
+}  // namespace
+
 mi_batcher* mi_batcher_create(mi_mode mode) {
     auto* b = static_cast<mi_batcher*>(std::aligned_alloc(64, (sizeof(mi_batcher) + 63) & ~std::size_t{63}));
     if (b == nullptr) return nullptr;
     new (b) mi_batcher();
+    init_jobs(b);
     if (mode == mi_mode::single) return b;
     b->mgr = alloc_mb_mgr(0);
     if (b->mgr == nullptr) {
@@ -106,19 +131,9 @@ void mi_check(mi_batcher* b, const mi_request* r, unsigned n, bool* ok) noexcept
         const unsigned covered = q.integrity_off + stun::integrity_attr_len - stun::header_len;
         q.msg[2] = static_cast<uint8_t>(covered >> 8);
         q.msg[3] = static_cast<uint8_t>(covered);
-        IMB_JOB& j = b->jobs[i];
-        std::memset(&j, 0, sizeof j);
-        j.hash_alg = IMB_AUTH_HMAC_SHA_1;
-        j.cipher_mode = IMB_CIPHER_NULL;
-        j.chain_order = IMB_ORDER_HASH_CIPHER;
-        j.cipher_direction = IMB_DIR_ENCRYPT;
+        IMB_JOB& j = b->jobs[i];   // the rest is init_jobs'
         j.src = q.msg;
-        j.hash_start_src_offset_in_bytes = 0;
         j.msg_len_to_hash_in_bytes = q.integrity_off;
-        j.auth_tag_output = b->tag[i];
-        j.auth_tag_output_len_in_bytes = stun::hmac_sha1_len;
-        j.u.HMAC._hashed_auth_key_xor_ipad = reinterpret_cast<const uint8_t*>(b->ipad[i]);
-        j.u.HMAC._hashed_auth_key_xor_opad = reinterpret_cast<const uint8_t*>(b->opad[i]);
     }
     if (grouped > 0) {
         // Synchronous: every job is done when it returns. A count short of

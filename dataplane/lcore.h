@@ -35,6 +35,16 @@ struct token_bucket {
     uint64_t last_tsc;
 };
 
+// What the classifier told join_input about a request held for join_flush.
+struct join_rx {
+    uint32_t src_ip_be;
+    uint16_t src_port_be;
+    uint16_t dst_port_be;   // the port it was sent to: names the session
+    uint16_t stun_off;      // STUN message offset in the frame
+    uint16_t stun_len;
+    uint8_t port;           // port index it arrived on
+};
+
 struct alignas(cache_line) worker {
     worker_config cfg;
     lcore_counters* c;
@@ -81,10 +91,12 @@ struct alignas(cache_line) worker {
     // join requests (join.cc): MAC verifications this lcore may spend
     token_bucket join_tb;
     uint64_t join_burst;            // bucket depth: 50 ms of dp_shared::join_verify_per_s
-    // requests of this RX burst that passed the cheap checks, verified
-    // together once the burst is parsed (join_flush)
+    // the join requests of this RX burst, checked and verified together
+    // once the burst is parsed (join_flush)
     uint16_t nb_join_batch;
+    uint64_t join_now;              // the burst's TSC (the budget's clock)
     rte_mbuf* join_batch[max_burst];
+    join_rx join_info[max_burst];
     mi_batcher* mi;                 // MESSAGE-INTEGRITY in lanes (join_mac.h); nullptr: one by one
 
     // adaptive idle (loop.cc): empty polls in a row, the next sleep, and

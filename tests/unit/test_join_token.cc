@@ -201,6 +201,45 @@ TEST(JoinToken, every_byte_at_every_position_decodes_like_the_reference) {
     EXPECT_GT(refused, 48u * 192u);
 }
 
+// The password (the MAC's second half in base64url, encoded in lanes)
+// against an encoder written here a bit at a time from RFC 4648's table:
+// every byte value at every one of the 16 positions (so every character at
+// every one of the 22 places), and the first half never read.
+TEST(JoinToken, every_byte_at_every_position_encodes_the_password_like_the_reference) {
+    const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    auto ref_encode = [&](const uint8_t* b) {
+        std::string out;
+        for (size_t bit = 0; bit < 16 * 8; bit += 6) {
+            unsigned v = 0;
+            for (size_t k = bit; k < bit + 6; ++k)
+                v = v << 1 | (k < 128 ? (b[k / 8] >> (7 - k % 8)) & 1u : 0u);
+            out += alphabet[v];
+        }
+        return out;
+    };
+    std::set<std::string> seen;
+    for (size_t pos = 0; pos < 16; ++pos) {
+        for (int c = 0; c < 256; ++c) {
+            uint8_t mac[token_mac_len];
+            for (size_t i = 0; i < token_mac_len; ++i) mac[i] = static_cast<uint8_t>(0xa5 ^ (i * 29));
+            mac[token_tag_len + pos] = static_cast<uint8_t>(c);
+            const std::string want = ref_encode(mac + token_tag_len);
+            ASSERT_EQ(token_password_len, want.size());
+            char pw[token_password_len + 2];
+            pw[token_password_len] = pw[token_password_len + 1] = '#';
+            password_of(mac, pw);
+            ASSERT_EQ(want, std::string(pw, token_password_len)) << "byte " << c << " at " << pos;
+            EXPECT_EQ('#', pw[token_password_len]) << "wrote past the password";
+            // The first half (the tag) does not change the password.
+            for (size_t i = 0; i < token_tag_len; ++i) mac[i] = static_cast<uint8_t>(~mac[i]);
+            password_of(mac, pw);
+            ASSERT_EQ(want, std::string(pw, token_password_len));
+            seen.insert(want);
+        }
+    }
+    EXPECT_EQ(16u * 255 + 1, seen.size());
+}
+
 // ---------------------------------------------------------------------------
 // The MAC: any change to any byte, or another key, fails the tag.
 

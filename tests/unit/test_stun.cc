@@ -263,6 +263,26 @@ const std::vector<row>& table() {
             r.username = {};
             t.push_back(r);
         }
+        // ---- the join request's own layout (104 or 112 bytes: USERNAME of 48,
+        // STENTOR-LEAVE, MI, FP) is recognised without the attribute walk
+        // (stun.cc fixed_layout); these have its size but not its words, and
+        // must come out as the walk decides.
+        {
+            static const std::string u45(token.substr(0, 45));
+            row r = good("104 bytes, USERNAME of 45 bytes (+3 padding)", with([](msg_spec& s) { s.attrs = {user(u45)}; }));
+            r.username = u45;
+            t.push_back(r);
+        }
+        t.push_back(good("112 bytes, a comprehension-optional 0x8055 of 4 bytes where STENTOR-LEAVE goes",
+                         with([](msg_spec& s) { s.attrs.push_back(u32_attr(0x8055, 0)); })));
+        {
+            row r = good("112 bytes, STENTOR-LEAVE before USERNAME",
+                         with([](msg_spec& s) { s.attrs.insert(s.attrs.begin(), leave_attr()); }));
+            r.leave = true;
+            t.push_back(r);
+        }
+        t.push_back(bad("104 bytes, a comprehension-optional 0x8006 of 48 bytes instead of USERNAME",
+                        with([](msg_spec& s) { s.attrs = {text_attr(0x8006, token)}; }), E::no_username));
         // ---- refused: header
         t.push_back(bad("empty datagram", bytes{}, E::too_short));
         t.push_back(bad("19 bytes", bytes(19, 0), E::too_short));
@@ -493,16 +513,27 @@ TEST(StunRfc5769, FingerprintMatchesTheReferenceCrcAtEveryLength) {
 }
 
 // HMAC keys longer than the 64-byte block are hashed first (RFC 2104).
+// Each key byte differs from its neighbours, and for the join password's
+// 22 bytes (loaded in lanes, stun.cc key_states) a change of any one byte
+// must fail.
 TEST(StunIntegrity, KeysOfEveryLengthMatchTheReference) {
-    for (size_t klen : {0, 1, 22, 63, 64, 65, 200}) {
+    for (size_t klen : {0, 1, 21, 22, 23, 63, 64, 65, 200}) {
         SCOPED_TRACE(klen);
-        const std::string key(klen, 'k');
+        std::string key(klen, 'k');
+        for (size_t i = 0; i < klen; ++i) key[i] = static_cast<char>('A' + (i * 7) % 58);
         const bytes m = build(with([&](msg_spec& s) { s.key = key; }));
         request_view v;
         ASSERT_EQ(name(parse_request(m.data(), m.size(), v)), "ok");
         EXPECT_TRUE(check_integrity(m.data(), v, key.data(), key.size()));
         const std::string other = key + "x";
         EXPECT_FALSE(check_integrity(m.data(), v, other.data(), other.size()));
+        if (klen == 22) {
+            for (size_t i = 0; i < klen; ++i) {
+                std::string edited = key;
+                edited[i] = static_cast<char>(edited[i] ^ 1);
+                EXPECT_FALSE(check_integrity(m.data(), v, edited.data(), edited.size())) << "byte " << i;
+            }
+        }
     }
 }
 

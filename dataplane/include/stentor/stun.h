@@ -79,6 +79,9 @@ inline constexpr std::size_t max_request_len = 548;
 // A join token is 48 characters; 128 leaves room for an ICE username
 // "token:ufrag" with a browser's ufrag (4..32 characters in practice).
 inline constexpr std::size_t max_username_len = 128;
+// A join token's length (join_token.h's token_text_len): parse_request
+// recognises the request layout of stentor-listener by it (stun.cc).
+inline constexpr std::size_t fixed_username_len = 48;
 // RFC 8489 14.8: a reason phrase (and SOFTWARE, 14.14) is fewer than 128
 // characters, "as long as 509 bytes when encoding them and 763 bytes when
 // decoding them".
