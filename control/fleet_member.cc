@@ -6,6 +6,7 @@
 #include "control_plane.h"
 #include "relay.h"
 #include "state.h"
+#include "stentor/dp_shared.h"
 
 namespace stentor::control {
 
@@ -39,8 +40,11 @@ void fleet_sessions_of(const relay_state& st, fleet::relay_record& rec) {
         // this relay expects them (docs/fleet.md, "Trunks"). A relay's trunk
         // flows pass on their origins' SSRCs, so a middle tier lists them too.
         std::vector<uint32_t> ss;
-        for (const auto& sp : s.speakers)
-            if (sp.ssrc) ss.push_back(*sp.ssrc);
+        if (s.mode == session_mode::mix)
+            ss.push_back(dp::mix_ssrc(s.id));   // what leaves a mix session: the mix, under its own SSRC
+        else
+            for (const auto& sp : s.speakers)
+                if (sp.ssrc) ss.push_back(*sp.ssrc);
         std::sort(ss.begin(), ss.end());
         ss.erase(std::unique(ss.begin(), ss.end()), ss.end());
         if (!ss.empty()) rec.ssrcs[s.id] = std::move(ss);

@@ -379,6 +379,32 @@ TEST(Trunks, an_edge_that_already_carries_the_session_uses_it_and_never_ends_it)
     EXPECT_FALSE(e1.session(9)->trunk);
 }
 
+TEST(Trunks, a_record_lists_what_the_relay_sends_the_speakers_ssrcs_or_the_mix_ssrc) {
+    fleet_relay o(trunk_etcd(), fresh_prefix(), "o", "origin", ip_of(198, 18, 0, 1));
+    control::session_params fwd;
+    fwd.id = 3;
+    fwd.udp_port = 40003;
+    o.st->session_create(fwd);
+    o.st->speaker_add(3, ip_of(198, 18, 0, 10), 5004, 9u);
+    o.st->speaker_add(3, ip_of(198, 18, 0, 11), 5004, 8u);
+    control::session_params mix = fwd;
+    mix.id = 4;
+    mix.udp_port = 40004;
+    mix.mode = control::session_mode::mix;
+    o.st->session_create(mix);
+    o.st->speaker_add(4, ip_of(198, 18, 0, 10), 5006, 7u);
+    control::session_params none = fwd;
+    none.id = 5;
+    none.udp_port = 40005;
+    o.st->session_create(none);
+    relay_record r;
+    control::fleet_sessions_of(*o.st, r);
+    EXPECT_EQ(r.sessions, (std::vector<std::pair<uint32_t, uint16_t>>{{3, 40003}, {4, 40004}, {5, 40005}}));
+    EXPECT_EQ(r.ssrcs[3], (std::vector<uint32_t>{8, 9})) << "a forward session: its speakers', sorted";
+    EXPECT_EQ(r.ssrcs[4], std::vector<uint32_t>{dp::mix_ssrc(4)}) << "a mix session sends the mix";
+    EXPECT_EQ(r.ssrcs.count(5), 0u) << "no speaker: no SSRC known";
+}
+
 TEST(Trunks, an_edge_without_listeners_deletes_its_trunk_key_after_the_idle_time) {
     etcd_server& e = trunk_etcd();
     const std::string p = fresh_prefix();

@@ -488,5 +488,69 @@ TEST(srtp_egress, the_mixer_protects_each_mixed_packet_once_and_records_the_plai
     srtp::key_free(k);
 }
 
+// A fleet trunk (docs/fleet.md): the origin protects once, its trunk
+// listener (the edge) gets the same ciphertext as its own listeners, and the
+// edge's trunk session (SRTP off both ways) forwards it byte for byte: the
+// edge's listeners decrypt with the origin's session key; the edge neither
+// authenticates nor protects anything.
+TEST(srtp_egress, a_trunk_edge_forwards_the_origins_ciphertext_as_is) {
+    constexpr uint32_t edge_ip = 0xc6120003;   // 198.18.0.3
+    constexpr unsigned n = 40;
+    std::vector<bytes> to_edge;                // whole frames, as they leave the origin
+    std::vector<bytes> origin_listener;        // RTP to the origin's own listener
+    {
+        srtp_relay t("srtptrk_o", control::srtp_ingress_mode::off, control::srtp_egress_mode::session_key);
+        t.r->state().listener_add(1, edge_ip, 40000, 0, false, true);
+        t.r->state().publish();
+        t.session_key(spec_of("s1", 50, 0x01));
+        EXPECT_TRUE(resolve(*t.r, t.port, {edge_ip}).empty());
+        for (unsigned k = 0; k < n; ++k) {
+            t.send(frame_of(rtp_of(static_cast<uint16_t>(100 + k), 960u * k)));
+            for (const auto& f : drain(t.port)) {
+                if (be32(f.data() + 30) == edge_ip) to_edge.push_back(f);
+                else origin_listener.emplace_back(f.begin() + 42, f.end());
+            }
+        }
+    }
+    ASSERT_EQ(to_edge.size(), n);
+    ASSERT_EQ(origin_listener.size(), n);
+    const ring_port port = fresh_ring_port("srtptrk_e");
+    auto prof = base_profile(port.name);
+    prof.ports[0].ipv4 = edge_ip;
+    prof.ports[0].mac = host_mac(edge_ip);   // what the origin resolved the edge to
+    // Its listener behind a gateway with a static MAC: no ARP from this
+    // address (the harness answers ARP for 198.18.0.1's requests).
+    prof.ports[0].gateway_mac = host_mac(gateway_ip);
+    constexpr uint32_t edge_listener = 0x0b000001;   // 11.0.0.1
+    relay edge(prof, relay_options{.launch = false});
+    control::session_params sp;
+    sp.id = 1;
+    sp.udp_port = 40000;
+    sp.trunk = true;
+    sp.srtp_ingress = control::srtp_ingress_mode::off;
+    sp.srtp_egress = control::srtp_egress_mode::off;
+    edge.state().session_create(sp);
+    edge.state().speaker_add(1, 0xc6120001, 40000, 1234u, true);   // the origin, 198.18.0.1
+    edge.state().listener_add(1, edge_listener, listener_port, 0);
+    edge.state().publish();
+    const auto before = all_counters(edge);
+    peer listener({{50, 0x01}}, false);
+    for (unsigned k = 0; k < n; ++k) {
+        inject(port, to_edge[k]);
+        settle(edge);
+        std::vector<bytes> out;
+        for (const auto& f : drain(port))
+            if (be32(f.data() + 30) == edge_listener) out.emplace_back(f.begin() + 42, f.end());
+        ASSERT_EQ(out.size(), 1u) << k;
+        EXPECT_EQ(out[0], origin_listener[k]) << "the origin's ciphertext, byte for byte";
+        EXPECT_EQ(listener.unprotect(out[0]), rtp_of(static_cast<uint16_t>(100 + k), 960u * k))
+            << "decrypted with the origin's session key";
+    }
+    const auto after = all_counters(edge);
+    EXPECT_EQ(after.at("srtp_protected") - before.at("srtp_protected"), 0u);
+    EXPECT_EQ(after.at("srtp_authenticated") - before.at("srtp_authenticated"), 0u);
+    EXPECT_EQ(after.at("rtp_in") - before.at("rtp_in"), n);
+}
+
 }  // namespace
 }  // namespace stentor::test
