@@ -549,6 +549,8 @@ TEST(join, a_burst_is_verified_together_and_each_request_judged_on_its_own) {
     EXPECT_EQ(27u, e.listeners());
     for (uint16_t i = 0; i < 36; ++i)
         EXPECT_EQ(static_cast<bool>(good[i]), e.has_listener(nat_ip, static_cast<uint16_t>(nat_port + i))) << i;
+}
+
 // A fleet relay draining (SIGTERM, docs/fleet.md "Failover"): a joined
 // listener's next request is answered 300 and still refreshes its consent
 // (it keeps the stream until it has joined elsewhere), a new token gets in
