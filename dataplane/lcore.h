@@ -20,7 +20,10 @@ struct fanout_job {
     uint32_t tier;
     uint32_t slot;
     uint32_t done;           // replicas built, for the test budget
+    uint8_t fam;             // within `tier`: 0 = the IPv4 list, 1 = the IPv6 list
+    uint8_t v6;              // tmpl6 built: the session has IPv6 listeners here and the packet fits
     egress_template* tmpl;   // [max_ports], owned by the worker's template pool
+    egress_template6* tmpl6; // [max_ports], the IPv6 templates (built only when v6)
 };
 
 struct tx_buffer {
@@ -47,6 +50,7 @@ struct alignas(cache_line) worker {
     uint32_t nb_free;
     fanout_job jobs[max_jobs];
     egress_template* tmpl_pool;   // max_jobs * max_ports, rte_malloc'ed
+    egress_template6* tmpl6_pool; // the same for IPv6
 
     // TX
     tx_buffer tx[max_ports];

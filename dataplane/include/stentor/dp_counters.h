@@ -106,7 +106,9 @@ inline constexpr std::size_t cache_line = 64;
     _(srtp_replay, "ingress/srtp_replay", "SRTP index already accepted, or older than the 64-packet replay window") \
     _(srtp_auth, "ingress/srtp_auth", "SRTP authentication failed: forged, damaged or another key (one MAC spent)") \
     _(srtp_egress_no_key, "egress/srtp_no_key", "session protects its packets (srtp.egress) but holds no key yet: not sent") \
-    _(srtp_protect_failed, "egress/srtp_protect_failed", "SRTP protection failed (cipher error): not sent")
+    _(srtp_protect_failed, "egress/srtp_protect_failed", "SRTP protection failed (cipher error): not sent") \
+    /* IPv6 fan-out (replica.h): an IPv4 speaker's packet is 20 bytes longer as an IPv6 replica */ \
+    _(ipv6_too_big, "egress/ipv6_too_big", "speaker packet too large for an IPv6 replica within the port MTU (or the template): that IPv6 listener missed it")
 
 // Then one reason per refusal of the STUN parser (stun.h's list, in its
 // order, as join/<name>): a request the parser refuses is counted by why.

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "stentor/dp_counters.h"
 #include "stentor/srtp.h"
@@ -45,6 +46,33 @@ struct dp_listener_chunk {
 };
 static_assert(sizeof(dp_listener_chunk) == 16384);
 
+// One IPv6 listener: 32 bytes (two per cache line; 1 M IPv6 listeners take
+// 32 MB). The address is the only field that grew; the UDP checksum delta
+// (the pseudo header's destination words and the port, folded) is all the
+// per-listener arithmetic a replica needs: IPv6 has no header checksum, and
+// the UDP checksum is mandatory (RFC 8200 8.1), so it is always written.
+// IPv6 listeners live in lists of their own (dp_session::lists6), so the
+// IPv4 loop and its 16-byte records are untouched.
+struct alignas(32) dp_listener6 {
+    uint8_t ip[16];        // destination address, network order
+    uint16_t port_be;      // destination UDP port, network order
+    uint8_t tier;
+    uint8_t flags;         // listener_flag_*
+    uint32_t neigh_idx;    // next hop (itself or the router) in the neighbour table
+    uint16_t udp_sum;      // folded sum of the eight address words + port (pseudo header delta)
+    uint8_t pad_[6];
+};
+static_assert(sizeof(dp_listener6) == 32);
+static_assert(alignof(dp_listener6) == 32);
+
+// Chunks of the same 16 KiB as IPv4's: a join copies as many bytes.
+inline constexpr uint32_t listener6_chunk_size = 512;
+
+struct dp_listener6_chunk {
+    dp_listener6 l[listener6_chunk_size];
+};
+static_assert(sizeof(dp_listener6_chunk) == 16384);
+
 // The listeners of one (session, fan-out shard, tier). Slots are stable: a
 // leave clears a slot's flags and a later join of the same tier reuses it, so a
 // fan-out in progress that resumes at slot N never skips or repeats a listener
@@ -56,6 +84,15 @@ struct dp_listener_list {
     uint32_t nb_chunks;
     uint32_t pad_;
     dp_listener_chunk* chunks[];       // nb_chunks pointers (flexible array)
+};
+
+// The IPv6 listeners of one (session, fan-out shard, tier): same rules.
+struct dp_listener6_list {
+    uint32_t nb_slots;
+    uint32_t nb_live;
+    uint32_t nb_chunks;
+    uint32_t pad_;
+    dp_listener6_chunk* chunks[];
 };
 
 struct dp_session {
@@ -77,6 +114,9 @@ struct dp_session {
     uint8_t pad_[6];
     // [fan-out shard][tier]; nullptr = no listeners there.
     const dp_listener_list* lists[max_fanout_shards][max_tiers];
+    // The same for IPv6 listeners. Within a tier the IPv4 list is served
+    // first, then the IPv6 one; tiers stay in order across both families.
+    const dp_listener6_list* lists6[max_fanout_shards][max_tiers];
 };
 
 // Speaker flow table: (source ip, source port, destination port) -> session.
@@ -94,6 +134,18 @@ struct dp_flow {
     uint8_t pad_[2];
 };
 static_assert(sizeof(dp_flow) == 32);
+
+// IPv6 speaker flows: (source address, source port, destination port) ->
+// the same per-flow fields as dp_flow (`f`, whose key is 1 for a used slot).
+// The whole key is compared: a hash collision never lets a stranger in.
+struct dp_flow6 {
+    uint8_t src[16];                   // source address, network order
+    uint16_t src_port_be;
+    uint16_t dst_port_be;
+    uint32_t pad_;
+    dp_flow f;                         // f.key: 0 = empty slot, 1 = used
+};
+static_assert(sizeof(dp_flow6) == 56);
 
 // Where one speaker's RTP stream stands, as one RX queue has seen it: what
 // dataplane/rtp_track.h needs to tell the speaker's next packet from a
@@ -186,6 +238,10 @@ struct dp_snapshot {
     // drops its packets as ingress/srtp_no_key).
     const srtp::keyset* const* speaker_keys;
     uint32_t nb_speaker_keys;
+    // IPv6 speaker flows (find_flow6): flow6_mask + 1 slots, at most half
+    // full; nullptr when no speaker is on IPv6.
+    uint32_t flow6_mask;
+    const dp_flow6* flows6;
 };
 
 inline const dp_flow* find_flow(const dp_snapshot& s, uint64_t key) noexcept {
@@ -195,6 +251,30 @@ inline const dp_flow* find_flow(const dp_snapshot& s, uint64_t key) noexcept {
         if (f.key == key) return &f;
         if (f.key == 0) return nullptr;
         i = (i + 1) & s.flow_mask;
+    }
+}
+
+inline uint32_t flow6_hash(const uint8_t* src, uint16_t src_port_be, uint16_t dst_port_be) noexcept {
+    uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + 8, 8);
+    return flow_hash(a ^ flow_hash(b ^ (uint64_t{src_port_be} << 16 | dst_port_be)) ^ (b << 7));
+}
+
+inline bool flow6_match(const dp_flow6& f, const uint8_t* src, uint16_t src_port_be, uint16_t dst_port_be) noexcept {
+    return f.src_port_be == src_port_be && f.dst_port_be == dst_port_be && std::memcmp(f.src, src, 16) == 0;
+}
+
+// nullptr when s has no IPv6 flows or none matches the whole key.
+inline const dp_flow* find_flow6(const dp_snapshot& s, const uint8_t* src, uint16_t src_port_be,
+                                 uint16_t dst_port_be) noexcept {
+    if (s.flows6 == nullptr) return nullptr;
+    uint32_t i = flow6_hash(src, src_port_be, dst_port_be) & s.flow6_mask;
+    for (;;) {
+        const dp_flow6& f = s.flows6[i];
+        if (f.f.key == 0) return nullptr;
+        if (flow6_match(f, src, src_port_be, dst_port_be)) return &f.f;
+        i = (i + 1) & s.flow6_mask;
     }
 }
 
