@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "config.h"
+#include "session.h"
 
 namespace stentor::control {
 
@@ -137,6 +138,11 @@ uint16_t ipv6_listener_udp_sum(const ipv6_bytes& a, unsigned port) {
     s = (s & 0xffff) + (s >> 16);
     s = (s & 0xffff) + (s >> 16);
     return static_cast<uint16_t>(s);
+}
+
+std::string format_peer(uint32_t ip, const std::optional<ipv6_addr>& ip6, unsigned port) {
+    if (ip6) return format_endpoint6(*ip6, port);
+    return fmt::format("{}:{}", format_ipv4(ip), port);
 }
 
 }  // namespace stentor::control

@@ -20,7 +20,8 @@
 
 namespace stentor::control {
 
-using ipv6_bytes = std::array<uint8_t, 16>;   // network order
+using ipv6_addr = std::array<uint8_t, 16>;    // network order (the same alias as ipv6.h)
+using ipv6_bytes = ipv6_addr;
 
 // The text of one IPv6 address (no brackets, no zone), else nullopt.
 std::optional<ipv6_bytes> parse_ipv6(std::string_view s);

@@ -69,7 +69,7 @@ json srtp_keys_json(const std::vector<srtp_key_info>& keys) {
 json session_json(const session_view& v, const relay* r) {
     json sp = json::array();
     for (const auto& s : v.speakers) {
-        json o{{"ip", format_ipv4(s.ip)}, {"port", s.port}};
+        json o{{"ip", s.ip6 ? format_ipv6(*s.ip6) : format_ipv4(s.ip)}, {"port", s.port}};
         o["ssrc"] = s.ssrc ? json(*s.ssrc) : json(nullptr);
         o["srtp_keys"] = srtp_keys_json(s.srtp_keys);
         sp.push_back(std::move(o));

@@ -39,6 +39,7 @@ struct shed_record {
     uint32_t ip;
     unsigned port;
     unsigned tier;
+    std::optional<ipv6_addr> ip6 = std::nullopt;    // an IPv6 listener (ip 0)
 };
 
 struct listener_view {
@@ -46,6 +47,7 @@ struct listener_view {
     unsigned port;
     unsigned tier;
     uint64_t seq;                    // join order (newest = highest), for shedding
+    std::optional<ipv6_addr> ip6 = std::nullopt;    // an IPv6 listener (ip 0)
 };
 
 struct speaker_view {
@@ -54,6 +56,7 @@ struct speaker_view {
     std::optional<uint32_t> ssrc;
     uint32_t slot = 0;               // policer slot in the data plane
     std::vector<srtp_key_info> srtp_keys;   // ids, suites, MKIs: never the keys
+    std::optional<ipv6_addr> ip6 = std::nullopt;    // a speaker on IPv6 (ip 0)
 };
 
 // A session as created: its params with the id, name, udp_port and
@@ -97,6 +100,15 @@ public:
     // most once; the first that is not refuses the request ("listeners[i]:
     // ...") and nothing is removed. One journal record, one publish.
     void listener_del_bulk(uint32_t session_id, const std::vector<listener_addr>& items);
+    // Either family (issue 15): the spec's ip6, when set, names an IPv6
+    // peer; these are the actions the API, the journal and the join desk
+    // call. IPv6 listeners live in lists of their own (dp_listener6) and
+    // share everything else with IPv4 ones: the session's limit, the join
+    // order (shedding, paging), admission, the journal.
+    void speaker_add(uint32_t session_id, const speaker_spec& s);
+    void speaker_del(uint32_t session_id, const listener_addr& a);
+    void listener_add(uint32_t session_id, const listener_spec& l);
+    void listener_del(uint32_t session_id, const listener_addr& a);
     // Overload shedding: remove up to `k` listeners of `tier`, newest first,
     // across all sessions. Speakers are never touched.
     std::vector<shed_record> shed_newest(unsigned tier, size_t k);
