@@ -282,6 +282,21 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
         case pkt_kind::drop:
             ++c->drops[static_cast<unsigned>(pr.reason)];
             break;
+        case pkt_kind::rtp6:
+        case pkt_kind::stun6:
+            // Validated to the last layer (UDP checksum included); speaker
+            // flows and joins are IPv4 only so far (docs/counters.md).
+            ++c->drop(drop_reason::ipv6_unserved);
+            break;
+        case pkt_kind::icmp6_echo:
+            consumed = icmp6_input(w, m, port, pr, now);
+            break;
+        case pkt_kind::nd_ns:
+            consumed = nd_ns_input(w, m, port, pr, now);
+            break;
+        case pkt_kind::nd_na:
+            consumed = nd_na_input(w, s, m, port, pr, now);
+            break;
         }
         if (!consumed) to_free[nb_free++] = m;
     }
