@@ -1,7 +1,5 @@
 #include "ip6.h"
 
-#include <arpa/inet.h>
-
 #include <cstring>
 
 #include <fmt/format.h>
@@ -10,24 +8,6 @@
 #include "session.h"
 
 namespace stentor::control {
-
-std::optional<ipv6_bytes> parse_ipv6(std::string_view s) {
-    // inet_pton wants a NUL-terminated string; the longest text form of an
-    // IPv6 address (with an embedded dotted quad) is 45 characters.
-    if (s.empty() || s.size() > 45) return std::nullopt;
-    char buf[46];
-    std::memcpy(buf, s.data(), s.size());
-    buf[s.size()] = '\0';
-    ipv6_bytes a{};
-    if (inet_pton(AF_INET6, buf, a.data()) != 1) return std::nullopt;
-    return a;
-}
-
-std::string format_ipv6(const ipv6_bytes& a) {
-    char buf[INET6_ADDRSTRLEN];
-    if (inet_ntop(AF_INET6, a.data(), buf, sizeof buf) == nullptr) return "?";
-    return buf;
-}
 
 std::optional<std::string> ipv6_peer_refusal(const ipv6_bytes& a) {
     static constexpr uint8_t zero[16] = {};
@@ -42,7 +22,8 @@ std::optional<std::string> ipv6_peer_refusal(const ipv6_bytes& a) {
                            format_ipv4((uint32_t{a[12]} << 24) | (uint32_t{a[13]} << 16) | (uint32_t{a[14]} << 8) | a[15]));
     if (std::memcmp(a.data(), zero, 12) == 0)
         return "IPv4-compatible address (::/96, deprecated by RFC 4291): give the IPv4 address itself";
-    return std::nullopt;
+    // Whatever else the network layer calls no unicast host (100::/64, ...).
+    return ipv6_special(a);
 }
 
 bool parse_ip_any(std::string_view s, std::optional<uint32_t>* v4, std::optional<ipv6_bytes>* v6, std::string* why) {
@@ -121,15 +102,6 @@ bool parse_endpoint_any(std::string_view s, std::optional<uint32_t>* v4, std::op
 
 std::string format_endpoint6(const ipv6_bytes& a, unsigned port) {
     return fmt::format("[{}]:{}", format_ipv6(a), port);
-}
-
-bool ipv6_in_prefix(const ipv6_bytes& a, const ipv6_bytes& prefix, unsigned len) {
-    if (len > 128) len = 128;
-    const unsigned whole = len / 8;
-    if (std::memcmp(a.data(), prefix.data(), whole) != 0) return false;
-    if (len % 8 == 0) return true;
-    const uint8_t mask = static_cast<uint8_t>(0xff << (8 - len % 8));
-    return (a[whole] & mask) == (prefix[whole] & mask);
 }
 
 uint16_t ipv6_listener_udp_sum(const ipv6_bytes& a, unsigned port) {

@@ -18,15 +18,11 @@
 #include <string>
 #include <string_view>
 
+#include "ipv6.h"   // ipv6_addr, parse_ipv6, format_ipv6, ipv6_special (the network layer's)
+
 namespace stentor::control {
 
-using ipv6_addr = std::array<uint8_t, 16>;    // network order (the same alias as ipv6.h)
 using ipv6_bytes = ipv6_addr;
-
-// The text of one IPv6 address (no brackets, no zone), else nullopt.
-std::optional<ipv6_bytes> parse_ipv6(std::string_view s);
-// RFC 5952: lower case, longest zero run compressed ("2001:db8::1").
-std::string format_ipv6(const ipv6_bytes& a);
 
 // Why an IPv6 address may not be a listener or a speaker, or nullopt.
 std::optional<std::string> ipv6_peer_refusal(const ipv6_bytes& a);
@@ -45,9 +41,6 @@ bool parse_endpoint_any(std::string_view s, std::optional<uint32_t>* v4, std::op
 
 // "[2001:db8::5]:6000"
 std::string format_endpoint6(const ipv6_bytes& a, unsigned port);
-
-// Whether `a` is in prefix/len.
-bool ipv6_in_prefix(const ipv6_bytes& a, const ipv6_bytes& prefix, unsigned len);
 
 // Folded one's-complement sum of the eight address words and the port: the
 // UDP pseudo-header delta a dp_listener6 carries (the fan-out adds it to

@@ -248,6 +248,8 @@ struct relay_state::impl {
     uint64_t version = 0;
 
     std::unordered_map<uint32_t, neigh_state> neigh_by_ip;          // next hop (host order)
+    std::unordered_map<ipv6_addr, neigh_state, ipv6_addr_hash> neigh6_by_ip;   // IPv6 next hops
+    std::vector<ipv6_addr> neigh6_addr;                             // by entry index: its IPv6 next hop
     std::vector<uint32_t> neigh_free;
     std::vector<uint32_t> neigh_release;                            // freed after the next grace period
     std::vector<uint32_t> speaker_free;                             // policer slots
@@ -265,6 +267,8 @@ struct relay_state::impl {
     uint32_t flow_mask = 0;
     dp::dp_neigh_key* neigh_keys = nullptr;
     uint32_t neigh_key_mask = 0;
+    dp::dp_neigh6_key* neigh6_keys = nullptr;
+    uint32_t neigh6_key_mask = 0;
     uint32_t* neigh_active = nullptr;                               // published: indices some listener uses
     uint32_t nb_neigh_active = 0;
     std::vector<uint32_t> neigh_fresh;                              // allocated since the last publish
@@ -318,6 +322,7 @@ struct relay_state::impl {
         std::free(flows);
         std::free(flows6);
         std::free(neigh_keys);
+        std::free(neigh6_keys);
         std::free(neigh_active);
         std::free(sess_array);
         if (root) std::free(const_cast<uint32_t*>(root->neigh_fresh));
@@ -377,6 +382,15 @@ struct relay_state::impl {
                 ++it;
             }
         }
+        for (auto it = neigh6_by_ip.begin(); it != neigh6_by_ip.end();) {
+            if (it->second.refs == 0) {
+                neigh_release.push_back(it->second.idx);
+                it = neigh6_by_ip.erase(it);
+                neigh_dirty = true;
+            } else {
+                ++it;
+            }
+        }
     }
 
     uint32_t neigh_ref(uint32_t nexthop, uint16_t port) {
@@ -414,6 +428,78 @@ struct relay_state::impl {
         auto it = neigh_by_ip.find(nexthop);
         if (it == neigh_by_ip.end()) return;
         if (--it->second.refs == 0) neigh_dirty = true;   // out of the active list: no longer asked for
+    }
+
+    // ---- IPv6 next hops (issue 15; docs/architecture.md "IPv6 next hops")
+    //
+    // The interface IPv6 listeners use, like route()/neigh_ref() for IPv4:
+    //   auto [nexthop, port] = route6(ip);          // throws action_error(invalid)
+    //   if (!neigh6_available(nexthop)) throw ...;   // capacity (max_neighbours)
+    //   const uint32_t idx = neigh6_ref(nexthop, port);   // the listener's neigh_idx
+    //   ... neigh6_unref(idx) when it leaves (by index: no 16-byte key to keep).
+    // The entries live in the same table as IPv4 next hops (one free list,
+    // limits.max_neighbours in all), flagged dp::neigh_ipv6; the ARP owner
+    // resolves them with neighbour solicitations under the same rules.
+
+    // Next hop for an IPv6 listener: itself when it is in a port's ipv6
+    // prefix, else the gateway6 of the first port that has one. Returns
+    // (next hop, port index).
+    std::pair<ipv6_addr, uint16_t> route6(const ipv6_addr& ip) const {
+        for (size_t p = 0; p < prof.ports.size(); ++p)
+            if (prof.ports[p].ipv6 && ipv6_same_prefix(ip, *prof.ports[p].ipv6, prof.ports[p].prefix6_len))
+                return {ip, static_cast<uint16_t>(p)};
+        for (size_t p = 0; p < prof.ports.size(); ++p)
+            if (prof.ports[p].ipv6 && prof.ports[p].gateway6) return {*prof.ports[p].gateway6, static_cast<uint16_t>(p)};
+        throw action_error(error_code::invalid, "no route to " + format_ipv6(ip) +
+                                               ": not in a port's ipv6 prefix and no gateway6 configured");
+    }
+
+    bool neigh6_available(const ipv6_addr& nexthop) const {
+        return neigh6_by_ip.count(nexthop) != 0 || !neigh_free.empty();
+    }
+
+    uint32_t neigh6_ref(const ipv6_addr& nexthop, uint16_t port) {
+        auto it = neigh6_by_ip.find(nexthop);
+        if (it != neigh6_by_ip.end()) {
+            if (it->second.refs++ == 0) neigh_dirty = true;
+            return it->second.idx;
+        }
+        const uint32_t idx = neigh_free.back();
+        neigh_free.pop_back();
+        dp::dp_neigh& e = sh.neigh[idx];
+        e.mac_word.store(0, std::memory_order_relaxed);
+        e.cand_word = e.probe_tsc = e.confirmed_tsc = 0;
+        e.outstanding = e.saw_current = e.saw_cand = e.confirming = e.unanswered = e.resolved_now = e.conflict = 0;
+        e.port_id = port;
+        e.ip_be = 0;
+        std::memcpy(e.ip6, nexthop.data(), 16);
+        e.flags = dp::neigh_ipv6;
+        const auto& pc = prof.ports[port];
+        if (pc.gateway6 && *pc.gateway6 == nexthop && pc.gateway6_mac) {
+            uint64_t word = 0;
+            std::memcpy(&word, pc.gateway6_mac->data(), 6);
+            e.flags |= dp::neigh_static;
+            e.mac_word.store(word | dp::neigh_valid, std::memory_order_relaxed);
+        }
+        neigh6_by_ip.emplace(nexthop, neigh_state{idx, 1});
+        if (neigh6_addr.size() < sh.nb_neigh) neigh6_addr.resize(sh.nb_neigh);
+        neigh6_addr[idx] = nexthop;
+        neigh_fresh.push_back(idx);
+        neigh_dirty = true;
+        return idx;
+    }
+
+    void neigh6_unref(uint32_t neigh_idx) {
+        if (neigh_idx >= neigh6_addr.size()) return;
+        auto it = neigh6_by_ip.find(neigh6_addr[neigh_idx]);
+        if (it == neigh6_by_ip.end() || it->second.idx != neigh_idx) return;
+        if (--it->second.refs == 0) neigh_dirty = true;
+    }
+
+    // The entry's MAC is known (NA answered, or pinned): what a join waits
+    // for before it is heard (either family).
+    bool neigh_resolved(uint32_t neigh_idx) const {
+        return neigh_idx < sh.nb_neigh && (sh.neigh[neigh_idx].mac_word.load(std::memory_order_acquire) & dp::neigh_valid);
     }
 
     // ---- listener slots (copy-on-write chunks)
@@ -725,9 +811,28 @@ struct relay_state::impl {
         if (neigh_keys) retired.push_back(neigh_keys);
         neigh_keys = k;
         neigh_key_mask = size - 1;
-        auto* a = alloc_zeroed<uint32_t>(sizeof(uint32_t) * std::max<size_t>(1, neigh_by_ip.size()));
+        dp::dp_neigh6_key* k6 = nullptr;
+        uint32_t size6 = 0;
+        if (!neigh6_by_ip.empty()) {
+            size6 = 16;
+            while (size6 < 2 * neigh6_by_ip.size()) size6 <<= 1;
+            k6 = alloc_zeroed<dp::dp_neigh6_key>(sizeof(dp::dp_neigh6_key) * size6);
+            for (const auto& [ip, n] : neigh6_by_ip) {
+                uint32_t i = dp::neigh6_hash(ip.data()) & (size6 - 1);
+                while (k6[i].used != 0) i = (i + 1) & (size6 - 1);
+                std::memcpy(k6[i].ip, ip.data(), 16);
+                k6[i].neigh_idx = n.idx;
+                k6[i].used = 1;
+            }
+        }
+        if (neigh6_keys) retired.push_back(neigh6_keys);
+        neigh6_keys = k6;
+        neigh6_key_mask = size6 == 0 ? 0 : size6 - 1;
+        auto* a = alloc_zeroed<uint32_t>(sizeof(uint32_t) * std::max<size_t>(1, neigh_by_ip.size() + neigh6_by_ip.size()));
         uint32_t n = 0;
         for (const auto& [ip, ns] : neigh_by_ip)
+            if (ns.refs > 0) a[n++] = ns.idx;
+        for (const auto& [ip, ns] : neigh6_by_ip)
             if (ns.refs > 0) a[n++] = ns.idx;
         if (neigh_active) retired.push_back(neigh_active);
         neigh_active = a;
@@ -821,6 +926,8 @@ struct relay_state::impl {
         r->nb_fanout_shards = nb_shards;
         r->flows = flows;
         r->neigh_keys = neigh_keys;
+        r->neigh6_keys = neigh6_keys;
+        r->neigh6_key_mask = neigh6_key_mask;
         r->sessions = sess_array;
         r->neigh_active = neigh_active;
         r->nb_neigh_active = nb_neigh_active;
@@ -849,6 +956,7 @@ struct relay_state::impl {
         for (uint32_t idx : neighs) {
             dp::dp_neigh& e = sh.neigh[idx];
             e.ip_be = 0;
+            std::memset(e.ip6, 0, sizeof e.ip6);
             e.flags = 0;
             e.mac_word.store(0, std::memory_order_relaxed);
             neigh_free.push_back(idx);
@@ -1605,6 +1713,28 @@ std::vector<uint32_t> relay_state::unresolved_next_hops(const std::vector<uint32
         if (std::find(out.begin(), out.end(), nexthop) == out.end()) out.push_back(nexthop);
     }
     return out;
+}
+
+relay_state::next_hop6 relay_state::next_hop6_ref(const ipv6_addr& dst) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    const auto [via, port] = im.route6(dst);
+    if (!im.neigh6_available(via))
+        throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
+    const uint32_t idx = im.neigh6_ref(via, port);
+    im.mark_changed();
+    return {idx, port, via};
+}
+
+void relay_state::next_hop6_unref(uint32_t neigh_idx) {
+    std::lock_guard g(_impl->mu);
+    _impl->neigh6_unref(neigh_idx);
+    _impl->mark_changed();
+}
+
+bool relay_state::next_hop_resolved(uint32_t neigh_idx) const {
+    std::lock_guard g(_impl->mu);
+    return _impl->neigh_resolved(neigh_idx);
 }
 
 std::vector<shed_record> relay_state::listener_refs(bool by_token_only) const {

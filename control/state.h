@@ -175,6 +175,25 @@ public:
     // heard only once its next hop is resolved (control_plane::wait_resolved).
     std::vector<uint32_t> unresolved_next_hops(const std::vector<uint32_t>& ips) const;
     uint64_t published_version() const;
+
+    // IPv6 next hops (issue 15; docs/architecture.md "IPv6 next hops"). The
+    // neighbour entry an IPv6 destination is sent through: the address itself
+    // when it is in a port's ipv6 prefix, else that port's gateway6; the
+    // entry is created on first use (resolved by NS/NA, or pinned by
+    // gateway6_mac) and held until every reference is dropped. Throws
+    // action_error: invalid (no route), capacity (limits.max_neighbours).
+    // Code inside relay_state::impl (listener actions, under the mutex)
+    // calls impl::route6 / neigh6_available / neigh6_ref / neigh6_unref
+    // directly; these lock and are for everyone else (tests, tools).
+    struct next_hop6 {
+        uint32_t neigh_idx;   // index in dp_shared::neigh: what a listener record stores
+        uint16_t port_idx;    // egress port (profile order)
+        ipv6_addr via;        // the next hop's address
+    };
+    next_hop6 next_hop6_ref(const ipv6_addr& dst);
+    void next_hop6_unref(uint32_t neigh_idx);
+    // The entry holds a MAC (either family): a destination behind it is heard.
+    bool next_hop_resolved(uint32_t neigh_idx) const;
     std::array<uint64_t, dp::max_tiers> listeners_per_tier() const;
 
     // Publish batching. Every successful action bumps a change mark; an

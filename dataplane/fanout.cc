@@ -302,7 +302,7 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
         if (fits) {
             j.v6 = 1;
             for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
-                build_template6(j.tmpl6[p], rtp, rtp_len, w->sh->ports[p].mac, w->sh->egress_ip6[p], sess.udp_port_be,
+                build_template6(j.tmpl6[p], rtp, rtp_len, w->sh->ports[p].mac, w->sh->ports[p].ip6, sess.udp_port_be,
                                 w->sh->egress_tos[p]);
         } else {
             uint64_t live = 0;

@@ -71,6 +71,8 @@ struct alignas(cache_line) worker {
     token_bucket arp_req_tb;        // requests we send (arp_request_rate, arp_request_burst)
     token_bucket arp_tb;
     token_bucket icmp_tb;
+    token_bucket nd_tb;             // NAs we answer NSes with: the ARP reply budget, its own bucket
+    token_bucket icmp6_tb;          // ICMPv6 echo replies: the ICMP budget, its own bucket
 
     // join requests (join.cc): MAC verifications this lcore may spend
     token_bucket join_tb;

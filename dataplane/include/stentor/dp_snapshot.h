@@ -216,6 +216,22 @@ struct dp_neigh_key {
     uint32_t neigh_idx;
 };
 
+// IPv6 neighbour address -> neighbour index, for learning MACs from
+// neighbour advertisements (neigh.cc). Same scheme; used = 0 is empty.
+struct dp_neigh6_key {
+    uint8_t ip[16];                    // wire order
+    uint32_t neigh_idx;
+    uint32_t used;
+};
+static_assert(sizeof(dp_neigh6_key) == 24);
+
+inline uint32_t neigh6_hash(const uint8_t* ip) noexcept {
+    uint64_t h, l;
+    __builtin_memcpy(&h, ip, 8);
+    __builtin_memcpy(&l, ip + 8, 8);
+    return flow_hash(h ^ (l * 0x9e3779b97f4a7c15ULL));
+}
+
 struct dp_snapshot {
     uint64_t version;
     uint32_t nb_sessions;
@@ -238,6 +254,10 @@ struct dp_snapshot {
     // drops its packets as ingress/srtp_no_key).
     const srtp::keyset* const* speaker_keys;
     uint32_t nb_speaker_keys;
+    // IPv6 next hops in the table (issue 15): NAs are matched here.
+    // nullptr when there are none.
+    const dp_neigh6_key* neigh6_keys;
+    uint32_t neigh6_key_mask;
     // IPv6 speaker flows (find_flow6): flow6_mask + 1 slots, at most half
     // full; nullptr when no speaker is on IPv6.
     uint32_t flow6_mask;
@@ -288,8 +308,22 @@ inline int64_t find_neigh(const dp_snapshot& s, uint32_t ip_be) noexcept {
     }
 }
 
+inline int64_t find_neigh6(const dp_snapshot& s, const uint8_t* ip) noexcept {
+    if (s.neigh6_keys == nullptr) return -1;
+    uint32_t i = neigh6_hash(ip) & s.neigh6_key_mask;
+    for (;;) {
+        const dp_neigh6_key& k = s.neigh6_keys[i];
+        if (k.used == 0) return -1;
+        if (__builtin_memcmp(k.ip, ip, 16) == 0) return k.neigh_idx;
+        i = (i + 1) & s.neigh6_key_mask;
+    }
+}
+
 // Neighbour table. Who writes what (docs/architecture.md, "Shared writes"):
-//  - ip_be, port_id, flags: the control plane, only while the entry is in no
+// The table is family-aware (issue 15): an entry with neigh_ipv6 in flags
+// is an IPv6 next hop at ip6 (ip_be 0), resolved by neighbour solicitation
+// instead of ARP, by the same state machine (neigh_fsm.h).
+//  - ip_be, ip6, port_id, flags: the control plane, only while the entry is in no
 //    published snapshot (allocated from the free list after the grace period
 //    of its release); immutable while any snapshot references it.
 //  - mac_word: the MAC in use, read by every fan-out lcore. Written by the
@@ -315,10 +349,12 @@ struct alignas(64) dp_neigh {
     uint8_t unanswered;                // probes in a row without a reply
     uint8_t resolved_now;              // this window's first reply resolved the entry
     uint8_t conflict;                  // this window brought two MACs for an unresolved entry
+    uint8_t ip6[16];                   // IPv6 next-hop address (wire order) when flags has neigh_ipv6
 };
 static_assert(sizeof(dp_neigh) == 64);
 
 inline constexpr uint64_t neigh_valid = uint64_t{1} << 63;
 inline constexpr uint16_t neigh_static = 0x8000;
+inline constexpr uint16_t neigh_ipv6 = 0x4000;   // an IPv6 next hop (ip6), resolved by NS/NA
 
 }  // namespace stentor::dp
