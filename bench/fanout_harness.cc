@@ -9,7 +9,11 @@
 // kept a few deep so the fan-out lcore never idles. Repetitions give the
 // median and spread. The last line is
 //   RESULT fanout_mpps=<x> txonly_mpps=<y> ratio=<x/y> listeners=<N> lcores=1
-// for the largest N.
+// for the largest N. With --family ipv6 the listeners are IPv6 hosts
+// (32-byte records, Ethernet+IPv6+UDP replicas, 154-byte frames for an
+// 80-byte payload) and testpmd txonly sends IPv4 frames of the same length
+// (DPDK 22.11's txonly has no IPv6 mode: --tx-ip takes IPv4 only); the
+// line then ends in family=ipv6 and a line `ipv6_ratio=<x>` follows.
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -28,6 +32,7 @@
 #include <rte_mempool.h>
 
 #include "config.h"
+#include "ip6.h"
 #include "drivers.h"
 #include "reference.h"
 #include "relay.h"
@@ -78,11 +83,16 @@ int main(int argc, char** argv) {
     app.add_option("--inline-packets", inline_packets,
                    "instead: poll the worker on the main thread for this many packets of the first size "
                    "(deterministic; for valgrind --tool=callgrind instruction counts per replica)");
+    std::string family = "ipv4";
+    app.add_option("--family", family, "listeners' family: ipv4 or ipv6")->check(CLI::IsMember({"ipv4", "ipv6"}));
     CLI11_PARSE(app, argc, argv);
-    const unsigned frame = static_cast<unsigned>(14 + 20 + 8 + 12 + payload);
+    const bool v6 = family == "ipv6";
+    const unsigned frame = static_cast<unsigned>(14 + (v6 ? 40 : 20) + 8 + 12 + payload);
 
     std::printf("# machine: %u CPUs; frame %u bytes; fan-out on lcore 1\n", std::thread::hardware_concurrency(), frame);
-    std::printf("# reference: dpdk-testpmd --forward-mode=txonly --txpkts=%u on lcore 1 (net_null)\n", frame);
+    std::printf("# reference: dpdk-testpmd --forward-mode=txonly --txpkts=%u on lcore 1 (net_null)%s\n", frame,
+                v6 ? "; IPv4 frames of the IPv6 replicas' length (22.11 txonly sends no IPv6)" : "");
+    std::printf("# listeners: %s\n", family.c_str());
     std::fflush(stdout);
 
     control::profile p;
@@ -106,7 +116,22 @@ int main(int argc, char** argv) {
     pc.gateway = 0xc61200fe;
     pc.gateway_mac = std::array<uint8_t, 6>{0x02, 0, 0, 0, 0, 0xfe};
     pc.tx_desc = 1024;
+    pc.ipv6 = *control::parse_ipv6("2001:db8:100::1");
+    pc.prefix6_len = 64;
+    pc.gateway6 = *control::parse_ipv6("2001:db8:100::fe");
+    pc.gateway6_mac = std::array<uint8_t, 6>{0x02, 0, 0, 0, 0x06, 0xfe};
     p.ports.push_back(pc);
+    // Listener i: 10.0.0.1 + i via the IPv4 gateway, or 2001:db8:1::/48 + i
+    // via gateway6 (both pinned: no ARP or ND in the way).
+    auto add_listener = [v6](control::relay_state& st, uint32_t sid, uint32_t i) {
+        if (!v6) return st.listener_add(sid, 0x0a000001 + i, 5004, 0);
+        control::ipv6_addr a = *control::parse_ipv6("2001:db8:1::");
+        a[12] = static_cast<uint8_t>(i >> 24);
+        a[13] = static_cast<uint8_t>(i >> 16);
+        a[14] = static_cast<uint8_t>(i >> 8);
+        a[15] = static_cast<uint8_t>(i);
+        st.listener_add(sid, control::listener_spec{0, 5004, 0, false, a});
+    };
     p.limits.max_listeners = 4000000;
     p.limits.max_listeners_per_session = 4000000;
 
@@ -117,7 +142,7 @@ int main(int argc, char** argv) {
             control::relay r(p, control::relay_options{.launch = false});
             control::session_params sp;
             const uint32_t id = r.state().session_create(sp).id;
-            for (unsigned i = 0; i < sizes.front(); ++i) r.state().listener_add(id, 0x0a000001 + i, 5004, 0);
+            for (unsigned i = 0; i < sizes.front(); ++i) add_listener(r.state(), id, i);
             r.state().publish();
             const auto pkt = rtp_packet(1, payload);
             for (unsigned k = 0; k < inline_packets; ++k) {
@@ -141,7 +166,7 @@ int main(int argc, char** argv) {
         r.start();
         const auto pkt = rtp_packet(1, payload);
         uint32_t session_id = 0;
-        uint32_t next_ip = 0x0a000001;   // listeners 10.0.0.1.. via the gateway
+        uint32_t next_ip = 0;   // listener index (add_listener)
         uint64_t have = 0;
         for (unsigned n : sizes) {
             // grow a fresh session to n listeners
@@ -151,7 +176,7 @@ int main(int argc, char** argv) {
             sp.frame_ms = 20;
             session_id = r.state().session_create(sp).id;
             const auto t0 = clock_type::now();
-            for (unsigned i = 0; i < n; ++i) r.state().listener_add(session_id, next_ip++, 5004, 0);
+            for (unsigned i = 0; i < n; ++i) add_listener(r.state(), session_id, next_ip++);
             r.state().publish();
             const double join_s = std::chrono::duration<double>(clock_type::now() - t0).count();
             have = n;
@@ -215,7 +240,8 @@ int main(int argc, char** argv) {
                 wait_for(start + injected * have, 5.0);   // drain before the next repetition
             }
             const stats s = summarise(mpps);
-            const double bytes_per_listener = 16.0 + 8.0 / dp::listener_chunk_size;
+            const double bytes_per_listener =
+                v6 ? 32.0 + 8.0 / dp::listener6_chunk_size : 16.0 + 8.0 / dp::listener_chunk_size;
             std::printf("listeners=%u fanout_mpps median=%.2f min=%.2f max=%.2f reps=%u join_s=%.2f "
                         "dp_bytes_per_listener=%.3f",
                         n, s.median, s.min, s.max, reps, join_s, bytes_per_listener);
@@ -243,7 +269,8 @@ int main(int argc, char** argv) {
     }
     const stats rs = summarise(ref);
     std::printf("txonly_mpps median=%.2f min=%.2f max=%.2f samples=%zu\n", rs.median, rs.min, rs.max, ref.size());
-    std::printf("RESULT fanout_mpps=%.2f txonly_mpps=%.2f ratio=%.3f listeners=%u lcores=1\n", last_x, rs.median,
-                last_x / rs.median, last_n);
+    std::printf("RESULT fanout_mpps=%.2f txonly_mpps=%.2f ratio=%.3f listeners=%u lcores=1%s\n", last_x, rs.median,
+                last_x / rs.median, last_n, v6 ? " family=ipv6" : "");
+    if (v6) std::printf("ipv6_ratio=%.3f\n", last_x / rs.median);
     return 0;
 }

@@ -777,7 +777,10 @@ struct api_server::impl {
             srtp_key_spec k = need(std::move(parsed));
             const std::string id = k.id;
             srtp_key_owner o{sid, std::nullopt};
-            if (rt.speaker) o.speaker = std::make_pair(rt.ep.ip, rt.ep.port);
+            if (rt.speaker) {
+                o.speaker = std::make_pair(rt.ep.ip, rt.ep.port);
+                o.speaker_ip6 = rt.ep.ip6;
+            }
             cp.state().srtp_key_add(o, std::move(k));
             json out{{"session", sid}, {"key", id}};
             if (rt.speaker) out["speaker"] = rt.ep_text;
@@ -790,7 +793,10 @@ struct api_server::impl {
         }
         case route_kind::srtp_key_del: {
             srtp_key_owner o{sid, std::nullopt};
-            if (rt.speaker) o.speaker = std::make_pair(rt.ep.ip, rt.ep.port);
+            if (rt.speaker) {
+                o.speaker = std::make_pair(rt.ep.ip, rt.ep.port);
+                o.speaker_ip6 = rt.ep.ip6;
+            }
             cp.state().srtp_key_del(o, rt.key_id);
             json out{{"session", sid}, {"removed", rt.key_id}};
             if (rt.speaker) out["speaker"] = rt.ep_text;

@@ -86,6 +86,7 @@ json session_json(const session_view& v, const relay* r) {
            {"max_bitrate_kbps", v.max_bitrate_kbps},
            {"listeners", v.nb_listeners},
            {"listeners_per_tier", tiers},
+           {"listeners_ipv6", v.nb_listeners6},
            {"speakers", sp}};
     // SRTP: the modes and which keys are held (id, suite, MKI, active):
     // never a key's bytes (docs/srtp.md).
@@ -176,7 +177,11 @@ json stats_json(control_plane& cp, const api_status* api) {
     const auto tiers = cp.state().listeners_per_tier();
     const auto sessions = cp.state().sessions();
     size_t speakers = 0;
-    for (const auto& s : sessions) speakers += s.speakers.size();
+    uint64_t listeners6 = 0;
+    for (const auto& s : sessions) {
+        speakers += s.speakers.size();
+        listeners6 += s.nb_listeners6;
+    }
     const auto rep = cp.adm().report();
     const auto ov = cp.overload().status();
     json shed{{"state", ov.state},
@@ -192,6 +197,7 @@ json stats_json(control_plane& cp, const api_status* api) {
             {"speakers", speakers},
             {"listeners", tiers[0] + tiers[1] + tiers[2] + tiers[3]},
             {"listeners_per_tier", tiers},
+            {"listeners_ipv6", listeners6},
             {"capacity", capacity_json(cp)},
             {"refusals", rep.refusals},
             {"overload", shed},
@@ -437,6 +443,9 @@ std::string prometheus_text(control_plane& cp, const api_status* api) {
     const auto tiers = cp.state().listeners_per_tier();
     x.family("stentor_listeners", "gauge", "Listeners, by tier.");
     for (size_t i = 0; i < dp::max_tiers; ++i) x.sample(tiers[i], lbl("tier", std::to_string(i)));
+    uint64_t listeners6 = 0;
+    for (const auto& s : sessions) listeners6 += s.nb_listeners6;
+    x.family("stentor_listeners_ipv6", "gauge", "Listeners on IPv6 (of stentor_listeners).").sample(listeners6);
 
     const auto rep = cp.adm().report();
     x.family("stentor_admission_refusals_total", "counter", "Refused joins, by reason.");

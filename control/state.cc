@@ -989,6 +989,7 @@ struct relay_state::impl {
         session_view v{};
         static_cast<session_params&>(v) = s;
         v.nb_listeners = s.listeners.size();
+        v.nb_listeners6 = s.keys6.size();
         for (unsigned t = 0; t < max_tiers; ++t) v.listeners_per_tier[t] = s.tier_live[t];
         v.speakers = s.speakers;
         for (auto& sp : v.speakers)
@@ -1537,8 +1538,8 @@ void relay_state::publish() {
 void relay_state::load_static(const profile& p) {
     for (const auto& sc : p.sessions) {
         session_create(sc);
-        for (const auto& s : sc.speakers) speaker_add(sc.id, s.ip, s.port, s.ssrc);
-        for (const auto& l : sc.listeners) listener_add(sc.id, l.ip, l.port, l.tier);
+        for (const auto& s : sc.speakers) speaker_add(sc.id, s);
+        for (const auto& l : sc.listeners) listener_add(sc.id, listener_spec{l.ip, l.port, l.tier, false, l.ip6});
     }
     load_static_keys(p);
     publish();
@@ -1566,10 +1567,11 @@ void relay_state::srtp_key_add(const srtp_key_owner& o, srtp_key_spec&& k) {
         s.dirty = true;
     } else {
         const auto [ip, port] = *o.speaker;
-        auto it = std::find_if(s.speakers.begin(), s.speakers.end(),
-                               [&](const speaker_view& v) { return v.ip == ip && v.port == port; });
+        auto it = std::find_if(s.speakers.begin(), s.speakers.end(), [&](const speaker_view& v) {
+            return v.ip6 == o.speaker_ip6 && (o.speaker_ip6 || v.ip == ip) && v.port == port;
+        });
         if (it == s.speakers.end())
-            throw action_error(error_code::not_found, "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
+            throw action_error(error_code::not_found, "no speaker " + format_peer(ip, o.speaker_ip6, port));
         if (k.activate) throw action_error(error_code::invalid, "activate: a speaker's keys are all accepted; only session keys are activated");
         auto& m = s.speaker_keys[it->slot];
         if (const auto r = m.add(std::move(k), im.srtp_users(), &why); r != srtp_keyset_model::refusal::none) {
@@ -1603,10 +1605,11 @@ void relay_state::srtp_key_del(const srtp_key_owner& o, const std::string& id) {
         s.dirty = true;
     } else {
         const auto [ip, port] = *o.speaker;
-        auto it = std::find_if(s.speakers.begin(), s.speakers.end(),
-                               [&](const speaker_view& v) { return v.ip == ip && v.port == port; });
+        auto it = std::find_if(s.speakers.begin(), s.speakers.end(), [&](const speaker_view& v) {
+            return v.ip6 == o.speaker_ip6 && (o.speaker_ip6 || v.ip == ip) && v.port == port;
+        });
         if (it == s.speakers.end())
-            throw action_error(error_code::not_found, "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
+            throw action_error(error_code::not_found, "no speaker " + format_peer(ip, o.speaker_ip6, port));
         auto m = s.speaker_keys.find(it->slot);
         if (m == s.speaker_keys.end()) throw action_error(error_code::not_found, "no key \"" + id + "\"");
         if (const auto r = m->second.remove(id, false, &why); r != srtp_keyset_model::refusal::none)

@@ -64,6 +64,7 @@ struct speaker_view {
 struct session_view : session_params {
     uint64_t nb_listeners;
     uint64_t listeners_per_tier[dp::max_tiers];
+    uint64_t nb_listeners6 = 0;      // of nb_listeners, those on IPv6
     std::vector<speaker_view> speakers;
     std::vector<srtp_key_info> srtp_keys;   // egress (session) keys, the active one marked
 };
@@ -73,6 +74,7 @@ struct session_view : session_params {
 struct srtp_key_owner {
     uint32_t session_id = 0;
     std::optional<std::pair<uint32_t, unsigned>> speaker;   // (ip, port); nullopt = the session
+    std::optional<ipv6_addr> speaker_ip6 = std::nullopt;    // the speaker is on IPv6 (speaker's ip 0)
 };
 
 class relay_state {

@@ -441,10 +441,10 @@ std::string describe(relay_state& st) {
         for (auto t : s.listeners_per_tier) o << ' ' << t;
         o << '\n';
         for (const auto& sp : s.speakers)
-            o << "  speaker " << format_ipv4(sp.ip) << ':' << sp.port << " ssrc "
+            o << "  speaker " << format_peer(sp.ip, sp.ip6, sp.port) << " ssrc "
               << (sp.ssrc ? std::to_string(*sp.ssrc) : "-") << '\n';
         for (const auto& l : st.listeners(s.id, 0, ~size_t{0}))
-            o << "  listener " << format_ipv4(l.ip) << ':' << l.port << " tier " << l.tier << '\n';
+            o << "  listener " << format_peer(l.ip, l.ip6, l.port) << " tier " << l.tier << '\n';
     }
     return o.str();
 }
@@ -492,6 +492,60 @@ void churn(relay_state& st) {
     // The overload controller's cut: newest tier-2 listeners, across sessions.
     EXPECT_EQ(5u, st.shed_newest(2, 5).size());
     st.publish();
+}
+
+// IPv6 speakers and listeners (issue 15) come back exactly, in join order
+// with the IPv4 ones, from a snapshot (compaction) and from the journal
+// after it; what was shed, left or removed in bulk stays gone.
+TEST(JournalState, restart_restores_ipv6_speakers_and_listeners_in_join_order) {
+    auto prof = journal_profile();
+    prof.ports[0].ipv6 = v6("2001:db8:100::1");
+    prof.ports[0].prefix6_len = 64;
+    prof.ports[0].gateway6 = v6("2001:db8:100::fe");
+    temp_dir d;
+    std::string before;
+    std::vector<shed_record> refs_before;
+    {
+        node n(prof, d.path);
+        churn(*n.st);
+        n.st->speaker_add(1, speaker_spec{0, 5004, 4321, v6("2001:db8:100::10")});
+        n.st->speaker_add(1, speaker_spec{0, 5006, 5, v6("2001:db8:100::11")});
+        n.st->speaker_del(1, listener_addr{0, 5006, v6("2001:db8:100::11")});
+        n.st->listener_add(1, listener_spec{0, 6000, 1, false, v6("2001:db8:100::20")});   // on-link
+        n.st->listener_add(1, listener_spec{0, 6001, 2, true, v6("2001:db8:999::1")});     // via gateway6, by token
+        std::vector<listener_spec> mixed;
+        for (unsigned i = 0; i < 40; ++i) {
+            auto a = v6("2001:db8:200::");
+            a[15] = static_cast<uint8_t>(i);
+            mixed.push_back({0x0c000001 + i, 7000, i % 4});
+            mixed.push_back({0, 7000 + i, i % 4, false, a});
+        }
+        n.st->listener_add_bulk(2, mixed);
+        n.st->publish();
+        n.jr->compact(n.st->image());
+        n.jr->wait_compaction();
+        ASSERT_EQ(1u, n.jr->stats().compactions);
+        n.st->listener_del(1, listener_addr{0, 6000, v6("2001:db8:100::20")});
+        n.st->listener_del_bulk(2, {{0, 7001, v6("2001:db8:200::1")}, {0x0c000002, 7000}});
+        n.st->listener_add(9, listener_spec{0, 6002, 3, false, v6("2001:db8:100::21")});
+        const auto shed = n.st->shed_newest(3, 2);
+        ASSERT_EQ(2u, shed.size());
+        EXPECT_TRUE(shed[0].ip6.has_value()) << "the newest tier-3 listener is the IPv6 one just added";
+        n.st->publish();
+        before = describe(*n.st);
+        refs_before = n.st->listener_refs(false);
+    }
+    EXPECT_NE(std::string::npos, before.find("speaker [2001:db8:100::10]:5004 ssrc 4321"));
+    EXPECT_NE(std::string::npos, before.find("listener [2001:db8:999::1]:6001 tier 2"));
+    EXPECT_EQ(std::string::npos, before.find("[2001:db8:100::20]:6000")) << "left before the restart";
+    node n(prof, d.path);
+    EXPECT_EQ(0u, n.rep.records_skipped);
+    EXPECT_EQ(before, describe(*n.st));
+    const auto refs = n.st->listener_refs(true);
+    ASSERT_EQ(1u, refs.size()) << "the IPv6 listener that joined by token is one again";
+    ASSERT_TRUE(refs[0].ip6.has_value());
+    EXPECT_EQ(v6("2001:db8:999::1"), *refs[0].ip6);
+    EXPECT_EQ(refs_before.size(), n.st->listener_refs(false).size());
 }
 
 // A listener that joined by token comes back as one (under consent again,
