@@ -1740,6 +1740,15 @@ bool relay_state::next_hop_resolved(uint32_t neigh_idx) const {
     return _impl->neigh_resolved(neigh_idx);
 }
 
+std::optional<std::array<uint8_t, 6>> relay_state::next_hop_mac(uint32_t neigh_idx) const {
+    std::lock_guard g(_impl->mu);
+    if (!_impl->neigh_resolved(neigh_idx)) return std::nullopt;
+    const uint64_t w = _impl->sh.neigh[neigh_idx].mac_word.load(std::memory_order_acquire);
+    std::array<uint8_t, 6> mac;
+    std::memcpy(mac.data(), &w, 6);
+    return mac;
+}
+
 std::vector<shed_record> relay_state::listener_refs(bool by_token_only) const {
     std::lock_guard g(_impl->mu);
     std::vector<shed_record> out;

@@ -196,6 +196,8 @@ public:
     void next_hop6_unref(uint32_t neigh_idx);
     // The entry holds a MAC (either family): a destination behind it is heard.
     bool next_hop_resolved(uint32_t neigh_idx) const;
+    // The MAC the fan-out sends to through the entry (nullopt: none yet).
+    std::optional<std::array<uint8_t, 6>> next_hop_mac(uint32_t neigh_idx) const;
     std::array<uint64_t, dp::max_tiers> listeners_per_tier() const;
 
     // Publish batching. Every successful action bumps a change mark; an
