@@ -120,7 +120,8 @@ std::vector<corpus_row> corpus6() {
         add("payload corrupted in flight (UDP checksum wrong)", b, "udp_checksum");
     }
     add("DNS query to port 53", ipv6({}, frames::udp(5004, 53, bytes(30, 0))), "udp_port");
-    add("well-formed RTP over IPv6 to a session port", ipv6({}, rtp6()), "ipv6_unserved");
+    // IPv6 speakers are served (ipv6-fanout): an unregistered one is an unknown flow.
+    add("well-formed RTP over IPv6 from no registered speaker", ipv6({}, rtp6()), "unknown_flow");
     // --- ICMPv6
     {
         bytes b = ipv6({.next = 58}, icmp6(128, 0, 56));
