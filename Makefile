@@ -1,6 +1,8 @@
 # Stentor: thin wrapper over meson/ninja and the scripts in scripts/.
 #   make run    - install deps, build, run the live demo (DEMO_SECONDS=10)
 #   make test   - install deps, build, run every test suite (non-zero on failure)
+#   make bench  - run every benchmark, then write $(BUILD)/bench-report/report.md
+#                 with plots (docs/performance.md, "The report")
 #   make fuzz   - build the libFuzzer targets (clang) and run each for
 #                 FUZZ_SECONDS (default 300); prints executions and findings
 BUILD ?= build

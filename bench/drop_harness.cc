@@ -16,6 +16,8 @@
 //
 // Repetitions (1 s windows) give the median and the spread. Last line:
 //   RESULT drop_mpps=<x> testpmd_io_mpps=<y> ratio=<x/y> workload=unknown_flow garbage_mpps=<z>
+// --json FILE also writes the three series (samples included) as JSON lines
+// for scripts/bench-report.py (bench/jsonl.h).
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -37,6 +39,7 @@
 
 #include "config.h"
 #include "drivers.h"
+#include "jsonl.h"
 #include "reference.h"
 #include "relay.h"
 
@@ -197,11 +200,15 @@ std::vector<double> measure(control::relay& r, unsigned reps, const char* expect
 int main(int argc, char** argv) {
     unsigned reps = 7;
     unsigned frame = 134;   // one Opus listener stream's frame (DESIGN.md)
+    std::string json_path;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
         if (a == "--reps") reps = static_cast<unsigned>(std::atoi(argv[i + 1]));
         if (a == "--frame") frame = static_cast<unsigned>(std::atoi(argv[i + 1]));
+        if (a == "--json") json_path = argv[i + 1];
     }
+    bench::jsonl out;
+    if (!out.open(json_path)) return 2;
     reps = std::max(3u, reps);
     frame = std::clamp(frame, 60u, 1514u);
     std::printf("# machine: %u CPUs; frame %u bytes; ingress worker on the main lcore; %u x 1 s windows\n",
@@ -211,7 +218,8 @@ int main(int argc, char** argv) {
     // The reference first, in a child process with its own EAL.
     std::printf("# reference: dpdk-testpmd --forward-mode=io on lcore 1 (net_null,size=%u)\n", frame);
     std::fflush(stdout);
-    const stats ref = summarise(run_testpmd(reps, frame));
+    const std::vector<double> ref_v = run_testpmd(reps, frame);
+    const stats ref = summarise(ref_v);
 
     const control::profile p = bench_profile(frame);
     drivers::eal_params ep;
@@ -222,18 +230,21 @@ int main(int argc, char** argv) {
     ep.log_level = "error";
     drivers::eal_init(ep);
     stats garbage{}, unknown{};
+    std::vector<double> garbage_v, unknown_v;
     {
         control::relay r(p, control::relay_options{.launch = false});
         r.state().load_static(p);
         const auto frame_bytes = unknown_flow_frame(frame);
         fill_arg fa{&frame_bytes};
         rte_mempool_obj_iter(r.pool(), fill_mbuf, &fa);
-        unknown = summarise(measure(r, reps, "drop/ingress/unknown_flow"));
+        unknown_v = measure(r, reps, "drop/ingress/unknown_flow");
+        unknown = summarise(unknown_v);
         // Then net_null's own garbage: zero every mbuf of the pool.
         const std::vector<uint8_t> zeros(frame, 0);
         fill_arg fz{&zeros};
         rte_mempool_obj_iter(r.pool(), fill_mbuf, &fz);
-        garbage = summarise(measure(r, reps, "drop/ingress/eth_type"));
+        garbage_v = measure(r, reps, "drop/ingress/eth_type");
+        garbage = summarise(garbage_v);
     }
     drivers::eal_cleanup();
 
@@ -244,6 +255,17 @@ int main(int argc, char** argv) {
         std::printf("testpmd printed no Rx-pps figures\n");
         return 1;
     }
+    out.write({{"bench", "drop"}, {"kind", "testpmd_io"}, {"frame", frame},
+               {"what", "dpdk-testpmd --forward-mode=io on lcore 1 (net_null)"},
+               {"mpps", bench::series(ref_v, ref.median, ref.min, ref.max)}});
+    out.write({{"bench", "drop"}, {"kind", "unknown_flow"}, {"frame", frame},
+               {"what", "well-formed RTP from unregistered sources, received and dropped on one core"},
+               {"mpps", bench::series(unknown_v, unknown.median, unknown.min, unknown.max)}});
+    out.write({{"bench", "drop"}, {"kind", "garbage"}, {"frame", frame},
+               {"what", "zeroed frames, dropped at the ethertype, one core"},
+               {"mpps", bench::series(garbage_v, garbage.median, garbage.min, garbage.max)}});
+    out.write({{"bench", "drop"}, {"kind", "result"}, {"drop_mpps", unknown.median}, {"testpmd_io_mpps", ref.median},
+               {"ratio", unknown.median / ref.median}, {"garbage_mpps", garbage.median}});
     std::printf("RESULT drop_mpps=%.2f testpmd_io_mpps=%.2f ratio=%.3f workload=unknown_flow garbage_mpps=%.2f\n",
                 unknown.median, ref.median, unknown.median / ref.median, garbage.median);
     return 0;

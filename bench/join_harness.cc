@@ -7,13 +7,15 @@
 //
 //   1. verify   join requests (valid, distinct tokens and ip:port) through
 //               the real RX stage (parse, join_input: STUN parse, token
-//               decode, budget, HMAC-SHA256 tag, HMAC-SHA1 MESSAGE-INTEGRITY,
+//               decode, budget; join_flush per RX burst: HMAC-SHA256 tag,
+//               HMAC-SHA1 MESSAGE-INTEGRITY of the burst in ipsec-mb's lanes,
 //               MP enqueue on join_ring); the harness takes join_ring as the
 //               desk would and puts the same mbufs back on the RX ring.
 //               join_verified per second, median and spread over --reps 1 s
 //               windows, beside OpenSSL's HMAC() one-shot (EVP_sha1, the
 //               22-byte password as key) over a message of the request's size,
-//               on the same core, windows interleaved.
+//               on the same core, windows interleaved; then the same relay
+//               path with MESSAGE-INTEGRITY one by one (SHA-NI alone).
 //   2. flood    forged requests (valid shape, tag wrong) as fast as the core
 //               takes them while session 1 streams (50 packets/s) to 1000
 //               listeners: forged drops per second and the stream's loss
@@ -30,9 +32,22 @@
 //               rate vs the bucket, refusals answered 429.
 //   4. consent  refreshes of already-joined listeners through RX + desk +
 //               response: time per refresh, x 200 000 = share of a core.
+//   5. split    verification on the RX lcore vs on a dedicated join lcore
+//               (dataplane.join_lcores), side by side. Unlike 1-4 the
+//               workers run on their own lcores (EAL --lcores, --split-lcores;
+//               lcore 1: RX + fan-out, lcore 2: the join lcore), the desk and
+//               the publisher on their threads, the harness's clients on the
+//               main lcore: a forged flood as fast as the RX lcore takes it
+//               (at most 1024 queued on the RX ring, so the stream's packets
+//               always get in), valid joins offered at --split-joins per
+//               second, session 1 streaming 50 packets/s to 1000 listeners,
+//               for --split-seconds. Per mode: the stream's loss, forged
+//               requests dropped per second (any reason), valid joins
+//               admitted per second, each worker's busy share.
 //
 // Last line:
 //   RESULT join_verify_per_s=<x> hmac_ref_per_s=<y> flash_1m_joins_s=<t> flash_lost=<n> forged_flood_lost=<n>
+//          split_lost_rx=<n> split_lost_join=<n> split_joins_rx=<x> split_joins_join=<y>
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -48,6 +63,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <rte_eal.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
@@ -56,6 +72,7 @@
 
 #include "control_plane.h"
 #include "drivers.h"
+#include "jsonl.h"
 #include "join_desk.h"
 #include "reference.h"
 #include "relay.h"
@@ -215,6 +232,11 @@ struct knobs {
     unsigned session_join_rate_per_s = 4000000000u;
     unsigned nb_static = 0;
     unsigned frame_deadline_us = 2000;
+    // Section 5: workers launched on lcores 1 (RX + fan-out) and 2 (join
+    // lcore when join_lcore), desk and publisher on their threads.
+    bool launched = false;
+    bool join_lcore = false;
+    uint8_t mi_mode = 0;   // relay_options::join_mi_mode: 0 lanes (ipsec-mb), 1 one by one
 };
 
 // One relay on a fresh ring port, session 1 on UDP 40000 with the speaker
@@ -246,6 +268,12 @@ struct relay_env {
         p.eal.mbuf_cache = 256;
         p.dataplane.rx_lcores = {0};
         p.dataplane.fanout_lcores = {0};
+        if (k.launched) {
+            p.eal.lcores = {0, 1, 2};
+            p.dataplane.rx_lcores = {1};
+            p.dataplane.fanout_lcores = {1};
+            if (k.join_lcore) p.dataplane.join_lcores = {2};
+        }
         p.dataplane.frame_deadline_us = k.frame_deadline_us;
         p.dataplane.stats_interval_s = 0;
         control::port_config pc;
@@ -282,14 +310,23 @@ struct relay_env {
         for (unsigned i = 0; i < k.nb_static; ++i) sc.listeners.push_back({static_base + i, 6000, 0});
         p.sessions.push_back(sc);
 
-        r = std::make_unique<control::relay>(p, control::relay_options{.launch = false});
+        control::relay_options ro;
+        ro.launch = k.launched;
+        ro.join_mi_mode = k.mi_mode;
+        r = std::make_unique<control::relay>(p, ro);
         control::control_options co;
-        co.publisher = false;
+        co.publisher = k.launched;
         cp = std::make_unique<control::control_plane>(*r, p, co);
         r->state().load_static(p);
         cp->commit();
-        r->poll();
-        r->flush();
+        if (k.launched) {
+            r->start();
+            cp->start();
+            cp->commit();
+        } else {
+            r->poll();
+            r->flush();
+        }
         drop_tx();
     }
     ~relay_env() {
@@ -703,6 +740,102 @@ double refresh(relay_env& e, const request_set& reqs, uint32_t n, uint64_t& refr
     return s;
 }
 
+// ---------------------------------------------------------------- 5. split
+
+struct split_result {
+    uint64_t expected = 0, seen = 0, lost = 0;   // stream replicas to the static listeners
+    double forged_dropped_per_s = 0;             // forged requests dropped, any reason
+    double joins_offered_per_s = 0;
+    double joins_per_s = 0;                      // admitted by the desk
+    double rx_busy = 0, join_busy = 0;           // worker busy share
+    uint64_t handoff_full = 0, budget = 0;
+};
+
+// Launched workers; the harness (main lcore) offers the load and reads the
+// wire. Forged mbufs are recycled by refcount: set to 2 before queueing, the
+// relay's free brings it back to 1, and only then is it queued again (with a
+// join lcore an mbuf may wait in the hand-off ring long after RX took it).
+split_result split_run(relay_env& e, const request_set& forged, const request_set& valid, unsigned nb_static,
+                       double seconds, double joins_per_s) {
+    std::vector<rte_mbuf*> ms(forged.n);
+    if (rte_pktmbuf_alloc_bulk(harness_pool(), ms.data(), forged.n) != 0) {
+        std::fprintf(stderr, "join_harness: pool too small for the forged set\n");
+        std::exit(1);
+    }
+    for (uint32_t i = 0; i < forged.n; ++i) {
+        std::memcpy(rte_pktmbuf_append(ms[i], static_cast<uint16_t>(forged.len)), forged.at(i), forged.len);
+        ms[i]->port = e.port_id;
+    }
+    reader rd(e);
+    rd.nb_static = nb_static;
+    uint32_t seq = 0;
+    rd.seq_now = &seq;
+    auto forged_drops = [&e] {
+        return e.counter("drop/join/forged") + e.counter("drop/join/budget") + e.counter("drop/join/handoff_full");
+    };
+    const uint64_t d0 = forged_drops(), hf0 = e.counter("drop/join/handoff_full"), b0 = e.counter("drop/join/budget");
+    const uint64_t j0 = e.desk().stats().joined;
+    const auto l0 = e.r->per_lcore();
+    const auto t0 = clk::now();
+    auto next_rtp = t0;
+    uint32_t pos = 0, sent_valid = 0;
+    double el = 0;
+    while ((el = secs(t0, clk::now())) < seconds) {
+        if (clk::now() >= next_rtp) {
+            if (e.inject_rtp(seq + 1)) ++seq;
+            next_rtp += std::chrono::milliseconds(20);
+        }
+        const auto due = std::min<uint32_t>(valid.n, static_cast<uint32_t>(joins_per_s * el));
+        while (sent_valid < due) {
+            const unsigned k = e.inject(std::min<unsigned>(64u, due - sent_valid), valid.len,
+                                        [&](unsigned i) { return valid.at(sent_valid + i); });
+            if (k == 0) break;
+            sent_valid += k;
+        }
+        const unsigned queued = rte_ring_count(e.rx);
+        unsigned room = queued < 1024 ? std::min(256u, 1024 - queued) : 0;
+        rte_mbuf* batch[256];
+        unsigned nb = 0;
+        for (uint32_t tries = 0; nb < room && tries < forged.n; ++tries, pos = (pos + 1) % forged.n)
+            if (rte_mbuf_refcnt_read(ms[pos]) == 1) {
+                rte_mbuf_refcnt_set(ms[pos], 2);
+                batch[nb++] = ms[pos];
+            }
+        const unsigned q = rte_ring_sp_enqueue_burst(e.rx, reinterpret_cast<void**>(batch), nb, nullptr);
+        for (unsigned i = q; i < nb; ++i) rte_mbuf_refcnt_set(batch[i], 1);
+        rd.drain();
+    }
+    const auto l1 = e.r->per_lcore();
+    const uint64_t d1 = forged_drops(), j1 = e.desk().stats().joined;
+    // The stream's last packets and the joins in flight, then the wire.
+    const auto t1 = clk::now();
+    while (secs(t1, clk::now()) < 0.3) rd.drain();
+    split_result out;
+    out.expected = uint64_t{seq} * nb_static;
+    out.seen = rd.c.replicas_static;
+    out.lost = out.expected > out.seen ? out.expected - out.seen : 0;
+    out.forged_dropped_per_s = static_cast<double>(d1 - d0) / el;
+    out.joins_offered_per_s = sent_valid / el;
+    out.joins_per_s = static_cast<double>(j1 - j0) / el;
+    out.handoff_full = e.counter("drop/join/handoff_full") - hf0;
+    out.budget = e.counter("drop/join/budget") - b0;
+    auto busy = [&](size_t i) {
+        if (i >= l1.size()) return 0.0;
+        const double b = static_cast<double>(l1[i].busy_cycles - l0[i].busy_cycles);
+        const double idle = static_cast<double>(l1[i].idle_cycles - l0[i].idle_cycles);
+        return b + idle > 0 ? b / (b + idle) : 0.0;
+    };
+    out.rx_busy = busy(0);
+    out.join_busy = busy(1);
+    // Every forged mbuf back (refcount 1), then freed.
+    const auto t2 = clk::now();
+    for (auto* m : ms) {
+        while (rte_mbuf_refcnt_read(m) != 1 && secs(t2, clk::now()) < 5) rd.drain();
+        if (rte_mbuf_refcnt_read(m) == 1) rte_pktmbuf_free(m);
+    }
+    return out;
+}
+
 void machine_facts() {
     std::ifstream f("/proc/cpuinfo");
     std::string line, model = "?";
@@ -727,9 +860,18 @@ int main(int argc, char** argv) {
     double flood_s = 3.0;
     unsigned bucket = 20000;
     double bucket_s = 3.0;
+    double split_s = 3.0;
+    double split_joins = 20000;
+    std::string split_lcores;   // EAL --lcores map; default below
+    bool split_only = false;
+    std::string json_path;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
+        if (a == "--split-only") {
+            split_only = true;
+            continue;
+        }
         if (v == nullptr && a != "--help") {
             std::fprintf(stderr, "join_harness: %s needs a value\n", a.c_str());
             return 2;
@@ -740,40 +882,65 @@ int main(int argc, char** argv) {
         else if (a == "--flood-seconds") flood_s = std::atof(v);
         else if (a == "--bucket") bucket = static_cast<unsigned>(std::atoi(v));
         else if (a == "--bucket-seconds") bucket_s = std::atof(v);
+        else if (a == "--split-seconds") split_s = std::atof(v);
+        else if (a == "--split-joins") split_joins = std::atof(v);
+        else if (a == "--split-lcores") split_lcores = v;
+        else if (a == "--json") json_path = v;
         else {
             std::printf("usage: join_harness [--joins N (1000000)] [--reps R (7)] [--window S (1)]\n"
-                        "                    [--flood-seconds S (3)] [--bucket J/s (20000)] [--bucket-seconds S (3)]\n");
+                        "                    [--flood-seconds S (3)] [--bucket J/s (20000)] [--bucket-seconds S (3)]\n"
+                        "                    [--split-seconds S (3)] [--split-joins J/s (20000)]\n"
+                        "                    [--split-lcores EAL-LCORES-MAP (0@0,1@1,2@2; 2@1 below 3 CPUs)] [--split-only]\n"
+                        "                    [--json FILE (every measure as JSON lines, scripts/bench-report.py)]\n");
             return a == "--help" ? 0 : 2;
         }
         ++i;
     }
     reps = std::max(5u, reps);
     joins = std::max(joins, 1000u);
+    bench::jsonl out;
+    if (!out.open(json_path)) return 2;
 
     machine_facts();
     std::printf("# one core (EAL main lcore) runs the relay's worker, the join desk and the harness's clients\n");
     std::fflush(stdout);
 
+    // Lcores 0 (main: everything of sections 1-4, the clients of 5), 1 and
+    // 2 (section 5's RX + fan-out and join lcores), mapped to CPUs with
+    // EAL's --lcores: on a machine with fewer than 3 CPUs lcores 1 and 2
+    // share CPU 1, and section 5 then measures two busy-pollers on one CPU.
+    const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+    if (split_lcores.empty()) split_lcores = cpus >= 3 ? "0@0,1@1,2@2" : "0@0,1@1,2@1";
     drivers::eal_params ep;
     ep.lcores = {0};
     ep.memory_mb = 1024;
     ep.file_prefix = "stentor-join-" + std::to_string(::getpid());
     ep.log_level = "error";
-    try {
-        drivers::eal_init(ep);
-    } catch (const std::exception& ex) {
-        std::fprintf(stderr, "join_harness: %s\n", ex.what());
-        return 1;
+    {
+        std::vector<std::string> args = drivers::eal_argv(ep);
+        for (size_t i = 0; i + 1 < args.size(); ++i)
+            if (args[i] == "-l") {
+                args[i] = "--lcores";
+                args[i + 1] = split_lcores;
+            }
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        if (rte_eal_init(static_cast<int>(args.size()), argv.data()) < 0) {
+            std::fprintf(stderr, "join_harness: EAL initialisation failed (--lcores %s)\n", split_lcores.c_str());
+            return 1;
+        }
     }
     harness_pool();
 
     const auto b0 = clk::now();
-    const request_set crowd = build_requests(0, joins, false, false, 1u << 20);
+    const request_set crowd = build_requests(0, split_only ? 1000 : joins, false, false, 1u << 20);
     std::printf("# built %u join requests (%zu-byte frames, STUN %zu B) in %.1f s\n", crowd.n, crowd.len,
                 crowd.stun_len(), secs(b0, clk::now()));
     std::fflush(stdout);
 
-    stats verify{}, ref{};
+    stats verify{}, ref{}, verify_single{};
+    std::vector<double> verify_v, ref_v;
     flood_result fl_a{}, fl_b{};
     flash_result fa{}, fb{};
     double refresh_s = 0;
@@ -781,10 +948,15 @@ int main(int argc, char** argv) {
     uint32_t nb_refresh = 0;
     uint64_t ring_full = 0, tier1_misses = 0, deadline = 0, tx_full = 0, reply_full = 0;
     int rc = 0;
+    split_result sp_rx{}, sp_join{};
     try {
-        // 1. Verifications per second, interleaved with the HMAC reference.
-        {
-            relay_env e(knobs{});
+        if (!split_only) {   // sections 1-4
+        // 1. Verifications per second, interleaved with the HMAC reference;
+        // then again with MESSAGE-INTEGRITY one by one (no ipsec-mb lanes).
+        for (const uint8_t mi_mode : {uint8_t{0}, uint8_t{1}}) {
+            knobs kn;
+            kn.mi_mode = mi_mode;
+            relay_env e(kn);
             const uint32_t k = std::min<uint32_t>(4096, crowd.n);
             for (uint32_t i = 0; i < k; ++i)
                 e.inject(1, crowd.len, [&](unsigned) { return crowd.at(i); });
@@ -793,10 +965,16 @@ int main(int argc, char** argv) {
             std::vector<double> v, h;
             for (unsigned i = 0; i < reps; ++i) {
                 v.push_back(verify_window(e, window));
-                h.push_back(hmac_window(crowd.stun_len(), window));
+                if (mi_mode == 0) h.push_back(hmac_window(crowd.stun_len(), window));
             }
-            verify = summarise(v);
-            ref = summarise(h);
+            if (mi_mode == 0) {
+                verify = summarise(v);
+                ref = summarise(h);
+                verify_v = v;
+                ref_v = h;
+            } else {
+                verify_single = summarise(v);
+            }
             uint64_t malformed = e.counter("drop/join/forged") + e.counter("drop/join/bad_integrity") +
                                  e.counter("drop/join/ring_full");
             for (auto r = static_cast<size_t>(dp::drop_reason::join_stun_too_short); r < dp::nb_drop_reasons; ++r)
@@ -815,9 +993,11 @@ int main(int argc, char** argv) {
         }
         std::printf("\n1. join verification, one core (%u x %.1f s windows)\n", reps, window);
         print_rate("join_verified (RX stage, both MACs, ring)", verify, "M/s", 1e6);
+        print_rate("  the same, MESSAGE-INTEGRITY one by one", verify_single, "M/s", 1e6);
         print_rate("reference: HMAC() SHA-1 one-shot, same size", ref, "M/s", 1e6);
-        std::printf("   goal >= 2.000 M/s; verify/reference %.2f (OpenSSL 3's HMAC() fetches the digest on every call;\n"
-                    "   join.cc keeps SHA-256 pad states per key and runs SHA1_* directly, so it can beat the reference)\n",
+        std::printf("   goal >= 2.000 M/s; verify/reference %.2f (OpenSSL 3's HMAC() fetches the digest and allocates a\n"
+                    "   context on every call; the relay keeps each key's HMAC-SHA256 chaining values and feeds whole\n"
+                    "   blocks to SHA256_Transform/SHA1_Transform (sha_block.h), so it can beat the reference)\n",
                     ref.median > 0 ? verify.median / ref.median : 0);
         std::fflush(stdout);
 
@@ -904,14 +1084,61 @@ int main(int argc, char** argv) {
                         static_cast<unsigned long long>(st.refused_rate_limited),
                         static_cast<unsigned long long>(fb.err_429), static_cast<unsigned long long>(fb.lost));
         }
+        }   // sections 1-4
+        // 5. Verification on the RX lcore vs on a join lcore, launched.
+        {
+            const request_set forged5 = build_requests(0, 8192, true, true, uint64_t{3} << 40);
+            const auto nb_valid = static_cast<uint32_t>(split_joins * split_s + 64);
+            const request_set valid5 = build_requests(1u << 20, nb_valid, true, false, uint64_t{5} << 40);
+            for (const bool jl : {false, true}) {
+                knobs k;
+                k.nb_static = 1000;
+                k.launched = true;
+                k.join_lcore = jl;
+                relay_env e(k);
+                (jl ? sp_join : sp_rx) = split_run(e, forged5, valid5, k.nb_static, split_s, split_joins);
+            }
+            std::printf("\n5. verification on the RX lcore vs on a join lcore: launched workers (EAL --lcores %s;\n"
+                        "   lcore 1 RX + fan-out, lcore 2 join), forged flood (<= 1024 queued), %.0f valid joins/s offered,\n"
+                        "   stream 50 packets/s to 1000 listeners, %.1f s each, join.verify_per_s unlimited%s\n",
+                        split_lcores.c_str(), split_joins, split_s,
+                        cpus >= 3 ? "" : "\n   (fewer than 3 CPUs: lcores 1 and 2 share a CPU, so this compares oversubscribed runs)");
+            std::printf("   %-36s %18s %18s\n", "", "verify on RX", "join lcore");
+            std::printf("   %-36s %8llu / %-8llu %8llu / %-8llu\n", "stream lost / owed",
+                        static_cast<unsigned long long>(sp_rx.lost), static_cast<unsigned long long>(sp_rx.expected),
+                        static_cast<unsigned long long>(sp_join.lost), static_cast<unsigned long long>(sp_join.expected));
+            std::printf("   %-36s %18.3f %18.3f\n", "forged dropped (M/s, any reason)", sp_rx.forged_dropped_per_s / 1e6,
+                        sp_join.forged_dropped_per_s / 1e6);
+            std::printf("   %-36s %18.0f %18.0f\n", "valid joins admitted (/s)", sp_rx.joins_per_s, sp_join.joins_per_s);
+            std::printf("   %-36s %18.0f %18.0f\n", "valid joins offered (/s)", sp_rx.joins_offered_per_s,
+                        sp_join.joins_offered_per_s);
+            std::printf("   %-36s %18llu %18llu\n", "drop/join/handoff_full",
+                        static_cast<unsigned long long>(sp_rx.handoff_full),
+                        static_cast<unsigned long long>(sp_join.handoff_full));
+            std::printf("   %-36s %17.1f%% %17.1f%%\n", "RX lcore busy", 100 * sp_rx.rx_busy, 100 * sp_join.rx_busy);
+            std::printf("   %-36s %18s %17.1f%%\n", "join lcore busy", "-", 100 * sp_join.join_busy);
+        }
     } catch (const std::exception& ex) {
         std::fprintf(stderr, "join_harness: %s\n", ex.what());
         rc = 1;
     }
     drivers::eal_cleanup();
+    out.write({{"bench", "join"}, {"kind", "verify"}, {"what", "token join requests verified per second, one core"},
+               {"per_s", bench::series(verify_v, verify.median, verify.min, verify.max)}});
+    out.write({{"bench", "join"}, {"kind", "hmac_ref"}, {"what", "OpenSSL HMAC() SHA-1 one-shot of the same size, same core"},
+               {"per_s", bench::series(ref_v, ref.median, ref.min, ref.max)}});
+    out.write({{"bench", "join"}, {"kind", "flash"}, {"joins", fa.joined}, {"offered", crowd.n}, {"seconds", fa.seconds},
+               {"per_s", fa.joined / std::max(fa.seconds, 1e-9)}, {"lost", fa.lost},
+               {"what", "token joins from distinct ip:port, unlimited buckets, one core"}});
+    out.write({{"bench", "join"}, {"kind", "bucket"}, {"bucket_per_s", bucket}, {"admitted_per_s", fb.steady_per_s},
+               {"refused_429", fb.err_429}});
+    out.write({{"bench", "join"}, {"kind", "result"}, {"join_verify_per_s", verify.median}, {"hmac_ref_per_s", ref.median},
+               {"flash_1m_joins_s", fa.seconds}, {"flash_lost", fa.lost}, {"forged_flood_lost", fl_a.lost + fl_b.lost}});
     std::printf("RESULT join_verify_per_s=%.0f hmac_ref_per_s=%.0f flash_1m_joins_s=%.3f flash_lost=%llu "
-                "forged_flood_lost=%llu\n",
+                "forged_flood_lost=%llu split_lost_rx=%llu split_lost_join=%llu split_joins_rx=%.0f "
+                "split_joins_join=%.0f\n",
                 verify.median, ref.median, fa.seconds, static_cast<unsigned long long>(fa.lost),
-                static_cast<unsigned long long>(fl_a.lost + fl_b.lost));
+                static_cast<unsigned long long>(fl_a.lost + fl_b.lost), static_cast<unsigned long long>(sp_rx.lost),
+                static_cast<unsigned long long>(sp_join.lost), sp_rx.joins_per_s, sp_join.joins_per_s);
     return rc;
 }

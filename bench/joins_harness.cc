@@ -12,7 +12,8 @@
 //   RESULT joins_per_s=<bulk action + publish in the control plane>
 //          http_1m_joins_s=<seconds for 1 M joins over HTTP> lost=<packets>
 // lost = packets the 100 admitted listeners should have received while the
-// joins went on, and did not.
+// joins went on, and did not. --json FILE also writes each measure as JSON
+// lines for scripts/bench-report.py (bench/jsonl.h).
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -31,6 +32,7 @@
 #include "api.h"
 #include "control_plane.h"
 #include "drivers.h"
+#include "jsonl.h"
 #include "relay.h"
 
 namespace {
@@ -119,7 +121,17 @@ std::string bulk_body(uint32_t from, uint32_t n, unsigned tier, uint16_t port_ba
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+    bench::jsonl out;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--json" && i + 1 < argc) {
+            if (!out.open(argv[++i])) return 2;
+        } else {
+            std::printf("usage: joins_harness [--json FILE]\n");
+            return a == "--help" ? 0 : 2;
+        }
+    }
     drivers::eal_params ep;
     ep.lcores = {0, 1};
     ep.memory_mb = 512;
@@ -276,6 +288,8 @@ int main() {
         const double joins_per_s = 1e6 / a_s;
         std::printf("control plane: 1000000 joins (10 bulk actions of 100000, each published) in %.3f s: %.0f joins/s\n",
                     a_s, joins_per_s);
+        out.write({{"bench", "joins"}, {"kind", "control_plane"}, {"joins", 1000000}, {"seconds", a_s},
+                   {"per_s", joins_per_s}, {"what", "10 bulk actions of 100 000, each published, in the control plane"}});
 
         // B: 1 M joins over HTTP into the streaming session.
         std::vector<std::string> bodies;
@@ -315,6 +329,8 @@ int main() {
                     "(deadline), replicas out %llu\n",
                     static_cast<unsigned long long>(expected), nb_admitted, static_cast<unsigned long long>(lost),
                     static_cast<unsigned long long>(t.tier_misses[1]), static_cast<unsigned long long>(t.replicas_out));
+        out.write({{"bench", "joins"}, {"kind", "http_bulk"}, {"joins", 1000000}, {"seconds", http_s}, {"per_s", 1e6 / http_s},
+                   {"lost", lost}, {"what", "10 bulk HTTP requests of 100 000 into a streaming session"}});
 
         // C: single-listener adds over HTTP with keep-alive.
         control::session_params sp3;
@@ -344,11 +360,16 @@ int main() {
             const double s = secs(c0, clk::now());
             std::printf("http single add, keep-alive, %u client(s): %u requests in %.3f s: %.0f requests/s (%u failed)\n",
                         threads, threads * per_thread, s, threads * per_thread / s, fails.load());
+            out.write({{"bench", "joins"}, {"kind", "http_single"}, {"clients", threads}, {"joins", threads * per_thread},
+                       {"seconds", s}, {"per_s", threads * per_thread / s}, {"failed", fails.load()},
+                       {"what", "single listener adds over HTTP, keep-alive"}});
         };
         single(1, 2000);
         single(8, 1000);
         std::printf("RESULT joins_per_s=%.0f http_1m_joins_s=%.3f lost=%llu\n", joins_per_s, http_s,
                     static_cast<unsigned long long>(lost));
+        out.write({{"bench", "joins"}, {"kind", "result"}, {"joins_per_s", joins_per_s}, {"http_1m_joins_s", http_s},
+                   {"lost", lost}});
         std::fflush(stdout);
         cp.stop();
         r.stop();

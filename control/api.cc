@@ -2,7 +2,10 @@
 #include "api_parse.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -20,9 +23,11 @@
 #include <nlohmann/json.hpp>
 
 #include "audit.h"
+#include "capture.h"
 #include "counter_clear.h"
 #include "join_mint.h"
 #include "metrics.h"
+#include "relay.h"
 #include "tls_files.h"
 
 namespace stentor::control {
@@ -73,6 +78,16 @@ struct reply {
     // A join: answered once, after its publish, these listeners' next hops
     // have answered ARP (or limits.join_resolve_ms has passed: 202).
     std::vector<uint32_t> resolve;
+    // A file sent as the body (a capture's pcapng): libmicrohttpd reads it
+    // from the descriptor, which it closes.
+    int file_fd = -1;
+    uint64_t file_size = 0;
+    std::string file_name;     // Content-Disposition: attachment; filename=...
+
+    // The fields above in order, as every answer but a file gives them.
+    reply(int s = 200, std::string b = {}, std::string ct = "application/json", unsigned ra = 0, bool c = false,
+          std::vector<uint32_t> res = {})
+        : status(s), body(std::move(b)), content_type(std::move(ct)), retry_after(ra), commit(c), resolve(std::move(res)) {}
 };
 
 // replace: a string that is not UTF-8 must not make dump() throw.
@@ -170,9 +185,6 @@ struct api_server::impl {
     bool wstop = false;
     std::thread waiter;
 
-    // Join tokens: the [join] key the relay started with (restart to change).
-    const token_minter minter;
-
     // `clear counters`: what the reads subtract (never written into a counter).
     counter_baseline baseline;
 
@@ -180,7 +192,7 @@ struct api_server::impl {
     // stops; the key is wiped then (tls_files.h).
     std::string tls_cert_pem, tls_key_pem;
 
-    impl(control_plane& c, api_options o) : cp(c), opt(std::move(o)), minter(c.prof().join) {}
+    impl(control_plane& c, api_options o) : cp(c), opt(std::move(o)) {}
 
     void count(uint64_t api_stats::*f) { std::atomic_ref<uint64_t>(stats.*f).fetch_add(1, std::memory_order_relaxed); }
 
@@ -314,7 +326,7 @@ struct api_server::impl {
             ctx.audit_method = method;
             ctx.audit_url = url;
         }
-        if (!authorized(c)) {
+        if (route_is_metrics(url) ? !scrape_authorized(c) : !authorized(c)) {
             count(&api_stats::unauthorized);
             return send_audited(c, ctx, error_reply(401, "unauthorized", "missing or wrong bearer token"));
         }
@@ -429,8 +441,15 @@ struct api_server::impl {
 
     static MHD_Result send(MHD_Connection* c, const reply& r) {
         MHD_Response* resp =
-            MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
-        if (resp == nullptr) return MHD_NO;
+            r.file_fd >= 0
+                ? MHD_create_response_from_fd64(r.file_size, r.file_fd)
+                : MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
+        if (resp == nullptr) {
+            if (r.file_fd >= 0) ::close(r.file_fd);
+            return MHD_NO;
+        }
+        if (!r.file_name.empty())
+            MHD_add_response_header(resp, "Content-Disposition", ("attachment; filename=\"" + r.file_name + "\"").c_str());
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
         if (r.retry_after != 0)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, std::to_string(r.retry_after).c_str());
@@ -573,6 +592,17 @@ struct api_server::impl {
         return token_equal(std::string(v.substr(7)), opt.token);
     }
 
+    // /metrics: the admin token, the read-only metrics token, or nothing
+    // from a loopback address if the profile says so (docs/metrics.md).
+    bool scrape_authorized(MHD_Connection* c) const {
+        const char* h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        bool loopback = false;
+        if (const auto* ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+            ci != nullptr && ci->client_addr != nullptr && ci->client_addr->sa_family == AF_INET)
+            loopback = (ntohl(reinterpret_cast<const sockaddr_in*>(ci->client_addr)->sin_addr.s_addr) >> 24) == 127;
+        return scrape_allowed(h, loopback, opt.token, opt.metrics_token, opt.metrics_loopback_open);
+    }
+
     // A join is acknowledged (201) once it is forwarded to and its next hop
     // resolved: the listener hears the next packet. If the next hop has not
     // answered ARP within limits.join_resolve_ms the join stands but is
@@ -603,6 +633,9 @@ struct api_server::impl {
     // session exists; the MACs run outside it, one token_key for the batch
     // (100 000 tokens: about 0.1 s of one core, most of it the JSON).
     reply mint_tokens(uint32_t sid, const std::string& body) {
+        // The running minting key (a SIGHUP may rotate it), one for the batch.
+        const std::shared_ptr<const token_minter> held = cp.minter();
+        const token_minter& minter = *held;
         if (!minter.configured())
             fail(503, "not_configured", "join tokens are not configured: no [join] keys in the profile");
         const token_mint_request q = need(parse_token_mint(body, limits()));
@@ -648,6 +681,47 @@ struct api_server::impl {
                  "/api/v1/sessions/{id}/tokens");
     }
 
+    // /api/v1/captures (docs/capture.md). Stopping waits for the capture's
+    // file to be closed (a grace period and the last writes: milliseconds).
+    reply capture_route(const route& rt, const std::string& body) {
+        capture_manager& cm = cp.rel().captures();
+        switch (rt.kind) {
+        case route_kind::captures_list: {
+            json a = json::array();
+            for (const auto& ci : cm.list()) a.push_back(capture_json(ci));
+            return json_reply(200, {{"captures", a}});
+        }
+        case route_kind::capture_start:
+            return json_reply(201, capture_json(cm.start(need(parse_capture_start(body, limits())))));
+        case route_kind::capture_get: {
+            const auto ci = cm.info(rt.capture);
+            if (!ci) fail(404, "not_found", "no capture " + std::to_string(rt.capture));
+            return json_reply(200, capture_json(*ci));
+        }
+        case route_kind::capture_stop: return json_reply(200, capture_json(cm.stop(rt.capture)));
+        case route_kind::capture_delete: return json_reply(200, capture_json(cm.remove(rt.capture)));
+        case route_kind::capture_file: {
+            std::string why;
+            const auto path = cm.finished_file(rt.capture, &why);
+            if (!path) fail(cm.info(rt.capture) ? 409 : 404, cm.info(rt.capture) ? "not_ready" : "not_found", why);
+            // The path is the relay's own (capture.dir + a name it made).
+            const int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+            struct stat sb{};
+            if (fd < 0 || ::fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+                if (fd >= 0) ::close(fd);
+                fail(404, "not_found", "capture " + std::to_string(rt.capture) + ": its file is gone");
+            }
+            reply r{200, "", "application/x-pcapng"};
+            r.file_fd = fd;
+            r.file_size = static_cast<uint64_t>(sb.st_size);
+            r.file_name = path->substr(path->rfind('/') + 1);
+            return r;
+        }
+        default: break;
+        }
+        fail(500, "internal", "unhandled capture route");
+    }
+
     // The token has been checked (on_headers) when a route needs it.
     reply dispatch(MHD_Connection* c, const std::string& url, const std::string& method, const std::string& body,
                    bool has_body) {
@@ -658,7 +732,7 @@ struct api_server::impl {
             return json_reply(200, {{"status", "ok"}, {"published_version", cp.state().published_version()}});
         case route_kind::metrics: {
             const api_status st = status();
-            return {200, prometheus_text(cp, &st), "text/plain; version=0.0.4", 0, false, {}};
+            return {200, prometheus_text(cp, &st, opt.metrics), "text/plain; version=0.0.4", 0, false, {}};
         }
         // Counters read since the last clear (counter_clear.h); /metrics
         // and telemetry stay monotonic.
@@ -802,6 +876,12 @@ struct api_server::impl {
             if (rt.speaker) out["speaker"] = rt.ep_text;
             return write_reply(200, out);
         }
+        case route_kind::captures_list:
+        case route_kind::capture_start:
+        case route_kind::capture_get:
+        case route_kind::capture_stop:
+        case route_kind::capture_delete:
+        case route_kind::capture_file: return capture_route(rt, body);
         }
         fail(500, "internal", "unhandled route");
     }
@@ -821,6 +901,9 @@ api_options api_options_from(const api_config& c) {
     o.publish_wait = std::chrono::milliseconds(c.publish_wait_ms);
     o.tls_cert_file = c.tls_cert;
     o.tls_key_file = c.tls_key;
+    o.metrics_token = c.metrics_token;
+    o.metrics_loopback_open = c.metrics_loopback_open;
+    o.metrics = {c.metrics_top_sessions, c.metrics_top_speakers};
     return o;
 }
 

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "control_plane.h"
+#include "metrics.h"
 #include "stentor/dp_counters.h"
 
 namespace stentor::control {
@@ -44,6 +45,11 @@ struct api_options {
     // which the server refuses on any address but loopback (127.0.0.0/8).
     std::string tls_cert_file;
     std::string tls_key_file;
+    // /metrics (docs/metrics.md): a read-only token for it alone, scrapes
+    // from loopback without a token, and how many labelled series it shows.
+    std::string metrics_token;
+    bool metrics_loopback_open = false;
+    metrics_options metrics{};
 };
 
 // The options a profile's [api] section asks for.

@@ -359,6 +359,46 @@ parse_result<token_mint_request> parse_token_mint(std::string_view body, const p
     });
 }
 
+parse_result<capture_request> parse_capture_start(std::string_view body, const parse_limits& lim) {
+    return guarded([&] {
+        const json j = object_or_fail(body, lim.max_body, lim.max_depth);
+        only_fields(j, {"port", "direction", "session", "max_packets", "max_seconds", "max_bytes", "snaplen", "sample"});
+        capture_request r;
+        const bool by_port = j.contains("port"), by_session = j.contains("session");
+        if (by_port == by_session)
+            fail(400, "invalid", "give either \"port\" (with \"direction\") or \"session\" (its ingress)");
+        if (by_port) {
+            r.port = get_string(j, "port", "");
+            if (r.port.empty()) fail(400, "invalid", "\"port\" must be a port name");
+            const std::string dir = get_string(j, "direction", "");
+            if (dir == "rx") r.kind = capture_kind::port_rx;
+            else if (dir == "tx") r.kind = capture_kind::port_tx;
+            else fail(400, "invalid", "\"direction\" must be \"rx\" or \"tx\"");
+        } else {
+            if (j.contains("direction"))
+                fail(400, "invalid", "\"direction\" goes with \"port\": a session's capture is its ingress");
+            r.kind = capture_kind::session;
+            r.session = static_cast<uint32_t>(get_uint(j, "session", 0, 0xffffffffULL));
+            if (r.session == 0) fail(400, "invalid", "\"session\" must be a session id 1..4294967295");
+        }
+        // Present means at least 1: a zero bound is a mistake, not "none".
+        const auto opt = [&](const char* k, uint64_t min, uint64_t max) -> std::optional<uint64_t> {
+            if (!j.contains(k)) return std::nullopt;
+            const auto it = j.find(k);
+            if (!it->is_number_unsigned() || it->get<uint64_t>() < min || it->get<uint64_t>() > max)
+                fail(400, "invalid",
+                     std::string("\"") + k + "\" must be an integer " + std::to_string(min) + ".." + std::to_string(max));
+            return it->get<uint64_t>();
+        };
+        r.max_packets = opt("max_packets", 1, uint64_t{1} << 40);
+        r.max_seconds = opt("max_seconds", 1, 86400);
+        r.max_bytes = opt("max_bytes", 1, uint64_t{65536} << 20);
+        if (auto v = opt("snaplen", capture_snaplen_min, capture_snaplen_max)) r.snaplen = static_cast<uint32_t>(*v);
+        if (auto v = opt("sample", 1, capture_sample_max)) r.sample = static_cast<uint32_t>(*v);
+        return r;
+    });
+}
+
 size_t body_limit_for(std::string_view url, const parse_limits& lim) noexcept {
     return url.ends_with("/listeners/bulk") || url.ends_with("/listeners/bulk_delete") ? lim.max_bulk_body : lim.max_body;
 }
@@ -408,6 +448,8 @@ bool route_needs_auth(std::string_view url) {
     return !is_health(seg) && (is_metrics(seg) || is_api(seg));
 }
 
+bool route_is_metrics(std::string_view url) { return is_metrics(split_path(url)); }
+
 parse_result<route> parse_route(std::string_view method, std::string_view url, bool has_body) {
     return guarded([&] {
         const auto seg = split_path(url);
@@ -436,6 +478,7 @@ parse_result<route> parse_route(std::string_view method, std::string_view url, b
                 {"lcores", route_kind::lcores},     {"drops", route_kind::drops},
                 {"capacity", route_kind::capacity}, {"events", route_kind::events},
                 {"sessions", route_kind::sessions_list}, {"recordings", route_kind::recordings_list},
+                {"captures", route_kind::captures_list},
             };
             for (const auto& [name, kind] : reads)
                 if (res == name) {
@@ -448,6 +491,37 @@ parse_result<route> parse_route(std::string_view method, std::string_view url, b
             no_body();
             r.kind = route_kind::counters_clear;
             return r;
+        }
+        if (res == "captures") {
+            // /api/v1/captures[/{id}[/stop|/file]] (docs/capture.md)
+            if (n == 3) {
+                if (!post) fail(405, "method_not_allowed", "GET or POST");
+                r.kind = route_kind::capture_start;
+                return r;
+            }
+            const auto id = parse_uint(seg[3]);
+            if (!id || *id == 0 || *id > 0xffffffffULL) fail(404, "not_found", "no capture " + utf8_safe(seg[3]));
+            r.capture = static_cast<uint32_t>(*id);
+            if (n == 4) {
+                no_body();
+                if (get) r.kind = route_kind::capture_get;
+                else if (del) r.kind = route_kind::capture_delete;
+                else fail(405, "method_not_allowed", "GET or DELETE");
+                return r;
+            }
+            if (n == 5 && seg[4] == "stop") {
+                if (!post) fail(405, "method_not_allowed", "POST .../stop");
+                no_body();
+                r.kind = route_kind::capture_stop;
+                return r;
+            }
+            if (n == 5 && seg[4] == "file") {
+                if (!get) fail(405, "method_not_allowed", "GET .../file");
+                no_body();
+                r.kind = route_kind::capture_file;
+                return r;
+            }
+            no_resource(url);
         }
         if (res != "sessions") no_resource(url);
         if (n == 3) {

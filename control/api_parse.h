@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "capture.h"
 #include "state.h"
 
 namespace stentor::control {
@@ -103,6 +104,13 @@ parse_result<std::string> parse_srtp_activate(std::string_view body, const parse
 
 // The body limit that applies to a URL (the bulk one for .../listeners/bulk
 // and .../listeners/bulk_delete).
+// POST /api/v1/captures (docs/capture.md): {"port": NAME, "direction":
+// "rx"|"tx"} or {"session": ID}, and optional bounds. The values are checked
+// here for shape and range; against the relay (the port exists, the bounds
+// are within the profile's) by capture_manager::start.
+parse_result<capture_request> parse_capture_start(std::string_view body, const parse_limits& lim);
+
+// The body limit that applies to a URL (the bulk one for .../listeners/bulk).
 size_t body_limit_for(std::string_view url, const parse_limits& lim) noexcept;
 // 413 "body larger than N bytes".
 parse_error body_too_large(size_t limit);
@@ -143,6 +151,13 @@ enum class route_kind {
     sessions_list,
     recordings_list,
     counters_clear,
+    // /api/v1/captures: before session_get, the routes that name no session
+    captures_list,
+    capture_start,
+    capture_get,
+    capture_stop,
+    capture_file,
+    capture_delete,
     session_create,
     session_get,
     session_end,
@@ -167,11 +182,14 @@ struct route {
     std::string ep_text;        // the IP:PORT segment as given (speaker_del, listener_del)
     bool speaker = false;       // srtp_key_*: a speaker's key set (ep), else the session's
     std::string key_id;         // srtp_key_del
+    uint32_t capture = 0;       // capture_get, capture_stop, capture_file, capture_delete
 };
 
 // Whether the path needs the bearer token: everything but /api/v1/health,
 // and paths that are not the API at all (answered 404 without one).
 bool route_needs_auth(std::string_view url);
+// True for /metrics (it takes the metrics token too: docs/metrics.md).
+bool route_is_metrics(std::string_view url);
 
 // Method and path into a route. has_body: whether the request carried a
 // body (refused by requests that take none). The caller checks the token

@@ -497,7 +497,7 @@ void read_eal(const context& c, const toml::table& root, eal_config& eal) {
 void read_dataplane(const context& c, const toml::table& root, const eal_config& eal,
                     dataplane_config& dp) {
     const auto r = section(c, root, "dataplane",
-                           {"rx_lcores", "fanout_lcores", "service_lcores", "burst",
+                           {"rx_lcores", "fanout_lcores", "service_lcores", "join_lcores", "burst",
                             "frame_deadline_us", "tx_drain_us", "stats_interval_s", "idle",
                             "idle_sleep_max_us"});
     const auto& rx_node = r.require("rx_lcores");
@@ -509,8 +509,15 @@ void read_dataplane(const context& c, const toml::table& root, const eal_config&
         c.fail(fo_node, "dataplane.fanout_lcores", "no fanout lcore: fan-out needs at least one");
     lcore_list sv;
     if (const auto* n = r.find("service_lcores")) sv = read_lcores(c, *n, r.key_path("service_lcores"));
+    lcore_list jl;
+    if (const auto* n = r.find("join_lcores")) {
+        jl = read_lcores(c, *n, r.key_path("join_lcores"));
+        if (jl.ids.size() > max_join_lcores)
+            c.fail(*n, r.key_path("join_lcores"),
+                   fmt::format("{} join lcores; at most {}", jl.ids.size(), max_join_lcores));
+    }
 
-    const lcore_list* roles[] = {&rx, &fo, &sv};
+    const lcore_list* roles[] = {&rx, &fo, &sv, &jl};
     // The main lcore runs the control plane; a worker loop there would starve the API and RCU.
     for (const auto* l : roles)
         for (size_t i = 0; i < l->ids.size(); ++i)
@@ -534,9 +541,18 @@ void read_dataplane(const context& c, const toml::table& root, const eal_config&
         if (rx.contains(sv.ids[i]) || fo.contains(sv.ids[i]))
             c.fail(sv.where[i], sv.paths[i],
                    fmt::format("lcore {} is already an rx or fanout lcore", sv.ids[i]));
+    // A join lcore verifies what the RX lcores hand it and runs nothing
+    // else: on an rx or fan-out lcore it would be the very lcore it relieves,
+    // and a service lcore belongs to DPDK's service cores.
+    for (size_t i = 0; i < jl.ids.size(); ++i)
+        if (rx.contains(jl.ids[i]) || fo.contains(jl.ids[i]) || sv.contains(jl.ids[i]))
+            c.fail(jl.where[i], jl.paths[i],
+                   fmt::format("lcore {} is already an rx, fanout or service lcore; a join lcore is dedicated",
+                               jl.ids[i]));
     dp.rx_lcores = rx.ids;
     dp.fanout_lcores = fo.ids;
     dp.service_lcores = sv.ids;
+    dp.join_lcores = jl.ids;
 
     r.opt_uint("burst", dp.burst, 1, 256);
     // A deadline shorter than 1 ms would abandon almost every replica of a
@@ -645,11 +661,36 @@ void check_api_transport(const table_reader& r, const api_config& api) {
                                          api.listen_addr));
 }
 
+// [api] metrics_*: who may scrape /metrics and how many labelled series
+// it shows (docs/metrics.md).
+void read_api_metrics(const table_reader& r, api_config& api) {
+    r.opt_string("metrics_token", api.metrics_token);
+    if (!api.metrics_token.empty()) {
+        if (api.metrics_token.size() < min_token_len)
+            r.fail("metrics_token", fmt::format("the metrics token must be at least {} characters", min_token_len));
+        if (!std::all_of(api.metrics_token.begin(), api.metrics_token.end(), [](char ch) { return ch > ' ' && ch < 0x7f; }))
+            r.fail("metrics_token", "the metrics token must be printable ASCII without spaces (it travels in an HTTP header)");
+        // One token for both would make the read-only one an admin token.
+        if (api.metrics_token == api.token)
+            r.fail("metrics_token", "must differ from api.token: the metrics token only reads /metrics");
+    }
+    std::string auth = "token";
+    r.opt_string("metrics_auth", auth);
+    if (auth != "token" && auth != "loopback")
+        r.fail("metrics_auth", fmt::format("\"{}\": must be \"token\" (every scrape presents api.token or "
+                                           "api.metrics_token) or \"loopback\" (scrapes from 127.0.0.0/8 need none)",
+                                           auth));
+    api.metrics_loopback_open = auth == "loopback";
+    r.opt_uint("metrics_top_sessions", api.metrics_top_sessions, 0, 1000);
+    r.opt_uint("metrics_top_speakers", api.metrics_top_speakers, 0, 10000);
+}
+
 void read_api(const context& c, const toml::table& root, api_config& api) {
     const auto r = section(c, root, "api",
                            {"listen", "token", "threads", "max_connections", "max_connections_per_ip",
                             "idle_timeout_s", "body_timeout_s", "bodies_in_flight_mib", "publish_wait_ms", "tls_cert",
-                            "tls_key", "plain_http"});
+                            "tls_key", "plain_http", "metrics_token", "metrics_auth", "metrics_top_sessions",
+                            "metrics_top_speakers"});
     if (const auto* n = r.find("listen")) {
         const auto path = r.key_path("listen");
         const auto s = read_string(c, *n, path);
@@ -686,6 +727,7 @@ void read_api(const context& c, const toml::table& root, api_config& api) {
     r.opt_string("tls_key", api.tls_key);
     r.opt_bool("plain_http", api.plain_http);
     if (api.listen_port != 0) check_api_transport(r, api);
+    read_api_metrics(r, api);
 }
 
 void read_recording(const context& c, const toml::table& root, recording_config& rc) {
@@ -744,6 +786,30 @@ void read_journal(const context& c, const toml::table& root, journal_config& jc)
     if (jc.dir.size() > 3000) r.fail("dir", "path longer than 3000 characters");
     r.opt_bool("fsync", jc.fsync);
     r.opt_uint("compact_mib", jc.compact_mib, 1, 65536);
+}
+
+void read_capture(const context& c, const toml::table& root, const eal_config& eal, capture_config& cc) {
+    const auto r = section(c, root, "capture",
+                           {"dir", "pdump", "max_packets", "max_seconds", "max_mib", "ring_size", "mbufs", "keep"});
+    r.opt_string("dir", cc.dir);
+    // Absolute, as recording.dir: the API names a capture, never a path.
+    if (cc.dir.empty() || cc.dir.front() != '/') r.fail("dir", fmt::format("\"{}\" is not an absolute path", cc.dir));
+    if (cc.dir.size() > 3000) r.fail("dir", "path longer than 3000 characters");
+    r.opt_bool("pdump", cc.pdump);
+    // dpdk-dumpcap is a DPDK secondary process: it maps the primary's memory
+    // through the hugepage files under /dev/hugepages and the runtime
+    // directory. A --no-huge primary has neither to share.
+    if (cc.pdump && !eal.hugepages)
+        r.fail("pdump", "dpdk-dumpcap attaches as a DPDK secondary process, which needs eal.hugepages = true "
+                        "(a --no-huge relay has no shared memory to attach to); use `stentorctl capture` instead");
+    r.opt_uint("max_packets", cc.max_packets, 1, int64_t{1} << 40);
+    r.opt_uint("max_seconds", cc.max_seconds, 1, 86400);
+    r.opt_uint("max_mib", cc.max_mib, 1, 65536);
+    r.opt_uint("ring_size", cc.ring_size, 64, 1 << 20);
+    if ((cc.ring_size & (cc.ring_size - 1)) != 0)
+        r.fail("ring_size", fmt::format("{} is not a power of two", cc.ring_size));
+    r.opt_uint("mbufs", cc.mbufs, 63, 1 << 20);
+    r.opt_uint("keep", cc.keep, 1, 100000);
 }
 
 // A join key file (docs/join.md "Keys"): the secret as hex digits (at
@@ -1557,7 +1623,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     const toml::table root = parse_toml(c, text, path_for_messages);
     const table_reader top(c, root, root.source(), "",
                            {"eal", "dataplane", "port", "ingress", "limits", "api", "recording", "overload", "mixer",
-                            "journal", "join", "fleet", "srtp", "session"});
+                            "journal", "join", "fleet", "srtp", "capture", "session"});
     (void)top;
 
     profile p;
@@ -1575,6 +1641,11 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     read_journal(c, root, p.journal);
     read_join(c, root, p.join);
     read_srtp(c, root, p.srtp);
+    if (!p.dataplane.join_lcores.empty() && p.join.keys.empty()) {
+        const auto* n = root["dataplane"]["join_lcores"].node();
+        c.fail(n->source(), "dataplane.join_lcores", "join lcores but no join.keys: there are no joins to verify");
+    }
+    read_capture(c, root, p.eal, p.capture);
     read_ports(c, root, p);
     read_sessions(c, root, p);
     read_fleet(c, root, p.fleet, true);

@@ -37,10 +37,17 @@ struct eal_config {
     std::string log_level = "notice";      // --log-level
 };
 
+inline constexpr unsigned max_join_lcores = 16;   // dp::max_join_lcores (checked in relay.cc)
+
 struct dataplane_config {
     std::vector<unsigned> rx_lcores;       // lcores that poll RX queues (ingress)
     std::vector<unsigned> fanout_lcores;   // lcores that own listener shards (may equal rx)
     std::vector<unsigned> service_lcores;  // mixer / recorder service lcores (optional)
+    // Dedicated join lcores (optional; docs/join.md "Who checks what"):
+    // empty, RX lcores verify join requests themselves; else they hand
+    // them, after the cheap checks and their budget, to these lcores, which
+    // run the MACs. Each is its own lcore: no rx, fan-out or service role.
+    std::vector<unsigned> join_lcores;
     unsigned burst = 32;                   // RX/TX burst size (1..256)
     unsigned frame_deadline_us = 20000;    // replicas older than this are abandoned
     unsigned tx_drain_us = 100;            // TX buffers flushed at least this often
@@ -134,6 +141,15 @@ struct api_config {
     std::string tls_cert;
     std::string tls_key;
     bool plain_http = false;
+    // Scraping /metrics (docs/metrics.md): a read-only token that opens
+    // /metrics and nothing else (empty: only the admin token does), and
+    // whether a scrape from a loopback address needs a token at all.
+    std::string metrics_token;
+    bool metrics_loopback_open = false;    // metrics_auth = "loopback"
+    // Label cardinality: per-session series for the sessions with the
+    // most listeners, per-speaker series for their speakers, at most this many.
+    unsigned metrics_top_sessions = 20;
+    unsigned metrics_top_speakers = 100;
 };
 
 // The overload controller's thresholds (docs/admission.md, "Overload");
@@ -167,6 +183,20 @@ struct recording_config {
     unsigned max_tracks = 1024;                        // track files open in the whole relay
 };
 
+// [capture] (docs/capture.md): where `stentorctl capture` files are written,
+// the bounds every capture request is held to, and dpdk-dumpcap. Read at
+// start (a change needs a restart).
+struct capture_config {
+    std::string dir = "/var/lib/stentor/captures";   // pcapng files; the API names none
+    bool pdump = false;                 // rte_pdump_init: dpdk-dumpcap may attach (needs eal.hugepages)
+    uint64_t max_packets = 100000;      // a request may ask for fewer, never more
+    unsigned max_seconds = 60;
+    unsigned max_mib = 64;              // packet bytes written to one file
+    unsigned ring_size = 1024;          // copies in flight, workers -> writer (power of two)
+    unsigned mbufs = 2047;              // the copies' own mempool
+    unsigned keep = 16;                 // finished capture files kept; older ones are removed
+};
+
 // The write-ahead journal of the API's actions (control/journal.h). Off by
 // default: without it, sessions, speakers and listeners added through the
 // API are gone after a restart.
@@ -178,8 +208,9 @@ struct journal_config {
 
 // [join] (docs/join.md): the secrets join tokens are signed with, by key
 // id. Several keys at once are a rotation with overlap: tokens of every key
-// verify, new ones are minted with mint_key_id. Read at start (a change
-// needs a restart).
+// verify, new ones are minted with mint_key_id. keys, mint_key_id and
+// token_ttl_s reload live on SIGHUP (control_plane::reload); the rest is
+// read at start.
 inline constexpr unsigned join_max_ttl_s = 7 * 24 * 3600;
 inline constexpr size_t join_secret_min = 32;     // bytes (join::token_secret_min)
 inline constexpr size_t join_secret_max = 1024;   // bytes
@@ -283,6 +314,7 @@ struct profile {
     join_config join;
     srtp_config srtp;
     fleet_config fleet;
+    capture_config capture;
     std::vector<session_config> sessions;  // optional static section (labs, tests)
 };
 

@@ -16,6 +16,8 @@ control_plane::control_plane(relay& r, const profile& p, control_options o) : _r
     for (const auto& pr : r.ports()) _port_speeds.push_back(pr.speed_mbps);
     _adm = std::make_unique<admission>(admission_config_from(p, _port_speeds));
     _join_resolve_ms.store(p.limits.join_resolve_ms);
+    _join = p.join;
+    _minter = std::make_shared<const token_minter>(p.join);
     _ovl = std::make_unique<overload_controller>(r.state(), _adm.get(), o.overload);
     r.state().set_admission(_adm.get());
     // Rates read 0 until the first tick has two samples to compare.
@@ -98,6 +100,17 @@ std::vector<uint32_t> control_plane::wait_resolved(const std::vector<uint32_t>& 
 
 namespace {
 
+bool is_live_join_key(const std::string& key) {
+    return key == "join.keys" || key.starts_with("join.keys[") || key == "join.mint_key_id" ||
+           key == "join.token_ttl_s";
+}
+
+std::string ids_of(const join_config& jc) {
+    std::string ids;
+    for (const auto& k : jc.keys) ids += (ids.empty() ? "" : ", ") + std::to_string(k.id);
+    return ids;
+}
+
 // Why a setting cannot change while the relay runs; nullopt if it can.
 std::optional<std::string> why_not_live(const std::string& key) {
     static const char* const live_limits[] = {
@@ -114,9 +127,10 @@ std::optional<std::string> why_not_live(const std::string& key) {
     if (key.starts_with("limits.")) return "a table size allocated at start: needs a restart";
     if (key.starts_with("session[") || key == "session") return "static sessions are loaded at start: use the API, or restart";
     if (key.starts_with("api.")) return "the API listens with the settings it started with: needs a restart";
-    // Minting and verifying both hold the keys read at start; a key file's
-    // content is not in the profile text, so a SIGHUP would not see it change.
-    if (key.starts_with("join.")) return "join keys and token settings are read at start: needs a restart";
+    // The keys rotate live (reload() checks that some stay); the rest of
+    // [join] sizes and shapes the data plane and the desk at start.
+    if (is_live_join_key(key)) return std::nullopt;
+    if (key.starts_with("join.")) return "read at start (the verification budget, consent and mode): needs a restart";
     return "needs a restart (EAL, ports, lcores, ingress, recording and journal are set up at start)";
 }
 
@@ -137,6 +151,27 @@ control_plane::reload_result control_plane::reload(const profile& next, const st
             out.refused.push_back("mixer: " + *why);
             return out;
         }
+    const bool join_changed = std::any_of(changed.begin(), changed.end(), is_live_join_key);
+    const join_config running = running_join();
+    if (join_changed && running.keys.empty()) {
+        out.refused.push_back("join.keys: joins are off (the relay started without keys): needs a restart");
+        return out;
+    }
+    if (join_changed && next.join.keys.empty()) {
+        out.refused.push_back("join.keys: without any key nobody could join or refresh: keep at least one (turning "
+                              "joins off needs a restart)");
+        return out;
+    }
+    // The keys first: the only step that could still throw (a secret
+    // token_key refuses; the loader has checked them), before anything else
+    // changes.
+    if (join_changed) {
+        _r.set_join_keys(next.join);
+        auto m = std::make_shared<const token_minter>(next.join);
+        std::lock_guard g(_join_mu);
+        _join = next.join;
+        _minter = std::move(m);
+    }
     auto ac = admission_config_from(next, _port_speeds);
     _adm->reconfigure(ac);
     if (mixer_changed) _r.set_mix_settings(next.mixer);
@@ -147,6 +182,36 @@ control_plane::reload_result control_plane::reload(const profile& next, const st
     for (const auto& k : changed)
         if (k == "mixer.channels")
             out.notes.push_back(k + ": for mixes that start from now on; a running mix keeps its channel count");
+    if (join_changed) {
+        out.notes.push_back("join.keys: keys " + ids_of(next.join) + " live, minting with key " +
+                            std::to_string(next.join.mint_key_id) + ", tokens live " +
+                            std::to_string(next.join.token_ttl_s) + " s by default");
+        std::string removed;
+        for (const auto& k : running.keys)
+            if (next.join.key(k.id) == nullptr) removed += (removed.empty() ? "" : ", ") + std::to_string(k.id);
+        if (!removed.empty())
+            out.notes.push_back("join.keys: tokens of key " + removed +
+                                " are refused from now on (drop/join/unknown_key); listeners that joined with one "
+                                "are removed once silent for join.consent_timeout_s unless they renew");
+    }
+    return out;
+}
+
+std::shared_ptr<const token_minter> control_plane::minter() const {
+    std::lock_guard g(_join_mu);
+    return _minter;
+}
+
+join_config control_plane::running_join() const {
+    std::lock_guard g(_join_mu);
+    return _join;
+}
+
+std::vector<std::string> join_secret_changes(const join_config& running, const join_config& next) {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < next.keys.size(); ++i)
+        if (const join_key* k = running.key(next.keys[i].id); k != nullptr && k->secret != next.keys[i].secret)
+            out.push_back("join.keys[" + std::to_string(i) + "].secret");
     return out;
 }
 

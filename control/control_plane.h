@@ -24,6 +24,7 @@
 #include "admission.h"
 #include "config.h"
 #include "join_desk.h"
+#include "join_mint.h"
 #include "overload.h"
 #include "relay.h"
 #include "stentor/dp_counters.h"
@@ -50,6 +51,12 @@ struct control_options {
     std::chrono::microseconds min_publish_gap{500};     // batch window between publishes
     overload_options overload{};
 };
+
+// The keys of `next` that `running` holds under the same id with another
+// secret ("join.keys[i].secret"): a key file rewritten in place changes no
+// profile text, so changed_settings() cannot see it. stentord adds these to
+// a SIGHUP's changed settings.
+std::vector<std::string> join_secret_changes(const join_config& running, const join_config& next);
 
 class control_plane {
 public:
@@ -85,8 +92,11 @@ public:
     // Live: [limits] except table sizes, [overload], [mixer] (running
     // mixes take the new bitrate, complexity, jitter, concealment, timeout
     // and decoder cap at their next frame boundary; `channels` applies to
-    // sessions whose mix starts afterwards). Everything else needs a
-    // restart.
+    // sessions whose mix starts afterwards), and join.keys, mint_key_id and
+    // token_ttl_s on a relay that started with keys (the data plane
+    // verifies with the new key set once an RCU grace period has passed,
+    // new tokens are minted with the new minting key; at least one key must
+    // stay). Everything else needs a restart.
     struct reload_result {
         std::vector<std::string> applied;    // settings now in effect
         std::vector<std::string> refused;    // "setting: why", when the reload was refused
@@ -94,6 +104,11 @@ public:
     };
     reload_result reload(const profile& next, const std::vector<std::string>& changed);
     unsigned join_resolve_ms() const { return _join_resolve_ms.load(std::memory_order_relaxed); }
+    // Join tokens are minted with the running keys, which a SIGHUP may
+    // rotate: the minter of the moment (keep it for a whole batch), and the
+    // [join] settings the relay runs with now (prof().join is the start's).
+    std::shared_ptr<const token_minter> minter() const;
+    join_config running_join() const;
 
     relay& rel() { return _r; }
     relay_state& state() { return _r.state(); }
@@ -119,6 +134,9 @@ private:
     std::atomic<bool> _stop{false};
     std::atomic<uint64_t> _publishes{0};
     std::atomic<unsigned> _join_resolve_ms{0};
+    mutable std::mutex _join_mu;                        // _join and _minter (SIGHUP writes, API reads)
+    join_config _join;
+    std::shared_ptr<const token_minter> _minter;
     std::vector<uint32_t> _port_speeds;                 // reported at start (admission)
     mutable std::mutex _rates_mu;
     rate_view _rates;

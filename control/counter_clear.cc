@@ -54,10 +54,10 @@ std::vector<std::string> lcore_counter_names() {
 
 }  // namespace
 
-json nic_json(const std::optional<port_nic_counters>& n) {
-    if (!n) return nullptr;
-    return {{"ipackets", n->ipackets}, {"opackets", n->opackets}, {"ibytes", n->ibytes},       {"obytes", n->obytes},
-            {"imissed", n->imissed},   {"ierrors", n->ierrors},   {"oerrors", n->oerrors},     {"rx_nombuf", n->rx_nombuf}};
+json nic_json(const drivers::nic_stats& n) {
+    if (!n.valid) return nullptr;
+    return {{"ipackets", n.rx_packets}, {"opackets", n.tx_packets}, {"ibytes", n.rx_bytes},   {"obytes", n.tx_bytes},
+            {"imissed", n.rx_missed},   {"ierrors", n.rx_errors},   {"oerrors", n.tx_errors}, {"rx_nombuf", n.rx_nombuf}};
 }
 
 int64_t counter_baseline::clear(control_plane& cp, const api_status* api) {

@@ -30,7 +30,7 @@ struct api_status;
 
 // A port's NIC counters as the API shows them ("nic" of GET
 // /api/v1/ports): the rte_eth_stats names, null when the PMD keeps none.
-nlohmann::json nic_json(const std::optional<port_nic_counters>& n);
+nlohmann::json nic_json(const drivers::nic_stats& n);
 
 class counter_baseline {
 public:

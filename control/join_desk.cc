@@ -283,7 +283,7 @@ void join_desk::sweep(clock_t_::time_point now) {
     for (const auto& t : gone) {
         const addr_ref a = _by_token[t].addr;
         try {
-            _cp.state().listener_del(a.session_id, a.ip, a.port);
+            _cp.state().listener_del(a.session_id, a.ip, a.port, listener_removal::consent_expired);
         } catch (const action_error&) {
         }
         unbind(t);

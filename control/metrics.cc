@@ -1,20 +1,29 @@
 #include "metrics.h"
 
+#include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdio>
+#include <map>
+#include <strings.h>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include <rte_cycles.h>
+
 #include "api.h"
+#include "capture.h"
 #include "control_plane.h"
 #include "counter_clear.h"
+#include "stentor/dp_capture.h"
 #include "stentor/services/mixer.h"
 #include "stentor/services/recorder.h"
 #include "stentor/services/service_thread.h"
 #include "stats.h"
+#include "version.h"
 
 namespace stentor::control {
 
@@ -67,11 +76,16 @@ json srtp_keys_json(const std::vector<srtp_key_info>& keys) {
 }
 
 json session_json(const session_view& v, const relay* r) {
+    // What the data plane counted for a speaker (or all of a session's).
+    const auto traffic = [](const dp::dp_speaker_counts& c) {
+        return json{{"packets_in", c.packets}, {"bytes_in", c.bytes}, {"policed", c.policed}, {"auth_drops", c.auth_drops}};
+    };
     json sp = json::array();
     for (const auto& s : v.speakers) {
         json o{{"ip", s.ip6 ? format_ipv6(*s.ip6) : format_ipv4(s.ip)}, {"port", s.port}};
         o["ssrc"] = s.ssrc ? json(*s.ssrc) : json(nullptr);
         o["srtp_keys"] = srtp_keys_json(s.srtp_keys);
+        o["counters"] = traffic(s.counts);
         sp.push_back(std::move(o));
     }
     json tiers = json::array();
@@ -93,6 +107,13 @@ json session_json(const session_view& v, const relay* r) {
     o["srtp"] = {{"ingress", name_of(v.srtp_ingress.value_or(srtp_ingress_mode::off))},
                  {"egress", name_of(v.srtp_egress.value_or(srtp_egress_mode::off))},
                  {"keys", srtp_keys_json(v.srtp_keys)}};
+    // Since the session was created (docs/metrics.md, per-session series).
+    json counters = traffic(v.tally.speakers);
+    counters["joins"] = v.tally.joins;
+    counters["leaves"] = v.tally.leaves;
+    counters["consent_expired"] = v.tally.consent_expired;
+    counters["listeners_shed"] = v.tally.shed;
+    o["counters"] = counters;
     if (r != nullptr && v.mode == session_mode::mix) {
         // What the mixer's encoder runs with (libopus' own answer), null
         // until the session's first frame; the reason if the mix failed.
@@ -210,7 +231,7 @@ json ports_json(control_plane& cp) {
     const auto t = cp.totals();
     json a = json::array();
     const auto reps = cp.rel().ports();
-    const auto nics = cp.rel().nic_counters();
+    const auto nics = cp.rel().nic_stats();
     for (size_t i = 0; i < reps.size(); ++i) {
         const auto& p = reps[i];
         json o{{"name", p.name},       {"device", p.device},     {"driver", p.driver},
@@ -219,7 +240,9 @@ json ports_json(control_plane& cp) {
         o["rx_packets"] = i < dp::max_ports ? t.port_rx[i] : 0;
         o["tx_packets"] = i < dp::max_ports ? t.port_tx[i] : 0;
         if (i < rates.ports.size()) add_rates(o, port_rates, rates.ports[i]);
-        o["nic"] = i < nics.size() ? nic_json(nics[i]) : json(nullptr);   // counter_clear.h
+        // The NIC's own counters (rte_eth_stats) under testpmd's names; null
+        // if the PMD keeps none (counter_clear.h).
+        o["nic"] = i < nics.size() ? nic_json(nics[i]) : json(nullptr);
         a.push_back(std::move(o));
     }
     return {{"ports", a}, {"interval_s", rates.interval_s}};
@@ -279,6 +302,8 @@ json counter_help_json() {
     services("mixer/thread", svc::service_thread_stats{});
     services("recorder/thread", svc::service_thread_stats{});
     services("api", api_stats{});
+    services("capture", dp::capture_lcore_stats{});
+    services("capture", capture_stats{});
     return h;
 }
 
@@ -387,9 +412,143 @@ void gauges(exposition& x, const char* prefix, const rate_field<Item> (&fields)[
     }
 }
 
+// The process start, as a scraper tells restarts apart.
+const double g_start_unix_s =
+    std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+
+// What the rate gauges show, as counters in base units (rate() over them
+// gives the same numbers for any scrape interval), the NIC's own counters,
+// and what this binary is.
+void base_unit_families(exposition& x, control_plane& cp, const std::vector<dp::lcore_counters>& per,
+                        const std::vector<unsigned>& ids) {
+    const build_info b = build();
+    x.family("stentor_build_info", "gauge",
+             "Version, git revision and DPDK version of the running stentord (value always 1).")
+        .sample(1, lbl("version", b.version) + "," + lbl("revision", b.git_revision) + "," + lbl("dpdk", b.dpdk_runtime));
+    x.family("stentor_start_time_seconds", "gauge", "When this stentord started, Unix time in seconds.")
+        .sample(g_start_unix_s);
+
+    const double hz = static_cast<double>(rte_get_tsc_hz());
+    using cycles = uint64_t dp::lcore_counters::*;
+    for (const auto& [name, help, field] :
+         {std::tuple{"stentor_lcore_busy_seconds_total", "Seconds a worker lcore spent in loop iterations that did work "
+                                                         "(rate() is the busy ratio).", cycles{&dp::lcore_counters::busy_cycles}},
+          std::tuple{"stentor_lcore_idle_seconds_total", "Seconds a worker lcore spent in empty polls.",
+                     cycles{&dp::lcore_counters::idle_cycles}},
+          std::tuple{"stentor_lcore_stall_seconds_total",
+                     "Seconds a worker lcore did not run for longer than stall_us (preempted, steal time).",
+                     cycles{&dp::lcore_counters::stall_cycles}}}) {
+        x.family(name, "counter", help);
+        for (size_t i = 0; i < per.size(); ++i)
+            x.sample(hz > 0 ? static_cast<double>(per[i].*field) / hz : 0.0, lbl("lcore", std::to_string(ids[i])));
+    }
+
+    // The NIC's own counters (rte_eth_stats), as testpmd shows them.
+    const auto reps = cp.rel().ports();
+    const auto nics = cp.rel().nic_stats();
+    using nic_field = uint64_t drivers::nic_stats::*;
+    for (const auto& [name, help, field] : {
+             std::tuple{"stentor_port_nic_rx_packets_total", "Packets the NIC received (ipackets).",
+                        nic_field{&drivers::nic_stats::rx_packets}},
+             std::tuple{"stentor_port_nic_tx_packets_total", "Packets the NIC sent (opackets).",
+                        nic_field{&drivers::nic_stats::tx_packets}},
+             std::tuple{"stentor_port_nic_rx_bytes_total", "Bytes the NIC received (ibytes).",
+                        nic_field{&drivers::nic_stats::rx_bytes}},
+             std::tuple{"stentor_port_nic_tx_bytes_total", "Bytes the NIC sent (obytes).",
+                        nic_field{&drivers::nic_stats::tx_bytes}},
+             std::tuple{"stentor_port_nic_rx_missed_total",
+                        "Packets the NIC dropped: no RX descriptor free, the rx lcores did not poll in time (imissed).",
+                        nic_field{&drivers::nic_stats::rx_missed}},
+             std::tuple{"stentor_port_nic_rx_errors_total", "Erroneous packets the NIC received (ierrors).",
+                        nic_field{&drivers::nic_stats::rx_errors}},
+             std::tuple{"stentor_port_nic_tx_errors_total", "Packets the NIC failed to send (oerrors).",
+                        nic_field{&drivers::nic_stats::tx_errors}},
+             std::tuple{"stentor_port_nic_rx_nombuf_total", "Receive mbuf allocation failures (rx_nombuf).",
+                        nic_field{&drivers::nic_stats::rx_nombuf}}}) {
+        x.family(name, "counter", help);
+        for (size_t i = 0; i < nics.size() && i < reps.size(); ++i)
+            if (nics[i].valid) x.sample(nics[i].*field, lbl("port", reps[i].name));
+    }
+    x.family("stentor_port_link_up", "gauge", "1 while the port's link is up.");
+    for (const auto& p : reps) x.sample(p.link_up ? 1 : 0, lbl("port", p.name));
+    x.family("stentor_port_link_speed_bytes_per_second", "gauge", "The port's link speed as it reports it, in bytes/s.");
+    for (const auto& p : reps) x.sample(uint64_t{p.speed_mbps} * 125000, lbl("port", p.name));
+
+    // Admission's plan in base units (the _bps gauges above are bits/s).
+    const auto rep = cp.adm().report();
+    x.family("stentor_admission_port_capacity_bytes_per_second", "gauge", "Egress bytes/s admission plans with per port.");
+    for (const auto& p : rep.ports) x.sample(p.capacity_bps / 8, lbl("port", p.name));
+    x.family("stentor_admission_port_planned_bytes_per_second", "gauge", "Egress bytes/s of the admitted listeners per port.");
+    for (const auto& p : rep.ports) x.sample(p.used_bps / 8, lbl("port", p.name));
+
+    // The service threads that run the mixer and the recorder.
+    list_families(x, "stentor_mixer_thread_", "mixer thread: ",
+                  std::vector{std::pair{std::string(), cp.rel().mixer_thread_stats()}}, stats);
+    list_families(x, "stentor_recorder_thread_", "recorder thread: ",
+                  std::vector{std::pair{std::string(), cp.rel().recorder_thread_stats()}}, stats);
+    std::map<std::string, uint64_t> by_state;
+    for (const auto& r : cp.rel().recordings()) ++by_state[r.state];
+    x.family("stentor_recordings", "gauge", "Recordings this stentord holds, by state.");
+    for (const auto& [st, n] : by_state) x.sample(n, lbl("state", st));
+}
+
+// Per-session and per-speaker series, bounded (docs/metrics.md, "Label
+// cardinality"): the sessions with the most listeners, and their speakers.
+void session_families(exposition& x, const std::vector<session_view>& all, const metrics_options& mo) {
+    const auto top = top_sessions(all, mo.top_sessions);
+    std::vector<std::pair<const session_view*, const speaker_view*>> speakers;
+    for (const auto* s : top)
+        for (const auto& sp : s->speakers)
+            if (speakers.size() < mo.top_speakers) speakers.emplace_back(s, &sp);
+    x.family("stentor_metrics_sessions_exported", "gauge",
+             "Sessions shown with per-session series (the api.metrics_top_sessions with the most listeners).")
+        .sample(top.size());
+    x.family("stentor_metrics_speakers_exported", "gauge",
+             "Speakers shown with per-speaker series (of those sessions, at most api.metrics_top_speakers).")
+        .sample(speakers.size());
+    const auto sid = [](const session_view* s) { return lbl("session", std::to_string(s->id)); };
+    x.family("stentor_session_info", "gauge", "A session's name and mode (value always 1).");
+    for (const auto* s : top)
+        x.sample(1, sid(s) + "," + lbl("name", s->name) + "," + lbl("mode", std::string(name_of(s->mode))));
+    x.family("stentor_session_listeners", "gauge", "Listeners of the session.");
+    for (const auto* s : top) x.sample(s->nb_listeners, sid(s));
+    x.family("stentor_session_speakers", "gauge", "Registered speakers of the session.");
+    for (const auto* s : top) x.sample(s->speakers.size(), sid(s));
+    using tally_field = uint64_t session_tally::*;
+    using counts_field = uint64_t dp::dp_speaker_counts::*;
+    const std::tuple<const char*, const char*, counts_field> traffic[] = {
+        {"packets_in_total", "speaker RTP packets accepted (passed every check and the policer)", &dp::dp_speaker_counts::packets},
+        {"bytes_in_total", "bytes of those RTP packets (RTP header to padding)", &dp::dp_speaker_counts::bytes},
+        {"policed_total", "speaker packets dropped by the speaker's token bucket", &dp::dp_speaker_counts::policed},
+        {"auth_drops_total",
+         "packets from a speaker's address refused as not its stream (SSRC mismatch, RTP sequence or timestamp "
+         "implausible, duplicate, SSRC change)",
+         &dp::dp_speaker_counts::auth_drops},
+    };
+    for (const auto& [suffix, help, field] : traffic) {
+        x.family(std::string("stentor_session_") + suffix, "counter", std::string("Per session: ") + help + ".");
+        for (const auto* s : top) x.sample(s->tally.speakers.*field, sid(s));
+    }
+    for (const auto& [suffix, help, field] : {
+             std::tuple{"joins_total", "listeners added (API, bulk, token join, static)", tally_field{&session_tally::joins}},
+             std::tuple{"leaves_total", "listeners removed by a delete or a token leave", tally_field{&session_tally::leaves}},
+             std::tuple{"consent_expired_total", "token listeners removed after join.consent_timeout_s of silence",
+                        tally_field{&session_tally::consent_expired}},
+             std::tuple{"listeners_shed_total", "listeners shed by the overload controller", tally_field{&session_tally::shed}}}) {
+        x.family(std::string("stentor_session_") + suffix, "counter", std::string("Per session: ") + help + ".");
+        for (const auto* s : top) x.sample(s->tally.*field, sid(s));
+    }
+    for (const auto& [suffix, help, field] : traffic) {
+        x.family(std::string("stentor_speaker_") + suffix, "counter", std::string("Per speaker: ") + help + ".");
+        for (const auto& [s, sp] : speakers)
+            x.sample(sp->counts.*field,
+                     sid(s) + "," + lbl("speaker", format_peer(sp->ip, sp->ip6, sp->port)));
+    }
+}
+
 }  // namespace
 
-std::string prometheus_text(control_plane& cp, const api_status* api) {
+std::string prometheus_text(control_plane& cp, const api_status* api, const metrics_options& mo) {
     std::string o;
     o.reserve(32768);
     exposition x(o);
@@ -430,6 +589,10 @@ std::string prometheus_text(control_plane& cp, const api_status* api) {
     // The services' stats lists (stentor/services/mixer.h, recorder.h).
     list_families(x, "stentor_mixer_", "mixer: ", std::vector{std::pair{std::string(), cp.rel().mix_stats()}}, stats);
     list_families(x, "stentor_recorder_", "recorder: ", std::vector{std::pair{std::string(), cp.rel().rec_stats()}}, stats);
+    // Packet capture (docs/capture.md): the workers' copies and the writer's.
+    list_families(x, "stentor_capture_", "capture: ",
+                  std::vector{std::pair{std::string(), cp.rel().captures().worker_stats()}}, stats);
+    list_families(x, "stentor_capture_", "capture: ", std::vector{std::pair{std::string(), cp.rel().captures().stats()}}, stats);
     if (auto* d = cp.desk()) {
         list_families(x, "stentor_join_", "join desk: ", std::vector{std::pair{std::string(), d->stats()}}, stats);
         x.family("stentor_join_bindings", "gauge", "Listeners joined by token and under consent.").sample(d->bindings());
@@ -476,7 +639,36 @@ std::string prometheus_text(control_plane& cp, const api_status* api) {
         x.family("stentor_api_writes_waiting", "gauge", "Writes whose publish has not completed yet.")
             .sample(api->writes_waiting);
     }
+
+    base_unit_families(x, cp, per, ids);
+    session_families(x, sessions, mo);
     return o;
+}
+
+std::vector<const session_view*> top_sessions(const std::vector<session_view>& all, size_t n) {
+    std::vector<const session_view*> v;
+    v.reserve(all.size());
+    for (const auto& s : all) v.push_back(&s);
+    const auto first = [](const session_view* a, const session_view* b) {
+        return a->nb_listeners != b->nb_listeners ? a->nb_listeners > b->nb_listeners : a->id < b->id;
+    };
+    n = std::min(n, v.size());
+    std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n), v.end(), first);
+    v.resize(n);
+    return v;
+}
+
+bool scrape_allowed(const char* authorization, bool peer_is_loopback, const std::string& admin_token,
+                    const std::string& metrics_token, bool loopback_open) {
+    if (loopback_open && peer_is_loopback) return true;
+    if (authorization == nullptr) return false;
+    std::string_view v(authorization);
+    if (v.size() < 7 || strncasecmp(v.data(), "Bearer ", 7) != 0) return false;
+    const std::string presented(v.substr(7));
+    // Both compared, whichever matches, so the time says nothing about which.
+    const bool admin = token_equal(presented, admin_token);
+    const bool scrape = !metrics_token.empty() && token_equal(presented, metrics_token);
+    return admin || scrape;
 }
 
 }  // namespace stentor::control

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -40,6 +41,26 @@ nlohmann::json counter_help_json();
 // the list); drop reasons are stentor_drops_total{reason} with their help
 // in stentor_drop_reason_info{reason,help}. With `api`, the API's counters
 // (stentor_api_<field>_total, from STENTOR_FOREACH_API_STAT) and gauges.
-std::string prometheus_text(control_plane& cp, const api_status* api = nullptr);
+//
+// Then (docs/metrics.md) counters in base units for what the gauges above
+// show as rates (stentor_lcore_{busy,idle,stall}_seconds_total, the NIC's
+// stentor_port_nic_*_total), stentor_build_info, and per-session and
+// per-speaker series for the `top_sessions` sessions with the most
+// listeners and at most `top_speakers` of their speakers.
+struct metrics_options {
+    unsigned top_sessions = 20;
+    unsigned top_speakers = 100;
+};
+std::string prometheus_text(control_plane& cp, const api_status* api = nullptr, const metrics_options& o = {});
+
+// The sessions that get per-session series: the `n` with the most
+// listeners, ties to the lower id, in that order.
+std::vector<const session_view*> top_sessions(const std::vector<session_view>& all, size_t n);
+
+// Who may read /metrics: the admin token, the metrics token (if set), or
+// anyone from a loopback address when `loopback_open`. `authorization` is
+// the request's Authorization header (nullptr: none).
+bool scrape_allowed(const char* authorization, bool peer_is_loopback, const std::string& admin_token,
+                    const std::string& metrics_token, bool loopback_open);
 
 }  // namespace stentor::control

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <stdexcept>
 #include <tuple>
 
 #include <rte_cycles.h>
@@ -16,6 +18,7 @@
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
+#include "capture.h"
 #include "drivers.h"
 #include "flow.h"
 #include "stentor/dp_shared.h"
@@ -26,6 +29,26 @@
 
 namespace stentor::control {
 
+namespace {
+
+// One published set of join keys: the table the lcores read and the keys it
+// points to, built and freed together.
+struct join_key_table {
+    std::vector<std::unique_ptr<join::token_key>> keys;
+    dp::dp_join_keys table{};
+};
+
+std::unique_ptr<join_key_table> make_join_key_table(const join_config& jc) {
+    auto t = std::make_unique<join_key_table>();
+    for (const auto& k : jc.keys) {
+        t->keys.push_back(std::make_unique<join::token_key>(k.secret.data(), k.secret.size()));
+        t->table.by_id[k.id] = t->keys.back().get();
+    }
+    return t;
+}
+
+}  // namespace
+
 struct relay::impl {
     profile prof;
     relay_options opt;
@@ -35,6 +58,7 @@ struct relay::impl {
     dp::dp_neigh* neigh = nullptr;
     rte_rcu_qsbr* rcu = nullptr;
     dp::dp_policer* policers = nullptr;
+    dp::dp_session_counts* session_counts = nullptr;
     std::vector<dp::worker_config> cfgs;
     std::vector<rte_ring*> rings;
     dp::lcore_counters* counters = nullptr;
@@ -56,9 +80,13 @@ struct relay::impl {
     bool filters_tried = false;
     unsigned rcu_mixer_id = 0;
     unsigned rcu_recorder_id = 0;
-    // Join token keys by key id, as the RX lcores read them (dp_shared::join_keys).
-    std::vector<std::unique_ptr<join::token_key>> join_keys;
-    std::array<const join::token_key*, 256> join_key_by_id{};
+    // Join token keys by key id, as the lcores read them (dp_shared::join_keys).
+    std::unique_ptr<join_key_table> join_keys;
+    std::mutex join_keys_mu;   // one writer at a time (SIGHUP)
+    // Packet capture: its writer and the workers' dp_capture. Destroyed
+    // before the workers' state it reads and after the workers stopped.
+    std::unique_ptr<capture_manager> capture;
+    bool pdump = false;   // rte_pdump_init was called (capture.pdump)
 
     void on_session(uint32_t id, bool ended);
     void stop_services();
@@ -66,6 +94,8 @@ struct relay::impl {
     ~impl() {
         for (auto* w : local) dp::worker_destroy(w);
         local.clear();
+        capture.reset();
+        if (pdump) drivers::pdump_uninit();
         stop_services();
         mixer.reset();
         rec.reset();
@@ -78,6 +108,7 @@ struct relay::impl {
             rte_ring_free(r);
         }
         rte_free(policers);
+        rte_free(session_counts);
         rte_free(rcu);
         std::free(neigh);
         rte_free(counters);
@@ -118,6 +149,7 @@ svc::mix_settings mix_settings_of(const mixer_settings& m) {
 
 void relay::impl::on_session(uint32_t id, bool ended) {
     if (ended) {
+        if (capture) capture->session_ended(id);
         rec->session_ended(id);
         return;
     }
@@ -150,22 +182,30 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
     im.opt = o;
     const auto& dpc = p.dataplane;
 
-    // Worker lcores: the union of RX and fan-out roles, in order.
+    // Worker lcores: the union of RX and fan-out roles, in order (each owns
+    // TX queue <its index> on every port), then the dedicated join lcores
+    // (which never send).
     std::vector<unsigned> lcores = dpc.rx_lcores;
     for (unsigned l : dpc.fanout_lcores)
         if (std::find(lcores.begin(), lcores.end(), l) == lcores.end()) lcores.push_back(l);
     std::sort(lcores.begin(), lcores.end());
+    const unsigned nb_tx_workers = static_cast<unsigned>(lcores.size());
+    if (nb_tx_workers == 0) throw drivers::driver_error("no worker lcores (dataplane.rx_lcores/fanout_lcores)");
+    static_assert(max_join_lcores == dp::max_join_lcores);
+    if (dpc.join_lcores.size() > dp::max_join_lcores) throw drivers::driver_error("too many join lcores");
+    if (!dpc.join_lcores.empty() && p.join.keys.empty())
+        throw drivers::driver_error("dataplane.join_lcores without join.keys");
+    lcores.insert(lcores.end(), dpc.join_lcores.begin(), dpc.join_lcores.end());
     const unsigned nb_workers = static_cast<unsigned>(lcores.size());
-    if (nb_workers == 0) throw drivers::driver_error("no worker lcores (dataplane.rx_lcores/fanout_lcores)");
 
     const int socket = static_cast<int>(rte_socket_id());
     im.pool = drivers::make_pool("stentor_mbufs", p.eal.mbufs, p.eal.mbuf_cache, socket);
 
     for (size_t i = 0; i < p.ports.size(); ++i) {
         const auto& pc = p.ports[i];
-        if (pc.tx_queues < nb_workers)
+        if (pc.tx_queues < nb_tx_workers)
             throw drivers::driver_error("port " + pc.name + ": tx_queues=" + std::to_string(pc.tx_queues) +
-                                        " but " + std::to_string(nb_workers) +
+                                        " but " + std::to_string(nb_tx_workers) +
                                         " worker lcores each need their own TX queue");
         if (pc.rx_queues < dpc.rx_lcores.size())
             throw drivers::driver_error("port " + pc.name + ": rx_queues=" + std::to_string(pc.rx_queues) +
@@ -252,10 +292,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         // Joins (dp_join.h): verified requests to the control plane's join
         // desk, responses back to the ARP owner. 16 Ki entries hold 80 ms
         // of a 200 k/s consent load with the desk stalled on a publish.
-        for (const auto& k : p.join.keys) {
-            im.join_keys.push_back(std::make_unique<join::token_key>(k.secret.data(), k.secret.size()));
-            im.join_key_by_id[k.id] = im.join_keys.back().get();
-        }
+        im.join_keys = make_join_key_table(p.join);
         rte_ring* jr = rte_ring_create("stentor_join", 16384, socket, RING_F_SC_DEQ);
         rte_ring* jo = rte_ring_create("stentor_join_out", 16384, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
         if (jr == nullptr || jo == nullptr) throw drivers::driver_error("join ring create failed");
@@ -263,8 +300,17 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         im.rings.push_back(jo);
         im.shared.join_ring = jr;
         im.shared.join_reply_ring = jo;
-        im.shared.join_keys = im.join_key_by_id.data();
+        im.shared.join_keys.store(&im.join_keys->table, std::memory_order_release);
         im.shared.join_verify_per_s = p.join.verify_per_s;
+        // One hand-off ring per dedicated join lcore (RX lcores produce).
+        for (size_t j = 0; j < dpc.join_lcores.size(); ++j) {
+            const std::string name = "stentor_jv" + std::to_string(j);
+            rte_ring* r = rte_ring_create(name.c_str(), o.join_handoff_ring_size, socket, RING_F_SC_DEQ);
+            if (r == nullptr) throw drivers::driver_error("ring " + name + " create failed");
+            im.rings.push_back(r);
+            im.shared.join_handoff[j] = r;
+        }
+        im.shared.nb_join_lcores = static_cast<uint32_t>(dpc.join_lcores.size());
     }
     // Service rings: many RX lcores produce, one service thread consumes.
     {
@@ -295,6 +341,12 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
     im.shared.policers = im.policers;
     im.shared.nb_policers = p.limits.max_speakers;
     im.shared.nb_rx_queues = static_cast<uint32_t>(std::max<size_t>(1, dpc.rx_lcores.size()));
+    im.session_counts = static_cast<dp::dp_session_counts*>(
+        rte_zmalloc("stentor_session_counts",
+                    sizeof(dp::dp_session_counts) * p.limits.max_sessions * im.shared.nb_rx_queues, RTE_CACHE_LINE_SIZE));
+    if (im.session_counts == nullptr) throw std::bad_alloc();
+    im.shared.session_counts = im.session_counts;
+    im.shared.nb_session_counts = p.limits.max_sessions;
     for (unsigned t = 0; t < nb_workers; ++t) {
         dp::worker_config c;
         c.lcore_id = lcores[t];
@@ -306,12 +358,18 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         c.arp_owner = c.do_rx && c.rx_queue == 0;
         c.do_fanout = fo_it != dpc.fanout_lcores.end();
         c.fanout_shard = c.do_fanout ? static_cast<int>(fo_it - dpc.fanout_lcores.begin()) : -1;
-        c.tx_queue = static_cast<uint16_t>(t);
+        c.tx_queue = static_cast<uint16_t>(t < nb_tx_workers ? t : 0);   // a join lcore never sends
+        if (t >= nb_tx_workers) {
+            c.do_join = true;
+            c.join_in = im.shared.join_handoff[t - nb_tx_workers];
+        }
         c.burst = dpc.burst;
         c.deadline_cycles = hz * dpc.frame_deadline_us / 1000000;
         c.drain_cycles = hz * dpc.tx_drain_us / 1000000;
         c.replica_budget = o.replica_budget;
+        if (o.iteration_budget != 0) c.iteration_budget = o.iteration_budget;
         c.arp_reachable_ms = o.arp_reachable_ms;
+        c.mi_mode = o.join_mi_mode;
         c.idle_adaptive = dpc.idle_adaptive;
         c.idle_sleep_max_us = dpc.idle_sleep_max_us;
         for (size_t i = 0; i < im.ports.size(); ++i)
@@ -321,6 +379,25 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         c.counters = &im.counters[t];
         c.shared = &im.shared;
         im.cfgs.push_back(c);
+    }
+    {
+        std::vector<std::string> names;
+        for (const auto& pc : p.ports) names.push_back(pc.name);
+        im.capture = std::make_unique<capture_manager>(
+            p.capture, capture_identity{"stentord", p.eal.file_prefix}, im.shared, nb_workers,
+            std::move(names), [&im](uint32_t sid) -> std::optional<unsigned> {
+                if (!im.state) return std::nullopt;
+                const auto v = im.state->session(sid);
+                if (!v) return std::nullopt;
+                return v->udp_port;
+            });
+        im.shared.capture = im.capture->dp();
+    }
+    if (p.capture.pdump) {
+        // dpdk-dumpcap (a secondary process) asks this process over EAL's
+        // IPC to copy a queue's packets to it; nothing runs until it does.
+        drivers::pdump_init();
+        im.pdump = true;
     }
     im.state = std::make_unique<relay_state>(p, im.shared, nb_shards);
     im.state->set_session_observer([&im](uint32_t id, bool ended) { im.on_session(id, ended); });
@@ -380,6 +457,9 @@ void relay::start() {
 
 void relay::stop() {
     auto& im = *_impl;
+    // A running capture is closed first, while the workers still report
+    // quiescent states (its writer waits for a grace period).
+    if (im.capture) im.capture->stop_all("relay_stopping");
     if (im.running) {
         im.shared.stop.store(true, std::memory_order_relaxed);
         for (auto& c : im.cfgs) rte_eal_wait_lcore(c.lcore_id);
@@ -405,6 +485,23 @@ uint64_t relay::set_mix_settings(const mixer_settings& m) { return _impl->mixer-
 svc::mix_settings relay::mix_settings() const { return _impl->mixer->settings(); }
 uint64_t relay::mix_settings_version() const { return _impl->mixer->settings_version(); }
 recorder_stats relay::rec_stats() const { return _impl->rec->stats(); }
+
+std::vector<unsigned> relay::set_join_keys(const join_config& jc) {
+    auto& im = *_impl;
+    if (im.join_keys == nullptr) throw std::logic_error("joins are off: the relay started without join keys");
+    if (jc.keys.empty()) throw std::logic_error("no join keys: joins cannot be switched off while the relay runs");
+    auto next = make_join_key_table(jc);   // throws before anything changes
+    std::lock_guard g(im.join_keys_mu);
+    im.shared.join_keys.store(&next->table, std::memory_order_release);
+    // Every lcore that could hold the old table passes a quiescent state
+    // first (without RCU, launch=false, the workers run on this thread).
+    if (im.rcu != nullptr) rte_rcu_qsbr_synchronize(im.rcu, RTE_QSBR_THRID_INVALID);
+    im.join_keys = std::move(next);   // the old keys' destructors wipe them
+    std::vector<unsigned> ids;
+    for (unsigned id = 0; id < 256; ++id)
+        if (im.join_keys->table.by_id[id] != nullptr) ids.push_back(id);
+    return ids;
+}
 
 unsigned relay::poll() {
     unsigned work = 0;
@@ -482,6 +579,7 @@ std::vector<std::string> relay::refresh_flow_filters() {
 dp::dp_shared& relay::shared() { return _impl->shared; }
 
 relay_state& relay::state() { return *_impl->state; }
+capture_manager& relay::captures() { return *_impl->capture; }
 rte_mempool* relay::pool() const { return _impl->pool; }
 
 dp::lcore_counters relay::totals() const {
@@ -515,6 +613,7 @@ counter_list relay::counters(bool include_zero) const {
     };
     append_stats(out, "mixer/thread", thread_stats(_impl->mixer_thread), include_zero);
     append_stats(out, "recorder/thread", thread_stats(_impl->recorder_thread), include_zero);
+    _impl->capture->append_counters(out, include_zero);
     return out;
 }
 
@@ -525,17 +624,18 @@ counter_list relay::port_counters() const {
     return out;
 }
 
-std::vector<std::optional<port_nic_counters>> relay::nic_counters() const {
-    std::vector<std::optional<port_nic_counters>> out;
-    for (const auto& p : _impl->ports) {
-        drivers::nic_counters n;
-        if (drivers::port_nic_counters(p.port_id, n))
-            out.push_back(port_nic_counters{n.ipackets, n.opackets, n.ibytes, n.obytes, n.imissed, n.ierrors, n.oerrors,
-                                            n.rx_nombuf});
-        else
-            out.emplace_back();
-    }
+std::vector<drivers::nic_stats> relay::nic_stats() const {
+    std::vector<drivers::nic_stats> out;
+    for (auto& p : _impl->ports) out.push_back(drivers::port_nic_stats(p.port_id));
     return out;
+}
+
+svc::service_thread_stats relay::mixer_thread_stats() const {
+    return _impl->mixer_thread ? _impl->mixer_thread->stats() : svc::service_thread_stats{};
+}
+
+svc::service_thread_stats relay::recorder_thread_stats() const {
+    return _impl->recorder_thread ? _impl->recorder_thread->stats() : svc::service_thread_stats{};
 }
 
 std::vector<port_report> relay::ports() const {

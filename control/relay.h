@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config.h"
+#include "drivers.h"
 #include "stentor/services/recorder.h"
 #include "state.h"
 #include "stats.h"
@@ -22,9 +23,12 @@ namespace stentor::svc {
 struct mixer_stats;
 struct mix_settings;
 struct mix_encoder_report;
+struct service_thread_stats;
 }  // namespace stentor::svc
 
 namespace stentor::control {
+
+class capture_manager;
 
 // What the services report, as the control plane's faces (API, CLI,
 // metrics) name them.
@@ -36,6 +40,7 @@ using svc::track_stats;
 struct relay_options {
     bool launch = true;                 // run workers on their lcores (else: poll())
     uint32_t replica_budget = 0;        // test knob, see worker_config
+    uint32_t iteration_budget = 0;      // bench knob: replicas per loop iteration (0: worker_config's default)
     uint32_t arp_reachable_ms = 0;      // test knob, see worker_config
     unsigned nb_workers_override = 0;   // launch=false: number of worker contexts (default: from profile)
     std::string recording_dir{};        // empty: the profile's [recording] dir
@@ -43,6 +48,12 @@ struct relay_options {
     // ~160 ms (recorder) of 1000 speakers; tests shrink them to overflow.
     unsigned mixer_ring_size = 4096;
     unsigned record_ring_size = 8192;
+    // Each dedicated join lcore's hand-off ring (dataplane.join_lcores): ~2 ms
+    // of what one join lcore verifies; tests shrink it to overflow.
+    unsigned join_handoff_ring_size = 4096;
+    // MESSAGE-INTEGRITY of a burst (dp::worker_config::mi_mode): 0 in the
+    // widest lanes the CPU has, 1 one by one (benchmarks compare the two).
+    uint8_t join_mi_mode = 0;
 };
 
 struct port_report {
@@ -56,13 +67,6 @@ struct port_report {
     uint64_t rx_offloads;
     uint64_t tx_offloads;
     bool rx_intr = false;       // idle workers wait for its Rx interrupt (dataplane.idle = "adaptive")
-};
-
-// A port's own counters as its PMD keeps them (rte_eth_stats): what
-// testpmd's "show port stats" prints. `missed`: frames the NIC dropped for
-// want of a free RX descriptor; `rx_nombuf`: RX mbuf allocation failures.
-struct port_nic_counters {
-    uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf;
 };
 
 // The profile's [mixer] section as the mixer takes it.
@@ -111,6 +115,15 @@ public:
     uint64_t mix_settings_version() const;
     recorder_stats rec_stats() const;
 
+    // SIGHUP: the join token keys the data plane verifies with, replaced
+    // whole (docs/join.md "Keys and rotation"): the new table is published,
+    // an RCU grace period passes (no lcore still reads the old one), then
+    // the old keys are wiped and freed. Only on a relay that started with
+    // keys, and `jc` must hold at least one (throws std::logic_error, and
+    // std::invalid_argument for a secret token_key refuses; nothing changes
+    // then). Returns the key ids now held.
+    std::vector<unsigned> set_join_keys(const join_config& jc);
+
     // Install (or re-install, when the speaker set changed) the rte_flow
     // ingress filter on every port that supports it; the software validator
     // always runs regardless. Returns one status line per port. Slow path:
@@ -118,6 +131,8 @@ public:
     std::vector<std::string> refresh_flow_filters();
 
     relay_state& state();
+    // Packet captures (capture.h, docs/capture.md).
+    capture_manager& captures();
     // What the planes share (the join desk takes requests from its rings).
     dp::dp_shared& shared();
     rte_mempool* pool() const;
@@ -126,9 +141,13 @@ public:
     std::vector<unsigned> worker_lcores() const;
     counter_list counters(bool include_zero) const;
     counter_list port_counters() const;  // ethdev basic + extended stats, prefixed port/<name>/
+    // The NIC's basic counters of each port, in profile order.
+    std::vector<drivers::nic_stats> nic_stats() const;
+    // The mixer's and the recorder's service threads (zeros with launch=false).
+    svc::service_thread_stats mixer_thread_stats() const;
+    svc::service_thread_stats recorder_thread_stats() const;
     std::vector<port_report> ports() const;
     // By port index; nullopt for a port whose PMD keeps no counters.
-    std::vector<std::optional<port_nic_counters>> nic_counters() const;
 
     struct impl;
 

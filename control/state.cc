@@ -205,6 +205,7 @@ struct session_state : session_params {
     srtp_keyset_model srtp_tx;                          // egress: the session key(s)
     std::map<uint32_t, srtp_keyset_model> speaker_keys; // ingress, by speaker slot
     srtp::keyset* srtp_tx_published = nullptr;
+    session_tally tally{};                // joins, leaves, ... (the speakers' counts come from the data plane)
 
     // Streams each listener receives: every speaker's in a forward session
     // (planned as one before the first speaker arrives), the mix otherwise.
@@ -242,6 +243,7 @@ struct relay_state::impl {
     std::map<uint32_t, std::unique_ptr<session_state>> sessions;   // by id
     std::vector<session_state*> by_index;
     std::vector<uint32_t> free_index;
+    bool replay = false;                                            // journal replay: not counted in session tallies
     uint64_t nb_listeners = 0;
     uint64_t next_seq = 1;
     uint64_t next_generation = 1;
@@ -995,6 +997,13 @@ struct relay_state::impl {
         for (auto& sp : v.speakers)
             if (auto it = s.speaker_keys.find(sp.slot); it != s.speaker_keys.end()) sp.srtp_keys = it->second.info(false);
         v.srtp_keys = s.srtp_tx.info(true);
+        // Read under the mutex: a slot's entries are zeroed (speaker_add)
+        // only under it, so these are this speaker's.
+        if (sh.policers != nullptr)
+            for (auto& sp : v.speakers)
+                for (uint32_t q = 0; q < sh.nb_rx_queues; ++q) sp.counts += dp::speaker_counts_of(dp::policer_of(sh, q, sp.slot));
+        v.tally = s.tally;
+        v.tally.speakers = dp::session_counts_of(sh, s.index, s.generation);
         return v;
     }
 };
@@ -1206,6 +1215,7 @@ void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, 
             im.adm->admit(session_id, s.per_listener(), jc);
         }
         im.add_listener(s, ip, port, tier, by_token);
+        if (!im.replay) ++s.tally.joins;
         if (im.jr != nullptr) jr::encode_listener_add(session_id, {ip, port, tier, by_token}, im.jr_pending);
         im.mark_changed();
     } catch (const action_error& e) {
@@ -1238,6 +1248,7 @@ void relay_state::listener_add(uint32_t session_id, const listener_spec& l) {
             im.adm->admit(session_id, s.per_listener(), jc);
         }
         im.add_listener6(s, *l.ip6, l.port, l.tier, l.by_token);
+        if (!im.replay) ++s.tally.joins;
         if (im.jr != nullptr) jr::encode_listener_add(session_id, l, im.jr_pending);
         im.mark_changed();
     } catch (const action_error& e) {
@@ -1255,6 +1266,7 @@ void relay_state::listener_del(uint32_t session_id, const listener_addr& a) {
     const auto k = im.key_of(s, 0, a.ip6, a.port);
     if (!k) throw action_error(error_code::not_found, "no listener " + format_endpoint6(*a.ip6, a.port));
     im.remove_listener(s, s.listeners.find(*k));
+    if (!im.replay) ++s.tally.leaves;
     im.journal_record(jr::rec_listener_del{session_id, 0, a.port, a.ip6});
     im.mark_changed();
 }
@@ -1331,6 +1343,7 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
             else
                 im.add_listener(s, it.ip, it.port, it.tier, it.by_token);
         }
+        if (!im.replay) s.tally.joins += items.size();
         if (!items.empty()) {
             if (im.jr != nullptr) jr::encode_listener_add_bulk(session_id, items, im.jr_pending);
             im.mark_changed();
@@ -1341,7 +1354,7 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
     }
 }
 
-void relay_state::listener_del(uint32_t session_id, uint32_t ip, unsigned port) {
+void relay_state::listener_del(uint32_t session_id, uint32_t ip, unsigned port, listener_removal why) {
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
     im.check_journal();
@@ -1350,6 +1363,7 @@ void relay_state::listener_del(uint32_t session_id, uint32_t ip, unsigned port) 
     if (it == s.listeners.end())
         throw action_error(error_code::not_found, "no listener " + format_ipv4(ip) + ":" + std::to_string(port));
     im.remove_listener(s, it);
+    if (!im.replay) ++(why == listener_removal::consent_expired ? s.tally.consent_expired : s.tally.leaves);
     im.journal_record(jr::rec_listener_del{session_id, ip, port});
     im.mark_changed();
 }
@@ -1427,6 +1441,7 @@ std::vector<shed_record> relay_state::shed_newest(unsigned tier, size_t k) {
         im.addr_of(key, &rec.ip, &rec.port, &rec.ip6);
         out.push_back(rec);
         im.remove_listener(*s, it);
+        ++s->tally.shed;
     }
     if (!victims.empty()) {
         // Shedding protects the listeners that stay: it goes on while the
@@ -1468,6 +1483,7 @@ void relay_state::set_journal(journal* j) {
 
 void relay_state::set_replay(bool on) {
     std::lock_guard g(_impl->mu);
+    _impl->replay = on;
     if (_impl->adm != nullptr) _impl->adm->set_replay(on);
 }
 

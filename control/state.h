@@ -57,6 +57,22 @@ struct speaker_view {
     uint32_t slot = 0;               // policer slot in the data plane
     std::vector<srtp_key_info> srtp_keys;   // ids, suites, MKIs: never the keys
     std::optional<ipv6_addr> ip6 = std::nullopt;    // a speaker on IPv6 (ip 0)
+    // What the data plane counted for this speaker since it was added
+    // (its policer entries, summed over the RX queues; docs/metrics.md).
+    dp::dp_speaker_counts counts{};
+};
+
+// Why a listener leaves (relay_state::listener_del): counted per session.
+enum class listener_removal : uint8_t { leave, consent_expired };
+
+// What happened to a session since it was created (monotonic; a restart
+// starts them again). Exported per session by /metrics and telemetry.
+struct session_tally {
+    dp::dp_speaker_counts speakers{};   // its speakers' packets (data plane, dp_session_counts)
+    uint64_t joins = 0;                 // listeners added: API, bulk, token join, static (not journal replay)
+    uint64_t leaves = 0;                // listeners removed by a delete or a token leave
+    uint64_t consent_expired = 0;       // token listeners removed after consent_timeout_s of silence
+    uint64_t shed = 0;                  // listeners removed by the overload controller
 };
 
 // A session as created: its params with the id, name, udp_port and
@@ -67,6 +83,7 @@ struct session_view : session_params {
     uint64_t nb_listeners6 = 0;      // of nb_listeners, those on IPv6
     std::vector<speaker_view> speakers;
     std::vector<srtp_key_info> srtp_keys;   // egress (session) keys, the active one marked
+    session_tally tally{};
 };
 
 // Which key set an SRTP key action is about: the session's (egress) or a
@@ -94,7 +111,8 @@ public:
     // by_token: the listener joined by token (the join desk); journaled
     // with it, so that after a restart it is under consent again.
     void listener_add(uint32_t session_id, uint32_t ip, unsigned port, unsigned tier, bool by_token = false);
-    void listener_del(uint32_t session_id, uint32_t ip, unsigned port);
+    void listener_del(uint32_t session_id, uint32_t ip, unsigned port,
+                      listener_removal why = listener_removal::leave);
     // All or nothing: every item is validated (and admitted) before any is
     // added, so a refusal names the first bad item and changes nothing.
     void listener_add_bulk(uint32_t session_id, const std::vector<listener_spec>& items);

@@ -39,6 +39,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ctl_doc.h"
+#include "stentorctl_capture.h"
 
 #ifndef STENTOR_VERSION
 #define STENTOR_VERSION "unknown"
@@ -442,6 +443,7 @@ void print_runtime(const json& j) {
         {"ingress", "ingress_calls", "rx_packets", "ingress_cycles"},
         {"fanout", "fanout_calls", "fanout_replicas", "fanout_cycles"},
         {"neigh", "neigh_calls", "neigh_packets", "neigh_cycles"},
+        {"join", "join_calls", "join_requests", "join_cycles"},
     };
     bool first = true;
     for (const auto& l : j["lcores"]) {
@@ -546,6 +548,7 @@ struct options {
     std::string api = "127.0.0.1:8080";
     std::string token, token_file, cacert;
     bool as_json = false;
+    stentorctl::capture_args capture;   // stentorctl capture ... (stentorctl_capture.h)
     // commands
     uint32_t sid = 0;
     uint64_t offset = 0, limit = 100;
@@ -925,6 +928,14 @@ void build(CLI::App& app, options& o, std::vector<command>& commands, CLI::Optio
             std::printf("counters cleared%s\n", since_note(j).c_str());
             return exit_ok;
         });
+
+    // capture ... (stentorctl_capture.cc registers its tree; the leaves
+    // first, since `capture` itself is parsed along with any of them).
+    stentorctl::add_capture_command(app, o.capture);
+    for (CLI::App* a : {o.capture.list, o.capture.show, o.capture.stop, o.capture.fetch, o.capture.rm, o.capture.cmd})
+        commands.push_back({a, [&o](const api_client& c) {
+                                return stentorctl::run_capture(o.capture, c.where(), c.token, c.cacert, o.as_json);
+                            }});
 
     // Every command but the ones that print JSON anyway takes --json too
     // (a global option: accepted in any position through fallthrough).

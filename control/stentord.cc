@@ -52,7 +52,9 @@ void reload(const std::string& path, std::string& running_text, stentor::control
         spdlog::error("reload: refused: {}", e.what());
         return;
     }
-    const auto changed = control::changed_settings(running_text, text);
+    auto changed = control::changed_settings(running_text, text);
+    // A key file rewritten in place changes no text; its secret does count.
+    for (auto& k : control::join_secret_changes(cp.running_join(), next.join)) changed.push_back(std::move(k));
     if (changed.empty()) {
         spdlog::info("reload: {}: nothing changed", path);
         return;

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 
-#include <rte_cycles.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
@@ -15,19 +14,16 @@
 namespace stentor::dp {
 namespace {
 
-inline bool jobs_full(const worker* w) noexcept { return w->nb_free == 0; }
-
-void finish_front(worker* w) noexcept {
-    const uint32_t id = w->order[w->order_head];
-    w->order_head = (w->order_head + 1) % max_jobs;
-    --w->order_count;
-    w->free_ids[w->nb_free++] = id;
+// The two circular lists of job ids (lcore.h): short jobs in arrival order,
+// long jobs round robin.
+inline void list_push(uint32_t* q, uint32_t head, uint32_t& count, uint32_t id) noexcept {
+    q[(head + count) % max_jobs] = id;
+    ++count;
 }
 
-void rotate_front(worker* w) noexcept {
-    const uint32_t id = w->order[w->order_head];
-    w->order_head = (w->order_head + 1) % max_jobs;
-    w->order[(w->order_head + w->order_count - 1) % max_jobs] = id;
+inline void list_pop(uint32_t& head, uint32_t& count) noexcept {
+    head = (head + 1) % max_jobs;
+    --count;
 }
 
 // The listeners this job did not reach: counted per tier as misses.
@@ -121,8 +117,8 @@ uint32_t run_list6(worker* w, fanout_job& j, const dp_listener6_list* l, uint32_
 // SinglePort: every next hop is on port 0 (the common shape, chosen once at
 // start-up): the template is fixed and a whole group goes to TX at once.
 template <bool SinglePort>
-uint32_t run_slice(worker* w, const dp_snapshot& s, uint32_t budget, bool* finished) noexcept {
-    fanout_job& j = w->jobs[w->order[w->order_head]];
+uint32_t run_slice(worker* w, const dp_snapshot& s, fanout_job& j, uint32_t budget, uint64_t now,
+                   bool* finished) noexcept {
     *finished = false;
     if (j.session_index >= s.nb_sessions || s.sessions[j.session_index]->generation != j.generation) {
         *finished = true;     // session ended or replaced: nothing left to serve
@@ -130,7 +126,6 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, uint32_t budget, bool* finis
     }
     const dp_session* sess = s.sessions[j.session_index];
     const int shard = w->cfg.fanout_shard;
-    const uint64_t now = rte_rdtsc();
     if (now > j.deadline_tsc || (w->cfg.replica_budget != 0 && j.done >= w->cfg.replica_budget)) {
         abandon(w, sess, j);
         *finished = true;
@@ -226,20 +221,39 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, uint32_t budget, bool* finis
     return visited;
 }
 
-unsigned run_jobs(worker* w, const dp_snapshot& s, unsigned slices, uint32_t* built) noexcept {
+// Serve jobs until `budget` replicas are visited or none is left: short jobs
+// first, in arrival order, each to its end; then long jobs, one slice each,
+// round robin. A short job waits for no long job's slice, so a small
+// session's added latency does not grow with the big sessions on the lcore
+// (bench/workload_harness, latency); under overload the long jobs reach
+// their deadline first and their misses are counted per tier.
+unsigned run_jobs(worker* w, const dp_snapshot& s, uint64_t now, uint32_t budget, uint32_t* built) noexcept {
+    const bool single = w->sh->nb_ports == 1;
     unsigned work = 0;
-    while (w->order_count > 0 && slices-- > 0) {
+    while (budget > 0) {
+        const bool is_short = w->fresh_count > 0;
+        if (!is_short && w->order_count == 0) break;
+        const uint32_t id = is_short ? w->fresh[w->fresh_head] : w->order[w->order_head];
+        const uint32_t cap = is_short ? budget : std::min(budget, w->cfg.slice);
         bool finished = false;
-        const fanout_job& j = w->jobs[w->order[w->order_head]];
+        fanout_job& j = w->jobs[id];
         const uint32_t done = j.done;
-        work += w->sh->nb_ports == 1 ? run_slice<true>(w, s, w->cfg.slice, &finished)
-                                     : run_slice<false>(w, s, w->cfg.slice, &finished);
-        *built += j.done - done;   // read before finish_front hands the job back
-        if (finished)
-            finish_front(w);
-        else if (w->order_count > 1)
-            rotate_front(w);
-        ++work;
+        const uint32_t visited = single ? run_slice<true>(w, s, j, cap, now, &finished)
+                                        : run_slice<false>(w, s, j, cap, now, &finished);
+        *built += j.done - done;
+        budget -= std::min(budget, std::max<uint32_t>(visited, 1));
+        work += visited + 1;
+        if (is_short) {
+            if (!finished) continue;   // budget spent: it goes on first next time
+            list_pop(w->fresh_head, w->fresh_count);
+        } else {
+            list_pop(w->order_head, w->order_count);
+            if (!finished) {
+                list_push(w->order, w->order_head, w->order_count, id);   // to the back
+                continue;
+            }
+        }
+        w->free_ids[w->nb_free++] = id;
     }
     return work;
 }
@@ -247,8 +261,14 @@ unsigned run_jobs(worker* w, const dp_snapshot& s, unsigned slices, uint32_t* bu
 // Speaker-packet messages from an ingress lcore or the mixer.
 unsigned drain_in_ring(worker* w, const dp_snapshot* s, uint64_t now) noexcept {
     if (w->cfg.in_ring == nullptr) return 0;
+    // No more than the job slots any packet may take (the reserve is for
+    // short jobs, and a message's size is known only once it is taken): the
+    // rest wait in the ring (whose producers count ring_full) instead of
+    // being taken and dropped as jobs_full.
+    if (w->nb_free <= short_job_reserve) return 0;
+    const unsigned want = std::min(w->cfg.burst, w->nb_free - short_job_reserve);
     void* objs[max_burst];
-    const unsigned n = rte_ring_sc_dequeue_burst(w->cfg.in_ring, objs, w->cfg.burst, nullptr);
+    const unsigned n = rte_ring_sc_dequeue_burst(w->cfg.in_ring, objs, want, nullptr);
     for (unsigned i = 0; s != nullptr && i < n; ++i) {
         const rte_mbuf* m = static_cast<const rte_mbuf*>(objs[i]);
         const dp_session* sess = message_session_of(*s, m);
@@ -267,14 +287,20 @@ unsigned drain_in_ring(worker* w, const dp_snapshot* s, uint64_t now) noexcept {
 void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uint16_t rtp_len,
                       uint64_t now) noexcept {
     const uint32_t shard = static_cast<uint32_t>(w->cfg.fanout_shard);
-    if (!has_listeners(sess, shard)) return;
+    uint32_t slots = 0;
+    for (unsigned t = 0; t < max_tiers; ++t) {
+        if (const dp_listener_list* l = sess.lists[shard][t]) slots += l->nb_slots;
+        if (const dp_listener6_list* l = sess.lists6[shard][t]) slots += l->nb_slots;   // IPv6 listeners count alike
+    }
+    if (slots == 0) return;
     // The ingress drops larger speaker packets (same reason); this keeps a
     // message from another producer from overrunning the template.
     if (rtp_len > max_frame_bytes - wire::l2l3l4) [[unlikely]] {
         ++w->c->drop(drop_reason::rtp_too_large);
         return;
     }
-    if (jobs_full(w)) {
+    const bool is_short = slots <= w->cfg.slice;
+    if (w->nb_free <= (is_short ? 0u : short_job_reserve)) {
         ++w->c->drop(drop_reason::jobs_full);
         return;
     }
@@ -311,13 +337,15 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
             w->c->drop(drop_reason::ipv6_too_big) += live;
         }
     }
-    w->order[(w->order_head + w->order_count) % max_jobs] = id;
-    ++w->order_count;
+    if (is_short)
+        list_push(w->fresh, w->fresh_head, w->fresh_count, id);
+    else
+        list_push(w->order, w->order_head, w->order_count, id);
 }
 
-unsigned fanout_poll(worker* w, const dp_snapshot* s, uint64_t now, unsigned slices, uint32_t* built) noexcept {
+unsigned fanout_poll(worker* w, const dp_snapshot* s, uint64_t now, uint32_t budget, uint32_t* built) noexcept {
     unsigned work = drain_in_ring(w, s, now);
-    if (s != nullptr) work += run_jobs(w, *s, slices, built);
+    if (s != nullptr) work += run_jobs(w, *s, now, budget, built);
     return work;
 }
 

@@ -7,7 +7,8 @@
 // into the snapshot across loop iterations, so the lcore can report an RCU
 // quiescent state every iteration even while a million-listener packet is
 // half done. Jobs are served in slices, round robin, so a small session's
-// packet is not stuck behind a huge one; a job past its deadline is abandoned
+// packet is not stuck behind a huge one (and a job of one slice or less is
+// served before any long job's next slice); a job past its deadline is abandoned
 // and the listeners it did not reach are counted per tier.
 #pragma once
 
@@ -34,10 +35,12 @@ inline bool has_listeners(const dp_session& sess, uint32_t shard) noexcept {
 void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uint16_t rtp_len,
                       uint64_t now) noexcept;
 
-// Take messages from the lcore's in_ring and serve the jobs round robin, one
-// slice each, for up to `slices` slices. Returns the work done (messages
-// taken, slots visited, slices run); adds the replicas built to *built.
-unsigned fanout_poll(worker* w, const dp_snapshot* s, uint64_t now, unsigned slices, uint32_t* built) noexcept;
+// Take messages from the lcore's in_ring (no more than there are free jobs)
+// and serve the jobs until about `budget` replicas are visited: short jobs
+// (one slice or less) first, then long ones a slice each, round robin.
+// Returns the work done (messages taken, slots visited, slices run); adds
+// the replicas built to *built.
+unsigned fanout_poll(worker* w, const dp_snapshot* s, uint64_t now, uint32_t budget, uint32_t* built) noexcept;
 
 void fanout_init(worker* w) noexcept;
 void fanout_release(worker* w) noexcept;   // free what is left in the in_ring

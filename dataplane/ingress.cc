@@ -7,6 +7,7 @@
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
+#include "capture.h"
 #include "fanout.h"
 #include "join.h"
 #include "neigh.h"
@@ -84,64 +85,33 @@ bool police(worker* w, dp_policer& b, const dp_flow& f, uint16_t bytes, uint64_t
     return true;
 }
 
-bool rtp_accept(worker* w, const dp_snapshot& s, rte_mbuf* m, const parse_result& pr, const dp_flow* f,
-                uint64_t now) noexcept;
-
-// An accepted RTP packet of a registered flow. Returns true when the mbuf
-// was handed on (the mixer owns it), false when the caller frees it.
-bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, const parse_result& pr,
-               uint64_t now) noexcept {
-    lcore_counters* c = w->c;
-    const dp_flow* f = find_flow(s, flow_key(pr.src_ip_be, pr.src_port_be, pr.dst_port_be));
-    if (f == nullptr) {
-        ++c->drop(drop_reason::unknown_flow);
-        return false;
+// The drop reason of an RTP stream verdict other than accept/resync.
+constexpr drop_reason implausible_reason(rtp_verdict v) noexcept {
+    switch (v) {
+    case rtp_verdict::ts_jump: return drop_reason::rtp_ts_jump;
+    case rtp_verdict::duplicate: return drop_reason::rtp_duplicate;
+    case rtp_verdict::ssrc_change: return drop_reason::rtp_ssrc_change;
+    default: return drop_reason::rtp_seq_jump;
     }
-    if (f->has_ssrc && f->ssrc_be != pr.ssrc_be) {
-        ++c->drop(drop_reason::ssrc_mismatch);
-        return false;
-    }
-    if (!udp_checksum_ok(m, d, pr)) {
-        ++c->drop(drop_reason::udp_checksum);
-        return false;
-    }
-    return rtp_accept(w, s, m, pr, f, now);
 }
 
-// The same for a speaker on IPv6: its flow by the whole key (source address,
-// source port, destination port; dp_flow6), then the same path as IPv4's
-// from the size check on: SRTP, plausibility, policer, the same message and
-// the same fan-out, so its replicas carry the RTP bytes IPv4 ones do.
-bool rtp_input6(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, const parse_result& pr,
-                uint64_t now) noexcept {
-    lcore_counters* c = w->c;
-    const uint8_t* ip6 = d + pr.l3_off;
-    const dp_flow* f = find_flow6(s, ip6 + 8, pr.src_port_be, pr.dst_port_be);
-    if (f == nullptr) {
-        ++c->drop(drop_reason::unknown_flow);
-        return false;
+// The drop reason of an SRTP verdict other than ok.
+constexpr drop_reason srtp_reason(srtp::verdict v) noexcept {
+    switch (v) {
+    case srtp::verdict::truncated: return drop_reason::srtp_truncated;
+    case srtp::verdict::unknown_mki: return drop_reason::srtp_mki;
+    case srtp::verdict::replay: return drop_reason::srtp_replay;
+    default: return drop_reason::srtp_auth;
     }
-    if (f->has_ssrc && f->ssrc_be != pr.ssrc_be) {
-        ++c->drop(drop_reason::ssrc_mismatch);
-        return false;
-    }
-    // The UDP checksum was verified by the validator (parse_udp6: mandatory
-    // over IPv6, checked in software for every packet; no NIC verdict used).
-    return rtp_accept(w, s, m, pr, f, now);
 }
 
-bool rtp_accept(worker* w, const dp_snapshot& s, rte_mbuf* m, const parse_result& pr, const dp_flow* f,
-                uint64_t now) noexcept {
+// A packet of a registered flow `f`, either family: the UDP checksum
+// (IPv4 only; over IPv6 the validator verified it, parse_udp6), then one path
+// for both. Returns true when the mbuf was handed on (the mixer owns it),
+// false when the caller frees it.
+bool rtp_flow_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, const parse_result& pr,
+                    const dp_flow* f, bool check_udp, uint64_t now) noexcept {
     lcore_counters* c = w->c;
-    // The fan-out builds every replica from a fixed-size template (one
-    // 1536-byte frame, replica.h); a larger packet cannot be forwarded, so it
-    // is dropped here, counted, before it moves the stream or the bucket
-    // (with room for the SRTP tag and MKI when the session protects).
-    const dp_session* sess = s.sessions[f->session_index];
-    if (pr.rtp_len > max_frame_bytes - wire::l2l3l4 - (sess->srtp_egress ? srtp::max_trailer : 0)) [[unlikely]] {
-        ++c->drop(drop_reason::rtp_too_large);
-        return false;
-    }
     // The slot is always in range (the control plane allocates slots below
     // limits.max_speakers); a flow outside it would be neither checked nor
     // policed, so refuse it rather than trust it.
@@ -149,7 +119,32 @@ bool rtp_accept(worker* w, const dp_snapshot& s, rte_mbuf* m, const parse_result
         ++c->drop(drop_reason::unknown_flow);
         return false;
     }
+    // The speaker's entry (bucket, stream, counts) and its session's counts:
+    // this lcore's own (one writer each, dp_snapshot.h / dp_shared.h).
     dp_policer& e = policer_of(*w->sh, w->cfg.rx_queue, f->speaker_index);
+    const dp_session* sess = s.sessions[f->session_index];
+    dp_speaker_counts* sc = session_counts_for(*w->sh, w->cfg.rx_queue, sess->index, sess->generation);
+    dp_speaker_counts scratch;
+    if (sc == nullptr) [[unlikely]]
+        sc = &scratch;
+    if (f->has_ssrc && f->ssrc_be != pr.ssrc_be) {
+        ++c->drop(drop_reason::ssrc_mismatch);
+        ++e.counts.auth_drops;
+        ++sc->auth_drops;
+        return false;
+    }
+    if (check_udp && !udp_checksum_ok(m, d, pr)) {
+        ++c->drop(drop_reason::udp_checksum);
+        return false;
+    }
+    // The fan-out builds every replica from a fixed-size template (one
+    // 1536-byte frame, replica.h); a larger packet cannot be forwarded, so it
+    // is dropped here, counted, before it moves the stream or the bucket
+    // (with room for the SRTP tag and MKI when the session protects).
+    if (pr.rtp_len > max_frame_bytes - wire::l2l3l4 - (sess->srtp_egress ? srtp::max_trailer : 0)) [[unlikely]] {
+        ++c->drop(drop_reason::rtp_too_large);
+        return false;
+    }
     uint8_t* rtp = rte_pktmbuf_mtod_offset(m, uint8_t*, pr.rtp_off);
     uint16_t rtp_len = pr.rtp_len;
     // SRTP (docs/srtp.md): the cheap checks first (length, MKI, replay
@@ -165,12 +160,12 @@ bool rtp_accept(worker* w, const dp_snapshot& s, rte_mbuf* m, const parse_result
             ++c->drop(drop_reason::srtp_no_key);
             return false;
         }
-        switch (srtp::rx_check(*ks, e.srtp_rx, rtp, rtp_len, pr.payload_off - pr.rtp_off, &plan)) {
-        case srtp::verdict::ok: break;
-        case srtp::verdict::truncated: ++c->drop(drop_reason::srtp_truncated); return false;
-        case srtp::verdict::unknown_mki: ++c->drop(drop_reason::srtp_mki); return false;
-        case srtp::verdict::replay: ++c->drop(drop_reason::srtp_replay); return false;
-        case srtp::verdict::auth: ++c->drop(drop_reason::srtp_auth); return false;
+        const srtp::verdict sv = srtp::rx_check(*ks, e.srtp_rx, rtp, rtp_len, pr.payload_off - pr.rtp_off, &plan);
+        if (sv != srtp::verdict::ok) {
+            ++c->drop(srtp_reason(sv));
+            ++e.counts.auth_drops;
+            ++sc->auth_drops;
+            return false;
         }
     }
     // Before the policer: a blind spoofer's guesses must not spend the real
@@ -181,28 +176,18 @@ bool rtp_accept(worker* w, const dp_snapshot& s, rte_mbuf* m, const parse_result
     dp_rtp_track track = e.rtp;
     const rtp_verdict rv = rtp_track_check(track, wire::load_be16(rtp + 2), wire::load_be32(rtp + 4), pr.ssrc_be,
                                            now, w->hz, f->rate_pps);
-    if (rv != rtp_verdict::accept && rv != rtp_verdict::resync) e.rtp = track;
-    switch (rv) {
-    case rtp_verdict::accept:
-        break;
-    case rtp_verdict::resync:
-        break;
-    case rtp_verdict::seq_jump:
-        ++c->drop(drop_reason::rtp_seq_jump);
-        return false;
-    case rtp_verdict::ts_jump:
-        ++c->drop(drop_reason::rtp_ts_jump);
-        return false;
-    case rtp_verdict::duplicate:
-        ++c->drop(drop_reason::rtp_duplicate);
-        return false;
-    case rtp_verdict::ssrc_change:
-        ++c->drop(drop_reason::rtp_ssrc_change);
+    if (rv != rtp_verdict::accept && rv != rtp_verdict::resync) {
+        e.rtp = track;
+        ++c->drop(implausible_reason(rv));
+        ++e.counts.auth_drops;
+        ++sc->auth_drops;
         return false;
     }
     if (ks != nullptr) {
         if (srtp::rx_unprotect(*ks, w->cfg.rx_queue, rtp, plan) != srtp::verdict::ok) {
             ++c->drop(drop_reason::srtp_auth);
+            ++e.counts.auth_drops;
+            ++sc->auth_drops;
             return false;
         }
         srtp::rx_commit(e.srtp_rx, plan, pr.ssrc_be);
@@ -213,9 +198,15 @@ bool rtp_accept(worker* w, const dp_snapshot& s, rte_mbuf* m, const parse_result
     if (rv == rtp_verdict::resync) ++c->rtp_resyncs;
     if (!police(w, e, *f, rtp_len, now)) {
         ++c->drop(drop_reason::policed);
+        ++e.counts.policed;
+        ++sc->policed;
         return false;
     }
     ++c->rtp_in;
+    ++e.counts.packets;
+    e.counts.bytes += pr.rtp_len;
+    ++sc->packets;
+    sc->bytes += pr.rtp_len;
     // From here on the mbuf is a speaker-packet message: RTP only.
     rte_pktmbuf_adj(m, pr.rtp_off);
     rte_pktmbuf_trim(m, static_cast<uint16_t>(m->pkt_len - rtp_len));
@@ -257,10 +248,39 @@ bool rtp_accept(worker* w, const dp_snapshot& s, rte_mbuf* m, const parse_result
     return false;
 }
 
+// An IPv4 speaker's packet: its flow by (source, source port, port).
+bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, const parse_result& pr,
+               uint64_t now) noexcept {
+    const dp_flow* f = find_flow(s, flow_key(pr.src_ip_be, pr.src_port_be, pr.dst_port_be));
+    if (f == nullptr) {
+        ++w->c->drop(drop_reason::unknown_flow);
+        return false;
+    }
+    return rtp_flow_input(w, s, m, d, pr, f, true, now);
+}
+
+// An IPv6 speaker's packet: its flow by the whole key (source address,
+// source port, port; dp_flow6), then the same path as IPv4's: SSRC, SRTP,
+// plausibility, policer, the same message and the same fan-out, so its
+// replicas carry the RTP bytes IPv4 ones do.
+bool rtp_input6(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, const parse_result& pr,
+                uint64_t now) noexcept {
+    const dp_flow* f = find_flow6(s, d + pr.l3_off + 8, pr.src_port_be, pr.dst_port_be);
+    if (f == nullptr) {
+        ++w->c->drop(drop_reason::unknown_flow);
+        return false;
+    }
+    return rtp_flow_input(w, s, m, d, pr, f, false, now);
+}
+
+
 unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) noexcept {
     rte_mbuf* pkts[max_burst];
     const uint16_t nb_rx = rte_eth_rx_burst(w->sh->ethdev[port], w->cfg.rx_queue, pkts, w->cfg.burst);
     if (nb_rx == 0) return 0;
+    // Before anything reads or rewrites the packets (replies are built in place).
+    if (capture_wanted(w, capture_rx_bit(port))) [[unlikely]]
+        capture_burst(w, port, pkts, nb_rx, capture_dir::rx, w->cfg.rx_queue);
     lcore_counters* c = w->c;
     c->rx_packets += nb_rx;
     c->port_rx[port] += nb_rx;
@@ -337,6 +357,7 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
         if (!consumed) to_free[nb_free++] = m;
     }
     if (nb_free > 0) free_rx_bulk(w->cfg.pool, to_free, nb_free);
+    join_flush(w, s);   // the join requests of this burst, together (join.h)
     return nb_rx;
 }
 

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 
+#include "join_mac.h"
 #include "replica.h"
+#include "stentor/dp_capture.h"
 #include "stentor/dp_counters.h"
 #include "stentor/dp_shared.h"
 #include "stentor/dp_worker.h"
@@ -40,9 +42,17 @@ struct alignas(cache_line) worker {
     worker_config cfg;
     lcore_counters* c;
     dp_shared* sh;
+    const dp_capture* cap;          // sh->capture, or one that is always off
+    uint32_t cap_id;                // the capture cap_seen counts for
+    uint64_t cap_seen;              // its matched packets on this lcore (sampling)
     uint64_t hz;
 
-    // fan-out jobs: `order` is a circular list of job ids, `free_ids` a stack
+    // fan-out jobs (fanout.cc): `fresh` holds short jobs (one slice or less)
+    // in arrival order, served before any long one; `order` is the round
+    // robin of long jobs; both circular lists of job ids. `free_ids` a stack.
+    uint32_t fresh[max_jobs];
+    uint32_t fresh_head;
+    uint32_t fresh_count;
     uint32_t order[max_jobs];
     uint32_t order_head;
     uint32_t order_count;
@@ -77,6 +87,11 @@ struct alignas(cache_line) worker {
     // join requests (join.cc): MAC verifications this lcore may spend
     token_bucket join_tb;
     uint64_t join_burst;            // bucket depth: 50 ms of dp_shared::join_verify_per_s
+    // requests of this RX burst that passed the cheap checks, verified
+    // together once the burst is parsed (join_flush)
+    uint16_t nb_join_batch;
+    rte_mbuf* join_batch[max_burst];
+    mi_batcher* mi;                 // MESSAGE-INTEGRITY in lanes (join_mac.h); nullptr: one by one
 
     // adaptive idle (loop.cc): empty polls in a row, the next sleep, and
     // the ports whose RX queue interrupt this lcore's epoll watches

@@ -25,8 +25,8 @@
 
 namespace stentor::dp {
 
-// An iteration does a bounded amount of work (one RX burst per port, 16
-// fan-out slices of 1024 replicas: a few hundred microseconds at most).
+// An iteration does a bounded amount of work (one RX burst per port, about
+// worker_config::iteration_budget replicas of fan-out: tens of microseconds).
 // Time between iterations, or an iteration far longer than that, is time
 // the lcore did not run: preemption, steal time on a VM, a page-fault
 // storm. It is counted as a stall, not as busy time, so the overload
@@ -41,8 +41,11 @@ worker* worker_create(const worker_config& cfg) {
     w->cfg = cfg;
     if (w->cfg.burst == 0 || w->cfg.burst > max_burst) w->cfg.burst = 32;
     if (w->cfg.slice == 0) w->cfg.slice = 1024;
+    if (w->cfg.iteration_budget == 0) w->cfg.iteration_budget = 1024;
     w->c = cfg.counters;
     w->sh = cfg.shared;
+    static const dp_capture never{};
+    w->cap = w->sh->capture != nullptr ? w->sh->capture : &never;
     w->hz = rte_get_tsc_hz();
     w->tmpl_pool = static_cast<egress_template*>(
         rte_zmalloc("stentor_tmpl", sizeof(egress_template) * max_jobs * max_ports, cache_line));
@@ -60,6 +63,10 @@ worker* worker_create(const worker_config& cfg) {
     w->join_burst = std::max<uint64_t>(1, uint64_t{w->sh->join_verify_per_s} / 20);
     w->join_tb.tokens = w->join_burst;
     w->join_tb.last_tsc = now;
+    // Only where joins are verified: a join lcore, or an RX lcore when
+    // there is none.
+    if (w->sh->join_ring != nullptr && (w->cfg.do_join || (w->cfg.do_rx && w->sh->nb_join_lcores == 0)))
+        w->mi = mi_batcher_create(static_cast<mi_mode>(w->cfg.mi_mode));   // nullptr: one by one
     w->last_drain_tsc = now;
     w->stall_threshold = w->hz * stall_us / 1000000;
     return w;
@@ -70,6 +77,7 @@ void worker_destroy(worker* w) {
     tx_flush_all(w);
     fanout_release(w);
     neigh_release(w);
+    mi_batcher_destroy(w->mi);
     rte_free(w->tmpl_pool);
     rte_free(w->tmpl6_pool);
     rte_free(w);
@@ -102,12 +110,23 @@ unsigned worker_poll(worker* w) noexcept {
     }
     if (w->cfg.do_fanout) {
         uint32_t built = 0;
-        const unsigned n = fanout_poll(w, s, start, 16, &built);
+        const unsigned n = fanout_poll(w, s, start, w->cfg.iteration_budget, &built);
         const uint64_t now = rte_rdtsc();
         if (n != 0) {
             ++c->fanout_calls;
             c->fanout_replicas += built;
             c->fanout_cycles += now - t;
+        }
+        t = now;
+        work += n;
+    }
+    if (w->cfg.do_join) {
+        const unsigned n = join_poll(w, s);
+        const uint64_t now = rte_rdtsc();
+        if (n != 0) {
+            ++c->join_calls;
+            c->join_requests += n;
+            c->join_cycles += now - t;
         }
         t = now;
         work += n;
@@ -124,7 +143,11 @@ unsigned worker_poll(worker* w) noexcept {
         work += n;
     }
     const uint64_t end = t != start ? t : rte_rdtsc();
-    if (end - w->last_drain_tsc >= w->cfg.drain_cycles) {
+    // TX buffers go out when the drain interval has passed, or at once when
+    // no fan-out job is left: nothing would fill them soon, so a small
+    // session's last replicas would wait up to tx_drain_us (100 us) for
+    // company. A loaded lcore always has jobs and keeps full bursts.
+    if (end - w->last_drain_tsc >= w->cfg.drain_cycles || w->fresh_count + w->order_count == 0) {
         tx_flush_all(w);
         w->last_drain_tsc = end;
     }
@@ -134,8 +157,10 @@ unsigned worker_poll(worker* w) noexcept {
         w->c->stall_cycles += end - start;
     } else if (work > 0) {
         w->c->busy_cycles += end - start;
+        ++w->c->busy_polls;
     } else {
         w->c->idle_cycles += end - start;
+        ++w->c->idle_polls;
     }
     if (w->prev_end_tsc != 0) w->prev_end_tsc = end;
     return work;
@@ -143,7 +168,7 @@ unsigned worker_poll(worker* w) noexcept {
 
 void worker_flush(worker* w) noexcept { tx_flush_all(w); }
 
-unsigned worker_jobs_pending(const worker* w) noexcept { return w->order_count; }
+unsigned worker_jobs_pending(const worker* w) noexcept { return w->fresh_count + w->order_count; }
 
 // ---------------------------------------------------------------------------
 // Adaptive idle (dataplane.idle = "adaptive", docs/profiles.md "Idle
@@ -229,7 +254,7 @@ int worker_main(void* arg) {
             if (worker_poll(w) != 0) {
                 w->empty_polls = 0;
                 w->sleep_us = idle_sleep_min_us;
-            } else if (++w->empty_polls >= idle_polls && w->order_count == 0) {
+            } else if (++w->empty_polls >= idle_polls && w->fresh_count + w->order_count == 0) {
                 // Stays at idle_polls: after a sleep one empty poll is
                 // enough to sleep again (the backoff grows meanwhile).
                 w->empty_polls = idle_polls;

@@ -207,6 +207,7 @@ bool arp_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, cons
 
 // Echo request to echo reply, in place.
 bool icmp_input(worker* w, rte_mbuf* m, uint16_t port, const parse_result& pr, uint64_t now) noexcept {
+    ++w->c->icmp_requests_in;
     if (!take_token(w->icmp_tb, now, w->hz)) {
         ++w->c->drop(drop_reason::icmp_rate);
         return false;

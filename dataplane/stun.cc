@@ -1,10 +1,13 @@
 // The STUN codec (stentor/stun.h). Every read is bounded by the length
 // received; every write by the caller's `cap`. No allocation anywhere:
 //
-// - HMAC-SHA1 is RFC 2104 spelled out over OpenSSL's low-level SHA1_CTX
-//   (deprecated in 3.0 but kept, and the path that uses SHA-NI when the CPU
-//   has it). EVP_MAC / HMAC() would allocate a context per call, and the key
-//   changes per token, so there is no long-lived context to reuse.
+// - HMAC-SHA1 is RFC 2104 spelled out over OpenSSL's SHA-1 block function,
+//   SHA1_Transform (deprecated in 3.0 but kept; SHA-NI when the CPU has it),
+//   fed whole blocks built in 16-byte lanes (sha_block.h). EVP_MAC / HMAC()
+//   would allocate a context per call, and the key changes per token, so
+//   there is no long-lived context to reuse. A join request's
+//   MESSAGE-INTEGRITY is five compressions (ipad, two message blocks, opad,
+//   the inner digest); through SHA1_Update/Final it cost about twice that.
 // - CRC-32 is ISA-L's crc32_gzip_refl() (Intel's storage acceleration
 //   library, already a dependency of libdpdk-dev): the gzip/ISO-HDLC CRC,
 //   folded with PCLMULQDQ, the variant picked at the first call by CPUID
@@ -23,12 +26,13 @@
 #include "stentor/stun.h"
 
 #include <isa-l/crc.h>
-#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include <array>
 #include <cstring>
 
+#include "sha_block.h"
+#include "stun_mac.h"
 #include "stentor/wire.h"
 
 namespace stentor::stun {
@@ -65,41 +69,99 @@ stun_error check_header(const uint8_t* p, std::size_t n, std::size_t max_len) no
     return stun_error::ok;
 }
 
-// RFC 2104 over SHA-1 with the 64-byte key block; keys longer than a block
-// are hashed first. The message is fed as header[0..2), the adjusted length
-// (up to the end of MESSAGE-INTEGRITY, RFC 8489 14.5), header[4..mi_off).
-void hmac_sha1_to_integrity(const uint8_t* msg, std::size_t mi_off, const char* key, std::size_t key_len,
-                            uint8_t mac[hmac_sha1_len]) noexcept {
-    constexpr std::size_t block = 64;
-    uint8_t k[block] = {};
-    SHA_CTX ctx;
+// RFC 2104 over SHA-1, one SHA1_Transform per block (sha_block.h says why
+// blocks are built in 16-byte lanes). The message is header[0..2), the
+// adjusted length (up to the end of MESSAGE-INTEGRITY, RFC 8489 14.5),
+// header[4..mi_off): 64 + mi_off bytes after the ipad block. Reads up to 15
+// bytes past mi_off (the tail's last lane is loaded whole and masked): the
+// MESSAGE-INTEGRITY attribute is there in a request, and the builders
+// reserve it before they sign.
+//
+// SHA1_Transform reads and writes only h0..h4 (the SHA-NI code loads h0..h3
+// as one lane and h4 alone), so that is all that is set here.
+inline void set_state(SHA_CTX& c, sha::v128 h0_3, uint32_t h4) noexcept {
+    sha::store(&c.h0, h0_3);
+    c.h4 = h4;
+}
+
+// The key's ipad and opad states into ci and co.
+void key_states(const char* key, std::size_t key_len, SHA_CTX& ci, SHA_CTX& co) noexcept {
+    constexpr std::size_t block = sha::block_len;
+    // The key block: the key, zero-padded; a key longer than a block is
+    // hashed first (never a token's password, which is 22 bytes).
+    alignas(16) uint8_t k[block] = {};
     if (key_len > block) {
         // Not SHA1(): in OpenSSL 3 the one-shot goes through EVP_Q_digest,
         // which fetches and allocates.
-        SHA1_Init(&ctx);
-        SHA1_Update(&ctx, key, key_len);
-        SHA1_Final(k, &ctx);
+        SHA_CTX kc;
+        SHA1_Init(&kc);
+        SHA1_Update(&kc, key, key_len);
+        SHA1_Final(k, &kc);
     } else if (key_len) {
         std::memcpy(k, key, key_len);
     }
-    uint8_t pad[block];
-    for (std::size_t i = 0; i < block; ++i) pad[i] = k[i] ^ 0x36;
-    uint8_t len_be[2];
-    store_be16(len_be, static_cast<uint16_t>(mi_off + integrity_attr_len - header_len));
+    const sha::v128 iv0_3 = _mm_set_epi32(static_cast<int>(0x10325476), static_cast<int>(0x98badcfe),
+                                          static_cast<int>(0xefcdab89), 0x67452301);   // FIPS 180-4 5.3.1
+    constexpr uint32_t iv4 = 0xc3d2e1f0;
+    sha::block b;
+    const sha::v128 ipad = _mm_set1_epi8(0x36), opad = _mm_set1_epi8(0x5c);
+    for (int i = 0; i < 4; ++i) b.lane[i] = _mm_xor_si128(sha::load(k + 16 * i), ipad);
+    set_state(ci, iv0_3, iv4);
+    SHA1_Transform(&ci, b.bytes());
+    for (int i = 0; i < 4; ++i) b.lane[i] = _mm_xor_si128(sha::load(k + 16 * i), opad);
+    set_state(co, iv0_3, iv4);
+    SHA1_Transform(&co, b.bytes());
+}
 
-    uint8_t inner[SHA_DIGEST_LENGTH];
-    SHA1_Init(&ctx);
-    SHA1_Update(&ctx, pad, block);
-    SHA1_Update(&ctx, msg, 2);
-    SHA1_Update(&ctx, len_be, 2);
-    SHA1_Update(&ctx, msg + 4, mi_off - 4);
-    SHA1_Final(inner, &ctx);
+void hmac_sha1_to_integrity(const uint8_t* msg, std::size_t mi_off, const char* key, std::size_t key_len,
+                            uint8_t mac[hmac_sha1_len]) noexcept {
+    constexpr std::size_t block = sha::block_len;
+    SHA_CTX ci, co;
+    key_states(key, key_len, ci, co);
+    sha::block b;
 
-    for (std::size_t i = 0; i < block; ++i) pad[i] = k[i] ^ 0x5c;
-    SHA1_Init(&ctx);
-    SHA1_Update(&ctx, pad, block);
-    SHA1_Update(&ctx, inner, sizeof inner);
-    SHA1_Final(mac, &ctx);
+    // Bytes 2..3 of the first block: the length as if MESSAGE-INTEGRITY
+    // ended the message (word 1 of lane 0, big-endian).
+    const int len_word = static_cast<int>(__builtin_bswap16(static_cast<uint16_t>(mi_off + integrity_attr_len - header_len)));
+    std::size_t pos = 0;
+    if (mi_off >= block) {
+        b.lane[0] = _mm_insert_epi16(sha::load(msg), len_word, 1);
+        for (int i = 1; i < 4; ++i) b.lane[i] = sha::load(msg + 16 * i);
+        SHA1_Transform(&ci, b.bytes());
+        for (pos = block; mi_off - pos >= block; pos += block) SHA1_Transform(&ci, msg + pos);
+    }
+    // The tail (0..63 bytes), 0x80, zeros and the bit length: one block, or
+    // two when the tail leaves no room for the 8-byte length.
+    const std::size_t r = mi_off - pos;
+    sha::block t[2];
+    for (std::size_t i = 0; i < 4; ++i) {
+        const std::size_t off = 16 * i;
+        sha::v128 v = _mm_setzero_si128();
+        if (off < r) v = sha::keep(sha::load(msg + pos + off), r - off < 16 ? r - off : 16);
+        if (r >= off && r < off + 16) v = _mm_or_si128(v, sha::end_marker_at(r - off));
+        t[0].lane[i] = v;
+    }
+    if (pos == 0) t[0].lane[0] = _mm_insert_epi16(t[0].lane[0], len_word, 1);
+    const bool two = r + 1 + 8 > block;
+    const sha::v128 bits = sha::length_lane((block + mi_off) * 8);
+    if (two) {
+        t[1].lane[0] = t[1].lane[1] = t[1].lane[2] = _mm_setzero_si128();
+        t[1].lane[3] = bits;
+    } else {
+        t[0].lane[3] = _mm_or_si128(t[0].lane[3], bits);
+    }
+    SHA1_Transform(&ci, t[0].bytes());
+    if (two) SHA1_Transform(&ci, t[1].bytes());
+
+    // Outer: opad state, then the inner digest (20 bytes) and its padding.
+    b.lane[0] = sha::bswap32(sha::load(&ci.h0));
+    b.lane[1] = _mm_or_si128(_mm_cvtsi32_si128(static_cast<int>(__builtin_bswap32(ci.h4))), sha::end_marker_at(4));
+    b.lane[2] = _mm_setzero_si128();
+    b.lane[3] = sha::length_lane((block + hmac_sha1_len) * 8);
+    SHA1_Transform(&co, b.bytes());
+    sha::store(mac, sha::bswap32(sha::load(&co.h0)));
+    const uint32_t h4 = __builtin_bswap32(co.h4);
+    std::memcpy(mac + 16, &h4, 4);
 }
 
 void put_attr_header(uint8_t* p, uint16_t type, std::size_t len) noexcept {
@@ -126,6 +188,8 @@ void put_header(uint8_t* out, uint16_t type, const uint8_t* txid) noexcept {
 // Appends MESSAGE-INTEGRITY at `pos` and FINGERPRINT after it; the caller
 // has checked that pos + 32 fits. Returns the message length.
 std::size_t finish(uint8_t* out, std::size_t pos, const char* key, std::size_t key_len) noexcept {
+    // The MAC reads a few bytes past pos (masked off): make them ours.
+    std::memset(out + pos, 0, integrity_attr_len);
     uint8_t mac[hmac_sha1_len];
     hmac_sha1_to_integrity(out, pos, key, key_len, mac);
     put_attr_header(out + pos, attr::message_integrity, hmac_sha1_len);
@@ -156,6 +220,15 @@ std::size_t utf8_prefix(std::string_view s, std::size_t max_bytes) noexcept {
 }
 
 }  // namespace
+
+void hmac_sha1_key_states(const char* key, std::size_t key_len, uint32_t ipad[5], uint32_t opad[5]) noexcept {
+    SHA_CTX ci, co;
+    key_states(key, key_len, ci, co);
+    const uint32_t i5[5] = {ci.h0, ci.h1, ci.h2, ci.h3, ci.h4};
+    const uint32_t o5[5] = {co.h0, co.h1, co.h2, co.h3, co.h4};
+    std::memcpy(ipad, i5, sizeof i5);
+    std::memcpy(opad, o5, sizeof o5);
+}
 
 std::string_view error_name(stun_error e) noexcept {
     const auto i = static_cast<std::size_t>(e);
@@ -270,7 +343,7 @@ bool check_integrity(const uint8_t* msg, std::size_t integrity_offset, const cha
     if (integrity_offset < header_len) return false;
     uint8_t mac[hmac_sha1_len];
     hmac_sha1_to_integrity(msg, integrity_offset, key, key_len, mac);
-    return CRYPTO_memcmp(mac, msg + integrity_offset + attr_header_len, hmac_sha1_len) == 0;
+    return sha::equal20(mac, msg + integrity_offset + attr_header_len);
 }
 
 bool check_integrity(const uint8_t* msg, const request_view& v, const char* key, std::size_t key_len) noexcept {

@@ -11,6 +11,7 @@
 #include <rte_mbuf.h>
 #include <rte_pause.h>
 
+#include "capture.h"
 #include "lcore.h"
 
 namespace stentor::dp {
@@ -21,6 +22,9 @@ inline constexpr unsigned tx_retries = 64;
 // the number the NIC took. The rest are freed and counted.
 inline uint16_t tx_burst_or_drop(worker* w, uint16_t port, rte_mbuf** pkts, uint16_t n) noexcept {
     const uint16_t eth = w->sh->ethdev[port];
+    // Copied before the NIC owns them: what is handed to the TX queue.
+    if (capture_wanted(w, capture_tx_bit(port))) [[unlikely]]
+        capture_burst(w, port, pkts, n, capture_dir::tx, w->cfg.tx_queue);
     uint16_t sent = rte_eth_tx_burst(eth, w->cfg.tx_queue, pkts, n);
     for (unsigned tries = 0; sent < n && tries < tx_retries; ++tries) {
         rte_pause();

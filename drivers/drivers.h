@@ -35,6 +35,11 @@ std::vector<std::string> eal_argv(const eal_params& p);
 void eal_init(const eal_params& p);
 void eal_cleanup() noexcept;
 
+// dpdk-dumpcap support (rte_pdump_init): call after EAL init, in a primary
+// process whose memory a secondary can map (hugepages). Throws driver_error.
+void pdump_init();
+void pdump_uninit() noexcept;
+
 rte_mempool* make_pool(const std::string& name, unsigned nb_mbufs, unsigned cache, int socket);
 
 struct port_params {
@@ -71,13 +76,18 @@ void port_link(port_state& s) noexcept;
 // Basic and extended statistics as (name, value) pairs.
 std::vector<std::pair<std::string, uint64_t>> port_stats(uint16_t port_id);
 
-// The basic ethdev counters (rte_eth_stats), the ones testpmd's "show port
-// stats" prints: packets, bytes, missed (no RX descriptor free), errors,
-// RX mbuf allocation failures. False if the PMD cannot say.
-struct nic_counters {
-    uint64_t ipackets = 0, opackets = 0, ibytes = 0, obytes = 0;
-    uint64_t imissed = 0, ierrors = 0, oerrors = 0, rx_nombuf = 0;
+// The NIC's own basic counters (rte_eth_stats), as testpmd shows them:
+// what the NIC received and sent, what it missed (no RX descriptor free:
+// the rx lcores did not poll in time), errors, and receive mbuf
+// allocation failures. valid = false if the PMD gave none.
+struct nic_stats {
+    bool valid = false;
+    uint64_t rx_packets = 0, tx_packets = 0;    // ipackets, opackets
+    uint64_t rx_bytes = 0, tx_bytes = 0;        // ibytes, obytes
+    uint64_t rx_missed = 0;                     // imissed
+    uint64_t rx_errors = 0, tx_errors = 0;      // ierrors, oerrors
+    uint64_t rx_nombuf = 0;                     // rx_nombuf
 };
-bool port_nic_counters(uint16_t port_id, nic_counters& out) noexcept;
+nic_stats port_nic_stats(uint16_t port_id) noexcept;
 
 }  // namespace stentor::drivers

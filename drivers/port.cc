@@ -145,13 +145,6 @@ void port_stop(uint16_t port_id) noexcept {
     rte_eth_dev_close(port_id);
 }
 
-bool port_nic_counters(uint16_t port_id, nic_counters& out) noexcept {
-    rte_eth_stats st{};
-    if (rte_eth_stats_get(port_id, &st) != 0) return false;
-    out = {st.ipackets, st.opackets, st.ibytes, st.obytes, st.imissed, st.ierrors, st.oerrors, st.rx_nombuf};
-    return true;
-}
-
 std::vector<std::pair<std::string, uint64_t>> port_stats(uint16_t port_id) {
     std::vector<std::pair<std::string, uint64_t>> out;
     rte_eth_stats st{};
@@ -176,6 +169,22 @@ std::vector<std::pair<std::string, uint64_t>> port_stats(uint16_t port_id) {
                                  vals[static_cast<size_t>(i)].value);
     }
     return out;
+}
+
+nic_stats port_nic_stats(uint16_t port_id) noexcept {
+    nic_stats n;
+    rte_eth_stats st{};
+    if (rte_eth_stats_get(port_id, &st) != 0) return n;
+    n.valid = true;
+    n.rx_packets = st.ipackets;
+    n.tx_packets = st.opackets;
+    n.rx_bytes = st.ibytes;
+    n.tx_bytes = st.obytes;
+    n.rx_missed = st.imissed;
+    n.rx_errors = st.ierrors;
+    n.tx_errors = st.oerrors;
+    n.rx_nombuf = st.rx_nombuf;
+    return n;
 }
 
 }  // namespace stentor::drivers

@@ -82,7 +82,7 @@ EXTRA="" LIBS="" \
 # assembly, which ASan does not see into: tests/unit/test_stun.cc checks it
 # against a guard page at every length instead.
 EXTRA="" LIBS="-lcrypto -lisal" \
-  DEPS="$REPO/dataplane/include/stentor/stun.h $REPO/dataplane/include/stentor/wire.h" \
+  DEPS="$REPO/dataplane/include/stentor/stun.h $REPO/dataplane/include/stentor/wire.h $REPO/dataplane/sha_block.h $REPO/dataplane/stun_mac.h" \
   build fuzz_stun "$REPO/fuzz/fuzz_stun.cc" "$REPO/dataplane/stun.cc"
 
 status=0

@@ -1,6 +1,6 @@
 // libFuzzer target for the HTTP API's request parsing (control/api_parse.h):
 // the JSON bodies of session create / speaker add / listener add / bulk
-// listener add / token mint, URL paths into routes, IP:PORT and session-id segments,
+// listener add / token mint / capture start, URL paths into routes, IP:PORT and session-id segments,
 // query integers, and the strict IPv4 parser they share.
 //
 // Input: the first byte selects what the rest is fed to (low 3 bits) and a
@@ -111,6 +111,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             check(q.tier <= 3, "token tier");
             check(!q.ttl_s || (*q.ttl_s >= 1 && *q.ttl_s <= join_max_ttl_s), "token ttl");
         });
+        // And a capture request (docs/capture.md).
+        check_result(parse_capture_start(in, lim), [](const capture_request& q) {
+            check((q.kind == capture_kind::session) == (q.session != 0), "capture session");
+            check(q.kind == capture_kind::session || !q.port.empty(), "capture port");
+            check(is_utf8(q.port), "strings from JSON are UTF-8");
+            check(!q.snaplen || (*q.snaplen >= capture_snaplen_min && *q.snaplen <= capture_snaplen_max), "snaplen");
+            check(!q.sample || (*q.sample >= 1 && *q.sample <= capture_sample_max), "sample");
+            for (const auto& b : {q.max_packets, q.max_seconds, q.max_bytes}) check(!b || *b >= 1, "a bound of 0");
+        });
         break;
     case 3:
         check_result(parse_listener_bulk(in, lim), [&](const std::vector<listener_spec>& v) {
@@ -132,6 +141,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check_result(parse_route(method, in, has_body), [&](const route& r) {
             const bool needs_session = r.kind >= route_kind::session_get;
             check(needs_session == (r.session != 0), "route session id");
+            const bool names_capture = r.kind >= route_kind::capture_get && r.kind <= route_kind::capture_delete;
+            check(names_capture == (r.capture != 0), "route capture id");
             if (r.kind == route_kind::speaker_del || r.kind == route_kind::listener_del) {
                 check(r.ep.port >= 1 && r.ep.port <= 65535, "route endpoint port");
                 const auto again = parse_endpoint_segment(r.ep_text);
@@ -140,7 +151,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             // Bodies only where a body is read.
             const bool takes_body = r.kind == route_kind::session_create || r.kind == route_kind::speaker_add ||
                                     r.kind == route_kind::listener_add || r.kind == route_kind::listener_bulk ||
-                                    r.kind == route_kind::listener_bulk_delete || r.kind == route_kind::token_mint || r.kind == route_kind::health || r.kind == route_kind::metrics;
+                                    r.kind == route_kind::listener_bulk_delete || r.kind == route_kind::token_mint ||
+                                    r.kind == route_kind::capture_start || r.kind == route_kind::health ||
+                                    r.kind == route_kind::metrics;
             check(!has_body || takes_body, "body accepted by a request that takes none");
         });
         break;

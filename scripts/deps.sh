@@ -17,6 +17,7 @@ PACKAGES=(
   libgnutls28-dev  # the API's HTTPS: libmicrohttpd serves TLS with GnuTLS; the profile check loads the certificate with it
   libsrtp2-dev   # SRTP: the reference peer of the unit tests and bench/srtp_harness
   libisal-dev    # STUN FINGERPRINT: CRC-32 with PCLMULQDQ (also a dependency of libdpdk-dev)
+  libipsec-mb-dev   # join: MESSAGE-INTEGRITY of a burst in AVX-512/AVX2 lanes (also a dependency of libdpdk-dev)
   libspdlog-dev  # the daemon's log (control/log.h)
   libsystemd-dev # sd_notify: readiness, watchdog, reload under systemd (control/service_notify.h)
   # real peers and tools for the demo and end-to-end tests
@@ -27,6 +28,9 @@ PACKAGES=(
   etcd-server etcd-client          # fleet: the registry the relays and directors share (tests start their own)
   openssl curl   # e2e_api_tls: a throwaway CA and certificate, a TLS client we did not write
   groff-base     # ctl_doc test: the generated man page renders without warnings
+  prometheus     # e2e_metrics: a real Prometheus scrapes stentord; promtool checks /metrics
+  valgrind       # bench/count_instructions.sh: instructions per replica (callgrind)
+  python3-matplotlib               # scripts/bench-report.py: the benchmark report's plots
 )
 
 missing=()

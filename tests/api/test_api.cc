@@ -437,10 +437,11 @@ TEST_F(api_test, stats_ports_lcores_drops_events_capacity_metrics) {
     control::telemetry_attach(env->cp.get());
     auto t = control::telemetry_query("/stentor/stats");
     EXPECT_EQ(1u, t["listeners"]);
-    EXPECT_EQ(1u, t["refusals/invalid"]);
+    EXPECT_EQ(1u, t["refusals"]["invalid"]);
     auto td = control::telemetry_query("/stentor/drops");
-    EXPECT_TRUE(td.contains("drops/ingress/udp_port"));
-    EXPECT_EQ(1u, control::telemetry_query("/stentor/sessions")["sessions/0/listeners"]);
+    EXPECT_TRUE(td["drops"]["ingress"].contains("udp_port"));
+    EXPECT_EQ(json::array({1}), control::telemetry_query("/stentor/sessions")["ids"]);
+    EXPECT_EQ(1u, control::telemetry_query("/stentor/session", "1")["listeners"]);
     EXPECT_TRUE(control::telemetry_query("/stentor/capacity").contains("fanout_capacity_pps"));
     control::telemetry_detach(env->cp.get());
 }
@@ -577,11 +578,13 @@ TEST_F(api_test, metrics_and_telemetry_are_generated_from_the_counter_lists) {
         EXPECT_TRUE(l.contains(name)) << name;
     });
     // Telemetry: the same names with their help, from the lists.
-    const json h = control::telemetry_query("/stentor/help");
-    EXPECT_EQ("frame shorter than an Ethernet header", h.value("drop/ingress/eth_runt", ""));
-    EXPECT_EQ("speaker packets taken from the ring", h.value("mixer/packets_in", ""));
-    EXPECT_EQ("bytes of Ogg pages written to disk", h.value("recorder/bytes_written", ""));
-    EXPECT_EQ("accepted speaker packets", h.value("rtp_in", ""));
+    EXPECT_EQ("frame shorter than an Ethernet header",
+              control::telemetry_query("/stentor/help", "drop/ingress/eth_runt").value("drop/ingress/eth_runt", ""));
+    EXPECT_EQ("speaker packets taken from the ring", control::telemetry_query("/stentor/help", "mixer")["packets_in"]);
+    EXPECT_EQ("bytes of Ogg pages written to disk",
+              control::telemetry_query("/stentor/help", "recorder/bytes_written").value("recorder/bytes_written", ""));
+    EXPECT_EQ("accepted speaker packets", control::telemetry_query("/stentor/help", "rtp_in").value("rtp_in", ""));
+    const json h = control::counter_help_json();
     for (auto it = counters.begin(); it != counters.end(); ++it)
         EXPECT_TRUE(it.key().starts_with("port/") || h.contains(it.key())) << it.key() << " has no help";
 }

@@ -230,6 +230,48 @@ TEST(api_parse, token_mint) {
     EXPECT_EQ((token_mint_request{9, 2, 60u}), f.value());
 }
 
+TEST(api_parse, capture_start) {
+    run_table(
+        {
+            {"port rx", R"({"port":"lan0","direction":"rx"})", 0, ""},
+            {"port tx, every bound", R"({"port":"lan0","direction":"tx","max_packets":10,"max_seconds":5,"max_bytes":4096,"snaplen":96,"sample":4})", 0, ""},
+            {"session", R"({"session":3})", 0, ""},
+            {"neither", R"({"max_packets":10})", 400, "either \"port\" (with \"direction\") or \"session\""},
+            {"both", R"({"port":"lan0","direction":"rx","session":3})", 400, "either \"port\""},
+            {"port without direction", R"({"port":"lan0"})", 400, "\"direction\" must be \"rx\" or \"tx\""},
+            {"direction both", R"({"port":"lan0","direction":"both"})", 400, "\"direction\" must be \"rx\" or \"tx\""},
+            {"session with direction", R"({"session":3,"direction":"rx"})", 400, "a session's capture is its ingress"},
+            {"session 0", R"({"session":0})", 400, "\"session\" must be a session id"},
+            {"port not a string", R"({"port":1,"direction":"rx"})", 400, "\"port\" must be a string"},
+            {"empty port", R"({"port":"","direction":"rx"})", 400, "\"port\" must be a port name"},
+            {"max_packets 0", R"({"session":3,"max_packets":0})", 400, "\"max_packets\" must be an integer 1.."},
+            {"max_seconds negative", R"({"session":3,"max_seconds":-1})", 400, "\"max_seconds\" must be an integer 1..86400"},
+            {"max_seconds over a day", R"({"session":3,"max_seconds":86401})", 400, "\"max_seconds\" must be an integer 1..86400"},
+            {"max_bytes string", R"({"session":3,"max_bytes":"1M"})", 400, "\"max_bytes\" must be an integer"},
+            {"snaplen 63", R"({"session":3,"snaplen":63})", 400, "\"snaplen\" must be an integer 64..65535"},
+            {"snaplen 65536", R"({"session":3,"snaplen":65536})", 400, "\"snaplen\" must be an integer 64..65535"},
+            {"sample 0", R"({"session":3,"sample":0})", 400, "\"sample\" must be an integer 1..1000000"},
+            // The caller names what to capture, never where it goes.
+            {"a file name", R"({"session":3,"file":"/etc/passwd"})", 400, "unknown field \"file\""},
+            {"a directory", R"({"session":3,"dir":"/tmp"})", 400, "unknown field \"dir\""},
+            {"no body", "", 400, "a JSON body is required"},
+        },
+        [](const std::string& b) { return parse_capture_start(b, lim); });
+    const auto r = parse_capture_start(R"({"port":"lan0","direction":"tx","max_packets":10,"snaplen":96})", lim);
+    ASSERT_TRUE(r.ok());
+    capture_request want;
+    want.kind = capture_kind::port_tx;
+    want.port = "lan0";
+    want.max_packets = 10;
+    want.snaplen = 96;
+    EXPECT_EQ(want, r.value());
+    const auto s = parse_capture_start(R"({"session":7})", lim);
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(capture_kind::session, s.value().kind);
+    EXPECT_EQ(7u, s.value().session);
+    EXPECT_FALSE(s.value().max_packets) << "absent bounds are the relay's";
+}
+
 TEST(api_parse, segments) {
     EXPECT_EQ((std::vector<std::string>{"api", "v1", "x"}), split_path("//api/v1//x/"));
     EXPECT_TRUE(split_path("///").empty());
@@ -319,6 +361,21 @@ TEST(api_parse, routes) {
         {"POST", "/api/v1/sessions/0/tokens", true, true, k::token_mint, 404},
         {"GET", "/api/v1/sessions/3/other", false, true, k::listener_del, 404},
         {"GET", "/\xff", false, false, k::health, 404},
+        {"GET", "/api/v1/captures", false, true, k::captures_list, 0},
+        {"POST", "/api/v1/captures", true, true, k::capture_start, 0},
+        {"DELETE", "/api/v1/captures", false, true, k::capture_start, 405},
+        {"GET", "/api/v1/captures/4", false, true, k::capture_get, 0},
+        {"DELETE", "/api/v1/captures/4", false, true, k::capture_delete, 0},
+        {"POST", "/api/v1/captures/4", false, true, k::capture_get, 405},
+        {"POST", "/api/v1/captures/4/stop", false, true, k::capture_stop, 0},
+        {"POST", "/api/v1/captures/4/stop", true, true, k::capture_stop, 400},
+        {"GET", "/api/v1/captures/4/stop", false, true, k::capture_stop, 405},
+        {"GET", "/api/v1/captures/4/file", false, true, k::capture_file, 0},
+        {"DELETE", "/api/v1/captures/4/file", false, true, k::capture_file, 405},
+        {"GET", "/api/v1/captures/0", false, true, k::capture_get, 404},
+        {"GET", "/api/v1/captures/x/file", false, true, k::capture_get, 404},
+        {"GET", "/api/v1/captures/4/other", false, true, k::capture_get, 404},
+        {"GET", "/api/v1/captures/4/file/x", false, true, k::capture_get, 404},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(std::string(c.method) + " " + c.url);
@@ -337,6 +394,7 @@ TEST(api_parse, routes) {
     const auto d = parse_route("DELETE", "/api/v1/sessions/3/listeners/203.0.113.7:6001", false);
     EXPECT_EQ((endpoint{ip("203.0.113.7"), 6001}), d.value().ep);
     EXPECT_EQ("203.0.113.7:6001", d.value().ep_text);
+    EXPECT_EQ(4u, parse_route("GET", "/api/v1/captures/4/file", false).value().capture);
 }
 
 TEST(api_parse, reasons_are_always_utf8) {

@@ -100,11 +100,13 @@ struct join_env {
     std::unique_ptr<api_env> env;
     clock_t_::time_point now = clock_t_::now();
 
-    join_env(std::function<void(control::profile&)> tweak = {}) : port(fresh_ring_port("join")) {
+    join_env(std::function<void(control::profile&)> tweak = {}, unsigned handoff_ring = 4096)
+        : port(fresh_ring_port("join")) {
         auto p = join_profile(port.name);
         if (tweak) tweak(p);
         control::relay_options ro;
         ro.launch = false;
+        ro.join_handoff_ring_size = handoff_ring;
         control::control_options co;
         co.publisher = false;
         env = std::make_unique<api_env>(p, ro, co);
@@ -397,4 +399,154 @@ TEST(join, in_token_static_mode_only_restored_token_listeners_come_under_consent
     EXPECT_FALSE(e.has_listener(nat_ip, 9000)) << "a restored token listener that never asked again still listens";
     EXPECT_TRUE(e.has_listener(nat_ip, 9001)) << "an operator's listener was put under consent";
     EXPECT_EQ(1u, e.stats().consent_expired);
+}
+
+// dataplane.join_lcores: the RX lcore runs the cheap checks and its budget
+// and hands the request to the join lcore, which runs the MACs and hands it
+// to the desk. The workers are stepped in lcore order (RX lcore 1, then join
+// lcore 2), so one pass carries a request from the wire to the desk.
+control::profile& with_join_lcore(control::profile& p) {
+    p.eal.lcores = {0, 1, 2};
+    p.dataplane.join_lcores = {2};
+    return p;
+}
+
+TEST(join, a_dedicated_join_lcore_verifies_and_the_token_joins) {
+    join_env e([](control::profile& p) { with_join_lcore(p); });
+    const auto c = mint(1);
+    const auto a = e.ask(c);
+    ASSERT_TRUE(a.has_value()) << "no answer through the join lcore";
+    EXPECT_EQ(stun::binding_success, a->type);
+    EXPECT_TRUE(e.has_listener(nat_ip, nat_port));
+    EXPECT_EQ(1u, e.stats().joined);
+    // Who did what: the RX lcore handed over, the join lcore verified.
+    const auto per = e.r().per_lcore();
+    ASSERT_EQ(2u, per.size());
+    EXPECT_EQ((std::vector<unsigned>{1, 2}), e.r().worker_lcores());
+    EXPECT_EQ(1u, per[0].join_handoffs);
+    EXPECT_EQ(0u, per[0].join_verified);
+    EXPECT_EQ(0u, per[1].join_handoffs);
+    EXPECT_EQ(1u, per[1].join_verified);
+    EXPECT_EQ(0u, per[1].rx_packets) << "a join lcore polls no RX queue";
+
+    // Refusals are counted where they happen: the cheap ones on the RX lcore
+    // (never handed over), the MACs on the join lcore; nothing is sent.
+    auto forged = mint(1);
+    forged.token[40] = forged.token[40] == 'A' ? 'B' : 'A';
+    EXPECT_TRUE(e.send(frame_from(request(forged), nat_ip, nat_port + 1)).empty());
+    EXPECT_TRUE(e.send(frame_from(request(mint(1, -5)), nat_ip, nat_port + 2)).empty());
+    const auto after = e.r().per_lcore();
+    EXPECT_EQ(1u, after[1].drop(dp::drop_reason::join_forged));
+    EXPECT_EQ(1u, after[0].drop(dp::drop_reason::join_expired));
+    EXPECT_EQ(2u, after[0].join_handoffs) << "the expired token was not handed over";
+    EXPECT_EQ(1u, e.listeners());
+
+    // Consent and leave go the same way.
+    const auto l = e.ask(c, nat_ip, nat_port, true, 5);
+    ASSERT_TRUE(l.has_value());
+    EXPECT_EQ(stun::binding_success, l->type);
+    EXPECT_EQ(0u, e.listeners());
+}
+
+TEST(join, a_full_hand_off_ring_drops_and_counts_what_it_cannot_take) {
+    // A 4-slot ring holds 3: ten requests in one RX burst, 3 handed over, 7
+    // dropped as join/handoff_full before any MAC; the 3 join.
+    join_env e([](control::profile& p) { with_join_lcore(p); }, 4);
+    for (uint16_t i = 0; i < 10; ++i) inject(e.port, frame_from(request(mint(1)), nat_ip, static_cast<uint16_t>(nat_port + i)));
+    e.r().poll();
+    e.desk().poll(e.now);
+    e.r().poll();
+    e.r().flush();
+    size_t answers = 0;
+    for (const auto& f : drain(e.port))
+        if (be16(f.data() + 12) == 0x0800) ++answers;
+    EXPECT_EQ(3u, answers);
+    EXPECT_EQ(3u, counter(e.r(), "join_handoffs"));
+    EXPECT_EQ(7u, counter(e.r(), "drop/join/handoff_full"));
+    EXPECT_EQ(3u, counter(e.r(), "join_verified"));
+    EXPECT_EQ(3u, e.listeners());
+}
+
+// SIGHUP key rotation (docs/join.md "Keys and rotation"): tokens minted by
+// the API under key 1; a reload adds key 2 and mints with it, and tokens of
+// both join; a reload that drops key 1 refuses its tokens (counted, nothing
+// sent) while key 2's go on refreshing.
+TEST(join, keys_rotate_on_reload_a_kept_key_goes_on_a_removed_one_is_refused) {
+    join_env e;
+    auto mint_api = [&e](uint8_t want_key) {
+        const auto res = e.env->call("POST", "/api/v1/sessions/1/tokens", R"({"count":1})");
+        EXPECT_EQ(201, res.status) << res.text;
+        EXPECT_EQ(want_key, res.body.value("key_id", 0));
+        credentials c;
+        c.token = res.body["tokens"][0].value("token", "");
+        c.password = res.body["tokens"][0].value("password", "");
+        return c;
+    };
+    const auto a = mint_api(1);
+    ASSERT_TRUE(e.ask(a).has_value());
+
+    const std::vector<uint8_t> secret_2(32, 0x22);
+    auto next = e.env->prof;
+    control::join_key k2;
+    k2.id = 2;
+    k2.secret = secret_2;
+    next.join.keys.push_back(k2);
+    next.join.mint_key_id = 2;
+    auto res = e.env->cp->reload(next, {"join.keys[1].id", "join.keys[1].secret_file", "join.mint_key_id"});
+    ASSERT_TRUE(res.refused.empty()) << res.refused[0];
+    const auto b = mint_api(2);
+    const auto b_joined = e.ask(b, nat_ip, nat_port + 1);
+    ASSERT_TRUE(b_joined.has_value());
+    EXPECT_EQ(stun::binding_success, b_joined->type);
+    const auto a_again = e.ask(a, nat_ip, nat_port, false, 2);
+    ASSERT_TRUE(a_again.has_value()) << "key 1 is still held: its token refreshes";
+    EXPECT_EQ(stun::binding_success, a_again->type);
+    EXPECT_EQ(2u, e.listeners());
+
+    auto only_b = next;
+    only_b.join.keys = {k2};
+    res = e.env->cp->reload(only_b, {"join.keys[0].id", "join.keys[0].secret_file", "join.keys[1].id",
+                                     "join.keys[1].secret_file"});
+    ASSERT_TRUE(res.refused.empty()) << res.refused[0];
+    ASSERT_EQ(2u, res.notes.size());
+    EXPECT_NE(std::string::npos, res.notes[1].find("tokens of key 1 are refused")) << res.notes[1];
+    const uint64_t unknown = counter(e.r(), "drop/join/unknown_key");
+    EXPECT_TRUE(e.send(frame_from(request(a, false, 3))).empty()) << "an answer to a token of a removed key";
+    EXPECT_EQ(unknown + 1, counter(e.r(), "drop/join/unknown_key"));
+    const auto b_again = e.ask(b, nat_ip, nat_port + 1, false, 4);
+    ASSERT_TRUE(b_again.has_value()) << "key 2's token stopped working";
+    EXPECT_EQ(stun::binding_success, b_again->type);
+    EXPECT_EQ(2u, e.stats().refreshed);
+    EXPECT_FALSE(mint_api(2).token.empty()) << "minting goes on with key 2";
+}
+
+// A burst of requests is verified together (join_verify_burst): token MACs
+// one by one, MESSAGE-INTEGRITY of the survivors in ipsec-mb's lanes where
+// the CPU has AVX2/AVX-512 (whole groups of 8 or 16, the rest one by one).
+// 36 requests in one go (an RX burst of 32, then 4), every fourth signed
+// with a wrong password: exactly those are refused, the rest join, whichever
+// lane each one fell into.
+TEST(join, a_burst_is_verified_together_and_each_request_judged_on_its_own) {
+    join_env e;
+    std::vector<bool> good;
+    for (uint16_t i = 0; i < 36; ++i) {
+        auto c = mint(1);
+        if (i % 4 == 3) c.password[5] = c.password[5] == 'A' ? 'B' : 'A';
+        good.push_back(i % 4 != 3);
+        inject(e.port, frame_from(request(c), nat_ip, static_cast<uint16_t>(nat_port + i)));
+    }
+    e.r().poll();
+    e.r().poll();
+    e.desk().poll(e.now);
+    e.r().poll();
+    e.r().flush();
+    size_t answers = 0;
+    for (const auto& f : drain(e.port))
+        if (be16(f.data() + 12) == 0x0800) ++answers;
+    EXPECT_EQ(27u, answers);
+    EXPECT_EQ(27u, counter(e.r(), "join_verified"));
+    EXPECT_EQ(9u, counter(e.r(), "drop/join/bad_integrity"));
+    EXPECT_EQ(27u, e.listeners());
+    for (uint16_t i = 0; i < 36; ++i)
+        EXPECT_EQ(static_cast<bool>(good[i]), e.has_listener(nat_ip, static_cast<uint16_t>(nat_port + i))) << i;
 }

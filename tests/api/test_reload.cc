@@ -10,6 +10,8 @@
 #include <functional>
 
 #include "fixture.h"
+#include "stentor/dp_shared.h"
+#include "stentor/join_token.h"
 #include "stentor/services/mixer.h"
 
 namespace stentor::test {
@@ -48,8 +50,10 @@ TEST(reload, live_settings_apply_the_rest_refuse_everything) {
          [](auto& q) { q.mixer.bitrate_kbps = 1; }, {"mixer.bitrate_kbps"}, false, {"mixer"}},
         {"ports, lcores, static sessions", [](auto&) {}, {"port[0].mtu", "eal.lcores", "session[0].udp_port"}, false,
          {"port[0].mtu", "eal.lcores", "session[0].udp_port"}},
-        {"join keys and token life", [](auto&) {}, {"join.keys[1].id", "join.token_ttl_s"}, false,
-         {"join.keys[1].id", "join.token_ttl_s"}},
+        {"join keys on a relay that started without any: refused (joins are off until a restart)",
+         [](auto&) {}, {"join.keys[1].id", "join.token_ttl_s"}, false, {"join.keys"}},
+        {"the rest of [join]: read at start", [](auto& q) { q.join.verify_per_s = 5; q.join.consent_timeout_s = 9; },
+         {"join.consent_timeout_s", "join.verify_per_s"}, false, {"join.consent_timeout_s", "join.verify_per_s"}},
     };
     unsigned want_headroom = p.limits.headroom_pct;
     unsigned want_wait = p.limits.join_resolve_ms;
@@ -85,6 +89,110 @@ TEST(reload, live_settings_apply_the_rest_refuse_everything) {
         EXPECT_EQ(want_mix, r.mix_settings()) << "what the mixer threads takes at its next poll";
         EXPECT_EQ(want_version, r.mix_settings_version());
     }
+}
+
+// join.keys, mint_key_id and token_ttl_s rotate live on a relay that started
+// with keys; the data plane's key table and the minter follow (the whole
+// path, tokens joining and refused: test_join.cc, join.keys_rotate_*).
+TEST(reload, join_keys_rotate_live_and_at_least_one_stays) {
+    ring_port port = fresh_ring_port("reload_keys");
+    auto p = api_profile(port.name);
+    const auto key = [](unsigned id, uint8_t fill) {
+        control::join_key k;
+        k.id = id;
+        k.secret = std::vector<uint8_t>(32, fill);
+        return k;
+    };
+    p.join.keys = {key(1, 0x11)};
+    p.join.mint_key_id = 1;
+    control::relay r(p, control::relay_options{.launch = false});
+    control::control_options co;
+    co.publisher = false;
+    control::control_plane cp(r, p, co);
+    auto held = [&r] {
+        std::vector<unsigned> ids;
+        const dp::dp_join_keys* t = r.shared().join_keys.load();
+        for (unsigned id = 0; id < 256; ++id)
+            if (t->by_id[id] != nullptr) ids.push_back(id);
+        return ids;
+    };
+    struct row {
+        const char* what;
+        std::vector<control::join_key> keys;
+        unsigned mint;
+        std::vector<std::string> changed;
+        bool applies;
+        std::string refused_key;
+        std::vector<unsigned> held_after;   // what the data plane verifies with afterwards
+        unsigned mint_after;
+    };
+    const row rows[] = {
+        {"add key 2 and mint with it", {key(1, 0x11), key(2, 0x22)}, 2,
+         {"join.keys[1].id", "join.keys[1].secret_file", "join.mint_key_id"}, true, "", {1, 2}, 2},
+        {"drop key 1", {key(2, 0x22)}, 2, {"join.keys[0].id", "join.keys[0].secret_file", "join.keys[1].id",
+                                          "join.keys[1].secret_file"}, true, "", {2}, 2},
+        {"no key at all: refused, key 2 stays", {}, 0, {"join.keys", "join.mint_key_id"}, false, "join.keys", {2}, 2},
+        {"a key rotated with a verification budget: all refused", {key(2, 0x22), key(3, 0x33)}, 3,
+         {"join.keys[1].id", "join.mint_key_id", "join.verify_per_s"}, false, "join.verify_per_s", {2}, 2},
+        {"key 2's file rewritten in place (only its secret differs)", {key(2, 0x2f)}, 2, {"join.keys[0].secret"},
+         true, "", {2}, 2},
+    };
+    for (const auto& c : rows) {
+        SCOPED_TRACE(c.what);
+        auto next = p;
+        next.join.keys = c.keys;
+        next.join.mint_key_id = c.mint;
+        const auto before = cp.running_join();
+        const auto res = cp.reload(next, c.changed);
+        if (c.applies) {
+            EXPECT_TRUE(res.refused.empty()) << (res.refused.empty() ? "" : res.refused[0]);
+            EXPECT_EQ(c.changed, res.applied);
+            ASSERT_FALSE(res.notes.empty());
+            EXPECT_EQ(0u, res.notes[0].rfind("join.keys: keys ", 0)) << res.notes[0];
+        } else {
+            EXPECT_TRUE(res.applied.empty());
+            ASSERT_EQ(1u, res.refused.size());
+            EXPECT_EQ(0u, res.refused[0].rfind(c.refused_key + ": ", 0)) << res.refused[0];
+            EXPECT_EQ(before.keys.size(), cp.running_join().keys.size()) << "a refused reload changed the keys";
+        }
+        EXPECT_EQ(c.held_after, held());
+        EXPECT_EQ(c.mint_after, cp.minter()->key_id());
+        EXPECT_EQ(c.mint_after, cp.running_join().mint_key_id);
+    }
+    // The secret of key 2 is the rewritten one: a token signed with the old
+    // secret no longer verifies, one with the new does.
+    const auto verifies = [&r](uint8_t fill) {
+        const std::vector<uint8_t> s(32, fill);
+        const join::token_key k(s.data(), s.size());
+        join::token_fields f;
+        f.key_id = 2;
+        f.session_id = 1;
+        std::string pw;
+        const std::string t = join::mint_token(k, f, pw);
+        uint8_t raw[join::token_raw_len];
+        join::token_fields g;
+        EXPECT_TRUE(join::decode_token(t.data(), t.size(), raw, g));
+        uint8_t mac[join::token_mac_len];
+        join::token_mac(*r.shared().join_keys.load()->by_id[2], raw, mac);
+        return join::check_tag(raw, mac);
+    };
+    EXPECT_FALSE(verifies(0x22));
+    EXPECT_TRUE(verifies(0x2f));
+}
+
+TEST(reload, join_secret_changes_names_keys_whose_file_changed_under_the_same_id) {
+    const auto key = [](unsigned id, uint8_t fill) {
+        control::join_key k;
+        k.id = id;
+        k.secret = std::vector<uint8_t>(32, fill);
+        return k;
+    };
+    control::join_config a, b;
+    a.keys = {key(1, 1), key(2, 2)};
+    b.keys = {key(3, 3), key(2, 9), key(1, 1)};
+    EXPECT_EQ((std::vector<std::string>{"join.keys[1].secret"}), control::join_secret_changes(a, b))
+        << "key 2 changed, key 1 did not, key 3 is new (the text shows it)";
+    EXPECT_TRUE(control::join_secret_changes(a, a).empty());
 }
 
 }  // namespace

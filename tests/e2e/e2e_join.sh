@@ -24,6 +24,9 @@
 #                         kernel drops the masqueraded mappings): the token
 #                         moves to the new mapping (join/rebound) and the
 #                         listener keeps hearing the stream
+#   e2e_join_rotate       SIGHUP adds key 2 and mints with it: tokens of both
+#                         keys join; SIGHUP removes key 1: its token gets
+#                         nothing (drop/join/unknown_key), key 2's still joins
 # Prints "PASS <name>" / "FAIL <name> <reason>". Needs root. About 30 s.
 # Environment: BUILD_DIR (default build).
 set -euo pipefail
@@ -375,6 +378,53 @@ if mapped=$(joined_as rebind 5) && [[ -n "$mapped" ]]; then
 else
   fail "$name" "never joined: $(tr '\n' ' ' <"$WORK/rebind.err")"
 fi
+
+# --- 8. rotate: the signing keys change on SIGHUP, no restart -----------------------
+# Key 2 added and minting, then key 1 removed: a key-1 token (minted at the
+# start) and a key-2 token both join while both keys are live; after the
+# second SIGHUP the key-1 token gets nothing (drop/join/unknown_key) and the
+# key-2 token still joins.
+name="${T}_rotate"
+umask 077
+openssl rand -hex 32 >"$WORK/join-2.key"
+umask 022
+set_keys() {  # KEYS MINT_ID: rewrites [join]'s keys and mint_key_id ([join] is the profile's last section)
+  sed -i -e '/^keys = /d' -e '/^mint_key_id = /d' "$CONFIG"
+  printf 'keys = [%s]\nmint_key_id = %s\n' "$1" "$2" >>"$CONFIG"
+  kill -HUP "$RELAY_PID"
+}
+ask_key() {  # TOKEN PASSWORD -> the peer's verdict line (it leaves again when joined)
+  ip netns exec "${NL_NS_LISTENERS[2]}" "$PY" "$PEER" ask "${NL_LISTENER_IPS[2]}" "$NL_RELAY_IP" \
+    "$SESSION_PORT" "$1" "$2" 1.5 leave 2>&1 || true
+}
+old_tok=$(tok 6); old_pw=$(pw 6)
+bad=""
+set_keys "{ id = 1, secret_file = \"$WORK/join-1.key\" }, { id = 2, secret_file = \"$WORK/join-2.key\" }" 2
+if netlib_wait_for_line "$RELAY_LOG" ' reload:   join.keys: keys 1, 2 live, minting with key 2' 5 "$RELAY_PID"; then
+  if read -r new_tok new_pw < <(mint 1) && [[ $(jq -r .key_id "$WORK/reply") == 2 ]]; then
+    out_old=$(ask_key "$old_tok" "$old_pw"); out_new=$(ask_key "$new_tok" "$new_pw")
+    echo "# $name: keys 1, 2: key-1 token: $out_old; key-2 token: $out_new"
+    [[ "$out_old" == "ok RESPONSE "* ]] || bad+=" key-1 token refused while key 1 is live;"
+    [[ "$out_new" == "ok RESPONSE "* ]] || bad+=" key-2 token refused;"
+    set_keys "{ id = 2, secret_file = \"$WORK/join-2.key\" }" 2
+    if netlib_wait_for_line "$RELAY_LOG" ' reload:   join.keys: tokens of key 1 are refused' 5 "$RELAY_PID"; then
+      u0=$(counter drop/join/unknown_key)
+      out_old=$(ask_key "$old_tok" "$old_pw"); out_new=$(ask_key "$new_tok" "$new_pw")
+      u1=$(counter drop/join/unknown_key)
+      echo "# $name: key 2 only: key-1 token: $out_old; key-2 token: $out_new; drop/join/unknown_key $u0 -> $u1"
+      [[ "$out_old" == silent* ]] || bad+=" key-1 token answered after its key was removed ($out_old);"
+      (( u1 > u0 )) || bad+=" drop/join/unknown_key $u0 -> $u1;"
+      [[ "$out_new" == "ok RESPONSE "* ]] || bad+=" key-2 token refused after the second reload;"
+    else
+      bad+=" second reload not applied: $(grep ' reload:' "$RELAY_LOG" | tail -n3 | tr '\n' ' ');"
+    fi
+  else
+    bad+=" minting after the reload: key $(jq -r .key_id "$WORK/reply" 2>/dev/null);"
+  fi
+else
+  bad+=" first reload not applied: $(grep ' reload:' "$RELAY_LOG" | tail -n3 | tr '\n' ' ');"
+fi
+if [[ -z "$bad" ]]; then pass "$name"; else fail "$name" "$bad"; fi
 
 netlib_stop_pid "$SPK_PID" TERM 3
 netlib_stop_pid "$RELAY_PID" INT 10

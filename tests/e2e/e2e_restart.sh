@@ -80,11 +80,12 @@ expect() {  # NAME WANT_STATUS METHOD PATH [BODY_FILE]
 body() { printf '%s' "$1" >"$WORK/body.json"; echo "$WORK/body.json"; }
 
 # Everything a restart must keep: sessions (every field, speakers) and each
-# session's listeners in join order.
+# session's listeners in join order. Not their counters: those count since
+# this stentord started (docs/metrics.md).
 dump_state() {  # OUT
   local out=$1 ids id
   api GET /sessions >/dev/null
-  jq -S '.sessions | sort_by(.id)' "$WORK/reply" >"$out"
+  jq -S '.sessions | map(del(.counters) | .speakers |= map(del(.counters))) | sort_by(.id)' "$WORK/reply" >"$out"
   ids=$(jq -r '.[].id' "$out")
   for id in $ids; do
     api GET "/sessions/$id/listeners?offset=0&limit=100000" >/dev/null

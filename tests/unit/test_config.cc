@@ -259,6 +259,26 @@ TEST(ConfigAccepts, JournalOffByDefaultAndItsKeys) {
     EXPECT_EQ(parse(k_base + "[journal]\ndir = \"\"\n").journal.dir, "");
 }
 
+TEST(ConfigAccepts, CaptureDefaultsAndPdumpWithHugepages) {
+    const auto d = parse(k_base).capture;
+    EXPECT_EQ(d.dir, "/var/lib/stentor/captures");
+    EXPECT_FALSE(d.pdump);
+    EXPECT_EQ(d.max_packets, 100000u);
+    EXPECT_EQ(d.max_seconds, 60u);
+    EXPECT_EQ(d.max_mib, 64u);
+    const auto p = parse("[eal]\nlcores = [0, 1]\nhugepages = true\nvdevs = [\"net_null0\"]\n" + k_dp + k_port + k_api +
+                         "[capture]\ndir = \"/srv/cap\"\npdump = true\nmax_packets = 10\nmax_seconds = 5\nmax_mib = 2\n"
+                         "ring_size = 256\nmbufs = 511\nkeep = 3\n");
+    EXPECT_TRUE(p.capture.pdump);
+    EXPECT_EQ(p.capture.dir, "/srv/cap");
+    EXPECT_EQ(p.capture.max_packets, 10u);
+    EXPECT_EQ(p.capture.max_seconds, 5u);
+    EXPECT_EQ(p.capture.max_mib, 2u);
+    EXPECT_EQ(p.capture.ring_size, 256u);
+    EXPECT_EQ(p.capture.mbufs, 511u);
+    EXPECT_EQ(p.capture.keep, 3u);
+}
+
 TEST(ConfigAccepts, PciWithoutHugepages) {
     const auto p = parse("[eal]\nlcores = [0, 1]\nhugepages = false\npci_allow = [\"0000:3b:00.0\"]\n" +
                          k_dp +
@@ -440,6 +460,15 @@ TEST_F(ConfigJoin, RotationHoldsSeveralKeysAndNamesTheMintingOne) {
     EXPECT_EQ(bytes_of(hex_a), t.keys[0].secret);
 }
 
+TEST_F(ConfigJoin, DedicatedJoinLcoresLoadWithKeys) {
+    EXPECT_TRUE(parse(k_base).dataplane.join_lcores.empty()) << "default: RX lcores verify";
+    const std::string text = "[eal]\nlcores = \"0-3\"\nvdevs = [\"net_null0\"]\n" + k_dp + "join_lcores = \"2-3\"\n" + k_port +
+                             k_api + "[join]\nkeys = [ { id = 1, secret_file = \"" + file("k1", hex_a) + "\" } ]\n";
+    const auto p = parse(text);
+    EXPECT_EQ((std::vector<unsigned>{2, 3}), p.dataplane.join_lcores);
+    EXPECT_EQ(1u, p.ports[0].tx_queues) << "a join lcore never sends: no TX queue of its own";
+}
+
 TEST_F(ConfigJoin, BadKeyFilesAreRefusedNamingFileLineAndSetting) {
     const std::string fifo = dir + "/fifo";
     ASSERT_EQ(0, mkfifo(fifo.c_str(), 0600));
@@ -527,6 +556,14 @@ std::vector<error_row> error_rows() {
          "t.toml:15:7: journal.dir: \"j\" is not an absolute path (or \"\" for no journal)"},
         {"journal_fsync_type", b + "[journal]\ndir = \"/j\"\nfsync = \"yes\"\n", "t.toml:16:9: journal.fsync: expected a boolean"},
         {"journal_compact_zero", b + "[journal]\ndir = \"/j\"\ncompact_mib = 0\n", "t.toml:16:15: journal.compact_mib: 0 is out of range 1..65536"},
+        // [capture] (docs/capture.md)
+        {"unknown_capture", b + "[capture]\npath = \"/x\"\n", "t.toml:15:1: capture.path: unknown setting"},
+        {"capture_dir_relative", b + "[capture]\ndir = \"caps\"\n", "t.toml:15:7: capture.dir: \"caps\" is not an absolute path"},
+        {"capture_pdump_without_hugepages", b + "[capture]\npdump = true\n",
+         "t.toml:15:9: capture.pdump: dpdk-dumpcap attaches as a DPDK secondary process, which needs eal.hugepages = true"},
+        {"capture_ring_not_pow2", b + "[capture]\nring_size = 1000\n", "t.toml:15:13: capture.ring_size: 1000 is not a power of two"},
+        {"capture_max_seconds_zero", b + "[capture]\nmax_seconds = 0\n",
+         "t.toml:15:15: capture.max_seconds: 0 is out of range 1..86400"},
         // [join] (the rows that need key files on disk: ConfigJoin below)
         {"unknown_join", b + "[join]\nkey = 1\n", "t.toml:15:1: join.key: unknown setting (known here: keys, mint_key_id, token_ttl_s, verify_per_s, consent_timeout_s, rebind_after_s, mode)"},
         {"join_ttl_zero", b + "[join]\ntoken_ttl_s = 0\n", "t.toml:15:15: join.token_ttl_s: 0 is out of range 1..604800"},
@@ -700,6 +737,24 @@ std::vector<error_row> error_rows() {
          "t.toml:6:17: dataplane.fanout_lcores: no fanout lcore"},
         {"service_overlaps", "[eal]\nlcores = [0, 1, 2]\nvdevs = [\"net_null0\"]\n" + k_dp + "service_lcores = [2, 1]\n" + k_port + k_api,
          "t.toml:7:22: dataplane.service_lcores[1]: lcore 1 is already an rx or fanout lcore"},
+        // Dedicated join lcores (dataplane.join_lcores): own lcores only, in
+        // eal.lcores, not main; the rows with keys are ConfigJoin's.
+        {"join_lcore_is_rx", "[eal]\nlcores = [0, 1, 2]\nvdevs = [\"net_null0\"]\n" + k_dp + "join_lcores = [2, 1]\n" + k_port + k_api,
+         "t.toml:7:19: dataplane.join_lcores[1]: lcore 1 is already an rx, fanout or service lcore; a join lcore is dedicated"},
+        {"join_lcore_is_service", "[eal]\nlcores = [0, 1, 2]\nvdevs = [\"net_null0\"]\n" + k_dp + "service_lcores = [2]\njoin_lcores = [2]\n" + k_port + k_api,
+         "t.toml:8:16: dataplane.join_lcores[0]: lcore 2 is already an rx, fanout or service lcore"},
+        {"join_lcore_is_main", k_eal + k_dp + "join_lcores = [0]\n" + k_port + k_api,
+         "t.toml:7:16: dataplane.join_lcores[0]: lcore 0 is the main lcore (control plane); it cannot be a worker"},
+        {"join_lcore_not_in_eal", "[eal]\nlcores = [0, 1, 3]\nvdevs = [\"net_null0\"]\n" + k_dp + "join_lcores = \"2\"\n" + k_port + k_api,
+         "t.toml:7:15: dataplane.join_lcores: lcore 2 is not in eal.lcores"},
+        {"join_lcores_listed_twice", "[eal]\nlcores = [0, 1, 2]\nvdevs = [\"net_null0\"]\n" + k_dp + "join_lcores = [2, 2]\n" + k_port + k_api,
+         "t.toml:7:19: dataplane.join_lcores[1]: lcore 2 is listed twice"},
+        {"join_lcores_too_many", "[eal]\nlcores = \"0-20\"\nvdevs = [\"net_null0\"]\n" + k_dp + "join_lcores = \"2-18\"\n" + k_port + k_api,
+         "t.toml:7:15: dataplane.join_lcores: 17 join lcores; at most 16"},
+        {"join_lcores_without_keys", "[eal]\nlcores = [0, 1, 2]\nvdevs = [\"net_null0\"]\n" + k_dp + "join_lcores = [2]\n" + k_port + k_api,
+         "t.toml:7:15: dataplane.join_lcores: join lcores but no join.keys: there are no joins to verify"},
+        {"join_lcores_more_than_lcores", k_eal + "[dataplane]\nrx_lcores = [1]\nfanout_lcores = [1]\njoin_lcores = [1]\n" + k_port + k_api,
+         "t.toml:7:16: dataplane.join_lcores[0]: lcore 1 is already an rx, fanout or service lcore"},
         {"tx_queues_per_fanout", "[eal]\nlcores = \"0-3\"\nvdevs = [\"net_null0\"]\n[dataplane]\nrx_lcores = [1]\nfanout_lcores = \"1-3\"\n" + k_port + "tx_queues = 2\n" + k_api,
          "t.toml:11:13: port[0].tx_queues: 2 TX queues for 3 worker lcores"},
         {"tx_queues_per_worker", "[eal]\nlcores = \"0-3\"\nvdevs = [\"net_null0\"]\n[dataplane]\nrx_lcores = [1]\nfanout_lcores = \"2-3\"\n" + k_port + "tx_queues = 2\n" + k_api,

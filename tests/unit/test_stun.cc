@@ -506,6 +506,42 @@ TEST(StunIntegrity, KeysOfEveryLengthMatchTheReference) {
     }
 }
 
+// check_integrity lays out SHA-1 blocks itself (one, two or more message
+// blocks, a tail of 0..60 bytes with its padding in one block or two): every
+// MESSAGE-INTEGRITY offset a request can have (28..516: USERNAME of 1..128
+// bytes alone, then a SOFTWARE attribute of every length before the token),
+// on bytes that end at a PROT_NONE page, against OpenSSL's HMAC(); and a
+// flipped bit in each of the first, last and a middle byte it covers is
+// caught.
+TEST(StunIntegrity, EveryMessageLengthMatchesTheReference) {
+    std::vector<bytes> msgs;
+    const std::string long_user(max_username_len, 'u');
+    for (size_t n = 1; n <= max_username_len; ++n)
+        msgs.push_back(build(with([&](msg_spec& s) { s.attrs = {user(std::string_view(long_user).substr(0, n))}; })));
+    for (size_t sw = 0; sw <= max_request_len; ++sw)
+        msgs.push_back(build(with([&](msg_spec& s) {
+            s.attrs = {{attr::software, bytes(sw, uint8_t('a' + sw % 26))}, user()};
+        })));
+    size_t checked = 0;
+    for (const bytes& m : msgs) {
+        if (m.size() > max_request_len) break;
+        const size_t mi = m.size() - 32;
+        const guarded g(m);
+        request_view v;
+        ASSERT_EQ(name(parse_request(g.data(), m.size(), v)), "ok") << m.size();
+        ASSERT_EQ(v.integrity_offset, mi);
+        ASSERT_TRUE(check_integrity(g.data(), v, password.data(), password.size())) << "MI at " << mi;
+        for (size_t at : {size_t{0}, size_t{4}, mi / 2, mi - 1}) {   // not 2..3: the length is replaced
+            bytes f = m;
+            f[at] ^= 0x10;
+            const guarded gf(f);
+            EXPECT_FALSE(check_integrity(gf.data(), mi, password.data(), password.size())) << "MI at " << mi << ", byte " << at;
+        }
+        ++checked;
+    }
+    EXPECT_GT(checked, 500u);
+}
+
 TEST(StunIntegrity, OffsetsBelowTheHeaderAreRefused) {
     const bytes m = build({});
     EXPECT_FALSE(check_integrity(m.data(), size_t{0}, password.data(), password.size()));

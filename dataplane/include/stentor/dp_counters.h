@@ -107,6 +107,7 @@ inline constexpr std::size_t cache_line = 64;
     _(srtp_auth, "ingress/srtp_auth", "SRTP authentication failed: forged, damaged or another key (one MAC spent)") \
     _(srtp_egress_no_key, "egress/srtp_no_key", "session protects its packets (srtp.egress) but holds no key yet: not sent") \
     _(srtp_protect_failed, "egress/srtp_protect_failed", "SRTP protection failed (cipher error): not sent") \
+    _(join_handoff_full, "join/handoff_full", "request dropped after the cheap checks: hand-off ring to its join lcore full (dataplane.join_lcores)") \
     /* ingress: IPv6 (issue 15), in the order checked (parse.cc; docs/counters.md) */ \
     _(ipv6_off, "ingress/ipv6_off", "IPv6 frame on a port without an ipv6 address") \
     _(ipv6_runt, "ingress/ipv6_runt", "shorter than the 40-byte IPv6 header") \
@@ -236,6 +237,13 @@ inline constexpr std::size_t max_ports = 4;
     _(neigh_cycles, "TSC cycles of the neighbour stage in those iterations") \
     _(srtp_authenticated, "speaker SRTP packets authenticated and decrypted (docs/srtp.md)") \
     _(srtp_protected, "packets protected with a session key, once each before fan-out (docs/srtp.md)") \
+    _(icmp_requests_in, "ICMP echo requests for the relay's addresses received (answered unless over the rate limit)") \
+    _(busy_polls, "loop iterations that did work (vppctl's calls): busy_cycles over these is cycles per call") \
+    _(idle_polls, "loop iterations that found nothing to do") \
+    _(join_handoffs, "join requests handed to a join lcore after the cheap checks and the budget (dataplane.join_lcores)") \
+    _(join_calls, "iterations whose join stage (a join lcore) verified requests") \
+    _(join_requests, "requests the join stage verified") \
+    _(join_cycles, "TSC cycles of the join stage in those iterations") \
     _(nd_replies, "neighbour advertisements sent for the relay's IPv6 addresses") \
     _(nd_requests, "neighbour solicitations sent to resolve IPv6 next hops") \
     _(nd_requests_in, "NS for the relay's IPv6 addresses received (answered, never learnt from)") \

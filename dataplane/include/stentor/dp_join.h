@@ -1,12 +1,13 @@
 // The listener join path as both planes see it (docs/join.md).
 //
 //   listener --STUN Binding Request--> RX lcore (join.cc): cheap checks, the
-//   verification budget, token tag and MESSAGE-INTEGRITY (at most one MAC
-//   for a forged token) --join_ring--> control plane's join desk
+//   verification budget; then, per burst on the same lcore or on a join
+//   lcore (dataplane.join_lcores), token tag and MESSAGE-INTEGRITY (at most
+//   one MAC for a forged token) --join_ring--> control plane's join desk
 //   (control/join_desk.cc): consent, one token one address, admission, the
 //   listener table --join_reply_ring--> ARP-owner lcore: sends the response.
 //
-// The request travels as its own mbuf: the RX lcore writes what it verified
+// The request travels as its own mbuf: its verifier writes what it verified
 // (dp_join_request) into the mbuf's headroom, the desk rewrites the frame
 // into the response in place and hands the same mbuf back. Nothing is
 // allocated per join; a request the desk cannot take is dropped and counted.

@@ -187,6 +187,18 @@ static_assert(sizeof(dp_rtp_track) == 64);
 // speaker's flow that RSS moves to another queue meets fresh SRTP state
 // there: its ROC restarts at 0 (wrong only after 65 536 packets, ~22 min
 // at 50 packets/s; docs/srtp.md "How it runs").
+//
+// The speaker's counters live there too (the same writer, the same cache
+// lines the policer already touches): read by the control plane with
+// relaxed loads (speaker_counts_of), zeroed with the entry when the slot
+// goes to a new speaker, so they count one speaker from its start.
+struct dp_speaker_counts {
+    uint64_t packets;                  // RTP packets accepted (rtp_in)
+    uint64_t bytes;                    // their RTP bytes (header .. padding)
+    uint64_t policed;                  // dropped by the token bucket
+    uint64_t auth_drops;               // from its address but not its stream: SSRC, RTP plausibility
+};
+
 struct alignas(8) dp_policer {
     uint64_t last_tsc;                 // 0 = fresh: the bucket fills on first use
     uint64_t pkt_tokens;               // scaled by policer_scale
@@ -194,6 +206,7 @@ struct alignas(8) dp_policer {
     dp_rtp_track rtp;
     srtp::stream srtp_rx;
     srtp::stream srtp_tx;
+    dp_speaker_counts counts;
 };
 inline constexpr uint64_t policer_scale = 1024;
 inline constexpr uint64_t policer_burst_ms = 1000;  // bucket depth: a second of stream at the policer rate

@@ -14,7 +14,16 @@
 namespace stentor::dp {
 
 inline constexpr unsigned max_burst = 64;
-inline constexpr unsigned max_jobs = 64;          // packets in flight per fan-out lcore
+// Packets in flight per fan-out lcore. Under overload the long jobs (big
+// sessions) pile up until their frame deadline abandons them, lowest tier
+// first: at 10 000 long packets/s and a 20 ms deadline that is 200 jobs, so
+// the jobs table must hold them or jobs_full would drop whole packets
+// instead (every tier alike). 256 jobs: ~1.6 MB of templates per worker
+// with four ports, of which only the jobs in flight are touched.
+inline constexpr unsigned max_jobs = 256;
+// Job slots only short jobs (one slice or less) may take: a small session's
+// packet is not refused because big sessions' packets fill the table.
+inline constexpr unsigned short_job_reserve = 16;
 
 struct worker_config {
     unsigned lcore_id = 0;
@@ -37,8 +46,18 @@ struct worker_config {
     bool idle_adaptive = false;
     uint32_t idle_sleep_max_us = 1000;
     uint32_t rx_intr_ports = 0;
+    // Replicas of fan-out per loop iteration, between two RX polls: bounds
+    // how long a speaker packet waits in its RX queue (1024: ~17 us at
+    // 60 Mpps) and amortises the iteration's fixed cost (~0.1 instruction
+    // per replica; bench/count_instructions.sh).
+    uint32_t iteration_budget = 1024;
     rte_mempool* pool = nullptr;
     rte_ring* in_ring = nullptr;                  // speaker-packet messages for this fan-out lcore
+    bool do_join = false;                         // a dedicated join lcore: verifies what join_in brings
+    // How MESSAGE-INTEGRITY of a burst is computed (dataplane/join_mac.h's
+    // mi_mode: 0 best lanes the CPU has, 1 one by one); tests and benchmarks.
+    uint8_t mi_mode = 0;
+    rte_ring* join_in = nullptr;                  // its dp_shared::join_handoff ring
     lcore_counters* counters = nullptr;
     dp_shared* shared = nullptr;
 };

@@ -52,11 +52,11 @@ struct token_fields {
     bool operator==(const token_fields&) const = default;
 };
 
-// One key id's HMAC-SHA256 key, as the two SHA-256 states after the ipad
-// and the opad block (nothing else absorbed). Built once (control plane, at
-// start-up); a MAC copies the states and never touches the secret again.
-// The states are opaque bytes here so that this contract needs no OpenSSL
-// header; join_token.cc checks they are OpenSSL's SHA256_CTX.
+// One key id's HMAC-SHA256 key, as the two SHA-256 chaining values after
+// the ipad and the opad block (nothing else absorbed). Built once (control
+// plane, when the keys load); a MAC copies the states and never touches the
+// secret again. The states are opaque bytes here so that this contract
+// needs no OpenSSL header; join_token.cc checks they are SHA256_CTX::h.
 class token_key {
 public:
     // The secret: at least token_secret_min bytes (a longer one is hashed
@@ -67,18 +67,21 @@ public:
     token_key(const token_key&) = default;
     token_key& operator=(const token_key&) = default;
 
-    static constexpr size_t state_bytes = 112;   // sizeof(SHA256_CTX), checked in join_token.cc
+    static constexpr size_t state_bytes = 32;   // SHA256_CTX::h, eight 32-bit words; checked in join_token.cc
 
 private:
     friend void token_mac(const token_key&, const uint8_t*, uint8_t*) noexcept;
-    alignas(8) unsigned char _inner[state_bytes];
-    alignas(8) unsigned char _outer[state_bytes];
+    alignas(16) unsigned char _inner[state_bytes];
+    alignas(16) unsigned char _outer[state_bytes];
 };
 
 // Cheap checks only, no MAC: exactly token_text_len chars of the base64url
 // alphabet, version 1, flags 0, key id not 0. Fills raw (the 36 bytes) and
 // f. Expiry, session and key id's existence are the caller's to check.
 bool decode_token(const char* s, size_t n, uint8_t raw[token_raw_len], token_fields& f) noexcept;
+
+// The fields of a token decode_token accepted (no checks).
+void fields_of(const uint8_t raw[token_raw_len], token_fields& f) noexcept;
 
 // The 20 signed bytes of f into raw[0..19]; raw[20..35] (the tag) zeroed.
 void pack_token(const token_fields& f, uint8_t raw[token_raw_len]) noexcept;

@@ -1,0 +1,964 @@
+// workload_harness: the workload a relay really carries, on one fan-out core,
+// beside dpdk-testpmd txonly and the kernel peers a user would pick instead
+// (issue 15). Parts, each in its own process (its own EAL), the testpmd
+// reference run on the same lcore before each:
+//
+//  sizes    sessions of 10, 100, 1 000, 10 000 listeners (several of each,
+//           round robin), speaker packets handed to the fan-out lcore as
+//           messages in bursts of 32 by the main lcore (bench/feeder.h), as
+//           fast as the lcore takes them: replicas/s per size.
+//  kernel   the same 1 000-client fan-out by the Linux kernel on the same
+//           core (taskset): bench/kernel_fanout (sendmmsg, batches of 1024,
+//           one socket, prebuilt iovecs) and GStreamer's multiudpsink fed by
+//           fakesrc, into a network namespace whose route ends in a veth whose
+//           peer is down (every datagram crosses UDP, IP, routing, the
+//           neighbour and the device layer and is dropped by the driver).
+//  mix      10 000 sessions whose sizes follow a Zipf law (2 M listeners), 1
+//           to 3 speakers each taking turns, one talker per session at 50
+//           packets/s (20 ms Opus frames): the speaker packets arrive on the
+//           worker's own RX queue at their scheduled times and go through the
+//           real ingress (validation, flow lookup, RTP tracking, policer)
+//           before the fan-out, while the main lcore joins and removes
+//           listeners through relay_state's actions and publishes every
+//           100 ms. Delivered replicas/s (the offered load is above one
+//           core's, so this is the core's capacity under this mix).
+//  latency  the same mix thinned to 80 % of that capacity, plus 64 small
+//           sessions (10 listeners, 50 packets/s) whose packets carry their
+//           arrival TSC: arrival (scheduled time on the RX queue) to the TX
+//           burst of each replica, p50 / p99 / p99.9.
+//
+// How packets reach the RX queue (mix, latency): net_null's RX queue hands
+// out mbufs; an ethdev RX callback (rte_eth_add_rx_callback) writes the
+// speaker frames that are due into them (with the checksum flags a NIC sets)
+// and frees the rest. It runs on the worker's lcore, so its cost (~150
+// instructions per speaker packet and one alloc + free of a burst per loop
+// iteration) is charged to Stentor. A TX callback reads the probes' stamps.
+//
+// The last line:
+//   RESULT ipv6_ratio=na small_session_ratio=<y> zipf_ratio=<z> kernel_sendmmsg_ratio=<k> latency_p99_us=<l>
+// ipv6_ratio is "na" until the data plane forwards IPv6 (issue 15 item 1):
+// the frame cases are a table (frame_cases) to which an IPv6 row is added.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "config.h"
+#include "drivers.h"
+#include "feeder.h"
+#include "reference.h"
+#include "relay.h"
+#include "stentor/dp_counters.h"
+
+namespace {
+
+using namespace stentor;
+using clk = std::chrono::steady_clock;
+using bench::stats;
+using bench::summarise;
+
+constexpr unsigned opus_payload = 80;
+constexpr unsigned rtp_len = 12 + opus_payload;
+constexpr unsigned frame_len = 14 + 20 + 8 + rtp_len;   // 134
+constexpr unsigned worker_lcore = 1;
+constexpr uint32_t relay_ip = 0xc6120001;               // 198.18.0.1/24
+constexpr uint32_t gateway_ip = 0xc61200fe;
+
+// The frame families the harness measures. IPv6 joins when the data plane
+// forwards it (issue 15 item 1): a row with its own frame length, testpmd
+// arguments and listener addresses, and the parts take --family.
+struct frame_case {
+    const char* family;
+    bool available;
+    const char* why_not;
+};
+constexpr frame_case frame_cases[] = {
+    {"ipv4", true, ""},
+    {"ipv6", false, "the data plane does not forward IPv6 yet (issue 15 item 1)"},
+};
+
+// SIGINT/SIGTERM in the parent: the children get it too and end; the parent
+// finishes the part it is in (so the sink namespace is deleted) and stops.
+volatile sig_atomic_t interrupted = 0;
+void on_signal(int) { interrupted = 1; }
+
+double secs_since(clk::time_point t) { return std::chrono::duration<double>(clk::now() - t).count(); }
+
+void put16(uint8_t* p, uint16_t v) {
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
+}
+void put32(uint8_t* p, uint32_t v) {
+    put16(p, static_cast<uint16_t>(v >> 16));
+    put16(p + 2, static_cast<uint16_t>(v));
+}
+uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
+uint32_t sum16(const uint8_t* p, size_t n, uint32_t s = 0) {
+    for (size_t i = 0; i + 1 < n; i += 2) s += get16(p + i);
+    if (n & 1) s += static_cast<uint32_t>(p[n - 1]) << 8;
+    return s;
+}
+uint16_t fold(uint32_t s) {
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return static_cast<uint16_t>(s);
+}
+
+std::vector<uint8_t> rtp_packet() {
+    std::vector<uint8_t> p(rtp_len);
+    p[0] = 0x80;
+    p[1] = 111;
+    p[11] = 1;
+    for (unsigned i = 12; i < rtp_len; ++i) p[i] = static_cast<uint8_t>(i);
+    return p;
+}
+
+// The relay every part runs: one port (net_null), the worker on lcore 1,
+// listeners off-link behind a gateway with a static MAC.
+control::profile base_profile(const std::string& prefix, const std::string& vdev) {
+    control::profile p;
+    p.path = "workload_harness";
+    p.eal.lcores = {0, worker_lcore};
+    p.eal.memory_mb = 2048;
+    p.eal.file_prefix = prefix;
+    p.eal.vdevs = {vdev};
+    p.eal.mbufs = 32767;
+    p.eal.mbuf_cache = 256;
+    p.eal.log_level = "error";
+    p.dataplane.rx_lcores = {worker_lcore};
+    p.dataplane.fanout_lcores = {worker_lcore};
+    p.dataplane.stats_interval_s = 0;
+    p.dataplane.idle_adaptive = false;   // busy polling: a sleeping worker would add its wake-up to the latency
+    control::port_config pc;
+    pc.name = "null0";
+    pc.device = "net_null0";
+    pc.ipv4 = relay_ip;
+    pc.prefix_len = 24;
+    pc.gateway = gateway_ip;
+    pc.gateway_mac = std::array<uint8_t, 6>{0x02, 0, 0, 0, 0, 0xfe};
+    pc.tx_desc = 1024;
+    p.ports.push_back(pc);
+    p.ingress.udp_port_min = 20000;
+    p.ingress.udp_port_max = 59999;
+    p.limits.max_sessions = 16384;
+    p.limits.max_speakers = 32768;
+    p.limits.max_listeners = 8000000;
+    p.limits.max_listeners_per_session = 8000000;
+    return p;
+}
+
+drivers::eal_params eal_of(const control::profile& p) {
+    return drivers::eal_params{p.eal.lcores, 0, p.eal.memory_mb, false, p.eal.file_prefix, {}, p.eal.vdevs, "error"};
+}
+
+uint64_t drop_of(const dp::lcore_counters& t, dp::drop_reason r) { return t.drops[static_cast<size_t>(r)]; }
+
+// ------------------------------------------------------------------ sizes
+
+int part_sizes(const std::vector<unsigned>& sizes, unsigned reps, double window, unsigned total,
+               unsigned iteration_budget) {
+    auto p = base_profile("stentor-wl-sizes-" + std::to_string(::getpid()), "net_null0,no-rx=1");
+    drivers::eal_init(eal_of(p));
+    {
+        control::relay r(p, control::relay_options{.iteration_budget = iteration_budget});
+        r.start();
+        auto replicas = [&] { return r.totals().replicas_out; };
+        uint32_t next_ip = 0x0a000001;
+        std::vector<uint32_t> ids;
+        for (unsigned n : sizes) {
+            for (uint32_t id : ids) r.state().session_end(id);
+            ids.clear();
+            const unsigned nb = std::clamp(total / n, 1u, 1000u);
+            for (unsigned k = 0; k < nb; ++k) {
+                control::session_params sp;
+                sp.udp_port = 20000 + k;   // explicit: see part_mix
+                ids.push_back(r.state().session_create(sp).id);
+                std::vector<control::listener_spec> ls(n);
+                for (auto& l : ls) l = {next_ip++, 5004, 0, false};
+                r.state().listener_add_bulk(ids.back(), ls);
+            }
+            r.state().publish();
+            bench::message_feeder feeder(r.pool(), r.shared().shard_rings[0], rtp_packet());
+            feeder.set_sessions(bench::resolve_sessions(r.shared(), ids));
+            const uint64_t ahead = std::max<uint64_t>(uint64_t{4} * n, 256 * 1024);
+            std::vector<double> mpps;
+            const auto before = r.totals();
+            for (unsigned rep = 0; rep < reps; ++rep) {
+                const uint64_t start = replicas();
+                const auto t0 = clk::now();
+                const uint64_t fed = feeder.run(window, ahead, 960, replicas);
+                const double el = secs_since(t0);
+                if (std::getenv("WORKLOAD_DEBUG")) {
+                    const auto t = r.totals();
+                    std::fprintf(stderr, "size %u rep %u: fed=%llu sent=%llu busy=%llu idle=%llu stall=%llu\n", n, rep,
+                                 static_cast<unsigned long long>(fed),
+                                 static_cast<unsigned long long>(replicas() - start),
+                                 static_cast<unsigned long long>(t.busy_cycles),
+                                 static_cast<unsigned long long>(t.idle_cycles),
+                                 static_cast<unsigned long long>(t.stall_cycles));
+                }
+                mpps.push_back(static_cast<double>(replicas() - start) / el / 1e6);
+                for (uint64_t prev = replicas();;) {   // drain: ring empty, nothing sent for 10 ms
+                    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                    const uint64_t cur = replicas();
+                    if (cur == prev && rte_ring_count(r.shared().shard_rings[0]) == 0) break;
+                    prev = cur;
+                }
+            }
+            const auto after = r.totals();
+            const stats s = summarise(mpps);
+            std::printf("PART sizes listeners=%u sessions=%u mpps_median=%.2f mpps_min=%.2f mpps_max=%.2f reps=%u "
+                        "deadline_misses=%llu jobs_full=%llu\n",
+                        n, nb, s.median, s.min, s.max, reps,
+                        static_cast<unsigned long long>(drop_of(after, dp::drop_reason::deadline) -
+                                                        drop_of(before, dp::drop_reason::deadline)),
+                        static_cast<unsigned long long>(drop_of(after, dp::drop_reason::jobs_full) -
+                                                        drop_of(before, dp::drop_reason::jobs_full)));
+            std::fflush(stdout);
+        }
+        r.stop();
+    }
+    drivers::eal_cleanup();
+    return 0;
+}
+
+// ------------------------------------------------------------ mix, latency
+
+// One speaker stream as the RX callback emits it.
+struct stream {
+    uint64_t phase;          // TSC offset within the 20 ms period
+    uint32_t session;        // index into mix_source::sessions
+};
+
+struct session_info {
+    uint32_t id;
+    uint16_t udp_port;
+    uint32_t listeners;
+    uint32_t first_speaker;  // index into mix_source::speakers
+    uint8_t nb_speakers;
+    bool probe;
+    std::atomic<uint8_t> active{1};
+};
+
+struct speaker_info {
+    uint32_t ip;
+    uint16_t port;
+    uint32_t ssrc;
+    uint16_t seq;
+    uint32_t ts_base;
+};
+
+// State the RX and TX callbacks share with the main thread; written by the
+// worker lcore only, except the atomics.
+struct mix_source {
+    std::vector<session_info> sessions;
+    std::vector<speaker_info> speakers;
+    std::vector<stream> streams;   // sorted by phase
+    uint8_t relay_mac[6];
+    uint32_t relay_ip_host;
+    uint64_t period;               // 20 ms in TSC cycles
+    uint64_t turn_periods;         // talker changes every this many periods
+    uint64_t t0;
+    uint64_t cycle = 0;            // periods since t0
+    size_t cursor = 0;             // next stream in this period
+    uint64_t late_limit;           // a packet due longer ago than this was lost by the "NIC"
+    uint64_t virtual_now = 0;      // inline mode: the clock the schedule follows (else the TSC)
+    std::atomic<bool> running{false};
+    // counters (worker lcore only; read by main after the phase, or racy
+    // approximate reads for progress)
+    std::atomic<uint64_t> emitted{0};
+    std::atomic<uint64_t> missed{0};
+    std::atomic<uint64_t> offered_replicas{0};
+    // latency probes: udp source ports [probe_lo, probe_hi]
+    uint16_t probe_lo = 0, probe_hi = 0;
+    std::atomic<bool> sample{false};
+    std::vector<uint32_t> samples;   // TSC cycles, preallocated
+    std::atomic<size_t> nb_samples{0};
+    uint8_t frame[frame_len];        // template
+};
+
+void build_frame_template(mix_source& m) {
+    uint8_t* f = m.frame;
+    std::memset(f, 0, sizeof m.frame);
+    std::memcpy(f, m.relay_mac, 6);
+    const uint8_t src_mac[6] = {0x02, 0x53, 0x50, 0x4b, 0x00, 0x01};
+    std::memcpy(f + 6, src_mac, 6);
+    put16(f + 12, 0x0800);
+    uint8_t* ip = f + 14;
+    ip[0] = 0x45;
+    ip[1] = 0xb8;
+    put16(ip + 2, 20 + 8 + rtp_len);
+    put16(ip + 6, 0x4000);
+    ip[8] = 64;
+    ip[9] = 17;
+    put32(ip + 16, m.relay_ip_host);
+    uint8_t* udp = ip + 20;
+    put16(udp + 4, 8 + rtp_len);
+    uint8_t* rtp = udp + 8;
+    rtp[0] = 0x80;
+    rtp[1] = 111;
+    for (unsigned i = 12; i < rtp_len; ++i) rtp[i] = static_cast<uint8_t>(i * 7);
+}
+
+// Writes one speaker packet into m: what a real speaker sends, with the
+// checksum flags a NIC with RX checksum offload sets.
+void emit(mix_source& src, rte_mbuf* mb, const session_info& s, speaker_info& sp, uint64_t due) {
+    uint8_t* d = rte_pktmbuf_mtod(mb, uint8_t*);
+    std::memcpy(d, src.frame, frame_len);
+    uint8_t* ip = d + 14;
+    put32(ip + 12, sp.ip);
+    put16(ip + 10, static_cast<uint16_t>(~fold(sum16(ip, 20))));
+    uint8_t* udp = ip + 20;
+    put16(udp, sp.port);
+    put16(udp + 2, s.udp_port);
+    uint8_t* rtp = udp + 8;
+    put16(rtp + 2, sp.seq++);
+    put32(rtp + 4, sp.ts_base + static_cast<uint32_t>(src.cycle * 960));
+    put32(rtp + 8, sp.ssrc);
+    if (s.probe) std::memcpy(rtp + 12, &due, sizeof due);
+    uint32_t sum = sum16(ip + 12, 8);   // pseudo header: addresses, protocol, length
+    sum += 17 + 8 + rtp_len;
+    sum = sum16(udp, 8 + rtp_len, sum);
+    uint16_t c = static_cast<uint16_t>(~fold(sum));
+    put16(udp + 6, c == 0 ? 0xffff : c);
+    mb->data_len = frame_len;
+    mb->pkt_len = frame_len;
+    mb->nb_segs = 1;
+    mb->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+}
+
+uint16_t rx_source(uint16_t, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, uint16_t, void* arg) {
+    auto& src = *static_cast<mix_source*>(arg);
+    uint16_t out = 0;
+    if (src.running.load(std::memory_order_relaxed)) {
+        const uint64_t now = src.virtual_now != 0 ? src.virtual_now : rte_rdtsc();
+        while (out < nb_pkts) {
+            const stream& st = src.streams[src.cursor];
+            const uint64_t due = src.t0 + src.cycle * src.period + st.phase;
+            if (due > now) break;
+            session_info& s = src.sessions[st.session];
+            if (s.active.load(std::memory_order_relaxed)) {
+                // The talker of this period: turns rotate through the speakers.
+                const uint32_t k = static_cast<uint32_t>((src.cycle / src.turn_periods + st.session) % s.nb_speakers);
+                speaker_info& sp = src.speakers[s.first_speaker + k];
+                if (now - due > src.late_limit) {
+                    ++sp.seq;   // lost before the relay saw it: a gap in the stream
+                    src.missed.fetch_add(1, std::memory_order_relaxed);
+                } else {
+                    emit(src, pkts[out++], s, sp, due);
+                    src.offered_replicas.fetch_add(s.listeners, std::memory_order_relaxed);
+                }
+            }
+            if (++src.cursor == src.streams.size()) {
+                src.cursor = 0;
+                ++src.cycle;
+            }
+        }
+        src.emitted.fetch_add(out, std::memory_order_relaxed);
+    }
+    if (out < nb_pkts) rte_pktmbuf_free_bulk(pkts + out, nb_pkts - out);
+    return out;
+}
+
+uint16_t tx_probe(uint16_t, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, void* arg) {
+    auto& src = *static_cast<mix_source*>(arg);
+    if (!src.sample.load(std::memory_order_relaxed)) return nb_pkts;
+    const uint64_t now = rte_rdtsc();
+    size_t n = src.nb_samples.load(std::memory_order_relaxed);
+    for (uint16_t i = 0; i < nb_pkts; ++i) {
+        const uint8_t* d = rte_pktmbuf_mtod(pkts[i], const uint8_t*);
+        const uint16_t sport = get16(d + 34);
+        if (sport < src.probe_lo || sport > src.probe_hi || n >= src.samples.size()) continue;
+        uint64_t stamp;
+        std::memcpy(&stamp, d + 42 + 12, sizeof stamp);
+        const uint64_t dt = now - stamp;
+        src.samples[n++] = static_cast<uint32_t>(std::min<uint64_t>(dt, UINT32_MAX));
+    }
+    src.nb_samples.store(n, std::memory_order_relaxed);
+    return nb_pkts;
+}
+
+struct mix_options {
+    unsigned sessions = 10000;
+    unsigned listeners = 2000000;
+    double zipf_s = 1.0;
+    unsigned reps = 3;
+    double window = 2.0;
+    unsigned churn = 10000;        // joins and leaves per second, each
+    double load = 0.8;             // latency: share of the measured capacity
+    double latency_seconds = 4.0;
+    unsigned probes = 64;
+    unsigned probe_listeners = 10;
+    uint64_t seed = 15;
+    unsigned iteration_budget = 0;   // 0: the worker's default
+    unsigned inline_ms = 0;          // > 0: no threads, virtual time (for callgrind)
+};
+
+int part_mix(const mix_options& o) {
+    auto p = base_profile("stentor-wl-mix-" + std::to_string(::getpid()), "net_null0,size=" + std::to_string(frame_len));
+    if (o.inline_ms > 0) p.dataplane.frame_deadline_us = 3600u * 1000000u;   // valgrind: no deadline
+    drivers::eal_init(eal_of(p));
+    int rc = 0;
+    {
+        control::relay r(p, control::relay_options{.launch = o.inline_ms == 0, .iteration_budget = o.iteration_budget});
+        auto& state = r.state();
+        const uint64_t hz = rte_get_tsc_hz();
+        std::mt19937_64 rng(o.seed);
+        auto src = std::make_unique<mix_source>();
+        std::memcpy(src->relay_mac, r.shared().ports[0].mac, 6);
+        src->relay_ip_host = relay_ip;
+        src->period = hz / 50;
+        src->turn_periods = 100;    // a talker holds the floor for 2 s
+        src->late_limit = hz / 500; // 2 ms: about what a 1024-descriptor RX ring holds at this rate
+        build_frame_template(*src);
+
+        // Zipf sizes: rank i gets L * i^-s / H, at least one listener.
+        std::vector<uint32_t> sizes(o.sessions);
+        {
+            double h = 0;
+            for (unsigned i = 1; i <= o.sessions; ++i) h += std::pow(i, -o.zipf_s);
+            uint64_t sum = 0;
+            for (unsigned i = 1; i <= o.sessions; ++i) {
+                sizes[i - 1] = std::max<uint32_t>(1, static_cast<uint32_t>(std::llround(o.listeners * std::pow(i, -o.zipf_s) / h)));
+                sum += sizes[i - 1];
+            }
+            if (sum < o.listeners) sizes[0] += static_cast<uint32_t>(o.listeners - sum);
+            else sizes[0] -= static_cast<uint32_t>(std::min<uint64_t>(sum - o.listeners, sizes[0] - 1));
+        }
+        const auto t_setup = clk::now();
+        uint32_t next_ip = 0x0a000001;
+        uint32_t next_speaker_ip = 0x64400001;   // 100.64.0.0/10
+        std::vector<std::deque<uint32_t>> members(o.sessions + o.probes);
+        src->sessions = std::vector<session_info>(o.sessions + o.probes);
+        uint64_t total_listeners = 0;
+        for (unsigned i = 0; i < o.sessions + o.probes; ++i) {
+            const bool probe = i >= o.sessions;
+            control::session_params sp;
+            // Explicit ports: relay_state::session_create looks for a free
+            // one by scanning every session per candidate port (quadratic
+            // per call), minutes for 10 000 sessions.
+            sp.udp_port = probe ? 59999 - (o.probes - 1) + (i - o.sessions) : 20000 + i;
+            const auto v = state.session_create(sp);
+            session_info& s = src->sessions[i];
+            s.id = v.id;
+            s.udp_port = static_cast<uint16_t>(v.udp_port);
+            s.probe = probe;
+            s.listeners = probe ? o.probe_listeners : sizes[i];
+            s.nb_speakers = probe ? 1 : static_cast<uint8_t>(1 + i % 3);
+            s.first_speaker = static_cast<uint32_t>(src->speakers.size());
+            for (unsigned k = 0; k < s.nb_speakers; ++k) {
+                speaker_info spk{next_speaker_ip++, 5000, static_cast<uint32_t>(src->speakers.size() + 1),
+                                 static_cast<uint16_t>(rng()), static_cast<uint32_t>(rng())};
+                state.speaker_add(s.id, spk.ip, spk.port, spk.ssrc);
+                src->speakers.push_back(spk);
+            }
+            std::vector<control::listener_spec> ls(s.listeners);
+            for (auto& l : ls) {
+                l = {next_ip, 5004, 0, false};
+                members[i].push_back(next_ip++);
+            }
+            state.listener_add_bulk(s.id, ls);
+            total_listeners += s.listeners;
+        }
+        src->probe_lo = src->sessions[o.sessions].udp_port;
+        src->probe_hi = src->sessions.back().udp_port;
+        state.publish();
+        for (uint32_t i = 0; i < src->sessions.size(); ++i) {
+            std::uniform_int_distribution<uint64_t> ph(0, src->period - 1);
+            src->streams.push_back({ph(rng), i});
+        }
+        std::sort(src->streams.begin(), src->streams.end(), [](const stream& a, const stream& b) { return a.phase < b.phase; });
+        src->samples.resize(size_t{1} << 24);
+        std::printf("# mix: %u sessions (Zipf s=%.2f: largest %u, median %u, smallest %u listeners), %zu speakers, "
+                    "%llu listeners in all with %u probe sessions of %u; set up in %.1f s\n",
+                    o.sessions, o.zipf_s, sizes.front(), sizes[sizes.size() / 2], sizes.back(), src->speakers.size(),
+                    static_cast<unsigned long long>(total_listeners), o.probes, o.probe_listeners, secs_since(t_setup));
+        std::fflush(stdout);
+
+        const uint16_t eth = r.shared().ethdev[0];
+        const auto* rx_cb = rte_eth_add_rx_callback(eth, 0, rx_source, src.get());
+        const auto* tx_cb = rte_eth_add_tx_callback(eth, 0, tx_probe, src.get());
+        // Joins and leaves: every 100 ms, churn/10 listeners leave (the
+        // oldest of a session picked by size) and as many join (a session
+        // picked the same way), then one publish, as the control plane's
+        // publisher tick does.
+        std::discrete_distribution<uint32_t> pick(sizes.begin(), sizes.end());
+        uint64_t joins = 0, leaves = 0, publishes = 0;
+        double publish_s = 0;
+        auto churn_tick = [&] {
+            const unsigned k = o.churn / 10;
+            for (unsigned i = 0; i < k; ++i) {
+                const uint32_t a = pick(rng);
+                if (members[a].size() > 1) {
+                    state.listener_del(src->sessions[a].id, members[a].front(), 5004);
+                    members[a].pop_front();
+                    ++leaves;
+                }
+                const uint32_t b = pick(rng);
+                state.listener_add(src->sessions[b].id, next_ip, 5004, 0);
+                members[b].push_back(next_ip++);
+                ++joins;
+            }
+            const auto t = clk::now();
+            state.publish();
+            publish_s += secs_since(t);
+            ++publishes;
+        };
+        if (rx_cb == nullptr || tx_cb == nullptr) {
+            std::printf("PART mix error=ethdev_callbacks_unavailable\n");
+            rc = 1;
+        } else if (o.inline_ms > 0) {
+            // Virtual time, 1 ms steps: the packets due in a step are handed
+            // over and the worker polled until idle; so every packet is
+            // served (no overload) and the instruction count per replica is
+            // the mix's own (bench/count_instructions.sh mix).
+            src->t0 = hz;
+            src->virtual_now = src->t0;
+            src->running.store(true);
+            const auto before = r.totals();
+            for (unsigned ms = 0; ms < o.inline_ms; ++ms) {
+                src->virtual_now += hz / 1000;
+                while (r.poll() > 0) {
+                }
+                if (o.churn > 0 && ms % 100 == 99) churn_tick();
+            }
+            r.flush();
+            const auto after = r.totals();
+            std::printf("PART mix_inline ms=%u replicas_out=%llu speaker_packets=%llu offered_replicas=%llu "
+                        "policed=%llu deadline_misses=%llu jobs_full=%llu joins=%llu leaves=%llu\n",
+                        o.inline_ms, static_cast<unsigned long long>(after.replicas_out - before.replicas_out),
+                        static_cast<unsigned long long>(after.rtp_in - before.rtp_in),
+                        static_cast<unsigned long long>(src->offered_replicas.load()),
+                        static_cast<unsigned long long>(drop_of(after, dp::drop_reason::policed)),
+                        static_cast<unsigned long long>(drop_of(after, dp::drop_reason::deadline)),
+                        static_cast<unsigned long long>(drop_of(after, dp::drop_reason::jobs_full)),
+                        static_cast<unsigned long long>(joins), static_cast<unsigned long long>(leaves));
+            rte_eth_remove_rx_callback(eth, 0, rx_cb);
+            rte_eth_remove_tx_callback(eth, 0, tx_cb);
+        } else {
+            r.start();
+            src->t0 = rte_rdtsc() + hz / 100;
+            src->running.store(true);
+
+            auto run_for = [&](double seconds) {
+                const auto t = clk::now();
+                auto next = t;
+                while (secs_since(t) < seconds) {
+                    next += std::chrono::milliseconds(100);
+                    if (o.churn > 0) churn_tick();
+                    std::this_thread::sleep_until(next);
+                }
+            };
+
+            run_for(0.5);   // warm-up: every stream has started, jobs in flight
+            std::vector<double> delivered, offered;
+            const auto before = r.totals();
+            for (unsigned rep = 0; rep < o.reps; ++rep) {
+                const uint64_t r0 = r.totals().replicas_out;
+                const uint64_t o0 = src->offered_replicas.load();
+                const auto t = clk::now();
+                run_for(o.window);
+                const double el = secs_since(t);
+                delivered.push_back(static_cast<double>(r.totals().replicas_out - r0) / el / 1e6);
+                offered.push_back(static_cast<double>(src->offered_replicas.load() - o0) / el / 1e6);
+            }
+            const auto after = r.totals();
+            const stats d = summarise(delivered);
+            const stats off = summarise(offered);
+            auto delta = [&](dp::drop_reason why) {
+                return static_cast<unsigned long long>(drop_of(after, why) - drop_of(before, why));
+            };
+            // Saturated: the core could not carry all that was offered, so
+            // what it delivered is its capacity under this mix. Otherwise
+            // the figure is only the offered load (raise --mix-listeners).
+            const bool saturated = d.median < 0.97 * off.median || delta(dp::drop_reason::deadline) > 0 ||
+                                   delta(dp::drop_reason::jobs_full) > 0;
+            std::printf("PART mix delivered_mpps_median=%.2f delivered_mpps_min=%.2f delivered_mpps_max=%.2f "
+                        "saturated=%d offered_mpps=%.2f reps=%u speaker_pps=%.0f deadline_misses=%llu jobs_full=%llu policed=%llu "
+                        "rtp_drops=%llu rx_missed=%llu joins=%llu leaves=%llu publishes=%llu publish_ms_mean=%.2f\n",
+                        d.median, d.min, d.max, saturated ? 1 : 0, off.median, o.reps,
+                        static_cast<double>(after.rtp_in - before.rtp_in) / (o.reps * o.window),
+                        delta(dp::drop_reason::deadline), delta(dp::drop_reason::jobs_full),
+                        delta(dp::drop_reason::policed),
+                        delta(dp::drop_reason::rtp_seq_jump) + delta(dp::drop_reason::rtp_ts_jump) +
+                            delta(dp::drop_reason::rtp_duplicate) + delta(dp::drop_reason::unknown_flow),
+                        static_cast<unsigned long long>(src->missed.load()), static_cast<unsigned long long>(joins),
+                        static_cast<unsigned long long>(leaves), static_cast<unsigned long long>(publishes),
+                        publishes ? 1000.0 * publish_s / static_cast<double>(publishes) : 0.0);
+            std::fflush(stdout);
+
+            // Latency: the mix thinned to `load` of the capacity just measured
+            // (whole sessions silenced, in a random order), probes on.
+            const double target = o.load * d.median * 1e6;   // replicas/s
+            std::vector<uint32_t> order(o.sessions);
+            for (uint32_t i = 0; i < o.sessions; ++i) order[i] = i;
+            std::shuffle(order.begin(), order.end(), rng);
+            double kept = static_cast<double>(o.probes) * o.probe_listeners * 50.0;
+            for (uint32_t i : order) {
+                const double add = static_cast<double>(src->sessions[i].listeners) * 50.0;
+                const bool on = kept + add <= target;
+                if (on) kept += add;
+                src->sessions[i].active.store(on ? 1 : 0, std::memory_order_relaxed);
+            }
+            run_for(0.5);
+            const auto lb = r.totals();
+            const uint64_t r0 = lb.replicas_out;
+            src->nb_samples.store(0);
+            src->sample.store(true);
+            const auto t = clk::now();
+            run_for(o.latency_seconds);
+            src->sample.store(false);
+            const double el = secs_since(t);
+            const auto la = r.totals();
+            const double load_mpps = static_cast<double>(la.replicas_out - r0) / el / 1e6;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));   // the worker leaves tx_probe
+            std::vector<uint32_t> v(src->samples.begin(), src->samples.begin() + static_cast<long>(src->nb_samples.load()));
+            std::sort(v.begin(), v.end());
+            auto pct = [&](double q) {
+                if (v.empty()) return 0.0;
+                const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
+                return static_cast<double>(v[i]) * 1e6 / static_cast<double>(hz);
+            };
+            std::printf("PART latency samples=%zu p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f load_mpps=%.2f "
+                        "load_share=%.2f deadline_misses=%llu\n",
+                        v.size(), pct(0.5), pct(0.99), pct(0.999), v.empty() ? 0.0 : pct(1.0), load_mpps,
+                        d.median > 0 ? load_mpps / d.median : 0.0,
+                        static_cast<unsigned long long>(drop_of(la, dp::drop_reason::deadline) -
+                                                        drop_of(lb, dp::drop_reason::deadline)));
+            std::fflush(stdout);
+            src->running.store(false);
+            r.stop();
+            rte_eth_remove_rx_callback(eth, 0, rx_cb);
+            rte_eth_remove_tx_callback(eth, 0, tx_cb);
+        }
+    }
+    drivers::eal_cleanup();
+    return rc;
+}
+
+// ------------------------------------------------------------------ kernel
+
+// A network namespace whose 10.99.0.0/16 route ends in a veth whose peer is
+// down. A blackhole route would not do: the kernel refuses the datagram at
+// the route lookup (EINVAL) before any skb exists, so nothing of the stack
+// would be measured.
+class sink_namespace {
+public:
+    explicit sink_namespace(std::string name) : _name(std::move(name)) {
+        const std::string n = _name;
+        _ok = sh("ip netns add " + n) && sh("ip -n " + n + " link set lo up") &&
+              sh("ip -n " + n + " link add vsink0 type veth peer name vsink1") &&
+              sh("ip -n " + n + " addr add 10.98.0.1/24 dev vsink0") && sh("ip -n " + n + " link set vsink0 up") &&
+              sh("ip -n " + n + " route add 10.99.0.0/16 via 10.98.0.2 dev vsink0 onlink") &&
+              sh("ip -n " + n + " neigh add 10.98.0.2 lladdr 02:00:00:00:00:02 dev vsink0 nud permanent");
+    }
+    ~sink_namespace() { sh("ip netns del " + _name + " 2>/dev/null"); }
+    sink_namespace(const sink_namespace&) = delete;
+    sink_namespace& operator=(const sink_namespace&) = delete;
+    bool ok() const { return _ok; }
+    const std::string& name() const { return _name; }
+    // Datagrams the veth dropped: every one the kernel really processed.
+    uint64_t dropped() const {
+        const std::string cmd = "ip netns exec " + _name + " cat /sys/class/net/vsink0/statistics/tx_dropped";
+        FILE* f = ::popen(cmd.c_str(), "r");
+        if (f == nullptr) return 0;
+        unsigned long long v = 0;
+        if (std::fscanf(f, "%llu", &v) != 1) v = 0;
+        ::pclose(f);
+        return v;
+    }
+    static bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
+
+private:
+    std::string _name;
+    bool _ok = false;
+};
+
+std::vector<std::string> run_lines(const std::string& cmd) {
+    std::vector<std::string> out;
+    FILE* f = ::popen(cmd.c_str(), "r");
+    if (f == nullptr) return out;
+    char line[4096];
+    while (std::fgets(line, sizeof line, f)) out.emplace_back(line);
+    ::pclose(f);
+    return out;
+}
+
+std::optional<double> field(const std::string& line, const std::string& key) {
+    const std::string k = key + "=";
+    size_t at = 0;
+    while ((at = line.find(k, at)) != std::string::npos) {
+        if (at == 0 || line[at - 1] == ' ') return std::strtod(line.c_str() + at + k.size(), nullptr);
+        at += k.size();
+    }
+    return std::nullopt;
+}
+
+struct kernel_figures {
+    std::vector<double> sendmmsg_mpps;
+    std::vector<double> multiudpsink_mpps;
+    std::string note;
+};
+
+kernel_figures run_kernel_peers(const std::string& bin_dir, unsigned clients, unsigned reps, double seconds) {
+    kernel_figures k;
+    if (::geteuid() != 0) {
+        k.note = "not root: no network namespace";
+        return k;
+    }
+    sink_namespace ns("stentor-wl-" + std::to_string(::getpid()));
+    if (!ns.ok()) {
+        k.note = "could not create the sink namespace (ip netns, veth)";
+        return k;
+    }
+    const std::string in_ns = "ip netns exec " + ns.name() + " taskset -c " + std::to_string(worker_lcore) + " ";
+    std::string client_list;
+    for (unsigned i = 0; i < clients; ++i) {
+        if (i) client_list += ',';
+        client_list += "10.99." + std::to_string((i + 1) >> 8) + "." + std::to_string((i + 1) & 0xff) + ":5004";
+    }
+    const bool have_gst = sink_namespace::sh("command -v gst-launch-1.0");
+    for (unsigned rep = 0; rep < reps && !interrupted; ++rep) {
+        const uint64_t d0 = ns.dropped();
+        for (const auto& l : run_lines(in_ns + bin_dir + "/kernel_fanout --clients " + std::to_string(clients) +
+                                        " --seconds " + std::to_string(seconds) + " 2>&1")) {
+            std::printf("# %s", l.c_str());
+            if (auto v = field(l, "msgs_per_s"); v && l.rfind("kernel_sendmmsg", 0) == 0) {
+                const double el = field(l, "seconds").value_or(seconds);
+                const double seen = static_cast<double>(ns.dropped() - d0);
+                // The device's count is the truth: what the stack carried to the driver.
+                k.sendmmsg_mpps.push_back(std::min(*v, seen / el) / 1e6);
+            }
+        }
+        if (!have_gst) continue;
+        // fakesrc: the cheapest feed there is (no receive path), so this is
+        // an upper bound for multiudpsink. Timed by gst-launch itself
+        // ("Execution ended after", PLAYING to EOS), not its start-up.
+        const unsigned buffers = static_cast<unsigned>(std::max(100.0, seconds * 500.0));
+        const uint64_t g0 = ns.dropped();
+        const std::string gst = in_ns + "gst-launch-1.0 fakesrc num-buffers=" + std::to_string(buffers) +
+                                " sizetype=fixed sizemax=" + std::to_string(rtp_len) +
+                                " filltype=zero ! multiudpsink sync=false async=false clients=" + client_list + " 2>&1";
+        const auto t1 = clk::now();
+        const auto out = run_lines(gst);
+        double el = secs_since(t1);
+        for (const auto& l : out) {
+            unsigned h = 0, mi = 0;
+            double sec = 0;
+            const auto at = l.find("Execution ended after ");
+            if (at != std::string::npos && std::sscanf(l.c_str() + at + 22, "%u:%u:%lf", &h, &mi, &sec) == 3)
+                el = h * 3600.0 + mi * 60.0 + sec;
+        }
+        const double seen = static_cast<double>(ns.dropped() - g0);
+        std::printf("# gst-launch fakesrc ! multiudpsink clients=%u buffers=%u datagrams=%.0f seconds=%.3f\n", clients,
+                    buffers, seen, el);
+        if (seen < 0.5 * buffers * clients)
+            for (const auto& l : out) std::printf("#   %s", l.c_str());
+        if (seen > 0 && el > 0) k.multiudpsink_mpps.push_back(seen / el / 1e6);
+    }
+    if (!have_gst) k.note = "gst-launch-1.0 not installed";
+    return k;
+}
+
+// ------------------------------------------------------------------ parent
+
+struct part_output {
+    std::vector<std::string> lines;
+    int status = -1;
+};
+
+part_output run_part(const std::vector<std::string>& args) {
+    std::string cmd = "/proc/" + std::to_string(::getpid()) + "/exe";
+    char self[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) cmd.assign(self, static_cast<size_t>(n));
+    for (const auto& a : args) cmd += " " + a;
+    cmd += " 2>&1";
+    part_output out;
+    FILE* f = ::popen(cmd.c_str(), "r");
+    if (f == nullptr) return out;
+    char line[8192];
+    while (std::fgets(line, sizeof line, f)) {
+        std::fputs(line, stdout);
+        std::fflush(stdout);
+        out.lines.emplace_back(line);
+    }
+    const int st = ::pclose(f);
+    out.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return out;
+}
+
+std::string fmt_ratio(std::optional<double> v) {
+    if (!v || !std::isfinite(*v)) return "na";
+    char b[32];
+    std::snprintf(b, sizeof b, "%.3f", *v);
+    return b;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"Stentor workload harness (issue 15): sessions of every size, a Zipf mix, kernel peers, latency"};
+    std::string part;
+    std::vector<unsigned> sizes{10, 100, 1000, 10000};
+    unsigned reps = 3;
+    double window = 1.0;
+    unsigned size_total = 100000;
+    unsigned ref_seconds = 4;
+    unsigned kernel_clients = 1000;
+    double kernel_seconds = 2.0;
+    unsigned small_size = 1000;
+    mix_options mo;
+    app.add_option("--part", part, "run one part in this process (sizes, mix); default: all, each in a child");
+    app.add_option("--sizes", sizes, "session sizes (listeners) of the sizes part");
+    app.add_option("--reps", reps, "repetitions of every measurement");
+    app.add_option("--window", window, "seconds per repetition (sizes)");
+    app.add_option("--size-listeners", size_total, "listeners per size: sessions = this / size (1..1000)");
+    app.add_option("--small-size", small_size, "the size small_session_ratio and the kernel ratios compare (listeners)");
+    app.add_option("--ref-seconds", ref_seconds, "seconds of dpdk-testpmd txonly before each part");
+    app.add_option("--kernel-clients", kernel_clients, "clients of the kernel peers (sendmmsg, multiudpsink)");
+    app.add_option("--kernel-seconds", kernel_seconds, "seconds per kernel peer run");
+    app.add_option("--mix-sessions", mo.sessions, "sessions of the Zipf mix");
+    app.add_option("--mix-listeners", mo.listeners, "listeners of the Zipf mix");
+    app.add_option("--zipf-s", mo.zipf_s, "Zipf exponent of the session sizes");
+    app.add_option("--mix-window", mo.window, "seconds per repetition (mix)");
+    app.add_option("--churn", mo.churn, "joins and leaves per second, each, during the mix (0: none)");
+    app.add_option("--load", mo.load, "latency: share of the measured capacity carried by the mix");
+    app.add_option("--latency-seconds", mo.latency_seconds, "latency: seconds of samples");
+    app.add_option("--probes", mo.probes, "latency: probe sessions (small sessions whose packets are stamped)");
+    app.add_option("--probe-listeners", mo.probe_listeners, "latency: listeners per probe session");
+    app.add_option("--iteration-budget", mo.iteration_budget,
+                   "replicas per worker loop iteration (0: the data plane's default; worker_config::iteration_budget)");
+    app.add_option("--inline-ms", mo.inline_ms,
+                   "with --part mix: no threads, this many virtual milliseconds (instruction counts under callgrind)");
+    CLI11_PARSE(app, argc, argv);
+    mo.reps = reps;
+
+    if (part == "sizes") return part_sizes(sizes, reps, window, size_total, mo.iteration_budget);
+    if (part == "mix") return part_mix(mo);
+    if (!part.empty()) {
+        std::fprintf(stderr, "unknown --part %s (sizes, mix)\n", part.c_str());
+        return 2;
+    }
+
+    ::signal(SIGPIPE, SIG_IGN);
+    ::signal(SIGINT, on_signal);
+    ::signal(SIGTERM, on_signal);
+    std::printf("# machine: %u CPUs; frame %u bytes (%u-byte Opus payload); worker on lcore %u; "
+                "testpmd txonly on the same lcore before each part\n",
+                std::thread::hardware_concurrency(), frame_len, opus_payload, worker_lcore);
+    for (const auto& fc : frame_cases)
+        if (!fc.available) std::printf("# frame case %s: not measured: %s\n", fc.family, fc.why_not);
+    std::fflush(stdout);
+    std::vector<double> ref;
+    auto testpmd = [&] {
+        const auto v = bench::run_testpmd({"txonly", "net_null0", {"--txpkts=" + std::to_string(frame_len)}, "Tx-pps",
+                                           ref_seconds, 1});
+        ref.insert(ref.end(), v.begin(), v.end());
+        const stats s = summarise(v);
+        std::printf("# testpmd txonly: median %.2f Mpps over %zu samples\n", s.median, v.size());
+        std::fflush(stdout);
+    };
+    auto common = [&] {
+        return std::vector<std::string>{"--reps", std::to_string(reps), "--iteration-budget",
+                                        std::to_string(mo.iteration_budget)};
+    };
+
+    // 1. sessions of every size
+    testpmd();
+    auto a = common();
+    a.insert(a.end(), {"--part", "sizes", "--window", std::to_string(window), "--size-listeners",
+                       std::to_string(size_total)});
+    for (unsigned n : sizes) a.insert(a.end(), {"--sizes", std::to_string(n)});
+    const part_output ps = run_part(a);
+    std::map<unsigned, double> by_size;
+    for (const auto& l : ps.lines)
+        if (l.rfind("PART sizes ", 0) == 0)
+            by_size[static_cast<unsigned>(field(l, "listeners").value_or(0))] = field(l, "mpps_median").value_or(0);
+
+    if (interrupted) return 130;
+    // 2. kernel peers, same core
+    testpmd();
+    char exe[4096];
+    const ssize_t en = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    std::string bin_dir = en > 0 ? std::string(exe, static_cast<size_t>(en)) : std::string(argv[0]);
+    bin_dir = bin_dir.substr(0, bin_dir.find_last_of('/'));
+    const kernel_figures kf = run_kernel_peers(bin_dir, kernel_clients, reps, kernel_seconds);
+
+    if (interrupted) return 130;
+    // 3. Zipf mix and latency
+    testpmd();
+    auto m = common();
+    m.insert(m.end(), {"--part", "mix", "--mix-sessions", std::to_string(mo.sessions), "--mix-listeners",
+                       std::to_string(mo.listeners), "--zipf-s", std::to_string(mo.zipf_s), "--mix-window",
+                       std::to_string(mo.window), "--churn", std::to_string(mo.churn), "--load", std::to_string(mo.load),
+                       "--latency-seconds", std::to_string(mo.latency_seconds), "--probes", std::to_string(mo.probes),
+                       "--probe-listeners", std::to_string(mo.probe_listeners)});
+    const part_output pm = run_part(m);
+    if (interrupted) return 130;
+    std::optional<double> zipf_mpps, p99;
+    bool zipf_saturated = false;
+    for (const auto& l : pm.lines) {
+        if (l.rfind("PART mix ", 0) == 0) {
+            zipf_mpps = field(l, "delivered_mpps_median");
+            zipf_saturated = field(l, "saturated").value_or(0) != 0;
+        }
+        if (l.rfind("PART latency ", 0) == 0) p99 = field(l, "p99_us");
+    }
+
+    // Summary
+    const stats rs = summarise(ref);
+    std::printf("\n# summary (replicas/s; ratios to testpmd txonly median %.2f Mpps, %zu samples, %.2f-%.2f)\n",
+                rs.median, ref.size(), rs.min, rs.max);
+    std::printf("# %-28s %10s %8s\n", "workload", "Mpps", "ratio");
+    auto ratio_of = [&](double v) { return rs.median > 0 ? fmt_ratio(v / rs.median) : std::string("na"); };
+    for (const auto& [n, v] : by_size)
+        std::printf("# %-28s %10.2f %8s\n", ("sessions of " + std::to_string(n)).c_str(), v, ratio_of(v).c_str());
+    if (zipf_mpps) std::printf("# %-28s %10.2f %8s\n", "Zipf mix", *zipf_mpps, ratio_of(*zipf_mpps).c_str());
+    if (zipf_mpps && !zipf_saturated)
+        std::printf("# the mix did not saturate the core: its figure is the offered load, not the capacity, and the "
+                    "latency load is 80 %% of that; raise --mix-listeners\n");
+    const double small = by_size.count(small_size) ? by_size[small_size] : 0.0;
+    std::optional<double> small_ratio, zipf_ratio, k_ratio, g_ratio;
+    if (small > 0 && rs.median > 0) small_ratio = small / rs.median;
+    if (zipf_mpps && rs.median > 0) zipf_ratio = *zipf_mpps / rs.median;
+    const stats ks = summarise(kf.sendmmsg_mpps), gs = summarise(kf.multiudpsink_mpps);
+    if (!kf.sendmmsg_mpps.empty()) {
+        std::printf("# %-28s %10.3f %8s  Stentor (sessions of %u) / it: %.1fx\n", "kernel sendmmsg", ks.median, "",
+                    small_size, small / ks.median);
+        if (small > 0) k_ratio = small / ks.median;
+    }
+    if (!kf.multiudpsink_mpps.empty()) {
+        std::printf("# %-28s %10.3f %8s  Stentor (sessions of %u) / it: %.1fx\n", "GStreamer multiudpsink", gs.median,
+                    "", small_size, small / gs.median);
+        if (small > 0) g_ratio = small / gs.median;
+    }
+    if (!kf.note.empty()) std::printf("# kernel peers: %s\n", kf.note.c_str());
+    std::printf("kernel_peers clients=%u sendmmsg_mpps=%.3f multiudpsink_mpps=%.3f sendmmsg_ratio=%s "
+                "multiudpsink_ratio=%s\n",
+                kernel_clients, ks.median, gs.median, fmt_ratio(k_ratio).c_str(), fmt_ratio(g_ratio).c_str());
+    std::printf("RESULT ipv6_ratio=na small_session_ratio=%s zipf_ratio=%s kernel_sendmmsg_ratio=%s latency_p99_us=%s\n",
+                fmt_ratio(small_ratio).c_str(), fmt_ratio(zipf_ratio).c_str(), fmt_ratio(k_ratio).c_str(),
+                p99 ? fmt_ratio(*p99).c_str() : "na");
+    return (ps.status == 0 && pm.status == 0) ? 0 : 1;
+}

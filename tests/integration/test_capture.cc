@@ -1,0 +1,431 @@
+// Packet capture (docs/capture.md) through real EAL on a ring ethdev, the
+// workers polled on the test thread: what each kind of capture writes (read
+// back with libpcap, byte for byte), each bound, sampling, snaplen, the
+// drops when the writer falls behind, and the refusals that change nothing.
+#include <dirent.h>
+#include <pcap/pcap.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <rte_mempool.h>
+
+#include "action_error.h"
+#include "capture.h"
+#include "harness.h"
+#include "stentor/dp_shared.h"
+
+namespace stentor::test {
+namespace {
+
+using control::capture_info;
+using control::capture_kind;
+using control::capture_request;
+using control::relay;
+using control::relay_options;
+
+struct packet {
+    bytes data;
+    uint32_t orig_len;
+};
+
+// Every packet of a pcapng file, as libpcap reads it.
+std::vector<packet> read_pcap(const std::string& path) {
+    char err[PCAP_ERRBUF_SIZE];
+    pcap_t* p = pcap_open_offline(path.c_str(), err);
+    EXPECT_NE(p, nullptr) << path << ": " << err;
+    std::vector<packet> out;
+    if (p == nullptr) return out;
+    EXPECT_EQ(DLT_EN10MB, pcap_datalink(p));
+    pcap_pkthdr* h;
+    const u_char* d;
+    int rc;
+    while ((rc = pcap_next_ex(p, &h, &d)) == 1) out.push_back({bytes(d, d + h->caplen), h->len});
+    EXPECT_EQ(PCAP_ERROR_BREAK, rc) << "the file ends cleanly: " << pcap_geterr(p);
+    pcap_close(p);
+    return out;
+}
+
+std::vector<std::string> files_in(const std::string& dir) {
+    std::vector<std::string> v;
+    if (DIR* d = opendir(dir.c_str())) {
+        while (dirent* e = readdir(d))
+            if (e->d_name[0] != '.') v.emplace_back(e->d_name);
+        closedir(d);
+    }
+    return v;
+}
+
+capture_request on_port(capture_kind k, const char* port) {
+    capture_request q;
+    q.kind = k;
+    q.port = port;
+    return q;
+}
+
+capture_request on_session(uint32_t id) {
+    capture_request q;
+    q.kind = capture_kind::session;
+    q.session = id;
+    return q;
+}
+
+// Every copy the workers made is written or counted, and every packet
+// that matched is copied or counted: nothing is lost silently.
+void expect_accounted(const capture_info& c) {
+    EXPECT_EQ(c.matched, c.sampled_out + c.copied + c.ring_full + c.no_mbuf) << "capture " << c.id;
+    EXPECT_EQ(c.copied, c.packets + c.discarded) << "capture " << c.id;
+}
+
+class capture_test : public ::testing::Test {
+protected:
+    ring_port port = fresh_ring_port("cap");
+    std::string dir;
+    control::profile prof;
+    std::vector<uint32_t> listeners{0xc6120064, 0xc6120065, 0xc6120066};
+
+    void SetUp() override {
+        char tmpl[] = "/tmp/stentor-capture-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir = tmpl;
+        prof = base_profile(port.name);
+        prof.eal.file_prefix = "captest";
+        prof.capture.dir = dir + "/captures";   // made by the first capture
+        control::session_config sc = speaker_session();
+        for (uint32_t ip : listeners) sc.listeners.push_back({ip, listener_port, 0});
+        prof.sessions.push_back(sc);
+    }
+    void TearDown() override {
+        for (const auto& f : files_in(dir + "/captures")) ::unlink((dir + "/captures/" + f).c_str());
+        ::rmdir((dir + "/captures").c_str());
+        ::rmdir(dir.c_str());
+    }
+
+    std::unique_ptr<relay> make_relay() {
+        auto r = std::make_unique<relay>(prof, relay_options{.launch = false});
+        r->state().load_static(prof);
+        EXPECT_TRUE(resolve(*r, port, listeners).empty());
+        return r;
+    }
+
+    // A stream of the registered speaker: `n` RTP frames, sequence from `seq`.
+    static std::vector<bytes> stream(unsigned n, uint16_t seq = 100) {
+        std::vector<bytes> v;
+        for (unsigned k = 0; k < n; ++k) {
+            frame_spec fs;
+            fs.seq = static_cast<uint16_t>(seq + k);
+            fs.ts = 960u * (seq + k);
+            v.push_back(rtp_frame(fs));
+        }
+        return v;
+    }
+
+    // Sends frames one at a time through the workers; returns what left.
+    static std::vector<bytes> send(relay& r, const ring_port& p, const std::vector<bytes>& frames) {
+        std::vector<bytes> out;
+        for (const auto& f : frames) {
+            inject(p, f);
+            settle(r);
+            for (auto& o : drain(p)) out.push_back(std::move(o));
+        }
+        return out;
+    }
+};
+
+// What each kind of capture holds: exactly the frames of its point, in order.
+TEST_F(capture_test, each_kind_writes_exactly_its_frames) {
+    auto r = make_relay();
+    auto& cm = r->captures();
+    const auto speaker = stream(7);
+    frame_spec stranger;                 // to the session's port from an unknown flow: dropped, still its ingress
+    stranger.src_ip = 0xc6120063;
+    frame_spec other_port;               // to another session port: not this session's ingress
+    other_port.dst_port = 40001;
+    const bytes arp = arp_frame(1, host_mac(0xc6120064).data(), 0xc6120064, relay_mac, relay_ip,
+                                reinterpret_cast<const uint8_t*>("\xff\xff\xff\xff\xff\xff"));
+    std::vector<bytes> mixed = speaker;
+    mixed.insert(mixed.begin() + 2, rtp_frame(stranger));
+    mixed.insert(mixed.begin() + 4, rtp_frame(other_port));
+    mixed.push_back(arp);
+
+    struct row {
+        const char* what;
+        capture_request req;
+        std::vector<bytes> (*expected)(const std::vector<bytes>& in, const std::vector<bytes>& out);
+    };
+    const std::vector<row> rows = {
+        {"session 1 ingress: the speaker's 7 and the stranger's to udp 40000, not udp 40001, not ARP",
+         on_session(1),
+         [](const std::vector<bytes>& in, const std::vector<bytes>&) {
+             std::vector<bytes> v;
+             for (const auto& f : in)
+                 if (f.size() > 37 && be16(f.data() + 12) == 0x0800 && be16(f.data() + 36) == 40000) v.push_back(f);
+             return v;
+         }},
+        {"port lan0 rx: every frame received, in order", on_port(capture_kind::port_rx, "lan0"),
+         [](const std::vector<bytes>& in, const std::vector<bytes>&) { return in; }},
+        {"port lan0 tx: every frame the relay sent (3 replicas per speaker packet, the ARP reply)",
+         on_port(capture_kind::port_tx, "lan0"),
+         [](const std::vector<bytes>&, const std::vector<bytes>& out) { return out; }},
+    };
+    uint16_t seq = 100;
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.what);
+        std::vector<bytes> in = mixed;
+        // Fresh sequence numbers per row: the stream must stay plausible.
+        const auto fresh = stream(7, seq);
+        seq = static_cast<uint16_t>(seq + 7);
+        size_t k = 0;
+        for (auto& f : in)
+            if (f.size() == fresh[0].size() && be32(f.data() + 26) == speaker_ip && be16(f.data() + 36) == 40000)
+                f = fresh[k++];
+        const capture_info started = cm.start(row.req);
+        EXPECT_EQ("running", started.state);
+        const auto out = send(*r, port, in);
+        const capture_info c = cm.stop(started.id);
+        EXPECT_EQ("done", c.state) << c.error;
+        EXPECT_EQ("stopped", c.stop_reason);
+        const auto want = row.expected(in, out);
+        const auto got = read_pcap(c.file);
+        ASSERT_EQ(want.size(), got.size());
+        for (size_t i = 0; i < want.size(); ++i) {
+            EXPECT_EQ(want[i], got[i].data) << "packet " << i;
+            EXPECT_EQ(want[i].size(), got[i].orig_len) << "packet " << i;
+        }
+        EXPECT_EQ(want.size(), c.packets);
+        EXPECT_EQ(0u, c.ring_full + c.no_mbuf + c.discarded);
+        expect_accounted(c);
+    }
+    // Replicas reached every listener all along: 3 per speaker packet.
+    EXPECT_EQ(3u * 7u * rows.size(), counter(*r, "replicas_out"));
+    EXPECT_EQ(rows.size(), counter(*r, "capture/captures"));
+    // Every copy went back to the capture pool.
+    rte_mempool* cp = rte_mempool_lookup("stentor_capture");
+    ASSERT_NE(cp, nullptr);
+    EXPECT_EQ(cp->size, rte_mempool_avail_count(cp));
+}
+
+// Each bound ends the capture by itself, with its reason, and the file
+// holds what the bound allows.
+TEST_F(capture_test, bounds_end_a_capture) {
+    auto r = make_relay();
+    auto& cm = r->captures();
+    const size_t frame = stream(1)[0].size();
+    // One pcapng enhanced packet block of this frame: 28 header, data
+    // padded to 4, flags and queue options (8 + 8), trailing length 4.
+    const uint64_t block = 28 + ((frame + 3) & ~size_t{3}) + 16 + 4;
+    struct row {
+        const char* what;
+        capture_request req;
+        unsigned send;
+        const char* reason;
+        uint64_t packets;
+        bool wait_time;
+    };
+    capture_request by_count = on_port(capture_kind::port_rx, "lan0");
+    by_count.max_packets = 5;
+    capture_request by_bytes = on_port(capture_kind::port_rx, "lan0");
+    by_bytes.max_bytes = 3 * block + block / 2;
+    capture_request by_time = on_session(1);
+    by_time.max_seconds = 1;
+    capture_request sampled = on_port(capture_kind::port_rx, "lan0");
+    sampled.sample = 3;
+    sampled.max_packets = 4;
+    capture_request snap = on_port(capture_kind::port_rx, "lan0");
+    snap.snaplen = 64;
+    snap.max_packets = 2;
+    const std::vector<row> rows = {
+        {"max_packets 5 of 12 sent", by_count, 12, "max_packets", 5, false},
+        {"max_bytes: 3.5 blocks hold 3 packets", by_bytes, 9, "max_bytes", 3, false},
+        {"max_seconds 1, nothing sent: an empty capture", by_time, 0, "max_seconds", 0, true},
+        {"sample 1 in 3, max_packets 4: 12 sent, the 1st 4th 7th 10th kept", sampled, 12, "max_packets", 4, false},
+        {"snaplen 64: frames cut, their length kept", snap, 2, "max_packets", 2, false},
+    };
+    uint16_t seq = 1000;
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.what);
+        const auto frames = stream(row.send, seq);
+        seq = static_cast<uint16_t>(seq + row.send);
+        const capture_info started = cm.start(row.req);
+        send(*r, port, frames);
+        cm.wait_idle();
+        const capture_info c = *cm.info(started.id);
+        EXPECT_EQ("done", c.state) << c.error;
+        EXPECT_EQ(row.reason, c.stop_reason);
+        EXPECT_EQ(row.packets, c.packets);
+        if (row.wait_time) {
+            EXPECT_GE(c.elapsed_s, 1.0);
+        }
+        const auto got = read_pcap(c.file);
+        ASSERT_EQ(row.packets, got.size());
+        if (row.req.max_bytes) {
+            EXPECT_LE(c.bytes, *row.req.max_bytes);
+        }
+        const uint32_t step = row.req.sample.value_or(1);
+        for (size_t i = 0; i < got.size(); ++i) {
+            const bytes& want = frames[i * step];
+            const size_t keep = std::min<size_t>(want.size(), row.req.snaplen.value_or(65535));
+            EXPECT_EQ(bytes(want.begin(), want.begin() + static_cast<long>(keep)), got[i].data) << "packet " << i;
+            EXPECT_EQ(want.size(), got[i].orig_len) << "packet " << i;
+        }
+        if (row.req.sample) {
+            EXPECT_GE(c.sampled_out, 2u * row.packets - 2);
+        }
+        expect_accounted(c);
+    }
+}
+
+// The writer falls behind (held): a full ring and an empty pool skip the
+// copy and count it; forwarding goes on untouched; the file is valid.
+TEST_F(capture_test, a_full_ring_or_an_empty_pool_drops_copies_not_packets) {
+    struct row {
+        const char* what;
+        unsigned ring, mbufs;
+        uint64_t copied, ring_full, no_mbuf;
+    };
+    const std::vector<row> rows = {
+        {"ring of 64, pool of 1023: 64 copied, 36 dropped ring full", 64, 1023, 64, 36, 0},
+        {"ring of 128, pool of 63: 63 copied, 37 not made", 128, 63, 63, 0, 37},
+    };
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.what);
+        // A port of its own: a relay closes its ports when it goes.
+        port = fresh_ring_port("cap");
+        prof.ports[0].device = port.name;
+        prof.capture.ring_size = row.ring;
+        prof.capture.mbufs = row.mbufs;
+        auto r = make_relay();
+        auto& cm = r->captures();
+        const auto before = all_counters(*r);
+        cm.hold_writer(true);
+        const capture_info started = cm.start(on_port(capture_kind::port_rx, "lan0"));
+        send(*r, port, stream(100));
+        // Forwarding does not notice: every packet received and handled as
+        // without a capture (the speaker's policer passes its bucket's worth,
+        // each of those reaches the 3 listeners).
+        const auto after = all_counters(*r);
+        const auto moved = [&](const char* k) { return after.at(k) - before.at(k); };
+        EXPECT_EQ(100u, moved("rx_packets"));
+        EXPECT_EQ(100u, moved("rtp_in") + moved("drop/ingress/policed"));
+        EXPECT_LT(0u, moved("rtp_in"));
+        EXPECT_EQ(3 * moved("rtp_in"), moved("replicas_out"));
+        cm.hold_writer(false);
+        const capture_info c = cm.stop(started.id);
+        EXPECT_EQ("done", c.state) << c.error;
+        EXPECT_EQ(100u, c.matched);
+        EXPECT_EQ(row.copied, c.copied);
+        EXPECT_EQ(row.ring_full, c.ring_full);
+        EXPECT_EQ(row.no_mbuf, c.no_mbuf);
+        EXPECT_EQ(row.copied, c.packets);
+        EXPECT_EQ(row.copied, read_pcap(c.file).size());
+        EXPECT_EQ(row.ring_full, counter(*r, "capture/ring_full"));
+        EXPECT_EQ(row.no_mbuf, counter(*r, "capture/no_mbuf"));
+        expect_accounted(c);
+        r.reset();
+    }
+}
+
+// Refusals name the problem and change nothing: no file, no capture, the
+// workers' bits stay off.
+TEST_F(capture_test, bad_requests_are_refused_and_change_nothing) {
+    prof.capture.max_packets = 1000;
+    prof.capture.max_seconds = 10;
+    prof.capture.max_mib = 1;
+    auto r = make_relay();
+    auto& cm = r->captures();
+    const auto with = [](auto f) {
+        capture_request q = on_port(capture_kind::port_rx, "lan0");
+        f(q);
+        return q;
+    };
+    struct row {
+        const char* what;
+        capture_request req;
+        control::error_code code;
+        const char* says;
+    };
+    const std::vector<row> rows = {
+        {"unknown port", with([](auto& q) { q.port = "wan9"; }), control::error_code::invalid, "no port named \"wan9\""},
+        {"unknown session", with([](auto& q) { q.kind = capture_kind::session; q.session = 77; }),
+         control::error_code::not_found, "no session 77"},
+        {"max_packets above capture.max_packets", with([](auto& q) { q.max_packets = 1001; }),
+         control::error_code::invalid, "capture.max_packets"},
+        {"max_seconds above capture.max_seconds", with([](auto& q) { q.max_seconds = 11; }),
+         control::error_code::invalid, "capture.max_seconds"},
+        {"max_bytes above capture.max_mib", with([](auto& q) { q.max_bytes = (1 << 20) + 1; }),
+         control::error_code::invalid, "capture.max_mib"},
+        {"max_packets 0", with([](auto& q) { q.max_packets = 0; }), control::error_code::invalid, "at least 1"},
+        {"snaplen 10", with([](auto& q) { q.snaplen = 10; }), control::error_code::invalid, "snaplen"},
+        {"sample 0", with([](auto& q) { q.sample = 0; }), control::error_code::invalid, "sample"},
+    };
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.what);
+        try {
+            cm.start(row.req);
+            ADD_FAILURE() << "accepted";
+        } catch (const control::action_error& e) {
+            EXPECT_EQ(row.code, e.code);
+            EXPECT_NE(std::string(e.what()).find(row.says), std::string::npos) << e.what();
+        }
+        EXPECT_TRUE(cm.list().empty());
+        EXPECT_EQ(0u, r->shared().capture->on.load());
+    }
+    EXPECT_TRUE(files_in(dir + "/captures").empty());
+    // One at a time: a second start names the running one.
+    const capture_info first = cm.start(on_port(capture_kind::port_tx, "lan0"));
+    try {
+        cm.start(on_port(capture_kind::port_rx, "lan0"));
+        ADD_FAILURE() << "a second capture was accepted";
+    } catch (const control::action_error& e) {
+        EXPECT_EQ(control::error_code::exists, e.code);
+        EXPECT_NE(std::string(e.what()).find("capture " + std::to_string(first.id)), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(1u, cm.list().size());
+    cm.stop(first.id);
+    EXPECT_THROW(cm.stop(99), control::action_error);
+}
+
+// The session ends: its capture ends with it; the file is kept and
+// capture.keep bounds how many files stay.
+TEST_F(capture_test, a_session_end_stops_its_capture_and_keep_prunes_old_files) {
+    prof.capture.keep = 2;
+    auto r = make_relay();
+    auto& cm = r->captures();
+    std::vector<uint32_t> ids;
+    for (int i = 0; i < 3; ++i) {
+        const auto c = cm.start(on_port(capture_kind::port_rx, "lan0"));
+        send(*r, port, stream(2, static_cast<uint16_t>(3000 + 2 * i)));
+        cm.stop(c.id);
+        ids.push_back(c.id);
+    }
+    EXPECT_EQ(2u, files_in(dir + "/captures").size());
+    EXPECT_TRUE(cm.info(ids[0])->file_removed);
+    std::string why;
+    EXPECT_FALSE(cm.finished_file(ids[0], &why));
+    EXPECT_NE(why.find("removed"), std::string::npos) << why;
+    EXPECT_TRUE(cm.finished_file(ids[2], &why));
+
+    const auto s = cm.start(on_session(1));
+    EXPECT_FALSE(cm.finished_file(s.id, &why));
+    EXPECT_NE(why.find("still running"), std::string::npos) << why;
+    r->state().session_end(1);
+    r->state().publish();
+    cm.wait_idle();
+    const auto c = *cm.info(s.id);
+    EXPECT_EQ("done", c.state);
+    EXPECT_EQ("session_ended", c.stop_reason);
+    // Removing a capture removes its file.
+    EXPECT_EQ(2u, files_in(dir + "/captures").size());
+    cm.remove(s.id);
+    EXPECT_TRUE(cm.info(s.id)->file_removed);
+    EXPECT_EQ(1u, files_in(dir + "/captures").size());
+}
+
+}  // namespace
+}  // namespace stentor::test

@@ -1,0 +1,131 @@
+// Integration: the fan-out lcore's scheduling (issue 15) through real EAL, a
+// ring-backed port and the relay's own worker polled on the test thread.
+// Counts, never times: which replicas one loop iteration sends, and that
+// nothing is dropped when more packets wait than there are job slots.
+#include <map>
+
+#include <gtest/gtest.h>
+#include <rte_mempool.h>
+
+#include "harness.h"
+#include "stentor/dp_worker.h"
+
+namespace stentor::test {
+namespace {
+
+using control::relay;
+using control::relay_options;
+
+constexpr uint32_t big_first = 0x0a010001;     // 10.1.0.1 ..: session 1, off-link via the gateway
+constexpr uint32_t small_first = 0x0a020001;   // 10.2.0.1 ..: session 2
+
+control::session_config session_of(uint32_t id, unsigned port, uint32_t speaker, uint32_t ssrc, uint32_t first,
+                                   unsigned listeners) {
+    control::session_config sc;
+    sc.id = id;
+    sc.udp_port = port;
+    sc.speakers.push_back({speaker, 5004, ssrc});
+    for (unsigned i = 0; i < listeners; ++i) sc.listeners.push_back({first + i, 7000, 0, false});
+    return sc;
+}
+
+// Replicas on the port's TX ring by destination block (the /16 of the
+// destination address), without copying frames; the mbufs go back.
+void count_tx(const ring_port& p, std::map<uint32_t, uint64_t>& by_block) {
+    void* objs[256];
+    unsigned n;
+    while ((n = rte_ring_dequeue_burst(p.tx, objs, 256, nullptr)) > 0) {
+        for (unsigned i = 0; i < n; ++i) {
+            const auto* m = static_cast<const rte_mbuf*>(objs[i]);
+            ++by_block[be32(rte_pktmbuf_mtod(m, const uint8_t*) + 30) >> 16];
+        }
+        rte_pktmbuf_free_bulk(reinterpret_cast<rte_mbuf**>(objs), n);
+    }
+}
+
+TEST(fanout_schedule, a_small_sessions_packet_waits_for_no_big_sessions_slice) {
+    // Session 1: 3 000 listeners (long jobs: more than one slice of 1 024).
+    // Session 2: 10 listeners (a short job). Three packets of session 1
+    // arrive before one of session 2, in one RX burst. One loop iteration
+    // (budget 1 024 replicas) serves session 2's whole packet first, then
+    // spends the rest of its budget on the first long job.
+    ring_port port = fresh_ring_port("sched");
+    auto prof = base_profile(port.name);
+    prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 3000));
+    prof.sessions.push_back(session_of(2, 40001, 0xc612000b, 77, small_first, 10));
+    relay r(prof, relay_options{.launch = false, .iteration_budget = 1024});
+    r.state().load_static(prof);
+    ASSERT_TRUE(resolve(r, port, {}).empty()) << "only ARP while resolving the gateway";
+    const unsigned in_use0 = rte_mempool_in_use_count(r.pool());
+
+    for (uint16_t k = 0; k < 3; ++k) {
+        frame_spec f;
+        f.seq = k;
+        inject(port, rtp_frame(f));
+    }
+    frame_spec small;
+    small.src_ip = 0xc612000b;
+    small.dst_port = 40001;
+    small.ssrc = 77;
+    inject(port, rtp_frame(small));
+
+    std::map<uint32_t, uint64_t> got;
+    r.poll();   // one iteration: RX burst of 4, then 1 024 replicas of fan-out
+    r.flush();
+    count_tx(port, got);
+    EXPECT_EQ(10u, got[small_first >> 16]) << "the short job is served whole in the first iteration";
+    EXPECT_EQ(1014u, got[big_first >> 16]) << "the rest of the budget goes to the first long job";
+
+    for (int i = 0; i < 64 && r.poll() > 0; ++i) {
+        r.flush();
+        count_tx(port, got);
+    }
+    r.flush();
+    count_tx(port, got);
+    EXPECT_EQ(10u, got[small_first >> 16]);
+    EXPECT_EQ(9000u, got[big_first >> 16]) << "every long job finished";
+    EXPECT_EQ(9010u, counter(r, "replicas_out"));
+    EXPECT_EQ(0u, counter(r, "drop/egress/jobs_full"));
+    EXPECT_EQ(0u, counter(r, "drop/egress/deadline"));
+    EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool())) << "mbuf leak";
+}
+
+TEST(fanout_schedule, more_packets_than_job_slots_wait_in_the_ring_none_dropped) {
+    // 300 speaker-packet messages of a 1 100-listener session (long jobs)
+    // handed to the fan-out lcore's ring at once, as an RX lcore or the
+    // mixer does. Each iteration serves about one slice, so without the
+    // bound the lcore would take 32 messages per iteration and run out of
+    // its 256 job slots (jobs_full); it takes no more than it has free and
+    // the rest wait in the ring.
+    static_assert(300 > dp::max_jobs);
+    ring_port port = fresh_ring_port("sched");
+    auto prof = base_profile(port.name);
+    prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 1100));
+    relay r(prof, relay_options{.launch = false, .iteration_budget = 1024});
+    r.state().load_static(prof);
+    ASSERT_TRUE(resolve(r, port, {}).empty());
+    const unsigned in_use0 = rte_mempool_in_use_count(r.pool());
+
+    frame_spec f;
+    const bytes frame = rtp_frame(f);
+    const uint8_t* rtp = frame.data() + 42;
+    const auto rtp_len = static_cast<uint16_t>(frame.size() - 42);
+    for (int k = 0; k < 300; ++k) ASSERT_TRUE(r.inject_rtp(1, rtp, rtp_len)) << k;
+
+    std::map<uint32_t, uint64_t> got;
+    for (int i = 0; i < 4096 && r.poll() > 0; ++i) {
+        r.flush();
+        count_tx(port, got);
+    }
+    r.flush();
+    count_tx(port, got);
+    EXPECT_EQ(300u * 1100u, got[big_first >> 16]);
+    EXPECT_EQ(300u * 1100u, counter(r, "replicas_out"));
+    EXPECT_EQ(0u, counter(r, "drop/egress/jobs_full"));
+    EXPECT_EQ(0u, counter(r, "drop/egress/deadline"));
+    EXPECT_EQ(0u, counter(r, "drop/egress/no_mbuf"));
+    EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool())) << "mbuf leak";
+}
+
+}  // namespace
+}  // namespace stentor::test
