@@ -34,6 +34,7 @@ bool moves_per_frame(const std::string& name) {
     return name == "rx_packets" || name == "rx_bytes" || name == "busy_cycles" || name == "idle_cycles" ||
            name == "stalls" || name == "stall_cycles" || name == "idle_sleeps" || name == "idle_rx_wakeups" ||
            name == "loops" || name == "ingress_calls" || name == "ingress_cycles" ||
+           name == "busy_polls" || name == "idle_polls" ||   // the loop's accounting (ops-metrics), as test_corpus.cc
            (name.rfind("port/", 0) == 0 && name.size() > 11 && name.compare(name.size() - 11, 11, "/rx_packets") == 0);
 }
 
