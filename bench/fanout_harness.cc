@@ -14,6 +14,12 @@
 // included) as JSON lines for scripts/bench-report.py (bench/jsonl.h);
 // --no-reference skips testpmd (and the RESULT line).
 //
+// --family ipv6: the listeners are IPv6 hosts (32-byte records,
+// Ethernet+IPv6+UDP replicas, 154-byte frames for an 80-byte payload) and
+// testpmd txonly sends IPv4 frames of the same length (DPDK 22.11's txonly
+// has no IPv6 mode: --tx-ip takes IPv4 only); the RESULT line then ends in
+// family=ipv6 and a line `ipv6_ratio=<x>` follows.
+//
 // --inline-packets K: no threads; the main thread feeds bursts of
 // --inline-burst messages and polls the worker until it is idle, K packets in
 // all: deterministic, for instruction counts (bench/count_instructions.sh).
@@ -36,6 +42,7 @@
 #include <rte_ring.h>
 
 #include "config.h"
+#include "ip6.h"
 #include "drivers.h"
 #include "feeder.h"
 #include "jsonl.h"
@@ -100,13 +107,18 @@ int main(int argc, char** argv) {
                    "(deterministic; for valgrind --tool=callgrind instruction counts per replica)");
     app.add_option("--inline-burst", inline_burst, "messages fed per burst in --inline-packets mode (1..64)");
     app.add_option("--sessions", nb_sessions, "sessions of each size, fed round robin");
+    std::string family = "ipv4";
+    app.add_option("--family", family, "listeners' family: ipv4 or ipv6")->check(CLI::IsMember({"ipv4", "ipv6"}));
     CLI11_PARSE(app, argc, argv);
-    const unsigned frame = static_cast<unsigned>(14 + 20 + 8 + 12 + payload);
+    const bool v6 = family == "ipv6";
+    const unsigned frame = static_cast<unsigned>(14 + (v6 ? 40 : 20) + 8 + 12 + payload);
     bench::jsonl out;
     if (!out.open(json_path)) return 2;
 
     std::printf("# machine: %u CPUs; frame %u bytes; fan-out on lcore 1\n", std::thread::hardware_concurrency(), frame);
-    std::printf("# reference: dpdk-testpmd --forward-mode=txonly --txpkts=%u on lcore 1 (net_null)\n", frame);
+    std::printf("# reference: dpdk-testpmd --forward-mode=txonly --txpkts=%u on lcore 1 (net_null)%s\n", frame,
+                v6 ? "; IPv4 frames of the IPv6 replicas' length (22.11 txonly sends no IPv6)" : "");
+    std::printf("# listeners: %s\n", family.c_str());
     std::fflush(stdout);
 
     control::profile p;
@@ -130,7 +142,22 @@ int main(int argc, char** argv) {
     pc.gateway = 0xc61200fe;
     pc.gateway_mac = std::array<uint8_t, 6>{0x02, 0, 0, 0, 0, 0xfe};
     pc.tx_desc = 1024;
+    pc.ipv6 = *control::parse_ipv6("2001:db8:100::1");
+    pc.prefix6_len = 64;
+    pc.gateway6 = *control::parse_ipv6("2001:db8:100::fe");
+    pc.gateway6_mac = std::array<uint8_t, 6>{0x02, 0, 0, 0, 0x06, 0xfe};
     p.ports.push_back(pc);
+    // Listener i: 10.0.0.1 + i via the IPv4 gateway, or 2001:db8:1::/48 + i
+    // via gateway6 (both pinned: no ARP or ND in the way).
+    auto add_listener = [v6](control::relay_state& st, uint32_t sid, uint32_t i) {
+        if (!v6) return st.listener_add(sid, 0x0a000001 + i, 5004, 0);
+        control::ipv6_addr a = *control::parse_ipv6("2001:db8:1::");
+        a[12] = static_cast<uint8_t>(i >> 24);
+        a[13] = static_cast<uint8_t>(i >> 16);
+        a[14] = static_cast<uint8_t>(i >> 8);
+        a[15] = static_cast<uint8_t>(i);
+        st.listener_add(sid, control::listener_spec{0, 5004, 0, false, a});
+    };
     p.limits.max_listeners = 4000000;
     p.limits.max_listeners_per_session = 4000000;
 
@@ -146,7 +173,7 @@ int main(int argc, char** argv) {
                 control::session_params sp;
                 ids.push_back(r.state().session_create(sp).id);
                 for (unsigned i = 0; i < sizes.front(); ++i)
-                    r.state().listener_add(ids.back(), 0x0a000001 + k * sizes.front() + i, 5004, 0);
+                    add_listener(r.state(), ids.back(), k * sizes.front() + i);
             }
             r.state().publish();
             bench::message_feeder feeder(r.pool(), r.shared().shard_rings[0], rtp_packet(1, payload));
@@ -173,7 +200,7 @@ int main(int argc, char** argv) {
         r.start();
         const auto pkt = rtp_packet(1, payload);
         std::vector<uint32_t> session_ids;
-        uint32_t next_ip = 0x0a000001;   // listeners 10.0.0.1.. via the gateway
+        uint32_t next_ip = 0;   // listener index (add_listener)
         uint64_t have = 0;
         for (unsigned n : sizes) {
             // fresh sessions of n listeners each
@@ -184,7 +211,7 @@ int main(int argc, char** argv) {
                 control::session_params sp;
                 sp.frame_ms = 20;
                 session_ids.push_back(r.state().session_create(sp).id);
-                for (unsigned i = 0; i < n; ++i) r.state().listener_add(session_ids.back(), next_ip++, 5004, 0);
+                for (unsigned i = 0; i < n; ++i) add_listener(r.state(), session_ids.back(), next_ip++);
             }
             r.state().publish();
             const double join_s = std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -252,7 +279,8 @@ int main(int argc, char** argv) {
                 }
             }
             const stats s = summarise(mpps);
-            const double bytes_per_listener = 16.0 + 8.0 / dp::listener_chunk_size;
+            const double bytes_per_listener =
+                v6 ? 32.0 + 8.0 / dp::listener6_chunk_size : 16.0 + 8.0 / dp::listener_chunk_size;
             std::printf("listeners=%u sessions=%u fanout_mpps median=%.2f min=%.2f max=%.2f reps=%u join_s=%.2f "
                         "dp_bytes_per_listener=%.3f",
                         n, nb_sessions, s.median, s.min, s.max, reps, join_s, bytes_per_listener);
@@ -296,9 +324,10 @@ int main(int argc, char** argv) {
     out.write({{"bench", "fanout"}, {"kind", "txonly"}, {"frame", frame}, {"mpps", bench::series(ref, rs.median, rs.min, rs.max)},
                {"what", "dpdk-testpmd --forward-mode=txonly --txpkts=" + std::to_string(frame) + " on lcore 1 (net_null)"}});
     out.write({{"bench", "fanout"}, {"kind", "result"}, {"fanout_mpps", last_x}, {"txonly_mpps", rs.median},
-               {"ratio", last_x / rs.median}, {"listeners", last_n}, {"lcores", 1}});
+               {"ratio", last_x / rs.median}, {"listeners", last_n}, {"lcores", 1}, {"family", family}});
     std::printf("txonly_mpps median=%.2f min=%.2f max=%.2f samples=%zu\n", rs.median, rs.min, rs.max, ref.size());
-    std::printf("RESULT fanout_mpps=%.2f txonly_mpps=%.2f ratio=%.3f listeners=%u lcores=1\n", last_x, rs.median,
-                last_x / rs.median, last_n);
+    std::printf("RESULT fanout_mpps=%.2f txonly_mpps=%.2f ratio=%.3f listeners=%u lcores=1%s\n", last_x, rs.median,
+                last_x / rs.median, last_n, v6 ? " family=ipv6" : "");
+    if (v6) std::printf("ipv6_ratio=%.3f\n", last_x / rs.median);
     return 0;
 }

@@ -789,13 +789,13 @@ struct api_server::impl {
         }
         case route_kind::speaker_add: {
             const speaker_spec s = need(parse_speaker_add(body, limits()));
-            cp.state().speaker_add(sid, s.ip, s.port, s.ssrc);
-            json o{{"session", sid}, {"ip", format_ipv4(s.ip)}, {"port", s.port}};
+            cp.state().speaker_add(sid, s);
+            json o{{"session", sid}, {"ip", s.ip6 ? format_ipv6(*s.ip6) : format_ipv4(s.ip)}, {"port", s.port}};
             o["ssrc"] = s.ssrc ? json(*s.ssrc) : json(nullptr);
             return write_reply(201, o);
         }
         case route_kind::speaker_del:
-            cp.state().speaker_del(sid, rt.ep.ip, rt.ep.port);
+            cp.state().speaker_del(sid, listener_addr{rt.ep.ip, rt.ep.port, rt.ep.ip6});
             return write_reply(200, {{"removed", rt.ep_text}});
         case route_kind::listeners_list: {
             const uint64_t offset = query_uint(c, "offset").value_or(0);
@@ -806,7 +806,8 @@ struct api_server::impl {
             const std::optional<uint64_t> after = query_uint(c, "after");
             json a = json::array();
             const auto page = cp.state().listeners(sid, offset, limit, after);
-            for (const auto& l : page) a.push_back({{"ip", format_ipv4(l.ip)}, {"port", l.port}, {"tier", l.tier}});
+            for (const auto& l : page)
+                a.push_back({{"ip", l.ip6 ? format_ipv6(*l.ip6) : format_ipv4(l.ip)}, {"port", l.port}, {"tier", l.tier}});
             json out = {{"session", sid}, {"total", v->nb_listeners}, {"offset", offset}, {"listeners", a}};
             if (after) out["after"] = *after;
             out["next"] = page.size() == limit && limit != 0 ? json(page.back().seq) : json(nullptr);
@@ -815,7 +816,9 @@ struct api_server::impl {
         case route_kind::listener_add: {
             refuse_static_listeners();
             const listener_spec l = need(parse_listener_add(body, limits()));
-            cp.state().listener_add(sid, l.ip, l.port, l.tier);
+            cp.state().listener_add(sid, l);
+            if (l.ip6)   // IPv6: answered once published (the wait for NS/NA is the network layer's, issue 15)
+                return write_reply(201, {{"session", sid}, {"ip", format_ipv6(*l.ip6)}, {"port", l.port}, {"tier", l.tier}});
             return join_write({{"session", sid}, {"ip", format_ipv4(l.ip)}, {"port", l.port}, {"tier", l.tier}}, {l.ip});
         }
         case route_kind::listener_bulk: {
@@ -826,11 +829,12 @@ struct api_server::impl {
             cp.state().listener_add_bulk(sid, items);
             std::vector<uint32_t> ips;
             ips.reserve(items.size());
-            for (const auto& it : items) ips.push_back(it.ip);
+            for (const auto& it : items)
+                if (!it.ip6) ips.push_back(it.ip);
             return join_write({{"session", sid}, {"added", items.size()}}, std::move(ips));
         }
         case route_kind::listener_del:
-            cp.state().listener_del(sid, rt.ep.ip, rt.ep.port);
+            cp.state().listener_del(sid, listener_addr{rt.ep.ip, rt.ep.port, rt.ep.ip6});
             return write_reply(200, {{"removed", rt.ep_text}});
         case route_kind::listener_bulk_delete: {
             // All or nothing, like the bulk join: one missing or repeated
@@ -847,7 +851,10 @@ struct api_server::impl {
             srtp_key_spec k = need(std::move(parsed));
             const std::string id = k.id;
             srtp_key_owner o{sid, std::nullopt};
-            if (rt.speaker) o.speaker = std::make_pair(rt.ep.ip, rt.ep.port);
+            if (rt.speaker) {
+                o.speaker = std::make_pair(rt.ep.ip, rt.ep.port);
+                o.speaker_ip6 = rt.ep.ip6;
+            }
             cp.state().srtp_key_add(o, std::move(k));
             json out{{"session", sid}, {"key", id}};
             if (rt.speaker) out["speaker"] = rt.ep_text;
@@ -860,7 +867,10 @@ struct api_server::impl {
         }
         case route_kind::srtp_key_del: {
             srtp_key_owner o{sid, std::nullopt};
-            if (rt.speaker) o.speaker = std::make_pair(rt.ep.ip, rt.ep.port);
+            if (rt.speaker) {
+                o.speaker = std::make_pair(rt.ep.ip, rt.ep.port);
+                o.speaker_ip6 = rt.ep.ip6;
+            }
             cp.state().srtp_key_del(o, rt.key_id);
             json out{{"session", sid}, {"removed", rt.key_id}};
             if (rt.speaker) out["speaker"] = rt.ep_text;

@@ -69,21 +69,30 @@ std::string get_string(const json& j, const char* k, const std::string& def) {
     return it->get<std::string>();
 }
 
-uint32_t req_ip(const json& j, const char* k, const std::string& where = "") {
+// An address of either family (issue 15): a dotted quad, or an IPv6 text
+// form without brackets or zone. Sets *ip (IPv4) or *ip6. Whether the
+// address may be a peer (multicast, link-local, IPv4-mapped, ...) is for the
+// action to say, with its reason.
+void req_ip_any(const json& j, const char* k, const std::string& where, uint32_t* ip, std::optional<ipv6_addr>* ip6) {
     auto it = j.find(k);
     if (it == j.end()) fail(400, "invalid", where + "\"" + k + "\" is required");
-    if (!it->is_string()) fail(400, "invalid", where + "\"" + k + "\" must be a dotted-quad string");
+    if (!it->is_string()) fail(400, "invalid", where + "\"" + k + "\" must be a dotted-quad string or an IPv6 address");
     const auto& s = it->get_ref<const std::string&>();
-    auto ip = parse_ipv4(s);
-    if (!ip) fail(400, "invalid", where + "\"" + utf8_safe(s) + "\" is not an IPv4 address");
-    return *ip;
+    std::optional<uint32_t> v4;
+    std::string why;
+    if (!parse_ip_any(s, &v4, ip6, &why)) {
+        if (s.find('%') != std::string::npos)
+            fail(400, "invalid", where + "\"" + utf8_safe(s) + "\" " + why);
+        fail(400, "invalid", where + "\"" + utf8_safe(s) + "\" is not an IPv4 address, nor an IPv6 one");
+    }
+    *ip = v4.value_or(0);
 }
 
 listener_spec listener_of(const json& j, const std::string& where) {
     if (!j.is_object()) fail(400, "invalid", where + "a listener must be an object");
     only_fields(j, {"ip", "port", "tier"}, where);
     listener_spec l;
-    l.ip = req_ip(j, "ip", where);
+    req_ip_any(j, "ip", where, &l.ip, &l.ip6);
     l.port = static_cast<unsigned>(req_uint(j, "port", 65535, where));
     l.tier = static_cast<unsigned>(get_uint(j, "tier", 0, 255, where));
     return l;
@@ -96,6 +105,16 @@ uint32_t session_or_fail(std::string_view seg) {
 }
 
 endpoint endpoint_or_fail(std::string_view seg) {
+    if (!seg.empty() && seg.front() == '[') {
+        // [IPV6]:PORT (issue 15), as in URLs (RFC 3986 3.2.2).
+        std::optional<uint32_t> v4;
+        std::optional<ipv6_addr> v6;
+        unsigned port = 0;
+        std::string why;
+        if (!parse_endpoint_any(seg, &v4, &v6, &port, &why) || !v6)
+            fail(400, "invalid", "expected [IPV6]:PORT, got \"" + utf8_safe(seg) + "\": " + utf8_safe(why));
+        return {0, port, v6};
+    }
     const auto colon = seg.rfind(':');
     std::optional<uint32_t> ip;
     std::optional<uint64_t> port;
@@ -105,7 +124,7 @@ endpoint endpoint_or_fail(std::string_view seg) {
     }
     if (!ip || !port || *port == 0 || *port > 65535)
         fail(400, "invalid", "expected ADDRESS:PORT, got \"" + utf8_safe(seg) + "\"");
-    return {*ip, static_cast<unsigned>(*port)};
+    return {*ip, static_cast<unsigned>(*port), std::nullopt};
 }
 
 [[noreturn]] void no_resource(std::string_view url) { fail(404, "not_found", "no resource " + utf8_safe(url)); }
@@ -215,7 +234,7 @@ parse_result<speaker_spec> parse_speaker_add(std::string_view body, const parse_
         const json j = object_or_fail(body, lim.max_body, lim.max_depth);
         only_fields(j, {"ip", "port", "ssrc"});
         speaker_spec r;
-        r.ip = req_ip(j, "ip");
+        req_ip_any(j, "ip", "", &r.ip, &r.ip6);
         r.port = static_cast<unsigned>(req_uint(j, "port", 65535));
         if (auto it = j.find("ssrc"); it != j.end() && !it->is_null())
             r.ssrc = static_cast<uint32_t>(req_uint(j, "ssrc", 0xffffffffULL));
@@ -311,7 +330,7 @@ parse_result<std::vector<listener_addr>> parse_listener_bulk_delete(std::string_
             if (!l.is_object()) fail(400, "invalid", where + "a listener must be an object");
             only_fields(l, {"ip", "port"}, where);
             listener_addr a;
-            a.ip = req_ip(l, "ip", where);
+            req_ip_any(l, "ip", where, &a.ip, &a.ip6);
             a.port = static_cast<unsigned>(req_uint(l, "port", 65535, where));
             items.push_back(a);
         }

@@ -126,10 +126,12 @@ std::vector<std::string> split_path(std::string_view url);
 // A session id segment: 1..2^32-1, else 404.
 parse_result<uint32_t> parse_session_segment(std::string_view seg);
 
-// "198.18.0.5:6000" (strict dotted quad, port 1..65535), else 400.
+// "198.18.0.5:6000" (strict dotted quad, port 1..65535) or
+// "[2001:db8::5]:6000" (ip6 set, ip 0), else 400.
 struct endpoint {
     uint32_t ip = 0;
     unsigned port = 0;
+    std::optional<ipv6_addr> ip6 = std::nullopt;
     bool operator==(const endpoint&) const = default;
 };
 parse_result<endpoint> parse_endpoint_segment(std::string_view seg);

@@ -1016,6 +1016,80 @@ void read_join(const context& c, const toml::table& root, join_config& jc) {
     if (!jc.static_listeners && jc.keys.empty()) r.fail("mode", "\"token\" without join.keys: nobody could listen");
 }
 
+// The IPv6 keys of a [[port]] (issue 15; docs/profiles.md "IPv6"): all
+// optional; the same rules as their IPv4 twins, in IPv6's terms.
+void read_port_ipv6(const context& c, const table_reader& r, const profile& p, port_config& port) {
+    const auto* ip_node = r.find("ipv6");
+    for (const char* key : {"gateway6", "gateway6_mac", "gateway6_learnt"})
+        if (const auto* n = r.find(key); n != nullptr && ip_node == nullptr)
+            c.fail(*n, r.key_path(key), "set only together with ipv6");
+    if (ip_node == nullptr) return;
+    const auto ip_path = r.key_path("ipv6");
+    const auto text = read_string(c, *ip_node, ip_path);
+    const auto slash = text.rfind('/');
+    const auto ip = slash == std::string::npos ? std::nullopt : parse_ipv6(std::string_view(text).substr(0, slash));
+    const auto prefix = slash == std::string::npos ? std::nullopt : parse_uint(std::string_view(text).substr(slash + 1));
+    if (!ip || !prefix)
+        c.fail(*ip_node, ip_path, fmt::format("\"{}\" is not ADDRESS/PREFIX (e.g. \"2001:db8::1/64\")", text));
+    // Up to /127 (RFC 6164 point-to-point links); /128 would leave no
+    // neighbour on the link, so nothing could be reached.
+    if (*prefix < 8 || *prefix > 127)
+        c.fail(*ip_node, ip_path, fmt::format("prefix length {} is out of range 8..127", *prefix));
+    if (auto why = ipv6_special(*ip))
+        c.fail(*ip_node, ip_path, fmt::format("{} cannot be the relay's address: {}", format_ipv6(*ip), *why));
+    // The Subnet-Router anycast address (RFC 4291 2.6.1): all host bits 0.
+    if (*prefix < 127) {
+        ipv6_addr host = *ip;
+        for (unsigned b = 0; b < *prefix; ++b) host[b / 8] &= static_cast<uint8_t>(~(0x80u >> (b % 8)));
+        if (host == ipv6_addr{})
+            c.fail(*ip_node, ip_path, fmt::format("{} is the subnet-router anycast address of {}", format_ipv6(*ip),
+                                                  cidr6(*ip, *prefix)));
+    }
+    for (const auto& other : p.ports)
+        if (other.ipv6 && ipv6_same_prefix(*ip, *other.ipv6, std::min(*prefix, other.prefix6_len)))
+            c.fail(*ip_node, ip_path, fmt::format("prefix {} overlaps port \"{}\" prefix {}", cidr6(*ip, *prefix),
+                                                  other.name, cidr6(*other.ipv6, other.prefix6_len)));
+    port.ipv6 = *ip;
+    port.prefix6_len = *prefix;
+
+    if (const auto* n = r.find("gateway6")) {
+        const auto path = r.key_path("gateway6");
+        const auto gtext = read_string(c, *n, path);
+        const auto gw = parse_ipv6(gtext);
+        if (!gw) c.fail(*n, path, fmt::format("\"{}\" is not an IPv6 address", gtext));
+        // Resolved by neighbour discovery on this port: on-link, i.e. in the
+        // prefix or link-local (what routers usually advertise).
+        if (!ipv6_is_link_local(*gw)) {
+            if (auto why = ipv6_special(*gw))
+                c.fail(*n, path, fmt::format("{} cannot be a next hop: {}", format_ipv6(*gw), *why));
+            if (!ipv6_same_prefix(*gw, *ip, *prefix))
+                c.fail(*n, path, fmt::format("{} is neither link-local nor in the port's prefix {}", format_ipv6(*gw),
+                                             cidr6(*ip, *prefix)));
+        }
+        if (*gw == *ip) c.fail(*n, path, "the gateway cannot be the port's own address");
+        port.gateway6 = *gw;
+    }
+    if (const auto* n = r.find("gateway6_mac")) {
+        if (!port.gateway6) c.fail(*n, r.key_path("gateway6_mac"), "set only together with gateway6");
+        port.gateway6_mac = read_unicast_mac(c, *n, r.key_path("gateway6_mac"), "a next hop");
+    }
+    if (const auto* n = r.find("gateway6_learnt")) {
+        const auto path = r.key_path("gateway6_learnt");
+        const auto v = n->value<bool>();
+        if (!v) c.fail(*n, path, "must be true or false");
+        if (*v && !port.gateway6) c.fail(*n, path, "set only together with gateway6");
+        if (*v && port.gateway6_mac)
+            c.fail(*n, path, "the gateway is either pinned (gateway6_mac) or learnt, not both");
+        port.gateway6_learnt = *v;
+    }
+    // As for IPv4: one advertisement about the gateway could redirect every
+    // off-link IPv6 listener, so a deployment says how its MAC is known.
+    if (port.gateway6 && !port.gateway6_mac && !port.gateway6_learnt)
+        c.fail(*r.find("gateway6"), r.key_path("gateway6"),
+               "set gateway6_mac (pinned, recommended) or gateway6_learnt = true (learnt by neighbour discovery, "
+               "see docs/security.md)");
+}
+
 void read_port(const context& c, const table_reader& r, const profile& p, port_config& port) {
     port.name = r.req_string("name");
     if (port.name.empty()) r.fail("name", "must not be empty");
@@ -1121,6 +1195,7 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
                "set gateway_mac (pinned, recommended) or gateway_learnt = true (learnt by ARP, see docs/security.md)");
     r.opt_uint("line_rate_mbps", port.line_rate_mbps, 0, max_line_rate_mbps);
     r.opt_uint("dscp", port.dscp, 0, 63);
+    read_port_ipv6(c, r, p, port);
 }
 
 void read_ports(const context& c, const toml::table& root, profile& p) {
@@ -1130,7 +1205,8 @@ void read_ports(const context& c, const toml::table& root, profile& p) {
             c.fail(t.source(), path, fmt::format("at most {} ports are supported", max_ports));
         const table_reader r(c, t, t.source(), path,
                              {"name", "device", "rx_queues", "tx_queues", "rx_desc", "tx_desc", "mtu",
-                              "ipv4", "gateway", "gateway_mac", "gateway_learnt", "mac", "line_rate_mbps", "dscp"});
+                              "ipv4", "gateway", "gateway_mac", "gateway_learnt", "mac", "line_rate_mbps", "dscp",
+                              "ipv6", "gateway6", "gateway6_mac", "gateway6_learnt"});
         port_config port;
         read_port(c, r, p, port);
         p.ports.push_back(std::move(port));

@@ -14,6 +14,7 @@
 
 #include <memory>
 
+#include "ipv6.h"
 #include "session.h"
 #include "srtp_keys.h"
 
@@ -75,6 +76,15 @@ struct port_config {
     std::optional<std::array<uint8_t, 6>> mac;  // override the device MAC
     unsigned line_rate_mbps = 0;           // 0 = take the reported link speed
     unsigned dscp = 46;                    // DSCP of the replicas sent on this port (46 = EF, RFC 3246)
+    // IPv6 (issue 15; docs/profiles.md "IPv6"): optional. The relay's global
+    // unicast address and its on-link prefix; the next hop for listeners
+    // outside it (link-local or in the prefix), pinned or learnt by
+    // neighbour discovery as the IPv4 gateway is by ARP.
+    std::optional<ipv6_addr> ipv6;
+    unsigned prefix6_len = 64;
+    std::optional<ipv6_addr> gateway6;
+    std::optional<std::array<uint8_t, 6>> gateway6_mac;  // static neighbour: never solicited
+    bool gateway6_learnt = false;          // explicit: the gateway's MAC is learnt by NS/NA
 };
 
 struct ingress_config {

@@ -115,13 +115,13 @@ std::optional<std::string> apply(relay_state& st, const jr::record& rec) {
                 } else if constexpr (std::is_same_v<T, jr::rec_session_end>) {
                     st.session_end(r.session_id);
                 } else if constexpr (std::is_same_v<T, jr::rec_speaker_add>) {
-                    st.speaker_add(r.session_id, r.s.ip, r.s.port, r.s.ssrc);
+                    st.speaker_add(r.session_id, r.s);
                 } else if constexpr (std::is_same_v<T, jr::rec_speaker_del>) {
-                    st.speaker_del(r.session_id, r.ip, r.port);
+                    st.speaker_del(r.session_id, listener_addr{r.ip, r.port, r.ip6});
                 } else if constexpr (std::is_same_v<T, jr::rec_listener_add>) {
-                    st.listener_add(r.session_id, r.l.ip, r.l.port, r.l.tier, r.l.by_token);
+                    st.listener_add(r.session_id, r.l);
                 } else if constexpr (std::is_same_v<T, jr::rec_listener_del>) {
-                    st.listener_del(r.session_id, r.ip, r.port);
+                    st.listener_del(r.session_id, listener_addr{r.ip, r.port, r.ip6});
                 } else if constexpr (std::is_same_v<T, jr::rec_listener_add_bulk>) {
                     st.listener_add_bulk(r.session_id, r.items);
                 } else if constexpr (std::is_same_v<T, jr::rec_listeners_removed>) {
@@ -130,7 +130,7 @@ std::optional<std::string> apply(relay_state& st, const jr::record& rec) {
                     std::optional<action_error> first;
                     for (const auto& l : r.items) {
                         try {
-                            st.listener_del(l.session_id, l.ip, l.port);
+                            st.listener_del(l.session_id, listener_addr{l.ip, l.port, l.ip6});
                         } catch (const action_error& e) {
                             if (!first) first = e;
                         }
@@ -555,15 +555,19 @@ uint64_t journal::write_snapshot(state_image& img, uint64_t epoch) {
             ++nb_speakers;
         }
     }
-    // Listeners in join order, as runs of one session: the restored seq
-    // order (paging, shedding newest first) is the one they had.
+    // Listeners in join order, as runs of one session and one family: the
+    // restored seq order (paging, shedding newest first) is the one they had.
     std::vector<listener_spec> run;
     run.reserve(snapshot_chunk);
     for (size_t i = 0; i < img.listeners.size();) {
         const uint32_t sid = img.listeners[i].session_id;
+        const bool v6 = img.listeners[i].ip6.has_value();
         run.clear();
-        for (; i < img.listeners.size() && img.listeners[i].session_id == sid && run.size() < snapshot_chunk; ++i)
-            run.push_back({img.listeners[i].ip, img.listeners[i].port, img.listeners[i].tier, img.listeners[i].by_token});
+        for (; i < img.listeners.size() && img.listeners[i].session_id == sid && img.listeners[i].ip6.has_value() == v6 &&
+               run.size() < snapshot_chunk;
+             ++i)
+            run.push_back({img.listeners[i].ip, img.listeners[i].port, img.listeners[i].tier, img.listeners[i].by_token,
+                           img.listeners[i].ip6});
         jr::encode_listener_add_bulk(sid, run, buf);
     }
     jr::encode(jr::rec_snapshot_end{static_cast<uint32_t>(img.sessions.size()), nb_speakers, img.listeners.size()},

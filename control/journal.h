@@ -60,6 +60,7 @@ struct state_image {
         uint16_t port;
         uint8_t tier;
         bool by_token;                     // joined by token (journaled in the tier byte's bit 7)
+        std::optional<ipv6_addr> ip6 = std::nullopt;      // an IPv6 listener (ip 0)
     };
     std::vector<session> sessions;
     std::vector<listener> listeners;       // any order: the writer sorts by seq

@@ -31,6 +31,7 @@ uint8_t tier_byte(const listener_spec& l) {
     return static_cast<uint8_t>((l.tier & 0x7f) | (l.by_token ? 0x80 : 0));
 }
 
+void put_ip6(std::string& o, const ipv6_addr& a) { o.append(reinterpret_cast<const char*>(a.data()), 16); }
 uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
 uint32_t get32(const uint8_t* p) { return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24; }
 uint64_t get64(const uint8_t* p) { return uint64_t{get32(p)} | uint64_t{get32(p + 4)} << 32; }
@@ -79,6 +80,13 @@ struct cursor {
         if (!need(8)) return 0;
         at += 8;
         return get64(p + at - 8);
+    }
+    ipv6_addr ip6() {
+        ipv6_addr a{};
+        if (!need(16)) return a;
+        std::memcpy(a.data(), p + at, 16);
+        at += 16;
+        return a;
     }
     bool flag() {
         const uint8_t v = u8();
@@ -202,6 +210,75 @@ std::optional<record> decode_payload(record_type t, const uint8_t* p, size_t n, 
         out = std::move(r);
         break;
     }
+    case record_type::speaker_add6: {
+        rec_speaker_add r{};
+        r.session_id = c.u32();
+        r.s.ip6 = c.ip6();
+        r.s.port = c.u16();
+        const bool has = c.flag();
+        const uint32_t ssrc = c.u32();
+        if (has) r.s.ssrc = ssrc;
+        else if (ssrc != 0) c.bad = true;
+        out = r;
+        break;
+    }
+    case record_type::speaker_del6:
+    case record_type::listener_del6: {
+        const uint32_t sid = c.u32();
+        const ipv6_addr a = c.ip6();
+        const unsigned port = c.u16();
+        if (t == record_type::speaker_del6)
+            out = rec_speaker_del{sid, 0, port, a};
+        else
+            out = rec_listener_del{sid, 0, port, a};
+        break;
+    }
+    case record_type::listener_add6: {
+        rec_listener_add r{};
+        r.session_id = c.u32();
+        r.l.ip6 = c.ip6();
+        r.l.port = c.u16();
+        const uint8_t tb = c.u8();
+        r.l.tier = tb & 0x7f;
+        r.l.by_token = (tb & 0x80) != 0;
+        out = r;
+        break;
+    }
+    case record_type::listener_add_bulk6: {
+        rec_listener_add_bulk r;
+        r.session_id = c.u32();
+        const uint32_t count = c.u32();
+        if (c.bad || n - c.at != size_t{count} * bulk6_item_bytes) {
+            c.bad = true;
+        } else {
+            r.items.resize(count);
+            for (auto& l : r.items) {
+                l.ip6 = c.ip6();
+                l.port = c.u16();
+                const uint8_t tb = c.u8();
+                l.tier = tb & 0x7f;
+                l.by_token = (tb & 0x80) != 0;
+            }
+        }
+        out = std::move(r);
+        break;
+    }
+    case record_type::listeners_removed6: {
+        rec_listeners_removed r;
+        const uint32_t count = c.u32();
+        if (c.bad || n - c.at != size_t{count} * 22) {
+            c.bad = true;
+        } else {
+            r.items.resize(count);
+            for (auto& l : r.items) {
+                l.session_id = c.u32();
+                l.ip6 = c.ip6();
+                l.port = c.u16();
+            }
+        }
+        out = std::move(r);
+        break;
+    }
     case record_type::snapshot_end: {
         rec_snapshot_end r{};
         r.sessions = c.u32();
@@ -316,44 +393,73 @@ void encode(const record& r, std::string& out) {
                 put32(out, v.session_id);
                 f.finish();
             } else if constexpr (std::is_same_v<T, rec_speaker_add>) {
-                frame f(out, record_type::speaker_add);
+                frame f(out, v.s.ip6 ? record_type::speaker_add6 : record_type::speaker_add);
                 put32(out, v.session_id);
-                put32(out, v.s.ip);
+                if (v.s.ip6)
+                    put_ip6(out, *v.s.ip6);
+                else
+                    put32(out, v.s.ip);
                 put16(out, static_cast<uint16_t>(v.s.port));
                 put8(out, v.s.ssrc ? 1 : 0);
                 put32(out, v.s.ssrc.value_or(0));
                 f.finish();
             } else if constexpr (std::is_same_v<T, rec_speaker_del>) {
-                frame f(out, record_type::speaker_del);
+                frame f(out, v.ip6 ? record_type::speaker_del6 : record_type::speaker_del);
                 put32(out, v.session_id);
-                put32(out, v.ip);
+                if (v.ip6)
+                    put_ip6(out, *v.ip6);
+                else
+                    put32(out, v.ip);
                 put16(out, static_cast<uint16_t>(v.port));
                 f.finish();
             } else if constexpr (std::is_same_v<T, rec_listener_add>) {
                 encode_listener_add(v.session_id, v.l, out);
             } else if constexpr (std::is_same_v<T, rec_listener_del>) {
-                frame f(out, record_type::listener_del);
+                frame f(out, v.ip6 ? record_type::listener_del6 : record_type::listener_del);
                 put32(out, v.session_id);
-                put32(out, v.ip);
+                if (v.ip6)
+                    put_ip6(out, *v.ip6);
+                else
+                    put32(out, v.ip);
                 put16(out, static_cast<uint16_t>(v.port));
                 f.finish();
             } else if constexpr (std::is_same_v<T, rec_listener_add_bulk>) {
                 encode_listener_add_bulk(v.session_id, v.items, out);
             } else if constexpr (std::is_same_v<T, rec_listeners_removed>) {
+                // IPv4 items in listeners_removed records, IPv6 ones in
+                // listeners_removed6 records after them (order within a
+                // family kept; removals of different listeners commute).
+                std::vector<const removed_listener*> v6;
+                std::vector<const removed_listener*> v4;
+                v4.reserve(v.items.size());
+                for (const auto& it : v.items) (it.ip6 ? v6 : v4).push_back(&it);
                 constexpr size_t per = (max_payload - 4) / 10;
                 size_t at = 0;
-                do {
-                    const size_t k = std::min(per, v.items.size() - at);
+                if (!v4.empty() || v6.empty()) do {
+                    const size_t k = std::min(per, v4.size() - at);
                     frame f(out, record_type::listeners_removed);
                     put32(out, static_cast<uint32_t>(k));
                     for (size_t i = at; i < at + k; ++i) {
-                        put32(out, v.items[i].session_id);
-                        put32(out, v.items[i].ip);
-                        put16(out, static_cast<uint16_t>(v.items[i].port));
+                        put32(out, v4[i]->session_id);
+                        put32(out, v4[i]->ip);
+                        put16(out, static_cast<uint16_t>(v4[i]->port));
                     }
                     f.finish();
                     at += k;
-                } while (at < v.items.size());
+                } while (at < v4.size());
+                constexpr size_t per6 = (max_payload - 4) / 22;
+                for (at = 0; at < v6.size();) {
+                    const size_t k = std::min(per6, v6.size() - at);
+                    frame f(out, record_type::listeners_removed6);
+                    put32(out, static_cast<uint32_t>(k));
+                    for (size_t i = at; i < at + k; ++i) {
+                        put32(out, v6[i]->session_id);
+                        put_ip6(out, *v6[i]->ip6);
+                        put16(out, static_cast<uint16_t>(v6[i]->port));
+                    }
+                    f.finish();
+                    at += k;
+                }
             } else if constexpr (std::is_same_v<T, rec_snapshot_end>) {
                 frame f(out, record_type::snapshot_end);
                 put32(out, v.sessions);
@@ -366,15 +472,52 @@ void encode(const record& r, std::string& out) {
 }
 
 void encode_listener_add(uint32_t session_id, const listener_spec& l, std::string& out) {
-    frame f(out, record_type::listener_add);
+    frame f(out, l.ip6 ? record_type::listener_add6 : record_type::listener_add);
     put32(out, session_id);
-    put32(out, l.ip);
+    if (l.ip6)
+        put_ip6(out, *l.ip6);
+    else
+        put32(out, l.ip);
     put16(out, static_cast<uint16_t>(l.port));
     put8(out, tier_byte(l));
     f.finish();
 }
 
+namespace {
+void encode_bulk6(uint32_t session_id, std::span<const listener_spec> items, std::string& out) {
+    constexpr size_t per = (max_payload - 8) / bulk6_item_bytes;
+    std::vector<const listener_spec*> v6;
+    for (const auto& it : items)
+        if (it.ip6) v6.push_back(&it);
+    for (size_t at = 0; at < v6.size();) {
+        const size_t k = std::min(per, v6.size() - at);
+        frame f(out, record_type::listener_add_bulk6);
+        put32(out, session_id);
+        put32(out, static_cast<uint32_t>(k));
+        for (size_t i = at; i < at + k; ++i) {
+            put_ip6(out, *v6[i]->ip6);
+            put16(out, static_cast<uint16_t>(v6[i]->port));
+            put8(out, tier_byte(*v6[i]));
+        }
+        f.finish();
+        at += k;
+    }
+}
+}  // namespace
+
 void encode_listener_add_bulk(uint32_t session_id, std::span<const listener_spec> items, std::string& out) {
+    // IPv6 items go to a listener_add_bulk6 record beside this one (one
+    // pass to find them: the IPv4-only bulk pays one branch per item).
+    bool any6 = false;
+    for (const auto& it : items) any6 |= it.ip6.has_value();
+    if (any6) {
+        std::vector<listener_spec> v4;
+        for (const auto& it : items)
+            if (!it.ip6) v4.push_back(it);
+        if (!v4.empty()) encode_listener_add_bulk(session_id, v4, out);
+        encode_bulk6(session_id, items, out);
+        return;
+    }
     size_t at = 0;
     do {
         const size_t k = std::min(max_bulk_items, items.size() - at);
@@ -443,6 +586,12 @@ const char* name_of(record_type t) noexcept {
     case record_type::listener_add_bulk: return "listener_add_bulk";
     case record_type::listeners_removed: return "listeners_removed";
     case record_type::snapshot_end: return "snapshot_end";
+    case record_type::speaker_add6: return "speaker_add6";
+    case record_type::speaker_del6: return "speaker_del6";
+    case record_type::listener_add6: return "listener_add6";
+    case record_type::listener_del6: return "listener_del6";
+    case record_type::listener_add_bulk6: return "listener_add_bulk6";
+    case record_type::listeners_removed6: return "listeners_removed6";
     }
     return "unknown";
 }

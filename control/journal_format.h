@@ -62,7 +62,17 @@ enum class record_type : uint8_t {
     listener_add_bulk = 7,  // one record per bulk action (all or nothing)
     listeners_removed = 8,  // shed_newest, listener_del_bulk: (session, ip, port) across sessions
     snapshot_end = 9,       // last record of a snapshot: what it holds
+    // IPv6 peers (issue 15): the same records with a 16-byte address where
+    // the IPv4 ones have 4. A build before these stops at the first one
+    // (unknown type) as at any corrupt record.
+    speaker_add6 = 10,
+    speaker_del6 = 11,
+    listener_add6 = 12,
+    listener_del6 = 13,
+    listener_add_bulk6 = 14,  // the IPv6 items of one bulk action (its IPv4 items: a listener_add_bulk beside it)
+    listeners_removed6 = 15,
 };
+inline constexpr size_t bulk6_item_bytes = 19;         // ip6, port, tier
 
 struct rec_session_create {
     session_params p;       // id, name, udp_port, max_listeners resolved
@@ -78,6 +88,7 @@ struct rec_speaker_del {
     uint32_t session_id;
     uint32_t ip;
     unsigned port;
+    std::optional<ipv6_addr> ip6 = std::nullopt;
 };
 struct rec_listener_add {
     uint32_t session_id;
@@ -87,6 +98,7 @@ struct rec_listener_del {
     uint32_t session_id;
     uint32_t ip;
     unsigned port;
+    std::optional<ipv6_addr> ip6 = std::nullopt;
 };
 struct rec_listener_add_bulk {
     uint32_t session_id;
@@ -96,6 +108,7 @@ struct removed_listener {
     uint32_t session_id;
     uint32_t ip;
     unsigned port;
+    std::optional<ipv6_addr> ip6 = std::nullopt;
     bool operator==(const removed_listener&) const = default;
 };
 struct rec_listeners_removed {

@@ -82,7 +82,7 @@ json session_json(const session_view& v, const relay* r) {
     };
     json sp = json::array();
     for (const auto& s : v.speakers) {
-        json o{{"ip", format_ipv4(s.ip)}, {"port", s.port}};
+        json o{{"ip", s.ip6 ? format_ipv6(*s.ip6) : format_ipv4(s.ip)}, {"port", s.port}};
         o["ssrc"] = s.ssrc ? json(*s.ssrc) : json(nullptr);
         o["srtp_keys"] = srtp_keys_json(s.srtp_keys);
         o["counters"] = traffic(s.counts);
@@ -101,6 +101,7 @@ json session_json(const session_view& v, const relay* r) {
            {"max_bitrate_kbps", v.max_bitrate_kbps},
            {"listeners", v.nb_listeners},
            {"listeners_per_tier", tiers},
+           {"listeners_ipv6", v.nb_listeners6},
            {"speakers", sp}};
     if (v.trunk) o["trunk"] = true;   // made by the fleet's trunks, not the API (docs/fleet.md)
     // SRTP: the modes and which keys are held (id, suite, MKI, active):
@@ -199,7 +200,11 @@ json stats_json(control_plane& cp, const api_status* api) {
     const auto tiers = cp.state().listeners_per_tier();
     const auto sessions = cp.state().sessions();
     size_t speakers = 0;
-    for (const auto& s : sessions) speakers += s.speakers.size();
+    uint64_t listeners6 = 0;
+    for (const auto& s : sessions) {
+        speakers += s.speakers.size();
+        listeners6 += s.nb_listeners6;
+    }
     const auto rep = cp.adm().report();
     const auto ov = cp.overload().status();
     json shed{{"state", ov.state},
@@ -215,6 +220,7 @@ json stats_json(control_plane& cp, const api_status* api) {
             {"speakers", speakers},
             {"listeners", tiers[0] + tiers[1] + tiers[2] + tiers[3]},
             {"listeners_per_tier", tiers},
+            {"listeners_ipv6", listeners6},
             {"capacity", capacity_json(cp)},
             {"refusals", rep.refusals},
             {"overload", shed},
@@ -538,7 +544,7 @@ void session_families(exposition& x, const std::vector<session_view>& all, const
         x.family(std::string("stentor_speaker_") + suffix, "counter", std::string("Per speaker: ") + help + ".");
         for (const auto& [s, sp] : speakers)
             x.sample(sp->counts.*field,
-                     sid(s) + "," + lbl("speaker", format_ipv4(sp->ip) + ":" + std::to_string(sp->port)));
+                     sid(s) + "," + lbl("speaker", format_peer(sp->ip, sp->ip6, sp->port)));
     }
 }
 
@@ -602,6 +608,9 @@ std::string prometheus_text(control_plane& cp, const api_status* api, const metr
     const auto tiers = cp.state().listeners_per_tier();
     x.family("stentor_listeners", "gauge", "Listeners, by tier.");
     for (size_t i = 0; i < dp::max_tiers; ++i) x.sample(tiers[i], lbl("tier", std::to_string(i)));
+    uint64_t listeners6 = 0;
+    for (const auto& s : sessions) listeners6 += s.nb_listeners6;
+    x.family("stentor_listeners_ipv6", "gauge", "Listeners on IPv6 (of stentor_listeners).").sample(listeners6);
 
     const auto rep = cp.adm().report();
     x.family("stentor_admission_refusals_total", "counter", "Refused joins, by reason.");

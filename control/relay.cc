@@ -232,6 +232,17 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         id.max_frame = static_cast<uint16_t>(pc.mtu + 14);
         id.udp_port_min = static_cast<uint16_t>(p.ingress.udp_port_min);
         id.udp_port_max = static_cast<uint16_t>(p.ingress.udp_port_max);
+        if (pc.ipv6) {
+            std::memcpy(id.ip6, pc.ipv6->data(), 16);
+            id.has_ip6 = 1;
+            // Neighbour solicitations for our address arrive at its
+            // solicited-node group MAC 33:33:ff:xx:xx:xx (RFC 2464 7): ask
+            // the device for it, or for every multicast group if it keeps no
+            // list (the validator drops other groups: ipv6_dst).
+            rte_ether_addr mc{{0x33, 0x33, 0xff, (*pc.ipv6)[13], (*pc.ipv6)[14], (*pc.ipv6)[15]}};
+            if (rte_eth_dev_set_mc_addr_list(im.ports.back().port_id, &mc, 1) != 0)
+                rte_eth_allmulticast_enable(im.ports.back().port_id);
+        }
     }
     im.shared.nb_ports = static_cast<uint16_t>(p.ports.size());
 

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "ip6.h"
+
 namespace stentor::control {
 
 // forward: speakers' packets go to every listener as they are; mix: the
@@ -68,6 +70,7 @@ struct speaker_spec {
     uint32_t ip = 0;                 // host order
     unsigned port = 0;               // the speaker's source UDP port
     std::optional<uint32_t> ssrc;    // when set, other SSRCs are dropped
+    std::optional<ipv6_addr> ip6 = std::nullopt;    // set: the speaker is on IPv6 at this address (ip unused, 0)
     bool trunk = false;              // an origin's trunk flow (docs/fleet.md): first copy wins, not journaled
     bool operator==(const speaker_spec&) const = default;
 };
@@ -77,6 +80,7 @@ struct listener_spec {
     unsigned port = 0;
     unsigned tier = 0;               // 0 is the highest priority
     bool by_token = false;           // joined by token: under consent (control/join_desk.h)
+    std::optional<ipv6_addr> ip6 = std::nullopt;    // set: an IPv6 listener at this address (ip unused, 0)
     bool operator==(const listener_spec&) const = default;
 };
 
@@ -84,7 +88,16 @@ struct listener_spec {
 struct listener_addr {
     uint32_t ip = 0;                 // host order
     unsigned port = 0;
+    std::optional<ipv6_addr> ip6 = std::nullopt;    // set: an IPv6 listener (ip unused, 0)
     bool operator==(const listener_addr&) const = default;
 };
+
+}  // namespace stentor::control
+
+namespace stentor::control {
+
+// "198.18.0.5:6000" or "[2001:db8::5]:6000": how logs, errors and the CLI
+// name a peer of either family.
+std::string format_peer(uint32_t ip, const std::optional<ipv6_addr>& ip6, unsigned port);
 
 }  // namespace stentor::control

@@ -12,6 +12,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "admission.h"
+#include "ip6.h"
 #include "journal.h"
 #include "stentor/dp_worker.h"
 
@@ -23,6 +24,10 @@ using dp::dp_listener_chunk;
 using dp::dp_listener_list;
 using dp::listener_chunk_size;
 using dp::max_tiers;
+using dp::dp_listener6;
+using dp::dp_listener6_chunk;
+using dp::dp_listener6_list;
+using dp::listener6_chunk_size;
 
 template <typename T>
 T* alloc_zeroed(size_t bytes) {
@@ -45,6 +50,30 @@ inline uint16_t fold(uint32_t s) {
 std::string describe(const setting_error& e) { return e.setting + ": " + e.reason; }
 action_error invalid(const setting_error& e) { return action_error(error_code::invalid, describe(e)); }
 
+// The IPv6 listener rules that need no profile: the address (ip6.h), the
+// port, the tier. The relay's own addresses and the route are checked by
+// check_peer6 and route6.
+std::optional<setting_error> check_listener6(const listener_spec& l) {
+    if (auto why = ipv6_peer_refusal(*l.ip6))
+        return setting_error{"ip", "listener address " + format_ipv6(*l.ip6) + " refused: " + *why};
+    if (l.port == 0 || l.port > 65535) return setting_error{"port", std::to_string(l.port) + " is out of range 1..65535"};
+    if (l.tier >= dp::max_tiers)
+        return setting_error{"tier", std::to_string(l.tier) + " is out of range 0.." + std::to_string(dp::max_tiers - 1)};
+    return std::nullopt;
+}
+
+// An IPv6 speaker or listener: a usable address that is not the relay's.
+template <class Impl>
+std::optional<setting_error> check_peer6(const char* role, const ipv6_addr& ip, unsigned port, const Impl& im) {
+    if (auto why = ipv6_peer_refusal(ip))
+        return setting_error{"ip", std::string(role) + " address " + format_ipv6(ip) + " refused: " + *why};
+    for (const auto& pc : im.prof.ports)
+        if (pc.ipv6 && *pc.ipv6 == ip)
+            return setting_error{"ip", std::string(role) + " address " + format_ipv6(ip) + " refused: the relay's own address (port \"" + pc.name + "\")"};
+    if (port == 0 || port > 65535) return setting_error{"port", std::to_string(port) + " is out of range 1..65535"};
+    return std::nullopt;
+}
+
 inline bool in_subnet(uint32_t ip, uint32_t net, unsigned prefix) {
     const uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
     return (ip & mask) == (net & mask);
@@ -58,6 +87,44 @@ struct list_state {
     uint32_t nb_live = 0;
     bool dirty = false;
     dp_listener_list* published = nullptr;
+};
+
+// The IPv6 listeners of one (session, shard, tier): the same copy-on-write
+// scheme with 32-byte records (dp_listener6).
+struct list6_state {
+    std::vector<dp_listener6_chunk*> chunks;
+    std::vector<bool> fresh;
+    std::vector<uint32_t> free_slots;
+    uint32_t nb_slots = 0;
+    uint32_t nb_live = 0;
+    bool dirty = false;
+    dp_listener6_list* published = nullptr;
+};
+
+// An IPv6 listener's key in the maps and join orders that IPv4 listeners
+// key by ep_key() (48 bits): bit 62 set, the low bits an id into
+// impl::ep6_by_id (its address and port). join_order::hole (all ones) is
+// never an id. For an IPv6 listener, listener_rec::neigh holds the
+// neighbour entry's index (neigh6_unref takes it), not an address.
+inline constexpr uint64_t key6_tag = uint64_t{1} << 62;
+inline bool is_key6(uint64_t k) { return (k >> 62) == 1; }
+
+struct ep6 {
+    ipv6_addr ip;
+    uint16_t port;
+    bool operator==(const ep6&) const = default;
+};
+struct ep6_hash {
+    size_t operator()(const ep6& e) const noexcept {
+        uint64_t h, l;
+        std::memcpy(&h, e.ip.data(), 8);
+        std::memcpy(&l, e.ip.data() + 8, 8);
+        uint64_t k = h ^ (l * 0x9e3779b97f4a7c15ULL) ^ e.port;
+        k ^= k >> 29;
+        k *= 0xbf58476d1ce4e5b9ULL;
+        k ^= k >> 32;
+        return static_cast<size_t>(k);
+    }
 };
 
 struct listener_rec {
@@ -129,6 +196,8 @@ struct session_state : session_params {
     std::unordered_map<uint64_t, listener_rec> listeners;
     std::array<join_order, max_tiers> order;   // per tier, oldest first
     std::vector<list_state> lists;        // [shard * max_tiers + tier]
+    std::vector<list6_state> lists6;      // the same for IPv6 listeners
+    std::unordered_map<ep6, uint64_t, ep6_hash> keys6;   // IPv6 listener -> its key in `listeners`
     std::vector<uint64_t> shard_live;
     uint64_t tier_live[max_tiers]{};
     join_counts live{};                   // [egress port][tier]: what admission holds for this session
@@ -201,9 +270,16 @@ struct relay_state::impl {
     uint64_t version = 0;
 
     std::unordered_map<uint32_t, neigh_state> neigh_by_ip;          // next hop (host order)
+    std::unordered_map<ipv6_addr, neigh_state, ipv6_addr_hash> neigh6_by_ip;   // IPv6 next hops
+    std::vector<ipv6_addr> neigh6_addr;                             // by entry index: its IPv6 next hop
     std::vector<uint32_t> neigh_free;
     std::vector<uint32_t> neigh_release;                            // freed after the next grace period
     std::vector<uint32_t> speaker_free;                             // policer slots
+    std::vector<ep6> ep6_by_id;                                     // IPv6 listener keys (key6_tag | id)
+    std::vector<uint32_t> ep6_free;
+    bool flows6_dirty = true;
+    dp::dp_flow6* flows6 = nullptr;
+    uint32_t flow6_mask = 0;
     std::vector<uint32_t> speaker_release;
 
     bool flows_dirty = true;
@@ -213,6 +289,8 @@ struct relay_state::impl {
     uint32_t flow_mask = 0;
     dp::dp_neigh_key* neigh_keys = nullptr;
     uint32_t neigh_key_mask = 0;
+    dp::dp_neigh6_key* neigh6_keys = nullptr;
+    uint32_t neigh6_key_mask = 0;
     uint32_t* neigh_active = nullptr;                               // published: indices some listener uses
     uint32_t nb_neigh_active = 0;
     std::vector<uint32_t> neigh_fresh;                              // allocated since the last publish
@@ -253,6 +331,10 @@ struct relay_state::impl {
                 for (auto* c : l.chunks) std::free(c);
                 std::free(l.published);
             }
+            for (auto& l : s->lists6) {
+                for (auto* c : l.chunks) std::free(c);
+                std::free(l.published);
+            }
             std::free(s->published);
             std::free(s->srtp_tx_published);
             std::free(s->dedup);
@@ -261,7 +343,9 @@ struct relay_state::impl {
         std::free(speaker_keys_arr);
         for (auto* k : retired_keys) srtp::key_free(k);
         std::free(flows);
+        std::free(flows6);
         std::free(neigh_keys);
+        std::free(neigh6_keys);
         std::free(neigh_active);
         std::free(sess_array);
         if (root) std::free(const_cast<uint32_t*>(root->neigh_fresh));
@@ -321,6 +405,15 @@ struct relay_state::impl {
                 ++it;
             }
         }
+        for (auto it = neigh6_by_ip.begin(); it != neigh6_by_ip.end();) {
+            if (it->second.refs == 0) {
+                neigh_release.push_back(it->second.idx);
+                it = neigh6_by_ip.erase(it);
+                neigh_dirty = true;
+            } else {
+                ++it;
+            }
+        }
     }
 
     uint32_t neigh_ref(uint32_t nexthop, uint16_t port) {
@@ -358,6 +451,78 @@ struct relay_state::impl {
         auto it = neigh_by_ip.find(nexthop);
         if (it == neigh_by_ip.end()) return;
         if (--it->second.refs == 0) neigh_dirty = true;   // out of the active list: no longer asked for
+    }
+
+    // ---- IPv6 next hops (issue 15; docs/architecture.md "IPv6 next hops")
+    //
+    // The interface IPv6 listeners use, like route()/neigh_ref() for IPv4:
+    //   auto [nexthop, port] = route6(ip);          // throws action_error(invalid)
+    //   if (!neigh6_available(nexthop)) throw ...;   // capacity (max_neighbours)
+    //   const uint32_t idx = neigh6_ref(nexthop, port);   // the listener's neigh_idx
+    //   ... neigh6_unref(idx) when it leaves (by index: no 16-byte key to keep).
+    // The entries live in the same table as IPv4 next hops (one free list,
+    // limits.max_neighbours in all), flagged dp::neigh_ipv6; the ARP owner
+    // resolves them with neighbour solicitations under the same rules.
+
+    // Next hop for an IPv6 listener: itself when it is in a port's ipv6
+    // prefix, else the gateway6 of the first port that has one. Returns
+    // (next hop, port index).
+    std::pair<ipv6_addr, uint16_t> route6(const ipv6_addr& ip) const {
+        for (size_t p = 0; p < prof.ports.size(); ++p)
+            if (prof.ports[p].ipv6 && ipv6_same_prefix(ip, *prof.ports[p].ipv6, prof.ports[p].prefix6_len))
+                return {ip, static_cast<uint16_t>(p)};
+        for (size_t p = 0; p < prof.ports.size(); ++p)
+            if (prof.ports[p].ipv6 && prof.ports[p].gateway6) return {*prof.ports[p].gateway6, static_cast<uint16_t>(p)};
+        throw action_error(error_code::invalid, "no route to " + format_ipv6(ip) +
+                                               ": not in a port's ipv6 prefix and no gateway6 configured");
+    }
+
+    bool neigh6_available(const ipv6_addr& nexthop) const {
+        return neigh6_by_ip.count(nexthop) != 0 || !neigh_free.empty();
+    }
+
+    uint32_t neigh6_ref(const ipv6_addr& nexthop, uint16_t port) {
+        auto it = neigh6_by_ip.find(nexthop);
+        if (it != neigh6_by_ip.end()) {
+            if (it->second.refs++ == 0) neigh_dirty = true;
+            return it->second.idx;
+        }
+        const uint32_t idx = neigh_free.back();
+        neigh_free.pop_back();
+        dp::dp_neigh& e = sh.neigh[idx];
+        e.mac_word.store(0, std::memory_order_relaxed);
+        e.cand_word = e.probe_tsc = e.confirmed_tsc = 0;
+        e.outstanding = e.saw_current = e.saw_cand = e.confirming = e.unanswered = e.resolved_now = e.conflict = 0;
+        e.port_id = port;
+        e.ip_be = 0;
+        std::memcpy(e.ip6, nexthop.data(), 16);
+        e.flags = dp::neigh_ipv6;
+        const auto& pc = prof.ports[port];
+        if (pc.gateway6 && *pc.gateway6 == nexthop && pc.gateway6_mac) {
+            uint64_t word = 0;
+            std::memcpy(&word, pc.gateway6_mac->data(), 6);
+            e.flags |= dp::neigh_static;
+            e.mac_word.store(word | dp::neigh_valid, std::memory_order_relaxed);
+        }
+        neigh6_by_ip.emplace(nexthop, neigh_state{idx, 1});
+        if (neigh6_addr.size() < sh.nb_neigh) neigh6_addr.resize(sh.nb_neigh);
+        neigh6_addr[idx] = nexthop;
+        neigh_fresh.push_back(idx);
+        neigh_dirty = true;
+        return idx;
+    }
+
+    void neigh6_unref(uint32_t neigh_idx) {
+        if (neigh_idx >= neigh6_addr.size()) return;
+        auto it = neigh6_by_ip.find(neigh6_addr[neigh_idx]);
+        if (it == neigh6_by_ip.end() || it->second.idx != neigh_idx) return;
+        if (--it->second.refs == 0) neigh_dirty = true;
+    }
+
+    // The entry's MAC is known (NA answered, or pinned): what a join waits
+    // for before it is heard (either family).
+    bool neigh_resolved(uint32_t neigh_idx) const {
+        return neigh_idx < sh.nb_neigh && (sh.neigh[neigh_idx].mac_word.load(std::memory_order_acquire) & dp::neigh_valid);
     }
 
     // ---- listener slots (copy-on-write chunks)
@@ -418,6 +583,7 @@ struct relay_state::impl {
     }
 
     void remove_listener(session_state& s, std::unordered_map<uint64_t, listener_rec>::iterator it) {
+        if (is_key6(it->first)) return remove_listener6(s, it);
         const listener_rec rec = it->second;
         list_state& l = s.lists[rec.shard * max_tiers + rec.tier];
         dp_listener& r = writable_slot(l, rec.slot);
@@ -435,9 +601,173 @@ struct relay_state::impl {
         s.dirty = true;
     }
 
+    // ---- IPv6 listeners (issue 15)
+
+    uint64_t key6_alloc(const ep6& e) {
+        uint32_t id;
+        if (!ep6_free.empty()) {
+            id = ep6_free.back();
+            ep6_free.pop_back();
+            ep6_by_id[id] = e;
+        } else {
+            id = static_cast<uint32_t>(ep6_by_id.size());
+            ep6_by_id.push_back(e);
+        }
+        return key6_tag | id;
+    }
+    const ep6& ep6_of(uint64_t key) const { return ep6_by_id[static_cast<uint32_t>(key)]; }
+
+    dp_listener6& writable_slot6(list6_state& l, uint32_t slot) {
+        const uint32_t ci = slot / listener6_chunk_size;
+        while (l.chunks.size() <= ci) {
+            l.chunks.push_back(alloc_zeroed<dp_listener6_chunk>(sizeof(dp_listener6_chunk)));
+            l.fresh.push_back(true);
+        }
+        if (!l.fresh[ci]) {
+            auto* copy = alloc_zeroed<dp_listener6_chunk>(sizeof(dp_listener6_chunk));
+            std::memcpy(copy, l.chunks[ci], sizeof(dp_listener6_chunk));
+            retired.push_back(l.chunks[ci]);
+            l.chunks[ci] = copy;
+            l.fresh[ci] = true;
+        }
+        l.dirty = true;
+        return l.chunks[ci]->l[slot % listener6_chunk_size];
+    }
+
+    // The caller checked the route and the neighbour table (route6,
+    // neigh6_available) and admitted the listener.
+    void add_listener6(session_state& s, const ipv6_addr& ip, unsigned port, unsigned tier, bool by_token) {
+        const auto [nexthop, port_idx] = route6(ip);
+        uint8_t shard = 0;
+        for (unsigned k = 1; k < nb_shards; ++k)
+            if (s.shard_live[k] < s.shard_live[shard]) shard = static_cast<uint8_t>(k);
+        list6_state& l = s.lists6[shard * max_tiers + tier];
+        uint32_t slot;
+        if (!l.free_slots.empty()) {
+            slot = l.free_slots.back();
+            l.free_slots.pop_back();
+        } else {
+            slot = l.nb_slots++;
+        }
+        const uint32_t nidx = neigh6_ref(nexthop, port_idx);
+        dp_listener6& r = writable_slot6(l, slot);
+        std::memcpy(r.ip, ip.data(), 16);
+        r.port_be = __builtin_bswap16(static_cast<uint16_t>(port));
+        r.tier = static_cast<uint8_t>(tier);
+        r.neigh_idx = nidx;
+        r.udp_sum = ipv6_listener_udp_sum(ip, port);
+        r.flags = dp::listener_flag_live;
+        ++l.nb_live;
+        ++s.shard_live[shard];
+        ++s.tier_live[tier];
+        ++s.live[port_idx][tier];
+        ++nb_listeners;
+        const uint64_t seq = next_seq++;
+        const ep6 e{ip, static_cast<uint16_t>(port)};
+        const uint64_t key = key6_alloc(e);
+        const uint32_t pos = s.order[tier].add(seq, key);
+        s.listeners.emplace(key, listener_rec{shard, static_cast<uint8_t>(tier), static_cast<uint8_t>(port_idx),
+                                              static_cast<uint8_t>(by_token), slot, nidx, pos, seq});
+        s.keys6.emplace(e, key);
+        s.dirty = true;
+    }
+
+    void remove_listener6(session_state& s, std::unordered_map<uint64_t, listener_rec>::iterator it) {
+        const uint64_t key = it->first;
+        const listener_rec rec = it->second;
+        list6_state& l = s.lists6[rec.shard * max_tiers + rec.tier];
+        dp_listener6& r = writable_slot6(l, rec.slot);
+        std::memset(&r, 0, sizeof r);
+        l.free_slots.push_back(rec.slot);
+        --l.nb_live;
+        --s.shard_live[rec.shard];
+        --s.tier_live[rec.tier];
+        --s.live[rec.port_idx][rec.tier];
+        --nb_listeners;
+        neigh6_unref(rec.neigh);
+        if (adm != nullptr) adm->release(s.per_listener(), rec.port_idx, 1);
+        s.keys6.erase(ep6_of(key));
+        ep6_free.push_back(static_cast<uint32_t>(key));
+        s.listeners.erase(it);
+        s.order[rec.tier].remove(rec.order_pos, [&](uint64_t k, uint32_t pos) { s.listeners.find(k)->second.order_pos = pos; });
+        s.dirty = true;
+    }
+
+    // The key of a session's listener at (ip, ip6, port), or nullopt.
+    std::optional<uint64_t> key_of(const session_state& s, uint32_t ip, const std::optional<ipv6_addr>& ip6,
+                                   unsigned port) const {
+        if (ip6) {
+            auto it = s.keys6.find(ep6{*ip6, static_cast<uint16_t>(port)});
+            if (it == s.keys6.end()) return std::nullopt;
+            return it->second;
+        }
+        const uint64_t k = ep_key(ip, port);
+        if (!s.listeners.count(k)) return std::nullopt;
+        return k;
+    }
+
+    // A listener key as the views name it: (ip, port, ip6).
+    void addr_of(uint64_t key, uint32_t* ip, unsigned* port, std::optional<ipv6_addr>* ip6) const {
+        if (is_key6(key)) {
+            const ep6& e = ep6_of(key);
+            *ip = 0;
+            *port = e.port;
+            *ip6 = e.ip;
+        } else {
+            *ip = static_cast<uint32_t>(key >> 16);
+            *port = static_cast<unsigned>(key & 0xffff);
+            ip6->reset();
+        }
+    }
+
     // ---- publish
 
+    // The policer rates of a session's speakers (either family).
+    void set_flow_fields(dp::dp_flow& f, const session_state& s, const speaker_view& sp) const {
+        f.session_index = s.index;
+        f.has_ssrc = sp.ssrc.has_value();
+        f.srtp_in = s.srtp_ingress == srtp_ingress_mode::required ? 1 : 0;
+        f.ssrc_be = sp.ssrc ? __builtin_bswap32(*sp.ssrc) : 0;
+        f.speaker_index = sp.slot;
+        const uint64_t pct = 100 + prof.limits.speaker_burst_pct;
+        const uint32_t pps = static_cast<uint32_t>((uint64_t{1000} * pct + 100 * std::max(1u, s.frame_ms) - 1) /
+                                                   (100 * std::max(1u, s.frame_ms)));
+        f.rate_pps = pps;
+        f.rate_bytes = static_cast<uint32_t>(uint64_t{s.max_bitrate_kbps} * 1000 / 8 * pct / 100) + pps * 12;
+    }
+
+    // IPv6 speakers: the whole key in every slot (dp_flow6), compared whole.
+    void build_flows6() {
+        size_t n = 0;
+        for (auto& [id, s] : sessions)
+            for (const auto& sp : s->speakers) n += sp.ip6.has_value();
+        dp::dp_flow6* f = nullptr;
+        uint32_t size = 0;
+        if (n > 0) {
+            size = 16;
+            while (size < 2 * n) size <<= 1;
+            f = alloc_zeroed<dp::dp_flow6>(sizeof(dp::dp_flow6) * size);
+            for (auto& [id, s] : sessions)
+                for (const auto& sp : s->speakers) {
+                    if (!sp.ip6) continue;
+                    const uint16_t sport = __builtin_bswap16(static_cast<uint16_t>(sp.port));
+                    const uint16_t dport = __builtin_bswap16(static_cast<uint16_t>(s->udp_port));
+                    uint32_t i = dp::flow6_hash(sp.ip6->data(), sport, dport) & (size - 1);
+                    while (f[i].f.key != 0) i = (i + 1) & (size - 1);
+                    std::memcpy(f[i].src, sp.ip6->data(), 16);
+                    f[i].src_port_be = sport;
+                    f[i].dst_port_be = dport;
+                    f[i].f.key = 1;
+                    set_flow_fields(f[i].f, *s, sp);
+                }
+        }
+        if (flows6) retired.push_back(flows6);
+        flows6 = f;
+        flow6_mask = size == 0 ? 0 : size - 1;
+    }
+
     void build_flows() {
+        build_flows6();
         size_t n = 0;
         for (auto& [id, s] : sessions) n += s->speakers.size();
         uint32_t size = 16;
@@ -446,6 +776,7 @@ struct relay_state::impl {
         uint32_t speaker_index = 0;
         for (auto& [id, s] : sessions)
             for (const auto& sp : s->speakers) {
+                if (sp.ip6) continue;   // build_flows6
                 const uint64_t key = dp::flow_key(__builtin_bswap32(sp.ip),
                                                   __builtin_bswap16(static_cast<uint16_t>(sp.port)),
                                                   __builtin_bswap16(static_cast<uint16_t>(s->udp_port)));
@@ -505,9 +836,28 @@ struct relay_state::impl {
         if (neigh_keys) retired.push_back(neigh_keys);
         neigh_keys = k;
         neigh_key_mask = size - 1;
-        auto* a = alloc_zeroed<uint32_t>(sizeof(uint32_t) * std::max<size_t>(1, neigh_by_ip.size()));
+        dp::dp_neigh6_key* k6 = nullptr;
+        uint32_t size6 = 0;
+        if (!neigh6_by_ip.empty()) {
+            size6 = 16;
+            while (size6 < 2 * neigh6_by_ip.size()) size6 <<= 1;
+            k6 = alloc_zeroed<dp::dp_neigh6_key>(sizeof(dp::dp_neigh6_key) * size6);
+            for (const auto& [ip, n] : neigh6_by_ip) {
+                uint32_t i = dp::neigh6_hash(ip.data()) & (size6 - 1);
+                while (k6[i].used != 0) i = (i + 1) & (size6 - 1);
+                std::memcpy(k6[i].ip, ip.data(), 16);
+                k6[i].neigh_idx = n.idx;
+                k6[i].used = 1;
+            }
+        }
+        if (neigh6_keys) retired.push_back(neigh6_keys);
+        neigh6_keys = k6;
+        neigh6_key_mask = size6 == 0 ? 0 : size6 - 1;
+        auto* a = alloc_zeroed<uint32_t>(sizeof(uint32_t) * std::max<size_t>(1, neigh_by_ip.size() + neigh6_by_ip.size()));
         uint32_t n = 0;
         for (const auto& [ip, ns] : neigh_by_ip)
+            if (ns.refs > 0) a[n++] = ns.idx;
+        for (const auto& [ip, ns] : neigh6_by_ip)
             if (ns.refs > 0) a[n++] = ns.idx;
         if (neigh_active) retired.push_back(neigh_active);
         neigh_active = a;
@@ -548,6 +898,23 @@ struct relay_state::impl {
                     std::fill(l.fresh.begin(), l.fresh.end(), false);
                 }
                 d->lists[sh_i][t] = l.published;
+                list6_state& l6 = s.lists6[sh_i * max_tiers + t];
+                if (l6.dirty) {
+                    if (l6.published) retired.push_back(l6.published);
+                    l6.published = nullptr;
+                    if (l6.nb_slots > 0) {
+                        auto* pl = alloc_zeroed<dp_listener6_list>(sizeof(dp_listener6_list) +
+                                                                   sizeof(void*) * l6.chunks.size());
+                        pl->nb_slots = l6.nb_slots;
+                        pl->nb_live = l6.nb_live;
+                        pl->nb_chunks = static_cast<uint32_t>(l6.chunks.size());
+                        for (size_t c = 0; c < l6.chunks.size(); ++c) pl->chunks[c] = l6.chunks[c];
+                        l6.published = pl;
+                    }
+                    l6.dirty = false;
+                    std::fill(l6.fresh.begin(), l6.fresh.end(), false);
+                }
+                d->lists6[sh_i][t] = l6.published;
             }
         if (s.published) retired.push_back(s.published);
         s.published = d;
@@ -585,10 +952,14 @@ struct relay_state::impl {
         r->nb_fanout_shards = nb_shards;
         r->flows = flows;
         r->neigh_keys = neigh_keys;
+        r->neigh6_keys = neigh6_keys;
+        r->neigh6_key_mask = neigh6_key_mask;
         r->sessions = sess_array;
         r->neigh_active = neigh_active;
         r->nb_neigh_active = nb_neigh_active;
         r->speaker_keys = speaker_keys_arr;
+        r->flows6 = flows6;
+        r->flow6_mask = flow6_mask;
         r->nb_speaker_keys = static_cast<uint32_t>(speaker_keysets.size());
         if (!neigh_fresh.empty()) {
             auto* f = alloc_zeroed<uint32_t>(sizeof(uint32_t) * neigh_fresh.size());
@@ -611,6 +982,7 @@ struct relay_state::impl {
         for (uint32_t idx : neighs) {
             dp::dp_neigh& e = sh.neigh[idx];
             e.ip_be = 0;
+            std::memset(e.ip6, 0, sizeof e.ip6);
             e.flags = 0;
             e.mac_word.store(0, std::memory_order_relaxed);
             neigh_free.push_back(idx);
@@ -629,11 +1001,17 @@ struct relay_state::impl {
             auto& o = img.sessions.emplace_back();
             o.p = static_cast<const session_params&>(*s);
             for (const auto& sp : s->speakers)
-                if (!sp.trunk) o.speakers.push_back({sp.ip, sp.port, sp.ssrc});
-            for (const auto& [k, r] : s->listeners)
-                if (!(r.flags & lrec_trunk))
-                    img.listeners.push_back({r.seq, id, static_cast<uint32_t>(k >> 16), static_cast<uint16_t>(k & 0xffff),
-                                             r.tier, (r.flags & lrec_by_token) != 0});
+                if (!sp.trunk) o.speakers.push_back({sp.ip, sp.port, sp.ssrc, sp.ip6});
+            for (const auto& [k, r] : s->listeners) {
+                if (r.flags & lrec_trunk) continue;
+                if (is_key6(k)) {
+                    const ep6& e = ep6_of(k);
+                    img.listeners.push_back({r.seq, id, 0, e.port, r.tier, (r.flags & lrec_by_token) != 0, e.ip});
+                    continue;
+                }
+                img.listeners.push_back({r.seq, id, static_cast<uint32_t>(k >> 16), static_cast<uint16_t>(k & 0xffff),
+                                         r.tier, (r.flags & lrec_by_token) != 0, {}});
+            }
         }
         return img;
     }
@@ -642,6 +1020,7 @@ struct relay_state::impl {
         session_view v{};
         static_cast<session_params&>(v) = s;
         v.nb_listeners = s.listeners.size();
+        v.nb_listeners6 = s.keys6.size();
         for (unsigned t = 0; t < max_tiers; ++t) v.listeners_per_tier[t] = s.tier_live[t];
         v.speakers = s.speakers;
         for (auto& sp : v.speakers)
@@ -706,6 +1085,7 @@ session_view relay_state::session_create(const session_params& sp) {
     if (!s->srtp_egress) s->srtp_egress = im.prof.srtp.egress;
     s->generation = im.next_generation++;
     s->lists.resize(size_t{im.nb_shards} * max_tiers);
+    s->lists6.resize(size_t{im.nb_shards} * max_tiers);
     s->shard_live.assign(im.nb_shards, 0);
     if (!im.free_index.empty()) {
         s->index = im.free_index.back();
@@ -736,6 +1116,10 @@ void relay_state::session_end(uint32_t id) {
         for (auto* c : l.chunks) im.retired.push_back(c);
         if (l.published) im.retired.push_back(l.published);
     }
+    for (auto& l : s.lists6) {
+        for (auto* c : l.chunks) im.retired.push_back(c);
+        if (l.published) im.retired.push_back(l.published);
+    }
     if (s.published) im.retired.push_back(s.published);
     if (!s.speakers.empty()) im.flows_dirty = true;
     for (const auto& sp : s.speakers) im.speaker_release.push_back(sp.slot);
@@ -762,17 +1146,31 @@ void relay_state::session_end(uint32_t id) {
 
 void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, std::optional<uint32_t> ssrc,
                               bool trunk) {
+    speaker_spec sp{ip, port, ssrc, std::nullopt};
+    sp.trunk = trunk;
+    speaker_add(session_id, sp);
+}
+
+void relay_state::speaker_add(uint32_t session_id, const speaker_spec& spec) {
+    const bool trunk = spec.trunk;
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
     im.check_journal();
     session_state& s = im.get(session_id);
-    if (auto e = check_speaker({ip, port, ssrc}, im.prof)) throw invalid(*e);
+    const uint32_t ip = spec.ip6 ? 0 : spec.ip;
+    const unsigned port = spec.port;
+    const auto ssrc = spec.ssrc;
+    if (spec.ip6) {
+        if (auto e = check_peer6("speaker", *spec.ip6, port, im)) throw invalid(*e);
+    } else if (auto e = check_speaker({ip, port, ssrc}, im.prof)) {
+        throw invalid(*e);
+    }
     size_t total = 0;
     for (auto& [k, o] : im.sessions) {
         total += o->speakers.size();
         for (const auto& sp : o->speakers)
-            if (sp.ip == ip && sp.port == port && o->udp_port == s.udp_port)
-                throw action_error(error_code::exists, "speaker " + format_ipv4(ip) + ":" + std::to_string(port) + " exists");
+            if (sp.ip6 == spec.ip6 && sp.ip == ip && sp.port == port && o->udp_port == s.udp_port)
+                throw action_error(error_code::exists, "speaker " + format_peer(ip, spec.ip6, port) + " exists");
     }
     if (auto e = check_speaker_ssrc({ip, port, ssrc}, s, im.prof)) throw invalid(*e);
     if (total >= im.prof.limits.max_speakers)
@@ -803,21 +1201,27 @@ void relay_state::speaker_add(uint32_t session_id, uint32_t ip, unsigned port, s
         s.dedup = alloc_zeroed<dp::dp_dedup>(sizeof(dp::dp_dedup));
         s.dirty = true;
     }
-    s.speakers.push_back({ip, port, ssrc, slot, {}, trunk});
+    s.speakers.push_back({ip, port, ssrc, slot, {}, trunk, spec.ip6});
     im.flows_dirty = true;
-    if (!trunk) im.journal_record(jr::rec_speaker_add{session_id, {ip, port, ssrc}});
+    if (!trunk) im.journal_record(jr::rec_speaker_add{session_id, {ip, port, ssrc, spec.ip6}});
     im.mark_changed();
 }
 
 void relay_state::speaker_del(uint32_t session_id, uint32_t ip, unsigned port) {
+    speaker_del(session_id, listener_addr{ip, port, std::nullopt});
+}
+
+void relay_state::speaker_del(uint32_t session_id, const listener_addr& a) {
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
     im.check_journal();
     session_state& s = im.get(session_id);
+    const uint32_t ip = a.ip6 ? 0 : a.ip;
+    const unsigned port = a.port;
     auto it = std::find_if(s.speakers.begin(), s.speakers.end(),
-                           [&](const speaker_view& v) { return v.ip == ip && v.port == port; });
+                           [&](const speaker_view& v) { return v.ip6 == a.ip6 && v.ip == ip && v.port == port; });
     if (it == s.speakers.end())
-        throw action_error(error_code::not_found, "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
+        throw action_error(error_code::not_found, "no speaker " + format_peer(ip, a.ip6, port));
     im.speaker_release.push_back(it->slot);
     if (auto k = s.speaker_keys.find(it->slot); k != s.speaker_keys.end()) {
         im.drop_keys(k->second);
@@ -830,7 +1234,7 @@ void relay_state::speaker_del(uint32_t session_id, uint32_t ip, unsigned port) {
     if (s.mode == session_mode::forward && std::max(1u, s.speaker_streams()) < std::max(1u, before) && im.adm != nullptr)
         im.adm->release_load(s.one_stream(), s.live);
     im.flows_dirty = true;
-    if (!trunk) im.journal_record(jr::rec_speaker_del{session_id, ip, port});
+    if (!trunk) im.journal_record(jr::rec_speaker_del{session_id, ip, port, a.ip6});
     im.mark_changed();
 }
 
@@ -866,6 +1270,53 @@ void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, 
     }
 }
 
+void relay_state::listener_add(uint32_t session_id, const listener_spec& l) {
+    if (!l.ip6) return listener_add(session_id, l.ip, l.port, l.tier, l.by_token);
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    try {
+        im.check_journal();
+        session_state& s = im.get(session_id);
+        if (auto e = check_listener6(l)) throw invalid(*e);
+        if (auto e = check_peer6("listener", *l.ip6, l.port, im)) throw invalid(*e);
+        if (im.key_of(s, 0, l.ip6, l.port))
+            throw action_error(error_code::exists, "listener " + format_endpoint6(*l.ip6, l.port) + " exists");
+        if (s.listeners.size() >= s.max_listeners)
+            throw action_error(error_code::session_full, "session " + std::to_string(session_id) + " is full");
+        if (im.nb_listeners >= im.prof.limits.max_listeners)
+            throw action_error(error_code::capacity, "relay listener limit reached (limits.max_listeners)");
+        const auto [nexthop, port_idx] = im.route6(*l.ip6);
+        if (!im.neigh6_available(nexthop))
+            throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
+        if (im.adm != nullptr) {
+            join_counts jc{};
+            jc[port_idx][l.tier] = 1;
+            im.adm->admit(session_id, s.per_listener(), jc);
+        }
+        im.add_listener6(s, *l.ip6, l.port, l.tier, l.by_token);
+        if (!im.replay) ++s.tally.joins;
+        if (im.jr != nullptr) jr::encode_listener_add(session_id, l, im.jr_pending);
+        im.mark_changed();
+    } catch (const action_error& e) {
+        if (im.adm != nullptr) im.adm->count_refusal(e.code);
+        throw;
+    }
+}
+
+void relay_state::listener_del(uint32_t session_id, const listener_addr& a) {
+    if (!a.ip6) return listener_del(session_id, a.ip, a.port);
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    im.check_journal();
+    session_state& s = im.get(session_id);
+    const auto k = im.key_of(s, 0, a.ip6, a.port);
+    if (!k) throw action_error(error_code::not_found, "no listener " + format_endpoint6(*a.ip6, a.port));
+    im.remove_listener(s, s.listeners.find(*k));
+    if (!im.replay) ++s.tally.leaves;
+    im.journal_record(jr::rec_listener_del{session_id, 0, a.port, a.ip6});
+    im.mark_changed();
+}
+
 void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<listener_spec>& items) {
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
@@ -880,8 +1331,28 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
         std::vector<uint64_t> keys;
         keys.reserve(items.size());
         std::unordered_map<uint32_t, bool> new_neigh;   // next hops not yet in the table
+        std::unordered_map<ep6, bool, ep6_hash> seen6;  // IPv6 items (duplicates)
+        std::unordered_map<ep6, bool, ep6_hash> new_neigh6;
         for (size_t i = 0; i < items.size(); ++i) {
             const auto& it = items[i];
+            if (it.ip6) {
+                if (auto e = check_listener6(it)) throw item_error(i, error_code::invalid, describe(*e));
+                if (auto e = check_peer6("listener", *it.ip6, it.port, im)) throw item_error(i, error_code::invalid, describe(*e));
+                if (im.key_of(s, 0, it.ip6, it.port))
+                    throw item_error(i, error_code::exists, "listener " + format_endpoint6(*it.ip6, it.port) + " exists");
+                if (!seen6.emplace(ep6{*it.ip6, static_cast<uint16_t>(it.port)}, true).second)
+                    throw action_error(error_code::exists, "listener " + format_endpoint6(*it.ip6, it.port) +
+                                                               " appears twice in the request");
+                std::pair<ipv6_addr, uint16_t> via;
+                try {
+                    via = im.route6(*it.ip6);
+                } catch (const action_error& e) {
+                    throw item_error(i, e.code, e.what());
+                }
+                if (im.neigh6_by_ip.count(via.first) == 0) new_neigh6.emplace(ep6{via.first, 0}, true);
+                ++jc[via.second][it.tier];
+                continue;
+            }
             if (auto e = check_listener(it, im.prof)) throw item_error(i, error_code::invalid, describe(*e));
             const uint64_t k = ep_key(it.ip, it.port);
             if (s.listeners.count(k))
@@ -904,7 +1375,7 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
                                    std::to_string(items.size()));
         if (im.nb_listeners + items.size() > im.prof.limits.max_listeners)
             throw action_error(error_code::capacity, "relay listener limit reached (limits.max_listeners)");
-        if (new_neigh.size() > im.neigh_free.size())
+        if (new_neigh.size() + new_neigh6.size() > im.neigh_free.size())
             throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
         if (im.adm != nullptr) im.adm->admit(session_id, s.per_listener(), jc);
         // Grow geometrically: reserve(size + n) on every request would
@@ -912,7 +1383,12 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
         const size_t want = s.listeners.size() + items.size();
         if (want > s.listeners.bucket_count() * s.listeners.max_load_factor())
             s.listeners.reserve(std::max(want, 2 * s.listeners.size()));
-        for (const auto& it : items) im.add_listener(s, it.ip, it.port, it.tier, it.by_token);
+        for (const auto& it : items) {
+            if (it.ip6)
+                im.add_listener6(s, *it.ip6, it.port, it.tier, it.by_token);
+            else
+                im.add_listener(s, it.ip, it.port, it.tier, it.by_token);
+        }
         if (!im.replay) s.tally.joins += items.size();
         if (!items.empty()) {
             if (im.jr != nullptr) jr::encode_listener_add_bulk(session_id, items, im.jr_pending);
@@ -947,17 +1423,21 @@ void relay_state::listener_del_bulk(uint32_t session_id, const std::vector<liste
     std::vector<uint64_t> keys;
     keys.reserve(items.size());
     for (size_t i = 0; i < items.size(); ++i) {
-        const uint64_t k = ep_key(items[i].ip, items[i].port);
-        if (s.listeners.count(k) == 0)
+        const auto k = im.key_of(s, items[i].ip, items[i].ip6, items[i].port);
+        if (!k)
             throw action_error(error_code::not_found, "listeners[" + std::to_string(i) + "]: no listener " +
-                                                          format_ipv4(items[i].ip) + ":" + std::to_string(items[i].port));
-        keys.push_back(k);
+                                                          format_peer(items[i].ip, items[i].ip6, items[i].port));
+        keys.push_back(*k);
     }
     std::vector<uint64_t> sorted = keys;
     std::sort(sorted.begin(), sorted.end());
-    if (auto d = std::adjacent_find(sorted.begin(), sorted.end()); d != sorted.end())
-        throw action_error(error_code::invalid, "listener " + format_ipv4(static_cast<uint32_t>(*d >> 16)) + ":" +
-                                                    std::to_string(*d & 0xffff) + " appears twice in the request");
+    if (auto d = std::adjacent_find(sorted.begin(), sorted.end()); d != sorted.end()) {
+        uint32_t ip;
+        unsigned port;
+        std::optional<ipv6_addr> ip6;
+        im.addr_of(*d, &ip, &port, &ip6);
+        throw action_error(error_code::invalid, "listener " + format_peer(ip, ip6, port) + " appears twice in the request");
+    }
     if (items.empty()) return;
     std::vector<bool> trunk(keys.size());
     for (size_t i = 0; i < keys.size(); ++i) trunk[i] = (s.listeners.find(keys[i])->second.flags & lrec_trunk) != 0;
@@ -967,7 +1447,7 @@ void relay_state::listener_del_bulk(uint32_t session_id, const std::vector<liste
         jr::rec_listeners_removed r;
         r.items.reserve(items.size());
         for (size_t i = 0; i < items.size(); ++i)
-            if (!trunk[i]) r.items.push_back({session_id, items[i].ip, items[i].port});
+            if (!trunk[i]) r.items.push_back({session_id, items[i].ip, items[i].port, items[i].ip6});
         if (!r.items.empty()) jr::encode(r, im.jr_pending);
     }
     im.mark_changed();
@@ -1009,7 +1489,9 @@ std::vector<shed_record> relay_state::shed_newest(unsigned tier, size_t k) {
     // Removing compacts the order vectors: only after the walk.
     for (const auto& [s, key] : victims) {
         auto it = s->listeners.find(key);
-        out.push_back({s->id, static_cast<uint32_t>(key >> 16), static_cast<unsigned>(key & 0xffff), tier});
+        shed_record rec{s->id, 0, 0, tier, {}};
+        im.addr_of(key, &rec.ip, &rec.port, &rec.ip6);
+        out.push_back(rec);
         im.remove_listener(*s, it);
         ++s->tally.shed;
     }
@@ -1018,7 +1500,7 @@ std::vector<shed_record> relay_state::shed_newest(unsigned tier, size_t k) {
         // journal cannot write, and its record waits with the others.
         if (im.jr != nullptr) {
             jr::rec_listeners_removed r;
-            for (const auto& o : out) r.items.push_back({o.session_id, o.ip, o.port});
+            for (const auto& o : out) r.items.push_back({o.session_id, o.ip, o.port, o.ip6});
             jr::encode(r, im.jr_pending);
         }
         im.mark_changed();
@@ -1124,8 +1606,8 @@ void relay_state::publish() {
 void relay_state::load_static(const profile& p) {
     for (const auto& sc : p.sessions) {
         session_create(sc);
-        for (const auto& s : sc.speakers) speaker_add(sc.id, s.ip, s.port, s.ssrc);
-        for (const auto& l : sc.listeners) listener_add(sc.id, l.ip, l.port, l.tier);
+        for (const auto& s : sc.speakers) speaker_add(sc.id, s);
+        for (const auto& l : sc.listeners) listener_add(sc.id, listener_spec{l.ip, l.port, l.tier, false, l.ip6});
     }
     load_static_keys(p);
     publish();
@@ -1153,10 +1635,11 @@ void relay_state::srtp_key_add(const srtp_key_owner& o, srtp_key_spec&& k) {
         s.dirty = true;
     } else {
         const auto [ip, port] = *o.speaker;
-        auto it = std::find_if(s.speakers.begin(), s.speakers.end(),
-                               [&](const speaker_view& v) { return v.ip == ip && v.port == port; });
+        auto it = std::find_if(s.speakers.begin(), s.speakers.end(), [&](const speaker_view& v) {
+            return v.ip6 == o.speaker_ip6 && (o.speaker_ip6 || v.ip == ip) && v.port == port;
+        });
         if (it == s.speakers.end())
-            throw action_error(error_code::not_found, "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
+            throw action_error(error_code::not_found, "no speaker " + format_peer(ip, o.speaker_ip6, port));
         if (k.activate) throw action_error(error_code::invalid, "activate: a speaker's keys are all accepted; only session keys are activated");
         auto& m = s.speaker_keys[it->slot];
         if (const auto r = m.add(std::move(k), im.srtp_users(), &why); r != srtp_keyset_model::refusal::none) {
@@ -1190,10 +1673,11 @@ void relay_state::srtp_key_del(const srtp_key_owner& o, const std::string& id) {
         s.dirty = true;
     } else {
         const auto [ip, port] = *o.speaker;
-        auto it = std::find_if(s.speakers.begin(), s.speakers.end(),
-                               [&](const speaker_view& v) { return v.ip == ip && v.port == port; });
+        auto it = std::find_if(s.speakers.begin(), s.speakers.end(), [&](const speaker_view& v) {
+            return v.ip6 == o.speaker_ip6 && (o.speaker_ip6 || v.ip == ip) && v.port == port;
+        });
         if (it == s.speakers.end())
-            throw action_error(error_code::not_found, "no speaker " + format_ipv4(ip) + ":" + std::to_string(port));
+            throw action_error(error_code::not_found, "no speaker " + format_peer(ip, o.speaker_ip6, port));
         auto m = s.speaker_keys.find(it->slot);
         if (m == s.speaker_keys.end()) throw action_error(error_code::not_found, "no key \"" + id + "\"");
         if (const auto r = m->second.remove(id, false, &why); r != srtp_keyset_model::refusal::none)
@@ -1281,8 +1765,9 @@ std::vector<listener_view> relay_state::listeners(uint32_t session_id, size_t of
     while (out.size() < limit) {
         const auto n = next_entry();
         if (!n) break;
-        const uint64_t k = n->second->key;
-        out.push_back({static_cast<uint32_t>(k >> 16), static_cast<unsigned>(k & 0xffff), n->first, n->second->seq});
+        listener_view v{0, 0, n->first, n->second->seq, {}};
+        _impl->addr_of(n->second->key, &v.ip, &v.port, &v.ip6);
+        out.push_back(v);
     }
     return out;
 }
@@ -1301,12 +1786,47 @@ std::vector<uint32_t> relay_state::unresolved_next_hops(const std::vector<uint32
     return out;
 }
 
+relay_state::next_hop6 relay_state::next_hop6_ref(const ipv6_addr& dst) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    const auto [via, port] = im.route6(dst);
+    if (!im.neigh6_available(via))
+        throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
+    const uint32_t idx = im.neigh6_ref(via, port);
+    im.mark_changed();
+    return {idx, port, via};
+}
+
+void relay_state::next_hop6_unref(uint32_t neigh_idx) {
+    std::lock_guard g(_impl->mu);
+    _impl->neigh6_unref(neigh_idx);
+    _impl->mark_changed();
+}
+
+bool relay_state::next_hop_resolved(uint32_t neigh_idx) const {
+    std::lock_guard g(_impl->mu);
+    return _impl->neigh_resolved(neigh_idx);
+}
+
+std::optional<std::array<uint8_t, 6>> relay_state::next_hop_mac(uint32_t neigh_idx) const {
+    std::lock_guard g(_impl->mu);
+    if (!_impl->neigh_resolved(neigh_idx)) return std::nullopt;
+    const uint64_t w = _impl->sh.neigh[neigh_idx].mac_word.load(std::memory_order_acquire);
+    std::array<uint8_t, 6> mac;
+    std::memcpy(mac.data(), &w, 6);
+    return mac;
+}
+
 std::vector<shed_record> relay_state::listener_refs(bool by_token_only) const {
     std::lock_guard g(_impl->mu);
     std::vector<shed_record> out;
     for (const auto& [id, s] : _impl->sessions)
         for (const auto& [k, r] : s->listeners)
-            if ((r.flags & lrec_by_token) || !by_token_only) out.push_back({id, static_cast<uint32_t>(k >> 16), static_cast<unsigned>(k & 0xffff), r.tier});
+            if ((r.flags & lrec_by_token) || !by_token_only) {
+                shed_record rec{id, 0, 0, r.tier, {}};
+                _impl->addr_of(k, &rec.ip, &rec.port, &rec.ip6);
+                out.push_back(rec);
+            }
     return out;
 }
 

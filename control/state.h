@@ -39,6 +39,7 @@ struct shed_record {
     uint32_t ip;
     unsigned port;
     unsigned tier;
+    std::optional<ipv6_addr> ip6 = std::nullopt;    // an IPv6 listener (ip 0)
 };
 
 struct listener_view {
@@ -46,6 +47,7 @@ struct listener_view {
     unsigned port;
     unsigned tier;
     uint64_t seq;                    // join order (newest = highest), for shedding
+    std::optional<ipv6_addr> ip6 = std::nullopt;    // an IPv6 listener (ip 0)
 };
 
 struct speaker_view {
@@ -55,6 +57,7 @@ struct speaker_view {
     uint32_t slot = 0;               // policer slot in the data plane
     std::vector<srtp_key_info> srtp_keys;   // ids, suites, MKIs: never the keys
     bool trunk = false;              // an origin's trunk flow (docs/fleet.md)
+    std::optional<ipv6_addr> ip6 = std::nullopt;    // a speaker on IPv6 (ip 0)
     // What the data plane counted for this speaker since it was added
     // (its policer entries, summed over the RX queues; docs/metrics.md).
     dp::dp_speaker_counts counts{};
@@ -78,6 +81,7 @@ struct session_tally {
 struct session_view : session_params {
     uint64_t nb_listeners;
     uint64_t listeners_per_tier[dp::max_tiers];
+    uint64_t nb_listeners6 = 0;      // of nb_listeners, those on IPv6
     std::vector<speaker_view> speakers;
     std::vector<srtp_key_info> srtp_keys;   // egress (session) keys, the active one marked
     session_tally tally{};
@@ -88,6 +92,7 @@ struct session_view : session_params {
 struct srtp_key_owner {
     uint32_t session_id = 0;
     std::optional<std::pair<uint32_t, unsigned>> speaker;   // (ip, port); nullopt = the session
+    std::optional<ipv6_addr> speaker_ip6 = std::nullopt;    // the speaker is on IPv6 (speaker's ip 0)
 };
 
 class relay_state {
@@ -123,6 +128,15 @@ public:
     // most once; the first that is not refuses the request ("listeners[i]:
     // ...") and nothing is removed. One journal record, one publish.
     void listener_del_bulk(uint32_t session_id, const std::vector<listener_addr>& items);
+    // Either family (issue 15): the spec's ip6, when set, names an IPv6
+    // peer; these are the actions the API, the journal and the join desk
+    // call. IPv6 listeners live in lists of their own (dp_listener6) and
+    // share everything else with IPv4 ones: the session's limit, the join
+    // order (shedding, paging), admission, the journal.
+    void speaker_add(uint32_t session_id, const speaker_spec& s);
+    void speaker_del(uint32_t session_id, const listener_addr& a);
+    void listener_add(uint32_t session_id, const listener_spec& l);
+    void listener_del(uint32_t session_id, const listener_addr& a);
     // Overload shedding: remove up to `k` listeners of `tier`, newest first,
     // across all sessions. Speakers are never touched.
     std::vector<shed_record> shed_newest(unsigned tier, size_t k);
@@ -189,6 +203,27 @@ public:
     // heard only once its next hop is resolved (control_plane::wait_resolved).
     std::vector<uint32_t> unresolved_next_hops(const std::vector<uint32_t>& ips) const;
     uint64_t published_version() const;
+
+    // IPv6 next hops (issue 15; docs/architecture.md "IPv6 next hops"). The
+    // neighbour entry an IPv6 destination is sent through: the address itself
+    // when it is in a port's ipv6 prefix, else that port's gateway6; the
+    // entry is created on first use (resolved by NS/NA, or pinned by
+    // gateway6_mac) and held until every reference is dropped. Throws
+    // action_error: invalid (no route), capacity (limits.max_neighbours).
+    // Code inside relay_state::impl (listener actions, under the mutex)
+    // calls impl::route6 / neigh6_available / neigh6_ref / neigh6_unref
+    // directly; these lock and are for everyone else (tests, tools).
+    struct next_hop6 {
+        uint32_t neigh_idx;   // index in dp_shared::neigh: what a listener record stores
+        uint16_t port_idx;    // egress port (profile order)
+        ipv6_addr via;        // the next hop's address
+    };
+    next_hop6 next_hop6_ref(const ipv6_addr& dst);
+    void next_hop6_unref(uint32_t neigh_idx);
+    // The entry holds a MAC (either family): a destination behind it is heard.
+    bool next_hop_resolved(uint32_t neigh_idx) const;
+    // The MAC the fan-out sends to through the entry (nullopt: none yet).
+    std::optional<std::array<uint8_t, 6>> next_hop_mac(uint32_t neigh_idx) const;
     std::array<uint64_t, dp::max_tiers> listeners_per_tier() const;
 
     // Publish batching. Every successful action bumps a change mark; an

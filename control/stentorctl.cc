@@ -98,12 +98,32 @@ std::string ipv4_text(uint32_t ip) {
            "." + std::to_string(ip & 0xff);
 }
 
+// IP:PORT, or [IPV6]:PORT (issue 15): ip6 holds the IPv6 address in its
+// canonical text (RFC 5952), empty for IPv4.
 struct endpoint {
     uint32_t ip;
     unsigned port;
+    std::string ip6{};
+    std::string ip_text() const { return ip6.empty() ? ipv4_text(ip) : ip6; }
+    // As an API path segment: 198.18.0.5:6000 or [2001:db8::5]:6000.
+    std::string segment() const {
+        return (ip6.empty() ? ipv4_text(ip) : "[" + ip6 + "]") + ":" + std::to_string(port);
+    }
 };
 
 std::optional<endpoint> parse_endpoint(const std::string& s) {
+    if (!s.empty() && s.front() == '[') {
+        const auto close = s.find("]:");
+        if (close == std::string::npos) return std::nullopt;
+        const std::string host = s.substr(1, close - 1);
+        in6_addr a{};
+        if (host.find('%') != std::string::npos || inet_pton(AF_INET6, host.c_str(), &a) != 1) return std::nullopt;
+        const auto port = decimal(s.substr(close + 2), 1, 65535);
+        if (!port) return std::nullopt;
+        char text[INET6_ADDRSTRLEN];
+        if (inet_ntop(AF_INET6, &a, text, sizeof text) == nullptr) return std::nullopt;
+        return endpoint{0, static_cast<unsigned>(*port), text};
+    }
     const auto colon = s.rfind(':');
     if (colon == std::string::npos) return std::nullopt;
     const auto ip = ipv4(s.substr(0, colon));
@@ -116,7 +136,7 @@ CLI::Validator endpoint_check() {
     return CLI::Validator(
         [](std::string& s) -> std::string {
             if (parse_endpoint(s)) return {};
-            return "\"" + s + "\" is not IP:PORT (a dotted quad and a port 1..65535)";
+            return "\"" + s + "\" is not IP:PORT or [IPV6]:PORT (a dotted quad or an IPv6 address in brackets, and a port 1..65535)";
         },
         "", "endpoint");
 }
@@ -458,7 +478,7 @@ int bulk(const api_client& c, uint32_t sid, const std::vector<listener_line>& it
         const size_t n = std::min<size_t>(chunk, items.size() - done);
         json a = json::array();
         for (size_t i = done; i < done + n; ++i) {
-            json o{{"ip", ipv4_text(items[i].ep.ip)}, {"port", items[i].ep.port}};
+            json o{{"ip", items[i].ep.ip_text()}, {"port", items[i].ep.port}};
             if (add) o["tier"] = items[i].tier;
             a.push_back(std::move(o));
         }
@@ -518,6 +538,7 @@ const char* const k_environment =
 const char* const k_examples =
     "stentorctl --api 127.0.0.1:8081 session create --name talk --udp-port 40005\n"
     "stentorctl listener add 2 203.0.113.5:6000 --tier 1 --api 127.0.0.1:8081\n"
+    "stentorctl listener add 2 [2001:db8::5]:6000 --tier 1\n"
     "stentorctl listener add 2 --range 198.18.0.21-198.18.0.23:6000-6999 --tier 2\n"
     "stentorctl listener del 2 --file listeners.txt\n"
     "stentorctl --api https://relay.example:8443 --cacert ca.pem show runtime\n"
@@ -769,7 +790,7 @@ void build(CLI::App& app, options& o, std::vector<command>& commands, CLI::Optio
                           one_source("add");
                           if (o.endpoint.empty()) return bulk(c, o.sid, bulk_items(), true, o.chunk);
                           const auto e = *parse_endpoint(o.endpoint);
-                          json b{{"ip", ipv4_text(e.ip)}, {"port", e.port}, {"tier", o.tier}};
+                          json b{{"ip", e.ip_text()}, {"port", e.port}, {"tier", o.tier}};
                           const json j = c.call("POST", members(o.sid, "listeners"), &b);
                           std::printf("added listener %s to session %u (tier %u)\n", o.endpoint.c_str(), o.sid, o.tier);
                           if (j.value("resolved", true) == false)
@@ -787,7 +808,7 @@ void build(CLI::App& app, options& o, std::vector<command>& commands, CLI::Optio
                           one_source("del");
                           if (o.endpoint.empty()) return bulk(c, o.sid, bulk_items(), false, o.chunk);
                           const auto e = *parse_endpoint(o.endpoint);
-                          c.call("DELETE", members(o.sid, "listeners") + "/" + ipv4_text(e.ip) + ":" + std::to_string(e.port));
+                          c.call("DELETE", members(o.sid, "listeners") + "/" + e.segment());
                           std::printf("removed listener %s from session %u\n", o.endpoint.c_str(), o.sid);
                           return exit_ok;
                       });
@@ -801,7 +822,7 @@ void build(CLI::App& app, options& o, std::vector<command>& commands, CLI::Optio
     auto* sp_add = cmd(speaker, "add", "register a speaker: SESSION IP:PORT (its source address and port) --ssrc N",
                        [&o, members, &ssrc_opt](const api_client& c) {
                            const auto e = *parse_endpoint(o.endpoint);
-                           json b{{"ip", ipv4_text(e.ip)}, {"port", e.port}};
+                           json b{{"ip", e.ip_text()}, {"port", e.port}};
                            if (ssrc_opt->count() > 0) b["ssrc"] = o.ssrc;
                            c.call("POST", members(o.sid, "speakers"), &b);
                            std::printf("added speaker %s to session %u\n", o.endpoint.c_str(), o.sid);
@@ -817,7 +838,7 @@ void build(CLI::App& app, options& o, std::vector<command>& commands, CLI::Optio
     ssrc_opt->default_str("");   // no default: left out, the relay decides
     auto* sp_del = cmd(speaker, "del", "remove a speaker: SESSION IP:PORT", [&o, members](const api_client& c) {
         const auto e = *parse_endpoint(o.endpoint);
-        c.call("DELETE", members(o.sid, "speakers") + "/" + ipv4_text(e.ip) + ":" + std::to_string(e.port));
+        c.call("DELETE", members(o.sid, "speakers") + "/" + e.segment());
         std::printf("removed speaker %s from session %u\n", o.endpoint.c_str(), o.sid);
         return exit_ok;
     });

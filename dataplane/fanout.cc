@@ -43,22 +43,95 @@ void abandon(worker* w, const dp_session* sess, const fanout_job& j) noexcept {
     const int shard = w->cfg.fanout_shard;
     uint64_t total = 0;
     for (uint32_t t = j.tier; t < max_tiers; ++t) {
-        const dp_listener_list* l = sess->lists[shard][t];
-        if (l == nullptr) continue;
-        uint64_t missed = l->nb_live;
-        if (t == j.tier && j.slot > 0) {
-            const uint32_t at = std::min(j.slot, l->nb_slots);
-            if (at > l->nb_slots - at) {
-                missed = live_in(*l, at, l->nb_slots);
+        uint64_t missed = 0;
+        // Where the job stands in tier j.tier: in its IPv4 list (fam 0) at
+        // j.slot, or already in its IPv6 list (fam 1) at j.slot.
+        const bool here = t == j.tier;
+        if (const dp_listener_list* l = sess->lists[shard][t]; l != nullptr && !(here && j.fam != 0)) {
+            missed = l->nb_live;
+            if (here && j.slot > 0) {
+                const uint32_t at = std::min(j.slot, l->nb_slots);
+                if (at > l->nb_slots - at) {
+                    missed = live_in(*l, at, l->nb_slots);
+                } else {
+                    const uint64_t passed = live_in(*l, 0, at);
+                    missed = passed < missed ? missed - passed : 0;
+                }
+            }
+        }
+        if (const dp_listener6_list* l = sess->lists6[shard][t]; l != nullptr && j.v6) {
+            if (here && j.fam != 0) {
+                for (uint32_t slot = j.slot; slot < l->nb_slots; ++slot)
+                    missed += l->chunks[slot / listener6_chunk_size]->l[slot % listener6_chunk_size].flags &
+                              listener_flag_live;
             } else {
-                const uint64_t passed = live_in(*l, 0, at);
-                missed = passed < missed ? missed - passed : 0;
+                missed += l->nb_live;
             }
         }
         w->c->tier_misses[t] += missed;
         total += missed;
     }
     w->c->drop(drop_reason::deadline) += total;
+}
+
+// The IPv6 list of the job's tier from j.slot: the IPv4 loop's shape (groups
+// of one burst, one mempool call per group), with 32-byte records, 512 per
+// chunk, and the IPv6 template. Returns the slots visited; stops at `end`.
+template <bool SinglePort>
+uint32_t run_list6(worker* w, fanout_job& j, const dp_listener6_list* l, uint32_t end) noexcept {
+    const dp_neigh* neigh = w->sh->neigh;
+    lcore_counters* c = w->c;
+    const uint32_t first = j.slot;
+    while (j.slot < end) {
+        const dp_listener6_chunk* chunk = l->chunks[j.slot / listener6_chunk_size];
+        const uint32_t base = j.slot & ~(listener6_chunk_size - 1);
+        const uint32_t stop = std::min(end, base + listener6_chunk_size);
+        for (uint32_t i = j.slot - base; i < stop - base;) {
+            const uint32_t n = std::min<uint32_t>(w->cfg.burst, stop - base - i);
+            rte_mbuf* mb[max_burst];
+            if (rte_mempool_get_bulk(w->cfg.pool, reinterpret_cast<void**>(mb), n) != 0) [[unlikely]] {
+                for (const uint32_t e = i + n; i < e; ++i)
+                    if (chunk->l[i].flags & listener_flag_live) {
+                        ++c->drop(drop_reason::no_mbuf);
+                        ++c->tier_misses[j.tier];
+                    }
+                continue;
+            }
+            uint32_t k = 0;
+            uint64_t bytes = 0;
+            for (const uint32_t e = i + n; i < e; ++i) {
+                const dp_listener6& r = chunk->l[i];
+                if (!(r.flags & listener_flag_live)) [[unlikely]]
+                    continue;
+                const dp_neigh& nb = neigh[r.neigh_idx];
+                const uint64_t mw = nb.mac_word.load(std::memory_order_relaxed);
+                if (!(mw & neigh_valid)) [[unlikely]] {
+                    ++c->drop(drop_reason::neigh_unresolved);
+                    continue;
+                }
+                rte_mbuf* m = mb[k++];
+                if constexpr (SinglePort) {
+                    build_replica6_copy(m, j.tmpl6[0], r, mw, w->sh->ethdev[0]);
+                } else {
+                    const uint16_t port = nb.port_id;
+                    const egress_template6& t = j.tmpl6[port];
+                    build_replica6_copy(m, t, r, mw, w->sh->ethdev[port]);
+                    bytes += t.len;
+                    tx_stage(w, port, m);
+                }
+            }
+            if constexpr (SinglePort) {
+                bytes = uint64_t{k} * j.tmpl6[0].len;
+                tx_stage_bulk(w, 0, mb, k);
+            }
+            if (k < n) [[unlikely]]
+                rte_mempool_put_bulk(w->cfg.pool, reinterpret_cast<void**>(mb + k), n - k);
+            j.done += k;
+            c->tx_bytes += bytes;
+        }
+        j.slot = stop;
+    }
+    return end - first;
 }
 
 // Build and stage up to `budget` replicas of the front job. Returns the
@@ -85,9 +158,25 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, fanout_job& j, uint32_t budg
     lcore_counters* c = w->c;
     uint32_t visited = 0;
     while (visited < budget && j.tier < max_tiers) {
+        if (j.fam != 0) [[unlikely]] {
+            // This tier's IPv6 listeners, after its IPv4 ones.
+            const dp_listener6_list* l6 = sess->lists6[shard][j.tier];
+            if (!j.v6 || l6 == nullptr || j.slot >= l6->nb_slots) {
+                ++j.tier;
+                j.slot = 0;
+                j.fam = 0;
+                continue;
+            }
+            uint32_t end = std::min(l6->nb_slots, j.slot + (budget - visited));
+            if (w->cfg.replica_budget != 0)
+                end = std::min(end, j.slot + (w->cfg.replica_budget - j.done));
+            if (end == j.slot) break;
+            visited += run_list6<SinglePort>(w, j, l6, end);
+            continue;
+        }
         const dp_listener_list* l = sess->lists[shard][j.tier];
         if (l == nullptr || j.slot >= l->nb_slots) {
-            ++j.tier;
+            j.fam = 1;
             j.slot = 0;
             continue;
         }
@@ -222,8 +311,10 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
                       uint64_t now) noexcept {
     const uint32_t shard = static_cast<uint32_t>(w->cfg.fanout_shard);
     uint32_t slots = 0;
-    for (unsigned t = 0; t < max_tiers; ++t)
+    for (unsigned t = 0; t < max_tiers; ++t) {
         if (const dp_listener_list* l = sess.lists[shard][t]) slots += l->nb_slots;
+        if (const dp_listener6_list* l = sess.lists6[shard][t]) slots += l->nb_slots;   // IPv6 listeners count alike
+    }
     if (slots == 0) return;
     // The ingress drops larger speaker packets (same reason); this keeps a
     // message from another producer from overrunning the template.
@@ -244,9 +335,31 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
     j.tier = 0;
     j.slot = 0;
     j.done = 0;
+    j.fam = 0;
+    j.v6 = 0;
     for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
         build_template(j.tmpl[p], rtp, rtp_len, w->sh->ports[p].mac, w->sh->ports[p].ip_be, sess.udp_port_be,
                        w->sh->egress_tos[p]);
+    if (has_listeners6(sess, shard)) [[unlikely]] {
+        // The IPv6 header is 20 bytes longer: a packet that fitted the
+        // port's MTU as IPv4 may not as IPv6 (no fragmenting: the relay is
+        // not the source of the audio, and a path MTU is not ours to
+        // discover per listener). Its IPv6 listeners miss it, counted.
+        bool fits = rtp_len <= max_frame_bytes - l2l3l4_v6;
+        for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
+            fits &= uint32_t{rtp_len} + l2l3l4_v6 <= w->sh->ports[p].max_frame;
+        if (fits) {
+            j.v6 = 1;
+            for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
+                build_template6(j.tmpl6[p], rtp, rtp_len, w->sh->ports[p].mac, w->sh->ports[p].ip6, sess.udp_port_be,
+                                w->sh->egress_tos[p]);
+        } else {
+            uint64_t live = 0;
+            for (unsigned t = 0; t < max_tiers; ++t)
+                if (const dp_listener6_list* l = sess.lists6[shard][t]) live += l->nb_live;
+            w->c->drop(drop_reason::ipv6_too_big) += live;
+        }
+    }
     if (is_short)
         list_push(w->fresh, w->fresh_head, w->fresh_count, id);
     else
@@ -263,6 +376,7 @@ void fanout_init(worker* w) noexcept {
     for (uint32_t i = 0; i < max_jobs; ++i) {
         w->free_ids[i] = max_jobs - 1 - i;
         w->jobs[i].tmpl = w->tmpl_pool + i * max_ports;
+        w->jobs[i].tmpl6 = w->tmpl6_pool + i * max_ports;
     }
     w->nb_free = max_jobs;
 }

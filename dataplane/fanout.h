@@ -18,10 +18,16 @@
 
 namespace stentor::dp {
 
+inline bool has_listeners6(const dp_session& sess, uint32_t shard) noexcept {
+    bool any = false;
+    for (unsigned t = 0; t < max_tiers; ++t) any |= sess.lists6[shard][t] != nullptr;
+    return any;
+}
+
 inline bool has_listeners(const dp_session& sess, uint32_t shard) noexcept {
     bool any = false;
     for (unsigned t = 0; t < max_tiers; ++t) any |= sess.lists[shard][t] != nullptr;
-    return any;
+    return any || has_listeners6(sess, shard);
 }
 
 // Create a fan-out job for one speaker packet (RTP bytes) of `sess` on this

@@ -106,18 +106,13 @@ constexpr drop_reason srtp_reason(srtp::verdict v) noexcept {
     }
 }
 
-// An accepted RTP packet of a registered flow. Returns true when the mbuf
-// was handed on (the mixer owns it), false when the caller frees it. `f`:
-// the flow rx_port's first stage found for the packet's key, nullptr when
-// that stage did not key it (then it is looked up here).
-bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, const parse_result& pr,
-               uint64_t now, const dp_flow* f) noexcept {
+// A packet of a registered flow `f`, either family: the UDP checksum
+// (IPv4 only; over IPv6 the validator verified it, parse_udp6), then one path
+// for both. Returns true when the mbuf was handed on (the mixer owns it),
+// false when the caller frees it.
+bool rtp_flow_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, const parse_result& pr,
+                    const dp_flow* f, bool check_udp, uint64_t now) noexcept {
     lcore_counters* c = w->c;
-    if (f == nullptr) f = find_flow(s, flow_key(pr.src_ip_be, pr.src_port_be, pr.dst_port_be));
-    if (f == nullptr) {
-        ++c->drop(drop_reason::unknown_flow);
-        return false;
-    }
     // The slot is always in range (the control plane allocates slots below
     // limits.max_speakers); a flow outside it would be neither checked nor
     // policed, so refuse it rather than trust it.
@@ -139,7 +134,7 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
         ++sc->auth_drops;
         return false;
     }
-    if (!udp_checksum_ok(m, d, pr)) {
+    if (check_udp && !udp_checksum_ok(m, d, pr)) {
         ++c->drop(drop_reason::udp_checksum);
         return false;
     }
@@ -263,6 +258,34 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
     return false;
 }
 
+// An IPv4 speaker's packet: its flow by (source, source port, port). `f`:
+// the flow rx_port's first stage found for the packet's key, nullptr when
+// that stage did not key it (then it is looked up here).
+bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, const parse_result& pr,
+               uint64_t now, const dp_flow* f) noexcept {
+    if (f == nullptr) f = find_flow(s, flow_key(pr.src_ip_be, pr.src_port_be, pr.dst_port_be));
+    if (f == nullptr) {
+        ++w->c->drop(drop_reason::unknown_flow);
+        return false;
+    }
+    return rtp_flow_input(w, s, m, d, pr, f, true, now);
+}
+
+// An IPv6 speaker's packet: its flow by the whole key (source address,
+// source port, port; dp_flow6), then the same path as IPv4's: SSRC, SRTP,
+// plausibility, policer, the same message and the same fan-out, so its
+// replicas carry the RTP bytes IPv4 ones do.
+bool rtp_input6(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, const parse_result& pr,
+                uint64_t now) noexcept {
+    const dp_flow* f = find_flow6(s, d + pr.l3_off + 8, pr.src_port_be, pr.dst_port_be);
+    if (f == nullptr) {
+        ++w->c->drop(drop_reason::unknown_flow);
+        return false;
+    }
+    return rtp_flow_input(w, s, m, d, pr, f, false, now);
+}
+
+
 unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) noexcept {
     rte_mbuf* pkts[max_burst];
     const uint16_t nb_rx = rte_eth_rx_burst(w->sh->ethdev[port], w->cfg.rx_queue, pkts, w->cfg.burst);
@@ -325,6 +348,26 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
             break;
         case pkt_kind::drop:
             ++c->drops[static_cast<unsigned>(pr.reason)];
+            break;
+        case pkt_kind::rtp6:
+            if (s == nullptr)
+                ++c->drop(drop_reason::unknown_flow);
+            else
+                consumed = rtp_input6(w, *s, m, d, pr, now);
+            break;
+        case pkt_kind::stun6:
+            // Validated to the last layer (UDP checksum included); joins
+            // are IPv4 only so far (docs/counters.md).
+            ++c->drop(drop_reason::ipv6_unserved);
+            break;
+        case pkt_kind::icmp6_echo:
+            consumed = icmp6_input(w, m, port, pr, now);
+            break;
+        case pkt_kind::nd_ns:
+            consumed = nd_ns_input(w, m, port, pr, now);
+            break;
+        case pkt_kind::nd_na:
+            consumed = nd_na_input(w, s, m, port, pr, now);
             break;
         }
         if (!consumed) to_free[nb_free++] = m;

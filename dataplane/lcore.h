@@ -22,7 +22,10 @@ struct fanout_job {
     uint32_t tier;
     uint32_t slot;
     uint32_t done;           // replicas built, for the test budget
+    uint8_t fam;             // within `tier`: 0 = the IPv4 list, 1 = the IPv6 list
+    uint8_t v6;              // tmpl6 built: the session has IPv6 listeners here and the packet fits
     egress_template* tmpl;   // [max_ports], owned by the worker's template pool
+    egress_template6* tmpl6; // [max_ports], the IPv6 templates (built only when v6)
 };
 
 struct tx_buffer {
@@ -67,6 +70,7 @@ struct alignas(cache_line) worker {
     uint32_t nb_free;
     fanout_job jobs[max_jobs];
     egress_template* tmpl_pool;   // max_jobs * max_ports, rte_malloc'ed
+    egress_template6* tmpl6_pool; // the same for IPv6
 
     // TX
     tx_buffer tx[max_ports];
@@ -87,6 +91,8 @@ struct alignas(cache_line) worker {
     token_bucket arp_req_tb;        // requests we send (arp_request_rate, arp_request_burst)
     token_bucket arp_tb;
     token_bucket icmp_tb;
+    token_bucket nd_tb;             // NAs we answer NSes with: the ARP reply budget, its own bucket
+    token_bucket icmp6_tb;          // ICMPv6 echo replies: the ICMP budget, its own bucket
 
     // join requests (join.cc): MAC verifications this lcore may spend
     token_bucket join_tb;

@@ -49,7 +49,11 @@ worker* worker_create(const worker_config& cfg) {
     w->hz = rte_get_tsc_hz();
     w->tmpl_pool = static_cast<egress_template*>(
         rte_zmalloc("stentor_tmpl", sizeof(egress_template) * max_jobs * max_ports, cache_line));
-    if (w->tmpl_pool == nullptr) {
+    w->tmpl6_pool = static_cast<egress_template6*>(
+        rte_zmalloc("stentor_tmpl6", sizeof(egress_template6) * max_jobs * max_ports, cache_line));
+    if (w->tmpl_pool == nullptr || w->tmpl6_pool == nullptr) {
+        rte_free(w->tmpl_pool);
+        rte_free(w->tmpl6_pool);
         rte_free(w);
         return nullptr;
     }
@@ -75,6 +79,7 @@ void worker_destroy(worker* w) {
     neigh_release(w);
     mi_batcher_destroy(w->mi);
     rte_free(w->tmpl_pool);
+    rte_free(w->tmpl6_pool);
     rte_free(w);
 }
 

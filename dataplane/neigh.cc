@@ -66,11 +66,85 @@ void send_request(worker* w, dp_neigh& e, uint64_t now) noexcept {
     tx_control(w, port, m);
 }
 
+// A neighbour solicitation for an IPv6 next hop (RFC 4861 4.3, 7.2.2):
+// from our address on the entry's port to the target's solicited-node
+// group, with our link-layer address. Every probe is multicast, the
+// re-probes and the confirming ones too (RFC 4861 suggests unicast for
+// reachability): then a host that took the address over answers as well,
+// and the state machine sees both MACs.
+void send_solicitation(worker* w, dp_neigh& e, uint64_t now) noexcept {
+    using namespace wire;
+    const uint16_t port = e.port_id;
+    const port_identity& id = w->sh->ports[port];
+    if (!id.has_ip6) return;
+    rte_mbuf* m = rte_pktmbuf_alloc(w->cfg.pool);
+    if (m == nullptr) {
+        ++w->c->drop(drop_reason::no_mbuf);
+        return;
+    }
+    constexpr uint16_t icmp_len = nd_hdr_len + 8;
+    constexpr uint16_t frame_len = eth_hdr_len + ipv6_hdr_len + icmp_len;   // 86
+    auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, frame_len));
+    if (d == nullptr) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    std::memset(d, 0, frame_len);
+    const uint8_t group_mac[6] = {0x33, 0x33, 0xff, e.ip6[13], e.ip6[14], e.ip6[15]};
+    std::memcpy(d, group_mac, 6);
+    std::memcpy(d + 6, id.mac, 6);
+    store_be16(d + 12, ethertype_ipv6);
+    uint8_t* ip = d + eth_hdr_len;
+    ip[0] = 0x60;
+    store_be16(ip + 4, icmp_len);
+    ip[6] = ipproto_icmpv6;
+    ip[7] = nd_hop_limit;
+    std::memcpy(ip + 8, id.ip6, 16);
+    const uint8_t sol[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, e.ip6[13], e.ip6[14], e.ip6[15]};
+    std::memcpy(ip + 24, sol, 16);
+    uint8_t* icmp = ip + ipv6_hdr_len;
+    icmp[0] = nd_neighbor_solicit;
+    std::memcpy(icmp + 8, e.ip6, 16);
+    icmp[24] = nd_opt_source_lla;
+    icmp[25] = 1;
+    std::memcpy(icmp + 26, id.mac, 6);
+    store_be16(icmp + 2, static_cast<uint16_t>(~csum_fold(csum_add(ipv6_pseudo_sum(ip, icmp_len, ipproto_icmpv6),
+                                                                     icmp, icmp_len))));
+    neigh_request_sent(e, now);
+    ++w->c->nd_requests;
+    tx_control(w, port, m);
+}
+
 // One entry: at most one request.
 void visit(worker* w, dp_neigh& e, uint64_t now) noexcept {
     if (!neigh_visit(e, now, timing_of(w), *w->c)) return;
     if (!take_token(w->arp_req_tb, now, w->hz, arp_request_rate, arp_request_burst)) return;
-    send_request(w, e, now);
+    if (e.flags & neigh_ipv6)
+        send_solicitation(w, e, now);
+    else
+        send_request(w, e, now);
+}
+
+// An NA (frame `d`, its ICMPv6 message at wire::off_l4_v6, its target
+// link-layer address at `lla_off` or 0) received on port index `port`.
+// Runs on the ARP-owner lcore only. Only a solicited NA for an IPv6 next
+// hop of ours reaches the state machine, which believes it only inside the
+// window of a solicitation we sent (neigh_fsm.h).
+void nd_learn(worker* w, const dp_snapshot& s, const uint8_t* d, uint16_t lla_off, uint16_t port,
+              uint64_t now) noexcept {
+    const uint8_t* na = d + wire::off_l4_v6;
+    const uint8_t flags = na[4];
+    const int64_t idx = (flags & wire::na_flag_solicited) ? find_neigh6(s, na + 8) : -1;
+    if (idx < 0 || static_cast<uint32_t>(idx) >= w->sh->nb_neigh || !(w->sh->neigh[idx].flags & neigh_ipv6)) {
+        // Unsolicited, or about no next hop of ours. With the override
+        // flag it asks to replace whatever MAC we hold: counted apart.
+        ++w->c->drop((flags & wire::na_flag_override) ? drop_reason::nd_override : drop_reason::nd_unsolicited);
+        return;
+    }
+    // No target link-layer address option (allowed in answer to a unicast
+    // NS): the frame's source MAC, which the option must equal when present.
+    const uint8_t* mac = lla_off != 0 ? d + lla_off : d + wire::off_eth_src;
+    neigh_on_reply(w->sh->neigh[idx], port, neigh_mac_word(mac), now, timing_of(w), *w->c, nd_drops);
 }
 
 }  // namespace
@@ -84,6 +158,8 @@ void neigh_init(worker* w, uint64_t now) noexcept {
     w->arp_reachable = t.reachable;
     w->arp_version = UINT64_MAX;
     w->arp_req_tb = {arp_request_burst, now};
+    w->nd_tb = {reply_burst, now};
+    w->icmp6_tb = {reply_burst, now};
 }
 
 // Turn an ARP request for our address into the reply, in place (same size as
@@ -161,6 +237,98 @@ bool icmp_input(worker* w, rte_mbuf* m, uint16_t port, const parse_result& pr, u
     return true;
 }
 
+// An NS for our address (parse.cc checked it: hop limit 255, target ours,
+// source usable, link-layer option equal to the frame's source) becomes the
+// NA in place: solicited and override set, our MAC in a target link-layer
+// address option when the NS had room for it (always, for a multicast NS,
+// which must carry its own; RFC 4861 7.2.4 lets the answer to a unicast NS
+// leave it out). Never longer than the NS: not an amplifier.
+bool nd_ns_input(worker* w, rte_mbuf* m, uint16_t port, const parse_result& pr, uint64_t now) noexcept {
+    using namespace wire;
+    ++w->c->nd_requests_in;
+    if (!take_token(w->nd_tb, now, w->hz)) {
+        ++w->c->drop(drop_reason::nd_rate);
+        return false;
+    }
+    const port_identity& id = w->sh->ports[port];
+    uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+    uint8_t* ip = d + pr.l3_off;
+    uint8_t* icmp = d + pr.l4_off;
+    std::memcpy(d, d + off_eth_src, 6);
+    std::memcpy(d + off_eth_src, id.mac, 6);
+    std::memcpy(ip + 24, ip + 8, 16);
+    std::memcpy(ip + 8, id.ip6, 16);
+    ip[7] = nd_hop_limit;
+    const uint16_t na_len = pr.icmp_len >= nd_hdr_len + 8 ? nd_hdr_len + 8 : nd_hdr_len;
+    store_be16(ip + 4, na_len);
+    icmp[0] = nd_neighbor_advert;
+    icmp[1] = 0;
+    icmp[4] = na_flag_solicited | na_flag_override;
+    icmp[5] = icmp[6] = icmp[7] = 0;
+    // icmp + 8: the target, our address, stays.
+    if (na_len > nd_hdr_len) {
+        icmp[24] = nd_opt_target_lla;
+        icmp[25] = 1;
+        std::memcpy(icmp + 26, id.mac, 6);
+    }
+    store_be16(icmp + 2, 0);
+    store_be16(icmp + 2, static_cast<uint16_t>(~csum_fold(csum_add(ipv6_pseudo_sum(ip, na_len, ipproto_icmpv6),
+                                                                     icmp, na_len))));
+    const uint32_t len = pr.l4_off + na_len;
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(m->pkt_len - len));
+    ++w->c->nd_replies;
+    tx_control(w, port, m);
+    return true;
+}
+
+bool nd_na_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, const parse_result& pr,
+                 uint64_t now) noexcept {
+    if (!w->cfg.arp_owner) {
+        // Neighbour state has one writer: hand the NA to the owner, with
+        // its port and where its link-layer address option is.
+        m->hash.fdir.lo = port;
+        m->hash.fdir.hi = pr.nd_lla_off;
+        if (w->sh->arp_ring != nullptr && rte_ring_mp_enqueue(w->sh->arp_ring, m) == 0) return true;
+        ++w->c->drop(drop_reason::arp_ring_full);
+        return false;
+    }
+    if (s != nullptr)
+        nd_learn(w, *s, rte_pktmbuf_mtod(m, const uint8_t*), pr.nd_lla_off, port, now);
+    else
+        ++w->c->drop(drop_reason::nd_unsolicited);
+    return false;
+}
+
+// ICMPv6 echo request to echo reply, in place, under the same bounds as
+// ICMP echo: its own bucket of the same size, never longer than the request.
+bool icmp6_input(worker* w, rte_mbuf* m, uint16_t port, const parse_result& pr, uint64_t now) noexcept {
+    using namespace wire;
+    if (!take_token(w->icmp6_tb, now, w->hz)) {
+        ++w->c->drop(drop_reason::icmp6_rate);
+        return false;
+    }
+    uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
+    uint8_t tmp[16];
+    std::memcpy(tmp, d, 6);
+    std::memcpy(d, d + 6, 6);
+    std::memcpy(d + 6, tmp, 6);
+    uint8_t* ip = d + pr.l3_off;
+    std::memcpy(tmp, ip + 8, 16);
+    std::memcpy(ip + 8, ip + 24, 16);   // the destination was our address
+    std::memcpy(ip + 24, tmp, 16);
+    ip[7] = 64;
+    uint8_t* icmp = d + pr.l4_off;
+    icmp[0] = icmp6_echo_reply;
+    store_be16(icmp + 2, 0);
+    store_be16(icmp + 2, static_cast<uint16_t>(~csum_fold(csum_add(ipv6_pseudo_sum(ip, pr.icmp_len, ipproto_icmpv6),
+                                                                     icmp, pr.icmp_len))));
+    const uint32_t len = pr.l4_off + pr.icmp_len;
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(m->pkt_len - len));
+    ++w->c->icmp6_replies;
+    tx_control(w, port, m);
+    return true;
+}
+
 unsigned neigh_poll(worker* w, const dp_snapshot* s, uint64_t now) noexcept {
     unsigned work = 0;
     if (w->sh->arp_ring != nullptr && !rte_ring_empty(w->sh->arp_ring)) {
@@ -168,9 +336,15 @@ unsigned neigh_poll(worker* w, const dp_snapshot* s, uint64_t now) noexcept {
         const unsigned n = rte_ring_sc_dequeue_burst(w->sh->arp_ring, objs, max_burst, nullptr);
         for (unsigned i = 0; i < n; ++i) {
             auto* m = static_cast<rte_mbuf*>(objs[i]);
-            const uint8_t* a = rte_pktmbuf_mtod(m, const uint8_t*) + wire::eth_hdr_len;
-            if (s != nullptr)
-                arp_learn(w, *s, wire::load_raw32(a + 14), a + 8, static_cast<uint16_t>(m->hash.fdir.lo), now);
+            const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+            const uint8_t* a = d + wire::eth_hdr_len;
+            const auto port = static_cast<uint16_t>(m->hash.fdir.lo);
+            if (s == nullptr)
+                ;
+            else if (wire::load_be16(d + wire::off_eth_type) == wire::ethertype_ipv6)
+                nd_learn(w, *s, d, static_cast<uint16_t>(m->hash.fdir.hi), port, now);
+            else
+                arp_learn(w, *s, wire::load_raw32(a + 14), a + 8, port, now);
             rte_pktmbuf_free(m);
         }
         work += n;

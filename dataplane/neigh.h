@@ -25,6 +25,13 @@ namespace stentor::dp {
 bool arp_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, const parse_result& pr,
                uint64_t now) noexcept;
 bool icmp_input(worker* w, rte_mbuf* m, uint16_t port, const parse_result& pr, uint64_t now) noexcept;
+// IPv6 (issue 15): an NS for our address answered with an NA built in its
+// place (never larger); an NA considered for the neighbour it names (on the
+// ARP owner, handed over like ARP replies); an ICMPv6 echo answered in place.
+bool nd_ns_input(worker* w, rte_mbuf* m, uint16_t port, const parse_result& pr, uint64_t now) noexcept;
+bool nd_na_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, const parse_result& pr,
+                 uint64_t now) noexcept;
+bool icmp6_input(worker* w, rte_mbuf* m, uint16_t port, const parse_result& pr, uint64_t now) noexcept;
 
 // ARP-owner lcore, once per loop iteration: replies handed over by other RX
 // lcores, then (every arp_tick_us) close reply windows and send the

@@ -99,16 +99,27 @@ enum class reply_verdict : uint8_t {
     refused,       // in the window confirming a candidate, yet another MAC: the change is refused (neigh_mac_changed)
 };
 
+// The drop reasons of the replies a family's state machine refuses: ARP
+// replies for IPv4 next hops, neighbour advertisements for IPv6 ones (the
+// same rules, issue 15; docs/security.md "Neighbour discovery").
+struct neigh_drops {
+    drop_reason unsolicited, late, conflict;
+};
+inline constexpr neigh_drops arp_drops{drop_reason::arp_unsolicited, drop_reason::arp_late, drop_reason::arp_conflict};
+inline constexpr neigh_drops nd_drops{drop_reason::nd_unsolicited, drop_reason::nd_late, drop_reason::nd_conflict};
+
 // A reply offering `word` (neigh_mac_word) for entry `n`, received on port
-// index `port` at `now`.
+// index `port` at `now`. Either family: an IPv6 entry's replies are the
+// solicited NAs that name it (`drops` = nd_drops).
 inline reply_verdict neigh_on_reply(dp_neigh& n, uint16_t port, uint64_t word, uint64_t now,
-                                    const neigh_timing& t, lcore_counters& c) noexcept {
+                                    const neigh_timing& t, lcore_counters& c,
+                                    const neigh_drops& drops = arp_drops) noexcept {
     if (n.port_id != port || (n.flags & neigh_static) || n.probe_tsc == 0) {
-        ++c.drop(drop_reason::arp_unsolicited);
+        ++c.drop(drops.unsolicited);
         return reply_verdict::unsolicited;
     }
     if (!n.outstanding || now - n.probe_tsc > t.window) {
-        ++c.drop(drop_reason::arp_late);
+        ++c.drop(drops.late);
         return reply_verdict::late;
     }
     const uint64_t cur = n.mac_word.load(std::memory_order_relaxed);
@@ -116,7 +127,7 @@ inline reply_verdict neigh_on_reply(dp_neigh& n, uint16_t port, uint64_t word, u
         // Whichever MAC it offers, the real host's or the spoofer's: the
         // window is not believed any more (counted, so that a spoofer who
         // keeps answering shows beyond the one neigh_conflict).
-        ++c.drop(drop_reason::arp_conflict);
+        ++c.drop(drops.conflict);
         return reply_verdict::in_conflict;
     }
     if (n.resolved_now && word != cur) {
@@ -223,7 +234,7 @@ inline void neigh_close_window(dp_neigh& e, lcore_counters& c) noexcept {
 // caller sends it if its request budget allows (then neigh_request_sent()),
 // or asks again at a later visit.
 inline bool neigh_visit(dp_neigh& e, uint64_t now, const neigh_timing& t, lcore_counters& c) noexcept {
-    if ((e.flags & neigh_static) || e.ip_be == 0) return false;
+    if ((e.flags & neigh_static) || (e.ip_be == 0 && !(e.flags & neigh_ipv6))) return false;
     if (e.outstanding) {
         if (now - e.probe_tsc <= t.window) return false;   // still waiting for replies
         neigh_close_window(e, c);

@@ -1,5 +1,6 @@
 // Ingress validator. The checks run in the order documented in parse.h's
-// contract (Ethernet, then ARP or IPv4, then ICMP or UDP, then RTP); the first
+// contract (Ethernet, then ARP, IPv4 or IPv6, then ICMP, ICMPv6 or UDP, then
+// RTP); the first
 // failing check names the drop reason, so counters tell an operator exactly
 // which layer a bad sender got wrong. Every read is preceded by a length check
 // against the bytes actually received (or, past the IPv4 header, against the
@@ -19,8 +20,8 @@ constexpr parse_result drop(drop_reason r) noexcept {
     return res;
 }
 
+template <uint32_t rtp_off = eth_hdr_len + ipv4_hdr_len + udp_hdr_len>
 parse_result parse_rtp(const uint8_t* d, uint32_t udp_len, parse_result res) noexcept {
-    constexpr uint32_t rtp_off = eth_hdr_len + ipv4_hdr_len + udp_hdr_len;
     const uint32_t rtp_len = udp_len - udp_hdr_len;
     const uint8_t* r = d + rtp_off;
 
@@ -198,6 +199,206 @@ parse_result parse_arp(const uint8_t* d, uint32_t len, const port_identity& self
     return res;
 }
 
+// ---------------------------------------------------------------- IPv6
+
+// RFC 8200 8.1: the upper-layer checksum over the pseudo header and the
+// message. Over IPv6 it is mandatory for UDP too.
+bool ipv6_l4_csum_ok(const uint8_t* ip, uint32_t len, uint8_t next) noexcept {
+    return csum_fold(csum_add(ipv6_pseudo_sum(ip, len, next), ip + ipv6_hdr_len, len)) == 0xffff;
+}
+
+parse_result parse_udp6(const uint8_t* d, uint32_t plen, const port_identity& self, parse_result res) noexcept {
+    constexpr uint32_t l4_off = eth_hdr_len + ipv6_hdr_len;
+    const uint8_t* u = d + l4_off;
+    if (plen < udp_hdr_len)
+        return drop(drop_reason::udp_runt);
+    const uint32_t udp_len = load_be16(u + 4);
+    if (udp_len < udp_hdr_len || udp_len != plen)
+        return drop(drop_reason::udp_length);
+    const uint16_t dport = load_be16(u + 2);
+    if (dport < self.udp_port_min || dport > self.udp_port_max)
+        return drop(drop_reason::udp_port);
+    // Zero means "no checksum" over IPv4 only; over IPv6 a sender that
+    // computes 0 sends 0xffff (RFC 8200 8.1), so 0 is never valid. Checked
+    // in software for every packet that gets this far: IPv6 has no header
+    // checksum, so this is the only check of the addresses' integrity.
+    if (u[6] == 0 && u[7] == 0)
+        return drop(drop_reason::ipv6_udp_zero_checksum);
+    if (!ipv6_l4_csum_ok(d + eth_hdr_len, udp_len, ipproto_udp))
+        return drop(drop_reason::udp_checksum);
+    res.l4_off = static_cast<uint16_t>(l4_off);
+    res.src_port_be = load_raw16(u);
+    res.dst_port_be = load_raw16(u + 2);
+    if (udp_len > udp_hdr_len && u[udp_hdr_len] < 4) {
+        res.kind = pkt_kind::stun6;
+        res.rtp_off = static_cast<uint16_t>(l4_off + udp_hdr_len);
+        res.rtp_len = static_cast<uint16_t>(udp_len - udp_hdr_len);
+        return res;
+    }
+    res = parse_rtp<l2l3l4_v6>(d, udp_len, res);
+    if (res.kind == pkt_kind::rtp) res.kind = pkt_kind::rtp6;
+    return res;
+}
+
+// The options of an NS or NA (RFC 4861 4.6), from `off` to `end` of the
+// ICMPv6 message `m`. Every option has a non-zero length and ends inside
+// the message; a link-layer address option (`want`) is 8 bytes and names
+// the frame's source MAC (as ARP's sender address must: a different one is
+// how poisoning through a proxy looks). Returns false if malformed; sets
+// *lla to the MAC's offset in `m` (0: absent).
+bool nd_options(const uint8_t* d, const uint8_t* m, uint32_t off, uint32_t end, uint8_t want, uint32_t* lla) noexcept {
+    *lla = 0;
+    while (off < end) {
+        if (end - off < 8) return false;
+        const uint32_t olen = 8u * m[off + 1];
+        if (olen == 0 || olen > end - off) return false;
+        if (m[off] == want) {
+            if (olen != 8 || *lla != 0 || !mac_equal(m + off + 2, d + off_eth_src)) return false;
+            *lla = off + 2;
+        }
+        off += olen;
+    }
+    return true;
+}
+
+parse_result parse_icmp6(const uint8_t* d, uint32_t plen, const port_identity& self, bool dst_group,
+                         bool src_link_local, parse_result res) noexcept {
+    constexpr uint32_t l4_off = eth_hdr_len + ipv6_hdr_len;
+    const uint8_t* ip = d + eth_hdr_len;
+    const uint8_t* m = d + l4_off;
+    if (plen < 4 || !ipv6_l4_csum_ok(ip, plen, ipproto_icmpv6))
+        return drop(drop_reason::icmp6_invalid);
+    const uint8_t type = m[0];
+    res.l4_off = static_cast<uint16_t>(l4_off);
+    res.icmp_len = static_cast<uint16_t>(plen);
+    if (type == icmp6_echo_request) {
+        // Never to a group (a reflector), never to a link-local source.
+        if (dst_group)
+            return drop(drop_reason::ipv6_dst);
+        if (src_link_local)
+            return drop(drop_reason::ipv6_src_link_local);
+        if (plen < 8 || m[1] != 0)
+            return drop(drop_reason::icmp6_invalid);
+        res.kind = pkt_kind::icmp6_echo;
+        return res;
+    }
+    if (type == nd_neighbor_solicit || type == nd_neighbor_advert) {
+        // Hop limit 255: only a sender on the link can have sent it.
+        if (ip[7] != nd_hop_limit)
+            return drop(drop_reason::nd_hop_limit);
+        if (m[1] != 0 || plen < nd_hdr_len || m[8] == 0xff)
+            return drop(drop_reason::nd_invalid);
+        const bool ns = type == nd_neighbor_solicit;
+        uint32_t lla = 0;
+        if (!nd_options(d, m, nd_hdr_len, plen, ns ? nd_opt_source_lla : nd_opt_target_lla, &lla))
+            return drop(drop_reason::nd_invalid);
+        if (ns) {
+            // Multicast solicitations carry the sender's link-layer address
+            // (RFC 4861 4.3): the only way the answer can be addressed.
+            if (dst_group && lla == 0)
+                return drop(drop_reason::nd_invalid);
+            if (!ipv6_equal(m + 8, self.ip6))
+                return drop(drop_reason::nd_not_for_us);
+            res.kind = pkt_kind::nd_ns;
+        } else {
+            // An NA to a group must not claim to be solicited (RFC 4861 7.1.2).
+            if (dst_group && (m[4] & na_flag_solicited))
+                return drop(drop_reason::nd_invalid);
+            res.kind = pkt_kind::nd_na;
+        }
+        res.nd_lla_off = lla == 0 ? 0 : static_cast<uint16_t>(l4_off + lla);
+        return res;
+    }
+    if (type == nd_router_advert)
+        return drop(drop_reason::nd_router_advert);
+    if (type == nd_redirect)
+        return drop(drop_reason::nd_redirect);
+    return drop(drop_reason::icmp6_not_echo);
+}
+
+parse_result parse_ipv6(const uint8_t* d, uint32_t len, const port_identity& self) noexcept {
+    // Our MAC, or an IPv6 group MAC (33:33:..., RFC 2464 7) whose
+    // destination is checked below; never broadcast.
+    const bool group_mac = d[0] == 0x33 && d[1] == 0x33;
+    if (!group_mac && !mac_equal(d, self.mac))
+        return drop(drop_reason::eth_dst);
+    if (!self.has_ip6)
+        return drop(drop_reason::ipv6_off);
+    const uint32_t avail = len - eth_hdr_len;
+    const uint8_t* ip = d + eth_hdr_len;
+    if (avail < ipv6_hdr_len)
+        return drop(drop_reason::ipv6_runt);
+    if ((ip[0] >> 4) != 6)
+        return drop(drop_reason::ipv6_version);
+    const uint32_t plen = load_be16(ip + 4);
+    const uint8_t next = ip[6];
+    // A jumbogram says payload length 0 and carries its length in a
+    // hop-by-hop option (RFC 2675); no frame of ours is one.
+    if (plen == 0 && next == ipproto_hopopts)
+        return drop(drop_reason::ipv6_jumbogram);
+    // Bytes past the payload length are Ethernet padding.
+    if (plen > avail - ipv6_hdr_len)
+        return drop(drop_reason::ipv6_payload_length);
+    // No extension header is accepted: neither speakers nor neighbour
+    // discovery need one, and chains are where parsers and filters
+    // disagree (RFC 7112, RFC 9098). Each kind is counted on its own.
+    switch (next) {
+    case ipproto_hopopts: return drop(drop_reason::ipv6_hop_by_hop);
+    case ipproto_routing: return drop(drop_reason::ipv6_routing);
+    case ipproto_fragment: return drop(drop_reason::ipv6_fragment);
+    case ipproto_dstopts: return drop(drop_reason::ipv6_dest_options);
+    case ipproto_esp:
+    case ipproto_ah:
+    case ipproto_mobility:
+    case ipproto_hip:
+    case ipproto_shim6:
+    case 253:
+    case 254: return drop(drop_reason::ipv6_ext_other);
+    default: break;
+    }
+    const uint8_t* src = ip + 8;
+    if (ipv6_src_unusable(src) || ipv6_equal(src, self.ip6)) {
+        // An NS from :: is duplicate address detection (RFC 4862 5.4.3):
+        // counted apart; the relay neither answers nor defends.
+        static constexpr uint8_t unspecified[16] = {};
+        if (ipv6_equal(src, unspecified) && next == ipproto_icmpv6 && plen >= 1 && ip[ipv6_hdr_len] == nd_neighbor_solicit)
+            return drop(drop_reason::nd_dad);
+        return drop(drop_reason::ipv6_src);
+    }
+    const uint8_t* dst = ip + 24;
+    bool dst_group = false;
+    if (ipv6_equal(dst, self.ip6)) {
+        if (group_mac)
+            return drop(drop_reason::eth_dst);
+    } else {
+        // Our solicited-node group ff02::1:ffXX:XXXX (NS) or all-nodes
+        // ff02::1 (unsolicited NAs, RAs: counted by type), at the group MAC
+        // that belongs to that address.
+        static constexpr uint8_t sol[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};
+        static constexpr uint8_t all_nodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01};
+        const bool solicited = std::memcmp(dst, sol, 13) == 0 && dst[13] == self.ip6[13] && dst[14] == self.ip6[14] &&
+                               dst[15] == self.ip6[15];
+        if (!solicited && !ipv6_equal(dst, all_nodes))
+            return drop(drop_reason::ipv6_dst);
+        if (!group_mac || std::memcmp(d + 2, dst + 12, 4) != 0)
+            return drop(drop_reason::eth_dst);
+        dst_group = true;
+    }
+    const bool src_link_local = ipv6_is_link_local(src);
+
+    parse_result res;
+    res.l3_off = static_cast<uint16_t>(eth_hdr_len);
+    if (next == ipproto_icmpv6)
+        return parse_icmp6(d, plen, self, dst_group, src_link_local, res);
+    if (next != ipproto_udp)
+        return drop(drop_reason::ipv6_next_header);
+    if (dst_group)
+        return drop(drop_reason::ipv6_dst);
+    if (src_link_local)
+        return drop(drop_reason::ipv6_src_link_local);
+    return parse_udp6(d, plen, self, res);
+}
+
 }  // namespace
 
 parse_result parse_packet(const uint8_t* data, uint32_t len, const port_identity& self) noexcept {
@@ -214,6 +415,8 @@ parse_result parse_packet(const uint8_t* data, uint32_t len, const port_identity
         return parse_ipv4(data, len, self);
     if (type == ethertype_arp)
         return parse_arp(data, len, self);
+    if (type == ethertype_ipv6)
+        return parse_ipv6(data, len, self);
     if (type == ethertype_vlan || type == ethertype_qinq || type == ethertype_qinq_old)
         return drop(drop_reason::eth_vlan);
     return drop(drop_reason::eth_type);

@@ -18,6 +18,12 @@ enum class pkt_kind : uint8_t {
     arp,        // a well-formed ARP request/reply (Ethernet/IPv4) to consider
     icmp_echo,  // a well-formed ICMP echo request to the relay's address
     stun,       // UDP to a session port whose payload starts 0..3 (RFC 7983): a join request to verify
+    // IPv6 (issue 15): the same layers, checked by parse_ipv6 (parse.cc).
+    rtp6,       // a well-formed RTP packet over IPv6 to a speaker port (UDP checksum verified)
+    stun6,      // a join request over IPv6 (UDP checksum verified)
+    icmp6_echo, // a well-formed ICMPv6 echo request to the relay's address
+    nd_ns,      // a neighbour solicitation for the relay's address: answer with an NA
+    nd_na,      // a neighbour advertisement to consider (only one we asked for is learnt)
 };
 
 struct parse_result {
@@ -33,7 +39,8 @@ struct parse_result {
     uint16_t src_port_be = 0;
     uint16_t dst_port_be = 0;
     uint32_t ssrc_be = 0;
-    uint16_t icmp_len = 0;     // ICMP message length (header + data) for echo
+    uint16_t icmp_len = 0;     // ICMP message length (header + data) for echo; ICMPv6 message length
+    uint16_t nd_lla_off = 0;   // NS/NA: frame offset of the link-layer address option's MAC (0: none)
 };
 
 // Classify one frame. `len` is the number of bytes received (data_len).

@@ -136,4 +136,91 @@ __attribute__((always_inline)) inline void build_replica_chain(rte_mbuf* h, rte_
     rte_mbuf_refcnt_update(payload, 1);
 }
 
+// ---------------------------------------------------------------- IPv6
+
+// Ethernet + IPv6 (fixed header, no extension headers) + UDP: RTP starts at
+// byte 62. Named apart from wire.h's parsing constants: these are only the
+// shape of the frames the fan-out writes.
+inline constexpr uint16_t ipv6_fixed_len = 40;
+inline constexpr uint16_t l2l3l4_v6 = eth_hdr_len + ipv6_fixed_len + udp_hdr_len;   // 62
+inline constexpr uint16_t off6_ip = eth_hdr_len;
+inline constexpr uint16_t off6_ip_src = off6_ip + 8;
+inline constexpr uint16_t off6_ip_dst = off6_ip + 24;
+inline constexpr uint16_t off6_udp = off6_ip + ipv6_fixed_len;
+inline constexpr uint16_t off6_udp_dport = off6_udp + 2;
+inline constexpr uint16_t off6_udp_csum = off6_udp + 6;
+inline constexpr uint16_t ethertype_ipv6 = 0x86dd;
+
+struct egress_template6 {
+    uint32_t udp_base;    // folded sum of pseudo header (source, length, next header) + UDP header + payload, dst ip/port = 0
+    uint16_t len;
+    alignas(64) uint8_t frame[max_frame_bytes];
+};
+
+// Folded sum of what a listener adds to the UDP checksum: its address (the
+// pseudo header's destination) and its port. The control plane stores it in
+// dp_listener6::udp_sum; tests recompute it apart.
+inline uint16_t listener6_udp_sum(const uint8_t* ip, uint16_t port_host) noexcept {
+    return csum_fold(csum_add(0, ip, 16) + port_host);
+}
+
+// The egress frame for one speaker packet towards IPv6 listeners: Ethernet
+// (source = port MAC), IPv6 (traffic class `tclass`: the port's DSCP, as
+// IPv4's TOS byte; flow label 0; hop limit 64; source = the port's IPv6
+// address), UDP (source = session port), the RTP bytes unchanged. The same
+// RTP bytes as the IPv4 template: a listener hears the same packet on
+// either family.
+inline void build_template6(egress_template6& t, const uint8_t* rtp, uint16_t rtp_len, const uint8_t* src_mac,
+                            const uint8_t* src_ip, uint16_t src_port_be, uint8_t tclass = tos_dscp_ef) noexcept {
+    uint8_t* f = t.frame;
+    std::memset(f, 0, 6);
+    std::memcpy(f + 6, src_mac, 6);
+    store_be16(f + 12, ethertype_ipv6);
+    uint8_t* ip = f + eth_hdr_len;
+    const uint16_t udp_len = static_cast<uint16_t>(udp_hdr_len + rtp_len);
+    wire::store_be32(ip, (uint32_t{6} << 28) | (uint32_t{tclass} << 20));   // version, traffic class, flow label 0
+    store_be16(ip + 4, udp_len);                                             // payload length: UDP only, no extension headers
+    ip[6] = 17;                                                              // next header: UDP
+    ip[7] = 64;                                                              // hop limit
+    std::memcpy(ip + 8, src_ip, 16);
+    std::memset(ip + 24, 0, 16);
+    uint8_t* udp = ip + ipv6_fixed_len;
+    std::memcpy(udp, &src_port_be, 2);
+    store_be16(udp + 2, 0);
+    store_be16(udp + 4, udp_len);
+    store_be16(udp + 6, 0);
+    rte_memcpy(udp + udp_hdr_len, rtp, rtp_len);
+    t.len = static_cast<uint16_t>(l2l3l4_v6 + rtp_len);
+    uint32_t u = csum_add(0, src_ip, 16);   // pseudo header (RFC 8200 8.1): source ...
+    u += 17 + udp_len;                       // ... next header, upper-layer length (< 2^16 here)
+    u = csum_add(u, udp, udp_len);           // UDP header (dport 0, csum 0) + payload
+    t.udp_base = csum_fold(u);
+}
+
+__attribute__((always_inline)) inline void patch_headers6(uint8_t* d, const egress_template6& t, const dp_listener6& r,
+                                                          uint64_t mac_word) noexcept {
+    std::memcpy(d, &mac_word, 6);
+    std::memcpy(d + off6_ip_dst, r.ip, 16);
+    std::memcpy(d + off6_udp_dport, &r.port_be, 2);
+    uint16_t uc = static_cast<uint16_t>(~fold16x2(t.udp_base + r.udp_sum));
+    if (uc == 0) uc = 0xffff;   // RFC 8200 8.1: a computed 0 is sent as 0xffff (0 is invalid in IPv6)
+    store_be16(d + off6_udp_csum, uc);
+}
+
+// The IPv6 replica: the same flat copy as IPv4's, one address store of 16
+// bytes instead of 4 and one checksum instead of two.
+__attribute__((always_inline)) inline void build_replica6_copy(rte_mbuf* m, const egress_template6& t,
+                                                               const dp_listener6& r, uint64_t mac_word,
+                                                               uint16_t port) noexcept {
+    m->data_off = RTE_PKTMBUF_HEADROOM;
+    m->ol_flags = 0;
+    uint8_t* d = static_cast<uint8_t*>(m->buf_addr) + RTE_PKTMBUF_HEADROOM;
+    const uint32_t len = t.len;
+    for (uint32_t off = 0; off < len; off += 64) rte_mov64(d + off, t.frame + off);
+    patch_headers6(d, t, r, mac_word);
+    m->data_len = static_cast<uint16_t>(len);
+    m->pkt_len = len;
+    m->port = port;
+}
+
 }  // namespace stentor::dp

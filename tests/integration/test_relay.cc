@@ -188,7 +188,7 @@ TEST_F(relay_test, malformed_and_unknown_input_produces_no_egress) {
         {"fragment", {}, "drop/ingress/ipv4_checksum", [](bytes& b) { b[20] |= 0x20; }},
         {"RTP version 1", {}, "drop/ingress/rtp_version", [](bytes& b) { b[42] = 0x40; }},
         {"truncated to Ethernet", {}, "drop/ingress/eth_runt", [](bytes& b) { b.resize(10); }},
-        {"IPv6 ethertype", {}, "drop/ingress/eth_type", [](bytes& b) { b[12] = 0x86; b[13] = 0xdd; }},
+        {"IPv6 ethertype on a port without ipv6", {}, "drop/ingress/ipv6_off", [](bytes& b) { b[12] = 0x86; b[13] = 0xdd; }},
         {"not our MAC", {}, "drop/ingress/eth_dst", [](bytes& b) { b[5] = 0x77; }},
         {"own source address", with([](frame_spec& s) { s.src_ip = relay_ip; }), "drop/ingress/ipv4_src", nullptr},
         {"registered flow, corrupted payload (UDP checksum wrong)", {}, "drop/ingress/udp_checksum",

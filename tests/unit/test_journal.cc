@@ -85,9 +85,18 @@ session_params params(uint32_t id, std::string name, unsigned port) {
     return p;
 }
 
+ipv6_addr v6(const char* text) { return *parse_ipv6(text); }
+
 std::vector<round_trip_row> round_trip_rows() {
     std::vector<listener_spec> many;
     for (uint32_t i = 0; i < 1000; ++i) many.push_back({0x0a000000u + i, 1 + i % 65535, i % 4, i % 3 == 0});
+    std::vector<listener_spec> many6;
+    for (uint32_t i = 0; i < 1000; ++i) {
+        auto a = v6("2001:db8:1::");
+        a[14] = static_cast<uint8_t>(i >> 8);
+        a[15] = static_cast<uint8_t>(i);
+        many6.push_back({0, 1 + i % 65535, i % 4, i % 3 == 0, a});
+    }
     return {
         {"session_create_all_fields", jr::rec_session_create{params(7, "room \"7\"", 40007)}},
         {"session_create_empty_name_defaults", jr::rec_session_create{session_params{}}},
@@ -116,6 +125,15 @@ std::vector<round_trip_row> round_trip_rows() {
         {"listeners_removed", jr::rec_listeners_removed{{{1, 0x0a000001, 1}, {2, 0x0a000002, 65535}}}},
         {"listeners_removed_none", jr::rec_listeners_removed{{}}},
         {"snapshot_end", jr::rec_snapshot_end{3, 4, 1ull << 40}},
+        // IPv6 peers (issue 15): records of their own, 16-byte addresses.
+        {"speaker_add6_with_ssrc", jr::rec_speaker_add{3, {0, 5004, 0xfffffffeu, v6("2001:db8::a")}}},
+        {"speaker_add6_without_ssrc", jr::rec_speaker_add{3, {0, 65535, std::nullopt, v6("fd00::1:2:3:4")}}},
+        {"speaker_del6", jr::rec_speaker_del{3, 0, 5004, v6("2001:db8::a")}},
+        {"listener_add6", jr::rec_listener_add{9, {0, 6000, 3, false, v6("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff")}}},
+        {"listener_add6_by_token", jr::rec_listener_add{9, {0, 6001, 2, true, v6("2001:db8::6")}}},
+        {"listener_del6", jr::rec_listener_del{9, 0, 6000, v6("2001:db8::6")}},
+        {"listener_add_bulk6_1000", jr::rec_listener_add_bulk{2, many6}},
+        {"listeners_removed6", jr::rec_listeners_removed{{{1, 0, 1, v6("2001:db8::1")}, {2, 0, 65535, v6("2001:db8::2")}}}},
     };
 }
 
@@ -137,7 +155,7 @@ bool same(const jr::record& a, const jr::record& b) {
             } else if constexpr (std::is_same_v<T, jr::rec_speaker_add>) {
                 return x.session_id == y.session_id && x.s == y.s;
             } else if constexpr (std::is_same_v<T, jr::rec_speaker_del> || std::is_same_v<T, jr::rec_listener_del>) {
-                return x.session_id == y.session_id && x.ip == y.ip && x.port == y.port;
+                return x.session_id == y.session_id && x.ip == y.ip && x.port == y.port && x.ip6 == y.ip6;
             } else if constexpr (std::is_same_v<T, jr::rec_listener_add>) {
                 return x.session_id == y.session_id && x.l == y.l;
             } else if constexpr (std::is_same_v<T, jr::rec_listener_add_bulk>) {
@@ -173,6 +191,26 @@ TEST(JournalFormat, every_record_type_round_trips) {
         EXPECT_TRUE(same(row.rec, back)) << row.name;
     }
     EXPECT_EQ(jr::reader::status::end, rd.next(back));
+}
+
+// A bulk join of both families is two records: the IPv4 items (7 bytes
+// each) and then the IPv6 ones (19 bytes each), each family in its order.
+TEST(JournalFormat, a_mixed_bulk_is_an_ipv4_record_and_an_ipv6_record) {
+    const std::vector<listener_spec> items = {{0x0a000001, 1, 0},
+                                              {0, 2, 1, false, v6("2001:db8::2")},
+                                              {0x0a000003, 3, 2, true},
+                                              {0, 4, 3, true, v6("2001:db8::4")}};
+    std::string out;
+    jr::encode(jr::rec_listener_add_bulk{5, items}, out);
+    EXPECT_EQ(2 * jr::record_overhead + 16 + 2 * jr::bulk_item_bytes + 2 * jr::bulk6_item_bytes, out.size());
+    jr::reader rd(bytes_of(out));
+    jr::record a, b;
+    ASSERT_EQ(jr::reader::status::record, rd.next(a)) << rd.why();
+    ASSERT_EQ(jr::reader::status::record, rd.next(b)) << rd.why();
+    EXPECT_EQ(jr::reader::status::end, rd.next(b));
+    EXPECT_EQ((std::vector<listener_spec>{items[0], items[2]}), std::get<jr::rec_listener_add_bulk>(a).items);
+    EXPECT_EQ((std::vector<listener_spec>{items[1], items[3]}), std::get<jr::rec_listener_add_bulk>(b).items);
+    EXPECT_EQ(5u, std::get<jr::rec_listener_add_bulk>(b).session_id);
 }
 
 TEST(JournalFormat, the_hot_encoders_write_what_encode_writes) {
@@ -403,10 +441,10 @@ std::string describe(relay_state& st) {
         for (auto t : s.listeners_per_tier) o << ' ' << t;
         o << '\n';
         for (const auto& sp : s.speakers)
-            o << "  speaker " << format_ipv4(sp.ip) << ':' << sp.port << " ssrc "
+            o << "  speaker " << format_peer(sp.ip, sp.ip6, sp.port) << " ssrc "
               << (sp.ssrc ? std::to_string(*sp.ssrc) : "-") << '\n';
         for (const auto& l : st.listeners(s.id, 0, ~size_t{0}))
-            o << "  listener " << format_ipv4(l.ip) << ':' << l.port << " tier " << l.tier << '\n';
+            o << "  listener " << format_peer(l.ip, l.ip6, l.port) << " tier " << l.tier << '\n';
     }
     return o.str();
 }
@@ -454,6 +492,60 @@ void churn(relay_state& st) {
     // The overload controller's cut: newest tier-2 listeners, across sessions.
     EXPECT_EQ(5u, st.shed_newest(2, 5).size());
     st.publish();
+}
+
+// IPv6 speakers and listeners (issue 15) come back exactly, in join order
+// with the IPv4 ones, from a snapshot (compaction) and from the journal
+// after it; what was shed, left or removed in bulk stays gone.
+TEST(JournalState, restart_restores_ipv6_speakers_and_listeners_in_join_order) {
+    auto prof = journal_profile();
+    prof.ports[0].ipv6 = v6("2001:db8:100::1");
+    prof.ports[0].prefix6_len = 64;
+    prof.ports[0].gateway6 = v6("2001:db8:100::fe");
+    temp_dir d;
+    std::string before;
+    std::vector<shed_record> refs_before;
+    {
+        node n(prof, d.path);
+        churn(*n.st);
+        n.st->speaker_add(1, speaker_spec{0, 5004, 4321, v6("2001:db8:100::10")});
+        n.st->speaker_add(1, speaker_spec{0, 5006, 5, v6("2001:db8:100::11")});
+        n.st->speaker_del(1, listener_addr{0, 5006, v6("2001:db8:100::11")});
+        n.st->listener_add(1, listener_spec{0, 6000, 1, false, v6("2001:db8:100::20")});   // on-link
+        n.st->listener_add(1, listener_spec{0, 6001, 2, true, v6("2001:db8:999::1")});     // via gateway6, by token
+        std::vector<listener_spec> mixed;
+        for (unsigned i = 0; i < 40; ++i) {
+            auto a = v6("2001:db8:200::");
+            a[15] = static_cast<uint8_t>(i);
+            mixed.push_back({0x0c000001 + i, 7000, i % 4});
+            mixed.push_back({0, 7000 + i, i % 4, false, a});
+        }
+        n.st->listener_add_bulk(2, mixed);
+        n.st->publish();
+        n.jr->compact(n.st->image());
+        n.jr->wait_compaction();
+        ASSERT_EQ(1u, n.jr->stats().compactions);
+        n.st->listener_del(1, listener_addr{0, 6000, v6("2001:db8:100::20")});
+        n.st->listener_del_bulk(2, {{0, 7001, v6("2001:db8:200::1")}, {0x0c000002, 7000}});
+        n.st->listener_add(9, listener_spec{0, 6002, 3, false, v6("2001:db8:100::21")});
+        const auto shed = n.st->shed_newest(3, 2);
+        ASSERT_EQ(2u, shed.size());
+        EXPECT_TRUE(shed[0].ip6.has_value()) << "the newest tier-3 listener is the IPv6 one just added";
+        n.st->publish();
+        before = describe(*n.st);
+        refs_before = n.st->listener_refs(false);
+    }
+    EXPECT_NE(std::string::npos, before.find("speaker [2001:db8:100::10]:5004 ssrc 4321"));
+    EXPECT_NE(std::string::npos, before.find("listener [2001:db8:999::1]:6001 tier 2"));
+    EXPECT_EQ(std::string::npos, before.find("[2001:db8:100::20]:6000")) << "left before the restart";
+    node n(prof, d.path);
+    EXPECT_EQ(0u, n.rep.records_skipped);
+    EXPECT_EQ(before, describe(*n.st));
+    const auto refs = n.st->listener_refs(true);
+    ASSERT_EQ(1u, refs.size()) << "the IPv6 listener that joined by token is one again";
+    ASSERT_TRUE(refs[0].ip6.has_value());
+    EXPECT_EQ(v6("2001:db8:999::1"), *refs[0].ip6);
+    EXPECT_EQ(refs_before.size(), n.st->listener_refs(false).size());
 }
 
 // A listener that joined by token comes back as one (under consent again,

@@ -170,14 +170,22 @@ struct fsm_test : ::testing::TestWithParam<uint64_t> {};
 
 TEST_P(fsm_test, table) {
     const uint64_t t0 = GetParam();
+    // Every row for an IPv4 next hop (ARP replies) and for an IPv6 one
+    // (neighbour advertisements, issue 15): the same rules, the drops
+    // counted under each family's names.
+    for (const bool v6 : {false, true})
     for (const row& r : table()) {
-        SCOPED_TRACE(r.what);
+        SCOPED_TRACE(r.what + (v6 ? " (IPv6 next hop)" : ""));
+        const neigh_drops& drops = v6 ? nd_drops : arp_drops;
         dp_neigh e;
         std::memset(static_cast<void*>(&e), 0, sizeof e);   // as control/state.cc hands a fresh entry over
-        e.ip_be = 0x650012c6;
+        e.ip_be = v6 ? 0 : 0x650012c6;
+        e.ip6[0] = v6 ? 0x20 : 0;
+        e.ip6[15] = v6 ? 0x65 : 0;
+        e.flags = v6 ? neigh_ipv6 : 0;
         e.port_id = port;
         if (r.is_static) {
-            e.flags = neigh_static;
+            e.flags |= neigh_static;
             e.mac_word.store(neigh_mac_word(macs[pinned]), std::memory_order_relaxed);
         }
         const neigh_timing t = neigh_timing_of(hz, r.reachable_ms);
@@ -192,15 +200,17 @@ TEST_P(fsm_test, table) {
                 if (due) neigh_request_sent(e, now);
             } else {
                 const uint16_t p = s.what == op::reply ? port : port ^ 1;
-                EXPECT_EQ(s.want, static_cast<int>(neigh_on_reply(e, p, neigh_mac_word(macs[s.mac]), now, t, c)));
+                EXPECT_EQ(s.want, static_cast<int>(neigh_on_reply(e, p, neigh_mac_word(macs[s.mac]), now, t, c, drops)));
             }
             const uint64_t w = e.mac_word.load(std::memory_order_relaxed);
             EXPECT_EQ(s.in_use == none ? 0 : neigh_mac_word(macs[s.in_use]), w)
                 << "in use: want " << name(s.in_use);
         }
-        const counts got{c.drop(drop_reason::arp_unsolicited), c.drop(drop_reason::arp_late), c.neigh_conflict,
+        const counts got{c.drop(drops.unsolicited), c.drop(drops.late), c.neigh_conflict,
                          c.neigh_mac_changed, c.neigh_mac_confirmed, c.neigh_mac_kept, c.neigh_expired,
-                         c.drop(drop_reason::arp_conflict)};
+                         c.drop(drops.conflict)};
+        const neigh_drops& other = v6 ? arp_drops : nd_drops;
+        EXPECT_EQ(0u, c.drop(other.unsolicited) + c.drop(other.late) + c.drop(other.conflict)) << "the other family's";
         EXPECT_EQ(r.want, got) << "counters: unsolicited " << got.unsolicited << " late " << got.late << " conflict "
                                << got.conflict << " changed " << got.changed << " confirmed " << got.confirmed
                                << " kept " << got.kept << " expired " << got.expired << " in_conflict "

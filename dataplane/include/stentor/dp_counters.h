@@ -28,7 +28,7 @@ inline constexpr std::size_t cache_line = 64;
     _(eth_dst, "ingress/eth_dst", "destination MAC neither ours nor broadcast")                          \
     _(eth_src, "ingress/eth_src", "multicast/broadcast source MAC")                                      \
     _(eth_vlan, "ingress/eth_vlan", "802.1Q / QinQ tagged (not configured)")                            \
-    _(eth_type, "ingress/eth_type", "ethertype we do not serve (IPv6, LLDP, ...)")                      \
+    _(eth_type, "ingress/eth_type", "ethertype we do not serve (LLDP, ...)")                      \
     _(oversize, "ingress/oversize", "frame longer than the port MTU allows")                             \
     /* ingress: IPv4 */                                                                                  \
     _(ipv4_runt, "ingress/ipv4_runt", "shorter than a minimal IPv4 header")                              \
@@ -77,7 +77,7 @@ inline constexpr std::size_t cache_line = 64;
     _(stale_session, "egress/stale_session", "queued packet whose session ended or was replaced before fan-out") \
     _(arp_unsolicited, "ingress/arp_unsolicited", "ARP reply to no request of ours (or for a pinned neighbour): not learnt") \
     _(arp_late, "ingress/arp_late", "ARP reply after its request's window closed: not learnt") \
-    _(arp_ring_full, "ingress/arp_ring_full", "ARP reply for the ARP-owner lcore dropped: hand-off ring full") \
+    _(arp_ring_full, "ingress/arp_ring_full", "ARP reply or NA for the ARP-owner lcore dropped: hand-off ring full") \
     /* ingress: RTP plausibility of a registered speaker, before the policer (rtp_track.h) */           \
     _(rtp_seq_jump, "ingress/rtp_seq_jump", "sequence number far from the speaker's stream (guessed, or a restart)") \
     _(rtp_ts_jump, "ingress/rtp_ts_jump", "timestamp implausible for the sequence number and the time elapsed") \
@@ -109,7 +109,40 @@ inline constexpr std::size_t cache_line = 64;
     _(srtp_protect_failed, "egress/srtp_protect_failed", "SRTP protection failed (cipher error): not sent") \
     _(join_handoff_full, "join/handoff_full", "request dropped after the cheap checks: hand-off ring to its join lcore full (dataplane.join_lcores)") \
     /* fleet (docs/fleet.md): ST 2022-7 style origin protection on an edge, after every per-flow check */ \
-    _(trunk_duplicate, "ingress/trunk_duplicate", "second copy of an (SSRC, sequence number) already forwarded from another origin's trunk")
+    _(trunk_duplicate, "ingress/trunk_duplicate", "second copy of an (SSRC, sequence number) already forwarded from another origin's trunk") \
+    /* ingress: IPv6 (issue 15), in the order checked (parse.cc; docs/counters.md) */ \
+    _(ipv6_off, "ingress/ipv6_off", "IPv6 frame on a port without an ipv6 address") \
+    _(ipv6_runt, "ingress/ipv6_runt", "shorter than the 40-byte IPv6 header") \
+    _(ipv6_version, "ingress/ipv6_version", "IPv6 ethertype, IP version not 6") \
+    _(ipv6_jumbogram, "ingress/ipv6_jumbogram", "payload length 0 behind a hop-by-hop header: a jumbogram (RFC 2675)") \
+    _(ipv6_payload_length, "ingress/ipv6_payload_length", "payload length beyond the bytes received") \
+    _(ipv6_hop_by_hop, "ingress/ipv6_hop_by_hop", "hop-by-hop options header (router alert, jumbo payload, ...)") \
+    _(ipv6_routing, "ingress/ipv6_routing", "routing header (type 0, segment routing, ...)") \
+    _(ipv6_fragment, "ingress/ipv6_fragment", "fragment header (also atomic fragments)") \
+    _(ipv6_dest_options, "ingress/ipv6_dest_options", "destination options header") \
+    _(ipv6_ext_other, "ingress/ipv6_ext_other", "other extension header: AH, ESP, mobility, HIP, shim6, experimental") \
+    _(ipv6_src, "ingress/ipv6_src", "source unusable (::, ::1, multicast, IPv4-mapped or -compatible, the relay's own)") \
+    _(ipv6_src_link_local, "ingress/ipv6_src_link_local", "link-local source on anything but neighbour discovery") \
+    _(ipv6_dst, "ingress/ipv6_dst", "destination neither the relay's address nor, for NS, its solicited-node group") \
+    _(ipv6_next_header, "ingress/ipv6_next_header", "next header neither UDP nor ICMPv6 (TCP, no next header, ...)") \
+    _(ipv6_udp_zero_checksum, "ingress/ipv6_udp_zero_checksum", "UDP over IPv6 with checksum 0 (mandatory in IPv6, RFC 8200 8.1)") \
+    _(ipv6_unserved, "ingress/ipv6_unserved", "well-formed IPv6 UDP to a session port: IPv6 speakers and joins not served yet") \
+    _(icmp6_invalid, "ingress/icmp6_invalid", "malformed ICMPv6 or bad checksum") \
+    _(icmp6_not_echo, "ingress/icmp6_not_echo", "ICMPv6 type we do not answer (errors, echo replies, router solicitations, MLD)") \
+    _(icmp6_rate, "ingress/icmp6_rate", "ICMPv6 echo replies over their rate limit") \
+    _(nd_hop_limit, "ingress/nd_hop_limit", "neighbour discovery with hop limit not 255: sent from off-link (RFC 4861 7.1)") \
+    _(nd_invalid, "ingress/nd_invalid", "malformed NS/NA: code, length, multicast target, bad option, link-layer address not the frame's source") \
+    _(nd_not_for_us, "ingress/nd_not_for_us", "NS for an address the relay does not own") \
+    _(nd_dad, "ingress/nd_dad", "NS from :: (duplicate address detection): not answered, not defended") \
+    _(nd_rate, "ingress/nd_rate", "NAs we send in answer over their rate limit") \
+    _(nd_unsolicited, "ingress/nd_unsolicited", "NA answering no NS of ours (or for a pinned neighbour): not learnt") \
+    _(nd_override, "ingress/nd_override", "NA with the override flag answering no NS of ours (unsolicited, or no next hop of ours): an attempt to replace a MAC") \
+    _(nd_late, "ingress/nd_late", "NA after its solicitation's window closed: not learnt") \
+    _(nd_conflict, "ingress/nd_conflict", "NA in a window that already brought two MACs for that next hop: not believed") \
+    _(nd_router_advert, "ingress/nd_router_advert", "router advertisement: the relay takes no routes or prefixes from the wire") \
+    _(nd_redirect, "ingress/nd_redirect", "ICMPv6 redirect: next hops come from the profile only") \
+    /* IPv6 fan-out (replica.h): an IPv4 speaker's packet is 20 bytes longer as an IPv6 replica */ \
+    _(ipv6_too_big, "egress/ipv6_too_big", "speaker packet too large for an IPv6 replica within the port MTU (or the template): that IPv6 listener missed it")
 
 // Then one reason per refusal of the STUN parser (stun.h's list, in its
 // order, as join/<name>): a request the parser refuses is counted by why.
@@ -212,7 +245,11 @@ inline constexpr std::size_t max_ports = 4;
     _(join_handoffs, "join requests handed to a join lcore after the cheap checks and the budget (dataplane.join_lcores)") \
     _(verify_calls, "iterations whose verify stage (a join lcore) checked join requests") \
     _(verify_requests, "join requests the verify stage checked") \
-    _(verify_cycles, "TSC cycles of the verify stage in those iterations")
+    _(verify_cycles, "TSC cycles of the verify stage in those iterations") \
+    _(nd_replies, "neighbour advertisements sent for the relay's IPv6 addresses") \
+    _(nd_requests, "neighbour solicitations sent to resolve IPv6 next hops") \
+    _(nd_requests_in, "NS for the relay's IPv6 addresses received (answered, never learnt from)") \
+    _(icmp6_replies, "ICMPv6 echo replies sent")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control

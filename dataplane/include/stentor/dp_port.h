@@ -14,6 +14,13 @@ struct port_identity {
     uint16_t max_frame;        // MTU + 14 (+4 if VLAN ever allowed); longer frames are dropped
     uint16_t udp_port_min;     // host order: speaker ingress range
     uint16_t udp_port_max;
+    // IPv6 (issue 15): the relay's global unicast address on this port, in
+    // wire order; has_ip6 0 = the port speaks no IPv6 (every IPv6 frame is
+    // dropped as ipv6_off). The relay keeps no link-local address: it
+    // sends NS and everything else from ip6 (RFC 4861 7.2.2 allows any of
+    // the interface's addresses), so no neighbour ever needs one.
+    uint8_t ip6[16];
+    uint8_t has_ip6;
 };
 
 }  // namespace stentor::dp

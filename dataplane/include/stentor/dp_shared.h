@@ -49,7 +49,7 @@ struct dp_shared {
     uint16_t nb_ports = 0;
     port_identity ports[max_ports]{};             // by port index (profile order)
     uint16_t ethdev[max_ports]{};                 // port index -> ethdev port_id
-    uint8_t egress_tos[max_ports]{};              // IPv4 TOS byte of replicas: port.dscp << 2 (ECN 0)
+    uint8_t egress_tos[max_ports]{};              // IPv4 TOS byte of replicas: port.dscp << 2 (ECN 0); IPv6 traffic class alike
     dp_policer* policers = nullptr;               // nb_rx_queues * nb_policers entries (see dp_policer)
     uint32_t nb_policers = 0;                     // speaker slots: limits.max_speakers
     // Per (RX queue, session index) counters of the session's speakers

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "stentor/dp_counters.h"
 #include "stentor/srtp.h"
@@ -45,6 +46,33 @@ struct dp_listener_chunk {
 };
 static_assert(sizeof(dp_listener_chunk) == 16384);
 
+// One IPv6 listener: 32 bytes (two per cache line; 1 M IPv6 listeners take
+// 32 MB). The address is the only field that grew; the UDP checksum delta
+// (the pseudo header's destination words and the port, folded) is all the
+// per-listener arithmetic a replica needs: IPv6 has no header checksum, and
+// the UDP checksum is mandatory (RFC 8200 8.1), so it is always written.
+// IPv6 listeners live in lists of their own (dp_session::lists6), so the
+// IPv4 loop and its 16-byte records are untouched.
+struct alignas(32) dp_listener6 {
+    uint8_t ip[16];        // destination address, network order
+    uint16_t port_be;      // destination UDP port, network order
+    uint8_t tier;
+    uint8_t flags;         // listener_flag_*
+    uint32_t neigh_idx;    // next hop (itself or the router) in the neighbour table
+    uint16_t udp_sum;      // folded sum of the eight address words + port (pseudo header delta)
+    uint8_t pad_[6];
+};
+static_assert(sizeof(dp_listener6) == 32);
+static_assert(alignof(dp_listener6) == 32);
+
+// Chunks of the same 16 KiB as IPv4's: a join copies as many bytes.
+inline constexpr uint32_t listener6_chunk_size = 512;
+
+struct dp_listener6_chunk {
+    dp_listener6 l[listener6_chunk_size];
+};
+static_assert(sizeof(dp_listener6_chunk) == 16384);
+
 // The listeners of one (session, fan-out shard, tier). Slots are stable: a
 // leave clears a slot's flags and a later join of the same tier reuses it, so a
 // fan-out in progress that resumes at slot N never skips or repeats a listener
@@ -59,6 +87,14 @@ struct dp_listener_list {
 };
 
 struct dp_dedup;   // below
+// The IPv6 listeners of one (session, fan-out shard, tier): same rules.
+struct dp_listener6_list {
+    uint32_t nb_slots;
+    uint32_t nb_live;
+    uint32_t nb_chunks;
+    uint32_t pad_;
+    dp_listener6_chunk* chunks[];
+};
 
 struct dp_session {
     uint32_t id;
@@ -82,6 +118,9 @@ struct dp_session {
     dp_dedup* dedup;
     // [fan-out shard][tier]; nullptr = no listeners there.
     const dp_listener_list* lists[max_fanout_shards][max_tiers];
+    // The same for IPv6 listeners. Within a tier the IPv4 list is served
+    // first, then the IPv6 one; tiers stay in order across both families.
+    const dp_listener6_list* lists6[max_fanout_shards][max_tiers];
 };
 
 // Speaker flow table: (source ip, source port, destination port) -> session.
@@ -121,6 +160,17 @@ struct alignas(64) dp_dedup {
 };
 static_assert(sizeof(dp_dedup) == dedup_window * 8);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
+// IPv6 speaker flows: (source address, source port, destination port) ->
+// the same per-flow fields as dp_flow (`f`, whose key is 1 for a used slot).
+// The whole key is compared: a hash collision never lets a stranger in.
+struct dp_flow6 {
+    uint8_t src[16];                   // source address, network order
+    uint16_t src_port_be;
+    uint16_t dst_port_be;
+    uint32_t pad_;
+    dp_flow f;                         // f.key: 0 = empty slot, 1 = used
+};
+static_assert(sizeof(dp_flow6) == 56);
 
 // Where one speaker's RTP stream stands, as one RX queue has seen it: what
 // dataplane/rtp_track.h needs to tell the speaker's next packet from a
@@ -204,6 +254,22 @@ struct dp_neigh_key {
     uint32_t neigh_idx;
 };
 
+// IPv6 neighbour address -> neighbour index, for learning MACs from
+// neighbour advertisements (neigh.cc). Same scheme; used = 0 is empty.
+struct dp_neigh6_key {
+    uint8_t ip[16];                    // wire order
+    uint32_t neigh_idx;
+    uint32_t used;
+};
+static_assert(sizeof(dp_neigh6_key) == 24);
+
+inline uint32_t neigh6_hash(const uint8_t* ip) noexcept {
+    uint64_t h, l;
+    __builtin_memcpy(&h, ip, 8);
+    __builtin_memcpy(&l, ip + 8, 8);
+    return flow_hash(h ^ (l * 0x9e3779b97f4a7c15ULL));
+}
+
 struct dp_snapshot {
     uint64_t version;
     uint32_t nb_sessions;
@@ -226,6 +292,14 @@ struct dp_snapshot {
     // drops its packets as ingress/srtp_no_key).
     const srtp::keyset* const* speaker_keys;
     uint32_t nb_speaker_keys;
+    // IPv6 next hops in the table (issue 15): NAs are matched here.
+    // nullptr when there are none.
+    const dp_neigh6_key* neigh6_keys;
+    uint32_t neigh6_key_mask;
+    // IPv6 speaker flows (find_flow6): flow6_mask + 1 slots, at most half
+    // full; nullptr when no speaker is on IPv6.
+    uint32_t flow6_mask;
+    const dp_flow6* flows6;
 };
 
 inline const dp_flow* find_flow(const dp_snapshot& s, uint64_t key) noexcept {
@@ -235,6 +309,30 @@ inline const dp_flow* find_flow(const dp_snapshot& s, uint64_t key) noexcept {
         if (f.key == key) return &f;
         if (f.key == 0) return nullptr;
         i = (i + 1) & s.flow_mask;
+    }
+}
+
+inline uint32_t flow6_hash(const uint8_t* src, uint16_t src_port_be, uint16_t dst_port_be) noexcept {
+    uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + 8, 8);
+    return flow_hash(a ^ flow_hash(b ^ (uint64_t{src_port_be} << 16 | dst_port_be)) ^ (b << 7));
+}
+
+inline bool flow6_match(const dp_flow6& f, const uint8_t* src, uint16_t src_port_be, uint16_t dst_port_be) noexcept {
+    return f.src_port_be == src_port_be && f.dst_port_be == dst_port_be && std::memcmp(f.src, src, 16) == 0;
+}
+
+// nullptr when s has no IPv6 flows or none matches the whole key.
+inline const dp_flow* find_flow6(const dp_snapshot& s, const uint8_t* src, uint16_t src_port_be,
+                                 uint16_t dst_port_be) noexcept {
+    if (s.flows6 == nullptr) return nullptr;
+    uint32_t i = flow6_hash(src, src_port_be, dst_port_be) & s.flow6_mask;
+    for (;;) {
+        const dp_flow6& f = s.flows6[i];
+        if (f.f.key == 0) return nullptr;
+        if (flow6_match(f, src, src_port_be, dst_port_be)) return &f.f;
+        i = (i + 1) & s.flow6_mask;
     }
 }
 
@@ -248,8 +346,22 @@ inline int64_t find_neigh(const dp_snapshot& s, uint32_t ip_be) noexcept {
     }
 }
 
+inline int64_t find_neigh6(const dp_snapshot& s, const uint8_t* ip) noexcept {
+    if (s.neigh6_keys == nullptr) return -1;
+    uint32_t i = neigh6_hash(ip) & s.neigh6_key_mask;
+    for (;;) {
+        const dp_neigh6_key& k = s.neigh6_keys[i];
+        if (k.used == 0) return -1;
+        if (__builtin_memcmp(k.ip, ip, 16) == 0) return k.neigh_idx;
+        i = (i + 1) & s.neigh6_key_mask;
+    }
+}
+
 // Neighbour table. Who writes what (docs/architecture.md, "Shared writes"):
-//  - ip_be, port_id, flags: the control plane, only while the entry is in no
+// The table is family-aware (issue 15): an entry with neigh_ipv6 in flags
+// is an IPv6 next hop at ip6 (ip_be 0), resolved by neighbour solicitation
+// instead of ARP, by the same state machine (neigh_fsm.h).
+//  - ip_be, ip6, port_id, flags: the control plane, only while the entry is in no
 //    published snapshot (allocated from the free list after the grace period
 //    of its release); immutable while any snapshot references it.
 //  - mac_word: the MAC in use, read by every fan-out lcore. Written by the
@@ -275,10 +387,12 @@ struct alignas(64) dp_neigh {
     uint8_t unanswered;                // probes in a row without a reply
     uint8_t resolved_now;              // this window's first reply resolved the entry
     uint8_t conflict;                  // this window brought two MACs for an unresolved entry
+    uint8_t ip6[16];                   // IPv6 next-hop address (wire order) when flags has neigh_ipv6
 };
 static_assert(sizeof(dp_neigh) == 64);
 
 inline constexpr uint64_t neigh_valid = uint64_t{1} << 63;
 inline constexpr uint16_t neigh_static = 0x8000;
+inline constexpr uint16_t neigh_ipv6 = 0x4000;   // an IPv6 next hop (ip6), resolved by NS/NA
 
 }  // namespace stentor::dp

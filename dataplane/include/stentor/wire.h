@@ -33,6 +33,36 @@ inline constexpr uint16_t ethertype_qinq_old = 0x9100;   // pre-802.1ad QinQ, st
 inline constexpr uint8_t ipproto_icmp = 1;
 inline constexpr uint8_t ipproto_udp = 17;
 
+// IPv6 (RFC 8200) and its neighbour discovery (RFC 4861).
+inline constexpr uint16_t ethertype_ipv6 = 0x86dd;
+inline constexpr uint16_t ipv6_hdr_len = 40;
+inline constexpr uint16_t l2l3l4_v6 = eth_hdr_len + ipv6_hdr_len + udp_hdr_len;   // 62: where RTP starts over IPv6
+inline constexpr uint8_t ipproto_hopopts = 0;      // extension headers (RFC 8200 4, IANA
+inline constexpr uint8_t ipproto_routing = 43;     // "IPv6 Extension Header Types")
+inline constexpr uint8_t ipproto_fragment = 44;
+inline constexpr uint8_t ipproto_esp = 50;
+inline constexpr uint8_t ipproto_ah = 51;
+inline constexpr uint8_t ipproto_icmpv6 = 58;
+inline constexpr uint8_t ipproto_none = 59;
+inline constexpr uint8_t ipproto_dstopts = 60;
+inline constexpr uint8_t ipproto_mobility = 135;
+inline constexpr uint8_t ipproto_hip = 139;
+inline constexpr uint8_t ipproto_shim6 = 140;
+inline constexpr uint8_t icmp6_echo_request = 128;
+inline constexpr uint8_t icmp6_echo_reply = 129;
+inline constexpr uint8_t nd_router_solicit = 133;
+inline constexpr uint8_t nd_router_advert = 134;
+inline constexpr uint8_t nd_neighbor_solicit = 135;
+inline constexpr uint8_t nd_neighbor_advert = 136;
+inline constexpr uint8_t nd_redirect = 137;
+inline constexpr uint8_t nd_opt_source_lla = 1;
+inline constexpr uint8_t nd_opt_target_lla = 2;
+inline constexpr uint16_t nd_hdr_len = 24;          // NS/NA: type..target (RFC 4861 4.3, 4.4)
+inline constexpr uint8_t nd_hop_limit = 255;        // RFC 4861 7.1.1: on-link only
+inline constexpr uint8_t na_flag_router = 0x80;
+inline constexpr uint8_t na_flag_solicited = 0x40;
+inline constexpr uint8_t na_flag_override = 0x20;
+
 inline constexpr uint8_t ipv4_version_ihl5 = 0x45;      // version 4, IHL 5
 inline constexpr uint16_t ipv4_frag_mask = 0x3fff;      // MF + fragment offset
 inline constexpr uint16_t ipv4_flag_df = 0x4000;
@@ -55,6 +85,13 @@ inline constexpr uint16_t off_udp_dport = off_udp + 2;
 inline constexpr uint16_t off_udp_len = off_udp + 4;
 inline constexpr uint16_t off_udp_csum = off_udp + 6;
 inline constexpr uint16_t off_rtp = l2l3l4;
+// Offsets within an Ethernet/IPv6 frame (no extension header: the only kind accepted).
+inline constexpr uint16_t off_ip6_plen = off_ip + 4;
+inline constexpr uint16_t off_ip6_next = off_ip + 6;
+inline constexpr uint16_t off_ip6_hlim = off_ip + 7;
+inline constexpr uint16_t off_ip6_src = off_ip + 8;
+inline constexpr uint16_t off_ip6_dst = off_ip + 24;
+inline constexpr uint16_t off_l4_v6 = off_ip + ipv6_hdr_len;   // 54
 
 // ---------------------------------------------------------------- loads and stores
 
@@ -105,6 +142,33 @@ inline bool mac_is_broadcast(const uint8_t* a) noexcept {
 inline bool ipv4_src_unusable(uint8_t first_octet) noexcept {
     return first_octet == 0 || first_octet == 127 || first_octet >= 224;
 }
+
+// IPv6 sources no legitimate peer of the relay uses (RFC 4291 2.5): the
+// unspecified address :: (only DAD probes, which the relay does not
+// answer), loopback ::1, multicast ff00::/8, and IPv4-mapped or -compatible
+// ::/96, ::ffff:0:0/96 (an IPv4 host in IPv6 clothes: the IPv4 rules would
+// be bypassed). Link-local is judged by the caller (allowed for neighbour
+// discovery only).
+inline bool ipv6_src_unusable(const uint8_t* a) noexcept {
+    if (a[0] == 0xff) return true;
+    uint64_t hi;
+    uint32_t mid;
+    std::memcpy(&hi, a, 8);
+    std::memcpy(&mid, a + 8, 4);
+    if (hi != 0) return false;
+    static constexpr uint8_t mapped[4] = {0, 0, 0xff, 0xff};
+    return mid == 0 || std::memcmp(a + 8, mapped, 4) == 0;
+}
+inline bool ipv6_is_link_local(const uint8_t* a) noexcept { return a[0] == 0xfe && (a[1] & 0xc0) == 0x80; }
+inline bool ipv6_equal(const uint8_t* a, const uint8_t* b) noexcept {
+    uint64_t a0, a1, b0, b1;
+    std::memcpy(&a0, a, 8);
+    std::memcpy(&a1, a + 8, 8);
+    std::memcpy(&b0, b, 8);
+    std::memcpy(&b1, b + 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
 
 // ---------------------------------------------------------------- RFC 1071 sums
 
@@ -196,6 +260,15 @@ inline uint16_t csum_fold(uint32_t sum) noexcept {
     sum = (sum & 0xffffu) + (sum >> 16);
     sum = (sum & 0xffffu) + (sum >> 16);
     return static_cast<uint16_t>(sum);
+}
+
+// The IPv6/UDP or ICMPv6 checksum over the pseudo header (RFC 8200 8.1):
+// source, destination, upper-layer length, next header, then the message
+// (`len` bytes at `l4`). A received message with a correct checksum folds
+// to 0xffff; a sender stores ~fold.
+inline uint32_t ipv6_pseudo_sum(const uint8_t* ip6, uint32_t len, uint8_t next) noexcept {
+    uint32_t sum = csum_add(0, ip6 + 8, 32);
+    return sum + (len >> 16) + (len & 0xffff) + next;
 }
 
 // Fold a sum of two folded 16-bit values (at most 0x1fffe): one round.

@@ -1,0 +1,66 @@
+#include "ipv6.h"
+
+#include <algorithm>
+
+#include <arpa/inet.h>
+
+#include <fmt/format.h>
+
+namespace stentor::control {
+
+std::optional<ipv6_addr> parse_ipv6(std::string_view s) {
+    // INET6_ADDRSTRLEN (46) covers the longest form with an embedded IPv4.
+    if (s.empty() || s.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+    char buf[INET6_ADDRSTRLEN];
+    std::memcpy(buf, s.data(), s.size());
+    buf[s.size()] = '\0';
+    ipv6_addr a{};
+    if (::inet_pton(AF_INET6, buf, a.data()) != 1) return std::nullopt;
+    return a;
+}
+
+std::string format_ipv6(const ipv6_addr& a) {
+    char buf[INET6_ADDRSTRLEN];
+    if (::inet_ntop(AF_INET6, a.data(), buf, sizeof buf) == nullptr) return "?";
+    return buf;
+}
+
+std::string cidr6(const ipv6_addr& a, unsigned prefix) {
+    ipv6_addr net{};
+    for (unsigned i = 0; i < 16; ++i) {
+        const unsigned bits = prefix > 8 * i ? std::min(8u, prefix - 8 * i) : 0u;
+        net[i] = static_cast<uint8_t>(a[i] & (bits == 0 ? 0 : 0xff << (8 - bits)));
+    }
+    return fmt::format("{}/{}", format_ipv6(net), prefix);
+}
+
+bool ipv6_same_prefix(const ipv6_addr& a, const ipv6_addr& b, unsigned prefix) noexcept {
+    if (prefix > 128) prefix = 128;
+    const unsigned whole = prefix / 8;
+    if (std::memcmp(a.data(), b.data(), whole) != 0) return false;
+    const unsigned rest = prefix % 8;
+    if (rest == 0) return true;
+    const uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+    return ((a[whole] ^ b[whole]) & mask) == 0;
+}
+
+std::optional<std::string> ipv6_special(const ipv6_addr& a) {
+    static constexpr uint8_t zero[16] = {};
+    if (std::memcmp(a.data(), zero, 16) == 0) return "the unspecified address ::";
+    if (std::memcmp(a.data(), zero, 15) == 0 && a[15] == 1) return "the loopback address ::1";
+    if (ipv6_is_multicast(a)) return "a multicast address (ff00::/8)";
+    if (ipv6_is_link_local(a)) return "a link-local address (fe80::/10)";
+    if (std::memcmp(a.data(), zero, 10) == 0 && a[10] == 0xff && a[11] == 0xff)
+        return "an IPv4-mapped address (::ffff:0:0/96): use the IPv4 address";
+    if (std::memcmp(a.data(), zero, 12) == 0) return "an IPv4-compatible address (::/96, deprecated)";
+    static constexpr uint8_t discard[8] = {0x01, 0x00, 0, 0, 0, 0, 0, 0};
+    if (std::memcmp(a.data(), discard, 8) == 0) return "in the discard-only prefix 100::/64 (RFC 6666)";
+    return std::nullopt;
+}
+
+ipv6_addr ipv6_solicited_node(const ipv6_addr& a) noexcept {
+    ipv6_addr s{0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, a[13], a[14], a[15]};
+    return s;
+}
+
+}  // namespace stentor::control

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# End-to-end: IPv6 neighbour discovery and ICMPv6 echo against the Linux
+# kernel (issue 15). stentord runs configs/dev-veth.toml with an ipv6
+# address (2001:db8:5354::1/64) on a net_tap port whose kernel side lives in
+# a throw-away namespace (2001:db8:5354::a). The kernel resolves the relay
+# with a multicast NS and must learn its MAC from the relay's NA; ping -6
+# must be answered; the kernel's own noise (MLD reports, router
+# solicitations) must be dropped and counted; a DAD probe of the relay's
+# address is neither answered nor defended (nd_dad).
+# Prints "PASS <name>" / "FAIL <name> <reason>" lines. Bounded (< 40 s).
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+REPO=$(pwd)
+BUILD_DIR=${BUILD_DIR:-build}
+[[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$REPO/$BUILD_DIR"
+STENTORD="$BUILD_DIR/control/stentord"
+T="e2e_ipv6_nd"
+PY=/usr/bin/python3
+RELAY6=2001:db8:5354::1
+HOST6=2001:db8:5354::a
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1 $2"; FAILS=$((FAILS + 1)); }
+FAILS=0
+
+[[ $(id -u) -eq 0 ]] || { fail "${T}_setup" "needs root (network namespaces, tap)"; exit 1; }
+[[ -x "$STENTORD" ]] || { fail "${T}_setup" "$STENTORD not built"; exit 1; }
+
+P="st6$$"
+P=${P:0:10}
+NS="${P}ns"
+TAP="${P}tap"
+WORK=$(mktemp -d /tmp/stentor-ipv6-nd.XXXXXX)
+RELAY_PID=""
+cleanup() {
+  [[ -n "$RELAY_PID" ]] && kill -KILL "$RELAY_PID" 2>/dev/null && wait "$RELAY_PID" 2>/dev/null || true
+  ip netns del "$NS" 2>/dev/null || true
+  ip link del "$TAP" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+API=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed -e "s|^vdevs = .*|vdevs = [\"net_tap0,iface=$TAP\"]|" -e 's|^device = "net_af_packet0"|device = "net_tap0"|' \
+    -e "s|^listen = .*|listen = \"127.0.0.1:$API\"|" \
+    -e "s|^ipv4 = \"198.18.0.1/24\"|&\nipv6 = \"$RELAY6/64\"|" configs/dev-veth.toml >"$WORK/relay.toml"
+grep -q "^ipv6 = \"$RELAY6/64\"" "$WORK/relay.toml" || { fail "${T}_setup" "could not add ipv6 to the profile"; exit 1; }
+
+"$STENTORD" -c "$WORK/relay.toml" --file-prefix "$P" >"$WORK/relay.log" 2>&1 &
+RELAY_PID=$!
+for _ in $(seq 150); do grep -q 'stentord: ready' "$WORK/relay.log" && break; sleep 0.1; done
+if ! grep -q 'stentord: ready' "$WORK/relay.log"; then
+  fail "${T}_relay_ready" "no 'stentord: ready'"; tail -20 "$WORK/relay.log" >&2; exit 1
+fi
+
+ip netns add "$NS"
+ip link set "$TAP" netns "$NS"
+ip -n "$NS" link set lo up
+ip -n "$NS" addr add "$HOST6/64" dev "$TAP" nodad
+ip -n "$NS" link set "$TAP" up
+sleep 1   # the kernel's MLD reports and router solicitations go out
+
+# The kernel resolves the relay (multicast NS to ff02::1:ff00:1) and pings
+# it: five ICMPv6 echo requests from a raw socket (the kernel fills in the
+# checksum), each reply matched by identifier and sequence.
+got=$(timeout 20 ip netns exec "$NS" "$PY" - "$RELAY6" <<'PYEOF' || echo 0
+import os, socket, struct, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.settimeout(2.0)
+ident = os.getpid() & 0xffff
+got = 0
+for seq in range(5):
+    s.sendto(struct.pack("!BBHHH", 128, 0, 0, ident, seq) + b"stentor-ipv6" * 4, (sys.argv[1], 0))
+    deadline = time.time() + 2.0
+    while time.time() < deadline:
+        try:
+            data, addr = s.recvfrom(2048)
+        except socket.timeout:
+            break
+        if len(data) >= 8 and data[0] == 129 and struct.unpack("!HH", data[4:8]) == (ident, seq):
+            got += 1
+            break
+    time.sleep(0.2)
+print(got)
+PYEOF
+)
+if [[ "$got" == 5 ]]; then pass "${T}_ping6_answered"; else fail "${T}_ping6_answered" "$got of 5 echo replies"; fi
+lladdr=$(ip -n "$NS" -6 neigh show "$RELAY6" dev "$TAP" | awk '{for (i = 1; i < NF; ++i) if ($i == "lladdr") print $(i + 1)}')
+if [[ "$lladdr" == "02:53:54:00:00:01" ]]; then
+  pass "${T}_kernel_learnt_the_relay_from_its_na"
+else
+  fail "${T}_kernel_learnt_the_relay_from_its_na" "neighbour entry: $(ip -n "$NS" -6 neigh show "$RELAY6" dev "$TAP")"
+fi
+
+# Another host claims the relay's address: its DAD probe (NS from ::) is
+# neither answered nor defended, and counted.
+ip -n "$NS" addr add "$RELAY6/128" dev "$TAP"
+sleep 2
+ip -n "$NS" addr del "$RELAY6/128" dev "$TAP" 2>/dev/null || true
+
+kill -INT "$RELAY_PID"
+wait "$RELAY_PID" 2>/dev/null || true
+RELAY_PID=""
+final() { awk -v k="$1" '/^=== stentord final counters ===/ {b=1; next} /^=== end ===/ {b=0} b && $1 == k {print $2}' "$WORK/relay.log"; }
+nd_replies=$(final nd_replies)
+echo6=$(final icmp6_replies)
+dad=$(final drop/ingress/nd_dad)
+hbh=$(final drop/ingress/ipv6_hop_by_hop)
+echo "# relay: nd_replies=${nd_replies:-?} icmp6_replies=${echo6:-?} drop/ingress/nd_dad=${dad:-?} drop/ingress/ipv6_hop_by_hop=${hbh:-?} (the kernel's MLD reports)"
+if [[ "${nd_replies:-0}" =~ ^[0-9]+$ ]] && (( nd_replies >= 1 )); then pass "${T}_ns_answered"; else fail "${T}_ns_answered" "nd_replies=${nd_replies:-missing}"; fi
+if [[ "${echo6:-0}" =~ ^[0-9]+$ ]] && (( echo6 >= 5 )); then pass "${T}_echo_replies_counted"; else fail "${T}_echo_replies_counted" "icmp6_replies=${echo6:-missing}"; fi
+if [[ "${dad:-0}" =~ ^[0-9]+$ ]] && (( dad >= 1 )); then pass "${T}_dad_probe_not_answered"; else fail "${T}_dad_probe_not_answered" "nd_dad=${dad:-missing}"; fi
+(( FAILS == 0 ))
