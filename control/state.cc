@@ -299,6 +299,28 @@ struct relay_state::impl {
     dp::dp_session empty_session{};                                 // occupies free indexes
 
     std::vector<void*> retired;
+
+    // A dirty listener list (either family) published afresh: the old
+    // version retired, the new one built from the chunks (nullptr when the
+    // list is empty). Returns what the session's snapshot points at.
+    template <typename Published, typename State>
+    const Published* publish_list(State& l) {
+        if (l.dirty) {
+            if (l.published) retired.push_back(l.published);
+            l.published = nullptr;
+            if (l.nb_slots > 0) {
+                auto* pl = alloc_zeroed<Published>(sizeof(Published) + sizeof(void*) * l.chunks.size());
+                pl->nb_slots = l.nb_slots;
+                pl->nb_live = l.nb_live;
+                pl->nb_chunks = static_cast<uint32_t>(l.chunks.size());
+                for (size_t c = 0; c < l.chunks.size(); ++c) pl->chunks[c] = l.chunks[c];
+                l.published = pl;
+            }
+            l.dirty = false;
+            std::fill(l.fresh.begin(), l.fresh.end(), false);
+        }
+        return l.published;
+    }
     // SRTP: keys replaced or removed, freed (wiped) after the grace period;
     // the published keysets by speaker slot and their array.
     std::vector<srtp::key*> retired_keys;
@@ -881,40 +903,8 @@ struct relay_state::impl {
         d->dedup = s.dedup;
         for (unsigned sh_i = 0; sh_i < nb_shards; ++sh_i)
             for (unsigned t = 0; t < max_tiers; ++t) {
-                list_state& l = s.lists[sh_i * max_tiers + t];
-                if (l.dirty) {
-                    if (l.published) retired.push_back(l.published);
-                    l.published = nullptr;
-                    if (l.nb_slots > 0) {
-                        auto* pl = alloc_zeroed<dp_listener_list>(sizeof(dp_listener_list) +
-                                                                  sizeof(void*) * l.chunks.size());
-                        pl->nb_slots = l.nb_slots;
-                        pl->nb_live = l.nb_live;
-                        pl->nb_chunks = static_cast<uint32_t>(l.chunks.size());
-                        for (size_t c = 0; c < l.chunks.size(); ++c) pl->chunks[c] = l.chunks[c];
-                        l.published = pl;
-                    }
-                    l.dirty = false;
-                    std::fill(l.fresh.begin(), l.fresh.end(), false);
-                }
-                d->lists[sh_i][t] = l.published;
-                list6_state& l6 = s.lists6[sh_i * max_tiers + t];
-                if (l6.dirty) {
-                    if (l6.published) retired.push_back(l6.published);
-                    l6.published = nullptr;
-                    if (l6.nb_slots > 0) {
-                        auto* pl = alloc_zeroed<dp_listener6_list>(sizeof(dp_listener6_list) +
-                                                                   sizeof(void*) * l6.chunks.size());
-                        pl->nb_slots = l6.nb_slots;
-                        pl->nb_live = l6.nb_live;
-                        pl->nb_chunks = static_cast<uint32_t>(l6.chunks.size());
-                        for (size_t c = 0; c < l6.chunks.size(); ++c) pl->chunks[c] = l6.chunks[c];
-                        l6.published = pl;
-                    }
-                    l6.dirty = false;
-                    std::fill(l6.fresh.begin(), l6.fresh.end(), false);
-                }
-                d->lists6[sh_i][t] = l6.published;
+                d->lists[sh_i][t] = publish_list<dp_listener_list>(s.lists[sh_i * max_tiers + t]);
+                d->lists6[sh_i][t] = publish_list<dp_listener6_list>(s.lists6[sh_i * max_tiers + t]);
             }
         if (s.published) retired.push_back(s.published);
         s.published = d;
