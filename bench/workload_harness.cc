@@ -294,6 +294,10 @@ struct mix_source {
     std::atomic<bool> sample{false};
     std::vector<uint32_t> samples;   // TSC cycles, preallocated
     std::atomic<size_t> nb_samples{0};
+    // The RX part of the probes' latency: scheduled arrival to the rx_burst
+    // that handed the probe to the relay (time in the "NIC" queue).
+    std::vector<uint32_t> rx_waits;
+    std::atomic<size_t> nb_rx_waits{0};
     uint8_t frame[frame_len];        // template
 };
 
@@ -366,6 +370,13 @@ uint16_t rx_source(uint16_t, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, uint1
                     src.missed.fetch_add(1, std::memory_order_relaxed);
                 } else {
                     emit(src, pkts[out++], s, sp, due);
+                    if (s.probe && src.sample.load(std::memory_order_relaxed)) {
+                        const size_t n = src.nb_rx_waits.load(std::memory_order_relaxed);
+                        if (n < src.rx_waits.size()) {
+                            src.rx_waits[n] = static_cast<uint32_t>(std::min<uint64_t>(now - due, UINT32_MAX));
+                            src.nb_rx_waits.store(n + 1, std::memory_order_relaxed);
+                        }
+                    }
                     src.offered_replicas.fetch_add(s.listeners, std::memory_order_relaxed);
                 }
             }
@@ -489,6 +500,7 @@ int part_mix(const mix_options& o) {
         }
         std::sort(src->streams.begin(), src->streams.end(), [](const stream& a, const stream& b) { return a.phase < b.phase; });
         src->samples.resize(size_t{1} << 24);
+        src->rx_waits.resize(size_t{1} << 20);
         std::printf("# mix: %u sessions (Zipf s=%.2f: largest %u, median %u, smallest %u listeners), %zu speakers, "
                     "%llu listeners in all with %u probe sessions of %u; set up in %.1f s\n",
                     o.sessions, o.zipf_s, sizes.front(), sizes[sizes.size() / 2], sizes.back(), src->speakers.size(),
@@ -625,6 +637,7 @@ int part_mix(const mix_options& o) {
             const uint64_t r0 = lb.replicas_out;
             const uint64_t missed0 = src->missed.load();
             src->nb_samples.store(0);
+            src->nb_rx_waits.store(0);
             src->sample.store(true);
             const auto t = clk::now();
             run_for(o.latency_seconds);
@@ -661,6 +674,17 @@ int part_mix(const mix_options& o) {
                             std::max(1.0, static_cast<double>((la.busy_cycles - lb.busy_cycles) +
                                                               (la.idle_cycles - lb.idle_cycles) +
                                                               (la.stall_cycles - lb.stall_cycles))));
+            // The RX share of it: time the probes waited in the "NIC" queue.
+            std::vector<uint32_t> rw(src->rx_waits.begin(),
+                                     src->rx_waits.begin() + static_cast<long>(src->nb_rx_waits.load()));
+            std::sort(rw.begin(), rw.end());
+            auto rpct = [&](double q) {
+                if (rw.empty()) return 0.0;
+                const size_t i = std::min(rw.size() - 1, static_cast<size_t>(q * static_cast<double>(rw.size())));
+                return static_cast<double>(rw[i]) * 1e6 / static_cast<double>(hz);
+            };
+            std::printf("PART latency_rx_wait samples=%zu p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n", rw.size(),
+                        rpct(0.5), rpct(0.99), rpct(0.999), rw.empty() ? 0.0 : rpct(1.0));
             std::fflush(stdout);
             src->running.store(false);
             r.stop();
