@@ -22,8 +22,13 @@ struct fanout_job {
     uint32_t tier;
     uint32_t slot;
     uint32_t done;           // replicas built, for the test budget
+    uint32_t tier_seen;      // live listeners of `tier` (both families) served or counted so far
     uint8_t fam;             // within `tier`: 0 = the IPv4 list, 1 = the IPv6 list
     uint8_t v6;              // tmpl6 built: the session has IPv6 listeners here and the packet fits
+    // The listener record the job goes on with (prefetched one job ahead
+    // by run_jobs). Only ever prefetched, never read through: it may point
+    // into a list version retired since (a prefetch does not fault).
+    const void* next_rec;
     egress_template* tmpl;   // [max_ports], owned by the worker's template pool
     egress_template6* tmpl6; // [max_ports], the IPv6 templates (built only when v6)
 };

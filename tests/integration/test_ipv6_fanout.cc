@@ -324,6 +324,72 @@ TEST_F(ipv6_fanout, ipv6_speaker_flow_matches_its_whole_key_only) {
     EXPECT_EQ(1u, drain(port).size());
 }
 
+// A packet given up part way counts each live listener it did not reach
+// once, across both families of its tier and the whole tiers after it
+// (fanout.cc abandon: nb_live less the live listeners the job already
+// served, in constant time). Tier 0: 12 IPv4 then 12 IPv6 slots, every
+// third left (16 live); tier 1: 4 IPv4 and 4 IPv6. The per-packet budget
+// stops the job in the IPv4 list, in the IPv6 list, at the tier's end, or
+// never.
+TEST_F(ipv6_fanout, a_packet_given_up_counts_each_missed_listener_of_both_families_once) {
+    struct row {
+        unsigned budget;
+        uint64_t missed;   // per packet
+        const char* what;
+    };
+    const row rows[] = {
+        {3, 21, "stops in tier 0's IPv4 list"},
+        {10, 14, "stops in tier 0's IPv6 list"},
+        {16, 8, "tier 0 whole, tier 1 missed"},
+        {19, 5, "stops in tier 1's IPv4 list"},
+        {24, 0, "reaches every live listener"},
+    };
+    for (const row& t : rows) {
+        ring_port p = fresh_ring_port("abandon6");
+        auto prof = dual_profile(p.name);
+        prof.sessions.push_back(speaker_session());
+        relay r(prof, relay_options{.launch = false, .replica_budget = t.budget});
+        r.state().load_static(prof);
+        std::vector<uint32_t> v4;
+        for (unsigned tier = 0; tier < 2; ++tier) {
+            const unsigned n = tier == 0 ? 12 : 4;
+            for (unsigned i = 0; i < n; ++i) {
+                const uint32_t ip = 0xcb007101 + tier * 100 + i;   // via the gateway
+                r.state().listener_add(1, control::listener_spec{ip, 6000, tier});
+                if (tier == 1 || i % 3 != 2) v4.push_back(ip);
+            }
+            for (unsigned i = 0; i < n; ++i) {
+                ipv6_addr a = v6("2001:db8:300::");
+                a[14] = static_cast<uint8_t>(tier);
+                a[15] = static_cast<uint8_t>(i + 1);
+                r.state().listener_add(1, control::listener_spec{0, 7000, tier, false, a});
+            }
+        }
+        for (unsigned i = 2; i < 12; i += 3) {
+            r.state().listener_del(1, control::listener_addr{0xcb007101 + i, 6000});
+            ipv6_addr a = v6("2001:db8:300::");
+            a[15] = static_cast<uint8_t>(i + 1);
+            r.state().listener_del(1, control::listener_addr{0, 7000, a});
+        }
+        r.state().publish();
+        EXPECT_TRUE(resolve(r, p, v4).empty()) << t.what;
+        const unsigned packets = 5;
+        for (unsigned k = 0; k < packets; ++k) {
+            frame_spec fs;
+            fs.seq = static_cast<uint16_t>(k);
+            inject(p, rtp_frame(fs));
+            settle(r);
+            drain(p);
+        }
+        EXPECT_EQ(packets * t.missed, counter(r, "drop/egress/deadline")) << t.what;
+        EXPECT_EQ(packets * 24u, counter(r, "replicas_out") + counter(r, "tier_misses/0") + counter(r, "tier_misses/1"))
+            << t.what;
+        EXPECT_EQ(packets * (t.budget >= 16 ? 0u : 16u - t.budget), counter(r, "tier_misses/0")) << t.what;
+        r.flush();
+        EXPECT_EQ(0u, rte_mempool_in_use_count(r.pool())) << "mbuf leak: " << t.what;
+    }
+}
+
 // Shedding and leaving take IPv6 listeners out like IPv4 ones: newest
 // first across both families, and the data plane stops sending to them at
 // the next publish.
