@@ -26,6 +26,9 @@
 //           sessions (10 listeners, 50 packets/s) whose packets carry their
 //           arrival TSC: arrival (scheduled time on the RX queue) to the TX
 //           burst of each replica, p50 / p99 / p99.9.
+//  ipv6     bench/fanout_harness --family ipv6: one session of 1 M IPv6
+//           listeners beside txonly sending a frame of the IPv6 replica's
+//           length (txonly builds IPv4 only), as a child process.
 //
 // How packets reach the RX queue (mix, latency): net_null's RX queue hands
 // out mbufs; an ethdev RX callback (rte_eth_add_rx_callback) writes the
@@ -35,9 +38,9 @@
 // iteration) is charged to Stentor. A TX callback reads the probes' stamps.
 //
 // The last line:
-//   RESULT ipv6_ratio=na small_session_ratio=<y> zipf_ratio=<z> kernel_sendmmsg_ratio=<k> latency_p99_us=<l>
-// ipv6_ratio is "na" until the data plane forwards IPv6 (issue 15 item 1):
-// the frame cases are a table (frame_cases) to which an IPv6 row is added.
+//   RESULT ipv6_ratio=<x> small_session_ratio=<y> zipf_ratio=<z> kernel_sendmmsg_ratio=<k> latency_p99_us=<l>
+// ipv6_ratio comes from bench/fanout_harness --family ipv6 (1 M IPv6
+// listeners beside txonly with a frame of the same length), run as a child.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -84,18 +87,6 @@ constexpr unsigned worker_lcore = 1;
 constexpr uint32_t relay_ip = 0xc6120001;               // 198.18.0.1/24
 constexpr uint32_t gateway_ip = 0xc61200fe;
 
-// The frame families the harness measures. IPv6 joins when the data plane
-// forwards it (issue 15 item 1): a row with its own frame length, testpmd
-// arguments and listener addresses, and the parts take --family.
-struct frame_case {
-    const char* family;
-    bool available;
-    const char* why_not;
-};
-constexpr frame_case frame_cases[] = {
-    {"ipv4", true, ""},
-    {"ipv6", false, "the data plane does not forward IPv6 yet (issue 15 item 1)"},
-};
 
 // SIGINT/SIGTERM in the parent: the children get it too and end; the parent
 // finishes the part it is in (so the sink namespace is deleted) and stops.
@@ -868,6 +859,7 @@ int main(int argc, char** argv) {
     unsigned kernel_clients = 1000;
     double kernel_seconds = 2.0;
     unsigned small_size = 1000;
+    unsigned ipv6_listeners = 1000000;
     mix_options mo;
     app.add_option("--part", part, "run one part in this process (sizes, mix); default: all, each in a child");
     app.add_option("--sizes", sizes, "session sizes (listeners) of the sizes part");
@@ -878,6 +870,7 @@ int main(int argc, char** argv) {
     app.add_option("--ref-seconds", ref_seconds, "seconds of dpdk-testpmd txonly before each part");
     app.add_option("--kernel-clients", kernel_clients, "clients of the kernel peers (sendmmsg, multiudpsink)");
     app.add_option("--kernel-seconds", kernel_seconds, "seconds per kernel peer run");
+    app.add_option("--ipv6-listeners", ipv6_listeners, "IPv6 listeners of the IPv6 part (one session)");
     app.add_option("--mix-sessions", mo.sessions, "sessions of the Zipf mix");
     app.add_option("--mix-listeners", mo.listeners, "listeners of the Zipf mix");
     app.add_option("--zipf-s", mo.zipf_s, "Zipf exponent of the session sizes");
@@ -907,8 +900,6 @@ int main(int argc, char** argv) {
     std::printf("# machine: %u CPUs; frame %u bytes (%u-byte Opus payload); worker on lcore %u; "
                 "testpmd txonly on the same lcore before each part\n",
                 std::thread::hardware_concurrency(), frame_len, opus_payload, worker_lcore);
-    for (const auto& fc : frame_cases)
-        if (!fc.available) std::printf("# frame case %s: not measured: %s\n", fc.family, fc.why_not);
     std::fflush(stdout);
     std::vector<double> ref;
     auto testpmd = [&] {
@@ -966,6 +957,24 @@ int main(int argc, char** argv) {
         if (l.rfind("PART latency ", 0) == 0) p99 = field(l, "p99_us");
     }
 
+    if (interrupted) return 130;
+    // 4. IPv6: one session of ipv6_listeners IPv6 listeners, beside testpmd
+    // txonly sending a frame of the IPv6 replica's length (154 bytes: txonly
+    // builds IPv4 only, so the reference is an IPv4 frame as long as ours).
+    // fanout_harness --family ipv6 measures both, alternating, on lcore 1.
+    std::optional<double> ipv6_ratio;
+    {
+        const std::string cmd = bin_dir + "/fanout_harness --family ipv6 --listeners " + std::to_string(ipv6_listeners) +
+                                " --reps " + std::to_string(reps) + " 2>&1";
+        std::printf("# ipv6: %s\n", cmd.c_str());
+        for (const auto& l : run_lines(cmd)) {
+            if (l.rfind("RESULT ", 0) == 0) std::printf("# ipv6: %s", l.c_str());
+            if (l.rfind("ipv6_ratio=", 0) == 0) ipv6_ratio = std::strtod(l.c_str() + 11, nullptr);
+        }
+        if (!ipv6_ratio) std::printf("# ipv6: fanout_harness printed no ipv6_ratio\n");
+        std::fflush(stdout);
+    }
+
     // Summary
     const stats rs = summarise(ref);
     std::printf("\n# summary (replicas/s; ratios to testpmd txonly median %.2f Mpps, %zu samples, %.2f-%.2f)\n",
@@ -997,8 +1006,11 @@ int main(int argc, char** argv) {
     std::printf("kernel_peers clients=%u sendmmsg_mpps=%.3f multiudpsink_mpps=%.3f sendmmsg_ratio=%s "
                 "multiudpsink_ratio=%s\n",
                 kernel_clients, ks.median, gs.median, fmt_ratio(k_ratio).c_str(), fmt_ratio(g_ratio).c_str());
-    std::printf("RESULT ipv6_ratio=na small_session_ratio=%s zipf_ratio=%s kernel_sendmmsg_ratio=%s latency_p99_us=%s\n",
-                fmt_ratio(small_ratio).c_str(), fmt_ratio(zipf_ratio).c_str(), fmt_ratio(k_ratio).c_str(),
+    if (ipv6_ratio)
+        std::printf("# %-28s %10s %8s  (%u IPv6 listeners, txonly with a frame of the same length)\n", "IPv6 fan-out", "",
+                    fmt_ratio(ipv6_ratio).c_str(), ipv6_listeners);
+    std::printf("RESULT ipv6_ratio=%s small_session_ratio=%s zipf_ratio=%s kernel_sendmmsg_ratio=%s latency_p99_us=%s\n",
+                fmt_ratio(ipv6_ratio).c_str(), fmt_ratio(small_ratio).c_str(), fmt_ratio(zipf_ratio).c_str(), fmt_ratio(k_ratio).c_str(),
                 p99 ? fmt_ratio(*p99).c_str() : "na");
     return (ps.status == 0 && pm.status == 0) ? 0 : 1;
 }
