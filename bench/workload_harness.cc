@@ -284,6 +284,7 @@ struct mix_source {
     uint16_t probe_lo = 0, probe_hi = 0;
     std::atomic<bool> sample{false};
     std::vector<uint32_t> samples;   // TSC cycles, preallocated
+    std::vector<uint64_t> sample_due;   // their scheduled arrival (WORKLOAD_DEBUG timeline)
     std::atomic<size_t> nb_samples{0};
     // The RX part of the probes' latency: scheduled arrival to the rx_burst
     // that handed the probe to the relay (time in the "NIC" queue).
@@ -394,6 +395,7 @@ uint16_t tx_probe(uint16_t, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, void* 
         uint64_t stamp;
         std::memcpy(&stamp, d + 42 + 12, sizeof stamp);
         const uint64_t dt = now - stamp;
+        if (!src.sample_due.empty()) src.sample_due[n] = stamp;
         src.samples[n++] = static_cast<uint32_t>(std::min<uint64_t>(dt, UINT32_MAX));
     }
     src.nb_samples.store(n, std::memory_order_relaxed);
@@ -491,6 +493,9 @@ int part_mix(const mix_options& o) {
         }
         std::sort(src->streams.begin(), src->streams.end(), [](const stream& a, const stream& b) { return a.phase < b.phase; });
         src->samples.resize(size_t{1} << 24);
+        const bool timeline = std::getenv("WORKLOAD_DEBUG") != nullptr;
+        if (timeline) src->sample_due.resize(src->samples.size());
+        std::vector<uint64_t> publish_tsc;   // WORKLOAD_DEBUG: when each churn publish started
         src->rx_waits.resize(size_t{1} << 20);
         std::printf("# mix: %u sessions (Zipf s=%.2f: largest %u, median %u, smallest %u listeners), %zu speakers, "
                     "%llu listeners in all with %u probe sessions of %u; set up in %.1f s\n",
@@ -523,6 +528,7 @@ int part_mix(const mix_options& o) {
                 ++joins;
             }
             const auto t = clk::now();
+            if (timeline) publish_tsc.push_back(rte_rdtsc());
             state.publish();
             publish_s += secs_since(t);
             ++publishes;
@@ -665,6 +671,34 @@ int part_mix(const mix_options& o) {
                             std::max(1.0, static_cast<double>((la.busy_cycles - lb.busy_cycles) +
                                                               (la.idle_cycles - lb.idle_cycles) +
                                                               (la.stall_cycles - lb.stall_cycles))));
+            if (timeline) {
+                // Where the slow samples fall: time since the last churn
+                // publish started, and since the last talker turn, 10 ms bins.
+                const size_t ns = src->nb_samples.load();
+                const uint64_t slow = hz / 2000;   // 500 us
+                const uint64_t bin = hz / 100;
+                std::map<uint64_t, std::pair<size_t, size_t>> by_pub, by_turn;   // bin -> (all, slow)
+                for (size_t i = 0; i < ns; ++i) {
+                    const uint64_t due = src->sample_due[i];
+                    const bool is_slow = src->samples[i] > slow;
+                    auto it = std::upper_bound(publish_tsc.begin(), publish_tsc.end(), due);
+                    if (it != publish_tsc.begin()) {
+                        auto& b = by_pub[(due - *(it - 1)) / bin];
+                        ++b.first;
+                        b.second += is_slow;
+                    }
+                    if (due > src->t0) {
+                        auto& b = by_turn[((due - src->t0) % (src->period * src->turn_periods)) / bin];
+                        ++b.first;
+                        b.second += is_slow;
+                    }
+                }
+                for (const auto& [k, v] : by_pub)
+                    std::fprintf(stderr, "since_publish_ms=%llu samples=%zu slow=%zu\n", static_cast<unsigned long long>(k * 10), v.first, v.second);
+                for (const auto& [k, v] : by_turn)
+                    if (v.second > 0)
+                        std::fprintf(stderr, "since_turn_ms=%llu samples=%zu slow=%zu\n", static_cast<unsigned long long>(k * 10), v.first, v.second);
+            }
             // The RX share of it: time the probes waited in the "NIC" queue.
             std::vector<uint32_t> rw(src->rx_waits.begin(),
                                      src->rx_waits.begin() + static_cast<long>(src->nb_rx_waits.load()));
