@@ -5,7 +5,6 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
-#include <rte_prefetch.h>
 #include <rte_ring.h>
 
 #include "capture.h"
@@ -304,54 +303,6 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
     // mempool cache) prefetching 1 or 8 ahead measured slower than none
     // (drop harness 39.5 -> see README); a NIC with DDIO places received
     // headers in the cache as well.
-    //
-    // The tables a speaker packet needs are another matter: with thousands
-    // of speakers their flow slot, policer entry, session (and its counts)
-    // and listener lists are cold (the fan-out streams megabytes of
-    // listeners through the cache between two packets of one speaker). So,
-    // as DPDK's l3fwd does, the burst is keyed and looked up in bulk, each
-    // level prefetched for the whole burst before the next is read, and the
-    // misses of a burst overlap instead of coming one after the other.
-    // Cost: +107 instructions per speaker packet (callgrind, Zipf mix);
-    // callgrind does not model the prefetches, so what it buys is a
-    // wall-clock figure still to be taken on a quiet machine
-    // (docs/performance.md, "The first quiet run").
-    uint64_t keys[max_burst];
-    const dp_flow* flows[max_burst];
-    bool keyed[max_burst];
-    if (s != nullptr) {
-        for (uint16_t i = 0; i < nb_rx; ++i) {
-            const rte_mbuf* m = pkts[i];
-            keyed[i] = m->nb_segs == 1 &&
-                       ingress_flow_key(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, id, &keys[i]);
-            if (keyed[i]) rte_prefetch0(&s->flows[flow_hash(keys[i]) & s->flow_mask]);
-        }
-        const uint32_t nb_counts = w->sh->session_counts != nullptr ? w->sh->nb_session_counts : 0;
-        for (uint16_t i = 0; i < nb_rx; ++i) {
-            flows[i] = keyed[i] ? find_flow(*s, keys[i]) : nullptr;
-            const dp_flow* f = flows[i];
-            if (f == nullptr) continue;
-            if (f->speaker_index < w->sh->nb_policers)
-                rte_prefetch0(&policer_of(*w->sh, w->cfg.rx_queue, f->speaker_index));
-            if (f->session_index < nb_counts)
-                rte_prefetch0(&w->sh->session_counts[size_t{w->cfg.rx_queue} * nb_counts + f->session_index]);
-            rte_prefetch0(&s->sessions[f->session_index]);
-        }
-        const int shard = w->cfg.do_fanout ? w->cfg.fanout_shard : -1;
-        for (uint16_t i = 0; i < nb_rx; ++i) {
-            if (flows[i] == nullptr) continue;
-            const dp_session* sess = s->sessions[flows[i]->session_index];
-            rte_prefetch0(sess);
-            if (shard >= 0) rte_prefetch0(&sess->lists[shard][0]);
-        }
-        if (shard >= 0)
-            for (uint16_t i = 0; i < nb_rx; ++i) {
-                if (flows[i] == nullptr) continue;
-                const dp_session* sess = s->sessions[flows[i]->session_index];
-                for (unsigned t = 0; t < max_tiers; ++t)
-                    if (sess->lists[shard][t] != nullptr) rte_prefetch0(sess->lists[shard][t]);
-            }
-    }
     for (uint16_t i = 0; i < nb_rx; ++i) {
         rte_mbuf* m = pkts[i];
         c->rx_bytes += m->pkt_len;
@@ -366,9 +317,13 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
             continue;
         }
         const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
-        // First stage: unknown flows go by their key alone (see parse.h),
-        // looked up above; rtp_input takes the flow found.
-        if (s != nullptr && keyed[i] && flows[i] == nullptr) {
+        // First stage: unknown flows go by their key alone (see parse.h). The
+        // flow found here is the one rtp_input uses (it looked it up a
+        // second time before).
+        uint64_t key;
+        const bool keyed = s != nullptr && ingress_flow_key(d, m->data_len, id, &key);
+        const dp_flow* flow = keyed ? find_flow(*s, key) : nullptr;
+        if (keyed && flow == nullptr) {
             ++c->drop(drop_reason::unknown_flow);
             to_free[nb_free++] = m;
             continue;
@@ -380,7 +335,7 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
             if (s == nullptr)
                 ++c->drop(drop_reason::unknown_flow);
             else
-                consumed = rtp_input(w, *s, m, d, pr, now, keyed[i] ? flows[i] : nullptr);
+                consumed = rtp_input(w, *s, m, d, pr, now, flow);
             break;
         case pkt_kind::arp:
             consumed = arp_input(w, s, m, port, pr, now);
