@@ -672,6 +672,10 @@ int part_mix(const mix_options& o) {
                                                               (la.idle_cycles - lb.idle_cycles) +
                                                               (la.stall_cycles - lb.stall_cycles))));
             if (timeline) {
+                for (size_t k = 0; k < dp::nb_drop_reasons; ++k)
+                    if (la.drops[k] != lb.drops[k])
+                        std::fprintf(stderr, "latency window drop %s=%llu\n", std::string(dp::drop_reason_names[k]).c_str(),
+                                     static_cast<unsigned long long>(la.drops[k] - lb.drops[k]));
                 // Where the slow samples fall: time since the last churn
                 // publish started, and since the last talker turn, 10 ms bins.
                 const size_t ns = src->nb_samples.load();

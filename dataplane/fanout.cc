@@ -263,19 +263,31 @@ inline void prefetch_records(const void* p) noexcept {
 }
 
 // Serve jobs until `budget` replicas are visited or none is left: short jobs
-// first, in arrival order, each to its end; then long jobs, one slice each,
-// round robin. A short job waits for no long job's slice, so a small
+// first, in arrival order, each to its end, but while long jobs wait no
+// more than half the budget; then long jobs, one slice each, round robin.
+// A short job waits for at most half an iteration of long work, so a small
 // session's added latency does not grow with the big sessions on the lcore
-// (bench/workload_harness, latency); under overload the long jobs reach
-// their deadline first and their misses are counted per tier.
+// (bench/workload_harness, latency), and every long job is served (or given
+// up at its deadline) within a round of the long queue; under overload
+// misses land on both kinds, each job's lowest tiers last, counted per tier.
 unsigned run_jobs(worker* w, const dp_snapshot& s, uint64_t now, uint32_t budget, uint32_t* built) noexcept {
     const bool single = w->sh->nb_ports == 1;
     unsigned work = 0;
+    // Short jobs' share of the budget while long ones wait: half. They
+    // used to take all of it, and a steady stream of short jobs (a Zipf
+    // mix's thousands of small sessions under overload) starved every long
+    // one: not served, so not even given up at its deadline, they held
+    // the job slots, new packets of big sessions were dropped as
+    // jobs_full, and the big sessions (most of the listeners) heard
+    // nothing while the core served only its least efficient work
+    // (workload_harness mix: long jobs found 1.6 s old).
+    uint32_t short_left = w->order_count > 0 ? budget / 2 : budget;
     while (budget > 0) {
-        const bool is_short = w->fresh_count > 0;
+        const bool is_short = w->fresh_count > 0 && (short_left > 0 || w->order_count == 0);
         if (!is_short && w->order_count == 0) break;
         const uint32_t id = is_short ? w->fresh[w->fresh_head] : w->order[w->order_head];
-        const uint32_t cap = is_short ? budget : std::min(budget, w->cfg.slice);
+        const uint32_t cap = is_short ? std::min(budget, w->order_count > 0 ? short_left : budget)
+                                      : std::min(budget, w->cfg.slice);
         {
             // The job after this one: the next short one, else the long one
             // whose turn comes next.
@@ -293,6 +305,7 @@ unsigned run_jobs(worker* w, const dp_snapshot& s, uint64_t now, uint32_t budget
                                         : run_slice<false>(w, s, j, cap, now, &finished);
         *built += j.done - done;
         budget -= std::min(budget, std::max<uint32_t>(visited, 1));
+        if (is_short) short_left -= std::min(short_left, std::max<uint32_t>(visited, 1));
         work += visited + 1;
         if (is_short) {
             if (!finished) continue;   // budget spent: it goes on first next time

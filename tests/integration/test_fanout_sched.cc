@@ -90,6 +90,43 @@ TEST(fanout_schedule, a_small_sessions_packet_waits_for_no_big_sessions_slice) {
     EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool())) << "mbuf leak";
 }
 
+TEST(fanout_schedule, a_steady_stream_of_short_jobs_does_not_starve_a_long_one) {
+    // Session 1: 3 000 listeners (a long job); session 2: 100 listeners
+    // (short jobs). Every iteration 32 more short packets arrive: 3 200
+    // replicas of short work per 1 024-replica iteration, more than the
+    // lcore can serve. Short jobs take at most half the budget while a
+    // long job waits, so the long job gets the other half: 512 replicas per
+    // iteration, done in 6. (When short jobs took the whole budget, the long
+    // job got nothing, was never even given up at its deadline, and held its
+    // slot: under a Zipf mix's overload every big session went silent.)
+    ring_port port = fresh_ring_port("sched");
+    auto prof = base_profile(port.name);
+    prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 3000));
+    prof.sessions.push_back(session_of(2, 40001, 0xc612000b, 77, small_first, 100));
+    relay r(prof, relay_options{.launch = false, .iteration_budget = 1024});
+    r.state().load_static(prof);
+    ASSERT_TRUE(resolve(r, port, {}).empty());
+
+    frame_spec f;
+    const bytes frame = rtp_frame(f);
+    const uint8_t* rtp = frame.data() + 42;
+    const auto rtp_len = static_cast<uint16_t>(frame.size() - 42);
+    ASSERT_TRUE(r.inject_rtp(1, rtp, rtp_len));
+    for (int k = 0; k < 31; ++k) ASSERT_TRUE(r.inject_rtp(2, rtp, rtp_len));
+
+    std::map<uint32_t, uint64_t> got;
+    const uint64_t want_big[] = {512, 1024, 1536, 2048, 2560, 3000};
+    for (unsigned it = 0; it < 6; ++it) {
+        r.poll();
+        r.flush();
+        count_tx(port, got);
+        EXPECT_EQ(want_big[it], got[big_first >> 16]) << "after iteration " << it + 1;
+        for (int k = 0; k < 32; ++k) ASSERT_TRUE(r.inject_rtp(2, rtp, rtp_len));
+    }
+    EXPECT_EQ(0u, counter(r, "drop/egress/jobs_full"));
+    EXPECT_EQ(0u, counter(r, "drop/egress/deadline"));
+}
+
 TEST(fanout_schedule, more_packets_than_job_slots_wait_in_the_ring_none_dropped) {
     // 300 speaker-packet messages of a 1 100-listener session (long jobs)
     // handed to the fan-out lcore's ring at once, as an RX lcore or the
