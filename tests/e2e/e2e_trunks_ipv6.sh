@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# End-to-end: trunks over IPv6 (issue 15 item 1, docs/fleet.md "Trunks over
+# IPv6"): the IPv4 test e2e_trunks.sh with the fleet's data addresses on
+# IPv6, in network namespaces:
+#
+#   ${P}etcd   etcd on 10.77.0.100 (control bridge br1)
+#   ${P}o1     stentord origin-1, DPDK 198.18.0.1 + 2001:db8:77::1 (br0), kernel 10.77.0.1 (br1)
+#   ${P}o2     stentord origin-2, DPDK 198.18.0.2 + 2001:db8:77::2,       kernel 10.77.0.2
+#   ${P}e1     stentord edge-1,   DPDK 198.18.0.3 + 2001:db8:77::3,       kernel 10.77.0.3
+#              ([fleet] trunk_family = "ipv6": trunks to it run over IPv6)
+#   ${P}spk    2001:db8:77::10: stentor-speaker (440 Hz Opus) -> a tee that
+#              sends each packet from [2001:db8:77::10]:5004 to both origins'
+#              IPv6 addresses (same SSRC, same seq); the origins have it as a
+#              static IPv6 speaker of their profile
+#   ${P}l1     198.18.0.21: stentor-listener, a listener of the edge
+#
+# Every address between relays is found by neighbour discovery (nothing
+# pinned). The trunk key /stentor/trunks/1/edge-1 names both origins: each
+# sends session 1 to [2001:db8:77::3]:40000 as a tier-0 trunk listener, the
+# edge takes it from both origins' IPv6 addresses and keeps the first copy
+# of each packet. Origin-1 is SIGKILLed mid-stream: the listener loses 0
+# packets (counted by RTP sequence number), hears 440 Hz, and the edge's
+# counters show the duplicates it dropped. Prints "PASS <name>" / "FAIL
+# <name> <why>". Bounded (~40 s).
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+REPO=$(pwd)
+BUILD_DIR=${BUILD_DIR:-build}
+[[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$REPO/$BUILD_DIR"
+STENTORD="$BUILD_DIR/control/stentord"
+SPEAKER="$BUILD_DIR/tools/stentor-speaker"
+LISTENER="$BUILD_DIR/tools/stentor-listener"
+T="e2e_trunks_ipv6"
+SECS=8          # the speaker's stream
+KILL_AT=3       # origin-1 SIGKILLed this many seconds into it
+PY=/usr/bin/python3
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1 $2"; FAILS=$((FAILS + 1)); }
+FAILS=0
+
+if [[ $(id -u) -ne 0 ]]; then fail "${T}_setup" "needs root (network namespaces)"; exit 1; fi
+for bin in "$STENTORD" "$SPEAKER" "$LISTENER"; do
+  [[ -x "$bin" ]] || { fail "${T}_setup" "$bin not built"; exit 1; }
+done
+command -v etcd >/dev/null && command -v etcdctl >/dev/null || { fail "${T}_setup" "etcd/etcdctl missing (scripts/deps.sh)"; exit 1; }
+command -v sox >/dev/null || { fail "${T}_setup" "sox missing (scripts/deps.sh)"; exit 1; }
+
+# shellcheck source=scripts/netlib.sh
+source "$REPO/scripts/netlib.sh"   # nl_ns_add, nl_add_host, netlib_* helpers; our own topology
+P="st6$$"
+P=${P:0:10}
+NS_BR="${P}br"; NS_ETCD="${P}etcd"; NS_SPK="${P}spk"; NS_L1="${P}l1"
+RELAYS=(o1 o2 e1)
+declare -A NS_OF=([o1]="${P}o1" [o2]="${P}o2" [e1]="${P}e1")
+declare -A DATA_IP=([o1]=198.18.0.1 [o2]=198.18.0.2 [e1]=198.18.0.3)
+declare -A DATA_IP6=([o1]=2001:db8:77::1 [o2]=2001:db8:77::2 [e1]=2001:db8:77::3)
+declare -A CTL_IP=([o1]=10.77.0.1 [o2]=10.77.0.2 [e1]=10.77.0.3)
+declare -A ID_OF=([o1]=origin-1 [o2]=origin-2 [e1]=edge-1)
+declare -A ROLE_OF=([o1]=origin [o2]=origin [e1]=edge)
+declare -A PID_OF=()
+ETCD_IP=10.77.0.100
+ETCD_URL="http://$ETCD_IP:2379"
+ALL_NS=("$NS_BR" "$NS_ETCD" "$NS_SPK" "$NS_L1" "${NS_OF[o1]}" "${NS_OF[o2]}" "${NS_OF[e1]}")
+
+SPK6=2001:db8:77::10
+WORK=$(mktemp -d "/tmp/stentor-trunks6.XXXXXX")
+MYPIDS=()
+cleanup() {
+  local p
+  for p in "${MYPIDS[@]}"; do netlib_stop_pid "$p" TERM 3; done
+  for ns in "${ALL_NS[@]}"; do [[ -e "/run/netns/$ns" ]] && ip netns del "$ns" 2>/dev/null || true; done
+  for r in "${RELAYS[@]}"; do rm -rf "/var/run/dpdk/stentor-$P-$r" 2>/dev/null || true; done
+  [[ -n "${KEEP_WORK:-}" ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
+# --- topology ---------------------------------------------------------------------
+setup() {
+  nl_ns_add "$NS_BR"
+  ip netns exec "$NS_BR" ip link add br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
+  ip netns exec "$NS_BR" ip link add br1 type bridge stp_state 0 forward_delay 0
+  ip netns exec "$NS_BR" ip link set br0 up
+  ip netns exec "$NS_BR" ip link set br1 up
+  # NL_NS_BR is what nl_add_host bridges into (br0).
+  NL_NS_BR=$NS_BR
+  local r ns
+  for r in "${RELAYS[@]}"; do
+    ns=${NS_OF[$r]}
+    nl_ns_add "$ns"
+    # Data: the DPDK relay owns DATA_IP on stv-relay (net_af_packet), no kernel IP.
+    ip link add stv-relay netns "$ns" type veth peer name "p-$r" netns "$NS_BR"
+    ip netns exec "$NS_BR" ip link set "p-$r" master br0 up
+    ip netns exec "$ns" ip link set stv-relay promisc on up
+    nl_offload_off "$ns" stv-relay tx off rx off
+    nl_offload_off "$NS_BR" "p-$r" tx off
+    # Control: the kernel's address, for etcd and nothing else.
+    ip link add ctl0 netns "$ns" type veth peer name "c-$r" netns "$NS_BR"
+    ip netns exec "$NS_BR" ip link set "c-$r" master br1 up
+    ip netns exec "$ns" ip addr add "${CTL_IP[$r]}/24" dev ctl0
+    ip netns exec "$ns" ip link set ctl0 up
+  done
+  nl_ns_add "$NS_ETCD"
+  ip link add ctl0 netns "$NS_ETCD" type veth peer name c-etcd netns "$NS_BR"
+  ip netns exec "$NS_BR" ip link set c-etcd master br1 up
+  ip netns exec "$NS_ETCD" ip addr add "$ETCD_IP/24" dev ctl0
+  ip netns exec "$NS_ETCD" ip link set ctl0 up
+  nl_add_host "$NS_SPK" 198.18.0.10 p-spk
+  # The speaker on IPv6 (no DAD: the namespace is fresh).
+  ip netns exec "$NS_SPK" sysctl -q -w net.ipv6.conf.veth0.disable_ipv6=0 >/dev/null
+  ip netns exec "$NS_SPK" ip -6 addr add "$SPK6/64" dev veth0 nodad
+  nl_add_host "$NS_L1" 198.18.0.21 p-l1
+}
+if ! setup >"$WORK/setup.log" 2>&1; then cat "$WORK/setup.log" >&2; fail "${T}_setup" "could not build the namespaces"; exit 1; fi
+
+# --- etcd -------------------------------------------------------------------------------
+export ETCDCTL_API=3
+ectl() { ip netns exec "$NS_ETCD" timeout 5 etcdctl --endpoints="$ETCD_URL" --dial-timeout=1s --command-timeout=2s "$@"; }
+ip netns exec "$NS_ETCD" etcd --name default --data-dir "$WORK/etcd" --listen-client-urls "$ETCD_URL" \
+  --advertise-client-urls "$ETCD_URL" --listen-peer-urls "http://127.0.0.1:2380" \
+  --initial-advertise-peer-urls "http://127.0.0.1:2380" --initial-cluster "default=http://127.0.0.1:2380" \
+  --log-level warn >"$WORK/etcd.log" 2>&1 &
+MYPIDS+=("$!")
+etcd_ok=0
+for _ in $(seq 100); do ectl endpoint health >/dev/null 2>&1 && { etcd_ok=1; break; }; sleep 0.1; done
+(( etcd_ok )) || { cat "$WORK/etcd.log" >&2; fail "${T}_etcd" "etcd did not start"; exit 1; }
+pass "${T}_etcd"
+
+# --- the relays -------------------------------------------------------------------------
+profile() {   # RELAY -> profile on stdout
+  local r=$1 n
+  n=${DATA_IP[$r]##*.}
+  cat <<EOF
+[eal]
+lcores = [0, 1]
+main_lcore = 0
+memory_mb = 256
+hugepages = false
+file_prefix = "stentor-$P-$r"
+pci_allow = []
+vdevs = ["net_af_packet0,iface=stv-relay"]
+mbufs = 8191
+mbuf_cache = 256
+log_level = "notice"
+
+[dataplane]
+rx_lcores = [1]
+fanout_lcores = [1]
+burst = 32
+stats_interval_s = 0
+idle = "adaptive"
+
+[[port]]
+name = "lan0"
+device = "net_af_packet0"
+rx_queues = 1
+tx_queues = 1
+ipv4 = "${DATA_IP[$r]}/24"
+ipv6 = "${DATA_IP6[$r]}/64"
+mac = "02:53:54:00:00:0$n"
+line_rate_mbps = 0
+
+[ingress]
+udp_port_min = 40000
+udp_port_max = 40999
+
+[limits]
+max_sessions = 16
+max_speakers = 64
+max_listeners = 1000
+max_listeners_per_session = 1000
+max_neighbours = 64
+
+[api]
+listen = "127.0.0.1:8080"
+token = "trunks-e2e-token-0123456789"
+plain_http = true
+
+[fleet]
+etcd = ["$ETCD_URL"]
+relay_id = "${ID_OF[$r]}"
+role = "${ROLE_OF[$r]}"
+region = "e2e"
+lease_ttl_s = 2
+refresh_ms = 250
+advertise = ["${DATA_IP[$r]}", "${DATA_IP6[$r]}"]
+trunk_family = "ipv6"
+EOF
+  if [[ ${ROLE_OF[$r]} == origin ]]; then
+    cat <<EOF
+
+[[session]]
+id = 1
+name = "trunked"
+mode = "forward"
+udp_port = 40000
+
+  [[session.speaker]]
+  ip = "$SPK6"
+  port = 5004
+  ssrc = 1234
+EOF
+  fi
+}
+start_relay() {   # RELAY
+  local r=$1
+  profile "$r" >"$WORK/$r.toml"
+  ip netns exec "${NS_OF[$r]}" stdbuf -oL -eL "$STENTORD" -c "$WORK/$r.toml" --file-prefix "stentor-$P-$r" \
+    >"$WORK/$r.log" 2>&1 &
+  PID_OF[$r]=$!
+  MYPIDS+=("$!")
+}
+for r in "${RELAYS[@]}"; do start_relay "$r"; done
+for r in "${RELAYS[@]}"; do
+  if ! netlib_wait_for_line "$WORK/$r.log" 'stentord: ready' 30 "${PID_OF[$r]}"; then
+    tail -20 "$WORK/$r.log" >&2; fail "${T}_${r}_ready" "no 'stentord: ready'"; exit 1
+  fi
+done
+pass "${T}_relays_ready"
+api() {   # RELAY PATH
+  ip netns exec "${NS_OF[$1]}" curl -s -m 5 -H "Authorization: Bearer trunks-e2e-token-0123456789" "http://127.0.0.1:8080$2"
+}
+wait_for() {   # SECONDS CMD...
+  local n=$(( $1 * 10 )); shift
+  for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+registered() { [[ -n "$(ectl get --print-value-only "/stentor/relays/$1" 2>/dev/null)" ]]; }
+if wait_for 10 registered origin-1 && wait_for 10 registered origin-2 && wait_for 10 registered edge-1; then
+  pass "${T}_registered"
+else
+  fail "${T}_registered" "a relay's key is missing"; exit 1
+fi
+if ectl get --print-value-only /stentor/relays/origin-1 | jq -e '.sessions == [[1, 40000, [1234]]]' >/dev/null; then
+  pass "${T}_origin_record_lists_ssrc"
+else
+  fail "${T}_origin_record_lists_ssrc" "$(ectl get --print-value-only /stentor/relays/origin-1)"
+fi
+# The records carry the IPv6 addresses beside the IPv4 ones, and the edge's
+# trunk family.
+if ectl get --print-value-only /stentor/relays/edge-1 \
+     | jq -e '.addresses == ["198.18.0.3"] and .addresses6 == ["2001:db8:77::3"] and .trunk_family == "ipv6"' >/dev/null; then
+  pass "${T}_records_carry_ipv6"
+  echo "# edge record: $(ectl get --print-value-only /stentor/relays/edge-1 | jq -c '{addresses, addresses6, trunk_family}')"
+else
+  fail "${T}_records_carry_ipv6" "$(ectl get --print-value-only /stentor/relays/edge-1)"
+fi
+
+# --- the trunk, as a director records it ---------------------------------------------------
+ectl put /stentor/trunks/1/edge-1 \
+  '{"session":1,"edge":"edge-1","origins":["origin-1","origin-2"],"origin":"origin-1","udp_port":40000,"created_by":"e2e"}' >/dev/null
+# Two trunk flows, both from the origins' IPv6 addresses.
+edge_has_two_flows() {
+  api e1 /api/v1/sessions/1 | jq -e '.trunk == true and ([.speakers[] | select(.trunk) | .ip] | sort) == ["2001:db8:77::1", "2001:db8:77::2"]' >/dev/null 2>&1
+}
+origin_sends() { api "$1" /api/v1/sessions/1/listeners | jq -e '.listeners | any(.ip == "2001:db8:77::3" and .port == 40000 and .tier == 0)' >/dev/null 2>&1; }
+if wait_for 10 edge_has_two_flows && wait_for 10 origin_sends o1 && wait_for 10 origin_sends o2; then
+  pass "${T}_trunk_set_up"
+  echo "# edge session: $(api e1 /api/v1/sessions/1 | jq -c '{udp_port, trunk, speakers: [.speakers[] | {ip, port, ssrc, trunk}], srtp: .srtp.ingress}')"
+else
+  fail "${T}_trunk_set_up" "edge: $(api e1 /api/v1/sessions/1 | head -c 300); o1: $(api o1 /api/v1/sessions/1/listeners | head -c 200)"
+  tail -5 "$WORK/e1.log" "$WORK/o1.log" >&2
+  exit 1
+fi
+# The edge's listener (static, over the edge's API).
+code=$(ip netns exec "${NS_OF[e1]}" curl -s -m 5 -o "$WORK/add.json" -w '%{http_code}' \
+  -H "Authorization: Bearer trunks-e2e-token-0123456789" -d '{"ip":"198.18.0.21","port":5004,"tier":1}' \
+  http://127.0.0.1:8080/api/v1/sessions/1/listeners || echo 000)
+[[ "$code" == 20[01] ]] && pass "${T}_edge_listener" || { fail "${T}_edge_listener" "HTTP $code $(cat "$WORK/add.json")"; exit 1; }
+
+# --- the stream --------------------------------------------------------------------------
+ip netns exec "$NS_L1" "$LISTENER" --listen 198.18.0.21:5004 --seconds $((SECS + 6)) --idle 3 \
+  --wav-dir "$WORK" --json "$WORK/listener.json" -q >"$WORK/listener.log" 2>&1 &
+LPID=$!
+MYPIDS+=("$LPID")
+# The tee: one stream, two copies (same SSRC, sequence numbers, payload),
+# sent from 198.18.0.10:5004 to both origins, as a dual-homed speaker does.
+cat >"$WORK/tee.py" <<'EOF'
+import socket, sys
+rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); rx.bind(("127.0.0.1", 6000)); rx.settimeout(3)
+tx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); tx.bind(("2001:db8:77::10", 5004))
+n = 0
+try:
+    while True:
+        d = rx.recv(2048)
+        tx.sendto(d, ("2001:db8:77::1", 40000)); tx.sendto(d, ("2001:db8:77::2", 40000)); n += 1
+except socket.timeout:
+    pass
+print("tee: %d packets, two copies each" % n)
+EOF
+ip netns exec "$NS_SPK" ip link set lo up
+ip netns exec "$NS_SPK" "$PY" "$WORK/tee.py" >"$WORK/tee.log" 2>&1 &
+TPID=$!
+MYPIDS+=("$TPID")
+sleep 0.3
+ip netns exec "$NS_SPK" "$SPEAKER" --tone 440 --seconds "$SECS" --ssrc 1234 --dest 127.0.0.1:6000 \
+  >"$WORK/speaker.log" 2>&1 &
+SPID=$!
+MYPIDS+=("$SPID")
+sleep "$KILL_AT"
+kill -KILL "${PID_OF[o1]}"
+wait "${PID_OF[o1]}" 2>/dev/null || true
+echo "# origin-1 SIGKILLed ${KILL_AT} s into the stream"
+wait "$SPID" || true
+wait "$TPID" || true
+wait "$LPID" || true
+sent=$(awk '/stentor-speaker: sent/ { print $3 }' "$WORK/speaker.log")
+echo "# $(head -1 "$WORK/speaker.log"); $(cat "$WORK/tee.log")"
+if [[ -s "$WORK/listener.json" ]]; then
+  got=$(jq '.summary.packets' "$WORK/listener.json")
+  lost=$(jq '.summary.lost' "$WORK/listener.json")
+  dups=$(jq '.summary.duplicates' "$WORK/listener.json")
+  echo "# listener: $got packets, lost $lost (by RTP sequence number), duplicates $dups; speaker sent $sent"
+  if [[ -n "$sent" && "$got" == "$sent" && "$lost" == 0 && "$dups" == 0 ]]; then
+    pass "${T}_sigkill_origin_loses_no_packet"
+  else
+    fail "${T}_sigkill_origin_loses_no_packet" "sent $sent, heard $got, lost $lost, duplicates $dups"
+    tail -5 "$WORK/e1.log" "$WORK/o2.log" >&2
+  fi
+else
+  fail "${T}_sigkill_origin_loses_no_packet" "no listener report: $(tail -3 "$WORK/listener.log")"
+fi
+wav=$(ls "$WORK"/listener-0.wav 2>/dev/null || true)
+if [[ -n "$wav" ]]; then
+  read -r dur freq <<<"$(netlib_wav_info "$wav")"
+  echo "# WAV: $dur s, $freq Hz"
+  if [[ "$freq" != "?" ]] && awk -v f="$freq" 'BEGIN { exit !(f >= 435 && f <= 445) }'; then
+    pass "${T}_hears_440hz"
+  else
+    fail "${T}_hears_440hz" "frequency $freq Hz, duration $dur s"
+  fi
+else
+  fail "${T}_hears_440hz" "no WAV"
+fi
+# Origin-1's lease lapses: the edge stops taking from it, keeps origin-2.
+if wait_for 8 bash -c "grep -qF 'fleet: trunk: session 1 no longer taken from [2001:db8:77::1]:40000' '$WORK/e1.log'"; then
+  pass "${T}_dead_origin_flow_removed"
+else
+  fail "${T}_dead_origin_flow_removed" "no 'no longer taken from [2001:db8:77::1]:40000' line in the edge's log"
+fi
+# The edge's counters: duplicates dropped while both origins were live.
+netlib_stop_pid "${PID_OF[e1]}" TERM 10
+dupdrop=$(netlib_counter "$WORK/e1.log" drop/ingress/trunk_duplicate)
+echo "# edge: drop/ingress/trunk_duplicate ${dupdrop:-0}"
+if [[ -n "$dupdrop" ]] && (( dupdrop > 0 )); then pass "${T}_edge_counts_duplicates"; else fail "${T}_edge_counts_duplicates" "trunk_duplicate ${dupdrop:-absent}"; fi
+# No static neighbour anywhere: the origins found the edge by NS/NA.
+if grep -q 'trunk: session 1 sent to edge-1 (\[2001:db8:77::3\]:40000)' "$WORK/o2.log"; then
+  pass "${T}_origin_sends_over_ipv6"
+else
+  fail "${T}_origin_sends_over_ipv6" "no 'sent to edge-1 ([2001:db8:77::3]:40000)' line in origin-2's log"
+fi
+netlib_stop_pid "${PID_OF[o2]}" TERM 10
+(( FAILS == 0 ))
