@@ -33,6 +33,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 #include "stentor/dp_counters.h"
@@ -1229,7 +1230,18 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
     const auto uint_of = [&](const table_reader& r, std::string_view k, unsigned& out) {
         r.opt_uint(k, out, 0, u32_max);
     };
-    const auto ip_of = [&](const table_reader& r) { return read_ipv4(c, r.require("ip"), r.key_path("ip")); };
+    // A static peer's address, either family (issue 15): IPv4 into *ip, IPv6 into *ip6.
+    const auto ip_of = [&](const table_reader& r, uint32_t* ip, std::optional<ipv6_addr>* ip6) {
+        const auto& n = r.require("ip");
+        const auto text = read_string(c, n, r.key_path("ip"));
+        if (const auto v4 = parse_ipv4(text)) {
+            *ip = *v4;
+        } else if (const auto v6 = parse_ipv6(text)) {
+            *ip6 = *v6;
+        } else {
+            c.fail(n, r.key_path("ip"), fmt::format("\"{}\" is not a dotted-quad IPv4 address nor an IPv6 address", text));
+        }
+    };
     const auto checked = [](const table_reader& r, const std::optional<setting_error>& e) {
         if (e) r.fail(e->setting, e->reason);
     };
@@ -1283,15 +1295,15 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
                        [&](const toml::table& st, const std::string& sp, size_t) {
             const table_reader sr(c, st, st.source(), sp, {"ip", "port", "ssrc", "srtp_key"});
             speaker_spec spk;
-            spk.ip = ip_of(sr);
+            ip_of(sr, &spk.ip, &spk.ip6);
             spk.port = sr.req_uint<unsigned>("port", 0, u32_max);
             if (const auto* n = sr.find("ssrc"))
                 spk.ssrc = static_cast<uint32_t>(read_int(c, *n, sr.key_path("ssrc"), 0, u32_max));
             checked(sr, check_speaker(spk, p));
             checked(sr, check_speaker_ssrc(spk, s, p));
             for (const auto& o : s.speakers)
-                if (o.ip == spk.ip && o.port == spk.port)
-                    c.fail(st.source(), sp, fmt::format("duplicate speaker {}:{}", format_ipv4(spk.ip), spk.port));
+                if (o.ip == spk.ip && o.ip6 == spk.ip6 && o.port == spk.port)
+                    c.fail(st.source(), sp, fmt::format("duplicate speaker {}", format_peer(spk.ip, spk.ip6, spk.port)));
             s.speakers.push_back(spk);
             s.speaker_srtp_keys.push_back(read_srtp_keys(c, sr, p.srtp));
         });
@@ -1300,7 +1312,7 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
             c.fail(t.source(), path, fmt::format("static speakers exceed limits.max_speakers {}", p.limits.max_speakers));
 
         const unsigned cap = s.max_listeners != 0 ? s.max_listeners : p.limits.max_listeners_per_session;
-        std::set<std::pair<uint32_t, unsigned>> seen;
+        std::set<std::tuple<uint32_t, std::optional<ipv6_addr>, unsigned>> seen;
         for_each_table(c, r.find("listener"), r.key_path("listener"),
                        [&](const toml::table& lt, const std::string& lp, size_t li) {
             if (!p.join.static_listeners)
@@ -1310,12 +1322,12 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
                        fmt::format("more static listeners than the session's max_listeners {}", cap));
             const table_reader lr(c, lt, lt.source(), lp, {"ip", "port", "tier"});
             listener_spec l;
-            l.ip = ip_of(lr);
+            ip_of(lr, &l.ip, &l.ip6);
             l.port = lr.req_uint<unsigned>("port", 0, u32_max);
             uint_of(lr, "tier", l.tier);
             checked(lr, check_listener(l, p));
-            if (!seen.emplace(l.ip, l.port).second)
-                c.fail(lt.source(), lp, fmt::format("duplicate listener {}:{}", format_ipv4(l.ip), l.port));
+            if (!seen.emplace(l.ip, l.ip6, l.port).second)
+                c.fail(lt.source(), lp, fmt::format("duplicate listener {}", format_peer(l.ip, l.ip6, l.port)));
             s.listeners.push_back(l);
         });
         listeners_total += s.listeners.size();
@@ -1337,7 +1349,7 @@ void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool
     const auto* present = root.get("fleet");
     const auto r = relay ? section(c, root, "fleet",
                                    {"etcd", "prefix", "relay_id", "role", "region", "lease_ttl_s", "refresh_ms",
-                                    "advertise", "drain_s", "trunk_idle_s"})
+                                    "advertise", "drain_s", "trunk_idle_s", "trunk_family"})
                          : section(c, root, "fleet", {"etcd", "prefix"});
     if (present == nullptr) {
         if (!relay) c.fail(root.source(), "fleet", "required section is missing (etcd endpoints)");
@@ -1381,15 +1393,49 @@ void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool
         r.fail("refresh_ms", fmt::format("{} ms leaves fewer than 3 refreshes per lease_ttl_s ({} s)", f.refresh_ms,
                                          f.lease_ttl_s));
     if (const auto* n = r.find("advertise")) {
+        // Either family: IPv4 addresses are where joins go (and IPv4
+        // trunks), IPv6 ones what IPv6 trunks use (docs/fleet.md).
         const auto* a = n->as_array();
-        if (a == nullptr) wrong_type(c, *n, r.key_path("advertise"), "an array of IPv4 addresses");
+        if (a == nullptr) wrong_type(c, *n, r.key_path("advertise"), "an array of IPv4 or IPv6 addresses");
         for (size_t i = 0; i < a->size(); ++i) {
             const auto p = index(r.key_path("advertise"), i);
             const auto s = read_string(c, *a->get(i), p);
-            const auto ip = parse_ipv4(s);
-            if (!ip || *ip == 0) c.fail(*a->get(i), p, fmt::format("\"{}\" is not an IPv4 address", s));
-            f.advertise.push_back(*ip);
+            if (const auto ip = parse_ipv4(s)) {
+                if (*ip == 0) c.fail(*a->get(i), p, fmt::format("\"{}\" is not a usable IPv4 address", s));
+                f.advertise.push_back(*ip);
+            } else if (const auto ip6 = parse_ipv6(s)) {
+                if (auto why = ipv6_special(*ip6))
+                    c.fail(*a->get(i), p, fmt::format("{} cannot be advertised: {}", format_ipv6(*ip6), *why));
+                f.advertise6.push_back(*ip6);
+            } else {
+                c.fail(*a->get(i), p, fmt::format("\"{}\" is not an IPv4 or IPv6 address", s));
+            }
         }
+    }
+    if (const auto* n = r.find("trunk_family")) {
+        f.trunk_family = read_string(c, *n, r.key_path("trunk_family"));
+        if (f.trunk_family != "ipv4" && f.trunk_family != "ipv6" && f.trunk_family != "auto")
+            r.fail("trunk_family", fmt::format("\"{}\": must be \"ipv4\", \"ipv6\" (trunks to this relay over IPv6) "
+                                               "or \"auto\" (IPv6 when both ends advertise an IPv6 address)",
+                                               f.trunk_family));
+    }
+}
+
+// After the ports are read: what a fleet relay advertises by default (every
+// port's addresses of both families) and whether its trunk family can work.
+void fleet_defaults(const toml::table& root, const context& c, profile& p) {
+    auto& f = p.fleet;
+    if (root["fleet"]["advertise"].node() == nullptr) {
+        for (const auto& port : p.ports) {
+            f.advertise.push_back(port.ipv4);
+            if (port.ipv6) f.advertise6.push_back(*port.ipv6);
+        }
+    }
+    if (f.trunk_family == "ipv6" && f.advertise6.empty()) {
+        const auto* n = root["fleet"]["trunk_family"].node();
+        c.fail(n->source(), "fleet.trunk_family",
+               "\"ipv6\" but the relay advertises no IPv6 address: give a port an ipv6 address or list one in "
+               "fleet.advertise");
     }
 }
 
@@ -1551,9 +1597,23 @@ std::optional<setting_error> check_peer(std::string_view role, uint32_t ip, unsi
     return std::nullopt;
 }
 
+// The IPv6 twin, with the words the actions use (ip6.h: which hosts may be
+// peers), so a static peer and the API's are refused alike.
+std::optional<setting_error> check_peer6(std::string_view role, const ipv6_addr& ip, unsigned port, const profile& p) {
+    if (auto why = ipv6_peer_refusal(ip))
+        return setting_error{"ip", fmt::format("{} address {} refused: {}", role, format_ipv6(ip), *why)};
+    for (const auto& pc : p.ports)
+        if (pc.ipv6 && *pc.ipv6 == ip)
+            return setting_error{"ip", fmt::format("{} address {} refused: the relay's own address (port \"{}\")", role,
+                                                   format_ipv6(ip), pc.name)};
+    if (port == 0 || port > 65535) return setting_error{"port", fmt::format("{} is out of range 1..65535", port)};
+    return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<setting_error> check_speaker(const speaker_spec& s, const profile& p) {
+    if (s.ip6) return check_peer6("speaker", *s.ip6, s.port, p);
     return check_peer("speaker", s.ip, s.port, p);
 }
 
@@ -1573,6 +1633,22 @@ std::optional<setting_error> check_speaker_ssrc(const speaker_spec& s, const ses
 }
 
 std::optional<setting_error> check_listener(const listener_spec& l, const profile& p) {
+    if (l.ip6) {
+        if (auto e = check_peer6("listener", *l.ip6, l.port, p)) return e;
+        // As the relay routes it (relay_state::route6): in a port's prefix,
+        // or any port with IPv6 has a gateway6.
+        const bool on_link = std::any_of(p.ports.begin(), p.ports.end(), [&](const port_config& pc) {
+            return pc.ipv6 && ipv6_same_prefix(*l.ip6, *pc.ipv6, pc.prefix6_len);
+        });
+        const bool has_gateway = std::any_of(p.ports.begin(), p.ports.end(),
+                                             [](const port_config& pc) { return pc.ipv6 && pc.gateway6; });
+        if (!on_link && !has_gateway)
+            return setting_error{"ip", fmt::format("{} is in no port's ipv6 prefix and no port has a gateway6",
+                                                   format_ipv6(*l.ip6))};
+        if (l.tier >= dp::max_tiers)
+            return setting_error{"tier", fmt::format("{} is out of range 0..{}", l.tier, dp::max_tiers - 1)};
+        return std::nullopt;
+    }
     if (auto e = check_peer("listener", l.ip, l.port, p)) return e;
     // A listener neither on a port subnet nor behind a gateway could never
     // be reached; refuse instead of dropping its audio silently.
@@ -1651,8 +1727,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
     read_ports(c, root, p);
     read_sessions(c, root, p);
     read_fleet(c, root, p.fleet, true);
-    if (p.fleet.enabled && p.fleet.advertise.empty())
-        for (const auto& port : p.ports) p.fleet.advertise.push_back(port.ipv4);
+    if (p.fleet.enabled) fleet_defaults(root, c, p);
     return p;
 }
 

@@ -266,6 +266,11 @@ struct fleet_config {
     unsigned lease_ttl_s = 2;             // the relay's key is gone this long after it dies
     unsigned refresh_ms = 250;            // keep-alive and load refresh period
     std::vector<uint32_t> advertise;      // addresses listeners send joins to (default: the ports')
+    std::vector<ipv6_addr> advertise6;    // IPv6 addresses trunks may use (default: the ports' ipv6)
+    // The family of the trunks to this relay (docs/fleet.md, "Trunks over
+    // IPv6"): "ipv4", "ipv6" (both ends must advertise IPv6) or "auto"
+    // (IPv6 when both ends advertise it, else IPv4). Advertised in the record.
+    std::string trunk_family = "ipv4";
     unsigned drain_s = 10;                // SIGTERM: wait this long for joined listeners to move (0: do not wait)
     unsigned trunk_idle_s = 60;           // an edge deletes its trunk key after this long without a listener (0: never)
 };

@@ -16,6 +16,8 @@ fleet::relay_record fleet_record(const profile& p, relay& r, control_plane& cp) 
     rec.role = p.fleet.role;
     rec.region = p.fleet.region;
     for (uint32_t ip : p.fleet.advertise) rec.addresses.push_back(format_ipv4(ip));
+    for (const auto& ip : p.fleet.advertise6) rec.addresses6.push_back(format_ipv6(ip));
+    rec.trunk_family = p.fleet.trunk_family;
     const admission_report a = cp.adm().report();
     double port_bps = 0, line = 0;
     for (const auto& port : a.ports) {

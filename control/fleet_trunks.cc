@@ -8,7 +8,13 @@
 namespace stentor::control {
 
 namespace {
-std::string ep(uint32_t ip, unsigned port) { return format_ipv4(ip) + ":" + std::to_string(port); }
+// "198.18.0.3:40000" or "[2001:db8::3]:40000"
+std::string ep(uint32_t ip, const std::optional<fleet::addr6>& ip6, unsigned port) {
+    return format_peer(ip, ip6 ? std::optional<ipv6_addr>(*ip6) : std::nullopt, port);
+}
+std::optional<ipv6_addr> v6(const std::optional<fleet::addr6>& a) {
+    return a ? std::optional<ipv6_addr>(*a) : std::nullopt;
+}
 }  // namespace
 
 trunk_reconciler::trunk_reconciler(relay_state& st, std::chrono::seconds idle, delete_fn delete_key)
@@ -31,14 +37,14 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
     std::set<send_key> want_sends;
     std::map<send_key, std::string> edge_of;
     for (const auto& s : want.sends) {
-        want_sends.insert({s.session, s.ip, s.port});
-        edge_of[{s.session, s.ip, s.port}] = s.edge;
+        want_sends.insert({s.session, s.ip, s.port, s.ip6});
+        edge_of[{s.session, s.ip, s.port, s.ip6}] = s.edge;
     }
     std::set<flow_key> want_flows;
     std::map<flow_key, std::string> origin_of;
     for (const auto& f : want.flows) {
-        want_flows.insert({f.session, f.ip, f.port, f.ssrc});
-        origin_of[{f.session, f.ip, f.port, f.ssrc}] = f.origin;
+        want_flows.insert({f.session, f.ip, f.port, f.ip6, f.ssrc});
+        origin_of[{f.session, f.ip, f.port, f.ip6, f.ssrc}] = f.origin;
     }
 
     // Undo first: a flow whose SSRC changed goes before it comes back.
@@ -47,13 +53,13 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
             ++it;
             continue;
         }
-        const auto [s, ip, port] = *it;
+        const auto& [s, ip, port, ip6] = *it;
         try {
-            _st.listener_del(s, ip, port);
-            spdlog::info("fleet: trunk: session {} no longer sent to {}", s, ep(ip, port));
+            _st.listener_del(s, listener_addr{ip, port, v6(ip6)});
+            spdlog::info("fleet: trunk: session {} no longer sent to {}", s, ep(ip, ip6, port));
         } catch (const action_error& e) {
             if (e.code != error_code::not_found) {   // gone already (its session ended): done
-                refused(fmt::format("removing trunk listener {} of session {}", ep(ip, port), s), e.what());
+                refused(fmt::format("removing trunk listener {} of session {}", ep(ip, ip6, port), s), e.what());
                 ++it;
                 continue;
             }
@@ -65,13 +71,13 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
             ++it;
             continue;
         }
-        const auto& [s, ip, port, ssrc] = *it;
+        const auto& [s, ip, port, ip6, ssrc] = *it;
         try {
-            _st.speaker_del(s, ip, port);
-            spdlog::info("fleet: trunk: session {} no longer taken from {}", s, ep(ip, port));
+            _st.speaker_del(s, listener_addr{ip, port, v6(ip6)});
+            spdlog::info("fleet: trunk: session {} no longer taken from {}", s, ep(ip, ip6, port));
         } catch (const action_error& e) {
             if (e.code != error_code::not_found) {
-                refused(fmt::format("removing trunk flow {} of session {}", ep(ip, port), s), e.what());
+                refused(fmt::format("removing trunk flow {} of session {}", ep(ip, ip6, port), s), e.what());
                 ++it;
                 continue;
             }
@@ -126,27 +132,31 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
     }
     for (const auto& k : want_flows) {
         if (_flows.count(k)) continue;
-        const auto& [s, ip, port, ssrc] = k;
+        const auto& [s, ip, port, ip6, ssrc] = k;
         if (!_sessions.count(s)) continue;   // its session could not be made: refused above
         try {
-            _st.speaker_add(s, ip, port, ssrc, true);
+            speaker_spec sp{ip, port, ssrc, v6(ip6)};
+            sp.trunk = true;
+            _st.speaker_add(s, sp);
             _flows.insert(k);
-            spdlog::info("fleet: trunk: session {} taken from {} ({}{})", s, origin_of[k], ep(ip, port),
+            spdlog::info("fleet: trunk: session {} taken from {} ({}{})", s, origin_of[k], ep(ip, ip6, port),
                          ssrc ? fmt::format(", SSRC {}", *ssrc) : std::string(", any SSRC"));
         } catch (const action_error& e) {
-            refused(fmt::format("trunk flow of session {} from {} ({})", s, origin_of[k], ep(ip, port)), e.what());
+            refused(fmt::format("trunk flow of session {} from {} ({})", s, origin_of[k], ep(ip, ip6, port)), e.what());
         }
     }
     for (const auto& k : want_sends) {
         if (_sends.count(k)) continue;
-        const auto& [s, ip, port] = k;
+        const auto& [s, ip, port, ip6] = k;
         try {
-            _st.listener_add(s, ip, port, 0, false, true);
+            listener_spec l{ip, port, 0, false, v6(ip6)};
+            l.trunk = true;
+            _st.listener_add(s, l);
             _sends.insert(k);
             spdlog::info("fleet: trunk: session {} sent to {} ({}) as a tier-0 trunk listener", s, edge_of[k],
-                         ep(ip, port));
+                         ep(ip, ip6, port));
         } catch (const action_error& e) {
-            refused(fmt::format("trunk of session {} to {} ({})", s, edge_of[k], ep(ip, port)), e.what());
+            refused(fmt::format("trunk of session {} to {} ({})", s, edge_of[k], ep(ip, ip6, port)), e.what());
         }
     }
     // An edge session nobody listens to: after `_idle`, this edge deletes

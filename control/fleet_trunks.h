@@ -2,13 +2,13 @@
 // fleet::trunk_watch derives from etcd, applied through relay_state's
 // actions, the same ones the API calls:
 //
-//  - a send: listener_add(session, edge address, port, tier 0, trunk) —
-//    admitted like any listener, never shed, not journaled;
+//  - a send: listener_add(session, {edge address (IPv4 or IPv6), port,
+//    tier 0, trunk}) — admitted like any listener, never shed, not journaled;
 //  - an edge session: session_create(id, UDP port, trunk, SRTP off both
 //    ways: an origin's SRTP ciphertext passes through unchanged, the fleet
 //    encrypts each packet once and the edge's listeners decrypt with the
 //    origin's session key);
-//  - a flow: speaker_add(session, origin address, port, SSRC, trunk).
+//  - a flow: speaker_add(session, {origin address, port, SSRC, trunk}).
 //
 // The reconciler remembers what it made and undoes exactly that when the
 // plan drops it; an action that fails stays out of what it made and is
@@ -57,8 +57,10 @@ public:
     trunk_apply_stats stats() const;
 
 private:
-    using send_key = std::tuple<uint32_t, uint32_t, uint16_t>;                      // session, ip, port
-    using flow_key = std::tuple<uint32_t, uint32_t, uint16_t, std::optional<uint32_t>>;   // + ssrc
+    // session, ip (0 over IPv6), port, IPv6 address (over IPv6)
+    using send_key = std::tuple<uint32_t, uint32_t, uint16_t, std::optional<fleet::addr6>>;
+    // + ssrc
+    using flow_key = std::tuple<uint32_t, uint32_t, uint16_t, std::optional<fleet::addr6>, std::optional<uint32_t>>;
     void refused(const std::string& what, const std::string& why);
 
     relay_state& _st;

@@ -81,6 +81,7 @@ struct listener_spec {
     unsigned tier = 0;               // 0 is the highest priority
     bool by_token = false;           // joined by token: under consent (control/join_desk.h)
     std::optional<ipv6_addr> ip6 = std::nullopt;    // set: an IPv6 listener at this address (ip unused, 0)
+    bool trunk = false;              // a fleet trunk to an edge (docs/fleet.md): never shed, not journaled
     bool operator==(const listener_spec&) const = default;
 };
 

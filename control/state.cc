@@ -140,6 +140,10 @@ struct listener_rec {
 static_assert(sizeof(listener_rec) == 24, "listener_rec grew: 1 M listeners pay for every byte");
 constexpr uint8_t lrec_by_token = 0x01;
 constexpr uint8_t lrec_trunk = 0x02;   // never shed, never journaled (docs/fleet.md)
+// The one place a listener's flags are made, for either family.
+constexpr uint8_t lrec_flags(bool by_token, bool trunk) {
+    return static_cast<uint8_t>((by_token ? lrec_by_token : 0) | (trunk ? lrec_trunk : 0));
+}
 
 // The join order of one (session, tier): appended on join (seq only grows,
 // so the vector stays sorted). Each listener knows its entry's index
@@ -599,7 +603,7 @@ struct relay_state::impl {
         const uint64_t seq = next_seq++;
         const uint32_t pos = s.order[tier].add(seq, ep_key(ip, port));
         s.listeners.emplace(ep_key(ip, port), listener_rec{shard, static_cast<uint8_t>(tier), static_cast<uint8_t>(port_idx),
-                                                           static_cast<uint8_t>((by_token ? lrec_by_token : 0) | (trunk ? lrec_trunk : 0)),
+                                                           lrec_flags(by_token, trunk),
                                                            slot, nexthop, pos, seq});
         s.dirty = true;
     }
@@ -658,7 +662,8 @@ struct relay_state::impl {
 
     // The caller checked the route and the neighbour table (route6,
     // neigh6_available) and admitted the listener.
-    void add_listener6(session_state& s, const ipv6_addr& ip, unsigned port, unsigned tier, bool by_token) {
+    void add_listener6(session_state& s, const ipv6_addr& ip, unsigned port, unsigned tier, bool by_token,
+                       bool trunk = false) {
         const auto [nexthop, port_idx] = route6(ip);
         uint8_t shard = 0;
         for (unsigned k = 1; k < nb_shards; ++k)
@@ -689,7 +694,7 @@ struct relay_state::impl {
         const uint64_t key = key6_alloc(e);
         const uint32_t pos = s.order[tier].add(seq, key);
         s.listeners.emplace(key, listener_rec{shard, static_cast<uint8_t>(tier), static_cast<uint8_t>(port_idx),
-                                              static_cast<uint8_t>(by_token), slot, nidx, pos, seq});
+                                              lrec_flags(by_token, trunk), slot, nidx, pos, seq});
         s.keys6.emplace(e, key);
         s.dirty = true;
     }
@@ -749,6 +754,7 @@ struct relay_state::impl {
         f.session_index = s.index;
         f.has_ssrc = sp.ssrc.has_value();
         f.srtp_in = s.srtp_ingress == srtp_ingress_mode::required ? 1 : 0;
+        f.dedup = sp.trunk && s.dedup != nullptr ? 1 : 0;   // an origin's trunk flow: first copy wins (either family)
         f.ssrc_be = sp.ssrc ? __builtin_bswap32(*sp.ssrc) : 0;
         f.speaker_index = sp.slot;
         const uint64_t pct = 100 + prof.limits.speaker_burst_pct;
@@ -795,7 +801,6 @@ struct relay_state::impl {
         uint32_t size = 16;
         while (size < 2 * n) size <<= 1;
         auto* f = alloc_zeroed<dp::dp_flow>(sizeof(dp::dp_flow) * size);
-        uint32_t speaker_index = 0;
         for (auto& [id, s] : sessions)
             for (const auto& sp : s->speakers) {
                 if (sp.ip6) continue;   // build_flows6
@@ -805,24 +810,7 @@ struct relay_state::impl {
                 uint32_t i = dp::flow_hash(key) & (size - 1);
                 while (f[i].key != 0) i = (i + 1) & (size - 1);
                 f[i].key = key;
-                f[i].session_index = s->index;
-                f[i].has_ssrc = sp.ssrc.has_value();
-                f[i].srtp_in = s->srtp_ingress == srtp_ingress_mode::required ? 1 : 0;
-                f[i].dedup = sp.trunk && s->dedup != nullptr ? 1 : 0;
-                f[i].ssrc_be = sp.ssrc ? __builtin_bswap32(*sp.ssrc) : 0;
-                f[i].speaker_index = sp.slot;
-                // Policer: the stream's packet rate and the session's
-                // highest bitrate (plus RTP headers), speaker_burst_pct
-                // above them, sustained; the bucket (dp::policer_burst_ms
-                // deep) absorbs jitter. Admission plans the nominal rate
-                // and keeps the burst inside its headroom (config check).
-                const uint64_t pct = 100 + prof.limits.speaker_burst_pct;
-                const uint32_t pps =
-                    static_cast<uint32_t>((uint64_t{1000} * pct + 100 * std::max(1u, s->frame_ms) - 1) /
-                                          (100 * std::max(1u, s->frame_ms)));
-                f[i].rate_pps = pps;
-                f[i].rate_bytes = static_cast<uint32_t>(uint64_t{s->max_bitrate_kbps} * 1000 / 8 * pct / 100) + pps * 12;
-                ++speaker_index;
+                set_flow_fields(f[i], *s, sp);
             }
         if (flows) retired.push_back(flows);
         flows = f;
@@ -1261,7 +1249,7 @@ void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, 
 }
 
 void relay_state::listener_add(uint32_t session_id, const listener_spec& l) {
-    if (!l.ip6) return listener_add(session_id, l.ip, l.port, l.tier, l.by_token);
+    if (!l.ip6) return listener_add(session_id, l.ip, l.port, l.tier, l.by_token, l.trunk);
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
     try {
@@ -1283,9 +1271,9 @@ void relay_state::listener_add(uint32_t session_id, const listener_spec& l) {
             jc[port_idx][l.tier] = 1;
             im.adm->admit(session_id, s.per_listener(), jc);
         }
-        im.add_listener6(s, *l.ip6, l.port, l.tier, l.by_token);
+        im.add_listener6(s, *l.ip6, l.port, l.tier, l.by_token, l.trunk);
         if (!im.replay) ++s.tally.joins;
-        if (im.jr != nullptr) jr::encode_listener_add(session_id, l, im.jr_pending);
+        if (im.jr != nullptr && !l.trunk) jr::encode_listener_add(session_id, l, im.jr_pending);
         im.mark_changed();
     } catch (const action_error& e) {
         if (im.adm != nullptr) im.adm->count_refusal(e.code);
@@ -1301,9 +1289,11 @@ void relay_state::listener_del(uint32_t session_id, const listener_addr& a) {
     session_state& s = im.get(session_id);
     const auto k = im.key_of(s, 0, a.ip6, a.port);
     if (!k) throw action_error(error_code::not_found, "no listener " + format_endpoint6(*a.ip6, a.port));
-    im.remove_listener(s, s.listeners.find(*k));
+    const auto it = s.listeners.find(*k);
+    const bool trunk = (it->second.flags & lrec_trunk) != 0;
+    im.remove_listener(s, it);
     if (!im.replay) ++s.tally.leaves;
-    im.journal_record(jr::rec_listener_del{session_id, 0, a.port, a.ip6});
+    if (!trunk) im.journal_record(jr::rec_listener_del{session_id, 0, a.port, a.ip6});
     im.mark_changed();
 }
 
@@ -1696,7 +1686,8 @@ void relay_state::load_static_keys(const profile& p) {
         for (size_t i = 0; i < sc.speakers.size() && i < sc.speaker_srtp_keys.size(); ++i)
             for (const auto& kc : sc.speaker_srtp_keys[i]) {
                 try {
-                    srtp_key_add({sc.id, std::make_pair(sc.speakers[i].ip, sc.speakers[i].port)}, copy(kc, false));
+                    srtp_key_add({sc.id, std::make_pair(sc.speakers[i].ip, sc.speakers[i].port), sc.speakers[i].ip6},
+                                 copy(kc, false));
                 } catch (const action_error& e) {
                     if (e.code != error_code::not_found) throw;   // speaker removed through the API since
                 }

@@ -39,6 +39,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ctl_doc.h"
+#include "ctl_range.h"
 #include "stentorctl_capture.h"
 
 #ifndef STENTOR_VERSION
@@ -141,27 +142,21 @@ CLI::Validator endpoint_check() {
         "", "endpoint");
 }
 
-// --range A.B.C.D[-E.F.G.H]:P[-Q]: every address of the first range with
-// every port of the second, addresses outer.
+// --range (control/ctl_range.h, one parser for both families): every
+// address with every port, addresses outer, at most max_range.
 constexpr uint64_t max_range = 10000000;
 std::optional<std::vector<endpoint>> parse_range(const std::string& s, std::string& why) {
-    const auto colon = s.rfind(':');
-    if (colon == std::string::npos) return why = "no ':' before the ports", std::nullopt;
-    const std::string ips = s.substr(0, colon), ports = s.substr(colon + 1);
-    const auto dash_i = ips.find('-'), dash_p = ports.find('-');
-    const auto ip0 = ipv4(ips.substr(0, dash_i));
-    const auto ip1 = dash_i == std::string::npos ? ip0 : ipv4(ips.substr(dash_i + 1));
-    const auto p0 = decimal(ports.substr(0, dash_p), 1, 65535);
-    const auto p1 = dash_p == std::string::npos ? p0 : decimal(ports.substr(dash_p + 1), 1, 65535);
-    if (!ip0 || !ip1) return why = "addresses are not A.B.C.D or A.B.C.D-E.F.G.H", std::nullopt;
-    if (!p0 || !p1) return why = "ports are not P or P-Q (1..65535)", std::nullopt;
-    if (*ip1 < *ip0 || *p1 < *p0) return why = "a range ends before it starts", std::nullopt;
-    const uint64_t n = (uint64_t{*ip1} - *ip0 + 1) * (*p1 - *p0 + 1);
-    if (n > max_range) return why = std::to_string(n) + " listeners, more than " + std::to_string(max_range), std::nullopt;
+    const auto r = stentor::ctl::parse_listener_range(s, max_range, &why);
+    if (!r) return std::nullopt;
     std::vector<endpoint> out;
-    out.reserve(n);
-    for (uint64_t ip = *ip0; ip <= *ip1; ++ip)
-        for (uint64_t p = *p0; p <= *p1; ++p) out.push_back({static_cast<uint32_t>(ip), static_cast<unsigned>(p)});
+    out.reserve(r->size());
+    for (uint64_t i = 0; i < r->addresses; ++i) {
+        const endpoint e = r->ipv6 ? endpoint{0, 0, r->address_text(i)} : endpoint{r->ipv4(i), 0};
+        for (unsigned p = r->port_first; p <= r->port_last; ++p) {
+            out.push_back(e);
+            out.back().port = p;
+        }
+    }
     return out;
 }
 
@@ -540,6 +535,7 @@ const char* const k_examples =
     "stentorctl listener add 2 203.0.113.5:6000 --tier 1 --api 127.0.0.1:8081\n"
     "stentorctl listener add 2 [2001:db8::5]:6000 --tier 1\n"
     "stentorctl listener add 2 --range 198.18.0.21-198.18.0.23:6000-6999 --tier 2\n"
+    "stentorctl listener add 2 --range [2001:db8::10-2001:db8::ff]:6000 --tier 2\n"
     "stentorctl listener del 2 --file listeners.txt\n"
     "stentorctl --api https://relay.example:8443 --cacert ca.pem show runtime\n"
     "stentorctl clear counters && sleep 10 && stentorctl show ports\n";
@@ -779,7 +775,8 @@ void build(CLI::App& app, options& o, std::vector<command>& commands, CLI::Optio
                                 : "listeners from a file: one IP:PORT per line (a tier column is ignored), # comments; - = stdin")
             ->type_name("FILE");
         a->add_option("--range", o.range,
-                      "every address of A.B.C.D[-E.F.G.H] with every port of P[-Q], e.g. 198.18.0.21:6000-6999")
+                      "every address of A.B.C.D[-E.F.G.H] or [IPV6[-IPV6]] (or A+N: N addresses from A) with every "
+                      "port of P[-Q], e.g. 198.18.0.21:6000-6999 or [2001:db8::10-2001:db8::ff]:6000")
             ->type_name("RANGE");
         a->add_option("--chunk", o.chunk, "listeners per API request (each all or nothing; the API takes at most 100000)")
             ->transform(decimal_in(1, 100000))

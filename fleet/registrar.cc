@@ -85,7 +85,9 @@ void registrar::run() {
             if (!(rec == _last_rec)) {
                 // At once: what directors must know now; else at most every min_put_ms.
                 if (rec.draining != _last_rec.draining || rec.sessions != _last_rec.sessions || rec.ssrcs != _last_rec.ssrcs ||
-                    rec.addresses != _last_rec.addresses || now - _last_put >= std::chrono::milliseconds(_o.min_put_ms))
+                    rec.addresses != _last_rec.addresses || rec.addresses6 != _last_rec.addresses6 ||
+                    rec.trunk_family != _last_rec.trunk_family ||
+                    now - _last_put >= std::chrono::milliseconds(_o.min_put_ms))
                     must_put = true;
             }
             if (must_put) {

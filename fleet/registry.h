@@ -23,6 +23,13 @@ struct relay_record {
     std::string role;                          // "origin" | "edge"
     std::string region;                        // "" = none
     std::vector<std::string> addresses;        // IPv4 addresses joins are sent to
+    // IPv6 addresses (issue 15; "addresses6", absent before): a trunk of
+    // family IPv6 is sent to and from the first. Joins go to `addresses`.
+    std::vector<std::string> addresses6;
+    // The family of the trunks *to* this relay, as its [fleet] trunk_family
+    // says: "ipv4" (also when absent: what a relay without the key does),
+    // "ipv6" or "auto" (docs/fleet.md, "Trunks over IPv6").
+    std::string trunk_family = "ipv4";
     uint64_t slots = 0;                        // listener slots after headroom (admission)
     uint64_t line_rate_mbps = 0;               // sum over ports
     uint64_t listeners = 0;                    // listeners now

@@ -16,18 +16,76 @@ std::optional<uint32_t> parse_ipv4(const std::string& s) {
     return ntohl(a.s_addr);
 }
 
+std::optional<addr6> parse_ipv6(const std::string& s) {
+    addr6 a{};
+    if (s.find('%') != std::string::npos || inet_pton(AF_INET6, s.c_str(), a.data()) != 1) return std::nullopt;
+    return a;
+}
+
+namespace {
+
+// The first advertised address of a family, or nullopt and *why.
+std::optional<uint32_t> first4(const relay_record& r, std::string* why) {
+    if (r.addresses.empty()) {
+        *why = fmt::format("relay {} advertises no IPv4 address", r.id);
+        return std::nullopt;
+    }
+    auto ip = parse_ipv4(r.addresses.front());
+    if (!ip) *why = fmt::format("relay {}: address \"{}\" is not IPv4", r.id, r.addresses.front());
+    return ip;
+}
+std::optional<addr6> first6(const relay_record& r, std::string* why) {
+    if (r.addresses6.empty()) {
+        *why = fmt::format("relay {} advertises no IPv6 address", r.id);
+        return std::nullopt;
+    }
+    auto ip = parse_ipv6(r.addresses6.front());
+    if (!ip) *why = fmt::format("relay {}: address \"{}\" is not IPv6", r.id, r.addresses6.front());
+    return ip;
+}
+
+}  // namespace
+
+std::optional<trunk_ends> trunk_ends_of(const relay_record* origin, const relay_record& edge, std::string* why) {
+    std::string w;
+    auto fail = [&](const std::string& reason) -> std::optional<trunk_ends> {
+        *why = fmt::format("trunk {} -> {} ({}): {}", origin != nullptr ? origin->id : "this relay", edge.id,
+                           edge.trunk_family, reason);
+        return std::nullopt;
+    };
+    trunk_ends t;
+    bool v6 = edge.trunk_family == "ipv6";
+    if (edge.trunk_family != "ipv4") {
+        if (origin == nullptr) return fail("this relay's own record is not in the registry yet");
+        // auto: IPv6 when both ends advertise an IPv6 address.
+        if (edge.trunk_family == "auto") v6 = !origin->addresses6.empty() && !edge.addresses6.empty();
+    }
+    t.ipv6 = v6;
+    if (v6) {
+        const auto e = first6(edge, &w);
+        if (!e) return fail(w);
+        const auto o = first6(*origin, &w);
+        if (!o) return fail(w);
+        t.edge6 = *e;
+        t.origin6 = *o;
+        return t;
+    }
+    const auto e = first4(edge, &w);
+    if (!e) return fail(w);
+    t.edge = *e;
+    if (origin != nullptr) {
+        const auto o = first4(*origin, &w);
+        if (!o) return fail(w);
+        t.origin = *o;
+    }
+    return t;
+}
+
 trunk_plan plan_trunks(const std::string& self, const std::map<std::string, relay_record>& relays,
                        const std::vector<trunk_record>& trunks) {
     trunk_plan p;
-    auto first_address = [&](const relay_record& r, std::optional<uint32_t>* ip) {
-        if (r.addresses.empty()) {
-            p.problems.push_back(fmt::format("relay {} advertises no address", r.id));
-            return false;
-        }
-        *ip = parse_ipv4(r.addresses.front());
-        if (!*ip) p.problems.push_back(fmt::format("relay {}: address \"{}\" is not IPv4", r.id, r.addresses.front()));
-        return ip->has_value();
-    };
+    const auto me = relays.find(self);
+    const relay_record* self_rec = me == relays.end() ? nullptr : &me->second;
     for (const auto& t : trunks) {
         if (t.udp_port == 0) {
             p.problems.push_back(fmt::format("trunk {}/{}: UDP port 0", t.session, t.edge));
@@ -36,8 +94,14 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
         const bool source = std::find(t.origins.begin(), t.origins.end(), self) != t.origins.end();
         if (source && t.edge != self) {
             if (auto e = relays.find(t.edge); e != relays.end()) {
-                std::optional<uint32_t> ip;
-                if (first_address(e->second, &ip)) p.sends.push_back({t.session, *ip, t.udp_port, t.edge});
+                std::string why;
+                if (const auto ends = trunk_ends_of(self_rec, e->second, &why)) {
+                    trunk_send s{t.session, ends->ipv6 ? 0 : ends->edge, t.udp_port, t.edge};
+                    if (ends->ipv6) s.ip6 = ends->edge6;
+                    p.sends.push_back(std::move(s));
+                } else {
+                    p.problems.push_back(why);
+                }
             }
         }
         if (t.edge != self) continue;
@@ -50,9 +114,18 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
             if (o == self) continue;   // a record naming the edge as its own origin: nothing to receive
             auto r = relays.find(o);
             if (r == relays.end()) continue;   // not live: its flow goes; it comes back when the relay does
-            std::optional<uint32_t> ip;
-            if (!first_address(r->second, &ip)) continue;
-            trunk_flow f{t.session, *ip, t.udp_port, std::nullopt, o};
+            // The edge's own record decides the family: without it in view
+            // (not registered yet) the flows wait, as the origins' sends do
+            // for an edge they cannot see.
+            if (self_rec == nullptr) continue;
+            std::string why;
+            const auto ends = trunk_ends_of(&r->second, *self_rec, &why);
+            if (!ends) {
+                p.problems.push_back(why);
+                continue;
+            }
+            trunk_flow f{t.session, ends->ipv6 ? 0 : ends->origin, t.udp_port, std::nullopt, o};
+            if (ends->ipv6) f.ip6 = ends->origin6;
             // The SSRC its speakers registered with, when it is one: else the
             // flow takes any (a session with several speakers, or none known).
             if (auto s = r->second.ssrcs.find(t.session); s != r->second.ssrcs.end() && s->second.size() == 1)
@@ -64,6 +137,8 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
     p.sends.erase(std::unique(p.sends.begin(), p.sends.end()), p.sends.end());
     std::sort(p.flows.begin(), p.flows.end());
     p.flows.erase(std::unique(p.flows.begin(), p.flows.end()), p.flows.end());
+    std::sort(p.problems.begin(), p.problems.end());
+    p.problems.erase(std::unique(p.problems.begin(), p.problems.end()), p.problems.end());
     return p;
 }
 

@@ -2,8 +2,9 @@
 // the trunk keys <prefix>/trunks/<session>/<edge> of the registry.
 //
 //  - As a source (its id among a trunk's origins): send the session to the
-//    edge's first advertised address, port = the session's UDP port, as a
-//    reserved tier-0 listener (flagged trunk: never shed, admitted).
+//    edge's first advertised address of the trunk's family, port = the
+//    session's UDP port, as a reserved tier-0 listener (flagged trunk:
+//    never shed, admitted).
 //  - As the edge: carry the session on the same UDP port (the fleet's
 //    convention) and take each live origin's packets as a speaker flow of
 //    it (SSRC from the origin's record when it lists exactly one); the
@@ -16,6 +17,7 @@
 // it through relay_state's actions. The watch thread never touches a worker.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <compare>
@@ -36,24 +38,47 @@ namespace stentor::fleet {
 
 class etcd_client;
 
-// Source side: send `session` to the edge at ip:port (host order).
+// An IPv6 address, 16 bytes in network order (as control/ipv6.h keeps them;
+// fleet/ includes nothing of control/).
+using addr6 = std::array<uint8_t, 16>;
+
+// Source side: send `session` to the edge at ip:port (host order), or at
+// [ip6]:port when the trunk runs over IPv6 (ip 0).
 struct trunk_send {
     uint32_t session = 0;
     uint32_t ip = 0;
     uint16_t port = 0;
     std::string edge;
+    std::optional<addr6> ip6 = std::nullopt;
     auto operator<=>(const trunk_send&) const = default;
 };
 
-// Edge side: a speaker flow of `session` from an origin at ip:port.
+// Edge side: a speaker flow of `session` from an origin at ip:port, or at
+// [ip6]:port over IPv6 (ip 0).
 struct trunk_flow {
     uint32_t session = 0;
     uint32_t ip = 0;
     uint16_t port = 0;
     std::optional<uint32_t> ssrc;
     std::string origin;
+    std::optional<addr6> ip6 = std::nullopt;
     auto operator<=>(const trunk_flow&) const = default;
 };
+
+// The two ends of one (origin, edge) trunk: the family the edge's record
+// asks for (relay_record::trunk_family) and the first advertised address of
+// that family of each. "ipv4": both IPv4 addresses; "ipv6": both IPv6
+// addresses; "auto": IPv6 when both advertise one, else IPv4. Both sides
+// compute it from the same two records, so the origin sends from the
+// address the edge expects. `origin` may be nullptr on the source side (its
+// own record not in the view yet): enough for an IPv4 trunk, which needs
+// only the edge's address there; the other families wait for it.
+struct trunk_ends {
+    bool ipv6 = false;
+    uint32_t origin = 0, edge = 0;   // IPv4, host order
+    addr6 origin6{}, edge6{};
+};
+std::optional<trunk_ends> trunk_ends_of(const relay_record* origin, const relay_record& edge, std::string* why);
 
 struct trunk_plan {
     std::vector<trunk_send> sends;                // sorted
@@ -72,6 +97,8 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
 
 // "198.18.0.1" -> host-order address; nullopt if not dotted-quad IPv4.
 std::optional<uint32_t> parse_ipv4(const std::string& s);
+// "2001:db8::1" -> 16 bytes; nullopt if not an IPv6 address (no zone).
+std::optional<addr6> parse_ipv6(const std::string& s);
 
 struct trunk_watch_options {
     std::vector<std::string> etcd;

@@ -57,7 +57,7 @@ TOML_FLAGS="-DTOML_HEADER_ONLY=1"
 # config.cc loads [api] TLS files with GnuTLS (control/tls_files.cc) and SRTP key
 # files (control/srtp_keys.cc, dataplane/srtp.cc: libcrypto).
 EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt -lgnutls -lcrypto" DEPS="$REPO/control/config.h $REPO/control/session.h $REPO/control/tls_files.h $REPO/control/srtp_keys.h" \
-  build fuzz_profile "$REPO/fuzz/fuzz_profile.cc" "$REPO/control/config.cc" "$REPO/control/ipv6.cc" "$REPO/control/tls_files.cc" "$REPO/control/srtp_keys.cc" "$REPO/dataplane/srtp.cc"
+  build fuzz_profile "$REPO/fuzz/fuzz_profile.cc" "$REPO/control/config.cc" "$REPO/control/ipv6.cc" "$REPO/control/ip6.cc" "$REPO/control/tls_files.cc" "$REPO/control/srtp_keys.cc" "$REPO/dataplane/srtp.cc"
 
 # The API request parser (control/api_parse.cc) with the IPv4 helpers it
 # shares with the profile loader (control/config.cc).

@@ -2,6 +2,8 @@
 // either family in one session, [IPV6]:PORT in paths, every refusal a 4xx
 // with its reason that changes nothing, admission counting IPv6 listeners
 // like IPv4 ones.
+#include <sys/wait.h>
+
 #include <gtest/gtest.h>
 
 #include "control_plane.h"
@@ -184,6 +186,37 @@ TEST_F(ipv6_api, stentorctl_adds_and_removes_an_ipv6_listener) {
     std::tie(rc, out) = run("listener add 1 2001:db8:200::30:6000");
     EXPECT_NE(0, rc) << "an IPv6 address needs brackets";
     EXPECT_NE(std::string::npos, out.find("[IPV6]:PORT")) << out;
+
+    // --range over IPv6 (control/ctl_range.h): an address range with ports,
+    // in requests of --chunk, then a count; removed the same way.
+    std::tie(rc, out) = run("listener add 1 --range [2001:db8:200::fe-2001:db8:200::101]:7000-7001 --chunk 3 --tier 1");
+    ASSERT_EQ(0, rc) << out;
+    EXPECT_NE(std::string::npos, out.find("added 8 listener(s) to session 1 in 3 request(s)")) << out;
+    auto l8 = env->get("/api/v1/sessions/1/listeners").body;
+    ASSERT_EQ(8u, l8["total"].get<unsigned>()) << l8.dump();
+    EXPECT_EQ("2001:db8:200::fe", l8["listeners"][0]["ip"]);
+    EXPECT_EQ(7001u, l8["listeners"][1]["port"].get<unsigned>()) << "addresses outer, ports inner";
+    EXPECT_EQ("2001:db8:200::100", l8["listeners"][4]["ip"]) << "across the byte";
+    EXPECT_EQ(1u, l8["listeners"][7]["tier"].get<unsigned>());
+    std::tie(rc, out) = run("listener add 1 --range [2001:db8:200::1:0+3]:7000");
+    ASSERT_EQ(0, rc) << out;
+    EXPECT_EQ(11u, env->get("/api/v1/sessions/1/listeners").body["total"].get<unsigned>());
+    // Refused before anything is sent (exit 2), nothing changes.
+    const json before = world();
+    for (const char* bad : {"[2001:db8:200::1-2001:db8:200::ffff:ffff]:7000",   // 2^32 addresses
+                            "[2001:db8:200::9-2001:db8:200::1]:7000", "[2001:db8:200::1-198.18.0.9]:7000",
+                            "2001:db8:200::1-2001:db8:200::9:7000"}) {
+        SCOPED_TRACE(bad);
+        std::tie(rc, out) = run(std::string("listener add 1 --range ") + bad);
+        EXPECT_EQ(2, WEXITSTATUS(rc)) << out;
+        EXPECT_NE(std::string::npos, out.find("--range")) << out;
+    }
+    EXPECT_EQ(before, world());
+    std::tie(rc, out) = run("listener del 1 --range [2001:db8:200::fe-2001:db8:200::101]:7000-7001");
+    ASSERT_EQ(0, rc) << out;
+    std::tie(rc, out) = run("listener del 1 --range [2001:db8:200::1:0+3]:7000");
+    ASSERT_EQ(0, rc) << out;
+    EXPECT_EQ(0u, env->get("/api/v1/sessions/1/listeners").body["total"].get<unsigned>());
 }
 
 }  // namespace

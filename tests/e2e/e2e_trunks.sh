@@ -17,6 +17,16 @@
 # (counted by RTP sequence number), hears 440 Hz, and the edge's counters
 # show the duplicates it dropped. Prints "PASS <name>" / "FAIL <name> <why>".
 # Bounded (~40 s).
+#
+# TRUNK_FAMILY=ipv6 (what e2e_trunks_ipv6.sh sets; issue 15, docs/fleet.md
+# "Trunks over IPv6"): the same with the data addresses the trunks use on
+# IPv6: the relays' ports get 2001:db8:77::1-3/64 beside their IPv4, advertise
+# both, and the edge asks for IPv6 trunks ([fleet] trunk_family = "ipv6");
+# the speaker is 2001:db8:77::10 (a static IPv6 speaker of the origins'
+# profiles) and the tee sends to the origins' IPv6 addresses. Every address
+# between the relays is found by neighbour discovery (nothing pinned); the
+# listener stays on IPv4 (stentor-listener is IPv4 only), so one session
+# carries both families.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -26,7 +36,12 @@ BUILD_DIR=${BUILD_DIR:-build}
 STENTORD="$BUILD_DIR/control/stentord"
 SPEAKER="$BUILD_DIR/tools/stentor-speaker"
 LISTENER="$BUILD_DIR/tools/stentor-listener"
-T="e2e_trunks"
+FAMILY=${TRUNK_FAMILY:-ipv4}
+case "$FAMILY" in
+  ipv4) T="e2e_trunks" ;;
+  ipv6) T="e2e_trunks_ipv6" ;;
+  *) echo "FAIL e2e_trunks_setup TRUNK_FAMILY=$FAMILY is neither ipv4 nor ipv6"; exit 1 ;;
+esac
 SECS=8          # the speaker's stream
 KILL_AT=3       # origin-1 SIGKILLed this many seconds into it
 PY=/usr/bin/python3
@@ -45,12 +60,19 @@ command -v sox >/dev/null || { fail "${T}_setup" "sox missing (scripts/deps.sh)"
 # shellcheck source=scripts/netlib.sh
 source "$REPO/scripts/netlib.sh"   # nl_ns_add, nl_add_host, netlib_* helpers; our own topology
 P="stt$$"
+[[ $FAMILY == ipv6 ]] && P="st6$$"
 P=${P:0:10}
 NS_BR="${P}br"; NS_ETCD="${P}etcd"; NS_SPK="${P}spk"; NS_L1="${P}l1"
 RELAYS=(o1 o2 e1)
 declare -A NS_OF=([o1]="${P}o1" [o2]="${P}o2" [e1]="${P}e1")
 declare -A DATA_IP=([o1]=198.18.0.1 [o2]=198.18.0.2 [e1]=198.18.0.3)
+declare -A DATA_IP6=([o1]=2001:db8:77::1 [o2]=2001:db8:77::2 [e1]=2001:db8:77::3)
 declare -A CTL_IP=([o1]=10.77.0.1 [o2]=10.77.0.2 [e1]=10.77.0.3)
+# The addresses the trunks and the speaker use, of the family under test.
+SPK_IP=198.18.0.10
+if [[ $FAMILY == ipv6 ]]; then SPK_IP=2001:db8:77::10; fi
+trunk_ip() { if [[ $FAMILY == ipv6 ]]; then echo "${DATA_IP6[$1]}"; else echo "${DATA_IP[$1]}"; fi; }
+trunk_ep() { if [[ $FAMILY == ipv6 ]]; then echo "[${DATA_IP6[$1]}]:40000"; else echo "${DATA_IP[$1]}:40000"; fi; }
 declare -A ID_OF=([o1]=origin-1 [o2]=origin-2 [e1]=edge-1)
 declare -A ROLE_OF=([o1]=origin [o2]=origin [e1]=edge)
 declare -A PID_OF=()
@@ -102,6 +124,10 @@ setup() {
   ip netns exec "$NS_ETCD" ip addr add "$ETCD_IP/24" dev ctl0
   ip netns exec "$NS_ETCD" ip link set ctl0 up
   nl_add_host "$NS_SPK" 198.18.0.10 p-spk
+  if [[ $FAMILY == ipv6 ]]; then   # the speaker on IPv6 too (no DAD: the namespace is fresh)
+    ip netns exec "$NS_SPK" sysctl -q -w net.ipv6.conf.veth0.disable_ipv6=0 >/dev/null
+    ip netns exec "$NS_SPK" ip -6 addr add "$SPK_IP/64" dev veth0 nodad
+  fi
   nl_add_host "$NS_L1" 198.18.0.21 p-l1
 }
 if ! setup >"$WORK/setup.log" 2>&1; then cat "$WORK/setup.log" >&2; fail "${T}_setup" "could not build the namespaces"; exit 1; fi
@@ -121,8 +147,14 @@ pass "${T}_etcd"
 
 # --- the relays -------------------------------------------------------------------------
 profile() {   # RELAY -> profile on stdout
-  local r=$1 n
+  local r=$1
+  local n ipv6_line="" advertise="\"${DATA_IP[$r]}\"" family_line=""
   n=${DATA_IP[$r]##*.}
+  if [[ $FAMILY == ipv6 ]]; then
+    ipv6_line="ipv6 = \"${DATA_IP6[$r]}/64\""
+    advertise="\"${DATA_IP[$r]}\", \"${DATA_IP6[$r]}\""
+    family_line='trunk_family = "ipv6"'
+  fi
   cat <<EOF
 [eal]
 lcores = [0, 1]
@@ -149,6 +181,7 @@ device = "net_af_packet0"
 rx_queues = 1
 tx_queues = 1
 ipv4 = "${DATA_IP[$r]}/24"
+$ipv6_line
 mac = "02:53:54:00:00:0$n"
 line_rate_mbps = 0
 
@@ -175,7 +208,8 @@ role = "${ROLE_OF[$r]}"
 region = "e2e"
 lease_ttl_s = 2
 refresh_ms = 250
-advertise = ["${DATA_IP[$r]}"]
+advertise = [$advertise]
+$family_line
 EOF
   if [[ ${ROLE_OF[$r]} == origin ]]; then
     cat <<EOF
@@ -187,7 +221,7 @@ mode = "forward"
 udp_port = 40000
 
   [[session.speaker]]
-  ip = "198.18.0.10"
+  ip = "$SPK_IP"
   port = 5004
   ssrc = 1234
 EOF
@@ -227,12 +261,30 @@ if ectl get --print-value-only /stentor/relays/origin-1 | jq -e '.sessions == [[
 else
   fail "${T}_origin_record_lists_ssrc" "$(ectl get --print-value-only /stentor/relays/origin-1)"
 fi
+if [[ $FAMILY == ipv6 ]]; then
+  # The records carry the IPv6 addresses beside the IPv4 ones, and the
+  # edge's trunk family.
+  if ectl get --print-value-only /stentor/relays/edge-1 \
+       | jq -e '.addresses == ["198.18.0.3"] and .addresses6 == ["2001:db8:77::3"] and .trunk_family == "ipv6"' >/dev/null; then
+    pass "${T}_records_carry_ipv6"
+    echo "# edge record: $(ectl get --print-value-only /stentor/relays/edge-1 | jq -c '{addresses, addresses6, trunk_family}')"
+  else
+    fail "${T}_records_carry_ipv6" "$(ectl get --print-value-only /stentor/relays/edge-1)"
+  fi
+fi
 
 # --- the trunk, as a director records it ---------------------------------------------------
 ectl put /stentor/trunks/1/edge-1 \
   '{"session":1,"edge":"edge-1","origins":["origin-1","origin-2"],"origin":"origin-1","udp_port":40000,"created_by":"e2e"}' >/dev/null
-edge_has_two_flows() { api e1 /api/v1/sessions/1 | jq -e '.trunk == true and ([.speakers[] | select(.trunk)] | length) == 2' >/dev/null 2>&1; }
-origin_sends() { api "$1" /api/v1/sessions/1/listeners | jq -e '.listeners | any(.ip == "198.18.0.3" and .port == 40000 and .tier == 0)' >/dev/null 2>&1; }
+# Two trunk flows, from the origins' addresses of the family under test.
+edge_has_two_flows() {
+  api e1 /api/v1/sessions/1 | jq -e --arg a "$(trunk_ip o1)" --arg b "$(trunk_ip o2)" \
+    '.trunk == true and ([.speakers[] | select(.trunk) | .ip] | sort) == ([$a, $b] | sort)' >/dev/null 2>&1
+}
+origin_sends() {
+  api "$1" /api/v1/sessions/1/listeners | jq -e --arg e "$(trunk_ip e1)" \
+    '.listeners | any(.ip == $e and .port == 40000 and .tier == 0)' >/dev/null 2>&1
+}
 if wait_for 10 edge_has_two_flows && wait_for 10 origin_sends o1 && wait_for 10 origin_sends o2; then
   pass "${T}_trunk_set_up"
   echo "# edge session: $(api e1 /api/v1/sessions/1 | jq -c '{udp_port, trunk, speakers: [.speakers[] | {ip, port, ssrc, trunk}], srtp: .srtp.ingress}')"
@@ -256,19 +308,20 @@ MYPIDS+=("$LPID")
 # sent from 198.18.0.10:5004 to both origins, as a dual-homed speaker does.
 cat >"$WORK/tee.py" <<'EOF'
 import socket, sys
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
 rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); rx.bind(("127.0.0.1", 6000)); rx.settimeout(3)
-tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); tx.bind(("198.18.0.10", 5004))
+tx = socket.socket(fam, socket.SOCK_DGRAM); tx.bind((sys.argv[1], 5004))
 n = 0
 try:
     while True:
         d = rx.recv(2048)
-        tx.sendto(d, ("198.18.0.1", 40000)); tx.sendto(d, ("198.18.0.2", 40000)); n += 1
+        tx.sendto(d, (sys.argv[2], 40000)); tx.sendto(d, (sys.argv[3], 40000)); n += 1
 except socket.timeout:
     pass
 print("tee: %d packets, two copies each" % n)
 EOF
 ip netns exec "$NS_SPK" ip link set lo up
-ip netns exec "$NS_SPK" "$PY" "$WORK/tee.py" >"$WORK/tee.log" 2>&1 &
+ip netns exec "$NS_SPK" "$PY" "$WORK/tee.py" "$SPK_IP" "$(trunk_ip o1)" "$(trunk_ip o2)" >"$WORK/tee.log" 2>&1 &
 TPID=$!
 MYPIDS+=("$TPID")
 sleep 0.3
@@ -311,15 +364,21 @@ else
   fail "${T}_hears_440hz" "no WAV"
 fi
 # Origin-1's lease lapses: the edge stops taking from it, keeps origin-2.
-if wait_for 8 bash -c "grep -q 'fleet: trunk: session 1 no longer taken from 198.18.0.1:40000' '$WORK/e1.log'"; then
+if wait_for 8 grep -qF "fleet: trunk: session 1 no longer taken from $(trunk_ep o1)" "$WORK/e1.log"; then
   pass "${T}_dead_origin_flow_removed"
 else
-  fail "${T}_dead_origin_flow_removed" "no 'no longer taken from 198.18.0.1' line in the edge's log"
+  fail "${T}_dead_origin_flow_removed" "no 'no longer taken from $(trunk_ep o1)' line in the edge's log"
 fi
 # The edge's counters: duplicates dropped while both origins were live.
 netlib_stop_pid "${PID_OF[e1]}" TERM 10
 dupdrop=$(netlib_counter "$WORK/e1.log" drop/ingress/trunk_duplicate)
 echo "# edge: drop/ingress/trunk_duplicate ${dupdrop:-0}"
 if [[ -n "$dupdrop" ]] && (( dupdrop > 0 )); then pass "${T}_edge_counts_duplicates"; else fail "${T}_edge_counts_duplicates" "trunk_duplicate ${dupdrop:-absent}"; fi
+# The origin says where it sent the trunk (over IPv6: found by NS/NA alone).
+if grep -qF "trunk: session 1 sent to edge-1 ($(trunk_ep e1))" "$WORK/o2.log"; then
+  pass "${T}_origin_sends_to_the_edge_s_${FAMILY}_address"
+else
+  fail "${T}_origin_sends_to_the_edge_s_${FAMILY}_address" "no 'sent to edge-1 ($(trunk_ep e1))' line in origin-2's log"
+fi
 netlib_stop_pid "${PID_OF[o2]}" TERM 10
 (( FAILS == 0 ))

@@ -18,6 +18,7 @@
 #include "etcd_fixture.h"
 #include "fleet_member.h"
 #include "fleet_trunks.h"
+#include "journal.h"
 #include "registrar.h"
 #include "registry.h"
 #include "state.h"
@@ -43,6 +44,15 @@ relay_record rec(const std::string& id, const std::string& role, const std::stri
     r.ssrcs = std::move(ssrcs);
     return r;
 }
+// A dual-stack record: IPv4 `addr`, IPv6 `addr6` ("" = none), the trunk family.
+relay_record rec6(const std::string& id, const std::string& role, const std::string& addr, const std::string& addr6,
+                  const std::string& family, std::map<uint32_t, std::vector<uint32_t>> ssrcs = {}) {
+    relay_record r = rec(id, role, addr, std::move(ssrcs));
+    if (!addr6.empty()) r.addresses6 = {addr6};
+    r.trunk_family = family;
+    return r;
+}
+addr6 v6(const char* s) { return parse_ipv6(s).value(); }
 trunk_record trunk(uint32_t s, const std::string& edge, std::vector<std::string> origins, uint16_t port) {
     trunk_record t;
     t.session = s;
@@ -67,19 +77,28 @@ TEST(TrunkRecords, origins_and_ssrcs_round_trip_and_the_older_form_reads) {
         << "no origin at all";
     EXPECT_FALSE(trunk_record::from_json(R"({"session":7,"edge":"","origins":["o1"],"udp_port":40007})", &why));
 
-    relay_record r = rec("o1", "origin", "198.18.0.1", {{7, {1234, 99}}});
+    relay_record r = rec6("o1", "origin", "198.18.0.1", "2001:db8::1", "auto", {{7, {1234, 99}}});
     r.sessions = {{7, 40007}, {8, 40008}};
     auto rb = relay_record::from_json(r.to_json(), &why);
     ASSERT_TRUE(rb) << why;
     EXPECT_EQ(*rb, r);
     EXPECT_NE(r.to_json().find("[7,40007,[1234,99]]"), std::string::npos) << r.to_json();
     EXPECT_NE(r.to_json().find("[8,40008]"), std::string::npos) << "no SSRC: the older two-element form";
+    EXPECT_NE(r.to_json().find(R"("addresses6":["2001:db8::1"])"), std::string::npos) << r.to_json();
+    EXPECT_NE(r.to_json().find(R"("trunk_family":"auto")"), std::string::npos) << r.to_json();
+    // A record of an older build: no IPv6, IPv4 trunks.
+    rb = relay_record::from_json(R"({"id":"x","role":"edge","addresses":["198.18.0.3"],"slots":1,"listeners":0})", &why);
+    ASSERT_TRUE(rb) << why;
+    EXPECT_TRUE(rb->addresses6.empty());
+    EXPECT_EQ(rb->trunk_family, "ipv4");
     struct row {
         const char* text;
         const char* what;
     };
     const row bad[] = {
         {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[1]]})", "entry of one"},
+        {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"trunk_family":"ipv5"})", "a family that is none"},
+        {R"({"id":"x","role":"edge","addresses":[],"addresses6":[6],"slots":1,"listeners":0})", "addresses6 not strings"},
         {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[1,2,3]]})", "ssrcs not a list"},
         {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[1,2,[-1]]]})", "negative SSRC"},
         {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[1,2,[4294967296]]]})",
@@ -164,6 +183,78 @@ TEST(TrunkPlan, what_each_relay_does_for_the_trunks_it_sees) {
     }
 }
 
+// The family of each (origin, edge) pair, as both sides compute it from the
+// two records (docs/fleet.md "Trunks over IPv6").
+TEST(TrunkPlan, the_edge_s_trunk_family_decides_and_both_sides_agree) {
+    const std::map<std::string, relay_record> live = {
+        {"o1", rec6("o1", "origin", "198.18.0.1", "2001:db8::1", "ipv4", {{7, {1234}}})},
+        {"o2", rec6("o2", "origin", "198.18.0.2", "2001:db8::2", "ipv4", {{7, {1234}}})},
+        {"o4", rec6("o4", "origin", "198.18.0.8", "", "ipv4", {{7, {1234}}})},   // IPv4 only
+        {"e4", rec6("e4", "edge", "198.18.0.3", "2001:db8::3", "ipv4")},
+        {"e6", rec6("e6", "edge", "198.18.0.4", "2001:db8::4", "ipv6")},
+        {"ea", rec6("ea", "edge", "198.18.0.5", "2001:db8::5", "auto")},
+        {"e6bad", rec6("e6bad", "edge", "198.18.0.6", "not-an-address", "ipv6")},
+        {"ea4", rec6("ea4", "edge", "198.18.0.7", "", "auto")},   // auto without IPv6: IPv4
+    };
+    struct row {
+        const char* what;
+        std::string self;
+        std::vector<trunk_record> trunks;
+        std::vector<trunk_send> sends;
+        std::vector<trunk_flow> flows;
+        size_t problems;
+    };
+    auto send6 = [](uint32_t s, const char* a, const char* edge) { return trunk_send{s, 0, 40007, edge, v6(a)}; };
+    auto flow6 = [](uint32_t s, const char* a, const char* origin) {
+        return trunk_flow{s, 0, 40007, 1234u, origin, v6(a)};
+    };
+    const row rows[] = {
+        {"ipv4 edge: IPv4 though both have IPv6", "o1", {trunk(7, "e4", {"o1"}, 40007)},
+         {{7, ip_of(198, 18, 0, 3), 40007, "e4"}}, {}, 0},
+        {"ipv4 edge takes the IPv4 flow", "e4", {trunk(7, "e4", {"o1"}, 40007)}, {},
+         {{7, ip_of(198, 18, 0, 1), 40007, 1234u, "o1"}}, 0},
+        {"ipv6 edge: the origin sends to its IPv6 address", "o1", {trunk(7, "e6", {"o1"}, 40007)},
+         {send6(7, "2001:db8::4", "e6")}, {}, 0},
+        {"ipv6 edge takes IPv6 flows from both origins", "e6", {trunk(7, "e6", {"o1", "o2"}, 40007)}, {},
+         {flow6(7, "2001:db8::1", "o1"), flow6(7, "2001:db8::2", "o2")}, 0},
+        {"ipv6 edge, an IPv4-only origin: a problem on the edge, the other origin served", "e6",
+         {trunk(7, "e6", {"o1", "o4"}, 40007)}, {}, {flow6(7, "2001:db8::1", "o1")}, 1},
+        {"... and the IPv4-only origin sends nothing", "o4", {trunk(7, "e6", {"o4"}, 40007)}, {}, {}, 1},
+        {"ipv6 edge whose IPv6 address is unusable: a problem", "o1", {trunk(7, "e6bad", {"o1"}, 40007)}, {}, {}, 1},
+        {"auto, both dual stack: IPv6 (origin side)", "o2", {trunk(7, "ea", {"o2"}, 40007)},
+         {send6(7, "2001:db8::5", "ea")}, {}, 0},
+        {"auto, mixed origins: one IPv6 flow, one IPv4 flow into one session", "ea",
+         {trunk(7, "ea", {"o1", "o4"}, 40007)}, {},
+         {flow6(7, "2001:db8::1", "o1"), {7, ip_of(198, 18, 0, 8), 40007, 1234u, "o4"}}, 0},
+        {"auto, an IPv4-only origin sends over IPv4", "o4", {trunk(7, "ea", {"o4"}, 40007)},
+         {{7, ip_of(198, 18, 0, 5), 40007, "ea"}}, {}, 0},
+        {"auto, an edge without IPv6: IPv4", "o1", {trunk(7, "ea4", {"o1"}, 40007)},
+         {{7, ip_of(198, 18, 0, 7), 40007, "ea4"}}, {}, 0},
+        {"an origin not in the view yet sends over IPv4 as before", "o9", {trunk(7, "e4", {"o9"}, 40007)},
+         {{7, ip_of(198, 18, 0, 3), 40007, "e4"}}, {}, 0},
+        {"... and waits for its record to send over IPv6", "o9", {trunk(7, "e6", {"o9"}, 40007)}, {}, {}, 1},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        const trunk_plan p = plan_trunks(r.self, live, r.trunks);
+        EXPECT_EQ(p.sends, r.sends);
+        EXPECT_EQ(p.flows, r.flows);
+        EXPECT_EQ(p.problems.size(), r.problems);
+        for (const auto& pr : p.problems) EXPECT_NE(pr.find("trunk "), std::string::npos) << pr;
+    }
+    // Both sides agree on every pair: what a source sends to is what its edge
+    // takes, family and addresses.
+    for (const char* o : {"o1", "o2", "o4"})
+        for (const char* e : {"e4", "e6", "ea", "ea4"}) {
+            SCOPED_TRACE(std::string(o) + " -> " + e);
+            const std::vector<trunk_record> t = {trunk(7, e, {o}, 40007)};
+            const trunk_plan src = plan_trunks(o, live, t), dst = plan_trunks(e, live, t);
+            ASSERT_EQ(src.sends.size(), dst.flows.size());
+            if (src.sends.empty()) continue;
+            EXPECT_EQ(src.sends[0].ip6.has_value(), dst.flows[0].ip6.has_value()) << "one family";
+        }
+}
+
 // ---------------------------------------------------------------------------
 // Against etcd: relays with their state, registrar, watch and reconciler.
 
@@ -182,7 +273,7 @@ public:
 };
 const auto* const g_env = ::testing::AddGlobalTestEnvironment(new trunk_env);
 
-control::profile relay_profile(uint32_t own_ip) {
+control::profile relay_profile(uint32_t own_ip, std::optional<control::ipv6_addr> own_ip6 = std::nullopt) {
     control::profile p;
     control::port_config pc;
     pc.name = "lan0";
@@ -190,6 +281,8 @@ control::profile relay_profile(uint32_t own_ip) {
     pc.ipv4 = own_ip;   // 198.18.0.x/24
     pc.prefix_len = 24;
     pc.gateway = ip_of(198, 18, 0, 254);
+    pc.ipv6 = own_ip6;  // 2001:db8::x/64
+    pc.prefix6_len = 64;
     pc.line_rate_mbps = 10000;
     p.ports.push_back(pc);
     p.dataplane.fanout_lcores = {1};
@@ -214,9 +307,11 @@ struct fleet_relay {
     std::unique_ptr<control::trunk_reconciler> rec;
     std::unique_ptr<trunk_watch> watch;
 
+    // own_ip6: a dual-stack relay, advertising it, its trunks of `family`.
     fleet_relay(const etcd_server& e, const std::string& prefix, std::string relay_id, const std::string& role,
-                uint32_t own_ip, std::chrono::seconds idle = std::chrono::seconds(0))
-        : id(std::move(relay_id)), prof(relay_profile(own_ip)) {
+                uint32_t own_ip, std::chrono::seconds idle = std::chrono::seconds(0),
+                std::optional<control::ipv6_addr> own_ip6 = std::nullopt, const std::string& family = "ipv4")
+        : id(std::move(relay_id)), prof(relay_profile(own_ip, own_ip6)) {
         neigh.reset(new dp::dp_neigh[prof.limits.max_neighbours]);
         shared.neigh = neigh.get();
         shared.nb_neigh = prof.limits.max_neighbours;
@@ -234,10 +329,13 @@ struct fleet_relay {
         ro.refresh_ms = 100;
         ro.min_put_ms = 200;
         const std::string addr = control::format_ipv4(own_ip);
-        reg = std::make_unique<registrar>(ro, [this, role, addr] {
+        const std::string addr6 = own_ip6 ? control::format_ipv6(*own_ip6) : std::string();
+        reg = std::make_unique<registrar>(ro, [this, role, addr, addr6, family] {
             relay_record r;
             r.role = role;
             r.addresses = {addr};
+            if (!addr6.empty()) r.addresses6 = {addr6};
+            r.trunk_family = family;
             r.slots = 1000;
             r.listeners = st->nb_listeners();
             control::fleet_sessions_of(*st, r);
@@ -266,15 +364,29 @@ struct fleet_relay {
     }
     bool sends_to(uint32_t s, uint32_t ip, unsigned port) const {
         for (const auto& l : listeners(s))
-            if (l.ip == ip && l.port == port && l.tier == 0) return true;
+            if (!l.ip6 && l.ip == ip && l.port == port && l.tier == 0) return true;
         return false;
+    }
+    bool sends_to6(uint32_t s, const control::ipv6_addr& ip6, unsigned port) const {
+        for (const auto& l : listeners(s))
+            if (l.ip6 == ip6 && l.port == port && l.tier == 0) return true;
+        return false;
+    }
+    // The IPv6 trunk flows of session s: (address, port, ssrc).
+    std::vector<std::tuple<control::ipv6_addr, unsigned, std::optional<uint32_t>>> flows6(uint32_t s) const {
+        std::vector<std::tuple<control::ipv6_addr, unsigned, std::optional<uint32_t>>> out;
+        if (auto v = st->session(s))
+            for (const auto& sp : v->speakers)
+                if (sp.trunk && sp.ip6) out.emplace_back(*sp.ip6, sp.port, sp.ssrc);
+        std::sort(out.begin(), out.end());
+        return out;
     }
     // The trunk flows of session s: (ip, port, ssrc).
     std::vector<std::tuple<uint32_t, unsigned, std::optional<uint32_t>>> flows(uint32_t s) const {
         std::vector<std::tuple<uint32_t, unsigned, std::optional<uint32_t>>> out;
         if (auto v = st->session(s))
             for (const auto& sp : v->speakers)
-                if (sp.trunk) out.emplace_back(sp.ip, sp.port, sp.ssrc);
+                if (sp.trunk && !sp.ip6) out.emplace_back(sp.ip, sp.port, sp.ssrc);
         std::sort(out.begin(), out.end());
         return out;
     }
@@ -352,6 +464,62 @@ TEST(Trunks, watch_to_trunk_lifecycle_two_origins_a_middle_tier_and_back_to_noth
     EXPECT_TRUE(eventually([&] { return !e1.session(7).has_value(); })) << "the edge ends the session";
     EXPECT_TRUE(o1->session(7).has_value()) << "the origin's own session is untouched";
     EXPECT_EQ(o1->st->nb_listeners(), 0u);
+}
+
+// Trunks over IPv6 against etcd (docs/fleet.md "Trunks over IPv6"): two
+// dual-stack origins, an edge with trunk_family "ipv6": each origin sends to
+// the edge's IPv6 address as a tier-0 IPv6 trunk listener (admitted, never
+// shed, not journaled), the edge takes IPv6 flows; when the edge's record
+// says "ipv4" instead, every side moves the trunk to IPv4.
+TEST(Trunks, ipv6_trunks_from_two_origins_and_back_to_ipv4_when_the_edge_says_so) {
+    etcd_server& e = trunk_etcd();
+    const std::string p = fresh_prefix();
+    const auto o1_6 = v6("2001:db8::1"), o2_6 = v6("2001:db8::2"), e1_6 = v6("2001:db8::3");
+    fleet_relay o1(e, p, "o1", "origin", ip_of(198, 18, 0, 1), 0s, o1_6, "auto");
+    fleet_relay o2(e, p, "o2", "origin", ip_of(198, 18, 0, 2), 0s, o2_6, "auto");
+    auto e1 = std::make_unique<fleet_relay>(e, p, "e1", "edge", ip_of(198, 18, 0, 3), 0s, e1_6, "ipv6");
+    for (auto* o : {&o1, &o2}) {
+        control::session_params sp;
+        sp.id = 7;
+        sp.udp_port = 40007;
+        o->st->session_create(sp);
+        control::speaker_spec spk{0, 5004, 1234u, v6("2001:db8::10")};   // the speaker on IPv6 too
+        o->st->speaker_add(7, spk);
+    }
+    etcd_client c(e.endpoints());
+    ASSERT_TRUE(eventually([&] {
+        const auto kv = c.get(relay_key(p, "e1"));
+        const auto k2 = c.get(relay_key(p, "o2"));
+        return kv && kv->value.find(R"("addresses6":["2001:db8::3"])") != std::string::npos &&
+               kv->value.find(R"("trunk_family":"ipv6")") != std::string::npos && k2 &&
+               k2->value.find("[7,40007,[1234]]") != std::string::npos;
+    })) << "the records carry the IPv6 addresses and the family";
+
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "e1"), trunk(7, "e1", {"o1", "o2"}, 40007).to_json()));
+    EXPECT_TRUE(eventually([&] { return o1.sends_to6(7, e1_6, 40007) && o2.sends_to6(7, e1_6, 40007); }))
+        << "each origin sends to the edge's IPv6 address";
+    using fl6 = std::tuple<control::ipv6_addr, unsigned, std::optional<uint32_t>>;
+    EXPECT_TRUE(eventually([&] { return e1->flows6(7) == std::vector<fl6>{{o1_6, 40007, 1234u}, {o2_6, 40007, 1234u}}; }))
+        << "the edge takes IPv6 flows from both origins, with the SSRC";
+    EXPECT_TRUE(e1->flows(7).empty()) << "and no IPv4 flow";
+    EXPECT_FALSE(o1.sends_to(7, ip_of(198, 18, 0, 3), 40007));
+    EXPECT_GT(o1.adm->report().used_pps, 0.0) << "admission counts the IPv6 trunk listener";
+    EXPECT_TRUE(o1.st->shed_newest(0, 10).empty()) << "never shed";
+    EXPECT_TRUE(o1.st->image().listeners.empty()) << "not journaled";
+
+    // The edge restarts as "ipv4": the sources and the edge move the trunk.
+    e1.reset();
+    e1 = std::make_unique<fleet_relay>(e, p, "e1", "edge", ip_of(198, 18, 0, 3), 0s, e1_6, "ipv4");
+    EXPECT_TRUE(eventually([&] {
+        return o1.sends_to(7, ip_of(198, 18, 0, 3), 40007) && !o1.sends_to6(7, e1_6, 40007);
+    })) << "IPv4 now, the IPv6 trunk listener removed";
+    using fl = std::tuple<uint32_t, unsigned, std::optional<uint32_t>>;
+    EXPECT_TRUE(eventually([&] {
+        return e1->flows(7) == std::vector<fl>{{ip_of(198, 18, 0, 1), 40007, 1234u}, {ip_of(198, 18, 0, 2), 40007, 1234u}};
+    }));
+    EXPECT_TRUE(e1->flows6(7).empty());
+    c.del(trunk_key(p, 7, "e1"));
+    EXPECT_TRUE(eventually([&] { return o1.st->nb_listeners() == 0 && o2.st->nb_listeners() == 0; }));
 }
 
 TEST(Trunks, an_edge_that_already_carries_the_session_uses_it_and_never_ends_it) {

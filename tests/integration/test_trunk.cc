@@ -10,6 +10,8 @@
 //    check, and an SSRC change.
 //  - An origin: a trunk listener is a tier-0 listener that shedding never
 //    takes, and gets the RTP unchanged.
+//  - Over IPv6 (issue 15): the same with the origins' flows and a middle
+//    tier's trunk listener on IPv6.
 #include <chrono>
 #include <thread>
 
@@ -17,7 +19,9 @@
 #include <rte_mempool.h>
 
 #include "dedup.h"
+#include "frames6.h"
 #include "harness.h"
+#include "ip6.h"
 #include "state.h"
 
 namespace stentor::test {
@@ -227,6 +231,107 @@ TEST(trunk_dedup, the_table_itself_over_wrap_reorder_and_two_ssrcs) {
         SCOPED_TRACE(s.what);
         EXPECT_EQ(dp::dedup_first(*table, __builtin_bswap32(s.ssrc), s.seq), s.first);
     }
+}
+
+// Over IPv6 (issue 15, docs/fleet.md "Trunks over IPv6"): an edge whose two
+// origins send over IPv6 (their trunk flows are dp_flow6 entries, flagged
+// for first copy like IPv4 ones) and that is also a middle tier (its own
+// trunk listener of the next tier is IPv6, behind gateway6). The first copy
+// of each packet reaches both the IPv4 listener and the IPv6 trunk, its RTP
+// bytes as they came (SRTP off on a trunk session: an origin's ciphertext
+// would pass the same); every second copy is counted; shedding never takes
+// the IPv6 trunk.
+TEST(trunk_dedup6, two_ipv6_origins_first_copy_to_both_families_the_trunk_never_shed) {
+    namespace f6 = frames6;
+    const ring_port port = fresh_ring_port("trk6");
+    auto prof = base_profile(port.name);
+    prof.ports[0].ipv6 = f6::relay6;
+    prof.ports[0].prefix6_len = 64;
+    prof.ports[0].gateway6 = f6::host6(0xfe);
+    prof.ports[0].gateway6_mac = std::array<uint8_t, 6>{0x02, 0, 0, 0, 0x06, 0xfe};
+    relay r(prof, relay_options{.launch = false});
+    control::session_params sp;
+    sp.id = 7;
+    sp.udp_port = trunk_port;
+    sp.frame_ms = 10;
+    sp.trunk = true;
+    sp.srtp_ingress = control::srtp_ingress_mode::off;
+    sp.srtp_egress = control::srtp_egress_mode::off;
+    r.state().session_create(sp);
+    const f6::addr6 o_a = f6::host6(0x02), o_b = f6::host6(0x03);
+    for (const auto& o : {o_a, o_b}) {
+        control::speaker_spec s{0, trunk_port, 1234u, o};
+        s.trunk = true;
+        r.state().speaker_add(7, s);
+    }
+    const auto next_tier = *control::parse_ipv6("2001:db8:77::40");   // off the prefix: via gateway6
+    control::listener_spec trunk6{0, trunk_port, 0, false, next_tier};
+    trunk6.trunk = true;
+    r.state().listener_add(7, trunk6);
+    r.state().listener_add(7, listener_ip, listener_port, 0);
+    r.state().publish();
+    ASSERT_TRUE(resolve(r, port, {listener_ip}).empty());
+    const auto v = r.state().session(7);
+    ASSERT_TRUE(v.has_value());
+    ASSERT_EQ(v->speakers.size(), 2u);
+    for (const auto& s : v->speakers) EXPECT_TRUE(s.trunk && s.ip6.has_value());
+
+    const auto before = all_counters(r);
+    std::vector<uint16_t> heard4, heard6;
+    std::vector<bytes> sent_rtp;
+    auto collect = [&] {
+        for (const auto& f : drain(port)) {
+            if (f.size() >= 42 && be16(f.data() + 12) == 0x0800 && be32(f.data() + 30) == listener_ip) {
+                heard4.push_back(be16(f.data() + 44));
+                const uint16_t seq = be16(f.data() + 44);
+                const bytes& want = sent_rtp[static_cast<uint16_t>(seq - 5000)];
+                EXPECT_TRUE(f.size() == 42 + want.size() && std::equal(want.begin(), want.end(), f.begin() + 42))
+                    << "IPv4 replica of seq " << seq << ": the RTP bytes as they came";
+            } else if (f.size() >= 62 && be16(f.data() + 12) == 0x86dd &&
+                       std::memcmp(f.data() + 38, next_tier.data(), 16) == 0) {
+                EXPECT_EQ(be16(f.data() + 54), trunk_port) << "from the session's port";
+                EXPECT_EQ(be16(f.data() + 56), trunk_port) << "to the next tier's session port";
+                const uint16_t seq = be16(f.data() + 64);
+                heard6.push_back(seq);
+                const bytes& want = sent_rtp[static_cast<uint16_t>(seq - 5000)];
+                EXPECT_TRUE(f.size() == 62 + want.size() && std::equal(want.begin(), want.end(), f.begin() + 62))
+                    << "IPv6 trunk replica of seq " << seq << ": the RTP bytes as they came";
+            }
+        }
+    };
+    // 91 packets, both copies each, A's first for even sequence numbers and
+    // B's first for odd ones; bursts of 16 arrivals.
+    unsigned n = 0;
+    for (uint16_t k = 0; k < 91; ++k) {
+        const uint16_t seq = static_cast<uint16_t>(5000 + k);
+        bytes rtp = frames::rtp(0x80, 111, 1234, seq, 0);
+        for (unsigned i = 0; i < 80u + k % 7; ++i) rtp.push_back(static_cast<uint8_t>(i * 13 + k * 7 + 5));   // opaque bytes
+        sent_rtp.push_back(rtp);
+        const bytes udp = frames::udp(trunk_port, trunk_port, rtp);
+        const f6::addr6 first = k % 2 == 0 ? o_a : o_b, second = k % 2 == 0 ? o_b : o_a;
+        for (const auto& from : {first, second}) {
+            inject(port, f6::ipv6({.src = from, .dst = f6::relay6}, udp));
+            if (++n % 16 == 0) {
+                settle(r);
+                collect();
+            }
+        }
+    }
+    settle(r);
+    collect();
+    const auto after = all_counters(r);
+    auto moved = [&](const std::string& c) { return after.at(c) - before.at(c); };
+    EXPECT_EQ(heard4, run(5000, 91));
+    EXPECT_EQ(heard6, run(5000, 91));
+    EXPECT_EQ(moved("drop/ingress/trunk_duplicate"), 91u);
+    EXPECT_EQ(moved("rtp_in"), 91u);
+    EXPECT_EQ(moved("drop/ingress/rtp_duplicate"), 0u) << "each flow saw its own stream once";
+
+    // The IPv6 trunk is never shed; the IPv4 listener is.
+    const auto shed = r.state().shed_newest(0, 10);
+    ASSERT_EQ(shed.size(), 1u);
+    EXPECT_EQ(shed[0].ip, listener_ip);
+    EXPECT_EQ(r.state().nb_listeners(), 1u);
 }
 
 TEST(trunk_listener, is_tier_0_never_shed_and_gets_the_rtp_unchanged) {

@@ -642,7 +642,7 @@ std::vector<error_row> error_rows() {
         {"fleet_refresh_vs_ttl", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nrefresh_ms = 800\n",
          "t.toml:18:14: fleet.refresh_ms: 800 ms leaves fewer than 3 refreshes per lease_ttl_s (2 s)"},
         {"fleet_advertise", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nadvertise = [\"1.2.3\"]\n",
-         "t.toml:18:14: fleet.advertise[0]: \"1.2.3\" is not an IPv4 address"},
+         "t.toml:18:14: fleet.advertise[0]: \"1.2.3\" is not an IPv4 or IPv6 address"},
         {"fleet_prefix", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nprefix = \"stentor/\"\n",
          "t.toml:18:10: fleet.prefix: \"stentor/\": must start with '/'"},
         {"fleet_drain_range", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\ndrain_s = 3601\n",
