@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <string_view>
 
 namespace stentor::tools {
 
@@ -31,7 +32,12 @@ std::string sock_addr::str() const {
     char buf[INET6_ADDRSTRLEN] = {};
     if (family() == AF_INET6) {
         inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
-        return "[" + std::string(buf) + "]:" + std::to_string(port());
+        // Appended piece by piece: GCC 12 sees a false overlap (-Wrestrict) in "[" + std::string.
+        std::string out(1, '[');
+        out += buf;
+        out += "]:";
+        out += std::to_string(port());
+        return out;
     }
     inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
     return std::string(buf) + ":" + std::to_string(port());
@@ -81,9 +87,13 @@ endpoint parse_endpoint(const std::string& text, const char* what) {
     if (!text.empty() && text[0] == '[') {
         if (colon < 2 || text[colon - 1] != ']')
             throw tool_error(std::string(what) + ": expected [IPV6]:PORT, got '" + text + "'");
-        const std::string a = text.substr(1, colon - 2);
-        if (a.find('%') != std::string::npos || inet_pton(AF_INET6, a.c_str(), &ep.addr6) != 1)
-            throw tool_error(std::string(what) + ": '" + a + "' is not an IPv6 address (no zone)");
+        // The text between the brackets, NUL-terminated for inet_pton.
+        const std::string_view inside(text.data() + 1, colon - 2);
+        char a[INET6_ADDRSTRLEN + 1] = {};
+        if (inside.size() < sizeof a) std::memcpy(a, inside.data(), inside.size());
+        if (inside.size() >= sizeof a || inside.find('%') != std::string_view::npos ||
+            inet_pton(AF_INET6, a, &ep.addr6) != 1)
+            throw tool_error(std::string(what) + ": '" + std::string(inside) + "' is not an IPv6 address (no zone)");
         ep.v6 = true;
     } else if (inet_pton(AF_INET, text.substr(0, colon).c_str(), &ep.addr) != 1) {
         throw tool_error(std::string(what) + ": '" + text.substr(0, colon) + "' is not an IPv4 address (IPv6: [ADDRESS]:PORT)");

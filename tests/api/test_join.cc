@@ -977,7 +977,7 @@ TEST(join6, an_on_link_join_is_answered_once_its_neighbour_advertisement_arrived
     join6_env e([](control::profile& p) { p.limits.join_resolve_ms = 60000; });
     const auto c = mint(1);
     const addr6 on_link = host6(0x42);
-    const frames::mac_t mac{0x02, 0, 0, 0, 0x42, 0x42};
+    const mac_t mac{0x02, 0, 0, 0, 0x42, 0x42};
     const bytes req = request(c);
     bytes frame = frame6_from(req, on_link, nat_port);
     std::memcpy(frame.data() + 6, mac.data(), 6);
