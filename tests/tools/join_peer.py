@@ -24,6 +24,7 @@ did not write, for tests/e2e/e2e_join.sh against the real relay.
       to OUT: "<unix time> <length>". The first line, "ready", is written
       once the socket is bound.
 """
+import errno
 import ipaddress
 import socket
 import sys
@@ -95,7 +96,17 @@ def exchange(s, relay_ip, port, token, password, wait_s, leave):
 def count(bind_ip, port, seconds, out):
     s = socket.socket(family(bind_ip), socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((bind_ip, port))
+    # The port may still be held for a moment by a process just killed
+    # (stentor-listener's io_uring lets go of its sockets asynchronously).
+    give_up = time.monotonic() + 2.0
+    while True:
+        try:
+            s.bind((bind_ip, port))
+            break
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE or time.monotonic() > give_up:
+                raise
+            time.sleep(0.02)
     end = time.monotonic() + seconds
     with open(out, "w", buffering=1) as f:
         f.write("ready\n")
