@@ -28,6 +28,7 @@ control_plane::control_plane(relay& r, const profile& p, control_options o) : _r
         jc.consent_timeout_s = p.join.consent_timeout_s;
         jc.rebind_after_s = p.join.rebind_after_s;
         _desk = std::make_unique<join_desk>(*this, r.shared(), jc);
+        _ovl->set_shed_observer([d = _desk.get()](const std::vector<shed_record>& recs) { d->forget_shed(recs); });
     }
 }
 

@@ -19,42 +19,85 @@ namespace stentor::control {
 
 using clock_t_ = std::chrono::steady_clock;
 
+bool join_desk::addr_ref::is_v4() const noexcept {
+    static constexpr uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return std::memcmp(ip.data(), mapped, sizeof mapped) == 0;
+}
+
+listener_addr join_desk::addr_ref::listener() const {
+    if (is_v4())
+        return {(uint32_t{ip[12]} << 24) | (uint32_t{ip[13]} << 16) | (uint32_t{ip[14]} << 8) | ip[15], port, std::nullopt};
+    return {0, port, ip};
+}
+
 namespace {
 
-uint32_t ip_of(const dp::dp_join_request& r) { return __builtin_bswap32(r.src_ip_be); }
 uint16_t port_of(const dp::dp_join_request& r) { return __builtin_bswap16(r.src_port_be); }
 
+join_desk::addr_ref addr_of(const dp::dp_join_request& r) {
+    join_desk::addr_ref a{r.session_id, port_of(r), {}};
+    std::memcpy(a.ip.data(), r.src, 16);
+    return a;
+}
+
+// A listener as relay_state lists it (listener_refs, shed_newest).
+join_desk::addr_ref addr_of(const shed_record& l) {
+    join_desk::addr_ref at{l.session_id, static_cast<uint16_t>(l.port), {}};
+    if (l.ip6)
+        at.ip = *l.ip6;
+    else
+        dp::join_src_v4(at.ip.data(), __builtin_bswap32(l.ip));
+    return at;
+}
+
+// Swaps the Ethernet addresses and `n`-byte address fields at a and b.
+void swap_bytes(uint8_t* a, uint8_t* b, size_t n) {
+    uint8_t t[16];
+    std::memcpy(t, a, n);
+    std::memcpy(a, b, n);
+    std::memcpy(b, t, n);
+}
+
 // The request frame turned around into the response: addresses and ports
-// swapped, lengths and checksums for a STUN message of `len` bytes.
+// swapped, lengths and checksums for a STUN message of `len` bytes. Either
+// family: the request's destination was the port's own address (the
+// validator checked it), so the answer leaves from it. It goes back to the
+// MAC the request came from, for both families: the router (or host) that
+// delivered the request, which is known to reach the client and needs no
+// resolution first (a refusal is answered at once; a join's success waits
+// for the listener's own next hop anyway, answer_resolved). Over IPv6 the
+// UDP checksum is mandatory (RFC 8200 8.1) and never 0.
 void turn_around(rte_mbuf* m, const dp::dp_join_request& r, uint16_t len) {
     using namespace wire;
     uint8_t* d = rte_pktmbuf_mtod(m, uint8_t*);
-    uint8_t mac[6];
-    std::memcpy(mac, d, 6);
-    std::memcpy(d, d + 6, 6);
-    std::memcpy(d + 6, mac, 6);
+    swap_bytes(d, d + 6, 6);
     uint8_t* ip = d + eth_hdr_len;
-    uint8_t a[4];
-    std::memcpy(a, ip + 12, 4);
-    std::memcpy(ip + 12, ip + 16, 4);
-    std::memcpy(ip + 16, a, 4);
     const auto udp_len = static_cast<uint16_t>(udp_hdr_len + len);
-    store_be16(ip + 2, static_cast<uint16_t>(ipv4_hdr_len + udp_len));
-    store_be16(ip + 4, 0);
-    ip[8] = 64;
-    store_be16(ip + 10, 0);
-    store_be16(ip + 10, static_cast<uint16_t>(~csum_fold(csum_add(0, ip, ipv4_hdr_len))));
-    uint8_t* u = ip + ipv4_hdr_len;
-    uint8_t p[2];
-    std::memcpy(p, u, 2);
-    std::memcpy(u, u + 2, 2);
-    std::memcpy(u + 2, p, 2);
+    uint8_t* u;
+    uint32_t sum;
+    if (r.ipv6) {
+        swap_bytes(ip + 8, ip + 24, 16);
+        store_be32(ip, 0x60000000);   // version 6, traffic class and flow label 0
+        store_be16(ip + 4, udp_len);
+        ip[6] = ipproto_udp;
+        ip[7] = 64;
+        u = ip + ipv6_hdr_len;
+        sum = ipv6_pseudo_sum(ip, udp_len, ipproto_udp);
+    } else {
+        swap_bytes(ip + 12, ip + 16, 4);
+        store_be16(ip + 2, static_cast<uint16_t>(ipv4_hdr_len + udp_len));
+        store_be16(ip + 4, 0);
+        ip[8] = 64;
+        store_be16(ip + 10, 0);
+        store_be16(ip + 10, static_cast<uint16_t>(~csum_fold(csum_add(0, ip, ipv4_hdr_len))));
+        u = ip + ipv4_hdr_len;
+        sum = csum_add(0, ip + 12, 8) + ipproto_udp + udp_len;
+    }
+    swap_bytes(u, u + 2, 2);
     store_be16(u + 4, udp_len);
     store_be16(u + 6, 0);
-    uint32_t sum = csum_add(0, ip + 12, 8);
-    sum += ipproto_udp + udp_len;
     sum = csum_add(sum, u, udp_len);
-    uint16_t c = static_cast<uint16_t>(~csum_fold(sum));
+    const uint16_t c = static_cast<uint16_t>(~csum_fold(sum));
     store_be16(u + 6, c == 0 ? 0xffff : c);
     const uint32_t frame = r.stun_off + len;
     rte_pktmbuf_trim(m, static_cast<uint16_t>(m->pkt_len - frame));
@@ -76,7 +119,7 @@ join_desk::~join_desk() {
 size_t join_desk::adopt_existing(clock_t_::time_point now, bool all) {
     size_t n = 0;
     for (const auto& l : _cp.state().listener_refs(!all)) {
-        const addr_ref at{l.session_id, l.ip, static_cast<uint16_t>(l.port)};
+        const addr_ref at = addr_of(l);
         if (_by_addr.contains(at)) continue;
         // Its token is not known until its next request (the renewal path
         // binds it then): a ref no real token has, key id 0, unique per listener.
@@ -115,8 +158,27 @@ join_stats join_desk::stats() const {
 
 size_t join_desk::bindings() const { return _nb_bindings.load(std::memory_order_relaxed); }
 
+void join_desk::forget_shed(const std::vector<shed_record>& recs) {
+    std::lock_guard lk(_shed_mu);
+    for (const auto& r : recs) {
+        _shed_inbox.push_back(addr_of(r));
+    }
+}
+
 unsigned join_desk::poll(clock_t_::time_point now) {
     _sh.unix_now.store(static_cast<uint32_t>(std::time(nullptr)), std::memory_order_relaxed);
+    std::vector<addr_ref> shed;
+    {
+        std::lock_guard lk(_shed_mu);
+        shed.swap(_shed_inbox);
+    }
+    for (const auto& at : shed) {
+        // Before this pass's requests: a shed listener's refresh is a new join.
+        auto a = _by_addr.find(at);
+        if (a == _by_addr.end()) continue;
+        unbind(a->second);
+        ++_stats.shed;
+    }
     unsigned taken = 0;
     std::vector<pending_reply> wait;
     if (_sh.join_ring != nullptr) {
@@ -155,7 +217,8 @@ unsigned join_desk::poll(clock_t_::time_point now) {
 void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pending_reply>& wait) {
     const dp::dp_join_request r = dp::load_join_request(m);
     const token_ref tok{r.nonce, r.key_id};
-    const addr_ref at{r.session_id, ip_of(r), port_of(r)};
+    const addr_ref at = addr_of(r);
+    const listener_addr la = at.listener();
     auto it = _by_token.find(tok);
 
     if (r.leave) {
@@ -165,7 +228,7 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
             return;
         }
         try {
-            _cp.state().listener_del(at.session_id, at.ip, at.port);
+            _cp.state().listener_del(at.session_id, la);
         } catch (const action_error&) {
             // gone already (session ended): the binding goes all the same
         }
@@ -200,7 +263,7 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
         // The old address stopped asking: a NAT rebinding (or the listener
         // moved). The old listener goes, the new address joins below.
         try {
-            _cp.state().listener_del(b.addr.session_id, b.addr.ip, b.addr.port);
+            _cp.state().listener_del(b.addr.session_id, b.addr.listener());
         } catch (const action_error&) {
         }
         unbind(tok);
@@ -218,7 +281,7 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
         const uint8_t tier = o != _by_token.end() ? o->second.tier : r.tier;
         bool added = false, gone = false;
         try {
-            _cp.state().listener_add(at.session_id, at.ip, at.port, tier, true);
+            _cp.state().listener_add(at.session_id, listener_spec{la.ip, la.port, tier, true, la.ip6});
             added = true;
         } catch (const action_error& e) {
             gone = e.code != error_code::exists;   // refused now: handled as a new join below
@@ -228,7 +291,7 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
             a->second = tok;
             _by_token[tok] = binding{at, tier, now};
             ++_stats.renewed;
-            if (added) wait.push_back({m, at.ip, {}});
+            if (added) wait.push_back({m, at, {}});
             else reply(m);
             return;
         }
@@ -236,7 +299,7 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
     }
 
     try {
-        _cp.state().listener_add(at.session_id, at.ip, at.port, r.tier, true);
+        _cp.state().listener_add(at.session_id, listener_spec{la.ip, la.port, r.tier, true, la.ip6});
     } catch (const action_error& e) {
         switch (e.code) {
         case error_code::exists:
@@ -271,17 +334,18 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
     _by_token[tok] = binding{at, r.tier, now};
     _by_addr[at] = tok;
     ++_stats.joined;
-    wait.push_back({m, at.ip, {}});
+    wait.push_back({m, at, {}});
 }
 
 void join_desk::answer_resolved(clock_t_::time_point now) {
-    std::vector<uint32_t> ips;
-    ips.reserve(_pending.size());
-    for (const auto& p : _pending) ips.push_back(p.ip);
-    const bool all = _cp.state().unresolved_next_hops(ips).empty();
+    std::vector<listener_addr> peers;
+    peers.reserve(_pending.size());
+    for (const auto& p : _pending) peers.push_back(p.at.listener());
+    const std::vector<uint8_t> ok = _cp.state().next_hops_resolved(peers);
     size_t keep = 0;
-    for (auto& p : _pending) {
-        const bool resolved = all || _cp.state().unresolved_next_hops({p.ip}).empty();
+    for (size_t i = 0; i < _pending.size(); ++i) {
+        auto& p = _pending[i];
+        const bool resolved = ok[i] != 0;
         if (resolved || now >= p.deadline) {
             if (!resolved) ++_stats.unresolved;
             reply(p.m);
@@ -327,7 +391,7 @@ void join_desk::sweep(clock_t_::time_point now) {
     for (const auto& t : gone) {
         const addr_ref a = _by_token[t].addr;
         try {
-            _cp.state().listener_del(a.session_id, a.ip, a.port, listener_removal::consent_expired);
+            _cp.state().listener_del(a.session_id, a.listener(), listener_removal::consent_expired);
         } catch (const action_error&) {
         }
         unbind(t);
@@ -342,8 +406,12 @@ void join_desk::reply(rte_mbuf* m, unsigned code, const char* reason, uint32_t r
     uint8_t* msg = rte_pktmbuf_mtod(m, uint8_t*) + r.stun_off;
     uint8_t txid[stun::txid_len];
     std::memcpy(txid, msg + 8, sizeof txid);
+    stun::mapped_address seen;
+    seen.family = r.ipv6 ? stun::family_ipv6 : stun::family_ipv4;
+    std::memcpy(seen.addr, r.ipv6 ? r.src : r.src + 12, r.ipv6 ? 16 : 4);
+    seen.port = port_of(r);
     const size_t len =
-        code == 0 ? stun::build_success(msg, r.stun_len, txid, ip_of(r), port_of(r), r.password, dp::join_password_len)
+        code == 0 ? stun::build_success(msg, r.stun_len, txid, seen, r.password, dp::join_password_len)
                   : stun::build_error(msg, r.stun_len, txid, static_cast<uint16_t>(code), reason, retry_after_ms,
                                       r.password, dp::join_password_len);
     if (len == 0) {

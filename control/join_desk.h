@@ -29,6 +29,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ip6.h"
+#include "session.h"
 #include "stentor/dp_counters.h"
 
 struct rte_mbuf;
@@ -40,6 +42,7 @@ struct dp_shared;
 namespace stentor::control {
 
 class control_plane;
+struct shed_record;
 
 struct join_desk_config {
     unsigned consent_timeout_s = 30;   // a joined listener silent this long is removed
@@ -67,7 +70,8 @@ struct join_desk_config {
     _(reply_ring_full, "responses dropped: the ring to the data plane was full")                      \
     _(reply_unbuildable, "responses not sent: they would not fit in their request")                    \
     _(told_to_move, "requests answered 300 while the relay drains (fleet): the listener asks a director again") \
-    _(session_gone, "bindings dropped because their session ended (their listeners went with it)")
+    _(session_gone, "bindings dropped because their session ended (their listeners went with it)")     \
+    _(shed, "bindings dropped because the overload controller shed their listener (its next request is a new join)")
 
 struct join_stats {
     STENTOR_STAT_FIELDS(STENTOR_FOREACH_JOIN_STAT, join_stats)
@@ -105,16 +109,28 @@ public:
     void set_draining(bool on) { _draining.store(on, std::memory_order_relaxed); }
     bool draining() const { return _draining.load(std::memory_order_relaxed); }
 
+    // The overload controller shed these listeners (any thread): their
+    // bindings go at the desk's next pass, so a shed listener's next request
+    // is not answered "refreshed" for a stream it no longer gets, but meets
+    // admission again as a new join. Listeners without a binding are ignored.
+    void forget_shed(const std::vector<shed_record>& recs);
+
     struct token_ref {
         uint64_t nonce;
         uint32_t key_id;
         bool operator==(const token_ref&) const = default;
     };
+    // A listener of either family: `ip` as dp_join_request::src carries it
+    // (16 bytes, wire order; an IPv4 address as ::ffff:a.b.c.d), so one
+    // table serves both and a token that moves across families is one more
+    // address like any other (one token, one address).
     struct addr_ref {
         uint32_t session_id;
-        uint32_t ip;
         uint16_t port;
+        ipv6_addr ip;
         bool operator==(const addr_ref&) const = default;
+        bool is_v4() const noexcept;
+        listener_addr listener() const;   // as relay_state names it
     };
 
 private:
@@ -128,15 +144,12 @@ private:
     };
     struct addr_hash {
         size_t operator()(const addr_ref& a) const noexcept {
-            uint64_t k = (uint64_t{a.ip} << 16 | a.port) ^ (uint64_t{a.session_id} << 40);
-            k ^= k >> 29;
-            k *= 0xbf58476d1ce4e5b9ULL;
-            return k ^ (k >> 32);
+            return ipv6_addr_hash{}(a.ip) ^ ((uint64_t{a.session_id} << 16 | a.port) * 0x9e3779b97f4a7c15ULL);
         }
     };
     struct pending_reply {
         rte_mbuf* m;
-        uint32_t ip;
+        addr_ref at;
         std::chrono::steady_clock::time_point deadline;   // answered then even if its next hop is still unresolved
     };
 
@@ -165,6 +178,8 @@ private:
     std::thread _thr;
     std::atomic<bool> _stop{false};
     std::atomic<bool> _draining{false};
+    std::mutex _shed_mu;                 // forget_shed -> the desk's thread
+    std::vector<addr_ref> _shed_inbox;
 };
 
 }  // namespace stentor::control

@@ -155,6 +155,7 @@ uint64_t overload_controller::shed(const overload_sample& d, double ratio) {
     if (tier < 0) return 0;
     const auto recs = _st.shed_newest(static_cast<unsigned>(tier), k);
     if (recs.empty()) return 0;
+    if (_on_shed) _on_shed(recs);
     shed_event e{};
     e.id = _next_event++;
     e.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(

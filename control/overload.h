@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -31,6 +32,7 @@ namespace stentor::control {
 
 class relay_state;
 class admission;
+struct shed_record;
 
 struct overload_options {
     double enter_miss_ratio = 0.001;     // undelivered / attempted replicas in a tick that counts as "missing"
@@ -104,6 +106,11 @@ public:
     // (overloaded, streaks, cap) carries over.
     void set_options(const overload_options& o);
     std::vector<shed_event> events(uint64_t after_id = 0) const;
+    // Told which listeners each shed removed (the join desk forgets their
+    // bindings: a shed listener that asks again is a new join, admitted or
+    // refused like one). Set before the first tick; called under the
+    // controller's lock, so it must not call back into the controller.
+    void set_shed_observer(std::function<void(const std::vector<shed_record>&)> fn) { _on_shed = std::move(fn); }
 
 private:
     uint64_t shed(const overload_sample& d, double ratio);
@@ -121,6 +128,7 @@ private:
     overload_status _status{};
     std::deque<shed_event> _events;
     uint64_t _next_event = 1;
+    std::function<void(const std::vector<shed_record>&)> _on_shed;
 };
 
 }  // namespace stentor::control

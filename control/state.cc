@@ -1281,8 +1281,8 @@ void relay_state::listener_add(uint32_t session_id, const listener_spec& l) {
     }
 }
 
-void relay_state::listener_del(uint32_t session_id, const listener_addr& a) {
-    if (!a.ip6) return listener_del(session_id, a.ip, a.port);
+void relay_state::listener_del(uint32_t session_id, const listener_addr& a, listener_removal why) {
+    if (!a.ip6) return listener_del(session_id, a.ip, a.port, why);
     std::lock_guard g(_impl->mu);
     auto& im = *_impl;
     im.check_journal();
@@ -1292,7 +1292,7 @@ void relay_state::listener_del(uint32_t session_id, const listener_addr& a) {
     const auto it = s.listeners.find(*k);
     const bool trunk = (it->second.flags & lrec_trunk) != 0;
     im.remove_listener(s, it);
-    if (!im.replay) ++s.tally.leaves;
+    if (!im.replay) ++(why == listener_removal::consent_expired ? s.tally.consent_expired : s.tally.leaves);
     if (!trunk) im.journal_record(jr::rec_listener_del{session_id, 0, a.port, a.ip6});
     im.mark_changed();
 }
@@ -1763,6 +1763,27 @@ std::vector<uint32_t> relay_state::unresolved_next_hops(const std::vector<uint32
         if (it == im.neigh_by_ip.end()) continue;
         if (im.sh.neigh[it->second.idx].mac_word.load(std::memory_order_acquire) & dp::neigh_valid) continue;
         if (std::find(out.begin(), out.end(), nexthop) == out.end()) out.push_back(nexthop);
+    }
+    return out;
+}
+
+std::vector<uint8_t> relay_state::next_hops_resolved(const std::vector<listener_addr>& peers) const {
+    std::lock_guard g(_impl->mu);
+    const auto& im = *_impl;
+    std::vector<uint8_t> out(peers.size(), 1);
+    for (size_t i = 0; i < peers.size(); ++i) {
+        const auto& p = peers[i];
+        try {
+            if (p.ip6) {
+                auto it = im.neigh6_by_ip.find(im.route6(*p.ip6).first);
+                if (it != im.neigh6_by_ip.end()) out[i] = im.neigh_resolved(it->second.idx) ? 1 : 0;
+            } else {
+                auto it = im.neigh_by_ip.find(im.route(p.ip).first);
+                if (it != im.neigh_by_ip.end()) out[i] = im.neigh_resolved(it->second.idx) ? 1 : 0;
+            }
+        } catch (const action_error&) {
+            // no route: nothing to wait for
+        }
     }
     return out;
 }

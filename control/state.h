@@ -136,7 +136,7 @@ public:
     void speaker_add(uint32_t session_id, const speaker_spec& s);
     void speaker_del(uint32_t session_id, const listener_addr& a);
     void listener_add(uint32_t session_id, const listener_spec& l);
-    void listener_del(uint32_t session_id, const listener_addr& a);
+    void listener_del(uint32_t session_id, const listener_addr& a, listener_removal why = listener_removal::leave);
     // Overload shedding: remove up to `k` listeners of `tier`, newest first,
     // across all sessions. Speakers are never touched.
     std::vector<shed_record> shed_newest(unsigned tier, size_t k);
@@ -202,6 +202,11 @@ public:
     // whose neighbour entry holds no MAC yet: ARP not answered. A join is
     // heard only once its next hop is resolved (control_plane::wait_resolved).
     std::vector<uint32_t> unresolved_next_hops(const std::vector<uint32_t>& ips) const;
+    // Either family, one lock for all: for each peer, 1 when the neighbour
+    // entry of its next hop holds a MAC (or the peer has no route or no entry:
+    // nothing to wait for), else 0. What the join desk waits on before it
+    // answers a join (docs/join.md).
+    std::vector<uint8_t> next_hops_resolved(const std::vector<listener_addr>& peers) const;
     uint64_t published_version() const;
 
     // IPv6 next hops (issue 15; docs/architecture.md "IPv6 next hops"). The

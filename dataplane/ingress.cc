@@ -344,6 +344,7 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
             consumed = icmp_input(w, m, port, pr, now);
             break;
         case pkt_kind::stun:
+        case pkt_kind::stun6:   // validated to the last layer, UDP checksum included (parse_udp6)
             consumed = join_input(w, s, m, port, pr, now);
             break;
         case pkt_kind::drop:
@@ -354,11 +355,6 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
                 ++c->drop(drop_reason::unknown_flow);
             else
                 consumed = rtp_input6(w, *s, m, d, pr, now);
-            break;
-        case pkt_kind::stun6:
-            // Validated to the last layer (UDP checksum included); joins
-            // are IPv4 only so far (docs/counters.md).
-            ++c->drop(drop_reason::ipv6_unserved);
             break;
         case pkt_kind::icmp6_echo:
             consumed = icmp6_input(w, m, port, pr, now);

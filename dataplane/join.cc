@@ -53,10 +53,31 @@ inline void load_pending(const rte_mbuf* m, dp_join_pending& p) noexcept {
 }
 
 // The join lcore of a source: one client's requests stay in order on one
-// lcore (a leave never overtakes the refresh before it).
-inline uint32_t join_lcore_of(uint32_t ip_be, uint16_t port_be, uint32_t n) noexcept {
-    const uint64_t h = (uint64_t{ip_be} << 16 | port_be) * 0x9e3779b97f4a7c15ull;
+// lcore (a leave never overtakes the refresh before it). Either family: the
+// 16-byte source folded to 32 bits (an IPv4 source's fold is its address
+// XOR the mapped prefix's word, so it spreads as before).
+inline uint32_t join_lcore_of(const uint8_t* src, uint16_t port_be, uint32_t n) noexcept {
+    uint32_t w[4];
+    std::memcpy(w, src, 16);
+    const uint32_t ip = w[0] ^ w[1] ^ w[2] ^ w[3];
+    const uint64_t h = (uint64_t{ip} << 16 | port_be) * 0x9e3779b97f4a7c15ull;
     return static_cast<uint32_t>(((h >> 32) * n) >> 32);
+}
+
+// An IPv6 source a listener may not join from, beyond what the validator
+// already refused for every packet (multicast, ::, ::1, IPv4-mapped and
+// -compatible, this port's own address: ingress/ipv6_src; link-local:
+// ingress/ipv6_src_link_local): the discard-only prefix 100::/64 (RFC
+// 6666), and the relay's address on any other port (an answer would go
+// to the relay itself). The control plane refuses the same addresses for
+// listeners (ip6.cc, ipv6_peer_refusal); here they cost no MAC and get no
+// answer.
+bool join_src6_refused(const dp_shared& sh, const uint8_t* src) noexcept {
+    static constexpr uint8_t discard[8] = {0x01, 0, 0, 0, 0, 0, 0, 0};
+    if (std::memcmp(src, discard, 8) == 0) return true;
+    for (uint16_t p = 0; p < sh.nb_ports; ++p)
+        if (sh.ports[p].has_ip6 && wire::ipv6_equal(src, sh.ports[p].ip6)) return true;
+    return false;
 }
 
 // Failed requests of one stage, counted by reason and freed together.
@@ -155,8 +176,10 @@ void join_verify_burst(worker* w, const dp_snapshot* s, dp_join_pending* pend, r
 
 // The cheap checks of one request (join.h's order), into `p`. The budget is
 // the caller's, last.
-drop_reason join_check(const uint8_t* msg, const join_rx& x, const dp_join_keys& keys, uint32_t unix_now,
-                       dp_join_pending& p) noexcept {
+drop_reason join_check(const dp_shared& sh, const uint8_t* frame, const join_rx& x, const dp_join_keys& keys,
+                       uint32_t unix_now, dp_join_pending& p) noexcept {
+    const uint8_t* msg = frame + x.stun_off;
+    if (x.ipv6 && join_src6_refused(sh, frame + wire::off_ip6_src)) return drop_reason::join_src;
     stun::request_view v;
     if (const auto e = stun::parse_request(msg, x.stun_len, v); e != stun::stun_error::ok) return join_drop_of(e);
     join::token_fields f;
@@ -169,7 +192,10 @@ drop_reason join_check(const uint8_t* msg, const join_rx& x, const dp_join_keys&
     r.nonce = f.nonce;
     r.session_id = f.session_id;
     r.expiry = f.expiry;
-    r.src_ip_be = x.src_ip_be;
+    if (x.ipv6)
+        std::memcpy(r.src, frame + wire::off_ip6_src, 16);
+    else
+        join_src_v4(r.src, x.src_ip_be);
     r.src_port_be = x.src_port_be;
     r.stun_off = x.stun_off;
     r.stun_len = x.stun_len;
@@ -177,6 +203,7 @@ drop_reason join_check(const uint8_t* msg, const join_rx& x, const dp_join_keys&
     r.tier = f.tier;
     r.leave = v.leave ? 1 : 0;
     r.port = x.port;
+    r.ipv6 = x.ipv6;
     std::memset(r.pad_, 0, sizeof r.pad_);
     return drop_reason::count_;
 }
@@ -208,7 +235,8 @@ bool join_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, con
     __builtin_prefetch(rte_pktmbuf_mtod(m, const char*) - sizeof(dp_join_request), 1);
     const unsigned i = w->nb_join_batch++;
     w->join_batch[i] = m;
-    w->join_info[i] = {pr.src_ip_be, pr.src_port_be, pr.dst_port_be, pr.rtp_off, pr.rtp_len, static_cast<uint8_t>(port)};
+    w->join_info[i] = {pr.src_ip_be, pr.src_port_be, pr.dst_port_be, pr.rtp_off, pr.rtp_len, static_cast<uint8_t>(port),
+                       static_cast<uint8_t>(pr.kind == pkt_kind::stun6)};
     w->join_now = now;
     return true;
 }
@@ -249,7 +277,7 @@ unsigned join_flush(worker* w, const dp_snapshot* s) noexcept {
     for (unsigned i = 0; i < n; ++i) {
         rte_mbuf* m = w->join_batch[i];
         const join_rx& x = w->join_info[i];
-        drop_reason why = join_check(rte_pktmbuf_mtod(m, const uint8_t*) + x.stun_off, x, *keys, unix_now, pend[nb]);
+        drop_reason why = join_check(sh, rte_pktmbuf_mtod(m, const uint8_t*), x, *keys, unix_now, pend[nb]);
         if (why == drop_reason::count_ && !take()) why = drop_reason::join_budget;
         if (why != drop_reason::count_) {
             failed.add(m, why);
@@ -269,7 +297,7 @@ unsigned join_flush(worker* w, const dp_snapshot* s) noexcept {
     unsigned start[max_join_lcores + 1] = {};
     for (unsigned k = 0; k < nb; ++k) {
         store_pending(ok[k], pend[k]);
-        lcore_of[k] = static_cast<uint8_t>(join_lcore_of(pend[k].req.src_ip_be, pend[k].req.src_port_be, nl));
+        lcore_of[k] = static_cast<uint8_t>(join_lcore_of(pend[k].req.src, pend[k].req.src_port_be, nl));
         ++start[lcore_of[k] + 1];
     }
     for (uint32_t l = 0; l < nl; ++l) start[l + 1] += start[l];

@@ -44,13 +44,17 @@ struct token_bucket {
 };
 
 // What the classifier told join_input about a request held for join_flush.
+// Either family: an IPv6 source stays in the frame (Ethernet/IPv6 without
+// extension headers, the only kind the validator passes), read there by
+// join_flush, so the IPv4 path carries nothing more than before.
 struct join_rx {
-    uint32_t src_ip_be;
+    uint32_t src_ip_be;     // IPv4 source (0 for IPv6)
     uint16_t src_port_be;
     uint16_t dst_port_be;   // the port it was sent to: names the session
     uint16_t stun_off;      // STUN message offset in the frame
     uint16_t stun_len;
     uint8_t port;           // port index it arrived on
+    uint8_t ipv6;           // 1: IPv6 (pkt_kind::stun6)
 };
 
 struct alignas(cache_line) worker {

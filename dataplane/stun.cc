@@ -403,18 +403,31 @@ bool check_integrity(const uint8_t* msg, const request_view& v, const char* key,
     return check_integrity(msg, v.integrity_offset, key, key_len);
 }
 
-std::size_t build_success(uint8_t* out, std::size_t cap, const uint8_t* txid, uint32_t ipv4, uint16_t port,
+std::size_t build_success(uint8_t* out, std::size_t cap, const uint8_t* txid, const mapped_address& a,
                           const char* key, std::size_t key_len) noexcept {
-    if (!out || !txid || cap < success_len) return 0;
+    if (a.family != family_ipv4 && a.family != family_ipv6) return 0;
+    const std::size_t alen = a.family == family_ipv4 ? 4 : 16;
+    if (!out || !txid || cap < header_len + 8 + alen + integrity_attr_len + fingerprint_attr_len) return 0;
     put_header(out, binding_success, txid);
     std::size_t pos = header_len;
-    put_attr_header(out + pos, attr::xor_mapped_address, 8);
+    put_attr_header(out + pos, attr::xor_mapped_address, 4 + alen);
     out[pos + 4] = 0;
-    out[pos + 5] = family_ipv4;
-    store_be16(out + pos + 6, static_cast<uint16_t>(port ^ (magic_cookie >> 16)));
-    store_be32(out + pos + 8, ipv4 ^ magic_cookie);
-    pos += 12;
+    out[pos + 5] = a.family;
+    store_be16(out + pos + 6, static_cast<uint16_t>(a.port ^ (magic_cookie >> 16)));
+    // RFC 8489 14.2: XORed with the magic cookie, and for IPv6 with the
+    // cookie followed by the transaction id (the header's bytes 4..19).
+    for (std::size_t i = 0; i < alen; ++i) out[pos + 8 + i] = a.addr[i] ^ out[4 + i];
+    pos += 8 + alen;
     return finish(out, pos, key, key_len);
+}
+
+std::size_t build_success(uint8_t* out, std::size_t cap, const uint8_t* txid, uint32_t ipv4, uint16_t port,
+                          const char* key, std::size_t key_len) noexcept {
+    mapped_address a;
+    a.family = family_ipv4;
+    store_be32(a.addr, ipv4);
+    a.port = port;
+    return build_success(out, cap, txid, a, key, key_len);
 }
 
 std::size_t build_error(uint8_t* out, std::size_t cap, const uint8_t* txid, uint16_t code, std::string_view reason,
@@ -500,10 +513,15 @@ stun_error parse_response(const uint8_t* p, std::size_t n, response_view& out) n
         switch (type) {
         case attr::xor_mapped_address:
             if (r.has_mapped) return stun_error::duplicate_attribute;
-            if (len != 8 || v[0] != 0 || v[1] != family_ipv4) return stun_error::bad_attribute_value;
+            if (v[0] != 0 || !((len == 8 && v[1] == family_ipv4) || (len == 20 && v[1] == family_ipv6)))
+                return stun_error::bad_attribute_value;
             r.has_mapped = true;
+            r.mapped_family = v[1];
             r.mapped_port = static_cast<uint16_t>(load_be16(v + 2) ^ (magic_cookie >> 16));
-            r.mapped_ipv4 = load_be32(v + 4) ^ magic_cookie;
+            if (v[1] == family_ipv4)
+                r.mapped_ipv4 = load_be32(v + 4) ^ magic_cookie;
+            else
+                for (std::size_t i = 0; i < 16; ++i) r.mapped_ipv6[i] = v[4 + i] ^ p[4 + i];
             break;
         case attr::error_code: {
             if (r.error_code) return stun_error::duplicate_attribute;

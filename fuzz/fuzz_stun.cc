@@ -170,6 +170,22 @@ void check_builders(const uint8_t* data, size_t size) {
             contract_broken();
     }
 
+    if (size >= 32) {   // over IPv6: 16 address bytes from the input, 76 bytes
+        mapped_address a;
+        a.family = family_ipv6;
+        std::memcpy(a.addr, data + 16, 16);
+        a.port = be16(data + 10);
+        n = build_success(o, cap, txid, a, k.data(), k.size());
+        if (n > cap || (n && n != success_len6) || (!n && cap >= success_len6)) contract_broken();
+        if (n) {
+            response_view v;
+            if (parse_response(o, n, v) != stun_error::ok || !v.has_mapped || v.mapped_family != family_ipv6 ||
+                std::memcmp(v.mapped_ipv6, data + 16, 16) != 0 || v.mapped_port != a.port ||
+                !check_integrity(o, v.integrity_offset, k.data(), k.size()) || !ref_integrity(o, v.integrity_offset, k))
+                contract_broken();
+        }
+    }
+
     n = build_error(o, cap, txid, code, text, retry, k.data(), k.size());
     const bool code_ok = code >= 300 && code <= 699;
     if (n > cap || (!n && code_ok && cap >= error_fixed_len(retry)) || (n && !code_ok)) contract_broken();

@@ -8,10 +8,50 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <string_view>
 
 namespace stentor::tools {
 
+uint16_t sock_addr::port() const {
+    if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
+    return ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);
+}
+
+bool sock_addr::same_host(const sock_addr& o) const {
+    if (family() != o.family()) return false;
+    if (family() == AF_INET6)
+        return std::memcmp(&reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr,
+                           &reinterpret_cast<const sockaddr_in6*>(&o.ss)->sin6_addr, sizeof(in6_addr)) == 0;
+    return reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr ==
+           reinterpret_cast<const sockaddr_in*>(&o.ss)->sin_addr.s_addr;
+}
+
+bool sock_addr::same(const sock_addr& o) const { return same_host(o) && port() == o.port(); }
+
+std::string sock_addr::str() const {
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (family() == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
+        // Appended piece by piece: GCC 12 sees a false overlap (-Wrestrict) in "[" + std::string.
+        std::string out(1, '[');
+        out += buf;
+        out += "]:";
+        out += std::to_string(port());
+        return out;
+    }
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
+    return std::string(buf) + ":" + std::to_string(port());
+}
+
+sock_addr sock_addr_of(const sockaddr_storage& ss, socklen_t len) {
+    sock_addr a;
+    a.ss = ss;
+    a.len = len;
+    return a;
+}
+
 sockaddr_in endpoint::sockaddr(uint16_t port_offset) const {
+    if (v6) throw tool_error(str() + ": an IPv6 address where only IPv4 is supported");
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_addr = addr;
@@ -19,18 +59,45 @@ sockaddr_in endpoint::sockaddr(uint16_t port_offset) const {
     return sa;
 }
 
-std::string endpoint::str() const {
-    char buf[INET_ADDRSTRLEN] = {};
-    inet_ntop(AF_INET, &addr, buf, sizeof buf);
-    return std::string(buf) + ":" + std::to_string(port);
+sock_addr endpoint::any(uint16_t port_offset) const {
+    sock_addr a;
+    const uint16_t p = htons(static_cast<uint16_t>(port == 0 ? 0 : port + port_offset));
+    if (v6) {
+        auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
+        s6->sin6_family = AF_INET6;
+        s6->sin6_addr = addr6;
+        s6->sin6_port = p;
+        a.len = sizeof(sockaddr_in6);
+    } else {
+        auto* s4 = reinterpret_cast<sockaddr_in*>(&a.ss);
+        s4->sin_family = AF_INET;
+        s4->sin_addr = addr;
+        s4->sin_port = p;
+        a.len = sizeof(sockaddr_in);
+    }
+    return a;
 }
+
+std::string endpoint::str() const { return any().str(); }
 
 endpoint parse_endpoint(const std::string& text, const char* what) {
     const auto colon = text.rfind(':');
-    if (colon == std::string::npos) throw tool_error(std::string(what) + ": expected IP:PORT, got '" + text + "'");
+    if (colon == std::string::npos) throw tool_error(std::string(what) + ": expected IP:PORT or [IPV6]:PORT, got '" + text + "'");
     endpoint ep;
-    if (inet_pton(AF_INET, text.substr(0, colon).c_str(), &ep.addr) != 1)
-        throw tool_error(std::string(what) + ": '" + text.substr(0, colon) + "' is not an IPv4 address");
+    if (!text.empty() && text[0] == '[') {
+        if (colon < 2 || text[colon - 1] != ']')
+            throw tool_error(std::string(what) + ": expected [IPV6]:PORT, got '" + text + "'");
+        // The text between the brackets, NUL-terminated for inet_pton.
+        const std::string_view inside(text.data() + 1, colon - 2);
+        char a[INET6_ADDRSTRLEN + 1] = {};
+        if (inside.size() < sizeof a) std::memcpy(a, inside.data(), inside.size());
+        if (inside.size() >= sizeof a || inside.find('%') != std::string_view::npos ||
+            inet_pton(AF_INET6, a, &ep.addr6) != 1)
+            throw tool_error(std::string(what) + ": '" + std::string(inside) + "' is not an IPv6 address (no zone)");
+        ep.v6 = true;
+    } else if (inet_pton(AF_INET, text.substr(0, colon).c_str(), &ep.addr) != 1) {
+        throw tool_error(std::string(what) + ": '" + text.substr(0, colon) + "' is not an IPv4 address (IPv6: [ADDRESS]:PORT)");
+    }
     const std::string p = text.substr(colon + 1);
     char* end = nullptr;
     errno = 0;
@@ -75,10 +142,14 @@ std::vector<uint64_t> parse_index_list(const std::string& text, const char* what
 int open_udp_socket(const endpoint& ep, uint16_t port_offset) {
     if (ep.port != 0 && static_cast<uint32_t>(ep.port) + port_offset > 65535)
         throw tool_error("port " + std::to_string(ep.port) + "+" + std::to_string(port_offset) + " is beyond 65535");
-    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const int fd = ::socket(ep.v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw tool_error(std::string("socket: ") + std::strerror(errno));
-    const sockaddr_in sa = ep.sockaddr(port_offset);
-    if (::bind(fd, reinterpret_cast<const ::sockaddr*>(&sa), sizeof sa) != 0) {
+    if (ep.v6) {
+        const int on = 1;   // this socket speaks IPv6 only: no IPv4-mapped peers
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    }
+    const sock_addr sa = ep.any(port_offset);
+    if (::bind(fd, sa.sa(), sa.len) != 0) {
         const int e = errno;
         ::close(fd);
         endpoint shown = ep;

@@ -114,7 +114,7 @@ struct failover_event {
 // The token-join client state: one socket (listener 0), one relay.
 struct join_client {
     endpoint relay;
-    sockaddr_in relay_sa{};
+    sock_addr relay_sa{};            // either family (IPv6: --relay [ADDRESS]:PORT)
     int64_t next_send = 0;           // monotonic ns
     int64_t backoff_ns = 0;          // before the first answer: 0.5 s doubling up to the consent interval
     // Transaction ids of the last requests: a late answer to one of them
@@ -145,7 +145,7 @@ struct join_client {
     struct previous {                // the edge left by a move: it gets a leave once the new edge answered
         bool active = false;
         endpoint relay;
-        sockaddr_in sa{};
+        sock_addr sa{};
         std::string token, password, edge;
         std::array<uint8_t, stun::txid_len> leave_txid{};
         bool leave_sent = false;
@@ -210,7 +210,7 @@ struct listener {
     // Receive state for the one recvmsg in flight on this socket.
     msghdr msg{};
     iovec iov{};
-    sockaddr_in from{};
+    sockaddr_storage from{};
     alignas(cmsghdr) uint8_t control[64]{};
     uint8_t buf[recv_buf_len]{};
 
@@ -260,7 +260,9 @@ public:
                 throw tool_error("--consent-interval must be between 0.2 and 3600 seconds");
             join_.relay = parse_endpoint(o_.relay, "--relay");
             if (join_.relay.port == 0) throw tool_error("--relay needs a port");
-            join_.relay_sa = join_.relay.sockaddr();
+            if (join_.relay.v6 != ep.v6)
+                throw tool_error("--relay and --listen must be of one family (IPv6: both [ADDRESS]:PORT)");
+            join_.relay_sa = join_.relay.any();
             join_.token = o_.token;
             join_.password = o_.password;
         }
@@ -283,11 +285,11 @@ public:
                 setsockopt(l.fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
         }
         if (base_.port == 0) {   // --join with port 0: learn the port the kernel chose
-            sockaddr_in sa{};
+            sockaddr_storage sa{};
             socklen_t sl = sizeof sa;
             if (getsockname(listeners_[0].fd, reinterpret_cast<sockaddr*>(&sa), &sl) != 0)
                 throw tool_error(std::string("getsockname: ") + std::strerror(errno));
-            base_.port = ntohs(sa.sin_port);
+            base_.port = sock_addr_of(sa, sl).port();
             listeners_[0].port = base_.port;
         }
         if (!o_.wav_dir.empty()) {
@@ -672,7 +674,7 @@ private:
         }
         // RFC 7983: a first byte of 0..3 is STUN, the relay's answers.
         if (o_.join && len > 0 && l.buf[0] < 4) {
-            on_stun(l.buf, len, l.from);
+            on_stun(l.buf, len, sock_addr_of(l.from, l.msg.msg_namelen));
             return;
         }
         last_packet_mono_ = monotonic_ns();
@@ -695,7 +697,7 @@ private:
             s->payload_type = pkt->header.payload_type;
         }
         const arrival_kind kind = s->stats.on_packet(pkt->header.seq, pkt->header.timestamp, rx_ns, opus_rtp_clock_hz);
-        if (director_mode()) on_heard(l.from, rx_ns, kind != arrival_kind::duplicate);
+        if (director_mode()) on_heard(sock_addr_of(l.from, l.msg.msg_namelen), rx_ns, kind != arrival_kind::duplicate);
         s->bytes += len;
         if (pkt->header.marker && kind != arrival_kind::duplicate) ++s->markers;
         if (pkt->send_time_ns) {
@@ -713,7 +715,7 @@ private:
 
     // One Binding Request from listener 0's socket; its transaction id goes
     // to *txid_out when asked for.
-    void send_stun(const sockaddr_in& to, const endpoint& to_ep, const std::string& token, const std::string& password,
+    void send_stun(const sock_addr& to, const endpoint& to_ep, const std::string& token, const std::string& password,
                    bool leave, std::array<uint8_t, stun::txid_len>* txid_out) {
         const listener& l = listeners_[0];
         std::array<uint8_t, stun::txid_len> txid{};
@@ -732,7 +734,7 @@ private:
         if (txid_out) *txid_out = txid;
         join_.txids[join_.next_txid++ % join_.txids.size()] = txid;
         ++join_.requests;
-        if (::sendto(l.fd, buf, n, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to) < 0) {
+        if (::sendto(l.fd, buf, n, 0, to.sa(), to.len) < 0) {
             if (join_.send_errors++ == 0)
                 std::fprintf(stderr, "stentor-listener: join: sendto %s: %s\n", to_ep.str().c_str(), std::strerror(errno));
         }
@@ -772,13 +774,9 @@ private:
         return false;
     }
 
-    static bool same_sa(const sockaddr_in& a, const sockaddr_in& b) {
-        return a.sin_addr.s_addr == b.sin_addr.s_addr && a.sin_port == b.sin_port;
-    }
-
-    void on_stun(const uint8_t* p, std::size_t n, const sockaddr_in& from) {
-        if (!same_sa(from, join_.relay_sa)) {
-            if (join_.prev.active && same_sa(from, join_.prev.sa)) on_prev_stun(p, n);
+    void on_stun(const uint8_t* p, std::size_t n, const sock_addr& from) {
+        if (!from.same(join_.relay_sa)) {
+            if (join_.prev.active && from.same(join_.prev.sa)) on_prev_stun(p, n);
             else ++join_.foreign;
             return;
         }
@@ -813,10 +811,14 @@ private:
             }
             std::string mapped = "?";
             if (v.has_mapped) {
-                in_addr a{htonl(v.mapped_ipv4)};
-                char ip[INET_ADDRSTRLEN] = {};
-                inet_ntop(AF_INET, &a, ip, sizeof ip);
-                mapped = std::string(ip) + ":" + std::to_string(v.mapped_port);
+                endpoint m;
+                m.port = v.mapped_port;
+                m.v6 = v.mapped_family == stun::family_ipv6;
+                if (m.v6)
+                    std::memcpy(&m.addr6, v.mapped_ipv6, sizeof m.addr6);
+                else
+                    m.addr.s_addr = htonl(v.mapped_ipv4);
+                mapped = m.str();
             }
             if (!join_.joined || mapped != join_.mapped)
                 std::fprintf(stderr, "stentor-listener: join: %s via %s%s%s as %s\n", join_.joined ? "address changed" : "joined",
@@ -963,7 +965,11 @@ private:
         std::string why = a.error;
         if (a.ok) {
             try {
-                ep = parse_endpoint(a.placement.address + ":" + std::to_string(a.placement.port), "placement address");
+                const bool v6 = a.placement.address.find(':') != std::string::npos;
+                ep = parse_endpoint((v6 ? "[" + a.placement.address + "]" : a.placement.address) + ":" +
+                                        std::to_string(a.placement.port),
+                                    "placement address");
+                if (ep.v6 != base_.v6) throw tool_error("placement address " + ep.str() + ": not the family of --listen");
             } catch (const tool_error& e) {
                 why = e.what();
             }
@@ -996,7 +1002,7 @@ private:
             pv.edge = join_.edge;
         }
         join_.relay = ep;
-        join_.relay_sa = ep.sockaddr();
+        join_.relay_sa = ep.any();
         join_.token = a.placement.token;
         join_.password = a.placement.password;
         join_.edge = a.placement.edge;
@@ -1023,10 +1029,9 @@ private:
 
     // Every RTP packet, in director mode: what it tells about the edge, and
     // the audio gap of a move.
-    void on_heard(const sockaddr_in& from, int64_t rx_ns, bool is_new) {
+    void on_heard(const sock_addr& from, int64_t rx_ns, bool is_new) {
         // Packets from the edge we are leaving do not show that the new one works.
-        if (!(join_.prev.active && from.sin_addr.s_addr == join_.prev.sa.sin_addr.s_addr &&
-              from.sin_addr.s_addr != join_.relay_sa.sin_addr.s_addr)) {
+        if (!(join_.prev.active && from.same_host(join_.prev.sa) && !from.same_host(join_.relay_sa))) {
             join_.last_heard = monotonic_ns();
             join_.probe_sent = 0;
         }
@@ -1092,7 +1097,7 @@ private:
     // A move still in progress leaves the edge it was leaving too.
     void leave() {
         if (director_mode() && join_.event_open) print_failover(join_.failovers.back());   // no audio came back
-        if (!o_.join || join_.fatal || join_.requests == 0 || !join_.relay_sa.sin_port) return;
+        if (!o_.join || join_.fatal || join_.requests == 0 || join_.relay_sa.len == 0) return;
         const listener& l = listeners_[0];
         if (join_.prev.active && !join_.prev.leave_sent) send_prev_leave();
         join_.leave_sent = true;
@@ -1106,10 +1111,10 @@ private:
             const int r = ::poll(&pfd, 1, static_cast<int>(std::max<int64_t>(1, left_ns / 1'000'000)));
             if (r < 0 && errno != EINTR) break;
             if (r <= 0) continue;
-            sockaddr_in from{};
+            sockaddr_storage from{};
             socklen_t fl = sizeof from;
             const ssize_t n = ::recvfrom(l.fd, buf, sizeof buf, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &fl);
-            if (n > 0 && buf[0] < 4) on_stun(buf, static_cast<std::size_t>(n), from);
+            if (n > 0 && buf[0] < 4) on_stun(buf, static_cast<std::size_t>(n), sock_addr_of(from, fl));
         }
         std::fprintf(stderr, "stentor-listener: join: %s\n", join_.left ? "left" : "leave not confirmed within 1 s");
     }
@@ -1189,7 +1194,7 @@ int main(int argc, char** argv) {
     using namespace stentor::tools;
     options o;
     CLI::App app{"stentor-listener: receive RTP/Opus on many UDP ports and measure loss, reordering, jitter and latency"};
-    app.add_option("--listen", o.listen, "IP:PORT of listener 0; listener i uses PORT+i")->required();
+    app.add_option("--listen", o.listen, "IP:PORT or [IPV6]:PORT of listener 0; listener i uses PORT+i")->required();
     app.add_option("--count", o.count, "listeners (UDP sockets on consecutive ports)")->check(CLI::Range(1u, 65535u))->capture_default_str();
     app.add_option("--seconds", o.seconds, "stop after this many seconds (0: run until SIGINT/SIGTERM)")->capture_default_str();
     app.add_option("--idle", o.idle, "stop once no packet arrived for this many seconds, counted from the first packet (0: off)")->capture_default_str();
@@ -1201,7 +1206,7 @@ int main(int argc, char** argv) {
     app.add_option("--table-max", o.table_max, "print at most this many listener rows")->capture_default_str();
     app.add_flag("-q,--quiet", o.quiet, "print only the summary line");
     auto* join = app.add_flag("--join", o.join, "join the session by token (STUN Binding Request to --relay), keep consent, leave on exit");
-    auto* relay = app.add_option("--relay", o.relay, "--join: the relay's IP:PORT (the session's UDP port)");
+    auto* relay = app.add_option("--relay", o.relay, "--join: the relay's IP:PORT or [IPV6]:PORT (the session's UDP port; the family of --listen)");
     auto* token = app.add_option("--token", o.token, "--join: the join token (STUN USERNAME)");
     auto* password = app.add_option("--password", o.password, "--join: the token's password (MESSAGE-INTEGRITY key)");
     auto* consent = app.add_option("--consent-interval", o.consent_interval, "--join, --director: seconds between consent requests")->capture_default_str();

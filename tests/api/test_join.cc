@@ -1,4 +1,5 @@
-// Issue 11: listeners join by themselves. A table of STUN Binding Requests
+// Issue 11: listeners join by themselves (and, issue 15, over IPv6: the
+// tests at the end). A table of STUN Binding Requests
 // through the real data plane (EAL, a ring ethdev, the RX lcore's join stage)
 // and the control plane's join desk: what each request must add, refresh,
 // move or remove, what it must be answered (a response that verifies with
@@ -12,7 +13,9 @@
 #include <ctime>
 #include <optional>
 #include <string>
+#include <thread>
 
+#include "../integration/frames6.h"
 #include "fixture.h"
 #include "join_desk.h"
 #include "stentor/dp_shared.h"
@@ -618,4 +621,397 @@ TEST(join, a_listener_whose_session_ended_and_came_back_is_added_again_when_it_r
     EXPECT_EQ(0u, e.desk().bindings()) << "a binding outlived its session";
     EXPECT_EQ(1u, e.stats().session_gone);
     EXPECT_EQ(0u, e.stats().consent_expired);
+}
+
+// ---------------------------------------------------------------- over IPv6 (issue 15)
+//
+// The same join path for a request that arrives over IPv6: the listener is
+// added as an IPv6 listener at the source as seen, the answer leaves over
+// IPv6 from the port's IPv6 address with its UDP checksum, and every rule
+// of the IPv4 path (consent, leave, one token one address, admission's
+// answers, the budget, the silent drops) holds the same way.
+
+namespace {
+
+using frames6::addr6;
+using frames6::host6;
+using frames6::relay6;   // 2001:db8:5354::1, the port's IPv6 address below
+
+// Off-link (through the pinned gateway6 MAC): resolved from the start.
+const addr6 nat6{0x20, 0x01, 0x0d, 0xb8, 0x02, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x64};   // 2001:db8:200::64
+
+void dual_stack(control::profile& p) {
+    p.ports[0].ipv6 = relay6;
+    p.ports[0].prefix6_len = 64;
+    p.ports[0].gateway6 = host6(0xfe);
+    p.ports[0].gateway6_mac = std::array<uint8_t, 6>{0x02, 0, 0, 0, 0x06, 0xfe};
+}
+
+bytes frame6_from(const bytes& stun_msg, const addr6& src = nat6, uint16_t port = nat_port, uint16_t dst_port = 40000) {
+    return frames6::ipv6({.src = src, .dst = relay6}, frames::udp(port, dst_port, stun_msg));
+}
+
+struct answer6 {
+    uint16_t type = 0;
+    uint16_t code = 0;
+    std::string reason;
+    uint32_t retry_after_ms = 0;
+    bool mapped = false;
+};
+
+struct join6_env : join_env {
+    explicit join6_env(std::function<void(control::profile&)> tweak = {})
+        : join_env([tweak](control::profile& p) {
+              dual_stack(p);
+              if (tweak) tweak(p);
+          }) {}
+
+    // The answer to `req` sent as `frame` from (src, sport), checked byte
+    // by byte as a client and its kernel would: Ethernet back to the
+    // requester's MAC, IPv6 from the port's address, the UDP checksum
+    // (mandatory), the STUN message signed with the token's password and,
+    // for a success, XOR-MAPPED-ADDRESS = the source XOR (cookie || txid).
+    std::optional<answer6> ask6(const bytes& req, const bytes& frame, const credentials& c, const addr6& src = nat6,
+                                uint16_t sport = nat_port) {
+        auto out = send(frame);
+        std::erase_if(out, [](const bytes& f) { return frames6::is_ns_from_relay(f) || be16(f.data() + 12) == 0x0806; });
+        if (out.empty()) return std::nullopt;
+        EXPECT_EQ(1u, out.size());
+        const bytes& f = out[0];
+        EXPECT_LE(f.size(), frame.size()) << "a response larger than its request";
+        EXPECT_EQ(0, std::memcmp(f.data(), frame.data() + 6, 6)) << "sent back to the requester's MAC";
+        EXPECT_EQ(0, std::memcmp(f.data() + 6, frames::our_mac.data(), 6));
+        EXPECT_EQ(0x86dd, be16(f.data() + 12));
+        EXPECT_EQ(0x60000000u, be32(f.data() + 14)) << "version 6, no traffic class or flow label";
+        EXPECT_EQ(f.size() - 54, be16(f.data() + 18)) << "payload length";
+        EXPECT_EQ(17, f[20]) << "next header UDP";
+        EXPECT_EQ(64, f[21]) << "hop limit";
+        EXPECT_EQ(0, std::memcmp(f.data() + 22, relay6.data(), 16)) << "from the port's IPv6 address";
+        EXPECT_EQ(0, std::memcmp(f.data() + 38, src.data(), 16)) << "to the source as seen";
+        EXPECT_EQ(40000, be16(f.data() + 54));
+        EXPECT_EQ(sport, be16(f.data() + 56));
+        EXPECT_EQ(f.size() - 54, be16(f.data() + 58)) << "UDP length";
+        const bytes udp(f.begin() + 54, f.end());
+        EXPECT_NE(0, be16(f.data() + 60)) << "the UDP checksum is mandatory over IPv6";
+        EXPECT_EQ(0, frames6::l4_checksum6(relay6, src, 17, udp)) << "UDP checksum (reference sum)";
+        const uint8_t* msg = f.data() + 62;
+        const size_t n = f.size() - 62;
+        stun::response_view v;
+        EXPECT_EQ(stun::stun_error::ok, stun::parse_response(msg, n, v));
+        EXPECT_TRUE(stun::check_integrity(msg, v.integrity_offset, c.password.data(), c.password.size()))
+            << "response not signed with the token's password";
+        EXPECT_EQ(0, std::memcmp(v.txid, req.data() + 8, stun::txid_len)) << "transaction id";
+        answer6 a;
+        a.type = v.type;
+        a.code = v.error_code;
+        a.reason = std::string(v.reason_phrase());
+        a.retry_after_ms = v.retry_after_ms;
+        if (v.type == stun::binding_success) {
+            EXPECT_EQ(76u, n) << "header, XOR-MAPPED-ADDRESS (24), MESSAGE-INTEGRITY, FINGERPRINT";
+            // RFC 8489 14.2, computed here apart from the codec: 00 02,
+            // port ^ 0x2112, address ^ (21 12 a4 42 || transaction id).
+            bytes want = {0x00, 0x20, 0x00, 0x14, 0x00, 0x02, static_cast<uint8_t>((sport >> 8) ^ 0x21),
+                          static_cast<uint8_t>((sport & 0xff) ^ 0x12)};
+            const uint8_t pad[16] = {0x21, 0x12, 0xa4, 0x42, req[8], req[9], req[10], req[11],
+                                     req[12], req[13], req[14], req[15], req[16], req[17], req[18], req[19]};
+            for (size_t i = 0; i < 16; ++i) want.push_back(static_cast<uint8_t>(src[i] ^ pad[i]));
+            EXPECT_EQ(want, bytes(msg + 20, msg + 44)) << "XOR-MAPPED-ADDRESS";
+            a.mapped = v.has_mapped && v.mapped_family == stun::family_ipv6 &&
+                       std::memcmp(v.mapped_ipv6, src.data(), 16) == 0 && v.mapped_port == sport;
+        }
+        return a;
+    }
+    std::optional<answer6> ask6(const credentials& c, const addr6& src = nat6, uint16_t sport = nat_port,
+                                bool leave = false, uint8_t txid_seed = 1) {
+        const bytes req = request(c, leave, txid_seed);
+        return ask6(req, frame6_from(req, src, sport), c, src, sport);
+    }
+
+    bool has_listener6(const addr6& ip, uint16_t p, uint32_t session = 1) {
+        for (const auto& l : r().state().listeners(session, 0, 1000))
+            if (l.ip6 && *l.ip6 == ip && l.port == p) return true;
+        return false;
+    }
+    uint64_t listeners6(uint32_t session = 1) {
+        const auto s = r().state().session(session);
+        return s ? s->nb_listeners6 : 0;
+    }
+};
+
+}  // namespace
+
+TEST(join6, a_token_joins_over_ipv6_at_the_address_it_was_seen_from_refreshes_and_leaves) {
+    join6_env e;
+    const auto c = mint(1);
+    const auto a = e.ask6(c);
+    ASSERT_TRUE(a.has_value()) << "no answer to a valid join over IPv6";
+    EXPECT_EQ(stun::binding_success, a->type);
+    EXPECT_TRUE(a->mapped) << "XOR-MAPPED-ADDRESS (IPv6) is the source as seen";
+    EXPECT_TRUE(e.has_listener6(nat6, nat_port)) << "added as an IPv6 listener";
+    EXPECT_EQ(1u, e.listeners());
+    EXPECT_EQ(1u, e.listeners6());
+    EXPECT_EQ(1u, counter(e.r(), "join_verified"));
+    EXPECT_EQ(1u, counter(e.r(), "join_replies"));
+    EXPECT_EQ(0u, counter(e.r(), "drop/ingress/ipv6_unserved"));
+    EXPECT_EQ(1u, e.stats().joined);
+
+    // The same request again (a replay, or the next consent check): refresh only.
+    const auto b = e.ask6(c);
+    ASSERT_TRUE(b.has_value());
+    EXPECT_EQ(stun::binding_success, b->type);
+    EXPECT_EQ(1u, e.listeners());
+    EXPECT_EQ(1u, e.stats().refreshed);
+    EXPECT_EQ(1u, e.desk().bindings());
+
+    const auto l = e.ask6(c, nat6, nat_port, true, 7);
+    ASSERT_TRUE(l.has_value());
+    EXPECT_EQ(stun::binding_success, l->type);
+    EXPECT_EQ(1u, e.stats().left);
+    EXPECT_FALSE(e.has_listener6(nat6, nat_port));
+    EXPECT_EQ(0u, e.listeners());
+    const auto again = e.ask6(c, nat6, nat_port, true, 8);
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(404, again->code) << again->reason;
+}
+
+TEST(join6, refused_requests_over_ipv6_add_nobody_send_nothing_and_count_their_reason) {
+    join6_env e([](control::profile& p) { p.join.verify_per_s = 20; });   // a budget of 1 request per 50 ms
+    const auto good = mint(1);
+    auto forged = good;
+    forged.token[40] = forged.token[40] == 'A' ? 'B' : 'A';
+    auto wrong_password = good;
+    wrong_password.password[0] = wrong_password.password[0] == 'A' ? 'B' : 'A';
+    bytes truncated = request(good);
+    truncated.resize(truncated.size() - 8);
+    const addr6 link_local{0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x64};
+    const addr6 multicast{0xff, 0x0e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x64};
+    const addr6 loopback{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    const addr6 discard{0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x64};   // 100::/64, RFC 6666
+    const addr6 mapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 19, 0, 100};
+    bytes bad_checksum = frame6_from(request(good));
+    bad_checksum[60] ^= 0x01;
+
+    const struct {
+        const char* what;
+        bytes frame;
+        const char* counter;
+    } rows[] = {
+        {"forged token (tag changed)", frame6_from(request(forged)), "drop/join/forged"},
+        {"signed with the wrong password", frame6_from(request(wrong_password)), "drop/join/bad_integrity"},
+        {"expired token", frame6_from(request(mint(1, -5))), "drop/join/expired"},
+        {"token of another session", frame6_from(request(mint(2))), "drop/join/wrong_session"},
+        {"key id the relay does not hold", frame6_from(request(mint(1, 600, secret_9, 9))), "drop/join/unknown_key"},
+        {"truncated request (header length says more)", frame6_from(truncated), "drop/join/bad_length"},
+        {"valid token to a port without a session", frame6_from(request(good), nat6, nat_port, 40001),
+         "drop/join/no_session"},
+        {"UDP checksum wrong", bad_checksum, "drop/ingress/udp_checksum"},
+        {"from a link-local source", frame6_from(request(good), link_local), "drop/ingress/ipv6_src_link_local"},
+        {"from a multicast source", frame6_from(request(good), multicast), "drop/ingress/ipv6_src"},
+        {"from ::1", frame6_from(request(good), loopback), "drop/ingress/ipv6_src"},
+        {"from ::", frame6_from(request(good), frames6::unspecified), "drop/ingress/ipv6_src"},
+        {"from an IPv4-mapped address", frame6_from(request(good), mapped), "drop/ingress/ipv6_src"},
+        {"from the relay's own address", frame6_from(request(good), relay6), "drop/ingress/ipv6_src"},
+        {"from the discard-only prefix", frame6_from(request(good), discard), "drop/join/src"},
+    };
+    for (const auto& row : rows) {
+        const uint64_t before = counter(e.r(), row.counter);
+        const auto out = e.send(row.frame);
+        EXPECT_TRUE(out.empty()) << row.what << ": " << out.size() << " frames sent";
+        EXPECT_EQ(before + 1, counter(e.r(), row.counter)) << row.what;
+        EXPECT_EQ(0u, e.listeners()) << row.what;
+        // One budget token per 50 ms at most: let it refill between rows.
+        std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    }
+    EXPECT_EQ(0u, counter(e.r(), "join_verified"));
+    EXPECT_EQ(0u, counter(e.r(), "join_replies"));
+    EXPECT_EQ(0u, e.stats().requests);
+
+    // The budget: two valid requests in one RX burst, the second dropped
+    // before any MAC (the budget counts both families alike).
+    inject(e.port, frame6_from(request(mint(1)), nat6, nat_port));
+    inject(e.port, frame6_from(request(mint(1)), nat6, nat_port + 1));
+    e.r().poll();
+    e.desk().poll(e.now);
+    e.r().poll();
+    e.r().flush();
+    EXPECT_EQ(1u, drain(e.port).size()) << "one answer";
+    EXPECT_EQ(1u, counter(e.r(), "drop/join/budget"));
+    EXPECT_EQ(1u, counter(e.r(), "join_verified"));
+    EXPECT_EQ(1u, e.listeners());
+}
+
+TEST(join6, one_token_one_address_across_families_and_a_rebinding_moves_it) {
+    join6_env e;
+    const auto c = mint(1);
+    const bytes req = request(c);
+    ASSERT_TRUE(e.ask6(req, frame6_from(req), c).has_value());
+    // The captured request from another IPv6 address, and from an IPv4
+    // address, while the first keeps refreshing: refused, nobody added.
+    const addr6 other{0x20, 0x01, 0x0d, 0xb8, 0x02, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x77};   // 2001:db8:200::77, off-link
+    const auto a = e.ask6(req, frame6_from(req, other, 4444), c, other, 4444);
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(409, a->code) << a->reason;
+    const auto b = e.ask(req, frame_from(req, nat_ip, 4444), c);
+    ASSERT_TRUE(b.has_value());
+    EXPECT_EQ(409, b->code) << b->reason;
+    EXPECT_EQ(2u, e.stats().refused_in_use);
+    EXPECT_EQ(1u, e.listeners());
+    EXPECT_FALSE(e.has_listener6(other, 4444));
+    EXPECT_FALSE(e.has_listener(nat_ip, 4444));
+
+    // The IPv6 mapping goes silent past rebind_after_s: the token moves to
+    // the IPv4 address (a dual-stack client that changed network), and back.
+    e.now += std::chrono::seconds(11);
+    const auto moved = e.ask(c, nat_ip, 4444, false, 2);
+    ASSERT_TRUE(moved.has_value());
+    EXPECT_EQ(stun::binding_success, moved->type);
+    EXPECT_TRUE(e.has_listener(nat_ip, 4444));
+    EXPECT_FALSE(e.has_listener6(nat6, nat_port));
+    e.now += std::chrono::seconds(11);
+    const auto back = e.ask6(c, other, 4445, false, 3);
+    ASSERT_TRUE(back.has_value());
+    EXPECT_EQ(stun::binding_success, back->type);
+    EXPECT_TRUE(back->mapped);
+    EXPECT_TRUE(e.has_listener6(other, 4445));
+    EXPECT_FALSE(e.has_listener(nat_ip, 4444));
+    EXPECT_EQ(2u, e.stats().rebound);
+    EXPECT_EQ(1u, e.listeners());
+}
+
+TEST(join6, a_silent_ipv6_listener_is_removed_after_the_consent_timeout) {
+    join6_env e;
+    const auto quiet = mint(1);
+    const auto talker = mint(1);
+    ASSERT_TRUE(e.ask6(quiet).has_value());
+    ASSERT_TRUE(e.ask6(talker, nat6, nat_port + 1).has_value());
+    e.now += std::chrono::seconds(20);
+    ASSERT_TRUE(e.ask6(talker, nat6, nat_port + 1, false, 2).has_value());
+    e.now += std::chrono::seconds(9);
+    e.desk().poll(e.now);
+    EXPECT_TRUE(e.has_listener6(nat6, nat_port)) << "removed before consent_timeout_s";
+    e.now += std::chrono::seconds(2);
+    e.desk().poll(e.now);
+    EXPECT_FALSE(e.has_listener6(nat6, nat_port)) << "still listening after consent_timeout_s";
+    EXPECT_TRUE(e.has_listener6(nat6, nat_port + 1)) << "refreshed 11 s ago";
+    EXPECT_EQ(1u, e.stats().consent_expired);
+    EXPECT_EQ(1u, e.desk().bindings());
+    EXPECT_EQ(1u, e.r().state().session(1)->tally.consent_expired) << "counted as a consent expiry, not a leave";
+}
+
+TEST(join6, admission_refusals_over_ipv6_are_answered_with_a_stun_error_and_change_nothing) {
+    {
+        join6_env e([](control::profile& p) { p.sessions[0].max_listeners = 1; });
+        ASSERT_TRUE(e.ask6(mint(1)).has_value());
+        const auto full = e.ask6(mint(1), nat6, nat_port + 1);
+        ASSERT_TRUE(full.has_value());
+        EXPECT_EQ(486, full->code) << full->reason;
+        EXPECT_EQ("session full", full->reason);
+        EXPECT_EQ(1u, e.stats().refused_session_full);
+        EXPECT_EQ(1u, e.listeners());
+    }
+    {
+        join6_env e([](control::profile& p) { p.limits.max_listeners = 1; });
+        ASSERT_TRUE(e.ask(mint(1)).has_value()) << "an IPv4 listener fills the relay";
+        const auto cap = e.ask6(mint(1));
+        ASSERT_TRUE(cap.has_value());
+        EXPECT_EQ(503, cap->code) << cap->reason;
+        EXPECT_EQ(1u, e.stats().refused_capacity);
+        EXPECT_EQ(0u, e.listeners6());
+    }
+    {
+        join6_env e([](control::profile& p) { p.limits.session_join_rate_per_s = 1; });
+        ASSERT_TRUE(e.ask6(mint(1)).has_value());
+        const auto limited = e.ask6(mint(1), nat6, nat_port + 1);
+        ASSERT_TRUE(limited.has_value());
+        EXPECT_EQ(429, limited->code) << limited->reason;
+        EXPECT_GE(limited->retry_after_ms, 1000u) << "STENTOR-RETRY-AFTER";
+        EXPECT_EQ(1u, e.stats().refused_rate_limited);
+        EXPECT_EQ(1u, e.listeners());
+    }
+}
+
+// Admission plans IPv6 listeners joined by token like IPv4 ones, and the
+// overload controller sheds them (newest first); a shed listener's next
+// request is a new join (its binding is forgotten) and meets the cap the
+// shed left, instead of being answered "refreshed" for a stream it no
+// longer gets.
+TEST(join6, admission_counts_ipv6_token_listeners_and_a_shed_one_must_join_again) {
+    join6_env e;
+    auto& adm = e.env->cp->adm();
+    const double idle = adm.used_pps();
+    const auto first = mint(1);
+    const auto second = mint(1);
+    ASSERT_TRUE(e.ask6(first).has_value());
+    const double one = adm.used_pps() - idle;
+    EXPECT_GT(one, 0.0) << "an IPv6 token listener is planned";
+    ASSERT_TRUE(e.ask6(second, nat6, nat_port + 1).has_value());
+    EXPECT_DOUBLE_EQ(2 * one, adm.used_pps() - idle);
+
+    control::overload_sample d;
+    d.rtp_in = 1;
+    d.tier_misses[0] = 1;   // one replica per packet undelivered: shed one listener
+    auto t = clock_t_::now();
+    uint64_t shed = 0;
+    for (int i = 0; i < 3; ++i) shed += e.env->cp->overload().tick(d, t += std::chrono::milliseconds(100));
+    ASSERT_EQ(1u, shed);
+    EXPECT_FALSE(e.has_listener6(nat6, nat_port + 1)) << "the newest went";
+    EXPECT_TRUE(e.has_listener6(nat6, nat_port));
+    EXPECT_DOUBLE_EQ(one, adm.used_pps() - idle) << "its load released";
+
+    const auto after = e.ask6(second, nat6, nat_port + 1, false, 2);
+    ASSERT_TRUE(after.has_value());
+    EXPECT_EQ(503, after->code) << "a new join under the overload cap: " << after->reason;
+    EXPECT_EQ(1u, e.stats().shed);
+    EXPECT_EQ(0u, e.stats().refreshed);
+    EXPECT_FALSE(e.has_listener6(nat6, nat_port + 1));
+    const auto kept = e.ask6(first, nat6, nat_port, false, 3);
+    ASSERT_TRUE(kept.has_value());
+    EXPECT_EQ(stun::binding_success, kept->type) << "the listener that stayed refreshes";
+    EXPECT_EQ(1u, e.stats().refreshed);
+}
+
+// An on-link listener's next hop is itself: the success waits for its
+// neighbour discovery (the relay solicits, the listener advertises), as an
+// IPv4 join waits for ARP, so "success" means "you hear the next packet".
+TEST(join6, an_on_link_join_is_answered_once_its_neighbour_advertisement_arrived) {
+    join6_env e([](control::profile& p) { p.limits.join_resolve_ms = 60000; });
+    const auto c = mint(1);
+    const addr6 on_link = host6(0x42);
+    const mac_t mac{0x02, 0, 0, 0, 0x42, 0x42};
+    const bytes req = request(c);
+    bytes frame = frame6_from(req, on_link, nat_port);
+    std::memcpy(frame.data() + 6, mac.data(), 6);
+    auto out = e.send(frame);
+    EXPECT_TRUE(e.has_listener6(on_link, nat_port));
+    for (int i = 0; i < 100 && out.empty(); ++i) {   // the ARP owner's neighbour tick (10 ms)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        e.r().poll();
+        e.r().flush();
+        out = drain(e.port);
+    }
+    size_t stun_answers = 0, ns = 0;
+    addr6 target{};
+    for (const auto& f : out) {
+        if (frames6::is_ns_from_relay(f, &target)) {
+            ++ns;
+            EXPECT_EQ(on_link, target);
+        } else {
+            ++stun_answers;
+        }
+    }
+    EXPECT_EQ(1u, ns) << "the relay solicits the listener's address";
+    EXPECT_EQ(0u, stun_answers) << "answered before the next hop was resolved";
+    inject(e.port, frames6::na_to_relay(on_link, mac));
+    e.r().poll();   // the NA, handed to the ARP owner
+    e.r().poll();   // learnt
+    e.now += std::chrono::milliseconds(5);
+    e.desk().poll(e.now);
+    e.r().poll();
+    e.r().flush();
+    out = drain(e.port);
+    ASSERT_EQ(1u, out.size());
+    EXPECT_EQ(0, std::memcmp(out[0].data(), mac.data(), 6));
+    EXPECT_EQ(0, std::memcmp(out[0].data() + 38, on_link.data(), 16));
+    EXPECT_EQ(1u, e.stats().joined);
+    EXPECT_EQ(0u, e.stats().unresolved);
 }

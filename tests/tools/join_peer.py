@@ -3,6 +3,7 @@
 did not write, for tests/e2e/e2e_join.sh against the real relay.
 
   join_peer.py ask BIND_IP RELAY_IP PORT TOKEN PASSWORD [WAIT_S [leave]]
+      (either family: IPv6 when the addresses are, e.g. 2001:db8::5)
       Sends one Binding Request (USERNAME = TOKEN, MESSAGE-INTEGRITY and
       FINGERPRINT from aioice's Message.add_message_integrity) from a socket
       bound to BIND_IP (port chosen by the kernel) to RELAY_IP:PORT and waits
@@ -23,6 +24,8 @@ did not write, for tests/e2e/e2e_join.sh against the real relay.
       to OUT: "<unix time> <length>". The first line, "ready", is written
       once the socket is bound.
 """
+import errno
+import ipaddress
 import socket
 import sys
 import time
@@ -35,8 +38,12 @@ stun.ATTRIBUTES_BY_NAME["STENTOR-LEAVE"] = stun.ATTRIBUTES_BY_TYPE[0xC001] = \
     (0xC001, "STENTOR-LEAVE", stun.pack_unsigned, stun.unpack_unsigned)
 
 
+def family(ip):
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
 def ask(bind_ip, relay_ip, port, token, password, wait_s, then_leave=False):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family(bind_ip), socket.SOCK_DGRAM)
     s.bind((bind_ip, 0))
     line = exchange(s, relay_ip, port, token, password, wait_s, False)
     if line.startswith("ok ") and then_leave:
@@ -69,7 +76,7 @@ def exchange(s, relay_ip, port, token, password, wait_s, leave):
             return f"silent {own[0]}:{own[1]}"
         if data and data[0] < 4:
             break
-    if frm != (relay_ip, port):
+    if ipaddress.ip_address(frm[0]) != ipaddress.ip_address(relay_ip) or frm[1] != port:
         return f"fail answer from {frm[0]}:{frm[1]}, not the session port"
     try:
         resp = stun.parse_message(data, integrity_key=password.encode())
@@ -87,9 +94,19 @@ def exchange(s, relay_ip, port, token, password, wait_s, leave):
 
 
 def count(bind_ip, port, seconds, out):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family(bind_ip), socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((bind_ip, port))
+    # The port may still be held for a moment by a process just killed
+    # (stentor-listener's io_uring lets go of its sockets asynchronously).
+    give_up = time.monotonic() + 2.0
+    while True:
+        try:
+            s.bind((bind_ip, port))
+            break
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE or time.monotonic() > give_up:
+                raise
+            time.sleep(0.02)
     end = time.monotonic() + seconds
     with open(out, "w", buffering=1) as f:
         f.write("ready\n")

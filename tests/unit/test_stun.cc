@@ -687,6 +687,62 @@ TEST(StunBuild, SuccessParsesBack) {
     }
 }
 
+// Over IPv6 (issue 15): the address is XORed with the magic cookie followed
+// by the transaction id (RFC 8489 14.2); 76 bytes. RFC 5769 2.3's sample
+// address and transaction id give its published bytes.
+TEST(StunBuild, SuccessIpv6ParsesBack) {
+    out_buf out(success_len6);
+    mapped_address a;
+    a.family = family_ipv6;
+    const bytes rfc_addr = from_hex("20010db8 12345678 00112233 44556677");   // 2001:db8:1234:5678:11:2233:4455:6677
+    std::memcpy(a.addr, rfc_addr.data(), 16);
+    a.port = 32853;
+    const bytes rfc_txid = from_hex("b7e7a701 bc34d686 fa87dfae");
+    const size_t n = build_success(out.data(), out.cap, rfc_txid.data(), a, password.data(), password.size());
+    ASSERT_EQ(n, 76u);
+    ASSERT_TRUE(out.intact());
+    const bytes m = out.message(n);
+    EXPECT_EQ(bytes(m.begin(), m.begin() + 44),
+              from_hex("01010038 2112a442 b7e7a701 bc34d686 fa87dfae 00200014 0002a147 0113a9fa a5d3f179 bc25f4b5 "
+                       "bed2b9d9"));
+    const guarded g(m);
+    response_view v;
+    ASSERT_EQ(name(parse_response(g.data(), n, v)), "ok");
+    EXPECT_EQ(v.type, binding_success);
+    EXPECT_TRUE(v.has_mapped);
+    EXPECT_EQ(v.mapped_family, family_ipv6);
+    EXPECT_EQ(0, std::memcmp(v.mapped_ipv6, rfc_addr.data(), 16));
+    EXPECT_EQ(v.mapped_port, 32853);
+    EXPECT_TRUE(check_integrity(g.data(), v.integrity_offset, password.data(), password.size()));
+    // Independent checks of the wire: the reference CRC and HMAC.
+    EXPECT_EQ(get32(m, 72), ref_crc32(m.data(), 68) ^ 0x5354554eu);
+    bytes signed_part(m.begin(), m.begin() + 44);
+    set16(signed_part, 2, 44 + 24 - 20);
+    const auto mac = ref_hmac(password, signed_part);
+    EXPECT_EQ(0, std::memcmp(m.data() + 48, mac.data(), 20));
+    // A request of 104 bytes (the smallest join) has room; nothing smaller
+    // than 76 gets a byte past its cap.
+    for (size_t cap = 0; cap < 76; ++cap) {
+        out_buf o(cap);
+        EXPECT_EQ(build_success(o.data(), cap, rfc_txid.data(), a, "k", 1), 0u) << cap;
+        EXPECT_TRUE(o.intact()) << cap;
+    }
+    mapped_address bad = a;
+    bad.family = 3;
+    out_buf o(100);
+    EXPECT_EQ(build_success(o.data(), 100, rfc_txid.data(), bad, "k", 1), 0u) << "unknown family";
+    // The IPv4 overload is the family_ipv4 form.
+    mapped_address v4;
+    v4.family = family_ipv4;
+    const bytes v4_addr = from_hex("c0000201");
+    std::memcpy(v4.addr, v4_addr.data(), 4);
+    v4.port = 32853;
+    out_buf o4(64), o4b(64);
+    ASSERT_EQ(build_success(o4.data(), 64, txid0.data(), v4, "k", 1), 64u);
+    ASSERT_EQ(build_success(o4b.data(), 64, txid0.data(), 0xc0000201, 32853, "k", 1), 64u);
+    EXPECT_EQ(o4.message(64), o4b.message(64));
+}
+
 struct error_case {
     std::string what;
     uint16_t code;
@@ -790,6 +846,17 @@ TEST(StunDocs, JoinMdExampleBytes) {
     EXPECT_EQ(bytes(out, out + n), success);
     n = build_error(out, request.size(), tx, 429, "rate limited", 2000, key, klen);
     EXPECT_EQ(bytes(out, out + n), error);
+    // The same request from [2001:db8:100::5]:40000 (issue 15): 76 bytes.
+    const bytes success6 = from_hex(
+        "010100382112a4425354454e544f522d4a4f494e002000140002bd520113a9fa5254454e544f522d4a4f494b00080014d5541a4ce767b316"
+        "60e530fde6e5e85010c2fec88028000426ec45e8");
+    mapped_address a6;
+    a6.family = family_ipv6;
+    const bytes addr6 = from_hex("20010db8010000000000000000000005");
+    std::memcpy(a6.addr, addr6.data(), 16);
+    a6.port = 40000;
+    n = build_success(out, request.size(), tx, a6, key, klen);
+    EXPECT_EQ(bytes(out, out + n), success6);
     request_view v;
     ASSERT_EQ(name(parse_request(request.data(), request.size(), v)), "ok");
     EXPECT_EQ(v.user(), doc_token);
@@ -844,7 +911,12 @@ TEST(StunResponse, Rows) {
         {"no MESSAGE-INTEGRITY (unauthenticated answer)", resp([](msg_spec& s) { s.mi = false; }), E::no_integrity},
         {"no FINGERPRINT", resp([](msg_spec& s) { s.fp = false; }), E::no_fingerprint},
         {"bad FINGERPRINT", resp([](msg_spec& s) { s.fp_xor = 4; }), E::bad_fingerprint},
-        {"IPv6 XOR-MAPPED-ADDRESS", resp([](msg_spec& s) { s.attrs = {xma(0x02, 20)}; }), E::bad_attribute_value},
+        {"IPv6 XOR-MAPPED-ADDRESS", resp([](msg_spec& s) { s.attrs = {xma(family_ipv6, 20)}; }), E::ok},
+        {"IPv6 family with an IPv4-sized value", resp([](msg_spec& s) { s.attrs = {xma(family_ipv6, 8)}; }),
+         E::bad_attribute_value},
+        {"IPv4 family with an IPv6-sized value", resp([](msg_spec& s) { s.attrs = {xma(family_ipv4, 20)}; }),
+         E::bad_attribute_value},
+        {"unknown address family 3", resp([](msg_spec& s) { s.attrs = {xma(0x03, 20)}; }), E::bad_attribute_value},
         {"XOR-MAPPED-ADDRESS of 4 bytes", resp([](msg_spec& s) { s.attrs = {xma(family_ipv4, 4)}; }),
          E::bad_attribute_value},
         {"two XOR-MAPPED-ADDRESSes", resp([](msg_spec& s) { s.attrs.push_back(xma()); }), E::duplicate_attribute},

@@ -20,6 +20,7 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -146,6 +147,16 @@ TEST(StunInterop, OurMessagesVerifiedByAioice) {
     add("success_high_port",
         build_success(buf, sizeof buf, txid.data(), 0x0a000001, 65535, password.data(), password.size()), buf,
         "ok RESPONSE " + tx + " mapped=10.0.0.1:65535");
+    {
+        // Over IPv6 (issue 15): the address XORed with cookie and transaction id.
+        mapped_address a6;
+        a6.family = family_ipv6;
+        const uint8_t ip6[16] = {0x20, 0x01, 0x0d, 0xb8, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0xab, 0xcd};
+        std::memcpy(a6.addr, ip6, 16);
+        a6.port = 40123;
+        add("success_ipv6", build_success(buf, sizeof buf, txid.data(), a6, password.data(), password.size()), buf,
+            "ok RESPONSE " + tx + " mapped=2001:db8:100::abcd:40123");
+    }
     add("error_403", build_error(buf, sizeof buf, txid.data(), 403, "token expired", 0, password.data(), password.size()),
         buf, "ok ERROR " + tx + " error=403 reason_len=13");
     add("error_429_retry",

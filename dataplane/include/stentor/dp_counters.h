@@ -126,7 +126,7 @@ inline constexpr std::size_t cache_line = 64;
     _(ipv6_dst, "ingress/ipv6_dst", "destination neither the relay's address nor, for NS, its solicited-node group") \
     _(ipv6_next_header, "ingress/ipv6_next_header", "next header neither UDP nor ICMPv6 (TCP, no next header, ...)") \
     _(ipv6_udp_zero_checksum, "ingress/ipv6_udp_zero_checksum", "UDP over IPv6 with checksum 0 (mandatory in IPv6, RFC 8200 8.1)") \
-    _(ipv6_unserved, "ingress/ipv6_unserved", "well-formed IPv6 UDP to a session port: IPv6 speakers and joins not served yet") \
+    _(ipv6_unserved, "ingress/ipv6_unserved", "not counted any more: IPv6 speakers and joins are served (kept: names are append-only)") \
     _(icmp6_invalid, "ingress/icmp6_invalid", "malformed ICMPv6 or bad checksum") \
     _(icmp6_not_echo, "ingress/icmp6_not_echo", "ICMPv6 type we do not answer (errors, echo replies, router solicitations, MLD)") \
     _(icmp6_rate, "ingress/icmp6_rate", "ICMPv6 echo replies over their rate limit") \
@@ -142,7 +142,9 @@ inline constexpr std::size_t cache_line = 64;
     _(nd_router_advert, "ingress/nd_router_advert", "router advertisement: the relay takes no routes or prefixes from the wire") \
     _(nd_redirect, "ingress/nd_redirect", "ICMPv6 redirect: next hops come from the profile only") \
     /* IPv6 fan-out (replica.h): an IPv4 speaker's packet is 20 bytes longer as an IPv6 replica */ \
-    _(ipv6_too_big, "egress/ipv6_too_big", "speaker packet too large for an IPv6 replica within the port MTU (or the template): that IPv6 listener missed it")
+    _(ipv6_too_big, "egress/ipv6_too_big", "speaker packet too large for an IPv6 replica within the port MTU (or the template): that IPv6 listener missed it") \
+    /* join over IPv6 (issue 15; join.cc): after the validator's own source checks */ \
+    _(join_src, "join/src", "IPv6 join from a source no listener may have: discard-only 100::/64 or the relay's address on another port")
 
 // Then one reason per refusal of the STUN parser (stun.h's list, in its
 // order, as join/<name>): a request the parser refuses is counted by why.

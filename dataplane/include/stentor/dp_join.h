@@ -26,11 +26,17 @@ inline constexpr size_t join_password_len = 22;   // base64url of 16 bytes (join
 // What the RX lcore established about one authenticated request. Written
 // into the headroom in front of the frame (rte_pktmbuf_headroom() >= its
 // size is checked before); the frame itself is untouched.
+//
+// Either family (issue 15): `src` is where it came from (the listener, or
+// its NAT), 16 bytes in wire order; an IPv4 source as the IPv4-mapped
+// address ::ffff:a.b.c.d (RFC 4291 2.5.5.2), which no IPv6 request can
+// carry (the validator drops mapped sources, parse.cc), so one key names a
+// peer of either family.
 struct dp_join_request {
     uint64_t nonce;                    // token identity: (key_id, nonce)
     uint32_t session_id;               // from the token (= the session of the port it was sent to)
     uint32_t expiry;                   // token expiry, unix seconds
-    uint32_t src_ip_be;                // where it came from: the listener (or its NAT)
+    uint8_t src[16];                   // source address, IPv4 as ::ffff:a.b.c.d
     uint16_t src_port_be;
     uint16_t stun_off;                 // STUN message offset in the frame
     uint16_t stun_len;                 // STUN message length (a response is never longer)
@@ -38,10 +44,24 @@ struct dp_join_request {
     uint8_t tier;
     uint8_t leave;                     // STENTOR-LEAVE present: remove me
     uint8_t port;                      // port index it arrived on (the response leaves there)
+    uint8_t ipv6;                      // 1: the frame is Ethernet/IPv6/UDP (src is a real IPv6 address)
     char password[join_password_len];  // the MESSAGE-INTEGRITY key the response is signed with
-    uint8_t pad_[2];
+    uint8_t pad_[7];
 };
-static_assert(sizeof(dp_join_request) == 56);
+static_assert(sizeof(dp_join_request) == 72);
+
+// The IPv4-mapped form of an IPv4 address (network order) as it sits in
+// dp_join_request::src.
+inline void join_src_v4(uint8_t out[16], uint32_t ip_be) noexcept {
+    static constexpr uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    std::memcpy(out, prefix, sizeof prefix);
+    std::memcpy(out + 12, &ip_be, 4);
+}
+inline uint32_t join_src_ipv4_be(const dp_join_request& r) noexcept {
+    uint32_t ip;
+    std::memcpy(&ip, r.src + 12, 4);
+    return ip;
+}
 static_assert(sizeof(dp_join_request) <= RTE_PKTMBUF_HEADROOM);
 
 // Copied, not cast: a PMD may start the frame at any offset. The caller

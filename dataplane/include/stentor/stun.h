@@ -70,6 +70,7 @@ inline constexpr uint16_t stentor_retry_after = 0xc002;
 }  // namespace attr
 
 inline constexpr uint8_t family_ipv4 = 0x01;
+inline constexpr uint8_t family_ipv6 = 0x02;   // RFC 8489 14.1
 
 // Bounds. A join request is 104 bytes (USERNAME 48 + MI + FP), 136 with the
 // PRIORITY and ICE-CONTROLLING of an ICE check; browsers' checks are ~100-160.
@@ -168,8 +169,22 @@ bool check_integrity(const uint8_t* msg, std::size_t integrity_offset, const cha
 // with `key`) and FINGERPRINT.
 
 // Binding Success Response: XOR-MAPPED-ADDRESS (the request's source as the
-// relay saw it: the NAT's mapping), MI, FP. 64 bytes.
+// relay saw it: the NAT's mapping), MI, FP. 64 bytes for an IPv4 source, 76
+// for an IPv6 one (RFC 8489 14.2: the address XORed with the magic cookie
+// followed by the transaction id).
 inline constexpr std::size_t success_len = header_len + 12 + integrity_attr_len + fingerprint_attr_len;
+inline constexpr std::size_t success_len6 = header_len + 24 + integrity_attr_len + fingerprint_attr_len;
+
+// A transport address of either family, as XOR-MAPPED-ADDRESS carries it.
+struct mapped_address {
+    uint8_t family = family_ipv4;   // family_ipv4: addr[0..3]; family_ipv6: addr[0..15]
+    uint8_t addr[16] = {};          // wire order
+    uint16_t port = 0;              // host order
+};
+
+std::size_t build_success(uint8_t* out, std::size_t cap, const uint8_t* txid, const mapped_address& a,
+                          const char* key, std::size_t key_len) noexcept;
+// IPv4 in host order, as before.
 std::size_t build_success(uint8_t* out, std::size_t cap, const uint8_t* txid, uint32_t ipv4, uint16_t port,
                           const char* key, std::size_t key_len) noexcept;
 
@@ -209,8 +224,10 @@ struct response_view {
     uint16_t type = 0;                 // binding_success or binding_error
     uint16_t integrity_offset = 0;
     uint32_t length = 0;               // up to 20 + 65535
-    bool has_mapped = false;           // XOR-MAPPED-ADDRESS (IPv4) present
-    uint32_t mapped_ipv4 = 0;          // host order
+    bool has_mapped = false;           // XOR-MAPPED-ADDRESS present
+    uint8_t mapped_family = 0;         // family_ipv4 or family_ipv6
+    uint32_t mapped_ipv4 = 0;          // host order (family_ipv4)
+    uint8_t mapped_ipv6[16] = {};      // wire order (family_ipv6)
     uint16_t mapped_port = 0;
     uint16_t error_code = 0;           // 300..699 when ERROR-CODE is present, else 0
     const char* reason = nullptr;      // ERROR-CODE reason phrase, not NUL-terminated
@@ -223,7 +240,7 @@ struct response_view {
 // The client's twin of parse_request for the relay's answers: a Binding
 // success or error response with MESSAGE-INTEGRITY and a correct FINGERPRINT
 // (a response without MI is refused: an unauthenticated answer proves
-// nothing). Known attributes: XOR-MAPPED-ADDRESS (IPv4), ERROR-CODE,
+// nothing). Known attributes: XOR-MAPPED-ADDRESS (IPv4 or IPv6), ERROR-CODE,
 // MAPPED-ADDRESS, UNKNOWN-ATTRIBUTES, STENTOR-RETRY-AFTER, SOFTWARE.
 // No length cap beyond the 16-bit header length. Then check_integrity(msg,
 // view.integrity_offset, ...) and compare the transaction id.
