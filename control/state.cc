@@ -757,6 +757,11 @@ struct relay_state::impl {
         f.dedup = sp.trunk && s.dedup != nullptr ? 1 : 0;   // an origin's trunk flow: first copy wins (either family)
         f.ssrc_be = sp.ssrc ? __builtin_bswap32(*sp.ssrc) : 0;
         f.speaker_index = sp.slot;
+        // Policer: the stream's packet rate and the session's highest
+        // bitrate (plus RTP headers), speaker_burst_pct above them,
+        // sustained; the bucket (dp::policer_burst_ms deep) absorbs jitter.
+        // Admission plans the nominal rate and keeps the burst inside its
+        // headroom (config check).
         const uint64_t pct = 100 + prof.limits.speaker_burst_pct;
         const uint32_t pps = static_cast<uint32_t>((uint64_t{1000} * pct + 100 * std::max(1u, s.frame_ms) - 1) /
                                                    (100 * std::max(1u, s.frame_ms)));
