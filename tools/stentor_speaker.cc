@@ -266,6 +266,7 @@ int run(options& o) {
     const endpoint dest = parse_endpoint(o.dest, "--dest");
     if (dest.port == 0) throw tool_error("--dest needs a port");
     const endpoint bind_ep = parse_endpoint(o.bind, "--bind");
+    if (dest.v6 || bind_ep.v6) throw tool_error("--dest and --bind: stentor-speaker sends over IPv4 only (IPv6: ffmpeg, docs/tools.md)");
     impairments imp{index_set(o.test_drop, "--test-drop"), index_set(o.test_dup, "--test-dup"), index_set(o.test_swap, "--test-swap")};
     if (imp.any() && o.speakers != 1) std::fprintf(stderr, "stentor-speaker: test impairments apply to every speaker\n");
 

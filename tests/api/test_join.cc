@@ -1015,3 +1015,47 @@ TEST(join6, an_on_link_join_is_answered_once_its_neighbour_advertisement_arrived
     EXPECT_EQ(1u, e.stats().joined);
     EXPECT_EQ(0u, e.stats().unresolved);
 }
+
+// Restored IPv6 listeners that joined by token (the journal keeps the flag
+// for both families) come under consent at start; one that asks again from
+// its address renews onto its new token, one that does not is removed.
+TEST(join6, restored_ipv6_token_listeners_come_under_consent) {
+    join6_env e;
+    control::listener_spec quiet{0, 9000, 0, true, nat6};
+    control::listener_spec back{0, 9001, 0, true, nat6};
+    control::listener_spec operators{0, 9002, 0, false, nat6};
+    e.r().state().listener_add(1, quiet);   // as the journal would restore them
+    e.r().state().listener_add(1, back);
+    e.r().state().listener_add(1, operators);
+    EXPECT_EQ(2u, e.desk().adopt_existing(e.now, false));
+    const auto a = e.ask6(mint(1), nat6, 9001);
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(stun::binding_success, a->type);
+    EXPECT_EQ(1u, e.stats().renewed) << "the restored binding took the token";
+    e.now += std::chrono::seconds(31);
+    e.desk().poll(e.now);
+    EXPECT_FALSE(e.has_listener6(nat6, 9000)) << "a restored token listener that never asked again still listens";
+    EXPECT_FALSE(e.has_listener6(nat6, 9001)) << "its renewal was 31 s ago";
+    EXPECT_TRUE(e.has_listener6(nat6, 9002)) << "an operator's listener was put under consent";
+    EXPECT_EQ(2u, e.stats().consent_expired);
+}
+
+// With a join lcore: the RX lcore hashes the 16-byte source to pick it and
+// hands the request over; the join lcore verifies; the answer is the same.
+TEST(join6, a_dedicated_join_lcore_verifies_ipv6_requests) {
+    join6_env e([](control::profile& p) { with_join_lcore(p); });
+    const auto c = mint(1);
+    const auto a = e.ask6(c);
+    ASSERT_TRUE(a.has_value()) << "no answer through the join lcore";
+    EXPECT_EQ(stun::binding_success, a->type);
+    EXPECT_TRUE(a->mapped);
+    EXPECT_TRUE(e.has_listener6(nat6, nat_port));
+    const auto per = e.r().per_lcore();
+    ASSERT_EQ(2u, per.size());
+    EXPECT_EQ(1u, per[0].join_handoffs);
+    EXPECT_EQ(1u, per[1].join_verified);
+    auto forged = mint(1);
+    forged.token[40] = forged.token[40] == 'A' ? 'B' : 'A';
+    EXPECT_TRUE(e.send(frame6_from(request(forged), nat6, nat_port + 1)).empty());
+    EXPECT_EQ(1u, e.r().per_lcore()[1].drop(dp::drop_reason::join_forged));
+}
