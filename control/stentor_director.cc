@@ -2,7 +2,7 @@
 //
 //   stentor-director serve -c director.toml
 //       POST /v1/place    {"session": S, "listeners": N, "region": "eu", "tier": 1,
-//                          "exclude": ["edge-3"]}
+//                          "exclude": ["edge-3"], "family": "ipv6"}
 //                         -> 200 {"session": S, "placements": [{"edge", "address",
 //                            "port", "token", "password"}, ...], "trunks_created": n}
 //                         4xx/503 {"error": <code>, "reason": "..."}: nothing placed
@@ -86,9 +86,9 @@ MHD_Result on_place(server& s, MHD_Connection* c, const std::string& text) {
     if (j.is_discarded() || !j.is_object()) return error(c, 400, "bad_request", "body is not a JSON object");
     for (const auto& [k, v] : j.items()) {
         (void)v;
-        if (k != "session" && k != "listeners" && k != "region" && k != "tier" && k != "exclude")
+        if (k != "session" && k != "listeners" && k != "region" && k != "tier" && k != "exclude" && k != "family")
             return error(c, 400, "bad_request",
-                         "unknown field \"" + k + "\" (known: session, listeners, region, tier, exclude)");
+                         "unknown field \"" + k + "\" (known: session, listeners, region, tier, exclude, family)");
     }
     fleet::place_request req;
     const auto uint_field = [&](const char* k, uint64_t min, uint64_t max, uint64_t& out) -> std::string {
@@ -111,6 +111,14 @@ MHD_Result on_place(server& s, MHD_Connection* c, const std::string& text) {
     if (j.contains("region")) {
         if (!j["region"].is_string()) return error(c, 400, "bad_request", "region must be a string");
         req.region = j["region"].get<std::string>();
+    }
+    // The family of the address the listener joins (docs/fleet.md): the
+    // caller says it (an application backend asks for its clients, so the
+    // request's own source address says nothing); IPv4 when absent.
+    // director::place refuses a value that is neither.
+    if (j.contains("family")) {
+        if (!j["family"].is_string()) return error(c, 400, "bad_request", "family must be \"ipv4\" or \"ipv6\"");
+        req.family = j["family"].get<std::string>();
     }
     // A client that lost its edge names it (docs/fleet.md "Failover"): the
     // registry may hold it until its lease lapses. A hint, bounded.

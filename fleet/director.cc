@@ -148,6 +148,11 @@ place_answer director::place(const place_request& req, const std::vector<std::st
         bool carries;   // the edge has the session already: a failed record is retried later, not fatal
     };
     std::vector<wanted> want;   // trunks to record
+    const auto family = parse_family(req.family, &out.reason);
+    if (!family) {
+        out.error = place_error::bad_request;
+        return out;
+    }
     {
         std::lock_guard lk(_mu);
         if (!_loaded || now - _contact > _o.stale) {
@@ -159,7 +164,7 @@ place_answer director::place(const place_request& req, const std::vector<std::st
                                  : fmt::format("no registry view yet (etcd unreachable?): {}", _last_error);
             return out;
         }
-        plan = _core.place(req.session, req.count, req.region, now, exclude);
+        plan = _core.place(req.session, req.count, req.region, now, exclude, *family);
         if (plan.error != place_error::none) {
             out.error = plan.error;
             out.reason = plan.reason;

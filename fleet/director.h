@@ -55,6 +55,9 @@ struct place_request {
     uint32_t count = 0;
     std::string region;
     uint8_t tier = 1;
+    // "ipv4" | "ipv6": the family of the address the listener joins (each
+    // placement's `address`); anything else is a bad_request (400).
+    std::string family = "ipv4";
 };
 
 struct place_answer {

@@ -19,6 +19,17 @@ const char* place_error_name(place_error e) {
     return "?";
 }
 
+const char* family_name(addr_family f) { return f == addr_family::ipv6 ? "ipv6" : "ipv4"; }
+
+std::optional<addr_family> parse_family(const std::string& text, std::string* why) {
+    if (text == "ipv4") return addr_family::ipv4;
+    if (text == "ipv6") return addr_family::ipv6;
+    if (why != nullptr)
+        *why = text.size() <= 16 ? fmt::format("family \"{}\" is neither \"ipv4\" nor \"ipv6\"", text)
+                                 : fmt::format("family (a string of {} bytes) is neither \"ipv4\" nor \"ipv6\"", text.size());
+    return std::nullopt;
+}
+
 uint64_t placement_core::expire(pending_list& p, steady::time_point now) const {
     while (!p.q.empty() && now - p.q.front().at >= _hold) {
         p.sum -= p.q.front().n;
@@ -40,7 +51,9 @@ uint64_t placement_core::room(const relay_record& edge, steady::time_point now) 
 }
 
 plan_result placement_core::place(uint32_t session, uint32_t count, const std::string& region,
-                                  steady::time_point now, const std::vector<std::string>& exclude) {
+                                  steady::time_point now, const std::vector<std::string>& exclude,
+                                  addr_family family) {
+    const bool v6 = family == addr_family::ipv6;
     plan_result out;
     if (count == 0) {
         out.error = place_error::bad_request;
@@ -66,7 +79,7 @@ plan_result placement_core::place(uint32_t session, uint32_t count, const std::s
     cands.clear();
     uint64_t total = 0;
     for (const auto& [id, r] : _relays) {
-        if (r.role != "edge" || r.draining || r.slots == 0 || r.addresses.empty()) continue;
+        if (r.role != "edge" || r.draining || r.slots == 0 || (v6 ? r.addresses6 : r.addresses).empty()) continue;
         if (!region.empty() && r.region != region) continue;
         if (!exclude.empty() && std::find(exclude.begin(), exclude.end(), id) != exclude.end()) continue;
         pending_list* pl = nullptr;
@@ -87,9 +100,10 @@ plan_result placement_core::place(uint32_t session, uint32_t count, const std::s
     }
     if (total < count) {
         out.error = place_error::no_capacity;
-        out.reason = fmt::format("{} listeners asked, this director may place {} now ({} edges with room{}{}, {} "
-                                 "directors share the free slots); nothing placed",
-                                 count, total, cands.size(), region.empty() ? "" : " in region " + region,
+        out.reason = fmt::format("{} listeners asked, this director may place {} now ({} edges with room and an {} "
+                                 "address{}{}, {} directors share the free slots); nothing placed",
+                                 count, total, cands.size(), v6 ? "IPv6" : "IPv4",
+                                 region.empty() ? "" : " in region " + region,
                                  exclude.empty() ? "" : fmt::format(", {} excluded by the request", exclude.size()),
                                  _directors);
         return out;
@@ -137,7 +151,7 @@ plan_result placement_core::place(uint32_t session, uint32_t count, const std::s
         if (c.placed == 0) continue;
         edge_pick p;
         p.edge = c.r->id;
-        p.address = c.r->addresses.front();
+        p.address = v6 ? c.r->addresses6.front() : c.r->addresses.front();
         p.port = out.port;
         p.count = c.placed;
         p.carries = std::any_of(c.r->sessions.begin(), c.r->sessions.end(),

@@ -42,9 +42,18 @@ enum class place_error {
 };
 const char* place_error_name(place_error e);
 
+// The address family a listener joins over (POST /v1/place "family",
+// docs/fleet.md "Placing listeners"): an edge is a candidate only with an
+// address of that family (`addresses` for IPv4, `addresses6` for IPv6),
+// and the placement carries its first one.
+enum class addr_family { ipv4, ipv6 };
+const char* family_name(addr_family f);
+// "ipv4" | "ipv6"; nullopt and *why (naming the value) on anything else.
+std::optional<addr_family> parse_family(const std::string& text, std::string* why);
+
 struct edge_pick {
     std::string edge;
-    std::string address;
+    std::string address;        // of the request's family
     uint16_t port = 0;
     uint32_t count = 0;         // listeners placed on it by this request
     bool carries = false;       // the edge already has the session (no trunk needed)
@@ -76,12 +85,13 @@ public:
     const std::map<std::string, relay_record>& relays() const { return _relays; }
 
     // Choose edges for `count` listeners of `session` (only edges labelled
-    // `region` unless empty, never one named in `exclude`), least loaded
+    // `region` unless empty, never one named in `exclude`, only edges with
+    // an address of `family`, whose first one each pick carries), least loaded
     // first (estimated load over slots, above), and count them as pending.
     // All or nothing. `exclude` is a client's hint after a failover: the
     // edge it just lost may still be in the registry until its lease lapses.
     plan_result place(uint32_t session, uint32_t count, const std::string& region, steady::time_point now,
-                      const std::vector<std::string>& exclude = {});
+                      const std::vector<std::string>& exclude = {}, addr_family family = addr_family::ipv4);
     // Undo a plan's pending counts (its trunk could not be recorded).
     void forget(const plan_result& p, steady::time_point placed_at);
 

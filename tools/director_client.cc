@@ -56,6 +56,7 @@ director_answer director_client::place(const place_query& q) {
     nlohmann::json body{{"session", q.session}, {"listeners", 1}, {"tier", q.tier}};
     if (!q.region.empty()) body["region"] = q.region;
     if (!q.exclude.empty()) body["exclude"] = q.exclude;
+    if (q.ipv6) body["family"] = "ipv6";   // absent: IPv4, what directors before the field place
     const std::string text = body.dump();
     director_answer a;
     const auto t0 = std::chrono::steady_clock::now();

@@ -33,6 +33,7 @@ struct place_query {
     uint8_t tier = 1;
     std::string region;
     std::vector<std::string> exclude;   // edges not wanted (the one just lost)
+    bool ipv6 = false;                  // ask for an edge's IPv6 address ("family": "ipv6")
 };
 
 class director_client {

@@ -955,6 +955,7 @@ private:
         q.tier = static_cast<uint8_t>(o_.tier);
         q.region = o_.region;
         q.exclude = join_.exclude;
+        q.ipv6 = base_.v6;   // the family of --listen: the edge's address of that family
         const director_answer a = director_->place(q);
         if (join_.event_open) {
             join_.failovers.back().place_ms += a.ms;
