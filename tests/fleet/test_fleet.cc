@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -230,6 +231,88 @@ TEST(Placement, an_excluded_edge_gets_nobody_while_its_key_is_still_there) {
         if (r.error == place_error::no_capacity) {
             EXPECT_TRUE(p.picks.empty());
             EXPECT_NE(p.reason.find("3 excluded by the request"), std::string::npos) << p.reason;
+        }
+    }
+}
+
+// The family a listener joins over (issue 15, docs/fleet.md "Placing
+// listeners"): only edges with an address of that family, and its first.
+TEST(Placement, the_family_asked_picks_the_edges_and_their_first_address_of_it) {
+    const auto t0 = steady::now();
+    auto dual = edge("a", 100, 0);
+    dual.addresses6 = {"2001:db8:1::a", "2001:db8:2::a"};
+    const auto v4only = edge("b", 100, 0);
+    auto v6only = edge("c", 100, 0);
+    v6only.addresses.clear();
+    v6only.addresses6 = {"2001:db8:1::c"};
+    struct row {
+        const char* what;
+        std::vector<relay_record> edges;
+        addr_family family;
+        uint32_t count;
+        place_error error;
+        std::map<std::string, std::pair<uint32_t, std::string>> want;   // edge -> (placed, address)
+    };
+    const row rows[] = {
+        {"IPv4: the dual-stack and the IPv4 edge, not the IPv6-only one", {dual, v4only, v6only}, addr_family::ipv4, 6,
+         place_error::none, {{"a", {3, "198.18.1.1"}}, {"b", {3, "198.18.1.1"}}, {"c", {0, ""}}}},
+        {"IPv6: the IPv4-only edge is skipped, the first IPv6 address is handed out", {dual, v4only, v6only},
+         addr_family::ipv6, 6, place_error::none,
+         {{"a", {3, "2001:db8:1::a"}}, {"b", {0, ""}}, {"c", {3, "2001:db8:1::c"}}}},
+        {"IPv6 with only IPv4 edges: no capacity, nothing placed", {v4only}, addr_family::ipv6, 1,
+         place_error::no_capacity, {}},
+        {"IPv4 with only an IPv6 edge: no capacity", {v6only}, addr_family::ipv4, 1, place_error::no_capacity, {}},
+        {"IPv6 past the IPv6 edges' room, though the IPv4 one has room: nothing", {dual, v4only, v6only},
+         addr_family::ipv6, 201, place_error::no_capacity, {}},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        placement_core core(3000ms);
+        core.upsert(origin("o", 5, 40005));
+        for (const auto& e : r.edges) core.upsert(e);
+        const auto p = core.place(5, r.count, "", t0, {}, r.family);
+        EXPECT_EQ(p.error, r.error) << p.reason;
+        if (r.error != place_error::none) {
+            EXPECT_TRUE(p.picks.empty());
+            EXPECT_NE(p.reason.find(r.family == addr_family::ipv6 ? "an IPv6 address" : "an IPv4 address"),
+                      std::string::npos)
+                << p.reason;
+            continue;
+        }
+        for (const auto& [e, w] : r.want) {
+            EXPECT_EQ(placed_on(p, e), w.first) << e;
+            for (const auto& x : p.picks)
+                if (x.edge == e) {
+                    EXPECT_EQ(x.address, w.second) << e;
+                }
+        }
+    }
+}
+
+TEST(Placement, family_names_parse_and_anything_else_is_refused_by_name) {
+    struct row {
+        std::string text;
+        std::optional<addr_family> want;
+        const char* why;   // a piece of the reason
+    };
+    const row rows[] = {
+        {"ipv4", addr_family::ipv4, ""},
+        {"ipv6", addr_family::ipv6, ""},
+        {"IPv6", std::nullopt, "family \"IPv6\" is neither"},
+        {"inet6", std::nullopt, "family \"inet6\""},
+        {"ipv6 ", std::nullopt, "family \"ipv6 \""},
+        {"", std::nullopt, "family \"\""},
+        {std::string(300, 'x'), std::nullopt, "a string of 300 bytes"},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.text.substr(0, 20));
+        std::string why;
+        const auto f = parse_family(r.text, &why);
+        EXPECT_EQ(f, r.want);
+        if (r.want) {
+            EXPECT_STREQ(family_name(*r.want), r.text.c_str());
+        } else {
+            EXPECT_NE(why.find(r.why), std::string::npos) << why;
         }
     }
 }
@@ -533,13 +616,16 @@ struct fleet_fixture {
     std::string prefix = unique_prefix();
     std::vector<std::unique_ptr<registrar>> regs;
     std::map<std::string, std::shared_ptr<std::atomic<bool>>> draining;
+    // addresses6: its IPv6 addresses; v4 = false: none of IPv4.
     void add(const etcd_server& e, const std::string& id, const std::string& role, uint64_t slots,
-             std::vector<std::pair<uint32_t, uint16_t>> sessions = {}) {
+             std::vector<std::pair<uint32_t, uint16_t>> sessions = {}, std::vector<std::string> addresses6 = {},
+             bool v4 = true) {
         auto o = reg_options(e, prefix, id);
-        regs.push_back(std::make_unique<registrar>(o, [role, slots, sessions] {
+        regs.push_back(std::make_unique<registrar>(o, [role, slots, sessions, addresses6, v4] {
             relay_record r;
             r.role = role;
-            r.addresses = {role == "origin" ? "198.18.2.1" : "198.18.1.1"};
+            if (v4) r.addresses = {role == "origin" ? "198.18.2.1" : "198.18.1.1"};
+            r.addresses6 = addresses6;
             r.slots = slots;
             r.sessions = sessions;
             return r;
@@ -630,6 +716,54 @@ TEST(Director, stops_placing_on_draining_edges_and_on_edges_whose_lease_is_gone)
     const auto a = d.place({7, 30, "", 1});
     ASSERT_EQ(a.error, place_error::none) << a.reason;
     for (const auto& p : a.placements) EXPECT_EQ(p.edge, "e3");
+    d.stop();
+}
+
+// POST /v1/place "family" through the director and etcd's records: an
+// IPv6 request lands only on edges that advertise IPv6 and gets their first
+// IPv6 address; a family that is neither is refused before anything is
+// recorded.
+TEST(Director, places_by_family_and_refuses_a_bad_family_without_recording_anything) {
+    fleet_fixture f;
+    f.add(shared_etcd(), "o1", "origin", 1000, {{7, 40007}});
+    f.add(shared_etcd(), "e1", "edge", 1000);                                              // IPv4 only
+    f.add(shared_etcd(), "e2", "edge", 1000, {}, {"2001:db8:5354::2", "2001:db8:99::2"});  // dual stack
+    f.add(shared_etcd(), "e3", "edge", 1000, {}, {"2001:db8:5354::3"}, false);             // IPv6 only
+    const control::token_minter m(join_keys());
+    director d(dir_options(shared_etcd(), f.prefix, "d1"), minter_for(m));
+    d.start();
+    ASSERT_TRUE(eventually([&] { return d.status().edges_live == 3; }));
+    etcd_client c(shared_etcd().endpoints());
+    for (const char* bad : {"ipv7", "IPV6", "", "both"}) {
+        SCOPED_TRACE(bad);
+        const auto a = d.place({7, 4, "", 1, bad});
+        EXPECT_EQ(a.error, place_error::bad_request);
+        EXPECT_NE(a.reason.find("is neither \"ipv4\" nor \"ipv6\""), std::string::npos) << a.reason;
+        EXPECT_TRUE(a.placements.empty());
+    }
+    EXPECT_TRUE(c.range_prefix(trunks_prefix(f.prefix)).empty()) << "a refused request records no trunk";
+    const auto six = d.place({7, 20, "", 1, "ipv6"});
+    ASSERT_EQ(six.error, place_error::none) << six.reason;
+    ASSERT_EQ(six.placements.size(), 20u);
+    std::map<std::string, int> per_edge;
+    for (const auto& p : six.placements) {
+        ++per_edge[p.edge];
+        EXPECT_EQ(p.address, p.edge == "e2" ? "2001:db8:5354::2" : "2001:db8:5354::3") << p.edge;
+        EXPECT_EQ(p.port, 40007);
+    }
+    EXPECT_EQ(per_edge["e1"], 0) << "no IPv6 address: skipped";
+    EXPECT_EQ(per_edge["e2"], 10);
+    EXPECT_EQ(per_edge["e3"], 10);
+    EXPECT_EQ(six.trunks_created, 2u) << "session 7 to e2 and e3 only";
+    const auto four = d.place({7, 20, "", 1});   // no family: IPv4, as before the field
+    ASSERT_EQ(four.error, place_error::none) << four.reason;
+    per_edge.clear();
+    for (const auto& p : four.placements) {
+        ++per_edge[p.edge];
+        EXPECT_EQ(p.address, "198.18.1.1") << p.edge;
+    }
+    EXPECT_EQ(per_edge["e3"], 0) << "no IPv4 address: skipped";
+    EXPECT_EQ(per_edge["e1"] + per_edge["e2"], 20);
     d.stop();
 }
 
