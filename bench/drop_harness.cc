@@ -18,6 +18,10 @@
 //   RESULT drop_mpps=<x> testpmd_io_mpps=<y> ratio=<x/y> workload=unknown_flow garbage_mpps=<z>
 // --json FILE also writes the three series (samples included) as JSON lines
 // for scripts/bench-report.py (bench/jsonl.h).
+// --count-packets K: no testpmd, no clock: the worker polled until it has
+// dropped K unknown-flow frames, then exit; for callgrind
+// (bench/count_join_instructions.sh BUILD_DIR drop), which counts what a
+// dropped frame costs inside worker_poll.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -195,14 +199,43 @@ std::vector<double> measure(control::relay& r, unsigned reps, const char* expect
     return mpps;
 }
 
+// --count-packets K (see the top).
+int count_packets(unsigned frame, uint64_t k) {
+    const control::profile p = bench_profile(frame);
+    drivers::eal_params ep;
+    ep.lcores = p.eal.lcores;
+    ep.memory_mb = p.eal.memory_mb;
+    ep.file_prefix = p.eal.file_prefix;
+    ep.vdevs = p.eal.vdevs;
+    ep.log_level = "error";
+    drivers::eal_init(ep);
+    uint64_t rx = 0, polls = 0;
+    {
+        control::relay r(p, control::relay_options{.launch = false});
+        r.state().load_static(p);
+        const auto frame_bytes = unknown_flow_frame(frame);
+        fill_arg fa{&frame_bytes};
+        rte_mempool_obj_iter(r.pool(), fill_mbuf, &fa);
+        const uint64_t rx0 = r.totals().rx_packets;
+        while (r.totals().rx_packets - rx0 < k)
+            for (int i = 0; i < 64; ++i, ++polls) r.poll();
+        rx = r.totals().rx_packets - rx0;
+    }
+    drivers::eal_cleanup();
+    std::printf("COUNT rx=%llu polls=%llu\n", static_cast<unsigned long long>(rx), static_cast<unsigned long long>(polls));
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     unsigned reps = 7;
     unsigned frame = 134;   // one Opus listener stream's frame (DESIGN.md)
     std::string json_path;
+    uint64_t count_k = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
+        if (a == "--count-packets") count_k = std::strtoull(argv[i + 1], nullptr, 10);
         if (a == "--reps") reps = static_cast<unsigned>(std::atoi(argv[i + 1]));
         if (a == "--frame") frame = static_cast<unsigned>(std::atoi(argv[i + 1]));
         if (a == "--json") json_path = argv[i + 1];
@@ -211,6 +244,7 @@ int main(int argc, char** argv) {
     if (!out.open(json_path)) return 2;
     reps = std::max(3u, reps);
     frame = std::clamp(frame, 60u, 1514u);
+    if (count_k > 0) return count_packets(frame, count_k);
     std::printf("# machine: %u CPUs; frame %u bytes; ingress worker on the main lcore; %u x 1 s windows\n",
                 std::thread::hardware_concurrency(), frame, reps);
     std::fflush(stdout);
