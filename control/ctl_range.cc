@@ -7,6 +7,20 @@
 
 namespace stentor::ctl {
 
+// A decimal integer, whole string, no sign, within [lo, hi].
+std::optional<uint64_t> decimal(std::string_view s, uint64_t lo, uint64_t hi) {
+    if (s.empty() || s.size() > 20) return std::nullopt;
+    uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') return std::nullopt;
+        const uint64_t d = static_cast<uint64_t>(c - '0');
+        if (v > (UINT64_MAX - d) / 10) return std::nullopt;
+        v = v * 10 + d;
+    }
+    if (v < lo || v > hi) return std::nullopt;
+    return v;
+}
+
 namespace {
 
 // A 128-bit address value: IPv4 in lo.
@@ -45,19 +59,6 @@ std::string decimal128(u128 v) {
     return out;
 }
 
-// A decimal integer, whole string, no sign, within [lo, hi].
-std::optional<uint64_t> decimal(std::string_view s, uint64_t lo, uint64_t hi) {
-    if (s.empty() || s.size() > 20) return std::nullopt;
-    uint64_t v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return std::nullopt;
-        const uint64_t d = static_cast<uint64_t>(c - '0');
-        if (v > (UINT64_MAX - d) / 10) return std::nullopt;
-        v = v * 10 + d;
-    }
-    if (v < lo || v > hi) return std::nullopt;
-    return v;
-}
 
 std::optional<u128> address(std::string_view s, bool v6) {
     const std::string z(s);

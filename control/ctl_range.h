@@ -41,6 +41,10 @@ struct listener_range {
 
 // nullopt and *why (what is wrong, in words a user reads after "--range X: ")
 // if `s` is not a RANGE or holds more than `max` listeners.
+// A decimal integer, the whole string, no sign, within [lo, hi]: how
+// stentorctl reads every number (CLI11 would take "-5" as 2^64-5).
+std::optional<uint64_t> decimal(std::string_view s, uint64_t lo, uint64_t hi);
+
 std::optional<listener_range> parse_listener_range(std::string_view s, uint64_t max, std::string* why);
 
 }  // namespace stentor::ctl

@@ -61,19 +61,7 @@ constexpr int exit_usage = 2;
 
 // ------------------------------------------------------------ inputs
 
-// A decimal integer, whole string, no sign, within [lo, hi].
-std::optional<uint64_t> decimal(const std::string& s, uint64_t lo, uint64_t hi) {
-    if (s.empty() || s.size() > 20) return std::nullopt;
-    uint64_t v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return std::nullopt;
-        const uint64_t d = static_cast<uint64_t>(c - '0');
-        if (v > (UINT64_MAX - d) / 10) return std::nullopt;
-        v = v * 10 + d;
-    }
-    if (v < lo || v > hi) return std::nullopt;
-    return v;
-}
+using stentor::ctl::decimal;   // control/ctl_range.h
 
 // CLI11 would read "-5" as 2^64-5 and "010" as octal: every number goes
 // through this first.
