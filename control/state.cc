@@ -79,27 +79,24 @@ inline bool in_subnet(uint32_t ip, uint32_t net, unsigned prefix) {
     return (ip & mask) == (net & mask);
 }
 
-struct list_state {
-    std::vector<dp_listener_chunk*> chunks;
+// The listeners of one (session, shard, tier) of one family, in
+// copy-on-write chunks: IPv4 (16-byte dp_listener) or IPv6 (32-byte
+// dp_listener6) records, the same scheme.
+template <class Chunk, class List>
+struct chunked_list {
+    using chunk_type = Chunk;
+    static constexpr uint32_t chunk_size = sizeof(Chunk::l) / sizeof(Chunk::l[0]);
+    std::vector<Chunk*> chunks;
     std::vector<bool> fresh;              // copied (private) since the last publish
     std::vector<uint32_t> free_slots;
     uint32_t nb_slots = 0;
     uint32_t nb_live = 0;
     bool dirty = false;
-    dp_listener_list* published = nullptr;
+    List* published = nullptr;
 };
-
-// The IPv6 listeners of one (session, shard, tier): the same copy-on-write
-// scheme with 32-byte records (dp_listener6).
-struct list6_state {
-    std::vector<dp_listener6_chunk*> chunks;
-    std::vector<bool> fresh;
-    std::vector<uint32_t> free_slots;
-    uint32_t nb_slots = 0;
-    uint32_t nb_live = 0;
-    bool dirty = false;
-    dp_listener6_list* published = nullptr;
-};
+using list_state = chunked_list<dp_listener_chunk, dp_listener_list>;
+using list6_state = chunked_list<dp_listener6_chunk, dp_listener6_list>;
+static_assert(list_state::chunk_size == listener_chunk_size && list6_state::chunk_size == listener6_chunk_size);
 
 // An IPv6 listener's key in the maps and join orders that IPv4 listeners
 // key by ep_key() (48 bits): bit 62 set, the low bits an id into
@@ -553,21 +550,25 @@ struct relay_state::impl {
 
     // ---- listener slots (copy-on-write chunks)
 
-    dp_listener& writable_slot(list_state& l, uint32_t slot) {
-        const uint32_t ci = slot / listener_chunk_size;
+    // The record at `slot`, in a chunk private to this publish (copied on
+    // the first write since the last one). Either family.
+    template <class L>
+    auto& writable_slot(L& l, uint32_t slot) {
+        using chunk = typename L::chunk_type;
+        const uint32_t ci = slot / L::chunk_size;
         while (l.chunks.size() <= ci) {
-            l.chunks.push_back(alloc_zeroed<dp_listener_chunk>(sizeof(dp_listener_chunk)));
+            l.chunks.push_back(alloc_zeroed<chunk>(sizeof(chunk)));
             l.fresh.push_back(true);
         }
         if (!l.fresh[ci]) {
-            auto* copy = alloc_zeroed<dp_listener_chunk>(sizeof(dp_listener_chunk));
-            std::memcpy(copy, l.chunks[ci], sizeof(dp_listener_chunk));
+            auto* copy = alloc_zeroed<chunk>(sizeof(chunk));
+            std::memcpy(copy, l.chunks[ci], sizeof(chunk));
             retired.push_back(l.chunks[ci]);
             l.chunks[ci] = copy;
             l.fresh[ci] = true;
         }
         l.dirty = true;
-        return l.chunks[ci]->l[slot % listener_chunk_size];
+        return l.chunks[ci]->l[slot % L::chunk_size];
     }
 
     void add_listener(session_state& s, uint32_t ip, unsigned port, unsigned tier, bool by_token, bool trunk = false) {
@@ -643,23 +644,6 @@ struct relay_state::impl {
     }
     const ep6& ep6_of(uint64_t key) const { return ep6_by_id[static_cast<uint32_t>(key)]; }
 
-    dp_listener6& writable_slot6(list6_state& l, uint32_t slot) {
-        const uint32_t ci = slot / listener6_chunk_size;
-        while (l.chunks.size() <= ci) {
-            l.chunks.push_back(alloc_zeroed<dp_listener6_chunk>(sizeof(dp_listener6_chunk)));
-            l.fresh.push_back(true);
-        }
-        if (!l.fresh[ci]) {
-            auto* copy = alloc_zeroed<dp_listener6_chunk>(sizeof(dp_listener6_chunk));
-            std::memcpy(copy, l.chunks[ci], sizeof(dp_listener6_chunk));
-            retired.push_back(l.chunks[ci]);
-            l.chunks[ci] = copy;
-            l.fresh[ci] = true;
-        }
-        l.dirty = true;
-        return l.chunks[ci]->l[slot % listener6_chunk_size];
-    }
-
     // The caller checked the route and the neighbour table (route6,
     // neigh6_available) and admitted the listener.
     void add_listener6(session_state& s, const ipv6_addr& ip, unsigned port, unsigned tier, bool by_token,
@@ -677,7 +661,7 @@ struct relay_state::impl {
             slot = l.nb_slots++;
         }
         const uint32_t nidx = neigh6_ref(nexthop, port_idx);
-        dp_listener6& r = writable_slot6(l, slot);
+        dp_listener6& r = writable_slot(l, slot);
         std::memcpy(r.ip, ip.data(), 16);
         r.port_be = __builtin_bswap16(static_cast<uint16_t>(port));
         r.tier = static_cast<uint8_t>(tier);
@@ -703,7 +687,7 @@ struct relay_state::impl {
         const uint64_t key = it->first;
         const listener_rec rec = it->second;
         list6_state& l = s.lists6[rec.shard * max_tiers + rec.tier];
-        dp_listener6& r = writable_slot6(l, rec.slot);
+        dp_listener6& r = writable_slot(l, rec.slot);
         std::memset(&r, 0, sizeof r);
         l.free_slots.push_back(rec.slot);
         --l.nb_live;
