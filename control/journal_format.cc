@@ -32,6 +32,13 @@ uint8_t tier_byte(const listener_spec& l) {
 }
 
 void put_ip6(std::string& o, const ipv6_addr& a) { o.append(reinterpret_cast<const char*>(a.data()), 16); }
+// An endpoint's address: 16 bytes in the *6 record types, else 4.
+void put_addr(std::string& o, uint32_t ip, const std::optional<ipv6_addr>& ip6) {
+    if (ip6)
+        put_ip6(o, *ip6);
+    else
+        put32(o, ip);
+}
 uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
 uint32_t get32(const uint8_t* p) { return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24; }
 uint64_t get64(const uint8_t* p) { return uint64_t{get32(p)} | uint64_t{get32(p + 4)} << 32; }
@@ -87,6 +94,19 @@ struct cursor {
         std::memcpy(a.data(), p + at, 16);
         at += 16;
         return a;
+    }
+    // An endpoint's address: 16 bytes in the *6 record types, else 4.
+    void addr(bool v6, uint32_t& ip, std::optional<ipv6_addr>& a) {
+        if (v6)
+            a = ip6();
+        else
+            ip = u32();
+    }
+    // The tier byte: tier in bits 0-6, bit 7 joined by token.
+    void tier(listener_spec& l) {
+        const uint8_t t = u8();
+        l.tier = t & 0x7f;
+        l.by_token = (t & 0x80) != 0;
     }
     bool flag() {
         const uint8_t v = u8();
@@ -154,14 +174,13 @@ std::optional<record> decode_payload(record_type t, const uint8_t* p, size_t n, 
         out = r;
         break;
     }
-    case record_type::listener_add: {
+    case record_type::listener_add:
+    case record_type::listener_add6: {
         rec_listener_add r{};
         r.session_id = c.u32();
-        r.l.ip = c.u32();
+        c.addr(t == record_type::listener_add6, r.l.ip, r.l.ip6);
         r.l.port = c.u16();
-        const uint8_t t = c.u8();   // tier, bit 7: joined by token
-        r.l.tier = t & 0x7f;
-        r.l.by_token = (t & 0x80) != 0;
+        c.tier(r.l);
         out = r;
         break;
     }
@@ -173,37 +192,39 @@ std::optional<record> decode_payload(record_type t, const uint8_t* p, size_t n, 
         out = r;
         break;
     }
-    case record_type::listener_add_bulk: {
+    case record_type::listener_add_bulk:
+    case record_type::listener_add_bulk6: {
+        const bool v6 = t == record_type::listener_add_bulk6;
         rec_listener_add_bulk r;
         r.session_id = c.u32();
         const uint32_t count = c.u32();
         // The count must match the length exactly: checked before the
         // allocation, so a lying count costs nothing.
-        if (c.bad || n - c.at != size_t{count} * bulk_item_bytes) {
+        if (c.bad || n - c.at != size_t{count} * (v6 ? bulk6_item_bytes : bulk_item_bytes)) {
             c.bad = true;
         } else {
             r.items.resize(count);
             for (auto& l : r.items) {
-                l.ip = c.u32();
+                c.addr(v6, l.ip, l.ip6);
                 l.port = c.u16();
-                const uint8_t t = c.u8();
-                l.tier = t & 0x7f;
-                l.by_token = (t & 0x80) != 0;
+                c.tier(l);
             }
         }
         out = std::move(r);
         break;
     }
-    case record_type::listeners_removed: {
+    case record_type::listeners_removed:
+    case record_type::listeners_removed6: {
+        const bool v6 = t == record_type::listeners_removed6;
         rec_listeners_removed r;
         const uint32_t count = c.u32();
-        if (c.bad || n - c.at != size_t{count} * 10) {
+        if (c.bad || n - c.at != size_t{count} * (v6 ? 22 : 10)) {
             c.bad = true;
         } else {
             r.items.resize(count);
             for (auto& l : r.items) {
                 l.session_id = c.u32();
-                l.ip = c.u32();
+                c.addr(v6, l.ip, l.ip6);
                 l.port = c.u16();
             }
         }
@@ -231,52 +252,6 @@ std::optional<record> decode_payload(record_type t, const uint8_t* p, size_t n, 
             out = rec_speaker_del{sid, 0, port, a};
         else
             out = rec_listener_del{sid, 0, port, a};
-        break;
-    }
-    case record_type::listener_add6: {
-        rec_listener_add r{};
-        r.session_id = c.u32();
-        r.l.ip6 = c.ip6();
-        r.l.port = c.u16();
-        const uint8_t tb = c.u8();
-        r.l.tier = tb & 0x7f;
-        r.l.by_token = (tb & 0x80) != 0;
-        out = r;
-        break;
-    }
-    case record_type::listener_add_bulk6: {
-        rec_listener_add_bulk r;
-        r.session_id = c.u32();
-        const uint32_t count = c.u32();
-        if (c.bad || n - c.at != size_t{count} * bulk6_item_bytes) {
-            c.bad = true;
-        } else {
-            r.items.resize(count);
-            for (auto& l : r.items) {
-                l.ip6 = c.ip6();
-                l.port = c.u16();
-                const uint8_t tb = c.u8();
-                l.tier = tb & 0x7f;
-                l.by_token = (tb & 0x80) != 0;
-            }
-        }
-        out = std::move(r);
-        break;
-    }
-    case record_type::listeners_removed6: {
-        rec_listeners_removed r;
-        const uint32_t count = c.u32();
-        if (c.bad || n - c.at != size_t{count} * 22) {
-            c.bad = true;
-        } else {
-            r.items.resize(count);
-            for (auto& l : r.items) {
-                l.session_id = c.u32();
-                l.ip6 = c.ip6();
-                l.port = c.u16();
-            }
-        }
-        out = std::move(r);
         break;
     }
     case record_type::snapshot_end: {
@@ -395,10 +370,7 @@ void encode(const record& r, std::string& out) {
             } else if constexpr (std::is_same_v<T, rec_speaker_add>) {
                 frame f(out, v.s.ip6 ? record_type::speaker_add6 : record_type::speaker_add);
                 put32(out, v.session_id);
-                if (v.s.ip6)
-                    put_ip6(out, *v.s.ip6);
-                else
-                    put32(out, v.s.ip);
+                put_addr(out, v.s.ip, v.s.ip6);
                 put16(out, static_cast<uint16_t>(v.s.port));
                 put8(out, v.s.ssrc ? 1 : 0);
                 put32(out, v.s.ssrc.value_or(0));
@@ -406,10 +378,7 @@ void encode(const record& r, std::string& out) {
             } else if constexpr (std::is_same_v<T, rec_speaker_del>) {
                 frame f(out, v.ip6 ? record_type::speaker_del6 : record_type::speaker_del);
                 put32(out, v.session_id);
-                if (v.ip6)
-                    put_ip6(out, *v.ip6);
-                else
-                    put32(out, v.ip);
+                put_addr(out, v.ip, v.ip6);
                 put16(out, static_cast<uint16_t>(v.port));
                 f.finish();
             } else if constexpr (std::is_same_v<T, rec_listener_add>) {
@@ -417,10 +386,7 @@ void encode(const record& r, std::string& out) {
             } else if constexpr (std::is_same_v<T, rec_listener_del>) {
                 frame f(out, v.ip6 ? record_type::listener_del6 : record_type::listener_del);
                 put32(out, v.session_id);
-                if (v.ip6)
-                    put_ip6(out, *v.ip6);
-                else
-                    put32(out, v.ip);
+                put_addr(out, v.ip, v.ip6);
                 put16(out, static_cast<uint16_t>(v.port));
                 f.finish();
             } else if constexpr (std::is_same_v<T, rec_listener_add_bulk>) {
@@ -474,10 +440,7 @@ void encode(const record& r, std::string& out) {
 void encode_listener_add(uint32_t session_id, const listener_spec& l, std::string& out) {
     frame f(out, l.ip6 ? record_type::listener_add6 : record_type::listener_add);
     put32(out, session_id);
-    if (l.ip6)
-        put_ip6(out, *l.ip6);
-    else
-        put32(out, l.ip);
+    put_addr(out, l.ip, l.ip6);
     put16(out, static_cast<uint16_t>(l.port));
     put8(out, tier_byte(l));
     f.finish();
