@@ -513,7 +513,8 @@ stun_error parse_response(const uint8_t* p, std::size_t n, response_view& out) n
         switch (type) {
         case attr::xor_mapped_address:
             if (r.has_mapped) return stun_error::duplicate_attribute;
-            if (v[0] != 0 || !((len == 8 && v[1] == family_ipv4) || (len == 20 && v[1] == family_ipv6)))
+            // The length first: v[0] and v[1] exist only when it is 8 or 20.
+            if ((len != 8 && len != 20) || v[0] != 0 || v[1] != (len == 8 ? family_ipv4 : family_ipv6))
                 return stun_error::bad_attribute_value;
             r.has_mapped = true;
             r.mapped_family = v[1];

@@ -919,6 +919,12 @@ TEST(StunResponse, Rows) {
         {"unknown address family 3", resp([](msg_spec& s) { s.attrs = {xma(0x03, 20)}; }), E::bad_attribute_value},
         {"XOR-MAPPED-ADDRESS of 4 bytes", resp([](msg_spec& s) { s.attrs = {xma(family_ipv4, 4)}; }),
          E::bad_attribute_value},
+        {"XOR-MAPPED-ADDRESS of 0 bytes, the message's last bytes (fuzz_stun: read before its length was checked)",
+         resp([](msg_spec& s) {
+             s.mi = s.fp = false;
+             s.attrs = {{attr::xor_mapped_address, bytes{}}};
+         }),
+         E::bad_attribute_value},
         {"two XOR-MAPPED-ADDRESSes", resp([](msg_spec& s) { s.attrs.push_back(xma()); }), E::duplicate_attribute},
         {"ERROR-CODE class 2", resp([](msg_spec& s) {
              s.type = binding_error;
