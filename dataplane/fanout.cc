@@ -348,6 +348,14 @@ unsigned drain_in_ring(worker* w, const dp_snapshot* s, uint64_t now) noexcept {
 
 }  // namespace
 
+void fanout_prefetch_lists(const worker* w, const dp_session& sess) noexcept {
+    const int shard = w->cfg.fanout_shard;
+    for (unsigned t = 0; t < max_tiers; ++t) {
+        if (const dp_listener_list* l = sess.lists[shard][t]) rte_prefetch0(l);
+        if (const dp_listener6_list* l = sess.lists6[shard][t]) rte_prefetch0(l);
+    }
+}
+
 void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uint16_t rtp_len,
                       uint64_t now) noexcept {
     const uint32_t shard = static_cast<uint32_t>(w->cfg.fanout_shard);
@@ -403,10 +411,15 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
         }
     }
     j.next_rec = next_record(sess, static_cast<int>(shard), j);
-    if (is_short)
+    if (is_short) {
+        // Short jobs run in arrival order, most within this iteration: their
+        // first records are fetched now, while the rest of the burst goes
+        // through ingress.
+        prefetch_records(j.next_rec);
         list_push(w->fresh, w->fresh_head, w->fresh_count, id);
-    else
+    } else {
         list_push(w->order, w->order_head, w->order_count, id);
+    }
 }
 
 unsigned fanout_poll(worker* w, const dp_snapshot* s, uint64_t now, uint32_t budget, uint32_t* built) noexcept {

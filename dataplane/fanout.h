@@ -30,6 +30,11 @@ inline bool has_listeners(const dp_session& sess, uint32_t shard) noexcept {
     return any || has_listeners6(sess, shard);
 }
 
+// Prefetch what fanout_start_job reads of `sess` beyond the session itself:
+// the headers of this lcore's lists (slot counts, first chunk). `sess` must
+// be in the cache or on its way (ingress prefetches it a stage earlier).
+void fanout_prefetch_lists(const worker* w, const dp_session& sess) noexcept;
+
 // Create a fan-out job for one speaker packet (RTP bytes) of `sess` on this
 // lcore's shard; `sess` comes from the snapshot loaded this iteration.
 void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uint16_t rtp_len,

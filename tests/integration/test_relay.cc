@@ -211,6 +211,118 @@ TEST_F(relay_test, malformed_and_unknown_input_produces_no_egress) {
     EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool()));
 }
 
+// One RX burst carrying packets of several sessions between strangers (the
+// ingress looks up a burst's flows and prefetches their state in a first
+// pass, dropping unknown flows there, then handles the rest in order,
+// ingress.cc flow_stage): every row goes its own way, each session's
+// packets reach exactly its listeners in the order they came, each stranger
+// is counted by its reason, and the ARP request in the middle is answered.
+TEST_F(relay_test, one_burst_of_four_sessions_and_strangers_each_row_goes_its_own_way) {
+    auto prof = base_profile(port.name);
+    std::vector<std::vector<listener_t>> members(4);
+    std::vector<listener_t> all;
+    for (uint32_t k = 0; k < 4; ++k) {
+        control::session_config sc;
+        sc.id = 1 + k;
+        sc.udp_port = static_cast<uint16_t>(40000 + k);
+        sc.speakers.push_back({speaker_ip + k, 5004, 1234 + k});
+        for (uint32_t i = 0; i <= k; ++i) {   // 1, 2, 3, 4 listeners
+            const listener_t l{0xc6120064 + 10 * k + i, static_cast<uint16_t>(6000 + k), 0};
+            members[k].push_back(l);
+            all.push_back(l);
+            sc.listeners.push_back({l.ip, l.port, l.tier});
+        }
+        prof.sessions.push_back(sc);
+    }
+    relay r(prof, relay_options{.launch = false});
+    r.state().load_static(prof);
+    resolve_listeners(r, port, all);
+    const unsigned in_use0 = rte_mempool_in_use_count(r.pool());
+    const auto c0 = all_counters(r);
+
+    // -1: a stranger, its counter; else the session it belongs to.
+    struct row {
+        int session;
+        frame_spec spec;
+        const char* counter;
+        void (*mangle)(bytes&);
+    };
+    auto of = [](uint32_t k, uint16_t seq) {
+        frame_spec f;
+        f.src_ip = speaker_ip + k;
+        f.dst_port = static_cast<uint16_t>(40000 + k);
+        f.ssrc = 1234 + k;
+        f.seq = seq;
+        f.payload = 40 + 10 * k + seq;
+        return f;
+    };
+    auto with = [](frame_spec f, auto g) {
+        g(f);
+        return f;
+    };
+    const std::vector<row> rows = {
+        {0, of(0, 1), nullptr, nullptr},
+        {-1, with(of(1, 1), [](frame_spec& f) { f.src_port = 5006; }), "drop/ingress/unknown_flow", nullptr},
+        {1, of(1, 1), nullptr, nullptr},
+        {-1, of(2, 1), "drop/ingress/eth_runt", [](bytes& b) { b.resize(10); }},
+        {2, of(2, 1), nullptr, nullptr},
+        {-1, with(of(3, 1), [](frame_spec& f) { f.ssrc = 99; }), "drop/ingress/ssrc_mismatch", nullptr},
+        {-2, {}, nullptr, nullptr},   // the ARP request
+        {3, of(3, 1), nullptr, nullptr},
+        {-1, with(of(0, 2), [](frame_spec& f) { f.src_ip = 0xc6120063; }), "drop/ingress/unknown_flow", nullptr},
+        {0, of(0, 2), nullptr, nullptr},
+        {3, of(3, 2), nullptr, nullptr},
+        {-1, of(1, 2), "drop/ingress/udp_checksum", [](bytes& b) { b[60] ^= 0x55; }},
+        {1, of(1, 2), nullptr, nullptr},
+    };
+    const mac_t peer = host_mac(0xc6120005);
+    const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t zero[6] = {};
+    std::vector<std::vector<bytes>> sent(4);
+    std::map<std::string, uint64_t> want;
+    unsigned packets = 0;
+    for (const auto& rw : rows) {
+        bytes f = rw.session == -2 ? arp_frame(1, peer.data(), 0xc6120005, zero, relay_ip, bcast) : rtp_frame(rw.spec);
+        if (rw.mangle) rw.mangle(f);
+        if (rw.session >= 0) {
+            sent[rw.session].push_back(f);
+            ++packets;
+        }
+        if (rw.counter != nullptr) ++want[rw.counter];
+        inject(port, f);
+    }
+    ASSERT_LE(rows.size(), 32u) << "the rows must fit one RX burst";
+    settle(r);
+    const auto out = drain(port);
+
+    // Per listener, the replicas in arrival order.
+    std::map<std::pair<uint32_t, uint16_t>, std::vector<bytes>> got;
+    unsigned arp_replies = 0;
+    for (const auto& f : out) {
+        if (be16(f.data() + 12) == 0x0806) {
+            ++arp_replies;
+            EXPECT_EQ(0, std::memcmp(f.data(), peer.data(), 6)) << "ARP reply to the asker";
+            continue;
+        }
+        got[{be32(f.data() + 30), be16(f.data() + 36)}].push_back(f);
+    }
+    EXPECT_EQ(1u, arp_replies);
+    size_t replicas = 0;
+    for (uint32_t k = 0; k < 4; ++k)
+        for (const auto& l : members[k]) {
+            const auto& g = got[{l.ip, l.port}];
+            ASSERT_EQ(sent[k].size(), g.size()) << "session " << k << " listener " << l.ip;
+            for (size_t i = 0; i < g.size(); ++i) check_replica(g[i], sent[k][i], l);
+            replicas += g.size();
+        }
+    EXPECT_EQ(replicas, out.size() - arp_replies) << "no replica to anyone else";
+    EXPECT_EQ(packets, counter(r, "rtp_in") - c0.at("rtp_in"));
+    EXPECT_EQ(replicas, counter(r, "replicas_out") - c0.at("replicas_out"));
+    for (const auto& [name, n] : want) EXPECT_EQ(n, counter(r, name) - c0.at(name)) << name;
+    r.flush();
+    EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool()));
+}
+
 TEST_F(relay_test, answers_arp_and_ping_for_its_address_only) {
     auto prof = base_profile(port.name);
     relay r(prof, relay_options{.launch = false});
