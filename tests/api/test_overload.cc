@@ -43,6 +43,43 @@ struct unit_state {
     control::relay_state st{p, (sh.neigh = neigh.data(), sh.nb_neigh = 16, sh), 1};
 };
 
+// The speaker table (relay_state::speaker_add): a flow is (address, port,
+// session port), so one address may speak in two sessions but not twice in
+// one; a full table says so, and a slot a delete freed is busy until the
+// next publish (its grace period), which says so too.
+TEST(speaker_table, one_flow_per_session_port_and_a_full_table_told_from_busy_slots) {
+    auto p = api_profile(fresh_ring_port("spk").name);
+    p.limits.max_speakers = 4;
+    relay r(p, control::relay_options{.launch = false});
+    auto& st = r.state();
+    auto refused = [&](uint32_t session, uint32_t ip, uint32_t ssrc) -> std::string {
+        try {
+            st.speaker_add(session, ip, 5006, ssrc);
+        } catch (const control::action_error& e) {
+            return std::to_string(static_cast<int>(e.code)) + " " + e.what();
+        }
+        return "added";
+    };
+    control::session_params a, b;
+    a.udp_port = 40010;
+    b.udp_port = 40011;
+    const uint32_t s1 = st.session_create(a).id;
+    const uint32_t s2 = st.session_create(b).id;
+    const std::string exists = std::to_string(static_cast<int>(control::error_code::exists));
+    const std::string capacity = std::to_string(static_cast<int>(control::error_code::capacity));
+    EXPECT_EQ("added", refused(s1, 0xc612000b, 77));
+    EXPECT_EQ(exists + " speaker 198.18.0.11:5006 exists", refused(s1, 0xc612000b, 78));
+    EXPECT_EQ("added", refused(s2, 0xc612000b, 79)) << "same address and port, another session: another flow";
+    EXPECT_EQ("added", refused(s2, 0xc612000c, 80));
+    EXPECT_EQ("added", refused(s1, 0xc612000d, 81));
+    EXPECT_EQ(capacity + " speaker table full (limits.max_speakers)", refused(s1, 0xc612000e, 82));
+    st.speaker_del(s1, 0xc612000d, 5006);
+    EXPECT_EQ(capacity + " speaker slots busy; retry after the next publish", refused(s1, 0xc612000e, 82));
+    st.publish();
+    EXPECT_EQ("added", refused(s1, 0xc612000e, 82));
+    EXPECT_EQ(exists + " speaker 198.18.0.11:5006 exists", refused(s2, 0xc612000b, 83));
+}
+
 struct lst {
     uint32_t ip;
     unsigned port;
