@@ -393,7 +393,10 @@ uint16_t rx_source(uint16_t, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, uint1
         }
         src.emitted.fetch_add(out, std::memory_order_relaxed);
     }
-    if (out < nb_pkts) rte_pktmbuf_free_bulk(pkts + out, nb_pkts - out);
+    // The rest came from net_null's RX just now: plain mbufs of one pool,
+    // one segment, refcount 1, straight back (a NIC would not have taken
+    // them from the pool at all).
+    if (out < nb_pkts) rte_mempool_put_bulk(pkts[out]->pool, reinterpret_cast<void**>(pkts + out), nb_pkts - out);
     return out;
 }
 

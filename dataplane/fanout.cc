@@ -359,6 +359,13 @@ void fanout_prefetch_lists(const worker* w, const dp_session& sess) noexcept {
 void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uint16_t rtp_len,
                       uint64_t now) noexcept {
     const uint32_t shard = static_cast<uint32_t>(w->cfg.fanout_shard);
+    if (w->nb_free == 0) [[unlikely]] {
+        // No slot for any job (an overloaded lcore, most of its packets):
+        // the same verdicts as below without reading the lists' headers.
+        if (has_listeners(sess, shard))
+            ++w->c->drop(rtp_len > max_frame_bytes - wire::l2l3l4 ? drop_reason::rtp_too_large : drop_reason::jobs_full);
+        return;
+    }
     uint32_t slots = 0;
     for (unsigned t = 0; t < max_tiers; ++t) {
         if (const dp_listener_list* l = sess.lists[shard][t]) slots += l->nb_slots;
