@@ -323,11 +323,14 @@ uint16_t flow_stage(worker* w, const dp_snapshot* s, rte_mbuf** pkts, uint16_t n
                 continue;
             }
             if (f->speaker_index < sh.nb_policers) {
-                // The bucket and the RTP stream (the entry's first 88 bytes:
-                // two lines at most) and the counts at its end.
+                // The bucket and the RTP stream (the entry's first 88
+                // bytes: up to three lines, entries are not line-aligned)
+                // and the counts at its end.
                 const dp_policer& e = policer_of(sh, q, f->speaker_index);
-                rte_prefetch0(&e);
-                rte_prefetch0(reinterpret_cast<const char*>(&e) + offsetof(dp_policer, srtp_rx) - 1);
+                const char* b = reinterpret_cast<const char*>(&e);
+                rte_prefetch0(b);
+                rte_prefetch0(b + 64);
+                rte_prefetch0(b + offsetof(dp_policer, srtp_rx) - 1);
                 rte_prefetch0(&e.counts);
             }
             if (f->session_index < s->nb_sessions) rte_prefetch0(&s->sessions[f->session_index]);
@@ -344,8 +347,11 @@ uint16_t flow_stage(worker* w, const dp_snapshot* s, rte_mbuf** pkts, uint16_t n
         const dp_session* sess = s->sessions[flows[i]->session_index];
         rte_prefetch0(sess);
         if (shard >= 0) {
+            // A shard's four list pointers may straddle two lines: both ends.
             rte_prefetch0(&sess->lists[shard][0]);
+            rte_prefetch0(&sess->lists[shard][max_tiers - 1]);
             rte_prefetch0(&sess->lists6[shard][0]);
+            rte_prefetch0(&sess->lists6[shard][max_tiers - 1]);
         }
     }
     if (shard < 0) return k;
