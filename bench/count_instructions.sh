@@ -25,7 +25,8 @@
 #   meson setup build-cg -Dcpu_arch=x86-64-v3 -Ddebug=true -Db_ndebug=true
 #   ninja -C build-cg bench/fanout_harness
 # Environment: BURST (messages per feed, default 32), TOP (functions listed
-# per size, default 6; 0 = none), KEEP=1 keeps the callgrind files in $TMPDIR.
+# per size, default 6; 0 = none), FAMILY (ipv4 or ipv6: the listeners' family,
+# fanout_harness --family), KEEP=1 keeps the callgrind files in $TMPDIR.
 set -euo pipefail
 
 BUILD_DIR=${1:?usage: $0 BUILD_DIR [sizes...]}
@@ -45,7 +46,7 @@ run() {   # size packets sessions -> callgrind file; prints replicas_out
     local n=$1 k=$2 s=$3 out="$tmp/cg.$1.$2"
     valgrind --tool=callgrind --callgrind-out-file="$out" --collect-atstart=no \
         --toggle-collect='stentor::dp::worker_poll(*' \
-        "$bin" --listeners "$n" --sessions "$s" --inline-packets "$k" --inline-burst "$BURST" 2>"$out.err" |
+        "$bin" --listeners "$n" --sessions "$s" --inline-packets "$k" --inline-burst "$BURST" ${FAMILY:+--family "$FAMILY"} 2>"$out.err" |
         sed -n 's/.*replicas_out=\([0-9]*\).*/\1/p'
     grep -q "Unrecognised instruction" "$out.err" && { echo "valgrind cannot run $bin (AVX-512? see above)" >&2; exit 1; }
     return 0

@@ -1,4 +1,4 @@
-// Fan-out jobs: see fanout.h. The inner loop (run_slice) is the relay's
+// Fan-out jobs: see fanout.h. The inner loop (run_list, both families) is the relay's
 // hottest code: per replica one listener record load, one neighbour word
 // load, a 64-byte block copy of the template and four header stores
 // (replica.h). fanout_harness measures it beside dpdk-testpmd txonly.
@@ -66,18 +66,49 @@ const void* next_record(const dp_session& sess, int shard, const fanout_job& j) 
     return nullptr;
 }
 
-// The IPv6 list of the job's tier from j.slot: the IPv4 loop's shape (groups
-// of one burst, one mempool call per group), with 32-byte records, 512 per
-// chunk, and the IPv6 template. Returns the slots visited; stops at `end`.
-template <bool SinglePort>
-uint32_t run_list6(worker* w, fanout_job& j, const dp_listener6_list* l, uint32_t end) noexcept {
+// What the list loop needs of each family: the chunk size, the job's
+// templates and the replica builder (replica.h). Records of both families
+// share the fields the loop reads (flags, neigh_idx).
+template <class List>
+struct family;
+template <>
+struct family<dp_listener_list> {
+    static constexpr uint32_t chunk_size = listener_chunk_size;
+    static const egress_template* tmpl(const fanout_job& j) noexcept { return j.tmpl; }
+    __attribute__((always_inline)) static void build(rte_mbuf* m, const egress_template& t, const dp_listener& r,
+                                                     uint64_t mw, uint16_t port) noexcept {
+        build_replica_copy(m, t, r, mw, port);
+    }
+};
+template <>
+struct family<dp_listener6_list> {
+    static constexpr uint32_t chunk_size = listener6_chunk_size;
+    static const egress_template6* tmpl(const fanout_job& j) noexcept { return j.tmpl6; }
+    __attribute__((always_inline)) static void build(rte_mbuf* m, const egress_template6& t, const dp_listener6& r,
+                                                     uint64_t mw, uint16_t port) noexcept {
+        build_replica6_copy(m, t, r, mw, port);
+    }
+};
+
+// One list of the job's tier (either family) from j.slot to `end`: groups
+// of one burst, mbufs for a group in one mempool call, unused ones (free
+// slots, unresolved next hops) back in one. Returns the slots visited.
+//
+// No data prefetch: mbufs come back LIFO from the mempool cache, still
+// warm; prefetching the group cost 0.88 -> 0.98 of txonly in
+// fanout_harness (1 M listeners).
+template <bool SinglePort, class List>
+__attribute__((always_inline)) inline uint32_t run_list(worker* w, fanout_job& j, const List* l,
+                                                        uint32_t end) noexcept {
+    using fam = family<List>;
     const dp_neigh* neigh = w->sh->neigh;
     lcore_counters* c = w->c;
+    const auto* tmpl = fam::tmpl(j);
     const uint32_t first = j.slot;
     while (j.slot < end) {
-        const dp_listener6_chunk* chunk = l->chunks[j.slot / listener6_chunk_size];
-        const uint32_t base = j.slot & ~(listener6_chunk_size - 1);
-        const uint32_t stop = std::min(end, base + listener6_chunk_size);
+        const auto* chunk = l->chunks[j.slot / fam::chunk_size];
+        const uint32_t base = j.slot & ~(fam::chunk_size - 1);
+        const uint32_t stop = std::min(end, base + fam::chunk_size);
         for (uint32_t i = j.slot - base; i < stop - base;) {
             const uint32_t n = std::min<uint32_t>(w->cfg.burst, stop - base - i);
             rte_mbuf* mb[max_burst];
@@ -94,7 +125,7 @@ uint32_t run_list6(worker* w, fanout_job& j, const dp_listener6_list* l, uint32_
             uint32_t unresolved = 0;   // live, dropped for want of a next hop
             uint64_t bytes = 0;
             for (const uint32_t e = i + n; i < e; ++i) {
-                const dp_listener6& r = chunk->l[i];
+                const auto& r = chunk->l[i];
                 if (!(r.flags & listener_flag_live)) [[unlikely]]
                     continue;
                 const dp_neigh& nb = neigh[r.neigh_idx];
@@ -106,17 +137,17 @@ uint32_t run_list6(worker* w, fanout_job& j, const dp_listener6_list* l, uint32_
                 }
                 rte_mbuf* m = mb[k++];
                 if constexpr (SinglePort) {
-                    build_replica6_copy(m, j.tmpl6[0], r, mw, w->sh->ethdev[0]);
+                    fam::build(m, tmpl[0], r, mw, w->sh->ethdev[0]);
                 } else {
                     const uint16_t port = nb.port_id;
-                    const egress_template6& t = j.tmpl6[port];
-                    build_replica6_copy(m, t, r, mw, w->sh->ethdev[port]);
+                    const auto& t = tmpl[port];
+                    fam::build(m, t, r, mw, w->sh->ethdev[port]);
                     bytes += t.len;
                     tx_stage(w, port, m);
                 }
             }
             if constexpr (SinglePort) {
-                bytes = uint64_t{k} * j.tmpl6[0].len;
+                bytes = uint64_t{k} * tmpl[0].len;
                 tx_stage_bulk(w, 0, mb, k);
             }
             if (k < n) [[unlikely]]
@@ -150,9 +181,15 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, fanout_job& j, uint32_t budg
         *finished = true;
         return 0;
     }
-    const dp_neigh* neigh = w->sh->neigh;
-    lcore_counters* c = w->c;
     uint32_t visited = 0;
+    // Where this slice stops in a list of nb_slots: the budget left, and
+    // the replica budget per packet (tests, replica_budget); j.slot when
+    // either is spent (then the job goes on, or is given up, next slice).
+    auto slice_end = [&](uint32_t nb_slots) {
+        uint32_t end = std::min(nb_slots, j.slot + (budget - visited));
+        if (w->cfg.replica_budget != 0) end = std::min(end, j.slot + (w->cfg.replica_budget - j.done));
+        return end;
+    };
     while (visited < budget && j.tier < max_tiers) {
         if (j.fam != 0) [[unlikely]] {
             // This tier's IPv6 listeners, after its IPv4 ones.
@@ -164,11 +201,9 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, fanout_job& j, uint32_t budg
                 j.tier_seen = 0;
                 continue;
             }
-            uint32_t end = std::min(l6->nb_slots, j.slot + (budget - visited));
-            if (w->cfg.replica_budget != 0)
-                end = std::min(end, j.slot + (w->cfg.replica_budget - j.done));
+            const uint32_t end = slice_end(l6->nb_slots);
             if (end == j.slot) break;
-            visited += run_list6<SinglePort>(w, j, l6, end);
+            visited += run_list<SinglePort>(w, j, l6, end);
             continue;
         }
         const dp_listener_list* l = sess->lists[shard][j.tier];
@@ -177,69 +212,9 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, fanout_job& j, uint32_t budg
             j.slot = 0;
             continue;
         }
-        uint32_t end = std::min(l->nb_slots, j.slot + (budget - visited));
-        if (w->cfg.replica_budget != 0)
-            end = std::min(end, j.slot + (w->cfg.replica_budget - j.done));
-        if (end == j.slot) break;   // budget reached: abandoned on the next slice
-        while (j.slot < end) {
-            const dp_listener_chunk* chunk = l->chunks[j.slot / listener_chunk_size];
-            const uint32_t base = j.slot & ~(listener_chunk_size - 1);
-            const uint32_t stop = std::min(end, base + listener_chunk_size);
-            // Groups of one burst: mbufs for the group in one mempool call,
-            // unused ones (free slots, unresolved next hops) go back in one.
-            for (uint32_t i = j.slot - base; i < stop - base;) {
-                const uint32_t n = std::min<uint32_t>(w->cfg.burst, stop - base - i);
-                rte_mbuf* mb[max_burst];
-                if (rte_mempool_get_bulk(w->cfg.pool, reinterpret_cast<void**>(mb), n) != 0) [[unlikely]] {
-                    for (const uint32_t e = i + n; i < e; ++i)
-                        if (chunk->l[i].flags & listener_flag_live) {
-                            ++c->drop(drop_reason::no_mbuf);
-                            ++c->tier_misses[j.tier];
-                            ++j.tier_seen;
-                        }
-                    continue;
-                }
-                uint32_t k = 0;
-                uint32_t unresolved = 0;   // live, dropped for want of a next hop
-                uint64_t bytes = 0;
-                // No data prefetch: mbufs come back LIFO from the mempool
-                // cache, still warm; prefetching the group cost 0.88 -> 0.98
-                // of txonly in fanout_harness (1 M listeners).
-                for (const uint32_t e = i + n; i < e; ++i) {
-                    const dp_listener& r = chunk->l[i];
-                    if (!(r.flags & listener_flag_live)) [[unlikely]]
-                        continue;
-                    const dp_neigh& nb = neigh[r.neigh_idx];
-                    const uint64_t mw = nb.mac_word.load(std::memory_order_relaxed);
-                    if (!(mw & neigh_valid)) [[unlikely]] {
-                        ++c->drop(drop_reason::neigh_unresolved);
-                        ++unresolved;
-                        continue;
-                    }
-                    rte_mbuf* m = mb[k++];
-                    if constexpr (SinglePort) {
-                        build_replica_copy(m, j.tmpl[0], r, mw, w->sh->ethdev[0]);
-                    } else {
-                        const uint16_t port = nb.port_id;
-                        const egress_template& t = j.tmpl[port];
-                        build_replica_copy(m, t, r, mw, w->sh->ethdev[port]);
-                        bytes += t.len;
-                        tx_stage(w, port, m);
-                    }
-                }
-                if constexpr (SinglePort) {
-                    bytes = uint64_t{k} * j.tmpl[0].len;
-                    tx_stage_bulk(w, 0, mb, k);
-                }
-                if (k < n) [[unlikely]]
-                    rte_mempool_put_bulk(w->cfg.pool, reinterpret_cast<void**>(mb + k), n - k);
-                j.done += k;
-                j.tier_seen += k + unresolved;
-                c->tx_bytes += bytes;
-            }
-            visited += stop - j.slot;
-            j.slot = stop;
-        }
+        const uint32_t end = slice_end(l->nb_slots);
+        if (end == j.slot) break;
+        visited += run_list<SinglePort>(w, j, l, end);
     }
     if (j.tier >= max_tiers)
         *finished = true;
