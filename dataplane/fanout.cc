@@ -5,6 +5,7 @@
 #include "fanout.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include <rte_mempool.h>
 #include <rte_prefetch.h>
@@ -66,30 +67,6 @@ const void* next_record(const dp_session& sess, int shard, const fanout_job& j) 
     return nullptr;
 }
 
-// What the list loop needs of each family: the chunk size, the job's
-// templates and the replica builder (replica.h). Records of both families
-// share the fields the loop reads (flags, neigh_idx).
-template <class List>
-struct family;
-template <>
-struct family<dp_listener_list> {
-    static constexpr uint32_t chunk_size = listener_chunk_size;
-    static const egress_template* tmpl(const fanout_job& j) noexcept { return j.tmpl; }
-    __attribute__((always_inline)) static void build(rte_mbuf* m, const egress_template& t, const dp_listener& r,
-                                                     uint64_t mw, uint16_t port) noexcept {
-        build_replica_copy(m, t, r, mw, port);
-    }
-};
-template <>
-struct family<dp_listener6_list> {
-    static constexpr uint32_t chunk_size = listener6_chunk_size;
-    static const egress_template6* tmpl(const fanout_job& j) noexcept { return j.tmpl6; }
-    __attribute__((always_inline)) static void build(rte_mbuf* m, const egress_template6& t, const dp_listener6& r,
-                                                     uint64_t mw, uint16_t port) noexcept {
-        build_replica6_copy(m, t, r, mw, port);
-    }
-};
-
 // One list of the job's tier (either family) from j.slot to `end`: groups
 // of one burst, mbufs for a group in one mempool call, unused ones (free
 // slots, unresolved next hops) back in one. Returns the slots visited.
@@ -100,15 +77,30 @@ struct family<dp_listener6_list> {
 template <bool SinglePort, class List>
 __attribute__((always_inline)) inline uint32_t run_list(worker* w, fanout_job& j, const List* l,
                                                         uint32_t end) noexcept {
-    using fam = family<List>;
+    // The family's chunk size, the job's templates and the replica builder
+    // (replica.h); records of both families share the fields read here
+    // (flags, neigh_idx).
+    constexpr bool v6 = std::is_same_v<List, dp_listener6_list>;
+    constexpr uint32_t chunk_size = v6 ? listener6_chunk_size : listener_chunk_size;
+    const auto* tmpl = [&] {
+        if constexpr (v6)
+            return j.tmpl6;
+        else
+            return j.tmpl;
+    }();
+    auto build = [](rte_mbuf* m, const auto& t, const auto& r, uint64_t mw, uint16_t port) {
+        if constexpr (v6)
+            build_replica6_copy(m, t, r, mw, port);
+        else
+            build_replica_copy(m, t, r, mw, port);
+    };
     const dp_neigh* neigh = w->sh->neigh;
     lcore_counters* c = w->c;
-    const auto* tmpl = fam::tmpl(j);
     const uint32_t first = j.slot;
     while (j.slot < end) {
-        const auto* chunk = l->chunks[j.slot / fam::chunk_size];
-        const uint32_t base = j.slot & ~(fam::chunk_size - 1);
-        const uint32_t stop = std::min(end, base + fam::chunk_size);
+        const auto* chunk = l->chunks[j.slot / chunk_size];
+        const uint32_t base = j.slot & ~(chunk_size - 1);
+        const uint32_t stop = std::min(end, base + chunk_size);
         for (uint32_t i = j.slot - base; i < stop - base;) {
             const uint32_t n = std::min<uint32_t>(w->cfg.burst, stop - base - i);
             rte_mbuf* mb[max_burst];
@@ -137,11 +129,11 @@ __attribute__((always_inline)) inline uint32_t run_list(worker* w, fanout_job& j
                 }
                 rte_mbuf* m = mb[k++];
                 if constexpr (SinglePort) {
-                    fam::build(m, tmpl[0], r, mw, w->sh->ethdev[0]);
+                    build(m, tmpl[0], r, mw, w->sh->ethdev[0]);
                 } else {
                     const uint16_t port = nb.port_id;
                     const auto& t = tmpl[port];
-                    fam::build(m, t, r, mw, w->sh->ethdev[port]);
+                    build(m, t, r, mw, w->sh->ethdev[port]);
                     bytes += t.len;
                     tx_stage(w, port, m);
                 }
