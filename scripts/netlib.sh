@@ -289,27 +289,32 @@ netlib_wav_info() {
 # in the root namespace on configs/dev-veth.toml with its port on net_tap;
 # once it is ready the tap's kernel side moves into a throw-away namespace
 # ${P}ns that plays every peer. No bridge, no veth; IPv6 is left on. Uses
-# the caller's REPO and BUILD_DIR.
-#   netlib_tap_init PREFIX WORKDIR     NL_TAP_NS, NL_TAP; EXIT/INT/TERM cleanup
+# the caller's REPO, BUILD_DIR, T and fail (a broken setup: FAIL ${T}_setup).
+#   netlib_tap_init PREFIX WORKTAG     root and stentord checked; NL_TAP_NS,
+#                                      NL_TAP, WORK; EXIT/INT/TERM cleanup
 #   netlib_tap_profile OUT [SED_ARGS...]
 #   netlib_tap_start_relay CONFIG LOG  sets RELAY_PID; 0 once ready
 #   netlib_tap_ns_up "ADDR/LEN [FLAGS...]"...
 #   netlib_tap_stop_relay              SIGINT; its final counters in its LOG
 
-# netlib_tap_init PREFIX WORKDIR: names, and the cleanup (our PIDs, the
-# namespace, the tap if it is still in the root namespace, WORKDIR, the
-# relay's DPDK runtime directory).
+# netlib_tap_init PREFIX WORKTAG: fails ${T}_setup and exits unless root
+# and stentord built; then the names (PREFIX: up to 10 characters), WORK
+# (/tmp/stentor-WORKTAG.XXXXXX) and the cleanup (our PIDs, the namespace, the
+# tap if it is still in the root namespace, WORK, the relay's DPDK runtime
+# directory).
 netlib_tap_init() {
-  netlib_init "$1" || return 1
+  [[ $(id -u) -eq 0 ]] || { fail "${T}_setup" "needs root (network namespaces, tap)"; exit 1; }
+  [[ -x "$BUILD_DIR/control/stentord" ]] || { fail "${T}_setup" "$BUILD_DIR/control/stentord not built"; exit 1; }
+  netlib_init "${1:0:10}" || exit 1
   NL_TAP_NS="${NL_P}ns"
   NL_TAP="${NL_P}tap"
-  NL_TAP_WORK=$2
+  WORK=$(mktemp -d "/tmp/stentor-$2.XXXXXX")
   NL_ALL_NS=("$NL_TAP_NS")   # netlib_down removes exactly this one
   netlib_trap nl_tap_hook
 }
 nl_tap_hook() {
   ip link del "$NL_TAP" 2>/dev/null || true
-  rm -rf "$NL_TAP_WORK"
+  rm -rf "$WORK"
 }
 
 # netlib_tap_profile OUT [SED_ARGS...]: configs/dev-veth.toml on net_tap

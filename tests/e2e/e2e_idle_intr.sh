@@ -13,7 +13,6 @@ cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$REPO/$BUILD_DIR"
-STENTORD="$BUILD_DIR/control/stentord"
 T="e2e_idle_intr"
 PY=/usr/bin/python3
 PACKETS=100
@@ -22,15 +21,10 @@ pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1 $2"; FAILS=$((FAILS + 1)); }
 FAILS=0
 
-[[ $(id -u) -eq 0 ]] || { fail "${T}_setup" "needs root (network namespaces, tap)"; exit 1; }
-[[ -x "$STENTORD" ]] || { fail "${T}_setup" "$STENTORD not built"; exit 1; }
-
 # shellcheck source=scripts/netlib.sh
 source "$REPO/scripts/netlib.sh"
-P="sti$$"
-netlib_tap_init "${P:0:10}" "$(mktemp -d /tmp/stentor-idle-intr.XXXXXX)"
+netlib_tap_init "sti$$" idle-intr
 NS=$NL_TAP_NS
-WORK=$NL_TAP_WORK
 
 netlib_tap_profile "$WORK/relay.toml"
 grep -q '^idle = "adaptive"' "$WORK/relay.toml" || { fail "${T}_setup" "dev-veth.toml is not adaptive"; exit 1; }

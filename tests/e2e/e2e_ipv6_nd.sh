@@ -14,7 +14,6 @@ cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$REPO/$BUILD_DIR"
-STENTORD="$BUILD_DIR/control/stentord"
 T="e2e_ipv6_nd"
 PY=/usr/bin/python3
 RELAY6=2001:db8:5354::1
@@ -24,16 +23,11 @@ pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1 $2"; FAILS=$((FAILS + 1)); }
 FAILS=0
 
-[[ $(id -u) -eq 0 ]] || { fail "${T}_setup" "needs root (network namespaces, tap)"; exit 1; }
-[[ -x "$STENTORD" ]] || { fail "${T}_setup" "$STENTORD not built"; exit 1; }
-
 # shellcheck source=scripts/netlib.sh
 source "$REPO/scripts/netlib.sh"
-P="st6$$"
-netlib_tap_init "${P:0:10}" "$(mktemp -d /tmp/stentor-ipv6-nd.XXXXXX)"
+netlib_tap_init "st6$$" ipv6-nd
 NS=$NL_TAP_NS
 TAP=$NL_TAP
-WORK=$NL_TAP_WORK
 
 netlib_tap_profile "$WORK/relay.toml" -e "s|^ipv4 = \"198.18.0.1/24\"|&\nipv6 = \"$RELAY6/64\"|"
 grep -q "^ipv6 = \"$RELAY6/64\"" "$WORK/relay.toml" || { fail "${T}_setup" "could not add ipv6 to the profile"; exit 1; }
