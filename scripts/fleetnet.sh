@@ -366,3 +366,89 @@ fleetnet_start_speaker() {
   FL_SPK_PIDS+=("$!")
   netlib_track "$!"
 }
+
+# --- The end-to-end tests' fleet (tests/e2e/e2e_failover.sh, e2e_director6.sh) ---
+# Each step reports a broken setup as "FAIL ${T}_setup <reason>" through the
+# caller's fail and exits; they use the caller's T and BUILD_DIR.
+#   fleetnet_e2e_preflight            root, the binaries, the tools
+#   fleetnet_e2e_init TAG NB_EDGES NB_ORIGINS   netlib + fleetnet names (prefix
+#                                     TAG$$, 8 characters), WORK, cleanup on exit
+#                                     (KEEP_WORK=1 keeps WORK)
+#   fleetnet_e2e_net                  fleetnet_up
+#   fleetnet_e2e_relays [HOOK]        etcd, every relay's profile (HOOK I FILE
+#                                     may edit relay I's), checked, all started
+#                                     at once (each initialises its EAL on its
+#                                     own; idle workers sleep) and ready
+#   fleetnet_e2e_directors N...       those directors, ready
+#   fl_wait_for SECONDS CMD...        poll CMD every 0.1 s
+#   fl_dplace BODY                    POST /v1/place to director 1
+
+fleetnet_e2e_preflight() {
+  local b tool
+  if [[ $(id -u) -ne 0 ]]; then fail "${T}_setup" "needs root (network namespaces)"; exit 1; fi
+  for b in control/stentord control/stentor-director tools/stentor-listener; do
+    [[ -x "$BUILD_DIR/$b" ]] || { fail "${T}_setup" "$BUILD_DIR/$b not built"; exit 1; }
+  done
+  for tool in etcd etcdctl ffmpeg jq curl openssl; do
+    command -v "$tool" >/dev/null || { fail "${T}_setup" "$tool not installed (scripts/deps.sh)"; exit 1; }
+  done
+}
+
+fleetnet_e2e_init() {
+  local p="$1$$"
+  p=${p:0:8}
+  FL_BUILD=$BUILD_DIR
+  netlib_init "$p"
+  WORK=$(mktemp -d "/tmp/stentor-${T#e2e_}.XXXXXX")
+  fleetnet_init "$p" "$2" "$WORK" "$3"
+  netlib_trap fl_e2e_hook
+}
+fl_e2e_hook() {
+  fleetnet_cleanup_dpdk
+  if [[ -n "${KEEP_WORK:-}" ]]; then echo "# kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+
+fleetnet_e2e_net() {
+  if ! fleetnet_up >"$WORK/net.log" 2>&1; then
+    cat "$WORK/net.log" >&2; fail "${T}_setup" "could not build the namespace fleet"; exit 1
+  fi
+}
+
+fleetnet_e2e_relays() {
+  local hook=${1:-} i
+  if ! fleetnet_start_etcd; then
+    tail -20 "$WORK/etcd.log" >&2; fail "${T}_setup" "etcd did not start"; exit 1
+  fi
+  for i in "${FL_RELAYS[@]}"; do
+    fleetnet_relay_profile "$i" "$WORK/relay-$i.toml" 1 10
+    [[ -z "$hook" ]] || "$hook" "$i" "$WORK/relay-$i.toml"
+    if ! "$BUILD_DIR/control/stentord" --check -c "$WORK/relay-$i.toml" >"$WORK/check-$i.log" 2>&1; then
+      cat "$WORK/check-$i.log" >&2; fail "${T}_setup" "relay $i's profile does not validate"; exit 1
+    fi
+  done
+  for i in "${FL_RELAYS[@]}"; do fleetnet_launch_relay "$i" "$WORK/relay-$i.log"; done
+  for i in "${FL_RELAYS[@]}"; do
+    if ! fleetnet_wait_relay "$i" "$WORK/relay-$i.log"; then fail "${T}_setup" "$(fl_relay_name "$i") not ready"; exit 1; fi
+  done
+}
+
+fleetnet_e2e_directors() {
+  local n
+  for n in "$@"; do
+    if ! fleetnet_start_director "$n"; then
+      cat "$WORK/director-$n.log" >&2; fail "${T}_setup" "director-$n not ready"; exit 1
+    fi
+  done
+}
+
+fl_wait_for() {
+  local n=$(( $1 * 10 )); shift
+  for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+
+# fl_dplace BODY: "HTTP_CODE" (000 when none) with the reply in $WORK/place.json.
+fl_dplace() {
+  nl_ns_exec "$FL_NS_CTL" curl -s -m 5 -o "$WORK/place.json" -w '%{http_code}' -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" \
+    -d "$1" "$(fl_director_url 1)/v1/place" || echo 000
+}

@@ -282,3 +282,80 @@ netlib_wav_info() {
   fi
   echo "$dur $freq"
 }
+
+# --- One relay on a net_tap port ---------------------------------------------
+# For a PMD other than af_packet (tests/e2e/e2e_idle_intr.sh: Rx interrupts;
+# e2e_ipv6_nd.sh: the kernel's own IPv6 neighbour discovery). stentord runs
+# in the root namespace on configs/dev-veth.toml with its port on net_tap;
+# once it is ready the tap's kernel side moves into a throw-away namespace
+# ${P}ns that plays every peer. No bridge, no veth; IPv6 is left on. Uses
+# the caller's REPO, BUILD_DIR, T and fail (a broken setup: FAIL ${T}_setup).
+#   netlib_tap_init PREFIX WORKTAG     root and stentord checked; NL_TAP_NS,
+#                                      NL_TAP, WORK; EXIT/INT/TERM cleanup
+#   netlib_tap_profile OUT [SED_ARGS...]
+#   netlib_tap_start_relay CONFIG LOG  sets RELAY_PID; 0 once ready
+#   netlib_tap_ns_up "ADDR/LEN [FLAGS...]"...
+#   netlib_tap_stop_relay              SIGINT; its final counters in its LOG
+
+# netlib_tap_init PREFIX WORKTAG: fails ${T}_setup and exits unless root
+# and stentord built; then the names (PREFIX: up to 10 characters), WORK
+# (/tmp/stentor-WORKTAG.XXXXXX) and the cleanup (our PIDs, the namespace, the
+# tap if it is still in the root namespace, WORK, the relay's DPDK runtime
+# directory).
+netlib_tap_init() {
+  [[ $(id -u) -eq 0 ]] || { fail "${T}_setup" "needs root (network namespaces, tap)"; exit 1; }
+  [[ -x "$BUILD_DIR/control/stentord" ]] || { fail "${T}_setup" "$BUILD_DIR/control/stentord not built"; exit 1; }
+  netlib_init "${1:0:10}" || exit 1
+  NL_TAP_NS="${NL_P}ns"
+  NL_TAP="${NL_P}tap"
+  WORK=$(mktemp -d "/tmp/stentor-$2.XXXXXX")
+  NL_ALL_NS=("$NL_TAP_NS")   # netlib_down removes exactly this one
+  netlib_trap nl_tap_hook
+}
+nl_tap_hook() {
+  ip link del "$NL_TAP" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+
+# netlib_tap_profile OUT [SED_ARGS...]: configs/dev-veth.toml on net_tap
+# (iface ${P}tap), its API on a free loopback port; SED_ARGS edit it further.
+netlib_tap_profile() {
+  local out=$1 api; shift
+  api=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  sed -e "s|^vdevs = .*|vdevs = [\"net_tap0,iface=$NL_TAP\"]|" -e 's|^device = "net_af_packet0"|device = "net_tap0"|' \
+      -e "s|^listen = .*|listen = \"127.0.0.1:$api\"|" "$@" "$REPO/configs/dev-veth.toml" >"$out"
+}
+
+# netlib_tap_start_relay CONFIG LOG: stentord in the root namespace (it
+# creates the tap), tracked; waits 15 s for "stentord: ready". Returns 0
+# when ready; otherwise shows the end of LOG on stderr.
+netlib_tap_start_relay() {
+  local config=$1 log=$2 rc=0
+  "$BUILD_DIR/control/stentord" -c "$config" --file-prefix "stentor-$NL_P" >"$log" 2>&1 &
+  RELAY_PID=$!
+  netlib_track "$RELAY_PID"
+  netlib_wait_for_line "$log" 'stentord: ready' 15 "$RELAY_PID" || rc=$?
+  (( rc == 0 )) || tail -20 "$log" >&2
+  return "$rc"
+}
+
+# netlib_tap_ns_up "ADDR/LEN [FLAGS...]"...: the tap's kernel side into
+# ${P}ns with these addresses (e.g. "2001:db8::a/64 nodad"), up.
+netlib_tap_ns_up() {
+  local a args
+  ip netns add "$NL_TAP_NS"
+  ip link set "$NL_TAP" netns "$NL_TAP_NS"
+  ip -n "$NL_TAP_NS" link set lo up
+  for a in "$@"; do
+    read -ra args <<<"$a"
+    ip -n "$NL_TAP_NS" addr add "${args[0]}" dev "$NL_TAP" "${args[@]:1}"
+  done
+  ip -n "$NL_TAP_NS" link set "$NL_TAP" up
+}
+
+# netlib_tap_stop_relay: SIGINT, wait for it to write its final counters
+# block (netlib_counter LOG NAME reads it).
+netlib_tap_stop_relay() {
+  kill -INT "$RELAY_PID"
+  wait "$RELAY_PID" 2>/dev/null || true
+}

@@ -81,6 +81,16 @@ bytes request(const credentials& c, bool leave = false, uint8_t txid_seed = 1) {
     return msg;
 }
 
+// The token with a character of its tag changed: a forgery.
+credentials forged(credentials c) {
+    c.token[40] = c.token[40] == 'A' ? 'B' : 'A';
+    return c;
+}
+credentials wrong_password(credentials c) {
+    c.password[0] = c.password[0] == 'A' ? 'B' : 'A';
+    return c;
+}
+
 bytes frame_from(const bytes& stun_msg, uint32_t ip = nat_ip, uint16_t port = nat_port, uint16_t dst_port = 40000) {
     frame_spec f;
     f.src_ip = ip;
@@ -96,7 +106,23 @@ struct answer {
     uint32_t mapped_ip = 0;
     uint16_t mapped_port = 0;
     uint32_t retry_after_ms = 0;
+    bool mapped = false;   // over IPv6: XOR-MAPPED-ADDRESS is the source as seen
 };
+
+// The STUN message of an answer to `req`, checked as a client would: it
+// parses, is signed with the token's password and echoes the transaction id.
+answer read_answer(const uint8_t* msg, size_t n, const bytes& req, const credentials& c, stun::response_view& v) {
+    EXPECT_EQ(stun::stun_error::ok, stun::parse_response(msg, n, v));
+    EXPECT_TRUE(stun::check_integrity(msg, v.integrity_offset, c.password.data(), c.password.size()))
+        << "response not signed with the token's password";
+    EXPECT_EQ(0, std::memcmp(v.txid, req.data() + 8, stun::txid_len)) << "transaction id";
+    answer a;
+    a.type = v.type;
+    a.code = v.error_code;
+    a.reason = std::string(v.reason_phrase());
+    a.retry_after_ms = v.retry_after_ms;
+    return a;
+}
 
 struct join_env {
     ring_port port;
@@ -124,43 +150,50 @@ struct join_env {
     // decision, the ARP owner's send. Returns every frame the relay sent.
     std::vector<bytes> send(const bytes& frame) {
         inject(port, frame);
+        step();
+        return drain(port);
+    }
+    // What comes in is verified, decided and answered: RX lcore, desk, RX
+    // lcore (the ARP owner's send), TX flushed.
+    void step() {
         r().poll();
         desk().poll(now);
         r().poll();
         r().flush();
-        return drain(port);
     }
 
-    // The answer to `req` (sent as `frame`), verified as a client would.
-    std::optional<answer> ask(const bytes& req, const bytes& frame, const credentials& c) {
+    // The one frame sent back for `frame` but for the relay's own neighbour
+    // resolution (a next hop being resolved: ARP requests, and with `ns_too`
+    // neighbour solicitations), checked for what any answer must be: no
+    // larger than its request, back to the requester's MAC.
+    std::optional<bytes> answer_frame(const bytes& frame, bool ns_too) {
         auto out = send(frame);
-        // The relay's own ARP requests (a next hop being resolved) are not answers.
-        std::erase_if(out, [](const bytes& f) { return f.size() >= 14 && be16(f.data() + 12) == 0x0806; });
+        std::erase_if(out, [ns_too](const bytes& f) {
+            return (ns_too && frames6::is_ns_from_relay(f)) || (f.size() >= 14 && be16(f.data() + 12) == 0x0806);
+        });
         if (out.empty()) return std::nullopt;
         EXPECT_EQ(1u, out.size());
         const bytes& f = out[0];
         EXPECT_LE(f.size(), frame.size()) << "a response larger than its request";
+        EXPECT_EQ(0, std::memcmp(f.data(), frame.data() + 6, 6)) << "sent back to the requester's MAC";
+        return f;
+    }
+
+    // The answer to `req` (sent as `frame`), verified as a client would.
+    std::optional<answer> ask(const bytes& req, const bytes& frame, const credentials& c) {
+        const auto got = answer_frame(frame, false);
+        if (!got) return std::nullopt;
+        const bytes& f = *got;
         // Addressed back to where the request came from, from the session port.
         EXPECT_EQ(be32(frame.data() + 26), be32(f.data() + 30));
         EXPECT_EQ(be16(frame.data() + 34), be16(f.data() + 36));
         EXPECT_EQ(be16(frame.data() + 36), be16(f.data() + 34));
-        EXPECT_EQ(0, std::memcmp(f.data(), frame.data() + 6, 6)) << "sent back to the requester's MAC";
         EXPECT_EQ(0, ip_checksum(f.data() + 14, 20)) << "IPv4 checksum";
         EXPECT_EQ(f.size() - 34, be16(f.data() + 38)) << "UDP length";
-        const uint8_t* msg = f.data() + 42;
-        const size_t n = f.size() - 42;
         stun::response_view v;
-        EXPECT_EQ(stun::stun_error::ok, stun::parse_response(msg, n, v));
-        EXPECT_TRUE(stun::check_integrity(msg, v.integrity_offset, c.password.data(), c.password.size()))
-            << "response not signed with the token's password";
-        EXPECT_EQ(0, std::memcmp(v.txid, req.data() + 8, stun::txid_len)) << "transaction id";
-        answer a;
-        a.type = v.type;
-        a.code = v.error_code;
-        a.reason = std::string(v.reason_phrase());
+        answer a = read_answer(f.data() + 42, f.size() - 42, req, c, v);
         a.mapped_ip = v.mapped_ipv4;
         a.mapped_port = v.mapped_port;
-        a.retry_after_ms = v.retry_after_ms;
         return a;
     }
     std::optional<answer> ask(const credentials& c, uint32_t ip = nat_ip, uint16_t p = nat_port, bool leave = false,
@@ -180,6 +213,43 @@ struct join_env {
     }
     control::join_stats stats() { return desk().stats(); }
 };
+
+struct refusal {
+    const char* what;
+    bytes frame;
+    const char* counter;
+};
+
+// The requests either family refuses for the same reason (the token, its
+// MACs, the message, the port), each put in a frame by frame(stun message,
+// destination port).
+template <class Frame>
+std::vector<refusal> token_refusals(const credentials& good, Frame frame) {
+    bytes truncated = request(good);
+    truncated.resize(truncated.size() - 8);   // FINGERPRINT cut off
+    return {
+        {"forged token (tag changed)", frame(request(forged(good)), 40000), "drop/join/forged"},
+        {"signed with the wrong password", frame(request(wrong_password(good)), 40000), "drop/join/bad_integrity"},
+        {"expired token", frame(request(mint(1, -5)), 40000), "drop/join/expired"},
+        {"token of another session", frame(request(mint(2)), 40000), "drop/join/wrong_session"},
+        {"key id the relay does not hold", frame(request(mint(1, 600, secret_9, 9)), 40000), "drop/join/unknown_key"},
+        {"truncated request (header length says more)", frame(truncated, 40000), "drop/join/bad_length"},
+        {"valid token to a port without a session", frame(request(good), 40001), "drop/join/no_session"},
+    };
+}
+
+// Each row: nothing sent, its counter +1, nobody added. `between`: a pause
+// after each row (to let a verification budget refill).
+void expect_refused(join_env& e, const std::vector<refusal>& rows, std::chrono::milliseconds between = {}) {
+    for (const auto& row : rows) {
+        const uint64_t before = counter(e.r(), row.counter);
+        const auto out = e.send(row.frame);
+        EXPECT_TRUE(out.empty()) << row.what << ": " << out.size() << " frames sent";
+        EXPECT_EQ(before + 1, counter(e.r(), row.counter)) << row.what;
+        EXPECT_EQ(0u, e.listeners()) << row.what;
+        if (between.count() > 0) std::this_thread::sleep_for(between);
+    }
+}
 
 }  // namespace
 
@@ -207,46 +277,16 @@ TEST(join, a_token_joins_at_the_address_it_was_seen_from_and_refreshes) {
 
 TEST(join, refused_requests_add_nobody_send_nothing_and_count_their_reason) {
     join_env e;
-    const auto good = mint(1);
-    auto forged = good;
-    forged.token[40] = forged.token[40] == 'A' ? 'B' : 'A';   // inside the tag
-    auto wrong_password = good;
-    wrong_password.password[0] = wrong_password.password[0] == 'A' ? 'B' : 'A';
-    const auto expired = mint(1, -5);
-    const auto other_session = mint(2);
-    const auto unknown_key = mint(1, 600, secret_9, 9);
-    bytes truncated = request(good);
-    truncated.resize(truncated.size() - 8);   // FINGERPRINT cut off
-    bytes plain(20, 0);                        // a bare Binding Request, as turnutils_stunclient sends
+    bytes plain(20, 0);   // a bare Binding Request, as turnutils_stunclient sends
     plain[1] = 1;
     plain[4] = 0x21;
     plain[5] = 0x12;
     plain[6] = 0xa4;
     plain[7] = 0x42;
     plain[8] = 7;
-
-    const struct {
-        const char* what;
-        bytes frame;
-        const char* counter;
-    } rows[] = {
-        {"forged token (tag changed)", frame_from(request(forged)), "drop/join/forged"},
-        {"signed with the wrong password", frame_from(request(wrong_password)), "drop/join/bad_integrity"},
-        {"expired token", frame_from(request(expired)), "drop/join/expired"},
-        {"token of another session", frame_from(request(other_session)), "drop/join/wrong_session"},
-        {"key id the relay does not hold", frame_from(request(unknown_key)), "drop/join/unknown_key"},
-        {"truncated request (header length says more)", frame_from(truncated), "drop/join/bad_length"},
-        {"unauthenticated Binding Request", frame_from(plain), "drop/join/no_username"},
-        {"valid token to a port without a session", frame_from(request(good), nat_ip, nat_port, 40001),
-         "drop/join/no_session"},
-    };
-    for (const auto& row : rows) {
-        const uint64_t before = counter(e.r(), row.counter);
-        const auto out = e.send(row.frame);
-        EXPECT_TRUE(out.empty()) << row.what << ": " << out.size() << " frames sent";
-        EXPECT_EQ(before + 1, counter(e.r(), row.counter)) << row.what;
-        EXPECT_EQ(0u, e.listeners()) << row.what;
-    }
+    auto rows = token_refusals(mint(1), [](const bytes& m, uint16_t dport) { return frame_from(m, nat_ip, nat_port, dport); });
+    rows.push_back({"unauthenticated Binding Request", frame_from(plain), "drop/join/no_username"});
+    expect_refused(e, rows);
     EXPECT_EQ(0u, counter(e.r(), "join_verified"));
     EXPECT_EQ(0u, e.stats().requests);
 }
@@ -434,9 +474,7 @@ TEST(join, a_dedicated_join_lcore_verifies_and_the_token_joins) {
 
     // Refusals are counted where they happen: the cheap ones on the RX lcore
     // (never handed over), the MACs on the join lcore; nothing is sent.
-    auto forged = mint(1);
-    forged.token[40] = forged.token[40] == 'A' ? 'B' : 'A';
-    EXPECT_TRUE(e.send(frame_from(request(forged), nat_ip, nat_port + 1)).empty());
+    EXPECT_TRUE(e.send(frame_from(request(forged(mint(1))), nat_ip, nat_port + 1)).empty());
     EXPECT_TRUE(e.send(frame_from(request(mint(1, -5)), nat_ip, nat_port + 2)).empty());
     const auto after = e.r().per_lcore();
     EXPECT_EQ(1u, after[1].drop(dp::drop_reason::join_forged));
@@ -456,10 +494,7 @@ TEST(join, a_full_hand_off_ring_drops_and_counts_what_it_cannot_take) {
     // dropped as join/handoff_full before any MAC; the 3 join.
     join_env e([](control::profile& p) { with_join_lcore(p); }, 4);
     for (uint16_t i = 0; i < 10; ++i) inject(e.port, frame_from(request(mint(1)), nat_ip, static_cast<uint16_t>(nat_port + i)));
-    e.r().poll();
-    e.desk().poll(e.now);
-    e.r().poll();
-    e.r().flush();
+    e.step();
     size_t answers = 0;
     for (const auto& f : drain(e.port))
         if (be16(f.data() + 12) == 0x0800) ++answers;
@@ -539,10 +574,7 @@ TEST(join, a_burst_is_verified_together_and_each_request_judged_on_its_own) {
         inject(e.port, frame_from(request(c), nat_ip, static_cast<uint16_t>(nat_port + i)));
     }
     e.r().poll();
-    e.r().poll();
-    e.desk().poll(e.now);
-    e.r().poll();
-    e.r().flush();
+    e.step();
     size_t answers = 0;
     for (const auto& f : drain(e.port))
         if (be16(f.data() + 12) == 0x0800) ++answers;
@@ -651,14 +683,6 @@ bytes frame6_from(const bytes& stun_msg, const addr6& src = nat6, uint16_t port 
     return frames6::ipv6({.src = src, .dst = relay6}, frames::udp(port, dst_port, stun_msg));
 }
 
-struct answer6 {
-    uint16_t type = 0;
-    uint16_t code = 0;
-    std::string reason;
-    uint32_t retry_after_ms = 0;
-    bool mapped = false;
-};
-
 struct join6_env : join_env {
     explicit join6_env(std::function<void(control::profile&)> tweak = {})
         : join_env([tweak](control::profile& p) {
@@ -671,15 +695,11 @@ struct join6_env : join_env {
     // requester's MAC, IPv6 from the port's address, the UDP checksum
     // (mandatory), the STUN message signed with the token's password and,
     // for a success, XOR-MAPPED-ADDRESS = the source XOR (cookie || txid).
-    std::optional<answer6> ask6(const bytes& req, const bytes& frame, const credentials& c, const addr6& src = nat6,
-                                uint16_t sport = nat_port) {
-        auto out = send(frame);
-        std::erase_if(out, [](const bytes& f) { return frames6::is_ns_from_relay(f) || be16(f.data() + 12) == 0x0806; });
-        if (out.empty()) return std::nullopt;
-        EXPECT_EQ(1u, out.size());
-        const bytes& f = out[0];
-        EXPECT_LE(f.size(), frame.size()) << "a response larger than its request";
-        EXPECT_EQ(0, std::memcmp(f.data(), frame.data() + 6, 6)) << "sent back to the requester's MAC";
+    std::optional<answer> ask6(const bytes& req, const bytes& frame, const credentials& c, const addr6& src = nat6,
+                               uint16_t sport = nat_port) {
+        const auto got = answer_frame(frame, true);
+        if (!got) return std::nullopt;
+        const bytes& f = *got;
         EXPECT_EQ(0, std::memcmp(f.data() + 6, frames::our_mac.data(), 6));
         EXPECT_EQ(0x86dd, be16(f.data() + 12));
         EXPECT_EQ(0x60000000u, be32(f.data() + 14)) << "version 6, no traffic class or flow label";
@@ -697,15 +717,7 @@ struct join6_env : join_env {
         const uint8_t* msg = f.data() + 62;
         const size_t n = f.size() - 62;
         stun::response_view v;
-        EXPECT_EQ(stun::stun_error::ok, stun::parse_response(msg, n, v));
-        EXPECT_TRUE(stun::check_integrity(msg, v.integrity_offset, c.password.data(), c.password.size()))
-            << "response not signed with the token's password";
-        EXPECT_EQ(0, std::memcmp(v.txid, req.data() + 8, stun::txid_len)) << "transaction id";
-        answer6 a;
-        a.type = v.type;
-        a.code = v.error_code;
-        a.reason = std::string(v.reason_phrase());
-        a.retry_after_ms = v.retry_after_ms;
+        answer a = read_answer(msg, n, req, c, v);
         if (v.type == stun::binding_success) {
             EXPECT_EQ(76u, n) << "header, XOR-MAPPED-ADDRESS (24), MESSAGE-INTEGRITY, FINGERPRINT";
             // RFC 8489 14.2, computed here apart from the codec: 00 02,
@@ -721,8 +733,8 @@ struct join6_env : join_env {
         }
         return a;
     }
-    std::optional<answer6> ask6(const credentials& c, const addr6& src = nat6, uint16_t sport = nat_port,
-                                bool leave = false, uint8_t txid_seed = 1) {
+    std::optional<answer> ask6(const credentials& c, const addr6& src = nat6, uint16_t sport = nat_port,
+                               bool leave = false, uint8_t txid_seed = 1) {
         const bytes req = request(c, leave, txid_seed);
         return ask6(req, frame6_from(req, src, sport), c, src, sport);
     }
@@ -777,12 +789,6 @@ TEST(join6, a_token_joins_over_ipv6_at_the_address_it_was_seen_from_refreshes_an
 TEST(join6, refused_requests_over_ipv6_add_nobody_send_nothing_and_count_their_reason) {
     join6_env e([](control::profile& p) { p.join.verify_per_s = 20; });   // a budget of 1 request per 50 ms
     const auto good = mint(1);
-    auto forged = good;
-    forged.token[40] = forged.token[40] == 'A' ? 'B' : 'A';
-    auto wrong_password = good;
-    wrong_password.password[0] = wrong_password.password[0] == 'A' ? 'B' : 'A';
-    bytes truncated = request(good);
-    truncated.resize(truncated.size() - 8);
     const addr6 link_local{0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x64};
     const addr6 multicast{0xff, 0x0e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x64};
     const addr6 loopback{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
@@ -791,19 +797,8 @@ TEST(join6, refused_requests_over_ipv6_add_nobody_send_nothing_and_count_their_r
     bytes bad_checksum = frame6_from(request(good));
     bad_checksum[60] ^= 0x01;
 
-    const struct {
-        const char* what;
-        bytes frame;
-        const char* counter;
-    } rows[] = {
-        {"forged token (tag changed)", frame6_from(request(forged)), "drop/join/forged"},
-        {"signed with the wrong password", frame6_from(request(wrong_password)), "drop/join/bad_integrity"},
-        {"expired token", frame6_from(request(mint(1, -5))), "drop/join/expired"},
-        {"token of another session", frame6_from(request(mint(2))), "drop/join/wrong_session"},
-        {"key id the relay does not hold", frame6_from(request(mint(1, 600, secret_9, 9))), "drop/join/unknown_key"},
-        {"truncated request (header length says more)", frame6_from(truncated), "drop/join/bad_length"},
-        {"valid token to a port without a session", frame6_from(request(good), nat6, nat_port, 40001),
-         "drop/join/no_session"},
+    auto rows = token_refusals(good, [](const bytes& m, uint16_t dport) { return frame6_from(m, nat6, nat_port, dport); });
+    rows.insert(rows.end(), {
         {"UDP checksum wrong", bad_checksum, "drop/ingress/udp_checksum"},
         {"from a link-local source", frame6_from(request(good), link_local), "drop/ingress/ipv6_src_link_local"},
         {"from a multicast source", frame6_from(request(good), multicast), "drop/ingress/ipv6_src"},
@@ -812,16 +807,9 @@ TEST(join6, refused_requests_over_ipv6_add_nobody_send_nothing_and_count_their_r
         {"from an IPv4-mapped address", frame6_from(request(good), mapped), "drop/ingress/ipv6_src"},
         {"from the relay's own address", frame6_from(request(good), relay6), "drop/ingress/ipv6_src"},
         {"from the discard-only prefix", frame6_from(request(good), discard), "drop/join/src"},
-    };
-    for (const auto& row : rows) {
-        const uint64_t before = counter(e.r(), row.counter);
-        const auto out = e.send(row.frame);
-        EXPECT_TRUE(out.empty()) << row.what << ": " << out.size() << " frames sent";
-        EXPECT_EQ(before + 1, counter(e.r(), row.counter)) << row.what;
-        EXPECT_EQ(0u, e.listeners()) << row.what;
-        // One budget token per 50 ms at most: let it refill between rows.
-        std::this_thread::sleep_for(std::chrono::milliseconds(60));
-    }
+    });
+    // One budget token per 50 ms at most: let it refill between rows.
+    expect_refused(e, rows, std::chrono::milliseconds(60));
     EXPECT_EQ(0u, counter(e.r(), "join_verified"));
     EXPECT_EQ(0u, counter(e.r(), "join_replies"));
     EXPECT_EQ(0u, e.stats().requests);
@@ -830,10 +818,7 @@ TEST(join6, refused_requests_over_ipv6_add_nobody_send_nothing_and_count_their_r
     // before any MAC (the budget counts both families alike).
     inject(e.port, frame6_from(request(mint(1)), nat6, nat_port));
     inject(e.port, frame6_from(request(mint(1)), nat6, nat_port + 1));
-    e.r().poll();
-    e.desk().poll(e.now);
-    e.r().poll();
-    e.r().flush();
+    e.step();
     EXPECT_EQ(1u, drain(e.port).size()) << "one answer";
     EXPECT_EQ(1u, counter(e.r(), "drop/join/budget"));
     EXPECT_EQ(1u, counter(e.r(), "join_verified"));
@@ -1054,8 +1039,6 @@ TEST(join6, a_dedicated_join_lcore_verifies_ipv6_requests) {
     ASSERT_EQ(2u, per.size());
     EXPECT_EQ(1u, per[0].join_handoffs);
     EXPECT_EQ(1u, per[1].join_verified);
-    auto forged = mint(1);
-    forged.token[40] = forged.token[40] == 'A' ? 'B' : 'A';
-    EXPECT_TRUE(e.send(frame6_from(request(forged), nat6, nat_port + 1)).empty());
+    EXPECT_TRUE(e.send(frame6_from(request(forged(mint(1))), nat6, nat_port + 1)).empty());
     EXPECT_EQ(1u, e.r().per_lcore()[1].drop(dp::drop_reason::join_forged));
 }

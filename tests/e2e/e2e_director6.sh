@@ -23,7 +23,6 @@ cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$REPO/$BUILD_DIR"
-FL_BUILD=$BUILD_DIR
 T="e2e_director6"
 EDGE6=2001:db8:78::2
 L6=2001:db8:78::21
@@ -32,91 +31,51 @@ FAILS=0
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1 $2"; FAILS=$((FAILS + 1)); }
 
-if [[ $(id -u) -ne 0 ]]; then fail "${T}_setup" "needs root (network namespaces)"; exit 1; fi
-for b in control/stentord control/stentor-director tools/stentor-listener; do
-  [[ -x "$BUILD_DIR/$b" ]] || { fail "${T}_setup" "$BUILD_DIR/$b not built"; exit 1; }
-done
-for tool in etcd etcdctl ffmpeg jq curl openssl; do
-  command -v "$tool" >/dev/null || { fail "${T}_setup" "$tool not installed (scripts/deps.sh)"; exit 1; }
-done
-
 # shellcheck source=scripts/netlib.sh
 source "$REPO/scripts/netlib.sh"
 # shellcheck source=scripts/fleetnet.sh
 source "$REPO/scripts/fleetnet.sh"
-P="d6$$"
-P=${P:0:8}
-netlib_init "$P"
-WORK=$(mktemp -d "/tmp/stentor-director6.XXXXXX")
-fleetnet_init "$P" 2 "$WORK" 1
-e2e_hook() { fleetnet_cleanup_dpdk; if [[ -n "${KEEP_WORK:-}" ]]; then echo "# kept $WORK" >&2; else rm -rf "$WORK"; fi; }
-netlib_trap e2e_hook
-
-if ! fleetnet_up >"$WORK/net.log" 2>&1; then
-  cat "$WORK/net.log" >&2; fail "${T}_setup" "could not build the namespace fleet"; exit 1
-fi
+fleetnet_e2e_preflight
+fleetnet_e2e_init d6 2 1
+fleetnet_e2e_net
 # The listener's namespace on IPv6 too (fresh namespace: no DAD).
 LNS=${FL_NS_L[0]}
 ip netns exec "$LNS" sysctl -q -w net.ipv6.conf.veth0.disable_ipv6=0 >/dev/null
 ip netns exec "$LNS" ip -6 addr add "$L6/64" dev veth0 nodad
-if ! fleetnet_start_etcd; then
-  tail -20 "$WORK/etcd.log" >&2; fail "${T}_setup" "etcd did not start"; exit 1
-fi
-for i in "${FL_RELAYS[@]}"; do
-  fleetnet_relay_profile "$i" "$WORK/relay-$i.toml" 1 10
-  # edge-1 dual stack: its port's IPv6 address (advertised: addresses6).
-  if (( i == 1 )); then sed -i 's|^ipv4 = ".*/24"$|&\nipv6 = "'"$EDGE6"'/64"|' "$WORK/relay-$i.toml"; fi
-  if ! "$BUILD_DIR/control/stentord" --check -c "$WORK/relay-$i.toml" >"$WORK/check-$i.log" 2>&1; then
-    cat "$WORK/check-$i.log" >&2; fail "${T}_setup" "relay $i's profile does not validate"; exit 1
-  fi
-done
+# edge-1 dual stack: its port's IPv6 address (advertised: addresses6).
+edge1_ipv6() { if (( $1 == 1 )); then sed -i 's|^ipv4 = ".*/24"$|&\nipv6 = "'"$EDGE6"'/64"|' "$2"; fi; }
+fleetnet_e2e_relays edge1_ipv6
 grep -q "^ipv6 = \"$EDGE6/64\"" "$WORK/relay-1.toml" || { fail "${T}_setup" "edge-1's profile has no IPv6 address"; exit 1; }
-for i in "${FL_RELAYS[@]}"; do fleetnet_launch_relay "$i" "$WORK/relay-$i.log"; done
-for i in "${FL_RELAYS[@]}"; do
-  if ! fleetnet_wait_relay "$i" "$WORK/relay-$i.log"; then fail "${T}_setup" "$(fl_relay_name "$i") not ready"; exit 1; fi
-done
-if ! fleetnet_start_director 1; then
-  cat "$WORK/director-1.log" >&2; fail "${T}_setup" "director-1 not ready"; exit 1
-fi
-wait_for() {   # SECONDS CMD...: poll every 0.1 s
-  local n=$(( $1 * 10 )); shift
-  for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
-  return 1
-}
+fleetnet_e2e_directors 1
 director_sees() {   # the director's view: every relay, edge-1 with its IPv6 address
   nl_ns_exec "$FL_NS_CTL" curl -s -m 2 -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" "$(fl_director_url 1)/v1/registry" \
     | jq -e --arg a "$EDGE6" '([.relays[].id] | sort) == ["edge-1", "edge-2", "origin-1"]
                               and ([.relays[] | select(.id == "edge-1") | .addresses6[0]] == [$a])' >/dev/null 2>&1
 }
-wait_for 15 director_sees || { fail "${T}_setup" "the director does not see the fleet with edge-1's IPv6 address"; exit 1; }
+fl_wait_for 15 director_sees || { fail "${T}_setup" "the director does not see the fleet with edge-1's IPv6 address"; exit 1; }
 fleetnet_warm_trunks 1 2 || { fail "${T}_setup" "trunks origin -> edges not up"; exit 1; }
 
-dplace() {   # BODY: "HTTP_CODE" with the reply in $WORK/place.json
-  nl_ns_exec "$FL_NS_CTL" curl -s -m 5 -o "$WORK/place.json" -w '%{http_code}' -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" \
-    -d "$1" "$(fl_director_url 1)/v1/place" || echo 000
-}
-
 # --- the API --------------------------------------------------------------------
-code=$(dplace '{"session": 1, "listeners": 4, "family": "ipv6"}')
+code=$(fl_dplace '{"session": 1, "listeners": 4, "family": "ipv6"}')
 got=$(jq -c '[.placements[] | [.edge, .address]] | unique' "$WORK/place.json" 2>/dev/null || true)
 if [[ "$code" == 200 && "$got" == "[[\"edge-1\",\"$EDGE6\"]]" ]]; then pass "${T}_place"; else
   fail "${T}_place" "HTTP $code: $got $(head -c 200 "$WORK/place.json")"; fi
 
-code=$(dplace '{"session": 1, "listeners": 1, "family": "ipv6", "exclude": ["edge-1"]}')
+code=$(fl_dplace '{"session": 1, "listeners": 1, "family": "ipv6", "exclude": ["edge-1"]}')
 if [[ "$code" == 503 ]] && jq -e '.error == "no_capacity" and (.reason | contains("IPv6"))' "$WORK/place.json" >/dev/null; then
   pass "${T}_no_ipv6_room"; else fail "${T}_no_ipv6_room" "HTTP $code: $(head -c 300 "$WORK/place.json")"; fi
 
 bad=""
 for body in '{"session": 1, "listeners": 1, "family": "ipv7"}' '{"session": 1, "listeners": 1, "family": 6}' \
             '{"session": 1, "listeners": 1, "family": "IPv6"}'; do
-  code=$(dplace "$body")
+  code=$(fl_dplace "$body")
   if [[ "$code" != 400 ]] || ! jq -e '.error == "bad_request" and (.reason | test("family"))' "$WORK/place.json" >/dev/null; then
     bad+="$body -> HTTP $code $(head -c 200 "$WORK/place.json"); "
   fi
 done
 if [[ -z "$bad" ]]; then pass "${T}_bad_family"; else fail "${T}_bad_family" "$bad"; fi
 
-code=$(dplace '{"session": 1, "listeners": 4}')
+code=$(fl_dplace '{"session": 1, "listeners": 4}')
 got=$(jq -c '[.placements[].address] | unique | map(test("^198\\.18\\.0\\.[23]$")) | all' "$WORK/place.json" 2>/dev/null || true)
 if [[ "$code" == 200 && "$got" == true ]]; then pass "${T}_ipv4_default"; else
   fail "${T}_ipv4_default" "HTTP $code: $(head -c 300 "$WORK/place.json")"; fi

@@ -34,7 +34,6 @@ cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$REPO/$BUILD_DIR"
-FL_BUILD=$BUILD_DIR
 T="e2e_failover"
 NB_LISTENERS=30
 
@@ -42,55 +41,17 @@ FAILS=0
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1 $2"; FAILS=$((FAILS + 1)); }
 
-if [[ $(id -u) -ne 0 ]]; then fail "${T}_setup" "needs root (network namespaces)"; exit 1; fi
-for b in control/stentord control/stentor-director tools/stentor-listener; do
-  [[ -x "$BUILD_DIR/$b" ]] || { fail "${T}_setup" "$BUILD_DIR/$b not built"; exit 1; }
-done
-for tool in etcd etcdctl ffmpeg jq curl openssl; do
-  command -v "$tool" >/dev/null || { fail "${T}_setup" "$tool not installed (scripts/deps.sh)"; exit 1; }
-done
-
 # shellcheck source=scripts/netlib.sh
 source "$REPO/scripts/netlib.sh"
 # shellcheck source=scripts/fleetnet.sh
 source "$REPO/scripts/fleetnet.sh"
-P="fo$$"
-P=${P:0:8}
-netlib_init "$P"
-WORK=$(mktemp -d "/tmp/stentor-failover.XXXXXX")
-fleetnet_init "$P" 3 "$WORK" 2
-e2e_hook() { fleetnet_cleanup_dpdk; if [[ -n "${KEEP_WORK:-}" ]]; then echo "# kept $WORK" >&2; else rm -rf "$WORK"; fi; }
-netlib_trap e2e_hook
-
-if ! fleetnet_up >"$WORK/net.log" 2>&1; then
-  cat "$WORK/net.log" >&2; fail "${T}_setup" "could not build the namespace fleet"; exit 1
-fi
-if ! fleetnet_start_etcd; then
-  tail -20 "$WORK/etcd.log" >&2; fail "${T}_setup" "etcd did not start"; exit 1
-fi
-for i in "${FL_RELAYS[@]}"; do
-  fleetnet_relay_profile "$i" "$WORK/relay-$i.toml" 1 10
-  if ! "$BUILD_DIR/control/stentord" --check -c "$WORK/relay-$i.toml" >"$WORK/check-$i.log" 2>&1; then
-    cat "$WORK/check-$i.log" >&2; fail "${T}_setup" "relay $i's profile does not validate"; exit 1
-  fi
-done
-# All at once (each initialises its EAL on its own; idle workers sleep).
-for i in "${FL_RELAYS[@]}"; do fleetnet_launch_relay "$i" "$WORK/relay-$i.log"; done
-for i in "${FL_RELAYS[@]}"; do
-  if ! fleetnet_wait_relay "$i" "$WORK/relay-$i.log"; then fail "${T}_setup" "$(fl_relay_name "$i") not ready"; exit 1; fi
-done
-for n in 1 2; do
-  if ! fleetnet_start_director "$n"; then
-    cat "$WORK/director-$n.log" >&2; fail "${T}_setup" "director-$n not ready"; exit 1
-  fi
-done
+fleetnet_e2e_preflight
+fleetnet_e2e_init fo 3 2
+fleetnet_e2e_net
+fleetnet_e2e_relays
+fleetnet_e2e_directors 1 2
 has_key() { [[ -n "$(fl_ectl get --print-value-only "/stentor/relays/$1" 2>/dev/null)" ]]; }
 no_key() { ! has_key "$1"; }
-wait_for() {   # SECONDS CMD...: poll every 0.1 s
-  local n=$(( $1 * 10 )); shift
-  for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
-  return 1
-}
 director_sees() {   # N RELAYS...: director N's view holds exactly these relays
   local n=$1; shift
   local want got
@@ -100,22 +61,18 @@ director_sees() {   # N RELAYS...: director N's view holds exactly these relays
   [[ "$got" == "$want" ]]
 }
 for r in origin-1 origin-2 edge-1 edge-2 edge-3; do
-  wait_for 10 has_key "$r" || { fail "${T}_setup" "$r not registered"; exit 1; }
+  fl_wait_for 10 has_key "$r" || { fail "${T}_setup" "$r not registered"; exit 1; }
 done
-wait_for 10 director_sees 1 origin-1 origin-2 edge-1 edge-2 edge-3 || { fail "${T}_setup" "director-1 does not see the fleet"; exit 1; }
-wait_for 10 director_sees 2 origin-1 origin-2 edge-1 edge-2 edge-3 || { fail "${T}_setup" "director-2 does not see the fleet"; exit 1; }
+fl_wait_for 10 director_sees 1 origin-1 origin-2 edge-1 edge-2 edge-3 || { fail "${T}_setup" "director-1 does not see the fleet"; exit 1; }
+fl_wait_for 10 director_sees 2 origin-1 origin-2 edge-1 edge-2 edge-3 || { fail "${T}_setup" "director-2 does not see the fleet"; exit 1; }
 # Every edge carries the session before listeners come (real trunks: the
 # director records one at the first placement on an edge).
 fleetnet_warm_trunks 1 2 3 || { fail "${T}_setup" "trunks origin -> edges not up"; exit 1; }
 
 # The exclusion hint: checked, and honoured.
-dplace() {   # BODY: "HTTP_CODE" with the reply in $WORK/place.json
-  nl_ns_exec "$FL_NS_CTL" curl -s -m 5 -o "$WORK/place.json" -w '%{http_code}' -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" \
-    -d "$1" "$(fl_director_url 1)/v1/place" || echo 000
-}
-c1=$(dplace '{"session": 1, "listeners": 1, "exclude": "edge-1"}'); e1=$(jq -r .error "$WORK/place.json")
-c2=$(dplace '{"session": 1, "listeners": 2, "exclude": ["edge-1", "edge-2"]}'); e2=$(jq -r '[.placements[].edge] | unique | join(",")' "$WORK/place.json")
-c3=$(dplace '{"session": 1, "listeners": 1, "exclude": ["edge-1", "edge-2", "edge-3"]}'); e3=$(jq -r .error "$WORK/place.json")
+c1=$(fl_dplace '{"session": 1, "listeners": 1, "exclude": "edge-1"}'); e1=$(jq -r .error "$WORK/place.json")
+c2=$(fl_dplace '{"session": 1, "listeners": 2, "exclude": ["edge-1", "edge-2"]}'); e2=$(jq -r '[.placements[].edge] | unique | join(",")' "$WORK/place.json")
+c3=$(fl_dplace '{"session": 1, "listeners": 1, "exclude": ["edge-1", "edge-2", "edge-3"]}'); e3=$(jq -r .error "$WORK/place.json")
 if [[ "$c1 $e1 $c2 $e2 $c3 $e3" == "400 bad_request 200 edge-3 503 no_capacity" ]]; then pass "${T}_exclude"; else
   fail "${T}_exclude" "got: $c1 $e1 / $c2 $e2 / $c3 $e3"; fi
 
@@ -129,7 +86,7 @@ for ((k = 0; k < NB_LISTENERS; k++)); do
 done
 hears() { grep -q 'join: joined via' "$WORK/lst-$1.err" 2>/dev/null; }
 all_joined() { local k; for ((k = 0; k < NB_LISTENERS; k++)); do hears "$k" || return 1; done; }
-wait_for 20 all_joined || true
+fl_wait_for 20 all_joined || true
 declare -A ON=()
 missing=0
 for ((k = 0; k < NB_LISTENERS; k++)); do
@@ -162,7 +119,7 @@ ip netns exec "$FL_NS_CTL" env ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.
   | while read -r line; do [[ "$line" == DELETE ]] && { date +%s.%N >"$WORK/edge-1-gone"; break; }; done &
 GONE_PID=$!
 moved_back() { local k; for k in "${VICTIMS[@]}"; do grep -q '^FAILOVER reason=silence from=edge-1 .* gap_s=[0-9]' "$WORK/lst-$k.out" 2>/dev/null || return 1; done; }
-wait_for 15 moved_back || true
+fl_wait_for 15 moved_back || true
 silent=0
 for k in "${VICTIMS[@]}"; do
   line=$(grep '^FAILOVER reason=silence from=edge-1' "$WORK/lst-$k.out" 2>/dev/null | tail -n1 || true)
@@ -183,7 +140,7 @@ if (( silent == 0 && now_on_1 == 0 && others_moved == 0 )); then
 else
   fail "${T}_sigkill" "$silent of ${#VICTIMS[@]} listener(s) without audio again, $now_on_1 still on edge-1, $others_moved other listener(s) moved"
 fi
-wait_for 5 test -s "$WORK/edge-1-gone" || true
+fl_wait_for 5 test -s "$WORK/edge-1-gone" || true
 if [[ -s "$WORK/edge-1-gone" ]]; then
   echo "# edge-1's key deleted $(awk -v a="$t0" -v b="$(cat "$WORK/edge-1-gone")" 'BEGIN { printf "%.2f", b - a }') s after SIGKILL (lease_ttl_s = 1)"
 else
@@ -227,7 +184,7 @@ moves_total() { local k t=0; for ((k = 0; k < NB_LISTENERS; k++)); do t=$((t + $
 start_fresh() {
   local k
   for ((k = $1; k < $2; k++)); do fleetnet_start_listener "$k" 600; done
-  for ((k = $1; k < $2; k++)); do wait_for 10 hears "$k" || return 1; done
+  for ((k = $1; k < $2; k++)); do fl_wait_for 10 hears "$k" || return 1; done
 }
 # stop_count FROM TO: SIGINT them (their report, their leave); sets LOST, PK.
 stop_count() {
@@ -248,7 +205,7 @@ start_fresh "$O" "$A" || fail "${T}_origin_sigkill" "fresh listeners did not joi
 sleep 1
 kill -KILL "${FL_PID[9]}" 2>/dev/null || true; wait "${FL_PID[9]}" 2>/dev/null || true
 # Its key lapses, the edge removes its flow; origin-1's copies go on.
-wait_for 10 no_key origin-2 || true
+fl_wait_for 10 no_key origin-2 || true
 sleep 1
 stop_count "$O" "$A"
 m1=$(moves_total)
@@ -266,8 +223,8 @@ alive=1
 for i in 0 3; do kill -0 "${FL_PID[i]}" 2>/dev/null || alive=0; done
 if ! fleetnet_start_etcd; then fail "${T}_etcd_restart" "etcd did not start again"; exit 1; fi
 restart_ok=0
-if (( alive )) && wait_for 10 has_key origin-1 && wait_for 10 has_key edge-3 && no_key edge-1 && no_key edge-2 \
-   && wait_for 10 director_sees 1 origin-1 edge-3 && wait_for 10 director_sees 2 origin-1 edge-3; then
+if (( alive )) && fl_wait_for 10 has_key origin-1 && fl_wait_for 10 has_key edge-3 && no_key edge-1 && no_key edge-2 \
+   && fl_wait_for 10 director_sees 1 origin-1 edge-3 && fl_wait_for 10 director_sees 2 origin-1 edge-3; then
   restart_ok=1
 fi
 sleep 1
@@ -291,8 +248,8 @@ rm -rf "$WORK/etcd"
 sleep 2
 if ! fleetnet_start_etcd; then fail "${T}_etcd_lost" "etcd did not start"; exit 1; fi
 lost_ok=0
-if wait_for 10 has_key origin-1 && wait_for 10 has_key edge-3 && wait_for 10 director_sees 1 origin-1 edge-3 \
-   && wait_for 10 director_sees 2 origin-1 edge-3; then
+if fl_wait_for 10 has_key origin-1 && fl_wait_for 10 has_key edge-3 && fl_wait_for 10 director_sees 1 origin-1 edge-3 \
+   && fl_wait_for 10 director_sees 2 origin-1 edge-3; then
   new_lease=$(lease_of edge-3)
   echo "# edge-3 registered again: lease $old_lease -> $new_lease"
   [[ -n "$new_lease" && "$new_lease" != "$old_lease" ]] && lost_ok=1
@@ -303,7 +260,7 @@ fi
 # listeners 3 s more to be placed, join and hear it.
 if [[ "$FL_TRUNKS" == real ]]; then
   recreated() { (( $(grep -c 'trunk: session 1 created' "$WORK/relay-3.log" || true) >= 2 )); }
-  wait_for 15 recreated || echo "# edge-3 did not take session 1 back"
+  fl_wait_for 15 recreated || echo "# edge-3 did not take session 1 back"
   sleep 3
 fi
 stop_count "$B" "$C"

@@ -13,7 +13,6 @@ cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$REPO/$BUILD_DIR"
-STENTORD="$BUILD_DIR/control/stentord"
 T="e2e_idle_intr"
 PY=/usr/bin/python3
 PACKETS=100
@@ -22,33 +21,16 @@ pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1 $2"; FAILS=$((FAILS + 1)); }
 FAILS=0
 
-[[ $(id -u) -eq 0 ]] || { fail "${T}_setup" "needs root (network namespaces, tap)"; exit 1; }
-[[ -x "$STENTORD" ]] || { fail "${T}_setup" "$STENTORD not built"; exit 1; }
+# shellcheck source=scripts/netlib.sh
+source "$REPO/scripts/netlib.sh"
+netlib_tap_init "sti$$" idle-intr
+NS=$NL_TAP_NS
 
-P="sti$$"
-P=${P:0:10}
-NS="${P}ns"
-TAP="${P}tap"
-WORK=$(mktemp -d /tmp/stentor-idle-intr.XXXXXX)
-RELAY_PID=""
-cleanup() {
-  [[ -n "$RELAY_PID" ]] && kill -KILL "$RELAY_PID" 2>/dev/null && wait "$RELAY_PID" 2>/dev/null || true
-  ip netns del "$NS" 2>/dev/null || true
-  ip link del "$TAP" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-API=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sed -e "s|^vdevs = .*|vdevs = [\"net_tap0,iface=$TAP\"]|" -e 's|^device = "net_af_packet0"|device = "net_tap0"|' \
-    -e "s|^listen = .*|listen = \"127.0.0.1:$API\"|" configs/dev-veth.toml >"$WORK/relay.toml"
+netlib_tap_profile "$WORK/relay.toml"
 grep -q '^idle = "adaptive"' "$WORK/relay.toml" || { fail "${T}_setup" "dev-veth.toml is not adaptive"; exit 1; }
 
-"$STENTORD" -c "$WORK/relay.toml" --file-prefix "$P" >"$WORK/relay.log" 2>&1 &
-RELAY_PID=$!
-for _ in $(seq 150); do grep -q 'stentord: ready' "$WORK/relay.log" && break; sleep 0.1; done
-if ! grep -q 'stentord: ready' "$WORK/relay.log"; then
-  fail "${T}_relay_ready" "no 'stentord: ready'"; tail -20 "$WORK/relay.log" >&2; exit 1
+if ! netlib_tap_start_relay "$WORK/relay.toml" "$WORK/relay.log"; then
+  fail "${T}_relay_ready" "no 'stentord: ready'"; exit 1
 fi
 if grep -q 'idle: adaptive, port lan0: Rx interrupts' "$WORK/relay.log"; then
   pass "${T}_port_has_rx_interrupts"
@@ -57,12 +39,7 @@ else
 fi
 
 # The tap's kernel side becomes the speaker's and the listener's host.
-ip netns add "$NS"
-ip link set "$TAP" netns "$NS"
-ip -n "$NS" link set lo up
-ip -n "$NS" addr add 198.18.0.10/24 dev "$TAP"
-ip -n "$NS" addr add 198.18.0.21/24 dev "$TAP"
-ip -n "$NS" link set "$TAP" up
+netlib_tap_ns_up 198.18.0.10/24 198.18.0.21/24
 
 counts=$(timeout 30 ip netns exec "$NS" "$PY" - "$PACKETS" <<'PYEOF'
 import socket, struct, sys, time
@@ -109,11 +86,9 @@ echo "# speaker sent $sent packets 20 ms apart, listener 198.18.0.21 received $g
 echo "# send -> receive through the sleeping relay (kernel tap path both ways included): p50 ${p50:-?} us, p99 ${p99:-?} us"
 if (( got >= sent )); then pass "${T}_every_packet_forwarded"; else fail "${T}_every_packet_forwarded" "$got of $sent"; fi
 
-kill -INT "$RELAY_PID"
-wait "$RELAY_PID" 2>/dev/null || true
-RELAY_PID=""
-wakeups=$(awk '/^=== stentord final counters ===/ {b=1; next} /^=== end ===/ {b=0} b && $1 == "idle_rx_wakeups" {print $2}' "$WORK/relay.log")
-sleeps=$(awk '/^=== stentord final counters ===/ {b=1; next} /^=== end ===/ {b=0} b && $1 == "idle_sleeps" {print $2}' "$WORK/relay.log")
+netlib_tap_stop_relay
+wakeups=$(netlib_counter "$WORK/relay.log" idle_rx_wakeups)
+sleeps=$(netlib_counter "$WORK/relay.log" idle_sleeps)
 echo "# relay: idle_sleeps=${sleeps:-0} idle_rx_wakeups=${wakeups:-0}"
 if [[ "${wakeups:-0}" =~ ^[0-9]+$ ]] && (( ${wakeups:-0} > 0 )); then
   pass "${T}_woken_by_rx_interrupts"

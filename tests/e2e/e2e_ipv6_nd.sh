@@ -14,7 +14,6 @@ cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$REPO/$BUILD_DIR"
-STENTORD="$BUILD_DIR/control/stentord"
 T="e2e_ipv6_nd"
 PY=/usr/bin/python3
 RELAY6=2001:db8:5354::1
@@ -24,41 +23,19 @@ pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1 $2"; FAILS=$((FAILS + 1)); }
 FAILS=0
 
-[[ $(id -u) -eq 0 ]] || { fail "${T}_setup" "needs root (network namespaces, tap)"; exit 1; }
-[[ -x "$STENTORD" ]] || { fail "${T}_setup" "$STENTORD not built"; exit 1; }
+# shellcheck source=scripts/netlib.sh
+source "$REPO/scripts/netlib.sh"
+netlib_tap_init "st6$$" ipv6-nd
+NS=$NL_TAP_NS
+TAP=$NL_TAP
 
-P="st6$$"
-P=${P:0:10}
-NS="${P}ns"
-TAP="${P}tap"
-WORK=$(mktemp -d /tmp/stentor-ipv6-nd.XXXXXX)
-RELAY_PID=""
-cleanup() {
-  [[ -n "$RELAY_PID" ]] && kill -KILL "$RELAY_PID" 2>/dev/null && wait "$RELAY_PID" 2>/dev/null || true
-  ip netns del "$NS" 2>/dev/null || true
-  ip link del "$TAP" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-API=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sed -e "s|^vdevs = .*|vdevs = [\"net_tap0,iface=$TAP\"]|" -e 's|^device = "net_af_packet0"|device = "net_tap0"|' \
-    -e "s|^listen = .*|listen = \"127.0.0.1:$API\"|" \
-    -e "s|^ipv4 = \"198.18.0.1/24\"|&\nipv6 = \"$RELAY6/64\"|" configs/dev-veth.toml >"$WORK/relay.toml"
+netlib_tap_profile "$WORK/relay.toml" -e "s|^ipv4 = \"198.18.0.1/24\"|&\nipv6 = \"$RELAY6/64\"|"
 grep -q "^ipv6 = \"$RELAY6/64\"" "$WORK/relay.toml" || { fail "${T}_setup" "could not add ipv6 to the profile"; exit 1; }
 
-"$STENTORD" -c "$WORK/relay.toml" --file-prefix "$P" >"$WORK/relay.log" 2>&1 &
-RELAY_PID=$!
-for _ in $(seq 150); do grep -q 'stentord: ready' "$WORK/relay.log" && break; sleep 0.1; done
-if ! grep -q 'stentord: ready' "$WORK/relay.log"; then
-  fail "${T}_relay_ready" "no 'stentord: ready'"; tail -20 "$WORK/relay.log" >&2; exit 1
+if ! netlib_tap_start_relay "$WORK/relay.toml" "$WORK/relay.log"; then
+  fail "${T}_relay_ready" "no 'stentord: ready'"; exit 1
 fi
-
-ip netns add "$NS"
-ip link set "$TAP" netns "$NS"
-ip -n "$NS" link set lo up
-ip -n "$NS" addr add "$HOST6/64" dev "$TAP" nodad
-ip -n "$NS" link set "$TAP" up
+netlib_tap_ns_up "$HOST6/64 nodad"
 sleep 1   # the kernel's MLD reports and router solicitations go out
 
 # The kernel resolves the relay (multicast NS to ff02::1:ff00:1) and pings
@@ -99,10 +76,8 @@ ip -n "$NS" addr add "$RELAY6/128" dev "$TAP"
 sleep 2
 ip -n "$NS" addr del "$RELAY6/128" dev "$TAP" 2>/dev/null || true
 
-kill -INT "$RELAY_PID"
-wait "$RELAY_PID" 2>/dev/null || true
-RELAY_PID=""
-final() { awk -v k="$1" '/^=== stentord final counters ===/ {b=1; next} /^=== end ===/ {b=0} b && $1 == k {print $2}' "$WORK/relay.log"; }
+netlib_tap_stop_relay
+final() { netlib_counter "$WORK/relay.log" "$1"; }
 nd_replies=$(final nd_replies)
 echo6=$(final icmp6_replies)
 dad=$(final drop/ingress/nd_dad)

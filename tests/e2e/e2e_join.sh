@@ -27,6 +27,8 @@
 #   e2e_join_rotate       SIGHUP adds key 2 and mints with it: tokens of both
 #                         keys join; SIGHUP removes key 1: its token gets
 #                         nothing (drop/join/unknown_key), key 2's still joins
+# The setup and the aioice, forged and consent checks are shared with
+# e2e_join6.sh (scripts/joinnet.sh).
 # Prints "PASS <name>" / "FAIL <name> <reason>". Needs root. About 30 s.
 # Environment: BUILD_DIR (default build).
 set -euo pipefail
@@ -35,14 +37,9 @@ cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$REPO/$BUILD_DIR"
-STENTORD="$BUILD_DIR/control/stentord"
-LISTENER="$BUILD_DIR/tools/stentor-listener"
-PEER="$REPO/tests/tools/join_peer.py"
-PY=/usr/bin/python3
 T="e2e_join"
 CONSENT_S=5
 REBIND_S=2
-SESSION_PORT=40000
 NAT_OUT_IP=198.18.0.30       # the NAT's outside address (on the relay's LAN)
 NAT_OUT_IP2=198.18.0.31      # ... after the "rebinding"
 NAT_IN_IP=198.19.0.1         # private side (198.18.0.0/15: never routed)
@@ -52,21 +49,11 @@ FAILS=0
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1 $2"; FAILS=$((FAILS + 1)); }
 
-if [[ $(id -u) -ne 0 ]]; then
-  fail "${T}_setup" "needs root (network namespaces)"; exit 1
-fi
-for b in "$STENTORD" "$LISTENER"; do
-  [[ -x "$b" ]] || { fail "${T}_setup" "$b not built"; exit 1; }
-done
-for tool in jq curl nft ffmpeg sox turnutils_stunclient; do
-  command -v "$tool" >/dev/null || { fail "${T}_setup" "$tool not installed (scripts/deps.sh)"; exit 1; }
-done
-if ! "$PY" -c 'import aioice.stun' 2>/dev/null; then
-  fail "${T}_setup" "python3-aioice missing (scripts/deps.sh installs it)"; exit 1
-fi
-
 # shellcheck source=scripts/netlib.sh
 source "$REPO/scripts/netlib.sh"
+# shellcheck source=scripts/joinnet.sh
+source "$REPO/scripts/joinnet.sh"
+joinnet_preflight jq curl nft ffmpeg sox turnutils_stunclient
 netlib_init ""
 NS_NAT="${NL_P}nat"
 NS_PRIV="${NL_P}priv"
@@ -74,6 +61,7 @@ NL_ALL_NS+=("$NS_PRIV" "$NS_NAT")   # netlib_down removes them too
 WORK=$(mktemp -d "/tmp/${NL_P}.XXXXXX")
 e2e_hook() { rm -rf "$WORK"; }
 netlib_trap e2e_hook
+joinnet_init 4 "$WORK"
 
 # --- the network: netlib's LAN, plus a listener behind a NAT -----------------
 #   ${P}priv veth0 198.19.0.2/24 --- veth1 198.19.0.1/24 ${P}nat veth0 198.18.0.30/24 --- br0
@@ -103,103 +91,41 @@ table ip nat {
 }
 EOF
 }
-if ! { netlib_up && nat_up; } >"$WORK/netlib.log" 2>&1; then
+if ! { joinnet_up && nat_up; } >"$WORK/netlib.log" 2>&1; then
   cat "$WORK/netlib.log" >&2
   fail "${T}_setup" "could not build the namespace topology"; exit 1
 fi
 
 # --- the relay: dev-veth with [join] ------------------------------------------
-umask 077
-openssl rand -hex 32 >"$WORK/join-1.key"
-umask 022
 CONFIG="$WORK/join.toml"
-cp configs/dev-veth.toml "$CONFIG"
-cat >>"$CONFIG" <<EOF
-
-[join]
-keys = [{ id = 1, secret_file = "$WORK/join-1.key" }]
-consent_timeout_s = $CONSENT_S
-rebind_after_s = $REBIND_S
-EOF
-if ! "$STENTORD" --check -c "$CONFIG" >"$WORK/check.log" 2>&1; then
-  cat "$WORK/check.log" >&2
+if ! joinnet_profile "$CONFIG" "$CONSENT_S" "$REBIND_S"; then
   fail "${T}_setup" "profile does not validate"; exit 1
 fi
-API_TOKEN=$(awk -F'"' '/^token = /{ print $2 }' "$CONFIG")
-API_PORT=$(sed -n 's/^listen = "[^:]*:\([0-9]*\)".*/\1/p' "$CONFIG")
-API="http://127.0.0.1:$API_PORT/api/v1"
-
-api() {  # METHOD PATH [BODY] -> reply in $WORK/reply, prints the HTTP status
-  local method=$1 path=$2 body=${3:-}
-  local args=(-s -o "$WORK/reply" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $API_TOKEN")
-  [[ -n "$body" ]] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
-  ip netns exec "$NL_NS_RELAY" curl "${args[@]}" "$API$path"
-}
-counter() {  # NAME: a counter of GET /stats (0 when absent)
-  api GET /stats >/dev/null
-  jq -r --arg n "$1" '.counters[$n] // 0' "$WORK/reply"
-}
 parser_refusals() {  # the STUN parser's refusals: the sum of drop/join/<reason> over stun.h's reasons
-  api GET /stats >/dev/null
+  jn_api GET /stats >/dev/null
   jq -r '[.counters | to_entries[] | select(.key | test("^drop/join/(too_short|too_long|not_stun|bad_cookie|bad_length|wrong_type|bad_attribute|attribute_after_fingerprint|attribute_after_integrity|unknown_comprehension_required|duplicate_attribute|bad_attribute_value|no_username|username_too_long|no_integrity|no_fingerprint|bad_fingerprint)$")) | .value] | add // 0' "$WORK/reply"
 }
-listeners() {  # session 1's listeners, one "ip:port" a line
-  api GET "/sessions/1/listeners?limit=1000" >/dev/null
-  jq -r '.listeners[] | "\(.ip):\(.port)"' "$WORK/reply"
-}
-has_listener() { listeners | grep -qx -- "$1"; }
-nb_listeners() { listeners | wc -l; }
-mint() {  # COUNT [TTL_S] -> "TOKEN PASSWORD" lines
-  local body="{\"count\":$1,\"tier\":0${2:+,\"ttl_s\":$2}}" code
-  code=$(api POST /sessions/1/tokens "$body")
-  [[ "$code" == 201 ]] || { echo "mint answered $code: $(head -c 200 "$WORK/reply")" >&2; return 1; }
-  jq -r '.tokens[] | "\(.token) \(.password)"' "$WORK/reply"
-}
 
-RELAY_LOG="$WORK/stentord.log"
 rc=0
-netlib_start_relay "$BUILD_DIR" "$CONFIG" 120 "$RELAY_LOG" 20 || rc=$?
+joinnet_start_relay 120 || rc=$?
 if (( rc != 0 )); then
   fail "${T}_setup" "stentord not ready (rc $rc)"; exit 1
 fi
+RELAY_LOG=$JN_RELAY_LOG
 # An expired token first, so that it has expired by the time it is used.
-if ! mint 1 1 >"$WORK/expired.tok" || ! mint 8 >"$WORK/tokens"; then
+if ! jn_mint 1 1 >"$WORK/expired.tok" || ! jn_mint 8 >"$WORK/tokens"; then
   fail "${T}_setup" "could not mint tokens"; exit 1
 fi
 mapfile -t TOKS <"$WORK/tokens"
-tok() { cut -d' ' -f1 <<<"${TOKS[$1]}"; }
-pw() { cut -d' ' -f2 <<<"${TOKS[$1]}"; }
 
 # The speaker: 440 Hz for the whole run (it is stopped at the end).
-netlib_speaker_cmd 90
-"${NL_SPEAKER_CMD[@]}" >"$WORK/speaker.log" 2>&1 &
-SPK_PID=$!
-netlib_track "$SPK_PID"
-
-# run_listener NAME NS LISTEN TOKEN_INDEX SECONDS [ARGS...]: stentor-listener
-# --join in the background; sets LPID.
-run_listener() {
-  local name=$1 ns=$2 listen=$3 i=$4 secs=$5; shift 5
-  ip netns exec "$ns" "$LISTENER" --listen "$listen" --join --relay "$NL_RELAY_IP:$SESSION_PORT" \
-    --token "$(tok "$i")" --password "$(pw "$i")" --consent-interval 1 --seconds "$secs" \
-    --json "$WORK/$name.json" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-  LPID=$!
-  netlib_track "$LPID"
-}
-# joined_as NAME [TIMEOUT_S]: waits for "join: joined via ... as IP:PORT"; prints IP:PORT.
-joined_as() {
-  local name=$1 t=${2:-5}
-  netlib_wait_for_line "$WORK/$name.err" 'join: joined via .* as ' "$t" "$LPID" || return 1
-  sed -n 's/^stentor-listener: join: joined via .* as \([0-9.]*:[0-9]*\)$/\1/p' "$WORK/$name.err" | head -n1
-}
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+joinnet_start_speaker 90
 
 # --- 1. nat ---------------------------------------------------------------------
 name="${T}_nat"
-run_listener nat "$NS_PRIV" "$PRIV_IP:0" 0 4 --wav-dir "$WORK/natwav"
-if mapped=$(joined_as nat 5) && [[ -n "$mapped" ]]; then
-  table=$(listeners | tr '\n' ' ')
+jn_run_listener nat "$NS_PRIV" "$PRIV_IP:0" 0 4 --wav-dir "$WORK/natwav"
+if mapped=$(jn_joined_as nat 5) && [[ -n "$mapped" ]]; then
+  table=$(jn_listeners | tr '\n' ' ')
   rc=0; wait "$LPID" || rc=$?
   read -r dur freq < <(netlib_wav_info "$WORK/natwav/listener-0.wav")
   echo "# $name: joined as $mapped; table: $table; WAV $dur s, ~$freq Hz"
@@ -219,28 +145,14 @@ else
 fi
 
 # --- 2. aioice --------------------------------------------------------------------
-name="${T}_aioice"
-before=$(counter join/joined)
-out=$(ip netns exec "${NL_NS_LISTENERS[2]}" "$PY" "$PEER" ask "${NL_LISTENER_IPS[2]}" "$NL_RELAY_IP" \
-        "$SESSION_PORT" "$(tok 1)" "$(pw 1)" 1.5 leave 2>&1) && rc=0 || rc=$?
-after=$(counter join/joined)
-echo "# $name: $out"
-if (( rc != 0 )) || [[ "$out" != "ok RESPONSE ${NL_LISTENER_IPS[2]}:"*" left" ]]; then
-  fail "$name" "aioice: $out"
-elif (( after != before + 1 )); then
-  fail "$name" "join/joined went $before -> $after, want +1"
-elif listeners | grep "^${NL_LISTENER_IPS[2]}:" | grep -qv ":5004$"; then
-  fail "$name" "still listed after its leave"
-else
-  pass "$name"
-fi
+joinnet_test_aioice "${T}_aioice" "${NL_NS_LISTENERS[2]}" "${NL_LISTENER_IPS[2]}" 1.5
 
 # --- 3. turnutils_stunclient: a plain Binding Request ---------------------------
 name="${T}_stunclient_unanswered"
-n0=$(nb_listeners); m0=$(parser_refusals); r0=$(counter join_replies)
-ip netns exec "${NL_NS_LISTENERS[2]}" timeout 4 turnutils_stunclient -p "$SESSION_PORT" "$NL_RELAY_IP" \
+n0=$(jn_nb_listeners); m0=$(parser_refusals); r0=$(jn_counter join_replies)
+ip netns exec "${NL_NS_LISTENERS[2]}" timeout 4 turnutils_stunclient -p "$JN_SESSION_PORT" "$JN_RELAY" \
   >"$WORK/stunclient.out" 2>&1 && rc=0 || rc=$?
-n1=$(nb_listeners); m1=$(parser_refusals); r1=$(counter join_replies)
+n1=$(jn_nb_listeners); m1=$(parser_refusals); r1=$(jn_counter join_replies)
 echo "# $name: stunclient exit $rc, STUN parser refusals (drop/join/<reason>) $m0 -> $m1, join_replies $r0 -> $r1, listeners $n0 -> $n1"
 if grep -qiE 'XOR-MAPPED|Success|mapped' "$WORK/stunclient.out"; then
   fail "$name" "stunclient got an answer: $(tr '\n' ' ' <"$WORK/stunclient.out" | head -c 300)"
@@ -253,80 +165,23 @@ else
 fi
 
 # --- 4. forged token, wrong password, expired token: silence ---------------------
-name="${T}_forged_silent"
-t2=$(tok 2); p2=$(pw 2)
-c=${t2:40:1}; [[ "$c" == A ]] && c=B || c=A
-forged="${t2:0:40}$c${t2:41}"                 # a tag character changed
 read -r exp_tok exp_pw <"$WORK/expired.tok"
-n0=$(nb_listeners); r0=$(counter join_replies)
-bad=""
-for row in "forged $forged $p2" "bad_integrity $t2 ${p2:0:21}x" "expired $exp_tok $exp_pw"; do
-  read -r reason t p <<<"$row"
-  c0=$(counter "drop/join/$reason")
-  out=$(ip netns exec "${NL_NS_LISTENERS[2]}" "$PY" "$PEER" ask "${NL_LISTENER_IPS[2]}" "$NL_RELAY_IP" \
-          "$SESSION_PORT" "$t" "$p" 1.0 2>&1) || true
-  c1=$(counter "drop/join/$reason")
-  echo "# $name: $reason: $out; drop/join/$reason $c0 -> $c1"
-  [[ "$out" == silent* ]] || bad+=" $reason answered ($out);"
-  (( c1 == c0 + 1 )) || bad+=" drop/join/$reason $c0 -> $c1;"
-done
-n1=$(nb_listeners); r1=$(counter join_replies)
-(( r1 == r0 && n1 == n0 )) || bad+=" join_replies $r0 -> $r1, listeners $n0 -> $n1;"
-if [[ -z "$bad" ]]; then pass "$name"; else fail "$name" "$bad"; fi
+joinnet_test_forged_silent "${T}_forged_silent" "${NL_NS_LISTENERS[2]}" "${NL_LISTENER_IPS[2]}" \
+  "expired $exp_tok $exp_pw"
 
 # --- 5. consent: SIGKILL, no leave -----------------------------------------------
-name="${T}_consent"
-L1_IP=${NL_LISTENER_IPS[0]}
-run_listener consent "${NL_NS_LISTENERS[0]}" "$L1_IP:6000" 3 30
-if joined_as consent 5 >/dev/null && has_listener "$L1_IP:6000"; then
-  e0=$(counter join/consent_expired)
-  sleep 1
-  kill -KILL "$LPID"; wait "$LPID" 2>/dev/null || true
-  t_kill=$(now)
-  # The same port, now a plain socket: packets keep coming until consent expires.
-  ip netns exec "${NL_NS_LISTENERS[0]}" "$PY" "$PEER" count "$L1_IP" 6000 12 "$WORK/consent.count" &
-  CPID=$!; netlib_track "$CPID"
-  gone=""
-  for _ in $(seq 100); do
-    if ! has_listener "$L1_IP:6000"; then gone=$(now); break; fi
-    sleep 0.1
-  done
-  if [[ -n "$gone" ]]; then
-    sleep 2
-    netlib_stop_pid "$CPID" TERM 1
-    e1=$(counter join/consent_expired)
-    took=$(elapsed "$t_kill" "$gone")
-    n_before=$(awk -v g="$gone" '$1 != "ready" && $1 <= g' "$WORK/consent.count" | wc -l)
-    n_after=$(awk -v g="$gone" '$1 != "ready" && $1 > g + 0.1' "$WORK/consent.count" | wc -l)
-    echo "# $name: removed $took s after SIGKILL; port heard $n_before packets before, $n_after after"
-    if ! awk -v t="$took" -v c="$CONSENT_S" 'BEGIN { exit !(t <= c + 2) }'; then
-      fail "$name" "removed $took s after SIGKILL, want <= $((CONSENT_S + 2)) s"
-    elif (( e1 != e0 + 1 )); then
-      fail "$name" "join/consent_expired $e0 -> $e1, want +1"
-    elif (( n_before == 0 )); then
-      fail "$name" "the port heard nothing before the removal (the count cannot be trusted)"
-    elif (( n_after != 0 )); then
-      fail "$name" "$n_after packets reached the port after the removal"
-    else
-      pass "$name"
-    fi
-  else
-    fail "$name" "still listed 10 s after SIGKILL"
-  fi
-else
-  fail "$name" "never joined: $(tr '\n' ' ' <"$WORK/consent.err")"
-fi
+joinnet_test_consent "${T}_consent" "${NL_NS_LISTENERS[0]}" "${NL_LISTENER_IPS[0]}" 3 5 "$CONSENT_S"
 
 # --- 6. leave: SIGTERM -----------------------------------------------------------------
 name="${T}_leave"
 L2_IP=${NL_LISTENER_IPS[1]}
-run_listener leave "${NL_NS_LISTENERS[1]}" "$L2_IP:6000" 4 30
-if joined_as leave 5 >/dev/null && has_listener "$L2_IP:6000"; then
-  l0=$(counter join/left)
+jn_run_listener leave "${NL_NS_LISTENERS[1]}" "$L2_IP:6000" 4 30
+if jn_joined_as leave 5 >/dev/null && jn_has_listener "$L2_IP:6000"; then
+  l0=$(jn_counter join/left)
   kill -TERM "$LPID"
   rc=0; wait "$LPID" || rc=$?
-  l1=$(counter join/left)
-  if has_listener "$L2_IP:6000"; then
+  l1=$(jn_counter join/left)
+  if jn_has_listener "$L2_IP:6000"; then
     fail "$name" "still listed after the listener exited"
   elif (( l1 != l0 + 1 )); then
     fail "$name" "join/left $l0 -> $l1, want +1"
@@ -341,27 +196,27 @@ fi
 
 # --- 7. rebind: the NAT's mapping changes mid-stream -------------------------------
 name="${T}_rebind"
-run_listener rebind "$NS_PRIV" "$PRIV_IP:0" 5 20
-if mapped=$(joined_as rebind 5) && [[ -n "$mapped" ]]; then
+jn_run_listener rebind "$NS_PRIV" "$PRIV_IP:0" 5 20
+if mapped=$(jn_joined_as rebind 5) && [[ -n "$mapped" ]]; then
   sleep 1
-  b0=$(counter join/rebound)
+  b0=$(jn_counter join/rebound)
   # Removing the address the mappings use makes the kernel drop them
   # (masquerade's address notifier); the next request goes out from the new one.
   nl_ns_exec "$NS_NAT" ip addr del "$NAT_OUT_IP/24" dev veth0
   nl_ns_exec "$NS_NAT" ip addr add "$NAT_OUT_IP2/24" dev veth0
-  t_move=$(now)
+  t_move=$(jn_now)
   moved=""
   for _ in $(seq 100); do
-    if listeners | grep -q "^$NAT_OUT_IP2:"; then moved=$(now); break; fi
+    if jn_listeners | grep -q "^$NAT_OUT_IP2:"; then moved=$(jn_now); break; fi
     kill -0 "$LPID" 2>/dev/null || break
     sleep 0.1
   done
   if [[ -n "$moved" ]]; then
     u0=$(netlib_udp_in "$NS_PRIV"); sleep 2; u1=$(netlib_udp_in "$NS_PRIV")
-    b1=$(counter join/rebound)
-    table=$(listeners | tr '\n' ' ')
+    b1=$(jn_counter join/rebound)
+    table=$(jn_listeners | tr '\n' ' ')
     n409=$(grep -c 'refused: 409' "$WORK/rebind.err" || true)
-    echo "# $name: moved to $NAT_OUT_IP2 $(elapsed "$t_move" "$moved") s after the change (after $n409 answers 409); $((u1 - u0)) datagrams in the next 2 s; table: $table"
+    echo "# $name: moved to $NAT_OUT_IP2 $(jn_elapsed "$t_move" "$moved") s after the change (after $n409 answers 409); $((u1 - u0)) datagrams in the next 2 s; table: $table"
     if (( b1 != b0 + 1 )); then
       fail "$name" "join/rebound $b0 -> $b1, want +1"
     elif grep -q -- "$mapped" <<<"$table"; then
@@ -394,23 +249,22 @@ set_keys() {  # KEYS MINT_ID: rewrites [join]'s keys and mint_key_id ([join] is 
   kill -HUP "$RELAY_PID"
 }
 ask_key() {  # TOKEN PASSWORD -> the peer's verdict line (it leaves again when joined)
-  ip netns exec "${NL_NS_LISTENERS[2]}" "$PY" "$PEER" ask "${NL_LISTENER_IPS[2]}" "$NL_RELAY_IP" \
-    "$SESSION_PORT" "$1" "$2" 1.5 leave 2>&1 || true
+  jn_ask "${NL_NS_LISTENERS[2]}" "${NL_LISTENER_IPS[2]}" "$1" "$2" 1.5 leave || true
 }
-old_tok=$(tok 6); old_pw=$(pw 6)
+old_tok=$(jn_tok 6); old_pw=$(jn_pw 6)
 bad=""
 set_keys "{ id = 1, secret_file = \"$WORK/join-1.key\" }, { id = 2, secret_file = \"$WORK/join-2.key\" }" 2
 if netlib_wait_for_line "$RELAY_LOG" ' reload:   join.keys: keys 1, 2 live, minting with key 2' 5 "$RELAY_PID"; then
-  if read -r new_tok new_pw < <(mint 1) && [[ $(jq -r .key_id "$WORK/reply") == 2 ]]; then
+  if read -r new_tok new_pw < <(jn_mint 1) && [[ $(jq -r .key_id "$WORK/reply") == 2 ]]; then
     out_old=$(ask_key "$old_tok" "$old_pw"); out_new=$(ask_key "$new_tok" "$new_pw")
     echo "# $name: keys 1, 2: key-1 token: $out_old; key-2 token: $out_new"
     [[ "$out_old" == "ok RESPONSE "* ]] || bad+=" key-1 token refused while key 1 is live;"
     [[ "$out_new" == "ok RESPONSE "* ]] || bad+=" key-2 token refused;"
     set_keys "{ id = 2, secret_file = \"$WORK/join-2.key\" }" 2
     if netlib_wait_for_line "$RELAY_LOG" ' reload:   join.keys: tokens of key 1 are refused' 5 "$RELAY_PID"; then
-      u0=$(counter drop/join/unknown_key)
+      u0=$(jn_counter drop/join/unknown_key)
       out_old=$(ask_key "$old_tok" "$old_pw"); out_new=$(ask_key "$new_tok" "$new_pw")
-      u1=$(counter drop/join/unknown_key)
+      u1=$(jn_counter drop/join/unknown_key)
       echo "# $name: key 2 only: key-1 token: $out_old; key-2 token: $out_new; drop/join/unknown_key $u0 -> $u1"
       [[ "$out_old" == silent* ]] || bad+=" key-1 token answered after its key was removed ($out_old);"
       (( u1 > u0 )) || bad+=" drop/join/unknown_key $u0 -> $u1;"
@@ -426,6 +280,6 @@ else
 fi
 if [[ -z "$bad" ]]; then pass "$name"; else fail "$name" "$bad"; fi
 
-netlib_stop_pid "$SPK_PID" TERM 3
+netlib_stop_pid "$JN_SPK_PID" TERM 3
 netlib_stop_pid "$RELAY_PID" INT 10
 (( FAILS == 0 ))
