@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <queue>
+#include <vector>
 
 #include <rte_rcu_qsbr.h>
 
@@ -1027,11 +1028,12 @@ session_view relay_state::session_create(const session_params& sp) {
         throw action_error(error_code::exists, "session " + std::to_string(id) + " exists");
     }
     unsigned port = sp.udp_port;
-    auto port_used = [&](unsigned p) {
-        for (auto& [k, s] : im.sessions)
-            if (s->udp_port == p) return true;
-        return false;
-    };
+    // The ports in use, once: looking for a free one walked every session
+    // per candidate port (10 000 sessions: 50 M comparisons per create,
+    // under the state lock).
+    std::vector<bool> in_use(65536, false);
+    for (auto& [k, s] : im.sessions) in_use[s->udp_port & 0xffff] = true;
+    auto port_used = [&](unsigned p) { return in_use[p & 0xffff]; };
     if (port == 0) {
         for (unsigned p = im.prof.ingress.udp_port_min; p <= im.prof.ingress.udp_port_max; ++p)
             if (!port_used(p)) {

@@ -80,6 +80,40 @@ TEST(speaker_table, one_flow_per_session_port_and_a_full_table_told_from_busy_sl
     EXPECT_EQ(exists + " speaker 198.18.0.11:5006 exists", refused(s2, 0xc612000b, 83));
 }
 
+// Session ports (relay_state::session_create): an explicit port must be
+// free; without one, the lowest free port of the ingress range is taken; a
+// full range says so; a deleted session's port is free again.
+TEST(session_ports, the_lowest_free_port_is_taken_and_a_full_range_is_told) {
+    auto p = api_profile(fresh_ring_port("ports").name);
+    p.ingress.udp_port_min = 40000;
+    p.ingress.udp_port_max = 40003;
+    relay r(p, control::relay_options{.launch = false});
+    auto& st = r.state();
+    auto create = [&](unsigned port) -> std::string {
+        control::session_params sp;
+        sp.udp_port = port;
+        try {
+            return std::to_string(st.session_create(sp).udp_port);
+        } catch (const control::action_error& e) {
+            return std::to_string(static_cast<int>(e.code)) + " " + e.what();
+        }
+    };
+    const std::string exists = std::to_string(static_cast<int>(control::error_code::exists));
+    const std::string capacity = std::to_string(static_cast<int>(control::error_code::capacity));
+    EXPECT_EQ("40000", create(40000));
+    EXPECT_EQ("40002", create(40002));
+    EXPECT_EQ(exists + " udp_port 40002 used by another session", create(40002));
+    EXPECT_EQ("40001", create(0));
+    EXPECT_EQ("40003", create(0));
+    EXPECT_EQ(capacity + " no free speaker port in the ingress range", create(0));
+    uint32_t on_40001 = 0;
+    for (const auto& v : st.sessions())
+        if (v.udp_port == 40001) on_40001 = v.id;
+    ASSERT_NE(0u, on_40001);
+    st.session_end(on_40001);
+    EXPECT_EQ("40001", create(0));
+}
+
 struct lst {
     uint32_t ip;
     unsigned port;
