@@ -475,9 +475,8 @@ int part_mix(const mix_options& o) {
         for (unsigned i = 0; i < o.sessions + o.probes; ++i) {
             const bool probe = i >= o.sessions;
             control::session_params sp;
-            // Explicit ports: relay_state::session_create looks for a free
-            // one by scanning every session per candidate port (quadratic
-            // per call), minutes for 10 000 sessions.
+            // Explicit ports, so every run's sessions sit on the same ones
+            // (the probes at the top of the range).
             sp.udp_port = probe ? 59999 - (o.probes - 1) + (i - o.sessions) : 20000 + i;
             const auto v = state.session_create(sp);
             session_info& s = src->sessions[i];
