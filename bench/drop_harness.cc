@@ -46,6 +46,7 @@
 #include "jsonl.h"
 #include "reference.h"
 #include "relay.h"
+#include "startup.h"
 
 namespace {
 
@@ -202,13 +203,7 @@ std::vector<double> measure(control::relay& r, unsigned reps, const char* expect
 // --count-packets K (see the top).
 int count_packets(unsigned frame, uint64_t k) {
     const control::profile p = bench_profile(frame);
-    drivers::eal_params ep;
-    ep.lcores = p.eal.lcores;
-    ep.memory_mb = p.eal.memory_mb;
-    ep.file_prefix = p.eal.file_prefix;
-    ep.vdevs = p.eal.vdevs;
-    ep.log_level = "error";
-    drivers::eal_init(ep);
+    drivers::eal_init(control::eal_params_of(p));   // bench_profile: log level "error"
     uint64_t rx = 0, polls = 0;
     {
         control::relay r(p, control::relay_options{.launch = false});
@@ -256,13 +251,7 @@ int main(int argc, char** argv) {
     const stats ref = summarise(ref_v);
 
     const control::profile p = bench_profile(frame);
-    drivers::eal_params ep;
-    ep.lcores = p.eal.lcores;
-    ep.memory_mb = p.eal.memory_mb;
-    ep.file_prefix = p.eal.file_prefix;
-    ep.vdevs = p.eal.vdevs;
-    ep.log_level = "error";
-    drivers::eal_init(ep);
+    drivers::eal_init(control::eal_params_of(p));   // bench_profile: log level "error"
     stats garbage{}, unknown{};
     std::vector<double> garbage_v, unknown_v;
     {

@@ -72,6 +72,7 @@
 #include "feeder.h"
 #include "reference.h"
 #include "relay.h"
+#include "startup.h"
 #include "stentor/dp_counters.h"
 
 namespace {
@@ -159,10 +160,6 @@ control::profile base_profile(const std::string& prefix, const std::string& vdev
     return p;
 }
 
-drivers::eal_params eal_of(const control::profile& p) {
-    return drivers::eal_params{p.eal.lcores, 0, p.eal.memory_mb, false, p.eal.file_prefix, {}, p.eal.vdevs, "error"};
-}
-
 uint64_t drop_of(const dp::lcore_counters& t, dp::drop_reason r) { return t.drops[static_cast<size_t>(r)]; }
 
 // ------------------------------------------------------------------ sizes
@@ -170,7 +167,7 @@ uint64_t drop_of(const dp::lcore_counters& t, dp::drop_reason r) { return t.drop
 int part_sizes(const std::vector<unsigned>& sizes, unsigned reps, double window, unsigned total,
                unsigned iteration_budget) {
     auto p = base_profile("stentor-wl-sizes-" + std::to_string(::getpid()), "net_null0,no-rx=1");
-    drivers::eal_init(eal_of(p));
+    drivers::eal_init(control::eal_params_of(p));
     {
         control::relay r(p, control::relay_options{.iteration_budget = iteration_budget});
         r.start();
@@ -438,7 +435,7 @@ struct mix_options {
 int part_mix(const mix_options& o) {
     auto p = base_profile("stentor-wl-mix-" + std::to_string(::getpid()), "net_null0,size=" + std::to_string(frame_len));
     if (o.inline_ms > 0) p.dataplane.frame_deadline_us = 3600u * 1000000u;   // valgrind: no deadline
-    drivers::eal_init(eal_of(p));
+    drivers::eal_init(control::eal_params_of(p));
     int rc = 0;
     {
         control::relay r(p, control::relay_options{.launch = o.inline_ms == 0, .iteration_budget = o.iteration_budget});

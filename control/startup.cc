@@ -93,6 +93,19 @@ host_finding explain_eal_failure(const profile& p, int err, const std::string& s
     return {lvl::fail, "eal", fmt::format("EAL initialisation failed: {}{}", rte_strerror(err), dpdk)};
 }
 
+drivers::eal_params eal_params_of(const profile& p) {
+    drivers::eal_params ep;
+    ep.lcores = p.eal.lcores;
+    ep.main_lcore = p.eal.main_lcore;
+    ep.memory_mb = p.eal.memory_mb;
+    ep.hugepages = p.eal.hugepages;
+    ep.file_prefix = p.eal.file_prefix;
+    ep.pci_allow = p.eal.pci_allow;
+    ep.vdevs = p.eal.vdevs;
+    ep.log_level = p.eal.log_level;
+    return ep;
+}
+
 void start_eal(const profile& p, const startup_options& o, std::vector<int>& lock_fds) {
     std::vector<std::string> failed;
     auto report = [&](const std::vector<host_finding>& fs_) {
@@ -110,18 +123,9 @@ void start_eal(const profile& p, const startup_options& o, std::vector<int>& loc
     if (!failed.empty()) throw startup_error(std::move(failed));
 
     log::attach_dpdk();
-    drivers::eal_params ep;
-    ep.lcores = p.eal.lcores;
-    ep.main_lcore = p.eal.main_lcore;
-    ep.memory_mb = p.eal.memory_mb;
-    ep.hugepages = p.eal.hugepages;
-    ep.file_prefix = p.eal.file_prefix;
-    ep.pci_allow = p.eal.pci_allow;
-    ep.vdevs = p.eal.vdevs;
-    ep.log_level = p.eal.log_level;
     try {
         quiet_stdout q;
-        drivers::eal_init(ep);
+        drivers::eal_init(eal_params_of(p));
     } catch (const drivers::driver_error&) {
         const int err = rte_errno;
         const auto f = explain_eal_failure(p, err, log::last_dpdk_error(), o.host);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config.h"
+#include "drivers.h"
 #include "host_check.h"
 
 namespace stentor::control {
@@ -25,6 +26,10 @@ struct startup_options {
     host_check_options host;
     std::string profile_text;       // for file:line of each key
 };
+
+// The EAL arguments a profile's [eal] asks for (start_eal's; the
+// benchmarks start their EAL from their profiles the same way).
+drivers::eal_params eal_params_of(const profile& p);
 
 // Check the host, take the locks (kept in `lock_fds` for the process's
 // life), start EAL. Logs every warning; throws startup_error on failure.
