@@ -34,6 +34,18 @@ constexpr uint32_t origin_a = 0xc6120002;   // 198.18.0.2
 constexpr uint32_t origin_b = 0xc6120003;   // 198.18.0.3
 constexpr uint16_t trunk_port = 40007;
 
+// Session 7 on trunk_port as an edge's trunk session: 10 ms frames, no SRTP.
+void create_trunk_session(control::relay_state& st) {
+    control::session_params sp;
+    sp.id = 7;
+    sp.udp_port = trunk_port;
+    sp.frame_ms = 10;
+    sp.trunk = true;
+    sp.srtp_ingress = control::srtp_ingress_mode::off;
+    sp.srtp_egress = control::srtp_egress_mode::off;
+    st.session_create(sp);
+}
+
 // One packet as it arrives: from which origin, its sequence number and SSRC;
 // `corrupt`: its UDP payload damaged after the checksum (the flow's checks
 // drop it).
@@ -85,14 +97,7 @@ struct edge_relay {
     explicit edge_relay(bool registered_ssrc) : port(fresh_ring_port("trk")), prof(base_profile(port.name)) {
         prof.ingress.require_ssrc = registered_ssrc;
         r = std::make_unique<relay>(prof, relay_options{.launch = false});
-        control::session_params sp;
-        sp.id = 7;
-        sp.udp_port = trunk_port;
-        sp.frame_ms = 10;
-        sp.trunk = true;
-        sp.srtp_ingress = control::srtp_ingress_mode::off;
-        sp.srtp_egress = control::srtp_egress_mode::off;
-        r->state().session_create(sp);
+        create_trunk_session(r->state());
         const std::optional<uint32_t> ssrc = registered_ssrc ? std::optional<uint32_t>(1234) : std::nullopt;
         r->state().speaker_add(7, origin_a, trunk_port, ssrc, true);
         r->state().speaker_add(7, origin_b, trunk_port, ssrc, true);
@@ -250,14 +255,7 @@ TEST(trunk_dedup6, two_ipv6_origins_first_copy_to_both_families_the_trunk_never_
     prof.ports[0].gateway6 = f6::host6(0xfe);
     prof.ports[0].gateway6_mac = std::array<uint8_t, 6>{0x02, 0, 0, 0, 0x06, 0xfe};
     relay r(prof, relay_options{.launch = false});
-    control::session_params sp;
-    sp.id = 7;
-    sp.udp_port = trunk_port;
-    sp.frame_ms = 10;
-    sp.trunk = true;
-    sp.srtp_ingress = control::srtp_ingress_mode::off;
-    sp.srtp_egress = control::srtp_egress_mode::off;
-    r.state().session_create(sp);
+    create_trunk_session(r.state());
     const f6::addr6 o_a = f6::host6(0x02), o_b = f6::host6(0x03);
     for (const auto& o : {o_a, o_b}) {
         control::speaker_spec s{0, trunk_port, 1234u, o};
