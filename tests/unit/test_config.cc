@@ -14,11 +14,14 @@
 #include <vector>
 
 #include "config.h"
+#include "profile_error.h"
 #include "state.h"
 #include "stentor/dp_shared.h"
 
 namespace stentor::control {
 namespace {
+
+using test::error_of;
 
 #ifndef STENTOR_SOURCE_DIR
 #error "tests/unit/meson.build must define STENTOR_SOURCE_DIR"
@@ -44,15 +47,6 @@ std::string listener(const std::string& ip, int port = 5004) {
 }
 
 profile parse(const std::string& text) { return parse_profile(text, "t.toml"); }
-
-std::string error_of(const std::string& text) {
-    try {
-        parse(text);
-    } catch (const config_error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
 
 TEST(ConfigBase, MinimalProfileLoads) {
     const auto p = parse(k_base + k_session + k_speaker + listener("198.18.0.21"));

@@ -11,12 +11,15 @@
 #include <vector>
 
 #include "config.h"
+#include "profile_error.h"
 #include "ipv6.h"
 #include "state.h"
 #include "stentor/dp_shared.h"
 
 namespace stentor::control {
 namespace {
+
+using test::error_of;
 
 // Lines 1-3 eal, 4-6 dataplane, 7-10 port, then the IPv6 keys from line 11,
 // then the api (its two lines after them).
@@ -27,15 +30,6 @@ const std::string k_api = "[api]\ntoken = \"0123456789abcdef\"\nplain_http = tru
 
 std::string profile_with(const std::string& port_keys, const std::string& more_ports = "") {
     return k_eal + k_dp + k_port + port_keys + more_ports + k_api;
-}
-
-std::string error_of(const std::string& text) {
-    try {
-        parse_profile(text, "t.toml");
-    } catch (const config_error& e) {
-        return e.what();
-    }
-    return "(no error)";
 }
 
 ipv6_addr a6(const char* s) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config.h"
+#include "profile_error.h"
 #include "ipv6.h"
 #include "journal.h"
 #include "state.h"
@@ -21,6 +22,8 @@
 
 namespace stentor::control {
 namespace {
+
+using test::error_of;
 
 ipv6_addr a6(const char* s) { return parse_ipv6(s).value_or(ipv6_addr{}); }
 
@@ -48,15 +51,6 @@ std::string speaker(const std::string& ip, unsigned port = 5004) {
 }
 std::string listener(const std::string& ip, unsigned port = 6000) {
     return "[[session.listener]]\nip = \"" + ip + "\"\nport = " + std::to_string(port) + "\n";
-}
-
-std::string error_of(const std::string& text) {
-    try {
-        parse_profile(text, "t.toml");
-    } catch (const config_error& e) {
-        return e.what();
-    }
-    return "(no error)";
 }
 
 // A relay_state with no data plane, as the fleet tests assemble one.

@@ -10,10 +10,12 @@
 #include <vector>
 
 #include "config.h"
+#include "profile_error.h"
 
 namespace {
 
 using namespace stentor::control;
+using stentor::control::test::error_of;
 
 // Lines 1-12: the base; 13.. appended.
 const std::string k_base =
@@ -44,14 +46,6 @@ protected:
         }
         EXPECT_EQ(0, chmod(path.c_str(), mode));
         return path;
-    }
-    static std::string error_of(const std::string& text) {
-        try {
-            parse_profile(text, "t.toml");
-        } catch (const config_error& e) {
-            return e.what();
-        }
-        return "(no error)";
     }
     std::string dir;
 };
