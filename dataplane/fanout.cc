@@ -230,25 +230,34 @@ inline void prefetch_records(const void* p) noexcept {
 }
 
 // Serve jobs until `budget` replicas are visited or none is left: short jobs
-// first, in arrival order, each to its end, but while long jobs wait no
-// more than half the budget; then long jobs, one slice each, round robin.
-// A short job waits for at most half an iteration of long work, so a small
-// session's added latency does not grow with the big sessions on the lcore
-// (bench/workload_harness, latency), and every long job is served (or given
-// up at its deadline) within a round of the long queue; under overload
-// misses land on both kinds, each job's lowest tiers last, counted per tier.
+// first, in arrival order, each to its end; then long jobs, one slice each,
+// round robin. Short jobs take the whole budget while they keep up, that is
+// while the oldest has waited less than short_wait_us; past that (more short
+// work than the lcore can do: overload), and while long jobs wait, short
+// jobs get half of each iteration's budget and long jobs the rest.
+//
+// Why not always half: at 80 % of the lcore's capacity in a Zipf mix,
+// small sessions are ~40 % of the lcore's time but the iteration's budget
+// also pays the ingress, so their half was often less than their load;
+// whenever a long job was in flight (nearly always) hundreds of short jobs
+// queued behind each other, and a 10-listener session's packet waited
+// milliseconds on a core 29 % idle (bench/workload_harness, latency).
+// Why not always all: a steady stream of short jobs under overload (the
+// mix's thousands of small sessions at 5x the capacity) starved every long
+// one: not served, so not even given up at its deadline, they held the job
+// slots, new packets of big sessions were dropped as jobs_full, and the big
+// sessions (most of the listeners) heard nothing while the core served only
+// its least efficient work (long jobs found 1.6 s old). Under overload misses
+// land on both kinds, each job's lowest tiers last, counted per tier.
 unsigned run_jobs(worker* w, const dp_snapshot& s, uint64_t now, uint32_t budget, uint32_t* built) noexcept {
     const bool single = w->sh->nb_ports == 1;
     unsigned work = 0;
-    // Short jobs' share of the budget while long ones wait: half. They
-    // used to take all of it, and a steady stream of short jobs (a Zipf
-    // mix's thousands of small sessions under overload) starved every long
-    // one: not served, so not even given up at its deadline, they held
-    // the job slots, new packets of big sessions were dropped as
-    // jobs_full, and the big sessions (most of the listeners) heard
-    // nothing while the core served only its least efficient work
-    // (workload_harness mix: long jobs found 1.6 s old).
-    uint32_t short_left = w->order_count > 0 ? budget / 2 : budget;
+    uint32_t short_left = budget;
+    if (w->order_count > 0 && w->fresh_count > 0) {
+        // The head short job's start: its deadline less the frame deadline.
+        const uint64_t started = w->jobs[w->fresh[w->fresh_head]].deadline_tsc - w->cfg.deadline_cycles;
+        if (now > started && now - started > w->short_wait_cycles) short_left = budget / 2;
+    }
     while (budget > 0) {
         const bool is_short = w->fresh_count > 0 && (short_left > 0 || w->order_count == 0);
         if (!is_short && w->order_count == 0) break;

@@ -24,6 +24,11 @@ inline constexpr unsigned max_jobs = 256;
 // Job slots only short jobs (one slice or less) may take: a small session's
 // packet is not refused because big sessions' packets fill the table.
 inline constexpr unsigned short_job_reserve = 16;
+// Short jobs take a whole iteration's budget while the oldest of them has
+// waited less than this; past it (more short work than the lcore can do),
+// half while long jobs wait (fanout.cc run_jobs). A few loaded iterations:
+// a burst of small sessions drains before it, a lasting excess does not.
+inline constexpr unsigned short_wait_us = 200;
 
 struct worker_config {
     unsigned lcore_id = 0;
