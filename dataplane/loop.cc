@@ -41,7 +41,7 @@ worker* worker_create(const worker_config& cfg) {
     w->cfg = cfg;
     if (w->cfg.burst == 0 || w->cfg.burst > max_burst) w->cfg.burst = 32;
     if (w->cfg.slice == 0) w->cfg.slice = 1024;
-    if (w->cfg.iteration_budget == 0) w->cfg.iteration_budget = 1024;
+    if (w->cfg.iteration_budget == 0) w->cfg.iteration_budget = 512;
     w->c = cfg.counters;
     w->sh = cfg.shared;
     static const dp_capture never{};

@@ -52,10 +52,13 @@ struct worker_config {
     uint32_t idle_sleep_max_us = 1000;
     uint32_t rx_intr_ports = 0;
     // Replicas of fan-out per loop iteration, between two RX polls: bounds
-    // how long a speaker packet waits in its RX queue (1024: ~17 us at
-    // 60 Mpps) and amortises the iteration's fixed cost (~0.1 instruction
-    // per replica; bench/count_instructions.sh).
-    uint32_t iteration_budget = 1024;
+    // how long a speaker packet waits in its RX queue (512: ~17 us at
+    // 30 Mpps) and amortises the iteration's fixed cost (~0.3-1 instruction
+    // per replica at 512; bench/count_instructions.sh). 1024 until the fifth
+    // round: a small session's p99 at 80 % load was ~60-70 us with 1024,
+    // ~45-60 us with 512, for +0.2-0.6 instructions per replica of 173-175
+    // (docs/performance.md).
+    uint32_t iteration_budget = 512;
     rte_mempool* pool = nullptr;
     rte_ring* in_ring = nullptr;                  // speaker-packet messages for this fan-out lcore
     bool do_join = false;                         // a dedicated join lcore: verifies what join_in brings
