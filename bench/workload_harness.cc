@@ -1097,7 +1097,7 @@ int main(int argc, char** argv) {
                        "--probe-listeners", std::to_string(mo.probe_listeners)});
     const part_output pm = run_part(m);
     if (interrupted) return 130;
-    std::optional<double> zipf_mpps, p99;
+    std::optional<double> zipf_mpps, p99, steady_p99, steady_share;
     bool zipf_saturated = false;
     for (const auto& l : pm.lines) {
         if (l.rfind("PART mix ", 0) == 0) {
@@ -1105,6 +1105,24 @@ int main(int argc, char** argv) {
             zipf_saturated = field(l, "saturated").value_or(0) != 0;
         }
         if (l.rfind("PART latency ", 0) == 0) p99 = field(l, "p99_us");
+        if (l.rfind("PART latency_steady ", 0) == 0) {
+            steady_p99 = field(l, "p99_us");
+            steady_share = field(l, "share");
+        }
+    }
+    // The platform beside it: the worker's CPU walking memory alone, in
+    // 20 ms bins (bench/host_pace). Bins far under the best are time the
+    // host took the core away, which the latency's tail includes.
+    std::optional<double> host_slow_bins, host_bins;
+    {
+        const std::string cmd = "taskset -c " + std::to_string(worker_lcore) + " " + bin_dir + "/host_pace --seconds 4 2>&1";
+        for (const auto& l : run_lines(cmd))
+            if (l.rfind("host_pace ", 0) == 0) {
+                std::printf("# host: %s", l.c_str());
+                host_slow_bins = field(l, "under_60pct");
+                host_bins = field(l, "bins");
+            }
+        std::fflush(stdout);
     }
 
     if (interrupted) return 130;
@@ -1159,6 +1177,12 @@ int main(int argc, char** argv) {
     if (ipv6_ratio)
         std::printf("# %-28s %10s %8s  (%u IPv6 listeners, txonly with a frame of the same length)\n", "IPv6 fan-out", "",
                     fmt_ratio(ipv6_ratio).c_str(), ipv6_listeners);
+    if (p99)
+        std::printf("# latency, 10-listener session at %.0f %% load: p99 %.1f us over every probe; %s us over the %s of "
+                    "probes that arrived and left while the core kept its pace (PART latency_steady); host_pace: %.0f of "
+                    "%.0f 20 ms bins under 60 %% of the best\n",
+                    100 * mo.load, *p99, fmt_ratio(steady_p99).c_str(), fmt_ratio(steady_share).c_str(),
+                    host_slow_bins.value_or(-1), host_bins.value_or(-1));
     std::printf("RESULT ipv6_ratio=%s small_session_ratio=%s zipf_ratio=%s kernel_sendmmsg_ratio=%s latency_p99_us=%s\n",
                 fmt_ratio(ipv6_ratio).c_str(), fmt_ratio(small_ratio).c_str(), fmt_ratio(zipf_ratio).c_str(), fmt_ratio(k_ratio).c_str(),
                 p99 ? fmt_ratio(*p99).c_str() : "na");
