@@ -1177,11 +1177,17 @@ int main(int argc, char** argv) {
     if (ipv6_ratio)
         std::printf("# %-28s %10s %8s  (%u IPv6 listeners, txonly with a frame of the same length)\n", "IPv6 fan-out", "",
                     fmt_ratio(ipv6_ratio).c_str(), ipv6_listeners);
+    std::string steady_us = "na";
+    if (steady_p99) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%.1f", *steady_p99);
+        steady_us = b;
+    }
     if (p99)
-        std::printf("# latency, 10-listener session at %.0f %% load: p99 %.1f us over every probe; %s us over the %s of "
+        std::printf("# latency, %u-listener sessions at %.0f %% load: p99 %.1f us over every probe; %s us over the %s of "
                     "probes that arrived and left while the core kept its pace (PART latency_steady); host_pace: %.0f of "
                     "%.0f 20 ms bins under 60 %% of the best\n",
-                    100 * mo.load, *p99, fmt_ratio(steady_p99).c_str(), fmt_ratio(steady_share).c_str(),
+                    mo.probe_listeners, 100 * mo.load, *p99, steady_us.c_str(), fmt_ratio(steady_share).c_str(),
                     host_slow_bins.value_or(-1), host_bins.value_or(-1));
     std::printf("RESULT ipv6_ratio=%s small_session_ratio=%s zipf_ratio=%s kernel_sendmmsg_ratio=%s latency_p99_us=%s\n",
                 fmt_ratio(ipv6_ratio).c_str(), fmt_ratio(small_ratio).c_str(), fmt_ratio(zipf_ratio).c_str(), fmt_ratio(k_ratio).c_str(),
