@@ -499,7 +499,7 @@ void read_dataplane(const context& c, const toml::table& root, const eal_config&
                     dataplane_config& dp) {
     const auto r = section(c, root, "dataplane",
                            {"rx_lcores", "fanout_lcores", "service_lcores", "join_lcores", "burst",
-                            "frame_deadline_us", "tx_drain_us", "stats_interval_s", "idle",
+                            "frame_deadline_us", "tx_drain_us", "iteration_budget", "stats_interval_s", "idle",
                             "idle_sleep_max_us"});
     const auto& rx_node = r.require("rx_lcores");
     const auto rx = read_lcores(c, rx_node, r.key_path("rx_lcores"));
@@ -560,6 +560,7 @@ void read_dataplane(const context& c, const toml::table& root, const eal_config&
     // large session; longer than 1 s is no longer live audio.
     r.opt_uint("frame_deadline_us", dp.frame_deadline_us, 1000, 1000000);
     r.opt_uint("tx_drain_us", dp.tx_drain_us, 1, 100000);
+    r.opt_uint("iteration_budget", dp.iteration_budget, 64, 16384);
     r.opt_uint("stats_interval_s", dp.stats_interval_s, 0, 86400);
     std::string idle = "poll";
     r.opt_string("idle", idle);

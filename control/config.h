@@ -51,6 +51,7 @@ struct dataplane_config {
     unsigned burst = 32;                   // RX/TX burst size (1..256)
     unsigned frame_deadline_us = 20000;    // replicas older than this are abandoned
     unsigned tx_drain_us = 100;            // TX buffers flushed at least this often
+    unsigned iteration_budget = 512;       // replicas of fan-out per loop iteration, between two RX polls
     unsigned stats_interval_s = 5;         // periodic counter print (0 = off)
     // "poll" (false): workers busy-poll, the bare-metal choice. "adaptive"
     // (true): a worker that found no work for a while sleeps (Rx interrupt

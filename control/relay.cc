@@ -367,7 +367,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         c.deadline_cycles = hz * dpc.frame_deadline_us / 1000000;
         c.drain_cycles = hz * dpc.tx_drain_us / 1000000;
         c.replica_budget = o.replica_budget;
-        if (o.iteration_budget != 0) c.iteration_budget = o.iteration_budget;
+        c.iteration_budget = o.iteration_budget != 0 ? o.iteration_budget : dpc.iteration_budget;
         c.arp_reachable_ms = o.arp_reachable_ms;
         c.mi_mode = o.join_mi_mode;
         c.idle_adaptive = dpc.idle_adaptive;

@@ -40,7 +40,7 @@ using svc::track_stats;
 struct relay_options {
     bool launch = true;                 // run workers on their lcores (else: poll())
     uint32_t replica_budget = 0;        // test knob, see worker_config
-    uint32_t iteration_budget = 0;      // bench knob: replicas per loop iteration (0: worker_config's default)
+    uint32_t iteration_budget = 0;      // bench knob: replicas per loop iteration (0: the profile's dataplane.iteration_budget)
     uint32_t arp_reachable_ms = 0;      // test knob, see worker_config
     unsigned nb_workers_override = 0;   // launch=false: number of worker contexts (default: from profile)
     std::string recording_dir{};        // empty: the profile's [recording] dir

@@ -162,6 +162,12 @@ TEST(ConfigAccepts, FleetSectionAndItsDefaults) {
     EXPECT_EQ(q.fleet.drain_s, 0u) << "0: stop without waiting for the listeners to move";
 }
 
+TEST(ConfigAccepts, IterationBudget) {
+    EXPECT_EQ(parse(k_base).dataplane.iteration_budget, 512u) << "the default";
+    EXPECT_EQ(parse(k_eal + k_dp + "iteration_budget = 2048\n" + k_port + k_api).dataplane.iteration_budget, 2048u);
+    EXPECT_EQ(parse(k_eal + k_dp + "iteration_budget = 64\n" + k_port + k_api).dataplane.iteration_budget, 64u);
+}
+
 TEST(ConfigAccepts, IdleModes) {
     EXPECT_FALSE(parse(k_base).dataplane.idle_adaptive) << "poll is the default";
     EXPECT_EQ(parse(k_base).dataplane.idle_sleep_max_us, 1000u);
@@ -620,6 +626,12 @@ std::vector<error_row> error_rows() {
         {"range_lcore", "[eal]\nlcores = [0, 128]\n", "t.toml:2:14: eal.lcores[1]: 128 is out of range 0..127"},
         {"range_burst_0", k_eal + k_dp + "burst = 0\n" + k_port + k_api, "t.toml:7:9: dataplane.burst: 0 is out of range 1..256"},
         {"range_burst_257", k_eal + k_dp + "burst = 257\n" + k_port + k_api, "t.toml:7:9: dataplane.burst: 257 is out of range 1..256"},
+        {"range_iteration_budget_low", k_eal + k_dp + "iteration_budget = 63\n" + k_port + k_api,
+         "t.toml:7:20: dataplane.iteration_budget: 63 is out of range 64..16384"},
+        {"range_iteration_budget_high", k_eal + k_dp + "iteration_budget = 16385\n" + k_port + k_api,
+         "t.toml:7:20: dataplane.iteration_budget: 16385 is out of range 64..16384"},
+        {"type_iteration_budget", k_eal + k_dp + "iteration_budget = \"512\"\n" + k_port + k_api,
+         "t.toml:7:20: dataplane.iteration_budget: expected an integer, found a string"},
         // [fleet] is line 13 (docs/fleet.md)
         {"fleet_no_etcd", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\n",
          "t.toml:14:1: fleet.etcd: required setting is missing"},

@@ -54,7 +54,8 @@ struct worker_config {
     // Replicas of fan-out per loop iteration, between two RX polls: bounds
     // how long a speaker packet waits in its RX queue (512: ~17 us at
     // 30 Mpps) and amortises the iteration's fixed cost (~0.3-1 instruction
-    // per replica at 512; bench/count_instructions.sh). 1024 until the fifth
+    // per replica at 512; bench/count_instructions.sh). The profile's
+    // dataplane.iteration_budget sets it (relay.cc). 1024 until the fifth
     // round: a small session's p99 at 80 % load was ~60-70 us with 1024,
     // ~45-60 us with 512, for +0.2-0.6 instructions per replica of 173-175
     // (docs/performance.md).
