@@ -233,6 +233,13 @@ int part_sizes(const std::vector<unsigned>& sizes, unsigned reps, double window,
 
 // ------------------------------------------------------------ mix, latency
 
+// The q-quantile of sorted TSC-cycle samples, in microseconds (0 if none).
+double quantile_us(const std::vector<uint32_t>& sorted, double q, uint64_t hz) {
+    if (sorted.empty()) return 0.0;
+    const size_t i = std::min(sorted.size() - 1, static_cast<size_t>(q * static_cast<double>(sorted.size())));
+    return static_cast<double>(sorted[i]) * 1e6 / static_cast<double>(hz);
+}
+
 // One speaker stream as the RX callback emits it.
 struct stream {
     uint64_t phase;          // TSC offset within the 20 ms period
@@ -674,11 +681,7 @@ int part_mix(const mix_options& o) {
             std::this_thread::sleep_for(std::chrono::milliseconds(5));   // the worker leaves tx_probe
             std::vector<uint32_t> v(src->samples.begin(), src->samples.begin() + static_cast<long>(src->nb_samples.load()));
             std::sort(v.begin(), v.end());
-            auto pct = [&](double q) {
-                if (v.empty()) return 0.0;
-                const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
-                return static_cast<double>(v[i]) * 1e6 / static_cast<double>(hz);
-            };
+            auto pct = [&](double q) { return quantile_us(v, q, hz); };
             // What a long tail can come from, so a run says which it was:
             // the worker not running (stalls: a gap or an iteration over
             // 2 ms, i.e. preemption or steal), the RX queue overrun (the
@@ -736,11 +739,7 @@ int part_mix(const mix_options& o) {
             std::vector<uint32_t> rw(src->rx_waits.begin(),
                                      src->rx_waits.begin() + static_cast<long>(src->nb_rx_waits.load()));
             std::sort(rw.begin(), rw.end());
-            auto rpct = [&](double q) {
-                if (rw.empty()) return 0.0;
-                const size_t i = std::min(rw.size() - 1, static_cast<size_t>(q * static_cast<double>(rw.size())));
-                return static_cast<double>(rw[i]) * 1e6 / static_cast<double>(hz);
-            };
+            auto rpct = [&](double q) { return quantile_us(rw, q, hz); };
             std::printf("PART latency_rx_wait samples=%zu p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n", rw.size(),
                         rpct(0.5), rpct(0.99), rpct(0.999), rw.empty() ? 0.0 : rpct(1.0));
             std::fflush(stdout);
@@ -815,11 +814,7 @@ int part_mix(const mix_options& o) {
                                      (unsigned long long)(paces[i].deadline - paces[i - 1].deadline), slow[i], all[i], bad[i]);
                 }
                 std::sort(steady.begin(), steady.end());
-                auto spct = [&](double q) {
-                    if (steady.empty()) return 0.0;
-                    const size_t i = std::min(steady.size() - 1, static_cast<size_t>(q * static_cast<double>(steady.size())));
-                    return static_cast<double>(steady[i]) * 1e6 / static_cast<double>(hz);
-                };
+                auto spct = [&](double q) { return quantile_us(steady, q, hz); };
                 std::printf("PART latency_steady samples=%zu share=%.3f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
                             "intervals=%zu slow=%zu with_deadline_misses=%zu median_pace_per_us=%.1f\n",
                             steady.size(), ns ? static_cast<double>(steady.size()) / static_cast<double>(ns) : 0.0, spct(0.5),

@@ -92,34 +92,50 @@ TEST(fanout_schedule, a_small_sessions_packet_waits_for_no_big_sessions_slice) {
     EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool())) << "mbuf leak";
 }
 
-TEST(fanout_schedule, short_jobs_that_keep_up_take_the_whole_budget_before_a_long_one) {
-    // Session 1: 3 000 listeners (a long job); session 2: 100 listeners
-    // (short jobs). One long packet and eight short ones arrive together:
-    // 800 replicas of short work, more than half of a 1 024-replica
-    // iteration. None of the short jobs has waited yet, so they take what
-    // they need (all 800) and the long job the rest (224). Short jobs that
-    // got only half while any long job waited queued behind each other at
-    // 80 % load: a 10-listener session's packet waited milliseconds on a
-    // core that was 30 % idle (bench/workload_harness, latency).
+// Session 1: 3 000 listeners (long jobs: more than one slice of 1 024);
+// session 2: 100 listeners (short jobs); one 1 024-replica iteration per
+// poll; the gateway resolved. `got` counts what the port sent by block.
+class fanout_schedule_long_and_short : public ::testing::Test {
+protected:
+    static control::profile profile_of(const ring_port& p) {
+        auto prof = base_profile(p.name);
+        prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 3000));
+        prof.sessions.push_back(session_of(2, 40001, 0xc612000b, 77, small_first, 100));
+        return prof;
+    }
+    void SetUp() override {
+        r.state().load_static(prof);
+        ASSERT_TRUE(resolve(r, port, {}).empty());
+    }
+    // n speaker packets of `session` handed to the fan-out lcore.
+    void inject(uint32_t session, int n) {
+        for (int k = 0; k < n; ++k)
+            ASSERT_TRUE(r.inject_rtp(session, frame.data() + 42, static_cast<uint16_t>(frame.size() - 42)));
+    }
+    void poll_once() {
+        r.poll();
+        r.flush();
+        count_tx(port, got);
+    }
+
     ring_port port = fresh_ring_port("sched");
-    auto prof = base_profile(port.name);
-    prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 3000));
-    prof.sessions.push_back(session_of(2, 40001, 0xc612000b, 77, small_first, 100));
-    relay r(prof, relay_options{.launch = false, .iteration_budget = 1024});
-    r.state().load_static(prof);
-    ASSERT_TRUE(resolve(r, port, {}).empty());
-
-    frame_spec f;
-    const bytes frame = rtp_frame(f);
-    const uint8_t* rtp = frame.data() + 42;
-    const auto rtp_len = static_cast<uint16_t>(frame.size() - 42);
-    ASSERT_TRUE(r.inject_rtp(1, rtp, rtp_len));
-    for (int k = 0; k < 8; ++k) ASSERT_TRUE(r.inject_rtp(2, rtp, rtp_len));
-
+    control::profile prof = profile_of(port);
+    relay r{prof, relay_options{.launch = false, .iteration_budget = 1024}};
+    bytes frame = rtp_frame(frame_spec{});
     std::map<uint32_t, uint64_t> got;
-    r.poll();
-    r.flush();
-    count_tx(port, got);
+};
+
+TEST_F(fanout_schedule_long_and_short, short_jobs_that_keep_up_take_the_whole_budget_before_a_long_one) {
+    // One long packet and eight short ones arrive together: 800 replicas of
+    // short work, more than half of the iteration. None of the short jobs
+    // has waited yet, so they take what they need (all 800) and the long
+    // job the rest (224). Short jobs that got only half while any long job
+    // waited queued behind each other at 80 % load: a 10-listener session's
+    // packet waited milliseconds on a core that was 30 % idle
+    // (bench/workload_harness, latency).
+    inject(1, 1);
+    inject(2, 8);
+    poll_once();
     EXPECT_EQ(800u, got[small_first >> 16]) << "every short job, whole, in the first iteration";
     EXPECT_EQ(224u, got[big_first >> 16]) << "the long job gets what the short ones left";
     for (int i = 0; i < 16 && r.poll() > 0; ++i) {
@@ -130,42 +146,25 @@ TEST(fanout_schedule, short_jobs_that_keep_up_take_the_whole_budget_before_a_lon
     EXPECT_EQ(0u, counter(r, "drop/egress/deadline"));
 }
 
-TEST(fanout_schedule, a_steady_stream_of_short_jobs_does_not_starve_a_long_one) {
-    // Session 1: 3 000 listeners (a long job); session 2: 100 listeners
-    // (short jobs). Every iteration 32 more short packets arrive: 3 200
-    // replicas of short work per 1 024-replica iteration, more than the
-    // lcore can serve. In the first iteration no short job has waited, so
-    // they take the whole budget; from then on the oldest has waited more
-    // than dp::short_wait_us (the test sleeps past it between iterations),
-    // so short jobs take at most half the budget while a long job waits, and
+TEST_F(fanout_schedule_long_and_short, a_steady_stream_of_short_jobs_does_not_starve_a_long_one) {
+    // Every iteration 32 more short packets arrive: 3 200 replicas of short
+    // work per 1 024-replica iteration, more than the lcore can serve. In
+    // the first iteration no short job has waited, so they take the whole
+    // budget; from then on the oldest has waited more than
+    // dp::short_wait_us (the test sleeps past it between iterations), so
+    // short jobs take at most half the budget while a long job waits, and
     // the long job gets the other half: 512 replicas per iteration, done in
     // 7. (When short jobs always took the whole budget, the long job got
     // nothing, was never even given up at its deadline, and held its slot:
     // under a Zipf mix's overload every big session went silent.)
-    ring_port port = fresh_ring_port("sched");
-    auto prof = base_profile(port.name);
-    prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 3000));
-    prof.sessions.push_back(session_of(2, 40001, 0xc612000b, 77, small_first, 100));
-    relay r(prof, relay_options{.launch = false, .iteration_budget = 1024});
-    r.state().load_static(prof);
-    ASSERT_TRUE(resolve(r, port, {}).empty());
-
-    frame_spec f;
-    const bytes frame = rtp_frame(f);
-    const uint8_t* rtp = frame.data() + 42;
-    const auto rtp_len = static_cast<uint16_t>(frame.size() - 42);
-    ASSERT_TRUE(r.inject_rtp(1, rtp, rtp_len));
-    for (int k = 0; k < 31; ++k) ASSERT_TRUE(r.inject_rtp(2, rtp, rtp_len));
-
-    std::map<uint32_t, uint64_t> got;
+    inject(1, 1);
+    inject(2, 31);
     const uint64_t want_big[] = {0, 512, 1024, 1536, 2048, 2560, 3000};
     for (unsigned it = 0; it < 7; ++it) {
-        r.poll();
-        r.flush();
-        count_tx(port, got);
+        poll_once();
         EXPECT_EQ(want_big[it], got[big_first >> 16]) << "after iteration " << it + 1;
         std::this_thread::sleep_for(std::chrono::microseconds(2 * dp::short_wait_us));
-        for (int k = 0; k < 32; ++k) ASSERT_TRUE(r.inject_rtp(2, rtp, rtp_len));
+        inject(2, 32);
     }
     EXPECT_EQ(0u, counter(r, "drop/egress/jobs_full"));
     EXPECT_EQ(0u, counter(r, "drop/egress/deadline"));
