@@ -236,12 +236,13 @@ inline void prefetch_records(const void* p) noexcept {
 // work than the lcore can do: overload), and while long jobs wait, short
 // jobs get half of each iteration's budget and long jobs the rest.
 //
-// Why not always half: at 80 % of the lcore's capacity in a Zipf mix,
-// small sessions are ~40 % of the lcore's time but the iteration's budget
-// also pays the ingress, so their half was often less than their load;
-// whenever a long job was in flight (nearly always) hundreds of short jobs
-// queued behind each other, and a 10-listener session's packet waited
-// milliseconds on a core 29 % idle (bench/workload_harness, latency).
+// Why not always half: at 80 % of the lcore's capacity in a Zipf mix a long
+// job is in flight nearly always, small sessions are a large share of the
+// work, and the iteration's budget also pays the ingress, so their half was
+// at times less than their load and they queued behind each other: a
+// 10-listener session's p99 in the intervals where the core kept its pace
+// was 61-290 us with the half, 49-79 us without (bench/workload_harness,
+// PART latency_steady; docs/performance.md, fifth round).
 // Why not always all: a steady stream of short jobs under overload (the
 // mix's thousands of small sessions at 5x the capacity) starved every long
 // one: not served, so not even given up at its deadline, they held the job
