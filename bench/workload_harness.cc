@@ -30,12 +30,13 @@
 //           listeners beside txonly sending a frame of the IPv6 replica's
 //           length (txonly builds IPv4 only), as a child process.
 //
-// How packets reach the RX queue (mix, latency): net_null's RX queue hands
-// out mbufs; an ethdev RX callback (rte_eth_add_rx_callback) writes the
-// speaker frames that are due into them (with the checksum flags a NIC sets)
-// and frees the rest. It runs on the worker's lcore, so its cost (~150
-// instructions per speaker packet and one alloc + free of a burst per loop
-// iteration) is charged to Stentor. A TX callback reads the probes' stamps.
+// How packets reach the RX queue (mix, latency): net_null's RX queue
+// (no-rx=1) hands out nothing; an ethdev RX callback (rte_eth_add_rx_callback)
+// takes an mbuf from the relay's pool for each speaker frame that is due,
+// as a NIC refills one descriptor per packet received, and writes the frame
+// into it (with the checksum flags a NIC sets). It runs on the worker's
+// lcore, so its cost (~150 instructions per speaker packet) is charged to
+// Stentor. A TX callback reads the probes' stamps.
 //
 // The last line:
 //   RESULT ipv6_ratio=<x> small_session_ratio=<y> zipf_ratio=<z> kernel_sendmmsg_ratio=<k> latency_p99_us=<l>
@@ -279,6 +280,7 @@ struct mix_source {
     uint64_t t0;
     uint64_t cycle = 0;            // periods since t0
     size_t cursor = 0;             // next stream in this period
+    rte_mempool* pool = nullptr;   // the relay's: where the "NIC" takes an mbuf per frame
     uint64_t late_limit;           // a packet due longer ago than this was lost by the "NIC"
     uint64_t virtual_now = 0;      // inline mode: the clock the schedule follows (else the TSC)
     std::atomic<bool> running{false};
@@ -350,12 +352,12 @@ void emit(mix_source& src, rte_mbuf* mb, const session_info& s, speaker_info& sp
     mb->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
 }
 
-uint16_t rx_source(uint16_t, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, uint16_t, void* arg) {
+uint16_t rx_source(uint16_t, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, uint16_t max_pkts, void* arg) {
     auto& src = *static_cast<mix_source*>(arg);
-    uint16_t out = 0;
+    uint16_t out = nb_pkts;   // net_null with no-rx=1: none
     if (src.running.load(std::memory_order_relaxed)) {
         const uint64_t now = src.virtual_now != 0 ? src.virtual_now : rte_rdtsc();
-        while (out < nb_pkts) {
+        while (out < max_pkts) {
             const stream& st = src.streams[src.cursor];
             const uint64_t due = src.t0 + src.cycle * src.period + st.phase;
             if (due > now) break;
@@ -375,11 +377,13 @@ uint16_t rx_source(uint16_t, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, uint1
                 // The talker of this period: turns rotate through the speakers.
                 const uint32_t k = static_cast<uint32_t>((src.cycle / src.turn_periods + st.session) % st.nb_speakers);
                 speaker_info& sp = src.speakers[st.first_speaker + k];
-                if (now - due > src.late_limit) {
-                    ++sp.seq;   // lost before the relay saw it: a gap in the stream
+                rte_mbuf* mb = nullptr;
+                if (now - due > src.late_limit || (mb = rte_pktmbuf_alloc(src.pool)) == nullptr) {
+                    ++sp.seq;   // lost before the relay saw it (late, or no mbuf): a gap in the stream
                     src.missed.fetch_add(1, std::memory_order_relaxed);
                 } else {
-                    emit(src, pkts[out++], s, sp, due);
+                    pkts[out++] = mb;
+                    emit(src, mb, s, sp, due);
                     if (s.probe && src.sample.load(std::memory_order_relaxed)) {
                         const size_t n = src.nb_rx_waits.load(std::memory_order_relaxed);
                         if (n < src.rx_waits.size()) {
@@ -395,12 +399,8 @@ uint16_t rx_source(uint16_t, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, uint1
                 ++src.cycle;
             }
         }
-        src.emitted.fetch_add(out, std::memory_order_relaxed);
+        src.emitted.fetch_add(out - nb_pkts, std::memory_order_relaxed);
     }
-    // The rest came from net_null's RX just now: plain mbufs of one pool,
-    // one segment, refcount 1, straight back (a NIC would not have taken
-    // them from the pool at all).
-    if (out < nb_pkts) rte_mempool_put_bulk(pkts[out]->pool, reinterpret_cast<void**>(pkts + out), nb_pkts - out);
     return out;
 }
 
@@ -440,7 +440,7 @@ struct mix_options {
 };
 
 int part_mix(const mix_options& o) {
-    auto p = base_profile("stentor-wl-mix-" + std::to_string(::getpid()), "net_null0,size=" + std::to_string(frame_len));
+    auto p = base_profile("stentor-wl-mix-" + std::to_string(::getpid()), "net_null0,no-rx=1");
     if (o.inline_ms > 0) p.dataplane.frame_deadline_us = 3600u * 1000000u;   // valgrind: no deadline
     drivers::eal_init(control::eal_params_of(p));
     int rc = 0;
@@ -455,6 +455,7 @@ int part_mix(const mix_options& o) {
         src->period = hz / 50;
         src->turn_periods = 100;    // a talker holds the floor for 2 s
         src->late_limit = hz / 500; // 2 ms: about what a 1024-descriptor RX ring holds at this rate
+        src->pool = r.pool();
         build_frame_template(*src);
 
         // Zipf sizes: rank i gets L * i^-s / H, at least one listener.
