@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -53,12 +54,18 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    if (mib == 0 || mib > 4096 || !(seconds > 0 && seconds <= 600)) {
-        std::fprintf(stderr, "host_pace: --mib 1..4096, --seconds (0, 600]\n");
+    if (mib == 0 || mib > 1024 || !(seconds > 0 && seconds <= 600)) {
+        std::fprintf(stderr, "host_pace: --mib 1..1024, --seconds (0, 600]\n");
         return 2;
     }
     const size_t words = (mib << 20) / sizeof(uint64_t);
-    std::vector<uint64_t> buf(words, 1);   // written once: every page is mapped before the walk
+    std::vector<uint64_t> buf;
+    try {
+        buf.assign(words, 1);   // written once: every page is mapped before the walk
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "host_pace: cannot allocate %zu MiB\n", mib);
+        return 1;
+    }
     const double hz = tsc_hz();
     const uint64_t bin_cycles = static_cast<uint64_t>(hz / 50);   // 20 ms
     const size_t nb_bins = static_cast<size_t>(seconds * 50);

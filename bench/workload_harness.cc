@@ -1181,10 +1181,12 @@ int main(int argc, char** argv) {
     }
     if (p99)
         std::printf("# latency, %u-listener sessions at %.0f %% load: p99 %.1f us over every probe; %s us over the %s of "
-                    "probes that arrived and left while the core kept its pace (PART latency_steady); host_pace: %.0f of "
-                    "%.0f 20 ms bins under 60 %% of the best\n",
+                    "probes that arrived and left while the core kept its pace (PART latency_steady); host_pace: %s\n",
                     mo.probe_listeners, 100 * mo.load, *p99, steady_us.c_str(), fmt_ratio(steady_share).c_str(),
-                    host_slow_bins.value_or(-1), host_bins.value_or(-1));
+                    host_bins ? (std::to_string(std::lround(host_slow_bins.value_or(0))) + " of " +
+                                 std::to_string(std::lround(*host_bins)) + " 20 ms bins under 60 % of the best")
+                                    .c_str()
+                              : "did not run");
     std::printf("RESULT ipv6_ratio=%s small_session_ratio=%s zipf_ratio=%s kernel_sendmmsg_ratio=%s latency_p99_us=%s\n",
                 fmt_ratio(ipv6_ratio).c_str(), fmt_ratio(small_ratio).c_str(), fmt_ratio(zipf_ratio).c_str(), fmt_ratio(k_ratio).c_str(),
                 p99 ? fmt_ratio(*p99).c_str() : "na");
