@@ -352,7 +352,7 @@ void emit(mix_source& src, rte_mbuf* mb, const session_info& s, speaker_info& sp
     mb->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
 }
 
-uint16_t rx_source(uint16_t, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, uint16_t max_pkts, void* arg) {
+uint16_t rx_source(uint16_t port, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, uint16_t max_pkts, void* arg) {
     auto& src = *static_cast<mix_source*>(arg);
     uint16_t out = nb_pkts;   // net_null with no-rx=1: none
     if (src.running.load(std::memory_order_relaxed)) {
@@ -383,6 +383,7 @@ uint16_t rx_source(uint16_t, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, uint1
                     src.missed.fetch_add(1, std::memory_order_relaxed);
                 } else {
                     pkts[out++] = mb;
+                    mb->port = port;   // as the PMD sets it
                     emit(src, mb, s, sp, due);
                     if (s.probe && src.sample.load(std::memory_order_relaxed)) {
                         const size_t n = src.nb_rx_waits.load(std::memory_order_relaxed);
@@ -760,7 +761,7 @@ int part_mix(const mix_options& o) {
             // scheduler does while the core is there.
             {
                 const size_t np = paces.size();
-                std::vector<double> rates;
+                std::vector<double> rates;   // replicas per busy cycle, sorted below
                 std::vector<uint8_t> slow(np, 0), missed_in(np, 0);
                 for (size_t i = 1; i < np; ++i) {
                     const uint64_t busy = paces[i].busy - paces[i - 1].busy;
@@ -768,9 +769,8 @@ int part_mix(const mix_options& o) {
                     if (span > 0 && busy * 5 >= span)   // busy at least a fifth of it: a pace to judge
                         rates.push_back(static_cast<double>(paces[i].replicas - paces[i - 1].replicas) / static_cast<double>(busy));
                 }
-                std::vector<double> sorted_rates = rates;
-                std::sort(sorted_rates.begin(), sorted_rates.end());
-                const double median_rate = sorted_rates.empty() ? 0 : sorted_rates[sorted_rates.size() / 2];
+                std::sort(rates.begin(), rates.end());
+                const double median_rate = rates.empty() ? 0 : rates[rates.size() / 2];
                 // Slow: under 60 % of the median pace. At 80 % load a core at
                 // that pace is a third over its capacity.
                 constexpr double slow_pace = 0.6;
