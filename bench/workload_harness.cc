@@ -788,12 +788,15 @@ int part_mix(const mix_options& o) {
                 for (size_t i = 2; i < np; ++i) after[i] = (slow[i - 1] | missed_in[i - 1]) && !(slow[i] | missed_in[i]);
                 // Interval i covers (paces[i-1].tsc, paces[i].tsc]; before the
                 // first pace or after the last: not judged, left out.
-                auto off = [&](uint64_t when) {
-                    if (np < 2 || when <= paces.front().tsc || when > paces.back().tsc) return true;
-                    const size_t i = static_cast<size_t>(
+                auto interval_of = [&](uint64_t when) -> size_t {   // 0: not judged
+                    if (np < 2 || when <= paces.front().tsc || when > paces.back().tsc) return 0;
+                    return static_cast<size_t>(
                         std::lower_bound(paces.begin(), paces.end(), when, [](const pace& a, uint64_t w) { return a.tsc < w; }) -
                         paces.begin());
-                    return slow[i] != 0 || missed_in[i] != 0 || after[i] != 0;
+                };
+                auto off = [&](uint64_t when) {
+                    const size_t i = interval_of(when);
+                    return i == 0 || slow[i] != 0 || missed_in[i] != 0 || after[i] != 0;
                 };
                 std::vector<uint32_t> steady;
                 const size_t ns = src->nb_samples.load();
@@ -802,9 +805,8 @@ int part_mix(const mix_options& o) {
                 if (timeline) {   // WORKLOAD_DEBUG: each 10 ms interval, and its probes over 200 us
                     std::vector<unsigned> bad(np, 0), all(np, 0);
                     for (size_t i = 0; i < ns; ++i) {
-                        const uint64_t w = src->sample_due[i];
-                        if (np < 2 || w <= paces.front().tsc || w > paces.back().tsc) continue;
-                        const size_t k = static_cast<size_t>(std::lower_bound(paces.begin(), paces.end(), w, [](const pace& a, uint64_t x) { return a.tsc < x; }) - paces.begin());
+                        const size_t k = interval_of(src->sample_due[i]);
+                        if (k == 0) continue;
                         ++all[k];
                         if (src->samples[i] > hz / 5000) ++bad[k];
                     }
