@@ -515,6 +515,21 @@ void check_tuning(const profile& p, const host_check_options& o, std::vector<hos
     } else {
         out.push_back({lvl::ok, "host.irq", fmt::format("no IRQ may run on worker lcores {}", w)});
     }
+    // Transparent huge pages: the listener, session and flow tables the
+    // data plane reads are advised MADV_HUGEPAGE (control/dp_memory.h); the
+    // kernel honours that under [madvise] or [always].
+    const auto thp = read_text(at(o.root, "/sys/kernel/mm/transparent_hugepage/enabled"));
+    const auto open = thp ? thp->find('[') : std::string::npos;
+    const auto close = thp ? thp->find(']', open) : std::string::npos;
+    const std::string mode = open != std::string::npos && close != std::string::npos ? thp->substr(open + 1, close - open - 1) : "";
+    if (mode == "madvise" || mode == "always")
+        out.push_back({lvl::ok, "host.thp", fmt::format("transparent huge pages [{}]: the data plane's tables sit on 2 MiB pages", mode)});
+    else
+        out.push_back({lvl::warn, "host.thp",
+                       fmt::format("transparent huge pages {}: the data plane's listener, session and flow tables sit on "
+                                   "4 KiB pages, a TLB miss for nearly every session a packet touches; "
+                                   "echo madvise > /sys/kernel/mm/transparent_hugepage/enabled (README \"Host tuning\")",
+                                   mode.empty() ? std::string("unavailable") : "[" + mode + "]")});
 }
 
 }  // namespace

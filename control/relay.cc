@@ -19,6 +19,7 @@
 #include <rte_ring.h>
 
 #include "capture.h"
+#include "dp_memory.h"
 #include "drivers.h"
 #include "flow.h"
 #include "stentor/dp_shared.h"
@@ -110,7 +111,7 @@ struct relay::impl {
         rte_free(policers);
         rte_free(session_counts);
         rte_free(rcu);
-        std::free(neigh);
+        dp_free(neigh);
         rte_free(counters);
         if (pool) rte_mempool_free(pool);
     }
@@ -247,9 +248,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
     im.shared.nb_ports = static_cast<uint16_t>(p.ports.size());
 
     im.shared.nb_neigh = p.limits.max_neighbours;
-    im.neigh = static_cast<dp::dp_neigh*>(std::aligned_alloc(64, ((sizeof(dp::dp_neigh) * p.limits.max_neighbours) + 63) & ~size_t{63}));
-    if (im.neigh == nullptr) throw std::bad_alloc();
-    std::memset(static_cast<void*>(im.neigh), 0, sizeof(dp::dp_neigh) * p.limits.max_neighbours);
+    im.neigh = static_cast<dp::dp_neigh*>(dp_alloc(sizeof(dp::dp_neigh) * p.limits.max_neighbours));   // zeroed
     im.shared.neigh = im.neigh;
 
     if (o.launch) {

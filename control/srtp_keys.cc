@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 
+#include "dp_memory.h"
+
 namespace stentor::control {
 
 secure_bytes::secure_bytes(size_t n) : _p(static_cast<uint8_t*>(OPENSSL_secure_zalloc(n))), _n(n) {
@@ -180,8 +182,7 @@ std::vector<srtp_key_info> srtp_keyset_model::info(bool egress) const {
 
 srtp::keyset* srtp_keyset_model::build() const {
     if (_keys.empty()) return nullptr;
-    auto* ks = static_cast<srtp::keyset*>(std::aligned_alloc(64, (sizeof(srtp::keyset) + 63) & ~size_t{63}));
-    if (ks == nullptr) throw std::bad_alloc();
+    auto* ks = static_cast<srtp::keyset*>(dp_alloc(sizeof(srtp::keyset)));
     *ks = srtp::keyset{};
     ks->suite_id = static_cast<uint8_t>(_keys.front().suite);
     ks->mki_len = _keys.front().mki.len;

@@ -91,7 +91,7 @@ public:
     refusal remove(std::string_view id, bool egress, std::string* why);
     bool empty() const noexcept { return _keys.empty(); }
     std::vector<srtp_key_info> info(bool egress) const;
-    // The data plane's view, built anew (caller owns it: std::free after
+    // The data plane's view, built anew (caller owns it: dp_free after
     // the grace period of the snapshot that stops naming it); nullptr when
     // the set is empty.
     srtp::keyset* build() const;

@@ -13,6 +13,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "admission.h"
+#include "dp_memory.h"
 #include "ip6.h"
 #include "journal.h"
 #include "stentor/dp_worker.h"
@@ -30,13 +31,11 @@ using dp::dp_listener6_chunk;
 using dp::dp_listener6_list;
 using dp::listener6_chunk_size;
 
+// What the data plane reads comes from dp_memory (2 MiB pages) and goes
+// back there: dp_free, never std::free.
 template <typename T>
 T* alloc_zeroed(size_t bytes) {
-    const size_t rounded = (bytes + 63) & ~size_t{63};
-    void* p = std::aligned_alloc(64, rounded);
-    if (p == nullptr) throw std::bad_alloc();
-    std::memset(p, 0, rounded);
-    return static_cast<T*>(p);
+    return static_cast<T*>(dp_alloc(bytes));
 }
 
 inline uint64_t ep_key(uint32_t ip, unsigned port) { return (uint64_t{ip} << 16) | port; }
@@ -349,31 +348,31 @@ struct relay_state::impl {
     ~impl() {
         sh.snapshot.store(nullptr, std::memory_order_release);
         if (sh.rcu != nullptr) rte_rcu_qsbr_synchronize(sh.rcu, RTE_QSBR_THRID_INVALID);
-        for (void* p : retired) std::free(p);
+        for (void* p : retired) dp_free(p);
         for (auto& [id, s] : sessions) {
             for (auto& l : s->lists) {
-                for (auto* c : l.chunks) std::free(c);
-                std::free(l.published);
+                for (auto* c : l.chunks) dp_free(c);
+                dp_free(l.published);
             }
             for (auto& l : s->lists6) {
-                for (auto* c : l.chunks) std::free(c);
-                std::free(l.published);
+                for (auto* c : l.chunks) dp_free(c);
+                dp_free(l.published);
             }
-            std::free(s->published);
-            std::free(s->srtp_tx_published);
-            std::free(s->dedup);
+            dp_free(s->published);
+            dp_free(s->srtp_tx_published);
+            dp_free(s->dedup);
         }
-        for (auto* ks : speaker_keysets) std::free(ks);
-        std::free(speaker_keys_arr);
+        for (auto* ks : speaker_keysets) dp_free(ks);
+        dp_free(speaker_keys_arr);
         for (auto* k : retired_keys) srtp::key_free(k);
-        std::free(flows);
-        std::free(flows6);
-        std::free(neigh_keys);
-        std::free(neigh6_keys);
-        std::free(neigh_active);
-        std::free(sess_array);
-        if (root) std::free(const_cast<uint32_t*>(root->neigh_fresh));
-        std::free(root);
+        dp_free(flows);
+        dp_free(flows6);
+        dp_free(neigh_keys);
+        dp_free(neigh6_keys);
+        dp_free(neigh_active);
+        dp_free(sess_array);
+        if (root) dp_free(const_cast<uint32_t*>(root->neigh_fresh));
+        dp_free(root);
     }
 
     void mark_changed() {
@@ -1560,7 +1559,7 @@ void relay_state::publish() {
     if (im.sh.rcu != nullptr) rte_rcu_qsbr_synchronize(im.sh.rcu, RTE_QSBR_THRID_INVALID);
     const bool durable = jr == nullptr || (written.valid() ? written.get() : jr->append(records));
     if (durable && img) jr->compact(std::move(*img));
-    for (void* p : retired) std::free(p);
+    for (void* p : retired) dp_free(p);
     for (auto* k : retired_keys) srtp::key_free(k);
     {
         std::lock_guard g(im.mu);

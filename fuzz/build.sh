@@ -56,14 +56,14 @@ TOML_FLAGS="-DTOML_HEADER_ONLY=1"
 
 # config.cc loads [api] TLS files with GnuTLS (control/tls_files.cc) and SRTP key
 # files (control/srtp_keys.cc, dataplane/srtp.cc: libcrypto).
-EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt -lgnutls -lcrypto" DEPS="$REPO/control/config.h $REPO/control/session.h $REPO/control/tls_files.h $REPO/control/srtp_keys.h" \
-  build fuzz_profile "$REPO/fuzz/fuzz_profile.cc" "$REPO/control/config.cc" "$REPO/control/ipv6.cc" "$REPO/control/ip6.cc" "$REPO/control/tls_files.cc" "$REPO/control/srtp_keys.cc" "$REPO/dataplane/srtp.cc"
+EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt -lgnutls -lcrypto" DEPS="$REPO/control/config.h $REPO/control/session.h $REPO/control/tls_files.h $REPO/control/srtp_keys.h $REPO/control/dp_memory.h" \
+  build fuzz_profile "$REPO/fuzz/fuzz_profile.cc" "$REPO/control/config.cc" "$REPO/control/ipv6.cc" "$REPO/control/ip6.cc" "$REPO/control/tls_files.cc" "$REPO/control/srtp_keys.cc" "$REPO/control/dp_memory.cc" "$REPO/dataplane/srtp.cc"
 
 # The API request parser (control/api_parse.cc) with the IPv4 helpers it
 # shares with the profile loader (control/config.cc).
 EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt -lgnutls -lcrypto" \
-  DEPS="$REPO/control/api_parse.h $REPO/control/config.h $REPO/control/state.h $REPO/control/session.h $REPO/control/action_error.h $REPO/control/srtp_keys.h" \
-  build fuzz_api "$REPO/fuzz/fuzz_api.cc" "$REPO/control/api_parse.cc" "$REPO/control/config.cc" "$REPO/control/ipv6.cc" "$REPO/control/ip6.cc" "$REPO/control/tls_files.cc" "$REPO/control/srtp_keys.cc" "$REPO/dataplane/srtp.cc"
+  DEPS="$REPO/control/api_parse.h $REPO/control/config.h $REPO/control/state.h $REPO/control/session.h $REPO/control/action_error.h $REPO/control/srtp_keys.h $REPO/control/dp_memory.h" \
+  build fuzz_api "$REPO/fuzz/fuzz_api.cc" "$REPO/control/api_parse.cc" "$REPO/control/config.cc" "$REPO/control/ipv6.cc" "$REPO/control/ip6.cc" "$REPO/control/tls_files.cc" "$REPO/control/srtp_keys.cc" "$REPO/control/dp_memory.cc" "$REPO/dataplane/srtp.cc"
 
 # The journal reader (control/journal_format.cc); CRC32C is DPDK's
 # rte_hash_crc, whose CPU-flag probe lives in librte_eal.

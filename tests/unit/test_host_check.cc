@@ -80,6 +80,7 @@ void good_host(const fake_host& h) {
     h.file("/sys/devices/system/cpu/nohz_full", "1-9");
     h.file("/proc/irq/24/smp_affinity_list", "0");
     h.file("/proc/irq/25/smp_affinity_list", "12-23");
+    h.file("/sys/kernel/mm/transparent_hugepage/enabled", "always [madvise] never");
 }
 
 ctl::profile lab_profile() { return ctl::load_profile(std::string(STENTOR_SOURCE_DIR) + "/configs/lab-x710-10g.toml"); }
@@ -129,6 +130,7 @@ TEST(HostCheck, the_good_host_passes_every_check_without_a_warning) {
     EXPECT_TRUE(has(f, host_finding::level::ok, "host.iommu", "IOMMU on (1 groups)")) << dump(f);
     EXPECT_TRUE(has(f, host_finding::level::ok, "port[0].mtu", "fit one 2048 B mbuf")) << dump(f);
     EXPECT_TRUE(has(f, host_finding::level::ok, "host.irq", "no IRQ may run on worker lcores 1-9")) << dump(f);
+    EXPECT_TRUE(has(f, host_finding::level::ok, "host.thp", "transparent huge pages [madvise]")) << dump(f);
 }
 
 struct bad_row {
@@ -197,6 +199,12 @@ TEST(HostCheck, each_broken_part_of_the_host_is_named_with_its_key_and_fix) {
          L::warn, "dataplane.rx_lcores", "still take the scheduler tick: nohz_full=1-9"},
         {"IRQs on the workers", [](const fake_host& h) { h.file("/proc/irq/31/smp_affinity_list", "0-23"); }, L::warn,
          "host.irq", "1 IRQ(s) may run on worker lcores 1-9 (IRQ 31)"},
+        {"no transparent huge pages",
+         [](const fake_host& h) { h.file("/sys/kernel/mm/transparent_hugepage/enabled", "always madvise [never]"); },
+         L::warn, "host.thp", "transparent huge pages [never]: the data plane's listener, session and flow tables sit on 4 KiB pages"},
+        {"a kernel without transparent huge pages",
+         [](const fake_host& h) { std::filesystem::remove(h.root / "sys/kernel/mm/transparent_hugepage/enabled"); },
+         L::warn, "host.thp", "transparent huge pages unavailable"},
     };
     for (const auto& row : rows) {
         fake_host h;

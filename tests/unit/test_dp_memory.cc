@@ -1,0 +1,137 @@
+// dp_memory: the allocator of what the data plane reads (control/dp_memory.h).
+// Tables of sizes: every object zeroed, aligned, reused after a free; slabs
+// on 2 MiB boundaries advised for huge pages; the usage figures back where
+// they were once everything is freed.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "dp_memory.h"
+
+namespace {
+
+using stentor::control::dp_alloc;
+using stentor::control::dp_free;
+using stentor::control::dp_memory_stats;
+using stentor::control::dp_slab_bytes;
+
+struct size_case {
+    std::size_t bytes;
+    std::size_t rounded;   // what it counts in in_use_bytes
+    bool reused;           // a free then an alloc of the same size gets the same object back (else: a new mapping)
+};
+
+const size_case sizes[] = {
+    {0, 64, true},                       // the smallest class
+    {1, 64, true},
+    {64, 64, true},
+    {65, 128, true},
+    {100, 128, true},
+    {4096, 4096, true},
+    {16384, 16384, true},                // a listener chunk, either family
+    {16385, 32768, true},
+    {std::size_t{1} << 20, std::size_t{1} << 20, true},   // the largest class
+    {(std::size_t{1} << 20) + 1, dp_slab_bytes, false},  // mapped alone, rounded to 2 MiB
+    {(std::size_t{5} << 20) + 3, std::size_t{6} << 20, false},
+};
+
+bool all_zero(const void* p, std::size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (std::size_t i = 0; i < n; ++i)
+        if (b[i] != 0) return false;
+    return true;
+}
+
+TEST(dp_memory, every_size_is_zeroed_aligned_counted_and_reused) {
+    for (const auto& c : sizes) {
+        SCOPED_TRACE(c.bytes);
+        const auto before = dp_memory_stats();
+        void* p = dp_alloc(c.bytes);
+        ASSERT_NE(p, nullptr);
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u);
+        EXPECT_TRUE(all_zero(p, c.bytes));
+        const auto held = dp_memory_stats();
+        EXPECT_EQ(held.in_use_bytes - before.in_use_bytes, c.rounded);
+        EXPECT_EQ(held.objects - before.objects, 1u);
+        EXPECT_GE(held.mapped_bytes, held.in_use_bytes);
+        std::memset(p, 0xab, c.bytes);   // dirty it: the next owner must not see this
+        dp_free(p);
+        const auto after = dp_memory_stats();
+        EXPECT_EQ(after.in_use_bytes, before.in_use_bytes);
+        EXPECT_EQ(after.objects, before.objects);
+        if (!c.reused) {
+            EXPECT_EQ(after.mapped_bytes, before.mapped_bytes);   // a large mapping goes back at once
+        }
+        void* q = dp_alloc(c.bytes);
+        if (c.reused) {
+            EXPECT_EQ(q, p);   // (a new mapping may land where the old one was, or not)
+        }
+        EXPECT_TRUE(all_zero(q, c.bytes));
+        dp_free(q);
+        dp_free(nullptr);
+    }
+}
+
+// The VmFlags of the mapping holding `p` (/proc/self/smaps), "" if not found.
+std::string vm_flags_of(const void* p) {
+    std::ifstream f("/proc/self/smaps");
+    std::string line;
+    bool in = false;
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    while (std::getline(f, line)) {
+        unsigned long lo = 0, hi = 0;
+        char perms[5];
+        if (std::sscanf(line.c_str(), "%lx-%lx %4s", &lo, &hi, perms) == 3)   // a mapping's first line
+            in = a >= lo && a < hi;
+        else if (in && line.rfind("VmFlags:", 0) == 0)
+            return line;
+    }
+    return "";
+}
+
+TEST(dp_memory, objects_of_one_size_fill_huge_page_aligned_slabs_advised_for_huge_pages) {
+    // 512 listener chunks (8 MiB): four slabs' worth, each slab holding
+    // exactly 128, so at most five slabs (the first may be partly used).
+    std::vector<void*> chunks;
+    std::set<uintptr_t> slabs;
+    for (int i = 0; i < 512; ++i) {
+        chunks.push_back(dp_alloc(16384));
+        slabs.insert(reinterpret_cast<uintptr_t>(chunks.back()) & ~(uintptr_t{dp_slab_bytes} - 1));
+    }
+    EXPECT_LE(slabs.size(), 5u);
+    EXPECT_GE(slabs.size(), 4u);
+    std::set<void*> distinct(chunks.begin(), chunks.end());
+    EXPECT_EQ(distinct.size(), chunks.size());
+    std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+    if (thp) {
+        // madvise(MADV_HUGEPAGE) shows as "hg" in the mapping's VmFlags.
+        for (uintptr_t s : slabs) {
+            const std::string flags = vm_flags_of(reinterpret_cast<void*>(s));
+            EXPECT_NE(flags.find(" hg"), std::string::npos) << flags;
+        }
+        void* big = dp_alloc(std::size_t{3} << 20);
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(big) % dp_slab_bytes, 0u);
+        EXPECT_NE(vm_flags_of(big).find(" hg"), std::string::npos);
+        dp_free(big);
+    }
+    for (void* c : chunks) dp_free(c);
+}
+
+TEST(dp_memory, freeing_what_it_did_not_allocate_stops_the_process) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    void* foreign = std::malloc(64);
+    EXPECT_DEATH(dp_free(foreign), "not allocated by dp_alloc");
+    void* p = dp_alloc(256);
+    EXPECT_DEATH(dp_free(static_cast<char*>(p) + 64), "not allocated by dp_alloc");   // inside an object
+    dp_free(p);
+    std::free(foreign);
+}
+
+}  // namespace
