@@ -108,8 +108,8 @@ struct relay::impl {
             while (rte_ring_dequeue(r, &obj) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
             rte_ring_free(r);
         }
-        rte_free(policers);
-        rte_free(session_counts);
+        dp_free(policers);
+        dp_free(session_counts);
         rte_free(rcu);
         dp_free(neigh);
         rte_free(counters);
@@ -332,18 +332,16 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         ro.max_tracks = p.recording.max_tracks;
         im.rec = std::make_unique<svc::recorder>(ro, im.shared, rr);
     }
+    // Read and written per speaker packet, by speaker slot: scattered over
+    // megabytes, so on dp_memory's huge pages (DPDK's own memory is 4 KiB
+    // pages without eal.hugepages); zeroed.
     im.policers = static_cast<dp::dp_policer*>(
-        rte_zmalloc("stentor_policers",
-                    sizeof(dp::dp_policer) * p.limits.max_speakers * std::max<size_t>(1, dpc.rx_lcores.size()),
-                    RTE_CACHE_LINE_SIZE));
-    if (im.policers == nullptr) throw std::bad_alloc();
+        dp_alloc(sizeof(dp::dp_policer) * p.limits.max_speakers * std::max<size_t>(1, dpc.rx_lcores.size())));
     im.shared.policers = im.policers;
     im.shared.nb_policers = p.limits.max_speakers;
     im.shared.nb_rx_queues = static_cast<uint32_t>(std::max<size_t>(1, dpc.rx_lcores.size()));
     im.session_counts = static_cast<dp::dp_session_counts*>(
-        rte_zmalloc("stentor_session_counts",
-                    sizeof(dp::dp_session_counts) * p.limits.max_sessions * im.shared.nb_rx_queues, RTE_CACHE_LINE_SIZE));
-    if (im.session_counts == nullptr) throw std::bad_alloc();
+        dp_alloc(sizeof(dp::dp_session_counts) * p.limits.max_sessions * im.shared.nb_rx_queues));
     im.shared.session_counts = im.session_counts;
     im.shared.nb_session_counts = p.limits.max_sessions;
     for (unsigned t = 0; t < nb_workers; ++t) {
