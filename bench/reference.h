@@ -7,6 +7,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <regex>
 #include <string>
 #include <thread>
@@ -37,12 +38,13 @@ struct testpmd_run {
     std::string vdev;             // "net_null0" or "net_null0,size=134"
     std::vector<std::string> extra;   // testpmd options after "--" (e.g. "--txpkts=134")
     std::string pps_field;        // "Tx-pps" or "Rx-pps"
-    unsigned seconds = 5;
+    unsigned seconds = 5;         // figures (one per second) to wait for, counted from testpmd's first
     unsigned skip = 1;            // first figures dropped (ramp-up)
 };
 
-// Runs testpmd on lcores 0-1 (forwarding on lcore 1) for `seconds` with
-// --stats-period=1 and returns the Mpps figures it printed, zeros removed.
+// Runs testpmd on lcores 0-1 (forwarding on lcore 1) with --stats-period=1
+// until it has printed `seconds` figures and returns them, the first `skip`
+// and zeros removed.
 inline std::vector<double> run_testpmd(const testpmd_run& t) {
     const std::string prefix = "stentor-ref-" + std::to_string(::getpid());
     const std::string out = "/tmp/" + prefix + ".log";
@@ -63,12 +65,37 @@ inline std::vector<double> run_testpmd(const testpmd_run& t) {
         ::execvp(argv[0], argv.data());
         std::_Exit(127);
     }
-    std::this_thread::sleep_for(std::chrono::seconds(t.seconds));
-    ::kill(pid, SIGINT);
+    // Until testpmd has printed `seconds` figures: its start-up (EAL and 1 GB
+    // of memory without hugepages) took 0.5-2.5 s on these machines, and a
+    // fixed wall-clock wait left one or two figures out of three. At most
+    // seconds + 30 s, or until it exits by itself (a failed start).
     int st = 0;
-    for (int i = 0; i < 50 && ::waitpid(pid, &st, WNOHANG) == 0; ++i)
+    bool exited = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(t.seconds + 30);
+    const std::string mark = t.pps_field + ":";
+    auto figures = [&] {
+        unsigned n = 0;
+        if (FILE* f = std::fopen(out.c_str(), "r")) {
+            char line[512];
+            while (std::fgets(line, sizeof line, f))
+                if (std::strstr(line, mark.c_str()) != nullptr) ++n;
+            std::fclose(f);
+        }
+        return n;
+    };
+    while (std::chrono::steady_clock::now() < deadline && figures() < t.seconds) {
+        if (::waitpid(pid, &st, WNOHANG) != 0) {
+            exited = true;
+            break;
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (::waitpid(pid, &st, WNOHANG) == 0) {
+    }
+    if (!exited) ::kill(pid, SIGINT);
+    for (int i = 0; !exited && i < 50; ++i) {
+        if (::waitpid(pid, &st, WNOHANG) != 0) exited = true;
+        else std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!exited) {
         ::kill(pid, SIGKILL);
         ::waitpid(pid, &st, 0);
     }
