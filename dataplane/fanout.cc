@@ -52,6 +52,8 @@ void abandon(worker* w, const dp_session* sess, const fanout_job& j) noexcept {
     w->c->drop(drop_reason::deadline) += total;
 }
 
+static_assert(2 * max_tiers <= 8, "fanout_job::lists holds a bit per tier and family");
+
 // Where job j goes on: its record at (tier, fam, slot), for run_jobs to
 // prefetch; nullptr past its last list.
 const void* next_record(const dp_session& sess, int shard, const fanout_job& j) noexcept {
@@ -182,15 +184,22 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, fanout_job& j, uint32_t budg
         if (w->cfg.replica_budget != 0) end = std::min(end, j.slot + (w->cfg.replica_budget - j.done));
         return end;
     };
+    // To the next list the job walks (fanout_job::lists), or past the last.
+    auto advance = [&] {
+        const unsigned next = 2 * j.tier + j.fam + 1;
+        const unsigned rest = next < 2 * max_tiers ? unsigned{j.lists} >> next : 0;
+        const unsigned at = rest != 0 ? next + static_cast<unsigned>(__builtin_ctz(rest)) : 2 * max_tiers;
+        if (at / 2 != j.tier) j.tier_seen = 0;
+        j.tier = at / 2;
+        j.fam = static_cast<uint8_t>(at % 2);
+        j.slot = 0;
+    };
     while (visited < budget && j.tier < max_tiers) {
         if (j.fam != 0) [[unlikely]] {
             // This tier's IPv6 listeners, after its IPv4 ones.
             const dp_listener6_list* l6 = sess->lists6[shard][j.tier];
             if (!j.v6 || l6 == nullptr || j.slot >= l6->nb_slots) {
-                ++j.tier;
-                j.slot = 0;
-                j.fam = 0;
-                j.tier_seen = 0;
+                advance();
                 continue;
             }
             const uint32_t end = slice_end(l6->nb_slots);
@@ -200,8 +209,7 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, fanout_job& j, uint32_t budg
         }
         const dp_listener_list* l = sess->lists[shard][j.tier];
         if (l == nullptr || j.slot >= l->nb_slots) {
-            j.fam = 1;
-            j.slot = 0;
+            advance();
             continue;
         }
         const uint32_t end = slice_end(l->nb_slots);
@@ -344,9 +352,16 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
         return;
     }
     uint32_t slots = 0;
+    unsigned lists = 0;   // fanout_job::lists
     for (unsigned t = 0; t < max_tiers; ++t) {
-        if (const dp_listener_list* l = sess.lists[shard][t]) slots += l->nb_slots;
-        if (const dp_listener6_list* l = sess.lists6[shard][t]) slots += l->nb_slots;   // IPv6 listeners count alike
+        if (const dp_listener_list* l = sess.lists[shard][t]; l != nullptr && l->nb_slots > 0) {
+            slots += l->nb_slots;
+            lists |= 1u << (2 * t);
+        }
+        if (const dp_listener6_list* l = sess.lists6[shard][t]; l != nullptr && l->nb_slots > 0) {
+            slots += l->nb_slots;   // IPv6 listeners count alike
+            lists |= 1u << (2 * t + 1);
+        }
     }
     if (slots == 0) return;
     // The ingress drops larger speaker packets (same reason); this keeps a
@@ -365,11 +380,9 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
     j.session_index = sess.index;
     j.generation = sess.generation;
     j.deadline_tsc = now + w->cfg.deadline_cycles;
-    j.tier = 0;
     j.slot = 0;
     j.done = 0;
     j.tier_seen = 0;
-    j.fam = 0;
     j.v6 = 0;
     for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
         build_template(j.tmpl[p], rtp, rtp_len, w->sh->ports[p].mac, w->sh->ports[p].ip_be, sess.udp_port_be,
@@ -394,6 +407,11 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
             w->c->drop(drop_reason::ipv6_too_big) += live;
         }
     }
+    if (!j.v6) lists &= 0x55u;   // the IPv4 lists only
+    j.lists = static_cast<uint8_t>(lists);
+    const unsigned first = lists != 0 ? static_cast<unsigned>(__builtin_ctz(lists)) : 2 * max_tiers;
+    j.tier = first / 2;
+    j.fam = static_cast<uint8_t>(first % 2);
     j.next_rec = next_record(sess, static_cast<int>(shard), j);
     if (is_short) {
         // Short jobs run in arrival order, most within this iteration: their

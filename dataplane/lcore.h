@@ -25,6 +25,14 @@ struct fanout_job {
     uint32_t tier_seen;      // live listeners of `tier` (both families) served or counted so far
     uint8_t fam;             // within `tier`: 0 = the IPv4 list, 1 = the IPv6 list
     uint8_t v6;              // tmpl6 built: the session has IPv6 listeners here and the packet fits
+    // The lists the job walks, bit 2 * tier + fam: those that held slots
+    // when it started (IPv6 ones only when v6). run_slice goes from one to
+    // the next set bit instead of stepping through every tier and family:
+    // most sessions have one or two lists of the eight, and the steps cost
+    // a 10-listener job ~150 instructions (a listener who joins an empty
+    // tier after the packet arrived does not get it, as if the packet had
+    // been a moment earlier).
+    uint8_t lists;
     // The listener record the job goes on with (prefetched one job ahead
     // by run_jobs). Only ever prefetched, never read through: it may point
     // into a list version retired since (a prefetch does not fault).
