@@ -18,6 +18,7 @@
 #include "capture.h"
 #include "control_plane.h"
 #include "counter_clear.h"
+#include "dp_memory.h"
 #include "stentor/dp_capture.h"
 #include "stentor/services/mixer.h"
 #include "stentor/services/recorder.h"
@@ -611,6 +612,13 @@ std::string prometheus_text(control_plane& cp, const api_status* api, const metr
     uint64_t listeners6 = 0;
     for (const auto& s : sessions) listeners6 += s.nb_listeners6;
     x.family("stentor_listeners_ipv6", "gauge", "Listeners on IPv6 (of stentor_listeners).").sample(listeners6);
+    // The data plane's tables (control/dp_memory.h), of this process.
+    const dp_memory_usage mem = dp_memory_stats();
+    x.family("stentor_dp_memory_bytes", "gauge",
+             "Memory of the data plane's tables (listener records, sessions, flows, neighbours, policers): "
+             "mapped (2 MiB slabs, kept once used, and large mappings) and in_use (allocated objects).");
+    x.sample(mem.mapped_bytes, lbl("kind", "mapped"));
+    x.sample(mem.in_use_bytes, lbl("kind", "in_use"));
 
     const auto rep = cp.adm().report();
     x.family("stentor_admission_refusals_total", "counter", "Refused joins, by reason.");

@@ -181,6 +181,28 @@ TEST_F(metrics_test, exposition_passes_promtool) {
     EXPECT_TRUE(said.empty()) << "promtool lint: " << said;
 }
 
+// The data plane's tables (control/dp_memory.h): what is mapped covers what
+// is in use, and a session's first listener takes a 16 KiB chunk of it (two
+// sessions here: a snapshot replaced meanwhile frees a few hundred bytes).
+TEST_F(metrics_test, dp_memory_bytes_grow_with_the_tables) {
+    auto value = [](const std::string& text, const char* kind) {
+        const std::string v = series(text, std::string("stentor_dp_memory_bytes{kind=\"") + kind + "\"}");
+        return v.empty() ? -1.0 : std::stod(v);
+    };
+    const std::string before = scrape();
+    EXPECT_GT(value(before, "in_use"), 0.0);
+    EXPECT_GE(value(before, "mapped"), value(before, "in_use"));
+    for (int i = 1; i <= 2; ++i) {
+        ASSERT_EQ(201, env->post("/api/v1/sessions", {{"name", "mem" + std::to_string(i)}}).status);
+        ASSERT_EQ(201, env->post("/api/v1/sessions/" + std::to_string(i) + "/listeners",
+                                 {{"ip", "203.0.113." + std::to_string(i)}, {"port", 6000}})
+                           .status);
+    }
+    const std::string after = scrape();
+    EXPECT_GE(value(after, "in_use") - value(before, "in_use"), 16384.0);
+    EXPECT_GE(value(after, "mapped"), value(after, "in_use"));
+}
+
 TEST_F(metrics_test, build_info_and_base_unit_counters) {
     const std::string text = scrape();
     const control::build_info b = control::build();

@@ -73,6 +73,8 @@ fake_host() {  # DIR: the two-node host lab-x710-10g.toml runs on
   echo 1-9 >"$r/sys/devices/system/cpu/isolated"
   echo 1-9 >"$r/sys/devices/system/cpu/nohz_full"
   echo 0 >"$r/proc/irq/24/smp_affinity_list"
+  mkdir -p "$r/sys/kernel/mm/transparent_hugepage"
+  echo 'always [madvise] never' >"$r/sys/kernel/mm/transparent_hugepage/enabled"
 }
 LAB="$WORK/lab.toml"
 sed -e 's/^token = .*/token = "3f9c1d0be07a44c2b1e2f4a5d6c7b8a9"/' configs/lab-x710-10g.toml >"$LAB"
