@@ -2,6 +2,7 @@
 // Tables of sizes: every object zeroed, aligned, reused after a free; slabs
 // on 2 MiB boundaries advised for huge pages; the usage figures back where
 // they were once everything is freed.
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +10,8 @@
 #include <fstream>
 #include <set>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -122,6 +125,42 @@ TEST(dp_memory, objects_of_one_size_fill_huge_page_aligned_slabs_advised_for_hug
         dp_free(big);
     }
     for (void* c : chunks) dp_free(c);
+}
+
+// The control plane allocates from API threads and frees from the
+// publisher after a grace period: threads at once, each object its own.
+TEST(dp_memory, threads_allocating_and_freeing_at_once_never_share_an_object) {
+    const auto before = dp_memory_stats();
+    constexpr int nb_threads = 4, rounds = 2000;
+    std::vector<std::thread> threads;
+    std::atomic<int> overlaps{0};
+    for (int t = 0; t < nb_threads; ++t)
+        threads.emplace_back([t, &overlaps] {
+            std::vector<std::pair<unsigned char*, std::size_t>> held;
+            for (int i = 0; i < rounds; ++i) {
+                const std::size_t n = std::size_t{64} << ((i + t) % 9);   // 64 B .. 16 KiB
+                auto* p = static_cast<unsigned char*>(dp_alloc(n));
+                if (!all_zero(p, n)) ++overlaps;
+                std::memset(p, t + 1, n);   // this thread's mark
+                held.emplace_back(p, n);
+                if (i % 3 == 2) {           // free one of the older ones, checking its mark first
+                    auto [q, m] = held[held.size() / 2];
+                    for (std::size_t k = 0; k < m; ++k)
+                        if (q[k] != t + 1) {
+                            ++overlaps;
+                            break;
+                        }
+                    dp_free(q);
+                    held.erase(held.begin() + static_cast<long>(held.size() / 2));
+                }
+            }
+            for (auto [q, m] : held) dp_free(q);
+        });
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(overlaps.load(), 0);
+    const auto after = dp_memory_stats();
+    EXPECT_EQ(after.in_use_bytes, before.in_use_bytes);
+    EXPECT_EQ(after.objects, before.objects);
 }
 
 TEST(dp_memory, freeing_what_it_did_not_allocate_stops_the_process) {
