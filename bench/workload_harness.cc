@@ -35,8 +35,10 @@
 // takes an mbuf from the relay's pool for each speaker frame that is due,
 // as a NIC refills one descriptor per packet received, and writes the frame
 // into it (with the checksum flags a NIC sets). It runs on the worker's
-// lcore, so its cost (~150 instructions per speaker packet) is charged to
-// Stentor. A TX callback reads the probes' stamps.
+// lcore, so its cost is charged to Stentor; the frame's checksums are the
+// speaker's work, not the NIC's, so they come from the template's sums
+// plus the fields that change (checked against full sums at start-up). A
+// TX callback reads the probes' stamps.
 //
 // The last line:
 //   RESULT ipv6_ratio=<x> small_session_ratio=<y> zipf_ratio=<z> kernel_sendmmsg_ratio=<k> latency_p99_us=<l>
@@ -300,6 +302,13 @@ struct mix_source {
     std::vector<uint32_t> rx_waits;
     std::atomic<size_t> nb_rx_waits{0};
     uint8_t frame[frame_len];        // template
+    // The template's checksum sums, so a frame's checksums cost a few adds
+    // (a speaker computed them, not the relay's core): the IPv4 header with
+    // source and checksum zero; the UDP pseudo header's destination,
+    // protocol and length, the UDP header with ports and checksum zero,
+    // and the RTP bytes that never change (0-1 and 20 on).
+    uint32_t ip_sum0 = 0;
+    uint32_t udp_sum0 = 0;
 };
 
 void build_frame_template(mix_source& m) {
@@ -323,29 +332,47 @@ void build_frame_template(mix_source& m) {
     rtp[0] = 0x80;
     rtp[1] = 111;
     for (unsigned i = 12; i < rtp_len; ++i) rtp[i] = static_cast<uint8_t>(i * 7);
+    m.ip_sum0 = sum16(ip, 20);
+    m.udp_sum0 = sum16(ip + 16, 4) + 17 + (8 + rtp_len) + sum16(udp, 8) + sum16(rtp, 2) + sum16(rtp + 20, rtp_len - 20);
 }
 
-// Writes one speaker packet into m: what a real speaker sends, with the
-// checksum flags a NIC with RX checksum offload sets.
-void emit(mix_source& src, rte_mbuf* mb, const session_info& s, speaker_info& sp, uint64_t due) {
-    uint8_t* d = rte_pktmbuf_mtod(mb, uint8_t*);
+// Writes one speaker frame into d: what a real speaker sends. Its
+// checksums from the template's sums and the fields that change, as the
+// speaker's own stack would have them (frame_checksums_ok checks them once
+// at start-up against a full sum).
+void emit_frame(const mix_source& src, uint8_t* d, const session_info& s, speaker_info& sp, uint64_t due) {
     std::memcpy(d, src.frame, frame_len);
     uint8_t* ip = d + 14;
     put32(ip + 12, sp.ip);
-    put16(ip + 10, static_cast<uint16_t>(~fold(sum16(ip, 20))));
+    put16(ip + 10, static_cast<uint16_t>(~fold(src.ip_sum0 + (sp.ip >> 16) + (sp.ip & 0xffff))));
     uint8_t* udp = ip + 20;
     put16(udp, sp.port);
     put16(udp + 2, s.udp_port);
     uint8_t* rtp = udp + 8;
-    put16(rtp + 2, sp.seq++);
-    put32(rtp + 4, sp.ts_base + static_cast<uint32_t>(src.cycle * 960));
+    const uint16_t seq = sp.seq++;
+    const uint32_t ts = sp.ts_base + static_cast<uint32_t>(src.cycle * 960);
+    put16(rtp + 2, seq);
+    put32(rtp + 4, ts);
     put32(rtp + 8, sp.ssrc);
     if (s.probe) std::memcpy(rtp + 12, &due, sizeof due);
-    uint32_t sum = sum16(ip + 12, 8);   // pseudo header: addresses, protocol, length
-    sum += 17 + 8 + rtp_len;
-    sum = sum16(udp, 8 + rtp_len, sum);
-    uint16_t c = static_cast<uint16_t>(~fold(sum));
+    const uint32_t sum = src.udp_sum0 + (sp.ip >> 16) + (sp.ip & 0xffff) + sp.port + s.udp_port + seq + (ts >> 16) +
+                         (ts & 0xffff) + (sp.ssrc >> 16) + (sp.ssrc & 0xffff) + sum16(rtp + 12, 8);
+    const uint16_t c = static_cast<uint16_t>(~fold(sum));
     put16(udp + 6, c == 0 ? 0xffff : c);
+}
+
+// A frame's IPv4 header and UDP checksums, summed over every byte.
+bool frame_checksums_ok(const uint8_t* d) {
+    const uint8_t* ip = d + 14;
+    if (fold(sum16(ip, 20)) != 0xffff) return false;
+    const uint32_t pseudo = sum16(ip + 12, 8) + 17 + 8 + rtp_len;
+    return fold(sum16(ip + 20, 8 + rtp_len, pseudo)) == 0xffff;
+}
+
+// Writes one speaker packet into m, with the checksum flags a NIC with RX
+// checksum offload sets.
+void emit(mix_source& src, rte_mbuf* mb, const session_info& s, speaker_info& sp, uint64_t due) {
+    emit_frame(src, rte_pktmbuf_mtod(mb, uint8_t*), s, sp, due);
     mb->data_len = frame_len;
     mb->pkt_len = frame_len;
     mb->nb_segs = 1;
@@ -514,6 +541,21 @@ int part_mix(const mix_options& o) {
             src->streams.push_back({ph(rng), i, src->sessions[i].first_speaker, src->sessions[i].nb_speakers});
         }
         std::sort(src->streams.begin(), src->streams.end(), [](const stream& a, const stream& b) { return a.phase < b.phase; });
+        // The frames' checksums as emit_frame sums them, against a full
+        // sum, for every session (probes with their stamps) and a few cycles.
+        std::mt19937_64 stamps(1);   // its own: the run's rng draws as before
+        for (uint32_t i = 0; i < src->sessions.size(); ++i) {
+            const session_info& si = src->sessions[i];
+            speaker_info sp = src->speakers[si.first_speaker + i % si.nb_speakers];
+            uint8_t f[frame_len];
+            src->cycle = i % 7 * 1000003u;
+            emit_frame(*src, f, si, sp, stamps());
+            if (!frame_checksums_ok(f)) {
+                std::printf("PART mix error=frame_checksum session=%u\n", i);
+                return 1;
+            }
+        }
+        src->cycle = 0;
         // Every probe replica of the latency window, with the time it was due.
         src->samples.resize(static_cast<size_t>(1.5 * o.probes * o.probe_listeners * 50 * (o.latency_seconds + 1)) + 1024);
         src->sample_due.resize(src->samples.size());
