@@ -803,26 +803,27 @@ int part_mix(const mix_options& o) {
             // scheduler does while the core is there.
             {
                 const size_t np = paces.size();
-                std::vector<double> rates;   // replicas per busy cycle, sorted below
-                std::vector<uint8_t> slow(np, 0), missed_in(np, 0);
+                // Each interval's pace, replicas per busy cycle; judged (>= 0)
+                // only when the worker was busy at least a fifth of it.
+                std::vector<double> rate(np, -1.0);
+                std::vector<double> rates;   // the judged ones, sorted below
                 for (size_t i = 1; i < np; ++i) {
                     const uint64_t busy = paces[i].busy - paces[i - 1].busy;
                     const uint64_t span = paces[i].tsc - paces[i - 1].tsc;
-                    if (span > 0 && busy * 5 >= span)   // busy at least a fifth of it: a pace to judge
-                        rates.push_back(static_cast<double>(paces[i].replicas - paces[i - 1].replicas) / static_cast<double>(busy));
+                    if (span > 0 && busy * 5 >= span) {
+                        rate[i] = static_cast<double>(paces[i].replicas - paces[i - 1].replicas) / static_cast<double>(busy);
+                        rates.push_back(rate[i]);
+                    }
                 }
                 std::sort(rates.begin(), rates.end());
                 const double median_rate = rates.empty() ? 0 : rates[rates.size() / 2];
                 // Slow: under 60 % of the median pace. At 80 % load a core at
                 // that pace is a third over its capacity.
                 constexpr double slow_pace = 0.6;
+                std::vector<uint8_t> slow(np, 0), missed_in(np, 0);
                 size_t nb_slow = 0, nb_missed = 0;
                 for (size_t i = 1; i < np; ++i) {
-                    const uint64_t busy = paces[i].busy - paces[i - 1].busy;
-                    const uint64_t span = paces[i].tsc - paces[i - 1].tsc;
-                    if (span > 0 && busy * 5 >= span &&
-                        static_cast<double>(paces[i].replicas - paces[i - 1].replicas) < slow_pace * median_rate * static_cast<double>(busy))
-                        slow[i] = 1, ++nb_slow;
+                    if (rate[i] >= 0 && rate[i] < slow_pace * median_rate) slow[i] = 1, ++nb_slow;
                     if (paces[i].deadline != paces[i - 1].deadline) missed_in[i] = 1, ++nb_missed;
                 }
                 // The interval after an off one drains the queue the off one left.
