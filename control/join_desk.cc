@@ -5,8 +5,14 @@
 #include <ctime>
 #include <string>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+
+#include <stdexcept>
 
 #include "action_error.h"
 #include "control_plane.h"
@@ -109,6 +115,44 @@ void turn_around(rte_mbuf* m, const dp::dp_join_request& r, uint16_t len) {
 join_desk::join_desk(control_plane& cp, dp::dp_shared& sh, const join_desk_config& cfg)
     : _cp(cp), _sh(sh), _cfg(cfg) {
     _sh.unix_now.store(static_cast<uint32_t>(std::time(nullptr)), std::memory_order_relaxed);
+    if (RAND_bytes(_cookie_key.data(), static_cast<int>(_cookie_key.size())) != 1)
+        throw std::runtime_error("join desk: no random bytes for the cookie key");
+}
+
+// Slots of consent_timeout_s on the desk's steady clock: a cookie is good
+// in its slot and the next, so an answer's cookie stays good for at least
+// one consent timeout (a client that refreshes within it always holds a
+// good one) and at most two (a token holder who left an address, or forged
+// it, cannot keep a stream there longer with what it saw).
+uint32_t join_desk::cookie_slot(clock_t_::time_point now) const {
+    const auto s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    return static_cast<uint32_t>(static_cast<uint64_t>(s) / std::max(1u, _cfg.consent_timeout_s));
+}
+
+void join_desk::make_cookie(const dp::dp_join_request& r, uint32_t slot, uint8_t* out) const {
+    // The slot, the session, the source address and port: what a cookie
+    // proves is that this address receives what the relay sends it for this
+    // session. Not the token: a listener that renews its token keeps its
+    // cookie (the token's own MACs already held).
+    uint8_t in[4 + 4 + 16 + 2];
+    wire::store_be32(in, slot);
+    wire::store_be32(in + 4, r.session_id);
+    std::memcpy(in + 8, r.src, 16);
+    std::memcpy(in + 24, &r.src_port_be, 2);
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    HMAC(EVP_sha256(), _cookie_key.data(), static_cast<int>(_cookie_key.size()), in, sizeof in, mac, &len);
+    wire::store_be32(out, slot);
+    std::memcpy(out + 4, mac, stun::cookie_len - 4);
+}
+
+bool join_desk::cookie_ok(const dp::dp_join_request& r, const uint8_t* cookie) const {
+    if (cookie == nullptr) return false;
+    const uint32_t slot = wire::load_be32(cookie);
+    if (slot != _slot && slot + 1 != _slot) return false;
+    uint8_t want[stun::cookie_len];
+    make_cookie(r, slot, want);
+    return CRYPTO_memcmp(want, cookie, stun::cookie_len) == 0;
 }
 
 join_desk::~join_desk() {
@@ -179,6 +223,7 @@ unsigned join_desk::poll(clock_t_::time_point now) {
         unbind(a->second);
         ++_stats.shed;
     }
+    _slot = cookie_slot(now);
     unsigned taken = 0;
     std::vector<pending_reply> wait;
     if (_sh.join_ring != nullptr) {
@@ -220,6 +265,12 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
     const addr_ref at = addr_of(r);
     const listener_addr la = at.listener();
     auto it = _by_token.find(tok);
+    // The data plane parsed the message already (both MACs hold); parsed
+    // again here for the cookie, which only the desk can check.
+    stun::request_view v;
+    const bool routable = stun::parse_request(rte_pktmbuf_mtod(m, const uint8_t*) + r.stun_off, r.stun_len, v) ==
+                              stun::stun_error::ok &&
+                          cookie_ok(r, v.cookie);
 
     if (r.leave) {
         if (it == _by_token.end() || !(it->second.addr == at)) {
@@ -241,9 +292,19 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
     if (_draining.load(std::memory_order_relaxed)) {
         // Make before break: the listener keeps hearing us while it asks a
         // director and joins elsewhere, then leaves (the branch above).
-        if (it != _by_token.end() && it->second.addr == at) it->second.last_seen = now;
+        if (routable && it != _by_token.end() && it->second.addr == at) it->second.last_seen = now;
         ++_stats.told_to_move;
         reply(m, 300, "draining: ask the director again");
+        return;
+    }
+
+    // Return routability: whatever this request would add, move, renew or
+    // refresh, the address must have shown it receives what we send it.
+    // The answer goes to the address the request names, no larger than the
+    // request, as every answer: a forger gains nothing by it.
+    if (!routable) {
+        ++_stats.challenged;
+        reply(m, 438, "echo STENTOR-COOKIE");
         return;
     }
 
@@ -403,6 +464,10 @@ void join_desk::sweep(clock_t_::time_point now) {
 // error response, never longer than the request, signed with its password.
 void join_desk::reply(rte_mbuf* m, unsigned code, const char* reason, uint32_t retry_after_ms) {
     const dp::dp_join_request r = dp::load_join_request(m);
+    // Every answer carries the cookie of the address it goes to: a client
+    // echoes the last one it got.
+    uint8_t cookie[stun::cookie_len];
+    make_cookie(r, _slot, cookie);
     uint8_t* msg = rte_pktmbuf_mtod(m, uint8_t*) + r.stun_off;
     uint8_t txid[stun::txid_len];
     std::memcpy(txid, msg + 8, sizeof txid);
@@ -411,9 +476,9 @@ void join_desk::reply(rte_mbuf* m, unsigned code, const char* reason, uint32_t r
     std::memcpy(seen.addr, r.ipv6 ? r.src : r.src + 12, r.ipv6 ? 16 : 4);
     seen.port = port_of(r);
     const size_t len =
-        code == 0 ? stun::build_success(msg, r.stun_len, txid, seen, r.password, dp::join_password_len)
+        code == 0 ? stun::build_success(msg, r.stun_len, txid, seen, r.password, dp::join_password_len, cookie)
                   : stun::build_error(msg, r.stun_len, txid, static_cast<uint16_t>(code), reason, retry_after_ms,
-                                      r.password, dp::join_password_len);
+                                      r.password, dp::join_password_len, cookie);
     if (len == 0) {
         ++_stats.reply_unbuildable;
         rte_pktmbuf_free(m);

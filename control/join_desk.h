@@ -17,10 +17,16 @@
 //   - STENTOR-LEAVE: removed at once.
 // A joined listener that sends nothing for consent_timeout_s is removed
 // (RFC 7675 in spirit): the relay never streams to an address that stopped
-// asking. The desk owns its tables (one thread); it holds one binding per
+// asking. And none starts or keeps a stream for an address that did not
+// show it receives: every request but a leave must echo the STENTOR-COOKIE
+// the desk sent to that address (a keyed MAC of the address, the session
+// and a time slot, at most two consent timeouts old); one without it is
+// answered 438 with a fresh cookie and changes nothing, so a token holder
+// who forges its source address cannot aim the stream at someone else. The desk owns its tables (one thread); it holds one binding per
 // admitted listener, so admission bounds its size.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -37,6 +43,7 @@ struct rte_mbuf;
 
 namespace stentor::dp {
 struct dp_shared;
+struct dp_join_request;
 }
 
 namespace stentor::control {
@@ -59,6 +66,7 @@ struct join_desk_config {
     _(rebound, "tokens moved to a new address after the old one stopped refreshing (NAT rebinding)")   \
     _(left, "listeners removed by an explicit leave")                                                  \
     _(consent_expired, "joined listeners removed after consent_timeout_s without a request")           \
+    _(challenged, "requests without a valid cookie for their address: answered 438 with one, nothing changed") \
     _(refused_in_use, "token in use at another address that still refreshes (409)")                    \
     _(refused_capacity, "join refused: relay at capacity (503)")                                       \
     _(refused_session_full, "join refused: session full (486)")                                        \
@@ -159,6 +167,13 @@ private:
     void answer_resolved(std::chrono::steady_clock::time_point now);
     void unbind(const token_ref& t);
     void reply(rte_mbuf* m, unsigned code = 0, const char* reason = nullptr, uint32_t retry_after_ms = 0);
+    // The cookie of request r's source (address, port) in its session for
+    // time slot `slot`: the slot (4 bytes) and 12 bytes of HMAC-SHA256
+    // under _cookie_key.
+    void make_cookie(const dp::dp_join_request& r, uint32_t slot, uint8_t* out) const;
+    // A cookie made for r's source in the current slot or the one before.
+    bool cookie_ok(const dp::dp_join_request& r, const uint8_t* cookie) const;
+    uint32_t cookie_slot(std::chrono::steady_clock::time_point now) const;
     void send(rte_mbuf* m);
 
     control_plane& _cp;
@@ -180,6 +195,8 @@ private:
     std::atomic<bool> _draining{false};
     std::mutex _shed_mu;                 // forget_shed -> the desk's thread
     std::vector<addr_ref> _shed_inbox;
+    std::array<uint8_t, 32> _cookie_key{};   // random at start: a restart makes every client ask once more
+    uint32_t _slot = 0;                      // the current pass's cookie slot (cookie_slot)
 };
 
 }  // namespace stentor::control

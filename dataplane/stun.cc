@@ -289,9 +289,10 @@ constexpr uint32_t attr_word(uint16_t type, std::size_t len) noexcept {
 }
 
 // The layout of stentor-listener's requests and of docs/join.md's example
-// (build_request without options): USERNAME holding a join token
-// (fixed_username_len characters), STENTOR-LEAVE when leaving,
-// MESSAGE-INTEGRITY, FINGERPRINT, and nothing else. Recognised by its
+// (build_request without options but the cookie): USERNAME holding a join
+// token (fixed_username_len characters), STENTOR-COOKIE once the relay has
+// sent one, STENTOR-LEAVE when leaving, MESSAGE-INTEGRITY, FINGERPRINT, and
+// nothing else. Recognised by its
 // length and the attribute words at their fixed offsets, each with the one
 // length the attribute walk requires, the attributes tiling the message
 // exactly: the walk would accept it with the same offsets, so
@@ -301,16 +302,39 @@ constexpr uint32_t attr_word(uint16_t type, std::size_t len) noexcept {
 constexpr std::size_t fixed_request_len =
     header_len + attr_header_len + fixed_username_len + integrity_attr_len + fingerprint_attr_len;
 static_assert(fixed_username_len % 4 == 0 && fixed_username_len <= max_username_len, "no padding to check");
-inline bool fixed_layout(const uint8_t* p, std::size_t n) noexcept {
+// On a match, *cookie_off is the cookie's value offset (0: none) and
+// *leave whether STENTOR-LEAVE is there.
+inline bool fixed_layout(const uint8_t* p, std::size_t n, std::size_t* cookie_off, bool* leave) noexcept {
     constexpr std::size_t leave_len = attr_header_len + 4;
-    if (n != fixed_request_len && n != fixed_request_len + leave_len) return false;
+    if (n < fixed_request_len) return false;
+    const std::size_t extra = n - fixed_request_len;
+    if (extra != 0 && extra != leave_len && extra != cookie_attr_len && extra != cookie_attr_len + leave_len)
+        return false;
     if (load_be32(p + header_len) != attr_word(attr::username, fixed_username_len)) return false;
     if (load_be32(p + n - integrity_attr_len - fingerprint_attr_len) != attr_word(attr::message_integrity, hmac_sha1_len))
         return false;
     if (load_be32(p + n - fingerprint_attr_len) != attr_word(attr::fingerprint, 4)) return false;
-    if (n == fixed_request_len) return true;
-    constexpr std::size_t leave_off = header_len + attr_header_len + fixed_username_len;
-    return load_be32(p + leave_off) == attr_word(attr::stentor_leave, 4) && load_be32(p + leave_off + attr_header_len) == 0;
+    std::size_t pos = header_len + attr_header_len + fixed_username_len;
+    std::size_t c = 0;
+    if (extra >= cookie_attr_len) {
+        if (load_be32(p + pos) != attr_word(attr::stentor_cookie, cookie_len)) return false;
+        c = pos + attr_header_len;
+        pos += cookie_attr_len;
+    }
+    const bool l = extra == leave_len || extra == cookie_attr_len + leave_len;
+    if (l && (load_be32(p + pos) != attr_word(attr::stentor_leave, 4) || load_be32(p + pos + attr_header_len) != 0))
+        return false;
+    *cookie_off = c;
+    *leave = l;
+    return true;
+}
+
+// STENTOR-COOKIE when `cookie` is not null; returns the bytes written.
+std::size_t put_cookie(uint8_t* out, const uint8_t* cookie) noexcept {
+    if (cookie == nullptr) return 0;
+    put_attr_header(out, attr::stentor_cookie, cookie_len);
+    std::memcpy(out + attr_header_len, cookie, cookie_len);
+    return cookie_attr_len;
 }
 
 }  // namespace
@@ -319,14 +343,13 @@ stun_error parse_request(const uint8_t* p, std::size_t n, request_view& out) noe
     if (const stun_error e = check_header(p, n, max_request_len); e != stun_error::ok) return e;
     if (load_be16(p) != binding_request) return stun_error::wrong_type;
 
-    std::size_t user_off = 0, user_len = 0, mi_off = 0, fp_off = 0;
+    std::size_t user_off = 0, user_len = 0, mi_off = 0, fp_off = 0, cookie_off = 0;
     bool leave = false, use_candidate = false;
-    if (fixed_layout(p, n)) {
+    if (fixed_layout(p, n, &cookie_off, &leave)) {
         user_off = header_len + attr_header_len;
         user_len = fixed_username_len;
         mi_off = n - integrity_attr_len - fingerprint_attr_len;
         fp_off = n - fingerprint_attr_len;
-        leave = n != fixed_request_len;
     }
     // n is a multiple of 4 and so is every step, so n - pos >= 4 whenever the
     // loop runs: an attribute header always fits, its value may not.
@@ -369,6 +392,11 @@ stun_error parse_request(const uint8_t* p, std::size_t n, request_view& out) noe
             if (len != 4 || load_be32(v) != 0) return stun_error::bad_attribute_value;
             leave = true;
             break;
+        case attr::stentor_cookie:
+            if (cookie_off) return stun_error::duplicate_attribute;
+            if (len != cookie_len) return stun_error::bad_attribute_value;
+            cookie_off = pos + attr_header_len;
+            break;
         default:
             if (type < 0x8000) return stun_error::unknown_comprehension_required;
             break;   // comprehension-optional (SOFTWARE, ...): ignored
@@ -389,6 +417,7 @@ stun_error parse_request(const uint8_t* p, std::size_t n, request_view& out) noe
     out.length = static_cast<uint16_t>(n);
     out.leave = leave;
     out.use_candidate = use_candidate;
+    out.cookie = cookie_off ? p + cookie_off : nullptr;
     return stun_error::ok;
 }
 
@@ -404,10 +433,12 @@ bool check_integrity(const uint8_t* msg, const request_view& v, const char* key,
 }
 
 std::size_t build_success(uint8_t* out, std::size_t cap, const uint8_t* txid, const mapped_address& a,
-                          const char* key, std::size_t key_len) noexcept {
+                          const char* key, std::size_t key_len, const uint8_t* cookie) noexcept {
     if (a.family != family_ipv4 && a.family != family_ipv6) return 0;
     const std::size_t alen = a.family == family_ipv4 ? 4 : 16;
-    if (!out || !txid || cap < header_len + 8 + alen + integrity_attr_len + fingerprint_attr_len) return 0;
+    if (!out || !txid ||
+        cap < header_len + 8 + alen + (cookie ? cookie_attr_len : 0) + integrity_attr_len + fingerprint_attr_len)
+        return 0;
     put_header(out, binding_success, txid);
     std::size_t pos = header_len;
     put_attr_header(out + pos, attr::xor_mapped_address, 4 + alen);
@@ -418,6 +449,7 @@ std::size_t build_success(uint8_t* out, std::size_t cap, const uint8_t* txid, co
     // cookie followed by the transaction id (the header's bytes 4..19).
     for (std::size_t i = 0; i < alen; ++i) out[pos + 8 + i] = a.addr[i] ^ out[4 + i];
     pos += 8 + alen;
+    pos += put_cookie(out + pos, cookie);
     return finish(out, pos, key, key_len);
 }
 
@@ -431,8 +463,8 @@ std::size_t build_success(uint8_t* out, std::size_t cap, const uint8_t* txid, ui
 }
 
 std::size_t build_error(uint8_t* out, std::size_t cap, const uint8_t* txid, uint16_t code, std::string_view reason,
-                        uint32_t retry_after_ms, const char* key, std::size_t key_len) noexcept {
-    const std::size_t fixed = error_fixed_len(retry_after_ms);
+                        uint32_t retry_after_ms, const char* key, std::size_t key_len, const uint8_t* cookie) noexcept {
+    const std::size_t fixed = error_fixed_len(retry_after_ms, cookie != nullptr);
     if (!out || !txid || cap < fixed || code < 300 || code > 699) return 0;
     // The reason's padded length must fit in what is left.
     const std::size_t room = (cap - fixed) & ~std::size_t{3};
@@ -452,6 +484,7 @@ std::size_t build_error(uint8_t* out, std::size_t cap, const uint8_t* txid, uint
         store_be32(out + pos + 4, retry_after_ms);
         pos += 8;
     }
+    pos += put_cookie(out + pos, cookie);
     return finish(out, pos, key, key_len);
 }
 
@@ -463,7 +496,8 @@ std::size_t build_request(uint8_t* out, std::size_t cap, const uint8_t* txid, st
     if (opt.use_candidate && !opt.ice) return 0;
     const std::size_t need = header_len + (opt.software.empty() ? 0 : attr_header_len + pad4(opt.software.size())) +
                              (opt.ice ? 8 + 12 + (opt.use_candidate ? 4 : 0) : 0) + attr_header_len +
-                             pad4(username.size()) + (opt.leave ? 8 : 0) + integrity_attr_len + fingerprint_attr_len;
+                             pad4(username.size()) + (opt.cookie ? cookie_attr_len : 0) + (opt.leave ? 8 : 0) +
+                             integrity_attr_len + fingerprint_attr_len;
     if (cap < need) return 0;
 
     put_header(out, binding_request, txid);
@@ -487,6 +521,7 @@ std::size_t build_request(uint8_t* out, std::size_t cap, const uint8_t* txid, st
     }
     put_attr_header(out + pos, attr::username, username.size());
     pos += attr_header_len + put_value(out + pos + attr_header_len, username.data(), username.size());
+    pos += put_cookie(out + pos, opt.cookie);
     if (opt.leave) {
         put_attr_header(out + pos, attr::stentor_leave, 4);
         store_be32(out + pos + 4, 0);
@@ -539,6 +574,12 @@ stun_error parse_response(const uint8_t* p, std::size_t n, response_view& out) n
             if (len != 4) return stun_error::bad_attribute_value;
             seen_retry = true;
             r.retry_after_ms = load_be32(v);
+            break;
+        case attr::stentor_cookie:
+            if (r.has_cookie) return stun_error::duplicate_attribute;
+            if (len != cookie_len) return stun_error::bad_attribute_value;
+            r.has_cookie = true;
+            std::memcpy(r.cookie, v, cookie_len);
             break;
         case attr::message_integrity:
             if (len != hmac_sha1_len) return stun_error::bad_attribute_value;

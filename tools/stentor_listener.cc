@@ -124,6 +124,13 @@ struct join_client {
     std::array<uint8_t, stun::txid_len> leave_txid{};
     bool joined = false, fatal = false, leave_sent = false, left = false;
     uint64_t requests = 0, successes = 0, errors = 0, invalid = 0, stale = 0, foreign = 0, send_errors = 0;
+    // STENTOR-COOKIE: the last one the relay sent (every answer carries
+    // one), echoed in every request; a 438 (none, or too old) is answered
+    // at once with the new one, a few times in a row at most.
+    std::array<uint8_t, stun::cookie_len> cookie{};
+    bool have_cookie = false;
+    uint64_t challenges = 0;
+    unsigned challenges_in_row = 0;
     std::string mapped;              // the relay's view of our address (XOR-MAPPED-ADDRESS)
     unsigned last_code = 0;
     std::string last_reason;
@@ -443,6 +450,7 @@ public:
                          {"mapped", join_.mapped.empty() ? nlohmann::json(nullptr) : nlohmann::json(join_.mapped)},
                          {"requests", join_.requests},
                          {"successes", join_.successes},
+                         {"challenges", join_.challenges},
                          {"errors", join_.errors},
                          {"last_error", join_.last_code ? nlohmann::json{{"code", join_.last_code}, {"reason", join_.last_reason}}
                                                         : nlohmann::json(nullptr)},
@@ -716,7 +724,7 @@ private:
     // One Binding Request from listener 0's socket; its transaction id goes
     // to *txid_out when asked for.
     void send_stun(const sock_addr& to, const endpoint& to_ep, const std::string& token, const std::string& password,
-                   bool leave, std::array<uint8_t, stun::txid_len>* txid_out) {
+                   bool leave, std::array<uint8_t, stun::txid_len>* txid_out, const uint8_t* cookie) {
         const listener& l = listeners_[0];
         std::array<uint8_t, stun::txid_len> txid{};
         if (getrandom(txid.data(), txid.size(), 0) != static_cast<ssize_t>(txid.size()))
@@ -727,6 +735,7 @@ private:
         // for a longer reason phrase (an error answer is never larger than
         // the request).
         opt.software = "stentor-listener";
+        opt.cookie = cookie;
         uint8_t buf[stun::max_request_len];
         const std::size_t n =
             stun::build_request(buf, sizeof buf, txid.data(), token, password.data(), password.size(), opt);
@@ -741,7 +750,8 @@ private:
     }
 
     void send_request(bool leave) {
-        send_stun(join_.relay_sa, join_.relay, join_.token, join_.password, leave, leave ? &join_.leave_txid : nullptr);
+        send_stun(join_.relay_sa, join_.relay, join_.token, join_.password, leave, leave ? &join_.leave_txid : nullptr,
+                  join_.have_cookie ? join_.cookie.data() : nullptr);
     }
 
     // Sends the next join / consent request when it is due; bounds the wait.
@@ -799,6 +809,22 @@ private:
         const int64_t now = monotonic_ns();
         const bool is_leave = join_.leave_sent && std::memcmp(v.txid, join_.leave_txid.data(), stun::txid_len) == 0;
         if (join_.need_place) return;   // a move is under way: this edge's answers no longer matter
+        if (v.has_cookie) {
+            std::memcpy(join_.cookie.data(), v.cookie, stun::cookie_len);
+            join_.have_cookie = true;
+        }
+        if (v.type == stun::binding_error && v.error_code == 438 && !is_leave) {
+            // No valid cookie (the first request, a restarted relay, a long
+            // silence): ask again now with the one this answer brought. A
+            // relay that keeps answering 438 is asked at the usual pace.
+            ++join_.challenges;
+            ++join_.challenges_in_row;
+            join_.next_send = join_.challenges_in_row <= 3 && v.has_cookie
+                                  ? now
+                                  : now + static_cast<int64_t>(o_.consent_interval * 1e9);
+            return;
+        }
+        join_.challenges_in_row = 0;
         if (v.type == stun::binding_success) {
             ++join_.successes;
             join_.last_success = now;
@@ -888,7 +914,7 @@ private:
 
     void send_prev_leave() {
         auto& pv = join_.prev;
-        send_stun(pv.sa, pv.relay, pv.token, pv.password, true, &pv.leave_txid);
+        send_stun(pv.sa, pv.relay, pv.token, pv.password, true, &pv.leave_txid, nullptr);   // a leave needs no cookie
         pv.leave_sent = true;
     }
 
@@ -1004,6 +1030,8 @@ private:
         }
         join_.relay = ep;
         join_.relay_sa = ep.any();
+        join_.have_cookie = false;   // another relay's cookies are not this one's
+        join_.challenges_in_row = 0;
         join_.token = a.placement.token;
         join_.password = a.placement.password;
         join_.edge = a.placement.edge;

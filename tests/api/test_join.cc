@@ -8,8 +8,10 @@
 // the reason is counted.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <ctime>
 #include <optional>
 #include <string>
@@ -69,11 +71,14 @@ credentials mint(uint32_t session, int64_t ttl_s = 600, const std::vector<uint8_
     return c;
 }
 
-bytes request(const credentials& c, bool leave = false, uint8_t txid_seed = 1) {
+using cookie_t = std::array<uint8_t, stun::cookie_len>;
+
+bytes request(const credentials& c, bool leave = false, uint8_t txid_seed = 1, const uint8_t* cookie = nullptr) {
     uint8_t txid[stun::txid_len];
     for (size_t i = 0; i < sizeof txid; ++i) txid[i] = static_cast<uint8_t>(txid_seed + i);
     stun::request_options o;
     o.leave = leave;
+    o.cookie = cookie;
     bytes msg(stun::max_request_len);
     const size_t n = stun::build_request(msg.data(), msg.size(), txid, c.token, c.password.data(), c.password.size(), o);
     EXPECT_GT(n, 0u);
@@ -107,7 +112,20 @@ struct answer {
     uint16_t mapped_port = 0;
     uint32_t retry_after_ms = 0;
     bool mapped = false;   // over IPv6: XOR-MAPPED-ADDRESS is the source as seen
+    std::optional<cookie_t> cookie;   // STENTOR-COOKIE
 };
+
+// The STENTOR-COOKIE of an answer frame of either family, if it has one.
+std::optional<cookie_t> cookie_in(const bytes& f) {
+    const size_t off = f.size() >= 14 && be16(f.data() + 12) == 0x86dd ? 62 : 42;
+    if (f.size() <= off) return std::nullopt;
+    stun::response_view v;
+    if (stun::parse_response(f.data() + off, f.size() - off, v) != stun::stun_error::ok || !v.has_cookie)
+        return std::nullopt;
+    cookie_t c;
+    std::memcpy(c.data(), v.cookie, c.size());
+    return c;
+}
 
 // The STUN message of an answer to `req`, checked as a client would: it
 // parses, is signed with the token's password and echoes the transaction id.
@@ -121,6 +139,12 @@ answer read_answer(const uint8_t* msg, size_t n, const bytes& req, const credent
     a.code = v.error_code;
     a.reason = std::string(v.reason_phrase());
     a.retry_after_ms = v.retry_after_ms;
+    EXPECT_TRUE(v.has_cookie) << "every answer carries a cookie for its address";
+    if (v.has_cookie) {
+        cookie_t c;
+        std::memcpy(c.data(), v.cookie, c.size());
+        a.cookie = c;
+    }
     return a;
 }
 
@@ -145,6 +169,31 @@ struct join_env {
     }
     control::relay& r() { return *env->r; }
     control::join_desk& desk() { return *env->cp->desk(); }
+
+    // What a client keeps (stentor-listener does the same): the last
+    // STENTOR-COOKIE the relay sent to each source address and port. The
+    // ask() that takes credentials echoes it, and asks once more with the
+    // new one when the answer is 438 (no valid cookie); the ask() that takes
+    // a built request sends it as it is.
+    std::map<std::string, cookie_t> jar;
+    static std::string source(const uint8_t* addr, size_t len, uint16_t port) {
+        std::string k(reinterpret_cast<const char*>(addr), len);
+        k.push_back(static_cast<char>(port >> 8));
+        k.push_back(static_cast<char>(port));
+        return k;
+    }
+    static std::string source4(uint32_t ip, uint16_t port) {
+        const uint8_t a[4] = {static_cast<uint8_t>(ip >> 24), static_cast<uint8_t>(ip >> 16), static_cast<uint8_t>(ip >> 8),
+                              static_cast<uint8_t>(ip)};
+        return source(a, 4, port);
+    }
+    const uint8_t* cookie_for(const std::string& src) const {
+        const auto it = jar.find(src);
+        return it == jar.end() ? nullptr : it->second.data();
+    }
+    void keep(const std::string& src, const std::optional<answer>& a) {
+        if (a && a->cookie) jar[src] = *a->cookie;
+    }
 
     // One exchange: the frame in, the RX lcore's verdict, the desk's
     // decision, the ARP owner's send. Returns every frame the relay sent.
@@ -194,12 +243,16 @@ struct join_env {
         answer a = read_answer(f.data() + 42, f.size() - 42, req, c, v);
         a.mapped_ip = v.mapped_ipv4;
         a.mapped_port = v.mapped_port;
+        keep(source(frame.data() + 26, 4, be16(frame.data() + 34)), a);
         return a;
     }
     std::optional<answer> ask(const credentials& c, uint32_t ip = nat_ip, uint16_t p = nat_port, bool leave = false,
                               uint8_t txid_seed = 1) {
-        const bytes req = request(c, leave, txid_seed);
-        return ask(req, frame_from(req, ip, p), c);
+        for (int round = 0;; ++round) {
+            const bytes req = request(c, leave, txid_seed, cookie_for(source4(ip, p)));
+            const auto a = ask(req, frame_from(req, ip, p), c);
+            if (round == 1 || !a || a->code != 438) return a;
+        }
     }
 
     uint64_t listeners(uint32_t session = 1) {
@@ -263,7 +316,8 @@ TEST(join, a_token_joins_at_the_address_it_was_seen_from_and_refreshes) {
     EXPECT_EQ(nat_port, a->mapped_port);
     EXPECT_TRUE(e.has_listener(nat_ip, nat_port));
     EXPECT_EQ(1u, e.listeners());
-    EXPECT_EQ(1u, counter(e.r(), "join_verified"));
+    EXPECT_EQ(2u, counter(e.r(), "join_verified")) << "the first request, then the one with the cookie";
+    EXPECT_EQ(1u, e.stats().challenged);
     EXPECT_EQ(1u, e.stats().joined);
 
     // The same request again (a replay, or the next consent check): refresh.
@@ -294,16 +348,117 @@ TEST(join, refused_requests_add_nobody_send_nothing_and_count_their_reason) {
 TEST(join, one_token_one_address_a_captured_request_cannot_add_another) {
     join_env e;
     const auto c = mint(1);
-    const bytes req = request(c);
-    ASSERT_TRUE(e.ask(req, frame_from(req), c).has_value());
-    // The captured request replayed from another address while the first
-    // keeps refreshing: refused, counted, nobody added.
+    ASSERT_TRUE(e.ask(c).has_value());
+    const bytes req = request(c, false, 1, e.cookie_for(join_env::source4(nat_ip, nat_port)));
+    // The captured request (its cookie made for the first address) replayed
+    // from another address: not that address's cookie, so challenged.
     const auto a = e.ask(req, frame_from(req, nat_ip + 1, 4444), c);
     ASSERT_TRUE(a.has_value());
-    EXPECT_EQ(409, a->code);
+    EXPECT_EQ(438, a->code);
+    // And a client really there, echoing its own cookie, while the first
+    // keeps refreshing: refused, counted, nobody added.
+    const auto b = e.ask(c, nat_ip + 1, 4444);
+    ASSERT_TRUE(b.has_value());
+    EXPECT_EQ(409, b->code);
     EXPECT_EQ(1u, e.stats().refused_in_use);
     EXPECT_EQ(1u, e.listeners());
     EXPECT_FALSE(e.has_listener(nat_ip + 1, 4444));
+}
+
+// Return routability (docs/join.md "The cookie"): a token holder who forges
+// its source address, to aim the stream at someone else, gets nowhere. Its
+// request from the victim's address is answered, at that address, with a
+// 438 no larger than the request and a cookie it never sees; the cookie of
+// its own address does not open another; nobody is added. A leave needs no
+// cookie (it only removes, and only from the token's own address).
+TEST(join, a_forged_source_address_adds_nobody_and_its_cookie_goes_to_that_address) {
+    join_env e;
+    const auto c = mint(1);
+    const uint32_t victim = nat_ip + 9;
+    const auto forged_src = e.ask(request(c), frame_from(request(c), victim, 5004), c);
+    ASSERT_TRUE(forged_src.has_value());
+    EXPECT_EQ(stun::binding_error, forged_src->type);
+    EXPECT_EQ(438, forged_src->code) << forged_src->reason;
+    ASSERT_TRUE(forged_src->cookie.has_value());
+    EXPECT_EQ(0u, e.listeners()) << "a join without a cookie added a listener";
+    EXPECT_EQ(1u, e.stats().challenged);
+    EXPECT_EQ(0u, e.stats().joined);
+
+    // Its own address (where it does receive): joined with that cookie.
+    ASSERT_TRUE(e.ask(c).has_value());
+    const cookie_t own = e.jar.at(join_env::source4(nat_ip, nat_port));
+    EXPECT_NE(*forged_src->cookie, own) << "one cookie for two addresses";
+    // Its own cookie from the victim's address, a new token (one token,
+    // one address aside), a cookie of another port, a cookie altered in one
+    // bit: each challenged, nobody added.
+    const auto other = mint(1);
+    cookie_t flipped = own;
+    flipped[15] ^= 1;
+    struct row {
+        const char* what;
+        uint32_t ip;
+        uint16_t port;
+        const uint8_t* cookie;
+    };
+    const row rows[] = {
+        {"its own address's cookie from the victim's address", victim, 5004, own.data()},
+        {"its own address's cookie from another port of its own address", nat_ip, nat_port + 1, own.data()},
+        {"a cookie with one bit changed", victim, 5004, flipped.data()},
+    };
+    for (const auto& r : rows) {
+        const uint64_t before = e.stats().challenged;
+        const bytes req = request(other, false, 3, r.cookie);
+        const auto a = e.ask(req, frame_from(req, r.ip, r.port), other);
+        ASSERT_TRUE(a.has_value()) << r.what;
+        EXPECT_EQ(438, a->code) << r.what;
+        EXPECT_EQ(before + 1, e.stats().challenged) << r.what;
+        EXPECT_FALSE(e.has_listener(r.ip, r.port)) << r.what;
+    }
+    EXPECT_EQ(1u, e.listeners());
+    EXPECT_EQ(1u, e.stats().joined);
+
+    // A leave without a cookie still removes (from the token's own address).
+    const bytes leave = request(c, true, 4);
+    const auto l = e.ask(leave, frame_from(leave), c);
+    ASSERT_TRUE(l.has_value());
+    EXPECT_EQ(stun::binding_success, l->type);
+    EXPECT_EQ(0u, e.listeners());
+}
+
+// A cookie is good for one to two consent timeouts (slots of
+// consent_timeout_s, the current and the one before): a listener that
+// refreshes within its timeout always holds a good one (every answer brings
+// a fresh one), while a token holder who left an address, or recorded a
+// request, cannot keep the stream there with what it saw: its old cookie is
+// challenged and does not refresh consent, and the listener goes once its
+// last real refresh is a consent timeout old.
+TEST(join, an_old_cookie_is_challenged_and_refreshes_nothing) {
+    join_env e;
+    const auto c = mint(1);
+    ASSERT_TRUE(e.ask(c).has_value());
+    const cookie_t first = e.jar.at(join_env::source4(nat_ip, nat_port));
+    for (int i = 0; i < 3; ++i) {   // refreshes 25 s apart, each with the last answer's cookie
+        e.now += std::chrono::seconds(25);
+        const auto a = e.ask(c, nat_ip, nat_port, false, static_cast<uint8_t>(2 + i));
+        ASSERT_TRUE(a.has_value());
+        EXPECT_EQ(stun::binding_success, a->type) << "refresh " << i;
+    }
+    EXPECT_EQ(3u, e.stats().refreshed);
+    EXPECT_EQ(1u, e.stats().challenged) << "a client that refreshes in time is never challenged again";
+    // 75 s after it was made, the first cookie is past its two slots.
+    const bytes old = request(c, false, 9, first.data());
+    const auto stale = e.ask(old, frame_from(old), c);
+    ASSERT_TRUE(stale.has_value());
+    EXPECT_EQ(438, stale->code);
+    EXPECT_EQ(3u, e.stats().refreshed) << "an old cookie refreshed consent";
+    // Replayed until the last real refresh is a consent timeout old: removed.
+    e.now += std::chrono::seconds(20);
+    e.desk().poll(e.now);
+    (void)e.ask(old, frame_from(old), c);
+    e.now += std::chrono::seconds(11);
+    e.desk().poll(e.now);
+    EXPECT_FALSE(e.has_listener(nat_ip, nat_port)) << "a stale cookie kept the stream going";
+    EXPECT_EQ(1u, e.stats().consent_expired);
 }
 
 TEST(join, a_nat_rebinding_moves_the_listener_once_the_old_mapping_is_silent) {
@@ -466,10 +621,10 @@ TEST(join, a_dedicated_join_lcore_verifies_and_the_token_joins) {
     const auto per = e.r().per_lcore();
     ASSERT_EQ(2u, per.size());
     EXPECT_EQ((std::vector<unsigned>{1, 2}), e.r().worker_lcores());
-    EXPECT_EQ(1u, per[0].join_handoffs);
+    EXPECT_EQ(2u, per[0].join_handoffs);
     EXPECT_EQ(0u, per[0].join_verified);
     EXPECT_EQ(0u, per[1].join_handoffs);
-    EXPECT_EQ(1u, per[1].join_verified);
+    EXPECT_EQ(2u, per[1].join_verified);   // the first request (438), then with the cookie
     EXPECT_EQ(0u, per[1].rx_packets) << "a join lcore polls no RX queue";
 
     // Refusals are counted where they happen: the cheap ones on the RX lcore
@@ -479,7 +634,7 @@ TEST(join, a_dedicated_join_lcore_verifies_and_the_token_joins) {
     const auto after = e.r().per_lcore();
     EXPECT_EQ(1u, after[1].drop(dp::drop_reason::join_forged));
     EXPECT_EQ(1u, after[0].drop(dp::drop_reason::join_expired));
-    EXPECT_EQ(2u, after[0].join_handoffs) << "the expired token was not handed over";
+    EXPECT_EQ(3u, after[0].join_handoffs) << "the expired token was not handed over";
     EXPECT_EQ(1u, e.listeners());
 
     // Consent and leave go the same way.
@@ -491,7 +646,8 @@ TEST(join, a_dedicated_join_lcore_verifies_and_the_token_joins) {
 
 TEST(join, a_full_hand_off_ring_drops_and_counts_what_it_cannot_take) {
     // A 4-slot ring holds 3: ten requests in one RX burst, 3 handed over, 7
-    // dropped as join/handoff_full before any MAC; the 3 join.
+    // dropped as join/handoff_full before any MAC; the 3 reach the desk
+    // (first requests, without a cookie: answered 438).
     join_env e([](control::profile& p) { with_join_lcore(p); }, 4);
     for (uint16_t i = 0; i < 10; ++i) inject(e.port, frame_from(request(mint(1)), nat_ip, static_cast<uint16_t>(nat_port + i)));
     e.step();
@@ -502,7 +658,7 @@ TEST(join, a_full_hand_off_ring_drops_and_counts_what_it_cannot_take) {
     EXPECT_EQ(3u, counter(e.r(), "join_handoffs"));
     EXPECT_EQ(7u, counter(e.r(), "drop/join/handoff_full"));
     EXPECT_EQ(3u, counter(e.r(), "join_verified"));
-    EXPECT_EQ(3u, e.listeners());
+    EXPECT_EQ(3u, e.stats().challenged);
 }
 
 // SIGHUP key rotation (docs/join.md "Keys and rotation"): tokens minted by
@@ -567,20 +723,32 @@ TEST(join, keys_rotate_on_reload_a_kept_key_goes_on_a_removed_one_is_refused) {
 TEST(join, a_burst_is_verified_together_and_each_request_judged_on_its_own) {
     join_env e;
     std::vector<bool> good;
+    std::vector<credentials> creds;
     for (uint16_t i = 0; i < 36; ++i) {
         auto c = mint(1);
         if (i % 4 == 3) c.password[5] = c.password[5] == 'A' ? 'B' : 'A';
         good.push_back(i % 4 != 3);
-        inject(e.port, frame_from(request(c), nat_ip, static_cast<uint16_t>(nat_port + i)));
+        creds.push_back(c);
     }
-    e.r().poll();
-    e.step();
-    size_t answers = 0;
-    for (const auto& f : drain(e.port))
-        if (be16(f.data() + 12) == 0x0800) ++answers;
-    EXPECT_EQ(27u, answers);
-    EXPECT_EQ(27u, counter(e.r(), "join_verified"));
-    EXPECT_EQ(9u, counter(e.r(), "drop/join/bad_integrity"));
+    // Twice: first requests (answered 438 with each address's cookie), then
+    // the same with the cookies (joined).
+    for (int round = 0; round < 2; ++round) {
+        for (uint16_t i = 0; i < 36; ++i)
+            inject(e.port, frame_from(request(creds[i], false, 1, e.cookie_for(join_env::source4(nat_ip, nat_port + i))),
+                                      nat_ip, static_cast<uint16_t>(nat_port + i)));
+        e.r().poll();
+        e.step();
+        size_t answers = 0;
+        for (const auto& f : drain(e.port)) {
+            if (be16(f.data() + 12) != 0x0800) continue;
+            ++answers;
+            if (const auto k = cookie_in(f)) e.jar[join_env::source4(nat_ip, be16(f.data() + 36))] = *k;
+        }
+        EXPECT_EQ(27u, answers) << "round " << round;
+    }
+    EXPECT_EQ(54u, counter(e.r(), "join_verified"));
+    EXPECT_EQ(18u, counter(e.r(), "drop/join/bad_integrity"));
+    EXPECT_EQ(27u, e.stats().challenged);
     EXPECT_EQ(27u, e.listeners());
     for (uint16_t i = 0; i < 36; ++i)
         EXPECT_EQ(static_cast<bool>(good[i]), e.has_listener(nat_ip, static_cast<uint16_t>(nat_port + i))) << i;
@@ -718,8 +886,9 @@ struct join6_env : join_env {
         const size_t n = f.size() - 62;
         stun::response_view v;
         answer a = read_answer(msg, n, req, c, v);
+        keep(source(src.data(), 16, sport), a);
         if (v.type == stun::binding_success) {
-            EXPECT_EQ(76u, n) << "header, XOR-MAPPED-ADDRESS (24), MESSAGE-INTEGRITY, FINGERPRINT";
+            EXPECT_EQ(96u, n) << "header, XOR-MAPPED-ADDRESS (24), STENTOR-COOKIE (20), MESSAGE-INTEGRITY, FINGERPRINT";
             // RFC 8489 14.2, computed here apart from the codec: 00 02,
             // port ^ 0x2112, address ^ (21 12 a4 42 || transaction id).
             bytes want = {0x00, 0x20, 0x00, 0x14, 0x00, 0x02, static_cast<uint8_t>((sport >> 8) ^ 0x21),
@@ -735,8 +904,11 @@ struct join6_env : join_env {
     }
     std::optional<answer> ask6(const credentials& c, const addr6& src = nat6, uint16_t sport = nat_port,
                                bool leave = false, uint8_t txid_seed = 1) {
-        const bytes req = request(c, leave, txid_seed);
-        return ask6(req, frame6_from(req, src, sport), c, src, sport);
+        for (int round = 0;; ++round) {
+            const bytes req = request(c, leave, txid_seed, cookie_for(source(src.data(), 16, sport)));
+            const auto a = ask6(req, frame6_from(req, src, sport), c, src, sport);
+            if (round == 1 || !a || a->code != 438) return a;
+        }
     }
 
     bool has_listener6(const addr6& ip, uint16_t p, uint32_t session = 1) {
@@ -762,8 +934,8 @@ TEST(join6, a_token_joins_over_ipv6_at_the_address_it_was_seen_from_refreshes_an
     EXPECT_TRUE(e.has_listener6(nat6, nat_port)) << "added as an IPv6 listener";
     EXPECT_EQ(1u, e.listeners());
     EXPECT_EQ(1u, e.listeners6());
-    EXPECT_EQ(1u, counter(e.r(), "join_verified"));
-    EXPECT_EQ(1u, counter(e.r(), "join_replies"));
+    EXPECT_EQ(2u, counter(e.r(), "join_verified"));   // the first request (438), then with the cookie
+    EXPECT_EQ(2u, counter(e.r(), "join_replies"));
     EXPECT_EQ(0u, counter(e.r(), "drop/ingress/ipv6_unserved"));
     EXPECT_EQ(1u, e.stats().joined);
 
@@ -822,21 +994,29 @@ TEST(join6, refused_requests_over_ipv6_add_nobody_send_nothing_and_count_their_r
     EXPECT_EQ(1u, drain(e.port).size()) << "one answer";
     EXPECT_EQ(1u, counter(e.r(), "drop/join/budget"));
     EXPECT_EQ(1u, counter(e.r(), "join_verified"));
-    EXPECT_EQ(1u, e.listeners());
+    EXPECT_EQ(1u, e.stats().challenged) << "the one verified reached the desk (a first request: 438)";
 }
 
 TEST(join6, one_token_one_address_across_families_and_a_rebinding_moves_it) {
     join6_env e;
     const auto c = mint(1);
-    const bytes req = request(c);
-    ASSERT_TRUE(e.ask6(req, frame6_from(req), c).has_value());
-    // The captured request from another IPv6 address, and from an IPv4
-    // address, while the first keeps refreshing: refused, nobody added.
+    ASSERT_TRUE(e.ask6(c).has_value());
+    // The captured request (the first address's cookie) from another IPv6
+    // address, and from an IPv4 address: challenged, nobody added; clients
+    // really there, with their own cookies, while the first keeps
+    // refreshing: refused, nobody added.
+    const bytes req = request(c, false, 1, e.cookie_for(join_env::source(nat6.data(), 16, nat_port)));
     const addr6 other{0x20, 0x01, 0x0d, 0xb8, 0x02, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x77};   // 2001:db8:200::77, off-link
-    const auto a = e.ask6(req, frame6_from(req, other, 4444), c, other, 4444);
+    const auto a0 = e.ask6(req, frame6_from(req, other, 4444), c, other, 4444);
+    ASSERT_TRUE(a0.has_value());
+    EXPECT_EQ(438, a0->code) << a0->reason;
+    const auto b0 = e.ask(req, frame_from(req, nat_ip, 4444), c);
+    ASSERT_TRUE(b0.has_value());
+    EXPECT_EQ(438, b0->code) << b0->reason;
+    const auto a = e.ask6(c, other, 4444);
     ASSERT_TRUE(a.has_value());
     EXPECT_EQ(409, a->code) << a->reason;
-    const auto b = e.ask(req, frame_from(req, nat_ip, 4444), c);
+    const auto b = e.ask(c, nat_ip, 4444);
     ASSERT_TRUE(b.has_value());
     EXPECT_EQ(409, b->code) << b->reason;
     EXPECT_EQ(2u, e.stats().refused_in_use);
@@ -963,7 +1143,18 @@ TEST(join6, an_on_link_join_is_answered_once_its_neighbour_advertisement_arrived
     const auto c = mint(1);
     const addr6 on_link = host6(0x42);
     const mac_t mac{0x02, 0, 0, 0, 0x42, 0x42};
-    const bytes req = request(c);
+    // The first request is answered at once, back to the MAC it came from
+    // (a 438 with the address's cookie: no resolution needed, nobody added).
+    const bytes first = request(c);
+    bytes frame0 = frame6_from(first, on_link, nat_port);
+    std::memcpy(frame0.data() + 6, mac.data(), 6);
+    const auto challenge = e.send(frame0);
+    ASSERT_EQ(1u, challenge.size());
+    EXPECT_EQ(0, std::memcmp(challenge[0].data(), mac.data(), 6));
+    const auto cookie = cookie_in(challenge[0]);
+    ASSERT_TRUE(cookie.has_value());
+    EXPECT_FALSE(e.has_listener6(on_link, nat_port));
+    const bytes req = request(c, false, 2, cookie->data());
     bytes frame = frame6_from(req, on_link, nat_port);
     std::memcpy(frame.data() + 6, mac.data(), 6);
     auto out = e.send(frame);
@@ -1037,8 +1228,8 @@ TEST(join6, a_dedicated_join_lcore_verifies_ipv6_requests) {
     EXPECT_TRUE(e.has_listener6(nat6, nat_port));
     const auto per = e.r().per_lcore();
     ASSERT_EQ(2u, per.size());
-    EXPECT_EQ(1u, per[0].join_handoffs);
-    EXPECT_EQ(1u, per[1].join_verified);
+    EXPECT_EQ(2u, per[0].join_handoffs);
+    EXPECT_EQ(2u, per[1].join_verified);
     EXPECT_TRUE(e.send(frame6_from(request(forged(mint(1))), nat6, nat_port + 1)).empty());
     EXPECT_EQ(1u, e.r().per_lcore()[1].drop(dp::drop_reason::join_forged));
 }

@@ -3,7 +3,8 @@
 # (python3-aioice) standing in for the relay's join path
 # (tests/tools/stun_aioice.py relay), over loopback, no relay needed:
 #   tools_join_consent      joins (aioice verifies MESSAGE-INTEGRITY and
-#                           FINGERPRINT of every request), refreshes consent
+#                           FINGERPRINT of every request; its first answer
+#                           is a 438 with a cookie, echoed from then on), refreshes consent
 #                           every 0.5 s, hears a speaker while joined (the
 #                           STUN answers are not counted as invalid RTP),
 #                           ends with one STENTOR-LEAVE that is confirmed
@@ -102,7 +103,8 @@ if start_relay consent 10; then
   log="$WORK/consent.relay"
   joins=$(grep -c ' join ' "$log" || true)
   leaves=$(grep -c ' leave ' "$log" || true)
-  others=$(grep -v -c -E '^ready$| join | leave ' "$log" || true)
+  challenged=$(grep -c ' challenged ' "$log" || true)
+  others=$(grep -v -c -E '^ready$| join | leave | challenged ' "$log" || true)
   last=$(tail -n1 "$log" | awk '{print $2}')
   res=$("$PY" - "$WORK/consent.json" "$port" <<'PYEOF'
 import json, sys
@@ -111,8 +113,10 @@ j, l = r["join"], r["listeners"][0]
 want = {"joined": True, "mapped": "127.0.0.1:" + sys.argv[2], "errors": 0, "invalid": 0, "stale": 0,
         "foreign": 0, "left": True}
 bad = [f"{k}={j[k]}(want {v})" for k, v in want.items() if j[k] != v]
-if j["successes"] != j["requests"]:
-    bad.append(f"successes {j['successes']} != requests {j['requests']}")
+if j["challenges"] != 1:
+    bad.append(f"challenges {j['challenges']} (want 1: the first request, before it had a cookie)")
+if j["successes"] + j["challenges"] != j["requests"]:
+    bad.append(f"successes {j['successes']} + challenges {j['challenges']} != requests {j['requests']}")
 if l["packets"] != 100 or l["invalid"] != 0 or l["lost"] != 0:
     bad.append(f"audio: packets {l['packets']} invalid {l['invalid']} lost {l['lost']} (want 100/0/0)")
 print("ok" if not bad else " ".join(bad))
@@ -124,10 +128,10 @@ PYEOF
     fail "$name" "never joined: $(tr '\n' ' ' <"$WORK/consent.err")"
   elif [[ "$res" != ok ]]; then
     fail "$name" "$res"
-  elif (( joins < 5 || leaves != 1 || others != 0 )) || [[ "$last" != leave ]]; then
-    fail "$name" "aioice saw $joins joins, $leaves leaves, $others others, last '$last' (want >= 5, 1, 0, leave)"
+  elif (( joins < 5 || leaves != 1 || challenged != 1 || others != 0 )) || [[ "$last" != leave ]]; then
+    fail "$name" "aioice saw $joins joins, $leaves leaves, $challenged challenged, $others others, last '$last' (want >= 5, 1, 1, 0, leave)"
   else
-    echo "$name: aioice verified $joins consent requests and 1 leave; 100 packets heard while joined"
+    echo "$name: aioice verified $joins consent requests (after one 438 for the cookie) and 1 leave; 100 packets heard while joined"
     pass "$name"
   fi
 else

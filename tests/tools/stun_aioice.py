@@ -22,7 +22,11 @@ implementation we did not write. Driven by tests/unit/test_stun_interop.cc.
       response (XOR-MAPPED-ADDRESS = the source), drops anything else
       unanswered, and logs one line per datagram to LOG, "<monotonic s> <what>"
       after a first line "ready": "join <ip:port>",
-      "leave <ip:port>", "refused <code>", "dropped <reason>". REFUSE
+      "leave <ip:port>", "refused <code>", "dropped <reason>",
+      "challenged <ip:port>". Like the relay (docs/join.md "The cookie"),
+      every answer carries a STENTOR-COOKIE made for the address it goes
+      to, and a request other than a leave without that cookie is answered
+      438 (logged "challenged", not counted as an answer below). REFUSE
       "429:700" answers the first request with 429 and STENTOR-RETRY-AFTER
       700 ms; "403" answers every request with 403. Exits after SECONDS.
 
@@ -33,10 +37,11 @@ import sys
 
 from aioice import stun
 
-# STENTOR-LEAVE (4 zero bytes) and STENTOR-RETRY-AFTER (u32 ms), both
-# comprehension-optional.
+# STENTOR-LEAVE (4 zero bytes), STENTOR-RETRY-AFTER (u32 ms) and
+# STENTOR-COOKIE (16 opaque bytes), all comprehension-optional.
 for entry in ((0xC001, "STENTOR-LEAVE", stun.pack_unsigned, stun.unpack_unsigned),
-              (0xC002, "STENTOR-RETRY-AFTER", stun.pack_unsigned, stun.unpack_unsigned)):
+              (0xC002, "STENTOR-RETRY-AFTER", stun.pack_unsigned, stun.unpack_unsigned),
+              (0xC003, "STENTOR-COOKIE", stun.pack_bytes, stun.unpack_bytes)):
     stun.ATTRIBUTES_BY_TYPE[entry[0]] = entry
     stun.ATTRIBUTES_BY_NAME[entry[1]] = entry
 
@@ -97,8 +102,16 @@ def verify(password):
 
 
 def relay(bind, token, password, log_path, seconds, refuse):
+    import hashlib
+    import hmac
+    import os
     import socket
     import time
+    cookie_key = os.urandom(32)
+
+    def cookie_of(addr):
+        return hmac.new(cookie_key, ("%s:%d" % addr).encode(), hashlib.sha256).digest()[:16]
+
     ip, port = bind.rsplit(":", 1)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((ip, int(port)))
@@ -126,6 +139,15 @@ def relay(bind, token, password, log_path, seconds, refuse):
             except ValueError as e:
                 print("%.3f" % time.monotonic(), "dropped", str(e).replace(" ", "_"), file=log)
                 continue
+            if "STENTOR-LEAVE" not in m.attributes and m.attributes.get("STENTOR-COOKIE") != cookie_of(addr):
+                r = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.ERROR,
+                                 transaction_id=m.transaction_id)
+                r.attributes["ERROR-CODE"] = (438, "echo STENTOR-COOKIE")
+                r.attributes["STENTOR-COOKIE"] = cookie_of(addr)
+                r.add_message_integrity(key)
+                sock.sendto(bytes(r), addr)
+                print("%.3f" % time.monotonic(), "challenged %s:%d" % addr, file=log)
+                continue
             if code and (code != "429" or answered == 0):
                 r = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.ERROR,
                                  transaction_id=m.transaction_id)
@@ -138,6 +160,7 @@ def relay(bind, token, password, log_path, seconds, refuse):
                                  transaction_id=m.transaction_id)
                 r.attributes["XOR-MAPPED-ADDRESS"] = addr
                 what = ("leave " if "STENTOR-LEAVE" in m.attributes else "join ") + "%s:%d" % addr
+            r.attributes["STENTOR-COOKIE"] = cookie_of(addr)
             r.add_message_integrity(key)
             sock.sendto(bytes(r), addr)
             answered += 1

@@ -15,6 +15,8 @@
 #include "stentor/dp_counters.h"
 
 #include <gtest/gtest.h>
+
+#include <functional>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <sys/mman.h>
@@ -105,6 +107,11 @@ attr_spec u32_attr(uint16_t type, uint32_t v) {
 }
 attr_spec user(std::string_view u = token) { return text_attr(attr::username, u); }
 attr_spec leave_attr() { return u32_attr(attr::stentor_leave, 0); }
+attr_spec cookie_attr(size_t len = cookie_len) {
+    bytes v(len);
+    for (size_t i = 0; i < len; ++i) v[i] = static_cast<uint8_t>(0xc0 + i);
+    return {attr::stentor_cookie, v};
+}
 
 struct msg_spec {
     uint16_t type = binding_request;
@@ -198,6 +205,7 @@ struct row {
     bool integrity = true;   // for accepted rows: check_integrity with `password`
     bool leave = false;
     std::string_view username = token;   // empty: not compared
+    size_t cookie_off = 0;               // where STENTOR-COOKIE's value must be found (0: absent)
 };
 
 row good(std::string what, const msg_spec& s, bool integrity = true) {
@@ -223,6 +231,38 @@ const std::vector<row>& table() {
             r.leave = true;
             t.push_back(r);
         }
+        {
+            row r = good("join with STENTOR-COOKIE after USERNAME (124 bytes, the fixed layout)",
+                         with([](msg_spec& s) { s.attrs.push_back(cookie_attr()); }));
+            r.cookie_off = 20 + 4 + 48 + 4;
+            t.push_back(r);
+        }
+        {
+            row r = good("leave with STENTOR-COOKIE then STENTOR-LEAVE (132 bytes, the fixed layout)", with([](msg_spec& s) {
+                             s.attrs.push_back(cookie_attr());
+                             s.attrs.push_back(leave_attr());
+                         }));
+            r.cookie_off = 20 + 4 + 48 + 4;
+            r.leave = true;
+            t.push_back(r);
+        }
+        {
+            row r = good("STENTOR-COOKIE before USERNAME (walked)",
+                         with([](msg_spec& s) { s.attrs.insert(s.attrs.begin(), cookie_attr()); }));
+            r.cookie_off = 20 + 4;
+            t.push_back(r);
+        }
+        {
+            row r = good("STENTOR-LEAVE then STENTOR-COOKIE (walked)", with([](msg_spec& s) {
+                             s.attrs.push_back(leave_attr());
+                             s.attrs.push_back(cookie_attr());
+                         }));
+            r.cookie_off = 20 + 4 + 48 + 8 + 4;
+            r.leave = true;
+            t.push_back(r);
+        }
+        t.push_back(good("a 16-byte optional attribute where the cookie goes is no cookie",
+                         with([](msg_spec& s) { s.attrs.push_back({0x8123, bytes(16, 1)}); })));
         t.push_back(good("ICE check: PRIORITY, ICE-CONTROLLING, USE-CANDIDATE before USERNAME", with([](msg_spec& s) {
                              s.attrs.insert(s.attrs.begin(), {u32_attr(attr::priority, 0x6e0001ff),
                                                               {attr::ice_controlling, bytes(8, 0x42)},
@@ -341,6 +381,17 @@ const std::vector<row>& table() {
                             s.attrs.push_back(leave_attr());
                         }),
                         E::duplicate_attribute));
+        t.push_back(bad("two STENTOR-COOKIEs", with([](msg_spec& s) {
+                            s.attrs.push_back(cookie_attr());
+                            s.attrs.push_back(cookie_attr());
+                        }),
+                        E::duplicate_attribute));
+        t.push_back(bad("STENTOR-COOKIE of 12 bytes", with([](msg_spec& s) { s.attrs.push_back(cookie_attr(12)); }),
+                        E::bad_attribute_value));
+        t.push_back(bad("STENTOR-COOKIE of 20 bytes", with([](msg_spec& s) { s.attrs.push_back(cookie_attr(20)); }),
+                        E::bad_attribute_value));
+        t.push_back(bad("STENTOR-COOKIE after MI (not authenticated)",
+                        with([](msg_spec& s) { s.after_mi = {cookie_attr()}; }), E::attribute_after_integrity));
         t.push_back(bad("empty USERNAME", with([](msg_spec& s) { s.attrs = {user("")}; }), E::bad_attribute_value));
         t.push_back(bad("MESSAGE-INTEGRITY of 32 bytes", with([](msg_spec& s) {
                             s.mi = false;
@@ -404,6 +455,7 @@ TEST(StunTable, Rows) {
         EXPECT_EQ(v.length, r.msg.size());
         EXPECT_EQ(v.integrity_offset, r.msg.size() - 32);
         EXPECT_EQ(v.leave, r.leave);
+        EXPECT_EQ(v.cookie, r.cookie_off ? g.data() + r.cookie_off : nullptr);
         EXPECT_GE(reinterpret_cast<const uint8_t*>(v.username), g.data() + 24);
         EXPECT_LE(reinterpret_cast<const uint8_t*>(v.username) + v.username_len, g.data() + v.integrity_offset);
         EXPECT_EQ(check_integrity(g.data(), v, password.data(), password.size()), r.integrity);
@@ -606,6 +658,8 @@ struct request_case {
     size_t expect_len;   // 0: refused
 };
 
+const std::array<uint8_t, cookie_len> cookie16 = {0x00, 0x00, 0x01, 0x02, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+
 TEST(StunBuild, RequestsParseBack) {
     const std::string u128(128, 'u'), u129(129, 'u'), sw127(127, 's'), sw128(128, 's'), sw510(510, 's');
     const std::vector<request_case> cases = {
@@ -622,6 +676,9 @@ TEST(StunBuild, RequestsParseBack) {
         {"SOFTWARE of 127 characters", {.software = sw127}, token, 104 + 4 + 128},
         {"SOFTWARE of 128 characters", {.software = sw128}, token, 0},
         {"SOFTWARE of 510 bytes", {.software = sw510}, token, 0},
+        {"join with a cookie", {.cookie = cookie16.data()}, token, 124},
+        {"leave with a cookie", {.leave = true, .cookie = cookie16.data()}, token, 132},
+        {"ICE check with a cookie", {.ice = true, .priority = 1, .cookie = cookie16.data()}, token, 144},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.what);
@@ -637,6 +694,12 @@ TEST(StunBuild, RequestsParseBack) {
         EXPECT_EQ(v.user(), c.username);
         EXPECT_EQ(v.leave, c.opt.leave);
         EXPECT_EQ(v.use_candidate, c.opt.use_candidate);
+        if (c.opt.cookie) {
+            ASSERT_NE(v.cookie, nullptr);
+            EXPECT_EQ(0, std::memcmp(v.cookie, c.opt.cookie, cookie_len));
+        } else {
+            EXPECT_EQ(v.cookie, nullptr);
+        }
         EXPECT_EQ(0, std::memcmp(v.txid, txid0.data(), 12));
         EXPECT_TRUE(check_integrity(g.data(), v, password.data(), password.size()));
         // Same bytes as the independent test builder for the plain join.
@@ -752,6 +815,63 @@ struct error_case {
     size_t expect_len;          // 0: refused
     std::string expect_reason;  // as parsed back
 };
+
+// The relay's answers carry STENTOR-COOKIE: both kinds parse back with it,
+// and both still fit in the smallest request they can answer (104 bytes: a
+// first request, without a cookie), IPv6 success and 429 included.
+TEST(StunBuild, AnswersCarryTheCookieAndStillFitTheRequest) {
+    constexpr size_t smallest_request = 104;
+    mapped_address a6;
+    a6.family = family_ipv6;
+    for (size_t i = 0; i < 16; ++i) a6.addr[i] = static_cast<uint8_t>(0x20 + i);
+    a6.port = 40000;
+    mapped_address a4;
+    a4.family = family_ipv4;
+    a4.addr[0] = 198;
+    a4.addr[1] = 18;
+    a4.addr[3] = 7;
+    a4.port = 40001;
+    struct answer_case {
+        const char* what;
+        size_t expect_len;
+        std::function<size_t(uint8_t*, size_t)> build;
+    };
+    const std::vector<answer_case> cases = {
+        {"success, IPv4", 84,
+         [&](uint8_t* o, size_t cap) { return build_success(o, cap, txid0.data(), a4, password.data(), password.size(), cookie16.data()); }},
+        {"success, IPv6", 96,
+         [&](uint8_t* o, size_t cap) { return build_success(o, cap, txid0.data(), a6, password.data(), password.size(), cookie16.data()); }},
+        {"438, its whole reason (19 characters)", 100,
+         [&](uint8_t* o, size_t cap) {
+             return build_error(o, cap, txid0.data(), 438, "echo STENTOR-COOKIE", 0, password.data(), password.size(), cookie16.data());
+         }},
+        {"429 with a retry time, reason cut to fit", smallest_request,
+         [&](uint8_t* o, size_t cap) {
+             return build_error(o, cap, txid0.data(), 429, "rate limited, retry in 3 s", 3000, password.data(), password.size(),
+                                cookie16.data());
+         }},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.what);
+        out_buf out(smallest_request);
+        const size_t n = c.build(out.data(), out.cap);
+        ASSERT_EQ(n, c.expect_len);
+        ASSERT_TRUE(out.intact());
+        const bytes m = out.message(n);
+        response_view v;
+        ASSERT_EQ(name(parse_response(m.data(), m.size(), v)), "ok");
+        ASSERT_TRUE(v.has_cookie);
+        EXPECT_EQ(0, std::memcmp(v.cookie, cookie16.data(), cookie_len));
+        EXPECT_TRUE(check_integrity(m.data(), v.integrity_offset, password.data(), password.size()));
+    }
+    // Without one, no attribute and the lengths of before.
+    out_buf out(success_len);
+    const size_t n = build_success(out.data(), out.cap, txid0.data(), a4, password.data(), password.size());
+    ASSERT_EQ(n, success_len);
+    response_view v;
+    ASSERT_EQ(name(parse_response(out.data(), n, v)), "ok");
+    EXPECT_FALSE(v.has_cookie);
+}
 
 TEST(StunBuild, ErrorResponsesCutTheReasonToFit) {
     const std::string long_ascii(300, 'r');

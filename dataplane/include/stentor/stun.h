@@ -39,6 +39,8 @@ inline constexpr std::size_t attr_header_len = 4;
 inline constexpr std::size_t hmac_sha1_len = 20;
 inline constexpr std::size_t integrity_attr_len = attr_header_len + hmac_sha1_len;   // 24
 inline constexpr std::size_t fingerprint_attr_len = attr_header_len + 4;             // 8
+inline constexpr std::size_t cookie_len = 16;                                         // STENTOR-COOKIE's value
+inline constexpr std::size_t cookie_attr_len = attr_header_len + cookie_len;         // 20
 
 // Message types (method Binding 0x001 in the class bits, RFC 8489 5).
 inline constexpr uint16_t binding_request = 0x0001;
@@ -67,6 +69,12 @@ inline constexpr uint16_t ice_controlling = 0x802a;   // RFC 8445 16.1
 inline constexpr uint16_t stentor_leave = 0xc001;
 // STENTOR-RETRY-AFTER: u32 milliseconds, in 429 error responses.
 inline constexpr uint16_t stentor_retry_after = 0xc002;
+// STENTOR-COOKIE: cookie_len opaque bytes. Every answer of the relay carries
+// one, made for the address the request came from; every request but a
+// leave must echo a recent one (return routability, docs/join.md "The
+// cookie"): a request without it is answered 438 with a fresh one and
+// changes nothing.
+inline constexpr uint16_t stentor_cookie = 0xc003;
 }  // namespace attr
 
 inline constexpr uint8_t family_ipv4 = 0x01;
@@ -106,7 +114,7 @@ inline constexpr std::size_t max_text_decode_len = 763;
     _(attribute_after_fingerprint, "an attribute follows FINGERPRINT, which must be last")                   \
     _(attribute_after_integrity, "an attribute other than FINGERPRINT follows MESSAGE-INTEGRITY")           \
     _(unknown_comprehension_required, "comprehension-required attribute we do not implement (RFC 8489 would answer 420; unauthenticated input gets nothing)") \
-    _(duplicate_attribute, "second USERNAME, STENTOR-LEAVE, XOR-MAPPED-ADDRESS, ERROR-CODE or RETRY-AFTER")   \
+    _(duplicate_attribute, "second USERNAME, STENTOR-LEAVE, STENTOR-COOKIE, XOR-MAPPED-ADDRESS, ERROR-CODE or RETRY-AFTER")   \
     _(bad_attribute_value, "known attribute with a wrong length or value (empty USERNAME, MI not 20 bytes, ...)") \
     _(no_username, "no USERNAME")                                                                            \
     _(username_too_long, "USERNAME longer than max_username_len (128)")                                      \
@@ -138,13 +146,15 @@ struct request_view {
     uint16_t length = 0;               // whole message (= the n that was parsed)
     bool leave = false;                // STENTOR-LEAVE present
     bool use_candidate = false;        // USE-CANDIDATE present (ICE nomination; informational)
+    const uint8_t* cookie = nullptr;   // STENTOR-COOKIE's cookie_len bytes, nullptr when absent
 
     std::string_view user() const noexcept { return {username, username_len}; }
 };
 
 // Every check that needs no key, FINGERPRINT included. `p`, `n`: the UDP
 // payload. Accepted: exactly one USERNAME, then MESSAGE-INTEGRITY, then
-// FINGERPRINT last; any comprehension-optional attribute before MI;
+// FINGERPRINT last; any comprehension-optional attribute before MI (at
+// most one STENTOR-LEAVE and one STENTOR-COOKIE, each of its one length);
 // comprehension-required attributes only if known (USERNAME, PRIORITY,
 // USE-CANDIDATE). `out` is written only on ok.
 stun_error parse_request(const uint8_t* p, std::size_t n, request_view& out) noexcept;
@@ -169,9 +179,10 @@ bool check_integrity(const uint8_t* msg, std::size_t integrity_offset, const cha
 // with `key`) and FINGERPRINT.
 
 // Binding Success Response: XOR-MAPPED-ADDRESS (the request's source as the
-// relay saw it: the NAT's mapping), MI, FP. 64 bytes for an IPv4 source, 76
-// for an IPv6 one (RFC 8489 14.2: the address XORed with the magic cookie
-// followed by the transaction id).
+// relay saw it: the NAT's mapping), STENTOR-COOKIE when `cookie` is not
+// null, MI, FP. 64 bytes for an IPv4 source, 76 for an IPv6 one (RFC 8489
+// 14.2: the address XORed with the magic cookie followed by the
+// transaction id); cookie_attr_len (20) more with the cookie.
 inline constexpr std::size_t success_len = header_len + 12 + integrity_attr_len + fingerprint_attr_len;
 inline constexpr std::size_t success_len6 = header_len + 24 + integrity_attr_len + fingerprint_attr_len;
 
@@ -183,23 +194,25 @@ struct mapped_address {
 };
 
 std::size_t build_success(uint8_t* out, std::size_t cap, const uint8_t* txid, const mapped_address& a,
-                          const char* key, std::size_t key_len) noexcept;
+                          const char* key, std::size_t key_len, const uint8_t* cookie = nullptr) noexcept;
 // IPv4 in host order, as before.
 std::size_t build_success(uint8_t* out, std::size_t cap, const uint8_t* txid, uint32_t ipv4, uint16_t port,
                           const char* key, std::size_t key_len) noexcept;
 
 // Binding Error Response: ERROR-CODE (code 300..699, reason phrase),
-// STENTOR-RETRY-AFTER when retry_after_ms != 0, MI, FP. The reason is cut,
+// STENTOR-RETRY-AFTER when retry_after_ms != 0, STENTOR-COOKIE when
+// `cookie` is not null, MI, FP. The reason is cut,
 // at a UTF-8 character boundary, to 127 characters and 509 bytes (RFC 8489
 // 14.8) and to what fits in `cap`: the relay passes cap = request length, so
 // a response is never larger than its request. 0 when even an empty reason
 // does not fit (error_fixed_len(...) bytes) or the code is out of range.
-inline constexpr std::size_t error_fixed_len(uint32_t retry_after_ms) noexcept {
-    return header_len + attr_header_len + 4 + (retry_after_ms ? attr_header_len + 4 : 0) + integrity_attr_len +
-           fingerprint_attr_len;
+inline constexpr std::size_t error_fixed_len(uint32_t retry_after_ms, bool cookie = false) noexcept {
+    return header_len + attr_header_len + 4 + (retry_after_ms ? attr_header_len + 4 : 0) +
+           (cookie ? cookie_attr_len : 0) + integrity_attr_len + fingerprint_attr_len;
 }
 std::size_t build_error(uint8_t* out, std::size_t cap, const uint8_t* txid, uint16_t code, std::string_view reason,
-                        uint32_t retry_after_ms, const char* key, std::size_t key_len) noexcept;
+                        uint32_t retry_after_ms, const char* key, std::size_t key_len,
+                        const uint8_t* cookie = nullptr) noexcept;
 
 // What a client adds to its Binding Request besides USERNAME, MI and FP.
 struct request_options {
@@ -209,11 +222,12 @@ struct request_options {
     uint64_t tie_breaker = 0;     // with ice
     bool use_candidate = false;   // USE-CANDIDATE (aggressive nomination); needs ice
     std::string_view software{};  // SOFTWARE when not empty (at most 127 characters, 509 bytes, else 0 is returned)
+    const uint8_t* cookie = nullptr;   // STENTOR-COOKIE (cookie_len bytes): the last one the relay sent
 };
 
 // Binding Request for clients and tests. `username`: 1..max_username_len
 // bytes. Order: [SOFTWARE] [PRIORITY ICE-CONTROLLING [USE-CANDIDATE]]
-// USERNAME [STENTOR-LEAVE] MI FP.
+// USERNAME [STENTOR-COOKIE] [STENTOR-LEAVE] MI FP.
 std::size_t build_request(uint8_t* out, std::size_t cap, const uint8_t* txid, std::string_view username,
                           const char* key, std::size_t key_len, const request_options& opt = {}) noexcept;
 
@@ -233,6 +247,8 @@ struct response_view {
     const char* reason = nullptr;      // ERROR-CODE reason phrase, not NUL-terminated
     uint16_t reason_len = 0;
     uint32_t retry_after_ms = 0;       // STENTOR-RETRY-AFTER, 0 when absent
+    bool has_cookie = false;           // STENTOR-COOKIE present
+    uint8_t cookie[cookie_len] = {};   // its value: echo it in the next request
 
     std::string_view reason_phrase() const noexcept { return {reason, reason_len}; }
 };
@@ -241,7 +257,8 @@ struct response_view {
 // success or error response with MESSAGE-INTEGRITY and a correct FINGERPRINT
 // (a response without MI is refused: an unauthenticated answer proves
 // nothing). Known attributes: XOR-MAPPED-ADDRESS (IPv4 or IPv6), ERROR-CODE,
-// MAPPED-ADDRESS, UNKNOWN-ATTRIBUTES, STENTOR-RETRY-AFTER, SOFTWARE.
+// MAPPED-ADDRESS, UNKNOWN-ATTRIBUTES, STENTOR-RETRY-AFTER, STENTOR-COOKIE,
+// SOFTWARE.
 // No length cap beyond the 16-bit header length. Then check_integrity(msg,
 // view.integrity_offset, ...) and compare the transaction id.
 stun_error parse_response(const uint8_t* p, std::size_t n, response_view& out) noexcept;
