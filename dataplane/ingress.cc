@@ -42,18 +42,24 @@ void free_rx_bulk(rte_mempool* pool, rte_mbuf** m, unsigned n) noexcept {
     if (np > 0) rte_mempool_put_bulk(pool, plain, np);
 }
 
-// UDP checksum of a speaker packet: the NIC's verdict when it gave one, else
-// checked in software (only packets of registered flows get here, a few
-// hundred per second per speaker). We re-checksum what we forward, so a
-// corrupted payload must be stopped here or it leaves with a valid checksum.
+// UDP checksum of a speaker packet, either family (pr.kind rtp or rtp6):
+// the NIC's verdict when it gave one, else checked in software (only
+// packets of registered flows get here, a few hundred per second per
+// speaker). We re-checksum what we forward, so a corrupted payload must be
+// stopped here or it leaves with a valid checksum.
 bool udp_checksum_ok(const rte_mbuf* m, const uint8_t* d, const parse_result& pr) noexcept {
     const uint64_t f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
     if (f == RTE_MBUF_F_RX_L4_CKSUM_GOOD) return true;
     if (f == RTE_MBUF_F_RX_L4_CKSUM_BAD) return false;
     const uint8_t* udp = d + pr.l4_off;
-    if (udp[6] == 0 && udp[7] == 0) return true;   // no checksum (allowed over IPv4)
+    const bool v6 = pr.kind == pkt_kind::rtp6;
+    // No checksum: allowed over IPv4 only (parse_udp6 already refused an
+    // IPv6 one: ipv6_udp_zero_checksum).
+    if (udp[6] == 0 && udp[7] == 0) return !v6;
     const uint16_t udp_len = static_cast<uint16_t>(wire::udp_hdr_len + pr.rtp_len);
-    uint32_t sum = wire::csum_add(0, d + pr.l3_off + 12, 8);   // source and destination addresses
+    // The pseudo header's source and destination addresses (RFC 768, RFC
+    // 8200 8.1: over IPv6 the length is 32 bits, the same sum below 64 KiB).
+    uint32_t sum = v6 ? wire::csum_add(0, d + pr.l3_off + 8, 32) : wire::csum_add(0, d + pr.l3_off + 12, 8);
     sum += wire::ipproto_udp + udp_len;
     sum = wire::csum_add(sum, udp, udp_len);
     return wire::csum_fold(sum) == 0xffff;
@@ -109,9 +115,9 @@ constexpr drop_reason srtp_reason(srtp::verdict v) noexcept {
 }
 
 // A packet of a registered flow `f`, either family: the UDP checksum
-// (IPv4 only; over IPv6 the validator verified it, parse_udp6), then one path
-// for both. Returns true when the mbuf was handed on (the mixer owns it),
-// false when the caller frees it.
+// after the SSRC when `check_udp` (IPv4; rtp_input6 checks IPv6's before it
+// calls this), then one path for both. Returns true when the mbuf was
+// handed on (the mixer owns it), false when the caller frees it.
 bool rtp_flow_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, const parse_result& pr,
                     const dp_flow* f, bool check_udp, uint64_t now) noexcept {
     lcore_counters* c = w->c;
@@ -277,11 +283,24 @@ bool rtp_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, c
 // source port, port; dp_flow6), then the same path as IPv4's: SSRC, SRTP,
 // plausibility, policer, the same message and the same fan-out, so its
 // replicas carry the RTP bytes IPv4 ones do.
+//
+// An unknown flow is dropped by its key alone, before any checksum: a
+// flood of spoofed 1500-byte datagrams to session ports must cost what it
+// costs over IPv4, not a sum over every byte (parse_udp6 refused a zero
+// checksum and nothing else). A registered flow's checksum comes right
+// after the lookup, before the SSRC: IPv6 has no header checksum, so it is
+// the only check of the addresses, and a packet whose source was damaged
+// into a registered key must be refused as damaged, not charged to that
+// speaker (ssrc_mismatch counts in its auth_drops).
 bool rtp_input6(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t* d, const parse_result& pr,
                 uint64_t now) noexcept {
     const dp_flow* f = find_flow6(s, d + pr.l3_off + 8, pr.src_port_be, pr.dst_port_be);
     if (f == nullptr) {
         ++w->c->drop(drop_reason::unknown_flow);
+        return false;
+    }
+    if (!udp_checksum_ok(m, d, pr)) {
+        ++w->c->drop(drop_reason::udp_checksum);
         return false;
     }
     return rtp_flow_input(w, s, m, d, pr, f, false, now);

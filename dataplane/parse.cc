@@ -219,17 +219,23 @@ parse_result parse_udp6(const uint8_t* d, uint32_t plen, const port_identity& se
     if (dport < self.udp_port_min || dport > self.udp_port_max)
         return drop(drop_reason::udp_port);
     // Zero means "no checksum" over IPv4 only; over IPv6 a sender that
-    // computes 0 sends 0xffff (RFC 8200 8.1), so 0 is never valid. Checked
-    // in software for every packet that gets this far: IPv6 has no header
-    // checksum, so this is the only check of the addresses' integrity.
+    // computes 0 sends 0xffff (RFC 8200 8.1), so 0 is never valid, whatever
+    // a NIC says of it. Two bytes, no sum: refused here for every kind.
     if (u[6] == 0 && u[7] == 0)
         return drop(drop_reason::ipv6_udp_zero_checksum);
-    if (!ipv6_l4_csum_ok(d + eth_hdr_len, udp_len, ipproto_udp))
-        return drop(drop_reason::udp_checksum);
     res.l4_off = static_cast<uint16_t>(l4_off);
     res.src_port_be = load_raw16(u);
     res.dst_port_be = load_raw16(u + 2);
+    // IPv6 has no header checksum: the UDP checksum is the only check of
+    // the addresses' integrity. A join request's is verified here, in
+    // software, before the join stage reads it or spends a MAC on it (the
+    // source is where the answer goes and the listener is registered).
+    // An RTP packet's waits for its flow (ingress.cc rtp_input6): an unknown
+    // flow is dropped by its key alone, as over IPv4, and only a registered
+    // flow's packet is summed (or taken on the NIC's verdict).
     if (udp_len > udp_hdr_len && u[udp_hdr_len] < 4) {
+        if (!ipv6_l4_csum_ok(d + eth_hdr_len, udp_len, ipproto_udp))
+            return drop(drop_reason::udp_checksum);
         res.kind = pkt_kind::stun6;
         res.rtp_off = static_cast<uint16_t>(l4_off + udp_hdr_len);
         res.rtp_len = static_cast<uint16_t>(udp_len - udp_hdr_len);

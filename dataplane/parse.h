@@ -19,7 +19,7 @@ enum class pkt_kind : uint8_t {
     icmp_echo,  // a well-formed ICMP echo request to the relay's address
     stun,       // UDP to a session port whose payload starts 0..3 (RFC 7983): a join request to verify
     // IPv6 (issue 15): the same layers, checked by parse_ipv6 (parse.cc).
-    rtp6,       // a well-formed RTP packet over IPv6 to a speaker port (UDP checksum verified)
+    rtp6,       // a well-formed RTP packet over IPv6 to a speaker port (checksum not 0; verified after the flow lookup)
     stun6,      // a join request over IPv6 (UDP checksum verified)
     icmp6_echo, // a well-formed ICMPv6 echo request to the relay's address
     nd_ns,      // a neighbour solicitation for the relay's address: answer with an NA

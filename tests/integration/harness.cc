@@ -155,13 +155,14 @@ bytes arp_frame(uint16_t op, const uint8_t* sender_mac, uint32_t sender_ip, cons
     return b;
 }
 
-void inject(const ring_port& p, const bytes& frame) {
+void inject(const ring_port& p, const bytes& frame, uint64_t ol_flags) {
     rte_mbuf* m = rte_pktmbuf_alloc(test_pool());
     if (m == nullptr) throw std::runtime_error("test pool empty");
     auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())));
     if (d == nullptr) throw std::runtime_error("frame too large");
     std::memcpy(d, frame.data(), frame.size());
     m->port = p.port_id;
+    m->ol_flags = ol_flags;
     if (rte_ring_enqueue(p.rx, m) != 0) throw std::runtime_error("rx ring full");
 }
 

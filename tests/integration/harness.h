@@ -76,7 +76,9 @@ bytes udp_frame(const frame_spec& f, const bytes& payload);
 bytes arp_frame(uint16_t op, const uint8_t* sender_mac, uint32_t sender_ip, const uint8_t* target_mac,
                 uint32_t target_ip, const uint8_t* eth_dst);
 
-void inject(const ring_port& p, const bytes& frame);
+// `ol_flags`: what a NIC would have said of the frame (RTE_MBUF_F_RX_*,
+// e.g. its L4 checksum verdict); net_ring hands the mbuf over as it is.
+void inject(const ring_port& p, const bytes& frame, uint64_t ol_flags = 0);
 std::vector<bytes> drain(const ring_port& p);
 
 uint16_t ip_checksum(const uint8_t* ip, size_t len);

@@ -42,6 +42,7 @@ struct corpus_row {
     std::string what;
     bytes frame;
     std::string counter;
+    uint64_t ol_flags = 0;   // what the NIC said of it (RTE_MBUF_F_RX_*)
 };
 
 control::ipv6_addr ctl(const addr6& a) {
@@ -54,6 +55,18 @@ bytes rtp6(uint16_t dport = 40000) {
     return frames::udp(5004, dport, frames::rtp());
 }
 
+// The IPv6 speaker the fixture registers beside the IPv4 one: session 1
+// (port 40000), from [host6(0x20)]:5004, SSRC 5678.
+const addr6 speaker6 = host6(0x20);
+constexpr uint32_t speaker6_ssrc = 5678;
+
+bytes speaker6_rtp(uint16_t seq = 1) {
+    return frames::udp(5004, 40000, frames::rtp(0x80, 111, speaker6_ssrc, seq));
+}
+
+constexpr uint64_t nic_l4_good = RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+constexpr uint64_t nic_l4_bad = RTE_MBUF_F_RX_L4_CKSUM_BAD;
+
 // An extension header of (1 + len8) * 8 bytes whose next header is `next`.
 bytes ext(uint8_t next = 17, uint8_t len8 = 0) {
     bytes e(8u * (1 + len8), 0);
@@ -64,8 +77,8 @@ bytes ext(uint8_t next = 17, uint8_t len8 = 0) {
 
 std::vector<corpus_row> corpus6() {
     std::vector<corpus_row> rows;
-    auto add = [&](std::string what, bytes f, std::string reason) {
-        rows.push_back({std::move(what), std::move(f), "drop/ingress/" + std::move(reason)});
+    auto add = [&](std::string what, bytes f, std::string reason, uint64_t ol_flags = 0) {
+        rows.push_back({std::move(what), std::move(f), "drop/ingress/" + std::move(reason), ol_flags});
     };
     const mac_t host = peer_mac;
     const addr6 speaker = host6(0x0a);
@@ -115,10 +128,31 @@ std::vector<corpus_row> corpus6() {
     add("TCP SYN", ipv6({.next = 6}, bytes(20, 0)), "ipv6_next_header");
     // --- UDP
     add("UDP checksum 0 (allowed over IPv4 only)", ipv6({.checksum = false}, rtp6()), "ipv6_udp_zero_checksum");
+    add("registered speaker, UDP checksum 0 that the NIC calls good", ipv6({.src = speaker6, .checksum = false},
+        speaker6_rtp()), "ipv6_udp_zero_checksum", nic_l4_good);
+    // The checksum of an RTP packet is looked at only once its flow is
+    // known (ingress.cc rtp_input6): a flood of unknown flows costs no sum.
     {
         bytes b = ipv6({}, rtp6());
         b[100] ^= 0x40;   // an RTP payload byte, after the checksum was computed
-        add("payload corrupted in flight (UDP checksum wrong)", b, "udp_checksum");
+        add("unregistered source, wrong UDP checksum, to a speaker port (no checksum computed)", b, "unknown_flow");
+        add("unregistered source, UDP checksum the NIC calls bad", b, "unknown_flow", nic_l4_bad);
+    }
+    {
+        bytes b = ipv6({.src = speaker6}, speaker6_rtp());
+        b[100] ^= 0x40;
+        add("registered speaker, payload corrupted in flight (UDP checksum wrong)", b, "udp_checksum");
+    }
+    add("registered speaker, UDP checksum right but the NIC calls it bad", ipv6({.src = speaker6}, speaker6_rtp()),
+        "udp_checksum", nic_l4_bad);
+    {
+        // Sent from host6(0x21) with another SSRC; one bit of the source
+        // flipped on the way makes it the registered speaker's key. IPv6 has
+        // no header checksum: the UDP checksum refuses it, before the SSRC
+        // would charge the speaker with it.
+        bytes b = ipv6({.src = host6(0x21)}, frames::udp(5004, 40000, frames::rtp(0x80, 111, 999)));
+        b[22 + 15] ^= 0x01;
+        add("a source damaged into a registered speaker's key", b, "udp_checksum");
     }
     add("DNS query to port 53", ipv6({}, frames::udp(5004, 53, bytes(30, 0))), "udp_port");
     // IPv6 speakers are served (ipv6-fanout): an unregistered one is an unknown flow.
@@ -176,6 +210,7 @@ protected:
         prof.ports[0].ipv6 = ctl(relay6);
         prof.ports[0].prefix6_len = 64;
         control::session_config sc = speaker_session();
+        sc.speakers.push_back({0, 5004, speaker6_ssrc, ctl(speaker6)});
         sc.listeners.push_back({listener_ip, listener_port, 0});
         prof.sessions.push_back(sc);
         r = std::make_unique<relay>(prof, relay_options{.launch = false, .arp_reachable_ms = reachable_ms});
@@ -223,7 +258,7 @@ protected:
         SCOPED_TRACE(row.what + " x" + std::to_string(n));
         const auto before = all_counters(*r);
         ASSERT_TRUE(before.count(row.counter)) << "no counter named " << row.counter;
-        for (unsigned i = 0; i < n; ++i) inject(port, row.frame);
+        for (unsigned i = 0; i < n; ++i) inject(port, row.frame, row.ol_flags);
         settle(*r);
         const auto out = drain(port);
         EXPECT_TRUE(out.empty()) << out.size() << " frames sent";
@@ -295,6 +330,51 @@ TEST_F(ipv6_test, malformed_corpus_each_kind_counted_once_under_its_reason) {
 TEST_F(ipv6_test, malformed_corpus_each_kind_streamed_91_times) {
     start();
     for (const auto& row : corpus6()) expect_dropped(row, 91);
+}
+
+// A registered IPv6 speaker's UDP checksum is the NIC's verdict when it
+// gives one, else summed in software, as over IPv4 (ingress.cc
+// udp_checksum_ok): a packet the NIC calls good is taken on its word, one
+// it calls bad is refused, one it did not check (no flag, or L4 NONE) is
+// summed. Forwarded packets reach the IPv4 listener.
+TEST_F(ipv6_test, registered_ipv6_speaker_checksum_is_the_nics_verdict_else_summed) {
+    start();
+    struct verdict_row {
+        const char* what;
+        bool corrupt;          // a payload byte flipped after the checksum was computed
+        uint64_t ol_flags;
+        const char* counter;   // nullptr: forwarded
+    } const rows[] = {
+        {"good, no verdict: summed, forwarded", false, 0, nullptr},
+        {"corrupted, no verdict: summed, refused", true, 0, "drop/ingress/udp_checksum"},
+        {"good, the NIC calls it bad: refused", false, nic_l4_bad, "drop/ingress/udp_checksum"},
+        {"corrupted, the NIC calls it good: its word is taken, forwarded", true, nic_l4_good, nullptr},
+        {"corrupted, the NIC did not check (L4 NONE): summed, refused", true, RTE_MBUF_F_RX_L4_CKSUM_NONE,
+         "drop/ingress/udp_checksum"},
+        {"good, the NIC did not check (L4 NONE): summed, forwarded", false, RTE_MBUF_F_RX_L4_CKSUM_NONE, nullptr},
+    };
+    uint16_t seq = 1;
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.what);
+        bytes f = ipv6({.src = speaker6}, speaker6_rtp(seq++));
+        if (row.corrupt) f[100] ^= 0x40;
+        const auto before = all_counters(*r);
+        inject(port, f, row.ol_flags);
+        settle(*r);
+        const auto out = answer(drain(port));
+        const auto after = all_counters(*r);
+        if (row.counter == nullptr) {
+            ASSERT_EQ(1u, out.size());
+            EXPECT_EQ(0x0800, be16(out[0].data() + 12));
+            EXPECT_EQ(listener_ip, be32(out[0].data() + 30));
+            EXPECT_EQ(before.at("rtp_in") + 1, after.at("rtp_in"));
+            EXPECT_EQ(before.at("drop/ingress/udp_checksum"), after.at("drop/ingress/udp_checksum"));
+        } else {
+            EXPECT_TRUE(out.empty()) << out.size() << " frames sent";
+            EXPECT_EQ(before.at(row.counter) + 1, after.at(row.counter));
+            EXPECT_EQ(before.at("rtp_in"), after.at("rtp_in"));
+        }
+    }
 }
 
 // An NS for our address becomes the NA in its own mbuf: unicast to the
