@@ -339,9 +339,12 @@ unsigned neigh_poll(worker* w, const dp_snapshot* s, uint64_t now) noexcept {
             const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
             const uint8_t* a = d + wire::eth_hdr_len;
             const auto port = static_cast<uint16_t>(m->hash.fdir.lo);
+            const bool nd = wire::load_be16(d + wire::off_eth_type) == wire::ethertype_ipv6;
+            // No snapshot yet: no next hop to learn, counted as the owner
+            // counts one received directly (arp_input, nd_na_input).
             if (s == nullptr)
-                ;
-            else if (wire::load_be16(d + wire::off_eth_type) == wire::ethertype_ipv6)
+                ++w->c->drop(nd ? drop_reason::nd_unsolicited : drop_reason::arp_unsolicited);
+            else if (nd)
                 nd_learn(w, *s, d, static_cast<uint16_t>(m->hash.fdir.hi), port, now);
             else
                 arp_learn(w, *s, wire::load_raw32(a + 14), a + 8, port, now);

@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "frames6.h"
 #include "harness.h"
 
 namespace stentor::test {
@@ -258,6 +259,71 @@ TEST_F(neigh_test, unused_next_hops_are_not_asked_for) {
     }
     // The real listener is confirmed and not due for 30 s: nothing to ask.
     EXPECT_EQ(before, counter(*r, "arp_requests"));
+}
+
+// A reply received by an RX lcore other than the ARP owner goes to the
+// owner over the ring; one that arrives there before the control plane
+// published its first snapshot has no next hop to be about. It is freed
+// and counted as the owner counts the same reply received directly
+// (arp_unsolicited, nd_unsolicited), not lost without a trace. Two RX
+// queues of one port; nothing loaded, so there is no snapshot.
+TEST(neigh_handoff, replies_handed_to_the_owner_before_the_first_snapshot_are_counted) {
+    rte_ring* rx[2];
+    rte_ring* tx[8];
+    for (int q = 0; q < 2; ++q) {
+        rx[q] = rte_ring_create(("nh2_r" + std::to_string(q)).c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        ASSERT_NE(nullptr, rx[q]);
+    }
+    rte_ring* txr = rte_ring_create("nh2_t", 4096, 0, RING_F_SC_DEQ);
+    ASSERT_NE(nullptr, txr);
+    for (auto& t : tx) t = txr;
+    const int id = rte_eth_from_rings("nh2", rx, 2, tx, 8, 0);
+    ASSERT_GE(id, 0);
+    char dev[RTE_ETH_NAME_MAX_LEN];
+    ASSERT_EQ(0, rte_eth_dev_get_name_by_port(static_cast<uint16_t>(id), dev));
+    const ring_port owner_queue{dev, rx[0], txr, static_cast<uint16_t>(id)};
+    ring_port other_queue = owner_queue;
+    other_queue.rx = rx[1];
+
+    auto prof = base_profile(owner_queue.name);
+    prof.dataplane.rx_lcores = {1, 2};   // queue 0's lcore owns the neighbours
+    prof.ports[0].rx_queues = 2;
+    prof.ports[0].tx_queues = 2;
+    control::ipv6_addr a6;
+    std::memcpy(a6.data(), frames6::relay6.data(), 16);
+    prof.ports[0].ipv6 = a6;
+    prof.ports[0].prefix6_len = 64;
+    relay r(prof, relay_options{.launch = false});   // no load_static: no snapshot
+    const unsigned test_in_use0 = rte_mempool_in_use_count(test_pool());
+    const unsigned pool_in_use0 = rte_mempool_in_use_count(r.pool());
+
+    const bytes arp_reply = frames::arp(2, host_mac(listener_ip), listener_ip, frames::our_mac, relay_ip, frames::our_mac);
+    const bytes na = frames6::na_to_relay(frames6::host6(0x55), frames::peer_mac);
+    struct row {
+        const char* what;
+        const ring_port* via;
+        const bytes* frame;
+        const char* counter;
+    } const rows[] = {
+        {"ARP reply, handed over from queue 1", &other_queue, &arp_reply, "drop/ingress/arp_unsolicited"},
+        {"solicited NA, handed over from queue 1", &other_queue, &na, "drop/ingress/nd_unsolicited"},
+        {"ARP reply, received by the owner", &owner_queue, &arp_reply, "drop/ingress/arp_unsolicited"},
+        {"solicited NA, received by the owner", &owner_queue, &na, "drop/ingress/nd_unsolicited"},
+    };
+    for (const auto& rw : rows) {
+        SCOPED_TRACE(rw.what);
+        const auto before = all_counters(r);
+        for (int i = 0; i < 3; ++i) inject(*rw.via, *rw.frame);
+        settle(r);
+        EXPECT_TRUE(drain(owner_queue).empty()) << "nothing is sent without a snapshot";
+        const auto after = all_counters(r);
+        EXPECT_EQ(before.at(rw.counter) + 3, after.at(rw.counter));
+        EXPECT_EQ(before.at("rx_packets") + 3, after.at("rx_packets"));
+        EXPECT_EQ(before.at("drop/ingress/arp_ring_full"), after.at("drop/ingress/arp_ring_full"));
+        EXPECT_EQ(test_in_use0, rte_mempool_in_use_count(test_pool())) << "every reply freed";
+    }
+    r.flush();
+    EXPECT_EQ(pool_in_use0, rte_mempool_in_use_count(r.pool()));
 }
 
 }  // namespace
