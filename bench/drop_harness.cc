@@ -4,24 +4,29 @@
 //
 // EAL on net_null, the relay's own worker (RX + validate + flow lookup +
 // count + bulk free) polled on the main lcore, one core, as testpmd's one
-// forwarding lcore; no listeners reached. Two workloads:
-//   unknown_flow - every frame a well-formed IPv4/UDP/RTP packet to a
-//                  registered session port from an address nobody registered:
-//                  the whole validator and the flow lookup run, then the drop.
-//                  This is the flood a relay actually sees, and the RESULT.
-//   garbage      - net_null's own zeroed frames (dropped at the ethertype).
+// forwarding lcore; no listeners reached. Three workloads:
+//   unknown_flow  - every frame a well-formed IPv4/UDP/RTP packet to a
+//                   registered session port from an address nobody registered:
+//                   the whole validator and the flow lookup run, then the drop.
+//                   This is the flood a relay actually sees, and the RESULT.
+//   garbage       - net_null's own zeroed frames (dropped at the ethertype).
+//   unknown_flow6 - the same over IPv6 (a valid UDP checksum, to the port's
+//                   ipv6): the IPv6 validator and find_flow6, then the drop.
+//                   No UDP checksum may be summed for it (ingress.cc
+//                   rtp_input6); --frame 1514 is the 1500-byte spoofed flood.
 // net_null's RX does not write packet data (copy=0): it hands out mbufs from
 // the pool as they are, so writing the unknown-flow frame into every mbuf of
 // the pool before the worker starts makes net_null "receive" it forever.
 //
 // Repetitions (1 s windows) give the median and the spread. Last line:
-//   RESULT drop_mpps=<x> testpmd_io_mpps=<y> ratio=<x/y> workload=unknown_flow garbage_mpps=<z>
+//   RESULT drop_mpps=<x> testpmd_io_mpps=<y> ratio=<x/y> workload=unknown_flow garbage_mpps=<z> unknown6_mpps=<w>
 // --json FILE also writes the three series (samples included) as JSON lines
 // for scripts/bench-report.py (bench/jsonl.h).
 // --count-packets K: no testpmd, no clock: the worker polled until it has
 // dropped K unknown-flow frames, then exit; for callgrind
 // (bench/count_join_instructions.sh BUILD_DIR drop), which counts what a
-// dropped frame costs inside worker_poll.
+// dropped frame costs inside worker_poll. --workload unknown_flow6 counts
+// the IPv6 frames instead.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -55,6 +60,13 @@ using clock_type = std::chrono::steady_clock;
 
 constexpr uint32_t relay_ip = 0xc6120001;   // 198.18.0.1
 constexpr std::array<uint8_t, 6> relay_mac{0x02, 0x53, 0x54, 0x00, 0x00, 0x01};
+// 2001:db8:5354::1, the port's ipv6; ::a, the registered IPv6 speaker;
+// 2001:db8:7107::7, the unknown one.
+constexpr control::ipv6_addr relay_ip6{0x20, 0x01, 0x0d, 0xb8, 0x53, 0x54, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01};
+constexpr control::ipv6_addr speaker_ip6{0x20, 0x01, 0x0d, 0xb8, 0x53, 0x54, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0a};
+constexpr control::ipv6_addr unknown_ip6{0x20, 0x01, 0x0d, 0xb8, 0x71, 0x07, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x07};
+// Ethernet, IPv6, UDP, RTP header and one payload byte.
+constexpr unsigned min_frame6 = 14 + 40 + 8 + 12 + 1;
 
 using bench::stats;
 using bench::summarise;
@@ -113,6 +125,40 @@ std::vector<uint8_t> unknown_flow_frame(unsigned len) {
     return b;
 }
 
+// The same from [2001:db8:7107::7]:5004 over IPv6, its UDP checksum valid
+// (what a sender's kernel writes; a damaged one would be dropped the same).
+std::vector<uint8_t> unknown_flow6_frame(unsigned len) {
+    std::vector<uint8_t> b(len, 0);
+    std::memcpy(b.data(), relay_mac.data(), 6);
+    const uint8_t src_mac[6] = {0x02, 0, 0, 0, 0, 0x07};
+    std::memcpy(b.data() + 6, src_mac, 6);
+    put16(b.data() + 12, 0x86dd);
+    uint8_t* ip = b.data() + 14;
+    const auto ul = static_cast<uint16_t>(len - 54);
+    ip[0] = 0x60;
+    put16(ip + 4, ul);
+    ip[6] = 17;
+    ip[7] = 64;
+    std::memcpy(ip + 8, unknown_ip6.data(), 16);
+    std::memcpy(ip + 24, relay_ip6.data(), 16);
+    uint8_t* udp = ip + 40;
+    put16(udp, 5004);
+    put16(udp + 2, 40000);
+    put16(udp + 4, ul);
+    uint8_t* rtp = udp + 8;
+    rtp[0] = 0x80;
+    rtp[1] = 111;
+    put32(rtp + 8, 0x5354);
+    uint32_t s = 17u + ul;   // pseudo header: next header, length; then addresses and the datagram
+    for (unsigned i = 8; i < 40; i += 2) s += static_cast<uint32_t>(ip[i] << 8 | ip[i + 1]);
+    for (unsigned i = 0; i < ul; i += 2)
+        s += static_cast<uint32_t>(udp[i] << 8 | (i + 1 < ul ? udp[i + 1] : 0));
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    const auto c = static_cast<uint16_t>(~s);
+    put16(udp + 6, c == 0 ? 0xffff : c);
+    return b;
+}
+
 struct fill_arg {
     const std::vector<uint8_t>* frame;
 };
@@ -146,13 +192,16 @@ control::profile bench_profile(unsigned frame) {
     pc.prefix_len = 24;
     pc.gateway = 0xc61200fe;
     pc.mac = relay_mac;
+    pc.ipv6 = relay_ip6;
+    pc.prefix6_len = 64;
     p.ports.push_back(pc);
-    // One registered session and speaker, so the flow lookup probes a real
-    // table and misses, as under attack.
+    // One registered session and speaker per family, so each flow lookup
+    // probes a real table and misses, as under attack.
     control::session_config sc;
     sc.id = 1;
     sc.udp_port = 40000;
     sc.speakers.push_back({0xc612000a, 5004, 1234});
+    sc.speakers.push_back({0, 5004, 1234, speaker_ip6});
     p.sessions.push_back(sc);
     return p;
 }
@@ -201,14 +250,14 @@ std::vector<double> measure(control::relay& r, unsigned reps, const char* expect
 }
 
 // --count-packets K (see the top).
-int count_packets(unsigned frame, uint64_t k) {
+int count_packets(unsigned frame, uint64_t k, bool v6) {
     const control::profile p = bench_profile(frame);
     drivers::eal_init(control::eal_params_of(p));   // bench_profile: log level "error"
     uint64_t rx = 0, polls = 0;
     {
         control::relay r(p, control::relay_options{.launch = false});
         r.state().load_static(p);
-        const auto frame_bytes = unknown_flow_frame(frame);
+        const auto frame_bytes = v6 ? unknown_flow6_frame(frame) : unknown_flow_frame(frame);
         fill_arg fa{&frame_bytes};
         rte_mempool_obj_iter(r.pool(), fill_mbuf, &fa);
         const uint64_t rx0 = r.totals().rx_packets;
@@ -227,6 +276,7 @@ int main(int argc, char** argv) {
     unsigned reps = 7;
     unsigned frame = 134;   // one Opus listener stream's frame (DESIGN.md)
     std::string json_path;
+    std::string workload = "unknown_flow";   // --count-packets only: or unknown_flow6
     uint64_t count_k = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
@@ -234,12 +284,24 @@ int main(int argc, char** argv) {
         if (a == "--reps") reps = static_cast<unsigned>(std::atoi(argv[i + 1]));
         if (a == "--frame") frame = static_cast<unsigned>(std::atoi(argv[i + 1]));
         if (a == "--json") json_path = argv[i + 1];
+        if (a == "--workload") workload = argv[i + 1];
     }
     bench::jsonl out;
     if (!out.open(json_path)) return 2;
     reps = std::max(3u, reps);
     frame = std::clamp(frame, 60u, 1514u);
-    if (count_k > 0) return count_packets(frame, count_k);
+    const bool count_v6 = workload == "unknown_flow6";
+    if (!count_v6 && workload != "unknown_flow") {
+        std::fprintf(stderr, "--workload: unknown_flow or unknown_flow6\n");
+        return 2;
+    }
+    if (count_k > 0) {
+        if (count_v6 && frame < min_frame6) {
+            std::fprintf(stderr, "--workload unknown_flow6 needs --frame %u or more\n", min_frame6);
+            return 2;
+        }
+        return count_packets(frame, count_k, count_v6);
+    }
     std::printf("# machine: %u CPUs; frame %u bytes; ingress worker on the main lcore; %u x 1 s windows\n",
                 std::thread::hardware_concurrency(), frame, reps);
     std::fflush(stdout);
@@ -252,8 +314,9 @@ int main(int argc, char** argv) {
 
     const control::profile p = bench_profile(frame);
     drivers::eal_init(control::eal_params_of(p));   // bench_profile: log level "error"
-    stats garbage{}, unknown{};
-    std::vector<double> garbage_v, unknown_v;
+    stats garbage{}, unknown{}, unknown6{};
+    std::vector<double> garbage_v, unknown_v, unknown6_v;
+    const bool with_v6 = frame >= min_frame6;
     {
         control::relay r(p, control::relay_options{.launch = false});
         r.state().load_static(p);
@@ -268,12 +331,24 @@ int main(int argc, char** argv) {
         rte_mempool_obj_iter(r.pool(), fill_mbuf, &fz);
         garbage_v = measure(r, reps, "drop/ingress/eth_type");
         garbage = summarise(garbage_v);
+        // Last, so the two series above stay comparable with earlier runs.
+        if (with_v6) {
+            const auto frame6 = unknown_flow6_frame(frame);
+            fill_arg f6{&frame6};
+            rte_mempool_obj_iter(r.pool(), fill_mbuf, &f6);
+            unknown6_v = measure(r, reps, "drop/ingress/unknown_flow");
+            unknown6 = summarise(unknown6_v);
+        }
     }
     drivers::eal_cleanup();
 
     print_stats("testpmd io forward (lcore 1)", ref);
     print_stats("drop unknown_flow (1 lcore)", unknown);
     print_stats("drop garbage/eth_type (1 lcore)", garbage);
+    if (with_v6)
+        print_stats("drop unknown_flow IPv6 (1 lcore)", unknown6);
+    else
+        std::printf("# no IPv6 workload: a %u-byte frame cannot hold one (%u bytes at least)\n", frame, min_frame6);
     if (ref.median <= 0) {
         std::printf("testpmd printed no Rx-pps figures\n");
         return 1;
@@ -287,9 +362,15 @@ int main(int argc, char** argv) {
     out.write({{"bench", "drop"}, {"kind", "garbage"}, {"frame", frame},
                {"what", "zeroed frames, dropped at the ethertype, one core"},
                {"mpps", bench::series(garbage_v, garbage.median, garbage.min, garbage.max)}});
+    if (with_v6)
+        out.write({{"bench", "drop"}, {"kind", "unknown_flow6"}, {"frame", frame},
+                   {"what", "well-formed RTP over IPv6 from unregistered sources, received and dropped on one core"},
+                   {"mpps", bench::series(unknown6_v, unknown6.median, unknown6.min, unknown6.max)}});
     out.write({{"bench", "drop"}, {"kind", "result"}, {"drop_mpps", unknown.median}, {"testpmd_io_mpps", ref.median},
-               {"ratio", unknown.median / ref.median}, {"garbage_mpps", garbage.median}});
-    std::printf("RESULT drop_mpps=%.2f testpmd_io_mpps=%.2f ratio=%.3f workload=unknown_flow garbage_mpps=%.2f\n",
-                unknown.median, ref.median, unknown.median / ref.median, garbage.median);
+               {"ratio", unknown.median / ref.median}, {"garbage_mpps", garbage.median},
+               {"unknown6_mpps", unknown6.median}});
+    std::printf("RESULT drop_mpps=%.2f testpmd_io_mpps=%.2f ratio=%.3f workload=unknown_flow garbage_mpps=%.2f "
+                "unknown6_mpps=%.2f\n",
+                unknown.median, ref.median, unknown.median / ref.median, garbage.median, unknown6.median);
     return 0;
 }

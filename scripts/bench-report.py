@@ -292,7 +292,7 @@ def report(d, out_dir, label):
     # Drop.
     drop_rows = []
     for kind, lab in (("testpmd_io", "dpdk-testpmd io forward"), ("unknown_flow", "Stentor, unknown flow"),
-                      ("garbage", "Stentor, garbage (ethertype)")):
+                      ("garbage", "Stentor, garbage (ethertype)"), ("unknown_flow6", "Stentor, unknown flow (IPv6)")):
         p = pick(recs, "drop", kind)
         if p:
             drop_rows.append((lab, p[-1]["mpps"], p[-1].get("what", "")))
