@@ -10,7 +10,10 @@ namespace stentor::control {
 
 std::optional<ipv6_addr> parse_ipv6(std::string_view s) {
     // INET6_ADDRSTRLEN (46) covers the longest form with an embedded IPv4.
-    if (s.empty() || s.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+    // inet_pton reads a C string: a NUL inside would end the address there
+    // and let "2001:db8::7\0junk" pass as 2001:db8::7 (parse_ipv4 refuses
+    // it too).
+    if (s.empty() || s.size() >= INET6_ADDRSTRLEN || s.find('\0') != std::string_view::npos) return std::nullopt;
     char buf[INET6_ADDRSTRLEN];
     std::memcpy(buf, s.data(), s.size());
     buf[s.size()] = '\0';

@@ -10,15 +10,19 @@
 
 namespace stentor::fleet {
 
+// inet_pton reads c_str(): a NUL inside the record's string would end the
+// address there ("198.18.0.1\0junk" read as 198.18.0.1), so refuse it.
 std::optional<uint32_t> parse_ipv4(const std::string& s) {
     in_addr a{};
-    if (inet_pton(AF_INET, s.c_str(), &a) != 1) return std::nullopt;
+    if (s.find('\0') != std::string::npos || inet_pton(AF_INET, s.c_str(), &a) != 1) return std::nullopt;
     return ntohl(a.s_addr);
 }
 
 std::optional<addr6> parse_ipv6(const std::string& s) {
     addr6 a{};
-    if (s.find('%') != std::string::npos || inet_pton(AF_INET6, s.c_str(), a.data()) != 1) return std::nullopt;
+    if (s.find('%') != std::string::npos || s.find('\0') != std::string::npos ||
+        inet_pton(AF_INET6, s.c_str(), a.data()) != 1)
+        return std::nullopt;
     return a;
 }
 

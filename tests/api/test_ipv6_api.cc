@@ -101,6 +101,8 @@ TEST_F(ipv6_api, every_ipv6_refusal_is_a_4xx_with_its_reason_and_changes_nothing
         {"relay's own", "POST", L.c_str(), l("2001:db8:100::1"), 400, "invalid", "the relay's own address"},
         {"not an address", "POST", L.c_str(), l("2001:db8::g"), 400, "invalid", "is not an IPv4 address, nor an IPv6 one"},
         {"brackets in the body", "POST", L.c_str(), l("[2001:db8::5]"), 400, "invalid", "is not an IPv4 address"},
+        {"a NUL inside the address", "POST", L.c_str(), R"({"ip":"2001:db8:200::7\u0000junk","port":6001})", 400, "invalid",
+         "is not an IPv4 address, nor an IPv6 one"},
         {"port 0", "POST", L.c_str(), l("2001:db8:200::7", 0), 400, "invalid", "port"},
         {"tier 4", "POST", L.c_str(), R"({"ip":"2001:db8:200::7","port":6001,"tier":4})", 400, "invalid", "tier"},
         {"duplicate", "POST", L.c_str(), l("2001:db8:200::9", 6000), 409, "exists", "[2001:db8:200::9]:6000 exists"},

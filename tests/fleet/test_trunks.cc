@@ -195,6 +195,9 @@ TEST(TrunkPlan, the_edge_s_trunk_family_decides_and_both_sides_agree) {
         {"ea", rec6("ea", "edge", "198.18.0.5", "2001:db8::5", "auto")},
         {"e6bad", rec6("e6bad", "edge", "198.18.0.6", "not-an-address", "ipv6")},
         {"ea4", rec6("ea4", "edge", "198.18.0.7", "", "auto")},   // auto without IPv6: IPv4
+        // A NUL inside the record's address: inet_pton would stop there.
+        {"e6nul", rec6("e6nul", "edge", "198.18.0.9", std::string("2001:db8::9\0junk", 16), "ipv6")},
+        {"e4nul", rec6("e4nul", "edge", std::string("198.18.0.10\0junk", 16), "", "ipv4")},
     };
     struct row {
         const char* what;
@@ -221,6 +224,8 @@ TEST(TrunkPlan, the_edge_s_trunk_family_decides_and_both_sides_agree) {
          {trunk(7, "e6", {"o1", "o4"}, 40007)}, {}, {flow6(7, "2001:db8::1", "o1")}, 1},
         {"... and the IPv4-only origin sends nothing", "o4", {trunk(7, "e6", {"o4"}, 40007)}, {}, {}, 1},
         {"ipv6 edge whose IPv6 address is unusable: a problem", "o1", {trunk(7, "e6bad", {"o1"}, 40007)}, {}, {}, 1},
+        {"ipv6 edge whose IPv6 address has a NUL inside: a problem", "o1", {trunk(7, "e6nul", {"o1"}, 40007)}, {}, {}, 1},
+        {"ipv4 edge whose IPv4 address has a NUL inside: a problem", "o1", {trunk(7, "e4nul", {"o1"}, 40007)}, {}, {}, 1},
         {"auto, both dual stack: IPv6 (origin side)", "o2", {trunk(7, "ea", {"o2"}, 40007)},
          {send6(7, "2001:db8::5", "ea")}, {}, 0},
         {"auto, mixed origins: one IPv6 flow, one IPv4 flow into one session", "ea",

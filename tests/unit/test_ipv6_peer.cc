@@ -4,6 +4,7 @@
 // apart from the code under test.
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -13,6 +14,8 @@
 
 namespace stentor::control {
 namespace {
+
+using namespace std::string_view_literals;
 
 ipv6_addr v6(const char* t) { return *parse_ipv6(t); }
 
@@ -53,8 +56,10 @@ TEST(ipv6_peer, which_addresses_may_be_a_listener_or_a_speaker) {
 TEST(ipv6_peer, text_forms) {
     EXPECT_EQ("2001:db8::1", format_ipv6(v6("2001:0DB8:0:0:0:0:0:0001")));   // RFC 5952: lower case, :: for the zero run
     EXPECT_EQ("2001:db8:0:1::", format_ipv6(v6("2001:db8:0:1:0:0:0:0")));
-    for (const char* bad : {"", "2001:db8::1::2", "2001:db8:::1", "12345::", "g::1", "[2001:db8::1]", "fe80::1%eth0",
-                            "2001:db8::1/64", "198.18.0.5"})
+    // A NUL ends inet_pton's C string: what follows it must not vanish.
+    for (const std::string_view bad : {""sv, "2001:db8::1::2"sv, "2001:db8:::1"sv, "12345::"sv, "g::1"sv, "[2001:db8::1]"sv,
+                                       "fe80::1%eth0"sv, "2001:db8::1/64"sv, "198.18.0.5"sv, "2001:db8:200::7\0junk"sv,
+                                       "2001:db8::1\0"sv})
         EXPECT_FALSE(parse_ipv6(bad).has_value()) << bad;
 }
 
