@@ -341,8 +341,9 @@ std::string cidr(uint32_t ip, unsigned prefix) {
     return fmt::format("{}/{}", format_ipv4(ip & mask_of(prefix)), prefix);
 }
 
-// Reasons an address can never be a unicast peer, independent of the profile.
-std::optional<std::string> special_address(uint32_t ip) {
+}  // namespace
+
+std::optional<std::string> ipv4_special(uint32_t ip) {
     if (ip == 0) return "unspecified address 0.0.0.0";
     if ((ip >> 24) == 0) return "'this network' address (0.0.0.0/8)";
     if ((ip >> 24) == 127) return "loopback address (127.0.0.0/8)";
@@ -352,6 +353,8 @@ std::optional<std::string> special_address(uint32_t ip) {
     if ((ip >> 16) == 0xa9fe) return "link-local address (169.254.0.0/16)";
     return std::nullopt;
 }
+
+namespace {
 
 uint32_t read_ipv4(const context& c, const toml::node& n, const std::string& path) {
     const auto s = read_string(c, n, path);
@@ -1146,7 +1149,7 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
     const auto [ip, prefix] = *ip_prefix;
     if (prefix < 1 || prefix > 32)
         c.fail(ip_node, ip_path, fmt::format("prefix length {} is out of range 1..32", prefix));
-    if (auto why = special_address(ip))
+    if (auto why = ipv4_special(ip))
         c.fail(ip_node, ip_path, fmt::format("{} cannot be the relay's address", *why));
     const uint32_t mask = mask_of(prefix);
     if (has_broadcast(prefix) && (ip & ~mask) == 0)
@@ -1523,7 +1526,7 @@ std::string format_ipv4(uint32_t ip) {
 std::optional<std::string> check_listener_ip(uint32_t ip, const profile& p) {
     // Anything but a plain remote unicast host would turn the relay into a
     // reflector (broadcast, multicast) or loop traffic back into itself.
-    if (auto why = special_address(ip)) return why;
+    if (auto why = ipv4_special(ip)) return why;
     for (const auto& port : p.ports) {
         if (ip == port.ipv4) return fmt::format("the relay's own address (port \"{}\")", port.name);
         if (!has_broadcast(port.prefix_len)) continue;

@@ -341,6 +341,12 @@ std::vector<std::string> changed_settings(std::string_view old_text, std::string
 std::optional<uint32_t> parse_ipv4(std::string_view s);
 std::string format_ipv4(uint32_t ip);
 
+// Why an IPv4 address can never be a unicast peer, whatever the profile, or
+// nullopt: unspecified, 0.0.0.0/8, loopback, limited broadcast, multicast,
+// class E, link-local. ipv6_special applies it to the IPv4 address inside
+// a NAT64 or 6to4 address.
+std::optional<std::string> ipv4_special(uint32_t ip);
+
 // Why a listener address may not be registered, or nullopt if it may.
 // Refuses unspecified, loopback, multicast, broadcast (limited and the
 // directed broadcast of any relay subnet), link-local, class E, and the

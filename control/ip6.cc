@@ -22,7 +22,11 @@ std::optional<std::string> ipv6_peer_refusal(const ipv6_bytes& a) {
                            format_ipv4((uint32_t{a[12]} << 24) | (uint32_t{a[13]} << 16) | (uint32_t{a[14]} << 8) | a[15]));
     if (std::memcmp(a.data(), zero, 12) == 0)
         return "IPv4-compatible address (::/96, deprecated by RFC 4291): give the IPv4 address itself";
-    // Whatever else the network layer calls no unicast host (100::/64, ...).
+    if (std::memcmp(a.data(), zero, 8) == 0 && a[8] == 0xff && a[9] == 0xff && a[10] == 0 && a[11] == 0)
+        return fmt::format("IPv4-translated address (::ffff:0:0:0/96, RFC 2765): give the IPv4 address {} itself",
+                           format_ipv4((uint32_t{a[12]} << 24) | (uint32_t{a[13]} << 16) | (uint32_t{a[14]} << 8) | a[15]));
+    // Whatever else the network layer calls no unicast host (100::/64, NAT64
+    // and 6to4 of an address the IPv4 rules refuse, ...).
     return ipv6_special(a);
 }
 

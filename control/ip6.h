@@ -8,8 +8,10 @@
 // unique-local unicast host. Refused, each with its reason: the unspecified
 // address, loopback, multicast, link-local (with or without a zone: the
 // relay keeps no per-link scope for listeners), IPv4-mapped (give the IPv4
-// address: the relay is dual stack and sends IPv4 as IPv4), and the
-// deprecated IPv4-compatible form.
+// address: the relay is dual stack and sends IPv4 as IPv4), IPv4-translated
+// (::ffff:0:0:0/96), the deprecated IPv4-compatible form, and NAT64
+// (64:ff9b::/96) or 6to4 (2002::/16) of an IPv4 address the IPv4 rules
+// refuse (ipv6_special).
 #pragma once
 
 #include <array>

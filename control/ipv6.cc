@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "config.h"   // ipv4_special, format_ipv4
+
 namespace stentor::control {
 
 std::optional<ipv6_addr> parse_ipv6(std::string_view s) {
@@ -56,6 +58,24 @@ std::optional<std::string> ipv6_special(const ipv6_addr& a) {
     if (std::memcmp(a.data(), zero, 10) == 0 && a[10] == 0xff && a[11] == 0xff)
         return "an IPv4-mapped address (::ffff:0:0/96): use the IPv4 address";
     if (std::memcmp(a.data(), zero, 12) == 0) return "an IPv4-compatible address (::/96, deprecated)";
+    if (std::memcmp(a.data(), zero, 8) == 0 && a[8] == 0xff && a[9] == 0xff && a[10] == 0 && a[11] == 0)
+        return "an IPv4-translated address (::ffff:0:0:0/96, RFC 2765): use the IPv4 address";
+    // An IPv4 host in IPv6 clothes meets the IPv4 rules: a NAT64 gateway
+    // (RFC 6052 well-known prefix) or a 6to4 relay (RFC 3056) would carry
+    // the packet to the IPv4 address inside, be it multicast, loopback or
+    // broadcast. A global IPv4 address inside is a real destination.
+    static constexpr uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    const auto v4_at = [&](size_t i) {
+        return (uint32_t{a[i]} << 24) | (uint32_t{a[i + 1]} << 16) | (uint32_t{a[i + 2]} << 8) | a[i + 3];
+    };
+    if (std::memcmp(a.data(), nat64, 12) == 0)
+        if (auto why = ipv4_special(v4_at(12)))
+            return fmt::format("a NAT64 address (64:ff9b::/96, RFC 6052) of {}, which the IPv4 rules refuse: {}",
+                               format_ipv4(v4_at(12)), *why);
+    if (a[0] == 0x20 && a[1] == 0x02)
+        if (auto why = ipv4_special(v4_at(2)))
+            return fmt::format("a 6to4 address (2002::/16, RFC 3056) of {}, which the IPv4 rules refuse: {}",
+                               format_ipv4(v4_at(2)), *why);
     static constexpr uint8_t discard[8] = {0x01, 0x00, 0, 0, 0, 0, 0, 0};
     if (std::memcmp(a.data(), discard, 8) == 0) return "in the discard-only prefix 100::/64 (RFC 6666)";
     return std::nullopt;

@@ -79,6 +79,14 @@ std::vector<error_row> error_rows() {
         {"unspecified", "ipv6 = \"::/64\"\n", "t.toml:11:8: port[0].ipv6: :: cannot be the relay's address: the unspecified address"},
         {"v4_mapped", "ipv6 = \"::ffff:198.18.0.1/96\"\n",
          "t.toml:11:8: port[0].ipv6: ::ffff:198.18.0.1 cannot be the relay's address: an IPv4-mapped address"},
+        {"six_to_four_of_loopback", "ipv6 = \"2002:7f00:1::1/48\"\n",
+         "t.toml:11:8: port[0].ipv6: 2002:7f00:1::1 cannot be the relay's address: a 6to4 address (2002::/16, RFC 3056) "
+         "of 127.0.0.1, which the IPv4 rules refuse: loopback"},
+        {"v4_translated", "ipv6 = \"::ffff:0:198.18.0.1/96\"\n",
+         "t.toml:11:8: port[0].ipv6: ::ffff:0:c612:1 cannot be the relay's address: an IPv4-translated address"},
+        {"gateway_nat64_of_multicast", "ipv6 = \"64:ff9b::c612:1/96\"\ngateway6 = \"64:ff9b::e000:1\"\ngateway6_learnt = true\n",
+         "t.toml:12:12: port[0].gateway6: 64:ff9b::e000:1 cannot be a next hop: a NAT64 address (64:ff9b::/96, RFC 6052) "
+         "of 224.0.0.1, which the IPv4 rules refuse: multicast"},
         {"subnet_router_anycast", "ipv6 = \"2001:db8:5354::/64\"\n",
          "t.toml:11:8: port[0].ipv6: 2001:db8:5354:: is the subnet-router anycast address of 2001:db8:5354::/64"},
         {"overlapping_ports", ip,
@@ -134,9 +142,10 @@ TEST(ConfigIpv6, AddressHelpers) {
     EXPECT_EQ("2001:db8:5354::/63", cidr6(a6("2001:db8:5354:1::9"), 63));
     for (const char* bad : {"", "1.2.3.4", "2001:db8::1/64", "[2001:db8::1]", "fe80::1%lo", "2001:db8:::1", "g::1"})
         EXPECT_FALSE(parse_ipv6(bad).has_value()) << bad;
-    for (const char* special : {"::", "::1", "ff05::2", "fe80::9", "::ffff:10.0.0.1", "::10.0.0.1", "100::1"})
+    for (const char* special : {"::", "::1", "ff05::2", "fe80::9", "::ffff:10.0.0.1", "::10.0.0.1", "100::1",
+                                "::ffff:0:10.0.0.1", "64:ff9b::e000:1", "2002:7f00:1::1"})
         EXPECT_TRUE(ipv6_special(a6(special)).has_value()) << special;
-    for (const char* fine : {"2001:db8::1", "2a00:1450::5", "fd00::1"})
+    for (const char* fine : {"2001:db8::1", "2a00:1450::5", "fd00::1", "64:ff9b::c000:201", "2002:c000:201::1"})
         EXPECT_FALSE(ipv6_special(a6(fine)).has_value()) << fine;
 }
 

@@ -38,6 +38,19 @@ TEST(ipv6_peer, which_addresses_may_be_a_listener_or_a_speaker) {
         {"febf:ffff::1", "link-local"},
         {"::ffff:198.18.0.5", "IPv4-mapped address (::ffff:0:0/96): give the IPv4 address 198.18.0.5 itself"},
         {"::198.18.0.5", "IPv4-compatible address"},
+        {"::ffff:0:c612:5", "IPv4-translated address (::ffff:0:0:0/96, RFC 2765): give the IPv4 address 198.18.0.5 itself"},
+        // NAT64 and 6to4 carry the IPv4 address inside to the IPv4 host: the
+        // IPv4 rules apply to it (a global one is a real destination).
+        {"64:ff9b::e000:1", "NAT64 address (64:ff9b::/96, RFC 6052) of 224.0.0.1, which the IPv4 rules refuse: multicast"},
+        {"64:ff9b::7f00:1", "NAT64 address (64:ff9b::/96, RFC 6052) of 127.0.0.1, which the IPv4 rules refuse: loopback"},
+        {"64:ff9b::ffff:ffff", "of 255.255.255.255, which the IPv4 rules refuse: limited broadcast"},
+        {"64:ff9b::", "of 0.0.0.0, which the IPv4 rules refuse: unspecified"},
+        {"64:ff9b::a:1", "of 0.10.0.1, which the IPv4 rules refuse: 'this network'"},
+        {"64:ff9b::a9fe:1", "of 169.254.0.1, which the IPv4 rules refuse: link-local"},
+        {"64:ff9b::f000:1", "of 240.0.0.1, which the IPv4 rules refuse: reserved class E"},
+        {"2002:e000:1::1", "6to4 address (2002::/16, RFC 3056) of 224.0.0.1, which the IPv4 rules refuse: multicast"},
+        {"2002:7f00:1::1", "6to4 address (2002::/16, RFC 3056) of 127.0.0.1, which the IPv4 rules refuse: loopback"},
+        {"2002:c000:201::1", ""},                    // 6to4 of 192.0.2.1
     };
     for (const auto& r : rows) {
         SCOPED_TRACE(r.text);
