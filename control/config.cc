@@ -1043,13 +1043,9 @@ void read_port_ipv6(const context& c, const table_reader& r, const profile& p, p
     if (auto why = ipv6_special(*ip))
         c.fail(*ip_node, ip_path, fmt::format("{} cannot be the relay's address: {}", format_ipv6(*ip), *why));
     // The Subnet-Router anycast address (RFC 4291 2.6.1): all host bits 0.
-    if (*prefix < 127) {
-        ipv6_addr host = *ip;
-        for (unsigned b = 0; b < *prefix; ++b) host[b / 8] &= static_cast<uint8_t>(~(0x80u >> (b % 8)));
-        if (host == ipv6_addr{})
-            c.fail(*ip_node, ip_path, fmt::format("{} is the subnet-router anycast address of {}", format_ipv6(*ip),
-                                                  cidr6(*ip, *prefix)));
-    }
+    if (ipv6_is_subnet_router_anycast(*ip, *prefix))
+        c.fail(*ip_node, ip_path, fmt::format("{} is the subnet-router anycast address of {}", format_ipv6(*ip),
+                                              cidr6(*ip, *prefix)));
     for (const auto& other : p.ports)
         if (other.ipv6 && ipv6_same_prefix(*ip, *other.ipv6, std::min(*prefix, other.prefix6_len)))
             c.fail(*ip_node, ip_path, fmt::format("prefix {} overlaps port \"{}\" prefix {}", cidr6(*ip, *prefix),
@@ -1069,6 +1065,10 @@ void read_port_ipv6(const context& c, const table_reader& r, const profile& p, p
                 c.fail(*n, path, fmt::format("{} cannot be a next hop: {}", format_ipv6(*gw), *why));
             if (!ipv6_same_prefix(*gw, *ip, *prefix))
                 c.fail(*n, path, fmt::format("{} is neither link-local nor in the port's prefix {}", format_ipv6(*gw),
+                                             cidr6(*ip, *prefix)));
+            // Every router of the link answers it: not one next hop.
+            if (ipv6_is_subnet_router_anycast(*gw, *prefix))
+                c.fail(*n, path, fmt::format("{} is the subnet-router anycast address of {}", format_ipv6(*gw),
                                              cidr6(*ip, *prefix)));
         }
         if (*gw == *ip) c.fail(*n, path, "the gateway cannot be the port's own address");
@@ -1601,20 +1601,25 @@ std::optional<setting_error> check_peer(std::string_view role, uint32_t ip, unsi
     return std::nullopt;
 }
 
-// The IPv6 twin, with the words the actions use (ip6.h: which hosts may be
-// peers), so a static peer and the API's are refused alike.
+}  // namespace
+
 std::optional<setting_error> check_peer6(std::string_view role, const ipv6_addr& ip, unsigned port, const profile& p) {
-    if (auto why = ipv6_peer_refusal(ip))
-        return setting_error{"ip", fmt::format("{} address {} refused: {}", role, format_ipv6(ip), *why)};
-    for (const auto& pc : p.ports)
-        if (pc.ipv6 && *pc.ipv6 == ip)
-            return setting_error{"ip", fmt::format("{} address {} refused: the relay's own address (port \"{}\")", role,
-                                                   format_ipv6(ip), pc.name)};
+    const auto refused = [&](const std::string& why) {
+        return setting_error{"ip", fmt::format("{} address {} refused: {}", role, format_ipv6(ip), why)};
+    };
+    if (auto why = ipv6_peer_refusal(ip)) return refused(*why);
+    for (const auto& pc : p.ports) {
+        if (!pc.ipv6) continue;
+        if (*pc.ipv6 == ip) return refused(fmt::format("the relay's own address (port \"{}\")", pc.name));
+        // IPv4 refuses a subnet's network address; its IPv6 twin is an
+        // anycast address that every router of the link answers.
+        if (ipv6_same_prefix(ip, *pc.ipv6, pc.prefix6_len) && ipv6_is_subnet_router_anycast(ip, pc.prefix6_len))
+            return refused(fmt::format("the subnet-router anycast address of port \"{}\" prefix {} (RFC 4291 2.6.1)",
+                                       pc.name, cidr6(*pc.ipv6, pc.prefix6_len)));
+    }
     if (port == 0 || port > 65535) return setting_error{"port", fmt::format("{} is out of range 1..65535", port)};
     return std::nullopt;
 }
-
-}  // namespace
 
 std::optional<setting_error> check_speaker(const speaker_spec& s, const profile& p) {
     if (s.ip6) return check_peer6("speaker", *s.ip6, s.port, p);

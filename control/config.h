@@ -368,5 +368,11 @@ std::optional<setting_error> check_speaker(const speaker_spec& s, const profile&
 std::optional<setting_error> check_speaker_ssrc(const speaker_spec& s, const session_params& session,
                                                 const profile& p);
 std::optional<setting_error> check_listener(const listener_spec& l, const profile& p);
+// The rules of an IPv6 speaker's or listener's address and port, the one
+// copy a static peer and the actions share ("<role> address X refused: ..."):
+// ipv6_peer_refusal (ip6.h), the relay's own addresses, the subnet-router
+// anycast address of a port's prefix. check_speaker and check_listener call
+// it; relay_state adds the route (route6: "no route to ...") and the tier.
+std::optional<setting_error> check_peer6(std::string_view role, const ipv6_addr& ip, unsigned port, const profile& p);
 
 }  // namespace stentor::control

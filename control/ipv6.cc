@@ -49,6 +49,13 @@ bool ipv6_same_prefix(const ipv6_addr& a, const ipv6_addr& b, unsigned prefix) n
     return ((a[whole] ^ b[whole]) & mask) == 0;
 }
 
+bool ipv6_is_subnet_router_anycast(const ipv6_addr& a, unsigned prefix) noexcept {
+    if (prefix >= 127) return false;
+    for (unsigned b = prefix; b < 128; ++b)
+        if ((a[b / 8] & (0x80u >> (b % 8))) != 0) return false;
+    return true;
+}
+
 std::optional<std::string> ipv6_special(const ipv6_addr& a) {
     static constexpr uint8_t zero[16] = {};
     if (std::memcmp(a.data(), zero, 16) == 0) return "the unspecified address ::";

@@ -39,6 +39,11 @@ std::string cidr6(const ipv6_addr& a, unsigned prefix);
 // The first `prefix` bits of a and b agree (prefix 0..128).
 bool ipv6_same_prefix(const ipv6_addr& a, const ipv6_addr& b, unsigned prefix) noexcept;
 
+// a's bits after the first `prefix` are all 0: in a's prefix of that length,
+// a is the Subnet-Router anycast address (RFC 4291 2.6.1), which every
+// router on the link answers; a /127 has none (RFC 6164).
+bool ipv6_is_subnet_router_anycast(const ipv6_addr& a, unsigned prefix) noexcept;
+
 inline bool ipv6_is_link_local(const ipv6_addr& a) noexcept { return a[0] == 0xfe && (a[1] & 0xc0) == 0x80; }
 inline bool ipv6_is_multicast(const ipv6_addr& a) noexcept { return a[0] == 0xff; }
 

@@ -50,27 +50,13 @@ inline uint16_t fold(uint32_t s) {
 std::string describe(const setting_error& e) { return e.setting + ": " + e.reason; }
 action_error invalid(const setting_error& e) { return action_error(error_code::invalid, describe(e)); }
 
-// The IPv6 listener rules that need no profile: the address (ip6.h), the
-// port, the tier. The relay's own addresses and the route are checked by
-// check_peer6 and route6.
-std::optional<setting_error> check_listener6(const listener_spec& l) {
-    if (auto why = ipv6_peer_refusal(*l.ip6))
-        return setting_error{"ip", "listener address " + format_ipv6(*l.ip6) + " refused: " + *why};
-    if (l.port == 0 || l.port > 65535) return setting_error{"port", std::to_string(l.port) + " is out of range 1..65535"};
+// An IPv6 listener: the address and port rules the profile shares
+// (config.h check_peer6), the tier. The route is route6's ("no route to
+// ...", as docs/api.md says), not check_listener's wording.
+std::optional<setting_error> check_listener6(const listener_spec& l, const profile& p) {
+    if (auto e = check_peer6("listener", *l.ip6, l.port, p)) return e;
     if (l.tier >= dp::max_tiers)
         return setting_error{"tier", std::to_string(l.tier) + " is out of range 0.." + std::to_string(dp::max_tiers - 1)};
-    return std::nullopt;
-}
-
-// An IPv6 speaker or listener: a usable address that is not the relay's.
-template <class Impl>
-std::optional<setting_error> check_peer6(const char* role, const ipv6_addr& ip, unsigned port, const Impl& im) {
-    if (auto why = ipv6_peer_refusal(ip))
-        return setting_error{"ip", std::string(role) + " address " + format_ipv6(ip) + " refused: " + *why};
-    for (const auto& pc : im.prof.ports)
-        if (pc.ipv6 && *pc.ipv6 == ip)
-            return setting_error{"ip", std::string(role) + " address " + format_ipv6(ip) + " refused: the relay's own address (port \"" + pc.name + "\")"};
-    if (port == 0 || port > 65535) return setting_error{"port", std::to_string(port) + " is out of range 1..65535"};
     return std::nullopt;
 }
 
@@ -1128,11 +1114,7 @@ void relay_state::speaker_add(uint32_t session_id, const speaker_spec& spec) {
     const uint32_t ip = spec.ip6 ? 0 : spec.ip;
     const unsigned port = spec.port;
     const auto ssrc = spec.ssrc;
-    if (spec.ip6) {
-        if (auto e = check_peer6("speaker", *spec.ip6, port, im)) throw invalid(*e);
-    } else if (auto e = check_speaker({ip, port, ssrc}, im.prof)) {
-        throw invalid(*e);
-    }
+    if (auto e = check_speaker({ip, port, ssrc, spec.ip6}, im.prof)) throw invalid(*e);
     // A flow is (address, port, session port) and a session's port is its
     // own (session_create), so only this session's speakers can clash. The
     // whole table is walked only when no slot is free, to tell a full table
@@ -1250,8 +1232,7 @@ void relay_state::listener_add(uint32_t session_id, const listener_spec& l) {
     try {
         im.check_journal();
         session_state& s = im.get(session_id);
-        if (auto e = check_listener6(l)) throw invalid(*e);
-        if (auto e = check_peer6("listener", *l.ip6, l.port, im)) throw invalid(*e);
+        if (auto e = check_listener6(l, im.prof)) throw invalid(*e);
         if (im.key_of(s, 0, l.ip6, l.port))
             throw action_error(error_code::exists, "listener " + format_endpoint6(*l.ip6, l.port) + " exists");
         if (s.listeners.size() >= s.max_listeners)
@@ -1311,8 +1292,7 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
         for (size_t i = 0; i < items.size(); ++i) {
             const auto& it = items[i];
             if (it.ip6) {
-                if (auto e = check_listener6(it)) throw item_error(i, error_code::invalid, describe(*e));
-                if (auto e = check_peer6("listener", *it.ip6, it.port, im)) throw item_error(i, error_code::invalid, describe(*e));
+                if (auto e = check_listener6(it, im.prof)) throw item_error(i, error_code::invalid, describe(*e));
                 if (im.key_of(s, 0, it.ip6, it.port))
                     throw item_error(i, error_code::exists, "listener " + format_endpoint6(*it.ip6, it.port) + " exists");
                 if (!seen6.emplace(ep6{*it.ip6, static_cast<uint16_t>(it.port)}, true).second)

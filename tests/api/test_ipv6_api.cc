@@ -88,6 +88,12 @@ TEST_F(ipv6_api, every_ipv6_refusal_is_a_4xx_with_its_reason_and_changes_nothing
     ASSERT_EQ(201, env->post("/api/v1/sessions/1/listeners", {{"ip", "2001:db8:200::9"}, {"port", 6000}}).status);
     auto l = [](const std::string& ip, int port = 6001) { return json{{"ip", ip}, {"port", port}}.dump(); };
     const std::string L = "/api/v1/sessions/1/listeners";
+    // RFC 4291 2.6.1: the port's prefix with an all-zero interface id.
+    const std::string anycast = "the subnet-router anycast address of port \"" + dual_api_profile(port.name).ports[0].name +
+                                "\" prefix 2001:db8:100::/64 (RFC 4291 2.6.1)";
+    const std::string anycast_listener = "ip: listener address 2001:db8:100:: refused: " + anycast;
+    const std::string anycast_speaker = "ip: speaker address 2001:db8:100:: refused: " + anycast;
+    const std::string anycast_bulk = "listeners[1]: ip: listener address 2001:db8:100:: refused: " + anycast;
     const std::vector<bad_row> rows = {
         {"multicast", "POST", L.c_str(), l("ff02::1"), 400, "invalid", "multicast address (ff00::/8)"},
         {"multicast global scope", "POST", L.c_str(), l("ff0e::1:3"), 400, "invalid", "multicast"},
@@ -110,6 +116,13 @@ TEST_F(ipv6_api, every_ipv6_refusal_is_a_4xx_with_its_reason_and_changes_nothing
          400, "invalid", "speaker address 64:ff9b::7f00:1 refused: a NAT64 address"},
         {"discard-only prefix", "POST", L.c_str(), l("100::1"), 400, "invalid", "discard-only"},
         {"relay's own", "POST", L.c_str(), l("2001:db8:100::1"), 400, "invalid", "the relay's own address"},
+        {"subnet-router anycast of the port's prefix", "POST", L.c_str(), l("2001:db8:100::"), 400, "invalid",
+         anycast_listener.c_str()},
+        {"speaker subnet-router anycast", "POST", "/api/v1/sessions/1/speakers", R"({"ip":"2001:db8:100::","port":5004,"ssrc":1})",
+         400, "invalid", anycast_speaker.c_str()},
+        {"bulk subnet-router anycast item", "POST", "/api/v1/sessions/1/listeners/bulk",
+         R"({"listeners":[{"ip":"2001:db8:200::20","port":7000},{"ip":"2001:db8:100:0::","port":7001}]})", 400, "invalid",
+         anycast_bulk.c_str()},
         {"not an address", "POST", L.c_str(), l("2001:db8::g"), 400, "invalid", "is not an IPv4 address, nor an IPv6 one"},
         {"brackets in the body", "POST", L.c_str(), l("[2001:db8::5]"), 400, "invalid", "is not an IPv4 address"},
         {"a NUL inside the address", "POST", L.c_str(), R"({"ip":"2001:db8:200::7\u0000junk","port":6001})", 400, "invalid",

@@ -950,7 +950,12 @@ struct rule_row {
     std::function<void(relay_state&)> act;
     std::string expect;    // "<setting>: <reason>"
     std::string prefix{};  // the action's own (bulk: "listeners[i]: ")
+    std::string base = k_base;   // k_base6: the port has IPv6 too
 };
+
+// k_base with IPv6 on port p0 (line 11): IPv6 peers meet one set of rules too.
+const std::string k_base6 = k_eal + k_dp + k_port + "ipv6 = \"2001:db8:5354::1/64\"\n" + k_api;
+ipv6_addr a6(const char* s) { return parse_ipv6(s).value_or(ipv6_addr{}); }
 
 std::vector<rule_row> rule_rows() {
     const std::string bs = k_session;
@@ -1005,6 +1010,30 @@ std::vector<rule_row> rule_rows() {
          "session[0].listener[1]",
          [=](relay_state& st) { st.listener_add_bulk(1, {{ip("198.18.0.21"), 5004, 0}, {ip("198.18.0.22"), 5004, 9}}); },
          "tier: 9 is out of range 0..3", "listeners[1]: "},
+        // IPv6 (config.h check_peer6: one copy for the profile and the actions).
+        {"listener6_subnet_router_anycast", bs + listener("2001:db8:5354::"), "session[0].listener[0]",
+         [=](relay_state& st) { st.listener_add(1, listener_spec{0, 5004, 0, false, a6("2001:db8:5354::")}); },
+         "ip: listener address 2001:db8:5354:: refused: the subnet-router anycast address of port \"p0\" prefix "
+         "2001:db8:5354::/64 (RFC 4291 2.6.1)",
+         "", k_base6},
+        {"listener6_bulk_anycast", bs + listener("2001:db8:5354::21") + listener("2001:db8:5354::"),
+         "session[0].listener[1]",
+         [=](relay_state& st) {
+             st.listener_add_bulk(1, {listener_spec{0, 5004, 0, false, a6("2001:db8:5354::21")},
+                                      listener_spec{0, 5004, 0, false, a6("2001:db8:5354::")}});
+         },
+         "ip: listener address 2001:db8:5354:: refused: the subnet-router anycast address of port \"p0\" prefix "
+         "2001:db8:5354::/64 (RFC 4291 2.6.1)",
+         "listeners[1]: ", k_base6},
+        {"speaker6_nat64_loopback", bs + "[[session.speaker]]\nip = \"64:ff9b::7f00:1\"\nport = 5004\nssrc = 1\n",
+         "session[0].speaker[0]",
+         [=](relay_state& st) { st.speaker_add(1, speaker_spec{0, 5004, 1u, a6("64:ff9b::7f00:1")}); },
+         "ip: speaker address 64:ff9b::7f00:1 refused: a NAT64 address (64:ff9b::/96, RFC 6052) of 127.0.0.1, which "
+         "the IPv4 rules refuse: loopback address (127.0.0.0/8)",
+         "", k_base6},
+        {"listener6_own", bs + listener("2001:db8:5354::1"), "session[0].listener[0]",
+         [=](relay_state& st) { st.listener_add(1, listener_spec{0, 5004, 0, false, a6("2001:db8:5354::1")}); },
+         "ip: listener address 2001:db8:5354::1 refused: the relay's own address (port \"p0\")", "", k_base6},
     };
 }
 
@@ -1014,10 +1043,10 @@ class SessionRules : public ::testing::TestWithParam<rule_row> {};
 
 TEST_P(SessionRules, ProfileAndActionRefuseAlike) {
     const auto& row = GetParam();
-    const auto msg = error_of(k_base + row.toml);
+    const auto msg = error_of(row.base + row.toml);
     EXPECT_NE(msg.find(row.table + "." + row.expect), std::string::npos) << "got: " << msg;
     // The action, on a model built from the same profile without the section.
-    const profile p = parse(k_base + k_session);
+    const profile p = parse(row.base + k_session);
     profile base = p;
     base.sessions.clear();
     std::vector<dp::dp_neigh> neigh(64);

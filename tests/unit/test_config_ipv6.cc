@@ -54,6 +54,11 @@ TEST(ConfigIpv6, PortKeysLoad) {
                                               "gateway6_learnt = true\n"),
                                  "t.toml");
     EXPECT_TRUE(q.ports[0].gateway6_learnt);
+    // A /127 has no subnet-router anycast address (RFC 6164): both ends are hosts.
+    const auto p2p = parse_profile(profile_with("ipv6 = \"2001:db8:5354::1/127\"\ngateway6 = \"2001:db8:5354::\"\n"
+                                                "gateway6_learnt = true\n"),
+                                   "t.toml");
+    EXPECT_EQ(a6("2001:db8:5354::"), p2p.ports[0].gateway6);
     EXPECT_FALSE(parse_profile(profile_with(""), "t.toml").ports[0].ipv6.has_value());
 }
 
@@ -99,6 +104,8 @@ std::vector<error_row> error_rows() {
          "t.toml:12:12: port[0].gateway6: 2001:db8:9999::1 is neither link-local nor in the port's prefix 2001:db8:5354::/64"},
         {"gateway_multicast", ip + "gateway6 = \"ff02::2\"\ngateway6_learnt = true\n",
          "t.toml:12:12: port[0].gateway6: ff02::2 cannot be a next hop: a multicast address"},
+        {"gateway_subnet_router_anycast", ip + "gateway6 = \"2001:db8:5354::\"\ngateway6_learnt = true\n",
+         "t.toml:12:12: port[0].gateway6: 2001:db8:5354:: is the subnet-router anycast address of 2001:db8:5354::/64"},
         {"gateway_ours", ip + "gateway6 = \"2001:db8:5354::1\"\ngateway6_learnt = true\n",
          "t.toml:12:12: port[0].gateway6: the gateway cannot be the port's own address"},
         {"gateway_not_an_address", ip + "gateway6 = \"fe80::1::2\"\n",

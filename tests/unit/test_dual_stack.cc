@@ -122,6 +122,14 @@ TEST(StaticPeers, refusals_name_file_line_and_key) {
         {"the relay's own address", hs + listener("2001:db8:5354::1"),
          "t.toml:21:6: session[0].listener[0].ip: listener address 2001:db8:5354::1 refused: the relay's own address "
          "(port \"p0\")"},
+        {"the port prefix's subnet-router anycast address", hs + listener("2001:db8:5354::"),
+         "t.toml:21:6: session[0].listener[0].ip: listener address 2001:db8:5354:: refused: the subnet-router anycast "
+         "address of port \"p0\" prefix 2001:db8:5354::/64 (RFC 4291 2.6.1)"},
+        {"a speaker at the subnet-router anycast address", hs + speaker("2001:db8:5354:0:0::"),
+         "t.toml:21:6: session[0].speaker[0].ip: speaker address 2001:db8:5354:: refused: the subnet-router anycast "
+         "address of port \"p0\" prefix 2001:db8:5354::/64"},
+        {"NAT64 of IPv4 multicast", hs + listener("64:ff9b::e000:1"),
+         "t.toml:21:6: session[0].listener[0].ip: listener address 64:ff9b::e000:1 refused: a NAT64 address"},
         {"port 0", hs + listener("2001:db8:5354::21", 0), "t.toml:22:8: session[0].listener[0].port: 0 is out of range"},
         {"off-link without a gateway6", k_head_v4 + k_session + listener("2001:db8:9999::5"),
          "t.toml:21:6: session[0].listener[0].ip: 2001:db8:9999::5 is in no port's ipv6 prefix and no port has a "
