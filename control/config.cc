@@ -1171,6 +1171,11 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
     if (const auto* n = r.find("gateway")) {
         const auto path = r.key_path("gateway");
         const auto gw = read_ipv4(c, *n, path);
+        // A prefix wide enough puts 127.0.0.1 or 224.0.0.1 on-link: the
+        // relay would ARP for it and send every off-link listener's audio
+        // there. The IPv6 gateway meets ipv6_special alike.
+        if (auto why = ipv4_special(gw))
+            c.fail(*n, path, fmt::format("{} cannot be a next hop: {}", format_ipv4(gw), *why));
         // The gateway is resolved by ARP on this port, so it must be on-link.
         if ((gw & mask) != (ip & mask))
             c.fail(*n, path, fmt::format("{} is outside the port's subnet {}", format_ipv4(gw), cidr(ip, prefix)));

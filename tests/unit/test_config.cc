@@ -797,6 +797,18 @@ std::vector<error_row> error_rows() {
          "t.toml:13:10: port[1].device: device net_null0 is already used by port \"p0\""},
         {"gateway_outside", k_eal + k_dp + k_port + "gateway = \"198.18.1.1\"\n" + k_api,
          "t.toml:11:11: port[0].gateway: 198.18.1.1 is outside the port's subnet 198.18.0.0/24"},
+        // A prefix wide enough makes a special address on-link: still no next hop.
+        {"gateway_multicast", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1/1\"\n" +
+                                  "gateway = \"224.0.0.1\"\ngateway_learnt = true\n" + k_api,
+         "t.toml:11:11: port[0].gateway: 224.0.0.1 cannot be a next hop: multicast address (224.0.0.0/4)"},
+        {"gateway_loopback", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"10.0.0.1/1\"\n" +
+                                 "gateway = \"127.0.0.1\"\ngateway_mac = \"02:00:00:00:00:fe\"\n" + k_api,
+         "t.toml:11:11: port[0].gateway: 127.0.0.1 cannot be a next hop: loopback address (127.0.0.0/8)"},
+        {"gateway_class_e", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1/1\"\n" +
+                                "gateway = \"240.0.0.1\"\ngateway_learnt = true\n" + k_api,
+         "t.toml:11:11: port[0].gateway: 240.0.0.1 cannot be a next hop: reserved class E address (240.0.0.0/4)"},
+        {"gateway_link_local", k_eal + k_dp + k_port + "gateway = \"169.254.0.1\"\ngateway_learnt = true\n" + k_api,
+         "t.toml:11:11: port[0].gateway: 169.254.0.1 cannot be a next hop: link-local address (169.254.0.0/16)"},
         {"gateway_is_self", k_eal + k_dp + k_port + "gateway = \"198.18.0.1\"\n" + k_api,
          "t.toml:11:11: port[0].gateway: the gateway cannot be the port's own address"},
         {"gateway_unsaid", k_eal + k_dp + k_port + "gateway = \"198.18.0.254\"\n" + k_api,
