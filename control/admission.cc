@@ -16,9 +16,12 @@ listener_cost cost_of(unsigned frame_ms, unsigned max_bitrate_kbps, unsigned str
     // Admission plans for the session's highest bitrate (the speaker policer
     // lets no more through), not for what speakers happen to send now.
     c.payload = (max_bitrate_kbps * frame_ms + 7) / 8;
-    const unsigned frame = std::max(60u, 14 + 20 + 8 + 12 + c.payload);   // Ethernet minimum without FCS
-    c.wire_bytes = frame + 4 + 8 + 12;                                   // FCS, preamble+SFD, inter-frame gap
-    c.bps = c.pps * c.wire_bytes * 8.0;
+    static constexpr unsigned ip_header[nb_families] = {20, 40};   // IPv4, IPv6 (no options, no extension headers)
+    for (unsigned f = 0; f < nb_families; ++f) {
+        const unsigned frame = std::max(60u, 14 + ip_header[f] + 8 + 12 + c.payload);   // Ethernet minimum without FCS
+        c.wire_bytes[f] = frame + 4 + 8 + 12;                                          // FCS, preamble+SFD, inter-frame gap
+        c.bps[f] = c.pps * c.wire_bytes[f] * 8.0;
+    }
     return c;
 }
 
@@ -63,10 +66,24 @@ std::string rate_text(double v) {
     return b;
 }
 
-uint64_t listeners_at_port(const join_counts& n, size_t p) {
+uint64_t listeners_at_port(const join_counts& n, unsigned f, size_t p) {
     uint64_t np = 0;
-    for (unsigned t = 0; t < dp::max_tiers; ++t) np += n[p][t];
+    for (unsigned t = 0; t < dp::max_tiers; ++t) np += n[f][p][t];
     return np;
+}
+
+// The load n puts on port p: each family at its own frame size.
+double bps_at_port(const listener_cost& c, const join_counts& n, size_t p) {
+    double bps = 0;
+    for (unsigned f = 0; f < nb_families; ++f) bps += c.bps[f] * static_cast<double>(listeners_at_port(n, f, p));
+    return bps;
+}
+
+uint64_t listeners_in(const join_counts& n) {
+    uint64_t total = 0;
+    for (unsigned f = 0; f < nb_families; ++f)
+        for (size_t p = 0; p < dp::max_ports; ++p) total += listeners_at_port(n, f, p);
+    return total;
 }
 
 }  // namespace
@@ -75,12 +92,13 @@ void admission::check_capacity(const listener_cost& c, const join_counts& n, con
     const double keep = (100.0 - _cfg.headroom_pct) / 100.0;
     uint64_t total = 0;
     unsigned lowest_tier = 0;   // the most restricted tier in the request decides
-    for (size_t p = 0; p < dp::max_ports; ++p)
-        for (unsigned t = 0; t < dp::max_tiers; ++t)
-            if (n[p][t] != 0) {
-                total += n[p][t];
-                lowest_tier = std::max(lowest_tier, t);
-            }
+    for (unsigned f = 0; f < nb_families; ++f)
+        for (size_t p = 0; p < dp::max_ports; ++p)
+            for (unsigned t = 0; t < dp::max_tiers; ++t)
+                if (n[f][p][t] != 0) {
+                    total += n[f][p][t];
+                    lowest_tier = std::max(lowest_tier, t);
+                }
     if (total == 0) return;
     double reserved = 0;
     for (unsigned t = 0; t < lowest_tier; ++t) reserved += _cfg.tier_reserve_pct[t];
@@ -90,10 +108,9 @@ void admission::check_capacity(const listener_cost& c, const join_counts& n, con
                                             std::to_string(static_cast<int>(100 - reserved)) + " % of it)"
                                       : "";
     for (size_t p = 0; p < _port_used_bps.size() && p < dp::max_ports; ++p) {
-        const uint64_t np = listeners_at_port(n, p);
-        if (np == 0) continue;
+        const double need = bps_at_port(c, n, p);
+        if (need == 0) continue;
         const double cap = _cfg.line_rate_mbps[p] * 1e6 * keep * tier_share;
-        const double need = c.bps * static_cast<double>(np);
         if (_port_used_bps[p] + need > cap + 1e-6)
             throw action_error(error_code::capacity,
                                std::string(what) + "port " + _cfg.port_names[p] + " is full: the request needs " +
@@ -114,20 +131,14 @@ void admission::check_capacity(const listener_cost& c, const join_counts& n, con
 }
 
 void admission::add_load(const listener_cost& c, const join_counts& n, double sign) {
-    uint64_t total = 0;
-    for (size_t p = 0; p < dp::max_ports; ++p) {
-        const uint64_t np = listeners_at_port(n, p);
-        total += np;
-        if (p < _port_used_bps.size())
-            _port_used_bps[p] = std::max(0.0, _port_used_bps[p] + sign * c.bps * static_cast<double>(np));
-    }
-    _used_pps = std::max(0.0, _used_pps + sign * c.pps * static_cast<double>(total));
+    for (size_t p = 0; p < dp::max_ports && p < _port_used_bps.size(); ++p)
+        _port_used_bps[p] = std::max(0.0, _port_used_bps[p] + sign * bps_at_port(c, n, p));
+    _used_pps = std::max(0.0, _used_pps + sign * c.pps * static_cast<double>(listeners_in(n)));
 }
 
 void admission::admit(uint32_t session_id, const listener_cost& c, const join_counts& n, clock::time_point now) {
     std::lock_guard g(_mu);
-    uint64_t total = 0;
-    for (size_t p = 0; p < dp::max_ports; ++p) total += listeners_at_port(n, p);
+    const uint64_t total = listeners_in(n);
     if (total == 0) return;
     check_capacity(c, n, "");
     // Join rate: both buckets must hold `total` tokens. A request larger than
@@ -168,11 +179,11 @@ void admission::admit_load(const listener_cost& c, const join_counts& n) {
     add_load(c, n, +1);
 }
 
-void admission::release(const listener_cost& c, unsigned port, uint64_t n) {
+void admission::release(const listener_cost& c, ip_family f, unsigned port, uint64_t n) {
     // Every leave comes here: no join_counts to build and walk.
     std::lock_guard g(_mu);
     const double k = static_cast<double>(n);
-    if (port < _port_used_bps.size()) _port_used_bps[port] = std::max(0.0, _port_used_bps[port] - c.bps * k);
+    if (port < _port_used_bps.size()) _port_used_bps[port] = std::max(0.0, _port_used_bps[port] - c.bps[f] * k);
     _used_pps = std::max(0.0, _used_pps - c.pps * k);
 }
 

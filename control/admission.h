@@ -8,8 +8,9 @@
 //   stream rate      pps   = 1000 / frame_ms
 //   streams                = speakers of a forward session (at least 1); 1 for a mix session
 //   payload          bytes = ceil(max_bitrate_kbps * frame_ms / 8)
-//   frame on wire    bytes = max(60, 14 + 20 + 8 + 12 + payload) + 4 (FCS) + 8 (preamble/SFD) + 12 (IFG)
-//   port load        bit/s = streams * pps * frame on wire * 8   (per listener)
+//   IP header        bytes = 20 (IPv4 listener) or 40 (IPv6 listener)
+//   frame on wire    bytes = max(60, 14 + IP header + 8 + 12 + payload) + 4 (FCS) + 8 (preamble/SFD) + 12 (IFG)
+//   port load        bit/s = streams * pps * frame on wire * 8   (per listener, by its family)
 //   port capacity    bit/s = line_rate_mbps * 1e6 * (100 - headroom_pct) / 100
 //   fan-out capacity pps   = fanout cores * fanout_pps_per_core * (100 - headroom_pct) / 100
 //   tier t may fill capacity * (100 - sum of tier_reserve_pct of tiers < t) / 100
@@ -35,16 +36,22 @@
 
 namespace stentor::control {
 
-// New listeners of one request by [egress port][tier].
-using join_counts = std::array<std::array<uint64_t, dp::max_tiers>, dp::max_ports>;
+// A listener's family: its replicas carry a 20-byte IPv4 or a 40-byte IPv6
+// header (42 or 62 bytes before the RTP header), so on the wire an IPv6
+// listener costs 20 bytes a packet more; the fan-out's replicas/s are the
+// same.
+enum ip_family : uint8_t { family_ipv4 = 0, family_ipv6 = 1, nb_families = 2 };
+
+// New listeners of one request by [family][egress port][tier].
+using join_counts = std::array<std::array<std::array<uint64_t, dp::max_tiers>, dp::max_ports>, nb_families>;
 
 // What one listener costs: `streams` streams of one session's codec
 // settings. A listener of a forward session gets every speaker's stream.
 struct listener_cost {
-    double pps;            // packets/s towards one listener (all streams)
-    unsigned payload;      // RTP payload bytes per packet (worst case, from max_bitrate_kbps)
-    unsigned wire_bytes;   // bytes on the wire per packet incl. FCS, preamble, IFG
-    double bps;            // bits/s on the wire (all streams)
+    double pps;                                  // packets/s towards one listener (all streams)
+    unsigned payload;                            // RTP payload bytes per packet (worst case, from max_bitrate_kbps)
+    std::array<unsigned, nb_families> wire_bytes;   // [family]: bytes on the wire per packet incl. FCS, preamble, IFG
+    std::array<double, nb_families> bps;            // [family]: bits/s on the wire (all streams)
 };
 listener_cost cost_of(unsigned frame_ms, unsigned max_bitrate_kbps, unsigned streams = 1);
 
@@ -98,7 +105,7 @@ public:
     // session adds its stream to each of them): capacity only, no join
     // tokens. Throws capacity and changes nothing.
     void admit_load(const listener_cost& c, const join_counts& n);
-    void release(const listener_cost& c, unsigned port, uint64_t n);
+    void release(const listener_cost& c, ip_family f, unsigned port, uint64_t n);
     void release_load(const listener_cost& c, const join_counts& n);
     void session_ended(uint32_t session_id);
     void count_refusal(error_code code);

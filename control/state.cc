@@ -187,7 +187,7 @@ struct session_state : session_params {
     std::unordered_map<ep6, uint64_t, ep6_hash> keys6;   // IPv6 listener -> its key in `listeners`
     std::vector<uint64_t> shard_live;
     uint64_t tier_live[max_tiers]{};
-    join_counts live{};                   // [egress port][tier]: what admission holds for this session
+    join_counts live{};                   // [family][egress port][tier]: what admission holds for this session
     bool dirty = true;
     dp::dp_session* published = nullptr;
     // SRTP keys (never journaled: keys do not rest on disk, docs/srtp.md).
@@ -585,7 +585,7 @@ struct relay_state::impl {
         ++l.nb_live;
         ++s.shard_live[shard];
         ++s.tier_live[tier];
-        ++s.live[port_idx][tier];
+        ++s.live[family_ipv4][port_idx][tier];
         ++nb_listeners;
         const uint64_t seq = next_seq++;
         const uint32_t pos = s.order[tier].add(seq, ep_key(ip, port));
@@ -605,10 +605,10 @@ struct relay_state::impl {
         --l.nb_live;
         --s.shard_live[rec.shard];
         --s.tier_live[rec.tier];
-        --s.live[rec.port_idx][rec.tier];
+        --s.live[family_ipv4][rec.port_idx][rec.tier];
         --nb_listeners;
         neigh_unref(rec.neigh);
-        if (adm != nullptr) adm->release(s.per_listener(), rec.port_idx, 1);
+        if (adm != nullptr) adm->release(s.per_listener(), family_ipv4, rec.port_idx, 1);
         s.listeners.erase(it);
         s.order[rec.tier].remove(rec.order_pos, [&](uint64_t key, uint32_t pos) { s.listeners.find(key)->second.order_pos = pos; });
         s.dirty = true;
@@ -657,7 +657,7 @@ struct relay_state::impl {
         ++l.nb_live;
         ++s.shard_live[shard];
         ++s.tier_live[tier];
-        ++s.live[port_idx][tier];
+        ++s.live[family_ipv6][port_idx][tier];
         ++nb_listeners;
         const uint64_t seq = next_seq++;
         const ep6 e{ip, static_cast<uint16_t>(port)};
@@ -679,10 +679,10 @@ struct relay_state::impl {
         --l.nb_live;
         --s.shard_live[rec.shard];
         --s.tier_live[rec.tier];
-        --s.live[rec.port_idx][rec.tier];
+        --s.live[family_ipv6][rec.port_idx][rec.tier];
         --nb_listeners;
         neigh6_unref(rec.neigh);
-        if (adm != nullptr) adm->release(s.per_listener(), rec.port_idx, 1);
+        if (adm != nullptr) adm->release(s.per_listener(), family_ipv6, rec.port_idx, 1);
         s.keys6.erase(ep6_of(key));
         ep6_free.push_back(static_cast<uint32_t>(key));
         s.listeners.erase(it);
@@ -1212,7 +1212,7 @@ void relay_state::listener_add(uint32_t session_id, uint32_t ip, unsigned port, 
             throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
         if (im.adm != nullptr) {
             join_counts jc{};
-            jc[port_idx][tier] = 1;
+            jc[family_ipv4][port_idx][tier] = 1;
             im.adm->admit(session_id, s.per_listener(), jc);
         }
         im.add_listener(s, ip, port, tier, by_token, trunk);
@@ -1244,7 +1244,7 @@ void relay_state::listener_add(uint32_t session_id, const listener_spec& l) {
             throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
         if (im.adm != nullptr) {
             join_counts jc{};
-            jc[port_idx][l.tier] = 1;
+            jc[family_ipv6][port_idx][l.tier] = 1;
             im.adm->admit(session_id, s.per_listener(), jc);
         }
         im.add_listener6(s, *l.ip6, l.port, l.tier, l.by_token, l.trunk);
@@ -1305,7 +1305,7 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
                     throw item_error(i, e.code, e.what());
                 }
                 if (im.neigh6_by_ip.count(via.first) == 0) new_neigh6.emplace(ep6{via.first, 0}, true);
-                ++jc[via.second][it.tier];
+                ++jc[family_ipv6][via.second][it.tier];
                 continue;
             }
             if (auto e = check_listener(it, im.prof)) throw item_error(i, error_code::invalid, describe(*e));
@@ -1316,7 +1316,7 @@ void relay_state::listener_add_bulk(uint32_t session_id, const std::vector<liste
             keys.push_back(k);
             const auto [nexthop, port_idx] = im.route(it.ip);
             if (im.neigh_by_ip.count(nexthop) == 0) new_neigh.emplace(nexthop, true);
-            ++jc[port_idx][it.tier];
+            ++jc[family_ipv4][port_idx][it.tier];
         }
         std::sort(keys.begin(), keys.end());
         if (auto d = std::adjacent_find(keys.begin(), keys.end()); d != keys.end())

@@ -15,29 +15,35 @@ using control::admission;
 using control::admission_config;
 using control::join_counts;
 
+using control::family_ipv4;
+using control::family_ipv6;
+
 struct cost_case {
     unsigned frame_ms, kbps;
-    unsigned payload, wire;
+    unsigned payload, wire, wire6;
     double pps;
 };
 
 TEST(admission, frame_size_and_rate_arithmetic) {
-    // wire = max(60, 54 + payload) + 4 FCS + 8 preamble/SFD + 12 IFG
+    // wire = max(60, 14 + IP header + 8 + 12 + payload) + 4 FCS + 8 preamble/SFD + 12 IFG;
+    // the IP header is 20 bytes for an IPv4 listener, 40 for an IPv6 one.
     const cost_case cases[] = {
-        {20, 32, 80, 158, 50},      // the design's 134-byte Opus frame: 8.1 Mpps... 7.9 Mpps with the FCS counted
-        {20, 256, 640, 718, 50},    // default session ceiling
-        {10, 6, 8, 86, 100},        // 62-byte frame
-        {5, 6, 4, 84, 200},         // 58 bytes padded to the 60-byte minimum
-        {60, 510, 3825, 3903, 1000.0 / 60},
-        {120, 6, 90, 168, 1000.0 / 120},
+        {20, 32, 80, 158, 178, 50},      // the design's 134-byte Opus frame (154 over IPv6)
+        {20, 256, 640, 718, 738, 50},    // default session ceiling
+        {10, 6, 8, 86, 106, 100},        // 62-byte frame (82 over IPv6)
+        {5, 6, 4, 84, 102, 200},         // 58 bytes padded to the 60-byte minimum; 78 over IPv6, no padding
+        {60, 510, 3825, 3903, 3923, 1000.0 / 60},
+        {120, 6, 90, 168, 188, 1000.0 / 120},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(std::to_string(c.frame_ms) + " ms " + std::to_string(c.kbps) + " kbit/s");
         const auto k = control::cost_of(c.frame_ms, c.kbps);
         EXPECT_EQ(c.payload, k.payload);
-        EXPECT_EQ(c.wire, k.wire_bytes);
+        EXPECT_EQ(c.wire, k.wire_bytes[family_ipv4]);
+        EXPECT_EQ(c.wire6, k.wire_bytes[family_ipv6]);
         EXPECT_DOUBLE_EQ(c.pps, k.pps);
-        EXPECT_DOUBLE_EQ(c.pps * c.wire * 8, k.bps);
+        EXPECT_DOUBLE_EQ(c.pps * c.wire * 8, k.bps[family_ipv4]);
+        EXPECT_DOUBLE_EQ(c.pps * c.wire6 * 8, k.bps[family_ipv6]);
     }
 }
 
@@ -54,21 +60,22 @@ admission_config cfg(double mbps, double pps_per_core, unsigned cores, unsigned 
     return c;
 }
 
-join_counts at(unsigned tier, uint64_t n, unsigned port = 0) {
+join_counts at(unsigned tier, uint64_t n, unsigned port = 0, control::ip_family f = family_ipv4) {
     join_counts j{};
-    j[port][tier] = n;
+    j[f][port][tier] = n;
     return j;
 }
 
 // The largest n admitted in one request, by bisection (each probe either
 // commits and is released again, or changes nothing).
-uint64_t max_admitted(admission& a, unsigned tier, unsigned frame_ms, unsigned kbps) {
+uint64_t max_admitted(admission& a, unsigned tier, unsigned frame_ms, unsigned kbps,
+                      control::ip_family f = family_ipv4) {
     uint64_t lo = 0, hi = 3000000;
     while (lo < hi) {
         const uint64_t mid = (lo + hi + 1) / 2;
         try {
-            a.admit(1, control::cost_of(frame_ms, kbps), at(tier, mid));
-            a.release(control::cost_of(frame_ms, kbps), 0, mid);
+            a.admit(1, control::cost_of(frame_ms, kbps), at(tier, mid, 0, f));
+            a.release(control::cost_of(frame_ms, kbps), f, 0, mid);
             lo = mid;
         } catch (const control::action_error&) {
             hi = mid - 1;
@@ -82,6 +89,7 @@ struct cap_case {
     double mbps, pps_per_core;
     unsigned cores, headroom, frame_ms, kbps;
     uint64_t listeners;
+    control::ip_family family = family_ipv4;
 };
 
 TEST(admission, capacity_is_the_lower_of_line_rate_and_fanout_minus_headroom) {
@@ -98,12 +106,41 @@ TEST(admission, capacity_is_the_lower_of_line_rate_and_fanout_minus_headroom) {
         {"50 % headroom, 256 kbit/s", 10000, 50e6, 1, 50, 20, 256, 17409},
         // 10 ms frames: 100 pps x 86 B x 8 = 68800 bit/s -> 130813.95
         {"10 ms, 6 kbit/s", 10000, 50e6, 1, 10, 10, 6, 130813},
+        // IPv6 listeners: 20 bytes more a replica. 10e9 * 0.9 / (50 * 178 * 8) = 126404.49
+        {"10 GbE, 32 kbit/s, IPv6 listeners", 10000, 50e6, 1, 10, 20, 32, 126404, family_ipv6},
+        // 10e9 * 0.5 / (50 * 738 * 8) = 16937.67
+        {"50 % headroom, 256 kbit/s, IPv6 listeners", 10000, 50e6, 1, 50, 20, 256, 16937, family_ipv6},
+        // the fan-out counts replicas, whatever their size: 18000 as for IPv4
+        {"slow core binds, IPv6 listeners", 100000, 1e6, 1, 10, 20, 32, 18000, family_ipv6},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.what);
         admission a(cfg(c.mbps, c.pps_per_core, c.cores, c.headroom));
-        EXPECT_EQ(c.listeners, max_admitted(a, 0, c.frame_ms, c.kbps));
+        EXPECT_EQ(c.listeners, max_admitted(a, 0, c.frame_ms, c.kbps, c.family));
     }
+}
+
+// One request with listeners of both families (a bulk join): each is
+// planned at its own frame size, and a leave gives back what its family took.
+TEST(admission, each_family_is_planned_at_its_own_frame_size) {
+    admission a(cfg(1, 50e6, 1, 10));   // 900 kbit/s; 256 kbit/s listeners: 287.2 (IPv4), 295.2 (IPv6) kbit/s
+    const auto c = control::cost_of(20, 256);
+    join_counts j{};
+    j[family_ipv4][0][0] = 1;
+    j[family_ipv6][0][0] = 2;
+    a.admit(1, c, j);
+    EXPECT_DOUBLE_EQ(287200.0 + 2 * 295200.0, a.report().ports[0].used_bps);
+    EXPECT_DOUBLE_EQ(150.0, a.used_pps());
+    try {
+        a.admit(1, c, at(0, 1));
+        FAIL() << "a fourth listener on a 0.9 Mbit/s plan";
+    } catch (const control::action_error& e) {
+        EXPECT_STREQ("port p0 is full: the request needs 0.287 Mbit/s, 0.0224 of 0.9 Mbit/s free (0.878 planned)", e.what());
+    }
+    a.release(c, family_ipv6, 0, 1);
+    EXPECT_DOUBLE_EQ(287200.0 + 295200.0, a.report().ports[0].used_bps);
+    a.release(c, family_ipv4, 0, 1);
+    EXPECT_DOUBLE_EQ(295200.0, a.report().ports[0].used_bps);
 }
 
 TEST(admission, tiers_reserve_capacity_for_the_tiers_above) {
@@ -202,7 +239,7 @@ TEST(admission, overload_cap_lowers_and_restores_capacity) {
     a.admit(1, control::cost_of(20, 32), at(0, 1000));
     a.set_overload_cap(a.used_pps());
     EXPECT_THROW(a.admit(1, control::cost_of(20, 32), at(0, 1)), control::action_error);
-    a.release(control::cost_of(20, 32), 0, 10);
+    a.release(control::cost_of(20, 32), family_ipv4, 0, 10);
     a.admit(1, control::cost_of(20, 32), at(0, 10));                      // back under the cap
     a.set_overload_cap(std::nullopt);
     a.admit(1, control::cost_of(20, 32), at(0, 5000));

@@ -159,8 +159,10 @@ TEST_F(ipv6_api, every_ipv6_refusal_is_a_4xx_with_its_reason_and_changes_nothing
 }
 
 // Admission plans an IPv6 listener as it does an IPv4 one (same stream, same
-// port): on a 1 Mbit/s port three fit, whatever their family, and the
-// fourth is refused as capacity.
+// port), at its own frame size: 20 bytes more a replica (62 + RTP against
+// 42 + RTP), 295.2 kbit/s against 287.2 at 256 kbit/s. On a 1 Mbit/s port
+// (900 kbit/s planned) three fit, whatever their family, and the fourth is
+// refused as capacity.
 TEST(ipv6_admission, ipv6_listeners_are_planned_and_refused_like_ipv4_ones) {
     auto port = fresh_ring_port("adm6");
     auto p = dual_api_profile(port.name);
@@ -175,6 +177,7 @@ TEST(ipv6_admission, ipv6_listeners_are_planned_and_refused_like_ipv4_ones) {
     r.state().listener_add(id, control::listener_spec{0xcb007101, 6000, 0});
     r.state().listener_add(id, control::listener_spec{0, 6001, 0, false, v6("2001:db8:200::2")});
     EXPECT_DOUBLE_EQ(150.0, cp.adm().used_pps());
+    EXPECT_DOUBLE_EQ(2 * 295200.0 + 287200.0, cp.adm().report().ports[0].used_bps) << "each family at its frame size";
     try {
         r.state().listener_add(id, control::listener_spec{0, 6002, 0, false, v6("2001:db8:200::3")});
         FAIL() << "a fourth stream was admitted on a 0.9 Mbit/s plan";
@@ -184,8 +187,15 @@ TEST(ipv6_admission, ipv6_listeners_are_planned_and_refused_like_ipv4_ones) {
     EXPECT_EQ(3u, r.state().session(id)->nb_listeners);
     r.state().listener_del(id, control::listener_addr{0, 6000, v6("2001:db8:200::1")});
     EXPECT_DOUBLE_EQ(100.0, cp.adm().used_pps()) << "an IPv6 leave releases its stream";
+    EXPECT_DOUBLE_EQ(295200.0 + 287200.0, cp.adm().report().ports[0].used_bps) << "... at its own size";
     r.state().listener_add(id, control::listener_spec{0, 6002, 0, false, v6("2001:db8:200::3")});
     EXPECT_DOUBLE_EQ(150.0, cp.adm().used_pps());
+    // A second speaker would add one stream to each listener at its family's size.
+    r.state().listener_del(id, control::listener_addr{0, 6001, v6("2001:db8:200::2")});
+    r.state().listener_del(id, control::listener_addr{0xcb007101, 6000, std::nullopt});
+    r.state().speaker_add(id, speaker_ip, 5004, 1);
+    r.state().speaker_add(id, speaker_ip + 1, 5004, 2);
+    EXPECT_DOUBLE_EQ(2 * 295200.0, cp.adm().report().ports[0].used_bps) << "one IPv6 listener, two streams";
 }
 
 // stentorctl speaks [IPV6]:PORT.
