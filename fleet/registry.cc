@@ -6,6 +6,14 @@ namespace stentor::fleet {
 
 using json = nlohmann::json;
 
+namespace {
+
+// nlohmann's get<uint16_t>() of 70000 is 4464 and get<uint32_t>() of -1 is
+// 4294967295, without a word: check the kind and the range first.
+bool fits(const json& v, uint64_t max) { return v.is_number_unsigned() && v.get<uint64_t>() <= max; }
+
+}  // namespace
+
 std::string relay_record::to_json() const {
     json s = json::array();
     for (const auto& [id, port] : sessions) {
@@ -57,8 +65,10 @@ std::optional<relay_record> relay_record::from_json(const std::string& text, std
         r.draining = j.value("draining", false);
         for (const auto& s : j.value("sessions", json::array())) {
             if (!s.is_array() || s.size() < 2 || s.size() > 3) return bad("a sessions entry is not [id, port] or [id, port, [ssrc, ...]]");
-            const uint32_t id = s.at(0).get<uint32_t>();
-            r.sessions.emplace_back(id, s.at(1).get<uint16_t>());
+            if (!fits(s[0], 0xffffffffu)) return bad("a session id is not a 32-bit unsigned integer");
+            const uint32_t id = s[0].get<uint32_t>();
+            if (!fits(s[1], 65535)) return bad("session " + std::to_string(id) + ": the port is not 0..65535");
+            r.sessions.emplace_back(id, s[1].get<uint16_t>());
             if (s.size() == 3) {
                 if (!s[2].is_array()) return bad("session " + std::to_string(id) + ": ssrcs is not an array");
                 for (const auto& x : s[2])
@@ -90,6 +100,8 @@ std::optional<trunk_record> trunk_record::from_json(const std::string& text, std
     try {
         if (j.is_discarded() || !j.is_object()) throw json::other_error::create(501, "not a JSON object", nullptr);
         trunk_record t;
+        if (!fits(j.at("session"), 0xffffffffu))
+            throw json::other_error::create(501, "session is not a 32-bit unsigned integer", nullptr);
         t.session = j.at("session").get<uint32_t>();
         t.edge = j.at("edge").get<std::string>();
         if (j.contains("origins")) t.origins = j.at("origins").get<std::vector<std::string>>();
@@ -97,6 +109,7 @@ std::optional<trunk_record> trunk_record::from_json(const std::string& text, std
         std::erase(t.origins, std::string());
         if (t.origins.empty()) throw json::other_error::create(501, "no origin", nullptr);
         if (t.edge.empty()) throw json::other_error::create(501, "empty edge", nullptr);
+        if (!fits(j.at("udp_port"), 65535)) throw json::other_error::create(501, "udp_port is not 0..65535", nullptr);
         t.udp_port = j.at("udp_port").get<uint16_t>();
         t.created_by = j.value("created_by", "");
         return t;

@@ -76,6 +76,16 @@ TEST(TrunkRecords, origins_and_ssrcs_round_trip_and_the_older_form_reads) {
     EXPECT_FALSE(trunk_record::from_json(R"({"session":7,"edge":"e1","origins":[],"udp_port":40007})", &why))
         << "no origin at all";
     EXPECT_FALSE(trunk_record::from_json(R"({"session":7,"edge":"","origins":["o1"],"udp_port":40007})", &why));
+    // Numbers that do not fit are refused, not truncated (70000 would read as 4464).
+    for (const char* text : {R"({"session":7,"edge":"e1","origins":["o1"],"udp_port":70000})",
+                             R"({"session":7,"edge":"e1","origins":["o1"],"udp_port":-1})",
+                             R"({"session":4294967296,"edge":"e1","origins":["o1"],"udp_port":40007})",
+                             R"({"session":-7,"edge":"e1","origins":["o1"],"udp_port":40007})"}) {
+        SCOPED_TRACE(text);
+        why.clear();
+        EXPECT_FALSE(trunk_record::from_json(text, &why).has_value());
+        EXPECT_FALSE(why.empty());
+    }
 
     relay_record r = rec6("o1", "origin", "198.18.0.1", "2001:db8::1", "auto", {{7, {1234, 99}}});
     r.sessions = {{7, 40007}, {8, 40008}};
@@ -102,7 +112,12 @@ TEST(TrunkRecords, origins_and_ssrcs_round_trip_and_the_older_form_reads) {
         {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[1,2,3]]})", "ssrcs not a list"},
         {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[1,2,[-1]]]})", "negative SSRC"},
         {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[1,2,[4294967296]]]})",
-         "SSRC past 32 bits"}};
+         "SSRC past 32 bits"},
+        {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[1,70000]]})", "port past 16 bits"},
+        {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[1,-1]]})", "negative port"},
+        {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[4294967296,2]]})",
+         "session id past 32 bits"},
+        {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[-1,2]]})", "negative session id"}};
     for (const auto& b : bad) {
         SCOPED_TRACE(b.what);
         why.clear();
