@@ -1062,9 +1062,12 @@ TEST_P(SessionRules, ProfileAndActionRefuseAlike) {
     profile base = p;
     base.sessions.clear();
     std::vector<dp::dp_neigh> neigh(64);
+    std::vector<dp::dp_policer> policers(base.limits.max_speakers);   // a speaker accepted by mistake fails, not crashes
     dp::dp_shared shared;
     shared.neigh = neigh.data();
     shared.nb_neigh = static_cast<uint32_t>(neigh.size());
+    shared.policers = policers.data();
+    shared.nb_policers = static_cast<uint32_t>(policers.size());
     relay_state st(base, shared, 1);
     st.session_create(p.sessions[0]);
     st.publish();

@@ -59,8 +59,9 @@ TEST(ipv6_peer, which_addresses_may_be_a_listener_or_a_speaker) {
         const auto why = ipv6_peer_refusal(*a);
         if (*r.reason == '\0') {
             EXPECT_FALSE(why.has_value()) << *why;
+        } else if (!why) {
+            ADD_FAILURE() << "accepted";   // and on to the next row: every row reports
         } else {
-            ASSERT_TRUE(why.has_value());
             EXPECT_NE(std::string::npos, why->find(r.reason)) << *why;
         }
     }
