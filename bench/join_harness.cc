@@ -24,7 +24,10 @@
 //               [join] verify_per_s low: the excess is drop/join/budget.
 //   3. flash    --joins N token joins from N distinct ip:port against the
 //               streaming session, unlimited join buckets: seconds until the
-//               desk counted N joined. Loss: tier-0 listeners (100 static
+//               desk counted N joined. Each client's first request is
+//               answered 438 with its cookie and the client asks again with
+//               it (docs/join.md "The cookie"): two requests per join, the
+//               second built by the harness when it reads the 438. Loss: tier-0 listeners (100 static
 //               ones and every 1000th joiner) must get every packet the
 //               speaker sent after their success response; the other joiners
 //               are tier 1 (one core cannot fan out 50 packets/s to 1 M; the
@@ -171,51 +174,85 @@ void rtp_frame(uint8_t* b, uint32_t seq) {
     udp_frame(b, speaker_ip, 5004, session_port, rtp, sizeof rtp);
 }
 
-// n join requests, frame after frame, all of one length.
+// n join requests, frame after frame, all of one length: each client's
+// first request. The relay answers it 438 with the client's cookie
+// (docs/join.md "The cookie"); the client then asks with it, a request
+// 20 bytes longer, kept per client in buf2 (built when the 438 is read,
+// on this core like the rest of the clients' work) for its later requests.
 struct request_set {
     size_t len = 0;
     uint32_t n = 0;
+    uint32_t first = 0;
+    bool all_tier0 = false, forged = false;
+    uint64_t nonce_base = 0;
+    uint32_t expiry = 0;
     std::vector<uint8_t> buf;
+    size_t len2 = 0;                          // len + stun::cookie_attr_len
+    mutable std::vector<uint8_t> buf2;        // each client's request with its last cookie
+    mutable std::vector<uint8_t> has2;        // buf2 holds one
     const uint8_t* at(uint32_t i) const { return buf.data() + size_t{i} * len; }
+    const uint8_t* at2(uint32_t i) const { return buf2.data() + size_t{i} * len2; }
     size_t stun_len() const { return len - 42; }
 };
+
+const join::token_key& harness_key() {
+    static const join::token_key key(secret.data(), secret.size());
+    return key;
+}
+
+// Client s.first + k's request frame (with `cookie` when not null) at `out`;
+// its length.
+size_t make_request(const request_set& s, uint32_t k, const uint8_t* cookie, uint8_t* out) {
+    const uint32_t i = s.first + k;
+    join::token_fields f;
+    f.key_id = 1;
+    f.session_id = 1;
+    f.tier = s.all_tier0 || i % probe_every == 0 ? 0 : 1;
+    f.expiry = s.expiry;
+    f.nonce = s.nonce_base + i;
+    std::string password;
+    std::string token = join::mint_token(harness_key(), f, password);
+    if (s.forged) token[40] = token[40] == 'A' ? 'B' : 'A';
+    uint8_t txid[stun::txid_len];
+    for (size_t j = 0; j < sizeof txid; ++j) txid[j] = static_cast<uint8_t>((i >> (8 * (j % 4))) + j);
+    stun::request_options o;
+    o.cookie = cookie;
+    uint8_t msg[stun::max_request_len];
+    const size_t ml = stun::build_request(msg, sizeof msg, txid, token, password.data(), password.size(), o);
+    if (ml == 0) {
+        std::fprintf(stderr, "join_harness: build_request failed\n");
+        std::exit(1);
+    }
+    udp_frame(out, client_ip(i), client_port(i), session_port, msg, ml);
+    return 42 + ml;
+}
 
 // Clients first .. first+n-1; tier 0 for every probe_every-th client (tier
 // 1 otherwise, or all tier 0); `forged`: one character of the tag changed
 // (the request is still signed with the right password).
 request_set build_requests(uint32_t first, uint32_t n, bool all_tier0, bool forged, uint64_t nonce_base) {
-    const join::token_key key(secret.data(), secret.size());
     request_set s;
     s.n = n;
-    const auto expiry = static_cast<uint32_t>(std::time(nullptr) + 3600);
-    uint8_t msg[stun::max_request_len];
+    s.first = first;
+    s.all_tier0 = all_tier0;
+    s.forged = forged;
+    s.nonce_base = nonce_base;
+    s.expiry = static_cast<uint32_t>(std::time(nullptr) + 3600);
+    uint8_t frame[42 + stun::max_request_len];
     for (uint32_t k = 0; k < n; ++k) {
-        const uint32_t i = first + k;
-        join::token_fields f;
-        f.key_id = 1;
-        f.session_id = 1;
-        f.tier = all_tier0 || i % probe_every == 0 ? 0 : 1;
-        f.expiry = expiry;
-        f.nonce = nonce_base + i;
-        std::string password;
-        std::string token = join::mint_token(key, f, password);
-        if (forged) token[40] = token[40] == 'A' ? 'B' : 'A';
-        uint8_t txid[stun::txid_len];
-        for (size_t j = 0; j < sizeof txid; ++j) txid[j] = static_cast<uint8_t>((i >> (8 * (j % 4))) + j);
-        const size_t ml = stun::build_request(msg, sizeof msg, txid, token, password.data(), password.size());
-        if (ml == 0) {
-            std::fprintf(stderr, "join_harness: build_request failed\n");
-            std::exit(1);
-        }
+        const size_t fl = make_request(s, k, nullptr, frame);
         if (s.len == 0) {
-            s.len = 42 + ml;
+            s.len = fl;
             s.buf.resize(s.len * n);
-        } else if (42 + ml != s.len) {
+        } else if (fl != s.len) {
             std::fprintf(stderr, "join_harness: requests of different lengths\n");
             std::exit(1);
         }
-        udp_frame(s.buf.data() + size_t{k} * s.len, client_ip(i), client_port(i), session_port, msg, ml);
+        std::memcpy(s.buf.data() + size_t{k} * s.len, frame, fl);
     }
+    s.len2 = s.len + stun::cookie_attr_len;
+    s.buf2.resize(s.len2 * n);
+    s.has2.assign(n, 0);
     return s;
 }
 
@@ -387,6 +424,7 @@ struct wire_counts {
     uint64_t success = 0;
     uint64_t errors = 0;
     uint64_t err_429 = 0;
+    uint64_t challenged = 0;         // 438 with a cookie: the client asks again with it
     uint64_t other = 0;
 };
 
@@ -399,6 +437,24 @@ struct reader {
     std::vector<uint32_t>* mark = nullptr;    // per client: seq when its success was seen (UINT32_MAX: not yet)
     std::vector<uint32_t>* got = nullptr;     // per client: replicas with seq > mark
     const uint32_t* seq_now = nullptr;        // the speaker's last packet number
+    const request_set* reqs = nullptr;        // the clients answered 438: their request with the cookie
+    std::vector<uint32_t> again;              // ... built, to be sent (from again_pos on)
+    size_t again_pos = 0;
+
+    // The requests of the clients challenged since the last call, into the
+    // RX ring (as many as fit).
+    void send_again(relay_env& env) {
+        while (again_pos < again.size() && rte_ring_free_count(env.rx) > 64) {
+            const unsigned n = static_cast<unsigned>(std::min<size_t>(64, again.size() - again_pos));
+            const unsigned k = env.inject(n, reqs->len2, [&](unsigned i) { return reqs->at2(again[again_pos + i]); });
+            if (k == 0) break;
+            again_pos += k;
+        }
+        if (again_pos == again.size()) {
+            again.clear();
+            again_pos = 0;
+        }
+    }
 
     void drain() {
         void* objs[256];
@@ -435,10 +491,22 @@ struct reader {
             if (mark != nullptr && k >= 0 && static_cast<size_t>(k) < mark->size() && (*mark)[k] == UINT32_MAX)
                 (*mark)[k] = *seq_now;
         } else if (type == stun::binding_error) {
-            ++c.errors;
             stun::response_view v;
-            if (stun::parse_response(pl, m->data_len - 42u, v) == stun::stun_error::ok && v.error_code == 429)
-                ++c.err_429;
+            const bool parsed = stun::parse_response(pl, m->data_len - 42u, v) == stun::stun_error::ok;
+            if (parsed && v.error_code == 438 && v.has_cookie && reqs != nullptr) {
+                const int64_t i = client_of(dst, dport);
+                const int64_t k = i - int64_t{reqs->first};
+                if (k >= 0 && k < int64_t{reqs->n}) {
+                    ++c.challenged;
+                    make_request(*reqs, static_cast<uint32_t>(k), v.cookie,
+                                 reqs->buf2.data() + static_cast<size_t>(k) * reqs->len2);
+                    reqs->has2[static_cast<size_t>(k)] = 1;
+                    again.push_back(static_cast<uint32_t>(k));
+                    return;
+                }
+            }
+            ++c.errors;
+            if (parsed && v.error_code == 429) ++c.err_429;
         } else {
             ++c.other;
         }
@@ -698,6 +766,7 @@ struct flash_result {
     uint64_t lost = 0;
     uint64_t probes = 0;
     uint64_t success = 0, errors = 0, err_429 = 0;
+    uint64_t challenged = 0;   // first requests answered 438 with a cookie (each client asked again with it)
     bool complete = false;
     double steady_per_s = 0;   // stop_after runs: joined per second from stop_after/3 to the end
     uint64_t resent = 0;       // requests sent again by clients whose answer was lost
@@ -719,6 +788,7 @@ flash_result flash(relay_env& e, const request_set& reqs, unsigned nb_static, do
     rd.mark = &mark;
     rd.got = &got;
     rd.seq_now = &seq;
+    rd.reqs = &reqs;
     const uint64_t joined0 = e.desk().stats().joined;
     uint32_t sent = 0;
     const auto t0 = clk::now();
@@ -766,15 +836,19 @@ flash_result flash(relay_env& e, const request_set& reqs, unsigned nb_static, do
                 resend_pos = 0;
                 last_progress = now;
             }
+            // Each client sends what it would: its request with its cookie
+            // once it has one, else its first.
             while (resend_pos < sent && rte_ring_free_count(e.rx) > 64) {
                 uint32_t idx[64];
                 unsigned n = 0;
-                while (resend_pos < sent && n < 64) {
+                const bool cooked = reqs.has2[resend_pos] != 0;
+                while (resend_pos < sent && n < 64 && (reqs.has2[resend_pos] != 0) == cooked) {
                     if (mark[resend_pos] == UINT32_MAX) idx[n++] = resend_pos;
                     ++resend_pos;
                 }
                 if (n == 0) continue;
-                const unsigned k = e.inject(n, reqs.len, [&](unsigned i) { return reqs.at(idx[i]); });
+                const unsigned k = cooked ? e.inject(n, reqs.len2, [&](unsigned i) { return reqs.at2(idx[i]); })
+                                          : e.inject(n, reqs.len, [&](unsigned i) { return reqs.at(idx[i]); });
                 fr.resent += k;
                 if (k < n) {
                     resend_pos = idx[k];
@@ -783,8 +857,10 @@ flash_result flash(relay_env& e, const request_set& reqs, unsigned nb_static, do
             }
         }
         pump(e, rd);
+        rd.send_again(e);
         e.desk().poll(clk::now());
         pump(e, rd);
+        rd.send_again(e);
         if (stop_after <= 0 && e.desk().stats().joined - joined0 >= reqs.n) {
             t_done = clk::now();
             fr.complete = true;
@@ -810,6 +886,7 @@ flash_result flash(relay_env& e, const request_set& reqs, unsigned nb_static, do
     fr.joined = e.desk().stats().joined - joined0;
     fr.success = rd.c.success;
     fr.errors = rd.c.errors;
+    fr.challenged = rd.c.challenged;
     fr.err_429 = rd.c.err_429;
     // Owed: every packet after the success was seen, to each tier-0 listener.
     fr.expected = uint64_t{seq} * nb_static;
@@ -832,19 +909,24 @@ double refresh(relay_env& e, const request_set& reqs, uint32_t n, uint64_t& refr
     reader rd(e);
     uint32_t seq = 0;
     rd.seq_now = &seq;
+    rd.reqs = &reqs;
     const uint64_t r0 = e.desk().stats().refreshed;
     uint32_t sent = 0;
     const auto t0 = clk::now();
+    // Joined clients refresh with the cookie of their last answer (the
+    // flash's); one that is challenged (a cookie past its slots) asks again.
     while (e.desk().stats().refreshed - r0 < n && secs(t0, clk::now()) < 120) {
         while (sent < n && sent - rd.c.success < 8192 && rte_ring_free_count(e.rx) > 64) {
-            const unsigned k = e.inject(std::min<unsigned>(64u, n - sent), reqs.len,
-                                        [&](unsigned i) { return reqs.at(sent + i); });
+            const unsigned k = e.inject(std::min<unsigned>(64u, n - sent), reqs.len2,
+                                        [&](unsigned i) { return reqs.at2(sent + i); });
             if (k == 0) break;
             sent += k;
         }
         pump(e, rd);
+        rd.send_again(e);
         e.desk().poll(clk::now());
         pump(e, rd);
+        rd.send_again(e);
     }
     const double s = secs(t0, clk::now());
     refreshed = e.desk().stats().refreshed - r0;
@@ -883,6 +965,7 @@ split_result split_run(relay_env& e, const request_set& forged, const request_se
     rd.nb_static = nb_static;
     uint32_t seq = 0;
     rd.seq_now = &seq;
+    rd.reqs = &valid;
     auto forged_drops = [&e] {
         return e.counter("drop/join/forged") + e.counter("drop/join/budget") + e.counter("drop/join/handoff_full");
     };
@@ -917,6 +1000,7 @@ split_result split_run(relay_env& e, const request_set& forged, const request_se
         const unsigned q = rte_ring_sp_enqueue_burst(e.rx, reinterpret_cast<void**>(batch), nb, nullptr);
         for (unsigned i = q; i < nb; ++i) rte_mbuf_refcnt_set(batch[i], 1);
         rd.drain();
+        rd.send_again(e);
     }
     const auto l1 = e.r->per_lcore();
     const uint64_t d1 = forged_drops(), j1 = e.desk().stats().joined;
@@ -1187,11 +1271,12 @@ int main(int argc, char** argv) {
         }
         std::printf("\n3. flash crowd: %u token joins, distinct ip:port, unlimited join buckets, stream 50 packets/s\n",
                     crowd.n);
-        std::printf("   %s: %llu joined in %.3f s (%.0f joins/s); answers: %llu success, %llu error; "
+        std::printf("   %s: %llu joined in %.3f s (%.0f joins/s); answers: %llu 438 with a cookie, %llu success, %llu error; "
                     "join/ring_full %llu; requests sent again after a lost answer %llu (egress/tx_full %llu, "
                     "join/reply_ring_full %llu)\n",
                     fa.complete ? "all admitted" : "INCOMPLETE", static_cast<unsigned long long>(fa.joined),
-                    fa.seconds, fa.joined / std::max(fa.seconds, 1e-9), static_cast<unsigned long long>(fa.success),
+                    fa.seconds, fa.joined / std::max(fa.seconds, 1e-9), static_cast<unsigned long long>(fa.challenged),
+                    static_cast<unsigned long long>(fa.success),
                     static_cast<unsigned long long>(fa.errors), static_cast<unsigned long long>(ring_full),
                     static_cast<unsigned long long>(fa.resent),
                     static_cast<unsigned long long>(tx_full), static_cast<unsigned long long>(reply_full));

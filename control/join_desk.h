@@ -30,6 +30,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -38,6 +39,7 @@
 #include "ip6.h"
 #include "session.h"
 #include "stentor/dp_counters.h"
+#include "stentor/join_token.h"
 
 struct rte_mbuf;
 
@@ -195,7 +197,7 @@ private:
     std::atomic<bool> _draining{false};
     std::mutex _shed_mu;                 // forget_shed -> the desk's thread
     std::vector<addr_ref> _shed_inbox;
-    std::array<uint8_t, 32> _cookie_key{};   // random at start: a restart makes every client ask once more
+    std::unique_ptr<join::token_key> _cookie_key;   // HMAC-SHA256 states of a secret drawn at start: a restart makes every client ask once more
     uint32_t _slot = 0;                      // the current pass's cookie slot (cookie_slot)
 };
 

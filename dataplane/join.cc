@@ -69,14 +69,30 @@ inline uint32_t join_lcore_of(const uint8_t* src, uint16_t port_be, uint32_t n) 
 // -compatible, this port's own address: ingress/ipv6_src; link-local:
 // ingress/ipv6_src_link_local): the discard-only prefix 100::/64 (RFC
 // 6666), and the relay's address on any other port (an answer would go
-// to the relay itself). The control plane refuses the same addresses for
-// listeners (ip6.cc, ipv6_peer_refusal); here they cost no MAC and get no
-// answer.
+// to the relay itself). The control plane refuses these and more for
+// listeners (config.h check_peer6: NAT64/6to4 forms of special IPv4
+// addresses, a prefix's subnet-router anycast, ...): a request from one of
+// those passes here, costs its MACs and is answered 400 by the desk's
+// listener_add (after its cookie). Here they cost no MAC and get no answer.
 bool join_src6_refused(const dp_shared& sh, const uint8_t* src) noexcept {
     static constexpr uint8_t discard[8] = {0x01, 0, 0, 0, 0, 0, 0, 0};
     if (std::memcmp(src, discard, 8) == 0) return true;
     for (uint16_t p = 0; p < sh.nb_ports; ++p)
         if (sh.ports[p].has_ip6 && wire::ipv6_equal(src, sh.ports[p].ip6)) return true;
+    return false;
+}
+
+// An IPv4 source a listener may not join from, beyond what the validator
+// refused for every packet (0/8, 127/8, multicast and above, this port's
+// own address): link-local 169.254/16 (RFC 3927: not routed, and the
+// control plane refuses it for listeners), and the relay's address on any
+// other port (an answer would go to the relay itself). As for IPv6: no MAC,
+// no answer, counted join/src.
+bool join_src4_refused(const dp_shared& sh, uint32_t src_be) noexcept {
+    const uint32_t src = __builtin_bswap32(src_be);
+    if ((src >> 16) == 0xa9fe) return true;   // 169.254/16
+    for (uint16_t p = 0; p < sh.nb_ports; ++p)
+        if (sh.ports[p].ip_be == src_be) return true;
     return false;
 }
 
@@ -179,7 +195,11 @@ void join_verify_burst(worker* w, const dp_snapshot* s, dp_join_pending* pend, r
 drop_reason join_check(const dp_shared& sh, const uint8_t* frame, const join_rx& x, const dp_join_keys& keys,
                        uint32_t unix_now, dp_join_pending& p) noexcept {
     const uint8_t* msg = frame + x.stun_off;
-    if (x.ipv6 && join_src6_refused(sh, frame + wire::off_ip6_src)) return drop_reason::join_src;
+    // Port 0 is no one's socket (RFC 768: "no source port"); an answer to it
+    // would be a packet to nobody, or to a stack that takes it as its own.
+    if (x.src_port_be == 0) return drop_reason::join_src;
+    if (x.ipv6 ? join_src6_refused(sh, frame + wire::off_ip6_src) : join_src4_refused(sh, x.src_ip_be))
+        return drop_reason::join_src;
     stun::request_view v;
     if (const auto e = stun::parse_request(msg, x.stun_len, v); e != stun::stun_error::ok) return join_drop_of(e);
     join::token_fields f;

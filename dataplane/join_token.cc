@@ -286,6 +286,30 @@ void token_mac(const token_key& key, const uint8_t raw[token_raw_len], uint8_t o
     sha::store(out + 16, sha::bswap32(sha::load(c.h + 4)));
 }
 
+void short_mac(const token_key& key, const uint8_t* msg, size_t len, uint8_t out[token_mac_len]) noexcept {
+    if (len > short_mac_max) return;
+    // One inner block: the message, 0x80, zeros, the bit length of ipad
+    // block + message (RFC 6234 padding); then the outer block as token_mac.
+    alignas(16) unsigned char blk[sha256_block] = {};
+    std::memcpy(blk, msg, len);
+    blk[len] = 0x80;
+    const uint64_t bits = (sha256_block + len) * 8;
+    for (int i = 0; i < 8; ++i) blk[sha256_block - 1 - i] = static_cast<unsigned char>(bits >> (8 * i));
+    SHA256_CTX c;
+    set_state(c, key._inner);
+    SHA256_Transform(&c, blk);
+    sha::block b;
+    b.lane[0] = sha::bswap32(sha::load(c.h));
+    b.lane[1] = sha::bswap32(sha::load(c.h + 4));
+    b.lane[2] = sha::end_marker_at(0);
+    b.lane[3] = sha::length_lane((sha256_block + token_mac_len) * 8);
+    set_state(c, key._outer);
+    SHA256_Transform(&c, b.bytes());
+    sha::store(out, sha::bswap32(sha::load(c.h)));
+    sha::store(out + 16, sha::bswap32(sha::load(c.h + 4)));
+    OPENSSL_cleanse(blk, sizeof blk);
+}
+
 bool check_tag(const uint8_t raw[token_raw_len], const uint8_t mac[token_mac_len]) noexcept {
     // The tag is bytes 20..35: assembled from the lane at 16 and the word
     // at 32, the shapes decode_token stores them in (sha_block.h).

@@ -340,6 +340,10 @@ TEST(join, refused_requests_add_nobody_send_nothing_and_count_their_reason) {
     plain[8] = 7;
     auto rows = token_refusals(mint(1), [](const bytes& m, uint16_t dport) { return frame_from(m, nat_ip, nat_port, dport); });
     rows.push_back({"unauthenticated Binding Request", frame_from(plain), "drop/join/no_username"});
+    // Valid tokens from sources nobody listens at: nothing to answer.
+    rows.push_back({"valid token from UDP source port 0", frame_from(request(mint(1)), nat_ip, 0), "drop/join/src"});
+    rows.push_back({"valid token from link-local 169.254.1.1", frame_from(request(mint(1)), 0xa9fe0101, nat_port),
+                    "drop/join/src"});
     expect_refused(e, rows);
     EXPECT_EQ(0u, counter(e.r(), "join_verified"));
     EXPECT_EQ(0u, e.stats().requests);
@@ -979,6 +983,7 @@ TEST(join6, refused_requests_over_ipv6_add_nobody_send_nothing_and_count_their_r
         {"from an IPv4-mapped address", frame6_from(request(good), mapped), "drop/ingress/ipv6_src"},
         {"from the relay's own address", frame6_from(request(good), relay6), "drop/ingress/ipv6_src"},
         {"from the discard-only prefix", frame6_from(request(good), discard), "drop/join/src"},
+        {"from UDP source port 0", frame6_from(request(good), nat6, 0), "drop/join/src"},
     });
     // One budget token per 50 ms at most: let it refill between rows.
     expect_refused(e, rows, std::chrono::milliseconds(60));

@@ -385,3 +385,31 @@ TEST(JoinToken, mint_and_key_refuse_what_decode_would) {
 
 }  // namespace
 }  // namespace stentor::join
+
+// join::short_mac (the join desk's cookies) is HMAC-SHA256 for every
+// message length it takes, against OpenSSL's HMAC(), with keys of the
+// shortest length allowed and longer than a block (hashed first); longer
+// messages are not its to take and leave `out` alone.
+TEST(JoinToken, short_mac_is_hmac_sha256_for_every_length_it_takes) {
+    for (const size_t key_len : {size_t{32}, size_t{64}, size_t{100}}) {
+        std::vector<uint8_t> secret(key_len);
+        for (size_t i = 0; i < key_len; ++i) secret[i] = static_cast<uint8_t>(i * 7 + key_len);
+        const stentor::join::token_key key(secret.data(), secret.size());
+        for (size_t len = 0; len <= stentor::join::short_mac_max; ++len) {
+            std::vector<uint8_t> msg(len);
+            for (size_t i = 0; i < len; ++i) msg[i] = static_cast<uint8_t>(0xa5 ^ (i * 13));
+            uint8_t got[stentor::join::token_mac_len];
+            stentor::join::short_mac(key, msg.data(), len, got);
+            uint8_t want[EVP_MAX_MD_SIZE];
+            unsigned want_len = 0;
+            HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), msg.data(), len, want, &want_len);
+            ASSERT_EQ(32u, want_len);
+            EXPECT_EQ(0, std::memcmp(got, want, 32)) << "key " << key_len << " bytes, message " << len << " bytes";
+        }
+        uint8_t untouched[stentor::join::token_mac_len];
+        std::memset(untouched, 0x3c, sizeof untouched);
+        const std::vector<uint8_t> too_long(stentor::join::short_mac_max + 1, 1);
+        stentor::join::short_mac(key, too_long.data(), too_long.size(), untouched);
+        for (uint8_t b : untouched) EXPECT_EQ(0x3c, b);
+    }
+}

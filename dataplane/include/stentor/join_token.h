@@ -71,6 +71,7 @@ public:
 
 private:
     friend void token_mac(const token_key&, const uint8_t*, uint8_t*) noexcept;
+    friend void short_mac(const token_key&, const uint8_t*, size_t, uint8_t*) noexcept;
     alignas(16) unsigned char _inner[state_bytes];
     alignas(16) unsigned char _outer[state_bytes];
 };
@@ -88,6 +89,12 @@ void pack_token(const token_fields& f, uint8_t raw[token_raw_len]) noexcept;
 
 // mac = HMAC-SHA256(key, token_label || raw[0..19]).
 void token_mac(const token_key& key, const uint8_t raw[token_raw_len], uint8_t out[token_mac_len]) noexcept;
+
+// mac = HMAC-SHA256(key, msg[0..len)) for len <= short_mac_max: two
+// SHA-256 blocks from the key's states, as token_mac (the join desk's
+// cookies, control/join_desk.cc). Nothing for a longer message.
+inline constexpr size_t short_mac_max = 55;
+void short_mac(const token_key& key, const uint8_t* msg, size_t len, uint8_t out[token_mac_len]) noexcept;
 
 // Whether raw's tag (bytes 20..35) is mac[0..15]; constant time.
 bool check_tag(const uint8_t raw[token_raw_len], const uint8_t mac[token_mac_len]) noexcept;
