@@ -24,12 +24,34 @@ inline neigh_timing timing_of(const worker* w) noexcept {
     return {w->arp_window, w->arp_retry, w->arp_reachable};
 }
 
+// The neighbour entry an ARP reply from `spa` may be about (a next hop of
+// ours), or -1. Read-only: any lcore may ask (the snapshot's table).
+int64_t arp_entry_of(const worker* w, const dp_snapshot& s, uint32_t spa_be) noexcept {
+    const int64_t idx = find_neigh(s, spa_be);
+    return idx < 0 || static_cast<uint32_t>(idx) >= w->sh->nb_neigh ? -1 : idx;
+}
+
+// The neighbour entry an NA (its ICMPv6 message at `na`) may teach: a
+// solicited NA about an IPv6 next hop of ours; else -1 and the reason it
+// teaches nothing. Read-only, any lcore.
+int64_t nd_entry_of(const worker* w, const dp_snapshot& s, const uint8_t* na, drop_reason* why) noexcept {
+    const uint8_t flags = na[4];
+    const int64_t idx = (flags & wire::na_flag_solicited) ? find_neigh6(s, na + 8) : -1;
+    if (idx < 0 || static_cast<uint32_t>(idx) >= w->sh->nb_neigh || !(w->sh->neigh[idx].flags & neigh_ipv6)) {
+        // Unsolicited, or about no next hop of ours. With the override
+        // flag it asks to replace whatever MAC we hold: counted apart.
+        *why = (flags & wire::na_flag_override) ? drop_reason::nd_override : drop_reason::nd_unsolicited;
+        return -1;
+    }
+    return idx;
+}
+
 // A reply (op 2) from `spa` offering `sha`, received on port index `port`.
 // Runs on the ARP-owner lcore only.
 void arp_learn(worker* w, const dp_snapshot& s, uint32_t spa_be, const uint8_t* sha, uint16_t port,
                uint64_t now) noexcept {
-    const int64_t idx = find_neigh(s, spa_be);
-    if (idx < 0 || static_cast<uint32_t>(idx) >= w->sh->nb_neigh) {
+    const int64_t idx = arp_entry_of(w, s, spa_be);
+    if (idx < 0) {
         ++w->c->drop(drop_reason::arp_unsolicited);
         return;
     }
@@ -132,13 +154,10 @@ void visit(worker* w, dp_neigh& e, uint64_t now) noexcept {
 // window of a solicitation we sent (neigh_fsm.h).
 void nd_learn(worker* w, const dp_snapshot& s, const uint8_t* d, uint16_t lla_off, uint16_t port,
               uint64_t now) noexcept {
-    const uint8_t* na = d + wire::off_l4_v6;
-    const uint8_t flags = na[4];
-    const int64_t idx = (flags & wire::na_flag_solicited) ? find_neigh6(s, na + 8) : -1;
-    if (idx < 0 || static_cast<uint32_t>(idx) >= w->sh->nb_neigh || !(w->sh->neigh[idx].flags & neigh_ipv6)) {
-        // Unsolicited, or about no next hop of ours. With the override
-        // flag it asks to replace whatever MAC we hold: counted apart.
-        ++w->c->drop((flags & wire::na_flag_override) ? drop_reason::nd_override : drop_reason::nd_unsolicited);
+    drop_reason why = drop_reason::nd_unsolicited;
+    const int64_t idx = nd_entry_of(w, s, d + wire::off_l4_v6, &why);
+    if (idx < 0) {
+        ++w->c->drop(why);
         return;
     }
     // No target link-layer address option (allowed in answer to a unicast
@@ -171,7 +190,14 @@ bool arp_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, cons
     const uint16_t op = load_be16(a + 6);
     if (op == 2) {
         if (!w->cfg.arp_owner) {
-            // Neighbour state has one writer: hand the reply to the owner.
+            // Neighbour state has one writer: hand the reply to the owner;
+            // but one about no next hop of ours is dropped here, counted as
+            // the owner would: a flood of them must not fill the ring the
+            // real replies (both families') cross.
+            if (s != nullptr && arp_entry_of(w, *s, pr.src_ip_be) < 0) {
+                ++w->c->drop(drop_reason::arp_unsolicited);
+                return false;
+            }
             m->hash.fdir.lo = port;
             if (w->sh->arp_ring != nullptr && rte_ring_mp_enqueue(w->sh->arp_ring, m) == 0) return true;
             ++w->c->drop(drop_reason::arp_ring_full);
@@ -285,7 +311,17 @@ bool nd_na_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, co
                  uint64_t now) noexcept {
     if (!w->cfg.arp_owner) {
         // Neighbour state has one writer: hand the NA to the owner, with
-        // its port and where its link-layer address option is.
+        // its port and where its link-layer address option is; an NA that
+        // can teach nothing (unsolicited, or about no next hop of ours) is
+        // dropped here, counted as the owner would, so that a flood of
+        // them cannot fill the ring real replies cross.
+        if (s != nullptr) {
+            drop_reason why = drop_reason::nd_unsolicited;
+            if (nd_entry_of(w, *s, rte_pktmbuf_mtod(m, const uint8_t*) + wire::off_l4_v6, &why) < 0) {
+                ++w->c->drop(why);
+                return false;
+            }
+        }
         m->hash.fdir.lo = port;
         m->hash.fdir.hi = pr.nd_lla_off;
         if (w->sh->arp_ring != nullptr && rte_ring_mp_enqueue(w->sh->arp_ring, m) == 0) return true;

@@ -326,5 +326,100 @@ TEST(neigh_handoff, replies_handed_to_the_owner_before_the_first_snapshot_are_co
     EXPECT_EQ(pool_in_use0, rte_mempool_in_use_count(r.pool()));
 }
 
+// Replies that can teach nothing are dropped by the RX lcore that received
+// them, counted as the owner would count them, instead of crossing the
+// 256-slot ring to the ARP owner: a flood of them from any on-link host
+// (ARP replies about addresses that are no next hop of ours, NAs without
+// the solicited flag or about no IPv6 next hop) would otherwise fill the
+// ring that the real replies of both families cross (arp_ring_full). A
+// reply about a next hop of ours is still handed over and judged by the
+// owner. Two RX queues of one port; queue 0's lcore owns the neighbours.
+TEST(neigh_handoff, replies_that_can_teach_nothing_stay_on_the_rx_lcore) {
+    rte_ring* rx[2];
+    rte_ring* tx[8];
+    for (int q = 0; q < 2; ++q) {
+        rx[q] = rte_ring_create(("nh3_r" + std::to_string(q)).c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        ASSERT_NE(nullptr, rx[q]);
+    }
+    rte_ring* txr = rte_ring_create("nh3_t", 4096, 0, RING_F_SC_DEQ);
+    ASSERT_NE(nullptr, txr);
+    for (auto& t : tx) t = txr;
+    const int id = rte_eth_from_rings("nh3", rx, 2, tx, 8, 0);
+    ASSERT_GE(id, 0);
+    char dev[RTE_ETH_NAME_MAX_LEN];
+    ASSERT_EQ(0, rte_eth_dev_get_name_by_port(static_cast<uint16_t>(id), dev));
+    const ring_port owner_queue{dev, rx[0], txr, static_cast<uint16_t>(id)};
+    ring_port other_queue = owner_queue;
+    other_queue.rx = rx[1];
+
+    auto prof = base_profile(owner_queue.name);
+    prof.dataplane.rx_lcores = {1, 2};
+    prof.ports[0].rx_queues = 2;
+    prof.ports[0].tx_queues = 2;
+    control::ipv6_addr a6;
+    std::memcpy(a6.data(), frames6::relay6.data(), 16);
+    prof.ports[0].ipv6 = a6;
+    prof.ports[0].prefix6_len = 64;
+    control::session_config sc;
+    sc.id = 1;
+    sc.udp_port = 40000;
+    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    sc.listeners.push_back({listener_ip, listener_port, 0});
+    prof.sessions.push_back(sc);
+    relay r(prof, relay_options{.launch = false});
+    r.state().load_static(prof);
+    settle(r);
+    drain(owner_queue);
+    const unsigned test_in_use0 = rte_mempool_in_use_count(test_pool());
+
+    const uint32_t stranger = listener_ip + 100;   // on-link, no next hop of ours
+    const bytes arp_stranger = frames::arp(2, host_mac(stranger), stranger, frames::our_mac, relay_ip, frames::our_mac);
+    const bytes na_unsolicited = frames6::na_to_relay(frames6::host6(0x55), frames::peer_mac, 0x00);
+    const bytes na_override = frames6::na_to_relay(frames6::host6(0x56), frames::peer_mac, 0x20);
+    const bytes na_stranger = frames6::na_to_relay(frames6::host6(0x57), frames::peer_mac);   // solicited, no next hop
+    struct row {
+        const char* what;
+        const bytes* frame;
+        const char* counter;
+    } const rows[] = {
+        {"ARP reply about no next hop", &arp_stranger, "drop/ingress/arp_unsolicited"},
+        {"NA without the solicited flag", &na_unsolicited, "drop/ingress/nd_unsolicited"},
+        {"NA with override, not solicited", &na_override, "drop/ingress/nd_override"},
+        {"solicited NA (override set) about no next hop", &na_stranger, "drop/ingress/nd_override"},
+    };
+    constexpr int n = 300;   // more than the 256-slot ring holds
+    for (const auto& rw : rows) {
+        SCOPED_TRACE(rw.what);
+        const auto before = r.per_lcore();
+        const auto all_before = all_counters(r);
+        for (int i = 0; i < n; ++i) inject(other_queue, *rw.frame);
+        settle(r);
+        drain(owner_queue);
+        const auto after = r.per_lcore();
+        const auto all_after = all_counters(r);
+        const auto reason = [&](const dp::lcore_counters& c) {
+            for (unsigned k = 0; k < static_cast<unsigned>(dp::drop_reason::count_); ++k)
+                if (std::string("drop/") + std::string(dp::drop_reason_names[k]) == rw.counter) return c.drops[k];
+            return uint64_t{0};
+        };
+        EXPECT_EQ(reason(before[1]) + n, reason(after[1])) << "counted on the lcore that received them";
+        EXPECT_EQ(reason(before[0]), reason(after[0])) << "handed to the owner";
+        EXPECT_EQ(all_before.at("drop/ingress/arp_ring_full"), all_after.at("drop/ingress/arp_ring_full"));
+        EXPECT_EQ(test_in_use0, rte_mempool_in_use_count(test_pool())) << "every reply freed";
+    }
+    // A reply about a next hop of ours still goes to the owner, which judges it.
+    const bytes arp_listener =
+        frames::arp(2, host_mac(listener_ip), listener_ip, frames::our_mac, relay_ip, frames::our_mac);
+    const auto before = r.per_lcore();
+    inject(other_queue, arp_listener);
+    settle(r);
+    drain(owner_queue);
+    const auto after = r.per_lcore();
+    EXPECT_EQ(before[1].drop(dp::drop_reason::arp_unsolicited), after[1].drop(dp::drop_reason::arp_unsolicited));
+    EXPECT_EQ(before[1].drop(dp::drop_reason::arp_ring_full), after[1].drop(dp::drop_reason::arp_ring_full));
+    EXPECT_EQ(before[0].drop(dp::drop_reason::arp_unsolicited), after[0].drop(dp::drop_reason::arp_unsolicited));
+    EXPECT_EQ(test_in_use0, rte_mempool_in_use_count(test_pool()));
+}
+
 }  // namespace
 }  // namespace stentor::test
