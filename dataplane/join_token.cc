@@ -195,6 +195,20 @@ inline void set_state(SHA256_CTX& c, const unsigned char* s) noexcept {
     sha::store(c.h + 4, sha::load(s + 16));
 }
 
+// HMAC's outer hash: the inner digest in c.h as one padded block after the
+// opad state `outer`; the 32-byte MAC to out.
+inline void outer_block(SHA256_CTX& c, const unsigned char* outer, uint8_t* out) noexcept {
+    sha::block b;
+    b.lane[0] = sha::bswap32(sha::load(c.h));
+    b.lane[1] = sha::bswap32(sha::load(c.h + 4));
+    b.lane[2] = sha::end_marker_at(0);
+    b.lane[3] = sha::length_lane((sha256_block + token_mac_len) * 8);
+    set_state(c, outer);
+    SHA256_Transform(&c, b.bytes());
+    sha::store(out, sha::bswap32(sha::load(c.h)));
+    sha::store(out + 16, sha::bswap32(sha::load(c.h + 4)));
+}
+
 }  // namespace
 
 token_key::token_key(const uint8_t* secret, size_t len) {
@@ -276,14 +290,7 @@ void token_mac(const token_key& key, const uint8_t raw[token_raw_len], uint8_t o
     SHA256_CTX c;
     set_state(c, key._inner);
     SHA256_Transform(&c, b.bytes());
-    b.lane[0] = sha::bswap32(sha::load(c.h));
-    b.lane[1] = sha::bswap32(sha::load(c.h + 4));
-    b.lane[2] = sha::end_marker_at(0);
-    b.lane[3] = sha::length_lane((sha256_block + token_mac_len) * 8);
-    set_state(c, key._outer);
-    SHA256_Transform(&c, b.bytes());
-    sha::store(out, sha::bswap32(sha::load(c.h)));
-    sha::store(out + 16, sha::bswap32(sha::load(c.h + 4)));
+    outer_block(c, key._outer, out);
 }
 
 void short_mac(const token_key& key, const uint8_t* msg, size_t len, uint8_t out[token_mac_len]) noexcept {
@@ -298,15 +305,7 @@ void short_mac(const token_key& key, const uint8_t* msg, size_t len, uint8_t out
     SHA256_CTX c;
     set_state(c, key._inner);
     SHA256_Transform(&c, blk);
-    sha::block b;
-    b.lane[0] = sha::bswap32(sha::load(c.h));
-    b.lane[1] = sha::bswap32(sha::load(c.h + 4));
-    b.lane[2] = sha::end_marker_at(0);
-    b.lane[3] = sha::length_lane((sha256_block + token_mac_len) * 8);
-    set_state(c, key._outer);
-    SHA256_Transform(&c, b.bytes());
-    sha::store(out, sha::bswap32(sha::load(c.h)));
-    sha::store(out + 16, sha::bswap32(sha::load(c.h + 4)));
+    outer_block(c, key._outer, out);
     OPENSSL_cleanse(blk, sizeof blk);
 }
 

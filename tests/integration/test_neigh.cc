@@ -261,6 +261,43 @@ TEST_F(neigh_test, unused_next_hops_are_not_asked_for) {
     EXPECT_EQ(before, counter(*r, "arp_requests"));
 }
 
+// One port of two RX queues over rings (both answered on one TX ring) and
+// the profile that gives each queue its lcore: queue 0's lcore owns the
+// neighbours, queue 1's hands replies over. Dual stack.
+struct two_queues {
+    ring_port owner, other;
+    bool ok = false;
+    explicit two_queues(const std::string& name) {
+        rte_ring* rx[2];
+        rte_ring* tx[8];
+        for (int q = 0; q < 2; ++q)
+            if ((rx[q] = rte_ring_create((name + "_r" + std::to_string(q)).c_str(), 1024, 0,
+                                         RING_F_SP_ENQ | RING_F_SC_DEQ)) == nullptr)
+                return;
+        rte_ring* txr = rte_ring_create((name + "_t").c_str(), 4096, 0, RING_F_SC_DEQ);
+        if (txr == nullptr) return;
+        for (auto& t : tx) t = txr;
+        const int id = rte_eth_from_rings(name.c_str(), rx, 2, tx, 8, 0);
+        char dev[RTE_ETH_NAME_MAX_LEN];
+        if (id < 0 || rte_eth_dev_get_name_by_port(static_cast<uint16_t>(id), dev) != 0) return;
+        owner = {dev, rx[0], txr, static_cast<uint16_t>(id)};
+        other = owner;
+        other.rx = rx[1];
+        ok = true;
+    }
+    control::profile profile() const {
+        auto prof = base_profile(owner.name);
+        prof.dataplane.rx_lcores = {1, 2};   // queue 0's lcore owns the neighbours
+        prof.ports[0].rx_queues = 2;
+        prof.ports[0].tx_queues = 2;
+        control::ipv6_addr a6;
+        std::memcpy(a6.data(), frames6::relay6.data(), 16);
+        prof.ports[0].ipv6 = a6;
+        prof.ports[0].prefix6_len = 64;
+        return prof;
+    }
+};
+
 // A reply received by an RX lcore other than the ARP owner goes to the
 // owner over the ring; one that arrives there before the control plane
 // published its first snapshot has no next hop to be about. It is freed
@@ -268,31 +305,11 @@ TEST_F(neigh_test, unused_next_hops_are_not_asked_for) {
 // (arp_unsolicited, nd_unsolicited), not lost without a trace. Two RX
 // queues of one port; nothing loaded, so there is no snapshot.
 TEST(neigh_handoff, replies_handed_to_the_owner_before_the_first_snapshot_are_counted) {
-    rte_ring* rx[2];
-    rte_ring* tx[8];
-    for (int q = 0; q < 2; ++q) {
-        rx[q] = rte_ring_create(("nh2_r" + std::to_string(q)).c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-        ASSERT_NE(nullptr, rx[q]);
-    }
-    rte_ring* txr = rte_ring_create("nh2_t", 4096, 0, RING_F_SC_DEQ);
-    ASSERT_NE(nullptr, txr);
-    for (auto& t : tx) t = txr;
-    const int id = rte_eth_from_rings("nh2", rx, 2, tx, 8, 0);
-    ASSERT_GE(id, 0);
-    char dev[RTE_ETH_NAME_MAX_LEN];
-    ASSERT_EQ(0, rte_eth_dev_get_name_by_port(static_cast<uint16_t>(id), dev));
-    const ring_port owner_queue{dev, rx[0], txr, static_cast<uint16_t>(id)};
-    ring_port other_queue = owner_queue;
-    other_queue.rx = rx[1];
-
-    auto prof = base_profile(owner_queue.name);
-    prof.dataplane.rx_lcores = {1, 2};   // queue 0's lcore owns the neighbours
-    prof.ports[0].rx_queues = 2;
-    prof.ports[0].tx_queues = 2;
-    control::ipv6_addr a6;
-    std::memcpy(a6.data(), frames6::relay6.data(), 16);
-    prof.ports[0].ipv6 = a6;
-    prof.ports[0].prefix6_len = 64;
+    two_queues q("nh2");
+    ASSERT_TRUE(q.ok);
+    const ring_port& owner_queue = q.owner;
+    const ring_port& other_queue = q.other;
+    auto prof = q.profile();
     relay r(prof, relay_options{.launch = false});   // no load_static: no snapshot
     const unsigned test_in_use0 = rte_mempool_in_use_count(test_pool());
     const unsigned pool_in_use0 = rte_mempool_in_use_count(r.pool());
@@ -335,31 +352,11 @@ TEST(neigh_handoff, replies_handed_to_the_owner_before_the_first_snapshot_are_co
 // reply about a next hop of ours is still handed over and judged by the
 // owner. Two RX queues of one port; queue 0's lcore owns the neighbours.
 TEST(neigh_handoff, replies_that_can_teach_nothing_stay_on_the_rx_lcore) {
-    rte_ring* rx[2];
-    rte_ring* tx[8];
-    for (int q = 0; q < 2; ++q) {
-        rx[q] = rte_ring_create(("nh3_r" + std::to_string(q)).c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-        ASSERT_NE(nullptr, rx[q]);
-    }
-    rte_ring* txr = rte_ring_create("nh3_t", 4096, 0, RING_F_SC_DEQ);
-    ASSERT_NE(nullptr, txr);
-    for (auto& t : tx) t = txr;
-    const int id = rte_eth_from_rings("nh3", rx, 2, tx, 8, 0);
-    ASSERT_GE(id, 0);
-    char dev[RTE_ETH_NAME_MAX_LEN];
-    ASSERT_EQ(0, rte_eth_dev_get_name_by_port(static_cast<uint16_t>(id), dev));
-    const ring_port owner_queue{dev, rx[0], txr, static_cast<uint16_t>(id)};
-    ring_port other_queue = owner_queue;
-    other_queue.rx = rx[1];
-
-    auto prof = base_profile(owner_queue.name);
-    prof.dataplane.rx_lcores = {1, 2};
-    prof.ports[0].rx_queues = 2;
-    prof.ports[0].tx_queues = 2;
-    control::ipv6_addr a6;
-    std::memcpy(a6.data(), frames6::relay6.data(), 16);
-    prof.ports[0].ipv6 = a6;
-    prof.ports[0].prefix6_len = 64;
+    two_queues q("nh3");
+    ASSERT_TRUE(q.ok);
+    const ring_port& owner_queue = q.owner;
+    const ring_port& other_queue = q.other;
+    auto prof = q.profile();
     control::session_config sc;
     sc.id = 1;
     sc.udp_port = 40000;
