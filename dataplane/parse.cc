@@ -234,6 +234,11 @@ parse_result parse_udp6(const uint8_t* d, uint32_t plen, const port_identity& se
     // flow is dropped by its key alone, as over IPv4, and only a registered
     // flow's packet is summed (or taken on the NIC's verdict).
     if (udp_len > udp_hdr_len && u[udp_hdr_len] < 4) {
+        // Longer than any join request (the STUN parser would refuse it,
+        // join/too_long): refused before the sum, so a flood of large
+        // STUN-looking datagrams costs what an unknown flow does.
+        if (udp_len - udp_hdr_len > stun::max_request_len)
+            return drop(drop_reason::join_stun_too_long);
         if (!ipv6_l4_csum_ok(d + eth_hdr_len, udp_len, ipproto_udp))
             return drop(drop_reason::udp_checksum);
         res.kind = pkt_kind::stun6;

@@ -433,6 +433,15 @@ const std::vector<row>& table() {
                     b[14 + 40 + 8 + 12] ^= 0x01;   // the transaction id
                     return b;
                 }(), R::udp_checksum),
+            bad("STUN-looking UDP6 longer than any join request (549 bytes), wrong checksum: refused before the sum",
+                [] {
+                    bytes m = stun_request6();
+                    m.resize(549, 0x5a);
+                    bytes b = with([&](frame6& f) { f.msg = udp(m); });
+                    b[14 + 40 + 6] ^= 0x21;
+                    return b;
+                }(),
+                R::join_stun_too_long),
             bad("STUN over IPv6 with UDP checksum 0", with([](frame6& f) {
                     f.fix_checksum = false;
                     f.msg = udp(stun_request6());
