@@ -9,7 +9,7 @@
 
 namespace stentor::control {
 
-listener_cost cost_of(unsigned frame_ms, unsigned max_bitrate_kbps, unsigned streams) {
+listener_cost cost_of(unsigned frame_ms, unsigned max_bitrate_kbps, unsigned streams, unsigned trailer) {
     listener_cost c{};
     frame_ms = std::max(1u, frame_ms);
     c.pps = static_cast<double>(streams) * 1000.0 / frame_ms;
@@ -18,7 +18,7 @@ listener_cost cost_of(unsigned frame_ms, unsigned max_bitrate_kbps, unsigned str
     c.payload = (max_bitrate_kbps * frame_ms + 7) / 8;
     static constexpr unsigned ip_header[nb_families] = {20, 40};   // IPv4, IPv6 (no options, no extension headers)
     for (unsigned f = 0; f < nb_families; ++f) {
-        const unsigned frame = std::max(60u, 14 + ip_header[f] + 8 + 12 + c.payload);   // Ethernet minimum without FCS
+        const unsigned frame = std::max(60u, 14 + ip_header[f] + 8 + 12 + c.payload + trailer);   // Ethernet minimum without FCS
         c.wire_bytes[f] = frame + 4 + 8 + 12;                                          // FCS, preamble+SFD, inter-frame gap
         c.bps[f] = c.pps * c.wire_bytes[f] * 8.0;
     }

@@ -53,7 +53,9 @@ struct listener_cost {
     std::array<unsigned, nb_families> wire_bytes;   // [family]: bytes on the wire per packet incl. FCS, preamble, IFG
     std::array<double, nb_families> bps;            // [family]: bits/s on the wire (all streams)
 };
-listener_cost cost_of(unsigned frame_ms, unsigned max_bitrate_kbps, unsigned streams = 1);
+// `trailer`: bytes the relay adds after the RTP payload (an SRTP-protected
+// session's tag and MKI: srtp::max_trailer, planned at the largest suite).
+listener_cost cost_of(unsigned frame_ms, unsigned max_bitrate_kbps, unsigned streams = 1, unsigned trailer = 0);
 
 struct admission_config {
     std::vector<std::string> port_names;

@@ -17,6 +17,7 @@
 #include "ip6.h"
 #include "journal.h"
 #include "stentor/dp_worker.h"
+#include "stentor/srtp.h"
 
 namespace stentor::control {
 namespace {
@@ -219,8 +220,14 @@ struct session_state : session_params {
     unsigned streams() const {
         return mode == session_mode::mix ? 1u : std::max(1u, speaker_streams());
     }
-    listener_cost per_listener() const { return cost_of(frame_ms, max_bitrate_kbps, streams()); }
-    listener_cost one_stream() const { return cost_of(frame_ms, max_bitrate_kbps, 1); }
+    // Egress SRTP (fixed at the session's creation) adds its tag and MKI
+    // to every replica: planned at the largest (AES-GCM's 16-byte tag and
+    // the longest MKI), a few bytes above HMAC-SHA1-80's 10.
+    unsigned trailer() const {
+        return srtp_egress && *srtp_egress == srtp_egress_mode::session_key ? srtp::max_trailer : 0;
+    }
+    listener_cost per_listener() const { return cost_of(frame_ms, max_bitrate_kbps, streams(), trailer()); }
+    listener_cost one_stream() const { return cost_of(frame_ms, max_bitrate_kbps, 1, trailer()); }
 };
 
 struct neigh_state {

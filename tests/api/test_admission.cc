@@ -2,11 +2,14 @@
 // and per fan-out core, headroom, tier reservations, join-rate buckets.
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "admission.h"
 #include "control_plane.h"
 #include "fixture.h"
 #include "relay.h"
 #include "state.h"
+#include "stentor/srtp.h"
 
 namespace stentor::test {
 namespace {
@@ -315,6 +318,36 @@ TEST(admission_plan, a_forward_listener_costs_every_speaker_stream_a_mix_listene
         EXPECT_DOUBLE_EQ(admitted * streams * 50.0, cp.adm().used_pps());
         r.state().session_end(id);
         EXPECT_DOUBLE_EQ(0.0, cp.adm().used_pps()) << "an ended session holds no load";
+    }
+}
+
+// A session whose listeners get SRTP (srtp.egress = "session_key") sends
+// every replica with its tag and MKI: planned at srtp::max_trailer (20)
+// bytes more per packet than the same session in the clear, for both
+// families, and released alike.
+TEST(admission_plan, an_srtp_session_plans_each_replica_with_its_tag_and_mki) {
+    struct trailer_case {
+        const char* what;
+        std::optional<control::srtp_egress_mode> egress;
+        unsigned trailer;
+    };
+    const trailer_case cases[] = {
+        {"in the clear", control::srtp_egress_mode::off, 0},
+        {"SRTP with the session key", control::srtp_egress_mode::session_key, srtp::max_trailer},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.what);
+        one_mbit_relay env("admsrtp");
+        auto& r = env.r;
+        control::session_params sp;
+        sp.srtp_egress = c.egress;
+        const uint32_t id = r.state().session_create(sp).id;
+        r.state().listener_add(id, 0xcb007101, 6000, 0);
+        const auto k = control::cost_of(20, 256, 1, c.trailer);
+        EXPECT_EQ(control::cost_of(20, 256).wire_bytes[family_ipv4] + c.trailer, k.wire_bytes[family_ipv4]);
+        EXPECT_DOUBLE_EQ(k.bps[family_ipv4], env.cp.adm().report().ports[0].used_bps);
+        r.state().session_end(id);
+        EXPECT_DOUBLE_EQ(0.0, env.cp.adm().report().ports[0].used_bps) << "released at its own cost";
     }
 }
 
