@@ -269,12 +269,10 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
     const addr_ref at = addr_of(r);
     const listener_addr la = at.listener();
     auto it = _by_token.find(tok);
-    // The data plane parsed the message already (both MACs hold); parsed
-    // again here for the cookie, which only the desk can check.
-    stun::request_view v;
-    const bool routable = stun::parse_request(rte_pktmbuf_mtod(m, const uint8_t*) + r.stun_off, r.stun_len, v) ==
-                              stun::stun_error::ok &&
-                          cookie_ok(r, v.cookie);
+    // The cookie where the data plane's parse found it (both MACs hold);
+    // only the desk holds the key to check it.
+    const bool routable =
+        cookie_ok(r, r.cookie_off != 0 ? rte_pktmbuf_mtod(m, const uint8_t*) + r.stun_off + r.cookie_off : nullptr);
 
     if (r.leave) {
         if (it == _by_token.end() || !(it->second.addr == at)) {

@@ -219,6 +219,7 @@ drop_reason join_check(const dp_shared& sh, const uint8_t* frame, const join_rx&
     r.src_port_be = x.src_port_be;
     r.stun_off = x.stun_off;
     r.stun_len = x.stun_len;
+    r.cookie_off = v.cookie != nullptr ? static_cast<uint16_t>(v.cookie - msg) : 0;
     r.key_id = f.key_id;
     r.tier = f.tier;
     r.leave = v.leave ? 1 : 0;

@@ -40,13 +40,14 @@ struct dp_join_request {
     uint16_t src_port_be;
     uint16_t stun_off;                 // STUN message offset in the frame
     uint16_t stun_len;                 // STUN message length (a response is never longer)
+    uint16_t cookie_off;               // STENTOR-COOKIE's value in the STUN message, as parse_request found it (0: none)
     uint8_t key_id;
     uint8_t tier;
     uint8_t leave;                     // STENTOR-LEAVE present: remove me
     uint8_t port;                      // port index it arrived on (the response leaves there)
     uint8_t ipv6;                      // 1: the frame is Ethernet/IPv6/UDP (src is a real IPv6 address)
     char password[join_password_len];  // the MESSAGE-INTEGRITY key the response is signed with
-    uint8_t pad_[7];
+    uint8_t pad_[5];
 };
 static_assert(sizeof(dp_join_request) == 72);
 
