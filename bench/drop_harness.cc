@@ -49,6 +49,7 @@
 #include "config.h"
 #include "drivers.h"
 #include "jsonl.h"
+#include "stentor/wire.h"
 #include "reference.h"
 #include "relay.h"
 #include "startup.h"
@@ -94,14 +95,30 @@ void put32(uint8_t* p, uint32_t v) {
     put16(p + 2, static_cast<uint16_t>(v));
 }
 
+// The parts both frames share: Ethernet from the unknown sender's MAC to
+// the relay's, and UDP 5004 -> session port 40000 (`udp_len` bytes, the
+// checksum left 0) carrying an RTP header (version 2, PT 111, SSRC 0x5354).
+void put_eth(uint8_t* b, uint16_t ethertype) {
+    std::memcpy(b, relay_mac.data(), 6);
+    const uint8_t src_mac[6] = {0x02, 0, 0, 0, 0, 0x07};
+    std::memcpy(b + 6, src_mac, 6);
+    put16(b + 12, ethertype);
+}
+void put_udp_rtp(uint8_t* udp, uint16_t udp_len) {
+    put16(udp, 5004);
+    put16(udp + 2, 40000);
+    put16(udp + 4, udp_len);
+    uint8_t* rtp = udp + 8;
+    rtp[0] = 0x80;
+    rtp[1] = 111;
+    put32(rtp + 8, 0x5354);
+}
+
 // A good RTP/UDP/IPv4 frame of `len` bytes from 203.0.113.7:5004 (never
 // registered) to session port 40000.
 std::vector<uint8_t> unknown_flow_frame(unsigned len) {
     std::vector<uint8_t> b(len, 0);
-    std::memcpy(b.data(), relay_mac.data(), 6);
-    const uint8_t src_mac[6] = {0x02, 0, 0, 0, 0, 0x07};
-    std::memcpy(b.data() + 6, src_mac, 6);
-    put16(b.data() + 12, 0x0800);
+    put_eth(b.data(), 0x0800);
     uint8_t* ip = b.data() + 14;
     ip[0] = 0x45;
     put16(ip + 2, static_cast<uint16_t>(len - 14));
@@ -110,18 +127,8 @@ std::vector<uint8_t> unknown_flow_frame(unsigned len) {
     ip[9] = 17;
     put32(ip + 12, 0xcb007107);
     put32(ip + 16, relay_ip);
-    uint32_t s = 0;
-    for (int i = 0; i < 20; i += 2) s += static_cast<uint32_t>(ip[i] << 8 | ip[i + 1]);
-    while (s >> 16) s = (s & 0xffff) + (s >> 16);
-    put16(ip + 10, static_cast<uint16_t>(~s));
-    uint8_t* udp = ip + 20;
-    put16(udp, 5004);
-    put16(udp + 2, 40000);
-    put16(udp + 4, static_cast<uint16_t>(len - 34));
-    uint8_t* rtp = udp + 8;
-    rtp[0] = 0x80;
-    rtp[1] = 111;
-    put32(rtp + 8, 0x5354);
+    put16(ip + 10, static_cast<uint16_t>(~wire::csum_fold(wire::csum_add(0, ip, 20))));
+    put_udp_rtp(ip + 20, static_cast<uint16_t>(len - 34));
     return b;
 }
 
@@ -129,10 +136,7 @@ std::vector<uint8_t> unknown_flow_frame(unsigned len) {
 // (what a sender's kernel writes; a damaged one would be dropped the same).
 std::vector<uint8_t> unknown_flow6_frame(unsigned len) {
     std::vector<uint8_t> b(len, 0);
-    std::memcpy(b.data(), relay_mac.data(), 6);
-    const uint8_t src_mac[6] = {0x02, 0, 0, 0, 0, 0x07};
-    std::memcpy(b.data() + 6, src_mac, 6);
-    put16(b.data() + 12, 0x86dd);
+    put_eth(b.data(), 0x86dd);
     uint8_t* ip = b.data() + 14;
     const auto ul = static_cast<uint16_t>(len - 54);
     ip[0] = 0x60;
@@ -142,19 +146,8 @@ std::vector<uint8_t> unknown_flow6_frame(unsigned len) {
     std::memcpy(ip + 8, unknown_ip6.data(), 16);
     std::memcpy(ip + 24, relay_ip6.data(), 16);
     uint8_t* udp = ip + 40;
-    put16(udp, 5004);
-    put16(udp + 2, 40000);
-    put16(udp + 4, ul);
-    uint8_t* rtp = udp + 8;
-    rtp[0] = 0x80;
-    rtp[1] = 111;
-    put32(rtp + 8, 0x5354);
-    uint32_t s = 17u + ul;   // pseudo header: next header, length; then addresses and the datagram
-    for (unsigned i = 8; i < 40; i += 2) s += static_cast<uint32_t>(ip[i] << 8 | ip[i + 1]);
-    for (unsigned i = 0; i < ul; i += 2)
-        s += static_cast<uint32_t>(udp[i] << 8 | (i + 1 < ul ? udp[i + 1] : 0));
-    while (s >> 16) s = (s & 0xffff) + (s >> 16);
-    const auto c = static_cast<uint16_t>(~s);
+    put_udp_rtp(udp, ul);
+    const auto c = static_cast<uint16_t>(~wire::csum_fold(wire::csum_add(wire::ipv6_pseudo_sum(ip, ul, 17), udp, ul)));
     put16(udp + 6, c == 0 ? 0xffff : c);
     return b;
 }

@@ -32,10 +32,7 @@ protected:
 
     void start(uint32_t reachable_ms = 0) {
         auto prof = base_profile(port.name);
-        control::session_config sc;
-        sc.id = 1;
-        sc.udp_port = 40000;
-        sc.speakers.push_back({speaker_ip, 5004, 1234});
+        auto sc = speaker_session();
         sc.listeners.push_back({listener_ip, listener_port, 0});
         prof.sessions.push_back(sc);
         r = std::make_unique<relay>(prof, relay_options{.launch = false, .arp_reachable_ms = reachable_ms});
@@ -357,10 +354,7 @@ TEST(neigh_handoff, replies_that_can_teach_nothing_stay_on_the_rx_lcore) {
     const ring_port& owner_queue = q.owner;
     const ring_port& other_queue = q.other;
     auto prof = q.profile();
-    control::session_config sc;
-    sc.id = 1;
-    sc.udp_port = 40000;
-    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    auto sc = speaker_session();
     sc.listeners.push_back({listener_ip, listener_port, 0});
     prof.sessions.push_back(sc);
     relay r(prof, relay_options{.launch = false});
