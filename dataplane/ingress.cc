@@ -21,6 +21,24 @@
 #include "stentor/wire.h"
 
 namespace stentor::dp {
+
+bool udp_sum_ok(const rte_mbuf* m, const uint8_t* d, uint16_t l3_off, uint16_t l4_off, uint16_t udp_len,
+                bool v6) noexcept {
+    const uint64_t f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+    if (f == RTE_MBUF_F_RX_L4_CKSUM_GOOD) return true;
+    if (f == RTE_MBUF_F_RX_L4_CKSUM_BAD) return false;
+    const uint8_t* udp = d + l4_off;
+    // No checksum: allowed over IPv4 only (parse_udp6 already refused an
+    // IPv6 one: ipv6_udp_zero_checksum).
+    if (udp[6] == 0 && udp[7] == 0) return !v6;
+    // The pseudo header's source and destination addresses (RFC 768, RFC
+    // 8200 8.1: over IPv6 the length is 32 bits, the same sum below 64 KiB).
+    uint32_t sum = v6 ? wire::csum_add(0, d + l3_off + 8, 32) : wire::csum_add(0, d + l3_off + 12, 8);
+    sum += wire::ipproto_udp + udp_len;
+    sum = wire::csum_add(sum, udp, udp_len);
+    return wire::csum_fold(sum) == 0xffff;
+}
+
 namespace {
 
 // Dropped RX mbufs go back in one mempool put when they are plain: our pool,
@@ -43,26 +61,12 @@ void free_rx_bulk(rte_mempool* pool, rte_mbuf** m, unsigned n) noexcept {
 }
 
 // UDP checksum of a speaker packet, either family (pr.kind rtp or rtp6):
-// the NIC's verdict when it gave one, else checked in software (only
-// packets of registered flows get here, a few hundred per second per
-// speaker). We re-checksum what we forward, so a corrupted payload must be
-// stopped here or it leaves with a valid checksum.
+// udp_sum_ok (ingress.h). Only packets of registered flows get here, a few
+// hundred per second per speaker. We re-checksum what we forward, so a
+// corrupted payload must be stopped here or it leaves with a valid checksum.
 bool udp_checksum_ok(const rte_mbuf* m, const uint8_t* d, const parse_result& pr) noexcept {
-    const uint64_t f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
-    if (f == RTE_MBUF_F_RX_L4_CKSUM_GOOD) return true;
-    if (f == RTE_MBUF_F_RX_L4_CKSUM_BAD) return false;
-    const uint8_t* udp = d + pr.l4_off;
-    const bool v6 = pr.kind == pkt_kind::rtp6;
-    // No checksum: allowed over IPv4 only (parse_udp6 already refused an
-    // IPv6 one: ipv6_udp_zero_checksum).
-    if (udp[6] == 0 && udp[7] == 0) return !v6;
-    const uint16_t udp_len = static_cast<uint16_t>(wire::udp_hdr_len + pr.rtp_len);
-    // The pseudo header's source and destination addresses (RFC 768, RFC
-    // 8200 8.1: over IPv6 the length is 32 bits, the same sum below 64 KiB).
-    uint32_t sum = v6 ? wire::csum_add(0, d + pr.l3_off + 8, 32) : wire::csum_add(0, d + pr.l3_off + 12, 8);
-    sum += wire::ipproto_udp + udp_len;
-    sum = wire::csum_add(sum, udp, udp_len);
-    return wire::csum_fold(sum) == 0xffff;
+    return udp_sum_ok(m, d, pr.l3_off, pr.l4_off, static_cast<uint16_t>(wire::udp_hdr_len + pr.rtp_len),
+                      pr.kind == pkt_kind::rtp6);
 }
 
 // Token bucket per (speaker, RX queue), in packets and bytes: this lcore's
@@ -432,7 +436,7 @@ unsigned rx_port(worker* w, const dp_snapshot* s, uint16_t port, uint64_t now) n
             consumed = icmp_input(w, m, port, pr, now);
             break;
         case pkt_kind::stun:
-        case pkt_kind::stun6:   // validated to the last layer, UDP checksum included (parse_udp6)
+        case pkt_kind::stun6:   // validated to the UDP header; its checksum is the join stage's (join_flush)
             consumed = join_input(w, s, m, port, pr, now);
             break;
         case pkt_kind::drop:

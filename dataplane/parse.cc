@@ -227,20 +227,19 @@ parse_result parse_udp6(const uint8_t* d, uint32_t plen, const port_identity& se
     res.src_port_be = load_raw16(u);
     res.dst_port_be = load_raw16(u + 2);
     // IPv6 has no header checksum: the UDP checksum is the only check of
-    // the addresses' integrity. A join request's is verified here, in
-    // software, before the join stage reads it or spends a MAC on it (the
-    // source is where the answer goes and the listener is registered).
-    // An RTP packet's waits for its flow (ingress.cc rtp_input6): an unknown
-    // flow is dropped by its key alone, as over IPv4, and only a registered
-    // flow's packet is summed (or taken on the NIC's verdict).
+    // the addresses' integrity. Neither kind is summed here. An RTP
+    // packet's waits for its flow (ingress.cc rtp_input6): an unknown flow
+    // is dropped by its key alone, as over IPv4, and only a registered
+    // flow's packet is summed (or taken on the NIC's verdict). A join
+    // request's is checked by the join stage (join.cc join_flush) after
+    // its cheap checks and the join budget, before its source is stored or
+    // any MAC spent: a flood of them past the budget costs no sum.
     if (udp_len > udp_hdr_len && u[udp_hdr_len] < 4) {
         // Longer than any join request (the STUN parser would refuse it,
-        // join/too_long): refused before the sum, so a flood of large
-        // STUN-looking datagrams costs what an unknown flow does.
+        // join/too_long): refused here, so the join stage's batch holds
+        // only what may be a request.
         if (udp_len - udp_hdr_len > stun::max_request_len)
             return drop(drop_reason::join_stun_too_long);
-        if (!ipv6_l4_csum_ok(d + eth_hdr_len, udp_len, ipproto_udp))
-            return drop(drop_reason::udp_checksum);
         res.kind = pkt_kind::stun6;
         res.rtp_off = static_cast<uint16_t>(l4_off + udp_hdr_len);
         res.rtp_len = static_cast<uint16_t>(udp_len - udp_hdr_len);

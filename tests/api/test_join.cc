@@ -1002,6 +1002,59 @@ TEST(join6, refused_requests_over_ipv6_add_nobody_send_nothing_and_count_their_r
     EXPECT_EQ(1u, e.stats().challenged) << "the one verified reached the desk (a first request: 438)";
 }
 
+// A join request's UDP checksum over IPv6 (what vouches for the source the
+// answer goes to) is the NIC's verdict when it gives one, else summed, as
+// a speaker's (ingress.h udp_sum_ok); checked by the join stage within the
+// join budget, so requests past the budget are dropped without a sum
+// (the next test).
+TEST(join6, a_requests_checksum_is_the_nics_verdict_else_summed) {
+    const auto good = mint(1);
+    join6_env e;
+    struct verdict_row {
+        const char* what;
+        bool wrong_sum;   // the UDP checksum field altered
+        uint64_t ol_flags;
+        bool answered;    // else counted udp_checksum
+    } const rows[] = {
+        {"right sum, no verdict: summed, answered", false, 0, true},
+        {"wrong sum, no verdict: summed, refused", true, 0, false},
+        {"right sum, the NIC calls it bad: refused", false, RTE_MBUF_F_RX_L4_CKSUM_BAD, false},
+        {"wrong sum, the NIC calls it good: its word is taken, answered", true, RTE_MBUF_F_RX_L4_CKSUM_GOOD, true},
+        {"wrong sum, the NIC did not check (L4 NONE): summed, refused", true, RTE_MBUF_F_RX_L4_CKSUM_NONE, false},
+    };
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.what);
+        bytes f = frame6_from(request(good), nat6, nat_port);
+        if (row.wrong_sum) f[60] ^= 0x01;
+        const uint64_t bad = counter(e.r(), "drop/ingress/udp_checksum");
+        const uint64_t verified = counter(e.r(), "join_verified");
+        inject(e.port, f, row.ol_flags);
+        e.step();
+        const auto out = drain(e.port);
+        EXPECT_EQ(row.answered ? 1u : 0u, out.size());
+        EXPECT_EQ(bad + (row.answered ? 0 : 1), counter(e.r(), "drop/ingress/udp_checksum"));
+        EXPECT_EQ(verified + (row.answered ? 1 : 0), counter(e.r(), "join_verified"));
+    }
+    EXPECT_EQ(0u, e.listeners()) << "first requests: 438, nobody added";
+}
+
+// Past the budget no sum is taken: two requests with wrong sums in one RX
+// burst, one token: the first is summed and refused, the second dropped by
+// the budget.
+TEST(join6, a_request_past_the_budget_is_dropped_before_its_checksum) {
+    const auto good = mint(1);
+    join6_env b([](control::profile& p) { p.join.verify_per_s = 20; });
+    bytes f = frame6_from(request(good), nat6, nat_port);
+    f[60] ^= 0x01;
+    inject(b.port, f);
+    inject(b.port, f);
+    b.step();
+    EXPECT_TRUE(drain(b.port).empty());
+    EXPECT_EQ(1u, counter(b.r(), "drop/ingress/udp_checksum"));
+    EXPECT_EQ(1u, counter(b.r(), "drop/join/budget"));
+    EXPECT_EQ(0u, counter(b.r(), "join_verified"));
+}
+
 TEST(join6, one_token_one_address_across_families_and_a_rebinding_moves_it) {
     join6_env e;
     const auto c = mint(1);
