@@ -26,7 +26,7 @@ std::optional<std::string> ipv6_peer_refusal(const ipv6_bytes& a) {
         return fmt::format("IPv4-translated address (::ffff:0:0:0/96, RFC 2765): give the IPv4 address {} itself",
                            format_ipv4((uint32_t{a[12]} << 24) | (uint32_t{a[13]} << 16) | (uint32_t{a[14]} << 8) | a[15]));
     // Whatever else the network layer calls no unicast host (100::/64, NAT64
-    // and 6to4 of an address the IPv4 rules refuse, ...).
+    // 6to4 and Teredo of an IPv4 address that is not global, ...).
     return ipv6_special(a);
 }
 

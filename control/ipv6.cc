@@ -67,22 +67,42 @@ std::optional<std::string> ipv6_special(const ipv6_addr& a) {
     if (std::memcmp(a.data(), zero, 12) == 0) return "an IPv4-compatible address (::/96, deprecated)";
     if (std::memcmp(a.data(), zero, 8) == 0 && a[8] == 0xff && a[9] == 0xff && a[10] == 0 && a[11] == 0)
         return "an IPv4-translated address (::ffff:0:0:0/96, RFC 2765): use the IPv4 address";
-    // An IPv4 host in IPv6 clothes meets the IPv4 rules: a NAT64 gateway
-    // (RFC 6052 well-known prefix) or a 6to4 relay (RFC 3056) would carry
-    // the packet to the IPv4 address inside, be it multicast, loopback or
-    // broadcast. A global IPv4 address inside is a real destination.
-    static constexpr uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
-    const auto v4_at = [&](size_t i) {
-        return (uint32_t{a[i]} << 24) | (uint32_t{a[i + 1]} << 16) | (uint32_t{a[i + 2]} << 8) | a[i + 3];
+    // An IPv4 host in IPv6 clothes: a NAT64 gateway (RFC 6052 well-known
+    // prefix), a 6to4 relay (RFC 3056) or a Teredo relay (RFC 4380) would
+    // carry the packet to the IPv4 address inside, which must be a global
+    // one: these forms are defined only for global IPv4 addresses (RFC
+    // 6052 3.1 names RFC 1918 and RFC 6598 space; a 6to4 site and a
+    // Teredo client's mapping are public addresses). Anything else inside
+    // is a forgery or a host the relay must not reach this way (multicast,
+    // loopback, a private network behind someone's translator).
+    const auto v4_at = [&](size_t i, uint32_t x = 0) {
+        return ((uint32_t{a[i]} << 24) | (uint32_t{a[i + 1]} << 16) | (uint32_t{a[i + 2]} << 8) | a[i + 3]) ^ x;
     };
+    const auto not_global = [](uint32_t ip) -> std::optional<std::string> {
+        if (auto why = ipv4_special(ip)) return *why;
+        if ((ip >> 24) == 10 || (ip >> 20) == 0xac1 || (ip >> 16) == 0xc0a8) return "a private address (RFC 1918)";
+        if ((ip >> 22) == (0x64400000u >> 22)) return "shared address space (100.64.0.0/10, RFC 6598)";
+        return std::nullopt;
+    };
+    static constexpr uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
     if (std::memcmp(a.data(), nat64, 12) == 0)
-        if (auto why = ipv4_special(v4_at(12)))
-            return fmt::format("a NAT64 address (64:ff9b::/96, RFC 6052) of {}, which the IPv4 rules refuse: {}",
+        if (auto why = not_global(v4_at(12)))
+            return fmt::format("a NAT64 address (64:ff9b::/96, RFC 6052) of {}, which is not a global IPv4 address: {}",
                                format_ipv4(v4_at(12)), *why);
     if (a[0] == 0x20 && a[1] == 0x02)
-        if (auto why = ipv4_special(v4_at(2)))
-            return fmt::format("a 6to4 address (2002::/16, RFC 3056) of {}, which the IPv4 rules refuse: {}",
+        if (auto why = not_global(v4_at(2)))
+            return fmt::format("a 6to4 address (2002::/16, RFC 3056) of {}, which is not a global IPv4 address: {}",
                                format_ipv4(v4_at(2)), *why);
+    // Teredo: 2001:0::/32, the server's IPv4 address, flags, then the
+    // client's mapped port and IPv4 address, both inverted (RFC 4380 4).
+    if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0 && a[3] == 0) {
+        if (auto why = not_global(v4_at(12, 0xffffffffu)))
+            return fmt::format("a Teredo address (2001::/32, RFC 4380) of client {}, which is not a global IPv4 address: {}",
+                               format_ipv4(v4_at(12, 0xffffffffu)), *why);
+        if (auto why = not_global(v4_at(4)))
+            return fmt::format("a Teredo address (2001::/32, RFC 4380) of server {}, which is not a global IPv4 address: {}",
+                               format_ipv4(v4_at(4)), *why);
+    }
     static constexpr uint8_t discard[8] = {0x01, 0x00, 0, 0, 0, 0, 0, 0};
     if (std::memcmp(a.data(), discard, 8) == 0) return "in the discard-only prefix 100::/64 (RFC 6666)";
     return std::nullopt;

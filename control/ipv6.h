@@ -50,10 +50,11 @@ inline bool ipv6_is_multicast(const ipv6_addr& a) noexcept { return a[0] == 0xff
 // Why `a` cannot be a unicast host on the internet, or nullopt: unspecified,
 // loopback, multicast, link-local, IPv4-mapped/-compatible/-translated (an
 // IPv4 host in IPv6 clothes: it would bypass the IPv4 rules), a NAT64
-// (64:ff9b::/96) or 6to4 (2002::/16) address whose IPv4 address the IPv4
-// rules refuse (ipv4_special: multicast, loopback, broadcast, ...), the
-// discard-only prefix 100::/64 (RFC 6666). The documentation prefix is
-// allowed (tests use it), and so is NAT64 or 6to4 of a global IPv4 host.
+// (64:ff9b::/96), 6to4 (2002::/16) or Teredo (2001::/32) address whose
+// IPv4 address is not global (ipv4_special: multicast, loopback,
+// broadcast, ...; RFC 1918 private, RFC 6598 shared), the discard-only
+// prefix 100::/64 (RFC 6666). The documentation prefix is allowed (tests
+// use it), and so are these forms of a global IPv4 host.
 std::optional<std::string> ipv6_special(const ipv6_addr& a);
 
 // The IPv6 solicited-node multicast address of `a` (RFC 4291 2.7.1):

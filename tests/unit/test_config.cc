@@ -1041,7 +1041,7 @@ std::vector<rule_row> rule_rows() {
          "session[0].speaker[0]",
          [=](relay_state& st) { st.speaker_add(1, speaker_spec{0, 5004, 1u, a6("64:ff9b::7f00:1")}); },
          "ip: speaker address 64:ff9b::7f00:1 refused: a NAT64 address (64:ff9b::/96, RFC 6052) of 127.0.0.1, which "
-         "the IPv4 rules refuse: loopback address (127.0.0.0/8)",
+         "is not a global IPv4 address: loopback address (127.0.0.0/8)",
          "", k_base6},
         {"listener6_own", bs + listener("2001:db8:5354::1"), "session[0].listener[0]",
          [=](relay_state& st) { st.listener_add(1, listener_spec{0, 5004, 0, false, a6("2001:db8:5354::1")}); },

@@ -86,12 +86,12 @@ std::vector<error_row> error_rows() {
          "t.toml:11:8: port[0].ipv6: ::ffff:198.18.0.1 cannot be the relay's address: an IPv4-mapped address"},
         {"six_to_four_of_loopback", "ipv6 = \"2002:7f00:1::1/48\"\n",
          "t.toml:11:8: port[0].ipv6: 2002:7f00:1::1 cannot be the relay's address: a 6to4 address (2002::/16, RFC 3056) "
-         "of 127.0.0.1, which the IPv4 rules refuse: loopback"},
+         "of 127.0.0.1, which is not a global IPv4 address: loopback"},
         {"v4_translated", "ipv6 = \"::ffff:0:198.18.0.1/96\"\n",
          "t.toml:11:8: port[0].ipv6: ::ffff:0:c612:1 cannot be the relay's address: an IPv4-translated address"},
         {"gateway_nat64_of_multicast", "ipv6 = \"64:ff9b::c612:1/96\"\ngateway6 = \"64:ff9b::e000:1\"\ngateway6_learnt = true\n",
          "t.toml:12:12: port[0].gateway6: 64:ff9b::e000:1 cannot be a next hop: a NAT64 address (64:ff9b::/96, RFC 6052) "
-         "of 224.0.0.1, which the IPv4 rules refuse: multicast"},
+         "of 224.0.0.1, which is not a global IPv4 address: multicast"},
         {"subnet_router_anycast", "ipv6 = \"2001:db8:5354::/64\"\n",
          "t.toml:11:8: port[0].ipv6: 2001:db8:5354:: is the subnet-router anycast address of 2001:db8:5354::/64"},
         {"overlapping_ports", ip,

@@ -41,16 +41,36 @@ TEST(ipv6_peer, which_addresses_may_be_a_listener_or_a_speaker) {
         {"::ffff:0:c612:5", "IPv4-translated address (::ffff:0:0:0/96, RFC 2765): give the IPv4 address 198.18.0.5 itself"},
         // NAT64 and 6to4 carry the IPv4 address inside to the IPv4 host: the
         // IPv4 rules apply to it (a global one is a real destination).
-        {"64:ff9b::e000:1", "NAT64 address (64:ff9b::/96, RFC 6052) of 224.0.0.1, which the IPv4 rules refuse: multicast"},
-        {"64:ff9b::7f00:1", "NAT64 address (64:ff9b::/96, RFC 6052) of 127.0.0.1, which the IPv4 rules refuse: loopback"},
-        {"64:ff9b::ffff:ffff", "of 255.255.255.255, which the IPv4 rules refuse: limited broadcast"},
-        {"64:ff9b::", "of 0.0.0.0, which the IPv4 rules refuse: unspecified"},
-        {"64:ff9b::a:1", "of 0.10.0.1, which the IPv4 rules refuse: 'this network'"},
-        {"64:ff9b::a9fe:1", "of 169.254.0.1, which the IPv4 rules refuse: link-local"},
-        {"64:ff9b::f000:1", "of 240.0.0.1, which the IPv4 rules refuse: reserved class E"},
-        {"2002:e000:1::1", "6to4 address (2002::/16, RFC 3056) of 224.0.0.1, which the IPv4 rules refuse: multicast"},
-        {"2002:7f00:1::1", "6to4 address (2002::/16, RFC 3056) of 127.0.0.1, which the IPv4 rules refuse: loopback"},
+        {"64:ff9b::e000:1", "NAT64 address (64:ff9b::/96, RFC 6052) of 224.0.0.1, which is not a global IPv4 address: multicast"},
+        {"64:ff9b::7f00:1", "NAT64 address (64:ff9b::/96, RFC 6052) of 127.0.0.1, which is not a global IPv4 address: loopback"},
+        {"64:ff9b::ffff:ffff", "of 255.255.255.255, which is not a global IPv4 address: limited broadcast"},
+        {"64:ff9b::", "of 0.0.0.0, which is not a global IPv4 address: unspecified"},
+        {"64:ff9b::a:1", "of 0.10.0.1, which is not a global IPv4 address: 'this network'"},
+        {"64:ff9b::a9fe:1", "of 169.254.0.1, which is not a global IPv4 address: link-local"},
+        {"64:ff9b::f000:1", "of 240.0.0.1, which is not a global IPv4 address: reserved class E"},
+        {"2002:e000:1::1", "6to4 address (2002::/16, RFC 3056) of 224.0.0.1, which is not a global IPv4 address: multicast"},
+        {"2002:7f00:1::1", "6to4 address (2002::/16, RFC 3056) of 127.0.0.1, which is not a global IPv4 address: loopback"},
         {"2002:c000:201::1", ""},                    // 6to4 of 192.0.2.1
+        // These forms are defined for global IPv4 addresses only (RFC 6052
+        // 3.1, RFC 3056, RFC 4380): private or shared space inside is no
+        // host the relay may reach through someone's translator.
+        {"64:ff9b::a00:1", "NAT64 address (64:ff9b::/96, RFC 6052) of 10.0.0.1, which is not a global IPv4 address: a private address (RFC 1918)"},
+        {"64:ff9b::ac10:1", "of 172.16.0.1, which is not a global IPv4 address: a private address"},
+        {"64:ff9b::ac1f:ffff", "of 172.31.255.255, which is not a global IPv4 address: a private address"},
+        {"64:ff9b::ac20:1", ""},                     // 172.32.0.1: outside 172.16/12
+        {"64:ff9b::c0a8:101", "of 192.168.1.1, which is not a global IPv4 address: a private address"},
+        {"64:ff9b::6440:1", "of 100.64.0.1, which is not a global IPv4 address: shared address space (100.64.0.0/10, RFC 6598)"},
+        {"64:ff9b::647f:ffff", "of 100.127.255.255, which is not a global IPv4 address: shared address space"},
+        {"64:ff9b::6480:1", ""},                     // 100.128.0.1: outside 100.64/10
+        {"2002:a01:203::1", "6to4 address (2002::/16, RFC 3056) of 10.1.2.3, which is not a global IPv4 address: a private address"},
+        // Teredo (RFC 4380 4): server 65.54.227.120, client 192.0.2.45
+        // port 40000 (both inverted): the RFC's own example, accepted.
+        {"2001:0:4136:e378:8000:63bf:3fff:fdd2", ""},
+        {"2001:0:4136:e378:8000:63bf:f5ff:fffe", "a Teredo address (2001::/32, RFC 4380) of client 10.0.0.1, which is not a global IPv4 address: a private address"},
+        {"2001:0:4136:e378:8000:63bf:80ff:fffe", "of client 127.0.0.1, which is not a global IPv4 address: loopback"},
+        {"2001:0:4136:e378:8000:63bf:1fff:fffe", "of client 224.0.0.1, which is not a global IPv4 address: multicast"},
+        {"2001:0:7f00:1:8000:63bf:3fff:fdd2", "of server 127.0.0.1, which is not a global IPv4 address: loopback"},
+        {"2001:db8:4136:e378:8000:63bf:f5ff:fffe", ""},   // 2001:db8::/32 is not Teredo
     };
     for (const auto& r : rows) {
         SCOPED_TRACE(r.text);
