@@ -80,10 +80,7 @@ protected:
     void start(unsigned mtu) {
         prof = base_profile(port.name);
         prof.ports[0].mtu = mtu;
-        control::session_config sc;
-        sc.id = 1;
-        sc.udp_port = 40000;
-        sc.speakers.push_back({speaker_ip, 5004, 1234});
+        auto sc = speaker_session();
         sc.listeners.push_back({listener_ip, listener_port, 0});
         prof.sessions.push_back(sc);
         r = std::make_unique<relay>(prof, relay_options{.launch = false});

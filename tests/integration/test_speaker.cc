@@ -30,10 +30,7 @@ constexpr size_t spoof_payload = 81;           // tells a spoof apart on the lis
 TEST(spoofed_speaker, blind_400pps_spoofer_neither_reaches_listeners_nor_drains_the_real_speaker) {
     const ring_port port = make_ring_port("spoof0");
     auto prof = base_profile(port.name);
-    control::session_config sc;
-    sc.id = 1;
-    sc.udp_port = 40000;   // frame_ms 20: 50 packets/s, policer 55 packets/s, 55 deep
-    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    auto sc = speaker_session();   // frame_ms 20: 50 packets/s, policer 55 packets/s, 55 deep
     sc.listeners.push_back({listener_ip, listener_port, 0});
     prof.sessions.push_back(sc);
     relay r(prof, relay_options{.launch = false});
@@ -142,10 +139,7 @@ TEST(speaker_state, each_rx_queue_polices_a_speaker_with_its_own_entry) {
     prof.dataplane.rx_lcores = {1, 2};
     prof.ports[0].rx_queues = 2;
     prof.ports[0].tx_queues = 2;
-    control::session_config sc;
-    sc.id = 1;
-    sc.udp_port = 40000;   // 20 ms frames: the bucket holds 50 packets
-    sc.speakers.push_back({speaker_ip, 5004, 1234});
+    auto sc = speaker_session();   // 20 ms frames: the bucket holds 50 packets
     sc.listeners.push_back({listener_ip, listener_port, 0});
     prof.sessions.push_back(sc);
     relay r(prof, relay_options{.launch = false});
