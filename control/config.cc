@@ -36,6 +36,7 @@
 #include <tuple>
 #include <utility>
 
+#include "stentor/display_text.h"
 #include "stentor/dp_counters.h"
 #include "tls_files.h"
 
@@ -60,7 +61,6 @@ constexpr unsigned max_line_rate_mbps = 800000;
 constexpr std::array<unsigned, 6> opus_frame_ms = {5, 10, 20, 40, 60, 120};
 constexpr unsigned min_opus_kbps = 6;
 constexpr unsigned max_opus_kbps = 510;
-constexpr size_t max_session_name = 128;
 constexpr size_t min_token_len = 16;            // a shorter bearer token is guessable
 constexpr int64_t u32_max = std::numeric_limits<uint32_t>::max();
 
@@ -1547,40 +1547,10 @@ std::optional<std::string> check_listener_ip(uint32_t ip, const profile& p) {
     return std::nullopt;
 }
 
-namespace {
-
-// Why a session name cannot be shown as it is, if it cannot: a name goes
-// into logs, tables, the journal and JSON, where a control character (a NUL
-// that ends a C string, an escape that rewrites a terminal, a newline that
-// forges a log line) or bytes that are not UTF-8 would do damage.
-std::optional<std::string> name_problem(std::string_view n) {
-    const auto* p = reinterpret_cast<const unsigned char*>(n.data());
-    for (size_t i = 0; i < n.size();) {
-        const unsigned c = p[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-        uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
-        bool ok = len != 0 && i + len <= n.size();
-        for (size_t k = 1; ok && k < len; ++k) {
-            ok = (p[i + k] & 0xc0) == 0x80;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        // No overlong forms, surrogates or code points past U+10FFFF.
-        static constexpr uint32_t min_of_len[] = {0, 0, 0x80, 0x800, 0x10000};
-        if (!ok || cp < min_of_len[len] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-            return fmt::format("byte {} is not UTF-8", i);
-        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
-            return fmt::format("control character U+{:04X} at byte {}", cp, i);
-        i += len;
-    }
-    return std::nullopt;
-}
-
-}  // namespace
-
 std::optional<setting_error> check_session(const session_params& s, const profile& p) {
     if (s.name.size() > max_session_name)
         return setting_error{"name", fmt::format("longer than {} characters", max_session_name)};
-    if (auto why = name_problem(s.name))
+    if (auto why = display_text_problem(s.name))
         return setting_error{"name", *why + ": names are shown in logs, tables and JSON as they are"};
     if (std::find(opus_frame_ms.begin(), opus_frame_ms.end(), s.frame_ms) == opus_frame_ms.end())
         return setting_error{"frame_ms",

@@ -28,6 +28,7 @@
 #include "ogg_opus_track.h"
 #include "ogg_repair.h"
 #include "record_input.h"
+#include "stentor/display_text.h"
 #include "stentor/dp_shared.h"
 #include "stentor/services/clock.h"
 #include "uring_writer.h"
@@ -741,8 +742,14 @@ struct recorder::impl {
         bool renamed = false;
         for (const auto& n : parts) {
             const std::string path = opt.dir + "/" + n;
-            const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+            // Only our own kind of file: a symbolic link (to anything root
+            // may write) is not followed, and a FIFO or device is left alone.
+            const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
             if (fd < 0) continue;
+            if (struct stat fs{}; ::fstat(fd, &fs) != 0 || !S_ISREG(fs.st_mode)) {
+                ::close(fd);
+                continue;
+            }
             // A live recorder (another process on this directory) holds its
             // files locked: not ours to close.
             if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -774,8 +781,10 @@ struct recorder::impl {
                 std::tm tm{};
                 if (strptime(stamp, "%Y%m%dT%H%M%SZ", &tm) != nullptr) r->info.started_unix_ms = int64_t{timegm(&tm)} * 1000;
             }
+            // The name we wrote, unless the file says something no session
+            // name may be (the name goes to the API, tables and logs).
             for (const auto& [k, v] : rep.tags)
-                if (k == "TITLE") r->info.name = v;
+                if (k == "TITLE" && v.size() <= max_session_name && !display_text_problem(v)) r->info.name = v;
             recording_track rt;
             rt.ssrc = r->info.mode == "mix" ? 0 : static_cast<uint32_t>(std::strtoul(suffix, nullptr, 16));
             for (const auto& [k, v] : rep.tags)

@@ -156,8 +156,16 @@ bool uring_writer::wait_ready(uint64_t timeout_ns) {
 
 bool create_part(const std::string& dir, const std::string& base, const std::string& ext, part_file& out, int& err,
                  std::string& why) {
+    // Recordings are the sessions' audio, decrypted when the session was
+    // SRTP: readable by the owner and the group the operator gives them
+    // (files 0640; a directory we create 0750, one that exists keeps the
+    // operator's mode), as captures and the journal are.
     std::error_code ec;
-    std::filesystem::create_directories(dir, ec);   // an error shows in open() below
+    if (std::filesystem::create_directories(dir, ec))
+        std::filesystem::permissions(dir,
+                                     std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                                         std::filesystem::perms::group_exec,
+                                     ec);   // an error shows in open() below
     for (int k = 0; k < 100; ++k) {
         std::string name = dir + "/" + base;
         if (k > 0) {
@@ -169,7 +177,7 @@ bool create_part(const std::string& dir, const std::string& base, const std::str
         if (::stat(name.c_str(), &st) == 0) continue;   // a finished file of that name
         const std::string part = name + ".part";
         // Read too: a file the disk filled up is cut back to its last whole page.
-        const int fd = ::open(part.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        const int fd = ::open(part.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
         if (fd < 0) {
             if (errno == EEXIST) continue;
             err = errno;

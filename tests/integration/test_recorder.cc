@@ -13,6 +13,7 @@
 //   the recorder thread sits in those calls offline as a snapshot reader,
 //   so a publish (its RCU grace period) and the API's reads go on.
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -389,6 +390,70 @@ TEST(recorder_recovery, a_recording_cut_off_is_closed_at_start_and_listed_recove
     EXPECT_EQ(fin->state, "finalised") << fin->error;
     EXPECT_EQ(fin->path.find(".part"), std::string::npos) << fin->path;
     EXPECT_FALSE(std::filesystem::exists(part)) << "renamed at the end";
+}
+
+// What the recorder creates and what it opens again at start: recordings
+// are the sessions' audio (decrypted when the session was SRTP), so a
+// directory it creates is 0750 and its files have no bits for others; at
+// start it closes only regular files of its own kind, never through a
+// symbolic link (another user's link into a directory root writes would
+// have root truncate its target); and a TITLE no session name may be (an
+// escape sequence for the tables that list it) is not shown.
+TEST(recorder_recovery, files_are_private_links_are_not_followed_and_a_bad_title_is_not_shown) {
+    recorded_session t("own");
+    ASSERT_FALSE(t.dir.empty());
+    svc::recorder_options o = t.options();
+    o.dir = t.dir + "/made/here";
+    const auto tone = opus_tone(440, 60, 2, 0.3);
+    svc::recorder rec(o, t.sh, t.ring);
+    rec.session_started(t.sess.id, "talk\x1b[2J", "forward");   // the control plane refuses such a name; a file may say anything
+    for (uint32_t k = 0; k < 60; ++k) t.speak(static_cast<uint16_t>(k), 960 * k, 1234, tone[k]);
+    rec.poll();
+    uint64_t last = ~uint64_t{0};
+    ASSERT_TRUE(eventually([&] {
+        rec.io(svc::mono_ns());
+        const auto st = rec.stats();
+        const bool stable = st.bytes_written == last && st.syncs > 0;
+        last = st.bytes_written;
+        return stable;
+    }));
+    const auto live = rec.recording(t.sess.id);
+    ASSERT_TRUE(live.has_value());
+    ASSERT_EQ(live->tracks.size(), 1u);
+    const std::string part = live->tracks[0].path;
+    struct stat st{};
+    ASSERT_EQ(0, ::stat(o.dir.c_str(), &st));
+    EXPECT_EQ(0750u, st.st_mode & 0777u) << "a directory the recorder made";
+    ASSERT_EQ(0, ::stat(part.c_str(), &st));
+    EXPECT_EQ(0u, st.st_mode & 0037u) << std::oct << (st.st_mode & 0777u) << ": group write or any bit for others";
+
+    char tmpl[] = "/tmp/stentor-crash-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    const std::string crash = tmpl;
+    const std::string name = std::filesystem::path(part).filename();
+    spit(crash + "/" + name, slurp(part));
+    // A link named like a cut-off recording, to a file that is not one.
+    const std::string target = crash + "-precious";
+    spit(target, {'k', 'e', 'e', 'p'});
+    const std::string link = crash + "/session-8-20260101T000000Z-4d2.opus.part";
+    ASSERT_EQ(0, ::symlink(target.c_str(), link.c_str()));
+
+    svc::recorder_options co = t.options();
+    co.dir = crash;
+    {
+        svc::recorder next(co, t.sh, nullptr);
+        const auto all = next.recordings();
+        ASSERT_EQ(all.size(), 1u) << "only the regular file";
+        EXPECT_EQ(all[0].session_id, t.sess.id);
+        EXPECT_EQ(all[0].state, "recovered") << all[0].error;
+        EXPECT_EQ(all[0].name, "session-9") << "the file's TITLE is not a name to show";
+    }
+    EXPECT_EQ(slurp(target), (std::vector<uint8_t>{'k', 'e', 'e', 'p'})) << "the link's target untouched";
+    EXPECT_TRUE(std::filesystem::is_symlink(link)) << "the link left as it was";
+    rec.session_ended(t.sess.id);
+    std::error_code ec;
+    std::filesystem::remove_all(crash, ec);
+    std::filesystem::remove(target, ec);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "profile_error.h"
+#include "stentor/display_text.h"
 #include "state.h"
 #include "stentor/dp_shared.h"
 
@@ -1002,6 +1003,26 @@ std::vector<rule_row> rule_rows() {
          "name: control character U+000A at byte 1: names are shown in logs, tables and JSON as they are"},
         {"name_c1", bs + "name = \"a\\u0085\"\n", "session[0]", session([](auto& s) { s.name = "a\xc2\x85"; }),
          "name: control character U+0085 at byte 1: names are shown in logs, tables and JSON as they are"},
+        // A name must read as what it holds: no bidi override (Trojan
+        // Source) nor invisible character; ZWJ (emoji sequences) stays.
+        {"name_bidi_override", bs + "name = \"ab\\u202ecd\"\n", "session[0]",
+         session([](auto& s) { s.name = "ab\xe2\x80\xae" "cd"; }),
+         "name: invisible or direction-changing character U+202E at byte 2: names are shown in logs, tables and JSON as "
+         "they are"},
+        {"name_isolate", bs + "name = \"\\u2066x\"\n", "session[0]", session([](auto& s) { s.name = "\xe2\x81\xa6x"; }),
+         "name: invisible or direction-changing character U+2066 at byte 0: names are shown in logs, tables and JSON as "
+         "they are"},
+        {"name_zero_width_space", bs + "name = \"a\\u200bb\"\n", "session[0]",
+         session([](auto& s) { s.name = "a\xe2\x80\x8b" "b"; }),
+         "name: invisible or direction-changing character U+200B at byte 1: names are shown in logs, tables and JSON as "
+         "they are"},
+        {"name_bom", bs + "name = \"\\ufeffx\"\n", "session[0]", session([](auto& s) { s.name = "\xef\xbb\xbfx"; }),
+         "name: invisible or direction-changing character U+FEFF at byte 0: names are shown in logs, tables and JSON as "
+         "they are"},
+        {"name_tag", bs + "name = \"x\\U000E0041\"\n", "session[0]",
+         session([](auto& s) { s.name = "x\xf3\xa0\x81\x81"; }),
+         "name: invisible or direction-changing character U+E0041 at byte 1: names are shown in logs, tables and JSON as "
+         "they are"},
         {"speaker_loopback", bs + "[[session.speaker]]\nip = \"127.0.0.1\"\nport = 5004\n", "session[0].speaker[0]",
          [=](relay_state& st) { st.speaker_add(1, ip("127.0.0.1"), 5004, std::nullopt); },
          "ip: speaker address 127.0.0.1 refused: loopback address (127.0.0.0/8)"},
@@ -1167,3 +1188,46 @@ TEST(ConfigReload, changed_settings_names_every_difference_by_path) {
         EXPECT_EQ(c.changed, stentor::control::changed_settings(c.before, c.after));
     }
 }
+
+namespace stentor {
+namespace {
+
+// What a name may hold besides what the refusal rows above show: any
+// script, either direction as its letters go, emoji sequences joined by
+// ZWJ; and what it may not, whatever the encoding trick.
+TEST(display_text, names_read_as_what_they_hold) {
+    struct row {
+        const char* what;
+        std::string text;
+        const char* problem;   // substring; nullptr = accepted
+    } const rows[] = {
+        {"ASCII", "Town hall, 20:00", nullptr},
+        {"CJK", "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", nullptr},
+        {"Hebrew letters (right to left by themselves)", "\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d", nullptr},
+        {"a microphone emoji with its variation selector", "Talk \xf0\x9f\x8e\x99\xef\xb8\x8f", nullptr},
+        {"a family emoji joined by ZWJ", "\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7", nullptr},
+        {"ZWNJ (Persian)", "\xd9\x85\xdb\x8c\xe2\x80\x8c\xd8\xae\xd9\x88\xd8\xa7\xd9\x85", nullptr},
+        {"right-to-left mark", "a\xe2\x80\x8f", "U+200F at byte 1"},
+        {"Arabic letter mark", "\xd8\x9c", "U+061C at byte 0"},
+        {"word joiner", "a\xe2\x81\xa0", "U+2060"},
+        {"soft hyphen", "a\xc2\xad" "b", "U+00AD"},
+        {"pop directional isolate", "\xe2\x81\xa9", "U+2069"},
+        {"an overlong '/'", "\xc0\xaf", "byte 0 is not UTF-8"},
+        {"a surrogate", "\xed\xa0\x80", "byte 0 is not UTF-8"},
+        {"cut off", "ab\xe2\x80", "byte 2 is not UTF-8"},
+        {"DEL", "a\x7f", "control character U+007F at byte 1"},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        const auto why = display_text_problem(r.text);
+        if (r.problem == nullptr)
+            EXPECT_FALSE(why.has_value()) << *why;
+        else if (!why)
+            ADD_FAILURE() << "accepted";
+        else
+            EXPECT_NE(std::string::npos, why->find(r.problem)) << *why;
+    }
+}
+
+}  // namespace
+}  // namespace stentor
