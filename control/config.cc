@@ -1358,7 +1358,7 @@ void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool
     const auto* present = root.get("fleet");
     const auto r = relay ? section(c, root, "fleet",
                                    {"etcd", "prefix", "relay_id", "role", "region", "lease_ttl_s", "refresh_ms",
-                                    "advertise", "drain_s", "trunk_idle_s", "trunk_family"})
+                                    "advertise", "drain_s", "trunk_idle_s", "trunk_family", "trunk_peers"})
                          : section(c, root, "fleet", {"etcd", "prefix"});
     if (present == nullptr) {
         if (!relay) c.fail(root.source(), "fleet", "required section is missing (etcd endpoints)");
@@ -1421,6 +1421,23 @@ void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool
             }
         }
     }
+    if (const auto* n = r.find("trunk_peers")) {
+        // Networks, not hosts: docs/fleet.md "Who a trunk may reach".
+        const auto* a = n->as_array();
+        if (a == nullptr) wrong_type(c, *n, r.key_path("trunk_peers"), "an array of IPv4 or IPv6 networks (CIDR)");
+        if (a->empty())
+            c.fail(*n, r.key_path("trunk_peers"),
+                   "empty: no trunk could go or come anywhere; list the networks the fleet's relays are on "
+                   "(e.g. [\"10.20.0.0/16\"])");
+        for (size_t i = 0; i < a->size(); ++i) {
+            const auto p = index(r.key_path("trunk_peers"), i);
+            const auto s = read_string(c, *a->get(i), p);
+            std::string why;
+            const auto net = fleet::parse_peer_net(s, &why);
+            if (!net) c.fail(*a->get(i), p, fmt::format("\"{}\": {}", s, why));
+            f.trunk_peers.push_back(*net);
+        }
+    }
     if (const auto* n = r.find("trunk_family")) {
         f.trunk_family = read_string(c, *n, r.key_path("trunk_family"));
         if (f.trunk_family != "ipv4" && f.trunk_family != "ipv6" && f.trunk_family != "auto")
@@ -1439,6 +1456,20 @@ void fleet_defaults(const toml::table& root, const context& c, profile& p) {
             f.advertise.push_back(port.ipv4);
             if (port.ipv6) f.advertise6.push_back(*port.ipv6);
         }
+    }
+    if (root["fleet"]["trunk_peers"].node() == nullptr) {
+        // Required rather than defaulted (docs/fleet.md "Who a trunk may
+        // reach"): the ports' subnets would silently cut a fleet spread over
+        // routed networks, and "anywhere" would leave the hole open.
+        std::string subnets;
+        for (const auto& port : p.ports) {
+            subnets += fmt::format("{}\"{}\"", subnets.empty() ? "" : ", ", cidr(port.ipv4, port.prefix_len));
+            if (port.ipv6) subnets += fmt::format(", \"{}\"", cidr6(*port.ipv6, port.prefix6_len));
+        }
+        c.fail(root["fleet"].node()->source(), "fleet.trunk_peers",
+               fmt::format("required setting is missing: the networks the fleet's relays are on, the only addresses "
+                           "trunks may go to or come from (this relay's own subnets would be [{}])",
+                           subnets));
     }
     if (f.trunk_family == "ipv6" && f.advertise6.empty()) {
         const auto* n = root["fleet"]["trunk_family"].node();

@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "ipv6.h"
+#include "peer_nets.h"
 #include "session.h"
 #include "srtp_keys.h"
 
@@ -274,6 +275,10 @@ struct fleet_config {
     std::string trunk_family = "ipv4";
     unsigned drain_s = 10;                // SIGTERM: wait this long for joined listeners to move (0: do not wait)
     unsigned trunk_idle_s = 60;           // an edge deletes its trunk key after this long without a listener (0: never)
+    // The networks trunks may go to and come from (docs/fleet.md "Who a
+    // trunk may reach"): required with [fleet]; empty (never set) refuses
+    // every trunk.
+    std::vector<fleet::peer_net> trunk_peers;
 };
 
 // stentor-director's profile (fleet/director_main.cc): [fleet] (etcd, prefix),

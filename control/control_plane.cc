@@ -263,4 +263,14 @@ rate_view control_plane::rates() const {
     return _rates;
 }
 
+void control_plane::set_trunks(const trunk_reconciler* r) {
+    std::lock_guard lk(_trunks_mu);
+    _trunks = r;
+}
+
+void control_plane::with_trunks(const std::function<void(const trunk_reconciler&)>& f) const {
+    std::lock_guard lk(_trunks_mu);
+    if (_trunks != nullptr) f(*_trunks);
+}
+
 }  // namespace stentor::control

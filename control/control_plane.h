@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,6 +31,8 @@
 #include "stentor/dp_counters.h"
 
 namespace stentor::control {
+
+class trunk_reconciler;
 
 struct rate_view {
     struct port {
@@ -120,6 +123,11 @@ public:
     rate_view rates() const;
     dp::lcore_counters totals() const { return _r.totals(); }
     uint64_t publishes() const { return _publishes.load(); }
+    // [fleet]: the trunks' reconciler, for /metrics (stentord sets it when
+    // the trunks start and clears it before they stop). with_trunks calls f
+    // under the lock that set_trunks takes, so the reconciler outlives it.
+    void set_trunks(const trunk_reconciler* r);
+    void with_trunks(const std::function<void(const trunk_reconciler&)>& f) const;
 
 private:
     void run();
@@ -138,6 +146,8 @@ private:
     join_config _join;
     std::shared_ptr<const token_minter> _minter;
     std::vector<uint32_t> _port_speeds;                 // reported at start (admission)
+    mutable std::mutex _trunks_mu;
+    const trunk_reconciler* _trunks = nullptr;
     mutable std::mutex _rates_mu;
     rate_view _rates;
     dp::lcore_counters _prev_total{};

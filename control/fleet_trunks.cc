@@ -15,6 +15,11 @@ std::string ep(uint32_t ip, const std::optional<fleet::addr6>& ip6, unsigned por
 std::optional<ipv6_addr> v6(const std::optional<fleet::addr6>& a) {
     return a ? std::optional<ipv6_addr>(*a) : std::nullopt;
 }
+// The listener and speaker address rules (config.h check_peer, check_peer6)
+// refused it: the action says "ip: ... refused: why".
+bool address_rule(const action_error& e) {
+    return e.code == error_code::invalid && std::string_view(e.what()).rfind("ip: ", 0) == 0;
+}
 }  // namespace
 
 trunk_reconciler::trunk_reconciler(relay_state& st, std::chrono::seconds idle, delete_fn delete_key)
@@ -34,6 +39,18 @@ void trunk_reconciler::refused(const std::string& what, const std::string& why) 
 void trunk_reconciler::apply(const fleet::trunk_plan& want) {
     std::lock_guard lk(_mu);
     ++_stats.applies;
+    // What the relay's own rules refuse never reaches the actions below:
+    // counted and logged once when it appears, again only if it went away
+    // and came back (a record rewritten to an allowed address and back).
+    std::set<fleet::trunk_refusal> refused_now(want.refused.begin(), want.refused.end());
+    for (const auto& r : refused_now) {
+        if (_refused.count(r)) continue;
+        ++_stats.refused[static_cast<size_t>(r.reason)];
+        spdlog::warn("fleet: trunk: {}: refused ({}); nothing sent or taken", r.what,
+                     fleet::trunk_refusal_names[static_cast<size_t>(r.reason)]);
+    }
+    _refused = std::move(refused_now);
+    _stats.refused_now = _refused.size();
     std::set<send_key> want_sends;
     std::map<send_key, std::string> edge_of;
     for (const auto& s : want.sends) {
@@ -142,7 +159,9 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
             spdlog::info("fleet: trunk: session {} taken from {} ({}{})", s, origin_of[k], ep(ip, ip6, port),
                          ssrc ? fmt::format(", SSRC {}", *ssrc) : std::string(", any SSRC"));
         } catch (const action_error& e) {
-            refused(fmt::format("trunk flow of session {} from {} ({})", s, origin_of[k], ep(ip, ip6, port)), e.what());
+            const auto what = fmt::format("trunk flow of session {} from {} ({})", s, origin_of[k], ep(ip, ip6, port));
+            if (address_rule(e) && !_told.count(what + ": " + e.what())) ++_stats.address_refused;
+            refused(what, e.what());
         }
     }
     for (const auto& k : want_sends) {
@@ -156,7 +175,9 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
             spdlog::info("fleet: trunk: session {} sent to {} ({}) as a tier-0 trunk listener", s, edge_of[k],
                          ep(ip, ip6, port));
         } catch (const action_error& e) {
-            refused(fmt::format("trunk of session {} to {} ({})", s, edge_of[k], ep(ip, ip6, port)), e.what());
+            const auto what = fmt::format("trunk of session {} to {} ({})", s, edge_of[k], ep(ip, ip6, port));
+            if (address_rule(e) && !_told.count(what + ": " + e.what())) ++_stats.address_refused;
+            refused(what, e.what());
         }
     }
     // An edge session nobody listens to: after `_idle`, this edge deletes
@@ -200,6 +221,7 @@ std::unique_ptr<fleet_trunks> fleet_trunks_start(const profile& p, relay_state& 
     o.etcd = p.fleet.etcd;
     o.prefix = p.fleet.prefix;
     o.relay_id = p.fleet.relay_id;
+    o.peers.nets = p.fleet.trunk_peers;
     t->reconciler = std::make_unique<trunk_reconciler>(
         st, std::chrono::seconds(p.fleet.trunk_idle_s),
         [w = &t->watch, id = p.fleet.relay_id](uint32_t session) { return (*w)->delete_trunk(session, id); });

@@ -16,6 +16,7 @@
 // session that already existed (the API made it) is used, never ended.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -41,6 +42,15 @@ struct trunk_apply_stats {
     size_t flows = 0;          // origin flows in place
     uint64_t refusals = 0;     // actions refused (retried at the next apply)
     uint64_t idle_deleted = 0; // trunk keys this edge deleted after trunk_idle_s without a listener
+    // Trunk records the relay's own rules refused (fleet::trunk_refusal_reason),
+    // each counted once when it appears (not per apply); `refused_now`: how
+    // many are refused at present.
+    std::array<uint64_t, fleet::nb_trunk_refusal_reasons> refused{};
+    size_t refused_now = 0;
+    // Trunk listeners and flows the listener address rules refused
+    // (check_peer, check_peer6: multicast, loopback, the relay's own
+    // address, ...), counted once each like `refused`.
+    uint64_t address_refused = 0;
 };
 
 class trunk_reconciler {
@@ -69,6 +79,7 @@ private:
     std::map<uint32_t, bool> _sessions;     // id -> made by the trunks (false: used, not ours to end)
     std::set<flow_key> _flows;
     std::set<std::string> _told;            // refusals already logged (once each until they clear)
+    std::set<fleet::trunk_refusal> _refused;   // what the last plan refused (counted and logged when new)
     std::chrono::seconds _idle;
     delete_fn _delete_key;
     std::map<uint32_t, std::chrono::steady_clock::time_point> _empty_since;   // edge sessions without a listener

@@ -19,6 +19,7 @@
 #include "control_plane.h"
 #include "counter_clear.h"
 #include "dp_memory.h"
+#include "fleet_trunks.h"
 #include "stentor/dp_capture.h"
 #include "stentor/services/mixer.h"
 #include "stentor/services/recorder.h"
@@ -650,6 +651,20 @@ std::string prometheus_text(control_plane& cp, const api_status* api, const metr
             .sample(api->writes_waiting);
     }
 
+    // [fleet] trunks (docs/fleet.md "Who a trunk may reach"): records the
+    // relay's own rules refused, once each, by reason.
+    cp.with_trunks([&](const trunk_reconciler& tr) {
+        const auto ts = tr.stats();
+        x.family("stentor_fleet_trunk_refused_total", "counter",
+                 "Trunk records refused by this relay's own rules (counted once each), by reason.");
+        for (size_t i = 0; i < fleet::nb_trunk_refusal_reasons; ++i)
+            x.sample(ts.refused[i], lbl("reason", fleet::trunk_refusal_names[i]));
+        x.sample(ts.address_refused, lbl("reason", "peer_address_refused"));
+        x.family("stentor_fleet_trunk_refused", "gauge", "Trunk records refused by this relay's own rules now.")
+            .sample(ts.refused_now);
+        x.family("stentor_fleet_trunk_sends", "gauge", "Trunk listeners this relay sends to.").sample(ts.sends);
+        x.family("stentor_fleet_trunk_flows", "gauge", "Trunk flows this relay takes from origins.").sample(ts.flows);
+    });
     base_unit_families(x, cp, per, ids);
     session_families(x, sessions, mo);
     return o;

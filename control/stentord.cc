@@ -280,6 +280,7 @@ int main(int argc, char** argv) {
                 spdlog::info("fleet: registering {} as {} ({}) in etcd {}, lease {} s", prof.fleet.relay_id,
                              prof.fleet.role, fleet_reg->key(), prof.fleet.etcd.front(), prof.fleet.lease_ttl_s);
             fleet_tr = control::fleet_trunks_start(prof, r->state());
+            if (fleet_tr) cp->set_trunks(fleet_tr->reconciler.get());
             spdlog::info("stentord: ready");
             // Ports up, workers running, API listening: systemd may start
             // what is ordered after us.
@@ -368,6 +369,7 @@ int main(int argc, char** argv) {
             }
             spdlog::info("stentord: draining: API closed");
             api.reset();
+            cp->set_trunks(nullptr);
             fleet_tr.reset();   // no trunk change after this: the last publish covers them
             cp->stop();
             // What the overload controller shed since the last publish is

@@ -85,11 +85,28 @@ std::optional<trunk_ends> trunk_ends_of(const relay_record* origin, const relay_
     return t;
 }
 
+namespace {
+
+std::string addr_of(const trunk_ends& e, bool edge_side) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (e.ipv6) {
+        inet_ntop(AF_INET6, (edge_side ? e.edge6 : e.origin6).data(), buf, sizeof buf);
+    } else {
+        const in_addr a{htonl(edge_side ? e.edge : e.origin)};
+        inet_ntop(AF_INET, &a, buf, sizeof buf);
+    }
+    return buf;
+}
+
+}  // namespace
+
 trunk_plan plan_trunks(const std::string& self, const std::map<std::string, relay_record>& relays,
-                       const std::vector<trunk_record>& trunks) {
+                       const std::vector<trunk_record>& trunks, const peer_allowlist& peers,
+                       const std::map<std::string, relay_record>& unleased) {
     trunk_plan p;
     const auto me = relays.find(self);
     const relay_record* self_rec = me == relays.end() ? nullptr : &me->second;
+    const auto refuse = [&](trunk_refusal_reason r, std::string what) { p.refused.push_back({r, std::move(what)}); };
     for (const auto& t : trunks) {
         if (t.udp_port == 0) {
             p.problems.push_back(fmt::format("trunk {}/{}: UDP port 0", t.session, t.edge));
@@ -100,24 +117,41 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
             if (auto e = relays.find(t.edge); e != relays.end()) {
                 std::string why;
                 if (const auto ends = trunk_ends_of(self_rec, e->second, &why)) {
-                    trunk_send s{t.session, ends->ipv6 ? 0 : ends->edge, t.udp_port, t.edge};
-                    if (ends->ipv6) s.ip6 = ends->edge6;
-                    p.sends.push_back(std::move(s));
+                    const bool inside = ends->ipv6 ? peers.allows(ends->edge6) : peers.allows(ends->edge);
+                    if (!inside) {
+                        refuse(trunk_refusal_reason::edge_outside_trunk_peers,
+                               fmt::format("trunk of session {} to {}: edge address {} is outside fleet.trunk_peers ({})",
+                                           t.session, t.edge, addr_of(*ends, true), peers.describe()));
+                    } else {
+                        trunk_send s{t.session, ends->ipv6 ? 0 : ends->edge, t.udp_port, t.edge};
+                        if (ends->ipv6) s.ip6 = ends->edge6;
+                        p.sends.push_back(std::move(s));
+                    }
                 } else {
                     p.problems.push_back(why);
                 }
+            } else if (unleased.count(t.edge)) {
+                refuse(trunk_refusal_reason::relay_without_lease,
+                       fmt::format("trunk of session {} to {}: the edge's registry record has no lease", t.session,
+                                   t.edge));
             }
         }
         if (t.edge != self) continue;
-        if (auto [it, fresh] = p.sessions.emplace(t.session, t.udp_port); !fresh && it->second != t.udp_port) {
-            p.problems.push_back(fmt::format("trunk {}/{}: UDP port {} differs from {}", t.session, t.edge, t.udp_port,
-                                             it->second));
-            continue;
-        }
+        std::vector<trunk_flow> flows;
+        size_t others = 0, refused = 0;
         for (const auto& o : t.origins) {
             if (o == self) continue;   // a record naming the edge as its own origin: nothing to receive
+            ++others;
             auto r = relays.find(o);
-            if (r == relays.end()) continue;   // not live: its flow goes; it comes back when the relay does
+            if (r == relays.end()) {
+                if (unleased.count(o)) {
+                    ++refused;
+                    refuse(trunk_refusal_reason::relay_without_lease,
+                           fmt::format("trunk of session {} from {}: the origin's registry record has no lease",
+                                       t.session, o));
+                }
+                continue;   // not live: its flow goes; it comes back when the relay does
+            }
             // The edge's own record decides the family: without it in view
             // (not registered yet) the flows wait, as the origins' sends do
             // for an edge they cannot see.
@@ -128,14 +162,30 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
                 p.problems.push_back(why);
                 continue;
             }
+            if (!(ends->ipv6 ? peers.allows(ends->origin6) : peers.allows(ends->origin))) {
+                ++refused;
+                refuse(trunk_refusal_reason::origin_outside_trunk_peers,
+                       fmt::format("trunk of session {} from {}: origin address {} is outside fleet.trunk_peers ({})",
+                                   t.session, o, addr_of(*ends, false), peers.describe()));
+                continue;
+            }
             trunk_flow f{t.session, ends->ipv6 ? 0 : ends->origin, t.udp_port, std::nullopt, o};
             if (ends->ipv6) f.ip6 = ends->origin6;
             // The SSRC its speakers registered with, when it is one: else the
             // flow takes any (a session with several speakers, or none known).
             if (auto s = r->second.ssrcs.find(t.session); s != r->second.ssrcs.end() && s->second.size() == 1)
                 f.ssrc = s->second.front();
-            p.flows.push_back(std::move(f));
+            flows.push_back(std::move(f));
         }
+        // Every origin refused: the record changes nothing here (no session
+        // on its port either). Origins merely not live yet keep it, as before.
+        if (others > 0 && refused == others) continue;
+        if (auto [it, fresh] = p.sessions.emplace(t.session, t.udp_port); !fresh && it->second != t.udp_port) {
+            p.problems.push_back(fmt::format("trunk {}/{}: UDP port {} differs from {}", t.session, t.edge, t.udp_port,
+                                             it->second));
+            continue;
+        }
+        for (auto& f : flows) p.flows.push_back(std::move(f));
     }
     std::sort(p.sends.begin(), p.sends.end());
     p.sends.erase(std::unique(p.sends.begin(), p.sends.end()), p.sends.end());
@@ -143,6 +193,8 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
     p.flows.erase(std::unique(p.flows.begin(), p.flows.end()), p.flows.end());
     std::sort(p.problems.begin(), p.problems.end());
     p.problems.erase(std::unique(p.problems.begin(), p.problems.end()), p.problems.end());
+    std::sort(p.refused.begin(), p.refused.end());
+    p.refused.erase(std::unique(p.refused.begin(), p.refused.end()), p.refused.end());
     return p;
 }
 
@@ -172,14 +224,22 @@ trunk_watch_status trunk_watch::status() const {
     return s;
 }
 
-void trunk_watch::on_key(const std::string& key, const std::string* value, int64_t mod_revision) {
+void trunk_watch::on_key(const std::string& key, const std::string* value, int64_t mod_revision, int64_t lease) {
     const std::string relays = relays_prefix(_o.prefix), trunks = trunks_prefix(_o.prefix);
     if (key.rfind(relays, 0) == 0) {
         const std::string id = key.substr(relays.size());
         std::string why;
         std::optional<relay_record> r;
         if (value != nullptr) r = relay_record::from_json(*value, &why);
-        if (r) {
+        _unleased.erase(id);
+        if (r && lease == 0) {
+            // A registrar always writes its record under its lease, so the
+            // key goes when the relay does. One without a lease was written
+            // by someone else and would stay for ever: set aside, never
+            // acted on (docs/security.md "The registry").
+            _relays.erase(id);
+            _unleased[id] = std::move(*r);
+        } else if (r) {
             _relays[id] = std::move(*r);
         } else {
             _relays.erase(id);   // gone, or unreadable: neither sent to nor received from
@@ -215,7 +275,7 @@ void trunk_watch::replan() {
     std::vector<trunk_record> ts;
     ts.reserve(_trunks.size());
     for (const auto& [k, t] : _trunks) ts.push_back(t);
-    trunk_plan p = plan_trunks(_o.relay_id, _relays, ts);
+    trunk_plan p = plan_trunks(_o.relay_id, _relays, ts, _o.peers, _unleased);
     if (!(p == _plan) || !_st.loaded) {
         _plan = std::move(p);
         ++_plan_version;
@@ -232,10 +292,11 @@ void trunk_watch::load_full(etcd_client& c, int64_t* revision) {
     *revision = std::min(*revision, rev2);
     std::lock_guard lk(_mu);
     _relays.clear();
+    _unleased.clear();
     _trunks.clear();
     _trunk_rev.clear();
-    for (const auto& kv : relays) on_key(kv.key, &kv.value, kv.mod_revision);
-    for (const auto& kv : trunks) on_key(kv.key, &kv.value, kv.mod_revision);
+    for (const auto& kv : relays) on_key(kv.key, &kv.value, kv.mod_revision, kv.lease);
+    for (const auto& kv : trunks) on_key(kv.key, &kv.value, kv.mod_revision, kv.lease);
     replan();
     _st.loaded = true;
 }
@@ -252,7 +313,7 @@ void trunk_watch::watch_loop() {
                 _o.prefix + "/", rev + 1,
                 [this](const std::vector<etcd_event>& evs, int64_t) {
                     std::lock_guard lk(_mu);
-                    for (const auto& e : evs) on_key(e.kv.key, e.deleted ? nullptr : &e.kv.value, e.kv.mod_revision);
+                    for (const auto& e : evs) on_key(e.kv.key, e.deleted ? nullptr : &e.kv.value, e.kv.mod_revision, e.kv.lease);
                     replan();
                     return true;
                 },

@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "peer_nets.h"
 #include "registry.h"
 
 namespace stentor::fleet {
@@ -80,20 +81,57 @@ struct trunk_ends {
 };
 std::optional<trunk_ends> trunk_ends_of(const relay_record* origin, const relay_record& edge, std::string* why);
 
+// A trunk the relay's own rules refuse (docs/security.md "The registry"):
+// nothing is sent or taken for it. `reason` is a stable counter name.
+#define STENTOR_FOREACH_TRUNK_REFUSAL(_)                                                                      \
+    _(edge_outside_trunk_peers, "an origin's trunk to an edge address outside [fleet] trunk_peers")          \
+    _(origin_outside_trunk_peers, "an edge's trunk flow from an origin address outside [fleet] trunk_peers") \
+    _(relay_without_lease, "a trunk naming a relay whose registry record is not under a lease")
+enum class trunk_refusal_reason : uint8_t {
+#define STENTOR_TRUNK_REFUSAL_ENUM(name, help) name,
+    STENTOR_FOREACH_TRUNK_REFUSAL(STENTOR_TRUNK_REFUSAL_ENUM)
+#undef STENTOR_TRUNK_REFUSAL_ENUM
+};
+inline constexpr const char* trunk_refusal_names[] = {
+#define STENTOR_TRUNK_REFUSAL_NAME(name, help) #name,
+    STENTOR_FOREACH_TRUNK_REFUSAL(STENTOR_TRUNK_REFUSAL_NAME)
+#undef STENTOR_TRUNK_REFUSAL_NAME
+};
+inline constexpr const char* trunk_refusal_help[] = {
+#define STENTOR_TRUNK_REFUSAL_HELP(name, help) help,
+    STENTOR_FOREACH_TRUNK_REFUSAL(STENTOR_TRUNK_REFUSAL_HELP)
+#undef STENTOR_TRUNK_REFUSAL_HELP
+};
+inline constexpr size_t nb_trunk_refusal_reasons = sizeof(trunk_refusal_names) / sizeof(trunk_refusal_names[0]);
+
+struct trunk_refusal {
+    trunk_refusal_reason reason{};
+    std::string what;   // "trunk 7 -> e9: edge address 203.0.113.9 is outside fleet.trunk_peers (...)"
+    auto operator<=>(const trunk_refusal&) const = default;
+};
+
 struct trunk_plan {
     std::vector<trunk_send> sends;                // sorted
     std::map<uint32_t, uint16_t> sessions;        // edge side: session id -> UDP port
     std::vector<trunk_flow> flows;                // sorted
     std::vector<std::string> problems;            // trunks that cannot be acted on, and why
+    std::vector<trunk_refusal> refused;           // trunks the relay's own rules refuse (sorted)
     bool operator==(const trunk_plan&) const = default;
 };
 
 // What relay `self` must do, given the live relays (key = relay id) and the
 // trunk records. A relay whose key is gone is neither sent to nor received
 // from (its lease lapsed: dead or cut off); when it registers again, the
-// plan has it again.
+// plan has it again. `unleased`: relays whose record exists without a lease
+// (a registrar always writes under one: such a record was written by hand
+// or by someone else), neither sent to nor received from, and a trunk that
+// names one is refused (relay_without_lease). `peers`: a send only to an
+// edge address, a flow only from an origin address, inside it; else
+// refused (edge_/origin_outside_trunk_peers). An edge whose every origin is
+// refused carries nothing for the record (no session either).
 trunk_plan plan_trunks(const std::string& self, const std::map<std::string, relay_record>& relays,
-                       const std::vector<trunk_record>& trunks);
+                       const std::vector<trunk_record>& trunks, const peer_allowlist& peers,
+                       const std::map<std::string, relay_record>& unleased = {});
 
 // "198.18.0.1" -> host-order address; nullopt if not dotted-quad IPv4.
 std::optional<uint32_t> parse_ipv4(const std::string& s);
@@ -104,6 +142,8 @@ struct trunk_watch_options {
     std::vector<std::string> etcd;
     std::string prefix = "/stentor";
     std::string relay_id;
+    // [fleet] trunk_peers: where trunks may go and come from (empty: nowhere).
+    peer_allowlist peers;
     // The plan is applied again this often even if nothing changed, so an
     // action that failed (a session not created yet on a source) is retried.
     std::chrono::milliseconds retry{1000};
@@ -141,7 +181,8 @@ private:
     void watch_loop();
     void apply_loop();
     void load_full(etcd_client& c, int64_t* revision);
-    void on_key(const std::string& key, const std::string* value, int64_t mod_revision);   // value nullptr: deleted; under _mu
+    // value nullptr: deleted; lease 0: none (a relay record is then set aside). Under _mu.
+    void on_key(const std::string& key, const std::string* value, int64_t mod_revision, int64_t lease);
     void replan();                                                   // under _mu
 
     trunk_watch_options _o;
@@ -149,6 +190,7 @@ private:
     mutable std::mutex _mu;
     std::condition_variable _cv;
     std::map<std::string, relay_record> _relays;
+    std::map<std::string, relay_record> _unleased;   // relay records without a lease: never acted on
     std::map<std::pair<uint32_t, std::string>, trunk_record> _trunks;
     std::map<std::pair<uint32_t, std::string>, int64_t> _trunk_rev;   // mod_revision of each trunk key
     trunk_plan _plan;

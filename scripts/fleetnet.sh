@@ -203,6 +203,7 @@ region = "dev"
 lease_ttl_s = $ttl
 refresh_ms = 250
 drain_s = $drain
+trunk_peers = ["$FL_DATA_NET.0/24"]
 EOF
   if (( i == 0 || i == 9 )); then
     cat >>"$out" <<EOF

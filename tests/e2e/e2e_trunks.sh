@@ -148,12 +148,13 @@ pass "${T}_etcd"
 # --- the relays -------------------------------------------------------------------------
 profile() {   # RELAY -> profile on stdout
   local r=$1
-  local n ipv6_line="" advertise="\"${DATA_IP[$r]}\"" family_line=""
+  local n ipv6_line="" advertise="\"${DATA_IP[$r]}\"" family_line="" peers="\"198.18.0.0/24\""
   n=${DATA_IP[$r]##*.}
   if [[ $FAMILY == ipv6 ]]; then
     ipv6_line="ipv6 = \"${DATA_IP6[$r]}/64\""
     advertise="\"${DATA_IP[$r]}\", \"${DATA_IP6[$r]}\""
     family_line='trunk_family = "ipv6"'
+    peers="\"198.18.0.0/24\", \"2001:db8:77::/64\""
   fi
   cat <<EOF
 [eal]
@@ -209,6 +210,7 @@ region = "e2e"
 lease_ttl_s = 2
 refresh_ms = 250
 advertise = [$advertise]
+trunk_peers = [$peers]
 $family_line
 EOF
   if [[ ${ROLE_OF[$r]} == origin ]]; then
@@ -293,6 +295,39 @@ else
   tail -5 "$WORK/e1.log" "$WORK/o1.log" >&2
   exit 1
 fi
+# --- a registry writer's fake edge (docs/security.md §14) --------------------------------
+# An edge record at an address outside the relays' trunk_peers, under a lease
+# (as a registrar would write it), and a trunk key naming it: origin-2 must
+# add no trunk listener there, log it once and count it by reason.
+if [[ $FAMILY == ipv6 ]]; then
+  VICTIM=2001:db8:99::9
+  VREC='{"id":"victim","role":"edge","addresses":["198.18.0.99"],"addresses6":["2001:db8:99::9"],"trunk_family":"ipv6","slots":1000,"listeners":0}'
+else
+  VICTIM=203.0.113.9
+  VREC='{"id":"victim","role":"edge","addresses":["203.0.113.9"],"slots":1000,"listeners":0}'
+fi
+VLEASE=$(ectl lease grant 120 | awk '{ print $2 }')
+ectl put --lease="$VLEASE" /stentor/relays/victim "$VREC" >/dev/null
+ectl put /stentor/trunks/1/victim \
+  '{"session":1,"edge":"victim","origins":["origin-2"],"origin":"origin-2","udp_port":40000,"created_by":"attacker"}' >/dev/null
+refused_metric() {   # RELAY REASON: the counter's value, or nothing
+  api "$1" /metrics | awk -v r="stentor_fleet_trunk_refused_total{reason=\"$2\"}" '$1 == r { print $2 }'
+}
+if wait_for 10 grep -qF "edge address $VICTIM is outside fleet.trunk_peers" "$WORK/o2.log"; then
+  sleep 1.5   # more applies: still once
+  n_log=$(grep -cF "edge address $VICTIM is outside fleet.trunk_peers" "$WORK/o2.log")
+  n_metric=$(refused_metric o2 edge_outside_trunk_peers)
+  if ! api o2 /api/v1/sessions/1/listeners | jq -e --arg v "$VICTIM" '.listeners | any(.ip == $v)' >/dev/null 2>&1 \
+     && [[ "$n_log" == 1 && "$n_metric" == 1 ]]; then
+    pass "${T}_fake_edge_outside_trunk_peers_refused"
+  else
+    fail "${T}_fake_edge_outside_trunk_peers_refused" "log lines $n_log, metric ${n_metric:-absent}, listeners $(api o2 /api/v1/sessions/1/listeners | head -c 300)"
+  fi
+else
+  fail "${T}_fake_edge_outside_trunk_peers_refused" "no refusal line in origin-2's log"
+fi
+ectl del /stentor/trunks/1/victim >/dev/null
+ectl lease revoke "$VLEASE" >/dev/null
 # The edge's listener (static, over the edge's API).
 code=$(ip netns exec "${NS_OF[e1]}" curl -s -m 5 -o "$WORK/add.json" -w '%{http_code}' \
   -H "Authorization: Bearer trunks-e2e-token-0123456789" -d '{"ip":"198.18.0.21","port":5004,"tier":1}' \

@@ -53,6 +53,17 @@ relay_record rec6(const std::string& id, const std::string& role, const std::str
     return r;
 }
 addr6 v6(const char* s) { return parse_ipv6(s).value(); }
+peer_allowlist nets(std::vector<std::string> cidrs) {
+    peer_allowlist a;
+    for (const auto& c : cidrs) {
+        std::string why;
+        a.nets.push_back(parse_peer_net(c, &why).value());
+    }
+    return a;
+}
+// The plans' tables below are about what the registry says; the allowlist
+// has its own table (TrunkPlan.trunk_peers_...).
+const peer_allowlist any_peer = nets({"0.0.0.0/0", "::/0"});
 trunk_record trunk(uint32_t s, const std::string& edge, std::vector<std::string> origins, uint16_t port) {
     trunk_record t;
     t.session = s;
@@ -190,7 +201,7 @@ TEST(TrunkPlan, what_each_relay_does_for_the_trunks_it_sees) {
     };
     for (const auto& r : rows) {
         SCOPED_TRACE(r.what);
-        const trunk_plan p = plan_trunks(r.self, live, r.trunks);
+        const trunk_plan p = plan_trunks(r.self, live, r.trunks, any_peer);
         EXPECT_EQ(p.sends, r.sends);
         EXPECT_EQ(p.sessions, r.sessions);
         EXPECT_EQ(p.flows, r.flows);
@@ -256,7 +267,7 @@ TEST(TrunkPlan, the_edge_s_trunk_family_decides_and_both_sides_agree) {
     };
     for (const auto& r : rows) {
         SCOPED_TRACE(r.what);
-        const trunk_plan p = plan_trunks(r.self, live, r.trunks);
+        const trunk_plan p = plan_trunks(r.self, live, r.trunks, any_peer);
         EXPECT_EQ(p.sends, r.sends);
         EXPECT_EQ(p.flows, r.flows);
         EXPECT_EQ(p.problems.size(), r.problems);
@@ -268,11 +279,146 @@ TEST(TrunkPlan, the_edge_s_trunk_family_decides_and_both_sides_agree) {
         for (const char* e : {"e4", "e6", "ea", "ea4"}) {
             SCOPED_TRACE(std::string(o) + " -> " + e);
             const std::vector<trunk_record> t = {trunk(7, e, {o}, 40007)};
-            const trunk_plan src = plan_trunks(o, live, t), dst = plan_trunks(e, live, t);
+            const trunk_plan src = plan_trunks(o, live, t, any_peer), dst = plan_trunks(e, live, t, any_peer);
             ASSERT_EQ(src.sends.size(), dst.flows.size());
             if (src.sends.empty()) continue;
             EXPECT_EQ(src.sends[0].ip6.has_value(), dst.flows[0].ip6.has_value()) << "one family";
         }
+}
+
+// [fleet] trunk_peers (docs/fleet.md "Who a trunk may reach"): the networks
+// read from the profile, one table.
+TEST(PeerNets, networks_parse_and_contain_and_what_is_not_one_says_why) {
+    struct row {
+        const char* text;
+        const char* error;   // nullptr: parses
+        std::vector<std::string> inside, outside;
+    };
+    const row rows[] = {
+        {"10.20.0.0/16", nullptr, {"10.20.0.1", "10.20.255.254"}, {"10.21.0.1", "2001:db8::1"}},
+        {"198.18.0.7/32", nullptr, {"198.18.0.7"}, {"198.18.0.8"}},
+        {"0.0.0.0/0", nullptr, {"203.0.113.9", "10.0.0.1"}, {"2001:db8::1"}},
+        {"2001:db8:77::/48", nullptr, {"2001:db8:77::3", "2001:db8:77:ffff::1"}, {"2001:db8:78::1", "10.20.0.1"}},
+        {"2001:db8:77::80/121", nullptr, {"2001:db8:77::80", "2001:db8:77::ff"}, {"2001:db8:77::7f"}},
+        {"::/0", nullptr, {"2001:db8::1", "fe80::1"}, {"10.0.0.1"}},
+        {"10.20.0.1/16", "host bits set: the network is 10.20.0.0/16", {}, {}},
+        {"2001:db8:77::1/48", "host bits set: the network is 2001:db8:77::/48", {}, {}},
+        {"10.20.0.0", "not a network: ADDRESS/PREFIX", {}, {}},
+        {"10.20.0.0/33", "prefix length 33 is past 32 (IPv4)", {}, {}},
+        {"2001:db8::/129", "prefix length 129 is past 128 (IPv6)", {}, {}},
+        {"10.20.0.0/-1", "prefix length \"-1\" is not a number", {}, {}},
+        {"10.20.0.0/", "prefix length \"\" is not a number", {}, {}},
+        {"10.20.0.0/1000", "prefix length \"1000\" is not a number", {}, {}},
+        {"relays/16", "\"relays\" is not an IPv4 or IPv6 address", {}, {}},
+        {"fe80::%eth0/64", "an IPv6 zone", {}, {}},
+        {"10.20.300.0/24", "\"10.20.300.0\" is not an IPv4 or IPv6 address", {}, {}},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.text);
+        std::string why;
+        const auto n = parse_peer_net(r.text, &why);
+        if (r.error != nullptr) {
+            EXPECT_FALSE(n.has_value());
+            EXPECT_NE(why.find(r.error), std::string::npos) << why;
+            continue;
+        }
+        ASSERT_TRUE(n.has_value()) << why;
+        EXPECT_EQ(format_peer_net(*n), r.text) << "formats as written";
+        peer_allowlist a;
+        a.nets = {*n};
+        for (const auto& ip : r.inside) {
+            if (auto v4 = parse_ipv4(ip)) EXPECT_TRUE(a.allows(*v4)) << ip;
+            else EXPECT_TRUE(a.allows(v6(ip.c_str()))) << ip;
+        }
+        for (const auto& ip : r.outside) {
+            if (auto v4 = parse_ipv4(ip)) EXPECT_FALSE(a.allows(*v4)) << ip;
+            else EXPECT_FALSE(a.allows(v6(ip.c_str()))) << ip;
+        }
+    }
+    EXPECT_FALSE(peer_allowlist{}.allows(parse_ipv4("198.18.0.1").value())) << "an empty list allows nothing";
+    EXPECT_EQ(peer_allowlist{}.describe(), "nothing");
+    EXPECT_EQ(nets({"10.20.0.0/16", "2001:db8:77::/48"}).describe(), "10.20.0.0/16, 2001:db8:77::/48");
+}
+
+// What the allowlist and the leases do to the plan: a fake edge record (a
+// victim's address) gets nothing sent; a fake origin record feeds nothing;
+// a record without a lease is set aside; each refusal says its reason.
+TEST(TrunkPlan, trunk_peers_and_leases_bound_where_trunks_go_and_come_from) {
+    const std::map<std::string, relay_record> live = {
+        {"o1", rec6("o1", "origin", "198.18.0.1", "2001:db8:77::1", "ipv4", {{7, {1234}}})},
+        {"o2", rec("o2", "origin", "198.18.0.2", {{7, {1234}}})},
+        {"e1", rec6("e1", "edge", "198.18.0.3", "2001:db8:77::3", "ipv4")},
+        {"e6", rec6("e6", "edge", "198.18.0.4", "2001:db8:77::4", "ipv6")},
+        {"victim", rec("victim", "edge", "203.0.113.9")},                        // a fake edge record
+        {"victim6", rec6("victim6", "edge", "198.18.0.5", "2001:db8:99::9", "ipv6")},
+        {"evil", rec("evil", "origin", "198.51.100.7", {{7, {1234}}})},          // a fake origin record
+        {"evil6", rec6("evil6", "origin", "198.18.0.6", "2001:db8:99::6", "ipv4", {{7, {1234}}})},
+    };
+    const std::map<std::string, relay_record> unleased = {
+        {"ghost", rec("ghost", "edge", "198.18.0.50")},   // inside the list, but no lease
+        {"ghost-o", rec("ghost-o", "origin", "198.18.0.51", {{7, {1234}}})},
+    };
+    const peer_allowlist relays = nets({"198.18.0.0/24", "2001:db8:77::/48"});
+    using rr = trunk_refusal_reason;
+    struct row {
+        const char* what;
+        std::string self;
+        peer_allowlist peers;
+        std::vector<trunk_record> trunks;
+        std::vector<trunk_send> sends;
+        std::map<uint32_t, uint16_t> sessions;
+        std::vector<trunk_flow> flows;
+        std::vector<rr> refused;
+    };
+    const row rows[] = {
+        {"an origin sends to an edge inside the list", "o1", relays, {trunk(7, "e1", {"o1"}, 40007)},
+         {{7, ip_of(198, 18, 0, 3), 40007, "e1"}}, {}, {}, {}},
+        {"... and to no edge outside it: refused, the other trunk unaffected", "o1", relays,
+         {trunk(7, "e1", {"o1"}, 40007), trunk(7, "victim", {"o1"}, 40007)},
+         {{7, ip_of(198, 18, 0, 3), 40007, "e1"}}, {}, {}, {rr::edge_outside_trunk_peers}},
+        {"an IPv6 edge address outside the IPv6 networks: refused", "o1", relays,
+         {trunk(7, "victim6", {"o1"}, 40007)}, {}, {}, {}, {rr::edge_outside_trunk_peers}},
+        {"an IPv6 edge inside: sent over IPv6", "o1", relays, {trunk(7, "e6", {"o1"}, 40007)},
+         {{7, 0, 40007, "e6", v6("2001:db8:77::4")}}, {}, {}, {}},
+        {"an IPv4-only list refuses the IPv6 trunk", "o1", nets({"198.18.0.0/24"}), {trunk(7, "e6", {"o1"}, 40007)},
+         {}, {}, {}, {rr::edge_outside_trunk_peers}},
+        {"an edge takes no flow from an origin outside the list, only the one inside", "e1", relays,
+         {trunk(7, "e1", {"o1", "evil"}, 40007)}, {}, {{7, 40007}},
+         {{7, ip_of(198, 18, 0, 1), 40007, 1234u, "o1"}}, {rr::origin_outside_trunk_peers}},
+        {"a record whose every origin is outside: no session, no flow", "e1", relays,
+         {trunk(8, "e1", {"evil"}, 40008)}, {}, {}, {}, {rr::origin_outside_trunk_peers}},
+        {"an IPv6 origin outside the IPv6 networks", "e6", relays, {trunk(7, "e6", {"o1", "evil6"}, 40007)}, {},
+         {{7, 40007}}, {{7, 0, 40007, 1234u, "o1", v6("2001:db8:77::1")}}, {rr::origin_outside_trunk_peers}},
+        {"an edge whose record has no lease: nothing sent though inside the list", "o1", relays,
+         {trunk(7, "ghost", {"o1"}, 40007)}, {}, {}, {}, {rr::relay_without_lease}},
+        {"an origin whose record has no lease: no flow, no session", "e1", relays,
+         {trunk(7, "e1", {"ghost-o"}, 40007)}, {}, {}, {}, {rr::relay_without_lease}},
+        {"an origin not live (no record at all) keeps the session, as before", "e1", relays,
+         {trunk(7, "e1", {"gone"}, 40007)}, {}, {{7, 40007}}, {}, {}},
+        {"an empty list (never set): nothing goes", "o1", peer_allowlist{}, {trunk(7, "e1", {"o1"}, 40007)}, {}, {}, {},
+         {rr::edge_outside_trunk_peers}},
+        {"... and nothing comes", "e1", peer_allowlist{}, {trunk(7, "e1", {"o1", "o2"}, 40007)}, {}, {}, {},
+         {rr::origin_outside_trunk_peers, rr::origin_outside_trunk_peers}},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        const trunk_plan p = plan_trunks(r.self, live, r.trunks, r.peers, unleased);
+        EXPECT_EQ(p.sends, r.sends);
+        EXPECT_EQ(p.sessions, r.sessions);
+        EXPECT_EQ(p.flows, r.flows);
+        std::vector<rr> got;
+        for (const auto& x : p.refused) {
+            got.push_back(x.reason);
+            EXPECT_NE(x.what.find("trunk of session "), std::string::npos) << x.what;
+        }
+        EXPECT_EQ(got, r.refused);
+        EXPECT_TRUE(p.problems.empty());
+    }
+    // The line says which address and which list.
+    const auto p = plan_trunks("o1", live, {trunk(7, "victim", {"o1"}, 40007)}, relays, unleased);
+    ASSERT_EQ(p.refused.size(), 1u);
+    EXPECT_EQ(p.refused[0].what, "trunk of session 7 to victim: edge address 203.0.113.9 is outside fleet.trunk_peers "
+                                 "(198.18.0.0/24, 2001:db8:77::/48)");
 }
 
 // ---------------------------------------------------------------------------
@@ -330,7 +476,8 @@ struct fleet_relay {
     // own_ip6: a dual-stack relay, advertising it, its trunks of `family`.
     fleet_relay(const etcd_server& e, const std::string& prefix, std::string relay_id, const std::string& role,
                 uint32_t own_ip, std::chrono::seconds idle = std::chrono::seconds(0),
-                std::optional<control::ipv6_addr> own_ip6 = std::nullopt, const std::string& family = "ipv4")
+                std::optional<control::ipv6_addr> own_ip6 = std::nullopt, const std::string& family = "ipv4",
+                const peer_allowlist& peers = nets({"198.18.0.0/24", "2001:db8::/64"}))
         : id(std::move(relay_id)), prof(relay_profile(own_ip, own_ip6)) {
         neigh.reset(new dp::dp_neigh[prof.limits.max_neighbours]);
         shared.neigh = neigh.get();
@@ -368,6 +515,7 @@ struct fleet_relay {
         wo.prefix = prefix;
         wo.relay_id = id;
         wo.retry = 200ms;
+        wo.peers = peers;
         watch = std::make_unique<trunk_watch>(wo, [this](const trunk_plan& p) { rec->apply(p); });
         reg->start();
         watch->start();
@@ -382,6 +530,7 @@ struct fleet_relay {
         if (!st->session(s)) return {};
         return st->listeners(s, 0, 100);
     }
+    uint64_t refused(trunk_refusal_reason r) const { return rec->stats().refused[static_cast<size_t>(r)]; }
     bool sends_to(uint32_t s, uint32_t ip, unsigned port) const {
         for (const auto& l : listeners(s))
             if (!l.ip6 && l.ip == ip && l.port == port && l.tier == 0) return true;
@@ -629,6 +778,126 @@ TEST(Trunks, an_edge_without_listeners_deletes_its_trunk_key_after_the_idle_time
     EXPECT_TRUE(c.get(trunk_key(p, 7, "ex")).has_value());
     EXPECT_TRUE(c.delete_if_unchanged(trunk_key(p, 7, "ex"), c.get(trunk_key(p, 7, "ex"))->mod_revision));
     EXPECT_FALSE(c.get(trunk_key(p, 7, "ex")).has_value());
+}
+
+// The security review's attack (docs/security.md "The registry"): whoever
+// can write etcd writes an edge record whose address is a victim, and a
+// trunk key naming it; every origin would send the victim a stream for
+// ever. With trunk_peers the origin sends nothing there, counts the
+// refusal once (not per apply) and logs it once; the real edge is served.
+TEST(Trunks, an_edge_record_outside_trunk_peers_gets_no_trunk_and_its_reason_is_counted_once) {
+    etcd_server& e = trunk_etcd();
+    const std::string p = fresh_prefix();
+    const uint32_t e1_ip = ip_of(198, 18, 0, 3), victim_ip = ip_of(203, 0, 113, 9);
+    fleet_relay o1(e, p, "o1", "origin", ip_of(198, 18, 0, 1));
+    fleet_relay e1(e, p, "e1", "edge", e1_ip);
+    control::session_params sp;
+    sp.id = 7;
+    sp.udp_port = 40007;
+    o1.st->session_create(sp);
+    o1.st->speaker_add(7, ip_of(198, 18, 0, 10), 5004, 1234u);
+    etcd_client c(e.endpoints());
+    // The fake record under a lease of its own (as a registrar would write
+    // it), so only the allowlist stands in the way.
+    const int64_t lease = c.lease_grant(60);
+    ASSERT_NO_THROW(c.put(relay_key(p, "victim"), rec("victim", "edge", "203.0.113.9").to_json(), lease));
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "victim"), trunk(7, "victim", {"o1"}, 40007).to_json()));
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "e1"), trunk(7, "e1", {"o1"}, 40007).to_json()));
+    EXPECT_TRUE(eventually([&] { return o1.sends_to(7, e1_ip, 40007); })) << "the edge inside the list is served";
+    EXPECT_TRUE(eventually([&] { return o1.refused(trunk_refusal_reason::edge_outside_trunk_peers) == 1; }));
+    std::this_thread::sleep_for(1s);   // five applies more (retry 200 ms)
+    EXPECT_FALSE(o1.sends_to(7, victim_ip, 40007)) << "no trunk listener at the victim";
+    EXPECT_EQ(o1.st->nb_listeners(), 1u) << "only e1's";
+    EXPECT_EQ(o1.refused(trunk_refusal_reason::edge_outside_trunk_peers), 1u) << "counted once, not per apply";
+    EXPECT_EQ(o1.rec->stats().refused_now, 1u);
+    EXPECT_EQ(o1.rec->stats().refusals, 0u) << "no action was even tried";
+    // The record moves inside the list: served; and back out: undone, counted again.
+    c.put(relay_key(p, "victim"), rec("victim", "edge", "198.18.0.9").to_json(), lease);
+    EXPECT_TRUE(eventually([&] { return o1.sends_to(7, ip_of(198, 18, 0, 9), 40007); }));
+    EXPECT_EQ(o1.rec->stats().refused_now, 0u);
+    c.put(relay_key(p, "victim"), rec("victim", "edge", "203.0.113.9").to_json(), lease);
+    EXPECT_TRUE(eventually([&] { return !o1.sends_to(7, ip_of(198, 18, 0, 9), 40007); }));
+    EXPECT_TRUE(eventually([&] { return o1.refused(trunk_refusal_reason::edge_outside_trunk_peers) == 2; }));
+    EXPECT_FALSE(o1.sends_to(7, victim_ip, 40007));
+    c.lease_revoke(lease);
+}
+
+// The other half: a fake origin record makes no edge take audio from it.
+TEST(Trunks, an_origin_outside_trunk_peers_is_not_taken_from_and_one_inside_still_is) {
+    etcd_server& e = trunk_etcd();
+    const std::string p = fresh_prefix();
+    const uint32_t o1_ip = ip_of(198, 18, 0, 1);
+    fleet_relay o1(e, p, "o1", "origin", o1_ip);
+    fleet_relay e1(e, p, "e1", "edge", ip_of(198, 18, 0, 3));
+    control::session_params sp;
+    sp.id = 7;
+    sp.udp_port = 40007;
+    o1.st->session_create(sp);
+    o1.st->speaker_add(7, ip_of(198, 18, 0, 10), 5004, 1234u);
+    etcd_client c(e.endpoints());
+    const int64_t lease = c.lease_grant(60);
+    ASSERT_NO_THROW(c.put(relay_key(p, "evil"), rec("evil", "origin", "198.51.100.7", {{7, {1234}}, {8, {1}}}).to_json(),
+                          lease));
+    ASSERT_TRUE(eventually([&] {
+        const auto kv = c.get(relay_key(p, "o1"));
+        return kv && kv->value.find("[7,40007,[1234]]") != std::string::npos;
+    }));
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "e1"), trunk(7, "e1", {"o1", "evil"}, 40007).to_json()));
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 8, "e1"), trunk(8, "e1", {"evil"}, 40008).to_json()));
+    using fl = std::tuple<uint32_t, unsigned, std::optional<uint32_t>>;
+    EXPECT_TRUE(eventually([&] { return e1.flows(7) == std::vector<fl>{{o1_ip, 40007, 1234u}}; }))
+        << "the origin inside the list is taken from";
+    EXPECT_TRUE(eventually([&] { return e1.refused(trunk_refusal_reason::origin_outside_trunk_peers) == 2; }));
+    std::this_thread::sleep_for(1s);
+    EXPECT_EQ(e1.flows(7), (std::vector<fl>{{o1_ip, 40007, 1234u}})) << "no flow from 198.51.100.7";
+    EXPECT_FALSE(e1.session(8).has_value()) << "a trunk fed only from outside makes no session";
+    EXPECT_EQ(e1.refused(trunk_refusal_reason::origin_outside_trunk_peers), 2u) << "once per record";
+    c.lease_revoke(lease);
+}
+
+// Item 2 of the review: an origin streams only to edges in the registry
+// under a live lease. A relay record without one (never a registrar's) is
+// set aside; the same record under a lease is served; when that lease goes,
+// the trunk stops. Also the listener address rules hold inside the list:
+// the subnet's directed broadcast and the origin's own address are refused.
+TEST(Trunks, an_edge_record_without_a_lease_is_not_sent_to_and_a_lapsed_lease_stops_the_trunk) {
+    etcd_server& e = trunk_etcd();
+    const std::string p = fresh_prefix();
+    const uint32_t ghost_ip = ip_of(198, 18, 0, 50);
+    fleet_relay o1(e, p, "o1", "origin", ip_of(198, 18, 0, 1));
+    control::session_params sp;
+    sp.id = 7;
+    sp.udp_port = 40007;
+    o1.st->session_create(sp);
+    o1.st->speaker_add(7, ip_of(198, 18, 0, 10), 5004, 1234u);
+    etcd_client c(e.endpoints());
+    c.put(relay_key(p, "ghost"), rec("ghost", "edge", "198.18.0.50").to_json());   // no lease
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "ghost"), trunk(7, "ghost", {"o1"}, 40007).to_json()));
+    EXPECT_TRUE(eventually([&] { return o1.refused(trunk_refusal_reason::relay_without_lease) == 1; }));
+    std::this_thread::sleep_for(600ms);
+    EXPECT_FALSE(o1.sends_to(7, ghost_ip, 40007)) << "inside the list, but no lease: nothing sent";
+    EXPECT_EQ(o1.refused(trunk_refusal_reason::relay_without_lease), 1u);
+    const int64_t lease = c.lease_grant(2);
+    c.put(relay_key(p, "ghost"), rec("ghost", "edge", "198.18.0.50").to_json(), lease);
+    EXPECT_TRUE(eventually([&] { return o1.sends_to(7, ghost_ip, 40007); })) << "under a lease: a live edge";
+    // Nobody keeps the lease alive: it lapses, the key goes, the trunk stops.
+    EXPECT_TRUE(eventually([&] { return !o1.sends_to(7, ghost_ip, 40007); }, 10s))
+        << "the trunk stops when the edge's lease lapses";
+    EXPECT_TRUE(c.get(trunk_key(p, 7, "ghost")).has_value()) << "the trunk key itself stays (no lease of its own)";
+
+    // Inside the list, the listener rules still refuse: the directed
+    // broadcast of the relay's subnet and the relay's own address.
+    const int64_t l2 = c.lease_grant(60);
+    c.put(relay_key(p, "bcast"), rec("bcast", "edge", "198.18.0.255").to_json(), l2);
+    c.put(relay_key(p, "self"), rec("self", "edge", "198.18.0.1").to_json(), l2);
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "bcast"), trunk(7, "bcast", {"o1"}, 40007).to_json()));
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "self"), trunk(7, "self", {"o1"}, 40007).to_json()));
+    EXPECT_TRUE(eventually([&] { return o1.rec->stats().address_refused == 2; }));
+    std::this_thread::sleep_for(600ms);
+    EXPECT_EQ(o1.rec->stats().address_refused, 2u) << "counted once each";
+    EXPECT_GT(o1.rec->stats().refusals, 2u) << "the actions are retried (and refused) at every apply";
+    EXPECT_EQ(o1.st->nb_listeners(), 0u);
+    c.lease_revoke(l2);
 }
 
 }  // namespace

@@ -143,7 +143,8 @@ TEST(ConfigProfiles, DevProfilesSleepWhenIdleBareMetalOnesPoll) {
 TEST(ConfigAccepts, FleetSectionAndItsDefaults) {
     EXPECT_FALSE(parse(k_base).fleet.enabled) << "no [fleet]: a standalone relay";
     const auto p = parse(k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\", \"http://127.0.0.1:22379\"]\n"
-                                  "relay_id = \"edge-1\"\nrole = \"edge\"\nregion = \"eu-west\"\n");
+                                  "relay_id = \"edge-1\"\nrole = \"edge\"\nregion = \"eu-west\"\n"
+                                  "trunk_peers = [\"10.20.0.0/16\", \"2001:db8:77::/48\", \"198.18.0.7/32\"]\n");
     EXPECT_TRUE(p.fleet.enabled);
     EXPECT_EQ(p.fleet.etcd.size(), 2u);
     EXPECT_EQ(p.fleet.prefix, "/stentor");
@@ -155,7 +156,12 @@ TEST(ConfigAccepts, FleetSectionAndItsDefaults) {
     EXPECT_EQ(p.fleet.advertise, (std::vector<uint32_t>{0xc6120001})) << "the ports' addresses by default";
     EXPECT_EQ(p.fleet.drain_s, 10u);
     EXPECT_EQ(p.fleet.trunk_idle_s, 60u);
+    ASSERT_EQ(p.fleet.trunk_peers.size(), 3u);
+    EXPECT_EQ(fleet::format_peer_net(p.fleet.trunk_peers[0]), "10.20.0.0/16");
+    EXPECT_EQ(fleet::format_peer_net(p.fleet.trunk_peers[1]), "2001:db8:77::/48") << "either family";
+    EXPECT_EQ(fleet::format_peer_net(p.fleet.trunk_peers[2]), "198.18.0.7/32") << "one host";
     const auto q = parse(k_base + "[fleet]\netcd = [\"http://e:2379\"]\nrelay_id = \"o1\"\nrole = \"origin\"\n"
+                                  "trunk_peers = [\"0.0.0.0/0\"]\n"
                                   "advertise = [\"203.0.113.7\"]\nlease_ttl_s = 1\nrefresh_ms = 300\ntrunk_idle_s = 0\ndrain_s = 0\n");
     EXPECT_EQ(q.fleet.advertise, (std::vector<uint32_t>{0xcb007107}));
     EXPECT_EQ(q.fleet.trunk_idle_s, 0u) << "0: never";
@@ -532,6 +538,7 @@ struct error_row {
 std::vector<error_row> error_rows() {
     const std::string b = k_base;
     const std::string bs = k_base + k_session;  // session table at line 13
+    const std::string fl = "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\n";
     return {
         // Syntax
         {"syntax", "[eal]\nlcores = [0,\n", "t.toml:2:14: syntax: "},
@@ -654,6 +661,31 @@ std::vector<error_row> error_rows() {
          "t.toml:18:10: fleet.prefix: \"stentor/\": must start with '/'"},
         {"fleet_drain_range", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\ndrain_s = 3601\n",
          "t.toml:18:11: fleet.drain_s: 3601 is out of range 0..3600"},
+        // trunk_peers (docs/fleet.md "Who a trunk may reach"): lines 14-17 are
+        // etcd, relay_id, role; the setting is line 18.
+        {"fleet_trunk_peers_missing", k_base + fl,
+         "t.toml:14:1: fleet.trunk_peers: required setting is missing: the networks the fleet's relays are on, the "
+         "only addresses trunks may go to or come from (this relay's own subnets would be [\"198.18.0.0/24\"])"},
+        {"fleet_trunk_peers_host_bits", k_base + fl + "trunk_peers = [\"10.20.0.1/16\"]\n",
+         "t.toml:18:16: fleet.trunk_peers[0]: \"10.20.0.1/16\": host bits set: the network is 10.20.0.0/16"},
+        {"fleet_trunk_peers_host_bits6", k_base + fl + "trunk_peers = [\"10.20.0.0/16\", \"2001:db8:77::1/48\"]\n",
+         "t.toml:18:32: fleet.trunk_peers[1]: \"2001:db8:77::1/48\": host bits set: the network is 2001:db8:77::/48"},
+        {"fleet_trunk_peers_no_prefix", k_base + fl + "trunk_peers = [\"10.20.0.0\"]\n",
+         "t.toml:18:16: fleet.trunk_peers[0]: \"10.20.0.0\": not a network: ADDRESS/PREFIX"},
+        {"fleet_trunk_peers_prefix_range", k_base + fl + "trunk_peers = [\"10.20.0.0/33\"]\n",
+         "t.toml:18:16: fleet.trunk_peers[0]: \"10.20.0.0/33\": prefix length 33 is past 32 (IPv4)"},
+        {"fleet_trunk_peers_prefix_range6", k_base + fl + "trunk_peers = [\"2001:db8::/129\"]\n",
+         "t.toml:18:16: fleet.trunk_peers[0]: \"2001:db8::/129\": prefix length 129 is past 128 (IPv6)"},
+        {"fleet_trunk_peers_not_an_address", k_base + fl + "trunk_peers = [\"relays/16\"]\n",
+         "t.toml:18:16: fleet.trunk_peers[0]: \"relays/16\": \"relays\" is not an IPv4 or IPv6 address"},
+        {"fleet_trunk_peers_zone", k_base + fl + "trunk_peers = [\"fe80::%eth0/64\"]\n",
+         "t.toml:18:16: fleet.trunk_peers[0]: \"fe80::%eth0/64\": an IPv6 zone"},
+        {"fleet_trunk_peers_empty", k_base + fl + "trunk_peers = []\n",
+         "t.toml:18:15: fleet.trunk_peers: empty: no trunk could go or come anywhere"},
+        {"fleet_trunk_peers_a_string", k_base + fl + "trunk_peers = \"10.20.0.0/16\"\n",
+         "t.toml:18:15: fleet.trunk_peers: expected an array of IPv4 or IPv6 networks (CIDR)"},
+        {"fleet_trunk_peers_a_number", k_base + fl + "trunk_peers = [10]\n",
+         "t.toml:18:16: fleet.trunk_peers[0]: expected a string"},
         {"fleet_unknown_key", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nttl = 2\n",
          "t.toml:18:1: fleet.ttl: unknown setting"},
         {"idle_unknown_mode", k_eal + k_dp + "idle = \"sleep\"\n" + k_port + k_api,
