@@ -34,17 +34,6 @@ namespace stentor::control {
 
 using nlohmann::json;
 
-bool token_equal(const std::string& presented, const std::string& expected) noexcept {
-    // Time depends only on the expected token's length, never on where the
-    // first difference is.
-    unsigned char diff = presented.size() != expected.size() ? 1 : 0;
-    for (size_t i = 0; i < expected.size(); ++i) {
-        const unsigned char a = i < presented.size() ? static_cast<unsigned char>(presented[i]) : 0;
-        diff |= static_cast<unsigned char>(a ^ static_cast<unsigned char>(expected[i]));
-    }
-    return diff == 0 && !expected.empty();
-}
-
 // ---------------------------------------------------------------- HTTP
 
 namespace {
@@ -116,15 +105,6 @@ reply error_reply(int status, const std::string& code, const std::string& reason
 
 using steady = std::chrono::steady_clock;
 
-// One connection, from accept to close (libmicrohttpd's socket context).
-// Touched only by the pool thread that owns the connection.
-struct conn_info {
-    uint32_t ip = 0;                 // host order
-    bool reserved = false;           // holds a slot of the connection limits
-    bool in_request = false;
-    steady::time_point quiet_since;  // opened, or its last request finished
-};
-
 // One request (libmicrohttpd's con_cls).
 struct conn_ctx {
     std::string body;
@@ -148,16 +128,6 @@ struct waiting_write {
     steady::time_point deadline;
 };
 
-// The accept policy and the connection's STARTED notification run on the
-// same pool thread, one right after the other (libmicrohttpd accepts, asks
-// the policy, then sets the connection up; checked with 300 concurrent
-// connects on 0.9.75): the slot the policy reserved is handed over here, so
-// the limits are exact even when several pool threads accept at once.
-struct accept_slot {
-    const void* owner = nullptr;
-    uint32_t ip = 0;
-};
-thread_local accept_slot t_accepted;
 
 }  // namespace
 
@@ -167,15 +137,15 @@ struct api_server::impl {
     MHD_Daemon* d = nullptr;
 
     api_stats stats;                 // bumped with atomic_ref from any pool thread
-    std::atomic<uint64_t> connections{0};
     std::atomic<uint64_t> body_bytes{0};
     std::atomic<uint64_t> body_peak{0};
     std::atomic<uint64_t> suspended{0};
 
-    // Connection limits: open connections in all and per address.
-    std::mutex conn_mu;
-    std::unordered_map<uint32_t, unsigned> per_ip;
-    unsigned total = 0;
+    // Refused tokens, summarised per source; flushed by the guard's reaper.
+    refusal_log refusals;
+    // The accept policy, limits and deadlines (http_guard.h), shared with
+    // the director.
+    std::unique_ptr<http_guard> guard;
 
     // Writes waiting for their publish, and the thread that waits for them.
     std::mutex wmu;
@@ -188,79 +158,13 @@ struct api_server::impl {
     // `clear counters`: what the reads subtract (never written into a counter).
     counter_baseline baseline;
 
-    // HTTPS: the PEM text libmicrohttpd serves with, kept until the daemon
-    // stops; the key is wiped then (tls_files.h).
-    std::string tls_cert_pem, tls_key_pem;
+    // HTTPS or loopback (http_guard.h): the PEM text libmicrohttpd serves
+    // with, kept until the daemon stops; the key is wiped then.
+    std::unique_ptr<http_transport> transport;
 
-    impl(control_plane& c, api_options o) : cp(c), opt(std::move(o)) {}
+    impl(control_plane& c, api_options o) : cp(c), opt(std::move(o)), refusals(opt.unauthorized_log) {}
 
     void count(uint64_t api_stats::*f) { std::atomic_ref<uint64_t>(stats.*f).fetch_add(1, std::memory_order_relaxed); }
-
-    // ------------------------------------------------------ connections
-
-    void release_slot_locked(uint32_t ip) {
-        auto it = per_ip.find(ip);
-        if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
-        --total;
-    }
-
-    static MHD_Result on_accept(void* cls, const sockaddr* sa, socklen_t len) {
-        auto* self = static_cast<impl*>(cls);
-        if (sa == nullptr || sa->sa_family != AF_INET || len < sizeof(sockaddr_in)) return MHD_NO;   // IPv4 listener
-        const uint32_t ip = ntohl(reinterpret_cast<const sockaddr_in*>(sa)->sin_addr.s_addr);
-        std::lock_guard g(self->conn_mu);
-        // A slot never claimed: libmicrohttpd failed to set that connection up.
-        if (t_accepted.owner == self) self->release_slot_locked(t_accepted.ip);
-        t_accepted.owner = nullptr;
-        if (self->total >= self->opt.max_connections) {
-            self->count(&api_stats::too_many_connections);
-            return MHD_NO;
-        }
-        auto it = self->per_ip.find(ip);
-        if (it != self->per_ip.end() && it->second >= self->opt.max_connections_per_ip) {
-            self->count(&api_stats::too_many_connections_per_ip);
-            return MHD_NO;
-        }
-        ++self->per_ip[ip];
-        ++self->total;
-        t_accepted = {self, ip};
-        return MHD_YES;
-    }
-
-    static void on_connection(void* cls, MHD_Connection* /*c*/, void** socket_ctx, MHD_ConnectionNotificationCode code) {
-        auto* self = static_cast<impl*>(cls);
-        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-            auto* ci = new conn_info;
-            ci->quiet_since = steady::now();
-            if (t_accepted.owner == self) {
-                ci->ip = t_accepted.ip;
-                ci->reserved = true;
-                t_accepted.owner = nullptr;
-            }
-            *socket_ctx = ci;
-            self->connections.fetch_add(1, std::memory_order_relaxed);
-            return;
-        }
-        auto* ci = static_cast<conn_info*>(*socket_ctx);
-        if (ci == nullptr) return;
-        *socket_ctx = nullptr;
-        // libmicrohttpd does not say why it closes a connection. One with no
-        // request in progress that stayed quiet the whole idle timeout was
-        // closed by it (a client hanging up earlier is not counted).
-        if (!ci->in_request && steady::now() - ci->quiet_since >= std::chrono::seconds(self->opt.idle_timeout_s))
-            self->count(&api_stats::idle_timeouts);
-        if (ci->reserved) {
-            std::lock_guard g(self->conn_mu);
-            self->release_slot_locked(ci->ip);
-        }
-        delete ci;
-        self->connections.fetch_sub(1, std::memory_order_relaxed);
-    }
-
-    static conn_info* info_of(MHD_Connection* c) {
-        const MHD_ConnectionInfo* i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        return i != nullptr ? static_cast<conn_info*>(i->socket_context) : nullptr;
-    }
 
     // ------------------------------------------------------ body budget
 
@@ -314,21 +218,25 @@ struct api_server::impl {
     // an unauthenticated client can get is answered here, so nothing it
     // sends after its headers is ever buffered.
     MHD_Result on_headers(MHD_Connection* c, const char* url, const char* method, conn_ctx& ctx) {
-        if (auto* ci = info_of(c)) ci->in_request = true;
+        http_guard::request_started(c);
         if (!route_needs_auth(url)) {
             // Health and paths outside the API take no body: answered now.
             const bool has_body = announced_body(c);
             return send(c, handle([&] { return dispatch(c, url, method, "", has_body); }));
         }
-        if (is_mutating(method)) {
-            ctx.audit = true;
-            if (auto* ci = info_of(c)) ctx.audit_ip = ci->ip;
-            ctx.audit_method = method;
-            ctx.audit_url = url;
-        }
         if (route_is_metrics(url) ? !scrape_authorized(c) : !authorized(c)) {
             count(&api_stats::unauthorized);
-            return send_audited(c, ctx, error_reply(401, "unauthorized", "missing or wrong bearer token"));
+            // Counted always; logged as a per-source summary (audit.h).
+            if (is_mutating(method)) refusals.refused(http_guard::client_ip(c), method, url, 401, "unauthorized");
+            return send(c, error_reply(401, "unauthorized", "missing or wrong bearer token"));
+        }
+        if (bearer_ok(c, opt.token) || (!opt.metrics_token.empty() && bearer_ok(c, opt.metrics_token)))
+            http_guard::authenticated(c);
+        if (is_mutating(method)) {
+            ctx.audit = true;
+            ctx.audit_ip = http_guard::client_ip(c);
+            ctx.audit_method = method;
+            ctx.audit_url = url;
         }
         ctx.limit = body_limit_for(url, limits());
         ctx.body_deadline = steady::now() + std::chrono::seconds(opt.body_timeout_s);
@@ -398,10 +306,7 @@ struct api_server::impl {
 
     static void on_done(void* cls, MHD_Connection* c, void** con_cls, MHD_RequestTerminationCode t) {
         auto* self = static_cast<impl*>(cls);
-        if (auto* ci = info_of(c)) {
-            ci->in_request = false;
-            ci->quiet_since = steady::now();
-        }
+        http_guard::request_done(c);
         if (t == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED) self->count(&api_stats::stalled_requests);
         auto* ctx = static_cast<conn_ctx*>(*con_cls);
         if (ctx == nullptr) return;
@@ -575,7 +480,13 @@ struct api_server::impl {
     api_status status() const {
         api_status s;
         s.counters = stats.snapshot();
-        s.connections = connections.load(std::memory_order_relaxed);
+        if (guard) {
+            const http_guard_stats g = guard->stats();
+#define STENTOR_API_GUARD_COPY_(f, help) s.counters.f = g.f;
+            STENTOR_FOREACH_HTTP_GUARD_STAT(STENTOR_API_GUARD_COPY_)
+#undef STENTOR_API_GUARD_COPY_
+            s.connections = guard->connections();
+        }
         s.body_bytes = body_bytes.load(std::memory_order_relaxed);
         s.body_bytes_peak = body_peak.load(std::memory_order_relaxed);
         s.writes_waiting = suspended.load(std::memory_order_relaxed);
@@ -584,13 +495,7 @@ struct api_server::impl {
 
     // ------------------------------------------------------ routes
 
-    bool authorized(MHD_Connection* c) const {
-        const char* h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        if (h == nullptr) return false;
-        std::string_view v(h);
-        if (v.size() < 7 || strncasecmp(v.data(), "Bearer ", 7) != 0) return false;
-        return token_equal(std::string(v.substr(7)), opt.token);
-    }
+    bool authorized(MHD_Connection* c) const { return bearer_ok(c, opt.token); }
 
     // /metrics: the admin token, the read-only metrics token, or nothing
     // from a loopback address if the profile says so (docs/metrics.md).
@@ -896,6 +801,8 @@ api_options api_options_from(const api_config& c) {
     o.max_connections = c.max_connections;
     o.max_connections_per_ip = c.max_connections_per_ip;
     o.idle_timeout_s = c.idle_timeout_s;
+    o.header_timeout_s = c.header_timeout_s;
+    o.unauthorized_log = std::chrono::seconds(c.unauthorized_log_s);
     o.body_timeout_s = c.body_timeout_s;
     o.bodies_in_flight = size_t{c.bodies_in_flight_mib} << 20;
     o.publish_wait = std::chrono::milliseconds(c.publish_wait_ms);
@@ -911,68 +818,27 @@ api_server::api_server(control_plane& cp, api_options o) : _impl(std::make_uniqu
     auto& im = *_impl;
     if (im.opt.token.empty()) throw std::invalid_argument("api: a bearer token is required");
     if (im.opt.threads == 0 || im.opt.max_connections == 0 || im.opt.max_connections_per_ip == 0 ||
-        im.opt.idle_timeout_s == 0 || im.opt.body_timeout_s == 0)
+        im.opt.idle_timeout_s == 0 || im.opt.header_timeout_s == 0 || im.opt.body_timeout_s == 0)
         throw std::invalid_argument("api: threads, connection limits and timeouts must be at least 1");
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(im.opt.listen_port));
-    if (inet_pton(AF_INET, im.opt.listen_addr.c_str(), &sa.sin_addr) != 1)
-        throw std::invalid_argument("api: listen address \"" + im.opt.listen_addr + "\" is not IPv4");
+    // HTTPS, or plain HTTP on loopback only (the profile check says the
+    // same with file and line; this holds for every caller).
+    im.transport = std::make_unique<http_transport>("api", im.opt.listen_addr, im.opt.listen_port, im.opt.tls_cert_file,
+                                                    im.opt.tls_key_file);
+    http_transport& tr = *im.transport;
+    im.guard = std::make_unique<http_guard>(
+        http_guard_options{im.opt.max_connections, im.opt.max_connections_per_ip, im.opt.idle_timeout_s,
+                           im.opt.header_timeout_s},
+        [&im] { im.refusals.flush(); });
     // epoll, not select(): select() cannot watch a descriptor past
     // FD_SETSIZE (1024), and a relay with many recordings holds more than
     // that, which refused every API connection (issue 10 item 2). A small
     // pool serves everything: no handler waits for a publish on a pool
     // thread (wait_for_publish suspends the connection instead).
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    // HTTPS, or plain HTTP on loopback only (the profile check says the
-    // same with file and line; this holds for every caller).
-    const bool tls = !im.opt.tls_cert_file.empty() || !im.opt.tls_key_file.empty();
-    MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, nullptr}, {MHD_OPTION_END, 0, nullptr},
-                                  {MHD_OPTION_END, 0, nullptr}, {MHD_OPTION_END, 0, nullptr}};
-    if (!tls && (ntohl(sa.sin_addr.s_addr) >> 24) != 127)
-        throw std::invalid_argument("api: plain HTTP only on a loopback address (127.0.0.0/8), not " + im.opt.listen_addr +
-                                    ": give a certificate and key (api.tls_cert, api.tls_key)");
-    if (tls) {
-        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
-            throw std::runtime_error("api: this libmicrohttpd was built without TLS");
-        const pem_file cert = read_pem_file(im.opt.tls_cert_file, false);
-        if (!cert.error.empty()) throw std::invalid_argument("api: api.tls_cert: " + cert.error);
-        pem_file key = read_pem_file(im.opt.tls_key_file, true);
-        const wiped guard{key.text};
-        if (!key.error.empty()) throw std::invalid_argument("api: api.tls_key: " + key.error);
-        if (const auto bad = check_tls_pair(cert.text, key.text))
-            throw std::invalid_argument("api: api." + bad->first + ": " + bad->second);
-        im.tls_cert_pem = cert.text;
-        im.tls_key_pem = key.text;
-        flags |= MHD_USE_TLS;
-        // TLS 1.2 and 1.3 only (RFC 8996 deprecates 1.0 and 1.1).
-        static const char priorities[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
-        tls_opts[0] = {MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(im.tls_cert_pem.c_str())};
-        tls_opts[1] = {MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(im.tls_key_pem.c_str())};
-        tls_opts[2] = {MHD_OPTION_HTTPS_PRIORITIES, 0, const_cast<char*>(priorities)};
-    }
-    // Our accept policy enforces the connection limits exactly and counts
-    // each refusal; libmicrohttpd checks its own limits before asking it
-    // and refuses silently, so they are set above ours, as a backstop
-    // only. Its total is split evenly across the pool threads, whichever
-    // thread accepts: each gets room for all of ours.
-    const unsigned mhd_total = (im.opt.max_connections + 1) * im.opt.threads;
-    const unsigned mhd_per_ip = im.opt.max_connections_per_ip + im.opt.threads;
-    im.d = MHD_start_daemon(flags, static_cast<uint16_t>(im.opt.listen_port), &impl::on_accept, &im, &impl::on_request,
-                            &im, MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(&sa),
-                            MHD_OPTION_THREAD_POOL_SIZE, im.opt.threads,
-                            MHD_OPTION_NOTIFY_COMPLETED, &impl::on_done, &im,
-                            MHD_OPTION_NOTIFY_CONNECTION, &impl::on_connection, &im,
-                            MHD_OPTION_CONNECTION_LIMIT, mhd_total,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, mhd_per_ip,
-                            MHD_OPTION_CONNECTION_TIMEOUT, im.opt.idle_timeout_s,
-                            MHD_OPTION_ARRAY, tls_opts,
-                            MHD_OPTION_END);
-    if (im.d == nullptr) {
-        wipe(im.tls_key_pem);
+    im.d = im.guard->start_daemon(MHD_ALLOW_SUSPEND_RESUME, im.opt.threads, tr, &impl::on_request, &im, &impl::on_done,
+                                  &im);
+    if (im.d == nullptr)
         throw std::runtime_error("api: cannot listen on " + im.opt.listen_addr + ":" + std::to_string(im.opt.listen_port) +
-                                 (tls ? " with TLS" : ""));
-    }
+                                 (tr.tls ? " with TLS" : ""));
     const MHD_DaemonInfo* info = MHD_get_daemon_info(im.d, MHD_DAEMON_INFO_BIND_PORT);
     _port = info != nullptr ? info->port : im.opt.listen_port;
     im.waiter = std::thread([&im] { im.waiter_run(); });
@@ -993,11 +859,11 @@ api_server::~api_server() {
     // until every resumed one has been back through on_request (or closed).
     for (int i = 0; i < 10000 && im.suspended.load() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     MHD_stop_daemon(im.d);
-    wipe(im.tls_key_pem);
+    im.transport.reset();
 }
 
 api_status api_server::status() const { return _impl->status(); }
 
-bool api_server::tls() const { return !_impl->tls_cert_pem.empty(); }
+bool api_server::tls() const { return _impl->transport && _impl->transport->tls; }
 
 }  // namespace stentor::control

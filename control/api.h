@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "control_plane.h"
+#include "http_guard.h"
 #include "metrics.h"
 #include "stentor/dp_counters.h"
 
@@ -37,7 +38,11 @@ struct api_options {
     unsigned max_connections = 128;
     unsigned max_connections_per_ip = 16;
     unsigned idle_timeout_s = 10;
+    unsigned header_timeout_s = 10;
     unsigned body_timeout_s = 30;
+    // A source's requests refused for their token are logged at most once
+    // per this long (audit.h refusal_log).
+    std::chrono::milliseconds unauthorized_log{10000};
     size_t bodies_in_flight = size_t{32} << 20;   // bytes
     std::chrono::milliseconds publish_wait{2000};
     // HTTPS (docs/api.md "HTTPS"): PEM files of the certificate (chain)
@@ -60,16 +65,12 @@ api_options api_options_from(const api_config& c);
 // api/<name>.
 #define STENTOR_FOREACH_API_STAT(_)                                                                             \
     _(unauthorized, "requests answered 401 from their headers, before any body byte was read")                 \
-    _(too_many_connections, "connections closed at accept: api.max_connections were open")                     \
-    _(too_many_connections_per_ip,                                                                              \
-      "connections closed at accept: their address already had api.max_connections_per_ip open")              \
+    STENTOR_FOREACH_HTTP_GUARD_STAT(_)                                                                          \
     _(body_budget, "requests answered 503: their body would have taken the bodies buffered at once past "       \
                    "api.bodies_in_flight_mib")                                                                  \
     _(body_too_large, "requests answered 413: body larger than its route allows (64 KiB, 8 MiB for bulk)")      \
     _(slow_bodies, "connections closed because a request body took longer than api.body_timeout_s")            \
     _(stalled_requests, "requests cut off by api.idle_timeout_s half-way (body not sent on, or answer not read)") \
-    _(idle_timeouts, "connections closed after api.idle_timeout_s without a request in progress (idle "         \
-                     "keep-alive, or a header never completed)")                                                \
     _(publish_timeouts, "writes answered 503 publish_timeout: accepted, but their publish did not complete "     \
                         "within api.publish_wait_ms")                                                            \
     _(joins_unresolved, "joins answered 202: added, but a next hop had not answered ARP within "                  \
@@ -105,8 +106,5 @@ private:
     std::unique_ptr<impl> _impl;
     unsigned _port = 0;
 };
-
-// Constant-time comparison of a presented bearer token with the profile's.
-bool token_equal(const std::string& presented, const std::string& expected) noexcept;
 
 }  // namespace stentor::control

@@ -633,37 +633,84 @@ void read_limits(const context& c, const toml::table& root, limits_config& l) {
                            l.max_listeners));
 }
 
+// What an HTTP server of ours listens with ([api], [director]).
+struct http_listen {
+    std::string_view section;   // "api", "director"
+    std::string_view server;    // "the API", "the director"
+    const std::string& listen_addr;
+    unsigned listen_port;
+    const std::string& tls_cert;
+    const std::string& tls_key;
+    bool plain_http;
+    // [api] must say plain_http = true even on loopback; the director's
+    // profiles predate the setting, and loopback is all it allows there.
+    bool plain_must_be_said = true;
+};
+
 // HTTPS, or plain HTTP said explicitly and only on loopback (issue 12 item
-// 4). The files are read and loaded with GnuTLS here too, so a wrong path,
-// a group-readable key, a key of another certificate or an encrypted key is
-// a --check error naming the setting, not a start-up failure.
-void check_api_transport(const table_reader& r, const api_config& api) {
-    const bool tls = !api.tls_cert.empty() || !api.tls_key.empty();
+// 4; the director since the second review). The files are read and loaded
+// with GnuTLS here too, so a wrong path, a group-readable key, a key of
+// another certificate or an encrypted key is a --check error naming the
+// setting, not a start-up failure.
+void check_http_transport(const table_reader& r, const http_listen& h) {
+    const auto sec = h.section;
+    const bool tls = !h.tls_cert.empty() || !h.tls_key.empty();
     if (tls) {
-        if (api.tls_cert.empty()) r.fail("tls_key", "set together with api.tls_cert (the certificate it belongs to)");
-        if (api.tls_key.empty()) r.fail("tls_cert", "set together with api.tls_key (its private key)");
-        if (api.plain_http)
-            r.fail("plain_http", "true, but api.tls_cert and api.tls_key are set: the API serves HTTPS or plain HTTP, "
-                                 "not both");
-        const pem_file cert = read_pem_file(api.tls_cert, false);
+        if (h.tls_cert.empty()) r.fail("tls_key", fmt::format("set together with {}.tls_cert (the certificate it belongs to)", sec));
+        if (h.tls_key.empty()) r.fail("tls_cert", fmt::format("set together with {}.tls_key (its private key)", sec));
+        if (h.plain_http)
+            r.fail("plain_http", fmt::format("true, but {0}.tls_cert and {0}.tls_key are set: {1} serves HTTPS or plain "
+                                             "HTTP, not both",
+                                             sec, h.server));
+        const pem_file cert = read_pem_file(h.tls_cert, false);
         if (!cert.error.empty()) r.fail("tls_cert", cert.error);
-        pem_file key = read_pem_file(api.tls_key, true);
+        pem_file key = read_pem_file(h.tls_key, true);
         const wiped guard{key.text};
         if (!key.error.empty()) r.fail("tls_key", key.error);
-        if (const auto bad = check_tls_pair(cert.text, key.text)) r.fail(bad->first, fmt::format("{}: {}", bad->first == "tls_cert" ? api.tls_cert : api.tls_key, bad->second));
+        if (const auto bad = check_tls_pair(cert.text, key.text))
+            r.fail(bad->first, fmt::format("{}: {}", bad->first == "tls_cert" ? h.tls_cert : h.tls_key, bad->second));
         return;
     }
-    const auto ip = parse_ipv4(api.listen_addr);
+    const auto ip = parse_ipv4(h.listen_addr);
     const bool loopback = ip && (*ip >> 24) == 127;
-    if (!api.plain_http)
-        r.fail("listen", fmt::format("the API on {}:{} needs HTTPS (api.tls_cert and api.tls_key) or, on a loopback "
+    if (!h.plain_http && (h.plain_must_be_said || !loopback))
+        r.fail("listen", fmt::format("{} on {}:{} needs HTTPS ({}.tls_cert and {}.tls_key) or, on a loopback "
                                      "address only, plain_http = true said explicitly",
-                                     api.listen_addr, api.listen_port));
+                                     h.server, h.listen_addr, h.listen_port, sec, sec));
     if (!loopback)
         r.fail("plain_http", fmt::format("plain HTTP only on a loopback address (127.0.0.0/8): {} is reachable from other "
-                                         "hosts, and the token and everything set through the API would cross the "
-                                         "network in clear; serve HTTPS there (api.tls_cert, api.tls_key)",
-                                         api.listen_addr));
+                                         "hosts, and the token and everything set through {} would cross the "
+                                         "network in clear; serve HTTPS there ({}.tls_cert, {}.tls_key)",
+                                         h.listen_addr, h.section == "api" ? "the API" : "it (join tokens and passwords)",
+                                         sec, sec));
+}
+
+std::string read_secret_text(const table_reader& r, std::string_view setting, const std::string& path,
+                             std::string_view what);
+
+// The connection limits of an HTTP server of ours (http_guard.h), [api]
+// and [director] alike.
+void read_conn_limits(const table_reader& r, std::string_view section, unsigned& max, unsigned& per_ip, unsigned& idle,
+                      unsigned& header) {
+    r.opt_uint("max_connections", max, 1, 65536);
+    r.opt_uint("max_connections_per_ip", per_ip, 1, 65536);
+    if (per_ip > max)
+        r.fail("max_connections_per_ip", fmt::format("{} is greater than {}.max_connections {}", per_ip, section, max));
+    r.opt_uint("idle_timeout_s", idle, 1, 3600);
+    r.opt_uint("header_timeout_s", header, 1, 3600);
+}
+
+// A bearer token inline (`token`) or from `token_file` (an absolute path,
+// mode 0600 like the key files, whitespace around it ignored). Returns the
+// setting to blame for the token's own rules.
+std::string read_bearer_token(const table_reader& r, std::string& token, std::string& token_file, std::string_view what) {
+    r.opt_string("token_file", token_file);
+    if (token_file.empty()) return "token";
+    if (!token.empty()) r.fail("token_file", "set together with token: give the token inline or in a file, not both");
+    if (token_file.front() != '/') r.fail("token_file", fmt::format("\"{}\" is not an absolute path", token_file));
+    token = read_secret_text(r, "token_file", token_file, what);
+    if (token.empty()) r.fail("token_file", fmt::format("{}: empty", token_file));
+    return "token_file";
 }
 
 // [api] metrics_*: who may scrape /metrics and how many labelled series
@@ -692,10 +739,10 @@ void read_api_metrics(const table_reader& r, api_config& api) {
 
 void read_api(const context& c, const toml::table& root, api_config& api) {
     const auto r = section(c, root, "api",
-                           {"listen", "token", "threads", "max_connections", "max_connections_per_ip",
-                            "idle_timeout_s", "body_timeout_s", "bodies_in_flight_mib", "publish_wait_ms", "tls_cert",
-                            "tls_key", "plain_http", "metrics_token", "metrics_auth", "metrics_top_sessions",
-                            "metrics_top_speakers"});
+                           {"listen", "token", "token_file", "threads", "max_connections", "max_connections_per_ip",
+                            "idle_timeout_s", "header_timeout_s", "body_timeout_s", "bodies_in_flight_mib",
+                            "publish_wait_ms", "unauthorized_log_s", "tls_cert", "tls_key", "plain_http",
+                            "metrics_token", "metrics_auth", "metrics_top_sessions", "metrics_top_speakers"});
     if (const auto* n = r.find("listen")) {
         const auto path = r.key_path("listen");
         const auto s = read_string(c, *n, path);
@@ -707,31 +754,32 @@ void read_api(const context& c, const toml::table& root, api_config& api) {
         api.listen_port = port;
     }
     r.opt_string("token", api.token);
+    const std::string tk = read_bearer_token(r, api.token, api.token_file, "manage the relay");
+    const std::string from = api.token_file.empty() ? "" : " (" + api.token_file + ")";
     // The API can add listeners, i.e. point the relay's traffic anywhere; it
     // must not be reachable with a guessable token. Port 0 disables it.
     if (api.listen_port != 0 && api.token.size() < min_token_len)
-        r.fail("token", fmt::format("the API token must be at least {} characters (or set api.listen "
-                                    "port to 0 to disable the API)",
-                                    min_token_len));
+        r.fail(tk, fmt::format("the API token{} must be at least {} characters (or set api.listen "
+                               "port to 0 to disable the API)",
+                               from, min_token_len));
     if (!std::all_of(api.token.begin(), api.token.end(), [](char ch) { return ch > ' ' && ch < 0x7f; }))
-        r.fail("token", "the API token must be printable ASCII without spaces (it travels in an HTTP header)");
+        r.fail(tk, fmt::format("the API token{} must be printable ASCII without spaces (it travels in an HTTP header)", from));
     // Handlers never wait for a publish on a pool thread (api.cc), so a few
     // threads serve any load; more than 64 only costs memory.
     r.opt_uint("threads", api.threads, 1, 64);
-    r.opt_uint("max_connections", api.max_connections, 1, 65536);
-    r.opt_uint("max_connections_per_ip", api.max_connections_per_ip, 1, 65536);
-    if (api.max_connections_per_ip > api.max_connections)
-        r.fail("max_connections_per_ip", fmt::format("{} is greater than api.max_connections {}",
-                                                     api.max_connections_per_ip, api.max_connections));
-    r.opt_uint("idle_timeout_s", api.idle_timeout_s, 1, 3600);
+    read_conn_limits(r, "api", api.max_connections, api.max_connections_per_ip, api.idle_timeout_s,
+                     api.header_timeout_s);
     r.opt_uint("body_timeout_s", api.body_timeout_s, 1, 3600);
+    r.opt_uint("unauthorized_log_s", api.unauthorized_log_s, 1, 3600);
     // One bulk body (8 MiB) must fit, or bulk joins could never succeed.
     r.opt_uint("bodies_in_flight_mib", api.bodies_in_flight_mib, 8, 65536);
     r.opt_uint("publish_wait_ms", api.publish_wait_ms, 10, 600000);
     r.opt_string("tls_cert", api.tls_cert);
     r.opt_string("tls_key", api.tls_key);
     r.opt_bool("plain_http", api.plain_http);
-    if (api.listen_port != 0) check_api_transport(r, api);
+    if (api.listen_port != 0)
+        check_http_transport(r, {"api", "the API", api.listen_addr, api.listen_port, api.tls_cert, api.tls_key,
+                                 api.plain_http});
     read_api_metrics(r, api);
 }
 
@@ -1481,7 +1529,9 @@ void fleet_defaults(const toml::table& root, const context& c, profile& p) {
 
 void read_director(const context& c, const toml::table& root, director_config& d) {
     const auto r = section(c, root, "director",
-                           {"listen", "director_id", "stale_s", "hold_ms", "max_per_request", "threads", "token"});
+                           {"listen", "director_id", "stale_s", "hold_ms", "max_per_request", "threads", "token",
+                            "token_file", "max_connections", "max_connections_per_ip", "idle_timeout_s",
+                            "header_timeout_s", "tls_cert", "tls_key", "plain_http"});
     if (const auto* n = r.find("listen")) {
         const auto s = read_string(c, *n, r.key_path("listen"));
         const auto at = address_and_number(s, ':');
@@ -1497,9 +1547,17 @@ void read_director(const context& c, const toml::table& root, director_config& d
     r.opt_uint("max_per_request", d.max_per_request, 1, 1000000);
     r.opt_uint("threads", d.threads, 1, 64);
     // It hands out join tokens: nobody may ask without the bearer token.
-    d.token = r.req_string("token");
+    r.opt_string("token", d.token);
+    const std::string tk = read_bearer_token(r, d.token, d.token_file, "place listeners and take their join tokens");
+    if (d.token.empty()) r.fail("token", "required (or token_file): a director hands out join tokens");
     if (d.token.size() < 16 || !std::all_of(d.token.begin(), d.token.end(), [](char ch) { return ch > ' ' && ch < 127; }))
-        r.fail("token", "must be at least 16 printable characters (no spaces)");
+        r.fail(tk, "must be at least 16 printable characters (no spaces)");
+    read_conn_limits(r, "director", d.max_connections, d.max_connections_per_ip, d.idle_timeout_s, d.header_timeout_s);
+    r.opt_string("tls_cert", d.tls_cert);
+    r.opt_string("tls_key", d.tls_key);
+    r.opt_bool("plain_http", d.plain_http);
+    check_http_transport(r, {"director", "the director", d.listen_addr, d.listen_port, d.tls_cert, d.tls_key,
+                             d.plain_http, false});
 }
 
 }  // namespace

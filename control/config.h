@@ -126,13 +126,18 @@ struct api_config {
     std::string listen_addr = "127.0.0.1";
     unsigned listen_port = 8080;
     std::string token;                     // bearer token; empty = API disabled
+    // The token read from this file instead (mode 0600, like the key
+    // files): a profile is often readable by others, a secret must not be.
+    std::string token_file;
     // What an unauthenticated or slow client can hold (issue 10 item 3;
     // docs/api.md "Limits"). Every refusal is counted (stentor_api_*).
     unsigned threads = 4;                  // libmicrohttpd pool threads (epoll)
     unsigned max_connections = 128;        // open connections, all clients
     unsigned max_connections_per_ip = 16;  // open connections from one address
     unsigned idle_timeout_s = 10;          // a connection silent this long is closed
+    unsigned header_timeout_s = 10;        // a request's headers, from the accept (or previous answer)
     unsigned body_timeout_s = 30;          // a whole request body, first to last byte
+    unsigned unauthorized_log_s = 10;      // refused tokens: one log line per source per this long
     unsigned bodies_in_flight_mib = 32;    // request bodies buffered at once, all connections
     unsigned publish_wait_ms = 2000;       // a write waits this long for its publish, then 503
     // HTTPS (issue 12 item 4): PEM files of the certificate (chain) and its
@@ -293,6 +298,16 @@ struct director_config {
     unsigned max_per_request = 100000;    // listeners one request may place
     unsigned threads = 4;                 // HTTP worker threads
     std::string token;                    // bearer token callers present (>= 16 printable characters)
+    std::string token_file;               // or read from this file (mode 0600)
+    // The same accept policy, limits and transport rule as the relay's API
+    // (http_guard.h, docs/fleet.md "Directors").
+    unsigned max_connections = 128;
+    unsigned max_connections_per_ip = 16;
+    unsigned idle_timeout_s = 10;
+    unsigned header_timeout_s = 10;
+    std::string tls_cert;
+    std::string tls_key;
+    bool plain_http = false;
 };
 struct director_profile {
     std::string path;

@@ -625,6 +625,23 @@ std::vector<host_finding> profile_warnings(const profile& p) {
                                            m, p.api.listen_addr.starts_with("127.") ? " from this host" : "")});
                 break;
             }
+    if (!p.api.token.empty() && p.api.token_file.empty() && p.api.listen_port != 0)
+        if (auto why = inline_token_exposed(p.path, "api.token_file")) out.push_back({lvl::warn, "api.token", *why});
+    return out;
+}
+
+std::optional<std::string> inline_token_exposed(const std::string& path, std::string_view setting) {
+    struct stat st{};
+    if (path.empty() || ::stat(path.c_str(), &st) != 0 || (st.st_mode & 044) == 0) return std::nullopt;
+    return fmt::format("written in {} (mode {:04o}), which group or others can read: whoever reads it can use the "
+                       "token; move it to a file of mode 0600 named by {} (or chmod 600 the profile)",
+                       path, static_cast<unsigned>(st.st_mode & 07777), setting);
+}
+
+std::vector<std::string> director_profile_warnings(const director_profile& d) {
+    std::vector<std::string> out;
+    if (d.director.token_file.empty())
+        if (auto why = inline_token_exposed(d.path, "director.token_file")) out.push_back("director.token: " + *why);
     return out;
 }
 

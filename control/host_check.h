@@ -42,9 +42,17 @@ struct host_check_options {
 // means stentord would not start (or would start and not forward).
 std::vector<host_finding> check_host(const profile& p, const host_check_options& o = {});
 
-// Profile settings that are accepted but unwise: today, a bearer token that
-// is one of the shipped placeholders. Warnings only.
+// Profile settings that are accepted but unwise: a bearer token that is
+// one of the shipped placeholders; a token written in the profile itself
+// while the profile is readable by group or others (token_file is the
+// secret's place). Warnings only: stentord logs them at start and
+// `stentord --check` prints them.
 std::vector<host_finding> profile_warnings(const profile& p);
+// The same for a director profile, as lines to print.
+std::vector<std::string> director_profile_warnings(const director_profile& d);
+// Why a token written in the profile at `path` can be read by others (its
+// mode lets group or others read it), or nullopt.
+std::optional<std::string> inline_token_exposed(const std::string& path, std::string_view setting);
 
 // "file:line: key: message" — the line of the key in the profile text (the
 // section's if the key is absent), or "file: key: message" if neither is

@@ -31,108 +31,17 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "fixture.h"
+#include "raw_http.h"
 
 namespace stentor::test {
 namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-// ------------------------------------------------------------ raw HTTP
-
-// A descriptor closed at scope exit.
-struct fd_guard {
-    int fd = -1;
-    explicit fd_guard(int f = -1) : fd(f) {}
-    fd_guard(fd_guard&& o) noexcept : fd(o.fd) { o.fd = -1; }
-    fd_guard& operator=(fd_guard&& o) noexcept {
-        std::swap(fd, o.fd);
-        return *this;
-    }
-    ~fd_guard() {
-        if (fd >= 0) ::close(fd);
-    }
-};
-
-// A TCP connection to the API from a chosen source address: all of 127/8 is
-// on lo, so 127.0.0.2 is another client as far as the server can tell.
-fd_guard connect_from(const std::string& src, unsigned port) {
-    fd_guard s(::socket(AF_INET, SOCK_STREAM, 0));
-    if (s.fd < 0) return s;
-    sockaddr_in b{};
-    b.sin_family = AF_INET;
-    inet_pton(AF_INET, src.c_str(), &b.sin_addr);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    // The source port is picked at connect(), for the whole 4-tuple: a
-    // bind() to port 0 would take a port for the address alone, and runs
-    // of hundreds of connections (and other processes) exhaust them.
-    const int one = 1;
-    setsockopt(s.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    if (::bind(s.fd, reinterpret_cast<sockaddr*>(&b), sizeof b) != 0) return fd_guard();
-    if (::connect(s.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        // A signal (the test's own, to hold a worker) may interrupt the
-        // connect; the handshake goes on: wait for its outcome.
-        if (errno != EINTR) return fd_guard();
-        pollfd p{s.fd, POLLOUT, 0};
-        int err = 0;
-        socklen_t len = sizeof err;
-        while (::poll(&p, 1, 30000) < 0 && errno == EINTR) {
-        }
-        if (getsockopt(s.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) return fd_guard();
-    }
-    // A guard against a server that never answers, not a timing assertion.
-    timeval tv{30, 0};
-    setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(s.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    return s;
-}
-
-bool send_all(int fd, const std::string& data) {
-    size_t off = 0;
-    while (off < data.size()) {
-        const ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        off += static_cast<size_t>(n);
-    }
-    return true;
-}
-
-// Everything until the server closes (or the 30 s guard, or a reset).
-std::string read_to_end(int fd) {
-    std::string out;
-    char buf[4096];
-    for (;;) {
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-}
-
-// The status of a raw answer ("HTTP/1.1 401 ..."), 0 if none.
-int status_of(const std::string& answer) {
-    if (answer.rfind("HTTP/1.", 0) != 0 || answer.size() < 12) return 0;
-    return std::atoi(answer.c_str() + 9);
-}
-
-// One request from `src` with "Connection: close"; the status answered.
-int request_from(const std::string& src, unsigned port, const std::string& method, const std::string& path,
-                 const std::string& token = "") {
-    fd_guard s = connect_from(src, port);
-    if (s.fd < 0) return -1;
-    std::string req = method + " " + path + " HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n";
-    if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
-    req += "\r\n";
-    if (!send_all(s.fd, req)) return -2;
-    return status_of(read_to_end(s.fd));
-}
 
 // Waits (bounded) until pred holds; false if it never did.
 template <class F>
@@ -178,13 +87,16 @@ TEST(api_profile_keys, defaults_values_and_refusals_name_file_line_and_setting) 
     EXPECT_EQ(128u, d.max_connections);
     EXPECT_EQ(16u, d.max_connections_per_ip);
     EXPECT_EQ(10u, d.idle_timeout_s);
+    EXPECT_EQ(10u, d.header_timeout_s);
+    EXPECT_EQ(10u, d.unauthorized_log_s);
     EXPECT_EQ(30u, d.body_timeout_s);
     EXPECT_EQ(32u, d.bodies_in_flight_mib);
     EXPECT_EQ(2000u, d.publish_wait_ms);
     const auto set = control::parse_profile(k_head +
                                                 "threads = 2\nmax_connections = 64\nmax_connections_per_ip = 8\n"
                                                 "idle_timeout_s = 5\nbody_timeout_s = 20\nbodies_in_flight_mib = 16\n"
-                                                "publish_wait_ms = 500\n" + plain,
+                                                "publish_wait_ms = 500\nheader_timeout_s = 3\nunauthorized_log_s = 60\n" +
+                                                plain,
                                             "t.toml")
                          .api;
     const control::api_options o = control::api_options_from(set);
@@ -193,6 +105,8 @@ TEST(api_profile_keys, defaults_values_and_refusals_name_file_line_and_setting) 
     EXPECT_EQ(8u, o.max_connections_per_ip);
     EXPECT_EQ(5u, o.idle_timeout_s);
     EXPECT_EQ(20u, o.body_timeout_s);
+    EXPECT_EQ(3u, o.header_timeout_s);
+    EXPECT_EQ(60000ms, o.unauthorized_log);
     EXPECT_EQ(size_t{16} << 20, o.bodies_in_flight);
     EXPECT_EQ(500ms, o.publish_wait);
     EXPECT_EQ("0123456789abcdef", o.token);
@@ -210,6 +124,9 @@ TEST(api_profile_keys, defaults_values_and_refusals_name_file_line_and_setting) 
          "t.toml:14:26: api.max_connections_per_ip: 9 is greater than api.max_connections 8"},
         {"idle timeout 0", "idle_timeout_s = 0\n", "t.toml:13:18: api.idle_timeout_s:"},
         {"body timeout 0", "body_timeout_s = 0\n", "t.toml:13:18: api.body_timeout_s:"},
+        {"header timeout 0", "header_timeout_s = 0\n", "t.toml:13:20: api.header_timeout_s:"},
+        {"header timeout over an hour", "header_timeout_s = 3601\n", "t.toml:13:20: api.header_timeout_s:"},
+        {"refusal log window 0", "unauthorized_log_s = 0\n", "t.toml:13:22: api.unauthorized_log_s:"},
         {"budget below one bulk body", "bodies_in_flight_mib = 7\n", "t.toml:13:24: api.bodies_in_flight_mib:"},
         {"publish wait 0", "publish_wait_ms = 0\n", "t.toml:13:19: api.publish_wait_ms:"},
         {"not a number", "threads = \"4\"\n", "t.toml:13:11: api.threads:"},
@@ -422,8 +339,10 @@ TEST_F(api_limits, one_address_holding_idle_connections_does_not_lock_out_anothe
     EXPECT_GE(st.counters.idle_timeouts, 16u);
 }
 
-// The total limit holds across addresses, each refusal counted; the slots
-// come back when connections close.
+// The total limit holds across addresses. Full, a new connection closes
+// the oldest one that never presented the token (evicted, counted); when
+// every open connection has presented it, the new one is refused at
+// accept (too_many_connections). The slots come back when they close.
 TEST_F(api_limits, total_connection_limit_across_addresses) {
     control::api_options ao;
     ao.max_connections = 8;
@@ -432,16 +351,214 @@ TEST_F(api_limits, total_connection_limit_across_addresses) {
     const unsigned port_no = env->api->port();
     std::vector<fd_guard> held;
     for (int i = 0; i < 12; ++i) held.push_back(connect_from("127.0.0." + std::to_string(20 + i), port_no));
-    ASSERT_TRUE(eventually([&] {
-        const auto st = env->api->status();
-        return st.connections + st.counters.too_many_connections == 12;
-    }));
-    EXPECT_EQ(8u, env->api->status().connections);
-    EXPECT_EQ(4u, counters().too_many_connections);
+    ASSERT_TRUE(eventually([&] { return counters().evicted == 4 && env->api->status().connections == 8; }))
+        << counters().evicted << " evicted, " << env->api->status().connections << " open";
+    EXPECT_EQ(0u, counters().too_many_connections);
     EXPECT_EQ(0u, counters().too_many_connections_per_ip);
+    EXPECT_TRUE(eventually([&] {
+        int n = 0;
+        for (const auto& h : held) n += closed_by_peer(h.fd) ? 1 : 0;
+        return n == 4;
+    })) << "the four oldest were closed";
     held.clear();
     ASSERT_TRUE(eventually([&] { return env->api->status().connections == 0; }));
+    // Eight kept-alive connections that presented the token hold every slot.
+    std::vector<std::unique_ptr<httplib::Client>> operators;
+    for (int i = 0; i < 8; ++i) {
+        operators.push_back(std::make_unique<httplib::Client>("127.0.0.1", static_cast<int>(port_no)));
+        operators.back()->set_keep_alive(true);
+        auto r = operators.back()->Get("/api/v1/sessions", {{"Authorization", std::string("Bearer ") + test_token}});
+        ASSERT_TRUE(r) << i;
+        EXPECT_EQ(200, r->status);
+    }
+    ASSERT_TRUE(eventually([&] { return env->api->status().connections == 8; }));
+    EXPECT_NE(200, request_from("127.0.0.40", port_no, "GET", "/api/v1/health")) << "refused at accept";
+    EXPECT_TRUE(eventually([&] { return counters().too_many_connections == 1; })) << counters().too_many_connections;
+    EXPECT_EQ(4u, counters().evicted) << "a connection that presented the token is never evicted";
+    operators.clear();
+    ASSERT_TRUE(eventually([&] { return env->api->status().connections == 0; }));
     EXPECT_EQ(200, request_from("127.0.0.40", port_no, "GET", "/api/v1/health"));
+}
+
+// ------------------------------------------------------------ slowloris
+
+// The second review: 8 addresses x 16 connections, each trickling one
+// header byte a second, held all 128 slots; the operator was refused for as
+// long as they liked and idle_timeouts stayed 0 (every byte restarts
+// libmicrohttpd's inactivity timeout). Now the operator is served at once
+// (the oldest connection without the token makes room), and every
+// trickling connection is closed once its headers are not complete within
+// api.header_timeout_s of its accept, however many bytes it sends.
+TEST_F(api_limits, eight_addresses_trickling_headers_neither_lock_out_the_operator_nor_keep_their_slots) {
+    control::api_options ao;   // default limits: 128 in all, 16 per address
+    ao.header_timeout_s = 3;
+    start(ao);
+    const unsigned port_no = env->api->port();
+    std::vector<fd_guard> slow;
+    for (int a = 0; a < 8; ++a)
+        for (int i = 0; i < 16; ++i) {
+            slow.push_back(connect_from("127.0.0." + std::to_string(50 + a), port_no));
+            ASSERT_GE(slow.back().fd, 0) << a << "/" << i;
+            ASSERT_TRUE(send_all(slow.back().fd, "GET /api/v1/sessions HTTP/1.1\r\nX-Pad: "));
+        }
+    ASSERT_TRUE(eventually([&] { return env->api->status().connections == 128; })) << env->api->status().connections;
+    // A byte every 200 ms on each: never idle.
+    std::atomic<bool> stop{false};
+    std::vector<std::atomic<bool>> closed(slow.size());
+    std::thread trickler([&] {
+        while (!stop.load()) {
+            for (size_t i = 0; i < slow.size(); ++i)
+                if (!closed[i] && (!send_all(slow[i].fd, "a") || closed_by_peer(slow[i].fd))) closed[i] = true;
+            std::this_thread::sleep_for(200ms);
+        }
+    });
+    // The operator, from the host, while all 128 slots are held.
+    const int served = request_from("127.0.0.1", port_no, "GET", "/api/v1/sessions", test_token);
+    // Every trickling connection ends (the read guard is 30 s).
+    const bool all_closed = eventually([&] {
+        for (const auto& c : closed)
+            if (!c) return false;
+        return true;
+    });
+    stop.store(true);
+    trickler.join();
+    EXPECT_EQ(200, served);
+    EXPECT_TRUE(all_closed) << "a trickling connection outlived its header deadline";
+    ASSERT_TRUE(eventually([&] { return env->api->status().connections == 0; }));
+    const auto st = counters();
+    EXPECT_EQ(1u, st.evicted) << "the operator's connection took the oldest slot without the token";
+    EXPECT_EQ(127u, st.slow_headers);
+    EXPECT_EQ(0u, st.idle_timeouts);
+    EXPECT_EQ(0u, st.too_many_connections);
+    EXPECT_EQ(0u, st.too_many_connections_per_ip);
+    auto m = env->call("GET", "/metrics");
+    EXPECT_NE(std::string::npos, m.text.find("stentor_api_slow_headers_total 127")) << m.text.substr(m.text.find("stentor_api_"), 600);
+    EXPECT_NE(std::string::npos, m.text.find("stentor_api_evicted_total 1"));
+}
+
+// Each way a connection ends has one name: a table of what the client
+// does, through the real server (header deadline 1 s, idle timeout 2 s).
+TEST_F(api_limits, each_closure_is_counted_by_its_reason) {
+    control::api_options ao;
+    ao.header_timeout_s = 1;
+    ao.idle_timeout_s = 2;
+    start(ao);
+    const unsigned port_no = env->api->port();
+    struct row {
+        const char* what;
+        std::string first;          // sent at once
+        std::string trickle;        // then every 200 ms, until closed
+        int status;                 // answered before the close (0: none)
+        uint64_t control::api_stats::*counter;
+    };
+    const std::string request = std::string("GET /api/v1/sessions HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer ") +
+                                test_token + "\r\n\r\n";
+    const std::vector<row> rows = {
+        {"connects and sends nothing: the idle timeout's", "", "", 0, &control::api_stats::idle_timeouts},
+        {"trickles a header byte every 200 ms: the header deadline's", "GET /api/v1/sessions HTTP/1.1\r\nX-Pad: ", "a",
+         0, &control::api_stats::slow_headers},
+        {"trickles the request line: the header deadline's", "G", "E", 0, &control::api_stats::slow_headers},
+        {"a whole request, then a silent keep-alive: the idle timeout's", request, "", 200,
+         &control::api_stats::idle_timeouts},
+        {"a whole request, then the next one trickled: the header deadline's", request, "a", 200,
+         &control::api_stats::slow_headers},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        const control::api_stats before = counters();
+        fd_guard s = connect_from("127.0.0.9", port_no);
+        ASSERT_GE(s.fd, 0);
+        if (!r.first.empty()) {
+            ASSERT_TRUE(send_all(s.fd, r.first));
+        }
+        std::string answer;
+        bool closed = false;
+        for (int i = 0; i < 150 && !closed; ++i) {
+            std::this_thread::sleep_for(200ms);
+            char b[4096];
+            ssize_t n;
+            while ((n = ::recv(s.fd, b, sizeof b, MSG_DONTWAIT)) > 0) answer.append(b, static_cast<size_t>(n));
+            closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+            if (!closed && !r.trickle.empty()) closed = !send_all(s.fd, r.trickle);
+        }
+        EXPECT_TRUE(closed) << "still open after 30 s";
+        EXPECT_EQ(r.status, status_of(answer)) << answer.substr(0, 100);
+        ASSERT_TRUE(eventually([&] { return env->api->status().connections == 0; }));
+        const control::api_stats after = counters();
+        EXPECT_EQ(before.*r.counter + 1, after.*r.counter);
+        EXPECT_EQ(before.idle_timeouts + before.slow_headers + 1, after.idle_timeouts + after.slow_headers)
+            << "counted under one name only";
+    }
+}
+
+// ------------------------------------------------------------ refused tokens
+
+// The default logger's lines, captured (the reaper thread writes too: a
+// sink that is safe to read while written).
+struct captured_log {
+    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(100000);
+    std::shared_ptr<spdlog::logger> saved = spdlog::default_logger();
+    captured_log() { spdlog::set_default_logger(std::make_shared<spdlog::logger>("test", sink)); }
+    ~captured_log() { spdlog::set_default_logger(saved); }
+    std::vector<std::string> lines(const std::string& s) const {
+        std::vector<std::string> v;
+        for (auto& l : sink->last_formatted())
+            if (l.find(s) != std::string::npos) v.push_back(l);
+        return v;
+    }
+};
+
+// The second review: 5000 writes with a wrong or missing token from one
+// address wrote 5000 warning lines (1.7 MB) in 0.3 s. Now each is counted
+// (unauthorized), the first of a window is logged at once, the rest of the
+// window as one summary line with their count; another address gets its
+// own line; an authenticated write in the middle is audited as always.
+TEST_F(api_limits, refused_tokens_are_counted_and_logged_as_one_summary_per_address_and_window) {
+    control::api_options ao;
+    ao.unauthorized_log = 1000ms;
+    start(ao);
+    captured_log log;
+    const unsigned port_no = env->api->port();
+    const control::api_stats before = counters();
+    httplib::Client c("127.0.0.1", static_cast<int>(port_no));
+    c.set_keep_alive(true);
+    constexpr int n = 5000;
+    int refused = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < n; ++i) {
+        httplib::Headers h;
+        if (i % 2 == 1) h.emplace("Authorization", "Bearer wrong-token-0123456789abcdef");
+        auto r = c.Post("/api/v1/sessions/1/listeners", h, R"({"ip":"203.0.113.5","port":6000})", "application/json");
+        if (r && r->status == 401) ++refused;
+        if (i == n / 2) {
+            EXPECT_EQ(201, env->post("/api/v1/sessions/1/listeners", {{"ip", "203.0.113.7"}, {"port", 6000}}).status);
+        }
+    }
+    const auto windows = static_cast<size_t>((std::chrono::steady_clock::now() - t0) / 1s);
+    EXPECT_EQ(n, refused);
+    EXPECT_EQ(401, request_from("127.0.0.77", port_no, "DELETE", "/api/v1/sessions/1"));
+    EXPECT_EQ(before.unauthorized + n + 1, counters().unauthorized);
+    // Every refusal is accounted for once the window has ended: one line at
+    // once, the rest in summaries (at most one a window).
+    uint64_t accounted = 0;
+    ASSERT_TRUE(eventually([&] {
+        accounted = 0;
+        for (const auto& l : log.lines("api: audit: 127.0.0.1")) {
+            if (l.find("POST /api/v1/sessions/1/listeners -> 401 unauthorized") != std::string::npos) ++accounted;
+            const auto p = l.find("127.0.0.1: ");
+            if (p != std::string::npos && l.find("more request") != std::string::npos)
+                accounted += std::strtoull(l.c_str() + p + 11, nullptr, 10);
+        }
+        return accounted == n;
+    })) << accounted << " of " << n << " refusals in the log";
+    const auto lines = log.lines("api: audit: 127.0.0.1");
+    // The first, the authenticated write's, one summary per window.
+    EXPECT_LE(lines.size(), windows + 4) << "one line per window, not per request";
+    EXPECT_EQ(1u, log.lines("POST /api/v1/sessions/1/listeners -> 401 unauthorized").size());
+    EXPECT_FALSE(log.lines("more requests refused 401 unauthorized in 1 s (at most one line per address per 1 s)").empty());
+    EXPECT_EQ(1u, log.lines("api: audit: 127.0.0.1 POST /api/v1/sessions/1/listeners -> 201").size())
+        << "an authenticated write is audited as always";
+    EXPECT_EQ(1u, log.lines("api: audit: 127.0.0.77 DELETE /api/v1/sessions/1 -> 401 unauthorized").size());
 }
 
 // ------------------------------------------------------------ publishes

@@ -78,6 +78,7 @@ fake_host() {  # DIR: the two-node host lab-x710-10g.toml runs on
 }
 LAB="$WORK/lab.toml"
 sed -e 's/^token = .*/token = "3f9c1d0be07a44c2b1e2f4a5d6c7b8a9"/' configs/lab-x710-10g.toml >"$LAB"
+chmod 600 "$LAB"   # an inline token in a profile others can read is a warning
 fake_host "$WORK/good"
 out=$("$STENTORD" --check --host --host-root "$WORK/good" -c "$LAB" 2>&1); rc=$?
 WHY="rc=$rc $out"

@@ -11,9 +11,13 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
 
+#include "../api/raw_http.h"
 #include "config.h"
 #include "director.h"
+#include "director_api.h"
 #include "etcd_client.h"
 #include "etcd_fixture.h"
 #include "join_mint.h"
@@ -770,7 +774,7 @@ TEST(Director, places_by_family_and_refuses_a_bad_family_without_recording_anyth
 TEST(Director, two_directors_at_once_never_overshoot_nor_duplicate_a_trunk) {
     fleet_fixture f;
     f.add(shared_etcd(), "o1", "origin", 1000, {{7, 40007}});
-    for (int i = 0; i < 4; ++i) f.add(shared_etcd(), "e" + std::to_string(i), "edge", 101 + i);
+    for (int i = 0; i < 4; ++i) f.add(shared_etcd(), std::string("e").append(std::to_string(i)), "edge", 101 + i);
     const control::token_minter m(join_keys());
     director d1(dir_options(shared_etcd(), f.prefix, "d1"), minter_for(m));
     director d2(dir_options(shared_etcd(), f.prefix, "d2"), minter_for(m));
@@ -833,6 +837,162 @@ TEST(Director, etcd_down_serves_the_last_view_for_stale_s_then_refuses) {
     EXPECT_EQ(d.place({7, 5, "", 1}).error, place_error::none);
     d.stop();
     for (auto& r : f.regs) r->stop(true);
+}
+
+// ---------------------------------------------------------------------------
+// The director's HTTP face (control/director_api.cc), served for real: the
+// second review held /v1/place with 1200 trickling connections from one
+// address (no connection limit, a 30 s timeout), served a director on
+// 0.0.0.0 in clear, compared the token byte by byte and showed etcd URLs
+// and error text on an unauthenticated /healthz.
+
+const std::string k_dir_token = "director-test-token-0123456789";
+
+control::director_api_options director_http(unsigned header_timeout_s = 10) {
+    control::director_api_options o;
+    o.token = k_dir_token;
+    o.threads = 2;
+    o.limits = {32, 4, 10, header_timeout_s};
+    return o;
+}
+
+nlohmann::json get_json(unsigned port, const std::string& path, const std::string& token, int* status) {
+    httplib::Client c("127.0.0.1", static_cast<int>(port));
+    httplib::Headers h;
+    if (!token.empty()) h.emplace("Authorization", "Bearer " + token);
+    auto r = c.Get(path, h);
+    *status = r ? r->status : -1;
+    return r ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
+}
+
+TEST(DirectorHttp, trickling_connections_from_eight_addresses_neither_lock_out_place_nor_keep_their_slots) {
+    fleet_fixture f;
+    f.add(shared_etcd(), "o1", "origin", 1000, {{7, 40007}});
+    f.add(shared_etcd(), "e1", "edge", 100);
+    const control::token_minter m(join_keys());
+    director d(dir_options(shared_etcd(), f.prefix, "d1"), minter_for(m));
+    d.start();
+    ASSERT_TRUE(eventually([&] { return d.status().relays == 2; }));
+    control::director_api api(d, director_http(3));
+    const unsigned port = api.port();
+    // One address opening 100: 4 kept, the rest refused at accept.
+    {
+        std::vector<test::fd_guard> one;
+        for (int i = 0; i < 100; ++i) one.push_back(test::connect_from("127.0.0.90", port));
+        ASSERT_TRUE(eventually([&] { return api.status().guard.too_many_connections_per_ip == 96; }))
+            << api.status().guard.too_many_connections_per_ip;
+    }
+    ASSERT_TRUE(eventually([&] { return api.status().connections == 0; }));
+    // 8 addresses x 4 hold all 32 slots, a header byte every 200 ms each.
+    std::vector<test::fd_guard> slow;
+    for (int a = 0; a < 8; ++a)
+        for (int i = 0; i < 4; ++i) {
+            slow.push_back(test::connect_from(std::string("127.0.0.").append(std::to_string(60 + a)), port));
+            ASSERT_TRUE(test::send_all(slow.back().fd, "POST /v1/place HTTP/1.1\r\nX-Pad: "));
+        }
+    ASSERT_TRUE(eventually([&] { return api.status().connections == 32; }));
+    std::atomic<bool> stop{false};
+    std::vector<std::atomic<bool>> closed(slow.size());
+    std::thread trickler([&] {
+        while (!stop.load()) {
+            for (size_t i = 0; i < slow.size(); ++i)
+                if (!closed[i] && (!test::send_all(slow[i].fd, "a") || test::closed_by_peer(slow[i].fd))) closed[i] = true;
+            std::this_thread::sleep_for(200ms);
+        }
+    });
+    httplib::Client c("127.0.0.1", static_cast<int>(port));
+    auto placed = c.Post("/v1/place", {{"Authorization", "Bearer " + k_dir_token}}, R"({"session": 7, "listeners": 3})",
+                         "application/json");
+    const bool all_closed = eventually(
+        [&] {
+            for (const auto& x : closed)
+                if (!x) return false;
+            return true;
+        },
+        30s);
+    stop.store(true);
+    trickler.join();
+    ASSERT_TRUE(placed);
+    EXPECT_EQ(200, placed->status) << placed->body;
+    EXPECT_EQ(3u, nlohmann::json::parse(placed->body, nullptr, false)["placements"].size());
+    EXPECT_TRUE(all_closed) << "a trickling connection outlived its header deadline";
+    ASSERT_TRUE(eventually([&] { return api.status().connections == 0; }));
+    const auto st = api.status().guard;
+    EXPECT_EQ(1u, st.evicted);
+    EXPECT_EQ(31u, st.slow_headers);
+    EXPECT_EQ(0u, st.idle_timeouts);
+    EXPECT_EQ(0u, st.too_many_connections);
+    d.stop();
+    for (auto& r : f.regs) r->stop(true);
+}
+
+TEST(DirectorHttp, healthz_says_ok_or_degraded_and_no_more_without_the_token_and_the_token_is_checked) {
+    fleet_fixture f;
+    f.add(shared_etcd(), "o1", "origin", 1000, {{7, 40007}});
+    const control::token_minter m(join_keys());
+    // Not started: no registry view yet, degraded.
+    director idle(dir_options(shared_etcd(), f.prefix, "d0"), minter_for(m));
+    {
+        control::director_api api(idle, director_http());
+        int status = 0;
+        const auto j = get_json(api.port(), "/healthz", "", &status);
+        EXPECT_EQ(503, status);
+        EXPECT_EQ(nlohmann::json({{"status", "degraded"}}), j) << j.dump();
+    }
+    director d(dir_options(shared_etcd(), f.prefix, "d1"), minter_for(m));
+    d.start();
+    ASSERT_TRUE(eventually([&] { return d.status().relays == 1; }));
+    control::director_api api(d, director_http());
+    struct row {
+        const char* what;
+        std::string path, token;
+        int status;
+        std::vector<std::string> keys;   // exactly these, for an object answer
+    };
+    std::string near = k_dir_token;
+    near.back() = near.back() == '9' ? '8' : '9';
+    const std::vector<row> rows = {
+        {"health without a token: ok, nothing else", "/healthz", "", 200, {"status"}},
+        {"health with a wrong token: the same", "/healthz", "wrong-token-0123456789abcdef", 200, {"status"}},
+        {"health with the token: the details", "/healthz", k_dir_token, 200,
+         {"http", "last_error", "stale", "status", "view_age_s"}},
+        {"registry without a token", "/v1/registry", "", 401, {"error", "reason"}},
+        {"registry with the token but its last character", "/v1/registry", near, 401, {"error", "reason"}},
+        {"registry with a longer token", "/v1/registry", k_dir_token + "x", 401, {"error", "reason"}},
+        {"registry with the token", "/v1/registry", k_dir_token, 200,
+         {"directors", "last_error", "relays", "stale", "trunks", "view_age_s", "watch_restarts"}},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        int status = 0;
+        const auto j = get_json(api.port(), r.path, r.token, &status);
+        EXPECT_EQ(r.status, status);
+        std::vector<std::string> keys;
+        for (const auto& [k, v] : j.items()) keys.push_back(k);
+        EXPECT_EQ(r.keys, keys) << j.dump();
+    }
+    EXPECT_EQ(3u, api.status().unauthorized);
+    d.stop();
+    for (auto& rg : f.regs) rg->stop(true);
+}
+
+TEST(DirectorHttp, plain_http_only_on_loopback) {
+    fleet_fixture f;
+    const control::token_minter m(join_keys());
+    director d(dir_options(shared_etcd(), f.prefix, "d1"), minter_for(m));
+    auto o = director_http();
+    o.listen_addr = "0.0.0.0";
+    try {
+        control::director_api api(d, o);
+        ADD_FAILURE() << "a director in clear on 0.0.0.0 started";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string::npos, std::string(e.what()).find("director: plain HTTP only on a loopback address "
+                                                                "(127.0.0.0/8), not 0.0.0.0"))
+            << e.what();
+    }
+    o.token.clear();
+    o.listen_addr = "127.0.0.1";
+    EXPECT_THROW(control::director_api(d, o), std::invalid_argument) << "no token";
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config.h"
+#include "host_check.h"
 #include "profile_error.h"
 #include "stentor/display_text.h"
 #include "state.h"
@@ -428,6 +429,92 @@ TEST_F(ConfigJoin, DirectorProfileLoadsAndRefusesNamingFileLineAndSetting) {
         }
     }
 }
+// Bearer tokens in files (api.token_file, director.token_file): secrets
+// like the key files (mode 0600, a regular file, an absolute path), the
+// error naming the file and the setting. A token written in a profile that
+// group or others can read is warned about at start and by --check.
+TEST_F(ConfigJoin, TokenFilesAreSecretsAndAnInlineTokenInAReadableProfileIsWarned) {
+    const std::string head = k_eal + k_dp + k_port + "[api]\nplain_http = true\n";
+    const auto good = file("api.token", "  0123456789abcdef-from-file\n");
+    const auto a = parse(head + "token_file = \"" + good + "\"\n").api;
+    EXPECT_EQ(a.token, "0123456789abcdef-from-file") << "white space around it ignored";
+    EXPECT_EQ(a.token_file, good);
+    const auto key = file("k1", hex_a);
+    const std::string fleet = "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\n";
+    const std::string join = "[join]\nkeys = [{ id = 4, secret_file = \"" + key + "\" }]\n";
+    const std::string dir_head = fleet + join + "[director]\ndirector_id = \"d1\"\n";
+    const auto d = parse_director_profile(dir_head + "token_file = \"" + good + "\"\n", "d.toml");
+    EXPECT_EQ(d.director.token, "0123456789abcdef-from-file");
+    struct row {
+        const char* what;
+        std::string text;
+        bool director;
+        std::string error;   // contained in the refusal
+    };
+    const auto loose = file("loose.token", "0123456789abcdef-loose\n", 0644);
+    const auto short_tok = file("short.token", "short\n");
+    const std::vector<row> rows = {
+        {"api token file readable by others", head + "token_file = \"" + loose + "\"\n", false,
+         "api.token_file: " + loose + ": readable or writable by group or others (mode 0644); whoever reads it can "
+         "manage the relay: chmod 600 it"},
+        {"api token and token file", head + "token = \"0123456789abcdef\"\ntoken_file = \"" + good + "\"\n", false,
+         "api.token_file: set together with token"},
+        {"api token file relative", head + "token_file = \"api.token\"\n", false,
+         "api.token_file: \"api.token\" is not an absolute path"},
+        {"api token file missing", head + "token_file = \"/nonexistent/api.token\"\n", false,
+         "api.token_file: /nonexistent/api.token: cannot open"},
+        {"api token file too short", head + "token_file = \"" + short_tok + "\"\n", false,
+         "api.token_file: the API token (" + short_tok + ") must be at least 16 characters"},
+        {"director token file readable by others", dir_head + "token_file = \"" + loose + "\"\n", true,
+         "director.token_file: " + loose + ": readable or writable by group or others (mode 0644)"},
+        {"director without a token", dir_head, true, "director.token: required (or token_file)"},
+        {"director in clear off loopback", dir_head + "token = \"0123456789abcdef\"\nlisten = \"0.0.0.0:18090\"\n", true,
+         "director.listen: the director on 0.0.0.0:18090 needs HTTPS (director.tls_cert and director.tls_key)"},
+        {"director plain_http off loopback",
+         dir_head + "token = \"0123456789abcdef\"\nlisten = \"0.0.0.0:18090\"\nplain_http = true\n", true,
+         "director.plain_http: plain HTTP only on a loopback address (127.0.0.0/8): 0.0.0.0 is reachable"},
+        {"director key without certificate", dir_head + "token = \"0123456789abcdef\"\ntls_key = \"" + good + "\"\n",
+         true, "director.tls_key: set together with director.tls_cert"},
+        {"director header timeout 0", dir_head + "token = \"0123456789abcdef\"\nheader_timeout_s = 0\n", true,
+         "director.header_timeout_s: 0 is out of range 1..3600"},
+        {"director per address over total",
+         dir_head + "token = \"0123456789abcdef\"\nmax_connections = 4\nmax_connections_per_ip = 5\n", true,
+         "director.max_connections_per_ip: 5 is greater than director.max_connections 4"},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        std::string err = "(accepted)";
+        try {
+            if (r.director) parse_director_profile(r.text, "d.toml");
+            else parse(r.text);
+        } catch (const config_error& e) {
+            err = e.what();
+        }
+        EXPECT_NE(std::string::npos, err.find(r.error)) << err;
+    }
+    // The warning: an inline token in a profile of mode 0644, not 0600,
+    // never with token_file.
+    const auto inline_profile = file("relay.toml", k_base, 0644);
+    auto warned = [](const std::vector<host_finding>& v) {
+        for (const auto& f : v)
+            if (f.key == "api.token" && f.message.find("which group or others can read") != std::string::npos &&
+                f.message.find("api.token_file") != std::string::npos)
+                return true;
+        return false;
+    };
+    EXPECT_TRUE(warned(profile_warnings(load_profile(inline_profile))));
+    ASSERT_EQ(0, chmod(inline_profile.c_str(), 0600));
+    EXPECT_FALSE(warned(profile_warnings(load_profile(inline_profile))));
+    const auto file_profile = file("relay-file.toml", head + "token_file = \"" + good + "\"\n", 0644);
+    EXPECT_FALSE(warned(profile_warnings(load_profile(file_profile))));
+    const auto dir_profile = file("director.toml", dir_head + "token = \"0123456789abcdef\"\n", 0644);
+    const auto dw = director_profile_warnings(load_director_profile(dir_profile));
+    ASSERT_EQ(1u, dw.size());
+    EXPECT_EQ(0u, dw[0].rfind("director.token: written in " + dir_profile + " (mode 0644)", 0)) << dw[0];
+    ASSERT_EQ(0, chmod(dir_profile.c_str(), 0600));
+    EXPECT_TRUE(director_profile_warnings(load_director_profile(dir_profile)).empty());
+}
+
 const std::string hex_b = "F0E1D2C3B4A5968778695A4B3C2D1E0F00112233445566778899AABBCCDDEEFF";
 
 std::vector<uint8_t> bytes_of(const std::string& hex) {

@@ -334,7 +334,11 @@ TEST(HostCheck, placeholder_tokens_are_warned_about_and_real_ones_are_not) {
     for (const auto& r : rows) {
         auto p = lab_profile();
         p.api.token = r.token;
-        const auto f = ctl::profile_warnings(p);
+        // Only the placeholder's: the shipped profile is mode 0644, which
+        // makes an inline token a warning of its own (the next test).
+        std::vector<ctl::host_finding> f;
+        for (const auto& x : ctl::profile_warnings(p))
+            if (x.message.find("a shipped placeholder") != std::string::npos) f.push_back(x);
         EXPECT_EQ(!f.empty(), r.warned) << r.token;
         if (!f.empty()) {
             EXPECT_EQ(f[0].key, "api.token");
