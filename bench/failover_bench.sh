@@ -67,7 +67,7 @@ sees() {   # RELAYS...: both directors' views hold exactly these
   local want got n
   want=$(printf '%s\n' "$@" | sort | paste -sd,)
   for n in 1 2; do
-    got=$(nl_ns_exec "$FL_NS_CTL" curl -s -m 2 -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" "$(fl_director_url "$n")/v1/registry" \
+    got=$(nl_ns_exec "$FL_NS_CTL" curl -s -m 2 --cacert "$FL_DIR_CA" -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" "$(fl_director_url "$n")/v1/registry" \
           | jq -r '[.relays[].id] | sort | join(",")' 2>/dev/null || true)
     [[ "$got" == "$want" ]] || return 1
   done

@@ -258,9 +258,21 @@ fleetnet_wait_relay() {
 # fleetnet_start_relay I LOG: both.
 fleetnet_start_relay() { fleetnet_launch_relay "$1" "$2"; fleetnet_wait_relay "$1" "$2"; }
 
-# fleetnet_start_director N: director-N on $FL_DIR_IP:(8089+N); sets FL_DIR_PID[N].
+# fl_director_tls: a self-signed certificate for $FL_DIR_IP (made once per
+# lab): a director off loopback serves HTTPS only (docs/fleet.md); curl and
+# stentor-listener verify it with $FL_DIR_CA.
+fl_director_tls() {
+  FL_DIR_CA="$FL_WORK/director.crt"
+  [[ -s "$FL_DIR_CA" && -s "$FL_WORK/director.key" ]] && return 0
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$FL_DIR_IP" \
+    -addext "subjectAltName=IP:$FL_DIR_IP" -keyout "$FL_WORK/director.key" -out "$FL_DIR_CA" >/dev/null 2>&1 || return 1
+  chmod 600 "$FL_WORK/director.key"
+}
+
+# fleetnet_start_director N: director-N on $FL_DIR_IP:(8089+N), HTTPS; sets FL_DIR_PID[N].
 fleetnet_start_director() {
   local n=$1
+  fl_director_tls || return 1
   cat >"$FL_WORK/director-$n.toml" <<EOF
 [fleet]
 etcd = ["http://127.0.0.1:2379"]
@@ -271,6 +283,8 @@ token_ttl_s = 600
 listen = "$FL_DIR_IP:$((8089 + n))"
 director_id = "director-$n"
 token = "$FL_DIRECTOR_TOKEN"
+tls_cert = "$FL_DIR_CA"
+tls_key = "$FL_WORK/director.key"
 stale_s = 30
 hold_ms = 1000
 threads = 2
@@ -281,7 +295,7 @@ EOF
   netlib_track "${FL_DIR_PID[n]}"
   netlib_wait_for_line "$FL_WORK/director-$n.log" '^director: ready' 15 "${FL_DIR_PID[n]}"
 }
-fl_director_url() { echo "http://$FL_DIR_IP:$((8089 + $1))"; }
+fl_director_url() { echo "https://$FL_DIR_IP:$((8089 + $1))"; }
 
 # fleetnet_start_listener K SECONDS [ARGS...]: listener K (0-based) in
 # ${P}l(K%3+1) placed by the directors (half of them ask director 2 first);
@@ -290,7 +304,7 @@ fleetnet_start_listener() {
   local k=$1 secs=$2; shift 2
   local ns=${FL_NS_L[k % 3]} ip=${FL_LISTENER_IPS[k % 3]} first=1 second=2
   (( k % 2 == 1 )) && { first=2; second=1; }
-  ip netns exec "$ns" env STENTOR_DIRECTOR_TOKEN="$FL_DIRECTOR_TOKEN" "$FL_BUILD/tools/stentor-listener" \
+  ip netns exec "$ns" env STENTOR_DIRECTOR_TOKEN="$FL_DIRECTOR_TOKEN" STENTOR_DIRECTOR_CA="$FL_DIR_CA" "$FL_BUILD/tools/stentor-listener" \
     --listen "$ip:0" --director "$(fl_director_url $first)" --director "$(fl_director_url $second)" \
     --session 1 --consent-interval 1 --failover-after 1 --seconds "$secs" --json "$FL_WORK/lst-$k.json" -q "$@" \
     >"$FL_WORK/lst-$k.out" 2>"$FL_WORK/lst-$k.err" &
@@ -318,7 +332,7 @@ fleetnet_warm_trunks() {
   for ((e = 1; e <= FL_NB_EDGES; e++)); do all+=("\"edge-$e\""); done
   for i in "$@"; do
     others=$(printf '%s\n' "${all[@]}" | grep -vx "\"edge-$i\"" | paste -sd,)
-    nl_ns_exec "$FL_NS_CTL" curl -s -m 5 -o /dev/null -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" \
+    nl_ns_exec "$FL_NS_CTL" curl -s -m 5 --cacert "$FL_DIR_CA" -o /dev/null -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" \
       -d "{\"session\": 1, \"listeners\": 1, \"exclude\": [$others]}" "$(fl_director_url 1)/v1/place" || return 1
   done
   for i in "$@"; do
@@ -450,6 +464,6 @@ fl_wait_for() {
 
 # fl_dplace BODY: "HTTP_CODE" (000 when none) with the reply in $WORK/place.json.
 fl_dplace() {
-  nl_ns_exec "$FL_NS_CTL" curl -s -m 5 -o "$WORK/place.json" -w '%{http_code}' -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" \
+  nl_ns_exec "$FL_NS_CTL" curl -s -m 5 --cacert "$FL_DIR_CA" -o "$WORK/place.json" -w '%{http_code}' -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" \
     -d "$1" "$(fl_director_url 1)/v1/place" || echo 000
 }

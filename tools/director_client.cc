@@ -1,6 +1,7 @@
 #include "director_client.h"
 
 #include <chrono>
+#include <cstdlib>
 
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@ namespace stentor::tools {
 struct director_client::impl {
     std::vector<std::string> urls;
     std::string auth;
+    std::string ca_file;    // $STENTOR_DIRECTOR_CA: the CA (or certificate) https:// directors are verified with
     long timeout_ms;
     CURL* curl = nullptr;   // one handle: its connection to a director is kept alive
     curl_slist* headers = nullptr;
@@ -33,12 +35,17 @@ director_client::director_client(std::vector<std::string> urls, std::string bear
     : _i(std::make_unique<impl>()) {
     if (urls.empty()) throw tool_error("--director: at least one URL");
     for (auto& u : urls) {
-        if (u.rfind("http://", 0) != 0 || u.size() <= 7) throw tool_error("--director " + u + ": not an http:// URL");
+        // https:// for a director off loopback (it serves plain HTTP on
+        // loopback only: docs/fleet.md), verified against the system's CAs
+        // or $STENTOR_DIRECTOR_CA.
+        const bool ok = (u.rfind("http://", 0) == 0 && u.size() > 7) || (u.rfind("https://", 0) == 0 && u.size() > 8);
+        if (!ok) throw tool_error("--director " + u + ": not an http:// or https:// URL");
         while (!u.empty() && u.back() == '/') u.pop_back();
     }
     _i->urls = std::move(urls);
     _i->auth = "Authorization: Bearer " + bearer;
     _i->timeout_ms = timeout_ms;
+    if (const char* ca = std::getenv("STENTOR_DIRECTOR_CA"); ca != nullptr && *ca != '\0') _i->ca_file = ca;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) throw tool_error("curl_global_init failed");
     _i->curl = curl_easy_init();
     if (_i->curl == nullptr) throw tool_error("curl_easy_init failed");
@@ -75,6 +82,7 @@ director_answer director_client::place(const place_query& q) {
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, _i->timeout_ms);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, _i->timeout_ms);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        if (!_i->ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, _i->ca_file.c_str());
         a.director = _i->urls[idx];
         a.http = 0;
         const CURLcode rc = curl_easy_perform(c);

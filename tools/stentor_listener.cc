@@ -1240,8 +1240,9 @@ int main(int argc, char** argv) {
     auto* password = app.add_option("--password", o.password, "--join: the token's password (MESSAGE-INTEGRITY key)");
     auto* consent = app.add_option("--consent-interval", o.consent_interval, "--join, --director: seconds between consent requests")->capture_default_str();
     auto* director = app.add_option("--director", o.directors,
-                                    "ask stentor-director at this URL (http://host:port; repeat for more, tried in order) "
-                                    "where to join, and again when the edge fails or drains (docs/fleet.md)");
+                                    "ask stentor-director at this URL (http://host:port on loopback, https://host:port "
+                                    "elsewhere, verified with $STENTOR_DIRECTOR_CA if set; repeat for more, tried in "
+                                    "order) where to join, and again when the edge fails or drains (docs/fleet.md)");
     auto* dtoken = app.add_option("--director-token", o.director_token, "--director: the director's bearer token")
                        ->envname("STENTOR_DIRECTOR_TOKEN");
     auto* session = app.add_option("--session", o.session, "--director: the session to listen to")->check(CLI::Range(1u, 4294967295u));

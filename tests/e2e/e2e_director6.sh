@@ -48,7 +48,7 @@ fleetnet_e2e_relays edge1_ipv6
 grep -q "^ipv6 = \"$EDGE6/64\"" "$WORK/relay-1.toml" || { fail "${T}_setup" "edge-1's profile has no IPv6 address"; exit 1; }
 fleetnet_e2e_directors 1
 director_sees() {   # the director's view: every relay, edge-1 with its IPv6 address
-  nl_ns_exec "$FL_NS_CTL" curl -s -m 2 -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" "$(fl_director_url 1)/v1/registry" \
+  nl_ns_exec "$FL_NS_CTL" curl -s -m 2 --cacert "$FL_DIR_CA" -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" "$(fl_director_url 1)/v1/registry" \
     | jq -e --arg a "$EDGE6" '([.relays[].id] | sort) == ["edge-1", "edge-2", "origin-1"]
                               and ([.relays[] | select(.id == "edge-1") | .addresses6[0]] == [$a])' >/dev/null 2>&1
 }
@@ -84,7 +84,7 @@ if [[ "$code" == 200 && "$got" == true ]]; then pass "${T}_ipv4_default"; else
 fleetnet_start_speaker 60
 name="${T}_listener"
 rc=0
-ip netns exec "$LNS" env STENTOR_DIRECTOR_TOKEN="$FL_DIRECTOR_TOKEN" "$BUILD_DIR/tools/stentor-listener" \
+ip netns exec "$LNS" env STENTOR_DIRECTOR_TOKEN="$FL_DIRECTOR_TOKEN" STENTOR_DIRECTOR_CA="$FL_DIR_CA" "$BUILD_DIR/tools/stentor-listener" \
   --listen "[$L6]:0" --director "$(fl_director_url 1)" --session 1 --consent-interval 1 --failover-after 2 \
   --seconds 6 --wav-dir "$WORK/wav" --json "$WORK/l6.json" -q >"$WORK/l6.out" 2>"$WORK/l6.err" || rc=$?
 placed=$(sed -n 's/.*placed on edge \([^ ]*\) (\([^)]*\)).*/\1 \2/p' "$WORK/l6.err" | head -n1)

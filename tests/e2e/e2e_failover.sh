@@ -56,7 +56,7 @@ director_sees() {   # N RELAYS...: director N's view holds exactly these relays
   local n=$1; shift
   local want got
   want=$(printf '%s\n' "$@" | sort | paste -sd,)
-  got=$(nl_ns_exec "$FL_NS_CTL" curl -s -m 2 -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" "$(fl_director_url "$n")/v1/registry" \
+  got=$(nl_ns_exec "$FL_NS_CTL" curl -s -m 2 --cacert "$FL_DIR_CA" -H "Authorization: Bearer $FL_DIRECTOR_TOKEN" "$(fl_director_url "$n")/v1/registry" \
         | jq -r '[.relays[].id] | sort | join(",")' 2>/dev/null || true)
   [[ "$got" == "$want" ]]
 }
