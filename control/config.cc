@@ -1017,7 +1017,8 @@ std::vector<srtp_key_config> read_srtp_keys(const context& c, const table_reader
 void read_join(const context& c, const toml::table& root, join_config& jc) {
     const auto r = section(c, root, "join",
                            {"keys", "mint_key_id", "token_ttl_s", "verify_per_s", "consent_timeout_s",
-                            "rebind_after_s", "mode"});
+                            "rebind_after_s", "mode", "max_spent_tokens", "source_join_rate_per_s",
+                            "source_join_burst", "max_bindings_per_source"});
     for_each_table(c, r.find("keys"), r.key_path("keys"), [&](const toml::table& t, const std::string& path, size_t) {
         const table_reader kr(c, t, t.source(), path, {"id", "secret_file"});
         join_key k;
@@ -1059,6 +1060,10 @@ void read_join(const context& c, const toml::table& root, join_config& jc) {
         r.fail("rebind_after_s", fmt::format("{} is not below consent_timeout_s ({}): a NAT rebinding would lose "
                                              "the listener before it could move",
                                              jc.rebind_after_s, jc.consent_timeout_s));
+    r.opt_uint("max_spent_tokens", jc.max_spent_tokens, 1024, 67108864);
+    r.opt_uint("source_join_rate_per_s", jc.source_join_rate_per_s, 1, 10000000);
+    r.opt_uint("source_join_burst", jc.source_join_burst, 1, 10000000);
+    r.opt_uint("max_bindings_per_source", jc.max_bindings_per_source, 1, 100000000);
     std::string mode = "token+static";
     r.opt_string("mode", mode);
     if (mode != "token" && mode != "token+static")

@@ -234,6 +234,12 @@ struct join_config {
     unsigned verify_per_s = 1000000; // MAC verifications per second per RX lcore; beyond: dropped before any MAC
     unsigned consent_timeout_s = 30; // a joined listener silent this long is removed
     unsigned rebind_after_s = 10;    // a token moves to a new address once its old one is silent this long
+    // What one token and one source may cost the desk (docs/join.md "Spent
+    // tokens and sources"). A source is an IPv4 address or an IPv6 /64.
+    unsigned max_spent_tokens = 1048576;       // tokens that left, remembered until their expiry
+    unsigned source_join_rate_per_s = 100;     // joins per second per source (token bucket)
+    unsigned source_join_burst = 1000;         // that bucket's depth
+    unsigned max_bindings_per_source = 1000;   // token listeners one source may hold, all sessions together
     bool static_listeners = true;    // mode "token+static" (default); "token": the API and profiles add none
     const join_key* key(unsigned id) const {
         for (const auto& k : keys)

@@ -27,6 +27,10 @@ control_plane::control_plane(relay& r, const profile& p, control_options o) : _r
         join_desk_config jc;
         jc.consent_timeout_s = p.join.consent_timeout_s;
         jc.rebind_after_s = p.join.rebind_after_s;
+        jc.max_spent_tokens = p.join.max_spent_tokens;
+        jc.source_join_rate_per_s = p.join.source_join_rate_per_s;
+        jc.source_join_burst = p.join.source_join_burst;
+        jc.max_bindings_per_source = p.join.max_bindings_per_source;
         _desk = std::make_unique<join_desk>(*this, r.shared(), jc);
         _ovl->set_shed_observer([d = _desk.get()](const std::vector<shed_record>& recs) { d->forget_shed(recs); });
     }

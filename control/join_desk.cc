@@ -1,9 +1,11 @@
 #include "join_desk.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <unordered_set>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -172,8 +174,7 @@ size_t join_desk::adopt_existing(clock_t_::time_point now, bool all) {
         // Its token is not known until its next request (the renewal path
         // binds it then): a ref no real token has, key id 0, unique per listener.
         const token_ref t{_next_adopted++, 0};
-        _by_token[t] = binding{at, static_cast<uint8_t>(l.tier), now};
-        _by_addr[at] = t;
+        bind(t, binding{at, static_cast<uint8_t>(l.tier), now, 0});
         ++n;
     }
     _nb_bindings.store(_by_token.size(), std::memory_order_relaxed);
@@ -256,6 +257,7 @@ unsigned join_desk::poll(clock_t_::time_point now) {
         _next_sweep = now + std::chrono::seconds(1);
     }
     _nb_bindings.store(_by_token.size(), std::memory_order_relaxed);
+    _nb_spent.store(_spent.size(), std::memory_order_relaxed);
     {
         std::lock_guard lk(_stats_mu);
         _published = _stats;
@@ -286,8 +288,19 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
             // gone already (session ended): the binding goes all the same
         }
         unbind(tok);
+        spend(tok, r.expiry);
         ++_stats.left;
         reply(m);
+        return;
+    }
+
+    // A token that left is spent until its expiry: join and leave in a loop
+    // with one token cost a listener_add, a publish and two journal records
+    // a cycle (500 cycles in 49 ms in the review). Checked before the
+    // cookie: nothing this request could do depends on its address.
+    if (_spent.contains(tok)) {
+        ++_stats.refused_spent;
+        reply(m, 403, "token spent: it left");
         return;
     }
 
@@ -310,6 +323,25 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
         return;
     }
 
+    // Whatever adds a listener at this address is charged to its source
+    // first (docs/join.md "Spent tokens and sources"); refreshes and
+    // renewals at an address already joined are not.
+    bool charged = false;
+    auto source_refused = [&] {
+        if (charged) return false;
+        bool rate = false;
+        const unsigned retry = source_admit(at, now, rate);
+        if (retry == 0) {
+            charged = true;
+            return false;
+        }
+        ++(rate ? _stats.refused_source_rate : _stats.refused_source_bindings);
+        const std::string why = std::string(rate ? "source rate limited" : "source full") +
+                                ", retry in " + std::to_string(retry) + " s";
+        reply(m, 429, why.c_str(), retry * 1000);
+        return true;
+    };
+
     if (it != _by_token.end()) {
         binding& b = it->second;
         if (b.addr == at) {
@@ -323,6 +355,9 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
             reply(m, 409, "token in use at another address");
             return;
         }
+        // A move adds a listener at the new address: charged there before
+        // the old one goes (a refused move leaves the old listener as it was).
+        if (_by_addr.find(at) == _by_addr.end() && source_refused()) return;
         // The old address stopped asking: a NAT rebinding (or the listener
         // moved). The old listener goes, the new address joins below.
         try {
@@ -350,9 +385,8 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
             gone = e.code != error_code::exists;   // refused now: handled as a new join below
         }
         if (!gone) {
-            _by_token.erase(old);
-            a->second = tok;
-            _by_token[tok] = binding{at, tier, now};
+            unbind(old);
+            bind(tok, binding{at, tier, now, r.expiry});
             ++_stats.renewed;
             if (added) wait.push_back({m, at, {}});
             else reply(m);
@@ -361,14 +395,20 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
         unbind(old);
     }
 
+    if (source_refused()) return;
     try {
         _cp.state().listener_add(at.session_id, listener_spec{la.ip, la.port, r.tier, true, la.ip6});
     } catch (const action_error& e) {
         switch (e.code) {
         case error_code::exists:
-            // Registered already (by the operator, or restored from the
-            // journal): from now on it is under consent like any join.
-            break;
+            // One rule: the desk acts only on listeners that joined by token
+            // (its bindings; those restored from the journal are bound at
+            // start). Any other listener at this address — the operator's,
+            // a fleet trunk's — is never taken over: a later leave or
+            // silence of the token would remove it.
+            ++_stats.refused_registered;
+            reply(m, 409, "address in use by a registered listener");
+            return;
         case error_code::capacity:
             ++_stats.refused_capacity;
             reply(m, 503, "relay at capacity");
@@ -394,8 +434,7 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
             return;
         }
     }
-    _by_token[tok] = binding{at, r.tier, now};
-    _by_addr[at] = tok;
+    bind(tok, binding{at, r.tier, now, r.expiry});
     ++_stats.joined;
     wait.push_back({m, at, {}});
 }
@@ -419,11 +458,67 @@ void join_desk::answer_resolved(clock_t_::time_point now) {
     _pending.resize(keep);
 }
 
+void join_desk::bind(const token_ref& t, const binding& b) {
+    _by_token[t] = b;
+    _by_addr[b.addr] = t;
+    ++_per_session[b.addr.session_id];
+    ++_sources[source_of(b.addr)].bindings;
+}
+
 void join_desk::unbind(const token_ref& t) {
     auto it = _by_token.find(t);
     if (it == _by_token.end()) return;
-    _by_addr.erase(it->second.addr);
+    const addr_ref& a = it->second.addr;
+    if (auto s = _per_session.find(a.session_id); s != _per_session.end() && --s->second == 0) _per_session.erase(s);
+    if (auto s = _sources.find(source_of(a)); s != _sources.end() && s->second.bindings > 0)
+        --s->second.bindings;   // the entry goes at the sweep, once its bucket is full again
+    _by_addr.erase(a);
     _by_token.erase(it);
+}
+
+ipv6_addr join_desk::source_of(const addr_ref& a) noexcept {
+    if (a.is_v4()) return a.ip;
+    ipv6_addr p{};
+    std::memcpy(p.data(), a.ip.data(), 8);   // the /64: what one subscriber is given (RFC 6177)
+    return p;
+}
+
+unsigned join_desk::source_admit(const addr_ref& a, clock_t_::time_point now, bool& rate) {
+    source_state& s = _sources[source_of(a)];
+    if (s.bindings >= _cfg.max_bindings_per_source) {
+        // One of them frees within a consent timeout if it goes silent.
+        rate = false;
+        return std::max(1u, _cfg.consent_timeout_s);
+    }
+    const double burst = std::max(1u, _cfg.source_join_burst);
+    const double per_s = std::max(1u, _cfg.source_join_rate_per_s);
+    if (s.refilled == clock_t_::time_point{}) {
+        s.tokens = burst;   // a source seen for the first time starts full
+    } else {
+        const double dt = std::chrono::duration<double>(now - s.refilled).count();
+        s.tokens = std::min(burst, s.tokens + std::max(0.0, dt) * per_s);
+    }
+    s.refilled = now;
+    if (s.tokens < 1.0) {
+        rate = true;
+        return std::max(1u, static_cast<unsigned>(std::ceil((1.0 - s.tokens) / per_s)));
+    }
+    s.tokens -= 1.0;
+    return 0;
+}
+
+void join_desk::spend(const token_ref& t, uint32_t expiry) {
+    if (_spent.contains(t)) return;
+    if (_spent.size() >= _cfg.max_spent_tokens) {
+        // Full: the leave is still done (the client asked to stop hearing
+        // us), the token is not remembered. Its next joins meet the source
+        // limits like anyone's; the counter tells the operator to raise
+        // join.max_spent_tokens.
+        ++_stats.spent_full;
+        return;
+    }
+    _spent.emplace(t, expiry);
+    _spent_by_expiry.emplace(expiry, t);
 }
 
 void join_desk::sweep(clock_t_::time_point now) {
@@ -432,17 +527,14 @@ void join_desk::sweep(clock_t_::time_point now) {
     // Bindings of a session that ended go too: their refreshes must not be
     // answered success for a stream that is not there (a fleet edge ends a
     // session when its trunk goes). One lookup per distinct session.
-    std::vector<uint32_t> ended;
-    {
-        std::vector<uint32_t> ids;
-        for (const auto& [t, b] : _by_token)
-            if (std::find(ids.begin(), ids.end(), b.addr.session_id) == ids.end()) ids.push_back(b.addr.session_id);
-        for (uint32_t id : ids)
-            if (!_cp.state().session(id)) ended.push_back(id);
-    }
+    // The sessions come from the per-session counts (O(sessions)); a search
+    // of a vector per binding cost O(bindings x sessions) here before.
+    std::unordered_set<uint32_t> ended;
+    for (const auto& [id, n] : _per_session)
+        if (!_cp.state().session(id)) ended.insert(id);
     std::vector<token_ref> orphaned;
     for (const auto& [t, b] : _by_token) {
-        if (!ended.empty() && std::find(ended.begin(), ended.end(), b.addr.session_id) != ended.end())
+        if (!ended.empty() && ended.contains(b.addr.session_id))
             orphaned.push_back(t);
         else if (now - b.last_seen >= limit)
             gone.push_back(t);
@@ -460,6 +552,24 @@ void join_desk::sweep(clock_t_::time_point now) {
         unbind(t);
         ++_stats.consent_expired;
     }
+    // Spent tokens past their expiry: the data plane refuses those tokens
+    // before any MAC, nothing left to remember.
+    const auto unix_now = static_cast<uint32_t>(std::time(nullptr));
+    while (!_spent_by_expiry.empty() && _spent_by_expiry.begin()->first < unix_now) {
+        _spent.erase(_spent_by_expiry.begin()->second);
+        _spent_by_expiry.erase(_spent_by_expiry.begin());
+    }
+    _nb_spent.store(_spent.size(), std::memory_order_relaxed);
+    // Sources that hold nothing and whose bucket is full again are as good
+    // as unseen.
+    const double burst = std::max(1u, _cfg.source_join_burst);
+    const double per_s = std::max(1u, _cfg.source_join_rate_per_s);
+    std::erase_if(_sources, [&](const auto& kv) {
+        const source_state& s = kv.second;
+        if (s.bindings > 0) return false;
+        if (s.refilled == clock_t_::time_point{}) return true;
+        return s.tokens + std::chrono::duration<double>(now - s.refilled).count() * per_s >= burst;
+    });
 }
 
 // The answer, built in the request's own mbuf: a success (code 0) or an

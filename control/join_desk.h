@@ -29,6 +29,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -57,6 +58,11 @@ struct join_desk_config {
     unsigned consent_timeout_s = 30;   // a joined listener silent this long is removed
     unsigned rebind_after_s = 10;      // a token may move to a new address once its old one is silent this long
     unsigned batch = 4096;             // requests taken per pass (one publish covers them)
+    // docs/join.md "Spent tokens and sources" (profile [join], same names).
+    unsigned max_spent_tokens = 1048576;       // tokens that left, remembered until their expiry
+    unsigned source_join_rate_per_s = 100;     // joins per second per source (IPv4 address, IPv6 /64)
+    unsigned source_join_burst = 1000;
+    unsigned max_bindings_per_source = 1000;   // token listeners one source holds, all sessions together
 };
 
 // _(field, help). Exported as join_<field> (metrics, telemetry, stats).
@@ -81,7 +87,12 @@ struct join_desk_config {
     _(reply_unbuildable, "responses not sent: they would not fit in their request")                    \
     _(told_to_move, "requests answered 300 while the relay drains (fleet): the listener asks a director again") \
     _(session_gone, "bindings dropped because their session ended (their listeners went with it)")     \
-    _(shed, "bindings dropped because the overload controller shed their listener (its next request is a new join)")
+    _(shed, "bindings dropped because the overload controller shed their listener (its next request is a new join)") \
+    _(refused_spent, "token refused: it left before (a token that left is spent until its expiry) (403)")           \
+    _(spent_full, "leaves whose token could not be remembered as spent: the table was full (join.max_spent_tokens)") \
+    _(refused_source_rate, "join refused: its source (IPv4 address, IPv6 /64) joined too fast (429, with a retry time)") \
+    _(refused_source_bindings, "join refused: its source holds join.max_bindings_per_source listeners (429)")       \
+    _(refused_registered, "token refused at an address that holds a listener it did not join (the operator's, a trunk's) (409)")
 
 struct join_stats {
     STENTOR_STAT_FIELDS(STENTOR_FOREACH_JOIN_STAT, join_stats)
@@ -111,6 +122,7 @@ public:
 
     join_stats stats() const;
     size_t bindings() const;
+    size_t spent_tokens() const { return _nb_spent.load(std::memory_order_relaxed); }
 
     // A fleet relay draining (SIGTERM, docs/fleet.md "Failover"): every
     // request but a leave is answered 300 "draining" (a joined listener's
@@ -148,6 +160,17 @@ private:
         addr_ref addr;
         uint8_t tier;
         std::chrono::steady_clock::time_point last_seen;
+        uint32_t expiry = 0;   // the token's (unix seconds); 0: not known (adopted at start)
+    };
+    // What one source (an IPv4 address, or an IPv6 /64: one subscriber's
+    // prefix) holds and may still spend. An entry exists while the source
+    // holds a binding or its bucket is refilling, so the table is bounded
+    // by the bindings plus the sources that joined within
+    // source_join_burst / source_join_rate_per_s seconds.
+    struct source_state {
+        uint32_t bindings = 0;
+        double tokens = 0;
+        std::chrono::steady_clock::time_point refilled{};
     };
     struct token_hash {
         size_t operator()(const token_ref& t) const noexcept { return t.nonce ^ (uint64_t{t.key_id} << 56); }
@@ -167,7 +190,14 @@ private:
     void handle(rte_mbuf* m, std::chrono::steady_clock::time_point now, std::vector<pending_reply>& wait);
     void sweep(std::chrono::steady_clock::time_point now);
     void answer_resolved(std::chrono::steady_clock::time_point now);
+    void bind(const token_ref& t, const binding& b);
     void unbind(const token_ref& t);
+    // The source key of an address: the address for IPv4, its /64 for IPv6.
+    static ipv6_addr source_of(const addr_ref& a) noexcept;
+    // 0: the source may join now; else the refusal's retry time in seconds
+    // (and `why` says which limit). Takes the join's token when it is 0.
+    unsigned source_admit(const addr_ref& a, std::chrono::steady_clock::time_point now, bool& rate);
+    void spend(const token_ref& t, uint32_t expiry);
     void reply(rte_mbuf* m, unsigned code = 0, const char* reason = nullptr, uint32_t retry_after_ms = 0);
     // The cookie of request r's source (address, port) in its session for
     // time slot `slot`: the slot (4 bytes) and 12 bytes of HMAC-SHA256
@@ -183,6 +213,16 @@ private:
     join_desk_config _cfg;
     std::unordered_map<token_ref, binding, token_hash> _by_token;
     std::unordered_map<addr_ref, token_ref, addr_hash> _by_addr;
+    // Bindings per session: the sweep finds ended sessions in O(sessions),
+    // not by a search per binding.
+    std::unordered_map<uint32_t, uint32_t> _per_session;
+    std::unordered_map<ipv6_addr, source_state, ipv6_addr_hash> _sources;
+    // Tokens that left, until their expiry (unix seconds): at most
+    // max_spent_tokens; the map by expiry lets the sweep forget the expired
+    // ones without a walk.
+    std::unordered_map<token_ref, uint32_t, token_hash> _spent;
+    std::multimap<uint32_t, token_ref> _spent_by_expiry;
+    std::atomic<size_t> _nb_spent{0};
     // Joins published, their answers waiting for the next hop (at most
     // limits.join_resolve_ms): the desk goes on meanwhile, so one listener
     // whose next hop never answers ARP holds up nobody else's answer.

@@ -1806,7 +1806,9 @@ std::vector<shed_record> relay_state::listener_refs(bool by_token_only) const {
     std::vector<shed_record> out;
     for (const auto& [id, s] : _impl->sessions)
         for (const auto& [k, r] : s->listeners)
-            if ((r.flags & lrec_by_token) || !by_token_only) {
+            // A fleet trunk is never under consent, whatever the mode: the
+            // trunk keys in etcd are its truth (docs/join.md "What the desk decides").
+            if (((r.flags & lrec_by_token) || !by_token_only) && !(r.flags & lrec_trunk)) {
                 shed_record rec{id, 0, 0, r.tier, {}};
                 _impl->addr_of(k, &rec.ip, &rec.port, &rec.ip6);
                 out.push_back(rec);

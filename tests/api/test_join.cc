@@ -827,6 +827,197 @@ TEST(join, a_listener_whose_session_ended_and_came_back_is_added_again_when_it_r
     EXPECT_EQ(0u, e.stats().consent_expired);
 }
 
+// ------------------------------------------------ what one token and one source may cost
+//
+// The review's finding: one token from one address did 500 join + leave
+// cycles in 49 ms, each a listener_add under the state mutex, a publish and
+// journal records; and one client holding many tokens could fill a session.
+// A token that left is spent until its expiry; a source (an IPv4 address,
+// an IPv6 /64) is limited in joins per second and in listeners held.
+
+TEST(join, a_token_that_left_is_spent_and_refused_with_its_reason) {
+    join_env e;
+    const auto c = mint(1);
+    ASSERT_TRUE(e.ask(c).has_value());
+    const auto l = e.ask(c, nat_ip, nat_port, true, 5);
+    ASSERT_TRUE(l.has_value());
+    ASSERT_EQ(stun::binding_success, l->type);
+    EXPECT_EQ(1u, e.desk().spent_tokens());
+    struct row {
+        const char* what;
+        uint32_t ip;
+        uint16_t port;
+    };
+    const row rows[] = {
+        {"the spent token again from its own address", nat_ip, nat_port},
+        {"the spent token from another address", nat_ip + 3, 7777},
+    };
+    for (const auto& r : rows) {
+        const uint64_t before = e.stats().refused_spent;
+        const uint64_t published = e.r().state().published_version();
+        const auto a = e.ask(c, r.ip, r.port, false, 6);
+        ASSERT_TRUE(a.has_value()) << r.what;
+        EXPECT_EQ(403, a->code) << r.what << ": " << a->reason;
+        EXPECT_EQ("token spent: it left", a->reason) << r.what;
+        EXPECT_EQ(before + 1, e.stats().refused_spent) << r.what;
+        EXPECT_EQ(0u, e.listeners()) << r.what;
+        EXPECT_EQ(published, e.r().state().published_version()) << r.what << ": a refusal published";
+    }
+    EXPECT_EQ(1u, e.stats().joined) << "a spent token joined again";
+    // Another token from the same address is a new join.
+    const auto d = e.ask(mint(1));
+    ASSERT_TRUE(d.has_value());
+    EXPECT_EQ(stun::binding_success, d->type);
+    EXPECT_EQ(2u, e.stats().joined);
+    EXPECT_EQ(1u, e.listeners());
+}
+
+TEST(join, one_token_in_a_join_leave_loop_costs_one_join) {
+    join_env e;
+    const auto c = mint(1);
+    unsigned ok = 0, refused = 0;
+    for (uint8_t i = 0; i < 50; ++i) {
+        const auto a = e.ask(c, nat_ip, nat_port, false, static_cast<uint8_t>(2 * i));
+        ASSERT_TRUE(a.has_value());
+        if (a->type == stun::binding_success) ++ok;
+        if (a->code == 403) ++refused;
+        e.ask(c, nat_ip, nat_port, true, static_cast<uint8_t>(2 * i + 1));
+    }
+    EXPECT_EQ(1u, ok);
+    EXPECT_EQ(49u, refused);
+    EXPECT_EQ(1u, e.stats().joined);
+    EXPECT_EQ(1u, e.stats().left);
+    EXPECT_EQ(49u, e.stats().leave_unknown) << "the loop's leaves find nobody";
+}
+
+TEST(join, a_source_holds_at_most_max_bindings_per_source_listeners) {
+    join_env e([](control::profile& p) { p.join.max_bindings_per_source = 3; });
+    for (uint16_t i = 0; i < 3; ++i) {
+        const auto a = e.ask(mint(1), nat_ip, static_cast<uint16_t>(nat_port + i));
+        ASSERT_TRUE(a.has_value());
+        EXPECT_EQ(stun::binding_success, a->type) << i;
+    }
+    const auto fourth = e.ask(mint(1), nat_ip, nat_port + 3);
+    ASSERT_TRUE(fourth.has_value());
+    EXPECT_EQ(429, fourth->code) << fourth->reason;
+    EXPECT_EQ("source full, retry in 30 s", fourth->reason);
+    EXPECT_EQ(30000u, fourth->retry_after_ms);
+    EXPECT_EQ(1u, e.stats().refused_source_bindings);
+    EXPECT_FALSE(e.has_listener(nat_ip, nat_port + 3));
+    // Another address is another source.
+    const auto other = e.ask(mint(1), nat_ip + 1, nat_port);
+    ASSERT_TRUE(other.has_value());
+    EXPECT_EQ(stun::binding_success, other->type);
+    // Refreshes and a renewal at an address already joined are not joins.
+    const auto c = mint(1);
+    const auto renew = e.ask(c, nat_ip, nat_port);
+    ASSERT_TRUE(renew.has_value());
+    EXPECT_EQ(stun::binding_success, renew->type);
+    EXPECT_EQ(1u, e.stats().renewed);
+    // One leaves: the source may join again.
+    ASSERT_TRUE(e.ask(c, nat_ip, nat_port, true, 4).has_value());
+    const auto again = e.ask(mint(1), nat_ip, nat_port + 3, false, 5);
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(stun::binding_success, again->type);
+    EXPECT_EQ(4u, e.listeners());
+}
+
+TEST(join, a_source_joins_at_most_source_join_rate_per_s_after_its_burst) {
+    join_env e([](control::profile& p) {
+        p.join.source_join_rate_per_s = 1;
+        p.join.source_join_burst = 2;
+    });
+    for (uint16_t i = 0; i < 2; ++i) {
+        const auto a = e.ask(mint(1), nat_ip, static_cast<uint16_t>(nat_port + i));
+        ASSERT_TRUE(a.has_value());
+        EXPECT_EQ(stun::binding_success, a->type) << i;
+    }
+    const auto third = e.ask(mint(1), nat_ip, nat_port + 2);
+    ASSERT_TRUE(third.has_value());
+    EXPECT_EQ(429, third->code) << third->reason;
+    EXPECT_EQ("source rate limited, retry in 1 s", third->reason);
+    EXPECT_EQ(1000u, third->retry_after_ms);
+    EXPECT_EQ(1u, e.stats().refused_source_rate);
+    EXPECT_EQ(2u, e.listeners());
+    // Another source has its own bucket; this one refills at its rate.
+    const auto other = e.ask(mint(1), nat_ip + 1, nat_port);
+    ASSERT_TRUE(other.has_value());
+    EXPECT_EQ(stun::binding_success, other->type);
+    e.now += std::chrono::seconds(1);
+    const auto later = e.ask(mint(1), nat_ip, nat_port + 2, false, 3);
+    ASSERT_TRUE(later.has_value());
+    EXPECT_EQ(stun::binding_success, later->type);
+    EXPECT_EQ(4u, e.listeners());
+}
+
+// One rule: the desk acts only on listeners that joined by token. A token at
+// the exact address and port of an operator's listener used to adopt it, and
+// the token's leave or silence then removed the operator's listener.
+TEST(join, an_operator_listener_is_never_taken_over_by_a_token) {
+    join_env e;
+    e.r().state().listener_add(1, nat_ip, nat_port, 0, false);   // the operator's
+    const auto c = mint(1);
+    const auto a = e.ask(c);
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(409, a->code) << a->reason;
+    EXPECT_EQ("address in use by a registered listener", a->reason);
+    EXPECT_EQ(1u, e.stats().refused_registered);
+    EXPECT_EQ(0u, e.stats().joined);
+    EXPECT_EQ(0u, e.desk().bindings());
+    const auto l = e.ask(c, nat_ip, nat_port, true, 2);
+    ASSERT_TRUE(l.has_value());
+    EXPECT_EQ(404, l->code) << "the token's leave found a listener to remove";
+    EXPECT_TRUE(e.has_listener(nat_ip, nat_port)) << "the token's leave removed the operator's listener";
+    e.now += std::chrono::seconds(31);
+    e.desk().poll(e.now);
+    EXPECT_TRUE(e.has_listener(nat_ip, nat_port)) << "the token's silence removed the operator's listener";
+    EXPECT_EQ(0u, e.stats().consent_expired);
+}
+
+// The sweep finds ended sessions from its per-session counts: silent
+// listeners of every session go, bindings of an ended session go without a
+// removal, refreshed ones stay. (Behaviour as before the change; its cost
+// is in the commit message.)
+TEST(join, the_sweep_expires_the_silent_listeners_of_each_session_and_forgets_an_ended_one) {
+    join_env e;
+    control::session_params sp;
+    sp.id = 2;
+    sp.udp_port = 40002;
+    e.r().state().session_create(sp);
+    sp.id = 3;
+    sp.udp_port = 40004;
+    e.r().state().session_create(sp);
+    e.r().poll();
+    auto ask_to = [&](const credentials& c, uint16_t dport, uint16_t sport) {
+        std::optional<answer> a;
+        for (int round = 0; round < 2; ++round) {
+            const bytes req = request(c, false, 1, e.cookie_for(join_env::source4(nat_ip, sport)));
+            a = e.ask(req, frame_from(req, nat_ip, sport, dport), c);
+            if (!a || a->code != 438) break;
+        }
+        return a;
+    };
+    const auto s1 = mint(1), s2_quiet = mint(2), s2_talks = mint(2), s3 = mint(3);
+    for (const auto& [c, dport, sport] : {std::tuple{s1, 40000, 5001}, {s2_quiet, 40002, 5002}, {s2_talks, 40002, 5003},
+                                          {s3, 40004, 5004}}) {
+        const auto a = ask_to(c, static_cast<uint16_t>(dport), static_cast<uint16_t>(sport));
+        ASSERT_TRUE(a.has_value()) << sport;
+        ASSERT_EQ(stun::binding_success, a->type) << sport << ": " << a->reason;
+    }
+    EXPECT_EQ(4u, e.desk().bindings());
+    e.r().state().session_end(3);
+    e.now += std::chrono::seconds(20);
+    ASSERT_TRUE(ask_to(s2_talks, 40002, 5003).has_value());   // a refresh
+    e.now += std::chrono::seconds(11);
+    e.desk().poll(e.now);
+    EXPECT_EQ(1u, e.stats().session_gone) << "session 3's binding";
+    EXPECT_EQ(2u, e.stats().consent_expired) << "session 1's and session 2's silent ones";
+    EXPECT_EQ(1u, e.desk().bindings());
+    EXPECT_FALSE(e.has_listener(nat_ip, 5001, 1));
+    EXPECT_FALSE(e.has_listener(nat_ip, 5002, 2));
+    EXPECT_TRUE(e.has_listener(nat_ip, 5003, 2));
+}
+
 // ---------------------------------------------------------------- over IPv6 (issue 15)
 //
 // The same join path for a request that arrives over IPv6: the listener is
@@ -1290,4 +1481,27 @@ TEST(join6, a_dedicated_join_lcore_verifies_ipv6_requests) {
     EXPECT_EQ(2u, per[1].join_verified);
     EXPECT_TRUE(e.send(frame6_from(request(forged(mint(1))), nat6, nat_port + 1)).empty());
     EXPECT_EQ(1u, e.r().per_lcore()[1].drop(dp::drop_reason::join_forged));
+}
+
+TEST(join6, an_ipv6_source_is_its_slash_64) {
+    join6_env e([](control::profile& p) { p.join.max_bindings_per_source = 2; });
+    addr6 a = nat6, b = nat6, other = nat6;
+    b[15] = 0x65;    // the same /64
+    other[7] = 1;    // 2001:db8:200:1::64: another /64
+    const auto one = e.ask6(mint(1), a);
+    const auto two = e.ask6(mint(1), b);
+    ASSERT_TRUE(one.has_value());
+    ASSERT_TRUE(two.has_value());
+    EXPECT_EQ(stun::binding_success, one->type);
+    EXPECT_EQ(stun::binding_success, two->type);
+    addr6 c = nat6;
+    c[8] = 0x42;     // 2001:db8:200:0:4200::64, still the same /64
+    const auto three = e.ask6(mint(1), c);
+    ASSERT_TRUE(three.has_value());
+    EXPECT_EQ(429, three->code) << three->reason;
+    EXPECT_EQ(1u, e.stats().refused_source_bindings);
+    const auto four = e.ask6(mint(1), other);
+    ASSERT_TRUE(four.has_value());
+    EXPECT_EQ(stun::binding_success, four->type) << four->reason;
+    EXPECT_EQ(3u, e.listeners6());
 }

@@ -664,7 +664,7 @@ std::vector<error_row> error_rows() {
         {"capture_max_seconds_zero", b + "[capture]\nmax_seconds = 0\n",
          "t.toml:15:15: capture.max_seconds: 0 is out of range 1..86400"},
         // [join] (the rows that need key files on disk: ConfigJoin below)
-        {"unknown_join", b + "[join]\nkey = 1\n", "t.toml:15:1: join.key: unknown setting (known here: keys, mint_key_id, token_ttl_s, verify_per_s, consent_timeout_s, rebind_after_s, mode)"},
+        {"unknown_join", b + "[join]\nkey = 1\n", "t.toml:15:1: join.key: unknown setting (known here: keys, mint_key_id, token_ttl_s, verify_per_s, consent_timeout_s, rebind_after_s, mode, max_spent_tokens, source_join_rate_per_s, source_join_burst, max_bindings_per_source)"},
         {"join_ttl_zero", b + "[join]\ntoken_ttl_s = 0\n", "t.toml:15:15: join.token_ttl_s: 0 is out of range 1..604800"},
         {"join_ttl_over_a_week", b + "[join]\ntoken_ttl_s = 604801\n",
          "t.toml:15:15: join.token_ttl_s: 604801 is out of range 1..604800"},
