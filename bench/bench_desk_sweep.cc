@@ -9,7 +9,9 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <cstring>
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
@@ -98,6 +100,52 @@ void BM_sweep_per_session_counts(benchmark::State& st) {
     }
     st.SetItemsProcessed(st.iterations() * st.range(0));
 }
+
+// After, too: the walk the sweep added over the source table (IPv4
+// addresses, IPv6 /64s) to drop sources that hold nothing and whose bucket
+// is full again. Worst case: every binding its own source, none idle.
+// Argument: sources.
+using ipv6_addr = std::array<uint8_t, 16>;
+struct ipv6_addr_hash {   // control/ipv6.h's
+    size_t operator()(const ipv6_addr& a) const noexcept {
+        uint64_t h, l;
+        std::memcpy(&h, a.data(), 8);
+        std::memcpy(&l, a.data() + 8, 8);
+        uint64_t k = h ^ (l * 0x9e3779b97f4a7c15ULL);
+        k ^= k >> 29;
+        k *= 0xbf58476d1ce4e5b9ULL;
+        k ^= k >> 32;
+        return static_cast<size_t>(k);
+    }
+};
+struct source_state {
+    uint32_t bindings = 0;
+    double tokens = 0;
+    clock_t_::time_point refilled{};
+};
+
+void BM_sweep_sources(benchmark::State& st) {
+    std::unordered_map<ipv6_addr, source_state, ipv6_addr_hash> sources;
+    const auto now = clock_t_::now();
+    for (int64_t i = 0; i < st.range(0); ++i) {
+        ipv6_addr a{};
+        a[10] = a[11] = 0xff;
+        const auto v = static_cast<uint32_t>(0x0a000000 + i);
+        std::memcpy(a.data() + 12, &v, 4);
+        sources[a] = source_state{1, 1000.0, now};
+    }
+    for (auto _ : st) {
+        const size_t n = std::erase_if(sources, [&](const auto& kv) {
+            const source_state& s = kv.second;
+            if (s.bindings > 0) return false;
+            if (s.refilled == clock_t_::time_point{}) return true;
+            return s.tokens + std::chrono::duration<double>(now - s.refilled).count() * 100.0 >= 1000.0;
+        });
+        benchmark::DoNotOptimize(n);
+    }
+    st.SetItemsProcessed(st.iterations() * st.range(0));
+}
+BENCHMARK(BM_sweep_sources)->Arg(1500000)->Unit(benchmark::kMillisecond)->Repetitions(3);
 
 void args(benchmark::internal::Benchmark* b) {
     for (int64_t s : {1, 64, 1024}) b->Args({1500000, s});
