@@ -12,11 +12,17 @@
 //     packets that pass the cheap checks (right sequence number, wrong tag:
 //     one MAC each); beside a bare libsrtp2 srtp_unprotect loop over the same
 //     packets on the same core.
+//  3. Egress per core: the egress index and one protect, what an RX lcore
+//     runs per speaker packet of a session_key session: the old
+//     srtp::tx_index (the speaker's own numbers) beside dp::egress_index
+//     (the claim from the session's high-water mark, one CAS), alternated
+//     in the same run.
 //
 // The last line is
 //   RESULT srtp_fanout_ratio=<on/off> srtp_ingress_pps=<x> srtp_ref_pps=<y> listeners=<n>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -33,6 +39,7 @@
 #include "drivers.h"
 #include "reference.h"
 #include "relay.h"
+#include "stentor/dp_srtp.h"
 #include "stentor/srtp.h"
 
 namespace {
@@ -195,6 +202,47 @@ int main(int argc, char** argv) {
     std::printf("srtp_ingress_mpps median=%.3f min=%.3f max=%.3f reps=%u\n", so.median / 1e6, so.min / 1e6, so.max / 1e6, reps);
     std::printf("libsrtp2_unprotect_mpps median=%.3f min=%.3f max=%.3f reps=%u\n", sr.median / 1e6, sr.min / 1e6,
                 sr.max / 1e6, reps);
+    {
+        // Egress per core: the index and one protect, what an RX lcore runs
+        // per speaker packet of a session_key session. "tx_index": the
+        // speaker's own numbers (before the egress index fix); "claim": the
+        // session's high-water mark (dp::egress_index, one CAS). Alternated.
+        dp::dp_srtp_egress streams{};
+        dp::dp_srtp_egress_slot* slot = dp::egress_slot(streams, 0x01000000);
+        srtp::stream old_st{};
+        srtp::tx_stream new_st{};
+        std::vector<double> a, b;
+        uint64_t seq = 0;
+        auto pkt = rtp_packet(0, payload);
+        const uint32_t n = static_cast<uint32_t>(pkt.size());
+        pkt.resize(n + srtp::max_trailer);
+        for (unsigned rep = 0; rep < reps; ++rep)
+            for (const bool claim : {false, true}) {
+                const auto t0 = clock_type::now();
+                constexpr unsigned iters = 200000;
+                for (unsigned i = 0; i < iters; ++i, ++seq) {
+                    const auto s16 = static_cast<uint16_t>(seq);
+                    uint64_t idx;
+                    if (claim) {
+                        uint64_t in = s16;
+                        const bool restart = new_st.started == 0 || !srtp::estimate_index(new_st.in_top, true, s16, &in);
+                        idx = dp::egress_index(*slot, new_st, in, 0x01000000, restart);
+                        if (restart || in > new_st.in_top) new_st.in_top = in;
+                    } else {
+                        idx = srtp::tx_index(old_st, s16, 0x01000000);
+                    }
+                    pkt[2] = static_cast<uint8_t>(idx >> 8);
+                    pkt[3] = static_cast<uint8_t>(idx);
+                    if (srtp::protect(ks, 0, idx, pkt.data(), n, 12) == 0) std::abort();
+                }
+                (claim ? b : a).push_back(iters / std::chrono::duration<double>(clock_type::now() - t0).count());
+            }
+        const stats sa = summarise(a), sb = summarise(b);
+        std::printf("egress_tx_index_protect_mpps median=%.3f min=%.3f max=%.3f reps=%u\n", sa.median / 1e6, sa.min / 1e6,
+                    sa.max / 1e6, reps);
+        std::printf("egress_claim_protect_mpps median=%.3f min=%.3f max=%.3f reps=%u\n", sb.median / 1e6, sb.min / 1e6,
+                    sb.max / 1e6, reps);
+    }
     std::printf("srtp_forged_drop_mpps median=%.3f min=%.3f max=%.3f reps=%u (one MAC each)\n", sf.median / 1e6,
                 sf.min / 1e6, sf.max / 1e6, reps);
     std::fflush(stdout);

@@ -16,6 +16,7 @@
 #include "dp_memory.h"
 #include "ip6.h"
 #include "journal.h"
+#include "stentor/dp_srtp.h"
 #include "stentor/dp_worker.h"
 #include "stentor/srtp.h"
 
@@ -198,6 +199,9 @@ struct session_state : session_params {
     // First-copy table of the session's trunk flows (dp_dedup), allocated
     // with the first one, freed after the grace period of the session's end.
     dp::dp_dedup* dedup = nullptr;
+    // Egress index high-water marks by SSRC (dp_srtp_egress), allocated when
+    // the session first protects, freed after the grace period of its end.
+    dp::dp_srtp_egress* srtp_streams = nullptr;
     session_tally tally{};                // joins, leaves, ... (the speakers' counts come from the data plane)
 
     // Distinct streams the speakers bring: each speaker's, but the trunk
@@ -318,6 +322,14 @@ struct relay_state::impl {
     // SRTP: keys replaced or removed, freed (wiped) after the grace period;
     // the published keysets by speaker slot and their array.
     std::vector<srtp::key*> retired_keys;
+    // Egress index high-water marks of ended sessions, by session id: (slot
+    // tag, next index). A session created again under the id (the same
+    // profile key, maybe) starts its SSRCs above them. In memory only: a
+    // relay restart forgets them (docs/srtp.md "Egress index", what remains).
+    std::map<uint32_t, std::vector<std::pair<uint64_t, uint64_t>>> egress_hw;
+    // Packets an ended session's lcores may still protect between the read
+    // of its marks and the grace period (a few at 50 packets/s; generous).
+    static constexpr uint64_t egress_hw_margin = 1024;
     std::vector<srtp::keyset*> speaker_keysets;                     // by slot (limits.max_speakers)
     const srtp::keyset** speaker_keys_arr = nullptr;
     bool keys_dirty = true;
@@ -354,6 +366,7 @@ struct relay_state::impl {
             dp_free(s->published);
             dp_free(s->srtp_tx_published);
             dp_free(s->dedup);
+            dp_free(s->srtp_streams);
         }
         for (auto* ks : speaker_keysets) dp_free(ks);
         dp_free(speaker_keys_arr);
@@ -871,6 +884,19 @@ struct relay_state::impl {
         s.srtp_tx_published = s.srtp_tx.build();
         d->srtp_tx = s.srtp_tx_published;
         d->dedup = s.dedup;
+        if (d->srtp_egress && s.srtp_streams == nullptr) {
+            // Zeroed: every SSRC starts at its speaker's own numbers, unless
+            // an earlier session under this id protected for it: then above
+            // what that one used (egress_hw, docs/srtp.md "Egress index").
+            s.srtp_streams = alloc_zeroed<dp::dp_srtp_egress>(sizeof(dp::dp_srtp_egress));
+            if (const auto it = egress_hw.find(s.id); it != egress_hw.end()) {
+                // Where the data plane looks for the SSRC (its hash, then probes).
+                for (const auto& [tag, next] : it->second)
+                    if (auto* sl = dp::egress_slot(*s.srtp_streams, static_cast<uint32_t>(tag)))
+                        sl->next.store(next + egress_hw_margin, std::memory_order_relaxed);
+            }
+        }
+        d->srtp_streams = s.srtp_streams;
         for (unsigned sh_i = 0; sh_i < nb_shards; ++sh_i)
             for (unsigned t = 0; t < max_tiers; ++t) {
                 d->lists[sh_i][t] = publish_list<dp_listener_list>(s.lists[sh_i * max_tiers + t]);
@@ -1088,6 +1114,22 @@ void relay_state::session_end(uint32_t id) {
     s.srtp_tx_published = nullptr;
     if (s.dedup) im.retired.push_back(s.dedup);   // RX lcores may hold it until the grace period
     s.dedup = nullptr;
+    if (s.srtp_streams) {
+        // What a later session under this id must start above: read now,
+        // while lcores may still protect a packet or two until the grace
+        // period (egress_hw_margin covers them).
+        auto& hw = im.egress_hw[id];
+        for (const auto& sl : s.srtp_streams->slot) {
+            const uint64_t tag = sl.tag.load(std::memory_order_acquire);
+            if (tag == 0) continue;
+            const uint64_t next = sl.next.load(std::memory_order_acquire);
+            auto it = std::find_if(hw.begin(), hw.end(), [&](const auto& p) { return p.first == tag; });
+            if (it == hw.end()) hw.emplace_back(tag, next);
+            else it->second = std::max(it->second, next);
+        }
+        im.retired.push_back(s.srtp_streams);
+        s.srtp_streams = nullptr;
+    }
     im.drop_keys(s.srtp_tx);
     for (auto& [slot, m] : s.speaker_keys) im.drop_keys(m);
     if (!s.speaker_keys.empty()) im.keys_dirty = true;

@@ -245,11 +245,33 @@ bool rtp_flow_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t*
     rte_mbuf* fan = m;
     if (sess->srtp_egress) {
         // Encrypt once (dp_srtp.h): the listeners' copy is protected here,
-        // the recorder keeps the plaintext. The index is the one just
-        // authenticated, else this speaker's own count (same SSRC, same
-        // sequence numbers as it sent).
-        const uint64_t index = ks != nullptr ? plan.index
-                                             : srtp::tx_index(e.srtp_tx, wire::load_be16(rtp + 2), pr.ssrc_be);
+        // the recorder keeps the plaintext. The index is claimed from the
+        // session's high-water mark for the SSRC (never one used before,
+        // whatever the speaker's numbers do), proposed from the speaker's
+        // own: the one just authenticated, else estimated from its sequence
+        // number against what this entry saw last.
+        const uint16_t seq = wire::load_be16(rtp + 2);
+        const bool same = e.srtp_tx.started != 0 && e.srtp_tx.ssrc_be == pr.ssrc_be;
+        bool restart = rv == rtp_verdict::resync;
+        uint64_t in_index;
+        if (ks != nullptr) {
+            in_index = plan.index;
+            restart = restart || plan.fresh != 0;
+        } else if (restart || !same || !srtp::estimate_index(e.srtp_tx.in_top, true, seq, &in_index)) {
+            in_index = seq;   // a new stream of the speaker's: its ROC 0
+            restart = true;
+        }
+        dp_srtp_egress_slot* slot = sess->srtp_streams != nullptr ? egress_slot(*sess->srtp_streams, pr.ssrc_be) : nullptr;
+        if (slot == nullptr) [[unlikely]] {
+            ++c->drop(drop_reason::srtp_egress_streams);
+            return false;
+        }
+        const uint64_t index = egress_index(*slot, e.srtp_tx, in_index, pr.ssrc_be, restart);
+        if (index == no_egress_index) {
+            ++c->drop(drop_reason::srtp_egress_late);
+            return false;
+        }
+        if (restart || in_index > e.srtp_tx.in_top) e.srtp_tx.in_top = in_index;
         if (record) {
             rte_mbuf_refcnt_update(m, 1);   // publish_record consumes one reference
             publish_record(*w->sh, m, c);

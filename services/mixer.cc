@@ -103,7 +103,7 @@ struct mixer::session {
     uint32_t ts_base = 0;
     uint16_t seq = 0;
     uint32_t ssrc = 0;
-    srtp::stream srtp_tx{};            // ROC of the mix's SSRC when the session protects (dp_srtp.h)
+    srtp::tx_stream srtp_tx{};         // the mix's proposal for its egress index when the session protects (dp_srtp.h)
     bool talking = false;              // the previous frame period emitted a packet
     bool failed = false;               // see fail(): no state, packets dropped until the session ends
     float gain = 1.0f;
@@ -640,7 +640,24 @@ void mixer::tick(session& s, uint64_t now_ns) {
     if (ds.srtp_egress) {
         // Encrypt once (dp_srtp.h): the listeners get the mix protected with
         // the session key; the recording keeps the plaintext.
-        const uint64_t index = srtp::tx_index(s.srtp_tx, static_cast<uint16_t>(s.seq - 1), __builtin_bswap32(s.ssrc));
+        // The index is claimed from the session's high-water mark for the
+        // mix SSRC (dp_srtp.h egress_index): a mixer state started again in
+        // the session's life (a new mixer session object, the same SSRC,
+        // a new random sequence number) continues above what was sent.
+        const uint16_t seq = static_cast<uint16_t>(s.seq - 1);
+        const uint32_t ssrc_be = __builtin_bswap32(s.ssrc);
+        uint64_t in_index = seq;
+        const bool restart = s.srtp_tx.started == 0 || !srtp::estimate_index(s.srtp_tx.in_top, true, seq, &in_index);
+        dp::dp_srtp_egress_slot* slot = ds.srtp_streams != nullptr ? dp::egress_slot(*ds.srtp_streams, ssrc_be) : nullptr;
+        const uint64_t index = slot != nullptr ? dp::egress_index(*slot, s.srtp_tx, in_index, ssrc_be, restart)
+                                               : dp::no_egress_index;
+        if (index == dp::no_egress_index) {
+            ++_counters.drop(slot == nullptr ? dp::drop_reason::srtp_egress_streams : dp::drop_reason::srtp_egress_late);
+            rte_pktmbuf_free(m);
+            ++_stats.publish_failed;
+            return;
+        }
+        if (restart || in_index > s.srtp_tx.in_top) s.srtp_tx.in_top = in_index;
         if (record) {
             rte_mbuf_refcnt_update(m, 1);
             if (!dp::publish_record(*_cfg.shared, m, &_counters)) ++_stats.publish_failed;

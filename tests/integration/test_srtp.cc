@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <map>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -422,6 +424,8 @@ TEST(srtp_egress, the_mixer_protects_each_mixed_packet_once_and_records_the_plai
     sess.generation = 100;
     sess.srtp_egress = 1;
     sess.srtp_tx = &ks;
+    dp::dp_srtp_egress streams{};
+    sess.srtp_streams = &streams;
     sess.lists[0][0] = &someone;
     dp::dp_session* ptrs[1] = {&sess};
     dp::dp_snapshot snap{};
@@ -486,6 +490,132 @@ TEST(srtp_egress, the_mixer_protects_each_mixed_packet_once_and_records_the_plai
     EXPECT_EQ(in_use0, rte_mempool_in_use_count(test_pool())) << "mbufs leaked";
     for (rte_ring* r : {in, rec, shard}) rte_ring_free(r);
     srtp::key_free(k);
+}
+
+// The egress index (docs/srtp.md "Egress index"): whatever the speaker's
+// sequence numbers do, no (session key, SSRC, index) is protected twice.
+// Each row is a phase of one session's life, in order; a libsrtp2 listener
+// that holds the session key (and libsrtp2's own replay check: an index it
+// saw again would be refused) must decrypt every packet the relay sends,
+// the sequence numbers it sees go on by exactly one across every phase,
+// and the indices, collected over the whole table, never repeat.
+struct egress_phase {
+    const char* what;
+    uint16_t first_seq;                        // the speaker's first sequence number in this phase
+    unsigned n;                                // packets sent
+    unsigned lost;                             // of which the relay drops (a restart's first packet: seq_jump)
+    enum { none, quiet, readd, recreate } before;
+    unsigned gap;                              // sequence numbers the relay skips at the phase's first packet
+    bool srtp_too;                             // also for an SRTP speaker (which cannot go back: srtp_replay)
+};
+
+TEST(srtp_egress, a_speaker_that_goes_back_never_gets_an_egress_index_again) {
+    for (const bool in : {false, true}) {
+        SCOPED_TRACE(in ? "speaker sends SRTP" : "speaker sends RTP");
+        const egress_phase phases[] = {
+            {"a stream of 41 from 1000", 1000, 41, 0, egress_phase::none, 0, true},
+            {"the speaker restarts with its SSRC, 800 lower (ffmpeg -ssrc): a resync after 1 s", 200, 23, 1,
+             egress_phase::quiet, 0, false},
+            {"and again, at the sequence number of its first stream", 1000, 17, 1, egress_phase::quiet, 0, false},
+            {"removed and added again (fresh per-queue entries), from 5", 5, 19, 0, egress_phase::readd, 0, true},
+            {"the session ended and created again with the same key, from 1000", 1000, 13, 0, egress_phase::recreate,
+             1024, true},
+        };
+        srtp_relay t(in ? "srtpidx1" : "srtpidx0", in ? control::srtp_ingress_mode::required : control::srtp_ingress_mode::off,
+                     control::srtp_egress_mode::session_key);
+        auto keys = [&] {
+            t.session_key(spec_of("s1", 50, 0x01));
+            if (in) t.speaker_key(spec_of("a", 1, 0x07));
+        };
+        keys();
+        peer listener({{50, 0x01}}, false);
+        std::set<uint64_t> seen;               // ROC << 16 | SEQ as the listener estimates it
+        uint64_t roc = 0;
+        int last_seq = -1;
+        unsigned ts_base = 0;
+        const auto before = all_counters(*t.r);
+        unsigned sent = 0, expected = 0, lost = 0;
+        for (const auto& ph : phases) {
+            SCOPED_TRACE(ph.what);
+            if (in && !ph.srtp_too) continue;
+            lost += ph.lost;
+            if (ph.before == egress_phase::quiet) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(1100));   // rtp_resync_quiet_ms
+            } else if (ph.before == egress_phase::readd) {
+                t.r->state().speaker_del(1, speaker_ip, 5004);
+                t.r->state().publish();
+                settle(*t.r);
+                t.r->state().speaker_add(1, speaker_ip, 5004, 1234u);
+                t.r->state().publish();
+                if (in) t.speaker_key(spec_of("a", 1, 0x07));
+            } else if (ph.before == egress_phase::recreate) {
+                t.r->state().session_end(1);
+                t.r->state().publish();
+                settle(*t.r);
+                t.r->state().load_static(t.prof);
+                EXPECT_TRUE(resolve(*t.r, t.port, {listener_ip}).empty());
+                keys();
+            }
+            // A restarted sender is a new libsrtp2 context, index from its own numbers.
+            peer speaker({{1, 0x07}}, true);
+            ts_base += 7777777;
+            for (unsigned k = 0; k < ph.n; ++k) {
+                const uint16_t seq = static_cast<uint16_t>(ph.first_seq + k);
+                const bytes plain = rtp_of(seq, ts_base + 960u * k);
+                t.send(frame_of(in ? speaker.protect(plain) : plain));
+                ++sent;
+                const auto out = listener_rtp(t.port);
+                if (k < ph.lost) {
+                    EXPECT_TRUE(out.empty()) << k;
+                    continue;
+                }
+                ASSERT_EQ(out.size(), 1u) << k;
+                ++expected;
+                const uint16_t wire_seq = be16(out[0].data() + 2);
+                if (last_seq >= 0) {
+                    EXPECT_EQ(wire_seq, static_cast<uint16_t>(last_seq + 1 + (k == 0 ? ph.gap : 0))) << k << ": continuous";
+                }
+                if (last_seq > wire_seq) ++roc;
+                last_seq = wire_seq;
+                EXPECT_TRUE(seen.insert(roc << 16 | wire_seq).second) << k << ": index used twice";
+                const bytes got = listener.unprotect(out[0]);
+                ASSERT_EQ(got.size(), plain.size()) << k << ": the listener cannot decrypt it";
+                EXPECT_TRUE(std::equal(got.begin() + 4, got.end(), plain.begin() + 4)) << k << ": the speaker's packet";
+            }
+        }
+        const auto after = all_counters(*t.r);
+        EXPECT_EQ(seen.size(), expected);
+        EXPECT_EQ(after.at("srtp_protected") - before.at("srtp_protected"), expected);
+        EXPECT_EQ(after.at("drop/egress/srtp_late") - before.at("drop/egress/srtp_late"), 0u);
+        EXPECT_EQ(sent - expected, lost);
+    }
+}
+
+// Two SSRCs of one session each keep their own numbering; a packet of a
+// stream that arrives after a later one was protected is not sent
+// (egress/srtp_late): it would need an index below the high-water mark.
+TEST(srtp_egress, a_reordered_packet_is_not_protected_below_the_high_water_mark) {
+    srtp_relay t("srtpidxlate", control::srtp_ingress_mode::off, control::srtp_egress_mode::session_key, true);
+    t.session_key(spec_of("s1", 50, 0x01));
+    peer listener({{50, 0x01}}, false);
+    const auto before = all_counters(*t.r);
+    for (uint16_t k = 0; k < 9; ++k) {
+        t.send(frame_of(rtp_of(static_cast<uint16_t>(100 + k), 960u * k)));
+        t.send(frame_of(rtp_of(static_cast<uint16_t>(40000 + k), 960u * k, 5678), 5006));
+    }
+    t.send(frame_of(rtp_of(110, 960u * 10)));
+    t.send(frame_of(rtp_of(109, 960u * 9)));   // reordered: after 110
+    std::map<uint32_t, std::vector<uint16_t>> by_ssrc;
+    for (const auto& r : listener_rtp(t.port)) {
+        by_ssrc[be32(r.data() + 8)].push_back(be16(r.data() + 2));
+        EXPECT_FALSE(listener.unprotect(r).empty());
+    }
+    ASSERT_EQ(by_ssrc[1234].size(), 10u);
+    ASSERT_EQ(by_ssrc[5678].size(), 9u);
+    EXPECT_EQ(by_ssrc[1234].back(), 110);
+    EXPECT_EQ(by_ssrc[5678].front(), 40000) << "a fresh SSRC keeps the speaker's numbers";
+    const auto after = all_counters(*t.r);
+    EXPECT_EQ(after.at("drop/egress/srtp_late") - before.at("drop/egress/srtp_late"), 1u);
 }
 
 // A fleet trunk (docs/fleet.md): the origin protects once, its trunk

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <srtp2/srtp.h>
 
+#include "stentor/dp_srtp.h"
 #include "stentor/srtp.h"
 
 namespace {
@@ -361,6 +362,68 @@ TEST(srtp_index, estimate_follows_rfc3711_appendix_a) {
             EXPECT_EQ(idx, r.index) << std::hex << r.top << " " << r.seq;
         }
     }
+}
+
+}  // namespace
+
+// The egress index claim (dp_srtp.h egress_index, docs/srtp.md "Egress
+// index"), as a table over one SSRC's slot: each row is one packet from one
+// entry (a speaker's per-queue state) with the speaker's own index and
+// whether its stream restarted; the index the relay must protect it with
+// (or none: egress/srtp_late). Over the whole table no index repeats.
+
+namespace {
+
+TEST(srtp_egress_index, a_table_of_speaker_numbers_never_yields_an_index_twice) {
+    namespace dp = stentor::dp;
+    constexpr uint64_t none = dp::no_egress_index;
+    struct row {
+        const char* what;
+        int entry;           // 0, 1: two entries of the SSRC (RSS move, re-add, two flows)
+        uint64_t in;         // the speaker's index
+        bool restart;
+        uint64_t want;
+    };
+    const row table[] = {
+        {"first packet: the speaker's own number", 0, 1000, true, 1000},
+        {"in order", 0, 1001, false, 1001},
+        {"a gap of 3 stays a gap", 0, 1005, false, 1005},
+        {"reordered: behind the mark, not sent", 0, 1003, false, none},
+        {"a duplicate of the last: not sent", 0, 1005, false, none},
+        {"the speaker restarts lower: continues at the mark", 0, 200, true, 1006},
+        {"and goes on from there by its own steps", 0, 201, false, 1007},
+        {"restart at its very first numbers again", 0, 1000, true, 1008},
+        {"a fresh entry (RSS move) with an old number: continues", 1, 1001, true, 1009},
+        {"the old entry goes on: in step with the mark", 0, 1002, false, 1010},
+        {"the fresh entry, now behind by a little: not sent", 1, 1002, false, none},
+        {"across the ROC wrap in the speaker's numbers", 0, 65535, true, 1011},
+        {"", 0, 65536, false, 1012},
+        {"a forward jump of the speaker is kept (a loss)", 0, 65600, false, 1076},
+    };
+    dp::dp_srtp_egress t{};
+    dp::dp_srtp_egress_slot* slot = dp::egress_slot(t, 0x04030201);
+    ASSERT_NE(slot, nullptr);
+    EXPECT_EQ(dp::egress_slot(t, 0x04030201), slot) << "the same SSRC, the same slot";
+    sr::tx_stream st[2]{};
+    std::vector<uint64_t> used;
+    for (const auto& r : table) {
+        SCOPED_TRACE(r.what);
+        const uint64_t got = dp::egress_index(*slot, st[r.entry], r.in, 0x04030201, r.restart);
+        EXPECT_EQ(got, r.want);
+        if (got != none) {
+            for (uint64_t u : used) EXPECT_NE(u, got) << "index used twice";
+            used.push_back(got);
+        }
+    }
+    // Sixteen SSRCs fit, the seventeenth is refused (egress/srtp_streams_full).
+    for (uint32_t i = 1; i < dp::srtp_egress_slots; ++i) EXPECT_NE(dp::egress_slot(t, 0x100 + i), nullptr) << i;
+    EXPECT_EQ(dp::egress_slot(t, 0x999), nullptr);
+    // The end of the 48-bit index space: never wrapped to an old index.
+    dp::dp_srtp_egress t2{};
+    dp::dp_srtp_egress_slot* s2 = dp::egress_slot(t2, 7);
+    sr::tx_stream st2{};
+    EXPECT_EQ(dp::egress_index(*s2, st2, sr::index_mask, 7, true), sr::index_mask);
+    EXPECT_EQ(dp::egress_index(*s2, st2, 0, 7, true), none);
 }
 
 }  // namespace

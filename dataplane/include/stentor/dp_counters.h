@@ -144,7 +144,10 @@ inline constexpr std::size_t cache_line = 64;
     /* IPv6 fan-out (replica.h): an IPv4 speaker's packet is 20 bytes longer as an IPv6 replica */ \
     _(ipv6_too_big, "egress/ipv6_too_big", "speaker packet too large for an IPv6 replica within the port MTU (or the template): that IPv6 listener missed it") \
     /* join over IPv6 (issue 15; join.cc): after the validator's own source checks */ \
-    _(join_src, "join/src", "join from a source no listener may have: source port 0, IPv4 link-local 169.254/16, IPv6 discard-only 100::/64, or the relay's address on another port")
+    _(join_src, "join/src", "join from a source no listener may have: source port 0, IPv4 link-local 169.254/16, IPv6 discard-only 100::/64, or the relay's address on another port") \
+    /* SRTP egress index (docs/srtp.md "Egress index"): dp_srtp.h egress_index */ \
+    _(srtp_egress_late, "egress/srtp_late", "SRTP egress: packet older than the last one protected for its SSRC (reordered): not sent, so no egress index is used twice") \
+    _(srtp_egress_streams, "egress/srtp_streams_full", "SRTP egress: the session already protects as many SSRCs as it has egress slots (16): not sent")
 
 // Then one reason per refusal of the STUN parser (stun.h's list, in its
 // order, as join/<name>): a request the parser refuses is counted by why.

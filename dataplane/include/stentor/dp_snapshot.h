@@ -96,6 +96,8 @@ struct dp_listener6_list {
     dp_listener6_chunk* chunks[];
 };
 
+struct dp_srtp_egress;
+
 struct dp_session {
     uint32_t id;
     uint32_t index;                    // position in dp_snapshot::sessions
@@ -121,6 +123,36 @@ struct dp_session {
     // The same for IPv6 listeners. Within a tier the IPv4 list is served
     // first, then the IPv6 one; tiers stay in order across both families.
     const dp_listener6_list* lists6[max_fanout_shards][max_tiers];
+    // The session's egress index high-water marks, one per SSRC it protects
+    // (dp_srtp_egress); nullptr when srtp_egress is off. Mutable (atomics):
+    // the session's lifetime, not a version's. At the end, so that the
+    // fields every packet of every session reads keep their lines.
+    dp_srtp_egress* srtp_streams;
+};
+
+// Encrypt once, never twice (docs/srtp.md "Egress index"): for each SSRC a
+// session protects towards its listeners, the next egress index it may use
+// (index + 1 of the last one protected; 0 = none yet). Every packet claims
+// its index here with one compare-and-swap that only moves up, so no
+// (session key, SSRC, index) is protected twice within the session's life,
+// whichever RX lcores, speaker entries (an RSS move, a speaker removed and
+// added again, two flows with one SSRC) or the mixer protect for that SSRC:
+// the per-entry state (srtp::tx_stream) only proposes an index. The speaker
+// packet's own sequence number is rewritten to the claimed index, so the
+// listeners see one continuous stream across a speaker's restart. One slot
+// per cache line (the lcores of two speakers never share one); slots are
+// taken by SSRC with a CAS on `tag` and never given back while the session
+// lives. Allocated zeroed by the control plane with the session's egress,
+// freed after the grace period of the session's end (like dp_dedup).
+inline constexpr uint32_t srtp_egress_slots = 16;
+struct alignas(64) dp_srtp_egress_slot {
+    std::atomic<uint64_t> tag;         // 1 << 32 | SSRC (network order); 0 = free
+    std::atomic<uint64_t> next;        // next egress index this SSRC may use (48 bits)
+    uint64_t pad_[6];
+};
+static_assert(sizeof(dp_srtp_egress_slot) == 64);
+struct dp_srtp_egress {
+    dp_srtp_egress_slot slot[srtp_egress_slots];
 };
 
 // Speaker flow table: (source ip, source port, destination port) -> session.
@@ -208,10 +240,12 @@ static_assert(sizeof(dp_rtp_track) == 64);
 // and it is checked right before the bucket is charged.
 // The SRTP state of the speaker's stream lives here too (same writer): the
 // ingress replay window and ROC (srtp_rx) and, for a session that protects
-// towards listeners, the ROC of the packets it protects (srtp_tx). A
-// speaker's flow that RSS moves to another queue meets fresh SRTP state
-// there: its ROC restarts at 0 (wrong only after 65 536 packets, ~22 min
-// at 50 packets/s; docs/srtp.md "How it runs").
+// towards listeners, the offset from the speaker's index to the egress
+// index (srtp_tx: a proposal only; the session's dp_srtp_egress decides).
+// A speaker's flow that RSS moves to another queue meets fresh SRTP state
+// there: its ingress ROC restarts at 0 (wrong only after 65 536 packets,
+// ~22 min at 50 packets/s; docs/srtp.md "How it runs"); its egress
+// continues above the session's high-water mark for the SSRC.
 //
 // The speaker's counters live there too (the same writer, the same cache
 // lines the policer already touches): read by the control plane with
@@ -230,7 +264,7 @@ struct alignas(8) dp_policer {
     uint64_t byte_tokens;              // scaled by policer_scale
     dp_rtp_track rtp;
     srtp::stream srtp_rx;
-    srtp::stream srtp_tx;
+    srtp::tx_stream srtp_tx;
     dp_speaker_counts counts;
 };
 inline constexpr uint64_t policer_scale = 1024;

@@ -93,6 +93,22 @@ struct stream {
     uint32_t started = 0;
 };
 
+// A sender's proposal for its egress index (docs/srtp.md "Egress index"):
+// the speaker's own extended index (in_top: its highest, for the ROC
+// estimate of a plain speaker) plus `offset` (mod 2^48), the distance the
+// relay's numbering runs from the speaker's. One writer (the entry's RX
+// lcore, or the mixer). Zero = no packet yet. The index actually used is
+// claimed against the session's high-water mark (dp_srtp.h egress_index).
+struct tx_stream {
+    uint64_t in_top = 0;
+    uint64_t offset = 0;
+    uint32_t ssrc_be = 0;
+    uint32_t started = 0;
+};
+static_assert(sizeof(tx_stream) == sizeof(stream));
+
+inline constexpr uint64_t index_mask = 0xffffffffffffULL;   // RFC 3711: 48-bit index
+
 enum class verdict : uint8_t {
     ok,
     truncated,    // too short for header + tag (+ MKI) and one payload byte
@@ -122,10 +138,12 @@ verdict rx_unprotect(const keyset& ks, unsigned user, uint8_t* pkt, const rx_pla
 // Record an authenticated packet in the replay window.
 void rx_commit(stream& st, const rx_plan& plan, uint32_t ssrc_be) noexcept;
 
-// The index of the next packet a sender protects for this SSRC, from its
-// sequence number (the relay forwards sequence numbers as the speaker sent
-// them, so it estimates the ROC as a receiver would, RFC 3711 3.3.1), and
-// records it.
+// The index of a packet from its sequence number as a receiver estimates it
+// (RFC 3711 3.3.1), recorded in `st`. For a sender that numbers its own
+// packets in order (the unit tests' and benchmarks' senders). NOT what the
+// relay protects its egress with: a speaker's sequence numbers can go back
+// (a restart with the same SSRC) and this would hand out an index again;
+// the relay claims its egress index with dp::egress_index (dp_srtp.h).
 uint64_t tx_index(stream& st, uint16_t seq, uint32_t ssrc_be) noexcept;
 // Protect in place with the set's active key: `pkt` holds `len` bytes of
 // RTP (header `hdr_len`) and has room for len + tag + MKI. Returns the new
