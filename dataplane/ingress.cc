@@ -250,6 +250,12 @@ bool rtp_flow_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t*
         // whatever the speaker's numbers do), proposed from the speaker's
         // own: the one just authenticated, else estimated from its sequence
         // number against what this entry saw last.
+        if (record) {
+            // The recording keeps every accepted packet, also one the
+            // listeners do not get (egress/srtp_late below).
+            rte_mbuf_refcnt_update(m, 1);   // publish_record consumes one reference
+            publish_record(*w->sh, m, c);
+        }
         const uint16_t seq = wire::load_be16(rtp + 2);
         const bool same = e.srtp_tx.started != 0 && e.srtp_tx.ssrc_be == pr.ssrc_be;
         bool restart = rv == rtp_verdict::resync;
@@ -272,10 +278,6 @@ bool rtp_flow_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t*
             return false;
         }
         if (restart || in_index > e.srtp_tx.in_top) e.srtp_tx.in_top = in_index;
-        if (record) {
-            rte_mbuf_refcnt_update(m, 1);   // publish_record consumes one reference
-            publish_record(*w->sh, m, c);
-        }
         fan = protect_message(*sess, m, index, w->cfg.rx_queue, record, w->cfg.pool, c);
         if (fan == nullptr) return false;
         record = false;

@@ -644,6 +644,10 @@ void mixer::tick(session& s, uint64_t now_ns) {
         // mix SSRC (dp_srtp.h egress_index): a mixer state started again in
         // the session's life (a new mixer session object, the same SSRC,
         // a new random sequence number) continues above what was sent.
+        if (record) {   // the recording keeps the mix even when the listeners' copy is refused below
+            rte_mbuf_refcnt_update(m, 1);
+            if (!dp::publish_record(*_cfg.shared, m, &_counters)) ++_stats.publish_failed;
+        }
         const uint16_t seq = static_cast<uint16_t>(s.seq - 1);
         const uint32_t ssrc_be = __builtin_bswap32(s.ssrc);
         uint64_t in_index = seq;
@@ -658,10 +662,6 @@ void mixer::tick(session& s, uint64_t now_ns) {
             return;
         }
         if (restart || in_index > s.srtp_tx.in_top) s.srtp_tx.in_top = in_index;
-        if (record) {
-            rte_mbuf_refcnt_update(m, 1);
-            if (!dp::publish_record(*_cfg.shared, m, &_counters)) ++_stats.publish_failed;
-        }
         rte_mbuf* ct = dp::protect_message(ds, m, index, _cfg.shared->nb_rx_queues, record, _cfg.pool, &_counters);
         if (ct != m) rte_pktmbuf_free(m);
         if (ct == nullptr) {
