@@ -16,6 +16,9 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1405,14 +1408,174 @@ bool fleet_name_ok(const std::string& s) {
     });
 }
 
+// The host of an etcd URL ("https://[::1]:2379/" -> "::1"), lower case.
+std::string url_host(const std::string& url) {
+    const auto b = url.find("://") + 3;
+    std::string rest = url.substr(b, url.find('/', b) == std::string::npos ? std::string::npos : url.find('/', b) - b);
+    if (const auto at = rest.rfind('@'); at != std::string::npos) rest = rest.substr(at + 1);
+    std::string host;
+    if (!rest.empty() && rest.front() == '[')
+        host = rest.substr(1, rest.find(']') == std::string::npos ? std::string::npos : rest.find(']') - 1);
+    else
+        host = rest.substr(0, rest.find(':'));
+    std::transform(host.begin(), host.end(), host.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    return host;
+}
+
+bool loopback_host(const std::string& host) {
+    if (host == "localhost" || host == "::1") return true;
+    const auto ip = parse_ipv4(host);
+    return ip && (*ip >> 24) == 127;
+}
+
+// The Common Name of the first certificate of a PEM chain ("" if none),
+// read with GnuTLS as control/tls_files.cc reads the API's.
+std::string certificate_common_name(const std::string& pem) {
+    const gnutls_datum_t data{reinterpret_cast<unsigned char*>(const_cast<char*>(pem.data())),
+                              static_cast<unsigned>(pem.size())};
+    gnutls_x509_crt_t crt = nullptr;
+    if (gnutls_x509_crt_init(&crt) < 0) return {};
+    std::string cn;
+    if (gnutls_x509_crt_import(crt, &data, GNUTLS_X509_FMT_PEM) >= 0) {
+        char buf[256];
+        size_t len = sizeof buf;
+        if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, buf, &len) >= 0) cn.assign(buf, len);
+    }
+    gnutls_x509_crt_deinit(crt);
+    return cn;
+}
+
+// A key or password file of the fleet's etcd access: besides the mode
+// (checked where it is read), owned by the user stentord runs as or by root.
+// Whoever owns a file may chmod it and rewrite it: a key another user owns
+// is that user's to swap.
+void check_secret_owner(const table_reader& r, std::string_view setting, const std::string& path) {
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) r.fail(setting, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    if (st.st_uid != ::geteuid() && st.st_uid != 0)
+        r.fail(setting, fmt::format("{}: owned by uid {}, neither the user this runs as (uid {}) nor root: whoever owns "
+                                    "it can rewrite it; chown it",
+                                    path, static_cast<unsigned>(st.st_uid), static_cast<unsigned>(::geteuid())));
+}
+
+void absolute_path(const table_reader& r, std::string_view setting, const std::string& path) {
+    if (path.empty() || path.front() != '/')
+        r.fail(setting, fmt::format("\"{}\" is not an absolute path", path));
+    if (path.size() > 3000) r.fail(setting, "path longer than 3000 characters");
+}
+
+// [fleet] etcd_ca, etcd_cert, etcd_key, etcd_user, etcd_password_file,
+// allow_plaintext: how relays and directors reach etcd (docs/fleet.md
+// "Running etcd securely"). https:// needs the CA; plain http:// is for
+// loopback, or anywhere else only with allow_plaintext = true said
+// explicitly: whoever can write the registry can aim trunks and take
+// placements (docs/security.md).
+void read_fleet_access(const context& c, const table_reader& r, const toml::array& urls, fleet_config& f) {
+    auto& a = f.etcd.access;
+    r.opt_bool("allow_plaintext", f.allow_plaintext);
+    const bool tls = f.etcd.front().rfind("https://", 0) == 0;
+    for (size_t i = 0; i < f.etcd.size(); ++i) {
+        const bool this_tls = f.etcd[i].rfind("https://", 0) == 0;
+        if (this_tls != tls)
+            c.fail(*urls.get(i), index(r.key_path("etcd"), i),
+                   fmt::format("\"{}\": every member is reached alike: all https:// or all http://", f.etcd[i]));
+        if (!tls && !f.allow_plaintext && !loopback_host(url_host(f.etcd[i])))
+            c.fail(*urls.get(i), index(r.key_path("etcd"), i),
+                   fmt::format("\"{}\" is plain HTTP to a host that is not loopback: anyone on the way can read and "
+                               "write the fleet's registry (aim trunks, take placements); use https:// with "
+                               "fleet.etcd_ca (and etcd_cert/etcd_key or etcd_user), or say allow_plaintext = true",
+                               f.etcd[i]));
+    }
+    if (tls && f.allow_plaintext)
+        r.fail("allow_plaintext", "true, but the etcd URLs are https://: it is for plain http:// URLs only");
+    r.opt_string("etcd_ca", a.ca_file);
+    r.opt_string("etcd_cert", a.cert_file);
+    r.opt_string("etcd_key", a.key_file);
+    r.opt_string("etcd_user", a.user);
+    r.opt_string("etcd_password_file", f.etcd_password_file);
+    if (!tls) {
+        for (const char* k : {"etcd_ca", "etcd_cert", "etcd_key"})
+            if (r.find(k) != nullptr)
+                r.fail(k, "set, but the etcd URLs are http://: TLS files are used with https:// URLs only");
+    } else if (a.ca_file.empty()) {
+        c.fail(*urls.get(0), r.key_path("etcd_ca"),
+               "required with https:// etcd URLs: the CA (PEM) that signed etcd's certificate (only it is trusted, "
+               "not the system's store)");
+    }
+    if (!a.ca_file.empty()) {
+        absolute_path(r, "etcd_ca", a.ca_file);
+        const pem_file ca = read_pem_file(a.ca_file, false);
+        if (!ca.error.empty()) r.fail("etcd_ca", ca.error);
+        if (ca.text.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+            r.fail("etcd_ca", fmt::format("{}: no PEM certificate in the file", a.ca_file));
+    }
+    if (!a.cert_file.empty() && a.key_file.empty())
+        r.fail("etcd_cert", "set together with fleet.etcd_key (its private key)");
+    if (!a.key_file.empty() && a.cert_file.empty())
+        r.fail("etcd_key", "set together with fleet.etcd_cert (the certificate it belongs to)");
+    if (!a.cert_file.empty()) {
+        absolute_path(r, "etcd_cert", a.cert_file);
+        absolute_path(r, "etcd_key", a.key_file);
+        const pem_file cert = read_pem_file(a.cert_file, false);
+        if (!cert.error.empty()) r.fail("etcd_cert", cert.error);
+        pem_file key = read_pem_file(a.key_file, true);
+        const wiped guard{key.text};
+        if (!key.error.empty()) r.fail("etcd_key", key.error);
+        check_secret_owner(r, "etcd_key", a.key_file);
+        if (const auto bad = check_tls_pair(cert.text, key.text)) {
+            const bool on_cert = bad->first == "tls_cert";
+            std::string why = bad->second;
+            if (why.find("is not the private key") != std::string::npos)
+                why = "is not the private key of the certificate in fleet.etcd_cert (the first one of the file)";
+            r.fail(on_cert ? "etcd_cert" : "etcd_key", fmt::format("{}: {}", on_cert ? a.cert_file : a.key_file, why));
+        }
+        // etcd (3.4 and later, embed/serve.go) with --client-cert-auth and
+        // users refuses every JSON-gateway request whose client certificate
+        // has a Common Name ("CommonName of client sending a request against
+        // gateway will be ignored"): with a user, the certificate has none.
+        if (r.find("etcd_user") != nullptr)
+            if (const auto cn = certificate_common_name(cert.text); !cn.empty())
+                r.fail("etcd_cert", fmt::format("{}: has a Common Name (\"{}\"): etcd with --client-cert-auth and users "
+                                                "refuses it at its JSON gateway; issue it without one (e.g. -subj "
+                                                "/O=stentor/OU=relay): the user is etcd_user",
+                                                a.cert_file, cn));
+    }
+    if (!a.user.empty() && f.etcd_password_file.empty())
+        r.fail("etcd_user", "set together with fleet.etcd_password_file (the file holding the user's password)");
+    if (a.user.empty() && !f.etcd_password_file.empty())
+        r.fail("etcd_password_file", "set together with fleet.etcd_user (the etcd user it is the password of)");
+    if (r.find("etcd_user") != nullptr &&
+        (a.user.empty() || a.user.size() > 128 ||
+         !std::all_of(a.user.begin(), a.user.end(), [](char ch) { return ch > ' ' && ch < 0x7f; })))
+        r.fail("etcd_user", fmt::format("\"{}\": must be 1..128 printable ASCII characters without spaces", a.user));
+    if (!f.etcd_password_file.empty()) {
+        absolute_path(r, "etcd_password_file", f.etcd_password_file);
+        check_secret_owner(r, "etcd_password_file", f.etcd_password_file);
+        std::string pw = read_secret_text(r, "etcd_password_file", f.etcd_password_file,
+                                          "write the fleet's registry as this relay");
+        if (pw.empty()) r.fail("etcd_password_file", fmt::format("{}: empty: no password in it", f.etcd_password_file));
+        if (!std::all_of(pw.begin(), pw.end(), [](char ch) { return static_cast<unsigned char>(ch) >= ' ' && ch != 0x7f; })) {
+            std::fill(pw.begin(), pw.end(), '\0');
+            r.fail("etcd_password_file",
+                   fmt::format("{}: holds a control character (a second line?): the password is the file's one line",
+                               f.etcd_password_file));
+        }
+        a.password = fleet::make_secret(pw);
+        std::fill(pw.begin(), pw.end(), '\0');
+    }
+}
+
 // [fleet]: the etcd endpoints and key prefix (relays and directors), and what
 // a relay registers (relay_id, role, region, lease, advertised addresses).
 void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool relay) {
     const auto* present = root.get("fleet");
     const auto r = relay ? section(c, root, "fleet",
                                    {"etcd", "prefix", "relay_id", "role", "region", "lease_ttl_s", "refresh_ms",
-                                    "advertise", "drain_s", "trunk_idle_s", "trunk_family", "trunk_peers"})
-                         : section(c, root, "fleet", {"etcd", "prefix"});
+                                    "advertise", "drain_s", "trunk_idle_s", "trunk_family", "trunk_peers", "etcd_ca",
+                                    "etcd_cert", "etcd_key", "etcd_user", "etcd_password_file", "allow_plaintext"})
+                         : section(c, root, "fleet",
+                                   {"etcd", "prefix", "etcd_ca", "etcd_cert", "etcd_key", "etcd_user",
+                                    "etcd_password_file", "allow_plaintext"});
     if (present == nullptr) {
         if (!relay) c.fail(root.source(), "fleet", "required section is missing (etcd endpoints)");
         return;
@@ -1424,12 +1587,14 @@ void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool
     for (size_t i = 0; i < arr->size(); ++i) {
         const auto p = index(r.key_path("etcd"), i);
         auto url = read_string(c, *arr->get(i), p);
-        // The JSON gateway is plain HTTP here; TLS to etcd is not built.
-        if (url.rfind("http://", 0) != 0 || url.size() <= 7 || url.size() > 256 ||
-            url.find_first_of(" \t\r\n") != std::string::npos)
-            c.fail(*arr->get(i), p, fmt::format("\"{}\" is not an http:// URL (e.g. \"http://127.0.0.1:2379\")", url));
+        const size_t scheme = url.rfind("https://", 0) == 0 ? 8 : url.rfind("http://", 0) == 0 ? 7 : 0;
+        if (scheme == 0 || url.size() <= scheme || url.size() > 256 ||
+            url.find_first_of(" \t\r\n") != std::string::npos || url.find('@') != std::string::npos)
+            c.fail(*arr->get(i), p,
+                   fmt::format("\"{}\" is not an https:// or http:// URL (e.g. \"https://etcd-1:2379\")", url));
         f.etcd.push_back(std::move(url));
     }
+    read_fleet_access(c, r, *arr, f);
     r.opt_string("prefix", f.prefix);
     if (f.prefix.size() < 2 || f.prefix.size() > 128 || f.prefix.front() != '/' || f.prefix.back() == '/' ||
         !std::all_of(f.prefix.begin() + 1, f.prefix.end(), [](char ch) {

@@ -14,6 +14,7 @@
 
 #include <memory>
 
+#include "etcd_client.h"
 #include "ipv6.h"
 #include "peer_nets.h"
 #include "session.h"
@@ -271,7 +272,14 @@ struct srtp_key_config {
 // under a lease. Absent section: a standalone relay, nothing registered.
 struct fleet_config {
     bool enabled = false;                 // the profile has a [fleet] section
-    std::vector<std::string> etcd;        // client URLs, "http://host:port"
+    // Client URLs ("https://host:port", or "http://host:port" on loopback or
+    // with allow_plaintext) and, in etcd.access, how to reach them: the CA
+    // (etcd_ca), the client certificate and key (etcd_cert, etcd_key), the
+    // etcd user and the password read from etcd_password_file (docs/fleet.md
+    // "Running etcd securely").
+    fleet::etcd_endpoints etcd;
+    std::string etcd_password_file;       // where etcd.access.password came from
+    bool allow_plaintext = false;         // http:// to a host that is not loopback, said explicitly
     std::string prefix = "/stentor";      // every fleet key starts with it
     std::string relay_id;                 // unique in the fleet: [A-Za-z0-9._-], 1..64
     std::string role;                     // "origin" or "edge"

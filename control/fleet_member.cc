@@ -61,11 +61,15 @@ std::optional<std::string> fleet_log::poll(const fleet::registrar& reg) {
         line = "fleet: registered in etcd as " + reg.key() + (_first ? "" : " (again)") + ", lease " +
                std::to_string(st.lease);
         _first = false;
-    } else if (!st.registered && _registered) {
+    } else if (!st.registered && st.clash && !_clash) {
+        // Another relay's record: never overwritten (fleet/registrar.h).
+        line = "fleet: NOT registered: " + st.last_error;
+    } else if (!st.registered && !st.clash && _registered) {
         line = "fleet: etcd unreachable or refusing (" + st.last_error +
                "); forwarding goes on, retrying every refresh";
     }
     if (line) {
+        _clash = st.clash;
         _registered = st.registered;
         _lease = st.lease;
     }

@@ -31,13 +31,14 @@ std::unique_ptr<fleet::registrar> fleet_join(const profile& p, relay& r, control
 
 // What the log says about the registration: a line when it changes
 // (registered, etcd lost with the reason, registered again under a new
-// lease), nothing otherwise. Called from stentord's loop.
+// lease, the relay id held by another relay's lease), nothing otherwise. Called from stentord's loop.
 class fleet_log {
 public:
     std::optional<std::string> poll(const fleet::registrar& reg);
 
 private:
     bool _registered = false;
+    bool _clash = false;
     int64_t _lease = 0;
     bool _first = true;
 };

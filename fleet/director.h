@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "placement.h"
+#include "etcd_client.h"
 #include "registry.h"
 
 namespace stentor::fleet {
@@ -27,7 +28,7 @@ namespace stentor::fleet {
 class etcd_client;
 
 struct director_options {
-    std::vector<std::string> etcd;
+    etcd_endpoints etcd;                      // client URLs and how to reach them (TLS, user)
     std::string prefix = "/stentor";
     std::string director_id;
     unsigned lease_ttl_s = 2;                 // the director's own key

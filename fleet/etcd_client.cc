@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 namespace stentor::fleet {
@@ -57,7 +58,28 @@ json parse(const std::string& body, const std::string& what) {
     return j;
 }
 
+// etcd says the token it is shown is not (or no longer) one it handed out:
+// it lapsed (--auth-token-ttl), etcd restarted (simple tokens live in its
+// memory), or the auth store moved on. Authenticating again is the cure.
+bool token_rejected(const std::string& why) {
+    return why.find("invalid auth token") != std::string::npos ||
+           why.find("revision of auth store is old") != std::string::npos;
+}
+
+void cleanse(std::string& s) {
+    if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
+    s.clear();
+}
+
 }  // namespace
+
+std::shared_ptr<const std::string> make_secret(std::string text) {
+    return std::shared_ptr<const std::string>(new std::string(std::move(text)), [](const std::string* p) {
+        auto* s = const_cast<std::string*>(p);
+        cleanse(*s);
+        delete s;
+    });
+}
 
 std::string prefix_end(const std::string& prefix) {
     std::string end = prefix;
@@ -95,7 +117,7 @@ std::string base64_decode(const std::string& text) {
     return out;
 }
 
-etcd_client::etcd_client(std::vector<std::string> endpoints, std::chrono::milliseconds timeout)
+etcd_client::etcd_client(etcd_endpoints endpoints, std::chrono::milliseconds timeout)
     : _endpoints(std::move(endpoints)), _timeout(timeout) {
     if (_endpoints.empty()) throw etcd_error("etcd: no endpoint");
     for (auto& e : _endpoints)
@@ -105,41 +127,141 @@ etcd_client::etcd_client(std::vector<std::string> endpoints, std::chrono::millis
     if (_curl == nullptr) throw etcd_error("etcd: curl_easy_init failed");
 }
 
-etcd_client::~etcd_client() { curl_easy_cleanup(static_cast<CURL*>(_curl)); }
+etcd_client::~etcd_client() {
+    cleanse(_token);
+    curl_easy_cleanup(static_cast<CURL*>(_curl));
+}
 
-std::string etcd_client::request(const std::string& url, const std::string* body) {
+void etcd_client::apply_tls(void* handle) const {
+    CURL* c = static_cast<CURL*>(handle);
+    const etcd_access& a = _endpoints.access;
+    // Only what a gateway speaks; never a redirect elsewhere (curl follows none by default).
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+    if (!a.ca_file.empty()) {
+        // The fleet's CA and nothing else: a certificate some public CA
+        // signed for the same name is not etcd.
+        curl_easy_setopt(c, CURLOPT_CAINFO, a.ca_file.c_str());
+        curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
+    }
+    if (!a.cert_file.empty()) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, a.cert_file.c_str());
+        curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(c, CURLOPT_SSLKEY, a.key_file.c_str());
+        curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+}
+
+std::string etcd_client::request(const std::string& url, const std::string* body, bool with_token) {
     CURL* c = static_cast<CURL*>(_curl);
     curl_easy_reset(c);
     std::string out;
+    apply_tls(c);
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(_timeout.count()));
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(_timeout.count()));
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+    char detail[CURL_ERROR_SIZE] = {0};   // libcurl's own words (which certificate check failed)
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
     curl_slist* hdr = nullptr;
+    std::string auth;
+    if (with_token && !_token.empty()) {
+        auth = "Authorization: " + _token;
+        hdr = curl_slist_append(hdr, auth.c_str());
+    }
     if (body != nullptr) {
         hdr = curl_slist_append(hdr, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->data());
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body->size()));
     }
+    if (hdr != nullptr) curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
     const CURLcode rc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(hdr);
-    if (rc != CURLE_OK) throw etcd_error(fmt::format("etcd: {}: {}", url, curl_easy_strerror(rc)));
+    cleanse(auth);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
+    if (rc != CURLE_OK)
+        throw etcd_error(fmt::format("etcd: {}: {}{}{}", url, curl_easy_strerror(rc), detail[0] != '\0' ? ": " : "",
+                                     detail));
     if (status != 200) {
         // grpc-gateway answers errors with a JSON body that says why.
         json j = json::parse(out, nullptr, false);
         std::string why = out.substr(0, 200);
         if (!j.is_discarded() && j.is_object()) why = j.value("message", j.value("error", why));
+        while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+        // etcd (embed/serve.go) with --client-cert-auth and auth enabled
+        // refuses every gateway request whose client certificate has a CN.
+        if (why.find("CommonName of client") != std::string::npos)
+            why += " (etcd with --client-cert-auth and users refuses, at its JSON gateway, a client certificate "
+                   "that has a Common Name: issue fleet.etcd_cert without one, e.g. -subj /O=stentor/OU=relay)";
         throw etcd_error(fmt::format("etcd: {}: HTTP {}: {}", url, status, why));
     }
     return out;
 }
 
+// With a user: a token first, and when etcd rejects the token (it lapsed,
+// etcd restarted), one new token and the same request once more. The
+// answer is checked for etcd's error shape here (a streaming call such as
+// a keep-alive says "invalid auth token" in a 200's body).
 std::string etcd_client::post(const std::string& path, const std::string& body) {
+    const bool auth = !_endpoints.access.user.empty();
+    if (auth && _token.empty()) authenticate();
+    try {
+        std::string out = post_once(path, body);
+        if (auth) parse(out, path);
+        return out;
+    } catch (const etcd_error& e) {
+        if (!auth || !token_rejected(e.what())) throw;
+    }
+    cleanse(_token);
+    authenticate();
+    return post_once(path, body);
+}
+
+void etcd_client::authenticate() {
+    const etcd_access& a = _endpoints.access;
+    std::string body = json{{"name", a.user}, {"password", a.password ? *a.password : std::string()}}.dump();
+    std::string out;
+    try {
+        std::string last;
+        bool done = false;
+        for (size_t i = 0; i < _endpoints.size() && !done; ++i) {
+            const size_t at = (_current + i) % _endpoints.size();
+            try {
+                out = request(_endpoints[at] + "/v3/auth/authenticate", &body, false);
+                _current = at;
+                done = true;
+            } catch (const etcd_error& e) {
+                last = e.what();
+                if (last.find(": HTTP ") != std::string::npos) throw;
+            }
+        }
+        if (!done) throw etcd_error(last);
+    } catch (const etcd_error& e) {
+        cleanse(body);
+        throw etcd_error(fmt::format("etcd: authenticating as user \"{}\" failed: {}", a.user, e.what()));
+    }
+    cleanse(body);
+    json j = parse(out, "authenticate");
+    cleanse(out);
+    _token = j.value("token", "");
+    if (j.contains("token")) {
+        auto& t = j["token"].get_ref<std::string&>();
+        cleanse(t);
+    }
+    if (_token.empty())
+        throw etcd_error(fmt::format("etcd: authenticating as user \"{}\": no token in etcd's answer (is auth "
+                                     "enabled in etcd? etcdctl auth enable)",
+                                     a.user));
+    ++_authentications;
+}
+
+std::string etcd_client::post_once(const std::string& path, const std::string& body) {
     std::string last;
     for (size_t i = 0; i < _endpoints.size(); ++i) {
         const size_t at = (_current + i) % _endpoints.size();
@@ -220,6 +342,35 @@ bool etcd_client::create_if_absent(const std::string& key, const std::string& va
     return j.value("succeeded", false);
 }
 
+bool etcd_client::put_if_absent_or_leased(const std::string& key, const std::string& value, int64_t lease,
+                                          std::optional<etcd_kv>* holder) {
+    if (lease == 0) throw etcd_error("etcd: put_if_absent_or_leased needs a lease");
+    json put{{"key", base64_encode(key)}, {"value", base64_encode(value)}, {"lease", std::to_string(lease)}};
+    // The usual case, a refresh: the key is ours already. etcd compares a
+    // missing key's lease as 0, so this fails for an absent key too; the
+    // failure branch reads the key to tell the two apart.
+    const json req{
+        {"compare", json::array({json{{"key", base64_encode(key)},
+                                      {"target", "LEASE"},
+                                      {"result", "EQUAL"},
+                                      {"lease", std::to_string(lease)}}})},
+        {"success", json::array({json{{"request_put", put}}})},
+        {"failure", json::array({json{{"request_range", json{{"key", base64_encode(key)}}}}})}};
+    const json j = parse(post("/v3/kv/txn", req.dump()), "txn put-if-ours " + key);
+    if (j.value("succeeded", false)) return true;
+    std::optional<etcd_kv> now;
+    if (j.contains("responses") && !j["responses"].empty()) {
+        const json& r = j["responses"][0].value("response_range", json::object());
+        if (r.contains("kvs") && !r["kvs"].empty()) now = kv_of(r["kvs"][0]);
+    }
+    if (!now) {
+        if (create_if_absent(key, value, lease)) return true;
+        now = get(key);   // someone created it in between
+    }
+    if (holder != nullptr) *holder = now;
+    return false;
+}
+
 bool etcd_client::delete_if_unchanged(const std::string& key, int64_t mod_revision) {
     const json req{
         {"compare", json::array({json{{"key", base64_encode(key)},
@@ -238,6 +389,7 @@ void etcd_client::watch_prefix(const std::string& prefix, int64_t start_revision
     if (start_revision > 0) create["start_revision"] = std::to_string(start_revision);
     const std::string body = json{{"create_request", create}}.dump();
     const std::string url = _endpoints[_current] + "/v3/watch";
+    if (!_endpoints.access.user.empty() && _token.empty()) authenticate();
 
     struct stream {
         std::string buf;
@@ -300,6 +452,14 @@ void etcd_client::watch_prefix(const std::string& prefix, int64_t start_revision
         throw etcd_error("etcd: watch: curl init failed");
     }
     curl_slist* hdr = curl_slist_append(nullptr, "Content-Type: application/json");
+    std::string auth;
+    if (!_token.empty()) {
+        auth = "Authorization: " + _token;
+        hdr = curl_slist_append(hdr, auth.c_str());
+    }
+    apply_tls(c);
+    char detail[CURL_ERROR_SIZE] = {0};
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(_timeout.count()));
@@ -321,7 +481,7 @@ void etcd_client::watch_prefix(const std::string& prefix, int64_t start_revision
             int left = 0;
             while (CURLMsg* msg = curl_multi_info_read(m, &left))
                 if (msg->msg == CURLMSG_DONE && msg->data.result != CURLE_OK && !st.done)
-                    failure = curl_easy_strerror(msg->data.result);
+                    failure = std::string(curl_easy_strerror(msg->data.result)) + (detail[0] != '\0' ? ": " : "") + detail;
             if (failure.empty() && !st.done) failure = "the stream ended";
             break;
         }
@@ -332,12 +492,15 @@ void etcd_client::watch_prefix(const std::string& prefix, int64_t start_revision
     curl_easy_cleanup(c);
     curl_multi_cleanup(m);
     curl_slist_free_all(hdr);
+    cleanse(auth);
+    // A lapsed token: the next call (the caller's reconnect) takes a new one.
+    if (token_rejected(st.error)) cleanse(_token);
     if (!st.error.empty()) throw etcd_error("etcd: " + st.error);
     if (!failure.empty() && !stop.load()) throw etcd_error(fmt::format("etcd: {}: {}", url, failure));
 }
 
 std::optional<double> etcd_client::metric(const std::string& name) {
-    const std::string text = request(_endpoints[_current] + "/metrics", nullptr);
+    const std::string text = request(_endpoints[_current] + "/metrics", nullptr, false);
     std::istringstream in(text);
     std::string line;
     double sum = 0;

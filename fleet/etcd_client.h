@@ -3,6 +3,14 @@
 // libcurl and nlohmann-json. Enough for the fleet registry (docs/fleet.md):
 // leases, put, range, delete, create-if-absent transactions and a watch.
 //
+// Over https:// the client verifies etcd's certificate against the CA file
+// it is given (and nothing else: not the system's store), presents a client
+// certificate when it has one (etcd's --client-cert-auth), and with a user
+// authenticates (POST /v3/auth/authenticate) and sends the token etcd hands
+// back as the Authorization header, authenticating again when etcd says the
+// token is no longer valid (it lapses: --auth-token-ttl). TLS is libcurl's
+// (OpenSSL here); nothing of it is written by hand.
+//
 // One client is one libcurl handle and is used by one thread at a time (the
 // registrar and the director each own theirs; a watch runs on its own
 // client). Every call has a timeout and throws etcd_error when no endpoint
@@ -14,6 +22,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -38,6 +48,34 @@ struct etcd_event {
     etcd_kv kv;              // for a DELETE: key and mod_revision only
 };
 
+// How a client reaches etcd beyond its URLs ([fleet] etcd_ca, etcd_cert,
+// etcd_key, etcd_user, etcd_password_file; docs/fleet.md "Running etcd
+// securely"). The profile loader checks the files (a key and a password file
+// readable by nobody else); the client only uses them.
+struct etcd_access {
+    std::string ca_file;     // PEM: the CA(s) etcd's certificate must chain to (https:// only)
+    std::string cert_file;   // PEM: the client certificate (etcd --client-cert-auth)
+    std::string key_file;    // PEM: its private key
+    std::string user;        // etcd v3 auth user ("" = no authentication)
+    // The user's password, read from its file at load; wiped when the last
+    // holder lets it go.
+    std::shared_ptr<const std::string> password;
+};
+// A shared password: its bytes are overwritten when the last copy goes.
+std::shared_ptr<const std::string> make_secret(std::string text);
+
+// The URLs of etcd's members, tried in order, and how to reach them. A
+// vector of URLs still (the fleet's options and logs read it as one); a
+// plain vector converts to it without access (plain HTTP, no user).
+struct etcd_endpoints : std::vector<std::string> {
+    etcd_endpoints() = default;
+    etcd_endpoints(std::vector<std::string> urls) : std::vector<std::string>(std::move(urls)) {}
+    etcd_endpoints(std::initializer_list<std::string> urls) : std::vector<std::string>(urls) {}
+    etcd_endpoints(std::vector<std::string> urls, etcd_access a)
+        : std::vector<std::string>(std::move(urls)), access(std::move(a)) {}
+    etcd_access access;
+};
+
 // The smallest key greater than every key starting with `prefix`: etcd's
 // range_end for a prefix query.
 std::string prefix_end(const std::string& prefix);
@@ -48,15 +86,16 @@ std::string base64_decode(const std::string& text);
 
 class etcd_client {
 public:
-    // endpoints: "http://127.0.0.1:2379", tried in order, the last one that
-    // answered first. timeout: per request, connection included.
-    explicit etcd_client(std::vector<std::string> endpoints,
+    // endpoints: "http://127.0.0.1:2379" or "https://…", tried in order,
+    // the last one that answered first; with their access (TLS files, user).
+    // timeout: per request, connection included.
+    explicit etcd_client(etcd_endpoints endpoints,
                          std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
     ~etcd_client();
     etcd_client(const etcd_client&) = delete;
     etcd_client& operator=(const etcd_client&) = delete;
 
-    const std::vector<std::string>& endpoints() const { return _endpoints; }
+    const etcd_endpoints& endpoints() const { return _endpoints; }
 
     // A lease of ttl_s seconds; returns its id.
     int64_t lease_grant(int64_t ttl_s);
@@ -76,6 +115,12 @@ public:
     // A transaction: if `key` does not exist, put it (with `lease`); true if
     // this call created it. Two callers racing: exactly one gets true.
     bool create_if_absent(const std::string& key, const std::string& value, int64_t lease = 0);
+    // A transaction: put `key` (with `lease`, not 0) if it is absent or
+    // already attached to `lease`: a key another lease holds (another
+    // relay with the same id) is never overwritten. True if written; else
+    // *holder (if given) is the key as it stands.
+    bool put_if_absent_or_leased(const std::string& key, const std::string& value, int64_t lease,
+                                 std::optional<etcd_kv>* holder = nullptr);
     // A transaction: delete `key` if its mod_revision is still
     // `mod_revision` (nobody rewrote or re-created it since it was read);
     // true if this call deleted it.
@@ -93,10 +138,19 @@ public:
     // "etcd_server_proposals_committed_total"): nullopt if absent.
     std::optional<double> metric(const std::string& name);
 
+    // Tokens etcd handed this client (1 after the first call with a user;
+    // one more each time the token lapsed and was renewed).
+    uint64_t authentications() const { return _authentications; }
+
 private:
     std::string post(const std::string& path, const std::string& body);
-    std::string request(const std::string& url, const std::string* body);
-    std::vector<std::string> _endpoints;
+    std::string post_once(const std::string& path, const std::string& body);
+    std::string request(const std::string& url, const std::string* body, bool with_token = true);
+    void authenticate();
+    void apply_tls(void* curl) const;   // CURL*
+    etcd_endpoints _endpoints;
+    std::string _token;                 // etcd's auth token ("" = none yet)
+    uint64_t _authentications = 0;
     std::chrono::milliseconds _timeout;
     size_t _current = 0;
     void* _curl = nullptr;   // CURL*

@@ -1,5 +1,8 @@
 #include "registrar.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "etcd_client.h"
 
 namespace stentor::fleet {
@@ -68,6 +71,8 @@ void registrar::run() {
         std::string error;
         bool wrote_drain = false;
         bool registered = false;
+        bool clash = false;
+        int64_t clash_lease = 0;
         uint64_t grants = 0, puts = 0;
         try {
             relay_record rec = _report();
@@ -91,8 +96,23 @@ void registrar::run() {
                     must_put = true;
             }
             if (must_put) {
-                rec.seq = ++_seq;
-                c.put(_key, rec.to_json(), lease);
+                rec.seq = _seq + 1;
+                std::optional<etcd_kv> holder;
+                if (!c.put_if_absent_or_leased(_key, rec.to_json(), lease, &holder)) {
+                    clash = true;
+                    clash_lease = holder ? holder->lease : 0;
+                    std::string who;
+                    if (holder)
+                        if (const auto other = relay_record::from_json(holder->value, nullptr))
+                            who = fmt::format(" (its record: role {}, addresses {})", other->role,
+                                              fmt::join(other->addresses, ","));
+                    throw etcd_error(fmt::format(
+                        "relay id \"{}\" is already registered: {} is held by lease {:x}, not ours ({:x}){}: another "
+                        "relay runs with the same [fleet] relay_id, or this relay's previous run until its lease lapses; "
+                        "not overwritten, retrying every refresh",
+                        _o.relay_id, _key, clash_lease, lease, who));
+                }
+                ++_seq;
                 ++puts;
                 _key_lease = lease;
                 _last_rec = rec;
@@ -110,6 +130,11 @@ void registrar::run() {
         _st.registered = registered;
         _st.grants += grants;
         _st.puts += puts;
+        _st.clash = clash;
+        if (clash) {
+            ++_st.clashes;
+            _st.clash_lease = clash_lease;
+        }
         if (!error.empty()) {
             ++_st.failures;
             _st.last_error = error;

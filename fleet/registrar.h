@@ -7,6 +7,13 @@
 // etcd unreachable: the relay goes on forwarding (nothing here is on the
 // relay's path); the registrar retries every refresh and, when etcd answers
 // again, keeps its lease if etcd still has it or registers under a new one.
+//
+// The record is written with a transaction (put only if the key is absent or
+// already under this registrar's lease): a second relay started with the
+// same relay_id never takes the first one's record over. It keeps trying
+// every refresh, counting the clash and saying so (status().clash, the log),
+// and registers once the other's key is gone (its lease lapsed): the same
+// relay restarted within its lease after a crash waits out its old lease.
 #pragma once
 
 #include <atomic>
@@ -19,12 +26,13 @@
 #include <thread>
 #include <vector>
 
+#include "etcd_client.h"
 #include "registry.h"
 
 namespace stentor::fleet {
 
 struct registrar_options {
-    std::vector<std::string> etcd;          // client URLs
+    etcd_endpoints etcd;                    // client URLs and how to reach them (TLS, user)
     std::string prefix = "/stentor";
     std::string relay_id;
     unsigned lease_ttl_s = 2;
@@ -40,7 +48,12 @@ struct registrar_status {
     int64_t lease = 0;
     uint64_t grants = 0;         // leases taken (1 + re-registrations)
     uint64_t puts = 0;
-    uint64_t failures = 0;       // rounds etcd did not answer or refused
+    uint64_t failures = 0;       // rounds etcd did not answer or refused (clashes included)
+    // The key is held under another lease: another relay registered with
+    // this relay_id (or this relay's previous run, until its lease lapses).
+    bool clash = false;          // the last round found it so
+    uint64_t clashes = 0;        // rounds that found it so
+    int64_t clash_lease = 0;     // the lease that holds the key
     std::string last_error;
 };
 

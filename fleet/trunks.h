@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "etcd_client.h"
 #include "peer_nets.h"
 #include "registry.h"
 
@@ -139,7 +140,7 @@ std::optional<uint32_t> parse_ipv4(const std::string& s);
 std::optional<addr6> parse_ipv6(const std::string& s);
 
 struct trunk_watch_options {
-    std::vector<std::string> etcd;
+    etcd_endpoints etcd;   // URLs and access (TLS, user): etcd_client.h
     std::string prefix = "/stentor";
     std::string relay_id;
     // [fleet] trunk_peers: where trunks may go and come from (empty: nowhere).

@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -161,7 +164,7 @@ TEST(ConfigAccepts, FleetSectionAndItsDefaults) {
     EXPECT_EQ(fleet::format_peer_net(p.fleet.trunk_peers[0]), "10.20.0.0/16");
     EXPECT_EQ(fleet::format_peer_net(p.fleet.trunk_peers[1]), "2001:db8:77::/48") << "either family";
     EXPECT_EQ(fleet::format_peer_net(p.fleet.trunk_peers[2]), "198.18.0.7/32") << "one host";
-    const auto q = parse(k_base + "[fleet]\netcd = [\"http://e:2379\"]\nrelay_id = \"o1\"\nrole = \"origin\"\n"
+    const auto q = parse(k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"o1\"\nrole = \"origin\"\n"
                                   "trunk_peers = [\"0.0.0.0/0\"]\n"
                                   "advertise = [\"203.0.113.7\"]\nlease_ttl_s = 1\nrefresh_ms = 300\ntrunk_idle_s = 0\ndrain_s = 0\n");
     EXPECT_EQ(q.fleet.advertise, (std::vector<uint32_t>{0xcb007107}));
@@ -515,6 +518,162 @@ TEST_F(ConfigJoin, TokenFilesAreSecretsAndAnInlineTokenInAReadableProfileIsWarne
     EXPECT_TRUE(director_profile_warnings(load_director_profile(dir_profile)).empty());
 }
 
+// [fleet]'s access to etcd with files on disk (docs/fleet.md "Running etcd
+// securely"): certificates made once with the openssl CLI, then each bad
+// file refused naming file, line and setting; relays and directors alike.
+class ConfigEtcdAccess : public ConfigJoin {
+protected:
+    static void SetUpTestSuite() {
+        char tmpl[] = "/tmp/stentor-etcd-pki.XXXXXX";
+        ASSERT_NE(nullptr, mkdtemp(tmpl));
+        pki = tmpl;
+        const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 ";
+        const std::string q = " >/dev/null 2>&1";
+        ASSERT_EQ(0, std::system(("openssl req -x509" + ec + "-keyout " + pki + "/ca.key -out " + pki +
+                                  "/ca.crt -subj /CN=ca" + q).c_str()));
+        // Client certificates without a Common Name (etcd's gateway refuses
+        // one that has one when users are on), and one with.
+        for (const char* n : {"a", "b"})
+            ASSERT_EQ(0, std::system(("openssl req -x509" + ec + "-keyout " + pki + "/" + n + ".key -out " + pki + "/" +
+                                      n + ".crt -subj /O=stentor/OU=relay-" + n + q).c_str()));
+        ASSERT_EQ(0, std::system(("openssl req -x509" + ec + "-keyout " + pki + "/cn.key -out " + pki +
+                                  "/cn.crt -subj /CN=relay-cn" + q).c_str()));
+    }
+    static void TearDownTestSuite() { std::filesystem::remove_all(pki); }
+
+    static std::string slurp(const std::string& path) {
+        std::ifstream in(path);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    }
+    // A copy of a PKI file in the test's dir with `mode`.
+    std::string copy(const std::string& name, const std::string& as, mode_t mode = 0600) {
+        return file(as, slurp(pki + "/" + name), mode);
+    }
+    // [fleet] on line 14, etcd on 15; then `lines` from line 18 on.
+    static std::string fleet(const std::string& lines, const std::string& url = "https://127.0.0.1:2379") {
+        return k_base + "[fleet]\netcd = [\"" + url + "\"]\nrelay_id = \"e1\"\nrole = \"edge\"\n" + lines;
+    }
+    static std::string kv(const std::string& k, const std::string& v) { return k + " = \"" + v + "\"\n"; }
+
+    static inline std::string pki;
+};
+
+TEST_F(ConfigEtcdAccess, TlsClientCertificateAndUserLoad) {
+    const auto ca = copy("ca.crt", "ca.crt", 0644), crt = copy("a.crt", "a.crt", 0644), key = copy("a.key", "a.key");
+    const auto pw = file("pw", "  s3cret pass\n");
+    const auto p = parse(fleet(kv("etcd_ca", ca) + kv("etcd_cert", crt) + kv("etcd_key", key) + kv("etcd_user", "stentor") +
+                               kv("etcd_password_file", pw)));
+    const auto& a = p.fleet.etcd.access;
+    EXPECT_EQ(p.fleet.etcd, (std::vector<std::string>{"https://127.0.0.1:2379"}));
+    EXPECT_EQ(a.ca_file, ca);
+    EXPECT_EQ(a.cert_file, crt);
+    EXPECT_EQ(a.key_file, key);
+    EXPECT_EQ(a.user, "stentor");
+    ASSERT_TRUE(a.password);
+    EXPECT_EQ(*a.password, "s3cret pass") << "the line, surrounding whitespace trimmed";
+    EXPECT_EQ(p.fleet.etcd_password_file, pw);
+    EXPECT_FALSE(p.fleet.allow_plaintext);
+    // TLS alone, a user alone (on loopback), plain HTTP elsewhere said explicitly.
+    EXPECT_TRUE(parse(fleet(kv("etcd_ca", ca))).fleet.etcd.access.user.empty());
+    EXPECT_EQ(parse(fleet(kv("etcd_user", "u") + kv("etcd_password_file", pw), "http://127.0.0.1:2379"))
+                  .fleet.etcd.access.user, "u");
+    EXPECT_EQ(error_of(fleet("allow_plaintext = true\n", "http://10.0.0.5:2379")), "(no error)");
+    EXPECT_EQ(error_of(fleet("", "http://localhost:2379")), "(no error)");
+    EXPECT_EQ(error_of(fleet("", "http://[::1]:2379")), "(no error)");
+    // The director's profile takes the same settings.
+    const auto hexkey = file("k1", hex_a);
+    const auto d = parse_director_profile("[fleet]\netcd = [\"https://etcd-1:2379\"]\n" + kv("etcd_ca", ca) +
+                                              kv("etcd_cert", crt) + kv("etcd_key", key) + kv("etcd_user", "director") +
+                                              kv("etcd_password_file", pw) + "[join]\nkeys = [{ id = 4, secret_file = \"" +
+                                              hexkey + "\" }]\n[director]\ndirector_id = \"d1\"\ntoken = \"0123456789abcdef\"\n",
+                                          "d.toml");
+    EXPECT_EQ(d.fleet.etcd.access.user, "director");
+    EXPECT_EQ(d.fleet.etcd.access.key_file, key);
+    try {
+        parse_director_profile("[fleet]\netcd = [\"http://10.1.1.1:2379\"]\n[join]\nkeys = [{ id = 4, secret_file = \"" +
+                                   hexkey + "\" }]\n[director]\ndirector_id = \"d1\"\ntoken = \"0123456789abcdef\"\n",
+                               "d.toml");
+        ADD_FAILURE() << "plain HTTP to another host accepted";
+    } catch (const config_error& e) {
+        EXPECT_NE(std::string(e.what()).find("d.toml:2:9: fleet.etcd[0]: \"http://10.1.1.1:2379\" is plain HTTP"),
+                  std::string::npos) << e.what();
+    }
+}
+
+TEST_F(ConfigEtcdAccess, BadFilesAreRefusedNamingFileLineAndSetting) {
+    const auto ca = copy("ca.crt", "ca.crt", 0644), crt = copy("a.crt", "a.crt", 0644), key = copy("a.key", "a.key");
+    const auto pw = file("pw", "s3cret\n");
+    const std::string c = kv("etcd_ca", ca);
+    struct row {
+        const char* name;
+        std::string toml;
+        std::string expect;
+    };
+    std::vector<row> rows = {
+        {"CA not PEM", fleet(kv("etcd_ca", file("junk.crt", "hello\n", 0644))),
+         "t.toml:18:11: fleet.etcd_ca: " + dir + "/junk.crt: no PEM certificate in the file"},
+        {"CA empty", fleet(kv("etcd_ca", file("empty.crt", "", 0644))), "t.toml:18:11: fleet.etcd_ca: " + dir + "/empty.crt: empty"},
+        {"CA a directory", fleet(kv("etcd_ca", dir)), "t.toml:18:11: fleet.etcd_ca: " + dir + ": not a regular file"},
+        {"certificate without key", fleet(c + kv("etcd_cert", crt)),
+         "t.toml:19:13: fleet.etcd_cert: set together with fleet.etcd_key (its private key)"},
+        {"key without certificate", fleet(c + kv("etcd_key", key)),
+         "t.toml:19:12: fleet.etcd_key: set together with fleet.etcd_cert (the certificate it belongs to)"},
+        {"key group-readable", fleet(c + kv("etcd_cert", crt) + kv("etcd_key", copy("a.key", "g.key", 0640))),
+         "t.toml:20:12: fleet.etcd_key: " + dir + "/g.key: readable or writable by group or others (mode 0640)"},
+        {"key world-readable", fleet(c + kv("etcd_cert", crt) + kv("etcd_key", copy("a.key", "w.key", 0644))), "(mode 0644)"},
+        {"key of another certificate", fleet(c + kv("etcd_cert", crt) + kv("etcd_key", copy("b.key", "b.key"))),
+         "t.toml:20:12: fleet.etcd_key: " + dir + "/b.key: is not the private key of the certificate in fleet.etcd_cert"},
+        {"certificate not PEM", fleet(c + kv("etcd_cert", file("junk.pem", "junk\n", 0644)) + kv("etcd_key", key)),
+         "t.toml:19:13: fleet.etcd_cert: " + dir + "/junk.pem: not a PEM certificate"},
+        {"key not PEM", fleet(c + kv("etcd_cert", crt) + kv("etcd_key", file("junk.key", "junk\n"))),
+         "t.toml:20:12: fleet.etcd_key: " + dir + "/junk.key: not a PEM private key"},
+        {"key missing", fleet(c + kv("etcd_cert", crt) + kv("etcd_key", dir + "/none.key")),
+         "t.toml:20:12: fleet.etcd_key: " + dir + "/none.key: cannot open: No such file or directory"},
+        {"key relative", fleet(c + kv("etcd_cert", crt) + kv("etcd_key", "a.key")),
+         "t.toml:20:12: fleet.etcd_key: \"a.key\" is not an absolute path"},
+        {"certificate with a Common Name, with a user",
+         fleet(c + kv("etcd_cert", copy("cn.crt", "cn.crt", 0644)) + kv("etcd_key", copy("cn.key", "cn.key")) +
+               kv("etcd_user", "u") + kv("etcd_password_file", pw)),
+         "t.toml:19:13: fleet.etcd_cert: " + dir + "/cn.crt: has a Common Name (\"relay-cn\"): etcd with "
+         "--client-cert-auth and users refuses it at its JSON gateway"},
+        {"password group-readable", fleet(c + kv("etcd_user", "u") + kv("etcd_password_file", file("gpw", "x\n", 0640))),
+         "t.toml:20:22: fleet.etcd_password_file: " + dir +
+             "/gpw: readable or writable by group or others (mode 0640); whoever reads it can write the fleet's registry "
+             "as this relay: chmod 600 it"},
+        {"password empty", fleet(c + kv("etcd_user", "u") + kv("etcd_password_file", file("epw", " \n"))),
+         "t.toml:20:22: fleet.etcd_password_file: " + dir + "/epw: empty: no password in it"},
+        {"password on two lines", fleet(c + kv("etcd_user", "u") + kv("etcd_password_file", file("2pw", "one\ntwo\n"))),
+         "t.toml:20:22: fleet.etcd_password_file: " + dir + "/2pw: holds a control character (a second line?)"},
+        {"password larger than a key file", fleet(c + kv("etcd_user", "u") + kv("etcd_password_file", file("bpw", std::string(5000, 'p')))),
+         "/bpw: larger than 4096 bytes"},
+    };
+    // Owned by another user: only root can make such a file here.
+    if (::geteuid() == 0) {
+        const auto other_key = copy("a.key", "o.key"), other_pw = file("opw", "x\n");
+        EXPECT_EQ(0, ::chown(other_key.c_str(), 65534, 65534));
+        EXPECT_EQ(0, ::chown(other_pw.c_str(), 65534, 65534));
+        rows.push_back({"key owned by another user", fleet(c + kv("etcd_cert", crt) + kv("etcd_key", other_key)),
+                        "t.toml:20:12: fleet.etcd_key: " + other_key +
+                            ": owned by uid 65534, neither the user this runs as (uid 0) nor root: whoever owns it can "
+                            "rewrite it; chown it"});
+        rows.push_back({"password owned by another user", fleet(c + kv("etcd_user", "u") + kv("etcd_password_file", other_pw)),
+                        "t.toml:20:22: fleet.etcd_password_file: " + other_pw + ": owned by uid 65534"});
+    }
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.name);
+        const auto msg = error_of(r.toml);
+        EXPECT_NE(msg.find(r.expect), std::string::npos) << "got:      " << msg << "\nexpected: " << r.expect;
+    }
+    EXPECT_EQ(error_of(fleet(c + kv("etcd_cert", crt) + kv("etcd_key", key) + kv("etcd_user", "u") +
+                             kv("etcd_password_file", pw))),
+              "(no error)");
+    EXPECT_EQ(error_of(fleet(c + kv("etcd_cert", copy("cn.crt", "cn2.crt", 0644)) + kv("etcd_key", copy("cn.key", "cn2.key")))),
+              "(no error)")
+        << "a Common Name is fine without users (etcd then checks only the chain)";
+}
+
 const std::string hex_b = "F0E1D2C3B4A5968778695A4B3C2D1E0F00112233445566778899AABBCCDDEEFF";
 
 std::vector<uint8_t> bytes_of(const std::string& hex) {
@@ -730,8 +889,48 @@ std::vector<error_row> error_rows() {
         // [fleet] is line 13 (docs/fleet.md)
         {"fleet_no_etcd", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\n",
          "t.toml:14:1: fleet.etcd: required setting is missing"},
-        {"fleet_etcd_not_http", k_base + "[fleet]\netcd = [\"https://x:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\n",
-         "t.toml:15:9: fleet.etcd[0]: \"https://x:2379\" is not an http:// URL"},
+        {"fleet_etcd_not_http", k_base + "[fleet]\netcd = [\"ftp://x:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\n",
+         "t.toml:15:9: fleet.etcd[0]: \"ftp://x:2379\" is not an https:// or http:// URL"},
+        {"fleet_etcd_userinfo", k_base + "[fleet]\netcd = [\"https://u:p@x:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\n",
+         "t.toml:15:9: fleet.etcd[0]: \"https://u:p@x:2379\" is not an https:// or http:// URL"},
+        // etcd's access (docs/fleet.md "Running etcd securely"); the rows with
+        // files on disk are ConfigEtcdAccess below. etcd is line 17 here.
+        {"fleet_etcd_plain_to_another_host", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"http://10.0.0.5:2379\"]\n",
+         "t.toml:17:9: fleet.etcd[0]: \"http://10.0.0.5:2379\" is plain HTTP to a host that is not loopback: anyone on "
+         "the way can read and write the fleet's registry (aim trunks, take placements); use https:// with fleet.etcd_ca "
+         "(and etcd_cert/etcd_key or etcd_user), or say allow_plaintext = true"},
+        {"fleet_etcd_plain_to_a_name", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"http://127.0.0.1:2379\", \"http://etcd-2:2379\"]\n",
+         "t.toml:17:34: fleet.etcd[1]: \"http://etcd-2:2379\" is plain HTTP to a host that is not loopback"},
+        {"fleet_etcd_mixed_schemes", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"https://etcd-1:2379\", \"http://127.0.0.1:2379\"]\n",
+         "t.toml:17:32: fleet.etcd[1]: \"http://127.0.0.1:2379\": every member is reached alike: all https:// or all http://"},
+        {"fleet_https_without_ca", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"https://etcd-1:2379\"]\n",
+         "t.toml:17:9: fleet.etcd_ca: required with https:// etcd URLs: the CA (PEM) that signed etcd's certificate"},
+        {"fleet_allow_plaintext_with_https", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"https://etcd-1:2379\"]\nallow_plaintext = true\n",
+         "t.toml:18:19: fleet.allow_plaintext: true, but the etcd URLs are https://: it is for plain http:// URLs only"},
+        {"fleet_allow_plaintext_type", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"http://10.0.0.5:2379\"]\nallow_plaintext = \"yes\"\n",
+         "t.toml:18:19: fleet.allow_plaintext: expected a boolean"},
+        {"fleet_ca_with_http", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"http://127.0.0.1:2379\"]\netcd_ca = \"/etc/ca.pem\"\n",
+         "t.toml:18:11: fleet.etcd_ca: set, but the etcd URLs are http://: TLS files are used with https:// URLs only"},
+        {"fleet_cert_with_http", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"http://127.0.0.1:2379\"]\netcd_cert = \"/c.pem\"\netcd_key = \"/k.pem\"\n",
+         "t.toml:18:13: fleet.etcd_cert: set, but the etcd URLs are http://"},
+        {"fleet_ca_relative", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"https://etcd-1:2379\"]\netcd_ca = \"ca.pem\"\n",
+         "t.toml:18:11: fleet.etcd_ca: \"ca.pem\" is not an absolute path"},
+        {"fleet_ca_missing", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"https://etcd-1:2379\"]\netcd_ca = \"/nonexistent/ca.pem\"\n",
+         "t.toml:18:11: fleet.etcd_ca: /nonexistent/ca.pem: cannot open: No such file or directory"},
+        {"fleet_user_without_password", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"http://127.0.0.1:2379\"]\netcd_user = \"stentor\"\n",
+         "t.toml:18:13: fleet.etcd_user: set together with fleet.etcd_password_file (the file holding the user's password)"},
+        {"fleet_password_without_user", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"http://127.0.0.1:2379\"]\netcd_password_file = \"/pw\"\n",
+         "t.toml:18:22: fleet.etcd_password_file: set together with fleet.etcd_user"},
+        {"fleet_user_with_a_space", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"http://127.0.0.1:2379\"]\netcd_user = \"a b\"\netcd_password_file = \"/pw\"\n",
+         "t.toml:18:13: fleet.etcd_user: \"a b\": must be 1..128 printable ASCII characters without spaces"},
+        {"fleet_user_empty", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"http://127.0.0.1:2379\"]\netcd_user = \"\"\netcd_password_file = \"/pw\"\n",
+         "t.toml:19:22: fleet.etcd_password_file: set together with fleet.etcd_user"},
+        {"fleet_password_relative", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"http://127.0.0.1:2379\"]\netcd_user = \"u\"\netcd_password_file = \"pw\"\n",
+         "t.toml:19:22: fleet.etcd_password_file: \"pw\" is not an absolute path"},
+        {"fleet_password_missing", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"http://127.0.0.1:2379\"]\netcd_user = \"u\"\netcd_password_file = \"/nonexistent/pw\"\n",
+         "t.toml:19:22: fleet.etcd_password_file: /nonexistent/pw: cannot open: No such file or directory"},
+        {"fleet_password_a_device", k_base + "[fleet]\nrelay_id = \"e1\"\nrole = \"edge\"\netcd = [\"http://127.0.0.1:2379\"]\netcd_user = \"u\"\netcd_password_file = \"/dev/zero\"\n",
+         "t.toml:19:22: fleet.etcd_password_file: /dev/zero: not a regular file"},
         {"fleet_role", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"mixer\"\n",
          "t.toml:17:8: fleet.role: \"mixer\": must be \"origin\" (takes speakers) or \"edge\""},
         {"fleet_relay_id", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e 1\"\nrole = \"edge\"\n",
