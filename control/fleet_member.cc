@@ -64,11 +64,14 @@ std::optional<std::string> fleet_log::poll(const fleet::registrar& reg) {
     } else if (!st.registered && st.clash && !_clash) {
         // Another relay's record: never overwritten (fleet/registrar.h).
         line = "fleet: NOT registered: " + st.last_error;
-    } else if (!st.registered && !st.clash && _registered) {
+    } else if (!st.registered && !st.clash && st.failures > 0 && (_registered || !_failing)) {
+        // Also when it never got in (etcd not up yet, or refusing this
+        // relay's certificate or password): the operator sees why at once.
         line = "fleet: etcd unreachable or refusing (" + st.last_error +
                "); forwarding goes on, retrying every refresh";
     }
     if (line) {
+        _failing = !st.registered && !st.clash;
         _clash = st.clash;
         _registered = st.registered;
         _lease = st.lease;

@@ -39,6 +39,7 @@ public:
 private:
     bool _registered = false;
     bool _clash = false;
+    bool _failing = false;   // the last line said etcd is unreachable or refusing
     int64_t _lease = 0;
     bool _first = true;
 };
