@@ -388,8 +388,8 @@ void etcd_client::watch_prefix(const std::string& prefix, int64_t start_revision
     json create{{"key", base64_encode(prefix)}, {"range_end", base64_encode(prefix_end(prefix))}};
     if (start_revision > 0) create["start_revision"] = std::to_string(start_revision);
     const std::string body = json{{"create_request", create}}.dump();
+    if (!_endpoints.access.user.empty() && _token.empty()) authenticate();   // may move to another member
     const std::string url = _endpoints[_current] + "/v3/watch";
-    if (!_endpoints.access.user.empty() && _token.empty()) authenticate();
 
     struct stream {
         std::string buf;
