@@ -553,7 +553,8 @@ protected:
     }
     // [fleet] on line 14, etcd on 15; then `lines` from line 18 on.
     static std::string fleet(const std::string& lines, const std::string& url = "https://127.0.0.1:2379") {
-        return k_base + "[fleet]\netcd = [\"" + url + "\"]\nrelay_id = \"e1\"\nrole = \"edge\"\n" + lines;
+        return k_base + "[fleet]\netcd = [\"" + url + "\"]\nrelay_id = \"e1\"\nrole = \"edge\"\n" + lines +
+               "trunk_peers = [\"198.18.0.0/24\"]\n";
     }
     static std::string kv(const std::string& k, const std::string& v) { return k + " = \"" + v + "\"\n"; }
 
