@@ -23,7 +23,7 @@ DPDK_CFLAGS=$(pkg-config --cflags libdpdk | sed 's/-I/-isystem /g')
 COMMON=(-std=c++20 -g -O1 -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -Wall -Wextra -Werror
-        -I"$REPO/dataplane" -I"$REPO/dataplane/include" -I"$REPO/control")
+        -I"$REPO/dataplane" -I"$REPO/dataplane/include" -I"$REPO/control" -I"$REPO/fleet")
 
 build() {
   local name=$1; shift
@@ -55,15 +55,19 @@ TOML_FLAGS="-DTOML_HEADER_ONLY=1"
 [[ "${FUZZ_TOML_ASSERTS:-0}" = 1 ]] || TOML_FLAGS+=" -DTOML_ASSERT(expr)=static_assert(true)"
 
 # config.cc loads [api] TLS files with GnuTLS (control/tls_files.cc) and SRTP key
-# files (control/srtp_keys.cc, dataplane/srtp.cc: libcrypto).
-EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt -lgnutls -lcrypto" DEPS="$REPO/control/config.h $REPO/control/session.h $REPO/control/tls_files.h $REPO/control/srtp_keys.h $REPO/control/dp_memory.h" \
-  build fuzz_profile "$REPO/fuzz/fuzz_profile.cc" "$REPO/control/config.cc" "$REPO/control/ipv6.cc" "$REPO/control/ip6.cc" "$REPO/control/tls_files.cc" "$REPO/control/srtp_keys.cc" "$REPO/control/dp_memory.cc" "$REPO/dataplane/srtp.cc"
+# files (control/srtp_keys.cc, dataplane/srtp.cc: libcrypto); [fleet] takes
+# trunk_peers (fleet/peer_nets.cc) and the etcd password (fleet/etcd_client.cc:
+# libcurl).
+FLEET_SRC=("$REPO/fleet/peer_nets.cc" "$REPO/fleet/etcd_client.cc")
+FLEET_DEPS="$REPO/fleet/peer_nets.h $REPO/fleet/etcd_client.h"
+EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt -lgnutls -lcrypto -lcurl" DEPS="$REPO/control/config.h $REPO/control/session.h $REPO/control/tls_files.h $REPO/control/srtp_keys.h $REPO/control/dp_memory.h $FLEET_DEPS" \
+  build fuzz_profile "$REPO/fuzz/fuzz_profile.cc" "$REPO/control/config.cc" "$REPO/control/ipv6.cc" "$REPO/control/ip6.cc" "$REPO/control/tls_files.cc" "$REPO/control/srtp_keys.cc" "$REPO/control/dp_memory.cc" "$REPO/dataplane/srtp.cc" "${FLEET_SRC[@]}"
 
 # The API request parser (control/api_parse.cc) with the IPv4 helpers it
 # shares with the profile loader (control/config.cc).
-EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt -lgnutls -lcrypto" \
-  DEPS="$REPO/control/api_parse.h $REPO/control/config.h $REPO/control/state.h $REPO/control/session.h $REPO/control/action_error.h $REPO/control/srtp_keys.h $REPO/control/dp_memory.h" \
-  build fuzz_api "$REPO/fuzz/fuzz_api.cc" "$REPO/control/api_parse.cc" "$REPO/control/config.cc" "$REPO/control/ipv6.cc" "$REPO/control/ip6.cc" "$REPO/control/tls_files.cc" "$REPO/control/srtp_keys.cc" "$REPO/control/dp_memory.cc" "$REPO/dataplane/srtp.cc"
+EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt -lgnutls -lcrypto -lcurl" \
+  DEPS="$REPO/control/api_parse.h $REPO/control/config.h $REPO/control/state.h $REPO/control/session.h $REPO/control/action_error.h $REPO/control/srtp_keys.h $REPO/control/dp_memory.h $FLEET_DEPS" \
+  build fuzz_api "$REPO/fuzz/fuzz_api.cc" "$REPO/control/api_parse.cc" "$REPO/control/config.cc" "$REPO/control/ipv6.cc" "$REPO/control/ip6.cc" "$REPO/control/tls_files.cc" "$REPO/control/srtp_keys.cc" "$REPO/control/dp_memory.cc" "$REPO/dataplane/srtp.cc" "${FLEET_SRC[@]}"
 
 # The journal reader (control/journal_format.cc); CRC32C is DPDK's
 # rte_hash_crc, whose CPU-flag probe lives in librte_eal.

@@ -26,7 +26,8 @@
 #                         listener keeps hearing the stream
 #   e2e_join_rotate       SIGHUP adds key 2 and mints with it: tokens of both
 #                         keys join; SIGHUP removes key 1: its token gets
-#                         nothing (drop/join/unknown_key), key 2's still joins
+#                         nothing (drop/join/unknown_key), a key-2 token
+#                         that left is refused as spent, a new one joins
 # The setup and the aioice, forged and consent checks are shared with
 # e2e_join6.sh (scripts/joinnet.sh).
 # Prints "PASS <name>" / "FAIL <name> <reason>". Needs root. About 30 s.
@@ -237,8 +238,9 @@ fi
 # --- 8. rotate: the signing keys change on SIGHUP, no restart -----------------------
 # Key 2 added and minting, then key 1 removed: a key-1 token (minted at the
 # start) and a key-2 token both join while both keys are live; after the
-# second SIGHUP the key-1 token gets nothing (drop/join/unknown_key) and the
-# key-2 token still joins.
+# second SIGHUP the key-1 token gets nothing (drop/join/unknown_key), the
+# key-2 token that joined and left is refused as spent, and a new key-2
+# token joins.
 name="${T}_rotate"
 umask 077
 openssl rand -hex 32 >"$WORK/join-2.key"
@@ -263,11 +265,16 @@ if netlib_wait_for_line "$RELAY_LOG" ' reload:   join.keys: keys 1, 2 live, mint
     set_keys "{ id = 2, secret_file = \"$WORK/join-2.key\" }" 2
     if netlib_wait_for_line "$RELAY_LOG" ' reload:   join.keys: tokens of key 1 are refused' 5 "$RELAY_PID"; then
       u0=$(jn_counter drop/join/unknown_key)
-      out_old=$(ask_key "$old_tok" "$old_pw"); out_new=$(ask_key "$new_tok" "$new_pw")
+      # The key-2 token above left, so it is spent (join/refused_spent); a
+      # fresh one minted with key 2 joins.
+      out_old=$(ask_key "$old_tok" "$old_pw"); out_spent=$(ask_key "$new_tok" "$new_pw")
+      out_new="not minted"
+      read -r fresh_tok fresh_pw < <(jn_mint 1) && out_new=$(ask_key "$fresh_tok" "$fresh_pw")
       u1=$(jn_counter drop/join/unknown_key)
-      echo "# $name: key 2 only: key-1 token: $out_old; key-2 token: $out_new; drop/join/unknown_key $u0 -> $u1"
+      echo "# $name: key 2 only: key-1 token: $out_old; the key-2 token that left: $out_spent; a new key-2 token: $out_new; drop/join/unknown_key $u0 -> $u1"
       [[ "$out_old" == silent* ]] || bad+=" key-1 token answered after its key was removed ($out_old);"
       (( u1 > u0 )) || bad+=" drop/join/unknown_key $u0 -> $u1;"
+      [[ "$out_spent" == *"token spent"* ]] || bad+=" a key-2 token that left was not refused as spent ($out_spent);"
       [[ "$out_new" == "ok RESPONSE "* ]] || bad+=" key-2 token refused after the second reload;"
     else
       bad+=" second reload not applied: $(grep ' reload:' "$RELAY_LOG" | tail -n3 | tr '\n' ' ');"
