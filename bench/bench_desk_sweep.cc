@@ -18,6 +18,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "ipv6.h"
+
 namespace {
 
 using clock_t_ = std::chrono::steady_clock;
@@ -105,19 +107,8 @@ void BM_sweep_per_session_counts(benchmark::State& st) {
 // addresses, IPv6 /64s) to drop sources that hold nothing and whose bucket
 // is full again. Worst case: every binding its own source, none idle.
 // Argument: sources.
-using ipv6_addr = std::array<uint8_t, 16>;
-struct ipv6_addr_hash {   // control/ipv6.h's
-    size_t operator()(const ipv6_addr& a) const noexcept {
-        uint64_t h, l;
-        std::memcpy(&h, a.data(), 8);
-        std::memcpy(&l, a.data() + 8, 8);
-        uint64_t k = h ^ (l * 0x9e3779b97f4a7c15ULL);
-        k ^= k >> 29;
-        k *= 0xbf58476d1ce4e5b9ULL;
-        k ^= k >> 32;
-        return static_cast<size_t>(k);
-    }
-};
+using stentor::control::ipv6_addr;   // and its hash, the desk's own (control/ipv6.h)
+using stentor::control::ipv6_addr_hash;
 struct source_state {
     uint32_t bindings = 0;
     double tokens = 0;

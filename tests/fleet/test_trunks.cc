@@ -473,6 +473,16 @@ struct fleet_relay {
     std::unique_ptr<control::trunk_reconciler> rec;
     std::unique_ptr<trunk_watch> watch;
 
+    // Session 7 on UDP 40007, its speaker 198.18.0.10:5004 with SSRC 1234:
+    // what an origin carries in most of these tests.
+    void session7() {
+        control::session_params sp;
+        sp.id = 7;
+        sp.udp_port = 40007;
+        st->session_create(sp);
+        st->speaker_add(7, ip_of(198, 18, 0, 10), 5004, 1234u);
+    }
+
     // own_ip6: a dual-stack relay, advertising it, its trunks of `family`.
     fleet_relay(const etcd_server& e, const std::string& prefix, std::string relay_id, const std::string& role,
                 uint32_t own_ip, std::chrono::seconds idle = std::chrono::seconds(0),
@@ -576,13 +586,7 @@ TEST(Trunks, watch_to_trunk_lifecycle_two_origins_a_middle_tier_and_back_to_noth
     fleet_relay e1(e, p, "e1", "edge", e1_ip);
     fleet_relay e2(e, p, "e2", "edge", e2_ip);
     // Session 7 on both origins, its speaker registered with SSRC 1234.
-    for (auto* o : {o1.get(), o2.get()}) {
-        control::session_params sp;
-        sp.id = 7;
-        sp.udp_port = 40007;
-        o->st->session_create(sp);
-        o->st->speaker_add(7, ip_of(198, 18, 0, 10), 5004, 1234u);
-    }
+    for (auto* o : {o1.get(), o2.get()}) o->session7();
     etcd_client c(e.endpoints());
     ASSERT_TRUE(eventually([&] {
         const auto kv = c.get(relay_key(p, "o2"));
@@ -791,11 +795,7 @@ TEST(Trunks, an_edge_record_outside_trunk_peers_gets_no_trunk_and_its_reason_is_
     const uint32_t e1_ip = ip_of(198, 18, 0, 3), victim_ip = ip_of(203, 0, 113, 9);
     fleet_relay o1(e, p, "o1", "origin", ip_of(198, 18, 0, 1));
     fleet_relay e1(e, p, "e1", "edge", e1_ip);
-    control::session_params sp;
-    sp.id = 7;
-    sp.udp_port = 40007;
-    o1.st->session_create(sp);
-    o1.st->speaker_add(7, ip_of(198, 18, 0, 10), 5004, 1234u);
+    o1.session7();
     etcd_client c(e.endpoints());
     // The fake record under a lease of its own (as a registrar would write
     // it), so only the allowlist stands in the way.
@@ -829,11 +829,7 @@ TEST(Trunks, an_origin_outside_trunk_peers_is_not_taken_from_and_one_inside_stil
     const uint32_t o1_ip = ip_of(198, 18, 0, 1);
     fleet_relay o1(e, p, "o1", "origin", o1_ip);
     fleet_relay e1(e, p, "e1", "edge", ip_of(198, 18, 0, 3));
-    control::session_params sp;
-    sp.id = 7;
-    sp.udp_port = 40007;
-    o1.st->session_create(sp);
-    o1.st->speaker_add(7, ip_of(198, 18, 0, 10), 5004, 1234u);
+    o1.session7();
     etcd_client c(e.endpoints());
     const int64_t lease = c.lease_grant(60);
     ASSERT_NO_THROW(c.put(relay_key(p, "evil"), rec("evil", "origin", "198.51.100.7", {{7, {1234}}, {8, {1}}}).to_json(),
@@ -865,11 +861,7 @@ TEST(Trunks, an_edge_record_without_a_lease_is_not_sent_to_and_a_lapsed_lease_st
     const std::string p = fresh_prefix();
     const uint32_t ghost_ip = ip_of(198, 18, 0, 50);
     fleet_relay o1(e, p, "o1", "origin", ip_of(198, 18, 0, 1));
-    control::session_params sp;
-    sp.id = 7;
-    sp.udp_port = 40007;
-    o1.st->session_create(sp);
-    o1.st->speaker_add(7, ip_of(198, 18, 0, 10), 5004, 1234u);
+    o1.session7();
     etcd_client c(e.endpoints());
     c.put(relay_key(p, "ghost"), rec("ghost", "edge", "198.18.0.50").to_json());   // no lease
     ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "ghost"), trunk(7, "ghost", {"o1"}, 40007).to_json()));

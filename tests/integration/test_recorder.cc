@@ -294,6 +294,19 @@ void spit(const std::string& path, const std::vector<uint8_t>& b) {
     out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
 }
 
+// Drives the recorder's writes until what it wrote stops growing and it has
+// synced at least once: the pages out and on disk.
+bool written_and_synced(svc::recorder& rec) {
+    uint64_t last = ~uint64_t{0};
+    return eventually([&] {
+        rec.io(svc::mono_ns());
+        const auto st = rec.stats();
+        const bool stable = st.bytes_written == last && st.syncs > 0;
+        last = st.bytes_written;
+        return stable;
+    });
+}
+
 // What is left of a recording when its process dies, as the next start finds it.
 struct cut_case {
     const char* what;
@@ -321,14 +334,7 @@ TEST(recorder_recovery, a_recording_cut_off_is_closed_at_start_and_listed_recove
     rec.poll();
     // Pages out and written, up to the once-a-second flush and fdatasync
     // that puts the last stretch on a page of its own.
-    uint64_t last = ~uint64_t{0};
-    ASSERT_TRUE(eventually([&] {
-        rec.io(svc::mono_ns());
-        const auto st = rec.stats();
-        const bool stable = st.bytes_written == last && st.syncs > 0;
-        last = st.bytes_written;
-        return stable;
-    }));
+    ASSERT_TRUE(written_and_synced(rec));
     const auto live = rec.recording(t.sess.id);
     ASSERT_TRUE(live.has_value());
     ASSERT_EQ(live->tracks.size(), 1u);
@@ -409,14 +415,7 @@ TEST(recorder_recovery, files_are_private_links_are_not_followed_and_a_bad_title
     rec.session_started(t.sess.id, "talk\x1b[2J", "forward");   // the control plane refuses such a name; a file may say anything
     for (uint32_t k = 0; k < 60; ++k) t.speak(static_cast<uint16_t>(k), 960 * k, 1234, tone[k]);
     rec.poll();
-    uint64_t last = ~uint64_t{0};
-    ASSERT_TRUE(eventually([&] {
-        rec.io(svc::mono_ns());
-        const auto st = rec.stats();
-        const bool stable = st.bytes_written == last && st.syncs > 0;
-        last = st.bytes_written;
-        return stable;
-    }));
+    ASSERT_TRUE(written_and_synced(rec));
     const auto live = rec.recording(t.sess.id);
     ASSERT_TRUE(live.has_value());
     ASSERT_EQ(live->tracks.size(), 1u);
