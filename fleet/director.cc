@@ -30,13 +30,22 @@ void director::stop() {
 
 void director::touch() { _contact = steady::now(); }
 
-void director::apply(const std::string& key, const std::string* value) {
+void director::apply(const std::string& key, const std::string* value, int64_t lease) {
     const std::string relays = relays_prefix(_o.prefix), dirs = directors_prefix(_o.prefix),
                       trunks = trunks_prefix(_o.prefix);
     if (key.rfind(relays, 0) == 0) {
         const std::string id = key.substr(relays.size());
         if (value == nullptr) {
             _core.erase(id);
+            return;
+        }
+        // A relay's record lives under its lease (registrar.cc): one written
+        // without any stays for ever, whoever wrote it, and would draw
+        // listeners to an address no live relay answers for. Not placed on,
+        // as the trunk watch does not send to it (docs/fleet.md).
+        if (lease == 0) {
+            _core.erase(id);
+            _last_error = fmt::format("registry key {}: no lease, not placed on", key);
             return;
         }
         std::string why;
@@ -72,7 +81,7 @@ void director::load_full(etcd_client& c, int64_t* revision) {
     _trunks.clear();
     _directors.clear();
     _directors.insert(_o.director_id);   // ourselves, even before our key is there
-    for (const auto& kv : kvs) apply(kv.key, &kv.value);
+    for (const auto& kv : kvs) apply(kv.key, &kv.value, kv.lease);
     _core.set_directors(static_cast<unsigned>(_directors.size()));
     touch();
     _loaded = true;
@@ -89,7 +98,7 @@ void director::watch_loop() {
                 _o.prefix + "/", rev + 1,
                 [this](const std::vector<etcd_event>& evs, int64_t) {
                     std::lock_guard lk(_mu);
-                    for (const auto& e : evs) apply(e.kv.key, e.deleted ? nullptr : &e.kv.value);
+                    for (const auto& e : evs) apply(e.kv.key, e.deleted ? nullptr : &e.kv.value, e.kv.lease);
                     touch();
                     return true;
                 },

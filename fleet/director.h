@@ -103,7 +103,8 @@ private:
     void watch_loop();
     void lease_loop();
     void load_full(etcd_client& c, int64_t* revision);
-    void apply(const std::string& key, const std::string* value);   // nullptr: deleted
+    // nullptr: deleted. `lease`: the key's etcd lease (0: none).
+    void apply(const std::string& key, const std::string* value, int64_t lease);
     void touch();
 
     director_options _o;

@@ -725,6 +725,36 @@ TEST(Director, stops_placing_on_draining_edges_and_on_edges_whose_lease_is_gone)
     d.stop();
 }
 
+// A relay record written without a lease (by hand, or by someone who may
+// write the registry) stays for ever: the director does not place on it,
+// as origins do not send trunks to it; under a lease it counts again.
+TEST(Director, places_nothing_on_a_relay_record_without_a_lease) {
+    fleet_fixture f;
+    f.add(shared_etcd(), "o1", "origin", 1000, {{7, 40007}});
+    f.add(shared_etcd(), "e1", "edge", 100);
+    const control::token_minter m(join_keys());
+    director d(dir_options(shared_etcd(), f.prefix, "d1"), minter_for(m));
+    d.start();
+    ASSERT_TRUE(eventually([&] { return d.status().edges_live == 1; }));
+    etcd_client c(shared_etcd().endpoints());
+    const auto e1 = c.get(relay_key(f.prefix, "e1"));
+    ASSERT_TRUE(e1.has_value());
+    auto ghost = nlohmann::json::parse(e1->value);
+    ghost["id"] = "ghost";
+    ghost["slots"] = 1000000;   // what would draw every placement
+    c.put(relay_key(f.prefix, "ghost"), ghost.dump());   // no lease
+    std::this_thread::sleep_for(500ms);                    // the watch has seen it
+    EXPECT_EQ(d.status().relays, 2u) << "the record without a lease is not in the view";
+    const auto a = d.place({7, 30, "", 1});
+    ASSERT_EQ(a.error, place_error::none) << a.reason;
+    for (const auto& p : a.placements) EXPECT_EQ(p.edge, "e1");
+    const int64_t lease = c.lease_grant(30);
+    c.put(relay_key(f.prefix, "ghost"), ghost.dump(), lease);
+    EXPECT_TRUE(eventually([&] { return d.status().relays == 3; })) << "under a lease it is a relay again";
+    c.lease_revoke(lease);
+    d.stop();
+}
+
 // POST /v1/place "family" through the director and etcd's records: an
 // IPv6 request lands only on edges that advertise IPv6 and gets their first
 // IPv6 address; a family that is neither is refused before anything is
