@@ -307,6 +307,18 @@ bool written_and_synced(svc::recorder& rec) {
     });
 }
 
+// The recorder fed `n` frames of `tone` on SSRC 1234, its pages written and
+// synced: the path of the one track's .part file ("" if not so).
+std::string recorded_part(svc::recorder& rec, recorded_session& t, const std::vector<std::vector<uint8_t>>& tone,
+                          uint32_t n) {
+    for (uint32_t k = 0; k < n; ++k) t.speak(static_cast<uint16_t>(k), 960 * k, 1234, tone[k]);
+    rec.poll();
+    if (!written_and_synced(rec)) return "";
+    const auto live = rec.recording(t.sess.id);
+    if (!live.has_value() || live->tracks.size() != 1) return "";
+    return live->tracks[0].path;
+}
+
 // What is left of a recording when its process dies, as the next start finds it.
 struct cut_case {
     const char* what;
@@ -330,18 +342,12 @@ TEST(recorder_recovery, a_recording_cut_off_is_closed_at_start_and_listed_recove
     ASSERT_FALSE(t.dir.empty());
     const auto tone = opus_tone(440, 200, 2, 0.3);
     svc::recorder rec(t.options(), t.sh, t.ring);
-    for (uint32_t k = 0; k < 200; ++k) t.speak(static_cast<uint16_t>(k), 960 * k, 1234, tone[k]);
-    rec.poll();
     // Pages out and written, up to the once-a-second flush and fdatasync
     // that puts the last stretch on a page of its own.
-    ASSERT_TRUE(written_and_synced(rec));
-    const auto live = rec.recording(t.sess.id);
-    ASSERT_TRUE(live.has_value());
-    ASSERT_EQ(live->tracks.size(), 1u);
-    const std::string part = live->tracks[0].path;
+    const std::string part = recorded_part(rec, t, tone, 200);
     ASSERT_NE(part.find(".opus.part"), std::string::npos) << part;
     const auto written = slurp(part);
-    ASSERT_EQ(written.size(), live->tracks[0].bytes);
+    ASSERT_EQ(written.size(), rec.recording(t.sess.id)->tracks[0].bytes);
 
     // A recorder starting on the live directory leaves the locked file alone.
     {
@@ -413,13 +419,8 @@ TEST(recorder_recovery, files_are_private_links_are_not_followed_and_a_bad_title
     const auto tone = opus_tone(440, 60, 2, 0.3);
     svc::recorder rec(o, t.sh, t.ring);
     rec.session_started(t.sess.id, "talk\x1b[2J", "forward");   // the control plane refuses such a name; a file may say anything
-    for (uint32_t k = 0; k < 60; ++k) t.speak(static_cast<uint16_t>(k), 960 * k, 1234, tone[k]);
-    rec.poll();
-    ASSERT_TRUE(written_and_synced(rec));
-    const auto live = rec.recording(t.sess.id);
-    ASSERT_TRUE(live.has_value());
-    ASSERT_EQ(live->tracks.size(), 1u);
-    const std::string part = live->tracks[0].path;
+    const std::string part = recorded_part(rec, t, tone, 60);
+    ASSERT_FALSE(part.empty()) << "no track written";
     struct stat st{};
     ASSERT_EQ(0, ::stat(o.dir.c_str(), &st));
     EXPECT_EQ(0750u, st.st_mode & 0777u) << "a directory the recorder made";
