@@ -184,7 +184,10 @@ struct session_state : session_params {
     std::vector<speaker_view> speakers;
     std::unordered_map<uint64_t, listener_rec> listeners;
     std::array<join_order, max_tiers> order;   // per tier, oldest first
-    std::vector<list_state> lists;        // [shard * max_tiers + tier]
+    // [shard * max_tiers + tier] for the session's listeners, then the same
+    // again for its fleet trunk listeners (list_at), which the data plane
+    // serves from the session's trunk twin (dp_session::trunk).
+    std::vector<list_state> lists;
     std::vector<list6_state> lists6;      // the same for IPv6 listeners
     std::unordered_map<ep6, uint64_t, ep6_hash> keys6;   // IPv6 listener -> its key in `listeners`
     std::vector<uint64_t> shard_live;
@@ -196,6 +199,12 @@ struct session_state : session_params {
     srtp_keyset_model srtp_tx;                          // egress: the session key(s)
     std::map<uint32_t, srtp_keyset_model> speaker_keys; // ingress, by speaker slot
     srtp::keyset* srtp_tx_published = nullptr;
+    // Trunk authentication (docs/fleet.md): the key the trunk listeners'
+    // copy is protected with (relay_state::trunk_key_set), and the twin
+    // the data plane serves them from (nullptr: no trunk listener).
+    srtp_keyset_model trunk_tx;
+    srtp::keyset* trunk_tx_published = nullptr;
+    dp::dp_session* trunk_published = nullptr;
     // First-copy table of the session's trunk flows (dp_dedup), allocated
     // with the first one, freed after the grace period of the session's end.
     dp::dp_dedup* dedup = nullptr;
@@ -215,6 +224,10 @@ struct session_state : session_params {
             else ++n;
         }
         return n + (trunk ? 1 : 0);
+    }
+    // Where a listener's list is: its own lists or the trunk listeners' half.
+    size_t list_at(bool trunk, unsigned shard, unsigned tier) const {
+        return (trunk ? lists.size() / 2 : 0) + size_t{shard} * max_tiers + tier;
     }
     bool has_trunk_flow() const {
         return std::any_of(speakers.begin(), speakers.end(), [](const speaker_view& v) { return v.trunk; });
@@ -333,6 +346,9 @@ struct relay_state::impl {
     std::vector<srtp::keyset*> speaker_keysets;                     // by slot (limits.max_speakers)
     const srtp::keyset** speaker_keys_arr = nullptr;
     bool keys_dirty = true;
+    // Trunk authentication (set_trunk_auth): trunk listeners get only what
+    // the trunk key protected, trunk flows must authenticate.
+    bool trunk_auth = false;
     unsigned srtp_users() const { return sh.nb_rx_queues + 1; }     // RX lcores + the mixer
 
     // The keys of a set that goes away (its session or speaker), freed
@@ -365,6 +381,8 @@ struct relay_state::impl {
             }
             dp_free(s->published);
             dp_free(s->srtp_tx_published);
+            dp_free(s->trunk_published);
+            dp_free(s->trunk_tx_published);
             dp_free(s->dedup);
             dp_free(s->srtp_streams);
         }
@@ -585,7 +603,7 @@ struct relay_state::impl {
         uint8_t shard = 0;
         for (unsigned k = 1; k < nb_shards; ++k)
             if (s.shard_live[k] < s.shard_live[shard]) shard = static_cast<uint8_t>(k);
-        list_state& l = s.lists[shard * max_tiers + tier];
+        list_state& l = s.lists[s.list_at(trunk, shard, tier)];
         uint32_t slot;
         if (!l.free_slots.empty()) {
             slot = l.free_slots.back();
@@ -618,7 +636,7 @@ struct relay_state::impl {
     void remove_listener(session_state& s, std::unordered_map<uint64_t, listener_rec>::iterator it) {
         if (is_key6(it->first)) return remove_listener6(s, it);
         const listener_rec rec = it->second;
-        list_state& l = s.lists[rec.shard * max_tiers + rec.tier];
+        list_state& l = s.lists[s.list_at(rec.flags & lrec_trunk, rec.shard, rec.tier)];
         dp_listener& r = writable_slot(l, rec.slot);
         std::memset(&r, 0, sizeof r);
         l.free_slots.push_back(rec.slot);
@@ -658,7 +676,7 @@ struct relay_state::impl {
         uint8_t shard = 0;
         for (unsigned k = 1; k < nb_shards; ++k)
             if (s.shard_live[k] < s.shard_live[shard]) shard = static_cast<uint8_t>(k);
-        list6_state& l = s.lists6[shard * max_tiers + tier];
+        list6_state& l = s.lists6[s.list_at(trunk, shard, tier)];
         uint32_t slot;
         if (!l.free_slots.empty()) {
             slot = l.free_slots.back();
@@ -692,7 +710,7 @@ struct relay_state::impl {
     void remove_listener6(session_state& s, std::unordered_map<uint64_t, listener_rec>::iterator it) {
         const uint64_t key = it->first;
         const listener_rec rec = it->second;
-        list6_state& l = s.lists6[rec.shard * max_tiers + rec.tier];
+        list6_state& l = s.lists6[s.list_at(rec.flags & lrec_trunk, rec.shard, rec.tier)];
         dp_listener6& r = writable_slot(l, rec.slot);
         std::memset(&r, 0, sizeof r);
         l.free_slots.push_back(rec.slot);
@@ -743,7 +761,10 @@ struct relay_state::impl {
     void set_flow_fields(dp::dp_flow& f, const session_state& s, const speaker_view& sp) const {
         f.session_index = s.index;
         f.has_ssrc = sp.ssrc.has_value();
-        f.srtp_in = s.srtp_ingress == srtp_ingress_mode::required ? 1 : 0;
+        // A trunk flow on a relay whose trunks are authenticated
+        // (set_trunk_auth) must authenticate with its speaker keys whatever
+        // the session's srtp.ingress: the trunk key the edge derived.
+        f.srtp_in = s.srtp_ingress == srtp_ingress_mode::required || (sp.trunk && trunk_auth) ? 1 : 0;
         f.dedup = sp.trunk && s.dedup != nullptr ? 1 : 0;   // an origin's trunk flow: first copy wins (either family)
         f.ssrc_be = sp.ssrc ? __builtin_bswap32(*sp.ssrc) : 0;
         f.speaker_index = sp.slot;
@@ -869,6 +890,44 @@ struct relay_state::impl {
         nb_neigh_active = n;
     }
 
+    // The session's trunk twin (dp_session::trunk): its trunk listeners'
+    // lists, and on a relay whose trunks are authenticated the trunk key
+    // (srtp_egress set: without a key the data plane sends them nothing).
+    // nullptr, and none published, while the session has no trunk listener.
+    const dp::dp_session* build_trunk_twin(session_state& s, dp::dp_session& d) {
+        if (s.trunk_published) retired.push_back(s.trunk_published);
+        s.trunk_published = nullptr;
+        if (s.trunk_tx_published) retired.push_back(s.trunk_tx_published);
+        s.trunk_tx_published = nullptr;
+        uint64_t live = 0;
+        for (size_t i = s.list_at(true, 0, 0); i < s.lists.size(); ++i) live += s.lists[i].nb_live + s.lists6[i].nb_live;
+        // Published even when empty: a list whose last trunk listener left
+        // must stop being served too.
+        auto* t = alloc_zeroed<dp::dp_session>(sizeof(dp::dp_session));
+        for (unsigned sh_i = 0; sh_i < nb_shards; ++sh_i)
+            for (unsigned k = 0; k < max_tiers; ++k) {
+                t->lists[sh_i][k] = publish_list<dp_listener_list>(s.lists[s.list_at(true, sh_i, k)]);
+                t->lists6[sh_i][k] = publish_list<dp_listener6_list>(s.lists6[s.list_at(true, sh_i, k)]);
+            }
+        if (live == 0) {
+            dp_free(t);
+            return nullptr;
+        }
+        t->id = d.id;
+        t->index = d.index | dp::trunk_twin_bit;
+        t->udp_port_be = d.udp_port_be;
+        t->mode = dp::session_mode_forward;
+        t->record = 0;
+        t->nb_listeners = static_cast<uint32_t>(live);
+        t->generation = d.generation;
+        t->srtp_egress = trunk_auth ? 1 : 0;
+        s.trunk_tx_published = trunk_auth ? s.trunk_tx.build() : nullptr;
+        t->srtp_tx = s.trunk_tx_published;
+        s.trunk_published = t;
+        d.trunk = t;
+        return t;
+    }
+
     void build_session(session_state& s) {
         auto* d = alloc_zeroed<dp::dp_session>(sizeof(dp::dp_session));
         d->id = s.id;
@@ -884,7 +943,9 @@ struct relay_state::impl {
         s.srtp_tx_published = s.srtp_tx.build();
         d->srtp_tx = s.srtp_tx_published;
         d->dedup = s.dedup;
-        if (d->srtp_egress && s.srtp_streams == nullptr) {
+        const dp::dp_session* twin = build_trunk_twin(s, *d);
+        const bool twin_protects = twin != nullptr && twin->srtp_egress;
+        if ((d->srtp_egress || twin_protects) && s.srtp_streams == nullptr) {
             // Zeroed: every SSRC starts at its speaker's own numbers, unless
             // an earlier session under this id protected for it: then above
             // what that one used (egress_hw, docs/srtp.md "Egress index").
@@ -899,8 +960,8 @@ struct relay_state::impl {
         d->srtp_streams = s.srtp_streams;
         for (unsigned sh_i = 0; sh_i < nb_shards; ++sh_i)
             for (unsigned t = 0; t < max_tiers; ++t) {
-                d->lists[sh_i][t] = publish_list<dp_listener_list>(s.lists[sh_i * max_tiers + t]);
-                d->lists6[sh_i][t] = publish_list<dp_listener6_list>(s.lists6[sh_i * max_tiers + t]);
+                d->lists[sh_i][t] = publish_list<dp_listener_list>(s.lists[s.list_at(false, sh_i, t)]);
+                d->lists6[sh_i][t] = publish_list<dp_listener6_list>(s.lists6[s.list_at(false, sh_i, t)]);
             }
         if (s.published) retired.push_back(s.published);
         s.published = d;
@@ -1012,6 +1073,7 @@ struct relay_state::impl {
         for (auto& sp : v.speakers)
             if (auto it = s.speaker_keys.find(sp.slot); it != s.speaker_keys.end()) sp.srtp_keys = it->second.info(false);
         v.srtp_keys = s.srtp_tx.info(true);
+        v.trunk_keys = s.trunk_tx.info(true);
         // Read under the mutex: a slot's entries are zeroed (speaker_add)
         // only under it, so these are this speaker's.
         if (sh.policers != nullptr)
@@ -1071,8 +1133,8 @@ session_view relay_state::session_create(const session_params& sp) {
     if (!s->srtp_ingress) s->srtp_ingress = im.prof.srtp.ingress;
     if (!s->srtp_egress) s->srtp_egress = im.prof.srtp.egress;
     s->generation = im.next_generation++;
-    s->lists.resize(size_t{im.nb_shards} * max_tiers);
-    s->lists6.resize(size_t{im.nb_shards} * max_tiers);
+    s->lists.resize(2 * size_t{im.nb_shards} * max_tiers);   // the listeners', then the trunk listeners' (list_at)
+    s->lists6.resize(2 * size_t{im.nb_shards} * max_tiers);
     s->shard_live.assign(im.nb_shards, 0);
     if (!im.free_index.empty()) {
         s->index = im.free_index.back();
@@ -1112,6 +1174,10 @@ void relay_state::session_end(uint32_t id) {
     for (const auto& sp : s.speakers) im.speaker_release.push_back(sp.slot);
     if (s.srtp_tx_published) im.retired.push_back(s.srtp_tx_published);
     s.srtp_tx_published = nullptr;
+    if (s.trunk_published) im.retired.push_back(s.trunk_published);
+    s.trunk_published = nullptr;
+    if (s.trunk_tx_published) im.retired.push_back(s.trunk_tx_published);
+    s.trunk_tx_published = nullptr;
     if (s.dedup) im.retired.push_back(s.dedup);   // RX lcores may hold it until the grace period
     s.dedup = nullptr;
     if (s.srtp_streams) {
@@ -1131,6 +1197,7 @@ void relay_state::session_end(uint32_t id) {
         s.srtp_streams = nullptr;
     }
     im.drop_keys(s.srtp_tx);
+    im.drop_keys(s.trunk_tx);
     for (auto& [slot, m] : s.speaker_keys) im.drop_keys(m);
     if (!s.speaker_keys.empty()) im.keys_dirty = true;
     s.speaker_keys.clear();
@@ -1690,6 +1757,47 @@ void relay_state::srtp_key_del(const srtp_key_owner& o, const std::string& id) {
         if (m->second.empty()) s.speaker_keys.erase(m);
         im.keys_dirty = true;
     }
+    im.mark_changed();
+}
+
+bool relay_state::trunk_key_set(uint32_t session_id, srtp_key_spec&& k) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    session_state& s = im.get(session_id);
+    const auto now = s.trunk_tx.info(true);
+    if (std::any_of(now.begin(), now.end(), [&](const srtp_key_info& i) { return i.id == k.id; })) return false;
+    // Added and activated before the old one goes: a refusal (a bad key)
+    // leaves the old key protecting, and nothing changed.
+    const std::string id = k.id;
+    k.activate = true;
+    std::string why;
+    if (const auto r = s.trunk_tx.add(std::move(k), im.srtp_users(), &why); r != srtp_keyset_model::refusal::none)
+        throw srtp_refused(r, "trunk key: " + why);
+    for (const auto& old : now) s.trunk_tx.remove(old.id, false, &why);
+    im.take_retired(s.trunk_tx);
+    s.dirty = true;
+    im.mark_changed();
+    return true;
+}
+
+void relay_state::trunk_key_clear(uint32_t session_id) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    session_state& s = im.get(session_id);
+    if (s.trunk_tx.empty()) throw action_error(error_code::not_found, "session " + std::to_string(session_id) + " has no trunk key");
+    im.drop_keys(s.trunk_tx);
+    s.dirty = true;
+    im.mark_changed();
+}
+
+void relay_state::set_trunk_auth(bool required) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    if (im.trunk_auth == required) return;
+    im.trunk_auth = required;
+    for (auto& [id, s] : im.sessions) s->dirty = true;   // the twins' srtp_egress
+    im.flows_dirty = true;                               // the trunk flows' srtp_in
+    im.flows6_dirty = true;
     im.mark_changed();
 }
 

@@ -84,6 +84,7 @@ struct session_view : session_params {
     uint64_t nb_listeners6 = 0;      // of nb_listeners, those on IPv6
     std::vector<speaker_view> speakers;
     std::vector<srtp_key_info> srtp_keys;   // egress (session) keys, the active one marked
+    std::vector<srtp_key_info> trunk_keys;  // the trunk key its trunk listeners' copy is protected with (trunk_key_set)
     session_tally tally{};
 };
 
@@ -149,6 +150,22 @@ public:
     void srtp_key_add(const srtp_key_owner& o, srtp_key_spec&& k);
     void srtp_key_activate(uint32_t session_id, const std::string& id);
     void srtp_key_del(const srtp_key_owner& o, const std::string& id);
+    // Trunk authentication (docs/fleet.md "Trunk authentication"): the key
+    // this relay protects the session's trunk listeners' copy with (SRTP,
+    // one protect per packet for all its edges, at the packet's claimed
+    // egress index). Returns false when a key with this id already is the
+    // session's trunk key (nothing changes), true when set or replaced (the
+    // new key is in place before the old one goes). Throws action_error:
+    // not_found (no session), invalid (a bad key). Never journaled.
+    bool trunk_key_set(uint32_t session_id, srtp_key_spec&& k);
+    // Removes it; throws not_found when the session has none.
+    void trunk_key_clear(uint32_t session_id);
+    // true (a profile with [fleet] trunk_key_file): a session's trunk
+    // listeners get nothing while it has no trunk key (counted
+    // egress/trunk_no_key), and every trunk flow (speaker_add trunk=true)
+    // must authenticate with its speaker keys (srtp_key_add on the
+    // speaker), whatever the session's srtp.ingress.
+    void set_trunk_auth(bool required);
     // The profile's static keys for the sessions and speakers that exist
     // (at every start: keys are not in the journal). Throws action_error
     // naming the session and key.

@@ -164,11 +164,11 @@ template <bool SinglePort>
 uint32_t run_slice(worker* w, const dp_snapshot& s, fanout_job& j, uint32_t budget, uint64_t now,
                    bool* finished) noexcept {
     *finished = false;
-    if (j.session_index >= s.nb_sessions || s.sessions[j.session_index]->generation != j.generation) {
-        *finished = true;     // session ended or replaced: nothing left to serve
+    const dp_session* sess = session_at(s, j.session_index);
+    if (sess == nullptr || sess->generation != j.generation) {
+        *finished = true;     // session (or its trunk twin) ended or replaced: nothing left to serve
         return 0;
     }
-    const dp_session* sess = s.sessions[j.session_index];
     const int shard = w->cfg.fanout_shard;
     if (now > j.deadline_tsc || (w->cfg.replica_budget != 0 && j.done >= w->cfg.replica_budget)) {
         abandon(w, sess, j);

@@ -153,8 +153,11 @@ bool rtp_flow_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t*
     // The fan-out builds every replica from a fixed-size template (one
     // 1536-byte frame, replica.h); a larger packet cannot be forwarded, so it
     // is dropped here, counted, before it moves the stream or the bucket
-    // (with room for the SRTP tag and MKI when the session protects).
-    if (pr.rtp_len > max_frame_bytes - wire::l2l3l4 - (sess->srtp_egress ? srtp::max_trailer : 0)) [[unlikely]] {
+    // (with room for the SRTP tag and MKI when the session protects, and
+    // for the trunk key's when its trunk listeners' copy is protected too).
+    const unsigned trailers = (sess->srtp_egress ? srtp::max_trailer : 0) +
+                              (sess->trunk != nullptr && sess->trunk->srtp_egress ? srtp::max_trailer : 0);
+    if (pr.rtp_len > max_frame_bytes - wire::l2l3l4 - trailers) [[unlikely]] {
         ++c->drop(drop_reason::rtp_too_large);
         return false;
     }
@@ -243,18 +246,26 @@ bool rtp_flow_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t*
     }
     bool record = sess->record != 0;
     rte_mbuf* fan = m;
-    if (sess->srtp_egress) {
+    // The session's fleet trunk listeners (dp_session::trunk): on a relay
+    // whose trunks are authenticated their copy is protected with the trunk
+    // key, at an egress index claimed as the listeners' is under srtp.egress
+    // (the same index when both protect: two keys, one numbering).
+    const dp_session* twin = sess->trunk;
+    const bool trunk_protect = twin != nullptr && twin->srtp_egress != 0;
+    uint64_t index = no_egress_index;
+    if (sess->srtp_egress || trunk_protect) {
         // Encrypt once (dp_srtp.h): the listeners' copy is protected here,
         // the recorder keeps the plaintext. The index is claimed from the
         // session's high-water mark for the SSRC (never one used before,
         // whatever the speaker's numbers do), proposed from the speaker's
         // own: the one just authenticated, else estimated from its sequence
         // number against what this entry saw last.
-        if (record) {
+        if (record && sess->srtp_egress) {
             // The recording keeps every accepted packet, also one the
             // listeners do not get (egress/srtp_late below).
             rte_mbuf_refcnt_update(m, 1);   // publish_record consumes one reference
             publish_record(*w->sh, m, c);
+            record = false;
         }
         const uint16_t seq = wire::load_be16(rtp + 2);
         const bool same = e.srtp_tx.started != 0 && e.srtp_tx.ssrc_be == pr.ssrc_be;
@@ -268,29 +279,38 @@ bool rtp_flow_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t*
             restart = true;
         }
         dp_srtp_egress_slot* slot = sess->srtp_streams != nullptr ? egress_slot(*sess->srtp_streams, pr.ssrc_be) : nullptr;
-        if (slot == nullptr) [[unlikely]] {
-            ++c->drop(drop_reason::srtp_egress_streams);
-            return false;
-        }
-        const uint64_t index = egress_index(*slot, e.srtp_tx, in_index, pr.ssrc_be, restart);
+        if (slot != nullptr) [[likely]]
+            index = egress_index(*slot, e.srtp_tx, in_index, pr.ssrc_be, restart);
         if (index == no_egress_index) {
-            ++c->drop(drop_reason::srtp_egress_late);
-            return false;
+            // Neither copy that needs an index is sent; a plain session's
+            // listeners still get theirs.
+            ++c->drop(slot == nullptr ? drop_reason::srtp_egress_streams : drop_reason::srtp_egress_late);
+            if (sess->srtp_egress) return false;
+        } else if (restart || in_index > e.srtp_tx.in_top) {
+            e.srtp_tx.in_top = in_index;
         }
-        if (restart || in_index > e.srtp_tx.in_top) e.srtp_tx.in_top = in_index;
-        fan = protect_message(*sess, m, index, w->cfg.rx_queue, record, w->cfg.pool, c);
-        if (fan == nullptr) return false;
-        record = false;
+        if (sess->srtp_egress) {
+            fan = protect_message(*sess, m, index, w->cfg.rx_queue, sess->record != 0, w->cfg.pool, c);
+            if (fan == nullptr) return false;
+        }
+    }
+    const int skip = w->cfg.do_fanout ? w->cfg.fanout_shard : -1;
+    if (twin != nullptr && (!trunk_protect || index != no_egress_index)) {
+        // Trunks first: each carries a whole edge.
+        if (rte_mbuf* t = trunk_message(*twin, fan, index, w->cfg.rx_queue, w->cfg.pool, c)) {
+            if (w->cfg.do_fanout) fanout_start_job(w, *twin, rte_pktmbuf_mtod(t, const uint8_t*), t->data_len, now);
+            publish_message(*w->sh, s, t, false, c, skip);
+        }
     }
     if (w->cfg.do_fanout)
         fanout_start_job(w, *sess, rte_pktmbuf_mtod(fan, const uint8_t*), fan->data_len, now);
     if (fan != m) {
         // A copy: the caller frees m; publish_message consumes the copy.
-        publish_message(*w->sh, s, fan, false, c, w->cfg.do_fanout ? w->cfg.fanout_shard : -1);
+        publish_message(*w->sh, s, fan, false, c, skip);
         return false;
     }
     rte_mbuf_refcnt_update(m, 1);   // publish_message consumes one reference
-    publish_message(*w->sh, s, m, record, c, w->cfg.do_fanout ? w->cfg.fanout_shard : -1);
+    publish_message(*w->sh, s, m, record, c, skip);
     return false;
 }
 

@@ -637,39 +637,54 @@ void mixer::tick(session& s, uint64_t now_ns) {
     dp::set_message_session(m, s.index, s.generation);
     const dp::dp_session& ds = *snap->sessions[s.index];
     bool record = ds.record != 0;
-    if (ds.srtp_egress) {
+    // The session's fleet trunk listeners (dp_session::trunk): with
+    // authenticated trunks their copy is protected with the trunk key at
+    // the index claimed here (the listeners' too under srtp.egress).
+    const dp::dp_session* twin = ds.trunk;
+    const bool trunk_protect = twin != nullptr && twin->srtp_egress != 0;
+    uint64_t index = dp::no_egress_index;
+    if (ds.srtp_egress || trunk_protect) {
         // Encrypt once (dp_srtp.h): the listeners get the mix protected with
         // the session key; the recording keeps the plaintext.
         // The index is claimed from the session's high-water mark for the
         // mix SSRC (dp_srtp.h egress_index): a mixer state started again in
         // the session's life (a new mixer session object, the same SSRC,
         // a new random sequence number) continues above what was sent.
-        if (record) {   // the recording keeps the mix even when the listeners' copy is refused below
+        if (record && ds.srtp_egress) {   // the recording keeps the mix even when the listeners' copy is refused below
             rte_mbuf_refcnt_update(m, 1);
             if (!dp::publish_record(*_cfg.shared, m, &_counters)) ++_stats.publish_failed;
+            record = false;
         }
         const uint16_t seq = static_cast<uint16_t>(s.seq - 1);
         const uint32_t ssrc_be = __builtin_bswap32(s.ssrc);
         uint64_t in_index = seq;
         const bool restart = s.srtp_tx.started == 0 || !srtp::estimate_index(s.srtp_tx.in_top, true, seq, &in_index);
         dp::dp_srtp_egress_slot* slot = ds.srtp_streams != nullptr ? dp::egress_slot(*ds.srtp_streams, ssrc_be) : nullptr;
-        const uint64_t index = slot != nullptr ? dp::egress_index(*slot, s.srtp_tx, in_index, ssrc_be, restart)
-                                               : dp::no_egress_index;
+        if (slot != nullptr) index = dp::egress_index(*slot, s.srtp_tx, in_index, ssrc_be, restart);
         if (index == dp::no_egress_index) {
             ++_counters.drop(slot == nullptr ? dp::drop_reason::srtp_egress_streams : dp::drop_reason::srtp_egress_late);
-            rte_pktmbuf_free(m);
-            ++_stats.publish_failed;
-            return;
+            if (ds.srtp_egress) {
+                rte_pktmbuf_free(m);
+                ++_stats.publish_failed;
+                return;
+            }
+        } else if (restart || in_index > s.srtp_tx.in_top) {
+            s.srtp_tx.in_top = in_index;
         }
-        if (restart || in_index > s.srtp_tx.in_top) s.srtp_tx.in_top = in_index;
-        rte_mbuf* ct = dp::protect_message(ds, m, index, _cfg.shared->nb_rx_queues, record, _cfg.pool, &_counters);
-        if (ct != m) rte_pktmbuf_free(m);
-        if (ct == nullptr) {
-            ++_stats.publish_failed;
-            return;
+        if (ds.srtp_egress) {
+            rte_mbuf* ct = dp::protect_message(ds, m, index, _cfg.shared->nb_rx_queues, ds.record != 0, _cfg.pool, &_counters);
+            if (ct != m) rte_pktmbuf_free(m);
+            if (ct == nullptr) {
+                ++_stats.publish_failed;
+                return;
+            }
+            m = ct;
         }
-        m = ct;
-        record = false;
+    }
+    if (twin != nullptr && (!trunk_protect || index != dp::no_egress_index)) {
+        if (rte_mbuf* t = dp::trunk_message(*twin, m, index, _cfg.shared->nb_rx_queues, _cfg.pool, &_counters)) {
+            if (!dp::publish_message(*_cfg.shared, *snap, t, false, &_counters)) ++_stats.publish_failed;
+        }
     }
     if (!dp::publish_message(*_cfg.shared, *snap, m, record, &_counters)) ++_stats.publish_failed;
     ++_stats.frames_out;

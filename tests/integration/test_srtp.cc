@@ -99,6 +99,42 @@ struct peer {
     }
 };
 
+// Trunk authentication (docs/fleet.md "Trunk authentication"): a libsrtp2
+// receiver or sender of AEAD_AES_128_GCM without MKI, the suite a relay
+// protects its trunk listeners' copy with under the key both ends derive.
+struct gcm_peer {
+    srtp_t ctx = nullptr;
+    bytes key;
+    gcm_peer(uint8_t seed, bool outbound) : key(key_bytes(seed, 28)) {
+        srtp_policy_t pol;
+        std::memset(&pol, 0, sizeof pol);
+        srtp_crypto_policy_set_aes_gcm_128_16_auth(&pol.rtp);
+        srtp_crypto_policy_set_aes_gcm_128_16_auth(&pol.rtcp);
+        pol.ssrc.type = outbound ? ssrc_any_outbound : ssrc_any_inbound;
+        pol.window_size = 128;
+        pol.allow_repeat_tx = 1;
+        pol.key = key.data();
+        EXPECT_EQ(srtp_create(&ctx, &pol), srtp_err_status_ok);
+    }
+    ~gcm_peer() {
+        if (ctx) srtp_dealloc(ctx);
+    }
+    bytes protect(const bytes& rtp) {
+        bytes b(rtp.size() + 64);
+        std::memcpy(b.data(), rtp.data(), rtp.size());
+        int len = static_cast<int>(rtp.size());
+        EXPECT_EQ(srtp_protect(ctx, b.data(), &len), srtp_err_status_ok);
+        b.resize(static_cast<size_t>(len));
+        return b;
+    }
+    bytes unprotect(bytes p) {
+        int len = static_cast<int>(p.size());
+        if (srtp_unprotect(ctx, p.data(), &len) != srtp_err_status_ok) return {};
+        p.resize(static_cast<size_t>(len));
+        return p;
+    }
+};
+
 bytes rtp_of(uint16_t seq, uint32_t ts, uint32_t ssrc = 1234, size_t payload = 80) {
     bytes rtp(12 + payload);
     rtp[0] = 0x80;
@@ -405,7 +441,10 @@ TEST(srtp_rotation, speaker_key_switch_loses_no_packet) {
 // its own thread (crypto user nb_rx_queues), the fan-out shard gets the
 // ciphertext, the recorder the plaintext; the ciphertext decrypts (libsrtp2)
 // to exactly what was recorded.
-TEST(srtp_egress, the_mixer_protects_each_mixed_packet_once_and_records_the_plaintext) {
+// With a fleet trunk listener on a relay whose trunks are authenticated,
+// the trunk twin gets the same mixed packet sealed once more with the trunk
+// key (AEAD_AES_128_GCM), at the index the listeners' copy was claimed at.
+TEST(srtp_egress, the_mixer_protects_each_mixed_packet_once_per_key_and_records_the_plaintext) {
     constexpr uint64_t ms = 1000000;
     const bytes key = key_bytes(50);
     srtp::key* k = srtp::key_create(srtp::suite::aes_cm_128_hmac_sha1_80, key.data(), key.size(), 2);
@@ -427,6 +466,21 @@ TEST(srtp_egress, the_mixer_protects_each_mixed_packet_once_and_records_the_plai
     dp::dp_srtp_egress streams{};
     sess.srtp_streams = &streams;
     sess.lists[0][0] = &someone;
+    const bytes tkey = key_bytes(70, 28);
+    srtp::key* tk = srtp::key_create(srtp::suite::aead_aes_128_gcm, tkey.data(), tkey.size(), 2);
+    ASSERT_NE(tk, nullptr);
+    srtp::keyset tks{};
+    tks.nb_keys = 1;
+    tks.suite_id = static_cast<uint8_t>(srtp::suite::aead_aes_128_gcm);
+    tks.keys[0] = tk;
+    dp::dp_session twin{};                     // its trunk listeners (dp_session::trunk)
+    twin.id = 7;
+    twin.index = dp::trunk_twin_bit;
+    twin.generation = sess.generation;
+    twin.srtp_egress = 1;
+    twin.srtp_tx = &tks;
+    twin.lists[0][0] = &someone;
+    sess.trunk = &twin;
     dp::dp_session* ptrs[1] = {&sess};
     dp::dp_snapshot snap{};
     snap.version = 1;
@@ -443,17 +497,19 @@ TEST(srtp_egress, the_mixer_protects_each_mixed_packet_once_and_records_the_plai
     sh.nb_shards = 1;
     sh.nb_rx_queues = 1;                       // the mixer is crypto user 1
     const unsigned in_use0 = rte_mempool_in_use_count(test_pool());
-    auto take = [](rte_ring* r) {
+    // The messages of ring r, those tagged with the trunk twin in *trunk.
+    auto take = [](rte_ring* r, std::vector<bytes>* trunk = nullptr) {
         std::vector<bytes> v;
         void* obj;
         while (rte_ring_dequeue(r, &obj) == 0) {
             auto* m = static_cast<rte_mbuf*>(obj);
-            v.emplace_back(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_mtod(m, const uint8_t*) + m->data_len);
+            auto& to = trunk != nullptr && (dp::message_session(m) & dp::trunk_twin_bit) ? *trunk : v;
+            to.emplace_back(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_mtod(m, const uint8_t*) + m->data_len);
             rte_pktmbuf_free(m);
         }
         return v;
     };
-    std::vector<bytes> recorded, sent;
+    std::vector<bytes> recorded, sent, sealed;
     uint64_t protected_n = 0;
     {
         svc::mixer_config mc;
@@ -474,22 +530,26 @@ TEST(srtp_egress, the_mixer_protects_each_mixed_packet_once_and_records_the_plai
             }
             mx.poll(1000 * ms + f * 20 * ms);
             for (auto& b : take(rec)) recorded.push_back(std::move(b));
-            for (auto& b : take(shard)) sent.push_back(std::move(b));
+            for (auto& b : take(shard, &sealed)) sent.push_back(std::move(b));
         }
         protected_n = mx.counters().srtp_protected;
     }
     peer listener({{50, 0x01}}, false);
     ASSERT_GT(recorded.size(), 30u);
     ASSERT_EQ(sent.size(), recorded.size());
-    EXPECT_EQ(protected_n, sent.size()) << "once per mixed packet";
+    ASSERT_EQ(sealed.size(), sent.size());
+    EXPECT_EQ(protected_n, 2 * sent.size()) << "once per mixed packet and key";
+    gcm_peer trunk_rx(70, false);
     for (size_t i = 0; i < sent.size(); ++i) {
         EXPECT_EQ(sent[i].size(), recorded[i].size() + 11);
         EXPECT_NE(0, std::memcmp(sent[i].data() + 12, recorded[i].data() + 12, recorded[i].size() - 12)) << "in clear";
+        EXPECT_EQ(trunk_rx.unprotect(sealed[i]), sent[i]) << "the trunk seal holds the listeners' ciphertext " << i;
         EXPECT_EQ(listener.unprotect(sent[i]), recorded[i]) << i;
     }
     EXPECT_EQ(in_use0, rte_mempool_in_use_count(test_pool())) << "mbufs leaked";
     for (rte_ring* r : {in, rec, shard}) rte_ring_free(r);
     srtp::key_free(k);
+    srtp::key_free(tk);
 }
 
 // The egress index (docs/srtp.md "Egress index"): whatever the speaker's
@@ -680,6 +740,221 @@ TEST(srtp_egress, a_trunk_edge_forwards_the_origins_ciphertext_as_is) {
     EXPECT_EQ(after.at("srtp_protected") - before.at("srtp_protected"), 0u);
     EXPECT_EQ(after.at("srtp_authenticated") - before.at("srtp_authenticated"), 0u);
     EXPECT_EQ(after.at("rtp_in") - before.at("rtp_in"), n);
+}
+
+control::srtp_key_spec trunk_spec(const std::string& id, uint8_t seed) {
+    control::srtp_key_spec k;
+    k.id = id;
+    k.suite = srtp::suite::aead_aes_128_gcm;
+    const bytes b = key_bytes(seed, 28);
+    k.master = control::secure_bytes(b.size());
+    std::memcpy(k.master.data(), b.data(), b.size());
+    return k;
+}
+
+constexpr uint32_t trunk_edge_ip = 0xc6120003;     // 198.18.0.3
+constexpr uint32_t trunk_origin_ip = 0xc6120001;   // 198.18.0.1 (the harness's relay address)
+constexpr uint32_t edge_listener_ip = 0x0b000001;  // 11.0.0.1, behind the edge's gateway
+
+// What an origin with authenticated trunks sends: `n` speaker packets of
+// the session (SRTP egress `eg`), each frame to the edge and each RTP
+// packet to its own listener. The trunk key (seed 70) is set after the
+// first packet: until then the edge gets nothing (egress/trunk_no_key).
+struct origin_run {
+    std::vector<bytes> to_edge;          // whole frames
+    std::vector<bytes> to_listener;      // RTP
+    uint64_t no_key = 0, protected_ = 0;
+};
+origin_run run_origin(const std::string& name, control::srtp_egress_mode eg, unsigned n) {
+    origin_run o;
+    srtp_relay t(name, control::srtp_ingress_mode::off, eg);
+    t.r->state().set_trunk_auth(true);
+    t.r->state().listener_add(1, trunk_edge_ip, 40000, 0, false, true);
+    t.r->state().publish();
+    if (eg == control::srtp_egress_mode::session_key) t.session_key(spec_of("s1", 50, 0x01));
+    EXPECT_TRUE(resolve(*t.r, t.port, {trunk_edge_ip}).empty());
+    const auto before = all_counters(*t.r);
+    for (unsigned k = 0; k <= n; ++k) {
+        if (k == 1) {
+            EXPECT_TRUE(t.r->state().trunk_key_set(1, trunk_spec("trunk-a", 70)));
+            EXPECT_FALSE(t.r->state().trunk_key_set(1, trunk_spec("trunk-a", 70))) << "the same key id: no change";
+            t.r->state().publish();
+        }
+        t.send(frame_of(rtp_of(static_cast<uint16_t>(100 + k), 960u * k)));
+        for (const auto& f : drain(t.port)) {
+            if (be32(f.data() + 30) == trunk_edge_ip) {
+                EXPECT_NE(k, 0u) << "no trunk key yet: nothing to the edge";
+                o.to_edge.push_back(f);
+            } else if (k > 0) {
+                o.to_listener.emplace_back(f.begin() + 42, f.end());
+            }
+        }
+    }
+    const auto after = all_counters(*t.r);
+    o.no_key = after.at("drop/egress/trunk_no_key") - before.at("drop/egress/trunk_no_key");
+    o.protected_ = after.at("srtp_protected") - before.at("srtp_protected");
+    return o;
+}
+
+// The edge: its trunk session (SRTP off both ways) takes the origin's trunk
+// flow, which must authenticate with the trunk key (seed 70) because the
+// relay's trunks are authenticated, whatever the session's srtp.ingress.
+struct trunk_edge {
+    ring_port port;
+    control::profile prof;
+    std::unique_ptr<relay> r;
+    unsigned pool0 = 0;
+    explicit trunk_edge(const std::string& name, bool with_key = true)
+        : port(fresh_ring_port(name)), prof(base_profile(port.name)) {
+        prof.ports[0].ipv4 = trunk_edge_ip;
+        prof.ports[0].mac = host_mac(trunk_edge_ip);   // what the origin resolved the edge to
+        prof.ports[0].gateway_mac = host_mac(gateway_ip);
+        r = std::make_unique<relay>(prof, relay_options{.launch = false});
+        r->state().set_trunk_auth(true);
+        control::session_params sp;
+        sp.id = 1;
+        sp.udp_port = 40000;
+        sp.trunk = true;
+        sp.srtp_ingress = control::srtp_ingress_mode::off;
+        sp.srtp_egress = control::srtp_egress_mode::off;
+        r->state().session_create(sp);
+        r->state().speaker_add(1, trunk_origin_ip, 40000, 1234u, true);
+        if (with_key)
+            r->state().srtp_key_add({1, std::make_pair(trunk_origin_ip, 40000u)}, trunk_spec("trunk-a", 70));
+        r->state().listener_add(1, edge_listener_ip, listener_port, 0);
+        r->state().publish();
+        pool0 = rte_mempool_in_use_count(r->pool());
+    }
+    // The RTP its listener got for one frame from the origin's side.
+    std::vector<bytes> take(const bytes& frame) {
+        inject(port, frame);
+        settle(*r);
+        std::vector<bytes> out;
+        for (const auto& f : drain(port))
+            if (be32(f.data() + 30) == edge_listener_ip) out.emplace_back(f.begin() + 42, f.end());
+        return out;
+    }
+    ~trunk_edge() {
+        r->flush();
+        EXPECT_EQ(pool0, rte_mempool_in_use_count(r->pool())) << "mbuf leak";
+    }
+};
+
+// The trunk frame `f` with its UDP payload replaced (the IPv4 and UDP
+// lengths and the UDP checksum redone by the harness's frame builder).
+bytes with_payload(const bytes& f, const bytes& udp_payload) {
+    frame_spec s;
+    s.src_ip = be32(f.data() + 26);
+    s.dst_ip = be32(f.data() + 30);
+    s.src_port = static_cast<uint16_t>(f[34] << 8 | f[35]);
+    s.dst_port = static_cast<uint16_t>(f[36] << 8 | f[37]);
+    std::memcpy(s.dst_mac, f.data(), 6);
+    std::memcpy(s.src_mac, f.data() + 6, 6);
+    return udp_frame(s, udp_payload);
+}
+
+// An origin whose session protects (srtp.egress) seals its trunk copy once
+// more with the trunk key: one protect per packet for the listeners, one
+// for every edge. The edge authenticates it, takes the seal off and
+// forwards the origin's ciphertext byte for byte; its listeners decrypt
+// with the session key. Without the trunk key nothing leaves for the edge.
+TEST(srtp_trunk, an_authenticated_trunk_carries_the_origins_ciphertext_under_the_trunk_key) {
+    constexpr unsigned n = 30;
+    const origin_run o = run_origin("trka_o", control::srtp_egress_mode::session_key, n);
+    ASSERT_EQ(o.to_edge.size(), n);
+    ASSERT_EQ(o.to_listener.size(), n);
+    EXPECT_EQ(o.no_key, 1u) << "the packet before the trunk key: not sent to the edge";
+    EXPECT_EQ(o.protected_, 1 + 2 * uint64_t{n}) << "the session key once, the trunk key once, per packet";
+    gcm_peer trunk_rx(70, false);
+    peer listener({{50, 0x01}}, false);
+    for (unsigned k = 0; k < n; ++k) {
+        const bytes sealed(o.to_edge[k].begin() + 42, o.to_edge[k].end());
+        EXPECT_NE(sealed, o.to_listener[k]);
+        EXPECT_EQ(trunk_rx.unprotect(sealed), o.to_listener[k]) << "the trunk seal holds the listeners' ciphertext " << k;
+    }
+    trunk_edge e("trka_e");
+    const auto before = all_counters(*e.r);
+    for (unsigned k = 0; k < n; ++k) {
+        const auto out = e.take(o.to_edge[k]);
+        ASSERT_EQ(out.size(), 1u) << k;
+        EXPECT_EQ(out[0], o.to_listener[k]) << "the origin's ciphertext, byte for byte";
+        EXPECT_EQ(listener.unprotect(out[0]), rtp_of(static_cast<uint16_t>(101 + k), 960u * (k + 1)));
+    }
+    const auto after = all_counters(*e.r);
+    EXPECT_EQ(after.at("srtp_authenticated") - before.at("srtp_authenticated"), n);
+    EXPECT_EQ(after.at("srtp_protected") - before.at("srtp_protected"), 0u);
+}
+
+// What someone who can send with the origin's address (but holds no trunk
+// key) gets through an edge with authenticated trunks: nothing. Each row is
+// one forged or replayed packet after an authentic stream; it must move its
+// counter by one, reach no listener, and leave the stream whole for the next
+// authentic packet.
+TEST(srtp_trunk, a_forged_or_replayed_trunk_packet_reaches_no_listener) {
+    constexpr unsigned n = 24;
+    const origin_run o = run_origin("trkf_o", control::srtp_egress_mode::off, n);
+    ASSERT_EQ(o.to_edge.size(), n);
+    {
+    trunk_edge e("trkf_e");
+    gcm_peer wrong_key(71, true);
+    struct row {
+        const char* what;
+        std::function<bytes()> forge;
+        const char* counter;
+    };
+    const bytes& last = o.to_edge[n - 5];
+    const bytes next_plain = rtp_of(static_cast<uint16_t>(100 + n), 960u * n);   // the next sequence number, in clear
+    const std::vector<row> rows = {
+        {"plain RTP, as an unauthenticated trunk carried it", [&] { return with_payload(last, next_plain); }, "drop/ingress/srtp_auth"},
+        {"sealed with another key", [&] { return with_payload(last, wrong_key.protect(next_plain)); }, "drop/ingress/srtp_auth"},
+        {"an earlier authentic packet again", [&] { return o.to_edge[n - 8]; }, "drop/ingress/srtp_replay"},
+        {"one bit of the sealed payload flipped", [&] {
+             bytes f = o.to_edge[n - 1];   // not sent yet: its authentic copy comes last
+             f[60] ^= 0x10;
+             return with_payload(f, bytes(f.begin() + 42, f.end()));
+         }, "drop/ingress/srtp_auth"},
+        {"too short for the tag", [&] { return with_payload(last, bytes(next_plain.begin(), next_plain.begin() + 20)); }, "drop/ingress/srtp_truncated"},
+    };
+    for (unsigned k = 0; k + 5 < n; ++k) ASSERT_EQ(e.take(o.to_edge[k]).size(), 1u) << k;
+    unsigned next = n - 5;
+    for (const auto& r : rows) {
+        const auto before = all_counters(*e.r);
+        EXPECT_TRUE(e.take(r.forge()).empty()) << r.what;
+        const auto after = all_counters(*e.r);
+        EXPECT_EQ(after.at(r.counter) - before.at(r.counter), 1u) << r.what;
+        EXPECT_EQ(after.at("rtp_in") - before.at("rtp_in"), 0u) << r.what;
+        if (next < n) {
+            const auto out = e.take(o.to_edge[next]);
+            ASSERT_EQ(out.size(), 1u) << "the authentic packet after: " << r.what;
+            EXPECT_EQ(out[0], o.to_listener[next]) << r.what;
+            ++next;
+        }
+    }
+    }
+    // An edge that holds no trunk key for the flow forwards nothing of it.
+    trunk_edge keyless("trkf_k", false);
+    const auto before = all_counters(*keyless.r);
+    EXPECT_TRUE(keyless.take(o.to_edge[0]).empty());
+    EXPECT_EQ(all_counters(*keyless.r).at("drop/ingress/srtp_no_key") - before.at("drop/ingress/srtp_no_key"), 1u);
+}
+
+// A plain session (no srtp.egress): its listeners get the speaker's RTP as
+// it came, its edges the same RTP sealed with the trunk key, and the edge's
+// listeners the speaker's RTP again.
+TEST(srtp_trunk, a_plain_sessions_trunk_is_sealed_and_its_edge_listeners_hear_the_speaker) {
+    constexpr unsigned n = 20;
+    const origin_run o = run_origin("trkp_o", control::srtp_egress_mode::off, n);
+    ASSERT_EQ(o.to_edge.size(), n);
+    ASSERT_EQ(o.to_listener.size(), n);
+    EXPECT_EQ(o.protected_, uint64_t{n}) << "the trunk key once per packet";
+    trunk_edge e("trkp_e");
+    for (unsigned k = 0; k < n; ++k) {
+        const bytes speaker = rtp_of(static_cast<uint16_t>(101 + k), 960u * (k + 1));
+        EXPECT_EQ(o.to_listener[k], speaker) << k;
+        const auto out = e.take(o.to_edge[k]);
+        ASSERT_EQ(out.size(), 1u) << k;
+        EXPECT_EQ(out[0], speaker) << k;
+    }
 }
 
 }  // namespace

@@ -147,7 +147,9 @@ inline constexpr std::size_t cache_line = 64;
     _(join_src, "join/src", "join from a source no listener may have: source port 0, IPv4 link-local 169.254/16, IPv6 discard-only 100::/64, or the relay's address on another port") \
     /* SRTP egress index (docs/srtp.md "Egress index"): dp_srtp.h egress_index */ \
     _(srtp_egress_late, "egress/srtp_late", "SRTP egress: packet older than the last one protected for its SSRC (reordered): not sent, so no egress index is used twice") \
-    _(srtp_egress_streams, "egress/srtp_streams_full", "SRTP egress: the session already protects as many SSRCs as it has egress slots (16): not sent")
+    _(srtp_egress_streams, "egress/srtp_streams_full", "SRTP egress: the session already protects as many SSRCs as it has egress slots (16): not sent") \
+    /* fleet trunks (docs/fleet.md "Trunk authentication"): the session's trunk twin */ \
+    _(trunk_no_key, "egress/trunk_no_key", "trunk listeners of a session without a trunk key on a relay whose trunks are authenticated: not sent")
 
 // Then one reason per refusal of the STUN parser (stun.h's list, in its
 // order, as join/<name>): a request the parser refuses is counted by why.

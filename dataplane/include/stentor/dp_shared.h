@@ -179,10 +179,8 @@ inline uint32_t message_generation(const rte_mbuf* m) noexcept { return m->hash.
 // The session a message was accepted for, as the snapshot `s` has it now;
 // nullptr when it ended or its slot now holds another session.
 inline const dp_session* message_session_of(const dp_snapshot& s, const rte_mbuf* m) noexcept {
-    const uint32_t i = message_session(m);
-    if (i >= s.nb_sessions) return nullptr;
-    const dp_session* sess = s.sessions[i];
-    if (sess->generation == 0 || static_cast<uint32_t>(sess->generation) != message_generation(m)) return nullptr;
+    const dp_session* sess = session_at(s, message_session(m));
+    if (sess == nullptr || sess->generation == 0 || static_cast<uint32_t>(sess->generation) != message_generation(m)) return nullptr;
     return sess;
 }
 

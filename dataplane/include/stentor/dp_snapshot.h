@@ -128,7 +128,20 @@ struct dp_session {
     // the session's lifetime, not a version's. At the end, so that the
     // fields every packet of every session reads keep their lines.
     dp_srtp_egress* srtp_streams;
+    // The session's fleet trunk listeners (docs/fleet.md "Trunk
+    // authentication"), served from a twin of the session: a dp_session of
+    // their own (index | trunk_twin_bit, the same generation, id and port;
+    // forward, not recorded, its own lists), so that their copy of a packet
+    // can differ from the listeners' (protected once more, with the trunk
+    // key, when srtp_egress is set on the twin: srtp_tx is then the trunk
+    // key, nullptr = none yet: egress/trunk_no_key). The fan-out serves the
+    // twin's jobs as any session's (session_at). nullptr: no trunk listener.
+    const dp_session* trunk;
 };
+
+// A twin's index (dp_session::trunk): its session's with the top bit set,
+// so a job or a message tagged with it resolves to the twin (session_at).
+inline constexpr uint32_t trunk_twin_bit = 1u << 31;
 
 // Encrypt once, never twice (docs/srtp.md "Egress index"): for each SSRC a
 // session protects towards its listeners, the next egress index it may use
@@ -335,6 +348,15 @@ struct dp_snapshot {
     uint32_t flow6_mask;
     const dp_flow6* flows6;
 };
+
+// The session (or trunk twin, trunk_twin_bit) at `index` in snapshot `s`;
+// nullptr when there is none. Callers compare the generation.
+inline const dp_session* session_at(const dp_snapshot& s, uint32_t index) noexcept {
+    const uint32_t i = index & ~trunk_twin_bit;
+    if (i >= s.nb_sessions) return nullptr;
+    const dp_session* sess = s.sessions[i];
+    return (index & trunk_twin_bit) != 0 ? sess->trunk : sess;
+}
 
 inline const dp_flow* find_flow(const dp_snapshot& s, uint64_t key) noexcept {
     uint32_t i = flow_hash(key) & s.flow_mask;

@@ -130,4 +130,38 @@ inline rte_mbuf* protect_message(const dp_session& sess, rte_mbuf* m, uint64_t i
     return out;
 }
 
+// The trunk twin's copy of a message (docs/fleet.md "Trunk
+// authentication"): `fan`, what the session's listeners get (plaintext, or
+// the session key's ciphertext), copied into a new mbuf tagged with the
+// twin (dp_session::trunk) and, on a relay whose trunks are authenticated
+// (twin.srtp_egress), protected once with the trunk key at `index`, the
+// egress index claimed for the packet (its sequence number rewritten to it,
+// as the listeners' copy is under srtp.egress): one copy for every edge of
+// the session, whatever their number. nullptr when nothing can be sent (no
+// trunk key: egress/trunk_no_key; no mbuf; cipher failure: counted).
+inline rte_mbuf* trunk_message(const dp_session& twin, rte_mbuf* fan, uint64_t index, unsigned user,
+                               rte_mempool* pool, lcore_counters* c) noexcept {
+    rte_mbuf* out;
+    if (twin.srtp_egress) {
+        if (twin.srtp_tx == nullptr) [[unlikely]] {
+            ++c->drop(drop_reason::trunk_no_key);
+            return nullptr;
+        }
+        out = protect_message(twin, fan, index, user, true, pool, c);
+        if (out == nullptr) [[unlikely]]
+            return nullptr;
+    } else {
+        out = rte_pktmbuf_alloc(pool);
+        if (out == nullptr) [[unlikely]] {
+            ++c->drop(drop_reason::no_mbuf);
+            return nullptr;
+        }
+        std::memcpy(rte_pktmbuf_mtod(out, uint8_t*), rte_pktmbuf_mtod(fan, const uint8_t*), fan->data_len);
+        out->data_len = fan->data_len;
+        out->pkt_len = fan->data_len;
+    }
+    set_message_session(out, twin.index, twin.generation);
+    return out;
+}
+
 }  // namespace stentor::dp
