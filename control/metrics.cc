@@ -111,6 +111,9 @@ json session_json(const session_view& v, const relay* r) {
     o["srtp"] = {{"ingress", name_of(v.srtp_ingress.value_or(srtp_ingress_mode::off))},
                  {"egress", name_of(v.srtp_egress.value_or(srtp_egress_mode::off))},
                  {"keys", srtp_keys_json(v.srtp_keys)}};
+    // The key its fleet trunk listeners' copy is sealed with (docs/fleet.md
+    // "Trunk authentication"): its id and suite, never its bytes.
+    if (!v.trunk_keys.empty()) o["srtp"]["trunk_keys"] = srtp_keys_json(v.trunk_keys);
     // Since the session was created (docs/metrics.md, per-session series).
     json counters = traffic(v.tally.speakers);
     counters["joins"] = v.tally.joins;

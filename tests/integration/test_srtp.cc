@@ -957,5 +957,64 @@ TEST(srtp_trunk, a_plain_sessions_trunk_is_sealed_and_its_edge_listeners_hear_th
     }
 }
 
+// The trunk key's life on an origin: a key refused (wrong length) changes
+// nothing, the old key still seals; a new id replaces it from the next
+// publish; cleared, nothing goes to the edge; a session that does not exist
+// is not_found. Each row: the action, then one packet, sealed with which key
+// (0: none sent).
+TEST(srtp_trunk, a_trunk_key_is_replaced_whole_or_not_at_all) {
+    srtp_relay t("trkk_o", control::srtp_ingress_mode::off, control::srtp_egress_mode::off);
+    t.r->state().set_trunk_auth(true);
+    t.r->state().listener_add(1, trunk_edge_ip, 40000, 0, false, true);
+    ASSERT_TRUE(t.r->state().trunk_key_set(1, trunk_spec("trunk-a", 70)));
+    t.r->state().publish();
+    EXPECT_TRUE(resolve(*t.r, t.port, {trunk_edge_ip}).empty());
+    struct row {
+        const char* what;
+        std::function<void()> act;
+        uint8_t sealed_by;                  // key seed the edge's copy opens with; 0: none sent
+    };
+    const std::vector<row> rows = {
+        {"the key as set", [] {}, 70},
+        {"a key of the wrong length is refused", [&] {
+             auto k = trunk_spec("trunk-b", 80);
+             k.master = control::secure_bytes(16);
+             EXPECT_THROW(t.r->state().trunk_key_set(1, std::move(k)), control::action_error);
+         }, 70},
+        {"another id replaces it", [&] { EXPECT_TRUE(t.r->state().trunk_key_set(1, trunk_spec("trunk-b", 80))); }, 80},
+        {"cleared: nothing to the edge", [&] { t.r->state().trunk_key_clear(1); }, 0},
+        {"clearing again: not_found", [&] {
+             try {
+                 t.r->state().trunk_key_clear(1);
+                 ADD_FAILURE() << "no error";
+             } catch (const control::action_error& e) {
+                 EXPECT_EQ(e.code, control::error_code::not_found);
+             }
+         }, 0},
+        {"no such session", [&] { EXPECT_THROW(t.r->state().trunk_key_set(9, trunk_spec("trunk-c", 90)), control::action_error); }, 0},
+    };
+    uint16_t seq = 500;
+    for (const auto& r : rows) {
+        r.act();
+        t.r->state().publish();
+        const bytes rtp = rtp_of(seq, 960u * seq);
+        ++seq;
+        t.send(frame_of(rtp));
+        std::vector<bytes> to_edge;
+        for (const auto& f : drain(t.port))
+            if (be32(f.data() + 30) == trunk_edge_ip) to_edge.emplace_back(f.begin() + 42, f.end());
+        if (r.sealed_by == 0) {
+            EXPECT_TRUE(to_edge.empty()) << r.what;
+            continue;
+        }
+        ASSERT_EQ(to_edge.size(), 1u) << r.what;
+        gcm_peer rx(r.sealed_by, false);
+        EXPECT_EQ(rx.unprotect(to_edge[0]), rtp) << r.what;
+        const auto v = t.r->state().session(1);
+        ASSERT_TRUE(v.has_value());
+        ASSERT_EQ(v->trunk_keys.size(), 1u) << r.what;
+    }
+}
+
 }  // namespace
 }  // namespace stentor::test
