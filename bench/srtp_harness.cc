@@ -243,6 +243,46 @@ int main(int argc, char** argv) {
         std::printf("egress_claim_protect_mpps median=%.3f min=%.3f max=%.3f reps=%u\n", sb.median / 1e6, sb.min / 1e6,
                     sb.max / 1e6, reps);
     }
+    {
+        // A trunk seal (docs/fleet.md "Trunk authentication"): what an origin
+        // adds per packet of a session with authenticated trunks, whatever
+        // its number of edges: a copy of the listeners' packet (here one the
+        // session key protected: payload + 11 bytes) into a new buffer and
+        // one AEAD_AES_128_GCM protect with the trunk key. Beside it, the
+        // same copy with the session's AES_CM_128_HMAC_SHA1_80 protect.
+        const auto tm = master(9);
+        std::vector<uint8_t> gm(tm.begin(), tm.end());
+        gm.resize(srtp::master_len(srtp::suite::aead_aes_128_gcm));
+        srtp::key* gk = srtp::key_create(srtp::suite::aead_aes_128_gcm, gm.data(), gm.size(), 1);
+        if (gk == nullptr) std::abort();
+        srtp::keyset gks{};
+        gks.nb_keys = 1;
+        gks.suite_id = static_cast<uint8_t>(srtp::suite::aead_aes_128_gcm);
+        gks.keys[0] = gk;
+        const auto inner = rtp_packet(0, payload + 11);
+        std::vector<uint8_t> out(inner.size() + srtp::max_trailer);
+        std::vector<double> g, c;
+        uint64_t idx = 0;
+        for (unsigned rep = 0; rep < reps; ++rep)
+            for (const bool gcm : {true, false}) {
+                const auto t0 = clock_type::now();
+                constexpr unsigned iters = 200000;
+                for (unsigned i = 0; i < iters; ++i, ++idx) {
+                    std::memcpy(out.data(), inner.data(), inner.size());
+                    out[2] = static_cast<uint8_t>(idx >> 8);
+                    out[3] = static_cast<uint8_t>(idx);
+                    if (srtp::protect(gcm ? gks : ks, 0, idx, out.data(), static_cast<uint32_t>(inner.size()), 12) == 0)
+                        std::abort();
+                }
+                (gcm ? g : c).push_back(iters / std::chrono::duration<double>(clock_type::now() - t0).count());
+            }
+        const stats sg = summarise(g), sc = summarise(c);
+        std::printf("trunk_seal_gcm_mpps median=%.3f min=%.3f max=%.3f reps=%u (copy + AEAD_AES_128_GCM, %zu bytes)\n",
+                    sg.median / 1e6, sg.min / 1e6, sg.max / 1e6, reps, inner.size());
+        std::printf("copy_protect_cm_mpps median=%.3f min=%.3f max=%.3f reps=%u (copy + AES_CM_128_HMAC_SHA1_80)\n",
+                    sc.median / 1e6, sc.min / 1e6, sc.max / 1e6, reps);
+        srtp::key_free(gk);
+    }
     std::printf("srtp_forged_drop_mpps median=%.3f min=%.3f max=%.3f reps=%u (one MAC each)\n", sf.median / 1e6,
                 sf.min / 1e6, sf.max / 1e6, reps);
     std::fflush(stdout);
