@@ -42,6 +42,7 @@
 #include "stentor/display_text.h"
 #include "stentor/dp_counters.h"
 #include "tls_files.h"
+#include "trunk_key.h"
 
 namespace stentor::control {
 namespace {
@@ -1565,6 +1566,31 @@ void read_fleet_access(const context& c, const table_reader& r, const toml::arra
     }
 }
 
+// [fleet] trunk_key_file, allow_unauthenticated_trunks (docs/fleet.md
+// "Trunk authentication"): the fleet's trunk key, read like the etcd
+// password (absolute path, a small regular file of mode 0600 owned by this
+// user or root), into wiped memory. Whether one is required is decided
+// once the whole section is read (fleet_defaults).
+void read_trunk_key(const table_reader& r, fleet_config& f) {
+    r.opt_bool("allow_unauthenticated_trunks", f.allow_unauthenticated_trunks);
+    if (r.find("trunk_key_file") == nullptr) return;
+    r.opt_string("trunk_key_file", f.trunk_key_file);
+    if (f.allow_unauthenticated_trunks)
+        r.fail("allow_unauthenticated_trunks",
+               "true, but fleet.trunk_key_file is set: trunks are authenticated with its key; keep one of the two");
+    absolute_path(r, "trunk_key_file", f.trunk_key_file);
+    check_secret_owner(r, "trunk_key_file", f.trunk_key_file);
+    std::string text = read_secret_text(r, "trunk_key_file", f.trunk_key_file,
+                                        "send audio into every trunk of the fleet");
+    const wiped guard{text};
+    std::string why;
+    const auto key = fleet::parse_trunk_secret(text, &why);
+    if (!key) r.fail("trunk_key_file", fmt::format("{}: {}", f.trunk_key_file, why));
+    secure_bytes b(key->bytes.size());
+    std::memcpy(b.data(), key->bytes.data(), key->bytes.size());
+    f.trunk_key = std::make_shared<const secure_bytes>(std::move(b));
+}
+
 // [fleet]: the etcd endpoints and key prefix (relays and directors), and what
 // a relay registers (relay_id, role, region, lease, advertised addresses).
 void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool relay) {
@@ -1572,7 +1598,8 @@ void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool
     const auto r = relay ? section(c, root, "fleet",
                                    {"etcd", "prefix", "relay_id", "role", "region", "lease_ttl_s", "refresh_ms",
                                     "advertise", "drain_s", "trunk_idle_s", "trunk_family", "trunk_peers", "etcd_ca",
-                                    "etcd_cert", "etcd_key", "etcd_user", "etcd_password_file", "allow_plaintext"})
+                                    "etcd_cert", "etcd_key", "etcd_user", "etcd_password_file", "allow_plaintext",
+                                    "trunk_key_file", "allow_unauthenticated_trunks"})
                          : section(c, root, "fleet",
                                    {"etcd", "prefix", "etcd_ca", "etcd_cert", "etcd_key", "etcd_user",
                                     "etcd_password_file", "allow_plaintext"});
@@ -1656,6 +1683,7 @@ void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool
             f.trunk_peers.push_back(*net);
         }
     }
+    read_trunk_key(r, f);
     if (const auto* n = r.find("trunk_family")) {
         f.trunk_family = read_string(c, *n, r.key_path("trunk_family"));
         if (f.trunk_family != "ipv4" && f.trunk_family != "ipv6" && f.trunk_family != "auto")
@@ -1695,6 +1723,14 @@ void fleet_defaults(const toml::table& root, const context& c, profile& p) {
                "\"ipv6\" but the relay advertises no IPv6 address: give a port an ipv6 address or list one in "
                "fleet.advertise");
     }
+    // Secure by default, like trunk_peers and plain-HTTP etcd: trunks are
+    // authenticated unless the profile says explicitly that they are not.
+    if (!f.trunk_key && !f.allow_unauthenticated_trunks)
+        c.fail(root["fleet"].node()->source(), "fleet.trunk_key_file",
+               "required setting is missing: the file holding the fleet's trunk key (32 random bytes as 64 hex digits, "
+               "the same file on every relay, mode 0600: openssl rand -hex 32), without which whoever can send from "
+               "an origin's address puts audio into every listener of its edges; or say "
+               "fleet.allow_unauthenticated_trunks = true");
 }
 
 void read_director(const context& c, const toml::table& root, director_config& d) {

@@ -298,6 +298,14 @@ struct fleet_config {
     // trunk may reach"): required with [fleet]; empty (never set) refuses
     // every trunk.
     std::vector<fleet::peer_net> trunk_peers;
+    // Trunk authentication (docs/fleet.md "Trunk authentication"): the
+    // file holding the fleet's trunk key (32 random bytes as 64 hex digits,
+    // mode 0600, the same on every relay) and the key read from it, in
+    // wiped memory, never printed. Required with [fleet] unless
+    // allow_unauthenticated_trunks says otherwise explicitly.
+    std::string trunk_key_file;
+    std::shared_ptr<const secure_bytes> trunk_key;   // nullptr: trunks unauthenticated
+    bool allow_unauthenticated_trunks = false;
 };
 
 // stentor-director's profile (fleet/director_main.cc): [fleet] (etcd, prefix),

@@ -7,10 +7,11 @@
 #include "relay.h"
 #include "state.h"
 #include "stentor/dp_shared.h"
+#include "trunk_key.h"
 
 namespace stentor::control {
 
-fleet::relay_record fleet_record(const profile& p, relay& r, control_plane& cp) {
+fleet::relay_record fleet_record(const profile& p, relay& r, control_plane& cp, uint64_t trunk_epoch) {
     fleet::relay_record rec;
     rec.id = p.fleet.relay_id;
     rec.role = p.fleet.role;
@@ -18,6 +19,8 @@ fleet::relay_record fleet_record(const profile& p, relay& r, control_plane& cp) 
     for (uint32_t ip : p.fleet.advertise) rec.addresses.push_back(format_ipv4(ip));
     for (const auto& ip : p.fleet.advertise6) rec.addresses6.push_back(format_ipv6(ip));
     rec.trunk_family = p.fleet.trunk_family;
+    rec.trunk_auth = p.fleet.trunk_key != nullptr;
+    if (rec.trunk_auth) rec.trunk_epoch = fleet::format_trunk_epoch(trunk_epoch);
     const admission_report a = cp.adm().report();
     double port_bps = 0, line = 0;
     for (const auto& port : a.ports) {
@@ -79,7 +82,7 @@ std::optional<std::string> fleet_log::poll(const fleet::registrar& reg) {
     return line;
 }
 
-std::unique_ptr<fleet::registrar> fleet_join(const profile& p, relay& r, control_plane& cp) {
+std::unique_ptr<fleet::registrar> fleet_join(const profile& p, relay& r, control_plane& cp, uint64_t trunk_epoch) {
     if (!p.fleet.enabled) return nullptr;
     fleet::registrar_options o;
     o.etcd = p.fleet.etcd;
@@ -87,7 +90,7 @@ std::unique_ptr<fleet::registrar> fleet_join(const profile& p, relay& r, control
     o.relay_id = p.fleet.relay_id;
     o.lease_ttl_s = p.fleet.lease_ttl_s;
     o.refresh_ms = p.fleet.refresh_ms;
-    auto reg = std::make_unique<fleet::registrar>(o, [&p, &r, &cp] { return fleet_record(p, r, cp); });
+    auto reg = std::make_unique<fleet::registrar>(o, [&p, &r, &cp, trunk_epoch] { return fleet_record(p, r, cp, trunk_epoch); });
     reg->start();
     return reg;
 }

@@ -2,8 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
+
 #include "action_error.h"
 #include "state.h"
+#include "trunk_key.h"
 
 namespace stentor::control {
 
@@ -22,8 +25,71 @@ bool address_rule(const action_error& e) {
 }
 }  // namespace
 
-trunk_reconciler::trunk_reconciler(relay_state& st, std::chrono::seconds idle, delete_fn delete_key)
-    : _st(st), _idle(idle), _delete_key(std::move(delete_key)) {}
+trunk_reconciler::trunk_reconciler(relay_state& st, std::chrono::seconds idle, delete_fn delete_key,
+                                   trunk_auth_config auth)
+    : _st(st), _auth(std::move(auth)), _idle(idle), _delete_key(std::move(delete_key)) {}
+
+srtp_key_spec trunk_reconciler::trunk_key(uint32_t session, const std::string& origin, uint64_t epoch) const {
+    const fleet::trunk_master m =
+        fleet::derive_trunk_key({_auth.secret->data(), _auth.secret->size()}, session, origin, epoch);
+    srtp_key_spec k;
+    k.id = fleet::trunk_key_id(epoch);
+    k.suite = srtp::suite::aead_aes_128_gcm;
+    static_assert(fleet::trunk_master_len == srtp::master_len(srtp::suite::aead_aes_128_gcm));
+    k.master = secure_bytes(m.bytes.size());
+    std::memcpy(k.master.data(), m.bytes.data(), m.bytes.size());
+    return k;
+}
+
+bool trunk_reconciler::key_session(uint32_t session) {
+    try {
+        if (_st.trunk_key_set(session, trunk_key(session, _auth.self, _auth.epoch)))
+            spdlog::info("fleet: trunk: session {}: its trunk copies are protected with key {} (AEAD_AES_128_GCM)",
+                         session, fleet::trunk_key_id(_auth.epoch));
+        _keyed.insert(session);
+        return true;
+    } catch (const std::exception& e) {   // action_error (no session yet), or HKDF refused
+        refused(fmt::format("trunk key of session {}", session), e.what());
+        return false;
+    }
+}
+
+void trunk_reconciler::key_flow(const flow_key& k, const std::string& origin, uint64_t epoch) {
+    const auto have = _flow_epoch.find(k);
+    if (have != _flow_epoch.end() && have->second == epoch) return;
+    const auto& [s, ip, port, ip6, ssrc] = k;
+    const srtp_key_owner owner{s, std::pair<uint32_t, unsigned>{ip, port}, v6(ip6)};
+    const std::string id = fleet::trunk_key_id(epoch);
+    const std::string what = fmt::format("trunk key {} of the flow of session {} from {} ({})", id, s, origin,
+                                         ep(ip, ip6, port));
+    const auto del = [&](const std::string& old) {
+        try {
+            _st.srtp_key_del(owner, old);
+        } catch (const action_error& e) {
+            if (e.code != error_code::not_found) throw;
+        }
+    };
+    try {
+        // A restarted origin's new key first, then the old one goes, so the
+        // packets of both epochs authenticate while the origin moves. The
+        // two ids clash only when the epochs share their first 32 bits.
+        const std::optional<std::string> old =
+            have != _flow_epoch.end() ? std::optional(fleet::trunk_key_id(have->second)) : std::nullopt;
+        if (old == id) del(*old);
+        try {
+            _st.srtp_key_add(owner, trunk_key(s, origin, epoch));
+        } catch (const action_error& e) {
+            if (e.code != error_code::exists) throw;   // added by an apply whose removal of the old key failed
+        }
+        if (old && *old != id) del(*old);
+        if (old) ++_stats.flow_key_changes;
+        _flow_epoch[k] = epoch;
+        spdlog::info("fleet: trunk: session {} from {} ({}): authenticated with key {}{}", s, origin, ep(ip, ip6, port),
+                     id, old ? fmt::format(" (was {}: the origin restarted)", *old) : std::string());
+    } catch (const std::exception& e) {
+        refused(what, e.what());
+    }
+}
 
 trunk_apply_stats trunk_reconciler::stats() const {
     std::lock_guard lk(_mu);
@@ -58,11 +124,7 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
         edge_of[{s.session, s.ip, s.port, s.ip6}] = s.edge;
     }
     std::set<flow_key> want_flows;
-    std::map<flow_key, std::string> origin_of;
-    for (const auto& f : want.flows) {
-        want_flows.insert({f.session, f.ip, f.port, f.ip6, f.ssrc});
-        origin_of[{f.session, f.ip, f.port, f.ip6, f.ssrc}] = f.origin;
-    }
+    for (const auto& f : want.flows) want_flows.insert({f.session, f.ip, f.port, f.ip6, f.ssrc});
 
     // Undo first: a flow whose SSRC changed goes before it comes back.
     for (auto it = _sends.begin(); it != _sends.end();) {
@@ -83,6 +145,27 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
         }
         it = _sends.erase(it);
     }
+    // A session this origin no longer sends: its trunk key goes (nothing
+    // is protected for nobody).
+    std::set<uint32_t> send_sessions;
+    for (const auto& s : want.sends) send_sessions.insert(s.session);
+    for (auto it = _keyed.begin(); it != _keyed.end();) {
+        if (send_sessions.count(*it)) {
+            ++it;
+            continue;
+        }
+        try {
+            _st.trunk_key_clear(*it);
+            spdlog::info("fleet: trunk: session {}: trunk key removed (no trunk sent any more)", *it);
+        } catch (const action_error& e) {
+            if (e.code != error_code::not_found) {   // the session ended, or its key went with it: done
+                refused(fmt::format("removing the trunk key of session {}", *it), e.what());
+                ++it;
+                continue;
+            }
+        }
+        it = _keyed.erase(it);
+    }
     for (auto it = _flows.begin(); it != _flows.end();) {
         if (want_flows.count(*it)) {
             ++it;
@@ -99,6 +182,7 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
                 continue;
             }
         }
+        _flow_epoch.erase(*it);   // its keys went with the speaker
         it = _flows.erase(it);
     }
     for (auto it = _sessions.begin(); it != _sessions.end();) {
@@ -147,26 +231,38 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
             }
         }
     }
-    for (const auto& k : want_flows) {
-        if (_flows.count(k)) continue;
+    for (const auto& f : want.flows) {
+        const flow_key k{f.session, f.ip, f.port, f.ip6, f.ssrc};
         const auto& [s, ip, port, ip6, ssrc] = k;
         if (!_sessions.count(s)) continue;   // its session could not be made: refused above
-        try {
-            speaker_spec sp{ip, port, ssrc, v6(ip6)};
-            sp.trunk = true;
-            _st.speaker_add(s, sp);
-            _flows.insert(k);
-            spdlog::info("fleet: trunk: session {} taken from {} ({}{})", s, origin_of[k], ep(ip, ip6, port),
-                         ssrc ? fmt::format(", SSRC {}", *ssrc) : std::string(", any SSRC"));
-        } catch (const action_error& e) {
-            const auto what = fmt::format("trunk flow of session {} from {} ({})", s, origin_of[k], ep(ip, ip6, port));
-            if (address_rule(e) && !_told.count(what + ": " + e.what())) ++_stats.address_refused;
-            refused(what, e.what());
+        if (!_flows.count(k)) {
+            try {
+                speaker_spec sp{ip, port, ssrc, v6(ip6)};
+                sp.trunk = true;
+                _st.speaker_add(s, sp);
+                _flows.insert(k);
+                spdlog::info("fleet: trunk: session {} taken from {} ({}{})", s, f.origin, ep(ip, ip6, port),
+                             ssrc ? fmt::format(", SSRC {}", *ssrc) : std::string(", any SSRC"));
+            } catch (const action_error& e) {
+                const auto what = fmt::format("trunk flow of session {} from {} ({})", s, f.origin, ep(ip, ip6, port));
+                if (address_rule(e) && !_told.count(what + ": " + e.what())) ++_stats.address_refused;
+                refused(what, e.what());
+                continue;
+            }
         }
+        // With trunk authentication the plan has the origin's epoch (it
+        // refuses an origin without one); until the key is in, the flow's
+        // packets are dropped (they cannot authenticate).
+        if (_auth.on() && f.epoch) key_flow(k, f.origin, *f.epoch);
     }
+    std::set<uint32_t> unkeyed;   // sessions whose trunk key could not be set: no trunk listener added
+    if (_auth.on())
+        for (uint32_t s : send_sessions)
+            if (!key_session(s)) unkeyed.insert(s);
     for (const auto& k : want_sends) {
         if (_sends.count(k)) continue;
         const auto& [s, ip, port, ip6] = k;
+        if (unkeyed.count(s)) continue;
         try {
             listener_spec l{ip, port, 0, false, v6(ip6)};
             l.trunk = true;
@@ -212,9 +308,11 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
     _stats.sends = _sends.size();
     _stats.sessions = _sessions.size();
     _stats.flows = _flows.size();
+    _stats.trunk_keys = _keyed.size();
+    _stats.flow_keys = _flow_epoch.size();
 }
 
-std::unique_ptr<fleet_trunks> fleet_trunks_start(const profile& p, relay_state& st) {
+std::unique_ptr<fleet_trunks> fleet_trunks_start(const profile& p, relay_state& st, uint64_t trunk_epoch) {
     if (!p.fleet.enabled) return nullptr;
     auto t = std::make_unique<fleet_trunks>();
     fleet::trunk_watch_options o;
@@ -222,9 +320,24 @@ std::unique_ptr<fleet_trunks> fleet_trunks_start(const profile& p, relay_state& 
     o.prefix = p.fleet.prefix;
     o.relay_id = p.fleet.relay_id;
     o.peers.nets = p.fleet.trunk_peers;
+    o.trunk_auth = p.fleet.trunk_key != nullptr;
+    trunk_auth_config auth;
+    if (p.fleet.trunk_key) {
+        // Before the first plan: from now on a trunk listener gets nothing
+        // without its session's trunk key, and a trunk flow takes only what
+        // its speaker keys authenticate.
+        st.set_trunk_auth(true);
+        auth = {p.fleet.trunk_key, p.fleet.relay_id, trunk_epoch};
+        spdlog::info("fleet: trunks authenticated (SRTP AEAD_AES_128_GCM, keys derived from {}), epoch {}",
+                     p.fleet.trunk_key_file, fleet::format_trunk_epoch(trunk_epoch));
+    } else {
+        spdlog::warn("fleet: trunks NOT authenticated (fleet.allow_unauthenticated_trunks): whoever can send from an "
+                     "origin's address puts audio into every listener of its edges");
+    }
     t->reconciler = std::make_unique<trunk_reconciler>(
         st, std::chrono::seconds(p.fleet.trunk_idle_s),
-        [w = &t->watch, id = p.fleet.relay_id](uint32_t session) { return (*w)->delete_trunk(session, id); });
+        [w = &t->watch, id = p.fleet.relay_id](uint32_t session) { return (*w)->delete_trunk(session, id); },
+        std::move(auth));
     t->watch = std::make_unique<fleet::trunk_watch>(o, [r = t->reconciler.get()](const fleet::trunk_plan& plan) {
         r->apply(plan);
     });

@@ -10,6 +10,18 @@
 //    origin's session key);
 //  - a flow: speaker_add(session, {origin address, port, SSRC, trunk}).
 //
+// With trunk authentication ([fleet] trunk_key_file; docs/fleet.md "Trunk
+// authentication") also the keys, derived from the fleet's secret
+// (fleet/trunk_key.h), never read from etcd:
+//  - as an origin: trunk_key_set(session, key(session, this relay, its
+//    epoch)) before its trunk listeners of the session, again at every
+//    apply (a session re-created under the same id needs it again), and
+//    trunk_key_clear when it no longer sends the session;
+//  - as an edge: srtp_key_add on each flow's speaker, key(session, origin,
+//    the origin's epoch from its record); when the origin's record shows a
+//    new epoch (it restarted) the new key is added, then the old one
+//    removed.
+//
 // The reconciler remembers what it made and undoes exactly that when the
 // plan drops it; an action that fails stays out of what it made and is
 // tried again at the next apply (trunk_watch applies every second). A
@@ -35,6 +47,14 @@ namespace stentor::control {
 
 class relay_state;
 
+// Trunk authentication of this relay: off without a secret.
+struct trunk_auth_config {
+    std::shared_ptr<const secure_bytes> secret;   // the fleet's trunk key (profile: fleet.trunk_key)
+    std::string self;                             // this relay's id
+    uint64_t epoch = 0;                           // this run's epoch, as its record advertises it
+    bool on() const { return secret != nullptr; }
+};
+
 struct trunk_apply_stats {
     uint64_t applies = 0;
     size_t sends = 0;          // trunk listeners in place
@@ -51,6 +71,12 @@ struct trunk_apply_stats {
     // (check_peer, check_peer6: multicast, loopback, the relay's own
     // address, ...), counted once each like `refused`.
     uint64_t address_refused = 0;
+    // Trunk authentication: sessions this origin has set its trunk key on,
+    // flows whose speaker has the origin's key, and the flows moved to a
+    // restarted origin's new key.
+    size_t trunk_keys = 0;
+    size_t flow_keys = 0;
+    uint64_t flow_key_changes = 0;
 };
 
 class trunk_reconciler {
@@ -60,7 +86,7 @@ public:
     // has had no listener for `idle` (0: never). May throw.
     using delete_fn = std::function<bool(uint32_t session)>;
     explicit trunk_reconciler(relay_state& st, std::chrono::seconds idle = std::chrono::seconds(0),
-                              delete_fn delete_key = nullptr);
+                              delete_fn delete_key = nullptr, trunk_auth_config auth = {});
     // Make the relay do `want`: undo what it no longer has, then add what is
     // missing. One log line per change and per new refusal.
     void apply(const fleet::trunk_plan& want);
@@ -72,6 +98,12 @@ private:
     // + ssrc
     using flow_key = std::tuple<uint32_t, uint32_t, uint16_t, std::optional<fleet::addr6>, std::optional<uint32_t>>;
     void refused(const std::string& what, const std::string& why);
+    // The SRTP key of (session, origin, epoch), from the fleet's secret.
+    srtp_key_spec trunk_key(uint32_t session, const std::string& origin, uint64_t epoch) const;
+    // Origin side: the session's trunk key set (true) or why not (refused, false).
+    bool key_session(uint32_t session);
+    // Edge side: the flow's speaker holds the key of the origin's `epoch`.
+    void key_flow(const flow_key& k, const std::string& origin, uint64_t epoch);
 
     relay_state& _st;
     mutable std::mutex _mu;
@@ -80,6 +112,9 @@ private:
     std::set<flow_key> _flows;
     std::set<std::string> _told;            // refusals already logged (once each until they clear)
     std::set<fleet::trunk_refusal> _refused;   // what the last plan refused (counted and logged when new)
+    trunk_auth_config _auth;
+    std::set<uint32_t> _keyed;                 // sessions this origin set its trunk key on
+    std::map<flow_key, uint64_t> _flow_epoch;  // the origin epoch whose key each flow's speaker holds
     std::chrono::seconds _idle;
     delete_fn _delete_key;
     std::map<uint32_t, std::chrono::steady_clock::time_point> _empty_since;   // edge sessions without a listener
@@ -91,6 +126,9 @@ struct fleet_trunks {
     std::unique_ptr<trunk_reconciler> reconciler;
     std::unique_ptr<fleet::trunk_watch> watch;
 };
-std::unique_ptr<fleet_trunks> fleet_trunks_start(const profile& p, relay_state& st);
+// `trunk_epoch`: this run's epoch (fleet::draw_trunk_epoch), the one the
+// registrar advertises; with a trunk key the relay_state is told that trunks
+// authenticate (set_trunk_auth) before the watch starts.
+std::unique_ptr<fleet_trunks> fleet_trunks_start(const profile& p, relay_state& st, uint64_t trunk_epoch);
 
 }  // namespace stentor::control

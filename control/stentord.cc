@@ -24,6 +24,7 @@
 #include "fleet_drain.h"
 #include "fleet_member.h"
 #include "fleet_trunks.h"
+#include "trunk_key.h"
 #include "host_check.h"
 #include "journal.h"
 #include "log.h"
@@ -275,11 +276,14 @@ int main(int argc, char** argv) {
                     spdlog::info("idle: adaptive, port {}: {}", p.name,
                                  p.rx_intr ? "Rx interrupts" : "no Rx interrupts in its PMD: sleeps of 10 us.."
                                                                "idle_sleep_max_us");
-            fleet_reg = control::fleet_join(prof, *r, *cp);
+            // This run's trunk epoch (docs/fleet.md "Trunk authentication"):
+            // advertised in the record, the origin's keys derive from it.
+            const uint64_t trunk_epoch = prof.fleet.enabled ? fleet::draw_trunk_epoch() : 0;
+            fleet_reg = control::fleet_join(prof, *r, *cp, trunk_epoch);
             if (fleet_reg)
                 spdlog::info("fleet: registering {} as {} ({}) in etcd {}, lease {} s", prof.fleet.relay_id,
                              prof.fleet.role, fleet_reg->key(), prof.fleet.etcd.front(), prof.fleet.lease_ttl_s);
-            fleet_tr = control::fleet_trunks_start(prof, r->state());
+            fleet_tr = control::fleet_trunks_start(prof, r->state(), trunk_epoch);
             if (fleet_tr) cp->set_trunks(fleet_tr->reconciler.get());
             spdlog::info("stentord: ready");
             // Ports up, workers running, API listening: systemd may start

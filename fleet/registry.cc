@@ -21,19 +21,21 @@ std::string relay_record::to_json() const {
         if (auto it = ssrcs.find(id); it != ssrcs.end() && !it->second.empty()) e.push_back(it->second);
         s.push_back(std::move(e));
     }
-    return json{{"id", id},
-                {"role", role},
-                {"region", region},
-                {"addresses", addresses},
-                {"addresses6", addresses6},
-                {"trunk_family", trunk_family},
-                {"slots", slots},
-                {"line_rate_mbps", line_rate_mbps},
-                {"listeners", listeners},
-                {"draining", draining},
-                {"sessions", s},
-                {"seq", seq}}
-        .dump();
+    json j{{"id", id},
+           {"role", role},
+           {"region", region},
+           {"addresses", addresses},
+           {"addresses6", addresses6},
+           {"trunk_family", trunk_family},
+           {"slots", slots},
+           {"line_rate_mbps", line_rate_mbps},
+           {"listeners", listeners},
+           {"draining", draining},
+           {"sessions", s},
+           {"trunk_auth", trunk_auth},
+           {"seq", seq}};
+    if (!trunk_epoch.empty()) j["trunk_epoch"] = trunk_epoch;
+    return j.dump();
 }
 
 std::optional<relay_record> relay_record::from_json(const std::string& text, std::string* why) {
@@ -76,6 +78,14 @@ std::optional<relay_record> relay_record::from_json(const std::string& text, std
                         return bad("session " + std::to_string(id) + ": an SSRC is not a 32-bit unsigned integer");
                 r.ssrcs[id] = s[2].get<std::vector<uint32_t>>();
             }
+        }
+        if (j.contains("trunk_auth")) {
+            if (!j["trunk_auth"].is_boolean()) return bad("trunk_auth is not true or false");
+            r.trunk_auth = j["trunk_auth"].get<bool>();
+        }
+        if (j.contains("trunk_epoch")) {
+            if (!j["trunk_epoch"].is_string()) return bad("trunk_epoch is not a string");
+            r.trunk_epoch = j["trunk_epoch"].get<std::string>();
         }
         r.seq = j.value("seq", uint64_t{0});
         if (r.id.empty()) return bad("empty id");

@@ -39,6 +39,14 @@ struct relay_record {
     // element of the session's JSON entry: [id, port, [ssrc, ...]]): what an
     // edge registers the relay's trunk flow with. Absent = none registered.
     std::map<uint32_t, std::vector<uint32_t>> ssrcs;
+    // Trunk authentication (docs/fleet.md "Trunk authentication"): whether
+    // the relay protects and checks its trunks with the fleet's trunk key
+    // ("trunk_auth"; absent = false: what an older relay writes) and the
+    // epoch it drew at start ("trunk_epoch", 16 lowercase hex digits; ""
+    // = none), the epoch of the keys it sends under. Read as written; the
+    // plan refuses an epoch that is not well formed (fleet/trunks.h).
+    bool trunk_auth = false;
+    std::string trunk_epoch;
     uint64_t seq = 0;                          // the registrar's write counter (fresh value each put)
 
     std::string to_json() const;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "etcd_client.h"
+#include "trunk_key.h"
 
 namespace stentor::fleet {
 
@@ -100,9 +101,33 @@ std::string addr_of(const trunk_ends& e, bool edge_side) {
 
 }  // namespace
 
+namespace {
+
+// Why relay `peer` and this relay (auth on or off) cannot run a trunk
+// together, or "" when they can: both authenticate (the peer with a
+// well-formed epoch when it is the origin) or neither does.
+std::string auth_mismatch(bool auth, const relay_record& peer, bool peer_is_origin) {
+    constexpr const char* fix = "give every relay of the fleet the same [fleet] trunk_key_file";
+    if (auth && !peer.trunk_auth)
+        return fmt::format("this relay authenticates its trunks ([fleet] trunk_key_file) but {}'s record says "
+                           "trunk_auth false: {}",
+                           peer.id, fix);
+    if (!auth && peer.trunk_auth)
+        return fmt::format("{}'s record says trunk_auth true but this relay runs unauthenticated trunks "
+                           "(allow_unauthenticated_trunks): {}",
+                           peer.id, fix);
+    if (auth && peer_is_origin && !parse_trunk_epoch(peer.trunk_epoch))
+        return fmt::format("{}'s record has no well-formed trunk_epoch (\"{}\", not 16 lowercase hex digits): no "
+                           "key can be derived for its trunks",
+                           peer.id, peer.trunk_epoch.substr(0, 32));
+    return {};
+}
+
+}  // namespace
+
 trunk_plan plan_trunks(const std::string& self, const std::map<std::string, relay_record>& relays,
                        const std::vector<trunk_record>& trunks, const peer_allowlist& peers,
-                       const std::map<std::string, relay_record>& unleased) {
+                       const std::map<std::string, relay_record>& unleased, bool auth) {
     trunk_plan p;
     const auto me = relays.find(self);
     const relay_record* self_rec = me == relays.end() ? nullptr : &me->second;
@@ -122,6 +147,9 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
                         refuse(trunk_refusal_reason::edge_outside_trunk_peers,
                                fmt::format("trunk of session {} to {}: edge address {} is outside fleet.trunk_peers ({})",
                                            t.session, t.edge, addr_of(*ends, true), peers.describe()));
+                    } else if (auto m = auth_mismatch(auth, e->second, false); !m.empty()) {
+                        refuse(trunk_refusal_reason::trunk_auth_mismatch,
+                               fmt::format("trunk of session {} to {}: {}", t.session, t.edge, m));
                     } else {
                         trunk_send s{t.session, ends->ipv6 ? 0 : ends->edge, t.udp_port, t.edge};
                         if (ends->ipv6) s.ip6 = ends->edge6;
@@ -169,8 +197,15 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
                                    t.session, o, addr_of(*ends, false), peers.describe()));
                 continue;
             }
+            if (auto m = auth_mismatch(auth, r->second, true); !m.empty()) {
+                ++refused;
+                refuse(trunk_refusal_reason::trunk_auth_mismatch,
+                       fmt::format("trunk of session {} from {}: {}", t.session, o, m));
+                continue;
+            }
             trunk_flow f{t.session, ends->ipv6 ? 0 : ends->origin, t.udp_port, std::nullopt, o};
             if (ends->ipv6) f.ip6 = ends->origin6;
+            if (auth) f.epoch = parse_trunk_epoch(r->second.trunk_epoch);
             // The SSRC its speakers registered with, when it is one: else the
             // flow takes any (a session with several speakers, or none known).
             if (auto s = r->second.ssrcs.find(t.session); s != r->second.ssrcs.end() && s->second.size() == 1)
@@ -275,7 +310,7 @@ void trunk_watch::replan() {
     std::vector<trunk_record> ts;
     ts.reserve(_trunks.size());
     for (const auto& [k, t] : _trunks) ts.push_back(t);
-    trunk_plan p = plan_trunks(_o.relay_id, _relays, ts, _o.peers, _unleased);
+    trunk_plan p = plan_trunks(_o.relay_id, _relays, ts, _o.peers, _unleased, _o.trunk_auth);
     if (!(p == _plan) || !_st.loaded) {
         _plan = std::move(p);
         ++_plan_version;

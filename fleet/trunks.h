@@ -56,7 +56,10 @@ struct trunk_send {
 };
 
 // Edge side: a speaker flow of `session` from an origin at ip:port, or at
-// [ip6]:port over IPv6 (ip 0).
+// [ip6]:port over IPv6 (ip 0). `epoch`: with trunk authentication, the
+// origin's epoch as its record says (the flow's key derives from it: a
+// restarted origin's new epoch is a new plan, and the edge moves to the
+// new key); nullopt without.
 struct trunk_flow {
     uint32_t session = 0;
     uint32_t ip = 0;
@@ -64,6 +67,7 @@ struct trunk_flow {
     std::optional<uint32_t> ssrc;
     std::string origin;
     std::optional<addr6> ip6 = std::nullopt;
+    std::optional<uint64_t> epoch = std::nullopt;
     auto operator<=>(const trunk_flow&) const = default;
 };
 
@@ -87,7 +91,9 @@ std::optional<trunk_ends> trunk_ends_of(const relay_record* origin, const relay_
 #define STENTOR_FOREACH_TRUNK_REFUSAL(_)                                                                      \
     _(edge_outside_trunk_peers, "an origin's trunk to an edge address outside [fleet] trunk_peers")          \
     _(origin_outside_trunk_peers, "an edge's trunk flow from an origin address outside [fleet] trunk_peers") \
-    _(relay_without_lease, "a trunk naming a relay whose registry record is not under a lease")
+    _(relay_without_lease, "a trunk naming a relay whose registry record is not under a lease")               \
+    _(trunk_auth_mismatch,                                                                                    \
+      "a trunk to or from a relay whose record disagrees on trunk authentication (trunk_auth, trunk_epoch)")
 enum class trunk_refusal_reason : uint8_t {
 #define STENTOR_TRUNK_REFUSAL_ENUM(name, help) name,
     STENTOR_FOREACH_TRUNK_REFUSAL(STENTOR_TRUNK_REFUSAL_ENUM)
@@ -128,11 +134,17 @@ struct trunk_plan {
 // or by someone else), neither sent to nor received from, and a trunk that
 // names one is refused (relay_without_lease). `peers`: a send only to an
 // edge address, a flow only from an origin address, inside it; else
-// refused (edge_/origin_outside_trunk_peers). An edge whose every origin is
-// refused carries nothing for the record (no session either).
+// refused (edge_/origin_outside_trunk_peers). `auth`: this relay protects
+// and checks its trunks with the fleet's trunk key (docs/fleet.md "Trunk
+// authentication"): it sends only to edges whose record says trunk_auth
+// true and takes only from origins that say so with a well-formed
+// trunk_epoch (the flow carries it); without, only with relays that say
+// false. Any other pairing is refused (trunk_auth_mismatch): one side would
+// drop every packet. An edge whose every origin is refused carries nothing
+// for the record (no session either).
 trunk_plan plan_trunks(const std::string& self, const std::map<std::string, relay_record>& relays,
                        const std::vector<trunk_record>& trunks, const peer_allowlist& peers,
-                       const std::map<std::string, relay_record>& unleased = {});
+                       const std::map<std::string, relay_record>& unleased = {}, bool auth = false);
 
 // "198.18.0.1" -> host-order address; nullopt if not dotted-quad IPv4.
 std::optional<uint32_t> parse_ipv4(const std::string& s);
@@ -145,6 +157,8 @@ struct trunk_watch_options {
     std::string relay_id;
     // [fleet] trunk_peers: where trunks may go and come from (empty: nowhere).
     peer_allowlist peers;
+    // Trunk authentication on ([fleet] trunk_key_file): plan_trunks' `auth`.
+    bool trunk_auth = false;
     // The plan is applied again this often even if nothing changed, so an
     // action that failed (a session not created yet on a source) is retried.
     std::chrono::milliseconds retry{1000};

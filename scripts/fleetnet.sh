@@ -61,6 +61,7 @@ fleetnet_init() {
   # netlib_down removes exactly these.
   NL_ALL_NS=("${FL_NS_RELAY[@]}" "$FL_NS_CTL" "$FL_NS_SPK" "${FL_NS_L[@]}" "$FL_NS_BR")
   FL_KEY="$FL_WORK/join-1.key"
+  FL_TRUNK_KEY="$FL_WORK/trunk.key"
 }
 
 fl_relay_name() { if (( $1 == 0 )); then echo origin-1; elif (( $1 == 9 )); then echo origin-2; else echo "edge-$1"; fi; }
@@ -107,6 +108,8 @@ fleetnet_up() {
     fl_port "${FL_NS_L[i]}" veth0 br0 "p-l$i" "${FL_LISTENER_IPS[i]}"
   done
   (umask 077; openssl rand -hex 32 >"$FL_KEY")
+  # The fleet's trunk key, the same file for every relay (docs/fleet.md "Trunk authentication").
+  (umask 077; openssl rand -hex 32 >"$FL_TRUNK_KEY")
 }
 
 # fleetnet_cleanup_dpdk: the relays' DPDK runtime directories.
@@ -206,6 +209,7 @@ lease_ttl_s = $ttl
 refresh_ms = 250
 drain_s = $drain
 trunk_peers = ["$FL_DATA_NET.0/24"]
+trunk_key_file = "$FL_TRUNK_KEY"
 EOF
   if (( i == 0 || i == 9 )); then
     cat >>"$out" <<EOF

@@ -67,8 +67,13 @@ has_key() { [[ -n "$(key_value "$1")" ]]; }
 no_key() { [[ -z "$(key_value "$1")" ]]; }
 
 # make_profile ROLE OUT API_PORT: the dev profile pointed at our etcd and API port.
+# The fleet's trunk key (docs/fleet.md "Trunk authentication") in place of
+# the dev profiles' allow_unauthenticated_trunks: the same file for both.
+TRUNK_KEY="$WORK/trunk.key"
+(umask 077; openssl rand -hex 32 >"$TRUNK_KEY")
 make_profile() {
   sed -e "s|^etcd = .*|etcd = [\"$ETCD_URL\"]|" -e "s|^listen = .*|listen = \"127.0.0.1:$3\"|" \
+    -e "s|^allow_unauthenticated_trunks = true$|trunk_key_file = \"$TRUNK_KEY\"|" \
     "configs/dev-fleet-$1.toml" >"$2"
 }
 RELAY_PID=""

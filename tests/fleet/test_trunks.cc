@@ -23,6 +23,7 @@
 #include "registry.h"
 #include "state.h"
 #include "stentor/dp_shared.h"
+#include "trunk_key.h"
 #include "trunks.h"
 
 namespace stentor::fleet {
@@ -112,6 +113,27 @@ TEST(TrunkRecords, origins_and_ssrcs_round_trip_and_the_older_form_reads) {
     ASSERT_TRUE(rb) << why;
     EXPECT_TRUE(rb->addresses6.empty());
     EXPECT_EQ(rb->trunk_family, "ipv4");
+    EXPECT_FALSE(rb->trunk_auth) << "an older relay's record: trunks unauthenticated";
+    EXPECT_EQ(rb->trunk_epoch, "");
+    // Trunk authentication's two fields round trip; the epoch is written
+    // only when there is one.
+    r.trunk_auth = true;
+    r.trunk_epoch = "0123456789abcdef";
+    rb = relay_record::from_json(r.to_json(), &why);
+    ASSERT_TRUE(rb) << why;
+    EXPECT_EQ(*rb, r);
+    EXPECT_NE(r.to_json().find(R"("trunk_auth":true)"), std::string::npos) << r.to_json();
+    EXPECT_NE(r.to_json().find(R"("trunk_epoch":"0123456789abcdef")"), std::string::npos) << r.to_json();
+    r.trunk_auth = false;
+    r.trunk_epoch.clear();
+    EXPECT_EQ(r.to_json().find("trunk_epoch"), std::string::npos) << r.to_json();
+    EXPECT_NE(r.to_json().find(R"("trunk_auth":false)"), std::string::npos) << r.to_json();
+    // An epoch that is a string but not 16 hex digits still reads: the plan
+    // refuses the trunk (trunk_auth_mismatch), the relay stays visible.
+    rb = relay_record::from_json(
+        R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"trunk_auth":true,"trunk_epoch":"xyz"})", &why);
+    ASSERT_TRUE(rb) << why;
+    EXPECT_EQ(rb->trunk_epoch, "xyz");
     struct row {
         const char* text;
         const char* what;
@@ -128,7 +150,11 @@ TEST(TrunkRecords, origins_and_ssrcs_round_trip_and_the_older_form_reads) {
         {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[1,-1]]})", "negative port"},
         {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[4294967296,2]]})",
          "session id past 32 bits"},
-        {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[-1,2]]})", "negative session id"}};
+        {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"sessions":[[-1,2]]})", "negative session id"},
+        {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"trunk_auth":"yes"})", "trunk_auth not a bool"},
+        {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"trunk_auth":1})", "trunk_auth a number"},
+        {R"({"id":"x","role":"edge","addresses":[],"slots":1,"listeners":0,"trunk_epoch":81985529216486895})",
+         "trunk_epoch a number"}};
     for (const auto& b : bad) {
         SCOPED_TRACE(b.what);
         why.clear();
@@ -421,6 +447,101 @@ TEST(TrunkPlan, trunk_peers_and_leases_bound_where_trunks_go_and_come_from) {
                                  "(198.18.0.0/24, 2001:db8:77::/48)");
 }
 
+// Trunk authentication (docs/fleet.md "Trunk authentication"): both ends
+// authenticate or neither does; the edge's flow carries the origin's epoch.
+relay_record authed(relay_record r, const std::string& epoch) {
+    r.trunk_auth = true;
+    r.trunk_epoch = epoch;
+    return r;
+}
+TEST(TrunkPlan, trunk_auth_pairs_relays_that_agree_and_refuses_the_others) {
+    const std::map<std::string, relay_record> live = {
+        {"o1", authed(rec("o1", "origin", "198.18.0.1", {{7, {1234}}}), "0123456789abcdef")},
+        {"o2", authed(rec("o2", "origin", "198.18.0.2", {{7, {1234}}}), "fedcba9876543210")},
+        {"plain-o", rec("plain-o", "origin", "198.18.0.6", {{7, {1234}}})},          // an older relay: no fields
+        {"no-epoch", authed(rec("no-epoch", "origin", "198.18.0.7", {{7, {1234}}}), "")},
+        {"bad-epoch", authed(rec("bad-epoch", "origin", "198.18.0.8", {{7, {1234}}}), "0123456789ABCDEF")},
+        {"e1", authed(rec("e1", "edge", "198.18.0.3"), "1111111111111111")},
+        {"plain-e", rec("plain-e", "edge", "198.18.0.4")},
+        // An edge says trunk_auth but no epoch: it sends nothing itself,
+        // so an origin needs only its trunk_auth.
+        {"e-noepoch", authed(rec("e-noepoch", "edge", "198.18.0.5"), "")},
+    };
+    using rr = trunk_refusal_reason;
+    const uint64_t o1_epoch = 0x0123456789abcdefULL, o2_epoch = 0xfedcba9876543210ULL;
+    struct row {
+        const char* what;
+        std::string self;
+        bool auth;
+        std::vector<trunk_record> trunks;
+        std::vector<trunk_send> sends;
+        std::map<uint32_t, uint16_t> sessions;
+        std::vector<trunk_flow> flows;
+        std::vector<rr> refused;
+    };
+    const row rows[] = {
+        {"auth on: an origin sends to an edge that authenticates", "o1", true,
+         {trunk(7, "e1", {"o1"}, 40007), trunk(7, "e-noepoch", {"o1"}, 40007)},
+         {{7, ip_of(198, 18, 0, 3), 40007, "e1"}, {7, ip_of(198, 18, 0, 5), 40007, "e-noepoch"}}, {}, {}, {}},
+        {"auth on: ... and to none that does not (refused, the other unaffected)", "o1", true,
+         {trunk(7, "e1", {"o1"}, 40007), trunk(7, "plain-e", {"o1"}, 40007)},
+         {{7, ip_of(198, 18, 0, 3), 40007, "e1"}}, {}, {}, {rr::trunk_auth_mismatch}},
+        {"auth on: the edge's flows carry each origin's epoch", "e1", true, {trunk(7, "e1", {"o1", "o2"}, 40007)}, {},
+         {{7, 40007}},
+         {{7, ip_of(198, 18, 0, 1), 40007, 1234u, "o1", std::nullopt, o1_epoch},
+          {7, ip_of(198, 18, 0, 2), 40007, 1234u, "o2", std::nullopt, o2_epoch}},
+         {}},
+        {"auth on: no flow from an origin that does not authenticate, the other stays", "e1", true,
+         {trunk(7, "e1", {"o1", "plain-o"}, 40007)}, {}, {{7, 40007}},
+         {{7, ip_of(198, 18, 0, 1), 40007, 1234u, "o1", std::nullopt, o1_epoch}}, {rr::trunk_auth_mismatch}},
+        {"auth on: an origin without an epoch or with one spelt otherwise: no flow, no session", "e1", true,
+         {trunk(7, "e1", {"no-epoch", "bad-epoch"}, 40007)}, {}, {}, {},
+         {rr::trunk_auth_mismatch, rr::trunk_auth_mismatch}},
+        {"auth off: plain relays as before, no epoch in the flow", "plain-e", false,
+         {trunk(7, "plain-e", {"plain-o"}, 40007)}, {}, {{7, 40007}},
+         {{7, ip_of(198, 18, 0, 6), 40007, 1234u, "plain-o"}}, {}},
+        {"auth off: no flow from an origin that authenticates", "plain-e", false,
+         {trunk(7, "plain-e", {"o1", "plain-o"}, 40007)}, {}, {{7, 40007}},
+         {{7, ip_of(198, 18, 0, 6), 40007, 1234u, "plain-o"}}, {rr::trunk_auth_mismatch}},
+        {"auth off: nothing sent to an edge that authenticates", "plain-o", false,
+         {trunk(7, "e1", {"plain-o"}, 40007), trunk(7, "plain-e", {"plain-o"}, 40007)},
+         {{7, ip_of(198, 18, 0, 4), 40007, "plain-e"}}, {}, {}, {rr::trunk_auth_mismatch}},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        const trunk_plan p = plan_trunks(r.self, live, r.trunks, any_peer, {}, r.auth);
+        EXPECT_EQ(p.sends, r.sends);
+        EXPECT_EQ(p.sessions, r.sessions);
+        EXPECT_EQ(p.flows, r.flows);
+        std::vector<rr> got;
+        for (const auto& x : p.refused) {
+            got.push_back(x.reason);
+            EXPECT_TRUE(x.what.find("trunk_key_file") != std::string::npos ||
+                        x.what.find("trunk_epoch") != std::string::npos)
+                << "says what to do: " << x.what;
+        }
+        EXPECT_EQ(got, r.refused);
+        EXPECT_TRUE(p.problems.empty());
+    }
+    // The line names both sides' settings and the fix.
+    const auto p = plan_trunks("e1", live, {trunk(7, "e1", {"plain-o"}, 40007)}, any_peer, {}, true);
+    ASSERT_EQ(p.refused.size(), 1u);
+    EXPECT_EQ(p.refused[0].what, "trunk of session 7 from plain-o: this relay authenticates its trunks ([fleet] "
+                                 "trunk_key_file) but plain-o's record says trunk_auth false: give every relay of the "
+                                 "fleet the same [fleet] trunk_key_file");
+    // An origin restarted (a new epoch in its record): a new plan, the
+    // flow's epoch the new one; the same record again: the same plan.
+    auto moved = live;
+    moved["o1"].trunk_epoch = "0123456789abcdee";
+    const std::vector<trunk_record> t = {trunk(7, "e1", {"o1"}, 40007)};
+    const trunk_plan before = plan_trunks("e1", live, t, any_peer, {}, true);
+    const trunk_plan after = plan_trunks("e1", moved, t, any_peer, {}, true);
+    EXPECT_FALSE(before == after);
+    ASSERT_EQ(after.flows.size(), 1u);
+    EXPECT_EQ(after.flows[0].epoch, 0x0123456789abcdeeULL);
+    EXPECT_TRUE(before == plan_trunks("e1", live, t, any_peer, {}, true));
+}
+
 // ---------------------------------------------------------------------------
 // Against etcd: relays with their state, registrar, watch and reconciler.
 
@@ -460,35 +581,29 @@ control::profile relay_profile(uint32_t own_ip, std::optional<control::ipv6_addr
     return p;
 }
 
+// The fleet's trunk key every relay of these tests holds (a profile's
+// fleet.trunk_key); nullptr: a relay with allow_unauthenticated_trunks.
+std::shared_ptr<const control::secure_bytes> fleet_secret() {
+    static const auto k = [] {
+        control::secure_bytes b(trunk_secret_len);
+        for (size_t i = 0; i < b.size(); ++i) b.data()[i] = static_cast<uint8_t>(0xa0 + i);
+        return std::make_shared<const control::secure_bytes>(std::move(b));
+    }();
+    return k;
+}
+
 // A relay as stentord assembles it for the fleet, minus ports and workers.
-struct fleet_relay {
-    std::string id;
+// Its state first (relay_core): what the reconciler acts on.
+struct relay_core {
     control::profile prof;
     std::unique_ptr<dp::dp_neigh[]> neigh;
     std::vector<dp::dp_policer> policers;
     dp::dp_shared shared;
     std::unique_ptr<control::admission> adm;
     std::unique_ptr<control::relay_state> st;
-    std::unique_ptr<registrar> reg;
-    std::unique_ptr<control::trunk_reconciler> rec;
-    std::unique_ptr<trunk_watch> watch;
 
-    // Session 7 on UDP 40007, its speaker 198.18.0.10:5004 with SSRC 1234:
-    // what an origin carries in most of these tests.
-    void session7() {
-        control::session_params sp;
-        sp.id = 7;
-        sp.udp_port = 40007;
-        st->session_create(sp);
-        st->speaker_add(7, ip_of(198, 18, 0, 10), 5004, 1234u);
-    }
-
-    // own_ip6: a dual-stack relay, advertising it, its trunks of `family`.
-    fleet_relay(const etcd_server& e, const std::string& prefix, std::string relay_id, const std::string& role,
-                uint32_t own_ip, std::chrono::seconds idle = std::chrono::seconds(0),
-                std::optional<control::ipv6_addr> own_ip6 = std::nullopt, const std::string& family = "ipv4",
-                const peer_allowlist& peers = nets({"198.18.0.0/24", "2001:db8::/64"}))
-        : id(std::move(relay_id)), prof(relay_profile(own_ip, own_ip6)) {
+    relay_core(uint32_t own_ip, std::optional<control::ipv6_addr> own_ip6 = std::nullopt)
+        : prof(relay_profile(own_ip, own_ip6)) {
         neigh.reset(new dp::dp_neigh[prof.limits.max_neighbours]);
         shared.neigh = neigh.get();
         shared.nb_neigh = prof.limits.max_neighbours;
@@ -498,6 +613,51 @@ struct fleet_relay {
         st = std::make_unique<control::relay_state>(prof, shared, 1);
         adm = std::make_unique<control::admission>(control::admission_config_from(prof, {}));
         st->set_admission(adm.get());
+    }
+    ~relay_core() { st->set_admission(nullptr); }
+    // Session 7 on UDP 40007, its speaker 198.18.0.10:5004 with SSRC 1234:
+    // what an origin carries in most of these tests.
+    void session7() {
+        control::session_params sp;
+        sp.id = 7;
+        sp.udp_port = 40007;
+        st->session_create(sp);
+        st->speaker_add(7, ip_of(198, 18, 0, 10), 5004, 1234u);
+    }
+    // The SRTP key ids on each trunk flow's speaker of session s, by speaker
+    // address and port ("198.18.0.1:40007" -> {"trunk-01234567"}).
+    std::map<std::string, std::vector<std::string>> flow_keys(uint32_t s) const {
+        std::map<std::string, std::vector<std::string>> out;
+        if (auto v = st->session(s))
+            for (const auto& sp : v->speakers)
+                if (sp.trunk) {
+                    auto& ids = out[control::format_peer(sp.ip, sp.ip6, sp.port)];
+                    for (const auto& k : sp.srtp_keys) {
+                        EXPECT_EQ(k.suite, srtp::suite::aead_aes_128_gcm);
+                        EXPECT_EQ(k.mki.len, 0u) << "no MKI";
+                        ids.push_back(k.id);
+                    }
+                }
+        return out;
+    }
+};
+
+struct fleet_relay : relay_core {
+    std::string id;
+    std::unique_ptr<registrar> reg;
+    std::unique_ptr<control::trunk_reconciler> rec;
+    std::unique_ptr<trunk_watch> watch;
+    std::shared_ptr<const control::secure_bytes> secret;   // trunk authentication (nullptr: off)
+    uint64_t epoch = draw_trunk_epoch();                   // this run's, as stentord draws it
+
+    // own_ip6: a dual-stack relay, advertising it, its trunks of `family`.
+    fleet_relay(const etcd_server& e, const std::string& prefix, std::string relay_id, const std::string& role,
+                uint32_t own_ip, std::chrono::seconds idle = std::chrono::seconds(0),
+                std::optional<control::ipv6_addr> own_ip6 = std::nullopt, const std::string& family = "ipv4",
+                const peer_allowlist& peers = nets({"198.18.0.0/24", "2001:db8::/64"}),
+                std::shared_ptr<const control::secure_bytes> key = fleet_secret())
+        : relay_core(own_ip, own_ip6), id(std::move(relay_id)), secret(std::move(key)) {
+        if (secret) st->set_trunk_auth(true);   // as fleet_trunks_start does
         registrar_options ro;
         ro.etcd = e.endpoints();
         ro.prefix = prefix;
@@ -513,14 +673,19 @@ struct fleet_relay {
             r.addresses = {addr};
             if (!addr6.empty()) r.addresses6 = {addr6};
             r.trunk_family = family;
+            r.trunk_auth = secret != nullptr;
+            if (secret) r.trunk_epoch = format_trunk_epoch(epoch);
             r.slots = 1000;
             r.listeners = st->nb_listeners();
             control::fleet_sessions_of(*st, r);
             return r;
         });
+        control::trunk_auth_config auth;
+        if (secret) auth = {secret, id, epoch};
         rec = std::make_unique<control::trunk_reconciler>(
-            *st, idle, [this](uint32_t s) { return watch->delete_trunk(s, id); });
+            *st, idle, [this](uint32_t s) { return watch->delete_trunk(s, id); }, std::move(auth));
         trunk_watch_options wo;
+        wo.trunk_auth = secret != nullptr;
         wo.etcd = e.endpoints();
         wo.prefix = prefix;
         wo.relay_id = id;
@@ -533,7 +698,6 @@ struct fleet_relay {
     ~fleet_relay() {
         watch->stop();
         reg->stop(true);
-        st->set_admission(nullptr);
     }
     std::optional<control::session_view> session(uint32_t id_) const { return st->session(id_); }
     std::vector<control::listener_view> listeners(uint32_t s) const {
@@ -607,6 +771,17 @@ TEST(Trunks, watch_to_trunk_lifecycle_two_origins_a_middle_tier_and_back_to_noth
     using fl = std::tuple<uint32_t, unsigned, std::optional<uint32_t>>;
     EXPECT_EQ(e1.flows(7), (std::vector<fl>{{o1_ip, 40007, 1234u}, {o2_ip, 40007, 1234u}}))
         << "one flow per origin, with the speaker's SSRC";
+    // Trunk authentication: each flow's speaker holds its origin's key (of
+    // that origin's epoch), each origin has set its session's trunk key.
+    using keys = std::map<std::string, std::vector<std::string>>;
+    EXPECT_TRUE(eventually([&] {
+        return e1.flow_keys(7) == keys{{"198.18.0.1:40007", {trunk_key_id(o1->epoch)}},
+                                       {"198.18.0.2:40007", {trunk_key_id(o2->epoch)}}};
+    })) << "got " << e1.flow_keys(7).size() << " flows";
+    EXPECT_EQ(e1.rec->stats().flow_keys, 2u);
+    EXPECT_EQ(o1->rec->stats().trunk_keys, 1u) << "the origin's session 7 has its trunk key";
+    EXPECT_EQ(o2->rec->stats().trunk_keys, 1u);
+    EXPECT_EQ(e1.rec->stats().trunk_keys, 0u) << "the edge sends nothing: no trunk key";
     // The trunk listener is admitted and never shed.
     EXPECT_EQ(o1->st->nb_listeners(), 1u);
     EXPECT_GT(o1->adm->report().used_pps, 0.0) << "admission counts the trunk listener";
@@ -619,6 +794,9 @@ TEST(Trunks, watch_to_trunk_lifecycle_two_origins_a_middle_tier_and_back_to_noth
     EXPECT_TRUE(eventually([&] { return e1.sends_to(7, e2_ip, 40007); })) << "e1 sends to e2";
     EXPECT_TRUE(eventually([&] { return e2.flows(7) == std::vector<fl>{{e1_ip, 40007, 1234u}}; }))
         << "e2 takes it from e1, SSRC from e1's record (its trunk flows' SSRC)";
+    EXPECT_TRUE(eventually([&] { return e2.flow_keys(7) == keys{{"198.18.0.3:40007", {trunk_key_id(e1.epoch)}}}; }))
+        << "the middle tier's key: its own epoch, it protects what it passes on";
+    EXPECT_TRUE(eventually([&] { return e1.rec->stats().trunk_keys == 1u; })) << "e1 now sends: its trunk key";
     EXPECT_FALSE(o1->sends_to(7, e2_ip, 40007)) << "the origin is not named by e2's trunk";
 
     // o2 leaves the registry (a clean stop revokes its lease; a SIGKILL would
@@ -634,6 +812,7 @@ TEST(Trunks, watch_to_trunk_lifecycle_two_origins_a_middle_tier_and_back_to_noth
     EXPECT_TRUE(eventually([&] { return !e1.sends_to(7, e2_ip, 40007); }));
     c.del(trunk_key(p, 7, "e1"));
     EXPECT_TRUE(eventually([&] { return !o1->sends_to(7, e1_ip, 40007); })) << "the origin removes its trunk listener";
+    EXPECT_TRUE(eventually([&] { return o1->rec->stats().trunk_keys == 0u; })) << "and its session's trunk key";
     EXPECT_TRUE(eventually([&] { return !e1.session(7).has_value(); })) << "the edge ends the session";
     EXPECT_TRUE(o1->session(7).has_value()) << "the origin's own session is untouched";
     EXPECT_EQ(o1->st->nb_listeners(), 0u);
@@ -798,9 +977,10 @@ TEST(Trunks, an_edge_record_outside_trunk_peers_gets_no_trunk_and_its_reason_is_
     o1.session7();
     etcd_client c(e.endpoints());
     // The fake record under a lease of its own (as a registrar would write
-    // it), so only the allowlist stands in the way.
+    // it, saying trunk_auth like the fleet), so only the allowlist stands in
+    // the way.
     const int64_t lease = c.lease_grant(60);
-    ASSERT_NO_THROW(c.put(relay_key(p, "victim"), rec("victim", "edge", "203.0.113.9").to_json(), lease));
+    ASSERT_NO_THROW(c.put(relay_key(p, "victim"), authed(rec("victim", "edge", "203.0.113.9"), "").to_json(), lease));
     ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "victim"), trunk(7, "victim", {"o1"}, 40007).to_json()));
     ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "e1"), trunk(7, "e1", {"o1"}, 40007).to_json()));
     EXPECT_TRUE(eventually([&] { return o1.sends_to(7, e1_ip, 40007); })) << "the edge inside the list is served";
@@ -812,10 +992,10 @@ TEST(Trunks, an_edge_record_outside_trunk_peers_gets_no_trunk_and_its_reason_is_
     EXPECT_EQ(o1.rec->stats().refused_now, 1u);
     EXPECT_EQ(o1.rec->stats().refusals, 0u) << "no action was even tried";
     // The record moves inside the list: served; and back out: undone, counted again.
-    c.put(relay_key(p, "victim"), rec("victim", "edge", "198.18.0.9").to_json(), lease);
+    c.put(relay_key(p, "victim"), authed(rec("victim", "edge", "198.18.0.9"), "").to_json(), lease);
     EXPECT_TRUE(eventually([&] { return o1.sends_to(7, ip_of(198, 18, 0, 9), 40007); }));
     EXPECT_EQ(o1.rec->stats().refused_now, 0u);
-    c.put(relay_key(p, "victim"), rec("victim", "edge", "203.0.113.9").to_json(), lease);
+    c.put(relay_key(p, "victim"), authed(rec("victim", "edge", "203.0.113.9"), "").to_json(), lease);
     EXPECT_TRUE(eventually([&] { return !o1.sends_to(7, ip_of(198, 18, 0, 9), 40007); }));
     EXPECT_TRUE(eventually([&] { return o1.refused(trunk_refusal_reason::edge_outside_trunk_peers) == 2; }));
     EXPECT_FALSE(o1.sends_to(7, victim_ip, 40007));
@@ -863,14 +1043,14 @@ TEST(Trunks, an_edge_record_without_a_lease_is_not_sent_to_and_a_lapsed_lease_st
     fleet_relay o1(e, p, "o1", "origin", ip_of(198, 18, 0, 1));
     o1.session7();
     etcd_client c(e.endpoints());
-    c.put(relay_key(p, "ghost"), rec("ghost", "edge", "198.18.0.50").to_json());   // no lease
+    c.put(relay_key(p, "ghost"), authed(rec("ghost", "edge", "198.18.0.50"), "").to_json());   // no lease
     ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "ghost"), trunk(7, "ghost", {"o1"}, 40007).to_json()));
     EXPECT_TRUE(eventually([&] { return o1.refused(trunk_refusal_reason::relay_without_lease) == 1; }));
     std::this_thread::sleep_for(600ms);
     EXPECT_FALSE(o1.sends_to(7, ghost_ip, 40007)) << "inside the list, but no lease: nothing sent";
     EXPECT_EQ(o1.refused(trunk_refusal_reason::relay_without_lease), 1u);
     const int64_t lease = c.lease_grant(2);
-    c.put(relay_key(p, "ghost"), rec("ghost", "edge", "198.18.0.50").to_json(), lease);
+    c.put(relay_key(p, "ghost"), authed(rec("ghost", "edge", "198.18.0.50"), "").to_json(), lease);
     EXPECT_TRUE(eventually([&] { return o1.sends_to(7, ghost_ip, 40007); })) << "under a lease: a live edge";
     // Nobody keeps the lease alive: it lapses, the key goes, the trunk stops.
     EXPECT_TRUE(eventually([&] { return !o1.sends_to(7, ghost_ip, 40007); }, 10s))
@@ -880,8 +1060,8 @@ TEST(Trunks, an_edge_record_without_a_lease_is_not_sent_to_and_a_lapsed_lease_st
     // Inside the list, the listener rules still refuse: the directed
     // broadcast of the relay's subnet and the relay's own address.
     const int64_t l2 = c.lease_grant(60);
-    c.put(relay_key(p, "bcast"), rec("bcast", "edge", "198.18.0.255").to_json(), l2);
-    c.put(relay_key(p, "self"), rec("self", "edge", "198.18.0.1").to_json(), l2);
+    c.put(relay_key(p, "bcast"), authed(rec("bcast", "edge", "198.18.0.255"), "").to_json(), l2);
+    c.put(relay_key(p, "self"), authed(rec("self", "edge", "198.18.0.1"), "").to_json(), l2);
     ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "bcast"), trunk(7, "bcast", {"o1"}, 40007).to_json()));
     ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "self"), trunk(7, "self", {"o1"}, 40007).to_json()));
     EXPECT_TRUE(eventually([&] { return o1.rec->stats().address_refused == 2; }));
@@ -890,6 +1070,131 @@ TEST(Trunks, an_edge_record_without_a_lease_is_not_sent_to_and_a_lapsed_lease_st
     EXPECT_GT(o1.rec->stats().refusals, 2u) << "the actions are retried (and refused) at every apply";
     EXPECT_EQ(o1.st->nb_listeners(), 0u);
     c.lease_revoke(l2);
+}
+
+}  // namespace
+}  // namespace stentor::fleet
+
+namespace stentor::fleet {
+namespace {
+
+// Trunk authentication against etcd (docs/fleet.md "Trunk authentication"):
+// an origin that restarts draws a new epoch; the edge adds the new key,
+// then removes the old one, and the flow stays.
+TEST(Trunks, an_origin_restarted_under_a_new_epoch_moves_the_edge_s_flow_to_its_new_key) {
+    etcd_server& e = trunk_etcd();
+    const std::string p = fresh_prefix();
+    auto o1 = std::make_unique<fleet_relay>(e, p, "o1", "origin", ip_of(198, 18, 0, 1));
+    fleet_relay e1(e, p, "e1", "edge", ip_of(198, 18, 0, 3));
+    o1->session7();
+    etcd_client c(e.endpoints());
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "e1"), trunk(7, "e1", {"o1"}, 40007).to_json()));
+    using keys = std::map<std::string, std::vector<std::string>>;
+    const uint64_t first = o1->epoch;
+    ASSERT_TRUE(eventually([&] { return e1.flow_keys(7) == keys{{"198.18.0.1:40007", {trunk_key_id(first)}}}; }));
+    EXPECT_EQ(e1.rec->stats().flow_key_changes, 0u);
+
+    // A restart: a new run, a new epoch (a clean stop revokes the lease).
+    o1.reset();
+    o1 = std::make_unique<fleet_relay>(e, p, "o1", "origin", ip_of(198, 18, 0, 1));
+    ASSERT_NE(o1->epoch, first);
+    o1->session7();
+    EXPECT_TRUE(eventually([&] { return e1.flow_keys(7) == keys{{"198.18.0.1:40007", {trunk_key_id(o1->epoch)}}}; }))
+        << "the new key in, the old one out";
+    EXPECT_TRUE(eventually([&] { return o1->sends_to(7, ip_of(198, 18, 0, 3), 40007); }));
+    EXPECT_EQ(o1->rec->stats().trunk_keys, 1u);
+    c.del(trunk_key(p, 7, "e1"));
+    EXPECT_TRUE(eventually([&] { return !e1.session(7).has_value(); }));
+    EXPECT_EQ(e1.rec->stats().flow_keys, 0u) << "the keys went with the flow";
+}
+
+// A relay without the fleet's trunk key among relays with it: no trunk
+// between them either way, the reason counted once on each side.
+TEST(Trunks, a_relay_without_the_trunk_key_gets_no_trunk_and_the_mismatch_is_counted_once) {
+    etcd_server& e = trunk_etcd();
+    const std::string p = fresh_prefix();
+    const auto mixed = nets({"198.18.0.0/24", "2001:db8::/64"});
+    fleet_relay o1(e, p, "o1", "origin", ip_of(198, 18, 0, 1));
+    fleet_relay plain(e, p, "plain", "edge", ip_of(198, 18, 0, 4), 0s, std::nullopt, "ipv4", mixed, nullptr);
+    fleet_relay e1(e, p, "e1", "edge", ip_of(198, 18, 0, 3));
+    o1.session7();
+    etcd_client c(e.endpoints());
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "plain"), trunk(7, "plain", {"o1"}, 40007).to_json()));
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "e1"), trunk(7, "e1", {"o1"}, 40007).to_json()));
+    EXPECT_TRUE(eventually([&] { return o1.sends_to(7, ip_of(198, 18, 0, 3), 40007); })) << "the keyed edge is served";
+    EXPECT_TRUE(eventually([&] {
+        return o1.refused(trunk_refusal_reason::trunk_auth_mismatch) == 1 &&
+               plain.refused(trunk_refusal_reason::trunk_auth_mismatch) == 1;
+    })) << "origin " << o1.refused(trunk_refusal_reason::trunk_auth_mismatch) << ", edge "
+        << plain.refused(trunk_refusal_reason::trunk_auth_mismatch);
+    EXPECT_FALSE(o1.sends_to(7, ip_of(198, 18, 0, 4), 40007)) << "nothing sent to the edge without the key";
+    EXPECT_FALSE(plain.session(7).has_value()) << "and it takes nothing: its only origin is refused";
+    // Applies go on (every 200 ms here): still counted once.
+    const auto applies = o1.rec->stats().applies;
+    EXPECT_TRUE(eventually([&] { return o1.rec->stats().applies >= applies + 3; }));
+    EXPECT_EQ(o1.refused(trunk_refusal_reason::trunk_auth_mismatch), 1u);
+    EXPECT_EQ(o1.rec->stats().refused_now, 1u);
+}
+
+}  // namespace
+}  // namespace stentor::fleet
+
+namespace stentor::fleet {
+namespace {
+
+// The reconciler's keys without etcd: plans handed in as a watch would.
+// Edge: an origin's epoch changes (it restarted) -> the new key in, then
+// the old one out; epochs whose key ids clash (same first 32 bits) ->
+// the old one out first. Origin: the session's trunk key before its trunk
+// listener; no session, no key and no listener.
+TEST(TrunkReconciler, keys_follow_the_plan_s_epochs_on_the_edge_and_sessions_on_the_origin) {
+    relay_core edge(ip_of(198, 18, 0, 3));
+    edge.st->set_trunk_auth(true);
+    control::trunk_reconciler r(*edge.st, 0s, nullptr, {fleet_secret(), "e1", 0x1111111111111111ULL});
+    const auto plan = [](std::optional<uint64_t> epoch) {
+        trunk_plan p;
+        p.sessions = {{7, 40007}};
+        p.flows = {{7, ip_of(198, 18, 0, 1), 40007, 1234u, "o1", std::nullopt, epoch}};
+        return p;
+    };
+    using keys = std::map<std::string, std::vector<std::string>>;
+    struct row {
+        const char* what;
+        uint64_t epoch;
+        std::vector<std::string> ids;   // on the flow's speaker afterwards
+        uint64_t changes;               // flow_key_changes afterwards
+    };
+    const row rows[] = {
+        {"the origin's first epoch", 0x0123456789abcdefULL, {"trunk-01234567"}, 0},
+        {"applied again: nothing changes", 0x0123456789abcdefULL, {"trunk-01234567"}, 0},
+        {"the origin restarted", 0xfedcba9876543210ULL, {"trunk-fedcba98"}, 1},
+        {"restarted again, its key id the same", 0xfedcba9800000000ULL, {"trunk-fedcba98"}, 2},
+    };
+    for (const auto& x : rows) {
+        SCOPED_TRACE(x.what);
+        r.apply(plan(x.epoch));
+        EXPECT_EQ(edge.flow_keys(7), (keys{{"198.18.0.1:40007", x.ids}}));
+        EXPECT_EQ(r.stats().flow_key_changes, x.changes);
+        EXPECT_EQ(r.stats().flow_keys, 1u);
+        EXPECT_EQ(r.stats().refusals, 0u);
+    }
+    r.apply(trunk_plan{});
+    EXPECT_FALSE(edge.st->session(7).has_value());
+    EXPECT_EQ(r.stats().flow_keys, 0u);
+
+    relay_core origin(ip_of(198, 18, 0, 1));
+    origin.st->set_trunk_auth(true);
+    origin.session7();
+    control::trunk_reconciler o(*origin.st, 0s, nullptr, {fleet_secret(), "o1", 0x0123456789abcdefULL});
+    trunk_plan sends;
+    sends.sends = {{7, ip_of(198, 18, 0, 3), 40007, "e1"}, {8, ip_of(198, 18, 0, 3), 40008, "e1"}};
+    o.apply(sends);
+    EXPECT_EQ(o.stats().trunk_keys, 1u) << "session 7 keyed; session 8 does not exist here";
+    EXPECT_EQ(o.stats().sends, 1u);
+    EXPECT_GE(o.stats().refusals, 1u) << "session 8's key refused (no session), its listener not added";
+    o.apply(trunk_plan{});
+    EXPECT_EQ(o.stats().trunk_keys, 0u) << "nothing sent: the key cleared";
+    EXPECT_EQ(o.stats().sends, 0u);
 }
 
 }  // namespace

@@ -148,7 +148,8 @@ TEST(ConfigAccepts, FleetSectionAndItsDefaults) {
     EXPECT_FALSE(parse(k_base).fleet.enabled) << "no [fleet]: a standalone relay";
     const auto p = parse(k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\", \"http://127.0.0.1:22379\"]\n"
                                   "relay_id = \"edge-1\"\nrole = \"edge\"\nregion = \"eu-west\"\n"
-                                  "trunk_peers = [\"10.20.0.0/16\", \"2001:db8:77::/48\", \"198.18.0.7/32\"]\n");
+                                  "trunk_peers = [\"10.20.0.0/16\", \"2001:db8:77::/48\", \"198.18.0.7/32\"]\n"
+                                  "allow_unauthenticated_trunks = true\n");
     EXPECT_TRUE(p.fleet.enabled);
     EXPECT_EQ(p.fleet.etcd.size(), 2u);
     EXPECT_EQ(p.fleet.prefix, "/stentor");
@@ -165,7 +166,7 @@ TEST(ConfigAccepts, FleetSectionAndItsDefaults) {
     EXPECT_EQ(fleet::format_peer_net(p.fleet.trunk_peers[1]), "2001:db8:77::/48") << "either family";
     EXPECT_EQ(fleet::format_peer_net(p.fleet.trunk_peers[2]), "198.18.0.7/32") << "one host";
     const auto q = parse(k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"o1\"\nrole = \"origin\"\n"
-                                  "trunk_peers = [\"0.0.0.0/0\"]\n"
+                                  "trunk_peers = [\"0.0.0.0/0\"]\nallow_unauthenticated_trunks = true\n"
                                   "advertise = [\"203.0.113.7\"]\nlease_ttl_s = 1\nrefresh_ms = 300\ntrunk_idle_s = 0\ndrain_s = 0\n");
     EXPECT_EQ(q.fleet.advertise, (std::vector<uint32_t>{0xcb007107}));
     EXPECT_EQ(q.fleet.trunk_idle_s, 0u) << "0: never";
@@ -554,7 +555,13 @@ protected:
     // [fleet] on line 14, etcd on 15; then `lines` from line 18 on.
     static std::string fleet(const std::string& lines, const std::string& url = "https://127.0.0.1:2379") {
         return k_base + "[fleet]\netcd = [\"" + url + "\"]\nrelay_id = \"e1\"\nrole = \"edge\"\n" + lines +
-               "trunk_peers = [\"198.18.0.0/24\"]\n";
+               "trunk_peers = [\"198.18.0.0/24\"]\nallow_unauthenticated_trunks = true\n";
+    }
+    // [fleet] on line 14 over plain HTTP to loopback, trunk_peers on 18;
+    // then `lines` from line 19 on (the trunk key's settings).
+    static std::string trunks(const std::string& lines) {
+        return k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\n"
+                        "trunk_peers = [\"198.18.0.0/24\"]\n" + lines;
     }
     static std::string kv(const std::string& k, const std::string& v) { return k + " = \"" + v + "\"\n"; }
 
@@ -681,6 +688,75 @@ std::vector<uint8_t> bytes_of(const std::string& hex) {
     std::vector<uint8_t> out;
     for (size_t i = 0; i < hex.size(); i += 2) out.push_back(static_cast<uint8_t>(std::stoul(hex.substr(i, 2), nullptr, 16)));
     return out;
+}
+
+// [fleet] trunk_key_file, allow_unauthenticated_trunks (docs/fleet.md
+// "Trunk authentication"): required one way or the other, the file read
+// like the etcd password, its key never in a message.
+TEST_F(ConfigEtcdAccess, TrunkKeyFileIsRequiredUnlessTrunksAreSaidUnauthenticated) {
+    const auto good = file("trunk.key", hex_a + "\n");
+    const auto p = parse(trunks(kv("trunk_key_file", good)));
+    ASSERT_TRUE(p.fleet.trunk_key);
+    EXPECT_EQ(std::vector<uint8_t>(p.fleet.trunk_key->data(), p.fleet.trunk_key->data() + p.fleet.trunk_key->size()),
+              bytes_of(hex_a));
+    EXPECT_EQ(p.fleet.trunk_key_file, good);
+    EXPECT_FALSE(p.fleet.allow_unauthenticated_trunks);
+    const auto off = parse(trunks("allow_unauthenticated_trunks = true\n"));
+    EXPECT_FALSE(off.fleet.trunk_key) << "said explicitly: trunks unauthenticated";
+    EXPECT_TRUE(off.fleet.allow_unauthenticated_trunks);
+    EXPECT_FALSE(parse(k_base).fleet.trunk_key) << "no [fleet]: nothing required";
+    struct row {
+        const char* name;
+        std::string toml;
+        std::string expect;
+    };
+    std::vector<row> rows = {
+        {"neither", trunks(""),
+         "t.toml:14:1: fleet.trunk_key_file: required setting is missing: the file holding the fleet's trunk key "
+         "(32 random bytes as 64 hex digits, the same file on every relay, mode 0600: openssl rand -hex 32), without "
+         "which whoever can send from an origin's address puts audio into every listener of its edges; or say "
+         "fleet.allow_unauthenticated_trunks = true"},
+        {"allow said false", trunks("allow_unauthenticated_trunks = false\n"),
+         "t.toml:14:1: fleet.trunk_key_file: required setting is missing"},
+        {"both", trunks(kv("trunk_key_file", good) + "allow_unauthenticated_trunks = true\n"),
+         "t.toml:20:32: fleet.allow_unauthenticated_trunks: true, but fleet.trunk_key_file is set: trunks are "
+         "authenticated with its key; keep one of the two"},
+        {"allow not a bool", trunks("allow_unauthenticated_trunks = \"yes\"\n"),
+         "t.toml:19:32: fleet.allow_unauthenticated_trunks: "},
+        {"relative", trunks(kv("trunk_key_file", "trunk.key")),
+         "t.toml:19:18: fleet.trunk_key_file: \"trunk.key\" is not an absolute path"},
+        {"empty path", trunks(kv("trunk_key_file", "")), "t.toml:19:18: fleet.trunk_key_file: \"\" is not an absolute path"},
+        {"missing", trunks(kv("trunk_key_file", dir + "/none.key")),
+         "t.toml:19:18: fleet.trunk_key_file: " + dir + "/none.key: cannot open: No such file or directory"},
+        {"a directory", trunks(kv("trunk_key_file", dir)), "t.toml:19:18: fleet.trunk_key_file: " + dir + ": not a regular file"},
+        {"a device", trunks(kv("trunk_key_file", "/dev/zero")), "t.toml:19:18: fleet.trunk_key_file: /dev/zero: not a regular file"},
+        {"group-readable", trunks(kv("trunk_key_file", file("g.key", hex_a + "\n", 0640))),
+         "t.toml:19:18: fleet.trunk_key_file: " + dir +
+             "/g.key: readable or writable by group or others (mode 0640); whoever reads it can send audio into every "
+             "trunk of the fleet: chmod 600 it"},
+        {"world-readable", trunks(kv("trunk_key_file", file("w.key", hex_a + "\n", 0644))), "(mode 0644)"},
+        {"empty", trunks(kv("trunk_key_file", file("e.key", "\n"))),
+         "t.toml:19:18: fleet.trunk_key_file: " + dir + "/e.key: 0 hex digits; the trunk key is 32 random bytes as 64 hex "
+                                                        "digits (e.g. openssl rand -hex 32)"},
+        {"31 bytes", trunks(kv("trunk_key_file", file("s.key", hex_a.substr(2) + "\n"))), "/s.key: 62 hex digits"},
+        {"two lines", trunks(kv("trunk_key_file", file("2.key", hex_a + "\n" + hex_a + "\n"))),
+         "/2.key: byte 65 is not a hex digit: the file holds the fleet's 32 random bytes as 64 hex digits on one line"},
+        {"all zero", trunks(kv("trunk_key_file", file("z.key", std::string(64, '0')))), "/z.key: all zero: not a random key"},
+        {"larger than a key file", trunks(kv("trunk_key_file", file("b.key", std::string(5000, 'a')))),
+         "/b.key: larger than 4096 bytes"},
+    };
+    if (::geteuid() == 0) {
+        const auto other = file("o.key", hex_a + "\n");
+        EXPECT_EQ(0, ::chown(other.c_str(), 65534, 65534));
+        rows.push_back({"owned by another user", trunks(kv("trunk_key_file", other)),
+                        "t.toml:19:18: fleet.trunk_key_file: " + other + ": owned by uid 65534"});
+    }
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.name);
+        const auto msg = error_of(r.toml);
+        EXPECT_NE(msg.find(r.expect), std::string::npos) << "got:      " << msg << "\nexpected: " << r.expect;
+        EXPECT_EQ(msg.find("0a0b0c0d"), std::string::npos) << "never the key: " << msg;
+    }
 }
 
 TEST_F(ConfigJoin, KeysLoadAndTheOnlyOneMints) {

@@ -150,7 +150,8 @@ TEST(StaticPeers, refusals_name_file_line_and_key) {
 
 // [fleet]: advertise of either family, trunk_family.
 const std::string k_fleet = "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\n"
-                            "trunk_peers = [\"198.18.0.0/24\", \"2001:db8:5354::/64\"]\n";   // 17-21
+                            "trunk_peers = [\"198.18.0.0/24\", \"2001:db8:5354::/64\"]\n"
+                            "allow_unauthenticated_trunks = true\n";   // 17-22 (not about trunk authentication)
 
 TEST(FleetDualStack, advertise_and_trunk_family) {
     // Default: every port's addresses of both families; trunks over IPv4.
@@ -171,15 +172,15 @@ TEST(FleetDualStack, advertise_and_trunk_family) {
 
     const error_row rows[] = {
         {"not an address", k_head + k_fleet + "advertise = [\"2001:db8::g\"]\n",
-         "t.toml:22:14: fleet.advertise[0]: \"2001:db8::g\" is not an IPv4 or IPv6 address"},
+         "t.toml:23:14: fleet.advertise[0]: \"2001:db8::g\" is not an IPv4 or IPv6 address"},
         {"link-local", k_head + k_fleet + "advertise = [\"198.18.0.1\", \"fe80::1\"]\n",
-         "t.toml:22:28: fleet.advertise[1]: fe80::1 cannot be advertised: "},
+         "t.toml:23:28: fleet.advertise[1]: fe80::1 cannot be advertised: "},
         {"a family that is none", k_head + k_fleet + "trunk_family = \"ipv5\"\n",
-         "t.toml:22:16: fleet.trunk_family: \"ipv5\": must be \"ipv4\", \"ipv6\""},
+         "t.toml:23:16: fleet.trunk_family: \"ipv5\": must be \"ipv4\", \"ipv6\""},
         {"ipv6 without an IPv6 address", k_head_v4 + k_fleet + "trunk_family = \"ipv6\"\n",
-         "t.toml:22:16: fleet.trunk_family: \"ipv6\" but the relay advertises no IPv6 address"},
-        {"ipv6, addresses listed without one", k_head + k_fleet + "advertise = [\"198.18.0.1\"]\ntrunk_family = \"ipv6\"\n",
          "t.toml:23:16: fleet.trunk_family: \"ipv6\" but the relay advertises no IPv6 address"},
+        {"ipv6, addresses listed without one", k_head + k_fleet + "advertise = [\"198.18.0.1\"]\ntrunk_family = \"ipv6\"\n",
+         "t.toml:24:16: fleet.trunk_family: \"ipv6\" but the relay advertises no IPv6 address"},
     };
     for (const auto& r : rows) {
         SCOPED_TRACE(r.what);
