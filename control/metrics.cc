@@ -667,6 +667,14 @@ std::string prometheus_text(control_plane& cp, const api_status* api, const metr
             .sample(ts.refused_now);
         x.family("stentor_fleet_trunk_sends", "gauge", "Trunk listeners this relay sends to.").sample(ts.sends);
         x.family("stentor_fleet_trunk_flows", "gauge", "Trunk flows this relay takes from origins.").sample(ts.flows);
+        // Trunk authentication (docs/fleet.md "Trunk authentication").
+        x.family("stentor_fleet_trunk_keys", "gauge", "Sessions whose trunk copies this relay protects with its trunk key.")
+            .sample(ts.trunk_keys);
+        x.family("stentor_fleet_trunk_flow_keys", "gauge", "Trunk flows whose speaker holds its origin's trunk key.")
+            .sample(ts.flow_keys);
+        x.family("stentor_fleet_trunk_flow_key_changes_total", "counter",
+                 "Trunk flows moved to a restarted origin's new trunk key.")
+            .sample(ts.flow_key_changes);
     });
     base_unit_families(x, cp, per, ids);
     session_families(x, sessions, mo);
