@@ -81,6 +81,10 @@ ETCD_URL="http://$ETCD_IP:2379"
 ALL_NS=("$NS_BR" "$NS_ETCD" "$NS_SPK" "$NS_L1" "${NS_OF[o1]}" "${NS_OF[o2]}" "${NS_OF[e1]}")
 
 WORK=$(mktemp -d "/tmp/stentor-trunks.XXXXXX")
+# The fleet's trunk key (docs/fleet.md "Trunk authentication"): one file,
+# mode 0600, for every relay.
+TRUNK_KEY="$WORK/trunk.key"
+(umask 077; openssl rand -hex 32 >"$TRUNK_KEY")
 MYPIDS=()
 cleanup() {
   local p
@@ -213,6 +217,7 @@ lease_ttl_s = 2
 refresh_ms = 250
 advertise = [$advertise]
 trunk_peers = [$peers]
+trunk_key_file = "$TRUNK_KEY"
 $family_line
 EOF
   if [[ ${ROLE_OF[$r]} == origin ]]; then
@@ -297,6 +302,24 @@ else
   tail -5 "$WORK/e1.log" "$WORK/o1.log" >&2
   exit 1
 fi
+# Trunk authentication: each record says so with its run's epoch; each
+# origin protects session 1's trunk copy with the key of its own epoch, and
+# the edge's flow from it holds the same key id (both derived from the file).
+epoch_of() { ectl get --print-value-only "/stentor/relays/$1" | jq -r 'select(.trunk_auth == true) | .trunk_epoch'; }
+key_id_of() { local e; e=$(epoch_of "$1"); [[ ${#e} == 16 ]] && echo "trunk-${e:0:8}"; }
+flow_key_ids_ok() {
+  local a b
+  a=$(key_id_of origin-1) && b=$(key_id_of origin-2) || return 1
+  api e1 /api/v1/sessions/1 | jq -e --arg ia "$(trunk_ip o1)" --arg ib "$(trunk_ip o2)" --arg ka "$a" --arg kb "$b" \
+    '[.speakers[] | select(.trunk) | {ip, k: [.srtp_keys[].id]}] | sort_by(.ip)
+       == ([{ip: $ia, k: [$ka]}, {ip: $ib, k: [$kb]}] | sort_by(.ip))' >/dev/null 2>&1
+}
+if wait_for 10 flow_key_ids_ok && grep -qF "session 1: its trunk copies are protected with key $(key_id_of origin-1)" "$WORK/o1.log"; then
+  pass "${T}_trunks_authenticated"
+  echo "# epochs: origin-1 $(epoch_of origin-1), origin-2 $(epoch_of origin-2); edge flows: $(api e1 /api/v1/sessions/1 | jq -c '[.speakers[] | select(.trunk) | {ip, keys: [.srtp_keys[] | {id, suite}]}]')"
+else
+  fail "${T}_trunks_authenticated" "records: $(ectl get --print-value-only /stentor/relays/origin-1 | jq -c '{trunk_auth, trunk_epoch}'); edge: $(api e1 /api/v1/sessions/1 | jq -c '[.speakers[] | {ip, srtp_keys}]' | head -c 400)"
+fi
 # --- a registry writer's fake edge (docs/security.md §14) --------------------------------
 # An edge record at an address outside the relays' trunk_peers, under a lease
 # (as a registrar would write it), and a trunk key naming it: origin-2 must
@@ -366,7 +389,38 @@ ip netns exec "$NS_SPK" "$SPEAKER" --tone 440 --seconds "$SECS" --ssrc 1234 --de
   >"$WORK/speaker.log" 2>&1 &
 SPID=$!
 MYPIDS+=("$SPID")
-sleep "$KILL_AT"
+# A forger on the data network (docs/security.md §14): trunk packets with
+# origin-2's source address and port, SSRC 1234 and sequence numbers of its
+# own, and a tag of random bytes (it has no key), sent to the edge's session
+# port while the real trunk runs. IP_TRANSPARENT lets a root socket send
+# from an address that is not its own.
+cat >"$WORK/forge.py" <<'EOF'
+import os, socket, struct, sys, time
+src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+v6 = ":" in src
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+if v6:
+    s.setsockopt(socket.SOL_IPV6, 75, 1)   # IPV6_TRANSPARENT
+else:
+    s.setsockopt(socket.SOL_IP, 19, 1)     # IP_TRANSPARENT
+s.bind((src, 40000))
+for i in range(n):
+    rtp = struct.pack("!BBHII", 0x80, 111, (30000 + i) & 0xffff, 960 * i, 1234)
+    s.sendto(rtp + os.urandom(80 + 16), (dst, 40000))
+    time.sleep(0.01)
+print("forge: %d packets from %s:40000" % (n, src))
+EOF
+FORGED=37
+auth_drops_o2() {
+  api e1 /api/v1/sessions/1 | jq --arg a "$(trunk_ip o2)" '[.speakers[] | select(.ip == $a) | .counters.auth_drops] | add // 0'
+}
+sleep 1
+forged_before=$(auth_drops_o2)
+ip netns exec "$NS_SPK" "$PY" "$WORK/forge.py" "$(trunk_ip o2)" "$(trunk_ip e1)" "$FORGED" >"$WORK/forge.log" 2>&1 || true
+sleep 0.5
+forged_after=$(auth_drops_o2)
+echo "# $(cat "$WORK/forge.log"); the edge's flow from origin-2: auth_drops $forged_before -> $forged_after"
+sleep "$((KILL_AT - 1))"
 kill -KILL "${PID_OF[o1]}"
 wait "${PID_OF[o1]}" 2>/dev/null || true
 echo "# origin-1 SIGKILLed ${KILL_AT} s into the stream"
@@ -400,6 +454,14 @@ if [[ -n "$wav" ]]; then
 else
   fail "${T}_hears_440hz" "no WAV"
 fi
+# The forged packets: every one dropped by the edge as failing SRTP
+# authentication (the listener's exact count above shows none was heard).
+if [[ -n "$forged_after" && -n "$forged_before" ]] && (( forged_after - forged_before == FORGED )) \
+   && grep -qF "forge: $FORGED packets" "$WORK/forge.log"; then
+  pass "${T}_forged_trunk_packets_dropped"
+else
+  fail "${T}_forged_trunk_packets_dropped" "auth_drops ${forged_before:-?} -> ${forged_after:-?} for $FORGED forged; $(cat "$WORK/forge.log")"
+fi
 # Origin-1's lease lapses: the edge stops taking from it, keeps origin-2.
 if wait_for 8 grep -qF "fleet: trunk: session 1 no longer taken from $(trunk_ep o1)" "$WORK/e1.log"; then
   pass "${T}_dead_origin_flow_removed"
@@ -411,6 +473,13 @@ netlib_stop_pid "${PID_OF[e1]}" TERM 10
 dupdrop=$(netlib_counter "$WORK/e1.log" drop/ingress/trunk_duplicate)
 echo "# edge: drop/ingress/trunk_duplicate ${dupdrop:-0}"
 if [[ -n "$dupdrop" ]] && (( dupdrop > 0 )); then pass "${T}_edge_counts_duplicates"; else fail "${T}_edge_counts_duplicates" "trunk_duplicate ${dupdrop:-absent}"; fi
+authdrop=$(netlib_counter "$WORK/e1.log" drop/ingress/srtp_auth)
+echo "# edge: drop/ingress/srtp_auth ${authdrop:-0}"
+if [[ -n "$authdrop" ]] && (( authdrop >= FORGED )); then
+  pass "${T}_edge_counts_forged_packets"
+else
+  fail "${T}_edge_counts_forged_packets" "drop/ingress/srtp_auth ${authdrop:-absent}, $FORGED forged"
+fi
 # The origin says where it sent the trunk (over IPv6: found by NS/NA alone).
 if grep -qF "trunk: session 1 sent to edge-1 ($(trunk_ep e1))" "$WORK/o2.log"; then
   pass "${T}_origin_sends_to_the_edge_s_${FAMILY}_address"

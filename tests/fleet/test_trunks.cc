@@ -369,6 +369,39 @@ TEST(PeerNets, networks_parse_and_contain_and_what_is_not_one_says_why) {
 // What the allowlist and the leases do to the plan: a fake edge record (a
 // victim's address) gets nothing sent; a fake origin record feeds nothing;
 // a record without a lease is set aside; each refusal says its reason.
+// One row of the plan tables below: what `self` does with `trunks`, inside
+// `peers`, with trunk authentication on or off.
+struct plan_row {
+    const char* what;
+    std::string self;
+    peer_allowlist peers;
+    std::vector<trunk_record> trunks;
+    std::vector<trunk_send> sends;
+    std::map<uint32_t, uint16_t> sessions;
+    std::vector<trunk_flow> flows;
+    std::vector<trunk_refusal_reason> refused;
+    bool auth = false;
+};
+// Checks the row's plan; returns the lines of its refusals.
+std::vector<std::string> expect_plan(const plan_row& r, const std::map<std::string, relay_record>& live,
+                                     const std::map<std::string, relay_record>& unleased) {
+    SCOPED_TRACE(r.what);
+    const trunk_plan p = plan_trunks(r.self, live, r.trunks, r.peers, unleased, r.auth);
+    EXPECT_EQ(p.sends, r.sends);
+    EXPECT_EQ(p.sessions, r.sessions);
+    EXPECT_EQ(p.flows, r.flows);
+    std::vector<trunk_refusal_reason> got;
+    std::vector<std::string> lines;
+    for (const auto& x : p.refused) {
+        got.push_back(x.reason);
+        lines.push_back(x.what);
+        EXPECT_NE(x.what.find("trunk of session "), std::string::npos) << x.what;
+    }
+    EXPECT_EQ(got, r.refused);
+    EXPECT_TRUE(p.problems.empty());
+    return lines;
+}
+
 TEST(TrunkPlan, trunk_peers_and_leases_bound_where_trunks_go_and_come_from) {
     const std::map<std::string, relay_record> live = {
         {"o1", rec6("o1", "origin", "198.18.0.1", "2001:db8:77::1", "ipv4", {{7, {1234}}})},
@@ -386,17 +419,7 @@ TEST(TrunkPlan, trunk_peers_and_leases_bound_where_trunks_go_and_come_from) {
     };
     const peer_allowlist relays = nets({"198.18.0.0/24", "2001:db8:77::/48"});
     using rr = trunk_refusal_reason;
-    struct row {
-        const char* what;
-        std::string self;
-        peer_allowlist peers;
-        std::vector<trunk_record> trunks;
-        std::vector<trunk_send> sends;
-        std::map<uint32_t, uint16_t> sessions;
-        std::vector<trunk_flow> flows;
-        std::vector<rr> refused;
-    };
-    const row rows[] = {
+    const plan_row rows[] = {
         {"an origin sends to an edge inside the list", "o1", relays, {trunk(7, "e1", {"o1"}, 40007)},
          {{7, ip_of(198, 18, 0, 3), 40007, "e1"}}, {}, {}, {}},
         {"... and to no edge outside it: refused, the other trunk unaffected", "o1", relays,
@@ -426,20 +449,7 @@ TEST(TrunkPlan, trunk_peers_and_leases_bound_where_trunks_go_and_come_from) {
         {"... and nothing comes", "e1", peer_allowlist{}, {trunk(7, "e1", {"o1", "o2"}, 40007)}, {}, {}, {},
          {rr::origin_outside_trunk_peers, rr::origin_outside_trunk_peers}},
     };
-    for (const auto& r : rows) {
-        SCOPED_TRACE(r.what);
-        const trunk_plan p = plan_trunks(r.self, live, r.trunks, r.peers, unleased);
-        EXPECT_EQ(p.sends, r.sends);
-        EXPECT_EQ(p.sessions, r.sessions);
-        EXPECT_EQ(p.flows, r.flows);
-        std::vector<rr> got;
-        for (const auto& x : p.refused) {
-            got.push_back(x.reason);
-            EXPECT_NE(x.what.find("trunk of session "), std::string::npos) << x.what;
-        }
-        EXPECT_EQ(got, r.refused);
-        EXPECT_TRUE(p.problems.empty());
-    }
+    for (const auto& r : rows) expect_plan(r, live, unleased);
     // The line says which address and which list.
     const auto p = plan_trunks("o1", live, {trunk(7, "victim", {"o1"}, 40007)}, relays, unleased);
     ASSERT_EQ(p.refused.size(), 1u);
@@ -469,60 +479,39 @@ TEST(TrunkPlan, trunk_auth_pairs_relays_that_agree_and_refuses_the_others) {
     };
     using rr = trunk_refusal_reason;
     const uint64_t o1_epoch = 0x0123456789abcdefULL, o2_epoch = 0xfedcba9876543210ULL;
-    struct row {
-        const char* what;
-        std::string self;
-        bool auth;
-        std::vector<trunk_record> trunks;
-        std::vector<trunk_send> sends;
-        std::map<uint32_t, uint16_t> sessions;
-        std::vector<trunk_flow> flows;
-        std::vector<rr> refused;
-    };
-    const row rows[] = {
-        {"auth on: an origin sends to an edge that authenticates", "o1", true,
+    const plan_row rows[] = {
+        {"auth on: an origin sends to an edge that authenticates", "o1", any_peer,
          {trunk(7, "e1", {"o1"}, 40007), trunk(7, "e-noepoch", {"o1"}, 40007)},
-         {{7, ip_of(198, 18, 0, 3), 40007, "e1"}, {7, ip_of(198, 18, 0, 5), 40007, "e-noepoch"}}, {}, {}, {}},
-        {"auth on: ... and to none that does not (refused, the other unaffected)", "o1", true,
+         {{7, ip_of(198, 18, 0, 3), 40007, "e1"}, {7, ip_of(198, 18, 0, 5), 40007, "e-noepoch"}}, {}, {}, {}, true},
+        {"auth on: ... and to none that does not (refused, the other unaffected)", "o1", any_peer,
          {trunk(7, "e1", {"o1"}, 40007), trunk(7, "plain-e", {"o1"}, 40007)},
-         {{7, ip_of(198, 18, 0, 3), 40007, "e1"}}, {}, {}, {rr::trunk_auth_mismatch}},
-        {"auth on: the edge's flows carry each origin's epoch", "e1", true, {trunk(7, "e1", {"o1", "o2"}, 40007)}, {},
+         {{7, ip_of(198, 18, 0, 3), 40007, "e1"}}, {}, {}, {rr::trunk_auth_mismatch}, true},
+        {"auth on: the edge's flows carry each origin's epoch", "e1", any_peer, {trunk(7, "e1", {"o1", "o2"}, 40007)}, {},
          {{7, 40007}},
          {{7, ip_of(198, 18, 0, 1), 40007, 1234u, "o1", std::nullopt, o1_epoch},
           {7, ip_of(198, 18, 0, 2), 40007, 1234u, "o2", std::nullopt, o2_epoch}},
-         {}},
-        {"auth on: no flow from an origin that does not authenticate, the other stays", "e1", true,
+         {}, true},
+        {"auth on: no flow from an origin that does not authenticate, the other stays", "e1", any_peer,
          {trunk(7, "e1", {"o1", "plain-o"}, 40007)}, {}, {{7, 40007}},
-         {{7, ip_of(198, 18, 0, 1), 40007, 1234u, "o1", std::nullopt, o1_epoch}}, {rr::trunk_auth_mismatch}},
-        {"auth on: an origin without an epoch or with one spelt otherwise: no flow, no session", "e1", true,
+         {{7, ip_of(198, 18, 0, 1), 40007, 1234u, "o1", std::nullopt, o1_epoch}}, {rr::trunk_auth_mismatch}, true},
+        {"auth on: an origin without an epoch or with one spelt otherwise: no flow, no session", "e1", any_peer,
          {trunk(7, "e1", {"no-epoch", "bad-epoch"}, 40007)}, {}, {}, {},
-         {rr::trunk_auth_mismatch, rr::trunk_auth_mismatch}},
-        {"auth off: plain relays as before, no epoch in the flow", "plain-e", false,
+         {rr::trunk_auth_mismatch, rr::trunk_auth_mismatch}, true},
+        {"auth off: plain relays as before, no epoch in the flow", "plain-e", any_peer,
          {trunk(7, "plain-e", {"plain-o"}, 40007)}, {}, {{7, 40007}},
-         {{7, ip_of(198, 18, 0, 6), 40007, 1234u, "plain-o"}}, {}},
-        {"auth off: no flow from an origin that authenticates", "plain-e", false,
+         {{7, ip_of(198, 18, 0, 6), 40007, 1234u, "plain-o"}}, {}, false},
+        {"auth off: no flow from an origin that authenticates", "plain-e", any_peer,
          {trunk(7, "plain-e", {"o1", "plain-o"}, 40007)}, {}, {{7, 40007}},
-         {{7, ip_of(198, 18, 0, 6), 40007, 1234u, "plain-o"}}, {rr::trunk_auth_mismatch}},
-        {"auth off: nothing sent to an edge that authenticates", "plain-o", false,
+         {{7, ip_of(198, 18, 0, 6), 40007, 1234u, "plain-o"}}, {rr::trunk_auth_mismatch}, false},
+        {"auth off: nothing sent to an edge that authenticates", "plain-o", any_peer,
          {trunk(7, "e1", {"plain-o"}, 40007), trunk(7, "plain-e", {"plain-o"}, 40007)},
-         {{7, ip_of(198, 18, 0, 4), 40007, "plain-e"}}, {}, {}, {rr::trunk_auth_mismatch}},
+         {{7, ip_of(198, 18, 0, 4), 40007, "plain-e"}}, {}, {}, {rr::trunk_auth_mismatch}, false},
     };
-    for (const auto& r : rows) {
-        SCOPED_TRACE(r.what);
-        const trunk_plan p = plan_trunks(r.self, live, r.trunks, any_peer, {}, r.auth);
-        EXPECT_EQ(p.sends, r.sends);
-        EXPECT_EQ(p.sessions, r.sessions);
-        EXPECT_EQ(p.flows, r.flows);
-        std::vector<rr> got;
-        for (const auto& x : p.refused) {
-            got.push_back(x.reason);
-            EXPECT_TRUE(x.what.find("trunk_key_file") != std::string::npos ||
-                        x.what.find("trunk_epoch") != std::string::npos)
-                << "says what to do: " << x.what;
-        }
-        EXPECT_EQ(got, r.refused);
-        EXPECT_TRUE(p.problems.empty());
-    }
+    for (const auto& r : rows)
+        for (const auto& line : expect_plan(r, live, {}))
+            EXPECT_TRUE(line.find("trunk_key_file") != std::string::npos ||
+                        line.find("trunk_epoch") != std::string::npos)
+                << "says what to do: " << line;
     // The line names both sides' settings and the fix.
     const auto p = plan_trunks("e1", live, {trunk(7, "e1", {"plain-o"}, 40007)}, any_peer, {}, true);
     ASSERT_EQ(p.refused.size(), 1u);
@@ -781,6 +770,13 @@ TEST(Trunks, watch_to_trunk_lifecycle_two_origins_a_middle_tier_and_back_to_noth
     EXPECT_EQ(e1.rec->stats().flow_keys, 2u);
     EXPECT_EQ(o1->rec->stats().trunk_keys, 1u) << "the origin's session 7 has its trunk key";
     EXPECT_EQ(o2->rec->stats().trunk_keys, 1u);
+    for (auto* o : {o1.get(), o2.get()}) {
+        const auto v = o->session(7);
+        ASSERT_TRUE(v.has_value());
+        ASSERT_EQ(v->trunk_keys.size(), 1u) << o->id;
+        EXPECT_EQ(v->trunk_keys[0].id, trunk_key_id(o->epoch)) << "its own epoch's key, the one the edge derives";
+        EXPECT_EQ(v->trunk_keys[0].suite, srtp::suite::aead_aes_128_gcm);
+    }
     EXPECT_EQ(e1.rec->stats().trunk_keys, 0u) << "the edge sends nothing: no trunk key";
     // The trunk listener is admitted and never shed.
     EXPECT_EQ(o1->st->nb_listeners(), 1u);
@@ -813,6 +809,7 @@ TEST(Trunks, watch_to_trunk_lifecycle_two_origins_a_middle_tier_and_back_to_noth
     c.del(trunk_key(p, 7, "e1"));
     EXPECT_TRUE(eventually([&] { return !o1->sends_to(7, e1_ip, 40007); })) << "the origin removes its trunk listener";
     EXPECT_TRUE(eventually([&] { return o1->rec->stats().trunk_keys == 0u; })) << "and its session's trunk key";
+    EXPECT_TRUE(o1->session(7)->trunk_keys.empty());
     EXPECT_TRUE(eventually([&] { return !e1.session(7).has_value(); })) << "the edge ends the session";
     EXPECT_TRUE(o1->session(7).has_value()) << "the origin's own session is untouched";
     EXPECT_EQ(o1->st->nb_listeners(), 0u);
@@ -1103,6 +1100,8 @@ TEST(Trunks, an_origin_restarted_under_a_new_epoch_moves_the_edge_s_flow_to_its_
         << "the new key in, the old one out";
     EXPECT_TRUE(eventually([&] { return o1->sends_to(7, ip_of(198, 18, 0, 3), 40007); }));
     EXPECT_EQ(o1->rec->stats().trunk_keys, 1u);
+    ASSERT_EQ(o1->session(7)->trunk_keys.size(), 1u);
+    EXPECT_EQ(o1->session(7)->trunk_keys[0].id, trunk_key_id(o1->epoch)) << "the restarted origin's own new key";
     c.del(trunk_key(p, 7, "e1"));
     EXPECT_TRUE(eventually([&] { return !e1.session(7).has_value(); }));
     EXPECT_EQ(e1.rec->stats().flow_keys, 0u) << "the keys went with the flow";
@@ -1190,10 +1189,15 @@ TEST(TrunkReconciler, keys_follow_the_plan_s_epochs_on_the_edge_and_sessions_on_
     sends.sends = {{7, ip_of(198, 18, 0, 3), 40007, "e1"}, {8, ip_of(198, 18, 0, 3), 40008, "e1"}};
     o.apply(sends);
     EXPECT_EQ(o.stats().trunk_keys, 1u) << "session 7 keyed; session 8 does not exist here";
+    ASSERT_EQ(origin.st->session(7)->trunk_keys.size(), 1u);
+    EXPECT_EQ(origin.st->session(7)->trunk_keys[0].id, "trunk-01234567");
+    o.apply(sends);
+    EXPECT_EQ(origin.st->session(7)->trunk_keys.size(), 1u) << "applied again: the same key, nothing changes";
     EXPECT_EQ(o.stats().sends, 1u);
     EXPECT_GE(o.stats().refusals, 1u) << "session 8's key refused (no session), its listener not added";
     o.apply(trunk_plan{});
     EXPECT_EQ(o.stats().trunk_keys, 0u) << "nothing sent: the key cleared";
+    EXPECT_TRUE(origin.st->session(7)->trunk_keys.empty());
     EXPECT_EQ(o.stats().sends, 0u);
 }
 

@@ -705,6 +705,16 @@ TEST_F(ConfigEtcdAccess, TrunkKeyFileIsRequiredUnlessTrunksAreSaidUnauthenticate
     EXPECT_FALSE(off.fleet.trunk_key) << "said explicitly: trunks unauthenticated";
     EXPECT_TRUE(off.fleet.allow_unauthenticated_trunks);
     EXPECT_FALSE(parse(k_base).fleet.trunk_key) << "no [fleet]: nothing required";
+    // stentord --check and the start-up log say so when trunks are not authenticated.
+    const auto warns_unauthenticated = [](const profile& q) {
+        for (const auto& f : profile_warnings(q))
+            if (f.key == "fleet.allow_unauthenticated_trunks" && f.message.find("trunk_key_file") != std::string::npos)
+                return true;
+        return false;
+    };
+    EXPECT_TRUE(warns_unauthenticated(off));
+    EXPECT_FALSE(warns_unauthenticated(p));
+    EXPECT_FALSE(warns_unauthenticated(parse(k_base)));
     struct row {
         const char* name;
         std::string toml;
