@@ -366,8 +366,10 @@ LPID=$!
 MYPIDS+=("$LPID")
 # The tee: one stream, two copies (same SSRC, sequence numbers, payload),
 # sent from 198.18.0.10:5004 to both origins, as a dual-homed speaker does.
+# It also writes the last sequence number it sent to a file: what a forger
+# on the path reads off the wire (RTP headers travel in clear).
 cat >"$WORK/tee.py" <<'EOF'
-import socket, sys
+import os, socket, sys
 fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
 rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); rx.bind(("127.0.0.1", 6000)); rx.settimeout(3)
 tx = socket.socket(fam, socket.SOCK_DGRAM); tx.bind((sys.argv[1], 5004))
@@ -376,12 +378,15 @@ try:
     while True:
         d = rx.recv(2048)
         tx.sendto(d, (sys.argv[2], 40000)); tx.sendto(d, (sys.argv[3], 40000)); n += 1
+        with open(sys.argv[4] + ".tmp", "w") as f:
+            f.write("%d %d\n" % (int.from_bytes(d[2:4], "big"), int.from_bytes(d[4:8], "big")))
+        os.replace(sys.argv[4] + ".tmp", sys.argv[4])
 except socket.timeout:
     pass
 print("tee: %d packets, two copies each" % n)
 EOF
 ip netns exec "$NS_SPK" ip link set lo up
-ip netns exec "$NS_SPK" "$PY" "$WORK/tee.py" "$SPK_IP" "$(trunk_ip o1)" "$(trunk_ip o2)" >"$WORK/tee.log" 2>&1 &
+ip netns exec "$NS_SPK" "$PY" "$WORK/tee.py" "$SPK_IP" "$(trunk_ip o1)" "$(trunk_ip o2)" "$WORK/tee.seq" >"$WORK/tee.log" 2>&1 &
 TPID=$!
 MYPIDS+=("$TPID")
 sleep 0.3
@@ -389,14 +394,17 @@ ip netns exec "$NS_SPK" "$SPEAKER" --tone 440 --seconds "$SECS" --ssrc 1234 --de
   >"$WORK/speaker.log" 2>&1 &
 SPID=$!
 MYPIDS+=("$SPID")
-# A forger on the data network (docs/security.md §14): trunk packets with
-# origin-2's source address and port, SSRC 1234 and sequence numbers of its
-# own, and a tag of random bytes (it has no key), sent to the edge's session
-# port while the real trunk runs. IP_TRANSPARENT lets a root socket send
-# from an address that is not its own.
+# A forger on the data network (docs/security.md §14): the next packet of
+# the stream, forged: origin-2's source address and port, SSRC 1234, the
+# sequence number after the last one on the wire (a plausible one: the
+# edge's sequence check lets it through to the MAC), a payload and tag of
+# random bytes (it has no key), sent to the edge's session port ahead of
+# the real packet. Unauthenticated, it would take the first-copy slot and
+# be heard. IP_TRANSPARENT lets a root socket send from an address that is
+# not its own.
 cat >"$WORK/forge.py" <<'EOF'
 import os, socket, struct, sys, time
-src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+src, dst, n, seqfile = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 v6 = ":" in src
 s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
 if v6:
@@ -405,9 +413,10 @@ else:
     s.setsockopt(socket.SOL_IP, 19, 1)     # IP_TRANSPARENT
 s.bind((src, 40000))
 for i in range(n):
-    rtp = struct.pack("!BBHII", 0x80, 111, (30000 + i) & 0xffff, 960 * i, 1234)
+    seq, ts = (int(x) for x in open(seqfile).read().split())
+    rtp = struct.pack("!BBHII", 0x80, 111, (seq + 1) & 0xffff, (ts + 960) & 0xffffffff, 1234)
     s.sendto(rtp + os.urandom(80 + 16), (dst, 40000))
-    time.sleep(0.01)
+    time.sleep(0.02)
 print("forge: %d packets from %s:40000" % (n, src))
 EOF
 FORGED=37
@@ -416,7 +425,8 @@ auth_drops_o2() {
 }
 sleep 1
 forged_before=$(auth_drops_o2)
-ip netns exec "$NS_SPK" "$PY" "$WORK/forge.py" "$(trunk_ip o2)" "$(trunk_ip e1)" "$FORGED" >"$WORK/forge.log" 2>&1 || true
+ip netns exec "$NS_SPK" "$PY" "$WORK/forge.py" "$(trunk_ip o2)" "$(trunk_ip e1)" "$FORGED" "$WORK/tee.seq" \
+  >"$WORK/forge.log" 2>&1 || true
 sleep 0.5
 forged_after=$(auth_drops_o2)
 echo "# $(cat "$WORK/forge.log"); the edge's flow from origin-2: auth_drops $forged_before -> $forged_after"
