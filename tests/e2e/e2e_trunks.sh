@@ -408,9 +408,9 @@ src, dst, n, seqfile = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 v6 = ":" in src
 s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
 if v6:
-    s.setsockopt(socket.SOL_IPV6, 75, 1)   # IPV6_TRANSPARENT
+    s.setsockopt(socket.IPPROTO_IPV6, 75, 1)   # IPV6_TRANSPARENT
 else:
-    s.setsockopt(socket.SOL_IP, 19, 1)     # IP_TRANSPARENT
+    s.setsockopt(socket.IPPROTO_IP, 19, 1)     # IP_TRANSPARENT
 s.bind((src, 40000))
 for i in range(n):
     seq, ts = (int(x) for x in open(seqfile).read().split())
