@@ -629,9 +629,9 @@ std::vector<host_finding> profile_warnings(const profile& p) {
         if (auto why = inline_token_exposed(p.path, "api.token_file")) out.push_back({lvl::warn, "api.token", *why});
     if (p.fleet.enabled && !p.fleet.trunk_key)
         out.push_back({lvl::warn, "fleet.allow_unauthenticated_trunks",
-                       "trunks are not authenticated: whoever can send from an origin's address (or, as an origin, "
-                       "reach this relay's trunk port) puts audio into every listener of its edges; give every relay "
-                       "of the fleet the same fleet.trunk_key_file (docs/fleet.md \"Trunk authentication\")"});
+                       "trunks are not authenticated: whoever can send with an origin's source address to an "
+                       "edge's session port puts audio into every listener of that edge; give every relay of the "
+                       "fleet the same fleet.trunk_key_file (docs/fleet.md \"Trunk authentication\")"});
     return out;
 }
 
