@@ -314,11 +314,16 @@ flow_key_ids_ok() {
     '[.speakers[] | select(.trunk) | {ip, k: [.srtp_keys[].id]}] | sort_by(.ip)
        == ([{ip: $ia, k: [$ka]}, {ip: $ib, k: [$kb]}] | sort_by(.ip))' >/dev/null 2>&1
 }
-if wait_for 10 flow_key_ids_ok && grep -qF "session 1: its trunk copies are protected with key $(key_id_of origin-1)" "$WORK/o1.log"; then
+origin_trunk_key_ok() {   # RELAY ID: its session 1 shows the trunk key of its own epoch (GET /sessions/1)
+  api "$1" /api/v1/sessions/1 | jq -e --arg k "$(key_id_of "$2")" \
+    '.srtp.trunk_keys == [{id: $k, suite: "AEAD_AES_128_GCM", mki: null, active: .srtp.trunk_keys[0].active}]' >/dev/null 2>&1
+}
+if wait_for 10 flow_key_ids_ok && wait_for 5 origin_trunk_key_ok o1 origin-1 && wait_for 5 origin_trunk_key_ok o2 origin-2 \
+   && grep -qF "session 1: its trunk copies are protected with key $(key_id_of origin-1)" "$WORK/o1.log"; then
   pass "${T}_trunks_authenticated"
   echo "# epochs: origin-1 $(epoch_of origin-1), origin-2 $(epoch_of origin-2); edge flows: $(api e1 /api/v1/sessions/1 | jq -c '[.speakers[] | select(.trunk) | {ip, keys: [.srtp_keys[] | {id, suite}]}]')"
 else
-  fail "${T}_trunks_authenticated" "records: $(ectl get --print-value-only /stentor/relays/origin-1 | jq -c '{trunk_auth, trunk_epoch}'); edge: $(api e1 /api/v1/sessions/1 | jq -c '[.speakers[] | {ip, srtp_keys}]' | head -c 400)"
+  fail "${T}_trunks_authenticated" "records: $(ectl get --print-value-only /stentor/relays/origin-1 | jq -c '{trunk_auth, trunk_epoch}'); origin-1: $(api o1 /api/v1/sessions/1 | jq -c '.srtp' | head -c 300); edge: $(api e1 /api/v1/sessions/1 | jq -c '[.speakers[] | {ip, srtp_keys}]' | head -c 400)"
 fi
 # --- a registry writer's fake edge (docs/security.md §14) --------------------------------
 # An edge record at an address outside the relays' trunk_peers, under a lease
