@@ -71,17 +71,16 @@ void trunk_reconciler::key_flow(const flow_key& k, const std::string& origin, ui
     };
     try {
         // A restarted origin's new key first, then the old one goes, so the
-        // packets of both epochs authenticate while the origin moves. The
-        // two ids clash only when the epochs share their first 32 bits.
+        // packets of both epochs authenticate while the origin moves (the
+        // ids differ: the key id holds the whole epoch).
         const std::optional<std::string> old =
             have != _flow_epoch.end() ? std::optional(fleet::trunk_key_id(have->second)) : std::nullopt;
-        if (old == id) del(*old);
         try {
             _st.srtp_key_add(owner, trunk_key(s, origin, epoch));
         } catch (const action_error& e) {
             if (e.code != error_code::exists) throw;   // added by an apply whose removal of the old key failed
         }
-        if (old && *old != id) del(*old);
+        if (old) del(*old);
         if (old) ++_stats.flow_key_changes;
         _flow_epoch[k] = epoch;
         spdlog::info("fleet: trunk: session {} from {} ({}): authenticated with key {}{}", s, origin, ep(ip, ip6, port),

@@ -103,6 +103,6 @@ trunk_master derive_trunk_key(std::span<const uint8_t> secret, uint32_t session,
     return out;
 }
 
-std::string trunk_key_id(uint64_t epoch) { return "trunk-" + format_trunk_epoch(epoch).substr(0, 8); }
+std::string trunk_key_id(uint64_t epoch) { return "trunk-" + format_trunk_epoch(epoch); }
 
 }  // namespace stentor::fleet

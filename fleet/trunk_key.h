@@ -64,9 +64,10 @@ std::string trunk_kdf_info(uint32_t session, std::string_view origin, uint64_t e
 // std::runtime_error when OpenSSL refuses (never with a 32-byte secret).
 trunk_master derive_trunk_key(std::span<const uint8_t> secret, uint32_t session, std::string_view origin,
                               uint64_t epoch);
-// The SRTP key id both ends use for it: "trunk-" + the epoch's first 8 hex
-// digits (a speaker's key set holds up to 4: the old and the new one
-// overlap while an edge moves to a restarted origin's key).
+// The SRTP key id both ends use for it: "trunk-" + the epoch's 16 hex
+// digits, so a restarted origin's key never shares the old one's id (a
+// speaker's key set holds up to 4: the old and the new one overlap while
+// an edge moves to a restarted origin's key).
 std::string trunk_key_id(uint64_t epoch);
 
 }  // namespace stentor::fleet

@@ -306,7 +306,7 @@ fi
 # origin protects session 1's trunk copy with the key of its own epoch, and
 # the edge's flow from it holds the same key id (both derived from the file).
 epoch_of() { ectl get --print-value-only "/stentor/relays/$1" | jq -r 'select(.trunk_auth == true) | .trunk_epoch'; }
-key_id_of() { local e; e=$(epoch_of "$1"); [[ ${#e} == 16 ]] && echo "trunk-${e:0:8}"; }
+key_id_of() { local e; e=$(epoch_of "$1"); [[ ${#e} == 16 ]] && echo "trunk-$e"; }
 flow_key_ids_ok() {
   local a b
   a=$(key_id_of origin-1) && b=$(key_id_of origin-2) || return 1

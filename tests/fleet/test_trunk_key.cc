@@ -69,7 +69,7 @@ TEST(TrunkKey, the_epoch_has_one_spelling) {
         SCOPED_TRACE(bad);
         EXPECT_FALSE(parse_trunk_epoch(bad).has_value());
     }
-    EXPECT_EQ(trunk_key_id(0x0123456789abcdefULL), "trunk-01234567");
+    EXPECT_EQ(trunk_key_id(0x0123456789abcdefULL), "trunk-0123456789abcdef");
     // Two draws: 64 random bits each (equal once in 2^64).
     EXPECT_NE(draw_trunk_epoch(), draw_trunk_epoch());
 }

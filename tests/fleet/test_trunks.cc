@@ -614,7 +614,7 @@ struct relay_core {
         st->speaker_add(7, ip_of(198, 18, 0, 10), 5004, 1234u);
     }
     // The SRTP key ids on each trunk flow's speaker of session s, by speaker
-    // address and port ("198.18.0.1:40007" -> {"trunk-01234567"}).
+    // address and port ("198.18.0.1:40007" -> {"trunk-0123456789abcdef"}).
     std::map<std::string, std::vector<std::string>> flow_keys(uint32_t s) const {
         std::map<std::string, std::vector<std::string>> out;
         if (auto v = st->session(s))
@@ -1164,10 +1164,10 @@ TEST(TrunkReconciler, keys_follow_the_plan_s_epochs_on_the_edge_and_sessions_on_
         uint64_t changes;               // flow_key_changes afterwards
     };
     const row rows[] = {
-        {"the origin's first epoch", 0x0123456789abcdefULL, {"trunk-01234567"}, 0},
-        {"applied again: nothing changes", 0x0123456789abcdefULL, {"trunk-01234567"}, 0},
-        {"the origin restarted", 0xfedcba9876543210ULL, {"trunk-fedcba98"}, 1},
-        {"restarted again, its key id the same", 0xfedcba9800000000ULL, {"trunk-fedcba98"}, 2},
+        {"the origin's first epoch", 0x0123456789abcdefULL, {"trunk-0123456789abcdef"}, 0},
+        {"applied again: nothing changes", 0x0123456789abcdefULL, {"trunk-0123456789abcdef"}, 0},
+        {"the origin restarted", 0xfedcba9876543210ULL, {"trunk-fedcba9876543210"}, 1},
+        {"restarted again, the first 32 bits the same", 0xfedcba9800000000ULL, {"trunk-fedcba9800000000"}, 2},
     };
     for (const auto& x : rows) {
         SCOPED_TRACE(x.what);
@@ -1190,7 +1190,7 @@ TEST(TrunkReconciler, keys_follow_the_plan_s_epochs_on_the_edge_and_sessions_on_
     o.apply(sends);
     EXPECT_EQ(o.stats().trunk_keys, 1u) << "session 7 keyed; session 8 does not exist here";
     ASSERT_EQ(origin.st->session(7)->trunk_keys.size(), 1u);
-    EXPECT_EQ(origin.st->session(7)->trunk_keys[0].id, "trunk-01234567");
+    EXPECT_EQ(origin.st->session(7)->trunk_keys[0].id, "trunk-0123456789abcdef");
     o.apply(sends);
     EXPECT_EQ(origin.st->session(7)->trunk_keys.size(), 1u) << "applied again: the same key, nothing changes";
     EXPECT_EQ(o.stats().sends, 1u);
