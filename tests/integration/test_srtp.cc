@@ -678,13 +678,74 @@ TEST(srtp_egress, a_reordered_packet_is_not_protected_below_the_high_water_mark)
     EXPECT_EQ(after.at("drop/egress/srtp_late") - before.at("drop/egress/srtp_late"), 1u);
 }
 
+control::srtp_key_spec trunk_spec(const std::string& id, uint8_t seed) {
+    control::srtp_key_spec k;
+    k.id = id;
+    k.suite = srtp::suite::aead_aes_128_gcm;
+    const bytes b = key_bytes(seed, 28);
+    k.master = control::secure_bytes(b.size());
+    std::memcpy(k.master.data(), b.data(), b.size());
+    return k;
+}
+
+constexpr uint32_t trunk_edge_ip = 0xc6120003;     // 198.18.0.3
+constexpr uint32_t trunk_origin_ip = 0xc6120001;   // 198.18.0.1 (the harness's relay address)
+constexpr uint32_t edge_listener_ip = 0x0b000001;  // 11.0.0.1, behind the edge's gateway
+
+// An edge (198.18.0.3): its trunk session (SRTP off both ways) takes the
+// origin's trunk flow (198.18.0.1, SSRC 1234) and has one listener behind
+// its gateway (a static MAC: no ARP from this address). `keyed`: the relay's
+// trunks are authenticated and the flow holds the trunk key (seed 70);
+// `keyless`: authenticated, no key; `plain`: trunks not authenticated.
+struct trunk_edge {
+    enum auth { keyed, keyless, plain };
+    ring_port port;
+    control::profile prof;
+    std::unique_ptr<relay> r;
+    unsigned pool0 = 0;
+    explicit trunk_edge(const std::string& name, auth a = keyed)
+        : port(fresh_ring_port(name)), prof(base_profile(port.name)) {
+        prof.ports[0].ipv4 = trunk_edge_ip;
+        prof.ports[0].mac = host_mac(trunk_edge_ip);   // what the origin resolved the edge to
+        prof.ports[0].gateway_mac = host_mac(gateway_ip);
+        r = std::make_unique<relay>(prof, relay_options{.launch = false});
+        r->state().set_trunk_auth(a != plain);
+        control::session_params sp;
+        sp.id = 1;
+        sp.udp_port = 40000;
+        sp.trunk = true;
+        sp.srtp_ingress = control::srtp_ingress_mode::off;
+        sp.srtp_egress = control::srtp_egress_mode::off;
+        r->state().session_create(sp);
+        r->state().speaker_add(1, trunk_origin_ip, 40000, 1234u, true);
+        if (a == keyed)
+            r->state().srtp_key_add({1, std::make_pair(trunk_origin_ip, 40000u)}, trunk_spec("trunk-a", 70));
+        r->state().listener_add(1, edge_listener_ip, listener_port, 0);
+        r->state().publish();
+        pool0 = rte_mempool_in_use_count(r->pool());
+    }
+    // The RTP its listener got for one frame from the origin's side.
+    std::vector<bytes> take(const bytes& frame) {
+        inject(port, frame);
+        settle(*r);
+        std::vector<bytes> out;
+        for (const auto& f : drain(port))
+            if (be32(f.data() + 30) == edge_listener_ip) out.emplace_back(f.begin() + 42, f.end());
+        return out;
+    }
+    ~trunk_edge() {
+        r->flush();
+        EXPECT_EQ(pool0, rte_mempool_in_use_count(r->pool())) << "mbuf leak";
+    }
+};
+
 // A fleet trunk (docs/fleet.md): the origin protects once, its trunk
 // listener (the edge) gets the same ciphertext as its own listeners, and the
 // edge's trunk session (SRTP off both ways) forwards it byte for byte: the
 // edge's listeners decrypt with the origin's session key; the edge neither
 // authenticates nor protects anything.
 TEST(srtp_egress, a_trunk_edge_forwards_the_origins_ciphertext_as_is) {
-    constexpr uint32_t edge_ip = 0xc6120003;   // 198.18.0.3
+    constexpr uint32_t edge_ip = trunk_edge_ip;   // the edge's address, as the origin's trunk listener
     constexpr unsigned n = 40;
     std::vector<bytes> to_edge;                // whole frames, as they leave the origin
     std::vector<bytes> origin_listener;        // RTP to the origin's own listener
@@ -704,57 +765,21 @@ TEST(srtp_egress, a_trunk_edge_forwards_the_origins_ciphertext_as_is) {
     }
     ASSERT_EQ(to_edge.size(), n);
     ASSERT_EQ(origin_listener.size(), n);
-    const ring_port port = fresh_ring_port("srtptrk_e");
-    auto prof = base_profile(port.name);
-    prof.ports[0].ipv4 = edge_ip;
-    prof.ports[0].mac = host_mac(edge_ip);   // what the origin resolved the edge to
-    // Its listener behind a gateway with a static MAC: no ARP from this
-    // address (the harness answers ARP for 198.18.0.1's requests).
-    prof.ports[0].gateway_mac = host_mac(gateway_ip);
-    constexpr uint32_t edge_listener = 0x0b000001;   // 11.0.0.1
-    relay edge(prof, relay_options{.launch = false});
-    control::session_params sp;
-    sp.id = 1;
-    sp.udp_port = 40000;
-    sp.trunk = true;
-    sp.srtp_ingress = control::srtp_ingress_mode::off;
-    sp.srtp_egress = control::srtp_egress_mode::off;
-    edge.state().session_create(sp);
-    edge.state().speaker_add(1, 0xc6120001, 40000, 1234u, true);   // the origin, 198.18.0.1
-    edge.state().listener_add(1, edge_listener, listener_port, 0);
-    edge.state().publish();
-    const auto before = all_counters(edge);
+    trunk_edge edge("srtptrk_e", trunk_edge::plain);
+    const auto before = all_counters(*edge.r);
     peer listener({{50, 0x01}}, false);
     for (unsigned k = 0; k < n; ++k) {
-        inject(port, to_edge[k]);
-        settle(edge);
-        std::vector<bytes> out;
-        for (const auto& f : drain(port))
-            if (be32(f.data() + 30) == edge_listener) out.emplace_back(f.begin() + 42, f.end());
+        const auto out = edge.take(to_edge[k]);
         ASSERT_EQ(out.size(), 1u) << k;
         EXPECT_EQ(out[0], origin_listener[k]) << "the origin's ciphertext, byte for byte";
         EXPECT_EQ(listener.unprotect(out[0]), rtp_of(static_cast<uint16_t>(100 + k), 960u * k))
             << "decrypted with the origin's session key";
     }
-    const auto after = all_counters(edge);
+    const auto after = all_counters(*edge.r);
     EXPECT_EQ(after.at("srtp_protected") - before.at("srtp_protected"), 0u);
     EXPECT_EQ(after.at("srtp_authenticated") - before.at("srtp_authenticated"), 0u);
     EXPECT_EQ(after.at("rtp_in") - before.at("rtp_in"), n);
 }
-
-control::srtp_key_spec trunk_spec(const std::string& id, uint8_t seed) {
-    control::srtp_key_spec k;
-    k.id = id;
-    k.suite = srtp::suite::aead_aes_128_gcm;
-    const bytes b = key_bytes(seed, 28);
-    k.master = control::secure_bytes(b.size());
-    std::memcpy(k.master.data(), b.data(), b.size());
-    return k;
-}
-
-constexpr uint32_t trunk_edge_ip = 0xc6120003;     // 198.18.0.3
-constexpr uint32_t trunk_origin_ip = 0xc6120001;   // 198.18.0.1 (the harness's relay address)
-constexpr uint32_t edge_listener_ip = 0x0b000001;  // 11.0.0.1, behind the edge's gateway
 
 // What an origin with authenticated trunks sends: `n` speaker packets of
 // the session (SRTP egress `eg`), each frame to the edge and each RTP
@@ -795,50 +820,6 @@ origin_run run_origin(const std::string& name, control::srtp_egress_mode eg, uns
     o.protected_ = after.at("srtp_protected") - before.at("srtp_protected");
     return o;
 }
-
-// The edge: its trunk session (SRTP off both ways) takes the origin's trunk
-// flow, which must authenticate with the trunk key (seed 70) because the
-// relay's trunks are authenticated, whatever the session's srtp.ingress.
-struct trunk_edge {
-    ring_port port;
-    control::profile prof;
-    std::unique_ptr<relay> r;
-    unsigned pool0 = 0;
-    explicit trunk_edge(const std::string& name, bool with_key = true)
-        : port(fresh_ring_port(name)), prof(base_profile(port.name)) {
-        prof.ports[0].ipv4 = trunk_edge_ip;
-        prof.ports[0].mac = host_mac(trunk_edge_ip);   // what the origin resolved the edge to
-        prof.ports[0].gateway_mac = host_mac(gateway_ip);
-        r = std::make_unique<relay>(prof, relay_options{.launch = false});
-        r->state().set_trunk_auth(true);
-        control::session_params sp;
-        sp.id = 1;
-        sp.udp_port = 40000;
-        sp.trunk = true;
-        sp.srtp_ingress = control::srtp_ingress_mode::off;
-        sp.srtp_egress = control::srtp_egress_mode::off;
-        r->state().session_create(sp);
-        r->state().speaker_add(1, trunk_origin_ip, 40000, 1234u, true);
-        if (with_key)
-            r->state().srtp_key_add({1, std::make_pair(trunk_origin_ip, 40000u)}, trunk_spec("trunk-a", 70));
-        r->state().listener_add(1, edge_listener_ip, listener_port, 0);
-        r->state().publish();
-        pool0 = rte_mempool_in_use_count(r->pool());
-    }
-    // The RTP its listener got for one frame from the origin's side.
-    std::vector<bytes> take(const bytes& frame) {
-        inject(port, frame);
-        settle(*r);
-        std::vector<bytes> out;
-        for (const auto& f : drain(port))
-            if (be32(f.data() + 30) == edge_listener_ip) out.emplace_back(f.begin() + 42, f.end());
-        return out;
-    }
-    ~trunk_edge() {
-        r->flush();
-        EXPECT_EQ(pool0, rte_mempool_in_use_count(r->pool())) << "mbuf leak";
-    }
-};
 
 // The trunk frame `f` with its UDP payload replaced (the IPv4 and UDP
 // lengths and the UDP checksum redone by the harness's frame builder).
@@ -932,7 +913,7 @@ TEST(srtp_trunk, a_forged_or_replayed_trunk_packet_reaches_no_listener) {
     }
     }
     // An edge that holds no trunk key for the flow forwards nothing of it.
-    trunk_edge keyless("trkf_k", false);
+    trunk_edge keyless("trkf_k", trunk_edge::keyless);
     const auto before = all_counters(*keyless.r);
     EXPECT_TRUE(keyless.take(o.to_edge[0]).empty());
     EXPECT_EQ(all_counters(*keyless.r).at("drop/ingress/srtp_no_key") - before.at("drop/ingress/srtp_no_key"), 1u);
