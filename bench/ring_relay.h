@@ -162,10 +162,10 @@ struct rtp_frame_spec {
     size_t payload;   // bytes after the RTP header (a 64 kbit/s Opus frame: 120)
 };
 
-// Ethernet, IPv4, UDP, RTP (PT 111, SSRC 1234) and `payload` bytes; the
-// IPv4 and UDP checksums valid.
-inline std::vector<uint8_t> rtp_frame(const rtp_frame_spec& s) {
-    std::vector<uint8_t> b(14 + 20 + 8 + 12 + s.payload, 0);
+// Ethernet, IPv4 and UDP around `udp_payload` (s.seq, s.ts and s.payload
+// unused); the IPv4 and UDP checksums valid.
+inline std::vector<uint8_t> udp_frame(const rtp_frame_spec& s, const std::vector<uint8_t>& udp_payload) {
+    std::vector<uint8_t> b(14 + 20 + 8 + udp_payload.size(), 0);
     std::memcpy(b.data(), s.dst_mac.data(), 6);
     std::memcpy(b.data() + 6, s.src_mac.data(), 6);
     put16(b.data() + 12, 0x0800);
@@ -182,18 +182,28 @@ inline std::vector<uint8_t> rtp_frame(const rtp_frame_spec& s) {
     put16(u, s.sport);
     put16(u + 2, s.dport);
     put16(u + 4, static_cast<uint16_t>(ulen));
-    uint8_t* rtp = u + 8;
-    rtp[0] = 0x80;
-    rtp[1] = 111;
-    put16(rtp + 2, s.seq);
-    put32(rtp + 4, s.ts);
-    put32(rtp + 8, 1234);
-    for (size_t i = 12; i < ulen - 8; ++i) rtp[i] = static_cast<uint8_t>(i);
+    std::memcpy(u + 8, udp_payload.data(), udp_payload.size());
     const uint32_t sum = sum16(0, ip + 12, 8) + 17 + static_cast<uint32_t>(ulen);
     const uint16_t c = fold(sum16(sum, u, ulen));
     put16(u + 6, c == 0 ? 0xffff : c);
     return b;
 }
+
+// An RTP packet (PT 111, SSRC 1234, s.seq, s.ts) and `s.payload` bytes.
+inline std::vector<uint8_t> rtp_packet(const rtp_frame_spec& s) {
+    std::vector<uint8_t> rtp(12 + s.payload);
+    rtp[0] = 0x80;
+    rtp[1] = 111;
+    put16(rtp.data() + 2, s.seq);
+    put32(rtp.data() + 4, s.ts);
+    put32(rtp.data() + 8, 1234);
+    for (size_t i = 12; i < rtp.size(); ++i) rtp[i] = static_cast<uint8_t>(i);
+    return rtp;
+}
+
+// Ethernet, IPv4, UDP, RTP (PT 111, SSRC 1234) and `payload` bytes; the
+// IPv4 and UDP checksums valid.
+inline std::vector<uint8_t> rtp_frame(const rtp_frame_spec& s) { return udp_frame(s, rtp_packet(s)); }
 
 // One packet through the relay: replicas that came after an earlier
 // packet's deadline are freed first, then `frame` goes on the RX ring and
