@@ -901,18 +901,16 @@ struct relay_state::impl {
         s.trunk_tx_published = nullptr;
         uint64_t live = 0;
         for (size_t i = s.list_at(true, 0, 0); i < s.lists.size(); ++i) live += s.lists[i].nb_live + s.lists6[i].nb_live;
-        // Published even when empty: a list whose last trunk listener left
-        // must stop being served too.
+        // No trunk listener: no twin (nothing serves a list the last one
+        // left). Its lists stay unpublished (and their chunks writable in
+        // place) until one comes back: no snapshot can reach them.
+        if (live == 0) return nullptr;
         auto* t = alloc_zeroed<dp::dp_session>(sizeof(dp::dp_session));
         for (unsigned sh_i = 0; sh_i < nb_shards; ++sh_i)
             for (unsigned k = 0; k < max_tiers; ++k) {
                 t->lists[sh_i][k] = publish_list<dp_listener_list>(s.lists[s.list_at(true, sh_i, k)]);
                 t->lists6[sh_i][k] = publish_list<dp_listener6_list>(s.lists6[s.list_at(true, sh_i, k)]);
             }
-        if (live == 0) {
-            dp_free(t);
-            return nullptr;
-        }
         t->id = d.id;
         t->index = d.index | dp::trunk_twin_bit;
         t->udp_port_be = d.udp_port_be;

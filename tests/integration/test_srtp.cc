@@ -940,7 +940,9 @@ TEST(srtp_trunk, a_plain_sessions_trunk_is_sealed_and_its_edge_listeners_hear_th
 
 // The trunk key's life on an origin: a key refused (wrong length) changes
 // nothing, the old key still seals; a new id replaces it from the next
-// publish; cleared, nothing goes to the edge; a session that does not exist
+// publish; the session's last trunk listener leaving takes its twin away and
+// coming back brings it (the key stays with the session); cleared, nothing
+// goes to the edge; a session that does not exist
 // is not_found. Each row: the action, then one packet, sealed with which key
 // (0: none sent).
 TEST(srtp_trunk, a_trunk_key_is_replaced_whole_or_not_at_all) {
@@ -963,6 +965,14 @@ TEST(srtp_trunk, a_trunk_key_is_replaced_whole_or_not_at_all) {
              EXPECT_THROW(t.r->state().trunk_key_set(1, std::move(k)), control::action_error);
          }, 70},
         {"another id replaces it", [&] { EXPECT_TRUE(t.r->state().trunk_key_set(1, trunk_spec("trunk-b", 80))); }, 80},
+        {"its last trunk listener leaves: no twin, nothing sent", [&] {
+             t.r->state().listener_del(1, trunk_edge_ip, 40000);
+         }, 0},
+        {"and comes back: sealed with the key the session kept", [&] {
+             t.r->state().listener_add(1, trunk_edge_ip, 40000, 0, false, true);
+             t.r->state().publish();
+             EXPECT_TRUE(resolve(*t.r, t.port, {trunk_edge_ip}).empty());
+         }, 80},
         {"cleared: nothing to the edge", [&] { t.r->state().trunk_key_clear(1); }, 0},
         {"clearing again: not_found", [&] {
              try {
