@@ -44,7 +44,9 @@ bytes key_bytes(uint8_t seed, size_t n = 30) {
 }
 
 // One libsrtp2 context (a speaker's sender, or a listener's receiver):
-// AES_CM_128_HMAC_SHA1_80, keys with 1-byte MKIs (or one key without).
+// AES_CM_128_HMAC_SHA1_80, keys with 1-byte MKIs (or one key without), or
+// with `gcm` AEAD_AES_128_GCM, one key without MKI: the suite a relay seals
+// its trunk listeners' copy with (docs/fleet.md "Trunk authentication").
 struct peer {
     srtp_t ctx = nullptr;
     std::vector<bytes> keys;
@@ -52,16 +54,23 @@ struct peer {
     std::vector<srtp_master_key_t> mk;
     std::vector<srtp_master_key_t*> mkp;
     bool use_mki;
-    peer(const std::vector<std::pair<uint8_t, uint8_t>>& seed_mki, bool outbound, bool with_mki = true) : use_mki(with_mki) {
+    peer(const std::vector<std::pair<uint8_t, uint8_t>>& seed_mki, bool outbound, bool with_mki = true,
+         bool gcm = false)
+        : use_mki(with_mki) {
         srtp_policy_t pol;
         std::memset(&pol, 0, sizeof pol);
-        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&pol.rtp);
-        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&pol.rtcp);
+        if (gcm) {
+            srtp_crypto_policy_set_aes_gcm_128_16_auth(&pol.rtp);
+            srtp_crypto_policy_set_aes_gcm_128_16_auth(&pol.rtcp);
+        } else {
+            srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&pol.rtp);
+            srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&pol.rtcp);
+        }
         pol.ssrc.type = outbound ? ssrc_any_outbound : ssrc_any_inbound;
         pol.window_size = 128;
         pol.allow_repeat_tx = 1;   // a forger sends the same sequence number again
         for (auto [seed, mki] : seed_mki) {
-            keys.push_back(key_bytes(seed));
+            keys.push_back(key_bytes(seed, gcm ? 28 : 30));
             mkis.push_back({mki});
         }
         if (!with_mki) {
@@ -77,6 +86,8 @@ struct peer {
         }
         EXPECT_EQ(srtp_create(&ctx, &pol), srtp_err_status_ok);
     }
+    // The trunk key of seed `seed` (AEAD_AES_128_GCM, no MKI), as trunk_spec gives the relay.
+    static peer trunk(uint8_t seed, bool outbound) { return peer({{seed, 0}}, outbound, false, true); }
     ~peer() {
         if (ctx) srtp_dealloc(ctx);
     }
@@ -94,42 +105,6 @@ struct peer {
         int len = static_cast<int>(p.size());
         const auto st = use_mki ? srtp_unprotect_mki(ctx, p.data(), &len, 1) : srtp_unprotect(ctx, p.data(), &len);
         if (st != srtp_err_status_ok) return {};
-        p.resize(static_cast<size_t>(len));
-        return p;
-    }
-};
-
-// Trunk authentication (docs/fleet.md "Trunk authentication"): a libsrtp2
-// receiver or sender of AEAD_AES_128_GCM without MKI, the suite a relay
-// protects its trunk listeners' copy with under the key both ends derive.
-struct gcm_peer {
-    srtp_t ctx = nullptr;
-    bytes key;
-    gcm_peer(uint8_t seed, bool outbound) : key(key_bytes(seed, 28)) {
-        srtp_policy_t pol;
-        std::memset(&pol, 0, sizeof pol);
-        srtp_crypto_policy_set_aes_gcm_128_16_auth(&pol.rtp);
-        srtp_crypto_policy_set_aes_gcm_128_16_auth(&pol.rtcp);
-        pol.ssrc.type = outbound ? ssrc_any_outbound : ssrc_any_inbound;
-        pol.window_size = 128;
-        pol.allow_repeat_tx = 1;
-        pol.key = key.data();
-        EXPECT_EQ(srtp_create(&ctx, &pol), srtp_err_status_ok);
-    }
-    ~gcm_peer() {
-        if (ctx) srtp_dealloc(ctx);
-    }
-    bytes protect(const bytes& rtp) {
-        bytes b(rtp.size() + 64);
-        std::memcpy(b.data(), rtp.data(), rtp.size());
-        int len = static_cast<int>(rtp.size());
-        EXPECT_EQ(srtp_protect(ctx, b.data(), &len), srtp_err_status_ok);
-        b.resize(static_cast<size_t>(len));
-        return b;
-    }
-    bytes unprotect(bytes p) {
-        int len = static_cast<int>(p.size());
-        if (srtp_unprotect(ctx, p.data(), &len) != srtp_err_status_ok) return {};
         p.resize(static_cast<size_t>(len));
         return p;
     }
@@ -539,7 +514,7 @@ TEST(srtp_egress, the_mixer_protects_each_mixed_packet_once_per_key_and_records_
     ASSERT_EQ(sent.size(), recorded.size());
     ASSERT_EQ(sealed.size(), sent.size());
     EXPECT_EQ(protected_n, 2 * sent.size()) << "once per mixed packet and key";
-    gcm_peer trunk_rx(70, false);
+    peer trunk_rx = peer::trunk(70, false);
     for (size_t i = 0; i < sent.size(); ++i) {
         EXPECT_EQ(sent[i].size(), recorded[i].size() + 11);
         EXPECT_NE(0, std::memcmp(sent[i].data() + 12, recorded[i].data() + 12, recorded[i].size() - 12)) << "in clear";
@@ -846,7 +821,7 @@ TEST(srtp_trunk, an_authenticated_trunk_carries_the_origins_ciphertext_under_the
     ASSERT_EQ(o.to_listener.size(), n);
     EXPECT_EQ(o.no_key, 1u) << "the packet before the trunk key: not sent to the edge";
     EXPECT_EQ(o.protected_, 1 + 2 * uint64_t{n}) << "the session key once, the trunk key once, per packet";
-    gcm_peer trunk_rx(70, false);
+    peer trunk_rx = peer::trunk(70, false);
     peer listener({{50, 0x01}}, false);
     for (unsigned k = 0; k < n; ++k) {
         const bytes sealed(o.to_edge[k].begin() + 42, o.to_edge[k].end());
@@ -877,7 +852,7 @@ TEST(srtp_trunk, a_forged_or_replayed_trunk_packet_reaches_no_listener) {
     ASSERT_EQ(o.to_edge.size(), n);
     {
     trunk_edge e("trkf_e");
-    gcm_peer wrong_key(71, true);
+    peer wrong_key = peer::trunk(71, true);
     struct row {
         const char* what;
         std::function<bytes()> forge;
@@ -999,7 +974,7 @@ TEST(srtp_trunk, a_trunk_key_is_replaced_whole_or_not_at_all) {
             continue;
         }
         ASSERT_EQ(to_edge.size(), 1u) << r.what;
-        gcm_peer rx(r.sealed_by, false);
+        peer rx = peer::trunk(r.sealed_by, false);
         EXPECT_EQ(rx.unprotect(to_edge[0]), rtp) << r.what;
         const auto v = t.r->state().session(1);
         ASSERT_TRUE(v.has_value());
