@@ -278,17 +278,10 @@ bool rtp_flow_input(worker* w, const dp_snapshot& s, rte_mbuf* m, const uint8_t*
             in_index = seq;   // a new stream of the speaker's: its ROC 0
             restart = true;
         }
-        dp_srtp_egress_slot* slot = sess->srtp_streams != nullptr ? egress_slot(*sess->srtp_streams, pr.ssrc_be) : nullptr;
-        if (slot != nullptr) [[likely]]
-            index = egress_index(*slot, e.srtp_tx, in_index, pr.ssrc_be, restart);
-        if (index == no_egress_index) {
-            // Neither copy that needs an index is sent; a plain session's
-            // listeners still get theirs.
-            ++c->drop(slot == nullptr ? drop_reason::srtp_egress_streams : drop_reason::srtp_egress_late);
-            if (sess->srtp_egress) return false;
-        } else if (restart || in_index > e.srtp_tx.in_top) {
-            e.srtp_tx.in_top = in_index;
-        }
+        index = claim_egress_index(*sess, e.srtp_tx, in_index, pr.ssrc_be, restart, c);
+        // Without an index neither copy that needs one is sent; a plain
+        // session's listeners still get theirs.
+        if (index == no_egress_index && sess->srtp_egress) return false;
         if (sess->srtp_egress) {
             fan = protect_message(*sess, m, index, w->cfg.rx_queue, sess->record != 0, w->cfg.pool, c);
             if (fan == nullptr) return false;

@@ -659,17 +659,11 @@ void mixer::tick(session& s, uint64_t now_ns) {
         const uint32_t ssrc_be = __builtin_bswap32(s.ssrc);
         uint64_t in_index = seq;
         const bool restart = s.srtp_tx.started == 0 || !srtp::estimate_index(s.srtp_tx.in_top, true, seq, &in_index);
-        dp::dp_srtp_egress_slot* slot = ds.srtp_streams != nullptr ? dp::egress_slot(*ds.srtp_streams, ssrc_be) : nullptr;
-        if (slot != nullptr) index = dp::egress_index(*slot, s.srtp_tx, in_index, ssrc_be, restart);
-        if (index == dp::no_egress_index) {
-            ++_counters.drop(slot == nullptr ? dp::drop_reason::srtp_egress_streams : dp::drop_reason::srtp_egress_late);
-            if (ds.srtp_egress) {
-                rte_pktmbuf_free(m);
-                ++_stats.publish_failed;
-                return;
-            }
-        } else if (restart || in_index > s.srtp_tx.in_top) {
-            s.srtp_tx.in_top = in_index;
+        index = dp::claim_egress_index(ds, s.srtp_tx, in_index, ssrc_be, restart, &_counters);
+        if (index == dp::no_egress_index && ds.srtp_egress) {
+            rte_pktmbuf_free(m);
+            ++_stats.publish_failed;
+            return;
         }
         if (ds.srtp_egress) {
             rte_mbuf* ct = dp::protect_message(ds, m, index, _cfg.shared->nb_rx_queues, ds.record != 0, _cfg.pool, &_counters);

@@ -87,6 +87,23 @@ inline uint64_t egress_index(dp_srtp_egress_slot& slot, srtp::tx_stream& st, uin
     }
 }
 
+// One packet's egress index for a session that protects (its listeners'
+// copy under srtp.egress, its trunk listeners' under the trunk key): the
+// SSRC's slot in the session's table, the claim (egress_index), and the
+// sender's highest own index moved on. no_egress_index when nothing may be
+// protected, counted (egress/srtp_streams_full: no slot for the SSRC;
+// egress/srtp_late: behind the mark). Shared by the RX lcores and the mixer.
+inline uint64_t claim_egress_index(const dp_session& sess, srtp::tx_stream& st, uint64_t in_index, uint32_t ssrc_be,
+                                   bool restart, lcore_counters* c) noexcept {
+    dp_srtp_egress_slot* slot = sess.srtp_streams != nullptr ? egress_slot(*sess.srtp_streams, ssrc_be) : nullptr;
+    const uint64_t index = slot != nullptr ? egress_index(*slot, st, in_index, ssrc_be, restart) : no_egress_index;
+    if (index == no_egress_index)
+        ++c->drop(slot == nullptr ? drop_reason::srtp_egress_streams : drop_reason::srtp_egress_late);
+    else if (restart || in_index > st.in_top)
+        st.in_top = in_index;
+    return index;
+}
+
 // The message `m` (one RTP packet, tagged) protected for the listeners:
 // in place when `copy` is false and the mbuf has the tailroom, else in a new
 // mbuf from `pool` with the same tag (the caller keeps `m`: the recorder
