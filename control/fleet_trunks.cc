@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "action_error.h"
+#include "log_escape.h"
 #include "state.h"
 #include "trunk_key.h"
 
@@ -60,8 +61,8 @@ void trunk_reconciler::key_flow(const flow_key& k, const std::string& origin, ui
     const auto& [s, ip, port, ip6, ssrc] = k;
     const srtp_key_owner owner{s, std::pair<uint32_t, unsigned>{ip, port}, v6(ip6)};
     const std::string id = fleet::trunk_key_id(epoch);
-    const std::string what = fmt::format("trunk key {} of the flow of session {} from {} ({})", id, s, origin,
-                                         ep(ip, ip6, port));
+    const std::string what = fmt::format("trunk key {} of the flow of session {} from {} ({})", id, s,
+                                         fleet::escape_for_log(origin), ep(ip, ip6, port));
     const auto del = [&](const std::string& old) {
         try {
             _st.srtp_key_del(owner, old);
@@ -83,8 +84,9 @@ void trunk_reconciler::key_flow(const flow_key& k, const std::string& origin, ui
         if (old) del(*old);
         if (old) ++_stats.flow_key_changes;
         _flow_epoch[k] = epoch;
-        spdlog::info("fleet: trunk: session {} from {} ({}): authenticated with key {}{}", s, origin, ep(ip, ip6, port),
-                     id, old ? fmt::format(" (was {}: the origin restarted)", *old) : std::string());
+        spdlog::info("fleet: trunk: session {} from {} ({}): authenticated with key {}{}", s,
+                     fleet::escape_for_log(origin), ep(ip, ip6, port), id,
+                     old ? fmt::format(" (was {}: the origin restarted)", *old) : std::string());
     } catch (const std::exception& e) {
         refused(what, e.what());
     }
@@ -240,10 +242,11 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
                 sp.trunk = true;
                 _st.speaker_add(s, sp);
                 _flows.insert(k);
-                spdlog::info("fleet: trunk: session {} taken from {} ({}{})", s, f.origin, ep(ip, ip6, port),
-                             ssrc ? fmt::format(", SSRC {}", *ssrc) : std::string(", any SSRC"));
+                spdlog::info("fleet: trunk: session {} taken from {} ({}{})", s, fleet::escape_for_log(f.origin),
+                             ep(ip, ip6, port), ssrc ? fmt::format(", SSRC {}", *ssrc) : std::string(", any SSRC"));
             } catch (const action_error& e) {
-                const auto what = fmt::format("trunk flow of session {} from {} ({})", s, f.origin, ep(ip, ip6, port));
+                const auto what = fmt::format("trunk flow of session {} from {} ({})", s,
+                                              fleet::escape_for_log(f.origin), ep(ip, ip6, port));
                 if (address_rule(e) && !_told.count(what + ": " + e.what())) ++_stats.address_refused;
                 refused(what, e.what());
                 continue;
@@ -267,10 +270,11 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
             l.trunk = true;
             _st.listener_add(s, l);
             _sends.insert(k);
-            spdlog::info("fleet: trunk: session {} sent to {} ({}) as a tier-0 trunk listener", s, edge_of[k],
-                         ep(ip, ip6, port));
+            spdlog::info("fleet: trunk: session {} sent to {} ({}) as a tier-0 trunk listener", s,
+                         fleet::escape_for_log(edge_of[k]), ep(ip, ip6, port));
         } catch (const action_error& e) {
-            const auto what = fmt::format("trunk of session {} to {} ({})", s, edge_of[k], ep(ip, ip6, port));
+            const auto what =
+                fmt::format("trunk of session {} to {} ({})", s, fleet::escape_for_log(edge_of[k]), ep(ip, ip6, port));
             if (address_rule(e) && !_told.count(what + ": " + e.what())) ++_stats.address_refused;
             refused(what, e.what());
         }

@@ -13,6 +13,13 @@
 //    (logrotate's `postrotate systemctl reload stentord`), so a rotated file
 //    is let go of without copytruncate.
 //
+// A string someone else wrote (the fleet's registry in etcd: relay ids,
+// addresses, trunk epochs, trunk records' edges and origins) never goes into
+// a line as it is: fleet::escape_for_log (fleet/log_escape.h, in fleet/
+// because the fleet library composes most such lines) escapes it first, so
+// a newline or an escape sequence in a record can neither forge a line nor
+// rewrite the operator's terminal (docs/security.md, "The fleet's registry").
+//
 // The data plane never logs (its events are counters); nothing here is
 // called per packet.
 #pragma once

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "etcd_client.h"
+#include "log_escape.h"
 
 namespace stentor::fleet {
 
@@ -45,7 +46,7 @@ void director::apply(const std::string& key, const std::string* value, int64_t l
         // as the trunk watch does not send to it (docs/fleet.md).
         if (lease == 0) {
             _core.erase(id);
-            _last_error = fmt::format("registry key {}: no lease, not placed on", key);
+            _last_error = fmt::format("registry key {}: no lease, not placed on", escape_for_log(key));
             return;
         }
         std::string why;
@@ -53,7 +54,7 @@ void director::apply(const std::string& key, const std::string* value, int64_t l
             _core.upsert(*r);
         } else {
             _core.erase(id);   // an unreadable record places nothing
-            _last_error = fmt::format("registry key {}: {}", key, why);
+            _last_error = fmt::format("registry key {}: {}", escape_for_log(key), why);
         }
     } else if (key.rfind(dirs, 0) == 0) {
         const std::string id = key.substr(dirs.size());
@@ -211,13 +212,13 @@ place_answer director::place(const place_request& req, const std::vector<std::st
                 if (carries) {
                     _last_error = fmt::format("trunk for session {} to edge {} not recorded (the edge has the session; "
                                               "tried again at the next placement there): {}",
-                                              s, edge, e.what());
+                                              s, escape_for_log(edge), e.what());
                     continue;
                 }
                 _core.forget(plan, now);
                 out.error = place_error::registry_write;
                 out.reason = fmt::format("trunk for session {} to edge {} could not be recorded: {}; nothing placed", s,
-                                         edge, e.what());
+                                         escape_for_log(edge), e.what());
                 return out;
             }
         }

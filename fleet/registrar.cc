@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include "etcd_client.h"
+#include "log_escape.h"
 
 namespace stentor::fleet {
 
@@ -105,7 +106,7 @@ void registrar::run() {
                     if (holder)
                         if (const auto other = relay_record::from_json(holder->value, nullptr))
                             who = fmt::format(" (its record: role {}, addresses {})", other->role,
-                                              fmt::join(other->addresses, ","));
+                                              escape_for_log(fmt::format("{}", fmt::join(other->addresses, ","))));
                     throw etcd_error(fmt::format(
                         "relay id \"{}\" is already registered: {} is held by lease {:x}, not ours ({:x}){}: another "
                         "relay runs with the same [fleet] relay_id, or this relay's previous run until its lease lapses; "

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "log_escape.h"
+
 namespace stentor::fleet {
 
 using json = nlohmann::json;
@@ -49,13 +51,14 @@ std::optional<relay_record> relay_record::from_json(const std::string& text, std
         relay_record r;
         r.id = j.at("id").get<std::string>();
         r.role = j.at("role").get<std::string>();
-        if (r.role != "origin" && r.role != "edge") return bad("role \"" + r.role + "\" is neither origin nor edge");
+        if (r.role != "origin" && r.role != "edge")
+            return bad("role \"" + escape_for_log(r.role) + "\" is neither origin nor edge");
         r.region = j.value("region", "");
         r.addresses = j.at("addresses").get<std::vector<std::string>>();
         if (j.contains("addresses6")) r.addresses6 = j["addresses6"].get<std::vector<std::string>>();
         r.trunk_family = j.value("trunk_family", "ipv4");
         if (r.trunk_family != "ipv4" && r.trunk_family != "ipv6" && r.trunk_family != "auto")
-            return bad("trunk_family \"" + r.trunk_family + "\" is none of ipv4, ipv6, auto");
+            return bad("trunk_family \"" + escape_for_log(r.trunk_family) + "\" is none of ipv4, ipv6, auto");
         // nlohmann converts -1 to a huge unsigned without a word: check the kind.
         for (const char* k : {"slots", "listeners"})
             if (!j.at(k).is_number_unsigned()) return bad(std::string(k) + " is not a non-negative integer");

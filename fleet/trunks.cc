@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "etcd_client.h"
+#include "log_escape.h"
 #include "trunk_key.h"
 
 namespace stentor::fleet {
@@ -32,20 +33,24 @@ namespace {
 // The first advertised address of a family, or nullopt and *why.
 std::optional<uint32_t> first4(const relay_record& r, std::string* why) {
     if (r.addresses.empty()) {
-        *why = fmt::format("relay {} advertises no IPv4 address", r.id);
+        *why = fmt::format("relay {} advertises no IPv4 address", escape_for_log(r.id));
         return std::nullopt;
     }
     auto ip = parse_ipv4(r.addresses.front());
-    if (!ip) *why = fmt::format("relay {}: address \"{}\" is not IPv4", r.id, r.addresses.front());
+    if (!ip)
+        *why = fmt::format("relay {}: address \"{}\" is not IPv4", escape_for_log(r.id),
+                           escape_for_log(r.addresses.front()));
     return ip;
 }
 std::optional<addr6> first6(const relay_record& r, std::string* why) {
     if (r.addresses6.empty()) {
-        *why = fmt::format("relay {} advertises no IPv6 address", r.id);
+        *why = fmt::format("relay {} advertises no IPv6 address", escape_for_log(r.id));
         return std::nullopt;
     }
     auto ip = parse_ipv6(r.addresses6.front());
-    if (!ip) *why = fmt::format("relay {}: address \"{}\" is not IPv6", r.id, r.addresses6.front());
+    if (!ip)
+        *why = fmt::format("relay {}: address \"{}\" is not IPv6", escape_for_log(r.id),
+                           escape_for_log(r.addresses6.front()));
     return ip;
 }
 
@@ -54,8 +59,8 @@ std::optional<addr6> first6(const relay_record& r, std::string* why) {
 std::optional<trunk_ends> trunk_ends_of(const relay_record* origin, const relay_record& edge, std::string* why) {
     std::string w;
     auto fail = [&](const std::string& reason) -> std::optional<trunk_ends> {
-        *why = fmt::format("trunk {} -> {} ({}): {}", origin != nullptr ? origin->id : "this relay", edge.id,
-                           edge.trunk_family, reason);
+        *why = fmt::format("trunk {} -> {} ({}): {}", origin != nullptr ? escape_for_log(origin->id) : "this relay",
+                           escape_for_log(edge.id), escape_for_log(edge.trunk_family), reason);
         return std::nullopt;
     };
     trunk_ends t;
@@ -111,15 +116,15 @@ std::string auth_mismatch(bool auth, const relay_record& peer, bool peer_is_orig
     if (auth && !peer.trunk_auth)
         return fmt::format("this relay authenticates its trunks ([fleet] trunk_key_file) but {}'s record says "
                            "trunk_auth false: {}",
-                           peer.id, fix);
+                           escape_for_log(peer.id), fix);
     if (!auth && peer.trunk_auth)
         return fmt::format("{}'s record says trunk_auth true but this relay runs unauthenticated trunks "
                            "(allow_unauthenticated_trunks): {}",
-                           peer.id, fix);
+                           escape_for_log(peer.id), fix);
     if (auth && peer_is_origin && !parse_trunk_epoch(peer.trunk_epoch))
         return fmt::format("{}'s record has no well-formed trunk_epoch (\"{}\", not 16 lowercase hex digits): no "
                            "key can be derived for its trunks",
-                           peer.id, peer.trunk_epoch.substr(0, 32));
+                           escape_for_log(peer.id), escape_for_log(peer.trunk_epoch, 32));
     return {};
 }
 
@@ -134,7 +139,7 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
     const auto refuse = [&](trunk_refusal_reason r, std::string what) { p.refused.push_back({r, std::move(what)}); };
     for (const auto& t : trunks) {
         if (t.udp_port == 0) {
-            p.problems.push_back(fmt::format("trunk {}/{}: UDP port 0", t.session, t.edge));
+            p.problems.push_back(fmt::format("trunk {}/{}: UDP port 0", t.session, escape_for_log(t.edge)));
             continue;
         }
         const bool source = std::find(t.origins.begin(), t.origins.end(), self) != t.origins.end();
@@ -146,10 +151,10 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
                     if (!inside) {
                         refuse(trunk_refusal_reason::edge_outside_trunk_peers,
                                fmt::format("trunk of session {} to {}: edge address {} is outside fleet.trunk_peers ({})",
-                                           t.session, t.edge, addr_of(*ends, true), peers.describe()));
+                                           t.session, escape_for_log(t.edge), addr_of(*ends, true), peers.describe()));
                     } else if (auto m = auth_mismatch(auth, e->second, false); !m.empty()) {
                         refuse(trunk_refusal_reason::trunk_auth_mismatch,
-                               fmt::format("trunk of session {} to {}: {}", t.session, t.edge, m));
+                               fmt::format("trunk of session {} to {}: {}", t.session, escape_for_log(t.edge), m));
                     } else {
                         trunk_send s{t.session, ends->ipv6 ? 0 : ends->edge, t.udp_port, t.edge};
                         if (ends->ipv6) s.ip6 = ends->edge6;
@@ -161,7 +166,7 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
             } else if (unleased.count(t.edge)) {
                 refuse(trunk_refusal_reason::relay_without_lease,
                        fmt::format("trunk of session {} to {}: the edge's registry record has no lease", t.session,
-                                   t.edge));
+                                   escape_for_log(t.edge)));
             }
         }
         if (t.edge != self) continue;
@@ -176,7 +181,7 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
                     ++refused;
                     refuse(trunk_refusal_reason::relay_without_lease,
                            fmt::format("trunk of session {} from {}: the origin's registry record has no lease",
-                                       t.session, o));
+                                       t.session, escape_for_log(o)));
                 }
                 continue;   // not live: its flow goes; it comes back when the relay does
             }
@@ -194,13 +199,13 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
                 ++refused;
                 refuse(trunk_refusal_reason::origin_outside_trunk_peers,
                        fmt::format("trunk of session {} from {}: origin address {} is outside fleet.trunk_peers ({})",
-                                   t.session, o, addr_of(*ends, false), peers.describe()));
+                                   t.session, escape_for_log(o), addr_of(*ends, false), peers.describe()));
                 continue;
             }
             if (auto m = auth_mismatch(auth, r->second, true); !m.empty()) {
                 ++refused;
                 refuse(trunk_refusal_reason::trunk_auth_mismatch,
-                       fmt::format("trunk of session {} from {}: {}", t.session, o, m));
+                       fmt::format("trunk of session {} from {}: {}", t.session, escape_for_log(o), m));
                 continue;
             }
             trunk_flow f{t.session, ends->ipv6 ? 0 : ends->origin, t.udp_port, std::nullopt, o};
@@ -216,8 +221,8 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
         // on its port either). Origins merely not live yet keep it, as before.
         if (others > 0 && refused == others) continue;
         if (auto [it, fresh] = p.sessions.emplace(t.session, t.udp_port); !fresh && it->second != t.udp_port) {
-            p.problems.push_back(fmt::format("trunk {}/{}: UDP port {} differs from {}", t.session, t.edge, t.udp_port,
-                                             it->second));
+            p.problems.push_back(fmt::format("trunk {}/{}: UDP port {} differs from {}", t.session,
+                                             escape_for_log(t.edge), t.udp_port, it->second));
             continue;
         }
         for (auto& f : flows) p.flows.push_back(std::move(f));
@@ -278,7 +283,7 @@ void trunk_watch::on_key(const std::string& key, const std::string* value, int64
             _relays[id] = std::move(*r);
         } else {
             _relays.erase(id);   // gone, or unreadable: neither sent to nor received from
-            if (value != nullptr) _st.last_error = fmt::format("registry key {}: {}", key, why);
+            if (value != nullptr) _st.last_error = fmt::format("registry key {}: {}", escape_for_log(key), why);
         }
     } else if (key.rfind(trunks, 0) == 0) {
         const std::string rest = key.substr(trunks.size());   // <session>/<edge>
@@ -292,7 +297,7 @@ void trunk_watch::on_key(const std::string& key, const std::string* value, int64
         std::optional<trunk_record> t;
         if (value != nullptr) t = trunk_record::from_json(*value, &why);
         if (t && (t->session != k.first || t->edge != k.second)) {
-            why = fmt::format("the record says session {} edge {}", t->session, t->edge);
+            why = fmt::format("the record says session {} edge {}", t->session, escape_for_log(t->edge));
             t.reset();
         }
         if (t) {
@@ -301,7 +306,7 @@ void trunk_watch::on_key(const std::string& key, const std::string* value, int64
         } else {
             _trunks.erase(k);
             _trunk_rev.erase(k);
-            if (value != nullptr) _st.last_error = fmt::format("trunk key {}: {}", key, why);
+            if (value != nullptr) _st.last_error = fmt::format("trunk key {}: {}", escape_for_log(key), why);
         }
     }
 }

@@ -7,10 +7,13 @@
 // the edge, a middle tier, an origin gone, the key gone.
 #include <algorithm>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "admission.h"
 #include "config.h"
@@ -1199,6 +1202,63 @@ TEST(TrunkReconciler, keys_follow_the_plan_s_epochs_on_the_edge_and_sessions_on_
     EXPECT_EQ(o.stats().trunk_keys, 0u) << "nothing sent: the key cleared";
     EXPECT_TRUE(origin.st->session(7)->trunk_keys.empty());
     EXPECT_EQ(o.stats().sends, 0u);
+}
+
+// A registry writer's newline, escape sequence or quote stays inside the
+// one log line that names it (docs/security.md "The fleet's registry"):
+// records as the watch would read them, their plan and the edge's
+// reconciler logging it, captured.
+TEST(TrunkReconciler, a_registry_string_with_a_newline_or_an_escape_stays_inside_one_log_line) {
+    const std::string forged = "fleet: trunk: session 9 sent to e9 (203.0.113.9:40009) as a tier-0 trunk listener";
+    const std::string o1 = "o1\n" + forged;   // a relay id holding a whole second line
+    const std::string o2 = "o2\x1b[2J";         // clears the operator's screen
+    const std::map<std::string, relay_record> live = {
+        {o1, authed(rec(o1, "origin", "198.18.0.1", {{7, {1234}}}), "0123456789abcdef")},
+        {o2, authed(rec(o2, "origin", "198.18.0.2", {{8, {1234}}}), "\x1b]0;pwned\x07")},   // sets the title
+        {"o3", authed(rec("o3", "origin", "x\ny", {{9, {1234}}}), "0123456789abcdef")},
+        {"e1", authed(rec("e1", "edge", "198.18.0.3"), "1111111111111111")},
+    };
+    const trunk_plan p = plan_trunks(
+        "e1", live, {trunk(7, "e1", {o1}, 40007), trunk(8, "e1", {o2}, 40008), trunk(9, "e1", {"o3"}, 40009)},
+        any_peer, {}, true);
+    ASSERT_EQ(p.flows.size(), 1u);
+    EXPECT_EQ(p.flows[0].origin, o1) << "the id itself is used as written; only its text in a line is escaped";
+
+    relay_core edge(ip_of(198, 18, 0, 3));
+    edge.st->set_trunk_auth(true);
+    control::trunk_reconciler r(*edge.st, 0s, nullptr, {fleet_secret(), "e1", 0x1111111111111111ULL});
+    std::ostringstream out;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+    sink->set_pattern("%v");
+    const auto before = spdlog::default_logger();
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+    r.apply(p);
+    spdlog::set_default_logger(before);
+    EXPECT_EQ(edge.flow_keys(7).size(), 1u) << "the flow from o1 is taken and keyed";
+
+    const std::string text = out.str();
+    SCOPED_TRACE(text);
+    EXPECT_EQ(text.find('\x1b'), std::string::npos);
+    EXPECT_EQ(text.find('\x07'), std::string::npos);
+    EXPECT_EQ(text.find('\r'), std::string::npos);
+    std::vector<std::string> lines;
+    for (size_t at = 0, nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
+        lines.push_back(text.substr(at, nl - at));
+    size_t naming_o1 = 0;
+    for (const auto& line : lines) {
+        EXPECT_EQ(line.rfind("fleet: trunk: ", 0), 0u) << "a line of its own: " << line;
+        EXPECT_NE(line.rfind("fleet: trunk: session 9 sent to e9", 0), 0u) << "a forged line: " << line;
+        if (line.find("203.0.113.9") != std::string::npos) {
+            ++naming_o1;
+            EXPECT_NE(line.find("o1\\x0afleet: trunk: session 9 sent to e9"), std::string::npos) << line;
+        }
+    }
+    EXPECT_EQ(naming_o1, 2u) << "taken from o1, authenticated: one line each";
+    const auto has = [&](const std::string& s) { return text.find(s) != std::string::npos; };
+    EXPECT_TRUE(has("trunk of session 8 from o2\\x1b[2J: o2\\x1b[2J's record has no well-formed trunk_epoch "
+                    "(\"\\x1b]0;pwned\\x07\", not 16 lowercase hex digits)"))
+        << "the refusal";
+    EXPECT_TRUE(has("relay o3: address \"x\\x0ay\" is not IPv4")) << "the problem";
 }
 
 }  // namespace
