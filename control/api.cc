@@ -25,6 +25,7 @@
 #include "audit.h"
 #include "capture.h"
 #include "counter_clear.h"
+#include "json_text.h"
 #include "join_mint.h"
 #include "metrics.h"
 #include "relay.h"
@@ -79,9 +80,8 @@ struct reply {
         : status(s), body(std::move(b)), content_type(std::move(ct)), retry_after(ra), commit(c), resolve(std::move(res)) {}
 };
 
-// replace: a string that is not UTF-8 must not make dump() throw.
 reply json_reply(int status, const json& j) {
-    return {status, j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json", 0, false, {}};
+    return {status, json_text(j), "application/json", 0, false, {}};
 }
 
 // The answer of a write that changed the model: sent once the change is

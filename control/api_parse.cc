@@ -5,6 +5,7 @@
 #include <initializer_list>
 
 #include "config.h"
+#include "json_text.h"
 #include "stentor/dp_counters.h"
 
 namespace stentor::control {
@@ -630,9 +631,9 @@ std::string utf8_safe(std::string_view s) {
 }
 
 std::string error_body(const std::string& code, const std::string& reason) {
-    // replace: even a reason that escaped utf8_safe() cannot make dump() throw
+    // json_text: even a reason that escaped utf8_safe() cannot make it throw
     // (the API answers errors from inside a catch handler).
-    return json{{"error", code}, {"reason", reason}}.dump(-1, ' ', false, json::error_handler_t::replace);
+    return json_text(json{{"error", code}, {"reason", reason}});
 }
 
 int http_status_of(error_code c) noexcept {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "director.h"
+#include "json_text.h"
 
 namespace stentor::control {
 
@@ -40,8 +41,12 @@ MHD_Result reply(MHD_Connection* c, unsigned status, const std::string& text) {
     return rc;
 }
 
+// Every answer of the director: json_text, never dump() (a last_error or a
+// record may hold bytes that are not UTF-8).
+MHD_Result answer(MHD_Connection* c, unsigned status, const json& j) { return reply(c, status, json_text(j) + "\n"); }
+
 MHD_Result error(MHD_Connection* c, unsigned status, const std::string& code, const std::string& reason) {
-    return reply(c, status, json{{"error", code}, {"reason", reason}}.dump() + "\n");
+    return answer(c, status, json{{"error", code}, {"reason", reason}});
 }
 
 unsigned status_of(fleet::place_error e) {
@@ -148,7 +153,7 @@ struct director_api::impl {
             arr.push_back({{"edge", p.edge}, {"address", p.address}, {"port", p.port}, {"token", p.token},
                            {"password", p.password}});
         out["placements"] = std::move(arr);
-        return reply(c, 200, out.dump() + "\n");
+        return answer(c, 200, out);
     }
 
     // /healthz: ok or degraded for anyone (a load balancer's probe); the
@@ -165,11 +170,28 @@ struct director_api::impl {
             j["last_error"] = st.last_error;
             j["http"] = guard_json(status());
         }
-        return reply(c, code, j.dump() + "\n");
+        return answer(c, code, j);
     }
 
-    static MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char* method, const char*,
-                                 const char* upload, size_t* upload_size, void** con_cls) {
+    // libmicrohttpd is C: an exception that left this callback would end
+    // the process. Whatever a handler throws is a 500 with its reason.
+    static MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char* method,
+                                 const char* version, const char* upload, size_t* upload_size, void** con_cls) {
+        try {
+            return route(cls, c, url, method, version, upload, upload_size, con_cls);
+        } catch (const std::exception& e) {
+            try {
+                return error(c, 500, "internal", e.what());
+            } catch (...) {
+                return MHD_NO;   // out of memory: the connection is closed
+            }
+        } catch (...) {
+            return MHD_NO;
+        }
+    }
+
+    static MHD_Result route(void* cls, MHD_Connection* c, const char* url, const char* method, const char*,
+                            const char* upload, size_t* upload_size, void** con_cls) {
         auto& self = *static_cast<impl*>(cls);
         const std::string path = url;
         if (*con_cls == nullptr) {
@@ -211,16 +233,14 @@ struct director_api::impl {
             const auto st = self.dir.status();
             json relays = json::array();
             for (const auto& r : self.dir.relays()) relays.push_back(json::parse(r.to_json()));
-            return reply(c, 200,
-                         json{{"relays", relays},
-                              {"directors", st.directors},
-                              {"trunks", st.trunks},
-                              {"view_age_s", st.view_age_s},
-                              {"stale", st.stale},
-                              {"watch_restarts", st.watch_restarts},
-                              {"last_error", st.last_error}}
-                                 .dump() +
-                             "\n");
+            return answer(c, 200,
+                          json{{"relays", relays},
+                               {"directors", st.directors},
+                               {"trunks", st.trunks},
+                               {"view_age_s", st.view_age_s},
+                               {"stale", st.stale},
+                               {"watch_restarts", st.watch_restarts},
+                               {"last_error", st.last_error}});
         }
         return error(c, 404, "not_found", "routes: POST /v1/place, GET /v1/registry, GET /healthz");
     }

@@ -13,6 +13,7 @@
 #include <rte_telemetry.h>
 
 #include "control_plane.h"
+#include "json_text.h"
 #include "metrics.h"
 #include "version.h"
 
@@ -187,7 +188,7 @@ json events_answer(control_plane& cp, const std::string& p, size_t budget) {
         e["by_session"] = kept;
         e["by_session_omitted"] = by.size() > event_sessions ? by.size() - event_sessions : 0;
         const uint64_t id = e["id"].get<uint64_t>();
-        const size_t size = telemetry_shape(e).dump().size() * 3 / 2 + 16;
+        const size_t size = json_text(telemetry_shape(e)).size() * 3 / 2 + 16;
         if (used + size > budget || events.size() == max_dict) {
             next = last.value_or(after);
             break;
@@ -368,10 +369,12 @@ std::optional<std::string> over_limits(const json& j, const std::string& path) {
 }
 
 // Bytes DPDK writes for it: its JSON puts a space after every ':' and ','.
+// json_text: a string that is not UTF-8 (a session's name) counts as its
+// U+FFFDs, at least its own size, instead of throwing.
 size_t rendered_size(const json& j) {
-    size_t n = j.dump().size();
+    size_t n = json_text(j).size();
     if (j.is_structured())
-        for (const auto& e : j) n += 2 + rendered_size(e) - e.dump().size();
+        for (const auto& e : j) n += 2 + rendered_size(e) - json_text(e).size();
     return n;
 }
 

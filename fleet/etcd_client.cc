@@ -3,12 +3,15 @@
 #include <cstdlib>
 #include <mutex>
 #include <sstream>
+#include <string_view>
 
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+
+#include "log_escape.h"
 
 namespace stentor::fleet {
 
@@ -45,10 +48,20 @@ etcd_kv kv_of(const json& j) {
     return kv;
 }
 
+// A body that is not etcd's JSON, as an error text shows it: whatever
+// answers at that URL wrote it, so through escape_for_log (printable ASCII,
+// \xNN for every other byte): its first 200 bytes never end in half a UTF-8
+// character, and no byte that is not UTF-8 reaches a last_error, a log line
+// or the director's JSON answers. Trailing blank lines are dropped first.
+std::string raw_excerpt(std::string_view body) {
+    while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' ')) body.remove_suffix(1);
+    return escape_for_log(body, 200);
+}
+
 json parse(const std::string& body, const std::string& what) {
     json j = json::parse(body, nullptr, false);
     if (j.is_discarded() || !j.is_object())
-        throw etcd_error(fmt::format("etcd: {}: answer is not a JSON object: {:.200}", what, body));
+        throw etcd_error(fmt::format("etcd: {}: answer is not a JSON object: {}", what, raw_excerpt(body)));
     // The gateway's error shape: {"error": "...", "code": N, "message": "..."}
     if (j.contains("error") && !j.contains("result")) {
         const auto& e = j["error"];
@@ -190,8 +203,12 @@ std::string etcd_client::request(const std::string& url, const std::string* body
                                      detail));
     if (status != 200) {
         // grpc-gateway answers errors with a JSON body that says why.
+        // Anything else (a proxy's page, a stranger at that URL): its first
+        // 200 bytes, escaped, as every body that is not etcd's JSON is
+        // (raw_excerpt): this text ends in a last_error and in the
+        // director's answers.
         json j = json::parse(out, nullptr, false);
-        std::string why = out.substr(0, 200);
+        std::string why = raw_excerpt(out);
         if (!j.is_discarded() && j.is_object()) why = j.value("message", j.value("error", why));
         while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
         // etcd (embed/serve.go) with --client-cert-auth and auth enabled
@@ -409,7 +426,7 @@ void etcd_client::watch_prefix(const std::string& prefix, int64_t start_revision
             if (line.empty()) continue;
             json j = json::parse(line, nullptr, false);
             if (j.is_discarded() || !j.is_object()) {
-                s->error = "watch: a line that is not JSON: " + line.substr(0, 200);
+                s->error = "watch: a line that is not JSON: " + raw_excerpt(line);
                 s->done = true;
                 break;
             }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "api_parse.h"
+#include "json_text.h"
 
 namespace stentor::control {
 namespace {
@@ -411,6 +412,36 @@ TEST(api_parse, reasons_are_always_utf8) {
     EXPECT_EQ(R"({"error":"not_found","reason":"no resource /)" + r + "\"}", error_body(e.error().code, e.error().reason));
     // Even a raw invalid reason renders (replaced), never throws.
     EXPECT_NO_THROW(error_body("x", "\xff\xfe"));
+}
+
+// json_text (control/json_text.h) renders every JSON answer of the relay's
+// API and the director's: what is not UTF-8 becomes U+FFFD, in values and
+// keys, and the text always parses back; nlohmann's plain dump() throws
+// type_error 316 on each of these but the first.
+TEST(api_parse, json_text_replaces_what_is_not_utf8_and_never_throws) {
+    using nlohmann::json;
+    const std::string r = "\xef\xbf\xbd";
+    const struct {
+        const char* what;
+        json value;
+        std::string text;
+    } rows[] = {
+        {"valid UTF-8 as it is", json("caf\xc3\xa9"), "\"caf\xc3\xa9\""},
+        {"a character cut at the end (etcd's body cut at 200 bytes)", json("ab\xc3"), "\"ab" + r + "\""},
+        {"a character cut before ASCII", json("a\xc3 b"), "\"a" + r + " b\""},
+        {"bytes that are never UTF-8", json("\xff\xfe"), "\"" + r + r + "\""},
+        {"Latin-1", json("caf\xe9"), "\"caf" + r + "\""},
+        {"in a key", json{{"edge\xff", 1}}, "{\"edge" + r + "\":1}"},
+        {"deep in an answer", json{{"relays", json::array({json{{"id", "e\xc3"}}})}, {"last_error", "\xff"}},
+         "{\"last_error\":\"" + r + "\",\"relays\":[{\"id\":\"e" + r + "\"}]}"},
+    };
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.what);
+        std::string text;
+        ASSERT_NO_THROW(text = json_text(row.value));
+        EXPECT_EQ(row.text, text);
+        EXPECT_FALSE(json::parse(text, nullptr, false).is_discarded()) << "parses back, UTF-8 checked";
+    }
 }
 
 // The model's error codes are transport-free; this table is the API's whole

@@ -1009,6 +1009,92 @@ TEST(DirectorHttp, healthz_says_ok_or_degraded_and_no_more_without_the_token_and
     for (auto& rg : f.regs) rg->stop(true);
 }
 
+// An "etcd" that answers as a broken proxy or a stranger at its URL might:
+// each path its HTTP status and body, bytes that are not UTF-8 included.
+struct fake_etcd {
+    using answer = std::pair<int, std::string>;
+    httplib::Server srv;
+    std::thread th;
+    int port = 0;
+    fake_etcd(std::map<std::string, answer> by_path, answer otherwise) {
+        srv.Post(R"(/.*)", [by_path, otherwise](const httplib::Request& q, httplib::Response& r) {
+            const auto it = by_path.find(q.path);
+            const answer& a = it != by_path.end() ? it->second : otherwise;
+            r.status = a.first;
+            r.set_content(a.second, "application/json");
+        });
+        port = srv.bind_to_any_port("127.0.0.1");
+        th = std::thread([this] { srv.listen_after_bind(); });
+        while (!srv.is_running()) std::this_thread::sleep_for(1ms);
+    }
+    ~fake_etcd() {
+        srv.stop();
+        th.join();
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
+};
+
+// The director's answers carry etcd's error text (`last_error`): etcd's
+// body, cut at 200 bytes, used to go in as it came, and nlohmann's dump()
+// threw type_error 316 on the first byte that was not UTF-8, inside
+// libmicrohttpd's callback (the process died). The text is escaped where it
+// leaves the etcd client (fleet::escape_for_log: printable ASCII, one \xNN
+// per other byte, never a split character), and every answer is rendered
+// with U+FFFD for what is not UTF-8 (control/json_text.h) should anything
+// else bring such bytes.
+TEST(DirectorHttp, etcd_error_text_that_is_not_utf8_is_answered_as_json_not_a_crash) {
+    const std::string ok = R"({"header":{"revision":"5"}})";
+    struct row {
+        const char* what;
+        std::map<std::string, fake_etcd::answer> by_path;
+        fake_etcd::answer otherwise;
+        std::string waits_for;   // in last_error once the director has met it
+        std::string shown;       // in last_error, as every answer gives it
+        int health_status;    // no view from a broken etcd: degraded
+    };
+    const std::vector<row> rows = {
+        {"a proxy's 502 whose 200th byte starts an e-acute", {}, {502, std::string(199, 'x') + "\xc3\xa9 and more"},
+         "HTTP 502: ", "HTTP 502: " + std::string(199, 'x') + "\\xc3...(210 bytes)", 503},
+        {"a 200 that is not JSON: Latin-1 and a stray \\xff\\xfe", {}, {200, "caf\xe9 \xff\xfe"},
+         "answer is not a JSON object: ", "answer is not a JSON object: caf\\xe9 \\xff\\xfe", 503},
+        {"a watch line that is not JSON, cut in a character",
+         {{"/v3/lease/grant", {200, R"({"ID":"7","TTL":"1"})"}},
+          {"/v3/lease/keepalive", {200, R"({"result":{"ID":"7","TTL":"1"}})"}},
+          {"/v3/watch", {200, "\xc3 not json\n"}}},
+         {200, ok},
+         "watch: a line that is not JSON: ", "watch: a line that is not JSON: \\xc3 not json", 200},
+    };
+    const control::token_minter m(join_keys());
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        fake_etcd fake(r.by_path, r.otherwise);
+        director_options o;
+        o.etcd = etcd_endpoints{{fake.url()}};
+        o.prefix = "/utf8";
+        o.director_id = "d1";
+        o.lease_ttl_s = 1;
+        o.stale = 2s;
+        director d(o, minter_for(m));
+        d.start(0ms);
+        ASSERT_TRUE(eventually([&] { return d.status().last_error.find(r.waits_for) != std::string::npos; }, 10s))
+            << d.status().last_error;
+        control::director_api api(d, director_http());
+        for (const auto& [path, status] : {std::pair{std::string("/healthz"), r.health_status},
+                                           std::pair{std::string("/v1/registry"), 200}}) {
+            SCOPED_TRACE(path);
+            httplib::Client c("127.0.0.1", static_cast<int>(api.port()));
+            auto a = c.Get(path, {{"Authorization", "Bearer " + k_dir_token}});
+            ASSERT_TRUE(a) << "no answer: the director died or hung up";
+            EXPECT_EQ(status, a->status) << a->body;
+            const auto j = nlohmann::json::parse(a->body, nullptr, false);   // strict: UTF-8 checked
+            ASSERT_TRUE(j.is_object()) << a->body;
+            ASSERT_TRUE(j["last_error"].is_string()) << a->body;
+            EXPECT_NE(j["last_error"].get<std::string>().find(r.shown), std::string::npos) << a->body;
+        }
+        d.stop();
+    }
+}
+
 TEST(DirectorHttp, plain_http_only_on_loopback) {
     fleet_fixture f;
     const control::token_minter m(join_keys());
