@@ -10,6 +10,13 @@
 
 namespace stentor::control {
 
+namespace {
+// How often the loop looks for SRTP egress reservations to make while a
+// session protects on a relay with a journal: a new SSRC's first packets
+// wait this long (plus one sync) for their first reservation.
+constexpr std::chrono::milliseconds srtp_reserve_poll{10};
+}  // namespace
+
 using clock_t_ = std::chrono::steady_clock;
 
 control_plane::control_plane(relay& r, const profile& p, control_options o) : _r(r), _p(p), _o(o) {
@@ -71,7 +78,13 @@ void control_plane::run() {
         }
         const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now) +
                           std::chrono::milliseconds(1);
-        if (state().wait_pending(std::min<std::chrono::milliseconds>(wait, std::chrono::milliseconds(100)))) {
+        // SRTP egress reservations (docs/srtp.md "Egress reservations"): a
+        // protected SSRC waits for its first one, so look often while any
+        // session protects on a relay with a journal; queued records make
+        // wait_pending return at once.
+        const bool reserving = state().srtp_reserve() || state().srtp_reserving();
+        const auto cap = reserving ? srtp_reserve_poll : std::chrono::milliseconds(100);
+        if (state().wait_pending(std::min<std::chrono::milliseconds>(wait, cap))) {
             state().publish();
             _publishes.fetch_add(1, std::memory_order_relaxed);
             // Batch window: whatever arrives in the next moment rides the next

@@ -136,6 +136,8 @@ std::optional<std::string> apply(relay_state& st, const jr::record& rec) {
                         }
                     }
                     if (first) throw *first;
+                } else if constexpr (std::is_same_v<T, jr::rec_srtp_reserve>) {
+                    st.srtp_reserved(r.session_id, r.ssrc_be, r.limit);
                 } else if constexpr (std::is_same_v<T, jr::rec_snapshot_end>) {
                     throw action_error(error_code::invalid, "snapshot_end record outside a snapshot");
                 }
@@ -171,6 +173,7 @@ jr::record_type type_of(const jr::record& r) {
             else if constexpr (std::is_same_v<T, jr::rec_listener_del>) return jr::record_type::listener_del;
             else if constexpr (std::is_same_v<T, jr::rec_listener_add_bulk>) return jr::record_type::listener_add_bulk;
             else if constexpr (std::is_same_v<T, jr::rec_listeners_removed>) return jr::record_type::listeners_removed;
+            else if constexpr (std::is_same_v<T, jr::rec_srtp_reserve>) return jr::record_type::srtp_reserve;
             else return jr::record_type::snapshot_end;
         },
         r);
@@ -570,6 +573,9 @@ uint64_t journal::write_snapshot(state_image& img, uint64_t epoch) {
                            img.listeners[i].ip6});
         jr::encode_listener_add_bulk(sid, run, buf);
     }
+    // SRTP egress reservations, of live and ended sessions alike: after the
+    // sessions, so that a live one's table is there to take them.
+    for (const auto& m : img.egress_marks) jr::encode(jr::rec_srtp_reserve{m.session_id, m.ssrc_be, m.limit}, buf);
     jr::encode(jr::rec_snapshot_end{static_cast<uint32_t>(img.sessions.size()), nb_speakers, img.listeners.size()},
                buf);
 

@@ -62,8 +62,15 @@ struct state_image {
         bool by_token;                     // joined by token (journaled in the tier byte's bit 7)
         std::optional<ipv6_addr> ip6 = std::nullopt;      // an IPv6 listener (ip 0)
     };
+    // SRTP egress reservations (rec_srtp_reserve) of live and ended sessions.
+    struct egress_mark {
+        uint32_t session_id;
+        uint32_t ssrc_be;
+        uint64_t limit;
+    };
     std::vector<session> sessions;
     std::vector<listener> listeners;       // any order: the writer sorts by seq
+    std::vector<egress_mark> egress_marks;
 };
 
 struct restore_report {

@@ -254,6 +254,14 @@ std::optional<record> decode_payload(record_type t, const uint8_t* p, size_t n, 
             out = rec_listener_del{sid, 0, port, a};
         break;
     }
+    case record_type::srtp_reserve: {
+        rec_srtp_reserve r{};
+        r.session_id = c.u32();
+        r.ssrc_be = c.u32();
+        r.limit = c.u64();
+        out = r;
+        break;
+    }
     case record_type::snapshot_end: {
         rec_snapshot_end r{};
         r.sessions = c.u32();
@@ -426,6 +434,12 @@ void encode(const record& r, std::string& out) {
                     f.finish();
                     at += k;
                 }
+            } else if constexpr (std::is_same_v<T, rec_srtp_reserve>) {
+                frame f(out, record_type::srtp_reserve);
+                put32(out, v.session_id);
+                put32(out, v.ssrc_be);
+                put64(out, v.limit);
+                f.finish();
             } else if constexpr (std::is_same_v<T, rec_snapshot_end>) {
                 frame f(out, record_type::snapshot_end);
                 put32(out, v.sessions);
@@ -555,6 +569,7 @@ const char* name_of(record_type t) noexcept {
     case record_type::listener_del6: return "listener_del6";
     case record_type::listener_add_bulk6: return "listener_add_bulk6";
     case record_type::listeners_removed6: return "listeners_removed6";
+    case record_type::srtp_reserve: return "srtp_reserve";
     }
     return "unknown";
 }

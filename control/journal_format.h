@@ -71,6 +71,11 @@ enum class record_type : uint8_t {
     listener_del6 = 13,
     listener_add_bulk6 = 14,  // the IPv6 items of one bulk action (its IPv4 items: a listener_add_bulk beside it)
     listeners_removed6 = 15,
+    // SRTP egress reservations (docs/srtp.md "Egress reservations"): the
+    // indices of one SSRC of a session below `limit` may have been used.
+    // Kept after the session ends (a session created again under its id
+    // starts above them); a snapshot carries every one the state holds.
+    srtp_reserve = 16,
 };
 inline constexpr size_t bulk6_item_bytes = 19;         // ip6, port, tier
 
@@ -114,6 +119,11 @@ struct removed_listener {
 struct rec_listeners_removed {
     std::vector<removed_listener> items;
 };
+struct rec_srtp_reserve {
+    uint32_t session_id;
+    uint32_t ssrc_be;       // the SSRC as on the wire (the egress table's tag)
+    uint64_t limit;         // every egress index the relay may use is below it
+};
 struct rec_snapshot_end {
     uint32_t sessions;
     uint32_t speakers;
@@ -121,7 +131,8 @@ struct rec_snapshot_end {
 };
 
 using record = std::variant<rec_session_create, rec_session_end, rec_speaker_add, rec_speaker_del, rec_listener_add,
-                            rec_listener_del, rec_listener_add_bulk, rec_listeners_removed, rec_snapshot_end>;
+                            rec_listener_del, rec_listener_add_bulk, rec_listeners_removed, rec_snapshot_end,
+                            rec_srtp_reserve>;
 
 // CRC32C (Castagnoli), as in iSCSI/ext4: DPDK's rte_hash_crc (SSE4.2 when
 // the CPU has it) with the standard pre- and post-inversion.

@@ -114,6 +114,31 @@ json session_json(const session_view& v, const relay* r) {
     // The key its fleet trunk listeners' copy is sealed with (docs/fleet.md
     // "Trunk authentication"): its id and suite, never its bytes.
     if (!v.trunk_keys.empty()) o["srtp"]["trunk_keys"] = srtp_keys_json(v.trunk_keys);
+    // Where each protected SSRC's numbering stands (docs/srtp.md "Late
+    // joiners and the ROC"): a listener that joins now starts at `roc` and
+    // `seq` (RFC 3711 3.3.1's ROC and s_l), which the application hands it
+    // with the key. Null before the SSRC's first protected packet.
+    if (v.srtp_egress.value_or(srtp_egress_mode::off) == srtp_egress_mode::session_key || !v.srtp_streams.empty()) {
+        json streams = json::array();
+        for (const auto& st : v.srtp_streams) {
+            json e{{"ssrc", st.ssrc}};
+            if (st.next_index != 0) {
+                e["next_index"] = st.next_index;
+                e["roc"] = st.next_index >> 16;
+                e["seq"] = st.next_index & 0xffff;
+            } else {
+                e["next_index"] = nullptr;
+                e["roc"] = nullptr;
+                e["seq"] = nullptr;
+            }
+            // The journal's reservation (docs/srtp.md "Egress reservations"):
+            // null on a relay without a journal.
+            if (st.reserved == dp::srtp_egress_unlimited) e["reserved_below"] = nullptr;
+            else e["reserved_below"] = st.reserved;
+            streams.push_back(std::move(e));
+        }
+        o["srtp"]["streams"] = std::move(streams);
+    }
     // Since the session was created (docs/metrics.md, per-session series).
     json counters = traffic(v.tally.speakers);
     counters["joins"] = v.tally.joins;

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <queue>
+#include <set>
 #include <vector>
 
 #include <rte_rcu_qsbr.h>
@@ -335,14 +336,41 @@ struct relay_state::impl {
     // SRTP: keys replaced or removed, freed (wiped) after the grace period;
     // the published keysets by speaker slot and their array.
     std::vector<srtp::key*> retired_keys;
-    // Egress index high-water marks of ended sessions, by session id: (slot
-    // tag, next index). A session created again under the id (the same
-    // profile key, maybe) starts its SSRCs above them. In memory only: a
-    // relay restart forgets them (docs/srtp.md "Egress index", what remains).
-    std::map<uint32_t, std::vector<std::pair<uint64_t, uint64_t>>> egress_hw;
+    // Egress index high-water marks by session id: (slot tag, next index),
+    // of ended sessions and, from the journal's restore, of sessions before
+    // a restart. A session created (again) under the id starts its SSRCs
+    // above them. With a journal they are also on disk (srtp_reserve
+    // records); at most max_egress_hw ended sessions are kept, the oldest
+    // ended forgotten first (docs/srtp.md "Egress reservations").
+    struct egress_marks {
+        uint64_t ended = 0;                                 // egress_hw_seq when it ended (0: restored)
+        std::vector<std::pair<uint64_t, uint64_t>> marks;   // (tag, next)
+    };
+    std::map<uint32_t, egress_marks> egress_hw;
+    std::map<uint64_t, uint32_t> egress_hw_ended;                  // ended seq -> session id, oldest first
+    uint64_t egress_hw_seq = 0;
+    static constexpr size_t max_egress_hw = 65536;
     // Packets an ended session's lcores may still protect between the read
     // of its marks and the grace period (a few at 50 packets/s; generous).
     static constexpr uint64_t egress_hw_margin = 1024;
+    // Egress reservations (relay_state::srtp_reserve): on with a journal.
+    // Sessions whose egress table exists; reservations journaled and not
+    // yet durable (applied to the slots by publish once they are).
+    bool srtp_reserving = false;
+    std::set<uint32_t> srtp_tables;
+    struct reservation {
+        uint32_t session_id;
+        uint64_t generation;
+        uint64_t tag;
+        uint64_t limit;
+    };
+    std::vector<reservation> reservations;
+    std::vector<reservation> reservations_inflight;                 // taken by a publish, not yet durable
+    static void raise_mark(std::vector<std::pair<uint64_t, uint64_t>>& hw, uint64_t tag, uint64_t next) {
+        auto it = std::find_if(hw.begin(), hw.end(), [&](const auto& p) { return p.first == tag; });
+        if (it == hw.end()) hw.emplace_back(tag, next);
+        else it->second = std::max(it->second, next);
+    }
     std::vector<srtp::keyset*> speaker_keysets;                     // by slot (limits.max_speakers)
     const srtp::keyset** speaker_keys_arr = nullptr;
     bool keys_dirty = true;
@@ -948,12 +976,16 @@ struct relay_state::impl {
             // an earlier session under this id protected for it: then above
             // what that one used (egress_hw, docs/srtp.md "Egress index").
             s.srtp_streams = alloc_zeroed<dp::dp_srtp_egress>(sizeof(dp::dp_srtp_egress));
+            // With a journal nothing is reserved yet (limit 0): srtp_reserve.
+            if (!srtp_reserving)
+                for (auto& sl : s.srtp_streams->slot) sl.limit.store(dp::srtp_egress_unlimited, std::memory_order_relaxed);
             if (const auto it = egress_hw.find(s.id); it != egress_hw.end()) {
                 // Where the data plane looks for the SSRC (its hash, then probes).
-                for (const auto& [tag, next] : it->second)
+                for (const auto& [tag, next] : it->second.marks)
                     if (auto* sl = dp::egress_slot(*s.srtp_streams, static_cast<uint32_t>(tag)))
                         sl->next.store(next + egress_hw_margin, std::memory_order_relaxed);
             }
+            srtp_tables.insert(s.id);
         }
         d->srtp_streams = s.srtp_streams;
         for (unsigned sh_i = 0; sh_i < nb_shards; ++sh_i)
@@ -1058,7 +1090,89 @@ struct relay_state::impl {
                                          r.tier, (r.flags & lrec_by_token) != 0, {}});
             }
         }
+        // SRTP egress reservations: the live tables' (their limits), then
+        // what is remembered of ended and earlier sessions.
+        for (const auto& [id, hw] : egress_hw)
+            for (const auto& [tag, next] : hw.marks)
+                img.egress_marks.push_back({id, static_cast<uint32_t>(tag), next});
+        for (const uint32_t id : srtp_tables) {
+            const auto it = sessions.find(id);
+            if (it == sessions.end() || it->second->srtp_streams == nullptr) continue;
+            for (const auto& sl : it->second->srtp_streams->slot) {
+                const uint64_t tag = sl.tag.load(std::memory_order_acquire);
+                const uint64_t lim = sl.limit.load(std::memory_order_acquire);
+                if (tag == 0 || lim == 0 || lim == dp::srtp_egress_unlimited) continue;
+                img.egress_marks.push_back({id, static_cast<uint32_t>(tag), lim});
+            }
+        }
         return img;
+    }
+
+    // The session `id` has ended (again): its marks are the newest ended;
+    // at most max_egress_hw ended sessions' are kept, the oldest go.
+    egress_marks& ended_marks(uint32_t id) {
+        auto& hw = egress_hw[id];
+        if (hw.ended != 0) egress_hw_ended.erase(hw.ended);
+        hw.ended = ++egress_hw_seq;
+        egress_hw_ended.emplace(hw.ended, id);
+        while (egress_hw_ended.size() > max_egress_hw) {
+            const uint32_t old = egress_hw_ended.begin()->second;
+            egress_hw_ended.erase(egress_hw_ended.begin());
+            if (old != id) egress_hw.erase(old);
+        }
+        return hw;
+    }
+
+    // relay_state::srtp_reserve, under the mutex.
+    bool reserve_egress() {
+        if (!srtp_reserving || jr == nullptr) return false;
+        bool any = false;
+        for (const uint32_t id : srtp_tables) {
+            const auto it = sessions.find(id);
+            if (it == sessions.end() || it->second->srtp_streams == nullptr) continue;
+            session_state& s = *it->second;
+            for (auto& sl : s.srtp_streams->slot) {
+                const uint64_t tag = sl.tag.load(std::memory_order_acquire);
+                if (tag == 0) continue;
+                const uint64_t limit = sl.limit.load(std::memory_order_acquire);
+                if (limit == dp::srtp_egress_unlimited) continue;
+                const uint64_t next = sl.next.load(std::memory_order_acquire);
+                const uint64_t want = sl.want.load(std::memory_order_relaxed);
+                // Where the SSRC's numbering is: its mark, or the first
+                // proposal the data plane refused; neither: nothing to do yet.
+                if (next == 0 && want == 0) continue;
+                const uint64_t at = next != 0 ? next : want - 1;
+                if (limit > at && limit - at > srtp_reserve_block / 2) continue;
+                const auto same = [&](const reservation& r) {
+                    return r.session_id == id && r.generation == s.generation && r.tag == tag;
+                };
+                if (std::any_of(reservations.begin(), reservations.end(), same) ||
+                    std::any_of(reservations_inflight.begin(), reservations_inflight.end(), same))
+                    continue;   // its record is on the way
+                const uint64_t to = std::min(std::max(limit, at) + srtp_reserve_block, srtp::index_mask + 1);
+                if (to <= limit) continue;                        // 2^48: the key must change anyway
+                journal_record(jr::rec_srtp_reserve{id, static_cast<uint32_t>(tag), to});
+                reservations.push_back({id, s.generation, tag, to});
+                any = true;
+            }
+        }
+        if (any) mark_changed();
+        return any;
+    }
+
+    // Once the records are durable: the slots may use what they reserve.
+    void apply_reservations(const std::vector<reservation>& done) {
+        for (const auto& r : done) {
+            const auto it = sessions.find(r.session_id);
+            if (it == sessions.end() || it->second->generation != r.generation || it->second->srtp_streams == nullptr)
+                continue;
+            for (auto& sl : it->second->srtp_streams->slot) {
+                if (sl.tag.load(std::memory_order_acquire) != r.tag) continue;
+                const uint64_t cur = sl.limit.load(std::memory_order_relaxed);
+                if (cur != dp::srtp_egress_unlimited && r.limit > cur) sl.limit.store(r.limit, std::memory_order_release);
+                break;
+            }
+        }
     }
 
     session_view view(const session_state& s) const {
@@ -1072,6 +1186,14 @@ struct relay_state::impl {
             if (auto it = s.speaker_keys.find(sp.slot); it != s.speaker_keys.end()) sp.srtp_keys = it->second.info(false);
         v.srtp_keys = s.srtp_tx.info(true);
         v.trunk_keys = s.trunk_tx.info(true);
+        if (s.srtp_streams != nullptr)
+            for (const auto& sl : s.srtp_streams->slot) {
+                const uint64_t tag = sl.tag.load(std::memory_order_acquire);
+                if (tag == 0) continue;
+                const uint64_t lim = sl.limit.load(std::memory_order_acquire);
+                v.srtp_streams.push_back({__builtin_bswap32(static_cast<uint32_t>(tag)),
+                                          sl.next.load(std::memory_order_acquire), lim});
+            }
         // Read under the mutex: a slot's entries are zeroed (speaker_add)
         // only under it, so these are this speaker's.
         if (sh.policers != nullptr)
@@ -1182,17 +1304,20 @@ void relay_state::session_end(uint32_t id) {
         // What a later session under this id must start above: read now,
         // while lcores may still protect a packet or two until the grace
         // period (egress_hw_margin covers them).
-        auto& hw = im.egress_hw[id];
+        // With a journal the reservation is the mark: what a crash after
+        // this point would restore too.
+        auto& hw = im.ended_marks(id);
         for (const auto& sl : s.srtp_streams->slot) {
             const uint64_t tag = sl.tag.load(std::memory_order_acquire);
             if (tag == 0) continue;
-            const uint64_t next = sl.next.load(std::memory_order_acquire);
-            auto it = std::find_if(hw.begin(), hw.end(), [&](const auto& p) { return p.first == tag; });
-            if (it == hw.end()) hw.emplace_back(tag, next);
-            else it->second = std::max(it->second, next);
+            uint64_t next = sl.next.load(std::memory_order_acquire);
+            if (const uint64_t lim = sl.limit.load(std::memory_order_acquire); lim != dp::srtp_egress_unlimited)
+                next = std::max(next, lim);
+            impl::raise_mark(hw.marks, tag, next);
         }
         im.retired.push_back(s.srtp_streams);
         s.srtp_streams = nullptr;
+        im.srtp_tables.erase(id);
     }
     im.drop_keys(s.srtp_tx);
     im.drop_keys(s.trunk_tx);
@@ -1596,10 +1721,51 @@ void relay_state::set_admission(admission* a) {
 }
 
 void relay_state::set_journal(journal* j) {
+    auto& im = *_impl;
+    std::lock_guard g(im.mu);
+    im.jr = j;
+    im.jr_pending.clear();
+    im.jr_error.clear();
+    im.reservations.clear();
+    im.reservations_inflight.clear();
+    if (j != nullptr && !im.srtp_reserving) {
+        // From now on every egress index needs a journaled reservation,
+        // also in the tables built before (the restore's): nothing of them
+        // is reserved yet.
+        im.srtp_reserving = true;
+        for (const uint32_t id : im.srtp_tables)
+            if (const auto it = im.sessions.find(id); it != im.sessions.end() && it->second->srtp_streams != nullptr)
+                for (auto& sl : it->second->srtp_streams->slot) sl.limit.store(0, std::memory_order_release);
+    }
+}
+
+bool relay_state::srtp_reserve() {
     std::lock_guard g(_impl->mu);
-    _impl->jr = j;
-    _impl->jr_pending.clear();
-    _impl->jr_error.clear();
+    return _impl->reserve_egress();
+}
+
+bool relay_state::srtp_reserving() const {
+    std::lock_guard g(_impl->mu);
+    return _impl->srtp_reserving && _impl->jr != nullptr && !_impl->srtp_tables.empty();
+}
+
+void relay_state::srtp_reserved(uint32_t session_id, uint32_t ssrc_be, uint64_t limit) {
+    auto& im = *_impl;
+    std::lock_guard g(im.mu);
+    const uint64_t tag = uint64_t{1} << 32 | ssrc_be;
+    // A session that is not there (ended before the restart) counts as
+    // ended now, so that what is remembered stays bounded across restarts.
+    const auto live = im.sessions.find(session_id);
+    auto& hw = live != im.sessions.end() ? im.egress_hw[session_id] : im.ended_marks(session_id);
+    impl::raise_mark(hw.marks, tag, limit);
+    // A live session's table built already (the restore publishes between
+    // records): its SSRC continues above the limit.
+    if (live != im.sessions.end() && live->second->srtp_streams != nullptr)
+        if (auto* sl = dp::egress_slot(*live->second->srtp_streams, ssrc_be)) {
+            uint64_t cur = sl->next.load(std::memory_order_relaxed);
+            while (cur < limit && !sl->next.compare_exchange_weak(cur, limit, std::memory_order_relaxed)) {
+            }
+        }
 }
 
 void relay_state::set_replay(bool on) {
@@ -1635,6 +1801,9 @@ void relay_state::publish() {
         im.built_changes = target;
         jr = im.jr;
         if (jr != nullptr) {
+            // Reservations (srtp_reserve) ride this write; their limits
+            // reach the slots only once it is durable (below).
+            im.reservations_inflight.swap(im.reservations);
             records.swap(im.jr_pending);
             // The copy is taken with the records it reflects, all of which
             // are written below before the new epoch starts.
@@ -1661,7 +1830,12 @@ void relay_state::publish() {
         if (durable) {
             im.published_changes = std::max(im.published_changes, target);
             im.jr_error.clear();
+            im.apply_reservations(im.reservations_inflight);
+            im.reservations_inflight.clear();
         } else {
+            im.reservations.insert(im.reservations.begin(), im.reservations_inflight.begin(),
+                                   im.reservations_inflight.end());
+            im.reservations_inflight.clear();
             // Forwarding already, not durable: not acknowledged. The records
             // stay first in line for the next publish, which retries.
             records.append(im.jr_pending);

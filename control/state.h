@@ -76,6 +76,15 @@ struct session_tally {
     uint64_t shed = 0;                  // listeners removed by the overload controller
 };
 
+// One SSRC a session protects for (docs/srtp.md "Late joiners and the
+// ROC"): where its egress numbering stands, so that the application can
+// hand a listener that joins now the rollover counter with the key.
+struct srtp_stream_view {
+    uint32_t ssrc = 0;                  // host order
+    uint64_t next_index = 0;            // the next egress index (0: nothing protected yet)
+    uint64_t reserved = 0;              // the journal's reservation (0: none yet; ~0: no journal)
+};
+
 // A session as created: its params with the id, name, udp_port and
 // max_listeners resolved, and what it holds now.
 struct session_view : session_params {
@@ -85,6 +94,7 @@ struct session_view : session_params {
     std::vector<speaker_view> speakers;
     std::vector<srtp_key_info> srtp_keys;   // egress (session) keys, the active one marked
     std::vector<srtp_key_info> trunk_keys;  // the trunk key its trunk listeners' copy is protected with (trunk_key_set)
+    std::vector<srtp_stream_view> srtp_streams;   // the SSRCs it protects for (egress or trunk key)
     session_tally tally{};
 };
 
@@ -188,6 +198,21 @@ public:
     // the change counts as published; while the journal cannot write,
     // actions are refused (capacity). nullptr = none.
     void set_journal(journal* j);
+    // SRTP egress reservations (docs/srtp.md "Egress reservations"), with a
+    // journal: an egress index is used only below a limit the journal holds,
+    // so a restart resumes every SSRC above what the last run could have
+    // used. srtp_reserve() queues a record for every protected SSRC whose
+    // reservation runs low (or that has none); true if it queued any, and
+    // the next publish writes them and then raises the limits. The control
+    // plane's loop calls it every srtp_reserve_poll.
+    bool srtp_reserve();
+    // Whether any session's egress needs reservations (a journal, tables).
+    bool srtp_reserving() const;
+    static constexpr uint64_t srtp_reserve_block = 4096;   // indices per reservation (82 s at 50 packets/s)
+    // The journal's restore: indices below `limit` of the session's SSRC
+    // `ssrc_be` (wire order) may have been used; the session, now or when
+    // created again under its id, starts that SSRC above them.
+    void srtp_reserved(uint32_t session_id, uint32_t ssrc_be, uint64_t limit);
     // Journal replay at start: admission plans the replayed listeners (a
     // smaller profile refuses them) but takes no join tokens: they joined
     // before the restart.

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "fixture.h"
+#include "metrics.h"
 #include "telemetry.h"
 
 namespace stentor::test {
@@ -48,6 +49,47 @@ TEST_F(srtp_api, modes_default_from_the_profile_and_show_in_the_session) {
     const auto g = env->get("/api/v1/sessions/" + std::to_string(b.body["id"].get<unsigned>()));
     EXPECT_EQ(g.body["srtp"]["ingress"], "off");
     EXPECT_EQ(g.body["srtp"]["keys"], json::array());
+}
+
+// Where each protected SSRC's numbering stands (docs/srtp.md "Late joiners
+// and the ROC"): the ROC and sequence number a listener that joins now
+// starts at, and the journal's reservation; a table of egress states.
+TEST(srtp_api_streams, a_session_shows_the_roc_and_seq_a_listener_joining_now_starts_at) {
+    struct row {
+        const char* what;
+        control::srtp_stream_view in;
+        json want;
+    };
+    const row table[] = {
+        {"nothing protected yet, no journal", {1234, 0, dp::srtp_egress_unlimited},
+         {{"ssrc", 1234}, {"next_index", nullptr}, {"roc", nullptr}, {"seq", nullptr}, {"reserved_below", nullptr}}},
+        {"ROC 0", {1234, 1001, dp::srtp_egress_unlimited},
+         {{"ssrc", 1234}, {"next_index", 1001}, {"roc", 0}, {"seq", 1001}, {"reserved_below", nullptr}}},
+        {"just past the wrap", {0xfffffffeu, 65536, dp::srtp_egress_unlimited},
+         {{"ssrc", 0xfffffffeu}, {"next_index", 65536}, {"roc", 1}, {"seq", 0}, {"reserved_below", nullptr}}},
+        {"a long session, journaled", {7, (uint64_t{70} << 16) + 65535, (uint64_t{71} << 16) + 4000},
+         {{"ssrc", 7},
+          {"next_index", (uint64_t{70} << 16) + 65535},
+          {"roc", 70},
+          {"seq", 65535},
+          {"reserved_below", (uint64_t{71} << 16) + 4000}}},
+        {"journaled, not reserved yet", {7, 0, 0},
+         {{"ssrc", 7}, {"next_index", nullptr}, {"roc", nullptr}, {"seq", nullptr}, {"reserved_below", 0}}},
+    };
+    for (const auto& r : table) {
+        SCOPED_TRACE(r.what);
+        control::session_view v{};
+        v.srtp_egress = control::srtp_egress_mode::session_key;
+        v.srtp_streams = {r.in};
+        const json j = control::session_json(v);
+        ASSERT_EQ(j["srtp"]["streams"].size(), 1u);
+        EXPECT_EQ(j["srtp"]["streams"][0], r.want);
+    }
+    control::session_view enc{};
+    enc.srtp_egress = control::srtp_egress_mode::session_key;
+    EXPECT_EQ(control::session_json(enc)["srtp"]["streams"], json::array()) << "encrypted, no packet yet";
+    control::session_view plain{};
+    EXPECT_FALSE(control::session_json(plain)["srtp"].contains("streams")) << "a session that protects nothing";
 }
 
 TEST_F(srtp_api, key_requests_table) {

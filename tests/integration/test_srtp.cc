@@ -12,6 +12,7 @@
 //  - rotation of session and speaker keys under a running stream.
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
@@ -23,6 +24,7 @@
 
 #include "audio_util.h"
 #include "harness.h"
+#include "journal.h"
 #include "stentor/services/mixer.h"
 #include "stentor/srtp.h"
 
@@ -54,8 +56,11 @@ struct peer {
     std::vector<srtp_master_key_t> mk;
     std::vector<srtp_master_key_t*> mkp;
     bool use_mki;
+    // `ssrc` non-zero: a receiver for that SSRC only, whose stream exists
+    // before its first packet (so srtp_set_stream_roc can start it at a ROC,
+    // as GStreamer's srtpdec does with a `roc` in its caps).
     peer(const std::vector<std::pair<uint8_t, uint8_t>>& seed_mki, bool outbound, bool with_mki = true,
-         bool gcm = false)
+         bool gcm = false, uint32_t ssrc = 0)
         : use_mki(with_mki) {
         srtp_policy_t pol;
         std::memset(&pol, 0, sizeof pol);
@@ -66,7 +71,8 @@ struct peer {
             srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&pol.rtp);
             srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&pol.rtcp);
         }
-        pol.ssrc.type = outbound ? ssrc_any_outbound : ssrc_any_inbound;
+        pol.ssrc.type = ssrc != 0 ? ssrc_specific : outbound ? ssrc_any_outbound : ssrc_any_inbound;
+        pol.ssrc.value = ssrc;
         pol.window_size = 128;
         pol.allow_repeat_tx = 1;   // a forger sends the same sequence number again
         for (auto [seed, mki] : seed_mki) {
@@ -154,7 +160,10 @@ struct srtp_relay {
     control::profile prof;
     std::unique_ptr<relay> r;
     unsigned pool0 = 0;
-    srtp_relay(const std::string& name, control::srtp_ingress_mode in, control::srtp_egress_mode eg, bool second_speaker = false)
+    // With `jr`, as stentord starts: the journal restored first and
+    // attached, the static section only when it held nothing.
+    srtp_relay(const std::string& name, control::srtp_ingress_mode in, control::srtp_egress_mode eg,
+               bool second_speaker = false, control::journal* jr = nullptr)
         : port(fresh_ring_port(name)), prof(base_profile(port.name)) {
         control::session_config sc = speaker_session();
         // 5 ms frames: a policer of 220 packets/s and as deep, so a test can
@@ -166,7 +175,13 @@ struct srtp_relay {
         sc.listeners.push_back({listener_ip, listener_port, 0});
         prof.sessions.push_back(sc);
         r = std::make_unique<relay>(prof, relay_options{.launch = false});
-        r->state().load_static(prof);
+        bool seed = true;
+        if (jr != nullptr) {
+            seed = jr->restore(r->state()).empty;
+            r->state().set_journal(jr);
+        }
+        if (seed) r->state().load_static(prof);
+        else r->state().publish();
         EXPECT_TRUE(resolve(*r, port, {listener_ip}).empty());
         pool0 = rte_mempool_in_use_count(r->pool());
     }
@@ -185,6 +200,14 @@ struct srtp_relay {
     ~srtp_relay() {
         r->flush();
         EXPECT_EQ(pool0, rte_mempool_in_use_count(r->pool())) << "mbuf leak";
+        r->state().set_journal(nullptr);
+    }
+    // The session's first protected SSRC as the API shows it.
+    control::srtp_stream_view stream() const {
+        for (const auto& v : r->state().sessions())
+            if (v.id == 1 && !v.srtp_streams.empty()) return v.srtp_streams.front();
+        ADD_FAILURE() << "session 1 protects no SSRC";
+        return {};
     }
 };
 
@@ -624,6 +647,112 @@ TEST(srtp_egress, a_speaker_that_goes_back_never_gets_an_egress_index_again) {
         EXPECT_EQ(after.at("drop/egress/srtp_late") - before.at("drop/egress/srtp_late"), 0u);
         EXPECT_EQ(sent - expected, lost);
     }
+}
+
+// Late joiners (docs/srtp.md "Late joiners and the ROC"): every listener of
+// a session gets one ciphertext, numbered by the relay, so a listener that
+// joins after the egress index passed 65 535 must be told the rollover
+// counter: libsrtp2 (and GStreamer's srtpdec) assume ROC 0 at their first
+// packet. The session's `srtp.streams` says where the numbering stands; a
+// libsrtp2 receiver started with srtp_set_stream_roc(ssrc, roc) decrypts
+// from its first packet, one without it decrypts nothing.
+TEST(srtp_egress, a_late_joiner_decrypts_with_the_roc_the_session_shows) {
+    srtp_relay t("srtplate", control::srtp_ingress_mode::off, control::srtp_egress_mode::session_key);
+    t.session_key(spec_of("s1", 50, 0x01));
+    peer early({{50, 0x01}}, false);
+    constexpr unsigned n = 180;                     // 65 420 .. 65 599: across the wrap (within the policer's depth)
+    constexpr uint64_t first = 65536 - 116;
+    for (unsigned k = 0; k < n; ++k) {
+        const bytes plain = rtp_of(static_cast<uint16_t>(first + k), 960u * k);
+        t.send(frame_of(plain));
+        const auto out = listener_rtp(t.port);
+        ASSERT_EQ(out.size(), 1u) << k;
+        ASSERT_EQ(early.unprotect(out[0]), plain) << k << ": the listener that was there from the start";
+    }
+    const control::srtp_stream_view sv = t.stream();
+    EXPECT_EQ(sv.ssrc, 1234u);
+    EXPECT_EQ(sv.next_index, first + n);
+    EXPECT_EQ(sv.reserved, dp::srtp_egress_unlimited) << "no journal: nothing to reserve";
+    const uint32_t roc = static_cast<uint32_t>(sv.next_index >> 16);
+    ASSERT_EQ(roc, 1u);
+    // Two listeners join now: one told the ROC, one not.
+    t.r->state().listener_add(1, listener_ip, listener_port + 2, 0);
+    t.r->state().publish();
+    peer told({{50, 0x01}}, false, true, false, 1234);
+    ASSERT_EQ(srtp_set_stream_roc(told.ctx, 1234, roc), srtp_err_status_ok);
+    peer not_told({{50, 0x01}}, false);
+    for (unsigned k = 0; k < 20; ++k) {
+        const bytes plain = rtp_of(static_cast<uint16_t>(first + n + k), 960u * (n + k));
+        t.send(frame_of(plain));
+        std::vector<bytes> to_early, to_late;
+        for (const auto& f : drain(t.port))
+            (be16(f.data() + 36) == listener_port ? to_early : to_late).emplace_back(f.begin() + 42, f.end());
+        ASSERT_EQ(to_early.size(), 1u);
+        ASSERT_EQ(to_late.size(), 1u);
+        EXPECT_EQ(be16(to_late[0].data() + 2), static_cast<uint16_t>((sv.next_index & 0xffff) + k)) << "starts at the seq shown";
+        EXPECT_EQ(early.unprotect(to_early[0]), plain) << k;
+        EXPECT_EQ(told.unprotect(to_late[0]), plain) << k << ": the late joiner told the ROC";
+        EXPECT_TRUE(not_told.unprotect(to_late[0]).empty()) << k << ": without the ROC it cannot authenticate";
+    }
+}
+
+// A relay restarted with the same session key (a profile key file, or the
+// application setting the same key again) never protects an index twice
+// (docs/srtp.md "Egress reservations"): an index is used only once the
+// journal holds a reservation above it, and the restart resumes above the
+// reservation. The speaker starts again from the same numbers; the listener
+// that was there before (its libsrtp2 context goes on) decrypts every
+// packet, sees each (ROC, SEQ) once, and no packet went out unreserved.
+TEST(srtp_egress, a_relay_restarted_with_the_same_key_never_protects_an_index_twice) {
+    char tmpl[] = "/tmp/stentor-srtp-journal-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    const std::string dir = tmpl;
+    peer listener({{50, 0x01}}, false);
+    std::set<uint64_t> seen;
+    uint64_t roc = 0;
+    int last_seq = -1;
+    uint64_t reserved = 0;                           // the last run's reservation, as it ended
+    auto run = [&](const char* name, unsigned n) {
+        SCOPED_TRACE(name);
+        control::journal_options jo;
+        jo.dir = dir;
+        control::journal jr(jo);
+        srtp_relay t(name, control::srtp_ingress_mode::off, control::srtp_egress_mode::session_key, false, &jr);
+        t.session_key(spec_of("s1", 50, 0x01));    // the same key every run
+        const auto before = all_counters(*t.r);
+        // The speaker's first packet: no reservation yet, not sent.
+        t.send(frame_of(rtp_of(1000, 0)));
+        EXPECT_TRUE(listener_rtp(t.port).empty());
+        EXPECT_EQ(t.stream().reserved, 0u);
+        ASSERT_TRUE(t.r->state().srtp_reserve());
+        t.r->state().publish();                      // written and synced, then the limit moves
+        EXPECT_GT(t.stream().reserved, 1000u);
+        for (unsigned k = 1; k <= n; ++k) {
+            const bytes plain = rtp_of(static_cast<uint16_t>(1000 + k), 960u * k);
+            t.send(frame_of(plain));
+            const auto out = listener_rtp(t.port);
+            ASSERT_EQ(out.size(), 1u) << k;
+            const uint16_t seq = be16(out[0].data() + 2);
+            if (last_seq > seq) ++roc;
+            last_seq = seq;
+            EXPECT_TRUE(seen.insert(roc << 16 | seq).second) << k << ": index " << (roc << 16 | seq) << " used twice";
+            const bytes got = listener.unprotect(out[0]);
+            ASSERT_EQ(got.size(), plain.size()) << k << ": the listener cannot decrypt it";
+            EXPECT_TRUE(std::equal(got.begin() + 4, got.end(), plain.begin() + 4)) << k << ": the speaker's packet";
+        }
+        const auto after = all_counters(*t.r);
+        EXPECT_EQ(after.at("drop/egress/srtp_unreserved") - before.at("drop/egress/srtp_unreserved"), 1u);
+        EXPECT_EQ(after.at("srtp_protected") - before.at("srtp_protected"), n);
+        reserved = t.stream().reserved;
+    };   // the relay goes without a clean stop: what is durable is what was published
+    run("srtpjr1", 50);
+    const uint64_t first2_floor = reserved;
+    const size_t before2 = seen.size();
+    run("srtpjr2", 50);
+    EXPECT_EQ(seen.size(), before2 + 50);
+    EXPECT_GE(*std::next(seen.begin(), static_cast<long>(before2)), first2_floor) << "resumed above the last reservation";
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
 }
 
 // Two SSRCs of one session each keep their own numbering; a packet of a

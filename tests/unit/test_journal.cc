@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -24,6 +25,7 @@
 #include "journal_format.h"
 #include "state.h"
 #include "stentor/dp_shared.h"
+#include "stentor/dp_srtp.h"
 #include "stentor/dp_worker.h"
 
 namespace {
@@ -134,6 +136,8 @@ std::vector<round_trip_row> round_trip_rows() {
         {"listener_del6", jr::rec_listener_del{9, 0, 6000, v6("2001:db8::6")}},
         {"listener_add_bulk6_1000", jr::rec_listener_add_bulk{2, many6}},
         {"listeners_removed6", jr::rec_listeners_removed{{{1, 0, 1, v6("2001:db8::1")}, {2, 0, 65535, v6("2001:db8::2")}}}},
+        // SRTP egress reservations: an SSRC with its top bit set, a limit past 2^32.
+        {"srtp_reserve", jr::rec_srtp_reserve{7, 0xdeadbeefu, (uint64_t{1} << 40) + 4096}},
     };
 }
 
@@ -162,6 +166,8 @@ bool same(const jr::record& a, const jr::record& b) {
                 return x.session_id == y.session_id && x.items == y.items;
             } else if constexpr (std::is_same_v<T, jr::rec_listeners_removed>) {
                 return x.items == y.items;
+            } else if constexpr (std::is_same_v<T, jr::rec_srtp_reserve>) {
+                return x.session_id == y.session_id && x.ssrc_be == y.ssrc_be && x.limit == y.limit;
             } else {
                 return x.sessions == y.sessions && x.speakers == y.speakers && x.listeners == y.listeners;
             }
@@ -768,6 +774,127 @@ TEST(JournalState, compaction_writes_a_snapshot_and_a_new_journal) {
     EXPECT_EQ(before, describe(*n.st));
     EXPECT_EQ(2u, n.rep.epoch);
     EXPECT_EQ(0u, n.rep.records_skipped);
+}
+
+// SRTP egress reservations (docs/srtp.md "Egress reservations"): what the
+// data plane claims in a session's egress table, done here by hand as an
+// RX lcore does (dp::claim_egress_index on the published table).
+struct egress_claimer {
+    relay_state& st;
+    dp::dp_shared& sh;
+    srtp::tx_stream tx{};
+    dp::lcore_counters c{};
+    const dp::dp_session* session(uint32_t id) const {
+        const dp::dp_snapshot* r = sh.snapshot.load();
+        for (uint32_t i = 0; r != nullptr && i < r->nb_sessions; ++i)
+            if (r->sessions[i]->id == id && r->sessions[i]->srtp_streams != nullptr) return r->sessions[i];
+        return nullptr;
+    }
+    // The index the packet with the speaker's index `in` is protected at, or
+    // dp::no_egress_index (counted in c).
+    uint64_t claim(uint32_t id, uint64_t in, bool restart = false) {
+        const dp::dp_session* s = session(id);
+        EXPECT_NE(s, nullptr) << "session " << id << " has no egress table";
+        return s != nullptr ? dp::claim_egress_index(*s, tx, in, ssrc_be, restart, &c) : dp::no_egress_index;
+    }
+    uint64_t unreserved() const { return c.drop(dp::drop_reason::srtp_egress_unreserved); }
+    // What the control plane's loop does: reserve, write, raise the limits.
+    void reserve() {
+        EXPECT_TRUE(st.srtp_reserve());
+        st.publish();
+    }
+    static constexpr uint32_t ssrc_be = 0xd2040000;   // SSRC 1234 as the wire has it
+};
+
+session_params encrypted_session(uint32_t id) {
+    session_params p;
+    p.id = id;
+    p.udp_port = 40000 + id;
+    p.srtp_egress = srtp_egress_mode::session_key;
+    return p;
+}
+
+const srtp_stream_view* stream_of(relay_state& st, uint32_t id) {
+    static std::vector<session_view> keep;
+    keep = st.sessions();
+    for (const auto& v : keep)
+        if (v.id == id) return v.srtp_streams.empty() ? nullptr : &v.srtp_streams.front();
+    return nullptr;
+}
+
+// No egress index is used before the journal holds a reservation above it,
+// so a relay that restarts (crash: no clean stop) resumes each SSRC above
+// everything the last run could have protected, even when its speaker
+// starts again from the same numbers with the same session key; the same
+// for a session ended and created again under its id after the restart, and
+// across a compaction (the snapshot carries the reservations).
+TEST(JournalState, srtp_egress_indices_are_reserved_in_the_journal_before_use_and_never_reused_after_a_restart) {
+    temp_dir d;
+    std::set<uint64_t> used;
+    const uint64_t block = relay_state::srtp_reserve_block;
+    auto use = [&](egress_claimer& c, uint32_t id, uint64_t first, unsigned n) {
+        for (unsigned k = 0; k < n; ++k) {
+            const uint64_t idx = c.claim(id, first + k, k == 0);
+            ASSERT_NE(idx, dp::no_egress_index) << k;
+            EXPECT_TRUE(used.insert(id * (uint64_t{1} << 48) + idx).second) << "session " << id << " index " << idx << " used twice";
+        }
+    };
+    {
+        node n(journal_profile(), d.path, 4096);     // compacts early: the snapshot must carry reservations
+        n.st->session_create(encrypted_session(1));
+        n.st->session_create(encrypted_session(2));
+        n.st->publish();
+        egress_claimer c{*n.st, n.shared};
+        EXPECT_FALSE(n.st->srtp_reserve()) << "no SSRC has asked yet";
+        EXPECT_EQ(c.claim(1, 1000, true), dp::no_egress_index) << "nothing reserved: not sent";
+        EXPECT_EQ(c.unreserved(), 1u);
+        ASSERT_NE(stream_of(*n.st, 1), nullptr);
+        EXPECT_EQ(stream_of(*n.st, 1)->reserved, 0u);
+        c.reserve();
+        EXPECT_EQ(stream_of(*n.st, 1)->reserved, 1000 + block);
+        use(c, 1, 1000, 3000);                        // past half the block: reserve again
+        c.reserve();
+        EXPECT_EQ(stream_of(*n.st, 1)->reserved, 1000 + 2 * block) << "the next block, from the last limit";
+        EXPECT_FALSE(n.st->srtp_reserve()) << "enough reserved";
+        EXPECT_EQ(stream_of(*n.st, 1)->next_index, 4000u);
+        // Session 2: used, then ended (its marks kept), all before the restart.
+        c.tx = {};
+        EXPECT_EQ(c.claim(2, 70000, true), dp::no_egress_index);
+        c.reserve();
+        use(c, 2, 70000, 10);
+        n.st->session_end(2);
+        n.st->publish();
+        for (int i = 0; i < 200; ++i) n.st->listener_add(1, 0xc6120100 + i, 5004, 0);   // journal bytes: compaction
+        n.st->publish();
+        n.st->publish();                              // the first publish past the size compacts
+        n.jr->wait_compaction();
+        EXPECT_GE(n.jr->stats().compactions, 1u);
+    }   // a crash: no clean stop, nothing written after the last publish
+    {
+        node n(journal_profile(), d.path, 4096);
+        EXPECT_EQ(0u, n.rep.records_skipped);
+        n.st->publish();
+        egress_claimer c{*n.st, n.shared};
+        // The speaker starts again at 1000 (its numbers, ROC 0, as a relay
+        // that lost its ingress state estimates them): nothing sent before
+        // a reservation, then above the last run's.
+        EXPECT_EQ(c.claim(1, 1000, true), dp::no_egress_index);
+        c.reserve();
+        const uint64_t first = c.claim(1, 1001);
+        EXPECT_GE(first, 1000 + 2 * block) << "above everything the last run reserved";
+        EXPECT_LT(first - 4000, uint64_t{32768}) << "a listener still estimates the ROC across the jump";
+        used.insert(uint64_t{1} << 48 | first);
+        use(c, 1, 1002, 100);
+        // Session 2, ended before the restart, created again: above its marks.
+        n.st->session_create(encrypted_session(2));
+        n.st->publish();
+        c.tx = {};
+        EXPECT_EQ(c.claim(2, 70000, true), dp::no_egress_index);
+        c.reserve();
+        const uint64_t again = c.claim(2, 70000, true);
+        EXPECT_GE(again, 70000 + block);
+        used.insert(uint64_t{2} << 48 | again);
+    }
 }
 
 TEST(JournalState, snapshot_keeps_join_order_across_sessions_for_shedding) {

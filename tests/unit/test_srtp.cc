@@ -426,4 +426,53 @@ TEST(srtp_egress_index, a_table_of_speaker_numbers_never_yields_an_index_twice) 
     EXPECT_EQ(dp::egress_index(*s2, st2, 0, 7, true), none);
 }
 
+// With a journal (docs/srtp.md "Egress reservations") an index is used only
+// below the slot's journaled limit: a slot with none refuses, and leaves its
+// first proposal for the control plane to reserve from; past the limit the
+// claim stops until the limit moves. Rows: (limit set before the packet,
+// the speaker's index, the index it gets or unreserved, `want` after it).
+TEST(srtp_egress_index, an_index_the_journal_has_not_reserved_is_never_used) {
+    namespace dp = stentor::dp;
+    constexpr uint64_t unres = dp::unreserved_egress_index;
+    struct row {
+        const char* what;
+        uint64_t limit;      // stored before the packet (0: leave as is)
+        uint64_t in;
+        bool restart;
+        uint64_t got;
+        uint64_t want;       // the slot's `want` afterwards
+    };
+    const row table[] = {
+        {"nothing reserved: refused, the proposal left behind", 0, 5000, true, unres, 5001},
+        {"the next one too; the proposal follows the speaker", 0, 5001, false, unres, 5002},
+        {"reserved from the proposal: sent at the speaker's own number", 5001 + 4096, 5002, false, 5002, 5002},
+        {"in order", 0, 5003, false, 5003, 5002},
+        {"the last index reserved", 0, 5001 + 4095, false, 5001 + 4095, 5002},
+        {"the first one past it: refused, `want` untouched (the mark says where)", 0, 5001 + 4096, false, unres, 5002},
+        {"the limit moves: the same packet goes", 5001 + 8192, 5001 + 4096, false, 5001 + 4096, 5002},
+        {"a restart lower continues at the mark, inside the reservation", 0, 10, true, 5001 + 4097, 5002},
+    };
+    dp::dp_srtp_egress t{};
+    dp::dp_srtp_egress_slot* slot = dp::egress_slot(t, 0x04030201);
+    ASSERT_NE(slot, nullptr);
+    EXPECT_EQ(slot->limit.load(), dp::srtp_egress_unlimited) << "a table built by hand waits for nothing";
+    slot->limit.store(0);                      // as the control plane allocates it on a journaled relay
+    sr::tx_stream st{};
+    for (const auto& r : table) {
+        SCOPED_TRACE(r.what);
+        if (r.limit != 0) slot->limit.store(r.limit);
+        EXPECT_EQ(dp::egress_index(*slot, st, r.in, 0x04030201, r.restart), r.got);
+        EXPECT_EQ(slot->want.load(), r.want);
+        EXPECT_LE(slot->next.load(), slot->limit.load()) << "nothing claimed at or past the limit";
+    }
+    // claim_egress_index counts the refusal by its reason and says "none".
+    stentor::dp::lcore_counters c{};
+    dp::dp_session sess{};
+    sess.srtp_streams = &t;
+    slot->limit.store(slot->next.load());
+    EXPECT_EQ(dp::claim_egress_index(sess, st, 5001 + 4098, 0x04030201, false, &c), dp::no_egress_index);
+    EXPECT_EQ(c.drop(dp::drop_reason::srtp_egress_unreserved), 1u);
+    EXPECT_EQ(c.drop(dp::drop_reason::srtp_egress_late), 0u);
+}
+
 }  // namespace

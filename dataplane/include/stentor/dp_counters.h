@@ -148,6 +148,7 @@ inline constexpr std::size_t cache_line = 64;
     /* SRTP egress index (docs/srtp.md "Egress index"): dp_srtp.h egress_index */ \
     _(srtp_egress_late, "egress/srtp_late", "SRTP egress: packet older than the last one protected for its SSRC (reordered): not sent, so no egress index is used twice") \
     _(srtp_egress_streams, "egress/srtp_streams_full", "SRTP egress: the session already protects as many SSRCs as it has egress slots (16): not sent") \
+    _(srtp_egress_unreserved, "egress/srtp_unreserved", "SRTP egress: the journal holds no reservation for this egress index yet (a new SSRC's first packets, or a journal that cannot write): not sent, so a restart never reuses an index") \
     /* fleet trunks (docs/fleet.md "Trunk authentication"): the session's trunk twin */ \
     _(trunk_no_key, "egress/trunk_no_key", "trunk listeners of a session without a trunk key on a relay whose trunks are authenticated: not sent")
 

@@ -157,11 +157,26 @@ inline constexpr uint32_t trunk_twin_bit = 1u << 31;
 // taken by SSRC with a CAS on `tag` and never given back while the session
 // lives. Allocated zeroed by the control plane with the session's egress,
 // freed after the grace period of the session's end (like dp_dedup).
+//
+// Across restarts (docs/srtp.md "Egress reservations"): on a relay with a
+// journal, an index may be used only once the journal holds a reservation
+// above it (`limit`, raised by the control plane after its record is
+// synced; 0 = nothing reserved yet), so a restart resumes every SSRC above
+// whatever the last run could have used. A packet at or above the limit is
+// not sent (egress/srtp_unreserved); the first one of a slot leaves its
+// proposal in `want`, so the control plane knows where to reserve from.
+// Without a journal the limit is srtp_egress_unlimited from the start.
 inline constexpr uint32_t srtp_egress_slots = 16;
+inline constexpr uint64_t srtp_egress_unlimited = ~uint64_t{0};
 struct alignas(64) dp_srtp_egress_slot {
     std::atomic<uint64_t> tag;         // 1 << 32 | SSRC (network order); 0 = free
     std::atomic<uint64_t> next;        // next egress index this SSRC may use (48 bits)
-    uint64_t pad_[6];
+    // Indices below it are reserved (journaled); the control plane writes it.
+    // A table constructed (tests, benches) has none to wait for; the control
+    // plane's zeroed one is set by whether the relay journals.
+    std::atomic<uint64_t> limit{srtp_egress_unlimited};
+    std::atomic<uint64_t> want;        // a refused proposal + 1 while nothing was claimed; data plane writes
+    uint64_t pad_[4];
 };
 static_assert(sizeof(dp_srtp_egress_slot) == 64);
 struct dp_srtp_egress {

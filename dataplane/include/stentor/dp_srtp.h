@@ -27,6 +27,10 @@
 namespace stentor::dp {
 
 inline constexpr uint64_t no_egress_index = ~uint64_t{0};
+// egress_index's refusal of an index the journal has not reserved yet
+// (dp_srtp_egress_slot::limit); claim_egress_index turns it into
+// no_egress_index after counting it.
+inline constexpr uint64_t unreserved_egress_index = ~uint64_t{0} - 1;
 
 // The slot of `ssrc_be` in the session's table, taken if the SSRC has none
 // yet; nullptr when every slot belongs to another SSRC. A slot is never
@@ -78,6 +82,12 @@ inline uint64_t egress_index(dp_srtp_egress_slot& slot, srtp::tx_stream& st, uin
         }
         if (idx > srtp::index_mask) [[unlikely]]
             return no_egress_index;   // 2^48 packets: the key must change (RFC 3711 9.2)
+        if (idx >= slot.limit.load(std::memory_order_acquire)) [[unlikely]] {
+            // Not reserved in the journal yet: a restart could not know it
+            // was used. The control plane reserves from the first proposal.
+            if (next == 0) slot.want.store(idx + 1, std::memory_order_relaxed);
+            return unreserved_egress_index;
+        }
         if (slot.next.compare_exchange_weak(next, idx + 1, std::memory_order_relaxed)) {
             st.offset = (idx - in_index) & srtp::index_mask;
             st.ssrc_be = ssrc_be;
@@ -97,9 +107,13 @@ inline uint64_t claim_egress_index(const dp_session& sess, srtp::tx_stream& st, 
                                    bool restart, lcore_counters* c) noexcept {
     dp_srtp_egress_slot* slot = sess.srtp_streams != nullptr ? egress_slot(*sess.srtp_streams, ssrc_be) : nullptr;
     const uint64_t index = slot != nullptr ? egress_index(*slot, st, in_index, ssrc_be, restart) : no_egress_index;
-    if (index == no_egress_index)
-        ++c->drop(slot == nullptr ? drop_reason::srtp_egress_streams : drop_reason::srtp_egress_late);
-    else if (restart || in_index > st.in_top)
+    if (index >= unreserved_egress_index) [[unlikely]] {
+        ++c->drop(slot == nullptr                      ? drop_reason::srtp_egress_streams
+                  : index == unreserved_egress_index ? drop_reason::srtp_egress_unreserved
+                                                     : drop_reason::srtp_egress_late);
+        return no_egress_index;
+    }
+    if (restart || in_index > st.in_top)
         st.in_top = in_index;
     return index;
 }
