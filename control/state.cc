@@ -1105,6 +1105,11 @@ struct relay_state::impl {
                 img.egress_marks.push_back({id, static_cast<uint32_t>(tag), lim});
             }
         }
+        // And the reservations whose records ride the write that ends this
+        // epoch (or a later one): the old journal that holds them goes once
+        // the snapshot is written, and their limits may reach the slots.
+        for (const auto* q : {&reservations_inflight, &reservations})
+            for (const auto& r : *q) img.egress_marks.push_back({r.session_id, static_cast<uint32_t>(r.tag), r.limit});
         return img;
     }
 

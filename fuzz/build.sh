@@ -57,9 +57,10 @@ TOML_FLAGS="-DTOML_HEADER_ONLY=1"
 # config.cc loads [api] TLS files with GnuTLS (control/tls_files.cc) and SRTP key
 # files (control/srtp_keys.cc, dataplane/srtp.cc: libcrypto); [fleet] takes
 # trunk_peers (fleet/peer_nets.cc), the etcd password (fleet/etcd_client.cc:
-# libcurl) and the trunk key file (fleet/trunk_key.cc: libcrypto).
-FLEET_SRC=("$REPO/fleet/peer_nets.cc" "$REPO/fleet/etcd_client.cc" "$REPO/fleet/trunk_key.cc")
-FLEET_DEPS="$REPO/fleet/peer_nets.h $REPO/fleet/etcd_client.h $REPO/fleet/trunk_key.h"
+# libcurl; its excerpts of what etcd answered: fleet/log_escape.cc) and the
+# trunk key file (fleet/trunk_key.cc: libcrypto).
+FLEET_SRC=("$REPO/fleet/peer_nets.cc" "$REPO/fleet/etcd_client.cc" "$REPO/fleet/trunk_key.cc" "$REPO/fleet/log_escape.cc")
+FLEET_DEPS="$REPO/fleet/peer_nets.h $REPO/fleet/etcd_client.h $REPO/fleet/trunk_key.h $REPO/fleet/log_escape.h"
 EXTRA="$TOML_FLAGS $DPDK_CFLAGS" LIBS="-lfmt -lgnutls -lcrypto -lcurl" DEPS="$REPO/control/config.h $REPO/control/session.h $REPO/control/tls_files.h $REPO/control/srtp_keys.h $REPO/control/dp_memory.h $FLEET_DEPS" \
   build fuzz_profile "$REPO/fuzz/fuzz_profile.cc" "$REPO/control/config.cc" "$REPO/control/ipv6.cc" "$REPO/control/ip6.cc" "$REPO/control/tls_files.cc" "$REPO/control/srtp_keys.cc" "$REPO/control/dp_memory.cc" "$REPO/dataplane/srtp.cc" "${FLEET_SRC[@]}"
 

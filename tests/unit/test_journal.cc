@@ -897,6 +897,38 @@ TEST(JournalState, srtp_egress_indices_are_reserved_in_the_journal_before_use_an
     }
 }
 
+// A reservation whose record rides the very write that ends a journal
+// epoch (the publish that compacts): the old journal goes once the snapshot
+// is written, so the snapshot must carry it, or a crash after the slot used
+// its indices would restore the limit before it.
+TEST(JournalState, a_reservation_written_by_the_publish_that_compacts_survives_in_the_snapshot) {
+    temp_dir d;
+    uint64_t limit = 0;
+    {
+        node n(journal_profile(), d.path, 4096);
+        n.st->session_create(encrypted_session(1));
+        n.st->publish();
+        egress_claimer c{*n.st, n.shared};
+        EXPECT_EQ(c.claim(1, 1000, true), dp::no_egress_index);
+        c.reserve();
+        for (int i = 0; i < 200; ++i) n.st->listener_add(1, 0xc6120100 + i, 5004, 0);   // past compact_bytes
+        n.st->publish();                              // written; the next publish compacts
+        for (uint64_t k = 0; k < 3000; ++k) ASSERT_NE(c.claim(1, 1000 + k), dp::no_egress_index) << k;
+        EXPECT_TRUE(n.st->srtp_reserve());            // under half a block left
+        const uint64_t before = n.jr->stats().compactions;
+        n.st->publish();                              // the reservation's record and the compaction, together
+        n.jr->wait_compaction();
+        EXPECT_EQ(n.jr->stats().compactions, before + 1);
+        limit = stream_of(*n.st, 1)->reserved;
+        EXPECT_EQ(limit, 1000 + 2 * relay_state::srtp_reserve_block);
+        for (uint64_t k = 3000; k < 5000; ++k) ASSERT_NE(c.claim(1, 1000 + k), dp::no_egress_index) << k;
+    }   // a crash after using indices only the new reservation allowed
+    node n(journal_profile(), d.path, 4096);
+    n.st->publish();
+    ASSERT_NE(stream_of(*n.st, 1), nullptr);
+    EXPECT_GE(stream_of(*n.st, 1)->next_index, limit) << "restored above the reservation the snapshot carried";
+}
+
 TEST(JournalState, snapshot_keeps_join_order_across_sessions_for_shedding) {
     temp_dir d;
     std::vector<shed_record> want;
