@@ -890,6 +890,152 @@ TEST(join, one_token_in_a_join_leave_loop_costs_one_join) {
     EXPECT_EQ(49u, e.stats().leave_unknown) << "the loop's leaves find nobody";
 }
 
+// The spent table is bounded (join.max_spent_tokens): full, a leave is still
+// done and answered, its token is not remembered (join/spent_full) and may
+// join again; the tokens remembered before stay refused. The profile's
+// smallest table (1024, control/config.cc) is filled by real join + leave
+// exchanges from one address (one cookie), so the source's bucket is
+// raised out of the way.
+namespace {
+
+constexpr unsigned smallest_spent_table = 1024;
+
+void spent_table_profile(control::profile& p) {
+    p.join.max_spent_tokens = smallest_spent_table;
+    p.join.source_join_burst = 4 * smallest_spent_table;
+}
+
+// A join, then a leave, both answered success; the listener is gone after.
+void join_and_leave(join_env& e, const credentials& c, const char* what) {
+    const auto j = e.ask(c, nat_ip, nat_port, false, 1);
+    ASSERT_TRUE(j.has_value()) << what;
+    ASSERT_EQ(stun::binding_success, j->type) << what << ": " << j->code << " " << j->reason;
+    ASSERT_TRUE(e.has_listener(nat_ip, nat_port)) << what;
+    const auto l = e.ask(c, nat_ip, nat_port, true, 2);
+    ASSERT_TRUE(l.has_value()) << what;
+    ASSERT_EQ(stun::binding_success, l->type) << what << ": the leave answered " << l->code << " " << l->reason;
+    ASSERT_FALSE(e.has_listener(nat_ip, nat_port)) << what << ": the leave left its listener";
+}
+
+// Fills the spent table with n tokens that joined and left (token lifetime
+// ttl_s); returns them.
+std::vector<credentials> fill_spent(join_env& e, unsigned n, int64_t ttl_s = 600) {
+    std::vector<credentials> spent;
+    for (unsigned i = 0; i < n; ++i) {
+        spent.push_back(mint(1, ttl_s));
+        join_and_leave(e, spent.back(), "filling the spent table");
+        if (testing::Test::HasFatalFailure()) return spent;
+    }
+    return spent;
+}
+
+uint64_t spent_full_exported(join_env& e) {
+    const nlohmann::json counters = e.env->get("/api/v1/stats").body["counters"];
+    EXPECT_TRUE(counters.contains("join/spent_full"));
+    return counters.value("join/spent_full", uint64_t{0});
+}
+
+}  // namespace
+
+TEST(join, a_full_spent_table_still_does_the_leave_and_that_token_may_join_again) {
+    join_env e(spent_table_profile);
+    const auto remembered = fill_spent(e, smallest_spent_table);
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_EQ(smallest_spent_table, e.desk().spent_tokens());
+    ASSERT_EQ(0u, e.stats().spent_full);
+
+    // The leave that finds the table full: done and answered as any leave,
+    // counted, not remembered.
+    const auto c = mint(1);
+    const auto left = e.stats().left;
+    join_and_leave(e, c, "the leave into a full table");
+    ASSERT_FALSE(HasFatalFailure());
+    EXPECT_EQ(left + 1, e.stats().left);
+    EXPECT_EQ(1u, e.stats().spent_full);
+    EXPECT_EQ(1u, spent_full_exported(e)) << "join/spent_full, as the operator reads it";
+    EXPECT_EQ(smallest_spent_table, e.desk().spent_tokens());
+
+    struct row {
+        const char* what;
+        credentials token;
+        uint16_t code;   // 0: joins
+        uint64_t refused_spent;   // join/refused_spent after the row
+    };
+    const row rows[] = {
+        {"the token the full table could not remember joins again", c, 0, 0},
+        {"the first token remembered is still spent", remembered.front(), 403, 1},
+        {"one from the middle is still spent", remembered[smallest_spent_table / 2], 403, 2},
+        {"the last token remembered (it filled the table) is still spent", remembered.back(), 403, 3},
+    };
+    for (const auto& r : rows) {
+        const uint64_t joined = e.stats().joined;
+        const auto a = e.ask(r.token, nat_ip, nat_port, false, 3);
+        ASSERT_TRUE(a.has_value()) << r.what;
+        EXPECT_EQ(r.refused_spent, e.stats().refused_spent) << r.what;
+        if (r.code == 0) {
+            EXPECT_EQ(stun::binding_success, a->type) << r.what << ": " << a->code << " " << a->reason;
+            EXPECT_EQ(joined + 1, e.stats().joined) << r.what;
+            EXPECT_TRUE(e.has_listener(nat_ip, nat_port)) << r.what;
+            // Its next leave finds the table full again.
+            const auto l = e.ask(r.token, nat_ip, nat_port, true, 4);
+            ASSERT_TRUE(l.has_value()) << r.what;
+            EXPECT_EQ(stun::binding_success, l->type) << r.what;
+            EXPECT_EQ(2u, e.stats().spent_full) << r.what;
+            EXPECT_FALSE(e.has_listener(nat_ip, nat_port)) << r.what;
+        } else {
+            EXPECT_EQ(r.code, a->code) << r.what << ": " << a->reason;
+            EXPECT_EQ("token spent: it left", a->reason) << r.what;
+            EXPECT_EQ(joined, e.stats().joined) << r.what;
+            EXPECT_FALSE(e.has_listener(nat_ip, nat_port)) << r.what;
+        }
+    }
+    EXPECT_EQ(smallest_spent_table, e.desk().spent_tokens());
+}
+
+// A spent token is remembered until its expiry; the sweep after it frees
+// its place, and the next leave is remembered again. The desk reads the
+// wall clock (token expiry is unix seconds, the data plane refuses an
+// expired token before any MAC), so the short-lived token waits for its
+// expiry on the wall clock: about 3 s, nothing timed is asserted.
+TEST(join, a_spent_token_is_forgotten_after_its_expiry_and_its_place_taken_by_the_next_leave) {
+    join_env e(spent_table_profile);
+    const credentials short_lived = mint(1, 2);
+    const auto expiry_at_most = std::time(nullptr) + 2;
+    join_and_leave(e, short_lived, "the short-lived token");
+    ASSERT_FALSE(HasFatalFailure());
+    const auto remembered = fill_spent(e, smallest_spent_table - 1);
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_EQ(smallest_spent_table, e.desk().spent_tokens());
+    join_and_leave(e, mint(1), "a leave into the full table");
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_EQ(1u, e.stats().spent_full);
+
+    // Past the short-lived token's expiry (unix seconds, strictly after),
+    // then the sweep (once a second on the desk's clock).
+    while (std::time(nullptr) <= expiry_at_most) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    e.now += std::chrono::seconds(1);
+    e.desk().poll(e.now);
+    EXPECT_EQ(smallest_spent_table - 1, e.desk().spent_tokens()) << "the expired entry, and only it, goes";
+
+    // Its place: the next leave is remembered, and its token refused after.
+    const auto c = mint(1);
+    join_and_leave(e, c, "the leave after the sweep");
+    ASSERT_FALSE(HasFatalFailure());
+    EXPECT_EQ(1u, e.stats().spent_full) << "remembered, not counted full";
+    EXPECT_EQ(smallest_spent_table, e.desk().spent_tokens());
+    const auto again = e.ask(c, nat_ip, nat_port, false, 3);
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(403, again->code) << again->reason;
+    EXPECT_EQ(1u, e.stats().refused_spent);
+    // The tokens that had not expired kept their places: full again.
+    join_and_leave(e, mint(1), "a leave into the table full again");
+    ASSERT_FALSE(HasFatalFailure());
+    EXPECT_EQ(2u, e.stats().spent_full);
+    const auto old = e.ask(remembered.front(), nat_ip, nat_port, false, 4);
+    ASSERT_TRUE(old.has_value());
+    EXPECT_EQ(403, old->code) << "a token that had not expired was forgotten: " << old->reason;
+}
+
 TEST(join, a_source_holds_at_most_max_bindings_per_source_listeners) {
     join_env e([](control::profile& p) { p.join.max_bindings_per_source = 3; });
     for (uint16_t i = 0; i < 3; ++i) {
