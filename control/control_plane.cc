@@ -268,6 +268,11 @@ void control_plane::tick(clock_t_::time_point now) {
         std::lock_guard g(_rates_mu);
         _rates = std::move(rv);
     }
+    // SRTP ingress marks (docs/srtp.md "Ingress marks"), once a second.
+    if (now >= _next_ingress_mark) {
+        state().srtp_mark_ingress();
+        _next_ingress_mark = now + std::chrono::seconds(1);
+    }
     _prev_total = total;
     _prev_lcore = per;
     _prev_port_bytes = bytes;

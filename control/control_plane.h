@@ -153,6 +153,7 @@ private:
     dp::lcore_counters _prev_total{};
     std::vector<dp::lcore_counters> _prev_lcore;
     std::vector<std::pair<uint64_t, uint64_t>> _prev_port_bytes;   // ibytes, obytes
+    std::chrono::steady_clock::time_point _next_ingress_mark{};     // SRTP ingress marks (tick)
     std::chrono::steady_clock::time_point _prev_at{};
     bool _have_prev = false;
 };

@@ -138,6 +138,8 @@ std::optional<std::string> apply(relay_state& st, const jr::record& rec) {
                     if (first) throw *first;
                 } else if constexpr (std::is_same_v<T, jr::rec_srtp_reserve>) {
                     st.srtp_reserved(r.session_id, r.ssrc_be, r.limit);
+                } else if constexpr (std::is_same_v<T, jr::rec_srtp_ingress_mark>) {
+                    st.srtp_ingress_marked(r.session_id, listener_addr{r.ip, r.port, r.ip6}, r.ssrc_be, r.index);
                 } else if constexpr (std::is_same_v<T, jr::rec_snapshot_end>) {
                     throw action_error(error_code::invalid, "snapshot_end record outside a snapshot");
                 }
@@ -174,6 +176,8 @@ jr::record_type type_of(const jr::record& r) {
             else if constexpr (std::is_same_v<T, jr::rec_listener_add_bulk>) return jr::record_type::listener_add_bulk;
             else if constexpr (std::is_same_v<T, jr::rec_listeners_removed>) return jr::record_type::listeners_removed;
             else if constexpr (std::is_same_v<T, jr::rec_srtp_reserve>) return jr::record_type::srtp_reserve;
+            else if constexpr (std::is_same_v<T, jr::rec_srtp_ingress_mark>)
+                return v.ip6 ? jr::record_type::srtp_ingress_mark6 : jr::record_type::srtp_ingress_mark;
             else return jr::record_type::snapshot_end;
         },
         r);
@@ -576,6 +580,11 @@ uint64_t journal::write_snapshot(state_image& img, uint64_t epoch) {
     // SRTP egress reservations, of live and ended sessions alike: after the
     // sessions, so that a live one's table is there to take them.
     for (const auto& m : img.egress_marks) jr::encode(jr::rec_srtp_reserve{m.session_id, m.ssrc_be, m.limit}, buf);
+    for (const auto& m : img.ingress_marks) {
+        std::optional<ipv6_addr> ip6;
+        if (m.ip6 != ipv6_addr{}) ip6 = m.ip6;
+        jr::encode(jr::rec_srtp_ingress_mark{m.session_id, m.ip, ip6, m.port, m.ssrc_be, m.index}, buf);
+    }
     jr::encode(jr::rec_snapshot_end{static_cast<uint32_t>(img.sessions.size()), nb_speakers, img.listeners.size()},
                buf);
 

@@ -71,6 +71,16 @@ struct state_image {
     std::vector<session> sessions;
     std::vector<listener> listeners;       // any order: the writer sorts by seq
     std::vector<egress_mark> egress_marks;
+    // SRTP ingress marks (rec_srtp_ingress_mark) of live sessions' speakers.
+    struct ingress_mark {
+        uint32_t session_id;
+        uint32_t ip;
+        ipv6_addr ip6;                     // all zero: an IPv4 speaker
+        unsigned port;
+        uint32_t ssrc_be;
+        uint64_t index;
+    };
+    std::vector<ingress_mark> ingress_marks;
 };
 
 struct restore_report {

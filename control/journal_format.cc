@@ -262,6 +262,17 @@ std::optional<record> decode_payload(record_type t, const uint8_t* p, size_t n, 
         out = r;
         break;
     }
+    case record_type::srtp_ingress_mark:
+    case record_type::srtp_ingress_mark6: {
+        rec_srtp_ingress_mark r{};
+        r.session_id = c.u32();
+        c.addr(t == record_type::srtp_ingress_mark6, r.ip, r.ip6);
+        r.port = c.u16();
+        r.ssrc_be = c.u32();
+        r.index = c.u64();
+        out = r;
+        break;
+    }
     case record_type::snapshot_end: {
         rec_snapshot_end r{};
         r.sessions = c.u32();
@@ -440,6 +451,14 @@ void encode(const record& r, std::string& out) {
                 put32(out, v.ssrc_be);
                 put64(out, v.limit);
                 f.finish();
+            } else if constexpr (std::is_same_v<T, rec_srtp_ingress_mark>) {
+                frame f(out, v.ip6 ? record_type::srtp_ingress_mark6 : record_type::srtp_ingress_mark);
+                put32(out, v.session_id);
+                put_addr(out, v.ip, v.ip6);
+                put16(out, static_cast<uint16_t>(v.port));
+                put32(out, v.ssrc_be);
+                put64(out, v.index);
+                f.finish();
             } else if constexpr (std::is_same_v<T, rec_snapshot_end>) {
                 frame f(out, record_type::snapshot_end);
                 put32(out, v.sessions);
@@ -570,6 +589,8 @@ const char* name_of(record_type t) noexcept {
     case record_type::listener_add_bulk6: return "listener_add_bulk6";
     case record_type::listeners_removed6: return "listeners_removed6";
     case record_type::srtp_reserve: return "srtp_reserve";
+    case record_type::srtp_ingress_mark: return "srtp_ingress_mark";
+    case record_type::srtp_ingress_mark6: return "srtp_ingress_mark6";
     }
     return "unknown";
 }

@@ -76,6 +76,11 @@ enum class record_type : uint8_t {
     // Kept after the session ends (a session created again under its id
     // starts above them); a snapshot carries every one the state holds.
     srtp_reserve = 16,
+    // SRTP ingress marks (docs/srtp.md "Ingress marks"): the highest index
+    // accepted from a speaker's SSRC when it was written; a restart starts
+    // the speaker's fresh stream there (replays below it refused).
+    srtp_ingress_mark = 17,      // IPv4 speaker
+    srtp_ingress_mark6 = 18,     // IPv6 speaker
 };
 inline constexpr size_t bulk6_item_bytes = 19;         // ip6, port, tier
 
@@ -124,6 +129,14 @@ struct rec_srtp_reserve {
     uint32_t ssrc_be;       // the SSRC as on the wire (the egress table's tag)
     uint64_t limit;         // every egress index the relay may use is below it
 };
+struct rec_srtp_ingress_mark {
+    uint32_t session_id;
+    uint32_t ip;            // the speaker (host order), or ip6
+    std::optional<ipv6_addr> ip6;
+    unsigned port;
+    uint32_t ssrc_be;
+    uint64_t index;
+};
 struct rec_snapshot_end {
     uint32_t sessions;
     uint32_t speakers;
@@ -132,7 +145,7 @@ struct rec_snapshot_end {
 
 using record = std::variant<rec_session_create, rec_session_end, rec_speaker_add, rec_speaker_del, rec_listener_add,
                             rec_listener_del, rec_listener_add_bulk, rec_listeners_removed, rec_snapshot_end,
-                            rec_srtp_reserve>;
+                            rec_srtp_reserve, rec_srtp_ingress_mark>;
 
 // CRC32C (Castagnoli), as in iSCSI/ext4: DPDK's rte_hash_crc (SSE4.2 when
 // the CPU has it) with the standard pre- and post-inversion.

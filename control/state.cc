@@ -366,6 +366,20 @@ struct relay_state::impl {
     };
     std::vector<reservation> reservations;
     std::vector<reservation> reservations_inflight;                 // taken by a publish, not yet durable
+    // Ingress marks (docs/srtp.md "Ingress marks"): where each SRTP
+    // speaker's stream stood when the journal last wrote it, by (session,
+    // speaker address, port); stamped into the speaker's keyset so that a
+    // fresh stream (after a restart) goes on from there.
+    using speaker_key = std::tuple<uint32_t, uint32_t, ipv6_addr, unsigned>;
+    struct ingress_mark {
+        uint32_t ssrc_be = 0;
+        uint64_t index = 0;
+    };
+    std::map<speaker_key, ingress_mark> ingress_marks;
+    static constexpr uint64_t ingress_mark_step = 256;
+    static speaker_key key_of(uint32_t session_id, const speaker_view& sp) {
+        return {session_id, sp.ip, sp.ip6.value_or(ipv6_addr{}), sp.port};
+    }
     static void raise_mark(std::vector<std::pair<uint64_t, uint64_t>>& hw, uint64_t tag, uint64_t next) {
         auto it = std::find_if(hw.begin(), hw.end(), [&](const auto& p) { return p.first == tag; });
         if (it == hw.end()) hw.emplace_back(tag, next);
@@ -868,8 +882,18 @@ struct relay_state::impl {
             ks = nullptr;
         }
         for (auto& [id, s] : sessions)
-            for (auto& [slot, m] : s->speaker_keys)
-                if (slot < speaker_keysets.size()) speaker_keysets[slot] = m.build();
+            for (auto& [slot, m] : s->speaker_keys) {
+                if (slot >= speaker_keysets.size()) continue;
+                srtp::keyset* ks = m.build();
+                speaker_keysets[slot] = ks;
+                if (ks == nullptr || ingress_marks.empty()) continue;
+                for (const auto& sp : s->speakers)
+                    if (sp.slot == slot)
+                        if (const auto mk = ingress_marks.find(key_of(id, sp)); mk != ingress_marks.end()) {
+                            ks->floor = mk->second.index;
+                            ks->floor_ssrc_be = mk->second.ssrc_be;
+                        }
+            }
         auto* a = alloc_zeroed<const srtp::keyset*>(sizeof(void*) * std::max<size_t>(1, speaker_keysets.size()));
         for (size_t i = 0; i < speaker_keysets.size(); ++i) a[i] = speaker_keysets[i];
         if (speaker_keys_arr) retired.push_back(speaker_keys_arr);
@@ -1105,6 +1129,10 @@ struct relay_state::impl {
                 img.egress_marks.push_back({id, static_cast<uint32_t>(tag), lim});
             }
         }
+        for (const auto& [k, m] : ingress_marks)
+            if (sessions.count(std::get<0>(k)) != 0)
+                img.ingress_marks.push_back({std::get<0>(k), std::get<1>(k), std::get<2>(k), std::get<3>(k), m.ssrc_be,
+                                             m.index});
         // And the reservations whose records ride the write that ends this
         // epoch (or a later one): the old journal that holds them goes once
         // the snapshot is written, and their limits may reach the slots.
@@ -1178,6 +1206,35 @@ struct relay_state::impl {
                 break;
             }
         }
+    }
+
+    // relay_state::srtp_mark_ingress, under the mutex.
+    bool mark_ingress() {
+        if (jr == nullptr || sh.policers == nullptr) return false;
+        bool any = false;
+        for (const auto& [id, s] : sessions)
+            for (const auto& sp : s->speakers) {
+                if (s->speaker_keys.find(sp.slot) == s->speaker_keys.end()) continue;
+                // The highest index any RX queue's entry accepted (each entry
+                // has one writer; these are racy reads of whole words).
+                ingress_mark best;
+                for (uint32_t q = 0; q < sh.nb_rx_queues; ++q) {
+                    dp::dp_policer& e = dp::policer_of(sh, q, sp.slot);
+                    if (__atomic_load_n(&e.srtp_rx.started, __ATOMIC_RELAXED) == 0) continue;
+                    const uint64_t top = __atomic_load_n(&e.srtp_rx.top, __ATOMIC_RELAXED);
+                    if (top > best.index) best = {__atomic_load_n(&e.srtp_rx.ssrc_be, __ATOMIC_RELAXED), top};
+                }
+                if (best.index == 0) continue;
+                auto& m = ingress_marks[key_of(id, sp)];
+                // A record per ingress_mark_step packets of a speaker (5 s
+                // at 50 packets/s): what a restart can let be replayed.
+                if (m.ssrc_be == best.ssrc_be && m.index + ingress_mark_step > best.index) continue;
+                m = best;
+                journal_record(jr::rec_srtp_ingress_mark{id, sp.ip, sp.ip6, sp.port, best.ssrc_be, best.index});
+                any = true;
+            }
+        if (any) mark_changed();
+        return any;
     }
 
     session_view view(const session_state& s) const {
@@ -1324,6 +1381,8 @@ void relay_state::session_end(uint32_t id) {
         s.srtp_streams = nullptr;
         im.srtp_tables.erase(id);
     }
+    im.ingress_marks.erase(im.ingress_marks.lower_bound({id, 0, ipv6_addr{}, 0}),
+                           im.ingress_marks.lower_bound({id + 1, 0, ipv6_addr{}, 0}));
     im.drop_keys(s.srtp_tx);
     im.drop_keys(s.trunk_tx);
     for (auto& [slot, m] : s.speaker_keys) im.drop_keys(m);
@@ -1747,6 +1806,24 @@ void relay_state::set_journal(journal* j) {
 bool relay_state::srtp_reserve() {
     std::lock_guard g(_impl->mu);
     return _impl->reserve_egress();
+}
+
+bool relay_state::srtp_mark_ingress() {
+    std::lock_guard g(_impl->mu);
+    return _impl->mark_ingress();
+}
+
+void relay_state::srtp_ingress_marked(uint32_t session_id, const listener_addr& speaker, uint32_t ssrc_be,
+                                      uint64_t index) {
+    auto& im = *_impl;
+    std::lock_guard g(im.mu);
+    speaker_view sp{};
+    sp.ip = speaker.ip;
+    sp.port = speaker.port;
+    sp.ip6 = speaker.ip6;
+    im.ingress_marks[impl::key_of(session_id, sp)] = {ssrc_be, index};
+    im.keys_dirty = true;
+    im.mark_changed();
 }
 
 bool relay_state::srtp_reserving() const {

@@ -213,6 +213,14 @@ public:
     // `ssrc_be` (wire order) may have been used; the session, now or when
     // created again under its id, starts that SSRC above them.
     void srtp_reserved(uint32_t session_id, uint32_t ssrc_be, uint64_t limit);
+    // Ingress marks (docs/srtp.md "Ingress marks"), with a journal: where
+    // each SRTP speaker's stream stands, written down when it moved (the
+    // control plane's tick); a restarted relay starts the speaker's fresh
+    // stream from there, so what was accepted before cannot be replayed
+    // and the ROC goes on. true if a record was queued.
+    bool srtp_mark_ingress();
+    // The journal's restore of one mark.
+    void srtp_ingress_marked(uint32_t session_id, const listener_addr& speaker, uint32_t ssrc_be, uint64_t index);
     // Journal replay at start: admission plans the replayed listeners (a
     // smaller profile refuses them) but takes no join tokens: they joined
     // before the restart.

@@ -229,10 +229,20 @@ verdict rx_check(const keyset& ks, const stream& st, const uint8_t* pkt, uint32_
     std::memcpy(&ssrc_be, pkt + 8, 4);
     const bool same = st.started != 0 && st.ssrc_be == ssrc_be;
     plan->fresh = same ? 0 : 1;
-    if (!estimate_index(st.top, same, be16(pkt + 2), &plan->index)) return verdict::replay;
-    if (same && plan->index <= st.top) {
-        const uint64_t delta = st.top - plan->index;
-        if (delta >= replay_window || (st.window >> delta) & 1) return verdict::replay;
+    uint64_t top = st.top, window = st.window;
+    bool known = same;
+    if (!same && ks.floor != 0 && ks.floor_ssrc_be == ssrc_be) [[unlikely]] {
+        // A fresh stream of an SSRC the journal has a mark for (a restart,
+        // an RSS move, a speaker added again): it goes on from the mark,
+        // and everything up to the mark counts as seen.
+        top = ks.floor;
+        window = ~uint64_t{0};
+        known = true;
+    }
+    if (!estimate_index(top, known, be16(pkt + 2), &plan->index)) return verdict::replay;
+    if (known && plan->index <= top) {
+        const uint64_t delta = top - plan->index;
+        if (delta >= replay_window || (window >> delta) & 1) return verdict::replay;
     }
     return verdict::ok;
 }

@@ -755,6 +755,64 @@ TEST(srtp_egress, a_relay_restarted_with_the_same_key_never_protects_an_index_tw
     std::filesystem::remove_all(dir, ec);
 }
 
+// Ingress marks (docs/srtp.md "Ingress marks"): after a restart, an SRTP
+// speaker's stream goes on from where the journal last wrote it down. A
+// packet recorded before the restart and replayed after it (while the
+// speaker is quiet) is refused (srtp_replay) instead of starting the
+// stream; and a speaker past its first 65 536 packets is accepted at once
+// (before the marks the fresh stream assumed ROC 0 and every packet failed
+// its MAC until the speaker was removed and added again).
+TEST(srtp_ingress, after_a_restart_a_recorded_packet_is_a_replay_and_the_speaker_goes_on) {
+    char tmpl[] = "/tmp/stentor-srtp-ingress-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    const std::string dir = tmpl;
+    peer speaker({{1, 0x07}}, true);
+    std::vector<bytes> recorded;                   // what an eavesdropper kept
+    constexpr uint16_t first = 65500;
+    constexpr unsigned n = 100;                    // 65 500 .. 65 599: the speaker's ROC goes to 1
+    {
+        control::journal_options jo;
+        jo.dir = dir;
+        control::journal jr(jo);
+        srtp_relay t("srtpinj1", control::srtp_ingress_mode::required, control::srtp_egress_mode::off, false, &jr);
+        t.speaker_key(spec_of("a", 1, 0x07));
+        for (unsigned k = 0; k < n; ++k) {
+            const bytes plain = rtp_of(static_cast<uint16_t>(first + k), 960u * k);
+            recorded.push_back(speaker.protect(plain));
+            t.send(frame_of(recorded.back()));
+            ASSERT_EQ(listener_rtp(t.port).size(), 1u) << k;
+        }
+        EXPECT_TRUE(t.r->state().srtp_mark_ingress());
+        t.r->state().publish();                    // the mark is on disk
+        EXPECT_FALSE(t.r->state().srtp_mark_ingress()) << "nothing moved since";
+    }   // a crash: no clean stop
+    control::journal_options jo;
+    jo.dir = dir;
+    control::journal jr(jo);
+    srtp_relay t("srtpinj2", control::srtp_ingress_mode::required, control::srtp_egress_mode::off, false, &jr);
+    t.speaker_key(spec_of("a", 1, 0x07));          // the application sets the key again
+    const auto before = all_counters(*t.r);
+    for (const unsigned k : {50u, 0u, 99u}) {
+        SCOPED_TRACE(k);
+        t.send(frame_of(recorded[k]));             // replayed while the speaker is quiet
+        EXPECT_TRUE(listener_rtp(t.port).empty()) << "a recorded packet started the stream";
+    }
+    const auto mid = all_counters(*t.r);
+    EXPECT_EQ(mid.at("drop/ingress/srtp_replay") - before.at("drop/ingress/srtp_replay"), 3u);
+    for (unsigned k = n; k < n + 20; ++k) {
+        const bytes plain = rtp_of(static_cast<uint16_t>(first + k), 960u * k);
+        t.send(frame_of(speaker.protect(plain)));
+        const auto out = listener_rtp(t.port);
+        ASSERT_EQ(out.size(), 1u) << k << ": the speaker, ROC 1, after the restart";
+        EXPECT_TRUE(std::equal(out[0].begin() + 12, out[0].end(), plain.begin() + 12)) << k;
+    }
+    const auto after = all_counters(*t.r);
+    EXPECT_EQ(after.at("drop/ingress/srtp_auth") - before.at("drop/ingress/srtp_auth"), 0u);
+    EXPECT_EQ(after.at("srtp_authenticated") - mid.at("srtp_authenticated"), 20u);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+}
+
 // Two SSRCs of one session each keep their own numbering; a packet of a
 // stream that arrives after a later one was protected is not sent
 // (egress/srtp_late): it would need an index below the high-water mark.

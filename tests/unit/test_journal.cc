@@ -138,6 +138,9 @@ std::vector<round_trip_row> round_trip_rows() {
         {"listeners_removed6", jr::rec_listeners_removed{{{1, 0, 1, v6("2001:db8::1")}, {2, 0, 65535, v6("2001:db8::2")}}}},
         // SRTP egress reservations: an SSRC with its top bit set, a limit past 2^32.
         {"srtp_reserve", jr::rec_srtp_reserve{7, 0xdeadbeefu, (uint64_t{1} << 40) + 4096}},
+        // SRTP ingress marks, one per family.
+        {"srtp_ingress_mark", jr::rec_srtp_ingress_mark{7, 0xc612000a, std::nullopt, 5004, 0xd2040000u, 70001}},
+        {"srtp_ingress_mark6", jr::rec_srtp_ingress_mark{7, 0, v6("2001:db8::a"), 65535, 1, (uint64_t{1} << 47) + 3}},
     };
 }
 
@@ -168,6 +171,9 @@ bool same(const jr::record& a, const jr::record& b) {
                 return x.items == y.items;
             } else if constexpr (std::is_same_v<T, jr::rec_srtp_reserve>) {
                 return x.session_id == y.session_id && x.ssrc_be == y.ssrc_be && x.limit == y.limit;
+            } else if constexpr (std::is_same_v<T, jr::rec_srtp_ingress_mark>) {
+                return x.session_id == y.session_id && x.ip == y.ip && x.ip6 == y.ip6 && x.port == y.port &&
+                       x.ssrc_be == y.ssrc_be && x.index == y.index;
             } else {
                 return x.sessions == y.sessions && x.speakers == y.speakers && x.listeners == y.listeners;
             }
@@ -927,6 +933,61 @@ TEST(JournalState, a_reservation_written_by_the_publish_that_compacts_survives_i
     n.st->publish();
     ASSERT_NE(stream_of(*n.st, 1), nullptr);
     EXPECT_GE(stream_of(*n.st, 1)->next_index, limit) << "restored above the reservation the snapshot carried";
+}
+
+// SRTP ingress marks (docs/srtp.md "Ingress marks") through a compaction
+// and a crash: the speaker's keyset, once its key is set again after the
+// restart, carries the mark of its SSRC (what the RX lcores start its fresh
+// stream from); a speaker whose stream did not move writes no new record.
+TEST(JournalState, an_srtp_speakers_ingress_mark_survives_a_compaction_and_a_restart) {
+    temp_dir d;
+    const uint32_t ssrc_be = __builtin_bswap32(1234);
+    auto key = [] {
+        srtp_key_spec k;
+        k.id = "a";
+        k.master = secure_bytes(30);
+        for (size_t i = 0; i < 30; ++i) k.master.data()[i] = static_cast<uint8_t>(i * 7 + 1);
+        return k;
+    };
+    auto slot_of = [](relay_state& st) {
+        for (const auto& v : st.sessions())
+            if (v.id == 1 && !v.speakers.empty()) return v.speakers.front().slot;
+        ADD_FAILURE() << "no speaker";
+        return 0u;
+    };
+    {
+        node n(journal_profile(), d.path, 4096);
+        session_params p;
+        p.id = 1;
+        p.srtp_ingress = srtp_ingress_mode::required;
+        n.st->session_create(p);
+        n.st->speaker_add(1, 0xc612000a, 5004, 1234);
+        n.st->srtp_key_add({1, std::make_pair(0xc612000au, 5004u)}, key());
+        n.st->publish();
+        EXPECT_FALSE(n.st->srtp_mark_ingress()) << "no packet yet";
+        // What the RX lcore of queue 0 holds after 70 000 packets.
+        dp::policer_of(n.shared, 0, slot_of(*n.st)).srtp_rx = {70000, 1, ssrc_be, 1};
+        EXPECT_TRUE(n.st->srtp_mark_ingress());
+        n.st->publish();
+        dp::policer_of(n.shared, 0, slot_of(*n.st)).srtp_rx.top = 70100;
+        EXPECT_FALSE(n.st->srtp_mark_ingress()) << "under a step (256) further: no record";
+        for (int i = 0; i < 200; ++i) n.st->listener_add(1, 0xc6120100 + i, 5004, 0);   // past compact_bytes
+        n.st->publish();
+        n.st->publish();
+        n.jr->wait_compaction();
+        EXPECT_GE(n.jr->stats().compactions, 1u);
+    }
+    node n(journal_profile(), d.path, 4096);
+    EXPECT_EQ(0u, n.rep.records_skipped);
+    n.st->srtp_key_add({1, std::make_pair(0xc612000au, 5004u)}, key());
+    n.st->publish();
+    const dp::dp_snapshot* snap = n.shared.snapshot.load();
+    const uint32_t slot = slot_of(*n.st);
+    ASSERT_NE(snap, nullptr);
+    ASSERT_LT(slot, snap->nb_speaker_keys);
+    ASSERT_NE(snap->speaker_keys[slot], nullptr);
+    EXPECT_EQ(snap->speaker_keys[slot]->floor, 70000u);
+    EXPECT_EQ(snap->speaker_keys[slot]->floor_ssrc_be, ssrc_be);
 }
 
 TEST(JournalState, snapshot_keeps_join_order_across_sessions_for_shedding) {

@@ -283,6 +283,63 @@ TEST(srtp_rx, damaged_packets_are_refused_by_reason) {
     }
 }
 
+// Ingress marks (docs/srtp.md "Ingress marks"): a receiver whose keyset
+// carries the journal's mark for the SSRC starts a fresh stream from there:
+// whatever was accepted up to the mark is a replay, and the ROC is the
+// mark's, not 0 (a speaker 70 000 packets in, after the relay restarted).
+// Rows: packets in order of arrival at a fresh receiver.
+TEST(srtp_rx, a_fresh_stream_goes_on_from_the_journals_mark) {
+    const uint32_t ssrc = 0x11223344, ssrc_be = __builtin_bswap32(ssrc);
+    constexpr uint64_t mark = (uint64_t{1} << 16) + 4464;   // 70 000: ROC 1
+    own_keys sender(sr::suite::aes_cm_128_hmac_sha1_80, 1, {{1, 1}});
+    own_keys receiver(sr::suite::aes_cm_128_hmac_sha1_80, 1, {{1, 1}});
+    receiver.ks.floor = mark;
+    receiver.ks.floor_ssrc_be = ssrc_be;
+    auto make = [&](uint64_t index, uint32_t ss) {
+        auto p = rtp_packet(static_cast<uint16_t>(index), ss, 80);
+        const uint32_t n = static_cast<uint32_t>(p.size());
+        p.resize(n + sr::max_trailer);
+        p.resize(sr::protect(sender.ks, 0, index, p.data(), n, 12));
+        return p;
+    };
+    struct row {
+        const char* what;
+        uint64_t index;        // the sender's
+        uint32_t ssrc;
+        sr::verdict want;
+    };
+    const row table[] = {
+        {"a packet from before the mark (a capture replayed)", mark - 30, ssrc, sr::verdict::replay},
+        {"the mark itself", mark, ssrc, sr::verdict::replay},
+        {"from a whole ROC before: estimated ahead (ROC 1), its MAC says no", 4464 + 10, ssrc, sr::verdict::auth},
+        {"the speaker's next packet: ROC 1 from the mark", mark + 1, ssrc, sr::verdict::ok},
+        {"and on", mark + 2, ssrc, sr::verdict::ok},
+        {"a replay of the one just accepted", mark + 2, ssrc, sr::verdict::replay},
+        {"another SSRC has no mark: its own numbers from ROC 0", 500, 0x55667788, sr::verdict::ok},
+    };
+    sr::stream rx{};
+    for (const auto& r : table) {
+        SCOPED_TRACE(r.what);
+        auto p = make(r.index, r.ssrc);
+        sr::rx_plan plan;
+        sr::verdict v = sr::rx_check(receiver.ks, rx, p.data(), static_cast<uint32_t>(p.size()), 12, &plan);
+        if (v == sr::verdict::ok) v = sr::rx_unprotect(receiver.ks, 1, p.data(), plan);
+        EXPECT_EQ(v, r.want);
+        if (v == sr::verdict::ok) {
+            EXPECT_EQ(plan.index, r.index) << "the index (and ROC) the sender used";
+            sr::rx_commit(rx, plan, __builtin_bswap32(r.ssrc));
+        }
+    }
+    // Without the mark the same fresh receiver takes ROC 0: the speaker's
+    // packet 70 001 fails its MAC (what a restart did before the marks).
+    own_keys plain(sr::suite::aes_cm_128_hmac_sha1_80, 1, {{1, 1}});
+    sr::stream fresh{};
+    auto p = make(mark + 1, ssrc);
+    sr::rx_plan plan;
+    ASSERT_EQ(sr::rx_check(plain.ks, fresh, p.data(), static_cast<uint32_t>(p.size()), 12, &plan), sr::verdict::ok);
+    EXPECT_EQ(sr::rx_unprotect(plain.ks, 1, p.data(), plan), sr::verdict::auth);
+}
+
 // Rotation: a set holding the old and the new key accepts both; by MKI one
 // MAC per packet, without MKI newest first.
 TEST(srtp_rx, old_and_new_key_both_accepted_during_the_overlap) {

@@ -82,6 +82,13 @@ struct keyset {
     uint8_t active = 0;                // egress: the key packets are protected with
     uint32_t mki[max_keys]{};          // each key's MKI, big-endian value of its mki_len bytes
     const key* keys[max_keys]{};
+    // Ingress across restarts (docs/srtp.md "Ingress marks"): where the
+    // speaker's stream of SSRC floor_ssrc_be stood when the journal last
+    // wrote it down (0: nothing known). A fresh stream of that SSRC starts
+    // from there with everything up to it seen: older packets are replays,
+    // and its ROC is estimated from the mark instead of 0.
+    uint64_t floor = 0;
+    uint32_t floor_ssrc_be = 0;
 };
 
 // One SSRC's rollover counter and replay window (RFC 3711 3.2.1, 3.3.2):
