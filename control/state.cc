@@ -1408,8 +1408,9 @@ void relay_state::session_end(uint32_t id) {
         im.srtp_tables.erase(id);
         im.srtp_watch.erase(id);
     }
-    im.ingress_marks.erase(im.ingress_marks.lower_bound({id, 0, ipv6_addr{}, 0}),
-                           im.ingress_marks.lower_bound({id + 1, 0, ipv6_addr{}, 0}));
+    for (auto it = im.ingress_marks.lower_bound({id, 0, ipv6_addr{}, 0});
+         it != im.ingress_marks.end() && std::get<0>(it->first) == id;)
+        it = im.ingress_marks.erase(it);
     im.drop_keys(s.srtp_tx);
     im.drop_keys(s.trunk_tx);
     for (auto& [slot, m] : s.speaker_keys) im.drop_keys(m);
