@@ -990,6 +990,57 @@ TEST(JournalState, an_srtp_speakers_ingress_mark_survives_a_compaction_and_a_res
     EXPECT_EQ(snap->speaker_keys[slot]->floor_ssrc_be, ssrc_be);
 }
 
+// A session's ingress marks go when it ends, whatever its id (the last id,
+// 0xffffffff, once made the erase's range run backwards), and only its own:
+// the snapshot after the end holds the other session's mark alone.
+TEST(JournalState, a_sessions_ingress_marks_go_at_its_end_even_for_the_last_id) {
+    temp_dir d;
+    node n(journal_profile(), d.path);
+    auto key = [] {
+        srtp_key_spec k;
+        k.id = "a";
+        k.master = secure_bytes(30);
+        for (size_t i = 0; i < 30; ++i) k.master.data()[i] = static_cast<uint8_t>(i * 3 + 2);
+        return k;
+    };
+    for (const uint32_t id : {0xffffffffu, 7u}) {
+        session_params p;
+        p.id = id;
+        p.udp_port = id == 7 ? 40007 : 40008;
+        p.srtp_ingress = srtp_ingress_mode::required;
+        n.st->session_create(p);
+        n.st->speaker_add(id, 0xc612000a, id == 7 ? 5004 : 5006, 1234);
+        n.st->srtp_key_add({id, std::make_pair(0xc612000au, id == 7 ? 5004u : 5006u)}, key());
+    }
+    n.st->publish();
+    for (const auto& v : n.st->sessions())
+        dp::policer_of(n.shared, 0, v.speakers.front().slot).srtp_rx = {70000, 1, __builtin_bswap32(1234), 1};
+    EXPECT_TRUE(n.st->srtp_mark_ingress());
+    n.st->publish();
+    EXPECT_EQ(n.st->image().ingress_marks.size(), 2u);
+    n.st->session_end(0xffffffff);
+    n.st->publish();
+    const auto img = n.st->image();
+    ASSERT_EQ(img.ingress_marks.size(), 1u);
+    EXPECT_EQ(img.ingress_marks[0].session_id, 7u);
+    // Created again under the id with the same speaker and key: no mark
+    // of the ended session's stream (a new session's speaker starts fresh).
+    session_params p;
+    p.id = 0xffffffff;
+    p.udp_port = 40008;
+    p.srtp_ingress = srtp_ingress_mode::required;
+    n.st->session_create(p);
+    n.st->speaker_add(0xffffffff, 0xc612000a, 5006, 1234);
+    n.st->srtp_key_add({0xffffffff, std::make_pair(0xc612000au, 5006u)}, key());
+    n.st->publish();
+    const dp::dp_snapshot* snap = n.shared.snapshot.load();
+    for (const auto& v : n.st->sessions()) {
+        const uint32_t slot = v.speakers.front().slot;
+        ASSERT_NE(snap->speaker_keys[slot], nullptr);
+        EXPECT_EQ(snap->speaker_keys[slot]->floor, v.id == 7 ? 70000u : 0u) << v.id;
+    }
+}
+
 TEST(JournalState, snapshot_keeps_join_order_across_sessions_for_shedding) {
     temp_dir d;
     std::vector<shed_record> want;
