@@ -828,6 +828,27 @@ const srtp_stream_view* stream_of(relay_state& st, uint32_t id) {
     return nullptr;
 }
 
+// SRTP ingress marks: the speaker 198.18.0.10:`sport` (SSRC 1234) of
+// session `id`, and its key as the API takes it (30 bytes from `seed`).
+void set_speaker_key(relay_state& st, uint32_t id, unsigned sport, uint8_t seed) {
+    srtp_key_spec k;
+    k.id = "a";
+    k.master = secure_bytes(30);
+    for (size_t i = 0; i < 30; ++i) k.master.data()[i] = static_cast<uint8_t>(seed + i * 7);
+    st.srtp_key_add({id, std::make_pair(0xc612000au, sport)}, std::move(k));
+}
+// A session that requires SRTP of its speakers (udp_port 0: the next free
+// one), with that speaker and its key.
+void srtp_speaker_session(relay_state& st, uint32_t id, unsigned udp_port, unsigned sport, uint8_t seed) {
+    session_params p;
+    p.id = id;
+    p.udp_port = udp_port;
+    p.srtp_ingress = srtp_ingress_mode::required;
+    st.session_create(p);
+    st.speaker_add(id, 0xc612000a, sport, 1234);
+    set_speaker_key(st, id, sport, seed);
+}
+
 // No egress index is used before the journal holds a reservation above it,
 // so a relay that restarts (crash: no clean stop) resumes each SSRC above
 // everything the last run could have protected, even when its speaker
@@ -942,13 +963,6 @@ TEST(JournalState, a_reservation_written_by_the_publish_that_compacts_survives_i
 TEST(JournalState, an_srtp_speakers_ingress_mark_survives_a_compaction_and_a_restart) {
     temp_dir d;
     const uint32_t ssrc_be = __builtin_bswap32(1234);
-    auto key = [] {
-        srtp_key_spec k;
-        k.id = "a";
-        k.master = secure_bytes(30);
-        for (size_t i = 0; i < 30; ++i) k.master.data()[i] = static_cast<uint8_t>(i * 7 + 1);
-        return k;
-    };
     auto slot_of = [](relay_state& st) {
         for (const auto& v : st.sessions())
             if (v.id == 1 && !v.speakers.empty()) return v.speakers.front().slot;
@@ -957,12 +971,7 @@ TEST(JournalState, an_srtp_speakers_ingress_mark_survives_a_compaction_and_a_res
     };
     {
         node n(journal_profile(), d.path, 4096);
-        session_params p;
-        p.id = 1;
-        p.srtp_ingress = srtp_ingress_mode::required;
-        n.st->session_create(p);
-        n.st->speaker_add(1, 0xc612000a, 5004, 1234);
-        n.st->srtp_key_add({1, std::make_pair(0xc612000au, 5004u)}, key());
+        srtp_speaker_session(*n.st, 1, 0, 5004, 1);
         n.st->publish();
         EXPECT_FALSE(n.st->srtp_mark_ingress()) << "no packet yet";
         // What the RX lcore of queue 0 holds after 70 000 packets.
@@ -979,7 +988,7 @@ TEST(JournalState, an_srtp_speakers_ingress_mark_survives_a_compaction_and_a_res
     }
     node n(journal_profile(), d.path, 4096);
     EXPECT_EQ(0u, n.rep.records_skipped);
-    n.st->srtp_key_add({1, std::make_pair(0xc612000au, 5004u)}, key());
+    set_speaker_key(*n.st, 1, 5004, 1);            // the application sets it again
     n.st->publish();
     const dp::dp_snapshot* snap = n.shared.snapshot.load();
     const uint32_t slot = slot_of(*n.st);
@@ -996,22 +1005,8 @@ TEST(JournalState, an_srtp_speakers_ingress_mark_survives_a_compaction_and_a_res
 TEST(JournalState, a_sessions_ingress_marks_go_at_its_end_even_for_the_last_id) {
     temp_dir d;
     node n(journal_profile(), d.path);
-    auto key = [] {
-        srtp_key_spec k;
-        k.id = "a";
-        k.master = secure_bytes(30);
-        for (size_t i = 0; i < 30; ++i) k.master.data()[i] = static_cast<uint8_t>(i * 3 + 2);
-        return k;
-    };
-    for (const uint32_t id : {0xffffffffu, 7u}) {
-        session_params p;
-        p.id = id;
-        p.udp_port = id == 7 ? 40007 : 40008;
-        p.srtp_ingress = srtp_ingress_mode::required;
-        n.st->session_create(p);
-        n.st->speaker_add(id, 0xc612000a, id == 7 ? 5004 : 5006, 1234);
-        n.st->srtp_key_add({id, std::make_pair(0xc612000au, id == 7 ? 5004u : 5006u)}, key());
-    }
+    srtp_speaker_session(*n.st, 0xffffffff, 40008, 5006, 2);
+    srtp_speaker_session(*n.st, 7, 40007, 5004, 2);
     n.st->publish();
     for (const auto& v : n.st->sessions())
         dp::policer_of(n.shared, 0, v.speakers.front().slot).srtp_rx = {70000, 1, __builtin_bswap32(1234), 1};
@@ -1025,13 +1020,7 @@ TEST(JournalState, a_sessions_ingress_marks_go_at_its_end_even_for_the_last_id) 
     EXPECT_EQ(img.ingress_marks[0].session_id, 7u);
     // Created again under the id with the same speaker and key: no mark
     // of the ended session's stream (a new session's speaker starts fresh).
-    session_params p;
-    p.id = 0xffffffff;
-    p.udp_port = 40008;
-    p.srtp_ingress = srtp_ingress_mode::required;
-    n.st->session_create(p);
-    n.st->speaker_add(0xffffffff, 0xc612000a, 5006, 1234);
-    n.st->srtp_key_add({0xffffffff, std::make_pair(0xc612000au, 5006u)}, key());
+    srtp_speaker_session(*n.st, 0xffffffff, 40008, 5006, 2);
     n.st->publish();
     const dp::dp_snapshot* snap = n.shared.snapshot.load();
     for (const auto& v : n.st->sessions()) {
