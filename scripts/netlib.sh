@@ -266,6 +266,18 @@ netlib_speaker_cmd() {
     "rtp://$NL_RELAY_IP:40000?pkt_size=1200&localrtpport=5004")
 }
 
+# netlib_api TOKEN METHOD PATH [JSON_BODY] -> the relay's API answer (from
+# the relay's namespace, its API on 127.0.0.1:8080).
+netlib_api() {
+  local args=(-sS -m 5 -X "$2" -H "Authorization: Bearer $1" "http://127.0.0.1:8080$3")
+  [[ $# -ge 4 ]] && args+=(-H 'Content-Type: application/json' --data-binary "$4")
+  ip netns exec "$NL_NS_RELAY" curl "${args[@]}"
+}
+
+# netlib_hex_of BASE64 -> the bytes as lower-case hex (SRTP keys for
+# GStreamer's caps from the SDES / ffmpeg form).
+netlib_hex_of() { base64 -d <<<"$1" | od -An -tx1 | tr -d ' \n'; }
+
 # netlib_wav_info WAV -> prints "DURATION FREQ" (either may be "?").
 netlib_wav_info() {
   local wav=$1 dur freq trim_len

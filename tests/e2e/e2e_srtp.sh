@@ -47,7 +47,6 @@ fi
 
 # Keys: master key || salt, 30 bytes, base64 (SDES / ffmpeg form); hex for
 # GStreamer's caps.
-hex_of() { base64 -d <<<"$1" | od -An -tx1 | tr -d ' \n'; }
 SPK_KEY=$(openssl rand -base64 30)
 K1=$(openssl rand -base64 30)
 K2=$(openssl rand -base64 30)
@@ -72,11 +71,7 @@ netlib_start_relay "$BUILD_DIR" "$WORK/srtp.toml" 60 "$RELAY_LOG" 15 || rc=$?
 if (( rc != 0 )); then fail "${T}_relay_ready" "stentord did not start (rc $rc)"; exit 1; fi
 pass "${T}_relay_ready"
 
-api() {  # api METHOD PATH [BODY]
-  local args=(-sS -m 5 -X "$1" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:8080$2")
-  [[ $# -ge 3 ]] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
-  ip netns exec "$NL_NS_RELAY" curl "${args[@]}"
-}
+api() { netlib_api "$TOKEN" "$@"; }   # api METHOD PATH [BODY]
 out=$(api POST /api/v1/sessions/1/srtp/keys "{\"id\":\"k1\",\"key\":\"$K1\",\"mki\":\"01\"}")
 if grep -q '"key":"k1"' <<<"$out"; then pass "${T}_session_key_set"; else fail "${T}_session_key_set" "$out"; fi
 if api GET /api/v1/sessions/1 | jq -e '.srtp.ingress == "required" and .srtp.egress == "session_key" and .srtp.keys[0].id == "k1" and .srtp.keys[0].active' >/dev/null; then
@@ -86,8 +81,8 @@ else
 fi
 
 CAPS_COMMON="media=audio,clock-rate=48000,encoding-name=OPUS,payload=111,ssrc=(uint)1234,srtp-cipher=(string)aes-128-icm,srtp-auth=(string)hmac-sha1-80,srtcp-cipher=(string)aes-128-icm,srtcp-auth=(string)hmac-sha1-80,roc=(uint)0"
-CAPS_GOOD="application/x-srtp,$CAPS_COMMON,srtp-key=(buffer)$(hex_of "$K1"),mki=(buffer)01,srtp-key2=(buffer)$(hex_of "$K2"),mki2=(buffer)02"
-CAPS_WRONG="application/x-srtp,$CAPS_COMMON,srtp-key=(buffer)$(hex_of "$WRONG"),mki=(buffer)01"
+CAPS_GOOD="application/x-srtp,$CAPS_COMMON,srtp-key=(buffer)$(netlib_hex_of "$K1"),mki=(buffer)01,srtp-key2=(buffer)$(netlib_hex_of "$K2"),mki2=(buffer)02"
+CAPS_WRONG="application/x-srtp,$CAPS_COMMON,srtp-key=(buffer)$(netlib_hex_of "$WRONG"),mki=(buffer)01"
 declare -a WAVS LPIDS
 for i in 0 1 2; do
   ns=${NL_NS_LISTENERS[$i]}
@@ -203,7 +198,7 @@ netlib_stop_pid "$RELAY_PID" INT 10
 cat "$RELAY_LOG" >>"$WORK/answers.txt"
 leaks=0
 for k in "$SPK_KEY" "$K1" "$K2"; do
-  h=$(hex_of "$k")
+  h=$(netlib_hex_of "$k")
   for needle in "$k" "${k:0:16}" "${h:0:24}" "$(tr 'a-f' 'A-F' <<<"${h:0:24}")"; do
     if grep -qF -- "$needle" "$WORK/answers.txt"; then leaks=$((leaks + 1)); fi
   done

@@ -42,7 +42,6 @@ if ! netlib_up >"$WORK/netlib.log" 2>&1; then
   fail "${T}_setup" "could not build the namespace topology"; exit 1
 fi
 
-hex_of() { base64 -d <<<"$1" | od -An -tx1 | tr -d ' \n'; }
 K1=$(openssl rand -base64 30)
 TOKEN=$(awk -F'"' '/^token = / { print $2; exit }' configs/dev-veth.toml)
 
@@ -57,11 +56,7 @@ netlib_start_relay "$BUILD_DIR" "$WORK/late.toml" 60 "$RELAY_LOG" 15 || rc=$?
 if (( rc != 0 )); then fail "${T}_relay_ready" "stentord did not start (rc $rc)"; exit 1; fi
 pass "${T}_relay_ready"
 
-api() {  # api METHOD PATH [BODY]
-  local args=(-sS -m 5 -X "$1" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:8080$2")
-  [[ $# -ge 3 ]] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
-  ip netns exec "$NL_NS_RELAY" curl "${args[@]}"
-}
+api() { netlib_api "$TOKEN" "$@"; }   # api METHOD PATH [BODY]
 out=$(api POST /api/v1/sessions/1/srtp/keys "{\"id\":\"k1\",\"key\":\"$K1\",\"mki\":\"01\"}")
 if grep -q '"key":"k1"' <<<"$out"; then pass "${T}_session_key_set"; else fail "${T}_session_key_set" "$out"; fi
 if api GET /api/v1/sessions/1 | jq -e '.srtp.streams == []' >/dev/null; then
@@ -70,7 +65,7 @@ else
   fail "${T}_no_stream_before_the_first_packet" "$(api GET /api/v1/sessions/1 | jq -c .srtp)"
 fi
 
-CAPS="application/x-srtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=111,ssrc=(uint)1234,srtp-cipher=(string)aes-128-icm,srtp-auth=(string)hmac-sha1-80,srtcp-cipher=(string)aes-128-icm,srtcp-auth=(string)hmac-sha1-80,srtp-key=(buffer)$(hex_of "$K1"),mki=(buffer)01"
+CAPS="application/x-srtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=111,ssrc=(uint)1234,srtp-cipher=(string)aes-128-icm,srtp-auth=(string)hmac-sha1-80,srtcp-cipher=(string)aes-128-icm,srtcp-auth=(string)hmac-sha1-80,srtp-key=(buffer)$(netlib_hex_of "$K1"),mki=(buffer)01"
 declare -a WAVS LPIDS
 listen() {  # listen INDEX ROC
   local i=$1 ns=${NL_NS_LISTENERS[$1]}
