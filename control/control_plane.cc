@@ -82,7 +82,8 @@ void control_plane::run() {
         // protected SSRC waits for its first one, so look often while any
         // session protects on a relay with a journal; queued records make
         // wait_pending return at once.
-        const bool reserving = state().srtp_reserve() || state().srtp_reserving();
+        bool reserving = false;
+        state().srtp_reserve(&reserving);
         const auto cap = reserving ? srtp_reserve_poll : std::chrono::milliseconds(100);
         if (state().wait_pending(std::min<std::chrono::milliseconds>(wait, cap))) {
             state().publish();

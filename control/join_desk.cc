@@ -14,6 +14,8 @@
 
 #include <stdexcept>
 
+#include <spdlog/spdlog.h>
+
 #include "action_error.h"
 #include "control_plane.h"
 #include "stentor/dp_join.h"
@@ -37,6 +39,10 @@ listener_addr join_desk::addr_ref::listener() const {
 }
 
 namespace {
+
+// A wall clock found this far behind the desk's last sweep stepped back (the
+// sweep runs once a second; a slewing NTP moves it by milliseconds).
+constexpr uint32_t clock_step_back_s = 300;
 
 uint16_t port_of(const dp::dp_join_request& r) { return __builtin_bswap16(r.src_port_be); }
 
@@ -291,6 +297,17 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
         spend(tok, r.expiry);
         ++_stats.left;
         reply(m);
+        return;
+    }
+
+    // A token the sweep may have forgotten as spent (its expiry below the
+    // sweep's clock) is refused as expired here: the data plane checked it
+    // against its own clock, set at a poll before the request waited in the
+    // ring, so without this a spent token that expired meanwhile could join
+    // once more. Checked before the spent table, which no longer holds it.
+    if (r.expiry < _forgotten_below) {
+        ++_stats.refused_expired;
+        reply(m, 403, "token expired");
         return;
     }
 
@@ -555,7 +572,21 @@ void join_desk::sweep(clock_t_::time_point now) {
     // Spent tokens past their expiry: the data plane refuses those tokens
     // before any MAC, nothing left to remember.
     const auto unix_now = static_cast<uint32_t>(std::time(nullptr));
-    while (!_spent_by_expiry.empty() && _spent_by_expiry.begin()->first < unix_now) {
+    if (unix_now >= _forgotten_below) {
+        _forgotten_below = unix_now;
+    } else if (_forgotten_below - unix_now > clock_step_back_s) {
+        // The wall clock stepped back (an operator, NTP stepping a clock
+        // that ran ahead): held at the old bound, every token the issuer
+        // mints now for less than the step would be refused. The bound
+        // follows the clock; a spent token that expired in the skipped
+        // interval (under the wrong clock) may join once more, under the
+        // source limits.
+        spdlog::warn("join desk: the wall clock stepped back {} s; spent tokens that expired in that interval are "
+                     "forgotten and may join once more",
+                     _forgotten_below - unix_now);
+        _forgotten_below = unix_now;
+    }
+    while (!_spent_by_expiry.empty() && _spent_by_expiry.begin()->first < _forgotten_below) {
         _spent.erase(_spent_by_expiry.begin()->second);
         _spent_by_expiry.erase(_spent_by_expiry.begin());
     }

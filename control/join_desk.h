@@ -89,6 +89,7 @@ struct join_desk_config {
     _(session_gone, "bindings dropped because their session ended (their listeners went with it)")     \
     _(shed, "bindings dropped because the overload controller shed their listener (its next request is a new join)") \
     _(refused_spent, "token refused: it left before (a token that left is spent until its expiry) (403)")           \
+    _(refused_expired, "token refused by the desk: it expired before the desk's last sweep, which may have forgotten it as spent (403)") \
     _(spent_full, "leaves whose token could not be remembered as spent: the table was full (join.max_spent_tokens)") \
     _(refused_source_rate, "join refused: its source (IPv4 address, IPv6 /64) joined too fast (429, with a retry time)") \
     _(refused_source_bindings, "join refused: its source holds join.max_bindings_per_source listeners (429)")       \
@@ -223,6 +224,13 @@ private:
     std::unordered_map<token_ref, uint32_t, token_hash> _spent;
     std::multimap<uint32_t, token_ref> _spent_by_expiry;
     std::atomic<size_t> _nb_spent{0};
+    // Every spent token whose expiry is below this (unix seconds) may have
+    // been forgotten by a sweep: a request carrying such an expiry is
+    // refused here whatever the data plane's clock said when it checked it
+    // (it reads sh.unix_now, set at each poll, before the request waited in
+    // the ring). Raised by each sweep; lowered only when the wall clock
+    // stepped back by more than clock_step_back_s (then logged).
+    uint32_t _forgotten_below = 0;
     // Joins published, their answers waiting for the next hop (at most
     // limits.join_resolve_ms): the desk goes on meanwhile, so one listener
     // whose next hop never answers ARP holds up nobody else's answer.

@@ -1834,9 +1834,12 @@ void relay_state::set_journal(journal* j) {
     }
 }
 
-bool relay_state::srtp_reserve() {
+bool relay_state::srtp_reserve(bool* reserving) {
     std::lock_guard g(_impl->mu);
-    return _impl->reserve_egress();
+    const bool queued = _impl->reserve_egress();
+    if (reserving != nullptr)
+        *reserving = queued || (_impl->srtp_reserving && _impl->jr != nullptr && !_impl->srtp_tables.empty());
+    return queued;
 }
 
 bool relay_state::srtp_mark_ingress() {
@@ -1855,11 +1858,6 @@ void relay_state::srtp_ingress_marked(uint32_t session_id, const listener_addr& 
     im.ingress_marks[impl::key_of(session_id, sp)] = {ssrc_be, index};
     im.keys_dirty = true;
     im.mark_changed();
-}
-
-bool relay_state::srtp_reserving() const {
-    std::lock_guard g(_impl->mu);
-    return _impl->srtp_reserving && _impl->jr != nullptr && !_impl->srtp_tables.empty();
 }
 
 void relay_state::srtp_reserved(uint32_t session_id, uint32_t ssrc_be, uint64_t limit) {

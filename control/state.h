@@ -204,10 +204,10 @@ public:
     // used. srtp_reserve() queues a record for every protected SSRC whose
     // reservation runs low (or that has none); true if it queued any, and
     // the next publish writes them and then raises the limits. The control
-    // plane's loop calls it every srtp_reserve_poll.
-    bool srtp_reserve();
-    // Whether any session's egress needs reservations (a journal, tables).
-    bool srtp_reserving() const;
+    // plane's loop calls it every srtp_reserve_poll while `*reserving` (if
+    // given) comes back true: it queued, or a session's egress needs
+    // reservations (a journal, tables).
+    bool srtp_reserve(bool* reserving = nullptr);
     static constexpr uint64_t srtp_reserve_block = 4096;   // indices per reservation (82 s at 50 packets/s)
     // The journal's restore: indices below `limit` of the session's SSRC
     // `ssrc_be` (wire order) may have been used; the session, now or when

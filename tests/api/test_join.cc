@@ -1036,6 +1036,55 @@ TEST(join, a_spent_token_is_forgotten_after_its_expiry_and_its_place_taken_by_th
     EXPECT_EQ(403, old->code) << "a token that had not expired was forgotten: " << old->reason;
 }
 
+// The data plane checks a token's expiry against sh.unix_now, which the desk
+// sets at each poll; a request then waits in the ring. A spent token that
+// expired in between, checked by the data plane before and taken by the desk
+// after a sweep forgot it, must not join once more.
+TEST(join, a_spent_token_the_sweep_forgot_is_refused_though_the_data_plane_passed_it_on_an_older_clock) {
+    join_env e;
+    const auto minted_from = static_cast<uint32_t>(std::time(nullptr));
+    const credentials c = mint(1, 2);
+    const auto expiry_at_most = std::time(nullptr) + 2;
+    join_and_leave(e, c, "the short-lived token");
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_EQ(1u, e.desk().spent_tokens());
+
+    while (std::time(nullptr) <= expiry_at_most) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    e.now += std::chrono::seconds(1);
+    e.desk().poll(e.now);
+    ASSERT_EQ(0u, e.desk().spent_tokens()) << "the sweep forgets the expired token";
+
+    // On the data plane's current clock the token is expired: dropped.
+    {
+        const bytes req = request(c, false, 3, e.cookie_for(join_env::source4(nat_ip, nat_port)));
+        const uint64_t expired = counter(e.r(), "drop/join/expired");
+        EXPECT_TRUE(e.send(frame_from(req)).empty());
+        EXPECT_EQ(expired + 1, counter(e.r(), "drop/join/expired"));
+    }
+    // On a clock from before its expiry (the request checked, then waiting in
+    // the ring across the sweep), it reaches the desk: refused, nobody added.
+    const uint64_t published = e.r().state().published_version();
+    const bytes req = request(c, false, 4, e.cookie_for(join_env::source4(nat_ip, nat_port)));
+    e.r().shared().unix_now.store(minted_from + 1, std::memory_order_relaxed);
+    const auto a = e.ask(req, frame_from(req), c);
+    ASSERT_TRUE(a.has_value()) << "the data plane passed it on its older clock";
+    EXPECT_EQ(403, a->code) << a->reason;
+    EXPECT_EQ("token expired", a->reason);
+    EXPECT_EQ(1u, e.stats().refused_expired);
+    EXPECT_EQ(1u, e.stats().joined) << "the spent token joined once more";
+    EXPECT_EQ(0u, e.listeners());
+    EXPECT_EQ(published, e.r().state().published_version()) << "a refusal published";
+
+    // A token that has not expired, checked on the same older clock, joins.
+    const credentials d = mint(1);
+    const bytes dreq = request(d, false, 5, e.cookie_for(join_env::source4(nat_ip, nat_port)));
+    e.r().shared().unix_now.store(minted_from + 1, std::memory_order_relaxed);
+    const auto b = e.ask(dreq, frame_from(dreq), d);
+    ASSERT_TRUE(b.has_value());
+    EXPECT_EQ(stun::binding_success, b->type) << b->code << " " << b->reason;
+    EXPECT_EQ(1u, e.listeners());
+}
+
 TEST(join, a_source_holds_at_most_max_bindings_per_source_listeners) {
     join_env e([](control::profile& p) { p.join.max_bindings_per_source = 3; });
     for (uint16_t i = 0; i < 3; ++i) {
