@@ -1152,9 +1152,9 @@ int main(int argc, char** argv) {
         }
     }
     // The platform beside it: the worker's CPU walking memory alone, in
-    // 20 ms bins (bench/host_pace). Bins far under the best are time the
-    // host took the core away, which the latency's tail includes.
-    std::optional<double> host_slow_bins, host_bins;
+    // 20 ms and 1 ms bins (bench/host_pace). Bins far under the best are
+    // time the host took the core away, which the latency's tail includes.
+    std::optional<double> host_slow_bins, host_bins, host_slow_ms, host_episodes;
     {
         const std::string cmd = "taskset -c " + std::to_string(worker_lcore) + " " + bin_dir + "/host_pace --seconds 4 2>&1";
         for (const auto& l : run_lines(cmd))
@@ -1162,6 +1162,8 @@ int main(int argc, char** argv) {
                 std::printf("# host: %s", l.c_str());
                 host_slow_bins = field(l, "under_60pct");
                 host_bins = field(l, "bins");
+                host_slow_ms = field(l, "ms_under_25pct");
+                host_episodes = field(l, "episodes");
             }
         std::fflush(stdout);
     }
@@ -1229,7 +1231,9 @@ int main(int argc, char** argv) {
                     "probes that arrived and left while the core kept its pace (PART latency_steady); host_pace: %s\n",
                     mo.probe_listeners, 100 * mo.load, *p99, steady_us.c_str(), fmt_ratio(steady_share).c_str(),
                     host_bins ? (std::to_string(std::lround(host_slow_bins.value_or(0))) + " of " +
-                                 std::to_string(std::lround(*host_bins)) + " 20 ms bins under 60 % of the best")
+                                 std::to_string(std::lround(*host_bins)) + " 20 ms bins under 60 % of the best, " +
+                                 std::to_string(std::lround(host_slow_ms.value_or(0))) + " 1 ms bins under 25 % of the median in " +
+                                 std::to_string(std::lround(host_episodes.value_or(0))) + " episodes")
                                     .c_str()
                               : "did not run");
     std::printf("RESULT ipv6_ratio=%s small_session_ratio=%s zipf_ratio=%s kernel_sendmmsg_ratio=%s latency_p99_us=%s\n",
