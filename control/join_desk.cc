@@ -120,7 +120,7 @@ void turn_around(rte_mbuf* m, const dp::dp_join_request& r, uint16_t len) {
 
 join_desk::join_desk(control_plane& cp, dp::dp_shared& sh, const join_desk_config& cfg)
     : _cp(cp), _sh(sh), _cfg(cfg) {
-    _sh.unix_now.store(static_cast<uint32_t>(std::time(nullptr)), std::memory_order_relaxed);
+    _sh.unix_now.store(wall(), std::memory_order_relaxed);
     uint8_t secret[32];
     if (RAND_bytes(secret, static_cast<int>(sizeof secret)) != 1)
         throw std::runtime_error("join desk: no random bytes for the cookie key");
@@ -221,7 +221,7 @@ void join_desk::forget_shed(const std::vector<shed_record>& recs) {
 }
 
 unsigned join_desk::poll(clock_t_::time_point now) {
-    _sh.unix_now.store(static_cast<uint32_t>(std::time(nullptr)), std::memory_order_relaxed);
+    _sh.unix_now.store(wall(), std::memory_order_relaxed);
     std::vector<addr_ref> shed;
     {
         std::lock_guard lk(_shed_mu);
@@ -571,7 +571,7 @@ void join_desk::sweep(clock_t_::time_point now) {
     }
     // Spent tokens past their expiry: the data plane refuses those tokens
     // before any MAC, nothing left to remember.
-    const auto unix_now = static_cast<uint32_t>(std::time(nullptr));
+    const uint32_t unix_now = wall();
     if (unix_now >= _forgotten_below) {
         _forgotten_below = unix_now;
     } else if (_forgotten_below - unix_now > clock_step_back_s) {

@@ -29,6 +29,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <map>
 #include <cstdint>
 #include <memory>
@@ -123,6 +124,10 @@ public:
 
     join_stats stats() const;
     size_t bindings() const;
+    // The wall clock (unix seconds) the desk gives the data plane
+    // (sh.unix_now, for token expiry) and sweeps spent tokens by: time(2)
+    // unless a test steps its own.
+    void set_wall_clock(uint32_t (*clock)()) { _wall = clock; }
     size_t spent_tokens() const { return _nb_spent.load(std::memory_order_relaxed); }
 
     // A fleet relay draining (SIGTERM, docs/fleet.md "Failover"): every
@@ -231,6 +236,8 @@ private:
     // the ring). Raised by each sweep; lowered only when the wall clock
     // stepped back by more than clock_step_back_s (then logged).
     uint32_t _forgotten_below = 0;
+    uint32_t (*_wall)() = nullptr;   // set_wall_clock; nullptr: time(2)
+    uint32_t wall() const { return _wall != nullptr ? _wall() : static_cast<uint32_t>(std::time(nullptr)); }
     // Joins published, their answers waiting for the next hop (at most
     // limits.join_resolve_ms): the desk goes on meanwhile, so one listener
     // whose next hop never answers ARP holds up nobody else's answer.

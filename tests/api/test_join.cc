@@ -6,6 +6,7 @@
 // the token's password, never larger than the request) and, for everything
 // that fails the cheap checks or the MACs, that nothing at all is sent and
 // the reason is counted.
+#include <atomic>
 #include <gtest/gtest.h>
 
 #include <array>
@@ -1082,6 +1083,54 @@ TEST(join, a_spent_token_the_sweep_forgot_is_refused_though_the_data_plane_passe
     const auto b = e.ask(dreq, frame_from(dreq), d);
     ASSERT_TRUE(b.has_value());
     EXPECT_EQ(stun::binding_success, b->type) << b->code << " " << b->reason;
+    EXPECT_EQ(1u, e.listeners());
+}
+
+namespace {
+std::atomic<uint32_t> stepped_wall{0};
+uint32_t stepped_wall_clock() { return stepped_wall.load(std::memory_order_relaxed); }
+}  // namespace
+
+// The desk's bound on forgotten spent tokens across a wall clock that steps
+// back: a little (under 300 s), it holds, and a spent token passed by a data
+// plane on an older clock stays refused; far (a clock that ran ahead,
+// corrected), it follows the clock, so a token minted now for less than the
+// step is not refused as expired (else every join would be, until the
+// clock caught up).
+TEST(join, a_clock_stepped_back_a_little_keeps_the_forgotten_refused_and_far_back_is_followed) {
+    join_env e;
+    const auto real = static_cast<uint32_t>(std::time(nullptr));
+    stepped_wall = real;
+    e.desk().set_wall_clock(&stepped_wall_clock);
+    const credentials c = mint(1, 600);
+    join_and_leave(e, c, "the token for 600 s");
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_EQ(1u, e.desk().spent_tokens());
+
+    stepped_wall = real + 1000;   // ahead of its expiry: the sweep forgets it
+    e.now += std::chrono::seconds(1);
+    e.desk().poll(e.now);
+    ASSERT_EQ(0u, e.desk().spent_tokens());
+
+    stepped_wall = real + 900;    // 100 s back: the bound holds
+    e.now += std::chrono::seconds(1);
+    e.desk().poll(e.now);
+    const bytes req = request(c, false, 3, e.cookie_for(join_env::source4(nat_ip, nat_port)));
+    e.r().shared().unix_now.store(real + 1, std::memory_order_relaxed);   // a data plane on an older clock
+    const auto a = e.ask(req, frame_from(req), c);
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(403, a->code) << a->reason;
+    EXPECT_EQ("token expired", a->reason);
+    EXPECT_EQ(1u, e.stats().refused_expired);
+    EXPECT_EQ(0u, e.listeners());
+
+    stepped_wall = real;          // 900 s back, to the true time: followed
+    e.now += std::chrono::seconds(1);
+    e.desk().poll(e.now);
+    const auto b = e.ask(mint(1, 600));
+    ASSERT_TRUE(b.has_value());
+    EXPECT_EQ(stun::binding_success, b->type) << "a token minted now was refused: " << b->code << " " << b->reason;
+    EXPECT_EQ(1u, e.stats().refused_expired);
     EXPECT_EQ(1u, e.listeners());
 }
 
