@@ -1137,12 +1137,13 @@ void read_port_ipv6(const context& c, const table_reader& r, const profile& p, p
     }
     if (const auto* n = r.find("gateway6_learnt")) {
         const auto path = r.key_path("gateway6_learnt");
-        const auto v = n->value<bool>();
-        if (!v) c.fail(*n, path, "must be true or false");
-        if (*v && !port.gateway6) c.fail(*n, path, "set only together with gateway6");
-        if (*v && port.gateway6_mac)
+        // read_bool, not toml++'s value<bool>(), which turns any integer
+        // into a boolean (gateway6_learnt = 0 read as false, 2 as true).
+        const bool v = read_bool(c, *n, path);
+        if (v && !port.gateway6) c.fail(*n, path, "set only together with gateway6");
+        if (v && port.gateway6_mac)
             c.fail(*n, path, "the gateway is either pinned (gateway6_mac) or learnt, not both");
-        port.gateway6_learnt = *v;
+        port.gateway6_learnt = v;
     }
     // As for IPv4: one advertisement about the gateway could redirect every
     // off-link IPv6 listener, so a deployment says how its MAC is known.
@@ -1249,11 +1250,12 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
     }
     if (const auto* n = r.find("gateway_learnt")) {
         const auto path = r.key_path("gateway_learnt");
-        const auto v = n->value<bool>();
-        if (!v) c.fail(*n, path, "must be true or false");
-        if (*v && !port.gateway) c.fail(*n, path, "set only together with gateway");
-        if (*v && port.gateway_mac) c.fail(*n, path, "the gateway is either pinned (gateway_mac) or learnt, not both");
-        port.gateway_learnt = *v;
+        // Strict, as every boolean (docs/profiles.md "Types are strict"):
+        // toml++'s value<bool>() reads any integer as a boolean.
+        const bool v = read_bool(c, *n, path);
+        if (v && !port.gateway) c.fail(*n, path, "set only together with gateway");
+        if (v && port.gateway_mac) c.fail(*n, path, "the gateway is either pinned (gateway_mac) or learnt, not both");
+        port.gateway_learnt = v;
     }
     // One ARP frame about the gateway could redirect every off-link
     // listener: a deployment says how its gateway's MAC is known.

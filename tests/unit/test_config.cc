@@ -1224,6 +1224,14 @@ std::vector<error_row> error_rows() {
          "t.toml:13:18: port[0].gateway_learnt: the gateway is either pinned (gateway_mac) or learnt, not both"},
         {"gateway_learnt_alone", k_eal + k_dp + k_port + "gateway_learnt = true\n" + k_api,
          "t.toml:11:18: port[0].gateway_learnt: set only together with gateway"},
+        // Types are strict (docs/profiles.md): toml++'s value<bool>() read any integer as a boolean.
+        {"gateway_learnt_one", k_eal + k_dp + k_port + "gateway = \"198.18.0.254\"\ngateway_learnt = 1\n" + k_api,
+         "t.toml:12:18: port[0].gateway_learnt: expected a boolean (true or false), found an integer"},
+        {"gateway_learnt_zero_with_pinned_mac", k_eal + k_dp + k_port +
+             "gateway = \"198.18.0.254\"\ngateway_mac = \"02:00:00:00:00:fe\"\ngateway_learnt = 0\n" + k_api,
+         "t.toml:13:18: port[0].gateway_learnt: expected a boolean (true or false), found an integer"},
+        {"gateway_learnt_string", k_eal + k_dp + k_port + "gateway = \"198.18.0.254\"\ngateway_learnt = \"true\"\n" + k_api,
+         "t.toml:12:18: port[0].gateway_learnt: expected a boolean (true or false), found a string"},
         {"own_is_network", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.0/24\"\n" + k_api,
          "t.toml:10:8: port[0].ipv4: 198.18.0.0 is the network address of 198.18.0.0/24"},
         {"own_is_broadcast", k_eal + k_dp + "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.255/24\"\n" + k_api,

@@ -119,7 +119,12 @@ std::vector<error_row> error_rows() {
         {"mac_without_gateway", ip + "gateway6_mac = \"02:00:00:00:00:fe\"\n",
          "t.toml:12:16: port[0].gateway6_mac: set only together with gateway6"},
         {"learnt_not_bool", ip + "gateway6 = \"fe80::1\"\ngateway6_learnt = \"yes\"\n",
-         "t.toml:13:19: port[0].gateway6_learnt: must be true or false"},
+         "t.toml:13:19: port[0].gateway6_learnt: expected a boolean (true or false), found a string"},
+        // Types are strict: toml++'s value<bool>() read 1 as true and 0 as false.
+        {"learnt_one", ip + "gateway6 = \"fe80::1\"\ngateway6_learnt = 1\n",
+         "t.toml:13:19: port[0].gateway6_learnt: expected a boolean (true or false), found an integer"},
+        {"learnt_zero_with_pinned_mac", ip + "gateway6 = \"fe80::1\"\ngateway6_mac = \"02:00:00:00:00:fe\"\ngateway6_learnt = 0\n",
+         "t.toml:14:19: port[0].gateway6_learnt: expected a boolean (true or false), found an integer"},
         {"unknown_key", ip + "gateway_6 = \"fe80::1\"\n", "t.toml:12:1: port[0].gateway_6: unknown setting"},
     };
 }
