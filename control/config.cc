@@ -67,6 +67,12 @@ constexpr unsigned min_opus_kbps = 6;
 constexpr unsigned max_opus_kbps = 510;
 constexpr size_t min_token_len = 16;            // a shorter bearer token is guessable
 constexpr int64_t u32_max = std::numeric_limits<uint32_t>::max();
+// Ceilings of the tables sized from [limits] and allocated whole at start
+// (read_limits): about 1 GiB of neighbour records at most, and sessions and
+// speakers far beyond one relay's 1.6 M listeners' worth of audio.
+constexpr int64_t max_table_sessions = int64_t{1} << 20;
+constexpr int64_t max_table_speakers = int64_t{1} << 20;
+constexpr int64_t max_table_neighbours = int64_t{1} << 24;
 
 // ---------------------------------------------------------------------------
 // Error reporting
@@ -600,11 +606,18 @@ void read_limits(const context& c, const toml::table& root, limits_config& l) {
                             "headroom_pct", "session_join_rate_per_s", "fanout_pps_per_core",
                             "tier0_reserve_pct", "tier1_reserve_pct", "tier2_reserve_pct",
                             "speaker_burst_pct", "join_resolve_ms"});
-    r.opt_uint("max_sessions", l.max_sessions, 1, u32_max);
-    r.opt_uint("max_speakers", l.max_speakers, 1, u32_max);
+    // The three table sizes are allocated in full at start, before the API
+    // answers (relay.cc, state.cc): per session a counter line per RX lcore,
+    // per speaker a policer per RX lcore and a slot, per neighbour a 64 B
+    // record and a slot. Up to 4294967295 passed --check and then ended the
+    // start in "stentord: std::bad_alloc" (or, where the kernel overcommits,
+    // the OOM killer while the free lists fill), naming no setting. The
+    // ceilings are far above what one relay serves (docs/profiles.md).
+    r.opt_uint("max_sessions", l.max_sessions, 1, max_table_sessions);
+    r.opt_uint("max_speakers", l.max_speakers, 1, max_table_speakers);
     r.opt_uint("max_listeners", l.max_listeners, 1, u32_max);
     r.opt_uint("max_listeners_per_session", l.max_listeners_per_session, 1, u32_max);
-    r.opt_uint("max_neighbours", l.max_neighbours, 1, u32_max);
+    r.opt_uint("max_neighbours", l.max_neighbours, 1, max_table_neighbours);
     r.opt_uint("join_rate_per_s", l.join_rate_per_s, 1, u32_max);
     // More than 90 % headroom leaves so little capacity that admission would
     // refuse nearly everything; it is almost certainly a typo.

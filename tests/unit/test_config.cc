@@ -174,6 +174,13 @@ TEST(ConfigAccepts, FleetSectionAndItsDefaults) {
     EXPECT_EQ(q.fleet.drain_s, 0u) << "0: stop without waiting for the listeners to move";
 }
 
+TEST(ConfigAccepts, TableSizesUpToTheirCeilings) {
+    const auto p = parse(k_base + "[limits]\nmax_sessions = 1048576\nmax_speakers = 1048576\nmax_neighbours = 16777216\n");
+    EXPECT_EQ(1048576u, p.limits.max_sessions);
+    EXPECT_EQ(1048576u, p.limits.max_speakers);
+    EXPECT_EQ(16777216u, p.limits.max_neighbours);
+}
+
 TEST(ConfigAccepts, IterationBudget) {
     EXPECT_EQ(parse(k_base).dataplane.iteration_budget, 512u) << "the default";
     EXPECT_EQ(parse(k_eal + k_dp + "iteration_budget = 2048\n" + k_port + k_api).dataplane.iteration_budget, 2048u);
@@ -1246,6 +1253,20 @@ std::vector<error_row> error_rows() {
          "t.toml:15:16: ingress.udp_port_min: 5000 is greater than ingress.udp_port_max 4000"},
         {"limits_per_session", b + "[limits]\nmax_listeners = 10\nmax_listeners_per_session = 11\n",
          "t.toml:16:29: limits.max_listeners_per_session: 11 is greater than limits.max_listeners 10"},
+        // Table sizes are allocated whole at start: 4294967295 passed and ended the
+        // start in std::bad_alloc naming no setting (or in the OOM killer).
+        {"limits_neighbours_u32_max", b + "[limits]\nmax_neighbours = 4294967295\n",
+         "t.toml:15:18: limits.max_neighbours: 4294967295 is out of range 1..16777216"},
+        {"limits_neighbours_over_ceiling", b + "[limits]\nmax_neighbours = 16777217\n",
+         "t.toml:15:18: limits.max_neighbours: 16777217 is out of range 1..16777216"},
+        {"limits_speakers_u32_max", b + "[limits]\nmax_speakers = 4294967295\n",
+         "t.toml:15:16: limits.max_speakers: 4294967295 is out of range 1..1048576"},
+        {"limits_sessions_u32_max", b + "[limits]\nmax_sessions = 4294967295\n",
+         "t.toml:15:16: limits.max_sessions: 4294967295 is out of range 1..1048576"},
+        {"limits_sessions_beyond_32_bits", b + "[limits]\nmax_sessions = 4294967297\n",
+         "t.toml:15:16: limits.max_sessions: 4294967297 is out of range 1..1048576"},
+        {"limits_sessions_zero", b + "[limits]\nmax_sessions = 0\n",
+         "t.toml:15:16: limits.max_sessions: 0 is out of range 1..1048576"},
         {"token_short", k_eal + k_dp + k_port + "[api]\ntoken = \"short\"\n", "t.toml:12:9: api.token: the API token must be at least 16 characters"},
         {"token_missing", k_eal + k_dp + k_port, "t.toml:1:1: api.token: the API token must be at least 16 characters"},
         {"token_space", k_eal + k_dp + k_port + "[api]\ntoken = \"0123456789 abcdef\"\n", "t.toml:12:9: api.token: the API token must be printable ASCII"},
