@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -1280,6 +1281,34 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
     read_port_ipv6(c, r, p, port);
 }
 
+// The one mbuf pool (eal.mbufs) feeds every RX ring and every replica the
+// fan-out builds, and what a TX ring has sent stays out of it until the NIC
+// frees it. PCI PMDs (i40e, ice, mlx5) fill each RX ring from the pool at
+// rte_eth_dev_start: a pool smaller than its rings failed the start with
+// "port ...: start: Cannot allocate memory", naming no setting, and one just
+// large enough leaves nothing for replicas (drop/egress/nombuf). The floor is
+// DPDK's own sizing (examples/l3fwd NB_MBUF): every RX and TX descriptor,
+// a burst per lcore and port, and every lcore's cache.
+void check_pool_fits_rings(const context& c, const toml::table& root, const profile& p) {
+    const uint64_t lcores = p.eal.lcores.size();
+    uint64_t rx = 0, tx = 0;
+    for (const auto& port : p.ports) {
+        rx += uint64_t{port.rx_queues} * port.rx_desc;
+        tx += uint64_t{port.tx_queues} * port.tx_desc;
+    }
+    const uint64_t bursts = p.ports.size() * lcores * p.dataplane.burst;
+    const uint64_t caches = lcores * p.eal.mbuf_cache;
+    const uint64_t need = rx + tx + bursts + caches;
+    if (p.eal.mbufs >= need) return;
+    const auto* n = root["eal"]["mbufs"].node();
+    const auto* eal = root["eal"].node();
+    c.fail(n != nullptr ? n->source() : eal != nullptr ? eal->source() : root.source(), "eal.mbufs",
+           fmt::format("{} mbufs cannot serve the rings that draw on them: {} RX and {} TX descriptors, {} for a burst "
+                       "per lcore and port, {} in the lcores' caches need {}; raise eal.mbufs (e.g. {}) or lower the "
+                       "ports' rx_desc, tx_desc or queues",
+                       p.eal.mbufs, rx, tx, bursts, caches, need, (std::bit_ceil(need + 1)) - 1));
+}
+
 void read_ports(const context& c, const toml::table& root, profile& p) {
     const auto* n = root.get("port");
     for_each_table(c, n, "port", [&](const toml::table& t, const std::string& path, size_t i) {
@@ -1296,6 +1325,7 @@ void read_ports(const context& c, const toml::table& root, profile& p) {
     if (p.ports.empty())
         c.fail(n != nullptr ? n->source() : root.source(), "port",
                "no ports: define at least one [[port]]");
+    check_pool_fits_rings(c, root, p);
 }
 
 // A static section builds the API's session_params, speaker_spec and

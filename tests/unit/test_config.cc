@@ -181,6 +181,13 @@ TEST(ConfigAccepts, TableSizesUpToTheirCeilings) {
     EXPECT_EQ(16777216u, p.limits.max_neighbours);
 }
 
+TEST(ConfigAccepts, MbufsThatServeTheirRings) {
+    // 1024 RX + 1024 TX descriptors, 2 lcores x 32 (burst) and 2 x 256 (cache): 2624.
+    EXPECT_EQ(parse(k_eal + "mbufs = 2624\n" + k_dp + k_port + k_api).eal.mbufs, 2624u);
+    EXPECT_EQ(parse(k_eal + "mbufs = 1024\nmbuf_cache = 0\n" + k_dp + "burst = 1\n" + k_port +
+                    "rx_desc = 512\ntx_desc = 256\n" + k_api).eal.mbufs, 1024u);
+}
+
 TEST(ConfigAccepts, IterationBudget) {
     EXPECT_EQ(parse(k_base).dataplane.iteration_budget, 512u) << "the default";
     EXPECT_EQ(parse(k_eal + k_dp + "iteration_budget = 2048\n" + k_port + k_api).dataplane.iteration_budget, 2048u);
@@ -971,6 +978,16 @@ std::vector<error_row> error_rows() {
         {"range_mbufs", k_eal + "mbufs = 1000\n" + k_dp + k_port + k_api, "t.toml:4:9: eal.mbufs: 1000 is out of range 1024.."},
         {"range_mbuf_cache", k_eal + "mbuf_cache = 513\n" + k_dp + k_port + k_api, "t.toml:4:14: eal.mbuf_cache: 513 is out of range 0..512"},
         {"range_negative", k_eal + "mbufs = -1\n" + k_dp + k_port + k_api, "t.toml:4:9: eal.mbufs: -1 is out of range"},
+        // The pool feeds every RX ring and every replica: one smaller than its rings
+        // passed --check, and a PCI NIC then failed its start ("start: Cannot
+        // allocate memory") naming no setting. DPDK's l3fwd sizing is the floor.
+        {"mbufs_below_rings", k_eal + "mbufs = 1024\n" + k_dp + k_port + k_api,
+         "t.toml:4:9: eal.mbufs: 1024 mbufs cannot serve the rings that draw on them: 1024 RX and 1024 TX descriptors, "
+         "64 for a burst per lcore and port, 512 in the lcores' caches need 2624; raise eal.mbufs (e.g. 4095)"},
+        {"mbufs_default_below_big_rx_ring", k_eal + k_dp + k_port + "rx_desc = 16384\n" + k_api,
+         "t.toml:1:1: eal.mbufs: 16383 mbufs cannot serve the rings that draw on them: 16384 RX and 1024 TX descriptors"},
+        {"mbufs_below_many_queues", k_eal + "mbufs = 8191\n" + k_dp + k_port + "rx_queues = 8\n" + k_api,
+         "t.toml:4:9: eal.mbufs: 8191 mbufs cannot serve the rings that draw on them: 8192 RX and 1024 TX descriptors"},
         {"range_lcore", "[eal]\nlcores = [0, 128]\n", "t.toml:2:14: eal.lcores[1]: 128 is out of range 0..127"},
         {"range_burst_0", k_eal + k_dp + "burst = 0\n" + k_port + k_api, "t.toml:7:9: dataplane.burst: 0 is out of range 1..256"},
         {"range_burst_257", k_eal + k_dp + "burst = 257\n" + k_port + k_api, "t.toml:7:9: dataplane.burst: 257 is out of range 1..256"},
