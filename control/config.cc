@@ -1197,6 +1197,12 @@ void read_port(const context& c, const table_reader& r, const profile& p, port_c
         r.fail("tx_queues", fmt::format("{} TX queues for {} worker lcores (rx_lcores and fanout_lcores); each "
                                         "owns one",
                                         port.tx_queues, workers.size()));
+    // RX lcore j polls queue j of every port. stentord found a missing one
+    // only after EAL was up ("port p0: rx_queues=1 but 2 rx lcores"), with
+    // no file or line, while --check passed the profile.
+    if (port.rx_queues < p.dataplane.rx_lcores.size())
+        r.fail("rx_queues", fmt::format("{} RX queues for {} rx lcores; rx lcore j polls queue j of every port",
+                                        port.rx_queues, p.dataplane.rx_lcores.size()));
     for (const char* key : {"rx_desc", "tx_desc"}) {
         unsigned& d = std::string_view(key) == "rx_desc" ? port.rx_desc : port.tx_desc;
         r.opt_uint(key, d, min_desc, max_desc);

@@ -250,7 +250,7 @@ TEST(ConfigLcores, RolesAcceptRangeStrings) {
     const auto p = parse("[eal]\nlcores = \"0-9\"\nvdevs = [\"net_null0\"]\n"
                          "[dataplane]\nrx_lcores = \"1-2\"\nfanout_lcores = \"3-9\"\n"
                          "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\nipv4 = \"198.18.0.1/24\"\n"
-                         "tx_queues = 9\n" +
+                         "rx_queues = 2\ntx_queues = 9\n" +
                          k_api);
     EXPECT_EQ(p.dataplane.rx_lcores, (std::vector<unsigned>{1, 2}));
     EXPECT_EQ(p.dataplane.fanout_lcores.size(), 7u);
@@ -1199,6 +1199,12 @@ std::vector<error_row> error_rows() {
          "t.toml:7:16: dataplane.join_lcores[0]: lcore 1 is already an rx, fanout or service lcore"},
         {"tx_queues_per_fanout", "[eal]\nlcores = \"0-3\"\nvdevs = [\"net_null0\"]\n[dataplane]\nrx_lcores = [1]\nfanout_lcores = \"1-3\"\n" + k_port + "tx_queues = 2\n" + k_api,
          "t.toml:11:13: port[0].tx_queues: 2 TX queues for 3 worker lcores"},
+        // RX lcore j polls queue j: --check passed one queue for two rx lcores,
+        // and stentord refused at start without file or line.
+        {"rx_queues_per_rx_lcore", "[eal]\nlcores = \"0-3\"\nvdevs = [\"net_null0\"]\n[dataplane]\nrx_lcores = [1, 2]\nfanout_lcores = [3]\n" + k_port + "tx_queues = 3\n" + k_api,
+         "t.toml:7:1: port[0].rx_queues: 1 RX queues for 2 rx lcores; rx lcore j polls queue j of every port"},
+        {"rx_queues_short_by_one", "[eal]\nlcores = \"0-4\"\nvdevs = [\"net_null0\"]\n[dataplane]\nrx_lcores = \"1-3\"\nfanout_lcores = [4]\n" + k_port + "rx_queues = 2\ntx_queues = 4\n" + k_api,
+         "t.toml:11:13: port[0].rx_queues: 2 RX queues for 3 rx lcores"},
         {"tx_queues_per_worker", "[eal]\nlcores = \"0-3\"\nvdevs = [\"net_null0\"]\n[dataplane]\nrx_lcores = [1]\nfanout_lcores = \"2-3\"\n" + k_port + "tx_queues = 2\n" + k_api,
          "t.toml:11:13: port[0].tx_queues: 2 TX queues for 3 worker lcores (rx_lcores and fanout_lcores)"},
         // EAL device set
