@@ -1706,7 +1706,12 @@ void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool
             const auto p = index(r.key_path("advertise"), i);
             const auto s = read_string(c, *a->get(i), p);
             if (const auto ip = parse_ipv4(s)) {
-                if (*ip == 0) c.fail(*a->get(i), p, fmt::format("\"{}\" is not a usable IPv4 address", s));
+                // The rule docs/profiles.md states and the IPv6 branch below
+                // applies; only 0.0.0.0 was refused, so 127.0.0.1, 224.0.0.1
+                // or 255.255.255.255 went into the registry as where joins
+                // and trunks go.
+                if (auto why = ipv4_special(*ip))
+                    c.fail(*a->get(i), p, fmt::format("{} cannot be advertised: {}", s, *why));
                 f.advertise.push_back(*ip);
             } else if (const auto ip6 = parse_ipv6(s)) {
                 if (auto why = ipv6_special(*ip6))

@@ -1054,6 +1054,18 @@ std::vector<error_row> error_rows() {
          "t.toml:18:14: fleet.refresh_ms: 800 ms leaves fewer than 3 refreshes per lease_ttl_s (2 s)"},
         {"fleet_advertise", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nadvertise = [\"1.2.3\"]\n",
          "t.toml:18:14: fleet.advertise[0]: \"1.2.3\" is not an IPv4 or IPv6 address"},
+        // docs/profiles.md: not unspecified, loopback, multicast, link-local; only
+        // 0.0.0.0 was refused for IPv4 (IPv6 had the rule).
+        {"fleet_advertise_loopback", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nadvertise = [\"127.0.0.1\"]\n",
+         "t.toml:18:14: fleet.advertise[0]: 127.0.0.1 cannot be advertised: loopback address (127.0.0.0/8)"},
+        {"fleet_advertise_multicast", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nadvertise = [\"198.18.0.1\", \"224.0.0.1\"]\n",
+         "t.toml:18:28: fleet.advertise[1]: 224.0.0.1 cannot be advertised: multicast address (224.0.0.0/4)"},
+        {"fleet_advertise_broadcast", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nadvertise = [\"255.255.255.255\"]\n",
+         "t.toml:18:14: fleet.advertise[0]: 255.255.255.255 cannot be advertised: limited broadcast address 255.255.255.255"},
+        {"fleet_advertise_link_local", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nadvertise = [\"169.254.1.1\"]\n",
+         "t.toml:18:14: fleet.advertise[0]: 169.254.1.1 cannot be advertised: link-local address (169.254.0.0/16)"},
+        {"fleet_advertise_unspecified", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nadvertise = [\"0.0.0.0\"]\n",
+         "t.toml:18:14: fleet.advertise[0]: 0.0.0.0 cannot be advertised: unspecified address 0.0.0.0"},
         {"fleet_prefix", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nprefix = \"stentor/\"\n",
          "t.toml:18:10: fleet.prefix: \"stentor/\": must start with '/'"},
         {"fleet_drain_range", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\ndrain_s = 3601\n",
