@@ -1853,6 +1853,49 @@ std::vector<std::string> changed_settings(std::string_view old_text, std::string
     return out;
 }
 
+namespace {
+
+bool same_bytes(const std::shared_ptr<const secure_bytes>& a, const std::shared_ptr<const secure_bytes>& b) {
+    if (!a || !b) return !a && !b;
+    return a->size() == b->size() && std::equal(a->data(), a->data() + a->size(), b->data());
+}
+
+// SRTP keys of one static session or speaker: under the same key_file (and
+// position), other key bytes.
+void srtp_key_changes(const std::vector<srtp_key_config>& running, const std::vector<srtp_key_config>& next,
+                      const std::string& path, std::vector<std::string>& out) {
+    for (size_t j = 0; j < next.size() && j < running.size(); ++j)
+        if (running[j].key_file == next[j].key_file && !same_bytes(running[j].master, next[j].master))
+            out.push_back(fmt::format("{}.srtp_key[{}].key_file", path, j));
+}
+
+}  // namespace
+
+std::vector<std::string> secret_file_changes(const profile& running, const profile& next) {
+    std::vector<std::string> out;
+    if (!next.api.token_file.empty() && next.api.token_file == running.api.token_file &&
+        next.api.token != running.api.token)
+        out.push_back("api.token_file");
+    if (!next.fleet.trunk_key_file.empty() && next.fleet.trunk_key_file == running.fleet.trunk_key_file &&
+        !same_bytes(next.fleet.trunk_key, running.fleet.trunk_key))
+        out.push_back("fleet.trunk_key_file");
+    const auto& pw_next = next.fleet.etcd.access.password;
+    const auto& pw_running = running.fleet.etcd.access.password;
+    if (!next.fleet.etcd_password_file.empty() && next.fleet.etcd_password_file == running.fleet.etcd_password_file &&
+        (!pw_next || !pw_running || *pw_next != *pw_running))
+        out.push_back("fleet.etcd_password_file");
+    for (size_t i = 0; i < next.sessions.size() && i < running.sessions.size(); ++i) {
+        const auto& a = running.sessions[i];
+        const auto& b = next.sessions[i];
+        const auto path = fmt::format("session[{}]", i);
+        srtp_key_changes(a.srtp_keys, b.srtp_keys, path, out);
+        for (size_t k = 0; k < b.speaker_srtp_keys.size() && k < a.speaker_srtp_keys.size(); ++k)
+            srtp_key_changes(a.speaker_srtp_keys[k], b.speaker_srtp_keys[k], fmt::format("{}.speaker[{}]", path, k),
+                             out);
+    }
+    return out;
+}
+
 std::optional<uint32_t> parse_ipv4(std::string_view s) {
     // Strict dotted quad: inet_aton's octal ("010") and short forms ("10.1")
     // are refused because an operator never means them.

@@ -379,6 +379,17 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
 // the default). Both texts must parse (load them first).
 std::vector<std::string> changed_settings(std::string_view old_text, std::string_view new_text);
 
+// The secrets `next` read from files under the same path as `running` but
+// with other contents: api.token_file, fleet.trunk_key_file,
+// fleet.etcd_password_file and the static sessions' and speakers' SRTP
+// key files ("session[0].srtp_key[1].key_file"). A file rewritten in place
+// changes no profile text, so changed_settings() cannot see it, and none
+// of these can change live: stentord adds them to a SIGHUP's changed
+// settings so the reload is refused naming them instead of logging
+// "nothing changed" while the old secret stays in use. (join.keys, which
+// rotate live, are control_plane.h's join_secret_changes.)
+std::vector<std::string> secret_file_changes(const profile& running, const profile& next);
+
 // Dotted quad helpers (host byte order).
 std::optional<uint32_t> parse_ipv4(std::string_view s);
 std::string format_ipv4(uint32_t ip);

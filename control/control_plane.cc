@@ -150,6 +150,7 @@ std::optional<std::string> why_not_live(const std::string& key) {
     // [join] sizes and shapes the data plane and the desk at start.
     if (is_live_join_key(key)) return std::nullopt;
     if (key.starts_with("join.")) return "read at start (the verification budget, consent and mode): needs a restart";
+    if (key.starts_with("fleet.")) return "read at start (the registry, its access and the trunk key): needs a restart";
     return "needs a restart (EAL, ports, lcores, ingress, recording and journal are set up at start)";
 }
 

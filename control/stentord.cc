@@ -58,6 +58,10 @@ void reload(const std::string& path, std::string& running_text, stentor::control
     auto changed = control::changed_settings(running_text, text);
     // A key file rewritten in place changes no text; its secret does count.
     for (auto& k : control::join_secret_changes(cp.running_join(), next.join)) changed.push_back(std::move(k));
+    // Likewise the secrets that cannot change live (the API token file, the
+    // trunk key, the etcd password, static SRTP keys): refused by name
+    // below, never "nothing changed" while the old one stays in use.
+    for (auto& k : control::secret_file_changes(cp.prof(), next)) changed.push_back(std::move(k));
     if (changed.empty()) {
         spdlog::info("reload: {}: nothing changed", path);
         return;

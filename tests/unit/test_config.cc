@@ -783,6 +783,54 @@ TEST_F(ConfigEtcdAccess, TrunkKeyFileIsRequiredUnlessTrunksAreSaidUnauthenticate
     }
 }
 
+// SIGHUP compares profile texts (changed_settings); a secret file rewritten
+// in place changes no text. Before secret_file_changes the reload logged
+// "nothing changed" (or applied the live settings beside it) while the API
+// kept the old token, the trunks the old key and static sessions the old
+// SRTP keys; now each is a changed setting, which reload refuses by name.
+TEST_F(ConfigEtcdAccess, SecretFilesRewrittenInPlaceCountAsChangedSettings) {
+    const std::string b64_30 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
+    const std::string b64_30b = "HR0cGxoZGBcWFRQTEhEQDw4NDAsKCQgHBgUEAwIB";
+    const auto token = file("api.token", "0123456789abcdef-first\n");
+    const auto trunk = file("trunk.key", hex_a + "\n");
+    const auto pw = file("pw", "first password\n");
+    const auto skey = file("s.b64", b64_30 + "\n");
+    const auto pkey = file("p.b64", b64_30 + "\n");
+    const std::string text =
+        k_eal + k_dp + k_port + "[api]\nplain_http = true\ntoken_file = \"" + token + "\"\n" +
+        "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\n"
+        "trunk_peers = [\"198.18.0.0/24\"]\n" + kv("trunk_key_file", trunk) + kv("etcd_user", "u") +
+        kv("etcd_password_file", pw) +
+        "[[session]]\nid = 1\nudp_port = 40000\n"
+        "[[session.srtp_key]]\nid = \"s\"\nkey_file = \"" + skey + "\"\n"
+        "[[session.speaker]]\nip = \"198.18.0.10\"\nport = 5004\nssrc = 1\n"
+        "[[session.speaker.srtp_key]]\nid = \"a\"\nkey_file = \"" + pkey + "\"\n";
+    const auto running = parse(text);
+    EXPECT_TRUE(secret_file_changes(running, parse(text)).empty()) << "the same files: nothing";
+    struct rewrite {
+        std::string path, content, changed;
+    };
+    const rewrite rows[] = {
+        {token, "0123456789abcdef-rotated\n", "api.token_file"},
+        {trunk, hex_b + "\n", "fleet.trunk_key_file"},
+        {pw, "second password\n", "fleet.etcd_password_file"},
+        {skey, b64_30b + "\n", "session[0].srtp_key[0].key_file"},
+        {pkey, b64_30b + "\n", "session[0].speaker[0].srtp_key[0].key_file"},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.changed);
+        const auto was = slurp(r.path);
+        file(r.path.substr(dir.size() + 1), r.content);
+        EXPECT_EQ(std::vector<std::string>{r.changed}, secret_file_changes(running, parse(text)));
+        file(r.path.substr(dir.size() + 1), was);
+    }
+    // Another path is a text change already (changed_settings names it).
+    const auto other = file("other.token", "0123456789abcdef-other\n");
+    std::string moved = text;
+    moved.replace(moved.find(token), token.size(), other);
+    EXPECT_TRUE(secret_file_changes(running, parse(moved)).empty());
+}
+
 TEST_F(ConfigJoin, KeysLoadAndTheOnlyOneMints) {
     EXPECT_TRUE(parse(k_base).join.keys.empty()) << "no [join]: no tokens";
     EXPECT_EQ(0u, parse(k_base).join.mint_key_id);
