@@ -149,6 +149,12 @@ double read_double(const context& c, const toml::node& n, std::string_view path,
 std::string read_string(const context& c, const toml::node& n, std::string_view path) {
     const auto* v = n.as_string();
     if (v == nullptr) wrong_type(c, n, path, "a string");
+    // TOML writes a NUL as "\u0000". Every path, device and URL reaches a
+    // system call or EAL's argv as a C string, which ends there: the relay
+    // would use another directory, file or device than the one the profile
+    // names ("/var/lib/stentor/journal\u0000-b" is .../journal).
+    if (const auto nul = v->get().find('\0'); nul != std::string::npos)
+        c.fail(n, path, fmt::format("holds a NUL character (\\u0000) at byte {}: the text would end there", nul));
     return v->get();
 }
 
@@ -1375,7 +1381,12 @@ void read_sessions(const context& c, const toml::table& root, profile& p) {
             if (p.sessions[j].id == s.id)
                 r.fail("id", fmt::format("duplicate session id {} (also session[{}])", s.id, j));
         s.name = fmt::format("session-{}", s.id);
-        r.opt_string("name", s.name);
+        // Not read_string: a name's characters, NUL included, meet the
+        // rule the API applies too (check_session, display_text_problem).
+        if (const auto* n = r.find("name")) {
+            if (n->as_string() == nullptr) wrong_type(c, *n, r.key_path("name"), "a string");
+            s.name = n->as_string()->get();
+        }
         if (s.name.empty()) r.fail("name", "must not be empty");
         if (const auto* n = r.find("mode")) {
             const auto text = read_string(c, *n, r.key_path("mode"));

@@ -952,6 +952,18 @@ std::vector<error_row> error_rows() {
         {"unknown_recording", b + "[recording]\npath = \"/x\"\n", "t.toml:15:1: recording.path: unknown setting"},
         {"recording_dir_relative", b + "[recording]\ndir = \"rec\"\n", "t.toml:15:7: recording.dir: \"rec\" is not an absolute path"},
         {"recording_dir_type", b + "[recording]\ndir = 1\n", "t.toml:15:7: recording.dir: expected a string"},
+        // A NUL ("\u0000" in TOML) ended every path, device and URL at the system
+        // call or in EAL's argv: the relay used another directory than the profile named.
+        {"recording_dir_nul", b + "[recording]\ndir = \"/var/lib/stentor/rec\\u0000x\"\n",
+         "t.toml:15:7: recording.dir: holds a NUL character (\\u0000) at byte 20: the text would end there"},
+        {"journal_dir_nul", b + "[journal]\ndir = \"/var/lib/stentor/journal\\u0000-b\"\n",
+         "t.toml:15:7: journal.dir: holds a NUL character (\\u0000) at byte 24"},
+        {"vdev_nul", "[eal]\nlcores = [0, 1]\nvdevs = [\"net_null0\\u0000,x\"]\n" + k_dp + k_port + k_api,
+         "t.toml:3:10: eal.vdevs[0]: holds a NUL character (\\u0000) at byte 9"},
+        {"api_tls_cert_nul", k_eal + k_dp + k_port + "[api]\ntoken = \"0123456789abcdef\"\ntls_cert = \"/etc/c.pem\\u0000\"\ntls_key = \"/k\"\n",
+         "t.toml:13:12: api.tls_cert: holds a NUL character (\\u0000) at byte 10"},
+        {"fleet_etcd_nul", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\\u0000x\"]\nrelay_id = \"e1\"\nrole = \"edge\"\n",
+         "t.toml:15:9: fleet.etcd[0]: holds a NUL character (\\u0000) at byte 21"},
         {"recording_tracks_zero", b + "[recording]\nmax_tracks_per_recording = 0\n",
          "t.toml:15:28: recording.max_tracks_per_recording: 0 is out of range 1..65536"},
         {"recording_max_tracks_big", b + "[recording]\nmax_tracks = 65537\n",
