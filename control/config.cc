@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -669,7 +670,14 @@ struct http_listen {
     // [api] must say plain_http = true even on loopback; the director's
     // profiles predate the setting, and loopback is all it allows there.
     bool plain_must_be_said = true;
+    // Where to keep the SHA-256 of the files read (nullptr: nowhere).
+    std::array<uint8_t, 32>* cert_digest = nullptr;
+    std::array<uint8_t, 32>* key_digest = nullptr;
 };
+
+void sha256_of(const std::string& text, std::array<uint8_t, 32>* out) {
+    if (out != nullptr) (void)gnutls_hash_fast(GNUTLS_DIG_SHA256, text.data(), text.size(), out->data());
+}
 
 // HTTPS, or plain HTTP said explicitly and only on loopback (issue 12 item
 // 4; the director since the second review). The files are read and loaded
@@ -693,6 +701,8 @@ void check_http_transport(const table_reader& r, const http_listen& h) {
         if (!key.error.empty()) r.fail("tls_key", key.error);
         if (const auto bad = check_tls_pair(cert.text, key.text))
             r.fail(bad->first, fmt::format("{}: {}", bad->first == "tls_cert" ? h.tls_cert : h.tls_key, bad->second));
+        sha256_of(cert.text, h.cert_digest);
+        sha256_of(key.text, h.key_digest);
         return;
     }
     const auto ip = parse_ipv4(h.listen_addr);
@@ -803,7 +813,7 @@ void read_api(const context& c, const toml::table& root, api_config& api) {
     r.opt_bool("plain_http", api.plain_http);
     if (api.listen_port != 0)
         check_http_transport(r, {"api", "the API", api.listen_addr, api.listen_port, api.tls_cert, api.tls_key,
-                                 api.plain_http});
+                                 api.plain_http, true, &api.tls_cert_digest, &api.tls_key_digest});
     read_api_metrics(r, api);
 }
 
@@ -1887,6 +1897,14 @@ std::vector<std::string> secret_file_changes(const profile& running, const profi
     if (!next.api.token_file.empty() && next.api.token_file == running.api.token_file &&
         next.api.token != running.api.token)
         out.push_back("api.token_file");
+    // A renewed certificate (certbot and the like, then `systemctl reload`)
+    // is served only after a restart: say so instead of "nothing changed".
+    if (!next.api.tls_cert.empty() && next.api.tls_cert == running.api.tls_cert &&
+        next.api.tls_cert_digest != running.api.tls_cert_digest)
+        out.push_back("api.tls_cert");
+    if (!next.api.tls_key.empty() && next.api.tls_key == running.api.tls_key &&
+        next.api.tls_key_digest != running.api.tls_key_digest)
+        out.push_back("api.tls_key");
     if (!next.fleet.trunk_key_file.empty() && next.fleet.trunk_key_file == running.fleet.trunk_key_file &&
         !same_bytes(next.fleet.trunk_key, running.fleet.trunk_key))
         out.push_back("fleet.trunk_key_file");

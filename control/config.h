@@ -148,6 +148,11 @@ struct api_config {
     // keys set through the API must not cross a network in clear.
     std::string tls_cert;
     std::string tls_key;
+    // SHA-256 of the two files as the loader read them: a renewed
+    // certificate changes no profile text, and the API keeps what it
+    // loaded at start (secret_file_changes names the file on SIGHUP).
+    std::array<uint8_t, 32> tls_cert_digest{};
+    std::array<uint8_t, 32> tls_key_digest{};
     bool plain_http = false;
     // Scraping /metrics (docs/metrics.md): a read-only token that opens
     // /metrics and nothing else (empty: only the admin token does), and
@@ -380,7 +385,7 @@ profile parse_profile(std::string_view text, const std::string& path_for_message
 std::vector<std::string> changed_settings(std::string_view old_text, std::string_view new_text);
 
 // The secrets `next` read from files under the same path as `running` but
-// with other contents: api.token_file, fleet.trunk_key_file,
+// with other contents: api.token_file, api.tls_cert, api.tls_key, fleet.trunk_key_file,
 // fleet.etcd_password_file and the static sessions' and speakers' SRTP
 // key files ("session[0].srtp_key[1].key_file"). A file rewritten in place
 // changes no profile text, so changed_settings() cannot see it, and none

@@ -831,6 +831,20 @@ TEST_F(ConfigEtcdAccess, SecretFilesRewrittenInPlaceCountAsChangedSettings) {
     EXPECT_TRUE(secret_file_changes(running, parse(moved)).empty());
 }
 
+// The API's certificate and key, renewed in place (certbot, then
+// `systemctl reload`): served only after a restart, so a SIGHUP names them
+// instead of logging "nothing changed" while the old certificate runs out.
+TEST_F(ConfigEtcdAccess, RenewedApiCertificateCountsAsChangedSettings) {
+    const auto crt = copy("a.crt", "api.crt", 0644), key = copy("a.key", "api.key");
+    const std::string text = k_eal + k_dp + k_port + "[api]\ntoken = \"0123456789abcdef\"\nlisten = \"0.0.0.0:8443\"\n" +
+                             kv("tls_cert", crt) + kv("tls_key", key);
+    const auto running = parse(text);
+    EXPECT_TRUE(secret_file_changes(running, parse(text)).empty()) << "the same files: nothing";
+    copy("b.crt", "api.crt", 0644);
+    copy("b.key", "api.key");
+    EXPECT_EQ((std::vector<std::string>{"api.tls_cert", "api.tls_key"}), secret_file_changes(running, parse(text)));
+}
+
 TEST_F(ConfigJoin, KeysLoadAndTheOnlyOneMints) {
     EXPECT_TRUE(parse(k_base).join.keys.empty()) << "no [join]: no tokens";
     EXPECT_EQ(0u, parse(k_base).join.mint_key_id);
