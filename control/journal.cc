@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,6 +58,44 @@ std::optional<std::pair<jr::file_kind, uint64_t>> parse_name(std::string_view n)
 
 bool is_tmp(std::string_view n) {
     return (n.starts_with("journal.") || n.starts_with("snapshot.")) && n.ends_with(".tmp");
+}
+
+// One journal per directory. Two relays on one [journal] dir would each
+// restore the other's sessions and listeners (and stream to them), write
+// their records over each other's at the same offsets of journal.N, and
+// compact each other's files away; `stentord --fresh` beside a running one
+// would remove its journal. The lock is an flock on <dir>/lock: per open
+// file, so two journals in one process exclude each other too, and the
+// kernel drops it when its process dies (no stale lock after a SIGKILL).
+// The file holds the holder's pid, for the message only. -1 when the file
+// system has no flock (logged): then nothing is refused.
+int lock_dir(const std::string& dir) {
+    const std::string path = dir + "/lock";
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+    if (fd < 0) fail("journal: cannot create " + path, errno);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        const int e = errno;
+        if (e != EWOULDBLOCK) {
+            ::close(fd);
+            spdlog::warn("journal: flock {}: {}; a second stentord on this directory would not be refused", path,
+                         errno_text(e));
+            return -1;
+        }
+        char b[32] = {0};
+        const ssize_t n = ::pread(fd, b, sizeof b - 1, 0);
+        ::close(fd);
+        std::string pid = n > 0 ? std::string(b, static_cast<size_t>(n)) : std::string();
+        while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+        if (pid.empty() || !std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            pid = "unknown";
+        throw std::runtime_error("journal: " + dir + " is in use by another stentord (pid " + pid +
+                                 "): one journal directory per relay ([journal] dir)");
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+        // The pid is for the message of the next one; the lock is what counts.
+    }
+    return fd;
 }
 
 std::vector<std::string> list_dir(const std::string& dir) {
@@ -190,6 +229,12 @@ journal::journal(journal_options o) : _o(std::move(o)) {
     if (::mkdir(_o.dir.c_str(), 0750) != 0 && errno != EEXIST) fail("journal: cannot create directory " + _o.dir, errno);
     _dir_fd = ::open(_o.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (_dir_fd < 0) fail("journal: cannot open directory " + _o.dir, errno);
+    try {
+        _lock_fd = lock_dir(_o.dir);
+    } catch (...) {
+        ::close(_dir_fd);
+        throw;
+    }
     _thr = std::thread([this] { background(); });
 }
 
@@ -202,6 +247,7 @@ journal::~journal() {
     if (_thr.joinable()) _thr.join();
     if (_fd >= 0) ::close(_fd);
     if (_dir_fd >= 0) ::close(_dir_fd);
+    if (_lock_fd >= 0) ::close(_lock_fd);   // the lock goes last, after the last write
 }
 
 size_t journal::discard(const std::string& dir, uint64_t* bytes) {
@@ -215,6 +261,14 @@ size_t journal::discard(const std::string& dir, uint64_t* bytes) {
     std::vector<std::string> names;
     while (const dirent* e = ::readdir(d)) names.emplace_back(e->d_name);
     ::closedir(d);
+    // Not while a journal runs on it (released when we return).
+    const int lock = lock_dir(dir);
+    struct unlock {
+        int fd;
+        ~unlock() {
+            if (fd >= 0) ::close(fd);
+        }
+    } held{lock};
     for (const auto& name : names) {
         if (!parse_name(name) && !is_tmp(name) && !name.ends_with(".bad")) continue;
         const std::string p = dir + "/" + name;

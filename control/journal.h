@@ -109,15 +109,20 @@ struct journal_stats {
 
 class journal {
 public:
-    // Opens (creates) the directory; throws std::runtime_error naming it and
-    // the reason if it cannot. Reads nothing until restore().
+    // Opens (creates) the directory and locks it (flock on <dir>/lock, held
+    // until the journal is destroyed: the kernel drops it when the process
+    // dies); throws std::runtime_error naming it and the reason if it cannot,
+    // or if another journal (another stentord) holds the lock. Reads nothing
+    // until restore().
     explicit journal(journal_options o);
     ~journal();
     journal(const journal&) = delete;
     journal& operator=(const journal&) = delete;
 
     // Remove every journal and snapshot file of `dir` (stentord --fresh).
-    // Returns how many; `bytes` gets their total size.
+    // Returns how many; `bytes` gets their total size. Throws
+    // std::runtime_error, removing nothing, while a journal (another
+    // stentord) holds the directory's lock.
     static size_t discard(const std::string& dir, uint64_t* bytes = nullptr);
 
     // Apply the newest good snapshot and the journals after it to `st`
@@ -154,6 +159,7 @@ private:
 
     journal_options _o;
     int _dir_fd = -1;
+    int _lock_fd = -1;                     // <dir>/lock, flock'ed: one journal per directory
     int _fd = -1;                          // current journal.<_epoch>
     uint64_t _epoch = 0;
     uint64_t _size = 0;                    // good bytes of the current journal

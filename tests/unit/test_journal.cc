@@ -4,12 +4,14 @@
 // memory and RCU is off, as in test_listener_table).
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -397,9 +399,11 @@ struct temp_dir {
         std::error_code ec;
         fs::remove_all(path, ec);
     }
+    // The journal's files, its lock file aside.
     std::vector<std::string> files() const {
         std::vector<std::string> out;
-        for (const auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
+        for (const auto& e : fs::directory_iterator(path))
+            if (e.path().filename() != "lock") out.push_back(e.path().filename().string());
         std::sort(out.begin(), out.end());
         return out;
     }
@@ -642,10 +646,12 @@ TEST(JournalState, without_publish_nothing_is_written) {
 
 TEST(JournalState, empty_directory_restores_nothing_and_says_so) {
     temp_dir d;
-    node n(journal_profile(), d.path);
-    EXPECT_TRUE(n.rep.empty);
-    EXPECT_TRUE(n.st->sessions().empty());
-    EXPECT_EQ((std::vector<std::string>{"journal.1"}), d.files());
+    {
+        node n(journal_profile(), d.path);
+        EXPECT_TRUE(n.rep.empty);
+        EXPECT_TRUE(n.st->sessions().empty());
+        EXPECT_EQ((std::vector<std::string>{"journal.1"}), d.files());
+    }
     // A journal holding only its header (nothing was ever accepted) is empty too.
     node again(journal_profile(), d.path);
     EXPECT_TRUE(again.rep.empty);
@@ -668,19 +674,22 @@ TEST(JournalState, torn_tail_is_cut_and_counted) {
         std::ofstream f(j, std::ios::binary | std::ios::app);
         f.write(next.data(), static_cast<std::streamsize>(next.size() / 2));
     }
-    node n(journal_profile(), d.path);
-    EXPECT_EQ(before, describe(*n.st));
-    EXPECT_EQ(next.size() / 2, n.rep.bytes_dropped);
-    EXPECT_EQ(good_size, fs::file_size(j));
-    bool logged = false;
-    for (const auto& l : n.rep.lines)
-        logged |= l.find("journal.1: torn tail at byte " + std::to_string(good_size)) != std::string::npos &&
-                  l.find(std::to_string(next.size() / 2) + " bytes dropped") != std::string::npos;
-    EXPECT_TRUE(logged);
-    // Appending goes on after the good part.
-    n.st->listener_add(1, 0xc6120031, 5004, 0);
-    n.st->publish();
-    const std::string after = describe(*n.st);
+    std::string after;
+    {
+        node n(journal_profile(), d.path);
+        EXPECT_EQ(before, describe(*n.st));
+        EXPECT_EQ(next.size() / 2, n.rep.bytes_dropped);
+        EXPECT_EQ(good_size, fs::file_size(j));
+        bool logged = false;
+        for (const auto& l : n.rep.lines)
+            logged |= l.find("journal.1: torn tail at byte " + std::to_string(good_size)) != std::string::npos &&
+                      l.find(std::to_string(next.size() / 2) + " bytes dropped") != std::string::npos;
+        EXPECT_TRUE(logged);
+        // Appending goes on after the good part.
+        n.st->listener_add(1, 0xc6120031, 5004, 0);
+        n.st->publish();
+        after = describe(*n.st);
+    }
     node m(journal_profile(), d.path);
     EXPECT_EQ(after, describe(*m.st));
     EXPECT_EQ(0u, m.rep.bytes_dropped);
@@ -1210,6 +1219,99 @@ TEST(JournalState, a_write_that_fails_is_not_acknowledged_and_later_actions_are_
     node n(journal_profile(), d.path);
     EXPECT_EQ(before, describe(*n.st));
     EXPECT_EQ(101u, n.st->nb_listeners());
+}
+
+// One journal directory, one relay. Before, nothing refused a second
+// stentord on a [journal] dir in use (a copied profile, a second relay on
+// the same host): it restored the first one's sessions and listeners and
+// streamed to them too, and both wrote their records at their own offsets
+// of the same journal.N, over each other's (reproduced: the second one's
+// acknowledged listener was gone after the restart, overwritten by the
+// first one's next record); `stentord --fresh` beside a running relay
+// removed its journal.
+// Now the directory is locked (flock on <dir>/lock) while a journal runs on
+// it; the lock dies with its holder, so a crash leaves no stale lock.
+TEST(JournalState, a_journal_directory_in_use_is_refused_and_changes_nothing) {
+    temp_dir d;
+    auto first = std::make_unique<node>(journal_profile(), d.path);
+    first->st->session_create(session_params{});
+    first->st->listener_add(1, 0xc6120015, 5004, 0);
+    first->st->publish();
+    const std::string before = describe(*first->st);
+    const auto files_before = d.files();
+    const auto journal_bytes = fs::file_size(d.path / "journal.1");
+
+    struct row {
+        const char* what;
+        std::function<void()> act;
+    };
+    const std::string dir = d.path.string();
+    const std::vector<row> rows = {
+        {"a second journal (another stentord) on the directory", [&] {
+             journal_options o;
+             o.dir = dir;
+             journal second(o);
+         }},
+        {"stentord --fresh beside the running relay", [&] { journal::discard(dir); }},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        try {
+            r.act();
+            ADD_FAILURE() << "not refused";
+        } catch (const std::runtime_error& e) {
+            const std::string w = e.what();
+            EXPECT_NE(w.find(dir + " is in use by another stentord (pid " + std::to_string(::getpid()) + ")"),
+                      std::string::npos)
+                << w;
+        }
+        EXPECT_EQ(files_before, d.files());
+        EXPECT_EQ(journal_bytes, fs::file_size(d.path / "journal.1"));
+    }
+    // The first goes on writing, alone.
+    first->st->listener_add(1, 0xc6120016, 5004, 0);
+    first->st->publish();
+    const std::string after = describe(*first->st);
+    EXPECT_NE(before, after);
+    first.reset();
+    // Another process holds it, then is killed (SIGKILL: no destructor
+    // runs): refused while it lives, naming its pid; free once it is gone.
+    int pipe_fd[2];
+    ASSERT_EQ(0, ::pipe(pipe_fd));
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        try {
+            journal_options o;
+            o.dir = dir;
+            journal held(o);
+            (void)!::write(pipe_fd[1], "k", 1);
+            for (;;) ::pause();
+        } catch (...) {
+            ::_exit(1);
+        }
+    }
+    char c = 0;
+    ASSERT_EQ(1, ::read(pipe_fd[0], &c, 1));
+    ::close(pipe_fd[0]);
+    ::close(pipe_fd[1]);
+    try {
+        journal_options o;
+        o.dir = dir;
+        journal second(o);
+        ADD_FAILURE() << "a directory another process holds was not refused";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("(pid " + std::to_string(child) + ")"), std::string::npos) << e.what();
+    }
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ASSERT_EQ(child, ::waitpid(child, &status, 0));
+    // The locks went with their holders: the next one restores everything
+    // the first acknowledged.
+    node next(journal_profile(), d.path);
+    EXPECT_FALSE(next.rep.empty);
+    EXPECT_EQ(0u, next.rep.bytes_dropped);
+    EXPECT_EQ(after, describe(*next.st));
 }
 
 TEST(JournalState, discard_removes_only_journal_files) {
