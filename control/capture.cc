@@ -3,6 +3,7 @@
 
 #include "capture.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -52,12 +54,25 @@ uint64_t realtime_ns() {
     return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// A port name as a file name part: [A-Za-z0-9_-], anything else '_'.
+// A port name or the file prefix as a file name part: [A-Za-z0-9._-],
+// anything else '_', at most 64 characters (eal.file_prefix is already
+// that, whole: two relays whose prefixes share their first 32 characters
+// must not name, and so prune, each other's files).
 std::string file_safe(std::string_view s) {
     std::string out;
-    for (const char ch : s.substr(0, 32))
-        out.push_back(std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '_' ? ch : '_');
+    for (const char ch : s.substr(0, 64))
+        out.push_back(std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '_' || ch == '.' ? ch
+                                                                                                              : '_');
     return out;
+}
+
+bool all_digits(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+}
+
+// "20261201T101500Z", as start() writes it.
+bool is_stamp(std::string_view s) {
+    return s.size() == 16 && all_digits(s.substr(0, 8)) && s[8] == 'T' && all_digits(s.substr(9, 6)) && s[15] == 'Z';
 }
 
 // mkdir -p, mode 0750 for what it creates.
@@ -198,6 +213,9 @@ struct capture_manager::impl {
     }
 
     void ensure_resources();
+    // The capture id in the name of a file this relay names; nullopt for
+    // anything else.
+    std::optional<uint64_t> ours(std::string_view name) const;
     void prune_locked();
     void writer_main(record* r);
     void finish(record* r, std::unique_lock<std::mutex>& lk);
@@ -287,14 +305,75 @@ void capture_manager::impl::ensure_resources() {
     }
 }
 
-// This relay's finished files beyond capture.keep, oldest first, go.
+// A file this relay names: <prefix>-<id>-<what>-<stamp>.pcapng, or its
+// .part, <what> being session<N> or one of this relay's ports with -rx or
+// -tx. Another relay's files in a shared directory (another prefix) and
+// anything else that lives there are not ours.
+std::optional<uint64_t> capture_manager::impl::ours(std::string_view n) const {
+    const std::string prefix = file_safe(ident.file_prefix) + "-";
+    if (!n.starts_with(prefix)) return std::nullopt;
+    n.remove_prefix(prefix.size());
+    if (n.ends_with(".part")) n.remove_suffix(5);
+    if (!n.ends_with(".pcapng")) return std::nullopt;
+    n.remove_suffix(7);
+    const size_t dash = n.find('-');
+    if (dash == std::string_view::npos || dash > 10 || !all_digits(n.substr(0, dash)) || n.size() < dash + 1 + 17)
+        return std::nullopt;
+    const std::string_view stamp = n.substr(n.size() - 16);
+    if (!is_stamp(stamp) || n[n.size() - 17] != '-') return std::nullopt;
+    const std::string_view what = n.substr(dash + 1, n.size() - 17 - dash - 1);
+    bool known = what.starts_with("session") && all_digits(what.substr(7));
+    for (const auto& p : port_names) {
+        const std::string f = file_safe(p);
+        known |= what == f + "-rx" || what == f + "-tx";
+    }
+    if (!known) return std::nullopt;
+    return std::stoull(std::string(n.substr(0, dash)));
+}
+
+// Past capture.keep, this relay's oldest files go: the directory is
+// counted, not this process's list, so files of an earlier run, a .part
+// that a crash cut off and a failed capture's .part are counted (and go)
+// as well. The running capture's .part is not counted. Ids go on above
+// the highest one in the directory, so that a new capture never takes the
+// name of an earlier run's file (the ids restart with the process and the
+// names' time stamps are seconds).
 void capture_manager::impl::prune_locked() {
-    size_t kept = 0;
-    for (auto it = recs.rbegin(); it != recs.rend(); ++it) {
-        record& r = **it;
-        if (!r.finished || r.info.file_removed || r.info.state != "done") continue;
-        if (++kept <= cfg.keep) continue;
-        if (::unlinkat(dirfd, r.name.c_str(), 0) == 0 || errno == ENOENT) r.info.file_removed = true;
+    if (dirfd < 0) return;
+    struct file {
+        int64_t mtime_ns;
+        std::string name;
+    };
+    std::vector<file> files;
+    const int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR* d = fd >= 0 ? ::fdopendir(fd) : nullptr;
+    if (d == nullptr) {
+        if (fd >= 0) ::close(fd);
+        return;
+    }
+    const record* live = running != nullptr && !running->finished ? running : nullptr;
+    while (const dirent* e = ::readdir(d)) {
+        const std::string_view n = e->d_name;
+        const auto id = ours(n);
+        if (!id) continue;
+        if (*id >= next_id && *id < UINT32_MAX) next_id = static_cast<uint32_t>(*id + 1);
+        if (live != nullptr && n == live->part) continue;
+        struct stat sb{};
+        if (::fstatat(dirfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode)) continue;
+        files.push_back({int64_t{sb.st_mtim.tv_sec} * 1000000000 + sb.st_mtim.tv_nsec, std::string(n)});
+    }
+    ::closedir(d);
+    if (files.size() > cfg.keep) {
+        // Newest first; the oldest beyond `keep` go.
+        std::sort(files.begin(), files.end(), [](const file& a, const file& b) {
+            return a.mtime_ns != b.mtime_ns ? a.mtime_ns > b.mtime_ns : a.name > b.name;
+        });
+        for (size_t i = cfg.keep; i < files.size(); ++i) {
+            const std::string& n = files[i].name;
+            if (::unlinkat(dirfd, n.c_str(), 0) != 0 && errno != ENOENT) continue;
+            for (auto& r : recs)
+                if (r->finished && (r->name == n || r->part == n)) r->info.file_removed = true;
+        }
     }
     while (recs.size() > max_records && recs.front()->finished) {
         reap(*recs.front());
@@ -360,6 +439,9 @@ capture_info capture_manager::start(const capture_request& q) {
         refuse(error_code::invalid, fmt::format("sample: {} is outside 1..{}", ci.sample, capture_sample_max));
 
     im.ensure_resources();
+    // The files an earlier run left (finished, failed or cut off by a
+    // crash) count from the first capture on.
+    im.prune_locked();
     // Copies an earlier capture's workers left behind (tagged with its id).
     {
         void* obj;
@@ -562,7 +644,16 @@ void capture_manager::impl::finish(record* r, std::unique_lock<std::mutex>& lk) 
     r->pc = nullptr;
     r->fd = -1;
     if (error.empty()) {
-        if (::renameat(dirfd, r->part.c_str(), dirfd, r->name.c_str()) != 0)
+        // Never over a file of that name (an earlier run's, a stranger's).
+        int rc = ::renameat2(dirfd, r->part.c_str(), dirfd, r->name.c_str(), RENAME_NOREPLACE);
+        if (rc != 0 && errno == EINVAL) {
+            // A file system without RENAME_NOREPLACE: check, then rename.
+            struct stat there{};
+            rc = ::fstatat(dirfd, r->name.c_str(), &there, AT_SYMLINK_NOFOLLOW) == 0
+                     ? (errno = EEXIST, -1)
+                     : ::renameat(dirfd, r->part.c_str(), dirfd, r->name.c_str());
+        }
+        if (rc != 0)
             error = fmt::format("renaming {} to {}: {}", r->part, r->name, std::strerror(errno));
         else
             ::fsync(dirfd);

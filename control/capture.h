@@ -17,8 +17,12 @@
 //   max_seconds or max_bytes (packet blocks written), each at most the
 //   profile's capture.max_* and at most those by default. Copies that
 //   arrive past a bound are counted (`discarded`), not written.
-// - At most capture.keep finished files stay in the directory; starting a
-//   capture removes this relay's oldest ones beyond that.
+// - At most capture.keep of this relay's files stay in the directory (the
+//   running capture's aside): starting or finishing a capture removes the
+//   oldest beyond that. The directory is counted, by the names this relay
+//   gives (<file_prefix>-<id>-...), so earlier runs' files and the .part a
+//   crash or a failed capture left count too; ids go on above the highest
+//   one there, and a finished file never replaces another.
 #pragma once
 
 #include <cstdint>

@@ -3,12 +3,15 @@
 // back with libpcap, byte for byte), each bound, sampling, snaplen, the
 // drops when the writer falls behind, and the refusals that change nothing.
 #include <dirent.h>
+#include <fcntl.h>
 #include <pcap/pcap.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 #include <thread>
 #include <vector>
@@ -425,6 +428,148 @@ TEST_F(capture_test, a_session_end_stops_its_capture_and_keep_prunes_old_files) 
     cm.remove(s.id);
     EXPECT_TRUE(cm.info(s.id)->file_removed);
     EXPECT_EQ(1u, files_in(dir + "/captures").size());
+}
+
+
+// capture.keep counts this relay's files in the directory, not the captures
+// this process ran: before, an earlier run's files, a .part that a crash
+// cut off (or that a failed capture left) were never counted nor removed,
+// so every restart left up to `keep` files more, for ever. Files that are
+// not this relay's (another prefix sharing the directory, strangers, a
+// symbolic link) are never touched. The prefix is in the names whole: two
+// relays whose prefixes share 32 characters do not share names.
+TEST_F(capture_test, keep_counts_this_relays_files_in_the_directory_from_an_earlier_run_or_a_crash_too) {
+    const std::string me = "captest.relay-with-a-long-file-prefix-0123456789";   // 48 characters, a dot
+    prof.eal.file_prefix = me;
+    prof.capture.keep = 2;
+    const std::string cdir = dir + "/captures";
+    // The earlier run: two captures, both kept.
+    {
+        auto r = make_relay();
+        for (int i = 0; i < 2; ++i) r->captures().stop(r->captures().start(on_port(capture_kind::port_rx, "lan0")).id);
+    }
+    const std::vector<std::string> earlier_run = files_in(cdir);
+    ASSERT_EQ(2u, earlier_run.size());
+    for (const auto& f : earlier_run) EXPECT_EQ(0u, f.rfind(me + "-", 0)) << f << ": named with the whole prefix";
+
+    struct row {
+        const char* what;
+        std::string name;
+        bool ours;      // this relay's: counted, and old enough to go
+        bool link;      // a symbolic link, not a file
+    };
+    const std::vector<row> rows = {
+        {"cut off by a crash (no end, .part)", me + "-3-lan0-rx-20260101T000003Z.pcapng.part", true, false},
+        {"a failed capture's .part", me + "-4-session1-20260101T000004Z.pcapng.part", true, false},
+        {"finished, an earlier run", me + "-5-lan0-tx-20260101T000005Z.pcapng", true, false},
+        {"another relay: its prefix shares the first 32 characters", "captest.relay-with-a-long-file-pXYZ-1-lan0-rx-20260101T000001Z.pcapng", false, false},
+        {"another relay: prefix + \"-b\"", me + "-b-1-lan0-rx-20260101T000001Z.pcapng", false, false},
+        {"another relay: prefix + \"-2\"", me + "-2-1-lan0-rx-20260101T000001Z.pcapng", false, false},
+        {"another relay: its session", me + "-2-1-session1-20260101T000001Z.pcapng", false, false},
+        {"not a port of this relay", me + "-6-wan9-rx-20260101T000006Z.pcapng", false, false},
+        {"no time stamp", me + "-7-lan0-rx.pcapng", false, false},
+        {"not pcapng", me + "-8-lan0-rx-20260101T000008Z.txt", false, false},
+        {"a stranger's file", "notes.txt", false, false},
+        {"a symbolic link named as ours", me + "-9-lan0-rx-20260101T000009Z.pcapng", false, true},
+    };
+    const std::string target = dir + "/link-target";
+    { FILE* f = fopen(target.c_str(), "w"); ASSERT_NE(f, nullptr); fputs("not a capture\n", f); fclose(f); }
+    for (const auto& row : rows) {
+        const std::string path = cdir + "/" + row.name;
+        if (row.link) {
+            ASSERT_EQ(0, symlink(target.c_str(), path.c_str())) << path;
+        } else {
+            FILE* f = fopen(path.c_str(), "w");
+            ASSERT_NE(f, nullptr) << path;
+            fputs("x", f);
+            fclose(f);
+        }
+        // Older than the earlier run's files, so that they go first.
+        const timespec old[2] = {{1767225600, 0}, {1767225600, 0}};
+        ASSERT_EQ(0, utimensat(AT_FDCWD, path.c_str(), old, AT_SYMLINK_NOFOLLOW)) << path;
+    }
+
+    // This run (a relay closes its ring port: the next one gets a fresh
+    // one, still named lan0): two captures; `keep` holds this run's two,
+    // nothing else of ours.
+    port = fresh_ring_port("cap");
+    prof.ports[0].device = port.name;
+    auto r = make_relay();
+    auto& cm = r->captures();
+    std::vector<std::string> this_run;
+    for (int i = 0; i < 2; ++i) {
+        const auto c = cm.stop(cm.start(on_port(capture_kind::port_rx, "lan0")).id);
+        this_run.push_back(c.file.substr(c.file.rfind('/') + 1));
+    }
+    const auto now = files_in(cdir);
+    const auto has = [&](const std::string& n) { return std::find(now.begin(), now.end(), n) != now.end(); };
+    for (const auto& n : this_run) EXPECT_TRUE(has(n)) << n << ": this run's, kept";
+    for (const auto& n : earlier_run) EXPECT_FALSE(has(n)) << n << ": the earlier run's, beyond keep";
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.what);
+        EXPECT_EQ(!row.ours, has(row.name)) << row.name;
+    }
+    struct stat sb{};
+    EXPECT_EQ(0, stat(target.c_str(), &sb)) << "a link's target is never touched";
+    EXPECT_EQ(2u + static_cast<size_t>(std::count_if(rows.begin(), rows.end(), [](const row& x) { return !x.ours; })),
+              now.size());
+    ::unlink(target.c_str());
+}
+
+// Capture ids start at 1 with every process and the names' time stamps are
+// seconds: before, a capture of a relay restarted within the second (or
+// after the clock stepped back) was renamed, at its end, over the earlier
+// run's kept file of the same name, which was lost without a word. Now the
+// ids go on above the highest one in the directory, and the final rename
+// never replaces anything.
+TEST_F(capture_test, a_new_capture_never_takes_the_name_of_an_earlier_runs_file) {
+    prof.capture.keep = 100;
+    const std::string cdir = dir + "/captures";
+    ASSERT_EQ(0, ::mkdir(cdir.c_str(), 0750));
+    // capture 1 of an earlier run, under every time stamp this test's
+    // capture may get.
+    std::vector<std::string> earlier;
+    const std::time_t now = std::time(nullptr);
+    for (int k = -1; k <= 8; ++k) {
+        const std::time_t t = now + k;
+        std::tm tm{};
+        gmtime_r(&t, &tm);
+        char stamp[32];
+        std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+        earlier.push_back(std::string("captest-1-lan0-rx-") + stamp + ".pcapng");
+        FILE* f = fopen((cdir + "/" + earlier.back()).c_str(), "w");
+        ASSERT_NE(f, nullptr);
+        fputs("the earlier run's capture 1\n", f);
+        fclose(f);
+    }
+    auto r = make_relay();
+    auto& cm = r->captures();
+    const auto c = cm.stop(cm.start(on_port(capture_kind::port_rx, "lan0")).id);
+    EXPECT_EQ("done", c.state) << c.error;
+    EXPECT_EQ(2u, c.id) << "ids go on above the directory's";
+    for (const auto& n : earlier) {
+        FILE* f = fopen((cdir + "/" + n).c_str(), "r");
+        ASSERT_NE(f, nullptr) << n;
+        char b[64] = {0};
+        const size_t got = fread(b, 1, sizeof b - 1, f);
+        fclose(f);
+        EXPECT_EQ("the earlier run's capture 1\n", std::string(b, got)) << n << " was replaced";
+    }
+    EXPECT_EQ(earlier.size() + 1, files_in(cdir).size());
+    EXPECT_EQ(c.packets, read_pcap(c.file).size()) << "its own file, whole";
+}
+
+// capture.keep above the captures the API lists (the last 256): before,
+// a capture's record left the list with its file still there and the
+// file was never counted again, so a relay with keep >= 256 removed
+// nothing, ever.
+TEST_F(capture_test, keep_above_the_listed_captures_still_bounds_the_files) {
+    prof.capture.keep = 258;
+    auto r = make_relay();
+    auto& cm = r->captures();
+    for (int i = 0; i < 262; ++i) cm.stop(cm.start(on_port(capture_kind::port_tx, "lan0")).id);
+    EXPECT_EQ(258u, files_in(dir + "/captures").size());
+    EXPECT_EQ(256u, cm.list().size());
 }
 
 }  // namespace
