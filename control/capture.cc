@@ -297,6 +297,18 @@ void capture_manager::impl::ensure_resources() {
             refuse(error_code::capacity,
                    fmt::format("capture: cannot create its ring ({} entries): {}", cfg.ring_size, rte_strerror(rte_errno)));
     }
+    // The directory removed (or replaced) since it was opened: an fd on a
+    // deleted directory cannot create anything, and every start would fail
+    // until a restart. Open it again (made again if need be), as the
+    // recorder makes its directory again for every file.
+    if (dirfd >= 0) {
+        struct stat held{}, now{};
+        if (::fstat(dirfd, &held) != 0 || held.st_nlink == 0 || ::stat(cfg.dir.c_str(), &now) != 0 ||
+            now.st_dev != held.st_dev || now.st_ino != held.st_ino) {
+            ::close(dirfd);
+            dirfd = -1;
+        }
+    }
     if (dirfd < 0) {
         make_dirs(cfg.dir);
         dirfd = ::open(cfg.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

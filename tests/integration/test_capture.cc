@@ -572,5 +572,27 @@ TEST_F(capture_test, keep_above_the_listed_captures_still_bounds_the_files) {
     EXPECT_EQ(256u, cm.list().size());
 }
 
+// The directory removed (an operator's clean-up) while the relay runs: the
+// next capture makes it again. Before, the relay kept the first capture's
+// descriptor of the deleted directory and refused every capture with
+// "No such file or directory" until it was restarted.
+TEST_F(capture_test, a_capture_directory_removed_while_the_relay_runs_is_made_again) {
+    auto r = make_relay();
+    auto& cm = r->captures();
+    cm.stop(cm.start(on_port(capture_kind::port_rx, "lan0")).id);
+    const std::string cdir = dir + "/captures";
+    for (const auto& f : files_in(cdir)) ASSERT_EQ(0, ::unlink((cdir + "/" + f).c_str()));
+    ASSERT_EQ(0, ::rmdir(cdir.c_str()));
+    capture_info c;
+    ASSERT_NO_THROW(c = cm.stop(cm.start(on_port(capture_kind::port_rx, "lan0")).id));
+    EXPECT_EQ("done", c.state);
+    struct stat sb{};
+    ASSERT_EQ(0, ::stat(cdir.c_str(), &sb));
+    EXPECT_EQ(0750u, sb.st_mode & 0777);
+    EXPECT_EQ(1u, files_in(cdir).size());
+    std::string why;
+    EXPECT_TRUE(cm.finished_file(c.id, &why)) << why;
+}
+
 }  // namespace
 }  // namespace stentor::test
