@@ -466,8 +466,9 @@ void read_eal(const context& c, const toml::table& root, eal_config& eal) {
         !std::all_of(eal.file_prefix.begin(), eal.file_prefix.end(), [](char ch) {
             return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '_' ||
                    ch == '.';
-        }))
-        r.fail("file_prefix", "must be 1..64 characters of [A-Za-z0-9._-]");
+        }) ||
+        eal.file_prefix.front() == '.')   // "." and ".." would make EAL's runtime directory /var/run/dpdk or /var/run
+        r.fail("file_prefix", "must be 1..64 characters of [A-Za-z0-9._-], not starting with a dot");
 
     auto read_strings = [&](std::string_view key, std::vector<std::string>& out,
                             const std::function<void(const toml::node&, const std::string&,

@@ -1297,6 +1297,8 @@ std::vector<error_row> error_rows() {
         {"no_ports_to_drive", "[eal]\nlcores = [0, 1]\nhugepages = true\n", "t.toml:1:1: eal: no ports to drive"},
         {"log_level", k_eal + "log_level = \"loud\"\n" + k_dp + k_port + k_api, "t.toml:4:13: eal.log_level: \"loud\" is not a DPDK log level"},
         {"file_prefix", k_eal + "file_prefix = \"../x\"\n" + k_dp + k_port + k_api, "t.toml:4:15: eal.file_prefix: must be 1..64 characters"},
+        {"file_prefix_dot_dot", k_eal + "file_prefix = \"..\"\n" + k_dp + k_port + k_api, "t.toml:4:15: eal.file_prefix: must be 1..64 characters of [A-Za-z0-9._-], not starting with a dot"},
+        {"file_prefix_dot", k_eal + "file_prefix = \".\"\n" + k_dp + k_port + k_api, "t.toml:4:15: eal.file_prefix: must be 1..64 characters of [A-Za-z0-9._-], not starting with a dot"},
         {"vdev_twice", "[eal]\nlcores = [0, 1]\nvdevs = [\"net_null0\", \"net_null0,size=64\"]\n", "t.toml:3:23: eal.vdevs[1]: vdev net_null0 is listed twice"},
         // Ports
         {"no_ports", k_eal + k_dp + k_api, "t.toml:1:1: port: no ports"},
