@@ -682,7 +682,8 @@ int part_mix(const mix_options& o) {
                                    delta(dp::drop_reason::jobs_full) > 0;
             std::printf("PART mix delivered_mpps_median=%.2f delivered_mpps_min=%.2f delivered_mpps_max=%.2f "
                         "saturated=%d offered_mpps=%.2f reps=%u speaker_pps=%.0f deadline_misses=%llu jobs_full=%llu policed=%llu "
-                        "rtp_drops=%llu rx_missed=%llu joins=%llu leaves=%llu publishes=%llu publish_ms_mean=%.2f\n",
+                        "rtp_drops=%llu rx_missed=%llu joins=%llu leaves=%llu publishes=%llu publish_ms_mean=%.2f busy_share=%.2f "
+                        "stall_ms=%.1f\n",
                         d.median, d.min, d.max, saturated ? 1 : 0, off.median, o.reps,
                         static_cast<double>(after.rtp_in - before.rtp_in) / (o.reps * o.window),
                         delta(dp::drop_reason::deadline), delta(dp::drop_reason::jobs_full),
@@ -691,7 +692,12 @@ int part_mix(const mix_options& o) {
                             delta(dp::drop_reason::rtp_duplicate) + delta(dp::drop_reason::unknown_flow),
                         static_cast<unsigned long long>(src->missed.load()), static_cast<unsigned long long>(joins),
                         static_cast<unsigned long long>(leaves), static_cast<unsigned long long>(publishes),
-                        publishes ? 1000.0 * publish_s / static_cast<double>(publishes) : 0.0);
+                        publishes ? 1000.0 * publish_s / static_cast<double>(publishes) : 0.0,
+                        static_cast<double>(after.busy_cycles - before.busy_cycles) /
+                            std::max(1.0, static_cast<double>((after.busy_cycles - before.busy_cycles) +
+                                                              (after.idle_cycles - before.idle_cycles) +
+                                                              (after.stall_cycles - before.stall_cycles))),
+                        1e3 * static_cast<double>(after.stall_cycles - before.stall_cycles) / static_cast<double>(hz));
             std::fflush(stdout);
 
             // Latency: the mix thinned to `load` of the capacity just measured

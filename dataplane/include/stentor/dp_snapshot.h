@@ -118,16 +118,6 @@ struct dp_session {
     // The session's first-copy table when trunk flows feed it (dp_flow::dedup);
     // nullptr otherwise. Mutable (atomics): the session's lifetime, not a version's.
     dp_dedup* dedup;
-    // [fan-out shard][tier]; nullptr = no listeners there.
-    const dp_listener_list* lists[max_fanout_shards][max_tiers];
-    // The same for IPv6 listeners. Within a tier the IPv4 list is served
-    // first, then the IPv6 one; tiers stay in order across both families.
-    const dp_listener6_list* lists6[max_fanout_shards][max_tiers];
-    // The session's egress index high-water marks, one per SSRC it protects
-    // (dp_srtp_egress); nullptr when srtp_egress is off. Mutable (atomics):
-    // the session's lifetime, not a version's. At the end, so that the
-    // fields every packet of every session reads keep their lines.
-    dp_srtp_egress* srtp_streams;
     // The session's fleet trunk listeners (docs/fleet.md "Trunk
     // authentication"), served from a twin of the session: a dp_session of
     // their own (index | trunk_twin_bit, the same generation, id and port;
@@ -136,8 +126,26 @@ struct dp_session {
     // key, when srtp_egress is set on the twin: srtp_tx is then the trunk
     // key, nullptr = none yet: egress/trunk_no_key). The fan-out serves the
     // twin's jobs as any session's (session_at). nullptr: no trunk listener.
+    // In the first line with the fields above: every speaker packet reads
+    // it, and at the end (past 2 KiB of list pointers) it was a cache miss
+    // of its own per packet in a relay of thousands of sessions
+    // (docs/performance.md, eighth round).
     const dp_session* trunk;
+    // [fan-out shard][tier]; nullptr = no listeners there.
+    const dp_listener_list* lists[max_fanout_shards][max_tiers];
+    // The same for IPv6 listeners. Within a tier the IPv4 list is served
+    // first, then the IPv6 one; tiers stay in order across both families.
+    const dp_listener6_list* lists6[max_fanout_shards][max_tiers];
+    // The session's egress index high-water marks, one per SSRC it protects
+    // (dp_srtp_egress); nullptr when srtp_egress is off. Mutable (atomics):
+    // the session's lifetime, not a version's. At the end: only protected
+    // sessions read it.
+    dp_srtp_egress* srtp_streams;
 };
+
+// What ingress reads of every packet's session is in its first cache line
+// (flow_stage prefetches that one and the shard's list pointers).
+static_assert(offsetof(dp_session, trunk) + sizeof(dp_session::trunk) <= 64);
 
 // A twin's index (dp_session::trunk): its session's with the top bit set,
 // so a job or a message tagged with it resolves to the twin (session_at).
