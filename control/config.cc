@@ -30,8 +30,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <initializer_list>
 #include <limits>
@@ -2153,26 +2151,71 @@ director_profile parse_director_profile(const std::string& text, const std::stri
     return d;
 }
 
+namespace {
+
+// The text of a profile file, at most max_profile_bytes of it. A profile is
+// a few KiB of TOML: a device (/dev/zero, /dev/urandom), a FIFO or a file
+// grown without end would otherwise be read until memory runs out. stat()
+// first, so that a device or a FIFO is never opened (opening some blocks or
+// has effects of its own); fstat() again on what was opened; never a byte
+// past the bound.
+std::string read_profile_text(const std::string& path) {
+    const auto fail = [&](const std::string& what) { throw config_error(fmt::format("{}:1:1: file: {}", path, what)); };
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) fail(fmt::format("cannot open: {}", std::strerror(errno)));
+    // A directory used to be read as an empty profile (issue 14).
+    if (S_ISDIR(st.st_mode))
+        fail(fmt::format("is a directory; give a profile file (e.g. {}/dev-veth.toml)", path == "/" ? "" : path));
+    const auto not_regular = [&](mode_t m) {
+        const char* kind = S_ISCHR(m)    ? "is a character device"
+                           : S_ISBLK(m)  ? "is a block device"
+                           : S_ISFIFO(m) ? "is a FIFO"
+                           : S_ISSOCK(m) ? "is a socket"
+                                         : "is not a regular file";
+        fail(fmt::format("{}; give a profile file (a regular file of at most {} bytes)", kind, max_profile_bytes));
+    };
+    if (!S_ISREG(st.st_mode)) not_regular(st.st_mode);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) fail(fmt::format("cannot open: {}", std::strerror(errno)));
+    struct fd_guard {
+        int fd;
+        ~fd_guard() { ::close(fd); }
+    } guard{fd};
+    if (::fstat(fd, &st) != 0) fail(fmt::format("cannot stat: {}", std::strerror(errno)));
+    if (!S_ISREG(st.st_mode)) not_regular(st.st_mode);
+    const auto too_large = [&] {
+        fail(fmt::format("larger than {} bytes (1 MiB): not a profile (the shipped ones are a few KiB)",
+                         max_profile_bytes));
+    };
+    if (static_cast<uint64_t>(st.st_size) > max_profile_bytes) too_large();
+    // The size may change while it is read: read one byte past the bound at most.
+    std::string text(static_cast<size_t>(st.st_size) + 1, '\0');
+    size_t got = 0;
+    for (;;) {
+        if (got == text.size()) {
+            if (text.size() > max_profile_bytes) too_large();
+            text.resize(std::min<size_t>(2 * text.size(), max_profile_bytes + 1));
+        }
+        const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) fail(fmt::format("cannot read: {}", std::strerror(errno)));
+        if (n == 0) break;
+        got += static_cast<size_t>(n);
+    }
+    text.resize(got);
+    return text;
+}
+
+}  // namespace
+
 director_profile load_director_profile(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw config_error(fmt::format("{}:1:1: file: cannot open: {}", path, std::strerror(errno)));
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    return parse_director_profile(buf.str(), path);
+    return parse_director_profile(read_profile_text(path), path);
 }
 
 profile load_profile(const std::string& path, std::string* text) {
-    // std::ifstream opens a directory and reads it as empty (issue 14).
-    if (std::error_code ec; std::filesystem::is_directory(path, ec))
-        throw config_error(fmt::format("{}:1:1: file: is a directory; give a profile file (e.g. {}/dev-veth.toml)",
-                                       path, path == "/" ? "" : path));
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw config_error(fmt::format("{}:1:1: file: cannot open: {}", path, std::strerror(errno)));
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    if (in.bad()) throw config_error(fmt::format("{}:1:1: file: cannot read: {}", path, std::strerror(errno)));
-    profile p = parse_profile(buf.str(), path);
-    if (text != nullptr) *text = buf.str();
+    std::string t = read_profile_text(path);
+    profile p = parse_profile(t, path);
+    if (text != nullptr) *text = std::move(t);
     return p;
 }
 

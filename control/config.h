@@ -373,6 +373,11 @@ struct profile {
     std::vector<session_config> sessions;  // optional static section (labs, tests)
 };
 
+// The most of a profile file the loaders read (1 MiB; the shipped profiles
+// are a few KiB): a larger file, or anything but a regular file (a device, a
+// FIFO), is refused as "FILE:1:1: file: ..." before it is read.
+inline constexpr std::size_t max_profile_bytes = std::size_t{1} << 20;
+
 // Parse and validate; throws config_error("file:line:col: setting: what").
 // `text`, if given, receives the text that was parsed (SIGHUP diffs it).
 profile load_profile(const std::string& path, std::string* text = nullptr);

@@ -119,6 +119,25 @@ fi
 out=$("$STENTORD" -c "$WORK" 2>&1); rc=$?
 WHY="rc=$rc $out"
 check startup_directory bash -c '[[ $1 == 1 && $0 == *"$2:1:1: file: is a directory"* ]]' "$out" "$rc" "$WORK"
+# Anything but a small regular file is refused before it is read, by
+# --check and at start (and by SIGHUP: the same loader). Before, /dev/zero
+# was read until memory ran out and a FIFO until a writer came. Address
+# space and time are bounded here so that a regression fails instead of
+# eating the machine.
+mkfifo "$WORK/fifo.toml"
+{ cat "$P"; head -c 1048576 /dev/zero | tr '\0' '#'; echo; } >"$WORK/big.toml"
+while read -r name file want; do
+  for mode in check start; do
+    args=(-c "$file"); [[ $mode == check ]] && args=(--check -c "$file")
+    out=$( (ulimit -v 4194304; exec timeout -k 5 20 "$STENTORD" "${args[@]}" --file-prefix "ops-file-$$") 2>&1); rc=$?
+    WHY="rc=$rc ${out:0:300}"
+    check "profile_${name}_$mode" bash -c '[[ $1 == 1 && $0 == *"$2:1:1: file: $3"* ]]' "$out" "$rc" "$file" "$want"
+  done
+done <<ROWS
+dev_zero /dev/zero is a character device; give a profile file (a regular file of at most 1048576 bytes)
+fifo $WORK/fifo.toml is a FIFO; give a profile file
+over_1mib $WORK/big.toml larger than 1048576 bytes (1 MiB): not a profile
+ROWS
 
 # --- the service: sd_notify, watchdog, log, audit, reload, drain ---------------
 PREFIX="ops-svc-$$"

@@ -83,6 +83,8 @@ TEST(ConfigProfiles, EveryShippedProfileLoads) {
     for (const auto& f : files) {
         SCOPED_TRACE(f.string());
         EXPECT_NO_THROW(load_profile(f.string()));
+        // The loaders' bound stays far above what a real profile needs.
+        EXPECT_LT(std::filesystem::file_size(f), max_profile_bytes / 64);
     }
 }
 
@@ -531,6 +533,72 @@ TEST_F(ConfigJoin, TokenFilesAreSecretsAndAnInlineTokenInAReadableProfileIsWarne
     EXPECT_EQ(0u, dw[0].rfind("director.token: written in " + dir_profile + " (mode 0644)", 0)) << dw[0];
     ASSERT_EQ(0, chmod(dir_profile.c_str(), 0600));
     EXPECT_TRUE(director_profile_warnings(load_director_profile(dir_profile)).empty());
+}
+
+// What the loaders read (stentord -c, --check, SIGHUP, stentor-director):
+// only a regular file of at most max_profile_bytes. Before, /dev/zero, a
+// FIFO or a huge file was read without bound (until memory ran out, or for
+// ever); now each is refused as FILE:1:1: file: ..., devices and FIFOs
+// without being opened, a large file without being read.
+class ConfigProfileFile : public ConfigJoin {};
+
+TEST_F(ConfigProfileFile, OnlyARegularFileOfAtMostOneMiBIsRead) {
+    ASSERT_EQ(std::size_t{1} << 20, max_profile_bytes);
+    // k_base and one comment line, `n` bytes in all.
+    const auto padded = [](std::size_t n) {
+        std::string t = k_base + "#";
+        t.append(n - t.size() - 1, 'x');
+        return t + "\n";
+    };
+    const std::string fifo = dir + "/fifo.toml";
+    ASSERT_EQ(0, mkfifo(fifo.c_str(), 0600));
+    const std::string sparse = file("sparse.toml", k_base);
+    ASSERT_EQ(0, truncate(sparse.c_str(), off_t{1} << 30));   // 1 GiB, all holes: never read
+    const std::string link = dir + "/link.toml";
+    ASSERT_EQ(0, symlink(file("ok.toml", k_base).c_str(), link.c_str()));
+    const std::string big = file("big.toml", padded(max_profile_bytes + 1));
+    const std::string most = file("most.toml", padded(max_profile_bytes));
+    const std::string regular = "; give a profile file (a regular file of at most 1048576 bytes)";
+    struct row {
+        const char* what;
+        std::string path;
+        std::string error;   // "" = loads
+    };
+    const row rows[] = {
+        {"zeros without end", "/dev/zero", "/dev/zero:1:1: file: is a character device" + regular},
+        {"random bytes without end", "/dev/urandom", "/dev/urandom:1:1: file: is a character device" + regular},
+        {"/dev/null: a device, not an empty profile", "/dev/null", "/dev/null:1:1: file: is a character device" + regular},
+        {"a FIFO: never opened (that would wait for a writer)", fifo, fifo + ":1:1: file: is a FIFO" + regular},
+        {"a directory", dir, dir + ":1:1: file: is a directory; give a profile file"},
+        {"one byte past 1 MiB", big,
+         big + ":1:1: file: larger than 1048576 bytes (1 MiB): not a profile (the shipped ones are a few KiB)"},
+        {"a 1 GiB file: refused by its size", sparse, sparse + ":1:1: file: larger than 1048576 bytes (1 MiB)"},
+        {"missing", dir + "/none.toml", dir + "/none.toml:1:1: file: cannot open: No such file or directory"},
+        {"exactly 1 MiB: read", most, ""},
+        {"a symlink to a profile: read", link, ""},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        std::string text = "(untouched)";
+        try {
+            const auto p = load_profile(r.path, &text);
+            EXPECT_EQ("", r.error) << "loaded";
+            EXPECT_EQ(p.path, r.path);
+            EXPECT_EQ(r.path == most ? max_profile_bytes : k_base.size(), text.size());
+        } catch (const config_error& e) {
+            EXPECT_EQ(0u, std::string(e.what()).rfind(r.error, 0)) << e.what();
+            EXPECT_NE("", r.error);
+            EXPECT_EQ("(untouched)", text);
+        }
+        if (r.error.empty()) continue;
+        // A director's profile goes through the same door.
+        try {
+            load_director_profile(r.path);
+            ADD_FAILURE() << "director profile loaded";
+        } catch (const config_error& e) {
+            EXPECT_EQ(0u, std::string(e.what()).rfind(r.error, 0)) << e.what();
+        }
+    }
 }
 
 // [fleet]'s access to etcd with files on disk (docs/fleet.md "Running etcd
