@@ -73,6 +73,9 @@ constexpr int64_t u32_max = std::numeric_limits<uint32_t>::max();
 constexpr int64_t max_table_sessions = int64_t{1} << 20;
 constexpr int64_t max_table_speakers = int64_t{1} << 20;
 constexpr int64_t max_table_neighbours = int64_t{1} << 24;
+// eal.memory_mb: 1 TiB, above what a relay server has (the shipped profiles
+// ask 256..8192 MB).
+constexpr int64_t max_memory_mb = int64_t{1} << 20;
 
 // ---------------------------------------------------------------------------
 // Error reporting
@@ -454,8 +457,9 @@ void read_eal(const context& c, const toml::table& root, eal_config& eal) {
     if (std::find(eal.lcores.begin(), eal.lcores.end(), eal.main_lcore) == eal.lcores.end())
         r.fail("main_lcore", fmt::format("main lcore {} is not in eal.lcores", eal.main_lcore));
 
-    // Below 64 MB EAL cannot fit its own structures plus one mempool.
-    r.opt_uint("memory_mb", eal.memory_mb, 64, u32_max);
+    // Below 64 MB EAL cannot fit its own structures plus one mempool; above
+    // 1 TiB (max_memory_mb) it is a typo, not a relay server's memory.
+    r.opt_uint("memory_mb", eal.memory_mb, 64, max_memory_mb);
     r.opt_bool("hugepages", eal.hugepages);
 
     r.opt_string("file_prefix", eal.file_prefix);

@@ -1117,6 +1117,10 @@ std::vector<error_row> error_rows() {
         {"type_vdevs", "[eal]\nlcores = [0, 1]\nvdevs = \"net_null0\"\n", "t.toml:3:9: eal.vdevs: expected an array of strings"},
         // Out of range
         {"range_memory", k_eal + "memory_mb = 32\n" + k_dp + k_port + k_api, "t.toml:4:13: eal.memory_mb: 32 is out of range 64.."},
+        {"range_memory_above_1_tib", k_eal + "memory_mb = 1048577\n" + k_dp + k_port + k_api,
+         "t.toml:4:13: eal.memory_mb: 1048577 is out of range 64..1048576"},
+        {"range_memory_u32_max", k_eal + "memory_mb = 4294967295\n" + k_dp + k_port + k_api,
+         "t.toml:4:13: eal.memory_mb: 4294967295 is out of range 64..1048576"},
         {"range_mbufs", k_eal + "mbufs = 1000\n" + k_dp + k_port + k_api, "t.toml:4:9: eal.mbufs: 1000 is out of range 1024.."},
         {"range_mbuf_cache", k_eal + "mbuf_cache = 513\n" + k_dp + k_port + k_api, "t.toml:4:14: eal.mbuf_cache: 513 is out of range 0..512"},
         {"range_negative", k_eal + "mbufs = -1\n" + k_dp + k_port + k_api, "t.toml:4:9: eal.mbufs: -1 is out of range"},
