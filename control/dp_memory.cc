@@ -10,6 +10,8 @@
 
 #include <sys/mman.h>
 
+#include <fmt/format.h>
+
 namespace stentor::control {
 namespace {
 
@@ -110,6 +112,35 @@ void* dp_alloc(std::size_t bytes) {
     // The caller's bytes, to the cache line (a reused object holds its old contents).
     std::memset(p, 0, std::min(size, (bytes + 63) & ~std::size_t{63}));
     return p;
+}
+
+table_alloc_error::table_alloc_error(std::string setting_, uint64_t bytes_, const std::string& what)
+    : std::runtime_error(what), setting(std::move(setting_)), bytes(bytes_) {}
+
+table_alloc_error table_alloc_failed(std::string_view table, std::string setting, std::string_view sized_by,
+                                     uint64_t count, uint64_t each) {
+    uint64_t bytes = 0;
+    const bool overflow = __builtin_mul_overflow(count, each, &bytes);
+    const double gib = static_cast<double>(count) * static_cast<double>(each) / double(uint64_t{1} << 30);
+    const std::string asked =
+        overflow ? fmt::format("{} x {} B, more than 16 EiB", sized_by, each)
+        : gib >= 1 ? fmt::format("{} x {} B = {} bytes ({:.1f} GiB)", sized_by, each, bytes, gib)
+                   : fmt::format("{} x {} B = {} bytes ({:.1f} MiB)", sized_by, each, bytes, gib * 1024);
+    std::string what = fmt::format("{} cannot be allocated: {}; lower {} or give the relay more memory", table,
+                                   asked, setting);
+    return table_alloc_error(std::move(setting), overflow ? UINT64_MAX : bytes, what);
+}
+
+void* dp_alloc_table(std::string_view table, std::string setting, std::string_view sized_by, uint64_t count,
+                     std::size_t each) {
+    uint64_t bytes = 0;
+    if (__builtin_mul_overflow(count, uint64_t{each}, &bytes) || bytes > SIZE_MAX)
+        throw table_alloc_failed(table, std::move(setting), sized_by, count, each);
+    try {
+        return dp_alloc(static_cast<std::size_t>(bytes));
+    } catch (const std::bad_alloc&) {
+        throw table_alloc_failed(table, std::move(setting), sized_by, count, each);
+    }
 }
 
 void dp_free(void* p) noexcept {

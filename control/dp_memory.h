@@ -23,6 +23,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
 
 namespace stentor::control {
 
@@ -30,6 +33,28 @@ namespace stentor::control {
 void* dp_alloc(std::size_t bytes);
 // Frees what dp_alloc returned (nullptr is allowed).
 void dp_free(void* p) noexcept;
+
+// A table the profile sizes and start-up allocates whole (the neighbour
+// table, the speakers' policers and the session counters of every RX
+// lcore, the control plane's slot lists) that the system would not give.
+// It names the setting that sized it and the bytes asked, so that stentord
+// says what to lower instead of dying of an unnamed std::bad_alloc.
+struct table_alloc_error : std::runtime_error {
+    std::string setting;   // the profile key to lower ("limits.max_neighbours")
+    uint64_t bytes;        // what was asked
+    table_alloc_error(std::string setting, uint64_t bytes, const std::string& what);
+};
+
+// The error for `table` ("the neighbour table") of `count` entries of
+// `each` bytes, `count` as the profile gives it (`sized_by`, e.g.
+// "limits.max_speakers 4096 x 2 RX lcores (dataplane.rx_lcores)").
+table_alloc_error table_alloc_failed(std::string_view table, std::string setting, std::string_view sized_by,
+                                     uint64_t count, uint64_t each);
+
+// dp_alloc(count * each) for such a table: table_alloc_error, never
+// std::bad_alloc, when it cannot be had.
+void* dp_alloc_table(std::string_view table, std::string setting, std::string_view sized_by, uint64_t count,
+                     std::size_t each);
 
 struct dp_memory_usage {
     uint64_t mapped_bytes = 0;   // slabs and large mappings

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include <fmt/format.h>
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_launch.h>
@@ -199,6 +200,33 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
     lcores.insert(lcores.end(), dpc.join_lcores.begin(), dpc.join_lcores.end());
     const unsigned nb_workers = static_cast<unsigned>(lcores.size());
 
+    // The tables [limits] sizes, first: near their ceilings they are
+    // gigabytes, and a relay that cannot have them says which setting to
+    // lower (table_alloc_error) before it touches a device. Read and written
+    // per packet, by slot: scattered over megabytes, so on dp_memory's huge
+    // pages (DPDK's own memory is 4 KiB pages without eal.hugepages); zeroed.
+    const uint32_t nb_rx_queues = static_cast<uint32_t>(std::max<size_t>(1, dpc.rx_lcores.size()));
+    const std::string per_rx = fmt::format(" x {} RX lcore(s) (dataplane.rx_lcores)", nb_rx_queues);
+    im.neigh = static_cast<dp::dp_neigh*>(
+        dp_alloc_table("the neighbour table", "limits.max_neighbours",
+                       fmt::format("limits.max_neighbours {}", p.limits.max_neighbours), p.limits.max_neighbours,
+                       sizeof(dp::dp_neigh)));
+    im.shared.neigh = im.neigh;
+    im.shared.nb_neigh = p.limits.max_neighbours;
+    im.policers = static_cast<dp::dp_policer*>(
+        dp_alloc_table("the speakers' policers", "limits.max_speakers",
+                       fmt::format("limits.max_speakers {}{}", p.limits.max_speakers, per_rx),
+                       uint64_t{p.limits.max_speakers} * nb_rx_queues, sizeof(dp::dp_policer)));
+    im.shared.policers = im.policers;
+    im.shared.nb_policers = p.limits.max_speakers;
+    im.shared.nb_rx_queues = nb_rx_queues;
+    im.session_counts = static_cast<dp::dp_session_counts*>(
+        dp_alloc_table("the sessions' speaker counters", "limits.max_sessions",
+                       fmt::format("limits.max_sessions {}{}", p.limits.max_sessions, per_rx),
+                       uint64_t{p.limits.max_sessions} * nb_rx_queues, sizeof(dp::dp_session_counts)));
+    im.shared.session_counts = im.session_counts;
+    im.shared.nb_session_counts = p.limits.max_sessions;
+
     const int socket = static_cast<int>(rte_socket_id());
     im.pool = drivers::make_pool("stentor_mbufs", p.eal.mbufs, p.eal.mbuf_cache, socket);
 
@@ -246,10 +274,6 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         }
     }
     im.shared.nb_ports = static_cast<uint16_t>(p.ports.size());
-
-    im.shared.nb_neigh = p.limits.max_neighbours;
-    im.neigh = static_cast<dp::dp_neigh*>(dp_alloc(sizeof(dp::dp_neigh) * p.limits.max_neighbours));   // zeroed
-    im.shared.neigh = im.neigh;
 
     if (o.launch) {
         // Workers, then the mixer and the recorder threads (snapshot readers too).
@@ -332,18 +356,6 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         ro.max_tracks = p.recording.max_tracks;
         im.rec = std::make_unique<svc::recorder>(ro, im.shared, rr);
     }
-    // Read and written per speaker packet, by speaker slot: scattered over
-    // megabytes, so on dp_memory's huge pages (DPDK's own memory is 4 KiB
-    // pages without eal.hugepages); zeroed.
-    im.policers = static_cast<dp::dp_policer*>(
-        dp_alloc(sizeof(dp::dp_policer) * p.limits.max_speakers * std::max<size_t>(1, dpc.rx_lcores.size())));
-    im.shared.policers = im.policers;
-    im.shared.nb_policers = p.limits.max_speakers;
-    im.shared.nb_rx_queues = static_cast<uint32_t>(std::max<size_t>(1, dpc.rx_lcores.size()));
-    im.session_counts = static_cast<dp::dp_session_counts*>(
-        dp_alloc(sizeof(dp::dp_session_counts) * p.limits.max_sessions * im.shared.nb_rx_queues));
-    im.shared.session_counts = im.session_counts;
-    im.shared.nb_session_counts = p.limits.max_sessions;
     for (unsigned t = 0; t < nb_workers; ++t) {
         dp::worker_config c;
         c.lcore_id = lcores[t];

@@ -10,6 +10,8 @@
 #include <optional>
 #include <queue>
 #include <set>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include <rte_rcu_qsbr.h>
@@ -416,6 +418,19 @@ struct relay_state::impl {
     }
 
     impl(const profile& p, dp::dp_shared& s, unsigned shards) : prof(p), sh(s), nb_shards(shards) {
+        // The slot lists of the tables [limits] sizes (relay.cc allocates
+        // the tables): at the ceilings tens of megabytes, named if refused.
+        const auto reserve = [](auto& v, uint32_t n, std::string_view table, const char* setting) {
+            try {
+                v.reserve(n);
+            } catch (const std::bad_alloc&) {
+                throw table_alloc_failed(table, setting, std::string(setting) + " " + std::to_string(n), n,
+                                         sizeof(v[0]));
+            }
+        };
+        reserve(neigh_free, sh.nb_neigh, "the neighbour slot list", "limits.max_neighbours");
+        reserve(speaker_free, p.limits.max_speakers, "the speaker slot list", "limits.max_speakers");
+        reserve(speaker_keysets, p.limits.max_speakers, "the speakers' SRTP key list", "limits.max_speakers");
         for (uint32_t i = sh.nb_neigh; i-- > 0;) neigh_free.push_back(i);
         for (uint32_t i = p.limits.max_speakers; i-- > 0;) speaker_free.push_back(i);
         speaker_keysets.assign(p.limits.max_speakers, nullptr);

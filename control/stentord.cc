@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <new>
 #include <string>
 #include <thread>
 
@@ -20,6 +21,7 @@
 #include "api.h"
 #include "config.h"
 #include "control_plane.h"
+#include "dp_memory.h"
 #include "drivers.h"
 #include "fleet_drain.h"
 #include "fleet_member.h"
@@ -263,6 +265,17 @@ int main(int argc, char** argv) {
             }
         } catch (const control::action_error& e) {
             spdlog::critical("stentord: {}: static section: {}", config, e.what());
+            rc = 1;
+        } catch (const control::table_alloc_error& e) {
+            // A table [limits] sizes that this host would not give (relay.cc):
+            // one line naming the setting, its line and the bytes asked.
+            const control::host_finding f{control::host_finding::level::fail, e.setting, e.what()};
+            spdlog::critical("stentord: not started: {}", control::format_finding(f, config, running_text));
+            notifier.status("start-up failed: " + std::string(e.what()));
+            rc = 1;
+        } catch (const std::bad_alloc&) {
+            spdlog::critical("stentord: not started: out of memory while building the relay (std::bad_alloc); "
+                             "lower [limits] or eal.mbufs, or give the relay more memory");
             rc = 1;
         } catch (const std::exception& e) {
             spdlog::critical("stentord: {}", e.what());

@@ -139,6 +139,40 @@ fifo $WORK/fifo.toml is a FIFO; give a profile file
 over_1mib $WORK/big.toml larger than 1048576 bytes (1 MiB): not a profile
 ROWS
 
+# Tables [limits] sizes that the host cannot give: one line naming the
+# setting, its line and the bytes asked, exit 1, nothing left behind (EAL
+# cleaned up, its runtime directory removed). Before, the start died of
+# "stentord: std::bad_alloc". The host's memory is an address-space limit
+# here (ulimit -v), so that the row is the same on every machine: the
+# profile's own peak plus 256 MiB, under which the profile starts and the
+# same profile with a 1 GiB neighbour table (limits.max_neighbours
+# 16777216) cannot. One malloc arena: thread arenas reserve 64 MiB of
+# address space each, as threads happen to need them.
+export MALLOC_ARENA_MAX=1
+"$STENTORD" -c "$P" --file-prefix "ops-peak-$$" --duration 30 >"$WORK/peak.log" 2>&1 &
+PEAK_PID=$!
+PIDS+=("$PEAK_PID")
+wait_for "$WORK/peak.log" 'stentord: ready' 150
+peak_kb=$(awk '/^VmPeak:/ { print $2 }' "/proc/$PEAK_PID/status" 2>/dev/null)
+kill -TERM "$PEAK_PID"; wait "$PEAK_PID"
+if [[ -z "$peak_kb" ]]; then
+  fail "${T}_startup_tables_too_big" "no VmPeak: $(tail -3 "$WORK/peak.log")"
+else
+  limit_kb=$((peak_kb + 262144))
+  out=$( (ulimit -v "$limit_kb"; exec "$STENTORD" -c "$P" --file-prefix "ops-fit-$$" --duration 1) 2>&1); rc=$?
+  WHY="under ulimit -v $limit_kb: rc=$rc $(tail -3 <<<"$out")"
+  check startup_fits_the_limit bash -c '[[ $1 == 0 && $0 == *"stentord: ready"* ]]' "$out" "$rc"
+  sed -e 's/^max_neighbours = 4096 /max_neighbours = 16777216 /' "$P" >"$WORK/tables.toml"
+  line=$(grep -n '^max_neighbours = ' "$WORK/tables.toml" | cut -d: -f1)
+  out=$( (ulimit -v "$limit_kb"; exec "$STENTORD" -c "$WORK/tables.toml" --file-prefix "ops-tbl-$$") 2>&1); rc=$?
+  WHY="under ulimit -v $limit_kb: rc=$rc $out"
+  check startup_tables_too_big bash -c '[[ $1 == 1 &&
+    $0 == *"critical stentord: not started: $2:$3: limits.max_neighbours: the neighbour table cannot be allocated: limits.max_neighbours 16777216 x 64 B = 1073741824 bytes (1.0 GiB); lower limits.max_neighbours or give the relay more memory"* &&
+    $(grep -c " critical " <<<"$0") == 1 && $0 != *"bad_alloc"* && $0 != *"port null0"* &&
+    ! -e /var/run/dpdk/ops-tbl-$4 && ! -e ${XDG_RUNTIME_DIR:-/tmp}/dpdk/ops-tbl-$4 ]]' "$out" "$rc" "$WORK/tables.toml" "$line" "$$"
+fi
+unset MALLOC_ARENA_MAX
+
 # --- the service: sd_notify, watchdog, log, audit, reload, drain ---------------
 PREFIX="ops-svc-$$"
 SOCK="$WORK/notify.sock"
