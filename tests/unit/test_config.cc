@@ -219,6 +219,34 @@ TEST(ConfigProfiles, RealNicProfilesHaveAQueuePerFanoutLcore) {
     EXPECT_EQ(lab.eal.lcores.size(), 10u);
 }
 
+// docs/profiles.md "Validating a profile" shows one refusal word for word:
+// the lab profile with too few TX queues. It once showed a message the
+// loader had long stopped printing.
+TEST(ConfigProfiles, TheDocumentedExampleIsWhatTheLoaderSays) {
+    const auto slurp = [](const std::string& path) {
+        std::ifstream in(path);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    };
+    const std::string name = "configs/lab-x710-10g.toml";
+    std::string documented;
+    std::istringstream doc(slurp(std::string(STENTOR_SOURCE_DIR) + "/docs/profiles.md"));
+    for (std::string line; std::getline(doc, line);)
+        if (line.rfind(name + ":", 0) == 0) documented = line;
+    ASSERT_NE("", documented) << "no example line starting with " << name << ": in docs/profiles.md";
+    std::string text = slurp(std::string(STENTOR_SOURCE_DIR) + "/" + name);
+    const auto at = text.find("\ntx_queues = 9\n");
+    ASSERT_NE(std::string::npos, at);
+    text.replace(at, 15, "\ntx_queues = 6\n");
+    try {
+        parse_profile(text, name);
+        FAIL() << "accepted";
+    } catch (const config_error& e) {
+        EXPECT_EQ(documented, e.what());
+    }
+}
+
 TEST(ConfigProfiles, MissingFileNamesThePath) {
     try {
         load_profile("/nonexistent/stentor.toml");
