@@ -3,7 +3,8 @@
 // that cannot. [mixer] is live: here the relay's mixer gets the new version
 // (tests/integration/test_services.cc, mixer_reload.*, shows a running
 // encoder take it at its next frame). stentord's side (signal, file, log lines) is
-// tests/e2e/e2e_signals.sh.
+// tests/e2e/e2e_signals.sh; secret files rewritten in place (refused by
+// name, the old secret kept) are tests/e2e/e2e_reload_secrets.sh.
 #include <gtest/gtest.h>
 
 #include <algorithm>
