@@ -1,14 +1,22 @@
 #include "stentorctl_capture.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <optional>
 #include <thread>
 
@@ -23,6 +31,193 @@ using nlohmann::json;
 
 std::atomic<bool> g_interrupted{false};
 void on_interrupt(int) { g_interrupted.store(true); }
+
+// printf into a std::string (the messages below).
+[[gnu::format(printf, 1, 2)]] std::string strf(const char* f, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, f);
+    const int n = std::vsnprintf(buf, sizeof buf, f, ap);
+    va_end(ap);
+    return n < 0 ? std::string(f) : std::string(buf, std::min(static_cast<size_t>(n), sizeof buf - 1));
+}
+
+// A fetch into FILE that SIGINT, SIGTERM or SIGHUP ends: the handler removes
+// the temporary (unlinkat and write are async-signal-safe), says so and dies
+// of the signal, so FILE is left as it was and nothing half-written stays
+// beside it. SIGKILL cannot be caught: its temporary stays (a dot-file named
+// after FILE), FILE is untouched all the same.
+volatile std::sig_atomic_t g_tmp_dirfd = -1;
+char g_tmp_name[NAME_MAX + 1];
+char g_tmp_note[PATH_MAX + 64];
+size_t g_tmp_note_len = 0;
+constexpr int fetch_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+void on_fetch_signal(int sig) {
+    const int dirfd = g_tmp_dirfd;
+    if (dirfd >= 0) {
+        ::unlinkat(dirfd, g_tmp_name, 0);
+        [[maybe_unused]] const ssize_t n = ::write(2, g_tmp_note, g_tmp_note_len);
+    }
+    ::signal(sig, SIG_DFL);
+    ::raise(sig);
+}
+
+std::string random_suffix() {
+    static constexpr char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char r[8];
+    if (::getrandom(r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) {
+        const uint64_t x = static_cast<uint64_t>(::getpid()) * 0x9e3779b97f4a7c15ull ^
+                           static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+        std::memcpy(r, &x, sizeof r);
+    }
+    std::string s;
+    for (const unsigned char b : r) s.push_back(abc[b % (sizeof abc - 1)]);
+    return s;
+}
+
+// -w FILE is either left as it was or replaced by the whole capture; never
+// truncated, half-written, or written through a link (docs/capture.md,
+// "Where -w writes"):
+// - the bytes go to a temporary in FILE's directory, ".<FILE's name>.<8
+//   random characters>", created O_CREAT | O_EXCL | O_NOFOLLOW (whatever a
+//   stranger put at that name, a link included, is refused, never followed),
+//   mode 0600: a capture may hold join tokens (STUN usernames) and unencrypted
+//   audio, the relay's own copy has no bits for others either, and dumpcap
+//   makes its files 0600 for the same reason;
+// - FILE's directory is opened once and every step is taken relative to it,
+//   so a directory renamed or swapped for a link meanwhile cannot send the
+//   rename elsewhere;
+// - once the body is whole and its size is the one the relay announced, the
+//   temporary is fsynced and renamed over FILE (a link at FILE is replaced,
+//   its target never written), then the directory is fsynced;
+// - any failure, and SIGINT, SIGTERM or SIGHUP, removes the temporary.
+// "-" is standard output, written as the bytes come.
+class out_file {
+public:
+    explicit out_file(std::string out) : _out(std::move(out)) {}
+    ~out_file() {
+        discard();
+        if (_dirfd >= 0) ::close(_dirfd);
+    }
+    out_file(const out_file&) = delete;
+    out_file& operator=(const out_file&) = delete;
+
+    bool to_stdout() const { return _out == "-"; }
+
+    // When the relay has begun to answer with the file. False after
+    // printing why.
+    bool open() {
+        if (to_stdout()) {
+            _fd = 1;
+            return true;
+        }
+        const size_t slash = _out.rfind('/');
+        const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : _out.substr(0, slash);
+        _base = slash == std::string::npos ? _out : _out.substr(slash + 1);
+        if (_base.empty() || _base == "." || _base == "..") return fail("names a directory, not a file");
+        _dirfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (_dirfd < 0) return fail(strf("%s: %s", dir.c_str(), std::strerror(errno)));
+        struct stat st{};
+        if (::fstatat(_dirfd, _base.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+            return fail("is a directory");
+        // No signal between the create and the handler that would remove it.
+        sigset_t block, old;
+        sigemptyset(&block);
+        for (const int s : fetch_signals) sigaddset(&block, s);
+        ::pthread_sigmask(SIG_BLOCK, &block, &old);
+        int err = 0;
+        for (int tries = 0; tries < 16; ++tries) {
+            _tmp = "." + _base.substr(0, 200) + "." + random_suffix();
+            _fd = ::openat(_dirfd, _tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+            err = errno;
+            if (_fd >= 0 || err != EEXIST) break;
+        }
+        if (_fd >= 0) arm();
+        else _tmp.clear();
+        ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        if (_fd < 0) return fail(strf("cannot create a temporary file in %s: %s", dir.c_str(), std::strerror(err)));
+        return true;
+    }
+
+    bool write(const char* data, size_t len) {
+        while (len > 0) {
+            const ssize_t n = ::write(_fd, data, len);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                return fail(std::strerror(errno));
+            }
+            data += n;
+            len -= static_cast<size_t>(n);
+        }
+        return true;
+    }
+
+    // The body is whole and of the announced size: FILE becomes it.
+    bool commit() {
+        if (to_stdout()) return true;
+        if (::fsync(_fd) != 0) return fail(strf("fsync: %s", std::strerror(errno)));
+        const int fd = _fd;
+        _fd = -1;
+        if (::close(fd) != 0) return fail(strf("close: %s", std::strerror(errno)));
+        if (::renameat(_dirfd, _tmp.c_str(), _dirfd, _base.c_str()) != 0)
+            return fail(strf("cannot rename %s over it: %s", _tmp.c_str(), std::strerror(errno)));
+        disarm();
+        _tmp.clear();
+        // The rename is done: a directory whose file system cannot fsync it
+        // (EINVAL) is no reason to report the file missing.
+        if (::fsync(_dirfd) != 0 && errno != EINVAL)
+            std::fprintf(stderr, "stentorctl: -w %s: fsync of its directory: %s\n", _out.c_str(), std::strerror(errno));
+        return true;
+    }
+
+    // Removes the temporary (if any). FILE is as it was.
+    void discard() {
+        if (_fd > 1) ::close(_fd);
+        _fd = -1;
+        if (!_tmp.empty()) {
+            ::unlinkat(_dirfd, _tmp.c_str(), 0);
+            _tmp.clear();
+        }
+        disarm();
+    }
+
+private:
+    bool fail(const std::string& why) {
+        std::fprintf(stderr, "stentorctl: -w %s: %s\n", _out.c_str(), why.c_str());
+        return false;
+    }
+
+    void arm() {
+        std::snprintf(g_tmp_name, sizeof g_tmp_name, "%s", _tmp.c_str());
+        const int n = std::snprintf(g_tmp_note, sizeof g_tmp_note,
+                                    "stentorctl: interrupted: -w %s left as it was\n", _out.c_str());
+        g_tmp_note_len = n < 0 ? 0 : std::min(static_cast<size_t>(n), sizeof g_tmp_note - 1);
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        g_tmp_dirfd = _dirfd;
+        struct sigaction sa{};
+        sa.sa_handler = on_fetch_signal;
+        sigemptyset(&sa.sa_mask);
+        for (size_t i = 0; i < std::size(fetch_signals); ++i) ::sigaction(fetch_signals[i], &sa, &_old[i]);
+        _armed = true;
+    }
+
+    void disarm() {
+        if (!_armed) return;
+        g_tmp_dirfd = -1;
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        for (size_t i = 0; i < std::size(fetch_signals); ++i) ::sigaction(fetch_signals[i], &_old[i], nullptr);
+        _armed = false;
+    }
+
+    std::string _out;
+    std::string _base;       // FILE's name in its directory
+    std::string _tmp;        // the temporary's, while it exists
+    int _dirfd = -1;
+    int _fd = -1;
+    bool _armed = false;
+    struct sigaction _old[std::size(fetch_signals)]{};
+};
 
 struct client {
     std::string base;     // scheme://host:port
@@ -68,22 +263,33 @@ struct client {
         return j;
     }
 
-    // GET .../file into `out` ("-": stdout). False after printing why.
-    bool fetch(uint32_t id, const std::string& out, uint64_t* written) const {
+    // GET .../file into `out` ("-": standard output, as it comes; else
+    // through an out_file). `expect`: the file's size as the capture's
+    // record says (file_bytes); 0 when not known (a finished capture's
+    // file is never empty: it has its section header). False after
+    // printing why.
+    bool fetch(uint32_t id, const std::string& out, uint64_t expect, uint64_t* written) const {
         httplib::Client c = make();
-        int fd = -1;
+        out_file file(out);
         int status = 0;
         std::string error_body;
-        bool io_failed = false;
+        std::optional<uint64_t> announced;   // Content-Length
+        bool chunked = false, io_failed = false;
         *written = 0;
         const auto res = c.Get(
             "/api/v1/captures/" + std::to_string(id) + "/file",
             [&](const httplib::Response& r) {
                 status = r.status;
                 if (r.status != 200) return true;   // its body is the reason
-                fd = out == "-" ? 1 : ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-                if (fd < 0) {
-                    std::fprintf(stderr, "stentorctl: -w %s: %s\n", out.c_str(), std::strerror(errno));
+                if (r.has_header("Content-Length")) {
+                    const std::string v = r.get_header_value("Content-Length");
+                    char* end = nullptr;
+                    errno = 0;
+                    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+                    if (!v.empty() && end != nullptr && *end == '\0' && errno == 0) announced = n;
+                }
+                chunked = r.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
+                if (!file.open()) {
                     io_failed = true;
                     return false;
                 }
@@ -94,34 +300,45 @@ struct client {
                     error_body.append(data, len);
                     return true;
                 }
-                while (len > 0) {
-                    const ssize_t n = ::write(fd, data, len);
-                    if (n < 0) {
-                        if (errno == EINTR) continue;
-                        std::fprintf(stderr, "stentorctl: -w %s: %s\n", out.c_str(), std::strerror(errno));
-                        io_failed = true;
-                        return false;
-                    }
-                    data += n;
-                    len -= static_cast<size_t>(n);
-                    *written += static_cast<uint64_t>(n);
+                if (!file.write(data, len)) {
+                    io_failed = true;
+                    return false;
                 }
+                *written += len;
                 return true;
             });
-        if (fd > 1) ::close(fd);
-        if (io_failed) return false;
-        if (!res) {
-            std::fprintf(stderr, "stentorctl: cannot fetch capture %u: %s\n", id, httplib::to_string(res.error()).c_str());
+        const auto failed = [&](const std::string& why) {
+            if (!why.empty()) std::fprintf(stderr, "stentorctl: %s\n", why.c_str());
+            if (!file.to_stdout() && status == 200)
+                std::fprintf(stderr,
+                             "stentorctl: -w %s left as it was; the relay keeps capture %u: stentorctl capture fetch "
+                             "%u -w FILE\n",
+                             out.c_str(), id, id);
+            file.discard();
             return false;
-        }
+        };
+        if (io_failed) return failed("");
+        if (!res)
+            return failed(strf("cannot fetch capture %u: %s (%llu bytes received)", id,
+                              httplib::to_string(res.error()).c_str(), static_cast<unsigned long long>(*written)));
         if (status != 200) {
             const json e = json::parse(error_body, nullptr, false);
             const std::string why = !e.is_discarded() && e.is_object()
                                         ? e.value("error", std::string("?")) + ": " + e.value("reason", std::string(""))
                                         : error_body;
-            std::fprintf(stderr, "stentorctl: HTTP %d %s\n", status, why.c_str());
-            return false;
+            return failed(strf("HTTP %d %s", status, why.c_str()));
         }
+        // A body without a length and not chunked ends when the connection
+        // does, for whatever reason: nothing would tell a cut one apart.
+        if (!announced && !chunked)
+            return failed(strf("capture %u: the relay did not say the file's size (no Content-Length)", id));
+        if (announced && *announced != *written)
+            return failed(strf("capture %u: %llu bytes received, the relay announced %llu", id,
+                              static_cast<unsigned long long>(*written), static_cast<unsigned long long>(*announced)));
+        if (expect != 0 && expect != *written)
+            return failed(strf("capture %u: %llu bytes received, its record says %llu (file_bytes)", id,
+                              static_cast<unsigned long long>(*written), static_cast<unsigned long long>(expect)));
+        if (!file.commit()) return failed("");
         return true;
     }
 };
@@ -187,7 +404,8 @@ void add_capture_command(CLI::App& app, capture_args& a) {
     a.sample_opt = a.cmd->add_option("--sample", a.sample, "keep 1 in N matching packets (default 1: all)");
     a.cmd->add_option("-w,--write", a.out,
                       "write the pcapng here when it is done (\"-\": standard output); default: the relay's file "
-                      "name in the current directory");
+                      "name in the current directory. FILE is replaced (mode 0600) only once the whole file arrived; "
+                      "a failed or interrupted fetch leaves it as it was");
     a.cmd->add_flag("--detach", a.detach, "start it and print its id; do not wait (then: capture fetch ID -w FILE)");
 
     a.list = a.cmd->add_subcommand("list", "captures this relay ran since it started, with their state and file");
@@ -197,7 +415,10 @@ void add_capture_command(CLI::App& app, capture_args& a) {
     a.stop->add_option("id", a.id, "capture id")->required();
     a.fetch = a.cmd->add_subcommand("fetch", "download a finished capture's pcapng");
     a.fetch->add_option("id", a.id, "capture id")->required();
-    a.fetch->add_option("-w,--write", a.out, "where (\"-\": standard output)")->required();
+    a.fetch->add_option("-w,--write", a.out,
+                       "where (\"-\": standard output); FILE is replaced (mode 0600) only once the whole file "
+                       "arrived, else left as it was")
+        ->required();
     a.rm = a.cmd->add_subcommand("rm", "stop a capture if it runs and remove its file from the relay");
     a.rm->add_option("id", a.id, "capture id")->required();
 }
@@ -226,7 +447,7 @@ int run_capture(const capture_args& a, const std::string& api_base, const std::s
     }
     if (*a.fetch) {
         uint64_t n = 0;
-        if (!c.fetch(a.id, a.out, &n)) return 1;
+        if (!c.fetch(a.id, a.out, 0, &n)) return 1;
         if (a.out != "-") std::fprintf(stderr, "wrote %s (%s)\n", a.out.c_str(), size_str(n).c_str());
         return 0;
     }
@@ -286,7 +507,7 @@ int run_capture(const capture_args& a, const std::string& api_base, const std::s
     if (str(last, "state") != "done") return 1;
     const std::string out = a.out.empty() ? base_name(str(last, "file")) : a.out;
     uint64_t n = 0;
-    if (!c.fetch(id, out, &n)) return 1;
+    if (!c.fetch(id, out, u(last, "file_bytes"), &n)) return 1;
     if (out != "-") std::fprintf(stderr, "wrote %s (%s)\n", out.c_str(), size_str(n).c_str());
     return 0;
 }

@@ -1,20 +1,33 @@
 // Packet capture over the API and stentorctl (docs/capture.md), against a
 // relay whose worker runs on lcore 1 while a speaker streams into a ring
 // port: start, status, the file served back, bad requests answered 4xx with
-// their reason and nothing changed, stentorctl's exit statuses.
+// their reason and nothing changed, stentorctl's exit statuses; and, against
+// a stand-in relay that cuts the transfer, stentorctl's -w FILE either whole
+// or as it was.
 #include <dirent.h>
+#include <fcntl.h>
 #include <pcap/pcap.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include "capture.h"
 #include "fixture.h"
@@ -285,6 +298,271 @@ TEST_F(capture_api, stentorctl_capture_writes_the_file_where_its_operator_says) 
     EXPECT_EQ(1, r.status) << r.out;
     for (const char* ext : {"", ".tx", ".rx"}) ::unlink((local + ext).c_str());
     ::rmdir(local_tmpl);
+}
+
+// ---------------------------------------------- -w FILE: whole, or untouched
+
+// A stand-in for the relay's capture API on loopback: the file's transfer
+// fails the ways a real relay (a file it cannot read to the end, a crash)
+// or the network can make it fail, at a point the test chooses.
+struct fake_relay {
+    enum class body {
+        whole,       // Content-Length and every byte
+        chunked,     // chunked, every byte
+        cut,         // Content-Length, half the bytes, then the connection closes
+        hang,        // Content-Length, half the bytes, then nothing until released
+        no_length,   // every byte, no length, the connection closes at the end
+    };
+    body mode;
+    std::string file;
+    uint64_t record_bytes;   // file_bytes in the capture's record
+    httplib::Server srv;
+    int port = 0;
+    std::thread th;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool released = false;
+
+    fake_relay(body m, std::string f) : mode(m), file(std::move(f)), record_bytes(file.size()) {
+        const auto record = [this](const char* state) {
+            return json{{"id", 7},          {"state", state},        {"what", "session 1 ingress (udp 40000)"},
+                        {"packets", 3},     {"bytes", 300},          {"file_bytes", record_bytes},
+                        {"stop_reason", "max_packets"},              {"file", "/relay/stentor-7-session1-20260101T000000Z.pcapng"},
+                        {"bounds", {{"max_packets", 3}, {"max_seconds", 60}, {"max_bytes", 1 << 20}}}}
+                .dump();
+        };
+        srv.Post("/api/v1/captures", [record](const httplib::Request&, httplib::Response& res) {
+            res.status = 201;
+            res.set_content(record("running"), "application/json");
+        });
+        srv.Get(R"(/api/v1/captures/7)", [record](const httplib::Request&, httplib::Response& res) {
+            res.set_content(record("done"), "application/json");
+        });
+        srv.Get(R"(/api/v1/captures/7/file)", [this](const httplib::Request&, httplib::Response& res) {
+            const size_t half = file.size() / 2;
+            if (mode == body::chunked) {
+                res.set_chunked_content_provider("application/x-pcapng", [this, half](size_t off, httplib::DataSink& sink) {
+                    if (off == 0) return sink.write(file.data(), half);
+                    if (off < file.size()) return sink.write(file.data() + off, file.size() - off);
+                    sink.done();
+                    return true;
+                });
+                return;
+            }
+            if (mode == body::no_length) {
+                res.set_content_provider("application/x-pcapng", [this](size_t off, httplib::DataSink& sink) {
+                    if (off < file.size()) return sink.write(file.data() + off, file.size() - off);
+                    sink.done();
+                    return true;
+                });
+                return;
+            }
+            res.set_content_provider(file.size(), "application/x-pcapng",
+                                     [this, half](size_t off, size_t, httplib::DataSink& sink) {
+                                         if (mode == body::whole) return sink.write(file.data() + off, file.size() - off);
+                                         if (off < half) return sink.write(file.data() + off, half - off);
+                                         if (mode == body::hang) {
+                                             std::unique_lock lk(mu);
+                                             cv.wait(lk, [this] { return released; });
+                                         }
+                                         return false;   // the connection is closed mid-body
+                                     });
+        });
+        port = srv.bind_to_any_port("127.0.0.1");
+        th = std::thread([this] { srv.listen_after_bind(); });
+    }
+    ~fake_relay() {
+        {
+            std::lock_guard g(mu);
+            released = true;
+        }
+        cv.notify_all();
+        srv.stop();
+        th.join();
+    }
+    std::string api() const { return "--api 127.0.0.1:" + std::to_string(port) + " --token t "; }
+};
+
+// Bytes standing for a pcapng: big enough that half of it goes out on its own.
+std::string fake_pcapng() {
+    std::string s("\x0a\x0d\x0d\x0a", 4);
+    for (size_t i = 0; s.size() < 256 * 1024; ++i) s.push_back(static_cast<char>(i * 131 % 251));
+    return s;
+}
+
+std::string slurp_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+void spit_file(const std::string& path, const std::string& bytes) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f << bytes;
+}
+
+// Names in `dir` (dot-files too), sorted.
+std::vector<std::string> names_in(const std::string& dir) {
+    std::vector<std::string> v;
+    if (DIR* d = opendir(dir.c_str())) {
+        while (const dirent* e = readdir(d))
+            if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) v.emplace_back(e->d_name);
+        closedir(d);
+    }
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+struct scratch_dir {
+    std::string path;
+    scratch_dir() {
+        char tmpl[] = "/tmp/stentor-fetch-XXXXXX";
+        if (mkdtemp(tmpl) != nullptr) path = tmpl;
+    }
+    ~scratch_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+};
+
+// Before, `-w FILE` was opened O_TRUNC and written as the bytes came: a
+// transfer cut off left a truncated pcapng under FILE's name (over what FILE
+// held), and a body without a length that ended early looked whole. Each row
+// fetches capture 7 over an existing FILE; FILE must end up either as it was
+// or the whole file, mode 0600, and nothing else in the directory.
+TEST(capture_fetch, a_failed_transfer_leaves_the_file_as_it_was_and_a_whole_one_replaces_it) {
+    struct row {
+        const char* what;
+        fake_relay::body mode;
+        bool record_says_more;   // the capture's file_bytes one more than served
+        const char* command;     // after "capture "
+        int status;
+        bool replaced;
+        const char* says;
+    };
+    const std::vector<row> rows = {
+        {"the whole file", fake_relay::body::whole, false, "fetch 7 -w", 0, true, "wrote "},
+        {"the whole file, chunked", fake_relay::body::chunked, false, "fetch 7 -w", 0, true, "wrote "},
+        {"the relay closes the connection halfway", fake_relay::body::cut, false, "fetch 7 -w", 1, false,
+         "cannot fetch capture 7"},
+        {"a body without a length: nothing tells a cut one apart", fake_relay::body::no_length, false, "fetch 7 -w",
+         1, false, "did not say the file's size"},
+        {"capture --session: whole", fake_relay::body::whole, false, "--session 1 -w", 0, true, "wrote "},
+        {"capture --session: cut halfway", fake_relay::body::cut, false, "--session 1 -w", 1, false,
+         "cannot fetch capture 7"},
+        {"capture --session: fewer bytes than its record says", fake_relay::body::whole, true, "--session 1 -w", 1,
+         false, "its record says"},
+    };
+    const std::string bytes = fake_pcapng();
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        scratch_dir d;
+        ASSERT_FALSE(d.path.empty());
+        const std::string target = d.path + "/s1.pcapng";
+        spit_file(target, "an earlier capture");
+        ASSERT_EQ(0, ::chmod(target.c_str(), 0644));
+        fake_relay relay(r.mode, bytes);
+        if (r.record_says_more) relay.record_bytes = bytes.size() + 1;
+        const auto res = run(relay.api() + "capture " + r.command + " " + target);
+        EXPECT_EQ(r.status, res.status) << res.out;
+        EXPECT_NE(std::string::npos, res.out.find(r.says)) << res.out;
+        EXPECT_EQ(std::vector<std::string>{"s1.pcapng"}, names_in(d.path)) << "no temporary left beside it";
+        struct stat st{};
+        ASSERT_EQ(0, ::stat(target.c_str(), &st));
+        if (r.replaced) {
+            EXPECT_TRUE(slurp_file(target) == bytes) << "the whole file";
+            EXPECT_EQ(0600u, st.st_mode & 0777u) << std::oct << (st.st_mode & 0777u);
+        } else {
+            EXPECT_EQ("an earlier capture", slurp_file(target)) << "left as it was";
+            EXPECT_EQ(0644u, st.st_mode & 0777u);
+            EXPECT_NE(std::string::npos, res.out.find("left as it was; the relay keeps capture 7")) << res.out;
+        }
+    }
+}
+
+// A cut transfer with no FILE before leaves no FILE; a link at FILE is
+// replaced by the file, its target never written (before: O_TRUNC through
+// the link).
+TEST(capture_fetch, no_file_is_made_from_a_cut_transfer_and_a_link_is_not_written_through) {
+    const std::string bytes = fake_pcapng();
+    scratch_dir d;
+    ASSERT_FALSE(d.path.empty());
+    {
+        fake_relay relay(fake_relay::body::cut, bytes);
+        const auto res = run(relay.api() + "capture fetch 7 -w " + d.path + "/new.pcapng");
+        EXPECT_EQ(1, res.status) << res.out;
+        EXPECT_TRUE(names_in(d.path).empty()) << "nothing made";
+    }
+    scratch_dir other;
+    const std::string precious = other.path + "/precious";
+    spit_file(precious, "keep");
+    const std::string link = d.path + "/linked.pcapng";
+    ASSERT_EQ(0, ::symlink(precious.c_str(), link.c_str()));
+    {
+        fake_relay relay(fake_relay::body::whole, bytes);
+        const auto res = run(relay.api() + "capture fetch 7 -w " + link);
+        EXPECT_EQ(0, res.status) << res.out;
+    }
+    EXPECT_EQ("keep", slurp_file(precious)) << "the link's target untouched";
+    EXPECT_FALSE(std::filesystem::is_symlink(link)) << "the link replaced by the file";
+    EXPECT_TRUE(slurp_file(link) == bytes);
+    // A directory at FILE: refused before anything is written.
+    ASSERT_EQ(0, ::mkdir((d.path + "/adir").c_str(), 0750));
+    {
+        fake_relay relay(fake_relay::body::whole, bytes);
+        const auto res = run(relay.api() + "capture fetch 7 -w " + d.path + "/adir");
+        EXPECT_EQ(1, res.status) << res.out;
+        EXPECT_NE(std::string::npos, res.out.find("is a directory")) << res.out;
+    }
+    EXPECT_EQ((std::vector<std::string>{"adir", "linked.pcapng"}), names_in(d.path));
+}
+
+// stentorctl killed (SIGTERM, Ctrl-C, a closed terminal) while the file
+// comes in: FILE is as it was and the temporary is gone (before: a truncated
+// FILE). Half the file has arrived, the relay sends no more; the signal
+// comes once the temporary holds bytes.
+TEST(capture_fetch, a_fetch_killed_midway_leaves_the_file_as_it_was) {
+    const std::string bytes = fake_pcapng();
+    for (const int sig : {SIGTERM, SIGINT, SIGHUP}) {
+        SCOPED_TRACE(strsignal(sig));
+        scratch_dir d;
+        ASSERT_FALSE(d.path.empty());
+        const std::string target = d.path + "/s1.pcapng";
+        spit_file(target, "an earlier capture");
+        fake_relay relay(fake_relay::body::hang, bytes);
+        const std::string log = d.path + ".log";
+        const std::string port = "127.0.0.1:" + std::to_string(relay.port);
+        const pid_t pid = ::fork();   // the child only opens, dups and execs: no allocation
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+            ::execl(STENTORCTL_PATH, STENTORCTL_PATH, "--api", port.c_str(), "--token", "t", "capture", "fetch", "7",
+                    "-w", target.c_str(), static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        // Bounded: the temporary shows up with the first half in it.
+        bool midway = false;
+        for (int i = 0; i < 2000 && !midway; ++i) {
+            for (const auto& n : names_in(d.path)) {
+                struct stat st{};
+                if (n != "s1.pcapng" && ::stat((d.path + "/" + n).c_str(), &st) == 0 &&
+                    static_cast<size_t>(st.st_size) >= bytes.size() / 2)
+                    midway = true;
+            }
+            if (!midway) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        EXPECT_TRUE(midway) << "the temporary never held the first half";
+        ::kill(pid, sig);
+        int st = 0;
+        ASSERT_EQ(pid, ::waitpid(pid, &st, 0));
+        EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == sig) << "status " << st;
+        EXPECT_EQ("an earlier capture", slurp_file(target)) << "left as it was";
+        EXPECT_EQ(std::vector<std::string>{"s1.pcapng"}, names_in(d.path)) << "the temporary removed";
+        EXPECT_NE(std::string::npos, slurp_file(log).find("interrupted: -w " + target + " left as it was"))
+            << slurp_file(log);
+        ::unlink(log.c_str());
+    }
 }
 
 }  // namespace
