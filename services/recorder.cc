@@ -740,14 +740,27 @@ struct recorder::impl {
         std::sort(parts.begin(), parts.end());
         std::map<std::pair<uint32_t, std::string>, std::unique_ptr<rec>> found;
         bool renamed = false;
+        // A .part left unrecovered is audio nobody will see listed: say
+        // which and why (once per file: this runs once per start), and
+        // count it, so an operator learns of it before looking for it.
+        const auto skipped = [this](const std::string& path, const std::string& why) {
+            ++st.recover_skipped;
+            spdlog::warn("stentor: recorder: cannot recover {}: {}; left as it is", path, why);
+        };
         for (const auto& n : parts) {
             const std::string path = opt.dir + "/" + n;
             // Only our own kind of file: a symbolic link (to anything root
             // may write) is not followed, and a FIFO or device is left alone.
             const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-            if (fd < 0) continue;
+            if (fd < 0) {
+                const int e = errno;
+                skipped(path, e == ELOOP ? "a symbolic link (not followed)"
+                                         : std::string("cannot open it: ") + std::strerror(e));
+                continue;
+            }
             if (struct stat fs{}; ::fstat(fd, &fs) != 0 || !S_ISREG(fs.st_mode)) {
                 ::close(fd);
+                skipped(path, "not a regular file");
                 continue;
             }
             // A live recorder (another process on this directory) holds its

@@ -8,7 +8,8 @@
 // - A recording cut off (what a SIGKILL leaves: the bytes that reached the
 //   kernel, maybe a torn last page, no end-of-stream) is closed by the next
 //   recorder that starts on the directory and listed as recovered; a file a
-//   live recorder still holds is left alone.
+//   live recorder still holds is left alone; one it cannot open (a link, a
+//   directory, a FIFO) is logged once and counted.
 // - A stalled disk (slow_fs.h: open, fsync, rename held in the kernel):
 //   the recorder thread sits in those calls offline as a snapshot reader,
 //   so a publish (its RCU grace period) and the API's reads go on.
@@ -453,6 +454,60 @@ TEST(recorder_recovery, files_are_private_links_are_not_followed_and_a_bad_title
     rec.session_ended(t.sess.id);
     std::error_code ec;
     std::filesystem::remove_all(crash, ec);
+    std::filesystem::remove(target, ec);
+}
+
+// Before, a .part the recorder could not open as a regular file at start
+// (a link, which it does not follow; a directory; a FIFO; no permission) was
+// skipped without a word: audio an operator would look for, listed nowhere.
+// Each is now left as it is, logged once with the reason and counted
+// (recorder/recover_skipped); a file a live recorder holds is no such case.
+TEST(recorder_recovery, a_part_file_it_cannot_open_is_logged_once_and_counted) {
+    recorded_session t("skip");
+    ASSERT_FALSE(t.dir.empty());
+    const std::string target = t.dir + "-precious";
+    spit(target, {'k', 'e', 'e', 'p'});
+    struct row {
+        const char* what;
+        std::string name;
+        std::function<int(const std::string&)> make;
+        const char* reason;
+    };
+    const std::vector<row> rows = {
+        {"a link", "session-8-20260101T000000Z-4d2.opus.part",
+         [&](const std::string& p) { return ::symlink(target.c_str(), p.c_str()); }, "a symbolic link (not followed)"},
+        {"a directory", "session-9-20260101T000000Z-4d2.opus.part",
+         [](const std::string& p) { return ::mkdir(p.c_str(), 0750); }, "cannot open it: Is a directory"},
+        {"a FIFO", "session-10-20260101T000000Z-4d2.opus.part",
+         [](const std::string& p) { return ::mkfifo(p.c_str(), 0600); }, "not a regular file"},
+    };
+    for (const auto& r : rows) ASSERT_EQ(0, r.make(t.dir + "/" + r.name)) << r.what;
+    testing::internal::CaptureStderr();
+    std::optional<uint64_t> skipped, recovered;
+    size_t listed = 0;
+    {
+        svc::recorder rec(t.options(), t.sh, nullptr);
+        skipped = stat_of(rec.stats(), "recover_skipped");
+        recovered = stat_of(rec.stats(), "recovered");
+        listed = rec.recordings().size();
+    }
+    const std::string log = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(skipped, std::optional<uint64_t>(rows.size())) << "one per file";
+    EXPECT_EQ(recovered, std::optional<uint64_t>(0));
+    EXPECT_EQ(listed, 0u);
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        const std::string line = "cannot recover " + t.dir + "/" + r.name + ": " + r.reason + "; left as it is";
+        const size_t at = log.find(line);
+        EXPECT_NE(at, std::string::npos) << log;
+        if (at != std::string::npos) {
+            EXPECT_EQ(log.find(line, at + 1), std::string::npos) << "logged once:\n" << log;
+        }
+        struct stat st{};
+        EXPECT_EQ(0, ::lstat((t.dir + "/" + r.name).c_str(), &st)) << "left where it was";
+    }
+    EXPECT_EQ(slurp(target), (std::vector<uint8_t>{'k', 'e', 'e', 'p'}));
+    std::error_code ec;
     std::filesystem::remove(target, ec);
 }
 

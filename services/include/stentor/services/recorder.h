@@ -26,7 +26,9 @@
 // fsynced (after each create too). A recorder starting finds the .part
 // files nobody holds a lock on (their recorder died), closes each
 // (ogg_repair.h: torn tail cut, end-of-stream set on the last whole page),
-// renames it and lists it as "recovered".
+// renames it and lists it as "recovered". One it cannot open as a regular
+// file (a link, never followed; a directory; no permission) is left as it
+// is, logged with the reason and counted (recover_skipped).
 //
 // Threads: poll() is the online step (messages into Ogg pages, in memory,
 // no system call but the ring's), io() the offline one: every open, fsync,
@@ -82,7 +84,8 @@ namespace stentor::svc {
     _(disk_full_pauses, "tracks paused by a full disk (ENOSPC, EDQUOT); they resume once a write succeeds again") \
     _(paused_packets, "packets not recorded while their track was paused (the gap is filled with silence)") \
     _(syncs, "fdatasyncs completed (each track with new bytes, at least once a second)") \
-    _(recovered, "unfinished files (.part) of a recorder that died, closed at start and listed as recovered")
+    _(recovered, "unfinished files (.part) of a recorder that died, closed at start and listed as recovered") \
+    _(recover_skipped, "unfinished files (.part) at start that are not a regular file it can open (a link, a directory, a FIFO, no permission): left as they are, logged once each with the reason")
 
 struct recorder_stats {
     STENTOR_STAT_FIELDS(STENTOR_FOREACH_RECORDER_STAT, recorder_stats)
