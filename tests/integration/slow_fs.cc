@@ -36,6 +36,7 @@ const fuse_operations ops = [] {
     };
     o.readdir = [](const char* path, void* buf, fuse_fill_dir_t fill, off_t, fuse_file_info*,
                    fuse_readdir_flags) -> int {
+        self().gate(slow_fs::op::readdir);
         DIR* d = opendir(real(path).c_str());
         if (d == nullptr) return -errno;
         while (const dirent* e = readdir(d)) fill(buf, e->d_name, nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
