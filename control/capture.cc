@@ -182,13 +182,28 @@ struct capture_manager::impl {
     dp::capture_lcore_stats* lcores = nullptr;
     rte_mempool* pool = nullptr;
     rte_ring* ring = nullptr;
+    // capture.dir, held open. Changed only with dir_mu and mu both held;
+    // read with either.
     int dirfd = -1;
 
+    // Two locks, taken in this order when both are:
+    // - dir_mu: the directory's work, which can take as long as the disk
+    //   and the directory's size make it (the scan that counts and prunes
+    //   capture.dir, the new file's creation, the finished file's rename).
+    //   Held by start() throughout, by the writer's finish() and by
+    //   remove()'s unlink; so a slow directory delays a start, the end of
+    //   the capture that is finishing and a remove, never an API read or a
+    //   stop. It also makes starts, and a start and a finish, take their
+    //   turns: the id and name a start takes are decided under it. Records
+    //   leave `recs` under it only (apply_locked).
+    // - mu: the records, `running`, next_id; held briefly, never over a
+    //   directory scan.
+    std::mutex dir_mu;
     mutable std::mutex mu;
     std::condition_variable cv;
     std::deque<std::unique_ptr<record>> recs;   // oldest first
     record* running = nullptr;
-    uint32_t next_id = 1;
+    uint32_t next_id = 1;                       // written with dir_mu and mu held
     std::atomic<bool> held{false};              // hold_writer()
     capture_stats st;                           // written by the writer thread, read with snapshot()
 
@@ -212,11 +227,23 @@ struct capture_manager::impl {
         if (r.finished && r.writer.joinable()) r.writer.join();
     }
 
-    void ensure_resources();
+    // What a scan of capture.dir found and removed (prune_dir).
+    struct pruned {
+        uint64_t max_id = 0;                 // the highest id among this relay's files
+        std::vector<std::string> removed;    // this relay's files it unlinked
+    };
+
+    // Caller holds mu.
+    void ensure_pool_and_ring();
+    // Caller holds dir_mu, not mu (it takes mu to change dirfd).
+    void ensure_dir();
     // The capture id in the name of a file this relay names; nullopt for
     // anything else.
     std::optional<uint64_t> ours(std::string_view name) const;
-    void prune_locked();
+    // Caller holds dir_mu, not mu.
+    pruned prune_dir();
+    // Caller holds mu: what prune_dir() found, into the records and next_id.
+    void apply_locked(const pruned& p);
     void writer_main(record* r);
     void finish(record* r, std::unique_lock<std::mutex>& lk);
     void request_stop_locked(record& r, const std::string& why) {
@@ -274,7 +301,7 @@ capture_manager::~capture_manager() {
 
 dp::dp_capture* capture_manager::dp() { return _impl->cap; }
 
-void capture_manager::impl::ensure_resources() {
+void capture_manager::impl::ensure_pool_and_ring() {
     if (pool == nullptr) {
         // The largest frame any port receives, plus a VLAN tag that
         // rte_pcapng_copy may put back, plus the pcapng block around it.
@@ -297,6 +324,9 @@ void capture_manager::impl::ensure_resources() {
             refuse(error_code::capacity,
                    fmt::format("capture: cannot create its ring ({} entries): {}", cfg.ring_size, rte_strerror(rte_errno)));
     }
+}
+
+void capture_manager::impl::ensure_dir() {
     // The directory removed (or replaced) since it was opened: an fd on a
     // deleted directory cannot create anything, and every start would fail
     // until a restart. Open it again (made again if need be), as the
@@ -305,15 +335,18 @@ void capture_manager::impl::ensure_resources() {
         struct stat held{}, now{};
         if (::fstat(dirfd, &held) != 0 || held.st_nlink == 0 || ::stat(cfg.dir.c_str(), &now) != 0 ||
             now.st_dev != held.st_dev || now.st_ino != held.st_ino) {
+            std::lock_guard g(mu);
             ::close(dirfd);
             dirfd = -1;
         }
     }
     if (dirfd < 0) {
         make_dirs(cfg.dir);
-        dirfd = ::open(cfg.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dirfd < 0)
+        const int fd = ::open(cfg.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
             refuse(error_code::capacity, fmt::format("capture.dir: cannot open {}: {}", cfg.dir, std::strerror(errno)));
+        std::lock_guard g(mu);
+        dirfd = fd;
     }
 }
 
@@ -346,12 +379,17 @@ std::optional<uint64_t> capture_manager::impl::ours(std::string_view n) const {
 // Past capture.keep, this relay's oldest files go: the directory is
 // counted, not this process's list, so files of an earlier run, a .part
 // that a crash cut off and a failed capture's .part are counted (and go)
-// as well. The running capture's .part is not counted. Ids go on above
-// the highest one in the directory, so that a new capture never takes the
-// name of an earlier run's file (the ids restart with the process and the
-// names' time stamps are seconds).
-void capture_manager::impl::prune_locked() {
-    if (dirfd < 0) return;
+// as well. Ids go on above the highest one in the directory, so that a new
+// capture never takes the name of an earlier run's file (the ids restart
+// with the process and the names' time stamps are seconds).
+//
+// It runs under dir_mu alone: at a start, before the new capture's file
+// exists, and at a finish, after the capture's rename; one capture at a
+// time and dir_mu between them mean no capture is being written during a
+// scan, so every file of ours is counted.
+capture_manager::impl::pruned capture_manager::impl::prune_dir() {
+    pruned out;
+    if (dirfd < 0) return out;
     struct file {
         int64_t mtime_ns;
         std::string name;
@@ -361,15 +399,13 @@ void capture_manager::impl::prune_locked() {
     DIR* d = fd >= 0 ? ::fdopendir(fd) : nullptr;
     if (d == nullptr) {
         if (fd >= 0) ::close(fd);
-        return;
+        return out;
     }
-    const record* live = running != nullptr && !running->finished ? running : nullptr;
     while (const dirent* e = ::readdir(d)) {
         const std::string_view n = e->d_name;
         const auto id = ours(n);
         if (!id) continue;
-        if (*id >= next_id && *id < UINT32_MAX) next_id = static_cast<uint32_t>(*id + 1);
-        if (live != nullptr && n == live->part) continue;
+        out.max_id = std::max(out.max_id, *id);
         struct stat sb{};
         if (::fstatat(dirfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode)) continue;
         files.push_back({int64_t{sb.st_mtim.tv_sec} * 1000000000 + sb.st_mtim.tv_nsec, std::string(n)});
@@ -383,10 +419,17 @@ void capture_manager::impl::prune_locked() {
         for (size_t i = cfg.keep; i < files.size(); ++i) {
             const std::string& n = files[i].name;
             if (::unlinkat(dirfd, n.c_str(), 0) != 0 && errno != ENOENT) continue;
-            for (auto& r : recs)
-                if (r->finished && (r->name == n || r->part == n)) r->info.file_removed = true;
+            out.removed.push_back(n);
         }
     }
+    return out;
+}
+
+void capture_manager::impl::apply_locked(const pruned& p) {
+    if (p.max_id >= next_id && p.max_id < UINT32_MAX) next_id = static_cast<uint32_t>(p.max_id + 1);
+    for (const auto& n : p.removed)
+        for (auto& r : recs)
+            if (r->name == n || r->part == n) r->info.file_removed = true;
     while (recs.size() > max_records && recs.front()->finished) {
         reap(*recs.front());
         recs.pop_front();
@@ -395,6 +438,9 @@ void capture_manager::impl::prune_locked() {
 
 capture_info capture_manager::start(const capture_request& q) {
     auto& im = *_impl;
+    // dir_mu throughout: the directory's work below runs without mu, and
+    // the id and name taken here are no other start's (see impl::dir_mu).
+    std::unique_lock dl(im.dir_mu);
     std::unique_lock lk(im.mu);
     if (im.running != nullptr) {
         if (!im.running->finished)
@@ -450,20 +496,20 @@ capture_info capture_manager::start(const capture_request& q) {
     if (ci.sample < 1 || ci.sample > capture_sample_max)
         refuse(error_code::invalid, fmt::format("sample: {} is outside 1..{}", ci.sample, capture_sample_max));
 
-    im.ensure_resources();
-    // The files an earlier run left (finished, failed or cut off by a
-    // crash) count from the first capture on.
-    im.prune_locked();
-    // Copies an earlier capture's workers left behind (tagged with its id).
-    {
-        void* obj;
-        while (rte_ring_dequeue(im.ring, &obj) == 0) {
-            rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
-            im.count(&capture_stats::discarded);
-        }
-    }
-    auto r = std::make_unique<record>();
+    im.ensure_pool_and_ring();
+    lk.unlock();
+
+    // The directory, without mu: API reads, stops and removes go on while
+    // it is scanned. The files an earlier run left (finished, failed or cut
+    // off by a crash) count from the first capture on.
+    im.ensure_dir();
+    const impl::pruned found = im.prune_dir();
+    lk.lock();
+    im.apply_locked(found);
     ci.id = im.next_id;
+    lk.unlock();
+
+    auto r = std::make_unique<record>();
     const std::time_t now = std::time(nullptr);
     std::tm tm{};
     ::gmtime_r(&now, &tm);
@@ -492,6 +538,23 @@ capture_info capture_manager::start(const capture_request& q) {
         ::unlinkat(im.dirfd, r->part.c_str(), 0);
         refuse(error_code::capacity, fmt::format("capture: cannot write the pcapng header of {}: {}", r->part,
                                                  e != 0 ? rte_strerror(e) : std::strerror(errno)));
+    }
+
+    lk.lock();
+    // While mu was free a session may have ended (session_ended() found no
+    // capture of it to stop): look again, as the first look was made.
+    if (q.kind == capture_kind::session && im.session_port(q.session) != std::optional<unsigned>(ci.udp_port)) {
+        rte_pcapng_close(r->pc);   // closes the fd
+        ::unlinkat(im.dirfd, r->part.c_str(), 0);
+        refuse(error_code::not_found, fmt::format("no session {}", q.session));
+    }
+    // Copies an earlier capture's workers left behind (tagged with its id).
+    {
+        void* obj;
+        while (rte_ring_dequeue(im.ring, &obj) == 0) {
+            rte_pktmbuf_free(static_cast<rte_mbuf*>(obj));
+            im.count(&capture_stats::discarded);
+        }
     }
     ++im.next_id;
     ci.state = "running";
@@ -655,6 +718,10 @@ void capture_manager::impl::finish(record* r, std::unique_lock<std::mutex>& lk) 
     rte_pcapng_close(r->pc);   // closes the fd
     r->pc = nullptr;
     r->fd = -1;
+    // The rename and the scan after it under dir_mu, without mu (see
+    // dir_mu); `finished` is set, under mu, only once both are done, so
+    // stop() and wait_idle() return with the directory as keep wants it.
+    std::lock_guard dl(dir_mu);
     if (error.empty()) {
         // Never over a file of that name (an earlier run's, a stranger's).
         int rc = ::renameat2(dirfd, r->part.c_str(), dirfd, r->name.c_str(), RENAME_NOREPLACE);
@@ -671,7 +738,9 @@ void capture_manager::impl::finish(record* r, std::unique_lock<std::mutex>& lk) 
             ::fsync(dirfd);
     }
     if (!error.empty()) count(&capture_stats::write_errors);
+    const pruned found = prune_dir();
     lk.lock();
+    apply_locked(found);
     capture_info& ci = r->info;
     ci.file_bytes = size;
     if (error.empty()) {
@@ -682,7 +751,6 @@ void capture_manager::impl::finish(record* r, std::unique_lock<std::mutex>& lk) 
         ci.error = error;
     }
     r->finished = true;
-    prune_locked();
     lk.unlock();
     cv.notify_all();
 }
@@ -701,19 +769,30 @@ capture_info capture_manager::stop(uint32_t id) {
 
 capture_info capture_manager::remove(uint32_t id) {
     auto& im = *_impl;
+    {
+        std::unique_lock lk(im.mu);
+        record* r = im.find(id);
+        if (r == nullptr) refuse(error_code::not_found, fmt::format("no capture {}", id));
+        if (!r->finished) {
+            im.request_stop_locked(*r, "stopped");
+            im.wait_finished(lk, *r);
+        }
+    }
+    // The unlink is directory work: under dir_mu, without mu (an unlink
+    // waits for the directory as a scan does).
+    std::unique_lock dl(im.dir_mu);
     std::unique_lock lk(im.mu);
     record* r = im.find(id);
-    if (r == nullptr) refuse(error_code::not_found, fmt::format("no capture {}", id));
-    if (!r->finished) {
-        im.request_stop_locked(*r, "stopped");
-        im.wait_finished(lk, *r);
-    }
-    if (!r->info.file_removed) {
-        const std::string& name = r->info.state == "done" ? r->name : r->part;
-        if (::unlinkat(im.dirfd, name.c_str(), 0) != 0 && errno != ENOENT)
-            refuse(error_code::capacity, fmt::format("capture {}: cannot remove {}: {}", id, name, std::strerror(errno)));
-        r->info.file_removed = true;
-    }
+    if (r == nullptr) refuse(error_code::not_found, fmt::format("no capture {}", id));   // aged out meanwhile
+    if (r->info.file_removed) return r->info;
+    const std::string name = r->info.state == "done" ? r->name : r->part;
+    lk.unlock();
+    const int rc = ::unlinkat(im.dirfd, name.c_str(), 0);
+    const int err = errno;
+    lk.lock();   // `r` is still listed: records leave the list under dir_mu only (apply_locked)
+    if (rc != 0 && err != ENOENT)
+        refuse(error_code::capacity, fmt::format("capture {}: cannot remove {}: {}", id, name, std::strerror(err)));
+    r->info.file_removed = true;
     return r->info;
 }
 

@@ -23,6 +23,10 @@
 //   gives (<file_prefix>-<id>-...), so earlier runs' files and the .part a
 //   crash or a failed capture left count too; ids go on above the highest
 //   one there, and a finished file never replaces another.
+// - That scan, the file's creation, its rename and a remove's unlink run
+//   under a lock of their own (impl::dir_mu), never under the one every call
+//   takes: a slow or huge directory delays a start, a capture's end and a
+//   remove, never an API read or a stop.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,9 @@
 // Packet capture (docs/capture.md) through real EAL on a ring ethdev, the
 // workers polled on the test thread: what each kind of capture writes (read
 // back with libpcap, byte for byte), each bound, sampling, snaplen, the
-// drops when the writer falls behind, and the refusals that change nothing.
+// drops when the writer falls behind, and the refusals that change nothing;
+// a slow capture.dir (slow_fs.h) holds no API call but the start and the
+// end that scan it.
 #include <dirent.h>
 #include <fcntl.h>
 #include <pcap/pcap.h>
@@ -9,9 +11,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +27,7 @@
 #include "action_error.h"
 #include "capture.h"
 #include "harness.h"
+#include "slow_fs.h"
 #include "stentor/dp_shared.h"
 
 namespace stentor::test {
@@ -594,6 +600,131 @@ TEST_F(capture_test, a_capture_directory_removed_while_the_relay_runs_is_made_ag
     EXPECT_EQ(1u, files_in(cdir).size());
     std::string why;
     EXPECT_TRUE(cm.finished_file(c.id, &why)) << why;
+}
+
+// Bounded wait for a condition another thread makes true; false on timeout.
+bool eventually(const std::function<bool()>& pred, std::chrono::seconds limit = std::chrono::seconds(20)) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > end) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
+// `fn` on a thread of its own; done() once it returned. The destructor joins.
+struct background {
+    std::atomic<bool> finished{false};
+    std::thread t;
+    explicit background(std::function<void()> fn) : t([this, fn = std::move(fn)] { fn(); finished = true; }) {}
+    ~background() { t.join(); }
+    bool done() const { return finished.load(); }
+};
+
+// Releases every hold when the scope ends (before the backgrounds declared
+// ahead of it are joined), whatever failed.
+struct release_holds {
+    slow_fs& fs;
+    ~release_holds() { fs.release_all(); }
+};
+
+// Before, the capture manager held its one lock over the scan of
+// capture.dir that counts and prunes the files (at every start and every
+// end): a slow directory (a stalled disk, a huge directory, a dead NFS
+// server) held every capture call of the API, a GET of a capture's state
+// too. Here capture.dir is on a FUSE file system whose readdir the test
+// holds in the kernel: a start sits in its scan, then a capture's end does;
+// meanwhile the API's reads and a stop answer (a remove, which unlinks in
+// that directory, waits its turn without holding them), and the held start
+// and end complete once the directory answers, with the ids and files
+// they would have had.
+TEST_F(capture_test, a_slow_directory_holds_no_api_call_but_the_start_and_the_end_that_read_it) {
+    std::string why;
+    auto fs = slow_fs::mount(why);
+    if (!fs) GTEST_SKIP() << why;
+    prof.capture.dir = fs->dir() + "/captures";
+    prof.capture.keep = 2;
+    auto r = make_relay();
+    auto& cm = r->captures();
+    const auto first = cm.stop(cm.start(on_port(capture_kind::port_rx, "lan0")).id);
+    ASSERT_EQ("done", first.state) << first.error;
+    const auto gone = cm.stop(cm.start(on_port(capture_kind::port_tx, "lan0")).id);
+    ASSERT_EQ("done", gone.state) << gone.error;
+
+    // A start held in its scan of the directory.
+    capture_info second;
+    {
+        fs->hold(slow_fs::op::readdir);
+        background starting([&] { second = cm.start(on_port(capture_kind::port_tx, "lan0")); });
+        release_holds guard{*fs};
+        ASSERT_TRUE(fs->wait_held(slow_fs::op::readdir)) << "the start never read the directory";
+        // A remove unlinks in the directory: it waits for it too, and
+        // holds nobody else meanwhile.
+        capture_info removed;
+        background removing([&] { removed = cm.remove(gone.id); });
+        std::string file_why;
+        std::optional<std::string> file;
+        std::vector<capture_info> listed;
+        std::optional<capture_info> one, stopped;
+        background reads([&] {
+            listed = cm.list();
+            one = cm.info(first.id);
+            file = cm.finished_file(first.id, &file_why);
+            stopped = cm.stop(first.id);
+        });
+        EXPECT_TRUE(eventually([&] { return reads.done(); })) << "an API call waited for the directory";
+        EXPECT_FALSE(starting.done()) << "the start did not wait for its scan";
+        fs->release(slow_fs::op::readdir);
+        EXPECT_TRUE(eventually([&] { return starting.done() && removing.done(); }));
+        if (reads.done()) {
+            EXPECT_EQ(2u, listed.size());
+            ASSERT_TRUE(one.has_value());
+            EXPECT_EQ("done", one->state);
+            EXPECT_EQ(first.file, file.value_or("")) << file_why;
+            EXPECT_EQ("done", stopped.value_or(capture_info{}).state);
+        }
+        if (removing.done()) {
+            EXPECT_TRUE(removed.file_removed);
+        }
+    }
+    EXPECT_EQ(gone.id + 1, second.id) << "ids go on";
+    EXPECT_EQ("running", second.state);
+
+    // The end of a capture held in its scan (after its rename): the stop
+    // waits for it, the reads do not.
+    {
+        fs->hold(slow_fs::op::readdir);
+        capture_info stopped;
+        background stopping([&] { stopped = cm.stop(second.id); });
+        release_holds guard{*fs};
+        ASSERT_TRUE(fs->wait_held(slow_fs::op::readdir)) << "the end never read the directory";
+        std::optional<capture_info> mid;
+        std::vector<capture_info> listed;
+        background reads([&] {
+            mid = cm.info(second.id);
+            listed = cm.list();
+        });
+        EXPECT_TRUE(eventually([&] { return reads.done(); })) << "an API read waited for the directory";
+        EXPECT_FALSE(stopping.done()) << "stop returned before the capture's end was done";
+        fs->release(slow_fs::op::readdir);
+        EXPECT_TRUE(eventually([&] { return stopping.done(); }));
+        if (reads.done()) {
+            ASSERT_TRUE(mid.has_value());
+            EXPECT_EQ("running", mid->state) << "not finished until its scan is";
+            EXPECT_EQ(3u, listed.size());
+        }
+        if (stopping.done()) {
+            EXPECT_EQ("done", stopped.state) << stopped.error;
+            EXPECT_EQ(0u, stopped.file.rfind(prof.capture.dir + "/", 0)) << stopped.file;
+        }
+    }
+    // keep = 2: the first capture and the second are what is left (the
+    // removed one is gone), each under its own name.
+    const auto left = files_in(fs->backing() + "/captures");
+    EXPECT_EQ(2u, left.size());
+    const auto base = [](const std::string& p) { return p.substr(p.rfind('/') + 1); };
+    for (const auto& c : {first, *cm.info(second.id)})
+        EXPECT_NE(left.end(), std::find(left.begin(), left.end(), base(c.file))) << c.file;
 }
 
 }  // namespace
