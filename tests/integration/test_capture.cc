@@ -26,6 +26,7 @@
 
 #include "action_error.h"
 #include "capture.h"
+#include "eventually.h"
 #include "harness.h"
 #include "slow_fs.h"
 #include "stentor/dp_shared.h"
@@ -601,25 +602,6 @@ TEST_F(capture_test, a_capture_directory_removed_while_the_relay_runs_is_made_ag
     std::string why;
     EXPECT_TRUE(cm.finished_file(c.id, &why)) << why;
 }
-
-// Bounded wait for a condition another thread makes true; false on timeout.
-bool eventually(const std::function<bool()>& pred, std::chrono::seconds limit = std::chrono::seconds(20)) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > end) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return true;
-}
-
-// `fn` on a thread of its own; done() once it returned. The destructor joins.
-struct background {
-    std::atomic<bool> finished{false};
-    std::thread t;
-    explicit background(std::function<void()> fn) : t([this, fn = std::move(fn)] { fn(); finished = true; }) {}
-    ~background() { t.join(); }
-    bool done() const { return finished.load(); }
-};
 
 // Releases every hold when the scope ends (before the backgrounds declared
 // ahead of it are joined), whatever failed.

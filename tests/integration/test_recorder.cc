@@ -32,6 +32,7 @@
 #include <rte_ring.h>
 
 #include "audio_util.h"
+#include "eventually.h"
 #include "harness.h"
 #include "slow_fs.h"
 #include "stentor/dp_shared.h"
@@ -186,26 +187,6 @@ TEST(recorder_caps, the_relay_cap_counts_open_files_and_frees_them_at_the_end) {
     EXPECT_EQ(rec.stats().files_opened, 15u);
     EXPECT_NE(log.find("the relay has recording.max_tracks open (10 tracks)"), std::string::npos) << log;
 }
-
-// Bounded wait for a condition another thread makes true; false on timeout.
-bool eventually(const std::function<bool()>& pred, std::chrono::seconds limit = std::chrono::seconds(20)) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > end) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return true;
-}
-
-// `fn` on a thread of its own; done() once it returned. The destructor
-// joins: whoever holds the disk must have released it by then.
-struct background {
-    std::atomic<bool> finished{false};
-    std::thread t;
-    explicit background(std::function<void()> fn) : t([this, fn = std::move(fn)] { fn(); finished = true; }) {}
-    ~background() { t.join(); }
-    bool done() const { return finished.load(); }
-};
 
 // Issue 10, item 6: the recorder thread blocked in open()/fsync() (up to
 // 10 s) while it was online as an RCU reader, so every publish (a join, a

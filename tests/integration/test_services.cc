@@ -32,6 +32,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "audio_util.h"
+#include "eventually.h"
 #include "harness.h"
 #include "stentor/dp_shared.h"
 #include "stentor/rtp.h"
@@ -45,16 +46,6 @@ using svc::service_thread;
 using svc::service_thread_config;
 
 constexpr uint64_t ms = 1000000;
-
-// Bounded wait for a condition another thread makes true; false on timeout.
-bool eventually(const std::function<bool()>& pred, std::chrono::seconds limit = std::chrono::seconds(20)) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > end) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return true;
-}
 
 struct qsbr {
     rte_rcu_qsbr* v = nullptr;
