@@ -407,7 +407,9 @@ uint16_t flow_stage(worker* w, const dp_snapshot* s, rte_mbuf** pkts, uint16_t n
         const dp_session* sess = s->sessions[flows[i]->session_index];
         rte_prefetch0(sess);
         if (shard >= 0) {
-            // A shard's four list pointers may straddle two lines: both ends.
+            // A shard's four list pointers, both ends: 32 bytes, on one line
+            // while `lists` starts on a 32-byte boundary (it does since `trunk`
+            // moved before it), two lines if a layout change shifts it.
             rte_prefetch0(&sess->lists[shard][0]);
             rte_prefetch0(&sess->lists[shard][max_tiers - 1]);
             rte_prefetch0(&sess->lists6[shard][0]);
