@@ -657,6 +657,13 @@ int part_mix(const mix_options& o) {
                 }
             };
 
+            // The worker's busy cycles over all its cycles between two readings.
+            auto busy_share = [](const auto& b, const auto& a) {
+                const double busy = static_cast<double>(a.busy_cycles - b.busy_cycles);
+                return busy / std::max(1.0, busy + static_cast<double>(a.idle_cycles - b.idle_cycles) +
+                                                static_cast<double>(a.stall_cycles - b.stall_cycles));
+            };
+
             run_for(0.5);   // warm-up: every stream has started, jobs in flight
             std::vector<double> delivered, offered;
             const auto before = r.totals();
@@ -693,10 +700,7 @@ int part_mix(const mix_options& o) {
                         static_cast<unsigned long long>(src->missed.load()), static_cast<unsigned long long>(joins),
                         static_cast<unsigned long long>(leaves), static_cast<unsigned long long>(publishes),
                         publishes ? 1000.0 * publish_s / static_cast<double>(publishes) : 0.0,
-                        static_cast<double>(after.busy_cycles - before.busy_cycles) /
-                            std::max(1.0, static_cast<double>((after.busy_cycles - before.busy_cycles) +
-                                                              (after.idle_cycles - before.idle_cycles) +
-                                                              (after.stall_cycles - before.stall_cycles))),
+                        busy_share(before, after),
                         1e3 * static_cast<double>(after.stall_cycles - before.stall_cycles) / static_cast<double>(hz));
             std::fflush(stdout);
 
@@ -749,10 +753,7 @@ int part_mix(const mix_options& o) {
                         static_cast<unsigned long long>(src->missed.load() - missed0),
                         static_cast<unsigned long long>(la.stalls - lb.stalls),
                         1e3 * static_cast<double>(la.stall_cycles - lb.stall_cycles) / static_cast<double>(hz),
-                        static_cast<double>(la.busy_cycles - lb.busy_cycles) /
-                            std::max(1.0, static_cast<double>((la.busy_cycles - lb.busy_cycles) +
-                                                              (la.idle_cycles - lb.idle_cycles) +
-                                                              (la.stall_cycles - lb.stall_cycles))));
+                        busy_share(lb, la));
             if (timeline) {
                 for (size_t k = 0; k < dp::nb_drop_reasons; ++k)
                     if (la.drops[k] != lb.drops[k])

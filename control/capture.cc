@@ -768,16 +768,8 @@ capture_info capture_manager::stop(uint32_t id) {
 }
 
 capture_info capture_manager::remove(uint32_t id) {
+    stop(id);   // a running capture ends first (under mu only)
     auto& im = *_impl;
-    {
-        std::unique_lock lk(im.mu);
-        record* r = im.find(id);
-        if (r == nullptr) refuse(error_code::not_found, fmt::format("no capture {}", id));
-        if (!r->finished) {
-            im.request_stop_locked(*r, "stopped");
-            im.wait_finished(lk, *r);
-        }
-    }
     // The unlink is directory work: under dir_mu, without mu (an unlink
     // waits for the directory as a scan does).
     std::unique_lock dl(im.dir_mu);
