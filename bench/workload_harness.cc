@@ -690,7 +690,7 @@ int part_mix(const mix_options& o) {
             std::printf("PART mix delivered_mpps_median=%.2f delivered_mpps_min=%.2f delivered_mpps_max=%.2f "
                         "saturated=%d offered_mpps=%.2f reps=%u speaker_pps=%.0f deadline_misses=%llu jobs_full=%llu policed=%llu "
                         "rtp_drops=%llu rx_missed=%llu joins=%llu leaves=%llu publishes=%llu publish_ms_mean=%.2f busy_share=%.2f "
-                        "stall_ms=%.1f\n",
+                        "stall_ms=%.1f iterations_per_ms=%.1f rx_bursts_per_iteration=%.2f\n",
                         d.median, d.min, d.max, saturated ? 1 : 0, off.median, o.reps,
                         static_cast<double>(after.rtp_in - before.rtp_in) / (o.reps * o.window),
                         delta(dp::drop_reason::deadline), delta(dp::drop_reason::jobs_full),
@@ -701,7 +701,10 @@ int part_mix(const mix_options& o) {
                         static_cast<unsigned long long>(leaves), static_cast<unsigned long long>(publishes),
                         publishes ? 1000.0 * publish_s / static_cast<double>(publishes) : 0.0,
                         busy_share(before, after),
-                        1e3 * static_cast<double>(after.stall_cycles - before.stall_cycles) / static_cast<double>(hz));
+                        1e3 * static_cast<double>(after.stall_cycles - before.stall_cycles) / static_cast<double>(hz),
+                        static_cast<double>(after.busy_polls - before.busy_polls) / (1e3 * o.reps * o.window),
+                        static_cast<double>(after.ingress_calls - before.ingress_calls) /
+                            std::max(1.0, static_cast<double>(after.busy_polls - before.busy_polls)));
             std::fflush(stdout);
 
             // Latency: the mix thinned to `load` of the capacity just measured

@@ -323,7 +323,21 @@ struct relay_state::impl {
         if (l.dirty) {
             if (l.published) retired.push_back(l.published);
             l.published = nullptr;
-            if (l.nb_slots > 0) {
+            if (l.nb_slots > 0 && l.nb_slots <= dp::listener_inline_max) {
+                // A small list: its records copied right after the header
+                // (dp_snapshot.h, listener_inline_max), chunks[0] pointing
+                // at the copy.
+                using rec = std::remove_reference_t<decltype(l.chunks[0]->l[0])>;
+                const size_t bytes = sizeof(rec) * l.nb_slots;
+                auto* pl = alloc_zeroed<Published>(dp::listener_inline_offset + bytes);
+                pl->nb_slots = l.nb_slots;
+                pl->nb_live = l.nb_live;
+                pl->nb_chunks = 1;
+                auto* at = reinterpret_cast<char*>(pl) + dp::listener_inline_offset;
+                std::memcpy(at, l.chunks[0]->l, bytes);
+                pl->chunks[0] = reinterpret_cast<typename State::chunk_type*>(at);
+                l.published = pl;
+            } else if (l.nb_slots > 0) {
                 auto* pl = alloc_zeroed<Published>(sizeof(Published) + sizeof(void*) * l.chunks.size());
                 pl->nb_slots = l.nb_slots;
                 pl->nb_live = l.nb_live;

@@ -272,7 +272,7 @@ unsigned run_jobs(worker* w, const dp_snapshot& s, uint64_t now, uint32_t budget
         if (!is_short && w->order_count == 0) break;
         const uint32_t id = is_short ? w->fresh[w->fresh_head] : w->order[w->order_head];
         const uint32_t cap = is_short ? std::min(budget, w->order_count > 0 ? short_left : budget)
-                                      : std::min(budget, w->cfg.slice);
+                                      : std::min(budget, w->cfg.slice - std::min(w->cfg.slice - 1, w->head_turn));
         {
             // The job after this one: the next short one, else the long one
             // whose turn comes next.
@@ -296,6 +296,9 @@ unsigned run_jobs(worker* w, const dp_snapshot& s, uint64_t now, uint32_t budget
             if (!finished) continue;   // budget spent: it goes on first next time
             list_pop(w->fresh_head, w->fresh_count);
         } else {
+            w->head_turn += std::max<uint32_t>(visited, 1);
+            if (!finished && w->head_turn < w->cfg.slice) continue;   // budget spent mid-turn: it goes on next time
+            w->head_turn = 0;
             list_pop(w->order_head, w->order_count);
             if (!finished) {
                 list_push(w->order, w->order_head, w->order_count, id);   // to the back

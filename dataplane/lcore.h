@@ -83,6 +83,12 @@ struct alignas(cache_line) worker {
     uint32_t order[max_jobs];
     uint32_t order_head;
     uint32_t order_count;
+    // Slots the long job at order_head has visited in its current turn. A
+    // turn is one slice (cfg.slice), and it may span loop iterations: an
+    // iteration whose budget ends inside it leaves the job at the head, so
+    // the next iteration goes on with it (its lines still in the cache)
+    // instead of starting the next long job cold.
+    uint32_t head_turn;
     uint32_t free_ids[max_jobs];
     uint32_t nb_free;
     fanout_job jobs[max_jobs];

@@ -92,6 +92,51 @@ TEST(fanout_schedule, a_small_sessions_packet_waits_for_no_big_sessions_slice) {
     EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool())) << "mbuf leak";
 }
 
+TEST(fanout_schedule, a_long_jobs_turn_is_one_slice_even_when_an_iteration_ends_inside_it) {
+    // Two sessions of 3 000 listeners (long jobs: more than one slice of
+    // 1 024), one packet each; iterations of 512 replicas. A long job keeps
+    // the head of the round robin until it has visited a whole slice, so
+    // the first job takes the first two iterations and the second job the
+    // next two (when an iteration's end also ended the turn, they took
+    // turns of 512 and every turn started a job whose lines had gone cold).
+    constexpr uint32_t other_first = 0x0a030001;   // 10.3.0.1 ..: session 3
+    ring_port port = fresh_ring_port("sched");
+    auto prof = base_profile(port.name);
+    prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 3000));
+    prof.sessions.push_back(session_of(3, 40002, 0xc612000c, 78, other_first, 3000));
+    relay r(prof, relay_options{.launch = false, .iteration_budget = 512});
+    r.state().load_static(prof);
+    ASSERT_TRUE(resolve(r, port, {}).empty());
+    const unsigned in_use0 = rte_mempool_in_use_count(r.pool());
+    const bytes frame = rtp_frame(frame_spec{});
+    ASSERT_TRUE(r.inject_rtp(1, frame.data() + 42, static_cast<uint16_t>(frame.size() - 42)));
+    ASSERT_TRUE(r.inject_rtp(3, frame.data() + 42, static_cast<uint16_t>(frame.size() - 42)));
+
+    // Per iteration: (replicas to session 1, replicas to session 3). In the
+    // tenth, session 1's last 440 end its job and the budget's other 72
+    // start session 3's turn, which ends with its job 440 later.
+    const std::vector<std::pair<uint64_t, uint64_t>> want = {
+        {512, 0}, {512, 0}, {0, 512}, {0, 512}, {512, 0}, {512, 0},
+        {0, 512}, {0, 512}, {512, 0}, {440, 72}, {0, 512}, {0, 368},
+    };
+    std::map<uint32_t, uint64_t> total;
+    for (size_t i = 0; i < want.size(); ++i) {
+        std::map<uint32_t, uint64_t> got;
+        r.poll();
+        r.flush();
+        count_tx(port, got);
+        EXPECT_EQ(want[i].first, got[big_first >> 16]) << "iteration " << i;
+        EXPECT_EQ(want[i].second, got[other_first >> 16]) << "iteration " << i;
+        total[big_first >> 16] += got[big_first >> 16];
+        total[other_first >> 16] += got[other_first >> 16];
+    }
+    EXPECT_EQ(0u, r.poll()) << "both jobs done";
+    EXPECT_EQ(3000u, total[big_first >> 16]);
+    EXPECT_EQ(3000u, total[other_first >> 16]);
+    EXPECT_EQ(0u, counter(r, "drop/egress/deadline"));
+    EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool())) << "mbuf leak";
+}
+
 // Session 1: 3 000 listeners (long jobs: more than one slice of 1 024);
 // session 2: 100 listeners (short jobs); one 1 024-replica iteration per
 // poll; the gateway resolved. `got` counts what the port sent by block.

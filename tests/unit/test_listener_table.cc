@@ -126,6 +126,51 @@ TEST(ListenerTable, a_change_copies_only_the_chunk_it_touches) {
     EXPECT_EQ(n - 1, after->nb_live);
 }
 
+TEST(ListenerTable, a_small_list_carries_its_records_after_its_header) {
+    // Up to listener_inline_max slots, a published list holds a copy of its
+    // records right after its header (dp_snapshot.h); past that, chunks. The
+    // fan-out walks both the same way, and every version says what it held.
+    table t;
+    const uint32_t id = create(*t.st);
+    auto inline_at = [](const dp::dp_listener_list* l) {
+        return reinterpret_cast<const char*>(l->chunks[0]) == reinterpret_cast<const char*>(l) + dp::listener_inline_offset;
+    };
+    for (uint32_t i = 0; i < 3; ++i) t.st->listener_add(id, 0x0a000001 + i, 5004, 0);
+    t.st->publish();
+    const dp::dp_listener_list* first = t.session(id).lists[0][0];
+    ASSERT_TRUE(inline_at(first));
+    EXPECT_EQ(1u, first->nb_chunks);
+    EXPECT_EQ(3u, t.walk(id, 0, 0).size());
+
+    t.st->listener_del(id, 0x0a000002, 5004);
+    t.st->publish();
+    const dp::dp_listener_list* second = t.session(id).lists[0][0];
+    ASSERT_TRUE(inline_at(second));
+    EXPECT_EQ((std::vector<std::pair<uint32_t, uint16_t>>{{0x0a000001, 5004}, {0x0a000003, 5004}}), t.walk(id, 0, 0));
+    EXPECT_EQ(3u, second->nb_slots);
+    EXPECT_EQ(2u, second->nb_live);
+
+    // Filled to the bound: still inline, every record where the walk looks.
+    for (uint32_t i = 3; i <= dp::listener_inline_max; ++i) t.st->listener_add(id, 0x0a000001 + i, 5004, 0);
+    t.st->publish();
+    const dp::dp_listener_list* full = t.session(id).lists[0][0];
+    ASSERT_EQ(dp::listener_inline_max, full->nb_slots);
+    EXPECT_TRUE(inline_at(full));
+    auto w = t.walk(id, 0, 0);
+    ASSERT_EQ(dp::listener_inline_max, w.size());
+    EXPECT_EQ(0x0a000001u + dp::listener_inline_max, w.back().first);
+
+    // One more slot: the list points at its chunk again.
+    t.st->listener_add(id, 0x0b000001, 5004, 0);
+    t.st->publish();
+    const dp::dp_listener_list* big = t.session(id).lists[0][0];
+    ASSERT_EQ(dp::listener_inline_max + 1, big->nb_slots);
+    EXPECT_FALSE(inline_at(big));
+    w = t.walk(id, 0, 0);
+    ASSERT_EQ(dp::listener_inline_max + 1, w.size());
+    EXPECT_EQ(0x0b000001u, w.back().first);
+}
+
 TEST(ListenerTable, listeners_spread_evenly_over_shards) {
     table t(4);
     const uint32_t id = create(*t.st);

@@ -86,6 +86,21 @@ struct dp_listener_list {
     dp_listener_chunk* chunks[];       // nb_chunks pointers (flexible array)
 };
 
+// A list of at most listener_inline_max slots (either family: one chunk)
+// is published with its records right after its header, at
+// listener_inline_offset, and chunks[0] points there: a copy made at
+// publish time (the control plane's chunks stay the copy-on-write master).
+// The fan-out reads it as any list, but the header's line already holds
+// its first records and the rest follow it, so a small session's packet
+// waits for one cache miss (the header, prefetched by the ingress) where
+// it waited for two in a row (the header, then the chunk it names). Most
+// sessions of a real relay are small (docs/performance.md, ninth round).
+inline constexpr uint32_t listener_inline_max = 128;
+inline constexpr size_t listener_inline_offset = 32;
+static_assert(sizeof(dp_listener_list) + sizeof(void*) <= listener_inline_offset &&
+              listener_inline_offset % alignof(dp_listener6) == 0 && listener_inline_offset % alignof(dp_listener) == 0);
+static_assert(listener_inline_max <= listener6_chunk_size && listener_inline_max <= listener_chunk_size);
+
 struct dp_dedup;   // below
 // The IPv6 listeners of one (session, fan-out shard, tier): same rules.
 struct dp_listener6_list {
