@@ -7,7 +7,7 @@
 // fraction of the best. Run it pinned where the fan-out lcore would run,
 // with nothing else on that CPU:
 //
-//   taskset -c 1 build/bench/host_pace [--mib 64] [--seconds 8]
+//   taskset -c 1 build/bench/host_pace [--mib 64] [--seconds 8] [--gaps]
 //
 // It prints each bin under 60 % of the best (time, share) and a summary:
 //   host_pace mib=<m> seconds=<s> best_gbps=<g> bins=<n> under_60pct=<a> under_33pct=<b> worst=<share>
@@ -21,6 +21,17 @@
 // median time from one episode's start to the next (0: fewer than two).
 // docs/performance.md ("Fifth round") has what it found on the CI VM and why
 // it matters for workload_harness's latency part.
+//
+// --gaps: instead of walking memory, read the TSC in a tight loop (~10 ns a
+// read) and record every time it jumped by more than 2 us: time the CPU did
+// not run this thread (the host's stops, the guest's interrupts). Printed:
+//   host_gaps seconds=<s> lost_share=<x> gaps=<n> gaps_over_20us=<a> gaps_over_50us=<b> max_us=<m>
+//     floor_p50_us=<p> floor_p99_us=<q> floor_p999_us=<r>
+// The floor is what a relay that took no time at all would add to a packet
+// arriving at a random moment on this CPU: the rest of the stop it arrived
+// in, if any. P(delay > x) = sum over gaps of max(0, gap - x) / seconds.
+// No packet measured on this CPU can do better, so workload_harness prints
+// it beside its latency figures (docs/performance.md, "Ninth round").
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -46,19 +57,71 @@ double tsc_hz() {
     return static_cast<double>(__rdtsc() - t0) * 1e9 / ns;
 }
 
+// --gaps: see the file comment.
+int gaps_main(double seconds) {
+    const double hz = tsc_hz();
+    const uint64_t threshold = static_cast<uint64_t>(hz * 2e-6);
+    std::vector<uint64_t> gaps;
+    gaps.reserve(1 << 20);
+    const uint64_t start = __rdtsc();
+    const uint64_t end = start + static_cast<uint64_t>(seconds * hz);
+    uint64_t prev = start;
+    for (;;) {
+        const uint64_t now = __rdtsc();
+        if (now - prev > threshold && gaps.size() < gaps.capacity()) gaps.push_back(now - prev);
+        prev = now;
+        if (now >= end) break;
+    }
+    std::sort(gaps.begin(), gaps.end());
+    const double window = static_cast<double>(end - start);
+    double lost = 0;
+    size_t over20 = 0, over50 = 0;
+    for (uint64_t g : gaps) {
+        lost += static_cast<double>(g);
+        over20 += g > static_cast<uint64_t>(hz * 20e-6);
+        over50 += g > static_cast<uint64_t>(hz * 50e-6);
+    }
+    // Share of random arrival times that wait more than x cycles.
+    auto beyond = [&](double x) {
+        double t = 0;
+        for (auto it = std::upper_bound(gaps.begin(), gaps.end(), static_cast<uint64_t>(x)); it != gaps.end(); ++it)
+            t += static_cast<double>(*it) - x;
+        return t / window;
+    };
+    // The smallest x (cycles) with beyond(x) <= 1 - q: beyond falls as x grows.
+    auto floor_us = [&](double q) {
+        double lo = 0, hi = gaps.empty() ? 0 : static_cast<double>(gaps.back());
+        if (beyond(lo) <= 1 - q) return 0.0;
+        for (int i = 0; i < 60; ++i) {
+            const double mid = (lo + hi) / 2;
+            (beyond(mid) <= 1 - q ? hi : lo) = mid;
+        }
+        return hi * 1e6 / hz;
+    };
+    std::printf("host_gaps seconds=%.1f lost_share=%.4f gaps=%zu gaps_over_20us=%zu gaps_over_50us=%zu max_us=%.1f "
+                "floor_p50_us=%.1f floor_p99_us=%.1f floor_p999_us=%.1f\n",
+                seconds, lost / window, gaps.size(), over20, over50,
+                gaps.empty() ? 0.0 : static_cast<double>(gaps.back()) * 1e6 / hz, floor_us(0.5), floor_us(0.99),
+                floor_us(0.999));
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     size_t mib = 64;
     double seconds = 8;
+    bool gaps_mode = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--mib" && i + 1 < argc)
+        if (a == "--gaps")
+            gaps_mode = true;
+        else if (a == "--mib" && i + 1 < argc)
             mib = std::strtoul(argv[++i], nullptr, 10);
         else if (a == "--seconds" && i + 1 < argc)
             seconds = std::strtod(argv[++i], nullptr);
         else {
-            std::fprintf(stderr, "usage: %s [--mib N] [--seconds S]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--mib N] [--seconds S] [--gaps]\n", argv[0]);
             return 2;
         }
     }
@@ -66,6 +129,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "host_pace: --mib 1..1024, --seconds (0, 600]\n");
         return 2;
     }
+    if (gaps_mode) return gaps_main(seconds);
     const size_t words = (mib << 20) / sizeof(uint64_t);
     std::vector<uint64_t> buf;
     try {

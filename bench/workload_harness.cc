@@ -630,6 +630,12 @@ int part_mix(const mix_options& o) {
             rte_eth_remove_rx_callback(eth, 0, rx_cb);
             rte_eth_remove_tx_callback(eth, 0, tx_cb);
         } else {
+            // The probes' TX callback only while the latency part runs: in
+            // the mix's capacity windows it would read no stamp, and its call
+            // on every TX burst (~1 % of the core) is no cost a NIC has. Taken
+            // off before the worker starts; added again, at run time, below.
+            rte_eth_remove_tx_callback(eth, 0, tx_cb);
+            const rte_eth_rxtx_callback* probe_cb = nullptr;
             r.start();
             src->t0 = rte_rdtsc() + hz / 100;
             src->running.store(true);
@@ -668,13 +674,23 @@ int part_mix(const mix_options& o) {
             std::vector<double> delivered, offered;
             const auto before = r.totals();
             for (unsigned rep = 0; rep < o.reps; ++rep) {
-                const uint64_t r0 = r.totals().replicas_out;
+                const auto b = r.totals();
                 const uint64_t o0 = src->offered_replicas.load();
                 const auto t = clk::now();
                 run_for(o.window);
                 const double el = secs_since(t);
-                delivered.push_back(static_cast<double>(r.totals().replicas_out - r0) / el / 1e6);
+                const auto a = r.totals();
+                delivered.push_back(static_cast<double>(a.replicas_out - b.replicas_out) / el / 1e6);
                 offered.push_back(static_cast<double>(src->offered_replicas.load() - o0) / el / 1e6);
+                // Each window on its own: a run whose windows differ says when.
+                std::printf("# mix window %u: delivered_mpps=%.2f deadline_misses=%llu jobs_full=%llu "
+                            "iterations_per_ms=%.1f\n",
+                            rep, delivered.back(),
+                            static_cast<unsigned long long>(drop_of(a, dp::drop_reason::deadline) -
+                                                            drop_of(b, dp::drop_reason::deadline)),
+                            static_cast<unsigned long long>(drop_of(a, dp::drop_reason::jobs_full) -
+                                                            drop_of(b, dp::drop_reason::jobs_full)),
+                            static_cast<double>(a.busy_polls - b.busy_polls) / (1e3 * el));
             }
             const auto after = r.totals();
             const stats d = summarise(delivered);
@@ -720,6 +736,8 @@ int part_mix(const mix_options& o) {
                 if (on) kept += add;
                 src->sessions[i].active.store(on ? 1 : 0, std::memory_order_relaxed);
             }
+            probe_cb = rte_eth_add_tx_callback(eth, 0, tx_probe, src.get());
+            if (probe_cb == nullptr) std::printf("PART latency error=tx_callback_unavailable\n");
             run_for(0.5);
             const auto lb = r.totals();
             const uint64_t r0 = lb.replicas_out;
@@ -734,7 +752,7 @@ int part_mix(const mix_options& o) {
             pacing = false;
             const double el = secs_since(t);
             const auto la = r.totals();
-            const double load_mpps = static_cast<double>(la.replicas_out - r0) / el / 1e6;
+            const double load_mpps = o.latency_seconds > 0 ? static_cast<double>(la.replicas_out - r0) / el / 1e6 : 0.0;
             std::this_thread::sleep_for(std::chrono::milliseconds(5));   // the worker leaves tx_probe
             std::vector<uint32_t> v(src->samples.begin(), src->samples.begin() + static_cast<long>(src->nb_samples.load()));
             std::sort(v.begin(), v.end());
@@ -881,7 +899,7 @@ int part_mix(const mix_options& o) {
             src->running.store(false);
             r.stop();
             rte_eth_remove_rx_callback(eth, 0, rx_cb);
-            rte_eth_remove_tx_callback(eth, 0, tx_cb);
+            if (probe_cb != nullptr) rte_eth_remove_tx_callback(eth, 0, probe_cb);
         }
     }
     drivers::eal_cleanup();
@@ -1177,6 +1195,22 @@ int main(int argc, char** argv) {
             }
         std::fflush(stdout);
     }
+    // And the latency a relay that took no time would show on that CPU: the
+    // rest of the host's stop a packet arrives in (host_pace --gaps), as long
+    // as the latency window. No relay measured there can do better.
+    std::optional<double> floor_p99;
+    {
+        char secs[32];
+        std::snprintf(secs, sizeof secs, "%.1f", std::max(1.0, mo.latency_seconds));
+        const std::string cmd =
+            "taskset -c " + std::to_string(worker_lcore) + " " + bin_dir + "/host_pace --gaps --seconds " + secs + " 2>&1";
+        for (const auto& l : run_lines(cmd))
+            if (l.rfind("host_gaps ", 0) == 0) {
+                std::printf("# host: %s", l.c_str());
+                floor_p99 = field(l, "floor_p99_us");
+            }
+        std::fflush(stdout);
+    }
 
     if (interrupted) return 130;
     // 4. IPv6: one session of ipv6_listeners IPv6 listeners, beside testpmd
@@ -1236,6 +1270,10 @@ int main(int argc, char** argv) {
         std::snprintf(b, sizeof b, "%.1f", *steady_p99);
         steady_us = b;
     }
+    if (p99 && floor_p99)
+        std::printf("# latency reference: a relay that took no time would show p99 %.1f us on this CPU (the host's own "
+                    "stops, host_pace --gaps); Stentor's p99 is %.1f us above it\n",
+                    *floor_p99, *p99 - *floor_p99);
     if (p99)
         std::printf("# latency, %u-listener sessions at %.0f %% load: p99 %.1f us over every probe; %s us over the %s of "
                     "probes that arrived and left while the core kept its pace (PART latency_steady); host_pace: %s\n",

@@ -242,7 +242,9 @@ inline void prefetch_records(const void* p) noexcept {
 // round robin. Short jobs take the whole budget while they keep up, that is
 // while the oldest has waited less than short_wait_us; past that (more short
 // work than the lcore can do: overload), and while long jobs wait, short
-// jobs get half of each iteration's budget and long jobs the rest.
+// jobs get half of each iteration's budget and long jobs the rest. So do
+// they while long_backlog_jobs long jobs wait: short work the core just
+// keeps up with, and long work piling up behind it (overload too).
 //
 // Why not always half: at 80 % of the lcore's capacity in a Zipf mix a long
 // job is in flight nearly always, small sessions are a large share of the
@@ -258,6 +260,13 @@ inline void prefetch_records(const void* p) noexcept {
 // sessions (most of the listeners) heard nothing while the core served only
 // its least efficient work (long jobs found 1.6 s old). Under overload misses
 // land on both kinds, each job's lowest tiers last, counted per tier.
+// Why the long backlog too: under the Zipf mix's overload the small
+// sessions' work alone is most of a core, and at times the short jobs kept
+// up with it (never 200 us behind) while long jobs got only what was left:
+// they filled the job table, a fifth of all speaker packets were dropped
+// whole as jobs_full, and the core delivered 42-55 Mpps instead of ~70, in
+// windows that came and went within one run (docs/performance.md, ninth
+// round).
 unsigned run_jobs(worker* w, const dp_snapshot& s, uint64_t now, uint32_t budget, uint32_t* built) noexcept {
     const bool single = w->sh->nb_ports == 1;
     unsigned work = 0;
@@ -265,7 +274,8 @@ unsigned run_jobs(worker* w, const dp_snapshot& s, uint64_t now, uint32_t budget
     if (w->order_count > 0 && w->fresh_count > 0) {
         // The head short job's start: its deadline less the frame deadline.
         const uint64_t started = w->jobs[w->fresh[w->fresh_head]].deadline_tsc - w->cfg.deadline_cycles;
-        if (now > started && now - started > w->short_wait_cycles) short_left = budget / 2;
+        if ((now > started && now - started > w->short_wait_cycles) || w->order_count >= long_backlog_jobs)
+            short_left = budget / 2;
     }
     while (budget > 0) {
         const bool is_short = w->fresh_count > 0 && (short_left > 0 || w->order_count == 0);

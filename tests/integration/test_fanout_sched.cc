@@ -215,6 +215,28 @@ TEST_F(fanout_schedule_long_and_short, a_steady_stream_of_short_jobs_does_not_st
     EXPECT_EQ(0u, counter(r, "drop/egress/deadline"));
 }
 
+TEST_F(fanout_schedule_long_and_short, short_jobs_that_keep_up_leave_half_to_a_long_backlog) {
+    // dp::long_backlog_jobs long packets are in flight, then 20 short ones
+    // arrive (2 000 replicas of short work, two iterations' worth). None of
+    // the short jobs has waited, but the long ones are piling up: short jobs
+    // take half of the iteration and the long ones the other half. (When
+    // short jobs that kept up always took the whole budget, the Zipf mix's
+    // long jobs filled the job table and a fifth of all speaker packets were
+    // dropped whole as jobs_full.)
+    static_assert(dp::long_backlog_jobs % 32 == 0);
+    ASSERT_EQ(32u, prof.dataplane.burst);
+    inject(1, dp::long_backlog_jobs);
+    // Taken 32 per iteration; each iteration also serves one long job's
+    // turn (1 024 of its 3 000), so none has ended when the last is taken.
+    for (unsigned i = 0; i < dp::long_backlog_jobs / 32; ++i) poll_once();
+    const uint64_t big_before = got[big_first >> 16];
+    ASSERT_EQ(uint64_t{dp::long_backlog_jobs / 32} * 1024, big_before);
+    inject(2, 20);
+    poll_once();
+    EXPECT_EQ(512u, got[small_first >> 16]) << "half the budget to the short jobs";
+    EXPECT_EQ(512u, got[big_first >> 16] - big_before) << "half to the long backlog";
+}
+
 TEST(fanout_schedule, more_packets_than_job_slots_wait_in_the_ring_none_dropped) {
     // 300 speaker-packet messages of a 1 100-listener session (long jobs)
     // handed to the fan-out lcore's ring at once, as an RX lcore or the

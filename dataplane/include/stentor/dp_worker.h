@@ -29,6 +29,11 @@ inline constexpr unsigned short_job_reserve = 16;
 // half while long jobs wait (fanout.cc run_jobs). A few loaded iterations:
 // a burst of small sessions drains before it, a lasting excess does not.
 inline constexpr unsigned short_wait_us = 200;
+// ... or while this many long jobs wait: short jobs that keep up, but with
+// so little left that the big sessions' packets pile up towards the job
+// table's end (jobs_full: whole packets lost, every tier alike). Half the
+// table: far above what a core that keeps up holds (a few), far below full.
+inline constexpr unsigned long_backlog_jobs = max_jobs / 2;
 
 struct worker_config {
     unsigned lcore_id = 0;
