@@ -45,8 +45,10 @@ void on_interrupt(int) { g_interrupted.store(true); }
 // A fetch into FILE that SIGINT, SIGTERM or SIGHUP ends: the handler removes
 // the temporary (unlinkat and write are async-signal-safe), says so and dies
 // of the signal, so FILE is left as it was and nothing half-written stays
-// beside it. SIGKILL cannot be caught: its temporary stays (a dot-file named
-// after FILE), FILE is untouched all the same.
+// beside it. The temporary has no name until the body is whole (O_TMPFILE),
+// so SIGKILL leaves nothing either, except in the instant between its link
+// and its rename, or on a file system without O_TMPFILE (a named
+// temporary from the start: a dot-file named after FILE stays).
 volatile std::sig_atomic_t g_tmp_dirfd = -1;
 char g_tmp_name[NAME_MAX + 1];
 char g_tmp_note[PATH_MAX + 64];
@@ -79,8 +81,10 @@ std::string random_suffix() {
 // -w FILE is either left as it was or replaced by the whole capture; never
 // truncated, half-written, or written through a link (docs/capture.md,
 // "Where -w writes"):
-// - the bytes go to a temporary in FILE's directory, ".<FILE's name>.<8
-//   random characters>", created O_CREAT | O_EXCL | O_NOFOLLOW (whatever a
+// - the bytes go to an unnamed file in FILE's directory (O_TMPFILE), linked
+//   at commit as a temporary ".<FILE's name>.<8 random characters>"; a file
+//   system without O_TMPFILE gets that temporary from the start,
+//   created O_CREAT | O_EXCL | O_NOFOLLOW (whatever a
 //   stranger put at that name, a link included, is refused, never followed),
 //   mode 0600: a capture may hold join tokens (STUN usernames) and unencrypted
 //   audio, the relay's own copy has no bits for others either, and dumpcap
@@ -121,20 +125,20 @@ public:
         struct stat st{};
         if (::fstatat(_dirfd, _base.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
             return fail("is a directory");
+        // First a file with no name (O_TMPFILE): whatever ends stentorctl,
+        // SIGKILL included, leaves nothing behind; it gets a name only at
+        // commit. A file system without O_TMPFILE gets the named temporary.
+        _fd = ::openat(_dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        if (_fd >= 0) {
+            arm();   // nothing to remove, but an interrupt still says FILE was left as it was
+            return true;
+        }
         // No signal between the create and the handler that would remove it.
         sigset_t block, old;
         sigemptyset(&block);
         for (const int s : fetch_signals) sigaddset(&block, s);
         ::pthread_sigmask(SIG_BLOCK, &block, &old);
-        int err = 0;
-        for (int tries = 0; tries < 16; ++tries) {
-            _tmp = "." + _base.substr(0, 200) + "." + random_suffix();
-            _fd = ::openat(_dirfd, _tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-            err = errno;
-            if (_fd >= 0 || err != EEXIST) break;
-        }
-        if (_fd >= 0) arm();
-        else _tmp.clear();
+        const int err = create_named(O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC);
         ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
         if (_fd < 0) return fail(strf("cannot create a temporary file in %s: %s", dir.c_str(), std::strerror(err)));
         return true;
@@ -157,6 +161,20 @@ public:
     bool commit() {
         if (to_stdout()) return true;
         if (::fsync(_fd) != 0) return fail(strf("fsync: %s", std::strerror(errno)));
+        if (_tmp.empty()) {
+            // The unnamed file gets a temporary's name (a link cannot
+            // replace FILE), then is renamed over FILE as a named one is:
+            // only between the two can a SIGKILL leave it behind. Through
+            // /proc/self/fd (the documented way), else AT_EMPTY_PATH
+            // (root's CAP_DAC_READ_SEARCH).
+            sigset_t block, old;
+            sigemptyset(&block);
+            for (const int s : fetch_signals) sigaddset(&block, s);
+            ::pthread_sigmask(SIG_BLOCK, &block, &old);
+            const int err = create_named(0);
+            ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+            if (_tmp.empty()) return fail(strf("cannot give the file a name in its directory: %s", std::strerror(err)));
+        }
         const int fd = _fd;
         _fd = -1;
         if (::close(fd) != 0) return fail(strf("close: %s", std::strerror(errno)));
@@ -183,6 +201,37 @@ public:
     }
 
 private:
+    // A temporary named ".<FILE's name>.<8 random characters>" in FILE's
+    // directory, armed for the signal handler: created with `flags`
+    // (O_EXCL: never an existing name, never through a link) or, with
+    // flags 0, the unnamed _fd linked there (linkat refuses an existing
+    // name alike). Called with the fetch signals blocked. Returns errno of
+    // the last try; _tmp is empty when it failed.
+    int create_named(int flags) {
+        int err = 0;
+        for (int tries = 0; tries < 16; ++tries) {
+            _tmp = "." + _base.substr(0, 200) + "." + random_suffix();
+            bool ok;
+            if (flags != 0) {
+                _fd = ::openat(_dirfd, _tmp.c_str(), flags, 0600);
+                ok = _fd >= 0;
+            } else {
+                const std::string proc = "/proc/self/fd/" + std::to_string(_fd);
+                ok = ::linkat(AT_FDCWD, proc.c_str(), _dirfd, _tmp.c_str(), AT_SYMLINK_FOLLOW) == 0;
+                if (!ok && errno != EEXIST) ok = ::linkat(_fd, "", _dirfd, _tmp.c_str(), AT_EMPTY_PATH) == 0;
+            }
+            err = errno;
+            if (ok) {
+                disarm();
+                arm();
+                return 0;
+            }
+            if (err != EEXIST) break;
+        }
+        _tmp.clear();
+        return err;
+    }
+
     bool fail(const std::string& why) {
         std::fprintf(stderr, "stentorctl: -w %s: %s\n", _out.c_str(), why.c_str());
         return false;
