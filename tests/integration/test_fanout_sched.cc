@@ -45,19 +45,37 @@ void count_tx(const ring_port& p, std::map<uint32_t, uint64_t>& by_block) {
     }
 }
 
+// A relay polled on the test thread: `sessions` on a fresh ring port,
+// `budget` replicas per loop iteration, the gateway resolved when `ready`.
+struct sched_relay {
+    static control::profile with(const ring_port& p, std::vector<control::session_config> sessions) {
+        auto prof = base_profile(p.name);
+        for (auto& sc : sessions) prof.sessions.push_back(std::move(sc));
+        return prof;
+    }
+    sched_relay(std::vector<control::session_config> sessions, unsigned budget)
+        : prof(with(port, std::move(sessions))), r(prof, relay_options{.launch = false, .iteration_budget = budget}) {
+        r.state().load_static(prof);
+        ready = resolve(r, port, {}).empty();
+    }
+    ring_port port = fresh_ring_port("sched");
+    control::profile prof;
+    relay r;
+    bool ready = false;
+};
+
 TEST(fanout_schedule, a_small_sessions_packet_waits_for_no_big_sessions_slice) {
     // Session 1: 3 000 listeners (long jobs: more than one slice of 1 024).
     // Session 2: 10 listeners (a short job). Three packets of session 1
     // arrive before one of session 2, in one RX burst. One loop iteration
     // (budget 1 024 replicas) serves session 2's whole packet first, then
     // spends the rest of its budget on the first long job.
-    ring_port port = fresh_ring_port("sched");
-    auto prof = base_profile(port.name);
-    prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 3000));
-    prof.sessions.push_back(session_of(2, 40001, 0xc612000b, 77, small_first, 10));
-    relay r(prof, relay_options{.launch = false, .iteration_budget = 1024});
-    r.state().load_static(prof);
-    ASSERT_TRUE(resolve(r, port, {}).empty()) << "only ARP while resolving the gateway";
+    sched_relay t({session_of(1, 40000, speaker_ip, 1234, big_first, 3000),
+                   session_of(2, 40001, 0xc612000b, 77, small_first, 10)},
+                  1024);
+    ASSERT_TRUE(t.ready) << "only ARP while resolving the gateway";
+    relay& r = t.r;
+    const ring_port& port = t.port;
     const unsigned in_use0 = rte_mempool_in_use_count(r.pool());
 
     for (uint16_t k = 0; k < 3; ++k) {
@@ -100,13 +118,12 @@ TEST(fanout_schedule, a_long_jobs_turn_is_one_slice_even_when_an_iteration_ends_
     // next two (when an iteration's end also ended the turn, they took
     // turns of 512 and every turn started a job whose lines had gone cold).
     constexpr uint32_t other_first = 0x0a030001;   // 10.3.0.1 ..: session 3
-    ring_port port = fresh_ring_port("sched");
-    auto prof = base_profile(port.name);
-    prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 3000));
-    prof.sessions.push_back(session_of(3, 40002, 0xc612000c, 78, other_first, 3000));
-    relay r(prof, relay_options{.launch = false, .iteration_budget = 512});
-    r.state().load_static(prof);
-    ASSERT_TRUE(resolve(r, port, {}).empty());
+    sched_relay t({session_of(1, 40000, speaker_ip, 1234, big_first, 3000),
+                   session_of(3, 40002, 0xc612000c, 78, other_first, 3000)},
+                  512);
+    ASSERT_TRUE(t.ready);
+    relay& r = t.r;
+    const ring_port& port = t.port;
     const unsigned in_use0 = rte_mempool_in_use_count(r.pool());
     const bytes frame = rtp_frame(frame_spec{});
     ASSERT_TRUE(r.inject_rtp(1, frame.data() + 42, static_cast<uint16_t>(frame.size() - 42)));
@@ -245,12 +262,10 @@ TEST(fanout_schedule, more_packets_than_job_slots_wait_in_the_ring_none_dropped)
     // its 256 job slots (jobs_full); it takes no more than it has free and
     // the rest wait in the ring.
     static_assert(300 > dp::max_jobs);
-    ring_port port = fresh_ring_port("sched");
-    auto prof = base_profile(port.name);
-    prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 1100));
-    relay r(prof, relay_options{.launch = false, .iteration_budget = 1024});
-    r.state().load_static(prof);
-    ASSERT_TRUE(resolve(r, port, {}).empty());
+    sched_relay t({session_of(1, 40000, speaker_ip, 1234, big_first, 1100)}, 1024);
+    ASSERT_TRUE(t.ready);
+    relay& r = t.r;
+    const ring_port& port = t.port;
     const unsigned in_use0 = rte_mempool_in_use_count(r.pool());
 
     frame_spec f;
