@@ -323,26 +323,24 @@ struct relay_state::impl {
         if (l.dirty) {
             if (l.published) retired.push_back(l.published);
             l.published = nullptr;
-            if (l.nb_slots > 0 && l.nb_slots <= dp::listener_inline_max) {
-                // A small list: its records copied right after the header
-                // (dp_snapshot.h, listener_inline_max), chunks[0] pointing
-                // at the copy.
-                using rec = std::remove_reference_t<decltype(l.chunks[0]->l[0])>;
-                const size_t bytes = sizeof(rec) * l.nb_slots;
-                auto* pl = alloc_zeroed<Published>(dp::listener_inline_offset + bytes);
+            if (l.nb_slots > 0) {
+                // A small list carries a copy of its records right after
+                // its header (dp_snapshot.h, listener_inline_max), chunks[0]
+                // pointing at the copy; a bigger one points at the chunks.
+                const bool small = l.nb_slots <= dp::listener_inline_max;
+                const size_t bytes = sizeof(l.chunks[0]->l[0]) * l.nb_slots;
+                auto* pl = alloc_zeroed<Published>(small ? dp::listener_inline_offset + bytes
+                                                         : sizeof(Published) + sizeof(void*) * l.chunks.size());
                 pl->nb_slots = l.nb_slots;
                 pl->nb_live = l.nb_live;
-                pl->nb_chunks = 1;
-                auto* at = reinterpret_cast<char*>(pl) + dp::listener_inline_offset;
-                std::memcpy(at, l.chunks[0]->l, bytes);
-                pl->chunks[0] = reinterpret_cast<typename State::chunk_type*>(at);
-                l.published = pl;
-            } else if (l.nb_slots > 0) {
-                auto* pl = alloc_zeroed<Published>(sizeof(Published) + sizeof(void*) * l.chunks.size());
-                pl->nb_slots = l.nb_slots;
-                pl->nb_live = l.nb_live;
-                pl->nb_chunks = static_cast<uint32_t>(l.chunks.size());
-                for (size_t c = 0; c < l.chunks.size(); ++c) pl->chunks[c] = l.chunks[c];
+                pl->nb_chunks = small ? 1 : static_cast<uint32_t>(l.chunks.size());
+                if (small) {
+                    auto* at = reinterpret_cast<char*>(pl) + dp::listener_inline_offset;
+                    std::memcpy(at, l.chunks[0]->l, bytes);
+                    pl->chunks[0] = reinterpret_cast<typename State::chunk_type*>(at);
+                } else {
+                    std::copy(l.chunks.begin(), l.chunks.end(), pl->chunks);
+                }
                 l.published = pl;
             }
             l.dirty = false;

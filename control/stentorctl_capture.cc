@@ -133,13 +133,7 @@ public:
             arm();   // nothing to remove, but an interrupt still says FILE was left as it was
             return true;
         }
-        // No signal between the create and the handler that would remove it.
-        sigset_t block, old;
-        sigemptyset(&block);
-        for (const int s : fetch_signals) sigaddset(&block, s);
-        ::pthread_sigmask(SIG_BLOCK, &block, &old);
         const int err = create_named(O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC);
-        ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
         if (_fd < 0) return fail(strf("cannot create a temporary file in %s: %s", dir.c_str(), std::strerror(err)));
         return true;
     }
@@ -167,12 +161,7 @@ public:
             // only between the two can a SIGKILL leave it behind. Through
             // /proc/self/fd (the documented way), else AT_EMPTY_PATH
             // (root's CAP_DAC_READ_SEARCH).
-            sigset_t block, old;
-            sigemptyset(&block);
-            for (const int s : fetch_signals) sigaddset(&block, s);
-            ::pthread_sigmask(SIG_BLOCK, &block, &old);
             const int err = create_named(0);
-            ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
             if (_tmp.empty()) return fail(strf("cannot give the file a name in its directory: %s", std::strerror(err)));
         }
         const int fd = _fd;
@@ -205,9 +194,20 @@ private:
     // directory, armed for the signal handler: created with `flags`
     // (O_EXCL: never an existing name, never through a link) or, with
     // flags 0, the unnamed _fd linked there (linkat refuses an existing
-    // name alike). Called with the fetch signals blocked. Returns errno of
-    // the last try; _tmp is empty when it failed.
+    // name alike). The fetch signals are blocked meanwhile: none comes
+    // between the name and the handler that would remove it. Returns errno
+    // of the last try; _tmp is empty when it failed.
     int create_named(int flags) {
+        sigset_t block, old;
+        sigemptyset(&block);
+        for (const int s : fetch_signals) sigaddset(&block, s);
+        ::pthread_sigmask(SIG_BLOCK, &block, &old);
+        const int err = try_names(flags);
+        ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        return err;
+    }
+
+    int try_names(int flags) {
         int err = 0;
         for (int tries = 0; tries < 16; ++tries) {
             _tmp = "." + _base.substr(0, 200) + "." + random_suffix();
