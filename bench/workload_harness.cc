@@ -25,7 +25,9 @@
 //  latency  the same mix thinned to 80 % of that capacity, plus 64 small
 //           sessions (10 listeners, 50 packets/s) whose packets carry their
 //           arrival TSC: arrival (scheduled time on the RX queue) to the TX
-//           burst of each replica, p50 / p99 / p99.9.
+//           burst of each replica, p50 / p99 / p99.9; split into the wait
+//           in the RX queue (latency_rx_wait) and the relay's share, from
+//           the rx_burst to the TX burst (latency_after_rx).
 //  ipv6     bench/fanout_harness --family ipv6: one session of 1 M IPv6
 //           listeners beside txonly sending a frame of the IPv6 replica's
 //           length (txonly builds IPv4 only), as a child process.
@@ -88,6 +90,12 @@ using bench::summarise;
 constexpr unsigned opus_payload = 80;
 constexpr unsigned rtp_len = 12 + opus_payload;
 constexpr unsigned frame_len = 14 + 20 + 8 + rtp_len;   // 134
+// A probe's frame is 8 bytes longer: after its Opus bytes, the TSC of the
+// rx_burst that handed it to the relay (so a replica tells how long it
+// waited in the "NIC" and how long in the relay). The TX callback tells a
+// probe's replicas by their length, without reading every replica's bytes
+// (tx_probe).
+constexpr unsigned probe_pad = 8;
 constexpr unsigned worker_lcore = 1;
 constexpr uint32_t relay_ip = 0xc6120001;               // 198.18.0.1/24
 constexpr uint32_t gateway_ip = 0xc61200fe;
@@ -296,6 +304,7 @@ struct mix_source {
     std::atomic<bool> sample{false};
     std::vector<uint32_t> samples;   // TSC cycles, preallocated
     std::vector<uint64_t> sample_due;   // their scheduled arrival (WORKLOAD_DEBUG timeline)
+    std::vector<uint32_t> after_rx;     // their share after the rx_burst: in the relay
     std::atomic<size_t> nb_samples{0};
     // The RX part of the probes' latency: scheduled arrival to the rx_burst
     // that handed the probe to the relay (time in the "NIC" queue).
@@ -340,11 +349,21 @@ void build_frame_template(mix_source& m) {
 // checksums from the template's sums and the fields that change, as the
 // speaker's own stack would have them (frame_checksums_ok checks them once
 // at start-up against a full sum).
-void emit_frame(const mix_source& src, uint8_t* d, const session_info& s, speaker_info& sp, uint64_t due) {
+void emit_frame(const mix_source& src, uint8_t* d, const session_info& s, speaker_info& sp, uint64_t due,
+                uint64_t rx_tsc) {
     std::memcpy(d, src.frame, frame_len);
+    // A probe's 8 bytes more (its RX TSC) add to the lengths (the IPv4
+    // total length; the UDP length twice, in its header and in the pseudo
+    // header) and to the UDP sum.
+    const unsigned pad = s.probe ? probe_pad : 0;
     uint8_t* ip = d + 14;
     put32(ip + 12, sp.ip);
-    put16(ip + 10, static_cast<uint16_t>(~fold(src.ip_sum0 + (sp.ip >> 16) + (sp.ip & 0xffff))));
+    if (pad != 0) {
+        put16(ip + 2, 20 + 8 + rtp_len + pad);
+        put16(ip + 24, 8 + rtp_len + pad);
+        std::memcpy(d + frame_len, &rx_tsc, sizeof rx_tsc);
+    }
+    put16(ip + 10, static_cast<uint16_t>(~fold(src.ip_sum0 + pad + (sp.ip >> 16) + (sp.ip & 0xffff))));
     uint8_t* udp = ip + 20;
     put16(udp, sp.port);
     put16(udp + 2, s.udp_port);
@@ -355,8 +374,9 @@ void emit_frame(const mix_source& src, uint8_t* d, const session_info& s, speake
     put32(rtp + 4, ts);
     put32(rtp + 8, sp.ssrc);
     if (s.probe) std::memcpy(rtp + 12, &due, sizeof due);
-    const uint32_t sum = src.udp_sum0 + (sp.ip >> 16) + (sp.ip & 0xffff) + sp.port + s.udp_port + seq + (ts >> 16) +
-                         (ts & 0xffff) + (sp.ssrc >> 16) + (sp.ssrc & 0xffff) + sum16(rtp + 12, 8);
+    const uint32_t sum = src.udp_sum0 + 2 * pad + (sp.ip >> 16) + (sp.ip & 0xffff) + sp.port + s.udp_port + seq +
+                         (ts >> 16) + (ts & 0xffff) + (sp.ssrc >> 16) + (sp.ssrc & 0xffff) + sum16(rtp + 12, 8) +
+                         (pad != 0 ? sum16(d + frame_len, pad) : 0);
     const uint16_t c = static_cast<uint16_t>(~fold(sum));
     put16(udp + 6, c == 0 ? 0xffff : c);
 }
@@ -365,16 +385,19 @@ void emit_frame(const mix_source& src, uint8_t* d, const session_info& s, speake
 bool frame_checksums_ok(const uint8_t* d) {
     const uint8_t* ip = d + 14;
     if (fold(sum16(ip, 20)) != 0xffff) return false;
-    const uint32_t pseudo = sum16(ip + 12, 8) + 17 + 8 + rtp_len;
-    return fold(sum16(ip + 20, 8 + rtp_len, pseudo)) == 0xffff;
+    const unsigned udp_len = get16(ip + 24);
+    if (get16(ip + 2) != 20 + udp_len) return false;
+    const uint32_t pseudo = sum16(ip + 12, 8) + 17 + udp_len;
+    return fold(sum16(ip + 20, udp_len, pseudo)) == 0xffff;
 }
 
 // Writes one speaker packet into m, with the checksum flags a NIC with RX
 // checksum offload sets.
-void emit(mix_source& src, rte_mbuf* mb, const session_info& s, speaker_info& sp, uint64_t due) {
-    emit_frame(src, rte_pktmbuf_mtod(mb, uint8_t*), s, sp, due);
-    mb->data_len = frame_len;
-    mb->pkt_len = frame_len;
+void emit(mix_source& src, rte_mbuf* mb, const session_info& s, speaker_info& sp, uint64_t due, uint64_t rx_tsc) {
+    emit_frame(src, rte_pktmbuf_mtod(mb, uint8_t*), s, sp, due, rx_tsc);
+    const uint16_t len = static_cast<uint16_t>(frame_len + (s.probe ? probe_pad : 0));
+    mb->data_len = len;
+    mb->pkt_len = len;
     mb->nb_segs = 1;
     mb->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
 }
@@ -411,7 +434,7 @@ uint16_t rx_source(uint16_t port, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, 
                 } else {
                     pkts[out++] = mb;
                     mb->port = port;   // as the PMD sets it
-                    emit(src, mb, s, sp, due);
+                    emit(src, mb, s, sp, due, now);
                     if (s.probe && src.sample.load(std::memory_order_relaxed)) {
                         const size_t n = src.nb_rx_waits.load(std::memory_order_relaxed);
                         if (n < src.rx_waits.size()) {
@@ -438,6 +461,10 @@ uint16_t tx_probe(uint16_t, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, void* 
     const uint64_t now = rte_rdtsc();
     size_t n = src.nb_samples.load(std::memory_order_relaxed);
     for (uint16_t i = 0; i < nb_pkts; ++i) {
+        // Only a probe's replicas have its length (probe_pad): the others'
+        // bytes are not read (this callback runs on the worker's core, and
+        // its cost is load the relay carries while the latency is measured).
+        if (pkts[i]->pkt_len != frame_len + probe_pad) continue;
         const uint8_t* d = rte_pktmbuf_mtod(pkts[i], const uint8_t*);
         const uint16_t sport = get16(d + 34);
         if (sport < src.probe_lo || sport > src.probe_hi || n >= src.samples.size()) continue;
@@ -445,6 +472,9 @@ uint16_t tx_probe(uint16_t, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, void* 
         std::memcpy(&stamp, d + 42 + 12, sizeof stamp);
         const uint64_t dt = now - stamp;
         src.sample_due[n] = stamp;
+        uint64_t rx;
+        std::memcpy(&rx, d + frame_len, sizeof rx);
+        src.after_rx[n] = static_cast<uint32_t>(std::min<uint64_t>(now - rx, UINT32_MAX));
         src.samples[n++] = static_cast<uint32_t>(std::min<uint64_t>(dt, UINT32_MAX));
     }
     src.nb_samples.store(n, std::memory_order_relaxed);
@@ -547,9 +577,9 @@ int part_mix(const mix_options& o) {
         for (uint32_t i = 0; i < src->sessions.size(); ++i) {
             const session_info& si = src->sessions[i];
             speaker_info sp = src->speakers[si.first_speaker + i % si.nb_speakers];
-            uint8_t f[frame_len];
+            uint8_t f[frame_len + probe_pad];
             src->cycle = i % 7 * 1000003u;
-            emit_frame(*src, f, si, sp, stamps());
+            emit_frame(*src, f, si, sp, stamps(), stamps());
             if (!frame_checksums_ok(f)) {
                 std::printf("PART mix error=frame_checksum session=%u\n", i);
                 return 1;
@@ -559,6 +589,7 @@ int part_mix(const mix_options& o) {
         // Every probe replica of the latency window, with the time it was due.
         src->samples.resize(static_cast<size_t>(1.5 * o.probes * o.probe_listeners * 50 * (o.latency_seconds + 1)) + 1024);
         src->sample_due.resize(src->samples.size());
+        src->after_rx.resize(src->samples.size());
         const bool timeline = std::getenv("WORKLOAD_DEBUG") != nullptr;
         std::vector<uint64_t> publish_tsc;   // WORKLOAD_DEBUG: when each churn publish started
         src->rx_waits.resize(size_t{1} << 20);
@@ -814,6 +845,16 @@ int part_mix(const mix_options& o) {
             auto rpct = [&](double q) { return quantile_us(rw, q, hz); };
             std::printf("PART latency_rx_wait samples=%zu p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n", rw.size(),
                         rpct(0.5), rpct(0.99), rpct(0.999), rw.empty() ? 0.0 : rpct(1.0));
+            // The relay's share: from that rx_burst to the replica's TX
+            // burst, per replica (what a probe waits for once the core has
+            // it: the ingress of its burst, the short jobs ahead of it, the
+            // TX buffer).
+            std::vector<uint32_t> ar(src->after_rx.begin(),
+                                     src->after_rx.begin() + static_cast<long>(src->nb_samples.load()));
+            std::sort(ar.begin(), ar.end());
+            auto apct = [&](double q) { return quantile_us(ar, q, hz); };
+            std::printf("PART latency_after_rx samples=%zu p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n", ar.size(),
+                        apct(0.5), apct(0.99), apct(0.999), ar.empty() ? 0.0 : apct(1.0));
             std::fflush(stdout);
 
             // The same probes, only those that arrived and left while the

@@ -240,9 +240,10 @@ inline void prefetch_records(const void* p) noexcept {
 // Serve jobs until `budget` replicas are visited or none is left: short jobs
 // first, in arrival order, each to its end; then long jobs, one slice each,
 // round robin. Short jobs take the whole budget while they keep up, that is
-// while the oldest has waited less than short_wait_us; past that (more short
-// work than the lcore can do: overload), and while long jobs wait, short
-// jobs get half of each iteration's budget and long jobs the rest. So do
+// while the oldest has waited less than a tenth of the frame deadline
+// (short_wait_share); past that (more short work than the lcore can do:
+// overload), and while long jobs wait, short jobs get half of each
+// iteration's budget and long jobs the rest. So do
 // they while long_backlog_jobs long jobs wait: short work the core just
 // keeps up with, and long work piling up behind it (overload too).
 //

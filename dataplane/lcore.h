@@ -102,7 +102,7 @@ struct alignas(cache_line) worker {
     // stalls: the loop notices time it did not run (loop.cc)
     uint64_t prev_end_tsc;          // 0 outside worker_main (tests poll at their own pace)
     uint64_t stall_threshold;       // TSC cycles
-    uint64_t short_wait_cycles;     // fanout.cc run_jobs: short_wait_us in TSC cycles
+    uint64_t short_wait_cycles;     // fanout.cc run_jobs: the frame deadline / short_wait_share
 
     // neighbours (ARP owner) and control replies
     uint64_t last_arp_tsc;

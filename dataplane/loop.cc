@@ -69,7 +69,7 @@ worker* worker_create(const worker_config& cfg) {
         w->mi = mi_batcher_create(static_cast<mi_mode>(w->cfg.mi_mode));   // nullptr: one by one
     w->last_drain_tsc = now;
     w->stall_threshold = w->hz * stall_us / 1000000;
-    w->short_wait_cycles = w->hz * short_wait_us / 1000000;
+    w->short_wait_cycles = w->cfg.deadline_cycles / short_wait_share;
     return w;
 }
 

@@ -25,10 +25,16 @@ inline constexpr unsigned max_jobs = 256;
 // packet is not refused because big sessions' packets fill the table.
 inline constexpr unsigned short_job_reserve = 16;
 // Short jobs take a whole iteration's budget while the oldest of them has
-// waited less than this; past it (more short work than the lcore can do),
-// half while long jobs wait (fanout.cc run_jobs). A few loaded iterations:
-// a burst of small sessions drains before it, a lasting excess does not.
-inline constexpr unsigned short_wait_us = 200;
+// waited less than the frame deadline divided by this (2 ms at the default
+// 20 ms); past it (more short work than the lcore can do), half while long
+// jobs wait (fanout.cc run_jobs). Long enough that the backlog of a burst or
+// of a stop of the core (a shared host's vCPU stops of up to ~3 ms) drains
+// at full speed; short enough that under a lasting excess the long jobs get
+// their half with 90 % of their deadline left. (200 us until the tenth
+// round: every host stop longer than that halved the small sessions' speed
+// while they caught up, and their p99 at 80 % load was 94-468 us instead of
+// 51-59; docs/performance.md.)
+inline constexpr unsigned short_wait_share = 10;
 // ... or while this many long jobs wait: short jobs that keep up, but with
 // so little left that the big sessions' packets pile up towards the job
 // table's end (jobs_full: whole packets lost, every tier alike). Half the
