@@ -238,8 +238,11 @@ inline void prefetch_records(const void* p) noexcept {
 }
 
 // Serve jobs until `budget` replicas are visited or none is left: short jobs
-// first, in arrival order, each to its end; then long jobs, one slice each,
-// round robin. Short jobs take the whole budget while they keep up, that is
+// first, in arrival order, each to its end (tiny ones, of one TX burst or
+// less, before the others while the oldest of those has waited less than a
+// tenth of the frame deadline: they delay each bigger job by a fraction of
+// a microsecond and would otherwise wait for all of them); then long jobs,
+// one slice each, round robin. Short jobs take the whole budget while they keep up, that is
 // while the oldest has waited less than a tenth of the frame deadline
 // (short_wait_share); past that (more short work than the lcore can do:
 // overload), and while long jobs wait, short jobs get half of each
@@ -272,24 +275,40 @@ unsigned run_jobs(worker* w, const dp_snapshot& s, uint64_t now, uint32_t budget
     const bool single = w->sh->nb_ports == 1;
     unsigned work = 0;
     uint32_t short_left = budget;
-    if (w->order_count > 0 && w->fresh_count > 0) {
-        // The head short job's start: its deadline less the frame deadline.
-        const uint64_t started = w->jobs[w->fresh[w->fresh_head]].deadline_tsc - w->cfg.deadline_cycles;
-        if ((now > started && now - started > w->short_wait_cycles) || w->order_count >= long_backlog_jobs)
-            short_left = budget / 2;
+    // A job's start is its deadline less the frame deadline: the earlier
+    // deadline is the older job.
+    auto waited_long = [&](uint32_t id) {
+        const uint64_t started = w->jobs[id].deadline_tsc - w->cfg.deadline_cycles;
+        return now > started && now - started > w->short_wait_cycles;
+    };
+    // Tiny jobs first, unless the oldest other short job has waited too
+    // long: then the older of the two first (arrival order).
+    const bool tiny_first = w->fresh_count == 0 || !waited_long(w->fresh[w->fresh_head]);
+    if (w->order_count > 0 && w->tiny_count + w->fresh_count > 0) {
+        const bool late = (w->fresh_count > 0 && !tiny_first) ||
+                          (w->tiny_count > 0 && waited_long(w->tiny[w->tiny_head]));
+        if (late || w->order_count >= long_backlog_jobs) short_left = budget / 2;
     }
     while (budget > 0) {
-        const bool is_short = w->fresh_count > 0 && (short_left > 0 || w->order_count == 0);
+        const bool any_short = w->tiny_count + w->fresh_count > 0;
+        const bool is_short = any_short && (short_left > 0 || w->order_count == 0);
         if (!is_short && w->order_count == 0) break;
-        const uint32_t id = is_short ? w->fresh[w->fresh_head] : w->order[w->order_head];
+        const bool is_tiny = is_short && w->tiny_count > 0 &&
+                             (tiny_first || w->fresh_count == 0 ||
+                              w->jobs[w->tiny[w->tiny_head]].deadline_tsc <= w->jobs[w->fresh[w->fresh_head]].deadline_tsc);
+        const uint32_t id = is_tiny    ? w->tiny[w->tiny_head]
+                            : is_short ? w->fresh[w->fresh_head]
+                                       : w->order[w->order_head];
         const uint32_t cap = is_short ? std::min(budget, w->order_count > 0 ? short_left : budget)
                                       : std::min(budget, w->cfg.slice - std::min(w->cfg.slice - 1, w->head_turn));
         {
             // The job after this one: the next short one, else the long one
             // whose turn comes next.
             uint32_t next = max_jobs;
-            if (is_short && w->fresh_count > 1)
-                next = w->fresh[(w->fresh_head + 1) % max_jobs];
+            if (is_tiny && w->tiny_count > 1)
+                next = w->tiny[(w->tiny_head + 1) % max_jobs];
+            else if (is_short && w->fresh_count > (is_tiny ? 0u : 1u))
+                next = w->fresh[(w->fresh_head + (is_tiny ? 0 : 1)) % max_jobs];
             else if (is_short ? w->order_count > 0 : w->order_count > 1)
                 next = w->order[(w->order_head + (is_short ? 0 : 1)) % max_jobs];
             if (next != max_jobs) prefetch_records(w->jobs[next].next_rec);
@@ -305,7 +324,10 @@ unsigned run_jobs(worker* w, const dp_snapshot& s, uint64_t now, uint32_t budget
         work += visited + 1;
         if (is_short) {
             if (!finished) continue;   // budget spent: it goes on first next time
-            list_pop(w->fresh_head, w->fresh_count);
+            if (is_tiny)
+                list_pop(w->tiny_head, w->tiny_count);
+            else
+                list_pop(w->fresh_head, w->fresh_count);
         } else {
             w->head_turn += std::max<uint32_t>(visited, 1);
             if (!finished && w->head_turn < w->cfg.slice) continue;   // budget spent mid-turn: it goes on next time
@@ -432,7 +454,10 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
         // first records are fetched now, while the rest of the burst goes
         // through ingress.
         prefetch_records(j.next_rec);
-        list_push(w->fresh, w->fresh_head, w->fresh_count, id);
+        if (slots <= tiny_job_slots)
+            list_push(w->tiny, w->tiny_head, w->tiny_count, id);
+        else
+            list_push(w->fresh, w->fresh_head, w->fresh_count, id);
     } else {
         list_push(w->order, w->order_head, w->order_count, id);
     }

@@ -80,6 +80,12 @@ struct alignas(cache_line) worker {
     uint32_t fresh[max_jobs];
     uint32_t fresh_head;
     uint32_t fresh_count;
+    // Short jobs of one TX burst or less (tiny_job_slots): served before the
+    // other short ones while the oldest of those has waited less than
+    // short_wait_cycles (run_jobs).
+    uint32_t tiny[max_jobs];
+    uint32_t tiny_head;
+    uint32_t tiny_count;
     uint32_t order[max_jobs];
     uint32_t order_head;
     uint32_t order_count;

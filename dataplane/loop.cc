@@ -148,7 +148,7 @@ unsigned worker_poll(worker* w) noexcept {
     // no fan-out job is left: nothing would fill them soon, so a small
     // session's last replicas would wait up to tx_drain_us (100 us) for
     // company. A loaded lcore always has jobs and keeps full bursts.
-    if (end - w->last_drain_tsc >= w->cfg.drain_cycles || w->fresh_count + w->order_count == 0) {
+    if (end - w->last_drain_tsc >= w->cfg.drain_cycles || worker_jobs_pending(w) == 0) {
         tx_flush_all(w);
         w->last_drain_tsc = end;
     }
@@ -169,7 +169,7 @@ unsigned worker_poll(worker* w) noexcept {
 
 void worker_flush(worker* w) noexcept { tx_flush_all(w); }
 
-unsigned worker_jobs_pending(const worker* w) noexcept { return w->fresh_count + w->order_count; }
+unsigned worker_jobs_pending(const worker* w) noexcept { return w->tiny_count + w->fresh_count + w->order_count; }
 
 // ---------------------------------------------------------------------------
 // Adaptive idle (dataplane.idle = "adaptive", docs/profiles.md "Idle
@@ -255,7 +255,7 @@ int worker_main(void* arg) {
             if (worker_poll(w) != 0) {
                 w->empty_polls = 0;
                 w->sleep_us = idle_sleep_min_us;
-            } else if (++w->empty_polls >= idle_polls && w->fresh_count + w->order_count == 0) {
+            } else if (++w->empty_polls >= idle_polls && worker_jobs_pending(w) == 0) {
                 // Stays at idle_polls: after a sleep one empty poll is
                 // enough to sleep again (the backoff grows meanwhile).
                 w->empty_polls = idle_polls;

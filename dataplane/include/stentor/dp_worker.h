@@ -24,6 +24,9 @@ inline constexpr unsigned max_jobs = 256;
 // Job slots only short jobs (one slice or less) may take: a small session's
 // packet is not refused because big sessions' packets fill the table.
 inline constexpr unsigned short_job_reserve = 16;
+// Short jobs of at most this many replicas (one TX burst) go before the
+// other short jobs (fanout.cc run_jobs).
+inline constexpr unsigned tiny_job_slots = 32;
 // Short jobs take a whole iteration's budget while the oldest of them has
 // waited less than the frame deadline divided by this (2 ms at the default
 // 20 ms); past it (more short work than the lcore can do), half while long
