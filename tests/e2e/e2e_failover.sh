@@ -152,15 +152,16 @@ declare -a DRAINED=()
 for ((k = 0; k < NB_LISTENERS; k++)); do [[ "$(fl_listener_edge "$k")" == edge-2 ]] && DRAINED+=("$k"); done
 declare -A BEFORE=()
 for k in "${DRAINED[@]}"; do BEFORE[$k]=$(moves "$k"); done
-ip netns exec "$FL_NS_CTL" env ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 watch /stentor/relays/edge-2 \
-  >"$WORK/watch-edge-2.log" 2>&1 &
-WPID=$!
-netlib_track "$WPID"
-sleep 0.3
+# The registry's revision now: afterwards a watch from the next one replays
+# every change of edge-2's key since (a watch started in the background
+# before the SIGTERM could connect too late on a loaded machine and see
+# nothing).
+etcd_ctl=(ip netns exec "$FL_NS_CTL" env ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379)
+rev=$("${etcd_ctl[@]}" get /stentor/relays/edge-2 -w json 2>/dev/null | grep -o '"revision":[0-9]*' | head -n1 | cut -d: -f2)
 kill -TERM "${FL_PID[2]}" 2>/dev/null || true
 rc=0
 wait "${FL_PID[2]}" || rc=$?
-kill "$WPID" 2>/dev/null || true
+timeout 3 "${etcd_ctl[@]}" watch --rev=$((${rev:-0} + 1)) /stentor/relays/edge-2 >"$WORK/watch-edge-2.log" 2>&1 || true
 drain_line=$(grep 'fleet: draining: .* told to move' "$WORK/relay-2.log" | tail -n1 || true)
 echo "# edge-2: ${drain_line#*fleet: }"
 bad=0
