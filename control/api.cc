@@ -692,6 +692,28 @@ struct api_server::impl {
             if (!r) fail(404, "not_found", "session " + std::to_string(sid) + " has no recording");
             return json_reply(200, recording_json(*r));
         }
+        case route_kind::recording_by_id: {
+            const auto r = cp.rel().recording_by_id(rt.recording);
+            if (!r) fail(404, "not_found", "no recording " + std::to_string(rt.recording));
+            return json_reply(200, recording_json(*r));
+        }
+        case route_kind::recording_delete: {
+            using rs = svc::recorder::remove_status;
+            const auto res = cp.rel().delete_recording(rt.recording);
+            const std::string what = "recording " + std::to_string(rt.recording);
+            switch (res.status) {
+            case rs::not_found: fail(404, "not_found", "no " + what);
+            case rs::recording:
+                fail(409, "recording", what + " (session " + std::to_string(res.info.session_id) +
+                                           ") is still being written: end its session first");
+            case rs::failed: fail(500, "delete_failed", what + ": " + res.error + " (it stays listed)");
+            case rs::removed: break;
+            }
+            json files = json::array();
+            for (const auto& f : res.unlinked) files.push_back(f);
+            return json_reply(200, {{"deleted", rt.recording}, {"session", res.info.session_id},
+                                    {"bytes", res.info.bytes}, {"files", files}});
+        }
         case route_kind::speaker_add: {
             const speaker_spec s = need(parse_speaker_add(body, limits()));
             cp.state().speaker_add(sid, s);

@@ -493,6 +493,18 @@ parse_result<route> parse_route(std::string_view method, std::string_view url, b
             r.kind = route_kind::counters_clear;
             return r;
         }
+        if (res == "recordings" && n == 3 && !get) fail(405, "method_not_allowed", "GET");
+        if (res == "recordings" && n == 4) {
+            // /api/v1/recordings/{id} (docs/audio.md, "Deleting a recording")
+            const auto id = parse_uint(seg[3]);
+            if (!id || *id == 0) fail(404, "not_found", "no recording " + utf8_safe(seg[3]));
+            r.recording = *id;
+            no_body();
+            if (get) r.kind = route_kind::recording_by_id;
+            else if (del) r.kind = route_kind::recording_delete;
+            else fail(405, "method_not_allowed", "GET or DELETE");
+            return r;
+        }
         if (res == "captures") {
             // /api/v1/captures[/{id}[/stop|/file]] (docs/capture.md)
             if (n == 3) {

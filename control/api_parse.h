@@ -162,6 +162,8 @@ enum class route_kind {
     session_get,
     session_end,
     recording_get,
+    recording_by_id,       // GET /api/v1/recordings/ID
+    recording_delete,      // DELETE /api/v1/recordings/ID
     speaker_add,
     speaker_del,
     listeners_list,
@@ -177,12 +179,13 @@ enum class route_kind {
 
 struct route {
     route_kind kind = route_kind::health;
-    uint32_t session = 0;       // session_* (but create), recording_get, speaker_*, listener*
+    uint32_t session = 0;       // session_* (but create), recording_*, speaker_*, listener*
     endpoint ep{};              // speaker_del, listener_del
     std::string ep_text;        // the IP:PORT segment as given (speaker_del, listener_del)
     bool speaker = false;       // srtp_key_*: a speaker's key set (ep), else the session's
     std::string key_id;         // srtp_key_del
     uint32_t capture = 0;       // capture_get, capture_stop, capture_file, capture_delete
+    uint64_t recording = 0;     // recording_by_id, recording_delete
 };
 
 // Whether the path needs the bearer token: everything but /api/v1/health,

@@ -175,7 +175,8 @@ json recording_json(const recording_info& r) {
                           {"filled", t.stats.fillers},
                           {"paused_s", t.paused_s},
                           {"paused_packets", t.paused_packets}});
-    return {{"session", r.session_id},
+    return {{"id", r.id},
+            {"session", r.session_id},
             {"name", r.name},
             {"mode", r.mode},
             {"state", r.state},

@@ -485,6 +485,8 @@ unsigned relay::poll_services(uint64_t now_ns) {
 
 std::vector<recording_info> relay::recordings() const { return _impl->rec->recordings(); }
 std::optional<recording_info> relay::recording(uint32_t session_id) const { return _impl->rec->recording(session_id); }
+std::optional<recording_info> relay::recording_by_id(uint64_t id) const { return _impl->rec->recording_by_id(id); }
+svc::recorder::remove_result relay::delete_recording(uint64_t id) { return _impl->rec->remove(id); }
 svc::mixer_stats relay::mix_stats() const { return _impl->mixer->stats().snapshot(); }
 std::optional<std::string> relay::mix_error(uint32_t session_id) const { return _impl->mixer->session_error(session_id); }
 std::optional<svc::mix_encoder_report> relay::mix_encoder(uint32_t session_id) const {

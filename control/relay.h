@@ -98,6 +98,10 @@ public:
     // as their session has ended (the session observer waits for the close).
     std::vector<recording_info> recordings() const;
     std::optional<recording_info> recording(uint32_t session_id) const;
+    // One recording by its id (recording_info::id); deleting it once it is
+    // closed (svc::recorder::remove).
+    std::optional<recording_info> recording_by_id(uint64_t id) const;
+    svc::recorder::remove_result delete_recording(uint64_t id);
     svc::mixer_stats mix_stats() const;
     // Why the mix of this session failed, if it did (the mixer dropped its
     // state and its packets; other sessions go on). See svc::mixer.

@@ -535,6 +535,7 @@ struct options {
     stentorctl::capture_args capture;   // stentorctl capture ... (stentorctl_capture.h)
     // commands
     uint32_t sid = 0;
+    uint64_t recording_id = 0;
     uint64_t offset = 0, limit = 100;
     std::string name, mode = "forward";
     unsigned udp_port = 0, max_listeners = 0, frame_ms = 20, max_bitrate = 256;
@@ -675,12 +676,13 @@ void build(CLI::App& app, options& o, std::vector<command>& commands, CLI::Optio
         return exit_ok;
     });
     const auto print_recordings = [](const json& j, bool tracks) {
-        std::printf("%-8s %-10s %10s %12s  %s\n", "SESSION", "STATE", "DURATION", "BYTES", "PATH / ERROR");
+        std::printf("%-6s %-8s %-10s %10s %12s  %s\n", "ID", "SESSION", "STATE", "DURATION", "BYTES", "PATH / ERROR");
         for (const auto& r : j["recordings"]) {
             const std::string where = !r["error"].is_null() ? r["error"].get<std::string>()
                                       : r["path"].is_null() ? std::string("(no audio yet)")
                                                             : r["path"].get<std::string>();
-            std::printf("%-8u %-10s %9.3fs %12llu  %s\n", r["session"].get<unsigned>(), r["state"].get<std::string>().c_str(),
+            std::printf("%-6llu %-8u %-10s %9.3fs %12llu  %s\n", ull(r["id"].get<uint64_t>()), r["session"].get<unsigned>(),
+                        r["state"].get<std::string>().c_str(),
                         r["duration_s"].get<double>(), ull(r["bytes"].get<uint64_t>()), where.c_str());
             if (tracks)
                 for (const auto& t : r["tracks"])
@@ -703,6 +705,24 @@ void build(CLI::App& app, options& o, std::vector<command>& commands, CLI::Optio
         print_recordings(json{{"recordings", json::array({r})}}, true);
         return exit_ok;
     }));
+
+    // recording delete
+    auto* recording = app.add_subcommand("recording", "delete a recording once it is published (docs/audio.md)");
+    recording->require_subcommand(1);
+    auto* r_del = cmd(recording, "delete", "delete a closed recording's files: ID as 'show recordings' lists it",
+                      [&o, v1](const api_client& c) {
+                          const json j = c.call("DELETE", v1 + "/recordings/" + std::to_string(o.recording_id));
+                          if (o.as_json) return out_json(j), exit_ok;
+                          std::printf("deleted recording %llu of session %u: %zu files, %llu bytes\n",
+                                      ull(j["deleted"].get<uint64_t>()), j["session"].get<unsigned>(), j["files"].size(),
+                                      ull(j["bytes"].get<uint64_t>()));
+                          return exit_ok;
+                      });
+    r_del->add_option("recording", o.recording_id, "recording id")
+        ->required()
+        ->transform(decimal_in(1, UINT64_MAX))
+        ->type_name("ID")
+        ->default_str("");
 
     // session create | end
     auto* session = app.add_subcommand("session", "create or end a session");

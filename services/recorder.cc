@@ -126,6 +126,7 @@ struct recorder::impl {
     std::vector<std::unique_ptr<rec>> done;                  // finalised or recovered, oldest first
     std::set<uint64_t> closed_generations;
     unsigned open_tracks = 0;                                // tracks of active or retiring recordings not closed
+    uint64_t next_id = 1;                                    // recording_info::id
     uint64_t now_ns = 0;                                     // io()'s clock, for the writer's callbacks
     // Lines logged by poll() (online): written to stderr by io(), offline
     // and without the lock, since a stalled log pipe blocks like a disk.
@@ -263,6 +264,7 @@ struct recorder::impl {
         r->info.started_unix_ms = unix_ms();
         r->start_ns = mono_ns();
         r->stamp = utc_stamp();
+        r->info.id = next_id++;
         if (!writer.ok()) fail(*r, writer.error());
         auto& slot = active[id];
         slot = std::move(r);
@@ -830,7 +832,10 @@ struct recorder::impl {
         for (auto& [k, r] : found) v.push_back(std::move(r));
         std::sort(v.begin(), v.end(),
                   [](const auto& a, const auto& b) { return a->info.started_unix_ms < b->info.started_unix_ms; });
-        for (auto& r : v) done.push_back(std::move(r));
+        for (auto& r : v) {
+            r->info.id = next_id++;
+            done.push_back(std::move(r));
+        }
         while (done.size() > max_listed) done.erase(done.begin());
     }
 };
@@ -909,6 +914,86 @@ std::optional<recording_info> recorder::recording(uint32_t session_id) const {
     for (auto r = _impl->done.rbegin(); r != _impl->done.rend(); ++r)
         if ((*r)->info.session_id == session_id) return (*r)->info;
     return std::nullopt;
+}
+
+std::optional<recording_info> recorder::recording_by_id(uint64_t id) const {
+    std::lock_guard lk(_impl->mu);
+    for (const auto& [sid, r] : _impl->active)
+        if (r->info.id == id) {
+            _impl->refresh(*r);
+            return r->info;
+        }
+    for (const auto& r : _impl->retiring)
+        if (r->info.id == id) {
+            _impl->refresh(*r);
+            return r->info;
+        }
+    for (const auto& r : _impl->done)
+        if (r->info.id == id) return r->info;
+    return std::nullopt;
+}
+
+recorder::remove_result recorder::remove(uint64_t id) {
+    remove_result res;
+    std::unique_ptr<rec> taken;
+    {
+        std::lock_guard lk(_impl->mu);
+        for (const auto& [sid, r] : _impl->active)
+            if (r->info.id == id) {
+                _impl->refresh(*r);
+                res.status = remove_status::recording;
+                res.info = r->info;
+                return res;
+            }
+        for (const auto& r : _impl->retiring)
+            if (r->info.id == id) {
+                res.status = remove_status::recording;
+                res.info = r->info;
+                return res;
+            }
+        for (auto r = _impl->done.begin(); r != _impl->done.end(); ++r)
+            if ((*r)->info.id == id) {
+                taken = std::move(*r);
+                _impl->done.erase(r);
+                break;
+            }
+    }
+    if (!taken) return res;
+    res.info = taken->info;
+    // Its files: every track's (each the recorder's own name under dir),
+    // the first track's again as info.path.
+    std::vector<std::string> paths;
+    for (const auto& t : taken->info.tracks)
+        if (!t.path.empty()) paths.push_back(t.path);
+    if (!taken->info.path.empty()) paths.push_back(taken->info.path);
+    std::sort(paths.begin(), paths.end());
+    paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+    for (const auto& p : paths) {
+        // unlink never follows a link: a link planted under the name goes, not its target.
+        if (::unlink(p.c_str()) == 0)
+            res.unlinked.push_back(p);
+        else if (errno != ENOENT && res.error.empty())
+            res.error = "unlink " + p + ": " + std::strerror(errno);
+    }
+    std::string why;
+    if (!res.unlinked.empty() && !sync_dir(_impl->opt.dir, why) && res.error.empty()) res.error = why;
+    if (res.error.empty()) {
+        res.status = remove_status::removed;
+        spdlog::info("stentor: recorder: recording {} of session {} deleted ({} files)", id, res.info.session_id,
+                     res.unlinked.size());
+        return res;
+    }
+    res.status = remove_status::failed;
+    spdlog::error("stentor: recorder: deleting recording {} of session {}: {}", id, res.info.session_id, res.error);
+    // Back on the list, in start order, with what went wrong.
+    taken->info.error = "delete: " + res.error;
+    std::lock_guard lk(_impl->mu);
+    auto at = std::find_if(_impl->done.begin(), _impl->done.end(), [&](const auto& r) {
+        return r->info.started_unix_ms > taken->info.started_unix_ms;
+    });
+    _impl->done.insert(at, std::move(taken));
+    while (_impl->done.size() > max_listed) _impl->done.erase(_impl->done.begin());
+    return res;
 }
 
 recorder_stats recorder::stats() const {

@@ -343,6 +343,15 @@ TEST(api_parse, routes) {
         {"GET", "/api/v1/sessions/x/listeners", false, true, k::session_get, 404},
         {"GET", "/api/v1/sessions/3/recording", false, true, k::recording_get, 0, 3},
         {"POST", "/api/v1/sessions/3/recording", false, true, k::recording_get, 405},
+        {"DELETE", "/api/v1/sessions/3/recording", false, true, k::recording_get, 405},
+        {"GET", "/api/v1/recordings/7", false, true, k::recording_by_id, 0},
+        {"DELETE", "/api/v1/recordings/7", false, true, k::recording_delete, 0},
+        {"DELETE", "/api/v1/recordings/7", true, true, k::recording_delete, 400},
+        {"POST", "/api/v1/recordings/7", false, true, k::recording_delete, 405},
+        {"DELETE", "/api/v1/recordings/0", false, true, k::recording_delete, 404},
+        {"DELETE", "/api/v1/recordings/x", false, true, k::recording_delete, 404},
+        {"DELETE", "/api/v1/recordings/7/tracks", false, true, k::recording_delete, 404},
+        {"DELETE", "/api/v1/recordings", false, true, k::recordings_list, 405},
         {"POST", "/api/v1/sessions/3/speakers", true, true, k::speaker_add, 0, 3},
         {"DELETE", "/api/v1/sessions/3/speakers/198.18.0.10:5004", false, true, k::speaker_del, 0, 3},
         {"DELETE", "/api/v1/sessions/3/speakers/198.18.0.10", false, true, k::speaker_del, 400},
@@ -396,6 +405,7 @@ TEST(api_parse, routes) {
     EXPECT_EQ((endpoint{ip("203.0.113.7"), 6001}), d.value().ep);
     EXPECT_EQ("203.0.113.7:6001", d.value().ep_text);
     EXPECT_EQ(4u, parse_route("GET", "/api/v1/captures/4/file", false).value().capture);
+    EXPECT_EQ(7u, parse_route("DELETE", "/api/v1/recordings/7", false).value().recording);
 }
 
 TEST(api_parse, reasons_are_always_utf8) {

@@ -11,7 +11,10 @@
 #      recording's file appeared (<name>.opus.part); the next stentord on the
 #      same directory closes the file, renames it <name>.opus and lists it as
 #      "recovered"; opusinfo, ffprobe and ffmpeg accept it, and it lasts to
-#      within one second of the kill.
+#      within one second of the kill. Then, through stentorctl and the API,
+#      the recovered recording is deleted by its id (its file goes, the list
+#      no longer has it) and the new, live recording of the same session is
+#      refused (409: still being written).
 # Prints "PASS <name>" / "FAIL <name> <reason>" lines. Bounded (< 90 s).
 #
 # Environment: BUILD_DIR (default build).
@@ -275,6 +278,30 @@ print(r[0]["state"], r[0]["duration_s"], r[0]["path"]) if len(r) == 1 else print
             cat "$WORK/kill.ffprobe.err" "$WORK/kill.dec.err" >&2 2>/dev/null || true
             fail "${T}_kill_plays" "opusinfo, ffprobe (${pdur:-?} s) or ffmpeg rejected the recovered file"
           fi
+        fi
+        # Delete the recovered recording by its id; the session's live one
+        # (the relay recreated session 1 from the profile) is refused.
+        read -r rid live_id < <("$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["recordings"]
+rec = [x["id"] for x in r if x["state"] == "recovered"]
+live = [x["id"] for x in r if x["state"] == "recording"]
+print(rec[0] if len(rec) == 1 else "?", live[0] if len(live) == 1 else "?")' "$WORK/kill.recordings.json")
+        del_rc=0
+        "${ctl[@]}" recording delete "$rid" >"$WORK/kill.delete.out" 2>&1 || del_rc=$?
+        live_rc=0
+        "${ctl[@]}" recording delete "$live_id" >"$WORK/kill.delete_live.out" 2>&1 || live_rc=$?
+        "${ctl[@]}" show recordings --json >"$WORK/kill.after_delete.json" 2>>"$WORK/kill.ctl.log" || true
+        left=$("$PY" -c '
+import json, sys
+print(" ".join(str(x["id"]) for x in json.load(open(sys.argv[1]))["recordings"]))' "$WORK/kill.after_delete.json" 2>/dev/null || echo "?")
+        sed 's/^/# /' "$WORK/kill.delete.out" "$WORK/kill.delete_live.out"
+        if (( del_rc == 0 && live_rc == 1 )) && [[ -n "$path" && ! -e "$path" && "$left" == "$live_id" ]] &&
+           grep -q "deleted recording $rid of session 1: 1 files" "$WORK/kill.delete.out" &&
+           grep -q "still being written" "$WORK/kill.delete_live.out"; then
+          pass "${T}_delete"
+        else
+          fail "${T}_delete" "delete $rid exit $del_rc, delete live $live_id exit $live_rc, listed after: $left, file $path $( [[ -e "$path" ]] && echo still there)"
         fi
       else
         cat "$WORK/kill.ctl.log" >&2

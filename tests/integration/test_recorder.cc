@@ -492,5 +492,114 @@ TEST(recorder_recovery, a_part_file_it_cannot_open_is_logged_once_and_counted) {
     std::filesystem::remove(target, ec);
 }
 
+// Deleting a recording (DELETE /api/v1/recordings/{id}): its files, once
+// it is closed; one still being written stays. Two recordings of one
+// session have their own ids (static sessions keep their id across
+// restarts); a link planted under a track's name goes, never its target; a
+// file that cannot be unlinked keeps the recording listed with the reason.
+TEST(recorder_delete, only_a_closed_recording_is_deleted_each_by_its_id) {
+    recorded_session t("delete");
+    ASSERT_FALSE(t.dir.empty());
+    const auto tone = opus_tone(440, 4, 2, 0.3);
+    svc::recorder rec(t.options(), t.sh, t.ring);
+    using rs = svc::recorder::remove_status;
+    EXPECT_EQ(rec.remove(1).status, rs::not_found) << "no recording yet";
+
+    // First recording: two tracks (two SSRCs).
+    for (uint16_t i = 0; i < 4; ++i) {
+        t.speak(i, i * 960u, 0x1111, tone[i]);
+        t.speak(i, i * 960u, 0x2222, tone[i]);
+    }
+    rec.poll();
+    rec.io(svc::mono_ns());
+    ASSERT_EQ(files_in(t.dir), 2u);
+    const uint64_t first = rec.recording(t.sess.id)->id;
+    EXPECT_NE(first, 0u);
+    const auto live = rec.remove(first);
+    EXPECT_EQ(live.status, rs::recording) << "still written: left as it is";
+    EXPECT_EQ(live.info.state, "recording");
+    EXPECT_EQ(files_in(t.dir), 2u);
+    rec.session_ended(t.sess.id);
+    ASSERT_EQ(rec.recording_by_id(first)->state, "finalised");
+
+    // The same session id again (next generation): a second recording, one
+    // track, its own id.
+    t.sess.generation = 201;
+    for (uint16_t i = 0; i < 4; ++i) t.speak(i, i * 960u, 0x3333, tone[i]);
+    rec.poll();
+    rec.io(svc::mono_ns());
+    const uint64_t second = rec.recording(t.sess.id)->id;
+    EXPECT_NE(second, first);
+    EXPECT_EQ(rec.remove(second).status, rs::recording);
+    rec.session_ended(t.sess.id);
+    ASSERT_EQ(files_in(t.dir), 3u);
+    ASSERT_EQ(rec.recordings().size(), 2u);
+
+    const auto old = rec.remove(first);
+    ASSERT_EQ(old.status, rs::removed) << old.error;
+    EXPECT_EQ(old.unlinked.size(), 2u) << "both tracks of the first";
+    EXPECT_EQ(old.info.session_id, t.sess.id);
+    EXPECT_EQ(files_in(t.dir), 1u);
+    ASSERT_EQ(rec.recordings().size(), 1u);
+    EXPECT_EQ(rec.recordings()[0].id, second) << "the other one stays";
+    EXPECT_FALSE(rec.recording_by_id(first).has_value());
+    EXPECT_EQ(rec.remove(first).status, rs::not_found) << "an id is never reused";
+
+    const auto latest = rec.remove(second);
+    ASSERT_EQ(latest.status, rs::removed) << latest.error;
+    EXPECT_EQ(latest.unlinked.size(), 1u);
+    EXPECT_EQ(files_in(t.dir), 0u);
+    EXPECT_TRUE(rec.recordings().empty());
+}
+
+TEST(recorder_delete, a_planted_link_goes_not_its_target_and_a_file_that_stays_keeps_the_recording_listed) {
+    recorded_session t("delete2");
+    ASSERT_FALSE(t.dir.empty());
+    const auto tone = opus_tone(440, 4, 2, 0.3);
+    svc::recorder rec(t.options(), t.sh, t.ring);
+    using rs = svc::recorder::remove_status;
+    for (uint16_t i = 0; i < 4; ++i) {
+        t.speak(i, i * 960u, 0x1111, tone[i]);
+        t.speak(i, i * 960u, 0x2222, tone[i]);
+    }
+    rec.poll();
+    rec.io(svc::mono_ns());
+    rec.session_ended(t.sess.id);
+    const auto r = rec.recording(t.sess.id);
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(r->tracks.size(), 2u);
+    const std::string a = r->tracks[0].path, b = r->tracks[1].path;
+
+    // Track a is now a link to a file outside the directory; track b a
+    // directory, which unlink(2) refuses (EISDIR).
+    char outside_tmpl[] = "/tmp/stentor-rec-outside-XXXXXX";
+    const int ofd = mkstemp(outside_tmpl);
+    ASSERT_GE(ofd, 0);
+    ::close(ofd);
+    const std::string outside = outside_tmpl;
+    ASSERT_EQ(::unlink(a.c_str()), 0);
+    ASSERT_EQ(::symlink(outside.c_str(), a.c_str()), 0);
+    ASSERT_EQ(::unlink(b.c_str()), 0);
+    ASSERT_EQ(::mkdir(b.c_str(), 0700), 0);
+
+    testing::internal::CaptureStderr();
+    const auto res = rec.remove(r->id);
+    const std::string log = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(res.status, rs::failed);
+    EXPECT_NE(res.error.find("unlink " + b + ": Is a directory"), std::string::npos) << res.error;
+    EXPECT_EQ(res.unlinked, std::vector<std::string>{a}) << "the link went";
+    EXPECT_TRUE(std::filesystem::exists(outside)) << "its target did not";
+    const auto still = rec.recording_by_id(r->id);
+    ASSERT_TRUE(still.has_value()) << "listed again, with the reason";
+    EXPECT_NE(still->error.find("delete: unlink " + b), std::string::npos) << still->error;
+    EXPECT_NE(log.find("deleting recording " + std::to_string(r->id) + " of session 9"), std::string::npos) << log;
+
+    // Once the directory is gone the delete goes through.
+    ASSERT_EQ(::rmdir(b.c_str()), 0);
+    EXPECT_EQ(rec.remove(r->id).status, rs::removed);
+    EXPECT_FALSE(rec.recording_by_id(r->id).has_value());
+    ::unlink(outside.c_str());
+}
+
 }  // namespace
 }  // namespace stentor::test

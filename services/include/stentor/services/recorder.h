@@ -141,6 +141,24 @@ public:
     std::optional<recording_info> recording(uint32_t session_id) const;   // the latest of that session
     recorder_stats stats() const;
 
+    std::optional<recording_info> recording_by_id(uint64_t id) const;
+
+    // Control plane: deletes the files of recording `id` (recording_info::id)
+    // and takes it off the list, once it is closed (finalised, recovered or
+    // failed). A recording still written (or being finalised) is left as
+    // it is: status `recording`. The unlinks run on the caller's thread,
+    // outside the lock, so a slow disk delays only this call. A file that
+    // cannot be unlinked (other than already gone) puts the recording back
+    // on the list with the reason: status `failed`.
+    enum class remove_status { removed, not_found, recording, failed };
+    struct remove_result {
+        remove_status status = remove_status::not_found;
+        recording_info info;          // as it was listed (removed, failed) or is (recording)
+        std::vector<std::string> unlinked;
+        std::string error;            // failed: which file and why
+    };
+    remove_result remove(uint64_t id);
+
     struct impl;
 
 private:

@@ -32,6 +32,7 @@ struct recording_track {
 };
 
 struct recording_info {
+    uint64_t id = 0;             // the recorder's, from 1, never reused while the process runs (API /recordings/{id})
     uint32_t session_id = 0;
     std::string name;
     std::string mode;            // "forward" | "mix"
