@@ -377,6 +377,9 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         c.drain_cycles = hz * dpc.tx_drain_us / 1000000;
         c.replica_budget = o.replica_budget;
         c.iteration_budget = o.iteration_budget != 0 ? o.iteration_budget : dpc.iteration_budget;
+        c.spare_budget = o.spare_budget != 0 ? std::min(o.spare_budget, c.iteration_budget)
+                         : o.launch          ? c.iteration_budget / 2
+                                             : 0;
         c.arp_reachable_ms = o.arp_reachable_ms;
         c.mi_mode = o.join_mi_mode;
         c.idle_adaptive = dpc.idle_adaptive;

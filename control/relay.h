@@ -41,6 +41,11 @@ struct relay_options {
     bool launch = true;                 // run workers on their lcores (else: poll())
     uint32_t replica_budget = 0;        // test knob, see worker_config
     uint32_t iteration_budget = 0;      // bench knob: replicas per loop iteration (0: the profile's dataplane.iteration_budget)
+    // Replicas per loop iteration while the worker has time to spare (see
+    // worker_config::spare_budget). 0: half the iteration budget when the
+    // workers run on their lcores (launch), none when the caller polls
+    // (tests count replicas per poll).
+    uint32_t spare_budget = 0;
     uint32_t arp_reachable_ms = 0;      // test knob, see worker_config
     unsigned nb_workers_override = 0;   // launch=false: number of worker contexts (default: from profile)
     std::string recording_dir{};        // empty: the profile's [recording] dir

@@ -109,6 +109,7 @@ struct alignas(cache_line) worker {
     uint64_t prev_end_tsc;          // 0 outside worker_main (tests poll at their own pace)
     uint64_t stall_threshold;       // TSC cycles
     uint64_t short_wait_cycles;     // fanout.cc run_jobs: the frame deadline / short_wait_share
+    uint32_t busy_streak;           // polls in a row that found work (cfg.spare_budget)
 
     // neighbours (ARP owner) and control replies
     uint64_t last_arp_tsc;

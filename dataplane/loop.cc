@@ -111,7 +111,9 @@ unsigned worker_poll(worker* w) noexcept {
     }
     if (w->cfg.do_fanout) {
         uint32_t built = 0;
-        const unsigned n = fanout_poll(w, s, start, w->cfg.iteration_budget, &built);
+        const uint32_t budget = w->cfg.spare_budget != 0 && w->busy_streak < spare_polls ? w->cfg.spare_budget
+                                                                                          : w->cfg.iteration_budget;
+        const unsigned n = fanout_poll(w, s, start, budget, &built);
         const uint64_t now = rte_rdtsc();
         if (n != 0) {
             ++c->fanout_calls;
@@ -164,6 +166,7 @@ unsigned worker_poll(worker* w) noexcept {
         ++w->c->idle_polls;
     }
     if (w->prev_end_tsc != 0) w->prev_end_tsc = end;
+    w->busy_streak = work == 0 ? 0 : std::min(w->busy_streak + 1, spare_polls);
     return work;
 }
 

@@ -362,6 +362,43 @@ TEST_F(fanout_schedule_long_and_short, short_jobs_that_keep_up_leave_half_to_a_l
     EXPECT_EQ(512u, got[big_first >> 16] - big_before) << "half to the long backlog";
 }
 
+TEST(fanout_schedule, an_lcore_with_time_to_spare_polls_rx_twice_as_often) {
+    // worker_config::spare_budget: while the lcore found nothing to do in
+    // one of its last dp::spare_polls iterations it serves 512 replicas per
+    // iteration instead of 1 024, so after a stop of the core a packet
+    // waits half as long in the RX queue behind the backlog (10-listener
+    // probes at 80 % load, p99 median 49.5 us over nine runs, 51.7 without;
+    // docs/performance.md, tenth round). A core that stays busy for
+    // spare_polls iterations is saturated and goes back to 1 024.
+    ring_port port = fresh_ring_port("spare");
+    control::profile prof = base_profile(port.name);
+    prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 3000));
+    relay r(prof, relay_options{.launch = false, .iteration_budget = 1024, .spare_budget = 512});
+    r.state().load_static(prof);
+    ASSERT_TRUE(resolve(r, port, {}).empty());
+    const bytes f = rtp_frame(frame_spec{});
+    std::map<uint32_t, uint64_t> got;
+    r.poll();   // nothing to do: the lcore has time to spare
+    r.flush();
+    count_tx(port, got);
+    // 60 packets of 3 000: more than spare_polls iterations of 512.
+    static_assert(60u * 3000u > (dp::spare_polls + 2) * 512u);
+    for (int k = 0; k < 60; ++k)
+        ASSERT_TRUE(r.inject_rtp(1, f.data() + 42, static_cast<uint16_t>(f.size() - 42)));
+    uint64_t before = 0;
+    for (unsigned it = 0; it < dp::spare_polls; ++it) {
+        r.poll();
+        r.flush();
+        count_tx(port, got);
+        ASSERT_EQ(got[big_first >> 16] - before, 512u) << "iteration " << it << ": an idle poll " << it << " iterations ago";
+        before = got[big_first >> 16];
+    }
+    r.poll();
+    r.flush();
+    count_tx(port, got);
+    EXPECT_EQ(got[big_first >> 16] - before, 1024u) << "busy for spare_polls iterations: the whole budget again";
+}
+
 TEST(fanout_schedule, more_packets_than_job_slots_wait_in_the_ring_none_dropped) {
     // 300 speaker-packet messages of a 1 100-listener session (long jobs)
     // handed to the fan-out lcore's ring at once, as an RX lcore or the

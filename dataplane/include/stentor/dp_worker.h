@@ -43,6 +43,9 @@ inline constexpr unsigned short_wait_share = 10;
 // table's end (jobs_full: whole packets lost, every tier alike). Half the
 // table: far above what a core that keeps up holds (a few), far below full.
 inline constexpr unsigned long_backlog_jobs = max_jobs / 2;
+// worker_config::spare_budget applies while the lcore had an idle poll in
+// its last this many iterations (~1-2 ms of a busy core).
+inline constexpr unsigned spare_polls = 256;
 
 struct worker_config {
     unsigned lcore_id = 0;
@@ -74,6 +77,14 @@ struct worker_config {
     // ~45-60 us with 512, for +0.2-0.6 instructions per replica of 173-175
     // (docs/performance.md).
     uint32_t iteration_budget = 512;
+    // Replicas per iteration while the lcore has time to spare: it found
+    // nothing to do in one of its last spare_polls iterations (0: always
+    // iteration_budget). A core with spare time polls RX twice as often,
+    // so after a stop of the core a small session's packet waits less in
+    // the RX queue behind the backlog; a saturated core (never idle) keeps
+    // the longer iterations that amortise the loop's cost. relay.cc: half
+    // the iteration budget when workers run on their lcores.
+    uint32_t spare_budget = 0;
     rte_mempool* pool = nullptr;
     rte_ring* in_ring = nullptr;                  // speaker-packet messages for this fan-out lcore
     bool do_join = false;                         // a dedicated join lcore: verifies what join_in brings
