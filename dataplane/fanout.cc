@@ -242,13 +242,13 @@ inline void prefetch_records(const void* p) noexcept {
 // less, before the others while the oldest of those has waited less than a
 // tenth of the frame deadline: they delay each bigger job by a fraction of
 // a microsecond and would otherwise wait for all of them); then long jobs,
-// one slice each, round robin. Short jobs take the whole budget while they keep up, that is
-// while the oldest has waited less than a tenth of the frame deadline
-// (short_wait_share); past that (more short work than the lcore can do:
-// overload), and while long jobs wait, short jobs get half of each
-// iteration's budget and long jobs the rest. So do
-// they while long_backlog_jobs long jobs wait: short work the core just
-// keeps up with, and long work piling up behind it (overload too).
+// one slice each, round robin. Short jobs take the whole budget while they
+// keep up, that is while the oldest has waited less than a tenth of the
+// frame deadline (short_wait_share); past that (more short work than the
+// lcore can do: overload), and while long jobs wait, short jobs get half of
+// each iteration's budget and long jobs the rest. So do they while
+// long_backlog_jobs long jobs wait: short work the core just keeps up with,
+// and long work piling up behind it (overload too).
 //
 // Why not always half: at 80 % of the lcore's capacity in a Zipf mix a long
 // job is in flight nearly always, small sessions are a large share of the
