@@ -838,23 +838,21 @@ int part_mix(const mix_options& o) {
                     if (v.second > 0)
                         std::fprintf(stderr, "since_turn_ms=%llu samples=%zu slow=%zu\n", static_cast<unsigned long long>(k * 10), v.first, v.second);
             }
+            // The first n samples of v, sorted, as a PART line of quantiles.
+            auto print_part = [&](const char* part, const std::vector<uint32_t>& v, size_t n) {
+                std::vector<uint32_t> w(v.begin(), v.begin() + static_cast<long>(std::min(n, v.size())));
+                std::sort(w.begin(), w.end());
+                auto q = [&](double x) { return quantile_us(w, x, hz); };
+                std::printf("PART %s samples=%zu p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n", part, w.size(), q(0.5),
+                            q(0.99), q(0.999), w.empty() ? 0.0 : q(1.0));
+            };
             // The RX share of it: time the probes waited in the "NIC" queue.
-            std::vector<uint32_t> rw(src->rx_waits.begin(),
-                                     src->rx_waits.begin() + static_cast<long>(src->nb_rx_waits.load()));
-            std::sort(rw.begin(), rw.end());
-            auto rpct = [&](double q) { return quantile_us(rw, q, hz); };
-            std::printf("PART latency_rx_wait samples=%zu p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n", rw.size(),
-                        rpct(0.5), rpct(0.99), rpct(0.999), rw.empty() ? 0.0 : rpct(1.0));
+            print_part("latency_rx_wait", src->rx_waits, src->nb_rx_waits.load());
             // The relay's share: from that rx_burst to the replica's TX
             // burst, per replica (what a probe waits for once the core has
             // it: the ingress of its burst, the short jobs ahead of it, the
             // TX buffer).
-            std::vector<uint32_t> ar(src->after_rx.begin(),
-                                     src->after_rx.begin() + static_cast<long>(src->nb_samples.load()));
-            std::sort(ar.begin(), ar.end());
-            auto apct = [&](double q) { return quantile_us(ar, q, hz); };
-            std::printf("PART latency_after_rx samples=%zu p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n", ar.size(),
-                        apct(0.5), apct(0.99), apct(0.999), ar.empty() ? 0.0 : apct(1.0));
+            print_part("latency_after_rx", src->after_rx, src->nb_samples.load());
             std::fflush(stdout);
 
             // The same probes, only those that arrived and left while the

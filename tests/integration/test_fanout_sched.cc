@@ -45,8 +45,18 @@ void count_tx(const ring_port& p, std::map<uint32_t, uint64_t>& by_block) {
     }
 }
 
+// Polls until the relay has nothing left to do (at most `max_polls`), the
+// replicas counted by destination block.
+void poll_until_idle(relay& r, const ring_port& port, std::map<uint32_t, uint64_t>& got, int max_polls) {
+    for (int i = 0; i < max_polls && r.poll() > 0; ++i) {
+        r.flush();
+        count_tx(port, got);
+    }
+}
+
 // A relay polled on the test thread: `sessions` on a fresh ring port,
 // `budget` replicas per loop iteration, the gateway resolved when `ready`.
+// `got` counts what the port sent, by destination block.
 struct sched_relay {
     static control::profile with(const ring_port& p, std::vector<control::session_config> sessions) {
         auto prof = base_profile(p.name);
@@ -58,10 +68,22 @@ struct sched_relay {
         r.state().load_static(prof);
         ready = resolve(r, port, {}).empty();
     }
+    // n speaker packets of `session` handed to the fan-out lcore.
+    void inject(uint32_t session, int n) {
+        for (int k = 0; k < n; ++k)
+            ASSERT_TRUE(r.inject_rtp(session, frame.data() + 42, static_cast<uint16_t>(frame.size() - 42)));
+    }
+    void poll_once() {
+        r.poll();
+        r.flush();
+        count_tx(port, got);
+    }
     ring_port port = fresh_ring_port("sched");
     control::profile prof;
     relay r;
     bool ready = false;
+    bytes frame = rtp_frame(frame_spec{});
+    std::map<uint32_t, uint64_t> got;
 };
 
 TEST(fanout_schedule, a_small_sessions_packet_waits_for_no_big_sessions_slice) {
@@ -96,10 +118,7 @@ TEST(fanout_schedule, a_small_sessions_packet_waits_for_no_big_sessions_slice) {
     EXPECT_EQ(10u, got[small_first >> 16]) << "the short job is served whole in the first iteration";
     EXPECT_EQ(1014u, got[big_first >> 16]) << "the rest of the budget goes to the first long job";
 
-    for (int i = 0; i < 64 && r.poll() > 0; ++i) {
-        r.flush();
-        count_tx(port, got);
-    }
+    poll_until_idle(r, port, got, 64);
     r.flush();
     count_tx(port, got);
     EXPECT_EQ(10u, got[small_first >> 16]);
@@ -154,9 +173,6 @@ TEST(fanout_schedule, a_long_jobs_turn_is_one_slice_even_when_an_iteration_ends_
     EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool())) << "mbuf leak";
 }
 
-// Session 1: 3 000 listeners (long jobs: more than one slice of 1 024);
-// session 2: 100 listeners (short jobs); one 1 024-replica iteration per
-// poll; the gateway resolved. `got` counts what the port sent by block.
 constexpr uint32_t tiny_first = 0x0a030001;    // 10.3.0.1 ..: session 3
 
 // Short sessions of two sizes: 100 listeners (session 2) and 10 (session 3,
@@ -167,17 +183,6 @@ struct tiny_and_short : sched_relay {
         : sched_relay({session_of(2, 40001, 0xc612000b, 77, small_first, 100),
                        session_of(3, 40002, 0xc612000c, 78, tiny_first, 10)},
                       64) {}
-    void inject(uint32_t session, int n) {
-        const bytes f = rtp_frame(frame_spec{});
-        for (int k = 0; k < n; ++k)
-            ASSERT_TRUE(r.inject_rtp(session, f.data() + 42, static_cast<uint16_t>(f.size() - 42)));
-    }
-    void poll_once() {
-        r.poll();
-        r.flush();
-        count_tx(port, got);
-    }
-    std::map<uint32_t, uint64_t> got;
 };
 
 TEST(fanout_schedule, a_tiny_job_goes_before_older_short_ones) {
@@ -200,10 +205,7 @@ TEST(fanout_schedule, a_tiny_job_goes_before_older_short_ones) {
     t.poll_once();
     EXPECT_EQ(10u, t.got[tiny_first >> 16]) << "the tiny job first";
     EXPECT_EQ(64u + 54u, t.got[small_first >> 16]) << "the older short job gets the rest";
-    for (int i = 0; i < 32 && t.r.poll() > 0; ++i) {
-        t.r.flush();
-        count_tx(t.port, t.got);
-    }
+    poll_until_idle(t.r, t.port, t.got, 32);
     EXPECT_EQ(400u, t.got[small_first >> 16]);
     EXPECT_EQ(10u, t.got[tiny_first >> 16]);
 }
@@ -225,42 +227,21 @@ TEST(fanout_schedule, tiny_jobs_go_in_arrival_order_once_the_other_short_jobs_ha
     t.poll_once();
     EXPECT_EQ(0u, t.got[tiny_first >> 16]) << "arrival order: the tiny job waits";
     EXPECT_EQ(128u, t.got[small_first >> 16]);
-    for (int i = 0; i < 32 && t.r.poll() > 0; ++i) {
-        t.r.flush();
-        count_tx(t.port, t.got);
-    }
+    poll_until_idle(t.r, t.port, t.got, 32);
     EXPECT_EQ(400u, t.got[small_first >> 16]);
     EXPECT_EQ(10u, t.got[tiny_first >> 16]);
 }
 
-class fanout_schedule_long_and_short : public ::testing::Test {
+// Session 1: 3 000 listeners (long jobs: more than one slice of 1 024);
+// session 2: 100 listeners (short jobs); one 1 024-replica iteration per
+// poll; the gateway resolved.
+class fanout_schedule_long_and_short : public ::testing::Test, protected sched_relay {
 protected:
-    static control::profile profile_of(const ring_port& p) {
-        auto prof = base_profile(p.name);
-        prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 3000));
-        prof.sessions.push_back(session_of(2, 40001, 0xc612000b, 77, small_first, 100));
-        return prof;
-    }
-    void SetUp() override {
-        r.state().load_static(prof);
-        ASSERT_TRUE(resolve(r, port, {}).empty());
-    }
-    // n speaker packets of `session` handed to the fan-out lcore.
-    void inject(uint32_t session, int n) {
-        for (int k = 0; k < n; ++k)
-            ASSERT_TRUE(r.inject_rtp(session, frame.data() + 42, static_cast<uint16_t>(frame.size() - 42)));
-    }
-    void poll_once() {
-        r.poll();
-        r.flush();
-        count_tx(port, got);
-    }
-
-    ring_port port = fresh_ring_port("sched");
-    control::profile prof = profile_of(port);
-    relay r{prof, relay_options{.launch = false, .iteration_budget = 1024}};
-    bytes frame = rtp_frame(frame_spec{});
-    std::map<uint32_t, uint64_t> got;
+    fanout_schedule_long_and_short()
+        : sched_relay({session_of(1, 40000, speaker_ip, 1234, big_first, 3000),
+                       session_of(2, 40001, 0xc612000b, 77, small_first, 100)},
+                      1024) {}
+    void SetUp() override { ASSERT_TRUE(ready); }
 };
 
 TEST_F(fanout_schedule_long_and_short, short_jobs_that_keep_up_take_the_whole_budget_before_a_long_one) {
@@ -276,10 +257,7 @@ TEST_F(fanout_schedule_long_and_short, short_jobs_that_keep_up_take_the_whole_bu
     poll_once();
     EXPECT_EQ(800u, got[small_first >> 16]) << "every short job, whole, in the first iteration";
     EXPECT_EQ(224u, got[big_first >> 16]) << "the long job gets what the short ones left";
-    for (int i = 0; i < 16 && r.poll() > 0; ++i) {
-        r.flush();
-        count_tx(port, got);
-    }
+    poll_until_idle(r, port, got, 16);
     EXPECT_EQ(3000u, got[big_first >> 16]);
     EXPECT_EQ(0u, counter(r, "drop/egress/deadline"));
 }
@@ -305,10 +283,7 @@ TEST_F(fanout_schedule_long_and_short, short_jobs_keep_the_whole_budget_after_a_
     poll_once();
     EXPECT_EQ(2048u, got[small_first >> 16]) << "the short backlog still takes the whole budget";
     EXPECT_EQ(0u, got[big_first >> 16]);
-    for (int i = 0; i < 16 && r.poll() > 0; ++i) {
-        r.flush();
-        count_tx(port, got);
-    }
+    poll_until_idle(r, port, got, 16);
     EXPECT_EQ(2400u, got[small_first >> 16]);
     EXPECT_EQ(3000u, got[big_first >> 16]);
     EXPECT_EQ(0u, counter(r, "drop/egress/deadline"));
@@ -420,10 +395,7 @@ TEST(fanout_schedule, more_packets_than_job_slots_wait_in_the_ring_none_dropped)
     for (int k = 0; k < 300; ++k) ASSERT_TRUE(r.inject_rtp(1, rtp, rtp_len)) << k;
 
     std::map<uint32_t, uint64_t> got;
-    for (int i = 0; i < 4096 && r.poll() > 0; ++i) {
-        r.flush();
-        count_tx(port, got);
-    }
+    poll_until_idle(r, port, got, 4096);
     r.flush();
     count_tx(port, got);
     EXPECT_EQ(300u * 1100u, got[big_first >> 16]);

@@ -497,6 +497,17 @@ TEST(recorder_recovery, a_part_file_it_cannot_open_is_logged_once_and_counted) {
 // session have their own ids (static sessions keep their id across
 // restarts); a link planted under a track's name goes, never its target; a
 // file that cannot be unlinked keeps the recording listed with the reason.
+// Four 20 ms frames from each of two SSRCs (0x1111, 0x2222): a recording of two tracks.
+void record_two_tracks(recorded_session& t, svc::recorder& rec) {
+    const auto tone = opus_tone(440, 4, 2, 0.3);
+    for (uint16_t i = 0; i < 4; ++i) {
+        t.speak(i, i * 960u, 0x1111, tone[i]);
+        t.speak(i, i * 960u, 0x2222, tone[i]);
+    }
+    rec.poll();
+    rec.io(svc::mono_ns());
+}
+
 TEST(recorder_delete, only_a_closed_recording_is_deleted_each_by_its_id) {
     recorded_session t("delete");
     ASSERT_FALSE(t.dir.empty());
@@ -506,12 +517,7 @@ TEST(recorder_delete, only_a_closed_recording_is_deleted_each_by_its_id) {
     EXPECT_EQ(rec.remove(1).status, rs::not_found) << "no recording yet";
 
     // First recording: two tracks (two SSRCs).
-    for (uint16_t i = 0; i < 4; ++i) {
-        t.speak(i, i * 960u, 0x1111, tone[i]);
-        t.speak(i, i * 960u, 0x2222, tone[i]);
-    }
-    rec.poll();
-    rec.io(svc::mono_ns());
+    record_two_tracks(t, rec);
     ASSERT_EQ(files_in(t.dir), 2u);
     const uint64_t first = rec.recording(t.sess.id)->id;
     EXPECT_NE(first, 0u);
@@ -555,15 +561,9 @@ TEST(recorder_delete, only_a_closed_recording_is_deleted_each_by_its_id) {
 TEST(recorder_delete, a_planted_link_goes_not_its_target_and_a_file_that_stays_keeps_the_recording_listed) {
     recorded_session t("delete2");
     ASSERT_FALSE(t.dir.empty());
-    const auto tone = opus_tone(440, 4, 2, 0.3);
     svc::recorder rec(t.options(), t.sh, t.ring);
     using rs = svc::recorder::remove_status;
-    for (uint16_t i = 0; i < 4; ++i) {
-        t.speak(i, i * 960u, 0x1111, tone[i]);
-        t.speak(i, i * 960u, 0x2222, tone[i]);
-    }
-    rec.poll();
-    rec.io(svc::mono_ns());
+    record_two_tracks(t, rec);
     rec.session_ended(t.sess.id);
     const auto r = rec.recording(t.sess.id);
     ASSERT_TRUE(r.has_value());
