@@ -704,8 +704,8 @@ struct api_server::impl {
             switch (res.status) {
             case rs::not_found: fail(404, "not_found", "no " + what);
             case rs::recording:
-                fail(409, "recording", what + " (session " + std::to_string(res.info.session_id) +
-                                           ") is still being written: end its session first");
+                fail(409, "recording", what + " (session " + std::to_string(res.info.session_id) + ", state " +
+                                           res.info.state + ") is still being written: end its session first");
             case rs::failed: fail(500, "delete_failed", what + ": " + res.error + " (it stays listed)");
             case rs::removed: break;
             }

@@ -953,6 +953,15 @@ recorder::remove_result recorder::remove(uint64_t id) {
             }
         for (auto r = _impl->done.begin(); r != _impl->done.end(); ++r)
             if ((*r)->info.id == id) {
+                // A recording failed by a disk that never answered (finalise's
+                // 10 s) may still have a write or sync in io_uring that points
+                // at its track: it stays until the completion is reaped.
+                for (const auto& t : (*r)->tracks)
+                    if (t->file.write_inflight || t->file.sync_inflight) {
+                        res.status = remove_status::recording;
+                        res.info = (*r)->info;
+                        return res;
+                    }
                 taken = std::move(*r);
                 _impl->done.erase(r);
                 break;
