@@ -39,6 +39,7 @@ namespace {
 
 // The API lists the latest finalised recordings; older ones stay on disk.
 constexpr size_t max_listed = 4096;
+constexpr size_t not_done = SIZE_MAX;   // recorder::impl::find_id: not in `done`
 // Refused SSRCs a recording remembers, so that each is counted and logged
 // once; past that, refused packets are still counted (refused_packets)
 // but not their SSRCs: 16 KiB per recording at most.
@@ -699,6 +700,22 @@ struct recorder::impl {
         cv.wait_for(lk, std::chrono::seconds(15), [&] { return cmd_done >= seq; });
     }
 
+    // Recording `id` wherever it is (nullptr: none); *done_at is its index
+    // in `done`, or not_done while it is active or retiring.
+    rec* find_id(uint64_t id, size_t* done_at) const {
+        *done_at = not_done;
+        for (const auto& [sid, r] : active)
+            if (r->info.id == id) return r.get();
+        for (const auto& r : retiring)
+            if (r->info.id == id) return r.get();
+        for (size_t i = 0; i < done.size(); ++i)
+            if (done[i]->info.id == id) {
+                *done_at = i;
+                return done[i].get();
+            }
+        return nullptr;
+    }
+
     void refresh(rec& r) const {
         double dur = 0, paused = 0;
         uint64_t bytes = 0, paused_packets = 0;
@@ -918,19 +935,11 @@ std::optional<recording_info> recorder::recording(uint32_t session_id) const {
 
 std::optional<recording_info> recorder::recording_by_id(uint64_t id) const {
     std::lock_guard lk(_impl->mu);
-    for (const auto& [sid, r] : _impl->active)
-        if (r->info.id == id) {
-            _impl->refresh(*r);
-            return r->info;
-        }
-    for (const auto& r : _impl->retiring)
-        if (r->info.id == id) {
-            _impl->refresh(*r);
-            return r->info;
-        }
-    for (const auto& r : _impl->done)
-        if (r->info.id == id) return r->info;
-    return std::nullopt;
+    size_t done_at = 0;
+    rec* r = _impl->find_id(id, &done_at);
+    if (r == nullptr) return std::nullopt;
+    if (done_at == not_done) _impl->refresh(*r);
+    return r->info;
 }
 
 recorder::remove_result recorder::remove(uint64_t id) {
@@ -938,36 +947,23 @@ recorder::remove_result recorder::remove(uint64_t id) {
     std::unique_ptr<rec> taken;
     {
         std::lock_guard lk(_impl->mu);
-        for (const auto& [sid, r] : _impl->active)
-            if (r->info.id == id) {
-                _impl->refresh(*r);
-                res.status = remove_status::recording;
-                res.info = r->info;
-                return res;
-            }
-        for (const auto& r : _impl->retiring)
-            if (r->info.id == id) {
-                res.status = remove_status::recording;
-                res.info = r->info;
-                return res;
-            }
-        for (auto r = _impl->done.begin(); r != _impl->done.end(); ++r)
-            if ((*r)->info.id == id) {
-                // A recording failed by a disk that never answered (finalise's
-                // 10 s) may still have a write or sync in io_uring that points
-                // at its track: it stays until the completion is reaped.
-                for (const auto& t : (*r)->tracks)
-                    if (t->file.write_inflight || t->file.sync_inflight) {
-                        res.status = remove_status::recording;
-                        res.info = (*r)->info;
-                        return res;
-                    }
-                taken = std::move(*r);
-                _impl->done.erase(r);
-                break;
-            }
+        size_t done_at = 0;
+        rec* r = _impl->find_id(id, &done_at);
+        if (r == nullptr) return res;
+        // Still written or finalised; or failed by a disk that never
+        // answered (finalise's 10 s) with a write or sync still in io_uring
+        // pointing at its track: it stays until the completion is reaped.
+        bool busy = done_at == not_done;
+        for (const auto& t : r->tracks) busy |= t->file.write_inflight || t->file.sync_inflight;
+        if (busy) {
+            if (done_at == not_done) _impl->refresh(*r);
+            res.status = remove_status::recording;
+            res.info = r->info;
+            return res;
+        }
+        taken = std::move(_impl->done[done_at]);
+        _impl->done.erase(_impl->done.begin() + static_cast<std::ptrdiff_t>(done_at));
     }
-    if (!taken) return res;
     res.info = taken->info;
     // Its files: every track's (each the recorder's own name under dir),
     // the first track's again as info.path.
