@@ -73,6 +73,12 @@ int gaps_main(double seconds) {
         if (now >= end) break;
     }
     std::sort(gaps.begin(), gaps.end());
+    if (const char* f = std::getenv("HOST_PACE_GAPS")) {
+        if (FILE* o = std::fopen(f, "w")) {
+            for (uint64_t g : gaps) std::fprintf(o, "%.2f\n", static_cast<double>(g) * 1e6 / hz);
+            std::fclose(o);
+        }
+    }
     const double window = static_cast<double>(end - start);
     double lost = 0;
     size_t over20 = 0, over50 = 0;

@@ -54,6 +54,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <random>
@@ -310,6 +311,12 @@ struct mix_source {
     // that handed the probe to the relay (time in the "NIC" queue).
     std::vector<uint32_t> rx_waits;
     std::atomic<size_t> nb_rx_waits{0};
+    // Every gap between two polls of the RX queue (TSC cycles) while
+    // sampling: the RX wait a packet arriving at a random moment would see
+    // is the rest of the gap it arrived in (PART latency_poll_wait).
+    std::vector<uint32_t> poll_gaps;
+    std::atomic<size_t> nb_poll_gaps{0};
+    uint64_t last_poll = 0;
     uint8_t frame[frame_len];        // template
     // The template's checksum sums, so a frame's checksums cost a few adds
     // (a speaker computed them, not the relay's core): the IPv4 header with
@@ -407,6 +414,16 @@ uint16_t rx_source(uint16_t port, uint16_t, rte_mbuf* pkts[], uint16_t nb_pkts, 
     uint16_t out = nb_pkts;   // net_null with no-rx=1: none
     if (src.running.load(std::memory_order_relaxed)) {
         const uint64_t now = src.virtual_now != 0 ? src.virtual_now : rte_rdtsc();
+        if (src.sample.load(std::memory_order_relaxed)) {
+            const size_t n = src.nb_poll_gaps.load(std::memory_order_relaxed);
+            if (src.last_poll != 0 && n < src.poll_gaps.size()) {
+                src.poll_gaps[n] = static_cast<uint32_t>(std::min<uint64_t>(now - src.last_poll, UINT32_MAX));
+                src.nb_poll_gaps.store(n + 1, std::memory_order_relaxed);
+            }
+            src.last_poll = now;
+        } else {
+            src.last_poll = 0;
+        }
         while (out < max_pkts) {
             const stream& st = src.streams[src.cursor];
             const uint64_t due = src.t0 + src.cycle * src.period + st.phase;
@@ -494,6 +511,7 @@ struct mix_options {
     unsigned probe_listeners = 10;
     uint64_t seed = 15;
     unsigned iteration_budget = 0;   // 0: the worker's default
+    int stop_check_us = -1;          // < 0: the worker's default (dp::stop_check_us); 0: off
     unsigned inline_ms = 0;          // > 0: no threads, virtual time (for callgrind)
 };
 
@@ -503,7 +521,9 @@ int part_mix(const mix_options& o) {
     drivers::eal_init(control::eal_params_of(p));
     int rc = 0;
     {
-        control::relay r(p, control::relay_options{.launch = o.inline_ms == 0, .iteration_budget = o.iteration_budget});
+        control::relay_options ro{.launch = o.inline_ms == 0, .iteration_budget = o.iteration_budget};
+        if (o.stop_check_us >= 0) ro.stop_cycles = rte_get_tsc_hz() * static_cast<uint64_t>(o.stop_check_us) / 1000000;
+        control::relay r(p, ro);
         auto& state = r.state();
         const uint64_t hz = rte_get_tsc_hz();
         std::mt19937_64 rng(o.seed);
@@ -593,6 +613,7 @@ int part_mix(const mix_options& o) {
         const bool timeline = std::getenv("WORKLOAD_DEBUG") != nullptr;
         std::vector<uint64_t> publish_tsc;   // WORKLOAD_DEBUG: when each churn publish started
         src->rx_waits.resize(size_t{1} << 20);
+        src->poll_gaps.resize(static_cast<size_t>(5e6 * (o.latency_seconds + 1)));
         std::printf("# mix: %u sessions (Zipf s=%.2f: largest %u, median %u, smallest %u listeners), %zu speakers, "
                     "%llu listeners in all with %u probe sessions of %u; set up in %.1f s\n",
                     o.sessions, o.zipf_s, sizes.front(), sizes[sizes.size() / 2], sizes.back(), src->speakers.size(),
@@ -775,6 +796,7 @@ int part_mix(const mix_options& o) {
             const uint64_t missed0 = src->missed.load();
             src->nb_samples.store(0);
             src->nb_rx_waits.store(0);
+            src->nb_poll_gaps.store(0);
             src->sample.store(true);
             pacing = true;
             const auto t = clk::now();
@@ -795,7 +817,7 @@ int part_mix(const mix_options& o) {
             // deadline misses (the core was overloaded after all).
             std::printf("PART latency samples=%zu p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f load_mpps=%.2f "
                         "load_share=%.2f deadline_misses=%llu jobs_full=%llu rx_missed=%llu stalls=%llu stall_ms=%.1f "
-                        "busy_share=%.2f\n",
+                        "busy_share=%.2f fanout_cuts=%llu\n",
                         v.size(), pct(0.5), pct(0.99), pct(0.999), v.empty() ? 0.0 : pct(1.0), load_mpps,
                         d.median > 0 ? load_mpps / d.median : 0.0,
                         static_cast<unsigned long long>(drop_of(la, dp::drop_reason::deadline) -
@@ -805,7 +827,7 @@ int part_mix(const mix_options& o) {
                         static_cast<unsigned long long>(src->missed.load() - missed0),
                         static_cast<unsigned long long>(la.stalls - lb.stalls),
                         1e3 * static_cast<double>(la.stall_cycles - lb.stall_cycles) / static_cast<double>(hz),
-                        busy_share(lb, la));
+                        busy_share(lb, la), static_cast<unsigned long long>(la.fanout_cuts - lb.fanout_cuts));
             if (timeline) {
                 for (size_t k = 0; k < dp::nb_drop_reasons; ++k)
                     if (la.drops[k] != lb.drops[k])
@@ -853,6 +875,51 @@ int part_mix(const mix_options& o) {
             // it: the ingress of its burst, the short jobs ahead of it, the
             // TX buffer).
             print_part("latency_after_rx", src->after_rx, src->nb_samples.load());
+            // The RX wait of a packet arriving at a random moment, from the
+            // worker's poll times alone: P(wait > x) = sum over gaps of
+            // max(0, gap - x) / time (host_pace --gaps computes the host's
+            // floor the same way from its TSC jumps). Beside it, how many
+            // gaps were long: a gap is an iteration, or a host stop plus
+            // the iteration it fell in.
+            {
+                std::vector<uint32_t> g(src->poll_gaps.begin(),
+                                        src->poll_gaps.begin() + static_cast<long>(src->nb_poll_gaps.load()));
+                std::sort(g.begin(), g.end(), std::greater<>());
+                if (const char* f = std::getenv("WORKLOAD_GAPS")) {
+                    if (FILE* out = std::fopen(f, "w")) {
+                        for (uint32_t x : g) {
+                            if (x < 2e-6 * static_cast<double>(hz)) break;
+                            std::fprintf(out, "%.2f\n", x * 1e6 / static_cast<double>(hz));
+                        }
+                        std::fclose(out);
+                    }
+                }
+                double total = 0;
+                for (uint32_t x : g) total += x;
+                // The x at which sum(max(0, gap - x)) / total falls to q.
+                auto wait_q = [&](double q) {
+                    double lo = 0, hi = g.empty() ? 0 : g.front();
+                    for (int it = 0; it < 40; ++it) {
+                        const double mid = (lo + hi) / 2;
+                        double tail = 0;
+                        for (uint32_t x : g) {
+                            if (x <= mid) break;
+                            tail += x - mid;
+                        }
+                        (tail / total > q ? lo : hi) = mid;
+                    }
+                    return hi * 1e6 / static_cast<double>(hz);
+                };
+                auto over = [&](double us) {
+                    const double c = us * static_cast<double>(hz) / 1e6;
+                    return static_cast<size_t>(std::count_if(g.begin(), g.end(), [&](uint32_t x) { return x > c; }));
+                };
+                const double mean_us = g.empty() ? 0 : total / static_cast<double>(g.size()) * 1e6 / static_cast<double>(hz);
+                std::printf("PART latency_poll_wait polls=%zu mean_gap_us=%.2f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
+                            "gaps_over_10us=%zu gaps_over_20us=%zu gaps_over_50us=%zu max_gap_us=%.1f\n",
+                            g.size(), mean_us, wait_q(0.5), wait_q(0.01), wait_q(0.001), over(10), over(20), over(50),
+                            g.empty() ? 0.0 : g.front() * 1e6 / static_cast<double>(hz));
+            }
             std::fflush(stdout);
 
             // The same probes, only those that arrived and left while the
@@ -1140,6 +1207,9 @@ int main(int argc, char** argv) {
     app.add_option("--probe-listeners", mo.probe_listeners, "latency: listeners per probe session");
     app.add_option("--iteration-budget", mo.iteration_budget,
                    "replicas per worker loop iteration (0: the data plane's default; worker_config::iteration_budget)");
+    app.add_option("--stop-check-us", mo.stop_check_us,
+                   "mix: a stop of the worker longer than this ends an iteration's fan-out (-1: the data plane's "
+                   "dp::stop_check_us; 0: off; worker_config::stop_cycles)");
     app.add_option("--inline-ms", mo.inline_ms,
                    "with --part mix: no threads, this many virtual milliseconds (instruction counts under callgrind)");
     CLI11_PARSE(app, argc, argv);
@@ -1170,7 +1240,8 @@ int main(int argc, char** argv) {
     };
     auto common = [&] {
         return std::vector<std::string>{"--reps", std::to_string(reps), "--iteration-budget",
-                                        std::to_string(mo.iteration_budget)};
+                                        std::to_string(mo.iteration_budget), "--stop-check-us",
+                                        std::to_string(mo.stop_check_us)};
     };
 
     // 1. sessions of every size

@@ -380,6 +380,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         c.spare_budget = o.spare_budget != 0 ? std::min(o.spare_budget, c.iteration_budget)
                          : o.launch          ? c.iteration_budget / 2
                                              : 0;
+        c.stop_cycles = o.stop_cycles ? *o.stop_cycles : o.launch ? hz * dp::stop_check_us / 1000000 : 0;
         c.arp_reachable_ms = o.arp_reachable_ms;
         c.mi_mode = o.join_mi_mode;
         c.idle_adaptive = dpc.idle_adaptive;

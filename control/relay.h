@@ -46,6 +46,11 @@ struct relay_options {
     // workers run on their lcores (launch), none when the caller polls
     // (tests count replicas per poll).
     uint32_t spare_budget = 0;
+    // TSC cycles of a stop that ends an iteration's fan-out (see
+    // worker_config::stop_cycles; 0: never). Unset: dp::stop_check_us when
+    // the workers run on their lcores, never when the caller polls (a test
+    // thread's own preemption would change what a poll serves).
+    std::optional<uint64_t> stop_cycles{};
     uint32_t arp_reachable_ms = 0;      // test knob, see worker_config
     unsigned nb_workers_override = 0;   // launch=false: number of worker contexts (default: from profile)
     std::string recording_dir{};        // empty: the profile's [recording] dir

@@ -148,6 +148,20 @@ __attribute__((always_inline)) inline uint32_t run_list(worker* w, fanout_job& j
                 rte_mempool_put_bulk(w->cfg.pool, reinterpret_cast<void**>(mb + k), n - k);
             j.done += k;
             j.tier_seen += k + unresolved;
+            // A stop of the core since the last group (worker_config::
+            // stop_cycles): the fan-out of this iteration ends here, and
+            // the job goes on from the next slot after an RX poll.
+            if (w->cfg.stop_cycles != 0) {
+                const uint64_t t = rte_rdtsc();
+                if (t - w->seen_tsc > w->cfg.stop_cycles) [[unlikely]] {
+                    w->cut = true;
+                    ++c->fanout_cuts;
+                    c->tx_bytes += bytes;
+                    j.slot = base + i;
+                    return j.slot - first;
+                }
+                w->seen_tsc = t;
+            }
             c->tx_bytes += bytes;
         }
         j.slot = stop;
@@ -194,7 +208,7 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, fanout_job& j, uint32_t budg
         j.fam = static_cast<uint8_t>(at % 2);
         j.slot = 0;
     };
-    while (visited < budget && j.tier < max_tiers) {
+    while (visited < budget && j.tier < max_tiers && !w->cut) {
         if (j.fam != 0) [[unlikely]] {
             // This tier's IPv6 listeners, after its IPv4 ones.
             const dp_listener6_list* l6 = sess->lists6[shard][j.tier];
@@ -320,6 +334,7 @@ unsigned run_jobs(worker* w, const dp_snapshot& s, uint64_t now, uint32_t budget
                                         : run_slice<false>(w, s, j, cap, now, &finished);
         *built += j.done - done;
         budget -= std::min(budget, std::max<uint32_t>(visited, 1));
+        if (w->cut) [[unlikely]] budget = 0;
         if (is_short) short_left -= std::min(short_left, std::max<uint32_t>(visited, 1));
         work += visited + 1;
         if (is_short) {

@@ -113,6 +113,11 @@ unsigned worker_poll(worker* w) noexcept {
         uint32_t built = 0;
         const uint32_t budget = w->cfg.spare_budget != 0 && w->busy_streak < spare_polls ? w->cfg.spare_budget
                                                                                           : w->cfg.iteration_budget;
+        // From here, a stop of the core ends the fan-out early (stop_cycles):
+        // a stop during the ingress above is not looked for, so a long
+        // ingress (a burst of packets) never starves the fan-out.
+        w->seen_tsc = t;
+        w->cut = false;
         const unsigned n = fanout_poll(w, s, start, budget, &built);
         const uint64_t now = rte_rdtsc();
         if (n != 0) {

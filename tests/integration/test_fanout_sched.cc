@@ -374,6 +374,102 @@ TEST(fanout_schedule, an_lcore_with_time_to_spare_polls_rx_twice_as_often) {
     EXPECT_EQ(got[big_first >> 16] - before, 1024u) << "busy for spare_polls iterations: the whole budget again";
 }
 
+// Replicas taken off the port, counted by destination address.
+void count_tx_by_dst(const ring_port& p, std::map<uint32_t, uint64_t>& by_dst) {
+    void* objs[256];
+    unsigned n;
+    while ((n = rte_ring_dequeue_burst(p.tx, objs, 256, nullptr)) > 0) {
+        for (unsigned i = 0; i < n; ++i)
+            ++by_dst[be32(rte_pktmbuf_mtod(static_cast<const rte_mbuf*>(objs[i]), const uint8_t*) + 30)];
+        rte_pktmbuf_free_bulk(reinterpret_cast<rte_mbuf**>(objs), n);
+    }
+}
+
+// The listeners of [first, first + n) that got exactly one replica, and
+// the replicas there to any address of that block.
+std::pair<unsigned, uint64_t> once_each(const std::map<uint32_t, uint64_t>& by_dst, uint32_t first, unsigned n) {
+    unsigned once = 0;
+    uint64_t all = 0;
+    for (const auto& [a, k] : by_dst)
+        if ((a >> 16) == (first >> 16)) {
+            all += k;
+            once += a >= first && a < first + n && k == 1;
+        }
+    return {once, all};
+}
+
+TEST(fanout_schedule, a_stop_of_the_core_ends_the_iterations_fanout_and_rx_comes_next) {
+    // worker_config::stop_cycles: when the TSC jumped by more than this
+    // between two TX groups (the host took the core away), the fan-out of
+    // the iteration ends there, so what arrived meanwhile is taken from
+    // the RX queue at once instead of after the rest of the budget. Here
+    // the threshold is one cycle, so every group ends its iteration as a
+    // real stop would: one group of 32 replicas per poll, and a packet that
+    // arrives in between is served next, tiny job first. No replica is
+    // lost or sent twice.
+    ring_port port = fresh_ring_port("stop");
+    control::profile prof = base_profile(port.name);
+    prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 3000));
+    prof.sessions.push_back(session_of(2, 40001, 0xc612000b, 77, small_first, 10));
+    relay r(prof, relay_options{.launch = false, .iteration_budget = 1024, .stop_cycles = 1});
+    r.state().load_static(prof);
+    ASSERT_TRUE(resolve(r, port, {}).empty());
+    const unsigned in_use0 = rte_mempool_in_use_count(r.pool());
+    const uint64_t cuts0 = counter(r, "fanout_cuts");
+
+    inject(port, rtp_frame(frame_spec{}));
+    std::map<uint32_t, uint64_t> got;
+    r.poll();
+    r.flush();
+    count_tx_by_dst(port, got);
+    EXPECT_EQ(32u, once_each(got, big_first, 3000).second) << "one TX group, then the stop ends the fan-out";
+    EXPECT_EQ(cuts0 + 1, counter(r, "fanout_cuts"));
+
+    frame_spec small;
+    small.src_ip = 0xc612000b;
+    small.dst_port = 40001;
+    small.ssrc = 77;
+    inject(port, rtp_frame(small));
+    r.poll();
+    r.flush();
+    count_tx_by_dst(port, got);
+    EXPECT_EQ(10u, once_each(got, small_first, 10).first) << "the packet that came during the stop goes next";
+    EXPECT_EQ(32u, once_each(got, big_first, 3000).second) << "the long job waits for it";
+
+    int polls = 0;
+    while (r.poll() > 0 && polls < 4096) {
+        ++polls;
+        r.flush();
+        count_tx_by_dst(port, got);
+    }
+    r.flush();
+    count_tx_by_dst(port, got);
+    EXPECT_EQ(std::make_pair(3000u, uint64_t{3000}), once_each(got, big_first, 3000)) << "every listener once";
+    EXPECT_EQ(std::make_pair(10u, uint64_t{10}), once_each(got, small_first, 10));
+    EXPECT_GE(polls, 3000 / 32) << "a group per poll";
+    EXPECT_EQ(0u, counter(r, "drop/egress/deadline"));
+    EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool())) << "mbuf leak";
+}
+
+TEST(fanout_schedule, gaps_shorter_than_a_stop_cut_nothing) {
+    // The same packet with a threshold no gap reaches (a minute): the
+    // iteration serves its whole budget and nothing is counted.
+    ring_port port = fresh_ring_port("nostop");
+    control::profile prof = base_profile(port.name);
+    prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 3000));
+    relay r(prof, relay_options{.launch = false, .iteration_budget = 1024, .stop_cycles = rte_get_tsc_hz() * 60});
+    r.state().load_static(prof);
+    ASSERT_TRUE(resolve(r, port, {}).empty());
+    const uint64_t cuts0 = counter(r, "fanout_cuts");
+    inject(port, rtp_frame(frame_spec{}));
+    std::map<uint32_t, uint64_t> got;
+    r.poll();
+    r.flush();
+    count_tx_by_dst(port, got);
+    EXPECT_EQ(1024u, once_each(got, big_first, 3000).first);
+    EXPECT_EQ(cuts0, counter(r, "fanout_cuts"));
+}
+
 TEST(fanout_schedule, more_packets_than_job_slots_wait_in_the_ring_none_dropped) {
     // 300 speaker-packet messages of a 1 100-listener session (long jobs)
     // handed to the fan-out lcore's ring at once, as an RX lcore or the

@@ -257,7 +257,8 @@ inline constexpr std::size_t max_ports = 4;
     _(nd_replies, "neighbour advertisements sent for the relay's IPv6 addresses") \
     _(nd_requests, "neighbour solicitations sent to resolve IPv6 next hops") \
     _(nd_requests_in, "NS for the relay's IPv6 addresses received (answered, never learnt from)") \
-    _(icmp6_replies, "ICMPv6 echo replies sent")
+    _(icmp6_replies, "ICMPv6 echo replies sent")                             \
+    _(fanout_cuts, "fan-out iterations ended early by a stop of the lcore (stop_check_us): RX polled at once")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control

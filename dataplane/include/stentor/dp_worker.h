@@ -46,6 +46,13 @@ inline constexpr unsigned long_backlog_jobs = max_jobs / 2;
 // worker_config::spare_budget applies while the lcore had an idle poll in
 // its last this many iterations (~1-2 ms of a busy core).
 inline constexpr unsigned spare_polls = 256;
+// A jump of the TSC longer than this between two TX groups of the fan-out
+// (one group of `burst` replicas takes ~0.5 us) is a stop of the core: the
+// host took the vCPU away, or an SMI or interrupt ran. Whatever arrived
+// meanwhile waits in the RX queue, so the iteration's fan-out ends at once
+// and RX is polled instead of the iteration's budget being served first
+// (worker_config::stop_cycles; docs/performance.md, eleventh round).
+inline constexpr unsigned stop_check_us = 5;
 
 struct worker_config {
     unsigned lcore_id = 0;
@@ -85,6 +92,11 @@ struct worker_config {
     // the longer iterations that amortise the loop's cost. relay.cc: half
     // the iteration budget when workers run on their lcores.
     uint32_t spare_budget = 0;
+    // TSC cycles: a gap longer than this between two TX groups of the
+    // fan-out ends the iteration's fan-out (stop_check_us; counted as
+    // fanout_cuts). 0: never looked at. relay.cc: stop_check_us when
+    // workers run on their lcores; tests that poll by hand set their own.
+    uint64_t stop_cycles = 0;
     rte_mempool* pool = nullptr;
     rte_ring* in_ring = nullptr;                  // speaker-packet messages for this fan-out lcore
     bool do_join = false;                         // a dedicated join lcore: verifies what join_in brings
