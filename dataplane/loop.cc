@@ -154,8 +154,11 @@ unsigned worker_poll(worker* w) noexcept {
     // TX buffers go out when the drain interval has passed, or at once when
     // no fan-out job is left: nothing would fill them soon, so a small
     // session's last replicas would wait up to tx_drain_us (100 us) for
-    // company. A loaded lcore always has jobs and keeps full bursts.
-    if (end - w->last_drain_tsc >= w->cfg.drain_cycles || worker_jobs_pending(w) == 0) {
+    // company. A loaded lcore always has jobs and keeps full bursts. And
+    // after a stop of the core (w->cut): what was staged before it has
+    // waited the whole stop already, and would wait again for the burst
+    // of packets that arrived meanwhile to go through ingress.
+    if (end - w->last_drain_tsc >= w->cfg.drain_cycles || worker_jobs_pending(w) == 0 || w->cut) {
         tx_flush_all(w);
         w->last_drain_tsc = end;
     }
