@@ -3,6 +3,7 @@
 // Counts, never times: which replicas one loop iteration sends, and that
 // nothing is dropped when more packets wait than there are job slots.
 #include <chrono>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -58,13 +59,19 @@ void poll_until_idle(relay& r, const ring_port& port, std::map<uint32_t, uint64_
 // `budget` replicas per loop iteration, the gateway resolved when `ready`.
 // `got` counts what the port sent, by destination block.
 struct sched_relay {
-    static control::profile with(const ring_port& p, std::vector<control::session_config> sessions) {
+    static control::profile with(const ring_port& p, std::vector<control::session_config> sessions,
+                                 const std::function<void(control::profile&)>& tweak = {}) {
         auto prof = base_profile(p.name);
         for (auto& sc : sessions) prof.sessions.push_back(std::move(sc));
+        if (tweak) tweak(prof);
         return prof;
     }
     sched_relay(std::vector<control::session_config> sessions, unsigned budget)
-        : prof(with(port, std::move(sessions))), r(prof, relay_options{.launch = false, .iteration_budget = budget}) {
+        : sched_relay(std::move(sessions), relay_options{.launch = false, .iteration_budget = budget}) {}
+    // With the caller's options (launch = false) and profile changes.
+    sched_relay(std::vector<control::session_config> sessions, const relay_options& o,
+                const std::function<void(control::profile&)>& tweak = {})
+        : prof(with(port, std::move(sessions), tweak)), r(prof, o) {
         r.state().load_static(prof);
         ready = resolve(r, port, {}).empty();
     }
@@ -398,6 +405,18 @@ std::pair<unsigned, uint64_t> once_each(const std::map<uint32_t, uint64_t>& by_d
     return {once, all};
 }
 
+// One packet of session 1 (3 000 listeners) received and one poll: the
+// replicas it sent (counted into `got` by destination) and the fan-out
+// cuts it counted.
+std::pair<uint64_t, uint64_t> first_poll_of_one_packet(sched_relay& t, std::map<uint32_t, uint64_t>& got) {
+    const uint64_t cuts0 = counter(t.r, "fanout_cuts");
+    inject(t.port, rtp_frame(frame_spec{}));
+    t.r.poll();
+    t.r.flush();
+    count_tx_by_dst(t.port, got);
+    return {once_each(got, big_first, 3000).second, counter(t.r, "fanout_cuts") - cuts0};
+}
+
 TEST(fanout_schedule, a_stop_of_the_core_ends_the_iterations_fanout_and_rx_comes_next) {
     // worker_config::stop_cycles: when the TSC jumped by more than this
     // between two TX groups (the host took the core away), the fan-out of
@@ -409,24 +428,17 @@ TEST(fanout_schedule, a_stop_of_the_core_ends_the_iterations_fanout_and_rx_comes
     // once (the TX buffers are flushed after a stop, not only when the
     // drain interval, here a tenth of a second, has passed). No replica is
     // lost or sent twice.
-    ring_port port = fresh_ring_port("stop");
-    control::profile prof = base_profile(port.name);
-    prof.dataplane.tx_drain_us = 100000;
-    prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 3000));
-    prof.sessions.push_back(session_of(2, 40001, 0xc612000b, 77, small_first, 10));
-    relay r(prof, relay_options{.launch = false, .iteration_budget = 1024, .stop_cycles = 1});
-    r.state().load_static(prof);
-    ASSERT_TRUE(resolve(r, port, {}).empty());
+    sched_relay t({session_of(1, 40000, speaker_ip, 1234, big_first, 3000),
+                   session_of(2, 40001, 0xc612000b, 77, small_first, 10)},
+                  relay_options{.launch = false, .iteration_budget = 1024, .stop_cycles = 1},
+                  [](control::profile& p) { p.dataplane.tx_drain_us = 100000; });
+    ASSERT_TRUE(t.ready);
+    relay& r = t.r;
+    const ring_port& port = t.port;
     const unsigned in_use0 = rte_mempool_in_use_count(r.pool());
-    const uint64_t cuts0 = counter(r, "fanout_cuts");
-
-    inject(port, rtp_frame(frame_spec{}));
     std::map<uint32_t, uint64_t> got;
-    r.poll();
-    r.flush();
-    count_tx_by_dst(port, got);
-    EXPECT_EQ(32u, once_each(got, big_first, 3000).second) << "one TX group, then the stop ends the fan-out";
-    EXPECT_EQ(cuts0 + 1, counter(r, "fanout_cuts"));
+    EXPECT_EQ(std::make_pair(uint64_t{32}, uint64_t{1}), first_poll_of_one_packet(t, got))
+        << "one TX group, then the stop ends the fan-out";
 
     frame_spec small;
     small.src_ip = 0xc612000b;
@@ -456,20 +468,12 @@ TEST(fanout_schedule, a_stop_of_the_core_ends_the_iterations_fanout_and_rx_comes
 TEST(fanout_schedule, gaps_shorter_than_a_stop_cut_nothing) {
     // The same packet with a threshold no gap reaches (a minute): the
     // iteration serves its whole budget and nothing is counted.
-    ring_port port = fresh_ring_port("nostop");
-    control::profile prof = base_profile(port.name);
-    prof.sessions.push_back(session_of(1, 40000, speaker_ip, 1234, big_first, 3000));
-    relay r(prof, relay_options{.launch = false, .iteration_budget = 1024, .stop_cycles = rte_get_tsc_hz() * 60});
-    r.state().load_static(prof);
-    ASSERT_TRUE(resolve(r, port, {}).empty());
-    const uint64_t cuts0 = counter(r, "fanout_cuts");
-    inject(port, rtp_frame(frame_spec{}));
+    sched_relay t({session_of(1, 40000, speaker_ip, 1234, big_first, 3000)},
+                  relay_options{.launch = false, .iteration_budget = 1024, .stop_cycles = rte_get_tsc_hz() * 60});
+    ASSERT_TRUE(t.ready);
     std::map<uint32_t, uint64_t> got;
-    r.poll();
-    r.flush();
-    count_tx_by_dst(port, got);
-    EXPECT_EQ(1024u, once_each(got, big_first, 3000).first);
-    EXPECT_EQ(cuts0, counter(r, "fanout_cuts"));
+    EXPECT_EQ(std::make_pair(uint64_t{1024}, uint64_t{0}), first_poll_of_one_packet(t, got));
+    EXPECT_EQ(1024u, once_each(got, big_first, 3000).first) << "each to a different listener";
 }
 
 TEST(fanout_schedule, more_packets_than_job_slots_wait_in_the_ring_none_dropped) {
