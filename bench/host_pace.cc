@@ -32,6 +32,9 @@
 // in, if any. P(delay > x) = sum over gaps of max(0, gap - x) / seconds.
 // No packet measured on this CPU can do better, so workload_harness prints
 // it beside its latency figures (docs/performance.md, "Ninth round").
+// HOST_PACE_GAPS=file writes every gap (us, one per line) for a histogram
+// beside workload_harness's WORKLOAD_GAPS (docs/performance.md, "Eleventh
+// round").
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>

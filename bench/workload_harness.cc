@@ -27,7 +27,11 @@
 //           arrival TSC: arrival (scheduled time on the RX queue) to the TX
 //           burst of each replica, p50 / p99 / p99.9; split into the wait
 //           in the RX queue (latency_rx_wait) and the relay's share, from
-//           the rx_burst to the TX burst (latency_after_rx).
+//           the rx_burst to the TX burst (latency_after_rx); the relay's
+//           share of the replicas at or above the p99 (latency_tail); and
+//           the RX wait of a random arrival computed from every gap between
+//           two RX polls (latency_poll_wait; WORKLOAD_GAPS=file writes the
+//           gaps of 2 us or more, in us, one per line).
 //  ipv6     bench/fanout_harness --family ipv6: one session of 1 M IPv6
 //           listeners beside txonly sending a frame of the IPv6 replica's
 //           length (txonly builds IPv4 only), as a child process.
