@@ -47,6 +47,8 @@
 #include <x86intrin.h>
 #include <time.h>
 
+#include "gaps.h"
+
 namespace {
 
 double tsc_hz() {
@@ -90,23 +92,7 @@ int gaps_main(double seconds) {
         over20 += g > static_cast<uint64_t>(hz * 20e-6);
         over50 += g > static_cast<uint64_t>(hz * 50e-6);
     }
-    // Share of random arrival times that wait more than x cycles.
-    auto beyond = [&](double x) {
-        double t = 0;
-        for (auto it = std::upper_bound(gaps.begin(), gaps.end(), static_cast<uint64_t>(x)); it != gaps.end(); ++it)
-            t += static_cast<double>(*it) - x;
-        return t / window;
-    };
-    // The smallest x (cycles) with beyond(x) <= 1 - q: beyond falls as x grows.
-    auto floor_us = [&](double q) {
-        double lo = 0, hi = gaps.empty() ? 0 : static_cast<double>(gaps.back());
-        if (beyond(lo) <= 1 - q) return 0.0;
-        for (int i = 0; i < 60; ++i) {
-            const double mid = (lo + hi) / 2;
-            (beyond(mid) <= 1 - q ? hi : lo) = mid;
-        }
-        return hi * 1e6 / hz;
-    };
+    auto floor_us = [&](double q) { return stentor::bench::arrival_wait_quantile(gaps, window, q) * 1e6 / hz; };
     std::printf("host_gaps seconds=%.1f lost_share=%.4f gaps=%zu gaps_over_20us=%zu gaps_over_50us=%zu max_us=%.1f "
                 "floor_p50_us=%.1f floor_p99_us=%.1f floor_p999_us=%.1f\n",
                 seconds, lost / window, gaps.size(), over20, over50,

@@ -58,7 +58,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <functional>
 #include <map>
 #include <optional>
 #include <random>
@@ -80,6 +79,7 @@
 #include "config.h"
 #include "drivers.h"
 #include "feeder.h"
+#include "gaps.h"
 #include "reference.h"
 #include "relay.h"
 #include "startup.h"
@@ -895,49 +895,33 @@ int part_mix(const mix_options& o) {
                             quantile_us(tail, 0.5, hz), quantile_us(tail, 0.9, hz));
             }
             // The RX wait of a packet arriving at a random moment, from the
-            // worker's poll times alone: P(wait > x) = sum over gaps of
-            // max(0, gap - x) / time (host_pace --gaps computes the host's
-            // floor the same way from its TSC jumps). Beside it, how many
+            // worker's poll times alone (bench/gaps.h: host_pace --gaps
+            // computes the host's floor with it from its TSC jumps). Beside it, how many
             // gaps were long: a gap is an iteration, or a host stop plus
             // the iteration it fell in.
             {
                 std::vector<uint32_t> g(src->poll_gaps.begin(),
                                         src->poll_gaps.begin() + static_cast<long>(src->nb_poll_gaps.load()));
-                std::sort(g.begin(), g.end(), std::greater<>());
+                std::sort(g.begin(), g.end());
+                const double us = 1e6 / static_cast<double>(hz);   // per TSC cycle
+                // The gaps over c cycles.
+                auto over_cycles = [&](double c) { return g.end() - std::upper_bound(g.begin(), g.end(), static_cast<uint32_t>(c)); };
                 if (const char* f = std::getenv("WORKLOAD_GAPS")) {
                     if (FILE* out = std::fopen(f, "w")) {
-                        for (uint32_t x : g) {
-                            if (x < 2e-6 * static_cast<double>(hz)) break;
-                            std::fprintf(out, "%.2f\n", x * 1e6 / static_cast<double>(hz));
-                        }
+                        for (auto it = std::lower_bound(g.begin(), g.end(), static_cast<uint32_t>(2 / us)); it != g.end(); ++it)
+                            std::fprintf(out, "%.2f\n", *it * us);   // the gaps of 2 us or more
                         std::fclose(out);
                     }
                 }
                 double total = 0;
                 for (uint32_t x : g) total += x;
-                // The x at which sum(max(0, gap - x)) / total falls to q.
-                auto wait_q = [&](double q) {
-                    double lo = 0, hi = g.empty() ? 0 : g.front();
-                    for (int it = 0; it < 40; ++it) {
-                        const double mid = (lo + hi) / 2;
-                        double tail = 0;
-                        for (uint32_t x : g) {
-                            if (x <= mid) break;
-                            tail += x - mid;
-                        }
-                        (tail / total > q ? lo : hi) = mid;
-                    }
-                    return hi * 1e6 / static_cast<double>(hz);
-                };
-                auto over = [&](double us) {
-                    const double c = us * static_cast<double>(hz) / 1e6;
-                    return static_cast<size_t>(std::count_if(g.begin(), g.end(), [&](uint32_t x) { return x > c; }));
-                };
-                const double mean_us = g.empty() ? 0 : total / static_cast<double>(g.size()) * 1e6 / static_cast<double>(hz);
+                auto wait_q = [&](double q) { return bench::arrival_wait_quantile(g, total, q) * us; };
+                auto over = [&](double gap_us) { return static_cast<size_t>(over_cycles(gap_us / us)); };
+                const double mean_us = g.empty() ? 0 : total / static_cast<double>(g.size()) * us;
                 std::printf("PART latency_poll_wait polls=%zu mean_gap_us=%.2f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
                             "gaps_over_10us=%zu gaps_over_20us=%zu gaps_over_50us=%zu max_gap_us=%.1f\n",
-                            g.size(), mean_us, wait_q(0.5), wait_q(0.01), wait_q(0.001), over(10), over(20), over(50),
-                            g.empty() ? 0.0 : g.front() * 1e6 / static_cast<double>(hz));
+                            g.size(), mean_us, wait_q(0.5), wait_q(0.99), wait_q(0.999), over(10), over(20), over(50),
+                            g.empty() ? 0.0 : g.back() * us);
             }
             std::fflush(stdout);
 
