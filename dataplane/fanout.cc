@@ -148,6 +148,7 @@ __attribute__((always_inline)) inline uint32_t run_list(worker* w, fanout_job& j
                 rte_mempool_put_bulk(w->cfg.pool, reinterpret_cast<void**>(mb + k), n - k);
             j.done += k;
             j.tier_seen += k + unresolved;
+            c->tx_bytes += bytes;
             // A stop of the core since the last group (worker_config::
             // stop_cycles): the fan-out of this iteration ends here, and
             // the job goes on from the next slot after an RX poll.
@@ -156,13 +157,11 @@ __attribute__((always_inline)) inline uint32_t run_list(worker* w, fanout_job& j
                 if (t - w->seen_tsc > w->cfg.stop_cycles) [[unlikely]] {
                     w->cut = true;
                     ++c->fanout_cuts;
-                    c->tx_bytes += bytes;
                     j.slot = base + i;
                     return j.slot - first;
                 }
                 w->seen_tsc = t;
             }
-            c->tx_bytes += bytes;
         }
         j.slot = stop;
     }
