@@ -33,14 +33,15 @@ control::session_config session_of(uint32_t id, unsigned port, uint32_t speaker,
 }
 
 // Replicas on the port's TX ring by destination block (the /16 of the
-// destination address), without copying frames; the mbufs go back.
-void count_tx(const ring_port& p, std::map<uint32_t, uint64_t>& by_block) {
+// destination address; with key_shift 0, by destination address), without
+// copying frames; the mbufs go back.
+void count_tx(const ring_port& p, std::map<uint32_t, uint64_t>& by_block, unsigned key_shift = 16) {
     void* objs[256];
     unsigned n;
     while ((n = rte_ring_dequeue_burst(p.tx, objs, 256, nullptr)) > 0) {
         for (unsigned i = 0; i < n; ++i) {
             const auto* m = static_cast<const rte_mbuf*>(objs[i]);
-            ++by_block[be32(rte_pktmbuf_mtod(m, const uint8_t*) + 30) >> 16];
+            ++by_block[be32(rte_pktmbuf_mtod(m, const uint8_t*) + 30) >> key_shift];
         }
         rte_pktmbuf_free_bulk(reinterpret_cast<rte_mbuf**>(objs), n);
     }
@@ -381,17 +382,6 @@ TEST(fanout_schedule, an_lcore_with_time_to_spare_polls_rx_twice_as_often) {
     EXPECT_EQ(got[big_first >> 16] - before, 1024u) << "busy for spare_polls iterations: the whole budget again";
 }
 
-// Replicas taken off the port, counted by destination address.
-void count_tx_by_dst(const ring_port& p, std::map<uint32_t, uint64_t>& by_dst) {
-    void* objs[256];
-    unsigned n;
-    while ((n = rte_ring_dequeue_burst(p.tx, objs, 256, nullptr)) > 0) {
-        for (unsigned i = 0; i < n; ++i)
-            ++by_dst[be32(rte_pktmbuf_mtod(static_cast<const rte_mbuf*>(objs[i]), const uint8_t*) + 30)];
-        rte_pktmbuf_free_bulk(reinterpret_cast<rte_mbuf**>(objs), n);
-    }
-}
-
 // The listeners of [first, first + n) that got exactly one replica, and
 // the replicas there to any address of that block.
 std::pair<unsigned, uint64_t> once_each(const std::map<uint32_t, uint64_t>& by_dst, uint32_t first, unsigned n) {
@@ -413,7 +403,7 @@ std::pair<uint64_t, uint64_t> first_poll_of_one_packet(sched_relay& t, std::map<
     inject(t.port, rtp_frame(frame_spec{}));
     t.r.poll();
     t.r.flush();
-    count_tx_by_dst(t.port, got);
+    count_tx(t.port, got, 0);
     return {once_each(got, big_first, 3000).second, counter(t.r, "fanout_cuts") - cuts0};
 }
 
@@ -446,7 +436,7 @@ TEST(fanout_schedule, a_stop_of_the_core_ends_the_iterations_fanout_and_rx_comes
     small.ssrc = 77;
     inject(port, rtp_frame(small));
     r.poll();
-    count_tx_by_dst(port, got);   // no flush by the test: the stop's own
+    count_tx(port, got, 0);   // no flush by the test: the stop's own
     EXPECT_EQ(10u, once_each(got, small_first, 10).first) << "the packet that came during the stop goes next, at once";
     EXPECT_EQ(32u, once_each(got, big_first, 3000).second) << "the long job waits for it";
 
@@ -454,10 +444,10 @@ TEST(fanout_schedule, a_stop_of_the_core_ends_the_iterations_fanout_and_rx_comes
     while (r.poll() > 0 && polls < 4096) {
         ++polls;
         r.flush();
-        count_tx_by_dst(port, got);
+        count_tx(port, got, 0);
     }
     r.flush();
-    count_tx_by_dst(port, got);
+    count_tx(port, got, 0);
     EXPECT_EQ(std::make_pair(3000u, uint64_t{3000}), once_each(got, big_first, 3000)) << "every listener once";
     EXPECT_EQ(std::make_pair(10u, uint64_t{10}), once_each(got, small_first, 10));
     EXPECT_GE(polls, 3000 / 32) << "a group per poll";

@@ -492,11 +492,6 @@ TEST(recorder_recovery, a_part_file_it_cannot_open_is_logged_once_and_counted) {
     std::filesystem::remove(target, ec);
 }
 
-// Deleting a recording (DELETE /api/v1/recordings/{id}): its files, once
-// it is closed; one still being written stays. Two recordings of one
-// session have their own ids (static sessions keep their id across
-// restarts); a link planted under a track's name goes, never its target; a
-// file that cannot be unlinked keeps the recording listed with the reason.
 // Four 20 ms frames from each of two SSRCs (0x1111, 0x2222): a recording of two tracks.
 void record_two_tracks(recorded_session& t, svc::recorder& rec) {
     const auto tone = opus_tone(440, 4, 2, 0.3);
@@ -508,6 +503,11 @@ void record_two_tracks(recorded_session& t, svc::recorder& rec) {
     rec.io(svc::mono_ns());
 }
 
+// Deleting a recording (DELETE /api/v1/recordings/{id}): its files, once
+// it is closed; one still being written stays. Two recordings of one
+// session have their own ids (static sessions keep their id across
+// restarts); a link planted under a track's name goes, never its target; a
+// file that cannot be unlinked keeps the recording listed with the reason.
 TEST(recorder_delete, only_a_closed_recording_is_deleted_each_by_its_id) {
     recorded_session t("delete");
     ASSERT_FALSE(t.dir.empty());
