@@ -83,7 +83,14 @@ struct track {
     uint64_t next_retry_ns = 0;
     uint64_t next_flush_ns = 0;
     bool sync_due = false;
+    // Its write or sync never answered within finalise's 10 s: the file
+    // stays open and untouched (closing, cutting or renaming it would wait
+    // on that same disk, for the inode the stuck write holds) until the
+    // answer is reaped; then close_stuck() closes it as finalise would have.
+    bool stuck = false;
 };
+
+bool has_stuck(const rec& r);
 
 struct rec {
     recording_info info;
@@ -96,6 +103,10 @@ struct rec {
     std::unordered_set<uint32_t> refused;
     bool refused_overflow = false;
 };
+
+bool has_stuck(const rec& r) {
+    return std::any_of(r.tracks.begin(), r.tracks.end(), [](const auto& t) { return t->stuck; });
+}
 
 enum class cmd_kind { ended, all };
 
@@ -546,15 +557,7 @@ struct recorder::impl {
         }
         // fsync, close, rename (or, for a file that missed bytes, cut it
         // back to its last whole page and close the stream there).
-        struct job {
-            track* t;
-            int fd;
-            bool whole;
-            bool empty;
-            std::string part, final_path, now_path, why;
-            bool ok = false;
-        };
-        std::vector<job> jobs;
+        std::vector<close_job> jobs;
         for (auto& t : r.tracks) {
             if (t->closed) continue;
             if (t->file.fd < 0) {
@@ -562,38 +565,21 @@ struct recorder::impl {
                 --open_tracks;
                 continue;
             }
-            const bool whole = !r.failed && !t->paused && t->file.queue.empty() && !t->file.write_inflight;
+            if (t->file.write_inflight || t->file.sync_inflight) {
+                // Only after the timeout above (r.failed): left to close_stuck().
+                t->stuck = true;
+                continue;
+            }
+            const bool whole = !r.failed && !t->paused && t->file.queue.empty();
             jobs.push_back({t.get(), t->file.fd, whole, t->file.written == 0, t->file.path, t->file.final_path, {}, {}});
         }
         lk.unlock();
-        for (auto& j : jobs) {
-            if (j.whole) {
-                j.ok = finish_part(j.fd, true, j.part, j.final_path, j.now_path, j.why);
-            } else if (j.empty) {
-                ::close(j.fd);
-                ::unlink(j.part.c_str());
-                j.ok = true;
-            } else {
-                const repair_result rep = repair_ogg_opus(j.fd);
-                ::close(j.fd);
-                if (rep.ok) j.ok = rename_noreplace(j.part, j.final_path, j.now_path, j.why);
-                else j.why = "close " + j.part + ": " + rep.why;
-                if (!j.ok) j.now_path = j.part;
-            }
-        }
+        for (auto& j : jobs) close_file(j);
         std::string dir_why;
         const bool dir_ok = jobs.empty() || sync_dir(opt.dir, dir_why);
         lk.lock();
         now_ns = std::max(now_ns, mono_ns());
-        for (auto& j : jobs) {
-            track& t = *j.t;
-            t.file.fd = -1;
-            t.file.path = j.now_path;
-            t.closed = true;
-            --open_tracks;
-            ++st.files_finalised;
-            if (!j.ok) fail(r, j.why);
-        }
+        closed_files(r, jobs);
         for (auto& t : r.tracks)
             if (t->paused) {
                 t->paused = false;
@@ -613,11 +599,112 @@ struct recorder::impl {
         if (r.generation != 0) closed_generations.insert(r.generation);
     }
 
+    // A track's file to close (finalise, close_stuck): the facts taken under
+    // the lock, the blocking calls made without it.
+    struct close_job {
+        track* t;
+        int fd;
+        bool whole;    // every byte written: fsync, close, rename
+        bool empty;    // nothing written: close and unlink
+        std::string part, final_path, now_path, why;
+        bool ok = false;
+    };
+
+    // Offline, without the lock. A file that missed bytes is cut back to its
+    // last whole page and closed there, under its final name.
+    static void close_file(close_job& j) {
+        if (j.whole) {
+            j.ok = finish_part(j.fd, true, j.part, j.final_path, j.now_path, j.why);
+        } else if (j.empty) {
+            ::close(j.fd);
+            ::unlink(j.part.c_str());
+            j.ok = true;
+        } else {
+            const repair_result rep = repair_ogg_opus(j.fd);
+            ::close(j.fd);
+            if (rep.ok) j.ok = rename_noreplace(j.part, j.final_path, j.now_path, j.why);
+            else j.why = "close " + j.part + ": " + rep.why;
+            if (!j.ok) j.now_path = j.part;
+        }
+    }
+
+    // Under the lock again: the tracks of `jobs` are closed.
+    void closed_files(rec& r, const std::vector<close_job>& jobs) {
+        for (const auto& j : jobs) {
+            track& t = *j.t;
+            t.file.fd = -1;
+            t.file.path = j.now_path;
+            t.closed = true;
+            t.stuck = false;
+            --open_tracks;
+            ++st.files_finalised;
+            if (!j.ok) fail(r, j.why);
+        }
+    }
+
+    // Tracks finalise left open because the disk never answered a write or
+    // sync (track::stuck): once that answer is reaped, closed as finalise
+    // would have, and the recording's listing follows. Until then the
+    // recording stays listed (and cannot be deleted: the request in io_uring
+    // points at its track), and its file counts as open.
+    unsigned close_stuck(std::unique_lock<std::mutex>& lk) {
+        std::vector<std::pair<rec*, std::vector<close_job>>> todo;
+        for (auto& r : done) {
+            std::vector<close_job> jobs;
+            for (auto& t : r->tracks)
+                if (t->stuck && !t->file.write_inflight && !t->file.sync_inflight)
+                    jobs.push_back({t.get(), t->file.fd, false, t->file.written == 0, t->file.path,
+                                    t->file.final_path, {}, {}});
+            if (!jobs.empty()) todo.emplace_back(r.get(), std::move(jobs));
+        }
+        if (todo.empty()) return 0;
+        // Still stuck (so neither deleted nor dropped from the list) while
+        // the lock is released.
+        lk.unlock();
+        for (auto& [r, jobs] : todo)
+            for (auto& j : jobs) close_file(j);
+        std::string dir_why;
+        const bool dir_ok = sync_dir(opt.dir, dir_why);
+        lk.lock();
+        unsigned n = 0;
+        now_ns = std::max(now_ns, mono_ns());
+        for (auto& [r, jobs] : todo) {
+            closed_files(*r, jobs);
+            for (auto& j : jobs)
+                if (j.t->paused) {   // the late answer was a full disk
+                    j.t->paused = false;
+                    j.t->paused_ns += now_ns - j.t->paused_since_ns;
+                }
+            if (!dir_ok) fail(*r, dir_why);
+            r->info.path.clear();
+            for (auto& t : r->tracks)
+                if (!t->file.path.empty()) {
+                    r->info.path = t->file.path;
+                    break;
+                }
+            refresh(*r);
+            log_later(spdlog::level::info, "stentor: recorder: recording %llu of session %u: the disk answered; %zu "
+                      "file(s) closed", static_cast<unsigned long long>(r->info.id), r->info.session_id, jobs.size());
+            n += static_cast<unsigned>(jobs.size());
+        }
+        return n;
+    }
+
+    // The list keeps the latest max_listed closed recordings; one with a
+    // stuck track stays until it is closed.
+    void trim_done() {
+        while (done.size() > max_listed) {
+            const auto it = std::find_if(done.begin(), done.end(), [](const auto& r) { return !has_stuck(*r); });
+            if (it == done.end()) break;
+            done.erase(it);
+        }
+    }
+
     // finalise() threw: close what is open, so no fd outlives the recording.
     void give_up(rec& r, const char* what) noexcept {
         failed(&r, r.info.session_id, what);
         for (auto& t : r.tracks) {
-            if (t->closed) continue;
+            if (t->closed || t->stuck) continue;   // a stuck one: close_stuck()
             if (t->file.fd >= 0) {
                 ::close(t->file.fd);
                 t->file.fd = -1;
@@ -641,7 +728,7 @@ struct recorder::impl {
             }
             done.push_back(std::move(retiring.front()));
             retiring.erase(retiring.begin());
-            if (done.size() > max_listed) done.erase(done.begin());
+            trim_done();
         }
     }
 
@@ -668,6 +755,7 @@ struct recorder::impl {
         if (!writer.ok()) return work;
         work += open_pending(lk, nullptr);
         work += writer.reap();
+        work += close_stuck(lk);
         for (auto& [id, r] : active) {
             try {
                 resume_written(*r);
@@ -853,13 +941,16 @@ struct recorder::impl {
             r->info.id = next_id++;
             done.push_back(std::move(r));
         }
-        while (done.size() > max_listed) done.erase(done.begin());
+        trim_done();
     }
 };
 
 recorder::recorder(const recorder_options& o, dp::dp_shared& shared, rte_ring* ring)
     : _impl(std::make_unique<impl>(o, shared, ring)) {}
 
+// A track still stuck on a disk that never answered (track::stuck) keeps
+// its fd: closing it could wait on that disk for ever; the process's exit
+// closes it.
 recorder::~recorder() {
     std::unique_lock lk(_impl->mu);
     _impl->cmds.push_back({cmd_kind::all, 0});
@@ -952,9 +1043,9 @@ recorder::remove_result recorder::remove(uint64_t id) {
         if (r == nullptr) return res;
         // Still written or finalised; or failed by a disk that never
         // answered (finalise's 10 s) with a write or sync still in io_uring
-        // pointing at its track: it stays until the completion is reaped.
-        bool busy = done_at == not_done;
-        for (const auto& t : r->tracks) busy |= t->file.write_inflight || t->file.sync_inflight;
+        // pointing at its track: it stays until the completion is reaped
+        // and the file closed (track::stuck).
+        const bool busy = done_at == not_done || has_stuck(*r);
         if (busy) {
             if (done_at == not_done) _impl->refresh(*r);
             res.status = remove_status::recording;

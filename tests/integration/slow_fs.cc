@@ -71,6 +71,7 @@ const fuse_operations ops = [] {
         return static_cast<int>(err(static_cast<int>(::pread(static_cast<int>(fi->fh), buf, size, off))));
     };
     o.write = [](const char*, const char* buf, size_t size, off_t off, fuse_file_info* fi) -> int {
+        self().gate(slow_fs::op::write);
         return static_cast<int>(err(static_cast<int>(::pwrite(static_cast<int>(fi->fh), buf, size, off))));
     };
     o.statfs = [](const char* path, struct statvfs* st) -> int { return err(::statvfs(real(path).c_str(), st)); };

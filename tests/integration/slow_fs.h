@@ -2,7 +2,7 @@
 // served inside the test process) that passes every operation through to a
 // backing directory, except that the operations a test holds block in the
 // kernel until it releases them. A process that calls open(O_CREAT),
-// fsync(), rename() or readdir() on it really sits in that system call, as
+// write(), fsync(), rename() or readdir() on it really sits in that system call, as
 // it would on a stalled disk, a huge directory or a dead NFS server; nothing
 // in the code under test is replaced.
 //
@@ -23,7 +23,7 @@ namespace stentor::test {
 
 class slow_fs {
 public:
-    enum class op : unsigned { create, fsync, fsyncdir, rename, readdir, count };
+    enum class op : unsigned { create, write, fsync, fsyncdir, rename, readdir, count };
 
     // nullptr, and `why` says what failed, when FUSE cannot be mounted here.
     static std::unique_ptr<slow_fs> mount(std::string& why);
