@@ -523,7 +523,9 @@ struct recorder::impl {
         for (auto& t : r.tracks) t->ogg->finish();
         open_pending(lk, &r);      // a track whose first packet came just now
         // Everything to the kernel (a paused track tries once more), then
-        // wait for the writes and syncs in flight.
+        // its fdatasync, and wait for the writes and syncs in flight: all
+        // through io_uring, so a disk that does not answer holds the end
+        // for finalise_timeout_ns at most.
         const uint64_t deadline = mono_ns() + finalise_timeout_ns;
         bool first = true;
         for (;;) {
@@ -540,6 +542,8 @@ struct recorder::impl {
                     t->file.queue += pages;
                     pages.clear();
                     if (!t->paused || first) writer.pump(t->file);
+                    // Written whole: made durable here (once no write is in flight).
+                    if (!t->paused && t->file.queue.empty()) writer.sync(t->file);
                 }
                 busy |= t->file.write_inflight || t->file.sync_inflight ||
                         (!t->file.queue.empty() && !r.failed && !t->paused);
@@ -548,7 +552,9 @@ struct recorder::impl {
             writer.submit();
             if (!busy) break;
             if (mono_ns() > deadline) {
-                fail(r, "write: no completion within 10 s");
+                const bool writes = std::any_of(r.tracks.begin(), r.tracks.end(),
+                                                [](const auto& t) { return t->file.write_inflight; });
+                fail(r, writes ? "write: no completion within 10 s" : "fdatasync: no completion within 10 s");
                 break;
             }
             lk.unlock();
@@ -571,7 +577,8 @@ struct recorder::impl {
                 continue;
             }
             const bool whole = !r.failed && !t->paused && t->file.queue.empty();
-            jobs.push_back({t.get(), t->file.fd, whole, t->file.written == 0, t->file.path, t->file.final_path, {}, {}});
+            jobs.push_back({t.get(), t->file.fd, whole, t->file.synced < t->file.written, t->file.written == 0,
+                            t->file.path, t->file.final_path, {}, {}});
         }
         lk.unlock();
         for (auto& j : jobs) close_file(j);
@@ -604,7 +611,8 @@ struct recorder::impl {
     struct close_job {
         track* t;
         int fd;
-        bool whole;    // every byte written: fsync, close, rename
+        bool whole;    // every byte written: close, rename
+        bool sync;     // whole, and not all of it fdatasynced yet: fsync first
         bool empty;    // nothing written: close and unlink
         std::string part, final_path, now_path, why;
         bool ok = false;
@@ -614,7 +622,7 @@ struct recorder::impl {
     // last whole page and closed there, under its final name.
     static void close_file(close_job& j) {
         if (j.whole) {
-            j.ok = finish_part(j.fd, true, j.part, j.final_path, j.now_path, j.why);
+            j.ok = finish_part(j.fd, j.sync, j.part, j.final_path, j.now_path, j.why);
         } else if (j.empty) {
             ::close(j.fd);
             ::unlink(j.part.c_str());
@@ -653,7 +661,7 @@ struct recorder::impl {
             std::vector<close_job> jobs;
             for (auto& t : r->tracks)
                 if (t->stuck && !t->file.write_inflight && !t->file.sync_inflight)
-                    jobs.push_back({t.get(), t->file.fd, false, t->file.written == 0, t->file.path,
+                    jobs.push_back({t.get(), t->file.fd, false, false, t->file.written == 0, t->file.path,
                                     t->file.final_path, {}, {}});
             if (!jobs.empty()) todo.emplace_back(r.get(), std::move(jobs));
         }

@@ -602,75 +602,86 @@ TEST(recorder_delete, a_planted_link_goes_not_its_target_and_a_file_that_stays_k
     ::unlink(outside.c_str());
 }
 
-// A disk that never answers a write (issue 10's stalled disk, here at the
-// end of a session). Finalise gives up after 10 s and the recording fails;
-// the track's file is left as it is, open, since closing, cutting or
-// renaming it would wait on that disk for the inode the stuck write holds
-// (the session's end, and with it the recorder thread, waited for ever).
-// Meanwhile a delete answers 409 recording and leaves it: the write queued
-// in io_uring points at its track. Once the disk answers, the file is
-// closed under its final name, as finalise would have, and it can go.
-TEST(recorder_delete, a_recording_whose_last_write_the_disk_still_holds_stays_until_the_write_answers) {
-    std::string why;
-    auto fs = slow_fs::mount(why);
-    ASSERT_NE(fs, nullptr) << why;
-    recorded_session t("delete3", 9, fs->dir());
-    ASSERT_FALSE(t.dir.empty());
-    svc::recorder rec(t.options(), t.sh, t.ring);
-    // Destroyed before the recorder: the held writes answer before it
-    // closes its ring, whatever the outcome.
+// A disk that never answers (issue 10's stalled disk, here at the end of a
+// session): a write, or the end's own fdatasync. Finalise gives up after
+// 10 s and the recording fails; the track's file is left as it is, open,
+// since closing, cutting or renaming it would wait on that disk (for the
+// inode a stuck write holds; the session's end, and with it the recorder
+// thread, used to wait for ever). Meanwhile a delete answers 409 recording
+// and leaves it: the request queued in io_uring points at its track. Once
+// the disk answers, the file is closed under its final name, as finalise
+// would have, and it can go.
+TEST(recorder_delete, a_recording_whose_last_write_or_sync_the_disk_still_holds_stays_until_it_answers) {
     struct release_guard {
         slow_fs& f;
         ~release_guard() { f.release_all(); }
-    } guard{*fs};
-    using rs = svc::recorder::remove_status;
-    fs->hold(slow_fs::op::write);
-    record_two_tracks(t, rec);
-    const auto live = rec.recording(t.sess.id);
-    ASSERT_TRUE(live.has_value());
-    const uint64_t id = live->id;
-    bool ended = false;
-    {
-        background end([&] { rec.session_ended(t.sess.id); });   // waits 10 s for the writes, then gives up
-        ended = eventually([&] { return end.done(); }, std::chrono::seconds(30));
-        if (!ended) fs->release_all();   // so that `end` can be joined
-    }
-    ASSERT_TRUE(ended) << "the session's end waited on the stuck disk past finalise's 10 s";
-    ASSERT_TRUE(fs->wait_held(slow_fs::op::write, std::chrono::seconds(1))) << "no write reached the disk";
-    const auto failed = rec.recording_by_id(id);
-    ASSERT_TRUE(failed.has_value());
-    EXPECT_EQ(failed->state, "error");
-    EXPECT_NE(failed->error.find("write: no completion within 10 s"), std::string::npos) << failed->error;
-    ASSERT_EQ(failed->tracks.size(), 2u);
-    for (const auto& tr : failed->tracks) EXPECT_TRUE(tr.path.ends_with(".opus.part")) << "left as it was: " << tr.path;
+    };
+    struct row {
+        slow_fs::op held;
+        const char* error;
+    };
+    for (const row& w : {row{slow_fs::op::write, "write: no completion within 10 s"},
+                         row{slow_fs::op::fsync, "fdatasync: no completion within 10 s"}}) {
+        SCOPED_TRACE(w.error);
+        std::string why;
+        auto fs = slow_fs::mount(why);
+        ASSERT_NE(fs, nullptr) << why;
+        recorded_session t("delete3", 9, fs->dir());
+        ASSERT_FALSE(t.dir.empty());
+        svc::recorder rec(t.options(), t.sh, t.ring);
+        // Destroyed before the recorder: the held calls answer before it
+        // closes its ring, whatever the outcome.
+        release_guard guard{*fs};
+        using rs = svc::recorder::remove_status;
+        fs->hold(w.held);
+        record_two_tracks(t, rec);
+        const auto live = rec.recording(t.sess.id);
+        ASSERT_TRUE(live.has_value());
+        const uint64_t id = live->id;
+        {
+            background end([&] { rec.session_ended(t.sess.id); });   // waits 10 s, then gives up
+            // Destroyed before `end` is joined: a thread that submitted to
+            // io_uring cannot exit while its request is held.
+            release_guard release_before_join{*fs};
+            ASSERT_TRUE(eventually([&] { return end.done(); }, std::chrono::seconds(30)))
+                << "the session's end waited on the stuck disk past finalise's 10 s";
+            ASSERT_TRUE(fs->wait_held(w.held, std::chrono::seconds(1))) << "the call never reached the disk";
+            const auto failed = rec.recording_by_id(id);
+            ASSERT_TRUE(failed.has_value());
+            EXPECT_EQ(failed->state, "error");
+            EXPECT_EQ(failed->error, w.error);
+            ASSERT_EQ(failed->tracks.size(), 2u);
+            for (const auto& tr : failed->tracks)
+                EXPECT_TRUE(tr.path.ends_with(".opus.part")) << "left as it was: " << tr.path;
 
-    const auto held = rec.remove(id);
-    EXPECT_EQ(held.status, rs::recording) << "deleted while its write was queued";
-    EXPECT_EQ(held.info.state, "error");
-    EXPECT_TRUE(held.unlinked.empty());
-    EXPECT_EQ(files_in(t.dir), 2u);
+            const auto held = rec.remove(id);
+            EXPECT_EQ(held.status, rs::recording) << "deleted while its request was queued";
+            EXPECT_EQ(held.info.state, "error");
+            EXPECT_TRUE(held.unlinked.empty());
+            EXPECT_EQ(files_in(t.dir), 2u);
+        }   // the disk answers
 
-    // The disk answers: the next steps reap the writes and close the files.
-    fs->release(slow_fs::op::write);
-    std::optional<svc::recording_info> after;
-    EXPECT_TRUE(eventually([&] {
-        rec.io(svc::mono_ns());
-        after = rec.recording_by_id(id);
-        return after.has_value() && after->tracks.size() == 2 && !after->tracks[0].path.ends_with(".part") &&
-               !after->tracks[1].path.ends_with(".part");
-    })) << "the files were not closed once the disk answered";
-    ASSERT_TRUE(after.has_value());
-    EXPECT_EQ(after->state, "error") << "what failed stays said";
-    for (const auto& tr : after->tracks) {
-        EXPECT_TRUE(tr.path.ends_with(".opus")) << tr.path;
-        EXPECT_TRUE(std::filesystem::exists(tr.path)) << tr.path;
-        EXPECT_GT(tr.bytes, 0u) << "the held write landed";
+        // The next steps reap the answers and close the files.
+        std::optional<svc::recording_info> after;
+        EXPECT_TRUE(eventually([&] {
+            rec.io(svc::mono_ns());
+            after = rec.recording_by_id(id);
+            return after.has_value() && after->tracks.size() == 2 && !after->tracks[0].path.ends_with(".part") &&
+                   !after->tracks[1].path.ends_with(".part");
+        })) << "the files were not closed once the disk answered";
+        ASSERT_TRUE(after.has_value());
+        EXPECT_EQ(after->state, "error") << "what failed stays said";
+        for (const auto& tr : after->tracks) {
+            EXPECT_TRUE(tr.path.ends_with(".opus")) << tr.path;
+            EXPECT_TRUE(std::filesystem::exists(tr.path)) << tr.path;
+            EXPECT_GT(tr.bytes, 0u) << "the pages landed";
+        }
+        const auto gone = rec.remove(id);
+        EXPECT_EQ(gone.status, rs::removed) << gone.error;
+        EXPECT_EQ(gone.unlinked.size(), 2u);
+        EXPECT_FALSE(rec.recording_by_id(id).has_value());
+        EXPECT_EQ(files_in(t.dir), 0u);
     }
-    const auto gone = rec.remove(id);
-    EXPECT_EQ(gone.status, rs::removed) << gone.error;
-    EXPECT_EQ(gone.unlinked.size(), 2u);
-    EXPECT_FALSE(rec.recording_by_id(id).has_value());
-    EXPECT_EQ(files_in(t.dir), 0u);
 }
 
 }  // namespace
