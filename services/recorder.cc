@@ -90,8 +90,6 @@ struct track {
     bool stuck = false;
 };
 
-bool has_stuck(const rec& r);
-
 struct rec {
     recording_info info;
     uint64_t generation = 0;       // 0: announced, no packet yet
@@ -137,7 +135,8 @@ struct recorder::impl {
     std::vector<std::unique_ptr<rec>> retiring;              // ended, being finalised by io()
     std::vector<std::unique_ptr<rec>> done;                  // finalised or recovered, oldest first
     std::set<uint64_t> closed_generations;
-    unsigned open_tracks = 0;                                // tracks of active or retiring recordings not closed
+    unsigned open_tracks = 0;                                // tracks not closed: of active or retiring recordings, and stuck ones
+    unsigned stuck_tracks = 0;                               // track::stuck, in `done`
     uint64_t next_id = 1;                                    // recording_info::id
     uint64_t now_ns = 0;                                     // io()'s clock, for the writer's callbacks
     // Lines logged by poll() (online): written to stderr by io(), offline
@@ -561,8 +560,9 @@ struct recorder::impl {
             writer.wait_ready(100000000);
             lk.lock();
         }
-        // fsync, close, rename (or, for a file that missed bytes, cut it
-        // back to its last whole page and close the stream there).
+        // close, rename (fsync first what io_uring's did not cover) or, for a
+        // file that missed bytes, cut it back to its last whole page and
+        // close the stream there.
         std::vector<close_job> jobs;
         for (auto& t : r.tracks) {
             if (t->closed) continue;
@@ -574,6 +574,7 @@ struct recorder::impl {
             if (t->file.write_inflight || t->file.sync_inflight) {
                 // Only after the timeout above (r.failed): left to close_stuck().
                 t->stuck = true;
+                ++stuck_tracks;
                 continue;
             }
             const bool whole = !r.failed && !t->paused && t->file.queue.empty();
@@ -643,6 +644,7 @@ struct recorder::impl {
             t.file.fd = -1;
             t.file.path = j.now_path;
             t.closed = true;
+            if (t.stuck) --stuck_tracks;
             t.stuck = false;
             --open_tracks;
             ++st.files_finalised;
@@ -656,6 +658,7 @@ struct recorder::impl {
     // recording stays listed (and cannot be deleted: the request in io_uring
     // points at its track), and its file counts as open.
     unsigned close_stuck(std::unique_lock<std::mutex>& lk) {
+        if (stuck_tracks == 0) return 0;
         std::vector<std::pair<rec*, std::vector<close_job>>> todo;
         for (auto& r : done) {
             std::vector<close_job> jobs;
