@@ -14,6 +14,9 @@
 #     per real one without the key: none forwarded, the speaker loses none and
 #     is never policed;
 #   - the recording holds the plaintext (440 Hz);
+#   - the speaker's key file rewritten in place and SIGHUP mid-stream: the
+#     reload is refused by name and the old key still opens the stream
+#     (the WAVs' duration, listener 2's contiguous sequence numbers);
 #   - no key appears in the relay's log, any API answer, /metrics or telemetry.
 # Prints "PASS <name>" / "FAIL <name> <reason>" lines. Bounded (< 90 s).
 set -euo pipefail
@@ -171,6 +174,20 @@ if grep -q '"key":"k2"' "$WORK/rot1.json" && grep -q '"active":"k2"' "$WORK/rot2
 else
   fail "${T}_rotation_api" "$(cat "$WORK"/rot*.json)"
 fi
+# The speaker's key file rewritten in place, then SIGHUP, while the stream
+# runs: the reload is refused naming that file's setting, and the old key
+# (the one ffmpeg sends with) goes on opening the speaker's packets. The
+# WAVs' duration and listener 2's contiguous sequence numbers below cover
+# the stream after it.
+NEW_SPK_KEY=$(openssl rand -base64 30)
+printf '%s\n' "$NEW_SPK_KEY" >"$WORK/speaker.key"   # same inode: the profile's text is unchanged
+kill -HUP "$RELAY_PID"
+if netlib_wait_for_line "$RELAY_LOG" 'reload:   session\[0\]\.speaker\[0\]\.srtp_key\[0\]\.key_file: ' 5 "$RELAY_PID" &&
+   grep -q 'reload: refused, nothing changed (1 setting(s)' "$RELAY_LOG"; then
+  pass "${T}_speaker_key_file_rewritten_reload_refused"
+else
+  fail "${T}_speaker_key_file_rewritten_reload_refused" "$(grep ' reload: ' "$RELAY_LOG" | tr '\n' '|')"
+fi
 spk_rc=0
 wait "$SPK_PID" || spk_rc=$?
 (( spk_rc == 0 )) || { sed 's/^/[ffmpeg] /' "$WORK/speaker.log" >&2; fail "${T}_speaker" "ffmpeg exited $spk_rc"; }
@@ -197,7 +214,7 @@ netlib_stop_pid "$TSHARK_PID" INT 5
 netlib_stop_pid "$RELAY_PID" INT 10
 cat "$RELAY_LOG" >>"$WORK/answers.txt"
 leaks=0
-for k in "$SPK_KEY" "$K1" "$K2"; do
+for k in "$SPK_KEY" "$NEW_SPK_KEY" "$K1" "$K2"; do
   h=$(netlib_hex_of "$k")
   for needle in "$k" "${k:0:16}" "${h:0:24}" "$(tr 'a-f' 'A-F' <<<"${h:0:24}")"; do
     if grep -qF -- "$needle" "$WORK/answers.txt"; then leaks=$((leaks + 1)); fi
