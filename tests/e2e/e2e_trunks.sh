@@ -15,7 +15,9 @@
 # listener, the edge takes it from both and keeps the first copy of each
 # packet. Origin-1 is SIGKILLed mid-stream: the listener loses 0 packets
 # (counted by RTP sequence number), hears 440 Hz, and the edge's counters
-# show the duplicates it dropped. Prints "PASS <name>" / "FAIL <name> <why>".
+# show the duplicates it dropped. After the kill the trunk key file is
+# rewritten in place and origin-2 and the edge get SIGHUP: both refuse the
+# reload by name, and the trunk goes on with the old key (still 0 lost). Prints "PASS <name>" / "FAIL <name> <why>".
 # Bounded (~40 s).
 #
 # TRUNK_FAMILY=ipv6 (what e2e_trunks_ipv6.sh sets; issue 15, docs/fleet.md
@@ -439,6 +441,20 @@ sleep "$((KILL_AT - 1))"
 kill -KILL "${PID_OF[o1]}"
 wait "${PID_OF[o1]}" 2>/dev/null || true
 echo "# origin-1 SIGKILLed ${KILL_AT} s into the stream"
+# The fleet's trunk key file rewritten in place, then SIGHUP to origin-2
+# and the edge, now the stream's only path: each refuses the reload naming
+# fleet.trunk_key_file (the key is read at start only) and the trunk goes
+# on with the old key, so the listener below loses no packet after it
+# either.
+openssl rand -hex 32 >"$TRUNK_KEY"   # same inode: the profiles' text is unchanged
+why=""
+for r in o2 e1; do kill -HUP "${PID_OF[$r]}"; done
+for r in o2 e1; do
+  netlib_wait_for_line "$WORK/$r.log" 'reload:   fleet\.trunk_key_file: ' 5 "${PID_OF[$r]}" || why+=" $r named nothing;"
+  grep -q 'reload: refused, nothing changed (1 setting(s)' "$WORK/$r.log" || why+=" $r did not refuse;"
+done
+if [[ -z "$why" ]]; then pass "${T}_trunk_key_file_rewritten_reload_refused"
+else fail "${T}_trunk_key_file_rewritten_reload_refused" "$why $(grep -h ' reload: ' "$WORK/o2.log" "$WORK/e1.log" | tr '\n' '|')"; fi
 wait "$SPID" || true
 wait "$TPID" || true
 wait "$LPID" || true
