@@ -2,9 +2,9 @@
 // served inside the test process) that passes every operation through to a
 // backing directory, except that the operations a test holds block in the
 // kernel until it releases them. A process that calls open(O_CREAT),
-// write(), fsync(), rename() or readdir() on it really sits in that system call, as
-// it would on a stalled disk, a huge directory or a dead NFS server; nothing
-// in the code under test is replaced.
+// write(), fsync(), rename() or readdir() on it really sits in that system
+// call, as it would on a stalled disk, a huge directory or a dead NFS
+// server; nothing in the code under test is replaced.
 //
 // Needs /dev/fuse and root (the mount(2) of a FUSE file system).
 #pragma once
