@@ -47,8 +47,6 @@ constexpr size_t max_refused_remembered = 4096;
 // A speaker's packets held for reordering are written out once it has
 // sent nothing for this long (DTX), so that they reach the disk too.
 constexpr uint64_t reorder_hold_ns = 200000000;
-// Bounded: a dead disk cannot hold the end of a session for long.
-constexpr uint64_t finalise_timeout_ns = 10000000000ull;
 
 int64_t unix_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -83,10 +81,11 @@ struct track {
     uint64_t next_retry_ns = 0;
     uint64_t next_flush_ns = 0;
     bool sync_due = false;
-    // Its write or sync never answered within finalise's 10 s: the file
-    // stays open and untouched (closing, cutting or renaming it would wait
-    // on that same disk, for the inode the stuck write holds) until the
-    // answer is reaped; then close_stuck() closes it as finalise would have.
+    // Its write or sync never answered within the end's timeout
+    // (recorder_options::end_timeout_ns): the file stays open and untouched
+    // (closing, cutting or renaming it would wait on that same disk, for the
+    // inode the stuck write holds) until the answer is reaped; then
+    // close_stuck() closes it as finalise would have.
     bool stuck = false;
 };
 
@@ -524,8 +523,8 @@ struct recorder::impl {
         // Everything to the kernel (a paused track tries once more), then
         // its fdatasync, and wait for the writes and syncs in flight: all
         // through io_uring, so a disk that does not answer holds the end
-        // for finalise_timeout_ns at most.
-        const uint64_t deadline = mono_ns() + finalise_timeout_ns;
+        // for opt.end_timeout_ns at most.
+        const uint64_t deadline = mono_ns() + opt.end_timeout_ns;
         bool first = true;
         for (;;) {
             writer.reap();
@@ -553,7 +552,10 @@ struct recorder::impl {
             if (mono_ns() > deadline) {
                 const bool writes = std::any_of(r.tracks.begin(), r.tracks.end(),
                                                 [](const auto& t) { return t->file.write_inflight; });
-                fail(r, writes ? "write: no completion within 10 s" : "fdatasync: no completion within 10 s");
+                char why[64];
+                std::snprintf(why, sizeof why, "%s: no completion within %.3g s", writes ? "write" : "fdatasync",
+                              static_cast<double>(opt.end_timeout_ns) / 1e9);
+                fail(r, why);
                 break;
             }
             lk.unlock();
@@ -1053,7 +1055,7 @@ recorder::remove_result recorder::remove(uint64_t id) {
         rec* r = _impl->find_id(id, &done_at);
         if (r == nullptr) return res;
         // Still written or finalised; or failed by a disk that never
-        // answered (finalise's 10 s) with a write or sync still in io_uring
+        // answered (the end's timeout) with a write or sync still in io_uring
         // pointing at its track: it stays until the completion is reaped
         // and the file closed (track::stuck).
         const bool busy = done_at == not_done || has_stuck(*r);

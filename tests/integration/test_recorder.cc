@@ -604,7 +604,7 @@ TEST(recorder_delete, a_planted_link_goes_not_its_target_and_a_file_that_stays_k
 
 // A disk that never answers (issue 10's stalled disk, here at the end of a
 // session): a write, or the end's own fdatasync. Finalise gives up after
-// 10 s and the recording fails; the track's file is left as it is, open,
+// its timeout (10 s; 1 s here) and the recording fails; the track's file is left as it is, open,
 // since closing, cutting or renaming it would wait on that disk (for the
 // inode a stuck write holds; the session's end, and with it the recorder
 // thread, used to wait for ever). Meanwhile a delete answers 409 recording
@@ -620,15 +620,17 @@ TEST(recorder_delete, a_recording_whose_last_write_or_sync_the_disk_still_holds_
         slow_fs::op held;
         const char* error;
     };
-    for (const row& w : {row{slow_fs::op::write, "write: no completion within 10 s"},
-                         row{slow_fs::op::fsync, "fdatasync: no completion within 10 s"}}) {
+    for (const row& w : {row{slow_fs::op::write, "write: no completion within 1 s"},
+                         row{slow_fs::op::fsync, "fdatasync: no completion within 1 s"}}) {
         SCOPED_TRACE(w.error);
         std::string why;
         auto fs = slow_fs::mount(why);
         ASSERT_NE(fs, nullptr) << why;
         recorded_session t("delete3", 9, fs->dir());
         ASSERT_FALSE(t.dir.empty());
-        svc::recorder rec(t.options(), t.sh, t.ring);
+        auto o = t.options();
+        o.end_timeout_ns = 1000000000;
+        svc::recorder rec(o, t.sh, t.ring);
         // Destroyed before the recorder: the held calls answer before it
         // closes its ring, whatever the outcome.
         release_guard guard{*fs};
@@ -639,12 +641,12 @@ TEST(recorder_delete, a_recording_whose_last_write_or_sync_the_disk_still_holds_
         ASSERT_TRUE(live.has_value());
         const uint64_t id = live->id;
         {
-            background end([&] { rec.session_ended(t.sess.id); });   // waits 10 s, then gives up
+            background end([&] { rec.session_ended(t.sess.id); });   // waits 1 s, then gives up
             // Destroyed before `end` is joined: a thread that submitted to
             // io_uring cannot exit while its request is held.
             release_guard release_before_join{*fs};
-            ASSERT_TRUE(eventually([&] { return end.done(); }, std::chrono::seconds(30)))
-                << "the session's end waited on the stuck disk past finalise's 10 s";
+            ASSERT_TRUE(eventually([&] { return end.done(); }, std::chrono::seconds(20)))
+                << "the session's end waited on the stuck disk past its 1 s";
             ASSERT_TRUE(fs->wait_held(w.held, std::chrono::seconds(1))) << "the call never reached the disk";
             const auto failed = rec.recording_by_id(id);
             ASSERT_TRUE(failed.has_value());

@@ -103,6 +103,10 @@ struct recorder_options {
     unsigned max_tracks = 1024;                  // open track files in the whole relay
     uint64_t sync_interval_ns = 1000000000;      // page cut + fdatasync of every track with new audio
     uint64_t retry_interval_ns = 1000000000;     // a paused (disk full) track tries its write again
+    // How long a session's end waits for its tracks' writes and fdatasync:
+    // past it the recording fails and a file the disk has not answered for
+    // is left open until it does (docs/audio.md, Durability). Tests shorten it.
+    uint64_t end_timeout_ns = 10000000000;
     // OpusHead pre-skip: libopus' encoder delay at 48 kHz outside the
     // restricted-low-delay mode, which is what the mixer's encoder and
     // nearly every sender use; the RTP stream does not say.
