@@ -39,6 +39,7 @@ for rel in "${GTESTS[@]}"; do
   banner "$name"
   xml="$TMP/$name.xml"
   rc=0
+  t0=$SECONDS
   timeout --foreground -k 10 "$GTEST_TIMEOUT" "$bin" --gtest_output="xml:$xml" || rc=$?
   if [[ ! -s "$xml" ]]; then
     echo "$name: exited with status $rc and wrote no XML report (crash or timeout)"
@@ -78,7 +79,7 @@ PYEOF
     echo "$name: exited with status $rc but its report lists no failure"
     f=1; FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name(exit $rc)")
   fi
-  echo "$name: $p passed, $f failed"
+  echo "$name: $p passed, $f failed ($((SECONDS - t0)) s)"
 done
 
 # --- end-to-end scripts -------------------------------------------------------
@@ -91,6 +92,7 @@ for script in tests/e2e/*.sh; do
   # A script that builds what it runs (fuzz_smoke: clang with sanitizers)
   # may ask for more time with a "# e2e-timeout: SECONDS" line.
   limit=$(grep -m1 -oP '^# e2e-timeout: \K[0-9]+' "$script" || true)
+  t0=$SECONDS
   (( ${limit:-0} > E2E_TIMEOUT )) || limit=$E2E_TIMEOUT
   timeout --foreground -k 10 "$limit" bash "$script" 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
@@ -105,7 +107,7 @@ for script in tests/e2e/*.sh; do
     echo "$name: exited with status $rc without reporting a FAIL"
     f=1; FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name(exit $rc)")
   fi
-  echo "$name: $p passed, $f failed"
+  echo "$name: $p passed, $f failed ($((SECONDS - t0)) s)"
 done
 
 # --- summary ------------------------------------------------------------------
@@ -117,6 +119,7 @@ fi
 if (( PASSED == 0 )); then
   echo "no test passed (nothing built or nothing ran)"
 fi
+echo "(every suite: $SECONDS s)"
 echo "$PASSED passed, $FAILED failed"
 if (( FAILED > 0 || PASSED == 0 )); then
   exit 1
