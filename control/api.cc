@@ -706,6 +706,10 @@ struct api_server::impl {
             case rs::recording:
                 fail(409, "recording", what + " (session " + std::to_string(res.info.session_id) + ", state " +
                                            res.info.state + ") is still being written: end its session first");
+            case rs::waiting_for_disk:
+                fail(409, "recording", what + " (session " + std::to_string(res.info.session_id) +
+                                           ") has ended, but its disk has not answered a write or sync yet; it is "
+                                           "closed, and can be deleted, once the disk answers");
             case rs::failed: fail(500, "delete_failed", what + ": " + res.error + " (it stays listed)");
             case rs::removed: break;
             }

@@ -1058,10 +1058,9 @@ recorder::remove_result recorder::remove(uint64_t id) {
         // answered (the end's timeout) with a write or sync still in io_uring
         // pointing at its track: it stays until the completion is reaped
         // and the file closed (track::stuck).
-        const bool busy = done_at == not_done || has_stuck(*r);
-        if (busy) {
+        if (done_at == not_done || has_stuck(*r)) {
             if (done_at == not_done) _impl->refresh(*r);
-            res.status = remove_status::recording;
+            res.status = done_at == not_done ? remove_status::recording : remove_status::waiting_for_disk;
             res.info = r->info;
             return res;
         }

@@ -604,13 +604,14 @@ TEST(recorder_delete, a_planted_link_goes_not_its_target_and_a_file_that_stays_k
 
 // A disk that never answers (issue 10's stalled disk, here at the end of a
 // session): a write, or the end's own fdatasync. Finalise gives up after
-// its timeout (10 s; 1 s here) and the recording fails; the track's file is left as it is, open,
-// since closing, cutting or renaming it would wait on that disk (for the
-// inode a stuck write holds; the session's end, and with it the recorder
-// thread, used to wait for ever). Meanwhile a delete answers 409 recording
-// and leaves it: the request queued in io_uring points at its track. Once
-// the disk answers, the file is closed under its final name, as finalise
-// would have, and it can go.
+// its timeout (10 s; 1 s here) and the recording fails; the track's file
+// is left as it is, open, since closing, cutting or renaming it would wait
+// on that disk (for the inode a stuck write holds; the session's end, and
+// with it the recorder thread, used to wait for ever). Meanwhile a delete
+// answers waiting_for_disk (the API: 409 recording, saying so) and leaves
+// it: the request queued in io_uring points at its track. Once the disk
+// answers, the file is closed under its final name, as finalise would
+// have, and it can go.
 TEST(recorder_delete, a_recording_whose_last_write_or_sync_the_disk_still_holds_stays_until_it_answers) {
     struct release_guard {
         slow_fs& f;
@@ -657,7 +658,7 @@ TEST(recorder_delete, a_recording_whose_last_write_or_sync_the_disk_still_holds_
                 EXPECT_TRUE(tr.path.ends_with(".opus.part")) << "left as it was: " << tr.path;
 
             const auto held = rec.remove(id);
-            EXPECT_EQ(held.status, rs::recording) << "deleted while its request was queued";
+            EXPECT_EQ(held.status, rs::waiting_for_disk) << "deleted while its request was queued";
             EXPECT_EQ(held.info.state, "error");
             EXPECT_TRUE(held.unlinked.empty());
             EXPECT_EQ(files_in(t.dir), 2u);

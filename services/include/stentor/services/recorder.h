@@ -149,13 +149,14 @@ public:
 
     // Control plane: deletes the files of recording `id` (recording_info::id)
     // and takes it off the list, once it is closed (finalised, recovered or
-    // failed). A recording still written (or being finalised, or with a
-    // write its disk has not answered) is left as it is: status
-    // `recording`. The unlinks run on the caller's thread, outside the
-    // lock, so a slow disk delays only this call. A file that cannot be
-    // unlinked (other than already gone) puts the recording back on the
-    // list with the reason: status `failed`.
-    enum class remove_status { removed, not_found, recording, failed };
+    // failed). A recording still written (or being finalised) is left as
+    // it is: status `recording`; so is one whose end gave up on a write or
+    // sync its disk has not answered yet (a request in io_uring points at
+    // its track): status `waiting_for_disk`. The unlinks run on the
+    // caller's thread, outside the lock, so a slow disk delays only this
+    // call. A file that cannot be unlinked (other than already gone) puts
+    // the recording back on the list with the reason: status `failed`.
+    enum class remove_status { removed, not_found, recording, waiting_for_disk, failed };
     struct remove_result {
         remove_status status = remove_status::not_found;
         recording_info info;          // as it was listed (removed, failed) or is (recording)
