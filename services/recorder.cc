@@ -87,6 +87,7 @@ struct track {
     // inode the stuck write holds) until the answer is reaped; then
     // close_stuck() closes it as finalise would have.
     bool stuck = false;
+    bool closing = false;          // stuck, and taken by a close_stuck() that is closing it
 };
 
 struct rec {
@@ -665,9 +666,11 @@ struct recorder::impl {
         for (auto& r : done) {
             std::vector<close_job> jobs;
             for (auto& t : r->tracks)
-                if (t->stuck && !t->file.write_inflight && !t->file.sync_inflight)
+                if (t->stuck && !t->closing && !t->file.write_inflight && !t->file.sync_inflight) {
+                    t->closing = true;
                     jobs.push_back({t.get(), t->file.fd, false, false, t->file.written == 0, t->file.path,
                                     t->file.final_path, {}, {}});
+                }
             if (!jobs.empty()) todo.emplace_back(r.get(), std::move(jobs));
         }
         if (todo.empty()) return 0;
