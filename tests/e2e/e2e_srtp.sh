@@ -15,8 +15,8 @@
 #     is never policed;
 #   - the recording holds the plaintext (440 Hz);
 #   - the speaker's key file rewritten in place and SIGHUP mid-stream: the
-#     reload is refused by name and the old key still opens the stream
-#     (the WAVs' duration, listener 2's contiguous sequence numbers);
+#     reload is refused by name and the old key still opens every packet
+#     (rtp_in == sent, the WAVs' duration, contiguous sequence numbers);
 #   - no key appears in the relay's log, any API answer, /metrics or telemetry.
 # Prints "PASS <name>" / "FAIL <name> <reason>" lines. Bounded (< 90 s).
 set -euo pipefail
@@ -177,8 +177,9 @@ fi
 # The speaker's key file rewritten in place, then SIGHUP, while the stream
 # runs: the reload is refused naming that file's setting, and the old key
 # (the one ffmpeg sends with) goes on opening the speaker's packets. The
-# WAVs' duration and listener 2's contiguous sequence numbers below cover
-# the stream after it.
+# checks below cover the stream after it: every packet sent taken in
+# (rtp_in == sent), the WAVs' duration, listener 2's contiguous sequence
+# numbers.
 NEW_SPK_KEY=$(openssl rand -base64 30)
 printf '%s\n' "$NEW_SPK_KEY" >"$WORK/speaker.key"   # same inode: the profile's text is unchanged
 kill -HUP "$RELAY_PID"

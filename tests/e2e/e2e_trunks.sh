@@ -17,8 +17,8 @@
 # (counted by RTP sequence number), hears 440 Hz, and the edge's counters
 # show the duplicates it dropped. After the kill the trunk key file is
 # rewritten in place and origin-2 and the edge get SIGHUP: both refuse the
-# reload by name, and the trunk goes on with the old key (still 0 lost). Prints "PASS <name>" / "FAIL <name> <why>".
-# Bounded (~40 s).
+# reload by name, and the trunk goes on with the old key (still 0 lost).
+# Prints "PASS <name>" / "FAIL <name> <why>". Bounded (~40 s).
 #
 # TRUNK_FAMILY=ipv6 (what e2e_trunks_ipv6.sh sets; issue 15, docs/fleet.md
 # "Trunks over IPv6"): the same with the data addresses the trunks use on
