@@ -591,20 +591,10 @@ struct recorder::impl {
         lk.lock();
         now_ns = std::max(now_ns, mono_ns());
         closed_files(r, jobs);
-        for (auto& t : r.tracks)
-            if (t->paused) {
-                t->paused = false;
-                t->paused_ns += now_ns - t->paused_since_ns;
-            }
+        closed_listing(r);
         if (!dir_ok) fail(r, dir_why);
         r.closed = true;
         if (!r.failed) r.info.state = "finalised";
-        r.info.path.clear();
-        for (auto& t : r.tracks)
-            if (!t->file.path.empty()) {
-                r.info.path = t->file.path;
-                break;
-            }
         r.info.ended_unix_ms = unix_ms();
         refresh(r);
         if (r.generation != 0) closed_generations.insert(r.generation);
@@ -655,6 +645,23 @@ struct recorder::impl {
         }
     }
 
+    // After files of `r` were closed (finalise, close_stuck): no track stays
+    // paused (its lost span ends here), and the listing's path is the first
+    // file left.
+    void closed_listing(rec& r) {
+        for (auto& t : r.tracks)
+            if (t->paused) {
+                t->paused = false;
+                t->paused_ns += now_ns - t->paused_since_ns;
+            }
+        r.info.path.clear();
+        for (auto& t : r.tracks)
+            if (!t->file.path.empty()) {
+                r.info.path = t->file.path;
+                break;
+            }
+    }
+
     // Tracks finalise left open because the disk never answered a write or
     // sync (track::stuck): once that answer is reaped, closed as finalise
     // would have, and the recording's listing follows. Until then the
@@ -662,7 +669,7 @@ struct recorder::impl {
     // points at its track), and its file counts as open.
     unsigned close_stuck(std::unique_lock<std::mutex>& lk) {
         if (stuck_tracks == 0) return 0;
-        std::vector<std::pair<rec*, std::vector<close_job>>> todo;
+        std::vector<std::pair<rec*, std::vector<close_job>>> batches;   // per recording
         for (auto& r : done) {
             std::vector<close_job> jobs;
             for (auto& t : r->tracks)
@@ -671,33 +678,23 @@ struct recorder::impl {
                     jobs.push_back({t.get(), t->file.fd, false, false, t->file.written == 0, t->file.path,
                                     t->file.final_path, {}, {}});
                 }
-            if (!jobs.empty()) todo.emplace_back(r.get(), std::move(jobs));
+            if (!jobs.empty()) batches.emplace_back(r.get(), std::move(jobs));
         }
-        if (todo.empty()) return 0;
+        if (batches.empty()) return 0;
         // Still stuck (so neither deleted nor dropped from the list) while
         // the lock is released.
         lk.unlock();
-        for (auto& [r, jobs] : todo)
+        for (auto& [r, jobs] : batches)
             for (auto& j : jobs) close_file(j);
         std::string dir_why;
         const bool dir_ok = sync_dir(opt.dir, dir_why);
         lk.lock();
         unsigned n = 0;
         now_ns = std::max(now_ns, mono_ns());
-        for (auto& [r, jobs] : todo) {
+        for (auto& [r, jobs] : batches) {
             closed_files(*r, jobs);
-            for (auto& j : jobs)
-                if (j.t->paused) {   // the late answer was a full disk
-                    j.t->paused = false;
-                    j.t->paused_ns += now_ns - j.t->paused_since_ns;
-                }
+            closed_listing(*r);   // a late answer may have been a full disk (paused)
             if (!dir_ok) fail(*r, dir_why);
-            r->info.path.clear();
-            for (auto& t : r->tracks)
-                if (!t->file.path.empty()) {
-                    r->info.path = t->file.path;
-                    break;
-                }
             refresh(*r);
             log_later(spdlog::level::info, "stentor: recorder: recording %llu of session %u: the disk answered; %zu "
                       "file(s) closed", static_cast<unsigned long long>(r->info.id), r->info.session_id, jobs.size());
