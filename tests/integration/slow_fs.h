@@ -59,4 +59,11 @@ private:
     std::atomic<unsigned> _calls[static_cast<unsigned>(op::count)]{};
 };
 
+// Releases every hold of `fs` when the scope ends, whatever failed: declared
+// after what must not be destroyed (or joined) while a call is held.
+struct release_holds {
+    slow_fs& fs;
+    ~release_holds() { fs.release_all(); }
+};
+
 }  // namespace stentor::test

@@ -603,13 +603,6 @@ TEST_F(capture_test, a_capture_directory_removed_while_the_relay_runs_is_made_ag
     EXPECT_TRUE(cm.finished_file(c.id, &why)) << why;
 }
 
-// Releases every hold when the scope ends (before the backgrounds declared
-// ahead of it are joined), whatever failed.
-struct release_holds {
-    slow_fs& fs;
-    ~release_holds() { fs.release_all(); }
-};
-
 // Before, the capture manager held its one lock over the scan of
 // capture.dir that counts and prunes the files (at every start and every
 // end): a slow directory (a stalled disk, a huge directory, a dead NFS

@@ -205,10 +205,7 @@ TEST(recorder_offline_io, a_stalled_disk_holds_no_publish_and_no_api_read) {
     control::relay r(prof, control::relay_options{.launch = true, .recording_dir = fs->dir()});
     // Destroyed before the relay: whatever the outcome, the disk answers
     // again before the relay finalises its recordings on the way out.
-    struct release_guard {
-        slow_fs& f;
-        ~release_guard() { f.release_all(); }
-    } guard{*fs};
+    release_holds guard{*fs};
     control::session_params sp;
     sp.id = 3;
     sp.udp_port = 40000;
@@ -613,10 +610,6 @@ TEST(recorder_delete, a_planted_link_goes_not_its_target_and_a_file_that_stays_k
 // answers, the file is closed under its final name, as finalise would
 // have, and it can go.
 TEST(recorder_delete, a_recording_whose_last_write_or_sync_the_disk_still_holds_stays_until_it_answers) {
-    struct release_guard {
-        slow_fs& f;
-        ~release_guard() { f.release_all(); }
-    };
     struct row {
         slow_fs::op held;
         const char* error;
@@ -634,7 +627,7 @@ TEST(recorder_delete, a_recording_whose_last_write_or_sync_the_disk_still_holds_
         svc::recorder rec(o, t.sh, t.ring);
         // Destroyed before the recorder: the held calls answer before it
         // closes its ring, whatever the outcome.
-        release_guard guard{*fs};
+        release_holds guard{*fs};
         using rs = svc::recorder::remove_status;
         fs->hold(w.held);
         record_two_tracks(t, rec);
@@ -645,7 +638,7 @@ TEST(recorder_delete, a_recording_whose_last_write_or_sync_the_disk_still_holds_
             background end([&] { rec.session_ended(t.sess.id); });   // waits 1 s, then gives up
             // Destroyed before `end` is joined: a thread that submitted to
             // io_uring cannot exit while its request is held.
-            release_guard release_before_join{*fs};
+            release_holds release_before_join{*fs};
             ASSERT_TRUE(eventually([&] { return end.done(); }, std::chrono::seconds(20)))
                 << "the session's end waited on the stuck disk past its 1 s";
             ASSERT_TRUE(fs->wait_held(w.held, std::chrono::seconds(1))) << "the call never reached the disk";
