@@ -179,6 +179,8 @@ std::optional<std::string> apply(relay_state& st, const jr::record& rec) {
                     st.srtp_reserved(r.session_id, r.ssrc_be, r.limit);
                 } else if constexpr (std::is_same_v<T, jr::rec_srtp_ingress_mark>) {
                     st.srtp_ingress_marked(r.session_id, listener_addr{r.ip, r.port, r.ip6}, r.ssrc_be, r.index);
+                } else if constexpr (std::is_same_v<T, jr::rec_session_ids>) {
+                    st.session_ids_given(r.next);
                 } else if constexpr (std::is_same_v<T, jr::rec_snapshot_end>) {
                     throw action_error(error_code::invalid, "snapshot_end record outside a snapshot");
                 }
@@ -217,6 +219,7 @@ jr::record_type type_of(const jr::record& r) {
             else if constexpr (std::is_same_v<T, jr::rec_srtp_reserve>) return jr::record_type::srtp_reserve;
             else if constexpr (std::is_same_v<T, jr::rec_srtp_ingress_mark>)
                 return v.ip6 ? jr::record_type::srtp_ingress_mark6 : jr::record_type::srtp_ingress_mark;
+            else if constexpr (std::is_same_v<T, jr::rec_session_ids>) return jr::record_type::session_ids;
             else return jr::record_type::snapshot_end;
         },
         r);
@@ -639,6 +642,7 @@ uint64_t journal::write_snapshot(state_image& img, uint64_t epoch) {
         if (m.ip6 != ipv6_addr{}) ip6 = m.ip6;
         jr::encode(jr::rec_srtp_ingress_mark{m.session_id, m.ip, ip6, m.port, m.ssrc_be, m.index}, buf);
     }
+    jr::encode(jr::rec_session_ids{img.next_session_id}, buf);
     jr::encode(jr::rec_snapshot_end{static_cast<uint32_t>(img.sessions.size()), nb_speakers, img.listeners.size()},
                buf);
 

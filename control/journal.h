@@ -69,6 +69,7 @@ struct state_image {
         uint64_t limit;
     };
     std::vector<session> sessions;
+    uint64_t next_session_id = 1;          // automatic ids start here (rec_session_ids)
     std::vector<listener> listeners;       // any order: the writer sorts by seq
     std::vector<egress_mark> egress_marks;
     // SRTP ingress marks (rec_srtp_ingress_mark) of live sessions' speakers.

@@ -273,6 +273,13 @@ std::optional<record> decode_payload(record_type t, const uint8_t* p, size_t n, 
         out = r;
         break;
     }
+    case record_type::session_ids: {
+        rec_session_ids r{};
+        r.next = c.u64();
+        if (r.next == 0 || r.next > uint64_t{UINT32_MAX} + 1) c.bad = true;
+        out = r;
+        break;
+    }
     case record_type::snapshot_end: {
         rec_snapshot_end r{};
         r.sessions = c.u32();
@@ -459,6 +466,10 @@ void encode(const record& r, std::string& out) {
                 put32(out, v.ssrc_be);
                 put64(out, v.index);
                 f.finish();
+            } else if constexpr (std::is_same_v<T, rec_session_ids>) {
+                frame f(out, record_type::session_ids);
+                put64(out, v.next);
+                f.finish();
             } else if constexpr (std::is_same_v<T, rec_snapshot_end>) {
                 frame f(out, record_type::snapshot_end);
                 put32(out, v.sessions);
@@ -591,6 +602,7 @@ const char* name_of(record_type t) noexcept {
     case record_type::srtp_reserve: return "srtp_reserve";
     case record_type::srtp_ingress_mark: return "srtp_ingress_mark";
     case record_type::srtp_ingress_mark6: return "srtp_ingress_mark6";
+    case record_type::session_ids: return "session_ids";
     }
     return "unknown";
 }

@@ -81,6 +81,10 @@ enum class record_type : uint8_t {
     // the speaker's fresh stream there (replays below it refused).
     srtp_ingress_mark = 17,      // IPv4 speaker
     srtp_ingress_mark6 = 18,     // IPv6 speaker
+    // Snapshots: automatic session ids start at `next`; every id below it
+    // was given, to a session live or ended (a journal's session_create
+    // records say as much by themselves).
+    session_ids = 19,
 };
 inline constexpr size_t bulk6_item_bytes = 19;         // ip6, port, tier
 
@@ -137,6 +141,9 @@ struct rec_srtp_ingress_mark {
     uint32_t ssrc_be;
     uint64_t index;
 };
+struct rec_session_ids {
+    uint64_t next;          // 1 .. 2^32
+};
 struct rec_snapshot_end {
     uint32_t sessions;
     uint32_t speakers;
@@ -145,7 +152,7 @@ struct rec_snapshot_end {
 
 using record = std::variant<rec_session_create, rec_session_end, rec_speaker_add, rec_speaker_del, rec_listener_add,
                             rec_listener_del, rec_listener_add_bulk, rec_listeners_removed, rec_snapshot_end,
-                            rec_srtp_reserve, rec_srtp_ingress_mark>;
+                            rec_srtp_reserve, rec_srtp_ingress_mark, rec_session_ids>;
 
 // CRC32C (Castagnoli), as in iSCSI/ext4: DPDK's rte_hash_crc (SSE4.2 when
 // the CPU has it) with the standard pre- and post-inversion.

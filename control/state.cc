@@ -283,6 +283,12 @@ struct relay_state::impl {
     uint64_t next_seq = 1;
     uint64_t next_generation = 1;
     uint64_t version = 0;
+    // Automatic session ids are given upwards from here: above every id
+    // created so far, ended ones included (the journal keeps it across
+    // restarts), so none is given twice while they last. A join token is
+    // bound to its session's id (docs/join.md): an ended session's id given
+    // again would let its unexpired tokens join whatever session took it.
+    uint64_t next_session_id = 1;
 
     std::unordered_map<uint32_t, neigh_state> neigh_by_ip;          // next hop (host order)
     std::unordered_map<ipv6_addr, neigh_state, ipv6_addr_hash> neigh6_by_ip;   // IPv6 next hops
@@ -1132,8 +1138,24 @@ struct relay_state::impl {
         for (uint32_t slot : speakers) speaker_free.push_back(slot);
     }
 
+    // The next automatic session id: next_session_id, which no live or
+    // ended session has had. Past 4294967295 (only after an explicit id that
+    // high) the lowest id no live session holds: ids of ended sessions come
+    // back then (docs/api.md). sessions.size() < limits.max_sessions < 2^32,
+    // so there is always one.
+    uint32_t automatic_session_id() const {
+        if (next_session_id <= UINT32_MAX) return static_cast<uint32_t>(next_session_id);
+        uint32_t id = 1;
+        for (const auto& [k, v] : sessions) {
+            if (k > id) break;
+            if (k == id) ++id;
+        }
+        return id;
+    }
+
     state_image image() const {
         state_image img;
+        img.next_session_id = next_session_id;
         img.sessions.reserve(sessions.size());
         img.listeners.reserve(nb_listeners);
         // What the fleet's trunks made (sessions, flows, listeners) is not
@@ -1337,11 +1359,8 @@ session_view relay_state::session_create(const session_params& sp) {
     if (im.sessions.size() >= lim.max_sessions)
         throw action_error(error_code::capacity, "session table full (limits.max_sessions)");
     uint32_t id = sp.id;
-    if (id == 0) {
-        id = im.sessions.empty() ? 1 : im.sessions.rbegin()->first + 1;
-    } else if (im.sessions.count(id)) {
-        throw action_error(error_code::exists, "session " + std::to_string(id) + " exists");
-    }
+    if (id == 0) id = im.automatic_session_id();
+    if (im.sessions.count(id)) throw action_error(error_code::exists, "session " + std::to_string(id) + " exists");
     unsigned port = sp.udp_port;
     // The ports in use, once: looking for a free one walked every session
     // per candidate port (10 000 sessions: 50 M comparisons per create,
@@ -1383,6 +1402,7 @@ session_view relay_state::session_create(const session_params& sp) {
     session_view v = im.view(*s);
     if (!s->trunk) im.journal_record(jr::rec_session_create{static_cast<const session_params&>(*s)});
     im.sessions.emplace(id, std::move(s));
+    im.next_session_id = std::max(im.next_session_id, uint64_t{id} + 1);
     im.mark_changed();
     const auto obs = im.observer;
     g.unlock();
@@ -1910,6 +1930,11 @@ void relay_state::set_replay(bool on) {
     std::lock_guard g(_impl->mu);
     _impl->replay = on;
     if (_impl->adm != nullptr) _impl->adm->set_replay(on);
+}
+
+void relay_state::session_ids_given(uint64_t next) {
+    std::lock_guard g(_impl->mu);
+    _impl->next_session_id = std::max(_impl->next_session_id, std::min<uint64_t>(next, uint64_t{UINT32_MAX} + 1));
 }
 
 state_image relay_state::image() const {

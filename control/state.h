@@ -221,6 +221,9 @@ public:
     bool srtp_mark_ingress();
     // The journal's restore of one mark.
     void srtp_ingress_marked(uint32_t session_id, const listener_addr& speaker, uint32_t ssrc_be, uint64_t index);
+    // The journal's restore (a snapshot's session_ids record): ids below
+    // `next` were given, live or ended; automatic ids start above them.
+    void session_ids_given(uint64_t next);
     // Journal replay at start: admission plans the replayed listeners (a
     // smaller profile refuses them) but takes no join tokens: they joined
     // before the restart.

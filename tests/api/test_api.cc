@@ -119,6 +119,38 @@ TEST_F(api_test, sessions_create_list_show_end) {
     EXPECT_EQ(404, env->del("/api/v1/sessions/" + std::to_string(id)).status);
 }
 
+// An automatic id is above every id given before, ended sessions' too
+// (join tokens name their session by id: an ended session's id given again
+// let its tokens join the new one). After a session with the last id
+// (4294967295) an automatic create wrapped to id 0, which the API cannot
+// name, and the next one took 0 again and freed the new session while the
+// data plane's index still held it (a use after free at the next publish).
+// Now each takes the lowest free id, and every one can be read and ended.
+TEST_F(api_test, automatic_session_ids_are_not_given_twice_and_after_the_last_id_are_free_nonzero_and_reachable) {
+    auto a = env->post("/api/v1/sessions", json::object());
+    ASSERT_EQ(201, a.status) << a.text;
+    EXPECT_EQ(200, env->del("/api/v1/sessions/" + a.body["id"].dump()).status);
+    auto b = env->post("/api/v1/sessions", json::object());
+    ASSERT_EQ(201, b.status) << b.text;
+    EXPECT_GT(b.body["id"].get<unsigned>(), a.body["id"].get<unsigned>()) << "an ended session's id given again";
+    EXPECT_EQ(200, env->del("/api/v1/sessions/" + b.body["id"].dump()).status);
+
+    auto top = env->post("/api/v1/sessions", {{"id", 4294967295u}});
+    ASSERT_EQ(201, top.status) << top.text;
+    std::set<unsigned> ids;
+    for (int i = 0; i < 3; ++i) {
+        auto c = env->post("/api/v1/sessions", json::object());
+        ASSERT_EQ(201, c.status) << c.text;
+        const unsigned id = c.body["id"];
+        EXPECT_NE(0u, id);
+        EXPECT_TRUE(ids.insert(id).second) << "id " << id << " given twice";
+        EXPECT_EQ(200, env->get("/api/v1/sessions/" + std::to_string(id)).status);
+    }
+    env->r->state().publish();   // what the freed session broke
+    for (unsigned id : ids) EXPECT_EQ(200, env->del("/api/v1/sessions/" + std::to_string(id)).status);
+    EXPECT_EQ(200, env->del("/api/v1/sessions/4294967295").status);
+}
+
 TEST_F(api_test, speakers_add_and_remove) {
     auto a = env->post("/api/v1/sessions/1/speakers", {{"ip", "198.18.0.11"}, {"port", 5006}, {"ssrc", 77}});
     ASSERT_EQ(201, a.status) << a.text;

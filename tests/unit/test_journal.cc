@@ -129,6 +129,8 @@ std::vector<round_trip_row> round_trip_rows() {
         {"listeners_removed", jr::rec_listeners_removed{{{1, 0x0a000001, 1}, {2, 0x0a000002, 65535}}}},
         {"listeners_removed_none", jr::rec_listeners_removed{{}}},
         {"snapshot_end", jr::rec_snapshot_end{3, 4, 1ull << 40}},
+        {"session_ids", jr::rec_session_ids{42}},
+        {"session_ids_past_the_last_id", jr::rec_session_ids{uint64_t{1} << 32}},
         // IPv6 peers (issue 15): records of their own, 16-byte addresses.
         {"speaker_add6_with_ssrc", jr::rec_speaker_add{3, {0, 5004, 0xfffffffeu, v6("2001:db8::a")}}},
         {"speaker_add6_without_ssrc", jr::rec_speaker_add{3, {0, 65535, std::nullopt, v6("fd00::1:2:3:4")}}},
@@ -176,6 +178,8 @@ bool same(const jr::record& a, const jr::record& b) {
             } else if constexpr (std::is_same_v<T, jr::rec_srtp_ingress_mark>) {
                 return x.session_id == y.session_id && x.ip == y.ip && x.ip6 == y.ip6 && x.port == y.port &&
                        x.ssrc_be == y.ssrc_be && x.index == y.index;
+            } else if constexpr (std::is_same_v<T, jr::rec_session_ids>) {
+                return x.next == y.next;
             } else {
                 return x.sessions == y.sessions && x.speakers == y.speakers && x.listeners == y.listeners;
             }
@@ -297,6 +301,9 @@ std::vector<corrupt_row> corrupt_rows() {
         {"session_name_past_payload",
          frame(1, le32(1) + le32(40000) + le32(0) + le32(20) + le32(64) + std::string(2, '\0') + "\x10\x00" + "ab"),
          jr::reader::status::corrupt, 0, "malformed session_create"},
+        // Automatic ids start at 1 and there are 2^32 - 1 of them.
+        {"session_ids_zero", frame(19, le32(0) + le32(0)), jr::reader::status::corrupt, 0, "malformed session_ids"},
+        {"session_ids_past_2_32", frame(19, le32(1) + le32(1)), jr::reader::status::corrupt, 0, "malformed session_ids"},
     };
 }
 
@@ -503,6 +510,7 @@ void churn(relay_state& st) {
     st.session_create(d);
     st.listener_add(10, 0xc6120017, 5004, 0);
     st.session_end(10);
+    d.id = 10;                                            // by name: an automatic id is never given twice
     st.session_create(d);                                 // id 10 again
     st.listener_add(10, 0xc6120018, 5004, 1);
     // The overload controller's cut: newest tier-2 listeners, across sessions.
@@ -789,6 +797,87 @@ TEST(JournalState, compaction_writes_a_snapshot_and_a_new_journal) {
     EXPECT_EQ(before, describe(*n.st));
     EXPECT_EQ(2u, n.rep.epoch);
     EXPECT_EQ(0u, n.rep.records_skipped);
+}
+
+std::vector<uint32_t> session_ids(relay_state& st) {
+    std::vector<uint32_t> v;
+    for (const auto& s : st.sessions()) v.push_back(s.id);
+    return v;
+}
+
+// A join token names its session by id (docs/join.md), so an automatic id
+// given again would let the unexpired tokens of an ended session join the
+// session that took its id (a relay that runs one session at a time had
+// id 1 every time). Automatic ids go upwards past every id given, ended
+// ones included, across restarts (the journal's session_create records)
+// and compactions (the snapshot's session_ids record).
+TEST(JournalState, automatic_session_ids_are_never_given_twice_across_ends_restarts_and_compactions) {
+    temp_dir d;
+    {
+        node n(journal_profile(), d.path);
+        EXPECT_EQ(1u, n.st->session_create({}).id);
+        EXPECT_EQ(2u, n.st->session_create({}).id);
+        n.st->session_end(2);
+        n.st->session_end(1);
+        EXPECT_EQ(3u, n.st->session_create({}).id) << "no session left: still above every id given";
+        n.st->session_end(3);
+        n.st->publish();
+    }
+    {
+        node n(journal_profile(), d.path);   // from the journal: 1, 2, 3 were given
+        EXPECT_TRUE(session_ids(*n.st).empty());
+        EXPECT_EQ(4u, n.st->session_create({}).id);
+        session_params p;
+        p.id = 40;
+        n.st->session_create(p);
+        n.st->session_end(40);
+        n.st->session_end(4);
+        n.st->publish();
+    }
+    {
+        // A compaction: the snapshot holds no session, yet 41 is next.
+        node n(journal_profile(), d.path, 1);
+        session_params p;
+        p.id = 7;
+        n.st->session_create(p);
+        n.st->publish();                   // past 1 byte: compacts
+        n.jr->wait_compaction();
+        EXPECT_EQ(1u, n.jr->stats().compactions);
+        n.st->session_end(7);
+        n.st->publish();
+        n.jr->wait_compaction();
+    }
+    node n(journal_profile(), d.path);
+    EXPECT_GE(n.rep.epoch, 2u) << "restored from a snapshot";
+    EXPECT_TRUE(session_ids(*n.st).empty());
+    EXPECT_EQ(41u, n.st->session_create({}).id);
+}
+
+// The last id: an automatic create after it used to wrap to 0 (a session
+// the API cannot name), and the next one reused 0 and freed the new session
+// while the data plane's index still held it. Now the lowest id no live
+// session holds, and never 0; with a journal, a restart knows it too.
+TEST(JournalState, after_the_last_session_id_automatic_ids_take_the_lowest_free_one_never_zero) {
+    temp_dir d;
+    {
+        node n(journal_profile(), d.path);
+        session_params top;
+        top.id = 4294967295u;
+        n.st->session_create(top);
+        session_params two;
+        two.id = 2;
+        n.st->session_create(two);
+        EXPECT_EQ(1u, n.st->session_create({}).id);
+        EXPECT_EQ(3u, n.st->session_create({}).id);
+        EXPECT_EQ(4u, n.st->session_create({}).id);
+        n.st->session_end(3);
+        EXPECT_EQ(3u, n.st->session_create({}).id) << "past the last id, ended ids come back (documented)";
+        EXPECT_EQ((std::vector<uint32_t>{1, 2, 3, 4, 4294967295u}), session_ids(*n.st));
+        n.st->publish();
+    }
+    node n(journal_profile(), d.path);
+    EXPECT_EQ((std::vector<uint32_t>{1, 2, 3, 4, 4294967295u}), session_ids(*n.st));
+    EXPECT_EQ(5u, n.st->session_create({}).id);
 }
 
 // SRTP egress reservations (docs/srtp.md "Egress reservations"): what the
