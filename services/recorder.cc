@@ -134,7 +134,12 @@ struct recorder::impl {
     std::map<uint32_t, std::unique_ptr<rec>> active;         // by session id
     std::vector<std::unique_ptr<rec>> retiring;              // ended, being finalised by io()
     std::vector<std::unique_ptr<rec>> done;                  // finalised or recovered, oldest first
+    // Generations of sessions whose recording ended: their late messages
+    // are counted after_end, not recorded again. One matters only while its
+    // session is still in the snapshot (after that its messages are stale),
+    // so poll() drops the others whenever the set has doubled (prune_ended).
     std::set<uint64_t> closed_generations;
+    size_t prune_ended_at = 64;
     unsigned open_tracks = 0;                                // tracks not closed: of active or retiring recordings, and stuck ones
     unsigned stuck_tracks = 0;                               // track::stuck, in `done`
     uint64_t next_id = 1;                                    // recording_info::id
@@ -405,7 +410,24 @@ struct recorder::impl {
     unsigned poll_locked() {
         const uint64_t now = mono_ns();
         const dp::dp_snapshot* snap = sh.snapshot.load(std::memory_order_acquire);
+        prune_ended(snap);
         return drain_messages(ring, [&](const rte_mbuf* m) { take_guarded(m, snap, now); });
+    }
+
+    // Online (poll), with the snapshot the messages are read against: a
+    // relay that ends sessions for months holds about twice its live
+    // sessions' generations, not one per session it ever recorded.
+    void prune_ended(const dp::dp_snapshot* snap) {
+        if (snap == nullptr || closed_generations.size() < prune_ended_at) return;
+        std::unordered_set<uint64_t> live;
+        for (uint32_t i = 0; i < snap->nb_sessions; ++i) {
+            const dp::dp_session* s = snap->sessions[i];
+            if (s == nullptr) continue;
+            live.insert(s->generation);
+            if (s->trunk != nullptr) live.insert(s->trunk->generation);
+        }
+        std::erase_if(closed_generations, [&](uint64_t g) { return live.count(g) == 0; });
+        prune_ended_at = std::max<size_t>(64, 2 * closed_generations.size());
     }
 
     // ---- the disk (io(): offline as a reader; blocking calls without `mu`)
@@ -1102,6 +1124,11 @@ recorder::remove_result recorder::remove(uint64_t id) {
     _impl->done.insert(at, std::move(taken));
     while (_impl->done.size() > max_listed) _impl->done.erase(_impl->done.begin());
     return res;
+}
+
+size_t recorder::ended_generations() const {
+    std::lock_guard lk(_impl->mu);
+    return _impl->closed_generations.size();
 }
 
 recorder_stats recorder::stats() const {

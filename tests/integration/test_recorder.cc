@@ -501,6 +501,37 @@ void record_two_tracks(recorded_session& t, svc::recorder& rec) {
     rec.io(svc::mono_ns());
 }
 
+// A message of a session whose recording ended, still in the snapshot
+// (the end reached the recorder before the publish that drops the session),
+// is counted after_end, not recorded again. The recorder keeps ended
+// generations for that, and only while their session is in the snapshot:
+// a relay that ended a session every few minutes for months kept one entry
+// for each. 100 sessions, one after the other, each recorded and ended.
+TEST(recorder_ended, a_late_message_of_an_ended_session_is_refused_and_the_generations_held_stay_bounded) {
+    recorded_session t("ended");
+    ASSERT_FALSE(t.dir.empty());
+    const auto tone = opus_tone(440, 1, 2, 0.3);
+    svc::recorder rec(t.options(), t.sh, t.ring);
+    const unsigned sessions = 100;
+    size_t most = 0;
+    for (unsigned i = 0; i < sessions; ++i) {
+        t.sess.generation = 1000 + i;   // the same id, created again
+        t.speak(0, 0, 0x1111, tone[0]);
+        rec.poll();
+        rec.io(svc::mono_ns());
+        rec.session_ended(t.sess.id);
+        t.speak(1, 960, 0x1111, tone[0]);   // late: after the end, before the publish
+        rec.poll();
+        most = std::max(most, rec.ended_generations());
+    }
+    const auto st = rec.stats();
+    EXPECT_EQ(st.after_end, sessions) << "every late message refused, the last ones' after pruning too";
+    EXPECT_EQ(st.files_opened, sessions);
+    EXPECT_EQ(st.files_finalised, sessions);
+    EXPECT_LE(most, 64u) << "one generation held per session ever recorded";
+    EXPECT_GE(rec.ended_generations(), 1u) << "the live session's own generation stays";
+}
+
 // Deleting a recording (DELETE /api/v1/recordings/{id}): its files, once
 // it is closed; one still being written stays. Two recordings of one
 // session have their own ids (static sessions keep their id across

@@ -144,6 +144,9 @@ public:
     std::vector<recording_info> recordings() const;
     std::optional<recording_info> recording(uint32_t session_id) const;   // the latest of that session
     recorder_stats stats() const;
+    // Generations of ended sessions held to count their late messages
+    // (after_end): only those still in the snapshot stay for long (tests).
+    size_t ended_generations() const;
 
     std::optional<recording_info> recording_by_id(uint64_t id) const;
 
