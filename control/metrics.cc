@@ -174,7 +174,8 @@ json recording_json(const recording_info& r) {
                           {"lost", t.stats.lost},
                           {"filled", t.stats.fillers},
                           {"paused_s", t.paused_s},
-                          {"paused_packets", t.paused_packets}});
+                          {"paused_packets", t.paused_packets},
+                          {"waiting_for_disk", t.waiting_for_disk}});
     return {{"id", r.id},
             {"session", r.session_id},
             {"name", r.name},
@@ -520,9 +521,16 @@ void base_unit_families(exposition& x, control_plane& cp, const std::vector<dp::
     list_families(x, "stentor_recorder_thread_", "recorder thread: ",
                   std::vector{std::pair{std::string(), cp.rel().recorder_thread_stats()}}, stats);
     std::map<std::string, uint64_t> by_state;
-    for (const auto& r : cp.rel().recordings()) ++by_state[r.state];
+    uint64_t waiting = 0;
+    for (const auto& r : cp.rel().recordings()) {
+        ++by_state[r.state];
+        for (const auto& t : r.tracks) waiting += t.waiting_for_disk;
+    }
     x.family("stentor_recordings", "gauge", "Recordings this stentord holds, by state.");
     for (const auto& [st, n] : by_state) x.sample(n, lbl("state", st));
+    x.family("stentor_recording_tracks_waiting_for_disk", "gauge",
+             "Track files whose session ended while the disk held a write or fdatasync: open until it answers.")
+        .sample(waiting);
 }
 
 // Per-session and per-speaker series, bounded (docs/metrics.md, "Label

@@ -854,6 +854,7 @@ struct recorder::impl {
             rt.stats = t->ogg->stats();
             rt.paused_s = static_cast<double>(t->paused_ns + (t->paused && now > t->paused_since_ns ? now - t->paused_since_ns : 0)) / 1e9;
             rt.paused_packets = t->paused_packets;
+            rt.waiting_for_disk = t->stuck;
             dur = std::max(dur, rt.duration_s);
             paused = std::max(paused, rt.paused_s);
             bytes += rt.bytes;

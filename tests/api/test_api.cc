@@ -463,7 +463,8 @@ TEST_F(api_test, stats_ports_lcores_drops_events_capacity_metrics) {
                              "stentor_drops_total{reason=\"ingress/udp_port\"}", "stentor_sessions 1",
                              "stentor_listeners{tier=\"2\"} 1", "stentor_admission_refusals_total{reason=\"invalid\"} 1",
                              "stentor_shed_events_total 0", "stentor_listeners_shed_total{tier=\"3\"} 0",
-                             "stentor_port_rx_bps{port=\"lan0\"}", "stentor_admission_capacity_pps"})
+                             "stentor_port_rx_bps{port=\"lan0\"}", "stentor_admission_capacity_pps",
+                             "stentor_recording_tracks_waiting_for_disk 0"})
         EXPECT_NE(std::string::npos, m.text.find(name)) << name;
     // Telemetry serves the same numbers.
     control::telemetry_attach(env->cp.get());

@@ -678,8 +678,10 @@ TEST(recorder_delete, a_recording_whose_last_write_or_sync_the_disk_still_holds_
             EXPECT_EQ(failed->state, "error");
             EXPECT_EQ(failed->error, w.error);
             ASSERT_EQ(failed->tracks.size(), 2u);
-            for (const auto& tr : failed->tracks)
+            for (const auto& tr : failed->tracks) {
                 EXPECT_TRUE(tr.path.ends_with(".opus.part")) << "left as it was: " << tr.path;
+                EXPECT_TRUE(tr.waiting_for_disk);
+            }
 
             const auto held = rec.remove(id);
             EXPECT_EQ(held.status, rs::waiting_for_disk) << "deleted while its request was queued";
@@ -700,6 +702,7 @@ TEST(recorder_delete, a_recording_whose_last_write_or_sync_the_disk_still_holds_
         EXPECT_EQ(after->state, "error") << "what failed stays said";
         for (const auto& tr : after->tracks) {
             EXPECT_TRUE(tr.path.ends_with(".opus")) << tr.path;
+            EXPECT_FALSE(tr.waiting_for_disk);
             EXPECT_TRUE(std::filesystem::exists(tr.path)) << tr.path;
             EXPECT_GT(tr.bytes, 0u) << "the pages landed";
         }

@@ -29,6 +29,10 @@ struct recording_track {
     track_stats stats;
     double paused_s = 0;         // time paused because the disk was full (filled with silence on resume)
     uint64_t paused_packets = 0; // packets not recorded meanwhile
+    // The end gave up on a write or fdatasync the disk has not answered:
+    // the file is still open and .part, closed once the answer comes
+    // (docs/audio.md, Durability); the recording cannot be deleted meanwhile.
+    bool waiting_for_disk = false;
 };
 
 struct recording_info {
