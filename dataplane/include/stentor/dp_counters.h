@@ -150,7 +150,9 @@ inline constexpr std::size_t cache_line = 64;
     _(srtp_egress_streams, "egress/srtp_streams_full", "SRTP egress: the session already protects as many SSRCs as it has egress slots (16): not sent") \
     _(srtp_egress_unreserved, "egress/srtp_unreserved", "SRTP egress: the journal holds no reservation for this egress index yet (a new SSRC's first packets, or a journal that cannot write): not sent, so a restart never reuses an index") \
     /* fleet trunks (docs/fleet.md "Trunk authentication"): the session's trunk twin */ \
-    _(trunk_no_key, "egress/trunk_no_key", "trunk listeners of a session without a trunk key on a relay whose trunks are authenticated: not sent")
+    _(trunk_no_key, "egress/trunk_no_key", "trunk listeners of a session without a trunk key on a relay whose trunks are authenticated: not sent") \
+    /* neighbour hand-off (neigh.cc, docs/security.md "ARP"): an RX lcore's budget for what it hands the ARP owner */ \
+    _(arp_handoff_rate, "ingress/arp_handoff_rate", "ARP reply or NA about a next hop of ours dropped by an RX lcore other than the ARP owner: its hand-off budget (the relay's request rate) spent")
 
 // Then one reason per refusal of the STUN parser (stun.h's list, in its
 // order, as join/<name>): a request the parser refuses is counted by why.
