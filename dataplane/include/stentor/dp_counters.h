@@ -152,7 +152,9 @@ inline constexpr std::size_t cache_line = 64;
     /* fleet trunks (docs/fleet.md "Trunk authentication"): the session's trunk twin */ \
     _(trunk_no_key, "egress/trunk_no_key", "trunk listeners of a session without a trunk key on a relay whose trunks are authenticated: not sent") \
     /* neighbour hand-off (neigh.cc, docs/security.md "ARP"): an RX lcore's budget for what it hands the ARP owner */ \
-    _(arp_handoff_rate, "ingress/arp_handoff_rate", "ARP reply or NA about a next hop of ours dropped by an RX lcore other than the ARP owner: its hand-off budget (the relay's request rate) spent")
+    _(arp_handoff_rate, "ingress/arp_handoff_rate", "ARP reply or NA about a next hop of ours dropped by an RX lcore other than the ARP owner: its hand-off budget (the relay's request rate) spent") \
+    /* IPv4 fan-out (fanout.cc): the IPv4 twin of ipv6_too_big */ \
+    _(ipv4_too_big, "egress/ipv4_too_big", "speaker packet too large for an IPv4 replica within the ports' MTU (SRTP egress tag and MKI included): that shard's IPv4 listeners missed it, counted once per packet")
 
 // Then one reason per refusal of the STUN parser (stun.h's list, in its
 // order, as join/<name>): a request the parser refuses is counted by why.
