@@ -372,6 +372,7 @@ bool nd_na_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, co
 // ICMP echo: its own bucket of the same size, never longer than the request.
 bool icmp6_input(worker* w, rte_mbuf* m, uint16_t port, const parse_result& pr, uint64_t now) noexcept {
     using namespace wire;
+    ++w->c->icmp6_requests_in;
     if (!take_token(w->icmp6_tb, now, w->hz)) {
         ++w->c->drop(drop_reason::icmp6_rate);
         return false;
