@@ -305,8 +305,11 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
     }
     im.shared.nb_shards = nb_shards;
     {
-        // ARP replies from RX lcores other than the ARP owner (neigh.h).
-        rte_ring* ar = rte_ring_create("stentor_arp", 256, socket, RING_F_SC_DEQ);
+        // ARP replies from RX lcores other than the ARP owner (neigh.h):
+        // room for every other RX lcore's hand-off burst (dp_shared.h).
+        rte_ring* ar = rte_ring_create("stentor_arp",
+                                       dp::arp_ring_size(static_cast<unsigned>(dpc.rx_lcores.size())), socket,
+                                       RING_F_SC_DEQ);
         if (ar == nullptr) throw drivers::driver_error("ring stentor_arp create failed");
         im.rings.push_back(ar);
         im.shared.arp_ring = ar;

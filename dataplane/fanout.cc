@@ -54,6 +54,14 @@ void abandon(worker* w, const dp_session* sess, const fanout_job& j) noexcept {
 
 static_assert(2 * max_tiers <= 8, "fanout_job::lists holds a bit per tier and family");
 
+// The live IPv6 listeners of a session's shard (what ipv6_too_big counts).
+uint64_t live6(const dp_session& sess, uint32_t shard) noexcept {
+    uint64_t live = 0;
+    for (unsigned t = 0; t < max_tiers; ++t)
+        if (const dp_listener6_list* l = sess.lists6[shard][t]) live += l->nb_live;
+    return live;
+}
+
 // Where job j goes on: its record at (tier, fam, slot), for run_jobs to
 // prefetch; nullptr past its last list.
 const void* next_record(const dp_session& sess, int shard, const fanout_job& j) noexcept {
@@ -420,6 +428,21 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
         ++w->c->drop(drop_reason::rtp_too_large);
         return;
     }
+    // An IPv4 replica must fit the ports' MTU too, as an IPv6 one must
+    // below: a speaker packet that filled the ingress port's MTU leaves
+    // longer after SRTP egress added its tag and MKI, and an egress port
+    // may have a smaller MTU than the ingress one. Such a frame would leave
+    // over the MTU with DF set; the relay does not fragment. Not sent to
+    // this shard's IPv4 listeners, counted once per packet; the IPv6
+    // replicas, 20 bytes longer, do not fit either.
+    bool fits4 = true;
+    for (uint16_t p = 0; p < w->sh->nb_ports; ++p)
+        fits4 &= uint32_t{rtp_len} + wire::l2l3l4 <= w->sh->ports[p].max_frame;
+    if (!fits4) [[unlikely]] {
+        if (lists & 0x55u) ++w->c->drop(drop_reason::ipv4_too_big);
+        if (lists & 0xaau) w->c->drop(drop_reason::ipv6_too_big) += live6(sess, shard);
+        return;
+    }
     const bool is_short = slots <= w->cfg.slice;
     if (w->nb_free <= (is_short ? 0u : short_job_reserve)) {
         ++w->c->drop(drop_reason::jobs_full);
@@ -451,10 +474,7 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
                 build_template6(j.tmpl6[p], rtp, rtp_len, w->sh->ports[p].mac, w->sh->ports[p].ip6, sess.udp_port_be,
                                 w->sh->egress_tos[p]);
         } else {
-            uint64_t live = 0;
-            for (unsigned t = 0; t < max_tiers; ++t)
-                if (const dp_listener6_list* l = sess.lists6[shard][t]) live += l->nb_live;
-            w->c->drop(drop_reason::ipv6_too_big) += live;
+            w->c->drop(drop_reason::ipv6_too_big) += live6(sess, shard);
         }
     }
     if (!j.v6) lists &= 0x55u;   // the IPv4 lists only

@@ -129,6 +129,7 @@ struct alignas(cache_line) worker {
     token_bucket icmp_tb;
     token_bucket nd_tb;             // NAs we answer NSes with: the ARP reply budget, its own bucket
     token_bucket icmp6_tb;          // ICMPv6 echo replies: the ICMP budget, its own bucket
+    token_bucket handoff_tb;        // replies handed to the ARP owner (not the owner): arp_handoff_rate, _burst
 
     // join requests (join.cc): MAC verifications this lcore may spend
     token_bucket join_tb;

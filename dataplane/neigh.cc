@@ -24,6 +24,34 @@ inline neigh_timing timing_of(const worker* w) noexcept {
     return {w->arp_window, w->arp_retry, w->arp_reachable};
 }
 
+static_assert(arp_handoff_rate == arp_request_rate && arp_handoff_burst == arp_request_burst,
+              "an lcore hands over at most as many replies as the owner may have asked for");
+
+// On an RX lcore other than the ARP owner: may a reply (ARP reply or NA)
+// about entry `idx` (-1: no next hop of ours), received on port index
+// `port`, go to the owner over dp_shared::arp_ring? Entries that can learn
+// nothing from it are judged here, counted as the owner would count them
+// (neigh_on_reply: `unsolicited`): a pinned entry, or one on another port.
+// Both are immutable while a snapshot that names the entry is held. Then the
+// lcore's hand-off budget: a flood of replies about real next hops spends
+// it, not the ring the real replies of every RX lcore cross. Returns the
+// drop reason, or count_ to hand the reply over.
+drop_reason handoff_verdict(worker* w, int64_t idx, uint16_t port, drop_reason unsolicited, uint64_t now) noexcept {
+    if (idx >= 0) {
+        const dp_neigh& e = w->sh->neigh[idx];
+        if ((e.flags & neigh_static) || e.port_id != port) return unsolicited;
+    }
+    if (!take_token(w->handoff_tb, now, w->hz, arp_handoff_rate, arp_handoff_burst))
+        return drop_reason::arp_handoff_rate;
+    return drop_reason::count_;
+}
+
+bool handoff(worker* w, rte_mbuf* m) noexcept {
+    if (w->sh->arp_ring != nullptr && rte_ring_mp_enqueue(w->sh->arp_ring, m) == 0) return true;
+    ++w->c->drop(drop_reason::arp_ring_full);
+    return false;
+}
+
 // The neighbour entry an ARP reply from `spa` may be about (a next hop of
 // ours), or -1. Read-only: any lcore may ask (the snapshot's table).
 int64_t arp_entry_of(const worker* w, const dp_snapshot& s, uint32_t spa_be) noexcept {
@@ -179,6 +207,7 @@ void neigh_init(worker* w, uint64_t now) noexcept {
     w->arp_req_tb = {arp_request_burst, now};
     w->nd_tb = {reply_burst, now};
     w->icmp6_tb = {reply_burst, now};
+    w->handoff_tb = {arp_handoff_burst, now};
 }
 
 // Turn an ARP request for our address into the reply, in place (same size as
@@ -191,17 +220,21 @@ bool arp_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, cons
     if (op == 2) {
         if (!w->cfg.arp_owner) {
             // Neighbour state has one writer: hand the reply to the owner;
-            // but one about no next hop of ours is dropped here, counted as
-            // the owner would: a flood of them must not fill the ring the
-            // real replies (both families') cross.
-            if (s != nullptr && arp_entry_of(w, *s, pr.src_ip_be) < 0) {
-                ++w->c->drop(drop_reason::arp_unsolicited);
+            // but one about no next hop of ours, or a pinned one, is dropped
+            // here, counted as the owner would, and the rest only within
+            // this lcore's hand-off budget: a flood must not fill the ring
+            // the real replies (both families') cross.
+            // (No snapshot yet: the owner counts it, nd_na_input alike.)
+            const int64_t idx = s != nullptr ? arp_entry_of(w, *s, pr.src_ip_be) : -1;
+            const drop_reason why = s != nullptr && idx < 0
+                                        ? drop_reason::arp_unsolicited
+                                        : handoff_verdict(w, idx, port, drop_reason::arp_unsolicited, now);
+            if (why != drop_reason::count_) {
+                ++w->c->drop(why);
                 return false;
             }
             m->hash.fdir.lo = port;
-            if (w->sh->arp_ring != nullptr && rte_ring_mp_enqueue(w->sh->arp_ring, m) == 0) return true;
-            ++w->c->drop(drop_reason::arp_ring_full);
-            return false;
+            return handoff(w, m);
         }
         if (s != nullptr) arp_learn(w, *s, pr.src_ip_be, a + 8, port, now);
         else ++w->c->drop(drop_reason::arp_unsolicited);
@@ -312,21 +345,21 @@ bool nd_na_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, co
     if (!w->cfg.arp_owner) {
         // Neighbour state has one writer: hand the NA to the owner, with
         // its port and where its link-layer address option is; an NA that
-        // can teach nothing (unsolicited, or about no next hop of ours) is
-        // dropped here, counted as the owner would, so that a flood of
-        // them cannot fill the ring real replies cross.
-        if (s != nullptr) {
-            drop_reason why = drop_reason::nd_unsolicited;
-            if (nd_entry_of(w, *s, rte_pktmbuf_mtod(m, const uint8_t*) + wire::off_l4_v6, &why) < 0) {
-                ++w->c->drop(why);
-                return false;
-            }
+        // can teach nothing (unsolicited, about no next hop of ours or a
+        // pinned one) is dropped here, counted as the owner would, and the
+        // rest go only within this lcore's hand-off budget, so that a flood
+        // cannot fill the ring real replies cross.
+        drop_reason why = drop_reason::nd_unsolicited;
+        const int64_t idx =
+            s != nullptr ? nd_entry_of(w, *s, rte_pktmbuf_mtod(m, const uint8_t*) + wire::off_l4_v6, &why) : -1;
+        if (s == nullptr || idx >= 0) why = handoff_verdict(w, idx, port, drop_reason::nd_unsolicited, now);
+        if (why != drop_reason::count_) {
+            ++w->c->drop(why);
+            return false;
         }
         m->hash.fdir.lo = port;
         m->hash.fdir.hi = pr.nd_lla_off;
-        if (w->sh->arp_ring != nullptr && rte_ring_mp_enqueue(w->sh->arp_ring, m) == 0) return true;
-        ++w->c->drop(drop_reason::arp_ring_full);
-        return false;
+        return handoff(w, m);
     }
     if (s != nullptr)
         nd_learn(w, *s, rte_pktmbuf_mtod(m, const uint8_t*), pr.nd_lla_off, port, now);
@@ -339,6 +372,7 @@ bool nd_na_input(worker* w, const dp_snapshot* s, rte_mbuf* m, uint16_t port, co
 // ICMP echo: its own bucket of the same size, never longer than the request.
 bool icmp6_input(worker* w, rte_mbuf* m, uint16_t port, const parse_result& pr, uint64_t now) noexcept {
     using namespace wire;
+    ++w->c->icmp6_requests_in;
     if (!take_token(w->icmp6_tb, now, w->hz)) {
         ++w->c->drop(drop_reason::icmp6_rate);
         return false;

@@ -271,8 +271,10 @@ bool nd_options(const uint8_t* d, const uint8_t* m, uint32_t off, uint32_t end, 
     return true;
 }
 
+// `dst_group`: sent to our solicited-node group or to all-nodes;
+// `dst_all_nodes`: to all-nodes.
 parse_result parse_icmp6(const uint8_t* d, uint32_t plen, const port_identity& self, bool dst_group,
-                         bool src_link_local, parse_result res) noexcept {
+                         bool dst_all_nodes, bool src_link_local, parse_result res) noexcept {
     constexpr uint32_t l4_off = eth_hdr_len + ipv6_hdr_len;
     const uint8_t* ip = d + eth_hdr_len;
     const uint8_t* m = d + l4_off;
@@ -303,6 +305,11 @@ parse_result parse_icmp6(const uint8_t* d, uint32_t plen, const port_identity& s
         if (!nd_options(d, m, nd_hdr_len, plen, ns ? nd_opt_source_lla : nd_opt_target_lla, &lla))
             return drop(drop_reason::nd_invalid);
         if (ns) {
+            // A solicitation goes to the target's solicited-node group or
+            // to the target itself (RFC 4861 4.3, 7.2.2), never to
+            // all-nodes: one there is no question to us.
+            if (dst_all_nodes)
+                return drop(drop_reason::ipv6_dst);
             // Multicast solicitations carry the sender's link-layer address
             // (RFC 4861 4.3): the only way the answer can be addressed.
             if (dst_group && lla == 0)
@@ -377,13 +384,15 @@ parse_result parse_ipv6(const uint8_t* d, uint32_t len, const port_identity& sel
     }
     const uint8_t* dst = ip + 24;
     bool dst_group = false;
+    bool dst_all_nodes = false;
     if (ipv6_equal(dst, self.ip6)) {
         if (group_mac)
             return drop(drop_reason::eth_dst);
     } else {
         // Our solicited-node group ff02::1:ffXX:XXXX (NS) or all-nodes
-        // ff02::1 (unsolicited NAs, RAs: counted by type), at the group MAC
-        // that belongs to that address.
+        // ff02::1 (unsolicited NAs, RAs: counted by type; an NS there is
+        // refused in parse_icmp6), at the group MAC that belongs to that
+        // address.
         static constexpr uint8_t sol[13] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff};
         static constexpr uint8_t all_nodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01};
         const bool solicited = std::memcmp(dst, sol, 13) == 0 && dst[13] == self.ip6[13] && dst[14] == self.ip6[14] &&
@@ -393,13 +402,14 @@ parse_result parse_ipv6(const uint8_t* d, uint32_t len, const port_identity& sel
         if (!group_mac || std::memcmp(d + 2, dst + 12, 4) != 0)
             return drop(drop_reason::eth_dst);
         dst_group = true;
+        dst_all_nodes = !solicited;
     }
     const bool src_link_local = ipv6_is_link_local(src);
 
     parse_result res;
     res.l3_off = static_cast<uint16_t>(eth_hdr_len);
     if (next == ipproto_icmpv6)
-        return parse_icmp6(d, plen, self, dst_group, src_link_local, res);
+        return parse_icmp6(d, plen, self, dst_group, dst_all_nodes, src_link_local, res);
     if (next != ipproto_udp)
         return drop(drop_reason::ipv6_next_header);
     if (dst_group)

@@ -380,7 +380,7 @@ TEST_F(corpus_test, at_least_40_kinds_each_counted_once_under_its_reason) {
                                     reason == dp::drop_reason::arp_rate || n.rfind("drop/egress/", 0) == 0 ||
                                     // need a request of ours in flight or a second RX lcore: test_neigh.cc
                                     reason == dp::drop_reason::arp_late || reason == dp::drop_reason::arp_ring_full ||
-                                    reason == dp::drop_reason::arp_conflict ||
+                                    reason == dp::drop_reason::arp_conflict || reason == dp::drop_reason::arp_handoff_rate ||
                                     // the stream's state, not the bytes: tests/integration/test_speaker.cc
                                     reason == dp::drop_reason::rtp_seq_jump || reason == dp::drop_reason::rtp_ts_jump ||
                                     reason == dp::drop_reason::rtp_duplicate || reason == dp::drop_reason::rtp_ssrc_change ||

@@ -119,6 +119,9 @@ std::vector<corpus_row> corpus6() {
         ipv6({.src = {0xff, 0x0e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x01}}, rtp6()), "ipv6_src");
     add("IPv4-mapped source ::ffff:198.18.0.10 (the IPv4 speaker in disguise)",
         ipv6({.src = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 10}}, rtp6()), "ipv6_src");
+    add("echo request from the IPv4-translated ::ffff:0:198.18.0.1 (RFC 2765; not answered)",
+        ipv6({.src = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0xc6, 0x12, 0, 1}, .next = 58}, icmp6(128, 0, 56)),
+        "ipv6_src");
     add("unspecified source on UDP", ipv6({.src = unspecified}, rtp6()), "ipv6_src");
     add("link-local source on UDP", ipv6({.src = router_ll}, rtp6()), "ipv6_src_link_local");
     add("destination another host", ipv6({.dst = host6(0x0b)}, rtp6()), "ipv6_dst");
@@ -187,6 +190,10 @@ std::vector<corpus_row> corpus6() {
               .hop_limit = 255},
              ns(relay6, &other_mac)),
         "nd_invalid");
+    add("NS for our address to all-nodes (RFC 4861 4.3: solicited-node group or unicast only; not answered)",
+        ipv6({.eth_dst = group_mac(all_nodes), .src = speaker, .dst = all_nodes, .next = 58, .hop_limit = 255},
+             ns(relay6, &host)),
+        "ipv6_dst");
     add("NS for another host's address", ipv6({.src = speaker, .next = 58, .hop_limit = 255}, ns(host6(0x0b), &host)),
         "nd_not_for_us");
     add("solicited NA about no next hop of ours", na_to_relay(host6(0x55), host, 0x40), "nd_unsolicited");
@@ -482,6 +489,7 @@ TEST_F(ipv6_test, echo_is_answered_within_the_icmp_bounds) {
         EXPECT_EQ(0, std::memcmp(f.data() + 58, q.data() + 58, q.size() - 58)) << "identifier, sequence, data";
         EXPECT_EQ(0, l4_checksum6(relay6, from, 58, bytes(f.begin() + 54, f.end())));
         EXPECT_EQ(before.at("icmp6_replies") + 1, all_counters(*r).at("icmp6_replies"));
+        EXPECT_EQ(before.at("icmp6_requests_in") + 1, all_counters(*r).at("icmp6_requests_in"));
     }
     {
         // With Ethernet padding after the datagram: the answer stops at it.
@@ -504,6 +512,8 @@ TEST_F(ipv6_test, echo_is_answered_within_the_icmp_bounds) {
     const uint64_t replies = after.at("icmp6_replies") - before.at("icmp6_replies");
     const uint64_t limited = after.at("drop/ingress/icmp6_rate") - before.at("drop/ingress/icmp6_rate");
     EXPECT_EQ(flood, replies + limited);
+    EXPECT_EQ(flood, after.at("icmp6_requests_in") - before.at("icmp6_requests_in")) << "every request counted";
+    EXPECT_EQ(before.at("icmp_requests_in"), after.at("icmp_requests_in")) << "IPv4's own counter";
     EXPECT_EQ(out.size(), replies);
     EXPECT_LE(replies, 100u + static_cast<uint64_t>(elapsed_s * 1000.0) + 1);
     EXPECT_GT(limited, 0u);

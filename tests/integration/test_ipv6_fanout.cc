@@ -285,6 +285,7 @@ TEST_F(ipv6_fanout, ipv4_speaker_to_ipv6_listeners_and_what_does_not_fit_as_ipv6
         }
     }
     EXPECT_EQ(5u, counter(r, "drop/egress/ipv6_too_big")) << "the last packet, once per IPv6 listener";
+    EXPECT_EQ(0u, counter(r, "drop/egress/ipv4_too_big")) << "it fits as IPv4";
     EXPECT_EQ(3u, counter(r, "rtp_in"));
     r.flush();
     EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool()));

@@ -5,7 +5,9 @@
 // tree before this file, learn_neighbour() took the MAC from any request or
 // reply naming the listener's address: rows 1-3 redirected the stream.
 #include <array>
+#include <chrono>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,7 @@
 
 #include "frames6.h"
 #include "harness.h"
+#include "stentor/dp_shared.h"
 
 namespace stentor::test {
 namespace {
@@ -258,35 +261,40 @@ TEST_F(neigh_test, unused_next_hops_are_not_asked_for) {
     EXPECT_EQ(before, counter(*r, "arp_requests"));
 }
 
-// One port of two RX queues over rings (both answered on one TX ring) and
-// the profile that gives each queue its lcore: queue 0's lcore owns the
-// neighbours, queue 1's hands replies over. Dual stack.
+// One port of two (or `nq`) RX queues over rings (all answered on one TX
+// ring) and the profile that gives each queue its lcore: queue 0's lcore
+// owns the neighbours, queue 1's (`other`) and queue 2's (`third`) hand
+// replies over. Dual stack.
 struct two_queues {
-    ring_port owner, other;
+    ring_port owner, other, third;
+    unsigned nq;
     bool ok = false;
-    explicit two_queues(const std::string& name) {
-        rte_ring* rx[2];
+    explicit two_queues(const std::string& name, unsigned queues = 2) : nq(queues) {
+        rte_ring* rx[3];
         rte_ring* tx[8];
-        for (int q = 0; q < 2; ++q)
+        for (unsigned q = 0; q < nq; ++q)
             if ((rx[q] = rte_ring_create((name + "_r" + std::to_string(q)).c_str(), 1024, 0,
                                          RING_F_SP_ENQ | RING_F_SC_DEQ)) == nullptr)
                 return;
         rte_ring* txr = rte_ring_create((name + "_t").c_str(), 4096, 0, RING_F_SC_DEQ);
         if (txr == nullptr) return;
         for (auto& t : tx) t = txr;
-        const int id = rte_eth_from_rings(name.c_str(), rx, 2, tx, 8, 0);
+        const int id = rte_eth_from_rings(name.c_str(), rx, nq, tx, 8, 0);
         char dev[RTE_ETH_NAME_MAX_LEN];
         if (id < 0 || rte_eth_dev_get_name_by_port(static_cast<uint16_t>(id), dev) != 0) return;
         owner = {dev, rx[0], txr, static_cast<uint16_t>(id)};
         other = owner;
         other.rx = rx[1];
+        third = owner;
+        if (nq > 2) third.rx = rx[2];
         ok = true;
     }
     control::profile profile() const {
         auto prof = base_profile(owner.name);
         prof.dataplane.rx_lcores = {1, 2};   // queue 0's lcore owns the neighbours
-        prof.ports[0].rx_queues = 2;
-        prof.ports[0].tx_queues = 2;
+        if (nq > 2) prof.dataplane.rx_lcores.push_back(3);
+        prof.ports[0].rx_queues = nq;
+        prof.ports[0].tx_queues = nq;
         control::ipv6_addr a6;
         std::memcpy(a6.data(), frames6::relay6.data(), 16);
         prof.ports[0].ipv6 = a6;
@@ -410,6 +418,146 @@ TEST(neigh_handoff, replies_that_can_teach_nothing_stay_on_the_rx_lcore) {
     EXPECT_EQ(before[1].drop(dp::drop_reason::arp_ring_full), after[1].drop(dp::drop_reason::arp_ring_full));
     EXPECT_EQ(before[0].drop(dp::drop_reason::arp_unsolicited), after[0].drop(dp::drop_reason::arp_unsolicited));
     EXPECT_EQ(test_in_use0, rte_mempool_in_use_count(test_pool()));
+}
+
+// Replies about next hops of ours, flooded from one on-link host into a
+// queue whose lcore is not the ARP owner. Before, each crossed the ring to
+// the owner (256 slots): a burst larger than that filled it, and the real
+// replies of every other queue were dropped as arp_ring_full meanwhile, so
+// re-probes went unanswered and next hops expired. Now a reply about a
+// pinned next hop is dropped where it arrives, counted as the owner counts
+// it (arp_unsolicited, nd_unsolicited), and the others cross only within
+// the lcore's hand-off budget (the relay's request budget: 256 at once,
+// 2560/s), the rest counted as arp_handoff_rate; the ring holds every
+// other RX lcore's whole budget. A genuine NA that arrives on another
+// queue while the flood is at its height is still learnt. Three RX queues
+// of one port; queue 0's lcore owns the neighbours.
+TEST(neigh_handoff, a_flood_about_next_hops_of_ours_cannot_fill_the_ring) {
+    two_queues q("nh4", 3);
+    ASSERT_TRUE(q.ok);
+    auto ctl6 = [](const frames6::addr6& a) {
+        control::ipv6_addr c;
+        std::memcpy(c.data(), a.data(), 16);
+        return c;
+    };
+    const mac_t pinned4{0x02, 0x00, 0x00, 0x00, 0x04, 0xfe};
+    const frames6::addr6 gateway6 = frames6::host6(0xfe);
+    const mac_t pinned6{0x02, 0x00, 0x00, 0x00, 0x06, 0xfe};
+    auto prof = q.profile();
+    prof.ports[0].gateway_mac = pinned4;
+    prof.ports[0].gateway6 = ctl6(gateway6);
+    prof.ports[0].gateway6_mac = pinned6;
+    auto sc = speaker_session();
+    sc.listeners.push_back({listener_ip, listener_port, 0});
+    sc.listeners.push_back({0xcb007101, 6000, 0});   // 203.0.113.1, via the pinned gateway
+    prof.sessions.push_back(sc);
+    relay r(prof, relay_options{.launch = false});
+    r.state().load_static(prof);
+    EXPECT_TRUE(resolve(r, q.owner, {listener_ip}).empty());
+    const auto gw6 = r.state().next_hop6_ref(ctl6(gateway6));
+    const frames6::addr6 known6 = frames6::host6(0x64);
+    const mac_t known6_mac{0x02, 0x00, 0x00, 0x00, 0x00, 0x64};
+    const auto nh6 = r.state().next_hop6_ref(ctl6(known6));
+    r.state().publish();
+    // Polls (answering nothing) until the relay solicits `target`.
+    auto wait_ns = [&](const frames6::addr6& target) {
+        for (int i = 0; i < 600; ++i) {
+            r.poll();
+            r.flush();
+            for (const auto& f : drain(q.owner)) {
+                frames6::addr6 t{};
+                if (frames6::is_ns_from_relay(f, &t) && t == target) return true;
+            }
+            usleep(5000);
+        }
+        return false;
+    };
+    ASSERT_TRUE(wait_ns(known6));
+    inject(q.owner, frames6::na_to_relay(known6, known6_mac));
+    settle(r);
+    ASSERT_EQ(std::optional<mac_t>(known6_mac), r.state().next_hop_mac(nh6.neigh_idx));
+    ASSERT_TRUE(r.state().next_hop_resolved(gw6.neigh_idx)) << "pinned";
+    usleep(550 * 1000);   // every reply window closes: what the owner is handed is late
+    settle(r);
+    drain(q.owner);
+    const unsigned test_in_use0 = rte_mempool_in_use_count(test_pool());
+
+    using R = dp::drop_reason;
+    const mac_t attacker6 = attacker_mac;
+    const bytes arp_pinned = frames::arp(2, attacker_mac, gateway_ip, frames::our_mac, relay_ip, frames::our_mac);
+    const bytes na_pinned = frames6::na_to_relay(gateway6, attacker6);
+    const bytes arp_known = frames::arp(2, attacker_mac, listener_ip, frames::our_mac, relay_ip, frames::our_mac);
+    const bytes na_known = frames6::na_to_relay(known6, attacker6);
+    struct row {
+        const char* what;
+        const bytes* frame;
+        R here;        // counted by the lcore that received it
+        R owner;       // counted by the owner for what it is handed (count_: nothing is handed)
+    } const rows[] = {
+        {"ARP replies about the pinned gateway", &arp_pinned, R::arp_unsolicited, R::count_},
+        {"solicited NAs about the pinned gateway6", &na_pinned, R::nd_unsolicited, R::count_},
+        {"ARP replies about an on-link next hop of ours", &arp_known, R::arp_handoff_rate, R::arp_late},
+        {"solicited NAs about an IPv6 next hop of ours", &na_known, R::arp_handoff_rate, R::nd_late},
+    };
+    constexpr uint64_t n = 600;   // more than the ring held before (255) and than the budget's burst
+    for (const auto& rw : rows) {
+        SCOPED_TRACE(rw.what);
+        usleep(150 * 1000);   // the previous row's budget refills (256 at 2560/s: 100 ms)
+        const auto before = r.per_lcore();
+        const auto t0 = std::chrono::steady_clock::now();
+        for (uint64_t i = 0; i < n; ++i) inject(q.other, *rw.frame);
+        settle(r);
+        const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        EXPECT_TRUE(drain(q.owner).empty()) << "nothing is sent for a reply";
+        const auto after = r.per_lcore();
+        auto d = [&](unsigned lc, R why) { return after[lc].drop(why) - before[lc].drop(why); };
+        for (unsigned lc = 0; lc < 3; ++lc) EXPECT_EQ(0u, d(lc, R::arp_ring_full)) << "lcore " << lc;
+        if (rw.owner == R::count_) {
+            EXPECT_EQ(n, d(1, rw.here)) << "all dropped on the lcore that received them";
+            EXPECT_EQ(0u, after[0].neigh_packets - before[0].neigh_packets) << "none handed to the owner";
+            EXPECT_EQ(0u, d(1, R::arp_handoff_rate)) << "pinned ones spend no budget";
+        } else {
+            const uint64_t handed = d(0, rw.owner);
+            const uint64_t limited = d(1, R::arp_handoff_rate);
+            EXPECT_EQ(n, handed + limited);
+            EXPECT_GE(handed, uint64_t{dp::arp_handoff_burst});
+            EXPECT_LE(handed, dp::arp_handoff_burst + static_cast<uint64_t>(elapsed_s * dp::arp_handoff_rate) + 1)
+                << "elapsed " << elapsed_s << " s";
+            EXPECT_GT(limited, 0u);
+        }
+        EXPECT_EQ(std::optional<mac_t>(known6_mac), r.state().next_hop_mac(nh6.neigh_idx));
+        EXPECT_EQ(std::optional<mac_t>(pinned6), r.state().next_hop_mac(gw6.neigh_idx));
+        EXPECT_EQ(test_in_use0, rte_mempool_in_use_count(test_pool())) << "every reply freed";
+    }
+
+    // A new next hop is solicited; its host answers on queue 2 while queue
+    // 1 is flooded with NAs about the known one. Before, the flood filled
+    // the ring after three polls and the genuine answer, arriving then, was
+    // dropped as arp_ring_full.
+    usleep(150 * 1000);
+    const frames6::addr6 fresh6 = frames6::host6(0x65);
+    const mac_t fresh6_mac{0x02, 0x00, 0x00, 0x00, 0x00, 0x65};
+    const auto nh_fresh = r.state().next_hop6_ref(ctl6(fresh6));
+    r.state().publish();
+    ASSERT_TRUE(wait_ns(fresh6));
+    const auto before = r.per_lcore();
+    for (uint64_t i = 0; i < n; ++i) inject(q.other, na_known);
+    for (int i = 0; i < 3; ++i) r.poll();
+    inject(q.third, frames6::na_to_relay(fresh6, fresh6_mac));
+    settle(r);
+    drain(q.owner);
+    const auto after = r.per_lcore();
+    for (unsigned lc = 0; lc < 3; ++lc)
+        EXPECT_EQ(before[lc].drop(R::arp_ring_full), after[lc].drop(R::arp_ring_full)) << "lcore " << lc;
+    EXPECT_GT(after[1].drop(R::arp_handoff_rate), before[1].drop(R::arp_handoff_rate));
+    EXPECT_EQ(std::optional<mac_t>(fresh6_mac), r.state().next_hop_mac(nh_fresh.neigh_idx))
+        << "the genuine answer is learnt";
+    EXPECT_EQ(std::optional<mac_t>(known6_mac), r.state().next_hop_mac(nh6.neigh_idx));
+    EXPECT_EQ(test_in_use0, rte_mempool_in_use_count(test_pool()));
+    for (uint32_t idx : {gw6.neigh_idx, nh6.neigh_idx, nh_fresh.neigh_idx}) r.state().next_hop6_unref(idx);
+    r.state().publish();
+    settle(r);
+    r.flush();
 }
 
 }  // namespace

@@ -370,6 +370,56 @@ TEST(srtp_egress, without_a_session_key_nothing_is_sent_in_clear) {
     EXPECT_EQ(after.at("drop/egress/srtp_no_key") - before.at("drop/egress/srtp_no_key"), 7u);
 }
 
+// An IPv4 replica must fit the port's MTU, as an IPv6 one must: a speaker
+// packet that filled the MTU leaves 11 bytes longer with the session key's
+// MKI and tag. Before, such a replica left anyway, over the MTU with DF
+// set; now no listener gets it and drop/egress/ipv4_too_big counts it once
+// per packet, not per listener. Two listeners; one row per packet size.
+TEST(srtp_egress, a_replica_longer_than_the_mtu_after_protection_is_not_sent) {
+    srtp_relay t("srtpmtu", control::srtp_ingress_mode::off, control::srtp_egress_mode::session_key);
+    t.r->state().listener_add(1, listener_ip, listener_port + 2, 0);
+    t.r->state().publish();
+    t.session_key(spec_of("s1", 50, 0x01));
+    settle(*t.r);
+    (void)drain(t.port);
+    const size_t room = t.prof.ports[0].mtu - 28;   // RTP bytes that fill the MTU as IPv4: 1472
+    constexpr size_t trailer = 1 + 10;              // MKI and tag
+    struct row {
+        const char* what;
+        size_t rtp_len;
+        bool sent;
+    } const rows[] = {
+        {"room for the MKI and tag: sent, the replica fills the MTU", room - trailer, true},
+        {"one byte more: not sent", room - trailer + 1, false},
+        {"a speaker packet that fills the MTU", room, false},
+        {"a small packet after them: sent", 92, true},
+    };
+    uint16_t seq = 1;
+    for (const auto& rw : rows) {
+        SCOPED_TRACE(rw.what);
+        const bytes plain = rtp_of(seq, 960u * seq, 1234, rw.rtp_len - 12);
+        ++seq;
+        const auto before = all_counters(*t.r);
+        t.send(frame_of(plain));
+        const auto out = drain(t.port);
+        const auto after = all_counters(*t.r);
+        EXPECT_EQ(after.at("rtp_in") - before.at("rtp_in"), 1u);
+        if (rw.sent) {
+            ASSERT_EQ(out.size(), 2u);
+            for (const auto& f : out) {
+                EXPECT_EQ(f.size(), 42 + rw.rtp_len + trailer);
+                EXPECT_LE(f.size(), t.prof.ports[0].mtu + 14u);
+            }
+            EXPECT_EQ(after.at("drop/egress/ipv4_too_big"), before.at("drop/egress/ipv4_too_big"));
+        } else {
+            EXPECT_TRUE(out.empty()) << out.size() << " replicas sent over the MTU";
+            EXPECT_EQ(after.at("drop/egress/ipv4_too_big") - before.at("drop/egress/ipv4_too_big"), 1u)
+                << "once per packet";
+        }
+        EXPECT_EQ(after.at("drop/egress/ipv6_too_big"), before.at("drop/egress/ipv6_too_big"));
+    }
+}
+
 // Rotation of the session key under a running stream: k1 (MKI 01) active;
 // k2 (MKI 02) announced at packet 30, activated at 60, k1 removed at 80. A
 // listener given both keys decrypts every packet: sequence numbers

@@ -367,6 +367,9 @@ const std::vector<row>& table() {
             bad("source IPv4-mapped ::ffff:198.18.0.10",
                 with([](frame6& f) { f.src = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 10}; }),
                 R::ipv6_src),
+            bad("source IPv4-translated ::ffff:0:198.18.0.1 (RFC 2765)",
+                echo_with([](frame6& f) { f.src = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 198, 18, 0, 1}; }),
+                R::ipv6_src),
             bad("source the relay's own address (spoofed)", with([](frame6& f) { f.src = our6; }), R::ipv6_src),
             bad("source :: on UDP", with([](frame6& f) { f.src = unspecified; }), R::ipv6_src),
             bad("UDP from a link-local source", with([](frame6& f) { f.src = router_ll; }), R::ipv6_src_link_local),
@@ -504,6 +507,11 @@ const std::vector<row>& table() {
                 ns_with([](frame6& f) { f.msg = ns(our6, &other_mac); }), R::nd_invalid),
             bad("multicast NS without a source link-layer address", ns_with([](frame6& f) { f.msg = ns(our6, nullptr); }),
                 R::nd_invalid),
+            bad("NS for our address to all-nodes (solicited-node group or unicast only)", ns_with([](frame6& f) {
+                    f.eth_dst = group_mac(all_nodes);
+                    f.dst = all_nodes;
+                }),
+                R::ipv6_dst),
             bad("NA to all-nodes claiming to be solicited", na_with([](frame6& f) {
                     f.eth_dst = group_mac(all_nodes);
                     f.dst = all_nodes;

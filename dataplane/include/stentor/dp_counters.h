@@ -121,7 +121,7 @@ inline constexpr std::size_t cache_line = 64;
     _(ipv6_fragment, "ingress/ipv6_fragment", "fragment header (also atomic fragments)") \
     _(ipv6_dest_options, "ingress/ipv6_dest_options", "destination options header") \
     _(ipv6_ext_other, "ingress/ipv6_ext_other", "other extension header: AH, ESP, mobility, HIP, shim6, experimental") \
-    _(ipv6_src, "ingress/ipv6_src", "source unusable (::, ::1, multicast, IPv4-mapped or -compatible, the relay's own)") \
+    _(ipv6_src, "ingress/ipv6_src", "source unusable (::, ::1, multicast, IPv4-mapped, -translated or -compatible, the relay's own)") \
     _(ipv6_src_link_local, "ingress/ipv6_src_link_local", "link-local source on anything but neighbour discovery") \
     _(ipv6_dst, "ingress/ipv6_dst", "destination neither the relay's address nor, for NS, its solicited-node group") \
     _(ipv6_next_header, "ingress/ipv6_next_header", "next header neither UDP nor ICMPv6 (TCP, no next header, ...)") \
@@ -150,7 +150,11 @@ inline constexpr std::size_t cache_line = 64;
     _(srtp_egress_streams, "egress/srtp_streams_full", "SRTP egress: the session already protects as many SSRCs as it has egress slots (16): not sent") \
     _(srtp_egress_unreserved, "egress/srtp_unreserved", "SRTP egress: the journal holds no reservation for this egress index yet (a new SSRC's first packets, or a journal that cannot write): not sent, so a restart never reuses an index") \
     /* fleet trunks (docs/fleet.md "Trunk authentication"): the session's trunk twin */ \
-    _(trunk_no_key, "egress/trunk_no_key", "trunk listeners of a session without a trunk key on a relay whose trunks are authenticated: not sent")
+    _(trunk_no_key, "egress/trunk_no_key", "trunk listeners of a session without a trunk key on a relay whose trunks are authenticated: not sent") \
+    /* neighbour hand-off (neigh.cc, docs/security.md "ARP"): an RX lcore's budget for what it hands the ARP owner */ \
+    _(arp_handoff_rate, "ingress/arp_handoff_rate", "ARP reply or NA about a next hop of ours dropped by an RX lcore other than the ARP owner: its hand-off budget (the relay's request rate) spent") \
+    /* IPv4 fan-out (fanout.cc): the IPv4 twin of ipv6_too_big */ \
+    _(ipv4_too_big, "egress/ipv4_too_big", "speaker packet too large for an IPv4 replica within the ports' MTU (SRTP egress tag and MKI included): that shard's IPv4 listeners missed it, counted once per packet")
 
 // Then one reason per refusal of the STUN parser (stun.h's list, in its
 // order, as join/<name>): a request the parser refuses is counted by why.
@@ -258,7 +262,8 @@ inline constexpr std::size_t max_ports = 4;
     _(nd_requests, "neighbour solicitations sent to resolve IPv6 next hops") \
     _(nd_requests_in, "NS for the relay's IPv6 addresses received (answered, never learnt from)") \
     _(icmp6_replies, "ICMPv6 echo replies sent")                             \
-    _(fanout_cuts, "fan-out iterations ended early by a stop of the lcore (stop_check_us): RX polled at once")
+    _(fanout_cuts, "fan-out iterations ended early by a stop of the lcore (stop_check_us): RX polled at once") \
+    _(icmp6_requests_in, "ICMPv6 echo requests for the relay's IPv6 addresses received (answered unless over the rate limit)")
 
 // Per-lcore counters: one writer (the owning lcore), read racily by the
 // control plane. Plain uint64_t stores are atomic on x86-64; the control

@@ -34,6 +34,25 @@ struct alignas(cache_line) dp_session_counts {
 static_assert(sizeof(dp_session_counts) == cache_line);
 inline constexpr unsigned max_join_lcores = 16;
 
+// Hand-offs to dp_shared::arp_ring (neigh.cc, docs/security.md "ARP"): an
+// RX lcore other than the ARP owner hands over at most arp_handoff_burst
+// replies (ARP replies and NAs about non-pinned next hops of ours) at once,
+// refilled at arp_handoff_rate per second: the owner's request budget
+// (neigh_fsm.h arp_request_rate, arp_request_burst), so no lcore ever has
+// more genuine replies to hand over than that. The excess is dropped there
+// (drop/ingress/arp_handoff_rate). The ring holds every other RX lcore's
+// whole burst and a burst to spare, so a flood on any number of queues
+// cannot fill it while the owner polls it.
+inline constexpr unsigned arp_handoff_burst = 256;
+inline constexpr unsigned arp_handoff_rate = 2560;
+constexpr unsigned arp_ring_size(unsigned nb_rx_lcores) noexcept {
+    const unsigned want = (nb_rx_lcores > 1 ? nb_rx_lcores : 1) * arp_handoff_burst;
+    unsigned size = 1;
+    while (size < want) size <<= 1;
+    return size;   // usable: size - 1 >= (nb_rx_lcores - 1) * burst + burst - 1
+}
+static_assert(arp_ring_size(1) == 256 && arp_ring_size(2) == 512 && arp_ring_size(3) == 1024);
+
 // The join token keys the data plane verifies with (docs/join.md "Keys and
 // rotation"): by key id, nullptr where no key is held. Immutable once
 // published (dp_shared::join_keys).
@@ -65,7 +84,7 @@ struct dp_shared {
     rte_ring* mixer_ring = nullptr;
     // ARP replies received by an RX lcore that is not the ARP owner, handed
     // to the owner (multi-producer, single consumer): neighbour state has
-    // one writer.
+    // one writer. Sized by arp_ring_size() below.
     rte_ring* arp_ring = nullptr;
     // Listener joins (dp_join.h, docs/join.md). join_ring == nullptr: joins
     // are off ([join] has no keys) and STUN is dropped as join/off.

@@ -145,10 +145,11 @@ inline bool ipv4_src_unusable(uint8_t first_octet) noexcept {
 
 // IPv6 sources no legitimate peer of the relay uses (RFC 4291 2.5): the
 // unspecified address :: (only DAD probes, which the relay does not
-// answer), loopback ::1, multicast ff00::/8, and IPv4-mapped or -compatible
-// ::/96, ::ffff:0:0/96 (an IPv4 host in IPv6 clothes: the IPv4 rules would
-// be bypassed). Link-local is judged by the caller (allowed for neighbour
-// discovery only).
+// answer), loopback ::1, multicast ff00::/8, and IPv4-compatible ::/96,
+// IPv4-mapped ::ffff:0:0/96 and IPv4-translated ::ffff:0:0:0/96 (RFC 2765;
+// an IPv4 host in IPv6 clothes: the IPv4 rules would be bypassed; the
+// control plane refuses the same three as peers, control/ip6.cc). Link-local
+// is judged by the caller (allowed for neighbour discovery only).
 inline bool ipv6_src_unusable(const uint8_t* a) noexcept {
     if (a[0] == 0xff) return true;
     uint64_t hi;
@@ -157,7 +158,8 @@ inline bool ipv6_src_unusable(const uint8_t* a) noexcept {
     std::memcpy(&mid, a + 8, 4);
     if (hi != 0) return false;
     static constexpr uint8_t mapped[4] = {0, 0, 0xff, 0xff};
-    return mid == 0 || std::memcmp(a + 8, mapped, 4) == 0;
+    static constexpr uint8_t translated[4] = {0xff, 0xff, 0, 0};
+    return mid == 0 || std::memcmp(a + 8, mapped, 4) == 0 || std::memcmp(a + 8, translated, 4) == 0;
 }
 inline bool ipv6_is_link_local(const uint8_t* a) noexcept { return a[0] == 0xfe && (a[1] & 0xc0) == 0x80; }
 inline bool ipv6_equal(const uint8_t* a, const uint8_t* b) noexcept {
