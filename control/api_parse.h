@@ -59,11 +59,17 @@ struct parse_limits {
 // ------------------------------------------------------------ bodies
 
 // Nesting depth of a JSON text, counted without parsing (strings and their
-// escapes skipped) so a hostile body cannot make the parser recurse.
+// escapes skipped). The body parser enforces the same measure as it parses
+// (a container opened deeper than max_depth stops it); this scan is the
+// fuzzer's and the tests' independent check of it.
 unsigned json_depth(std::string_view s) noexcept;
 
 // A JSON object body: non-empty, at most max_size bytes (413 beyond),
-// nested at most max_depth, valid JSON, an object.
+// nested at most max_depth, valid JSON, an object. The nesting (and, for
+// the bulk bodies, the count of listeners and of values: at most
+// max_bulk_items listeners, 4 * max_bulk_items + 16 values) is checked by
+// the parser's callback before each value joins the tree, so a refused body
+// costs no more tree than the values counted up to its refusal.
 parse_result<nlohmann::json> parse_json_object(std::string_view body, size_t max_size, unsigned max_depth);
 
 // POST /api/v1/sessions

@@ -342,12 +342,13 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
 
     // Whatever adds a listener at this address is charged to its source
     // first (docs/join.md "Spent tokens and sources"); refreshes and
-    // renewals at an address already joined are not.
+    // renewals at an address already joined are not, but for a renewal
+    // that changes the tier (its source's bucket, below).
     bool charged = false;
-    auto source_refused = [&] {
+    auto source_refused = [&](bool holds = false) {
         if (charged) return false;
         bool rate = false;
-        const unsigned retry = source_admit(at, now, rate);
+        const unsigned retry = source_admit(at, now, rate, holds);
         if (retry == 0) {
             charged = true;
             return false;
@@ -357,6 +358,44 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
                                 ", retry in " + std::to_string(retry) + " s";
         reply(m, 429, why.c_str(), retry * 1000);
         return true;
+    };
+
+    // A refused listener_add, answered as a join at the token's tier is.
+    auto refuse = [&](const action_error& e) {
+        switch (e.code) {
+        case error_code::exists:
+            // One rule: the desk acts only on listeners that joined by token
+            // (its bindings; those restored from the journal are bound at
+            // start). Any other listener at this address — the operator's,
+            // a fleet trunk's — is never taken over: a later leave or
+            // silence of the token would remove it.
+            ++_stats.refused_registered;
+            reply(m, 409, "address in use by a registered listener");
+            return;
+        case error_code::capacity:
+            ++_stats.refused_capacity;
+            reply(m, 503, "relay at capacity");
+            return;
+        case error_code::session_full:
+            ++_stats.refused_session_full;
+            reply(m, 486, "session full");
+            return;
+        case error_code::rate_limited: {
+            ++_stats.refused_rate_limited;
+            const unsigned s = std::max(1u, e.retry_after_s);
+            const std::string why = "rate limited, retry in " + std::to_string(s) + " s";
+            reply(m, 429, why.c_str(), s * 1000);
+            return;
+        }
+        case error_code::not_found:
+            ++_stats.refused_gone;
+            reply(m, 404, "session ended");
+            return;
+        case error_code::invalid:
+            ++_stats.refused_invalid;
+            reply(m, 400, e.what());
+            return;
+        }
     };
 
     if (it != _by_token.end()) {
@@ -394,6 +433,49 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
         const token_ref old = a->second;
         auto o = _by_token.find(old);
         const uint8_t tier = o != _by_token.end() ? o->second.tier : r.tier;
+        if (tier != r.tier) {
+            // The new token grants another tier (docs/join.md "Renewal and
+            // tier"): the listener takes it, or the request is refused as a
+            // join at that tier would be. relay_state has no action that
+            // changes a listener's tier, so the listener is removed and
+            // added again at the new one; that is a join's work (a
+            // listener_add, journal records, a publish), so it is charged
+            // to the source's bucket first (not to its bindings: it holds
+            // this one already), which also bounds a client flipping
+            // between two tokens. If the new tier is refused, the listener
+            // is put back as it was, at its old tier under its old token
+            // (still its own, until its expiry), and the request is
+            // answered with the refusal; if even that is refused (the join
+            // rate spent meanwhile), the listener is gone with its binding,
+            // a clean refusal. Nothing is half-changed either way.
+            if (source_refused(true)) return;
+            bool was = true;
+            try {
+                _cp.state().listener_del(at.session_id, la);
+            } catch (const action_error&) {
+                was = false;   // not in the table (its session ended and came back): added below, or refused
+            }
+            try {
+                _cp.state().listener_add(at.session_id, listener_spec{la.ip, la.port, r.tier, true, la.ip6});
+            } catch (const action_error& e) {
+                bool kept = false;
+                if (was) {
+                    try {
+                        _cp.state().listener_add(at.session_id, listener_spec{la.ip, la.port, tier, true, la.ip6});
+                        kept = true;
+                    } catch (const action_error&) {
+                    }
+                }
+                if (!kept) unbind(old);
+                refuse(e);
+                return;
+            }
+            unbind(old);
+            bind(tok, binding{at, r.tier, now, r.expiry});
+            ++_stats.renewed;
+            wait.push_back({m, at, {}});
+            return;
+        }
         bool added = false, gone = false;
         try {
             _cp.state().listener_add(at.session_id, listener_spec{la.ip, la.port, tier, true, la.ip6});
@@ -416,40 +498,8 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
     try {
         _cp.state().listener_add(at.session_id, listener_spec{la.ip, la.port, r.tier, true, la.ip6});
     } catch (const action_error& e) {
-        switch (e.code) {
-        case error_code::exists:
-            // One rule: the desk acts only on listeners that joined by token
-            // (its bindings; those restored from the journal are bound at
-            // start). Any other listener at this address — the operator's,
-            // a fleet trunk's — is never taken over: a later leave or
-            // silence of the token would remove it.
-            ++_stats.refused_registered;
-            reply(m, 409, "address in use by a registered listener");
-            return;
-        case error_code::capacity:
-            ++_stats.refused_capacity;
-            reply(m, 503, "relay at capacity");
-            return;
-        case error_code::session_full:
-            ++_stats.refused_session_full;
-            reply(m, 486, "session full");
-            return;
-        case error_code::rate_limited: {
-            ++_stats.refused_rate_limited;
-            const unsigned s = std::max(1u, e.retry_after_s);
-            const std::string why = "rate limited, retry in " + std::to_string(s) + " s";
-            reply(m, 429, why.c_str(), s * 1000);
-            return;
-        }
-        case error_code::not_found:
-            ++_stats.refused_gone;
-            reply(m, 404, "session ended");
-            return;
-        case error_code::invalid:
-            ++_stats.refused_invalid;
-            reply(m, 400, e.what());
-            return;
-        }
+        refuse(e);
+        return;
     }
     bind(tok, binding{at, r.tier, now, r.expiry});
     ++_stats.joined;
@@ -500,9 +550,9 @@ ipv6_addr join_desk::source_of(const addr_ref& a) noexcept {
     return p;
 }
 
-unsigned join_desk::source_admit(const addr_ref& a, clock_t_::time_point now, bool& rate) {
+unsigned join_desk::source_admit(const addr_ref& a, clock_t_::time_point now, bool& rate, bool holds) {
     source_state& s = _sources[source_of(a)];
-    if (s.bindings >= _cfg.max_bindings_per_source) {
+    if (!holds && s.bindings >= _cfg.max_bindings_per_source) {
         // One of them frees within a consent timeout if it goes silent.
         rate = false;
         return std::max(1u, _cfg.consent_timeout_s);

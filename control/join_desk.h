@@ -13,7 +13,8 @@
 //     rebind_after_s (a NAT rebinding); a replayed request therefore only
 //     refreshes, and a captured one cannot add an address;
 //   - a new token from an address already joined to the session: the
-//     listener renews its token (the old one is forgotten);
+//     listener renews its token (the old one is forgotten) and takes the
+//     new token's tier (docs/join.md "Renewal and tier");
 //   - STENTOR-LEAVE: removed at once.
 // A joined listener that sends nothing for consent_timeout_s is removed
 // (RFC 7675 in spirit): the relay never streams to an address that stopped
@@ -202,7 +203,10 @@ private:
     static ipv6_addr source_of(const addr_ref& a) noexcept;
     // 0: the source may join now; else the refusal's retry time in seconds
     // (and `why` says which limit). Takes the join's token when it is 0.
-    unsigned source_admit(const addr_ref& a, std::chrono::steady_clock::time_point now, bool& rate);
+    // `holds`: the request re-adds a listener the source already holds (a
+    // renewal that changes its tier): its bucket only, not its bindings.
+    unsigned source_admit(const addr_ref& a, std::chrono::steady_clock::time_point now, bool& rate,
+                          bool holds = false);
     void spend(const token_ref& t, uint32_t expiry);
     void reply(rte_mbuf* m, unsigned code = 0, const char* reason = nullptr, uint32_t retry_after_ms = 0);
     // The cookie of request r's source (address, port) in its session for

@@ -431,6 +431,30 @@ TEST_F(api_test, bulk_item_limit) {
     EXPECT_EQ(10u, env->get("/api/v1/sessions/1").body["listeners"]);
 }
 
+// The review's body: as many empty objects as the 8 MiB bulk limit holds
+// (2.8 M). Refused with the item count's reason once the parser has counted
+// 100 001 of them (it built the tree of all of them first, ~220 MB of heap
+// a request, before looking at the count), and nothing changes.
+TEST_F(api_test, an_over_count_bulk_body_of_empty_objects_is_refused_and_changes_nothing) {
+    ASSERT_EQ(201, env->post("/api/v1/sessions/1/listeners", {{"ip", "203.0.113.5"}, {"port", 7000}}).status);
+    const json before = world();
+    std::string body = R"({"listeners":[{})";
+    const size_t max_body = 8 * 1024 * 1024;
+    const size_t n = (max_body - body.size() - 2) / 3;
+    body.reserve(max_body);
+    for (size_t i = 0; i < n; ++i) body += ",{}";
+    body += "]}";
+    ASSERT_LE(body.size(), max_body);
+    for (const char* route : {"bulk", "bulk_delete"}) {
+        const auto r = env->call("POST", std::string("/api/v1/sessions/1/listeners/") + route, body);
+        EXPECT_EQ(400, r.status) << route << ": " << r.text;
+        EXPECT_EQ("invalid", r.body.value("error", "")) << route;
+        EXPECT_EQ("at most 100000 listeners per request", r.body.value("reason", "")) << route << ": " << r.text;
+        EXPECT_EQ(before, world()) << route;
+    }
+    EXPECT_EQ(1u, env->get("/api/v1/sessions/1").body["listeners"]);
+}
+
 TEST_F(api_test, stats_ports_lcores_drops_events_capacity_metrics) {
     ASSERT_EQ(201, env->post("/api/v1/sessions/1/listeners", {{"ip", "203.0.113.9"}, {"port", 6000}, {"tier", 2}}).status);
     EXPECT_EQ(400, env->post("/api/v1/sessions/1/listeners", {{"ip", "127.0.0.1"}, {"port", 6000}}).status);

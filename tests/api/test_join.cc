@@ -266,6 +266,12 @@ struct join_env {
         return false;
     }
     control::join_stats stats() { return desk().stats(); }
+    // The listener at ip:port as relay_state holds it (tier, join order).
+    std::optional<control::listener_view> listener_at(uint32_t ip, uint16_t p, uint32_t session = 1) {
+        for (const auto& l : r().state().listeners(session, 0, 1000))
+            if (l.ip == ip && l.port == p) return l;
+        return std::nullopt;
+    }
 };
 
 struct refusal {
@@ -533,6 +539,144 @@ TEST(join, a_listener_renews_its_token_from_the_same_address) {
     EXPECT_EQ(1u, e.stats().renewed);
     EXPECT_EQ(1u, e.listeners());
     EXPECT_EQ(1u, e.desk().bindings());
+}
+
+// A renewal gives the listener its new token's tier (docs/join.md "Renewal
+// and tier"): the tier decides who is shed first, and a renewal kept the
+// old token's before. The same tier leaves the listener as it was (its
+// place in the join order); another moves it there, as the newest of it.
+TEST(join, a_renewal_takes_the_new_tokens_tier) {
+    join_env e;
+    struct row {
+        const char* what;
+        uint8_t from, to;
+    };
+    const row rows[] = {
+        {"the same tier", 2, 2},
+        {"a lower-priority tier", 0, 3},
+        {"a higher-priority tier", 3, 0},
+    };
+    uint16_t port = nat_port;
+    for (const auto& rw : rows) {
+        port = static_cast<uint16_t>(port + 10);
+        const auto first = mint(1, 600, secret_1, 1, rw.from);
+        const auto second = mint(1, 600, secret_1, 1, rw.to);
+        ASSERT_EQ(stun::binding_success, e.ask(first, nat_ip, port).value().type) << rw.what;
+        const auto joined = e.listener_at(nat_ip, port);
+        ASSERT_TRUE(joined.has_value()) << rw.what;
+        EXPECT_EQ(rw.from, joined->tier) << rw.what;
+        const control::join_stats before = e.stats();
+        const uint64_t listeners = e.listeners();
+        const size_t bindings = e.desk().bindings();
+
+        const auto a = e.ask(second, nat_ip, port, false, 2);
+        ASSERT_TRUE(a.has_value()) << rw.what;
+        EXPECT_EQ(stun::binding_success, a->type) << rw.what << ": " << a->code << " " << a->reason;
+        const auto renewed = e.listener_at(nat_ip, port);
+        ASSERT_TRUE(renewed.has_value()) << rw.what;
+        EXPECT_EQ(rw.to, renewed->tier) << rw.what << ": the listener kept a tier its token no longer grants";
+        if (rw.from == rw.to)
+            EXPECT_EQ(joined->seq, renewed->seq) << rw.what << ": the listener was touched";
+        else
+            EXPECT_GT(renewed->seq, joined->seq) << rw.what << ": the newest of its new tier";
+        const control::join_stats after = e.stats();
+        EXPECT_EQ(before.renewed + 1, after.renewed) << rw.what;
+        EXPECT_EQ(before.joined, after.joined) << rw.what;
+        EXPECT_EQ(before.refused_capacity + before.refused_rate_limited + before.refused_invalid +
+                      before.refused_source_rate,
+                  after.refused_capacity + after.refused_rate_limited + after.refused_invalid + after.refused_source_rate)
+            << rw.what;
+        EXPECT_EQ(listeners, e.listeners()) << rw.what;
+        EXPECT_EQ(bindings, e.desk().bindings()) << rw.what;
+        // The new token is the binding now: it refreshes.
+        const auto r = e.ask(second, nat_ip, port, false, 3);
+        ASSERT_TRUE(r.has_value()) << rw.what;
+        EXPECT_EQ(stun::binding_success, r->type) << rw.what;
+        EXPECT_EQ(after.refreshed + 1, e.stats().refreshed) << rw.what;
+        EXPECT_EQ(rw.to, e.listener_at(nat_ip, port)->tier) << rw.what;
+    }
+    EXPECT_EQ(3u, e.stats().renewed);
+    EXPECT_EQ(3u, e.stats().joined);
+    const auto per_tier = e.r().state().session(1)->listeners_per_tier;
+    EXPECT_EQ(1u, per_tier[0]);
+    EXPECT_EQ(0u, per_tier[1]);
+    EXPECT_EQ(1u, per_tier[2]);
+    EXPECT_EQ(1u, per_tier[3]);
+}
+
+// A renewal whose new tier admission refuses is answered as a join at that
+// tier would be, and the listener stays at its old tier under its old token.
+// Tier 0 reserves 90 % of a 900 kbit/s port: one 287.2 kbit/s listener fits
+// at tier 0, none at the tiers below it.
+TEST(join, a_renewal_refused_at_its_new_tier_keeps_the_listener_at_its_old_one) {
+    join_env e([](control::profile& p) {
+        p.ports[0].line_rate_mbps = 1;
+        p.limits.tier0_reserve_pct = 90;
+    });
+    struct row {
+        const char* what;
+        uint8_t to;
+        uint16_t code;
+        uint64_t control::join_stats::*counter;
+    };
+    const row rows[] = {
+        {"tier 3: the relay is at capacity for it", 3, 503, &control::join_stats::refused_capacity},
+        {"tier 9: a tier the relay refuses", 9, 400, &control::join_stats::refused_invalid},
+    };
+    uint16_t port = nat_port;
+    for (const auto& rw : rows) {
+        port = static_cast<uint16_t>(port + 10);
+        const auto first = mint(1, 600, secret_1, 1, 0);
+        ASSERT_EQ(stun::binding_success, e.ask(first, nat_ip, port).value().type) << rw.what;
+        const control::join_stats before = e.stats();
+        const uint64_t listeners = e.listeners();
+        const size_t bindings = e.desk().bindings();
+
+        const auto a = e.ask(mint(1, 600, secret_1, 1, rw.to), nat_ip, port, false, 2);
+        ASSERT_TRUE(a.has_value()) << rw.what;
+        EXPECT_EQ(stun::binding_error, a->type) << rw.what;
+        EXPECT_EQ(rw.code, a->code) << rw.what << ": " << a->reason;
+        const control::join_stats after = e.stats();
+        EXPECT_EQ(before.*rw.counter + 1, after.*rw.counter) << rw.what;
+        EXPECT_EQ(before.renewed, after.renewed) << rw.what;
+        EXPECT_EQ(before.joined, after.joined) << rw.what;
+        const auto l = e.listener_at(nat_ip, port);
+        ASSERT_TRUE(l.has_value()) << rw.what << ": a refused renewal removed the listener";
+        EXPECT_EQ(0u, l->tier) << rw.what;
+        EXPECT_EQ(listeners, e.listeners()) << rw.what;
+        EXPECT_EQ(bindings, e.desk().bindings()) << rw.what;
+        // Still bound to its old token: that one refreshes.
+        const auto r = e.ask(first, nat_ip, port, false, 3);
+        ASSERT_TRUE(r.has_value()) << rw.what;
+        EXPECT_EQ(stun::binding_success, r->type) << rw.what;
+        EXPECT_EQ(after.refreshed + 1, e.stats().refreshed) << rw.what;
+    }
+    EXPECT_EQ(2u, e.r().state().session(1)->listeners_per_tier[0]);
+}
+
+// When even putting the listener back is refused (here the session's join
+// rate, one a second, spent by the join and then the new tier's attempt),
+// the renewal ends as a clean refusal: no listener, no binding, the join
+// rate's 429; the new token then joins as a new listener.
+TEST(join, a_renewal_refused_at_its_new_tier_and_back_is_a_clean_refusal) {
+    join_env e([](control::profile& p) { p.limits.session_join_rate_per_s = 1; });
+    ASSERT_EQ(stun::binding_success, e.ask(mint(1, 600, secret_1, 1, 0)).value().type);
+    const auto second = mint(1, 600, secret_1, 1, 1);
+    const auto a = e.ask(second, nat_ip, nat_port, false, 2);
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(429, a->code) << a->reason;
+    EXPECT_NE(std::string::npos, a->reason.find("rate limited, retry in")) << a->reason;
+    EXPECT_EQ(1u, e.stats().refused_rate_limited);
+    EXPECT_EQ(0u, e.stats().renewed);
+    EXPECT_EQ(0u, e.listeners());
+    EXPECT_EQ(0u, e.desk().bindings()) << "a binding without its listener";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));   // the session's bucket refills
+    const auto b = e.ask(second, nat_ip, nat_port, false, 3);
+    ASSERT_TRUE(b.has_value());
+    EXPECT_EQ(stun::binding_success, b->type) << b->code << " " << b->reason;
+    EXPECT_EQ(2u, e.stats().joined);
+    ASSERT_TRUE(e.listener_at(nat_ip, nat_port).has_value());
+    EXPECT_EQ(1u, e.listener_at(nat_ip, nat_port)->tier);
 }
 
 TEST(join, in_token_mode_the_api_adds_no_listener_and_a_token_still_joins) {
