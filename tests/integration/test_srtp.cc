@@ -317,6 +317,72 @@ TEST(srtp_ingress, a_spoofer_without_the_key_gets_nothing_through_and_costs_the_
     EXPECT_EQ(after.at("rtp_in") - before.at("rtp_in"), n);
 }
 
+// A speaker that restarts ahead of its old numbers (a new sender, the same
+// key and SSRC) is followed as a candidate stream and taken on after
+// rtp_resync_quiet_ms. A forger who keeps a consistent stream of its own
+// going from the moment the speaker stops holds the candidate (one that
+// follows itself is not displaced, rtp_track.h), and a review took that for
+// a lock-out. It is not: the candidate takes over only through an
+// authentic packet, so once the quiet time has passed each forgery is a
+// resync that fails its MAC and is not kept, the forged candidate goes
+// stale within its hold time, and the speaker's next packets take it.
+// Rejected forgeries cost no MAC while they only follow the candidate.
+TEST(srtp_ingress, a_forged_stream_cannot_hold_the_candidate_a_restarted_speaker_resyncs_through) {
+    srtp_relay t("srtpcand", control::srtp_ingress_mode::required, control::srtp_egress_mode::off);
+    t.speaker_key(spec_of("a", 1, 0x01));
+    peer spoofer({{77, 0x01}}, true);
+    auto paced = [last = std::chrono::steady_clock::now()]() mutable {
+        std::this_thread::sleep_until(last + std::chrono::milliseconds(20));
+        last = std::chrono::steady_clock::now();
+    };
+    std::vector<uint16_t> got;
+    auto heard = [&] {
+        settle(*t.r);
+        for (const auto& p : listener_rtp(t.port)) {
+            EXPECT_EQ(p.size(), 12u + 80u) << "a forgery reached the listener";
+            got.push_back(static_cast<uint16_t>(p[2] << 8 | p[3]));
+        }
+    };
+    {
+        peer speaker({{1, 0x01}}, true);
+        for (uint16_t k = 0; k < 10; ++k) {
+            paced();
+            inject(t.port, frame_of(speaker.protect(rtp_of(static_cast<uint16_t>(1000 + k), 960u * k))));
+            heard();
+        }
+    }
+    ASSERT_EQ(got.size(), 10u);
+    got.clear();
+    const auto before = all_counters(*t.r);
+    // The speaker is gone; the forger's stream starts at once and keeps going.
+    uint16_t fseq = 30000;
+    uint32_t fts = 5000000;
+    auto forge = [&] {
+        inject(t.port, frame_of(spoofer.protect(rtp_of(fseq++, fts, 1234, 81))));
+        fts += 960;
+    };
+    for (unsigned k = 0; k < 60; ++k) {   // 1.2 s: past rtp_resync_quiet_ms
+        paced();
+        forge();
+        heard();
+    }
+    // The speaker comes back ahead (a new libsrtp2 context: index from its own numbers).
+    peer speaker({{1, 0x01}}, true);
+    constexpr unsigned n = 20;
+    for (unsigned k = 0; k < n; ++k) {
+        paced();
+        forge();
+        inject(t.port, frame_of(speaker.protect(rtp_of(static_cast<uint16_t>(21000 + k), 9000000 + 960u * k))));
+        heard();
+    }
+    const auto after = all_counters(*t.r);
+    // Its first packet starts the candidate (the forged one went stale), the second resyncs.
+    ASSERT_EQ(got.size(), n - 1) << "the restarted speaker never resynced";
+    for (unsigned k = 0; k < got.size(); ++k) EXPECT_EQ(got[k], static_cast<uint16_t>(21001 + k));
+    EXPECT_EQ(after.at("rtp_resyncs") - before.at("rtp_resyncs"), 1u);
+    EXPECT_EQ(after.at("rtp_in") - before.at("rtp_in"), n - 1);
+}
+
 // Egress: two listeners, 91 packets; each packet is protected once (not once
 // per listener), both listeners get the same ciphertext, and it decrypts
 // (libsrtp2 with the session key) to what the speaker sent: plain RTP, or
