@@ -231,6 +231,7 @@ verdict rx_check(const keyset& ks, const stream& st, const uint8_t* pkt, uint32_
     plan->fresh = same ? 0 : 1;
     uint64_t top = st.top, window = st.window;
     bool known = same;
+    plan->mark = 0;
     if (!same && ks.floor != 0 && ks.floor_ssrc_be == ssrc_be) [[unlikely]] {
         // A fresh stream of an SSRC the journal has a mark for (a restart,
         // an RSS move, a speaker added again): it goes on from the mark,
@@ -238,6 +239,7 @@ verdict rx_check(const keyset& ks, const stream& st, const uint8_t* pkt, uint32_
         top = ks.floor;
         window = ~uint64_t{0};
         known = true;
+        plan->mark = ks.floor;
     }
     if (!estimate_index(top, known, be16(pkt + 2), &plan->index)) return verdict::replay;
     if (known && plan->index <= top) {
@@ -264,11 +266,19 @@ verdict rx_unprotect(const keyset& ks, unsigned user, uint8_t* pkt, const rx_pla
 
 void rx_commit(stream& st, const rx_plan& plan, uint32_t ssrc_be) noexcept {
     if (plan.fresh) {
-        st.top = plan.index;
-        st.window = 1;
         st.ssrc_be = ssrc_be;
         st.started = 1;
-        return;
+        if (plan.mark == 0) {
+            st.top = plan.index;
+            st.window = 1;
+            return;
+        }
+        // From the journal's mark, as rx_check judged it: everything up to
+        // it seen, then this packet (above it: rx_check refused the rest).
+        // Starting from this packet alone forgot that, and a capture of the
+        // 63 indices below it (the mark among them) played once more.
+        st.top = plan.mark;
+        st.window = ~uint64_t{0};
     }
     if (plan.index > st.top) {
         const uint64_t shift = plan.index - st.top;

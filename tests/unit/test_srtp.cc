@@ -313,6 +313,10 @@ TEST(srtp_rx, a_fresh_stream_goes_on_from_the_journals_mark) {
         {"the mark itself", mark, ssrc, sr::verdict::replay},
         {"from a whole ROC before: estimated ahead (ROC 1), its MAC says no", 4464 + 10, ssrc, sr::verdict::auth},
         {"the speaker's next packet: ROC 1 from the mark", mark + 1, ssrc, sr::verdict::ok},
+        // After the first packet the mark still holds (the stream began at
+        // the mark, not at that packet).
+        {"then a capture from before the mark", mark - 30, ssrc, sr::verdict::replay},
+        {"then the mark itself", mark, ssrc, sr::verdict::replay},
         {"and on", mark + 2, ssrc, sr::verdict::ok},
         {"a replay of the one just accepted", mark + 2, ssrc, sr::verdict::replay},
         {"another SSRC has no mark: its own numbers from ROC 0", 500, 0x55667788, sr::verdict::ok},

@@ -131,6 +131,9 @@ struct rx_plan {
     uint16_t body_len = 0;             // encrypted payload bytes (without tag and MKI)
     uint8_t key = 0;                   // key to try first (by MKI, else the newest)
     uint8_t fresh = 0;                 // the stream state is for another SSRC or empty
+    // fresh, from the journal's mark (keyset::floor): every index up to it
+    // counts as seen, after the first packet too (0: no mark)
+    uint64_t mark = 0;
 };
 
 // The cheap part, before any MAC: lengths, MKI, the index and the replay
