@@ -2036,6 +2036,12 @@ std::optional<setting_error> check_speaker_ssrc(const speaker_spec& s, const ses
         return setting_error{"ssrc", "required: the session is mixed (one decoder per SSRC)"};
     if (session.recording)
         return setting_error{"ssrc", "required: the session is recorded (one recording track per SSRC)"};
+    // SRTP's replay window is per SSRC: a speaker free to change SSRC starts
+    // a fresh stream with each, and a recording of one it used before could
+    // be played back as such a fresh stream, past every window.
+    if (session.srtp_ingress.value_or(p.srtp.ingress) == srtp_ingress_mode::required)
+        return setting_error{"ssrc", "required: the session requires SRTP of its speakers (the replay window is "
+                                     "per SSRC)"};
     if (p.ingress.require_ssrc)
         return setting_error{"ssrc", "required while ingress.require_ssrc = true (without one, anyone who knows "
                                      "the speaker's address and port can speak)"};

@@ -196,6 +196,9 @@ TEST_F(api_test, speaker_ssrc_is_mandatory_unless_the_profile_relaxes_it_for_pla
         {"require_ssrc = false, recorded, no ssrc", false, recorded, no_ssrc, 400, "ssrc: required: the session is recorded"},
         {"require_ssrc = false, mixed, no ssrc", false, mixed, null_ssrc, 400, "ssrc: required: the session is mixed (one decoder per SSRC)"},
         {"require_ssrc = false, mixed, with ssrc", false, mixed, with_ssrc, 201, ""},
+        {"require_ssrc = false, SRTP required, no ssrc", false, {{"srtp", {{"ingress", "required"}}}}, no_ssrc, 400,
+         "ssrc: required: the session requires SRTP of its speakers (the replay window is per SSRC)"},
+        {"require_ssrc = false, SRTP required, with ssrc", false, {{"srtp", {{"ingress", "required"}}}}, with_ssrc, 201, ""},
     };
     for (const auto& row : rows) {
         SCOPED_TRACE(row.what);
