@@ -240,6 +240,7 @@ struct director_api::impl {
                                {"view_age_s", st.view_age_s},
                                {"stale", st.stale},
                                {"watch_restarts", st.watch_restarts},
+                               {"records_refused", st.records_refused},
                                {"last_error", st.last_error}});
         }
         return error(c, 404, "not_found", "routes: POST /v1/place, GET /v1/registry, GET /healthz");

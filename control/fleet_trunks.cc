@@ -99,8 +99,25 @@ trunk_apply_stats trunk_reconciler::stats() const {
 
 void trunk_reconciler::refused(const std::string& what, const std::string& why) {
     ++_stats.refusals;
-    const std::string line = what + ": " + why;
-    if (_told.insert(line).second) spdlog::warn("fleet: trunk: {} refused ({}); retrying", what, why);
+    if (tell(what + ": " + why)) spdlog::warn("fleet: trunk: {} refused ({}); retrying", what, why);
+}
+
+bool trunk_reconciler::tell(const std::string& line) {
+    if (_told.count(line)) {
+        _told_now.insert(line);   // still there: stays told
+        return false;
+    }
+    if (_told_now.size() >= max_told) {   // what this apply met: _told stays under 2 × max_told
+        if (!_told_full)
+            spdlog::warn("fleet: trunk: {} refusals or problems already logged: new ones are counted, not logged, "
+                         "until some clear",
+                         max_told);
+        _told_full = true;
+        return false;
+    }
+    _told.insert(line);
+    _told_now.insert(line);
+    return true;
 }
 
 void trunk_reconciler::apply(const fleet::trunk_plan& want) {
@@ -307,7 +324,15 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
             }
         }
     for (const auto& p : want.problems)
-        if (_told.insert("problem: " + p).second) spdlog::warn("fleet: trunk: {}", p);
+        if (tell("problem: " + p)) spdlog::warn("fleet: trunk: {}", p);
+    // Every refusal and problem of the plan comes back at each apply while
+    // its cause is there: what this apply did not meet again has cleared
+    // (its record is gone, or mended) and is forgotten, so it is logged
+    // again if it returns, and the set holds only what is current.
+    _told = std::move(_told_now);
+    _told_now.clear();
+    if (_told.size() < max_told) _told_full = false;   // room again: the next one full is said again
+    _stats.told = _told.size();
     _stats.sends = _sends.size();
     _stats.sessions = _sessions.size();
     _stats.flows = _flows.size();

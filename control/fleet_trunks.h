@@ -77,6 +77,9 @@ struct trunk_apply_stats {
     size_t trunk_keys = 0;
     size_t flow_keys = 0;
     uint64_t flow_key_changes = 0;
+    // Refusals and plan problems logged and not cleared since (each is
+    // logged once until it clears; at most trunk_reconciler::max_told).
+    size_t told = 0;
 };
 
 class trunk_reconciler {
@@ -91,6 +94,9 @@ public:
     // missing. One log line per change and per new refusal.
     void apply(const fleet::trunk_plan& want);
     trunk_apply_stats stats() const;
+    // Refusals and problems remembered as logged, at most: past it new ones
+    // are counted (`refusals`) but not logged, until some clear.
+    static constexpr size_t max_told = 1024;
 
 private:
     // session, ip (0 over IPv6), port, IPv6 address (over IPv6)
@@ -98,6 +104,9 @@ private:
     // + ssrc
     using flow_key = std::tuple<uint32_t, uint32_t, uint16_t, std::optional<fleet::addr6>, std::optional<uint32_t>>;
     void refused(const std::string& what, const std::string& why);
+    // True the first time `line` is met (log it); remembered while every
+    // apply meets it again, forgotten at the first apply that does not.
+    bool tell(const std::string& line);
     // The SRTP key of (session, origin, epoch), from the fleet's secret.
     srtp_key_spec trunk_key(uint32_t session, const std::string& origin, uint64_t epoch) const;
     // Origin side: the session's trunk key set (true) or why not (refused, false).
@@ -111,6 +120,8 @@ private:
     std::map<uint32_t, bool> _sessions;     // id -> made by the trunks (false: used, not ours to end)
     std::set<flow_key> _flows;
     std::set<std::string> _told;            // refusals already logged (once each until they clear)
+    std::set<std::string> _told_now;        // of those, met again by the apply in progress
+    bool _told_full = false;                // max_told reached: said once
     std::set<fleet::trunk_refusal> _refused;   // what the last plan refused (counted and logged when new)
     trunk_auth_config _auth;
     std::set<uint32_t> _keyed;                 // sessions this origin set its trunk key on

@@ -1,5 +1,7 @@
 #include "director.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -31,10 +33,24 @@ void director::stop() {
 
 void director::touch() { _contact = steady::now(); }
 
+void director::refuse(const std::string& key, const std::string& why) {
+    _last_error = fmt::format("registry key {}: {}", escape_for_log(key), why);
+    if (_refused_keys.insert(key).second) ++_records_refused;   // once per key until it is deleted or mended
+}
+
+void director::count_directors() {
+    _core.set_directors(static_cast<unsigned>(std::min<size_t>(_directors.size(), max_directors)));
+}
+
 void director::apply(const std::string& key, const std::string* value, int64_t lease) {
     const std::string relays = relays_prefix(_o.prefix), dirs = directors_prefix(_o.prefix),
                       trunks = trunks_prefix(_o.prefix);
+    if (value == nullptr) _refused_keys.erase(key);
     if (key.rfind(relays, 0) == 0) {
+        // Stored by the key's name: the record's "id" must be that name, or
+        // a record at relays/zz saying "ghost" would stay in the view when
+        // zz's lease lapses (the delete names zz), and one saying "edge-1"
+        // would take a real edge's place.
         const std::string id = key.substr(relays.size());
         if (value == nullptr) {
             _core.erase(id);
@@ -46,30 +62,55 @@ void director::apply(const std::string& key, const std::string* value, int64_t l
         // as the trunk watch does not send to it (docs/fleet.md).
         if (lease == 0) {
             _core.erase(id);
-            _last_error = fmt::format("registry key {}: no lease, not placed on", escape_for_log(key));
+            refuse(key, "no lease, not placed on");
             return;
         }
         std::string why;
-        if (auto r = relay_record::from_json(*value, &why)) {
+        auto r = relay_record::from_json(*value, &why);
+        if (r && r->id != id) {
+            why = fmt::format("the record says id \"{}\", not its key's name: not placed on", escape_for_log(r->id));
+            r.reset();
+        }
+        if (r) {
             _core.upsert(*r);
+            _refused_keys.erase(key);
         } else {
             _core.erase(id);   // an unreadable record places nothing
-            _last_error = fmt::format("registry key {}: {}", escape_for_log(key), why);
+            refuse(key, why);
         }
     } else if (key.rfind(dirs, 0) == 0) {
+        // A director's key lives under its lease and says {"id": <its name>}
+        // (lease_loop). Anything else is not a director; and however many
+        // there are, at most max_directors are counted (docs/fleet.md).
         const std::string id = key.substr(dirs.size());
-        if (value == nullptr) _directors.erase(id);
-        else _directors.insert(id);
-        _core.set_directors(static_cast<unsigned>(_directors.size()));
+        bool ok = false;
+        if (value != nullptr && lease != 0) {
+            const auto j = nlohmann::json::parse(*value, nullptr, false);
+            ok = j.is_object() && j.contains("id") && j["id"].is_string() && j["id"].get<std::string>() == id;
+        }
+        if (ok) {
+            _directors.insert(id);
+            _refused_keys.erase(key);
+        } else {
+            _directors.erase(id);
+            if (value != nullptr)
+                refuse(key, lease == 0 ? "a director key without a lease: not counted"
+                                       : "a director key whose value is not {\"id\": <its name>}: not counted");
+        }
+        count_directors();
     } else if (key.rfind(trunks, 0) == 0) {
-        // <session>/<edge>
+        // <session>/<edge>, the session in trunk_key()'s form only.
         const std::string rest = key.substr(trunks.size());
         const auto slash = rest.find('/');
         if (slash == std::string::npos) return;
-        const uint32_t s = static_cast<uint32_t>(std::strtoul(rest.substr(0, slash).c_str(), nullptr, 10));
+        const auto s = parse_session_key(std::string_view(rest).substr(0, slash));
         const std::string edge = rest.substr(slash + 1);
-        if (value == nullptr) _trunks.erase({s, edge});
-        else _trunks.insert({s, edge});
+        if (!s || edge.empty()) {
+            if (value != nullptr) refuse(key, "not a trunk key (<session 1..4294967295>/<edge>): ignored");
+            return;
+        }
+        if (value == nullptr) _trunks.erase({*s, edge});
+        else _trunks.insert({*s, edge});
     }
 }
 
@@ -82,8 +123,13 @@ void director::load_full(etcd_client& c, int64_t* revision) {
     _trunks.clear();
     _directors.clear();
     _directors.insert(_o.director_id);   // ourselves, even before our key is there
+    // Refusals of keys still there stay counted once; those of keys gone go.
+    std::set<std::string> still;
+    for (const auto& kv : kvs)
+        if (_refused_keys.count(kv.key)) still.insert(kv.key);
+    _refused_keys = std::move(still);
     for (const auto& kv : kvs) apply(kv.key, &kv.value, kv.lease);
-    _core.set_directors(static_cast<unsigned>(_directors.size()));
+    count_directors();
     touch();
     _loaded = true;
     _cv.notify_all();
@@ -252,6 +298,7 @@ director_status director::status() const {
     s.view_age_s = _loaded ? std::chrono::duration<double>(steady::now() - _contact).count() : -1;
     s.stale = !_loaded || steady::now() - _contact > _o.stale;
     s.watch_restarts = _watch_restarts;
+    s.records_refused = _records_refused;
     s.last_error = _last_error;
     return s;
 }

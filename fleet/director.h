@@ -76,6 +76,11 @@ struct director_status {
     double view_age_s = 0;              // since etcd last answered
     bool stale = false;
     uint64_t watch_restarts = 0;
+    // Registry keys not taken (a relay record without a lease, unreadable,
+    // or whose id is not its key's name; a director key without a lease or
+    // not {"id": <name>}; a trunk key whose session is not 1..4294967295 in
+    // trunk_key()'s form): once per key until it is deleted or mended.
+    uint64_t records_refused = 0;
     std::string last_error;
 };
 
@@ -106,6 +111,8 @@ private:
     // nullptr: deleted. `lease`: the key's etcd lease (0: none).
     void apply(const std::string& key, const std::string* value, int64_t lease);
     void touch();
+    void refuse(const std::string& key, const std::string& why);   // under _mu
+    void count_directors();                                         // under _mu
 
     director_options _o;
     mint_fn _mint;
@@ -117,6 +124,8 @@ private:
     steady::time_point _contact{};
     bool _loaded = false;
     uint64_t _watch_restarts = 0;
+    uint64_t _records_refused = 0;
+    std::set<std::string> _refused_keys;   // keys in etcd now whose refusal was counted
     std::string _last_error;
     std::atomic<bool> _stop{false};
     std::thread _watch_thread;

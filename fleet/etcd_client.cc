@@ -415,48 +415,61 @@ void etcd_client::watch_prefix(const std::string& prefix, int64_t start_revision
         const std::function<bool(const std::vector<etcd_event>&, int64_t)>* cb;
     } st;
     st.cb = &on_events;
-    // One JSON object per line; a line may arrive in pieces.
+    // One JSON object per line; a line may arrive in pieces. Nothing may
+    // leave this C callback as an exception (libcurl cannot unwind through
+    // it: std::terminate). A line of the wrong shape ("result" not an
+    // object, a revision of the wrong type) or a throw from the caller's
+    // callback ends the stream with the error, thrown as etcd_error once
+    // curl returns: the caller counts it and reads the view again.
     auto on_bytes = +[](char* p, size_t size, size_t n, void* arg) -> size_t {
         auto* s = static_cast<stream*>(arg);
-        s->buf.append(p, size * n);
-        size_t nl;
-        while (!s->done && (nl = s->buf.find('\n')) != std::string::npos) {
-            const std::string line = s->buf.substr(0, nl);
-            s->buf.erase(0, nl + 1);
-            if (line.empty()) continue;
-            json j = json::parse(line, nullptr, false);
-            if (j.is_discarded() || !j.is_object()) {
-                s->error = "watch: a line that is not JSON: " + raw_excerpt(line);
-                s->done = true;
-                break;
-            }
-            if (j.contains("error")) {
-                s->error = "watch: " + j["error"].dump();
-                s->done = true;
-                break;
-            }
-            const json& r = j.value("result", json::object());
-            if (r.value("canceled", false)) {
-                s->error = fmt::format("watch canceled (compact_revision {}): {}", i64(r, "compact_revision"),
-                                       r.value("cancel_reason", ""));
-                s->done = true;
-                break;
-            }
-            std::vector<etcd_event> events;
-            try {
-                for (const auto& e : r.value("events", json::array())) {
-                    etcd_event ev;
-                    ev.deleted = e.value("type", "PUT") == "DELETE";
-                    ev.kv = kv_of(e.value("kv", json::object()));
-                    events.push_back(std::move(ev));
+        try {
+            s->buf.append(p, size * n);
+            size_t nl;
+            while (!s->done && (nl = s->buf.find('\n')) != std::string::npos) {
+                const std::string line = s->buf.substr(0, nl);
+                s->buf.erase(0, nl + 1);
+                if (line.empty()) continue;
+                json j = json::parse(line, nullptr, false);
+                if (j.is_discarded() || !j.is_object()) {
+                    s->error = "watch: a line that is not JSON: " + raw_excerpt(line);
+                    s->done = true;
+                    break;
                 }
-            } catch (const std::exception& ex) {
-                s->error = std::string("watch: ") + ex.what();
-                s->done = true;
-                break;
+                if (j.contains("error")) {
+                    s->error = "watch: " + j["error"].dump();
+                    s->done = true;
+                    break;
+                }
+                const json& r = j.value("result", json::object());
+                if (r.value("canceled", false)) {
+                    s->error = fmt::format("watch canceled (compact_revision {}): {}", i64(r, "compact_revision"),
+                                           r.value("cancel_reason", ""));
+                    s->done = true;
+                    break;
+                }
+                std::vector<etcd_event> events;
+                try {
+                    for (const auto& e : r.value("events", json::array())) {
+                        etcd_event ev;
+                        ev.deleted = e.value("type", "PUT") == "DELETE";
+                        ev.kv = kv_of(e.value("kv", json::object()));
+                        events.push_back(std::move(ev));
+                    }
+                } catch (const std::exception& ex) {
+                    s->error = std::string("watch: ") + ex.what();
+                    s->done = true;
+                    break;
+                }
+                const int64_t rev = r.contains("header") ? i64(r["header"], "revision") : 0;
+                if (!(*s->cb)(events, rev)) s->done = true;
             }
-            const int64_t rev = r.contains("header") ? i64(r["header"], "revision") : 0;
-            if (!(*s->cb)(events, rev)) s->done = true;
+        } catch (const std::exception& ex) {
+            s->error = "watch: a message of the wrong shape: " + escape_for_log(ex.what());
+            s->done = true;
+        } catch (...) {
+            s->error = "watch: a message of the wrong shape";
+            s->done = true;
         }
         return s->done ? 0 : size * n;   // 0 ends the transfer
     };

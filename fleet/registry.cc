@@ -16,6 +16,17 @@ bool fits(const json& v, uint64_t max) { return v.is_number_unsigned() && v.get<
 
 }  // namespace
 
+std::optional<uint32_t> parse_session_key(std::string_view text) {
+    if (text.empty() || text.size() > 10 || text.front() == '0') return std::nullopt;
+    uint64_t v = 0;
+    for (const char c : text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (v > 0xffffffffu) return std::nullopt;
+    return static_cast<uint32_t>(v);
+}
+
 std::string relay_record::to_json() const {
     json s = json::array();
     for (const auto& [id, port] : sessions) {

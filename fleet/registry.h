@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -77,6 +78,19 @@ inline std::string trunks_prefix(const std::string& prefix) { return prefix + "/
 inline std::string trunk_key(const std::string& prefix, uint32_t session, const std::string& edge) {
     return trunks_prefix(prefix) + std::to_string(session) + "/" + edge;
 }
+
+// The session id in a trunk key's name (<prefix>/trunks/<session>/<edge>),
+// read strictly: decimal digits only, no sign, space or leading zero, 1 to
+// 4294967295; nullopt otherwise. trunk_key() writes exactly this form, so
+// an alias ("01", "+1", " 1", "4294967297") is never read as a session:
+// a relay would act on it and then delete only the canonical key, and a
+// director would see a trunk that is not there (strtoul wraps and trims).
+std::optional<uint32_t> parse_session_key(std::string_view text);
+
+// Directors counted from <prefix>/directors/ at most (docs/fleet.md
+// "Several directors"): a registry writer's keys under leases can shrink
+// each director's share of an edge to free/64, never to nothing.
+inline constexpr unsigned max_directors = 64;
 
 // A nominal Opus listener on the wire: 134-byte frame + 20 bytes of
 // preamble, inter-frame gap and FCS, 50 packets/s (docs/fleet.md, DESIGN).

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -271,6 +272,14 @@ void trunk_watch::on_key(const std::string& key, const std::string* value, int64
         std::string why;
         std::optional<relay_record> r;
         if (value != nullptr) r = relay_record::from_json(*value, &why);
+        // Kept by the key's name: a record whose "id" is another name would
+        // outlive its key's delete (relays/zz saying "ghost") or stand in for
+        // a real relay (saying "edge-1"). Refused, as one unreadable.
+        if (r && r->id != id) {
+            why = fmt::format("the record says id \"{}\", not its key's name", escape_for_log(r->id));
+            r.reset();
+        }
+        if (value == nullptr || r) _refused_keys.erase(key);
         _unleased.erase(id);
         if (r && lease == 0) {
             // A registrar always writes its record under its lease, so the
@@ -283,16 +292,24 @@ void trunk_watch::on_key(const std::string& key, const std::string* value, int64
             _relays[id] = std::move(*r);
         } else {
             _relays.erase(id);   // gone, or unreadable: neither sent to nor received from
-            if (value != nullptr) _st.last_error = fmt::format("registry key {}: {}", escape_for_log(key), why);
+            if (value != nullptr) refuse(key, fmt::format("registry key {}: {}", escape_for_log(key), why));
         }
     } else if (key.rfind(trunks, 0) == 0) {
         const std::string rest = key.substr(trunks.size());   // <session>/<edge>
         const auto slash = rest.find('/');
         if (slash == std::string::npos || slash == 0) return;
-        char* end = nullptr;
-        const unsigned long s = std::strtoul(rest.c_str(), &end, 10);
-        if (end != rest.c_str() + slash || s == 0 || s > 0xffffffffu) return;
-        const std::pair<uint32_t, std::string> k{static_cast<uint32_t>(s), rest.substr(slash + 1)};
+        // trunk_key()'s form only: an alias ("01", "+1", " 1") acted on
+        // would never be deleted by the idle delete, which names the
+        // canonical key.
+        const auto s = parse_session_key(std::string_view(rest).substr(0, slash));
+        if (!s) {
+            if (value != nullptr)
+                refuse(key, fmt::format("trunk key {}: not <session 1..4294967295>/<edge>", escape_for_log(key)));
+            else
+                _refused_keys.erase(key);
+            return;
+        }
+        const std::pair<uint32_t, std::string> k{*s, rest.substr(slash + 1)};
         std::string why;
         std::optional<trunk_record> t;
         if (value != nullptr) t = trunk_record::from_json(*value, &why);
@@ -306,9 +323,15 @@ void trunk_watch::on_key(const std::string& key, const std::string* value, int64
         } else {
             _trunks.erase(k);
             _trunk_rev.erase(k);
-            if (value != nullptr) _st.last_error = fmt::format("trunk key {}: {}", escape_for_log(key), why);
+            if (value != nullptr) refuse(key, fmt::format("trunk key {}: {}", escape_for_log(key), why));
         }
+        if (value == nullptr || t) _refused_keys.erase(key);
     }
+}
+
+void trunk_watch::refuse(const std::string& key, std::string why) {
+    _st.last_error = std::move(why);
+    if (_refused_keys.insert(key).second) ++_st.records_refused;   // once per key until deleted or mended
 }
 
 void trunk_watch::replan() {
@@ -335,6 +358,12 @@ void trunk_watch::load_full(etcd_client& c, int64_t* revision) {
     _unleased.clear();
     _trunks.clear();
     _trunk_rev.clear();
+    // Refusals of keys still there stay counted once; those of keys gone go.
+    std::set<std::string> still;
+    for (const auto* kvs : {&relays, &trunks})
+        for (const auto& kv : *kvs)
+            if (_refused_keys.count(kv.key)) still.insert(kv.key);
+    _refused_keys = std::move(still);
     for (const auto& kv : relays) on_key(kv.key, &kv.value, kv.mod_revision, kv.lease);
     for (const auto& kv : trunks) on_key(kv.key, &kv.value, kv.mod_revision, kv.lease);
     replan();

@@ -27,6 +27,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -170,6 +171,11 @@ struct trunk_watch_status {
     size_t trunks = 0;
     uint64_t watch_restarts = 0;
     uint64_t applies = 0;
+    // Registry keys not acted on: a relay record unreadable or whose "id"
+    // is not its key's name, a trunk key whose session is not 1..4294967295
+    // in trunk_key()'s form or whose record names another (session, edge).
+    // Once per key until it is deleted or mended.
+    uint64_t records_refused = 0;
     std::string last_error;
 };
 
@@ -199,6 +205,7 @@ private:
     // value nullptr: deleted; lease 0: none (a relay record is then set aside). Under _mu.
     void on_key(const std::string& key, const std::string* value, int64_t mod_revision, int64_t lease);
     void replan();                                                   // under _mu
+    void refuse(const std::string& key, std::string why);           // under _mu
 
     trunk_watch_options _o;
     std::function<void(const trunk_plan&)> _apply;
@@ -208,6 +215,7 @@ private:
     std::map<std::string, relay_record> _unleased;   // relay records without a lease: never acted on
     std::map<std::pair<uint32_t, std::string>, trunk_record> _trunks;
     std::map<std::pair<uint32_t, std::string>, int64_t> _trunk_rev;   // mod_revision of each trunk key
+    std::set<std::string> _refused_keys;   // keys in etcd now whose refusal was counted
     trunk_plan _plan;
     uint64_t _plan_version = 0;     // bumped when _plan changes
     trunk_watch_status _st;

@@ -755,6 +755,92 @@ TEST(Director, places_nothing_on_a_relay_record_without_a_lease) {
     d.stop();
 }
 
+// What a registry writer's keys do to the director (docs/security.md §14).
+// A relay record is kept by its key's name: one at relays/zz saying
+// "ghost" stayed in the view after zz's lease lapsed (the delete named zz),
+// one saying "e1" replaced the real e1. A director counts only keys under a
+// lease that say {"id": <their name>}, at most 64: 100 of them made each
+// director's share of e1's 100 free slots 0 (no_capacity). A trunk key's
+// session only in trunk_key()'s form: 4294967303 was read as 7 (wrapped),
+// so the director thought 7/e1 recorded and never wrote it.
+TEST(Director, refuses_registry_keys_that_are_not_what_their_name_says_and_counts_at_most_64_directors) {
+    fleet_fixture f;
+    f.add(shared_etcd(), "o1", "origin", 1000, {{7, 40007}});
+    f.add(shared_etcd(), "e1", "edge", 100);
+    const control::token_minter m(join_keys());
+    director d(dir_options(shared_etcd(), f.prefix, "d1"), minter_for(m));
+    d.start();
+    ASSERT_TRUE(eventually([&] { return d.status().edges_live == 1 && d.status().directors == 1; }));
+    etcd_client c(shared_etcd().endpoints());
+    const auto e1 = c.get(relay_key(f.prefix, "e1"));
+    ASSERT_TRUE(e1.has_value());
+    const auto as = [&](const std::string& id) {
+        auto j = nlohmann::json::parse(e1->value);
+        j["id"] = id;
+        j["slots"] = 1000000;   // what would draw every placement
+        return j.dump();
+    };
+    const int64_t lease = c.lease_grant(60);
+    const int64_t brief = c.lease_grant(2);
+    const std::string t7 = [] {
+        trunk_record t;
+        t.session = 7;
+        t.edge = "e1";
+        t.origins = {"o1"};
+        t.udp_port = 40007;
+        return t.to_json();
+    }();
+    std::vector<std::tuple<std::string, std::string, int64_t>> many;
+    for (int i = 0; i < 100; ++i) {
+        const std::string id = fmt::format("b{}", i);
+        many.emplace_back("directors/" + id, nlohmann::json{{"id", id}}.dump(), lease);
+    }
+    struct row {
+        const char* what;
+        std::vector<std::tuple<std::string, std::string, int64_t>> puts;   // key after <prefix>/, value, lease
+        unsigned directors;
+        uint64_t refused;
+    };
+    const std::vector<row> rows = {
+        {"relays/zz says ghost, under a brief lease", {{"relays/zz", as("ghost"), brief}}, 1, 1},
+        {"relays/zz2 says e1", {{"relays/zz2", as("e1"), lease}}, 1, 2},
+        {"a director key without a lease", {{"directors/x1", R"({"id":"x1"})", 0}}, 1, 3},
+        {"a director key that is not JSON", {{"directors/x2", "junk", lease}}, 1, 4},
+        {"a director key naming another", {{"directors/x3", R"({"id":"other"})", lease}}, 1, 5},
+        {"a director key as a director writes it", {{"directors/x4", R"({"id":"x4"})", lease}}, 2, 5},
+        {"100 more of them: counted 64", many, 64, 5},
+        {"trunks/4294967303/e1 (7 + 2^32)", {{"trunks/4294967303/e1", t7, lease}}, 64, 6},
+        {"trunks/07/e1", {{"trunks/07/e1", t7, lease}}, 64, 7},
+        {"the same keys again: not counted again", {{"relays/zz2", as("e1"), lease}, {"trunks/07/e1", t7, lease}}, 64, 7},
+    };
+    for (const auto& x : rows) {
+        SCOPED_TRACE(x.what);
+        for (const auto& [k, v, l] : x.puts) c.put(f.prefix + "/" + k, v, l);
+        EXPECT_TRUE(eventually([&] {
+            const auto st = d.status();
+            return st.directors == x.directors && st.records_refused == x.refused;
+        })) << d.status().directors << " directors, " << d.status().records_refused << " refused";
+        std::this_thread::sleep_for(200ms);
+        const auto st = d.status();
+        EXPECT_EQ(st.relays, 2u) << "o1 and e1 only";
+        EXPECT_EQ(st.trunks, 0u);
+        for (const auto& r : d.relays()) EXPECT_NE(r.slots, 1000000u) << r.id << ": the real e1 stays; " << st.last_error;
+    }
+    c.lease_revoke(brief);
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(d.status().relays, 2u) << "zz's lease gone: nothing of it left";
+    const auto a = d.place({7, 1, "", 1});   // 100 free / 64 directors: 1
+    ASSERT_EQ(a.error, place_error::none) << a.reason;
+    EXPECT_EQ(a.placements.at(0).edge, "e1");
+    EXPECT_EQ(a.trunks_created, 1u) << "7/e1 was not there: recorded";
+    EXPECT_EQ(d.place({7, 2, "", 1}).error, place_error::no_capacity) << "its share of e1 is 1";
+    c.lease_revoke(lease);
+    EXPECT_TRUE(eventually([&] { return d.status().directors == 1; })) << "the writer's keys gone";
+    c.del(f.prefix + "/directors/x1");
+    EXPECT_EQ(d.status().records_refused, 7u);
+    d.stop();
+}
+
 // POST /v1/place "family" through the director and etcd's records: an
 // IPv6 request lands only on edges that advertise IPv6 and gets their first
 // IPv6 address; a family that is neither is refused before anything is
@@ -993,7 +1079,7 @@ TEST(DirectorHttp, healthz_says_ok_or_degraded_and_no_more_without_the_token_and
         {"registry with the token but its last character", "/v1/registry", near, 401, {"error", "reason"}},
         {"registry with a longer token", "/v1/registry", k_dir_token + "x", 401, {"error", "reason"}},
         {"registry with the token", "/v1/registry", k_dir_token, 200,
-         {"directors", "last_error", "relays", "stale", "trunks", "view_age_s", "watch_restarts"}},
+         {"directors", "last_error", "records_refused", "relays", "stale", "trunks", "view_age_s", "watch_restarts"}},
     };
     for (const auto& r : rows) {
         SCOPED_TRACE(r.what);
@@ -1093,6 +1179,47 @@ TEST(DirectorHttp, etcd_error_text_that_is_not_utf8_is_answered_as_json_not_a_cr
         }
         d.stop();
     }
+}
+
+// A watch message of the wrong shape used to throw inside libcurl's C
+// callback (std::terminate: the director or relay died). Now it ends the
+// stream with an etcd_error saying so, and the caller reads the view again.
+TEST(EtcdClient, a_watch_message_of_the_wrong_shape_is_an_error_not_a_crash) {
+    struct row {
+        const char* what;
+        std::string line;
+        std::string says;   // in the error
+    };
+    const std::vector<row> rows = {
+        {"result is a number", R"({"result":5})", "wrong shape"},
+        {"result is a string", R"({"result":"x"})", "wrong shape"},
+        {"the header's revision is a list", R"({"result":{"header":{"revision":[1]}}})", "wrong shape"},
+        {"canceled is a string", R"({"result":{"canceled":"yes"}})", "wrong shape"},
+        {"an event that is a number", R"({"result":{"events":[5]}})", "watch: "},
+        {"a kv whose key is not base64 text", R"({"result":{"events":[{"kv":{"key":5}}]}})", "watch: "},
+    };
+    for (const auto& x : rows) {
+        SCOPED_TRACE(x.what);
+        fake_etcd fake({{"/v3/watch", {200, x.line + "\n"}}}, {200, "{}"});
+        etcd_client c(etcd_endpoints{{fake.url()}}, 1000ms);
+        std::atomic<bool> stop{false};
+        int calls = 0;
+        try {
+            c.watch_prefix("/shape/", 1, [&](const std::vector<etcd_event>&, int64_t) { return ++calls, true; }, stop);
+            ADD_FAILURE() << "no error";
+        } catch (const etcd_error& e) {
+            EXPECT_NE(std::string(e.what()).find(x.says), std::string::npos) << e.what();
+        }
+        EXPECT_EQ(calls, 0);
+    }
+    // A throw from the caller's callback is the same: an etcd_error.
+    fake_etcd fake({{"/v3/watch", {200, R"({"result":{"events":[]}})" "\n"}}}, {200, "{}"});
+    etcd_client c(etcd_endpoints{{fake.url()}}, 1000ms);
+    std::atomic<bool> stop{false};
+    EXPECT_THROW(c.watch_prefix(
+                     "/shape/", 1,
+                     [](const std::vector<etcd_event>&, int64_t) -> bool { throw std::runtime_error("callback"); }, stop),
+                 etcd_error);
 }
 
 TEST(DirectorHttp, plain_http_only_on_loopback) {

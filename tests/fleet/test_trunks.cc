@@ -77,6 +77,32 @@ trunk_record trunk(uint32_t s, const std::string& edge, std::vector<std::string>
     return t;
 }
 
+// One reader of the session in a trunk key's name, for the director and
+// the relays: trunk_key()'s form only. Before, the director read
+// "4294967297" as session 1 (strtoul, wrapped) and the relays took "01",
+// "+1" and " 1" as session 1, then deleted only the canonical key.
+TEST(TrunkRecords, a_session_id_in_a_key_name_is_read_strictly) {
+    struct row {
+        const char* text;
+        std::optional<uint32_t> want;
+    };
+    const row rows[] = {
+        {"1", 1u},           {"7", 7u},          {"40007", 40007u},  {"4294967295", 4294967295u},
+        {"0", std::nullopt}, {"", std::nullopt}, {"01", std::nullopt}, {"007", std::nullopt},
+        {"+1", std::nullopt}, {"-1", std::nullopt}, {" 1", std::nullopt}, {"1 ", std::nullopt},
+        {"\t1", std::nullopt}, {"1a", std::nullopt}, {"0x1", std::nullopt}, {"1.0", std::nullopt},
+        {"4294967296", std::nullopt}, {"4294967297", std::nullopt}, {"18446744073709551617", std::nullopt},
+        {"99999999999", std::nullopt},
+    };
+    for (const auto& x : rows) {
+        SCOPED_TRACE(x.text);
+        EXPECT_EQ(parse_session_key(x.text), x.want);
+    }
+    EXPECT_EQ(parse_session_key(std::string_view("1\0", 2)), std::nullopt) << "a NUL after the digits";
+    for (uint32_t s : {1u, 9u, 10u, 4294967295u})
+        EXPECT_EQ(parse_session_key(std::to_string(s)), s) << "what trunk_key() writes reads back";
+}
+
 TEST(TrunkRecords, origins_and_ssrcs_round_trip_and_the_older_form_reads) {
     trunk_record t = trunk(7, "e1", {"o1", "o2"}, 40007);
     t.created_by = "d1";
@@ -1072,6 +1098,61 @@ TEST(Trunks, an_edge_record_without_a_lease_is_not_sent_to_and_a_lapsed_lease_st
     c.lease_revoke(l2);
 }
 
+// A relay record is kept by its key's name, and a trunk key's session is
+// read only in trunk_key()'s form (docs/security.md §14). Each row writes
+// keys under a lease that would, if taken, make o1 send session 7 to
+// 198.18.0.5x; none is sent to, and each key is counted once. Then the
+// canonical trunk key of e2 works: what was refused was the key, not e2.
+TEST(Trunks, a_relay_record_whose_id_is_not_its_key_and_an_alias_trunk_key_are_refused_and_counted_once) {
+    etcd_server& e = trunk_etcd();
+    const std::string p = fresh_prefix();
+    fleet_relay o1(e, p, "o1", "origin", ip_of(198, 18, 0, 1));
+    o1.session7();
+    etcd_client c(e.endpoints());
+    const int64_t lease = c.lease_grant(60);
+    const std::string t7e2 = trunk(7, "e2", {"o1"}, 40007).to_json();
+    c.put(relay_key(p, "e2"), authed(rec("e2", "edge", "198.18.0.52"), "").to_json(), lease);
+    ASSERT_TRUE(eventually([&] { return o1.watch->status().relays == 2; }));
+    struct row {
+        const char* what;
+        std::vector<std::pair<std::string, std::string>> puts;   // key after <prefix>/, value
+        uint64_t refused;                                         // records_refused after the row
+    };
+    const std::vector<row> rows = {
+        {"relays/zz says it is ghost",
+         {{"relays/zz", authed(rec("ghost", "edge", "198.18.0.50"), "").to_json()},
+          {"trunks/7/zz", trunk(7, "zz", {"o1"}, 40007).to_json()},
+          {"trunks/7/ghost", trunk(7, "ghost", {"o1"}, 40007).to_json()}},
+         1},
+        {"relays/zz2 says it is e2 (a real edge), at another address",
+         {{"relays/zz2", authed(rec("e2", "edge", "198.18.0.51"), "").to_json()},
+          {"trunks/7/zz2", trunk(7, "zz2", {"o1"}, 40007).to_json()}},
+         2},
+        {"trunks/07/e2: a leading zero", {{"trunks/07/e2", t7e2}}, 3},
+        {"trunks/+7/e2: a sign", {{"trunks/+7/e2", t7e2}}, 4},
+        {"trunks/ 7/e2: a space", {{"trunks/ 7/e2", t7e2}}, 5},
+        {"trunks/4294967303/e2: past 32 bits (strtoul's 7 in a uint32_t)", {{"trunks/4294967303/e2", t7e2}}, 6},
+        {"the same keys again: not counted again", {{"relays/zz", authed(rec("ghost", "edge", "198.18.0.50"), "").to_json()},
+                                                    {"trunks/07/e2", t7e2}}, 6},
+    };
+    for (const auto& x : rows) {
+        SCOPED_TRACE(x.what);
+        for (const auto& [k, v] : x.puts) c.put(p + "/" + k, v, lease);
+        EXPECT_TRUE(eventually([&] { return o1.watch->status().records_refused == x.refused; }))
+            << o1.watch->status().records_refused << " " << o1.watch->status().last_error;
+        std::this_thread::sleep_for(300ms);   // applied
+        EXPECT_EQ(o1.watch->status().relays, 2u) << "o1 and e2 only";
+        EXPECT_EQ(o1.st->nb_listeners(), 0u) << "nothing sent";
+    }
+    EXPECT_EQ(o1.watch->status().trunks, 3u) << "7/zz, 7/ghost, 7/zz2: their edges are not live";
+    ASSERT_TRUE(c.create_if_absent(trunk_key(p, 7, "e2"), t7e2));
+    EXPECT_TRUE(eventually([&] { return o1.sends_to(7, ip_of(198, 18, 0, 52), 40007); }));
+    EXPECT_EQ(o1.st->nb_listeners(), 1u) << "only to e2's own address";
+    c.lease_revoke(lease);
+    EXPECT_TRUE(eventually([&] { return o1.watch->status().relays == 1; })) << "the lease's keys gone";
+    EXPECT_EQ(o1.watch->status().records_refused, 6u);
+}
+
 }  // namespace
 }  // namespace stentor::fleet
 
@@ -1202,6 +1283,47 @@ TEST(TrunkReconciler, keys_follow_the_plan_s_epochs_on_the_edge_and_sessions_on_
     EXPECT_EQ(o.stats().trunk_keys, 0u) << "nothing sent: the key cleared";
     EXPECT_TRUE(origin.st->session(7)->trunk_keys.empty());
     EXPECT_EQ(o.stats().sends, 0u);
+}
+
+// What the reconciler remembers having logged holds only what the current
+// plan still has (before, every refusal ever logged stayed: a writer
+// creating and deleting trunks/<n>/x with UDP port 0 for n = 1, 2, 3 ...
+// grew it on every relay), and never more than max_told.
+TEST(TrunkReconciler, logged_refusals_are_forgotten_when_they_clear_and_are_bounded) {
+    relay_core edge(ip_of(198, 18, 0, 3));
+    control::trunk_reconciler r(*edge.st, 0s);
+    const auto problems = [](uint32_t from, uint32_t n) {
+        trunk_plan p;
+        for (uint32_t i = from; i < from + n; ++i) p.problems.push_back(fmt::format("trunk {}/x: UDP port 0", i));
+        return p;
+    };
+    const size_t cap = control::trunk_reconciler::max_told;
+    const auto level = spdlog::get_level();
+    spdlog::set_level(spdlog::level::off);   // thousands of warnings, as a relay would log them once each
+    struct row {
+        const char* what;
+        trunk_plan plan;
+        size_t told;
+    };
+    const std::vector<row> rows = {
+        {"one problem", problems(1, 1), 1},
+        {"it is gone, another came", problems(2, 1), 1},
+        {"the same again", problems(2, 1), 1},
+        {"two", problems(2, 2), 2},
+        {"none: all forgotten", trunk_plan{}, 0},
+        {"another one", problems(1000, 1), 1},
+        {"far more than the cap at once", problems(1, cap + 500), cap},
+        {"the same: still the cap", problems(1, cap + 500), cap},
+        {"back to one", problems(5000, 1), 1},
+    };
+    for (const auto& x : rows) {
+        SCOPED_TRACE(x.what);
+        r.apply(x.plan);
+        EXPECT_EQ(r.stats().told, x.told);
+    }
+    for (uint32_t n = 1; n <= 3000; ++n) r.apply(problems(n, 1));   // the writer's loop
+    EXPECT_EQ(r.stats().told, 1u);
+    spdlog::set_level(level);
 }
 
 // A registry writer's newline, escape sequence or quote stays inside the
