@@ -115,7 +115,9 @@ rev=$(fl_ectl get /stentor/relays/edge-1 -w json 2>/dev/null | jq -r '.header.re
 t0=$(date +%s.%N)
 kill -KILL "${FL_PID[1]}" 2>/dev/null || true; wait "${FL_PID[1]}" 2>/dev/null || true
 # When etcd deletes edge-1's key, from one watch (polling etcdctl is too slow on a loaded host).
-ip netns exec "$FL_NS_CTL" env ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 watch --rev=$((rev + 1)) /stentor/relays/edge-1 2>/dev/null \
+# Bounded: after the loop's break the watch writes nothing more, so no
+# SIGPIPE would end it; it outlived the test (and kept the namespace) before.
+ip netns exec "$FL_NS_CTL" env ETCDCTL_API=3 timeout 40 etcdctl --endpoints=http://127.0.0.1:2379 watch --rev=$((rev + 1)) /stentor/relays/edge-1 2>/dev/null \
   | while read -r line; do [[ "$line" == DELETE ]] && { date +%s.%N >"$WORK/edge-1-gone"; break; }; done &
 GONE_PID=$!
 moved_back() { local k; for k in "${VICTIMS[@]}"; do grep -q '^FAILOVER reason=silence from=edge-1 .* gap_s=[0-9]' "$WORK/lst-$k.out" 2>/dev/null || return 1; done; }
