@@ -709,6 +709,15 @@ std::string prometheus_text(control_plane& cp, const api_status* api, const metr
         x.family("stentor_fleet_trunk_flow_key_changes_total", "counter",
                  "Trunk flows moved to a restarted origin's new trunk key.")
             .sample(ts.flow_key_changes);
+        // Replays into a trunk flow added again (docs/fleet.md "A trunk
+        // flow added again"): where removed flows stood, bounded.
+        const auto tf = cp.state().trunk_floors();
+        x.family("stentor_fleet_trunk_floors", "gauge",
+                 "Removed trunk flows whose replay floor this relay holds (limits.max_speakers at most).")
+            .sample(tf.floors);
+        x.family("stentor_fleet_trunk_floor_evictions_total", "counter",
+                 "Trunk flow replay floors dropped to stay within limits.max_speakers (oldest first).")
+            .sample(tf.evictions);
     });
     base_unit_families(x, cp, per, ids);
     session_families(x, sessions, mo);

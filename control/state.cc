@@ -413,6 +413,97 @@ struct relay_state::impl {
     static speaker_key key_of(uint32_t session_id, const speaker_view& sp) {
         return {session_id, sp.ip, sp.ip6.value_or(ipv6_addr{}), sp.port};
     }
+    // Trunk floors (docs/fleet.md "A trunk flow added again"): where a
+    // trunk flow's stream stood when the flow was removed, by (session,
+    // origin address, port, the trunk key's id). A trunk key's id names the
+    // origin's epoch, and its bytes follow from (session, origin, epoch):
+    // a flow added again under a key with that id meets the same indices
+    // again, so its fresh stream starts from the floor (keyset::floor, as
+    // the journal's marks do) and what was captured before is a replay.
+    // Not tied to the session's life (an edge ends an idle trunk session
+    // and makes it again under the same key) nor to the journal (trunks are
+    // not journaled). Bounded: at most limits.max_speakers floors (one for
+    // every flow the speaker table can hold at once), the least recently
+    // written evicted first and counted.
+    using trunk_floor_key = std::tuple<uint32_t, uint32_t, ipv6_addr, unsigned, std::string>;
+    struct trunk_floor {
+        uint32_t ssrc_be = 0;
+        uint64_t index = 0;
+        uint64_t age = 0;          // trunk_floor_ages' key: the order floors were written in
+    };
+    std::map<trunk_floor_key, trunk_floor> trunk_floors;
+    std::map<uint64_t, trunk_floor_key> trunk_floor_ages;          // oldest first
+    uint64_t trunk_floor_clock = 0;
+    uint64_t trunk_floor_evictions = 0;
+    // A removed trunk flow's slot until its grace period has passed: read
+    // again then, when no RX lcore writes its entries any more.
+    struct trunk_floor_pending {
+        uint32_t session_id;
+        speaker_view sp;
+        std::vector<std::string> key_ids;
+    };
+    std::map<uint32_t, trunk_floor_pending> trunk_floor_slots;     // by policer slot
+    size_t trunk_floor_cap() const { return std::max<size_t>(1, prof.limits.max_speakers); }
+    // The highest index any RX queue's entry of `slot` accepted, and its
+    // SSRC (racy reads of whole words while lcores may still write, as
+    // mark_ingress does; exact after the slot's grace period).
+    ingress_mark best_ingress(uint32_t slot) const {
+        ingress_mark best;
+        for (uint32_t q = 0; q < sh.nb_rx_queues; ++q) {
+            const dp::dp_policer& e = dp::policer_of(sh, q, slot);
+            if (__atomic_load_n(&e.srtp_rx.started, __ATOMIC_RELAXED) == 0) continue;
+            const uint64_t top = __atomic_load_n(&e.srtp_rx.top, __ATOMIC_RELAXED);
+            if (top > best.index) best = {__atomic_load_n(&e.srtp_rx.ssrc_be, __ATOMIC_RELAXED), top};
+        }
+        return best;
+    }
+    // Record where the flow's stream stands under each of its key ids.
+    void write_trunk_floor(uint32_t session_id, const speaker_view& sp, const std::vector<std::string>& ids,
+                           const ingress_mark& m) {
+        if (m.index == 0) return;
+        for (const auto& id : ids) {
+            trunk_floor_key k{session_id, sp.ip, sp.ip6.value_or(ipv6_addr{}), sp.port, id};
+            auto it = trunk_floors.find(k);
+            if (it != trunk_floors.end()) {
+                if (it->second.ssrc_be == m.ssrc_be && it->second.index >= m.index) continue;
+                trunk_floor_ages.erase(it->second.age);
+            } else {
+                while (trunk_floors.size() >= trunk_floor_cap() && !trunk_floor_ages.empty()) {
+                    trunk_floors.erase(trunk_floor_ages.begin()->second);
+                    trunk_floor_ages.erase(trunk_floor_ages.begin());
+                    ++trunk_floor_evictions;
+                }
+                it = trunk_floors.emplace(k, trunk_floor{}).first;
+            }
+            it->second = {m.ssrc_be, m.index, ++trunk_floor_clock};
+            trunk_floor_ages.emplace(it->second.age, k);
+            keys_dirty = true;   // a flow added again meanwhile gets the higher floor at the next publish
+        }
+    }
+    // A trunk flow goes (speaker_del, session_end): its floor now, and again
+    // once its slot's grace period has passed (release_slots). Before its
+    // keys are dropped: the floor is bound to their ids.
+    void note_trunk_floor(uint32_t session_id, const session_state& s, const speaker_view& sp) {
+        if (!sp.trunk) return;
+        const auto k = s.speaker_keys.find(sp.slot);
+        if (k == s.speaker_keys.end()) return;
+        trunk_floor_pending p{session_id, sp, {}};
+        for (const auto& info : k->second.info(false)) p.key_ids.push_back(info.id);
+        write_trunk_floor(session_id, sp, p.key_ids, best_ingress(sp.slot));
+        trunk_floor_slots[sp.slot] = std::move(p);
+    }
+    // The floor of a trunk speaker whose keyset holds one of the ids.
+    const trunk_floor* trunk_floor_of(uint32_t session_id, const speaker_view& sp,
+                                      const srtp_keyset_model& m) const {
+        if (!sp.trunk || trunk_floors.empty()) return nullptr;
+        const trunk_floor* best = nullptr;
+        for (const auto& info : m.info(false)) {
+            const auto it =
+                trunk_floors.find({session_id, sp.ip, sp.ip6.value_or(ipv6_addr{}), sp.port, info.id});
+            if (it != trunk_floors.end() && (best == nullptr || it->second.index > best->index)) best = &it->second;
+        }
+        return best;
+    }
     static void raise_mark(std::vector<std::pair<uint64_t, uint64_t>>& hw, uint64_t tag, uint64_t next) {
         auto it = std::find_if(hw.begin(), hw.end(), [&](const auto& p) { return p.first == tag; });
         if (it == hw.end()) hw.emplace_back(tag, next);
@@ -932,13 +1023,22 @@ struct relay_state::impl {
                 if (slot >= speaker_keysets.size()) continue;
                 srtp::keyset* ks = m.build();
                 speaker_keysets[slot] = ks;
-                if (ks == nullptr || ingress_marks.empty()) continue;
-                for (const auto& sp : s->speakers)
-                    if (sp.slot == slot)
-                        if (const auto mk = ingress_marks.find(key_of(id, sp)); mk != ingress_marks.end()) {
-                            ks->floor = mk->second.index;
-                            ks->floor_ssrc_be = mk->second.ssrc_be;
-                        }
+                if (ks == nullptr || (ingress_marks.empty() && trunk_floors.empty())) continue;
+                for (const auto& sp : s->speakers) {
+                    if (sp.slot != slot) continue;
+                    if (const auto mk = ingress_marks.find(key_of(id, sp)); mk != ingress_marks.end()) {
+                        ks->floor = mk->second.index;
+                        ks->floor_ssrc_be = mk->second.ssrc_be;
+                    }
+                    // A trunk flow added again under a key it had: from
+                    // where it stood (the higher of the two, or the floor
+                    // bound to the key when they name other SSRCs).
+                    if (const trunk_floor* f = trunk_floor_of(id, sp, m);
+                        f != nullptr && (ks->floor_ssrc_be != f->ssrc_be || f->index > ks->floor)) {
+                        ks->floor = f->index;
+                        ks->floor_ssrc_be = f->ssrc_be;
+                    }
+                }
             }
         auto* a = alloc_zeroed<const srtp::keyset*>(sizeof(void*) * std::max<size_t>(1, speaker_keysets.size()));
         for (size_t i = 0; i < speaker_keysets.size(); ++i) a[i] = speaker_keysets[i];
@@ -1135,7 +1235,14 @@ struct relay_state::impl {
             e.mac_word.store(0, std::memory_order_relaxed);
             neigh_free.push_back(idx);
         }
-        for (uint32_t slot : speakers) speaker_free.push_back(slot);
+        for (uint32_t slot : speakers) {
+            // A removed trunk flow's entries are final now: its floor exact.
+            if (const auto p = trunk_floor_slots.find(slot); p != trunk_floor_slots.end()) {
+                write_trunk_floor(p->second.session_id, p->second.sp, p->second.key_ids, best_ingress(slot));
+                trunk_floor_slots.erase(p);
+            }
+            speaker_free.push_back(slot);
+        }
     }
 
     // The next automatic session id: next_session_id, which no live or
@@ -1292,13 +1399,7 @@ struct relay_state::impl {
                 if (s->speaker_keys.find(sp.slot) == s->speaker_keys.end()) continue;
                 // The highest index any RX queue's entry accepted (each entry
                 // has one writer; these are racy reads of whole words).
-                ingress_mark best;
-                for (uint32_t q = 0; q < sh.nb_rx_queues; ++q) {
-                    dp::dp_policer& e = dp::policer_of(sh, q, sp.slot);
-                    if (__atomic_load_n(&e.srtp_rx.started, __ATOMIC_RELAXED) == 0) continue;
-                    const uint64_t top = __atomic_load_n(&e.srtp_rx.top, __ATOMIC_RELAXED);
-                    if (top > best.index) best = {__atomic_load_n(&e.srtp_rx.ssrc_be, __ATOMIC_RELAXED), top};
-                }
+                const ingress_mark best = best_ingress(sp.slot);
                 if (best.index == 0) continue;
                 auto& m = ingress_marks[key_of(id, sp)];
                 // A record per ingress_mark_step packets of a speaker (5 s
@@ -1426,7 +1527,10 @@ void relay_state::session_end(uint32_t id) {
     }
     if (s.published) im.retired.push_back(s.published);
     if (!s.speakers.empty()) im.flows_dirty = true;
-    for (const auto& sp : s.speakers) im.speaker_release.push_back(sp.slot);
+    for (const auto& sp : s.speakers) {
+        im.note_trunk_floor(id, s, sp);
+        im.speaker_release.push_back(sp.slot);
+    }
     if (s.srtp_tx_published) im.retired.push_back(s.srtp_tx_published);
     s.srtp_tx_published = nullptr;
     if (s.trunk_published) im.retired.push_back(s.trunk_published);
@@ -1556,6 +1660,7 @@ void relay_state::speaker_del(uint32_t session_id, const listener_addr& a) {
                            [&](const speaker_view& v) { return v.ip6 == a.ip6 && v.ip == ip && v.port == port; });
     if (it == s.speakers.end())
         throw action_error(error_code::not_found, "no speaker " + format_peer(ip, a.ip6, port));
+    im.note_trunk_floor(session_id, s, *it);
     im.speaker_release.push_back(it->slot);
     if (auto k = s.speaker_keys.find(it->slot); k != s.speaker_keys.end()) {
         im.drop_keys(k->second);
@@ -1887,6 +1992,11 @@ bool relay_state::srtp_reserve(bool* reserving) {
     if (reserving != nullptr)
         *reserving = queued || (_impl->srtp_reserving && _impl->jr != nullptr && !_impl->srtp_tables.empty());
     return queued;
+}
+
+relay_state::trunk_floor_stats relay_state::trunk_floors() const {
+    std::lock_guard g(_impl->mu);
+    return {_impl->trunk_floors.size(), _impl->trunk_floor_evictions};
 }
 
 bool relay_state::srtp_mark_ingress() {

@@ -221,6 +221,17 @@ public:
     bool srtp_mark_ingress();
     // The journal's restore of one mark.
     void srtp_ingress_marked(uint32_t session_id, const listener_addr& speaker, uint32_t ssrc_be, uint64_t index);
+    // Trunk floors (docs/fleet.md "A trunk flow added again"): a trunk
+    // flow removed (speaker_del, session_end) leaves where its stream stood
+    // under its key ids; added again under one of them, its fresh stream
+    // starts there (keyset::floor), so a packet captured before is a
+    // replay. At most limits.max_speakers are held; past that the least
+    // recently written goes (evictions).
+    struct trunk_floor_stats {
+        size_t floors = 0;
+        uint64_t evictions = 0;
+    };
+    trunk_floor_stats trunk_floors() const;
     // The journal's restore (a snapshot's session_ids record): ids below
     // `next` were given, live or ended; automatic ids start above them.
     void session_ids_given(uint64_t next);

@@ -620,8 +620,9 @@ struct relay_core {
     std::unique_ptr<control::admission> adm;
     std::unique_ptr<control::relay_state> st;
 
-    relay_core(uint32_t own_ip, std::optional<control::ipv6_addr> own_ip6 = std::nullopt)
+    relay_core(uint32_t own_ip, std::optional<control::ipv6_addr> own_ip6 = std::nullopt, unsigned max_speakers = 64)
         : prof(relay_profile(own_ip, own_ip6)) {
+        prof.limits.max_speakers = max_speakers;
         neigh.reset(new dp::dp_neigh[prof.limits.max_neighbours]);
         shared.neigh = neigh.get();
         shared.nb_neigh = prof.limits.max_neighbours;
@@ -1381,6 +1382,114 @@ TEST(TrunkReconciler, a_registry_string_with_a_newline_or_an_escape_stays_inside
                     "(\"\\x1b]0;pwned\\x07\", not 16 lowercase hex digits)"))
         << "the refusal";
     EXPECT_TRUE(has("relay o3: address \"x\\x0ay\" is not IPv4")) << "the problem";
+}
+
+}  // namespace
+}  // namespace stentor::fleet
+
+namespace stentor::fleet {
+namespace {
+
+// The floors an edge keeps of the trunk flows it removed (docs/fleet.md "A
+// trunk flow added again"; the replay itself is tested through the data
+// plane: srtp_trunk.a_captured_packet_replayed_into_a_trunk_flow_added_again_…).
+// A relay with room for 3 speakers holds 3 floors: each row removes a flow
+// whose stream reached `top` (written into its policer entry, as an RX
+// lcore would) and says how many floors are held and evicted after; then
+// flows are added again under their key and the floor their keyset starts
+// from is read off the published snapshot.
+TEST(TrunkFloors, at_most_max_speakers_are_held_the_oldest_evicted_and_counted) {
+    relay_core edge(ip_of(198, 18, 0, 3), std::nullopt, 3);
+    edge.st->set_trunk_auth(true);
+    control::session_params sp;
+    sp.id = 7;
+    sp.udp_port = 40007;
+    sp.trunk = true;
+    sp.srtp_ingress = control::srtp_ingress_mode::off;
+    sp.srtp_egress = control::srtp_egress_mode::off;
+    edge.st->session_create(sp);
+    const uint32_t ssrc_be = __builtin_bswap32(1234);
+    const auto key = [](unsigned origin) {
+        control::srtp_key_spec k;
+        k.id = fmt::format("trunk-00000000000000{:02x}", origin);
+        k.suite = srtp::suite::aead_aes_128_gcm;
+        k.master = control::secure_bytes(28);
+        for (size_t i = 0; i < 28; ++i) k.master.data()[i] = static_cast<uint8_t>(origin * 31 + i);
+        return k;
+    };
+    // Flow of origin o (198.18.0.(10+o):40007) added under its key; its slot.
+    const auto add = [&](unsigned o) {
+        edge.st->speaker_add(7, ip_of(198, 18, 0, 10 + o), 40007, 1234u, true);
+        edge.st->srtp_key_add({7, std::make_pair(ip_of(198, 18, 0, 10 + o), 40007u)}, key(o));
+        edge.st->publish();
+        const auto view = edge.st->session(7);
+        for (const auto& v : view->speakers)
+            if (v.ip == ip_of(198, 18, 0, 10 + o)) return v.slot;
+        ADD_FAILURE() << "no flow of origin " << o;
+        return uint32_t{0};
+    };
+    const auto floor_of = [&](uint32_t slot) {
+        const auto* snap = edge.shared.snapshot.load();
+        const srtp::keyset* ks = snap != nullptr && slot < snap->nb_speaker_keys ? snap->speaker_keys[slot] : nullptr;
+        return ks != nullptr && ks->floor_ssrc_be == ssrc_be ? ks->floor : 0;
+    };
+    struct row {
+        const char* what;
+        unsigned origin;
+        uint64_t start;      // the floor its flow starts from when added
+        uint64_t top;        // the highest index its stream accepted; 0: it never took a packet
+        size_t floors;
+        uint64_t evictions;
+    };
+    const row rows[] = {
+        {"a flow that never took a packet leaves no floor", 0, 0, 0, 0, 0},
+        {"origin 1's flow removed", 1, 0, 101, 1, 0},
+        {"origin 2's", 2, 0, 102, 2, 0},
+        {"origin 3's: the relay's 3", 3, 0, 103, 3, 0},
+        {"origin 1's added again (from 101), further on: its floor raised, none added", 1, 101, 201, 3, 0},
+        {"origin 4's: the least recently written (origin 2's) goes", 4, 0, 104, 3, 1},
+        {"origin 5's: then origin 3's", 5, 0, 105, 3, 2},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        const uint32_t slot = add(r.origin);
+        EXPECT_EQ(floor_of(slot), r.start);
+        if (r.top > 0) {
+            auto& e = dp::policer_of(edge.shared, 0, slot);
+            e.srtp_rx.started = 1;
+            e.srtp_rx.ssrc_be = ssrc_be;
+            e.srtp_rx.top = r.top;
+        }
+        edge.st->speaker_del(7, ip_of(198, 18, 0, 10 + r.origin), 40007);
+        edge.st->publish();
+        EXPECT_EQ(edge.st->trunk_floors().floors, r.floors);
+        EXPECT_EQ(edge.st->trunk_floors().evictions, r.evictions);
+    }
+    struct again {
+        const char* what;
+        unsigned origin;
+        uint64_t floor;      // what its fresh stream starts from
+    };
+    const again agains[] = {
+        {"origin 1's flow, under its key: from where it stood last", 1, 201},
+        {"origin 5's", 5, 105},
+        {"origin 2's: evicted, from nothing", 2, 0},
+    };
+    for (const auto& a : agains) {
+        SCOPED_TRACE(a.what);
+        const uint32_t slot = add(a.origin);
+        EXPECT_EQ(floor_of(slot), a.floor);
+        edge.st->speaker_del(7, ip_of(198, 18, 0, 10 + a.origin), 40007);
+        edge.st->publish();
+    }
+    // Under another key id (the origin restarted: a new epoch) the floor
+    // does not bind the flow.
+    edge.st->speaker_add(7, ip_of(198, 18, 0, 11), 40007, 1234u, true);
+    edge.st->srtp_key_add({7, std::make_pair(ip_of(198, 18, 0, 11), 40007u)}, key(9));
+    edge.st->publish();
+    const auto view = edge.st->session(7);
+    ASSERT_EQ(view->speakers.size(), 1u);
+    EXPECT_EQ(floor_of(view->speakers[0].slot), 0u) << "another key";
 }
 
 }  // namespace

@@ -1197,6 +1197,104 @@ TEST(srtp_trunk, a_forged_or_replayed_trunk_packet_reaches_no_listener) {
     EXPECT_EQ(all_counters(*keyless.r).at("drop/ingress/srtp_no_key") - before.at("drop/ingress/srtp_no_key"), 1u);
 }
 
+// An edge removes a trunk flow and adds it again under the same trunk key
+// (its session went idle and came back, the plan changed, the origin's
+// record flapped): the flow's fresh stream starts from where the removed
+// one stood (docs/fleet.md "A trunk flow added again"), so a trunk packet
+// captured before is a replay, and the origin's next packets pass. Under
+// another key (the origin restarted: a new epoch) the old floor does not
+// apply: the new key's stream starts below it and is taken. Each row: 20
+// authentic packets, the removal and the re-add, two captured packets
+// replayed (one old, the last one taken), then two live packets.
+TEST(srtp_trunk, a_captured_packet_replayed_into_a_trunk_flow_added_again_reaches_no_listener) {
+    constexpr unsigned n = 24, taken = 20;
+    const origin_run o = run_origin("trkr_o", control::srtp_egress_mode::off, n);
+    ASSERT_EQ(o.to_edge.size(), n);
+    const control::srtp_key_owner flow{1, std::make_pair(trunk_origin_ip, 40000u)};
+    const auto add_flow = [&](control::relay_state& st, uint8_t seed) {
+        st.speaker_add(1, trunk_origin_ip, 40000, 1234u, true);
+        st.srtp_key_add(flow, trunk_spec(seed == 70 ? "trunk-a" : "trunk-b", seed));
+    };
+    const auto make_session = [&](control::relay_state& st, uint8_t seed) {
+        control::session_params sp;
+        sp.id = 1;
+        sp.udp_port = 40000;
+        sp.trunk = true;
+        sp.srtp_ingress = control::srtp_ingress_mode::off;
+        sp.srtp_egress = control::srtp_egress_mode::off;
+        st.session_create(sp);
+        add_flow(st, seed);
+        st.listener_add(1, edge_listener_ip, listener_port, 0);
+    };
+    struct row {
+        const char* what;
+        std::function<void(control::relay_state&)> again;   // remove, publish(es), add again
+        uint8_t seed;                                         // the key the flow holds afterwards
+        const char* replay_counter;                           // what a captured packet moves
+    };
+    const std::vector<row> rows = {
+        {"the flow removed, published, added again under the same key",
+         [&](control::relay_state& st) {
+             st.speaker_del(1, trunk_origin_ip, 40000);
+             st.publish();
+             add_flow(st, 70);
+         },
+         70, "drop/ingress/srtp_replay"},
+        {"removed and added again within one publish (its slot still in its grace period)",
+         [&](control::relay_state& st) {
+             st.speaker_del(1, trunk_origin_ip, 40000);
+             add_flow(st, 70);
+         },
+         70, "drop/ingress/srtp_replay"},
+        {"the trunk session ended (idle) and made again under the same key",
+         [&](control::relay_state& st) {
+             st.session_end(1);
+             st.publish();
+             make_session(st, 70);
+         },
+         70, "drop/ingress/srtp_replay"},
+        {"added again under another key (the origin restarted): the old floor does not bind it",
+         [&](control::relay_state& st) {
+             st.speaker_del(1, trunk_origin_ip, 40000);
+             st.publish();
+             add_flow(st, 80);
+         },
+         80, "drop/ingress/srtp_auth"},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        trunk_edge e("trkr_e");
+        for (unsigned k = 0; k < taken; ++k) ASSERT_EQ(e.take(o.to_edge[k]).size(), 1u) << k;
+        r.again(e.r->state());
+        e.r->state().publish();
+        for (const unsigned k : {taken - 3, taken - 1}) {
+            const auto before = all_counters(*e.r);
+            EXPECT_TRUE(e.take(o.to_edge[k]).empty()) << "captured packet " << k << " replayed";
+            const auto after = all_counters(*e.r);
+            EXPECT_EQ(after.at(r.replay_counter) - before.at(r.replay_counter), 1u) << k;
+            EXPECT_EQ(after.at("rtp_in") - before.at("rtp_in"), 0u) << k;
+        }
+        if (r.seed == 70) {
+            for (unsigned k = taken; k < taken + 2; ++k) {
+                const auto out = e.take(o.to_edge[k]);
+                ASSERT_EQ(out.size(), 1u) << "the origin's live packet " << k;
+                EXPECT_EQ(out[0], o.to_listener[k]);
+            }
+            EXPECT_GE(e.r->state().trunk_floors().floors, 1u);
+        } else {
+            // The restarted origin's stream: sequence numbers below the old
+            // floor, sealed with its new key.
+            peer restarted = peer::trunk(80, true);
+            for (uint16_t k = 0; k < 2; ++k) {
+                const bytes rtp = rtp_of(static_cast<uint16_t>(10 + k), 960u * k);
+                const auto out = e.take(with_payload(o.to_edge[0], restarted.protect(rtp)));
+                ASSERT_EQ(out.size(), 1u) << "the new key's packet " << k;
+                EXPECT_EQ(out[0], rtp);
+            }
+        }
+    }
+}
+
 // A plain session (no srtp.egress): its listeners get the speaker's RTP as
 // it came, its edges the same RTP sealed with the trunk key, and the edge's
 // listeners the speaker's RTP again.
