@@ -218,6 +218,41 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
                 f.ssrc = s->second.front();
             flows.push_back(std::move(f));
         }
+        // Two origins whose records resolve to one flow (the same source
+        // address; the port is the session's): the edge would hold one
+        // speaker and one key for both, and whichever apply came last would
+        // decide whose packets authenticate. Neither is taken, whatever the
+        // order they are listed in; each is counted once and said once.
+        // (The same origin named twice is one flow, not a clash.)
+        {
+            std::map<std::pair<uint32_t, std::optional<addr6>>, std::set<std::string>> by_source;
+            for (const auto& f : flows) by_source[{f.ip, f.ip6}].insert(f.origin);
+            std::set<std::string> clash;
+            for (const auto& [src, names] : by_source) {
+                if (names.size() < 2) continue;
+                std::string all;
+                for (const auto& n : names) all += (all.empty() ? "" : ", ") + escape_for_log(n);
+                char buf[INET6_ADDRSTRLEN] = {};
+                if (src.second) {
+                    inet_ntop(AF_INET6, src.second->data(), buf, sizeof buf);
+                } else {
+                    const in_addr a{htonl(src.first)};
+                    inet_ntop(AF_INET, &a, buf, sizeof buf);
+                }
+                for (const auto& n : names) {
+                    clash.insert(n);
+                    ++refused;
+                    refuse(trunk_refusal_reason::origin_address_shared,
+                           fmt::format("trunk of session {} from {}: origin address {} port {} is that of several origins "
+                                       "of the trunk ({}): an edge can hold one key for it, so none is taken",
+                                       t.session, escape_for_log(n), buf, t.udp_port, all));
+                }
+            }
+            if (!clash.empty())
+                flows.erase(std::remove_if(flows.begin(), flows.end(),
+                                           [&](const trunk_flow& f) { return clash.count(f.origin) != 0; }),
+                            flows.end());
+        }
         // Every origin refused: the record changes nothing here (no session
         // on its port either). Origins merely not live yet keep it, as before.
         if (others > 0 && refused == others) continue;

@@ -94,7 +94,9 @@ std::optional<trunk_ends> trunk_ends_of(const relay_record* origin, const relay_
     _(origin_outside_trunk_peers, "an edge's trunk flow from an origin address outside [fleet] trunk_peers") \
     _(relay_without_lease, "a trunk naming a relay whose registry record is not under a lease")               \
     _(trunk_auth_mismatch,                                                                                    \
-      "a trunk to or from a relay whose record disagrees on trunk authentication (trunk_auth, trunk_epoch)")
+      "a trunk to or from a relay whose record disagrees on trunk authentication (trunk_auth, trunk_epoch)")    \
+    _(origin_address_shared,                                                                                  \
+      "an edge's trunk flow from an origin whose record resolves to the same address and port as another origin's of the trunk: neither is taken")
 enum class trunk_refusal_reason : uint8_t {
 #define STENTOR_TRUNK_REFUSAL_ENUM(name, help) name,
     STENTOR_FOREACH_TRUNK_REFUSAL(STENTOR_TRUNK_REFUSAL_ENUM)

@@ -1494,3 +1494,80 @@ TEST(TrunkFloors, at_most_max_speakers_are_held_the_oldest_evicted_and_counted) 
 
 }  // namespace
 }  // namespace stentor::fleet
+
+namespace stentor::fleet {
+namespace {
+
+// Two origin records that resolve to one trunk flow (the same source
+// address; the port is the session's): an edge keys a flow by its source,
+// so it would hold one speaker and one key for both, the last apply
+// deciding whose packets authenticate (before: the two epochs' keys took
+// turns on the flow at every apply). Neither is taken, whatever the order
+// they are listed in, each counted once by reason and said once.
+TEST(TrunkPlan, two_origins_resolving_to_one_flow_are_neither_taken) {
+    const std::map<std::string, relay_record> live = {
+        {"o1", authed(rec6("o1", "origin", "198.18.0.1", "2001:db8:77::1", "ipv4", {{7, {1234}}}), "0123456789abcdef")},
+        {"o2", authed(rec("o2", "origin", "198.18.0.2", {{7, {1234}}}), "fedcba9876543210")},
+        // A second record at o1's addresses (a registry writer's, or a
+        // relay given o1's address by mistake): another id, another epoch.
+        {"twin", authed(rec6("twin", "origin", "198.18.0.1", "2001:db8:77::1", "ipv4", {{7, {1234}}}), "1111111111111111")},
+        // o1's IPv4 address, its own IPv6 one.
+        {"twin4", authed(rec6("twin4", "origin", "198.18.0.1", "2001:db8:77::9", "ipv4", {{7, {1234}}}), "2222222222222222")},
+        {"e1", authed(rec("e1", "edge", "198.18.0.3"), "3333333333333333")},
+        {"e6", authed(rec6("e6", "edge", "198.18.0.4", "2001:db8:77::4", "ipv6"), "4444444444444444")},
+    };
+    using rr = trunk_refusal_reason;
+    const uint64_t o1_epoch = 0x0123456789abcdefULL, o2_epoch = 0xfedcba9876543210ULL, t4_epoch = 0x2222222222222222ULL;
+    const trunk_flow from_o2{7, ip_of(198, 18, 0, 2), 40007, 1234u, "o2", std::nullopt, o2_epoch};
+    const plan_row rows[] = {
+        {"two origins at one address: neither taken, each refused; no session", "e1", any_peer,
+         {trunk(7, "e1", {"o1", "twin"}, 40007)}, {}, {}, {}, {rr::origin_address_shared, rr::origin_address_shared},
+         true},
+        {"... a third origin elsewhere still is", "e1", any_peer, {trunk(7, "e1", {"o1", "twin", "o2"}, 40007)}, {},
+         {{7, 40007}}, {from_o2}, {rr::origin_address_shared, rr::origin_address_shared}, true},
+        {"... listed the other way round: the same", "e1", any_peer, {trunk(7, "e1", {"o2", "twin", "o1"}, 40007)}, {},
+         {{7, 40007}}, {from_o2}, {rr::origin_address_shared, rr::origin_address_shared}, true},
+        {"the same origin named twice is one flow, no clash", "e1", any_peer, {trunk(7, "e1", {"o1", "o1"}, 40007)}, {},
+         {{7, 40007}}, {{7, ip_of(198, 18, 0, 1), 40007, 1234u, "o1", std::nullopt, o1_epoch}}, {}, true},
+        {"over IPv6, two origins at one IPv6 address", "e6", any_peer, {trunk(7, "e6", {"o1", "twin"}, 40007)}, {}, {},
+         {}, {rr::origin_address_shared, rr::origin_address_shared}, true},
+        {"over IPv6, a shared IPv4 address is no clash", "e6", any_peer, {trunk(7, "e6", {"o1", "twin4"}, 40007)}, {},
+         {{7, 40007}},
+         {{7, 0, 40007, 1234u, "o1", v6("2001:db8:77::1"), o1_epoch},
+          {7, 0, 40007, 1234u, "twin4", v6("2001:db8:77::9"), t4_epoch}},
+         {}, true},
+        {"over IPv4 the same pair clashes", "e1", any_peer, {trunk(7, "e1", {"o1", "twin4"}, 40007)}, {}, {}, {},
+         {rr::origin_address_shared, rr::origin_address_shared}, true},
+    };
+    for (const auto& r : rows) expect_plan(r, live, {});
+    const auto p = plan_trunks("e1", live, {trunk(7, "e1", {"o1", "twin"}, 40007)}, any_peer, {}, true);
+    ASSERT_EQ(p.refused.size(), 2u);
+    EXPECT_EQ(p.refused[0].what, "trunk of session 7 from o1: origin address 198.18.0.1 port 40007 is that of several "
+                                 "origins of the trunk (o1, twin): an edge can hold one key for it, so none is taken");
+
+    // Applied again and again (the watch applies every second): counted
+    // once each, said once each, and the edge holds no flow and no key.
+    relay_core edge(ip_of(198, 18, 0, 3));
+    edge.st->set_trunk_auth(true);
+    control::trunk_reconciler r(*edge.st, 0s, nullptr, {fleet_secret(), "e1", 0x3333333333333333ULL});
+    std::ostringstream out;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+    sink->set_pattern("%v");
+    const auto before = spdlog::default_logger();
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+    const auto q = plan_trunks("e1", live, {trunk(7, "e1", {"o1", "twin", "o2"}, 40007)}, any_peer, {}, true);
+    for (int i = 0; i < 3; ++i) r.apply(q);
+    spdlog::set_default_logger(before);
+    EXPECT_EQ(r.stats().refused[static_cast<size_t>(rr::origin_address_shared)], 2u);
+    EXPECT_EQ(r.stats().refused_now, 2u);
+    EXPECT_EQ(r.stats().flow_key_changes, 0u);
+    using keys = std::map<std::string, std::vector<std::string>>;
+    EXPECT_EQ(edge.flow_keys(7), (keys{{"198.18.0.2:40007", {"trunk-fedcba9876543210"}}})) << "o2's flow only";
+    const std::string text = out.str();
+    size_t said = 0;
+    for (size_t at = 0; (at = text.find("(origin_address_shared)", at)) != std::string::npos; ++at) ++said;
+    EXPECT_EQ(said, 2u) << text;
+}
+
+}  // namespace
+}  // namespace stentor::fleet
