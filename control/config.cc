@@ -1674,7 +1674,8 @@ void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool
                                    {"etcd", "prefix", "relay_id", "role", "region", "lease_ttl_s", "refresh_ms",
                                     "advertise", "drain_s", "trunk_idle_s", "trunk_family", "trunk_peers", "etcd_ca",
                                     "etcd_cert", "etcd_key", "etcd_user", "etcd_password_file", "allow_plaintext",
-                                    "trunk_key_file", "allow_unauthenticated_trunks"})
+                                    "trunk_key_file", "allow_unauthenticated_trunks",
+                                    "max_trunk_sends_per_session"})
                          : section(c, root, "fleet",
                                    {"etcd", "prefix", "etcd_ca", "etcd_cert", "etcd_key", "etcd_user",
                                     "etcd_password_file", "allow_plaintext"});
@@ -1717,6 +1718,7 @@ void read_fleet(const context& c, const toml::table& root, fleet_config& f, bool
     r.opt_uint("refresh_ms", f.refresh_ms, 50, 10000);
     r.opt_uint("drain_s", f.drain_s, 0, 3600);
     r.opt_uint("trunk_idle_s", f.trunk_idle_s, 0, 86400);
+    r.opt_uint("max_trunk_sends_per_session", f.max_trunk_sends_per_session, 1, 4096);
     // Three keep-alives per TTL: one lost answer does not cost the lease.
     if (f.refresh_ms * 3 > f.lease_ttl_s * 1000)
         r.fail("refresh_ms", fmt::format("{} ms leaves fewer than 3 refreshes per lease_ttl_s ({} s)", f.refresh_ms,

@@ -299,6 +299,10 @@ struct fleet_config {
     std::string trunk_family = "ipv4";
     unsigned drain_s = 10;                // SIGTERM: wait this long for joined listeners to move (0: do not wait)
     unsigned trunk_idle_s = 60;           // an edge deletes its trunk key after this long without a listener (0: never)
+    // An origin sends one session to at most this many trunk listeners
+    // (edges): each is a tier-0 stream, never shed, that a trunk record
+    // alone makes it send (docs/fleet.md "How many edges a session is sent to").
+    unsigned max_trunk_sends_per_session = 64;
     // The networks trunks may go to and come from (docs/fleet.md "Who a
     // trunk may reach"): required with [fleet]; empty (never set) refuses
     // every trunk.

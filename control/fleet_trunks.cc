@@ -27,8 +27,9 @@ bool address_rule(const action_error& e) {
 }  // namespace
 
 trunk_reconciler::trunk_reconciler(relay_state& st, std::chrono::seconds idle, delete_fn delete_key,
-                                   trunk_auth_config auth)
-    : _st(st), _auth(std::move(auth)), _idle(idle), _delete_key(std::move(delete_key)) {}
+                                   trunk_auth_config auth, size_t max_sends)
+    : _st(st), _auth(std::move(auth)), _idle(idle), _delete_key(std::move(delete_key)),
+      _max_sends(std::max<size_t>(1, max_sends)) {}
 
 srtp_key_spec trunk_reconciler::trunk_key(uint32_t session, const std::string& origin, uint64_t epoch) const {
     const fleet::trunk_master m =
@@ -123,10 +124,43 @@ bool trunk_reconciler::tell(const std::string& line) {
 void trunk_reconciler::apply(const fleet::trunk_plan& want) {
     std::lock_guard lk(_mu);
     ++_stats.applies;
+    std::set<send_key> want_sends;
+    std::map<send_key, std::string> edge_of;
+    for (const auto& s : want.sends) {
+        want_sends.insert({s.session, s.ip, s.port, s.ip6});
+        edge_of[{s.session, s.ip, s.port, s.ip6}] = s.edge;
+    }
     // What the relay's own rules refuse never reaches the actions below:
     // counted and logged once when it appears, again only if it went away
     // and came back (a record rewritten to an allowed address and back).
     std::set<fleet::trunk_refusal> refused_now(want.refused.begin(), want.refused.end());
+    // At most _max_sends trunk listeners per session: each is a stream a
+    // trunk record alone makes this origin send (a registry writer's
+    // record per fake edge, one stream each). Those in place stay; new
+    // ones fill what is left, in the plan's order; the rest are refused.
+    {
+        std::map<uint32_t, size_t> per_session;
+        for (const auto& k : _sends)
+            if (want_sends.count(k)) ++per_session[std::get<0>(k)];
+        for (auto it = want_sends.begin(); it != want_sends.end();) {
+            size_t& n = per_session[std::get<0>(*it)];
+            if (_sends.count(*it)) {
+                ++it;
+                continue;
+            }
+            if (n < _max_sends) {
+                ++n;
+                ++it;
+                continue;
+            }
+            const auto& [s, ip, port, ip6] = *it;
+            refused_now.insert({fleet::trunk_refusal_reason::trunk_sends_over_cap,
+                                fmt::format("trunk of session {} to {} ({}): the session is sent to {} trunk listeners "
+                                            "already (fleet.max_trunk_sends_per_session)",
+                                            s, fleet::escape_for_log(edge_of[*it]), ep(ip, ip6, port), _max_sends)});
+            it = want_sends.erase(it);
+        }
+    }
     for (const auto& r : refused_now) {
         if (_refused.count(r)) continue;
         ++_stats.refused[static_cast<size_t>(r.reason)];
@@ -135,12 +169,6 @@ void trunk_reconciler::apply(const fleet::trunk_plan& want) {
     }
     _refused = std::move(refused_now);
     _stats.refused_now = _refused.size();
-    std::set<send_key> want_sends;
-    std::map<send_key, std::string> edge_of;
-    for (const auto& s : want.sends) {
-        want_sends.insert({s.session, s.ip, s.port, s.ip6});
-        edge_of[{s.session, s.ip, s.port, s.ip6}] = s.edge;
-    }
     std::set<flow_key> want_flows;
     for (const auto& f : want.flows) want_flows.insert({f.session, f.ip, f.port, f.ip6, f.ssrc});
 
@@ -365,7 +393,7 @@ std::unique_ptr<fleet_trunks> fleet_trunks_start(const profile& p, relay_state& 
     t->reconciler = std::make_unique<trunk_reconciler>(
         st, std::chrono::seconds(p.fleet.trunk_idle_s),
         [w = &t->watch, id = p.fleet.relay_id](uint32_t session) { return (*w)->delete_trunk(session, id); },
-        std::move(auth));
+        std::move(auth), p.fleet.max_trunk_sends_per_session);
     t->watch = std::make_unique<fleet::trunk_watch>(o, [r = t->reconciler.get()](const fleet::trunk_plan& plan) {
         r->apply(plan);
     });

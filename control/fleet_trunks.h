@@ -88,8 +88,11 @@ public:
     // transaction; true if deleted); called when a session the trunks feed
     // has had no listener for `idle` (0: never). May throw.
     using delete_fn = std::function<bool(uint32_t session)>;
+    // `max_sends`: trunk listeners one session is sent to at most ([fleet]
+    // max_trunk_sends_per_session): those in place stay, new ones past it
+    // are refused (trunk_sends_over_cap), counted and logged once.
     explicit trunk_reconciler(relay_state& st, std::chrono::seconds idle = std::chrono::seconds(0),
-                              delete_fn delete_key = nullptr, trunk_auth_config auth = {});
+                              delete_fn delete_key = nullptr, trunk_auth_config auth = {}, size_t max_sends = 64);
     // Make the relay do `want`: undo what it no longer has, then add what is
     // missing. One log line per change and per new refusal.
     void apply(const fleet::trunk_plan& want);
@@ -128,6 +131,7 @@ private:
     std::map<flow_key, uint64_t> _flow_epoch;  // the origin epoch whose key each flow's speaker holds
     std::chrono::seconds _idle;
     delete_fn _delete_key;
+    size_t _max_sends;
     std::map<uint32_t, std::chrono::steady_clock::time_point> _empty_since;   // edge sessions without a listener
     trunk_apply_stats _stats;
 };

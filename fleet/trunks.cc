@@ -144,7 +144,21 @@ trunk_plan plan_trunks(const std::string& self, const std::map<std::string, rela
             continue;
         }
         const bool source = std::find(t.origins.begin(), t.origins.end(), self) != t.origins.end();
-        if (source && t.edge != self) {
+        // The fleet's convention: a session has one UDP port on every relay
+        // (the edge makes it on the trunk's port; a director writes the
+        // port the origins' records list). So a source sends only a session
+        // its own record lists, and only to that port: a trunk record
+        // naming another port would aim the stream at any port of an
+        // address inside trunk_peers. Refused, counted once, said once.
+        std::optional<uint16_t> own_port;
+        if (source && t.edge != self && self_rec != nullptr)
+            for (const auto& [id, port] : self_rec->sessions)
+                if (id == t.session) own_port = port;
+        if (own_port && *own_port != t.udp_port)
+            refuse(trunk_refusal_reason::trunk_port_mismatch,
+                   fmt::format("trunk of session {} to {}: UDP port {} is not the session's port on this relay ({})",
+                               t.session, escape_for_log(t.edge), t.udp_port, *own_port));
+        if (source && t.edge != self && own_port == t.udp_port) {
             if (auto e = relays.find(t.edge); e != relays.end()) {
                 std::string why;
                 if (const auto ends = trunk_ends_of(self_rec, e->second, &why)) {

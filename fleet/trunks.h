@@ -96,7 +96,11 @@ std::optional<trunk_ends> trunk_ends_of(const relay_record* origin, const relay_
     _(trunk_auth_mismatch,                                                                                    \
       "a trunk to or from a relay whose record disagrees on trunk authentication (trunk_auth, trunk_epoch)")    \
     _(origin_address_shared,                                                                                  \
-      "an edge's trunk flow from an origin whose record resolves to the same address and port as another origin's of the trunk: neither is taken")
+      "an edge's trunk flow from an origin whose record resolves to the same address and port as another origin's of the trunk: neither is taken") \
+    _(trunk_port_mismatch,                                                                                    \
+      "a trunk whose udp_port is not the session's UDP port on the origin (the fleet's one port per session)")  \
+    _(trunk_sends_over_cap,                                                                                   \
+      "an origin's trunk listener past [fleet] max_trunk_sends_per_session of its session")
 enum class trunk_refusal_reason : uint8_t {
 #define STENTOR_TRUNK_REFUSAL_ENUM(name, help) name,
     STENTOR_FOREACH_TRUNK_REFUSAL(STENTOR_TRUNK_REFUSAL_ENUM)
@@ -143,8 +147,12 @@ struct trunk_plan {
 // true and takes only from origins that say so with a well-formed
 // trunk_epoch (the flow carries it); without, only with relays that say
 // false. Any other pairing is refused (trunk_auth_mismatch): one side would
-// drop every packet. An edge whose every origin is refused carries nothing
-// for the record (no session either).
+// drop every packet. Two origins of a trunk whose addresses are one flow's
+// source are neither taken (origin_address_shared): an edge holds one key
+// per flow. A source sends a session only if its own record lists it, and
+// only to the port it lists for it (else trunk_port_mismatch). An edge
+// whose every origin is refused carries nothing for the record (no session
+// either).
 trunk_plan plan_trunks(const std::string& self, const std::map<std::string, relay_record>& relays,
                        const std::vector<trunk_record>& trunks, const peer_allowlist& peers,
                        const std::map<std::string, relay_record>& unleased = {}, bool auth = false);

@@ -45,6 +45,9 @@ relay_record rec(const std::string& id, const std::string& role, const std::stri
     r.role = role;
     r.addresses = {addr};
     r.slots = 1000;
+    // The sessions it carries: those it lists SSRCs of, each on UDP 40000 +
+    // its id (the fleet's one port per session, as the trunks below say).
+    for (const auto& [id, list] : ssrcs) r.sessions.emplace_back(id, static_cast<uint16_t>(40000 + id));
     r.ssrcs = std::move(ssrcs);
     return r;
 }
@@ -316,9 +319,12 @@ TEST(TrunkPlan, the_edge_s_trunk_family_decides_and_both_sides_agree) {
          {{7, ip_of(198, 18, 0, 5), 40007, "ea"}}, {}, 0},
         {"auto, an edge without IPv6: IPv4", "o1", {trunk(7, "ea4", {"o1"}, 40007)},
          {{7, ip_of(198, 18, 0, 7), 40007, "ea4"}}, {}, 0},
-        {"an origin not in the view yet sends over IPv4 as before", "o9", {trunk(7, "e4", {"o9"}, 40007)},
-         {{7, ip_of(198, 18, 0, 3), 40007, "e4"}}, {}, 0},
-        {"... and waits for its record to send over IPv6", "o9", {trunk(7, "e6", {"o9"}, 40007)}, {}, {}, 1},
+        // Its own record says which sessions it carries on which port (a
+        // trunk goes only to the session's port): until it is in the view,
+        // an origin sends nothing, over either family.
+        {"an origin not in the view yet waits for its record, over IPv4", "o9", {trunk(7, "e4", {"o9"}, 40007)}, {},
+         {}, 0},
+        {"... and over IPv6", "o9", {trunk(7, "e6", {"o9"}, 40007)}, {}, {}, 0},
     };
     for (const auto& r : rows) {
         SCOPED_TRACE(r.what);
@@ -1567,6 +1573,85 @@ TEST(TrunkPlan, two_origins_resolving_to_one_flow_are_neither_taken) {
     size_t said = 0;
     for (size_t at = 0; (at = text.find("(origin_address_shared)", at)) != std::string::npos; ++at) ++said;
     EXPECT_EQ(said, 2u) << text;
+}
+
+}  // namespace
+}  // namespace stentor::fleet
+
+namespace stentor::fleet {
+namespace {
+
+// Where an origin's trunk stream may go (docs/fleet.md "How many edges a
+// session is sent to"): only to the session's own UDP port (the fleet's one
+// port per session, which the edge makes its session on), and to at most
+// [fleet] max_trunk_sends_per_session edges. Before, a trunk record alone
+// made an origin send the session to any port it named, one stream per
+// edge record. Each refusal is counted once and said once.
+TEST(TrunkPlan, an_origin_sends_a_session_only_on_its_own_port) {
+    const std::map<std::string, relay_record> live = {
+        {"o1", rec("o1", "origin", "198.18.0.1", {{7, {1234}}})},   // session 7 on 40007
+        {"e1", rec("e1", "edge", "198.18.0.3")},
+        {"e2", rec("e2", "edge", "198.18.0.4")},
+    };
+    using rr = trunk_refusal_reason;
+    const plan_row rows[] = {
+        {"the session's port: sent", "o1", any_peer, {trunk(7, "e1", {"o1"}, 40007)},
+         {{7, ip_of(198, 18, 0, 3), 40007, "e1"}}, {}, {}, {}},
+        {"another port (a registry writer's record aiming at a service): refused, the other unaffected", "o1", any_peer,
+         {trunk(7, "e1", {"o1"}, 40007), trunk(7, "e2", {"o1"}, 53)}, {{7, ip_of(198, 18, 0, 3), 40007, "e1"}}, {}, {},
+         {rr::trunk_port_mismatch}},
+        {"a session this relay does not carry: nothing to send, nothing refused", "o1", any_peer,
+         {trunk(8, "e1", {"o1"}, 40008)}, {}, {}, {}, {}},
+        {"the edge side is unchanged: it makes its session on the trunk's port", "e1", any_peer,
+         {trunk(7, "e1", {"o1"}, 40007)}, {}, {{7, 40007}}, {{7, ip_of(198, 18, 0, 1), 40007, 1234u, "o1"}}, {}},
+    };
+    for (const auto& r : rows) expect_plan(r, live, {});
+    const auto p = plan_trunks("o1", live, {trunk(7, "e2", {"o1"}, 53)}, any_peer);
+    ASSERT_EQ(p.refused.size(), 1u);
+    EXPECT_EQ(p.refused[0].what, "trunk of session 7 to e2: UDP port 53 is not the session's port on this relay (40007)");
+}
+
+TEST(TrunkReconciler, an_origin_sends_a_session_to_at_most_max_trunk_sends_per_session_edges) {
+    relay_core origin(ip_of(198, 18, 0, 1));
+    origin.session7();
+    control::trunk_reconciler r(*origin.st, 0s, nullptr, {}, 2);
+    const auto plan = [](std::vector<unsigned> edges) {
+        trunk_plan p;
+        for (unsigned e : edges)
+            p.sends.push_back({7, ip_of(198, 18, 0, 100 + e), 40007, fmt::format("e{}", e)});
+        std::sort(p.sends.begin(), p.sends.end());
+        return p;
+    };
+    const auto sent = [&] {
+        std::vector<unsigned> out;
+        for (const auto& l : origin.st->listeners(7, 0, 100)) out.push_back((l.ip & 0xff) - 100);
+        std::sort(out.begin(), out.end());
+        return out;
+    };
+    const size_t over = static_cast<size_t>(trunk_refusal_reason::trunk_sends_over_cap);
+    struct row {
+        const char* what;
+        std::vector<unsigned> edges;     // in the plan
+        std::vector<unsigned> sent;      // trunk listeners afterwards
+        uint64_t counted;                // trunk_sends_over_cap so far
+    };
+    const row rows[] = {
+        {"two edges: both sent", {3, 4}, {3, 4}, 0},
+        {"a third (a fake edge record): refused, counted", {3, 4, 5}, {3, 4}, 1},
+        {"applied again: counted once", {3, 4, 5}, {3, 4}, 1},
+        {"a fourth sorting first does not push out one in place", {1, 3, 4, 5}, {3, 4}, 2},
+        {"one in place goes: the room is taken in the plan's order (e5 still refused, not counted again)", {1, 3, 5},
+         {1, 3}, 2},
+        {"down to one: nothing refused now", {3}, {3}, 2},
+    };
+    for (const auto& x : rows) {
+        SCOPED_TRACE(x.what);
+        r.apply(plan(x.edges));
+        EXPECT_EQ(sent(), x.sent);
+        EXPECT_EQ(r.stats().refused[over], x.counted);
+        EXPECT_EQ(r.stats().sends, x.sent.size());
+        EXPECT_EQ(r.stats().refused_now, x.edges.size() - x.sent.size());
+    }
 }
 
 }  // namespace

@@ -163,13 +163,16 @@ TEST(ConfigAccepts, FleetSectionAndItsDefaults) {
     EXPECT_EQ(p.fleet.advertise, (std::vector<uint32_t>{0xc6120001})) << "the ports' addresses by default";
     EXPECT_EQ(p.fleet.drain_s, 10u);
     EXPECT_EQ(p.fleet.trunk_idle_s, 60u);
+    EXPECT_EQ(p.fleet.max_trunk_sends_per_session, 64u);
     ASSERT_EQ(p.fleet.trunk_peers.size(), 3u);
     EXPECT_EQ(fleet::format_peer_net(p.fleet.trunk_peers[0]), "10.20.0.0/16");
     EXPECT_EQ(fleet::format_peer_net(p.fleet.trunk_peers[1]), "2001:db8:77::/48") << "either family";
     EXPECT_EQ(fleet::format_peer_net(p.fleet.trunk_peers[2]), "198.18.0.7/32") << "one host";
     const auto q = parse(k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"o1\"\nrole = \"origin\"\n"
                                   "trunk_peers = [\"0.0.0.0/0\"]\nallow_unauthenticated_trunks = true\n"
-                                  "advertise = [\"203.0.113.7\"]\nlease_ttl_s = 1\nrefresh_ms = 300\ntrunk_idle_s = 0\ndrain_s = 0\n");
+                                  "advertise = [\"203.0.113.7\"]\nlease_ttl_s = 1\nrefresh_ms = 300\ntrunk_idle_s = 0\ndrain_s = 0\n"
+                                  "max_trunk_sends_per_session = 4096\n");
+    EXPECT_EQ(q.fleet.max_trunk_sends_per_session, 4096u);
     EXPECT_EQ(q.fleet.advertise, (std::vector<uint32_t>{0xcb007107}));
     EXPECT_EQ(q.fleet.trunk_idle_s, 0u) << "0: never";
     EXPECT_EQ(q.fleet.lease_ttl_s, 1u);
@@ -1224,6 +1227,12 @@ std::vector<error_row> error_rows() {
          "t.toml:14:1: fleet.relay_id: required setting is missing"},
         {"fleet_ttl_range", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nlease_ttl_s = 0\n",
          "t.toml:18:15: fleet.lease_ttl_s: 0 is out of range 1..60"},
+        {"fleet_max_trunk_sends_zero", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nmax_trunk_sends_per_session = 0\n",
+         "t.toml:18:31: fleet.max_trunk_sends_per_session: 0 is out of range 1..4096"},
+        {"fleet_max_trunk_sends_high", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nmax_trunk_sends_per_session = 4097\n",
+         "t.toml:18:31: fleet.max_trunk_sends_per_session: 4097 is out of range 1..4096"},
+        {"fleet_max_trunk_sends_type", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nmax_trunk_sends_per_session = \"8\"\n",
+         "t.toml:18:31: fleet.max_trunk_sends_per_session: expected an integer, found a string"},
         {"fleet_refresh_vs_ttl", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nrefresh_ms = 800\n",
          "t.toml:18:14: fleet.refresh_ms: 800 ms leaves fewer than 3 refreshes per lease_ttl_s (2 s)"},
         {"fleet_advertise", k_base + "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\nrelay_id = \"e1\"\nrole = \"edge\"\nadvertise = [\"1.2.3\"]\n",
