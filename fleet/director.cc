@@ -12,7 +12,11 @@ namespace stentor::fleet {
 
 director::director(director_options o, mint_fn mint)
     : _o(std::move(o)), _mint(std::move(mint)), _core(_o.hold),
-      _txn(std::make_unique<etcd_client>(_o.etcd, std::chrono::milliseconds(1000))) {}
+      _txn(std::make_unique<etcd_client>(_o.etcd, std::chrono::milliseconds(1000))) {
+    if (_o.watch_idle.count() <= 0)
+        _o.watch_idle = std::max(std::chrono::milliseconds(250),
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(_o.stale) / 2);
+}
 
 director::~director() { stop(); }
 
@@ -31,7 +35,7 @@ void director::stop() {
     if (_lease_thread.joinable()) _lease_thread.join();
 }
 
-void director::touch() { _contact = steady::now(); }
+void director::touch() { _answered = _contact = steady::now(); }
 
 void director::refuse(const std::string& key, const std::string& why) {
     _last_error = fmt::format("registry key {}: {}", escape_for_log(key), why);
@@ -146,10 +150,10 @@ void director::watch_loop() {
                 [this](const std::vector<etcd_event>& evs, int64_t) {
                     std::lock_guard lk(_mu);
                     for (const auto& e : evs) apply(e.kv.key, e.deleted ? nullptr : &e.kv.value, e.kv.lease);
-                    touch();
+                    touch();   // an event, or a progress notification (no event): this member is current
                     return true;
                 },
-                _stop);
+                _stop, _o.watch_idle);
         } catch (const std::exception& e) {
             std::lock_guard lk(_mu);
             _last_error = e.what();
@@ -177,8 +181,11 @@ void director::lease_loop() {
                 lease = c.lease_grant(_o.lease_ttl_s);
                 c.put(key, nlohmann::json{{"id", _o.director_id}}.dump(), lease);
             }
+            // etcd answers, maybe another member than the watch's: that says
+            // nothing of the view (a watch on a member cut off from the
+            // majority is silent, not broken), so it is not freshness.
             std::lock_guard lk(_mu);
-            touch();   // etcd answers: the view the watch keeps is current
+            _answered = steady::now();
         } catch (const std::exception& e) {
             std::lock_guard lk(_mu);
             _last_error = e.what();
@@ -213,7 +220,8 @@ place_answer director::place(const place_request& req, const std::vector<std::st
         std::lock_guard lk(_mu);
         if (!_loaded || now - _contact > _o.stale) {
             out.error = place_error::registry_stale;
-            out.reason = _loaded ? fmt::format("etcd has not answered for {:.1f} s (limit {} s): refusing to place from "
+            out.reason = _loaded ? fmt::format("etcd has not answered for {:.1f} s (no watch event, progress notification "
+                                               "or whole read of the registry; limit {} s): refusing to place from "
                                                "a stale registry view; last error: {}",
                                                std::chrono::duration<double>(now - _contact).count(),
                                                _o.stale.count(), _last_error)
@@ -233,7 +241,7 @@ place_answer director::place(const place_request& req, const std::vector<std::st
         // fails is not the placement's failure (the stream is there now),
         // and with etcd silent for a second it is not even tried: placing
         // from the last view must not wait for etcd's timeout.
-        const bool etcd_answers = now - _contact < std::chrono::seconds(1);
+        const bool etcd_answers = now - _answered < std::chrono::seconds(1);
         for (const auto& p : plan.picks)
             if (_trunks.count({req.session, p.edge}) == 0 && (!p.carries || etcd_answers))
                 want.push_back({req.session, p.edge, p.carries});

@@ -32,7 +32,13 @@ struct director_options {
     std::string prefix = "/stentor";
     std::string director_id;
     unsigned lease_ttl_s = 2;                 // the director's own key
-    std::chrono::seconds stale{10};           // serve from the last view this long with etcd down
+    // Serve from the last view this long after etcd last confirmed it (a
+    // watch event or progress notification, or a whole read), then refuse.
+    std::chrono::seconds stale{10};
+    // A watch that brings nothing for this long is ended and the whole view
+    // read again (0: stale / 2, so a quiet registry is confirmed before
+    // it goes stale; docs/fleet.md "The view").
+    std::chrono::milliseconds watch_idle{0};
     std::chrono::milliseconds hold{3000};     // see placement_core
 };
 
@@ -121,7 +127,12 @@ private:
     placement_core _core;
     std::set<std::pair<uint32_t, std::string>> _trunks;   // (session, edge) known in etcd
     std::set<std::string> _directors;
+    // When etcd last confirmed the view (the watch's own stream: an event,
+    // a progress notification, a whole read): what freshness follows.
     steady::time_point _contact{};
+    // When etcd last answered anything (the lease keep-alive too, maybe
+    // through another member): whether a trunk record is worth trying.
+    steady::time_point _answered{};
     bool _loaded = false;
     uint64_t _watch_restarts = 0;
     uint64_t _records_refused = 0;

@@ -130,9 +130,17 @@ public:
     // Blocks, calling on_events for each batch, until `stop` is set (checked
     // at least every 100 ms), on_events returns false, or the stream ends or
     // fails (throws etcd_error; a compacted start revision is an error too).
+    // The watch requires a leader (gRPC metadata hasleader, through the
+    // gateway's Grpc-Metadata- header): a member that loses its leader (cut
+    // off from the majority) ends the stream with "no leader" instead of
+    // going silent. `idle` > 0: etcd is asked for progress notifications
+    // (on_events with no event, at etcd's
+    // --experimental-watch-progress-notify-interval, 10 min by default),
+    // and a stream that brings nothing at all for `idle` is ended with an
+    // etcd_error saying so.
     void watch_prefix(const std::string& prefix, int64_t start_revision,
                       const std::function<bool(const std::vector<etcd_event>&, int64_t revision)>& on_events,
-                      const std::atomic<bool>& stop);
+                      const std::atomic<bool>& stop, std::chrono::milliseconds idle = std::chrono::milliseconds(0));
 
     // A counter from etcd's own /metrics (e.g.
     // "etcd_server_proposals_committed_total"): nullopt if absent.

@@ -60,7 +60,9 @@ struct etcd_security {
 
 class etcd_server {
 public:
-    etcd_server() : _client_port(free_port()), _peer_port(free_port()) {
+    // `extra`: more etcd flags (e.g. "--experimental-watch-progress-notify-interval=200ms").
+    explicit etcd_server(std::vector<std::string> extra = {})
+        : _client_port(free_port()), _peer_port(free_port()), _extra(std::move(extra)) {
         char tmpl[] = "/tmp/stentor-etcd.XXXXXX";
         if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp");
         _dir = tmpl;
@@ -100,6 +102,7 @@ public:
     static constexpr const char* user = "stentor";
     static constexpr const char* password = "s3cret-Stentor-pw";
     pid_t pid() const { return _pid; }
+    uint16_t client_port() const { return _client_port; }
 
     // Starts etcd (same data dir and ports as before) and waits until it
     // answers (bounded: 15 s).
@@ -118,6 +121,7 @@ public:
                                              "--listen-client-urls", client, "--advertise-client-urls", client,
                                              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                                              "--initial-cluster", "default=" + peer, "--log-level", "warn"};
+            for (const auto& a : _extra) args.push_back(a);
             if (_tls) {
                 for (const std::string& a :
                      {std::string("--cert-file=") + _dir + "/server.crt", std::string("--key-file=") + _dir + "/server.key",
@@ -218,6 +222,7 @@ private:
     fleet::etcd_access _access;
     uint16_t _client_port;
     uint16_t _peer_port;
+    std::vector<std::string> _extra;
     std::string _dir;
     pid_t _pid = -1;
 };

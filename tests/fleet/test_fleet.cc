@@ -28,6 +28,7 @@
 #include "registrar.h"
 #include "registry.h"
 #include "stentor/join_token.h"
+#include "tcp_proxy.h"
 
 namespace stentor::fleet {
 namespace {
@@ -955,6 +956,201 @@ TEST(Director, etcd_down_serves_the_last_view_for_stale_s_then_refuses) {
     EXPECT_TRUE(eventually([&] { return !d.status().stale; }, 10s)) << "fresh again once etcd answers";
     EXPECT_EQ(d.place({7, 5, "", 1}).error, place_error::none);
     d.stop();
+    for (auto& r : f.regs) r->stop(true);
+}
+
+// A watch with a deadline (docs/fleet.md "The view"): etcd is asked for
+// progress notifications, and a stream that brings nothing for the deadline
+// ends with an error that says so. Rows: an etcd that sends a notification
+// every 200 ms keeps a quiet watch open (each one an empty batch); etcd's
+// default interval (10 min) ends it after the deadline.
+TEST(EtcdClient, a_quiet_watch_with_a_deadline_hears_progress_notifications_or_ends_saying_why) {
+    struct row {
+        const char* what;
+        std::vector<std::string> flags;
+        bool ends;
+    };
+    const row rows[] = {
+        {"progress every 200 ms: open for 2.5 s, notified", {"--experimental-watch-progress-notify-interval=200ms"},
+         false},
+        {"etcd's default interval: ended after the 1 s deadline", {}, true},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        etcd_server e(r.flags);
+        etcd_client c(e.endpoints());
+        std::atomic<bool> stop{false};
+        std::atomic<int> empty{0};
+        std::thread stopper([&] {
+            std::this_thread::sleep_for(2500ms);
+            stop = true;
+        });
+        const auto t0 = std::chrono::steady_clock::now();
+        std::string error;
+        try {
+            c.watch_prefix("/quiet/", 0,
+                           [&](const std::vector<etcd_event>& evs, int64_t) {
+                               if (evs.empty()) ++empty;
+                               return true;
+                           },
+                           stop, 1000ms);
+        } catch (const etcd_error& ex) {
+            error = ex.what();
+        }
+        const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        stopper.join();
+        if (r.ends) {
+            EXPECT_NE(error.find("no event and no progress notification for 1000 ms"), std::string::npos) << error;
+            EXPECT_GE(took, 0.9);
+            EXPECT_LT(took, 2.0);
+        } else {
+            EXPECT_EQ(error, "");
+            EXPECT_GE(took, 2.4);
+            EXPECT_GE(empty.load(), 5) << "progress notifications (and the created answer) as empty batches";
+        }
+    }
+}
+
+// A watch requires a leader (etcd_client.h): on a member that loses its
+// leader (cut off from the majority: here the two others are SIGSTOPped, so
+// they neither answer nor close a connection) etcd ends the stream with "no
+// leader" instead of keeping it open with nothing to say. Three members of a
+// cluster on loopback, tuned for quick elections, started and stopped by
+// pid. Without the header the watch stayed silent until the test stopped it.
+TEST(EtcdClient, a_watch_on_a_member_that_lost_its_leader_ends) {
+    char tmpl[] = "/tmp/stentor-etcd3.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    const std::string dir = tmpl;
+    uint16_t client[3], peer[3];
+    for (int i = 0; i < 3; ++i) {
+        client[i] = test::free_port();
+        peer[i] = test::free_port();
+    }
+    std::string cluster;
+    for (int i = 0; i < 3; ++i)
+        cluster += fmt::format("{}m{}=http://127.0.0.1:{}", i == 0 ? "" : ",", i, peer[i]);
+    pid_t pid[3];
+    for (int i = 0; i < 3; ++i) {
+        const std::string c = fmt::format("http://127.0.0.1:{}", client[i]);
+        const std::string p = fmt::format("http://127.0.0.1:{}", peer[i]);
+        std::vector<std::string> args = {"etcd", "--name", fmt::format("m{}", i), "--data-dir",
+                                         fmt::format("{}/m{}", dir, i), "--listen-client-urls", c,
+                                         "--advertise-client-urls", c, "--listen-peer-urls", p,
+                                         "--initial-advertise-peer-urls", p, "--initial-cluster", cluster,
+                                         "--heartbeat-interval", "50", "--election-timeout", "500",
+                                         "--log-level", "error"};
+        pid[i] = ::fork();
+        if (pid[i] == 0) {
+            const int fd = ::open((dir + fmt::format("/m{}.log", i)).c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+            std::vector<char*> argv;
+            for (auto& a : args) argv.push_back(a.data());
+            argv.push_back(nullptr);
+            ::execvp("etcd", argv.data());
+            ::_exit(127);
+        }
+    }
+    const auto down = [&] {
+        for (int i = 0; i < 3; ++i) {
+            ::kill(pid[i], SIGCONT);
+            ::kill(pid[i], SIGKILL);
+            int st = 0;
+            ::waitpid(pid[i], &st, 0);
+        }
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    };
+    etcd_client c(etcd_endpoints({fmt::format("http://127.0.0.1:{}", client[0])}), 500ms);
+    const bool up = eventually(
+        [&] {
+            try {
+                c.put("/probe", "x");   // a write: the cluster has a leader
+                return true;
+            } catch (const etcd_error&) {
+                return false;
+            }
+        },
+        15s);
+    if (!up) {
+        down();
+        FAIL() << "the three-member cluster did not form; see " << dir;
+    }
+    std::atomic<bool> stop{false};
+    std::string error;
+    std::atomic<bool> ended{false};
+    std::thread w([&] {
+        try {
+            c.watch_prefix("/quiet/", 0, [](const std::vector<etcd_event>&, int64_t) { return true; }, stop);
+        } catch (const etcd_error& ex) {
+            error = ex.what();
+        }
+        ended = true;
+    });
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(ended.load()) << "a healthy member keeps the watch: " << error;
+    const auto t0 = std::chrono::steady_clock::now();
+    ::kill(pid[1], SIGSTOP);
+    ::kill(pid[2], SIGSTOP);
+    const bool done = eventually([&] { return ended.load(); }, 10s);
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    stop = true;
+    w.join();
+    down();
+    EXPECT_TRUE(done) << "the watch on the member without a leader ended";
+    EXPECT_NE(error.find("no leader"), std::string::npos) << error;
+    EXPECT_LT(took, 10.0);
+}
+
+// The director's freshness follows its watch, not its lease (docs/fleet.md
+// "The view"). The watch's member goes silent (here a proxy in front of etcd
+// that stops passing bytes while keeping the connection: what a member cut
+// off from the majority looks like to its clients) while the lease's
+// keep-alive goes on through another endpoint. Before, the keep-alive kept
+// the director "fresh" and it placed from a view that no longer saw the
+// registry (an edge that registered meanwhile never appeared). Now the watch
+// ends after stale_s / 2 without a word, the whole view is read again
+// (through the next endpoint), and the change is seen; with no endpoint
+// answering, the director refuses as stale, saying why.
+TEST(Director, a_watch_gone_silent_is_read_again_and_a_view_nobody_confirms_goes_stale) {
+    etcd_server& e = shared_etcd();
+    fleet_fixture f;
+    f.add(e, "o1", "origin", 1000, {{7, 40007}});
+    f.add(e, "e1", "edge", 1000, {{7, 40007}});
+    const control::token_minter m(join_keys());
+    test::tcp_proxy px(e.client_port());
+    auto o = dir_options(e, f.prefix, "d1");
+    o.etcd = etcd_endpoints({px.url(), e.url()});   // the proxy first: the watch starts there
+    o.stale = 2s;                                   // the watch's deadline: 1 s
+    director d(o, minter_for(m));
+    d.start();
+    ASSERT_TRUE(eventually([&] { return d.status().relays == 2; }));
+    const auto restarts = d.status().watch_restarts;
+    px.freeze(true);
+    f.add(e, "e2", "edge", 1000, {{7, 40007}});
+    EXPECT_TRUE(eventually([&] { return d.status().relays == 3; }, 8s))
+        << "the edge registered after the watch's member went silent is seen; relays " << d.status().relays
+        << ", last error: " << d.status().last_error;
+    EXPECT_GT(d.status().watch_restarts, restarts);
+    EXPECT_FALSE(d.status().stale);
+    EXPECT_EQ(d.place({7, 2, "", 1}).error, place_error::none);
+    d.stop();
+
+    // Only the silent member: nothing confirms the view, so it goes stale
+    // (the lease keep-alive through it fails too, as before).
+    auto o2 = dir_options(e, f.prefix, "d2");
+    px.freeze(false);
+    o2.etcd = etcd_endpoints({px.url()});
+    director d2(o2, minter_for(m));
+    d2.start();
+    ASSERT_TRUE(eventually([&] { return d2.status().relays == 3; }));
+    px.freeze(true);
+    ASSERT_TRUE(eventually([&] { return d2.status().stale; }, 8s));
+    const auto a = d2.place({7, 1, "", 1});
+    EXPECT_EQ(a.error, place_error::registry_stale);
+    EXPECT_NE(a.reason.find("no watch event, progress notification or whole read"), std::string::npos) << a.reason;
+    d2.stop();
+    px.freeze(false);
     for (auto& r : f.regs) r->stop(true);
 }
 
