@@ -39,7 +39,7 @@ void director::touch() { _answered = _contact = steady::now(); }
 
 void director::refuse(const std::string& key, const std::string& why) {
     _last_error = fmt::format("registry key {}: {}", escape_for_log(key), why);
-    if (_refused_keys.insert(key).second) ++_records_refused;   // once per key until it is deleted or mended
+    _refused.refuse(key);   // once per key until it is deleted or mended
 }
 
 void director::count_directors() {
@@ -49,7 +49,7 @@ void director::count_directors() {
 void director::apply(const std::string& key, const std::string* value, int64_t lease) {
     const std::string relays = relays_prefix(_o.prefix), dirs = directors_prefix(_o.prefix),
                       trunks = trunks_prefix(_o.prefix);
-    if (value == nullptr) _refused_keys.erase(key);
+    if (value == nullptr) _refused.forget(key);
     if (key.rfind(relays, 0) == 0) {
         // Stored by the key's name: the record's "id" must be that name, or
         // a record at relays/zz saying "ghost" would stay in the view when
@@ -77,7 +77,7 @@ void director::apply(const std::string& key, const std::string* value, int64_t l
         }
         if (r) {
             _core.upsert(*r);
-            _refused_keys.erase(key);
+            _refused.forget(key);
         } else {
             _core.erase(id);   // an unreadable record places nothing
             refuse(key, why);
@@ -94,7 +94,7 @@ void director::apply(const std::string& key, const std::string* value, int64_t l
         }
         if (ok) {
             _directors.insert(id);
-            _refused_keys.erase(key);
+            _refused.forget(key);
         } else {
             _directors.erase(id);
             if (value != nullptr)
@@ -128,10 +128,7 @@ void director::load_full(etcd_client& c, int64_t* revision) {
     _directors.clear();
     _directors.insert(_o.director_id);   // ourselves, even before our key is there
     // Refusals of keys still there stay counted once; those of keys gone go.
-    std::set<std::string> still;
-    for (const auto& kv : kvs)
-        if (_refused_keys.count(kv.key)) still.insert(kv.key);
-    _refused_keys = std::move(still);
+    _refused.keep_only(kvs);
     for (const auto& kv : kvs) apply(kv.key, &kv.value, kv.lease);
     count_directors();
     touch();
@@ -306,7 +303,7 @@ director_status director::status() const {
     s.view_age_s = _loaded ? std::chrono::duration<double>(steady::now() - _contact).count() : -1;
     s.stale = !_loaded || steady::now() - _contact > _o.stale;
     s.watch_restarts = _watch_restarts;
-    s.records_refused = _records_refused;
+    s.records_refused = _refused.count();
     s.last_error = _last_error;
     return s;
 }

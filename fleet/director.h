@@ -135,8 +135,7 @@ private:
     steady::time_point _answered{};
     bool _loaded = false;
     uint64_t _watch_restarts = 0;
-    uint64_t _records_refused = 0;
-    std::set<std::string> _refused_keys;   // keys in etcd now whose refusal was counted
+    refused_keys _refused;   // keys in etcd now whose refusal was counted
     std::string _last_error;
     std::atomic<bool> _stop{false};
     std::thread _watch_thread;

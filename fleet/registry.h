@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -86,6 +87,44 @@ inline std::string trunk_key(const std::string& prefix, uint32_t session, const 
 // a relay would act on it and then delete only the canonical key, and a
 // director would see a trunk that is not there (strtoul wraps and trims).
 std::optional<uint32_t> parse_session_key(std::string_view text);
+
+// Registry keys a reader refused to act on (the director's and the trunk
+// watch's records_refused, docs/fleet.md "Keys"): each counted once while
+// it stays refused; forgotten when the key is deleted or mended, so it is
+// counted again if it comes back refused; at a whole read, pruned to the
+// keys still there. It holds only keys that are in etcd now, so it is
+// bounded by the registry itself (refusals of keys gone while the watch
+// was down go at the next whole read). Not thread-safe: under the
+// reader's mutex.
+class refused_keys {
+public:
+    // True, and counted, the first time `key` is refused since it was last forgotten.
+    bool refuse(const std::string& key) {
+        if (!_keys.insert(key).second) return false;
+        ++_count;
+        return true;
+    }
+    // The key was deleted, or now reads as what its name says.
+    void forget(const std::string& key) { _keys.erase(key); }
+    // A whole read: keep the refusals of the keys in `lists` (ranges of
+    // items with a `key`: etcd_kv), drop the rest. Counts stay.
+    template <class... Lists>
+    void keep_only(const Lists&... lists) {
+        std::set<std::string> still;
+        const auto from = [&](const auto& list) {
+            for (const auto& kv : list)
+                if (_keys.count(kv.key)) still.insert(kv.key);
+        };
+        (from(lists), ...);
+        _keys = std::move(still);
+    }
+    uint64_t count() const { return _count; }   // refusals counted, ever
+    size_t size() const { return _keys.size(); }   // keys refused now
+
+private:
+    std::set<std::string> _keys;
+    uint64_t _count = 0;
+};
 
 // Directors counted from <prefix>/directors/ at most (docs/fleet.md
 // "Several directors"): a registry writer's keys under leases can shrink

@@ -309,6 +309,7 @@ void trunk_watch::stop() {
 trunk_watch_status trunk_watch::status() const {
     std::lock_guard lk(_mu);
     trunk_watch_status s = _st;
+    s.records_refused = _refused.count();
     s.relays = _relays.size();
     s.trunks = _trunks.size();
     return s;
@@ -328,7 +329,7 @@ void trunk_watch::on_key(const std::string& key, const std::string* value, int64
             why = fmt::format("the record says id \"{}\", not its key's name", escape_for_log(r->id));
             r.reset();
         }
-        if (value == nullptr || r) _refused_keys.erase(key);
+        if (value == nullptr || r) _refused.forget(key);
         _unleased.erase(id);
         if (r && lease == 0) {
             // A registrar always writes its record under its lease, so the
@@ -355,7 +356,7 @@ void trunk_watch::on_key(const std::string& key, const std::string* value, int64
             if (value != nullptr)
                 refuse(key, fmt::format("trunk key {}: not <session 1..4294967295>/<edge>", escape_for_log(key)));
             else
-                _refused_keys.erase(key);
+                _refused.forget(key);
             return;
         }
         const std::pair<uint32_t, std::string> k{*s, rest.substr(slash + 1)};
@@ -374,13 +375,13 @@ void trunk_watch::on_key(const std::string& key, const std::string* value, int64
             _trunk_rev.erase(k);
             if (value != nullptr) refuse(key, fmt::format("trunk key {}: {}", escape_for_log(key), why));
         }
-        if (value == nullptr || t) _refused_keys.erase(key);
+        if (value == nullptr || t) _refused.forget(key);
     }
 }
 
 void trunk_watch::refuse(const std::string& key, std::string why) {
     _st.last_error = std::move(why);
-    if (_refused_keys.insert(key).second) ++_st.records_refused;   // once per key until deleted or mended
+    _refused.refuse(key);   // once per key until deleted or mended
 }
 
 void trunk_watch::replan() {
@@ -408,11 +409,7 @@ void trunk_watch::load_full(etcd_client& c, int64_t* revision) {
     _trunks.clear();
     _trunk_rev.clear();
     // Refusals of keys still there stay counted once; those of keys gone go.
-    std::set<std::string> still;
-    for (const auto* kvs : {&relays, &trunks})
-        for (const auto& kv : *kvs)
-            if (_refused_keys.count(kv.key)) still.insert(kv.key);
-    _refused_keys = std::move(still);
+    _refused.keep_only(relays, trunks);
     for (const auto& kv : relays) on_key(kv.key, &kv.value, kv.mod_revision, kv.lease);
     for (const auto& kv : trunks) on_key(kv.key, &kv.value, kv.mod_revision, kv.lease);
     replan();

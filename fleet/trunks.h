@@ -225,7 +225,7 @@ private:
     std::map<std::string, relay_record> _unleased;   // relay records without a lease: never acted on
     std::map<std::pair<uint32_t, std::string>, trunk_record> _trunks;
     std::map<std::pair<uint32_t, std::string>, int64_t> _trunk_rev;   // mod_revision of each trunk key
-    std::set<std::string> _refused_keys;   // keys in etcd now whose refusal was counted
+    refused_keys _refused;   // keys in etcd now whose refusal was counted
     trunk_plan _plan;
     uint64_t _plan_version = 0;     // bumped when _plan changes
     trunk_watch_status _st;

@@ -145,6 +145,40 @@ uint32_t placed_on(const plan_result& p, const std::string& e) {
     return 0;
 }
 
+// The one rule the director and the trunk watch share for registry keys
+// they refuse (fleet/registry.h refused_keys): counted once while refused,
+// forgotten on a delete or a mend, pruned to the keys still there at a
+// whole read. Each row is one step and the count and size after it.
+TEST(RefusedKeys, a_key_is_counted_once_until_deleted_mended_or_gone_at_a_whole_read) {
+    refused_keys r;
+    struct row {
+        const char* what;
+        std::function<void()> step;
+        uint64_t count;
+        size_t size;
+    };
+    const std::vector<etcd_kv> still = {{"/p/relays/a", "", 0, 0, 0}, {"/p/relays/x", "", 0, 0, 0}};
+    const std::vector<etcd_kv> none;
+    const row rows[] = {
+        {"a refused", [&] { EXPECT_TRUE(r.refuse("/p/relays/a")); }, 1, 1},
+        {"a again (every apply meets it)", [&] { EXPECT_FALSE(r.refuse("/p/relays/a")); }, 1, 1},
+        {"b refused", [&] { EXPECT_TRUE(r.refuse("/p/trunks/07/e")); }, 2, 2},
+        {"b deleted: forgotten, the count stays", [&] { r.forget("/p/trunks/07/e"); }, 2, 1},
+        {"b back, refused again: counted again", [&] { EXPECT_TRUE(r.refuse("/p/trunks/07/e")); }, 3, 2},
+        {"a mended", [&] { r.forget("/p/relays/a"); }, 3, 1},
+        {"a refused again", [&] { EXPECT_TRUE(r.refuse("/p/relays/a")); }, 4, 2},
+        {"a whole read that still has a (and x, never refused), not b", [&] { r.keep_only(still, none); }, 4, 1},
+        {"a is still counted once", [&] { EXPECT_FALSE(r.refuse("/p/relays/a")); }, 4, 1},
+        {"a whole read of an empty registry", [&] { r.keep_only(none); }, 4, 0},
+    };
+    for (const auto& x : rows) {
+        SCOPED_TRACE(x.what);
+        x.step();
+        EXPECT_EQ(r.count(), x.count);
+        EXPECT_EQ(r.size(), x.size);
+    }
+}
+
 TEST(Placement, least_loaded_first_within_room_and_all_or_nothing) {
     const auto t0 = steady::now();
     struct row {
