@@ -141,6 +141,12 @@ void admission::admit(uint32_t session_id, const listener_cost& c, const join_co
     const uint64_t total = listeners_in(n);
     if (total == 0) return;
     check_capacity(c, n, "");
+    take_join_tokens(session_id, total, now);
+    add_load(c, n, +1);
+    _admitted += total;
+}
+
+void admission::take_join_tokens(uint32_t session_id, uint64_t total, clock::time_point now) {
     // Join rate: both buckets must hold `total` tokens. A request larger than
     // a bucket can ever hold would wait forever: refuse it as invalid.
     const double srate = _cfg.session_join_rate_per_s;
@@ -169,8 +175,32 @@ void admission::admit(uint32_t session_id, const listener_cost& c, const join_co
         sb.tokens -= static_cast<double>(total);
     }
     _sessions[session_id] = sb;
-    add_load(c, n, +1);
-    _admitted += total;
+}
+
+void admission::admit_move(uint32_t session_id, const listener_cost& c, ip_family f, unsigned port, unsigned to_tier,
+                           clock::time_point now) {
+    std::lock_guard g(_mu);
+    if (port >= dp::max_ports || to_tier >= dp::max_tiers)
+        throw action_error(error_code::invalid, "a listener's move names port " + std::to_string(port) + " and tier " +
+                                                    std::to_string(to_tier) + ": out of range");
+    join_counts n{};
+    n[f][port][to_tier] = 1;
+    // Judged without its own load (it is planned already), and the load put
+    // back exactly as it was whatever the verdict: the listener costs the
+    // same at every tier, so a move changes no load.
+    const std::vector<double> ports = _port_used_bps;
+    const double pps = _used_pps;
+    add_load(c, n, -1);
+    try {
+        check_capacity(c, n, "");
+    } catch (...) {
+        _port_used_bps = ports;
+        _used_pps = pps;
+        throw;
+    }
+    _port_used_bps = ports;
+    _used_pps = pps;
+    take_join_tokens(session_id, 1, now);
 }
 
 void admission::admit_load(const listener_cost& c, const join_counts& n) {

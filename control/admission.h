@@ -103,6 +103,17 @@ public:
     // action_error (capacity, rate_limited with retry_after_s, invalid) and
     // changes nothing.
     void admit(uint32_t session_id, const listener_cost& c, const join_counts& n, clock::time_point now = clock::now());
+    // One listener already admitted moves to tier `to_tier` (its family and
+    // port stay: relay_state::listener_set_tier). Judged as a join at that
+    // tier would be, with its own load set aside: the port and fan-out
+    // capacity within the share the tiers above `to_tier` leave it, then
+    // one token of the session's and the relay's join buckets (a move is a
+    // join's work for the control plane: a publish, a journal record).
+    // Its load stays what it was (a listener costs the same at any tier)
+    // and it is not counted as admitted again. Throws action_error as
+    // admit() does (capacity, rate_limited, invalid) and changes nothing.
+    void admit_move(uint32_t session_id, const listener_cost& c, ip_family f, unsigned port, unsigned to_tier,
+                    clock::time_point now = clock::now());
     // More load for listeners already admitted (a speaker joining a forward
     // session adds its stream to each of them): capacity only, no join
     // tokens. Throws capacity and changes nothing.
@@ -135,6 +146,9 @@ private:
     // Throws capacity unless n listeners costing c fit (caller holds _mu).
     void check_capacity(const listener_cost& c, const join_counts& n, const char* what) const;
     void add_load(const listener_cost& c, const join_counts& n, double sign);
+    // Takes `total` tokens of the session's and the relay's join buckets or
+    // throws (invalid: more than a bucket holds; rate_limited); caller holds _mu.
+    void take_join_tokens(uint32_t session_id, uint64_t total, clock::time_point now);
 
     admission_config _cfg;
     mutable std::mutex _mu;

@@ -708,8 +708,10 @@ struct api_server::impl {
                                            res.info.state + ") is still being written: end its session first");
             case rs::waiting_for_disk:
                 fail(409, "recording", what + " (session " + std::to_string(res.info.session_id) +
-                                           ") has ended, but its disk has not answered a write or sync yet; it is "
-                                           "closed, and can be deleted, once the disk answers");
+                                           ") cannot be deleted yet: its session has ended, but a write or sync of "
+                                           "its track files is still waiting for the disk (the tracks say "
+                                           "waiting_for_disk); once the disk answers, the files are closed and "
+                                           "it can be deleted");
             case rs::failed: fail(500, "delete_failed", what + ": " + res.error + " (it stays listed)");
             case rs::removed: break;
             }

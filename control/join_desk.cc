@@ -435,40 +435,34 @@ void join_desk::handle(rte_mbuf* m, clock_t_::time_point now, std::vector<pendin
         const uint8_t tier = o != _by_token.end() ? o->second.tier : r.tier;
         if (tier != r.tier) {
             // The new token grants another tier (docs/join.md "Renewal and
-            // tier"): the listener takes it, or the request is refused as a
-            // join at that tier would be. relay_state has no action that
-            // changes a listener's tier, so the listener is removed and
-            // added again at the new one; that is a join's work (a
-            // listener_add, journal records, a publish), so it is charged
-            // to the source's bucket first (not to its bindings: it holds
-            // this one already), which also bounds a client flipping
-            // between two tokens. If the new tier is refused, the listener
-            // is put back as it was, at its old tier under its old token
-            // (still its own, until its expiry), and the request is
-            // answered with the refusal; if even that is refused (the join
-            // rate spent meanwhile), the listener is gone with its binding,
-            // a clean refusal. Nothing is half-changed either way.
+            // tier"): the listener moves there in one action
+            // (listener_set_tier: no publish falls between a removal and an
+            // add), or the request is refused as a join at that tier would
+            // be and nothing changes: the listener stays at its old tier,
+            // bound to its old token (still its own, until its expiry). A
+            // move is a join's work for the control plane (admission's join
+            // rates, a journal record, a publish), so it is charged to the
+            // source's bucket first (not to its bindings: it holds this one
+            // already), which also bounds a client flipping between two
+            // tokens.
             if (source_refused(true)) return;
-            bool was = true;
             try {
-                _cp.state().listener_del(at.session_id, la);
-            } catch (const action_error&) {
-                was = false;   // not in the table (its session ended and came back): added below, or refused
-            }
-            try {
-                _cp.state().listener_add(at.session_id, listener_spec{la.ip, la.port, r.tier, true, la.ip6});
+                _cp.state().listener_set_tier(at.session_id, la, r.tier);
             } catch (const action_error& e) {
-                bool kept = false;
-                if (was) {
-                    try {
-                        _cp.state().listener_add(at.session_id, listener_spec{la.ip, la.port, tier, true, la.ip6});
-                        kept = true;
-                    } catch (const action_error&) {
-                    }
+                if (e.code != error_code::not_found) {
+                    refuse(e);
+                    return;
                 }
-                if (!kept) unbind(old);
-                refuse(e);
-                return;
+                // Not in the table (its session ended and came back, or
+                // ended for good): added at the new tier, as a renewal, or
+                // refused as a join there (404 once the session is gone).
+                try {
+                    _cp.state().listener_add(at.session_id, listener_spec{la.ip, la.port, r.tier, true, la.ip6});
+                } catch (const action_error& e2) {
+                    unbind(old);
+                    refuse(e2);
+                    return;
+                }
             }
             unbind(old);
             bind(tok, binding{at, r.tier, now, r.expiry});

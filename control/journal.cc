@@ -181,6 +181,8 @@ std::optional<std::string> apply(relay_state& st, const jr::record& rec) {
                     st.srtp_ingress_marked(r.session_id, listener_addr{r.ip, r.port, r.ip6}, r.ssrc_be, r.index);
                 } else if constexpr (std::is_same_v<T, jr::rec_session_ids>) {
                     st.session_ids_given(r.next);
+                } else if constexpr (std::is_same_v<T, jr::rec_listener_tier>) {
+                    st.listener_set_tier(r.session_id, listener_addr{r.ip, r.port, r.ip6}, r.tier);
                 } else if constexpr (std::is_same_v<T, jr::rec_snapshot_end>) {
                     throw action_error(error_code::invalid, "snapshot_end record outside a snapshot");
                 }
@@ -220,6 +222,8 @@ jr::record_type type_of(const jr::record& r) {
             else if constexpr (std::is_same_v<T, jr::rec_srtp_ingress_mark>)
                 return v.ip6 ? jr::record_type::srtp_ingress_mark6 : jr::record_type::srtp_ingress_mark;
             else if constexpr (std::is_same_v<T, jr::rec_session_ids>) return jr::record_type::session_ids;
+            else if constexpr (std::is_same_v<T, jr::rec_listener_tier>)
+                return v.ip6 ? jr::record_type::listener_tier6 : jr::record_type::listener_tier;
             else return jr::record_type::snapshot_end;
         },
         r);

@@ -280,6 +280,18 @@ std::optional<record> decode_payload(record_type t, const uint8_t* p, size_t n, 
         out = r;
         break;
     }
+    case record_type::listener_tier:
+    case record_type::listener_tier6: {
+        rec_listener_tier r{};
+        r.session_id = c.u32();
+        c.addr(t == record_type::listener_tier6, r.ip, r.ip6);
+        r.port = c.u16();
+        const uint8_t tier = c.u8();
+        if (tier & 0x80) c.bad = true;   // reserved: the move keeps "joined by token", it does not write it
+        r.tier = tier;
+        out = r;
+        break;
+    }
     case record_type::snapshot_end: {
         rec_snapshot_end r{};
         r.sessions = c.u32();
@@ -470,6 +482,13 @@ void encode(const record& r, std::string& out) {
                 frame f(out, record_type::session_ids);
                 put64(out, v.next);
                 f.finish();
+            } else if constexpr (std::is_same_v<T, rec_listener_tier>) {
+                frame f(out, v.ip6 ? record_type::listener_tier6 : record_type::listener_tier);
+                put32(out, v.session_id);
+                put_addr(out, v.ip, v.ip6);
+                put16(out, static_cast<uint16_t>(v.port));
+                put8(out, static_cast<uint8_t>(v.tier & 0x7f));
+                f.finish();
             } else if constexpr (std::is_same_v<T, rec_snapshot_end>) {
                 frame f(out, record_type::snapshot_end);
                 put32(out, v.sessions);
@@ -603,6 +622,8 @@ const char* name_of(record_type t) noexcept {
     case record_type::srtp_ingress_mark: return "srtp_ingress_mark";
     case record_type::srtp_ingress_mark6: return "srtp_ingress_mark6";
     case record_type::session_ids: return "session_ids";
+    case record_type::listener_tier: return "listener_tier";
+    case record_type::listener_tier6: return "listener_tier6";
     }
     return "unknown";
 }

@@ -85,6 +85,14 @@ enum class record_type : uint8_t {
     // was given, to a session live or ended (a journal's session_create
     // records say as much by themselves).
     session_ids = 19,
+    // A listener moved to another tier in one step (relay_state::
+    // listener_set_tier: a token renewed with a token of another tier,
+    // docs/join.md "Renewal and tier"): session, address, port and the new
+    // tier; it keeps "joined by token" and becomes the newest of its new
+    // tier. A build before these stops at the first one as at any corrupt
+    // record.
+    listener_tier = 20,
+    listener_tier6 = 21,
 };
 inline constexpr size_t bulk6_item_bytes = 19;         // ip6, port, tier
 
@@ -128,6 +136,13 @@ struct removed_listener {
 struct rec_listeners_removed {
     std::vector<removed_listener> items;
 };
+struct rec_listener_tier {
+    uint32_t session_id;
+    uint32_t ip;
+    unsigned port;
+    unsigned tier;          // 0..127 on disk (bit 7 reserved); the action refuses what the relay does not serve
+    std::optional<ipv6_addr> ip6 = std::nullopt;
+};
 struct rec_srtp_reserve {
     uint32_t session_id;
     uint32_t ssrc_be;       // the SSRC as on the wire (the egress table's tag)
@@ -152,7 +167,7 @@ struct rec_snapshot_end {
 
 using record = std::variant<rec_session_create, rec_session_end, rec_speaker_add, rec_speaker_del, rec_listener_add,
                             rec_listener_del, rec_listener_add_bulk, rec_listeners_removed, rec_snapshot_end,
-                            rec_srtp_reserve, rec_srtp_ingress_mark, rec_session_ids>;
+                            rec_srtp_reserve, rec_srtp_ingress_mark, rec_session_ids, rec_listener_tier>;
 
 // CRC32C (Castagnoli), as in iSCSI/ext4: DPDK's rte_hash_crc (SSE4.2 when
 // the CPU has it) with the standard pre- and post-inversion.

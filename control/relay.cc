@@ -357,6 +357,7 @@ relay::relay(const profile& p, const relay_options& o) : _impl(std::make_unique<
         ro.dir = o.recording_dir.empty() ? p.recording.dir : o.recording_dir;
         ro.max_tracks_per_recording = p.recording.max_tracks_per_recording;
         ro.max_tracks = p.recording.max_tracks;
+        if (o.record_end_timeout_ns != 0) ro.end_timeout_ns = o.record_end_timeout_ns;
         im.rec = std::make_unique<svc::recorder>(ro, im.shared, rr);
     }
     for (unsigned t = 0; t < nb_workers; ++t) {

@@ -54,6 +54,10 @@ struct relay_options {
     uint32_t arp_reachable_ms = 0;      // test knob, see worker_config
     unsigned nb_workers_override = 0;   // launch=false: number of worker contexts (default: from profile)
     std::string recording_dir{};        // empty: the profile's [recording] dir
+    // How long a session's end waits for its recording's last write and
+    // sync before it gives up (svc::recorder_options::end_timeout_ns); 0:
+    // the recorder's own (10 s). Tests of a disk that never answers shorten it.
+    uint64_t record_end_timeout_ns = 0;
     // Service hand-off rings (powers of two). Sized for ~80 ms (mixer) and
     // ~160 ms (recorder) of 1000 speakers; tests shrink them to overflow.
     unsigned mixer_ring_size = 4096;

@@ -907,6 +907,51 @@ struct relay_state::impl {
         s.dirty = true;
     }
 
+    // A listener moves to `tier` (relay_state::listener_set_tier; the
+    // caller checked and admitted it): either family, the same shard.
+    // Under the state mutex, so a publish sees it before or after, never
+    // in neither list.
+    void move_listener(session_state& s, std::unordered_map<uint64_t, listener_rec>::iterator it, unsigned tier) {
+        const uint64_t key = it->first;
+        listener_rec& rec = it->second;
+        const bool trunk = (rec.flags & lrec_trunk) != 0;
+        auto move_slot = [&](auto& lists) {
+            auto& from = lists[s.list_at(trunk, rec.shard, rec.tier)];
+            auto& to = lists[s.list_at(trunk, rec.shard, tier)];
+            auto& old = writable_slot(from, rec.slot);
+            auto copy = old;
+            std::memset(&old, 0, sizeof old);
+            from.free_slots.push_back(rec.slot);
+            --from.nb_live;
+            uint32_t slot;
+            if (!to.free_slots.empty()) {
+                slot = to.free_slots.back();
+                to.free_slots.pop_back();
+            } else {
+                slot = to.nb_slots++;
+            }
+            copy.tier = static_cast<uint8_t>(tier);
+            writable_slot(to, slot) = copy;
+            ++to.nb_live;
+            return slot;
+        };
+        const ip_family fam = is_key6(key) ? family_ipv6 : family_ipv4;
+        const uint32_t slot = fam == family_ipv6 ? move_slot(s.lists6) : move_slot(s.lists);
+        --s.tier_live[rec.tier];
+        ++s.tier_live[tier];
+        --s.live[fam][rec.port_idx][rec.tier];
+        ++s.live[fam][rec.port_idx][tier];
+        // Out of the old tier's join order (a hole: the compaction's moves
+        // never name this key), then the newest of the new one.
+        s.order[rec.tier].remove(rec.order_pos, [&](uint64_t k, uint32_t pos) { s.listeners.find(k)->second.order_pos = pos; });
+        const uint64_t seq = next_seq++;
+        rec.order_pos = s.order[tier].add(seq, key);
+        rec.seq = seq;
+        rec.tier = static_cast<uint8_t>(tier);
+        rec.slot = slot;
+        s.dirty = true;
+    }
+
     // The key of a session's listener at (ip, ip6, port), or nullopt.
     std::optional<uint64_t> key_of(const session_state& s, uint32_t ip, const std::optional<ipv6_addr>& ip6,
                                    unsigned port) const {
@@ -1890,6 +1935,34 @@ void relay_state::listener_del_bulk(uint32_t session_id, const std::vector<liste
         if (!r.items.empty()) jr::encode(r, im.jr_pending);
     }
     im.mark_changed();
+}
+
+bool relay_state::listener_set_tier(uint32_t session_id, const listener_addr& a, unsigned tier) {
+    std::lock_guard g(_impl->mu);
+    auto& im = *_impl;
+    try {
+        session_state& s = im.get(session_id);
+        if (tier >= max_tiers)
+            throw action_error(error_code::invalid, "tier: " + std::to_string(tier) + " is out of range 0.." +
+                                                        std::to_string(max_tiers - 1));
+        const auto k = im.key_of(s, a.ip, a.ip6, a.port);
+        if (!k) throw action_error(error_code::not_found, "no listener " + format_peer(a.ip, a.ip6, a.port));
+        const auto it = s.listeners.find(*k);
+        if (it->second.flags & lrec_trunk)
+            throw action_error(error_code::invalid, "listener " + format_peer(a.ip, a.ip6, a.port) +
+                                                        " is a fleet trunk: its tier is the trunk's, it does not move");
+        if (it->second.tier == tier) return false;
+        im.check_journal();
+        const ip_family fam = is_key6(*k) ? family_ipv6 : family_ipv4;
+        if (im.adm != nullptr) im.adm->admit_move(session_id, s.per_listener(), fam, it->second.port_idx, tier);
+        im.move_listener(s, it, tier);
+        im.journal_record(jr::rec_listener_tier{session_id, a.ip6 ? 0 : a.ip, a.port, tier, a.ip6});
+        im.mark_changed();
+        return true;
+    } catch (const action_error& e) {
+        if (im.adm != nullptr) im.adm->count_refusal(e.code);
+        throw;
+    }
 }
 
 std::vector<shed_record> relay_state::shed_newest(unsigned tier, size_t k) {

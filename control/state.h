@@ -148,6 +148,22 @@ public:
     void speaker_del(uint32_t session_id, const listener_addr& a);
     void listener_add(uint32_t session_id, const listener_spec& l);
     void listener_del(uint32_t session_id, const listener_addr& a, listener_removal why = listener_removal::leave);
+    // Moves a listener (either family) to another tier in one step, under
+    // the state mutex, so that no published snapshot lacks it: its slot
+    // leaves the old tier's list and takes one in the new tier's list of the
+    // same shard; the session's counts, admission's and the join order
+    // follow, and it is the newest listener of its new tier (shed first,
+    // as a join there would be). It keeps "joined by token"; a session's
+    // tally counts neither a join nor a leave. Admission judges the new
+    // tier as a join there (admission::admit_move: the reserves of the
+    // tiers above it, the join rates). One journal record
+    // (listener_tier). Returns false, changing nothing and writing
+    // nothing, when the listener is at `tier` already. Throws action_error
+    // and changes nothing: not_found (no such session or listener),
+    // invalid (a tier out of range; a fleet trunk listener, whose tier is
+    // the trunk's), capacity and rate_limited (admission; the journal
+    // cannot write), as listener_add does.
+    bool listener_set_tier(uint32_t session_id, const listener_addr& a, unsigned tier);
     // Overload shedding: remove up to `k` listeners of `tier`, newest first,
     // across all sessions. Speakers are never touched.
     std::vector<shed_record> shed_newest(unsigned tier, size_t k);

@@ -544,7 +544,10 @@ TEST(join, a_listener_renews_its_token_from_the_same_address) {
 // A renewal gives the listener its new token's tier (docs/join.md "Renewal
 // and tier"): the tier decides who is shed first, and a renewal kept the
 // old token's before. The same tier leaves the listener as it was (its
-// place in the join order); another moves it there, as the newest of it.
+// place in the join order); another moves it there, as the newest of it,
+// in one action (relay_state::listener_set_tier): the session counts
+// neither a leave nor a join (the desk removed and added it before, and a
+// publish could fall between the two).
 TEST(join, a_renewal_takes_the_new_tokens_tier) {
     join_env e;
     struct row {
@@ -568,10 +571,14 @@ TEST(join, a_renewal_takes_the_new_tokens_tier) {
         const control::join_stats before = e.stats();
         const uint64_t listeners = e.listeners();
         const size_t bindings = e.desk().bindings();
+        const control::session_tally tally = e.r().state().session(1)->tally;
 
         const auto a = e.ask(second, nat_ip, port, false, 2);
         ASSERT_TRUE(a.has_value()) << rw.what;
         EXPECT_EQ(stun::binding_success, a->type) << rw.what << ": " << a->code << " " << a->reason;
+        const control::session_tally moved = e.r().state().session(1)->tally;
+        EXPECT_EQ(tally.joins, moved.joins) << rw.what << ": one move, not a leave and a join";
+        EXPECT_EQ(tally.leaves, moved.leaves) << rw.what << ": one move, not a leave and a join";
         const auto renewed = e.listener_at(nat_ip, port);
         ASSERT_TRUE(renewed.has_value()) << rw.what;
         EXPECT_EQ(rw.to, renewed->tier) << rw.what << ": the listener kept a tier its token no longer grants";
@@ -605,7 +612,9 @@ TEST(join, a_renewal_takes_the_new_tokens_tier) {
 }
 
 // A renewal whose new tier admission refuses is answered as a join at that
-// tier would be, and the listener stays at its old tier under its old token.
+// tier would be, and nothing changes: the listener stays at its old tier
+// under its old token, in its place in the join order (it was removed and
+// put back before, as the newest of its tier).
 // Tier 0 reserves 90 % of a 900 kbit/s port: one 287.2 kbit/s listener fits
 // at tier 0, none at the tiers below it.
 TEST(join, a_renewal_refused_at_its_new_tier_keeps_the_listener_at_its_old_one) {
@@ -631,6 +640,9 @@ TEST(join, a_renewal_refused_at_its_new_tier_keeps_the_listener_at_its_old_one) 
         const control::join_stats before = e.stats();
         const uint64_t listeners = e.listeners();
         const size_t bindings = e.desk().bindings();
+        const auto joined = e.listener_at(nat_ip, port);
+        ASSERT_TRUE(joined.has_value()) << rw.what;
+        const control::session_tally tally = e.r().state().session(1)->tally;
 
         const auto a = e.ask(mint(1, 600, secret_1, 1, rw.to), nat_ip, port, false, 2);
         ASSERT_TRUE(a.has_value()) << rw.what;
@@ -643,6 +655,9 @@ TEST(join, a_renewal_refused_at_its_new_tier_keeps_the_listener_at_its_old_one) 
         const auto l = e.listener_at(nat_ip, port);
         ASSERT_TRUE(l.has_value()) << rw.what << ": a refused renewal removed the listener";
         EXPECT_EQ(0u, l->tier) << rw.what;
+        EXPECT_EQ(joined->seq, l->seq) << rw.what << ": its place in the join order changed";
+        EXPECT_EQ(tally.joins, e.r().state().session(1)->tally.joins) << rw.what;
+        EXPECT_EQ(tally.leaves, e.r().state().session(1)->tally.leaves) << rw.what;
         EXPECT_EQ(listeners, e.listeners()) << rw.what;
         EXPECT_EQ(bindings, e.desk().bindings()) << rw.what;
         // Still bound to its old token: that one refreshes.
@@ -654,13 +669,20 @@ TEST(join, a_renewal_refused_at_its_new_tier_keeps_the_listener_at_its_old_one) 
     EXPECT_EQ(2u, e.r().state().session(1)->listeners_per_tier[0]);
 }
 
-// When even putting the listener back is refused (here the session's join
-// rate, one a second, spent by the join and then the new tier's attempt),
-// the renewal ends as a clean refusal: no listener, no binding, the join
-// rate's 429; the new token then joins as a new listener.
-TEST(join, a_renewal_refused_at_its_new_tier_and_back_is_a_clean_refusal) {
+// A move to another tier takes a token of the session's join bucket, as a
+// join there would. Refused by the join rate (one a second, spent by the
+// join), the renewal is answered 429 and nothing changes: the listener stays
+// at its old tier in its place, bound to its old token, which refreshes.
+// Once the bucket refills, the new token renews it at its tier. (Before the
+// move was one action, the desk removed the listener, was refused its add at
+// the new tier and again its add back at the old one, and the listener was
+// gone with its binding.)
+TEST(join, a_renewal_refused_by_the_join_rate_keeps_the_listener_at_its_old_tier) {
     join_env e([](control::profile& p) { p.limits.session_join_rate_per_s = 1; });
-    ASSERT_EQ(stun::binding_success, e.ask(mint(1, 600, secret_1, 1, 0)).value().type);
+    const auto first = mint(1, 600, secret_1, 1, 0);
+    ASSERT_EQ(stun::binding_success, e.ask(first).value().type);
+    const auto joined = e.listener_at(nat_ip, nat_port);
+    ASSERT_TRUE(joined.has_value());
     const auto second = mint(1, 600, secret_1, 1, 1);
     const auto a = e.ask(second, nat_ip, nat_port, false, 2);
     ASSERT_TRUE(a.has_value());
@@ -668,13 +690,22 @@ TEST(join, a_renewal_refused_at_its_new_tier_and_back_is_a_clean_refusal) {
     EXPECT_NE(std::string::npos, a->reason.find("rate limited, retry in")) << a->reason;
     EXPECT_EQ(1u, e.stats().refused_rate_limited);
     EXPECT_EQ(0u, e.stats().renewed);
-    EXPECT_EQ(0u, e.listeners());
-    EXPECT_EQ(0u, e.desk().bindings()) << "a binding without its listener";
+    EXPECT_EQ(1u, e.listeners());
+    EXPECT_EQ(1u, e.desk().bindings());
+    const auto kept = e.listener_at(nat_ip, nat_port);
+    ASSERT_TRUE(kept.has_value()) << "a refused renewal removed the listener";
+    EXPECT_EQ(0u, kept->tier);
+    EXPECT_EQ(joined->seq, kept->seq);
+    const auto r = e.ask(first, nat_ip, nat_port, false, 3);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(stun::binding_success, r->type) << "still bound to its old token";
+    EXPECT_EQ(1u, e.stats().refreshed);
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));   // the session's bucket refills
-    const auto b = e.ask(second, nat_ip, nat_port, false, 3);
+    const auto b = e.ask(second, nat_ip, nat_port, false, 4);
     ASSERT_TRUE(b.has_value());
     EXPECT_EQ(stun::binding_success, b->type) << b->code << " " << b->reason;
-    EXPECT_EQ(2u, e.stats().joined);
+    EXPECT_EQ(1u, e.stats().renewed);
+    EXPECT_EQ(1u, e.stats().joined);
     ASSERT_TRUE(e.listener_at(nat_ip, nat_port).has_value());
     EXPECT_EQ(1u, e.listener_at(nat_ip, nat_port)->tier);
 }

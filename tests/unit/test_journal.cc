@@ -145,6 +145,11 @@ std::vector<round_trip_row> round_trip_rows() {
         // SRTP ingress marks, one per family.
         {"srtp_ingress_mark", jr::rec_srtp_ingress_mark{7, 0xc612000a, std::nullopt, 5004, 0xd2040000u, 70001}},
         {"srtp_ingress_mark6", jr::rec_srtp_ingress_mark{7, 0, v6("2001:db8::a"), 65535, 1, (uint64_t{1} << 47) + 3}},
+        // A listener's move to another tier (relay_state::listener_set_tier).
+        {"listener_tier", jr::rec_listener_tier{9, 0xcb007105, 6000, 3}},
+        {"listener_tier_to_0", jr::rec_listener_tier{4294967295u, 0xffffffffu, 65535, 0}},
+        {"listener_tier6", jr::rec_listener_tier{9, 0, 1, 2, v6("2001:db8::6")}},
+        {"listener_tier_127", jr::rec_listener_tier{1, 0x0a000001, 5000, 127}},   // on disk; the action refuses it
     };
 }
 
@@ -180,6 +185,9 @@ bool same(const jr::record& a, const jr::record& b) {
                        x.ssrc_be == y.ssrc_be && x.index == y.index;
             } else if constexpr (std::is_same_v<T, jr::rec_session_ids>) {
                 return x.next == y.next;
+            } else if constexpr (std::is_same_v<T, jr::rec_listener_tier>) {
+                return x.session_id == y.session_id && x.ip == y.ip && x.ip6 == y.ip6 && x.port == y.port &&
+                       x.tier == y.tier;
             } else {
                 return x.sessions == y.sessions && x.speakers == y.speakers && x.listeners == y.listeners;
             }
@@ -304,6 +312,16 @@ std::vector<corrupt_row> corrupt_rows() {
         // Automatic ids start at 1 and there are 2^32 - 1 of them.
         {"session_ids_zero", frame(19, le32(0) + le32(0)), jr::reader::status::corrupt, 0, "malformed session_ids"},
         {"session_ids_past_2_32", frame(19, le32(1) + le32(1)), jr::reader::status::corrupt, 0, "malformed session_ids"},
+        // listener_tier: session, IPv4 address, port, tier (11 bytes); the
+        // tier byte's bit 7 is reserved (a move keeps "joined by token").
+        {"listener_tier_short", frame(20, le32(1) + le32(2) + std::string("\x01\x00", 2)), jr::reader::status::corrupt, 0,
+         "malformed listener_tier"},
+        {"listener_tier_long", frame(20, le32(1) + le32(2) + std::string("\x01\x00\x01\x00", 4)),
+         jr::reader::status::corrupt, 0, "malformed listener_tier"},
+        {"listener_tier_bit_7", frame(20, le32(1) + le32(2) + std::string("\x01\x00\x81", 3)), jr::reader::status::corrupt,
+         0, "malformed listener_tier"},
+        {"listener_tier6_with_an_ipv4_address", frame(21, le32(1) + le32(2) + std::string("\x01\x00\x01", 3)),
+         jr::reader::status::corrupt, 0, "malformed listener_tier6"},
     };
 }
 
@@ -594,6 +612,83 @@ TEST(JournalState, token_listeners_stay_token_listeners_across_a_snapshot_and_a_
     EXPECT_EQ(0xc61200f1u, t[0].ip);
     EXPECT_EQ(1u, t[0].tier);
     EXPECT_EQ(0xc61200f2u, t[1].ip);
+}
+
+// The records after `from` bytes of a journal file.
+std::vector<jr::record> records_from(const fs::path& file, size_t from) {
+    std::ifstream f(file, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    bytes.erase(0, from);
+    std::vector<jr::record> out;
+    jr::reader rd(bytes_of(bytes));
+    jr::record r;
+    while (rd.next(r) == jr::reader::status::record) out.push_back(r);
+    return out;
+}
+
+// A listener's move to another tier (relay_state::listener_set_tier) is one
+// listener_tier record, and a restart restores it from the journal and
+// from a snapshot alike: the tier, "joined by token", and its place as the
+// newest of its new tier (join order: shedding and paging). A move to its
+// own tier writes nothing.
+TEST(JournalState, a_listeners_move_to_another_tier_is_one_record_and_survives_a_compaction_and_a_restart) {
+    auto prof = journal_profile();
+    prof.ports[0].ipv6 = v6("2001:db8:100::1");
+    prof.ports[0].prefix6_len = 64;
+    prof.ports[0].gateway6 = v6("2001:db8:100::fe");
+    const listener_addr a{0xc61200f1, 5004};
+    const listener_addr b{0, 6001, v6("2001:db8:999::1")};
+    temp_dir d;
+    std::string before;
+    std::vector<shed_record> tokens_before;
+    {
+        node n(prof, d.path);
+        churn(*n.st);
+        n.st->listener_add(1, listener_spec{a.ip, a.port, 0, true});
+        n.st->listener_add(1, listener_spec{0, b.port, 3, false, b.ip6});
+        n.st->listener_add(1, listener_spec{0xc61200f2, 5004, 2, true});
+        n.st->publish();
+        const auto size = fs::file_size(d.path / "journal.1");
+        EXPECT_TRUE(n.st->listener_set_tier(1, a, 2));   // below 0xc61200f2 now: newest of tier 2
+        EXPECT_FALSE(n.st->listener_set_tier(1, b, 3));  // its tier already
+        n.st->publish();
+        const auto recs = records_from(d.path / "journal.1", size);
+        ASSERT_EQ(1u, recs.size()) << "one record, not a removal and an add";
+        const auto& r = std::get<jr::rec_listener_tier>(recs[0]);
+        EXPECT_EQ(1u, r.session_id);
+        EXPECT_EQ(a.ip, r.ip);
+        EXPECT_EQ(a.port, r.port);
+        EXPECT_EQ(2u, r.tier);
+        n.jr->compact(n.st->image());                    // the snapshot holds the first move
+        n.jr->wait_compaction();
+        ASSERT_EQ(1u, n.jr->stats().compactions);
+        EXPECT_TRUE(n.st->listener_set_tier(1, b, 1));   // journal.2 holds the second
+        n.st->publish();
+        before = describe(*n.st);
+        tokens_before = n.st->listener_refs(true);
+    }
+    EXPECT_NE(std::string::npos, before.find("listener 198.18.0.241:5004 tier 2"));
+    EXPECT_NE(std::string::npos, before.find("listener [2001:db8:999::1]:6001 tier 1"));
+    node n(prof, d.path);
+    EXPECT_EQ(0u, n.rep.records_skipped);
+    EXPECT_GE(n.rep.epoch, 2u) << "restored from the snapshot, then journal.2";
+    EXPECT_EQ(before, describe(*n.st)) << "tiers and join order";
+    const auto tokens = n.st->listener_refs(true);
+    ASSERT_EQ(tokens_before.size(), tokens.size());
+    bool found = false;
+    for (const auto& t : tokens)
+        if (t.ip == a.ip && t.port == a.port) {
+            found = true;
+            EXPECT_EQ(2u, t.tier) << "joined by token, at its new tier";
+        }
+    EXPECT_TRUE(found);
+    // The newest of tier 2 (across sessions) is the one that moved there.
+    const auto shed = n.st->shed_newest(2, 1);
+    ASSERT_EQ(1u, shed.size());
+    EXPECT_EQ(a.ip, shed[0].ip);
+    const auto shed1 = n.st->shed_newest(1, 1);
+    ASSERT_EQ(1u, shed1.size());
+    EXPECT_EQ(b.ip6, shed1[0].ip6);
 }
 
 TEST(JournalState, restart_restores_sessions_speakers_and_listeners_exactly) {
