@@ -41,6 +41,7 @@
 
 #include "stentor/display_text.h"
 #include "stentor/dp_counters.h"
+#include "stentor/dp_snapshot.h"
 #include "tls_files.h"
 #include "trunk_key.h"
 
@@ -72,7 +73,7 @@ constexpr int64_t u32_max = std::numeric_limits<uint32_t>::max();
 // speakers far beyond one relay's 1.6 M listeners' worth of audio.
 constexpr int64_t max_table_sessions = int64_t{1} << 20;
 constexpr int64_t max_table_speakers = int64_t{1} << 20;
-constexpr int64_t max_table_neighbours = int64_t{1} << 24;
+constexpr int64_t max_table_neighbours = dp::max_neigh_entries;   // an IPv4 listener record holds a 16-bit index
 // eal.memory_mb: 1 TiB, above what a relay server has (the shipped profiles
 // ask 256..8192 MB).
 constexpr int64_t max_memory_mb = int64_t{1} << 20;

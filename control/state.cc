@@ -46,12 +46,6 @@ T* alloc_zeroed(size_t bytes) {
 
 inline uint64_t ep_key(uint32_t ip, unsigned port) { return (uint64_t{ip} << 16) | port; }
 
-inline uint16_t fold(uint32_t s) {
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    return static_cast<uint16_t>(s);
-}
-
 // A setting the shared rules refused (config.h), as the action says it.
 std::string describe(const setting_error& e) { return e.setting + ": " + e.reason; }
 action_error invalid(const setting_error& e) { return action_error(error_code::invalid, describe(e)); }
@@ -72,7 +66,7 @@ inline bool in_subnet(uint32_t ip, uint32_t net, unsigned prefix) {
 }
 
 // The listeners of one (session, shard, tier) of one family, in
-// copy-on-write chunks: IPv4 (16-byte dp_listener) or IPv6 (32-byte
+// copy-on-write chunks: IPv4 (8-byte dp_listener) or IPv6 (32-byte
 // dp_listener6) records, the same scheme.
 template <class Chunk, class List>
 struct chunked_list {
@@ -775,6 +769,9 @@ struct relay_state::impl {
     }
 
     void add_listener(session_state& s, uint32_t ip, unsigned port, unsigned tier, bool by_token, bool trunk = false) {
+        // A free slot is one with port 0 (dp_listener): every caller checks
+        // the port (check_listener, the trunk plan); this keeps it so.
+        if (port == 0 || port > 65535) throw action_error(error_code::invalid, "listener port must be 1..65535");
         const auto [nexthop, port_idx] = route(ip);
         if (!neigh_available(nexthop))
             throw action_error(error_code::capacity, "neighbour table full (limits.max_neighbours)");
@@ -794,11 +791,7 @@ struct relay_state::impl {
         dp_listener& r = writable_slot(l, slot);
         r.ip_be = __builtin_bswap32(ip);
         r.port_be = __builtin_bswap16(static_cast<uint16_t>(port));
-        r.tier = static_cast<uint8_t>(tier);
-        r.neigh_idx = nidx;
-        r.ip_sum = fold((ip >> 16) + (ip & 0xffff));
-        r.udp_sum = fold((ip >> 16) + (ip & 0xffff) + port);
-        r.flags = dp::listener_flag_live;
+        r.neigh_idx = static_cast<uint16_t>(nidx);   // < limits.max_neighbours <= dp::max_neigh_entries
         ++l.nb_live;
         ++s.shard_live[shard];
         ++s.tier_live[tier];
@@ -930,7 +923,9 @@ struct relay_state::impl {
             } else {
                 slot = to.nb_slots++;
             }
-            copy.tier = static_cast<uint8_t>(tier);
+            // An IPv6 record names its tier (for the eye only; the list is
+            // the tier); an IPv4 record has no room for it (dp_listener).
+            if constexpr (requires { copy.tier; }) copy.tier = static_cast<uint8_t>(tier);
             writable_slot(to, slot) = copy;
             ++to.nb_live;
             return slot;

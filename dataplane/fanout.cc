@@ -88,8 +88,8 @@ template <bool SinglePort, class List>
 __attribute__((always_inline)) inline uint32_t run_list(worker* w, fanout_job& j, const List* l,
                                                         uint32_t end) noexcept {
     // The family's chunk size, the job's templates and the replica builder
-    // (replica.h); records of both families share the fields read here
-    // (flags, neigh_idx).
+    // (replica.h); records of both families answer is_live and carry
+    // neigh_idx.
     constexpr bool v6 = std::is_same_v<List, dp_listener6_list>;
     constexpr uint32_t chunk_size = v6 ? listener6_chunk_size : listener_chunk_size;
     const auto* tmpl = [&] {
@@ -116,7 +116,7 @@ __attribute__((always_inline)) inline uint32_t run_list(worker* w, fanout_job& j
             rte_mbuf* mb[max_burst];
             if (rte_mempool_get_bulk(w->cfg.pool, reinterpret_cast<void**>(mb), n) != 0) [[unlikely]] {
                 for (const uint32_t e = i + n; i < e; ++i)
-                    if (chunk->l[i].flags & listener_flag_live) {
+                    if (is_live(chunk->l[i])) {
                         ++c->drop(drop_reason::no_mbuf);
                         ++c->tier_misses[j.tier];
                         ++j.tier_seen;
@@ -128,7 +128,7 @@ __attribute__((always_inline)) inline uint32_t run_list(worker* w, fanout_job& j
             uint64_t bytes = 0;
             for (const uint32_t e = i + n; i < e; ++i) {
                 const auto& r = chunk->l[i];
-                if (!(r.flags & listener_flag_live)) [[unlikely]]
+                if (!is_live(r)) [[unlikely]]
                     continue;
                 const dp_neigh& nb = neigh[r.neigh_idx];
                 const uint64_t mw = nb.mac_word.load(std::memory_order_relaxed);

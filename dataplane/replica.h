@@ -13,6 +13,7 @@
 // where descriptors are cheap.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
@@ -40,7 +41,18 @@ using wire::off_ip_dst;
 using wire::off_udp_dport;
 using wire::off_udp_csum;
 
+// A 16-bit value (host order) as a native load of its big-endian bytes reads it.
+constexpr uint16_t memory_order16(uint16_t v) noexcept {
+    if constexpr (std::endian::native == std::endian::little)
+        return static_cast<uint16_t>((v << 8) | (v >> 8));
+    else
+        return v;
+}
+
 struct egress_template {
+    // Both in memory order (the 16-bit words as a little-endian load reads
+    // them: a one's-complement sum is the same in either byte order, RFC
+    // 1071 2(B)), so a listener's address and port add to them as loaded.
     uint32_t ip_base;     // folded sum of the IPv4 header with dst = 0 and csum = 0
     uint32_t udp_base;    // folded sum of pseudo header + UDP header + payload with dst ip/port = 0
     uint16_t len;
@@ -80,24 +92,27 @@ inline void build_template(egress_template& t, const uint8_t* rtp, uint16_t rtp_
     rte_memcpy(udp + udp_hdr_len, rtp, rtp_len);
     t.len = static_cast<uint16_t>(l2l3l4 + rtp_len);
 
-    t.ip_base = csum_fold(csum_add(0, ip, ipv4_hdr_len));
+    t.ip_base = memory_order16(csum_fold(csum_add(0, ip, ipv4_hdr_len)));
     uint32_t u = csum_add(0, ip + 12, 4);      // pseudo header: source (destination added per listener)
     u += 17 + udp_len;                          // zero, protocol, UDP length
     u = csum_add(u, udp, udp_len);              // header (dport 0, csum 0) + payload
-    t.udp_base = csum_fold(u);
+    t.udp_base = memory_order16(csum_fold(u));
 }
 
 // Patch the per-listener fields of a frame whose first 42 bytes came from
-// the template.
+// the template. The sums stay in memory order (egress_template): the
+// address's two words and the port add as loaded, the result is stored as
+// it is.
 __attribute__((always_inline)) inline void patch_headers(uint8_t* d, const egress_template& t, const dp_listener& r, uint64_t mac_word) noexcept {
     std::memcpy(d, &mac_word, 6);
     std::memcpy(d + off_ip_dst, &r.ip_be, 4);
     std::memcpy(d + off_udp_dport, &r.port_be, 2);
-    // Both terms are folded 16-bit sums, so one fold round is enough.
-    store_be16(d + off_ip_csum, static_cast<uint16_t>(~fold16x2(t.ip_base + r.ip_sum)));
-    uint16_t uc = static_cast<uint16_t>(~fold16x2(t.udp_base + r.udp_sum));
-    if (uc == 0) uc = 0xffff;   // 0 means "no checksum" in UDP over IPv4
-    store_be16(d + off_udp_csum, uc);
+    const uint32_t a = (r.ip_be & 0xffff) + (r.ip_be >> 16);   // at most 0x1fffe
+    const uint16_t ic = static_cast<uint16_t>(~csum_fold(t.ip_base + a));
+    std::memcpy(d + off_ip_csum, &ic, 2);
+    uint16_t uc = static_cast<uint16_t>(~csum_fold(t.udp_base + a + r.port_be));
+    if (uc == 0) uc = 0xffff;   // 0 means "no checksum" in UDP over IPv4 (either byte order)
+    std::memcpy(d + off_udp_csum, &uc, 2);
 }
 
 // Flat copy: the whole frame into one mbuf, in 64-byte blocks (fixed-size

@@ -144,9 +144,9 @@ ROWS
 # cleaned up, its runtime directory removed). Before, the start died of
 # "stentord: std::bad_alloc". The host's memory is an address-space limit
 # here (ulimit -v), so that the row is the same on every machine: the
-# profile's own peak plus 256 MiB, under which the profile starts and the
-# same profile with a 1 GiB neighbour table (limits.max_neighbours
-# 16777216) cannot. One malloc arena: thread arenas reserve 64 MiB of
+# profile's own peak plus 64 MiB, under which the profile starts and the
+# same profile with its speakers' policers at their ceiling
+# (limits.max_speakers 1048576: over 64 MiB) cannot. One malloc arena: thread arenas reserve 64 MiB of
 # address space each, as threads happen to need them.
 export MALLOC_ARENA_MAX=1
 "$STENTORD" -c "$P" --file-prefix "ops-peak-$$" --duration 30 >"$WORK/peak.log" 2>&1 &
@@ -158,16 +158,16 @@ kill -TERM "$PEAK_PID"; wait "$PEAK_PID"
 if [[ -z "$peak_kb" ]]; then
   fail "${T}_startup_tables_too_big" "no VmPeak: $(tail -3 "$WORK/peak.log")"
 else
-  limit_kb=$((peak_kb + 262144))
+  limit_kb=$((peak_kb + 65536))
   out=$( (ulimit -v "$limit_kb"; exec "$STENTORD" -c "$P" --file-prefix "ops-fit-$$" --duration 1) 2>&1); rc=$?
   WHY="under ulimit -v $limit_kb: rc=$rc $(tail -3 <<<"$out")"
   check startup_fits_the_limit bash -c '[[ $1 == 0 && $0 == *"stentord: ready"* ]]' "$out" "$rc"
-  sed -e 's/^max_neighbours = 4096 /max_neighbours = 16777216 /' "$P" >"$WORK/tables.toml"
-  line=$(grep -n '^max_neighbours = ' "$WORK/tables.toml" | cut -d: -f1)
+  sed -e 's/^max_speakers = 4096 /max_speakers = 1048576 /' "$P" >"$WORK/tables.toml"
+  line=$(grep -n '^max_speakers = ' "$WORK/tables.toml" | cut -d: -f1)
   out=$( (ulimit -v "$limit_kb"; exec "$STENTORD" -c "$WORK/tables.toml" --file-prefix "ops-tbl-$$") 2>&1); rc=$?
   WHY="under ulimit -v $limit_kb: rc=$rc $out"
   check startup_tables_too_big bash -c '[[ $1 == 1 &&
-    $0 == *"critical stentord: not started: $2:$3: limits.max_neighbours: the neighbour table cannot be allocated: limits.max_neighbours 16777216 x 64 B = 1073741824 bytes (1.0 GiB); lower limits.max_neighbours or give the relay more memory"* &&
+    $0 == *"critical stentord: not started: $2:$3: limits.max_speakers: the speakers'"'"' policers cannot be allocated: limits.max_speakers 1048576 x 1 RX lcore(s) (dataplane.rx_lcores) x "*" B = "*" bytes ("*" MiB); lower limits.max_speakers or give the relay more memory"* &&
     $(grep -c " critical " <<<"$0") == 1 && $0 != *"bad_alloc"* && $0 != *"port null0"* &&
     ! -e /var/run/dpdk/ops-tbl-$4 && ! -e ${XDG_RUNTIME_DIR:-/tmp}/dpdk/ops-tbl-$4 ]]' "$out" "$rc" "$WORK/tables.toml" "$line" "$$"
 fi

@@ -180,10 +180,10 @@ TEST(ConfigAccepts, FleetSectionAndItsDefaults) {
 }
 
 TEST(ConfigAccepts, TableSizesUpToTheirCeilings) {
-    const auto p = parse(k_base + "[limits]\nmax_sessions = 1048576\nmax_speakers = 1048576\nmax_neighbours = 16777216\n");
+    const auto p = parse(k_base + "[limits]\nmax_sessions = 1048576\nmax_speakers = 1048576\nmax_neighbours = 65536\n");
     EXPECT_EQ(1048576u, p.limits.max_sessions);
     EXPECT_EQ(1048576u, p.limits.max_speakers);
-    EXPECT_EQ(16777216u, p.limits.max_neighbours);
+    EXPECT_EQ(65536u, p.limits.max_neighbours);
 }
 
 TEST(ConfigAccepts, MbufsThatServeTheirRings) {
@@ -1476,9 +1476,9 @@ std::vector<error_row> error_rows() {
         // Table sizes are allocated whole at start: 4294967295 passed and ended the
         // start in std::bad_alloc naming no setting (or in the OOM killer).
         {"limits_neighbours_u32_max", b + "[limits]\nmax_neighbours = 4294967295\n",
-         "t.toml:15:18: limits.max_neighbours: 4294967295 is out of range 1..16777216"},
-        {"limits_neighbours_over_ceiling", b + "[limits]\nmax_neighbours = 16777217\n",
-         "t.toml:15:18: limits.max_neighbours: 16777217 is out of range 1..16777216"},
+         "t.toml:15:18: limits.max_neighbours: 4294967295 is out of range 1..65536"},
+        {"limits_neighbours_over_ceiling", b + "[limits]\nmax_neighbours = 65537\n",
+         "t.toml:15:18: limits.max_neighbours: 65537 is out of range 1..65536"},
         {"limits_speakers_u32_max", b + "[limits]\nmax_speakers = 4294967295\n",
          "t.toml:15:16: limits.max_speakers: 4294967295 is out of range 1..1048576"},
         {"limits_sessions_u32_max", b + "[limits]\nmax_sessions = 4294967295\n",

@@ -57,7 +57,7 @@ struct table {
         if (l == nullptr) return out;
         for (uint32_t s = 0; s < l->nb_slots; ++s) {
             const dp::dp_listener& r = l->chunks[s / dp::listener_chunk_size]->l[s % dp::listener_chunk_size];
-            if (r.flags & dp::listener_flag_live)
+            if (dp::is_live(r))
                 out.emplace_back(__builtin_bswap32(r.ip_be), __builtin_bswap16(r.port_be));
         }
         return out;
@@ -69,24 +69,29 @@ uint32_t create(control::relay_state& st) {
     return st.session_create(sp).id;
 }
 
-TEST(ListenerTable, records_are_16_bytes_with_precomputed_checksum_deltas) {
+TEST(ListenerTable, records_are_8_bytes_address_port_and_next_hop_and_a_free_slot_is_zero) {
     table t;
     const uint32_t id = create(*t.st);
     t.st->listener_add(id, 0xcb007105, 6000, 2);   // 203.0.113.5 via the gateway
+    t.st->listener_add(id, 0xcb007106, 6000, 2);
     t.st->publish();
     const dp::dp_listener_list* l = t.session(id).lists[0][2];
     ASSERT_NE(nullptr, l);
-    ASSERT_EQ(1u, l->nb_slots);
+    ASSERT_EQ(2u, l->nb_slots);
     const dp::dp_listener& r = l->chunks[0]->l[0];
     EXPECT_EQ(0xcb007105u, __builtin_bswap32(r.ip_be));
     EXPECT_EQ(6000, __builtin_bswap16(r.port_be));
-    EXPECT_EQ(2, r.tier);
-    const uint32_t s = 0xcb00 + 0x7105;
-    EXPECT_EQ((s & 0xffff) + (s >> 16), r.ip_sum);
-    const uint32_t u = 0xcb00 + 0x7105 + 6000;
-    EXPECT_EQ((u & 0xffff) + (u >> 16), r.udp_sum);
+    EXPECT_TRUE(dp::is_live(r));
     // The next hop is the gateway: one neighbour entry for it.
     EXPECT_EQ(__builtin_bswap32(0xc61200feu), t.neigh[r.neigh_idx].ip_be);
+    // A leaver's slot is all zero, which the fan-out reads as free.
+    t.st->listener_del(id, 0xcb007105, 6000);
+    t.st->publish();
+    const dp::dp_listener& f = t.session(id).lists[0][2]->chunks[0]->l[0];
+    EXPECT_FALSE(dp::is_live(f));
+    EXPECT_EQ(0u, f.ip_be);
+    EXPECT_EQ(0u, f.neigh_idx);
+    EXPECT_TRUE(dp::is_live(t.session(id).lists[0][2]->chunks[0]->l[1]));
 }
 
 TEST(ListenerTable, tiers_live_in_separate_lists_and_slots_are_reused_within_a_tier) {

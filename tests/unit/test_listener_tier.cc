@@ -87,9 +87,9 @@ struct relay {
                 if (const auto* l = s->lists[sh][t]; l != nullptr && !a.ip6)
                     for (uint32_t k = 0; k < l->nb_slots; ++k) {
                         const auto& r = l->chunks[k / dp::listener_chunk_size]->l[k % dp::listener_chunk_size];
-                        if ((r.flags & dp::listener_flag_live) && __builtin_bswap32(r.ip_be) == a.ip &&
+                        if (dp::is_live(r) && __builtin_bswap32(r.ip_be) == a.ip &&
                             __builtin_bswap16(r.port_be) == a.port)
-                            out.push_back(r.tier == t ? at : at + " with tier byte " + std::to_string(r.tier));
+                            out.push_back(at);   // an IPv4 record has no tier byte: the list is the tier
                     }
                 if (const auto* l = s->lists6[sh][t]; l != nullptr && a.ip6)
                     for (uint32_t k = 0; k < l->nb_slots; ++k) {
@@ -116,7 +116,7 @@ struct relay {
                         o << " v4 " << sh << '/' << t << " live " << l->nb_live << ':';
                         for (uint32_t k = 0; k < l->nb_slots; ++k) {
                             const auto& r = l->chunks[k / dp::listener_chunk_size]->l[k % dp::listener_chunk_size];
-                            if (r.flags & dp::listener_flag_live) o << ' ' << r.ip_be << '.' << r.port_be << '@' << k;
+                            if (dp::is_live(r)) o << ' ' << r.ip_be << '.' << r.port_be << '@' << k;
                         }
                         o << '\n';
                     }

@@ -20,26 +20,27 @@ namespace stentor::dp {
 
 inline constexpr uint32_t max_fanout_shards = 32;
 
-// One IPv4 listener as the fan-out loop streams it: 16 bytes, so one cache
-// line carries four listeners and 1 M listeners take 16 MB.
-struct alignas(16) dp_listener {
+// One IPv4 listener as the fan-out loop streams it: 8 bytes, so one cache
+// line carries eight listeners and 1 M listeners take 8 MB. The replica's
+// checksum deltas are derived from the address and port as it is built (a
+// few ALU instructions, against a record twice as long to stream); a free
+// slot is all zero (no listener has port 0). The next hop's index is 16 bits,
+// so the neighbour table has at most 65 536 entries (limits.max_neighbours).
+struct alignas(8) dp_listener {
     uint32_t ip_be;        // destination address, network order
-    uint16_t port_be;      // destination UDP port, network order
-    uint8_t tier;          // 0 = highest priority
-    uint8_t flags;         // listener_flag_*
-    uint32_t neigh_idx;    // next hop (itself or the gateway) in the neighbour table
-    uint16_t ip_sum;       // folded one's-complement sum of the two address words
-    uint16_t udp_sum;      // folded sum of address words + port (UDP pseudo header delta)
+    uint16_t port_be;      // destination UDP port, network order; 0 = free slot
+    uint16_t neigh_idx;    // next hop (itself or the gateway) in the neighbour table
 };
-static_assert(sizeof(dp_listener) == 16);
-static_assert(alignof(dp_listener) == 16);
+static_assert(sizeof(dp_listener) == 8);
+static_assert(alignof(dp_listener) == 8);
+inline constexpr uint32_t max_neigh_entries = 65536;   // dp_listener::neigh_idx
 
-inline constexpr uint8_t listener_flag_live = 0x01;   // a free slot has flags 0
+inline constexpr uint8_t listener_flag_live = 0x01;   // dp_listener6: a free slot has flags 0
 
 inline constexpr uint8_t session_mode_forward = 0;    // speaker packets fanned out unchanged
 inline constexpr uint8_t session_mode_mix = 1;        // speakers go to the mixer; its output is fanned out
 
-inline constexpr uint32_t listener_chunk_size = 1024;   // listeners per chunk (16 KiB)
+inline constexpr uint32_t listener_chunk_size = 2048;   // listeners per chunk (16 KiB)
 
 struct dp_listener_chunk {
     dp_listener l[listener_chunk_size];
@@ -52,7 +53,7 @@ static_assert(sizeof(dp_listener_chunk) == 16384);
 // per-listener arithmetic a replica needs: IPv6 has no header checksum, and
 // the UDP checksum is mandatory (RFC 8200 8.1), so it is always written.
 // IPv6 listeners live in lists of their own (dp_session::lists6), so the
-// IPv4 loop and its 16-byte records are untouched.
+// IPv4 loop and its 8-byte records are untouched.
 struct alignas(32) dp_listener6 {
     uint8_t ip[16];        // destination address, network order
     uint16_t port_be;      // destination UDP port, network order
@@ -64,6 +65,10 @@ struct alignas(32) dp_listener6 {
 };
 static_assert(sizeof(dp_listener6) == 32);
 static_assert(alignof(dp_listener6) == 32);
+
+// Whether a slot holds a listener (the fan-out's test, either family).
+inline bool is_live(const dp_listener& r) noexcept { return r.port_be != 0; }
+inline bool is_live(const dp_listener6& r) noexcept { return (r.flags & listener_flag_live) != 0; }
 
 // Chunks of the same 16 KiB as IPv4's: a join copies as many bytes.
 inline constexpr uint32_t listener6_chunk_size = 512;
