@@ -747,6 +747,17 @@ struct relay_state::impl {
 
     // ---- listener slots (copy-on-write chunks)
 
+    // A slot for one more listener of list `l` (either family): a freed
+    // one first (slots are stable, so a free slot is reused in place), else
+    // the next past the end.
+    template <class L>
+    static uint32_t take_slot(L& l) {
+        if (l.free_slots.empty()) return l.nb_slots++;
+        const uint32_t slot = l.free_slots.back();
+        l.free_slots.pop_back();
+        return slot;
+    }
+
     // The record at `slot`, in a chunk private to this publish (copied on
     // the first write since the last one). Either family.
     template <class L>
@@ -780,13 +791,7 @@ struct relay_state::impl {
         for (unsigned k = 1; k < nb_shards; ++k)
             if (s.shard_live[k] < s.shard_live[shard]) shard = static_cast<uint8_t>(k);
         list_state& l = s.lists[s.list_at(trunk, shard, tier)];
-        uint32_t slot;
-        if (!l.free_slots.empty()) {
-            slot = l.free_slots.back();
-            l.free_slots.pop_back();
-        } else {
-            slot = l.nb_slots++;
-        }
+        const uint32_t slot = take_slot(l);
         const uint32_t nidx = neigh_ref(nexthop, port_idx);
         dp_listener& r = writable_slot(l, slot);
         r.ip_be = __builtin_bswap32(ip);
@@ -849,13 +854,7 @@ struct relay_state::impl {
         for (unsigned k = 1; k < nb_shards; ++k)
             if (s.shard_live[k] < s.shard_live[shard]) shard = static_cast<uint8_t>(k);
         list6_state& l = s.lists6[s.list_at(trunk, shard, tier)];
-        uint32_t slot;
-        if (!l.free_slots.empty()) {
-            slot = l.free_slots.back();
-            l.free_slots.pop_back();
-        } else {
-            slot = l.nb_slots++;
-        }
+        const uint32_t slot = take_slot(l);
         const uint32_t nidx = neigh6_ref(nexthop, port_idx);
         dp_listener6& r = writable_slot(l, slot);
         std::memcpy(r.ip, ip.data(), 16);
@@ -916,13 +915,7 @@ struct relay_state::impl {
             std::memset(&old, 0, sizeof old);
             from.free_slots.push_back(rec.slot);
             --from.nb_live;
-            uint32_t slot;
-            if (!to.free_slots.empty()) {
-                slot = to.free_slots.back();
-                to.free_slots.pop_back();
-            } else {
-                slot = to.nb_slots++;
-            }
+            const uint32_t slot = take_slot(to);
             // An IPv6 record names its tier (for the eye only; the list is
             // the tier); an IPv4 record has no room for it (dp_listener).
             if constexpr (requires { copy.tier; }) copy.tier = static_cast<uint8_t>(tier);
