@@ -62,6 +62,14 @@ char* map_aligned(std::size_t bytes) noexcept {
 }  // namespace
 
 void* dp_alloc(std::size_t bytes) {
+    void* p = dp_alloc_uninit(bytes);
+    // The caller's bytes, to the cache line (a reused object holds its old
+    // contents; a fresh mapping is zero already).
+    if (bytes <= (std::size_t{1} << max_shift)) std::memset(p, 0, (bytes + 63) & ~std::size_t{63});
+    return p;
+}
+
+void* dp_alloc_uninit(std::size_t bytes) {
     arena& a = the_arena();
     if (bytes > (std::size_t{1} << max_shift)) {
         const std::size_t mapped = (bytes + dp_slab_bytes - 1) & ~(dp_slab_bytes - 1);
@@ -109,8 +117,6 @@ void* dp_alloc(std::size_t bytes) {
         a.use.in_use_bytes += size;
         ++a.use.objects;
     }
-    // The caller's bytes, to the cache line (a reused object holds its old contents).
-    std::memset(p, 0, std::min(size, (bytes + 63) & ~std::size_t{63}));
     return p;
 }
 

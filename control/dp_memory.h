@@ -14,8 +14,8 @@
 // same. Freed objects go back to their size's free list and are reused;
 // slabs are never returned to the system (a relay's high-water mark), large
 // mappings are. Metadata (which slab holds which size) lives outside the
-// slabs, so the data plane's memory holds only its objects: a 16 KiB
-// listener chunk takes exactly 16 KiB, 128 of them per huge page.
+// slabs, so the data plane's memory holds only its objects: a 4 KiB
+// listener chunk takes exactly 4 KiB, 512 of them per huge page.
 //
 // Control plane only (a mutex; never the data plane's hot path). Measured
 // in docs/performance.md ("Sixth round").
@@ -31,6 +31,9 @@ namespace stentor::control {
 
 // Zeroed, 64-byte aligned, never nullptr (throws std::bad_alloc).
 void* dp_alloc(std::size_t bytes);
+// The same, not zeroed: for a copy that writes every byte itself (a
+// listener chunk copied on write), so its lines are written once.
+void* dp_alloc_uninit(std::size_t bytes);
 // Frees what dp_alloc returned (nullptr is allowed).
 void dp_free(void* p) noexcept;
 

@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <rte_rcu_qsbr.h>
@@ -758,19 +759,26 @@ struct relay_state::impl {
         return slot;
     }
 
-    // The record at `slot`, in a chunk private to this publish (copied on
-    // the first write since the last one). Either family.
+    // The record at `slot` (< l.nb_slots: take_slot gave it), in a chunk
+    // private to this publish (copied on the first write since the last
+    // one). Either family. Slots past nb_slots are zero in every chunk (a
+    // new chunk is zeroed, a copy zeroes them), so the copy takes only the
+    // chunk's slots in use and writes each of its lines once: a small
+    // session's chunk is mostly past its end.
     template <class L>
     auto& writable_slot(L& l, uint32_t slot) {
         using chunk = typename L::chunk_type;
+        using record = std::remove_reference_t<decltype(l.chunks[0]->l[0])>;
         const uint32_t ci = slot / L::chunk_size;
         while (l.chunks.size() <= ci) {
             l.chunks.push_back(alloc_zeroed<chunk>(sizeof(chunk)));
             l.fresh.push_back(true);
         }
         if (!l.fresh[ci]) {
-            auto* copy = alloc_zeroed<chunk>(sizeof(chunk));
-            std::memcpy(copy, l.chunks[ci], sizeof(chunk));
+            auto* copy = static_cast<chunk*>(dp_alloc_uninit(sizeof(chunk)));
+            const uint32_t used = std::min(L::chunk_size, l.nb_slots - ci * L::chunk_size);
+            std::memcpy(copy->l, l.chunks[ci]->l, sizeof(record) * used);
+            std::memset(copy->l + used, 0, sizeof(record) * (L::chunk_size - used));
             retired.push_back(l.chunks[ci]);
             l.chunks[ci] = copy;
             l.fresh[ci] = true;

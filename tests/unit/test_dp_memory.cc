@@ -21,6 +21,7 @@
 namespace {
 
 using stentor::control::dp_alloc;
+using stentor::control::dp_alloc_uninit;
 using stentor::control::dp_free;
 using stentor::control::dp_memory_stats;
 using stentor::control::dp_slab_bytes;
@@ -37,8 +38,8 @@ const size_case sizes[] = {
     {64, 64, true},
     {65, 128, true},
     {100, 128, true},
-    {4096, 4096, true},
-    {16384, 16384, true},                // a listener chunk, either family
+    {4096, 4096, true},                  // a listener chunk, either family
+    {16384, 16384, true},
     {16385, 32768, true},
     {std::size_t{1} << 20, std::size_t{1} << 20, true},   // the largest class
     {(std::size_t{1} << 20) + 1, dp_slab_bytes, false},  // mapped alone, rounded to 2 MiB
@@ -82,6 +83,29 @@ TEST(dp_memory, every_size_is_zeroed_aligned_counted_and_reused) {
     }
 }
 
+// dp_alloc_uninit: the same objects, counted the same, not zeroed (its
+// caller writes every byte: a listener chunk copied on write); dp_alloc
+// zeroes the same object again.
+TEST(dp_memory, uninit_objects_are_counted_the_same_and_keep_their_old_bytes) {
+    for (const std::size_t bytes : {std::size_t{64}, std::size_t{4096}, std::size_t{16384}}) {
+        SCOPED_TRACE(bytes);
+        void* p = dp_alloc(bytes);
+        std::memset(p, 0xab, bytes);
+        dp_free(p);
+        const auto before = dp_memory_stats();
+        void* q = dp_alloc_uninit(bytes);
+        ASSERT_EQ(q, p) << "a LIFO free list";
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % 64, 0u);
+        EXPECT_EQ(0xab, static_cast<unsigned char*>(q)[bytes - 1]) << "not zeroed";
+        EXPECT_EQ(dp_memory_stats().in_use_bytes - before.in_use_bytes, bytes);
+        EXPECT_EQ(dp_memory_stats().objects - before.objects, 1u);
+        dp_free(q);
+        void* z = dp_alloc(bytes);
+        EXPECT_TRUE(all_zero(z, bytes));
+        dp_free(z);
+    }
+}
+
 // The VmFlags of the mapping holding `p` (/proc/self/smaps), "" if not found.
 std::string vm_flags_of(const void* p) {
     std::ifstream f("/proc/self/smaps");
@@ -100,7 +124,7 @@ std::string vm_flags_of(const void* p) {
 }
 
 TEST(dp_memory, objects_of_one_size_fill_huge_page_aligned_slabs_advised_for_huge_pages) {
-    // 512 listener chunks (8 MiB): four slabs' worth, each slab holding
+    // 512 objects of 16 KiB (8 MiB): four slabs' worth, each slab holding
     // exactly 128, so at most five slabs (the first may be partly used).
     std::vector<void*> chunks;
     std::set<uintptr_t> slabs;

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "config.h"
+#include "dp_memory.h"
 #include "state.h"
 #include "stentor/dp_snapshot.h"
 #include "stentor/dp_shared.h"
@@ -129,6 +130,63 @@ TEST(ListenerTable, a_change_copies_only_the_chunk_it_touches) {
     EXPECT_NE(old[1], after->chunks[1]) << "the touched chunk is a new copy";
     EXPECT_EQ(old[2], after->chunks[2]);
     EXPECT_EQ(n - 1, after->nb_live);
+}
+
+// A chunk copied on write takes only its slots in use and zeroes the rest,
+// on memory that held something else (dp_alloc_uninit): the slots past the
+// list's end are zero in every version, and a join that extends the list
+// finds its slot free.
+TEST(ListenerTable, a_copied_chunk_keeps_its_slots_in_use_and_is_zero_past_them) {
+    table t;
+    const uint32_t id = create(*t.st);
+    const uint32_t n = dp::listener_chunk_size + 88;   // chunk 1 holds 88 slots
+    for (uint32_t i = 0; i < n; ++i) t.st->listener_add(id, 0x0a000001 + i, 5004, 0);
+    t.st->publish();
+    // The next chunk-sized object the allocator hands out is this garbage.
+    void* junk = control::dp_alloc(sizeof(dp::dp_listener_chunk));
+    std::memset(junk, 0xa5, sizeof(dp::dp_listener_chunk));
+    control::dp_free(junk);
+    t.st->listener_del(id, 0x0a000001 + dp::listener_chunk_size + 7, 5004);   // copies chunk 1
+    t.st->publish();
+    {
+        const dp::dp_listener_list* l = t.session(id).lists[0][0];
+        ASSERT_EQ(n, l->nb_slots);
+        ASSERT_EQ(n - 1, l->nb_live);
+        const dp::dp_listener_chunk* c = l->chunks[1];
+        ASSERT_EQ(junk, static_cast<const void*>(c)) << "the copy is made over the garbage (a LIFO free list)";
+        uint32_t seen = 0;
+        for (uint32_t k = 0; k < dp::listener_chunk_size; ++k) {
+            const dp::dp_listener& r = c->l[k];
+            const uint32_t slot = dp::listener_chunk_size + k;
+            if (slot >= n || slot == dp::listener_chunk_size + 7) {
+                EXPECT_EQ(0u, r.ip_be) << "slot " << slot;
+                EXPECT_EQ(0u, r.port_be) << "slot " << slot;
+                EXPECT_EQ(0u, r.neigh_idx) << "slot " << slot;
+                continue;
+            }
+            ++seen;
+            EXPECT_EQ(0x0a000001 + slot, __builtin_bswap32(r.ip_be)) << "slot " << slot;
+            EXPECT_EQ(5004, __builtin_bswap16(r.port_be)) << "slot " << slot;
+        }
+        EXPECT_EQ(n - 1 - dp::listener_chunk_size, seen);
+    }
+    // A join reuses the freed slot, then one more extends the list into
+    // the zeroed tail, on another copy made over garbage.
+    junk = control::dp_alloc(sizeof(dp::dp_listener_chunk));
+    std::memset(junk, 0x5a, sizeof(dp::dp_listener_chunk));
+    control::dp_free(junk);
+    t.st->listener_add(id, 0x0a000001 + n + 1, 5004, 0);   // the freed slot; copies chunk 1 again
+    t.st->listener_add(id, 0x0a000001 + n + 2, 5004, 0);   // slot n: past the old end
+    t.st->publish();
+    ASSERT_EQ(junk, static_cast<const void*>(t.session(id).lists[0][0]->chunks[1]));
+    const dp::dp_listener& reused = t.session(id).lists[0][0]->chunks[1]->l[7];
+    EXPECT_EQ(0x0a000001 + n + 1, __builtin_bswap32(reused.ip_be));
+    const dp::dp_listener& grown = t.session(id).lists[0][0]->chunks[1]->l[88];
+    EXPECT_EQ(0x0a000001 + n + 2, __builtin_bswap32(grown.ip_be));
+    EXPECT_EQ(n + 1, t.session(id).lists[0][0]->nb_slots);
+    EXPECT_EQ(n + 1, t.session(id).lists[0][0]->nb_live);
+    for (uint32_t k = 89; k < dp::listener_chunk_size; ++k)
+        EXPECT_EQ(0u, t.session(id).lists[0][0]->chunks[1]->l[k].port_be) << "slot " << dp::listener_chunk_size + k;
 }
 
 TEST(ListenerTable, a_small_list_carries_its_records_after_its_header) {
