@@ -186,20 +186,22 @@ void admission::admit_move(uint32_t session_id, const listener_cost& c, ip_famil
     join_counts n{};
     n[f][port][to_tier] = 1;
     // Judged without its own load (it is planned already), and the load put
-    // back exactly as it was whatever the verdict: the listener costs the
-    // same at every tier, so a move changes no load.
-    const std::vector<double> ports = _port_used_bps;
-    const double pps = _used_pps;
-    add_load(c, n, -1);
-    try {
+    // back exactly as it was whatever the verdict (the saved values, not a
+    // sum added back: doubles): the listener costs the same at every tier,
+    // so a move changes no load.
+    {
+        struct put_back {
+            admission& a;
+            std::vector<double> ports;
+            double pps;
+            ~put_back() {
+                a._port_used_bps.swap(ports);
+                a._used_pps = pps;
+            }
+        } saved{*this, _port_used_bps, _used_pps};
+        add_load(c, n, -1);
         check_capacity(c, n, "");
-    } catch (...) {
-        _port_used_bps = ports;
-        _used_pps = pps;
-        throw;
     }
-    _port_used_bps = ports;
-    _used_pps = pps;
     take_join_tokens(session_id, 1, now);
 }
 

@@ -867,7 +867,6 @@ struct relay_state::impl {
         dp_listener6& r = writable_slot(l, slot);
         std::memcpy(r.ip, ip.data(), 16);
         r.port_be = __builtin_bswap16(static_cast<uint16_t>(port));
-        r.tier = static_cast<uint8_t>(tier);
         r.neigh_idx = nidx;
         r.udp_sum = ipv6_listener_udp_sum(ip, port);
         r.flags = dp::listener_flag_live;
@@ -924,10 +923,7 @@ struct relay_state::impl {
             from.free_slots.push_back(rec.slot);
             --from.nb_live;
             const uint32_t slot = take_slot(to);
-            // An IPv6 record names its tier (for the eye only; the list is
-            // the tier); an IPv4 record has no room for it (dp_listener).
-            if constexpr (requires { copy.tier; }) copy.tier = static_cast<uint8_t>(tier);
-            writable_slot(to, slot) = copy;
+            writable_slot(to, slot) = copy;   // the list is the tier: the record is the same
             ++to.nb_live;
             return slot;
         };

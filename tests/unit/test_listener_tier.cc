@@ -72,8 +72,7 @@ struct relay {
     ~relay() { st->set_admission(nullptr); }
 
     // Where the published snapshot has a live record of this peer: one
-    // "shard/tier" per list that holds it (a record's own tier byte must
-    // say the same as its list's).
+    // "shard/tier" per list that holds it (the list is the tier).
     std::vector<std::string> published_at(const listener_addr& a) const {
         std::vector<std::string> out;
         const dp::dp_snapshot& snap = *shared.snapshot.load();
@@ -89,14 +88,14 @@ struct relay {
                         const auto& r = l->chunks[k / dp::listener_chunk_size]->l[k % dp::listener_chunk_size];
                         if (dp::is_live(r) && __builtin_bswap32(r.ip_be) == a.ip &&
                             __builtin_bswap16(r.port_be) == a.port)
-                            out.push_back(at);   // an IPv4 record has no tier byte: the list is the tier
+                            out.push_back(at);
                     }
                 if (const auto* l = s->lists6[sh][t]; l != nullptr && a.ip6)
                     for (uint32_t k = 0; k < l->nb_slots; ++k) {
                         const auto& r = l->chunks[k / dp::listener6_chunk_size]->l[k % dp::listener6_chunk_size];
                         if ((r.flags & dp::listener_flag_live) && std::equal(a.ip6->begin(), a.ip6->end(), r.ip) &&
                             __builtin_bswap16(r.port_be) == a.port)
-                            out.push_back(r.tier == t ? at : at + " with tier byte " + std::to_string(r.tier));
+                            out.push_back(at);
                     }
             }
         return out;

@@ -64,8 +64,8 @@ static_assert(sizeof(dp_listener_chunk) == 4096);
 struct alignas(32) dp_listener6 {
     uint8_t ip[16];        // destination address, network order
     uint16_t port_be;      // destination UDP port, network order
-    uint8_t tier;
     uint8_t flags;         // listener_flag_*
+    uint8_t pad0_;
     uint32_t neigh_idx;    // next hop (itself or the router) in the neighbour table
     uint16_t udp_sum;      // folded sum of the eight address words + port (pseudo header delta)
     uint8_t pad_[6];
