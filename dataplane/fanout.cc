@@ -157,10 +157,12 @@ __attribute__((always_inline)) inline uint32_t run_list(worker* w, fanout_job& j
             j.done += k;
             j.tier_seen += k + unresolved;
             c->tx_bytes += bytes;
-            // A stop of the core since the last group (worker_config::
-            // stop_cycles): the fan-out of this iteration ends here, and
-            // the job goes on from the next slot after an RX poll.
-            if (w->cfg.stop_cycles != 0) {
+            // A stop of the core since the last look (worker_config::
+            // stop_cycles; one every stop_check_replicas slots): the
+            // fan-out of this iteration ends here, and the job goes on
+            // from the next slot after an RX poll.
+            if (w->cfg.stop_cycles != 0 && (w->stop_left -= static_cast<int32_t>(n)) <= 0) {
+                w->stop_left = stop_check_replicas;
                 const uint64_t t = rte_rdtsc();
                 if (t - w->seen_tsc > w->cfg.stop_cycles) [[unlikely]] {
                     w->cut = true;

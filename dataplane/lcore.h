@@ -111,9 +111,11 @@ struct alignas(cache_line) worker {
     uint64_t short_wait_cycles;     // fanout.cc run_jobs: the frame deadline / short_wait_share
     uint32_t busy_streak;           // polls in a row that found work (cfg.spare_budget)
     // A stop of the core noticed in the middle of the fan-out
-    // (cfg.stop_cycles; fanout.cc run_list): the TSC of the last look, and
+    // (cfg.stop_cycles; fanout.cc run_list): the TSC of the last look, the
+    // replica slots left before the next (stop_check_replicas), and
     // whether this iteration's fan-out ends at once so RX is polled.
     uint64_t seen_tsc;
+    int32_t stop_left;
     bool cut;
 
     // neighbours (ARP owner) and control replies

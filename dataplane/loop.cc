@@ -117,6 +117,7 @@ unsigned worker_poll(worker* w) noexcept {
         // a stop during the ingress above is not looked for, so a long
         // ingress (a burst of packets) never starves the fan-out.
         w->seen_tsc = t;
+        w->stop_left = stop_check_replicas;
         w->cut = false;
         const unsigned n = fanout_poll(w, s, start, budget, &built);
         const uint64_t now = rte_rdtsc();

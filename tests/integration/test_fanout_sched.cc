@@ -409,11 +409,12 @@ std::pair<uint64_t, uint64_t> first_poll_of_one_packet(sched_relay& t, std::map<
 
 TEST(fanout_schedule, a_stop_of_the_core_ends_the_iterations_fanout_and_rx_comes_next) {
     // worker_config::stop_cycles: when the TSC jumped by more than this
-    // between two TX groups (the host took the core away), the fan-out of
-    // the iteration ends there, so what arrived meanwhile is taken from
+    // between two looks (one after the TX group that reaches
+    // stop_check_replicas slots: the host took the core away), the fan-out
+    // of the iteration ends there, so what arrived meanwhile is taken from
     // the RX queue at once instead of after the rest of the budget. Here
-    // the threshold is one cycle, so every group ends its iteration as a
-    // real stop would: one group of 32 replicas per poll, and a packet that
+    // the threshold is one cycle, so every look ends its iteration as a
+    // real stop would: four groups of 32 replicas per poll, and a packet that
     // arrives in between is served next, tiny job first, and leaves at
     // once (the TX buffers are flushed after a stop, not only when the
     // drain interval, here a tenth of a second, has passed). No replica is
@@ -427,8 +428,9 @@ TEST(fanout_schedule, a_stop_of_the_core_ends_the_iterations_fanout_and_rx_comes
     const ring_port& port = t.port;
     const unsigned in_use0 = rte_mempool_in_use_count(r.pool());
     std::map<uint32_t, uint64_t> got;
-    EXPECT_EQ(std::make_pair(uint64_t{32}, uint64_t{1}), first_poll_of_one_packet(t, got))
-        << "one TX group, then the stop ends the fan-out";
+    static_assert(dp::stop_check_replicas == 128, "four groups of 32 between two looks");
+    EXPECT_EQ(std::make_pair(uint64_t{128}, uint64_t{1}), first_poll_of_one_packet(t, got))
+        << "four TX groups, then a look, and the stop ends the fan-out";
 
     frame_spec small;
     small.src_ip = 0xc612000b;
@@ -438,7 +440,9 @@ TEST(fanout_schedule, a_stop_of_the_core_ends_the_iterations_fanout_and_rx_comes
     r.poll();
     count_tx(port, got, 0);   // no flush by the test: the stop's own
     EXPECT_EQ(10u, once_each(got, small_first, 10).first) << "the packet that came during the stop goes next, at once";
-    EXPECT_EQ(32u, once_each(got, big_first, 3000).second) << "the long job waits for it";
+    // The long job goes on after it, to the next look: the tiny job's 10
+    // slots and four more groups of 32 reach 128.
+    EXPECT_EQ(256u, once_each(got, big_first, 3000).second) << "the long job after it";
 
     int polls = 0;
     while (r.poll() > 0 && polls < 4096) {
@@ -450,7 +454,7 @@ TEST(fanout_schedule, a_stop_of_the_core_ends_the_iterations_fanout_and_rx_comes
     count_tx(port, got, 0);
     EXPECT_EQ(std::make_pair(3000u, uint64_t{3000}), once_each(got, big_first, 3000)) << "every listener once";
     EXPECT_EQ(std::make_pair(10u, uint64_t{10}), once_each(got, small_first, 10));
-    EXPECT_GE(polls, 3000 / 32) << "a group per poll";
+    EXPECT_GE(polls, (3000 - 256) / 128) << "four groups per poll";
     EXPECT_EQ(0u, counter(r, "drop/egress/deadline"));
     EXPECT_EQ(in_use0, rte_mempool_in_use_count(r.pool())) << "mbuf leak";
 }

@@ -46,13 +46,18 @@ inline constexpr unsigned long_backlog_jobs = max_jobs / 2;
 // worker_config::spare_budget applies while the lcore had an idle poll in
 // its last this many iterations (~1-2 ms of a busy core).
 inline constexpr unsigned spare_polls = 256;
-// A jump of the TSC longer than this between two TX groups of the fan-out
-// (one group of `burst` replicas takes ~0.5 us) is a stop of the core: the
+// A jump of the TSC longer than this between two looks during the fan-out
+// (one every stop_check_replicas, ~1.5 us of work) is a stop of the core: the
 // host took the vCPU away, or an SMI or interrupt ran. Whatever arrived
 // meanwhile waits in the RX queue, so the iteration's fan-out ends at once
 // and RX is polled instead of the iteration's budget being served first
 // (worker_config::stop_cycles; docs/performance.md, eleventh round).
 inline constexpr unsigned stop_check_us = 5;
+// Replica slots between two looks at the TSC for a stop (stop_check_us):
+// after the TX group that reaches them. A look (rdtsc) costs ~11 ns on
+// this class of VM: after every group of 32 it was ~2.5 % of a saturated
+// lcore (docs/performance.md, fourteenth round).
+inline constexpr unsigned stop_check_replicas = 128;
 
 struct worker_config {
     unsigned lcore_id = 0;
