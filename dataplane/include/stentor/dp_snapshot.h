@@ -408,14 +408,19 @@ inline const dp_session* session_at(const dp_snapshot& s, uint32_t index) noexce
     return (index & trunk_twin_bit) != 0 ? sess->trunk : sess;
 }
 
-inline const dp_flow* find_flow(const dp_snapshot& s, uint64_t key) noexcept {
-    uint32_t i = flow_hash(key) & s.flow_mask;
+// The flow of `key` from its first slot (flow_hash(key) & s.flow_mask),
+// for a caller that prefetched that slot.
+inline const dp_flow* find_flow_at(const dp_snapshot& s, uint64_t key, uint32_t i) noexcept {
     for (;;) {
         const dp_flow& f = s.flows[i];
         if (f.key == key) return &f;
         if (f.key == 0) return nullptr;
         i = (i + 1) & s.flow_mask;
     }
+}
+
+inline const dp_flow* find_flow(const dp_snapshot& s, uint64_t key) noexcept {
+    return find_flow_at(s, key, flow_hash(key) & s.flow_mask);
 }
 
 inline uint32_t flow6_hash(const uint8_t* src, uint16_t src_port_be, uint16_t dst_port_be) noexcept {
