@@ -515,6 +515,7 @@ struct mix_options {
     unsigned probe_listeners = 10;
     uint64_t seed = 15;
     unsigned iteration_budget = 0;   // 0: the worker's default
+    unsigned spare_budget = 0;       // 0: the relay's default (relay_options::spare_budget)
     int stop_check_us = -1;          // < 0: the worker's default (dp::stop_check_us); 0: off
     unsigned inline_ms = 0;          // > 0: no threads, virtual time (for callgrind)
 };
@@ -525,7 +526,8 @@ int part_mix(const mix_options& o) {
     drivers::eal_init(control::eal_params_of(p));
     int rc = 0;
     {
-        control::relay_options ro{.launch = o.inline_ms == 0, .iteration_budget = o.iteration_budget};
+        control::relay_options ro{.launch = o.inline_ms == 0, .iteration_budget = o.iteration_budget,
+                                  .spare_budget = o.spare_budget};
         if (o.stop_check_us >= 0)
             ro.stop_cycles = rte_get_tsc_hz() * static_cast<uint64_t>(o.stop_check_us) / 1000000;
         else if (o.inline_ms > 0)
@@ -1210,6 +1212,9 @@ int main(int argc, char** argv) {
     app.add_option("--probe-listeners", mo.probe_listeners, "latency: listeners per probe session");
     app.add_option("--iteration-budget", mo.iteration_budget,
                    "replicas per worker loop iteration (0: the data plane's default; worker_config::iteration_budget)");
+    app.add_option("--spare-budget", mo.spare_budget,
+                   "replicas per iteration while the core has time to spare (0: the relay's default; "
+                   "worker_config::spare_budget)");
     app.add_option("--stop-check-us", mo.stop_check_us,
                    "mix: a stop of the worker longer than this ends an iteration's fan-out (-1: the data plane's "
                    "dp::stop_check_us; 0: off; worker_config::stop_cycles)");
@@ -1243,7 +1248,8 @@ int main(int argc, char** argv) {
     };
     auto common = [&] {
         return std::vector<std::string>{"--reps", std::to_string(reps), "--iteration-budget",
-                                        std::to_string(mo.iteration_budget), "--stop-check-us",
+                                        std::to_string(mo.iteration_budget), "--spare-budget",
+                                        std::to_string(mo.spare_budget), "--stop-check-us",
                                         std::to_string(mo.stop_check_us)};
     };
 
