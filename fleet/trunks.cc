@@ -432,7 +432,7 @@ void trunk_watch::watch_loop() {
                     replan();
                     return true;
                 },
-                _stop);
+                _stop, _o.watch_idle);
         } catch (const std::exception& e) {
             std::lock_guard lk(_mu);
             _st.last_error = e.what();

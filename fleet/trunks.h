@@ -173,6 +173,12 @@ struct trunk_watch_options {
     // The plan is applied again this often even if nothing changed, so an
     // action that failed (a session not created yet on a source) is retried.
     std::chrono::milliseconds retry{1000};
+    // A watch that brings nothing (no event, no progress notification) for
+    // this long is ended and the whole view read again, through the next
+    // endpoint if this one is gone silent (a member cut off from its
+    // cluster keeps the connection and says nothing): the director's rule
+    // (docs/fleet.md "The view"). A quiet registry is read again this often.
+    std::chrono::milliseconds watch_idle{10000};
 };
 
 struct trunk_watch_status {

@@ -25,6 +25,7 @@
 #include "registrar.h"
 #include "registry.h"
 #include "state.h"
+#include "tcp_proxy.h"
 #include "stentor/dp_shared.h"
 #include "trunk_key.h"
 #include "trunks.h"
@@ -905,6 +906,57 @@ TEST(Trunks, ipv6_trunks_from_two_origins_and_back_to_ipv4_when_the_edge_says_so
     EXPECT_TRUE(e1->flows6(7).empty());
     c.del(trunk_key(p, 7, "e1"));
     EXPECT_TRUE(eventually([&] { return o1.st->nb_listeners() == 0 && o2.st->nb_listeners() == 0; }));
+}
+
+// A relay's trunk watch whose etcd member goes silent (a proxy that stops
+// passing bytes and keeps the connection: a member cut off from its
+// cluster) ends after watch_idle without a word and reads the whole view
+// again through the next endpoint, so a relay that registered meanwhile is
+// seen. Before, the watch waited on the silent member for ever and the
+// relay's trunks froze at the last plan.
+TEST(Trunks, a_watch_gone_silent_is_read_again_through_the_next_endpoint) {
+    etcd_server& e = trunk_etcd();
+    const std::string p = fresh_prefix();
+    test::tcp_proxy px(e.client_port());
+    auto registered = [&](const std::string& id) {
+        registrar_options ro;
+        ro.etcd = e.endpoints();
+        ro.prefix = p;
+        ro.relay_id = id;
+        ro.lease_ttl_s = 2;
+        ro.refresh_ms = 100;
+        auto reg = std::make_unique<registrar>(ro, [] {
+            relay_record r;
+            r.role = "edge";
+            r.addresses = {"198.18.0.30"};
+            r.slots = 10;
+            return r;
+        });
+        reg->start();
+        return reg;
+    };
+    trunk_watch_options wo;
+    wo.etcd = etcd_endpoints({px.url(), e.url()});   // the proxy first: the watch starts there
+    wo.prefix = p;
+    wo.relay_id = "w1";
+    wo.retry = 200ms;
+    wo.watch_idle = 1000ms;
+    trunk_watch w(wo, [](const trunk_plan&) {});
+    w.start();
+    auto r1 = registered("e1");
+    ASSERT_TRUE(eventually([&] { return w.status().relays == 1; })) << w.status().last_error;
+    const uint64_t restarts = w.status().watch_restarts;
+    px.freeze(true);
+    auto r2 = registered("e2");
+    EXPECT_TRUE(eventually([&] { return w.status().relays == 2; }, 8s))
+        << "the relay registered after the watch's member went silent is seen; last error: " << w.status().last_error;
+    EXPECT_GT(w.status().watch_restarts, restarts);
+    EXPECT_NE(w.status().last_error.find("no event and no progress notification"), std::string::npos)
+        << w.status().last_error;
+    w.stop();
+    px.freeze(false);
+    r1->stop(true);
+    r2->stop(true);
 }
 
 TEST(Trunks, an_edge_that_already_carries_the_session_uses_it_and_never_ends_it) {
