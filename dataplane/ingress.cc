@@ -417,15 +417,13 @@ uint16_t flow_stage(worker* w, const dp_snapshot* s, rte_mbuf** pkts, uint16_t n
                 continue;
             }
             if (f->speaker_index < sh.nb_policers) {
-                // The bucket and the RTP stream (the entry's first 88
-                // bytes: up to three lines, entries are not line-aligned)
-                // and the counts at its end.
+                // The RTP stream, the bucket and the counts: the entry's
+                // first two lines (dp_policer); its SRTP state on the
+                // third only when the flow is protected.
                 const dp_policer& e = policer_of(sh, q, f->speaker_index);
-                const char* b = reinterpret_cast<const char*>(&e);
-                rte_prefetch0(b);
-                rte_prefetch0(b + 64);
-                rte_prefetch0(b + offsetof(dp_policer, srtp_rx) - 1);
-                rte_prefetch0(&e.counts);
+                rte_prefetch0(&e.rtp);
+                rte_prefetch0(&e.last_tsc);
+                if (f->srtp_in) rte_prefetch0(&e.srtp_rx);
             }
             if (f->session_index < s->nb_sessions) rte_prefetch0(&s->sessions[f->session_index]);
             if (sh.session_counts != nullptr && f->session_index < sh.nb_session_counts)

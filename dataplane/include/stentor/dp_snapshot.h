@@ -321,15 +321,24 @@ struct dp_speaker_counts {
     uint64_t auth_drops;               // from its address but not its stream: SSRC, RTP plausibility
 };
 
-struct alignas(8) dp_policer {
-    uint64_t last_tsc;                 // 0 = fresh: the bucket fills on first use
+//
+// Layout: what every packet of a plain session touches (the stream, the
+// bucket, the counts: 120 bytes) on two whole cache lines, the SRTP state
+// on a third that only a protected session's packets load. At 168 bytes,
+// not line-aligned, the entry took three or four lines per packet, each a
+// miss when thousands of speakers talk (docs/performance.md, fifteenth
+// round).
+struct alignas(64) dp_policer {
+    dp_rtp_track rtp;                  // line 0
+    uint64_t last_tsc;                 // line 1. 0 = fresh: the bucket fills on first use
     uint64_t pkt_tokens;               // scaled by policer_scale
     uint64_t byte_tokens;              // scaled by policer_scale
-    dp_rtp_track rtp;
-    srtp::stream srtp_rx;
-    srtp::tx_stream srtp_tx;
     dp_speaker_counts counts;
+    alignas(64) srtp::stream srtp_rx;  // line 2
+    srtp::tx_stream srtp_tx;
 };
+static_assert(sizeof(dp_policer) == 192 && offsetof(dp_policer, last_tsc) == 64 &&
+              offsetof(dp_policer, counts) + sizeof(dp_speaker_counts) <= 128 && offsetof(dp_policer, srtp_rx) == 128);
 inline constexpr uint64_t policer_scale = 1024;
 inline constexpr uint64_t policer_burst_ms = 1000;  // bucket depth: a second of stream at the policer rate
 
