@@ -1143,8 +1143,8 @@ struct relay_state::impl {
         auto* t = alloc_zeroed<dp::dp_session>(sizeof(dp::dp_session));
         for (unsigned sh_i = 0; sh_i < nb_shards; ++sh_i)
             for (unsigned k = 0; k < max_tiers; ++k) {
-                t->lists[sh_i][k] = publish_list<dp_listener_list>(s.lists[s.list_at(true, sh_i, k)]);
-                t->lists6[sh_i][k] = publish_list<dp_listener6_list>(s.lists6[s.list_at(true, sh_i, k)]);
+                t->shards[sh_i].v4[k] = publish_list<dp_listener_list>(s.lists[s.list_at(true, sh_i, k)]);
+                t->shards[sh_i].v6[k] = publish_list<dp_listener6_list>(s.lists6[s.list_at(true, sh_i, k)]);
             }
         t->id = d.id;
         t->index = d.index | dp::trunk_twin_bit;
@@ -1198,8 +1198,8 @@ struct relay_state::impl {
         d->srtp_streams = s.srtp_streams;
         for (unsigned sh_i = 0; sh_i < nb_shards; ++sh_i)
             for (unsigned t = 0; t < max_tiers; ++t) {
-                d->lists[sh_i][t] = publish_list<dp_listener_list>(s.lists[s.list_at(false, sh_i, t)]);
-                d->lists6[sh_i][t] = publish_list<dp_listener6_list>(s.lists6[s.list_at(false, sh_i, t)]);
+                d->shards[sh_i].v4[t] = publish_list<dp_listener_list>(s.lists[s.list_at(false, sh_i, t)]);
+                d->shards[sh_i].v6[t] = publish_list<dp_listener6_list>(s.lists6[s.list_at(false, sh_i, t)]);
             }
         if (s.published) retired.push_back(s.published);
         s.published = d;

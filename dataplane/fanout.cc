@@ -42,9 +42,9 @@ void abandon(worker* w, const dp_session* sess, const fanout_job& j) noexcept {
     uint64_t total = 0;
     for (uint32_t t = j.tier; t < max_tiers; ++t) {
         uint64_t live = 0;
-        if (const dp_listener_list* l = sess->lists[shard][t]) live += l->nb_live;
+        if (const dp_listener_list* l = sess->shards[shard].v4[t]) live += l->nb_live;
         // IPv6 listeners the packet did not fit were counted ipv6_too_big at its start.
-        if (const dp_listener6_list* l = sess->lists6[shard][t]; l != nullptr && j.v6) live += l->nb_live;
+        if (const dp_listener6_list* l = sess->shards[shard].v6[t]; l != nullptr && j.v6) live += l->nb_live;
         const uint64_t missed = t == j.tier ? (live > j.tier_seen ? live - j.tier_seen : 0) : live;
         w->c->tier_misses[t] += missed;
         total += missed;
@@ -58,7 +58,7 @@ static_assert(2 * max_tiers <= 8, "fanout_job::lists holds a bit per tier and fa
 uint64_t live6(const dp_session& sess, uint32_t shard) noexcept {
     uint64_t live = 0;
     for (unsigned t = 0; t < max_tiers; ++t)
-        if (const dp_listener6_list* l = sess.lists6[shard][t]) live += l->nb_live;
+        if (const dp_listener6_list* l = sess.shards[shard].v6[t]) live += l->nb_live;
     return live;
 }
 
@@ -67,11 +67,11 @@ uint64_t live6(const dp_session& sess, uint32_t shard) noexcept {
 const void* next_record(const dp_session& sess, int shard, const fanout_job& j) noexcept {
     for (uint32_t t = j.tier, slot = j.slot, fam = j.fam; t < max_tiers; ++t, slot = 0, fam = 0) {
         if (fam == 0) {
-            if (const dp_listener_list* l = sess.lists[shard][t]; l != nullptr && slot < l->nb_slots)
+            if (const dp_listener_list* l = sess.shards[shard].v4[t]; l != nullptr && slot < l->nb_slots)
                 return &l->chunks[slot / listener_chunk_size]->l[slot % listener_chunk_size];
             slot = 0;
         }
-        if (const dp_listener6_list* l = sess.lists6[shard][t]; j.v6 && l != nullptr && slot < l->nb_slots)
+        if (const dp_listener6_list* l = sess.shards[shard].v6[t]; j.v6 && l != nullptr && slot < l->nb_slots)
             return &l->chunks[slot / listener6_chunk_size]->l[slot % listener6_chunk_size];
     }
     return nullptr;
@@ -220,7 +220,7 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, fanout_job& j, uint32_t budg
     while (visited < budget && j.tier < max_tiers && !w->cut) {
         if (j.fam != 0) [[unlikely]] {
             // This tier's IPv6 listeners, after its IPv4 ones.
-            const dp_listener6_list* l6 = sess->lists6[shard][j.tier];
+            const dp_listener6_list* l6 = sess->shards[shard].v6[j.tier];
             if (!j.v6 || l6 == nullptr || j.slot >= l6->nb_slots) {
                 advance();
                 continue;
@@ -230,7 +230,7 @@ uint32_t run_slice(worker* w, const dp_snapshot& s, fanout_job& j, uint32_t budg
             visited += run_list<SinglePort>(w, j, l6, end);
             continue;
         }
-        const dp_listener_list* l = sess->lists[shard][j.tier];
+        const dp_listener_list* l = sess->shards[shard].v4[j.tier];
         if (l == nullptr || j.slot >= l->nb_slots) {
             advance();
             continue;
@@ -396,8 +396,8 @@ unsigned drain_in_ring(worker* w, const dp_snapshot* s, uint64_t now) noexcept {
 void fanout_prefetch_lists(const worker* w, const dp_session& sess) noexcept {
     const int shard = w->cfg.fanout_shard;
     for (unsigned t = 0; t < max_tiers; ++t) {
-        if (const dp_listener_list* l = sess.lists[shard][t]) rte_prefetch0(l);
-        if (const dp_listener6_list* l = sess.lists6[shard][t]) rte_prefetch0(l);
+        if (const dp_listener_list* l = sess.shards[shard].v4[t]) rte_prefetch0(l);
+        if (const dp_listener6_list* l = sess.shards[shard].v6[t]) rte_prefetch0(l);
     }
 }
 
@@ -414,11 +414,11 @@ void fanout_start_job(worker* w, const dp_session& sess, const uint8_t* rtp, uin
     uint32_t slots = 0;
     unsigned lists = 0;   // fanout_job::lists
     for (unsigned t = 0; t < max_tiers; ++t) {
-        if (const dp_listener_list* l = sess.lists[shard][t]; l != nullptr && l->nb_slots > 0) {
+        if (const dp_listener_list* l = sess.shards[shard].v4[t]; l != nullptr && l->nb_slots > 0) {
             slots += l->nb_slots;
             lists |= 1u << (2 * t);
         }
-        if (const dp_listener6_list* l = sess.lists6[shard][t]; l != nullptr && l->nb_slots > 0) {
+        if (const dp_listener6_list* l = sess.shards[shard].v6[t]; l != nullptr && l->nb_slots > 0) {
             slots += l->nb_slots;   // IPv6 listeners count alike
             lists |= 1u << (2 * t + 1);
         }

@@ -20,13 +20,13 @@ namespace stentor::dp {
 
 inline bool has_listeners6(const dp_session& sess, uint32_t shard) noexcept {
     bool any = false;
-    for (unsigned t = 0; t < max_tiers; ++t) any |= sess.lists6[shard][t] != nullptr;
+    for (unsigned t = 0; t < max_tiers; ++t) any |= sess.shards[shard].v6[t] != nullptr;
     return any;
 }
 
 inline bool has_listeners(const dp_session& sess, uint32_t shard) noexcept {
     bool any = false;
-    for (unsigned t = 0; t < max_tiers; ++t) any |= sess.lists[shard][t] != nullptr;
+    for (unsigned t = 0; t < max_tiers; ++t) any |= sess.shards[shard].v4[t] != nullptr;
     return any || has_listeners6(sess, shard);
 }
 

@@ -438,15 +438,8 @@ uint16_t flow_stage(worker* w, const dp_snapshot* s, rte_mbuf** pkts, uint16_t n
         if (flows[i] == nullptr || flows[i]->session_index >= s->nb_sessions) continue;
         const dp_session* sess = s->sessions[flows[i]->session_index];
         rte_prefetch0(sess);
-        if (shard >= 0) {
-            // A shard's four list pointers, both ends: 32 bytes, on one line
-            // while `lists` starts on a 32-byte boundary (it does since `trunk`
-            // moved before it), two lines if a layout change shifts it.
-            rte_prefetch0(&sess->lists[shard][0]);
-            rte_prefetch0(&sess->lists[shard][max_tiers - 1]);
-            rte_prefetch0(&sess->lists6[shard][0]);
-            rte_prefetch0(&sess->lists6[shard][max_tiers - 1]);
-        }
+        // The shard's list pointers, both families: one line (dp_shard_lists).
+        if (shard >= 0) rte_prefetch0(&sess->shards[shard]);
     }
     if (shard < 0) return k;
     for (uint16_t i = 0; i < k; ++i)

@@ -579,7 +579,7 @@ TEST(srtp_egress, the_mixer_protects_each_mixed_packet_once_per_key_and_records_
     sess.srtp_tx = &ks;
     dp::dp_srtp_egress streams{};
     sess.srtp_streams = &streams;
-    sess.lists[0][0] = &someone;
+    sess.shards[0].v4[0] = &someone;
     const bytes tkey = key_bytes(70, 28);
     srtp::key* tk = srtp::key_create(srtp::suite::aead_aes_128_gcm, tkey.data(), tkey.size(), 2);
     ASSERT_NE(tk, nullptr);
@@ -593,7 +593,7 @@ TEST(srtp_egress, the_mixer_protects_each_mixed_packet_once_per_key_and_records_
     twin.generation = sess.generation;
     twin.srtp_egress = 1;
     twin.srtp_tx = &tks;
-    twin.lists[0][0] = &someone;
+    twin.shards[0].v4[0] = &someone;
     sess.trunk = &twin;
     dp::dp_session* ptrs[1] = {&sess};
     dp::dp_snapshot snap{};

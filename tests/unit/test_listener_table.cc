@@ -54,7 +54,7 @@ struct table {
     // Live listeners of (session, shard, tier) as the fan-out loop walks them.
     std::vector<std::pair<uint32_t, uint16_t>> walk(uint32_t id, unsigned shard, unsigned tier) const {
         std::vector<std::pair<uint32_t, uint16_t>> out;
-        const dp::dp_listener_list* l = session(id).lists[shard][tier];
+        const dp::dp_listener_list* l = session(id).shards[shard].v4[tier];
         if (l == nullptr) return out;
         for (uint32_t s = 0; s < l->nb_slots; ++s) {
             const dp::dp_listener& r = l->chunks[s / dp::listener_chunk_size]->l[s % dp::listener_chunk_size];
@@ -76,7 +76,7 @@ TEST(ListenerTable, records_are_8_bytes_address_port_and_next_hop_and_a_free_slo
     t.st->listener_add(id, 0xcb007105, 6000, 2);   // 203.0.113.5 via the gateway
     t.st->listener_add(id, 0xcb007106, 6000, 2);
     t.st->publish();
-    const dp::dp_listener_list* l = t.session(id).lists[0][2];
+    const dp::dp_listener_list* l = t.session(id).shards[0].v4[2];
     ASSERT_NE(nullptr, l);
     ASSERT_EQ(2u, l->nb_slots);
     const dp::dp_listener& r = l->chunks[0]->l[0];
@@ -88,11 +88,11 @@ TEST(ListenerTable, records_are_8_bytes_address_port_and_next_hop_and_a_free_slo
     // A leaver's slot is all zero, which the fan-out reads as free.
     t.st->listener_del(id, 0xcb007105, 6000);
     t.st->publish();
-    const dp::dp_listener& f = t.session(id).lists[0][2]->chunks[0]->l[0];
+    const dp::dp_listener& f = t.session(id).shards[0].v4[2]->chunks[0]->l[0];
     EXPECT_FALSE(dp::is_live(f));
     EXPECT_EQ(0u, f.ip_be);
     EXPECT_EQ(0u, f.neigh_idx);
-    EXPECT_TRUE(dp::is_live(t.session(id).lists[0][2]->chunks[0]->l[1]));
+    EXPECT_TRUE(dp::is_live(t.session(id).shards[0].v4[2]->chunks[0]->l[1]));
 }
 
 TEST(ListenerTable, tiers_live_in_separate_lists_and_slots_are_reused_within_a_tier) {
@@ -105,13 +105,13 @@ TEST(ListenerTable, tiers_live_in_separate_lists_and_slots_are_reused_within_a_t
     t.st->listener_del(id, 0xc6120012, 5004);   // tier 0, slot 1
     t.st->publish();
     EXPECT_EQ((std::vector<std::pair<uint32_t, uint16_t>>{{0xc6120010, 5004}, {0xc6120014, 5004}}), t.walk(id, 0, 0));
-    EXPECT_EQ(3u, t.session(id).lists[0][0]->nb_slots) << "a leave clears its slot, it does not move others";
+    EXPECT_EQ(3u, t.session(id).shards[0].v4[0]->nb_slots) << "a leave clears its slot, it does not move others";
     t.st->listener_add(id, 0xc6120020, 5004, 0);
     t.st->publish();
     const auto w = t.walk(id, 0, 0);
     ASSERT_EQ(3u, w.size());
     EXPECT_EQ(0xc6120020u, w[1].first) << "the freed slot is reused by the next join of the same tier";
-    EXPECT_EQ(3u, t.session(id).lists[0][0]->nb_slots);
+    EXPECT_EQ(3u, t.session(id).shards[0].v4[0]->nb_slots);
 }
 
 TEST(ListenerTable, a_change_copies_only_the_chunk_it_touches) {
@@ -120,12 +120,12 @@ TEST(ListenerTable, a_change_copies_only_the_chunk_it_touches) {
     const uint32_t n = 3 * dp::listener_chunk_size;
     for (uint32_t i = 0; i < n; ++i) t.st->listener_add(id, 0x0a000001 + i, 5004, 0);   // via the gateway
     t.st->publish();
-    const dp::dp_listener_list* before = t.session(id).lists[0][0];
+    const dp::dp_listener_list* before = t.session(id).shards[0].v4[0];
     ASSERT_EQ(3u, before->nb_chunks);
     const std::vector<const dp::dp_listener_chunk*> old(before->chunks, before->chunks + 3);
     t.st->listener_del(id, 0x0a000001 + dp::listener_chunk_size + 7, 5004);   // in chunk 1
     t.st->publish();
-    const dp::dp_listener_list* after = t.session(id).lists[0][0];
+    const dp::dp_listener_list* after = t.session(id).shards[0].v4[0];
     EXPECT_EQ(old[0], after->chunks[0]);
     EXPECT_NE(old[1], after->chunks[1]) << "the touched chunk is a new copy";
     EXPECT_EQ(old[2], after->chunks[2]);
@@ -149,7 +149,7 @@ TEST(ListenerTable, a_copied_chunk_keeps_its_slots_in_use_and_is_zero_past_them)
     t.st->listener_del(id, 0x0a000001 + dp::listener_chunk_size + 7, 5004);   // copies chunk 1
     t.st->publish();
     {
-        const dp::dp_listener_list* l = t.session(id).lists[0][0];
+        const dp::dp_listener_list* l = t.session(id).shards[0].v4[0];
         ASSERT_EQ(n, l->nb_slots);
         ASSERT_EQ(n - 1, l->nb_live);
         const dp::dp_listener_chunk* c = l->chunks[1];
@@ -178,15 +178,15 @@ TEST(ListenerTable, a_copied_chunk_keeps_its_slots_in_use_and_is_zero_past_them)
     t.st->listener_add(id, 0x0a000001 + n + 1, 5004, 0);   // the freed slot; copies chunk 1 again
     t.st->listener_add(id, 0x0a000001 + n + 2, 5004, 0);   // slot n: past the old end
     t.st->publish();
-    ASSERT_EQ(junk, static_cast<const void*>(t.session(id).lists[0][0]->chunks[1]));
-    const dp::dp_listener& reused = t.session(id).lists[0][0]->chunks[1]->l[7];
+    ASSERT_EQ(junk, static_cast<const void*>(t.session(id).shards[0].v4[0]->chunks[1]));
+    const dp::dp_listener& reused = t.session(id).shards[0].v4[0]->chunks[1]->l[7];
     EXPECT_EQ(0x0a000001 + n + 1, __builtin_bswap32(reused.ip_be));
-    const dp::dp_listener& grown = t.session(id).lists[0][0]->chunks[1]->l[88];
+    const dp::dp_listener& grown = t.session(id).shards[0].v4[0]->chunks[1]->l[88];
     EXPECT_EQ(0x0a000001 + n + 2, __builtin_bswap32(grown.ip_be));
-    EXPECT_EQ(n + 1, t.session(id).lists[0][0]->nb_slots);
-    EXPECT_EQ(n + 1, t.session(id).lists[0][0]->nb_live);
+    EXPECT_EQ(n + 1, t.session(id).shards[0].v4[0]->nb_slots);
+    EXPECT_EQ(n + 1, t.session(id).shards[0].v4[0]->nb_live);
     for (uint32_t k = 89; k < dp::listener_chunk_size; ++k)
-        EXPECT_EQ(0u, t.session(id).lists[0][0]->chunks[1]->l[k].port_be) << "slot " << dp::listener_chunk_size + k;
+        EXPECT_EQ(0u, t.session(id).shards[0].v4[0]->chunks[1]->l[k].port_be) << "slot " << dp::listener_chunk_size + k;
 }
 
 TEST(ListenerTable, a_small_list_carries_its_records_after_its_header) {
@@ -200,14 +200,14 @@ TEST(ListenerTable, a_small_list_carries_its_records_after_its_header) {
     };
     for (uint32_t i = 0; i < 3; ++i) t.st->listener_add(id, 0x0a000001 + i, 5004, 0);
     t.st->publish();
-    const dp::dp_listener_list* first = t.session(id).lists[0][0];
+    const dp::dp_listener_list* first = t.session(id).shards[0].v4[0];
     ASSERT_TRUE(inline_at(first));
     EXPECT_EQ(1u, first->nb_chunks);
     EXPECT_EQ(3u, t.walk(id, 0, 0).size());
 
     t.st->listener_del(id, 0x0a000002, 5004);
     t.st->publish();
-    const dp::dp_listener_list* second = t.session(id).lists[0][0];
+    const dp::dp_listener_list* second = t.session(id).shards[0].v4[0];
     ASSERT_TRUE(inline_at(second));
     EXPECT_EQ((std::vector<std::pair<uint32_t, uint16_t>>{{0x0a000001, 5004}, {0x0a000003, 5004}}), t.walk(id, 0, 0));
     EXPECT_EQ(3u, second->nb_slots);
@@ -216,7 +216,7 @@ TEST(ListenerTable, a_small_list_carries_its_records_after_its_header) {
     // Filled to the bound: still inline, every record where the walk looks.
     for (uint32_t i = 3; i <= dp::listener_inline_max; ++i) t.st->listener_add(id, 0x0a000001 + i, 5004, 0);
     t.st->publish();
-    const dp::dp_listener_list* full = t.session(id).lists[0][0];
+    const dp::dp_listener_list* full = t.session(id).shards[0].v4[0];
     ASSERT_EQ(dp::listener_inline_max, full->nb_slots);
     EXPECT_TRUE(inline_at(full));
     auto w = t.walk(id, 0, 0);
@@ -226,7 +226,7 @@ TEST(ListenerTable, a_small_list_carries_its_records_after_its_header) {
     // One more slot: the list points at its chunk again.
     t.st->listener_add(id, 0x0b000001, 5004, 0);
     t.st->publish();
-    const dp::dp_listener_list* big = t.session(id).lists[0][0];
+    const dp::dp_listener_list* big = t.session(id).shards[0].v4[0];
     ASSERT_EQ(dp::listener_inline_max + 1, big->nb_slots);
     EXPECT_FALSE(inline_at(big));
     w = t.walk(id, 0, 0);

@@ -83,14 +83,14 @@ struct relay {
         for (unsigned sh = 0; sh < 2; ++sh)
             for (unsigned t = 0; t < dp::max_tiers; ++t) {
                 const std::string at = std::to_string(sh) + "/" + std::to_string(t);
-                if (const auto* l = s->lists[sh][t]; l != nullptr && !a.ip6)
+                if (const auto* l = s->shards[sh].v4[t]; l != nullptr && !a.ip6)
                     for (uint32_t k = 0; k < l->nb_slots; ++k) {
                         const auto& r = l->chunks[k / dp::listener_chunk_size]->l[k % dp::listener_chunk_size];
                         if (dp::is_live(r) && __builtin_bswap32(r.ip_be) == a.ip &&
                             __builtin_bswap16(r.port_be) == a.port)
                             out.push_back(at);
                     }
-                if (const auto* l = s->lists6[sh][t]; l != nullptr && a.ip6)
+                if (const auto* l = s->shards[sh].v6[t]; l != nullptr && a.ip6)
                     for (uint32_t k = 0; k < l->nb_slots; ++k) {
                         const auto& r = l->chunks[k / dp::listener6_chunk_size]->l[k % dp::listener6_chunk_size];
                         if ((r.flags & dp::listener_flag_live) && std::equal(a.ip6->begin(), a.ip6->end(), r.ip) &&
@@ -111,7 +111,7 @@ struct relay {
             o << "session " << s->id << " listeners " << s->nb_listeners << '\n';
             for (unsigned sh = 0; sh < 2; ++sh)
                 for (unsigned t = 0; t < dp::max_tiers; ++t) {
-                    if (const auto* l = s->lists[sh][t]) {
+                    if (const auto* l = s->shards[sh].v4[t]) {
                         o << " v4 " << sh << '/' << t << " live " << l->nb_live << ':';
                         for (uint32_t k = 0; k < l->nb_slots; ++k) {
                             const auto& r = l->chunks[k / dp::listener_chunk_size]->l[k % dp::listener_chunk_size];
@@ -119,7 +119,7 @@ struct relay {
                         }
                         o << '\n';
                     }
-                    if (const auto* l = s->lists6[sh][t]) {
+                    if (const auto* l = s->shards[sh].v6[t]) {
                         o << " v6 " << sh << '/' << t << " live " << l->nb_live << ':';
                         for (uint32_t k = 0; k < l->nb_slots; ++k) {
                             const auto& r = l->chunks[k / dp::listener6_chunk_size]->l[k % dp::listener6_chunk_size];
@@ -270,7 +270,7 @@ TEST(ListenerTier, back_and_forth_reuses_the_slots_it_freed) {
         for (uint32_t i = 0; i < snap.nb_sessions; ++i)
             if (snap.sessions[i]->generation != 0)
                 for (unsigned sh = 0; sh < 2; ++sh)
-                    if (const auto* l = snap.sessions[i]->lists[sh][tier]) n += l->nb_slots;
+                    if (const auto* l = snap.sessions[i]->shards[sh].v4[tier]) n += l->nb_slots;
         return n;
     };
     EXPECT_EQ(301u, slots(2));

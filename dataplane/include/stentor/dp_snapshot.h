@@ -59,7 +59,7 @@ static_assert(sizeof(dp_listener_chunk) == 4096);
 // (the pseudo header's destination words and the port, folded) is all the
 // per-listener arithmetic a replica needs: IPv6 has no header checksum, and
 // the UDP checksum is mandatory (RFC 8200 8.1), so it is always written.
-// IPv6 listeners live in lists of their own (dp_session::lists6), so the
+// IPv6 listeners live in lists of their own (dp_session::shards, dp_shard_lists::v6), so the
 // IPv4 loop and its 8-byte records are untouched.
 struct alignas(32) dp_listener6 {
     uint8_t ip[16];        // destination address, network order
@@ -125,6 +125,19 @@ struct dp_listener6_list {
 
 struct dp_srtp_egress;
 
+// One fan-out shard's lists of a session, by tier; nullptr = no listeners
+// there. Within a tier the IPv4 list is served first, then the IPv6 one;
+// tiers stay in order across both families. Both families on one line:
+// every packet of the session reads all eight pointers (the fan-out's
+// start, fanout_prefetch_lists). As two arrays [shard][tier] side by side
+// they were two or three lines more per packet, at offsets 56 and 1 080
+// (docs/performance.md, fifteenth round).
+struct alignas(64) dp_shard_lists {
+    const dp_listener_list* v4[max_tiers];
+    const dp_listener6_list* v6[max_tiers];
+};
+static_assert(sizeof(dp_shard_lists) == 64);
+
 struct dp_session {
     uint32_t id;
     uint32_t index;                    // position in dp_snapshot::sessions
@@ -158,11 +171,10 @@ struct dp_session {
     // of its own per packet in a relay of thousands of sessions
     // (docs/performance.md, eighth round).
     const dp_session* trunk;
-    // [fan-out shard][tier]; nullptr = no listeners there.
-    const dp_listener_list* lists[max_fanout_shards][max_tiers];
-    // The same for IPv6 listeners. Within a tier the IPv4 list is served
-    // first, then the IPv6 one; tiers stay in order across both families.
-    const dp_listener6_list* lists6[max_fanout_shards][max_tiers];
+    // The listener lists of each fan-out shard, by tier, one cache line a
+    // shard (dp_shard_lists): a speaker packet reads its session's first
+    // line and one more.
+    dp_shard_lists shards[max_fanout_shards];
     // The session's egress index high-water marks, one per SSRC it protects
     // (dp_srtp_egress); nullptr when srtp_egress is off. Mutable (atomics):
     // the session's lifetime, not a version's. At the end: only protected
@@ -172,7 +184,7 @@ struct dp_session {
 
 // What ingress reads of every packet's session is in its first cache line
 // (flow_stage prefetches that one and the shard's list pointers).
-static_assert(offsetof(dp_session, trunk) + sizeof(dp_session::trunk) <= 64);
+static_assert(offsetof(dp_session, trunk) + sizeof(dp_session::trunk) <= 64 && offsetof(dp_session, shards) == 64);
 
 // A twin's index (dp_session::trunk): its session's with the top bit set,
 // so a job or a message tagged with it resolves to the twin (session_at).
