@@ -287,14 +287,15 @@ rate_view control_plane::rates() const {
     return _rates;
 }
 
-void control_plane::set_trunks(const trunk_reconciler* r) {
+void control_plane::set_trunks(const trunk_reconciler* r, const fleet::trunk_watch* w) {
     std::lock_guard lk(_trunks_mu);
     _trunks = r;
+    _trunk_watch = r != nullptr ? w : nullptr;
 }
 
-void control_plane::with_trunks(const std::function<void(const trunk_reconciler&)>& f) const {
+void control_plane::with_trunks(const std::function<void(const trunk_reconciler&, const fleet::trunk_watch*)>& f) const {
     std::lock_guard lk(_trunks_mu);
-    if (_trunks != nullptr) f(*_trunks);
+    if (_trunks != nullptr) f(*_trunks, _trunk_watch);
 }
 
 }  // namespace stentor::control

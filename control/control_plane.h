@@ -30,6 +30,10 @@
 #include "relay.h"
 #include "stentor/dp_counters.h"
 
+namespace stentor::fleet {
+class trunk_watch;
+}
+
 namespace stentor::control {
 
 class trunk_reconciler;
@@ -124,10 +128,11 @@ public:
     dp::lcore_counters totals() const { return _r.totals(); }
     uint64_t publishes() const { return _publishes.load(); }
     // [fleet]: the trunks' reconciler, for /metrics (stentord sets it when
-    // the trunks start and clears it before they stop). with_trunks calls f
-    // under the lock that set_trunks takes, so the reconciler outlives it.
-    void set_trunks(const trunk_reconciler* r);
-    void with_trunks(const std::function<void(const trunk_reconciler&)>& f) const;
+    // the trunks start and clears it before they stop), and the watch that
+    // feeds it. with_trunks calls f under the lock that set_trunks takes,
+    // so both outlive it; `w` is nullptr only where no watch runs (tests).
+    void set_trunks(const trunk_reconciler* r, const fleet::trunk_watch* w = nullptr);
+    void with_trunks(const std::function<void(const trunk_reconciler&, const fleet::trunk_watch*)>& f) const;
 
 private:
     void run();
@@ -148,6 +153,7 @@ private:
     std::vector<uint32_t> _port_speeds;                 // reported at start (admission)
     mutable std::mutex _trunks_mu;
     const trunk_reconciler* _trunks = nullptr;
+    const fleet::trunk_watch* _trunk_watch = nullptr;
     mutable std::mutex _rates_mu;
     rate_view _rates;
     dp::lcore_counters _prev_total{};

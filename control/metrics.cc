@@ -690,7 +690,30 @@ std::string prometheus_text(control_plane& cp, const api_status* api, const metr
 
     // [fleet] trunks (docs/fleet.md "Who a trunk may reach"): records the
     // relay's own rules refused, once each, by reason.
-    cp.with_trunks([&](const trunk_reconciler& tr) {
+    cp.with_trunks([&](const trunk_reconciler& tr, const fleet::trunk_watch* watch) {
+        // The registry view the plan comes from (docs/fleet.md "The
+        // view"): whether it was ever read whole, how often the watch was
+        // started again (an error, or the idle deadline: a member gone
+        // silent), what it holds.
+        if (watch != nullptr) {
+            const auto ws = watch->status();
+            x.family("stentor_fleet_trunk_view_loaded", "gauge",
+                     "1 once the trunk watch has read the registry's relays and trunks whole.")
+                .sample(ws.loaded ? 1 : 0);
+            x.family("stentor_fleet_trunk_view_relays", "gauge", "Relay records in the trunk watch's view.")
+                .sample(ws.relays);
+            x.family("stentor_fleet_trunk_view_trunks", "gauge", "Trunk records in the trunk watch's view.")
+                .sample(ws.trunks);
+            x.family("stentor_fleet_trunk_watch_restarts_total", "counter",
+                     "Trunk watches ended and the view read again (an etcd error, or no word for fleet's watch idle deadline).")
+                .sample(ws.watch_restarts);
+            x.family("stentor_fleet_trunk_plan_applies_total", "counter",
+                     "Trunk plans applied (at each change of the view, and every second).")
+                .sample(ws.applies);
+            x.family("stentor_fleet_trunk_registry_refused_total", "counter",
+                     "Registry keys the trunk watch did not act on (unreadable or misnamed), once each.")
+                .sample(ws.records_refused);
+        }
         const auto ts = tr.stats();
         x.family("stentor_fleet_trunk_refused_total", "counter",
                  "Trunk records refused by this relay's own rules (counted once each), by reason.");

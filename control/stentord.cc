@@ -301,7 +301,7 @@ int main(int argc, char** argv) {
                 spdlog::info("fleet: registering {} as {} ({}) in etcd {}, lease {} s", prof.fleet.relay_id,
                              prof.fleet.role, fleet_reg->key(), prof.fleet.etcd.front(), prof.fleet.lease_ttl_s);
             fleet_tr = control::fleet_trunks_start(prof, r->state(), trunk_epoch);
-            if (fleet_tr) cp->set_trunks(fleet_tr->reconciler.get());
+            if (fleet_tr) cp->set_trunks(fleet_tr->reconciler.get(), fleet_tr->watch.get());
             spdlog::info("stentord: ready");
             // Ports up, workers running, API listening: systemd may start
             // what is ordered after us.

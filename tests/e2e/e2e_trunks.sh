@@ -360,6 +360,23 @@ else
 fi
 ectl del /stentor/trunks/1/victim >/dev/null
 ectl lease revoke "$VLEASE" >/dev/null
+# The trunk watch's view on /metrics (docs/metrics.md): read whole, the
+# relays and trunk records it holds, plans applied. Origin-2 watches the
+# same registry as everyone (the three relays under leases, and the trunk key
+# of session 1 towards edge-1 at least).
+metric() {   # RELAY NAME: the sample's value, or nothing
+  api "$1" /metrics | awk -v n="$2" '$1 == n { print $2 }'
+}
+m_loaded=$(metric o2 stentor_fleet_trunk_view_loaded)
+m_relays=$(metric o2 stentor_fleet_trunk_view_relays)
+m_trunks=$(metric o2 stentor_fleet_trunk_view_trunks)
+m_applies=$(metric o2 stentor_fleet_trunk_plan_applies_total)
+m_restarts=$(metric o2 stentor_fleet_trunk_watch_restarts_total)
+if [[ "$m_loaded" == 1 && "${m_relays:-0}" -ge 3 && "${m_trunks:-0}" -ge 1 && "${m_applies:-0}" -ge 1 && -n "$m_restarts" ]]; then
+  pass "${T}_trunk_watch_on_metrics"
+else
+  fail "${T}_trunk_watch_on_metrics" "loaded=${m_loaded:-absent} relays=${m_relays:-absent} trunks=${m_trunks:-absent} applies=${m_applies:-absent} restarts=${m_restarts:-absent}"
+fi
 # The edge's listener (static, over the edge's API).
 code=$(ip netns exec "${NS_OF[e1]}" curl -s -m 5 -o "$WORK/add.json" -w '%{http_code}' \
   -H "Authorization: Bearer trunks-e2e-token-0123456789" -d '{"ip":"198.18.0.21","port":5004,"tier":1}' \
