@@ -333,8 +333,7 @@ struct dp_speaker_counts {
     uint64_t auth_drops;               // from its address but not its stream: SSRC, RTP plausibility
 };
 
-//
-// Layout: what every packet of a plain session touches (the stream, the
+// The entry's layout: what every packet of a plain session touches (the stream, the
 // bucket, the counts: 120 bytes) on two whole cache lines, the SRTP state
 // on a third that only a protected session's packets load. At 168 bytes,
 // not line-aligned, the entry took three or four lines per packet, each a
