@@ -982,6 +982,9 @@ struct relay_state::impl {
         // the session's srtp.ingress: the trunk key the edge derived.
         f.srtp_in = s.srtp_ingress == srtp_ingress_mode::required || (sp.trunk && trunk_auth) ? 1 : 0;
         f.dedup = sp.trunk && s.dedup != nullptr ? 1 : 0;   // an origin's trunk flow: first copy wins (either family)
+        // Its packets read the policer entry's SRTP line: authenticated, or
+        // protected towards listeners or (trunk_auth) trunk listeners.
+        f.srtp_line = f.srtp_in || s.trailer() != 0 || trunk_auth ? 1 : 0;
         f.ssrc_be = sp.ssrc ? __builtin_bswap32(*sp.ssrc) : 0;
         f.speaker_index = sp.slot;
         // Policer: the stream's packet rate and the session's highest

@@ -419,11 +419,11 @@ uint16_t flow_stage(worker* w, const dp_snapshot* s, rte_mbuf** pkts, uint16_t n
             if (f->speaker_index < sh.nb_policers) {
                 // The RTP stream, the bucket and the counts: the entry's
                 // first two lines (dp_policer); its SRTP state on the
-                // third only when the flow is protected.
+                // third only for a flow that uses it (dp_flow::srtp_line).
                 const dp_policer& e = policer_of(sh, q, f->speaker_index);
                 rte_prefetch0(&e.rtp);
                 rte_prefetch0(&e.last_tsc);
-                if (f->srtp_in) rte_prefetch0(&e.srtp_rx);
+                if (f->srtp_line) rte_prefetch0(&e.srtp_rx);
             }
             if (f->session_index < s->nb_sessions) rte_prefetch0(&s->sessions[f->session_index]);
             if (sh.session_counts != nullptr && f->session_index < sh.nb_session_counts)

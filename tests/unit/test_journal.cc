@@ -1042,6 +1042,46 @@ void srtp_speaker_session(relay_state& st, uint32_t id, unsigned udp_port, unsig
     set_speaker_key(st, id, sport, seed);
 }
 
+// dp_flow::srtp_line, flow_stage's hint to prefetch the policer entry's
+// SRTP line (dp_policer): set for a speaker whose packets use it (it
+// authenticates, or its session protects towards listeners), clear for a
+// plain one, whose packets then touch two lines of the entry, not three.
+TEST(JournalState, a_speaker_flow_is_marked_for_the_srtp_line_only_when_its_packets_use_it) {
+    node n(journal_profile(), "");
+    struct row {
+        const char* name;
+        std::optional<srtp_ingress_mode> in;
+        std::optional<srtp_egress_mode> out;
+        uint8_t srtp_in;
+        uint8_t srtp_line;
+    };
+    const row rows[] = {
+        {"plain", srtp_ingress_mode::off, srtp_egress_mode::off, 0, 0},
+        {"ingress_required", srtp_ingress_mode::required, srtp_egress_mode::off, 1, 1},
+        {"egress_session_key", srtp_ingress_mode::off, srtp_egress_mode::session_key, 0, 1},
+        {"both", srtp_ingress_mode::required, srtp_egress_mode::session_key, 1, 1},
+    };
+    for (uint32_t i = 0; i < std::size(rows); ++i) {
+        session_params p;
+        p.id = i + 1;
+        p.udp_port = 40001 + i;
+        p.srtp_ingress = rows[i].in;
+        p.srtp_egress = rows[i].out;
+        n.st->session_create(p);
+        n.st->speaker_add(i + 1, 0xc612000a, 5004, 1234);
+    }
+    n.st->publish();
+    const dp::dp_snapshot* s = n.shared.snapshot.load();
+    ASSERT_NE(s, nullptr);
+    for (uint32_t i = 0; i < std::size(rows); ++i) {
+        const dp::dp_flow* f = dp::find_flow(
+            *s, dp::flow_key(__builtin_bswap32(0xc612000au), __builtin_bswap16(5004), __builtin_bswap16(static_cast<uint16_t>(40001 + i))));
+        ASSERT_NE(f, nullptr) << rows[i].name;
+        EXPECT_EQ(rows[i].srtp_in, f->srtp_in) << rows[i].name;
+        EXPECT_EQ(rows[i].srtp_line, f->srtp_line) << rows[i].name;
+    }
+}
+
 // No egress index is used before the journal holds a reservation above it,
 // so a relay that restarts (crash: no clean stop) resumes each SSRC above
 // everything the last run could have protected, even when its speaker

@@ -243,7 +243,10 @@ struct dp_flow {
     uint8_t has_ssrc;
     uint8_t srtp_in;                   // 1: packets must authenticate with dp_snapshot::speaker_keys[speaker_index]
     uint8_t dedup;                     // 1: a trunk flow from an origin: first copy wins (dp_session::dedup)
-    uint8_t pad_[1];
+    // 1: its packets use the SRTP line of their policer entry (srtp_in, or
+    // a session or trunk twin that protects its egress): a prefetch hint
+    // for flow_stage only, so a stale one costs a miss, never a verdict.
+    uint8_t srtp_line;
 };
 static_assert(sizeof(dp_flow) == 32);
 
