@@ -130,7 +130,7 @@ public:
     // [fleet]: the trunks' reconciler, for /metrics (stentord sets it when
     // the trunks start and clears it before they stop), and the watch that
     // feeds it. with_trunks calls f under the lock that set_trunks takes,
-    // so both outlive it; `w` is nullptr only where no watch runs (tests).
+    // so both outlive it; set_trunks(nullptr) clears both.
     void set_trunks(const trunk_reconciler* r, const fleet::trunk_watch* w = nullptr);
     void with_trunks(const std::function<void(const trunk_reconciler&, const fleet::trunk_watch*)>& f) const;
 

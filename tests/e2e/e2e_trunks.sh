@@ -342,8 +342,11 @@ VLEASE=$(ectl lease grant 120 | awk '{ print $2 }')
 ectl put --lease="$VLEASE" /stentor/relays/victim "$VREC" >/dev/null
 ectl put /stentor/trunks/1/victim \
   '{"session":1,"edge":"victim","origins":["origin-2"],"origin":"origin-2","udp_port":40000,"created_by":"attacker"}' >/dev/null
+metric() {   # RELAY NAME: the sample's value, or nothing
+  api "$1" /metrics | awk -v n="$2" '$1 == n { print $2 }'
+}
 refused_metric() {   # RELAY REASON: the counter's value, or nothing
-  api "$1" /metrics | awk -v r="stentor_fleet_trunk_refused_total{reason=\"$2\"}" '$1 == r { print $2 }'
+  metric "$1" "stentor_fleet_trunk_refused_total{reason=\"$2\"}"
 }
 if wait_for 10 grep -qF "edge address $VICTIM is outside fleet.trunk_peers" "$WORK/o2.log"; then
   sleep 1.5   # more applies: still once
@@ -364,9 +367,6 @@ ectl lease revoke "$VLEASE" >/dev/null
 # relays and trunk records it holds, plans applied. Origin-2 watches the
 # same registry as everyone (the three relays under leases, and the trunk key
 # of session 1 towards edge-1 at least).
-metric() {   # RELAY NAME: the sample's value, or nothing
-  api "$1" /metrics | awk -v n="$2" '$1 == n { print $2 }'
-}
 m_loaded=$(metric o2 stentor_fleet_trunk_view_loaded)
 m_relays=$(metric o2 stentor_fleet_trunk_view_relays)
 m_trunks=$(metric o2 stentor_fleet_trunk_view_trunks)

@@ -59,8 +59,9 @@ static_assert(sizeof(dp_listener_chunk) == 4096);
 // (the pseudo header's destination words and the port, folded) is all the
 // per-listener arithmetic a replica needs: IPv6 has no header checksum, and
 // the UDP checksum is mandatory (RFC 8200 8.1), so it is always written.
-// IPv6 listeners live in lists of their own (dp_session::shards, dp_shard_lists::v6), so the
-// IPv4 loop and its 8-byte records are untouched.
+// IPv6 listeners live in lists of their own (dp_shard_lists::v6 in
+// dp_session::shards), so the IPv4 loop and its 8-byte records are
+// untouched.
 struct alignas(32) dp_listener6 {
     uint8_t ip[16];        // destination address, network order
     uint16_t port_be;      // destination UDP port, network order
@@ -336,9 +337,9 @@ struct dp_speaker_counts {
     uint64_t auth_drops;               // from its address but not its stream: SSRC, RTP plausibility
 };
 
-// The entry's layout: what every packet of a plain session touches (the stream, the
-// bucket, the counts: 120 bytes) on two whole cache lines, the SRTP state
-// on a third that only a protected session's packets load. At 168 bytes,
+// The entry's layout: what every packet of a plain session touches (the
+// stream, the bucket, the counts: 120 bytes) on two whole cache lines, the
+// SRTP state on a third that only a protected session's packets load. At 168 bytes,
 // not line-aligned, the entry took three or four lines per packet, each a
 // miss when thousands of speakers talk (docs/performance.md, fifteenth
 // round).
